@@ -1,0 +1,95 @@
+"""Ports: the Protocols the services depend on. Adapters implement them; the domain knows none.
+
+Frames exchanged through ports are polars DataFrames with the schemas declared in
+:mod:`cryptosmarttrader.domain.market`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+import polars as pl
+
+from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.orders import OrderStatus
+
+__all__ = [
+    "Clock",
+    "IdempotencyStore",
+    "KillSwitch",
+    "KillSwitchState",
+    "LakeStore",
+    "MarketData",
+    "Metrics",
+    "OrderRecord",
+    "OrderStore",
+    "PositionStore",
+]
+
+
+class MarketData(Protocol):
+    """Real market data as of a point in time. Nothing after ``asof`` may be returned."""
+
+    def daily_universe(self, asof: datetime, lookback_days: int) -> pl.DataFrame:
+        """Daily bars for every coin, ``DAILY_SCHEMA``, with ``ts <= asof`` only."""
+        ...
+
+    def ohlcv(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """Candles for one symbol, ``OHLCV_SCHEMA``, ``start <= ts <= end``."""
+        ...
+
+
+class LakeStore(Protocol):
+    def write_candles(self, frame: pl.DataFrame, exchange: str, timeframe: str) -> list[str]:
+        """Write candles partitioned by exchange/timeframe/symbol/date. Returns object keys."""
+        ...
+
+    def read_candles(
+        self, exchange: str, timeframe: str, symbol: str, start: datetime, end: datetime
+    ) -> pl.DataFrame: ...
+
+
+class OrderRecord(Protocol):
+    client_order_id: str
+    symbol: str
+    status: OrderStatus
+
+
+class IdempotencyStore(Protocol):
+    def claim(self, key: str, now: datetime, ttl_seconds: int) -> bool:
+        """Atomically claim ``key`` for ``ttl_seconds``. False if already claimed and unexpired."""
+        ...
+
+
+class OrderStore(Protocol):
+    def put_new(self, order: Mapping[str, Any]) -> bool:
+        """Insert an order keyed by client_order_id. False (nothing written) if it exists."""
+        ...
+
+    def get(self, client_order_id: str) -> dict[str, Any] | None: ...
+
+    def list_orders(self) -> list[dict[str, Any]]: ...
+
+
+class PositionStore(Protocol):
+    def get_all(self) -> dict[str, dict[str, Any]]: ...
+
+
+class KillSwitchState(Protocol):
+    on: bool
+    reason: str
+
+
+class KillSwitch(Protocol):
+    def is_on(self) -> bool:
+        """True when trading must stop. Unreadable parameter counts as ON (fail closed)."""
+        ...
+
+
+class Metrics(Protocol):
+    def add(self, name: str, value: float, unit: str = "Count",
+            dimensions: Mapping[str, str] | None = None) -> None: ...
+
+    def flush(self) -> None: ...

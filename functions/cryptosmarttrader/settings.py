@@ -1,0 +1,46 @@
+"""Runtime settings, parsed once from the environment (pydantic-settings). Missing → fail fast.
+
+The same names are set by the CDK stacks on every Lambda and by the embedded local AWS for the
+CLI, so one contract serves both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KILL_SWITCH_PARAM_DEFAULT = "/cst/kill-switch"
+
+
+class AwsResources(BaseSettings):
+    """Names of the AWS resources the functions use (env prefix ``CST_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CST_", extra="ignore", frozen=True)
+
+    lake_bucket: str = Field(default="cst-lake-local", min_length=3)
+    orders_table: str = Field(default="cst-orders", min_length=3)
+    positions_table: str = Field(default="cst-positions", min_length=3)
+    idempotency_table: str = Field(default="cst-idempotency", min_length=3)
+    state_table: str = Field(default="cst-state", min_length=3)
+    kill_switch_param: str = Field(default=KILL_SWITCH_PARAM_DEFAULT, pattern=r"^/[A-Za-z0-9_./-]+$")
+    region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+
+
+class TradingSettings(BaseSettings):
+    """Trading parameters (env prefix ``CST_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CST_", extra="ignore", frozen=True)
+
+    data_source: Literal["recorded", "ccxt"] = "recorded"
+    data_dir: Path | None = None
+    exchange: Literal["binance", "kraken", "kucoin"] = "binance"
+    equity_usd: float = Field(default=100_000.0, gt=0)
+    max_asset_fraction: float = Field(default=0.02, gt=0, le=1)
+    confidence_gate: float = Field(default=0.8, ge=0, le=1)
+    top_n: int = Field(default=20, ge=1, le=1000)
+    strategy: str = Field(default="cst-scan-v1", pattern=r"^[A-Za-z0-9_.-]+$")
+    idempotency_ttl_seconds: int = Field(default=3600, ge=60)
