@@ -1,0 +1,33 @@
+"""Shared fixtures. Real market data comes from CST_DATA_DIR (default ../shared/data).
+
+Tests that need it skip with a reason on a developer machine without it, and FAIL in CI
+(CI=true), so a missing data set can never turn the suite silently green.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_data_dir() -> Path:
+    env = os.environ.get("CST_DATA_DIR")
+    return Path(env) if env else (REPO_ROOT.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = resolve_data_dir()
+    if not (path / "coingecko_daily" / "coins").is_dir():
+        message = (
+            f"real market data not found at {path} "
+            "(set CST_DATA_DIR to the folder holding coingecko_daily/ and binance_spot/)"
+        )
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
