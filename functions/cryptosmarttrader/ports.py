@@ -89,7 +89,12 @@ class KillSwitch(Protocol):
 
 
 class Metrics(Protocol):
-    def add(self, name: str, value: float, unit: str = "Count",
-            dimensions: Mapping[str, str] | None = None) -> None: ...
+    def add(
+        self,
+        name: str,
+        value: float,
+        unit: str = "Count",
+        dimensions: Mapping[str, str] | None = None,
+    ) -> None: ...
 
     def flush(self) -> None: ...

@@ -25,7 +25,9 @@ class AwsResources(BaseSettings):
     positions_table: str = Field(default="cst-positions", min_length=3)
     idempotency_table: str = Field(default="cst-idempotency", min_length=3)
     state_table: str = Field(default="cst-state", min_length=3)
-    kill_switch_param: str = Field(default=KILL_SWITCH_PARAM_DEFAULT, pattern=r"^/[A-Za-z0-9_./-]+$")
+    kill_switch_param: str = Field(
+        default=KILL_SWITCH_PARAM_DEFAULT, pattern=r"^/[A-Za-z0-9_./-]+$"
+    )
     region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
     aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
 

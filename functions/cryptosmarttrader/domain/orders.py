@@ -34,7 +34,9 @@ class OrderIntent:
         if not self.strategy or "|" in self.strategy:
             raise DomainError(f"invalid strategy name: {self.strategy!r}")
         if self.signal_bar_ms <= 0:
-            raise DomainError(f"signal bar time must be a positive epoch ms, got {self.signal_bar_ms}")
+            raise DomainError(
+                f"signal bar time must be a positive epoch ms, got {self.signal_bar_ms}"
+            )
 
     @property
     def client_order_id(self) -> ClientOrderId:
@@ -83,12 +85,15 @@ TERMINAL_STATUSES = frozenset(
 _S = OrderStatus
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     _S.NEW: frozenset({_S.SUBMITTED, _S.REJECTED, _S.CANCELED}),
-    _S.SUBMITTED: frozenset({_S.ACCEPTED, _S.REJECTED, _S.FILLED, _S.PARTIALLY_FILLED, _S.EXPIRED,
-                             _S.CANCEL_PENDING}),
-    _S.ACCEPTED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELED,
-                            _S.EXPIRED}),
-    _S.PARTIALLY_FILLED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING,
-                                    _S.CANCELED}),
+    _S.SUBMITTED: frozenset(
+        {_S.ACCEPTED, _S.REJECTED, _S.FILLED, _S.PARTIALLY_FILLED, _S.EXPIRED, _S.CANCEL_PENDING}
+    ),
+    _S.ACCEPTED: frozenset(
+        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELED, _S.EXPIRED}
+    ),
+    _S.PARTIALLY_FILLED: frozenset(
+        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELED}
+    ),
     _S.CANCEL_PENDING: frozenset({_S.CANCELED, _S.FILLED, _S.PARTIALLY_FILLED}),
     _S.FILLED: frozenset(),
     _S.CANCELED: frozenset(),

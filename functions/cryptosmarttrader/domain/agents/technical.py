@@ -1,0 +1,168 @@
+"""Technical agent: momentum, trend, oscillator and volume signals, vectorized over the universe.
+
+Input: daily bars in ``DAILY_SCHEMA`` that passed the data-quality gate, nothing after ``asof``.
+Output: one vote or abstention per symbol in ``VOTE_SCHEMA``.
+
+The agent counts seven sub-signals, each bullish (+1), bearish (-1) or neutral (0):
+30-day and 90-day momentum, close vs SMA50, SMA50 vs SMA200, MACD histogram, RSI(14) zone and a
+volume surge in the direction of the 7-day move. ``confidence`` is their agreement
+(|sum| / 7) scaled by history sufficiency; ``probability`` squashes the net signal plus the
+volatility-adjusted 90-day momentum (tanh) through a logistic. It is a heuristic, not a calibrated
+probability: calibration is the ensemble's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from cryptosmarttrader.domain.agents.base import VOTE_SCHEMA
+from cryptosmarttrader.domain.market import DAY_MS
+
+AGENT = "technical"
+N_SIGNALS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class TechnicalConfig:
+    min_history: int = 60  # bars needed before the agent votes at all
+    full_history: int = 200  # bars at which confidence is no longer discounted
+    neutral_return: float = 0.02  # |return| below this is neither up nor down
+    volume_surge: float = 1.5  # 7d / 30d mean volume ratio counted as a surge
+    rsi_overbought: float = 80.0
+    rsi_oversold: float = 30.0
+    net_weight: float = 2.0
+    momentum_weight: float = 0.5
+
+
+def _sign(expr: pl.Expr, neutral: float) -> pl.Expr:
+    return pl.when(expr > neutral).then(1).when(expr < -neutral).then(-1).otherwise(0)
+
+
+def _pct(name: str) -> pl.Expr:
+    return (pl.col(name) * 100).round(1).cast(pl.String)
+
+
+def indicator_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per-bar indicators for every symbol (rolling windows never cross symbols)."""
+    close = pl.col("close")
+    by = "symbol"
+    return (
+        frame.sort([by, "ts"])
+        .with_columns(
+            logret=(close.log() - close.log().shift(1)).over(by),
+            ret7=(close / close.shift(7) - 1).over(by),
+            ret30=(close / close.shift(30) - 1).over(by),
+            ret90=(close / close.shift(90) - 1).over(by),
+            span90_ok=((pl.col("ts") - pl.col("ts").shift(90)) == 90 * DAY_MS).over(by),
+            sma50=close.rolling_mean(50).over(by),
+            sma200=close.rolling_mean(200).over(by),
+            ema12=close.ewm_mean(span=12, adjust=False).over(by),
+            ema26=close.ewm_mean(span=26, adjust=False).over(by),
+            up=(close - close.shift(1)).clip(lower_bound=0).over(by),
+            down=(close.shift(1) - close).clip(lower_bound=0).over(by),
+            vol7=pl.col("volume").rolling_mean(7).over(by),
+            vol30=pl.col("volume").rolling_mean(30).over(by),
+            n_bars=pl.int_range(1, pl.len() + 1).over(by),
+        )
+        .with_columns(
+            macd=pl.col("ema12") - pl.col("ema26"),
+            avg_up=pl.col("up").ewm_mean(alpha=1 / 14, adjust=False).over(by),
+            avg_down=pl.col("down").ewm_mean(alpha=1 / 14, adjust=False).over(by),
+            volatility=pl.col("logret").rolling_std(30).over(by),
+        )
+        .with_columns(
+            macd_hist=(pl.col("macd") - pl.col("macd").ewm_mean(span=9, adjust=False).over(by)),
+            rsi=pl.when(pl.col("avg_down") == 0)
+            .then(100.0)
+            .otherwise(100 - 100 / (1 + pl.col("avg_up") / pl.col("avg_down"))),
+        )
+    )
+
+
+def technical_votes(
+    frame: pl.DataFrame, asof_ms: int, config: TechnicalConfig = TechnicalConfig()
+) -> pl.DataFrame:
+    """Votes for the bar at ``asof_ms`` (start of the UTC day). Abstains with a reason per coin."""
+    if frame.is_empty():
+        return pl.DataFrame(schema=VOTE_SCHEMA)
+    day_start = asof_ms - asof_ms % DAY_MS
+    last = indicator_frame(frame.filter(pl.col("ts") <= asof_ms)).group_by("symbol").last()
+    c = config
+    signals = [
+        _sign(pl.col("ret30"), c.neutral_return),
+        _sign(pl.col("ret90"), c.neutral_return),
+        pl.when(pl.col("close") > pl.col("sma50")).then(1).otherwise(-1),
+        pl.when(pl.col("sma200").is_null())
+        .then(0)
+        .when(pl.col("sma50") > pl.col("sma200"))
+        .then(1)
+        .otherwise(-1),
+        pl.when(pl.col("macd_hist") > 0).then(1).otherwise(-1),
+        pl.when(pl.col("rsi") >= c.rsi_overbought)
+        .then(-1)
+        .when(pl.col("rsi") > 50)
+        .then(1)
+        .when(pl.col("rsi") >= c.rsi_oversold)
+        .then(-1)
+        .otherwise(0),
+        pl.when((pl.col("vol30") > 0) & (pl.col("vol7") / pl.col("vol30") >= c.volume_surge))
+        .then(_sign(pl.col("ret7"), 0.0))
+        .otherwise(0),
+    ]
+    scored = last.with_columns(net=pl.sum_horizontal(signals)).with_columns(
+        risk_adj_mom=(
+            pl.col("ret90") / (2 * pl.col("volatility") * 90**0.5).clip(lower_bound=1e-9)
+        ).tanh(),
+        sufficiency=(pl.col("n_bars") / c.full_history).clip(upper_bound=1.0),
+    )
+    abstain = (
+        pl.when(pl.col("ts") < day_start)
+        .then(
+            pl.format(
+                "no bar at the as-of date (last bar {})",
+                pl.from_epoch("ts", time_unit="ms").dt.strftime("%Y-%m-%d"),
+            )
+        )
+        .when(pl.col("n_bars") < c.min_history)
+        .then(
+            pl.format("insufficient history: {} daily bars < {}", "n_bars", pl.lit(c.min_history))
+        )
+        .when(~pl.col("span90_ok"))
+        .then(pl.lit("gap in the last 90 days: momentum cannot be measured"))
+        .when(pl.col("volatility").is_null() | pl.col("rsi").is_null())
+        .then(pl.lit("indicators undefined on this history"))
+        .otherwise(None)
+    )
+    z = c.net_weight * pl.col("net") / N_SIGNALS + c.momentum_weight * pl.col("risk_adj_mom")
+    reasons = pl.concat_list(
+        pl.format("30d return {}%", _pct("ret30")),
+        pl.format("90d return {}%", _pct("ret90")),
+        pl.format("RSI14 {}", pl.col("rsi").round(1).cast(pl.String)),
+        pl.when(pl.col("close") > pl.col("sma50"))
+        .then(pl.lit("close above SMA50"))
+        .otherwise(pl.lit("close below SMA50")),
+        pl.format("{}/{} technical signals agree", pl.col("net").abs(), pl.lit(N_SIGNALS)),
+    )
+    return (
+        scored.with_columns(abstain_reason=abstain)
+        .select(
+            "symbol",
+            pl.lit(AGENT).alias("agent"),
+            "ts",
+            pl.when(pl.col("abstain_reason").is_null())
+            .then(1.0 / (1.0 + (-z).exp()))
+            .alias("probability"),
+            pl.when(pl.col("abstain_reason").is_null())
+            .then(pl.col("net").abs() / N_SIGNALS * pl.col("sufficiency"))
+            .alias("confidence"),
+            pl.when(pl.col("abstain_reason").is_null())
+            .then(reasons)
+            .otherwise(pl.lit([], dtype=pl.List(pl.String)))
+            .alias("reasons"),
+            "abstain_reason",
+        )
+        .cast(VOTE_SCHEMA)  # type: ignore[arg-type]
+        .sort("symbol")
+    )
