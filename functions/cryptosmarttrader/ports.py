@@ -78,13 +78,20 @@ class PositionStore(Protocol):
 
 
 class KillSwitchState(Protocol):
-    on: bool
-    reason: str
+    @property
+    def on(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 class KillSwitch(Protocol):
     def is_on(self) -> bool:
         """True when trading must stop. Unreadable parameter counts as ON (fail closed)."""
+        ...
+
+    def status(self) -> KillSwitchState:
+        """Current state with its reason (fail closed: unreadable → on, reason says why)."""
         ...
 
 
