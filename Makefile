@@ -1,0 +1,54 @@
+# CryptoSmartTrader — one entry point per job. `make demo` and `make test` are the two a newcomer needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+UV := $(shell command -v uv 2>/dev/null)
+PYTEST_WORKERS ?= 2
+
+.PHONY: help install demo test lint typecheck layers unit integration infrastructure e2e bench synth pr
+
+help:
+	@echo "make demo   - run the full pipeline on an embedded local AWS (moto) over real data"
+	@echo "make test   - lint, type-check, layering contracts and all four test suites"
+	@echo "make synth  - synthesize the CDK app (cdk-nag runs on every synth)"
+	@echo "make bench  - run the benchmarks in bench/"
+
+install:
+	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet uv; fi
+	uv sync --frozen --all-extras
+
+demo: install
+	uv run cst demo
+
+lint: install
+	uv run ruff check .
+	uv run ruff format --check .
+
+typecheck: install
+	uv run mypy
+
+layers: install
+	uv run lint-imports
+
+unit: install
+	uv run pytest tests/unit -q
+
+integration: install
+	uv run pytest tests/integration -q -n $(PYTEST_WORKERS)
+
+infrastructure: install
+	uv run pytest tests/infrastructure -q
+
+e2e: install
+	uv run pytest tests/e2e -q
+
+test: lint typecheck layers
+	uv run pytest -q -n $(PYTEST_WORKERS) --durations=15
+
+pr: test
+
+synth: install
+	npx --yes aws-cdk@2 synth --quiet
+
+bench: install
+	@for b in bench/bench_*.py; do echo "== $$b"; uv run python $$b || exit 1; done
