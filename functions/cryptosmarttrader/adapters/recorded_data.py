@@ -1,0 +1,422 @@
+"""Recorded real market data (``CST_DATA_DIR``), read in place: the ``MarketData`` port for replays.
+
+Layout (see the data folder's README): CoinGecko daily CSVs ``coingecko_daily/coins/<id>.csv``
+(``timestamp`` ms UTC, ``price``, ``volume``, ``market_cap``) with ``coins_metadata.json``;
+freqtrade OHLCV JSON ``binance_spot/<tf>/<BASE>_USDT-<tf>.json``; Binance USDT-M futures funding,
+mark and OHLCV JSON in ``binance_futures/``.
+
+Error policy: nothing is skipped silently. Every unreadable file raises :class:`DataSourceError`
+naming the file and what is wrong with it (a corrupt file is corrupt whatever the ``asof``), with
+one documented exception: :meth:`RecordedMarketData.coins_metadata` reports metadata entries that
+fail validation in :attr:`RecordedMarketData.metadata_exclusions` instead of failing, because a
+bad category list must not stop the price data from being used.
+
+No look-ahead: rows later than ``asof`` / ``end`` are cut before anything is returned, and no
+value returned depends on them. Values are returned exactly as recorded: timestamps, prices and
+volumes are never shifted, filled or interpolated (the quality gate decides what to exclude).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cryptosmarttrader.domain.market import OHLCV_SCHEMA
+from cryptosmarttrader.domain.types import DomainError, ms_from_utc
+
+__all__ = [
+    "FUNDING_SCHEMA",
+    "CoinMeta",
+    "DataSourceError",
+    "RecordedMarketData",
+]
+
+FUNDING_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "symbol": pl.String(),
+    "ts": pl.Int64(),
+    "funding_rate": pl.Float64(),
+}
+
+_CSV_COLUMNS: Final = ("timestamp", "price", "volume", "market_cap")
+_CSV_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "timestamp": pl.Int64(),
+    "price": pl.Float64(),
+    "volume": pl.Float64(),
+    "market_cap": pl.Float64(),
+}
+_SPOT_TIMEFRAMES: Final = ("1d", "4h", "1h")
+_FUTURES_TIMEFRAMES: Final = ("1h", "1d")
+_PAIR_RE: Final = re.compile(r"^([A-Z0-9]{1,20})/(USDT)$")
+_ARRAY_WIDTH: Final = 6
+
+# Category names (CoinGecko) that make a coin a stablecoin / a wrapped or receipt token.
+# Rule: a stablecoin has a category ending in "Stablecoin" or equal to "Stablecoins", or is a
+# bridged stablecoin ("Bridged USDC", "Bridged USDT", "Bridged DAI"). "Stablecoin Protocol"
+# (governance tokens such as MKR) does not count. A wrapped token has "Wrapped-Tokens",
+# "Bridged-Tokens" or any "Bridged <asset>" category, or is a liquid (re)staking receipt token
+# ("Liquid Staking Tokens", "Liquid Restaking Tokens"): all of these track another asset's price.
+_BRIDGED_STABLES: Final = frozenset({"bridged usdc", "bridged usdt", "bridged dai"})
+_WRAPPED: Final = frozenset(
+    {"wrapped-tokens", "bridged-tokens", "liquid staking tokens", "liquid restaking tokens"}
+)
+
+
+class DataSourceError(ValueError):
+    """A recorded data file or folder cannot be used. The message names it and says why."""
+
+
+class CoinMeta(BaseModel):
+    """CoinGecko metadata of one coin."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(min_length=1)
+    symbol: str
+    name: str
+    categories: tuple[str, ...] = ()
+    platform: str | None = None
+    genesis_date: date | None = None
+
+    @property
+    def is_stablecoin(self) -> bool:
+        cats = [c.strip().lower() for c in self.categories]
+        return any(
+            c == "stablecoins" or c.endswith(" stablecoin") or c in _BRIDGED_STABLES
+            for c in cats
+        )
+
+    @property
+    def is_wrapped(self) -> bool:
+        cats = [c.strip().lower() for c in self.categories]
+        return any(
+            c in _WRAPPED or (c.startswith("bridged ") and c not in _BRIDGED_STABLES
+                              and not c.endswith(" stablecoin"))
+            for c in cats
+        )
+
+
+@dataclass(frozen=True)
+class _DailyCache:
+    signature: tuple[tuple[str, int, int], ...]
+    frame: pl.DataFrame
+
+
+def _require_utc(ts: datetime, what: str) -> int:
+    try:
+        return ms_from_utc(ts)
+    except DomainError as exc:
+        raise DataSourceError(f"{what}: {exc}") from exc
+
+
+class RecordedMarketData:
+    """``MarketData`` over the recorded real data folder."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        if not self.data_dir.is_dir():
+            raise DataSourceError(f"data dir {self.data_dir} does not exist or is not a folder")
+        self._daily: _DailyCache | None = None
+        self._meta: dict[str, CoinMeta] | None = None
+        self.metadata_exclusions: dict[str, str] = {}
+
+    # ----------------------------------------------------------------- CoinGecko daily
+    @property
+    def coins_dir(self) -> Path:
+        return self.data_dir / "coingecko_daily" / "coins"
+
+    def _coin_files(self) -> list[Path]:
+        folder = self.coins_dir
+        if not folder.is_dir():
+            raise DataSourceError(f"missing folder {folder} (CoinGecko daily CSVs)")
+        files = sorted(folder.glob("*.csv"))
+        if not files:
+            raise DataSourceError(f"folder {folder} holds no <coin-id>.csv files")
+        return files
+
+    def daily_all(self) -> pl.DataFrame:
+        """Every CoinGecko row, ``DAILY_SCHEMA``, sorted by symbol and ts (cached in memory
+        until any source file changes size or modification time)."""
+        files = self._coin_files()
+        signature = tuple(
+            (f.name, st.st_size, st.st_mtime_ns) for f in files for st in (f.stat(),)
+        )
+        if self._daily is not None and self._daily.signature == signature:
+            return self._daily.frame
+        for f in files:
+            self._check_csv_header(f)
+        try:
+            raw = pl.read_csv(
+                [str(f) for f in files], schema=_CSV_SCHEMA, include_file_paths="path"
+            )
+        except (pl.exceptions.PolarsError, OSError):
+            raw = self._read_csvs_one_by_one(files)
+        frame = (
+            raw.lazy()
+            .select(
+                symbol=pl.col("path").str.extract(r"([^/\\]+)\.csv$"),
+                ts=pl.col("timestamp"),
+                close=pl.col("price"),
+                volume=pl.col("volume"),
+                market_cap=pl.col("market_cap"),
+            )
+            .sort("symbol", "ts")
+            .collect()
+        )
+        null_ts = frame.filter(pl.col("ts").is_null())
+        if null_ts.height:
+            sym = null_ts["symbol"][0]
+            raise DataSourceError(
+                f"{self.coins_dir / (sym + '.csv')}: {null_ts.height} row(s) without a timestamp"
+            )
+        self._daily = _DailyCache(signature, frame)
+        return frame
+
+    def _check_csv_header(self, path: Path) -> None:
+        try:
+            with path.open("r", encoding="utf-8") as fh:
+                header = fh.readline().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataSourceError(f"{path}: cannot read: {exc}") from exc
+        columns = tuple(c.strip() for c in header.split(","))
+        if columns != _CSV_COLUMNS:
+            missing = [c for c in _CSV_COLUMNS if c not in columns]
+            extra = [c for c in columns if c not in _CSV_COLUMNS]
+            raise DataSourceError(
+                f"{path}: header {list(columns)} does not match {list(_CSV_COLUMNS)}"
+                f" (missing {missing}, unexpected {extra})"
+            )
+
+    def _read_csvs_one_by_one(self, files: list[Path]) -> pl.DataFrame:
+        """Slow path, only taken when the fast multi-file read failed: find and name the file."""
+        frames = []
+        for f in files:
+            try:
+                frames.append(
+                    pl.read_csv(f, schema=_CSV_SCHEMA).with_columns(path=pl.lit(str(f)))
+                )
+            except pl.exceptions.PolarsError as exc:
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise DataSourceError(
+                    f"{f}: non-numeric or malformed value ({first_line})"
+                ) from exc
+        return pl.concat(frames)
+
+    def daily_universe(self, asof: datetime, lookback_days: int) -> pl.DataFrame:
+        """Daily rows of every coin with ``asof - lookback_days < ts <= asof``, ``DAILY_SCHEMA``."""
+        asof_ms = _require_utc(asof, "daily_universe asof")
+        if lookback_days < 1:
+            raise DataSourceError(f"lookback_days must be ≥ 1, got {lookback_days}")
+        start_ms = ms_from_utc(asof - timedelta(days=lookback_days))
+        return self.daily_all().filter(
+            (pl.col("ts") > start_ms) & (pl.col("ts") <= asof_ms)
+        )
+
+    def data_span(self) -> tuple[int, int]:
+        """(first_ms, last_ms) over the whole CoinGecko set."""
+        frame = self.daily_all()
+        first, last = frame["ts"].min(), frame["ts"].max()
+        if not isinstance(first, int) or not isinstance(last, int):
+            raise DataSourceError(f"{self.coins_dir}: the CSVs hold no rows")
+        return first, last
+
+    def coins_metadata(self) -> dict[str, CoinMeta]:
+        """Metadata by coin id. Entries that fail validation are counted in
+        :attr:`metadata_exclusions` (id → reason), not returned; a malformed file raises."""
+        if self._meta is not None:
+            return self._meta
+        path = self.data_dir / "coingecko_daily" / "coins_metadata.json"
+        raw = _load_json(path)
+        if not isinstance(raw, dict):
+            raise DataSourceError(f"{path}: expected a JSON object keyed by coin id, got "
+                                  f"{type(raw).__name__}")
+        meta: dict[str, CoinMeta] = {}
+        exclusions: dict[str, str] = {}
+        for key, entry in raw.items():
+            if not isinstance(entry, dict):
+                exclusions[key] = f"entry is {type(entry).__name__}, not an object"
+                continue
+            try:
+                coin = CoinMeta(
+                    id=entry.get("id", key),
+                    symbol=entry.get("symbol") or "",
+                    name=entry.get("name") or "",
+                    categories=tuple(entry.get("categories") or ()),
+                    platform=entry.get("asset_platform_id"),
+                    genesis_date=entry.get("genesis_date") or None,
+                )
+            except (ValidationError, TypeError) as exc:
+                exclusions[key] = f"invalid entry: {exc}".splitlines()[0]
+                continue
+            if coin.id != key:
+                exclusions[key] = f"entry id {coin.id!r} differs from its key"
+                continue
+            meta[key] = coin
+        self._meta = meta
+        self.metadata_exclusions = exclusions
+        return meta
+
+    # ----------------------------------------------------------------- Binance spot
+    def available_pairs(self, timeframe: str) -> list[str]:
+        """Spot pairs with a file for ``timeframe``, as ``BASE/USDT``, sorted."""
+        folder = self._spot_folder(timeframe)
+        suffix = f"_USDT-{timeframe}.json"
+        return sorted(
+            f"{f.name[: -len(suffix)]}/USDT" for f in folder.glob(f"*{suffix}")
+        )
+
+    def _spot_folder(self, timeframe: str) -> Path:
+        if timeframe not in _SPOT_TIMEFRAMES:
+            raise DataSourceError(
+                f"no recorded binance spot timeframe {timeframe!r}; have {list(_SPOT_TIMEFRAMES)}"
+            )
+        folder = self.data_dir / "binance_spot" / timeframe
+        if not folder.is_dir():
+            raise DataSourceError(f"missing folder {folder} (binance spot {timeframe} candles)")
+        return folder
+
+    def ohlcv(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """Spot candles of ``symbol`` (``BTC/USDT``), ``OHLCV_SCHEMA``, ``start <= ts <= end``."""
+        base = _pair_base(symbol)
+        path = self._spot_folder(timeframe) / f"{base}_USDT-{timeframe}.json"
+        if not path.is_file():
+            raise DataSourceError(
+                f"unknown symbol {symbol!r} for binance spot {timeframe}: no file {path}"
+            )
+        return _slice(_ohlcv_file(path, symbol), start, end)
+
+    def ohlcv_all(self, timeframe: str, asof: datetime | None = None) -> pl.DataFrame:
+        """Every spot pair of ``timeframe`` in one long ``OHLCV_SCHEMA`` frame (ts <= asof)."""
+        frames = [
+            _ohlcv_file(self._spot_folder(timeframe) / f"{p.split('/')[0]}_USDT-{timeframe}.json",
+                        p)
+            for p in self.available_pairs(timeframe)
+        ]
+        frame = pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA)
+        if asof is not None:
+            frame = frame.filter(pl.col("ts") <= _require_utc(asof, "ohlcv_all asof"))
+        return frame
+
+    # ----------------------------------------------------------------- Binance futures
+    def _futures_path(self, symbol: str, suffix: str) -> Path:
+        base = _pair_base(symbol)
+        folder = self.data_dir / "binance_futures"
+        if not folder.is_dir():
+            raise DataSourceError(f"missing folder {folder} (binance futures)")
+        path = folder / f"{base}_USDT-{suffix}.json"
+        if not path.is_file():
+            raise DataSourceError(f"unknown symbol {symbol!r} for binance futures: no file {path}")
+        return path
+
+    def funding_rates(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """8-hourly funding rates, ``FUNDING_SCHEMA``, ``start <= ts <= end``. Timestamps are
+        as recorded (a few ms of jitter around the 8-hour marks)."""
+        path = self._futures_path(symbol, "8h-funding_rate")
+        arr = _load_array(path)
+        frame = (
+            pl.DataFrame({"ts": arr[:, 0].astype(np.int64), "funding_rate": arr[:, 1]})
+            .select(pl.lit(symbol).alias("symbol"), pl.all())
+            .cast(pl.Schema(FUNDING_SCHEMA))
+            .sort("ts")
+        )
+        return _slice(frame, start, end)
+
+    def mark_prices(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """8-hour mark-price candles, ``OHLCV_SCHEMA``, ``start <= ts <= end``."""
+        return _slice(_ohlcv_file(self._futures_path(symbol, "8h-mark"), symbol), start, end)
+
+    def futures_ohlcv(self, symbol: str, timeframe: str, start: datetime,
+                      end: datetime) -> pl.DataFrame:
+        """USDT-M perpetual candles (``1h`` or ``1d``), ``OHLCV_SCHEMA``."""
+        if timeframe not in _FUTURES_TIMEFRAMES:
+            raise DataSourceError(f"no recorded futures timeframe {timeframe!r}; have "
+                                  f"{list(_FUTURES_TIMEFRAMES)}")
+        path = self._futures_path(symbol, f"{timeframe}-futures")
+        return _slice(_ohlcv_file(path, symbol), start, end)
+
+
+def _pair_base(symbol: str) -> str:
+    match = _PAIR_RE.match(symbol)
+    if match is None:
+        raise DataSourceError(f"unknown symbol {symbol!r}: expected BASE/USDT, e.g. BTC/USDT")
+    return match.group(1)
+
+
+def _slice(frame: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
+    start_ms, end_ms = _require_utc(start, "start"), _require_utc(end, "end")
+    if end_ms < start_ms:
+        raise DataSourceError(f"end {end.isoformat()} is before start {start.isoformat()}")
+    return frame.filter((pl.col("ts") >= start_ms) & (pl.col("ts") <= end_ms))
+
+
+def _load_json(path: Path) -> object:
+    if not path.is_file():
+        raise DataSourceError(f"missing file {path}")
+    try:
+        return json.loads(path.read_bytes())
+    except json.JSONDecodeError as exc:
+        raise DataSourceError(
+            f"{path}: malformed or truncated JSON ({exc.msg} at line {exc.lineno} column "
+            f"{exc.colno})"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataSourceError(f"{path}: cannot read: {exc}") from exc
+
+
+_NON_NUMBER_RE: Final = re.compile(rb'"|\btrue\b|\bfalse\b')
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """A freqtrade array file as an (n, 6) float64 array. JSON ``null`` becomes NaN (the gate
+    rejects it); strings, booleans, ragged rows and other shapes are errors."""
+    raw = _load_json(path)
+    if not isinstance(raw, list):
+        raise DataSourceError(f"{path}: expected a JSON array of rows, got {type(raw).__name__}")
+    if not raw:
+        return np.empty((0, _ARRAY_WIDTH), dtype=np.float64)
+    bad = _NON_NUMBER_RE.search(path.read_bytes())
+    if bad is not None:
+        raise DataSourceError(
+            f"{path}: non-numeric value ({bad.group().decode()!r} at byte {bad.start()}); "
+            f"rows must be [time_ms, open, high, low, close, volume] numbers"
+        )
+    widths = np.fromiter((len(r) if isinstance(r, list) else -1 for r in raw), dtype=np.int64,
+                         count=len(raw))
+    wrong = np.flatnonzero(widths != _ARRAY_WIDTH)
+    if wrong.size:
+        i = int(wrong[0])
+        got = "not an array" if widths[i] < 0 else f"{widths[i]} values"
+        raise DataSourceError(
+            f"{path}: row {i} has {got}, expected {_ARRAY_WIDTH} "
+            f"[time_ms, open, high, low, close, volume] ({wrong.size} bad row(s))"
+        )
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataSourceError(f"{path}: non-numeric value ({exc})") from exc
+    missing_ts = np.flatnonzero(np.isnan(arr[:, 0]))
+    if missing_ts.size:
+        raise DataSourceError(f"{path}: row {int(missing_ts[0])} has no timestamp")
+    return arr
+
+
+def _ohlcv_file(path: Path, symbol: str) -> pl.DataFrame:
+    arr = _load_array(path)
+    return pl.DataFrame(
+        {
+            "ts": arr[:, 0].astype(np.int64),
+            "open": arr[:, 1],
+            "high": arr[:, 2],
+            "low": arr[:, 3],
+            "close": arr[:, 4],
+            "volume": arr[:, 5],
+        }
+    ).select(pl.lit(symbol).alias("symbol"), pl.all()).cast(pl.Schema(OHLCV_SCHEMA)).sort("ts")
+

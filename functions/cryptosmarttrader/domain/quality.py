@@ -1,0 +1,383 @@
+"""Zero-tolerance data-quality gate for market data frames. Pure: no I/O, no clock.
+
+The gate inspects a long frame (``DAILY_SCHEMA`` or ``OHLCV_SCHEMA``, one row per symbol and bar)
+with vectorized polars expressions evaluated per symbol (``over("symbol")`` / ``group_by``) and
+returns findings. It never repairs, fills, interpolates or drops single rows: a series with any
+error-severity finding is excluded as a whole, with its reasons, and every other series is
+returned unchanged in :attr:`QualityResult.clean`.
+
+Bars are placed on the timeframe grid by floor division (``ts // timeframe_ms``), so a bar
+recorded a few minutes late (CoinGecko has a few of those) still counts for its own bar; such
+bars are reported as ``MISALIGNED`` (info) and their timestamps are left as they are.
+
+Severity policy (the defaults of :class:`QualityConfig` are tuned for a scan window of a few
+hundred daily bars):
+
+* error — the series cannot be trusted as a whole: ``NAN``, ``NON_POSITIVE_PRICE``,
+  ``NEGATIVE_VOLUME``, ``OHLC_INCONSISTENT``, ``DUPLICATE``, ``FUTURE_TS``, ``SHORT_HISTORY``,
+  ``NO_RECENT_DATA``; a ``GAP`` with a single hole longer than ``max_gap_bars`` or a missing
+  fraction above ``max_missing_fraction``; a ``STALE`` run of ``stale_error_run`` or more
+  identical closes; more than ``max_spikes`` ``SPIKE`` bars.
+* warning — kept but reported: short gaps, short stale runs, few spikes, ``ZERO_VOLUME`` (common
+  in early CoinGecko data; liquidity filters downstream decide what to trade).
+* info — ``MISALIGNED`` timestamps.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from cryptosmarttrader.domain.market import DAILY_SCHEMA, OHLCV_SCHEMA, TIMEFRAME_MS
+from cryptosmarttrader.domain.types import DomainError
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "Finding",
+    "QualityCode",
+    "QualityConfig",
+    "QualityResult",
+    "Severity",
+    "check_daily",
+    "check_ohlcv",
+]
+
+
+class QualityCode(StrEnum):
+    """Stable finding codes (used in reports, metrics and tests; never rename)."""
+
+    GAP = "GAP"
+    DUPLICATE = "DUPLICATE"
+    MISALIGNED = "MISALIGNED"
+    STALE = "STALE"
+    NAN = "NAN"
+    NON_POSITIVE_PRICE = "NON_POSITIVE_PRICE"
+    ZERO_VOLUME = "ZERO_VOLUME"
+    NEGATIVE_VOLUME = "NEGATIVE_VOLUME"
+    OHLC_INCONSISTENT = "OHLC_INCONSISTENT"
+    SPIKE = "SPIKE"
+    FUTURE_TS = "FUTURE_TS"
+    SHORT_HISTORY = "SHORT_HISTORY"
+    NO_RECENT_DATA = "NO_RECENT_DATA"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class QualityConfig(BaseModel):
+    """Thresholds of the gate. Counts are in bars of the checked timeframe."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_bars: int = Field(default=30, ge=1, description="fewer bars → SHORT_HISTORY (error)")
+    max_gap_bars: int = Field(
+        default=3, ge=0, description="a single hole of more missing bars → GAP error"
+    )
+    max_missing_fraction: float = Field(
+        default=0.05, ge=0, le=1, description="missing / expected bars above this → GAP error"
+    )
+    stale_min_run: int = Field(
+        default=3, ge=2, description="a run of at least this many identical closes → STALE"
+    )
+    stale_error_run: int = Field(
+        default=10, ge=2, description="a run of at least this many identical closes → error"
+    )
+    spike_mad_k: float = Field(
+        default=10.0, gt=0, description="spike threshold in robust sigmas (1.4826 · MAD)"
+    )
+    spike_min_log_return: float = Field(
+        default=0.3, gt=0, description="a spike's jump and reversal are at least this |log r|"
+    )
+    spike_reversal: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="the two-bar net move is at most this fraction of the jump",
+    )
+    max_spikes: int = Field(default=1, ge=0, description="more SPIKE bars than this → error")
+    max_lag_bars: int = Field(
+        default=3, ge=0, description="last bar older than asof minus this many bars → error"
+    )
+
+
+DEFAULT_CONFIG: Final = QualityConfig()
+
+
+class Finding(BaseModel):
+    """One problem found in one series."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: QualityCode
+    severity: Severity
+    source: str
+    symbol: str
+    count: int
+    first_ts: int
+    reason: str
+
+
+class QualityResult(BaseModel):
+    """Outcome of the gate: the untouched rows of passing series, findings and exclusions."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    clean: pl.DataFrame
+    findings: list[Finding]
+    excluded: dict[str, list[str]]
+    checked_symbols: int
+    checked_rows: int
+
+    def totals(self) -> dict[str, int]:
+        """Number of findings per code (codes without findings are omitted)."""
+        out: dict[str, int] = {}
+        for finding in self.findings:
+            out[finding.code.value] = out.get(finding.code.value, 0) + 1
+        return dict(sorted(out.items()))
+
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+
+_ROBUST_SIGMA: Final = 1.4826
+_ALWAYS_ERROR: Final = (
+    QualityCode.NAN,
+    QualityCode.NON_POSITIVE_PRICE,
+    QualityCode.NEGATIVE_VOLUME,
+    QualityCode.OHLC_INCONSISTENT,
+    QualityCode.DUPLICATE,
+    QualityCode.FUTURE_TS,
+)
+
+
+def check_daily(
+    frame: pl.DataFrame,
+    asof_ms: int,
+    config: QualityConfig = DEFAULT_CONFIG,
+    source: str = "coingecko",
+) -> QualityResult:
+    """Check a ``DAILY_SCHEMA`` universe (close, volume, market_cap per coin and day)."""
+    _require_columns(frame, DAILY_SCHEMA)
+    return _check(frame, TIMEFRAME_MS["1d"], "1d", asof_ms, config, source,
+                  ohlc=False)
+
+
+def check_ohlcv(
+    frame: pl.DataFrame,
+    timeframe: str,
+    asof_ms: int,
+    config: QualityConfig = DEFAULT_CONFIG,
+    source: str = "binance",
+) -> QualityResult:
+    """Check an ``OHLCV_SCHEMA`` frame of candles of one ``timeframe`` (e.g. ``"1h"``)."""
+    if timeframe not in TIMEFRAME_MS:
+        raise DomainError(f"unknown timeframe {timeframe!r}; known: {sorted(TIMEFRAME_MS)}")
+    _require_columns(frame, OHLCV_SCHEMA)
+    return _check(frame, TIMEFRAME_MS[timeframe], timeframe, asof_ms, config,
+                  source, ohlc=True)
+
+
+def _require_columns(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> None:
+    missing = [c for c in schema if c not in frame.columns]
+    if missing:
+        raise DomainError(f"frame lacks columns {missing}; expected {list(schema)}")
+    wrong = {c: str(frame.schema[c]) for c, t in schema.items() if frame.schema[c] != t}
+    if wrong:
+        raise DomainError(f"frame columns have wrong dtypes {wrong}; expected {dict(schema)}")
+
+
+def _flags(frame: pl.DataFrame, tf_ms: int, asof_ms: int, cfg: QualityConfig,
+           ohlc: bool) -> pl.LazyFrame:
+    """Row-level boolean flags, one column per check, computed per symbol."""
+    s = "symbol"
+    prices = ["open", "high", "low", "close"] if ohlc else ["close"]
+    close = pl.col("close")
+    valid_close = close.is_not_null() & close.is_not_nan() & (close > 0)
+    bucket = pl.col("ts") // tf_ms
+    step = bucket.diff().over(s)
+    vol = pl.col("volume")
+
+    lf = frame.lazy().sort(s, "ts").with_columns(
+        f_nan=pl.any_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() for c in prices]),
+        f_nonpos=pl.any_horizontal([(pl.col(c) <= 0).fill_null(False) for c in prices]),
+        f_zero_vol=vol.is_null() | vol.is_nan() | (vol == 0),
+        f_neg_vol=(vol < 0).fill_null(False),
+        f_dup=(step == 0).fill_null(False),
+        f_missing=(step - 1).clip(lower_bound=0).fill_null(0),
+        f_misaligned=(pl.col("ts") % tf_ms) != 0,
+        f_future=pl.col("ts") > asof_ms,
+        f_same=(close == close.shift(1)).over(s).fill_null(False) & valid_close,
+        f_logret=pl.when(valid_close & valid_close.shift(1).over(s))
+        .then((close / close.shift(1)).log().over(s))
+        .otherwise(None),
+    )
+    if ohlc:
+        hi, lo, op = pl.col("high"), pl.col("low"), pl.col("open")
+        lf = lf.with_columns(
+            f_ohlc=(
+                (hi < pl.max_horizontal(op, close))
+                | (lo > pl.min_horizontal(op, close))
+                | (lo > hi)
+            ).fill_null(False)
+        )
+    else:
+        lf = lf.with_columns(f_ohlc=pl.lit(False))
+
+    r = pl.col("f_logret")
+    r_next = r.shift(-1).over(s)
+    mad = (r - r.median().over(s)).abs().median().over(s)
+    thr = pl.max_horizontal(mad * (cfg.spike_mad_k * _ROBUST_SIGMA),
+                            pl.lit(cfg.spike_min_log_return))
+    return lf.with_columns(
+        f_run=(~pl.col("f_same")).cum_sum().over(s),
+    ).with_columns(
+        f_run_len=pl.len().over(s, "f_run"),
+        f_spike=(
+            (r.abs() > thr)
+            & (r_next.abs() > thr)
+            & (r.sign() != r_next.sign())
+            & ((r + r_next).abs() <= r.abs() * cfg.spike_reversal)
+        ).fill_null(False),
+    ).with_columns(
+        f_stale=pl.col("f_same") & (pl.col("f_run_len") >= cfg.stale_min_run),
+    )
+
+
+def _first_ts(flag: str) -> pl.Expr:
+    return pl.col("ts").filter(pl.col(flag)).min()
+
+
+def _check(frame: pl.DataFrame, tf_ms: int, timeframe: str, asof_ms: int, cfg: QualityConfig,
+           source: str, *, ohlc: bool) -> QualityResult:
+    schema = OHLCV_SCHEMA if ohlc else DAILY_SCHEMA
+    frame = frame.select(list(schema))
+    flagged = _flags(frame, tf_ms, asof_ms, cfg, ohlc)
+    per_symbol = (
+        flagged.group_by("symbol")
+        .agg(
+            n=pl.len(),
+            first=pl.col("ts").min(),
+            last=pl.col("ts").filter(~pl.col("f_future")).max(),
+            NAN=pl.col("f_nan").sum(),
+            NAN_first=_first_ts("f_nan"),
+            NON_POSITIVE_PRICE=pl.col("f_nonpos").sum(),
+            NON_POSITIVE_PRICE_first=_first_ts("f_nonpos"),
+            ZERO_VOLUME=pl.col("f_zero_vol").sum(),
+            ZERO_VOLUME_first=_first_ts("f_zero_vol"),
+            NEGATIVE_VOLUME=pl.col("f_neg_vol").sum(),
+            NEGATIVE_VOLUME_first=_first_ts("f_neg_vol"),
+            DUPLICATE=pl.col("f_dup").sum(),
+            DUPLICATE_first=_first_ts("f_dup"),
+            GAP=pl.col("f_missing").sum(),
+            GAP_first=pl.col("ts").filter(pl.col("f_missing") > 0).min(),
+            GAP_max=pl.col("f_missing").max(),
+            MISALIGNED=pl.col("f_misaligned").sum(),
+            MISALIGNED_first=_first_ts("f_misaligned"),
+            FUTURE_TS=pl.col("f_future").sum(),
+            FUTURE_TS_first=_first_ts("f_future"),
+            OHLC_INCONSISTENT=pl.col("f_ohlc").sum(),
+            OHLC_INCONSISTENT_first=_first_ts("f_ohlc"),
+            STALE=pl.col("f_stale").sum(),
+            STALE_first=_first_ts("f_stale"),
+            STALE_max=pl.col("f_run_len").filter(pl.col("f_stale")).max(),
+            SPIKE=pl.col("f_spike").sum(),
+            SPIKE_first=_first_ts("f_spike"),
+        )
+        .sort("symbol")
+        .collect()
+    )
+    findings = _findings(per_symbol, tf_ms, timeframe, asof_ms, cfg, source)
+    excluded: dict[str, list[str]] = {}
+    for f in findings:
+        if f.severity is Severity.ERROR:
+            excluded.setdefault(f.symbol, []).append(f.code.value)
+    clean = frame.filter(~pl.col("symbol").is_in(list(excluded))).sort("symbol", "ts")
+    return QualityResult(
+        clean=clean,
+        findings=findings,
+        excluded=excluded,
+        checked_symbols=per_symbol.height,
+        checked_rows=frame.height,
+    )
+
+
+def _findings(per_symbol: pl.DataFrame, tf_ms: int, timeframe: str, asof_ms: int,
+              cfg: QualityConfig, source: str) -> list[Finding]:
+    """Turn the per-symbol summary (one row per series, not per bar) into findings."""
+    out: list[Finding] = []
+    for row in per_symbol.iter_rows(named=True):
+        sym: str = row["symbol"]
+        n: int = row["n"]
+
+        def add(code: QualityCode, sev: Severity, count: int, first_ts: int, reason: str,
+                sym: str = sym) -> None:
+            out.append(Finding(code=code, severity=sev, source=source, symbol=sym,
+                               count=count, first_ts=first_ts, reason=reason))
+
+        for code in _ALWAYS_ERROR:
+            count = row[code.value]
+            if count:
+                add(code, Severity.ERROR, count, row[f"{code.value}_first"],
+                    _REASONS[code].format(count=count, n=n, tf=timeframe))
+        if row["GAP"]:
+            missing, longest = row["GAP"], row["GAP_max"]
+            fraction = missing / (n + missing)
+            bad = longest > cfg.max_gap_bars or fraction > cfg.max_missing_fraction
+            add(QualityCode.GAP, Severity.ERROR if bad else Severity.WARNING, missing,
+                row["GAP_first"],
+                f"{missing} missing {timeframe} bar(s) ({fraction:.1%} of the span), longest hole "
+                f"{longest} bar(s); limits: hole ≤ {cfg.max_gap_bars}, "
+                f"missing ≤ {cfg.max_missing_fraction:.0%}")
+        if row["STALE"]:
+            longest = row["STALE_max"]
+            bad = longest >= cfg.stale_error_run
+            add(QualityCode.STALE, Severity.ERROR if bad else Severity.WARNING, row["STALE"],
+                row["STALE_first"],
+                f"{row['STALE']} close(s) repeat the previous one in runs of ≥ "
+                f"{cfg.stale_min_run}; longest run {longest} identical closes "
+                f"(error from {cfg.stale_error_run})")
+        if row["SPIKE"]:
+            bad = row["SPIKE"] > cfg.max_spikes
+            add(QualityCode.SPIKE, Severity.ERROR if bad else Severity.WARNING, row["SPIKE"],
+                row["SPIKE_first"],
+                f"{row['SPIKE']} bar(s) jump beyond max({cfg.spike_mad_k:g}·robust sigma, "
+                f"|log r| {cfg.spike_min_log_return:g}) and reverse on the next bar "
+                f"(error above {cfg.max_spikes})")
+        if row["ZERO_VOLUME"]:
+            add(QualityCode.ZERO_VOLUME, Severity.WARNING, row["ZERO_VOLUME"],
+                row["ZERO_VOLUME_first"],
+                f"{row['ZERO_VOLUME']} of {n} bars have zero or missing volume")
+        if row["MISALIGNED"]:
+            add(QualityCode.MISALIGNED, Severity.INFO, row["MISALIGNED"],
+                row["MISALIGNED_first"],
+                f"{row['MISALIGNED']} timestamp(s) off the {timeframe} grid; counted in the bar "
+                f"they fall in, left unchanged")
+        if n < cfg.min_bars:
+            add(QualityCode.SHORT_HISTORY, Severity.ERROR, n, row["first"],
+                f"only {n} {timeframe} bar(s), need at least {cfg.min_bars}")
+        last = row["last"]
+        if last is not None:
+            lag = (asof_ms // tf_ms) - (last // tf_ms)
+            if lag > cfg.max_lag_bars:
+                add(QualityCode.NO_RECENT_DATA, Severity.ERROR, lag, last,
+                    f"last bar is {lag} {timeframe} bar(s) before asof (limit "
+                    f"{cfg.max_lag_bars}); the series stopped")
+    return out
+
+
+_REASONS: Final[dict[QualityCode, str]] = {
+    QualityCode.NAN: "{count} of {n} bars have a NaN or missing price",
+    QualityCode.NON_POSITIVE_PRICE: "{count} of {n} bars have a zero or negative price",
+    QualityCode.NEGATIVE_VOLUME: "{count} of {n} bars have a negative volume",
+    QualityCode.OHLC_INCONSISTENT: (
+        "{count} of {n} bars violate low ≤ min(open, close) ≤ max(open, close) ≤ high"
+    ),
+    QualityCode.DUPLICATE: "{count} bar(s) repeat an earlier bar of the same {tf} period",
+    QualityCode.FUTURE_TS: "{count} bar(s) are later than asof (look-ahead)",
+}

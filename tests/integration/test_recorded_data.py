@@ -1,0 +1,234 @@
+"""RecordedMarketData over the real shared data set (and broken copies of a few real files)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from cryptosmarttrader.adapters.recorded_data import (
+    FUNDING_SCHEMA,
+    DataSourceError,
+    RecordedMarketData,
+)
+from cryptosmarttrader.domain.market import DAILY_SCHEMA, DAY_MS, OHLCV_SCHEMA
+from cryptosmarttrader.domain.types import ms_from_utc
+
+pytestmark = pytest.mark.realdata
+
+ASOF = datetime(2021, 6, 1, tzinfo=UTC)
+SAMPLE_COINS = ("bitcoin", "ethereum", "dogecoin", "tether", "aave", "0x")
+
+
+@pytest.fixture(scope="module")
+def market(data_dir: Path) -> RecordedMarketData:
+    return RecordedMarketData(data_dir)
+
+
+def copy_coins(data_dir: Path, dest: Path, coins: tuple[str, ...] = SAMPLE_COINS) -> Path:
+    """A data dir holding copies of a few real coin files (tests then alter the copies)."""
+    coins_dir = dest / "coingecko_daily" / "coins"
+    coins_dir.mkdir(parents=True)
+    for coin in coins:
+        shutil.copy(data_dir / "coingecko_daily" / "coins" / f"{coin}.csv", coins_dir)
+    return dest
+
+
+def test_daily_universe_covers_every_coin_fast_and_in_schema(
+    market: RecordedMarketData,
+) -> None:
+    # Given the full CoinGecko set (cold cache)
+    fresh = RecordedMarketData(market.data_dir)
+    # When a 200-day universe is read
+    started = time.perf_counter()
+    frame = fresh.daily_universe(datetime(2023, 12, 31, tzinfo=UTC), 200)
+    elapsed = time.perf_counter() - started
+    # Then every coin with data in the window is there, in schema, inside the window, fast
+    assert frame.schema == pl.Schema(DAILY_SCHEMA)
+    assert frame["symbol"].n_unique() == 572
+    asof_ms = ms_from_utc(datetime(2023, 12, 31, tzinfo=UTC))
+    assert frame["ts"].max() == asof_ms
+    assert frame["ts"].min() > asof_ms - 200 * DAY_MS
+    assert elapsed < 2.0
+    assert frame.equals(frame.sort("symbol", "ts"))
+
+
+def test_daily_universe_values_are_the_recorded_ones(market: RecordedMarketData) -> None:
+    frame = market.daily_universe(datetime(2023, 12, 31, tzinfo=UTC), 2)
+    btc = frame.filter(pl.col("symbol") == "bitcoin").row(-1, named=True)
+    # Last line of bitcoin.csv: 1703980800000,42220.61140121376,14727224645.41767,...
+    assert btc["ts"] == 1703980800000
+    assert btc["close"] == pytest.approx(42220.61140121376, rel=0, abs=0)
+    assert btc["volume"] == pytest.approx(14727224645.41767, rel=0, abs=0)
+
+
+def test_no_look_ahead_truncated_and_altered_futures_give_identical_results(
+    data_dir: Path, tmp_path: Path, market: RecordedMarketData
+) -> None:
+    # Given copies of real files truncated at asof, and copies whose future rows are altered
+    asof_ms = ms_from_utc(ASOF)
+    truncated = copy_coins(data_dir, tmp_path / "truncated")
+    altered = copy_coins(data_dir, tmp_path / "altered")
+    for coin in SAMPLE_COINS:
+        full = pl.read_csv(data_dir / "coingecko_daily" / "coins" / f"{coin}.csv")
+        full.filter(pl.col("timestamp") <= asof_ms).write_csv(
+            truncated / "coingecko_daily" / "coins" / f"{coin}.csv"
+        )
+        full.with_columns(
+            price=pl.when(pl.col("timestamp") > asof_ms).then(pl.col("price") * 1000)
+            .otherwise(pl.col("price"))
+        ).write_csv(altered / "coingecko_daily" / "coins" / f"{coin}.csv")
+    # When the same universe is read from the full, truncated and altered sets
+    want = market.daily_universe(ASOF, 365).filter(pl.col("symbol").is_in(SAMPLE_COINS))
+    got_truncated = RecordedMarketData(truncated).daily_universe(ASOF, 365)
+    got_altered = RecordedMarketData(altered).daily_universe(ASOF, 365)
+    # Then all three are identical
+    assert want.height > 5 * 300
+    assert got_truncated.equals(want)
+    assert got_altered.equals(want)
+
+
+def test_cache_is_invalidated_when_a_source_file_changes(data_dir: Path, tmp_path: Path) -> None:
+    root = copy_coins(data_dir, tmp_path, ("bitcoin",))
+    market = RecordedMarketData(root)
+    before = market.daily_universe(ASOF, 10)
+    path = root / "coingecko_daily" / "coins" / "bitcoin.csv"
+    pl.read_csv(path).filter(pl.col("timestamp") < ms_from_utc(ASOF)).write_csv(path)
+    after = market.daily_universe(ASOF, 10)
+    assert after.height == before.height - 1
+
+
+def test_naive_datetime_and_bad_lookback_are_refused(market: RecordedMarketData) -> None:
+    with pytest.raises(DataSourceError, match="naive"):
+        market.daily_universe(datetime(2021, 1, 1), 10)  # noqa: DTZ001
+    with pytest.raises(DataSourceError, match="lookback_days"):
+        market.daily_universe(ASOF, 0)
+
+
+def test_data_span_is_the_documented_one(market: RecordedMarketData) -> None:
+    first, last = market.data_span()
+    assert datetime.fromtimestamp(first / 1000, UTC).date().isoformat() == "2013-04-28"
+    assert datetime.fromtimestamp(last / 1000, UTC).date().isoformat() == "2023-12-31"
+
+
+def test_metadata_flags_stablecoins_and_wrapped_tokens(market: RecordedMarketData) -> None:
+    meta = market.coins_metadata()
+    assert market.metadata_exclusions == {}
+    assert meta["tether"].is_stablecoin
+    assert not meta["tether"].is_wrapped
+    assert meta["dai"].is_stablecoin
+    assert meta["wrapped-bitcoin"].is_wrapped
+    assert not meta["wrapped-bitcoin"].is_stablecoin
+    assert meta["weth"].is_wrapped
+    assert not meta["bitcoin"].is_stablecoin
+    assert not meta["bitcoin"].is_wrapped
+    assert meta["bitcoin"].genesis_date is not None
+    assert meta["bitcoin"].genesis_date.isoformat() == "2009-01-03"
+
+
+def test_ohlcv_reads_spot_candles_inside_the_range(market: RecordedMarketData) -> None:
+    start = datetime(2020, 3, 12, tzinfo=UTC)
+    frame = market.ohlcv("BTC/USDT", "1h", start, start + timedelta(hours=23))
+    assert frame.schema == pl.Schema(OHLCV_SCHEMA)
+    assert frame.height == 24
+    assert frame["ts"].to_list() == [ms_from_utc(start) + i * 3_600_000 for i in range(24)]
+    assert (frame["symbol"] == "BTC/USDT").all()
+
+
+def test_available_pairs_lists_the_33_usdt_pairs(market: RecordedMarketData) -> None:
+    pairs = market.available_pairs("1d")
+    assert len(pairs) == 33
+    assert "BTC/USDT" in pairs
+    assert all(p.endswith("/USDT") for p in pairs)
+
+
+def test_funding_and_mark_prices(market: RecordedMarketData) -> None:
+    start, end = datetime(2021, 1, 1, tzinfo=UTC), datetime(2023, 1, 1, tzinfo=UTC)
+    funding = market.funding_rates("BTC/USDT", start, end)
+    assert funding.schema == pl.Schema(FUNDING_SCHEMA)
+    assert funding.height == 999
+    assert funding["ts"][0] == 1630396800007  # recorded jitter kept as is
+    mark = market.mark_prices("BTC/USDT", start, end)
+    assert mark.schema == pl.Schema(OHLCV_SCHEMA)
+    assert mark.height > 1000
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m: m.ohlcv("DOGE/BTC", "1d", ASOF, ASOF), "expected BASE/USDT"),
+        (lambda m: m.ohlcv("NOPE/USDT", "1d", ASOF, ASOF), "unknown symbol 'NOPE/USDT'"),
+        (lambda m: m.ohlcv("BTC/USDT", "15m", ASOF, ASOF), "timeframe '15m'"),
+        (lambda m: m.funding_rates("ETH/USDT", ASOF, ASOF), "unknown symbol 'ETH/USDT'"),
+    ],
+)
+def test_unknown_symbols_and_timeframes_are_named(
+    market: RecordedMarketData, call: object, message: str
+) -> None:
+    with pytest.raises(DataSourceError, match=message):
+        call(market)  # type: ignore[operator]
+
+
+def test_missing_data_dir_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataSourceError, match="does not exist"):
+        RecordedMarketData(tmp_path / "nope")
+    with pytest.raises(DataSourceError, match=r"missing folder .*coins"):
+        RecordedMarketData(tmp_path).daily_universe(ASOF, 10)
+
+
+def test_renamed_column_is_named_with_the_file(data_dir: Path, tmp_path: Path) -> None:
+    root = copy_coins(data_dir, tmp_path, ("bitcoin", "aave"))
+    path = root / "coingecko_daily" / "coins" / "aave.csv"
+    text = path.read_text().replace("price", "close", 1)
+    path.write_text(text)
+    with pytest.raises(DataSourceError, match=r"aave\.csv.*missing \['price'\]"):
+        RecordedMarketData(root).daily_universe(ASOF, 10)
+
+
+def test_non_numeric_csv_value_is_named_with_the_file(data_dir: Path, tmp_path: Path) -> None:
+    root = copy_coins(data_dir, tmp_path, ("bitcoin", "aave"))
+    path = root / "coingecko_daily" / "coins" / "aave.csv"
+    lines = path.read_text().splitlines()
+    cells = lines[5].split(",")
+    lines[5] = ",".join([cells[0], "n/a", *cells[2:]])
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataSourceError, match=r"aave\.csv: non-numeric"):
+        RecordedMarketData(root).daily_universe(ASOF, 10)
+
+
+def spot_copy(data_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "binance_spot" / "1d"
+    folder.mkdir(parents=True)
+    shutil.copy(data_dir / "binance_spot" / "1d" / "BTC_USDT-1d.json", folder)
+    return folder / "BTC_USDT-1d.json"
+
+
+def test_truncated_json_is_reported(data_dir: Path, tmp_path: Path) -> None:
+    path = spot_copy(data_dir, tmp_path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataSourceError, match=r"BTC_USDT-1d\.json: malformed or truncated JSON"):
+        RecordedMarketData(tmp_path).ohlcv("BTC/USDT", "1d", ASOF, ASOF)
+
+
+def test_wrong_array_width_is_reported(data_dir: Path, tmp_path: Path) -> None:
+    path = spot_copy(data_dir, tmp_path)
+    rows = json.loads(path.read_bytes())
+    rows[7] = rows[7][:5]
+    path.write_text(json.dumps(rows))
+    with pytest.raises(DataSourceError, match="row 7 has 5 values, expected 6"):
+        RecordedMarketData(tmp_path).ohlcv("BTC/USDT", "1d", ASOF, ASOF)
+
+
+def test_string_value_in_json_is_reported(data_dir: Path, tmp_path: Path) -> None:
+    path = spot_copy(data_dir, tmp_path)
+    rows = json.loads(path.read_bytes())
+    rows[3][4] = "4108.37"
+    path.write_text(json.dumps(rows))
+    with pytest.raises(DataSourceError, match="non-numeric value"):
+        RecordedMarketData(tmp_path).ohlcv("BTC/USDT", "1d", ASOF, ASOF)
