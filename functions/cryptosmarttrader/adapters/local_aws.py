@@ -1,0 +1,399 @@
+"""Embedded local AWS for the CLI and the demo: the same tables, bucket and parameter as the stack.
+
+``embedded_aws(state_dir, resources)`` yields ready boto3 clients.
+
+* With ``resources.aws_endpoint_url`` set (a moto server, LocalStack, or real AWS) the clients
+  use it and the resources are only created where missing.
+* Otherwise moto runs in-process. The resources are created, then the snapshot in
+  ``state_dir/snapshot.json`` (all table items and SSM parameters) and the lake objects under
+  ``state_dir/lake/`` are loaded; on exit both are saved back (snapshot atomically via a temp
+  file and ``os.replace``, lake objects only where they changed). Two ``cst`` processes run one
+  after the other therefore see the same orders, positions, kill-switch and lake. A lock file
+  serialises processes sharing one ``state_dir`` so neither loses the other's writes.
+
+See docs/local-aws.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.settings import AwsResources
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeDefinitionTypeDef,
+        KeySchemaElementTypeDef,
+    )
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_ssm import SSMClient
+
+__all__ = [
+    "SNAPSHOT_FILE",
+    "LocalAws",
+    "SnapshotError",
+    "embedded_aws",
+    "ensure_resources",
+    "table_specs",
+]
+
+SNAPSHOT_FILE = "snapshot.json"
+LAKE_DIR = "lake"
+LOCK_FILE = ".lock"
+SNAPSHOT_VERSION = 1
+DUMMY_CREDENTIALS: Mapping[str, str] = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+_REAL_CREDENTIAL_HINTS = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                          "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                          "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+
+
+class SnapshotError(RuntimeError):
+    """The local state snapshot cannot be read; nothing was loaded or overwritten."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    keys: tuple[tuple[str, Literal["HASH", "RANGE"]], ...]
+    ttl_attribute: str | None = None
+
+
+def table_specs(resources: AwsResources) -> list[TableSpec]:
+    """The four tables of the resource contract (same keys and TTL as the CDK data construct)."""
+    return [
+        TableSpec(resources.orders_table, (("client_order_id", "HASH"),)),
+        TableSpec(resources.positions_table, (("symbol", "HASH"),)),
+        TableSpec(resources.idempotency_table, (("id", "HASH"),), ttl_attribute="expiration"),
+        TableSpec(resources.state_table, (("pk", "HASH"), ("sk", "RANGE"))),
+    ]
+
+
+KILL_SWITCH_DEFAULT_REASON = "local default"
+
+
+@dataclass
+class LocalAws:
+    """What :func:`embedded_aws` yields: the resources, their clients and where state lives."""
+
+    resources: AwsResources
+    clients: AwsClients
+    mode: Literal["in-process", "endpoint"]
+    state_dir: Path
+    loaded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        return self.clients.dynamodb
+
+    @property
+    def s3(self) -> S3Client:
+        return self.clients.s3
+
+    @property
+    def ssm(self) -> SSMClient:
+        return self.clients.ssm
+
+
+# --------------------------------------------------------------------------- resources
+
+
+def _create_table(client: DynamoDBClient, spec: TableSpec) -> None:
+    key_schema: list[KeySchemaElementTypeDef] = [
+        {"AttributeName": n, "KeyType": t} for n, t in spec.keys
+    ]
+    attrs: list[AttributeDefinitionTypeDef] = [
+        {"AttributeName": n, "AttributeType": "S"} for n, _ in spec.keys
+    ]
+    try:
+        client.create_table(
+            TableName=spec.name,
+            KeySchema=key_schema,
+            AttributeDefinitions=attrs,
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+        return
+    client.get_waiter("table_exists").wait(TableName=spec.name, WaiterConfig={"Delay": 1})
+    if spec.ttl_attribute:
+        client.update_time_to_live(
+            TableName=spec.name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+        )
+
+
+def kill_switch_default(at: datetime) -> str:
+    return json.dumps(
+        {"on": False, "reason": KILL_SWITCH_DEFAULT_REASON, "actor": "local", "at": at.isoformat()}
+    )
+
+
+def ensure_resources(clients: AwsClients, now: datetime | None = None) -> None:
+    """Create the bucket, the four tables and the kill-switch parameter where missing."""
+    res = clients.resources
+    for spec in table_specs(res):
+        _create_table(clients.dynamodb, spec)
+    try:
+        clients.s3.head_bucket(Bucket=res.lake_bucket)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"404", "NoSuchBucket", "NotFound"}:
+            raise
+        if res.region == "us-east-1":
+            clients.s3.create_bucket(Bucket=res.lake_bucket)
+        else:
+            clients.s3.create_bucket(
+                Bucket=res.lake_bucket,
+                CreateBucketConfiguration={"LocationConstraint": res.region},  # type: ignore[typeddict-item]
+            )
+    with contextlib.suppress(clients.ssm.exceptions.ParameterAlreadyExists):
+        clients.ssm.put_parameter(
+            Name=res.kill_switch_param,
+            Value=kill_switch_default(now or datetime.now(tz=UTC)),
+            Type="String",
+            Overwrite=False,
+        )
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+def _encode_attr(value: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB attribute value → JSON-safe form (binary as base64)."""
+    ((kind, inner),) = value.items()
+    if kind == "B":
+        return {"B": base64.b64encode(bytes(inner)).decode("ascii")}
+    if kind == "BS":
+        return {"BS": [base64.b64encode(bytes(b)).decode("ascii") for b in inner]}
+    if kind == "L":
+        return {"L": [_encode_attr(v) for v in inner]}
+    if kind == "M":
+        return {"M": {k: _encode_attr(v) for k, v in inner.items()}}
+    return {kind: inner}
+
+
+def _decode_attr(value: Mapping[str, Any]) -> dict[str, Any]:
+    ((kind, inner),) = value.items()
+    if kind == "B":
+        return {"B": base64.b64decode(inner)}
+    if kind == "BS":
+        return {"BS": [base64.b64decode(b) for b in inner]}
+    if kind == "L":
+        return {"L": [_decode_attr(v) for v in inner]}
+    if kind == "M":
+        return {"M": {k: _decode_attr(v) for k, v in inner.items()}}
+    return {kind: inner}
+
+
+def dump_state(clients: AwsClients) -> dict[str, Any]:
+    """All table items and SSM parameters as a JSON-safe dict."""
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for spec in table_specs(clients.resources):
+        items: list[dict[str, Any]] = []
+        for page in clients.dynamodb.get_paginator("scan").paginate(TableName=spec.name):
+            items.extend({k: _encode_attr(v) for k, v in it.items()} for it in page["Items"])
+        items.sort(key=lambda it: json.dumps([it.get(k) for k, _ in spec.keys], sort_keys=True))
+        tables[spec.name] = items
+    params: list[dict[str, str]] = []
+    for ssm_page in clients.ssm.get_paginator("describe_parameters").paginate():
+        for meta in ssm_page["Parameters"]:
+            got = clients.ssm.get_parameter(Name=meta["Name"], WithDecryption=True)["Parameter"]
+            params.append({"name": got["Name"], "type": got["Type"], "value": got["Value"]})
+    params.sort(key=lambda p: p["name"])
+    return {"version": SNAPSHOT_VERSION, "tables": tables, "parameters": params}
+
+
+def read_snapshot(path: Path) -> dict[str, Any] | None:
+    """Parse and validate the snapshot file, or None if absent. Raises :class:`SnapshotError`."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SnapshotError(f"cannot read local AWS snapshot {path}: {exc}") from exc
+    ok = (
+        isinstance(data, dict)
+        and data.get("version") == SNAPSHOT_VERSION
+        and isinstance(data.get("tables"), dict)
+        and isinstance(data.get("parameters"), list)
+        and all(isinstance(v, list) for v in data["tables"].values())
+        and all(isinstance(p, dict) and {"name", "type", "value"} <= p.keys()
+                for p in data["parameters"])
+    )
+    if not ok:
+        raise SnapshotError(
+            f"local AWS snapshot {path} is not a version-{SNAPSHOT_VERSION} snapshot "
+            "(expected keys version, tables, parameters); fix or remove it"
+        )
+    snapshot: dict[str, Any] = data
+    return snapshot
+
+
+def load_state(clients: AwsClients, data: Mapping[str, Any], path: Path) -> dict[str, int]:
+    """Write a snapshot's items and parameters into the (fresh) local resources."""
+    known = {spec.name for spec in table_specs(clients.resources)}
+    counts: dict[str, int] = {}
+    try:
+        for table, items in data["tables"].items():
+            if table not in known:
+                continue  # a table renamed by settings: keep it out of the current contract
+            for item in items:
+                clients.dynamodb.put_item(
+                    TableName=table, Item={k: _decode_attr(v) for k, v in item.items()}
+                )
+            counts[table] = len(items)
+        for param in data["parameters"]:
+            clients.ssm.put_parameter(
+                Name=param["name"], Value=param["value"], Type=param["type"], Overwrite=True
+            )
+        counts["parameters"] = len(data["parameters"])
+    except (ClientError, BotoCoreError, ValueError, TypeError, AttributeError) as exc:
+        raise SnapshotError(f"local AWS snapshot {path} has an invalid entry: {exc}") from exc
+    return counts
+
+
+def write_atomic(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------- lake mirror
+
+
+def _moto_bucket(bucket: str) -> Any:
+    """The in-process moto bucket (fast path: no HTTP round trip per object)."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    return s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_bucket(bucket)
+
+
+def _load_lake(lake_dir: Path, bucket: str) -> dict[str, str]:
+    """Put every file under ``lake_dir`` into the moto bucket. Returns key → sha256."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    digests: dict[str, str] = {}
+    if not lake_dir.is_dir():
+        return digests
+    for path in sorted(lake_dir.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        body = path.read_bytes()
+        key = path.relative_to(lake_dir).as_posix()
+        backend.put_object(bucket, key, body)
+        digests[key] = hashlib.sha256(body).hexdigest()
+    return digests
+
+
+def _save_lake(lake_dir: Path, bucket: str, loaded: Mapping[str, str]) -> None:
+    """Mirror the moto bucket to ``lake_dir``: write changed objects, remove deleted ones."""
+    current: dict[str, bytes] = {}
+    for key, fake_key in _moto_bucket(bucket).keys.items():
+        current[key] = fake_key.value
+    for key, body in current.items():
+        if loaded.get(key) != hashlib.sha256(body).hexdigest():
+            write_atomic(lake_dir / key, body)
+    for key in set(loaded) - set(current):
+        (lake_dir / key).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- context
+
+
+@contextlib.contextmanager
+def _env(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _state_lock(state_dir: Path, timeout_s: float) -> Iterator[None]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = state_dir / LOCK_FILE
+    with lock_path.open("a+") as fh:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"another cst process holds {lock_path} for longer than {timeout_s:.0f} s"
+                    ) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def embedded_aws(
+    state_dir: Path, resources: AwsResources | None = None, *, lock_timeout_s: float = 120.0
+) -> Iterator[LocalAws]:
+    """Yield ready clients for the project's resources; see the module docstring."""
+    resources = resources or AwsResources()
+    if resources.aws_endpoint_url:
+        has_creds = any(os.environ.get(k) for k in _REAL_CREDENTIAL_HINTS)
+        with _env({} if has_creds else DUMMY_CREDENTIALS):
+            clients = AwsClients.build(resources)
+            ensure_resources(clients)
+            yield LocalAws(resources, clients, "endpoint", state_dir)
+        return
+
+    from moto import mock_aws  # only the local path needs moto
+
+    snapshot_path = state_dir / SNAPSHOT_FILE
+    lake_dir = state_dir / LAKE_DIR
+    with _state_lock(state_dir, lock_timeout_s):
+        snapshot = read_snapshot(snapshot_path)  # corrupt → SnapshotError before any write
+        with _env(DUMMY_CREDENTIALS), mock_aws():
+            clients = AwsClients.build(resources)
+            ensure_resources(clients)
+            loaded = load_state(clients, snapshot, snapshot_path) if snapshot else {}
+            lake_digests = _load_lake(lake_dir, resources.lake_bucket)
+            loaded["lake_objects"] = len(lake_digests)
+            try:
+                yield LocalAws(resources, clients, "in-process", state_dir, loaded)
+            finally:
+                state = dump_state(clients)
+                _save_lake(lake_dir, resources.lake_bucket, lake_digests)
+                payload = json.dumps(state, indent=1, sort_keys=True).encode("utf-8")
+                write_atomic(snapshot_path, payload)

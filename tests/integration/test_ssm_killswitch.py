@@ -1,0 +1,149 @@
+"""Kill-switch on moto SSM: fails closed, caches by the injected clock, writes with a reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto import mock_aws
+from pydantic import ValidationError
+
+from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.local_aws import ensure_resources
+from cryptosmarttrader.adapters.ssm_killswitch import FAIL_CLOSED_ACTOR, SsmKillSwitch
+from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.settings import AwsResources
+
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+PARAM = "/cst/kill-switch"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        clients = AwsClients.build(AwsResources())
+        ensure_resources(clients, now=T0)
+        yield clients
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+def _write_raw(aws: AwsClients, value: str) -> None:
+    aws.ssm.put_parameter(Name=PARAM, Value=value, Type="String", Overwrite=True)
+
+
+def test_default_parameter_is_off_with_its_reason(aws: AwsClients, clock: FixedClock) -> None:
+    # Given the freshly created local parameter
+    switch = SsmKillSwitch(PARAM, aws.ssm, clock)
+    # When read, Then trading is allowed and the status explains why
+    status = switch.status()
+    assert switch.is_on() is False
+    assert (status.on, status.reason, status.actor, status.at) == (False, "local default", "local", T0)
+
+
+def test_set_writes_json_and_is_seen_at_once(aws: AwsClients, clock: FixedClock) -> None:
+    # Given a switch whose OFF state is cached
+    switch = SsmKillSwitch(PARAM, aws.ssm, clock, cache_seconds=60)
+    assert switch.is_on() is False
+    # When an operator turns it on
+    clock.advance(timedelta(seconds=1))
+    switch.set(True, "  drawdown breach  ", "alice")
+    # Then the cache is dropped, and the stored JSON has all four fields
+    assert switch.is_on() is True
+    stored = json.loads(aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Value"])
+    assert stored == {
+        "on": True, "reason": "drawdown breach", "actor": "alice",
+        "at": (T0 + timedelta(seconds=1)).isoformat().replace("+00:00", "Z"),
+    }
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_set_requires_a_reason(aws: AwsClients, clock: FixedClock, reason: str) -> None:
+    switch = SsmKillSwitch(PARAM, aws.ssm, clock)
+    with pytest.raises(ValidationError):
+        switch.set(True, reason, "alice")
+    assert switch.is_on() is False  # nothing was written
+
+
+def test_reads_are_cached_for_cache_seconds_of_the_injected_clock(
+    aws: AwsClients, clock: FixedClock
+) -> None:
+    # Given a reader with a 5 s cache that has just seen OFF
+    reader = SsmKillSwitch(PARAM, aws.ssm, clock, cache_seconds=5)
+    assert reader.is_on() is False
+    # When another process turns the switch on
+    SsmKillSwitch(PARAM, aws.ssm, clock).set(True, "manual stop", "ops")
+    # Then the reader sees it no later than 5 s after its last read
+    clock.advance(timedelta(seconds=4.9))
+    assert reader.is_on() is False
+    clock.advance(timedelta(seconds=0.1))
+    assert reader.is_on() is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("not json", "malformed"),
+        ('{"on": "false", "reason": "x", "actor": "a", "at": "2024-03-01T12:00:00Z"}', "on"),
+        ('{"on": false, "reason": "", "actor": "a", "at": "2024-03-01T12:00:00Z"}', "reason"),
+        ('{"on": false, "reason": "x", "actor": "a"}', "at"),
+        ('{"on": false, "reason": "x", "actor": "a", "at": "2024-03-01T12:00:00"}', "at"),
+        ('{"on": false, "reason": "x", "actor": "a", "at": "2024-03-01T12:00:00Z", "y": 1}', "y"),
+        ("[]", "malformed"),
+    ],
+)
+def test_malformed_value_fails_closed_with_the_reason(
+    aws: AwsClients, clock: FixedClock, raw: str, why: str
+) -> None:
+    # Given a parameter whose value is not a valid kill-switch document
+    _write_raw(aws, raw)
+    # When read
+    status = SsmKillSwitch(PARAM, aws.ssm, clock).status()
+    # Then the switch is ON and says what was wrong
+    assert status.on is True
+    assert status.actor == FAIL_CLOSED_ACTOR
+    assert "malformed" in status.reason
+    assert why in status.reason
+
+
+def test_missing_parameter_fails_closed(aws: AwsClients, clock: FixedClock) -> None:
+    # Given the parameter was deleted
+    aws.ssm.delete_parameter(Name=PARAM)
+    # When read, Then the switch is ON because it cannot be read
+    status = SsmKillSwitch(PARAM, aws.ssm, clock).status()
+    assert status.on is True
+    assert "unreadable" in status.reason
+    assert PARAM in status.reason
+
+
+def test_unreachable_ssm_fails_closed(clock: FixedClock) -> None:
+    # Given an SSM endpoint nobody listens on
+    ssm = boto3.client(
+        "ssm", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="x", aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    # When read, Then it counts as ON and says why
+    status = SsmKillSwitch(PARAM, ssm, clock).status()
+    assert status.on is True
+    assert "unreadable" in status.reason
+
+
+def test_recovers_once_the_parameter_is_fixed(aws: AwsClients, clock: FixedClock) -> None:
+    # Given a malformed value that made the switch fail closed
+    _write_raw(aws, "{")
+    switch = SsmKillSwitch(PARAM, aws.ssm, clock, cache_seconds=5)
+    assert switch.is_on() is True
+    # When an operator writes a valid OFF value and the cache expires
+    SsmKillSwitch(PARAM, aws.ssm, clock).set(False, "fixed", "ops")
+    clock.advance(timedelta(seconds=5))
+    # Then trading is allowed again
+    assert switch.is_on() is False
