@@ -1,0 +1,171 @@
+"""`cst data`: inspect the recorded real data. `cst data check` runs the quality gate on it all."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cryptosmarttrader.adapters.recorded_data import DataSourceError, RecordedMarketData
+from cryptosmarttrader.cli._common import fail, parse_day
+from cryptosmarttrader.domain.quality import QualityResult, check_daily, check_ohlcv
+from cryptosmarttrader.domain.types import ms_from_utc, utc_from_ms
+from cryptosmarttrader.wiring import resolve_data_dir
+
+app = typer.Typer(
+    name="data",
+    help="Recorded real market data: quality report.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@app.callback()
+def data() -> None:
+    """Recorded real market data: quality report."""
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    """The gate's result for one source, with the asof it was checked at."""
+
+    source: str
+    asof_ms: int
+    result: QualityResult
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "asof": utc_from_ms(self.asof_ms).isoformat(),
+            "series": self.result.checked_symbols,
+            "rows": self.result.checked_rows,
+            "excluded": len(self.result.excluded),
+            "totals": self.result.totals(),
+        }
+
+
+def _last_ms(frame: pl.DataFrame, what: str) -> int:
+    last = frame["ts"].max()
+    if not isinstance(last, int):
+        raise DataSourceError(f"{what}: no rows up to the requested asof")
+    return last
+
+
+def run_checks(market: RecordedMarketData, asof: datetime | None) -> list[SourceReport]:
+    """Gate every price source of the data dir. Without ``asof`` each source is checked at its
+    own last bar; with it, only rows up to ``asof`` are read (no look-ahead)."""
+    reports: list[SourceReport] = []
+    daily = market.daily_all()
+    if asof is not None:
+        daily = daily.filter(pl.col("ts") <= ms_from_utc(asof))
+    at = ms_from_utc(asof) if asof is not None else _last_ms(daily, "coingecko_daily")
+    reports.append(SourceReport("coingecko", at, check_daily(daily, at, source="coingecko")))
+
+    for timeframe in ("1d", "4h", "1h"):
+        source = f"binance_spot_{timeframe}"
+        frame = market.ohlcv_all(timeframe, asof)
+        at = ms_from_utc(asof) if asof is not None else _last_ms(frame, source)
+        reports.append(SourceReport(source, at, check_ohlcv(frame, timeframe, at, source=source)))
+
+    futures: list[tuple[str, str, Callable[[datetime, datetime], pl.DataFrame]]] = [
+        ("binance_futures_mark_8h", "8h",
+         lambda s, e: market.mark_prices("BTC/USDT", s, e)),
+        ("binance_futures_1h", "1h",
+         lambda s, e: market.futures_ohlcv("BTC/USDT", "1h", s, e)),
+        ("binance_futures_1d", "1d",
+         lambda s, e: market.futures_ohlcv("BTC/USDT", "1d", s, e)),
+    ]
+    end = asof if asof is not None else datetime(9999, 1, 1, tzinfo=UTC) - timedelta(days=1)
+    for source, timeframe, read in futures:
+        frame = read(_EPOCH, end)
+        at = ms_from_utc(asof) if asof is not None else _last_ms(frame, source)
+        reports.append(SourceReport(source, at, check_ohlcv(frame, timeframe, at, source=source)))
+    return reports
+
+
+@app.command("check")
+def check(
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Recorded data dir (default: CST_DATA_DIR or ../shared/data)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"findings": [...], "totals": {...}}.')
+    ] = False,
+    asof: Annotated[
+        str | None,
+        typer.Option("--asof", help="Check only data up to this UTC date, YYYY-MM-DD."),
+    ] = None,
+) -> None:
+    """Run the zero-tolerance quality gate over every source of the data dir and report findings.
+
+    Nothing is repaired: a series with an error-severity finding is reported as excluded.
+    """
+    day = parse_day(asof) if asof is not None else None
+    try:
+        market = RecordedMarketData(resolve_data_dir(data))
+        reports = run_checks(market, day)
+    except (ValueError, RuntimeError, OSError) as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if as_json:
+        _print_json(reports)
+    else:
+        _print_table(reports)
+
+
+def _print_json(reports: list[SourceReport]) -> None:
+    findings = [f.model_dump(mode="json") for r in reports for f in r.result.findings]
+    totals = Counter(f["code"] for f in findings)
+    payload = {
+        "findings": findings,
+        "totals": dict(sorted(totals.items())),
+        "sources": [r.summary() for r in reports],
+    }
+    typer.echo(json.dumps(payload, indent=1))
+
+
+def _print_table(reports: list[SourceReport]) -> None:
+    console = Console()
+    summary = Table(title="Data-quality gate: series per source")
+    for column in ("source", "asof", "series", "rows", "excluded"):
+        summary.add_column(column, justify="left" if column in {"source", "asof"} else "right")
+    for r in reports:
+        summary.add_row(r.source, utc_from_ms(r.asof_ms).date().isoformat(),
+                        str(r.result.checked_symbols), f"{r.result.checked_rows:,}",
+                        str(len(r.result.excluded)))
+    console.print(summary)
+
+    by_code = Table(title="Findings per source and code")
+    for column in ("source", "code", "series", "errors", "warnings", "info", "bars"):
+        by_code.add_column(column, justify="left" if column in {"source", "code"} else "right")
+    for r in reports:
+        grouped: dict[str, list[int]] = {}
+        for f in r.result.findings:
+            row = grouped.setdefault(f.code.value, [0, 0, 0, 0, 0])
+            row[0] += 1
+            row[{"error": 1, "warning": 2, "info": 3}[f.severity.value]] += 1
+            row[4] += f.count
+        for code, (n, err, warn, info, bars) in sorted(grouped.items()):
+            by_code.add_row(r.source, code, str(n), str(err), str(warn), str(info), f"{bars:,}")
+    console.print(by_code)
+
+    excluded = Table(title="Excluded series (first reason)")
+    for column in ("source", "symbol", "codes", "reason"):
+        excluded.add_column(column)
+    for r in reports:
+        for f in r.result.errors():
+            codes = r.result.excluded[f.symbol]
+            if f.code.value == codes[0]:
+                excluded.add_row(r.source, f.symbol, ",".join(codes), f.reason)
+    console.print(excluded)
