@@ -1,0 +1,179 @@
+"""Benchmark: the polars quality gate vs a plain pandas row loop doing the same checks.
+
+Validates every shared candle (CoinGecko daily + Binance spot 1d/4h/1h), in one process, on the
+same frames, and prints candles/second for each and their ratio. Also checks that both count the
+same flagged bars per code, so the speed comparison is between equal work.
+
+    uv run python bench/bench_validate.py [--data DIR] [--repeat N]
+
+No asserts on timing: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import platform
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.domain.market import TIMEFRAME_MS
+from cryptosmarttrader.domain.quality import (
+    DEFAULT_CONFIG,
+    QualityConfig,
+    QualityResult,
+    check_daily,
+    check_ohlcv,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load(market: RecordedMarketData) -> list[tuple[str, str, pl.DataFrame]]:
+    daily = market.daily_all()
+    frames = [("coingecko", "1d", daily)]
+    for tf in ("1d", "4h", "1h"):
+        frames.append((f"binance_spot_{tf}", tf, market.ohlcv_all(tf)))
+    return frames
+
+
+def polars_gate(frames: list[tuple[str, str, pl.DataFrame]]) -> list[QualityResult]:
+    out = []
+    for source, tf, frame in frames:
+        asof = int(frame["ts"].max())  # type: ignore[arg-type]
+        if source == "coingecko":
+            out.append(check_daily(frame, asof, source=source))
+        else:
+            out.append(check_ohlcv(frame, tf, asof, source=source))
+    return out
+
+
+def pandas_row_loop(df: pd.DataFrame, tf_ms: int, asof: int, cfg: QualityConfig,
+                    ohlc: bool) -> Counter[str]:
+    """The same bar-level checks as the gate, one row at a time (the usual hand-written way)."""
+    flagged: Counter[str] = Counter()
+    for _, group in df.groupby("symbol", sort=True):
+        prev_bucket: int | None = None
+        prev_close: float | None = None
+        run = 1
+        logrets: list[float | None] = []
+        for row in group.itertuples(index=False):
+            ts, close, vol = int(row.ts), row.close, row.volume
+            prices = (row.open, row.high, row.low, close) if ohlc else (close,)
+            if any(p is None or math.isnan(p) for p in prices):
+                flagged["NAN"] += 1
+            if any(p <= 0 for p in prices):
+                flagged["NON_POSITIVE_PRICE"] += 1
+            if vol is None or math.isnan(vol) or vol == 0:
+                flagged["ZERO_VOLUME"] += 1
+            elif vol < 0:
+                flagged["NEGATIVE_VOLUME"] += 1
+            if ohlc and (row.high < max(row.open, close) or row.low > min(row.open, close)
+                         or row.low > row.high):
+                flagged["OHLC_INCONSISTENT"] += 1
+            if ts % tf_ms:
+                flagged["MISALIGNED"] += 1
+            if ts > asof:
+                flagged["FUTURE_TS"] += 1
+            bucket = ts // tf_ms
+            if prev_bucket is not None:
+                if bucket == prev_bucket:
+                    flagged["DUPLICATE"] += 1
+                elif bucket - prev_bucket > 1:
+                    flagged["GAP"] += bucket - prev_bucket - 1
+            prev_bucket = bucket
+            valid = not math.isnan(close) and close > 0
+            if prev_close is not None and valid and close == prev_close:
+                run += 1
+                if run == cfg.stale_min_run:
+                    flagged["STALE"] += run - 1
+                elif run > cfg.stale_min_run:
+                    flagged["STALE"] += 1
+            else:
+                run = 1
+            logrets.append(math.log(close / prev_close)
+                           if prev_close is not None and valid and prev_close > 0 else None)
+            prev_close = close if valid else math.nan
+        rets = [r for r in logrets if r is not None]
+        if len(rets) < 2:
+            continue
+        med = statistics.median(rets)
+        mad = statistics.median(abs(r - med) for r in rets)
+        thr = max(cfg.spike_mad_k * 1.4826 * mad, cfg.spike_min_log_return)
+        for r, nxt in itertools.pairwise(logrets):
+            if (r is not None and nxt is not None and abs(r) > thr and abs(nxt) > thr
+                    and math.copysign(1, r) != math.copysign(1, nxt)
+                    and abs(r + nxt) <= abs(r) * cfg.spike_reversal):
+                flagged["SPIKE"] += 1
+    return flagged
+
+
+def pandas_gate(frames: list[tuple[str, str, pd.DataFrame]]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for source, tf, df in frames:
+        asof = int(df["ts"].max())
+        total += pandas_row_loop(df, TIMEFRAME_MS[tf], asof, DEFAULT_CONFIG,
+                                 ohlc=source != "coingecko")
+    return total
+
+
+def bar_counts(results: list[QualityResult]) -> Counter[str]:
+    """Flagged bars per code (what the row loop counts), from the gate's findings."""
+    per_series_codes = {"SHORT_HISTORY", "NO_RECENT_DATA"}
+    total: Counter[str] = Counter()
+    for r in results:
+        for f in r.findings:
+            if f.code.value not in per_series_codes:
+                total[f.code.value] += f.count
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = os.environ.get("CST_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--data", type=Path, default=Path(default))
+    parser.add_argument("--repeat", type=int, default=5, help="polars repetitions (best of)")
+    args = parser.parse_args()
+
+    market = RecordedMarketData(args.data)
+    frames = load(market)
+    candles = sum(f.height for _, _, f in frames)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"polars {pl.__version__}, pandas {pd.__version__}")
+    print(f"candles: {candles:,} ("
+          + ", ".join(f"{s} {f.height:,}" for s, _, f in frames) + ")")
+
+    polars_gate(frames)  # warm-up
+    timings = []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        results = polars_gate(frames)
+        timings.append(time.perf_counter() - started)
+    pl_time = min(timings)
+
+    pd_frames = [(s, tf, f.to_pandas()) for s, tf, f in frames]
+    started = time.perf_counter()
+    loop_counts = pandas_gate(pd_frames)
+    pd_time = time.perf_counter() - started
+
+    gate_counts = bar_counts(results)
+    agree = +gate_counts == +loop_counts
+    print(f"polars gate    : {pl_time:8.3f} s  {candles / pl_time:14,.0f} candles/s "
+          f"(best of {args.repeat})")
+    print(f"pandas row loop: {pd_time:8.3f} s  {candles / pd_time:14,.0f} candles/s")
+    print(f"ratio          : {pd_time / pl_time:8.1f}x faster (polars vs pandas row loop)")
+    print(f"same flagged bars per code: {agree}  {dict(sorted(gate_counts.items()))}")
+    if not agree:
+        print(f"  row loop counted: {dict(sorted(loop_counts.items()))}")
+
+
+if __name__ == "__main__":
+    main()
