@@ -7,7 +7,7 @@ The agent counts seven sub-signals, each bullish (+1), bearish (-1) or neutral (
 30-day and 90-day momentum, close vs SMA50, SMA50 vs SMA200, MACD histogram, RSI(14) zone and a
 volume surge in the direction of the 7-day move. ``confidence`` is their agreement
 (|sum| / 7) scaled by history sufficiency; ``probability`` squashes the net signal plus the
-volatility-adjusted 90-day momentum (tanh) through a logistic. It is a heuristic, not a calibrated
+volatility-adjusted 90-day log momentum (tanh of a Sharpe-like ratio / 3) through a logistic. It is a heuristic, not a calibrated
 probability: calibration is the ensemble's job.
 """
 
@@ -113,7 +113,8 @@ def technical_votes(
     ]
     scored = last.with_columns(net=pl.sum_horizontal(signals)).with_columns(
         risk_adj_mom=(
-            pl.col("ret90") / (2 * pl.col("volatility") * 90**0.5).clip(lower_bound=1e-9)
+            (1 + pl.col("ret90")).log()
+            / (3 * pl.col("volatility") * 90**0.5).clip(lower_bound=1e-9)
         ).tanh(),
         sufficiency=(pl.col("n_bars") / c.full_history).clip(upper_bound=1.0),
     )

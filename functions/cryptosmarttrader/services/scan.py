@@ -1,0 +1,310 @@
+"""Scan use case: data as of a date → quality gate → agents → ranking → RiskGuard → paper orders.
+
+The same service runs in the scan Lambda, in `cst scan` and in backtests, so a decision never
+depends on where it was computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from cryptosmarttrader.domain.agents.technical import technical_votes
+from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.market import DAY_MS
+from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, Intent, OrderIntent, OrderStatus
+from cryptosmarttrader.domain.quality import check_daily
+from cryptosmarttrader.domain.ranking import RankedSignal, rank
+from cryptosmarttrader.domain.risk import RiskGuard, RiskLevel, RiskLimits, size_for_fraction
+from cryptosmarttrader.domain.types import Action, Money, Price, Side, Symbol, utc_from_ms
+from cryptosmarttrader.ports import (
+    IdempotencyStore,
+    KillSwitch,
+    MarketData,
+    Metrics,
+    OrderStore,
+    PositionStore,
+)
+from cryptosmarttrader.settings import TradingSettings
+
+LOOKBACK_DAYS = 260  # SMA200 plus a margin for the quality gate's history checks
+
+
+class ScanInputError(ValueError):
+    """The scan request itself is wrong (date in the future, before any data...)."""
+
+
+class ScanRow(BaseModel):
+    """One output line of a scan (the JSON contract of `cst scan --json` and the Lambda)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rank: int
+    symbol: str
+    score: float | None
+    confidence: float | None
+    action: Action
+    client_order_id: str | None
+    order_status: str | None
+    price: float | None
+    reasons: list[str]
+
+
+class ScanReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    asof: datetime
+    universe: int
+    excluded_by_quality: int
+    quality_totals: dict[str, int]
+    abstained: int
+    orders_created: int
+    duplicates_prevented: int
+    rows: list[ScanRow]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything decided from market data alone, before any store is touched."""
+
+    asof_ms: int
+    universe: int
+    excluded_by_quality: int
+    quality_totals: dict[str, int]
+    abstained: int
+    ranked: list[RankedSignal]
+    prices: dict[str, float]
+
+
+@dataclass
+class ScanAnalyzer:
+    """Market data → quality gate → agents → ranking. Reads only; writes nothing."""
+
+    market: MarketData
+    clock: Clock
+    settings: TradingSettings
+    excluded_symbols: Collection[str] = field(default_factory=frozenset)
+
+    def analyze(self, asof: datetime, top_n: int | None = None) -> Analysis:
+        if asof.tzinfo is None:
+            raise ScanInputError(f"as-of must be timezone-aware UTC, got {asof!r}")
+        now = self.clock.now()
+        if asof > now:
+            raise ScanInputError(f"as-of {asof:%Y-%m-%d} is in the future (now {now:%Y-%m-%d})")
+        asof_ms = int(asof.astimezone(UTC).timestamp() * 1000)
+        asof_ms -= asof_ms % DAY_MS  # a scan decides on the daily bar opening at 00:00 UTC
+        n = top_n or self.settings.top_n
+
+        frame = self.market.daily_universe(utc_from_ms(asof_ms), LOOKBACK_DAYS)
+        if frame.is_empty():
+            raise ScanInputError(
+                f"no market data in the {LOOKBACK_DAYS} days up to {utc_from_ms(asof_ms):%Y-%m-%d}"
+            )
+        frame = frame.filter(~pl.col("symbol").is_in(list(self.excluded_symbols)))
+        quality = check_daily(frame, asof_ms)
+        votes = technical_votes(quality.clean, asof_ms)
+        ranked = rank(votes, confidence_gate=self.settings.confidence_gate, top_n=n)
+        at_asof = quality.clean.filter(pl.col("ts") == asof_ms).select("symbol", "close")
+        return Analysis(
+            asof_ms=asof_ms,
+            universe=frame["symbol"].n_unique(),
+            excluded_by_quality=len(quality.excluded),
+            quality_totals=quality.totals(),
+            abstained=int(votes["abstain_reason"].is_not_null().sum()),
+            ranked=ranked,
+            prices={str(k): float(v) for k, v in at_asof.iter_rows()},
+        )
+
+
+@dataclass
+class ScanService:
+    """Analysis → RiskGuard → idempotent paper orders in the order store."""
+
+    analyzer: ScanAnalyzer
+    orders: OrderStore
+    idempotency: IdempotencyStore
+    positions: PositionStore
+    kill_switch: KillSwitch
+    metrics: Metrics
+    risk_level: RiskLevel = RiskLevel.NORMAL
+
+    @property
+    def settings(self) -> TradingSettings:
+        return self.analyzer.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self.analyzer.clock
+
+    def run(self, asof: datetime, top_n: int | None = None) -> ScanReport:
+        return self.execute(self.analyzer.analyze(asof, top_n))
+
+    def execute(self, analysis: Analysis) -> ScanReport:
+        self.metrics.add("UniverseSize", analysis.universe)
+        self.metrics.add("ExcludedByQuality", analysis.excluded_by_quality)
+        self.metrics.add("AgentAbstentions", analysis.abstained)
+        rows, created, dupes = self._act(analysis.ranked, analysis.prices)
+        self.metrics.add("OrdersCreated", created)
+        self.metrics.add("DuplicateOrdersPrevented", dupes)
+        return ScanReport(
+            asof=utc_from_ms(analysis.asof_ms),
+            universe=analysis.universe,
+            excluded_by_quality=analysis.excluded_by_quality,
+            quality_totals=analysis.quality_totals,
+            abstained=analysis.abstained,
+            orders_created=created,
+            duplicates_prevented=dupes,
+            rows=rows,
+        )
+
+    def _act(
+        self, ranked: Iterable[RankedSignal], prices: dict[str, float]
+    ) -> tuple[list[ScanRow], int, int]:
+        guard = RiskGuard(RiskLimits(Decimal(str(self.settings.max_asset_fraction))))
+        equity = Money(Decimal(str(self.settings.equity_usd)))
+        exposure = self._exposure()
+        rows: list[ScanRow] = []
+        created = dupes = 0
+        for i, sig in enumerate(ranked, start=1):
+            price = prices.get(sig.symbol)
+            row: dict[str, Any] = {
+                "rank": i,
+                "symbol": sig.symbol,
+                "score": sig.score,
+                "confidence": sig.confidence,
+                "action": sig.action,
+                "client_order_id": None,
+                "order_status": None,
+                "price": price,
+                "reasons": list(sig.reasons),
+            }
+            if sig.action is Action.BUY and price is not None:
+                row.update(self._order(sig, Price.of(price), guard, equity, exposure))
+                created += row.pop("_created", 0)
+                dupes += row.pop("_duplicate", 0)
+            rows.append(ScanRow(**row))
+        return rows, created, dupes
+
+    def _order(
+        self,
+        sig: RankedSignal,
+        price: Price,
+        guard: RiskGuard,
+        equity: Money,
+        exposure: dict[str, Decimal],
+    ) -> dict[str, Any]:
+        fraction = Decimal(str(self.settings.max_asset_fraction))
+        qty = size_for_fraction(equity, fraction, price.value)
+        if qty is None:
+            return {"action": Action.HOLD, "reasons": [*sig.reasons, "size rounds to zero"]}
+        intent = OrderIntent(
+            strategy=self.settings.strategy,
+            symbol=Symbol(sig.symbol),
+            side=Side.BUY,
+            intent=Intent.OPEN,
+            signal_bar_ms=sig.ts,
+            quantity=qty,
+            reference_price=price,
+        )
+        coid = intent.client_order_id.value
+        existing = self.orders.get(coid)
+        if existing is not None:
+            return {
+                "client_order_id": coid,
+                "order_status": str(existing["status"]),
+                "reasons": [
+                    *sig.reasons,
+                    "duplicate suppressed: this decision was already ordered",
+                ],
+                "_duplicate": 1,
+            }
+        kill = self.kill_switch.status()  # read before every order (cached a few seconds)
+        verdict = guard.check(
+            intent,
+            equity=equity,
+            asset_exposure=exposure.get(sig.symbol, Decimal(0)),
+            level=self.risk_level,
+            kill_switch_on=kill.on,
+            kill_switch_reason=kill.reason,
+        )
+        if not verdict.approved or verdict.quantity is None:
+            return {
+                "action": Action.HOLD,
+                "reasons": [
+                    *sig.reasons,
+                    f"rejected by RiskGuard rule {verdict.rule}: {verdict.reason}",
+                ],
+            }
+        if verdict.quantity != intent.quantity:
+            intent = OrderIntent(
+                intent.strategy,
+                intent.symbol,
+                intent.side,
+                intent.intent,
+                intent.signal_bar_ms,
+                verdict.quantity,
+                intent.reference_price,
+            )
+            coid = intent.client_order_id.value
+        now = self.clock.now()
+        if not self.idempotency.claim(coid, now, self.settings.idempotency_ttl_seconds):
+            return {
+                "client_order_id": coid,
+                "order_status": "duplicate",
+                "reasons": [
+                    *sig.reasons,
+                    "duplicate suppressed by the 60-minute idempotency window",
+                ],
+                "_duplicate": 1,
+            }
+        record = {
+            "client_order_id": coid,
+            "symbol": sig.symbol,
+            "side": intent.side.value,
+            "intent": intent.intent.value,
+            "quantity": intent.quantity.value,
+            "reference_price": price.value,
+            "notional": (intent.quantity.value * price.value).quantize(Decimal("0.01")),
+            "strategy": intent.strategy,
+            "signal_bar_ms": intent.signal_bar_ms,
+            "status": OrderStatus.NEW.value,
+            "mode": "paper",
+            "created_at": now.isoformat(),
+        }
+        if not self.orders.put_new(record):
+            return {
+                "client_order_id": coid,
+                "order_status": "duplicate",
+                "reasons": [*sig.reasons, "duplicate suppressed: order already recorded"],
+                "_duplicate": 1,
+            }
+        exposure[sig.symbol] = exposure.get(sig.symbol, Decimal(0)) + Decimal(record["notional"])
+        return {
+            "client_order_id": coid,
+            "order_status": OrderStatus.NEW.value,
+            "reasons": [
+                *sig.reasons,
+                f"paper order {intent.quantity} @ {price} ({verdict.reason})",
+            ],
+            "_created": 1,
+        }
+
+    def _exposure(self) -> dict[str, Decimal]:
+        """Notional per asset: positions plus non-terminal buy orders (pending exposure)."""
+        out: dict[str, Decimal] = {}
+        for symbol, pos in self.positions.get_all().items():
+            out[symbol] = out.get(symbol, Decimal(0)) + Decimal(str(pos.get("notional", 0)))
+        for order in self.orders.list_orders():
+            if (
+                order.get("side") == Side.BUY.value
+                and OrderStatus(order["status"]) not in TERMINAL_STATUSES
+            ):
+                sym = str(order["symbol"])
+                out[sym] = out.get(sym, Decimal(0)) + Decimal(str(order["notional"]))
+        return out

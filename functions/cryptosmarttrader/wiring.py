@@ -1,0 +1,82 @@
+"""Composition root: builds services from settings and adapters. Handlers and the CLI share it,
+so a Lambda run and a CLI run of the same scan use the same objects."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptosmarttrader.adapters.dynamodb_store import (
+    DynamoIdempotencyStore,
+    DynamoOrderStore,
+    DynamoPositionStore,
+)
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.ports import Metrics
+from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService
+from cryptosmarttrader.settings import AwsResources, TradingSettings
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.adapters.aws_clients import AwsClients
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class DataSourceUnavailableError(RuntimeError):
+    """No real data source could be found. The product never falls back to synthetic data."""
+
+
+def resolve_data_dir(explicit: Path | None) -> Path:
+    """--data, else CST_DATA_DIR, else ../shared/data beside the repository or the cwd."""
+    if explicit is not None:
+        if not explicit.is_dir():
+            raise DataSourceUnavailableError(f"data directory not found: {explicit}")
+        return explicit
+    env = os.environ.get("CST_DATA_DIR")
+    if env:
+        path = Path(env)
+        if not path.is_dir():
+            raise DataSourceUnavailableError(f"CST_DATA_DIR points to a missing directory: {path}")
+        return path
+    for candidate in (REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+        if (candidate / "coingecko_daily").is_dir():
+            return candidate
+    raise DataSourceUnavailableError(
+        "no recorded market data: pass --data DIR or set CST_DATA_DIR "
+        "(the folder holding coingecko_daily/ and binance_spot/)"
+    )
+
+
+def excluded_coins(market: RecordedMarketData) -> frozenset[str]:
+    """Stablecoins and wrapped tokens are not growth candidates."""
+    return frozenset(
+        coin_id
+        for coin_id, meta in market.coins_metadata().items()
+        if meta.is_stablecoin or meta.is_wrapped
+    )
+
+
+def recorded_analyzer(data_dir: Path, clock: Clock, settings: TradingSettings) -> ScanAnalyzer:
+    market = RecordedMarketData(data_dir)
+    return ScanAnalyzer(
+        market=market, clock=clock, settings=settings, excluded_symbols=excluded_coins(market)
+    )
+
+
+def scan_service(
+    analyzer: ScanAnalyzer,
+    clients: AwsClients,
+    resources: AwsResources,
+    metrics: Metrics,
+) -> ScanService:
+    return ScanService(
+        analyzer=analyzer,
+        orders=DynamoOrderStore(resources.orders_table, clients.dynamodb),
+        idempotency=DynamoIdempotencyStore(resources.idempotency_table, clients.dynamodb),
+        positions=DynamoPositionStore(resources.positions_table, clients.dynamodb),
+        kill_switch=SsmKillSwitch(resources.kill_switch_param, clients.ssm, analyzer.clock),
+        metrics=metrics,
+    )
