@@ -65,19 +65,20 @@ def pandas_row_loop(df: pd.DataFrame, tf_ms: int, asof: int, cfg: QualityConfig,
         prev_close: float | None = None
         run = 1
         logrets: list[float | None] = []
-        for row in group.itertuples(index=False):
-            ts, close, vol = int(row.ts), row.close, row.volume
-            prices = (row.open, row.high, row.low, close) if ohlc else (close,)
-            if any(p is None or math.isnan(p) for p in prices):
+        columns = ["ts", "open", "high", "low", "close", "volume"] if ohlc else [
+            "ts", "close", "close", "close", "close", "volume"]
+        for row in group[columns].to_numpy(dtype="float64").tolist():
+            ts, op, hi, lo, close, vol = int(row[0]), *row[1:]
+            prices = (op, hi, lo, close) if ohlc else (close,)
+            if any(math.isnan(p) for p in prices):
                 flagged["NAN"] += 1
             if any(p <= 0 for p in prices):
                 flagged["NON_POSITIVE_PRICE"] += 1
-            if vol is None or math.isnan(vol) or vol == 0:
+            if math.isnan(vol) or vol == 0:
                 flagged["ZERO_VOLUME"] += 1
             elif vol < 0:
                 flagged["NEGATIVE_VOLUME"] += 1
-            if ohlc and (row.high < max(row.open, close) or row.low > min(row.open, close)
-                         or row.low > row.high):
+            if ohlc and (hi < max(op, close) or lo > min(op, close) or lo > hi):
                 flagged["OHLC_INCONSISTENT"] += 1
             if ts % tf_ms:
                 flagged["MISALIGNED"] += 1
