@@ -1,0 +1,169 @@
+"""S3 Parquet lake for OHLCV candles (the only module that knows the lake's layout).
+
+Layout: ``exchange=<ex>/timeframe=<tf>/symbol=<BASE-QUOTE>/date=<YYYY-MM-DD>/part.parquet``,
+one object per (symbol, UTC date). A write merges with the partition's existing object (union,
+dedupe on ``ts`` with the newer row winning, sort) and is skipped when the merged bytes equal the
+stored ones, so a rerun with the same input writes nothing. Parquet bytes are deterministic:
+fixed schema and column order, fixed compression, no timestamps in the file.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+import polars as pl
+from botocore.exceptions import ClientError
+
+from cryptosmarttrader.domain.market import OHLCV_SCHEMA, empty_ohlcv
+from cryptosmarttrader.domain.types import ms_from_utc
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["LakeError", "S3ParquetLake", "partition_key", "symbol_slug"]
+
+_SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_PART = "part.parquet"
+
+
+class LakeError(RuntimeError):
+    """An S3 call of the lake failed; the message names the bucket and key."""
+
+
+def symbol_slug(symbol: str) -> str:
+    """``BTC/USDT`` → ``BTC-USDT`` (coin ids pass through). Rejects anything path-like."""
+    slug = symbol.replace("/", "-")
+    if not _SLUG_RE.match(slug) or ".." in slug:
+        raise ValueError(f"symbol {symbol!r} cannot be a lake partition")
+    return slug
+
+
+def _prefix(exchange: str, timeframe: str, symbol: str) -> str:
+    for what, value in (("exchange", exchange), ("timeframe", timeframe)):
+        if not _SLUG_RE.match(value):
+            raise ValueError(f"{what} {value!r} cannot be a lake partition")
+    return f"exchange={exchange}/timeframe={timeframe}/symbol={symbol_slug(symbol)}/"
+
+
+def partition_key(exchange: str, timeframe: str, symbol: str, day: date) -> str:
+    return f"{_prefix(exchange, timeframe, symbol)}date={day.isoformat()}/{_PART}"
+
+
+def _to_parquet(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_parquet(buf, compression="zstd", compression_level=3, statistics=True)
+    return buf.getvalue()
+
+
+def _from_parquet(body: bytes) -> pl.DataFrame:
+    return pl.read_parquet(io.BytesIO(body)).select(list(OHLCV_SCHEMA)).cast(
+        pl.Schema(OHLCV_SCHEMA)
+    )
+
+
+class S3ParquetLake:
+    """Implements the ``LakeStore`` port over one bucket."""
+
+    def __init__(self, bucket: str, client: S3Client) -> None:
+        self._bucket = bucket
+        self._client = client
+
+    # ------------------------------------------------------------------ write
+
+    def write_candles(self, frame: pl.DataFrame, exchange: str, timeframe: str) -> list[str]:
+        """Merge ``frame`` into its partitions. Returns the keys actually (re)written."""
+        missing = set(OHLCV_SCHEMA) - set(frame.columns)
+        if missing:
+            raise ValueError(f"candles frame lacks columns {sorted(missing)}")
+        if frame.is_empty():
+            return []
+        frame = frame.select(list(OHLCV_SCHEMA)).cast(pl.Schema(OHLCV_SCHEMA))
+        if frame["ts"].null_count() or frame["symbol"].null_count():
+            raise ValueError("candles frame has null ts or symbol")
+        frame = frame.with_columns(
+            pl.from_epoch("ts", time_unit="ms").dt.date().alias("_date")
+        )
+        written: list[str] = []
+        for (symbol,), per_symbol in frame.group_by("symbol", maintain_order=True):
+            prefix = _prefix(exchange, timeframe, str(symbol))
+            existing = self._existing_keys(prefix)
+            for (day,), part in per_symbol.group_by("_date", maintain_order=True):
+                assert isinstance(day, date)
+                key = f"{prefix}date={day.isoformat()}/{_PART}"
+                if self._merge_one(key, part.drop("_date"), key in existing):
+                    written.append(key)
+        return sorted(written)
+
+    def _merge_one(self, key: str, new: pl.DataFrame, exists: bool) -> bool:
+        old_body = self._get(key) if exists else None
+        merged = new if old_body is None else pl.concat([_from_parquet(old_body), new])
+        merged = merged.unique(subset="ts", keep="last", maintain_order=True).sort("ts")
+        body = _to_parquet(merged)
+        if body == old_body:
+            return False
+        try:
+            self._client.put_object(
+                Bucket=self._bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet"
+            )
+        except ClientError as exc:
+            raise LakeError(f"put s3://{self._bucket}/{key} failed: {exc}") from exc
+        return True
+
+    # ------------------------------------------------------------------ read
+
+    def read_candles(
+        self, exchange: str, timeframe: str, symbol: str, start: datetime, end: datetime
+    ) -> pl.DataFrame:
+        """Candles of one symbol with ``start <= ts <= end`` (``OHLCV_SCHEMA``, sorted by ts)."""
+        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+        if end_ms < start_ms:
+            raise ValueError(f"end {end} is before start {start}")
+        first, last = start.astimezone(UTC).date(), end.astimezone(UTC).date()
+        prefix = _prefix(exchange, timeframe, symbol)
+        frames = [
+            _from_parquet(body)
+            for key in sorted(self._existing_keys(prefix))
+            if first <= _key_date(key) <= last and (body := self._get(key)) is not None
+        ]
+        if not frames:
+            return empty_ohlcv()
+        return (
+            pl.concat(frames)
+            .filter(pl.col("ts").is_between(start_ms, end_ms))
+            .unique(subset="ts", keep="last")
+            .sort("ts")
+        )
+
+    def days(self, exchange: str, timeframe: str, symbol: str) -> list[date]:
+        """The UTC dates that hold a partition for this symbol, ascending."""
+        return sorted(_key_date(k) for k in self._existing_keys(_prefix(exchange, timeframe, symbol)))
+
+    # ------------------------------------------------------------------ S3 plumbing
+
+    def _existing_keys(self, prefix: str) -> set[str]:
+        keys: set[str] = set()
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=prefix
+            ):
+                keys.update(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(_PART))
+        except ClientError as exc:
+            raise LakeError(f"list s3://{self._bucket}/{prefix} failed: {exc}") from exc
+        return keys
+
+    def _get(self, key: str) -> bytes | None:
+        try:
+            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                return None
+            raise LakeError(f"get s3://{self._bucket}/{key} failed: {exc}") from exc
+
+
+def _key_date(key: str) -> date:
+    part = next(p for p in key.split("/") if p.startswith("date="))
+    return date.fromisoformat(part.removeprefix("date="))
+
