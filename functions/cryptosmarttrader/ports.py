@@ -105,3 +105,74 @@ class Metrics(Protocol):
     ) -> None: ...
 
     def flush(self) -> None: ...
+
+
+# Exchange port (appended): its imports live here so the lines above stay untouched.
+from collections.abc import Sequence  # noqa: E402
+
+from cryptosmarttrader.domain.exchange import (  # noqa: E402
+    ExchangeCapabilities,
+    ExchangeOrder,
+    FundingRate,
+    OrderBook,
+    OrderType,
+    Ticker,
+)
+from cryptosmarttrader.domain.exchange import Market as ExchangeMarket  # noqa: E402
+from cryptosmarttrader.domain.types import (  # noqa: E402
+    ClientOrderId,
+    Price,
+    Quantity,
+    Side,
+    Symbol,
+)
+
+
+class Exchange(Protocol):
+    """One trading venue. Implemented by ``adapters.ccxt_exchange.CcxtExchange``.
+
+    Every model returned is validated (see :mod:`cryptosmarttrader.domain.exchange`); failures
+    raise that module's error taxonomy, never library exceptions.
+    """
+
+    @property
+    def capabilities(self) -> ExchangeCapabilities: ...
+
+    def fetch_markets(self) -> list[ExchangeMarket]: ...
+
+    def fetch_tickers(self, symbols: Sequence[Symbol]) -> dict[Symbol, Ticker]: ...
+
+    def fetch_ohlcv(
+        self, symbol: Symbol, timeframe: str, since_ms: int, until_ms: int
+    ) -> pl.DataFrame:
+        """Closed candles only, ``OHLCV_SCHEMA``, ``since_ms <= ts <= until_ms``; gaps kept."""
+        ...
+
+    def fetch_order_book(self, symbol: Symbol, depth: int) -> OrderBook: ...
+
+    def fetch_funding_rates(
+        self, symbol: Symbol, since_ms: int, until_ms: int
+    ) -> list[FundingRate]:
+        """Raises ``NotSupportedByExchange`` where the venue has no funding."""
+        ...
+
+    def create_order(
+        self,
+        symbol: Symbol,
+        side: Side,
+        order_type: OrderType,
+        quantity: Quantity,
+        price: Price | None,
+        client_order_id: ClientOrderId,
+    ) -> ExchangeOrder:
+        """Never retried; a timeout raises ``OrderStateUnknownError`` (reconcile by client id)."""
+        ...
+
+    def fetch_order_by_client_id(
+        self, symbol: Symbol, client_order_id: ClientOrderId
+    ) -> ExchangeOrder | None: ...
+
+    def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> None: ...
+
+
+__all__ += ["Exchange"]

@@ -1,0 +1,502 @@
+"""The :class:`~cryptosmarttrader.ports.Exchange` port over ccxt (Kraken, Binance, KuCoin).
+
+The only module that knows ccxt. ccxt exceptions are mapped to the domain taxonomy in
+:func:`map_ccxt_error`; ccxt dicts are turned into validated domain models or rejected.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from decimal import Decimal
+from functools import partial
+from typing import Any, TypeVar
+
+import ccxt
+import polars as pl
+
+from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.exchange import (
+    BookLevel,
+    Candle,
+    ExchangeCapabilities,
+    ExchangeError,
+    ExchangeId,
+    ExchangeOrder,
+    FatalExchangeError,
+    FundingRate,
+    InvalidPayloadError,
+    Market,
+    NotSupportedByExchange,
+    OrderBook,
+    OrderNotFoundError,
+    OrderStateUnknownError,
+    OrderType,
+    RetryableExchangeError,
+    RetryPolicy,
+    RetryRunner,
+    Ticker,
+    capabilities_for,
+    payload_decimal,
+    payload_non_negative,
+    payload_price,
+    payload_quantity,
+    validate_candle,
+)
+from cryptosmarttrader.domain.market import OHLCV_SCHEMA
+from cryptosmarttrader.domain.orders import OrderStatus
+from cryptosmarttrader.domain.types import (
+    ClientOrderId,
+    DomainError,
+    Price,
+    Quantity,
+    Side,
+    Symbol,
+    ms_from_utc,
+)
+
+T = TypeVar("T")
+
+# Most specific ccxt class first is not needed: the lookup walks the exception's MRO, so the
+# nearest listed ancestor wins (RequestTimeout before NetworkError, OrderNotFound before
+# InvalidOrder, BadSymbol before BadRequest, PermissionDenied before AuthenticationError).
+_ERROR_MAP: dict[type[BaseException], type[ExchangeError]] = {
+    ccxt.OrderNotFound: OrderNotFoundError,
+    ccxt.NotSupported: NotSupportedByExchange,
+    # Transient: retry reads with backoff.
+    ccxt.RequestTimeout: RetryableExchangeError,
+    ccxt.RateLimitExceeded: RetryableExchangeError,
+    ccxt.DDoSProtection: RetryableExchangeError,
+    ccxt.OnMaintenance: RetryableExchangeError,
+    ccxt.ExchangeNotAvailable: RetryableExchangeError,
+    ccxt.InvalidNonce: RetryableExchangeError,
+    ccxt.NetworkError: RetryableExchangeError,
+    ccxt.BadResponse: RetryableExchangeError,
+    ccxt.OperationFailed: RetryableExchangeError,
+    # Fatal: the request itself is wrong or not allowed.
+    ccxt.BadSymbol: FatalExchangeError,
+    ccxt.BadRequest: FatalExchangeError,
+    ccxt.PermissionDenied: FatalExchangeError,
+    ccxt.AuthenticationError: FatalExchangeError,
+    ccxt.InsufficientFunds: FatalExchangeError,
+    ccxt.InvalidOrder: FatalExchangeError,
+    ccxt.ArgumentsRequired: FatalExchangeError,
+    ccxt.ExchangeError: FatalExchangeError,
+    ccxt.BaseError: FatalExchangeError,
+}
+
+
+def map_ccxt_error(exc: ccxt.BaseError, exchange: str, operation: str) -> ExchangeError:
+    """The single place where ccxt exceptions become domain errors."""
+    for cls in type(exc).__mro__:
+        target = _ERROR_MAP.get(cls)
+        if target is not None:
+            return target(exchange, operation, f"{type(exc).__name__}: {exc}")
+    return FatalExchangeError(exchange, operation, f"{type(exc).__name__}: {exc}")
+
+
+_CCXT_STATUS: dict[str, OrderStatus] = {
+    "open": OrderStatus.ACCEPTED,
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "cancelled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+}
+
+
+def _raw_last_price(venue: ExchangeId, info: Mapping[str, Any]) -> object:
+    """The venue's own last-trade field. ccxt's ``safe_ticker`` derives ``last`` from average and
+    change when the venue sent none (or zero); we read the raw field so a derived price is never
+    accepted as a traded one.
+    """
+    if venue is ExchangeId.KRAKEN:
+        close = info.get("c")
+        return close[0] if isinstance(close, list) and close else None
+    if venue is ExchangeId.BINANCE:
+        return info.get("lastPrice")
+    return info.get("last")
+
+
+class CcxtExchange:
+    """One venue through ccxt. Reads retry with backoff; ``create_order`` never retries."""
+
+    def __init__(
+        self,
+        client: ccxt.Exchange,
+        capabilities: ExchangeCapabilities,
+        clock: Clock,
+        retry_policy: RetryPolicy | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        unit_random: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if client.id != capabilities.exchange_id.value:
+            raise DomainError(f"ccxt client {client.id} does not match {capabilities.exchange_id}")
+        client.enableRateLimit = True
+        self._client = client
+        self._caps = capabilities
+        self._clock = clock
+        self._policy = retry_policy or RetryPolicy()
+        self._sleep = sleep
+        self._unit_random = unit_random
+        self._monotonic = monotonic
+
+    @classmethod
+    def create(
+        cls,
+        exchange_id: ExchangeId | str,
+        clock: Clock,
+        *,
+        credentials: Mapping[str, str] | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> CcxtExchange:
+        caps = capabilities_for(exchange_id)
+        config: dict[str, Any] = {"enableRateLimit": True, "rateLimit": caps.rate_limit_ms}
+        config.update(credentials or {})
+        client = getattr(ccxt, caps.exchange_id.value)(config)
+        return cls(client, caps, clock, retry_policy)
+
+    @property
+    def capabilities(self) -> ExchangeCapabilities:
+        return self._caps
+
+    @property
+    def _name(self) -> str:
+        return self._caps.exchange_id.value
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _once(self, operation: str, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except ccxt.BaseError as exc:
+            raise map_ccxt_error(exc, self._name, operation) from exc
+
+    def _read(self, operation: str, call: Callable[[], T]) -> T:
+        runner = RetryRunner(self._policy, self._sleep, self._unit_random, self._monotonic)
+        return runner.run(lambda: self._once(operation, call))
+
+    def _invalid(self, operation: str, reason: str) -> InvalidPayloadError:
+        return InvalidPayloadError(self._name, operation, reason)
+
+    # -- market data -----------------------------------------------------------------------
+
+    def fetch_markets(self) -> list[Market]:
+        raw = self._read("fetch_markets", self._client.load_markets)
+        return [self._market(m) for m in raw.values() if m.get("spot")]
+
+    def _market(self, m: Mapping[str, Any]) -> Market:
+        op = "fetch_markets"
+        precision = m.get("precision") or {}
+        limits = m.get("limits") or {}
+
+        def opt(value: object, what: str) -> Decimal | None:
+            return None if value is None else payload_non_negative(value, what, self._name, op)
+
+        try:
+            symbol = Symbol(str(m["symbol"]))
+        except (KeyError, DomainError) as exc:
+            raise self._invalid(op, f"market without a valid symbol: {m.get('symbol')!r}") from exc
+        return Market(
+            exchange=self._name,
+            symbol=symbol,
+            exchange_symbol=str(m.get("id")),
+            base=str(m.get("base")),
+            quote=str(m.get("quote")),
+            active=bool(m.get("active")),
+            spot=bool(m.get("spot")),
+            price_tick=opt(precision.get("price"), "price tick"),
+            amount_step=opt(precision.get("amount"), "amount step"),
+            min_amount=opt((limits.get("amount") or {}).get("min"), "min amount"),
+            min_cost=opt((limits.get("cost") or {}).get("min"), "min cost"),
+            maker_fee=None
+            if m.get("maker") is None
+            else payload_decimal(m["maker"], "maker", self._name, op),
+            taker_fee=None
+            if m.get("taker") is None
+            else payload_decimal(m["taker"], "taker", self._name, op),
+        )
+
+    def fetch_tickers(self, symbols: Sequence[Symbol]) -> dict[Symbol, Ticker]:
+        """One ticker per symbol; any invalid ticker rejects the call with its reason."""
+        out: dict[Symbol, Ticker] = {}
+        for symbol in symbols:
+            raw = self._read("fetch_tickers", partial(self._client.fetch_ticker, symbol.value))
+            out[symbol] = self._ticker(symbol, raw)
+        return out
+
+    def _ticker(self, symbol: Symbol, t: Mapping[str, Any]) -> Ticker:
+        op = "fetch_tickers"
+        if t.get("symbol") != symbol.value:
+            raise self._invalid(op, f"asked for {symbol}, got ticker for {t.get('symbol')!r}")
+
+        def side(key: str) -> Price | None:
+            value = t.get(key)
+            return (
+                None if value is None else payload_price(value, f"{symbol} {key}", self._name, op)
+            )
+
+        raw_last = _raw_last_price(self._caps.exchange_id, t.get("info") or {})
+        last = payload_price(raw_last, f"{symbol} last price", self._name, op)
+        if t.get("last") is None or Decimal(str(t["last"])) != last.value:
+            raise self._invalid(op, f"{symbol}: last price {t.get('last')!r} is not the venue's")
+        volume = t.get("baseVolume")
+        return Ticker(
+            exchange=self._name,
+            symbol=symbol,
+            ts_ms=t.get("timestamp"),
+            last=last,
+            bid=side("bid"),
+            ask=side("ask"),
+            base_volume=None
+            if volume is None
+            else payload_non_negative(volume, f"{symbol} volume", self._name, op),
+        )
+
+    def fetch_order_book(self, symbol: Symbol, depth: int) -> OrderBook:
+        op = "fetch_order_book"
+        if depth <= 0:
+            raise DomainError(f"order book depth must be > 0, got {depth}")
+        raw = self._read(op, lambda: self._client.fetch_order_book(symbol.value, depth))
+
+        def levels(key: str) -> tuple[BookLevel, ...]:
+            rows = raw.get(key) or []
+            return tuple(
+                BookLevel(
+                    payload_price(row[0], f"{key} price", self._name, op),
+                    payload_quantity(row[1], f"{key} amount", self._name, op),
+                )
+                for row in rows[:depth]
+            )
+
+        return OrderBook(self._name, symbol, raw.get("timestamp"), levels("bids"), levels("asks"))
+
+    def fetch_ohlcv(
+        self, symbol: Symbol, timeframe: str, since_ms: int, until_ms: int
+    ) -> pl.DataFrame:
+        """Closed candles with ``since_ms <= ts <= until_ms``, paginated, gaps left as gaps.
+
+        The still-open candle (``ts + timeframe > now``) is dropped: its values are not final.
+        """
+        op = "fetch_ohlcv"
+        tf_ms = self._caps.require_timeframe(timeframe)
+        if until_ms < since_ms:
+            raise DomainError(f"until_ms {until_ms} is before since_ms {since_ms}")
+        now_ms = ms_from_utc(self._clock.now())
+        limit = self._caps.ohlcv_page_limit
+        candles: dict[int, Candle] = {}
+        cursor = since_ms
+        while cursor <= until_ms:
+            page = self._read(
+                op,
+                partial(self._client.fetch_ohlcv, symbol.value, timeframe, cursor, limit),
+            )
+            if not page:
+                break
+            last_ts = cursor - 1
+            for row in page:
+                candle = validate_candle(row, self._name, tf_ms)
+                last_ts = max(last_ts, candle.ts)
+                if candle.ts < since_ms or candle.ts > until_ms:
+                    continue
+                seen = candles.get(candle.ts)
+                if seen is not None and seen != candle:
+                    raise self._invalid(op, f"{symbol}: conflicting candles at {candle.ts}")
+                candles[candle.ts] = candle
+            if last_ts < cursor:  # the venue returned nothing new: stop, never loop forever
+                break
+            cursor = last_ts + tf_ms
+        rows = [c for ts, c in sorted(candles.items()) if ts + tf_ms <= now_ms]
+        return pl.DataFrame(
+            {
+                "symbol": [symbol.value] * len(rows),
+                "ts": [c.ts for c in rows],
+                "open": [c.open for c in rows],
+                "high": [c.high for c in rows],
+                "low": [c.low for c in rows],
+                "close": [c.close for c in rows],
+                "volume": [c.volume for c in rows],
+            },
+            schema=OHLCV_SCHEMA,
+        )
+
+    def fetch_funding_rates(
+        self, symbol: Symbol, since_ms: int, until_ms: int
+    ) -> list[FundingRate]:
+        op = "fetch_funding_rates"
+        if not self._caps.supports_funding:
+            raise NotSupportedByExchange(self._name, op, "no funding rates on this venue")
+        raw = self._read(
+            op, lambda: self._client.fetch_funding_rate_history(symbol.value, since_ms, None)
+        )
+        rates = [
+            FundingRate(
+                self._name,
+                symbol,
+                int(payload_decimal(r.get("timestamp"), "funding time", self._name, op)),
+                payload_decimal(r.get("fundingRate"), "funding rate", self._name, op),
+            )
+            for r in raw
+        ]
+        return [r for r in rates if since_ms <= r.ts_ms <= until_ms]
+
+    # -- trading ---------------------------------------------------------------------------
+
+    def create_order(
+        self,
+        symbol: Symbol,
+        side: Side,
+        order_type: OrderType,
+        quantity: Quantity,
+        price: Price | None,
+        client_order_id: ClientOrderId,
+    ) -> ExchangeOrder:
+        """Place one order tagged with our client ID. Never retried.
+
+        A transient failure raises :class:`OrderStateUnknownError`: the order may exist, so the
+        caller reconciles with :meth:`fetch_order_by_client_id` before anything else.
+        """
+        op = "create_order"
+        if order_type not in self._caps.order_types:
+            raise NotSupportedByExchange(self._name, op, f"order type {order_type}")
+        if (order_type is OrderType.LIMIT) != (price is not None):
+            raise DomainError("a limit order needs a price; a market order takes none")
+        venue_id = self._caps.client_id.format(client_order_id)
+        params = {self._caps.client_id.param: venue_id}
+        try:
+            raw = self._client.create_order(
+                symbol.value,
+                order_type.value,
+                side.value,
+                float(quantity.value),
+                None if price is None else float(price.value),
+                params,
+            )
+        except ccxt.BaseError as exc:
+            mapped = map_ccxt_error(exc, self._name, op)
+            if mapped.retryable:
+                raise OrderStateUnknownError(self._name, op, mapped.reason, venue_id) from exc
+            raise mapped from exc
+        order = self._order(raw, op, fallback_symbol=symbol, fallback_side=side)
+        if order.client_order_id is None:
+            # Some venues acknowledge with an id only; the id we sent is what identifies it.
+            return replace(order, client_order_id=venue_id)
+        return order
+
+    def fetch_order_by_client_id(
+        self, symbol: Symbol, client_order_id: ClientOrderId
+    ) -> ExchangeOrder | None:
+        """The order we tagged with ``client_order_id``, or ``None`` if the venue has none."""
+        op = "fetch_order_by_client_id"
+        venue_id = self._caps.client_id.format(client_order_id)
+        try:
+            if self._caps.exchange_id is ExchangeId.KRAKEN:
+                found = self._kraken_by_client_id(symbol, venue_id)
+            else:
+                found = self._read(
+                    op,
+                    lambda: self._client.fetch_order(
+                        None, symbol.value, {"clientOrderId": venue_id}
+                    ),
+                )
+        except OrderNotFoundError:
+            return None
+        return None if found is None else self._order(found, op, fallback_symbol=symbol)
+
+    def _kraken_by_client_id(self, symbol: Symbol, venue_id: str) -> dict[str, Any] | None:
+        # ccxt kraken's fetch_order sends clientOrderId as ``userref``; OpenOrders and
+        # ClosedOrders filter by ``cl_ord_id``, which is what create_order set.
+        op = "fetch_order_by_client_id"
+        params = {"clientOrderId": venue_id}
+        for fetch in (self._client.fetch_open_orders, self._client.fetch_closed_orders):
+            orders = self._read(op, partial(fetch, symbol.value, None, None, params))
+            if orders:
+                if len(orders) > 1:
+                    raise self._invalid(op, f"{len(orders)} orders share client id {venue_id}")
+                found: dict[str, Any] = orders[0]
+                return found
+        return None
+
+    def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> None:
+        """Cancel by our client ID. Idempotent: an unknown order is already not open."""
+        op = "cancel_order"
+        venue_id = self._caps.client_id.format(client_order_id)
+        order = self.fetch_order_by_client_id(symbol, client_order_id)
+        if order is None or order.status in {
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+        }:
+            return
+        try:
+            self._read(
+                op,
+                lambda: self._client.cancel_order(
+                    order.exchange_order_id, symbol.value, {"clientOrderId": venue_id}
+                ),
+            )
+        except OrderNotFoundError:
+            return
+
+    def _order(
+        self,
+        o: Mapping[str, Any],
+        operation: str,
+        *,
+        fallback_symbol: Symbol,
+        fallback_side: Side | None = None,
+    ) -> ExchangeOrder:
+        order_id = o.get("id")
+        if not order_id:
+            raise self._invalid(operation, "order payload without an id")
+        symbol_raw = o.get("symbol") or fallback_symbol.value
+        if symbol_raw != fallback_symbol.value:
+            raise self._invalid(operation, f"asked for {fallback_symbol}, got {symbol_raw!r}")
+        side_raw = o.get("side") or (None if fallback_side is None else fallback_side.value)
+        try:
+            side = Side(str(side_raw))
+        except ValueError as exc:
+            raise self._invalid(operation, f"unknown side {o.get('side')!r}") from exc
+        status_raw = o.get("status")
+        filled = (
+            Decimal(0)
+            if o.get("filled") is None
+            else payload_non_negative(o["filled"], "filled", self._name, operation)
+        )
+        if status_raw is None:
+            status = OrderStatus.ACCEPTED  # acknowledged with an id, state not reported
+        elif status_raw in _CCXT_STATUS:
+            status = _CCXT_STATUS[status_raw]
+            if status is OrderStatus.ACCEPTED and filled > 0:
+                status = OrderStatus.PARTIALLY_FILLED
+        else:
+            raise self._invalid(operation, f"unknown order status {status_raw!r}")
+
+        def opt_price(key: str) -> Price | None:
+            value = o.get(key)
+            if value is None or (isinstance(value, int | float) and value == 0):
+                return None  # market orders report price 0 / null: absent, not a price
+            return payload_price(value, key, self._name, operation)
+
+        amount = o.get("amount")
+        return ExchangeOrder(
+            exchange=self._name,
+            exchange_order_id=str(order_id),
+            client_order_id=o.get("clientOrderId"),
+            symbol=fallback_symbol,
+            side=side,
+            order_type=str(o.get("type")),
+            status=status,
+            amount=None
+            if amount is None
+            else payload_quantity(amount, "amount", self._name, operation),
+            filled=filled,
+            price=opt_price("price"),
+            average=opt_price("average"),
+            ts_ms=o.get("timestamp"),
+        )
