@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from cryptosmarttrader.domain import indicators as ind
 from cryptosmarttrader.domain.agents.base import VOTE_SCHEMA
 from cryptosmarttrader.domain.market import DAY_MS
 
@@ -45,39 +46,30 @@ def _pct(name: str) -> pl.Expr:
 
 
 def indicator_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per-bar indicators for every symbol (rolling windows never cross symbols)."""
+    """Per-bar indicators for every symbol (rolling windows never cross symbols).
+
+    SMA, MACD and RSI come from :mod:`cryptosmarttrader.domain.indicators` (TA-Lib definitions).
+    """
     close = pl.col("close")
     by = "symbol"
+    _macd_line, _macd_signal, macd_hist = ind.macd(close, 12, 26, 9, by=by)
     return (
         frame.sort([by, "ts"])
         .with_columns(
-            logret=(close.log() - close.log().shift(1)).over(by),
+            logret=ind.log_return(close, by=by),
             ret7=(close / close.shift(7) - 1).over(by),
             ret30=(close / close.shift(30) - 1).over(by),
             ret90=(close / close.shift(90) - 1).over(by),
             span90_ok=((pl.col("ts") - pl.col("ts").shift(90)) == 90 * DAY_MS).over(by),
-            sma50=close.rolling_mean(50).over(by),
-            sma200=close.rolling_mean(200).over(by),
-            ema12=close.ewm_mean(span=12, adjust=False).over(by),
-            ema26=close.ewm_mean(span=26, adjust=False).over(by),
-            up=(close - close.shift(1)).clip(lower_bound=0).over(by),
-            down=(close.shift(1) - close).clip(lower_bound=0).over(by),
-            vol7=pl.col("volume").rolling_mean(7).over(by),
-            vol30=pl.col("volume").rolling_mean(30).over(by),
+            sma50=ind.sma(close, 50, by=by),
+            sma200=ind.sma(close, 200, by=by),
+            macd_hist=macd_hist,
+            rsi=ind.rsi(close, 14, by=by),
+            vol7=ind.sma(pl.col("volume"), 7, by=by),
+            vol30=ind.sma(pl.col("volume"), 30, by=by),
             n_bars=pl.int_range(1, pl.len() + 1).over(by),
         )
-        .with_columns(
-            macd=pl.col("ema12") - pl.col("ema26"),
-            avg_up=pl.col("up").ewm_mean(alpha=1 / 14, adjust=False).over(by),
-            avg_down=pl.col("down").ewm_mean(alpha=1 / 14, adjust=False).over(by),
-            volatility=pl.col("logret").rolling_std(30).over(by),
-        )
-        .with_columns(
-            macd_hist=(pl.col("macd") - pl.col("macd").ewm_mean(span=9, adjust=False).over(by)),
-            rsi=pl.when(pl.col("avg_down") == 0)
-            .then(100.0)
-            .otherwise(100 - 100 / (1 + pl.col("avg_up") / pl.col("avg_down"))),
-        )
+        .with_columns(volatility=pl.col("logret").rolling_std(30).over(by))
     )
 
 
