@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.services.scan import ScanInputError, ScanService
 from cryptosmarttrader.settings import AwsResources, TradingSettings
@@ -36,18 +37,6 @@ class ScanEvent(BaseModel):
     id: str | None = None  # EventBridge event id, when the full envelope is delivered
 
 
-class _MetricsPort:
-    """Adapts Powertools EMF metrics to the Metrics port."""
-
-    def add(
-        self, name: str, value: float, unit: str = "Count", dimensions: Any | None = None
-    ) -> None:
-        metrics.add_metric(name=name, unit=MetricUnit(unit), value=value)
-
-    def flush(self) -> None:
-        metrics.flush_metrics()
-
-
 @cache
 def _service() -> ScanService:
     settings = TradingSettings()
@@ -57,7 +46,7 @@ def _service() -> ScanService:
             f"scan data source {settings.data_source!r} is not wired yet: set CST_DATA_SOURCE=recorded"
         )
     analyzer = recorded_analyzer(resolve_data_dir(settings.data_dir), SystemClock(), settings)
-    return scan_service(analyzer, AwsClients.build(resources), resources, _MetricsPort())
+    return scan_service(analyzer, AwsClients.build(resources), resources, EmfMetrics(metrics))
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)

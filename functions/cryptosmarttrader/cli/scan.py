@@ -1,0 +1,82 @@
+"""`cst scan`: rank the universe as of a date and record idempotent paper orders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+from cryptosmarttrader.adapters.local_aws import embedded_aws
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.cli._common import fail, parse_day, state_dir
+from cryptosmarttrader.services.scan import ScanReport
+from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.wiring import recorded_analyzer, resolve_data_dir, scan_service
+
+
+def scan(
+    asof: Annotated[str, typer.Option("--asof", help="Decide as of this UTC date, YYYY-MM-DD.")],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Recorded data dir (default: CST_DATA_DIR or ../shared/data)."),
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", min=1, max=1000, help="How many coins to show.")
+    ] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list instead of a table.")
+    ] = False,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir", help="Embedded local AWS state (default: CST_STATE_DIR or .cst)."
+        ),
+    ] = None,
+) -> None:
+    """Scan the universe as of --asof: quality gate, technical agent, ranking, RiskGuard, paper orders.
+
+    Reads nothing after --asof. Running the same scan twice creates no second order.
+    """
+    day = parse_day(asof)
+    try:
+        settings = TradingSettings()
+        resources = AwsResources()
+        data_dir = resolve_data_dir(data)
+        analyzer = recorded_analyzer(data_dir, SystemClock(), settings)
+        analysis = analyzer.analyze(day, top)  # market data only: nothing is written if it fails
+    except (ValueError, RuntimeError, OSError) as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    metrics = InMemoryMetrics()
+    with embedded_aws(state_dir(state), resources) as aws:
+        report = scan_service(analyzer, aws.clients, resources, metrics).execute(analysis)
+    _print(report, as_json)
+
+
+def _print(report: ScanReport, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps([row.model_dump(mode="json") for row in report.rows], indent=2))
+        return
+    console = Console()
+    table = Table(
+        title=f"CryptoSmartTrader scan as of {report.asof:%Y-%m-%d} — universe {report.universe}, "
+        f"excluded by quality {report.excluded_by_quality}, orders created {report.orders_created}, "
+        f"duplicates prevented {report.duplicates_prevented}"
+    )
+    for col in ("#", "symbol", "score", "conf", "action", "client order id", "reasons"):
+        table.add_column(col, overflow="fold")
+    for r in report.rows:
+        table.add_row(
+            str(r.rank),
+            r.symbol,
+            "-" if r.score is None else f"{r.score:.3f}",
+            "-" if r.confidence is None else f"{r.confidence:.2f}",
+            r.action.value,
+            r.client_order_id or "-",
+            "; ".join(r.reasons),
+        )
+    console.print(table)
