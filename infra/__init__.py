@@ -1,0 +1,1 @@
+"""CDK app of CryptoSmartTrader: stacks composed of one construct per concern."""

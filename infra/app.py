@@ -1,0 +1,53 @@
+"""CDK entry point: ``npx --yes aws-cdk@2 synth`` (cdk.json runs ``python -m infra.app``).
+
+cdk-nag's AwsSolutions pack validates every synth; an unacknowledged finding fails it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import App, Environment, Tags, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from infra.config import DeploymentConfig
+from infra.stacks.service_stack import CryptoSmartTraderStack
+
+STACK_NAME = "CryptoSmartTrader"
+CONFIG_CONTEXT_KEY = "cst:config"
+
+
+def deployment_config(app: App) -> DeploymentConfig:
+    """Defaults, or the JSON object under context ``cst:config`` (``-c cst:config='{...}'``)."""
+    raw: Any = app.node.try_get_context(CONFIG_CONTEXT_KEY)
+    if raw is None:
+        return DeploymentConfig()
+    if isinstance(raw, str):
+        raw = json.loads(raw)
+    return DeploymentConfig.model_validate(raw)
+
+
+def build(app: App) -> CryptoSmartTraderStack:
+    """Add the stacks and the nag validation to ``app`` (shared by ``main`` and the tests)."""
+    stack = CryptoSmartTraderStack(
+        app,
+        STACK_NAME,
+        config=deployment_config(app),
+        description="CryptoSmartTrader: market-data lake, scan and paper trading state",
+        # Environment-agnostic: deploys into whatever account/region the CLI credentials name.
+        env=Environment(account=None, region=None),
+    )
+    Tags.of(stack).add("project", "cryptosmarttrader")
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return stack
+
+
+def main() -> None:
+    app = App()
+    build(app)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Typed deployment configuration: what to ingest, when, and how the functions are sized.
+
+The defaults are the product's configuration; a deployment can replace them through the CDK
+context key ``cst:config`` (a JSON object with the same fields), validated here before any
+construct is created, so a typo fails the synth instead of a schedule.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Exchange = Literal["binance", "kraken", "kucoin"]
+Timeframe = Literal["1h", "4h", "1d"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+_CRON_FIELD = r"^[0-9*,/?LW#-]+$"
+
+
+class Cron(BaseModel):
+    """An EventBridge cron schedule, always evaluated in UTC."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    minute: str = Field(pattern=_CRON_FIELD)
+    hour: str = Field(default="*", pattern=_CRON_FIELD)
+
+    def expression(self) -> str:
+        return f"cron({self.minute} {self.hour} * * ? *)"
+
+
+class IngestSchedule(BaseModel):
+    """One EventBridge rule: fetch closed ``timeframe`` candles of ``symbols`` from ``exchange``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    exchange: Exchange
+    timeframe: Timeframe
+    symbols: tuple[str, ...] = Field(min_length=1, max_length=50)
+    cron: Cron
+
+    @model_validator(mode="after")
+    def _symbols_are_ccxt_pairs(self) -> IngestSchedule:
+        for symbol in self.symbols:
+            base, sep, quote = symbol.partition("/")
+            if not (sep and base.isalnum() and quote.isalnum() and symbol.upper() == symbol):
+                raise ValueError(f"{symbol!r} is not a ccxt unified pair like 'BTC/USDT'")
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ValueError(f"duplicate symbols in the {self.exchange} {self.timeframe} schedule")
+        return self
+
+    @property
+    def rule_id(self) -> str:
+        return f"Ingest{self.exchange.capitalize()}{self.timeframe.upper()}"
+
+    def event(self) -> dict[str, object]:
+        """The JSON event the ingest handler receives (its pydantic input model)."""
+        return {
+            "exchange": self.exchange,
+            "timeframe": self.timeframe,
+            "symbols": list(self.symbols),
+        }
+
+
+class ScanSchedule(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    top_n: int = Field(default=20, ge=1, le=1000)
+    cron: Cron = Cron(minute="15", hour="0")
+
+    def event(self) -> dict[str, object]:
+        return {"top_n": self.top_n}
+
+
+class FunctionSizing(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    memory_mb: int = Field(ge=128, le=10240)
+    timeout_seconds: int = Field(ge=1, le=900)
+
+
+_BINANCE = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT")
+_KRAKEN = ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/USD")
+_KUCOIN = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "KCS/USDT")
+
+# Candles close on the hour; each exchange gets its own minute so runs do not overlap, and the
+# daily scan runs after the daily candles have been ingested (00:05 → 00:15 UTC).
+DEFAULT_INGEST_SCHEDULES: tuple[IngestSchedule, ...] = (
+    IngestSchedule(exchange="binance", timeframe="1h", symbols=_BINANCE, cron=Cron(minute="2")),
+    IngestSchedule(
+        exchange="binance", timeframe="1d", symbols=_BINANCE, cron=Cron(minute="5", hour="0")
+    ),
+    IngestSchedule(exchange="kraken", timeframe="1h", symbols=_KRAKEN, cron=Cron(minute="3")),
+    IngestSchedule(exchange="kucoin", timeframe="1h", symbols=_KUCOIN, cron=Cron(minute="4")),
+)
+
+
+class DeploymentConfig(BaseModel):
+    """Everything about a deployment that is not a resource name (those CDK generates)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_exchange: Exchange = "binance"
+    data_source: Literal["ccxt", "recorded"] = "ccxt"
+    log_level: LogLevel = "INFO"
+    log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
+    ingest_schedules: tuple[IngestSchedule, ...] = Field(
+        default=DEFAULT_INGEST_SCHEDULES, min_length=1
+    )
+    scan: ScanSchedule = ScanSchedule()
+    ingest_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)
+    scan_function: FunctionSizing = FunctionSizing(memory_mb=2048, timeout_seconds=600)
+
+    @model_validator(mode="after")
+    def _one_rule_per_exchange_and_timeframe(self) -> DeploymentConfig:
+        keys = [(s.exchange, s.timeframe) for s in self.ingest_schedules]
+        if len(set(keys)) != len(keys):
+            raise ValueError("each (exchange, timeframe) may have only one ingest schedule")
+        return self

@@ -1,0 +1,1 @@
+"""One construct per concern (data lake, state tables, kill-switch, functions, schedules)."""

@@ -1,0 +1,97 @@
+"""Ingestion: one EventBridge rule per (exchange, timeframe) invoking the ingest function."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from constructs import Construct
+
+from infra.config import DeploymentConfig, IngestSchedule
+from infra.constructs.bundling import LambdaCode
+from infra.constructs.data_lake import DataLake
+from infra.constructs.grants import grant_lake_objects, grant_table
+from infra.constructs.python_function import (
+    ASYNC_RETRY_ATTEMPTS,
+    MAX_EVENT_AGE,
+    PythonFunction,
+)
+from infra.constructs.state_tables import StateTables
+
+INGEST_HANDLER: Final = "cryptosmarttrader.handlers.ingest.handler"
+INGEST_SERVICE: Final = "cst-ingest"
+
+
+class Ingestion(Construct):
+    """ccxt public OHLCV → quality gate → Parquet lake, on a schedule per exchange/timeframe.
+
+    Grants: lake objects read/write (merging a day's partition needs the existing object),
+    state table read/write (watermarks). No order, position or idempotency access.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: LambdaCode,
+        config: DeploymentConfig,
+        lake: DataLake,
+        tables: StateTables,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.lambda_ = PythonFunction(
+            self,
+            "Ingest",
+            code=code,
+            handler=INGEST_HANDLER,
+            description="Fetches closed OHLCV candles via ccxt and writes them to the Parquet lake",
+            service_name=INGEST_SERVICE,
+            environment=environment,
+            memory_mb=config.ingest_function.memory_mb,
+            timeout=Duration.seconds(config.ingest_function.timeout_seconds),
+            log_level=config.log_level,
+            log_retention_days=config.log_retention_days,
+        )
+        role = self.lambda_.role
+        grant_lake_objects(
+            role,
+            lake.bucket,
+            ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            reason=(
+                "Ingest writes Parquet objects under exchange=/timeframe=/symbol=/date= keys "
+                "that are only known at run time; the grant covers objects of the lake bucket "
+                "alone, with no delete."
+            ),
+        )
+        grant_table(role, tables.state, ["GetItem", "PutItem", "UpdateItem", "Query"])
+
+        self.rules: dict[tuple[str, str], events.Rule] = {
+            (schedule.exchange, schedule.timeframe): self._rule(schedule)
+            for schedule in config.ingest_schedules
+        }
+
+    def _rule(self, schedule: IngestSchedule) -> events.Rule:
+        rule = events.Rule(
+            self,
+            schedule.rule_id,
+            description=(
+                f"Ingest {schedule.timeframe} candles from {schedule.exchange} "
+                f"({len(schedule.symbols)} symbols), {schedule.cron.expression()} UTC"
+            ),
+            schedule=events.Schedule.expression(schedule.cron.expression()),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.lambda_.function,
+                event=events.RuleTargetInput.from_object(schedule.event()),
+                dead_letter_queue=self.lambda_.dead_letter_queue,
+                retry_attempts=ASYNC_RETRY_ATTEMPTS,
+                max_event_age=MAX_EVENT_AGE,
+            )
+        )
+        return rule

@@ -1,0 +1,93 @@
+"""The daily scan: lake → agents → ranking → RiskGuard → paper orders (idempotent)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from constructs import Construct
+
+from infra.config import DeploymentConfig
+from infra.constructs.bundling import LambdaCode
+from infra.constructs.data_lake import DataLake
+from infra.constructs.grants import grant_lake_objects, grant_table
+from infra.constructs.kill_switch import KillSwitch
+from infra.constructs.python_function import (
+    ASYNC_RETRY_ATTEMPTS,
+    MAX_EVENT_AGE,
+    PythonFunction,
+)
+from infra.constructs.state_tables import StateTables
+
+SCAN_HANDLER: Final = "cryptosmarttrader.handlers.scan.handler"
+SCAN_SERVICE: Final = "cst-scan"
+
+
+class Scan(Construct):
+    """Daily scan function and its schedule.
+
+    Grants: lake objects read-only; kill-switch parameter read-only; orders (create, read,
+    status update, list), positions (read, upsert, delete), idempotency keys (claim, release,
+    Powertools record updates), state (risk transitions, audit).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: LambdaCode,
+        config: DeploymentConfig,
+        lake: DataLake,
+        tables: StateTables,
+        kill_switch: KillSwitch,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.lambda_ = PythonFunction(
+            self,
+            "Scan",
+            code=code,
+            handler=SCAN_HANDLER,
+            description="Daily scan: agents, ensemble, RiskGuard and idempotent paper orders",
+            service_name=SCAN_SERVICE,
+            environment=environment,
+            memory_mb=config.scan_function.memory_mb,
+            timeout=Duration.seconds(config.scan_function.timeout_seconds),
+            log_level=config.log_level,
+            log_retention_days=config.log_retention_days,
+        )
+        role = self.lambda_.role
+        grant_lake_objects(
+            role,
+            lake.bucket,
+            ["s3:GetObject"],
+            reason=(
+                "The scan reads Parquet partitions whose keys depend on the universe and date; "
+                "read-only, and only objects of the lake bucket."
+            ),
+        )
+        kill_switch.parameter.grant_read(role)
+        grant_table(role, tables.orders, ["GetItem", "PutItem", "UpdateItem", "Scan"])
+        grant_table(role, tables.positions, ["GetItem", "PutItem", "DeleteItem", "Scan"])
+        grant_table(role, tables.idempotency, ["GetItem", "PutItem", "UpdateItem", "DeleteItem"])
+        grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])
+
+        self.rule = events.Rule(
+            self,
+            "Daily",
+            description=f"Daily scan of the top {config.scan.top_n}, {config.scan.cron.expression()} UTC",
+            schedule=events.Schedule.expression(config.scan.cron.expression()),
+        )
+        self.rule.add_target(
+            targets.LambdaFunction(
+                self.lambda_.function,
+                event=events.RuleTargetInput.from_object(config.scan.event()),
+                dead_letter_queue=self.lambda_.dead_letter_queue,
+                retry_attempts=ASYNC_RETRY_ATTEMPTS,
+                max_event_age=MAX_EVENT_AGE,
+            )
+        )

@@ -1,0 +1,65 @@
+"""DynamoDB tables: orders, positions, idempotency keys, and state (watermarks, risk, audit)."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"  # Powertools Idempotency's default expiry attribute
+
+
+def _table(
+    scope: Construct,
+    construct_id: str,
+    *,
+    partition_key: str,
+    sort_key: str | None = None,
+    ttl_attribute: str | None = None,
+    removal_policy: RemovalPolicy,
+) -> dynamodb.Table:
+    return dynamodb.Table(
+        scope,
+        construct_id,
+        partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
+        sort_key=(
+            dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING)
+            if sort_key
+            else None
+        ),
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        encryption=dynamodb.TableEncryption.AWS_MANAGED,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True
+        ),
+        time_to_live_attribute=ttl_attribute,
+        removal_policy=removal_policy,
+    )
+
+
+class StateTables(Construct):
+    """The four tables of the contract in ``cryptosmarttrader.settings.AwsResources``.
+
+    Orders, positions and state are the system's record (RETAIN: deleting the stack never
+    deletes them). Idempotency keys live 60 minutes and are worthless without the functions,
+    so that table goes with the stack.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.orders = _table(
+            self, "Orders", partition_key="client_order_id", removal_policy=RemovalPolicy.RETAIN
+        )
+        self.positions = _table(
+            self, "Positions", partition_key="symbol", removal_policy=RemovalPolicy.RETAIN
+        )
+        self.idempotency = _table(
+            self,
+            "Idempotency",
+            partition_key="id",
+            ttl_attribute=IDEMPOTENCY_TTL_ATTRIBUTE,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state = _table(
+            self, "State", partition_key="pk", sort_key="sk", removal_policy=RemovalPolicy.RETAIN
+        )

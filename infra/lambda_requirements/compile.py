@@ -1,0 +1,87 @@
+"""Pin each Lambda's requirements (``*.in`` → ``*.txt``) to the versions in ``uv.lock``.
+
+The lock is exported as a constraints file, so every pin in a ``*.txt`` equals the version the
+test suite runs against; the resolution targets the Lambda platform (CPython 3.12, manylinux
+x86_64), not this machine. Run from the repository root::
+
+    uv run python infra/lambda_requirements/compile.py
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+PYTHON_VERSION = "3.12"
+PYTHON_PLATFORM = "x86_64-manylinux_2_34"  # python3.12 runs on Amazon Linux 2023 (glibc 2.34)
+# In the python3.12 runtime already; shipping them would only add ~30 MB of botocore.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six")
+COMPILE_COMMAND = "uv run python infra/lambda_requirements/compile.py"
+
+
+def _uv() -> str:
+    uv = shutil.which("uv")
+    if uv is None:
+        raise SystemExit("uv is not on PATH")
+    return uv
+
+
+def compile_all() -> list[Path]:
+    uv = _uv()
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        constraints = Path(tmp) / "constraints.txt"
+        subprocess.run(  # noqa: S603 - fixed argument list, no shell
+            [
+                uv,
+                "export",
+                "--frozen",
+                "--no-hashes",
+                "--no-dev",
+                "--no-emit-project",
+                "--format",
+                "requirements-txt",
+                "--output-file",
+                str(constraints),
+            ],
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+        )
+        for source in sorted(HERE.glob("*.in")):
+            target = source.with_suffix(".txt")
+            subprocess.run(  # noqa: S603 - fixed argument list, no shell
+                [
+                    uv,
+                    "pip",
+                    "compile",
+                    str(source),
+                    "--constraints",
+                    str(constraints),
+                    "--python-version",
+                    PYTHON_VERSION,
+                    "--python-platform",
+                    PYTHON_PLATFORM,
+                    "--no-annotate",
+                    *(arg for name in RUNTIME_PROVIDED for arg in ("--no-emit-package", name)),
+                    "--custom-compile-command",
+                    COMPILE_COMMAND,
+                    "--output-file",
+                    str(target),
+                ],
+                cwd=REPO_ROOT,
+                check=True,
+                capture_output=True,
+            )
+            written.append(target)
+    return written
+
+
+if __name__ == "__main__":
+    for path in compile_all():
+        sys.stdout.write(f"wrote {path.relative_to(REPO_ROOT)}\n")

@@ -1,0 +1,99 @@
+"""The CryptoSmartTrader stack: data (lake, tables, kill-switch) and the functions that use it.
+
+One stack keeps the resource-name contract in one place: every function receives the names as
+``CST_*`` environment variables (``cryptosmarttrader.settings.AwsResources``). Later concerns
+(execution, go-live Step Functions, SageMaker, alarms, API) are further constructs that take the
+attributes exposed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.config import DeploymentConfig
+from infra.constructs.bundling import LambdaCode, python_lambda_code
+from infra.constructs.data_lake import DataLake
+from infra.constructs.ingestion import Ingestion
+from infra.constructs.kill_switch import KillSwitch
+from infra.constructs.scan import Scan
+from infra.constructs.state_tables import StateTables
+
+ENV_LAKE_BUCKET: Final = "CST_LAKE_BUCKET"
+ENV_ORDERS_TABLE: Final = "CST_ORDERS_TABLE"
+ENV_POSITIONS_TABLE: Final = "CST_POSITIONS_TABLE"
+ENV_IDEMPOTENCY_TABLE: Final = "CST_IDEMPOTENCY_TABLE"
+ENV_STATE_TABLE: Final = "CST_STATE_TABLE"
+ENV_KILL_SWITCH_PARAM: Final = "CST_KILL_SWITCH_PARAM"
+ENV_DATA_SOURCE: Final = "CST_DATA_SOURCE"
+ENV_EXCHANGE: Final = "CST_EXCHANGE"
+
+
+class CryptoSmartTraderStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        **stack_kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **stack_kwargs)
+        self.config = config
+
+        self.lake = DataLake(self, "DataLake")
+        self.tables = StateTables(self, "Tables")
+        self.kill_switch = KillSwitch(self, "KillSwitch")
+
+        self.code: dict[str, LambdaCode] = {
+            name: python_lambda_code(name) for name in ("ingest", "scan")
+        }
+        environment = self.function_environment()
+
+        self.ingestion = Ingestion(
+            self,
+            "Ingestion",
+            code=self.code["ingest"],
+            config=config,
+            lake=self.lake,
+            tables=self.tables,
+            environment=environment,
+        )
+        self.scan = Scan(
+            self,
+            "Scanning",
+            code=self.code["scan"],
+            config=config,
+            lake=self.lake,
+            tables=self.tables,
+            kill_switch=self.kill_switch,
+            environment=environment,
+        )
+        self._outputs()
+
+    def resource_environment(self) -> dict[str, str]:
+        """The resource-name contract, for every function of this stack."""
+        return {
+            ENV_LAKE_BUCKET: self.lake.bucket.bucket_name,
+            ENV_ORDERS_TABLE: self.tables.orders.table_name,
+            ENV_POSITIONS_TABLE: self.tables.positions.table_name,
+            ENV_IDEMPOTENCY_TABLE: self.tables.idempotency.table_name,
+            ENV_STATE_TABLE: self.tables.state.table_name,
+            ENV_KILL_SWITCH_PARAM: self.kill_switch.parameter.parameter_name,
+        }
+
+    def function_environment(self) -> dict[str, str]:
+        return {
+            **self.resource_environment(),
+            ENV_DATA_SOURCE: self.config.data_source,
+            ENV_EXCHANGE: self.config.default_exchange,
+        }
+
+    def _outputs(self) -> None:
+        """Names a CLI or an e2e test needs after a deploy, exported under the env var names."""
+        for env_name, value in self.resource_environment().items():
+            CfnOutput(self, env_name.replace("_", ""), value=value, description=env_name)
+        CfnOutput(self, "IngestFunctionName", value=self.ingestion.lambda_.function.function_name)
+        CfnOutput(self, "ScanFunctionName", value=self.scan.lambda_.function.function_name)
