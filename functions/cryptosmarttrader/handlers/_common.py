@@ -1,0 +1,86 @@
+"""Helpers shared by the Lambda handlers: settings and clients (parsed once per execution
+environment), Powertools Logger / Metrics factories, EventBridge unwrapping, correlation ids and
+the uniform "rejected event" result."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.emf_metrics import METRICS_NAMESPACE
+from cryptosmarttrader.settings import AwsResources, TradingSettings
+
+__all__ = [
+    "aws_clients",
+    "correlation_id",
+    "make_logger",
+    "make_metrics",
+    "rejected",
+    "reset_caches",
+    "resources",
+    "trading_settings",
+    "unwrap_eventbridge",
+]
+
+
+def make_logger(service: str) -> Logger:
+    return Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", service))
+
+
+def make_metrics(service: str) -> Metrics:
+    return Metrics(
+        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE),
+        service=os.environ.get("POWERTOOLS_SERVICE_NAME", service),
+    )
+
+
+@cache
+def resources() -> AwsResources:
+    return AwsResources()
+
+
+@cache
+def trading_settings() -> TradingSettings:
+    return TradingSettings()
+
+
+@cache
+def aws_clients() -> AwsClients:
+    return AwsClients.build(resources())
+
+
+def reset_caches() -> None:
+    """Forget parsed settings and clients (tests that change the environment between runs)."""
+    for fn in (resources, trading_settings, aws_clients):
+        fn.cache_clear()
+
+
+def unwrap_eventbridge(event: Mapping[str, Any]) -> tuple[Mapping[str, Any], str | None]:
+    """(payload, event id): the ``detail`` of an EventBridge envelope, else the event itself."""
+    if "detail-type" in event and isinstance(event.get("detail"), Mapping):
+        event_id = event.get("id")
+        return event["detail"], str(event_id) if event_id else None
+    return event, None
+
+
+def correlation_id(event: Mapping[str, Any], context: LambdaContext) -> str:
+    """The EventBridge event id, else an explicit ``correlation_id``, else the request id."""
+    _, event_id = unwrap_eventbridge(event)
+    explicit = event.get("correlation_id")
+    return str(event_id or explicit or context.aws_request_id)
+
+
+def rejected(what: str, exc: ValidationError) -> dict[str, Any]:
+    """The result of a malformed event: no side effects, a message and per-field details."""
+    return {
+        "status": "rejected",
+        "error": f"invalid {what} event: {exc.error_count()} error(s)",
+        "details": exc.errors(include_url=False, include_input=False, include_context=False),
+    }

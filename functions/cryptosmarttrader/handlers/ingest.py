@@ -1,0 +1,140 @@
+"""Ingest Lambda: scheduled by EventBridge per (exchange, timeframe, symbols).
+
+Thin: validate the event (pydantic) → IngestService → JSON-able report. Accepts the request as
+the whole event (rule target input) or as the ``detail`` of an EventBridge envelope, whose id
+then becomes the correlation id. A malformed event returns ``status: rejected`` before anything
+is read or written; infrastructure errors (S3, DynamoDB) raise so the invocation is retried.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Literal
+
+from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
+from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain.types import DomainError, Symbol
+from cryptosmarttrader.handlers._common import (
+    aws_clients,
+    correlation_id,
+    make_logger,
+    make_metrics,
+    rejected,
+    resources,
+    trading_settings,
+    unwrap_eventbridge,
+)
+from cryptosmarttrader.services.ingest import (
+    CandleSource,
+    IngestConfig,
+    IngestService,
+    MarketDataReplaySource,
+)
+from cryptosmarttrader.wiring import resolve_data_dir
+
+logger = make_logger("ingest")
+metrics = make_metrics("ingest")
+tracer = Tracer(service="ingest")
+
+RECORDED_EXCHANGE = "binance"  # the recorded candles are Binance spot
+
+
+class IngestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exchange: Literal["binance", "kraken", "kucoin"]
+    timeframe: Literal["1h", "4h", "1d"]
+    symbols: list[str] = Field(min_length=1, max_length=200)
+
+    @field_validator("symbols")
+    @classmethod
+    def _pairs(cls, value: list[str]) -> list[str]:
+        for s in value:
+            try:
+                symbol = Symbol(s)
+            except DomainError as exc:
+                raise ValueError(str(exc)) from exc
+            if not symbol.is_pair:
+                raise ValueError(f"{s!r} is not an exchange pair BASE/QUOTE")
+        if len(set(value)) != len(value):
+            raise ValueError("symbols must be unique")
+        return value
+
+
+class UnsupportedSourceError(ValueError):
+    pass
+
+
+@cache
+def _source(exchange: str) -> CandleSource:
+    settings = trading_settings()
+    clock = SystemClock()
+    if settings.data_source == "recorded":
+        if exchange != RECORDED_EXCHANGE:
+            raise UnsupportedSourceError(
+                f"CST_DATA_SOURCE=recorded replays {RECORDED_EXCHANGE} spot candles only, "
+                f"not {exchange}"
+            )
+        market = RecordedMarketData(resolve_data_dir(settings.data_dir))
+        return MarketDataReplaySource(market, RECORDED_EXCHANGE)
+    from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange  # only the live path
+
+    return CcxtExchange.create(exchange, clock)
+
+
+def _service(exchange: str) -> IngestService:
+    res, clients = resources(), aws_clients()
+    recorded = trading_settings().data_source == "recorded"
+    return IngestService(
+        source=_source(exchange),
+        lake=S3ParquetLake(res.lake_bucket, clients.s3),
+        state=DynamoStateStore(res.state_table, clients.dynamodb),
+        metrics=EmfMetrics(metrics),
+        clock=SystemClock(),
+        # a replay loads the whole recording; a live exchange starts 1000 bars back
+        config=IngestConfig(initial_lookback_bars=None if recorded else 1000),
+    )
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id(correlation_id(event, context))
+    payload, _ = unwrap_eventbridge(event)
+    payload = {k: v for k, v in payload.items() if k != "correlation_id"}
+    try:
+        request = IngestRequest.model_validate(payload)
+    except ValidationError as exc:
+        logger.warning("rejected malformed ingest event", extra={"errors": exc.error_count()})
+        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
+        return rejected("ingest", exc)
+    try:
+        service = _service(request.exchange)
+    except UnsupportedSourceError as exc:
+        logger.warning("ingest source unavailable", extra={"reason": str(exc)})
+        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
+        return {"status": "rejected", "error": str(exc)}
+    report = service.run(request.exchange, request.timeframe, request.symbols)
+    metrics.add_metric(name="IngestRuns", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "ingest complete",
+        extra={
+            "exchange": report.exchange,
+            "timeframe": report.timeframe,
+            "ingested": report.ingested,
+            "objects_written": report.objects_written,
+            "breaker_state": report.breaker_state,
+            "skipped_reason": report.skipped_reason,
+            "rejected": {o.symbol: o.reason for o in report.outcomes if o.status == "rejected"},
+        },
+    )
+    return {"status": "ok", "report": report.to_dict()}
