@@ -176,3 +176,45 @@ class Exchange(Protocol):
 
 
 __all__ += ["Exchange"]
+
+
+# Predictor port (appended): probability models behind a Protocol, so the domain never imports
+# xgboost or scikit-learn. Implemented by ``adapters.xgb_predictor``.
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
+
+
+class Predictor(Protocol):
+    """A fitted probability model over named feature columns (NaN = missing value)."""
+
+    @property
+    def feature_names(self) -> tuple[str, ...]: ...
+
+    def predict_proba(self, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """P(positive class) per row of ``features`` (n × len(feature_names))."""
+        ...
+
+
+class PredictorTrainer(Protocol):
+    """Fits a :class:`Predictor`. Same inputs and seed → same model (deterministic)."""
+
+    def fit(
+        self,
+        features: npt.NDArray[np.float64],
+        labels: npt.NDArray[np.float64],
+        feature_names: tuple[str, ...],
+    ) -> Predictor: ...
+
+
+__all__ += ["Predictor", "PredictorTrainer"]
+
+
+class SignalStore(Protocol):
+    """The scan's published signals: the latest report and one per as-of date."""
+
+    def save(self, asof_iso: str, report: Mapping[str, Any]) -> None: ...
+
+    def latest(self) -> dict[str, Any] | None: ...
+
+
+__all__ += ["SignalStore"]

@@ -1,0 +1,86 @@
+"""XGBoost in-process implementation of the ``Predictor`` / ``PredictorTrainer`` ports.
+
+The only module that imports xgboost. Deterministic: fixed seed, ``hist`` trees, fixed thread
+count, so the same rows give the same model. Models serialize to xgboost's JSON (UBJ-free) bytes,
+the format the SageMaker XGBoost container also reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import xgboost as xgb
+
+__all__ = ["XgbPredictor", "XgbTrainer"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class XgbPredictor:
+    """A fitted booster and the feature names it was trained on."""
+
+    booster: xgb.Booster
+    feature_names: tuple[str, ...]
+
+    def predict_proba(self, features: FloatArray) -> FloatArray:
+        if features.ndim != 2 or features.shape[1] != len(self.feature_names):
+            raise ValueError(
+                f"expected (n, {len(self.feature_names)}) features, got {features.shape}"
+            )
+        if features.shape[0] == 0:
+            return np.empty(0)
+        matrix = xgb.DMatrix(features, feature_names=list(self.feature_names), missing=np.nan)
+        return np.asarray(self.booster.predict(matrix), dtype=np.float64)
+
+    def to_bytes(self) -> bytes:
+        return bytes(self.booster.save_raw(raw_format="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, feature_names: tuple[str, ...]) -> XgbPredictor:
+        booster = xgb.Booster()
+        booster.load_model(bytearray(raw))
+        return cls(booster, feature_names)
+
+
+def _default_params() -> dict[str, Any]:
+    return {
+        "objective": "binary:logistic",
+        "eval_metric": "logloss",
+        "tree_method": "hist",
+        "max_depth": 4,
+        "eta": 0.05,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "min_child_weight": 20.0,
+        "lambda": 5.0,
+        "seed": 7,
+        "nthread": 2,
+    }
+
+
+@dataclass(frozen=True)
+class XgbTrainer:
+    """Fits a gradient-boosted tree classifier; ``params`` override the defaults."""
+
+    rounds: int = 200
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def fit(
+        self, features: FloatArray, labels: FloatArray, feature_names: tuple[str, ...]
+    ) -> XgbPredictor:
+        if features.shape != (labels.shape[0], len(feature_names)):
+            raise ValueError(
+                f"features {features.shape} do not match labels {labels.shape} "
+                f"and {len(feature_names)} names"
+            )
+        if labels.size == 0 or labels.min() == labels.max():
+            raise ValueError("training needs both outcomes among the labels")
+        matrix = xgb.DMatrix(
+            features, label=labels, feature_names=list(feature_names), missing=np.nan
+        )
+        booster = xgb.train(_default_params() | self.params, matrix, num_boost_round=self.rounds)
+        return XgbPredictor(booster, feature_names)
