@@ -7,10 +7,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
 from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoIdempotencyStore,
     DynamoOrderStore,
     DynamoPositionStore,
+    DynamoStateStore,
 )
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
@@ -79,4 +81,5 @@ def scan_service(
         positions=DynamoPositionStore(resources.positions_table, clients.dynamodb),
         kill_switch=SsmKillSwitch(resources.kill_switch_param, clients.ssm, analyzer.clock),
         metrics=metrics,
+        signals=DynamoSignalStore(DynamoStateStore(resources.state_table, clients.dynamodb)),
     )

@@ -85,6 +85,15 @@ def test_scheduled_scan_orders_once_and_respects_kill_switch(
     for item in _orders(aws):
         assert float(item["notional"]["N"]) <= 2000.0
 
+    # And the report is published for readers (API, dashboards) as the latest signals
+    from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
+    from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
+
+    signals = DynamoSignalStore(DynamoStateStore(AwsResources().state_table, aws.dynamodb))
+    latest = signals.latest()
+    assert latest is not None
+    assert latest["rows"] == report["rows"]
+
     # When the same scheduled scan is delivered again (at-least-once delivery)
     second = _invoke(event)
 

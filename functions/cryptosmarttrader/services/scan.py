@@ -30,6 +30,7 @@ from cryptosmarttrader.ports import (
     Metrics,
     OrderStore,
     PositionStore,
+    SignalStore,
 )
 from cryptosmarttrader.settings import TradingSettings
 
@@ -132,6 +133,7 @@ class ScanService:
     positions: PositionStore
     kill_switch: KillSwitch
     metrics: Metrics
+    signals: SignalStore | None = None
     risk_level: RiskLevel = RiskLevel.NORMAL
 
     @property
@@ -152,7 +154,7 @@ class ScanService:
         rows, created, dupes = self._act(analysis.ranked, analysis.prices)
         self.metrics.add("OrdersCreated", created)
         self.metrics.add("DuplicateOrdersPrevented", dupes)
-        return ScanReport(
+        report = ScanReport(
             asof=utc_from_ms(analysis.asof_ms),
             universe=analysis.universe,
             excluded_by_quality=analysis.excluded_by_quality,
@@ -162,6 +164,9 @@ class ScanService:
             duplicates_prevented=dupes,
             rows=rows,
         )
+        if self.signals is not None:
+            self.signals.save(report.asof.date().isoformat(), report.model_dump(mode="json"))
+        return report
 
     def _act(
         self, ranked: Iterable[RankedSignal], prices: dict[str, float]
