@@ -1,0 +1,63 @@
+"""`cst ingest` end to end: recorded candles → embedded AWS lake; a rerun writes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cryptosmarttrader.adapters.local_aws import embedded_aws
+from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.cli.ingest import app
+from cryptosmarttrader.settings import AwsResources
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _local(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_ingest_loads_the_lake_once_and_a_rerun_writes_nothing(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    args = ["--data", str(data_dir), "--timeframe", "1d", "--symbols", "SOL/USDT",
+            "--state-dir", str(tmp_path), "--json"]
+    # Given an empty local state, When the recorded SOL/USDT daily candles are ingested
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.output)
+    # Then every bar went to the lake, one object per day
+    assert report["symbols"][0]["status"] == "ok"
+    assert report["ingested"] == report["objects_written"] > 700
+    # When run again (a new process: state comes back from the state dir)
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    again = json.loads(second.output)
+    # Then nothing new is written
+    assert (again["ingested"], again["objects_written"]) == (0, 0)
+    assert again["symbols"][0]["status"] == "up_to_date"
+    # And the lake outlives the process
+    with embedded_aws(tmp_path, AwsResources()) as aws:
+        days = S3ParquetLake(aws.resources.lake_bucket, aws.s3).days("binance", "1d", "SOL/USDT")
+    assert len(days) == report["ingested"]
+
+
+@pytest.mark.realdata
+def test_unknown_symbols_fail_with_the_available_list(data_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--data", str(data_dir), "--symbols", "NOPE/USDT",
+                                 "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no recorded 1d candles for NOPE/USDT" in result.output
+    assert not (tmp_path / "snapshot.json").exists()
+
+
+def test_bad_timeframe_is_refused(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--timeframe", "2d", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--timeframe must be 1h, 4h or 1d" in result.output
