@@ -13,6 +13,8 @@ from aws_cdk import Acknowledgment, Validations
 from constructs import IConstruct
 
 SKIP_ACKNOWLEDGMENTS_CONTEXT: Final = "cst:nag:skipAcknowledgments"
+# Validations ids are "<plugin>::<rule>"; without the plugin prefix CDK files them as annotations.
+PLUGIN_PREFIX: Final = "AwsSolutions::"
 MIN_REASON_LENGTH: Final = 40
 
 
@@ -24,4 +26,4 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
         raise ValueError(f"{rule_id} on {scope.node.path}: write the reason out, got {reason!r}")
     if scope.node.try_get_context(SKIP_ACKNOWLEDGMENTS_CONTEXT) in (True, "true"):
         return
-    Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+    Validations.of(scope).acknowledge(Acknowledgment(id=f"{PLUGIN_PREFIX}{rule_id}", reason=reason))

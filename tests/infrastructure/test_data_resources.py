@@ -1,0 +1,165 @@
+"""The data layer: lake bucket, its access logs, the four tables, the kill-switch parameter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from tests.infrastructure.conftest import Synthesized
+
+
+def test_lake_bucket_is_encrypted_private_versioned_and_logged(synthesized: Synthesized) -> None:
+    # Given the synthesized stack
+    lake_id = synthesized.logical_id(synthesized.stack.lake.bucket)
+    logs_id = synthesized.logical_id(synthesized.stack.lake.access_logs)
+
+    # When the lake bucket's properties are read
+    lake = synthesized.resources[lake_id]
+
+    # Then it is encrypted, blocks every public path, keeps versions, logs to the log bucket
+    props = lake["Properties"]
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    ]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": logs_id}
+    # and it outlives the stack
+    assert lake["DeletionPolicy"] == "Retain"
+    assert lake["UpdateReplacePolicy"] == "Retain"
+
+
+@pytest.mark.parametrize("which", ["bucket", "access_logs"])
+def test_buckets_deny_requests_without_tls(synthesized: Synthesized, which: str) -> None:
+    # Given a bucket of the lake construct
+    bucket_id = synthesized.logical_id(getattr(synthesized.stack.lake, which))
+
+    # When its bucket policy is looked up
+    # Then a Deny on aws:SecureTransport=false covers the bucket and its objects
+    synthesized.template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": bucket_id},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_access_log_bucket_accepts_only_s3_log_delivery_from_this_account(
+    synthesized: Synthesized,
+) -> None:
+    # Given the access-log bucket
+    logs_id = synthesized.logical_id(synthesized.stack.lake.access_logs)
+
+    # When its policy is read
+    # Then logging.s3.amazonaws.com may put objects (bucket policy, not ACLs)
+    synthesized.template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": logs_id},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Action": "s3:PutObject",
+                                "Principal": {"Service": "logging.s3.amazonaws.com"},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+TABLE_KEYS = {
+    "orders": ([("client_order_id", "HASH")], None),
+    "positions": ([("symbol", "HASH")], None),
+    "idempotency": ([("id", "HASH")], "expiration"),
+    "state": ([("pk", "HASH"), ("sk", "RANGE")], None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_KEYS))
+def test_table_keys_billing_pitr_encryption_and_ttl(synthesized: Synthesized, name: str) -> None:
+    # Given one of the four tables of the settings contract
+    table_id = synthesized.logical_id(getattr(synthesized.stack.tables, name))
+    expected_keys, ttl_attribute = TABLE_KEYS[name]
+
+    # When its CloudFormation properties are read
+    props = synthesized.resources[table_id]["Properties"]
+
+    # Then the key schema is exactly the contract, all string keys
+    assert [(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]] == expected_keys
+    assert {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]} == {
+        key: "S" for key, _ in expected_keys
+    }
+    # and it is on-demand, continuously backed up and encrypted
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    # and only the idempotency table expires items, on Powertools' attribute
+    if ttl_attribute is None:
+        assert "TimeToLiveSpecification" not in props
+    else:
+        assert props["TimeToLiveSpecification"] == {
+            "AttributeName": ttl_attribute,
+            "Enabled": True,
+        }
+
+
+@pytest.mark.parametrize("name", ["orders", "positions", "state"])
+def test_data_tables_are_retained(synthesized: Synthesized, name: str) -> None:
+    # Given a table holding the system's record
+    table = synthesized.resources[synthesized.logical_id(getattr(synthesized.stack.tables, name))]
+
+    # When the stack is deleted or the table replaced
+    # Then CloudFormation keeps the table
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_exactly_four_tables(template: Template) -> None:
+    # Given the stack / When counting tables / Then there is no table beyond the contract
+    template.resource_count_is("AWS::DynamoDB::Table", 4)
+
+
+def test_kill_switch_parameter_starts_off_with_a_reason(template: Template) -> None:
+    # Given the kill-switch parameter
+    parameters = template.find_resources("AWS::SSM::Parameter")
+    (parameter,) = parameters.values()
+    props = parameter["Properties"]
+
+    # When its initial value is parsed
+    value = json.loads(props["Value"])
+
+    # Then it is the fixed name, a plain String, and OFF with who/why/when
+    assert props["Name"] == "/cst/kill-switch"
+    assert props["Type"] == "String"
+    assert value == {
+        "on": False,
+        "reason": "initial deployment",
+        "actor": "cdk",
+        "at": "1970-01-01T00:00:00Z",
+    }

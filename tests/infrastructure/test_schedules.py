@@ -1,0 +1,154 @@
+"""EventBridge schedules: one ingest rule per (exchange, timeframe), one daily scan rule."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import App
+from pydantic import ValidationError
+
+from infra.app import CONFIG_CONTEXT_KEY, deployment_config
+from infra.config import DEFAULT_INGEST_SCHEDULES, Cron, DeploymentConfig, IngestSchedule
+from tests.infrastructure.conftest import Synthesized
+
+
+def _rules_targeting(synthesized: Synthesized, function_id: str) -> list[dict[str, Any]]:
+    rules = synthesized.resources_of_type("AWS::Events::Rule").values()
+    return [
+        rule
+        for rule in rules
+        if any(
+            t["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]} for t in rule["Properties"]["Targets"]
+        )
+    ]
+
+
+def test_one_ingest_rule_per_exchange_and_timeframe(synthesized: Synthesized) -> None:
+    # Given the ingest function
+    ingest = synthesized.stack.ingestion.lambda_
+    function_id = synthesized.logical_id(ingest.function)
+    queue_id = synthesized.logical_id(ingest.dead_letter_queue)
+
+    # When the rules that invoke it are collected, keyed by their event
+    rules = _rules_targeting(synthesized, function_id)
+    by_event = {}
+    for rule in rules:
+        (target,) = rule["Properties"]["Targets"]
+        event = json.loads(target["Input"])
+        by_event[(event["exchange"], event["timeframe"])] = (rule, target, event)
+
+    # Then there is exactly one rule per configured (exchange, timeframe), each passing the
+    # exchange, timeframe and symbol list, on its UTC cron, with retries and the DLQ
+    assert len(rules) == len(DEFAULT_INGEST_SCHEDULES)
+    assert {("binance", "1h"), ("binance", "1d"), ("kraken", "1h"), ("kucoin", "1h")} <= set(
+        by_event
+    )
+    for schedule in DEFAULT_INGEST_SCHEDULES:
+        rule, target, event = by_event[(schedule.exchange, schedule.timeframe)]
+        assert event == {
+            "exchange": schedule.exchange,
+            "timeframe": schedule.timeframe,
+            "symbols": list(schedule.symbols),
+        }
+        assert rule["Properties"]["ScheduleExpression"] == schedule.cron.expression()
+        assert rule["Properties"]["State"] == "ENABLED"
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+        assert target["RetryPolicy"] == {
+            "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 3600,
+        }
+
+
+def test_daily_ingest_runs_before_the_daily_scan(synthesized: Synthesized) -> None:
+    # Given the 1d ingest rule and the scan rule
+    daily = next(s for s in DEFAULT_INGEST_SCHEDULES if s.timeframe == "1d")
+    scan_cron = synthesized.stack.config.scan.cron
+
+    # Then both run in hour 0 UTC and the scan starts after the daily candles were fetched
+    assert daily.cron.hour == scan_cron.hour == "0"
+    assert int(daily.cron.minute) < int(scan_cron.minute)
+
+
+def test_scan_runs_daily_at_0015_utc_with_top_n(synthesized: Synthesized) -> None:
+    # Given the scan function
+    scan = synthesized.stack.scan.lambda_
+    function_id = synthesized.logical_id(scan.function)
+
+    # When its rules are collected
+    (rule,) = _rules_targeting(synthesized, function_id)
+    (target,) = rule["Properties"]["Targets"]
+
+    # Then one rule fires at 00:15 UTC every day with {"top_n": 20}
+    assert rule["Properties"]["ScheduleExpression"] == "cron(15 0 * * ? *)"
+    assert json.loads(target["Input"]) == {"top_n": 20}
+    assert target["DeadLetterConfig"] == {
+        "Arn": {"Fn::GetAtt": [synthesized.logical_id(scan.dead_letter_queue), "Arn"]}
+    }
+
+
+def test_every_rule_may_invoke_only_its_own_function(synthesized: Synthesized) -> None:
+    # Given every rule and every Lambda permission
+    rules = synthesized.resources_of_type("AWS::Events::Rule")
+    permissions = synthesized.resources_of_type("AWS::Lambda::Permission").values()
+
+    # Then each rule has a permission scoped to its ARN for exactly its target function
+    for rule_id, rule in rules.items():
+        (target,) = rule["Properties"]["Targets"]
+        function_id = target["Arn"]["Fn::GetAtt"][0]
+        assert any(
+            p["Properties"]["Principal"] == "events.amazonaws.com"
+            and p["Properties"]["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
+            and p["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+            for p in permissions
+        ), rule_id
+
+
+def test_config_rejects_a_second_rule_for_the_same_exchange_and_timeframe() -> None:
+    # Given two schedules for binance 1h
+    twice = [DEFAULT_INGEST_SCHEDULES[0], DEFAULT_INGEST_SCHEDULES[0]]
+
+    # When the deployment config is built / Then it is refused before any construct exists
+    with pytest.raises(ValidationError, match="only one ingest schedule"):
+        DeploymentConfig(ingest_schedules=tuple(twice))
+
+
+@pytest.mark.parametrize("symbol", ["btc/usdt", "BTCUSDT", "BTC/USDT/X", "BTC-/USDT"])
+def test_config_rejects_symbols_that_are_not_ccxt_pairs(symbol: str) -> None:
+    with pytest.raises(ValidationError, match="ccxt unified pair"):
+        IngestSchedule(exchange="binance", timeframe="1h", symbols=(symbol,), cron=Cron(minute="2"))
+
+
+def test_config_from_context_replaces_the_defaults() -> None:
+    # Given a context value with one kraken schedule and a different scan size
+    override = {
+        "ingest_schedules": [
+            {
+                "exchange": "kraken",
+                "timeframe": "4h",
+                "symbols": ["BTC/USD"],
+                "cron": {"minute": "7", "hour": "*/4"},
+            }
+        ],
+        "scan": {"top_n": 5},
+    }
+    app = App(context={CONFIG_CONTEXT_KEY: json.dumps(override)})
+
+    # When the config is read
+    config = deployment_config(app)
+
+    # Then exactly that schedule and size are used
+    (schedule,) = config.ingest_schedules
+    assert schedule.event() == {"exchange": "kraken", "timeframe": "4h", "symbols": ["BTC/USD"]}
+    assert schedule.cron.expression() == "cron(7 */4 * * ? *)"
+    assert config.scan.event() == {"top_n": 5}
+
+
+def test_config_from_context_with_a_typo_fails_the_synth() -> None:
+    # Given a misspelt field
+    app = App(context={CONFIG_CONTEXT_KEY: {"scan": {"topn": 5}}})
+
+    # When the config is read / Then validation names the problem
+    with pytest.raises(ValidationError, match="topn"):
+        deployment_config(app)
