@@ -30,6 +30,7 @@ from cryptosmarttrader.domain.types import DomainError, Money, Quantity, Side, m
 __all__ = [
     "LEVEL_POLICIES",
     "QTY_STEP",
+    "SYSTEM_ACTOR",
     "LevelPolicy",
     "MarketQuote",
     "RiskGuard",

@@ -1,0 +1,484 @@
+"""Exactly-once order execution with reconciliation by client order ID.
+
+The path of one decision (an :class:`OrderIntent`):
+
+1. kill-switch read (cached a few seconds at most); ON → rejected, and every open order is
+   cancelled;
+2. the order store is asked for the decision's client order ID (SHA256 of the decision): known →
+   duplicate, nothing sent;
+3. RiskGuard (level from the state table, exposure from positions and open buy orders, clusters,
+   quote) → rejected with the rule that decided, nothing written;
+4. 60-minute idempotency claim on the client order ID (one winner among concurrent callers);
+5. order recorded as NEW (conditional insert, so permanent dedup beyond the 60 minutes);
+6. NEW → SUBMITTED (conditional), then sent to the exchange tagged with the client order ID;
+7. the answer moves the order along the state-transition table and applies fills to positions.
+
+``create_order`` is never retried blindly: after a timeout (``OrderStateUnknownError``) the order
+is looked up by client ID. Found → recorded. Not found → left SUBMITTED for :meth:`reconcile`,
+which marks it EXPIRED once ``absent_grace`` has passed (never resent: a late-appearing order
+would be a second position). :meth:`reconcile` runs on every start, so a crash between send and
+record is recovered from the venue's view of the client ID. Fills reach positions exactly once:
+each position keeps the filled quantity it has applied per client order ID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.exchange import (
+    ExchangeCapabilities,
+    ExchangeError,
+    ExchangeOrder,
+    FatalExchangeError,
+    OrderNotFoundError,
+    OrderStateUnknownError,
+    OrderType,
+)
+from cryptosmarttrader.domain.orders import (
+    ORDER_TRANSITIONS,
+    TERMINAL_STATUSES,
+    OrderIntent,
+    OrderStatus,
+)
+from cryptosmarttrader.domain.portfolio import PortfolioExposure
+from cryptosmarttrader.domain.risk import MarketQuote, RiskGuard, RiskState
+from cryptosmarttrader.domain.types import ClientOrderId, Money, Price, Quantity, Side, Symbol
+from cryptosmarttrader.ports import IdempotencyStore, KillSwitch, Metrics
+
+__all__ = [
+    "ExecutionResult",
+    "ExecutionService",
+    "OrderGateway",
+    "OrderLedger",
+    "PositionLedger",
+    "RiskLevelSource",
+]
+
+OPEN_STATUSES = frozenset(
+    {
+        OrderStatus.SUBMITTED,
+        OrderStatus.ACCEPTED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.CANCEL_PENDING,
+    }
+)
+_POSITION_RETRIES = 20
+_S = OrderStatus
+
+
+class OrderGateway(Protocol):
+    """The trading half of the ``Exchange`` port (``CcxtExchange`` and ``PaperExchange``)."""
+
+    @property
+    def capabilities(self) -> ExchangeCapabilities: ...
+
+    def create_order(
+        self,
+        symbol: Symbol,
+        side: Side,
+        order_type: OrderType,
+        quantity: Quantity,
+        price: Price | None,
+        client_order_id: ClientOrderId,
+    ) -> ExchangeOrder: ...
+
+    def fetch_order_by_client_id(
+        self, symbol: Symbol, client_order_id: ClientOrderId
+    ) -> ExchangeOrder | None: ...
+
+    def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> None: ...
+
+
+class OrderLedger(Protocol):
+    """Orders keyed by client order ID with guarded status moves (``DynamoOrderStore``)."""
+
+    def put_new(self, order: Mapping[str, Any]) -> bool: ...
+
+    def get(self, client_order_id: str) -> dict[str, Any] | None: ...
+
+    def list_orders(self) -> list[dict[str, Any]]: ...
+
+    def update_status(
+        self,
+        client_order_id: str,
+        expected: OrderStatus,
+        new: OrderStatus,
+        *,
+        at: datetime | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> bool: ...
+
+
+class PositionLedger(Protocol):
+    """Positions keyed by symbol with an optimistic version (``DynamoPositionStore``)."""
+
+    def get(self, symbol: str) -> dict[str, Any] | None: ...
+
+    def get_all(self) -> dict[str, dict[str, Any]]: ...
+
+    def upsert(self, position: Mapping[str, Any], expected_version: int | None) -> bool: ...
+
+
+class RiskLevelSource(Protocol):
+    """Where the current risk level comes from (``RiskStateService``)."""
+
+    def load(self) -> RiskState: ...
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What happened to one submission. ``status`` is an :class:`OrderStatus` value, or
+    ``rejected`` (RiskGuard / bad input, nothing written) or ``duplicate`` (nothing sent)."""
+
+    client_order_id: str
+    status: str
+    reason: str
+    rule: str | None = None
+    quantity: Decimal | None = None
+    average_price: Decimal | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.status not in {"rejected", "duplicate"}
+
+
+@dataclass
+class ExecutionService:
+    orders: OrderLedger
+    positions: PositionLedger
+    idempotency: IdempotencyStore
+    kill_switch: KillSwitch
+    risk: RiskLevelSource
+    exchange: OrderGateway
+    clock: Clock
+    metrics: Metrics
+    guard: RiskGuard = field(default_factory=RiskGuard)
+    clusters: Mapping[str, str] = field(default_factory=dict)
+    mode: str = "paper"
+    idempotency_ttl_seconds: int = 3600
+    absent_grace: timedelta = timedelta(minutes=2)
+    resume_new_within: timedelta = timedelta(minutes=10)
+    consecutive_exchange_errors: int = 0
+
+    # ------------------------------------------------------------------ submit
+
+    def submit(
+        self, intent: OrderIntent, *, equity: Money | None, quote: MarketQuote | None
+    ) -> ExecutionResult:
+        """Send ``intent`` at most once (see the module docstring for the path)."""
+        coid = intent.client_order_id
+        kill = self.kill_switch.status()
+        if kill.on:
+            self.cancel_open_orders(f"kill-switch on: {kill.reason}")
+            return self._rejected(coid, "kill_switch", f"kill-switch is on: {kill.reason}")
+        existing = self.orders.get(coid.value)
+        if existing is not None:
+            return self._duplicate(coid, existing, "this decision was already ordered")
+        now = self.clock.now()
+        verdict = self.guard.evaluate(
+            intent,
+            equity=equity,
+            level=self.risk.load().level,
+            kill_switch_on=False,
+            kill_switch_reason="",
+            exposure=self.exposure(),
+            quote=quote,
+            now=now,
+        )
+        if not verdict.approved or verdict.quantity is None:
+            return self._rejected(coid, verdict.rule, verdict.reason)
+        if not self.idempotency.claim(coid.value, now, self.idempotency_ttl_seconds):
+            self.metrics.add("DuplicateOrdersPrevented", 1)
+            return ExecutionResult(coid.value, "duplicate", "claimed by a concurrent submission")
+        record = {
+            "client_order_id": coid.value,
+            "symbol": intent.symbol.value,
+            "side": intent.side.value,
+            "intent": intent.intent.value,
+            "order_type": OrderType.MARKET.value,
+            "decision_quantity": intent.quantity.value,
+            "quantity": verdict.quantity.value,
+            "reference_price": intent.reference_price.value,
+            "notional": verdict.quantity.value * intent.reference_price.value,
+            "strategy": intent.strategy,
+            "signal_bar_ms": intent.signal_bar_ms,
+            "status": OrderStatus.NEW.value,
+            "risk_rule": verdict.rule,
+            "risk_reason": verdict.reason,
+            "mode": self.mode,
+            "created_at": now,
+        }
+        if not self.orders.put_new(record):
+            self.metrics.add("DuplicateOrdersPrevented", 1)
+            return ExecutionResult(coid.value, "duplicate", "order already recorded")
+        return self._send(record)
+
+    def _send(self, record: Mapping[str, Any]) -> ExecutionResult:
+        coid = ClientOrderId(str(record["client_order_id"]))
+        symbol = Symbol(str(record["symbol"]))
+        now = self.clock.now()
+        if not self.orders.update_status(coid.value, _S.NEW, _S.SUBMITTED, at=now):
+            return self._duplicate(coid, self.orders.get(coid.value), "another worker sends it")
+        try:
+            placed = self.exchange.create_order(
+                symbol,
+                Side(str(record["side"])),
+                OrderType(str(record.get("order_type", OrderType.MARKET.value))),
+                Quantity(Decimal(str(record["quantity"]))),
+                None,
+                coid,
+            )
+        except OrderStateUnknownError as exc:
+            self._exchange_error()
+            return self._reconcile_after_timeout(coid, symbol, exc)
+        except FatalExchangeError as exc:
+            self.consecutive_exchange_errors = 0  # the venue answered: it is up
+            self.orders.update_status(
+                coid.value,
+                _S.SUBMITTED,
+                _S.REJECTED,
+                at=self.clock.now(),
+                fields={"reject_reason": str(exc)},
+            )
+            self.metrics.add("OrdersRejectedByExchange", 1)
+            return ExecutionResult(coid.value, _S.REJECTED.value, str(exc), "exchange")
+        self.consecutive_exchange_errors = 0
+        self.metrics.add("OrdersSent", 1)
+        return self._result(self._apply(coid, placed))
+
+    def _reconcile_after_timeout(
+        self, coid: ClientOrderId, symbol: Symbol, exc: OrderStateUnknownError
+    ) -> ExecutionResult:
+        try:
+            found = self.exchange.fetch_order_by_client_id(symbol, coid)
+        except ExchangeError as lookup:
+            self._exchange_error()
+            return ExecutionResult(
+                coid.value,
+                _S.SUBMITTED.value,
+                f"{exc}; lookup failed ({lookup}): left SUBMITTED for reconcile",
+            )
+        if found is None:
+            return ExecutionResult(
+                coid.value,
+                _S.SUBMITTED.value,
+                f"{exc}; not at the venue yet: left SUBMITTED for reconcile, not resent",
+            )
+        self.metrics.add("OrdersReconciled", 1)
+        return self._result(self._apply(coid, found))
+
+    # ------------------------------------------------------------------ reconcile / cancel
+
+    def reconcile(self) -> dict[str, int]:
+        """Bring every non-terminal order in line with the venue and every fill into positions.
+
+        Run on start. NEW orders were never sent (SUBMITTED is written before sending): they are
+        sent now if recent and the kill-switch is off, else CANCELED. Open orders are looked up
+        by client ID; a SUBMITTED order the venue does not know after ``absent_grace`` is EXPIRED.
+        """
+        counts = {"resent_new": 0, "cancelled_new": 0, "updated": 0, "expired": 0, "fills": 0}
+        kill_on = self.kill_switch.status().on
+        now = self.clock.now()
+        for order in self.orders.list_orders():
+            status = OrderStatus(str(order["status"]))
+            coid = ClientOrderId(str(order["client_order_id"]))
+            symbol = Symbol(str(order["symbol"]))
+            age = now - _created_at(order)
+            if status is _S.NEW:
+                if kill_on or age > self.resume_new_within:
+                    why = "kill-switch on" if kill_on else f"never sent and {age} old"
+                    if self.orders.update_status(
+                        coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": why}
+                    ):
+                        counts["cancelled_new"] += 1
+                else:
+                    self._send(order)
+                    counts["resent_new"] += 1
+                continue
+            if status in OPEN_STATUSES:
+                try:
+                    found = self.exchange.fetch_order_by_client_id(symbol, coid)
+                except ExchangeError:
+                    self._exchange_error()
+                    continue
+                if found is not None:
+                    self._apply(coid, found)
+                    counts["updated"] += 1
+                elif (
+                    status is _S.SUBMITTED
+                    and age >= self.absent_grace
+                    and self.orders.update_status(
+                        coid.value,
+                        _S.SUBMITTED,
+                        _S.EXPIRED,
+                        at=now,
+                        fields={"expire_reason": "not found at the venue by client id; not resent"},
+                    )
+                ):
+                    counts["expired"] += 1
+                continue
+            if self._apply_fill_to_position(self.orders.get(coid.value) or order):
+                counts["fills"] += 1
+        if kill_on:
+            self.cancel_open_orders("kill-switch on")
+        return counts
+
+    def cancel_open_orders(self, reason: str) -> int:
+        """Cancel every NEW and open order (kill-switch). Returns how many were cancelled."""
+        cancelled = 0
+        now = self.clock.now()
+        for order in self.orders.list_orders():
+            status = OrderStatus(str(order["status"]))
+            coid = ClientOrderId(str(order["client_order_id"]))
+            symbol = Symbol(str(order["symbol"]))
+            if status is _S.NEW:
+                cancelled += self.orders.update_status(
+                    coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": reason}
+                )
+                continue
+            if status not in OPEN_STATUSES:
+                continue
+            if status is not _S.CANCEL_PENDING and not self.orders.update_status(
+                coid.value, status, _S.CANCEL_PENDING, at=now, fields={"cancel_reason": reason}
+            ):
+                continue
+            try:
+                self.exchange.cancel_order(symbol, coid)
+            except OrderNotFoundError:
+                pass  # already gone (filled or never arrived): the lookup below decides
+            except ExchangeError:
+                self._exchange_error()
+                continue  # stays CANCEL_PENDING; the next reconcile retries
+            found = self.exchange.fetch_order_by_client_id(symbol, coid)
+            if found is None:
+                cancelled += self.orders.update_status(
+                    coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=self.clock.now()
+                )
+            else:
+                cancelled += self._apply(coid, found).get("status") == _S.CANCELED.value
+        if cancelled:
+            self.metrics.add("OrdersCancelledByKillSwitch", cancelled)
+        return cancelled
+
+    # ------------------------------------------------------------------ state application
+
+    def _apply(self, coid: ClientOrderId, venue: ExchangeOrder) -> dict[str, Any]:
+        """Move the stored order to the venue's status (legal steps only) and apply fills."""
+        for _ in range(_POSITION_RETRIES):
+            stored = self.orders.get(coid.value)
+            if stored is None:
+                raise LookupError(f"order {coid} is not recorded: cannot apply the venue state")
+            current = OrderStatus(str(stored["status"]))
+            target = venue.status
+            if current is target and target is not _S.PARTIALLY_FILLED:
+                break
+            if target not in ORDER_TRANSITIONS[current]:
+                if current in TERMINAL_STATUSES:
+                    break
+                # e.g. SUBMITTED → CANCELED: pass through ACCEPTED, a legal intermediate step
+                if _S.ACCEPTED in ORDER_TRANSITIONS[current]:
+                    self.orders.update_status(coid.value, current, _S.ACCEPTED, at=self.clock.now())
+                    continue
+                raise LookupError(f"order {coid}: venue status {target} unreachable from {current}")
+            fields: dict[str, Any] = {
+                "exchange_order_id": venue.exchange_order_id,
+                "filled": venue.filled,
+            }
+            if venue.average is not None:
+                fields["average_price"] = venue.average.value
+            if self.orders.update_status(
+                coid.value, current, target, at=self.clock.now(), fields=fields
+            ):
+                break
+        final = self.orders.get(coid.value) or {}
+        self._apply_fill_to_position(final)
+        return final
+
+    def _apply_fill_to_position(self, order: Mapping[str, Any]) -> bool:
+        """Apply the order's filled quantity to its position once (idempotent by client ID)."""
+        filled = Decimal(str(order.get("filled", 0)))
+        if filled <= 0 or order.get("average_price") is None:
+            return False
+        coid = str(order["client_order_id"])
+        symbol = str(order["symbol"])
+        price = Decimal(str(order["average_price"]))
+        sign = Decimal(1) if order["side"] == Side.BUY.value else Decimal(-1)
+        for _ in range(_POSITION_RETRIES):
+            pos = self.positions.get(symbol)
+            applied = dict((pos or {}).get("applied_fills", {}))
+            delta = filled - Decimal(str(applied.get(coid, 0)))
+            if delta <= 0:
+                return False
+            qty = Decimal(str((pos or {}).get("quantity", 0)))
+            cost = Decimal(str((pos or {}).get("cost", 0)))
+            if sign > 0:
+                cost += delta * price
+            elif qty > 0:
+                cost -= cost * min(delta, qty) / qty  # average-cost basis
+            qty += sign * delta
+            applied[coid] = filled
+            new_pos = {
+                "symbol": symbol,
+                "quantity": qty,
+                "cost": cost if qty > 0 else Decimal(0),
+                "notional": cost if qty > 0 else Decimal(0),
+                "average_price": (cost / qty) if qty > 0 else None,
+                "applied_fills": applied,
+                "updated_at": self.clock.now(),
+            }
+            version = None if pos is None else int(pos["version"])
+            if self.positions.upsert(new_pos, version):
+                return True
+        raise RuntimeError(f"position {symbol}: {_POSITION_RETRIES} concurrent updates lost")
+
+    # ------------------------------------------------------------------ helpers
+
+    def exposure(self) -> PortfolioExposure:
+        """Notional per symbol: positions at cost plus open (non-terminal) buy orders."""
+        out: dict[str, Decimal] = {}
+        for symbol, pos in self.positions.get_all().items():
+            out[symbol] = out.get(symbol, Decimal(0)) + Decimal(str(pos.get("notional", 0)))
+        for order in self.orders.list_orders():
+            if order.get("side") != Side.BUY.value:
+                continue
+            if OrderStatus(str(order["status"])) in TERMINAL_STATUSES:
+                continue
+            unfilled = Decimal(str(order["quantity"])) - Decimal(str(order.get("filled", 0)))
+            sym = str(order["symbol"])
+            out[sym] = out.get(sym, Decimal(0)) + unfilled * Decimal(str(order["reference_price"]))
+        return PortfolioExposure(out, self.clusters)
+
+    def _exchange_error(self) -> None:
+        self.consecutive_exchange_errors += 1
+        self.metrics.add("ExchangeErrors", 1)
+
+    def _rejected(self, coid: ClientOrderId, rule: str, reason: str) -> ExecutionResult:
+        self.metrics.add("OrdersRejectedByRisk", 1, dimensions={"rule": rule})
+        return ExecutionResult(coid.value, "rejected", reason, rule)
+
+    def _duplicate(
+        self, coid: ClientOrderId, existing: Mapping[str, Any] | None, why: str
+    ) -> ExecutionResult:
+        self.metrics.add("DuplicateOrdersPrevented", 1)
+        status = str(existing["status"]) if existing else "unknown"
+        return ExecutionResult(coid.value, "duplicate", f"{why} (status {status})")
+
+    @staticmethod
+    def _result(order: Mapping[str, Any]) -> ExecutionResult:
+        avg = order.get("average_price")
+        return ExecutionResult(
+            str(order["client_order_id"]),
+            str(order["status"]),
+            "sent",
+            quantity=Decimal(str(order["quantity"])),
+            average_price=None if avg is None else Decimal(str(avg)),
+        )
+
+
+def _created_at(order: Mapping[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(order["created_at"]))
