@@ -18,11 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain.sanitize import sanitized_json
 from cryptosmarttrader.services.scan import ScanInputError, ScanService
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer, resolve_data_dir, scan_service
 
-logger = Logger()
+logger = Logger(json_serializer=sanitized_json)
 metrics = Metrics()
 tracer = Tracer()
 
