@@ -18,7 +18,9 @@ KILL_SWITCH_PARAM_DEFAULT = "/cst/kill-switch"
 class AwsResources(BaseSettings):
     """Names of the AWS resources the functions use (env prefix ``CST_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="CST_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CST_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     lake_bucket: str = Field(default="cst-lake-local", min_length=3)
     orders_table: str = Field(default="cst-orders", min_length=3)

@@ -44,13 +44,16 @@ def aws(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from cryptosmarttrader.handlers import _common
     from cryptosmarttrader.handlers import scan as scan_handler
 
+    _common.reset_caches()
     scan_handler._service.cache_clear()
     with mock_aws():
         clients = AwsClients.build(AwsResources())
         ensure_resources(clients)
         yield clients
+    _common.reset_caches()
     scan_handler._service.cache_clear()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ __all__ = ["LakeError", "S3ParquetLake", "partition_key", "symbol_slug"]
 
 _SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PART = "part.parquet"
+WRITE_THREADS = 16
 
 
 class LakeError(RuntimeError):
@@ -59,8 +61,8 @@ def _to_parquet(frame: pl.DataFrame) -> bytes:
 
 
 def _from_parquet(body: bytes) -> pl.DataFrame:
-    return pl.read_parquet(io.BytesIO(body)).select(list(OHLCV_SCHEMA)).cast(
-        pl.Schema(OHLCV_SCHEMA)
+    return (
+        pl.read_parquet(io.BytesIO(body)).select(list(OHLCV_SCHEMA)).cast(pl.Schema(OHLCV_SCHEMA))
     )
 
 
@@ -83,19 +85,20 @@ class S3ParquetLake:
         frame = frame.select(list(OHLCV_SCHEMA)).cast(pl.Schema(OHLCV_SCHEMA))
         if frame["ts"].null_count() or frame["symbol"].null_count():
             raise ValueError("candles frame has null ts or symbol")
-        frame = frame.with_columns(
-            pl.from_epoch("ts", time_unit="ms").dt.date().alias("_date")
-        )
-        written: list[str] = []
+        frame = frame.with_columns(pl.from_epoch("ts", time_unit="ms").dt.date().alias("_date"))
+        jobs: list[tuple[str, pl.DataFrame, bool]] = []
         for (symbol,), per_symbol in frame.group_by("symbol", maintain_order=True):
             prefix = _prefix(exchange, timeframe, str(symbol))
             existing = self._existing_keys(prefix)
             for (day,), part in per_symbol.group_by("_date", maintain_order=True):
                 assert isinstance(day, date)
                 key = f"{prefix}date={day.isoformat()}/{_PART}"
-                if self._merge_one(key, part.drop("_date"), key in existing):
-                    written.append(key)
-        return sorted(written)
+                jobs.append((key, part.drop("_date"), key in existing))
+        # Partitions are independent objects: merge them concurrently (S3 calls are I/O bound).
+        # Every job runs to completion or raises; a failure leaves other partitions whole.
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            changed = list(pool.map(lambda job: self._merge_one(*job), jobs))
+        return sorted(key for (key, _, _), did in zip(jobs, changed, strict=True) if did)
 
     def _merge_one(self, key: str, new: pl.DataFrame, exists: bool) -> bool:
         old_body = self._get(key) if exists else None
@@ -106,7 +109,10 @@ class S3ParquetLake:
             return False
         try:
             self._client.put_object(
-                Bucket=self._bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet"
+                Bucket=self._bucket,
+                Key=key,
+                Body=body,
+                ContentType="application/vnd.apache.parquet",
             )
         except ClientError as exc:
             raise LakeError(f"put s3://{self._bucket}/{key} failed: {exc}") from exc
@@ -137,9 +143,26 @@ class S3ParquetLake:
             .sort("ts")
         )
 
+    def symbols(self, exchange: str, timeframe: str) -> list[str]:
+        """The symbols (``BASE/QUOTE``) that hold at least one partition, sorted."""
+        prefix = f"exchange={exchange}/timeframe={timeframe}/"
+        found: set[str] = set()
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=prefix, Delimiter="/"
+            ):
+                for common in page.get("CommonPrefixes", []):
+                    slug = common["Prefix"].removeprefix(prefix).removeprefix("symbol=").rstrip("/")
+                    found.add(slug.replace("-", "/", 1))
+        except ClientError as exc:
+            raise LakeError(f"list s3://{self._bucket}/{prefix} failed: {exc}") from exc
+        return sorted(found)
+
     def days(self, exchange: str, timeframe: str, symbol: str) -> list[date]:
         """The UTC dates that hold a partition for this symbol, ascending."""
-        return sorted(_key_date(k) for k in self._existing_keys(_prefix(exchange, timeframe, symbol)))
+        return sorted(
+            _key_date(k) for k in self._existing_keys(_prefix(exchange, timeframe, symbol))
+        )
 
     # ------------------------------------------------------------------ S3 plumbing
 
@@ -166,4 +189,3 @@ class S3ParquetLake:
 def _key_date(key: str) -> date:
     part = next(p for p in key.split("/") if p.startswith("date="))
     return date.fromisoformat(part.removeprefix("date="))
-

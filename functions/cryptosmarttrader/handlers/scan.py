@@ -1,7 +1,9 @@
 """Scan Lambda: scheduled (EventBridge) or invoked with an as-of date for replays.
 
 Thin by design: validate the event (pydantic) → ScanService → JSON-able response. Settings and
-clients are built once per execution environment (cold start), never per invocation.
+clients are built once per execution environment (cold start), never per invocation. On AWS the
+scan reads the daily candles the ingest Lambda wrote to the S3 lake; with
+``CST_DATA_SOURCE=recorded`` it reads the recorded real data in ``CST_DATA_DIR``.
 """
 
 from __future__ import annotations
@@ -10,63 +12,75 @@ from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
+from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
+from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.system_clock import SystemClock
-from cryptosmarttrader.domain.sanitize import sanitized_json
-from cryptosmarttrader.services.scan import ScanInputError, ScanService
-from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.domain.universe import is_tradable_pair
+from cryptosmarttrader.handlers._common import (
+    aws_clients,
+    correlation_id,
+    make_logger,
+    make_metrics,
+    rejected,
+    resources,
+    trading_settings,
+    unwrap_eventbridge,
+)
+from cryptosmarttrader.services.scan import ScanAnalyzer, ScanInputError, ScanService
 from cryptosmarttrader.wiring import recorded_analyzer, resolve_data_dir, scan_service
 
-logger = Logger(json_serializer=sanitized_json)
-metrics = Metrics()
-tracer = Tracer()
+logger = make_logger("scan")
+metrics = make_metrics("scan")
+tracer = Tracer(service="scan")
 
 
 class ScanEvent(BaseModel):
     """The scheduled input `{"top_n": 20}`; `asof` (YYYY-MM-DD) replays a past date."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     top_n: int = Field(default=20, ge=1, le=1000)
     asof: date | None = None
-    id: str | None = None  # EventBridge event id, when the full envelope is delivered
+
+
+def _analyzer() -> ScanAnalyzer:
+    settings, clock = trading_settings(), SystemClock()
+    if settings.data_source == "recorded":
+        return recorded_analyzer(resolve_data_dir(settings.data_dir), clock, settings)
+    res = resources()
+    lake = S3ParquetLake(res.lake_bucket, aws_clients().s3)
+    market = LakeMarketData(
+        lake,
+        settings.exchange,
+        lambda: [s for s in lake.symbols(settings.exchange, "1d") if is_tradable_pair(s)],
+    )
+    return ScanAnalyzer(market=market, clock=clock, settings=settings)
 
 
 @cache
 def _service() -> ScanService:
-    settings = TradingSettings()
-    resources = AwsResources()
-    if settings.data_source != "recorded":
-        raise ScanInputError(
-            f"scan data source {settings.data_source!r} is not wired yet: set CST_DATA_SOURCE=recorded"
-        )
-    analyzer = recorded_analyzer(resolve_data_dir(settings.data_dir), SystemClock(), settings)
-    return scan_service(analyzer, AwsClients.build(resources), resources, EmfMetrics(metrics))
+    return scan_service(_analyzer(), aws_clients(), resources(), EmfMetrics(metrics))
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.set_correlation_id(
-        str(event.get("id") or event.get("correlation_id") or context.aws_request_id)
-    )
+    logger.set_correlation_id(correlation_id(event, context))
+    payload, _ = unwrap_eventbridge(event)
+    payload = {k: v for k, v in payload.items() if k != "correlation_id"}
     try:
-        request = ScanEvent.model_validate(event)
+        request = ScanEvent.model_validate(payload)
     except ValidationError as exc:
-        logger.warning("rejected malformed scan event", extra={"errors": exc.errors()})
+        logger.warning("rejected malformed scan event", extra={"errors": exc.error_count()})
         metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
-        return {
-            "status": "rejected",
-            "error": f"invalid scan event: {exc.error_count()} error(s)",
-            "details": exc.errors(include_url=False, include_input=False),
-        }
+        return rejected("scan", exc)
     service = _service()
     asof = (
         datetime(request.asof.year, request.asof.month, request.asof.day, tzinfo=UTC)
@@ -77,6 +91,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         report = service.run(asof, request.top_n)
     except ScanInputError as exc:
         logger.warning("scan input rejected", extra={"reason": str(exc)})
+        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
         return {"status": "rejected", "error": str(exc)}
     logger.info(
         "scan complete",
