@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.emf_metrics import METRICS_NAMESPACE
+from cryptosmarttrader.domain.sanitize import sanitized_json
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 
 __all__ = [
@@ -31,7 +32,9 @@ __all__ = [
 
 
 def make_logger(service: str) -> Logger:
-    return Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", service))
+    return Logger(
+        service=os.environ.get("POWERTOOLS_SERVICE_NAME", service), json_serializer=sanitized_json
+    )
 
 
 def make_metrics(service: str) -> Metrics:

@@ -1,0 +1,387 @@
+"""The metric catalogue: every CloudWatch (EMF) metric the system emits or is designed to emit.
+
+One place for names, units, dimensions and producers, used by the services (``metric_names.ORDERS_CREATED.name``),
+the alarms and dashboards (``infra/constructs/observability.py``) and ``docs/observability.md``.
+``producer`` names the module that emits the metric today; ``None`` means the producing
+component does not exist yet, and the alarms on such a metric treat missing data as
+"not breaching" until it does. Powertools adds the ``service`` dimension (the function's
+``POWERTOOLS_SERVICE_NAME``) to every metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+__all__ = ["CATALOGUE", "NAMESPACE", "Family", "MetricSpec", "Unit", "catalogue"]
+
+NAMESPACE: Final = "CryptoSmartTrader"
+
+
+class Unit(StrEnum):
+    """The CloudWatch units used here (values are the EMF unit strings)."""
+
+    COUNT = "Count"
+    SECONDS = "Seconds"
+    MILLISECONDS = "Milliseconds"
+    PERCENT = "Percent"
+    NONE = "None"
+
+
+class Family(StrEnum):
+    DATA = "data"
+    AGENTS = "agents"
+    ENSEMBLE = "ensemble"
+    RISK = "risk"
+    EXECUTION = "execution"
+    SYSTEM = "system"
+
+
+# Service names (POWERTOOLS_SERVICE_NAME) of the producing functions.
+INGEST: Final = "cst-ingest"
+SCAN: Final = "cst-scan"
+RISK: Final = "cst-risk"
+EXECUTION: Final = "cst-execution"
+API: Final = "cst-api"
+ALARM_KILLSWITCH: Final = "cst-alarm-killswitch"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    unit: Unit
+    family: Family
+    description: str
+    service: str
+    dimensions: tuple[str, ...] = ()  # besides ``service``
+    producer: str | None = None  # module emitting it today; None = not produced yet
+
+
+# data
+CANDLES_INGESTED = MetricSpec(
+    "CandlesIngested",
+    Unit.COUNT,
+    Family.DATA,
+    "Closed candles that passed the quality gate and reached the lake, per run.",
+    INGEST,
+    ("exchange", "timeframe"),
+    "services/ingest.py",
+)
+CANDLES_REJECTED = MetricSpec(
+    "CandlesRejected",
+    Unit.COUNT,
+    Family.DATA,
+    "Candles refused by the quality gate, per rejection code (never filled or repaired).",
+    INGEST,
+    ("exchange", "code"),
+    "services/ingest.py",
+)
+QUALITY_WARNINGS = MetricSpec(
+    "QualityWarnings",
+    Unit.COUNT,
+    Family.DATA,
+    "Warning-severity quality findings (data kept), per code.",
+    INGEST,
+    ("exchange", "code"),
+    "services/ingest.py",
+)
+DATA_STALENESS = MetricSpec(
+    "DataStaleness",
+    Unit.SECONDS,
+    Family.DATA,
+    "Age of the newest closed candle held, worst series of the run.",
+    INGEST,
+    ("exchange", "timeframe"),
+    "services/ingest.py",
+)
+INGEST_LATENCY = MetricSpec(
+    "IngestLatency",
+    Unit.MILLISECONDS,
+    Family.DATA,
+    "Wall time of one ingest run.",
+    INGEST,
+    ("exchange", "timeframe"),
+    "services/ingest.py",
+)
+INGEST_SKIPPED = MetricSpec(
+    "IngestSkipped",
+    Unit.COUNT,
+    Family.DATA,
+    "Symbols skipped because the exchange circuit breaker is open.",
+    INGEST,
+    ("exchange", "timeframe"),
+    "services/ingest.py",
+)
+LAKE_OBJECTS_WRITTEN = MetricSpec(
+    "LakeObjectsWritten",
+    Unit.COUNT,
+    Family.DATA,
+    "Parquet partitions written or merged, per run.",
+    INGEST,
+    ("exchange", "timeframe"),
+    "services/ingest.py",
+)
+UNIVERSE_SIZE = MetricSpec(
+    "UniverseSize",
+    Unit.COUNT,
+    Family.DATA,
+    "Coins considered by a scan; emitted once per completed scan (the scan heartbeat).",
+    SCAN,
+    (),
+    "services/scan.py",
+)
+EXCLUDED_BY_QUALITY = MetricSpec(
+    "ExcludedByQuality",
+    Unit.COUNT,
+    Family.DATA,
+    "Coins excluded from a scan by an error-severity quality finding.",
+    SCAN,
+    (),
+    "services/scan.py",
+)
+# agents
+AGENT_VOTES = MetricSpec(
+    "AgentVotes",
+    Unit.COUNT,
+    Family.AGENTS,
+    "Votes cast by the agents of a scan (one per agent and coin).",
+    SCAN,
+    ("agent",),
+)
+AGENT_ABSTENTIONS = MetricSpec(
+    "AgentAbstentions",
+    Unit.COUNT,
+    Family.AGENTS,
+    "Coins on which the technical agent abstained (insufficient or unusable history).",
+    SCAN,
+    (),
+    "services/scan.py",
+)
+AGENT_CONFIDENCE = MetricSpec(
+    "AgentConfidence",
+    Unit.NONE,
+    Family.AGENTS,
+    "Mean confidence (0-1) of the non-abstaining votes of a scan.",
+    SCAN,
+    ("agent",),
+)
+# ensemble
+GATED_DECISIONS = MetricSpec(
+    "GatedDecisions",
+    Unit.COUNT,
+    Family.ENSEMBLE,
+    "Ensemble decisions at or above the confidence gate (0.8) per scan.",
+    SCAN,
+)
+# risk
+RISK_LEVEL = MetricSpec(
+    "RiskLevel",
+    Unit.NONE,
+    Family.RISK,
+    "RiskGuard level: 0 NORMAL, 1 CONSERVATIVE, 2 DEFENSIVE, 3 EMERGENCY, 4 SHUTDOWN.",
+    RISK,
+)
+GROSS_EXPOSURE = MetricSpec(
+    "GrossExposure",
+    Unit.PERCENT,
+    Family.RISK,
+    "Gross notional of positions and open buy orders, percent of equity.",
+    RISK,
+)
+DAILY_PNL = MetricSpec(
+    "DailyPnl",
+    Unit.PERCENT,
+    Family.RISK,
+    "Equity change since the UTC day start, percent (negative = loss).",
+    RISK,
+)
+DRAWDOWN = MetricSpec(
+    "Drawdown",
+    Unit.PERCENT,
+    Family.RISK,
+    "Equity below its peak, percent.",
+    RISK,
+)
+# execution
+ORDERS_CREATED = MetricSpec(
+    "OrdersCreated",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "New paper orders recorded by a scan (exactly once per decision).",
+    SCAN,
+    (),
+    "services/scan.py",
+)
+ORDERS_SENT = MetricSpec(
+    "OrdersSent",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Orders submitted to an exchange (paper or live).",
+    EXECUTION,
+)
+ORDERS_FILLED = MetricSpec(
+    "OrdersFilled",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Orders reported filled by the exchange or by reconciliation.",
+    EXECUTION,
+)
+ORDERS_REJECTED_BY_EXCHANGE = MetricSpec(
+    "OrdersRejectedByExchange",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Orders the exchange refused (insufficient funds, invalid order...).",
+    EXECUTION,
+)
+ORDERS_REJECTED_BY_RISK = MetricSpec(
+    "OrdersRejectedByRisk",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Order intents refused by the RiskGuard, per rule.",
+    EXECUTION,
+    ("rule",),
+)
+DUPLICATE_ORDERS_PREVENTED = MetricSpec(
+    "DuplicateOrdersPrevented",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Repeated decisions suppressed by the client order id / 60-minute idempotency window.",
+    SCAN,
+    (),
+    "services/scan.py",
+)
+SLIPPAGE = MetricSpec(
+    "SlippageBps",
+    Unit.NONE,
+    Family.EXECUTION,
+    "Fill price versus reference price, basis points (adverse positive).",
+    EXECUTION,
+)
+ORDER_LATENCY = MetricSpec(
+    "OrderLatency",
+    Unit.MILLISECONDS,
+    Family.EXECUTION,
+    "Decision to exchange acknowledgement.",
+    EXECUTION,
+)
+ORDERS_RECONCILED = MetricSpec(
+    "OrdersReconciled",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Orders whose state was recovered from the exchange by client order id after a timeout.",
+    EXECUTION,
+)
+ORDERS_CANCELLED_BY_KILL_SWITCH = MetricSpec(
+    "OrdersCancelledByKillSwitch",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Open orders cancelled because the kill-switch was turned on.",
+    EXECUTION,
+)
+EXCHANGE_ERRORS = MetricSpec(
+    "ExchangeErrors",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Failed exchange calls (ingest: per exchange and retryable/fatal kind).",
+    INGEST,
+    ("exchange", "kind"),
+    "services/ingest.py",
+)
+# system
+REJECTED_EVENTS = MetricSpec(
+    "RejectedEvents",
+    Unit.COUNT,
+    Family.SYSTEM,
+    "Malformed Lambda events refused before any side effect.",
+    SCAN,
+    (),
+    "handlers/scan.py",
+)
+INGEST_RUNS = MetricSpec(
+    "IngestRuns",
+    Unit.COUNT,
+    Family.SYSTEM,
+    "Completed ingest invocations (the ingest heartbeat).",
+    INGEST,
+    (),
+    "handlers/ingest.py",
+)
+COLD_START = MetricSpec(
+    "ColdStart",
+    Unit.COUNT,
+    Family.SYSTEM,
+    "New Lambda execution environments (Powertools capture_cold_start_metric).",
+    API,
+    ("function_name",),
+    "handlers/api.py",
+)
+API_REQUESTS = MetricSpec(
+    "ApiRequests",
+    Unit.COUNT,
+    Family.SYSTEM,
+    "API requests handled, per route and status class (2xx/4xx/5xx).",
+    API,
+    ("route", "status"),
+    "handlers/api.py",
+)
+API_LATENCY = MetricSpec(
+    "ApiLatency",
+    Unit.MILLISECONDS,
+    Family.SYSTEM,
+    "Handler time per API request, per route (the SLO's latency indicator).",
+    API,
+    ("route",),
+    "handlers/api.py",
+)
+KILL_SWITCH_ENGAGED = MetricSpec(
+    "KillSwitchEngaged",
+    Unit.COUNT,
+    Family.SYSTEM,
+    "Kill-switch turned on by a critical alarm.",
+    ALARM_KILLSWITCH,
+    (),
+    "handlers/alarm_killswitch.py",
+)
+
+CATALOGUE: Final[tuple[MetricSpec, ...]] = (
+    CANDLES_INGESTED,
+    CANDLES_REJECTED,
+    QUALITY_WARNINGS,
+    DATA_STALENESS,
+    INGEST_LATENCY,
+    INGEST_SKIPPED,
+    LAKE_OBJECTS_WRITTEN,
+    UNIVERSE_SIZE,
+    EXCLUDED_BY_QUALITY,
+    AGENT_VOTES,
+    AGENT_ABSTENTIONS,
+    AGENT_CONFIDENCE,
+    GATED_DECISIONS,
+    RISK_LEVEL,
+    GROSS_EXPOSURE,
+    DAILY_PNL,
+    DRAWDOWN,
+    ORDERS_CREATED,
+    ORDERS_SENT,
+    ORDERS_FILLED,
+    ORDERS_REJECTED_BY_EXCHANGE,
+    ORDERS_REJECTED_BY_RISK,
+    DUPLICATE_ORDERS_PREVENTED,
+    SLIPPAGE,
+    ORDER_LATENCY,
+    ORDERS_RECONCILED,
+    ORDERS_CANCELLED_BY_KILL_SWITCH,
+    EXCHANGE_ERRORS,
+    REJECTED_EVENTS,
+    INGEST_RUNS,
+    COLD_START,
+    API_REQUESTS,
+    API_LATENCY,
+    KILL_SWITCH_ENGAGED,
+)
+
+
+def catalogue() -> list[MetricSpec]:
+    """Every metric spec, in declaration order."""
+    return list(CATALOGUE)
