@@ -29,7 +29,9 @@ def _ours(frame: pl.DataFrame) -> pl.DataFrame:
     c, h, lo = pl.col("close"), pl.col("high"), pl.col("low")
     macd_line, macd_signal, macd_hist = ind.macd(c, 12, 26, 9)
     upper, middle, lower = ind.bbands(c, 20, 2.0)
-    return frame.sort("symbol", "ts").with_columns(
+    frame = ind.add_rsi(frame.sort("symbol", "ts"), "close", "RSI14_STEPS", 14)
+    frame = ind.add_macd(frame, "close", "MACD_STEPS", 12, 26, 9)
+    return frame.with_columns(
         SMA50=ind.sma(c, 50),
         EMA20=ind.ema(c, 20),
         EMA200=ind.ema(c, 200),
@@ -58,6 +60,9 @@ REFERENCE: dict[str, Callable[[Arr, Arr, Arr], Arr]] = {
     "BB_MIDDLE": lambda h, lo, c: talib.BBANDS(c, 20, 2.0, 2.0)[1],
     "BB_LOWER": lambda h, lo, c: talib.BBANDS(c, 20, 2.0, 2.0)[2],
     "ATR14": lambda h, lo, c: talib.ATR(h, lo, c, 14),
+    "RSI14_STEPS": lambda h, lo, c: talib.RSI(c, 14),
+    "MACD_STEPS_signal": lambda h, lo, c: talib.MACD(c, 12, 26, 9)[1],
+    "MACD_STEPS_hist": lambda h, lo, c: talib.MACD(c, 12, 26, 9)[2],
     "ROC10": lambda h, lo, c: talib.ROC(c, 10),
     "STDDEV20": lambda h, lo, c: talib.STDDEV(c, 20, 1.0),
 }

@@ -52,9 +52,9 @@ def indicator_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """
     close = pl.col("close")
     by = "symbol"
-    _macd_line, _macd_signal, macd_hist = ind.macd(close, 12, 26, 9, by=by)
+    frame = ind.add_macd(frame.sort([by, "ts"]), "close", "macd", 12, 26, 9, by=by)
     return (
-        frame.sort([by, "ts"])
+        ind.add_rsi(frame, "close", "rsi", 14, by=by)
         .with_columns(
             logret=ind.log_return(close, by=by),
             ret7=(close / close.shift(7) - 1).over(by),
@@ -63,8 +63,6 @@ def indicator_frame(frame: pl.DataFrame) -> pl.DataFrame:
             span90_ok=((pl.col("ts") - pl.col("ts").shift(90)) == 90 * DAY_MS).over(by),
             sma50=ind.sma(close, 50, by=by),
             sma200=ind.sma(close, 200, by=by),
-            macd_hist=macd_hist,
-            rsi=ind.rsi(close, 14, by=by),
             vol7=ind.sma(pl.col("volume"), 7, by=by),
             vol30=ind.sma(pl.col("volume"), 30, by=by),
             n_bars=pl.int_range(1, pl.len() + 1).over(by),
