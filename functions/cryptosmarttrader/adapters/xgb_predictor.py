@@ -58,7 +58,6 @@ def _default_params() -> dict[str, Any]:
         "min_child_weight": 20.0,
         "lambda": 5.0,
         "seed": 7,
-        "nthread": 2,
     }
 
 
@@ -67,6 +66,9 @@ class XgbTrainer:
     """Fits a gradient-boosted tree classifier; ``params`` override the defaults."""
 
     rounds: int = 200
+    # one thread by default: OpenMP threads spin-wait, which collapses throughput on a shared
+    # 2-core machine (measured: 40 rounds 0.18 s with 1 thread vs 3.2 s with 2 under load)
+    nthread: int = 1
     params: dict[str, Any] = field(default_factory=dict)
 
     def fit(
@@ -82,5 +84,6 @@ class XgbTrainer:
         matrix = xgb.DMatrix(
             features, label=labels, feature_names=list(feature_names), missing=np.nan
         )
-        booster = xgb.train(_default_params() | self.params, matrix, num_boost_round=self.rounds)
+        params = _default_params() | {"nthread": self.nthread} | self.params
+        booster = xgb.train(params, matrix, num_boost_round=self.rounds)
         return XgbPredictor(booster, feature_names)

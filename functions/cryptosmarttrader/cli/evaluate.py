@@ -56,6 +56,12 @@ def evaluate_cmd(
         int, typer.Option("--step-days", min=1, help="Days between decision days.")
     ] = 7,
     calibration: Annotated[str, typer.Option("--calibration", help="platt or isotonic.")] = "platt",
+    fold_days: Annotated[
+        int, typer.Option("--fold-days", min=7, help="Walk-forward test block length (days).")
+    ] = 182,
+    first_decision: Annotated[
+        str, typer.Option("--first-decision", help="First decision day of the history replay.")
+    ] = "2014-01-01",
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary.")] = False,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write an HTML report (plotly) here.")
@@ -76,6 +82,8 @@ def evaluate_cmd(
             horizon_days=horizon_days,
             top_k=top_k,
             step_days=step_days,
+            first_decision=_date(first_decision, "--first-decision"),
+            fold_days=fold_days,
             calibration=method,
         )
     except ValidationError as exc:

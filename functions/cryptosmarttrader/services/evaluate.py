@@ -243,7 +243,12 @@ def _fit_target(
         y[ens_mask],
         day[ens_mask],
         samples["label_end_day"].to_numpy().astype(np.int64)[ens_mask],
-        walk_forward_folds(first_oos + cfg.fold_days, train_end, cfg.fold_days),
+        # first block whose purged past already holds out-of-sample ML rows
+        walk_forward_folds(
+            first_oos + cfg.horizon_days + cfg.embargo_days + cfg.step_days,
+            train_end,
+            cfg.fold_days,
+        ),
         embargo_days=cfg.embargo_days,
         method=cfg.calibration,
         target=target,
