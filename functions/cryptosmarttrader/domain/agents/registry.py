@@ -32,6 +32,7 @@ __all__ = [
     "REGIME_STRATEGIES",
     "UNKNOWN_REGIME_STRATEGY",
     "AgentConfigs",
+    "AgentInputs",
     "AgentSpec",
     "MarketState",
     "RegimeStrategy",
@@ -70,11 +71,13 @@ class AgentConfigs:
     regime: RegimeConfig = field(default_factory=RegimeConfig)
 
 
-AgentFn = Callable[["_Inputs", AgentConfigs], pl.DataFrame]
+AgentFn = Callable[["AgentInputs", AgentConfigs], pl.DataFrame]
 
 
 @dataclass(frozen=True, slots=True)
-class _Inputs:
+class AgentInputs:
+    """What every agent function receives: the state, the as-of and the universe cut at it."""
+
     state: MarketState
     asof_ms: int
     universe: pl.DataFrame
@@ -101,20 +104,20 @@ def _upto(
     return out
 
 
-def _technical(i: _Inputs, c: AgentConfigs) -> pl.DataFrame:
+def _technical(i: AgentInputs, c: AgentConfigs) -> pl.DataFrame:
     return technical_agent.technical_votes(i.universe, i.asof_ms, c.technical)
 
 
-def _early_mover(i: _Inputs, c: AgentConfigs) -> pl.DataFrame:
+def _early_mover(i: AgentInputs, c: AgentConfigs) -> pl.DataFrame:
     return early_mover.early_mover_votes(i.universe, i.asof_ms, c.early_mover)
 
 
-def _liquidity(i: _Inputs, c: AgentConfigs) -> pl.DataFrame:
+def _liquidity(i: AgentInputs, c: AgentConfigs) -> pl.DataFrame:
     depth = _upto(i.state.depth, i.asof_ms, i.state.aliases)
     return liquidity.liquidity_votes(i.universe, i.asof_ms, depth, c.liquidity)
 
 
-def _funding(i: _Inputs, c: AgentConfigs) -> pl.DataFrame:
+def _funding(i: AgentInputs, c: AgentConfigs) -> pl.DataFrame:
     s = i.state
     cfg = c.funding
     if s.ohlcv is not None:
@@ -129,13 +132,13 @@ def _funding(i: _Inputs, c: AgentConfigs) -> pl.DataFrame:
     )
 
 
-def _arbitrage(i: _Inputs, c: AgentConfigs) -> pl.DataFrame:
+def _arbitrage(i: AgentInputs, c: AgentConfigs) -> pl.DataFrame:
     return arbitrage.arbitrage_votes(
         i.symbols, i.asof_ms, _upto(i.state.tickers, i.asof_ms, i.state.aliases), c.arbitrage
     )
 
 
-def _sentiment(i: _Inputs, c: AgentConfigs) -> pl.DataFrame:
+def _sentiment(i: AgentInputs, c: AgentConfigs) -> pl.DataFrame:
     s = i.state
     return sentiment.sentiment_votes(
         i.symbols, i.asof_ms, s.sentiment, s.sentiment_unavailable, c.sentiment
@@ -160,7 +163,7 @@ def run_agents(
     universe = state.universe.filter(pl.col("ts") <= asof_ms)
     if universe.is_empty():
         return empty_votes()
-    inputs = _Inputs(state, asof_ms, universe, universe["symbol"].unique().sort().to_list())
+    inputs = AgentInputs(state, asof_ms, universe, universe["symbol"].unique().sort().to_list())
     frames = [spec.run(inputs, configs).cast(VOTE_SCHEMA) for spec in AGENTS]  # type: ignore[arg-type]
     return pl.concat(frames, how="vertical")
 
