@@ -16,27 +16,20 @@ from pydantic import ValidationError
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.xgb_predictor import XgbTrainer
 from cryptosmarttrader.cli._common import fail, parse_day
+from cryptosmarttrader.domain.agents.regime import regime_timeline
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.services.evaluate import (
+    DIRECTIONAL_AGENTS,
     EvaluationConfig,
     EvaluationError,
     EvaluationResult,
-    RegimeTimeline,
     evaluate,
+    registry_agents,
 )
 from cryptosmarttrader.wiring import excluded_coins, resolve_data_dir
 
 # Mounted by the root app as ``app.add_typer(evaluate.app, name="evaluate")`` → `cst evaluate ...`
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-
-def _regime_timeline() -> RegimeTimeline | None:
-    """The regime agent's timeline when that module is present in this build."""
-    try:
-        from cryptosmarttrader.domain.agents.regime import regime_timeline
-    except ImportError:
-        return None
-    return regime_timeline
 
 
 @app.callback(invoke_without_command=True)
@@ -95,7 +88,9 @@ def evaluate_cmd(
             XgbTrainer(),
             cfg,
             excluded_symbols=excluded_coins(market),
-            regime_timeline=_regime_timeline(),
+            agents=registry_agents,
+            agent_names=DIRECTIONAL_AGENTS,
+            regime_timeline=regime_timeline,
         )
     except (EvaluationError, ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cryptosmarttrader.domain.agents.base import VOTE_SCHEMA
 from cryptosmarttrader.domain.agents.ml_predictor import AGENT as ML_AGENT
 from cryptosmarttrader.domain.agents.ml_predictor import ml_votes
+from cryptosmarttrader.domain.agents.registry import AGENTS, MarketState, run_agents
 from cryptosmarttrader.domain.agents.technical import AGENT as TECHNICAL_AGENT
 from cryptosmarttrader.domain.agents.technical import technical_votes
 from cryptosmarttrader.domain.ensemble import (
@@ -70,6 +71,17 @@ RegimeTimeline = Callable[[pl.DataFrame, int, int], pl.DataFrame]
 
 def technical_only(clean: pl.DataFrame, asof_ms: int) -> pl.DataFrame:
     return technical_votes(clean, asof_ms)
+
+
+DIRECTIONAL_AGENTS: tuple[str, ...] = tuple(s.name for s in AGENTS if s.directional)
+
+
+def registry_agents(clean: pl.DataFrame, asof_ms: int) -> pl.DataFrame:
+    """Every directional agent of the registry on the daily universe, as the scan runs them.
+    Agents needing venue data (funding, arbitrage, sentiment) abstain here with their reason;
+    abstentions add nothing to the ensemble."""
+    votes = run_agents(MarketState(universe=clean), asof_ms)
+    return votes.filter(pl.col("agent").is_in(DIRECTIONAL_AGENTS))
 
 
 class EvaluationError(ValueError):
