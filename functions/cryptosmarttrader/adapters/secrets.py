@@ -1,0 +1,93 @@
+"""Exchange API credentials from AWS Secrets Manager, through Powertools Parameters.
+
+One secret per exchange holds ``{"api_key": ..., "secret": ..., "password": ...}`` JSON
+(``password`` is the KuCoin passphrase). Values are read with the Powertools ``SecretsProvider``
+(``get_secret`` semantics: JSON transform, in-memory cache for ``max_age`` seconds) and kept in
+pydantic ``SecretStr`` fields, so ``repr``, ``str`` and log records show ``**********``. They
+are never taken from environment variables: a deployment passes only the secret's *name*.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import (
+    GetParameterError,
+    TransformParameterError,
+)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from cryptosmarttrader.settings import AwsResources
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+__all__ = [
+    "DEFAULT_MAX_AGE_SECONDS",
+    "CredentialsUnavailableError",
+    "ExchangeCredentials",
+    "SecretsManagerCredentials",
+    "secrets_client",
+]
+
+DEFAULT_MAX_AGE_SECONDS = 300
+
+
+class CredentialsUnavailableError(RuntimeError):
+    """The secret is missing, unreadable or malformed. The message never contains its value."""
+
+
+class ExchangeCredentials(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    api_key: SecretStr = Field(min_length=1)
+    secret: SecretStr = Field(min_length=1)
+    password: SecretStr | None = None
+
+    def ccxt_config(self) -> dict[str, str]:
+        """The keyword arguments ccxt expects (``apiKey``, ``secret``, ``password``)."""
+        config = {
+            "apiKey": self.api_key.get_secret_value(),
+            "secret": self.secret.get_secret_value(),
+        }
+        if self.password is not None:
+            config["password"] = self.password.get_secret_value()
+        return config
+
+
+def secrets_client(resources: AwsResources) -> SecretsManagerClient:
+    kwargs: dict[str, object] = {"region_name": resources.region}
+    if resources.aws_endpoint_url:
+        kwargs["endpoint_url"] = resources.aws_endpoint_url
+    return boto3.client("secretsmanager", **kwargs)  # type: ignore[call-overload]
+
+
+class SecretsManagerCredentials:
+    """Reads and caches exchange credentials; one instance per execution environment."""
+
+    def __init__(
+        self, client: SecretsManagerClient, max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS
+    ) -> None:
+        if max_age_seconds < 0:
+            raise ValueError(f"max_age_seconds must be >= 0, got {max_age_seconds}")
+        self._provider = SecretsProvider(boto3_client=client)
+        self._max_age = max_age_seconds
+
+    def get(self, secret_name: str) -> ExchangeCredentials:
+        try:
+            raw = self._provider.get(secret_name, transform="json", max_age=self._max_age)
+        except (GetParameterError, TransformParameterError) as exc:
+            # Powertools messages name the secret and the AWS error code, never the value.
+            raise CredentialsUnavailableError(
+                f"exchange credentials {secret_name!r} unavailable: {type(exc).__name__}"
+            ) from None
+        try:
+            return ExchangeCredentials.model_validate(raw)
+        except ValidationError as exc:
+            fields = sorted({".".join(str(p) for p in e["loc"]) or "value" for e in exc.errors()})
+            raise CredentialsUnavailableError(
+                f"exchange credentials {secret_name!r} malformed: fields {fields} "
+                "(expected JSON with api_key, secret and optional password)"
+            ) from None

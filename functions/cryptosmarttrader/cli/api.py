@@ -1,0 +1,302 @@
+"""`cst api serve|openapi`: the API Lambda on localhost, and its OpenAPI document.
+
+``serve`` runs the *same* handler as the deployed API Lambda over the embedded local AWS. A small
+``http.server`` bridge plays API Gateway's part: it checks the ``x-api-key`` header (403 without
+a valid key, as a usage-plan method does), turns each HTTP request into a REST API proxy event
+(``requestContext.identity.apiKeyId`` filled as API Gateway fills it), invokes the handler and
+writes its proxy response back. It binds to 127.0.0.1 only. State (kill-switch, audit trail) is
+saved to the state directory when the server stops.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Annotated, Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+import typer
+
+from cryptosmarttrader.cli._common import fail, state_dir
+
+app = typer.Typer(no_args_is_help=True, help="The HTTP API: local server and OpenAPI document.")
+
+LOOPBACK: Final = "127.0.0.1"
+LOCAL_API_KEY_ID: Final = "local-api-key"
+LOCAL_STAGE: Final = "local"
+MAX_BODY_BYTES: Final = 64 * 1024
+API_SERVICE: Final = "cst-api"
+
+Invoke = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class LocalLambdaContext:
+    aws_request_id: str
+    function_name: str = API_SERVICE
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:000000000000:function:{API_SERVICE}"
+
+
+def proxy_event(
+    method: str,
+    raw_path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    api_key: str | None,
+    request_id: str,
+    source_ip: str = LOOPBACK,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """An API Gateway REST (v1) proxy event, as API Gateway builds it for a proxy integration."""
+    split = urlsplit(raw_path)
+    multi_query = parse_qs(split.query, keep_blank_values=True)
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers.items():
+        multi_headers.setdefault(name, []).append(value)
+    at = now or datetime.now(tz=UTC)
+    try:
+        text: str | None = body.decode("utf-8") if body else None
+        encoded = False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode("ascii"), True
+    return {
+        "resource": split.path,
+        "path": split.path,
+        "httpMethod": method,
+        "headers": dict(headers) or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": split.path,
+            "httpMethod": method,
+            "path": f"/{LOCAL_STAGE}{split.path}",
+            "stage": LOCAL_STAGE,
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTime": at.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(at.timestamp() * 1000),
+            "protocol": "HTTP/1.1",
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "localhost",
+            "identity": {
+                "sourceIp": source_ip,
+                "userAgent": headers.get("User-Agent") or headers.get("user-agent"),
+                "apiKey": api_key,
+                "apiKeyId": LOCAL_API_KEY_ID if api_key else None,
+                "userArn": None,
+                "user": None,
+                "caller": None,
+                "accessKey": None,
+                "accountId": None,
+            },
+        },
+        "body": text,
+        "isBase64Encoded": encoded,
+    }
+
+
+class ApiBridge(BaseHTTPRequestHandler):
+    """One HTTP request → (API key check) → proxy event → handler → HTTP response."""
+
+    server_version = "cst-api-local"
+    invoke: Invoke
+    api_key: str
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def _handle(self, method: str) -> None:
+        request_id = str(uuid.uuid4())
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {}, b'{"message":"Payload Too Large"}')
+            return
+        body = self.rfile.read(length) if length > 0 else b""
+        sent_key = self.headers.get("x-api-key")
+        if sent_key is None or not secrets.compare_digest(sent_key, self.api_key):
+            # What API Gateway answers when a method requires an API key it did not get.
+            self._send(HTTPStatus.FORBIDDEN, {}, b'{"message":"Forbidden"}')
+            return
+        event = proxy_event(
+            method,
+            self.path,
+            dict(self.headers.items()),
+            body,
+            api_key=sent_key,
+            request_id=request_id,
+            source_ip=self.client_address[0],
+        )
+        result = type(self).invoke(event)
+        payload = result.get("body") or ""
+        raw = (
+            base64.b64decode(payload)
+            if result.get("isBase64Encoded")
+            else str(payload).encode("utf-8")
+        )
+        headers = dict(result.get("headers") or {})
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers[name] = ", ".join(values)
+        self._send(HTTPStatus(int(result["statusCode"])), headers, raw)
+
+    def _send(self, status: HTTPStatus, headers: Mapping[str, str], body: bytes) -> None:
+        self.send_response(status)
+        if not any(k.lower() == "content-type" for k in headers):
+            self.send_header("Content-Type", "application/json")
+        for name, value in headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: the handler logs every request as JSON with its correlation id."""
+
+
+def make_server(port: int, api_key: str, invoke: Invoke) -> HTTPServer:
+    """An HTTP server on 127.0.0.1:``port`` (0 = any free port) bridging to ``invoke``."""
+    bridge = type(
+        "BoundApiBridge", (ApiBridge,), {"invoke": staticmethod(invoke), "api_key": api_key}
+    )
+    return HTTPServer((LOOPBACK, port), bridge)
+
+
+def _local_environment(quiet_metrics: bool) -> dict[str, str]:
+    env = {
+        "POWERTOOLS_SERVICE_NAME": API_SERVICE,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "CST_DATA_SOURCE": os.environ.get("CST_DATA_SOURCE", "recorded"),
+    }
+    if quiet_metrics:
+        env["POWERTOOLS_METRICS_DISABLED"] = "true"
+    return env
+
+
+@contextlib.contextmanager
+def local_api(state: Path, *, quiet_metrics: bool = True) -> Iterator[Invoke]:
+    """The API handler, ready to invoke in-process over the embedded local AWS at ``state``."""
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.handlers import _common
+
+    saved = {k: os.environ.get(k) for k in _local_environment(quiet_metrics)}
+    os.environ.update(_local_environment(quiet_metrics))
+    try:
+        with embedded_aws(state):
+            from cryptosmarttrader.handlers import api as api_handler
+
+            _common.reset_caches()
+            api_handler._service.cache_clear()
+
+            def invoke(event: dict[str, Any]) -> dict[str, Any]:
+                context = LocalLambdaContext(aws_request_id=event["requestContext"]["requestId"])
+                result: dict[str, Any] = api_handler.handler(event, context)
+                return result
+
+            try:
+                yield invoke
+            finally:
+                _common.reset_caches()
+                api_handler._service.cache_clear()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@app.command("serve")
+def serve(
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1.")
+    ] = 8080,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="CST_API_KEY",
+            help="Key clients send as x-api-key (default: a random key, printed at start).",
+        ),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir", help="Embedded local AWS state (default: CST_STATE_DIR or .cst)."
+        ),
+    ] = None,
+    emit_metrics: Annotated[
+        bool, typer.Option("--metrics", help="Also print the EMF metric records.")
+    ] = False,
+) -> None:
+    """Serve the API on http://127.0.0.1:PORT over the embedded local AWS (Ctrl-C stops)."""
+    key = api_key or secrets.token_urlsafe(24)
+    if len(key) < 16:
+        fail("--api-key must be at least 16 characters")
+    with local_api(state_dir(state), quiet_metrics=not emit_metrics) as invoke:
+        try:
+            server = make_server(port, key, invoke)
+        except OSError as exc:
+            fail(f"cannot listen on {LOOPBACK}:{port}: {exc.strerror or exc}")
+        host, bound = server.server_address[:2]
+        typer.echo(f"CryptoSmartTrader API on http://{host!s}:{bound} (Ctrl-C stops)", err=True)
+        if api_key is None:
+            typer.echo(f"x-api-key: {key}", err=True)
+        started = time.monotonic()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+            typer.echo(f"stopped after {time.monotonic() - started:.0f} s; state saved", err=True)
+
+
+@app.command("openapi")
+def openapi(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    server_url: Annotated[
+        list[str] | None, typer.Option("--server", help="Server URL(s) to list in the document.")
+    ] = None,
+) -> None:
+    """Print (or write) the OpenAPI 3 document of the API, generated from the handler's routes."""
+    from cryptosmarttrader.handlers.api import openapi_json
+
+    document = json.dumps(json.loads(openapi_json(server_url)), indent=2, sort_keys=False) + "\n"
+    if output is None:
+        sys.stdout.write(document)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(document, encoding="utf-8")
+    typer.echo(f"wrote {output}", err=True)

@@ -1,0 +1,300 @@
+"""API Lambda: API Gateway (REST, proxy integration) → Powertools Event Handler → ApiService.
+
+Routes and their pydantic models are the OpenAPI document (``cst api openapi`` writes
+``docs/openapi.json``); ``enable_validation`` rejects malformed query strings and bodies with 422
+before any code runs. API Gateway enforces authentication (API key + usage plan on every
+method, IAM SigV4 as well on ``POST /api/v1/killswitch``); the handler re-checks that a
+state-changing call carries a caller identity and records it in the audit trail.
+
+Every request runs under one correlation id (``X-Correlation-Id`` if the caller sent a valid
+one, else API Gateway's request id), logged on every line and echoed in the response header.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import date
+from decimal import Decimal
+from functools import cache
+from typing import Annotated, Any, Final
+
+from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import (
+    ServiceUnavailableError,
+    UnauthorizedError,
+)
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.models import (
+    APIKey,
+    APIKeyIn,
+    SecurityScheme,
+    Server,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cryptosmarttrader.adapters.audit import DynamoAuditTrail
+from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
+from cryptosmarttrader.adapters.dynamodb_store import (
+    DynamoOrderStore,
+    DynamoPositionStore,
+    DynamoStateStore,
+    StoreError,
+)
+from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
+from cryptosmarttrader.adapters.health import DynamoDbProbe, ExchangeProbe, S3Probe, SsmProbe
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain import metric_names as mn
+from cryptosmarttrader.domain.types import Action
+from cryptosmarttrader.handlers._common import (
+    aws_clients,
+    make_logger,
+    make_metrics,
+    resources,
+    trading_settings,
+)
+from cryptosmarttrader.services.api import (
+    ApiService,
+    HealthResponse,
+    KillSwitchRequest,
+    KillSwitchResponse,
+    MarketOverview,
+    PositionsResponse,
+    RiskResponse,
+    SignalsResponse,
+)
+from cryptosmarttrader.services.risk_state import RiskStateService
+
+logger = make_logger("api")
+metrics = make_metrics("api")
+tracer = Tracer(service="api")
+
+API_TITLE: Final = "CryptoSmartTrader API"
+API_VERSION: Final = "1.0.0"
+API_KEY_SCHEME: Final = "apiKey"
+SIGV4_SCHEME: Final = "sigv4"
+SECURITY_SCHEMES: Final[dict[str, SecurityScheme]] = {
+    API_KEY_SCHEME: APIKey(
+        name="x-api-key",
+        in_=APIKeyIn.header,
+        description="API Gateway API key of a usage plan (throttled, quota-limited).",
+    ),
+    SIGV4_SCHEME: APIKey(
+        name="Authorization",
+        in_=APIKeyIn.header,
+        description="AWS Signature Version 4 (IAM): the caller needs execute-api:Invoke.",
+    ),
+}
+READ_SECURITY: Final[list[dict[str, list[str]]]] = [{API_KEY_SCHEME: []}]
+WRITE_SECURITY: Final[list[dict[str, list[str]]]] = [{API_KEY_SCHEME: [], SIGV4_SCHEME: []}]
+CORRELATION_HEADER: Final = "X-Correlation-Id"
+_CORRELATION_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+
+@cache
+def _service() -> ApiService:
+    res, clients, settings = resources(), aws_clients(), trading_settings()
+    clock = SystemClock()
+    state = DynamoStateStore(res.state_table, clients.dynamodb)
+    kill_switch = SsmKillSwitch(res.kill_switch_param, clients.ssm, clock)
+    live = settings.data_source == "ccxt"
+    return ApiService(
+        signals=DynamoSignalStore(state),
+        positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
+        orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
+        risk=RiskStateService(store=state, kill_switch=kill_switch, clock=clock),
+        kill_switch=kill_switch,
+        audit=DynamoAuditTrail(res.state_table, clients.dynamodb),
+        probes=(
+            DynamoDbProbe(clients.dynamodb, res.state_table),
+            S3Probe(clients.s3, res.lake_bucket),
+            SsmProbe(clients.ssm, res.kill_switch_param),
+            ExchangeProbe(
+                settings.exchange,
+                enabled=live,
+                why_disabled="CST_DATA_SOURCE=recorded: this deployment uses no exchange",
+            ),
+        ),
+        clock=clock,
+        equity_usd=Decimal(str(settings.equity_usd)),
+        max_asset_fraction=Decimal(str(settings.max_asset_fraction)),
+    )
+
+
+def correlation_id_of(event: dict[str, Any], request_id: str) -> str:
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    sent = headers.get(CORRELATION_HEADER.lower())
+    if isinstance(sent, str) and _CORRELATION_RE.match(sent):
+        return sent
+    return request_id
+
+
+def caller_identity() -> str | None:
+    """Who is calling, as API Gateway authenticated it: IAM principal, else API key id."""
+    identity = app.current_event.request_context.identity
+    if identity.user_arn:
+        return f"iam:{identity.user_arn}"
+    if identity.api_key_id:
+        return f"apikey:{identity.api_key_id}"
+    return None
+
+
+def _observe(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    started = time.perf_counter()
+    response = next_middleware(app)
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    route = app.current_event.resource or "unknown"
+    status = f"{response.status_code // 100}xx"
+    emf = EmfMetrics(metrics)
+    emf.add(mn.API_REQUESTS.name, 1, mn.API_REQUESTS.unit, {"route": route, "status": status})
+    emf.add(mn.API_LATENCY.name, elapsed_ms, mn.API_LATENCY.unit, {"route": route})
+    response.headers[CORRELATION_HEADER] = logger.get_correlation_id() or ""
+    logger.info(
+        "request handled",
+        extra={"route": route, "status": response.status_code, "latency_ms": round(elapsed_ms, 3)},
+    )
+    return response
+
+
+app.use(middlewares=[_observe])
+
+
+@app.exception_handler([StoreError, ClientError, BotoCoreError])  # type: ignore[untyped-decorator]
+def _dependency_failed(exc: Exception) -> Response[dict[str, Any]]:
+    logger.exception("dependency failed")
+    raise ServiceUnavailableError(f"a dependency is unavailable: {type(exc).__name__}")
+
+
+@app.get(
+    "/health",
+    summary="Deep health: DynamoDB, S3, SSM and exchange reachability",
+    tags=["system"],
+    security=READ_SECURITY,
+    responses={
+        200: {"description": "every AWS dependency answered"},
+        503: {"description": "an AWS dependency failed (body lists which)"},
+    },
+)
+def health() -> Response[HealthResponse]:
+    result = _service().health()
+    return Response(
+        status_code=200 if result.status == "ok" else 503,
+        content_type=content_types.APPLICATION_JSON,
+        body=result,
+    )
+
+
+@app.get(
+    "/api/v1/market/overview",
+    summary="Universe, regime, top opportunities and risk level from the latest scan",
+    tags=["market"],
+    security=READ_SECURITY,
+)
+def market_overview(
+    top: Annotated[int, Query(ge=1, le=50, description="opportunities to return")] = 10,
+) -> MarketOverview:
+    return _service().market_overview(top)
+
+
+@app.get(
+    "/api/v1/signals",
+    summary="Ranked signals of the latest scan (or of one as-of date)",
+    tags=["market"],
+    security=READ_SECURITY,
+)
+def signals(
+    asof: Annotated[date | None, Query(description="as-of date YYYY-MM-DD")] = None,
+    action: Annotated[Action | None, Query(description="only this action")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> SignalsResponse:
+    return _service().signals_for(asof, action, limit)
+
+
+@app.get(
+    "/api/v1/positions",
+    summary="Open positions and non-terminal orders",
+    tags=["trading"],
+    security=READ_SECURITY,
+)
+def positions() -> PositionsResponse:
+    return _service().positions_view()
+
+
+@app.get(
+    "/api/v1/risk",
+    summary="RiskGuard level, kill-switch, exposure and recent level transitions",
+    tags=["trading"],
+    security=READ_SECURITY,
+)
+def risk() -> RiskResponse:
+    return _service().risk_view()
+
+
+@app.post(
+    "/api/v1/killswitch",
+    summary="Turn the kill-switch on or off (authenticated, reason required, audited)",
+    tags=["trading"],
+    security=WRITE_SECURITY,
+    responses={
+        200: {"description": "switch written and audit entry appended"},
+        401: {"description": "no authenticated caller identity"},
+        422: {"description": "malformed body or missing reason"},
+    },
+)
+def killswitch(request: Annotated[KillSwitchRequest, Body()]) -> KillSwitchResponse:
+    actor = caller_identity()
+    if actor is None:
+        raise UnauthorizedError("state-changing calls need an authenticated caller")
+    request_id = app.current_event.request_context.request_id
+    result = _service().set_kill_switch(
+        request,
+        actor=actor,
+        request_id=request_id,
+        correlation_id=logger.get_correlation_id(),
+    )
+    logger.info(
+        "kill-switch set",
+        extra={"on": request.on, "actor": actor, "audit_id": result.audit_id},
+    )
+    return result
+
+
+def openapi_json(servers: list[str] | None = None) -> str:
+    """The OpenAPI 3 document of this API (the published ``docs/openapi.json``)."""
+    return app.get_openapi_json_schema(
+        title=API_TITLE,
+        version=API_VERSION,
+        description=(
+            "Read-only market, signal, position and risk views, deep health, and the "
+            "audited kill-switch of CryptoSmartTrader."
+        ),
+        servers=[Server(url=url) for url in servers] if servers else None,
+        security_schemes=SECURITY_SCHEMES,
+    )
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request_id = str((event.get("requestContext") or {}).get("requestId") or context.aws_request_id)
+    logger.set_correlation_id(correlation_id_of(event, request_id))
+    try:
+        return app.resolve(event, context)
+    except Exception:  # last resort: a sanitized log line and a plain 500, never a trace
+        logger.exception("unhandled error")
+        cid = logger.get_correlation_id() or request_id
+        return {
+            "statusCode": 500,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON, CORRELATION_HEADER: cid},
+            "body": json.dumps(
+                {"statusCode": 500, "message": "internal error", "correlation_id": cid}
+            ),
+        }

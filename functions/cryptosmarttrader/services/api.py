@@ -1,0 +1,379 @@
+"""The queries and the one command behind the HTTP API, with their pydantic contracts.
+
+Everything here reads through ports (signals, positions, orders, risk state, kill-switch) or
+health probes, so the API Lambda, ``cst api serve`` and the tests run the same code. Response
+models are the OpenAPI schemas published in ``docs/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
+from cryptosmarttrader.domain.risk import RiskState, RiskTransition
+from cryptosmarttrader.domain.types import Action
+from cryptosmarttrader.ports import OrderStore, PositionStore
+
+__all__ = [
+    "ApiService",
+    "AuditTrail",
+    "HealthCheck",
+    "HealthProbe",
+    "HealthResponse",
+    "KillSwitchRequest",
+    "KillSwitchResponse",
+    "MarketOverview",
+    "PositionsResponse",
+    "RiskResponse",
+    "SignalsResponse",
+]
+
+HealthStatus = Literal["ok", "error", "unreachable", "unknown"]
+
+
+# --------------------------------------------------------------------------- contracts
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HealthCheck(_Model):
+    name: str = Field(description="dynamodb, s3, ssm or exchange")
+    status: HealthStatus
+    detail: str
+    latency_ms: float = Field(ge=0)
+
+
+class HealthResponse(_Model):
+    status: Literal["ok", "degraded"] = Field(
+        description="ok when every AWS dependency answered; the exchange may be unknown"
+    )
+    checked_at: AwareDatetime
+    checks: list[HealthCheck]
+
+
+class Opportunity(_Model):
+    rank: int = Field(ge=1)
+    symbol: str
+    action: Action
+    score: float | None
+    confidence: float | None
+    price: float | None
+    client_order_id: str | None
+    order_status: str | None
+    reasons: list[str]
+
+
+class MarketOverview(_Model):
+    asof: date | None = Field(description="as-of date of the latest published scan")
+    universe: int | None = Field(description="coins considered by that scan")
+    excluded_by_quality: int | None
+    regime: str | None = Field(description="market regime, when the regime agent publishes one")
+    regime_source: str
+    risk_level: str
+    kill_switch_on: bool
+    top_opportunities: list[Opportunity]
+
+
+class SignalsResponse(_Model):
+    asof: date | None
+    count: int
+    signals: list[Opportunity]
+
+
+class PositionView(_Model):
+    symbol: str
+    quantity: Decimal
+    notional: Decimal
+    average_price: Decimal | None
+    updated_at: str | None
+
+
+class OpenOrderView(_Model):
+    client_order_id: str
+    symbol: str
+    side: str
+    status: str
+    quantity: Decimal
+    notional: Decimal | None
+    mode: str | None
+    created_at: str | None
+
+
+class PositionsResponse(_Model):
+    positions: list[PositionView]
+    open_orders: list[OpenOrderView]
+
+
+class KillSwitchView(_Model):
+    on: bool
+    reason: str
+    actor: str
+    at: datetime
+
+
+class TransitionView(_Model):
+    from_level: str
+    to_level: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+class RiskResponse(_Model):
+    level: str
+    since: datetime
+    reason: str
+    kill_switch: KillSwitchView
+    equity_usd: Decimal
+    max_asset_fraction: Decimal
+    exposure_usd: dict[str, Decimal] = Field(description="positions plus open buy orders")
+    gross_exposure_usd: Decimal
+    gross_exposure_pct: Decimal
+    recent_transitions: list[TransitionView]
+
+
+class KillSwitchRequest(_Model):
+    on: bool = Field(description="true stops all new orders; false resumes")
+    reason: str = Field(min_length=3, max_length=500, description="why (stored and audited)")
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if len(value.strip()) < 3:
+            raise ValueError("reason must say why, in at least 3 non-blank characters")
+        return value.strip()
+
+
+class KillSwitchResponse(_Model):
+    kill_switch: KillSwitchView
+    audit_id: str = Field(description="sort key of the audit entry: <iso time>#<request id>")
+
+
+# --------------------------------------------------------------------------- ports
+
+
+class SignalReader(Protocol):
+    def latest(self) -> dict[str, Any] | None: ...
+
+    def at(self, asof_iso: str) -> dict[str, Any] | None: ...
+
+
+class RiskReader(Protocol):
+    def load(self) -> RiskState: ...
+
+    def history(self) -> list[RiskTransition]: ...
+
+
+class KillSwitchValue(Protocol):
+    """The stored switch value (``adapters.ssm_killswitch.KillSwitchStatus``)."""
+
+    @property
+    def on(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
+class KillSwitchControl(Protocol):
+    def status(self) -> KillSwitchValue: ...
+
+    def set(self, on: bool, reason: str, actor: str) -> KillSwitchValue: ...
+
+
+class AuditRecord(Protocol):
+    @property
+    def sort_key(self) -> str: ...
+
+
+class AuditTrail(Protocol):
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        at: datetime,
+        request_id: str,
+        correlation_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditRecord: ...
+
+
+class HealthProbe(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def check(self) -> HealthCheck: ...
+
+
+# --------------------------------------------------------------------------- service
+
+
+def _kill_view(state: KillSwitchValue) -> KillSwitchView:
+    return KillSwitchView(on=state.on, reason=state.reason, actor=state.actor, at=state.at)
+
+
+def _opportunities(report: Mapping[str, Any]) -> list[Opportunity]:
+    return [Opportunity.model_validate(row) for row in report.get("rows", [])]
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(str(value)) if value is not None else Decimal(0)
+
+
+@dataclass
+class ApiService:
+    signals: SignalReader
+    positions: PositionStore
+    orders: OrderStore
+    risk: RiskReader
+    kill_switch: KillSwitchControl
+    audit: AuditTrail
+    probes: Sequence[HealthProbe]
+    clock: Clock
+    equity_usd: Decimal
+    max_asset_fraction: Decimal
+
+    def health(self) -> HealthResponse:
+        checks = [probe.check() for probe in self.probes]
+        aws_ok = all(c.status == "ok" for c in checks if c.name != "exchange")
+        return HealthResponse(
+            status="ok" if aws_ok else "degraded", checked_at=self.clock.now(), checks=checks
+        )
+
+    def market_overview(self, top: int) -> MarketOverview:
+        report = self.signals.latest()
+        state = self.risk.load()
+        kill = self.kill_switch.status()
+        if report is None:
+            return MarketOverview(
+                asof=None,
+                universe=None,
+                excluded_by_quality=None,
+                regime=None,
+                regime_source="no scan report published yet",
+                risk_level=state.level.name,
+                kill_switch_on=kill.on,
+                top_opportunities=[],
+            )
+        regime = report.get("regime")
+        rows = [o for o in _opportunities(report) if o.action is Action.BUY][:top]
+        return MarketOverview(
+            asof=date.fromisoformat(str(report["asof"])[:10]),
+            universe=int(report["universe"]),
+            excluded_by_quality=int(report.get("excluded_by_quality", 0)),
+            regime=None if regime is None else str(regime),
+            regime_source="scan report" if regime is not None else "not published by the scan",
+            risk_level=state.level.name,
+            kill_switch_on=kill.on,
+            top_opportunities=rows,
+        )
+
+    def signals_for(self, asof: date | None, action: Action | None, limit: int) -> SignalsResponse:
+        report = self.signals.at(asof.isoformat()) if asof else self.signals.latest()
+        if report is None:
+            return SignalsResponse(asof=asof, count=0, signals=[])
+        rows = _opportunities(report)
+        if action is not None:
+            rows = [r for r in rows if r.action is action]
+        rows = rows[:limit]
+        return SignalsResponse(
+            asof=date.fromisoformat(str(report["asof"])[:10]), count=len(rows), signals=rows
+        )
+
+    def positions_view(self) -> PositionsResponse:
+        positions = [
+            PositionView(
+                symbol=symbol,
+                quantity=_dec(pos.get("quantity")),
+                notional=_dec(pos.get("notional")),
+                average_price=(
+                    None if pos.get("average_price") is None else _dec(pos["average_price"])
+                ),
+                updated_at=None if pos.get("updated_at") is None else str(pos["updated_at"]),
+            )
+            for symbol, pos in sorted(self.positions.get_all().items())
+        ]
+        open_orders = [
+            OpenOrderView(
+                client_order_id=str(o["client_order_id"]),
+                symbol=str(o["symbol"]),
+                side=str(o.get("side", "")),
+                status=str(o["status"]),
+                quantity=_dec(o.get("quantity")),
+                notional=None if o.get("notional") is None else _dec(o["notional"]),
+                mode=None if o.get("mode") is None else str(o["mode"]),
+                created_at=None if o.get("created_at") is None else str(o["created_at"]),
+            )
+            for o in self.orders.list_orders()
+            if OrderStatus(str(o["status"])) not in TERMINAL_STATUSES
+        ]
+        return PositionsResponse(positions=positions, open_orders=open_orders)
+
+    def risk_view(self, transitions: int = 10) -> RiskResponse:
+        state = self.risk.load()
+        exposure: dict[str, Decimal] = {}
+        for symbol, pos in self.positions.get_all().items():
+            exposure[symbol] = exposure.get(symbol, Decimal(0)) + _dec(pos.get("notional"))
+        for o in self.orders.list_orders():
+            if o.get("side") == "buy" and OrderStatus(str(o["status"])) not in TERMINAL_STATUSES:
+                sym = str(o["symbol"])
+                exposure[sym] = exposure.get(sym, Decimal(0)) + _dec(o.get("notional"))
+        gross = sum(exposure.values(), Decimal(0))
+        history = sorted(self.risk.history(), key=lambda t: t.at, reverse=True)[:transitions]
+        return RiskResponse(
+            level=state.level.name,
+            since=state.since,
+            reason=state.reason,
+            kill_switch=_kill_view(self.kill_switch.status()),
+            equity_usd=self.equity_usd,
+            max_asset_fraction=self.max_asset_fraction,
+            exposure_usd=dict(sorted(exposure.items())),
+            gross_exposure_usd=gross,
+            gross_exposure_pct=(gross / self.equity_usd * 100).quantize(Decimal("0.01")),
+            recent_transitions=[
+                TransitionView(
+                    from_level=t.from_level.name,
+                    to_level=t.to_level.name,
+                    reason=t.reason,
+                    actor=t.actor,
+                    at=t.at,
+                )
+                for t in history
+            ],
+        )
+
+    def set_kill_switch(
+        self,
+        request: KillSwitchRequest,
+        *,
+        actor: str,
+        request_id: str,
+        correlation_id: str | None,
+    ) -> KillSwitchResponse:
+        """Flip the switch, then append the audit entry (who, what, when, request id)."""
+        before = self.kill_switch.status()
+        after = self.kill_switch.set(request.on, request.reason, actor)
+        entry = self.audit.record(
+            actor=actor,
+            action="killswitch.on" if request.on else "killswitch.off",
+            at=self.clock.now(),
+            request_id=request_id,
+            correlation_id=correlation_id,
+            details={"reason": request.reason, "previous_on": before.on, "on": after.on},
+        )
+        return KillSwitchResponse(kill_switch=_kill_view(after), audit_id=entry.sort_key)

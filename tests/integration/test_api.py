@@ -1,0 +1,496 @@
+"""API Lambda in-process on moto, driven by API Gateway REST proxy events (the documented shape)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from cryptosmarttrader.adapters.audit import DynamoAuditTrail
+from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
+from cryptosmarttrader.adapters.dynamodb_store import (
+    DynamoOrderStore,
+    DynamoPositionStore,
+    DynamoStateStore,
+)
+from cryptosmarttrader.adapters.local_aws import (
+    ensure_resources,
+    kill_switch_default,
+    table_specs,
+)
+from cryptosmarttrader.handlers import _common
+from cryptosmarttrader.settings import AwsResources
+
+API_KEY_ID = "a1b2c3d4e5"
+USER_ARN = "arn:aws:iam::123456789012:user/risk-officer"
+
+
+@dataclass
+class Context:
+    aws_request_id: str = "lambda-req-1"
+    function_name: str = "cst-api"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:cst-api"
+
+
+def api_event(
+    method: str,
+    path: str,
+    *,
+    query: dict[str, str] | None = None,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    api_key_id: str | None = API_KEY_ID,
+    user_arn: str | None = None,
+    request_id: str = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+) -> dict[str, Any]:
+    """A REST API proxy-integration event (API Gateway developer guide, 'input format')."""
+    hdrs = {"Accept": "application/json", "Host": "abc123.execute-api.us-east-1.amazonaws.com"}
+    hdrs.update(headers or {})
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": hdrs,
+        "multiValueHeaders": {k: [v] for k, v in hdrs.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "resourceId": "x1y2z3",
+            "resourcePath": path,
+            "httpMethod": method,
+            "stage": "prod",
+            "path": f"/prod{path}",
+            "protocol": "HTTP/1.1",
+            "requestId": request_id,
+            "extendedRequestId": "DuqJMF8WIAMFmKw=",
+            "requestTime": "09/Apr/2024:12:34:56 +0000",
+            "requestTimeEpoch": 1712666096000,
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "identity": {
+                "sourceIp": "203.0.113.7",
+                "userAgent": "curl/8.5.0",
+                "apiKey": "k3y" if api_key_id else None,
+                "apiKeyId": api_key_id,
+                "userArn": user_arn,
+                "user": None if user_arn is None else "AIDAEXAMPLEUSERID",
+                "caller": None,
+                "accessKey": None,
+                "accountId": None if user_arn is None else "123456789012",
+                "cognitoIdentityPoolId": None,
+                "cognitoIdentityId": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+            },
+        },
+        "body": None if body is None else (body if isinstance(body, str) else json.dumps(body)),
+        "isBase64Encoded": False,
+    }
+
+
+ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "POWERTOOLS_SERVICE_NAME": "cst-api",
+    "POWERTOOLS_METRICS_NAMESPACE": "CryptoSmartTrader",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "CST_DATA_SOURCE": "recorded",
+}
+
+
+@pytest.fixture(scope="module")
+def module_aws() -> Iterator[AwsClients]:
+    """One moto account per module (creating resources costs ~1 s); tests reset its content."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("AWS_ENDPOINT_URL", raising=False)
+        for key, value in ENV.items():
+            mp.setenv(key, value)
+        with mock_aws():
+            clients = AwsClients.build(AwsResources())
+            ensure_resources(clients)
+            yield clients
+
+
+@pytest.fixture
+def aws(module_aws: AwsClients) -> Iterator[AwsClients]:
+    """Empty tables, a lake bucket and the kill-switch off, as after a fresh deployment."""
+    res = AwsResources()
+    ensure_resources(module_aws)  # recreates what a previous test deleted
+    for spec in table_specs(res):
+        keys = [name for name, _ in spec.keys]
+        for page in module_aws.dynamodb.get_paginator("scan").paginate(TableName=spec.name):
+            for item in page["Items"]:
+                module_aws.dynamodb.delete_item(TableName=spec.name, Key={k: item[k] for k in keys})
+    module_aws.ssm.put_parameter(
+        Name=res.kill_switch_param,
+        Value=kill_switch_default(datetime(2024, 1, 1, tzinfo=UTC)),
+        Type="String",
+        Overwrite=True,
+    )
+    _common.reset_caches()
+    yield module_aws
+    _common.reset_caches()
+
+
+@pytest.fixture
+def api(aws: AwsClients) -> Iterator[ModuleType]:
+    from cryptosmarttrader.handlers import api as module
+
+    module._service.cache_clear()
+    yield module
+    module._service.cache_clear()
+
+
+def call(api: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    result = api.handler(event, Context())
+    headers = dict(result.get("headers") or {})
+    headers.update({k: v[-1] for k, v in (result.get("multiValueHeaders") or {}).items()})
+    return result["statusCode"], json.loads(result["body"]), headers
+
+
+def state(aws: AwsClients) -> DynamoStateStore:
+    return DynamoStateStore(AwsResources().state_table, aws.dynamodb)
+
+
+REPORT = {
+    "asof": "2024-03-01T00:00:00+00:00",
+    "universe": 312,
+    "excluded_by_quality": 7,
+    "quality_totals": {"gap": 7},
+    "abstained": 12,
+    "orders_created": 1,
+    "duplicates_prevented": 0,
+    "rows": [
+        {"rank": 1, "symbol": "SOL", "score": 0.91, "confidence": 0.86, "action": "buy",
+         "client_order_id": "9f2c4a1be0d34c6f8a7b5e3d2c1f0a9b", "order_status": "NEW",
+         "price": 126.4, "reasons": ["trend up", "paper order"]},
+        {"rank": 2, "symbol": "ETH", "score": 0.55, "confidence": 0.62, "action": "hold",
+         "client_order_id": None, "order_status": None, "price": 3430.1,
+         "reasons": ["below gate"]},
+        {"rank": 3, "symbol": "AVAX", "score": 0.88, "confidence": 0.84, "action": "buy",
+         "client_order_id": None, "order_status": None, "price": 41.2,
+         "reasons": ["rejected by RiskGuard rule kill_switch"]},
+    ],
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- health
+
+
+def test_health_checks_every_aws_dependency_and_reports_the_exchange_honestly(
+    api: ModuleType,
+) -> None:
+    # Given the local AWS resources and the recorded-data source (no exchange in use)
+    event = api_event("GET", "/health", headers={"X-Correlation-Id": "corr-health-1"})
+
+    # When /health is called
+    status, body, headers = call(api, event)
+
+    # Then DynamoDB, S3 and SSM answered and the exchange is reported as unknown, with why
+    assert status == 200
+    checks = {c["name"]: c for c in body["checks"]}
+    assert {n: checks[n]["status"] for n in ("dynamodb", "s3", "ssm")} == {
+        "dynamodb": "ok", "s3": "ok", "ssm": "ok",
+    }  # fmt: skip
+    assert checks["exchange"]["status"] == "unknown"
+    assert "recorded" in checks["exchange"]["detail"]
+    assert body["status"] == "ok"
+    # and the caller's correlation id comes back
+    assert headers["X-Correlation-Id"] == "corr-health-1"
+
+
+def test_health_is_503_and_names_the_failed_dependency(api: ModuleType, aws: AwsClients) -> None:
+    # Given the lake bucket is gone
+    aws.s3.delete_bucket(Bucket=AwsResources().lake_bucket)
+
+    # When /health is called
+    status, body, _ = call(api, api_event("GET", "/health"))
+
+    # Then the API says degraded with 503 and which check failed, with the AWS error code
+    assert status == 503
+    assert body["status"] == "degraded"
+    s3 = next(c for c in body["checks"] if c["name"] == "s3")
+    assert s3["status"] == "error"
+    assert "404" in s3["detail"] or "NoSuchBucket" in s3["detail"]
+
+
+# --------------------------------------------------------------------------- market / signals
+
+
+def test_market_overview_before_any_scan_is_empty_but_reports_risk(api: ModuleType) -> None:
+    status, body, _ = call(api, api_event("GET", "/api/v1/market/overview"))
+
+    assert status == 200
+    assert body["asof"] is None and body["top_opportunities"] == []
+    assert body["risk_level"] == "NORMAL"
+    assert body["kill_switch_on"] is False
+    assert body["regime_source"] == "no scan report published yet"
+
+
+def test_market_overview_comes_from_the_latest_published_scan(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given a published scan report
+    DynamoSignalStore(state(aws)).save("2024-03-01", REPORT)
+
+    # When the overview is requested with top=1
+    status, body, _ = call(api, api_event("GET", "/api/v1/market/overview", query={"top": "1"}))
+
+    # Then it holds the scan's universe and only the best BUY, and says the regime is not published
+    assert status == 200
+    assert body["asof"] == "2024-03-01"
+    assert body["universe"] == 312 and body["excluded_by_quality"] == 7
+    assert [o["symbol"] for o in body["top_opportunities"]] == ["SOL"]
+    assert body["regime"] is None
+    assert body["regime_source"] == "not published by the scan"
+
+
+def test_signals_filter_by_action_and_date(api: ModuleType, aws: AwsClients) -> None:
+    signals = DynamoSignalStore(state(aws))
+    signals.save("2024-03-01", REPORT)
+    signals.save("2024-03-02", {**REPORT, "asof": "2024-03-02T00:00:00+00:00", "rows": []})
+
+    latest = call(api, api_event("GET", "/api/v1/signals"))[1]
+    buys = call(
+        api, api_event("GET", "/api/v1/signals", query={"asof": "2024-03-01", "action": "buy"})
+    )[1]
+    missing = call(api, api_event("GET", "/api/v1/signals", query={"asof": "2020-01-01"}))[1]
+
+    assert latest["asof"] == "2024-03-02" and latest["count"] == 0
+    assert [s["symbol"] for s in buys["signals"]] == ["SOL", "AVAX"]
+    assert missing == {"asof": "2020-01-01", "count": 0, "signals": []}
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/api/v1/signals", {"asof": "yesterday"}),
+        ("/api/v1/signals", {"action": "moon"}),
+        ("/api/v1/signals", {"limit": "0"}),
+        ("/api/v1/market/overview", {"top": "51"}),
+        ("/api/v1/market/overview", {"top": "ten"}),
+    ],
+)
+def test_malformed_query_is_rejected_with_422(
+    api: ModuleType, path: str, query: dict[str, str]
+) -> None:
+    status, body, _ = call(api, api_event("GET", path, query=query))
+    assert status == 422
+    assert body["detail"] and all(d["loc"][0] == "query" for d in body["detail"])
+
+
+def test_unknown_route_is_404(api: ModuleType) -> None:
+    assert call(api, api_event("GET", "/api/v1/secrets"))[0] == 404
+
+
+# --------------------------------------------------------------------------- positions / risk
+
+
+def test_positions_and_risk_show_positions_open_orders_and_exposure(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given one position and one open and one filled paper order
+    res = AwsResources()
+    DynamoPositionStore(res.positions_table, aws.dynamodb).upsert(
+        {"symbol": "SOL", "quantity": 10, "cost": 1200, "notional": 1200, "average_price": 120,
+         "updated_at": "2024-03-01T00:20:00+00:00"},
+        None,
+    )  # fmt: skip
+    orders = DynamoOrderStore(res.orders_table, aws.dynamodb)
+    base = {"side": "buy", "intent": "open", "strategy": "s", "signal_bar_ms": 1, "mode": "paper",
+            "created_at": "2024-03-01T00:15:00+00:00"}  # fmt: skip
+    orders.put_new({**base, "client_order_id": "a" * 32, "symbol": "AVAX", "quantity": 20,
+                    "notional": 824, "status": "NEW"})  # fmt: skip
+    orders.put_new({**base, "client_order_id": "b" * 32, "symbol": "SOL", "quantity": 1,
+                    "notional": 126, "status": "FILLED"})  # fmt: skip
+
+    # When positions and risk are requested
+    pos_status, positions, _ = call(api, api_event("GET", "/api/v1/positions"))
+    risk_status, risk, _ = call(api, api_event("GET", "/api/v1/risk"))
+
+    # Then the position and the open order are listed (the filled order is not)
+    assert pos_status == 200
+    assert [(p["symbol"], float(p["quantity"])) for p in positions["positions"]] == [("SOL", 10.0)]
+    assert [o["client_order_id"] for o in positions["open_orders"]] == ["a" * 32]
+    # and the exposure adds positions and open buys, against the 100k paper equity
+    assert risk_status == 200
+    assert {k: float(v) for k, v in risk["exposure_usd"].items()} == {"AVAX": 824.0, "SOL": 1200.0}
+    assert float(risk["gross_exposure_pct"]) == 2.02
+    assert risk["level"] == "NORMAL" and risk["kill_switch"]["on"] is False
+
+
+def test_a_store_failure_is_a_503_without_internals(api: ModuleType, aws: AwsClients) -> None:
+    aws.dynamodb.delete_table(TableName=AwsResources().positions_table)
+
+    status, body, _ = call(api, api_event("GET", "/api/v1/positions"))
+
+    assert status == 503
+    assert "Traceback" not in json.dumps(body)
+    assert "dependency is unavailable" in body["message"]
+
+
+# --------------------------------------------------------------------------- kill-switch
+
+
+def test_killswitch_on_is_written_audited_and_attributed_to_the_iam_caller(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given an IAM-authenticated operator request with a reason
+    event = api_event(
+        "POST",
+        "/api/v1/killswitch",
+        body={"on": True, "reason": "exchange incident: halt trading"},
+        user_arn=USER_ARN,
+        headers={"X-Correlation-Id": "corr-ks-1"},
+        request_id="req-ks-1",
+    )
+
+    # When it is posted
+    status, body, _ = call(api, event)
+
+    # Then the switch is on, with the reason and the caller as actor
+    assert status == 200, body
+    assert body["kill_switch"]["on"] is True
+    assert body["kill_switch"]["actor"] == f"iam:{USER_ARN}"
+    stored = json.loads(
+        aws.ssm.get_parameter(Name=AwsResources().kill_switch_param)["Parameter"]["Value"]
+    )
+    assert stored["on"] is True and stored["reason"] == "exchange incident: halt trading"
+    # and one audit entry records who, what, when and the request id
+    (entry,) = DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent()
+    assert entry.actor == f"iam:{USER_ARN}"
+    assert entry.action == "killswitch.on"
+    assert entry.request_id == "req-ks-1" and entry.correlation_id == "corr-ks-1"
+    assert entry.details == {"reason": "exchange incident: halt trading", "previous_on": False,
+                             "on": True}  # fmt: skip
+    assert body["audit_id"] == entry.sort_key and entry.sort_key.endswith("#req-ks-1")
+    # and the risk view now shows it
+    assert call(api, api_event("GET", "/api/v1/risk"))[1]["kill_switch"]["on"] is True
+
+
+def test_killswitch_off_with_an_api_key_identity(api: ModuleType, aws: AwsClients) -> None:
+    call(api, api_event("POST", "/api/v1/killswitch", body={"on": True, "reason": "drill"},
+                        request_id="r1"))  # fmt: skip
+    status, body, _ = call(
+        api,
+        api_event("POST", "/api/v1/killswitch", body={"on": False, "reason": "drill over"},
+                  request_id="r2"),
+    )  # fmt: skip
+
+    assert status == 200
+    assert body["kill_switch"] == {
+        **body["kill_switch"],
+        "on": False,
+        "actor": f"apikey:{API_KEY_ID}",
+    }
+    actions = [
+        e.action for e in DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent()
+    ]
+    assert actions == ["killswitch.off", "killswitch.on"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"on": True},
+        {"on": True, "reason": ""},
+        {"on": True, "reason": "    "},
+        {"on": "yes please", "reason": "x" * 10},
+        {"on": True, "reason": "r" * 501},
+        {"on": True, "reason": "valid reason", "actor": "someone-else"},
+        "not json",
+        None,
+    ],
+)
+def test_malformed_killswitch_requests_change_nothing(
+    api: ModuleType, aws: AwsClients, body: Any
+) -> None:
+    # When a malformed body is posted by an authenticated caller
+    status, _, _ = call(api, api_event("POST", "/api/v1/killswitch", body=body, user_arn=USER_ARN))
+
+    # Then it is rejected and neither the switch nor the audit trail changed
+    assert status == 422
+    stored = json.loads(
+        aws.ssm.get_parameter(Name=AwsResources().kill_switch_param)["Parameter"]["Value"]
+    )
+    assert stored["on"] is False
+    assert DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent() == []
+
+
+def test_killswitch_without_a_caller_identity_is_401(api: ModuleType, aws: AwsClients) -> None:
+    # Given a request that reached the function without API Gateway authentication
+    event = api_event(
+        "POST", "/api/v1/killswitch", body={"on": True, "reason": "who am I"}, api_key_id=None
+    )
+
+    # When it is posted
+    status, _, _ = call(api, event)
+
+    # Then it is refused and nothing is written
+    assert status == 401
+    assert DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent() == []
+
+
+# --------------------------------------------------------------------------- logs & metrics
+
+
+def test_every_log_line_carries_the_correlation_id_and_no_secret(
+    api: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the handler's logger writing to a buffer
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(api.logger.registered_formatter)
+    api.logger.addHandler(handler)
+    try:
+        # When a kill-switch call carries an e-mail and a token in its reason
+        call(api, api_event(
+            "POST", "/api/v1/killswitch",
+            body={"on": True, "reason": "paged by ops@example.com token=abc123secret"},
+            headers={"X-Correlation-Id": "corr-log-1"},
+        ))  # fmt: skip
+    finally:
+        api.logger.removeHandler(handler)
+
+    # Then every line is JSON with the correlation id and none leaks the secrets
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    assert {line["message"] for line in lines} >= {"kill-switch set", "request handled"}
+    assert all(line["correlation_id"] == "corr-log-1" for line in lines)
+    assert "ops@example.com" not in buffer.getvalue()
+    assert "abc123secret" not in buffer.getvalue()
+    # and the EMF output has the request count and latency per route
+    emf = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith('{"_aws"')]
+    names = {
+        m["Name"] for rec in emf for d in rec["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]
+    }
+    assert {"ApiRequests", "ApiLatency"} <= names
+    assert any(
+        rec.get("route") == "/api/v1/killswitch" and rec.get("status") == "2xx" for rec in emf
+    )
+
+
+def test_audit_trail_is_append_only(aws: AwsClients) -> None:
+    from cryptosmarttrader.adapters.audit import DuplicateAuditEntryError
+
+    trail = DynamoAuditTrail(AwsResources().state_table, aws.dynamodb)
+    at = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+    trail.record(actor="a", action="killswitch.on", at=at, request_id="same")
+
+    with pytest.raises(DuplicateAuditEntryError):
+        trail.record(actor="b", action="killswitch.off", at=at, request_id="same")
+    assert [e.actor for e in trail.recent()] == ["a"]
