@@ -55,7 +55,10 @@ from cryptosmarttrader.domain.evaluation import (
 from cryptosmarttrader.domain.features import FEATURE_COLUMNS, feature_frame
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.quality import check_daily
+from cryptosmarttrader.domain.ranking import RankedSignal
+from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.ports import MarketData, Predictor, PredictorTrainer
+from cryptosmarttrader.services.scan import ScanAnalyzer
 
 SURVIVORSHIP_NOTE = (
     "Survivorship bias: the CoinGecko coin list was chosen in 2025 from coins alive then; coins "
@@ -504,3 +507,82 @@ def evaluate(
         regimes=regimes,
         samples=test,
     )
+
+
+# ------------------------------------------------------------------------------ backtest
+@dataclass(frozen=True)
+class BacktestDay:
+    asof: date
+    buys: tuple[str, ...]  # symbols the scan decided to BUY that day
+    ranked: tuple[RankedSignal, ...]
+
+
+@dataclass
+class BacktestResult:
+    days: list[BacktestDay]
+    stats: dict[str, dict[str, float]]  # "scan" and "btc_buy_hold"
+    equity: pl.DataFrame  # day, strategy, equity
+
+
+def backtest(
+    analyzer: ScanAnalyzer,
+    start: date,
+    end: date,
+    *,
+    every_days: int = 7,
+    top_n: int | None = None,
+    cost_rate: float = 0.003,
+) -> BacktestResult:
+    """Replay the scan itself (:class:`ScanAnalyzer`, the object the scan Lambda and `cst scan`
+    use) on every ``every_days``-th day of ``[start, end]``. Each BUY is held until the next
+    decision day at the paper sizing (``max_asset_fraction`` of equity per coin), the rest in
+    cash; fees and slippage are paid on turnover. There is no other decision logic here."""
+    if end < start or every_days < 1:
+        raise EvaluationError(f"need start <= end and every_days >= 1, got {start}..{end}")
+    first, last = _day(start), _day(end)
+    decision = list(range(first, last + 1, every_days))
+    fraction = analyzer.settings.max_asset_fraction
+    out: list[BacktestDay] = []
+    for day in decision:  # one scan per decision day
+        asof = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
+        analysis = analyzer.analyze(asof, top_n)
+        buys = tuple(s.symbol for s in analysis.ranked if s.action is Action.BUY)
+        if len(buys) * fraction > 1:
+            raise EvaluationError(f"{len(buys)} buys at {fraction:.0%} each exceed the equity")
+        out.append(BacktestDay(asof.date(), buys, tuple(analysis.ranked)))
+    span = last - first + 1
+    prices_frame = analyzer.market.daily_universe(
+        datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=last), span
+    ).with_columns(day=pl.col("ts") // DAY_MS)
+    symbols = sorted({s for d in out for s in d.buys} | {BTC})
+    col = {s: i for i, s in enumerate(symbols)}
+    px = prices_frame.filter(pl.col("symbol").is_in(symbols) & (pl.col("close") > 0))
+    prices = np.full((span, len(symbols)), np.nan)
+    prices[
+        px["day"].to_numpy() - first,
+        px["symbol"].replace_strict(col, return_dtype=pl.Int64).to_numpy(),
+    ] = px["close"].to_numpy()
+    rows = np.asarray([d - first for d in decision], dtype=np.int64)
+    weights = np.zeros((rows.size, len(symbols)))
+    for i, d in enumerate(out):
+        weights[i, [col[s] for s in d.buys]] = fraction
+    btc = np.zeros((1, len(symbols)))
+    btc[0, col[BTC]] = 1.0 if np.isfinite(prices[0, col[BTC]]) else 0.0
+    stats: dict[str, dict[str, float]] = {}
+    curves = []
+    for name, (r, w) in {"scan": (rows, weights), "btc_buy_hold": (rows[:1], btc)}.items():
+        sim = simulate_portfolio(prices, r, w, cost_rate)
+        st = portfolio_stats(sim.equity, sim.turnover, sim.costs)
+        stats[name] = {
+            "total_return": st.total_return,
+            "max_drawdown": st.max_drawdown,
+            "sharpe": st.sharpe,
+            "turnover": st.turnover,
+            "costs": st.costs,
+        }
+        curves.append(
+            pl.DataFrame(
+                {"day": np.arange(first, last + 1), "strategy": name, "equity": sim.equity}
+            )
+        )
+    return BacktestResult(out, stats, pl.concat(curves))
