@@ -5,7 +5,11 @@ from __future__ import annotations
 import typer
 
 from cryptosmarttrader.cli import data as _data
+from cryptosmarttrader.cli import demo as _demo
+from cryptosmarttrader.cli import ingest as _ingest
+from cryptosmarttrader.cli import killswitch as _killswitch
 from cryptosmarttrader.cli import scan as _scan
+from cryptosmarttrader.cli import tracking as _tracking
 
 app = typer.Typer(
     name="cst",
@@ -14,10 +18,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("demo")(_demo.demo)
 app.command("scan")(_scan.scan)
+app.add_typer(_ingest.app, name="ingest", help="Load recorded candles into the local S3 lake.")
 app.add_typer(
     _data.app, name="data", help="Inspect the recorded data: quality findings per source."
 )
+app.add_typer(
+    _killswitch.app, name="killswitch", help="Show or set the kill-switch and risk level."
+)
+app.add_typer(_tracking.app, name="tracking", help="Paper vs backtest fill tracking error (bps).")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -79,12 +79,9 @@ def run_checks(market: RecordedMarketData, asof: datetime | None) -> list[Source
         reports.append(SourceReport(source, at, check_ohlcv(frame, timeframe, at, source=source)))
 
     futures: list[tuple[str, str, Callable[[datetime, datetime], pl.DataFrame]]] = [
-        ("binance_futures_mark_8h", "8h",
-         lambda s, e: market.mark_prices("BTC/USDT", s, e)),
-        ("binance_futures_1h", "1h",
-         lambda s, e: market.futures_ohlcv("BTC/USDT", "1h", s, e)),
-        ("binance_futures_1d", "1d",
-         lambda s, e: market.futures_ohlcv("BTC/USDT", "1d", s, e)),
+        ("binance_futures_mark_8h", "8h", lambda s, e: market.mark_prices("BTC/USDT", s, e)),
+        ("binance_futures_1h", "1h", lambda s, e: market.futures_ohlcv("BTC/USDT", "1h", s, e)),
+        ("binance_futures_1d", "1d", lambda s, e: market.futures_ohlcv("BTC/USDT", "1d", s, e)),
     ]
     end = asof if asof is not None else datetime(9999, 1, 1, tzinfo=UTC) - timedelta(days=1)
     for source, timeframe, read in futures:
@@ -141,9 +138,13 @@ def _print_table(reports: list[SourceReport]) -> None:
     for column in ("source", "asof", "series", "rows", "excluded"):
         summary.add_column(column, justify="left" if column in {"source", "asof"} else "right")
     for r in reports:
-        summary.add_row(r.source, utc_from_ms(r.asof_ms).date().isoformat(),
-                        str(r.result.checked_symbols), f"{r.result.checked_rows:,}",
-                        str(len(r.result.excluded)))
+        summary.add_row(
+            r.source,
+            utc_from_ms(r.asof_ms).date().isoformat(),
+            str(r.result.checked_symbols),
+            f"{r.result.checked_rows:,}",
+            str(len(r.result.excluded)),
+        )
     console.print(summary)
 
     by_code = Table(title="Findings per source and code")

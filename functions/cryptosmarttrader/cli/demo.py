@@ -8,9 +8,12 @@ schedule creates no second order; with the kill-switch on nothing trades.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +28,7 @@ from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail
+from cryptosmarttrader.domain.market import TIMEFRAME_MS
 from cryptosmarttrader.domain.types import utc_from_ms
 from cryptosmarttrader.settings import AwsResources
 from cryptosmarttrader.wiring import resolve_data_dir
@@ -56,6 +60,10 @@ def demo(
     ] = None,
     top: Annotated[int, typer.Option("--top", min=1, max=100)] = 10,
     timeframe: Annotated[str, typer.Option("--timeframe", help="Candles to ingest.")] = "1d",
+    ingest_bars: Annotated[
+        int,
+        typer.Option("--ingest-bars", min=1, help="Most recent recorded bars per pair to ingest."),
+    ] = 120,
 ) -> None:
     """Run ingest → scan → redelivered scan → kill-switch drill, on real data, locally."""
     console = Console()
@@ -64,6 +72,11 @@ def demo(
         market = RecordedMarketData(data_dir)
         pairs = market.available_pairs(timeframe)
         _, last_ms = market.data_span()
+        ends = [
+            market.ohlcv(p, timeframe, utc_from_ms(0), utc_from_ms(last_ms))["ts"].max()
+            for p in pairs
+        ]
+        replay_end_ms = max(e for e in ends if isinstance(e, int))
     except (ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0])
     state_dir = state or Path(tempfile.mkdtemp(prefix="cst-demo-"))
@@ -74,7 +87,6 @@ def demo(
             "CST_DATA_DIR": str(data_dir),
             "POWERTOOLS_METRICS_NAMESPACE": "CryptoSmartTrader",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-            "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines would flood the terminal
         }
     )
     resources = AwsResources()
@@ -84,10 +96,21 @@ def demo(
         from cryptosmarttrader.handlers import ingest as ingest_handler
         from cryptosmarttrader.handlers import scan as scan_handler
 
-        console.rule(f"1. ingest Lambda: {len(pairs)} Binance pairs, {timeframe}, recorded replay")
+        console.rule(
+            f"1. ingest Lambda: {len(pairs)} Binance pairs, {timeframe}, the last {ingest_bars} "
+            f"bars to {utc_from_ms(replay_end_ms):%Y-%m-%d} (recorded replay)"
+        )
         started = time.perf_counter()
-        ingested = ingest_handler.handler(
-            {"exchange": "binance", "timeframe": timeframe, "symbols": pairs},
+        ingested = _quiet(
+            ingest_handler.handler,
+            {
+                "exchange": "binance",
+                "timeframe": timeframe,
+                "symbols": pairs,
+                "initial_lookback_bars": ingest_bars,
+                # replay as if now were just after the recording's last bar closed
+                "replay_asof": utc_from_ms(replay_end_ms + TIMEFRAME_MS[timeframe]).isoformat(),
+            },
             _LambdaContext("cst-ingest", "demo-ingest-1"),
         )
         console.print(_summarize_ingest(ingested, time.perf_counter() - started))
@@ -97,11 +120,11 @@ def demo(
 
         console.rule(f"2. scan Lambda: scheduled run as of {asof:%Y-%m-%d}")
         event = {"top_n": top, "asof": f"{asof:%Y-%m-%d}"}
-        first = scan_handler.handler(event, _LambdaContext("cst-scan", "demo-scan-1"))
+        first = _quiet(scan_handler.handler, event, _LambdaContext("cst-scan", "demo-scan-1"))
         _print_scan(console, first)
 
         console.rule("3. the same schedule delivered again (at-least-once delivery)")
-        second = scan_handler.handler(event, _LambdaContext("cst-scan", "demo-scan-2"))
+        second = _quiet(scan_handler.handler, event, _LambdaContext("cst-scan", "demo-scan-2"))
         rep = second.get("report", {})
         console.print(
             f"orders created: {rep.get('orders_created')}   "
@@ -115,7 +138,7 @@ def demo(
         console.print(f"waiting {KILL_SWITCH_CACHE_S} s for every cached read to expire…")
         time.sleep(KILL_SWITCH_CACHE_S + 0.5)
         later = {"top_n": top, "asof": f"{asof - timedelta(days=1):%Y-%m-%d}"}
-        third = scan_handler.handler(later, _LambdaContext("cst-scan", "demo-scan-3"))
+        third = _quiet(scan_handler.handler, later, _LambdaContext("cst-scan", "demo-scan-3"))
         rep = third.get("report", {})
         blocked = [r for r in rep.get("rows", []) if "kill_switch" in " ".join(r["reasons"])]
         console.print(
@@ -132,6 +155,16 @@ def demo(
         )
     if first.get("status") != "ok":
         fail(f"scan failed: {first.get('error')}")
+
+
+def _quiet(
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+    event: dict[str, Any],
+    context: _LambdaContext,
+) -> dict[str, Any]:
+    """Invoke a handler with its EMF metric lines (stdout, for CloudWatch) kept off the screen."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return handler(event, context)
 
 
 def _summarize_ingest(result: dict[str, Any], seconds: float) -> str:

@@ -47,8 +47,10 @@ def ingest(
     ] = "1d",
     symbols: Annotated[
         list[str] | None,
-        typer.Option("--symbols", help="Pairs such as BTC/USDT (repeat or comma-separate); "
-                     "default: every recorded pair."),
+        typer.Option(
+            "--symbols",
+            help="Pairs such as BTC/USDT (repeat or comma-separate); default: every recorded pair.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     state: Annotated[
@@ -69,8 +71,10 @@ def ingest(
     wanted = [s.strip() for item in (symbols or []) for s in item.split(",") if s.strip()]
     unknown = sorted(set(wanted) - set(available))
     if unknown:
-        fail(f"no recorded {timeframe} candles for {', '.join(unknown)}; "
-             f"available: {', '.join(available)}")
+        fail(
+            f"no recorded {timeframe} candles for {', '.join(unknown)}; "
+            f"available: {', '.join(available)}"
+        )
     selected = wanted or available
     resources = AwsResources()
     metrics = InMemoryMetrics()

@@ -8,6 +8,7 @@ is read or written; infrastructure errors (S3, DynamoDB) raise so the invocation
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain.clock import Clock, FixedClock
 from cryptosmarttrader.domain.types import DomainError, Symbol
 from cryptosmarttrader.handlers._common import (
     aws_clients,
@@ -53,6 +55,17 @@ class IngestRequest(BaseModel):
     exchange: Literal["binance", "kraken", "kucoin"]
     timeframe: Literal["1h", "4h", "1d"]
     symbols: list[str] = Field(min_length=1, max_length=200)
+    initial_lookback_bars: int | None = Field(default=None, ge=1, le=100_000)
+    """Bars to load for a series seen for the first time (default: the source's policy)."""
+    replay_asof: datetime | None = None
+    """Recorded replays only: ingest as if the time were this (tz-aware UTC) instant."""
+
+    @field_validator("replay_asof")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("replay_asof must carry a UTC offset, e.g. 2022-10-01T00:00:00Z")
+        return value
 
     @field_validator("symbols")
     @classmethod
@@ -90,17 +103,27 @@ def _source(exchange: str) -> CandleSource:
     return CcxtExchange.create(exchange, clock)
 
 
-def _service(exchange: str) -> IngestService:
+def _service(request: IngestRequest) -> IngestService:
     res, clients = resources(), aws_clients()
     recorded = trading_settings().data_source == "recorded"
+    default_lookback = None if recorded else 1000
+    clock: Clock = SystemClock()
+    if request.replay_asof is not None:
+        if not recorded:
+            raise UnsupportedSourceError("replay_asof is only valid with CST_DATA_SOURCE=recorded")
+        if request.replay_asof > clock.now():
+            raise UnsupportedSourceError(f"replay_asof {request.replay_asof} is in the future")
+        clock = FixedClock(request.replay_asof.astimezone(UTC))
     return IngestService(
-        source=_source(exchange),
+        source=_source(request.exchange),
         lake=S3ParquetLake(res.lake_bucket, clients.s3),
         state=DynamoStateStore(res.state_table, clients.dynamodb),
         metrics=EmfMetrics(metrics),
-        clock=SystemClock(),
+        clock=clock,
         # a replay loads the whole recording; a live exchange starts 1000 bars back
-        config=IngestConfig(initial_lookback_bars=None if recorded else 1000),
+        config=IngestConfig(
+            initial_lookback_bars=request.initial_lookback_bars or default_lookback
+        ),
     )
 
 
@@ -118,7 +141,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
         return rejected("ingest", exc)
     try:
-        service = _service(request.exchange)
+        service = _service(request)
     except UnsupportedSourceError as exc:
         logger.warning("ingest source unavailable", extra={"reason": str(exc)})
         metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)

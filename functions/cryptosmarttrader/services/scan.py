@@ -295,7 +295,7 @@ class ScanService:
             "order_status": OrderStatus.NEW.value,
             "reasons": [
                 *sig.reasons,
-                f"paper order {intent.quantity} @ {price} ({verdict.reason})",
+                f"paper order {intent.quantity} @ {price.value:.6g} ({verdict.reason})",
             ],
             "_created": 1,
         }
