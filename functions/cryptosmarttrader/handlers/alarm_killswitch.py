@@ -1,0 +1,206 @@
+"""Kill-switch Lambda: a critical CloudWatch alarm in ALARM turns trading off.
+
+Accepts the two shapes CloudWatch delivers:
+
+* the **Lambda alarm action** event (``{"source": "aws.cloudwatch", "alarmArn", "alarmData":
+  {"alarmName", "state": {"value", "reason", "timestamp"}, "previousState", ...}}``);
+* an **SNS notification** of the alarm (``{"Records": [{"EventSource": "aws:sns", "Sns":
+  {"Message": "<alarm JSON: AlarmName, NewStateValue, NewStateReason, ...>"}}]}``), for a
+  topic subscription.
+
+Only the ALARM state acts: ``SsmKillSwitch.set(on=True, reason="<alarm>: <reason>",
+actor="alarm")``, then an audit entry. OK and INSUFFICIENT_DATA never turn the switch off
+(leaving the stop is a human decision). If the switch is already on, its first reason is kept
+and the alarm is only audited. An SSM failure raises, so the asynchronous invocation is retried
+and finally lands in the function's dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any, Final, Literal
+
+from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cryptosmarttrader.adapters.audit import DynamoAuditTrail
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain import metric_names as mn
+from cryptosmarttrader.domain.sanitize import sanitize_text
+from cryptosmarttrader.handlers._common import (
+    aws_clients,
+    make_logger,
+    make_metrics,
+    rejected,
+    resources,
+)
+
+logger = make_logger("alarm-killswitch")
+metrics = make_metrics("alarm-killswitch")
+tracer = Tracer(service="alarm-killswitch")
+
+ACTOR: Final = "alarm"
+MAX_REASON_CHARS: Final = 900  # the whole SSM value stays far below the 4 KB standard tier
+
+AlarmState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class _State(_Loose):
+    value: AlarmState
+    reason: str = ""
+    timestamp: str = ""
+
+
+class _AlarmData(_Loose):
+    alarm_name: str = Field(alias="alarmName", min_length=1)
+    state: _State
+    previous_state: _State | None = Field(default=None, alias="previousState")
+
+
+class LambdaAlarmEvent(_Loose):
+    """CloudWatch's Lambda alarm action payload."""
+
+    source: Literal["aws.cloudwatch"]
+    alarm_arn: str = Field(alias="alarmArn", min_length=1)
+    alarm_data: _AlarmData = Field(alias="alarmData")
+
+
+class SnsAlarmMessage(_Loose):
+    """The JSON message CloudWatch publishes to an SNS topic."""
+
+    alarm_name: str = Field(alias="AlarmName", min_length=1)
+    alarm_arn: str = Field(default="", alias="AlarmArn")
+    new_state: AlarmState = Field(alias="NewStateValue")
+    new_state_reason: str = Field(default="", alias="NewStateReason")
+    old_state: AlarmState | None = Field(default=None, alias="OldStateValue")
+    state_change_time: str = Field(default="", alias="StateChangeTime")
+
+
+class _Sns(_Loose):
+    message: str = Field(alias="Message")
+
+
+class _SnsRecord(_Loose):
+    event_source: Literal["aws:sns"] = Field(alias="EventSource")
+    sns: _Sns = Field(alias="Sns")
+
+
+class SnsEvent(_Loose):
+    records: list[_SnsRecord] = Field(alias="Records", min_length=1)
+
+
+class AlarmNotification(_Loose):
+    """What both shapes say, normalized."""
+
+    alarm_name: str
+    alarm_arn: str
+    state: AlarmState
+    reason: str
+    previous_state: AlarmState | None
+    at: str
+
+
+def parse(event: dict[str, Any]) -> list[AlarmNotification]:
+    """Both delivery shapes → notifications. Raises ``ValidationError`` for anything else."""
+    if "Records" in event:
+        out = []
+        for record in SnsEvent.model_validate(event).records:
+            msg = SnsAlarmMessage.model_validate_json(record.sns.message)
+            out.append(
+                AlarmNotification(
+                    alarm_name=msg.alarm_name,
+                    alarm_arn=msg.alarm_arn,
+                    state=msg.new_state,
+                    reason=msg.new_state_reason,
+                    previous_state=msg.old_state,
+                    at=msg.state_change_time,
+                )
+            )
+        return out
+    direct = LambdaAlarmEvent.model_validate(event)
+    data = direct.alarm_data
+    return [
+        AlarmNotification(
+            alarm_name=data.alarm_name,
+            alarm_arn=direct.alarm_arn,
+            state=data.state.value,
+            reason=data.state.reason,
+            previous_state=None if data.previous_state is None else data.previous_state.value,
+            at=data.state.timestamp,
+        )
+    ]
+
+
+@cache
+def _kill_switch() -> SsmKillSwitch:
+    return SsmKillSwitch(
+        resources().kill_switch_param, aws_clients().ssm, SystemClock(), cache_seconds=0
+    )
+
+
+@cache
+def _audit() -> DynamoAuditTrail:
+    return DynamoAuditTrail(resources().state_table, aws_clients().dynamodb)
+
+
+def _act(alarm: AlarmNotification, request_id: str) -> dict[str, Any]:
+    if alarm.state != "ALARM":
+        logger.info("alarm state ignored", extra={"alarm": alarm.alarm_name, "state": alarm.state})
+        return {"alarm": alarm.alarm_name, "action": "ignored", "state": alarm.state}
+    switch = _kill_switch()
+    reason = sanitize_text(f"{alarm.alarm_name}: {alarm.reason or 'in ALARM'}")[:MAX_REASON_CHARS]
+    before = switch.status()
+    if before.on:
+        action = "killswitch.already_on"
+    else:
+        switch.set(on=True, reason=reason, actor=ACTOR)
+        action = "killswitch.on"
+        metrics.add_metric(name=mn.KILL_SWITCH_ENGAGED.name, unit=MetricUnit.Count, value=1)
+    _audit().record(
+        actor=ACTOR,
+        action=action,
+        at=SystemClock().now(),
+        request_id=request_id,
+        correlation_id=logger.get_correlation_id(),
+        details={
+            "alarm_name": alarm.alarm_name,
+            "alarm_arn": alarm.alarm_arn,
+            "reason": reason,
+            "previous_state": alarm.previous_state,
+            "alarm_time": alarm.at,
+            "kill_switch_was_on": before.on,
+            "kept_reason": before.reason if before.on else None,
+        },
+    )
+    logger.warning(
+        "kill-switch engaged by alarm" if action == "killswitch.on" else "kill-switch already on",
+        extra={"alarm": alarm.alarm_name, "reason": reason},
+    )
+    return {"alarm": alarm.alarm_name, "action": action}
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        alarms = parse(event)
+    except (ValidationError, json.JSONDecodeError) as exc:
+        logger.set_correlation_id(context.aws_request_id)
+        logger.warning("rejected event that is not a CloudWatch alarm notification")
+        metrics.add_metric(name=mn.REJECTED_EVENTS.name, unit=MetricUnit.Count, value=1)
+        if isinstance(exc, ValidationError):
+            return rejected("alarm", exc)
+        return {"status": "rejected", "error": "invalid alarm event: message is not JSON"}
+    logger.set_correlation_id(f"alarm:{alarms[0].alarm_name}:{alarms[0].at or 'unknown'}")
+    rid = context.aws_request_id
+    results = [_act(alarm, rid if i == 0 else f"{rid}-{i}") for i, alarm in enumerate(alarms)]
+    return {"status": "ok", "results": results}
