@@ -168,6 +168,9 @@ def cached_bundle(function_name: str, requirements: Path, package_dir: Path) -> 
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for stale in CACHE_DIR.glob(f"{function_name}-*"):  # ~200 MB each: keep only the current one
+        if stale != cached and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     return cached
 
 

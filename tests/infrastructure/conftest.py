@@ -21,7 +21,7 @@ from infra.app import STACK_NAME, build
 from infra.stacks.service_stack import CryptoSmartTraderStack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
+SKIP_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
 
 
 def cdk_json_context() -> dict[str, Any]:

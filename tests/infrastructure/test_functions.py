@@ -40,10 +40,6 @@ def _resource_contract_env_names() -> set[str]:
     }
 
 
-def test_exactly_two_functions(template: Template) -> None:
-    template.resource_count_is("AWS::Lambda::Function", 2)
-
-
 @pytest.mark.parametrize("name", sorted(HANDLERS))
 def test_function_handler_runtime_architecture_and_tracing(
     synthesized: Synthesized, name: str

@@ -88,15 +88,22 @@ def test_scan_runs_daily_at_0015_utc_with_top_n(synthesized: Synthesized) -> Non
     }
 
 
-def test_every_rule_may_invoke_only_its_own_function(synthesized: Synthesized) -> None:
-    # Given every rule and every Lambda permission
-    rules = synthesized.resources_of_type("AWS::Events::Rule")
+def test_every_schedule_may_invoke_only_its_own_function(synthesized: Synthesized) -> None:
+    # Given the ingest and scan rules and every Lambda permission
+    stack = synthesized.stack
+    rules = {
+        synthesized.logical_id(rule): (rule, function)
+        for rule, function in [
+            *((r, stack.ingestion.lambda_.function) for r in stack.ingestion.rules.values()),
+            (stack.scan.rule, stack.scan.lambda_.function),
+        ]
+    }
     permissions = synthesized.resources_of_type("AWS::Lambda::Permission").values()
 
     # Then each rule has a permission scoped to its ARN for exactly its target function
-    for rule_id, rule in rules.items():
-        (target,) = rule["Properties"]["Targets"]
-        function_id = target["Arn"]["Fn::GetAtt"][0]
+    assert len(rules) == len(DEFAULT_INGEST_SCHEDULES) + 1
+    for rule_id, (_, function) in rules.items():
+        function_id = synthesized.logical_id(function)
         assert any(
             p["Properties"]["Principal"] == "events.amazonaws.com"
             and p["Properties"]["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}

@@ -1,0 +1,1 @@
+"""Per-function pinned requirements and the script that compiles them."""
