@@ -218,3 +218,29 @@ class SignalStore(Protocol):
 
 
 __all__ += ["SignalStore"]
+
+
+# Go-live ports (appended): metric reads for the SLO gates and operator notifications.
+from cryptosmarttrader.domain.slo import MetricQuery  # noqa: E402
+
+
+class MetricReader(Protocol):
+    """Metric statistics over ``[start, end)``. Implemented by ``adapters.cloudwatch_metric_reader``.
+
+    Returns, per ``query_id``, the (bucket start, value) pairs that had data, oldest first.
+    """
+
+    def read(
+        self, queries: Sequence[MetricQuery], start: datetime, end: datetime
+    ) -> dict[str, list[tuple[datetime, float]]]: ...
+
+
+class Notifier(Protocol):
+    """Tells operators something happened. Implemented by ``adapters.sns_notifier``."""
+
+    def publish(self, subject: str, message: Mapping[str, Any]) -> str:
+        """Send ``message`` (JSON-able); returns the message id."""
+        ...
+
+
+__all__ += ["MetricReader", "Notifier"]

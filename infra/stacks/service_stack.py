@@ -16,6 +16,7 @@ from constructs import Construct
 from infra.config import DeploymentConfig
 from infra.constructs.bundling import LambdaCode, python_lambda_code
 from infra.constructs.data_lake import DataLake
+from infra.constructs.golive import GoLive
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.kill_switch import KillSwitch
 from infra.constructs.scan import Scan
@@ -71,6 +72,15 @@ class CryptoSmartTraderStack(Stack):
             kill_switch=self.kill_switch,
             environment=environment,
         )
+        self.golive = GoLive(
+            self,
+            "GoLive",
+            code=python_lambda_code("golive"),
+            config=config,
+            tables=self.tables,
+            kill_switch=self.kill_switch,
+            environment=self.resource_environment(),
+        )
         self._outputs()
 
     def resource_environment(self) -> dict[str, str]:
@@ -97,3 +107,10 @@ class CryptoSmartTraderStack(Stack):
             CfnOutput(self, env_name.replace("_", ""), value=value, description=env_name)
         CfnOutput(self, "IngestFunctionName", value=self.ingestion.lambda_.function.function_name)
         CfnOutput(self, "ScanFunctionName", value=self.scan.lambda_.function.function_name)
+        CfnOutput(
+            self,
+            "GoLiveStateMachineArn",
+            value=self.golive.state_machine.state_machine_arn,
+            description="CST_GOLIVE_STATE_MACHINE_ARN",
+        )
+        CfnOutput(self, "GoLiveTopicArn", value=self.golive.topic.topic_arn)

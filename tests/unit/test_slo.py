@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import pytest
 
 from cryptosmarttrader.domain.slo import (
+    MetricQuery,
     SliName,
     SloSamples,
     SloThresholds,
     burn_rate,
     evaluate_slo,
     percentile,
+    samples_from_series,
+    slo_queries,
     tracking_error_bps,
     uptime_ratio,
 )
@@ -120,3 +124,43 @@ def test_thresholds_are_validated() -> None:
         SloThresholds(min_uptime=1.5)
     with pytest.raises(DomainError):
         SloThresholds(max_p95_latency_ms=float("nan"))
+
+
+def test_queries_cover_every_sli_for_the_stage() -> None:
+    # Given a canary gate over 3 hours in 5-minute periods
+    queries = slo_queries("canary", 10_800, 300)
+    # Then every query is dimensioned by the stage, counts span the window, returns the period
+    assert {q.dimensions for q in queries} == {(("Stage", "canary"),)}
+    by_id = {q.query_id: q for q in queries}
+    assert by_id["latencyp95"].stat == "p95"
+    assert by_id["probeok"].period_seconds == 10_800
+    assert by_id["strategy"].period_seconds == 300
+
+
+def test_samples_pair_returns_by_bucket_and_sum_counts() -> None:
+    # Given two buckets of returns (one reference bucket missing) and split counts
+    t0, t1, t2 = (datetime(2024, 1, 1, 0, m, tzinfo=UTC) for m in (0, 1, 2))
+    series = {
+        "probeok": [(t0, 500.0), (t1, 497.0)],
+        "probefail": [(t0, 3.0)],
+        "latencyp95": [(t0, 300.0), (t1, 700.0)],
+        "strategy": [(t0, 12.0), (t1, -8.0), (t2, 5.0)],
+        "reference": [(t0, 10.0), (t1, -10.0)],
+        "requests": [(t0, 100.0)],
+    }
+    # When the samples are built
+    samples = samples_from_series(series)
+    # Then counts are summed, p95 is the worst bucket, returns are paired fractions
+    assert samples.probe_successes == 997.0
+    assert samples.probe_failures == 3.0
+    assert samples.p95_latency_ms == 700.0
+    assert samples.strategy_returns == (0.0012, -0.0008)
+    assert samples.reference_returns == (0.001, -0.001)
+    assert samples.errors == 0.0
+
+
+def test_query_ids_and_periods_are_validated() -> None:
+    with pytest.raises(DomainError):
+        MetricQuery("Bad", "X", "Sum", 60, ())
+    with pytest.raises(DomainError):
+        MetricQuery("ok", "X", "Sum", 90, ())

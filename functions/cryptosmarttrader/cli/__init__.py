@@ -6,6 +6,7 @@ import typer
 
 from cryptosmarttrader.cli import data as _data
 from cryptosmarttrader.cli import demo as _demo
+from cryptosmarttrader.cli import golive as _golive
 from cryptosmarttrader.cli import ingest as _ingest
 from cryptosmarttrader.cli import killswitch as _killswitch
 from cryptosmarttrader.cli import scan as _scan
@@ -27,6 +28,7 @@ app.add_typer(
 app.add_typer(
     _killswitch.app, name="killswitch", help="Show or set the kill-switch and risk level."
 )
+app.add_typer(_golive.app, name="golive", help="Go-live: staging, SLO gates, canary, rollback.")
 app.add_typer(_tracking.app, name="tracking", help="Paper vs backtest fill tracking error (bps).")
 
 

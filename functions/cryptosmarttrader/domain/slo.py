@@ -17,14 +17,18 @@ Missing data never passes: a gate without samples for an SLI fails with a reason
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Final
 
 from cryptosmarttrader.domain.types import DomainError
 
 __all__ = [
     "BPS",
+    "SLO_METRICS",
+    "MetricQuery",
     "SliName",
     "SliResult",
     "SloDecision",
@@ -33,6 +37,8 @@ __all__ = [
     "burn_rate",
     "evaluate_slo",
     "percentile",
+    "samples_from_series",
+    "slo_queries",
     "tracking_error_bps",
     "uptime_ratio",
 ]
@@ -233,3 +239,93 @@ def evaluate_slo(samples: SloSamples, thresholds: SloThresholds) -> SloDecision:
         ),
     )
     return SloDecision(passed=all(r.passed for r in results), results=results)
+
+
+# --------------------------------------------------------------------------- metric contract
+
+STAGE_DIMENSION: Final = "Stage"
+PROBE_SUCCESS: Final = "ProbeSuccess"
+PROBE_FAILURE: Final = "ProbeFailure"
+DECISION_LATENCY: Final = "DecisionLatency"
+STRATEGY_RETURN: Final = "StrategyReturnBps"
+REFERENCE_RETURN: Final = "ReferenceReturnBps"
+REQUESTS: Final = "Requests"
+ERRORS: Final = "Errors"
+SLO_METRICS: Final = (
+    PROBE_SUCCESS,
+    PROBE_FAILURE,
+    DECISION_LATENCY,
+    STRATEGY_RETURN,
+    REFERENCE_RETURN,
+    REQUESTS,
+    ERRORS,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricQuery:
+    """One statistic of one metric over a window, in ``period_seconds`` buckets."""
+
+    query_id: str
+    metric: str
+    stat: str
+    period_seconds: int
+    dimensions: tuple[tuple[str, str], ...]
+
+    def __post_init__(self) -> None:
+        if not self.query_id or not self.query_id[0].islower() or not self.query_id.isalnum():
+            raise DomainError(
+                f"query id must start lowercase and be alphanumeric: {self.query_id!r}"
+            )
+        if self.period_seconds <= 0 or self.period_seconds % 60:
+            raise DomainError(
+                f"period must be a positive multiple of 60 s, got {self.period_seconds}"
+            )
+
+
+Series = Sequence[tuple[datetime, float]]
+
+
+def slo_queries(stage: str, window_seconds: int, period_seconds: int) -> tuple[MetricQuery, ...]:
+    """The GetMetricData queries one gate needs, for metrics dimensioned ``Stage=<stage>``.
+
+    Counts are summed over the whole window (one bucket); p95 latency is CloudWatch's own
+    percentile over the window; returns are per-period averages so tracking error sees the
+    dispersion between periods.
+    """
+    dims = ((STAGE_DIMENSION, stage),)
+    return (
+        MetricQuery("probeok", PROBE_SUCCESS, "Sum", window_seconds, dims),
+        MetricQuery("probefail", PROBE_FAILURE, "Sum", window_seconds, dims),
+        MetricQuery("latencyp95", DECISION_LATENCY, "p95", window_seconds, dims),
+        MetricQuery("strategy", STRATEGY_RETURN, "Average", period_seconds, dims),
+        MetricQuery("reference", REFERENCE_RETURN, "Average", period_seconds, dims),
+        MetricQuery("requests", REQUESTS, "Sum", window_seconds, dims),
+        MetricQuery("errors", ERRORS, "Sum", window_seconds, dims),
+    )
+
+
+def _total(series: Series) -> float:
+    return sum(_finite("metric value", float(v)) for _, v in series)
+
+
+def samples_from_series(series: Mapping[str, Series]) -> SloSamples:
+    """Aggregate the answers to :func:`slo_queries` into :class:`SloSamples`.
+
+    A window split into several buckets is summed (counts) or judged by its worst bucket
+    (p95). Returns are paired by bucket time; a bucket with only one of the two is dropped.
+    Return metrics are published in basis points and converted to fractions here.
+    """
+    latency = [float(v) for _, v in series.get("latencyp95", ())]
+    strategy = {ts: float(v) for ts, v in series.get("strategy", ())}
+    reference = {ts: float(v) for ts, v in series.get("reference", ())}
+    paired = sorted(set(strategy) & set(reference))
+    return SloSamples(
+        probe_successes=_total(series.get("probeok", ())),
+        probe_failures=_total(series.get("probefail", ())),
+        p95_latency_ms=max(latency) if latency else None,
+        strategy_returns=tuple(strategy[ts] / BPS for ts in paired),
+        reference_returns=tuple(reference[ts] / BPS for ts in paired),
+        requests=_total(series.get("requests", ())),
+        errors=_total(series.get("errors", ())),
+    )

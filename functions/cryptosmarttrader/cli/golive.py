@@ -1,0 +1,298 @@
+"""`cst golive start|status|rollback` over the embedded local AWS (or an endpoint).
+
+What runs locally: ``start`` drives the go-live sequence in this process with the same services
+the Step Functions tasks call (``services.golive.run_pipeline``): state table, orders, kill-switch
+and CloudWatch are moto's, persisted between runs except CloudWatch metrics, which live only for
+the process (``--metrics FILE`` publishes sample datapoints first). The deployed pipeline is the
+Step Functions machine (start it with ``aws stepfunctions start-execution``, see
+README_OPERATIONS.md); ``status`` and ``rollback`` work the same against either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from cryptosmarttrader.adapters.cloudwatch_metric_reader import (
+    CloudWatchMetricReader,
+    cloudwatch_client,
+)
+from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
+from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
+from cryptosmarttrader.adapters.sns_notifier import SnsNotifier, sns_client
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.domain.golive import GoLiveParams
+from cryptosmarttrader.domain.slo import SLO_METRICS, STAGE_DIMENSION, percentile
+from cryptosmarttrader.services.golive import (
+    Failure,
+    GoLiveService,
+    GoLiveSettings,
+    SloService,
+    run_pipeline,
+)
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Go-live pipeline: staging -> SLO gate -> canary -> SLO gate -> production.",
+)
+
+StateOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Embedded local AWS state (default: CST_STATE_DIR or .cst)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+OPERATOR = "operator:cli"
+
+
+class MetricsFile(BaseModel):
+    """``{"staging": {"ProbeSuccess": [1000], ...}, "canary": {...}}``: one datum per value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    staging: dict[str, list[float]] = Field(default_factory=dict)
+    canary: dict[str, list[float]] = Field(default_factory=dict)
+
+
+def _services(aws: LocalAws) -> tuple[GoLiveService, SloService]:
+    settings = GoLiveSettings()
+    clock = SystemClock()
+    store = DynamoStateStore(aws.resources.state_table, aws.dynamodb)
+    notifier = (
+        SnsNotifier(settings.topic_arn, sns_client(aws.resources)) if settings.topic_arn else None
+    )
+    golive = GoLiveService(
+        store=store,
+        orders=DynamoOrderStore(aws.resources.orders_table, aws.dynamodb),
+        kill_switch=SsmKillSwitch(aws.resources.kill_switch_param, aws.ssm, clock, 0),
+        clock=clock,
+        notifier=notifier,
+        actor=OPERATOR,
+    )
+    reader = CloudWatchMetricReader(settings.metrics_namespace, cloudwatch_client(aws.resources))
+    return golive, SloService(reader, store, clock, settings.thresholds())
+
+
+@contextlib.contextmanager
+def _moto_percentiles(aws: LocalAws) -> Iterator[None]:
+    """moto's CloudWatch computes no percentile statistics; add nearest-rank ``pNN`` in-process.
+
+    Only for the in-process embedded AWS: a moto server, LocalStack or AWS answer on their own.
+    """
+    if aws.mode != "in-process":
+        yield
+        return
+    from moto.cloudwatch.models import Statistics
+
+    original = Statistics.get_statistics_for_type
+
+    def with_percentiles(self: Statistics, stat: str) -> Any:
+        match = re.fullmatch(r"p(\d+(?:\.\d+)?)", stat)
+        if match:
+            return percentile(self.metric_single_values_list, float(match.group(1)))
+        return original(self, stat)
+
+    Statistics.get_statistics_for_type = with_percentiles  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Statistics.get_statistics_for_type = original  # type: ignore[method-assign]
+
+
+def _publish_metrics(aws: LocalAws, metrics: MetricsFile, namespace: str) -> int:
+    client = cloudwatch_client(aws.resources)
+    now = datetime.now(tz=UTC).replace(second=0, microsecond=0)
+    count = 0
+    for stage, series in (("staging", metrics.staging), ("canary", metrics.canary)):
+        for name, values in series.items():
+            if name not in SLO_METRICS:
+                fail(
+                    f"--metrics: unknown metric {name!r}; expected one of {', '.join(SLO_METRICS)}"
+                )
+            data: list[Any] = [
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": STAGE_DIMENSION, "Value": stage}],
+                    "Timestamp": now - timedelta(minutes=1 + i),
+                    "Value": value,
+                }
+                for i, value in enumerate(values)
+            ]
+            for chunk in range(0, len(data), 500):
+                client.put_metric_data(Namespace=namespace, MetricData=data[chunk : chunk + 500])
+            count += len(data)
+    return count
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    """DynamoDB items → JSON values (numbers stay numbers, datetimes become ISO strings)."""
+    return json.loads(json.dumps(value, default=_plain))
+
+
+@app.command("start")
+def start(
+    version: Annotated[str, typer.Option("--version", help="The version to take live.")],
+    previous_version: Annotated[
+        str, typer.Option("--previous-version", help="The live version to revert to on rollback.")
+    ],
+    staging_seconds: Annotated[
+        int, typer.Option("--staging-seconds", help="Paper-trading duration (default 7 days).")
+    ] = 7 * 24 * 3600,
+    canary_seconds: Annotated[
+        int, typer.Option("--canary-seconds", help="Canary duration (default 72 hours).")
+    ] = 72 * 3600,
+    canary_risk: Annotated[
+        float, typer.Option("--canary-risk", help="Canary share of the risk budget (<= 0.01).")
+    ] = 0.01,
+    slo_window_seconds: Annotated[
+        int | None, typer.Option("--slo-window-seconds", help="Gate window (default: stage).")
+    ] = None,
+    metrics: Annotated[
+        Path | None,
+        typer.Option("--metrics", help="JSON of sample SLO datapoints to publish first (local)."),
+    ] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Default: generated.")] = None,
+    as_json: JsonOption = False,
+    state: StateOption = None,
+) -> None:
+    """Run the go-live sequence locally; any breach or failed step rolls back."""
+    rid = run_id or f"golive-{datetime.now(tz=UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    try:
+        params = GoLiveParams(
+            run_id=rid,
+            version=version,
+            previous_version=previous_version,
+            staging_seconds=staging_seconds,
+            canary_seconds=canary_seconds,
+            canary_risk_fraction=canary_risk,
+            slo_window_seconds=slo_window_seconds,
+            requested_by=OPERATOR,
+        )
+        sample = (
+            MetricsFile.model_validate_json(metrics.read_text(encoding="utf-8"))
+            if metrics
+            else None
+        )
+    except ValidationError as exc:
+        fail(
+            "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors()
+            )
+        )
+    except OSError as exc:
+        fail(f"--metrics: {exc}")
+    with embedded_aws(state_dir(state)) as aws, _moto_percentiles(aws):
+        golive, slo = _services(aws)
+        if sample is not None:
+            _publish_metrics(aws, sample, GoLiveSettings().metrics_namespace)
+        run_pipeline(golive, slo, params, time.sleep)
+        report = _status(golive, slo, rid)
+    _print(report, as_json)
+    if report["run"] and report["run"].get("status") == "ROLLED_BACK":
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status(
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Default: the newest run.")] = None,
+    as_json: JsonOption = False,
+    state: StateOption = None,
+) -> None:
+    """Runs, their transitions with reasons, the live version and the SLO evaluations."""
+    with embedded_aws(state_dir(state)) as aws:
+        golive, slo = _services(aws)
+        runs = golive.runs()
+        rid = run_id or (str(runs[0]["run_id"]) if runs else None)
+        if run_id and golive.run(run_id) is None:
+            fail(f"no go-live run {run_id!r}")
+        report = _status(golive, slo, rid) | {
+            "runs": [
+                {k: r.get(k) for k in ("run_id", "status", "stage", "version", "started_at")}
+                for r in runs
+            ]
+        }
+    _print(_jsonable(report), as_json)
+
+
+@app.command("rollback")
+def rollback(
+    run_id: Annotated[str, typer.Option("--run-id", help="The run to roll back.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded everywhere).")],
+    as_json: JsonOption = False,
+    state: StateOption = None,
+) -> None:
+    """Manual rollback: kill-switch on, open orders canceled, version reverted, recorded."""
+    if not reason.strip():
+        fail("--reason must not be empty")
+    failure = Failure.model_validate({"Error": "ManualRollback", "Cause": reason})
+    with embedded_aws(state_dir(state)) as aws:
+        golive, slo = _services(aws)
+        golive.rollback(run_id, failure)
+        report = _status(golive, slo, run_id)
+    _print(report, as_json)
+
+
+def _status(golive: GoLiveService, slo: SloService, run_id: str | None) -> dict[str, Any]:
+    report: dict[str, Any] = _jsonable(
+        {
+            "run": golive.run(run_id) if run_id else None,
+            "transitions": golive.transitions(run_id) if run_id else [],
+            "live_version": golive.live_version(),
+            "active": golive.active(),
+            "slo_evaluations": slo.evaluations(run_id) if run_id else slo.evaluations()[:10],
+        }
+    )
+    return report
+
+
+def _print(report: Mapping[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
+    console = Console()
+    run = report.get("run")
+    if run:
+        console.print(
+            f"run {run['run_id']}: {run.get('status')} at {run.get('stage')} "
+            f"(version {run.get('version')}, previous {run.get('previous_version')})",
+            markup=False,
+        )
+        console.print(f"reason: {run.get('reason', '')}", markup=False)
+    else:
+        console.print("no go-live run yet", markup=False)
+    moves = Table(title="transitions")
+    for col in ("at (UTC)", "from", "to", "actor", "reason"):
+        moves.add_column(col, overflow="fold")
+    for t in report.get("transitions", []):
+        moves.add_row(str(t["at"]), t["from_stage"], t["to_stage"], t["actor"], t["reason"])
+    console.print(moves)
+    gates = Table(title="SLO evaluations")
+    for col in ("evaluated (UTC)", "stage", "passed", "summary"):
+        gates.add_column(col, overflow="fold")
+    for e in report.get("slo_evaluations", []):
+        gates.add_row(str(e["evaluated_at"]), e["stage"], str(e["passed"]), e["summary"])
+    console.print(gates)
+    live = report.get("live_version")
+    console.print(f"live version: {live['version'] if live else 'none recorded'}", markup=False)

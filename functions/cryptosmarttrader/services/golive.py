@@ -1,0 +1,510 @@
+"""Go-live use cases: stage starts, SLO gates, promotion and the rollback compensation steps.
+
+The Step Functions machine (``infra/constructs/golive.py``) sequences them; each step is
+idempotent, so a retried task never records a second transition or cancels twice.
+
+State table layout:
+
+* pk ``golive``, sk ``run#<run_id>`` — the run: status, stage, versions, parameters, reason;
+* pk ``golive``, sk ``run#<run_id>#transition#<iso time>#<to stage>`` — one item per transition
+  (from, to, reason, actor, at);
+* pk ``golive``, sk ``active`` — the stage trading runs under (mode, risk-budget fraction);
+* pk ``golive``, sk ``alias#live`` — the live version ("alias"): set by promotion, reverted by
+  rollback, with the version it replaced. This record is the model of a version alias: no Lambda
+  alias or SageMaker endpoint is switched by it (none exists yet);
+* pk ``slo``, sk ``<iso time>#<run_id>#<stage>`` — every SLO evaluation with its reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.golive import (
+    GoLiveParams,
+    RunStatus,
+    Stage,
+    StageTransition,
+    stage_policy,
+)
+from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
+from cryptosmarttrader.domain.slo import (
+    SloThresholds,
+    evaluate_slo,
+    samples_from_series,
+    slo_queries,
+)
+
+if TYPE_CHECKING:  # ports.py imports polars and numpy, which the go-live bundle does not ship
+    from cryptosmarttrader.ports import KillSwitchState, MetricReader, Notifier
+
+__all__ = [
+    "ACTOR",
+    "GOLIVE_PK",
+    "SLO_PK",
+    "Failure",
+    "GoLiveError",
+    "GoLiveService",
+    "GoLiveSettings",
+    "SloEvaluation",
+    "SloService",
+    "canary_reason",
+    "failure_from",
+    "run_pipeline",
+    "staging_reason",
+]
+
+GOLIVE_PK: Final = "golive"
+SLO_PK: Final = "slo"
+ACTIVE_SK: Final = "active"
+ALIAS_SK: Final = "alias#live"
+ACTOR: Final = "system:golive"
+
+
+class GoLiveError(RuntimeError):
+    """A go-live step cannot proceed (unknown run, wrong stage...). Fails the task → rollback."""
+
+
+class GoLiveSettings(BaseSettings):
+    """Go-live settings (env prefix ``CST_GOLIVE_``); thresholds default to the product SLOs."""
+
+    model_config = SettingsConfigDict(env_prefix="CST_GOLIVE_", extra="ignore", frozen=True)
+
+    topic_arn: str | None = None
+    metrics_namespace: str = Field(default="CryptoSmartTrader", min_length=1)
+    min_uptime: float = 0.995
+    max_p95_latency_ms: float = 1000.0
+    max_tracking_error_bps: float = 20.0
+    availability_objective: float = 0.995
+    max_burn_rate: float = 1.0
+
+    def thresholds(self) -> SloThresholds:
+        return SloThresholds(
+            min_uptime=self.min_uptime,
+            max_p95_latency_ms=self.max_p95_latency_ms,
+            max_tracking_error_bps=self.max_tracking_error_bps,
+            availability_objective=self.availability_objective,
+            max_burn_rate=self.max_burn_rate,
+        )
+
+
+class StateStore(Protocol):
+    """Small (pk, sk) records; implemented by ``DynamoStateStore``."""
+
+    def put(self, pk: str, sk: str, item: Mapping[str, Any]) -> None: ...
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+
+    def query(self, pk: str) -> list[dict[str, Any]]: ...
+
+
+class OrderBook(Protocol):
+    """Orders with guarded status moves; implemented by ``DynamoOrderStore``."""
+
+    def list_orders(self) -> list[dict[str, Any]]: ...
+
+    def update_status(
+        self,
+        client_order_id: str,
+        expected: OrderStatus,
+        new: OrderStatus,
+        *,
+        at: datetime | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> bool: ...
+
+
+class KillSwitchControl(Protocol):
+    def set(self, on: bool, reason: str, actor: str) -> KillSwitchState: ...
+
+
+class Failure(BaseModel):
+    """Why a run is rolled back: a Step Functions Catch result, or an SLO breach / operator."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    error: str = Field(alias="Error", min_length=1)
+    cause: str = Field(default="", alias="Cause")
+
+    @property
+    def reason(self) -> str:
+        cause = " ".join(self.cause.split())
+        return f"{self.error}: {cause[:900]}" if cause else self.error
+
+
+def _run_sk(run_id: str) -> str:
+    return f"run#{run_id}"
+
+
+@dataclass
+class GoLiveService:
+    store: StateStore
+    orders: OrderBook
+    kill_switch: KillSwitchControl
+    clock: Clock
+    notifier: Notifier | None = None
+    actor: str = ACTOR
+
+    # ------------------------------------------------------------------ records
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        return self.store.get(GOLIVE_PK, _run_sk(run_id))
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run, newest first."""
+        items = [
+            i for i in self.store.query(GOLIVE_PK) if "#transition#" not in str(i.get("sk", ""))
+        ]
+        runs = [i for i in items if str(i.get("sk", "")).startswith("run#")]
+        return sorted(runs, key=lambda r: str(r.get("started_at", "")), reverse=True)
+
+    def transitions(self, run_id: str) -> list[dict[str, Any]]:
+        prefix = f"{_run_sk(run_id)}#transition#"
+        return [i for i in self.store.query(GOLIVE_PK) if str(i.get("sk", "")).startswith(prefix)]
+
+    def live_version(self) -> dict[str, Any] | None:
+        return self.store.get(GOLIVE_PK, ALIAS_SK)
+
+    def active(self) -> dict[str, Any] | None:
+        return self.store.get(GOLIVE_PK, ACTIVE_SK)
+
+    def _record(self, run: dict[str, Any], to_stage: Stage, reason: str) -> dict[str, Any]:
+        """Write the transition item, then the run item (the log survives a crash between)."""
+        now = self.clock.now()
+        from_stage = Stage(run["stage"])
+        move = StageTransition(run["run_id"], from_stage, to_stage, reason, now, self.actor)
+        self.store.put(
+            GOLIVE_PK,
+            f"{_run_sk(move.run_id)}#transition#{now.isoformat()}#{to_stage.value}",
+            {
+                "run_id": move.run_id,
+                "from_stage": from_stage.value,
+                "to_stage": to_stage.value,
+                "reason": move.reason,
+                "actor": move.actor,
+                "at": now,
+            },
+        )
+        status = {
+            Stage.PRODUCTION: RunStatus.SUCCEEDED,
+            Stage.ROLLED_BACK: RunStatus.ROLLED_BACK,
+        }.get(to_stage, RunStatus.RUNNING)
+        updated = {**run, "stage": to_stage.value, "status": status.value, "reason": reason}
+        updated["updated_at"] = now
+        updated.pop("sk", None)
+        self.store.put(GOLIVE_PK, _run_sk(move.run_id), updated)
+        return updated
+
+    def _activate(self, params: GoLiveParams, stage: Stage) -> dict[str, Any]:
+        policy = stage_policy(stage, params)
+        active = {
+            "run_id": params.run_id,
+            "stage": stage.value,
+            "version": params.version,
+            "trading_mode": policy.trading_mode,
+            "risk_budget_fraction": policy.risk_budget_fraction,
+            "updated_at": self.clock.now(),
+        }
+        self.store.put(GOLIVE_PK, ACTIVE_SK, active)
+        return active
+
+    # ------------------------------------------------------------------ forward steps
+
+    def start_stage(self, params: GoLiveParams, stage: Stage, reason: str) -> dict[str, Any]:
+        """Enter ``staging`` (creating the run) or ``canary``. A repeated call is a no-op."""
+        if stage not in (Stage.STAGING, Stage.CANARY):
+            raise GoLiveError(f"start_stage enters staging or canary, not {stage}")
+        run = self.run(params.run_id)
+        if run is None:
+            if stage is not Stage.STAGING:
+                raise GoLiveError(f"run {params.run_id} does not exist: start staging first")
+            now = self.clock.now()
+            run = {
+                "run_id": params.run_id,
+                "stage": Stage.PENDING.value,
+                "status": RunStatus.RUNNING.value,
+                "version": params.version,
+                "previous_version": params.previous_version,
+                "params": params.model_dump(mode="json"),
+                "requested_by": params.requested_by,
+                "started_at": now,
+            }
+        if run["stage"] == stage.value:
+            self._activate(params, stage)
+            return run
+        run = self._record(run, stage, reason)
+        self._activate(params, stage)
+        return run
+
+    def promote(self, params: GoLiveParams, reason: str) -> dict[str, Any]:
+        """canary → production; the live version becomes ``params.version``."""
+        run = self.run(params.run_id)
+        if run is None:
+            raise GoLiveError(f"run {params.run_id} does not exist")
+        if run["stage"] != Stage.PRODUCTION.value:
+            run = self._record(run, Stage.PRODUCTION, reason)
+        self.store.put(
+            GOLIVE_PK,
+            ALIAS_SK,
+            {
+                "version": params.version,
+                "replaced_version": params.previous_version,
+                "run_id": params.run_id,
+                "reason": reason,
+                "updated_at": self.clock.now(),
+            },
+        )
+        self._activate(params, Stage.PRODUCTION)
+        return run
+
+    # ------------------------------------------------------------------ compensation
+
+    def _rollback_reason(self, run_id: str, failure: Failure) -> str:
+        return f"go-live {run_id} rollback: {failure.reason}"
+
+    def engage_kill_switch(self, run_id: str, failure: Failure) -> dict[str, Any]:
+        state = self.kill_switch.set(True, self._rollback_reason(run_id, failure), self.actor)
+        return {"on": state.on, "reason": state.reason}
+
+    def cancel_open_orders(self, run_id: str, failure: Failure) -> dict[str, Any]:
+        """Every non-terminal order → CANCELED with the reason (SUBMITTED via CANCEL_PENDING).
+
+        Only the order store is changed: this models a paper venue, where a cancel is
+        acknowledged at once. A live venue's cancel (``Exchange.cancel_order``) is not sent here.
+        """
+        reason = self._rollback_reason(run_id, failure)
+        now = self.clock.now()
+        canceled: list[str] = []
+        skipped: list[str] = []
+        fields = {"cancel_reason": reason, "canceled_by": self.actor}
+        for order in self.orders.list_orders():
+            coid = str(order["client_order_id"])
+            status = OrderStatus(str(order["status"]))
+            if status in TERMINAL_STATUSES:
+                continue
+            path = [status]
+            if status is OrderStatus.SUBMITTED:
+                path.append(OrderStatus.CANCEL_PENDING)
+            path.append(OrderStatus.CANCELED)
+            ok = all(
+                self.orders.update_status(coid, a, b, at=now, fields=fields)
+                for a, b in pairwise(path)
+            )
+            (canceled if ok else skipped).append(coid)
+        return {"canceled": canceled, "skipped_changed_concurrently": skipped}
+
+    def revert_version(self, run_id: str, failure: Failure) -> dict[str, Any]:
+        """Point the live alias back at the run's previous version and record it."""
+        run = self.run(run_id)
+        reason = self._rollback_reason(run_id, failure)
+        if run is None:
+            return {"reverted": False, "reason": f"run {run_id} never started; nothing to revert"}
+        current = self.live_version()
+        reverted_from = str(current["version"]) if current else None
+        self.store.put(
+            GOLIVE_PK,
+            ALIAS_SK,
+            {
+                "version": run["previous_version"],
+                "replaced_version": reverted_from,
+                "reverted_version": run["version"],
+                "run_id": run_id,
+                "reason": reason,
+                "updated_at": self.clock.now(),
+            },
+        )
+        return {
+            "reverted": True,
+            "live_version": run["previous_version"],
+            "reverted_version": run["version"],
+        }
+
+    def record_rollback(
+        self, run_id: str, failure: Failure, steps: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The run ends ``rolled_back`` with its reason; trading is halted in ``active``."""
+        reason = self._rollback_reason(run_id, failure)
+        run = self.run(run_id)
+        if run is None:
+            # The run failed before it was created (invalid input): record it so it is visible.
+            run = {
+                "run_id": run_id,
+                "stage": Stage.PENDING.value,
+                "status": RunStatus.RUNNING.value,
+                "started_at": self.clock.now(),
+            }
+        failed_stage = str(run["stage"])
+        if run["stage"] != Stage.ROLLED_BACK.value:
+            run = self._record(run, Stage.ROLLED_BACK, reason)
+        extra = {
+            "failed_stage": run.get("failed_stage", failed_stage),
+            "rollback_steps": dict(steps or {}),
+        }
+        run = {**run, **extra}
+        run.pop("sk", None)
+        self.store.put(GOLIVE_PK, _run_sk(run_id), run)
+        self.store.put(
+            GOLIVE_PK,
+            ACTIVE_SK,
+            {
+                "run_id": run_id,
+                "stage": Stage.ROLLED_BACK.value,
+                "version": run.get("previous_version"),
+                "trading_mode": "halted",
+                "risk_budget_fraction": 0.0,
+                "updated_at": self.clock.now(),
+            },
+        )
+        return run
+
+    def rollback(self, run_id: str, failure: Failure) -> dict[str, Any]:
+        """Every compensation step in order (the operator's manual rollback), then notify."""
+        steps: dict[str, Any] = {
+            "kill_switch": self.engage_kill_switch(run_id, failure),
+            "orders": self.cancel_open_orders(run_id, failure),
+            "version": self.revert_version(run_id, failure),
+        }
+        if self.notifier is not None:
+            steps["notification"] = self.notifier.publish(
+                f"CryptoSmartTrader go-live {run_id} rolled back",
+                {"run_id": run_id, "error": failure.error, "cause": failure.cause},
+            )
+        return self.record_rollback(run_id, failure, steps)
+
+
+# --------------------------------------------------------------------------- SLO gate
+
+
+class SloEvaluation(BaseModel):
+    """One gate evaluation, as stored (pk ``slo``) and returned to the state machine."""
+
+    model_config = ConfigDict(frozen=True)
+
+    evaluation_id: str
+    run_id: str
+    stage: Stage
+    passed: bool
+    summary: str
+    reasons: list[str]
+    results: list[dict[str, Any]]
+    window_start: datetime
+    window_end: datetime
+    evaluated_at: datetime
+
+
+@dataclass
+class SloService:
+    reader: MetricReader
+    store: StateStore
+    clock: Clock
+    thresholds: SloThresholds = field(default_factory=SloThresholds)
+
+    def evaluate(self, params: GoLiveParams, stage: Stage) -> SloEvaluation:
+        window = params.window_seconds(stage)
+        end = self.clock.now()
+        start = end - timedelta(seconds=window)
+        series = self.reader.read(
+            slo_queries(stage.value, window, params.slo_period_seconds), start, end
+        )
+        decision = evaluate_slo(samples_from_series(series), self.thresholds)
+        evaluation = SloEvaluation(
+            evaluation_id=f"{end.isoformat()}#{params.run_id}#{stage.value}",
+            run_id=params.run_id,
+            stage=stage,
+            passed=decision.passed,
+            summary=decision.summary,
+            reasons=list(decision.reasons),
+            results=[
+                {
+                    "name": r.name.value,
+                    "value": r.value,
+                    "objective": r.objective,
+                    "passed": r.passed,
+                    "reason": r.reason,
+                }
+                for r in decision.results
+            ],
+            window_start=start,
+            window_end=end,
+            evaluated_at=end,
+        )
+        self.store.put(
+            SLO_PK,
+            evaluation.evaluation_id,
+            evaluation.model_dump(mode="json", exclude={"evaluation_id"}),
+        )
+        return evaluation
+
+    def evaluations(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Stored evaluations, newest first (optionally of one run)."""
+        items = self.store.query(SLO_PK)
+        if run_id is not None:
+            items = [i for i in items if i.get("run_id") == run_id]
+        return sorted(items, key=lambda i: str(i.get("sk", "")), reverse=True)
+
+
+def failure_from(data: Mapping[str, Any] | None, default_error: str) -> Failure:
+    """A :class:`Failure` from a Catch result or ``{"error", "cause"}``; never empty."""
+    if not data:
+        return Failure.model_validate({"Error": default_error})
+    return Failure.model_validate(
+        {
+            "Error": data.get("Error") or data.get("error") or default_error,
+            "Cause": data.get("Cause") or data.get("cause") or "",
+        }
+    )
+
+
+def staging_reason(params: GoLiveParams) -> str:
+    return f"version {params.version} enters paper trading for {params.staging_seconds} s"
+
+
+def canary_reason(params: GoLiveParams) -> str:
+    return (
+        f"staging SLO gate passed; canary at {params.canary_risk_fraction:.2%} of the risk "
+        f"budget for {params.canary_seconds} s"
+    )
+
+
+PROMOTE_REASON: Final = "canary SLO gate passed: promoted to production"
+
+
+def run_pipeline(
+    golive: GoLiveService,
+    slo: SloService,
+    params: GoLiveParams,
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
+    """The state machine's sequence in one process (``cst golive start`` on the local AWS).
+
+    Same services, same order, same rollback on a breach or on any failed step; the deployed
+    path is the Step Functions machine, which this mirrors.
+    """
+    try:
+        golive.start_stage(params, Stage.STAGING, staging_reason(params))
+        sleep(params.staging_seconds)
+        evaluation = slo.evaluate(params, Stage.STAGING)
+        if not evaluation.passed:
+            breach = Failure.model_validate(
+                {"Error": "StagingSloBreach", "Cause": evaluation.summary}
+            )
+            return golive.rollback(params.run_id, breach)
+        golive.start_stage(params, Stage.CANARY, canary_reason(params))
+        sleep(params.canary_seconds)
+        evaluation = slo.evaluate(params, Stage.CANARY)
+        if not evaluation.passed:
+            breach = Failure.model_validate(
+                {"Error": "CanarySloBreach", "Cause": evaluation.summary}
+            )
+            return golive.rollback(params.run_id, breach)
+        return golive.promote(params, PROMOTE_REASON)
+    except Exception as exc:  # noqa: BLE001 - mirrors the machine's Catch on States.ALL
+        failure = Failure.model_validate({"Error": type(exc).__name__, "Cause": str(exc)})
+        return golive.rollback(params.run_id, failure)
