@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cryptosmarttrader.cli import chaos as _chaos
 from cryptosmarttrader.cli import data as _data
 from cryptosmarttrader.cli import demo as _demo
 from cryptosmarttrader.cli import golive as _golive
@@ -30,6 +31,7 @@ app.add_typer(
 )
 app.add_typer(_golive.app, name="golive", help="Go-live: staging, SLO gates, canary, rollback.")
 app.add_typer(_tracking.app, name="tracking", help="Paper vs backtest fill tracking error (bps).")
+app.add_typer(_chaos.app, name="chaos", help="Chaos suite: real faults on local infra, recovery.")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,0 +1,809 @@
+"""Chaos suite: six scenarios that inject a real fault into the running pipeline and check recovery.
+
+The scenarios are written against the :class:`ChaosLab` protocol (local infrastructure plus fault
+injectors, implemented by ``adapters.chaos_lab``-style code in ``adapters/faults.py``), so this
+module stays free of boto3, ccxt and moto. Each returns a :class:`ScenarioResult`:
+
+* ``passed`` — every invariant of the scenario held (listed in ``details["checks"]``);
+* ``recovery_seconds`` — wall time from the first injected fault to the first complete,
+  correct run after it (see each scenario for what "complete" means);
+* ``orders_lost`` / ``orders_duplicated`` — decisions the RiskGuard approved that have no order
+  after recovery / orders created more than once for one decision. Both must be 0. The network
+  and upstream scenarios exercise ingestion, which places no order: they report 0 and check
+  the candle analogues (``candles_missing``, ``candles_duplicated``) instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cryptosmarttrader.domain.types import Action
+from cryptosmarttrader.services.ingest import IngestReport, IngestService
+from cryptosmarttrader.services.scan import Analysis, ScanReport, ScanService
+
+__all__ = [
+    "SCENARIOS",
+    "ChaosLab",
+    "ChaosReport",
+    "ScenarioResult",
+    "audit_orders",
+    "run_suite",
+]
+
+SCENARIOS: tuple[str, ...] = ("network", "upstream", "load", "database", "memory", "disk")
+CREATED_REASON = "paper order "  # how ScanService marks the row of an order it created
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+class ScenarioResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    scenario: str
+    passed: bool
+    recovery_seconds: float | None = Field(default=None, ge=0)
+    orders_lost: int = Field(ge=0)
+    orders_duplicated: int = Field(ge=0)
+    seconds: float = Field(ge=0)
+    details: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _no_pass_with_lost_or_duplicated_orders(self) -> ScenarioResult:
+        if self.passed and (self.orders_lost or self.orders_duplicated):
+            raise ValueError("a scenario that lost or duplicated an order cannot pass")
+        return self
+
+
+class ChaosReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    passed: bool
+    seconds: float
+    scenarios: list[ScenarioResult]
+
+
+@dataclass
+class Checks:
+    """Named invariants of one scenario; all must hold for it to pass."""
+
+    results: dict[str, bool] = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)
+
+    def check(self, name: str, ok: bool) -> bool:
+        self.results[name] = bool(ok)
+        return bool(ok)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(self.results.values())
+
+    def failed(self) -> list[str]:
+        return [name for name, ok in self.results.items() if not ok]
+
+
+# --------------------------------------------------------------------------------------------
+# What a scenario needs from the lab (implemented in adapters/faults.py)
+# --------------------------------------------------------------------------------------------
+
+
+class StoreFaults(Protocol):
+    """Faults on one DynamoDB client (botocore event hooks)."""
+
+    throttled: int
+    refused: int
+
+    def throttle(self, sends: int) -> None: ...
+
+    def start_outage(self) -> None: ...
+
+    def outage_from(self, operation: str, table: str) -> None: ...
+
+    def end_outage(self) -> None: ...
+
+    def recovery_seconds(self) -> float | None: ...
+
+
+class ChildOutcome(Protocol):
+    """A resource-limited child process run."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def stdout(self) -> str: ...
+
+    @property
+    def peak_kib(self) -> dict[str, int]: ...
+
+    def outcome(self) -> str: ...
+
+
+class ScanBench(Protocol):
+    """The scan pipeline on its own fresh tables of the lab's local AWS."""
+
+    @property
+    def orders_table(self) -> str: ...
+
+    def service(self) -> tuple[ScanService, StoreFaults]:
+        """A new service with its own clients (a new Lambda execution environment)."""
+        ...
+
+    def order_ids(self) -> list[str]:
+        """Client order IDs of every stored order (one item per ID: the table's key)."""
+        ...
+
+    def claim_ids(self) -> list[str]:
+        """Keys of every idempotency claim."""
+        ...
+
+    def run_handler(self, event: Mapping[str, Any], memory_mb: int) -> ChildOutcome:
+        """The scan Lambda handler in a child process under ``RLIMIT_AS = memory_mb``."""
+        ...
+
+
+class ExchangeFaults(Protocol):
+    """The loopback exchange: ``script(fault, ..., then=fault)`` with ExchangeFault names."""
+
+    def script(self, *faults: str, then: str = "ok") -> None: ...
+
+    def heal(self) -> None: ...
+
+    @property
+    def requests(self) -> int: ...
+
+    def served(self) -> list[str]:
+        """The answer given to every request so far, in order."""
+        ...
+
+
+class IngestBench(Protocol):
+    """Ingestion from a real ccxt client talking to the loopback exchange, into the lake."""
+
+    @property
+    def exchange(self) -> ExchangeFaults: ...
+
+    @property
+    def exchange_id(self) -> str: ...
+
+    @property
+    def timeframe(self) -> str: ...
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def breaker_cooldown(self) -> timedelta: ...
+
+    def service(self) -> IngestService: ...
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the injected clock (new bars close; a breaker cool-down passes)."""
+        ...
+
+    def lake(self) -> pl.DataFrame:
+        """Every candle of the symbol in the lake (``OHLCV_SCHEMA``)."""
+        ...
+
+    def expected(self) -> pl.DataFrame:
+        """The served candles that have closed by the clock and are inside the ingest window."""
+        ...
+
+    def watermark(self) -> int | None: ...
+
+
+class SnapshotView(Protocol):
+    @property
+    def valid(self) -> bool: ...
+
+    @property
+    def digest(self) -> str | None: ...
+
+    @property
+    def order_ids(self) -> list[str]: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class DiskBench(Protocol):
+    """``cst scan`` in child processes over one embedded-AWS state directory (snapshot)."""
+
+    def cst_scan(self, asof: str, top: int, file_size_bytes: int | None = None) -> ChildOutcome: ...
+
+    def snapshot(self) -> SnapshotView: ...
+
+    def stray_files(self) -> list[str]:
+        """Temp files left in the state directory."""
+        ...
+
+
+class ChaosLab(Protocol):
+    asof: str
+    top_n: int
+    lambda_memory_mb: int
+    load_threads: int
+    load_bursts: int
+
+    def analysis(self) -> Analysis: ...
+
+    def scan_bench(self, name: str) -> ScanBench: ...
+
+    def ingest_bench(self, name: str) -> AbstractContextManager[IngestBench]: ...
+
+    def disk_bench(self, name: str) -> AbstractContextManager[DiskBench]: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Order accounting
+# --------------------------------------------------------------------------------------------
+
+
+def approved_decisions(report: ScanReport) -> set[str]:
+    """Client order IDs of the BUY decisions that reached an order (created or already there)."""
+    return {
+        r.client_order_id
+        for r in report.rows
+        if r.action is Action.BUY and r.client_order_id is not None
+    }
+
+
+def created_ids(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """IDs of the rows whose run created the order (JSON rows of a scan report)."""
+    return [
+        str(r["client_order_id"])
+        for r in rows
+        if r.get("client_order_id")
+        and any(str(reason).startswith(CREATED_REASON) for reason in r.get("reasons", []))
+    ]
+
+
+def audit_orders(
+    expected: Collection[str], stored: Collection[str], created: Iterable[str]
+) -> tuple[int, int, dict[str, Any]]:
+    """(lost, duplicated, details): expected decisions without an order, creations beyond one
+    per decision, and stored orders nobody expected."""
+    counts = Counter(created)
+    lost = sorted(set(expected) - set(stored))
+    duplicated = sum(n - 1 for n in counts.values() if n > 1)
+    unexpected = sorted(set(stored) - set(expected))
+    return (
+        len(lost),
+        duplicated,
+        {
+            "expected_orders": len(set(expected)),
+            "stored_orders": len(set(stored)),
+            "lost_ids": lost,
+            "duplicated_ids": sorted(k for k, n in counts.items() if n > 1),
+            "unexpected_ids": unexpected,
+        },
+    )
+
+
+def _rows(report: ScanReport) -> list[dict[str, Any]]:
+    return [r.model_dump(mode="json") for r in report.rows]
+
+
+def _try_execute(service: ScanService, analysis: Analysis) -> tuple[ScanReport | None, str]:
+    try:
+        return service.execute(analysis), "completed"
+    except Exception as exc:  # noqa: BLE001 - a scenario records how the run failed
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
+# --------------------------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------------------------
+
+
+def control_decisions(lab: ChaosLab) -> set[str]:
+    """The orders a fault-free scan places on empty tables (every scenario's expectation)."""
+    service, _ = lab.scan_bench("control").service()
+    return approved_decisions(service.execute(lab.analysis()))
+
+
+def scenario_load(lab: ChaosLab, expected: set[str]) -> ScenarioResult:
+    """Bursts of concurrent scans of one decision set (bounded threads): exactly-once orders."""
+    started = time.monotonic()
+    bench = lab.scan_bench("load")
+    analysis = lab.analysis()
+    services = [bench.service()[0] for _ in range(lab.load_threads)]
+    checks = Checks()
+    reports: list[ScanReport] = []
+    errors: list[str] = []
+    burst_seconds: list[float] = []
+    with ThreadPoolExecutor(max_workers=lab.load_threads, thread_name_prefix="chaos-load") as pool:
+        for _ in range(lab.load_bursts):
+            t0 = time.monotonic()
+            for report, outcome in pool.map(lambda s: _try_execute(s, analysis), services):
+                if report is None:
+                    errors.append(outcome)
+                else:
+                    reports.append(report)
+            burst_seconds.append(round(time.monotonic() - t0, 3))
+    created = [cid for r in reports for cid in created_ids(_rows(r))]
+    lost, duplicated, audit = audit_orders(expected, bench.order_ids(), created)
+    checks.check("every concurrent scan completed", not errors)
+    checks.check("each decision created exactly once", sorted(created) == sorted(expected))
+    checks.check(
+        "every scan saw every decision", all(approved_decisions(r) == expected for r in reports)
+    )
+    checks.check("claims match orders", sorted(bench.claim_ids()) == sorted(bench.order_ids()))
+    return _result(
+        "load",
+        checks,
+        started,
+        max(burst_seconds, default=0.0),
+        lost,
+        duplicated,
+        {
+            **audit,
+            "scans": len(reports) + len(errors),
+            "threads": lab.load_threads,
+            "bursts": lab.load_bursts,
+            "burst_seconds": burst_seconds,
+            "errors": errors[:5],
+        },
+    )
+
+
+def scenario_database(lab: ChaosLab, expected: set[str]) -> ScenarioResult:
+    """DynamoDB throttling (absorbed by the SDK's retries) and outages (the invocation fails,
+    its retry after the outage completes) — before the run, and in the middle of an order."""
+    started = time.monotonic()
+    analysis = lab.analysis()
+    checks = Checks()
+    phases: dict[str, Any] = {}
+    total_lost = total_dup = 0
+    recovery: list[float] = []
+
+    # Throttling: two throttled sends, retried by botocore (adaptive mode).
+    bench = lab.scan_bench("db-throttle")
+    service, faults = bench.service()
+    faults.throttle(2)
+    report, outcome = _try_execute(service, analysis)
+    created = created_ids(_rows(report)) if report else []
+    lost, dup, audit = audit_orders(expected, bench.order_ids(), created)
+    checks.check("throttling: the run completed through SDK retries", report is not None)
+    checks.check("throttling: the faults were injected", faults.throttled == 2)
+    phases["throttling"] = {
+        "outcome": outcome,
+        "throttled_sends": faults.throttled,
+        "recovery_seconds": faults.recovery_seconds(),
+        **audit,
+    }
+    total_lost, total_dup = total_lost + lost, total_dup + dup
+    if faults.recovery_seconds() is not None:
+        recovery.append(float(faults.recovery_seconds() or 0.0))
+
+    for phase in ("outage_before_run", "outage_mid_order"):
+        bench = lab.scan_bench(f"db-{phase.replace('_', '-')}")
+        service, faults = bench.service()
+        t0 = time.monotonic()
+        if phase == "outage_before_run":
+            faults.start_outage()
+        else:  # the endpoint goes down at the first order write, after its idempotency claim
+            faults.outage_from("PutItem", bench.orders_table)
+        failed, first = _try_execute(service, analysis)
+        faults.end_outage()
+        orphan_claims = sorted(set(bench.claim_ids()) - set(bench.order_ids()))
+        # The async invocation's retry: a new execution environment after the outage.
+        retry_service, _ = bench.service()
+        report, second = _try_execute(retry_service, analysis)
+        elapsed = round(time.monotonic() - t0, 3)
+        created = [
+            *(created_ids(_rows(failed)) if failed else []),
+            *(created_ids(_rows(report)) if report else []),
+        ]
+        lost, dup, audit = audit_orders(expected, bench.order_ids(), created)
+        checks.check(f"{phase}: the faulted invocation failed", failed is None)
+        checks.check(f"{phase}: the retried invocation completed", report is not None)
+        checks.check(f"{phase}: no decision lost or doubled", lost == 0 and dup == 0)
+        phases[phase] = {
+            "first_invocation": first,
+            "retry": second,
+            "refused_calls": faults.refused,
+            "claims_without_order_after_fault": orphan_claims,
+            "recovery_seconds": elapsed,
+            **audit,
+        }
+        if orphan_claims and lost:
+            checks.findings.append(
+                f"{phase}: the idempotency claim was written but the order put failed; the "
+                "retry then treats the decision as a duplicate within the 60-minute window, so "
+                "its order is never recorded (claim and order are not written atomically)"
+            )
+        total_lost, total_dup = total_lost + lost, total_dup + dup
+        recovery.append(elapsed)
+    return _result(
+        "database", checks, started, max(recovery, default=0.0), total_lost, total_dup, phases
+    )
+
+
+def scenario_memory(lab: ChaosLab, expected: set[str]) -> ScenarioResult:
+    """The scan Lambda handler under RLIMIT_AS: starved (must fail with nothing half-written),
+    then at the configured Lambda memory (must complete every decision exactly once)."""
+    started = time.monotonic()
+    checks = Checks()
+    bench = lab.scan_bench("memory")
+    event = {"top_n": lab.top_n, "asof": lab.asof}
+    starved_mb = lab.lambda_memory_mb * 3 // 4
+    starved = bench.run_handler(event, starved_mb)
+    orphan_claims = sorted(set(bench.claim_ids()) - set(bench.order_ids()))
+    after_starved = len(bench.order_ids())
+    t0 = time.monotonic()
+    full = bench.run_handler(event, lab.lambda_memory_mb)
+    recovered = round(time.monotonic() - t0, 3)
+    lost, dup, audit = audit_orders(
+        expected, bench.order_ids(), created_ids(_handler_rows(full.stdout))
+    )
+    checks.check("starved run failed", not starved.ok)
+    checks.check("starved run left no claim without its order", not orphan_claims)
+    checks.check("run at the configured memory completed", full.ok)
+    checks.check("no decision lost or doubled", lost == 0 and dup == 0)
+    return _result(
+        "memory",
+        checks,
+        started,
+        recovered,
+        lost,
+        dup,
+        {
+            "lambda_memory_mb": lab.lambda_memory_mb,
+            "starved": {
+                "rlimit_as_mb": starved_mb,
+                "outcome": starved.outcome(),
+                "seconds": starved.seconds,
+                "orders_written": after_starved,
+                "peak_kib": starved.peak_kib,
+            },
+            "configured": {
+                "rlimit_as_mb": lab.lambda_memory_mb,
+                "outcome": full.outcome(),
+                "seconds": full.seconds,
+                "peak_kib": full.peak_kib,
+            },
+            **audit,
+        },
+    )
+
+
+def _handler_rows(stdout: str) -> list[dict[str, Any]]:
+    import json
+
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("report"), dict):
+            rows: list[dict[str, Any]] = data["report"].get("rows", [])
+            return rows
+    return []
+
+
+def _cli_rows(stdout: str) -> list[dict[str, Any]]:
+    import json
+
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return []
+    return data if isinstance(data, list) else []
+
+
+def scenario_disk(lab: ChaosLab) -> ScenarioResult:
+    """``cst scan`` whose writes fail with EFBIG (RLIMIT_FSIZE, TMPDIR in the state dir) while
+    saving its state snapshot: the snapshot must stay the last good one, and a rerun recovers."""
+    started = time.monotonic()
+    checks = Checks()
+    with lab.disk_bench("disk") as bench:
+        baseline = bench.cst_scan(lab.asof, top=5)
+        before = bench.snapshot()
+        limit = before.size + 256
+        faulted = bench.cst_scan(lab.asof, top=lab.top_n, file_size_bytes=limit)
+        during = bench.snapshot()
+        strays = bench.stray_files()
+        t0 = time.monotonic()
+        rerun = bench.cst_scan(lab.asof, top=lab.top_n)
+        recovered = round(time.monotonic() - t0, 3)
+        after = bench.snapshot()
+    base_rows, rerun_rows = _cli_rows(baseline.stdout), _cli_rows(rerun.stdout)
+    expected = {
+        str(r["client_order_id"])
+        for r in [*base_rows, *rerun_rows]
+        if r.get("action") == "buy" and r.get("client_order_id")
+    }
+    created = [*created_ids(base_rows), *created_ids(rerun_rows)]
+    lost, dup, audit = audit_orders(expected, after.order_ids, created)
+    checks.check("baseline run completed", baseline.ok and before.valid)
+    checks.check("run with a full disk failed", not faulted.ok)
+    checks.check(
+        "snapshot unchanged by the failed run", during.valid and during.digest == before.digest
+    )
+    checks.check("rerun completed", rerun.ok and after.valid)
+    checks.check("no decision lost or doubled", lost == 0 and dup == 0 and bool(expected))
+    if strays:
+        checks.findings.append(f"the failed save left temp files behind: {strays}")
+    return _result(
+        "disk",
+        checks,
+        started,
+        recovered,
+        lost,
+        dup,
+        {
+            "rlimit_fsize_bytes": limit,
+            "baseline": baseline.outcome(),
+            "faulted": faulted.outcome(),
+            "rerun": rerun.outcome(),
+            "snapshot_bytes": {
+                "before": before.size,
+                "after_failure": during.size,
+                "after_rerun": after.size,
+            },
+            "stray_files": strays,
+            **audit,
+        },
+    )
+
+
+def _ingest(service: IngestService, bench: IngestBench) -> IngestReport:
+    return service.run(bench.exchange_id, bench.timeframe, [bench.symbol])
+
+
+def _lake_vs_expected(bench: IngestBench) -> dict[str, int]:
+    lake, expected = bench.lake(), bench.expected()
+    lake_ts, expected_ts = set(lake["ts"].to_list()), set(expected["ts"].to_list())
+    joined = lake.join(expected, on="ts", suffix="_src")
+    differing = joined.filter(
+        (pl.col("open") != pl.col("open_src"))
+        | (pl.col("high") != pl.col("high_src"))
+        | (pl.col("low") != pl.col("low_src"))
+        | (pl.col("close") != pl.col("close_src"))
+        | (pl.col("volume") != pl.col("volume_src"))
+    ).height
+    return {
+        "candles_expected": len(expected_ts),
+        "candles_in_lake": lake.height,
+        "candles_missing": len(expected_ts - lake_ts),
+        "candles_unexpected": len(lake_ts - expected_ts),
+        "candles_duplicated": lake.height - len(lake_ts),
+        "candles_differing": differing,
+    }
+
+
+def _exchange_scenario(
+    lab: ChaosLab,
+    name: str,
+    transient: Sequence[str],
+    persistent: str,
+    malformed: Sequence[str],
+) -> ScenarioResult:
+    """Shared shape of the network and upstream scenarios (see their docstrings)."""
+    started = time.monotonic()
+    checks = Checks()
+    phases: dict[str, Any] = {}
+    with lab.ingest_bench(name) as bench:
+        service = bench.service()
+        # 1. transient faults: absorbed by the adapter's retries within one run
+        bench.exchange.script(*transient)
+        t0 = time.monotonic()
+        first = _ingest(service, bench)
+        checks.check(
+            "transient faults were served",
+            bench.exchange.served()[: len(transient) + 1] == [*transient, "ok"],
+        )
+        transient_recovery = round(time.monotonic() - t0, 3)
+        state = _lake_vs_expected(bench)
+        checks.check(
+            "transient faults absorbed by retries",
+            first.outcomes[0].status == "ok" and first.breaker_state == "closed",
+        )
+        checks.check(
+            "lake equals the source after transient faults",
+            state["candles_missing"]
+            == state["candles_unexpected"]
+            == state["candles_differing"]
+            == state["candles_duplicated"]
+            == 0,
+        )
+        phases["transient"] = {
+            "faults": list(transient),
+            "report": first.outcomes[0].status,
+            "seconds": transient_recovery,
+            **state,
+        }
+        # 2. malformed answers: rejected with a reason, nothing written, watermark unmoved
+        for fault in malformed:
+            bench.advance(timedelta(hours=6))
+            mark = bench.watermark()
+            lake_rows = bench.lake().height
+            bench.exchange.script(then=fault)
+            served_before = bench.exchange.requests
+            report = _ingest(service, bench)
+            outcome = report.outcomes[0]
+            checks.check(
+                f"{fault}: the fault was served",
+                fault in bench.exchange.served()[served_before:],
+            )
+            untouched = bench.lake().height == lake_rows and bench.watermark() == mark
+            checks.check(f"{fault}: nothing written, watermark unmoved", untouched)
+            checks.check(
+                f"{fault}: breaker unaffected by a bad payload", report.breaker_state == "closed"
+            )
+            if outcome.status != "exchange_error":
+                checks.findings.append(
+                    f"{fault}: reported {outcome.status!r} instead of an exchange error: a "
+                    "payload ccxt cannot parse reads as 'no new candles' (nothing was written)"
+                )
+            phases[fault] = {
+                "status": outcome.status,
+                "reason": outcome.reason[:200],
+                "nothing_written": untouched,
+            }
+            bench.exchange.heal()
+        # 3. persistent fault: the breaker opens and the exchange is left alone
+        bench.advance(timedelta(hours=6))
+        mark = bench.watermark()
+        lake_rows = bench.lake().height
+        bench.exchange.script(then=persistent)
+        fault_started = time.monotonic()
+        runs = [_ingest(service, bench) for _ in range(3)]
+        requests_before_skip = bench.exchange.requests
+        skipped = _ingest(service, bench)
+        checks.check("breaker opened after consecutive failures", runs[-1].breaker_state == "open")
+        checks.check(
+            "open breaker skips the exchange",
+            skipped.skipped_reason is not None and bench.exchange.requests == requests_before_skip,
+        )
+        checks.check(
+            "nothing written while failing",
+            bench.lake().height == lake_rows and bench.watermark() == mark,
+        )
+        # 4. heal; after the cool-down one trial fetch closes the breaker and catches up
+        bench.exchange.heal()
+        bench.advance(bench.breaker_cooldown + timedelta(seconds=1))
+        healed = _ingest(service, bench)
+        recovery = round(time.monotonic() - fault_started, 3)
+        state = _lake_vs_expected(bench)
+        checks.check(
+            "recovered: breaker closed and candles ingested",
+            healed.breaker_state == "closed" and healed.outcomes[0].status == "ok",
+        )
+        checks.check(
+            "lake equals the source after recovery",
+            state["candles_missing"]
+            == state["candles_unexpected"]
+            == state["candles_differing"]
+            == state["candles_duplicated"]
+            == 0,
+        )
+        phases["persistent"] = {
+            "fault": persistent,
+            "statuses": [r.outcomes[0].status for r in runs],
+            "breaker_states": [r.breaker_state for r in runs],
+            "skipped_reason": skipped.skipped_reason,
+            "breaker_cooldown_seconds": bench.breaker_cooldown.total_seconds(),
+            "after_recovery": state,
+        }
+        phases["exchange_requests"] = bench.exchange.requests
+    return _result(name, checks, started, recovery, 0, 0, phases)
+
+
+def scenario_network(lab: ChaosLab) -> ScenarioResult:
+    """TCP resets and hangs past the client timeout between ccxt and the exchange."""
+    return _exchange_scenario(
+        lab, "network", transient=("reset", "hang", "reset"), persistent="reset", malformed=()
+    )
+
+
+def scenario_upstream(lab: ChaosLab) -> ScenarioResult:
+    """Exchange 5xx and 429 answers, and malformed payloads (an invalid candle, a cut body)."""
+    return _exchange_scenario(
+        lab,
+        "upstream",
+        transient=("http_503", "http_429"),
+        persistent="http_502",
+        malformed=("negative_price", "truncated"),
+    )
+
+
+def _result(
+    name: str,
+    checks: Checks,
+    started: float,
+    recovery: float | None,
+    lost: int,
+    duplicated: int,
+    details: Mapping[str, Any],
+) -> ScenarioResult:
+    passed = checks.passed and lost == 0 and duplicated == 0
+    return ScenarioResult(
+        scenario=name,
+        passed=passed,
+        recovery_seconds=recovery,
+        orders_lost=lost,
+        orders_duplicated=duplicated,
+        seconds=round(time.monotonic() - started, 3),
+        details={
+            "checks": checks.results,
+            "failed_checks": checks.failed(),
+            "findings": checks.findings,
+            **details,
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Suite
+# --------------------------------------------------------------------------------------------
+
+
+def run_suite(
+    lab: ChaosLab,
+    names: Sequence[str] = SCENARIOS,
+    clock: Callable[[], float] = time.monotonic,
+) -> ChaosReport:
+    """Run the named scenarios in order. A scenario that raises is a failed result naming the
+    error; the others still run."""
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        raise ValueError(f"unknown chaos scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    started = clock()
+    needs_orders = {"load", "database", "memory"} & set(names)
+    expected = control_decisions(lab) if needs_orders else set()
+    runners: dict[str, Callable[[], ScenarioResult]] = {
+        "network": lambda: scenario_network(lab),
+        "upstream": lambda: scenario_upstream(lab),
+        "load": lambda: scenario_load(lab, expected),
+        "database": lambda: scenario_database(lab, expected),
+        "memory": lambda: scenario_memory(lab, expected),
+        "disk": lambda: scenario_disk(lab),
+    }
+    results = [_guarded(name, runners[name], clock) for name in names]
+    return ChaosReport(
+        passed=all(r.passed for r in results),
+        seconds=round(clock() - started, 3),
+        scenarios=results,
+    )
+
+
+def _guarded(
+    name: str, run: Callable[[], ScenarioResult], clock: Callable[[], float]
+) -> ScenarioResult:
+    started = clock()
+    try:
+        return run()
+    except Exception as exc:  # noqa: BLE001 - reported as this scenario's failure, not hidden
+        return ScenarioResult(
+            scenario=name,
+            passed=False,
+            recovery_seconds=None,
+            orders_lost=0,
+            orders_duplicated=0,
+            seconds=round(clock() - started, 3),
+            details={"error": f"{type(exc).__name__}: {exc}"},
+        )
+
+
+def iter_lines(report: ChaosReport) -> Iterator[str]:
+    """One human line per scenario (the CLI's table rows)."""
+    for r in report.scenarios:
+        status = "PASS" if r.passed else "FAIL"
+        yield f"{status} {r.scenario}: recovery {r.recovery_seconds}s"
