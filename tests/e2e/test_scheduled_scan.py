@@ -6,7 +6,9 @@ moto does not fire EventBridge schedules: the test delivers the schedule's const
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +70,15 @@ def _orders(clients: AwsClients) -> list[dict[str, Any]]:
 
 
 def test_scheduled_scan_orders_once_and_respects_kill_switch(
-    aws: AwsClients, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    aws: AwsClients, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from cryptosmarttrader.handlers import scan as scan_handler
+
+    logs = io.StringIO()
+    tap = logging.StreamHandler(logs)
+    tap.setFormatter(scan_handler.logger.registered_formatter)
+    scan_handler.logger.addHandler(tap)  # the Lambda's own JSON formatter, to a buffer
+
     # Given the schedule's input replayed for a real date
     event = {"top_n": 10, "asof": "2021-05-01"}
 
@@ -114,8 +123,6 @@ def test_scheduled_scan_orders_once_and_respects_kill_switch(
         Type="String",
         Overwrite=True,
     )
-    from cryptosmarttrader.handlers import scan as scan_handler
-
     scan_handler._service.cache_clear()  # a new execution environment: no cached parameter
     third = _invoke({"top_n": 10, "asof": "2021-05-02"})
 
@@ -127,11 +134,13 @@ def test_scheduled_scan_orders_once_and_respects_kill_switch(
 
     # And the Lambda emitted EMF metrics and JSON logs carrying the correlation ID
     assert '"OrdersCreated"' in capsys.readouterr().out
-    done = [r for r in caplog.records if r.getMessage() == "scan complete"]
+    scan_handler.logger.removeHandler(tap)
+    lines = [json.loads(x) for x in logs.getvalue().splitlines()]
+    done = [x for x in lines if x["message"] == "scan complete"]
     assert len(done) == 3
-    line = json.loads(scan_handler.logger.registered_formatter.format(done[-1]))
-    assert line["correlation_id"] == "req-e2e-1"
-    assert line["level"] == "INFO" and line["orders_created"] == 0
+    assert {x["correlation_id"] for x in done} == {"req-e2e-1"}
+    assert done[-1]["level"] == "INFO"
+    assert done[-1]["orders_created"] == 0
 
 
 def test_malformed_event_is_rejected_without_side_effects(aws: AwsClients) -> None:
