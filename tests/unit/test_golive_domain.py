@@ -76,10 +76,12 @@ def test_policy_per_stage() -> None:
 def test_transition_table() -> None:
     assert transition(Stage.PENDING, Stage.STAGING) is Stage.STAGING
     assert transition(Stage.CANARY, Stage.ROLLED_BACK) is Stage.ROLLED_BACK
-    # A gate cannot be skipped, and terminal stages stay terminal
+    # A released version can still be rolled back by an operator
+    assert transition(Stage.PRODUCTION, Stage.ROLLED_BACK) is Stage.ROLLED_BACK
+    # A gate cannot be skipped, and a rolled-back run never resumes
     for current, target in [
         (Stage.STAGING, Stage.PRODUCTION),
-        (Stage.PRODUCTION, Stage.ROLLED_BACK),
+        (Stage.PRODUCTION, Stage.CANARY),
         (Stage.ROLLED_BACK, Stage.STAGING),
     ]:
         with pytest.raises(IllegalStageTransitionError):

@@ -2,7 +2,8 @@
 
 A release goes ``staging`` (paper trading, 7 days) → SLO gate → ``canary`` (live, at most 1 % of
 the risk budget, 72 hours) → SLO gate → ``production``. Any breach or failed step ends the run in
-``rolled_back``; nothing leaves ``production`` or ``rolled_back`` (a new run starts over).
+``rolled_back``. An operator may still roll back a run in ``production``; nothing leaves
+``rolled_back`` (a new run starts over).
 
 Durations are parameters of each run, so tests and rehearsals run the whole sequence in seconds.
 """
@@ -59,7 +60,7 @@ STAGE_TRANSITIONS: Final[dict[Stage, frozenset[Stage]]] = {
     Stage.PENDING: frozenset({Stage.STAGING, Stage.ROLLED_BACK}),
     Stage.STAGING: frozenset({Stage.CANARY, Stage.ROLLED_BACK}),
     Stage.CANARY: frozenset({Stage.PRODUCTION, Stage.ROLLED_BACK}),
-    Stage.PRODUCTION: frozenset(),
+    Stage.PRODUCTION: frozenset({Stage.ROLLED_BACK}),  # the operator's manual rollback
     Stage.ROLLED_BACK: frozenset(),
 }
 
