@@ -180,8 +180,11 @@ __all__ += ["Exchange"]
 
 # Predictor port (appended): probability models behind a Protocol, so the domain never imports
 # xgboost or scikit-learn. Implemented by ``adapters.xgb_predictor``.
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:  # annotations only: the ingest Lambda bundle ships without numpy
+    import numpy as np
+    import numpy.typing as npt
 
 
 class Predictor(Protocol):

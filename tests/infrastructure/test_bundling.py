@@ -48,14 +48,6 @@ FUNCTIONS = {
 
 
 # Handler defects this test found, matched on the exact error so any other failure still fails.
-KNOWN_IMPORT_DEFECTS = {
-    "ingest": (
-        'adapters/recorded_data.py", line 28, in <module>\n    import numpy as np\n'
-        "ModuleNotFoundError: No module named 'numpy'",
-        "handlers/ingest.py imports adapters.recorded_data (numpy) at module level; numpy "
-        "(+52 MB) does not fit the ingest bundle: import it only on the recorded-data path",
-    ),
-}
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -202,8 +194,6 @@ def test_bundle_imports_and_runs_on_cpython_312(
     )  # fmt: skip
 
     # Then it works, including polars' stripped native runtime writing and reading Parquet
-    if name in KNOWN_IMPORT_DEFECTS and KNOWN_IMPORT_DEFECTS[name][0] in result.stderr:
-        pytest.xfail(KNOWN_IMPORT_DEFECTS[name][1])
     assert result.returncode == 0, result.stderr
     if not handler_present:
         pytest.skip(f"handlers/{name}.py is not written yet; dependencies import fine")

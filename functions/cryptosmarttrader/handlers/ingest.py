@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.clock import Clock, FixedClock
@@ -40,7 +39,6 @@ from cryptosmarttrader.services.ingest import (
     IngestService,
     MarketDataReplaySource,
 )
-from cryptosmarttrader.wiring import resolve_data_dir
 
 logger = make_logger("ingest")
 metrics = make_metrics("ingest")
@@ -96,6 +94,11 @@ def _source(exchange: str) -> CandleSource:
                 f"CST_DATA_SOURCE=recorded replays {RECORDED_EXCHANGE} spot candles only, "
                 f"not {exchange}"
             )
+        # Only the replay path needs the recorded-data reader (and numpy): the deployed
+        # bundle, which ingests from ccxt, ships without it.
+        from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+        from cryptosmarttrader.wiring import resolve_data_dir
+
         market = RecordedMarketData(resolve_data_dir(settings.data_dir))
         return MarketDataReplaySource(market, RECORDED_EXCHANGE)
     from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange  # only the live path
