@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from cryptosmarttrader.cli import backtest as _backtest
 from cryptosmarttrader.cli import chaos as _chaos
 from cryptosmarttrader.cli import data as _data
 from cryptosmarttrader.cli import demo as _demo
+from cryptosmarttrader.cli import evaluate as _evaluate
 from cryptosmarttrader.cli import golive as _golive
 from cryptosmarttrader.cli import ingest as _ingest
 from cryptosmarttrader.cli import killswitch as _killswitch
@@ -29,6 +31,8 @@ app.add_typer(
 app.add_typer(
     _killswitch.app, name="killswitch", help="Show or set the kill-switch and risk level."
 )
+app.add_typer(_evaluate.app, name="evaluate", help="Walk-forward evaluation of the ensemble.")
+app.add_typer(_backtest.app, name="backtest", help="Replay the scan over past dates.")
 app.add_typer(_golive.app, name="golive", help="Go-live: staging, SLO gates, canary, rollback.")
 app.add_typer(_tracking.app, name="tracking", help="Paper vs backtest fill tracking error (bps).")
 app.add_typer(_chaos.app, name="chaos", help="Chaos suite: real faults on local infra, recovery.")
