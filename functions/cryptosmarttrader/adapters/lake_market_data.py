@@ -44,9 +44,10 @@ class LakeMarketData:
             return empty_daily()
         with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(symbols))) as pool:
             frames = list(pool.map(lambda s: self.ohlcv(s, self._timeframe, start, asof), symbols))
-        candles = pl.concat([f for f in frames if f.height], how="vertical")
-        if candles.is_empty():
+        present = [f for f in frames if f.height]
+        if not present:
             return empty_daily()
+        candles = pl.concat(present, how="vertical")
         return (
             candles.select(
                 "symbol",

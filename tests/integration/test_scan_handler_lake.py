@@ -1,0 +1,88 @@
+"""The scan Lambda as deployed (CST_DATA_SOURCE=ccxt): it reads the daily candles that the ingest
+Lambda wrote to the S3 lake, never the exchange itself, and orders idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.local_aws import ensure_resources
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.settings import AwsResources
+
+pytestmark = pytest.mark.realdata
+PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "MATIC/USDT", "DOGE/USDT", "LINK/USDT"]
+
+
+@dataclass
+class Context:
+    function_name: str = "cst-scan"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:cst-scan"
+    aws_request_id: str = "req-lake-1"
+
+
+@pytest.fixture
+def deployed(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "CST_DATA_SOURCE": "ccxt",
+        "CST_EXCHANGE": "binance",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("CST_DATA_DIR", raising=False)
+    from cryptosmarttrader.handlers import _common
+    from cryptosmarttrader.handlers import scan as scan_handler
+
+    _common.reset_caches()
+    scan_handler._service.cache_clear()
+    with mock_aws():
+        clients = AwsClients.build(AwsResources())
+        ensure_resources(clients)
+        lake = S3ParquetLake(clients.resources.lake_bucket, clients.s3)
+        market = RecordedMarketData(data_dir)
+        start, end = datetime(2020, 8, 1, tzinfo=UTC), datetime(2021, 5, 1, tzinfo=UTC)
+        for pair in PAIRS:  # what the ingest Lambda would have written
+            lake.write_candles(market.ohlcv(pair, "1d", start, end), "binance", "1d")
+        yield clients
+    _common.reset_caches()
+    scan_handler._service.cache_clear()
+
+
+def _invoke(event: dict[str, Any]) -> dict[str, Any]:
+    from cryptosmarttrader.handlers import scan as scan_handler
+
+    return scan_handler.handler(event, Context())  # type: ignore[arg-type]
+
+
+def test_scan_reads_the_lake_and_orders_once(deployed: AwsClients) -> None:
+    # When the scheduled scan runs as of 2021-05-01 on the lake's Binance pairs
+    first = _invoke({"top_n": 6, "asof": "2021-05-01"})
+    # Then every pair was ranked from the lake
+    assert first["status"] == "ok", first
+    report = first["report"]
+    assert report["universe"] == len(PAIRS)
+    assert {r["symbol"] for r in report["rows"]} <= set(PAIRS)
+    orders = deployed.dynamodb.scan(TableName=AwsResources().orders_table)["Items"]
+    assert len(orders) == report["orders_created"]
+    # And redelivery creates nothing new
+    again = _invoke({"top_n": 6, "asof": "2021-05-01"})
+    assert again["report"]["orders_created"] == 0
+    assert again["report"]["duplicates_prevented"] == report["orders_created"]
+
+
+def test_scan_before_the_lake_has_data_is_rejected_with_a_reason(deployed: AwsClients) -> None:
+    result = _invoke({"top_n": 5, "asof": "2019-01-01"})
+    assert result["status"] == "rejected"
+    assert "no market data" in result["error"]
