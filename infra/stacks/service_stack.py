@@ -14,11 +14,14 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.config import DeploymentConfig
+from infra.constructs.api import Api
 from infra.constructs.bundling import LambdaCode, python_lambda_code
 from infra.constructs.data_lake import DataLake
 from infra.constructs.golive import GoLive
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.kill_switch import KillSwitch
+from infra.constructs.observability import Observability
+from infra.constructs.python_function import PythonFunction
 from infra.constructs.scan import Scan
 from infra.constructs.state_tables import StateTables
 
@@ -81,7 +84,36 @@ class CryptoSmartTraderStack(Stack):
             kill_switch=self.kill_switch,
             environment=self.resource_environment(),
         )
+        self._observability_and_api()
         self._outputs()
+
+    def _observability_and_api(self) -> None:
+        """API and alarms come last: the alarms cover every function created before them."""
+        api_code = python_lambda_code("api")  # one bundle for the API and the alarm handler
+        self.api = Api(
+            self,
+            "Api",
+            code=api_code,
+            config=self.config,
+            lake=self.lake,
+            tables=self.tables,
+            kill_switch=self.kill_switch,
+            environment=self.function_environment(),
+        )
+        self.observability = Observability(
+            self,
+            "Observability",
+            code=api_code,
+            config=self.config,
+            tables=self.tables,
+            kill_switch=self.kill_switch,
+            environment=self.resource_environment(),
+            functions=[c for c in self.node.find_all() if isinstance(c, PythonFunction)],
+            rest_api=self.api.rest_api,
+        )
+        CfnOutput(self, "ApiUrl", value=self.api.url)
+        CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id)
+        CfnOutput(self, "CriticalTopicArn", value=self.observability.topics["critical"].topic_arn)
 
     def resource_environment(self) -> dict[str, str]:
         """The resource-name contract, for every function of this stack."""

@@ -33,6 +33,7 @@ class Family(StrEnum):
     DATA = "data"
     AGENTS = "agents"
     ENSEMBLE = "ensemble"
+    ML = "ml"
     RISK = "risk"
     EXECUTION = "execution"
     SYSTEM = "system"
@@ -45,6 +46,7 @@ RISK: Final = "cst-risk"
 EXECUTION: Final = "cst-execution"
 API: Final = "cst-api"
 ALARM_KILLSWITCH: Final = "cst-alarm-killswitch"
+MODEL_DRIFT: Final = "cst-model-drift"
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +175,63 @@ GATED_DECISIONS = MetricSpec(
     Family.ENSEMBLE,
     "Ensemble decisions at or above the confidence gate (0.8) per scan.",
     SCAN,
+)
+# ml (model drift checks)
+MODEL_FEATURE_PSI_MAX = MetricSpec(
+    "ModelFeaturePsiMax",
+    Unit.NONE,
+    Family.ML,
+    "Largest population stability index over the model's features (serving vs training window).",
+    MODEL_DRIFT,
+    ("ModelGroup",),
+)
+MODEL_FEATURE_KS_MAX = MetricSpec(
+    "ModelFeatureKsMax",
+    Unit.NONE,
+    Family.ML,
+    "Largest Kolmogorov-Smirnov statistic over the model's features.",
+    MODEL_DRIFT,
+    ("ModelGroup",),
+)
+MODEL_FEATURE_DRIFT_SHARE = MetricSpec(
+    "ModelFeatureDriftShare",
+    Unit.NONE,
+    Family.ML,
+    "Share of features flagged as drifted (0-1).",
+    MODEL_DRIFT,
+    ("ModelGroup",),
+)
+MODEL_PREDICTION_PSI = MetricSpec(
+    "ModelPredictionPsi",
+    Unit.NONE,
+    Family.ML,
+    "PSI of the predicted probabilities, serving vs reference.",
+    MODEL_DRIFT,
+    ("ModelGroup",),
+)
+MODEL_PREDICTION_KS = MetricSpec(
+    "ModelPredictionKs",
+    Unit.NONE,
+    Family.ML,
+    "KS statistic of the predicted probabilities.",
+    MODEL_DRIFT,
+    ("ModelGroup",),
+)
+MODEL_CALIBRATION_DECAY = MetricSpec(
+    "ModelCalibrationDecay",
+    Unit.NONE,
+    Family.ML,
+    "Calibration error increase versus the registered model.",
+    MODEL_DRIFT,
+    ("ModelGroup",),
+)
+MODEL_DRIFT_ALARM = MetricSpec(
+    "ModelDriftAlarm",
+    Unit.COUNT,
+    Family.ML,
+    "1 when a drift check raised an alarm that blocks promotion, else 0.",
+    MODEL_DRIFT,
+    ("ModelGroup",),
 )
 # risk
 RISK_LEVEL = MetricSpec(
@@ -358,6 +417,13 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     AGENT_ABSTENTIONS,
     AGENT_CONFIDENCE,
     GATED_DECISIONS,
+    MODEL_FEATURE_PSI_MAX,
+    MODEL_FEATURE_KS_MAX,
+    MODEL_FEATURE_DRIFT_SHARE,
+    MODEL_PREDICTION_PSI,
+    MODEL_PREDICTION_KS,
+    MODEL_CALIBRATION_DECAY,
+    MODEL_DRIFT_ALARM,
     RISK_LEVEL,
     GROSS_EXPOSURE,
     DAILY_PNL,

@@ -1,0 +1,208 @@
+"""The HTTP API: API Gateway (REST, Lambda proxy) in front of the API function.
+
+Every method needs an API key of the usage plan (throttled and quota-limited); ``POST
+/api/v1/killswitch`` needs IAM (SigV4) as well, so only principals granted
+``execute-api:Invoke`` on it (see ``operator_policy``) can flip the switch. API Gateway validates
+query strings and bodies before the function runs, the function validates them again against
+its pydantic models. Access logs are JSON, traced with X-Ray.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.config import DeploymentConfig
+from infra.constructs.bundling import LambdaCode
+from infra.constructs.data_lake import DataLake
+from infra.constructs.grants import grant_table
+from infra.constructs.kill_switch import KillSwitch
+from infra.constructs.nag import acknowledge
+from infra.constructs.python_function import PythonFunction
+from infra.constructs.state_tables import StateTables
+
+API_HANDLER: Final = "cryptosmarttrader.handlers.api.handler"
+API_SERVICE: Final = "cst-api"
+STAGE: Final = "prod"
+RATE_LIMIT_RPS: Final = 20
+BURST_LIMIT: Final = 40
+DAILY_QUOTA: Final = 100_000
+READ_ROUTES: Final = (
+    "/health",
+    "/api/v1/market/overview",
+    "/api/v1/signals",
+    "/api/v1/positions",
+    "/api/v1/risk",
+)
+KILLSWITCH_ROUTE: Final = "/api/v1/killswitch"
+
+
+class Api(Construct):
+    """REST API, its function, usage plan + API key, access logs and the operator policy.
+
+    Function grants: state table read + conditional put (signals, risk, audit trail); positions
+    and orders read; kill-switch parameter read and write; lake ``HeadBucket`` (health).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: LambdaCode,
+        config: DeploymentConfig,
+        lake: DataLake,
+        tables: StateTables,
+        kill_switch: KillSwitch,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.lambda_ = PythonFunction(
+            self,
+            "Api",
+            code=code,
+            handler=API_HANDLER,
+            description="HTTP API: health, market overview, signals, positions, risk, kill-switch",
+            service_name=API_SERVICE,
+            environment=environment,
+            memory_mb=1024,
+            timeout=Duration.seconds(15),
+            log_level=config.log_level,
+            log_retention_days=config.log_retention_days,
+        )
+        role = self.lambda_.role
+        grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])
+        grant_table(role, tables.positions, ["Scan"])
+        grant_table(role, tables.orders, ["Scan"])
+        kill_switch.parameter.grant_read(role)
+        kill_switch.parameter.grant_write(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[lake.bucket.bucket_arn])
+        )
+
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            description="CryptoSmartTrader API (OpenAPI: docs/openapi.json)",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                throttling_rate_limit=RATE_LIMIT_RPS,
+                throttling_burst_limit=BURST_LIMIT,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+            ),
+            default_method_options=apigw.MethodOptions(api_key_required=True),
+            cloud_watch_role=False,
+        )
+        validator = self.rest_api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        integration = apigw.LambdaIntegration(self.lambda_.function, proxy=True)
+
+        self.read_methods: list[apigw.Method] = []
+        for route in READ_ROUTES:
+            resource = self.rest_api.root.resource_for_path(route)
+            self.read_methods.append(
+                resource.add_method("GET", integration, request_validator=validator)
+            )
+        self.killswitch_method = self.rest_api.root.resource_for_path(KILLSWITCH_ROUTE).add_method(
+            "POST",
+            integration,
+            authorization_type=apigw.AuthorizationType.IAM,
+            api_key_required=True,
+            request_validator=validator,
+        )
+
+        self.api_key = self.rest_api.add_api_key(
+            "OperatorKey", description="CryptoSmartTrader operators"
+        )
+        plan = self.rest_api.add_usage_plan(
+            "UsagePlan",
+            description="Throttled, quota-limited access for API-key holders",
+            throttle=apigw.ThrottleSettings(rate_limit=RATE_LIMIT_RPS, burst_limit=BURST_LIMIT),
+            quota=apigw.QuotaSettings(limit=DAILY_QUOTA, period=apigw.Period.DAY),
+        )
+        plan.add_api_key(self.api_key)
+        plan.add_api_stage(stage=self.rest_api.deployment_stage)
+
+        self.operator_policy = iam.ManagedPolicy(
+            self,
+            "KillSwitchOperatorPolicy",
+            description="Attach to the people/roles allowed to flip the kill-switch through the API",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["execute-api:Invoke"],
+                    resources=[self.rest_api.arn_for_execute_api("POST", KILLSWITCH_ROUTE, STAGE)],
+                )
+            ],
+        )
+        self._acknowledge()
+
+    @property
+    def url(self) -> str:
+        return self.rest_api.url
+
+    def _acknowledge(self) -> None:
+        stage = self.rest_api.deployment_stage
+        acknowledge(
+            stage,
+            "AwsSolutions-APIG3",
+            (
+                "No WAF web ACL: the API serves a handful of operators, every method needs an "
+                "API key of a throttled, quota-limited usage plan, and a web ACL would cost more "
+                "than the whole stack; attach one per deployment where the API is exposed wider."
+            ),
+        )
+        acknowledge(
+            stage,
+            "AwsSolutions-APIG6",
+            (
+                "Execution logging needs the account-wide API Gateway CloudWatch role "
+                "(AWS::ApiGateway::Account), a singleton this stack must not own; every request is "
+                "in the stage's JSON access log and the function logs each one with its "
+                "correlation id."
+            ),
+        )
+        for method in self.read_methods:
+            acknowledge(
+                method,
+                "AwsSolutions-APIG4",
+                (
+                    "Read-only GET method protected by an API key of a throttled usage plan; the "
+                    "only state-changing method (POST /api/v1/killswitch) uses IAM authorization."
+                ),
+            )
+        for method in [*self.read_methods, self.killswitch_method]:
+            acknowledge(
+                method,
+                "AwsSolutions-COG4",
+                (
+                    "Operators are IAM principals, not end users: there is no Cognito user pool; "
+                    "reads need an API key, the kill-switch needs IAM SigV4 and an API key."
+                ),
+            )

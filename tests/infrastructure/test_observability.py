@@ -1,0 +1,188 @@
+"""Alarms (severities and actions), encrypted alert topics, the alarm kill-switch function,
+dashboards, and the metric catalogue they are built from."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from cryptosmarttrader.domain import metric_names as mn
+from tests.infrastructure.conftest import REPO_ROOT, Synthesized
+from tests.infrastructure.test_iam import _common, _grants
+
+PACKAGE = REPO_ROOT / "functions" / "cryptosmarttrader"
+EMITTED = re.compile(
+    r"""(?:metrics\.add\(\s*|add_metric\(\s*name=)["']([A-Za-z]+)["']""", re.MULTILINE
+)
+
+
+def _alarms(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    return {
+        r["Properties"]["AlarmName"]: r["Properties"]
+        for r in synthesized.resources_of_type("AWS::CloudWatch::Alarm").values()
+    }
+
+
+def _severity(name: str) -> str:
+    return name.split("-")[1]
+
+
+def test_sixteen_alarms_with_a_severity_each(synthesized: Synthesized) -> None:
+    alarms = _alarms(synthesized)
+
+    assert len(alarms) >= 16
+    for name, props in alarms.items():
+        severity = _severity(name)
+        assert severity in {"critical", "warning", "info"}, name
+        assert props["AlarmDescription"].startswith(f"[{severity}] ")
+    severities = {_severity(n) for n in alarms}
+    assert severities == {"critical", "warning", "info"}
+
+
+def test_critical_alarms_notify_the_critical_topic_and_invoke_the_kill_switch_lambda(
+    synthesized: Synthesized,
+) -> None:
+    # Given the observability construct's topics and kill-switch function
+    obs = synthesized.stack.observability
+    critical = synthesized.logical_id(obs.topics["critical"])
+    warning = synthesized.logical_id(obs.topics["warning"])
+    function = synthesized.logical_id(obs.killswitch_lambda.function)
+
+    for name, props in _alarms(synthesized).items():
+        actions = props.get("AlarmActions", [])
+        refs = {a["Ref"] for a in actions if isinstance(a, dict) and "Ref" in a}
+        lambda_actions = [a for a in actions if isinstance(a, dict) and "Fn::GetAtt" in a]
+        severity = _severity(name)
+        # Then critical → critical topic + the function; warning → warning topic; info → none
+        if severity == "critical":
+            assert refs == {critical}, name
+            assert [a["Fn::GetAtt"][0] for a in lambda_actions] == [function], name
+        elif severity == "warning":
+            assert refs == {warning} and not lambda_actions, name
+        else:
+            assert actions == [], name
+    # and CloudWatch alarms (only) may invoke the function
+    permissions = [
+        r["Properties"]
+        for r in synthesized.resources_of_type("AWS::Lambda::Permission").values()
+        if r["Properties"]["FunctionName"] == {"Fn::GetAtt": [function, "Arn"]}
+    ]
+    assert permissions
+    assert {p["Principal"] for p in permissions} == {"lambda.alarms.cloudwatch.amazonaws.com"}
+    assert all("SourceArn" in p for p in permissions)
+
+
+def test_named_alarms_watch_the_intended_signals(synthesized: Synthesized) -> None:
+    alarms = {n.split("-", 2)[2]: p for n, p in _alarms(synthesized).items()}
+
+    assert alarms["Drawdown"]["MetricName"] == "Drawdown" and alarms["Drawdown"]["Threshold"] == 10
+    assert alarms["RiskGuardEmergency"]["Threshold"] == 3
+    assert alarms["RiskGuardEmergency"]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarms["ApiLatencyP95"]["ExtendedStatistic"] == "p95"
+    assert alarms["ApiLatencyP95"]["Threshold"] == 1000
+    # no signals / stale data alarm when the data stops coming (missing data breaches)
+    assert alarms["NoSignals"]["TreatMissingData"] == "breaching"
+    assert alarms["StaleData"]["TreatMissingData"] == "breaching"
+    # alarms on metrics without a producer yet stay quiet instead of alarming on absence
+    assert alarms["Slippage"]["TreatMissingData"] == "notBreaching"
+
+
+def test_alert_topics_are_kms_encrypted_with_rotation(synthesized: Synthesized) -> None:
+    obs = synthesized.stack.observability
+    key = synthesized.logical_id(obs.key)
+
+    for topic in obs.topics.values():
+        props = synthesized.resources[synthesized.logical_id(topic)]["Properties"]
+        assert props["KmsMasterKeyId"] == {"Fn::GetAtt": [key, "Arn"]}
+    assert synthesized.resources[key]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_kill_switch_function_grants_only_the_switch_and_audit_writes(
+    synthesized: Synthesized,
+) -> None:
+    stack = synthesized.stack
+    construct = stack.observability.killswitch_lambda
+
+    grants = _grants(synthesized, construct)
+
+    assert grants == {
+        **_common(synthesized, construct),
+        f"param:{synthesized.logical_id(stack.kill_switch.parameter)}": {
+            "ssm:DescribeParameters",
+            "ssm:GetParameter",
+            "ssm:GetParameters",
+            "ssm:GetParameterHistory",
+            "ssm:PutParameter",
+        },
+        synthesized.logical_id(stack.tables.state): {"dynamodb:PutItem"},
+    }
+    function = synthesized.resources[synthesized.logical_id(construct.function)]["Properties"]
+    assert function["Handler"] == "cryptosmarttrader.handlers.alarm_killswitch.handler"
+
+
+def test_lambda_error_alarms_cover_every_function(synthesized: Synthesized) -> None:
+    functions = set(synthesized.resources_of_type("AWS::Lambda::Function"))
+    covered: set[str] = set()
+    for name, props in _alarms(synthesized).items():
+        if "LambdaErrors" not in name:
+            continue
+        for query in props["Metrics"]:
+            stat = query.get("MetricStat")
+            if stat and stat["Metric"]["MetricName"] == "Errors":
+                (dim,) = stat["Metric"]["Dimensions"]
+                covered.add(dim["Value"]["Ref"])
+    assert covered == functions
+
+
+def test_four_dashboards(synthesized: Synthesized) -> None:
+    names = {
+        r["Properties"]["DashboardName"]
+        for r in synthesized.resources_of_type("AWS::CloudWatch::Dashboard").values()
+    }
+    assert names == {f"CryptoSmartTrader-{n}" for n in ("Trading", "Data", "ML", "SLO")}
+
+
+def _emitted_names() -> dict[str, set[Path]]:
+    found: dict[str, set[Path]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        for name in EMITTED.findall(path.read_text()):
+            found.setdefault(name, set()).add(path)
+    return found
+
+
+def test_every_metric_the_code_emits_is_in_the_catalogue() -> None:
+    # Given the metric names written literally in the functions' code
+    emitted = _emitted_names()
+    catalogue = {spec.name for spec in mn.catalogue()}
+
+    # Then each is catalogued (name + unit + dimensions live in one place)
+    assert emitted, "the pattern found no metric at all"
+    assert set(emitted) - catalogue == set()
+
+
+def test_catalogue_is_complete_and_names_real_producers() -> None:
+    specs = mn.catalogue()
+    assert len(specs) >= 23
+    assert len({s.name for s in specs}) == len(specs)
+    assert {s.family for s in specs} == set(mn.Family)
+    for spec in specs:
+        if spec.producer is None:
+            continue
+        source = (PACKAGE / spec.producer).read_text()
+        if spec is mn.COLD_START:  # emitted by Powertools itself
+            assert "capture_cold_start_metric=True" in source
+            continue
+        const = next(k for k, v in vars(mn).items() if v is spec)
+        assert f'"{spec.name}"' in source or f"mn.{const}" in source, (spec.name, spec.producer)
+
+
+def test_every_custom_metric_in_an_alarm_is_catalogued(synthesized: Synthesized) -> None:
+    catalogue = {spec.name for spec in mn.catalogue()}
+    for props in _alarms(synthesized).values():
+        stats = [props] if "MetricName" in props else [
+            q["MetricStat"]["Metric"] for q in props["Metrics"] if "MetricStat" in q
+        ]  # fmt: skip
+        for metric in stats:
+            if metric["Namespace"] == mn.NAMESPACE:
+                assert metric["MetricName"] in catalogue
