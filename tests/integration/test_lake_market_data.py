@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -50,13 +50,15 @@ def test_daily_universe_from_lake_matches_the_recorded_candles(
     asof = datetime(2021, 5, 1, tzinfo=UTC)
     # When the scan asks for 30 days as of 2021-05-01
     frame = source.daily_universe(asof, 30)
-    # Then it gets exactly those days, nothing after as-of, close = candle close, USD volume
+    # Then it gets the 30 candles that had closed by as-of, each keyed by its close time
     assert frame.schema == pl.Schema(DAILY_SCHEMA)
     assert frame["symbol"].unique().sort().to_list() == sorted(PAIRS)
-    assert frame["ts"].max() == int(asof.timestamp() * 1000)
+    asof_ms = int(asof.timestamp() * 1000)
+    assert frame["ts"].max() == asof_ms
     assert frame.group_by("symbol").len()["len"].to_list() == [30, 30, 30]
-    btc = RecordedMarketData(data_dir).ohlcv("BTC/USDT", "1d", asof, asof)
-    row = frame.filter((pl.col("symbol") == "BTC/USDT") & (pl.col("ts") == btc["ts"][0]))
+    last_closed = asof - timedelta(days=1)  # the candle of 2021-04-30 closed at 2021-05-01
+    btc = RecordedMarketData(data_dir).ohlcv("BTC/USDT", "1d", last_closed, last_closed)
+    row = frame.filter((pl.col("symbol") == "BTC/USDT") & (pl.col("ts") == asof_ms))
     assert row["close"][0] == btc["close"][0]
     assert row["volume"][0] == pytest.approx(btc["volume"][0] * btc["close"][0])
     assert frame["market_cap"].null_count() == frame.height
