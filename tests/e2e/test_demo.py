@@ -48,3 +48,24 @@ def test_demo_ingests_scans_dedups_and_honours_the_kill_switch(
     orders = next(v for k, v in snapshot["tables"].items() if "orders" in k)
     assert len(orders) == 5
     assert (state / "lake").is_dir()
+
+
+def test_without_recorded_or_live_data_the_demo_stops_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given no recorded data and no route to an exchange (a proxy on a closed loopback port,
+    # so the test holds on machines with internet too)
+    monkeypatch.setenv("CST_DATA_DIR", str(tmp_path / "nowhere"))
+    for var in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    state = tmp_path / "demo"
+    # When the demo runs with the automatic source
+    result = CliRunner().invoke(app, ["demo", "--state-dir", str(state)])
+    # Then it fails on one line naming both reasons, and writes nothing: no invented prices
+    assert result.exit_code != 0
+    assert "no recorded data" in result.stderr
+    assert "no live exchange data" in result.stderr
+    assert "binance" in result.stderr
+    assert not state.exists()

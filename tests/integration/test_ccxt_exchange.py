@@ -438,3 +438,19 @@ def test_cancel_of_an_already_filled_order_sends_no_cancel() -> None:
     )
     h.exchange.cancel_order(LTC, OUR_ID)
     assert [m for m, _, _ in h.replay.requests] == ["GET"]
+
+
+def test_most_traded_ranks_listed_pairs_by_quote_volume_from_one_bulk_request() -> None:
+    # Given Binance's recorded 24 h ticker for BTC/USDT, served by the bulk endpoint (an array of
+    # the same objects), next to a copy whose last price is blanked (an invalid ticker)
+    good = load("binance", "ticker_24hr_btcusdt.json")
+    broken = {**load("binance", "ticker_24hr_btcusdt.json"), "symbol": "LTCUSDT", "lastPrice": None}
+    h = harness(ExchangeId.BINANCE, {"/ticker/24hr": [[good, broken]]})
+
+    # When asking for the most traded USDT pairs
+    top = h.exchange.most_traded("USDT", 5)
+
+    # Then the valid, listed pair is returned and the invalid ticker is left out, in one request
+    assert top == [BTC]
+    assert len([r for r in h.replay.requests if "/ticker/24hr" in r[1]]) == 1
+    assert "symbol" not in h.replay.params()  # the bulk form: no per-symbol requests

@@ -229,6 +229,33 @@ class CcxtExchange:
             out[symbol] = self._ticker(symbol, raw)
         return out
 
+    def most_traded(self, quote: str, n: int) -> list[Symbol]:
+        """The ``n`` active spot pairs quoted in ``quote`` with the largest 24 h quote volume,
+        from one bulk ticker request. Pairs whose ticker fails validation are left out (their
+        volume cannot be trusted); stable and wrapped bases are the caller's to filter."""
+        if n < 1:
+            raise DomainError(f"n must be >= 1, got {n}")
+        listed = {m.symbol for m in self.fetch_markets() if m.active and m.quote == quote}
+        raw: Mapping[str, Mapping[str, Any]] = self._read(
+            "fetch_tickers", self._client.fetch_tickers
+        )
+        ranked: list[tuple[Decimal, str]] = []
+        for name, payload in raw.items():
+            try:
+                symbol = Symbol(name)
+            except DomainError:
+                continue
+            if symbol not in listed:
+                continue
+            try:
+                ticker = self._ticker(symbol, payload)
+            except InvalidPayloadError:
+                continue
+            if ticker.base_volume is not None:
+                ranked.append((ticker.base_volume * ticker.last.value, symbol.value))
+        ranked.sort(key=lambda item: (-item[0], item[1]))
+        return [Symbol(name) for _, name in ranked[:n]]
+
     def _ticker(self, symbol: Symbol, t: Mapping[str, Any]) -> Ticker:
         op = "fetch_tickers"
         if t.get("symbol") != symbol.value:

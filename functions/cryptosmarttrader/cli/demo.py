@@ -15,24 +15,29 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange
 from cryptosmarttrader.adapters.local_aws import embedded_aws
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail
+from cryptosmarttrader.domain.exchange import ExchangeError
 from cryptosmarttrader.domain.market import TIMEFRAME_MS
-from cryptosmarttrader.domain.types import utc_from_ms
+from cryptosmarttrader.domain.types import DomainError, utc_from_ms
+from cryptosmarttrader.domain.universe import is_tradable_pair
 from cryptosmarttrader.settings import AwsResources
-from cryptosmarttrader.wiring import resolve_data_dir
+from cryptosmarttrader.wiring import DataSourceUnavailableError, resolve_data_dir
 
+LIVE_BARS = 300  # SMA200 plus margin for the scan's 260-day window
 KILL_SWITCH_CACHE_S = 5  # SsmKillSwitch's cache: a flip takes effect within this many seconds
 
 
@@ -47,11 +52,86 @@ class _LambdaContext:
         return f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """Where the demo's real data comes from and what each Lambda is asked to do."""
+
+    source: str  # "recorded" or "live"
+    description: str
+    env: dict[str, str]
+    ingest_event: dict[str, Any]
+    asof: datetime
+
+
+def _recorded_plan(data: Path | None, timeframe: str, ingest_bars: int) -> _Plan:
+    data_dir = resolve_data_dir(data)
+    market = RecordedMarketData(data_dir)
+    pairs = market.available_pairs(timeframe)
+    _, last_ms = market.data_span()
+    ends = [
+        market.ohlcv(p, timeframe, utc_from_ms(0), utc_from_ms(last_ms))["ts"].max() for p in pairs
+    ]
+    replay_end_ms = max(e for e in ends if isinstance(e, int))
+    return _Plan(
+        source="recorded",
+        description=(
+            f"recorded real data in {data_dir}: {len(pairs)} Binance pairs ({timeframe}, the last "
+            f"{ingest_bars} bars to {utc_from_ms(replay_end_ms):%Y-%m-%d}) into the lake; the scan "
+            f"ranks the CoinGecko universe as of {utc_from_ms(last_ms):%Y-%m-%d}"
+        ),
+        env={"CST_DATA_SOURCE": "recorded", "CST_DATA_DIR": str(data_dir)},
+        ingest_event={
+            "exchange": "binance",
+            "timeframe": timeframe,
+            "symbols": pairs,
+            "initial_lookback_bars": ingest_bars,
+            # replay as if now were just after the recording's last bar closed
+            "replay_asof": utc_from_ms(replay_end_ms + TIMEFRAME_MS[timeframe]).isoformat(),
+        },
+        asof=utc_from_ms(last_ms),
+    )
+
+
+def _live_plan(exchange: str, live_pairs: int) -> _Plan:
+    clock = SystemClock()
+    venue = CcxtExchange.create(exchange, clock)
+    ranked = venue.most_traded("USDT", live_pairs * 2)
+    pairs = [s.value for s in ranked if is_tradable_pair(s.value)][:live_pairs]
+    if not pairs:
+        raise DataSourceUnavailableError(f"{exchange} lists no tradable USDT pair")
+    return _Plan(
+        source="live",
+        description=(
+            f"live public {exchange} data: the {len(pairs)} most traded USDT pairs, "
+            f"{LIVE_BARS} daily candles each, into the lake; the scan ranks them from the lake"
+        ),
+        env={"CST_DATA_SOURCE": "ccxt", "CST_EXCHANGE": exchange},
+        ingest_event={
+            "exchange": exchange,
+            "timeframe": "1d",
+            "symbols": pairs,
+            "initial_lookback_bars": LIVE_BARS,
+        },
+        asof=clock.now(),
+    )
+
+
 def demo(
     data: Annotated[
         Path | None,
         typer.Option("--data", help="Recorded data dir (default: CST_DATA_DIR or ../shared/data)."),
     ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="auto: recorded data when present, else live exchange data; or recorded / live.",
+        ),
+    ] = "auto",
+    exchange: Annotated[
+        str, typer.Option("--exchange", help="Venue for --source live (binance, kraken, kucoin).")
+    ] = "binance",
+    live_pairs: Annotated[int, typer.Option("--live-pairs", min=1, max=200)] = 30,
     state: Annotated[
         Path | None,
         typer.Option(
@@ -65,66 +145,80 @@ def demo(
         typer.Option("--ingest-bars", min=1, help="Most recent recorded bars per pair to ingest."),
     ] = 120,
 ) -> None:
-    """Run ingest → scan → redelivered scan → kill-switch drill, on real data, locally."""
+    """Run ingest → scan → redelivered scan → kill-switch drill, on real data, locally.
+
+    Real data only: the recorded data when present, else live public exchange data through
+    ccxt; when neither can be had it stops with an error, never with invented prices.
+    """
+    if source not in {"auto", "recorded", "live"}:
+        fail(f"--source must be auto, recorded or live, got {source!r}")
     console = Console()
-    try:
-        data_dir = resolve_data_dir(data)
-        market = RecordedMarketData(data_dir)
-        pairs = market.available_pairs(timeframe)
-        _, last_ms = market.data_span()
-        ends = [
-            market.ohlcv(p, timeframe, utc_from_ms(0), utc_from_ms(last_ms))["ts"].max()
-            for p in pairs
-        ]
-        replay_end_ms = max(e for e in ends if isinstance(e, int))
-    except (ValueError, RuntimeError, OSError) as exc:
-        fail(str(exc).splitlines()[0])
-    state_dir = state or Path(tempfile.mkdtemp(prefix="cst-demo-"))
-    asof = utc_from_ms(last_ms)
+    plan: _Plan | None = None
+    why_not_recorded = ""
+    if source in {"auto", "recorded"}:
+        try:
+            plan = _recorded_plan(data, timeframe, ingest_bars)
+        except (ValueError, RuntimeError, OSError) as exc:
+            why_not_recorded = str(exc).splitlines()[0]
+            if source == "recorded":
+                fail(why_not_recorded)
+    if plan is None:
+        try:
+            plan = _live_plan(exchange, live_pairs)
+        except (ExchangeError, DomainError, ValueError, RuntimeError, OSError) as exc:
+            lead = f"no recorded data ({why_not_recorded}) and " if why_not_recorded else ""
+            fail(f"{lead}no live exchange data: {str(exc).splitlines()[0]}")
+    _run(console, plan, state or Path(tempfile.mkdtemp(prefix="cst-demo-")), top)
+
+
+def _fresh_environment(plan: _Plan) -> tuple[ModuleType, ModuleType]:
+    """Set the Lambdas' environment, then give them a cold start (settings parsed anew)."""
     os.environ.update(
         {
-            "CST_DATA_SOURCE": "recorded",
-            "CST_DATA_DIR": str(data_dir),
+            **plan.env,
             "POWERTOOLS_METRICS_NAMESPACE": "CryptoSmartTrader",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
         }
     )
+    from cryptosmarttrader.handlers import _common
+    from cryptosmarttrader.handlers import ingest as ingest_handler
+    from cryptosmarttrader.handlers import scan as scan_handler
+
+    _common.reset_caches()
+    ingest_handler._source.cache_clear()
+    scan_handler._service.cache_clear()
+    return ingest_handler, scan_handler
+
+
+def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
     resources = AwsResources()
     console.rule("[bold]CryptoSmartTrader demo — embedded local AWS (moto, in-process)")
-    console.print(f"real data: {data_dir}   local AWS state: {state_dir}")
+    console.print(f"data: {plan.description}")
+    console.print(f"local AWS state: {state_dir}")
     with embedded_aws(state_dir, resources) as aws:
-        from cryptosmarttrader.handlers import ingest as ingest_handler
-        from cryptosmarttrader.handlers import scan as scan_handler
-
+        ingest_handler, scan_handler = _fresh_environment(plan)
+        event = plan.ingest_event
         console.rule(
-            f"1. ingest Lambda: {len(pairs)} Binance pairs, {timeframe}, the last {ingest_bars} "
-            f"bars to {utc_from_ms(replay_end_ms):%Y-%m-%d} (recorded replay)"
+            f"1. ingest Lambda: {len(event['symbols'])} {event['exchange']} pairs, "
+            f"{event['timeframe']}, {plan.source} data"
         )
         started = time.perf_counter()
         ingested = _quiet(
-            ingest_handler.handler,
-            {
-                "exchange": "binance",
-                "timeframe": timeframe,
-                "symbols": pairs,
-                "initial_lookback_bars": ingest_bars,
-                # replay as if now were just after the recording's last bar closed
-                "replay_asof": utc_from_ms(replay_end_ms + TIMEFRAME_MS[timeframe]).isoformat(),
-            },
-            _LambdaContext("cst-ingest", "demo-ingest-1"),
+            ingest_handler.handler, event, _LambdaContext("cst-ingest", "demo-ingest-1")
         )
         console.print(_summarize_ingest(ingested, time.perf_counter() - started))
         lake = aws.s3.list_objects_v2(Bucket=resources.lake_bucket, MaxKeys=3)
         for obj in lake.get("Contents", []):
             console.print(f"  s3://{resources.lake_bucket}/{obj['Key']}")
 
+        asof = plan.asof
         console.rule(f"2. scan Lambda: scheduled run as of {asof:%Y-%m-%d}")
-        event = {"top_n": top, "asof": f"{asof:%Y-%m-%d}"}
-        first = _quiet(scan_handler.handler, event, _LambdaContext("cst-scan", "demo-scan-1"))
+        scan_event = {"top_n": top, "asof": f"{asof:%Y-%m-%d}"}
+        first = _quiet(scan_handler.handler, scan_event, _LambdaContext("cst-scan", "demo-scan-1"))
         _print_scan(console, first)
 
         console.rule("3. the same schedule delivered again (at-least-once delivery)")
-        second = _quiet(scan_handler.handler, event, _LambdaContext("cst-scan", "demo-scan-2"))
+        second = _quiet(scan_handler.handler, scan_event, _LambdaContext("cst-scan", "demo-scan-2"))
         rep = second.get("report", {})
         console.print(
             f"orders created: {rep.get('orders_created')}   "
