@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,15 @@ from typer.testing import CliRunner
 from cryptosmarttrader.cli import app
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """The demo configures the Lambdas through os.environ, as a Lambda runtime would: undo it."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_demo_ingests_scans_dedups_and_honours_the_kill_switch(

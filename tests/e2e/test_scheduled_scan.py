@@ -78,6 +78,8 @@ def test_scheduled_scan_orders_once_and_respects_kill_switch(
     tap = logging.StreamHandler(logs)
     tap.setFormatter(scan_handler.logger.registered_formatter)
     scan_handler.logger.addHandler(tap)  # the Lambda's own JSON formatter, to a buffer
+    level = scan_handler.logger.log_level
+    scan_handler.logger.setLevel("INFO")  # as deployed (LOG_LEVEL=INFO), whatever ran before
 
     # Given the schedule's input replayed for a real date
     event = {"top_n": 10, "asof": "2021-05-01"}
@@ -135,6 +137,7 @@ def test_scheduled_scan_orders_once_and_respects_kill_switch(
     # And the Lambda emitted EMF metrics and JSON logs carrying the correlation ID
     assert '"OrdersCreated"' in capsys.readouterr().out
     scan_handler.logger.removeHandler(tap)
+    scan_handler.logger.setLevel(level)
     lines = [json.loads(x) for x in logs.getvalue().splitlines()]
     done = [x for x in lines if x["message"] == "scan complete"]
     assert len(done) == 3
