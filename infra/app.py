@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_cdk import App, Environment, Tags, Validations
+from aws_cdk import App, DefaultStackSynthesizer, Environment, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra.config import DeploymentConfig
@@ -16,6 +16,7 @@ from infra.stacks.service_stack import CryptoSmartTraderStack
 
 STACK_NAME = "CryptoSmartTrader"
 CONFIG_CONTEXT_KEY = "cst:config"
+LOCAL_CONTEXT_KEY = "cst:local"  # `-c cst:local=true`: a local target (moto, LocalStack)
 
 
 def deployment_config(app: App) -> DeploymentConfig:
@@ -30,6 +31,7 @@ def deployment_config(app: App) -> DeploymentConfig:
 
 def build(app: App) -> CryptoSmartTraderStack:
     """Add the stacks and the nag validation to ``app`` (shared by ``main`` and the tests)."""
+    local = str(app.node.try_get_context(LOCAL_CONTEXT_KEY)).lower() == "true"
     stack = CryptoSmartTraderStack(
         app,
         STACK_NAME,
@@ -37,8 +39,13 @@ def build(app: App) -> CryptoSmartTraderStack:
         description="CryptoSmartTrader: market-data lake, scan and paper trading state",
         # Environment-agnostic: deploys into whatever account/region the CLI credentials name.
         env=Environment(account=None, region=None),
+        # Local targets keep no bootstrap version parameter to check, so redeploys work there.
+        synthesizer=DefaultStackSynthesizer(generate_bootstrap_version_rule=False)
+        if local
+        else None,
     )
-    Tags.of(stack).add("project", "cryptosmarttrader")
+    if not local:  # moto's CloudFormation mis-reads some resources' Tags (SSM map, KMS list)
+        Tags.of(stack).add("project", "cryptosmarttrader")
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stack
 

@@ -1,0 +1,231 @@
+"""Deploy the synthesized CDK app to a local AWS: a moto server on 127.0.0.1, or LocalStack.
+
+* :func:`moto_server` starts ``ThreadedMotoServer`` on 127.0.0.1 with Step Functions executing
+  (moto's parser backend swapped in before the server starts, ``MOTO_PORT`` set so deployed
+  state machines call back into this server) and Lambda without Docker.
+* :func:`deploy` runs ``cdklocal bootstrap`` then ``cdklocal deploy --require-approval never
+  --method=direct`` (npx ``aws-cdk@2`` + ``aws-cdk-local``) against an endpoint, with the local
+  synthesizer switch (``-c cst:local=true``), and returns the stack outputs.
+
+The endpoint is whatever the user names: this module's own server, or a LocalStack at
+``http://localhost.localstack.cloud:4566``. See docs/local-deployment.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CDKLOCAL",
+    "DeployError",
+    "DeployResult",
+    "LocalStackState",
+    "cdklocal_env",
+    "deploy",
+    "moto_server",
+    "npx_path",
+]
+
+LOOPBACK: Final = "127.0.0.1"
+REGION: Final = "us-east-1"
+LOCAL_CONTEXT: Final = ("-c", "cst:local=true")
+CDKLOCAL: Final = ("npx", "--yes", "-p", "aws-cdk@2", "-p", "aws-cdk-local", "cdklocal")
+STATE_FILE: Final = "local-stack.json"
+_DUMMY: Final = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+class DeployError(RuntimeError):
+    """A cdklocal step failed; the message carries the tail of its output."""
+
+
+class LocalStackState(BaseModel):
+    """What ``cst local up --detach`` leaves under the state dir for ``status`` and ``down``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoint: str
+    pid: int | None = Field(default=None, ge=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    stack_outputs: dict[str, str] = Field(default_factory=dict)
+
+    def save(self, state_dir: Path) -> Path:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, state_dir: Path) -> LocalStackState | None:
+        path = state_dir / STATE_FILE
+        if not path.exists():
+            return None
+        return cls.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    endpoint: str
+    stack_outputs: dict[str, str]
+    seconds: dict[str, float]
+
+
+def local_endpoint(port: int) -> str:
+    """``http://localhost:<port>`` for a server bound to 127.0.0.1 (localhost is 127.0.0.1 in
+    /etc/hosts). The name matters: moto's CloudFormation reads a ``TemplateURL`` path-style only
+    when its host contains ``localhost``, and cdklocal builds that URL from the endpoint."""
+    return f"http://localhost:{port}"
+
+
+def npx_path() -> str | None:
+    return shutil.which("npx")
+
+
+@contextlib.contextmanager
+def moto_server(port: int) -> Iterator[str]:
+    """A moto server on 127.0.0.1:``port`` whose deployed state machines execute."""
+    import logging
+
+    import moto.stepfunctions.models as sfn_models
+    from moto.core.config import default_user_config
+    from moto.server import ThreadedMotoServer
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    previous_port = os.environ.get("MOTO_PORT")
+    os.environ["MOTO_PORT"] = str(port)  # deployed tasks call back into this server
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    default_user_config["lambda"] = {"use_docker": False}
+    sfn_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+    server.start()
+    try:
+        yield local_endpoint(port)
+    finally:
+        server.stop()
+        if previous_port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = previous_port
+
+
+def cdklocal_env(endpoint: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for cdklocal: the endpoint for every service (S3 too), dummy credentials
+    unless real ones for LocalStack are set, one region, and the allow-list cdklocal needs to
+    pass our variables on."""
+    env = dict(os.environ if base is None else base)
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ENDPOINT_URL_S3": endpoint,
+            "AWS_REGION": env.get("AWS_REGION", REGION),
+            "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION", env.get("AWS_REGION", REGION)),
+            "AWS_ENVAR_ALLOWLIST": "AWS_REGION,AWS_DEFAULT_REGION,AWS_ENDPOINT_URL_S3",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20,22",
+            "CDK_DISABLE_VERSION_CHECK": "1",
+        }
+    )
+    for key, value in _DUMMY.items():
+        env.setdefault(key, value)
+    return env
+
+
+def _run(argv: list[str], env: Mapping[str, str], cwd: Path, timeout_s: float) -> str:
+    try:
+        proc = subprocess.run(  # noqa: S603 - fixed npx command line, no shell
+            argv,
+            env=dict(env),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise DeployError(f"{' '.join(argv[7:9])} timed out after {timeout_s:.0f}s") from exc
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise DeployError(f"`{' '.join(argv[7:])}` failed ({proc.returncode}):\n{tail}")
+    return proc.stdout + proc.stderr
+
+
+def deploy(
+    endpoint: str,
+    project_dir: Path,
+    outputs_file: Path,
+    *,
+    timeout_s: float = 600.0,
+) -> DeployResult:
+    """``cdklocal bootstrap`` then ``cdklocal deploy --all`` against ``endpoint``."""
+    if npx_path() is None:
+        raise DeployError("npx (Node.js) is not on PATH: install Node 20+ to deploy locally")
+    env = cdklocal_env(endpoint)
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    _run([*CDKLOCAL, "bootstrap", *LOCAL_CONTEXT], env, project_dir, timeout_s)
+    seconds["bootstrap"] = round(time.monotonic() - started, 1)
+    outputs_file.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    _run(
+        [
+            *CDKLOCAL,
+            "deploy",
+            "--all",
+            "--require-approval",
+            "never",
+            "--method=direct",
+            "--outputs-file",
+            str(outputs_file),
+            *LOCAL_CONTEXT,
+        ],
+        env,
+        project_dir,
+        timeout_s,
+    )
+    seconds["deploy"] = round(time.monotonic() - started, 1)
+    raw: dict[str, Any] = json.loads(outputs_file.read_text(encoding="utf-8"))
+    outputs = {key: str(value) for stack in raw.values() for key, value in stack.items()}
+    return DeployResult(endpoint, outputs, seconds)
+
+
+def wait_for_port(port: int, timeout_s: float = 30.0) -> bool:
+    """True once something accepts TCP connections on 127.0.0.1:``port`` (bounded wait)."""
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=1):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def serve_forever(port: int) -> None:
+    """Run :func:`moto_server` until SIGTERM or SIGINT (the detached ``cst local up``)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with moto_server(port):
+        while not stop.wait(1.0):
+            pass
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_forever(int(sys.argv[1]))
