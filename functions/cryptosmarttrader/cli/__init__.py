@@ -12,6 +12,7 @@ from cryptosmarttrader.cli import evaluate as _evaluate
 from cryptosmarttrader.cli import golive as _golive
 from cryptosmarttrader.cli import ingest as _ingest
 from cryptosmarttrader.cli import killswitch as _killswitch
+from cryptosmarttrader.cli import local as _local
 from cryptosmarttrader.cli import scan as _scan
 from cryptosmarttrader.cli import tracking as _tracking
 
@@ -36,6 +37,7 @@ app.add_typer(_backtest.app, name="backtest", help="Replay the scan over past da
 app.add_typer(_golive.app, name="golive", help="Go-live: staging, SLO gates, canary, rollback.")
 app.add_typer(_tracking.app, name="tracking", help="Paper vs backtest fill tracking error (bps).")
 app.add_typer(_chaos.app, name="chaos", help="Chaos suite: real faults on local infra, recovery.")
+app.add_typer(_local.app, name="local", help="Deploy the stacks to a local AWS (moto/LocalStack).")
 
 
 def main() -> None:  # pragma: no cover - console entry point
