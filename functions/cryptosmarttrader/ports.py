@@ -247,3 +247,43 @@ class Notifier(Protocol):
 
 
 __all__ += ["MetricReader", "Notifier"]
+
+
+# Model registry port (appended): versions of the ML model with their card, stage and drift
+# reference. Implemented by ``adapters.model_registry_embedded`` (S3 + DynamoDB, local runs)
+# and ``adapters.model_registry_sagemaker`` (SageMaker Model Registry).
+if TYPE_CHECKING:  # annotations only: drift imports numpy, absent from the ingest bundle
+    from cryptosmarttrader.domain.drift import DriftReference
+    from cryptosmarttrader.domain.model_canary import ModelCard, ModelVersion
+
+
+class ModelRegistry(Protocol):
+    """One model package group. Versions are numbered 1, 2, ... in registration order."""
+
+    @property
+    def group(self) -> str: ...
+
+    def register(
+        self, card: ModelCard, artifact: bytes, reference: DriftReference, at: datetime
+    ) -> ModelVersion:
+        """Store the artifact and reference, create the next version in stage ``registered``."""
+        ...
+
+    def get(self, version: int) -> ModelVersion:
+        """Raises ``KeyError`` for an unknown version."""
+        ...
+
+    def versions(self) -> list[ModelVersion]:
+        """Every version, oldest first."""
+        ...
+
+    def save(self, version: ModelVersion) -> ModelVersion:
+        """Persist a version's stage, history, capital share and drift flags."""
+        ...
+
+    def artifact(self, version: int) -> bytes: ...
+
+    def reference(self, version: int) -> DriftReference: ...
+
+
+__all__ += ["ModelRegistry"]

@@ -20,6 +20,7 @@ from infra.constructs.data_lake import DataLake
 from infra.constructs.golive import GoLive
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.kill_switch import KillSwitch
+from infra.constructs.ml import MachineLearning
 from infra.constructs.observability import Observability
 from infra.constructs.python_function import PythonFunction
 from infra.constructs.scan import Scan
@@ -83,6 +84,16 @@ class CryptoSmartTraderStack(Stack):
             tables=self.tables,
             kill_switch=self.kill_switch,
             environment=self.resource_environment(),
+        )
+        self.ml = MachineLearning(
+            self,
+            "MachineLearning",
+            drift_code=python_lambda_code("drift"),
+            canary_code=python_lambda_code("model"),
+            config=config,
+            lake=self.lake,
+            tables=self.tables,
+            environment=self.function_environment(),
         )
         self._observability_and_api()
         self._outputs()

@@ -84,3 +84,15 @@ def test_without_an_incumbent_the_bar_is_a_random_ranking() -> None:
 def test_canary_capital_share_is_capped() -> None:
     with pytest.raises(ValueError):
         CanaryPolicy(capital_fraction=0.2)
+
+
+def test_brier_is_reported_not_gated_by_default() -> None:
+    # Given a candidate that ranks better but whose raw probabilities are less calibrated
+    better_rank_worse_brier = OosScore(1_000, 0.75, 0.20, 0.3)
+    # When judged with the default policy / Then it advances (the ensemble calibrates downstream)
+    assert (
+        judge(
+            better_rank_worse_brier, OosScore(1_000, 0.70, 0.11, 0.2), drift_blocked=False
+        ).verdict
+        == "advance"
+    )

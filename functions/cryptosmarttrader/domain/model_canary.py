@@ -166,7 +166,9 @@ class CanaryPolicy(BaseModel):
 
     min_samples: int = Field(default=500, ge=1)
     min_auc_gain: float = Field(default=0.01, ge=0)  # candidate AUC - incumbent AUC
-    max_brier_increase: float = Field(default=0.0, ge=0)  # candidate may not be worse
+    # None: Brier is reported, not gated. The ML agent's raw probability is calibrated
+    # downstream by the ensemble, so ranking skill (AUC) is what a new model must improve.
+    max_brier_increase: float | None = Field(default=None, ge=0)
     capital_fraction: float = Field(default=0.01, gt=0, le=0.05)  # canary share of capital
 
 
@@ -203,12 +205,13 @@ def judge(
             reasons.append(
                 f"AUC {candidate.auc:.4f} vs {who}: gain {gain:+.4f} < {policy.min_auc_gain}"
             )
-    if incumbent is not None and not math.isnan(incumbent.brier):
+    limit = policy.max_brier_increase
+    if limit is not None and incumbent is not None and not math.isnan(incumbent.brier):
         worse = candidate.brier - incumbent.brier
-        if not worse <= policy.max_brier_increase:
+        if not worse <= limit:
             reasons.append(
                 f"Brier {candidate.brier:.4f} vs incumbent {incumbent.brier:.4f} "
-                f"(+{worse:.4f} > {policy.max_brier_increase})"
+                f"(+{worse:.4f} > {limit})"
             )
     if reasons:
         return CanaryDecision("rollback", tuple(reasons))

@@ -1,0 +1,139 @@
+"""Drift-check Lambda: scheduled daily (EventBridge), or invoked with an as-of date / version.
+
+Thin: validate the event → ``DriftService.check`` → JSON. PSI / KS of the features and of the
+prediction distribution against the version's training reference, calibration decay on the
+outcomes whose label horizon has passed; EMF metrics (``ModelDriftAlarm`` raises the CloudWatch
+alarm) and the version's ``drift_blocked`` flag, which blocks its promotion.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
+from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
+from cryptosmarttrader.adapters.model_registry_sagemaker import build_model_registry
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain.universe import is_tradable_pair
+from cryptosmarttrader.handlers._common import (
+    aws_clients,
+    correlation_id,
+    make_logger,
+    make_metrics,
+    rejected,
+    resources,
+    trading_settings,
+    unwrap_eventbridge,
+)
+from cryptosmarttrader.services.model_lifecycle import DriftService, LifecycleError
+from cryptosmarttrader.services.model_registry import (
+    MlSettings,
+    ModelRegistryError,
+    ModelRegistryService,
+)
+from cryptosmarttrader.wiring import excluded_coins, resolve_data_dir
+
+logger = make_logger("model-drift")
+metrics = make_metrics("model-drift")
+tracer = Tracer(service="drift")
+
+
+class DriftEvent(BaseModel):
+    """``{}`` on the schedule (today, the production version); ``asof`` / ``version`` replay."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    asof: date | None = None
+    version: int | None = Field(default=None, ge=1)
+
+
+@cache
+def _service() -> DriftService:
+    settings, clock = trading_settings(), SystemClock()
+    registry = ModelRegistryService(
+        build_model_registry(MlSettings(), resources(), aws_clients()), clock
+    )
+    if settings.data_source == "recorded":
+        recorded = RecordedMarketData(resolve_data_dir(settings.data_dir))
+        return DriftService(
+            registry,
+            recorded,
+            TreeEnsemblePredictor.from_bytes,
+            EmfMetrics(metrics),
+            excluded=excluded_coins(recorded),
+        )
+    lake = S3ParquetLake(resources().lake_bucket, aws_clients().s3)
+    market = LakeMarketData(
+        lake,
+        settings.exchange,
+        lambda: [s for s in lake.symbols(settings.exchange, "1d") if is_tradable_pair(s)],
+    )
+    return DriftService(registry, market, TreeEnsemblePredictor.from_bytes, EmfMetrics(metrics))
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id(correlation_id(event, context))
+    payload, _ = unwrap_eventbridge(event)
+    payload = {k: v for k, v in payload.items() if k != "correlation_id"}
+    try:
+        request = DriftEvent.model_validate(payload)
+    except ValidationError as exc:
+        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
+        return rejected("drift", exc)
+    service = _service()
+    asof = (
+        datetime(request.asof.year, request.asof.month, request.asof.day, tzinfo=UTC)
+        if request.asof
+        else service.registry.clock.now()
+    )
+    try:
+        outcome = service.check(asof, request.version)
+    except (LifecycleError, ModelRegistryError) as exc:
+        logger.warning("drift check not run", extra={"reason": str(exc)})
+        return {"status": "skipped", "reason": str(exc)}
+    report = outcome.report
+    logger.info(
+        "drift checked",
+        extra={"version": outcome.version.label, "status": report.status, "alarms": report.alarms},
+    )
+    return {
+        "status": report.status,
+        "version": outcome.version.version,
+        "window": [d.isoformat() for d in outcome.window],
+        "blocks_promotion": report.blocks_promotion,
+        "alarms": list(report.alarms),
+        "notes": list(report.notes),
+        "drifted_share": report.drifted_share,
+        "prediction": None
+        if report.prediction is None
+        else {"psi": _num(report.prediction.psi), "ks": _num(report.prediction.ks)},
+        "calibration": None
+        if report.calibration is None
+        else {
+            "n": report.calibration.n,
+            "ece": _num(report.calibration.ece),
+            "reference_ece": _num(report.calibration.reference_ece),
+            "decay": _num(report.calibration.decay),
+        },
+        "features": {
+            f.name: {"psi": _num(f.psi), "ks": _num(f.ks), "drifted": f.drifted}
+            for f in report.features
+        },
+    }
+
+
+def _num(value: float) -> float | None:
+    return None if value != value else round(value, 6)  # NaN → null

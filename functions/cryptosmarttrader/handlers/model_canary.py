@@ -1,0 +1,118 @@
+"""Model-canary step Lambda: the tasks of the model-canary state machine.
+
+``{"action": "start_shadow" | "start_canary" | "evaluate" | "promote" | "rollback",
+"version": N, "asof": "YYYY-MM-DD"?, "failure": {...}?}``. Thin: validate → ``CanaryService`` →
+JSON the state machine's Choice states read (``evaluate`` returns ``verdict``: ``advance`` or
+``rollback`` with the reasons and both models' out-of-sample scores).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any, Literal
+
+from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
+from cryptosmarttrader.adapters.model_registry_sagemaker import build_model_registry
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain.universe import is_tradable_pair
+from cryptosmarttrader.handlers._common import (
+    aws_clients,
+    make_logger,
+    rejected,
+    resources,
+    trading_settings,
+)
+from cryptosmarttrader.services.model_lifecycle import CanaryService
+from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryService
+from cryptosmarttrader.wiring import excluded_coins, resolve_data_dir
+
+logger = make_logger("model-canary")
+tracer = Tracer(service="model-canary")
+
+
+class CanaryEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["start_shadow", "start_canary", "evaluate", "promote", "rollback"]
+    version: int = Field(ge=1)
+    asof: date | None = None
+    reason: str = Field(default="", max_length=500)
+    failure: dict[str, Any] | None = None  # the Catch result that led to a rollback
+
+
+@cache
+def _service() -> CanaryService:
+    settings, clock = trading_settings(), SystemClock()
+    registry = ModelRegistryService(
+        build_model_registry(MlSettings(), resources(), aws_clients()), clock
+    )
+    if settings.data_source == "recorded":
+        recorded = RecordedMarketData(resolve_data_dir(settings.data_dir))
+        return CanaryService(
+            registry, recorded, TreeEnsemblePredictor.from_bytes, excluded=excluded_coins(recorded)
+        )
+    lake = S3ParquetLake(resources().lake_bucket, aws_clients().s3)
+    market = LakeMarketData(
+        lake,
+        settings.exchange,
+        lambda: [s for s in lake.symbols(settings.exchange, "1d") if is_tradable_pair(s)],
+    )
+    return CanaryService(registry, market, TreeEnsemblePredictor.from_bytes)
+
+
+def _clean(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 6)
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        request = CanaryEvent.model_validate(event)
+    except ValidationError as exc:
+        return rejected("model canary", exc)
+    service = _service()
+    v = request.version
+    if request.action == "start_shadow":
+        done = service.start(v, "shadow", request.reason or "canary: shadow predictions")
+    elif request.action == "start_canary":
+        done = service.start(v, "canary", request.reason or "canary: passed the shadow gate")
+    elif request.action == "promote":
+        done = service.promote(v, request.reason or "canary: beat the incumbent")
+    elif request.action == "rollback":
+        cause = (request.failure or {}).get("Cause") or request.reason or "canary rolled back"
+        done = service.rollback(v, str(cause)[:500])
+    else:
+        asof = request.asof or service.registry.clock.now().date()
+        evaluation = service.evaluate(v, datetime(asof.year, asof.month, asof.day, tzinfo=UTC))
+        logger.info(
+            "canary evaluated",
+            extra={"verdict": evaluation.decision.verdict, "reasons": evaluation.decision.reasons},
+        )
+        return {
+            "version": v,
+            "verdict": evaluation.decision.verdict,
+            "reasons": list(evaluation.decision.reasons),
+            "summary": "; ".join(evaluation.decision.reasons),
+            "incumbent": evaluation.incumbent.version if evaluation.incumbent else None,
+            "scores": {
+                who: {k: _clean(x) for k, x in score.items()}
+                for who, score in evaluation.scores.items()
+            },
+            "window": [d.isoformat() for d in evaluation.window] if evaluation.window else None,
+        }
+    logger.info("model stage changed", extra={"version": done.label, "stage": str(done.stage)})
+    return {
+        "version": done.version,
+        "stage": str(done.stage),
+        "capital_fraction": done.capital_fraction,
+    }

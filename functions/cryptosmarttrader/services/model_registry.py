@@ -1,0 +1,201 @@
+"""Model registry use cases: register, list, promote, reject, roll back, load for serving.
+
+Every stage change goes through :func:`cryptosmarttrader.domain.model_canary.transition` and is
+appended to the version's history with its reason, actor and time. Exactly one version is in
+``production`` at a time: promoting one archives the previous; ``rollback`` rejects the current
+one and restores the most recently archived. A version whose latest drift check raised an alarm
+cannot be promoted.
+
+The feature hash binds a model to the feature definitions it was trained with: a digest of the
+feature names and the source of :mod:`cryptosmarttrader.domain.features`. Serving refuses a model
+whose hash differs from the running code's, so training/serving skew cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cryptosmarttrader.domain import features as feature_module
+from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.drift import DriftReference
+from cryptosmarttrader.domain.model_canary import (
+    ModelCard,
+    ModelStage,
+    ModelVersion,
+    StageChange,
+    transition,
+)
+from cryptosmarttrader.ports import ModelRegistry, Predictor
+
+__all__ = [
+    "ArtifactLoader",
+    "MlSettings",
+    "ModelRegistryError",
+    "ModelRegistryService",
+    "feature_set_hash",
+    "with_stage",
+]
+
+# (artifact bytes, feature names) -> a Predictor (e.g. XgbPredictor.from_bytes)
+ArtifactLoader = Callable[[bytes, tuple[str, ...]], Predictor]
+
+
+class ModelRegistryError(ValueError):
+    """A registry request that cannot be honoured as asked (the message says why)."""
+
+
+def feature_set_hash(names: Sequence[str] = feature_module.FEATURE_COLUMNS) -> str:
+    """SHA-256 of the feature names and the feature module's source."""
+    digest = hashlib.sha256()
+    digest.update("\n".join(names).encode())
+    digest.update(b"\0")
+    digest.update(inspect.getsource(feature_module).encode())
+    return digest.hexdigest()
+
+
+def with_stage(
+    version: ModelVersion,
+    stage: ModelStage,
+    *,
+    at: datetime,
+    reason: str,
+    actor: str,
+    capital_fraction: float | None = None,
+) -> ModelVersion:
+    """``version`` moved to ``stage`` (checked against the transition table), history appended."""
+    transition(version.stage, stage)
+    change = StageChange(stage=stage, at=at, reason=reason, actor=actor)
+    fraction = (
+        capital_fraction
+        if capital_fraction is not None
+        else (version.capital_fraction if stage in (ModelStage.SHADOW, ModelStage.CANARY) else 0.0)
+    )
+    if stage is ModelStage.PRODUCTION:
+        fraction = 1.0
+    return version.model_copy(
+        update={"stage": stage, "history": (*version.history, change), "capital_fraction": fraction}
+    )
+
+
+@dataclass(frozen=True)
+class ModelRegistryService:
+    registry: ModelRegistry
+    clock: Clock
+
+    # ------------------------------------------------------------------ queries
+    def versions(self) -> list[ModelVersion]:
+        return self.registry.versions()
+
+    def get(self, version: int) -> ModelVersion:
+        try:
+            return self.registry.get(version)
+        except KeyError:
+            raise ModelRegistryError(f"{self.registry.group} has no version {version}") from None
+
+    def production(self) -> ModelVersion | None:
+        live = [v for v in self.registry.versions() if v.stage is ModelStage.PRODUCTION]
+        if len(live) > 1:
+            raise ModelRegistryError(
+                f"{len(live)} versions are in production: {[v.version for v in live]}"
+            )
+        return live[0] if live else None
+
+    def load_predictor(self, version: ModelVersion, loader: ArtifactLoader) -> Predictor:
+        """The version's predictor; refuses a model trained on other feature definitions."""
+        current = feature_set_hash(version.card.features)
+        if version.card.feature_hash != current:
+            raise ModelRegistryError(
+                f"{version.label} was trained with feature hash {version.card.feature_hash[:12]}"
+                f" but this code computes {current[:12]}: retrain it (training/serving skew)"
+            )
+        return loader(self.registry.artifact(version.version), version.card.features)
+
+    def reference(self, version: ModelVersion) -> DriftReference:
+        return self.registry.reference(version.version)
+
+    # ------------------------------------------------------------------ commands
+    def register(self, card: ModelCard, artifact: bytes, reference: DriftReference) -> ModelVersion:
+        if card.group != self.registry.group:
+            raise ModelRegistryError(
+                f"card is for group {card.group!r}, registry holds {self.registry.group!r}"
+            )
+        return self.registry.register(card, artifact, reference, self.clock.now())
+
+    def move(
+        self,
+        version: ModelVersion,
+        stage: ModelStage,
+        reason: str,
+        actor: str,
+        capital_fraction: float | None = None,
+    ) -> ModelVersion:
+        moved = with_stage(
+            version,
+            stage,
+            at=self.clock.now(),
+            reason=reason,
+            actor=actor,
+            capital_fraction=capital_fraction,
+        )
+        return self.registry.save(moved)
+
+    def promote(self, number: int, reason: str, actor: str) -> ModelVersion:
+        """Make ``number`` the production version; the previous one is archived."""
+        candidate = self.get(number)
+        if candidate.drift_blocked:
+            raise ModelRegistryError(
+                f"{candidate.label} is blocked by a drift alarm: {candidate.drift_reason}"
+            )
+        transition(candidate.stage, ModelStage.PRODUCTION)  # fail before touching the incumbent
+        incumbent = self.production()
+        if incumbent is not None and incumbent.version != number:
+            self.move(incumbent, ModelStage.ARCHIVED, f"replaced by v{number}: {reason}", actor)
+        return self.move(candidate, ModelStage.PRODUCTION, reason, actor)
+
+    def reject(self, number: int, reason: str, actor: str) -> ModelVersion:
+        return self.move(self.get(number), ModelStage.REJECTED, reason, actor)
+
+    def rollback(self, reason: str, actor: str) -> tuple[ModelVersion, ModelVersion | None]:
+        """Reject the production version and restore the most recently archived one (if any).
+        Returns (rejected, restored)."""
+        live = self.production()
+        if live is None:
+            raise ModelRegistryError(f"{self.registry.group} has no production version")
+        archived = [v for v in self.registry.versions() if v.stage is ModelStage.ARCHIVED]
+        archived.sort(key=lambda v: v.history[-1].at if v.history else v.card.created_at)
+        rejected = self.move(live, ModelStage.REJECTED, reason, actor)
+        restored = None
+        if archived:
+            restored = self.move(
+                archived[-1],
+                ModelStage.PRODUCTION,
+                f"restored by rollback of v{live.version}",
+                actor,
+            )
+        return rejected, restored
+
+    def record_drift(self, version: ModelVersion, blocked: bool, reason: str) -> ModelVersion:
+        return self.registry.save(
+            version.model_copy(update={"drift_blocked": blocked, "drift_reason": reason})
+        )
+
+
+class MlSettings(BaseSettings):
+    """Where the model registry lives (env prefix ``CST_``), parsed once per process."""
+
+    model_config = SettingsConfigDict(env_prefix="CST_", extra="ignore", frozen=True)
+
+    model_group: str = Field(default="cst-daily-ml", pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$")
+    model_registry: Literal["embedded", "sagemaker"] = "embedded"
+    model_prefix: str = Field(default="models", pattern=r"^[A-Za-z0-9_./-]+$")
+    model_bucket: str | None = None  # default: the lake bucket
+    model_image_uri: str = ""  # the serving image (SageMaker registry only)
+    model_endpoint: str | None = None  # serverless endpoint name (SageMaker predictor)

@@ -1,0 +1,445 @@
+"""ML lifecycle on SageMaker: model registry, training role, drift checks, model canary, endpoint.
+
+* ``ModelPackageGroup``: the SageMaker Model Registry group versions are registered in.
+* ``SageMakerRole``: what training jobs (``ml/train.py`` in script mode) and the serverless
+  endpoint run as: read ``ml/*`` (training channels) and read/write ``models/*`` in the lake
+  bucket, pull the SageMaker XGBoost image, write their logs and metrics.
+* ``Drift``: daily Lambda (PSI / KS / calibration decay, EMF) and the ``ModelDriftAlarm`` alarm.
+* ``Canary``: Step Functions machine ``StartShadow → wait → EvaluateShadow → StartCanary (≤ 5 %
+  of capital) → wait → EvaluateCanary → Promote``; a failed gate or ANY failed task rolls the
+  candidate back and ends ``Fail``. Durations come from the execution input.
+* ``Endpoint`` (only with context ``cst:ml:modelDataUrl``, the ``model.tar.gz`` of the version
+  to serve): model, serverless endpoint configuration and endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.config import DeploymentConfig
+from infra.constructs.bundling import LambdaCode
+from infra.constructs.data_lake import DataLake
+from infra.constructs.grants import grant_lake_objects, grant_table
+from infra.constructs.nag import acknowledge
+from infra.constructs.python_function import (
+    ASYNC_RETRY_ATTEMPTS,
+    MAX_EVENT_AGE,
+    PythonFunction,
+)
+from infra.constructs.state_tables import StateTables
+
+MODEL_GROUP: Final = "cst-daily-ml"
+DRIFT_HANDLER: Final = "cryptosmarttrader.handlers.drift.handler"
+CANARY_HANDLER: Final = "cryptosmarttrader.handlers.model_canary.handler"
+DRIFT_SERVICE: Final = "cst-model-drift"  # the producer named in domain/metric_names.py
+CANARY_SERVICE: Final = "cst-model-canary"
+METRICS_NAMESPACE: Final = "CryptoSmartTrader"
+DRIFT_CRON: Final = "cron(30 2 * * ? *)"  # daily 02:30 UTC, after the 00:xx ingest and scan
+MODEL_DATA_URL_CONTEXT: Final = "cst:ml:modelDataUrl"
+ROLLED_BACK_ERROR: Final = "ModelCanary.RolledBack"
+XGBOOST_IMAGE_TAG: Final = "sagemaker-xgboost:1.7-1"
+# SageMaker's XGBoost image registry accounts (sagemaker-python-sdk image_uri_config).
+XGBOOST_REGISTRIES: Final = {
+    "us-east-1": "683313688378",
+    "us-east-2": "257758044811",
+    "us-west-2": "246618743249",
+    "eu-west-1": "141502667606",
+    "eu-central-1": "492215442770",
+}
+SERVERLESS_MEMORY_MB: Final = 2048
+SERVERLESS_MAX_CONCURRENCY: Final = 5
+EXECUTION_NAME: Final = "$$.Execution.Name"
+
+
+class MachineLearning(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        drift_code: LambdaCode,
+        canary_code: LambdaCode,
+        config: DeploymentConfig,
+        lake: DataLake,
+        tables: StateTables,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        registries = CfnMapping(
+            self,
+            "XgboostRegistry",
+            mapping={region: {"account": acct} for region, acct in XGBOOST_REGISTRIES.items()},
+        )
+        registry_account = registries.find_in_map(Aws.REGION, "account")
+        self.image_uri = (
+            f"{registry_account}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{XGBOOST_IMAGE_TAG}"
+        )
+
+        self.group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=MODEL_GROUP,
+            model_package_group_description="CryptoSmartTrader daily ML agent (XGBoost)",
+        )
+        group_arn = stack.format_arn(
+            service="sagemaker", resource="model-package-group", resource_name=MODEL_GROUP
+        )
+        packages_arn = stack.format_arn(
+            service="sagemaker", resource="model-package", resource_name=f"{MODEL_GROUP}/*"
+        )
+
+        self.sagemaker_role = self._sagemaker_role(stack, lake, registry_account)
+
+        function_env = {
+            **environment,
+            "CST_MODEL_GROUP": MODEL_GROUP,
+            "CST_MODEL_REGISTRY": "sagemaker",
+            "CST_MODEL_IMAGE_URI": self.image_uri,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        }
+        common: dict[str, Any] = {
+            "environment": function_env,
+            "memory_mb": 2048,
+            "timeout": Duration.minutes(5),
+            "log_level": config.log_level,
+            "log_retention_days": config.log_retention_days,
+        }
+        self.drift = PythonFunction(
+            self,
+            "Drift",
+            code=drift_code,
+            handler=DRIFT_HANDLER,
+            description="Daily drift check: PSI/KS of features and predictions, calibration decay",
+            service_name=DRIFT_SERVICE,
+            **common,
+        )
+        self.canary = PythonFunction(
+            self,
+            "CanarySteps",
+            code=canary_code,
+            handler=CANARY_HANDLER,
+            description="Model canary steps: shadow, canary share, out-of-sample gate, promote",
+            service_name=CANARY_SERVICE,
+            **common,
+        )
+        for function in (self.drift, self.canary):
+            role = function.role
+            grant_lake_objects(
+                role,
+                lake.bucket,
+                ["s3:GetObject", "s3:PutObject"],
+                reason=(
+                    "Reads lake partitions and model artifacts, writes the registry's state.json "
+                    "beside each model version; objects of the lake bucket only."
+                ),
+            )
+            grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages"],
+                    resources=[group_arn],
+                )
+            )
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"],
+                    resources=[packages_arn],
+                )
+            )
+            acknowledge(
+                role.node.find_child("DefaultPolicy"),
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:"
+                f"<AWS::AccountId>:model-package/{MODEL_GROUP}/*]",
+                (
+                    "Model package ARNs end in the version number SageMaker assigns; the grant "
+                    f"covers the versions of the {MODEL_GROUP} group only (describe, update)."
+                ),
+            )
+
+        self.drift_rule = events.Rule(
+            self,
+            "DailyDrift",
+            description=f"Daily drift check of the production model, {DRIFT_CRON} UTC",
+            schedule=events.Schedule.expression(DRIFT_CRON),
+        )
+        self.drift_rule.add_target(
+            targets.LambdaFunction(
+                self.drift.function,
+                event=events.RuleTargetInput.from_object({}),
+                dead_letter_queue=self.drift.dead_letter_queue,
+                retry_attempts=ASYNC_RETRY_ATTEMPTS,
+                max_event_age=MAX_EVENT_AGE,
+            )
+        )
+        # Named and described as the observability construct's alarms are ("<stack>-<severity>-
+        # <id>", "[severity] ..."); severity info: no action until the stack wires a topic.
+        self.drift_alarm = cloudwatch.Alarm(
+            self,
+            "DriftAlarm",
+            alarm_name=f"{stack.stack_name}-info-ModelDrift",
+            alarm_description=(
+                "[info] The production model's drift check raised an alarm (features, "
+                "predictions or calibration); promotion is blocked until a clean check."
+            ),
+            metric=cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name="ModelDriftAlarm",
+                dimensions_map={"ModelGroup": MODEL_GROUP, "service": DRIFT_SERVICE},
+                statistic="Maximum",
+                period=Duration.days(1),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+        self.log_group = logs.LogGroup(
+            self,
+            "CanaryLogs",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "CanaryStateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
+            comment="Model canary: shadow -> gate -> canary share -> gate -> promote, else rollback",
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+        )
+        acknowledge(
+            self.state_machine.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            (
+                "Step Functions X-Ray tracing and CloudWatch Logs delivery support no "
+                "resource-level permissions, so AWS requires Resource '*'."
+            ),
+        )
+        child = self.canary.function.node.default_child
+        assert child is not None
+        acknowledge(
+            self.state_machine.role,
+            f"AwsSolutions-IAM5[Resource::<{stack.resolve(stack.get_logical_id(child))}.Arn>:*]",  # type: ignore[arg-type]
+            (
+                "lambda:InvokeFunction on the canary function's versions and aliases (ARN:*), "
+                "granted by CDK's LambdaInvoke so a qualified ARN also works."
+            ),
+        )
+
+        url = self.node.try_get_context(MODEL_DATA_URL_CONTEXT)
+        self.endpoint: sagemaker.CfnEndpoint | None = self._endpoint(str(url)) if url else None
+
+    # ------------------------------------------------------------------ SageMaker role
+    def _sagemaker_role(self, stack: Stack, lake: DataLake, registry_account: str) -> iam.Role:
+        role = iam.Role(
+            self,
+            "SageMakerRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="CryptoSmartTrader training jobs and serverless endpoint",
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[
+                    lake.bucket.arn_for_objects("ml/*"),
+                    lake.bucket.arn_for_objects("models/*"),
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[lake.bucket.arn_for_objects("models/*")]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[lake.bucket.bucket_arn])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{registry_account}:repository/"
+                    "sagemaker-xgboost"
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"],
+                resources=["*"],
+            )
+        )
+        log_arn = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[log_arn, f"{log_arn}:*"],
+            )
+        )
+        bucket_child = lake.bucket.node.default_child
+        assert bucket_child is not None
+        bucket_id = stack.resolve(stack.get_logical_id(bucket_child))  # type: ignore[arg-type]
+        for rule, reason in (
+            (
+                f"Resource::<{bucket_id}.Arn>/ml/*",
+                "Training jobs read their input channels: objects under the lake's ml/ prefix.",
+            ),
+            (
+                f"Resource::<{bucket_id}.Arn>/models/*",
+                "Training jobs write model.tar.gz and the endpoint reads it: objects under the "
+                "lake's models/ prefix only.",
+            ),
+            (
+                "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+                "/aws/sagemaker/*",
+                "SageMaker names its training-job and endpoint log groups /aws/sagemaker/<kind>; "
+                "the grant is limited to that prefix.",
+            ),
+            (
+                "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+                "/aws/sagemaker/*:*",
+                "Log streams of the /aws/sagemaker/* log groups (names are per job and instance).",
+            ),
+            (
+                "Resource::*",
+                "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource-level "
+                "permissions; image pulls themselves are limited to the sagemaker-xgboost repo.",
+            ),
+        ):
+            acknowledge(role, f"AwsSolutions-IAM5[{rule}]", reason)
+        return role
+
+    # ------------------------------------------------------------------ endpoint
+    def _endpoint(self, model_data_url: str) -> sagemaker.CfnEndpoint:
+        model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=self.sagemaker_role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=self.image_uri,
+                model_data_url=model_data_url,
+                environment={
+                    "SAGEMAKER_PROGRAM": "inference.py",
+                    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                },
+            ),
+        )
+        config = sagemaker.CfnEndpointConfig(
+            self,
+            "ServerlessConfig",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name="production",
+                    model_name=model.attr_model_name,
+                    serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                        memory_size_in_mb=SERVERLESS_MEMORY_MB,
+                        max_concurrency=SERVERLESS_MAX_CONCURRENCY,
+                    ),
+                )
+            ],
+        )
+        return sagemaker.CfnEndpoint(
+            self, "Endpoint", endpoint_config_name=config.attr_endpoint_config_name
+        )
+
+    # ------------------------------------------------------------------ definition
+    def _invoke(
+        self, state_id: str, payload: Mapping[str, Any], result_path: str
+    ) -> tasks.LambdaInvoke:
+        return tasks.LambdaInvoke(
+            self,
+            state_id,
+            lambda_function=self.canary.function,
+            payload=sfn.TaskInput.from_object(dict(payload)),
+            payload_response_only=True,
+            result_path=result_path,
+        )
+
+    def _definition(self) -> sfn.IChainable:
+        version = sfn.JsonPath.number_at("$.version")
+        rollback = self._invoke(
+            "Rollback",
+            {
+                "action": "rollback",
+                "version": version,
+                "failure": sfn.JsonPath.object_at("$.failure"),
+            },
+            "$.rolled_back",
+        )
+        rollback.add_retry(errors=[sfn.Errors.ALL], interval=Duration.seconds(1), max_attempts=2)
+        rollback.next(
+            sfn.Fail(self, "RolledBack", error=ROLLED_BACK_ERROR, cause_path="$.failure.Cause")
+        )
+
+        def gate(stage: str, on_pass: sfn.IChainable) -> sfn.Chain:
+            title = stage.capitalize()
+            evaluate = self._invoke(
+                f"Evaluate{title}",
+                {
+                    "action": "evaluate",
+                    "version": version,
+                    "asof": sfn.JsonPath.string_at("$.asof"),
+                },
+                f"$.{stage}_gate",
+            )
+            failed = sfn.Pass(
+                self,
+                f"{title}GateFailed",
+                parameters={
+                    "Error": f"ModelCanary.{title}GateFailed",
+                    "Cause": sfn.JsonPath.string_at(f"$.{stage}_gate.summary"),
+                },
+                result_path="$.failure",
+            ).next(rollback)
+            choice = (
+                sfn.Choice(self, f"{title}GatePassed")
+                .when(sfn.Condition.string_equals(f"$.{stage}_gate.verdict", "advance"), on_pass)
+                .otherwise(failed)
+            )
+            evaluate.add_catch(rollback, errors=[sfn.Errors.ALL], result_path="$.failure")
+            return evaluate.next(choice)
+
+        start_shadow = self._invoke(
+            "StartShadow", {"action": "start_shadow", "version": version}, "$.shadow"
+        )
+        start_canary = self._invoke(
+            "StartCanary", {"action": "start_canary", "version": version}, "$.canary"
+        )
+        promote = self._invoke("Promote", {"action": "promote", "version": version}, "$.promoted")
+        for task in (start_shadow, start_canary, promote):
+            task.add_catch(rollback, errors=[sfn.Errors.ALL], result_path="$.failure")
+        shadow_wait = sfn.Wait(
+            self, "ShadowPeriod", time=sfn.WaitTime.seconds_path("$.shadow_seconds")
+        )
+        canary_wait = sfn.Wait(
+            self, "CanaryPeriod", time=sfn.WaitTime.seconds_path("$.canary_seconds")
+        )
+        promoted = sfn.Succeed(self, "Promoted", comment="the candidate is the production model")
+        canary_path = start_canary.next(canary_wait).next(gate("canary", promote.next(promoted)))
+        return start_shadow.next(shadow_wait).next(gate("shadow", canary_path))

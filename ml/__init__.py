@@ -1,0 +1,1 @@
+"""SageMaker entry points: ``train.py`` (script-mode training) and ``inference.py`` (serving)."""
