@@ -126,11 +126,6 @@ def test_database_throttling_is_retried_and_an_outage_before_the_run_recovers(
         assert checks[name], result.details["outage_before_run"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ScanService claims the idempotency key before writing the order; when the order "
-    "write fails the retry sees the claim, reports a duplicate and never records the order",
-)
 def test_database_outage_between_claim_and_order_loses_no_order(
     database: ScenarioResult,
 ) -> None:

@@ -258,7 +258,14 @@ class ScanService:
             )
             coid = intent.client_order_id.value
         now = self.clock.now()
-        if not self.idempotency.claim(coid, now, self.settings.idempotency_ttl_seconds):
+        # The claim opens the 60-minute window; the conditional insert below is what makes the
+        # order exactly-once. A claim already held with no order recorded means an earlier
+        # attempt died between the two writes (crash, DynamoDB outage): recover by recording it
+        # now rather than losing the decision; a concurrent writer still loses the insert.
+        if (
+            not self.idempotency.claim(coid, now, self.settings.idempotency_ttl_seconds)
+            and self.orders.get(coid) is not None
+        ):
             return {
                 "client_order_id": coid,
                 "order_status": "duplicate",
