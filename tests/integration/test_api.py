@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -429,6 +430,18 @@ def test_malformed_killswitch_requests_change_nothing(
         aws.ssm.get_parameter(Name=AwsResources().kill_switch_param)["Parameter"]["Value"]
     )
     assert stored["on"] is False
+    assert DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent() == []
+
+
+def test_a_body_that_is_not_utf8_is_a_422_not_a_crash(api: ModuleType, aws: AwsClients) -> None:
+    # Given a binary body, base64-encoded by API Gateway
+    event = api_event("POST", "/api/v1/killswitch", user_arn=USER_ARN)
+    event["body"] = base64.b64encode(b"\xff\xfe:wN\xd7").decode()
+    event["isBase64Encoded"] = True
+
+    # When it is posted, then it is rejected as invalid input and nothing changes
+    status, body, _ = call(api, event)
+    assert status == 422 and body["detail"][0]["loc"] == ["body"]
     assert DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent() == []
 
 

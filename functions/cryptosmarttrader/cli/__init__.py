@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cryptosmarttrader.cli import api as _api
 from cryptosmarttrader.cli import backtest as _backtest
 from cryptosmarttrader.cli import chaos as _chaos
 from cryptosmarttrader.cli import data as _data
@@ -38,6 +39,7 @@ app.add_typer(_golive.app, name="golive", help="Go-live: staging, SLO gates, can
 app.add_typer(_tracking.app, name="tracking", help="Paper vs backtest fill tracking error (bps).")
 app.add_typer(_chaos.app, name="chaos", help="Chaos suite: real faults on local infra, recovery.")
 app.add_typer(_local.app, name="local", help="Deploy the stacks to a local AWS (moto/LocalStack).")
+app.add_typer(_api.app, name="api", help="HTTP API: local server over the embedded AWS, OpenAPI.")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -119,6 +119,14 @@ class ApiBridge(BaseHTTPRequestHandler):
     server_version = "cst-api-local"
     invoke: Invoke
     api_key: str
+    routes: Mapping[str, frozenset[str]] = {}  # path → declared methods (from the OpenAPI)
+    signed: frozenset[tuple[str, str]] = frozenset()  # (method, path) needing SigV4 (IAM)
+
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        """Any other method (QUERY, PROPFIND...) goes through the same gate and gets a 405."""
+        if name.startswith("do_"):
+            return lambda: self._handle(name[3:])
+        raise AttributeError(name)
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -135,6 +143,15 @@ class ApiBridge(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._handle("PATCH")
 
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._handle("OPTIONS")
+
+    def do_TRACE(self) -> None:
+        self._handle("TRACE")
+
     def _handle(self, method: str) -> None:
         request_id = str(uuid.uuid4())
         length = int(self.headers.get("Content-Length") or 0)
@@ -142,10 +159,27 @@ class ApiBridge(BaseHTTPRequestHandler):
             self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {}, b'{"message":"Payload Too Large"}')
             return
         body = self.rfile.read(length) if length > 0 else b""
+        allowed = self.routes.get(urlsplit(self.path).path)
+        if allowed is not None and method not in allowed:
+            # API Gateway answers an undeclared method itself (403 "Missing Authentication
+            # Token"); locally the plain HTTP answer is given instead.
+            self._send(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                {"Allow": ", ".join(sorted(allowed))},
+                b'{"message":"Method Not Allowed"}',
+            )
+            return
         sent_key = self.headers.get("x-api-key")
         if sent_key is None or not secrets.compare_digest(sent_key, self.api_key):
             # What API Gateway answers when a method requires an API key it did not get.
             self._send(HTTPStatus.FORBIDDEN, {}, b'{"message":"Forbidden"}')
+            return
+        if (method, urlsplit(self.path).path) in self.signed and not self.headers.get(
+            "Authorization"
+        ):
+            # API Gateway's answer to an unsigned call of an IAM method. Locally the signature
+            # itself is NOT verified: the API key is the only credential checked.
+            self._send(HTTPStatus.FORBIDDEN, {}, b'{"message":"Missing Authentication Token"}')
             return
         event = proxy_event(
             method,
@@ -183,11 +217,31 @@ class ApiBridge(BaseHTTPRequestHandler):
         """Silenced: the handler logs every request as JSON with its correlation id."""
 
 
+def declared_routes() -> tuple[dict[str, frozenset[str]], frozenset[tuple[str, str]]]:
+    """Path → HTTP methods, and the (method, path) pairs needing SigV4, from the OpenAPI."""
+    from cryptosmarttrader.handlers.api import SIGV4_SCHEME, openapi_json
+
+    paths = json.loads(openapi_json())["paths"]
+    routes = {path: frozenset(m.upper() for m in ops) for path, ops in paths.items()}
+    signed = frozenset(
+        (m.upper(), path)
+        for path, ops in paths.items()
+        for m, op in ops.items()
+        if any(SIGV4_SCHEME in req for req in op.get("security", []))
+    )
+    return routes, signed
+
+
 def make_server(port: int, api_key: str, invoke: Invoke) -> HTTPServer:
     """An HTTP server on 127.0.0.1:``port`` (0 = any free port) bridging to ``invoke``."""
-    bridge = type(
-        "BoundApiBridge", (ApiBridge,), {"invoke": staticmethod(invoke), "api_key": api_key}
-    )
+    routes, signed = declared_routes()
+    attrs = {
+        "invoke": staticmethod(invoke),
+        "api_key": api_key,
+        "routes": routes,
+        "signed": signed,
+    }
+    bridge = type("BoundApiBridge", (ApiBridge,), attrs)
     return HTTPServer((LOOPBACK, port), bridge)
 
 

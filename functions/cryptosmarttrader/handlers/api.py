@@ -27,6 +27,7 @@ from aws_lambda_powertools.event_handler.exceptions import (
     UnauthorizedError,
 )
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import (
     APIKey,
     APIKeyIn,
@@ -34,6 +35,7 @@ from aws_lambda_powertools.event_handler.openapi.models import (
     Server,
 )
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -50,6 +52,7 @@ from cryptosmarttrader.adapters.health import DynamoDbProbe, ExchangeProbe, S3Pr
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain import metric_names as mn
+from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.handlers._common import (
     aws_clients,
@@ -59,6 +62,7 @@ from cryptosmarttrader.handlers._common import (
     trading_settings,
 )
 from cryptosmarttrader.services.api import (
+    ApiError,
     ApiService,
     HealthResponse,
     KillSwitchRequest,
@@ -92,7 +96,19 @@ SECURITY_SCHEMES: Final[dict[str, SecurityScheme]] = {
 }
 READ_SECURITY: Final[list[dict[str, list[str]]]] = [{API_KEY_SCHEME: []}]
 WRITE_SECURITY: Final[list[dict[str, list[str]]]] = [{API_KEY_SCHEME: [], SIGV4_SCHEME: []}]
+
+
+# What API Gateway answers before the function runs: a missing/invalid API key or signature.
+def _error(description: str) -> OpenAPIResponse:
+    return {"description": description, "content": {"application/json": {"model": ApiError}}}
+
+
+DENIED: Final[dict[int, OpenAPIResponse]] = {
+    403: _error("missing or invalid API key (or SigV4 signature), answered by API Gateway"),
+    503: _error("a dependency (DynamoDB, SSM) failed; retry later"),
+}
 CORRELATION_HEADER: Final = "X-Correlation-Id"
+ISO_DATE: Final = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 _CORRELATION_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -166,6 +182,36 @@ def _observe(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Re
 app.use(middlewares=[_observe])
 
 
+@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
+    """422 with the documented ``HTTPValidationError`` shape (Powertools' default omits ``msg``).
+
+    Messages are pydantic's generic texts (never the input), sanitized all the same.
+    """
+    detail = [
+        {"loc": list(e["loc"]), "msg": sanitize_text(str(e.get("msg", ""))), "type": e["type"]}
+        for e in exc.errors()
+    ]
+    return Response(
+        status_code=422,
+        content_type=content_types.APPLICATION_JSON,
+        body={"statusCode": 422, "detail": detail},
+    )
+
+
+@app.exception_handler(UnicodeDecodeError)  # type: ignore[untyped-decorator]
+def _undecodable_body(_: UnicodeDecodeError) -> Response[dict[str, Any]]:
+    """A body that is not UTF-8 (Powertools' JSON decoding raises instead of rejecting it)."""
+    return Response(
+        status_code=422,
+        content_type=content_types.APPLICATION_JSON,
+        body={
+            "statusCode": 422,
+            "detail": [{"loc": ["body"], "msg": "body is not UTF-8 JSON", "type": "json_invalid"}],
+        },
+    )
+
+
 @app.exception_handler([StoreError, ClientError, BotoCoreError])  # type: ignore[untyped-decorator]
 def _dependency_failed(exc: Exception) -> Response[dict[str, Any]]:
     logger.exception("dependency failed")
@@ -178,6 +224,7 @@ def _dependency_failed(exc: Exception) -> Response[dict[str, Any]]:
     tags=["system"],
     security=READ_SECURITY,
     responses={
+        **DENIED,
         200: {"description": "every AWS dependency answered"},
         503: {"description": "an AWS dependency failed (body lists which)"},
     },
@@ -196,6 +243,7 @@ def health() -> Response[HealthResponse]:
     summary="Universe, regime, top opportunities and risk level from the latest scan",
     tags=["market"],
     security=READ_SECURITY,
+    responses={200: {"description": "Successful Response"}, **DENIED},
 )
 def market_overview(
     top: Annotated[int, Query(ge=1, le=50, description="opportunities to return")] = 10,
@@ -208,13 +256,20 @@ def market_overview(
     summary="Ranked signals of the latest scan (or of one as-of date)",
     tags=["market"],
     security=READ_SECURITY,
+    responses={200: {"description": "Successful Response"}, **DENIED},
 )
 def signals(
-    asof: Annotated[date | None, Query(description="as-of date YYYY-MM-DD")] = None,
+    asof: Annotated[
+        str | None, Query(pattern=ISO_DATE, description="as-of date YYYY-MM-DD")
+    ] = None,
     action: Annotated[Action | None, Query(description="only this action")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> SignalsResponse:
-    return _service().signals_for(asof, action, limit)
+    try:
+        day = None if asof is None else date.fromisoformat(asof)
+    except ValueError:  # well-formed but not a calendar day (2024-02-30): no scan ran then
+        return SignalsResponse(asof=None, count=0, signals=[])
+    return _service().signals_for(day, action, limit)
 
 
 @app.get(
@@ -222,6 +277,7 @@ def signals(
     summary="Open positions and non-terminal orders",
     tags=["trading"],
     security=READ_SECURITY,
+    responses={200: {"description": "Successful Response"}, **DENIED},
 )
 def positions() -> PositionsResponse:
     return _service().positions_view()
@@ -232,6 +288,7 @@ def positions() -> PositionsResponse:
     summary="RiskGuard level, kill-switch, exposure and recent level transitions",
     tags=["trading"],
     security=READ_SECURITY,
+    responses={200: {"description": "Successful Response"}, **DENIED},
 )
 def risk() -> RiskResponse:
     return _service().risk_view()
@@ -243,9 +300,9 @@ def risk() -> RiskResponse:
     tags=["trading"],
     security=WRITE_SECURITY,
     responses={
+        **DENIED,
         200: {"description": "switch written and audit entry appended"},
-        401: {"description": "no authenticated caller identity"},
-        422: {"description": "malformed body or missing reason"},
+        401: _error("no authenticated caller identity"),
     },
 )
 def killswitch(request: Annotated[KillSwitchRequest, Body()]) -> KillSwitchResponse:

@@ -22,6 +22,7 @@ from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.ports import OrderStore, PositionStore
 
 __all__ = [
+    "ApiError",
     "ApiService",
     "AuditTrail",
     "HealthCheck",
@@ -143,14 +144,26 @@ class RiskResponse(_Model):
 
 class KillSwitchRequest(_Model):
     on: bool = Field(description="true stops all new orders; false resumes")
-    reason: str = Field(min_length=3, max_length=500, description="why (stored and audited)")
+    reason: str = Field(
+        min_length=3,
+        max_length=500,
+        pattern=r"^[\s\S]*\S[\s\S]*\S[\s\S]*\S[\s\S]*$",
+        description="why, with at least 3 non-blank characters (stored and audited)",
+    )
 
     @field_validator("reason")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if len(value.strip()) < 3:
-            raise ValueError("reason must say why, in at least 3 non-blank characters")
+    def _strip(cls, value: str) -> str:
         return value.strip()
+
+
+class ApiError(BaseModel):
+    """Error body: API Gateway's ``{"message"}`` or the function's ``{"statusCode", "message"}``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message: str
+    statusCode: int | None = None  # noqa: N815 - the wire name Powertools and API Gateway use
 
 
 class KillSwitchResponse(_Model):
