@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from cryptosmarttrader.domain.orders import OrderStatus, transition
 
@@ -137,7 +137,7 @@ class DynamoIdempotencyStore:
                 ExpressionAttributeNames={"#id": "id", "#exp": "expiration"},
                 ExpressionAttributeValues={":now": {"N": str(now_s)}},
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _is_condition_failure(exc):
                 return False
             raise StoreError("put_item(claim)", self._table, {"id": key}, exc) from exc
@@ -147,7 +147,7 @@ class DynamoIdempotencyStore:
         """Drop a claim (e.g. the guarded work failed before any side effect)."""
         try:
             self._client.delete_item(TableName=self._table, Key={"id": {"S": key}})
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StoreError("delete_item", self._table, {"id": key}, exc) from exc
 
 
@@ -173,7 +173,7 @@ class DynamoOrderStore:
                 Item=item,
                 ConditionExpression="attribute_not_exists(client_order_id)",
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _is_condition_failure(exc):
                 return False
             raise StoreError("put_item", self._table, {"client_order_id": coid}, exc) from exc
@@ -186,7 +186,7 @@ class DynamoOrderStore:
                 Key={"client_order_id": {"S": client_order_id}},
                 ConsistentRead=True,
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StoreError(
                 "get_item", self._table, {"client_order_id": client_order_id}, exc
             ) from exc
@@ -232,7 +232,7 @@ class DynamoOrderStore:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_item(values),
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _is_condition_failure(exc):
                 return False
             raise StoreError(
@@ -256,7 +256,7 @@ class DynamoPositionStore:
             resp = self._client.get_item(
                 TableName=self._table, Key={"symbol": {"S": symbol}}, ConsistentRead=True
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StoreError("get_item", self._table, {"symbol": symbol}, exc) from exc
         item = resp.get("Item")
         return from_item(item) if item else None
@@ -282,7 +282,7 @@ class DynamoPositionStore:
             }
         try:
             self._client.put_item(TableName=self._table, Item=item, **condition)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _is_condition_failure(exc):
                 return False
             raise StoreError("put_item", self._table, {"symbol": symbol}, exc) from exc
@@ -297,7 +297,7 @@ class DynamoPositionStore:
                 ExpressionAttributeNames={"#v": "version"},
                 ExpressionAttributeValues={":v": {"N": str(expected_version)}},
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _is_condition_failure(exc):
                 return False
             raise StoreError("delete_item", self._table, {"symbol": symbol}, exc) from exc
@@ -316,7 +316,7 @@ class DynamoStateStore:
             raise ValueError("item must not carry its own pk/sk")
         try:
             self._client.put_item(TableName=self._table, Item=to_item({**item, "pk": pk, "sk": sk}))
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StoreError("put_item", self._table, {"pk": pk, "sk": sk}, exc) from exc
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
@@ -326,7 +326,7 @@ class DynamoStateStore:
                 Key={"pk": {"S": pk}, "sk": {"S": sk}},
                 ConsistentRead=True,
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StoreError("get_item", self._table, {"pk": pk, "sk": sk}, exc) from exc
         item = resp.get("Item")
         if not item:
@@ -351,6 +351,6 @@ class DynamoStateStore:
                     data = from_item(item)
                     data.pop("pk", None)
                     out.append(data)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StoreError("query", self._table, {"pk": pk}, exc) from exc
         return out

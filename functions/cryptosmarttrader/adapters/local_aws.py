@@ -276,12 +276,16 @@ def write_atomic(path: Path, payload: bytes, *, fsync: bool = True) -> None:
     """Write ``payload`` to ``path`` via a temp file in the same folder and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(payload)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(payload)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave half-written temp files behind
+        raise
 
 
 # --------------------------------------------------------------------------- lake mirror
