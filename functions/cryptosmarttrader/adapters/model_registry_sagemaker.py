@@ -235,7 +235,7 @@ class SageMakerModelRegistry:
                 "cst_stage": str(version.stage),
                 "cst_capital_fraction": f"{version.capital_fraction:g}",
                 "cst_drift_blocked": "true" if version.drift_blocked else "false",
-                "cst_drift_reason": metadata_value(version.drift_reason),
+                "cst_drift_reason": metadata_value(version.drift_reason) or "none",
                 "cst_train_end": version.card.train_end.isoformat(),
                 "cst_feature_hash": version.card.feature_hash,
             },
