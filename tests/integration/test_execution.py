@@ -287,6 +287,33 @@ def test_crash_after_record_before_send_resumes_the_order_once(
     assert [o["status"] for o in rig.orders()] == [OrderStatus.FILLED.value]
 
 
+def test_crash_between_claim_and_record_does_not_block_the_decision(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given a process that took the 60-minute claim and died before recording the order
+    price, quote = _quote(market)
+    intent = _intent(price)
+
+    class DiesBeforeRecord(DynamoOrderStore):
+        def put_new(self, order: object) -> bool:
+            raise ProcessDied
+
+    service = rig.service()
+    res = rig.clients.resources
+    service.orders = DiesBeforeRecord(res.orders_table, rig.clients.dynamodb)
+    with pytest.raises(ProcessDied):
+        service.submit(intent, equity=EQUITY, quote=quote)
+    assert rig.orders() == []
+    # When the same decision is submitted again within the window
+    retried = rig.service().submit(intent, equity=EQUITY, quote=quote)
+    again = rig.service().submit(intent, equity=EQUITY, quote=quote)
+    # Then it is recorded and sent once, and a further submission is a duplicate
+    assert retried.status == OrderStatus.FILLED.value
+    assert again.status == "duplicate"
+    assert rig.paper.create_calls == 1
+    assert [o["status"] for o in rig.orders()] == [OrderStatus.FILLED.value]
+
+
 def test_new_order_older_than_the_resume_window_is_cancelled_not_sent(
     rig: Rig, market: RecordedMarketData
 ) -> None:

@@ -8,7 +8,8 @@ The path of one decision (an :class:`OrderIntent`):
    duplicate, nothing sent;
 3. RiskGuard (level from the state table, exposure from positions and open buy orders, clusters,
    quote) → rejected with the rule that decided, nothing written;
-4. 60-minute idempotency claim on the client order ID (one winner among concurrent callers);
+4. 60-minute idempotency claim on the client order ID (a claim held without its order is
+   recovered, see ``submit``);
 5. order recorded as NEW (conditional insert, so permanent dedup beyond the 60 minutes);
 6. NEW → SUBMITTED (conditional), then sent to the exchange tagged with the client order ID;
 7. the answer moves the order along the state-transition table and applies fills to positions.
@@ -192,7 +193,14 @@ class ExecutionService:
         )
         if not verdict.approved or verdict.quantity is None:
             return self._rejected(coid, verdict.rule, verdict.reason)
-        if not self.idempotency.claim(coid.value, now, self.idempotency_ttl_seconds):
+        # The claim opens the 60-minute window; the conditional NEW insert below is what makes
+        # the order exactly-once. A claim held with no order recorded is either a concurrent
+        # submission about to insert, or one that died between the two writes: in both cases
+        # racing for the conditional insert is safe, and the second case is not left blocked.
+        if (
+            not self.idempotency.claim(coid.value, now, self.idempotency_ttl_seconds)
+            and self.orders.get(coid.value) is not None
+        ):
             self.metrics.add("DuplicateOrdersPrevented", 1)
             return ExecutionResult(coid.value, "duplicate", "claimed by a concurrent submission")
         record = {
