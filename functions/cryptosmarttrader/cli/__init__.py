@@ -14,6 +14,7 @@ from cryptosmarttrader.cli import golive as _golive
 from cryptosmarttrader.cli import ingest as _ingest
 from cryptosmarttrader.cli import killswitch as _killswitch
 from cryptosmarttrader.cli import local as _local
+from cryptosmarttrader.cli import model as _model
 from cryptosmarttrader.cli import scan as _scan
 from cryptosmarttrader.cli import tracking as _tracking
 
@@ -40,6 +41,7 @@ app.add_typer(_tracking.app, name="tracking", help="Paper vs backtest fill track
 app.add_typer(_chaos.app, name="chaos", help="Chaos suite: real faults on local infra, recovery.")
 app.add_typer(_local.app, name="local", help="Deploy the stacks to a local AWS (moto/LocalStack).")
 app.add_typer(_api.app, name="api", help="HTTP API: local server over the embedded AWS, OpenAPI.")
+app.add_typer(_model.app, name="model", help="ML lifecycle: train, registry, drift, canary.")
 
 
 def main() -> None:  # pragma: no cover - console entry point

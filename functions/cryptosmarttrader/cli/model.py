@@ -1,0 +1,259 @@
+"""`cst model train|list|promote|rollback|drift|canary`: the ML lifecycle on the embedded local AWS.
+
+``train`` exports the recorded real bars up to ``--train-end`` (stablecoins and wrapped tokens
+removed) as the ``train`` channel, runs ``ml/train.py`` — the SageMaker script-mode entry point —
+as a subprocess with the SM_* variables a training job gets, and registers the result in the
+embedded registry (S3 + DynamoDB on moto; state under ``--state-dir``). ``canary`` runs the
+same steps as the model-canary state machine, in order, without Step Functions.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
+from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.cli._common import fail, parse_day, state_dir
+from cryptosmarttrader.domain.drift import DriftReference
+from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError, ModelCard
+from cryptosmarttrader.services.model_lifecycle import CanaryService, DriftService, LifecycleError
+from cryptosmarttrader.services.model_registry import (
+    MlSettings,
+    ModelRegistryError,
+    ModelRegistryService,
+)
+from cryptosmarttrader.wiring import (
+    REPO_ROOT,
+    DataSourceUnavailableError,
+    excluded_coins,
+    resolve_data_dir,
+)
+
+app = typer.Typer(
+    name="model",
+    help="ML lifecycle: walk-forward training, registry, promotion, rollback, drift, canary.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+TRAIN_SCRIPT = REPO_ROOT / "ml" / "train.py"
+
+StateOpt = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Embedded local AWS state (default: CST_STATE_DIR or .cst)."),
+]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Recorded data (CST_DATA_DIR).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the history).")]
+
+
+def _registry(aws: LocalAws) -> ModelRegistryService:
+    settings = MlSettings()
+    store = EmbeddedModelRegistry(
+        settings.model_group,
+        bucket=settings.model_bucket or aws.resources.lake_bucket,
+        table=aws.resources.state_table,
+        s3=aws.s3,
+        dynamodb=aws.dynamodb,
+        prefix=settings.model_prefix,
+    )
+    return ModelRegistryService(store, SystemClock())
+
+
+def _market(data: Path | None) -> RecordedMarketData:
+    try:
+        return RecordedMarketData(resolve_data_dir(data))
+    except DataSourceUnavailableError as exc:
+        fail(str(exc))
+
+
+@app.command("train")
+def train(
+    train_end: Annotated[str, typer.Option("--train-end", help="Last day a label may end.")],
+    first_day: Annotated[str | None, typer.Option("--first-day")] = None,
+    horizon_days: Annotated[int, typer.Option("--horizon-days")] = 30,
+    threshold: Annotated[float, typer.Option("--threshold")] = 0.5,
+    features: Annotated[str | None, typer.Option("--features", help="Comma list.")] = None,
+    rounds: Annotated[int, typer.Option("--rounds")] = 200,
+    data: DataOpt = None,
+    state: StateOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train with ml/train.py (walk-forward, purge + embargo) and register the version."""
+    end = parse_day(train_end, "--train-end")
+    market = _market(data)
+    daily = market.daily_all().filter(
+        ~pl.col("symbol").is_in(list(excluded_coins(market)))
+        & (pl.col("ts") < int(end.timestamp() * 1000) + 86_400_000)
+    )
+    with tempfile.TemporaryDirectory(prefix="cst-train-") as tmp:
+        root = Path(tmp)
+        (root / "train").mkdir()
+        daily.write_parquet(root / "train" / "daily.parquet")
+        args = [sys.executable, str(TRAIN_SCRIPT), "--train-end", end.date().isoformat(),
+                "--horizon-days", str(horizon_days), "--threshold", str(threshold),
+                "--rounds", str(rounds)]  # fmt: skip
+        if first_day:
+            args += ["--first-day", parse_day(first_day, "--first-day").date().isoformat()]
+        if features:
+            args += ["--features", features]
+        env = os.environ | {
+            "SM_CHANNEL_TRAIN": str(root / "train"),
+            "SM_MODEL_DIR": str(root / "model"),
+            "SM_OUTPUT_DATA_DIR": str(root / "output"),
+        }
+        result = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+        if result.returncode != 0:
+            fail(f"ml/train.py failed: {result.stderr.strip().splitlines()[-1:]}")
+        card = ModelCard.model_validate_json((root / "model" / "card.json").read_text())
+        reference = DriftReference.model_validate_json(
+            (root / "model" / "reference.json").read_text()
+        )
+        artifact = (root / "model" / "model.json").read_bytes()
+    with embedded_aws(state_dir(state)) as aws:
+        version = _registry(aws).register(card, artifact, reference)
+    out = {"version": version.version, "stage": str(version.stage),
+           "oos": card.oos.model_dump(mode="json"), "folds": len(card.folds)}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(out))
+        return
+    console.print(
+        f"registered {version.label}: walk-forward OOS AUC {card.oos.auc}, "
+        f"lift@20 {card.oos.lift}, {len(card.folds)} folds, {card.train_rows} rows"
+    )
+
+
+def _row(v: Any) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "stage": str(v.stage),
+        "train_end": v.card.train_end.isoformat(),
+        "features": len(v.card.features),
+        "oos_auc": v.card.oos.auc,
+        "oos_lift": v.card.oos.lift,
+        "drift_blocked": v.drift_blocked,
+        "git_commit": v.card.git_commit[:12],
+        "last_change": v.history[-1].reason if v.history else "",
+    }
+
+
+@app.command("list")
+def list_versions(state: StateOpt = None, as_json: JsonOpt = False) -> None:
+    """Every registered version with its stage and out-of-sample metrics."""
+    with embedded_aws(state_dir(state)) as aws:
+        rows = [_row(v) for v in _registry(aws).versions()]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(*rows[0].keys()) if rows else Table("no versions registered")
+    for r in rows:
+        table.add_row(*(str(x) for x in r.values()))
+    console.print(table)
+
+
+@app.command("promote")
+def promote(version: int, reason: ReasonOpt, state: StateOpt = None) -> None:
+    """Make VERSION the production model (the previous one is archived)."""
+    with embedded_aws(state_dir(state)) as aws:
+        try:
+            done = _registry(aws).promote(version, reason, getpass.getuser())
+        except (ModelRegistryError, IllegalStageTransitionError) as exc:
+            fail(str(exc))
+    console.print(f"{done.label} is in production")
+
+
+@app.command("rollback")
+def rollback(reason: ReasonOpt, state: StateOpt = None) -> None:
+    """Reject the production model and restore the previously archived one."""
+    with embedded_aws(state_dir(state)) as aws:
+        try:
+            rejected, restored = _registry(aws).rollback(reason, getpass.getuser())
+        except ModelRegistryError as exc:
+            fail(str(exc))
+    console.print(
+        f"{rejected.label} rejected; "
+        + (f"{restored.label} restored" if restored else "no archived version to restore")
+    )
+
+
+@app.command("drift")
+def drift(
+    asof: Annotated[str, typer.Option("--asof")],
+    version: Annotated[int | None, typer.Option("--version")] = None,
+    data: DataOpt = None,
+    state: StateOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """PSI / KS of features and predictions and calibration decay, as the drift Lambda."""
+    market = _market(data)
+    with embedded_aws(state_dir(state)) as aws:
+        service = DriftService(
+            _registry(aws), market, TreeEnsemblePredictor.from_bytes, InMemoryMetrics(),
+            excluded=excluded_coins(market),
+        )  # fmt: skip
+        try:
+            outcome = service.check(parse_day(asof), version)
+        except (LifecycleError, ModelRegistryError) as exc:
+            fail(str(exc))
+    r = outcome.report
+    out = {
+        "version": outcome.version.version,
+        "status": r.status,
+        "alarms": list(r.alarms),
+        "notes": list(r.notes),
+        "drifted_share": r.drifted_share,
+        "prediction_psi": r.prediction.psi if r.prediction else None,
+        "calibration_decay": r.calibration.decay if r.calibration else None,
+    }
+    if as_json:
+        typer.echo(json.dumps(out, default=str))
+        return
+    console.print(out)
+
+
+@app.command("canary")
+def canary(
+    version: int,
+    asof: Annotated[str, typer.Option("--asof")],
+    data: DataOpt = None,
+    state: StateOpt = None,
+) -> None:
+    """Shadow → gate → canary share → gate → promote, else rollback (the state machine's steps)."""
+    market = _market(data)
+    when = parse_day(asof)
+    with embedded_aws(state_dir(state)) as aws:
+        svc = CanaryService(
+            _registry(aws), market, TreeEnsemblePredictor.from_bytes,
+            excluded=excluded_coins(market),
+        )  # fmt: skip
+        try:
+            svc.start(version, "shadow", "cli canary: shadow")
+            for stage in ("shadow", "canary"):
+                evaluation = svc.evaluate(version, when)
+                console.print(f"{stage} gate: {evaluation.decision.verdict} {evaluation.scores}")
+                if evaluation.decision.verdict == "rollback":
+                    svc.rollback(version, "; ".join(evaluation.decision.reasons))
+                    fail(f"v{version} rolled back: {'; '.join(evaluation.decision.reasons)}", 1)
+                if stage == "shadow":
+                    svc.start(version, "canary", "cli canary: passed the shadow gate")
+            done = svc.promote(version, "cli canary: beat the incumbent")
+        except (LifecycleError, ModelRegistryError, IllegalStageTransitionError) as exc:
+            fail(str(exc))
+    console.print(f"{done.label} promoted at {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC")
