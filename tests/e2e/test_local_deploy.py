@@ -57,17 +57,12 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployResult]
         yield result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DeployError,
-    reason="moto 5.2's CloudFormation cannot create AWS::CloudWatch::Alarm, and the "
-    "observability construct reads the alarms' Arn (Fn::GetAtt) in Lambda permissions and "
-    "dashboards: CreateStack fails until moto models alarms or the local target leaves them out",
-)
 def test_deployed_scan_function_runs_against_deployed_resources(
     deployed: DeployResult, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the stack deployed to the local endpoint
+    # Given the stack deployed to the local endpoint (dummy credentials: moto checks none)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
     outputs = deployed.stack_outputs
     lambda_client = boto3.client("lambda", endpoint_url=deployed.endpoint, region_name="us-east-1")
     function = lambda_client.get_function(FunctionName=outputs["ScanFunctionName"])["Configuration"]
@@ -81,10 +76,16 @@ def test_deployed_scan_function_runs_against_deployed_resources(
         "CST_DATA_SOURCE": "recorded",
         "CST_DATA_DIR": str(data_dir),
         "AWS_ENDPOINT_URL": deployed.endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(key, value)
     module_name, _, attr = function["Handler"].rpartition(".")
     module = importlib.import_module(module_name)
+    from cryptosmarttrader.handlers import _common
+
+    _common.reset_caches()  # a cold start: settings and clients from this environment
     module._service.cache_clear()
     result: dict[str, Any] = getattr(module, attr)({"top_n": 10, "asof": "2021-05-01"}, Context())
 

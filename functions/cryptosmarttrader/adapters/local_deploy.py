@@ -93,6 +93,83 @@ def npx_path() -> str | None:
     return shutil.which("npx")
 
 
+_ALARM_MODEL: list[type[Any]] = []
+
+
+def register_cloudwatch_alarm_resource() -> None:
+    """Teach moto's CloudFormation ``AWS::CloudWatch::Alarm`` (moto 5.2 models the alarm API but
+    not the resource type): alarms are created in moto's CloudWatch and expose ``Arn``, so
+    stacks that reference them (alarm actions, permissions, dashboards) deploy locally. Alarm
+    *actions* still never fire on moto."""
+    if _ALARM_MODEL:
+        return
+    from moto.cloudformation import parsing
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.core.common_models import CloudFormationModel
+
+    class CfnAlarm(CloudFormationModel):
+        def __init__(self, alarm: Any) -> None:
+            self.alarm = alarm
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CloudWatch::Alarm"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "AlarmName"
+
+        @property
+        def physical_resource_id(self) -> str:
+            return str(self.alarm.name)
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Arn"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name == "Arn":
+                return str(self.alarm.alarm_arn)
+            raise KeyError(attribute_name)
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> CfnAlarm:
+            props = cloudformation_json["Properties"]
+            backend = cloudwatch_backends[account_id][region_name]
+            alarm = backend.put_metric_alarm(
+                name=props.get("AlarmName") or resource_name,
+                namespace=props.get("Namespace", ""),
+                metric_name=props.get("MetricName", ""),
+                comparison_operator=props["ComparisonOperator"],
+                evaluation_periods=int(props["EvaluationPeriods"]),
+                period=int(props.get("Period", 60)),
+                threshold=float(props.get("Threshold", 0)),
+                statistic=props.get("Statistic", "Average"),
+                description=props.get("AlarmDescription", ""),
+                dimensions=[
+                    {"Name": d["Name"], "Value": d["Value"]} for d in props.get("Dimensions", [])
+                ],
+                alarm_actions=list(props.get("AlarmActions", [])),
+                ok_actions=list(props.get("OKActions", [])),
+                datapoints_to_alarm=props.get("DatapointsToAlarm"),
+                extended_statistic=props.get("ExtendedStatistic"),
+                treat_missing_data=props.get("TreatMissingData"),
+                unit=props.get("Unit"),
+            )
+            return cls(alarm)
+
+    _ALARM_MODEL.append(CfnAlarm)
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
 @contextlib.contextmanager
 def moto_server(port: int) -> Iterator[str]:
     """A moto server on 127.0.0.1:``port`` whose deployed state machines execute."""
@@ -109,6 +186,7 @@ def moto_server(port: int) -> Iterator[str]:
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     default_user_config["lambda"] = {"use_docker": False}
     sfn_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
+    register_cloudwatch_alarm_resource()
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
     server.start()
     try:
