@@ -41,6 +41,7 @@ class TradingSettings(BaseSettings):
 
     data_source: Literal["recorded", "ccxt"] = "recorded"
     data_dir: Path | None = None
+    model_dir: Path | None = None  # fitted ensemble bundle (cst evaluate --save-model)
     exchange: Literal["binance", "kraken", "kucoin"] = "binance"
     equity_usd: float = Field(default=100_000.0, gt=0)
     max_asset_fraction: float = Field(default=0.02, gt=0, le=1)

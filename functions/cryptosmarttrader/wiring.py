@@ -19,6 +19,7 @@ from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.ports import Metrics
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService
+from cryptosmarttrader.services.scoring import TrainedModel
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 
 if TYPE_CHECKING:
@@ -61,10 +62,26 @@ def excluded_coins(market: RecordedMarketData) -> frozenset[str]:
     )
 
 
-def recorded_analyzer(data_dir: Path, clock: Clock, settings: TradingSettings) -> ScanAnalyzer:
+def scan_model(settings: TradingSettings, explicit: Path | None = None) -> TrainedModel | None:
+    """The fitted ensemble from --model / CST_MODEL_DIR; None means technical agent only."""
+    directory = explicit or settings.model_dir
+    if directory is None:
+        return None
+    from cryptosmarttrader.adapters.model_bundle import load_bundle
+
+    return load_bundle(directory)
+
+
+def recorded_analyzer(
+    data_dir: Path, clock: Clock, settings: TradingSettings, model: TrainedModel | None = None
+) -> ScanAnalyzer:
     market = RecordedMarketData(data_dir)
     return ScanAnalyzer(
-        market=market, clock=clock, settings=settings, excluded_symbols=excluded_coins(market)
+        market=market,
+        clock=clock,
+        settings=settings,
+        excluded_symbols=excluded_coins(market),
+        model=model,
     )
 
 

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
-_CONFIG = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
+_CONFIG = Config(
+    retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=30
+)
 
 
 def _kwargs(resources: AwsResources) -> dict[str, object]:

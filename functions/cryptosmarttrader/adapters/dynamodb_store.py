@@ -50,7 +50,9 @@ class StoreError(RuntimeError):
         self.table = table
         self.key = dict(key)
         code = _error_code(cause) or type(cause).__name__
-        super().__init__(f"DynamoDB {operation} on table {table!r} key {self.key!r} failed: {code}: {cause}")
+        super().__init__(
+            f"DynamoDB {operation} on table {table!r} key {self.key!r} failed: {code}: {cause}"
+        )
 
 
 def _error_code(exc: Exception) -> str | None:

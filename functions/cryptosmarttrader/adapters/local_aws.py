@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.files import write_atomic
 from cryptosmarttrader.settings import AwsResources
 
 if TYPE_CHECKING:
@@ -62,9 +63,13 @@ DUMMY_CREDENTIALS: Mapping[str, str] = {
     "AWS_SECURITY_TOKEN": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
-_REAL_CREDENTIAL_HINTS = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
-                          "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                          "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+_REAL_CREDENTIAL_HINTS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+)
 
 
 class SnapshotError(RuntimeError):
@@ -237,8 +242,10 @@ def read_snapshot(path: Path) -> dict[str, Any] | None:
         and isinstance(data.get("tables"), dict)
         and isinstance(data.get("parameters"), list)
         and all(isinstance(v, list) for v in data["tables"].values())
-        and all(isinstance(p, dict) and {"name", "type", "value"} <= p.keys()
-                for p in data["parameters"])
+        and all(
+            isinstance(p, dict) and {"name", "type", "value"} <= p.keys()
+            for p in data["parameters"]
+        )
     )
     if not ok:
         raise SnapshotError(
@@ -270,22 +277,6 @@ def load_state(clients: AwsClients, data: Mapping[str, Any], path: Path) -> dict
     except (ClientError, BotoCoreError, ValueError, TypeError, AttributeError) as exc:
         raise SnapshotError(f"local AWS snapshot {path} has an invalid entry: {exc}") from exc
     return counts
-
-
-def write_atomic(path: Path, payload: bytes, *, fsync: bool = True) -> None:
-    """Write ``payload`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            fh.write(payload)
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk must not leave half-written temp files behind
-        raise
 
 
 # --------------------------------------------------------------------------- lake mirror

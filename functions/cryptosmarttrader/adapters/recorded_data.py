@@ -89,16 +89,19 @@ class CoinMeta(BaseModel):
     def is_stablecoin(self) -> bool:
         cats = [c.strip().lower() for c in self.categories]
         return any(
-            c == "stablecoins" or c.endswith(" stablecoin") or c in _BRIDGED_STABLES
-            for c in cats
+            c == "stablecoins" or c.endswith(" stablecoin") or c in _BRIDGED_STABLES for c in cats
         )
 
     @property
     def is_wrapped(self) -> bool:
         cats = [c.strip().lower() for c in self.categories]
         return any(
-            c in _WRAPPED or (c.startswith("bridged ") and c not in _BRIDGED_STABLES
-                              and not c.endswith(" stablecoin"))
+            c in _WRAPPED
+            or (
+                c.startswith("bridged ")
+                and c not in _BRIDGED_STABLES
+                and not c.endswith(" stablecoin")
+            )
             for c in cats
         )
 
@@ -145,9 +148,7 @@ class RecordedMarketData:
         """Every CoinGecko row, ``DAILY_SCHEMA``, sorted by symbol and ts (cached in memory
         until any source file changes size or modification time)."""
         files = self._coin_files()
-        signature = tuple(
-            (f.name, st.st_size, st.st_mtime_ns) for f in files for st in (f.stat(),)
-        )
+        signature = tuple((f.name, st.st_size, st.st_mtime_ns) for f in files for st in (f.stat(),))
         if self._daily is not None and self._daily.signature == signature:
             return self._daily.frame
         for f in files:
@@ -199,9 +200,7 @@ class RecordedMarketData:
         frames = []
         for f in files:
             try:
-                frames.append(
-                    pl.read_csv(f, schema=_CSV_SCHEMA).with_columns(path=pl.lit(str(f)))
-                )
+                frames.append(pl.read_csv(f, schema=_CSV_SCHEMA).with_columns(path=pl.lit(str(f))))
             except pl.exceptions.PolarsError as exc:
                 first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise DataSourceError(
@@ -215,9 +214,7 @@ class RecordedMarketData:
         if lookback_days < 1:
             raise DataSourceError(f"lookback_days must be ≥ 1, got {lookback_days}")
         start_ms = ms_from_utc(asof - timedelta(days=lookback_days))
-        return self.daily_all().filter(
-            (pl.col("ts") > start_ms) & (pl.col("ts") <= asof_ms)
-        )
+        return self.daily_all().filter((pl.col("ts") > start_ms) & (pl.col("ts") <= asof_ms))
 
     def data_span(self) -> tuple[int, int]:
         """(first_ms, last_ms) over the whole CoinGecko set."""
@@ -235,8 +232,9 @@ class RecordedMarketData:
         path = self.data_dir / "coingecko_daily" / "coins_metadata.json"
         raw = _load_json(path)
         if not isinstance(raw, dict):
-            raise DataSourceError(f"{path}: expected a JSON object keyed by coin id, got "
-                                  f"{type(raw).__name__}")
+            raise DataSourceError(
+                f"{path}: expected a JSON object keyed by coin id, got {type(raw).__name__}"
+            )
         meta: dict[str, CoinMeta] = {}
         exclusions: dict[str, str] = {}
         for key, entry in raw.items():
@@ -268,9 +266,7 @@ class RecordedMarketData:
         """Spot pairs with a file for ``timeframe``, as ``BASE/USDT``, sorted."""
         folder = self._spot_folder(timeframe)
         suffix = f"_USDT-{timeframe}.json"
-        return sorted(
-            f"{f.name[: -len(suffix)]}/USDT" for f in folder.glob(f"*{suffix}")
-        )
+        return sorted(f"{f.name[: -len(suffix)]}/USDT" for f in folder.glob(f"*{suffix}"))
 
     def _spot_folder(self, timeframe: str) -> Path:
         if timeframe not in _SPOT_TIMEFRAMES:
@@ -295,8 +291,9 @@ class RecordedMarketData:
     def ohlcv_all(self, timeframe: str, asof: datetime | None = None) -> pl.DataFrame:
         """Every spot pair of ``timeframe`` in one long ``OHLCV_SCHEMA`` frame (ts <= asof)."""
         frames = [
-            _ohlcv_file(self._spot_folder(timeframe) / f"{p.split('/')[0]}_USDT-{timeframe}.json",
-                        p)
+            _ohlcv_file(
+                self._spot_folder(timeframe) / f"{p.split('/')[0]}_USDT-{timeframe}.json", p
+            )
             for p in self.available_pairs(timeframe)
         ]
         frame = pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA)
@@ -332,12 +329,14 @@ class RecordedMarketData:
         """8-hour mark-price candles, ``OHLCV_SCHEMA``, ``start <= ts <= end``."""
         return _slice(_ohlcv_file(self._futures_path(symbol, "8h-mark"), symbol), start, end)
 
-    def futures_ohlcv(self, symbol: str, timeframe: str, start: datetime,
-                      end: datetime) -> pl.DataFrame:
+    def futures_ohlcv(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> pl.DataFrame:
         """USDT-M perpetual candles (``1h`` or ``1d``), ``OHLCV_SCHEMA``."""
         if timeframe not in _FUTURES_TIMEFRAMES:
-            raise DataSourceError(f"no recorded futures timeframe {timeframe!r}; have "
-                                  f"{list(_FUTURES_TIMEFRAMES)}")
+            raise DataSourceError(
+                f"no recorded futures timeframe {timeframe!r}; have {list(_FUTURES_TIMEFRAMES)}"
+            )
         path = self._futures_path(symbol, f"{timeframe}-futures")
         return _slice(_ohlcv_file(path, symbol), start, end)
 
@@ -387,8 +386,9 @@ def _load_array(path: Path) -> np.ndarray:
             f"{path}: non-numeric value ({bad.group().decode()!r} at byte {bad.start()}); "
             f"rows must be [time_ms, open, high, low, close, volume] numbers"
         )
-    widths = np.fromiter((len(r) if isinstance(r, list) else -1 for r in raw), dtype=np.int64,
-                         count=len(raw))
+    widths = np.fromiter(
+        (len(r) if isinstance(r, list) else -1 for r in raw), dtype=np.int64, count=len(raw)
+    )
     wrong = np.flatnonzero(widths != _ARRAY_WIDTH)
     if wrong.size:
         i = int(wrong[0])
@@ -409,14 +409,18 @@ def _load_array(path: Path) -> np.ndarray:
 
 def _ohlcv_file(path: Path, symbol: str) -> pl.DataFrame:
     arr = _load_array(path)
-    return pl.DataFrame(
-        {
-            "ts": arr[:, 0].astype(np.int64),
-            "open": arr[:, 1],
-            "high": arr[:, 2],
-            "low": arr[:, 3],
-            "close": arr[:, 4],
-            "volume": arr[:, 5],
-        }
-    ).select(pl.lit(symbol).alias("symbol"), pl.all()).cast(pl.Schema(OHLCV_SCHEMA)).sort("ts")
-
+    return (
+        pl.DataFrame(
+            {
+                "ts": arr[:, 0].astype(np.int64),
+                "open": arr[:, 1],
+                "high": arr[:, 2],
+                "low": arr[:, 3],
+                "close": arr[:, 4],
+                "volume": arr[:, 5],
+            }
+        )
+        .select(pl.lit(symbol).alias("symbol"), pl.all())
+        .cast(pl.Schema(OHLCV_SCHEMA))
+        .sort("ts")
+    )

@@ -13,9 +13,10 @@ import typer
 from plotly.subplots import make_subplots
 from pydantic import ValidationError
 
+from cryptosmarttrader.adapters.model_bundle import save_bundle
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.xgb_predictor import XgbTrainer
-from cryptosmarttrader.cli._common import fail, parse_day
+from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor, XgbTrainer
+from cryptosmarttrader.cli._common import err_console, fail, parse_day
 from cryptosmarttrader.domain.agents.regime import regime_timeline
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.services.evaluate import (
@@ -59,6 +60,13 @@ def evaluate_cmd(
     report: Annotated[
         Path | None, typer.Option("--report", help="Write an HTML report (plotly) here.")
     ] = None,
+    save_model: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-model",
+            help="Write the fitted ensemble + ML model (primary target) here, for cst scan --model.",
+        ),
+    ] = None,
 ) -> None:
     """Walk-forward evaluation: purge + embargo, nothing after --train-end is fitted on; precision@k,
     lift, base rate, AUC, Brier, ECE, and a top-k portfolio after fees and slippage beside
@@ -96,10 +104,33 @@ def evaluate_cmd(
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if report is not None:
         write_report(result, report)
+    if save_model is not None:
+        _save_model(result, cfg, save_model)
     if as_json:
         typer.echo(json.dumps(result.summary, indent=2))
     else:
         _print_summary(result)
+
+
+def _save_model(result: EvaluationResult, cfg: EvaluationConfig, directory: Path) -> None:
+    fitted = result.fitted[cfg.primary_threshold]
+    if not isinstance(fitted.ml_final, XgbPredictor):
+        fail("--save-model needs the XGBoost ML agent")
+    save_bundle(
+        directory,
+        fitted.ensemble,
+        fitted.ml_final.to_bytes(),
+        fitted.ml_final.feature_names,
+        {
+            "train_end": cfg.train_end.isoformat(),
+            "target": fitted.ensemble.target,
+            "calibration": cfg.calibration,
+            "fit_rows": fitted.fit_rows,
+            "ensemble_oos_rows": fitted.ensemble_oos_rows,
+            "horizon_days": cfg.horizon_days,
+        },
+    )
+    err_console.print(f"model saved to {directory} (use: cst scan --model {directory})")
 
 
 def _date(value: str, option: str) -> date:

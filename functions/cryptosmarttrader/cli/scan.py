@@ -16,7 +16,12 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
 from cryptosmarttrader.services.scan import ScanReport
 from cryptosmarttrader.settings import AwsResources, TradingSettings
-from cryptosmarttrader.wiring import recorded_analyzer, resolve_data_dir, scan_service
+from cryptosmarttrader.wiring import (
+    recorded_analyzer,
+    resolve_data_dir,
+    scan_model,
+    scan_service,
+)
 
 
 def scan(
@@ -31,6 +36,14 @@ def scan(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON list instead of a table.")
     ] = False,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Fitted ensemble (cst evaluate --save-model); default CST_MODEL_DIR, else the "
+            "technical agent alone.",
+        ),
+    ] = None,
     state: Annotated[
         Path | None,
         typer.Option(
@@ -47,7 +60,7 @@ def scan(
         settings = TradingSettings()
         resources = AwsResources()
         data_dir = resolve_data_dir(data)
-        analyzer = recorded_analyzer(data_dir, SystemClock(), settings)
+        analyzer = recorded_analyzer(data_dir, SystemClock(), settings, scan_model(settings, model))
         analysis = analyzer.analyze(day, top)  # market data only: nothing is written if it fails
     except (ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -65,7 +78,7 @@ def _print(report: ScanReport, as_json: bool) -> None:
     table = Table(
         title=f"CryptoSmartTrader scan as of {report.asof:%Y-%m-%d} — universe {report.universe}, "
         f"excluded by quality {report.excluded_by_quality}, orders created {report.orders_created}, "
-        f"duplicates prevented {report.duplicates_prevented}"
+        f"duplicates prevented {report.duplicates_prevented}\n{report.decision_basis}"
     )
     for col in ("#", "symbol", "score", "conf", "action", "client order id", "reasons"):
         table.add_column(col, overflow="fold")

@@ -164,8 +164,7 @@ def check_daily(
 ) -> QualityResult:
     """Check a ``DAILY_SCHEMA`` universe (close, volume, market_cap per coin and day)."""
     _require_columns(frame, DAILY_SCHEMA)
-    return _check(frame, TIMEFRAME_MS["1d"], "1d", asof_ms, config, source,
-                  ohlc=False)
+    return _check(frame, TIMEFRAME_MS["1d"], "1d", asof_ms, config, source, ohlc=False)
 
 
 def check_ohlcv(
@@ -179,8 +178,7 @@ def check_ohlcv(
     if timeframe not in TIMEFRAME_MS:
         raise DomainError(f"unknown timeframe {timeframe!r}; known: {sorted(TIMEFRAME_MS)}")
     _require_columns(frame, OHLCV_SCHEMA)
-    return _check(frame, TIMEFRAME_MS[timeframe], timeframe, asof_ms, config,
-                  source, ohlc=True)
+    return _check(frame, TIMEFRAME_MS[timeframe], timeframe, asof_ms, config, source, ohlc=True)
 
 
 def _require_columns(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> None:
@@ -192,8 +190,9 @@ def _require_columns(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> Non
         raise DomainError(f"frame columns have wrong dtypes {wrong}; expected {dict(schema)}")
 
 
-def _flags(frame: pl.DataFrame, tf_ms: int, asof_ms: int, cfg: QualityConfig,
-           ohlc: bool) -> pl.LazyFrame:
+def _flags(
+    frame: pl.DataFrame, tf_ms: int, asof_ms: int, cfg: QualityConfig, ohlc: bool
+) -> pl.LazyFrame:
     """Row-level boolean flags, one column per check, computed per symbol."""
     s = "symbol"
     prices = ["open", "high", "low", "close"] if ohlc else ["close"]
@@ -203,19 +202,23 @@ def _flags(frame: pl.DataFrame, tf_ms: int, asof_ms: int, cfg: QualityConfig,
     step = bucket.diff().over(s)
     vol = pl.col("volume")
 
-    lf = frame.lazy().sort(s, "ts").with_columns(
-        f_nan=pl.any_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() for c in prices]),
-        f_nonpos=pl.any_horizontal([(pl.col(c) <= 0).fill_null(False) for c in prices]),
-        f_zero_vol=vol.is_null() | vol.is_nan() | (vol == 0),
-        f_neg_vol=(vol < 0).fill_null(False),
-        f_dup=(step == 0).fill_null(False),
-        f_missing=(step - 1).clip(lower_bound=0).fill_null(0),
-        f_misaligned=(pl.col("ts") % tf_ms) != 0,
-        f_future=pl.col("ts") > asof_ms,
-        f_same=(close == close.shift(1)).over(s).fill_null(False) & valid_close,
-        f_logret=pl.when(valid_close & valid_close.shift(1).over(s))
-        .then((close / close.shift(1)).log().over(s))
-        .otherwise(None),
+    lf = (
+        frame.lazy()
+        .sort(s, "ts")
+        .with_columns(
+            f_nan=pl.any_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() for c in prices]),
+            f_nonpos=pl.any_horizontal([(pl.col(c) <= 0).fill_null(False) for c in prices]),
+            f_zero_vol=vol.is_null() | vol.is_nan() | (vol == 0),
+            f_neg_vol=(vol < 0).fill_null(False),
+            f_dup=(step == 0).fill_null(False),
+            f_missing=(step - 1).clip(lower_bound=0).fill_null(0),
+            f_misaligned=(pl.col("ts") % tf_ms) != 0,
+            f_future=pl.col("ts") > asof_ms,
+            f_same=(close == close.shift(1)).over(s).fill_null(False) & valid_close,
+            f_logret=pl.when(valid_close & valid_close.shift(1).over(s))
+            .then((close / close.shift(1)).log().over(s))
+            .otherwise(None),
+        )
     )
     if ohlc:
         hi, lo, op = pl.col("high"), pl.col("low"), pl.col("open")
@@ -232,20 +235,25 @@ def _flags(frame: pl.DataFrame, tf_ms: int, asof_ms: int, cfg: QualityConfig,
     r = pl.col("f_logret")
     r_next = r.shift(-1).over(s)
     mad = (r - r.median().over(s)).abs().median().over(s)
-    thr = pl.max_horizontal(mad * (cfg.spike_mad_k * _ROBUST_SIGMA),
-                            pl.lit(cfg.spike_min_log_return))
-    return lf.with_columns(
-        f_run=(~pl.col("f_same")).cum_sum().over(s),
-    ).with_columns(
-        f_run_len=pl.len().over(s, "f_run"),
-        f_spike=(
-            (r.abs() > thr)
-            & (r_next.abs() > thr)
-            & (r.sign() != r_next.sign())
-            & ((r + r_next).abs() <= r.abs() * cfg.spike_reversal)
-        ).fill_null(False),
-    ).with_columns(
-        f_stale=pl.col("f_same") & (pl.col("f_run_len") >= cfg.stale_min_run),
+    thr = pl.max_horizontal(
+        mad * (cfg.spike_mad_k * _ROBUST_SIGMA), pl.lit(cfg.spike_min_log_return)
+    )
+    return (
+        lf.with_columns(
+            f_run=(~pl.col("f_same")).cum_sum().over(s),
+        )
+        .with_columns(
+            f_run_len=pl.len().over(s, "f_run"),
+            f_spike=(
+                (r.abs() > thr)
+                & (r_next.abs() > thr)
+                & (r.sign() != r_next.sign())
+                & ((r + r_next).abs() <= r.abs() * cfg.spike_reversal)
+            ).fill_null(False),
+        )
+        .with_columns(
+            f_stale=pl.col("f_same") & (pl.col("f_run_len") >= cfg.stale_min_run),
+        )
     )
 
 
@@ -253,8 +261,16 @@ def _first_ts(flag: str) -> pl.Expr:
     return pl.col("ts").filter(pl.col(flag)).min()
 
 
-def _check(frame: pl.DataFrame, tf_ms: int, timeframe: str, asof_ms: int, cfg: QualityConfig,
-           source: str, *, ohlc: bool) -> QualityResult:
+def _check(
+    frame: pl.DataFrame,
+    tf_ms: int,
+    timeframe: str,
+    asof_ms: int,
+    cfg: QualityConfig,
+    source: str,
+    *,
+    ohlc: bool,
+) -> QualityResult:
     schema = OHLCV_SCHEMA if ohlc else DAILY_SCHEMA
     frame = frame.select(list(schema))
     flagged = _flags(frame, tf_ms, asof_ms, cfg, ohlc)
@@ -307,67 +323,118 @@ def _check(frame: pl.DataFrame, tf_ms: int, timeframe: str, asof_ms: int, cfg: Q
     )
 
 
-def _findings(per_symbol: pl.DataFrame, tf_ms: int, timeframe: str, asof_ms: int,
-              cfg: QualityConfig, source: str) -> list[Finding]:
+def _findings(
+    per_symbol: pl.DataFrame,
+    tf_ms: int,
+    timeframe: str,
+    asof_ms: int,
+    cfg: QualityConfig,
+    source: str,
+) -> list[Finding]:
     """Turn the per-symbol summary (one row per series, not per bar) into findings."""
     out: list[Finding] = []
     for row in per_symbol.iter_rows(named=True):
         sym: str = row["symbol"]
         n: int = row["n"]
 
-        def add(code: QualityCode, sev: Severity, count: int, first_ts: int, reason: str,
-                sym: str = sym) -> None:
-            out.append(Finding(code=code, severity=sev, source=source, symbol=sym,
-                               count=count, first_ts=first_ts, reason=reason))
+        def add(
+            code: QualityCode, sev: Severity, count: int, first_ts: int, reason: str, sym: str = sym
+        ) -> None:
+            out.append(
+                Finding(
+                    code=code,
+                    severity=sev,
+                    source=source,
+                    symbol=sym,
+                    count=count,
+                    first_ts=first_ts,
+                    reason=reason,
+                )
+            )
 
         for code in _ALWAYS_ERROR:
             count = row[code.value]
             if count:
-                add(code, Severity.ERROR, count, row[f"{code.value}_first"],
-                    _REASONS[code].format(count=count, n=n, tf=timeframe))
+                add(
+                    code,
+                    Severity.ERROR,
+                    count,
+                    row[f"{code.value}_first"],
+                    _REASONS[code].format(count=count, n=n, tf=timeframe),
+                )
         if row["GAP"]:
             missing, longest = row["GAP"], row["GAP_max"]
             fraction = missing / (n + missing)
             bad = longest > cfg.max_gap_bars or fraction > cfg.max_missing_fraction
-            add(QualityCode.GAP, Severity.ERROR if bad else Severity.WARNING, missing,
+            add(
+                QualityCode.GAP,
+                Severity.ERROR if bad else Severity.WARNING,
+                missing,
                 row["GAP_first"],
                 f"{missing} missing {timeframe} bar(s) ({fraction:.1%} of the span), longest hole "
                 f"{longest} bar(s); limits: hole ≤ {cfg.max_gap_bars}, "
-                f"missing ≤ {cfg.max_missing_fraction:.0%}")
+                f"missing ≤ {cfg.max_missing_fraction:.0%}",
+            )
         if row["STALE"]:
             longest = row["STALE_max"]
             bad = longest >= cfg.stale_error_run
-            add(QualityCode.STALE, Severity.ERROR if bad else Severity.WARNING, row["STALE"],
+            add(
+                QualityCode.STALE,
+                Severity.ERROR if bad else Severity.WARNING,
+                row["STALE"],
                 row["STALE_first"],
                 f"{row['STALE']} close(s) repeat the previous one in runs of ≥ "
                 f"{cfg.stale_min_run}; longest run {longest} identical closes "
-                f"(error from {cfg.stale_error_run})")
+                f"(error from {cfg.stale_error_run})",
+            )
         if row["SPIKE"]:
             bad = row["SPIKE"] > cfg.max_spikes
-            add(QualityCode.SPIKE, Severity.ERROR if bad else Severity.WARNING, row["SPIKE"],
+            add(
+                QualityCode.SPIKE,
+                Severity.ERROR if bad else Severity.WARNING,
+                row["SPIKE"],
                 row["SPIKE_first"],
                 f"{row['SPIKE']} bar(s) jump beyond max({cfg.spike_mad_k:g}·robust sigma, "
                 f"|log r| {cfg.spike_min_log_return:g}) and reverse on the next bar "
-                f"(error above {cfg.max_spikes})")
+                f"(error above {cfg.max_spikes})",
+            )
         if row["ZERO_VOLUME"]:
-            add(QualityCode.ZERO_VOLUME, Severity.WARNING, row["ZERO_VOLUME"],
+            add(
+                QualityCode.ZERO_VOLUME,
+                Severity.WARNING,
+                row["ZERO_VOLUME"],
                 row["ZERO_VOLUME_first"],
-                f"{row['ZERO_VOLUME']} of {n} bars have zero or missing volume")
+                f"{row['ZERO_VOLUME']} of {n} bars have zero or missing volume",
+            )
         if row["MISALIGNED"]:
-            add(QualityCode.MISALIGNED, Severity.INFO, row["MISALIGNED"],
+            add(
+                QualityCode.MISALIGNED,
+                Severity.INFO,
+                row["MISALIGNED"],
                 row["MISALIGNED_first"],
                 f"{row['MISALIGNED']} timestamp(s) off the {timeframe} grid; counted in the bar "
-                f"they fall in, left unchanged")
+                f"they fall in, left unchanged",
+            )
         if n < cfg.min_bars:
-            add(QualityCode.SHORT_HISTORY, Severity.ERROR, n, row["first"],
-                f"only {n} {timeframe} bar(s), need at least {cfg.min_bars}")
+            add(
+                QualityCode.SHORT_HISTORY,
+                Severity.ERROR,
+                n,
+                row["first"],
+                f"only {n} {timeframe} bar(s), need at least {cfg.min_bars}",
+            )
         last = row["last"]
         if last is not None:
             lag = (asof_ms // tf_ms) - (last // tf_ms)
             if lag > cfg.max_lag_bars:
-                add(QualityCode.NO_RECENT_DATA, Severity.ERROR, lag, last,
+                add(
+                    QualityCode.NO_RECENT_DATA,
+                    Severity.ERROR,
+                    lag,
+                    last,
                     f"last bar is {lag} {timeframe} bar(s) before asof (limit "
-                    f"{cfg.max_lag_bars}); the series stopped")
+                    f"{cfg.max_lag_bars}); the series stopped",
+                )
     return out
 
 

@@ -33,7 +33,12 @@ from cryptosmarttrader.handlers._common import (
     unwrap_eventbridge,
 )
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanInputError, ScanService
-from cryptosmarttrader.wiring import recorded_analyzer, resolve_data_dir, scan_service
+from cryptosmarttrader.wiring import (
+    recorded_analyzer,
+    resolve_data_dir,
+    scan_model,
+    scan_service,
+)
 
 logger = make_logger("scan")
 metrics = make_metrics("scan")
@@ -52,7 +57,9 @@ class ScanEvent(BaseModel):
 def _analyzer() -> ScanAnalyzer:
     settings, clock = trading_settings(), SystemClock()
     if settings.data_source == "recorded":
-        return recorded_analyzer(resolve_data_dir(settings.data_dir), clock, settings)
+        return recorded_analyzer(
+            resolve_data_dir(settings.data_dir), clock, settings, scan_model(settings)
+        )
     res = resources()
     lake = S3ParquetLake(res.lake_bucket, aws_clients().s3)
     market = LakeMarketData(
@@ -60,7 +67,7 @@ def _analyzer() -> ScanAnalyzer:
         settings.exchange,
         lambda: [s for s in lake.symbols(settings.exchange, "1d") if is_tradable_pair(s)],
     )
-    return ScanAnalyzer(market=market, clock=clock, settings=settings)
+    return ScanAnalyzer(market=market, clock=clock, settings=settings, model=scan_model(settings))
 
 
 @cache

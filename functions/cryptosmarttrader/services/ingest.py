@@ -235,9 +235,7 @@ class IngestService:
                         SymbolOutcome(s.value, status="skipped", reason=reason)
                         for s in parsed[position + 1 :]
                     )
-                    self._metrics.add(
-                        "IngestSkipped", len(parsed) - position - 1, dimensions=dims
-                    )
+                    self._metrics.add("IngestSkipped", len(parsed) - position - 1, dimensions=dims)
                     break
             report.breaker_state = breaker.state.value
         self._emit_run_metrics(report, tf_ms, dims, (self._timer() - started) * 1000.0)
@@ -263,8 +261,12 @@ class IngestService:
             fetched = self._source.fetch_ohlcv(symbol, timeframe, max(since_ms, 0), until_ms)
         except ExchangeError as exc:
             self._metrics.add(
-                "ExchangeErrors", 1,
-                dimensions={"exchange": exchange, "kind": "retryable" if exc.retryable else "fatal"},
+                "ExchangeErrors",
+                1,
+                dimensions={
+                    "exchange": exchange,
+                    "kind": "retryable" if exc.retryable else "fatal",
+                },
             )
             outcome.status, outcome.reason = "exchange_error", str(exc)
             if exc.retryable:
@@ -291,7 +293,8 @@ class IngestService:
             warnings = [f for f in verdict.findings if f.severity is Severity.WARNING]
             for finding in warnings:
                 self._metrics.add(
-                    "QualityWarnings", finding.count,
+                    "QualityWarnings",
+                    finding.count,
                     dimensions={"exchange": exchange, "code": finding.code.value},
                 )
             if symbol.value in verdict.excluded:
@@ -325,10 +328,12 @@ class IngestService:
         outcome.reason = "; ".join(reasons)
         for f in errors:
             if f.symbol == symbol:
-                outcome.rejected_codes[f.code.value] = outcome.rejected_codes.get(
-                    f.code.value, 0) + batch.height
+                outcome.rejected_codes[f.code.value] = (
+                    outcome.rejected_codes.get(f.code.value, 0) + batch.height
+                )
                 self._metrics.add(
-                    "CandlesRejected", batch.height,
+                    "CandlesRejected",
+                    batch.height,
                     dimensions={"exchange": exchange, "code": f.code.value},
                 )
         self._state.put(
@@ -367,4 +372,3 @@ class IngestService:
             # age of the newest closed bar we hold, worst series of this run
             staleness_s = max(0.0, (now_ms - (min(marks) + tf_ms)) / 1000.0)
             self._metrics.add("DataStaleness", staleness_s, unit="Seconds", dimensions=dims)
-

@@ -32,8 +32,13 @@ from cryptosmarttrader.ports import (
     PositionStore,
     SignalStore,
 )
+from cryptosmarttrader.services.scoring import TrainedModel, ensemble_scan_votes
 from cryptosmarttrader.settings import TradingSettings
 
+TECHNICAL_ONLY = (
+    "technical agent only: no fitted ensemble configured, so confidence is indicator agreement, "
+    "not a calibrated probability"
+)
 LOOKBACK_DAYS = 260  # SMA200 plus a margin for the quality gate's history checks
 
 
@@ -67,6 +72,7 @@ class ScanReport(BaseModel):
     abstained: int
     orders_created: int
     duplicates_prevented: int
+    decision_basis: str
     rows: list[ScanRow]
 
 
@@ -81,6 +87,7 @@ class Analysis:
     abstained: int
     ranked: list[RankedSignal]
     prices: dict[str, float]
+    decision_basis: str
 
 
 @dataclass
@@ -91,6 +98,7 @@ class ScanAnalyzer:
     clock: Clock
     settings: TradingSettings
     excluded_symbols: Collection[str] = field(default_factory=frozenset)
+    model: TrainedModel | None = None  # the calibrated ensemble; None → technical agent only
 
     def analyze(self, asof: datetime, top_n: int | None = None) -> Analysis:
         if asof.tzinfo is None:
@@ -109,7 +117,12 @@ class ScanAnalyzer:
             )
         frame = frame.filter(~pl.col("symbol").is_in(list(self.excluded_symbols)))
         quality = check_daily(frame, asof_ms)
-        votes = technical_votes(quality.clean, asof_ms)
+        if self.model is None:
+            votes = technical_votes(quality.clean, asof_ms)
+            basis = TECHNICAL_ONLY
+        else:
+            votes = ensemble_scan_votes(self.model, frame, quality.clean, asof_ms)
+            basis = self.model.description
         ranked = rank(votes, confidence_gate=self.settings.confidence_gate, top_n=n)
         at_asof = quality.clean.filter(pl.col("ts") == asof_ms).select("symbol", "close")
         return Analysis(
@@ -120,6 +133,7 @@ class ScanAnalyzer:
             abstained=int(votes["abstain_reason"].is_not_null().sum()),
             ranked=ranked,
             prices={str(k): float(v) for k, v in at_asof.iter_rows()},
+            decision_basis=basis,
         )
 
 
@@ -162,6 +176,7 @@ class ScanService:
             abstained=analysis.abstained,
             orders_created=created,
             duplicates_prevented=dupes,
+            decision_basis=analysis.decision_basis,
             rows=rows,
         )
         if self.signals is not None:
