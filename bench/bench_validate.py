@@ -56,8 +56,9 @@ def polars_gate(frames: list[tuple[str, str, pl.DataFrame]]) -> list[QualityResu
     return out
 
 
-def pandas_row_loop(df: pd.DataFrame, tf_ms: int, asof: int, cfg: QualityConfig,
-                    ohlc: bool) -> Counter[str]:
+def pandas_row_loop(
+    df: pd.DataFrame, tf_ms: int, asof: int, cfg: QualityConfig, ohlc: bool
+) -> Counter[str]:
     """The same bar-level checks as the gate, one row at a time (the usual hand-written way)."""
     flagged: Counter[str] = Counter()
     for _, group in df.groupby("symbol", sort=True):
@@ -65,8 +66,11 @@ def pandas_row_loop(df: pd.DataFrame, tf_ms: int, asof: int, cfg: QualityConfig,
         prev_close: float | None = None
         run = 1
         logrets: list[float | None] = []
-        columns = ["ts", "open", "high", "low", "close", "volume"] if ohlc else [
-            "ts", "close", "close", "close", "close", "volume"]
+        columns = (
+            ["ts", "open", "high", "low", "close", "volume"]
+            if ohlc
+            else ["ts", "close", "close", "close", "close", "volume"]
+        )
         for row in group[columns].to_numpy(dtype="float64").tolist():
             ts, op, hi, lo, close, vol = int(row[0]), *row[1:]
             prices = (op, hi, lo, close) if ohlc else (close,)
@@ -100,8 +104,11 @@ def pandas_row_loop(df: pd.DataFrame, tf_ms: int, asof: int, cfg: QualityConfig,
                     flagged["STALE"] += 1
             else:
                 run = 1
-            logrets.append(math.log(close / prev_close)
-                           if prev_close is not None and valid and prev_close > 0 else None)
+            logrets.append(
+                math.log(close / prev_close)
+                if prev_close is not None and valid and prev_close > 0
+                else None
+            )
             prev_close = close if valid else math.nan
         rets = [r for r in logrets if r is not None]
         if len(rets) < 2:
@@ -110,9 +117,14 @@ def pandas_row_loop(df: pd.DataFrame, tf_ms: int, asof: int, cfg: QualityConfig,
         mad = statistics.median(abs(r - med) for r in rets)
         thr = max(cfg.spike_mad_k * 1.4826 * mad, cfg.spike_min_log_return)
         for r, nxt in itertools.pairwise(logrets):
-            if (r is not None and nxt is not None and abs(r) > thr and abs(nxt) > thr
-                    and math.copysign(1, r) != math.copysign(1, nxt)
-                    and abs(r + nxt) <= abs(r) * cfg.spike_reversal):
+            if (
+                r is not None
+                and nxt is not None
+                and abs(r) > thr
+                and abs(nxt) > thr
+                and math.copysign(1, r) != math.copysign(1, nxt)
+                and abs(r + nxt) <= abs(r) * cfg.spike_reversal
+            ):
                 flagged["SPIKE"] += 1
     return flagged
 
@@ -121,8 +133,9 @@ def pandas_gate(frames: list[tuple[str, str, pd.DataFrame]]) -> Counter[str]:
     total: Counter[str] = Counter()
     for source, tf, df in frames:
         asof = int(df["ts"].max())
-        total += pandas_row_loop(df, TIMEFRAME_MS[tf], asof, DEFAULT_CONFIG,
-                                 ohlc=source != "coingecko")
+        total += pandas_row_loop(
+            df, TIMEFRAME_MS[tf], asof, DEFAULT_CONFIG, ohlc=source != "coingecko"
+        )
     return total
 
 
@@ -147,10 +160,11 @@ def main() -> None:
     market = RecordedMarketData(args.data)
     frames = load(market)
     candles = sum(f.height for _, _, f in frames)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"polars {pl.__version__}, pandas {pd.__version__}")
-    print(f"candles: {candles:,} ("
-          + ", ".join(f"{s} {f.height:,}" for s, _, f in frames) + ")")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"polars {pl.__version__}, pandas {pd.__version__}"
+    )
+    print(f"candles: {candles:,} (" + ", ".join(f"{s} {f.height:,}" for s, _, f in frames) + ")")
 
     polars_gate(frames)  # warm-up
     timings = []
@@ -167,8 +181,10 @@ def main() -> None:
 
     gate_counts = bar_counts(results)
     agree = +gate_counts == +loop_counts
-    print(f"polars gate    : {pl_time:8.3f} s  {candles / pl_time:14,.0f} candles/s "
-          f"(best of {args.repeat})")
+    print(
+        f"polars gate    : {pl_time:8.3f} s  {candles / pl_time:14,.0f} candles/s "
+        f"(best of {args.repeat})"
+    )
     print(f"pandas row loop: {pd_time:8.3f} s  {candles / pd_time:14,.0f} candles/s")
     print(f"ratio          : {pd_time / pl_time:8.1f}x faster (polars vs pandas row loop)")
     print(f"same flagged bars per code: {agree}  {dict(sorted(gate_counts.items()))}")

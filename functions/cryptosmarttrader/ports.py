@@ -6,26 +6,52 @@ Frames exchanged through ports are polars DataFrames with the schemas declared i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
-
-import polars as pl
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptosmarttrader.domain.clock import Clock
-from cryptosmarttrader.domain.orders import OrderStatus
+
+if TYPE_CHECKING:
+    # Annotations only (``from __future__ import annotations``): a Lambda bundle imports this
+    # module without numpy, polars' optional parts or the ML domain modules.
+    import numpy as np
+    import numpy.typing as npt
+    import polars as pl
+
+    from cryptosmarttrader.domain.drift import DriftReference
+    from cryptosmarttrader.domain.exchange import (
+        ExchangeCapabilities,
+        ExchangeOrder,
+        FundingRate,
+        OrderBook,
+        OrderType,
+        Ticker,
+    )
+    from cryptosmarttrader.domain.exchange import Market as ExchangeMarket
+    from cryptosmarttrader.domain.model_canary import ModelCard, ModelVersion
+    from cryptosmarttrader.domain.orders import OrderStatus
+    from cryptosmarttrader.domain.slo import MetricQuery
+    from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
 
 __all__ = [
     "Clock",
+    "Exchange",
     "IdempotencyStore",
     "KillSwitch",
     "KillSwitchState",
     "LakeStore",
     "MarketData",
+    "MetricReader",
     "Metrics",
+    "ModelRegistry",
+    "Notifier",
     "OrderRecord",
     "OrderStore",
     "PositionStore",
+    "Predictor",
+    "PredictorTrainer",
+    "SignalStore",
 ]
 
 
@@ -107,27 +133,6 @@ class Metrics(Protocol):
     def flush(self) -> None: ...
 
 
-# Exchange port (appended): its imports live here so the lines above stay untouched.
-from collections.abc import Sequence  # noqa: E402
-
-from cryptosmarttrader.domain.exchange import (  # noqa: E402
-    ExchangeCapabilities,
-    ExchangeOrder,
-    FundingRate,
-    OrderBook,
-    OrderType,
-    Ticker,
-)
-from cryptosmarttrader.domain.exchange import Market as ExchangeMarket  # noqa: E402
-from cryptosmarttrader.domain.types import (  # noqa: E402
-    ClientOrderId,
-    Price,
-    Quantity,
-    Side,
-    Symbol,
-)
-
-
 class Exchange(Protocol):
     """One trading venue. Implemented by ``adapters.ccxt_exchange.CcxtExchange``.
 
@@ -175,18 +180,6 @@ class Exchange(Protocol):
     def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> None: ...
 
 
-__all__ += ["Exchange"]
-
-
-# Predictor port (appended): probability models behind a Protocol, so the domain never imports
-# xgboost or scikit-learn. Implemented by ``adapters.xgb_predictor``.
-from typing import TYPE_CHECKING  # noqa: E402
-
-if TYPE_CHECKING:  # annotations only: the ingest Lambda bundle ships without numpy
-    import numpy as np
-    import numpy.typing as npt
-
-
 class Predictor(Protocol):
     """A fitted probability model over named feature columns (NaN = missing value)."""
 
@@ -209,22 +202,12 @@ class PredictorTrainer(Protocol):
     ) -> Predictor: ...
 
 
-__all__ += ["Predictor", "PredictorTrainer"]
-
-
 class SignalStore(Protocol):
     """The scan's published signals: the latest report and one per as-of date."""
 
     def save(self, asof_iso: str, report: Mapping[str, Any]) -> None: ...
 
     def latest(self) -> dict[str, Any] | None: ...
-
-
-__all__ += ["SignalStore"]
-
-
-# Go-live ports (appended): metric reads for the SLO gates and operator notifications.
-from cryptosmarttrader.domain.slo import MetricQuery  # noqa: E402
 
 
 class MetricReader(Protocol):
@@ -244,17 +227,6 @@ class Notifier(Protocol):
     def publish(self, subject: str, message: Mapping[str, Any]) -> str:
         """Send ``message`` (JSON-able); returns the message id."""
         ...
-
-
-__all__ += ["MetricReader", "Notifier"]
-
-
-# Model registry port (appended): versions of the ML model with their card, stage and drift
-# reference. Implemented by ``adapters.model_registry_embedded`` (S3 + DynamoDB, local runs)
-# and ``adapters.model_registry_sagemaker`` (SageMaker Model Registry).
-if TYPE_CHECKING:  # annotations only: drift imports numpy, absent from the ingest bundle
-    from cryptosmarttrader.domain.drift import DriftReference
-    from cryptosmarttrader.domain.model_canary import ModelCard, ModelVersion
 
 
 class ModelRegistry(Protocol):
@@ -284,6 +256,3 @@ class ModelRegistry(Protocol):
     def artifact(self, version: int) -> bytes: ...
 
     def reference(self, version: int) -> DriftReference: ...
-
-
-__all__ += ["ModelRegistry"]

@@ -342,8 +342,7 @@ class GoLive(Construct):
             self, "CanaryTrading", time=sfn.WaitTime.seconds_path("$.run.canary_seconds")
         )
         live = sfn.Succeed(self, "Live", comment="promoted to production")
-        canary_path = (
-            start_canary.next(wait_canary)
-            .next(self._gate("canary", promote.next(live), rollback))
+        canary_path = start_canary.next(wait_canary).next(
+            self._gate("canary", promote.next(live), rollback)
         )
         return start_staging.next(wait_staging).next(self._gate("staging", canary_path, rollback))

@@ -24,7 +24,6 @@ import pytest
 
 from cryptosmarttrader.adapters.faults import free_port
 from cryptosmarttrader.adapters.local_deploy import (
-    DeployError,
     DeployResult,
     deploy,
     moto_server,

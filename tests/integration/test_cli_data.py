@@ -28,8 +28,13 @@ def test_json_report_covers_every_source_with_reasons(report: dict[str, object])
     # Given the full data dir, when checked, then every source is reported
     sources = {s["source"]: s for s in report["sources"]}  # type: ignore[attr-defined]
     assert set(sources) == {
-        "coingecko", "binance_spot_1d", "binance_spot_4h", "binance_spot_1h",
-        "binance_futures_mark_8h", "binance_futures_1h", "binance_futures_1d",
+        "coingecko",
+        "binance_spot_1d",
+        "binance_spot_4h",
+        "binance_spot_1h",
+        "binance_futures_mark_8h",
+        "binance_futures_1h",
+        "binance_futures_1d",
     }
     assert sources["coingecko"]["series"] == 572
     assert sources["coingecko"]["rows"] == 643_222
@@ -54,8 +59,9 @@ def test_exclusion_rate_on_full_history_is_sane(report: dict[str, object]) -> No
 
 
 def test_asof_reads_nothing_later(data_dir: Path) -> None:
-    result = runner.invoke(app, ["check", "--data", str(data_dir), "--json",
-                                 "--asof", "2019-01-01"])
+    result = runner.invoke(
+        app, ["check", "--data", str(data_dir), "--json", "--asof", "2019-01-01"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert all(s["asof"].startswith("2019-01-01") for s in payload["sources"])

@@ -171,8 +171,9 @@ def test_status_update_is_guarded_by_the_stored_status(aws: AwsClients) -> None:
     store = DynamoOrderStore(aws.resources.orders_table, aws.dynamodb)
     store.put_new(_order())
     # When two workers both try NEW -> SUBMITTED
-    first = store.update_status("a" * 32, OrderStatus.NEW, OrderStatus.SUBMITTED,
-                                at=T0, fields={"exchange_order_id": "X1"})
+    first = store.update_status(
+        "a" * 32, OrderStatus.NEW, OrderStatus.SUBMITTED, at=T0, fields={"exchange_order_id": "X1"}
+    )
     second = store.update_status("a" * 32, OrderStatus.NEW, OrderStatus.SUBMITTED)
     # Then only the first moves it, with its extra fields
     assert (first, second) == (True, False)

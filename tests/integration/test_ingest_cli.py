@@ -26,8 +26,17 @@ def _local(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_ingest_loads_the_lake_once_and_a_rerun_writes_nothing(
     data_dir: Path, tmp_path: Path
 ) -> None:
-    args = ["--data", str(data_dir), "--timeframe", "1d", "--symbols", "SOL/USDT",
-            "--state-dir", str(tmp_path), "--json"]
+    args = [
+        "--data",
+        str(data_dir),
+        "--timeframe",
+        "1d",
+        "--symbols",
+        "SOL/USDT",
+        "--state-dir",
+        str(tmp_path),
+        "--json",
+    ]
     # Given an empty local state, When the recorded SOL/USDT daily candles are ingested
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
@@ -50,8 +59,9 @@ def test_ingest_loads_the_lake_once_and_a_rerun_writes_nothing(
 
 @pytest.mark.realdata
 def test_unknown_symbols_fail_with_the_available_list(data_dir: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["--data", str(data_dir), "--symbols", "NOPE/USDT",
-                                 "--state-dir", str(tmp_path)])
+    result = runner.invoke(
+        app, ["--data", str(data_dir), "--symbols", "NOPE/USDT", "--state-dir", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert "no recorded 1d candles for NOPE/USDT" in result.output
     assert not (tmp_path / "snapshot.json").exists()

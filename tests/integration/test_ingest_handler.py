@@ -73,14 +73,17 @@ def emf_records(out: str) -> list[dict[str, Any]]:
 
 @pytest.mark.realdata
 def test_scheduled_event_ingests_recorded_candles(
-    env: AwsClients, data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    env: AwsClients,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given the recorded Binance data and a scheduled event for two daily pairs
     monkeypatch.setenv("CST_DATA_DIR", str(data_dir))
     module = load_handler()
-    event = scheduled_event({"exchange": "binance", "timeframe": "1d",
-                             "symbols": ["ETH/USDT", "SOL/USDT"]})
+    event = scheduled_event(
+        {"exchange": "binance", "timeframe": "1d", "symbols": ["ETH/USDT", "SOL/USDT"]}
+    )
     # When the handler runs
     result = module.handler(event, LambdaContextStub())
     # Then both series are in the lake, watermarked, and the run is logged and measured
@@ -91,7 +94,8 @@ def test_scheduled_event_ingests_recorded_candles(
     eth = state.get(WATERMARK_PK, "binance#1d#ETH/USDT")
     assert eth is not None
     recorded = RecordedMarketData(data_dir).ohlcv(
-        "ETH/USDT", "1d", datetime(2017, 1, 1, tzinfo=UTC), datetime(2023, 1, 1, tzinfo=UTC))
+        "ETH/USDT", "1d", datetime(2017, 1, 1, tzinfo=UTC), datetime(2023, 1, 1, tzinfo=UTC)
+    )
     assert int(eth["last_ts"]) == recorded["ts"].max()  # the last recorded bar
     lake = S3ParquetLake(env.resources.lake_bucket, env.s3)
     assert len(lake.days("binance", "1d", "SOL/USDT")) == report["symbols"][1]["ingested"]
@@ -100,8 +104,12 @@ def test_scheduled_event_ingests_recorded_candles(
     done = next(entry for entry in logs if entry["message"] == "ingest complete")
     assert done["correlation_id"] == event["id"]
     assert done["function_request_id"] == "req-0001"
-    names = {name for rec in emf_records(out) for m in rec["_aws"]["CloudWatchMetrics"]
-             for name in (x["Name"] for x in m["Metrics"])}
+    names = {
+        name
+        for rec in emf_records(out)
+        for m in rec["_aws"]["CloudWatchMetrics"]
+        for name in (x["Name"] for x in m["Metrics"])
+    }
     assert {"CandlesIngested", "IngestLatency", "DataStaleness", "IngestRuns"} <= names
 
 
@@ -134,8 +142,12 @@ def test_malformed_events_are_rejected_without_side_effects(
 
 def test_recorded_source_refuses_other_exchanges(env: AwsClients) -> None:
     module = load_handler()
-    event = {"exchange": "kraken", "timeframe": "1d", "symbols": ["BTC/USD"],
-             "correlation_id": "manual-1"}
+    event = {
+        "exchange": "kraken",
+        "timeframe": "1d",
+        "symbols": ["BTC/USD"],
+        "correlation_id": "manual-1",
+    }
     result = module.handler(event, LambdaContextStub())
     assert result == {
         "status": "rejected",

@@ -45,8 +45,9 @@ class ScriptedSource:
         self.errors: list[Exception] = []
         self.calls: list[tuple[str, int, int]] = []
 
-    def fetch_ohlcv(self, symbol: Symbol, timeframe: str, since_ms: int, until_ms: int
-                    ) -> pl.DataFrame:
+    def fetch_ohlcv(
+        self, symbol: Symbol, timeframe: str, since_ms: int, until_ms: int
+    ) -> pl.DataFrame:
         self.calls.append((symbol.value, since_ms, until_ms))
         if self.errors:
             raise self.errors.pop(0)
@@ -58,9 +59,15 @@ class ScriptedSource:
 def daily(symbol: str, n: int, start_ms: int = D0) -> pl.DataFrame:
     close = [100.0 * math.exp(0.01 * math.sin(i)) for i in range(n)]
     return pl.DataFrame(
-        {"symbol": [symbol] * n, "ts": [start_ms + i * DAY_MS for i in range(n)],
-         "open": close, "high": [c * 1.01 for c in close], "low": [c * 0.99 for c in close],
-         "close": close, "volume": [1000.0 + i for i in range(n)]},
+        {
+            "symbol": [symbol] * n,
+            "ts": [start_ms + i * DAY_MS for i in range(n)],
+            "open": close,
+            "high": [c * 1.01 for c in close],
+            "low": [c * 0.99 for c in close],
+            "close": close,
+            "volume": [1000.0 + i for i in range(n)],
+        },
         schema=OHLCV_SCHEMA,
     )
 
@@ -84,9 +91,14 @@ def state(aws: AwsClients) -> DynamoStateStore:
     return DynamoStateStore(aws.resources.state_table, aws.dynamodb)
 
 
-def make_service(source: CandleSource, lake: S3ParquetLake, state: DynamoStateStore,
-                 clock: FixedClock, metrics: InMemoryMetrics | None = None, **cfg: Any
-                 ) -> IngestService:
+def make_service(
+    source: CandleSource,
+    lake: S3ParquetLake,
+    state: DynamoStateStore,
+    clock: FixedClock,
+    metrics: InMemoryMetrics | None = None,
+    **cfg: Any,
+) -> IngestService:
     config = IngestConfig(initial_lookback_bars=None, **cfg)
     return IngestService(source, lake, state, metrics or InMemoryMetrics(), clock, config)
 
@@ -141,8 +153,9 @@ def test_watermark_does_not_move_when_the_lake_write_fails(
 ) -> None:
     # Given a lake bucket that has gone away
     aws.s3.delete_bucket(Bucket=aws.resources.lake_bucket)
-    service = make_service(ScriptedSource(daily("BTC/USDT", 40)), lake, state,
-                           FixedClock(START + timedelta(days=40)))
+    service = make_service(
+        ScriptedSource(daily("BTC/USDT", 40)), lake, state, FixedClock(START + timedelta(days=40))
+    )
     # When ingestion runs, Then the write error surfaces and no watermark is recorded
     with pytest.raises(LakeError, match="cst-lake-local"):
         service.run("binance", "1d", ["BTC/USDT"])
@@ -166,9 +179,14 @@ def test_a_failed_batch_keeps_earlier_batches_and_their_watermark(
         def read_candles(self, *args: object) -> pl.DataFrame:
             raise NotImplementedError
 
-    service = IngestService(ScriptedSource(daily("BTC/USDT", 40)), FailingSecondWrite(), state,
-                            InMemoryMetrics(), FixedClock(START + timedelta(days=40)),
-                            IngestConfig(batch_bars=15, initial_lookback_bars=None))
+    service = IngestService(
+        ScriptedSource(daily("BTC/USDT", 40)),
+        FailingSecondWrite(),
+        state,
+        InMemoryMetrics(),
+        FixedClock(START + timedelta(days=40)),
+        IngestConfig(batch_bars=15, initial_lookback_bars=None),
+    )
     # When ingestion runs
     with pytest.raises(LakeError):
         service.run("binance", "1d", ["BTC/USDT"])
@@ -182,8 +200,10 @@ def test_bad_rows_are_rejected_with_reasons_and_block_the_series(
 ) -> None:
     # Given a source whose bar 25 has high < low
     bars = daily("BTC/USDT", 40).with_columns(
-        pl.when(pl.col("ts") == D0 + 25 * DAY_MS).then(pl.col("low") * 0.5)
-        .otherwise(pl.col("high")).alias("high")
+        pl.when(pl.col("ts") == D0 + 25 * DAY_MS)
+        .then(pl.col("low") * 0.5)
+        .otherwise(pl.col("high"))
+        .alias("high")
     )
     metrics = InMemoryMetrics()
     clock = FixedClock(START + timedelta(days=40))
@@ -267,8 +287,7 @@ def test_a_fatal_symbol_error_does_not_trip_the_breaker(
     source = ScriptedSource(daily("ETH/USDT", 40))
     source.errors = [FatalExchangeError("binance", "fetch_ohlcv", "bad symbol NOPE/USDT")]
     clock = FixedClock(START + timedelta(days=40))
-    service = make_service(source, lake, state, clock,
-                           breaker=BreakerConfig(failure_threshold=1))
+    service = make_service(source, lake, state, clock, breaker=BreakerConfig(failure_threshold=1))
     # When both are ingested
     report = service.run("binance", "1d", ["NOPE/USDT", "ETH/USDT"])
     # Then the bad symbol is reported, the other ingested, and the breaker stays closed
@@ -277,8 +296,9 @@ def test_a_fatal_symbol_error_does_not_trip_the_breaker(
     assert read_all(lake, "ETH/USDT").height == 40
 
 
-def test_bad_symbols_are_refused_before_any_io(lake: S3ParquetLake, state: DynamoStateStore
-                                               ) -> None:
+def test_bad_symbols_are_refused_before_any_io(
+    lake: S3ParquetLake, state: DynamoStateStore
+) -> None:
     source = ScriptedSource(daily("BTC/USDT", 5))
     service = make_service(source, lake, state, FixedClock(START))
     with pytest.raises(ValueError, match="invalid symbol"):

@@ -32,8 +32,10 @@ def test_creates_the_contract_resources(tmp_path: Path) -> None:
     # Then the four tables, the TTL spec, the bucket and the kill-switch (off) exist
     assert tables == {"cst-orders", "cst-positions", "cst-idempotency", "cst-state"}
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expiration"
-    assert state_keys == [{"AttributeName": "pk", "KeyType": "HASH"},
-                          {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert state_keys == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
     assert buckets == ["cst-lake-local"]
     assert (switch["on"], switch["reason"]) == (False, "local default")
 
@@ -83,9 +85,16 @@ def test_snapshot_is_deterministic_and_rewritten_atomically(tmp_path: Path) -> N
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"version": 99}', '{"version": 1, "tables": {'
-                                     '"cst-orders": [{"client_order_id": {"X": 1}}]}, '
-                                     '"parameters": []}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        '{"version": 99}',
+        '{"version": 1, "tables": {'
+        '"cst-orders": [{"client_order_id": {"X": 1}}]}, '
+        '"parameters": []}',
+    ],
+)
 def test_corrupt_snapshot_names_the_file_and_overwrites_nothing(
     tmp_path: Path, content: str
 ) -> None:

@@ -80,7 +80,8 @@ def test_no_look_ahead_truncated_and_altered_futures_give_identical_results(
             truncated / "coingecko_daily" / "coins" / f"{coin}.csv"
         )
         full.with_columns(
-            price=pl.when(pl.col("timestamp") > asof_ms).then(pl.col("price") * 1000)
+            price=pl.when(pl.col("timestamp") > asof_ms)
+            .then(pl.col("price") * 1000)
             .otherwise(pl.col("price"))
         ).write_csv(altered / "coingecko_daily" / "coins" / f"{coin}.csv")
     # When the same universe is read from the full, truncated and altered sets

@@ -39,8 +39,15 @@ def _bars(symbol: str, start_ms: int, n: int, step: int = H, base: float = 100.0
     ts = [start_ms + i * step for i in range(n)]
     close = [base + i for i in range(n)]
     return pl.DataFrame(
-        {"symbol": [symbol] * n, "ts": ts, "open": close, "high": [c + 1 for c in close],
-         "low": [c - 1 for c in close], "close": close, "volume": [10.0] * n},
+        {
+            "symbol": [symbol] * n,
+            "ts": ts,
+            "open": close,
+            "high": [c + 1 for c in close],
+            "low": [c - 1 for c in close],
+            "close": close,
+            "volume": [10.0] * n,
+        },
         schema=OHLCV_SCHEMA,
     )
 
@@ -78,8 +85,13 @@ def test_rewriting_the_same_input_changes_nothing(aws: AwsClients, lake: S3Parqu
     # Then nothing is written and the bytes are identical
     assert rewritten == []
     assert _objects(aws) == before
-    got = lake.read_candles("binance", "1h", "BTC/USDT", datetime(2024, 1, 1, tzinfo=UTC),
-                            datetime(2024, 1, 3, tzinfo=UTC))
+    got = lake.read_candles(
+        "binance",
+        "1h",
+        "BTC/USDT",
+        datetime(2024, 1, 1, tzinfo=UTC),
+        datetime(2024, 1, 3, tzinfo=UTC),
+    )
     assert got.height == 30
 
 
@@ -89,8 +101,13 @@ def test_overlapping_writes_merge_without_duplicates(lake: S3ParquetLake) -> Non
     # When bars 10..29 arrive (10 overlap, with revised values)
     lake.write_candles(_bars("BTC/USDT", D0 + 10 * H, 20, base=500.0), "binance", "1h")
     # Then the lake holds 30 unique bars in order, the newer values winning the overlap
-    got = lake.read_candles("binance", "1h", "BTC/USDT", datetime(2024, 1, 1, tzinfo=UTC),
-                            datetime(2024, 1, 2, 23, tzinfo=UTC))
+    got = lake.read_candles(
+        "binance",
+        "1h",
+        "BTC/USDT",
+        datetime(2024, 1, 1, tzinfo=UTC),
+        datetime(2024, 1, 2, 23, tzinfo=UTC),
+    )
     assert got["ts"].to_list() == [D0 + i * H for i in range(30)]
     assert got["close"][10] == 500.0
     assert got.schema == pl.Schema(OHLCV_SCHEMA)
@@ -107,11 +124,21 @@ def test_bytes_do_not_depend_on_write_order(aws: AwsClients, lake: S3ParquetLake
 
 def test_read_filters_the_requested_window(lake: S3ParquetLake) -> None:
     lake.write_candles(_bars("SOL/USDT", D0, 5, step=DAY_MS), "kraken", "1d")
-    got = lake.read_candles("kraken", "1d", "SOL/USDT", datetime(2024, 1, 2, tzinfo=UTC),
-                            datetime(2024, 1, 4, tzinfo=UTC))
+    got = lake.read_candles(
+        "kraken",
+        "1d",
+        "SOL/USDT",
+        datetime(2024, 1, 2, tzinfo=UTC),
+        datetime(2024, 1, 4, tzinfo=UTC),
+    )
     assert got["ts"].to_list() == [D0 + DAY_MS, D0 + 2 * DAY_MS, D0 + 3 * DAY_MS]
-    assert lake.read_candles("kraken", "1d", "ADA/USDT", datetime(2024, 1, 2, tzinfo=UTC),
-                             datetime(2024, 1, 4, tzinfo=UTC)).is_empty()
+    assert lake.read_candles(
+        "kraken",
+        "1d",
+        "ADA/USDT",
+        datetime(2024, 1, 2, tzinfo=UTC),
+        datetime(2024, 1, 4, tzinfo=UTC),
+    ).is_empty()
 
 
 def test_path_like_symbols_are_refused() -> None:

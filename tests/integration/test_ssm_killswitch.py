@@ -46,7 +46,12 @@ def test_default_parameter_is_off_with_its_reason(aws: AwsClients, clock: FixedC
     # When read, Then trading is allowed and the status explains why
     status = switch.status()
     assert switch.is_on() is False
-    assert (status.on, status.reason, status.actor, status.at) == (False, "local default", "local", T0)
+    assert (status.on, status.reason, status.actor, status.at) == (
+        False,
+        "local default",
+        "local",
+        T0,
+    )
 
 
 def test_set_writes_json_and_is_seen_at_once(aws: AwsClients, clock: FixedClock) -> None:
@@ -60,7 +65,9 @@ def test_set_writes_json_and_is_seen_at_once(aws: AwsClients, clock: FixedClock)
     assert switch.is_on() is True
     stored = json.loads(aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Value"])
     assert stored == {
-        "on": True, "reason": "drawdown breach", "actor": "alice",
+        "on": True,
+        "reason": "drawdown breach",
+        "actor": "alice",
         "at": (T0 + timedelta(seconds=1)).isoformat().replace("+00:00", "Z"),
     }
 
@@ -127,8 +134,11 @@ def test_missing_parameter_fails_closed(aws: AwsClients, clock: FixedClock) -> N
 def test_unreachable_ssm_fails_closed(clock: FixedClock) -> None:
     # Given an SSM endpoint nobody listens on
     ssm = boto3.client(
-        "ssm", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
-        aws_access_key_id="x", aws_secret_access_key="x",
+        "ssm",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
         config=Config(retries={"max_attempts": 1}, connect_timeout=1),
     )
     # When read, Then it counts as ON and says why

@@ -51,7 +51,9 @@ def test_each_venue_gets_our_id_in_its_own_param_and_length(
 
 def test_a_32_hex_order_id_fits_every_venue_unchanged() -> None:
     cid = ClientOrderId(HEX64[:32])
-    assert {v: c.client_id.format(cid) for v, c in CAPABILITIES.items()} == dict.fromkeys(CAPABILITIES, HEX64[:32])
+    assert {v: c.client_id.format(cid) for v, c in CAPABILITIES.items()} == dict.fromkeys(
+        CAPABILITIES, HEX64[:32]
+    )
 
 
 def test_kraken_rejects_a_hex_id_between_free_text_and_uuid_lengths() -> None:

@@ -23,8 +23,13 @@ H = 3_600_000
 SMALL = QualityConfig(min_bars=3, max_lag_bars=1)
 
 
-def daily(symbol: str, closes: list[float | None], *, ts: list[int] | None = None,
-          volume: list[float | None] | None = None) -> pl.DataFrame:
+def daily(
+    symbol: str,
+    closes: list[float | None],
+    *,
+    ts: list[int] | None = None,
+    volume: list[float | None] | None = None,
+) -> pl.DataFrame:
     n = len(closes)
     return pl.DataFrame(
         {
@@ -45,8 +50,9 @@ def asof_of(frame: pl.DataFrame) -> int:
 
 
 def codes(result: QualityResult, symbol: str = "a") -> dict[str, tuple[str, int]]:
-    return {f.code.value: (f.severity.value, f.count) for f in result.findings
-            if f.symbol == symbol}
+    return {
+        f.code.value: (f.severity.value, f.count) for f in result.findings if f.symbol == symbol
+    }
 
 
 RISING = [10.0, 10.5, 10.2, 10.8, 11.0, 10.9, 11.3, 11.1, 11.6, 11.4]
@@ -68,7 +74,9 @@ def test_gap_counts_missing_bars_and_short_hole_is_a_warning() -> None:
     ts = [T0 + i * DAY_MS for i in (0, 1, 2, 4, 5, 6, 7, 8, 9, 10)]
     frame = daily("a", RISING, ts=ts)
     # When checked with a 10 % missing-fraction allowance
-    result = check_daily(frame, asof_of(frame), SMALL.model_copy(update={"max_missing_fraction": 0.1}))
+    result = check_daily(
+        frame, asof_of(frame), SMALL.model_copy(update={"max_missing_fraction": 0.1})
+    )
     # Then one missing bar is reported as a warning starting at the bar after the hole
     gap = next(f for f in result.findings if f.code is QualityCode.GAP)
     assert (gap.severity, gap.count, gap.first_ts) == (Severity.WARNING, 1, T0 + 4 * DAY_MS)
@@ -126,8 +134,7 @@ def test_two_identical_closes_are_not_stale() -> None:
 
 @pytest.mark.parametrize(
     ("bad", "code"),
-    [(math.nan, "NAN"), (None, "NAN"), (0.0, "NON_POSITIVE_PRICE"),
-     (-1.0, "NON_POSITIVE_PRICE")],
+    [(math.nan, "NAN"), (None, "NAN"), (0.0, "NON_POSITIVE_PRICE"), (-1.0, "NON_POSITIVE_PRICE")],
 )
 def test_invalid_price_excludes_the_series_never_repaired(bad: float | None, code: str) -> None:
     closes: list[float | None] = list(RISING)
@@ -224,19 +231,32 @@ def ohlcv(rows: list[tuple[float, float, float, float]]) -> pl.DataFrame:
 def test_ohlc_inconsistencies_are_counted() -> None:
     # Given a good bar, high below close, low above open, and low above high
     good = (10.0, 11.0, 9.0, 10.5)
-    frame = ohlcv([good, (10.0, 10.2, 9.0, 10.4), (10.0, 11.0, 10.1, 10.6),
-                   (10.0, 9.0, 11.0, 10.0), good, (10.1, 11.0, 9.5, 10.6)])
+    frame = ohlcv(
+        [
+            good,
+            (10.0, 10.2, 9.0, 10.4),
+            (10.0, 11.0, 10.1, 10.6),
+            (10.0, 9.0, 11.0, 10.0),
+            good,
+            (10.1, 11.0, 9.5, 10.6),
+        ]
+    )
     result = check_ohlcv(frame, "1h", asof_of(frame), SMALL)
     assert codes(result, "X/USDT") == {"OHLC_INCONSISTENT": ("error", 3)}
 
 
 def test_ohlcv_gaps_are_measured_in_the_given_timeframe() -> None:
-    frame = ohlcv([(10.0, 11.0, 9.0, 10.5)] * 1 + [(10.5, 11.0, 10.0, 10.7)] * 0
-                  + [(10.0 + i / 10, 11.0, 9.0, 10.2 + i / 10) for i in range(5)])
-    frame = frame.with_columns(ts=pl.col("ts") + pl.when(pl.col("ts") > T0 + H)
-                               .then(2 * H).otherwise(0))
-    result = check_ohlcv(frame, "1h", asof_of(frame),
-                         SMALL.model_copy(update={"max_missing_fraction": 0.5}))
+    frame = ohlcv(
+        [(10.0, 11.0, 9.0, 10.5)] * 1
+        + [(10.5, 11.0, 10.0, 10.7)] * 0
+        + [(10.0 + i / 10, 11.0, 9.0, 10.2 + i / 10) for i in range(5)]
+    )
+    frame = frame.with_columns(
+        ts=pl.col("ts") + pl.when(pl.col("ts") > T0 + H).then(2 * H).otherwise(0)
+    )
+    result = check_ohlcv(
+        frame, "1h", asof_of(frame), SMALL.model_copy(update={"max_missing_fraction": 0.5})
+    )
     assert codes(result, "X/USDT")["GAP"] == ("warning", 2)
 
 
