@@ -338,7 +338,7 @@ class Observability(Construct):
                 height=3,
             )
 
-        trading = [
+        trading: list[list[cw.IWidget]] = [
             [alarms_of("Drawdown", "RiskGuardEmergency", "DailyLoss", "DuplicateOrderAttempts",
                        "OrderRejections", "Slippage")],
             [graph("Risk level (0 NORMAL … 4 SHUTDOWN)", emf(mn.RISK_LEVEL, "Maximum", five)),
@@ -356,7 +356,7 @@ class Observability(Construct):
                    emf(mn.ORDER_LATENCY, "p95", hour))],
         ]  # fmt: skip
         schedules = self._config.ingest_schedules
-        data = [
+        data: list[list[cw.IWidget]] = [
             [alarms_of("StaleData", "ExchangeErrors", "QualityExclusions", "NoSignals")],
             [graph("Candles ingested", *[emf(mn.CANDLES_INGESTED, "Sum", hour, exchange=s.exchange,
                                              timeframe=s.timeframe) for s in schedules]),
@@ -370,7 +370,7 @@ class Observability(Construct):
                                                        exchange=s.exchange, timeframe=s.timeframe)
                                                    for s in schedules])],
         ]  # fmt: skip
-        ml = [
+        ml: list[list[cw.IWidget]] = [
             [graph("Agent abstentions", emf(mn.AGENT_ABSTENTIONS, "Sum", hour)),
              graph("Gated decisions (confidence ≥ gate)", emf(mn.GATED_DECISIONS, "Sum", hour)),
              graph("Agent votes / mean confidence", *[
@@ -409,7 +409,12 @@ class Observability(Construct):
                     width=12, height=6,
                 ),
             ])  # fmt: skip
-        boards = {"Trading": trading, "Data": data, "ML": ml, "SLO": slo}
+        boards: dict[str, list[list[cw.IWidget]]] = {
+            "Trading": trading,
+            "Data": data,
+            "ML": ml,
+            "SLO": slo,
+        }
         return {
             name: cw.Dashboard(
                 self,
