@@ -13,9 +13,12 @@ import pytest
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.domain.circuit_breaker import BreakerState, CircuitBreaker
+from cryptosmarttrader.services.ingest import BREAKER_PK
 from cryptosmarttrader.settings import AwsResources
 
 pytestmark = pytest.mark.realdata
@@ -86,3 +89,27 @@ def test_scan_before_the_lake_has_data_is_rejected_with_a_reason(deployed: AwsCl
     result = _invoke({"top_n": 5, "asof": "2019-01-01"})
     assert result["status"] == "rejected"
     assert "no market data" in result["error"]
+
+
+def test_with_the_ingest_breaker_open_every_agent_abstains_and_says_why(
+    deployed: AwsClients,
+) -> None:
+    # Given the ingest breaker for binance opened after repeated upstream errors
+    now = datetime.now(tz=UTC)
+    breaker = CircuitBreaker()
+    while breaker.state is not BreakerState.OPEN:
+        breaker = breaker.record_failure(now, "binance fetch_ohlcv: NetworkError: timeout")
+    DynamoStateStore(AwsResources().state_table, deployed.dynamodb).put(
+        BREAKER_PK, "binance", {**breaker.to_dict(), "updated_at": now}
+    )
+    # When the scheduled scan runs
+    result = _invoke({"top_n": 6, "asof": "2021-05-01"})
+    # Then nothing is ordered and every row abstains naming the breaker and its reason
+    assert result["status"] == "ok", result
+    rows = result["report"]["rows"]
+    assert rows
+    assert {r["action"] for r in rows} == {"abstain"}
+    assert all("ingest circuit breaker for binance is open" in r["reasons"][0] for r in rows)
+    assert all("NetworkError" in r["reasons"][0] for r in rows)
+    assert result["report"]["orders_created"] == 0
+    assert result["report"]["decision_basis"].startswith("abstaining: ingest circuit breaker")

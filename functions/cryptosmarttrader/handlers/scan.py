@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
@@ -32,6 +33,7 @@ from cryptosmarttrader.handlers._common import (
     trading_settings,
     unwrap_eventbridge,
 )
+from cryptosmarttrader.services.ingest import ingest_breaker_block
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanInputError, ScanService
 from cryptosmarttrader.wiring import (
     recorded_analyzer,
@@ -67,7 +69,14 @@ def _analyzer() -> ScanAnalyzer:
         settings.exchange,
         lambda: [s for s in lake.symbols(settings.exchange, "1d") if is_tradable_pair(s)],
     )
-    return ScanAnalyzer(market=market, clock=clock, settings=settings, model=scan_model(settings))
+    state = DynamoStateStore(res.state_table, aws_clients().dynamodb)
+    return ScanAnalyzer(
+        market=market,
+        clock=clock,
+        settings=settings,
+        model=scan_model(settings),
+        data_health=lambda: ingest_breaker_block(state, settings.exchange, clock.now()),
+    )
 
 
 @cache

@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import polars as pl
@@ -154,6 +155,21 @@ class IngestReport:
             "objects_written": self.objects_written,
             "symbols": [o.__dict__ for o in self.outcomes],
         }
+
+
+def ingest_breaker_block(state: StateStore, exchange: str, now: datetime) -> str | None:
+    """Why the scan must not trust ``exchange``'s candles now: its ingest breaker is open (or
+    half-open, awaiting a trial call). None when it is closed or was never tripped."""
+    stored = state.get(BREAKER_PK, exchange)
+    if stored is None:
+        return None
+    breaker = CircuitBreaker.from_dict(stored, BreakerConfig())
+    if breaker.state is BreakerState.CLOSED:
+        return None
+    return (
+        f"ingest circuit breaker for {exchange} is {breaker.state} since "
+        f"{breaker.opened_at:%Y-%m-%d %H:%M}Z ({breaker.reason}); the lake may be stale"
+    )
 
 
 def series_key(exchange: str, timeframe: str, symbol: str) -> str:

@@ -6,7 +6,7 @@ depends on where it was computed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from cryptosmarttrader.domain.agents.base import abstentions
 from cryptosmarttrader.domain.agents.technical import technical_votes
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.market import DAY_MS
@@ -99,6 +100,9 @@ class ScanAnalyzer:
     settings: TradingSettings
     excluded_symbols: Collection[str] = field(default_factory=frozenset)
     model: TrainedModel | None = None  # the calibrated ensemble; None → technical agent only
+    # Why the upstream data cannot be trusted right now (e.g. the ingest circuit breaker is
+    # open), or None. When set, every agent abstains with that reason instead of voting.
+    data_health: Callable[[], str | None] | None = None
 
     def analyze(self, asof: datetime, top_n: int | None = None) -> Analysis:
         if asof.tzinfo is None:
@@ -117,7 +121,12 @@ class ScanAnalyzer:
             )
         frame = frame.filter(~pl.col("symbol").is_in(list(self.excluded_symbols)))
         quality = check_daily(frame, asof_ms)
-        if self.model is None:
+        blocked = self.data_health() if self.data_health is not None else None
+        if blocked is not None:
+            symbols = quality.clean["symbol"].unique().sort().to_list()
+            votes = abstentions(symbols, "all", asof_ms, f"data source unhealthy: {blocked}")
+            basis = f"abstaining: {blocked}"
+        elif self.model is None:
             votes = technical_votes(quality.clean, asof_ms)
             basis = TECHNICAL_ONLY
         else:
