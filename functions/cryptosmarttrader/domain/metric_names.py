@@ -150,6 +150,7 @@ AGENT_VOTES = MetricSpec(
     "Votes cast by the agents of a scan (one per agent and coin).",
     SCAN,
     ("agent",),
+    producer="services/scan.py",
 )
 AGENT_ABSTENTIONS = MetricSpec(
     "AgentAbstentions",
@@ -167,6 +168,7 @@ AGENT_CONFIDENCE = MetricSpec(
     "Mean confidence (0-1) of the non-abstaining votes of a scan.",
     SCAN,
     ("agent",),
+    producer="services/scan.py",
 )
 # ensemble
 GATED_DECISIONS = MetricSpec(
@@ -175,6 +177,7 @@ GATED_DECISIONS = MetricSpec(
     Family.ENSEMBLE,
     "Ensemble decisions at or above the confidence gate (0.8) per scan.",
     SCAN,
+    producer="services/scan.py",
 )
 # ml (model drift checks)
 MODEL_FEATURE_PSI_MAX = MetricSpec(
@@ -184,6 +187,7 @@ MODEL_FEATURE_PSI_MAX = MetricSpec(
     "Largest population stability index over the model's features (serving vs training window).",
     MODEL_DRIFT,
     ("ModelGroup",),
+    producer="services/model_lifecycle.py",
 )
 MODEL_FEATURE_KS_MAX = MetricSpec(
     "ModelFeatureKsMax",
@@ -192,6 +196,7 @@ MODEL_FEATURE_KS_MAX = MetricSpec(
     "Largest Kolmogorov-Smirnov statistic over the model's features.",
     MODEL_DRIFT,
     ("ModelGroup",),
+    producer="services/model_lifecycle.py",
 )
 MODEL_FEATURE_DRIFT_SHARE = MetricSpec(
     "ModelFeatureDriftShare",
@@ -200,6 +205,7 @@ MODEL_FEATURE_DRIFT_SHARE = MetricSpec(
     "Share of features flagged as drifted (0-1).",
     MODEL_DRIFT,
     ("ModelGroup",),
+    producer="services/model_lifecycle.py",
 )
 MODEL_PREDICTION_PSI = MetricSpec(
     "ModelPredictionPsi",
@@ -208,6 +214,7 @@ MODEL_PREDICTION_PSI = MetricSpec(
     "PSI of the predicted probabilities, serving vs reference.",
     MODEL_DRIFT,
     ("ModelGroup",),
+    producer="services/model_lifecycle.py",
 )
 MODEL_PREDICTION_KS = MetricSpec(
     "ModelPredictionKs",
@@ -216,6 +223,7 @@ MODEL_PREDICTION_KS = MetricSpec(
     "KS statistic of the predicted probabilities.",
     MODEL_DRIFT,
     ("ModelGroup",),
+    producer="services/model_lifecycle.py",
 )
 MODEL_CALIBRATION_DECAY = MetricSpec(
     "ModelCalibrationDecay",
@@ -224,6 +232,7 @@ MODEL_CALIBRATION_DECAY = MetricSpec(
     "Calibration error increase versus the registered model.",
     MODEL_DRIFT,
     ("ModelGroup",),
+    producer="services/model_lifecycle.py",
 )
 MODEL_DRIFT_ALARM = MetricSpec(
     "ModelDriftAlarm",
@@ -232,6 +241,7 @@ MODEL_DRIFT_ALARM = MetricSpec(
     "1 when a drift check raised an alarm that blocks promotion, else 0.",
     MODEL_DRIFT,
     ("ModelGroup",),
+    producer="services/model_lifecycle.py",
 )
 # risk
 RISK_LEVEL = MetricSpec(
@@ -278,6 +288,7 @@ ORDERS_SENT = MetricSpec(
     Family.EXECUTION,
     "Orders submitted to an exchange (paper or live).",
     EXECUTION,
+    producer="services/execution.py",
 )
 ORDERS_FILLED = MetricSpec(
     "OrdersFilled",
@@ -292,6 +303,7 @@ ORDERS_REJECTED_BY_EXCHANGE = MetricSpec(
     Family.EXECUTION,
     "Orders the exchange refused (insufficient funds, invalid order...).",
     EXECUTION,
+    producer="services/execution.py",
 )
 ORDERS_REJECTED_BY_RISK = MetricSpec(
     "OrdersRejectedByRisk",
@@ -300,6 +312,7 @@ ORDERS_REJECTED_BY_RISK = MetricSpec(
     "Order intents refused by the RiskGuard, per rule.",
     EXECUTION,
     ("rule",),
+    producer="services/execution.py",
 )
 DUPLICATE_ORDERS_PREVENTED = MetricSpec(
     "DuplicateOrdersPrevented",
@@ -330,6 +343,7 @@ ORDERS_RECONCILED = MetricSpec(
     Family.EXECUTION,
     "Orders whose state was recovered from the exchange by client order id after a timeout.",
     EXECUTION,
+    producer="services/execution.py",
 )
 ORDERS_CANCELLED_BY_KILL_SWITCH = MetricSpec(
     "OrdersCancelledByKillSwitch",
@@ -337,6 +351,7 @@ ORDERS_CANCELLED_BY_KILL_SWITCH = MetricSpec(
     Family.EXECUTION,
     "Open orders cancelled because the kill-switch was turned on.",
     EXECUTION,
+    producer="services/execution.py",
 )
 EXCHANGE_ERRORS = MetricSpec(
     "ExchangeErrors",

@@ -89,6 +89,8 @@ class Analysis:
     ranked: list[RankedSignal]
     prices: dict[str, float]
     decision_basis: str
+    agent_stats: dict[str, tuple[int, float | None]] = field(default_factory=dict)
+    gated: int = 0  # votes over the whole universe passing the confidence gate
 
 
 @dataclass
@@ -133,6 +135,11 @@ class ScanAnalyzer:
             votes = ensemble_scan_votes(self.model, frame, quality.clean, asof_ms)
             basis = self.model.description
         ranked = rank(votes, confidence_gate=self.settings.confidence_gate, top_n=n)
+        voted = votes.filter(pl.col("abstain_reason").is_null())
+        stats = voted.group_by("agent").agg(pl.len().alias("n"), pl.col("confidence").mean())
+        gated = voted.filter(
+            (pl.col("probability") > 0.5) & (pl.col("confidence") >= self.settings.confidence_gate)
+        ).height
         at_asof = quality.clean.filter(pl.col("ts") == asof_ms).select("symbol", "close")
         return Analysis(
             asof_ms=asof_ms,
@@ -143,6 +150,11 @@ class ScanAnalyzer:
             ranked=ranked,
             prices={str(k): float(v) for k, v in at_asof.iter_rows()},
             decision_basis=basis,
+            agent_stats={
+                str(agent): (int(count), None if mean is None else float(mean))
+                for agent, count, mean in stats.iter_rows()
+            },
+            gated=gated,
         )
 
 
@@ -174,6 +186,13 @@ class ScanService:
         self.metrics.add("UniverseSize", analysis.universe)
         self.metrics.add("ExcludedByQuality", analysis.excluded_by_quality)
         self.metrics.add("AgentAbstentions", analysis.abstained)
+        for agent, (count, mean_confidence) in analysis.agent_stats.items():
+            self.metrics.add("AgentVotes", count, dimensions={"agent": agent})
+            if mean_confidence is not None:
+                self.metrics.add(
+                    "AgentConfidence", mean_confidence, "None", dimensions={"agent": agent}
+                )
+        self.metrics.add("GatedDecisions", analysis.gated)
         rows, created, dupes = self._act(analysis.ranked, analysis.prices)
         self.metrics.add("OrdersCreated", created)
         self.metrics.add("DuplicateOrdersPrevented", dupes)
