@@ -376,7 +376,10 @@ class MachineLearning(Construct):
             self,
             state_id,
             lambda_function=self.canary.function,
-            payload=sfn.TaskInput.from_object(dict(payload)),
+            # one correlation id per execution, carried into every task's logs
+            payload=sfn.TaskInput.from_object(
+                {**payload, "correlation_id": sfn.JsonPath.string_at("$$.Execution.Name")}
+            ),
             payload_response_only=True,
             result_path=result_path,
         )

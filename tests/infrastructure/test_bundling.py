@@ -182,7 +182,8 @@ def test_bundle_imports_and_runs_on_cpython_312(
     # When it imports every dependency (and the handler) with the bundle first on sys.path,
     # as in Lambda (/var/task before the runtime's own packages), isolated from this venv
     result = subprocess.run(
-        [str(python), "-I", "-c", script],
+        # -B: -I ignores PYTHONDONTWRITEBYTECODE, and __pycache__ must never land in the bundle
+        [str(python), "-I", "-B", "-c", script],
         env={
             "PYTHONDONTWRITEBYTECODE": "1",
             "AWS_DEFAULT_REGION": "us-east-1",

@@ -20,7 +20,12 @@ from cryptosmarttrader.adapters.cloudwatch_metric_reader import (
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.golive import GoLiveParams, Stage
-from cryptosmarttrader.handlers._common import aws_clients, make_logger, resources
+from cryptosmarttrader.handlers._common import (
+    aws_clients,
+    correlation_id,
+    make_logger,
+    resources,
+)
 from cryptosmarttrader.services.golive import GoLiveSettings, SloService
 
 logger = make_logger("cst-golive-slo")
@@ -51,6 +56,8 @@ def _service() -> SloService:
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id(correlation_id(event, context))
+    event = {k: v for k, v in event.items() if k != "correlation_id"}
     try:
         request = SloEvent.model_validate(event)
     except ValidationError as exc:

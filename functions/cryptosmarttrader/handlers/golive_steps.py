@@ -18,7 +18,12 @@ from cryptosmarttrader.adapters.sns_notifier import SnsNotifier, sns_client
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.golive import GoLiveParams, Stage
-from cryptosmarttrader.handlers._common import aws_clients, make_logger, resources
+from cryptosmarttrader.handlers._common import (
+    aws_clients,
+    correlation_id,
+    make_logger,
+    resources,
+)
 from cryptosmarttrader.services.golive import (
     PROMOTE_REASON,
     GoLiveService,
@@ -113,6 +118,8 @@ def _run_view(run: dict[str, Any]) -> dict[str, Any]:
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id(correlation_id(event, context))
+    event = {k: v for k, v in event.items() if k != "correlation_id"}
     try:
         request = _EVENT.validate_python(event)
     except ValidationError as exc:

@@ -26,6 +26,7 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.universe import is_tradable_pair
 from cryptosmarttrader.handlers._common import (
     aws_clients,
+    correlation_id,
     make_logger,
     rejected,
     resources,
@@ -76,6 +77,8 @@ def _clean(value: float) -> float | None:
 @logger.inject_lambda_context(log_event=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id(correlation_id(event, context))
+    event = {k: v for k, v in event.items() if k != "correlation_id"}
     try:
         request = CanaryEvent.model_validate(event)
     except ValidationError as exc:
