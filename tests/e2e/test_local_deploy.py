@@ -12,10 +12,13 @@ FAILS in CI (CI=true). Bounded: each cdklocal step times out after 10 minutes.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +97,102 @@ def test_deployed_scan_function_runs_against_deployed_resources(
     items = dynamodb.scan(TableName=outputs["CSTORDERSTABLE"])["Items"]
     buys = [r for r in result["report"]["rows"] if r["action"] == "buy"]
     assert buys and len(items) == len(buys)
+
+
+def test_deployed_golive_machine_runs_to_production_and_a_breach_rolls_back(
+    deployed: DeployResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DEPLOYED go-live state machine executed by the local server, its Lambda tasks running
+    the deployed functions' handlers in-process with their deployed environment (moto runs no
+    Lambda code without Docker), reading SLO metrics from the deployed CloudWatch."""
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.cloudwatch.models import Statistics
+
+    from cryptosmarttrader.handlers import _common, golive_slo, golive_steps
+    from tests.integration.test_golive_state_machine import (
+        HEALTHY,
+        _invoke_in_process,
+        _statistic_with_percentiles,
+    )
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": deployed.endpoint,  # the handlers' clients talk to the local server
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", _invoke_in_process)
+    monkeypatch.setattr(Statistics, "get_statistics_for_type", _statistic_with_percentiles)
+    for reset in (
+        _common.reset_caches,
+        golive_steps._service.cache_clear,
+        golive_slo._service.cache_clear,
+    ):
+        reset()
+    outputs = deployed.stack_outputs
+    client = boto3.session.Session().client
+    sfn = client("stepfunctions", endpoint_url=deployed.endpoint, region_name="us-east-1")
+    cloudwatch = client("cloudwatch", endpoint_url=deployed.endpoint, region_name="us-east-1")
+    ssm = client("ssm", endpoint_url=deployed.endpoint, region_name="us-east-1")
+
+    def put(stage: str, metrics: dict[str, list[float]]) -> None:
+        now = datetime.now(tz=UTC).replace(second=0, microsecond=0)
+        for name, values in metrics.items():
+            cloudwatch.put_metric_data(
+                Namespace="CryptoSmartTrader",
+                MetricData=[
+                    {
+                        "MetricName": name,
+                        "Dimensions": [{"Name": "Stage", "Value": stage}],
+                        "Timestamp": now - timedelta(minutes=2 + i),
+                        "Value": v,
+                    }
+                    for i, v in enumerate(values)
+                ],
+            )
+
+    def run(version: str) -> dict[str, Any]:
+        arn = sfn.start_execution(
+            stateMachineArn=outputs["GoLiveStateMachineArn"],
+            name=f"golive-e2e-{uuid.uuid4().hex[:10]}",
+            input=json.dumps(
+                {
+                    "version": version,
+                    "previous_version": "v1",
+                    "staging_seconds": 1,
+                    "canary_seconds": 0,
+                    "slo_window_seconds": 900,
+                    "requested_by": "e2e",
+                }
+            ),
+        )["executionArn"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.2)
+        raise AssertionError(f"go-live execution {arn} still RUNNING after 120 s")
+
+    # Given healthy staging and canary SLO metrics
+    put("staging", HEALTHY)
+    put("canary", HEALTHY)
+    # When the deployed machine runs
+    healthy = run("v2")
+    # Then it reaches production and the kill-switch stays off
+    assert healthy["status"] == "SUCCEEDED", healthy
+    switch = json.loads(ssm.get_parameter(Name=outputs["CSTKILLSWITCHPARAM"])["Parameter"]["Value"])
+    assert switch["on"] is False
+
+    # Given the canary's latency now breaches the 1 s p95 SLO
+    put("canary", {**HEALTHY, "DecisionLatency": [2500.0] * 40})
+    # When another version goes live
+    breached = run("v3")
+    # Then it is rolled back automatically and the deployed kill-switch is on, saying why
+    assert breached["status"] == "FAILED", breached
+    assert breached.get("error") == "GoLive.RolledBack"
+    switch = json.loads(ssm.get_parameter(Name=outputs["CSTKILLSWITCHPARAM"])["Parameter"]["Value"])
+    assert switch["on"] is True
+    assert switch["actor"] == "system:golive"
