@@ -18,6 +18,7 @@ from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.ports import Metrics
+from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService
 from cryptosmarttrader.services.scoring import TrainedModel
 from cryptosmarttrader.settings import AwsResources, TradingSettings
@@ -91,12 +92,16 @@ def scan_service(
     resources: AwsResources,
     metrics: Metrics,
 ) -> ScanService:
+    state = DynamoStateStore(resources.state_table, clients.dynamodb)
+    switch = SsmKillSwitch(resources.kill_switch_param, clients.ssm, analyzer.clock)
+    risk = RiskStateService(state, switch, analyzer.clock)
     return ScanService(
         analyzer=analyzer,
         orders=DynamoOrderStore(resources.orders_table, clients.dynamodb),
         idempotency=DynamoIdempotencyStore(resources.idempotency_table, clients.dynamodb),
         positions=DynamoPositionStore(resources.positions_table, clients.dynamodb),
-        kill_switch=SsmKillSwitch(resources.kill_switch_param, clients.ssm, analyzer.clock),
+        kill_switch=switch,
         metrics=metrics,
-        signals=DynamoSignalStore(DynamoStateStore(resources.state_table, clients.dynamodb)),
+        signals=DynamoSignalStore(state),
+        risk_state=lambda: risk.load().level,
     )

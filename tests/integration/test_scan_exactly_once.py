@@ -11,10 +11,13 @@ import pytest
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.dynamodb_store import DynamoIdempotencyStore
+from cryptosmarttrader.adapters.dynamodb_store import DynamoIdempotencyStore, DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.local_aws import ensure_resources
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain.risk import RiskLevel
+from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer, scan_service
@@ -89,3 +92,25 @@ def test_a_claim_without_its_order_is_recovered_not_lost(
     row = next(r for r in report.rows if r.symbol == first_buy.symbol)
     assert row.client_order_id == coid
     assert row.order_status == "NEW"
+
+
+def test_the_persisted_risk_level_governs_the_scan(
+    aws: AwsClients, analysis: tuple[ScanAnalyzer, Analysis]
+) -> None:
+    analyzer, result = analysis
+    res = AwsResources()
+    # Given the RiskGuard stood at DEFENSIVE (set by a human here; escalations store it the same)
+    risk = RiskStateService(
+        DynamoStateStore(res.state_table, aws.dynamodb),
+        SsmKillSwitch(res.kill_switch_param, aws.ssm, SystemClock()),
+        SystemClock(),
+    )
+    risk.override(RiskLevel.DEFENSIVE, "alice", "daily loss 5% drill")
+    # When a freshly started scan service runs the decisions
+    report = scan_service(analyzer, aws, res, InMemoryMetrics()).execute(result)
+    # Then no new entry is ordered, and each held BUY names the level's rule
+    assert report.orders_created == 0
+    assert _orders(aws) == 0
+    held = [r for r in report.rows if any("risk_level" in x for x in r.reasons)]
+    assert held
+    assert all("DEFENSIVE" in r.reasons[-1] for r in held)

@@ -169,7 +169,8 @@ class ScanService:
     kill_switch: KillSwitch
     metrics: Metrics
     signals: SignalStore | None = None
-    risk_level: RiskLevel = RiskLevel.NORMAL
+    risk_level: RiskLevel = RiskLevel.NORMAL  # used when no persisted risk state is wired
+    risk_state: Callable[[], RiskLevel] | None = None  # the RiskGuard's persisted level, per run
 
     @property
     def settings(self) -> TradingSettings:
@@ -193,6 +194,8 @@ class ScanService:
                     "AgentConfidence", mean_confidence, "None", dimensions={"agent": agent}
                 )
         self.metrics.add("GatedDecisions", analysis.gated)
+        if self.risk_state is not None:
+            self.risk_level = self.risk_state()  # read once per run: a restart keeps the level
         rows, created, dupes = self._act(analysis.ranked, analysis.prices)
         self.metrics.add("OrdersCreated", created)
         self.metrics.add("DuplicateOrdersPrevented", dupes)
