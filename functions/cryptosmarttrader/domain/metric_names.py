@@ -249,14 +249,16 @@ RISK_LEVEL = MetricSpec(
     Unit.NONE,
     Family.RISK,
     "RiskGuard level: 0 NORMAL, 1 CONSERVATIVE, 2 DEFENSIVE, 3 EMERGENCY, 4 SHUTDOWN.",
-    RISK,
+    SCAN,
+    producer="services/scan.py",
 )
 GROSS_EXPOSURE = MetricSpec(
     "GrossExposure",
     Unit.PERCENT,
     Family.RISK,
     "Gross notional of positions and open buy orders, percent of equity.",
-    RISK,
+    SCAN,
+    producer="services/scan.py",
 )
 DAILY_PNL = MetricSpec(
     "DailyPnl",

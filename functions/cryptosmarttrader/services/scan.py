@@ -197,6 +197,9 @@ class ScanService:
         if self.risk_state is not None:
             self.risk_level = self.risk_state()  # read once per run: a restart keeps the level
         rows, created, dupes = self._act(analysis.ranked, analysis.prices)
+        self.metrics.add("RiskLevel", int(self.risk_level), "None")
+        gross = sum(self._exposure().values(), Decimal(0))
+        self.metrics.add("GrossExposure", float(gross) / self.settings.equity_usd * 100, "Percent")
         self.metrics.add("OrdersCreated", created)
         self.metrics.add("DuplicateOrdersPrevented", dupes)
         report = ScanReport(
