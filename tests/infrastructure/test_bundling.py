@@ -35,14 +35,14 @@ FUNCTIONS = {
     "ingest": {
         "handler": "cryptosmarttrader.handlers.ingest",
         "imports": ["ccxt", "polars", "pydantic", "pydantic_settings", "aws_lambda_powertools",
-                    "aws_xray_sdk", "tenacity"],
-        "absent": ["numpy", "pyarrow", "moto", "typer", "rich", "boto3", "botocore"],
+                    "aws_xray_sdk"],
+        "absent": ["numpy", "pyarrow", "moto", "tenacity", "typer", "rich", "boto3", "botocore"],
     },
     "scan": {
         "handler": "cryptosmarttrader.handlers.scan",
         "imports": ["polars", "numpy", "pydantic", "pydantic_settings", "aws_lambda_powertools",
-                    "aws_xray_sdk", "tenacity"],
-        "absent": ["ccxt", "pyarrow", "moto", "typer", "rich", "boto3", "botocore"],
+                    "aws_xray_sdk"],
+        "absent": ["ccxt", "pyarrow", "moto", "tenacity", "typer", "rich", "boto3", "botocore"],
     },
 }  # fmt: skip
 
