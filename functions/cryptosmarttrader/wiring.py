@@ -14,9 +14,12 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoPositionStore,
     DynamoStateStore,
 )
+from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.universe import is_tradable_pair
 from cryptosmarttrader.ports import Metrics
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService
@@ -24,6 +27,8 @@ from cryptosmarttrader.services.scoring import TrainedModel
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
     from cryptosmarttrader.adapters.aws_clients import AwsClients
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +56,15 @@ def resolve_data_dir(explicit: Path | None) -> Path:
     raise DataSourceUnavailableError(
         "no recorded market data: pass --data DIR or set CST_DATA_DIR "
         "(the folder holding coingecko_daily/ and binance_spot/)"
+    )
+
+
+def lake_market_data(s3: S3Client, resources: AwsResources, exchange: str) -> LakeMarketData:
+    """The daily candles of ``exchange`` in the S3 lake, tradable pairs only (stablecoin and
+    wrapped bases left out): the market data of every Lambda on the deployed path."""
+    lake = S3ParquetLake(resources.lake_bucket, s3)
+    return LakeMarketData(
+        lake, exchange, lambda: [s for s in lake.symbols(exchange, "1d") if is_tradable_pair(s)]
     )
 
 

@@ -18,13 +18,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
-from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
 from cryptosmarttrader.adapters.model_registry_sagemaker import build_model_registry
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
 from cryptosmarttrader.adapters.system_clock import SystemClock
-from cryptosmarttrader.domain.universe import is_tradable_pair
 from cryptosmarttrader.handlers._common import (
     aws_clients,
     correlation_id,
@@ -41,7 +38,7 @@ from cryptosmarttrader.services.model_registry import (
     ModelRegistryError,
     ModelRegistryService,
 )
-from cryptosmarttrader.wiring import excluded_coins, resolve_data_dir
+from cryptosmarttrader.wiring import excluded_coins, lake_market_data, resolve_data_dir
 
 logger = make_logger("model-drift")
 metrics = make_metrics("model-drift")
@@ -72,12 +69,7 @@ def _service() -> DriftService:
             EmfMetrics(metrics),
             excluded=excluded_coins(recorded),
         )
-    lake = S3ParquetLake(resources().lake_bucket, aws_clients().s3)
-    market = LakeMarketData(
-        lake,
-        settings.exchange,
-        lambda: [s for s in lake.symbols(settings.exchange, "1d") if is_tradable_pair(s)],
-    )
+    market = lake_market_data(aws_clients().s3, resources(), settings.exchange)
     return DriftService(registry, market, TreeEnsemblePredictor.from_bytes, EmfMetrics(metrics))
 
 

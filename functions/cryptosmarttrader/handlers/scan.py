@@ -19,10 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
-from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
-from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.system_clock import SystemClock
-from cryptosmarttrader.domain.universe import is_tradable_pair
 from cryptosmarttrader.handlers._common import (
     aws_clients,
     correlation_id,
@@ -36,6 +33,7 @@ from cryptosmarttrader.handlers._common import (
 from cryptosmarttrader.services.ingest import ingest_breaker_block
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanInputError, ScanService
 from cryptosmarttrader.wiring import (
+    lake_market_data,
     recorded_analyzer,
     resolve_data_dir,
     scan_model,
@@ -63,12 +61,7 @@ def _analyzer() -> ScanAnalyzer:
             resolve_data_dir(settings.data_dir), clock, settings, scan_model(settings)
         )
     res = resources()
-    lake = S3ParquetLake(res.lake_bucket, aws_clients().s3)
-    market = LakeMarketData(
-        lake,
-        settings.exchange,
-        lambda: [s for s in lake.symbols(settings.exchange, "1d") if is_tradable_pair(s)],
-    )
+    market = lake_market_data(aws_clients().s3, res, settings.exchange)
     state = DynamoStateStore(res.state_table, aws_clients().dynamodb)
     return ScanAnalyzer(
         market=market,
