@@ -279,7 +279,8 @@ def _print_scan(console: Console, result: dict[str, Any]) -> None:
     rep = result["report"]
     table = Table(
         title=f"universe {rep['universe']} · excluded by quality {rep['excluded_by_quality']} · "
-        f"abstained {rep['abstained']} · orders created {rep['orders_created']}"
+        f"abstained {rep['abstained']} · orders created {rep['orders_created']}\n"
+        f"{rep['decision_basis']}"
     )
     for col in ("#", "symbol", "score", "conf", "action", "client order id", "decision"):
         table.add_column(col)
