@@ -146,3 +146,17 @@ def test_unknown_option_fails(tmp_path: Path) -> None:
     code, _, err = _scan("--asof", ASOF, "--frobnicate", state=tmp_path / "s")
     assert code != 0
     assert "frobnicate" in err
+
+
+def test_truncated_csv_is_refused_not_misread(data_dir: Path, tmp_path: Path) -> None:
+    # Given a coin file cut mid-line (its last number would otherwise parse as a wrong price)
+    root = _subset(data_dir, tmp_path / "cut", ["bitcoin", "ethereum"])
+    path = root / "coingecko_daily" / "coins" / "bitcoin.csv"
+    path.write_bytes(path.read_bytes()[:5000])
+    # When scanning
+    code, _, err = _scan("--data", str(root), "--asof", ASOF, state=tmp_path / "s")
+    # Then it stops on one line naming the file, and writes nothing
+    assert code != 0
+    assert "bitcoin.csv" in err
+    assert "truncated" in err
+    assert not (tmp_path / "s").exists()

@@ -71,3 +71,33 @@ def test_bad_timeframe_is_refused(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--timeframe", "2d", "--state-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "--timeframe must be 1h, 4h or 1d" in result.output
+
+
+@pytest.mark.realdata
+def test_a_truncated_candle_file_is_named_and_nothing_of_it_is_written(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # Given a copy of the recorded 1d candles where ETH/USDT's file is cut mid-array
+    spot = tmp_path / "data" / "binance_spot" / "1d"
+    spot.mkdir(parents=True)
+    for name in ("ETH_USDT-1d.json", "SOL_USDT-1d.json"):
+        (spot / name).write_bytes((data_dir / "binance_spot" / "1d" / name).read_bytes())
+    (spot / "ETH_USDT-1d.json").write_bytes((spot / "ETH_USDT-1d.json").read_bytes()[:3000])
+    state = tmp_path / "state"
+    # When both pairs are ingested
+    result = runner.invoke(
+        app,
+        ["--data", str(tmp_path / "data"), "--timeframe", "1d", "--symbols",
+         "ETH/USDT,SOL/USDT", "--state-dir", str(state), "--json"],
+    )  # fmt: skip
+    # Then the run exits non-zero, naming the file; SOL/USDT is in the lake, ETH/USDT is not
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    by_symbol = {o["symbol"]: o for o in report["symbols"]}
+    assert by_symbol["ETH/USDT"]["status"] == "exchange_error"
+    assert "ETH_USDT-1d.json" in by_symbol["ETH/USDT"]["reason"]
+    assert by_symbol["ETH/USDT"]["ingested"] == 0
+    assert by_symbol["SOL/USDT"]["ingested"] > 0
+    with embedded_aws(state, AwsResources()) as aws:
+        lake = S3ParquetLake(AwsResources().lake_bucket, aws.s3)
+        assert lake.symbols("binance", "1d") == ["SOL/USDT"]

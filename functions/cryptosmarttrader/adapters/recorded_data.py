@@ -186,6 +186,14 @@ class RecordedMarketData:
                 header = fh.readline().strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise DataSourceError(f"{path}: cannot read: {exc}") from exc
+        with path.open("rb") as raw:  # a cut-off last line would parse as a wrong number
+            raw.seek(0, 2)
+            if raw.tell() > 0:
+                raw.seek(-1, 2)
+                if raw.read(1) != b"\n":
+                    raise DataSourceError(
+                        f"{path}: the last line is incomplete (no final newline): truncated file?"
+                    )
         columns = tuple(c.strip() for c in header.split(","))
         if columns != _CSV_COLUMNS:
             missing = [c for c in _CSV_COLUMNS if c not in columns]

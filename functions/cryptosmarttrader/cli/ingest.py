@@ -89,6 +89,10 @@ def ingest(
         )
         report = service.run(EXCHANGE, timeframe, selected)
     _print(report, as_json)
+    failed = [o for o in report.outcomes if o.status in {"exchange_error", "rejected"}]
+    if failed or report.skipped_reason:
+        # what was good is in the lake; the rest is named above and exits non-zero
+        raise typer.Exit(1)
 
 
 def _print(report: IngestReport, as_json: bool) -> None:
