@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
@@ -23,7 +24,9 @@ __all__ = [
     "correlation_id",
     "make_logger",
     "make_metrics",
+    "reject_malformed",
     "rejected",
+    "request_payload",
     "reset_caches",
     "resources",
     "trading_settings",
@@ -78,6 +81,26 @@ def correlation_id(event: Mapping[str, Any], context: LambdaContext) -> str:
     _, event_id = unwrap_eventbridge(event)
     explicit = event.get("correlation_id")
     return str(event_id or explicit or context.aws_request_id)
+
+
+def request_payload(
+    event: Mapping[str, Any], context: LambdaContext, logger: Logger
+) -> dict[str, Any]:
+    """Adopt the invocation's correlation id in ``logger`` and return the request itself: the
+    ``detail`` of an EventBridge envelope (else the event), without the ``correlation_id`` key
+    that schedules and Step Functions tasks add for the logs."""
+    logger.set_correlation_id(correlation_id(event, context))
+    payload, _ = unwrap_eventbridge(event)
+    return {k: v for k, v in payload.items() if k != "correlation_id"}
+
+
+def reject_malformed(
+    what: str, exc: ValidationError, logger: Logger, metrics: Metrics
+) -> dict[str, Any]:
+    """Log and count a malformed event, and answer :func:`rejected` (nothing was touched)."""
+    logger.warning(f"rejected malformed {what} event", extra={"errors": exc.error_count()})
+    metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
+    return rejected(what, exc)
 
 
 def rejected(what: str, exc: ValidationError) -> dict[str, Any]:

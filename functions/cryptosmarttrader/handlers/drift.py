@@ -24,13 +24,12 @@ from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.handlers._common import (
     aws_clients,
-    correlation_id,
     make_logger,
     make_metrics,
     rejected,
+    request_payload,
     resources,
     trading_settings,
-    unwrap_eventbridge,
 )
 from cryptosmarttrader.services.model_lifecycle import DriftService, LifecycleError
 from cryptosmarttrader.services.model_registry import (
@@ -77,9 +76,7 @@ def _service() -> DriftService:
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.set_correlation_id(correlation_id(event, context))
-    payload, _ = unwrap_eventbridge(event)
-    payload = {k: v for k, v in payload.items() if k != "correlation_id"}
+    payload = request_payload(event, context, logger)
     try:
         request = DriftEvent.model_validate(payload)
     except ValidationError as exc:

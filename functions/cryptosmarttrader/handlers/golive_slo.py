@@ -22,8 +22,8 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.golive import GoLiveParams, Stage
 from cryptosmarttrader.handlers._common import (
     aws_clients,
-    correlation_id,
     make_logger,
+    request_payload,
     resources,
 )
 from cryptosmarttrader.services.golive import GoLiveSettings, SloService
@@ -56,8 +56,7 @@ def _service() -> SloService:
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.set_correlation_id(correlation_id(event, context))
-    event = {k: v for k, v in event.items() if k != "correlation_id"}
+    event = request_payload(event, context, logger)
     try:
         request = SloEvent.model_validate(event)
     except ValidationError as exc:

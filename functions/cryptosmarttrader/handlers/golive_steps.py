@@ -20,8 +20,8 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.golive import GoLiveParams, Stage
 from cryptosmarttrader.handlers._common import (
     aws_clients,
-    correlation_id,
     make_logger,
+    request_payload,
     resources,
 )
 from cryptosmarttrader.services.golive import (
@@ -118,8 +118,7 @@ def _run_view(run: dict[str, Any]) -> dict[str, Any]:
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.set_correlation_id(correlation_id(event, context))
-    event = {k: v for k, v in event.items() if k != "correlation_id"}
+    event = request_payload(event, context, logger)
     try:
         request = _EVENT.validate_python(event)
     except ValidationError as exc:

@@ -25,13 +25,12 @@ from cryptosmarttrader.domain.clock import Clock, FixedClock
 from cryptosmarttrader.domain.types import DomainError, Symbol
 from cryptosmarttrader.handlers._common import (
     aws_clients,
-    correlation_id,
     make_logger,
     make_metrics,
-    rejected,
+    reject_malformed,
+    request_payload,
     resources,
     trading_settings,
-    unwrap_eventbridge,
 )
 from cryptosmarttrader.services.ingest import (
     CandleSource,
@@ -134,15 +133,11 @@ def _service(request: IngestRequest) -> IngestService:
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.set_correlation_id(correlation_id(event, context))
-    payload, _ = unwrap_eventbridge(event)
-    payload = {k: v for k, v in payload.items() if k != "correlation_id"}
+    payload = request_payload(event, context, logger)
     try:
         request = IngestRequest.model_validate(payload)
     except ValidationError as exc:
-        logger.warning("rejected malformed ingest event", extra={"errors": exc.error_count()})
-        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
-        return rejected("ingest", exc)
+        return reject_malformed("ingest", exc, logger, metrics)
     try:
         service = _service(request)
     except UnsupportedSourceError as exc:

@@ -23,9 +23,9 @@ from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.handlers._common import (
     aws_clients,
-    correlation_id,
     make_logger,
     rejected,
+    request_payload,
     resources,
     trading_settings,
 )
@@ -69,8 +69,7 @@ def _clean(value: float) -> float | None:
 @logger.inject_lambda_context(log_event=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.set_correlation_id(correlation_id(event, context))
-    event = {k: v for k, v in event.items() if k != "correlation_id"}
+    event = request_payload(event, context, logger)
     try:
         request = CanaryEvent.model_validate(event)
     except ValidationError as exc:

@@ -22,13 +22,12 @@ from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.handlers._common import (
     aws_clients,
-    correlation_id,
     make_logger,
     make_metrics,
-    rejected,
+    reject_malformed,
+    request_payload,
     resources,
     trading_settings,
-    unwrap_eventbridge,
 )
 from cryptosmarttrader.services.ingest import ingest_breaker_block
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanInputError, ScanService
@@ -81,15 +80,11 @@ def _service() -> ScanService:
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.set_correlation_id(correlation_id(event, context))
-    payload, _ = unwrap_eventbridge(event)
-    payload = {k: v for k, v in payload.items() if k != "correlation_id"}
+    payload = request_payload(event, context, logger)
     try:
         request = ScanEvent.model_validate(payload)
     except ValidationError as exc:
-        logger.warning("rejected malformed scan event", extra={"errors": exc.error_count()})
-        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
-        return rejected("scan", exc)
+        return reject_malformed("scan", exc, logger, metrics)
     service = _service()
     asof = (
         datetime(request.asof.year, request.asof.month, request.asof.day, tzinfo=UTC)
