@@ -19,7 +19,6 @@ from typing import Any, Final
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -31,6 +30,7 @@ from infra.constructs.grants import grant_table
 from infra.constructs.kill_switch import KillSwitch
 from infra.constructs.nag import acknowledge
 from infra.constructs.python_function import PythonFunction
+from infra.constructs.state_machines import EXECUTION_NAME, lambda_task, logged_state_machine
 from infra.constructs.state_tables import StateTables
 
 STEPS_HANDLER: Final = "cryptosmarttrader.handlers.golive_steps.handler"
@@ -42,7 +42,6 @@ ROLLED_BACK_ERROR: Final = "GoLive.RolledBack"
 ROLLBACK_NOT_RECORDED_ERROR: Final = "GoLive.RollbackNotRecorded"
 # A compensation step is retried twice (1 s, then 2 s) before it is recorded as failed.
 COMPENSATION_RETRY: Final = {"interval": 1, "max_attempts": 2, "backoff_rate": 2.0}
-EXECUTION_NAME: Final = "$$.Execution.Name"
 
 
 class GoLive(Construct):
@@ -120,25 +119,12 @@ class GoLive(Construct):
             ),
         )
 
-        self.log_group = logs.LogGroup(
-            self,
-            "ExecutionLogs",
-            retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.state_machine = sfn.StateMachine(
+        self.state_machine, self.log_group = logged_state_machine(
             self,
             "StateMachine",
-            definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
-            comment="CryptoSmartTrader go-live: staging -> SLO gate -> canary -> SLO gate -> production",
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
-            ),
-        )
-        acknowledge(
-            self.state_machine.role,
-            "AwsSolutions-IAM5[Resource::*]",
+            "ExecutionLogs",
+            self._definition(),
+            "CryptoSmartTrader go-live: staging -> SLO gate -> canary -> SLO gate -> production",
             (
                 "Step Functions X-Ray tracing and CloudWatch Logs delivery "
                 "(logs:CreateLogDelivery, logs:DescribeResourcePolicies...) support no "
@@ -172,18 +158,7 @@ class GoLive(Construct):
         result_path: str,
         comment: str | None = None,
     ) -> tasks.LambdaInvoke:
-        return tasks.LambdaInvoke(
-            self,
-            state_id,
-            comment=comment,
-            lambda_function=function.function,
-            # one correlation id per execution, carried into every task's logs
-            payload=sfn.TaskInput.from_object(
-                {**payload, "correlation_id": sfn.JsonPath.string_at("$$.Execution.Name")}
-            ),
-            payload_response_only=True,
-            result_path=result_path,
-        )
+        return lambda_task(self, state_id, function.function, payload, result_path, comment)
 
     def _compensation(
         self, state_id: str, action: str, result_path: str, comment: str

@@ -17,12 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -38,6 +37,7 @@ from infra.constructs.python_function import (
     MAX_EVENT_AGE,
     PythonFunction,
 )
+from infra.constructs.state_machines import lambda_task, logged_state_machine
 from infra.constructs.state_tables import StateTables
 
 MODEL_GROUP: Final = "cst-daily-ml"
@@ -60,7 +60,6 @@ XGBOOST_REGISTRIES: Final = {
 }
 SERVERLESS_MEMORY_MB: Final = 2048
 SERVERLESS_MAX_CONCURRENCY: Final = 5
-EXECUTION_NAME: Final = "$$.Execution.Name"
 
 
 class MachineLearning(Construct):
@@ -207,25 +206,12 @@ class MachineLearning(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
-        self.log_group = logs.LogGroup(
-            self,
-            "CanaryLogs",
-            retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.state_machine = sfn.StateMachine(
+        self.state_machine, self.log_group = logged_state_machine(
             self,
             "CanaryStateMachine",
-            definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
-            comment="Model canary: shadow -> gate -> canary share -> gate -> promote, else rollback",
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
-            ),
-        )
-        acknowledge(
-            self.state_machine.role,
-            "AwsSolutions-IAM5[Resource::*]",
+            "CanaryLogs",
+            self._definition(),
+            "Model canary: shadow -> gate -> canary share -> gate -> promote, else rollback",
             (
                 "Step Functions X-Ray tracing and CloudWatch Logs delivery support no "
                 "resource-level permissions, so AWS requires Resource '*'."
@@ -372,17 +358,7 @@ class MachineLearning(Construct):
     def _invoke(
         self, state_id: str, payload: Mapping[str, Any], result_path: str
     ) -> tasks.LambdaInvoke:
-        return tasks.LambdaInvoke(
-            self,
-            state_id,
-            lambda_function=self.canary.function,
-            # one correlation id per execution, carried into every task's logs
-            payload=sfn.TaskInput.from_object(
-                {**payload, "correlation_id": sfn.JsonPath.string_at("$$.Execution.Name")}
-            ),
-            payload_response_only=True,
-            result_path=result_path,
-        )
+        return lambda_task(self, state_id, self.canary.function, payload, result_path)
 
     def _definition(self) -> sfn.IChainable:
         version = sfn.JsonPath.number_at("$.version")
