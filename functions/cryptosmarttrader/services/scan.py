@@ -194,11 +194,12 @@ class ScanService:
                     "AgentConfidence", mean_confidence, "None", dimensions={"agent": agent}
                 )
         self.metrics.add("GatedDecisions", analysis.gated)
-        if self.risk_state is not None:
-            self.risk_level = self.risk_state()  # read once per run: a restart keeps the level
-        rows, created, dupes = self._act(analysis.ranked, analysis.prices)
-        self.metrics.add("RiskLevel", int(self.risk_level), "None")
-        gross = sum(self._exposure().values(), Decimal(0))
+        # the persisted level, read once per run, so a restart keeps it
+        level = self.risk_state() if self.risk_state is not None else self.risk_level
+        exposure = self._exposure()  # updated in place as this run's orders are recorded
+        rows, created, dupes = self._act(analysis.ranked, analysis.prices, level, exposure)
+        self.metrics.add("RiskLevel", int(level), "None")
+        gross = sum(exposure.values(), Decimal(0))
         self.metrics.add("GrossExposure", float(gross) / self.settings.equity_usd * 100, "Percent")
         self.metrics.add("OrdersCreated", created)
         self.metrics.add("DuplicateOrdersPrevented", dupes)
@@ -218,11 +219,14 @@ class ScanService:
         return report
 
     def _act(
-        self, ranked: Iterable[RankedSignal], prices: dict[str, float]
+        self,
+        ranked: Iterable[RankedSignal],
+        prices: dict[str, float],
+        level: RiskLevel,
+        exposure: dict[str, Decimal],
     ) -> tuple[list[ScanRow], int, int]:
         guard = RiskGuard(RiskLimits(Decimal(str(self.settings.max_asset_fraction))))
         equity = Money(Decimal(str(self.settings.equity_usd)))
-        exposure = self._exposure()
         rows: list[ScanRow] = []
         created = dupes = 0
         for i, sig in enumerate(ranked, start=1):
@@ -239,7 +243,7 @@ class ScanService:
                 "reasons": list(sig.reasons),
             }
             if sig.action is Action.BUY and price is not None:
-                row.update(self._order(sig, Price.of(price), guard, equity, exposure))
+                row.update(self._order(sig, Price.of(price), guard, equity, exposure, level))
                 created += row.pop("_created", 0)
                 dupes += row.pop("_duplicate", 0)
             rows.append(ScanRow(**row))
@@ -252,6 +256,7 @@ class ScanService:
         guard: RiskGuard,
         equity: Money,
         exposure: dict[str, Decimal],
+        level: RiskLevel,
     ) -> dict[str, Any]:
         fraction = Decimal(str(self.settings.max_asset_fraction))
         qty = size_for_fraction(equity, fraction, price.value)
@@ -283,7 +288,7 @@ class ScanService:
             intent,
             equity=equity,
             asset_exposure=exposure.get(sig.symbol, Decimal(0)),
-            level=self.risk_level,
+            level=level,
             kill_switch_on=kill.on,
             kill_switch_reason=kill.reason,
         )
