@@ -33,7 +33,8 @@ from cryptosmarttrader.adapters.local_deploy import (
     npx_path,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.realdata]
+# one worker deploys once for the whole module (make test runs xdist with --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.realdata, pytest.mark.xdist_group("local_deploy")]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -109,11 +110,8 @@ def test_deployed_golive_machine_runs_to_production_and_a_breach_rolls_back(
     from moto.cloudwatch.models import Statistics
 
     from cryptosmarttrader.handlers import _common, golive_slo, golive_steps
-    from tests.integration.test_golive_state_machine import (
-        HEALTHY,
-        _invoke_in_process,
-        _statistic_with_percentiles,
-    )
+    from tests.integration.test_golive_state_machine import HEALTHY
+    from tests.moto_shims import invoke_handler_in_process, statistic_with_percentiles
 
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -123,8 +121,8 @@ def test_deployed_golive_machine_runs_to_production_and_a_breach_rolls_back(
         "AWS_ENDPOINT_URL": deployed.endpoint,  # the handlers' clients talk to the local server
     }.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(LambdaSimpleBackend, "invoke", _invoke_in_process)
-    monkeypatch.setattr(Statistics, "get_statistics_for_type", _statistic_with_percentiles)
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke_handler_in_process)
+    monkeypatch.setattr(Statistics, "get_statistics_for_type", statistic_with_percentiles)
     for reset in (
         _common.reset_caches,
         golive_steps._service.cache_clear,

@@ -17,16 +17,10 @@ Two test shims add what moto does not model, nothing more:
 
 from __future__ import annotations
 
-import importlib
-import io
 import json
-import os
-import re
 import time
 import uuid
-import zipfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,10 +34,15 @@ from moto.cloudwatch.models import Statistics
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
 from cryptosmarttrader.adapters.local_aws import ensure_resources
-from cryptosmarttrader.domain.slo import percentile
 from cryptosmarttrader.handlers import _common, golive_slo, golive_steps
 from cryptosmarttrader.settings import AwsResources
 from tests.infrastructure.conftest import SKIP_BUNDLING, synthesize
+from tests.moto_shims import (
+    invoke_handler_in_process,
+    lambda_zip,
+    resolve,
+    statistic_with_percentiles,
+)
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -92,85 +91,6 @@ def golive_template(tmp_path_factory: pytest.TempPathFactory) -> GoLiveTemplate:
     return GoLiveTemplate(machine["Properties"]["DefinitionString"], functions, topic_id)
 
 
-def resolve(value: Any, refs: Mapping[str, str]) -> Any:
-    """Resolve the intrinsic functions CDK emits in a definition to concrete values."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return [resolve(v, refs) for v in value]
-    if isinstance(value, dict) and len(value) == 1:
-        ((fn, arg),) = value.items()
-        if fn == "Fn::Join":
-            sep, parts = arg
-            return sep.join(resolve(p, refs) for p in parts)
-        if fn == "Ref":
-            pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
-            if arg in pseudo:
-                return pseudo[arg]
-            return refs[arg]
-        if fn == "Fn::GetAtt":
-            logical_id, attribute = arg
-            return refs[f"{logical_id}.{attribute}"]
-    raise AssertionError(f"unexpected template value in the definition: {value!r}")
-
-
-# --------------------------------------------------------------------------- shims
-
-
-@dataclass
-class _Context:
-    function_name: str
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = ""
-    aws_request_id: str = ""
-
-
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
-def _invoke_in_process(
-    self: LambdaSimpleBackend,
-    function_name: str,
-    qualifier: str | None,
-    body: Any,
-    headers: Any,
-    response_headers: Any,
-) -> bytes:
-    function = self.get_function(function_name, qualifier)
-    module_name, attribute = function.handler.rsplit(".", 1)
-    handler = getattr(importlib.import_module(module_name), attribute)
-    event = json.loads(body) if body else {}
-    context = _Context(function.function_name, invoked_function_arn=function.function_arn)
-    context.aws_request_id = str(uuid.uuid4())
-    with _environment(function.environment_vars):
-        try:
-            return json.dumps(handler(event, context)).encode()
-        except Exception as exc:  # noqa: BLE001 - this IS the Lambda runtime's error boundary
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
-
-
-_moto_statistic = Statistics.get_statistics_for_type
-
-
-def _statistic_with_percentiles(self: Statistics, stat: str) -> Any:
-    match = re.fullmatch(r"p(\d+(?:\.\d+)?)", stat)
-    if match:
-        return percentile(self.metric_single_values_list, float(match.group(1)))
-    return _moto_statistic(self, stat)
-
-
 @dataclass
 class Aws:
     clients: AwsClients
@@ -189,13 +109,6 @@ class Aws:
         return DynamoOrderStore(RESOURCES["CST_ORDERS_TABLE"], self.clients.dynamodb)
 
 
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("placeholder.py", "# the shim runs the real handler in-process\n")
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def aws(golive_template: GoLiveTemplate, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
@@ -203,8 +116,8 @@ def aws(golive_template: GoLiveTemplate, monkeypatch: pytest.MonkeyPatch) -> Ite
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setattr(LambdaSimpleBackend, "invoke", _invoke_in_process)
-    monkeypatch.setattr(Statistics, "get_statistics_for_type", _statistic_with_percentiles)
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke_handler_in_process)
+    monkeypatch.setattr(Statistics, "get_statistics_for_type", statistic_with_percentiles)
     for cached in (
         _common.reset_caches,
         golive_steps._service.cache_clear,
@@ -241,7 +154,7 @@ def aws(golive_template: GoLiveTemplate, monkeypatch: pytest.MonkeyPatch) -> Ite
                 Runtime=props["Runtime"],
                 Role=role,
                 Handler=props["Handler"],
-                Code={"ZipFile": _zip()},
+                Code={"ZipFile": lambda_zip()},
                 Environment={"Variables": env | {"AWS_REGION": REGION}},
             )["FunctionArn"]
             refs[f"{logical_id}.Arn"] = arn

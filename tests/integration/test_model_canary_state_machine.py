@@ -35,11 +35,11 @@ from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
 from tests.infrastructure.conftest import SKIP_BUNDLING, synthesize
-from tests.integration.test_golive_state_machine import _invoke_in_process, _zip, resolve
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
     trained_models,
     universe,
 )
+from tests.moto_shims import invoke_handler_in_process, lambda_zip, resolve
 
 pytestmark = pytest.mark.realdata
 
@@ -94,7 +94,7 @@ def aws(
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setattr(LambdaSimpleBackend, "invoke", _invoke_in_process)
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke_handler_in_process)
     _common.reset_caches()
     model_canary._service.cache_clear()
     with mock_aws(config=MOTO_CONFIG):
@@ -120,7 +120,7 @@ def aws(
             Runtime=props["Runtime"],
             Role=role,
             Handler=props["Handler"],
-            Code={"ZipFile": _zip()},
+            Code={"ZipFile": lambda_zip()},
             Environment={"Variables": env},
         )["FunctionArn"]
         sfn = boto3.client("stepfunctions", region_name=REGION)

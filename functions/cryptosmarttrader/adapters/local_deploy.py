@@ -251,10 +251,13 @@ def deploy(
         raise DeployError("npx (Node.js) is not on PATH: install Node 20+ to deploy locally")
     env = cdklocal_env(endpoint)
     seconds: dict[str, float] = {}
-    started = time.monotonic()
-    _run([*CDKLOCAL, "bootstrap", *LOCAL_CONTEXT], env, project_dir, timeout_s)
-    seconds["bootstrap"] = round(time.monotonic() - started, 1)
     outputs_file.parent.mkdir(parents=True, exist_ok=True)
+    # an assembly dir of its own: the CLI locks its output dir, and another synth (the user's,
+    # or a concurrent test) may hold the project's cdk.out
+    assembly = ["--output", str(outputs_file.parent / "cdk.out")]
+    started = time.monotonic()
+    _run([*CDKLOCAL, "bootstrap", *assembly, *LOCAL_CONTEXT], env, project_dir, timeout_s)
+    seconds["bootstrap"] = round(time.monotonic() - started, 1)
     started = time.monotonic()
     _run(
         [
@@ -266,6 +269,7 @@ def deploy(
             "--method=direct",
             "--outputs-file",
             str(outputs_file),
+            *assembly,
             *LOCAL_CONTEXT,
         ],
         env,

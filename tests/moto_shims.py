@@ -1,0 +1,113 @@
+"""moto shims shared by the tests that execute Step Functions for real.
+
+* ``invoke_handler_in_process``: moto runs no Lambda code without Docker (``lambda:invoke`` only
+  echoes), so its Lambda invoke is patched to import the function's real handler (from its
+  ``Handler``) and call it in-process with the function's environment.
+* ``statistic_with_percentiles``: moto's CloudWatch computes no ``pNN`` statistics.
+* ``resolve``: CDK's intrinsic functions in a synthesized definition → concrete ARNs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import os
+import re
+import uuid
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.cloudwatch.models import Statistics
+
+from cryptosmarttrader.domain.slo import percentile
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def resolve(value: Any, refs: Mapping[str, str]) -> Any:
+    """Resolve the intrinsic functions CDK emits in a definition to concrete values."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return [resolve(v, refs) for v in value]
+    if isinstance(value, dict) and len(value) == 1:
+        ((fn, arg),) = value.items()
+        if fn == "Fn::Join":
+            sep, parts = arg
+            return sep.join(resolve(p, refs) for p in parts)
+        if fn == "Ref":
+            pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
+            if arg in pseudo:
+                return pseudo[arg]
+            return refs[arg]
+        if fn == "Fn::GetAtt":
+            logical_id, attribute = arg
+            return refs[f"{logical_id}.{attribute}"]
+    raise AssertionError(f"unexpected template value in the definition: {value!r}")
+
+
+@dataclass
+class _Context:
+    function_name: str
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = ""
+    aws_request_id: str = ""
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def invoke_handler_in_process(
+    self: LambdaSimpleBackend,
+    function_name: str,
+    qualifier: str | None,
+    body: Any,
+    headers: Any,
+    response_headers: Any,
+) -> bytes:
+    function = self.get_function(function_name, qualifier)
+    module_name, attribute = function.handler.rsplit(".", 1)
+    handler = getattr(importlib.import_module(module_name), attribute)
+    event = json.loads(body) if body else {}
+    context = _Context(function.function_name, invoked_function_arn=function.function_arn)
+    context.aws_request_id = str(uuid.uuid4())
+    with _environment(function.environment_vars):
+        try:
+            return json.dumps(handler(event, context)).encode()
+        except Exception as exc:  # noqa: BLE001 - this IS the Lambda runtime's error boundary
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
+
+
+_moto_statistic = Statistics.get_statistics_for_type
+
+
+def statistic_with_percentiles(self: Statistics, stat: str) -> Any:
+    match = re.fullmatch(r"p(\d+(?:\.\d+)?)", stat)
+    if match:
+        return percentile(self.metric_single_values_list, float(match.group(1)))
+    return _moto_statistic(self, stat)
+
+
+def lambda_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("placeholder.py", "# the shim runs the real handler in-process\n")
+    return buffer.getvalue()
