@@ -34,7 +34,7 @@ unit: install
 	uv run pytest tests/unit -q
 
 integration: install
-	uv run pytest tests/integration -q -n $(PYTEST_WORKERS) --dist loadgroup
+	uv run pytest tests/integration -q -n $(PYTEST_WORKERS)
 
 infrastructure: install
 	uv run pytest tests/infrastructure -q
@@ -43,7 +43,7 @@ e2e: install
 	uv run pytest tests/e2e -q
 
 test: lint typecheck layers
-	uv run pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
+	uv run pytest -q -n $(PYTEST_WORKERS) --durations=15
 
 pr: test
 

@@ -33,8 +33,7 @@ from cryptosmarttrader.adapters.local_deploy import (
     npx_path,
 )
 
-# one worker deploys once for the whole module (make test runs xdist with --dist loadgroup)
-pytestmark = [pytest.mark.slow, pytest.mark.realdata, pytest.mark.xdist_group("local_deploy")]
+pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
