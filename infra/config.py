@@ -73,6 +73,15 @@ class ScanSchedule(BaseModel):
         return {"top_n": self.top_n}
 
 
+class ExecutionSchedule(BaseModel):
+    """The execution cycle: hourly, after the hourly candles of every exchange are ingested
+    (minutes 2-4), so the quote it checks is at most ~10 minutes old."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cron: Cron = Cron(minute="10")
+
+
 class FunctionSizing(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -109,8 +118,10 @@ class DeploymentConfig(BaseModel):
         default=DEFAULT_INGEST_SCHEDULES, min_length=1
     )
     scan: ScanSchedule = ScanSchedule()
+    execution: ExecutionSchedule = ExecutionSchedule()
     ingest_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)
     scan_function: FunctionSizing = FunctionSizing(memory_mb=2048, timeout_seconds=600)
+    execution_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)
 
     @model_validator(mode="after")
     def _one_rule_per_exchange_and_timeframe(self) -> DeploymentConfig:

@@ -49,3 +49,12 @@ class TradingSettings(BaseSettings):
     top_n: int = Field(default=20, ge=1, le=1000)
     strategy: str = Field(default="cst-scan-v1", pattern=r"^[A-Za-z0-9_.-]+$")
     idempotency_ttl_seconds: int = Field(default=3600, ge=60)
+    # execution: the bars the paper venue fills on and values positions at, how long a scan's
+    # decision stays sendable, and how long the venue waits for a market order's bar
+    execution_timeframe: Literal["1h", "4h", "1d"] = "1h"
+    # recorded data: rank every CoinGecko coin ("all", the research view) or only the coins the
+    # paper venue can trade, i.e. with an unambiguous recorded exchange pair ("tradable", what a
+    # deployment does: there the universe is the exchange's own pairs)
+    universe: Literal["all", "tradable"] = "all"
+    decision_valid_minutes: int = Field(default=120, ge=5, le=24 * 60)
+    paper_max_wait_minutes: int = Field(default=360, ge=60, le=7 * 24 * 60)

@@ -4,6 +4,8 @@ so a Lambda run and a CLI run of the same scan use the same objects."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,15 +17,24 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoStateStore,
 )
 from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
+from cryptosmarttrader.adapters.paper_exchange import (
+    PaperExchange,
+    StatePaperBook,
+    paper_capabilities,
+)
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.exchange import ExchangeId
+from cryptosmarttrader.domain.risk import RiskGuard, RiskLimits
 from cryptosmarttrader.domain.universe import is_tradable_pair
-from cryptosmarttrader.ports import Metrics
+from cryptosmarttrader.ports import MarketData, Metrics
+from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService
 from cryptosmarttrader.services.scoring import TrainedModel
+from cryptosmarttrader.services.trading_cycle import TradingCycle
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 
 if TYPE_CHECKING:
@@ -91,13 +102,27 @@ def recorded_analyzer(
     data_dir: Path, clock: Clock, settings: TradingSettings, model: TrainedModel | None = None
 ) -> ScanAnalyzer:
     market = RecordedMarketData(data_dir)
+    excluded = excluded_coins(market)
+    if settings.universe == "tradable":
+        excluded |= untradable_coins(market, settings.execution_timeframe)
     return ScanAnalyzer(
-        market=market,
-        clock=clock,
-        settings=settings,
-        excluded_symbols=excluded_coins(market),
-        model=model,
+        market=market, clock=clock, settings=settings, excluded_symbols=excluded, model=model
     )
+
+
+def untradable_coins(market: RecordedMarketData, timeframe: str) -> frozenset[str]:
+    """Coins without an unambiguous recorded exchange pair at ``timeframe``: the paper venue
+    could neither fill nor value them."""
+    pairs = set(market.available_pairs(timeframe))
+    out: set[str] = set()
+    for coin in market.coins_metadata():
+        try:
+            tradable = market.pair_of(coin) in pairs
+        except ValueError:
+            tradable = False
+        if not tradable:
+            out.add(coin)
+    return frozenset(out)
 
 
 def scan_service(
@@ -118,4 +143,48 @@ def scan_service(
         metrics=metrics,
         signals=DynamoSignalStore(state),
         risk_state=lambda: risk.load().level,
+    )
+
+
+def trading_cycle(
+    market: MarketData,
+    clock: Clock,
+    clients: AwsClients,
+    resources: AwsResources,
+    settings: TradingSettings,
+    metrics: Metrics,
+) -> TradingCycle:
+    """The execution function's cycle: the scan's decisions through the RiskGuard to the paper
+    venue (its book in the state table, filling on ``market``'s real bars), fills into positions,
+    the account valued and the risk level moved. Live trading is not wired: paper only."""
+    state = DynamoStateStore(resources.state_table, clients.dynamodb)
+    switch = SsmKillSwitch(resources.kill_switch_param, clients.ssm, clock)
+    risk = RiskStateService(state, switch, clock)
+    venue = PaperExchange(
+        market,
+        clock,
+        timeframe=settings.execution_timeframe,
+        book=StatePaperBook(state),
+        max_wait=timedelta(minutes=settings.paper_max_wait_minutes),
+        capabilities=paper_capabilities(ExchangeId(settings.exchange)),
+    )
+    execution = ExecutionService(
+        orders=DynamoOrderStore(resources.orders_table, clients.dynamodb),
+        positions=DynamoPositionStore(resources.positions_table, clients.dynamodb),
+        idempotency=DynamoIdempotencyStore(resources.idempotency_table, clients.dynamodb),
+        kill_switch=switch,
+        risk=risk,
+        exchange=venue,
+        clock=clock,
+        metrics=metrics,
+        guard=RiskGuard(RiskLimits(Decimal(str(settings.max_asset_fraction)))),
+        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+    )
+    return TradingCycle(
+        execution=execution,
+        risk=risk,
+        market=market,
+        metrics=metrics,
+        starting_equity=Decimal(str(settings.equity_usd)),
+        timeframe=settings.execution_timeframe,
     )

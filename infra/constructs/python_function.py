@@ -60,6 +60,7 @@ class PythonFunction(Construct):
         timeout: Duration,
         log_level: str,
         log_retention_days: int,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -116,6 +117,7 @@ class PythonFunction(Construct):
             retry_attempts=ASYNC_RETRY_ATTEMPTS,
             max_event_age=MAX_EVENT_AGE,
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
+            reserved_concurrent_executions=reserved_concurrency,
         )
         acknowledge(
             self.role,

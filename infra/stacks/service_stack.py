@@ -17,6 +17,7 @@ from infra.config import DeploymentConfig
 from infra.constructs.api import Api
 from infra.constructs.bundling import LambdaCode, python_lambda_code
 from infra.constructs.data_lake import DataLake
+from infra.constructs.execution import Execution
 from infra.constructs.golive import GoLive
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.kill_switch import KillSwitch
@@ -70,6 +71,16 @@ class CryptoSmartTraderStack(Stack):
             self,
             "Scanning",
             code=self.code["scan"],
+            config=config,
+            lake=self.lake,
+            tables=self.tables,
+            kill_switch=self.kill_switch,
+            environment=environment,
+        )
+        self.execution = Execution(
+            self,
+            "Executing",
+            code=self.code["scan"],  # same dependencies as the scan: one bundle
             config=config,
             lake=self.lake,
             tables=self.tables,
@@ -150,6 +161,9 @@ class CryptoSmartTraderStack(Stack):
             CfnOutput(self, env_name.replace("_", ""), value=value, description=env_name)
         CfnOutput(self, "IngestFunctionName", value=self.ingestion.lambda_.function.function_name)
         CfnOutput(self, "ScanFunctionName", value=self.scan.lambda_.function.function_name)
+        CfnOutput(
+            self, "ExecutionFunctionName", value=self.execution.lambda_.function.function_name
+        )
         CfnOutput(
             self,
             "GoLiveStateMachineArn",

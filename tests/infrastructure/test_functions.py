@@ -1,4 +1,5 @@
-"""The ingest and scan functions: handler, runtime, env contract, tracing, failure handling."""
+"""The ingest, scan and execution functions: handler, runtime, env contract, tracing, failure
+handling."""
 
 from __future__ import annotations
 
@@ -14,13 +15,18 @@ from tests.infrastructure.conftest import Synthesized
 HANDLERS = {
     "ingest": "cryptosmarttrader.handlers.ingest.handler",
     "scan": "cryptosmarttrader.handlers.scan.handler",
+    "execution": "cryptosmarttrader.handlers.execute.handler",
 }
-SERVICES = {"ingest": "cst-ingest", "scan": "cst-scan"}
+SERVICES = {"ingest": "cst-ingest", "scan": "cst-scan", "execution": "cst-execution"}
 
 
 def _function_construct(synthesized: Synthesized, name: str) -> PythonFunction:
     stack = synthesized.stack
-    return stack.ingestion.lambda_ if name == "ingest" else stack.scan.lambda_
+    return {
+        "ingest": stack.ingestion.lambda_,
+        "scan": stack.scan.lambda_,
+        "execution": stack.execution.lambda_,
+    }[name]
 
 
 def _function(synthesized: Synthesized, name: str) -> dict[str, Any]:
@@ -130,8 +136,9 @@ def test_each_function_deploys_its_own_bundle(synthesized: Synthesized) -> None:
     # Given the two functions' code locations
     keys = {name: _function(synthesized, name)["Properties"]["Code"]["S3Key"] for name in HANDLERS}
 
-    # Then they are distinct zips (ingest ships ccxt, scan does not), built from their own lists
-    assert keys["ingest"] != keys["scan"]
+    # Then ingest and scan are distinct zips (ingest ships ccxt, scan does not), built from
+    # their own lists; execution needs exactly the scan's dependencies and ships its zip
+    assert keys["ingest"] != keys["scan"] == keys["execution"]
     assert all(key.endswith(".zip") for key in keys.values())
     assert {n: c.requirements.name for n, c in synthesized.stack.code.items()} == {
         "ingest": "ingest.txt",
@@ -147,3 +154,9 @@ def test_outputs_publish_every_resource_name_under_its_env_name(template: Templa
     described = {o.get("Description") for o in outputs.values()}
     assert _resource_contract_env_names() <= described
     assert {"IngestFunctionName", "ScanFunctionName"} <= set(outputs)
+
+
+def test_execution_runs_one_cycle_at_a_time(synthesized: Synthesized) -> None:
+    # the risk level machine assumes a single writer: no two cycles may overlap
+    props = _function(synthesized, "execution")["Properties"]
+    assert props["ReservedConcurrentExecutions"] == 1

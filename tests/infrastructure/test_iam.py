@@ -130,6 +130,55 @@ def test_scan_role_grants_exactly_its_reads_and_order_state(synthesized: Synthes
     }
 
 
+def test_execution_role_grants_its_reads_order_state_and_the_kill_switch(
+    synthesized: Synthesized,
+) -> None:
+    # Given the execution function's role
+    stack = synthesized.stack
+    execution = stack.execution.lambda_
+    lake = synthesized.logical_id(stack.lake.bucket)
+    tables = stack.tables
+
+    # When its policies are collected per resource
+    grants = _grants(synthesized, execution)
+
+    # Then the lake is read-only; it may set the kill-switch (the RiskGuard turns it on at
+    # EMERGENCY); positions are never deleted and idempotency keys never released
+    assert grants == {
+        **_common(synthesized, execution),
+        f"{lake}/*": {"s3:GetObject"},
+        lake: {"s3:ListBucket"},
+        f"param:{synthesized.logical_id(stack.kill_switch.parameter)}": {
+            "ssm:DescribeParameters",
+            "ssm:GetParameter",
+            "ssm:GetParameters",
+            "ssm:GetParameterHistory",
+            "ssm:PutParameter",
+        },
+        synthesized.logical_id(tables.orders): {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Scan",
+        },
+        synthesized.logical_id(tables.positions): {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Scan",
+        },
+        synthesized.logical_id(tables.idempotency): {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        },
+        synthesized.logical_id(tables.state): {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+        },
+    }
+
+
 @pytest.mark.parametrize("name", ["ingest", "scan"])
 def test_roles_have_no_managed_policies_and_trust_only_lambda(
     synthesized: Synthesized, name: str

@@ -84,7 +84,7 @@ def test_named_alarms_watch_the_intended_signals(synthesized: Synthesized) -> No
     # no signals / stale data alarm when the data stops coming (missing data breaches)
     assert alarms["NoSignals"]["TreatMissingData"] == "breaching"
     assert alarms["StaleData"]["TreatMissingData"] == "breaching"
-    # alarms on metrics without a producer yet stay quiet instead of alarming on absence
+    # no fill in the hour is no slippage: the alarm stays quiet instead of alarming on absence
     assert alarms["Slippage"]["TreatMissingData"] == "notBreaching"
 
 

@@ -88,20 +88,37 @@ def test_scan_runs_daily_at_0015_utc_with_top_n(synthesized: Synthesized) -> Non
     }
 
 
+def test_execution_runs_hourly_after_every_hourly_ingest(synthesized: Synthesized) -> None:
+    # Given the execution function and the hourly ingest rules
+    execution = synthesized.stack.execution.lambda_
+    (rule,) = _rules_targeting(synthesized, synthesized.logical_id(execution.function))
+    (target,) = rule["Properties"]["Targets"]
+    hourly = [s for s in DEFAULT_INGEST_SCHEDULES if s.timeframe == "1h"]
+
+    # Then it runs every hour, after each exchange's hourly candles were fetched, with {}
+    assert rule["Properties"]["ScheduleExpression"] == "cron(10 * * * ? *)"
+    assert all(int(s.cron.minute) < 10 for s in hourly)
+    assert json.loads(target["Input"]) == {}
+    assert target["DeadLetterConfig"] == {
+        "Arn": {"Fn::GetAtt": [synthesized.logical_id(execution.dead_letter_queue), "Arn"]}
+    }
+
+
 def test_every_schedule_may_invoke_only_its_own_function(synthesized: Synthesized) -> None:
-    # Given the ingest and scan rules and every Lambda permission
+    # Given the ingest, scan and execution rules and every Lambda permission
     stack = synthesized.stack
     rules = {
         synthesized.logical_id(rule): (rule, function)
         for rule, function in [
             *((r, stack.ingestion.lambda_.function) for r in stack.ingestion.rules.values()),
             (stack.scan.rule, stack.scan.lambda_.function),
+            (stack.execution.rule, stack.execution.lambda_.function),
         ]
     }
     permissions = synthesized.resources_of_type("AWS::Lambda::Permission").values()
 
     # Then each rule has a permission scoped to its ARN for exactly its target function
-    assert len(rules) == len(DEFAULT_INGEST_SCHEDULES) + 1
+    assert len(rules) == len(DEFAULT_INGEST_SCHEDULES) + 2
     for rule_id, (_, function) in rules.items():
         function_id = synthesized.logical_id(function)
         assert any(

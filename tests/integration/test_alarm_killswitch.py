@@ -79,7 +79,7 @@ def lambda_action_event(state: str = "ALARM", reason: str = REASON) -> dict[str,
                             "metric": {
                                 "namespace": "CryptoSmartTrader",
                                 "name": "Drawdown",
-                                "dimensions": {"service": "cst-risk"},
+                                "dimensions": {"service": "cst-execution"},
                             },
                             "period": 300,
                             "stat": "Maximum",
@@ -111,7 +111,7 @@ def sns_event(state: str = "ALARM", old: str = "OK") -> dict[str, Any]:
         "InsufficientDataActions": [],
         "Trigger": {
             "MetricName": "Drawdown", "Namespace": "CryptoSmartTrader", "StatisticType": "Statistic",
-            "Statistic": "MAXIMUM", "Unit": None, "Dimensions": [{"value": "cst-risk", "name": "service"}],
+            "Statistic": "MAXIMUM", "Unit": None, "Dimensions": [{"value": "cst-execution", "name": "service"}],
             "Period": 300, "EvaluationPeriods": 1, "ComparisonOperator": "GreaterThanThreshold",
             "Threshold": 10.0, "TreatMissingData": "notBreaching",
         },

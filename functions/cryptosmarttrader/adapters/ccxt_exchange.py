@@ -511,6 +511,15 @@ class CcxtExchange:
             return payload_price(value, key, self._name, operation)
 
         amount = o.get("amount")
+        fee_raw = o.get("fee") if isinstance(o.get("fee"), Mapping) else None
+        quote = fallback_symbol.value.partition("/")[2].split(":")[0]
+        fee = (
+            payload_non_negative(fee_raw["cost"], "fee", self._name, operation)
+            if fee_raw is not None
+            and fee_raw.get("cost") is not None
+            and fee_raw.get("currency") == quote
+            else None  # absent, or charged in another asset: not a quote-currency cost
+        )
         return ExchangeOrder(
             exchange=self._name,
             exchange_order_id=str(order_id),
@@ -526,4 +535,5 @@ class CcxtExchange:
             price=opt_price("price"),
             average=opt_price("average"),
             ts_ms=o.get("timestamp"),
+            fee=fee,
         )

@@ -321,6 +321,40 @@ class DynamoStateStore:
         except (ClientError, BotoCoreError) as exc:
             raise StoreError("put_item", self._table, {"pk": pk, "sk": sk}, exc) from exc
 
+    def put_new(self, pk: str, sk: str, item: Mapping[str, Any]) -> bool:
+        """Insert if (pk, sk) is absent; False (nothing written) if it exists."""
+        return self._conditional_put(
+            pk, sk, item, {"ConditionExpression": "attribute_not_exists(pk)"}
+        )
+
+    def put_if(self, pk: str, sk: str, item: Mapping[str, Any], field: str, expected: str) -> bool:
+        """Overwrite if the stored ``field`` equals ``expected``; False (nothing written) if not."""
+        return self._conditional_put(
+            pk,
+            sk,
+            item,
+            {
+                "ConditionExpression": "#f = :expected",
+                "ExpressionAttributeNames": {"#f": field},
+                "ExpressionAttributeValues": {":expected": {"S": expected}},
+            },
+        )
+
+    def _conditional_put(
+        self, pk: str, sk: str, item: Mapping[str, Any], condition: Mapping[str, Any]
+    ) -> bool:
+        if "pk" in item or "sk" in item:
+            raise ValueError("item must not carry its own pk/sk")
+        try:
+            self._client.put_item(
+                TableName=self._table, Item=to_item({**item, "pk": pk, "sk": sk}), **condition
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise StoreError("put_item", self._table, {"pk": pk, "sk": sk}, exc) from exc
+        return True
+
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         try:
             resp = self._client.get_item(

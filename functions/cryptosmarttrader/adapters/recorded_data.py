@@ -128,6 +128,7 @@ class RecordedMarketData:
             raise DataSourceError(f"data dir {self.data_dir} does not exist or is not a folder")
         self._daily: _DailyCache | None = None
         self._meta: dict[str, CoinMeta] | None = None
+        self._owners: dict[str, str] | None = None
         self.metadata_exclusions: dict[str, str] = {}
 
     # ----------------------------------------------------------------- CoinGecko daily
@@ -286,9 +287,44 @@ class RecordedMarketData:
             raise DataSourceError(f"missing folder {folder} (binance spot {timeframe} candles)")
         return folder
 
+    def pair_of(self, coin_id: str) -> str:
+        """The recorded Binance USDT pair of a CoinGecko coin (``bitcoin`` → ``BTC/USDT``).
+
+        A ticker shared by several coins (ETH by ethereum and bridged copies) denotes the coin
+        with the largest recorded market cap; the others have no pair and are refused."""
+        meta = self.coins_metadata().get(coin_id)
+        if meta is None or not meta.symbol:
+            raise DataSourceError(f"unknown coin {coin_id!r}: not in the CoinGecko metadata")
+        ticker = meta.symbol.upper()
+        owner = self._ticker_owners().get(ticker)
+        if owner != coin_id:
+            raise DataSourceError(
+                f"coin {coin_id!r}: ticker {ticker} denotes {owner!r} (the largest coin with "
+                "that ticker), so no exchange pair is assumed for this one"
+            )
+        return f"{ticker}/USDT"
+
+    def _ticker_owners(self) -> dict[str, str]:
+        """Ticker → the coin with the largest recorded market cap carrying it."""
+        if self._owners is None:
+            peak = self.daily_all().group_by("symbol").agg(pl.col("market_cap").max().alias("cap"))
+            caps = {str(c): float(v or 0.0) for c, v in peak.iter_rows()}
+            owners: dict[str, str] = {}
+            for coin, meta in sorted(self.coins_metadata().items()):
+                ticker = meta.symbol.upper()
+                held = owners.get(ticker)
+                if held is None or caps.get(coin, 0.0) > caps.get(held, 0.0):
+                    owners[ticker] = coin
+            self._owners = owners
+        return self._owners
+
     def ohlcv(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> pl.DataFrame:
-        """Spot candles of ``symbol`` (``BTC/USDT``), ``OHLCV_SCHEMA``, ``start <= ts <= end``."""
-        base = _pair_base(symbol)
+        """Spot candles of ``symbol``, ``OHLCV_SCHEMA``, ``start <= ts <= end``.
+
+        ``symbol`` is a pair (``BTC/USDT``) or a CoinGecko coin id (``bitcoin``, read from its
+        USDT pair, see :meth:`pair_of`); the frame's ``symbol`` column is the name asked for."""
+        pair = symbol if "/" in symbol else self.pair_of(symbol)
+        base = _pair_base(pair)
         path = self._spot_folder(timeframe) / f"{base}_USDT-{timeframe}.json"
         if not path.is_file():
             raise DataSourceError(

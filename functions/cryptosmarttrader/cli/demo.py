@@ -31,13 +31,19 @@ from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail
 from cryptosmarttrader.domain.exchange import ExchangeError
-from cryptosmarttrader.domain.market import TIMEFRAME_MS
-from cryptosmarttrader.domain.types import DomainError, utc_from_ms
+from cryptosmarttrader.domain.market import DAY_MS, TIMEFRAME_MS
+from cryptosmarttrader.domain.types import Action, DomainError, utc_from_ms
 from cryptosmarttrader.domain.universe import is_tradable_pair
-from cryptosmarttrader.settings import AwsResources
-from cryptosmarttrader.wiring import DataSourceUnavailableError, resolve_data_dir
+from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.wiring import (
+    DataSourceUnavailableError,
+    recorded_analyzer,
+    resolve_data_dir,
+)
 
 LIVE_BARS = 300  # SMA200 plus margin for the scan's 260-day window
+EXECUTION_PAIR = "BTC/USDT"  # whose recorded hourly candles bound the replayed execution
+SEARCH_DAYS = 90  # how far back the demo looks for a day with a decision to execute
 KILL_SWITCH_CACHE_S = 5  # SsmKillSwitch's cache: a flip takes effect within this many seconds
 
 
@@ -61,9 +67,26 @@ class _Plan:
     env: dict[str, str]
     ingest_event: dict[str, Any]
     asof: datetime
+    # recorded data: the execution cycles run at replayed instants after the decision; live:
+    # the next bar has not happened yet, so the cycle runs now and the venue acknowledges only
+    replay_execution: bool = False
 
 
-def _recorded_plan(data: Path | None, timeframe: str, ingest_bars: int) -> _Plan:
+def _latest_day_with_a_buy(data_dir: Path, latest_ms: int, top: int) -> int:
+    """The latest day up to ``latest_ms`` whose scan (read-only) gates at least one BUY among
+    the tradable coins, so the demo has a decision to execute; ``latest_ms`` if none within
+    ``SEARCH_DAYS`` (the demo then shows a scan that decides to hold)."""
+    settings = TradingSettings(universe="tradable")
+    analyzer = recorded_analyzer(data_dir, SystemClock(), settings)
+    for back in range(SEARCH_DAYS):
+        day_ms = latest_ms - back * DAY_MS
+        ranked = analyzer.analyze(utc_from_ms(day_ms), top).ranked
+        if any(r.action is Action.BUY for r in ranked):
+            return day_ms
+    return latest_ms
+
+
+def _recorded_plan(data: Path | None, timeframe: str, ingest_bars: int, top: int) -> _Plan:
     data_dir = resolve_data_dir(data)
     market = RecordedMarketData(data_dir)
     pairs = market.available_pairs(timeframe)
@@ -72,14 +95,29 @@ def _recorded_plan(data: Path | None, timeframe: str, ingest_bars: int) -> _Plan
         market.ohlcv(p, timeframe, utc_from_ms(0), utc_from_ms(last_ms))["ts"].max() for p in pairs
     ]
     replay_end_ms = max(e for e in ends if isinstance(e, int))
+    # decide on the last day with a full day of hourly bars after it, so the execution cycles
+    # that follow the scan have real bars to fill on and to value positions at
+    hourly = market.ohlcv(EXECUTION_PAIR, "1h", utc_from_ms(0), utc_from_ms(last_ms))
+    hourly_end = hourly["ts"].max()
+    if not isinstance(hourly_end, int):
+        raise DataSourceUnavailableError(f"no recorded 1h candles of {EXECUTION_PAIR}")
+    latest_ms = min(last_ms, hourly_end) // DAY_MS * DAY_MS - DAY_MS
+    decide_ms = _latest_day_with_a_buy(data_dir, latest_ms, top)
     return _Plan(
         source="recorded",
         description=(
             f"recorded real data in {data_dir}: {len(pairs)} Binance pairs ({timeframe}, the last "
             f"{ingest_bars} bars to {utc_from_ms(replay_end_ms):%Y-%m-%d}) into the lake; the scan "
-            f"ranks the CoinGecko universe as of {utc_from_ms(last_ms):%Y-%m-%d}"
+            f"ranks the coins the paper venue can trade as of {utc_from_ms(decide_ms):%Y-%m-%d} "
+            f"(the latest day up to {utc_from_ms(latest_ms):%Y-%m-%d} on which it gates a BUY) "
+            "and the execution cycles fill on the recorded hourly bars after it"
         ),
-        env={"CST_DATA_SOURCE": "recorded", "CST_DATA_DIR": str(data_dir)},
+        # the scan ranks what the paper venue can trade, as a deployment (exchange pairs) does
+        env={
+            "CST_DATA_SOURCE": "recorded",
+            "CST_DATA_DIR": str(data_dir),
+            "CST_UNIVERSE": "tradable",
+        },
         ingest_event={
             "exchange": "binance",
             "timeframe": timeframe,
@@ -88,7 +126,8 @@ def _recorded_plan(data: Path | None, timeframe: str, ingest_bars: int) -> _Plan
             # replay as if now were just after the recording's last bar closed
             "replay_asof": utc_from_ms(replay_end_ms + TIMEFRAME_MS[timeframe]).isoformat(),
         },
-        asof=utc_from_ms(last_ms),
+        asof=utc_from_ms(decide_ms),
+        replay_execution=True,
     )
 
 
@@ -157,7 +196,7 @@ def demo(
     why_not_recorded = ""
     if source in {"auto", "recorded"}:
         try:
-            plan = _recorded_plan(data, timeframe, ingest_bars)
+            plan = _recorded_plan(data, timeframe, ingest_bars, top)
         except (ValueError, RuntimeError, OSError) as exc:
             why_not_recorded = str(exc).splitlines()[0]
             if source == "recorded":
@@ -171,7 +210,7 @@ def demo(
     _run(console, plan, state or Path(tempfile.mkdtemp(prefix="cst-demo-")), top)
 
 
-def _fresh_environment(plan: _Plan) -> tuple[ModuleType, ModuleType]:
+def _fresh_environment(plan: _Plan) -> tuple[ModuleType, ModuleType, ModuleType]:
     """Set the Lambdas' environment, then give them a cold start (settings parsed anew)."""
     os.environ.update(
         {
@@ -181,13 +220,15 @@ def _fresh_environment(plan: _Plan) -> tuple[ModuleType, ModuleType]:
         }
     )
     from cryptosmarttrader.handlers import _common
+    from cryptosmarttrader.handlers import execute as execute_handler
     from cryptosmarttrader.handlers import ingest as ingest_handler
     from cryptosmarttrader.handlers import scan as scan_handler
 
     _common.reset_caches()
     ingest_handler._source.cache_clear()
     scan_handler._service.cache_clear()
-    return ingest_handler, scan_handler
+    execute_handler._market.cache_clear()
+    return ingest_handler, scan_handler, execute_handler
 
 
 def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
@@ -196,7 +237,7 @@ def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
     console.print(f"data: {plan.description}")
     console.print(f"local AWS state: {state_dir}")
     with embedded_aws(state_dir, resources) as aws:
-        ingest_handler, scan_handler = _fresh_environment(plan)
+        ingest_handler, scan_handler, execute_handler = _fresh_environment(plan)
         event = plan.ingest_event
         console.rule(
             f"1. ingest Lambda: {len(event['symbols'])} {event['exchange']} pairs, "
@@ -217,7 +258,10 @@ def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
         first = _quiet(scan_handler.handler, scan_event, _LambdaContext("cst-scan", "demo-scan-1"))
         _print_scan(console, first)
 
-        console.rule("3. the same schedule delivered again (at-least-once delivery)")
+        console.rule("3. execution Lambda: the hourly cycles after the scan")
+        _execute(console, execute_handler, plan)
+
+        console.rule("4. the same scan schedule delivered again (at-least-once delivery)")
         second = _quiet(scan_handler.handler, scan_event, _LambdaContext("cst-scan", "demo-scan-2"))
         rep = second.get("report", {})
         console.print(
@@ -225,7 +269,7 @@ def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
             f"duplicates prevented: {rep.get('duplicates_prevented')}"
         )
 
-        console.rule("4. kill-switch drill")
+        console.rule("5. kill-switch drill")
         switch = SsmKillSwitch(resources.kill_switch_param, aws.ssm, SystemClock())
         switch.set(True, "demo drill", "cst demo")
         console.print(f"kill-switch: {switch.status().model_dump(mode='json')}")
@@ -249,6 +293,49 @@ def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
         )
     if first.get("status") != "ok":
         fail(f"scan failed: {first.get('error')}")
+
+
+def _execute(console: Console, handler: ModuleType, plan: _Plan) -> None:
+    """Two hourly cycles: the decisions are re-checked and sent, then filled on the next bar."""
+    instants = (
+        [plan.asof + timedelta(hours=h, minutes=10) for h in (1, 2)]
+        if plan.replay_execution
+        else [None]
+    )
+    report: dict[str, Any] = {}
+    for n, at in enumerate(instants, start=1):
+        event = {} if at is None else {"at": at.isoformat()}
+        result = _quiet(handler.handler, event, _LambdaContext("cst-execution", f"demo-exec-{n}"))
+        if result.get("status") != "ok":
+            console.print(f"[red]execution {result.get('status')}: {result.get('error')}")
+            return
+        report = result["report"]
+        console.print(
+            f"cycle at {report['at']}: sent {report['dispatched']}, refused "
+            f"{report['cancelled_new']}, positions {len(report['positions'])}, "
+            f"equity {_usd(report['equity'])}, fees {_usd(report['fees'])}, "
+            f"risk level {report['risk_level']}"
+        )
+    from cryptosmarttrader.handlers._common import aws_clients, resources
+
+    orders = aws_clients().dynamodb.scan(TableName=resources().orders_table)["Items"]
+    table = Table(title="orders after the cycles (paper venue, real bars)")
+    for col in ("symbol", "status", "quantity", "fill price", "fee", "why"):
+        table.add_column(col)
+    for item in sorted(orders, key=lambda i: (i["status"]["S"], i["symbol"]["S"])):
+        table.add_row(
+            item["symbol"]["S"],
+            item["status"]["S"],
+            item["quantity"]["N"],
+            item.get("average_price", {}).get("N", "-"),
+            item.get("fee", {}).get("N", "-"),
+            item.get("cancel_reason", {}).get("S", ""),
+        )
+    console.print(table)
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:,.2f} USD"
 
 
 def _quiet(

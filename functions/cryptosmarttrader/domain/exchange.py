@@ -403,8 +403,11 @@ class ExchangeOrder:
     price: Price | None
     average: Price | None
     ts_ms: int | None
+    fee: Decimal | None = None  # in the quote currency, when the venue reports it
 
     def __post_init__(self) -> None:
+        if self.fee is not None and (not self.fee.is_finite() or self.fee < 0):
+            raise InvalidPayloadError(self.exchange, "order", f"invalid fee {self.fee}")
         if not self.exchange_order_id:
             raise InvalidPayloadError(self.exchange, "order", "order without an exchange id")
         if self.filled < 0:

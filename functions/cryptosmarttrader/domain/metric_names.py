@@ -42,7 +42,6 @@ class Family(StrEnum):
 # Service names (POWERTOOLS_SERVICE_NAME) of the producing functions.
 INGEST: Final = "cst-ingest"
 SCAN: Final = "cst-scan"
-RISK: Final = "cst-risk"
 EXECUTION: Final = "cst-execution"
 API: Final = "cst-api"
 ALARM_KILLSWITCH: Final = "cst-alarm-killswitch"
@@ -248,31 +247,43 @@ RISK_LEVEL = MetricSpec(
     "RiskLevel",
     Unit.NONE,
     Family.RISK,
-    "RiskGuard level: 0 NORMAL, 1 CONSERVATIVE, 2 DEFENSIVE, 3 EMERGENCY, 4 SHUTDOWN.",
-    SCAN,
-    producer="services/scan.py",
+    "RiskGuard level after each execution cycle: 0 NORMAL, 1 CONSERVATIVE, 2 DEFENSIVE, "
+    "3 EMERGENCY, 4 SHUTDOWN.",
+    EXECUTION,
+    producer="services/trading_cycle.py",
 )
 GROSS_EXPOSURE = MetricSpec(
     "GrossExposure",
     Unit.PERCENT,
     Family.RISK,
-    "Gross notional of positions and open buy orders, percent of equity.",
-    SCAN,
-    producer="services/scan.py",
+    "Gross value of the positions at their last closed bar, percent of equity.",
+    EXECUTION,
+    producer="services/trading_cycle.py",
 )
 DAILY_PNL = MetricSpec(
     "DailyPnl",
     Unit.PERCENT,
     Family.RISK,
     "Equity change since the UTC day start, percent (negative = loss).",
-    RISK,
+    EXECUTION,
+    producer="services/trading_cycle.py",
+)
+EQUITY = MetricSpec(
+    "Equity",
+    Unit.NONE,
+    Family.RISK,
+    "Account equity in USD: cash from every fill (fees included) plus positions at the last "
+    "closed bar. Not emitted while a position has no price.",
+    EXECUTION,
+    producer="services/trading_cycle.py",
 )
 DRAWDOWN = MetricSpec(
     "Drawdown",
     Unit.PERCENT,
     Family.RISK,
     "Equity below its peak, percent.",
-    RISK,
+    EXECUTION,
+    producer="services/trading_cycle.py",
 )
 # execution
 ORDERS_CREATED = MetricSpec(
@@ -296,8 +307,9 @@ ORDERS_FILLED = MetricSpec(
     "OrdersFilled",
     Unit.COUNT,
     Family.EXECUTION,
-    "Orders reported filled by the exchange or by reconciliation.",
+    "Orders reported filled by the exchange or by reconciliation (once per order).",
     EXECUTION,
+    producer="services/execution.py",
 )
 ORDERS_REJECTED_BY_EXCHANGE = MetricSpec(
     "OrdersRejectedByExchange",
@@ -329,15 +341,18 @@ SLIPPAGE = MetricSpec(
     "SlippageBps",
     Unit.NONE,
     Family.EXECUTION,
-    "Fill price versus reference price, basis points (adverse positive).",
+    "Average fill price versus the decision's reference price, basis points (adverse "
+    "positive), once per filled order.",
     EXECUTION,
+    producer="services/execution.py",
 )
 ORDER_LATENCY = MetricSpec(
     "OrderLatency",
     Unit.MILLISECONDS,
     Family.EXECUTION,
-    "Decision to exchange acknowledgement.",
+    "Order submission to the exchange's acknowledgement (the create_order round trip).",
     EXECUTION,
+    producer="services/execution.py",
 )
 ORDERS_RECONCILED = MetricSpec(
     "OrdersReconciled",
@@ -445,6 +460,7 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     GROSS_EXPOSURE,
     DAILY_PNL,
     DRAWDOWN,
+    EQUITY,
     ORDERS_CREATED,
     ORDERS_SENT,
     ORDERS_FILLED,

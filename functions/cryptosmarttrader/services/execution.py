@@ -24,7 +24,8 @@ each position keeps the filled quantity it has applied per client order ID.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -43,12 +44,21 @@ from cryptosmarttrader.domain.exchange import (
 from cryptosmarttrader.domain.orders import (
     ORDER_TRANSITIONS,
     TERMINAL_STATUSES,
+    Intent,
     OrderIntent,
     OrderStatus,
 )
 from cryptosmarttrader.domain.portfolio import PortfolioExposure
 from cryptosmarttrader.domain.risk import MarketQuote, RiskGuard, RiskState
-from cryptosmarttrader.domain.types import ClientOrderId, Money, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.types import (
+    ClientOrderId,
+    Money,
+    Price,
+    Quantity,
+    Side,
+    Symbol,
+    utc_from_ms,
+)
 from cryptosmarttrader.ports import IdempotencyStore, KillSwitch, Metrics
 
 __all__ = [
@@ -165,6 +175,11 @@ class ExecutionService:
     absent_grace: timedelta = timedelta(minutes=2)
     resume_new_within: timedelta = timedelta(minutes=10)
     consecutive_exchange_errors: int = 0
+    # Where a NEW order recorded by someone else (the scan's decisions) is re-checked before it
+    # is sent: the account equity now and a fresh quote per symbol. Unset → NEW orders found by
+    # reconcile are sent as recorded (they passed the RiskGuard when ``submit`` recorded them).
+    equity_source: Callable[[], Money | None] | None = None
+    quote_source: Callable[[Symbol], MarketQuote | None] | None = None
 
     # ------------------------------------------------------------------ submit
 
@@ -226,18 +241,24 @@ class ExecutionService:
             return ExecutionResult(coid.value, "duplicate", "order already recorded")
         return self._send(record)
 
-    def _send(self, record: Mapping[str, Any]) -> ExecutionResult:
+    def _send(self, record: Mapping[str, Any], quantity: Decimal | None = None) -> ExecutionResult:
+        """NEW → SUBMITTED, then the venue. ``quantity`` replaces the recorded one (a RiskGuard
+        reduction at dispatch) in the same conditional write."""
         coid = ClientOrderId(str(record["client_order_id"]))
         symbol = Symbol(str(record["symbol"]))
         now = self.clock.now()
-        if not self.orders.update_status(coid.value, _S.NEW, _S.SUBMITTED, at=now):
+        qty = Decimal(str(record["quantity"])) if quantity is None else quantity
+        if not self.orders.update_status(
+            coid.value, _S.NEW, _S.SUBMITTED, at=now, fields={"quantity": qty}
+        ):
             return self._duplicate(coid, self.orders.get(coid.value), "another worker sends it")
+        started = time.perf_counter()
         try:
             placed = self.exchange.create_order(
                 symbol,
                 Side(str(record["side"])),
                 OrderType(str(record.get("order_type", OrderType.MARKET.value))),
-                Quantity(Decimal(str(record["quantity"]))),
+                Quantity(qty),
                 None,
                 coid,
             )
@@ -257,6 +278,7 @@ class ExecutionService:
             return ExecutionResult(coid.value, _S.REJECTED.value, str(exc), "exchange")
         self.consecutive_exchange_errors = 0
         self.metrics.add("OrdersSent", 1)
+        self.metrics.add("OrderLatency", (time.perf_counter() - started) * 1000, "Milliseconds")
         return self._result(self._apply(coid, placed))
 
     def _reconcile_after_timeout(
@@ -292,20 +314,26 @@ class ExecutionService:
         counts = {"resent_new": 0, "cancelled_new": 0, "updated": 0, "expired": 0, "fills": 0}
         kill_on = self.kill_switch.status().on
         now = self.clock.now()
-        for order in self.orders.list_orders():
+        # oldest decisions first and, within one scan, best ranked first: when the limits
+        # leave room for only some of them, the scan's order of preference decides
+        ledger = sorted(
+            self.orders.list_orders(),
+            key=lambda o: (_created_at(o), int(o.get("rank", 0)), str(o["client_order_id"])),
+        )
+        for order in ledger:
             status = OrderStatus(str(order["status"]))
             coid = ClientOrderId(str(order["client_order_id"]))
             symbol = Symbol(str(order["symbol"]))
             age = now - _created_at(order)
             if status is _S.NEW:
-                if kill_on or age > self.resume_new_within:
-                    why = "kill-switch on" if kill_on else f"never sent and {age} old"
+                why, quantity = self._admit(order, kill_on, now)
+                if why is not None:
                     if self.orders.update_status(
                         coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": why}
                     ):
                         counts["cancelled_new"] += 1
                 else:
-                    self._send(order)
+                    self._send(order, quantity)
                     counts["resent_new"] += 1
                 continue
             if status in OPEN_STATUSES:
@@ -335,6 +363,53 @@ class ExecutionService:
         if kill_on:
             self.cancel_open_orders("kill-switch on")
         return counts
+
+    def _admit(
+        self, order: Mapping[str, Any], kill_on: bool, now: datetime
+    ) -> tuple[str | None, Decimal | None]:
+        """Why a NEW order must not be sent now (it is then CANCELED), or (None, quantity to
+        send: None = as recorded).
+
+        A NEW order is sendable until its ``valid_until`` (a decision recorded by the scan says
+        how long it stays valid), else for ``resume_new_within`` after it was recorded. With an
+        ``equity_source`` the RiskGuard decides again with today's level, exposure and quote; a
+        smaller approved quantity is written onto the order before it is sent.
+        """
+        if kill_on:
+            return "kill-switch on", None
+        raw_until = order.get("valid_until")
+        until = (
+            datetime.fromisoformat(str(raw_until))
+            if raw_until is not None
+            else _created_at(order) + self.resume_new_within
+        )
+        if now > until:
+            return f"never sent and no longer valid (valid until {until.isoformat()})", None
+        if self.equity_source is None:
+            return None, None
+        intent = OrderIntent(
+            strategy=str(order["strategy"]),
+            symbol=Symbol(str(order["symbol"])),
+            side=Side(str(order["side"])),
+            intent=Intent(str(order["intent"])),
+            signal_bar_ms=int(order["signal_bar_ms"]),
+            quantity=Quantity(Decimal(str(order["quantity"]))),
+            reference_price=Price(Decimal(str(order["reference_price"]))),
+        )
+        verdict = self.guard.evaluate(
+            intent,
+            equity=self.equity_source(),
+            level=self.risk.load().level,
+            kill_switch_on=False,
+            kill_switch_reason="",
+            exposure=self.exposure(include_new=False),
+            quote=self.quote_source(intent.symbol) if self.quote_source is not None else None,
+            now=now,
+        )
+        if not verdict.approved or verdict.quantity is None:
+            self.metrics.add("OrdersRejectedByRisk", 1, dimensions={"rule": verdict.rule})
+            return f"rejected by RiskGuard rule {verdict.rule}: {verdict.reason}", None
+        return None, verdict.quantity.value
 
     def cancel_open_orders(self, reason: str) -> int:
         """Cancel every NEW and open order (kill-switch). Returns how many were cancelled."""
@@ -399,9 +474,15 @@ class ExecutionService:
             }
             if venue.average is not None:
                 fields["average_price"] = venue.average.value
+            if venue.fee is not None:
+                fields["fee"] = venue.fee
+            if venue.ts_ms is not None and target in {_S.FILLED, _S.PARTIALLY_FILLED}:
+                fields["filled_at"] = utc_from_ms(venue.ts_ms)
             if self.orders.update_status(
                 coid.value, current, target, at=self.clock.now(), fields=fields
             ):
+                if target is _S.FILLED:
+                    self._filled_metrics(stored, venue)
                 break
         final = self.orders.get(coid.value) or {}
         self._apply_fill_to_position(final)
@@ -444,15 +525,30 @@ class ExecutionService:
                 return True
         raise RuntimeError(f"position {symbol}: {_POSITION_RETRIES} concurrent updates lost")
 
+    def _filled_metrics(self, stored: Mapping[str, Any], venue: ExchangeOrder) -> None:
+        """Once per order (the conditional move to FILLED succeeded): count and slippage."""
+        self.metrics.add("OrdersFilled", 1)
+        if venue.average is None:
+            return
+        reference = Decimal(str(stored["reference_price"]))
+        sign = Decimal(1) if venue.side is Side.BUY else Decimal(-1)
+        slippage = sign * (venue.average.value - reference) / reference * Decimal(10_000)
+        self.metrics.add("SlippageBps", float(slippage), "None")
+
     # ------------------------------------------------------------------ helpers
 
-    def exposure(self) -> PortfolioExposure:
-        """Notional per symbol: positions at cost plus open (non-terminal) buy orders."""
+    def exposure(self, *, include_new: bool = True) -> PortfolioExposure:
+        """Notional per symbol: positions at cost plus open (non-terminal) buy orders.
+
+        ``include_new=False`` leaves out NEW orders: while reconcile decides the recorded
+        decisions one by one, those still waiting are candidates, not exposure."""
         out: dict[str, Decimal] = {}
         for symbol, pos in self.positions.get_all().items():
             out[symbol] = out.get(symbol, Decimal(0)) + Decimal(str(pos.get("notional", 0)))
         for order in self.orders.list_orders():
             if order.get("side") != Side.BUY.value:
+                continue
+            if not include_new and order["status"] == _S.NEW.value:
                 continue
             if OrderStatus(str(order["status"])) in TERMINAL_STATUSES:
                 continue

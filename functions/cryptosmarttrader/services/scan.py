@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -198,9 +198,6 @@ class ScanService:
         level = self.risk_state() if self.risk_state is not None else self.risk_level
         exposure = self._exposure()  # updated in place as this run's orders are recorded
         rows, created, dupes = self._act(analysis.ranked, analysis.prices, level, exposure)
-        self.metrics.add("RiskLevel", int(level), "None")
-        gross = sum(exposure.values(), Decimal(0))
-        self.metrics.add("GrossExposure", float(gross) / self.settings.equity_usd * 100, "Percent")
         self.metrics.add("OrdersCreated", created)
         self.metrics.add("DuplicateOrdersPrevented", dupes)
         report = ScanReport(
@@ -243,7 +240,7 @@ class ScanService:
                 "reasons": list(sig.reasons),
             }
             if sig.action is Action.BUY and price is not None:
-                row.update(self._order(sig, Price.of(price), guard, equity, exposure, level))
+                row.update(self._order(i, sig, Price.of(price), guard, equity, exposure, level))
                 created += row.pop("_created", 0)
                 dupes += row.pop("_duplicate", 0)
             rows.append(ScanRow(**row))
@@ -251,6 +248,7 @@ class ScanService:
 
     def _order(
         self,
+        rank: int,
         sig: RankedSignal,
         price: Price,
         guard: RiskGuard,
@@ -340,8 +338,13 @@ class ScanService:
             "strategy": intent.strategy,
             "signal_bar_ms": intent.signal_bar_ms,
             "status": OrderStatus.NEW.value,
+            "rank": rank,
             "mode": "paper",
             "created_at": now.isoformat(),
+            # the execution function sends it until then, after the RiskGuard decides again
+            "valid_until": (
+                now + timedelta(minutes=self.settings.decision_valid_minutes)
+            ).isoformat(),
         }
         if not self.orders.put_new(record):
             return {

@@ -1,0 +1,90 @@
+"""Execution Lambda: hourly (EventBridge), after the hourly candles reach the lake.
+
+Thin: validate the event → :class:`TradingCycle` → JSON. The scan's decisions (NEW orders) go
+through the RiskGuard again and to the paper venue, whose book lives in the state table; open
+orders fill once their bar is in the lake; positions, equity, daily PnL and drawdown are updated
+and the RiskGuard level moves (EMERGENCY / SHUTDOWN turn the kill-switch on). ``{"at": ...}``
+replays a cycle at a past instant over the recorded data (`cst demo`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, field_validator
+
+from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain.clock import Clock, FixedClock
+from cryptosmarttrader.handlers._common import (
+    aws_clients,
+    make_logger,
+    make_metrics,
+    reject_malformed,
+    request_payload,
+    resources,
+    trading_settings,
+)
+from cryptosmarttrader.ports import MarketData
+from cryptosmarttrader.wiring import lake_market_data, resolve_data_dir, trading_cycle
+
+logger = make_logger("execution")
+metrics = make_metrics("execution")
+tracer = Tracer(service="execution")
+
+
+class ExecutionEvent(BaseModel):
+    """``{}`` on the schedule (now); ``at`` (ISO 8601 with offset) replays a past instant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: AwareDatetime | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value > datetime.now(UTC):
+            raise ValueError(f"{value.isoformat()} is in the future: only past instants replay")
+        return value
+
+
+@cache
+def _market() -> MarketData:
+    settings = trading_settings()
+    if settings.data_source == "recorded":
+        return RecordedMarketData(resolve_data_dir(settings.data_dir))
+    return lake_market_data(aws_clients().s3, resources(), settings.exchange)
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    payload = request_payload(event, context, logger)
+    try:
+        request = ExecutionEvent.model_validate(payload)
+    except ValidationError as exc:
+        return reject_malformed("execution", exc, logger, metrics)
+    clock: Clock = SystemClock() if request.at is None else FixedClock(request.at.astimezone(UTC))
+    cycle = trading_cycle(
+        _market(), clock, aws_clients(), resources(), trading_settings(), EmfMetrics(metrics)
+    )
+    report = cycle.run()
+    logger.info(
+        "execution cycle complete",
+        extra={
+            "at": report.at.isoformat(),
+            "dispatched": report.dispatched,
+            "cancelled_new": report.cancelled_new,
+            "fills_applied": report.fills_applied,
+            "equity": report.equity,
+            "risk_level": report.risk_level,
+            "risk_transition": report.risk_transition,
+        },
+    )
+    return {"status": "ok", "report": report.model_dump(mode="json")}

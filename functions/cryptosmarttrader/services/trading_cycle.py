@@ -1,0 +1,302 @@
+"""One trading cycle: send the scan's decisions, reconcile fills, value the book, move the RiskGuard.
+
+Run by the scheduled execution function (hourly, after the hourly candles are ingested) and by
+`cst demo` at a replayed time. In order:
+
+1. market view: the last *closed* bar of every symbol involved (``ts + bar <= now``; nothing
+   after ``now`` is read), its 24 h quote volume, and correlation clusters of the daily universe;
+2. :meth:`ExecutionService.reconcile` with the RiskGuard re-deciding every NEW order (the scan's
+   decisions) on today's level, exposure, clusters and quote, then sending it; open orders are
+   looked up at the venue (the paper venue fills them once their bar exists) and fills reach
+   positions exactly once;
+3. the account valued from the order ledger: cash = starting equity − buys + sells − fees,
+   equity = cash + Σ quantity × last close. A position without a mark makes the equity unknown:
+   the RiskGuard then holds DEFENSIVE (it never guesses a price);
+4. :meth:`RiskStateService.observe` with that equity and the venue's consecutive errors: daily
+   loss 3/5/8 % and drawdown escalate, EMERGENCY and SHUTDOWN turn the kill-switch on;
+5. at EMERGENCY with the kill-switch off again (a human looked), every position is flattened by a
+   CLOSE order through the same exactly-once path (one per position and bar).
+
+Metrics: DailyPnl, Drawdown, RiskLevel, GrossExposure, Equity here; OrdersSent, OrdersFilled,
+SlippageBps, OrderLatency, OrdersRejectedByRisk from the execution service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from cryptosmarttrader.domain.market import DAY_MS, TIMEFRAME_MS
+from cryptosmarttrader.domain.orders import Intent, OrderIntent
+from cryptosmarttrader.domain.portfolio import correlation_clusters
+from cryptosmarttrader.domain.risk import (
+    LEVEL_POLICIES,
+    MarketQuote,
+    RiskLevel,
+    RiskObservation,
+)
+from cryptosmarttrader.domain.types import (
+    DomainError,
+    Money,
+    Price,
+    Quantity,
+    Side,
+    Symbol,
+    ms_from_utc,
+    utc_from_ms,
+)
+from cryptosmarttrader.ports import MarketData, Metrics
+from cryptosmarttrader.services.execution import ExecutionService
+from cryptosmarttrader.services.risk_state import RiskStateService
+
+__all__ = ["Account", "CycleReport", "Mark", "TradingCycle", "account_from_ledger"]
+
+FLATTEN_STRATEGY = "riskguard-flatten"
+CLUSTER_LOOKBACK_DAYS = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """The last closed bar of a symbol: its close, when it closed, and 24 h quote volume."""
+
+    price: Decimal
+    closed_at: datetime
+    volume_24h_quote: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    cash: Decimal
+    equity: Decimal | None  # None: a position has no mark
+    fees: Decimal
+    positions: dict[str, Decimal]  # symbol → quantity held
+    unmarked: tuple[str, ...]
+
+
+def account_from_ledger(
+    starting_equity: Decimal,
+    orders: Sequence[Mapping[str, Any]],
+    positions: Mapping[str, Mapping[str, Any]],
+    marks: Mapping[str, Mark],
+) -> Account:
+    """Cash from every fill in the ledger (buys out, sells in, fees out), equity at the marks."""
+    cash, fees = starting_equity, Decimal(0)
+    for order in orders:
+        filled = Decimal(str(order.get("filled", 0)))
+        if filled <= 0 or order.get("average_price") is None:
+            continue
+        notional = filled * Decimal(str(order["average_price"]))
+        cash += -notional if order["side"] == Side.BUY.value else notional
+        fee = Decimal(str(order.get("fee", 0)))
+        fees += fee
+        cash -= fee
+    held = {
+        symbol: Decimal(str(p.get("quantity", 0)))
+        for symbol, p in positions.items()
+        if Decimal(str(p.get("quantity", 0))) != 0
+    }
+    unmarked = tuple(sorted(s for s in held if s not in marks))
+    equity = (
+        None
+        if unmarked
+        else cash + sum((qty * marks[s].price for s, qty in held.items()), Decimal(0))
+    )
+    return Account(cash, equity, fees, held, unmarked)
+
+
+class CycleReport(BaseModel):
+    """What one cycle did (the execution function's JSON answer)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    dispatched: int
+    cancelled_new: int
+    updated: int
+    expired: int
+    fills_applied: int
+    flattened: int
+    equity: float | None
+    cash: float
+    fees: float
+    daily_pnl_pct: float | None
+    drawdown_pct: float | None
+    risk_level: str
+    risk_transition: str | None
+    positions: dict[str, float]
+    unmarked: list[str]
+
+
+@dataclass
+class TradingCycle:
+    execution: ExecutionService
+    risk: RiskStateService
+    market: MarketData
+    metrics: Metrics
+    starting_equity: Decimal
+    timeframe: str = "1h"
+    cluster_threshold: float = 0.8
+    marks: dict[str, Mark] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        if self.timeframe not in TIMEFRAME_MS:
+            raise DomainError(f"unknown timeframe {self.timeframe!r}")
+        if not self.starting_equity.is_finite() or self.starting_equity <= 0:
+            raise DomainError(f"starting equity must be > 0, got {self.starting_equity}")
+
+    @property
+    def now(self) -> datetime:
+        return self.execution.clock.now()
+
+    def run(self) -> CycleReport:
+        now = self.now
+        ledger = self.execution.orders
+        symbols = sorted(
+            {str(o["symbol"]) for o in ledger.list_orders()}
+            | set(self.execution.positions.get_all())
+        )
+        self.marks = {s: m for s in symbols if (m := self._mark(s, now)) is not None}
+        self.execution.clusters = self._clusters(now)
+        self.execution.equity_source = self._equity_money
+        self.execution.quote_source = self._quote
+        counts = self.execution.reconcile()
+        account = self.account()
+        state, move = self.risk.observe(
+            RiskObservation(
+                equity=account.equity,
+                consecutive_exchange_errors=self.execution.consecutive_exchange_errors,
+            )
+        )
+        flattened = self._flatten(state.level, account) if account.positions else 0
+        if flattened:
+            account = self.account()
+        daily = _change_pct(state.day_start_equity, account.equity)
+        drawdown = _change_pct(state.peak_equity, account.equity)
+        self._emit(state.level, account, daily, drawdown)
+        return CycleReport(
+            at=now,
+            dispatched=counts["resent_new"],
+            cancelled_new=counts["cancelled_new"],
+            updated=counts["updated"],
+            expired=counts["expired"],
+            fills_applied=counts["fills"],
+            flattened=flattened,
+            equity=None if account.equity is None else float(account.equity),
+            cash=float(account.cash),
+            fees=float(account.fees),
+            daily_pnl_pct=daily,
+            drawdown_pct=None if drawdown is None else -drawdown,
+            risk_level=state.level.name,
+            risk_transition=None
+            if move is None
+            else f"{move.from_level.name} -> {move.to_level.name}: {move.reason}",
+            positions={s: float(q) for s, q in account.positions.items()},
+            unmarked=list(account.unmarked),
+        )
+
+    def account(self) -> Account:
+        return account_from_ledger(
+            self.starting_equity,
+            self.execution.orders.list_orders(),
+            self.execution.positions.get_all(),
+            self.marks,
+        )
+
+    # ------------------------------------------------------------------ market view
+
+    def _mark(self, symbol: str, now: datetime) -> Mark | None:
+        """Last closed bar at or before ``now`` and the quote volume of the 24 h before it."""
+        step = TIMEFRAME_MS[self.timeframe]
+        now_ms = ms_from_utc(now)
+        try:
+            bars = self.market.ohlcv(symbol, self.timeframe, now - timedelta(days=2), now)
+        except ValueError:
+            return None  # unknown symbol at this source: unmarked, never guessed
+        closed = bars.filter(pl.col("ts") + step <= now_ms).sort("ts")
+        if closed.is_empty():
+            return None
+        last = closed.row(-1, named=True)
+        last_ts = int(last["ts"])
+        day = closed.filter(pl.col("ts") > last_ts - DAY_MS)  # the 24 h ending with it
+        complete = day.height == DAY_MS // step
+        volume = Decimal(repr(float((day["volume"] * day["close"]).sum()))) if complete else None
+        return Mark(Decimal(repr(float(last["close"]))), utc_from_ms(last_ts + step), volume)
+
+    def _clusters(self, now: datetime) -> dict[str, str]:
+        frame = self.market.daily_universe(now, CLUSTER_LOOKBACK_DAYS)
+        if frame.is_empty():
+            return {}
+        return correlation_clusters(
+            frame.select("symbol", "ts", "close").filter(pl.col("close") > 0),
+            threshold=self.cluster_threshold,
+        )
+
+    def _equity_money(self) -> Money | None:
+        equity = self.account().equity
+        return None if equity is None else Money(equity)
+
+    def _quote(self, symbol: Symbol) -> MarketQuote | None:
+        mark = self.marks.get(symbol.value)
+        return None if mark is None else MarketQuote(mark.closed_at, mark.volume_24h_quote)
+
+    # ------------------------------------------------------------------ risk actions
+
+    def _flatten(self, level: RiskLevel, account: Account) -> int:
+        """At EMERGENCY, once the kill-switch is off again: close every marked position."""
+        if level is not RiskLevel.EMERGENCY or not LEVEL_POLICIES[level].exits:
+            return 0
+        if self.execution.kill_switch.status().on:
+            return 0  # the switch stays authoritative: nothing leaves while it is on
+        sent = 0
+        for symbol, qty in sorted(account.positions.items()):
+            mark = self.marks.get(symbol)
+            if qty <= 0 or mark is None:
+                continue
+            intent = OrderIntent(
+                strategy=FLATTEN_STRATEGY,
+                symbol=Symbol(symbol),
+                side=Side.SELL,
+                intent=Intent.CLOSE,
+                signal_bar_ms=ms_from_utc(mark.closed_at),
+                quantity=Quantity(qty),
+                reference_price=Price(mark.price),
+            )
+            result = self.execution.submit(
+                intent, equity=self._equity_money(), quote=self._quote(intent.symbol)
+            )
+            sent += result.sent
+        return sent
+
+    def _emit(
+        self,
+        level: RiskLevel,
+        account: Account,
+        daily: float | None,
+        drawdown: float | None,
+    ) -> None:
+        self.metrics.add("RiskLevel", int(level), "None")
+        if account.equity is None:
+            return  # unknown equity: no PnL figure rather than a wrong one
+        self.metrics.add("Equity", float(account.equity), "None")
+        if daily is not None:
+            self.metrics.add("DailyPnl", daily, "Percent")
+        if drawdown is not None:
+            self.metrics.add("Drawdown", -drawdown, "Percent")
+        if account.equity > 0:
+            gross = sum(
+                (qty * self.marks[s].price for s, qty in account.positions.items()), Decimal(0)
+            )
+            self.metrics.add("GrossExposure", float(gross / account.equity * 100), "Percent")
+
+
+def _change_pct(reference: Decimal | None, equity: Decimal | None) -> float | None:
+    """Percent change of ``equity`` from ``reference`` (None when either is unknown)."""
+    if reference is None or equity is None or reference <= 0:
+        return None
+    return float((equity - reference) / reference * 100)

@@ -1,0 +1,219 @@
+"""The execution cycle on moto over real recorded data: scan decisions → RiskGuard → paper venue
+(book in DynamoDB) → fills on the next real hourly bar → positions, equity, risk level.
+
+Every cycle builds its objects afresh through ``wiring.trading_cycle`` over the same tables: what
+a scheduled Lambda does on each invocation, so state surviving between cycles is tested too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+
+from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.dynamodb_store import (
+    DynamoIdempotencyStore,
+    DynamoOrderStore,
+    DynamoPositionStore,
+    DynamoStateStore,
+)
+from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+from cryptosmarttrader.adapters.local_aws import ensure_resources
+from cryptosmarttrader.adapters.paper_exchange import PAPER_VENUE_PK
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.risk import RiskLevel
+from cryptosmarttrader.domain.types import Action
+from cryptosmarttrader.services.risk_state import RiskStateService
+from cryptosmarttrader.services.scan import ScanService
+from cryptosmarttrader.services.trading_cycle import CycleReport, Mark, account_from_ledger
+from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.wiring import recorded_analyzer, trading_cycle
+
+pytestmark = pytest.mark.realdata
+
+ASOF = datetime(2021, 1, 5, tzinfo=UTC)  # BTC, ADA, VET, THETA rank BUY (technical agent)
+SCAN_AT = ASOF + timedelta(minutes=15)
+SETTINGS = TradingSettings()
+
+
+@pytest.fixture(scope="module")
+def market(data_dir: Path) -> RecordedMarketData:
+    return RecordedMarketData(data_dir)
+
+
+@pytest.fixture
+def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        aws = AwsClients.build(AwsResources())
+        ensure_resources(aws, now=SCAN_AT)
+        yield aws
+
+
+def _scan(market: RecordedMarketData, clients: AwsClients, data_dir: Path) -> list[str]:
+    """The real scan as of ASOF records its BUY decisions as NEW orders; returns their symbols."""
+    clock = FixedClock(SCAN_AT)
+    res = clients.resources
+    switch = SsmKillSwitch(res.kill_switch_param, clients.ssm, clock)
+    service = ScanService(
+        analyzer=recorded_analyzer(data_dir, clock, SETTINGS),
+        orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
+        idempotency=DynamoIdempotencyStore(res.idempotency_table, clients.dynamodb),
+        positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
+        kill_switch=switch,
+        metrics=InMemoryMetrics(),
+    )
+    report = service.run(ASOF)
+    return [r.symbol for r in report.rows if r.action is Action.BUY and r.order_status == "NEW"]
+
+
+def _cycle(
+    market: RecordedMarketData, clients: AwsClients, at: datetime
+) -> tuple[CycleReport, InMemoryMetrics]:
+    metrics = InMemoryMetrics()
+    cycle = trading_cycle(market, FixedClock(at), clients, clients.resources, SETTINGS, metrics)
+    return cycle.run(), metrics
+
+
+def _orders(clients: AwsClients) -> dict[str, dict[str, object]]:
+    res = clients.resources
+    orders = DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
+    return {str(o["symbol"]): o for o in orders}
+
+
+def test_scan_decisions_fill_on_the_next_real_bar_and_move_positions(
+    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+) -> None:
+    decided = _scan(market, clients, data_dir)
+    assert {"bitcoin", "cardano"} <= set(decided)
+
+    # 01:10 — decisions re-checked by the RiskGuard and sent; the 02:00 bar has not opened yet,
+    # so the paper venue acknowledges without a fill
+    first, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    orders = _orders(clients)
+    sent = {s for s, o in orders.items() if o["status"] == "ACCEPTED"}
+    assert {"bitcoin", "cardano"} <= sent
+    assert first.dispatched == len(sent)
+    # a coin without a recorded exchange pair is refused with the rule that decided, not sent
+    for symbol, order in orders.items():
+        if symbol in set(decided) - sent:
+            assert order["status"] == "CANCELED"
+            assert "rejected by RiskGuard rule market_data" in str(order["cancel_reason"])
+    assert first.positions == {}
+    assert first.equity == pytest.approx(SETTINGS.equity_usd)
+
+    # 02:10 — a fresh cycle (new objects, same tables) finds the venue's book and fills on the
+    # 02:00 bar's real prices
+    second, metrics = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+    orders = _orders(clients)
+    btc = orders["bitcoin"]
+    assert btc["status"] == "FILLED"
+    assert btc["filled_at"] == (ASOF + timedelta(hours=2)).isoformat()
+    bar = market.ohlcv("BTC/USDT", "1h", ASOF + timedelta(hours=2), ASOF + timedelta(hours=2))
+    assert float(btc["average_price"]) >= float(bar["open"][0])  # a buy pays spread + impact
+    assert float(btc["fee"]) > 0
+    assert second.positions["bitcoin"] == pytest.approx(float(btc["filled"]))
+    assert second.fills_applied == 0  # fills were applied when the orders moved, exactly once
+    assert metrics.total("OrdersFilled") == len(sent)
+    slippage = metrics.values("SlippageBps")
+    assert len(slippage) == len(sent) and all(s > -1000 for s in slippage)
+    # equity = cash + positions at the last closed bar; fees make it lower than the start
+    assert second.equity is not None and second.equity != pytest.approx(SETTINGS.equity_usd)
+    assert second.fees > 0
+    assert second.risk_level == "NORMAL"
+    assert metrics.values("DailyPnl") and metrics.values("Drawdown")
+
+    # the venue's book is in the state table: one item per order sent
+    venue = DynamoStateStore(clients.resources.state_table, clients.dynamodb).query(PAPER_VENUE_PK)
+    assert {str(v["status"]) for v in venue} == {"FILLED"}
+    assert len(venue) == len(sent)
+
+    # a third cycle changes nothing already done
+    third, metrics3 = _cycle(market, clients, ASOF + timedelta(hours=3, minutes=10))
+    assert third.dispatched == 0 and metrics3.total("OrdersFilled") == 0
+    assert third.positions == second.positions
+
+
+def test_stale_decisions_are_cancelled_never_sent(
+    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+) -> None:
+    decided = _scan(market, clients, data_dir)
+    assert decided
+    late = SCAN_AT + timedelta(minutes=SETTINGS.decision_valid_minutes + 1)
+    report, metrics = _cycle(market, clients, late)
+    assert report.dispatched == 0 and report.cancelled_new == len(decided)
+    assert all("no longer valid" in str(o["cancel_reason"]) for o in _orders(clients).values())
+    assert metrics.total("OrdersSent") == 0
+
+
+def test_kill_switch_on_cancels_the_decisions(
+    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+) -> None:
+    decided = _scan(market, clients, data_dir)
+    assert decided
+    at = ASOF + timedelta(hours=1, minutes=10)
+    SsmKillSwitch(clients.resources.kill_switch_param, clients.ssm, FixedClock(at)).set(
+        True, "drill", "test"
+    )
+    report, metrics = _cycle(market, clients, at)
+    assert report.dispatched == 0
+    assert {str(o["status"]) for o in _orders(clients).values()} == {"CANCELED"}
+    assert metrics.total("OrdersSent") == 0
+
+
+def test_emergency_flattens_once_a_human_turns_the_switch_off(
+    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+) -> None:
+    _scan(market, clients, data_dir)
+    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    filled, _ = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+    assert filled.positions
+
+    at = ASOF + timedelta(hours=3, minutes=10)
+    res = clients.resources
+    switch = SsmKillSwitch(res.kill_switch_param, clients.ssm, FixedClock(at), cache_seconds=0)
+    risk = RiskStateService(
+        DynamoStateStore(res.state_table, clients.dynamodb), switch, FixedClock(at)
+    )
+    risk.override(RiskLevel.EMERGENCY, "ops@desk", "drill: flatten the book")
+    assert switch.status().on  # entering EMERGENCY turned the kill-switch on
+
+    held, _ = _cycle(market, clients, at)
+    assert held.flattened == 0 and held.positions == filled.positions  # nothing leaves while on
+
+    switch.set(False, "looked at it: flatten", "ops@desk")
+    at = ASOF + timedelta(hours=4, minutes=10)
+    flatten, _ = _cycle(market, clients, at)
+    assert flatten.flattened == len(filled.positions)
+    assert flatten.risk_level == "EMERGENCY"
+    done, _ = _cycle(market, clients, at + timedelta(hours=1))
+    assert done.positions == {}
+    sells = [
+        o
+        for o in DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
+        if o["side"] == "sell"
+    ]
+    assert len(sells) == len(filled.positions)
+    assert {str(o["status"]) for o in sells} == {"FILLED"}
+    assert done.equity is not None and done.cash == pytest.approx(done.equity)
+
+
+def test_account_from_ledger_values_cash_fees_and_marks() -> None:
+    orders = [
+        {"side": "buy", "filled": "2", "average_price": "100", "fee": "0.2"},
+        {"side": "sell", "filled": "1", "average_price": "110", "fee": "0.11"},
+        {"side": "buy", "filled": "0", "average_price": None},
+    ]
+    marks = {"X": Mark(Decimal("120"), ASOF, None)}
+    account = account_from_ledger(Decimal("1000"), orders, {"X": {"quantity": "1"}}, marks)
+    assert account.cash == Decimal("1000") - 200 - Decimal("0.2") + 110 - Decimal("0.11")
+    assert account.equity == account.cash + 120
+    unmarked = account_from_ledger(Decimal("1000"), orders, {"Y": {"quantity": "1"}}, marks)
+    assert unmarked.equity is None and unmarked.unmarked == ("Y",)
