@@ -161,7 +161,7 @@ class TradingCycle:
             {str(o["symbol"]) for o in ledger.list_orders()}
             | set(self.execution.positions.get_all())
         )
-        self.marks = {s: m for s in symbols if (m := self._mark(s, now)) is not None}
+        self.marks = {s: m for s in symbols if (m := self.mark(s, now)) is not None}
         self.execution.clusters = self._clusters(now)
         self.execution.equity_source = self._equity_money
         self.execution.quote_source = self._quote
@@ -210,7 +210,7 @@ class TradingCycle:
 
     # ------------------------------------------------------------------ market view
 
-    def _mark(self, symbol: str, now: datetime) -> Mark | None:
+    def mark(self, symbol: str, now: datetime) -> Mark | None:
         """Last closed bar at or before ``now`` and the quote volume of the 24 h before it."""
         step = TIMEFRAME_MS[self.timeframe]
         now_ms = ms_from_utc(now)
