@@ -10,6 +10,7 @@ from cryptosmarttrader.cli import chaos as _chaos
 from cryptosmarttrader.cli import data as _data
 from cryptosmarttrader.cli import demo as _demo
 from cryptosmarttrader.cli import evaluate as _evaluate
+from cryptosmarttrader.cli import execute as _execute
 from cryptosmarttrader.cli import golive as _golive
 from cryptosmarttrader.cli import ingest as _ingest
 from cryptosmarttrader.cli import killswitch as _killswitch
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.command("demo")(_demo.demo)
 app.command("scan")(_scan.scan)
+app.command("execute")(_execute.execute)
 app.add_typer(_ingest.app, name="ingest", help="Load recorded candles into the local S3 lake.")
 app.add_typer(
     _data.app, name="data", help="Inspect the recorded data: quality findings per source."

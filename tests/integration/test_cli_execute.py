@@ -1,0 +1,54 @@
+"""`cst execute`: the hourly execution cycle over the embedded local AWS, after `cst scan`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cryptosmarttrader.cli import app
+
+pytestmark = pytest.mark.realdata
+
+
+def test_scan_then_two_cycles_fill_the_decision_and_reruns_change_nothing(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("CST_UNIVERSE", "tradable")
+    state = ["--state-dir", str(tmp_path / "st"), "--data", str(data_dir)]
+    runner = CliRunner()
+    scanned = runner.invoke(app, ["scan", "--asof", "2022-09-29", "--top", "3", "--json", *state])
+    assert scanned.exit_code == 0, scanned.output
+    buys = [r for r in json.loads(scanned.stdout) if r["order_status"] == "NEW"]
+    assert buys
+
+    def cycle(at: str) -> dict[str, object]:
+        result = runner.invoke(app, ["execute", "--at", at, "--json", *state])
+        assert result.exit_code == 0, result.output
+        report: dict[str, object] = json.loads(result.stdout)
+        return report
+
+    sent = cycle("2022-09-29T01:10:00Z")
+    assert sent["dispatched"] == len(buys) and sent["positions"] == {}
+    filled = cycle("2022-09-29T02:10:00Z")
+    assert set(filled["positions"]) == {b["symbol"] for b in buys}  # type: ignore[arg-type]
+    again = cycle("2022-09-29T02:15:00Z")
+    assert again["positions"] == filled["positions"] and again["dispatched"] == 0
+
+
+@pytest.mark.parametrize(
+    ("at", "message"),
+    [
+        ("2099-01-01T00:00:00Z", "in the future"),
+        ("2022-09-29T01:10:00", "needs a UTC offset"),
+        ("yesterday", "ISO 8601"),
+    ],
+)
+def test_bad_instants_are_refused_in_one_line(tmp_path: Path, at: str, message: str) -> None:
+    result = CliRunner().invoke(app, ["execute", "--at", at, "--state-dir", str(tmp_path / "st")])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "st").exists()
