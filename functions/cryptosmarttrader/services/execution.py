@@ -307,12 +307,12 @@ class ExecutionService:
     def reconcile(self) -> dict[str, int]:
         """Bring every non-terminal order in line with the venue and every fill into positions.
 
-        Run on start. NEW orders were never sent (SUBMITTED is written before sending): they are
-        sent now if recent and the kill-switch is off, else CANCELED. Open orders are looked up
+        Run on start and by every execution cycle. NEW orders were never sent (SUBMITTED is
+        written before sending): each is sent if still valid and the kill-switch (read before
+        every order) is off, else CANCELED, see :meth:`_admit`. Open orders are looked up
         by client ID; a SUBMITTED order the venue does not know after ``absent_grace`` is EXPIRED.
         """
         counts = {"resent_new": 0, "cancelled_new": 0, "updated": 0, "expired": 0, "fills": 0}
-        kill_on = self.kill_switch.status().on
         now = self.clock.now()
         # oldest decisions first and, within one scan, best ranked first: when the limits
         # leave room for only some of them, the scan's order of preference decides
@@ -326,7 +326,7 @@ class ExecutionService:
             symbol = Symbol(str(order["symbol"]))
             age = now - _created_at(order)
             if status is _S.NEW:
-                why, quantity = self._admit(order, kill_on, now)
+                why, quantity = self._admit(order, now)
                 if why is not None:
                     if self.orders.update_status(
                         coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": why}
@@ -360,13 +360,11 @@ class ExecutionService:
                 continue
             if self._apply_fill_to_position(self.orders.get(coid.value) or order):
                 counts["fills"] += 1
-        if kill_on:
+        if self.kill_switch.status().on:
             self.cancel_open_orders("kill-switch on")
         return counts
 
-    def _admit(
-        self, order: Mapping[str, Any], kill_on: bool, now: datetime
-    ) -> tuple[str | None, Decimal | None]:
+    def _admit(self, order: Mapping[str, Any], now: datetime) -> tuple[str | None, Decimal | None]:
         """Why a NEW order must not be sent now (it is then CANCELED), or (None, quantity to
         send: None = as recorded).
 
@@ -375,7 +373,7 @@ class ExecutionService:
         ``equity_source`` the RiskGuard decides again with today's level, exposure and quote; a
         smaller approved quantity is written onto the order before it is sent.
         """
-        if kill_on:
+        if self.kill_switch.status().on:  # read before every order (cached a few seconds)
             return "kill-switch on", None
         raw_until = order.get("valid_until")
         until = (
