@@ -120,6 +120,7 @@ def test_scan_decisions_fill_on_the_next_real_bar_and_move_positions(
             assert "rejected by RiskGuard rule market_data" in str(order["cancel_reason"])
     assert first.positions == {}
     assert first.equity == pytest.approx(SETTINGS.equity_usd)
+    assert first.strategy_return_bps is None  # no previous cycle to measure a period against
 
     # 02:10 — a fresh cycle (new objects, same tables) finds the venue's book and fills on the
     # 02:00 bar's real prices
@@ -140,6 +141,13 @@ def test_scan_decisions_fill_on_the_next_real_bar_and_move_positions(
     assert second.equity is not None and second.equity != pytest.approx(SETTINGS.equity_usd)
     assert second.fees > 0
     assert second.risk_level == "NORMAL"
+    # the period's return, and the same book filled as the backtest assumes (decision price,
+    # 30 bps cost): they differ by what the venue's timing, fee and slippage did to the fills
+    assert second.strategy_return_bps is not None and second.reference_return_bps is not None
+    assert second.strategy_return_bps == pytest.approx(
+        (second.equity / SETTINGS.equity_usd - 1) * 1e4
+    )
+    assert second.strategy_return_bps != pytest.approx(second.reference_return_bps)
     assert metrics.values("DailyPnl") and metrics.values("Drawdown")
 
     # the venue's book is in the state table: one item per order sent

@@ -10,6 +10,7 @@ import typer
 
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day
+from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE
 from cryptosmarttrader.services.evaluate import EvaluationError, backtest
 from cryptosmarttrader.settings import TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer, resolve_data_dir
@@ -29,7 +30,7 @@ def backtest_cmd(
     every_days: Annotated[int, typer.Option("--every-days", min=1, help="Days between scans.")] = 7,
     cost_bps: Annotated[
         float, typer.Option("--cost-bps", min=0, help="Fee + slippage per traded notional.")
-    ] = 30.0,
+    ] = BACKTEST_COST_RATE * 10_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Run the scan's own decisions on every --every-days day; hold each BUY at the paper size

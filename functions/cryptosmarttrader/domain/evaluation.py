@@ -51,6 +51,7 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
 DAYS_PER_YEAR: Final = 365  # crypto trades every day
+BACKTEST_COST_RATE: Final = 0.003  # fee + slippage per traded notional in the strategy backtest
 
 
 def label_column(threshold: float) -> str:

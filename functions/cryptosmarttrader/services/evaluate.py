@@ -37,6 +37,7 @@ from cryptosmarttrader.domain.ensemble import (
     fit_ensemble_walk_forward,
 )
 from cryptosmarttrader.domain.evaluation import (
+    BACKTEST_COST_RATE,
     auc,
     base_rate,
     brier,
@@ -531,7 +532,7 @@ def backtest(
     *,
     every_days: int = 7,
     top_n: int | None = None,
-    cost_rate: float = 0.003,
+    cost_rate: float = BACKTEST_COST_RATE,
 ) -> BacktestResult:
     """Replay the scan itself (:class:`ScanAnalyzer`, the object the scan Lambda and `cst scan`
     use) on every ``every_days``-th day of ``[start, end]``. Each BUY is held until the next

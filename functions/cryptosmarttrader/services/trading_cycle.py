@@ -32,6 +32,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE
 from cryptosmarttrader.domain.market import DAY_MS, TIMEFRAME_MS
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
 from cryptosmarttrader.domain.portfolio import correlation_clusters
@@ -58,6 +59,9 @@ from cryptosmarttrader.services.risk_state import RiskStateService
 __all__ = ["Account", "CycleReport", "Mark", "TradingCycle", "account_from_ledger"]
 
 FLATTEN_STRATEGY = "riskguard-flatten"
+EXECUTION_PK = "execution"  # state-table partition of the execution cycle
+VALUATION_SK = "valuation"  # the last cycle's equity and its backtest twin
+BPS = Decimal(10_000)
 CLUSTER_LOOKBACK_DAYS = 120
 
 
@@ -84,16 +88,27 @@ def account_from_ledger(
     orders: Sequence[Mapping[str, Any]],
     positions: Mapping[str, Mapping[str, Any]],
     marks: Mapping[str, Mark],
+    *,
+    reference_cost: Decimal | None = None,
 ) -> Account:
-    """Cash from every fill in the ledger (buys out, sells in, fees out), equity at the marks."""
+    """Cash from every fill in the ledger (buys out, sells in, fees out), equity at the marks.
+
+    ``reference_cost`` values the same fills the way the strategy backtest assumes they happen:
+    at the decision's reference price, with that flat cost rate instead of the venue's fee and
+    slippage (the go-live gate's reference returns)."""
     cash, fees = starting_equity, Decimal(0)
     for order in orders:
         filled = Decimal(str(order.get("filled", 0)))
         if filled <= 0 or order.get("average_price") is None:
             continue
-        notional = filled * Decimal(str(order["average_price"]))
-        cash += -notional if order["side"] == Side.BUY.value else notional
-        fee = Decimal(str(order.get("fee", 0)))
+        buy = order["side"] == Side.BUY.value
+        if reference_cost is None:
+            notional = filled * Decimal(str(order["average_price"]))
+            fee = Decimal(str(order.get("fee", 0)))
+        else:
+            notional = filled * Decimal(str(order["reference_price"]))
+            fee = notional * reference_cost
+        cash += -notional if buy else notional
         fees += fee
         cash -= fee
     held = {
@@ -131,6 +146,9 @@ class CycleReport(BaseModel):
     risk_transition: str | None
     positions: dict[str, float]
     unmarked: list[str]
+    # account return since the previous cycle and the same for the backtest's fills (go-live SLIs)
+    strategy_return_bps: float | None = None
+    reference_return_bps: float | None = None
 
 
 @dataclass
@@ -179,6 +197,7 @@ class TradingCycle:
         daily = _change_pct(state.day_start_equity, account.equity)
         drawdown = _change_pct(state.peak_equity, account.equity)
         self._emit(state.level, account, daily, drawdown)
+        returns = self._period_returns(now, account.equity, self.reference_account().equity)
         return CycleReport(
             at=now,
             dispatched=counts["resent_new"],
@@ -198,6 +217,8 @@ class TradingCycle:
             else f"{move.from_level.name} -> {move.to_level.name}: {move.reason}",
             positions={s: float(q) for s, q in account.positions.items()},
             unmarked=list(account.unmarked),
+            strategy_return_bps=None if returns is None else returns[0],
+            reference_return_bps=None if returns is None else returns[1],
         )
 
     def account(self) -> Account:
@@ -206,6 +227,41 @@ class TradingCycle:
             self.execution.orders.list_orders(),
             self.execution.positions.get_all(),
             self.marks,
+        )
+
+    def reference_account(self) -> Account:
+        """The same book as the strategy backtest would have filled it (see account_from_ledger)."""
+        return account_from_ledger(
+            self.starting_equity,
+            self.execution.orders.list_orders(),
+            self.execution.positions.get_all(),
+            self.marks,
+            reference_cost=Decimal(str(BACKTEST_COST_RATE)),
+        )
+
+    def _period_returns(
+        self, now: datetime, equity: Decimal | None, reference: Decimal | None
+    ) -> tuple[float, float] | None:
+        """Returns since the previous cycle, in bps, of the account and of its backtest twin.
+
+        The previous valuation is kept in the state table, so consecutive invocations pair up;
+        a rerun at the same instant or an unknown equity yields no period (and keeps the last)."""
+        last = self.risk.store.get(EXECUTION_PK, VALUATION_SK)
+        if equity is None or reference is None:
+            return None
+        if last is not None and datetime.fromisoformat(str(last["at"])) >= now:
+            return None
+        self.risk.store.put(
+            EXECUTION_PK, VALUATION_SK, {"at": now, "equity": equity, "reference": reference}
+        )
+        if last is None:
+            return None
+        before, before_ref = Decimal(str(last["equity"])), Decimal(str(last["reference"]))
+        if before <= 0 or before_ref <= 0:
+            return None
+        return (
+            float((equity / before - 1) * BPS),
+            float((reference / before_ref - 1) * BPS),
         )
 
     # ------------------------------------------------------------------ market view
