@@ -47,6 +47,7 @@ __all__ = [
     "MarketData",
     "MetricReader",
     "Metrics",
+    "ModelDeployer",
     "ModelRegistry",
     "Notifier",
     "OrderRecord",
@@ -283,4 +284,15 @@ class MarketCapStore(Protocol):
         self, coins: Sequence[str], start: datetime, end: datetime
     ) -> pl.DataFrame:
         """Rows of ``coins`` with ``start <= ts <= end`` only."""
+        ...
+
+
+class ModelDeployer(Protocol):
+    """Serves a registry version on the prediction endpoint (``adapters.sagemaker_deployer``)."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    def deploy(self, version: ModelVersion) -> object:
+        """Point the endpoint at ``version`` (created or updated); raises if it cannot."""
         ...

@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,9 +26,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
 from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
+from cryptosmarttrader.adapters.model_registry_sagemaker import build_registry_service
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
 from cryptosmarttrader.adapters.system_clock import SystemClock
@@ -39,6 +43,7 @@ from cryptosmarttrader.services.model_registry import (
     ModelRegistryError,
     ModelRegistryService,
 )
+from cryptosmarttrader.settings import AwsResources
 from cryptosmarttrader.wiring import (
     REPO_ROOT,
     DataSourceUnavailableError,
@@ -54,6 +59,7 @@ app = typer.Typer(
 )
 console = Console()
 TRAIN_SCRIPT = REPO_ROOT / "ml" / "train.py"
+SERVING_SCRIPT = REPO_ROOT / "ml" / "inference.py"
 
 StateOpt = Annotated[
     Path | None,
@@ -75,6 +81,26 @@ def _registry(aws: LocalAws) -> ModelRegistryService:
         prefix=settings.model_prefix,
     )
     return ModelRegistryService(store, SystemClock())
+
+
+@contextmanager
+def _registry_service(state: Path | None) -> Iterator[ModelRegistryService]:
+    """The embedded local registry (default), or — with ``CST_MODEL_REGISTRY=sagemaker`` — the
+    SageMaker Model Registry of the account (or ``AWS_ENDPOINT_URL``), redeploying
+    ``CST_MODEL_ENDPOINT`` on promote and rollback when it is set."""
+    settings = MlSettings()
+    if settings.model_registry == "embedded":
+        with embedded_aws(state_dir(state)) as aws:
+            yield _registry(aws)
+        return
+    resources = AwsResources()
+    yield build_registry_service(
+        settings,
+        resources,
+        AwsClients.build(resources),
+        SystemClock(),
+        serving_code=SERVING_SCRIPT.read_bytes(),
+    )
 
 
 def _market(data: Path | None) -> RecordedMarketData:
@@ -157,8 +183,8 @@ def _row(v: Any) -> dict[str, Any]:
 @app.command("list")
 def list_versions(state: StateOpt = None, as_json: JsonOpt = False) -> None:
     """Every registered version with its stage and out-of-sample metrics."""
-    with embedded_aws(state_dir(state)) as aws:
-        rows = [_row(v) for v in _registry(aws).versions()]
+    with _registry_service(state) as service:
+        rows = [_row(v) for v in service.versions()]
     if as_json:
         typer.echo(json.dumps(rows))
         return
@@ -170,10 +196,11 @@ def list_versions(state: StateOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command("promote")
 def promote(version: int, reason: ReasonOpt, state: StateOpt = None) -> None:
-    """Make VERSION the production model (the previous one is archived)."""
-    with embedded_aws(state_dir(state)) as aws:
+    """Make VERSION the production model (the previous one is archived); on SageMaker with
+    CST_MODEL_ENDPOINT set, the endpoint is redeployed to serve it."""
+    with _registry_service(state) as service:
         try:
-            done = _registry(aws).promote(version, reason, getpass.getuser())
+            done = service.promote(version, reason, getpass.getuser())
         except (ModelRegistryError, IllegalStageTransitionError) as exc:
             fail(str(exc))
     console.print(f"{done.label} is in production")
@@ -181,10 +208,10 @@ def promote(version: int, reason: ReasonOpt, state: StateOpt = None) -> None:
 
 @app.command("rollback")
 def rollback(reason: ReasonOpt, state: StateOpt = None) -> None:
-    """Reject the production model and restore the previously archived one."""
-    with embedded_aws(state_dir(state)) as aws:
+    """Reject the production model and restore the previously archived one (and redeploy it)."""
+    with _registry_service(state) as service:
         try:
-            rejected, restored = _registry(aws).rollback(reason, getpass.getuser())
+            rejected, restored = service.rollback(reason, getpass.getuser())
         except ModelRegistryError as exc:
             fail(str(exc))
     console.print(
