@@ -10,6 +10,7 @@ same steps as the model-canary state machine, in order, without Step Functions.
 from __future__ import annotations
 
 import getpass
+import io
 import json
 import os
 import subprocess
@@ -30,9 +31,17 @@ from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
 from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
-from cryptosmarttrader.adapters.model_registry_sagemaker import build_registry_service
+from cryptosmarttrader.adapters.model_registry_sagemaker import (
+    build_registry_service,
+    sagemaker_client,
+)
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
+from cryptosmarttrader.adapters.sagemaker_training import (
+    SageMakerTrainingJobs,
+    source_dir_tarball,
+    xgboost_image_uri,
+)
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
 from cryptosmarttrader.domain.drift import DriftReference
@@ -43,6 +52,7 @@ from cryptosmarttrader.services.model_registry import (
     ModelRegistryError,
     ModelRegistryService,
 )
+from cryptosmarttrader.services.training_launcher import TrainingLauncher, TrainingParams
 from cryptosmarttrader.settings import AwsResources
 from cryptosmarttrader.wiring import (
     REPO_ROOT,
@@ -118,17 +128,34 @@ def train(
     threshold: Annotated[float, typer.Option("--threshold")] = 0.5,
     features: Annotated[str | None, typer.Option("--features", help="Comma list.")] = None,
     rounds: Annotated[int, typer.Option("--rounds")] = 200,
+    on: Annotated[
+        str, typer.Option("--on", help="local (default): a subprocess; sagemaker: a training job.")
+    ] = "local",
     data: DataOpt = None,
     state: StateOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train with ml/train.py (walk-forward, purge + embargo) and register the version."""
     end = parse_day(train_end, "--train-end")
+    if on not in {"local", "sagemaker"}:
+        fail(f"--on must be local or sagemaker, got {on!r}")
     market = _market(data)
     daily = market.daily_all().filter(
         ~pl.col("symbol").is_in(list(excluded_coins(market)))
         & (pl.col("ts") < int(end.timestamp() * 1000) + 86_400_000)
     )
+    if on == "sagemaker":
+        params = TrainingParams(
+            train_end=end.date(),
+            first_day=parse_day(first_day, "--first-day").date() if first_day else None,
+            horizon_days=horizon_days,
+            threshold=threshold,
+            rounds=rounds,
+            features=tuple(f for f in (features or "").split(",") if f),
+            git_commit=_git_commit(),
+        )
+        _train_on_sagemaker(params, daily, as_json)
+        return
     with tempfile.TemporaryDirectory(prefix="cst-train-") as tmp:
         root = Path(tmp)
         (root / "train").mkdir()
@@ -164,6 +191,59 @@ def train(
         f"registered {version.label}: walk-forward OOS AUC {card.oos.auc}, "
         f"lift@20 {card.oos.lift}, {len(card.folds)} folds, {card.train_rows} rows"
     )
+
+
+def _git_commit() -> str:
+    """This checkout's HEAD (``-dirty`` with uncommitted changes), as ml/train.py records it:
+    the job has no checkout, so the launcher passes it as ``--git-commit``."""
+    git = ["git", "-C", str(REPO_ROOT)]
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*git, *args], capture_output=True, text=True, check=True)  # noqa: S603 - fixed git arguments
+        return done.stdout.strip()
+
+    try:
+        head = run("rev-parse", "HEAD")
+        dirty = run("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bool) -> None:
+    """Start a SageMaker training job of ml/train.py, wait for it, register its model."""
+    settings, resources = MlSettings(), AwsResources()
+    if settings.model_registry != "sagemaker" or not settings.model_role_arn:
+        fail("--on sagemaker needs CST_MODEL_REGISTRY=sagemaker and CST_MODEL_ROLE_ARN")
+    clients = AwsClients.build(resources)
+    clock = SystemClock()
+    registry = build_registry_service(
+        settings, resources, clients, clock, serving_code=SERVING_SCRIPT.read_bytes()
+    )
+    launcher = TrainingLauncher(
+        SageMakerTrainingJobs(
+            sagemaker_client(resources), clients.s3, settings.model_bucket or resources.lake_bucket
+        ),
+        registry,
+        clock,
+        image_uri=settings.training_image_uri or xgboost_image_uri(resources.region),
+        role_arn=settings.model_role_arn,
+    )
+    channel = io.BytesIO()
+    daily.write_parquet(channel)
+    name = launcher.start(params, source_dir_tarball(REPO_ROOT), channel.getvalue())
+    console.print(f"training job {name} started; waiting for it to end")
+    try:
+        version = launcher.wait(name)
+    except (LifecycleError, ModelRegistryError) as exc:
+        fail(str(exc))
+    card = version.card
+    out = {"version": version.version, "stage": str(version.stage), "job": name,
+           "oos": card.oos.model_dump(mode="json"), "folds": len(card.folds)}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(out))
+        return
+    console.print(f"registered {version.label} from {name}: walk-forward OOS AUC {card.oos.auc}")
 
 
 def _row(v: Any) -> dict[str, Any]:
