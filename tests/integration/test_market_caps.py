@@ -10,18 +10,22 @@ eligibility rule (a coin must report a market cap) is met only through the joine
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import polars as pl
 import pytest
 from moto import mock_aws
 
+from cryptosmarttrader import handlers
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.coingecko_market_caps import CoinGeckoMarketCaps, parse_markets
 from cryptosmarttrader.adapters.local_aws import ensure_resources
@@ -29,7 +33,7 @@ from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegi
 from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.coins import check_market_caps
-from cryptosmarttrader.handlers import _common, drift, ingest, model_canary
+from cryptosmarttrader.handlers import _common, drift, model_canary
 from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
@@ -138,6 +142,20 @@ def test_live_source_asks_for_the_coins_in_usd_and_rejects_an_error_answer() -> 
 
 
 # ------------------------------------------------------------------ ingest → lake → models
+INGEST_MODULE = "cryptosmarttrader.handlers.ingest"
+
+
+def _fresh_ingest_handler(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The ingest handler imported afresh under its own logger name, and put back afterwards:
+    Powertools configures a logger once per name, so a shared one would keep this test's
+    output stream for the ingest handler's own tests."""
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "cst-ingest-market-caps-test")
+    monkeypatch.delitem(sys.modules, INGEST_MODULE, raising=False)
+    module = importlib.import_module(INGEST_MODULE)
+    monkeypatch.setattr(handlers, "ingest", module, raising=False)
+    return module
+
+
 @pytest.fixture
 def lake_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[AwsClients]:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -149,6 +167,7 @@ def lake_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[AwsCli
                        "CST_MODEL_REGISTRY": "embedded", "POWERTOOLS_TRACE_DISABLED": "true",
                        }.items():  # fmt: skip
         monkeypatch.setenv(key, value)
+    _fresh_ingest_handler(monkeypatch)
     with mock_aws():
         clients = AwsClients.build(AwsResources())
         ensure_resources(clients, ASOF)
@@ -160,7 +179,8 @@ def lake_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[AwsCli
 
 
 def _ingest(event: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = ingest.handler(event, Context())  # type: ignore[arg-type]
+    handler = sys.modules[INGEST_MODULE].handler
+    result: dict[str, Any] = handler(event, Context())
     assert result["status"] == "ok", result
     return result
 
