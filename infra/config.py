@@ -16,6 +16,7 @@ Timeframe = Literal["1h", "4h", "1d"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 _CRON_FIELD = r"^[0-9*,/?LW#-]+$"
+_BINANCE = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT")
 
 
 class Cron(BaseModel):
@@ -63,6 +64,20 @@ class IngestSchedule(BaseModel):
         }
 
 
+class MarketCapSchedule(BaseModel):
+    """One daily rule: CoinGecko market caps of the coins behind ``symbols`` (exchange pairs),
+    run just before midnight UTC so each value is keyed to the daily close it precedes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    exchange: Exchange = "binance"
+    symbols: tuple[str, ...] = Field(default=_BINANCE, min_length=1, max_length=250)
+    cron: Cron = Cron(minute="55", hour="23")
+
+    def event(self) -> dict[str, object]:
+        return {"dataset": "market_caps", "exchange": self.exchange, "symbols": list(self.symbols)}
+
+
 class ScanSchedule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -89,7 +104,6 @@ class FunctionSizing(BaseModel):
     timeout_seconds: int = Field(ge=1, le=900)
 
 
-_BINANCE = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT")
 _KRAKEN = ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/USD")
 _KUCOIN = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "KCS/USDT")
 
@@ -119,6 +133,7 @@ class DeploymentConfig(BaseModel):
     )
     scan: ScanSchedule = ScanSchedule()
     execution: ExecutionSchedule = ExecutionSchedule()
+    market_caps: MarketCapSchedule | None = MarketCapSchedule()
     ingest_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)
     scan_function: FunctionSizing = FunctionSizing(memory_mb=2048, timeout_seconds=600)
     execution_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)

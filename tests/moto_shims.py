@@ -5,6 +5,9 @@
   ``Handler``) and call it in-process with the function's environment.
 * ``statistic_with_percentiles``: moto's CloudWatch computes no ``pNN`` statistics.
 * ``resolve``: CDK's intrinsic functions in a synthesized definition → concrete ARNs.
+* ``update_endpoint``: moto's SageMaker has CreateEndpoint but no UpdateEndpoint; the shim
+  points the endpoint at the new configuration (and its variants), as the real call does once
+  the update completes (no InService/Updating transition is modelled).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudwatch.models import Statistics
+from moto.core.responses import ActionResult
+from moto.sagemaker.responses import SageMakerResponse
 
 from cryptosmarttrader.domain.slo import percentile
 
@@ -111,3 +116,17 @@ def lambda_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("placeholder.py", "# the shim runs the real handler in-process\n")
     return buffer.getvalue()
+
+
+def update_endpoint(self: SageMakerResponse) -> ActionResult:
+    backend = self.sagemaker_backend
+    name = self._get_param("EndpointName")
+    backend.describe_endpoint(name)  # ValidationException for an unknown endpoint
+    config_name = self._get_param("EndpointConfigName")
+    config = backend.describe_endpoint_config(config_name)
+    endpoint = backend.endpoints[name]
+    endpoint.endpoint_config_name = config_name
+    endpoint.production_variants = endpoint._process_production_variants(
+        config["ProductionVariants"]
+    )
+    return ActionResult({"EndpointArn": endpoint.arn})

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import polars as pl
 
+    from cryptosmarttrader.domain.coins import MarketCapBatch
     from cryptosmarttrader.domain.drift import DriftReference
     from cryptosmarttrader.domain.exchange import (
         ExchangeCapabilities,
@@ -41,9 +42,12 @@ __all__ = [
     "KillSwitch",
     "KillSwitchState",
     "LakeStore",
+    "MarketCapSource",
+    "MarketCapStore",
     "MarketData",
     "MetricReader",
     "Metrics",
+    "ModelDeployer",
     "ModelRegistry",
     "Notifier",
     "OrderRecord",
@@ -256,3 +260,39 @@ class ModelRegistry(Protocol):
     def artifact(self, version: int) -> bytes: ...
 
     def reference(self, version: int) -> DriftReference: ...
+
+
+class MarketCapSource(Protocol):
+    """Daily market caps of CoinGecko coins (live snapshot or recorded history)."""
+
+    def fetch_market_caps(
+        self, coins: Sequence[str], start: datetime, end: datetime
+    ) -> MarketCapBatch:
+        """Rows keyed at the UTC midnight they are known, ``start <= ts``; unreadable rows and
+        missing coins come back as rejections with a reason."""
+        ...
+
+
+class MarketCapStore(Protocol):
+    """The lake's market-cap dataset."""
+
+    def write_market_caps(self, frame: pl.DataFrame) -> list[str]:
+        """Merge gated rows (``MARKET_CAP_SCHEMA``); returns the object keys written."""
+        ...
+
+    def read_market_caps(
+        self, coins: Sequence[str], start: datetime, end: datetime
+    ) -> pl.DataFrame:
+        """Rows of ``coins`` with ``start <= ts <= end`` only."""
+        ...
+
+
+class ModelDeployer(Protocol):
+    """Serves a registry version on the prediction endpoint (``adapters.sagemaker_deployer``)."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    def deploy(self, version: ModelVersion) -> object:
+        """Point the endpoint at ``version`` (created or updated); raises if it cannot."""
+        ...

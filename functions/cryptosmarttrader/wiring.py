@@ -24,6 +24,7 @@ from cryptosmarttrader.adapters.paper_exchange import (
 )
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.adapters.s3_market_caps import S3MarketCapLake
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import ExchangeId
@@ -72,10 +73,14 @@ def resolve_data_dir(explicit: Path | None) -> Path:
 
 def lake_market_data(s3: S3Client, resources: AwsResources, exchange: str) -> LakeMarketData:
     """The daily candles of ``exchange`` in the S3 lake, tradable pairs only (stablecoin and
-    wrapped bases left out): the market data of every Lambda on the deployed path."""
+    wrapped bases left out), with the CoinGecko market caps the ingest wrote beside them: the
+    market data of every Lambda on the deployed path."""
     lake = S3ParquetLake(resources.lake_bucket, s3)
     return LakeMarketData(
-        lake, exchange, lambda: [s for s in lake.symbols(exchange, "1d") if is_tradable_pair(s)]
+        lake,
+        exchange,
+        lambda: [s for s in lake.symbols(exchange, "1d") if is_tradable_pair(s)],
+        market_caps=S3MarketCapLake(resources.lake_bucket, s3),
     )
 
 

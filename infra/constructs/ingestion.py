@@ -26,7 +26,8 @@ INGEST_SERVICE: Final = "cst-ingest"
 
 
 class Ingestion(Construct):
-    """ccxt public OHLCV → quality gate → Parquet lake, on a schedule per exchange/timeframe.
+    """ccxt public OHLCV → quality gate → Parquet lake, on a schedule per exchange/timeframe;
+    daily, the CoinGecko market caps of the same pairs' coins into the lake's market-cap dataset.
 
     Grants: lake objects read/write (merging a day's partition needs the existing object),
     state table read/write (watermarks). No order, position or idempotency access.
@@ -74,6 +75,21 @@ class Ingestion(Construct):
             (schedule.exchange, schedule.timeframe): self._rule(schedule)
             for schedule in config.ingest_schedules
         }
+        self.market_cap_rule: events.Rule | None = None
+        if config.market_caps is not None:
+            caps = config.market_caps
+            self.market_cap_rule = self._target(
+                events.Rule(
+                    self,
+                    "IngestMarketCaps",
+                    description=(
+                        f"Ingest CoinGecko market caps of {len(caps.symbols)} {caps.exchange} "
+                        f"pairs' coins, {caps.cron.expression()} UTC"
+                    ),
+                    schedule=events.Schedule.expression(caps.cron.expression()),
+                ),
+                caps.event(),
+            )
 
     def _rule(self, schedule: IngestSchedule) -> events.Rule:
         rule = events.Rule(
@@ -85,10 +101,13 @@ class Ingestion(Construct):
             ),
             schedule=events.Schedule.expression(schedule.cron.expression()),
         )
+        return self._target(rule, schedule.event())
+
+    def _target(self, rule: events.Rule, event: Mapping[str, object]) -> events.Rule:
         rule.add_target(
             targets.LambdaFunction(
                 self.lambda_.function,
-                event=events.RuleTargetInput.from_object(schedule.event()),
+                event=events.RuleTargetInput.from_object(dict(event)),
                 dead_letter_queue=self.lambda_.dead_letter_queue,
                 retry_attempts=ASYNC_RETRY_ATTEMPTS,
                 max_event_age=MAX_EVENT_AGE,

@@ -8,8 +8,16 @@
 * ``Canary``: Step Functions machine ``StartShadow → wait → EvaluateShadow → StartCanary (≤ 5 %
   of capital) → wait → EvaluateCanary → Promote``; a failed gate or ANY failed task rolls the
   candidate back and ends ``Fail``. Durations come from the execution input.
+* Promotion serves the version: the canary function's ``Promote`` / ``Rollback`` create the
+  SageMaker model from the approved package, a serverless endpoint configuration and create or
+  update the endpoint ``cst-daily-ml`` (grants limited to names starting ``cst-daily-ml``, and
+  ``iam:PassRole`` of the SageMaker role to SageMaker only).
+* ``TrainingLauncherPolicy``: a managed policy for whoever runs ``cst model train --on
+  sagemaker``: upload the source dir and the train channel, start and describe
+  ``cst-daily-ml-*`` training jobs as the SageMaker role, read their output, register packages.
 * ``Endpoint`` (only with context ``cst:ml:modelDataUrl``, the ``model.tar.gz`` of the version
-  to serve): model, serverless endpoint configuration and endpoint.
+  to serve): model, serverless endpoint configuration and endpoint of a fixed artifact, outside
+  the registry (promotion manages the ``cst-daily-ml`` endpoint instead).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from infra.constructs.state_machines import lambda_task, logged_state_machine
 from infra.constructs.state_tables import StateTables
 
 MODEL_GROUP: Final = "cst-daily-ml"
+ENDPOINT_NAME: Final = "cst-daily-ml"  # the endpoint promotions deploy to
 DRIFT_HANDLER: Final = "cryptosmarttrader.handlers.drift.handler"
 CANARY_HANDLER: Final = "cryptosmarttrader.handlers.model_canary.handler"
 DRIFT_SERVICE: Final = "cst-model-drift"  # the producer named in domain/metric_names.py
@@ -132,8 +141,19 @@ class MachineLearning(Construct):
             handler=CANARY_HANDLER,
             description="Model canary steps: shadow, canary share, out-of-sample gate, promote",
             service_name=CANARY_SERVICE,
-            **common,
+            **(
+                common
+                | {
+                    "environment": function_env
+                    | {
+                        "CST_MODEL_ENDPOINT": ENDPOINT_NAME,
+                        "CST_MODEL_ROLE_ARN": self.sagemaker_role.role_arn,
+                    }
+                }
+            ),
         )
+        self._grant_deployment(stack, self.canary.role, group_arn)
+        self.launcher_policy = self._launcher_policy(stack, lake, group_arn, packages_arn)
         for function in (self.drift, self.canary):
             role = function.role
             grant_lake_objects(
@@ -320,6 +340,131 @@ class MachineLearning(Construct):
         ):
             acknowledge(role, f"AwsSolutions-IAM5[{rule}]", reason)
         return role
+
+    # ------------------------------------------------------------------ deployment
+    def _grant_deployment(self, stack: Stack, role: iam.Role, group_arn: str) -> None:
+        """What ``SageMakerEndpointDeployer`` calls, on ``cst-daily-ml*`` names only."""
+
+        def arn(kind: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=kind, resource_name=name)
+
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateModel", "sagemaker:DescribeModel"],
+                resources=[arn("model", f"{MODEL_GROUP}-v*")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig"],
+                resources=[arn("endpoint-config", f"{ENDPOINT_NAME}-v*")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateEndpoint",
+                    "sagemaker:UpdateEndpoint",
+                    "sagemaker:DescribeEndpoint",
+                ],
+                resources=[
+                    arn("endpoint", ENDPOINT_NAME),
+                    arn("endpoint-config", f"{ENDPOINT_NAME}-v*"),
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.sagemaker_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        for kind, name in (
+            ("model", f"{MODEL_GROUP}-v*"),
+            ("endpoint-config", f"{ENDPOINT_NAME}-v*"),
+        ):
+            acknowledge(
+                role.node.find_child("DefaultPolicy"),
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:"
+                f"<AWS::AccountId>:{kind}/{name}]",
+                (
+                    f"Promotion creates one SageMaker {kind} per model version, named "
+                    f"{name[:-1]}<N>-<digest>; the grant covers those names only."
+                ),
+            )
+
+    def _launcher_policy(
+        self, stack: Stack, lake: DataLake, group_arn: str, packages_arn: str
+    ) -> iam.ManagedPolicy:
+        """For the operator (or CI role) that runs ``cst model train --on sagemaker``."""
+        jobs_arn = stack.format_arn(
+            service="sagemaker", resource="training-job", resource_name=f"{MODEL_GROUP}-*"
+        )
+        policy = iam.ManagedPolicy(
+            self,
+            "TrainingLauncherPolicy",
+            description="cst model train --on sagemaker: start cst-daily-ml training jobs",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob"],
+                    resources=[jobs_arn],
+                ),
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[self.sagemaker_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"],
+                    resources=[
+                        lake.bucket.arn_for_objects("ml/training/*"),
+                        lake.bucket.arn_for_objects("models/*"),
+                    ],
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"], resources=[lake.bucket.arn_for_objects("models/*")]
+                ),
+                iam.PolicyStatement(
+                    actions=[
+                        "sagemaker:DescribeModelPackageGroup",
+                        "sagemaker:ListModelPackages",
+                        "sagemaker:CreateModelPackage",
+                    ],
+                    resources=[group_arn, packages_arn],
+                ),
+                iam.PolicyStatement(
+                    actions=["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"],
+                    resources=[packages_arn],
+                ),
+            ],
+        )
+        bucket_child = lake.bucket.node.default_child
+        assert bucket_child is not None
+        bucket_id = stack.resolve(stack.get_logical_id(bucket_child))  # type: ignore[arg-type]
+        for rule, reason in (
+            (
+                "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+                f"training-job/{MODEL_GROUP}-*",
+                "Training job names carry a timestamp; the grant covers cst-daily-ml-* jobs only.",
+            ),
+            (
+                f"Resource::<{bucket_id}.Arn>/ml/training/*",
+                "The launcher uploads each job's train channel under ml/training/<job>/ only.",
+            ),
+            (
+                f"Resource::<{bucket_id}.Arn>/models/*",
+                "Source tarballs, job outputs and registered artifacts live under models/ only.",
+            ),
+            (
+                "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+                f"model-package/{MODEL_GROUP}/*",
+                "Model package ARNs end in the version number SageMaker assigns; the grant "
+                f"covers the versions of the {MODEL_GROUP} group only.",
+            ),
+        ):
+            acknowledge(policy, f"AwsSolutions-IAM5[{rule}]", reason)
+        return policy
 
     # ------------------------------------------------------------------ endpoint
     def _endpoint(self, model_data_url: str) -> sagemaker.CfnEndpoint:

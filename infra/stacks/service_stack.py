@@ -136,6 +136,18 @@ class CryptoSmartTraderStack(Stack):
         CfnOutput(self, "ApiUrl", value=self.api.url)
         CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id)
         CfnOutput(self, "CriticalTopicArn", value=self.observability.topics["critical"].topic_arn)
+        CfnOutput(
+            self,
+            "CSTMODELROLEARN",
+            value=self.ml.sagemaker_role.role_arn,
+            description="CST_MODEL_ROLE_ARN: the role SageMaker training jobs and models run as",
+        )
+        CfnOutput(
+            self,
+            "TrainingLauncherPolicyArn",
+            value=self.ml.launcher_policy.managed_policy_arn,
+            description="Attach to whoever runs cst model train --on sagemaker",
+        )
 
     def resource_environment(self) -> dict[str, str]:
         """The resource-name contract, for every function of this stack."""

@@ -31,8 +31,11 @@ def test_one_ingest_rule_per_exchange_and_timeframe(synthesized: Synthesized) ->
     function_id = synthesized.logical_id(ingest.function)
     queue_id = synthesized.logical_id(ingest.dead_letter_queue)
 
-    # When the rules that invoke it are collected, keyed by their event
-    rules = _rules_targeting(synthesized, function_id)
+    # When the candle rules that invoke it are collected, keyed by their event
+    rules = [
+        r for r in _rules_targeting(synthesized, function_id)
+        if "dataset" not in json.loads(r["Properties"]["Targets"][0]["Input"])
+    ]  # fmt: skip
     by_event = {}
     for rule in rules:
         (target,) = rule["Properties"]["Targets"]
@@ -59,6 +62,22 @@ def test_one_ingest_rule_per_exchange_and_timeframe(synthesized: Synthesized) ->
             "MaximumRetryAttempts": 2,
             "MaximumEventAgeInSeconds": 3600,
         }
+
+
+def test_market_caps_are_ingested_daily_before_midnight_utc(synthesized: Synthesized) -> None:
+    # Given the ingest function's rules
+    function_id = synthesized.logical_id(synthesized.stack.ingestion.lambda_.function)
+    events = [
+        (r, json.loads(r["Properties"]["Targets"][0]["Input"]))
+        for r in _rules_targeting(synthesized, function_id)
+    ]
+    # Then one rule asks for the market caps of the daily binance pairs' coins at 23:55 UTC,
+    # the last minutes before the daily close the values will be keyed to
+    ((rule, event),) = [(r, e) for r, e in events if e.get("dataset") == "market_caps"]
+    daily = next(s for s in DEFAULT_INGEST_SCHEDULES if s.timeframe == "1d")
+    assert event == {"dataset": "market_caps", "exchange": "binance",
+                     "symbols": list(daily.symbols)}  # fmt: skip
+    assert rule["Properties"]["ScheduleExpression"] == "cron(55 23 * * ? *)"
 
 
 def test_daily_ingest_runs_before_the_daily_scan(synthesized: Synthesized) -> None:
@@ -111,6 +130,7 @@ def test_every_schedule_may_invoke_only_its_own_function(synthesized: Synthesize
         synthesized.logical_id(rule): (rule, function)
         for rule, function in [
             *((r, stack.ingestion.lambda_.function) for r in stack.ingestion.rules.values()),
+            (stack.ingestion.market_cap_rule, stack.ingestion.lambda_.function),
             (stack.scan.rule, stack.scan.lambda_.function),
             (stack.execution.rule, stack.execution.lambda_.function),
         ]
@@ -118,7 +138,7 @@ def test_every_schedule_may_invoke_only_its_own_function(synthesized: Synthesize
     permissions = synthesized.resources_of_type("AWS::Lambda::Permission").values()
 
     # Then each rule has a permission scoped to its ARN for exactly its target function
-    assert len(rules) == len(DEFAULT_INGEST_SCHEDULES) + 2
+    assert len(rules) == len(DEFAULT_INGEST_SCHEDULES) + 3
     for rule_id, (_, function) in rules.items():
         function_id = synthesized.logical_id(function)
         assert any(

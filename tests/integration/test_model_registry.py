@@ -72,6 +72,7 @@ def _sagemaker(clients: AwsClients) -> SageMakerModelRegistry:
         s3=clients.s3,
         bucket=BUCKET,
         image_uri=IMAGE,
+        serving_code=(Path(__file__).parents[2] / "ml" / "inference.py").read_bytes(),
     )
     registry.ensure_group()
     return registry

@@ -5,7 +5,15 @@ Exchange candles are keyed by their *open* time, while the daily universe (like 
 snapshots) is keyed by the time its ``close`` was observed. So a daily candle opening at D appears
 at ``ts = D + 1 day``, when it closed: a scan as of D uses only candles that had closed by D, and
 the still-open candle of day D is never read. ``volume`` is the quote (USD-stable) volume
-(base volume x close) and ``market_cap`` is unknown (null) for exchange candles.
+(base volume x close).
+
+``market_cap`` comes from the lake's market-cap dataset (CoinGecko), joined on (coin, ts):
+each pair is mapped to its coin through the explicit table
+(:func:`cryptosmarttrader.domain.coins.resolve_pairs`), and a bar at ``ts`` gets the cap keyed
+exactly ``ts`` (the value known at that midnight) — never a later one, never a carried-forward
+one. A pair without a mapping, or a day without a cap, keeps a null cap, which makes the coin
+ineligible for the model that day. :attr:`LakeMarketData.unmapped` holds the reasons of the
+pairs left without caps by the last read. Without a market-cap store every cap is null.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.domain.coins import CoinResolution, resolve_pairs
 from cryptosmarttrader.domain.market import DAILY_SCHEMA, DAY_MS, empty_daily
+from cryptosmarttrader.ports import MarketCapStore
 
 READ_THREADS = 16  # S3 GETs are I/O bound
 
@@ -28,10 +38,16 @@ class LakeMarketData:
         lake: S3ParquetLake,
         exchange: str,
         symbols: Callable[[], Sequence[str]],
+        *,
+        market_caps: MarketCapStore | None = None,
+        coins: Callable[[Sequence[str]], CoinResolution] = resolve_pairs,
     ) -> None:
         self._lake = lake
         self._exchange = exchange
         self._symbols = symbols
+        self._market_caps = market_caps
+        self._coins = coins
+        self.unmapped: dict[str, str] = {}
 
     def ohlcv(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> pl.DataFrame:
         """Candles by open time, ``start <= ts <= end`` (as stored)."""
@@ -51,15 +67,32 @@ class LakeMarketData:
         present = [f for f in frames if f.height]
         if not present:
             return empty_daily()
+        bars = pl.concat(present, how="vertical").select(
+            "symbol",
+            ts=pl.col("ts") + DAY_MS,
+            close=pl.col("close"),
+            volume=pl.col("volume") * pl.col("close"),
+        )
         return (
-            pl.concat(present, how="vertical")
-            .select(
-                "symbol",
-                ts=pl.col("ts") + DAY_MS,
-                close=pl.col("close"),
-                volume=pl.col("volume") * pl.col("close"),
-                market_cap=pl.lit(None, dtype=pl.Float64),
-            )
+            bars.join(self._caps(bars, first_open, asof), on=["symbol", "ts"], how="left")
+            .select(list(DAILY_SCHEMA))
             .cast(DAILY_SCHEMA)  # type: ignore[arg-type]
             .sort("symbol", "ts")
         )
+
+    def _caps(self, bars: pl.DataFrame, first_open: datetime, asof: datetime) -> pl.DataFrame:
+        """(symbol, ts, market_cap) for the bars' pairs, keyed no later than ``asof``."""
+        empty = pl.DataFrame(schema={"symbol": pl.String, "ts": pl.Int64, "market_cap": pl.Float64})
+        if self._market_caps is None:
+            return empty
+        resolution = self._coins(bars["symbol"].unique().to_list())
+        self.unmapped = dict(resolution.rejected)
+        if not resolution.coins:
+            return empty
+        pairs = pl.DataFrame(
+            {"symbol": list(resolution.coins), "coin": list(resolution.coins.values())}
+        )
+        caps = self._market_caps.read_market_caps(
+            sorted(set(resolution.coins.values())), first_open, asof
+        )
+        return caps.join(pairs, on="coin", how="inner").select("symbol", "ts", "market_cap")

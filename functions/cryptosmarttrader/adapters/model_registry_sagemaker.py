@@ -2,8 +2,9 @@
 
 A version is a model package in the group (``CreateModelPackage`` numbers them 1, 2, ...):
 
-* ``InferenceSpecification``: the XGBoost serving image and ``model.tar.gz`` (``model.json`` +
-  ``card.json``; ``ml/inference.py`` loads both), CSV in and out;
+* ``InferenceSpecification``: the XGBoost serving image and ``model.tar.gz`` (``model.json``,
+  ``card.json`` and ``code/inference.py``, the serving script that loads both — the endpoint's
+  ``SAGEMAKER_SUBMIT_DIRECTORY`` is ``/opt/ml/model/code``), CSV in and out;
 * ``ModelMetrics.ModelQuality.Statistics``: the walk-forward metrics JSON (per fold + pooled);
 * ``MetadataProperties.CommitId``: the git commit; ``CustomerMetadataProperties``: the stage,
   canary capital share, drift flags, train end, feature hash and the S3 keys of the card,
@@ -34,10 +35,12 @@ from botocore.exceptions import ClientError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
+from cryptosmarttrader.adapters.sagemaker_deployer import SageMakerEndpointDeployer
+from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.drift import DriftReference
 from cryptosmarttrader.domain.model_canary import ModelCard, ModelStage, ModelVersion, StageChange
 from cryptosmarttrader.ports import ModelRegistry
-from cryptosmarttrader.services.model_registry import MlSettings
+from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
 
 if TYPE_CHECKING:
@@ -49,12 +52,14 @@ __all__ = [
     "SageMakerModelRegistry",
     "approval_status",
     "build_model_registry",
+    "build_registry_service",
     "metadata_value",
     "model_tarball",
 ]
 
 MODEL_FILE: Final = "model.json"
 CARD_FILE: Final = "card.json"
+SERVING_SCRIPT: Final = "code/inference.py"
 TARBALL: Final = "model.tar.gz"
 META_MAX: Final = 256
 # CustomerMetadataProperties values allow letters, spaces, digits and _.:/=+-@ only
@@ -73,11 +78,16 @@ def approval_status(stage: ModelStage) -> str:
     return "PendingManualApproval"
 
 
-def model_tarball(artifact: bytes, card: ModelCard) -> bytes:
+def model_tarball(artifact: bytes, card: ModelCard, serving_code: bytes) -> bytes:
     """``model.tar.gz`` as SageMaker extracts it into ``/opt/ml/model`` (deterministic bytes)."""
     buffer = io.BytesIO()
+    files = (
+        (MODEL_FILE, artifact),
+        (CARD_FILE, card.model_dump_json().encode()),
+        (SERVING_SCRIPT, serving_code),
+    )
     with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-        for name, body in ((MODEL_FILE, artifact), (CARD_FILE, card.model_dump_json().encode())):
+        for name, body in files:
             info = tarfile.TarInfo(name)
             info.size = len(body)
             info.mtime = 0
@@ -95,8 +105,12 @@ class SageMakerModelRegistry:
         bucket: str,
         image_uri: str,
         prefix: str = "models",
+        serving_code: bytes | None = None,
     ) -> None:
+        """``serving_code``: ``ml/inference.py``, packed into every registered ``model.tar.gz``;
+        needed to register (not to read or move stages, which the Lambdas do)."""
         self._group = group
+        self._serving_code = serving_code
         self._sm = sagemaker
         self._s3 = s3
         self._bucket = bucket
@@ -121,9 +135,12 @@ class SageMakerModelRegistry:
     def register(
         self, card: ModelCard, artifact: bytes, reference: DriftReference, at: datetime
     ) -> ModelVersion:
+        if self._serving_code is None:
+            raise ValueError("registering needs the serving script (ml/inference.py)")
         folder = f"{self._prefix}/{self._group}/{hashlib.sha256(artifact).hexdigest()[:16]}"
+        tarball = model_tarball(artifact, card, self._serving_code)
         uris = {
-            "tarball": self._put(f"{folder}/{TARBALL}", model_tarball(artifact, card)),
+            "tarball": self._put(f"{folder}/{TARBALL}", tarball),
             "model": self._put(f"{folder}/{MODEL_FILE}", artifact),
             "card": self._put(f"{folder}/{CARD_FILE}", card.model_dump_json().encode()),
             "reference": self._put(
@@ -251,7 +268,10 @@ class SageMakerModelRegistry:
 
 
 def build_model_registry(
-    settings: MlSettings, resources: AwsResources, clients: AwsClients
+    settings: MlSettings,
+    resources: AwsResources,
+    clients: AwsClients,
+    serving_code: bytes | None = None,
 ) -> ModelRegistry:
     """The registry ``settings`` name: embedded (S3 + state table) or SageMaker Model Registry."""
     bucket = settings.model_bucket or resources.lake_bucket
@@ -266,14 +286,42 @@ def build_model_registry(
         )
     if not settings.model_image_uri:
         raise ValueError("CST_MODEL_IMAGE_URI is required with CST_MODEL_REGISTRY=sagemaker")
-    kwargs: dict[str, Any] = {"region_name": resources.region}
-    if resources.aws_endpoint_url:
-        kwargs["endpoint_url"] = resources.aws_endpoint_url
     return SageMakerModelRegistry(
         settings.model_group,
-        sagemaker=boto3.client("sagemaker", **kwargs),
+        sagemaker=sagemaker_client(resources),
         s3=clients.s3,
         bucket=bucket,
         image_uri=settings.model_image_uri,
         prefix=settings.model_prefix,
+        serving_code=serving_code,
     )
+
+
+def sagemaker_client(resources: AwsResources) -> Any:
+    kwargs: dict[str, Any] = {"region_name": resources.region}
+    if resources.aws_endpoint_url:
+        kwargs["endpoint_url"] = resources.aws_endpoint_url
+    return boto3.client("sagemaker", **kwargs)
+
+
+def build_registry_service(
+    settings: MlSettings,
+    resources: AwsResources,
+    clients: AwsClients,
+    clock: Clock,
+    serving_code: bytes | None = None,
+) -> ModelRegistryService:
+    """The registry ``settings`` name; with the SageMaker registry and an endpoint
+    (``CST_MODEL_ENDPOINT`` + ``CST_MODEL_ROLE_ARN``), promotions and rollbacks redeploy it."""
+    registry = build_model_registry(settings, resources, clients, serving_code)
+    deployer = None
+    if settings.model_registry == "sagemaker" and settings.model_endpoint:
+        if not settings.model_role_arn:
+            raise ValueError("CST_MODEL_ROLE_ARN is required with CST_MODEL_ENDPOINT")
+        deployer = SageMakerEndpointDeployer(
+            sagemaker_client(resources),
+            group=settings.model_group,
+            endpoint=settings.model_endpoint,
+            role_arn=settings.model_role_arn,
+        )
+    return ModelRegistryService(registry, clock, deployer)

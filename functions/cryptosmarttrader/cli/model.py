@@ -10,11 +10,14 @@ same steps as the model-canary state machine, in order, without Step Functions.
 from __future__ import annotations
 
 import getpass
+import io
 import json
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,11 +27,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
 from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
+from cryptosmarttrader.adapters.model_registry_sagemaker import (
+    build_registry_service,
+    sagemaker_client,
+)
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
+from cryptosmarttrader.adapters.sagemaker_training import (
+    SageMakerTrainingJobs,
+    source_dir_tarball,
+    xgboost_image_uri,
+)
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
 from cryptosmarttrader.domain.drift import DriftReference
@@ -39,6 +52,8 @@ from cryptosmarttrader.services.model_registry import (
     ModelRegistryError,
     ModelRegistryService,
 )
+from cryptosmarttrader.services.training_launcher import TrainingLauncher, TrainingParams
+from cryptosmarttrader.settings import AwsResources
 from cryptosmarttrader.wiring import (
     REPO_ROOT,
     DataSourceUnavailableError,
@@ -54,6 +69,7 @@ app = typer.Typer(
 )
 console = Console()
 TRAIN_SCRIPT = REPO_ROOT / "ml" / "train.py"
+SERVING_SCRIPT = REPO_ROOT / "ml" / "inference.py"
 
 StateOpt = Annotated[
     Path | None,
@@ -77,6 +93,26 @@ def _registry(aws: LocalAws) -> ModelRegistryService:
     return ModelRegistryService(store, SystemClock())
 
 
+@contextmanager
+def _registry_service(state: Path | None) -> Iterator[ModelRegistryService]:
+    """The embedded local registry (default), or — with ``CST_MODEL_REGISTRY=sagemaker`` — the
+    SageMaker Model Registry of the account (or ``AWS_ENDPOINT_URL``), redeploying
+    ``CST_MODEL_ENDPOINT`` on promote and rollback when it is set."""
+    settings = MlSettings()
+    if settings.model_registry == "embedded":
+        with embedded_aws(state_dir(state)) as aws:
+            yield _registry(aws)
+        return
+    resources = AwsResources()
+    yield build_registry_service(
+        settings,
+        resources,
+        AwsClients.build(resources),
+        SystemClock(),
+        serving_code=SERVING_SCRIPT.read_bytes(),
+    )
+
+
 def _market(data: Path | None) -> RecordedMarketData:
     try:
         return RecordedMarketData(resolve_data_dir(data))
@@ -92,17 +128,34 @@ def train(
     threshold: Annotated[float, typer.Option("--threshold")] = 0.5,
     features: Annotated[str | None, typer.Option("--features", help="Comma list.")] = None,
     rounds: Annotated[int, typer.Option("--rounds")] = 200,
+    on: Annotated[
+        str, typer.Option("--on", help="local (default): a subprocess; sagemaker: a training job.")
+    ] = "local",
     data: DataOpt = None,
     state: StateOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train with ml/train.py (walk-forward, purge + embargo) and register the version."""
     end = parse_day(train_end, "--train-end")
+    if on not in {"local", "sagemaker"}:
+        fail(f"--on must be local or sagemaker, got {on!r}")
     market = _market(data)
     daily = market.daily_all().filter(
         ~pl.col("symbol").is_in(list(excluded_coins(market)))
         & (pl.col("ts") < int(end.timestamp() * 1000) + 86_400_000)
     )
+    if on == "sagemaker":
+        params = TrainingParams(
+            train_end=end.date(),
+            first_day=parse_day(first_day, "--first-day").date() if first_day else None,
+            horizon_days=horizon_days,
+            threshold=threshold,
+            rounds=rounds,
+            features=tuple(f for f in (features or "").split(",") if f),
+            git_commit=_git_commit(),
+        )
+        _train_on_sagemaker(params, daily, as_json)
+        return
     with tempfile.TemporaryDirectory(prefix="cst-train-") as tmp:
         root = Path(tmp)
         (root / "train").mkdir()
@@ -140,6 +193,59 @@ def train(
     )
 
 
+def _git_commit() -> str:
+    """This checkout's HEAD (``-dirty`` with uncommitted changes), as ml/train.py records it:
+    the job has no checkout, so the launcher passes it as ``--git-commit``."""
+    git = ["git", "-C", str(REPO_ROOT)]
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*git, *args], capture_output=True, text=True, check=True)  # noqa: S603 - fixed git arguments
+        return done.stdout.strip()
+
+    try:
+        head = run("rev-parse", "HEAD")
+        dirty = run("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bool) -> None:
+    """Start a SageMaker training job of ml/train.py, wait for it, register its model."""
+    settings, resources = MlSettings(), AwsResources()
+    if settings.model_registry != "sagemaker" or not settings.model_role_arn:
+        fail("--on sagemaker needs CST_MODEL_REGISTRY=sagemaker and CST_MODEL_ROLE_ARN")
+    clients = AwsClients.build(resources)
+    clock = SystemClock()
+    registry = build_registry_service(
+        settings, resources, clients, clock, serving_code=SERVING_SCRIPT.read_bytes()
+    )
+    launcher = TrainingLauncher(
+        SageMakerTrainingJobs(
+            sagemaker_client(resources), clients.s3, settings.model_bucket or resources.lake_bucket
+        ),
+        registry,
+        clock,
+        image_uri=settings.training_image_uri or xgboost_image_uri(resources.region),
+        role_arn=settings.model_role_arn,
+    )
+    channel = io.BytesIO()
+    daily.write_parquet(channel)
+    name = launcher.start(params, source_dir_tarball(REPO_ROOT), channel.getvalue())
+    console.print(f"training job {name} started; waiting for it to end")
+    try:
+        version = launcher.wait(name)
+    except (LifecycleError, ModelRegistryError) as exc:
+        fail(str(exc))
+    card = version.card
+    out = {"version": version.version, "stage": str(version.stage), "job": name,
+           "oos": card.oos.model_dump(mode="json"), "folds": len(card.folds)}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(out))
+        return
+    console.print(f"registered {version.label} from {name}: walk-forward OOS AUC {card.oos.auc}")
+
+
 def _row(v: Any) -> dict[str, Any]:
     return {
         "version": v.version,
@@ -157,8 +263,8 @@ def _row(v: Any) -> dict[str, Any]:
 @app.command("list")
 def list_versions(state: StateOpt = None, as_json: JsonOpt = False) -> None:
     """Every registered version with its stage and out-of-sample metrics."""
-    with embedded_aws(state_dir(state)) as aws:
-        rows = [_row(v) for v in _registry(aws).versions()]
+    with _registry_service(state) as service:
+        rows = [_row(v) for v in service.versions()]
     if as_json:
         typer.echo(json.dumps(rows))
         return
@@ -170,10 +276,11 @@ def list_versions(state: StateOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command("promote")
 def promote(version: int, reason: ReasonOpt, state: StateOpt = None) -> None:
-    """Make VERSION the production model (the previous one is archived)."""
-    with embedded_aws(state_dir(state)) as aws:
+    """Make VERSION the production model (the previous one is archived); on SageMaker with
+    CST_MODEL_ENDPOINT set, the endpoint is redeployed to serve it."""
+    with _registry_service(state) as service:
         try:
-            done = _registry(aws).promote(version, reason, getpass.getuser())
+            done = service.promote(version, reason, getpass.getuser())
         except (ModelRegistryError, IllegalStageTransitionError) as exc:
             fail(str(exc))
     console.print(f"{done.label} is in production")
@@ -181,10 +288,10 @@ def promote(version: int, reason: ReasonOpt, state: StateOpt = None) -> None:
 
 @app.command("rollback")
 def rollback(reason: ReasonOpt, state: StateOpt = None) -> None:
-    """Reject the production model and restore the previously archived one."""
-    with embedded_aws(state_dir(state)) as aws:
+    """Reject the production model and restore the previously archived one (and redeploy it)."""
+    with _registry_service(state) as service:
         try:
-            rejected, restored = _registry(aws).rollback(reason, getpass.getuser())
+            rejected, restored = service.rollback(reason, getpass.getuser())
         except ModelRegistryError as exc:
             fail(str(exc))
     console.print(

@@ -123,6 +123,33 @@ LAKE_OBJECTS_WRITTEN = MetricSpec(
     ("exchange", "timeframe"),
     "services/ingest.py",
 )
+MARKET_CAPS_INGESTED = MetricSpec(
+    "MarketCapsIngested",
+    Unit.COUNT,
+    Family.DATA,
+    "Daily CoinGecko market caps that passed the gate and reached the lake, per run.",
+    INGEST,
+    ("exchange",),
+    "services/market_caps.py",
+)
+MARKET_CAPS_REJECTED = MetricSpec(
+    "MarketCapsRejected",
+    Unit.COUNT,
+    Family.DATA,
+    "Market caps refused (missing, non-positive, stale, malformed...), per code; never filled.",
+    INGEST,
+    ("exchange", "code"),
+    "services/market_caps.py",
+)
+MARKET_CAP_PAIRS_UNMAPPED = MetricSpec(
+    "MarketCapPairsUnmapped",
+    Unit.COUNT,
+    Family.DATA,
+    "Exchange pairs without an explicit CoinGecko coin (unknown or ambiguous ticker), per run.",
+    INGEST,
+    ("exchange",),
+    "services/market_caps.py",
+)
 UNIVERSE_SIZE = MetricSpec(
     "UniverseSize",
     Unit.COUNT,
@@ -443,6 +470,9 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     INGEST_LATENCY,
     INGEST_SKIPPED,
     LAKE_OBJECTS_WRITTEN,
+    MARKET_CAPS_INGESTED,
+    MARKET_CAPS_REJECTED,
+    MARKET_CAP_PAIRS_UNMAPPED,
     UNIVERSE_SIZE,
     EXCLUDED_BY_QUALITY,
     AGENT_VOTES,

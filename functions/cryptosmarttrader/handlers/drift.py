@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
-from cryptosmarttrader.adapters.model_registry_sagemaker import build_model_registry
+from cryptosmarttrader.adapters.model_registry_sagemaker import build_registry_service
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
 from cryptosmarttrader.adapters.system_clock import SystemClock
@@ -35,7 +35,6 @@ from cryptosmarttrader.services.model_lifecycle import DriftService, LifecycleEr
 from cryptosmarttrader.services.model_registry import (
     MlSettings,
     ModelRegistryError,
-    ModelRegistryService,
 )
 from cryptosmarttrader.wiring import excluded_coins, lake_market_data, resolve_data_dir
 
@@ -56,9 +55,7 @@ class DriftEvent(BaseModel):
 @cache
 def _service() -> DriftService:
     settings, clock = trading_settings(), SystemClock()
-    registry = ModelRegistryService(
-        build_model_registry(MlSettings(), resources(), aws_clients()), clock
-    )
+    registry = build_registry_service(MlSettings(), resources(), aws_clients(), clock)
     if settings.data_source == "recorded":
         recorded = RecordedMarketData(resolve_data_dir(settings.data_dir))
         return DriftService(

@@ -1,6 +1,8 @@
-"""Ingest Lambda: scheduled by EventBridge per (exchange, timeframe, symbols).
+"""Ingest Lambda: scheduled by EventBridge per (exchange, timeframe, symbols), and daily for the
+market caps of an exchange's pairs (``{"dataset": "market_caps", "exchange": ..., "symbols":
+[...]}``: CoinGecko ``/coins/markets`` live, the recorded CoinGecko CSVs on a replay).
 
-Thin: validate the event (pydantic) → IngestService → JSON-able report. Accepts the request as
+Thin: validate the event (pydantic) → IngestService / MarketCapIngestService → JSON-able report. Accepts the request as
 the whole event (rule target input) or as the ``detail`` of an EventBridge envelope, whose id
 then becomes the correlation id. A malformed event returns ``status: rejected`` before anything
 is read or written; infrastructure errors (S3, DynamoDB) raise so the invocation is retried.
@@ -32,18 +34,39 @@ from cryptosmarttrader.handlers._common import (
     resources,
     trading_settings,
 )
+from cryptosmarttrader.ports import MarketCapSource
 from cryptosmarttrader.services.ingest import (
     CandleSource,
     IngestConfig,
     IngestService,
     MarketDataReplaySource,
 )
+from cryptosmarttrader.services.market_caps import MarketCapIngestService
 
 logger = make_logger("ingest")
 metrics = make_metrics("ingest")
 tracer = Tracer(service="ingest")
 
 RECORDED_EXCHANGE = "binance"  # the recorded candles are Binance spot
+
+
+def _aware_utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.utcoffset() is None:
+        raise ValueError("replay_asof must carry a UTC offset, e.g. 2022-10-01T00:00:00Z")
+    return value
+
+
+def _unique_pairs(value: list[str]) -> list[str]:
+    for s in value:
+        try:
+            symbol = Symbol(s)
+        except DomainError as exc:
+            raise ValueError(str(exc)) from exc
+        if not symbol.is_pair:
+            raise ValueError(f"{s!r} is not an exchange pair BASE/QUOTE")
+    if len(set(value)) != len(value):
+        raise ValueError("symbols must be unique")
+    return value
 
 
 class IngestRequest(BaseModel):
@@ -57,26 +80,24 @@ class IngestRequest(BaseModel):
     replay_asof: datetime | None = None
     """Recorded replays only: ingest as if the time were this (tz-aware UTC) instant."""
 
-    @field_validator("replay_asof")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.utcoffset() is None:
-            raise ValueError("replay_asof must carry a UTC offset, e.g. 2022-10-01T00:00:00Z")
-        return value
+    _aware = field_validator("replay_asof")(_aware_utc)
+    _pairs = field_validator("symbols")(_unique_pairs)
 
-    @field_validator("symbols")
-    @classmethod
-    def _pairs(cls, value: list[str]) -> list[str]:
-        for s in value:
-            try:
-                symbol = Symbol(s)
-            except DomainError as exc:
-                raise ValueError(str(exc)) from exc
-            if not symbol.is_pair:
-                raise ValueError(f"{s!r} is not an exchange pair BASE/QUOTE")
-        if len(set(value)) != len(value):
-            raise ValueError("symbols must be unique")
-        return value
+
+class MarketCapRequest(BaseModel):
+    """Market caps of the CoinGecko coins behind ``symbols`` (exchange pairs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: Literal["market_caps"]
+    exchange: Literal["binance", "kraken", "kucoin"]
+    symbols: list[str] = Field(min_length=1, max_length=250)
+    lookback_days: int = Field(default=1, ge=1, le=5000)
+    """Days of history to load (recorded replays; a live snapshot is today's value only)."""
+    replay_asof: datetime | None = None
+
+    _aware = field_validator("replay_asof")(_aware_utc)
+    _pairs = field_validator("symbols")(_unique_pairs)
 
 
 class UnsupportedSourceError(ValueError):
@@ -105,17 +126,48 @@ def _source(exchange: str) -> CandleSource:
     return CcxtExchange.create(exchange, clock)
 
 
+def _clock(replay_asof: datetime | None, recorded: bool) -> Clock:
+    clock: Clock = SystemClock()
+    if replay_asof is not None:
+        if not recorded:
+            raise UnsupportedSourceError("replay_asof is only valid with CST_DATA_SOURCE=recorded")
+        if replay_asof > clock.now():
+            raise UnsupportedSourceError(f"replay_asof {replay_asof} is in the future")
+        clock = FixedClock(replay_asof.astimezone(UTC))
+    return clock
+
+
+def _market_cap_service(request: MarketCapRequest) -> MarketCapIngestService:
+    from cryptosmarttrader.adapters.coingecko_market_caps import (
+        CoinGeckoMarketCaps,
+        RecordedMarketCaps,
+    )
+    from cryptosmarttrader.adapters.s3_market_caps import S3MarketCapLake
+
+    settings = trading_settings()
+    recorded = settings.data_source == "recorded"
+    clock = _clock(request.replay_asof, recorded)
+    source: MarketCapSource
+    if recorded:
+        from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+        from cryptosmarttrader.wiring import resolve_data_dir
+
+        source = RecordedMarketCaps(RecordedMarketData(resolve_data_dir(settings.data_dir)))
+    else:
+        source = CoinGeckoMarketCaps(clock.now)
+    return MarketCapIngestService(
+        source,
+        S3MarketCapLake(resources().lake_bucket, aws_clients().s3),
+        EmfMetrics(metrics),
+        clock,
+    )
+
+
 def _service(request: IngestRequest) -> IngestService:
     res, clients = resources(), aws_clients()
     recorded = trading_settings().data_source == "recorded"
     default_lookback = None if recorded else 1000
-    clock: Clock = SystemClock()
-    if request.replay_asof is not None:
-        if not recorded:
-            raise UnsupportedSourceError("replay_asof is only valid with CST_DATA_SOURCE=recorded")
-        if request.replay_asof > clock.now():
-            raise UnsupportedSourceError(f"replay_asof {request.replay_asof} is in the future")
-        clock = FixedClock(request.replay_asof.astimezone(UTC))
+    clock = _clock(request.replay_asof, recorded)
     return IngestService(
         source=_source(request.exchange),
         lake=S3ParquetLake(res.lake_bucket, clients.s3),
@@ -134,6 +186,8 @@ def _service(request: IngestRequest) -> IngestService:
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payload = request_payload(event, context, logger)
+    if payload.get("dataset") == "market_caps":
+        return _market_caps(payload)
     try:
         request = IngestRequest.model_validate(payload)
     except ValidationError as exc:
@@ -156,6 +210,32 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "breaker_state": report.breaker_state,
             "skipped_reason": report.skipped_reason,
             "rejected": {o.symbol: o.reason for o in report.outcomes if o.status == "rejected"},
+        },
+    )
+    return {"status": "ok", "report": report.to_dict()}
+
+
+def _market_caps(payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        request = MarketCapRequest.model_validate(payload)
+    except ValidationError as exc:
+        return reject_malformed("market-cap ingest", exc, logger, metrics)
+    try:
+        service = _market_cap_service(request)
+    except UnsupportedSourceError as exc:
+        logger.warning("market-cap source unavailable", extra={"reason": str(exc)})
+        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
+        return {"status": "rejected", "error": str(exc)}
+    report = service.run(request.exchange, request.symbols, request.lookback_days)
+    metrics.add_metric(name="IngestRuns", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "market caps ingested",
+        extra={
+            "exchange": report.exchange,
+            "ingested": report.ingested,
+            "objects_written": report.objects_written,
+            "unmapped": report.unmapped,
+            "rejected_codes": report.rejected_codes,
         },
     )
     return {"status": "ok", "report": report.to_dict()}

@@ -6,6 +6,12 @@ appended to the version's history with its reason, actor and time. Exactly one v
 one and restores the most recently archived. A version whose latest drift check raised an alarm
 cannot be promoted.
 
+With a deployer (SageMaker registry on AWS), promotion also serves the new version on the
+endpoint: the registry approves it, then the endpoint is pointed at it; if that fails, the
+registry is put back exactly as it was and the error is raised, so the registry never names a
+production version the endpoint does not serve. A rollback redeploys the restored version.
+Local runs have no deployer: the in-process predictor reads the registry directly.
+
 The feature hash binds a model to the feature definitions it was trained with: a digest of the
 feature names and the source of :mod:`cryptosmarttrader.domain.features`. Serving refuses a model
 whose hash differs from the running code's, so training/serving skew cannot go unnoticed.
@@ -33,7 +39,7 @@ from cryptosmarttrader.domain.model_canary import (
     StageChange,
     transition,
 )
-from cryptosmarttrader.ports import ModelRegistry, Predictor
+from cryptosmarttrader.ports import ModelDeployer, ModelRegistry, Predictor
 
 __all__ = [
     "ArtifactLoader",
@@ -89,6 +95,7 @@ def with_stage(
 class ModelRegistryService:
     registry: ModelRegistry
     clock: Clock
+    deployer: ModelDeployer | None = None
 
     # ------------------------------------------------------------------ queries
     def versions(self) -> list[ModelVersion]:
@@ -158,7 +165,20 @@ class ModelRegistryService:
         incumbent = self.production()
         if incumbent is not None and incumbent.version != number:
             self.move(incumbent, ModelStage.ARCHIVED, f"replaced by v{number}: {reason}", actor)
-        return self.move(candidate, ModelStage.PRODUCTION, reason, actor)
+        promoted = self.move(candidate, ModelStage.PRODUCTION, reason, actor)
+        if self.deployer is not None:
+            try:
+                self.deployer.deploy(promoted)
+            except Exception as exc:
+                # Put the registry back as it was: the endpoint still serves the incumbent.
+                self.registry.save(candidate)
+                if incumbent is not None and incumbent.version != number:
+                    self.registry.save(incumbent)
+                raise ModelRegistryError(
+                    f"{candidate.label} not promoted: deploying it to endpoint "
+                    f"{self.deployer.endpoint} failed ({exc}); the registry is unchanged"
+                ) from exc
+        return promoted
 
     def reject(self, number: int, reason: str, actor: str) -> ModelVersion:
         return self.move(self.get(number), ModelStage.REJECTED, reason, actor)
@@ -180,6 +200,15 @@ class ModelRegistryService:
                 f"restored by rollback of v{live.version}",
                 actor,
             )
+            if self.deployer is not None:
+                try:
+                    self.deployer.deploy(restored)
+                except Exception as exc:
+                    raise ModelRegistryError(
+                        f"{live.label} rejected and {restored.label} restored in the registry, "
+                        f"but redeploying {restored.label} to endpoint {self.deployer.endpoint} "
+                        f"failed ({exc}): the endpoint may still serve {live.label}"
+                    ) from exc
         return rejected, restored
 
     def record_drift(self, version: ModelVersion, blocked: bool, reason: str) -> ModelVersion:
@@ -199,3 +228,5 @@ class MlSettings(BaseSettings):
     model_bucket: str | None = None  # default: the lake bucket
     model_image_uri: str = ""  # the serving image (SageMaker registry only)
     model_endpoint: str | None = None  # serverless endpoint name (SageMaker predictor)
+    model_role_arn: str | None = None  # the SageMaker role models and training jobs run as
+    training_image_uri: str = ""  # default: the region's SageMaker XGBoost framework image

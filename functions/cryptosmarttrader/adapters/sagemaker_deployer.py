@@ -1,0 +1,159 @@
+"""Serve a registry version on the serverless SageMaker endpoint (the ``ModelDeployer`` port).
+
+``deploy(version)``:
+
+1. finds the version's model package in the group and refuses it unless SageMaker shows it
+   ``Approved`` (the registry approves exactly the production version);
+2. ``CreateModel`` from the package (``ModelPackageName``: SageMaker takes the image and
+   ``model.tar.gz`` from the package's inference specification; ``code/inference.py`` inside
+   the tarball serves it), run as the SageMaker role;
+3. ``CreateEndpointConfig`` with one serverless variant (memory, max concurrency);
+4. ``UpdateEndpoint`` to that configuration, or ``CreateEndpoint`` when the endpoint is absent.
+
+Names are derived from the group, the version and a digest of the package ARN, so a retried
+or repeated deployment reuses the model and configuration it created before, and redeploying
+an earlier version (a rollback) points the endpoint back at that version's configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from botocore.exceptions import ClientError
+
+from cryptosmarttrader.domain.model_canary import ModelVersion
+
+__all__ = ["Deployment", "DeploymentError", "SageMakerEndpointDeployer"]
+
+SERVERLESS_MEMORY_MB: Final = 2048
+SERVERLESS_MAX_CONCURRENCY: Final = 5
+VARIANT: Final = "production"
+NAME_MAX: Final = 63
+
+
+class DeploymentError(RuntimeError):
+    """The version cannot be served (not approved, unknown); the message says why."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    endpoint: str
+    endpoint_config: str
+    model: str
+    package_arn: str
+    action: Literal["created", "updated", "unchanged"]
+
+
+def _missing(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    return error.get("Code") in {"ValidationException", "ResourceNotFound"} and (
+        "Could not find" in str(error.get("Message", ""))
+    )
+
+
+class SageMakerEndpointDeployer:
+    def __init__(
+        self,
+        sagemaker: Any,
+        *,
+        group: str,
+        endpoint: str,
+        role_arn: str,
+        memory_mb: int = SERVERLESS_MEMORY_MB,
+        max_concurrency: int = SERVERLESS_MAX_CONCURRENCY,
+    ) -> None:
+        self._sm = sagemaker
+        self._group = group
+        self._endpoint = endpoint
+        self._role = role_arn
+        self._memory = memory_mb
+        self._concurrency = max_concurrency
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    def deploy(self, version: ModelVersion) -> Deployment:
+        arn = self._package_arn(version.version)
+        package = self._sm.describe_model_package(ModelPackageName=arn)
+        status = package.get("ModelApprovalStatus")
+        if status != "Approved":
+            raise DeploymentError(
+                f"{version.label} is {status} in the model registry; only an Approved "
+                "(production) version is served"
+            )
+        digest = hashlib.sha256(arn.encode()).hexdigest()[:8]
+        model = f"{self._group}-v{version.version}-{digest}"[:NAME_MAX]
+        config = f"{self._endpoint}-v{version.version}-{digest}"[:NAME_MAX]
+        self._ensure_model(model, arn)
+        self._ensure_config(config, model)
+        return Deployment(self._endpoint, config, model, arn, self._point_endpoint(config))
+
+    def _package_arn(self, number: int) -> str:
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"ModelPackageGroupName": self._group, "MaxResults": 100}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._sm.list_model_packages(**kwargs)
+            for summary in page["ModelPackageSummaryList"]:
+                if int(summary["ModelPackageVersion"]) == number:
+                    return str(summary["ModelPackageArn"])
+            token = page.get("NextToken")
+            if not token:
+                raise DeploymentError(f"{self._group} has no model package version {number}")
+
+    def _ensure_model(self, name: str, package_arn: str) -> None:
+        try:
+            self._sm.describe_model(ModelName=name)
+            return
+        except ClientError as exc:
+            if not _missing(exc):
+                raise
+        self._sm.create_model(
+            ModelName=name,
+            ExecutionRoleArn=self._role,
+            PrimaryContainer={
+                "ModelPackageName": package_arn,
+                "Environment": {
+                    "SAGEMAKER_PROGRAM": "inference.py",
+                    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                },
+            },
+        )
+
+    def _ensure_config(self, name: str, model: str) -> None:
+        try:
+            self._sm.describe_endpoint_config(EndpointConfigName=name)
+            return
+        except ClientError as exc:
+            if not _missing(exc):
+                raise
+        self._sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": VARIANT,
+                    "ModelName": model,
+                    "ServerlessConfig": {
+                        "MemorySizeInMB": self._memory,
+                        "MaxConcurrency": self._concurrency,
+                    },
+                }
+            ],
+        )
+
+    def _point_endpoint(self, config: str) -> Literal["created", "updated", "unchanged"]:
+        try:
+            current = self._sm.describe_endpoint(EndpointName=self._endpoint)
+        except ClientError as exc:
+            if not _missing(exc):
+                raise
+            self._sm.create_endpoint(EndpointName=self._endpoint, EndpointConfigName=config)
+            return "created"
+        if current.get("EndpointConfigName") == config:
+            return "unchanged"
+        self._sm.update_endpoint(EndpointName=self._endpoint, EndpointConfigName=config)
+        return "updated"
