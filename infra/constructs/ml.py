@@ -3,7 +3,8 @@
 * ``ModelPackageGroup``: the SageMaker Model Registry group versions are registered in.
 * ``SageMakerRole``: what training jobs (``ml/train.py`` in script mode) and the serverless
   endpoint run as: read ``ml/*`` (training channels) and read/write ``models/*`` in the lake
-  bucket, pull the SageMaker XGBoost image, write their logs and metrics.
+  bucket, pull the SageMaker XGBoost image (endpoint) and the Python 3.12 framework training
+  image (training jobs), write their logs and metrics.
 * ``Drift``: daily Lambda (PSI / KS / calibration decay, EMF) and the ``ModelDriftAlarm`` alarm.
 * ``Canary``: Step Functions machine ``StartShadow → wait → EvaluateShadow → StartCanary (≤ 5 %
   of capital) → wait → EvaluateCanary → Promote``; a failed gate or ANY failed task rolls the
@@ -35,6 +36,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from cryptosmarttrader.adapters.sagemaker_training import DLC_REGISTRY, TRAINING_REPOSITORY
 from infra.config import DeploymentConfig
 from infra.constructs.bundling import LambdaCode
 from infra.constructs.data_lake import DataLake
@@ -281,7 +283,10 @@ class MachineLearning(Construct):
                 actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
                 resources=[
                     f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{registry_account}:repository/"
-                    "sagemaker-xgboost"
+                    "sagemaker-xgboost",
+                    # training jobs: the Python 3.12 framework image (adapters/sagemaker_training)
+                    f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{DLC_REGISTRY}:repository/"
+                    f"{TRAINING_REPOSITORY}",
                 ],
             )
         )
@@ -335,7 +340,8 @@ class MachineLearning(Construct):
             (
                 "Resource::*",
                 "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource-level "
-                "permissions; image pulls themselves are limited to the sagemaker-xgboost repo.",
+                "permissions; image pulls themselves are limited to the sagemaker-xgboost (endpoint) "
+                "and pytorch-training (training jobs) repositories.",
             ),
         ):
             acknowledge(role, f"AwsSolutions-IAM5[{rule}]", reason)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
+import tomllib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,7 +32,7 @@ from cryptosmarttrader.adapters.model_registry_sagemaker import SageMakerModelRe
 from cryptosmarttrader.adapters.sagemaker_training import (
     SageMakerTrainingJobs,
     source_dir_tarball,
-    xgboost_image_uri,
+    training_image_uri,
 )
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.services.model_lifecycle import TrainedModel
@@ -76,7 +78,7 @@ def test_a_training_job_is_started_in_script_mode_and_its_model_registered(
         sm = boto3.client("sagemaker", region_name=REGION)
         registry = SageMakerModelRegistry(
             GROUP, sagemaker=sm, s3=clients.s3, bucket=BUCKET,
-            image_uri=xgboost_image_uri(REGION, "1.7-1"),
+            image_uri=f"683313688378.dkr.ecr.{REGION}.amazonaws.com/sagemaker-xgboost:1.7-1",
             serving_code=(REPO / "ml" / "inference.py").read_bytes(),
         )  # fmt: skip
         registry.ensure_group()
@@ -86,7 +88,7 @@ def test_a_training_job_is_started_in_script_mode_and_its_model_registered(
             SageMakerTrainingJobs(sm, clients.s3, BUCKET),
             ModelRegistryService(registry, clock),
             clock,
-            image_uri=xgboost_image_uri(REGION),
+            image_uri=training_image_uri(REGION),
             role_arn=ROLE,
             sleep=polls.append,
         )
@@ -97,11 +99,12 @@ def test_a_training_job_is_started_in_script_mode_and_its_model_registered(
         # When the launcher starts the job
         name = launcher.start(params, source_dir_tarball(REPO), channel.getvalue())
         job = sm.describe_training_job(TrainingJobName=name)
-        # Then it is a script-mode job of ml/train.py on the region's XGBoost framework image,
+        # Then it is a script-mode job of ml/train.py on a Python 3.12 framework image,
         # as the SageMaker role, reading the lake's ml/training prefix, writing under models/
         assert name == "cst-daily-ml-20190701-060000"
         assert job["AlgorithmSpecification"]["TrainingImage"] == (
-            "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"
+            "763104351884.dkr.ecr.us-east-1.amazonaws.com/"
+            "pytorch-training:2.6.0-cpu-py312-ubuntu22.04-sagemaker"
         )
         assert job["RoleArn"] == ROLE
         hyper = {k: json.loads(v) for k, v in job["HyperParameters"].items()}
@@ -122,6 +125,10 @@ def test_a_training_job_is_started_in_script_mode_and_its_model_registered(
         source = clients.s3.get_object(Bucket=BUCKET, Key=source_key)["Body"].read()
         with tarfile.open(fileobj=io.BytesIO(source), mode="r:gz") as tar:
             names = set(tar.getnames())
+            member = tar.extractfile("requirements.txt")
+            assert member is not None
+            requirements = member.read().decode()
+        assert "xgboost-cpu" in requirements  # the framework image brings Python, not xgboost
         assert {"train.py", "inference.py", "requirements.txt",
                 "cryptosmarttrader/domain/features.py",
                 "cryptosmarttrader/services/model_lifecycle.py"} <= names  # fmt: skip
@@ -141,3 +148,15 @@ def test_a_training_job_is_started_in_script_mode_and_its_model_registered(
         assert registry.artifact(1) == (tmp_path / "model" / "model.json").read_bytes()
         assert registry.reference(1) == model.reference
         assert polls == []  # moto reports Completed on the first describe
+
+
+def test_the_training_image_runs_a_python_the_package_supports() -> None:
+    # the package's requires-python lower bound against the image tag's pyXY
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lower = re.search(r">=\s*3\.(\d+)", project["requires-python"])
+    assert lower is not None
+    image = re.search(r"-py3(\d+)-", training_image_uri(REGION))
+    assert image is not None
+    assert int(image.group(1)) >= int(lower.group(1))
+    with pytest.raises(ValueError, match="CST_TRAINING_IMAGE_URI"):
+        training_image_uri("xx-nowhere-1")

@@ -4,7 +4,12 @@
   toolkit expects it — the entry point at the root (``train.py``), ``inference.py``, the
   ``cryptosmarttrader`` package (without its CLI and Lambda handlers) and a ``requirements.txt``
   the toolkit installs before running the entry point. Deterministic bytes (sorted, mtime 0).
-* :func:`xgboost_image_uri`: the SageMaker XGBoost framework image of a region.
+* :func:`training_image_uri`: the framework image the job runs in. The package needs Python
+  >= 3.11 (the Lambdas run 3.12), and the SageMaker XGBoost images run 3.8 (``1.7-1``) or 3.10
+  (``3.0-5``); so training uses AWS's PyTorch CPU training container for Python 3.12 (the same
+  script-mode toolkit: ``sagemaker_program``, ``requirements.txt``), which installs
+  ``xgboost-cpu`` from the requirements. The serverless endpoint keeps the XGBoost image: its
+  ``inference.py`` needs only numpy and xgboost.
 * :class:`SageMakerTrainingJobs`: ``CreateTrainingJob`` (script mode: ``sagemaker_program`` and
   ``sagemaker_submit_directory`` hyperparameters, JSON-encoded like every hyperparameter as the
   SageMaker SDK sends them), ``DescribeTrainingJob``, and the job's ``model.tar.gz``.
@@ -25,23 +30,29 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
+    "DLC_REGISTRY",
     "TRAINING_IMAGE_TAG",
-    "XGBOOST_REGISTRIES",
+    "TRAINING_REPOSITORY",
     "SageMakerTrainingJobs",
     "source_dir_tarball",
-    "xgboost_image_uri",
+    "training_image_uri",
 ]
 
-# SageMaker's XGBoost image registry accounts (sagemaker-python-sdk image_uri_config).
-XGBOOST_REGISTRIES: Final = {
-    "us-east-1": "683313688378",
-    "us-east-2": "257758044811",
-    "us-west-2": "246618743249",
-    "eu-west-1": "141502667606",
-    "eu-central-1": "492215442770",
-}
-TRAINING_IMAGE_TAG: Final = "3.0-5"
-REQUIREMENTS: Final = "polars>=1.0\npydantic>=2.7\npydantic-settings>=2.3\nscikit-learn>=1.4\n"
+# AWS Deep Learning Containers registry account of the commercial regions listed; elsewhere pass
+# CST_TRAINING_IMAGE_URI (and grant its repository to the SageMaker role).
+DLC_REGISTRY: Final = "763104351884"
+DLC_REGIONS: Final = frozenset(
+    {
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1",
+        "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1",
+        "ap-northeast-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2", "ap-south-1",
+    }
+)  # fmt: skip
+TRAINING_REPOSITORY: Final = "pytorch-training"
+TRAINING_IMAGE_TAG: Final = "2.6.0-cpu-py312-ubuntu22.04-sagemaker"
+REQUIREMENTS: Final = (
+    "xgboost-cpu>=2.1\npolars>=1.0\npydantic>=2.7\npydantic-settings>=2.3\nscikit-learn>=1.4\n"
+)
 _SKIPPED_PACKAGES: Final = ("cli", "handlers")
 METRIC_DEFINITIONS: Final = [
     {"Name": f"oos:{name}", "Regex": f"oos_{name}=([-0-9.eE]+|nan|None);"}
@@ -49,13 +60,14 @@ METRIC_DEFINITIONS: Final = [
 ]
 
 
-def xgboost_image_uri(region: str, tag: str = TRAINING_IMAGE_TAG) -> str:
-    account = XGBOOST_REGISTRIES.get(region)
-    if account is None:
+def training_image_uri(region: str, tag: str = TRAINING_IMAGE_TAG) -> str:
+    """The Python 3.12 framework training image of ``region`` (see the module docstring)."""
+    if region not in DLC_REGIONS:
         raise ValueError(
-            f"no SageMaker XGBoost registry known for {region}: pass the image URI explicitly"
+            f"no training image registry known for {region}: set CST_TRAINING_IMAGE_URI to a "
+            "script-mode image with Python >= 3.11"
         )
-    return f"{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-xgboost:{tag}"
+    return f"{DLC_REGISTRY}.dkr.ecr.{region}.amazonaws.com/{TRAINING_REPOSITORY}:{tag}"
 
 
 def source_dir_tarball(repo_root: Path) -> bytes:

@@ -40,7 +40,7 @@ from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
 from cryptosmarttrader.adapters.sagemaker_training import (
     SageMakerTrainingJobs,
     source_dir_tarball,
-    xgboost_image_uri,
+    training_image_uri,
 )
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
@@ -226,7 +226,7 @@ def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bo
         ),
         registry,
         clock,
-        image_uri=settings.training_image_uri or xgboost_image_uri(resources.region),
+        image_uri=settings.training_image_uri or training_image_uri(resources.region),
         role_arn=settings.model_role_arn,
     )
     channel = io.BytesIO()

@@ -229,4 +229,4 @@ class MlSettings(BaseSettings):
     model_image_uri: str = ""  # the serving image (SageMaker registry only)
     model_endpoint: str | None = None  # serverless endpoint name (SageMaker predictor)
     model_role_arn: str | None = None  # the SageMaker role models and training jobs run as
-    training_image_uri: str = ""  # default: the region's SageMaker XGBoost framework image
+    training_image_uri: str = ""  # default: the region's Python 3.12 framework training image
