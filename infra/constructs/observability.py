@@ -49,6 +49,8 @@ _TIMEFRAME_SECONDS: Final = {"1h": 3600, "4h": 14_400, "1d": 86_400}
 
 def emf(spec: mn.MetricSpec, statistic: str, period: Duration, **dims: str) -> cw.Metric:
     """A catalogue metric with the dimension set Powertools emits for it."""
+    if spec.service is None:
+        raise ValueError(f"{spec.name} is a go-live SLI without a service dimension")
     missing = set(spec.dimensions) - set(dims)
     if missing:
         raise ValueError(

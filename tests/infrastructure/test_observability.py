@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptosmarttrader.domain import metric_names as mn
+from cryptosmarttrader.domain.slo import slo_queries
 from tests.infrastructure.conftest import REPO_ROOT, Synthesized
 from tests.infrastructure.test_iam import _common, _grants
 
@@ -167,14 +168,30 @@ def test_catalogue_is_complete_and_names_real_producers() -> None:
     assert len({s.name for s in specs}) == len(specs)
     assert {s.family for s in specs} == set(mn.Family)
     for spec in specs:
-        if spec.producer is None:
-            continue
-        source = (PACKAGE / spec.producer).read_text()
-        if spec is mn.COLD_START:  # emitted by Powertools itself
-            assert "capture_cold_start_metric=True" in source
-            continue
-        const = next(k for k, v in vars(mn).items() if v is spec)
-        assert f'"{spec.name}"' in source or f"mn.{const}" in source, (spec.name, spec.producer)
+        for producer in spec.producers:
+            source = (PACKAGE / producer).read_text()
+            if spec is mn.COLD_START:  # emitted by Powertools itself
+                assert "capture_cold_start_metric=True" in source
+                continue
+            const = next(k for k, v in vars(mn).items() if v is spec)
+            assert f'"{spec.name}"' in source or f"mn.{const}" in source, (spec.name, producer)
+
+
+def test_the_slis_are_the_metrics_the_slo_gate_reads() -> None:
+    # Given the SLO gate's queries for one stage
+    queries = slo_queries("canary", window_seconds=3600, period_seconds=60)
+
+    # Then each names a catalogued SLI, in the namespace, with exactly the Stage dimension the
+    # SLIs are published with (CloudWatch matches the whole dimension set)
+    slis = {spec.name: spec for spec in mn.SLIS}
+    assert {q.metric for q in queries} == set(slis)
+    for query in queries:
+        spec = slis[query.metric]
+        assert spec.is_sli and spec.service is None and spec.family is mn.Family.SLO
+        assert query.dimensions == (("Stage", "canary"),)
+        assert spec.dimensions == tuple(name for name, _ in query.dimensions)
+    # and every other metric carries the service dimension
+    assert [s for s in mn.catalogue() if s.service is None] == list(mn.SLIS)
 
 
 def test_every_custom_metric_in_an_alarm_is_catalogued(synthesized: Synthesized) -> None:
