@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cryptosmarttrader.domain.slo import DeploymentStage
+
 Exchange = Literal["binance", "kraken", "kucoin"]
 Timeframe = Literal["1h", "4h", "1d"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -110,6 +112,9 @@ class DeploymentConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    # The go-live stage this deployment serves: its functions publish the SLIs under
+    # ``Stage=<stage>`` (``CST_STAGE``). Also settable alone with ``-c cst:stage=canary``.
+    stage: DeploymentStage = "staging"
     default_exchange: Exchange = "binance"
     data_source: Literal["ccxt", "recorded"] = "ccxt"
     log_level: LogLevel = "INFO"

@@ -35,6 +35,7 @@ ENV_STATE_TABLE: Final = "CST_STATE_TABLE"
 ENV_KILL_SWITCH_PARAM: Final = "CST_KILL_SWITCH_PARAM"
 ENV_DATA_SOURCE: Final = "CST_DATA_SOURCE"
 ENV_EXCHANGE: Final = "CST_EXCHANGE"
+ENV_STAGE: Final = "CST_STAGE"
 
 
 class CryptoSmartTraderStack(Stack):
@@ -149,10 +150,12 @@ class CryptoSmartTraderStack(Stack):
         }
 
     def function_environment(self) -> dict[str, str]:
+        """Resource names, data source, exchange, and the go-live stage the SLIs are for."""
         return {
             **self.resource_environment(),
             ENV_DATA_SOURCE: self.config.data_source,
             ENV_EXCHANGE: self.config.default_exchange,
+            ENV_STAGE: self.config.stage,
         }
 
     def _outputs(self) -> None:

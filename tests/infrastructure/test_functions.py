@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.settings import AwsResources, DeploymentSettings, TradingSettings
 from infra.constructs.python_function import PythonFunction
 from tests.infrastructure.conftest import Synthesized
 
@@ -67,7 +67,11 @@ def test_function_environment_is_the_settings_contract(synthesized: Synthesized,
     tables = synthesized.stack.tables
 
     # When its environment is compared with what AwsResources reads
-    resource_env = {k for k in env if k.startswith("CST_")} - {"CST_DATA_SOURCE", "CST_EXCHANGE"}
+    resource_env = {k for k in env if k.startswith("CST_")} - {
+        "CST_DATA_SOURCE",
+        "CST_EXCHANGE",
+        "CST_STAGE",
+    }
 
     # Then every resource name the code needs is set, and set to the right resource
     assert resource_env == _resource_contract_env_names()
@@ -87,6 +91,8 @@ def test_function_environment_is_the_settings_contract(synthesized: Synthesized,
         {"data_source": env["CST_DATA_SOURCE"], "exchange": env["CST_EXCHANGE"]}
     )
     assert trading.data_source == "ccxt"
+    # and the SLIs are published for the configured go-live stage (a valid one)
+    assert DeploymentSettings.model_validate({"stage": env["CST_STAGE"]}).stage == "staging"
     # and Powertools is configured
     assert env["POWERTOOLS_SERVICE_NAME"] == SERVICES[name]
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "CryptoSmartTrader"

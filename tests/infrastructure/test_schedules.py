@@ -1,4 +1,5 @@
-"""EventBridge schedules: one ingest rule per (exchange, timeframe), one daily scan rule."""
+"""EventBridge schedules: one ingest rule per (exchange, timeframe), one daily scan rule; the
+deployment config and stage they are built from."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from aws_cdk import App
 from pydantic import ValidationError
 
-from infra.app import CONFIG_CONTEXT_KEY, deployment_config
+from infra.app import CONFIG_CONTEXT_KEY, STAGE_CONTEXT_KEY, deployment_config
 from infra.config import DEFAULT_INGEST_SCHEDULES, Cron, DeploymentConfig, IngestSchedule
 from tests.infrastructure.conftest import Synthesized
 
@@ -102,6 +103,22 @@ def test_execution_runs_hourly_after_every_hourly_ingest(synthesized: Synthesize
     assert target["DeadLetterConfig"] == {
         "Arn": {"Fn::GetAtt": [synthesized.logical_id(execution.dead_letter_queue), "Arn"]}
     }
+
+
+def test_stage_comes_from_context_alone_or_in_the_config_and_is_validated() -> None:
+    # Given a stage set alone, and one set inside the config object
+    alone = deployment_config(App(context={STAGE_CONTEXT_KEY: "canary"}))
+    inside = deployment_config(App(context={CONFIG_CONTEXT_KEY: {"stage": "production"}}))
+    both = deployment_config(
+        App(context={CONFIG_CONTEXT_KEY: {"stage": "production"}, STAGE_CONTEXT_KEY: "canary"})
+    )
+
+    # Then each is used (the dedicated key wins), and the default is staging
+    assert (alone.stage, inside.stage, both.stage) == ("canary", "production", "canary")
+    assert deployment_config(App()).stage == "staging"
+    # and a stage the SLO gates never read fails the synth
+    with pytest.raises(ValidationError, match="stage"):
+        deployment_config(App(context={STAGE_CONTEXT_KEY: "prod"}))
 
 
 def test_every_schedule_may_invoke_only_its_own_function(synthesized: Synthesized) -> None:

@@ -476,6 +476,7 @@ DECISION_LATENCY = MetricSpec(
     "recorded (quality gate, agents, ensemble, RiskGuard, order writes); the p95 latency SLI.",
     None,
     (slo.STAGE_DIMENSION,),
+    "services/scan.py",
 )
 REQUESTS = MetricSpec(
     slo.REQUESTS,
@@ -485,6 +486,7 @@ REQUESTS = MetricSpec(
     "rate's denominator.",
     None,
     (slo.STAGE_DIMENSION,),
+    "handlers/api.py, handlers/scan.py",
 )
 ERRORS = MetricSpec(
     slo.ERRORS,
@@ -494,6 +496,7 @@ ERRORS = MetricSpec(
     "(client errors such as 4xx or a rejected scan event are not errors).",
     None,
     (slo.STAGE_DIMENSION,),
+    "handlers/api.py, handlers/scan.py",
 )
 STRATEGY_RETURN = MetricSpec(
     slo.STRATEGY_RETURN,

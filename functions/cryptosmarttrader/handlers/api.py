@@ -8,6 +8,8 @@ state-changing call carries a caller identity and records it in the audit trail.
 
 Every request runs under one correlation id (``X-Correlation-Id`` if the caller sent a valid
 one, else API Gateway's request id), logged on every line and echoed in the response header.
+Every request also counts toward the stage's SLIs: ``Requests``, and ``Errors`` when the answer
+is a 5xx (``Stage=<CST_STAGE>``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from cryptosmarttrader.handlers._common import (
     make_logger,
     make_metrics,
     resources,
+    stage_metrics,
     trading_settings,
 )
 from cryptosmarttrader.services.api import (
@@ -108,6 +111,7 @@ DENIED: Final[dict[int, OpenAPIResponse]] = {
     503: _error("a dependency (DynamoDB, SSM) failed; retry later"),
 }
 CORRELATION_HEADER: Final = "X-Correlation-Id"
+SERVER_ERROR: Final = 500
 ISO_DATE: Final = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 _CORRELATION_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -344,14 +348,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request_id = str((event.get("requestContext") or {}).get("requestId") or context.aws_request_id)
     logger.set_correlation_id(correlation_id_of(event, request_id))
     try:
-        return app.resolve(event, context)
+        response = app.resolve(event, context)
     except Exception:  # last resort: a sanitized log line and a plain 500, never a trace
         logger.exception("unhandled error")
         cid = logger.get_correlation_id() or request_id
-        return {
+        response = {
             "statusCode": 500,
             "headers": {"Content-Type": content_types.APPLICATION_JSON, CORRELATION_HEADER: cid},
             "body": json.dumps(
                 {"statusCode": 500, "message": "internal error", "correlation_id": cid}
             ),
         }
+    # The stage's SLIs count what the caller got, including answers no route produced
+    # (dependency 503s, the 500 above): a server-side error is any status >= 500.
+    server_error = int(response.get("statusCode", 500)) >= SERVER_ERROR
+    stage_metrics().emit((mn.REQUESTS, 1), (mn.ERRORS, 1 if server_error else 0))
+    return response
