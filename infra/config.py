@@ -124,6 +124,8 @@ class DeploymentConfig(BaseModel):
     )
     scan: ScanSchedule = ScanSchedule()
     execution: ExecutionSchedule = ExecutionSchedule()
+    # Deep health probe cadence: each run is one uptime sample of the go-live gates.
+    probe_every_minutes: int = Field(default=1, ge=1, le=60)
     ingest_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)
     scan_function: FunctionSizing = FunctionSizing(memory_mb=2048, timeout_seconds=600)
     execution_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)

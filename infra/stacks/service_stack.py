@@ -19,6 +19,7 @@ from infra.constructs.bundling import LambdaCode, python_lambda_code
 from infra.constructs.data_lake import DataLake
 from infra.constructs.execution import Execution
 from infra.constructs.golive import GoLive
+from infra.constructs.health_probe import HealthProbe
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.kill_switch import KillSwitch
 from infra.constructs.ml import MachineLearning
@@ -107,6 +108,16 @@ class CryptoSmartTraderStack(Stack):
             tables=self.tables,
             environment=self.function_environment(),
         )
+        self.probe = HealthProbe(
+            self,
+            "HealthProbe",
+            code=python_lambda_code("health_probe"),
+            config=config,
+            lake=self.lake,
+            tables=self.tables,
+            kill_switch=self.kill_switch,
+            environment=self.function_environment(),
+        )
         self._observability_and_api()
         self._outputs()
 
@@ -164,6 +175,7 @@ class CryptoSmartTraderStack(Stack):
             CfnOutput(self, env_name.replace("_", ""), value=value, description=env_name)
         CfnOutput(self, "IngestFunctionName", value=self.ingestion.lambda_.function.function_name)
         CfnOutput(self, "ScanFunctionName", value=self.scan.lambda_.function.function_name)
+        CfnOutput(self, "HealthProbeFunctionName", value=self.probe.lambda_.function.function_name)
         CfnOutput(
             self, "ExecutionFunctionName", value=self.execution.lambda_.function.function_name
         )

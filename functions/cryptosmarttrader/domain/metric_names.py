@@ -458,6 +458,7 @@ PROBE_SUCCESS = MetricSpec(
     "answering, else 0; the uptime SLI's numerator.",
     None,
     (slo.STAGE_DIMENSION,),
+    "services/health.py",
 )
 PROBE_FAILURE = MetricSpec(
     slo.PROBE_FAILURE,
@@ -467,6 +468,7 @@ PROBE_FAILURE = MetricSpec(
     "the failing component is named in the probe's log.",
     None,
     (slo.STAGE_DIMENSION,),
+    "services/health.py",
 )
 DECISION_LATENCY = MetricSpec(
     slo.DECISION_LATENCY,

@@ -50,7 +50,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     StoreError,
 )
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
-from cryptosmarttrader.adapters.health import DynamoDbProbe, ExchangeProbe, S3Probe, SsmProbe
+from cryptosmarttrader.adapters.health import dependency_probes
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain import metric_names as mn
@@ -124,7 +124,6 @@ def _service() -> ApiService:
     clock = SystemClock()
     state = DynamoStateStore(res.state_table, clients.dynamodb)
     kill_switch = SsmKillSwitch(res.kill_switch_param, clients.ssm, clock)
-    live = settings.data_source == "ccxt"
     return ApiService(
         signals=DynamoSignalStore(state),
         positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
@@ -132,16 +131,7 @@ def _service() -> ApiService:
         risk=RiskStateService(store=state, kill_switch=kill_switch, clock=clock),
         kill_switch=kill_switch,
         audit=DynamoAuditTrail(res.state_table, clients.dynamodb),
-        probes=(
-            DynamoDbProbe(clients.dynamodb, res.state_table),
-            S3Probe(clients.s3, res.lake_bucket),
-            SsmProbe(clients.ssm, res.kill_switch_param),
-            ExchangeProbe(
-                settings.exchange,
-                enabled=live,
-                why_disabled="CST_DATA_SOURCE=recorded: this deployment uses no exchange",
-            ),
-        ),
+        probes=dependency_probes(clients, res, settings),
         clock=clock,
         equity_usd=Decimal(str(settings.equity_usd)),
         max_asset_fraction=Decimal(str(settings.max_asset_fraction)),
