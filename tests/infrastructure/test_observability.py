@@ -3,6 +3,7 @@ dashboards, and the metric catalogue they are built from."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,29 @@ def test_the_slis_are_the_metrics_the_slo_gate_reads() -> None:
         assert spec.dimensions == tuple(name for name, _ in query.dimensions)
     # and every other metric carries the service dimension
     assert [s for s in mn.catalogue() if s.service is None] == list(mn.SLIS)
+
+
+def test_slo_dashboard_charts_the_stage_slis_and_an_alarm_watches_the_probe(
+    synthesized: Synthesized,
+) -> None:
+    # Given the SLO dashboard's body and the probe alarm
+    (slo_board,) = [
+        r["Properties"]["DashboardBody"]
+        for r in synthesized.resources_of_type("AWS::CloudWatch::Dashboard").values()
+        if r["Properties"]["DashboardName"] == "CryptoSmartTrader-SLO"
+    ]
+    body = json.dumps(slo_board)
+    alarm = _alarms(synthesized)["CryptoSmartTrader-warning-HealthProbeFailing"]
+
+    # Then the go-live SLIs are charted for the deployment's stage, dimensioned Stage only
+    for spec in (mn.PROBE_SUCCESS, mn.PROBE_FAILURE, mn.DECISION_LATENCY, mn.REQUESTS, mn.ERRORS):
+        assert f'\\"{spec.name}\\",\\"Stage\\",\\"staging\\"' in body, spec.name
+    # and three intervals without a passing probe (failing, or no probe at all) alarm
+    assert alarm["MetricName"] == "ProbeSuccess"
+    assert alarm["Dimensions"] == [{"Name": "Stage", "Value": "staging"}]
+    assert alarm["Period"] == 60 and alarm["EvaluationPeriods"] == 3
+    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
+    assert alarm["TreatMissingData"] == "breaching"
 
 
 def test_every_custom_metric_in_an_alarm_is_catalogued(synthesized: Synthesized) -> None:
