@@ -17,15 +17,20 @@ from infra.stacks.service_stack import CryptoSmartTraderStack
 STACK_NAME = "CryptoSmartTrader"
 CONFIG_CONTEXT_KEY = "cst:config"
 LOCAL_CONTEXT_KEY = "cst:local"  # `-c cst:local=true`: a local target (moto, LocalStack)
+STAGE_CONTEXT_KEY = "cst:stage"  # `-c cst:stage=canary`: the go-live stage this stack serves
 
 
 def deployment_config(app: App) -> DeploymentConfig:
-    """Defaults, or the JSON object under context ``cst:config`` (``-c cst:config='{...}'``)."""
+    """Defaults, or the JSON object under context ``cst:config`` (``-c cst:config='{...}'``);
+    ``cst:stage`` sets the stage alone and wins over the object's. Both are validated."""
     raw: Any = app.node.try_get_context(CONFIG_CONTEXT_KEY)
     if raw is None:
-        return DeploymentConfig()
+        raw = {}
     if isinstance(raw, str):
         raw = json.loads(raw)
+    stage = app.node.try_get_context(STAGE_CONTEXT_KEY)
+    if stage is not None:
+        raw = {**raw, "stage": stage}
     return DeploymentConfig.model_validate(raw)
 
 

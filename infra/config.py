@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cryptosmarttrader.domain.slo import DeploymentStage
+
 Exchange = Literal["binance", "kraken", "kucoin"]
 Timeframe = Literal["1h", "4h", "1d"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -124,6 +126,9 @@ class DeploymentConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    # The go-live stage this deployment serves: its functions publish the SLIs under
+    # ``Stage=<stage>`` (``CST_STAGE``). Also settable alone with ``-c cst:stage=canary``.
+    stage: DeploymentStage = "staging"
     default_exchange: Exchange = "binance"
     data_source: Literal["ccxt", "recorded"] = "ccxt"
     log_level: LogLevel = "INFO"
@@ -134,6 +139,8 @@ class DeploymentConfig(BaseModel):
     scan: ScanSchedule = ScanSchedule()
     execution: ExecutionSchedule = ExecutionSchedule()
     market_caps: MarketCapSchedule | None = MarketCapSchedule()
+    # Deep health probe cadence: each run is one uptime sample of the go-live gates.
+    probe_every_minutes: int = Field(default=1, ge=1, le=60)
     ingest_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)
     scan_function: FunctionSizing = FunctionSizing(memory_mb=2048, timeout_seconds=600)
     execution_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)

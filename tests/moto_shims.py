@@ -8,6 +8,8 @@
 * ``update_endpoint``: moto's SageMaker has CreateEndpoint but no UpdateEndpoint; the shim
   points the endpoint at the new configuration (and its variants), as the real call does once
   the update completes (no InService/Updating transition is modelled).
+* ``emf_records`` / ``publish_emf``: the EMF records a handler printed, and what CloudWatch Logs
+  would extract from them (moto's Logs extracts no metrics) put into moto's CloudWatch.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import os
 import re
 import uuid
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -130,3 +133,50 @@ def update_endpoint(self: SageMakerResponse) -> ActionResult:
         config["ProductionVariants"]
     )
     return ActionResult({"EndpointArn": endpoint.arn})
+
+
+def emf_records(stdout: str) -> list[dict[str, Any]]:
+    """Every EMF record (one JSON object per line, with ``_aws``) in captured stdout."""
+    records = []
+    for line in stdout.splitlines():
+        if line.startswith('{"_aws"'):
+            records.append(json.loads(line))
+    return records
+
+
+def emf_points(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One point per metric value: namespace, name, unit, value and its dimension set."""
+    points = []
+    for record in records:
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            for dimension_set in directive["Dimensions"]:
+                for metric in directive["Metrics"]:
+                    raw = record[metric["Name"]]
+                    for value in raw if isinstance(raw, list) else [raw]:
+                        points.append({
+                            "namespace": directive["Namespace"],
+                            "name": metric["Name"],
+                            "unit": metric.get("Unit", "None"),
+                            "value": float(value),
+                            "dimensions": {d: record[d] for d in dimension_set},
+                            "timestamp": record["_aws"]["Timestamp"],
+                        })  # fmt: skip
+    return points
+
+
+def publish_emf(cloudwatch: Any, records: Sequence[Mapping[str, Any]]) -> int:
+    """PutMetricData of every EMF point, as CloudWatch Logs' EMF extraction would. Returns the
+    number of points published."""
+    points = emf_points(records)
+    for point in points:
+        cloudwatch.put_metric_data(
+            Namespace=point["namespace"],
+            MetricData=[{
+                "MetricName": point["name"],
+                "Dimensions": [{"Name": k, "Value": v} for k, v in point["dimensions"].items()],
+                "Timestamp": datetime.fromtimestamp(point["timestamp"] / 1000, tz=UTC),
+                "Value": point["value"],
+                "Unit": point["unit"],
+            }],
+        )  # fmt: skip
+    return len(points)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         Ticker,
     )
     from cryptosmarttrader.domain.exchange import Market as ExchangeMarket
+    from cryptosmarttrader.domain.metric_names import MetricSpec
     from cryptosmarttrader.domain.model_canary import ModelCard, ModelVersion
     from cryptosmarttrader.domain.orders import OrderStatus
     from cryptosmarttrader.domain.slo import MetricQuery
@@ -56,6 +57,7 @@ __all__ = [
     "Predictor",
     "PredictorTrainer",
     "SignalStore",
+    "SliRecorder",
 ]
 
 
@@ -135,6 +137,15 @@ class Metrics(Protocol):
     ) -> None: ...
 
     def flush(self) -> None: ...
+
+
+class SliRecorder(Protocol):
+    """Publishes go-live SLIs (``metric_names.SLIS``) under this deployment's ``Stage``.
+
+    Implemented by ``adapters.emf_metrics.StageMetrics``; values of one call form one record.
+    """
+
+    def emit(self, *values: tuple[MetricSpec, float]) -> None: ...
 
 
 class Exchange(Protocol):

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cryptosmarttrader.domain.slo import DeploymentStage
+
 KILL_SWITCH_PARAM_DEFAULT = "/cst/kill-switch"
 
 
@@ -58,3 +60,17 @@ class TradingSettings(BaseSettings):
     universe: Literal["all", "tradable"] = "all"
     decision_valid_minutes: int = Field(default=120, ge=5, le=24 * 60)
     paper_max_wait_minutes: int = Field(default=360, ge=60, le=7 * 24 * 60)
+
+
+class DeploymentSettings(BaseSettings):
+    """Which go-live stage this deployment serves (``CST_STAGE``: staging, canary or production).
+
+    The CDK stack sets it on every function from its configuration (``-c cst:stage=canary``);
+    the functions publish their SLIs dimensioned ``Stage=<stage>``, the dimension the go-live
+    gates read. Any other value fails at the first use, never silently relabels a metric. Unset
+    (local runs, tests) means ``staging``, the default of a new deployment.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CST_", extra="ignore", frozen=True)
+
+    stage: DeploymentStage = "staging"

@@ -30,7 +30,7 @@ from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import ExchangeId
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLimits
 from cryptosmarttrader.domain.universe import is_tradable_pair
-from cryptosmarttrader.ports import MarketData, Metrics
+from cryptosmarttrader.ports import MarketData, Metrics, SliRecorder
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService
@@ -135,6 +135,7 @@ def scan_service(
     clients: AwsClients,
     resources: AwsResources,
     metrics: Metrics,
+    slis: SliRecorder | None = None,
 ) -> ScanService:
     state = DynamoStateStore(resources.state_table, clients.dynamodb)
     switch = SsmKillSwitch(resources.kill_switch_param, clients.ssm, analyzer.clock)
@@ -148,6 +149,7 @@ def scan_service(
         metrics=metrics,
         signals=DynamoSignalStore(state),
         risk_state=lambda: risk.load().level,
+        slis=slis,
     )
 
 

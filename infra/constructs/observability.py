@@ -4,7 +4,8 @@ Severities: **critical** alarms notify the encrypted critical topic AND invoke t
 function (CloudWatch Lambda alarm action), which turns trading off; **warning** alarms notify
 the warning topic; **info** alarms only show on the dashboards. Metric names, units and
 dimensions come from ``cryptosmarttrader.domain.metric_names`` (the catalogue the functions emit
-through Powertools EMF; Powertools adds the ``service`` dimension). Alarms on metrics whose
+through Powertools EMF; Powertools adds the ``service`` dimension, except to the go-live SLIs,
+which carry ``Stage`` only and are charted for this deployment's stage). Alarms on metrics whose
 producer does not exist yet treat missing data as not breaching (see docs/observability.md).
 """
 
@@ -25,6 +26,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cryptosmarttrader.domain import metric_names as mn
+from cryptosmarttrader.domain.slo import STAGE_DIMENSION, SloThresholds
 from infra.config import DeploymentConfig
 from infra.constructs.bundling import LambdaCode
 from infra.constructs.grants import grant_table
@@ -42,6 +44,8 @@ RISK_EMERGENCY_LEVEL: Final = 3.0
 SLIPPAGE_P95_BPS: Final = 50.0
 STALE_BARS: Final = 2.0
 NO_SIGNAL_HOURS: Final = 24
+PROBE_INTERVALS_WITHOUT_SUCCESS: Final = 3
+SLO: Final = SloThresholds()  # the go-live gates' default objectives, drawn on the SLO board
 
 Severity = Literal["critical", "warning", "info"]
 _TIMEFRAME_SECONDS: Final = {"1h": 3600, "4h": 14_400, "1d": 86_400}
@@ -49,6 +53,8 @@ _TIMEFRAME_SECONDS: Final = {"1h": 3600, "4h": 14_400, "1d": 86_400}
 
 def emf(spec: mn.MetricSpec, statistic: str, period: Duration, **dims: str) -> cw.Metric:
     """A catalogue metric with the dimension set Powertools emits for it."""
+    if spec.service is None:
+        raise ValueError(f"{spec.name} is a go-live SLI without a service dimension: use sli()")
     missing = set(spec.dimensions) - set(dims)
     if missing:
         raise ValueError(
@@ -58,6 +64,19 @@ def emf(spec: mn.MetricSpec, statistic: str, period: Duration, **dims: str) -> c
         namespace=mn.NAMESPACE,
         metric_name=spec.name,
         dimensions_map={"service": spec.service, **dims},
+        statistic=statistic,
+        period=period,
+    )
+
+
+def sli(spec: mn.MetricSpec, statistic: str, period: Duration, stage: str) -> cw.Metric:
+    """A go-live SLI of ``stage``, dimensioned ``Stage`` only, exactly as the SLO gate reads it."""
+    if not spec.is_sli:
+        raise ValueError(f"{spec.name} is not a go-live SLI: use emf()")
+    return cw.Metric(
+        namespace=mn.NAMESPACE,
+        metric_name=spec.name,
+        dimensions_map={STAGE_DIMENSION: stage},
         statistic=statistic,
         period=period,
     )
@@ -237,6 +256,17 @@ class Observability(Construct):
                 f"p95 slippage above {SLIPPAGE_P95_BPS:.0f} bps over an hour",
             ),
         ]  # fmt: skip
+        probe_period = Duration.minutes(self._config.probe_every_minutes)
+        specs.append(
+            AlarmSpec(
+                "HealthProbeFailing", "warning",
+                sli(mn.PROBE_SUCCESS, "Sum", probe_period, self._config.stage), 1, lt,
+                PROBE_INTERVALS_WITHOUT_SUCCESS,
+                f"no passing deep health probe for {PROBE_INTERVALS_WITHOUT_SUCCESS} probe "
+                "intervals: an AWS dependency fails, or the probe does not run",
+                missing=cw.TreatMissingData.BREACHING,
+            )
+        )  # fmt: skip
         specs += self._function_alarms(functions, five)
         if rest_api is not None:
             specs += [
@@ -319,6 +349,38 @@ class Observability(Construct):
 
     # ------------------------------------------------------------------ dashboards
 
+    def _sli_widgets(self, period: Duration) -> list[cw.IWidget]:
+        """The go-live SLIs of this deployment's stage, each against its gate objective."""
+        stage = self._config.stage
+
+        def math(label: str, expression: str, **using: cw.IMetric) -> cw.MathExpression:
+            return cw.MathExpression(
+                expression=expression, using_metrics=using, label=label, period=period
+            )
+
+        def panel(title: str, metric: cw.IMetric, objective: float) -> cw.GraphWidget:
+            return cw.GraphWidget(
+                title=f"[{stage}] {title}", left=[metric], width=6, height=6,
+                left_annotations=[cw.HorizontalAnnotation(value=objective, label="SLO")],
+            )  # fmt: skip
+
+        ok, failed = (sli(s, "Sum", period, stage) for s in (mn.PROBE_SUCCESS, mn.PROBE_FAILURE))
+        requests, errors = (sli(s, "Sum", period, stage) for s in (mn.REQUESTS, mn.ERRORS))
+        budget = 1 - SLO.availability_objective
+        return [
+            panel(f"Uptime: passing health probes % (≥ {SLO.min_uptime:.1%})",
+                  math("uptime (%)", "100 * ok / (ok + failed)", ok=ok, failed=failed),
+                  100 * SLO.min_uptime),
+            panel(f"Decision latency p95, ms (< {SLO.max_p95_latency_ms:g})",
+                  sli(mn.DECISION_LATENCY, "p95", period, stage), SLO.max_p95_latency_ms),
+            panel(f"Error-budget burn rate (≤ {SLO.max_burn_rate:g}x)",
+                  math("burn rate", f"(errors / requests) / {budget:g}",
+                       errors=errors, requests=requests),
+                  SLO.max_burn_rate),
+            cw.GraphWidget(title=f"[{stage}] Requests / errors", left=[requests, errors],
+                           width=6, height=6),
+        ]  # fmt: skip
+
     def _dashboards(
         self,
         stack_name: str,
@@ -378,9 +440,10 @@ class Observability(Construct):
                  emf(mn.AGENT_CONFIDENCE, "Average", hour, agent="technical")])],
         ]  # fmt: skip
         slo: list[list[cw.IWidget]] = [
-            [alarms_of("ApiLatencyP95", "Api5xx", "Api4xx", *[
+            [alarms_of("HealthProbeFailing", "ApiLatencyP95", "Api5xx", "Api4xx", *[
                 a for a in self.alarms if a.startswith(("LambdaErrors", "LambdaThrottles", "DeadLetters"))
             ])],
+            self._sli_widgets(hour),
             [graph("Lambda errors", *[f.function.metric_errors(statistic="Sum", period=five)
                                       for f in functions], width=12),
              graph("Lambda p95 duration (ms)", *[f.function.metric_duration(statistic="p95", period=five)

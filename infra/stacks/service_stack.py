@@ -19,6 +19,7 @@ from infra.constructs.bundling import LambdaCode, python_lambda_code
 from infra.constructs.data_lake import DataLake
 from infra.constructs.execution import Execution
 from infra.constructs.golive import GoLive
+from infra.constructs.health_probe import HealthProbe
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.kill_switch import KillSwitch
 from infra.constructs.ml import MachineLearning
@@ -35,6 +36,7 @@ ENV_STATE_TABLE: Final = "CST_STATE_TABLE"
 ENV_KILL_SWITCH_PARAM: Final = "CST_KILL_SWITCH_PARAM"
 ENV_DATA_SOURCE: Final = "CST_DATA_SOURCE"
 ENV_EXCHANGE: Final = "CST_EXCHANGE"
+ENV_STAGE: Final = "CST_STAGE"
 
 
 class CryptoSmartTraderStack(Stack):
@@ -106,6 +108,16 @@ class CryptoSmartTraderStack(Stack):
             tables=self.tables,
             environment=self.function_environment(),
         )
+        self.probe = HealthProbe(
+            self,
+            "HealthProbe",
+            code=python_lambda_code("health_probe"),
+            config=config,
+            lake=self.lake,
+            tables=self.tables,
+            kill_switch=self.kill_switch,
+            environment=self.function_environment(),
+        )
         self._observability_and_api()
         self._outputs()
 
@@ -161,10 +173,12 @@ class CryptoSmartTraderStack(Stack):
         }
 
     def function_environment(self) -> dict[str, str]:
+        """Resource names, data source, exchange, and the go-live stage the SLIs are for."""
         return {
             **self.resource_environment(),
             ENV_DATA_SOURCE: self.config.data_source,
             ENV_EXCHANGE: self.config.default_exchange,
+            ENV_STAGE: self.config.stage,
         }
 
     def _outputs(self) -> None:
@@ -173,6 +187,7 @@ class CryptoSmartTraderStack(Stack):
             CfnOutput(self, env_name.replace("_", ""), value=value, description=env_name)
         CfnOutput(self, "IngestFunctionName", value=self.ingestion.lambda_.function.function_name)
         CfnOutput(self, "ScanFunctionName", value=self.scan.lambda_.function.function_name)
+        CfnOutput(self, "HealthProbeFunctionName", value=self.probe.lambda_.function.function_name)
         CfnOutput(
             self, "ExecutionFunctionName", value=self.execution.lambda_.function.function_name
         )

@@ -1,9 +1,9 @@
 """E2E: the synthesized app deployed with cdklocal to a moto server on 127.0.0.1, then driven.
 
 moto runs no Lambda code without Docker, fires no EventBridge schedule, takes no alarm action and
-deletes nothing by TTL: the test invokes the DEPLOYED scan function's handler (the handler string
-the deployed function names) in-process, with the deployed function's environment, against the
-deployed tables and kill-switch parameter.
+deletes nothing by TTL: the tests invoke the DEPLOYED scan and health-probe functions' handlers
+(the handler string each deployed function names) in-process, with the deployed function's
+environment, against the deployed tables, bucket and kill-switch parameter.
 
 Needs npx (Node) to fetch aws-cdk@2 and aws-cdk-local: without it the test skips locally and
 FAILS in CI (CI=true). Bounded: each cdklocal step times out after 10 minutes.
@@ -97,6 +97,50 @@ def test_deployed_scan_function_runs_against_deployed_resources(
     items = dynamodb.scan(TableName=outputs["CSTORDERSTABLE"])["Items"]
     buys = [r for r in result["report"]["rows"] if r["action"] == "buy"]
     assert buys and len(items) == len(buys)
+
+
+def test_deployed_health_probe_passes_and_publishes_uptime_for_the_deployed_stage(
+    deployed: DeployResult, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the deployed probe function and its environment (what its schedule would run)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    outputs = deployed.stack_outputs
+    lambda_client = boto3.client("lambda", endpoint_url=deployed.endpoint, region_name="us-east-1")
+    function = lambda_client.get_function(FunctionName=outputs["HealthProbeFunctionName"])[
+        "Configuration"
+    ]
+    env: dict[str, str] = function["Environment"]["Variables"]
+    assert env["CST_STAGE"] == "staging"
+
+    # When its handler runs in-process with that environment against the deployed resources
+    for key, value in {
+        **env,
+        "AWS_ENDPOINT_URL": deployed.endpoint,
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(key, value)
+    module_name, _, attr = function["Handler"].rpartition(".")
+    module = importlib.import_module(module_name)
+    from cryptosmarttrader.handlers import _common
+    from tests.moto_shims import emf_points, emf_records
+
+    _common.reset_caches()
+    module._service.cache_clear()
+    capsys.readouterr()
+    result: dict[str, Any] = getattr(module, attr)({"detail-type": "Scheduled Event"}, Context())
+    module._service.cache_clear()
+
+    # Then the deployed table, bucket and parameter all answered (the env names them right)
+    assert result["passed"] is True, result
+    assert {c["name"] for c in result["checks"] if c["status"] == "ok"} == {"dynamodb", "s3", "ssm"}
+    # and one uptime sample was published for the deployed stage, dimensioned Stage only
+    points = emf_points(emf_records(capsys.readouterr().out))
+    assert [(p["name"], p["value"], p["dimensions"]) for p in points] == [
+        ("ProbeSuccess", 1.0, {"Stage": "staging"}),
+        ("ProbeFailure", 0.0, {"Stage": "staging"}),
+    ]
 
 
 def test_deployed_golive_machine_runs_to_production_and_a_breach_rolls_back(

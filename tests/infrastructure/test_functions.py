@@ -1,5 +1,5 @@
-"""The ingest, scan and execution functions: handler, runtime, env contract, tracing, failure
-handling."""
+"""The ingest, scan, execution and health-probe functions: handler, runtime, env contract,
+tracing, failure handling."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.settings import AwsResources, DeploymentSettings, TradingSettings
 from infra.constructs.python_function import PythonFunction
 from tests.infrastructure.conftest import Synthesized
 
@@ -16,8 +16,14 @@ HANDLERS = {
     "ingest": "cryptosmarttrader.handlers.ingest.handler",
     "scan": "cryptosmarttrader.handlers.scan.handler",
     "execution": "cryptosmarttrader.handlers.execute.handler",
+    "health_probe": "cryptosmarttrader.handlers.health_probe.handler",
 }
-SERVICES = {"ingest": "cst-ingest", "scan": "cst-scan", "execution": "cst-execution"}
+SERVICES = {
+    "ingest": "cst-ingest",
+    "scan": "cst-scan",
+    "execution": "cst-execution",
+    "health_probe": "cst-health-probe",
+}
 
 
 def _function_construct(synthesized: Synthesized, name: str) -> PythonFunction:
@@ -26,6 +32,7 @@ def _function_construct(synthesized: Synthesized, name: str) -> PythonFunction:
         "ingest": stack.ingestion.lambda_,
         "scan": stack.scan.lambda_,
         "execution": stack.execution.lambda_,
+        "health_probe": stack.probe.lambda_,
     }[name]
 
 
@@ -67,7 +74,11 @@ def test_function_environment_is_the_settings_contract(synthesized: Synthesized,
     tables = synthesized.stack.tables
 
     # When its environment is compared with what AwsResources reads
-    resource_env = {k for k in env if k.startswith("CST_")} - {"CST_DATA_SOURCE", "CST_EXCHANGE"}
+    resource_env = {k for k in env if k.startswith("CST_")} - {
+        "CST_DATA_SOURCE",
+        "CST_EXCHANGE",
+        "CST_STAGE",
+    }
 
     # Then every resource name the code needs is set, and set to the right resource
     assert resource_env == _resource_contract_env_names()
@@ -87,6 +98,8 @@ def test_function_environment_is_the_settings_contract(synthesized: Synthesized,
         {"data_source": env["CST_DATA_SOURCE"], "exchange": env["CST_EXCHANGE"]}
     )
     assert trading.data_source == "ccxt"
+    # and the SLIs are published for the configured go-live stage (a valid one)
+    assert DeploymentSettings.model_validate({"stage": env["CST_STAGE"]}).stage == "staging"
     # and Powertools is configured
     assert env["POWERTOOLS_SERVICE_NAME"] == SERVICES[name]
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "CryptoSmartTrader"
@@ -136,9 +149,11 @@ def test_each_function_deploys_its_own_bundle(synthesized: Synthesized) -> None:
     # Given the two functions' code locations
     keys = {name: _function(synthesized, name)["Properties"]["Code"]["S3Key"] for name in HANDLERS}
 
-    # Then ingest and scan are distinct zips (ingest ships ccxt, scan does not), built from
-    # their own lists; execution needs exactly the scan's dependencies and ships its zip
-    assert keys["ingest"] != keys["scan"] == keys["execution"]
+    # Then ingest, scan and the probe are distinct zips (ingest ships ccxt, scan polars, the
+    # probe neither), built from their own lists; execution needs exactly the scan's
+    # dependencies and ships its zip
+    assert len({keys["ingest"], keys["scan"], keys["health_probe"]}) == 3
+    assert keys["scan"] == keys["execution"]
     assert all(key.endswith(".zip") for key in keys.values())
     assert {n: c.requirements.name for n, c in synthesized.stack.code.items()} == {
         "ingest": "ingest.txt",
@@ -153,7 +168,7 @@ def test_outputs_publish_every_resource_name_under_its_env_name(template: Templa
     # Then each CST_* resource name is exported (for the CLI and e2e tests), plus the functions
     described = {o.get("Description") for o in outputs.values()}
     assert _resource_contract_env_names() <= described
-    assert {"IngestFunctionName", "ScanFunctionName"} <= set(outputs)
+    assert {"IngestFunctionName", "ScanFunctionName", "HealthProbeFunctionName"} <= set(outputs)
 
 
 def test_execution_runs_one_cycle_at_a_time(synthesized: Synthesized) -> None:

@@ -179,13 +179,36 @@ def test_execution_role_grants_its_reads_order_state_and_the_kill_switch(
     }
 
 
-@pytest.mark.parametrize("name", ["ingest", "scan"])
+def test_health_probe_role_grants_exactly_its_three_reads(synthesized: Synthesized) -> None:
+    # Given the health probe's role
+    stack = synthesized.stack
+    probe = stack.probe.lambda_
+
+    # When its policies are collected per resource
+    grants = _grants(synthesized, probe)
+
+    # Then it may make the probe's three calls and nothing else: no lake object, no write,
+    # no other table
+    assert grants == {
+        **_common(synthesized, probe),
+        synthesized.logical_id(stack.lake.bucket): {"s3:ListBucket"},
+        f"param:{synthesized.logical_id(stack.kill_switch.parameter)}": {"ssm:GetParameter"},
+        synthesized.logical_id(stack.tables.state): {"dynamodb:GetItem"},
+    }
+
+
+@pytest.mark.parametrize("name", ["ingest", "scan", "execution", "health_probe"])
 def test_roles_have_no_managed_policies_and_trust_only_lambda(
     synthesized: Synthesized, name: str
 ) -> None:
     # Given a function role
     stack = synthesized.stack
-    construct = stack.ingestion.lambda_ if name == "ingest" else stack.scan.lambda_
+    construct = {
+        "ingest": stack.ingestion.lambda_,
+        "scan": stack.scan.lambda_,
+        "execution": stack.execution.lambda_,
+        "health_probe": stack.probe.lambda_,
+    }[name]
     role = synthesized.resources[synthesized.logical_id(construct.role)]["Properties"]
 
     # Then no AWS-managed policy widens it and only Lambda can assume it

@@ -3,11 +3,13 @@ dashboards, and the metric catalogue they are built from."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 from cryptosmarttrader.domain import metric_names as mn
+from cryptosmarttrader.domain.slo import slo_queries
 from tests.infrastructure.conftest import REPO_ROOT, Synthesized
 from tests.infrastructure.test_iam import _common, _grants
 
@@ -167,14 +169,53 @@ def test_catalogue_is_complete_and_names_real_producers() -> None:
     assert len({s.name for s in specs}) == len(specs)
     assert {s.family for s in specs} == set(mn.Family)
     for spec in specs:
-        if spec.producer is None:
-            continue
-        source = (PACKAGE / spec.producer).read_text()
-        if spec is mn.COLD_START:  # emitted by Powertools itself
-            assert "capture_cold_start_metric=True" in source
-            continue
-        const = next(k for k, v in vars(mn).items() if v is spec)
-        assert f'"{spec.name}"' in source or f"mn.{const}" in source, (spec.name, spec.producer)
+        for producer in spec.producers:
+            source = (PACKAGE / producer).read_text()
+            if spec is mn.COLD_START:  # emitted by Powertools itself
+                assert "capture_cold_start_metric=True" in source
+                continue
+            const = next(k for k, v in vars(mn).items() if v is spec)
+            assert f'"{spec.name}"' in source or f"mn.{const}" in source, (spec.name, producer)
+
+
+def test_the_slis_are_the_metrics_the_slo_gate_reads() -> None:
+    # Given the SLO gate's queries for one stage
+    queries = slo_queries("canary", window_seconds=3600, period_seconds=60)
+
+    # Then each names a catalogued SLI, in the namespace, with exactly the Stage dimension the
+    # SLIs are published with (CloudWatch matches the whole dimension set)
+    slis = {spec.name: spec for spec in mn.SLIS}
+    assert {q.metric for q in queries} == set(slis)
+    for query in queries:
+        spec = slis[query.metric]
+        assert spec.is_sli and spec.service is None and spec.family is mn.Family.SLO
+        assert query.dimensions == (("Stage", "canary"),)
+        assert spec.dimensions == tuple(name for name, _ in query.dimensions)
+    # and every other metric carries the service dimension
+    assert [s for s in mn.catalogue() if s.service is None] == list(mn.SLIS)
+
+
+def test_slo_dashboard_charts_the_stage_slis_and_an_alarm_watches_the_probe(
+    synthesized: Synthesized,
+) -> None:
+    # Given the SLO dashboard's body and the probe alarm
+    (slo_board,) = [
+        r["Properties"]["DashboardBody"]
+        for r in synthesized.resources_of_type("AWS::CloudWatch::Dashboard").values()
+        if r["Properties"]["DashboardName"] == "CryptoSmartTrader-SLO"
+    ]
+    body = json.dumps(slo_board)
+    alarm = _alarms(synthesized)["CryptoSmartTrader-warning-HealthProbeFailing"]
+
+    # Then the go-live SLIs are charted for the deployment's stage, dimensioned Stage only
+    for spec in (mn.PROBE_SUCCESS, mn.PROBE_FAILURE, mn.DECISION_LATENCY, mn.REQUESTS, mn.ERRORS):
+        assert f'\\"{spec.name}\\",\\"Stage\\",\\"staging\\"' in body, spec.name
+    # and three intervals without a passing probe (failing, or no probe at all) alarm
+    assert alarm["MetricName"] == "ProbeSuccess"
+    assert alarm["Dimensions"] == [{"Name": "Stage", "Value": "staging"}]
+    assert alarm["Period"] == 60 and alarm["EvaluationPeriods"] == 3
+    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
+    assert alarm["TreatMissingData"] == "breaching"
 
 
 def test_every_custom_metric_in_an_alarm_is_catalogued(synthesized: Synthesized) -> None:

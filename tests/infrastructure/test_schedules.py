@@ -1,4 +1,6 @@
-"""EventBridge schedules: one ingest rule per (exchange, timeframe), one daily scan rule."""
+"""EventBridge schedules: one ingest rule per (exchange, timeframe), one daily scan rule, the
+hourly execution rule, the health probe's rate rule; the deployment config and stage they are
+built from."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import pytest
 from aws_cdk import App
 from pydantic import ValidationError
 
-from infra.app import CONFIG_CONTEXT_KEY, deployment_config
+from infra.app import CONFIG_CONTEXT_KEY, STAGE_CONTEXT_KEY, deployment_config
 from infra.config import DEFAULT_INGEST_SCHEDULES, Cron, DeploymentConfig, IngestSchedule
 from tests.infrastructure.conftest import Synthesized
 
@@ -123,8 +125,45 @@ def test_execution_runs_hourly_after_every_hourly_ingest(synthesized: Synthesize
     }
 
 
+def test_health_probe_runs_every_minute_and_dead_letters_what_it_cannot_deliver(
+    synthesized: Synthesized,
+) -> None:
+    # Given the probe function
+    probe = synthesized.stack.probe.lambda_
+    function_id = synthesized.logical_id(probe.function)
+
+    # When its rules are collected
+    (rule,) = _rules_targeting(synthesized, function_id)
+    (target,) = rule["Properties"]["Targets"]
+
+    # Then one rule runs it every minute (one uptime sample each); an event it could not
+    # deliver within one interval is superseded by the next and lands in its DLQ
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    assert rule["Properties"]["State"] == "ENABLED"
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 60}
+    assert target["DeadLetterConfig"] == {
+        "Arn": {"Fn::GetAtt": [synthesized.logical_id(probe.dead_letter_queue), "Arn"]}
+    }
+
+
+def test_stage_comes_from_context_alone_or_in_the_config_and_is_validated() -> None:
+    # Given a stage set alone, and one set inside the config object
+    alone = deployment_config(App(context={STAGE_CONTEXT_KEY: "canary"}))
+    inside = deployment_config(App(context={CONFIG_CONTEXT_KEY: {"stage": "production"}}))
+    both = deployment_config(
+        App(context={CONFIG_CONTEXT_KEY: {"stage": "production"}, STAGE_CONTEXT_KEY: "canary"})
+    )
+
+    # Then each is used (the dedicated key wins), and the default is staging
+    assert (alone.stage, inside.stage, both.stage) == ("canary", "production", "canary")
+    assert deployment_config(App()).stage == "staging"
+    # and a stage the SLO gates never read fails the synth
+    with pytest.raises(ValidationError, match="stage"):
+        deployment_config(App(context={STAGE_CONTEXT_KEY: "prod"}))
+
+
 def test_every_schedule_may_invoke_only_its_own_function(synthesized: Synthesized) -> None:
-    # Given the ingest, scan and execution rules and every Lambda permission
+    # Given the ingest, scan, execution and health-probe rules and every Lambda permission
     stack = synthesized.stack
     rules = {
         synthesized.logical_id(rule): (rule, function)
@@ -133,6 +172,7 @@ def test_every_schedule_may_invoke_only_its_own_function(synthesized: Synthesize
             (stack.ingestion.market_cap_rule, stack.ingestion.lambda_.function),
             (stack.scan.rule, stack.scan.lambda_.function),
             (stack.execution.rule, stack.execution.lambda_.function),
+            (stack.probe.rule, stack.probe.lambda_.function),
         ]
     }
     permissions = synthesized.resources_of_type("AWS::Lambda::Permission").values()

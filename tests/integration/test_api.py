@@ -30,6 +30,7 @@ from cryptosmarttrader.adapters.local_aws import (
 )
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.settings import AwsResources
+from tests.moto_shims import emf_points, emf_records
 
 API_KEY_ID = "a1b2c3d4e5"
 USER_ARN = "arn:aws:iam::123456789012:user/risk-officer"
@@ -495,6 +496,41 @@ def test_every_log_line_carries_the_correlation_id_and_no_secret(
     assert any(
         rec.get("route") == "/api/v1/killswitch" and rec.get("status") == "2xx" for rec in emf
     )
+
+
+def test_each_request_counts_toward_the_stage_slis_and_5xx_are_its_errors(
+    api: ModuleType,
+    aws: AwsClients,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the API deployed for the canary stage
+    monkeypatch.setenv("CST_STAGE", "canary")
+    _common.reset_caches()
+    capsys.readouterr()
+
+    # When it answers a 200, a 404, a 422, a 503 (a dependency fails) and a 500 (a defect)
+    statuses = [
+        call(api, api_event("GET", "/health"))[0],
+        call(api, api_event("GET", "/api/v1/secrets"))[0],
+        call(api, api_event("GET", "/api/v1/signals", query={"limit": "0"}))[0],
+    ]
+    aws.dynamodb.delete_table(TableName=AwsResources().positions_table)
+    statuses.append(call(api, api_event("GET", "/api/v1/positions"))[0])
+    with monkeypatch.context() as broken:
+        broken.setattr(api.app, "resolve", lambda *_: 1 / 0)
+        statuses.append(call(api, api_event("GET", "/api/v1/risk"))[0])
+    assert statuses == [200, 404, 422, 503, 500]
+
+    # Then each request is one Requests sample and only the two 5xx are Errors, published
+    # under Stage=canary alone (what the canary gate reads), one record per request
+    records = emf_records(capsys.readouterr().out)
+    slis = [p for p in emf_points(records) if p["name"] in {"Requests", "Errors"}]
+    assert {(p["namespace"], tuple(p["dimensions"].items())) for p in slis} == {
+        ("CryptoSmartTrader", (("Stage", "canary"),))
+    }
+    assert [p["value"] for p in slis if p["name"] == "Requests"] == [1.0] * 5
+    assert [p["value"] for p in slis if p["name"] == "Errors"] == [0.0, 0.0, 0.0, 1.0, 1.0]
 
 
 def test_audit_trail_is_append_only(aws: AwsClients) -> None:

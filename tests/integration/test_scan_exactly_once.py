@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoIdempotencyStore, DynamoStateStore
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics, InMemorySlis
 from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.risk import RiskLevel
+from cryptosmarttrader.ports import MarketData
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer
 from cryptosmarttrader.settings import AwsResources, TradingSettings
@@ -114,3 +117,49 @@ def test_the_persisted_risk_level_governs_the_scan(
     held = [r for r in report.rows if any("risk_level" in x for x in r.reasons)]
     assert held
     assert all("DEFENSIVE" in r.reasons[-1] for r in held)
+
+
+@dataclass
+class WatchedMarket:
+    """The real market data, noting each read in ``events``."""
+
+    market: MarketData
+    events: list[str]
+
+    def daily_universe(self, asof: datetime, lookback_days: int) -> Any:
+        self.events.append("read")
+        return self.market.daily_universe(asof, lookback_days)
+
+    def ohlcv(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Any:
+        self.events.append("read")
+        return self.market.ohlcv(symbol, timeframe, start, end)
+
+
+def test_a_run_publishes_its_decision_latency_without_the_market_data_read(
+    aws: AwsClients, analysis: tuple[ScanAnalyzer, Analysis]
+) -> None:
+    # Given the deployed scan's service for the canary, its clock ticking 250 ms per decision
+    analyzer, _ = analysis
+    events: list[str] = []
+    ticks = iter([1_000.0, 1_000.25])
+
+    def timer() -> float:
+        events.append("tick")
+        return next(ticks)
+
+    slis = InMemorySlis(stage="canary")
+    watched = replace(analyzer, market=WatchedMarket(analyzer.market, events))
+    service = replace(
+        scan_service(watched, aws, AwsResources(), InMemoryMetrics(), slis), timer=timer
+    )
+
+    # When it runs
+    report = service.run(datetime(2021, 5, 1, tzinfo=UTC), 8)
+
+    # Then the clock started once the market data was read and stopped after the orders were
+    # recorded, and that span is the run's one DecisionLatency sample, for the canary
+    assert report.rows
+    assert events == ["read", "tick", "tick"]
+    assert [(m.name, m.value, m.unit, m.dimensions) for m in slis.recorded] == [
+        ("DecisionLatency", 250.0, "Milliseconds", (("Stage", "canary"),))
+    ]

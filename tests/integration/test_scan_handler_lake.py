@@ -20,6 +20,7 @@ from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.domain.circuit_breaker import BreakerState, CircuitBreaker
 from cryptosmarttrader.services.ingest import BREAKER_PK
 from cryptosmarttrader.settings import AwsResources
+from tests.moto_shims import emf_points, emf_records
 
 pytestmark = pytest.mark.realdata
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "MATIC/USDT", "DOGE/USDT", "LINK/USDT"]
@@ -69,9 +70,26 @@ def _invoke(event: dict[str, Any]) -> dict[str, Any]:
     return scan_handler.handler(event, Context())  # type: ignore[arg-type]
 
 
-def test_scan_reads_the_lake_and_orders_once(deployed: AwsClients) -> None:
+def _slis(stdout: str) -> dict[str, list[float]]:
+    """The stage SLI values a run published (EMF records dimensioned Stage only)."""
+    values: dict[str, list[float]] = {}
+    for point in emf_points(emf_records(stdout)):
+        if point["dimensions"] == {"Stage": "staging"}:
+            values.setdefault(point["name"], []).append(point["value"])
+    return values
+
+
+def test_scan_reads_the_lake_and_orders_once(
+    deployed: AwsClients, capsys: pytest.CaptureFixture[str]
+) -> None:
     # When the scheduled scan runs as of 2021-05-01 on the lake's Binance pairs
+    capsys.readouterr()
     first = _invoke({"top_n": 6, "asof": "2021-05-01"})
+    # Then it published the stage's SLIs: one request, no error, its decision latency
+    slis = _slis(capsys.readouterr().out)
+    assert (slis["Requests"], slis["Errors"]) == ([1.0], [0.0])
+    (latency_ms,) = slis["DecisionLatency"]
+    assert 0 < latency_ms < 60_000
     # Then every pair was ranked from the lake
     assert first["status"] == "ok", first
     report = first["report"]
@@ -85,10 +103,15 @@ def test_scan_reads_the_lake_and_orders_once(deployed: AwsClients) -> None:
     assert again["report"]["duplicates_prevented"] == report["orders_created"]
 
 
-def test_scan_before_the_lake_has_data_is_rejected_with_a_reason(deployed: AwsClients) -> None:
+def test_scan_before_the_lake_has_data_is_rejected_with_a_reason(
+    deployed: AwsClients, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
     result = _invoke({"top_n": 5, "asof": "2019-01-01"})
     assert result["status"] == "rejected"
     assert "no market data" in result["error"]
+    # a rejected as-of is a request answered, not a server error, and no decision was made
+    assert _slis(capsys.readouterr().out) == {"Requests": [1.0], "Errors": [0.0]}
 
 
 def test_with_the_ingest_breaker_open_every_agent_abstains_and_says_why(

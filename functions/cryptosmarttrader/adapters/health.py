@@ -6,6 +6,8 @@ the state table, ``HeadBucket`` on the lake, ``GetParameter`` of the kill-switch
 connection to the exchange's public API host with a short timeout and reports ``unreachable``
 when that fails (as on a machine without internet); when probing is disabled, as for the
 recorded-data source, it reports ``unknown`` and says why.
+
+:func:`dependency_probes` is the one list of checks, shared by the API and the scheduled probe.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ from typing import TYPE_CHECKING, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cryptosmarttrader.domain.sanitize import sanitize_text
-from cryptosmarttrader.services.api import HealthCheck
+from cryptosmarttrader.services.health import EXCHANGE_CHECK, HealthCheck
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
+
+    from cryptosmarttrader.adapters.aws_clients import AwsClients
+    from cryptosmarttrader.services.health import HealthProbe
+    from cryptosmarttrader.settings import AwsResources, TradingSettings
 
 __all__ = [
     "EXCHANGE_API_HOSTS",
@@ -32,6 +38,7 @@ __all__ = [
     "ExchangeProbe",
     "S3Probe",
     "SsmProbe",
+    "dependency_probes",
 ]
 
 EXCHANGE_API_HOSTS: Final = {
@@ -109,7 +116,7 @@ class ExchangeProbe:
     why_disabled: str = "exchange probing disabled"
     timeout_s: float = 1.0
     port: int = 443
-    name: str = "exchange"
+    name: str = EXCHANGE_CHECK
 
     def check(self) -> HealthCheck:
         host = EXCHANGE_API_HOSTS.get(self.exchange)
@@ -127,3 +134,19 @@ class ExchangeProbe:
         return HealthCheck(
             name=self.name, status=status, detail=detail, latency_ms=round(elapsed, 3)
         )
+
+
+def dependency_probes(
+    clients: AwsClients, resources: AwsResources, settings: TradingSettings
+) -> tuple[HealthProbe, ...]:
+    """State table, lake bucket, kill-switch parameter, and the exchange when one is in use."""
+    return (
+        DynamoDbProbe(clients.dynamodb, resources.state_table),
+        S3Probe(clients.s3, resources.lake_bucket),
+        SsmProbe(clients.ssm, resources.kill_switch_param),
+        ExchangeProbe(
+            settings.exchange,
+            enabled=settings.data_source == "ccxt",
+            why_disabled="CST_DATA_SOURCE=recorded: this deployment uses no exchange",
+        ),
+    )

@@ -2,10 +2,12 @@
 
 One place for names, units, dimensions and producers, used by the services (``metric_names.ORDERS_CREATED.name``),
 the alarms and dashboards (``infra/constructs/observability.py``) and ``docs/observability.md``.
-``producer`` names the module that emits the metric today; ``None`` means the producing
-component does not exist yet, and the alarms on such a metric treat missing data as
-"not breaching" until it does. Powertools adds the ``service`` dimension (the function's
-``POWERTOOLS_SERVICE_NAME``) to every metric.
+``producer`` names the module(s) that emit the metric today (comma-separated when several do);
+``None`` means the producing component does not exist yet, and the alarms on such a metric treat
+missing data as "not breaching" until it does. Powertools adds the ``service`` dimension (the
+function's ``POWERTOOLS_SERVICE_NAME``) to every metric except the go-live SLIs (family ``slo``,
+``service`` None): those carry exactly one dimension, ``Stage``, because the SLO gate asks
+CloudWatch for ``{Stage=<stage>}`` and CloudWatch matches the whole dimension set.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["CATALOGUE", "NAMESPACE", "Family", "MetricSpec", "Unit", "catalogue"]
+from cryptosmarttrader.domain import slo
+
+__all__ = ["CATALOGUE", "NAMESPACE", "SLIS", "Family", "MetricSpec", "Unit", "catalogue"]
 
 NAMESPACE: Final = "CryptoSmartTrader"
 
@@ -37,6 +41,7 @@ class Family(StrEnum):
     RISK = "risk"
     EXECUTION = "execution"
     SYSTEM = "system"
+    SLO = "slo"
 
 
 # Service names (POWERTOOLS_SERVICE_NAME) of the producing functions.
@@ -46,6 +51,7 @@ EXECUTION: Final = "cst-execution"
 API: Final = "cst-api"
 ALARM_KILLSWITCH: Final = "cst-alarm-killswitch"
 MODEL_DRIFT: Final = "cst-model-drift"
+HEALTH_PROBE: Final = "cst-health-probe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +60,18 @@ class MetricSpec:
     unit: Unit
     family: Family
     description: str
-    service: str
+    service: str | None  # None: a stage-wide SLI, no ``service`` dimension
     dimensions: tuple[str, ...] = ()  # besides ``service``
-    producer: str | None = None  # module emitting it today; None = not produced yet
+    producer: str | None = None  # module(s) emitting it today; None = not produced yet
+
+    @property
+    def producers(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.producer.split(",")) if self.producer else ()
+
+    @property
+    def is_sli(self) -> bool:
+        """Published under ``Stage`` only, for the go-live SLO gate."""
+        return self.service is None
 
 
 # data
@@ -461,6 +476,83 @@ KILL_SWITCH_ENGAGED = MetricSpec(
     (),
     "handlers/alarm_killswitch.py",
 )
+# slo: the go-live SLIs (domain/slo.py reads them per stage), dimensioned by Stage only
+PROBE_SUCCESS = MetricSpec(
+    slo.PROBE_SUCCESS,
+    Unit.COUNT,
+    Family.SLO,
+    "1 per scheduled deep health probe (DynamoDB, S3, SSM) that found every AWS dependency "
+    "answering, else 0; the uptime SLI's numerator.",
+    None,
+    (slo.STAGE_DIMENSION,),
+    "services/health.py",
+)
+PROBE_FAILURE = MetricSpec(
+    slo.PROBE_FAILURE,
+    Unit.COUNT,
+    Family.SLO,
+    "1 per deep health probe that found an AWS dependency failing (or could not run), else 0; "
+    "the failing component is named in the probe's log.",
+    None,
+    (slo.STAGE_DIMENSION,),
+    "services/health.py",
+)
+DECISION_LATENCY = MetricSpec(
+    slo.DECISION_LATENCY,
+    Unit.MILLISECONDS,
+    Family.SLO,
+    "Time of one scan run's decisions, from the market data in hand to the last paper order "
+    "recorded (quality gate, agents, ensemble, RiskGuard, order writes); the p95 latency SLI.",
+    None,
+    (slo.STAGE_DIMENSION,),
+    "services/scan.py",
+)
+REQUESTS = MetricSpec(
+    slo.REQUESTS,
+    Unit.COUNT,
+    Family.SLO,
+    "Work the stage was asked to do: each API request and each scan invocation; the burn "
+    "rate's denominator.",
+    None,
+    (slo.STAGE_DIMENSION,),
+    "handlers/api.py, handlers/scan.py",
+)
+ERRORS = MetricSpec(
+    slo.ERRORS,
+    Unit.COUNT,
+    Family.SLO,
+    "Server-side failures among the requests: API responses >= 500 and scan runs that raised "
+    "(client errors such as 4xx or a rejected scan event are not errors).",
+    None,
+    (slo.STAGE_DIMENSION,),
+    "handlers/api.py, handlers/scan.py",
+)
+STRATEGY_RETURN = MetricSpec(
+    slo.STRATEGY_RETURN,
+    Unit.NONE,
+    Family.SLO,
+    "Per-period return of the strategy as traded, basis points; paired with the reference "
+    "return for the tracking-error SLI.",
+    None,
+    (slo.STAGE_DIMENSION,),
+)
+REFERENCE_RETURN = MetricSpec(
+    slo.REFERENCE_RETURN,
+    Unit.NONE,
+    Family.SLO,
+    "Per-period return of the reference the strategy is tracked against, basis points.",
+    None,
+    (slo.STAGE_DIMENSION,),
+)
+SLIS: Final[tuple[MetricSpec, ...]] = (
+    PROBE_SUCCESS,
+    PROBE_FAILURE,
+    DECISION_LATENCY,
+    STRATEGY_RETURN,
+    REFERENCE_RETURN,
+    REQUESTS,
+    ERRORS,
+)
 
 CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     CANDLES_INGESTED,
@@ -508,6 +600,7 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     API_REQUESTS,
     API_LATENCY,
     KILL_SWITCH_ENGAGED,
+    *SLIS,
 )
 
 

@@ -21,13 +21,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Final, Literal, get_args
 
 from cryptosmarttrader.domain.types import DomainError
 
 __all__ = [
     "BPS",
+    "DEPLOYMENT_STAGES",
     "SLO_METRICS",
+    "STAGE_DIMENSION",
+    "DeploymentStage",
     "MetricQuery",
     "SliName",
     "SliResult",
@@ -244,6 +247,10 @@ def evaluate_slo(samples: SloSamples, thresholds: SloThresholds) -> SloDecision:
 # --------------------------------------------------------------------------- metric contract
 
 STAGE_DIMENSION: Final = "Stage"
+# The stage a deployment serves (``CST_STAGE``): the value of the ``Stage`` dimension its
+# functions publish the SLIs under, and the one a gate reads.
+DeploymentStage = Literal["staging", "canary", "production"]
+DEPLOYMENT_STAGES: Final[tuple[DeploymentStage, ...]] = get_args(DeploymentStage)
 PROBE_SUCCESS: Final = "ProbeSuccess"
 PROBE_FAILURE: Final = "ProbeFailure"
 DECISION_LATENCY: Final = "DecisionLatency"

@@ -1,6 +1,6 @@
 """Helpers shared by the Lambda handlers: settings and clients (parsed once per execution
-environment), Powertools Logger / Metrics factories, EventBridge unwrapping, correlation ids and
-the uniform "rejected event" result."""
+environment), Powertools Logger / Metrics factories, the stage's SLI publisher, EventBridge
+unwrapping, correlation ids and the uniform "rejected event" result."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.emf_metrics import METRICS_NAMESPACE
+from cryptosmarttrader.adapters.emf_metrics import METRICS_NAMESPACE, StageMetrics
 from cryptosmarttrader.domain.sanitize import sanitized_json
-from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.settings import AwsResources, DeploymentSettings, TradingSettings
 
 __all__ = [
     "aws_clients",
     "correlation_id",
+    "deployment",
     "make_logger",
     "make_metrics",
     "reject_malformed",
@@ -29,6 +30,7 @@ __all__ = [
     "request_payload",
     "reset_caches",
     "resources",
+    "stage_metrics",
     "trading_settings",
     "unwrap_eventbridge",
 ]
@@ -40,10 +42,13 @@ def make_logger(service: str) -> Logger:
     )
 
 
+def _namespace() -> str:
+    return os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE)
+
+
 def make_metrics(service: str) -> Metrics:
     return Metrics(
-        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE),
-        service=os.environ.get("POWERTOOLS_SERVICE_NAME", service),
+        namespace=_namespace(), service=os.environ.get("POWERTOOLS_SERVICE_NAME", service)
     )
 
 
@@ -62,9 +67,20 @@ def aws_clients() -> AwsClients:
     return AwsClients.build(resources())
 
 
+@cache
+def deployment() -> DeploymentSettings:
+    return DeploymentSettings()
+
+
+@cache
+def stage_metrics() -> StageMetrics:
+    """The go-live SLI publisher of this deployment's stage (``CST_STAGE``)."""
+    return StageMetrics(deployment().stage, _namespace())
+
+
 def reset_caches() -> None:
     """Forget parsed settings and clients (tests that change the environment between runs)."""
-    for fn in (resources, trading_settings, aws_clients):
+    for fn in (resources, trading_settings, aws_clients, deployment, stage_metrics):
         fn.cache_clear()
 
 

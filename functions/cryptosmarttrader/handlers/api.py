@@ -8,6 +8,8 @@ state-changing call carries a caller identity and records it in the audit trail.
 
 Every request runs under one correlation id (``X-Correlation-Id`` if the caller sent a valid
 one, else API Gateway's request id), logged on every line and echoed in the response header.
+Every request also counts toward the stage's SLIs: ``Requests``, and ``Errors`` when the answer
+is a 5xx (``Stage=<CST_STAGE>``).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     StoreError,
 )
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
-from cryptosmarttrader.adapters.health import DynamoDbProbe, ExchangeProbe, S3Probe, SsmProbe
+from cryptosmarttrader.adapters.health import dependency_probes
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain import metric_names as mn
@@ -59,6 +61,7 @@ from cryptosmarttrader.handlers._common import (
     make_logger,
     make_metrics,
     resources,
+    stage_metrics,
     trading_settings,
 )
 from cryptosmarttrader.services.api import (
@@ -108,6 +111,7 @@ DENIED: Final[dict[int, OpenAPIResponse]] = {
     503: _error("a dependency (DynamoDB, SSM) failed; retry later"),
 }
 CORRELATION_HEADER: Final = "X-Correlation-Id"
+SERVER_ERROR: Final = 500
 ISO_DATE: Final = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 _CORRELATION_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -120,7 +124,6 @@ def _service() -> ApiService:
     clock = SystemClock()
     state = DynamoStateStore(res.state_table, clients.dynamodb)
     kill_switch = SsmKillSwitch(res.kill_switch_param, clients.ssm, clock)
-    live = settings.data_source == "ccxt"
     return ApiService(
         signals=DynamoSignalStore(state),
         positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
@@ -128,16 +131,7 @@ def _service() -> ApiService:
         risk=RiskStateService(store=state, kill_switch=kill_switch, clock=clock),
         kill_switch=kill_switch,
         audit=DynamoAuditTrail(res.state_table, clients.dynamodb),
-        probes=(
-            DynamoDbProbe(clients.dynamodb, res.state_table),
-            S3Probe(clients.s3, res.lake_bucket),
-            SsmProbe(clients.ssm, res.kill_switch_param),
-            ExchangeProbe(
-                settings.exchange,
-                enabled=live,
-                why_disabled="CST_DATA_SOURCE=recorded: this deployment uses no exchange",
-            ),
-        ),
+        probes=dependency_probes(clients, res, settings),
         clock=clock,
         equity_usd=Decimal(str(settings.equity_usd)),
         max_asset_fraction=Decimal(str(settings.max_asset_fraction)),
@@ -344,14 +338,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request_id = str((event.get("requestContext") or {}).get("requestId") or context.aws_request_id)
     logger.set_correlation_id(correlation_id_of(event, request_id))
     try:
-        return app.resolve(event, context)
+        response = app.resolve(event, context)
     except Exception:  # last resort: a sanitized log line and a plain 500, never a trace
         logger.exception("unhandled error")
         cid = logger.get_correlation_id() or request_id
-        return {
+        response = {
             "statusCode": 500,
             "headers": {"Content-Type": content_types.APPLICATION_JSON, CORRELATION_HEADER: cid},
             "body": json.dumps(
                 {"statusCode": 500, "message": "internal error", "correlation_id": cid}
             ),
         }
+    # The stage's SLIs count what the caller got, including answers no route produced
+    # (dependency 503s, the 500 above): a server-side error is any status >= 500.
+    server_error = int(response.get("statusCode", 500)) >= SERVER_ERROR
+    stage_metrics().emit((mn.REQUESTS, 1), (mn.ERRORS, 1 if server_error else 0))
+    return response

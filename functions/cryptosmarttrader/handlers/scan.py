@@ -4,6 +4,10 @@ Thin by design: validate the event (pydantic) → ScanService → JSON-able resp
 clients are built once per execution environment (cold start), never per invocation. On AWS the
 scan reads the daily candles the ingest Lambda wrote to the S3 lake; with
 ``CST_DATA_SOURCE=recorded`` it reads the recorded real data in ``CST_DATA_DIR``.
+
+Each invocation publishes the stage's SLIs (``Stage=<CST_STAGE>``): one ``Requests``, and one
+``Errors`` when the run raised (a rejected event or as-of is the caller's error, not one); the
+service publishes a completed run's ``DecisionLatency``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.handlers._common import (
     aws_clients,
     make_logger,
@@ -27,6 +32,7 @@ from cryptosmarttrader.handlers._common import (
     reject_malformed,
     request_payload,
     resources,
+    stage_metrics,
     trading_settings,
 )
 from cryptosmarttrader.services.ingest import ingest_breaker_block
@@ -73,7 +79,9 @@ def _analyzer() -> ScanAnalyzer:
 
 @cache
 def _service() -> ScanService:
-    return scan_service(_analyzer(), aws_clients(), resources(), EmfMetrics(metrics))
+    return scan_service(
+        _analyzer(), aws_clients(), resources(), EmfMetrics(metrics), stage_metrics()
+    )
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -81,22 +89,29 @@ def _service() -> ScanService:
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payload = request_payload(event, context, logger)
+    slis = stage_metrics()
     try:
         request = ScanEvent.model_validate(payload)
     except ValidationError as exc:
+        slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 0))
         return reject_malformed("scan", exc, logger, metrics)
-    service = _service()
-    asof = (
-        datetime(request.asof.year, request.asof.month, request.asof.day, tzinfo=UTC)
-        if request.asof
-        else service.clock.now()
-    )
     try:
+        service = _service()
+        asof = (
+            datetime(request.asof.year, request.asof.month, request.asof.day, tzinfo=UTC)
+            if request.asof
+            else service.clock.now()
+        )
         report = service.run(asof, request.top_n)
     except ScanInputError as exc:
+        slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 0))
         logger.warning("scan input rejected", extra={"reason": str(exc)})
         metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
         return {"status": "rejected", "error": str(exc)}
+    except Exception:
+        slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 1))
+        raise
+    slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 0))
     logger.info(
         "scan complete",
         extra={

@@ -11,15 +11,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
 from cryptosmarttrader.domain.risk import RiskState, RiskTransition
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.ports import OrderStore, PositionStore
+from cryptosmarttrader.services.health import (
+    HealthCheck,
+    HealthProbe,
+    HealthResponse,
+    HealthService,
+)
 
 __all__ = [
     "ApiError",
@@ -36,29 +42,11 @@ __all__ = [
     "SignalsResponse",
 ]
 
-HealthStatus = Literal["ok", "error", "unreachable", "unknown"]
-
-
 # --------------------------------------------------------------------------- contracts
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class HealthCheck(_Model):
-    name: str = Field(description="dynamodb, s3, ssm or exchange")
-    status: HealthStatus
-    detail: str
-    latency_ms: float = Field(ge=0)
-
-
-class HealthResponse(_Model):
-    status: Literal["ok", "degraded"] = Field(
-        description="ok when every AWS dependency answered; the exchange may be unknown"
-    )
-    checked_at: AwareDatetime
-    checks: list[HealthCheck]
 
 
 class Opportunity(_Model):
@@ -226,13 +214,6 @@ class AuditTrail(Protocol):
     ) -> AuditRecord: ...
 
 
-class HealthProbe(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    def check(self) -> HealthCheck: ...
-
-
 # --------------------------------------------------------------------------- service
 
 
@@ -262,11 +243,7 @@ class ApiService:
     max_asset_fraction: Decimal
 
     def health(self) -> HealthResponse:
-        checks = [probe.check() for probe in self.probes]
-        aws_ok = all(c.status == "ok" for c in checks if c.name != "exchange")
-        return HealthResponse(
-            status="ok" if aws_ok else "degraded", checked_at=self.clock.now(), checks=checks
-        )
+        return HealthService(self.probes, self.clock).check()
 
     def market_overview(self, top: int) -> MarketOverview:
         report = self.signals.latest()

@@ -2,19 +2,26 @@
 
 The same service runs in the scan Lambda, in `cst scan` and in backtests, so a decision never
 depends on where it was computed.
+
+Given an SLI recorder (the deployed scan), each run publishes its decision latency: the time
+from the market data in hand to the last decision recorded (quality gate, agents, ensemble,
+RiskGuard, paper orders). Reading the market data is not part of it: its cost is the lake's, its
+freshness is ``DataStaleness``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.agents.base import abstentions
 from cryptosmarttrader.domain.agents.technical import technical_votes
 from cryptosmarttrader.domain.clock import Clock
@@ -35,6 +42,9 @@ from cryptosmarttrader.ports import (
 )
 from cryptosmarttrader.services.scoring import TrainedModel, ensemble_scan_votes
 from cryptosmarttrader.settings import TradingSettings
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.ports import SliRecorder
 
 TECHNICAL_ONLY = (
     "technical agent only: no fitted ensemble configured, so confidence is indicator agreement, "
@@ -107,6 +117,11 @@ class ScanAnalyzer:
     data_health: Callable[[], str | None] | None = None
 
     def analyze(self, asof: datetime, top_n: int | None = None) -> Analysis:
+        frame, asof_ms = self.read_market(asof)
+        return self.decide(frame, asof_ms, top_n)
+
+    def read_market(self, asof: datetime) -> tuple[pl.DataFrame, int]:
+        """The daily bars up to ``asof``'s day (00:00 UTC) and that day in ms; I/O only."""
         if asof.tzinfo is None:
             raise ScanInputError(f"as-of must be timezone-aware UTC, got {asof!r}")
         now = self.clock.now()
@@ -114,13 +129,16 @@ class ScanAnalyzer:
             raise ScanInputError(f"as-of {asof:%Y-%m-%d} is in the future (now {now:%Y-%m-%d})")
         asof_ms = int(asof.astimezone(UTC).timestamp() * 1000)
         asof_ms -= asof_ms % DAY_MS  # a scan decides on the daily bar opening at 00:00 UTC
-        n = top_n or self.settings.top_n
-
         frame = self.market.daily_universe(utc_from_ms(asof_ms), LOOKBACK_DAYS)
         if frame.is_empty():
             raise ScanInputError(
                 f"no market data in the {LOOKBACK_DAYS} days up to {utc_from_ms(asof_ms):%Y-%m-%d}"
             )
+        return frame, asof_ms
+
+    def decide(self, frame: pl.DataFrame, asof_ms: int, top_n: int | None = None) -> Analysis:
+        """Quality gate → agents → ranking over the bars :meth:`read_market` returned."""
+        n = top_n or self.settings.top_n
         frame = frame.filter(~pl.col("symbol").is_in(list(self.excluded_symbols)))
         quality = check_daily(frame, asof_ms)
         blocked = self.data_health() if self.data_health is not None else None
@@ -171,6 +189,8 @@ class ScanService:
     signals: SignalStore | None = None
     risk_level: RiskLevel = RiskLevel.NORMAL  # used when no persisted risk state is wired
     risk_state: Callable[[], RiskLevel] | None = None  # the RiskGuard's persisted level, per run
+    slis: SliRecorder | None = None  # the deployed scan publishes its decision latency
+    timer: Callable[[], float] = time.perf_counter  # monotonic seconds
 
     @property
     def settings(self) -> TradingSettings:
@@ -181,7 +201,13 @@ class ScanService:
         return self.analyzer.clock
 
     def run(self, asof: datetime, top_n: int | None = None) -> ScanReport:
-        return self.execute(self.analyzer.analyze(asof, top_n))
+        frame, asof_ms = self.analyzer.read_market(asof)
+        started = self.timer()
+        report = self.execute(self.analyzer.decide(frame, asof_ms, top_n))
+        if self.slis is not None:
+            decided_ms = (self.timer() - started) * 1000.0
+            self.slis.emit((mn.DECISION_LATENCY, decided_ms))
+        return report
 
     def execute(self, analysis: Analysis) -> ScanReport:
         self.metrics.add("UniverseSize", analysis.universe)
