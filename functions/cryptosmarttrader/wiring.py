@@ -160,6 +160,7 @@ def trading_cycle(
     resources: AwsResources,
     settings: TradingSettings,
     metrics: Metrics,
+    slis: SliRecorder | None = None,
 ) -> TradingCycle:
     """The execution function's cycle: the scan's decisions through the RiskGuard to the paper
     venue (its book in the state table, filling on ``market``'s real bars), fills into positions,
@@ -194,4 +195,5 @@ def trading_cycle(
         metrics=metrics,
         starting_equity=Decimal(str(settings.equity_usd)),
         timeframe=settings.execution_timeframe,
+        slis=slis,
     )

@@ -21,6 +21,7 @@ from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.settings import AwsResources
+from tests.moto_shims import emf_points, emf_records
 
 pytestmark = pytest.mark.realdata
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "MATIC/USDT", "DOGE/USDT", "LINK/USDT"]
@@ -117,6 +118,20 @@ def test_the_scans_decisions_fill_on_the_lakes_next_hourly_bar(deployed: AwsClie
     assert metrics["OrdersFilled"] == len(filled)
     assert {"SlippageBps", "DailyPnl", "Drawdown", "Equity", "RiskLevel"} <= set(metrics)
     assert metrics["RiskLevel"] == 0
+    # and the go-live SLIs of this stage, dimensioned Stage only: one request each run, and from
+    # the second cycle on the period's returns of the account and of its backtest twin
+    slis = {
+        p["name"]: p
+        for p in emf_points(emf_records(out2))
+        if p["dimensions"] == {"Stage": "staging"}
+    }
+    assert {"Requests", "Errors", "StrategyReturnBps", "ReferenceReturnBps"} <= set(slis)
+    assert slis["Errors"]["value"] == 0
+    assert slis["StrategyReturnBps"]["value"] == pytest.approx(
+        (second["report"]["equity"] / first["report"]["equity"] - 1) * 1e4
+    )
+    assert second["report"]["reference_return_bps"] == slis["ReferenceReturnBps"]["value"]
+    assert not any(p["name"] == "StrategyReturnBps" for p in emf_points(emf_records(out1)))
 
 
 def test_malformed_events_are_rejected_and_touch_nothing(deployed: AwsClients) -> None:

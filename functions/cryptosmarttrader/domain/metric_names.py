@@ -511,38 +511,41 @@ REQUESTS = MetricSpec(
     slo.REQUESTS,
     Unit.COUNT,
     Family.SLO,
-    "Work the stage was asked to do: each API request and each scan invocation; the burn "
-    "rate's denominator.",
+    "Work the stage was asked to do: each API request, scan and execution invocation; the "
+    "burn rate's denominator.",
     None,
     (slo.STAGE_DIMENSION,),
-    "handlers/api.py, handlers/scan.py",
+    "handlers/api.py, handlers/scan.py, handlers/execute.py",
 )
 ERRORS = MetricSpec(
     slo.ERRORS,
     Unit.COUNT,
     Family.SLO,
-    "Server-side failures among the requests: API responses >= 500 and scan runs that raised "
-    "(client errors such as 4xx or a rejected scan event are not errors).",
+    "Server-side failures among the requests: API responses >= 500 and scan or execution runs "
+    "that raised (client errors such as 4xx or a rejected event are not errors).",
     None,
     (slo.STAGE_DIMENSION,),
-    "handlers/api.py, handlers/scan.py",
+    "handlers/api.py, handlers/scan.py, handlers/execute.py",
 )
 STRATEGY_RETURN = MetricSpec(
     slo.STRATEGY_RETURN,
     Unit.NONE,
     Family.SLO,
-    "Per-period return of the strategy as traded, basis points; paired with the reference "
-    "return for the tracking-error SLI.",
+    "The account's return since the previous execution cycle (paper fills, fees, positions at "
+    "the last close), basis points; paired with the reference return for tracking error.",
     None,
     (slo.STAGE_DIMENSION,),
+    "services/trading_cycle.py",
 )
 REFERENCE_RETURN = MetricSpec(
     slo.REFERENCE_RETURN,
     Unit.NONE,
     Family.SLO,
-    "Per-period return of the reference the strategy is tracked against, basis points.",
+    "The same book's return over the same period if every fill had happened as the strategy "
+    "backtest assumes (decision price, its flat cost rate), basis points.",
     None,
     (slo.STAGE_DIMENSION,),
+    "services/trading_cycle.py",
 )
 SLIS: Final[tuple[MetricSpec, ...]] = (
     PROBE_SUCCESS,

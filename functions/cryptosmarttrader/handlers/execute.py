@@ -4,7 +4,8 @@ Thin: validate the event → :class:`TradingCycle` → JSON. The scan's decision
 through the RiskGuard again and to the paper venue, whose book lives in the state table; open
 orders fill once their bar is in the lake; positions, equity, daily PnL and drawdown are updated
 and the RiskGuard level moves (EMERGENCY / SHUTDOWN turn the kill-switch on). ``{"at": ...}``
-replays a cycle at a past instant over the recorded data (`cst demo`).
+replays a cycle at a past instant over the recorded data (`cst demo`). Go-live SLIs under this
+deployment's Stage: Requests/Errors per invocation, the cycle's strategy and reference returns.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, fiel
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.clock import Clock, FixedClock
 from cryptosmarttrader.handlers._common import (
     aws_clients,
@@ -28,6 +30,7 @@ from cryptosmarttrader.handlers._common import (
     reject_malformed,
     request_payload,
     resources,
+    stage_metrics,
     trading_settings,
 )
 from cryptosmarttrader.ports import MarketData
@@ -66,15 +69,28 @@ def _market() -> MarketData:
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payload = request_payload(event, context, logger)
+    slis = stage_metrics()
     try:
         request = ExecutionEvent.model_validate(payload)
     except ValidationError as exc:
+        slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 0))
         return reject_malformed("execution", exc, logger, metrics)
     clock: Clock = SystemClock() if request.at is None else FixedClock(request.at.astimezone(UTC))
-    cycle = trading_cycle(
-        _market(), clock, aws_clients(), resources(), trading_settings(), EmfMetrics(metrics)
-    )
-    report = cycle.run()
+    try:
+        cycle = trading_cycle(
+            _market(),
+            clock,
+            aws_clients(),
+            resources(),
+            trading_settings(),
+            EmfMetrics(metrics),
+            slis,
+        )
+        report = cycle.run()
+    except Exception:
+        slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 1))
+        raise
+    slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 0))
     logger.info(
         "execution cycle complete",
         extra={

@@ -18,7 +18,10 @@ Run by the scheduled execution function (hourly, after the hourly candles are in
    CLOSE order through the same exactly-once path (one per position and bar).
 
 Metrics: DailyPnl, Drawdown, RiskLevel, GrossExposure, Equity here; OrdersSent, OrdersFilled,
-SlippageBps, OrderLatency, OrdersRejectedByRisk from the execution service.
+SlippageBps, OrderLatency, OrdersRejectedByRisk from the execution service; and per cycle the
+go-live SLIs StrategyReturnBps / ReferenceReturnBps (Stage only): the account's return since the
+previous cycle and the same book's under the backtest's fills, whose dispersion is the gate's
+tracking error.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE
 from cryptosmarttrader.domain.market import DAY_MS, TIMEFRAME_MS
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
@@ -52,7 +56,7 @@ from cryptosmarttrader.domain.types import (
     ms_from_utc,
     utc_from_ms,
 )
-from cryptosmarttrader.ports import MarketData, Metrics
+from cryptosmarttrader.ports import MarketData, Metrics, SliRecorder
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 
@@ -160,6 +164,7 @@ class TradingCycle:
     starting_equity: Decimal
     timeframe: str = "1h"
     cluster_threshold: float = 0.8
+    slis: SliRecorder | None = None  # the go-live returns (tracking error) under this Stage
     marks: dict[str, Mark] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -198,6 +203,8 @@ class TradingCycle:
         drawdown = _change_pct(state.peak_equity, account.equity)
         self._emit(state.level, account, daily, drawdown)
         returns = self._period_returns(now, account.equity, self.reference_account().equity)
+        if returns is not None and self.slis is not None:
+            self.slis.emit((mn.STRATEGY_RETURN, returns[0]), (mn.REFERENCE_RETURN, returns[1]))
         return CycleReport(
             at=now,
             dispatched=counts["resent_new"],
