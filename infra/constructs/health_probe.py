@@ -13,7 +13,6 @@ from typing import Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -23,7 +22,7 @@ from infra.constructs.bundling import LambdaCode
 from infra.constructs.data_lake import DataLake
 from infra.constructs.grants import grant_table
 from infra.constructs.kill_switch import KillSwitch
-from infra.constructs.python_function import ASYNC_RETRY_ATTEMPTS, PythonFunction
+from infra.constructs.python_function import PythonFunction
 from infra.constructs.state_tables import StateTables
 
 PROBE_HANDLER: Final = "cryptosmarttrader.handlers.health_probe.handler"
@@ -77,18 +76,11 @@ class HealthProbe(Construct):
         )
 
         minutes = config.probe_every_minutes
-        self.rule = events.Rule(
+        self.rule = self.lambda_.schedule(
             self,
             "Schedule",
-            description=f"Deep health probe every {minutes} min (uptime SLI, Stage={config.stage})",
             schedule=events.Schedule.rate(Duration.minutes(minutes)),
-        )
-        self.rule.add_target(
-            targets.LambdaFunction(
-                self.lambda_.function,
-                dead_letter_queue=self.lambda_.dead_letter_queue,
-                retry_attempts=ASYNC_RETRY_ATTEMPTS,
-                # an undelivered probe older than one interval is superseded by the next one
-                max_event_age=Duration.minutes(minutes),
-            )
+            description=f"Deep health probe every {minutes} min (uptime SLI, Stage={config.stage})",
+            # an undelivered probe older than one interval is superseded by the next one
+            max_event_age=Duration.minutes(minutes),
         )

@@ -7,16 +7,13 @@ from typing import Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
-from infra.config import DeploymentConfig, IngestSchedule
+from infra.config import DeploymentConfig
 from infra.constructs.bundling import LambdaCode
 from infra.constructs.data_lake import DataLake
 from infra.constructs.grants import grant_lake_objects, grant_table
 from infra.constructs.python_function import (
-    ASYNC_RETRY_ATTEMPTS,
-    MAX_EVENT_AGE,
     PythonFunction,
 )
 from infra.constructs.state_tables import StateTables
@@ -72,45 +69,28 @@ class Ingestion(Construct):
         grant_table(role, tables.state, ["GetItem", "PutItem", "UpdateItem", "Query"])
 
         self.rules: dict[tuple[str, str], events.Rule] = {
-            (schedule.exchange, schedule.timeframe): self._rule(schedule)
+            (schedule.exchange, schedule.timeframe): self.lambda_.schedule(
+                self,
+                schedule.rule_id,
+                schedule=events.Schedule.expression(schedule.cron.expression()),
+                description=(
+                    f"Ingest {schedule.timeframe} candles from {schedule.exchange} "
+                    f"({len(schedule.symbols)} symbols), {schedule.cron.expression()} UTC"
+                ),
+                event=schedule.event(),
+            )
             for schedule in config.ingest_schedules
         }
         self.market_cap_rule: events.Rule | None = None
         if config.market_caps is not None:
             caps = config.market_caps
-            self.market_cap_rule = self._target(
-                events.Rule(
-                    self,
-                    "IngestMarketCaps",
-                    description=(
-                        f"Ingest CoinGecko market caps of {len(caps.symbols)} {caps.exchange} "
-                        f"pairs' coins, {caps.cron.expression()} UTC"
-                    ),
-                    schedule=events.Schedule.expression(caps.cron.expression()),
+            self.market_cap_rule = self.lambda_.schedule(
+                self,
+                "IngestMarketCaps",
+                schedule=events.Schedule.expression(caps.cron.expression()),
+                description=(
+                    f"Ingest CoinGecko market caps of {len(caps.symbols)} {caps.exchange} "
+                    f"pairs' coins, {caps.cron.expression()} UTC"
                 ),
-                caps.event(),
+                event=caps.event(),
             )
-
-    def _rule(self, schedule: IngestSchedule) -> events.Rule:
-        rule = events.Rule(
-            self,
-            schedule.rule_id,
-            description=(
-                f"Ingest {schedule.timeframe} candles from {schedule.exchange} "
-                f"({len(schedule.symbols)} symbols), {schedule.cron.expression()} UTC"
-            ),
-            schedule=events.Schedule.expression(schedule.cron.expression()),
-        )
-        return self._target(rule, schedule.event())
-
-    def _target(self, rule: events.Rule, event: Mapping[str, object]) -> events.Rule:
-        rule.add_target(
-            targets.LambdaFunction(
-                self.lambda_.function,
-                event=events.RuleTargetInput.from_object(dict(event)),
-                dead_letter_queue=self.lambda_.dead_letter_queue,
-                retry_attempts=ASYNC_RETRY_ATTEMPTS,
-                max_event_age=MAX_EVENT_AGE,
-            )
-        )
-        return rule

@@ -29,7 +29,6 @@ from typing import Any, Final
 from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_stepfunctions as sfn
@@ -43,8 +42,6 @@ from infra.constructs.data_lake import DataLake
 from infra.constructs.grants import grant_lake_objects, grant_table
 from infra.constructs.nag import acknowledge
 from infra.constructs.python_function import (
-    ASYNC_RETRY_ATTEMPTS,
-    MAX_EVENT_AGE,
     PythonFunction,
 )
 from infra.constructs.state_machines import lambda_task, logged_state_machine
@@ -190,20 +187,12 @@ class MachineLearning(Construct):
                 ),
             )
 
-        self.drift_rule = events.Rule(
+        self.drift_rule = self.drift.schedule(
             self,
             "DailyDrift",
-            description=f"Daily drift check of the production model, {DRIFT_CRON} UTC",
             schedule=events.Schedule.expression(DRIFT_CRON),
-        )
-        self.drift_rule.add_target(
-            targets.LambdaFunction(
-                self.drift.function,
-                event=events.RuleTargetInput.from_object({}),
-                dead_letter_queue=self.drift.dead_letter_queue,
-                retry_attempts=ASYNC_RETRY_ATTEMPTS,
-                max_event_age=MAX_EVENT_AGE,
-            )
+            description=f"Daily drift check of the production model, {DRIFT_CRON} UTC",
+            event={},
         )
         # Named and described as the observability construct's alarms are ("<stack>-<severity>-
         # <id>", "[severity] ..."); severity info: no action until the stack wires a topic.

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from typing import Final
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -135,3 +137,28 @@ class PythonFunction(Construct):
                 "tested for (requires-python <3.13; bundles target cp312 manylinux)."
             ),
         )
+
+    def schedule(
+        self,
+        scope: Construct,
+        rule_id: str,
+        *,
+        schedule: events.Schedule,
+        description: str,
+        event: Mapping[str, object] | None = None,
+        max_event_age: Duration = MAX_EVENT_AGE,
+    ) -> events.Rule:
+        """An EventBridge rule in ``scope`` invoking this function with ``event`` (None: the
+        scheduled event itself), retried like the function's async invocations, undeliverable
+        events to its dead-letter queue."""
+        rule = events.Rule(scope, rule_id, description=description, schedule=schedule)
+        rule.add_target(
+            targets.LambdaFunction(
+                self.function,
+                event=None if event is None else events.RuleTargetInput.from_object(dict(event)),
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=ASYNC_RETRY_ATTEMPTS,
+                max_event_age=max_event_age,
+            )
+        )
+        return rule

@@ -7,7 +7,6 @@ from typing import Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
 from infra.config import DeploymentConfig
@@ -15,11 +14,7 @@ from infra.constructs.bundling import LambdaCode
 from infra.constructs.data_lake import DataLake
 from infra.constructs.grants import grant_lake_objects, grant_table
 from infra.constructs.kill_switch import KillSwitch
-from infra.constructs.python_function import (
-    ASYNC_RETRY_ATTEMPTS,
-    MAX_EVENT_AGE,
-    PythonFunction,
-)
+from infra.constructs.python_function import PythonFunction
 from infra.constructs.state_tables import StateTables
 
 SCAN_HANDLER: Final = "cryptosmarttrader.handlers.scan.handler"
@@ -76,18 +71,10 @@ class Scan(Construct):
         grant_table(role, tables.idempotency, ["GetItem", "PutItem", "UpdateItem", "DeleteItem"])
         grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])
 
-        self.rule = events.Rule(
+        self.rule = self.lambda_.schedule(
             self,
             "Daily",
-            description=f"Daily scan of the top {config.scan.top_n}, {config.scan.cron.expression()} UTC",
             schedule=events.Schedule.expression(config.scan.cron.expression()),
-        )
-        self.rule.add_target(
-            targets.LambdaFunction(
-                self.lambda_.function,
-                event=events.RuleTargetInput.from_object(config.scan.event()),
-                dead_letter_queue=self.lambda_.dead_letter_queue,
-                retry_attempts=ASYNC_RETRY_ATTEMPTS,
-                max_event_age=MAX_EVENT_AGE,
-            )
+            description=f"Daily scan of the top {config.scan.top_n}, {config.scan.cron.expression()} UTC",
+            event=config.scan.event(),
         )
