@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from cryptosmarttrader.adapters.local_aws import serialize_moto_dynamodb
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,3 +33,10 @@ def data_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _atomic_moto_dynamodb() -> None:
+    """Tests that race threads against moto get DynamoDB's per-request atomicity (see
+    ``serialize_moto_dynamodb``): a lost race must come from our code, not from moto."""
+    serialize_moto_dynamodb()

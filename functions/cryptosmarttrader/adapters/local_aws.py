@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ __all__ = [
     "SnapshotError",
     "embedded_aws",
     "ensure_resources",
+    "serialize_moto_dynamodb",
     "table_specs",
 ]
 
@@ -360,6 +362,31 @@ def _state_lock(state_dir: Path, timeout_s: float) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+_MOTO_DYNAMODB_LOCK = threading.Lock()
+
+
+def serialize_moto_dynamodb() -> None:
+    """Make moto's in-process DynamoDB handle one request at a time (idempotent).
+
+    DynamoDB applies each write atomically, conditions included; moto's in-memory backend does
+    not lock, so two threads' conditional puts of one key can both succeed (or a scan can see a
+    table change size mid-iteration). Serializing moto's request handling restores the
+    guarantee the exactly-once logic relies on, for the embedded local AWS and its tests.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_cst_serialized", False):
+        return
+    original = DynamoHandler.call_action
+
+    def call_action(self: DynamoHandler) -> Any:
+        with _MOTO_DYNAMODB_LOCK:
+            return original(self)
+
+    call_action._cst_serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
 @contextlib.contextmanager
 def embedded_aws(
     state_dir: Path, resources: AwsResources | None = None, *, lock_timeout_s: float = 120.0
@@ -376,6 +403,7 @@ def embedded_aws(
 
     from moto import mock_aws  # only the local path needs moto
 
+    serialize_moto_dynamodb()
     snapshot_path = state_dir / SNAPSHOT_FILE
     lake_dir = state_dir / LAKE_DIR
     with _state_lock(state_dir, lock_timeout_s):

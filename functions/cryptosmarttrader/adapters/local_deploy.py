@@ -26,6 +26,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cryptosmarttrader.adapters.local_aws import serialize_moto_dynamodb
+
 __all__ = [
     "CDKLOCAL",
     "DeployError",
@@ -187,6 +189,7 @@ def moto_server(port: int) -> Iterator[str]:
     default_user_config["lambda"] = {"use_docker": False}
     sfn_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
     register_cloudwatch_alarm_resource()
+    serialize_moto_dynamodb()  # the threaded server answers concurrent requests
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
     server.start()
     try:
