@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import polars as pl
 import pytest
 from moto import mock_aws
 
@@ -285,3 +286,35 @@ def test_a_real_crash_day_escalates_the_level_and_turns_the_kill_switch_on(
     assert crash.risk_transition is not None and "daily loss" in crash.risk_transition
     switch = SsmKillSwitch(clients.resources.kill_switch_param, clients.ssm, FixedClock(ASOF))
     assert switch.status().on and "RiskGuard" in switch.status().reason
+
+
+def test_stale_daily_data_trips_the_data_quality_breaker(
+    market: RecordedMarketData, clients: AwsClients
+) -> None:
+    class IngestStopped:
+        """The real data as a lake whose daily ingest stopped five days before the cycle."""
+
+        def daily_universe(self, asof: datetime, lookback_days: int) -> pl.DataFrame:
+            frame = market.daily_universe(asof, lookback_days)
+            return frame.filter(pl.col("ts") <= ms_from_utc(asof - timedelta(days=5)))
+
+        def ohlcv(
+            self, symbol: str, timeframe: str, start: datetime, end: datetime
+        ) -> pl.DataFrame:
+            return market.ohlcv(symbol, timeframe, start, end)
+
+    at = ASOF + timedelta(hours=1, minutes=10)
+    cycle = trading_cycle(
+        IngestStopped(), FixedClock(at), clients, clients.resources, SETTINGS, InMemoryMetrics()
+    )
+    report = cycle.run()
+    assert report.risk_level == "DEFENSIVE"
+    assert report.risk_transition is not None and "data-quality breaker" in report.risk_transition
+    # with today's data again, the level stays for the rest of the UTC day, then steps down one
+    # level per new day
+    same_day, _ = _cycle(market, clients, at + timedelta(hours=2))
+    assert same_day.risk_level == "DEFENSIVE"
+    next_day, _ = _cycle(market, clients, at + timedelta(days=1))
+    assert next_day.risk_level == "CONSERVATIVE"
+    day_after, _ = _cycle(market, clients, at + timedelta(days=2))
+    assert day_after.risk_level == "NORMAL"

@@ -12,8 +12,10 @@ Run by the scheduled execution function (hourly, after the hourly candles are in
 3. the account valued from the order ledger: cash = starting equity − buys + sells − fees,
    equity = cash + Σ quantity × last close. A position without a mark makes the equity unknown:
    the RiskGuard then holds DEFENSIVE (it never guesses a price);
-4. :meth:`RiskStateService.observe` with that equity and the venue's consecutive errors: daily
-   loss 3/5/8 % and drawdown escalate, EMERGENCY and SHUTDOWN turn the kill-switch on;
+4. :meth:`RiskStateService.observe` with that equity, the share of the universe today's daily
+   quality gate excludes, and the venue's consecutive errors: daily loss 3/5/8 %, drawdown,
+   the data-quality and exchange-error breakers escalate; EMERGENCY and SHUTDOWN turn the
+   kill-switch on;
 5. at EMERGENCY with the kill-switch off again (a human looked), every position is flattened by a
    CLOSE order through the same exactly-once path (one per position and bar).
 
@@ -40,6 +42,7 @@ from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE
 from cryptosmarttrader.domain.market import DAY_MS, TIMEFRAME_MS
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
 from cryptosmarttrader.domain.portfolio import correlation_clusters
+from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.risk import (
     LEVEL_POLICIES,
     MarketQuote,
@@ -185,7 +188,9 @@ class TradingCycle:
             | set(self.execution.positions.get_all())
         )
         self.marks = {s: m for s in symbols if (m := self.mark(s, now)) is not None}
-        self.execution.clusters = self._clusters(now)
+        universe = self.market.daily_universe(now, CLUSTER_LOOKBACK_DAYS)
+        self.execution.clusters = self._clusters(universe)
+        bad_data = _bad_data_fraction(universe, now)
         self.execution.equity_source = self._equity_money
         self.execution.quote_source = self._quote
         counts = self.execution.reconcile()
@@ -193,6 +198,7 @@ class TradingCycle:
         state, move = self.risk.observe(
             RiskObservation(
                 equity=account.equity,
+                bad_data_fraction=bad_data,
                 consecutive_exchange_errors=self.execution.consecutive_exchange_errors,
             )
         )
@@ -291,8 +297,7 @@ class TradingCycle:
         volume = Decimal(repr(float((day["volume"] * day["close"]).sum()))) if complete else None
         return Mark(Decimal(repr(float(last["close"]))), utc_from_ms(last_ts + step), volume)
 
-    def _clusters(self, now: datetime) -> dict[str, str]:
-        frame = self.market.daily_universe(now, CLUSTER_LOOKBACK_DAYS)
+    def _clusters(self, frame: pl.DataFrame) -> dict[str, str]:
         if frame.is_empty():
             return {}
         return correlation_clusters(
@@ -356,6 +361,17 @@ class TradingCycle:
                 (qty * self.marks[s].price for s, qty in account.positions.items()), Decimal(0)
             )
             self.metrics.add("GrossExposure", float(gross / account.equity * 100), "Percent")
+
+
+def _bad_data_fraction(daily: pl.DataFrame, now: datetime) -> Decimal:
+    """Share of the universe the daily quality gate excludes as of today (the data-quality
+    breaker's input). No data at all is the worst case, not a clean bill."""
+    universe = daily["symbol"].n_unique() if not daily.is_empty() else 0
+    if universe == 0:
+        return Decimal(1)
+    today_ms = ms_from_utc(now) // DAY_MS * DAY_MS
+    excluded = len(check_daily(daily, today_ms).excluded)
+    return Decimal(excluded) / Decimal(universe)
 
 
 def _change_pct(reference: Decimal | None, equity: Decimal | None) -> float | None:
