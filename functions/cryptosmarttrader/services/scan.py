@@ -12,8 +12,8 @@ freshness is ``DataStaleness``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -295,11 +295,10 @@ class ScanService:
             quantity=qty,
             reference_price=price,
         )
-        coid = intent.client_order_id.value
-        existing = self.orders.get(coid)
+        existing = self.orders.get(intent.client_order_id.value)
         if existing is not None:
             return {
-                "client_order_id": coid,
+                "client_order_id": intent.client_order_id.value,
                 "order_status": str(existing["status"]),
                 "reasons": [
                     *sig.reasons,
@@ -325,16 +324,22 @@ class ScanService:
                 ],
             }
         if verdict.quantity != intent.quantity:
-            intent = OrderIntent(
-                intent.strategy,
-                intent.symbol,
-                intent.side,
-                intent.intent,
-                intent.signal_bar_ms,
-                verdict.quantity,
-                intent.reference_price,
-            )
-            coid = intent.client_order_id.value
+            intent = replace(intent, quantity=verdict.quantity)
+        outcome = self._record(intent, rank, sig.reasons)
+        if outcome.get("_created"):
+            notional = intent.quantity.value * price.value
+            exposure[sig.symbol] = exposure.get(sig.symbol, Decimal(0)) + notional
+            outcome["reasons"] = [
+                *sig.reasons,
+                f"paper order {intent.quantity} @ {price.value:.6g} ({verdict.reason})",
+            ]
+        return outcome
+
+    def _record(self, intent: OrderIntent, rank: int, reasons: Sequence[str]) -> dict[str, Any]:
+        """Record ``intent`` as a NEW order exactly once (60-minute claim + conditional insert);
+        the row fields of the outcome, with ``_created`` or ``_duplicate``."""
+        coid = intent.client_order_id.value
+        price = intent.reference_price.value
         now = self.clock.now()
         # The claim opens the 60-minute window; the conditional insert below is what makes the
         # order exactly-once. A claim already held with no order recorded means an earlier
@@ -347,20 +352,17 @@ class ScanService:
             return {
                 "client_order_id": coid,
                 "order_status": "duplicate",
-                "reasons": [
-                    *sig.reasons,
-                    "duplicate suppressed by the 60-minute idempotency window",
-                ],
+                "reasons": [*reasons, "duplicate suppressed by the 60-minute idempotency window"],
                 "_duplicate": 1,
             }
         record = {
             "client_order_id": coid,
-            "symbol": sig.symbol,
+            "symbol": intent.symbol.value,
             "side": intent.side.value,
             "intent": intent.intent.value,
             "quantity": intent.quantity.value,
-            "reference_price": price.value,
-            "notional": (intent.quantity.value * price.value).quantize(Decimal("0.01")),
+            "reference_price": price,
+            "notional": (intent.quantity.value * price).quantize(Decimal("0.01")),
             "strategy": intent.strategy,
             "signal_bar_ms": intent.signal_bar_ms,
             "status": OrderStatus.NEW.value,
@@ -376,17 +378,13 @@ class ScanService:
             return {
                 "client_order_id": coid,
                 "order_status": "duplicate",
-                "reasons": [*sig.reasons, "duplicate suppressed: order already recorded"],
+                "reasons": [*reasons, "duplicate suppressed: order already recorded"],
                 "_duplicate": 1,
             }
-        exposure[sig.symbol] = exposure.get(sig.symbol, Decimal(0)) + Decimal(record["notional"])
         return {
             "client_order_id": coid,
             "order_status": OrderStatus.NEW.value,
-            "reasons": [
-                *sig.reasons,
-                f"paper order {intent.quantity} @ {price.value:.6g} ({verdict.reason})",
-            ],
+            "reasons": list(reasons),
             "_created": 1,
         }
 
