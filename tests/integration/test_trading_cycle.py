@@ -318,3 +318,46 @@ def test_stale_daily_data_trips_the_data_quality_breaker(
     assert next_day.risk_level == "CONSERVATIVE"
     day_after, _ = _cycle(market, clients, at + timedelta(days=2))
     assert day_after.risk_level == "NORMAL"
+
+
+def test_a_position_the_next_scan_does_not_select_is_closed(
+    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+) -> None:
+    _scan(market, clients, data_dir)
+    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    held, _ = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+    assert held.positions
+
+    # a week later the scan rates a different set BUY: every held coin it does not select
+    # gets one CLOSE decision at its as-of price
+    later = ASOF + timedelta(days=7)
+    clock = FixedClock(later + timedelta(minutes=15))
+    res = clients.resources
+    service = ScanService(
+        analyzer=recorded_analyzer(data_dir, clock, SETTINGS),
+        orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
+        idempotency=DynamoIdempotencyStore(res.idempotency_table, clients.dynamodb),
+        positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
+        kill_switch=SsmKillSwitch(res.kill_switch_param, clients.ssm, clock),
+        metrics=InMemoryMetrics(),
+    )
+    report = service.run(later)
+    selected = {r.symbol for r in report.rows if r.action is Action.BUY}
+    exits = {e.symbol: e for e in report.exits}
+    assert set(exits) == set(held.positions) - selected
+    assert exits, "the week's scan kept every position: pick a date where one drops out"
+    for exit_row in exits.values():
+        assert exit_row.order_status == "NEW"
+        order = DynamoOrderStore(res.orders_table, clients.dynamodb).get(
+            str(exit_row.client_order_id)
+        )
+        assert order is not None
+        assert (order["side"], order["intent"]) == ("sell", "close")
+        assert float(order["quantity"]) == pytest.approx(held.positions[exit_row.symbol])
+    # a rerun of that scan decides nothing new
+    assert service.run(later).orders_created == 0
+
+    # the next cycles sell them on the next real bar
+    _cycle(market, clients, later + timedelta(hours=1, minutes=10))
+    sold, _ = _cycle(market, clients, later + timedelta(hours=2, minutes=10))
+    assert not set(exits) & set(sold.positions)

@@ -30,7 +30,15 @@ from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, Intent, OrderInte
 from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.ranking import RankedSignal, rank
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLevel, RiskLimits, size_for_fraction
-from cryptosmarttrader.domain.types import Action, Money, Price, Side, Symbol, utc_from_ms
+from cryptosmarttrader.domain.types import (
+    Action,
+    Money,
+    Price,
+    Quantity,
+    Side,
+    Symbol,
+    utc_from_ms,
+)
 from cryptosmarttrader.ports import (
     IdempotencyStore,
     KillSwitch,
@@ -73,6 +81,19 @@ class ScanRow(BaseModel):
     reasons: list[str]
 
 
+class ExitRow(BaseModel):
+    """A held position this scan does not select (not a BUY today): its CLOSE decision."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    quantity: float
+    price: float | None
+    client_order_id: str | None
+    order_status: str | None
+    reasons: list[str]
+
+
 class ScanReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -85,6 +106,8 @@ class ScanReport(BaseModel):
     duplicates_prevented: int
     decision_basis: str
     rows: list[ScanRow]
+    # positions the scan no longer selects: one CLOSE decision each (or why none was recorded)
+    exits: list[ExitRow] = []
 
 
 @dataclass(frozen=True)
@@ -224,6 +247,9 @@ class ScanService:
         level = self.risk_state() if self.risk_state is not None else self.risk_level
         exposure = self._exposure()  # updated in place as this run's orders are recorded
         rows, created, dupes = self._act(analysis.ranked, analysis.prices, level, exposure)
+        exits = self._exits(analysis, rows, level)
+        created += sum(e.order_status == OrderStatus.NEW.value for e in exits)
+        dupes += sum(e.order_status == "duplicate" for e in exits)
         self.metrics.add("OrdersCreated", created)
         self.metrics.add("DuplicateOrdersPrevented", dupes)
         report = ScanReport(
@@ -236,6 +262,7 @@ class ScanService:
             duplicates_prevented=dupes,
             decision_basis=analysis.decision_basis,
             rows=rows,
+            exits=exits,
         )
         if self.signals is not None:
             self.signals.save(report.asof.date().isoformat(), report.model_dump(mode="json"))
@@ -271,6 +298,63 @@ class ScanService:
                 dupes += row.pop("_duplicate", 0)
             rows.append(ScanRow(**row))
         return rows, created, dupes
+
+    def _exits(
+        self, analysis: Analysis, rows: Sequence[ScanRow], level: RiskLevel
+    ) -> list[ExitRow]:
+        """A CLOSE decision for every held position the scan does not select today.
+
+        The strategy holds what the scan rates BUY, as the backtest does between decision days:
+        a position whose coin is not a BUY of this run is sold at the next execution cycle. A
+        coin without a clean price as of the scan (excluded by the quality gate, no data) gets
+        no decision: the scan abstains rather than sell on data it cannot trust."""
+        bought = {r.symbol for r in rows if r.action is Action.BUY}
+        guard = RiskGuard(RiskLimits(Decimal(str(self.settings.max_asset_fraction))))
+        out: list[ExitRow] = []
+        for symbol, pos in sorted(self.positions.get_all().items()):
+            held = Decimal(str(pos.get("quantity", 0)))
+            if held <= 0 or symbol in bought:
+                continue
+            price = analysis.prices.get(symbol)
+            row: dict[str, Any] = {
+                "symbol": symbol,
+                "quantity": float(held),
+                "price": price,
+                "client_order_id": None,
+                "order_status": None,
+            }
+            if price is None:
+                why = "no clean price as of the scan: held, no exit decided on untrusted data"
+                out.append(ExitRow(**row, reasons=[why]))
+                continue
+            intent = OrderIntent(
+                strategy=self.settings.strategy,
+                symbol=Symbol(symbol),
+                side=Side.SELL,
+                intent=Intent.CLOSE,
+                signal_bar_ms=analysis.asof_ms,
+                quantity=Quantity(held),
+                reference_price=Price.of(price),
+            )
+            reason = "not selected by this scan: close the position"
+            kill = self.kill_switch.status()  # read before every order (cached a few seconds)
+            verdict = guard.check(
+                intent,
+                equity=Money(Decimal(str(self.settings.equity_usd))),
+                asset_exposure=Decimal(str(pos.get("notional", 0))),
+                level=level,
+                kill_switch_on=kill.on,
+                kill_switch_reason=kill.reason,
+            )
+            if not verdict.approved:
+                why = f"rejected by RiskGuard rule {verdict.rule}: {verdict.reason}"
+                out.append(ExitRow(**row, reasons=[reason, why]))
+                continue
+            outcome = self._record(intent, 0, [reason])
+            outcome.pop("_created", None)
+            outcome.pop("_duplicate", None)
+            out.append(ExitRow(**{**row, **outcome}))
+        return out
 
     def _order(
         self,
