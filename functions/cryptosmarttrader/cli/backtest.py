@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+from cryptosmarttrader.adapters.local_aws import embedded_aws
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day
 from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE
 from cryptosmarttrader.services.evaluate import EvaluationError, backtest
-from cryptosmarttrader.settings import TradingSettings
-from cryptosmarttrader.wiring import recorded_analyzer, resolve_data_dir
+from cryptosmarttrader.services.paper_replay import PaperReplay, ReplayDay
+from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.wiring import (
+    recorded_analyzer,
+    resolve_data_dir,
+    scan_service,
+    trading_cycle,
+)
 
 # Mounted by the root app as ``app.add_typer(backtest.app, name="backtest")`` → `cst backtest ...`
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -32,16 +43,32 @@ def backtest_cmd(
         float, typer.Option("--cost-bps", min=0, help="Fee + slippage per traded notional.")
     ] = BACKTEST_COST_RATE * 10_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    fills: Annotated[
+        str,
+        typer.Option(
+            "--fills",
+            help="vectorized: weights on daily closes at --cost-bps (default); paper: also "
+            "replay every decision through the deployed path (scan, execution cycles, paper "
+            "venue on real hourly bars) over the coins the venue can trade.",
+        ),
+    ] = "vectorized",
 ) -> None:
     """Run the scan's own decisions on every --every-days day; hold each BUY at the paper size
     until the next scan; report return, max drawdown and Sharpe after costs beside BTC."""
     first, last = parse_day(start, "--start").date(), parse_day(end, "--end").date()
+    if fills not in {"vectorized", "paper"}:
+        fail(f"--fills must be vectorized or paper, got {fills!r}")
+    settings = TradingSettings(universe="tradable") if fills == "paper" else TradingSettings()
+    paper: list[ReplayDay] = []
     try:
-        analyzer = recorded_analyzer(resolve_data_dir(data), SystemClock(), TradingSettings())
+        data_dir = resolve_data_dir(data)
+        analyzer = recorded_analyzer(data_dir, SystemClock(), settings)
         result = backtest(analyzer, first, last, every_days=every_days, cost_rate=cost_bps / 10_000)
+        if fills == "paper":
+            paper = _paper_replay(data_dir, settings, first, last, every_days)
     except (EvaluationError, ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    payload = {
+    payload: dict[str, object] = {
         "start": str(first),
         "end": str(last),
         "every_days": every_days,
@@ -51,6 +78,9 @@ def backtest_cmd(
         "survivorship_bias": "the coin list was chosen in 2025 from survivors: returns are "
         "biased upward",
     }
+    if paper:
+        payload["universe"] = "coins with a recorded exchange pair (what the paper venue trades)"
+        payload["paper"] = _paper_summary(paper, settings.equity_usd)
     if as_json:
         typer.echo(json.dumps(payload, indent=2))
         return
@@ -61,3 +91,53 @@ def backtest_cmd(
             f"{name:>12}: return {st['total_return']:+.1%}  max DD {st['max_drawdown']:.1%}  "
             f"Sharpe {st['sharpe']:.2f}"
         )
+    if paper:
+        summary = _paper_summary(paper, settings.equity_usd)
+        typer.echo(
+            f"{'paper':>12}: return {summary['total_return']:+.1%}  max DD "
+            f"{summary['max_drawdown']:.1%}  fills {summary['fills']}  (the deployed path, "
+            "fills on the next real hourly bar)"
+        )
+
+
+def _paper_replay(
+    data_dir: Path, settings: TradingSettings, first: date, last: date, every_days: int
+) -> list[ReplayDay]:
+    """The decisions replayed through the scan and execution cycles on a throwaway local AWS."""
+    market = RecordedMarketData(data_dir)
+    resources = AwsResources()
+    with tempfile.TemporaryDirectory() as tmp, embedded_aws(Path(tmp), resources) as aws:
+        replay = PaperReplay(
+            scan_for=lambda clock: scan_service(
+                recorded_analyzer(data_dir, clock, settings), aws.clients, resources,
+                InMemoryMetrics(),
+            ),
+            cycle_for=lambda clock: trading_cycle(
+                market, clock, aws.clients, resources, settings, InMemoryMetrics()
+            ),
+        )  # fmt: skip
+        return replay.run(first, last, every_days)
+
+
+def _paper_summary(days: list[ReplayDay], start_equity: float) -> dict[str, object]:
+    curve = [start_equity, *(d.equity for d in days if d.equity is not None)]
+    peak, worst = curve[0], 0.0
+    for value in curve:
+        peak = max(peak, value)
+        worst = min(worst, value / peak - 1)  # negative, as the vectorized stats report it
+    return {
+        "total_return": curve[-1] / start_equity - 1,
+        "max_drawdown": worst,
+        "fills": sum(d.filled for d in days),
+        "days": [
+            {
+                "asof": str(d.asof),
+                "decided": d.decided,
+                "filled": d.filled,
+                "equity": d.equity,
+                "risk_level": d.risk_level,
+                "positions": d.positions,
+            }
+            for d in days
+        ],
+    }
