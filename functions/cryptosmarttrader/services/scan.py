@@ -247,7 +247,7 @@ class ScanService:
         level = self.risk_state() if self.risk_state is not None else self.risk_level
         exposure = self._exposure()  # updated in place as this run's orders are recorded
         rows, created, dupes = self._act(analysis.ranked, analysis.prices, level, exposure)
-        exits = self._exits(analysis, rows, level)
+        exits = self._exits(analysis, level)
         created += sum(e.order_status == OrderStatus.NEW.value for e in exits)
         dupes += sum(e.order_status == "duplicate" for e in exits)
         self.metrics.add("OrdersCreated", created)
@@ -299,16 +299,16 @@ class ScanService:
             rows.append(ScanRow(**row))
         return rows, created, dupes
 
-    def _exits(
-        self, analysis: Analysis, rows: Sequence[ScanRow], level: RiskLevel
-    ) -> list[ExitRow]:
+    def _exits(self, analysis: Analysis, level: RiskLevel) -> list[ExitRow]:
         """A CLOSE decision for every held position the scan does not select today.
 
         The strategy holds what the scan rates BUY, as the backtest does between decision days:
         a position whose coin is not a BUY of this run is sold at the next execution cycle. A
         coin without a clean price as of the scan (excluded by the quality gate, no data) gets
         no decision: the scan abstains rather than sell on data it cannot trust."""
-        bought = {r.symbol for r in rows if r.action is Action.BUY}
+        # the signals, not the rows: a coin still rated BUY whose new order the caps refuse
+        # (it is already held at the limit) is kept, not sold
+        bought = {sig.symbol for sig in analysis.ranked if sig.action is Action.BUY}
         guard = RiskGuard(RiskLimits(Decimal(str(self.settings.max_asset_fraction))))
         out: list[ExitRow] = []
         for symbol, pos in sorted(self.positions.get_all().items()):
