@@ -313,6 +313,11 @@ def test_positions_and_risk_show_positions_open_orders_and_exposure(
          "updated_at": "2024-03-01T00:20:00+00:00"},
         None,
     )  # fmt: skip
+    DynamoPositionStore(res.positions_table, aws.dynamodb).upsert(  # sold down to zero: closed
+        {"symbol": "ADA", "quantity": 0, "cost": 0, "notional": 0,
+         "updated_at": "2024-03-01T02:10:00+00:00"},
+        None,
+    )  # fmt: skip
     orders = DynamoOrderStore(res.orders_table, aws.dynamodb)
     base = {"side": "buy", "intent": "open", "strategy": "s", "signal_bar_ms": 1, "mode": "paper",
             "created_at": "2024-03-01T00:15:00+00:00"}  # fmt: skip
@@ -325,7 +330,8 @@ def test_positions_and_risk_show_positions_open_orders_and_exposure(
     pos_status, positions, _ = call(api, api_event("GET", "/api/v1/positions"))
     risk_status, risk, _ = call(api, api_event("GET", "/api/v1/risk"))
 
-    # Then the position and the open order are listed (the filled order is not)
+    # Then the open position and the open order are listed (the filled order and the closed
+    # position are not)
     assert pos_status == 200
     assert [(p["symbol"], float(p["quantity"])) for p in positions["positions"]] == [("SOL", 10.0)]
     assert [o["client_order_id"] for o in positions["open_orders"]] == ["a" * 32]

@@ -297,6 +297,7 @@ class ApiService:
                 updated_at=None if pos.get("updated_at") is None else str(pos["updated_at"]),
             )
             for symbol, pos in sorted(self.positions.get_all().items())
+            if _dec(pos.get("quantity")) != 0  # a position sold down to zero is closed
         ]
         open_orders = [
             OpenOrderView(
@@ -332,7 +333,7 @@ class ApiService:
             kill_switch=_kill_view(self.kill_switch.status()),
             equity_usd=self.equity_usd,
             max_asset_fraction=self.max_asset_fraction,
-            exposure_usd=dict(sorted(exposure.items())),
+            exposure_usd={s: v for s, v in sorted(exposure.items()) if v != 0},
             gross_exposure_usd=gross,
             gross_exposure_pct=(gross / self.equity_usd * 100).quantize(Decimal("0.01")),
             recent_transitions=[
