@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import ModuleType
 from typing import Any
 
@@ -28,7 +29,11 @@ from cryptosmarttrader.adapters.local_aws import (
     kill_switch_default,
     table_specs,
 )
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.risk import RiskObservation
 from cryptosmarttrader.handlers import _common
+from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.settings import AwsResources
 from tests.moto_shims import emf_points, emf_records
 
@@ -340,6 +345,21 @@ def test_positions_and_risk_show_positions_open_orders_and_exposure(
     assert {k: float(v) for k, v in risk["exposure_usd"].items()} == {"AVAX": 824.0, "SOL": 1200.0}
     assert float(risk["gross_exposure_pct"]) == 2.02
     assert risk["level"] == "NORMAL" and risk["kill_switch"]["on"] is False
+    # no execution cycle has valued the account yet: unknown, not zero
+    assert risk["account_equity_usd"] is None and risk["daily_pnl_pct"] is None
+
+    # When two cycles have valued the account (100,000 then 98,000 the same day)
+    state = DynamoStateStore(res.state_table, aws.dynamodb)
+    clock = FixedClock(datetime(2024, 3, 1, 1, 10, tzinfo=UTC))
+    switch = SsmKillSwitch(res.kill_switch_param, aws.ssm, clock)
+    risk_state = RiskStateService(state, switch, clock)
+    risk_state.observe(RiskObservation(equity=Decimal("100000")))
+    clock.current = datetime(2024, 3, 1, 2, 10, tzinfo=UTC)
+    risk_state.observe(RiskObservation(equity=Decimal("98000")))
+    _, valued, _ = call(api, api_event("GET", "/api/v1/risk"))
+    # Then the risk view shows the account as the RiskGuard measures it
+    assert float(valued["account_equity_usd"]) == 98000
+    assert float(valued["daily_pnl_pct"]) == -2.0 and float(valued["drawdown_pct"]) == 2.0
 
 
 def test_a_store_failure_is_a_503_without_internals(api: ModuleType, aws: AwsClients) -> None:

@@ -127,6 +127,16 @@ class RiskResponse(_Model):
     exposure_usd: dict[str, Decimal] = Field(description="positions plus open buy orders")
     gross_exposure_usd: Decimal
     gross_exposure_pct: Decimal
+    account_equity_usd: Decimal | None = Field(
+        description="equity at the last execution cycle (cash after fills and fees plus "
+        "positions at the last close); null before the first priced cycle"
+    )
+    daily_pnl_pct: Decimal | None = Field(
+        description="equity change since the UTC day start, percent; null when unknown"
+    )
+    drawdown_pct: Decimal | None = Field(
+        description="equity below its peak, percent (>= 0); null when unknown"
+    )
     recent_transitions: list[TransitionView]
 
 
@@ -223,6 +233,12 @@ def _kill_view(state: KillSwitchValue) -> KillSwitchView:
 
 def _opportunities(report: Mapping[str, Any]) -> list[Opportunity]:
     return [Opportunity.model_validate(row) for row in report.get("rows", [])]
+
+
+def _pct_change(reference: Decimal | None, value: Decimal | None) -> Decimal | None:
+    if reference is None or value is None or reference <= 0:
+        return None
+    return ((value - reference) / reference * 100).quantize(Decimal("0.01"))
 
 
 def _dec(value: Any) -> Decimal:
@@ -336,6 +352,13 @@ class ApiService:
             exposure_usd={s: v for s, v in sorted(exposure.items()) if v != 0},
             gross_exposure_usd=gross,
             gross_exposure_pct=(gross / self.equity_usd * 100).quantize(Decimal("0.01")),
+            account_equity_usd=state.last_equity,
+            daily_pnl_pct=_pct_change(state.day_start_equity, state.last_equity),
+            drawdown_pct=(
+                None
+                if (change := _pct_change(state.peak_equity, state.last_equity)) is None
+                else abs(change)  # the peak is never below the last equity
+            ),
             recent_transitions=[
                 TransitionView(
                     from_level=t.from_level.name,
