@@ -38,6 +38,7 @@ from cryptosmarttrader.domain.risk import (
     size_for_fraction,
 )
 from cryptosmarttrader.domain.types import Action, Money, Price, Side, Symbol, ms_from_utc
+from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanService
 from cryptosmarttrader.services.trading_cycle import (
@@ -369,3 +370,41 @@ def test_a_position_the_next_scan_does_not_select_is_closed(
     _cycle(market, clients, later + timedelta(hours=1, minutes=10))
     sold, _ = _cycle(market, clients, later + timedelta(hours=2, minutes=10))
     assert not set(exits) & set(sold.positions)
+
+
+def _activate(clients: AwsClients, stage: str, mode: str, fraction: float) -> None:
+    """The go-live stage record as GoLiveService writes it when a stage starts."""
+    DynamoStateStore(clients.resources.state_table, clients.dynamodb).put(
+        GOLIVE_PK,
+        ACTIVE_SK,
+        {"run_id": "run-1", "stage": stage, "version": "v2", "trading_mode": mode,
+         "risk_budget_fraction": fraction, "updated_at": SCAN_AT},
+    )  # fmt: skip
+
+
+def test_a_canary_stage_trades_at_its_share_of_the_risk_budget(
+    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+) -> None:
+    decided = _scan(market, clients, data_dir)
+    assert decided
+    _activate(clients, "canary", "live", 0.01)
+    report, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    assert report.stage == "canary (1.00% of the risk budget)"
+    sent = [o for o in _orders(clients).values() if o["status"] == "ACCEPTED"]
+    assert sent
+    for order in sent:  # every cap scaled by 1 %: at most 0.02 % of equity per asset
+        notional = float(order["quantity"]) * float(order["reference_price"])
+        assert notional <= SETTINGS.equity_usd * SETTINGS.max_asset_fraction * 0.01 + 0.01
+
+
+def test_a_halted_stage_refuses_new_entries(
+    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+) -> None:
+    decided = _scan(market, clients, data_dir)
+    assert decided
+    _activate(clients, "rolled_back", "halted", 0.0)
+    report, metrics = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    assert report.dispatched == 0 and report.stage.endswith("(halted: exits only)")
+    reasons = {str(o["cancel_reason"]) for o in _orders(clients).values()}
+    assert reasons == {"new entries halted: go-live run run-1 rolled_back: halted"}
+    assert metrics.total("OrdersRejectedByRisk", rule="golive_halted") == len(decided)

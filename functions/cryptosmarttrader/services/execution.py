@@ -180,6 +180,8 @@ class ExecutionService:
     # reconcile are sent as recorded (they passed the RiskGuard when ``submit`` recorded them).
     equity_source: Callable[[], Money | None] | None = None
     quote_source: Callable[[Symbol], MarketQuote | None] | None = None
+    # Why new entries are refused outright (a halted go-live stage); exits still go through.
+    halt_reason: str | None = None
 
     # ------------------------------------------------------------------ submit
 
@@ -383,6 +385,9 @@ class ExecutionService:
         )
         if now > until:
             return f"never sent and no longer valid (valid until {until.isoformat()})", None
+        if self.halt_reason is not None and order.get("side") == Side.BUY.value:
+            self.metrics.add("OrdersRejectedByRisk", 1, dimensions={"rule": "golive_halted"})
+            return f"new entries halted: {self.halt_reason}", None
         if self.equity_source is None:
             return None, None
         intent = OrderIntent(

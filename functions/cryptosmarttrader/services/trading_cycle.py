@@ -29,7 +29,7 @@ tracking error.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -46,6 +46,7 @@ from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.risk import (
     LEVEL_POLICIES,
     MarketQuote,
+    RiskGuard,
     RiskLevel,
     RiskObservation,
 )
@@ -61,6 +62,7 @@ from cryptosmarttrader.domain.types import (
 )
 from cryptosmarttrader.ports import MarketData, Metrics, SliRecorder
 from cryptosmarttrader.services.execution import ExecutionService
+from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
 from cryptosmarttrader.services.risk_state import RiskStateService
 
 __all__ = ["Account", "CycleReport", "Mark", "TradingCycle", "account_from_ledger"]
@@ -153,6 +155,7 @@ class CycleReport(BaseModel):
     risk_transition: str | None
     positions: dict[str, float]
     unmarked: list[str]
+    stage: str = "none"  # the go-live stage trading runs under (state table), and its sizing
     # account return since the previous cycle and the same for the backtest's fills (go-live SLIs)
     strategy_return_bps: float | None = None
     reference_return_bps: float | None = None
@@ -193,6 +196,7 @@ class TradingCycle:
         bad_data = _bad_data_fraction(universe, now)
         self.execution.equity_source = self._equity_money
         self.execution.quote_source = self._quote
+        stage = self._apply_golive_stage()
         counts = self.execution.reconcile()
         account = self.account()
         state, move = self.risk.observe(
@@ -230,9 +234,42 @@ class TradingCycle:
             else f"{move.from_level.name} -> {move.to_level.name}: {move.reason}",
             positions={s: float(q) for s, q in account.positions.items()},
             unmarked=list(account.unmarked),
+            stage=stage,
             strategy_return_bps=None if returns is None else returns[0],
             reference_return_bps=None if returns is None else returns[1],
         )
+
+    def _apply_golive_stage(self) -> str:
+        """Size new risk by the active go-live stage (``GoLiveService`` records it).
+
+        Staging trades paper at full size (paper carries no capital), canary at its share of
+        the risk budget (≤ 1 %: every exposure cap scaled by it), production at full size; a
+        rolled-back run (halted) takes no new entries, exits only. No run yet: full size.
+        Orders go to the paper venue in every stage: live placement is not wired."""
+        active = self.risk.store.get(GOLIVE_PK, ACTIVE_SK)
+        if active is None:
+            return "none"
+        mode = str(active.get("trading_mode", "halted"))
+        name = str(active.get("stage", "?"))
+        if mode == "halted":
+            self.execution.halt_reason = f"go-live run {active.get('run_id')} {name}: halted"
+            return f"{name} (halted: exits only)"
+        fraction = Decimal(str(active.get("risk_budget_fraction", 0)))
+        share = Decimal(1) if mode == "paper" or fraction >= 1 else fraction
+        if share <= 0:
+            self.execution.halt_reason = f"go-live stage {name}: no risk budget"
+            return f"{name} (no risk budget: exits only)"
+        if share < 1:
+            limits = self.execution.guard.limits
+            self.execution.guard = RiskGuard(
+                replace(
+                    limits,
+                    max_asset_fraction=limits.max_asset_fraction * share,
+                    max_cluster_fraction=limits.max_cluster_fraction * share,
+                    max_gross_fraction=limits.max_gross_fraction * share,
+                )
+            )
+        return f"{name} ({share:.2%} of the risk budget)"
 
     def account(self) -> Account:
         return account_from_ledger(
