@@ -227,7 +227,7 @@ class TradingCycle:
             cash=float(account.cash),
             fees=float(account.fees),
             daily_pnl_pct=daily,
-            drawdown_pct=None if drawdown is None else -drawdown,
+            drawdown_pct=None if drawdown is None else abs(drawdown),
             risk_level=state.level.name,
             risk_transition=None
             if move is None
@@ -392,7 +392,7 @@ class TradingCycle:
         if daily is not None:
             self.metrics.add("DailyPnl", daily, "Percent")
         if drawdown is not None:
-            self.metrics.add("Drawdown", -drawdown, "Percent")
+            self.metrics.add("Drawdown", abs(drawdown), "Percent")  # peak >= equity: a loss
         if account.equity > 0:
             gross = sum(
                 (qty * self.marks[s].price for s, qty in account.positions.items()), Decimal(0)
