@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from cryptosmarttrader.domain.types import ClientOrderId, DomainError, Price, Quantity, Side, Symbol
 
@@ -111,3 +114,36 @@ def transition(current: OrderStatus, target: OrderStatus) -> OrderStatus:
     if target not in ORDER_TRANSITIONS[current]:
         raise IllegalTransitionError(f"illegal order transition {current} -> {target}")
     return target
+
+
+def book_exposure(
+    positions: Mapping[str, Mapping[str, Any]],
+    orders: Iterable[Mapping[str, Any]],
+    *,
+    include_new: bool = True,
+) -> dict[str, Decimal]:
+    """Notional per symbol at risk: positions at cost plus the unfilled part of every open
+    (non-terminal) buy order, valued at its reference price (else its recorded notional).
+
+    ``include_new=False`` leaves out NEW orders: decisions still waiting to be sent are
+    candidates, not exposure, while the execution cycle decides them one by one."""
+    out: dict[str, Decimal] = {}
+    for symbol, pos in positions.items():
+        out[symbol] = out.get(symbol, Decimal(0)) + Decimal(str(pos.get("notional", 0)))
+    for order in orders:
+        if order.get("side") != Side.BUY.value:
+            continue
+        status = OrderStatus(str(order["status"]))
+        if status in TERMINAL_STATUSES or (status is OrderStatus.NEW and not include_new):
+            continue
+        quantity = Decimal(str(order.get("quantity", 0)))
+        unfilled = quantity - Decimal(str(order.get("filled", 0)))
+        if order.get("reference_price") is not None:
+            value = unfilled * Decimal(str(order["reference_price"]))
+        elif quantity > 0:
+            value = Decimal(str(order.get("notional", 0))) * unfilled / quantity
+        else:
+            value = Decimal(0)
+        symbol = str(order["symbol"])
+        out[symbol] = out.get(symbol, Decimal(0)) + value
+    return out

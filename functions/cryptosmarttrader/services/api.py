@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cryptosmarttrader.domain.clock import Clock
-from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
+from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus, book_exposure
 from cryptosmarttrader.domain.risk import RiskState, RiskTransition
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.ports import OrderStore, PositionStore
@@ -333,13 +333,7 @@ class ApiService:
 
     def risk_view(self, transitions: int = 10) -> RiskResponse:
         state = self.risk.load()
-        exposure: dict[str, Decimal] = {}
-        for symbol, pos in self.positions.get_all().items():
-            exposure[symbol] = exposure.get(symbol, Decimal(0)) + _dec(pos.get("notional"))
-        for o in self.orders.list_orders():
-            if o.get("side") == "buy" and OrderStatus(str(o["status"])) not in TERMINAL_STATUSES:
-                sym = str(o["symbol"])
-                exposure[sym] = exposure.get(sym, Decimal(0)) + _dec(o.get("notional"))
+        exposure = book_exposure(self.positions.get_all(), self.orders.list_orders())
         gross = sum(exposure.values(), Decimal(0))
         history = sorted(self.risk.history(), key=lambda t: t.at, reverse=True)[:transitions]
         return RiskResponse(

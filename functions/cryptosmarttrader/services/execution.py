@@ -47,6 +47,7 @@ from cryptosmarttrader.domain.orders import (
     Intent,
     OrderIntent,
     OrderStatus,
+    book_exposure,
 )
 from cryptosmarttrader.domain.portfolio import PortfolioExposure
 from cryptosmarttrader.domain.risk import MarketQuote, RiskGuard, RiskState
@@ -541,24 +542,13 @@ class ExecutionService:
     # ------------------------------------------------------------------ helpers
 
     def exposure(self, *, include_new: bool = True) -> PortfolioExposure:
-        """Notional per symbol: positions at cost plus open (non-terminal) buy orders.
-
-        ``include_new=False`` leaves out NEW orders: while reconcile decides the recorded
-        decisions one by one, those still waiting are candidates, not exposure."""
-        out: dict[str, Decimal] = {}
-        for symbol, pos in self.positions.get_all().items():
-            out[symbol] = out.get(symbol, Decimal(0)) + Decimal(str(pos.get("notional", 0)))
-        for order in self.orders.list_orders():
-            if order.get("side") != Side.BUY.value:
-                continue
-            if not include_new and order["status"] == _S.NEW.value:
-                continue
-            if OrderStatus(str(order["status"])) in TERMINAL_STATUSES:
-                continue
-            unfilled = Decimal(str(order["quantity"])) - Decimal(str(order.get("filled", 0)))
-            sym = str(order["symbol"])
-            out[sym] = out.get(sym, Decimal(0)) + unfilled * Decimal(str(order["reference_price"]))
-        return PortfolioExposure(out, self.clusters)
+        """Positions and open buy orders per symbol (see :func:`book_exposure`)."""
+        return PortfolioExposure(
+            book_exposure(
+                self.positions.get_all(), self.orders.list_orders(), include_new=include_new
+            ),
+            self.clusters,
+        )
 
     def _exchange_error(self) -> None:
         self.consecutive_exchange_errors += 1

@@ -26,7 +26,7 @@ from cryptosmarttrader.domain.agents.base import abstentions
 from cryptosmarttrader.domain.agents.technical import technical_votes
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.market import DAY_MS
-from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, Intent, OrderIntent, OrderStatus
+from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus, book_exposure
 from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.ranking import RankedSignal, rank
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLevel, RiskLimits, size_for_fraction
@@ -474,14 +474,4 @@ class ScanService:
 
     def _exposure(self) -> dict[str, Decimal]:
         """Notional per asset: positions plus non-terminal buy orders (pending exposure)."""
-        out: dict[str, Decimal] = {}
-        for symbol, pos in self.positions.get_all().items():
-            out[symbol] = out.get(symbol, Decimal(0)) + Decimal(str(pos.get("notional", 0)))
-        for order in self.orders.list_orders():
-            if (
-                order.get("side") == Side.BUY.value
-                and OrderStatus(order["status"]) not in TERMINAL_STATUSES
-            ):
-                sym = str(order["symbol"])
-                out[sym] = out.get(sym, Decimal(0)) + Decimal(str(order["notional"]))
-        return out
+        return book_exposure(self.positions.get_all(), self.orders.list_orders())
