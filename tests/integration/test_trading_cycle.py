@@ -408,3 +408,17 @@ def test_a_halted_stage_refuses_new_entries(
     reasons = {str(o["cancel_reason"]) for o in _orders(clients).values()}
     assert reasons == {"new entries halted: go-live run run-1 rolled_back: halted"}
     assert metrics.total("OrdersRejectedByRisk", rule="golive_halted") == len(decided)
+
+
+def test_a_position_without_a_price_makes_equity_unknown_and_the_guard_defensive(
+    market: RecordedMarketData, clients: AwsClients
+) -> None:
+    # a held symbol the market data has no bars for (delisted, damaged file, wrong name)
+    DynamoPositionStore(clients.resources.positions_table, clients.dynamodb).upsert(
+        {"symbol": "NOPE/USDT", "quantity": Decimal("3"), "notional": Decimal("30")}, None
+    )
+    report, metrics = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    assert report.equity is None and report.unmarked == ["NOPE/USDT"]
+    assert report.risk_level == "DEFENSIVE"
+    assert report.risk_transition is not None and "equity unknown" in report.risk_transition
+    assert metrics.values("Equity") == [] and metrics.values("DailyPnl") == []  # no guess
