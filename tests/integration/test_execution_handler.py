@@ -133,6 +133,14 @@ def test_the_scans_decisions_fill_on_the_lakes_next_hourly_bar(deployed: AwsClie
     assert second["report"]["reference_return_bps"] == slis["ReferenceReturnBps"]["value"]
     assert not any(p["name"] == "StrategyReturnBps" for p in emf_points(emf_records(out1)))
 
+    # a replay before the stored risk state is refused before anything is sent or written
+    before = DynamoOrderStore(AwsResources().orders_table, deployed.dynamodb).list_orders()
+    back, out3 = _invoke("execute", {"at": (ASOF + timedelta(minutes=30)).isoformat()}, 3)
+    assert back["status"] == "rejected" and "must move forward" in back["error"]
+    assert DynamoOrderStore(AwsResources().orders_table, deployed.dynamodb).list_orders() == before
+    errors = [p for p in emf_points(emf_records(out3)) if p["name"] == "Errors"]
+    assert [p["value"] for p in errors] == [0.0]  # the caller's mistake, not a server error
+
 
 def test_malformed_events_are_rejected_and_touch_nothing(deployed: AwsClients) -> None:
     for event in (

@@ -34,6 +34,7 @@ from cryptosmarttrader.handlers._common import (
     trading_settings,
 )
 from cryptosmarttrader.ports import MarketData
+from cryptosmarttrader.services.trading_cycle import CycleInputError
 from cryptosmarttrader.wiring import lake_market_data, resolve_data_dir, trading_cycle
 
 logger = make_logger("execution")
@@ -87,6 +88,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             slis,
         )
         report = cycle.run()
+    except CycleInputError as exc:
+        slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 0))
+        logger.warning("execution request rejected", extra={"reason": str(exc)})
+        return {"status": "rejected", "error": str(exc)}
     except Exception:
         slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 1))
         raise

@@ -65,13 +65,24 @@ from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
 from cryptosmarttrader.services.risk_state import RiskStateService
 
-__all__ = ["Account", "CycleReport", "Mark", "TradingCycle", "account_from_ledger"]
+__all__ = [
+    "Account",
+    "CycleInputError",
+    "CycleReport",
+    "Mark",
+    "TradingCycle",
+    "account_from_ledger",
+]
 
 FLATTEN_STRATEGY = "riskguard-flatten"
 EXECUTION_PK = "execution"  # state-table partition of the execution cycle
 VALUATION_SK = "valuation"  # the last cycle's equity and its backtest twin
 BPS = Decimal(10_000)
 CLUSTER_LOOKBACK_DAYS = 120
+
+
+class CycleInputError(ValueError):
+    """The cycle was asked for something it must refuse before acting (e.g. a past instant)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +196,12 @@ class TradingCycle:
 
     def run(self) -> CycleReport:
         now = self.now
+        since = self.risk.load().since
+        if now < since:  # checked before anything is sent: a replay cannot rewrite history
+            raise CycleInputError(
+                f"cycle at {now.isoformat()} precedes the stored risk state "
+                f"({since.isoformat()}): replay instants must move forward"
+            )
         ledger = self.execution.orders
         symbols = sorted(
             {str(o["symbol"]) for o in ledger.list_orders()}
