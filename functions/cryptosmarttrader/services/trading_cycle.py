@@ -211,7 +211,10 @@ class TradingCycle:
         universe = self.market.daily_universe(now, CLUSTER_LOOKBACK_DAYS)
         self.execution.clusters = self._clusters(universe)
         bad_data = _bad_data_fraction(universe, now)
-        self.execution.equity_source = self._equity_money
+        # the equity the RiskGuard sizes this cycle's decisions on: valued once, before sending
+        # (the ledger is not re-read per decision; fills within the cycle move it by fees only)
+        equity = self._equity_money()
+        self.execution.equity_source = lambda: equity
         self.execution.quote_source = self._quote
         stage = self._apply_golive_stage()
         counts = self.execution.reconcile()
