@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
@@ -15,7 +16,7 @@ from cryptosmarttrader.adapters.local_aws import embedded_aws
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day
-from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE
+from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE, max_drawdown
 from cryptosmarttrader.services.evaluate import EvaluationError, backtest
 from cryptosmarttrader.services.paper_replay import PaperReplay, ReplayDay
 from cryptosmarttrader.settings import AwsResources, TradingSettings
@@ -121,13 +122,9 @@ def _paper_replay(
 
 def _paper_summary(days: list[ReplayDay], start_equity: float) -> dict[str, object]:
     curve = [start_equity, *(d.equity for d in days if d.equity is not None)]
-    peak, worst = curve[0], 0.0
-    for value in curve:
-        peak = max(peak, value)
-        worst = min(worst, value / peak - 1)  # negative, as the vectorized stats report it
     return {
         "total_return": curve[-1] / start_equity - 1,
-        "max_drawdown": worst,
+        "max_drawdown": max_drawdown(np.asarray(curve, dtype=np.float64)),
         "fills": sum(d.filled for d in days),
         "days": [
             {

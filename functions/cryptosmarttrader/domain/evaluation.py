@@ -39,6 +39,7 @@ __all__ = [
     "hit_rate_by_decile",
     "label_column",
     "lift",
+    "max_drawdown",
     "portfolio_stats",
     "precision_at_k",
     "purged_train_mask",
@@ -357,5 +358,10 @@ def portfolio_stats(
     total = float(equity[-1] / equity[0] - 1.0)
     years = (equity.size - 1) / DAYS_PER_YEAR
     cagr = float((equity[-1] / equity[0]) ** (1.0 / years) - 1.0) if years > 0 else math.nan
-    drawdown = float(np.min(equity / np.maximum.accumulate(equity) - 1.0))
-    return PortfolioStats(total, cagr, drawdown, sharpe, turnover, costs)
+    return PortfolioStats(total, cagr, max_drawdown(equity), sharpe, turnover, costs)
+
+
+def max_drawdown(equity: FloatArray) -> float:
+    """Largest fall from a running peak, as a negative fraction (0.0 for a curve that never
+    falls)."""
+    return float(np.min(equity / np.maximum.accumulate(equity) - 1.0))

@@ -218,7 +218,7 @@ class TradingCycle:
         self.execution.quote_source = self._quote
         stage = self._apply_golive_stage()
         counts = self.execution.reconcile()
-        account = self.account()
+        account, reference = self.valuation()
         state, move = self.risk.observe(
             RiskObservation(
                 equity=account.equity,
@@ -228,11 +228,11 @@ class TradingCycle:
         )
         flattened = self._flatten(state.level, account) if account.positions else 0
         if flattened:
-            account = self.account()
+            account, reference = self.valuation()
         daily = _change_pct(state.day_start_equity, account.equity)
         drawdown = _change_pct(state.peak_equity, account.equity)
         self._emit(state.level, account, daily, drawdown)
-        returns = self._period_returns(now, account.equity, self.reference_account().equity)
+        returns = self._period_returns(now, account.equity, reference.equity)
         if returns is not None and self.slis is not None:
             self.slis.emit((mn.STRATEGY_RETURN, returns[0]), (mn.REFERENCE_RETURN, returns[1]))
         return CycleReport(
@@ -291,23 +291,20 @@ class TradingCycle:
             )
         return f"{name} ({share:.2%} of the risk budget)"
 
-    def account(self) -> Account:
-        return account_from_ledger(
+    def valuation(self) -> tuple[Account, Account]:
+        """The account, and the same book as the strategy backtest would have filled it (see
+        account_from_ledger), from one read of the order and position ledgers."""
+        orders = self.execution.orders.list_orders()
+        positions = self.execution.positions.get_all()
+        account = account_from_ledger(self.starting_equity, orders, positions, self.marks)
+        reference = account_from_ledger(
             self.starting_equity,
-            self.execution.orders.list_orders(),
-            self.execution.positions.get_all(),
-            self.marks,
-        )
-
-    def reference_account(self) -> Account:
-        """The same book as the strategy backtest would have filled it (see account_from_ledger)."""
-        return account_from_ledger(
-            self.starting_equity,
-            self.execution.orders.list_orders(),
-            self.execution.positions.get_all(),
+            orders,
+            positions,
             self.marks,
             reference_cost=Decimal(str(BACKTEST_COST_RATE)),
         )
+        return account, reference
 
     def _period_returns(
         self, now: datetime, equity: Decimal | None, reference: Decimal | None
@@ -363,7 +360,7 @@ class TradingCycle:
         )
 
     def _equity_money(self) -> Money | None:
-        equity = self.account().equity
+        equity = self.valuation()[0].equity
         return None if equity is None else Money(equity)
 
     def _quote(self, symbol: Symbol) -> MarketQuote | None:
