@@ -26,7 +26,8 @@ def _logical_id(resource: IConstruct) -> str:
 
 
 def grant_table(role: iam.IRole, table: dynamodb.Table, actions: Sequence[str]) -> None:
-    """``dynamodb:<action>`` on this table's ARN only (the tables have no indexes)."""
+    """``dynamodb:<action>`` on this table's ARN (and, for a table with indexes, its indexes' ARNs:
+    CDK adds ``<table>/index/*``, which a Query on the open-orders index needs)."""
     if not actions or any(not a.isalpha() for a in actions):
         raise ValueError(f"expected plain DynamoDB action names, got {actions!r}")
     table.grant(role, *(f"dynamodb:{action}" for action in actions))

@@ -221,10 +221,15 @@ def test_timeout_before_the_venue_saw_the_order_expires_it_without_resending(
 
     service = rig.service(LostRequest(rig.paper))
     result = service.submit(_intent(price), equity=EQUITY, quote=quote)
-    # Then it stays SUBMITTED until the grace period has passed, then EXPIRED, never resent
+    # Then it stays SUBMITTED (a venue may show an order late: it is looked up again at
+    # growing intervals, never resent) and is EXPIRED only after the absent horizon
     assert result.status == OrderStatus.SUBMITTED.value
     assert service.reconcile()["expired"] == 0
     rig.clock.advance(timedelta(minutes=3))
+    assert service.reconcile()["expired"] == 0
+    (order,) = rig.orders()
+    assert order["status"] == OrderStatus.SUBMITTED.value and order["absent_lookups"] == 1
+    rig.clock.advance(service.absent_horizon)
     assert service.reconcile()["expired"] == 1
     (order,) = rig.orders()
     assert order["status"] == OrderStatus.EXPIRED.value
