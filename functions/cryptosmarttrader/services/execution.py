@@ -382,7 +382,11 @@ class ExecutionService:
         coid = str(record["client_order_id"])
         symbol = str(record["symbol"])
         position = self.positions.get(symbol)
-        room = holding(symbol, position, self.orders.list_open(symbol), exclude=coid)
+        # the index (another worker's sells) joined with this run's own writes, which the
+        # eventually consistent index may not show yet: the stricter view wins
+        live = {str(o["client_order_id"]): o for o in self.orders.list_open(symbol)}
+        live.update((k, o) for k, o in self._load_book().orders.items() if o["symbol"] == symbol)
+        room = holding(symbol, position, live.values(), exclude=coid)
         intent = _intent_of(record, qty)
         verdict = cap_sell(intent, room)
         if verdict.approved and verdict.quantity is not None and verdict.rule == "ok":
@@ -485,7 +489,7 @@ class ExecutionService:
         """One open order against the venue; which count it adds to."""
         coid = ClientOrderId(str(order["client_order_id"]))
         symbol = Symbol(str(order["symbol"]))
-        due = order.get("next_lookup_at")
+        due = order.get("next_lookup_at") if status is _S.SUBMITTED else None
         if due is not None and now < datetime.fromisoformat(str(due)):
             return "skipped"  # the venue did not show it; the next look is not due yet
         try:
