@@ -388,7 +388,7 @@ class DynamoOrderStore:
 
 
 def _open_keys(order: Mapping[str, Any]) -> dict[str, str]:
-    return {OPEN_PK: _OPEN, OPEN_SK: f"{order['symbol']}#{order['client_order_id']}"}
+    return {OPEN_PK: _OPEN, OPEN_SK: f"{order.get('symbol', '')}#{order['client_order_id']}"}
 
 
 def _strip_index(order: dict[str, Any]) -> dict[str, Any]:
