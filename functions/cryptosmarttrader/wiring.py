@@ -15,6 +15,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoOrderStore,
     DynamoPositionStore,
     DynamoStateStore,
+    ensure_open_index,
 )
 from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
 from cryptosmarttrader.adapters.paper_exchange import (
@@ -176,8 +177,9 @@ def trading_cycle(
         max_wait=timedelta(minutes=settings.paper_max_wait_minutes),
         capabilities=paper_capabilities(ExchangeId(settings.exchange)),
     )
+    orders = DynamoOrderStore(resources.orders_table, clients.dynamodb)
     execution = ExecutionService(
-        orders=DynamoOrderStore(resources.orders_table, clients.dynamodb),
+        orders=orders,
         positions=DynamoPositionStore(resources.positions_table, clients.dynamodb),
         idempotency=DynamoIdempotencyStore(resources.idempotency_table, clients.dynamodb),
         kill_switch=switch,
@@ -187,6 +189,7 @@ def trading_cycle(
         metrics=metrics,
         guard=RiskGuard(RiskLimits(Decimal(str(settings.max_asset_fraction)))),
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+        prepare=lambda: ensure_open_index(orders, state, clock.now()),
     )
     return TradingCycle(
         execution=execution,

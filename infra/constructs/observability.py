@@ -227,6 +227,10 @@ class Observability(Construct):
                 "more repeated order decisions in an hour than three full scan reruns: a loop",
             ),
             AlarmSpec(
+                "Oversell", "critical", emf(mn.OVERSELL_REFUSED, "Sum", hour), 1, gte, 1,
+                "a sell was refused or cut because it would leave a spot position short",
+            ),
+            AlarmSpec(
                 "OrderRejections", "critical",
                 emf(mn.ORDERS_REJECTED_BY_EXCHANGE, "Sum", fifteen), 5, gte, 1,
                 "5+ orders rejected by the exchange in 15 minutes",

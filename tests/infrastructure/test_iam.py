@@ -17,6 +17,17 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+# the scan and the execution cycle query the open-orders index (CDK grants a table's actions on
+# its indexes too, as <table>/index/*)
+ORDERS_WITH_OPEN_INDEX = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Scan",
+    "dynamodb:Query",
+}
+
+
 def _resource_key(resource: Any) -> str:
     """``Table`` for GetAtt Table.Arn, ``Bucket/*`` for its objects, ``*``, ``param:Name``."""
     if resource == "*":
@@ -27,6 +38,8 @@ def _resource_key(resource: Any) -> str:
         parts = resource["Fn::Join"][1]
         if isinstance(parts[0], dict) and "Fn::GetAtt" in parts[0] and parts[1:] == ["/*"]:
             return f"{parts[0]['Fn::GetAtt'][0]}/*"
+        if isinstance(parts[0], dict) and "Fn::GetAtt" in parts[0] and parts[1:] == ["/index/*"]:
+            return f"{parts[0]['Fn::GetAtt'][0]}/index/*"
         refs = [p["Ref"] for p in parts if isinstance(p, dict) and "Ref" in p]
         if ":ssm:" in parts and refs:
             return f"param:{refs[-1]}"
@@ -104,12 +117,8 @@ def test_scan_role_grants_exactly_its_reads_and_order_state(synthesized: Synthes
             "ssm:GetParameters",
             "ssm:GetParameterHistory",
         },
-        synthesized.logical_id(tables.orders): {
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:Scan",
-        },
+        synthesized.logical_id(tables.orders): ORDERS_WITH_OPEN_INDEX,
+        f"{synthesized.logical_id(tables.orders)}/index/*": ORDERS_WITH_OPEN_INDEX,
         synthesized.logical_id(tables.positions): {
             "dynamodb:GetItem",
             "dynamodb:PutItem",
@@ -155,12 +164,8 @@ def test_execution_role_grants_its_reads_order_state_and_the_kill_switch(
             "ssm:GetParameterHistory",
             "ssm:PutParameter",
         },
-        synthesized.logical_id(tables.orders): {
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:Scan",
-        },
+        synthesized.logical_id(tables.orders): ORDERS_WITH_OPEN_INDEX,
+        f"{synthesized.logical_id(tables.orders)}/index/*": ORDERS_WITH_OPEN_INDEX,
         synthesized.logical_id(tables.positions): {
             "dynamodb:GetItem",
             "dynamodb:PutItem",

@@ -42,6 +42,9 @@ class _Orders:
     def list_orders(self) -> list[dict[str, Any]]:
         return list(self.rows.values())
 
+    def list_open(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        return [o for o in self.rows.values() if symbol in (None, o["symbol"])]
+
 
 class _Claims:
     def __init__(self) -> None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.dynamodb_store import OPEN_ORDERS_INDEX, OPEN_PK, OPEN_SK
 from cryptosmarttrader.adapters.files import write_atomic
 from cryptosmarttrader.settings import AwsResources
 
@@ -79,16 +80,27 @@ class SnapshotError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    """A global secondary index projecting every attribute (string keys)."""
+
+    name: str
+    keys: tuple[tuple[str, Literal["HASH", "RANGE"]], ...]
+
+
+@dataclass(frozen=True)
 class TableSpec:
     name: str
     keys: tuple[tuple[str, Literal["HASH", "RANGE"]], ...]
     ttl_attribute: str | None = None
+    indexes: tuple[IndexSpec, ...] = ()
 
 
 def table_specs(resources: AwsResources) -> list[TableSpec]:
-    """The four tables of the resource contract (same keys and TTL as the CDK data construct)."""
+    """The four tables of the resource contract (same keys, TTL and indexes as the CDK data
+    construct)."""
+    open_orders = IndexSpec(OPEN_ORDERS_INDEX, ((OPEN_PK, "HASH"), (OPEN_SK, "RANGE")))
     return [
-        TableSpec(resources.orders_table, (("client_order_id", "HASH"),)),
+        TableSpec(resources.orders_table, (("client_order_id", "HASH"),), indexes=(open_orders,)),
         TableSpec(resources.positions_table, (("symbol", "HASH"),)),
         TableSpec(resources.idempotency_table, (("id", "HASH"),), ttl_attribute="expiration"),
         TableSpec(resources.state_table, (("pk", "HASH"), ("sk", "RANGE"))),
@@ -128,25 +140,56 @@ def _create_table(client: DynamoDBClient, spec: TableSpec) -> None:
     key_schema: list[KeySchemaElementTypeDef] = [
         {"AttributeName": n, "KeyType": t} for n, t in spec.keys
     ]
+    names = dict.fromkeys(n for n, _ in (*spec.keys, *(k for i in spec.indexes for k in i.keys)))
     attrs: list[AttributeDefinitionTypeDef] = [
-        {"AttributeName": n, "AttributeType": "S"} for n, _ in spec.keys
+        {"AttributeName": n, "AttributeType": "S"} for n in names
     ]
+    extra: dict[str, Any] = {}
+    if spec.indexes:
+        extra["GlobalSecondaryIndexes"] = [_gsi(index) for index in spec.indexes]
     try:
         client.create_table(
             TableName=spec.name,
             KeySchema=key_schema,
             AttributeDefinitions=attrs,
             BillingMode="PAY_PER_REQUEST",
+            **extra,
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
+        _add_missing_indexes(client, spec, attrs)
         return
     client.get_waiter("table_exists").wait(TableName=spec.name, WaiterConfig={"Delay": 1})
     if spec.ttl_attribute:
         client.update_time_to_live(
             TableName=spec.name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+        )
+
+
+def _gsi(index: IndexSpec) -> dict[str, Any]:
+    return {
+        "IndexName": index.name,
+        "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in index.keys],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
+def _add_missing_indexes(
+    client: DynamoDBClient, spec: TableSpec, attrs: list[AttributeDefinitionTypeDef]
+) -> None:
+    """A table created by an older version (a running moto server, LocalStack) gets the
+    indexes it lacks."""
+    table = client.describe_table(TableName=spec.name)["Table"]
+    present = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
+    for index in spec.indexes:
+        if index.name in present:
+            continue
+        client.update_table(
+            TableName=spec.name,
+            AttributeDefinitions=attrs,
+            GlobalSecondaryIndexUpdates=[{"Create": _gsi(index)}],  # type: ignore[typeddict-item]
         )
 
 

@@ -412,6 +412,15 @@ ORDERS_CANCELLED_BY_KILL_SWITCH = MetricSpec(
     EXECUTION,
     producer="services/execution.py",
 )
+OVERSELL_REFUSED = MetricSpec(
+    "OversellRefused",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Sells refused or cut at dispatch because they would take a spot position below zero, and "
+    "sell fills beyond the holding (not booked as a short). Never expected: alarmed.",
+    EXECUTION,
+    producer="services/execution.py",
+)
 EXCHANGE_ERRORS = MetricSpec(
     "ExchangeErrors",
     Unit.COUNT,
@@ -596,6 +605,7 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     ORDER_LATENCY,
     ORDERS_RECONCILED,
     ORDERS_CANCELLED_BY_KILL_SWITCH,
+    OVERSELL_REFUSED,
     EXCHANGE_ERRORS,
     REJECTED_EVENTS,
     INGEST_RUNS,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import polars as pl
@@ -40,7 +40,15 @@ __all__ = [
     "run_suite",
 ]
 
-SCENARIOS: tuple[str, ...] = ("network", "upstream", "load", "database", "memory", "disk")
+SCENARIOS: tuple[str, ...] = (
+    "network",
+    "upstream",
+    "load",
+    "database",
+    "memory",
+    "disk",
+    "execution",
+)
 CREATED_REASON = "paper order "  # how ScanService marks the row of an order it created
 
 
@@ -233,6 +241,38 @@ class DiskBench(Protocol):
         ...
 
 
+class ExecutionBench(Protocol):
+    """The hourly execution cycle on fresh tables, over the recorded bars with the lake's
+    ingest lag, after one scan as of ``asof`` (implemented in adapters/faults.py)."""
+
+    asof: datetime
+
+    def scan(self) -> ScanReport: ...
+
+    def cycle(
+        self, at: datetime, fault: str | None = None, hidden_for: timedelta | None = None
+    ) -> Any:
+        """One cycle at ``at``; ``fault``: ssm_throttle, lookup_errors (the first open order),
+        unreadable_acks, late_orders (shown ``hidden_for`` after placement)."""
+        ...
+
+    def reconcile_late(self, at: datetime) -> dict[str, int]: ...
+
+    def kill_switch(self, on: bool, at: datetime) -> None: ...
+
+    def emergency(self, at: datetime) -> None: ...
+
+    def orders(self) -> list[dict[str, Any]]: ...
+
+    def positions(self) -> dict[str, float]: ...
+
+    @property
+    def venue_creates(self) -> int: ...
+
+    @property
+    def venue_cancels(self) -> list[str]: ...
+
+
 class ChaosLab(Protocol):
     asof: str
     top_n: int
@@ -247,6 +287,8 @@ class ChaosLab(Protocol):
     def ingest_bench(self, name: str) -> AbstractContextManager[IngestBench]: ...
 
     def disk_bench(self, name: str) -> AbstractContextManager[DiskBench]: ...
+
+    def execution_bench(self, name: str) -> ExecutionBench: ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -724,6 +766,115 @@ def scenario_upstream(lab: ChaosLab) -> ScenarioResult:
     )
 
 
+def _hm(bench: ExecutionBench, hours: int, minutes: int = 10) -> datetime:
+    return bench.asof + timedelta(hours=hours, minutes=minutes)
+
+
+def scenario_execution(lab: ChaosLab) -> ScenarioResult:
+    """Faults on the execution path, each on fresh tables over the lake's real timing: a
+    throttled kill-switch read, venue lookup errors during the kill-switch sweep, an
+    acknowledgement that cannot be parsed, an order the venue shows only later, and an
+    EMERGENCY flatten while the CLOSEs wait for their bar to reach the lake."""
+    started = time.monotonic()
+    checks = Checks()
+    phases: dict[str, Any] = {}
+    lost = duplicated = 0
+    recovery: list[float] = []
+
+    # 1. the kill-switch cannot be read: nothing is sent, nothing is destroyed
+    bench = lab.execution_bench("exec-ssm")
+    decided = {r.client_order_id for r in bench.scan().rows if r.order_status == "NEW"}
+    blind = bench.cycle(_hm(bench, 1), "ssm_throttle")
+    statuses = Counter(str(o["status"]) for o in bench.orders())
+    checks.check("throttled switch: nothing sent", blind.dispatched == 0)
+    checks.check("throttled switch: no decision cancelled", blind.cancelled_new == 0)
+    t0 = time.monotonic()
+    seen = bench.cycle(_hm(bench, 2))
+    recovery.append(time.monotonic() - t0)
+    checks.check("throttled switch: sent once readable", seen.dispatched > 0)
+    lost += blind.cancelled_new
+    phases["ssm_throttle"] = {"decisions": len(decided), "after_fault": dict(statuses),
+                              "dispatched_after": seen.dispatched}  # fmt: skip
+
+    # 2. the venue fails a lookup during the kill-switch sweep: every cancel still goes out
+    bench = lab.execution_bench("exec-sweep")
+    bench.scan()
+    bench.cycle(_hm(bench, 1))
+    live = sorted(str(o["client_order_id"]) for o in bench.orders() if o["status"] == "ACCEPTED")
+    bench.kill_switch(True, _hm(bench, 1, 30))
+    bench.cycle(_hm(bench, 1, 30), "lookup_errors")
+    after = {str(o["client_order_id"]): str(o["status"]) for o in bench.orders()}
+    checks.check("sweep: every cancel sent", sorted(bench.venue_cancels) == live and bool(live))
+    checks.check(
+        "sweep: one error holds one order",
+        [c for c in live if after[c] != "CANCELED"] == live[:1],
+    )
+    t0 = time.monotonic()
+    bench.cycle(_hm(bench, 1, 40))
+    recovery.append(time.monotonic() - t0)
+    final = {str(o["client_order_id"]): str(o["status"]) for o in bench.orders()}
+    checks.check("sweep: the next sweep finishes it", all(final[c] == "CANCELED" for c in live))
+    phases["lookup_errors"] = {"open_orders": len(live),
+                               "after_sweep": dict(Counter(after[c] for c in live))}  # fmt: skip
+
+    # 3. the venue's acknowledgement cannot be parsed: reconciled by client ID, not rejected
+    bench = lab.execution_bench("exec-ack")
+    bench.scan()
+    bench.cycle(_hm(bench, 1), "unreadable_acks")
+    sent = [o for o in bench.orders() if o["status"] not in {"NEW", "CANCELED"}]
+    rejected = [o for o in sent if o["status"] == "REJECTED"]
+    checks.check("unreadable ack: nothing recorded REJECTED", not rejected and bool(sent))
+    filled = bench.cycle(_hm(bench, 3))
+    checks.check("unreadable ack: the orders fill", len(filled.positions) == len(sent))
+    lost += len(rejected)
+    phases["unreadable_acks"] = {"sent": len(sent), "rejected": len(rejected)}
+
+    # 4. the venue shows an order only after the grace period: tracked, never resent
+    bench = lab.execution_bench("exec-late")
+    bench.scan()
+    bench.cycle(_hm(bench, 1), "late_orders", timedelta(minutes=50))
+    submitted = [str(o["client_order_id"]) for o in bench.orders() if o["status"] == "SUBMITTED"]
+    for minutes in (15, 30, 60, 125):
+        bench.reconcile_late(_hm(bench, 1, 10 + minutes))
+    late = {str(o["client_order_id"]): o for o in bench.orders()}
+    checks.check("late order: never resent", bench.venue_creates == len(submitted))
+    checks.check(
+        "late order: its fill tracked",
+        bool(submitted) and all(late[c]["status"] == "FILLED" for c in submitted),
+    )
+    positions = bench.positions()
+    checks.check(
+        "late order: each fill applied once",
+        all(positions[str(late[c]["symbol"])] == float(late[c]["filled"]) for c in submitted),
+    )
+    duplicated += bench.venue_creates - len(submitted)
+    lost += sum(late[c]["status"] == "EXPIRED" for c in submitted)
+    phases["late_orders"] = {"orders": len(submitted),
+                             "statuses": dict(Counter(str(late[c]["status"]) for c in submitted))}  # fmt: skip
+
+    # 5. EMERGENCY flatten while the CLOSEs wait for the lake: one sell per position
+    bench = lab.execution_bench("exec-flatten")
+    bench.scan()
+    for hour in (1, 2, 3):
+        bench.cycle(_hm(bench, hour))
+    held = {s: q for s, q in bench.positions().items() if q > 0}
+    bench.emergency(_hm(bench, 3, 20))
+    t0 = time.monotonic()
+    flattened = [bench.cycle(_hm(bench, hour)).flattened for hour in (4, 5, 6, 7)]
+    recovery.append(time.monotonic() - t0)
+    sells = Counter(str(o["symbol"]) for o in bench.orders() if o["side"] == "sell")
+    after_flatten = bench.positions()
+    checks.check("flatten: positions were held", bool(held))
+    checks.check("flatten: one sell per position", dict(sells) == dict.fromkeys(held, 1))
+    checks.check("flatten: nothing short, all flat", all(q == 0 for q in after_flatten.values()))
+    duplicated += sum(n - 1 for n in sells.values() if n > 1)
+    phases["flatten_lake_lag"] = {"positions": len(held), "flattened_per_cycle": flattened,
+                                  "sells": dict(sells)}  # fmt: skip
+    return _result(
+        "execution", checks, started, round(max(recovery, default=0.0), 3), lost, duplicated, phases
+    )
+
+
 def _result(
     name: str,
     checks: Checks,
@@ -775,6 +926,7 @@ def run_suite(
         "database": lambda: scenario_database(lab, expected),
         "memory": lambda: scenario_memory(lab, expected),
         "disk": lambda: scenario_disk(lab),
+        "execution": lambda: scenario_execution(lab),
     }
     results = [_guarded(name, runners[name], clock) for name in names]
     return ChaosReport(

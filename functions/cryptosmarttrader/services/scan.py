@@ -26,7 +26,15 @@ from cryptosmarttrader.domain.agents.base import abstentions
 from cryptosmarttrader.domain.agents.technical import technical_votes
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.market import DAY_MS
-from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus, book_exposure
+from cryptosmarttrader.domain.orders import (
+    Intent,
+    OrderIntent,
+    OrderStatus,
+    book_exposure,
+    holding,
+    position_episode,
+    resolve_close,
+)
 from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.ranking import RankedSignal, rank
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLevel, RiskLimits, size_for_fraction
@@ -327,16 +335,27 @@ class ScanService:
                 why = "no clean price as of the scan: held, no exit decided on untrusted data"
                 out.append(ExitRow(**row, reasons=[why]))
                 continue
-            intent = OrderIntent(
-                strategy=self.settings.strategy,
-                symbol=Symbol(symbol),
-                side=Side.SELL,
-                intent=Intent.CLOSE,
-                signal_bar_ms=analysis.asof_ms,
-                quantity=Quantity(held),
-                reference_price=Price.of(price),
+            # the close is keyed on the position: an open close of it (the scan's of an earlier
+            # day, the RiskGuard's flatten) is this decision already ordered
+            intent, live = resolve_close(
+                OrderIntent(
+                    strategy=self.settings.strategy,
+                    symbol=Symbol(symbol),
+                    side=Side.SELL,
+                    intent=Intent.CLOSE,
+                    signal_bar_ms=analysis.asof_ms,
+                    quantity=Quantity(held),
+                    reference_price=Price.of(price),
+                ),
+                position_episode(pos),
+                self._status_of,
             )
             reason = "not selected by this scan: close the position"
+            if live is not None:
+                dupe = "duplicate suppressed: this position is already being closed"
+                row.update(client_order_id=intent.client_order_id.value, order_status="duplicate")
+                out.append(ExitRow(**row, reasons=[reason, f"{dupe} (status {live.value})"]))
+                continue
             kill = self.kill_switch.status()  # read before every order (cached a few seconds)
             verdict = guard.check(
                 intent,
@@ -345,11 +364,13 @@ class ScanService:
                 level=level,
                 kill_switch_on=kill.on,
                 kill_switch_reason=kill.reason,
+                holding=holding(symbol, pos, self.orders.list_open(symbol), include_new=True),
             )
-            if not verdict.approved:
+            if not verdict.approved or verdict.quantity is None:
                 why = f"rejected by RiskGuard rule {verdict.rule}: {verdict.reason}"
                 out.append(ExitRow(**row, reasons=[reason, why]))
                 continue
+            intent = replace(intent, quantity=verdict.quantity)
             outcome = self._record(intent, 0, [reason])
             outcome.pop("_created", None)
             outcome.pop("_duplicate", None)
@@ -449,6 +470,7 @@ class ScanService:
             "notional": (intent.quantity.value * price).quantize(Decimal("0.01")),
             "strategy": intent.strategy,
             "signal_bar_ms": intent.signal_bar_ms,
+            "position_key": intent.position_key,
             "status": OrderStatus.NEW.value,
             "rank": rank,
             "mode": "paper",
@@ -473,5 +495,10 @@ class ScanService:
         }
 
     def _exposure(self) -> dict[str, Decimal]:
-        """Notional per asset: positions plus non-terminal buy orders (pending exposure)."""
-        return book_exposure(self.positions.get_all(), self.orders.list_orders())
+        """Notional per asset: positions plus non-terminal buy orders (pending exposure), from
+        the open-orders index (not the whole history)."""
+        return book_exposure(self.positions.get_all(), self.orders.list_open())
+
+    def _status_of(self, client_order_id: str) -> OrderStatus | None:
+        stored = self.orders.get(client_order_id)
+        return None if stored is None else OrderStatus(str(stored["status"]))

@@ -17,7 +17,10 @@ Run by the scheduled execution function (hourly, after the hourly candles are in
    the data-quality and exchange-error breakers escalate; EMERGENCY and SHUTDOWN turn the
    kill-switch on;
 5. at EMERGENCY with the kill-switch off again (a human looked), every position is flattened by a
-   CLOSE order through the same exactly-once path (one per position and bar).
+   CLOSE order through the same exactly-once path. A close is keyed on the position, not the
+   bar: while it is open (on AWS the fill bar reaches the lake only after the next cycle), the
+   next cycles find it and send nothing, and a scan's CLOSE of the same position is the same
+   order. A sell is capped at what is held minus the sells already open.
 
 Metrics: DailyPnl, Drawdown, RiskLevel, GrossExposure, Equity here; OrdersSent, OrdersFilled,
 SlippageBps, OrderLatency, OrdersRejectedByRisk from the execution service; and per cycle the
@@ -204,8 +207,7 @@ class TradingCycle:
             )
         ledger = self.execution.orders
         symbols = sorted(
-            {str(o["symbol"]) for o in ledger.list_orders()}
-            | set(self.execution.positions.get_all())
+            {str(o["symbol"]) for o in ledger.list_open()} | set(self.execution.positions.get_all())
         )
         self.marks = {s: m for s in symbols if (m := self.mark(s, now)) is not None}
         universe = self.market.daily_universe(now, CLUSTER_LOOKBACK_DAYS)
@@ -370,11 +372,15 @@ class TradingCycle:
     # ------------------------------------------------------------------ risk actions
 
     def _flatten(self, level: RiskLevel, account: Account) -> int:
-        """At EMERGENCY, once the kill-switch is off again: close every marked position."""
+        """At EMERGENCY, once the kill-switch is off again: close every marked position.
+
+        One CLOSE per position (its identity is the position, see ``resolve_close``): a close
+        still open from an earlier cycle, or the scan's, is found and nothing is sent again."""
         if level is not RiskLevel.EMERGENCY or not LEVEL_POLICIES[level].exits:
             return 0
         if self.execution.kill_switch.status().on:
-            return 0  # the switch stays authoritative: nothing leaves while it is on
+            return 0  # the switch stays authoritative (and unreadable means on): nothing leaves
+        equity = None if account.equity is None else Money(account.equity)
         sent = 0
         for symbol, qty in sorted(account.positions.items()):
             mark = self.marks.get(symbol)
@@ -389,9 +395,7 @@ class TradingCycle:
                 quantity=Quantity(qty),
                 reference_price=Price(mark.price),
             )
-            result = self.execution.submit(
-                intent, equity=self._equity_money(), quote=self._quote(intent.symbol)
-            )
+            result = self.execution.submit(intent, equity=equity, quote=self._quote(intent.symbol))
             sent += result.sent
         return sent
 
