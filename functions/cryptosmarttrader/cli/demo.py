@@ -18,28 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange
-from cryptosmarttrader.adapters.local_aws import embedded_aws
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail
-from cryptosmarttrader.domain.exchange import ExchangeError
-from cryptosmarttrader.domain.market import DAY_MS, TIMEFRAME_MS
-from cryptosmarttrader.domain.types import Action, DomainError, utc_from_ms
-from cryptosmarttrader.domain.universe import is_tradable_pair
-from cryptosmarttrader.settings import AwsResources, TradingSettings
-from cryptosmarttrader.wiring import (
-    DataSourceUnavailableError,
-    recorded_analyzer,
-    resolve_data_dir,
-)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Heavy libraries (polars, numpy, ccxt, moto, boto3) are imported inside the functions that use
+# them, so `cst --help` and the light commands start fast (see bench/bench_cli_startup.py).
 
 LIVE_BARS = 300  # SMA200 plus margin for the scan's 260-day window
 EXECUTION_PAIR = "BTC/USDT"  # whose recorded hourly candles bound the replayed execution
@@ -76,6 +65,12 @@ def _latest_day_with_a_buy(data_dir: Path, latest_ms: int, top: int) -> int:
     """The latest day up to ``latest_ms`` whose scan (read-only) gates at least one BUY among
     the tradable coins, so the demo has a decision to execute; ``latest_ms`` if none within
     ``SEARCH_DAYS`` (the demo then shows a scan that decides to hold)."""
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.domain.market import DAY_MS
+    from cryptosmarttrader.domain.types import Action, utc_from_ms
+    from cryptosmarttrader.settings import TradingSettings
+    from cryptosmarttrader.wiring import recorded_analyzer
+
     settings = TradingSettings(universe="tradable")
     analyzer = recorded_analyzer(data_dir, SystemClock(), settings)
     for back in range(SEARCH_DAYS):
@@ -87,6 +82,11 @@ def _latest_day_with_a_buy(data_dir: Path, latest_ms: int, top: int) -> int:
 
 
 def _recorded_plan(data: Path | None, timeframe: str, ingest_bars: int, top: int) -> _Plan:
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.domain.market import DAY_MS, TIMEFRAME_MS
+    from cryptosmarttrader.domain.types import utc_from_ms
+    from cryptosmarttrader.wiring import DataSourceUnavailableError, resolve_data_dir
+
     data_dir = resolve_data_dir(data)
     market = RecordedMarketData(data_dir)
     pairs = market.available_pairs(timeframe)
@@ -132,6 +132,11 @@ def _recorded_plan(data: Path | None, timeframe: str, ingest_bars: int, top: int
 
 
 def _live_plan(exchange: str, live_pairs: int) -> _Plan:
+    from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.domain.universe import is_tradable_pair
+    from cryptosmarttrader.wiring import DataSourceUnavailableError
+
     clock = SystemClock()
     venue = CcxtExchange.create(exchange, clock)
     ranked = venue.most_traded("USDT", live_pairs * 2)
@@ -191,6 +196,11 @@ def demo(
     """
     if source not in {"auto", "recorded", "live"}:
         fail(f"--source must be auto, recorded or live, got {source!r}")
+    from rich.console import Console
+
+    from cryptosmarttrader.domain.exchange import ExchangeError
+    from cryptosmarttrader.domain.types import DomainError
+
     console = Console()
     plan: _Plan | None = None
     why_not_recorded = ""
@@ -232,6 +242,11 @@ def _fresh_environment(plan: _Plan) -> tuple[ModuleType, ModuleType, ModuleType]
 
 
 def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.settings import AwsResources
+
     resources = AwsResources()
     console.rule("[bold]CryptoSmartTrader demo — embedded local AWS (moto, in-process)")
     console.print(f"data: {plan.description}")
@@ -316,6 +331,8 @@ def _execute(console: Console, handler: ModuleType, plan: _Plan) -> None:
             f"equity {_usd(report['equity'])}, fees {_usd(report['fees'])}, "
             f"risk level {report['risk_level']}"
         )
+    from rich.table import Table
+
     from cryptosmarttrader.handlers._common import aws_clients, resources
 
     orders = aws_clients().dynamodb.scan(TableName=resources().orders_table)["Items"]
@@ -360,6 +377,8 @@ def _summarize_ingest(result: dict[str, Any], seconds: float) -> str:
 
 
 def _print_scan(console: Console, result: dict[str, Any]) -> None:
+    from rich.table import Table
+
     if result.get("status") != "ok":
         console.print(f"[red]scan {result.get('status')}: {result.get('error')}")
         return

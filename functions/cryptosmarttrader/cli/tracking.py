@@ -21,34 +21,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
-import polars as pl
 import typer
 
-from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoIdempotencyStore,
-    DynamoOrderStore,
-    DynamoPositionStore,
-    DynamoStateStore,
-)
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import embedded_aws
-from cryptosmarttrader.adapters.paper_exchange import PaperExchange
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.cli._common import fail, parse_day
-from cryptosmarttrader.domain.clock import FixedClock
-from cryptosmarttrader.domain.market import TIMEFRAME_MS
-from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
-from cryptosmarttrader.domain.paper_fill import BacktestCosts, backtest_fills
-from cryptosmarttrader.domain.risk import MarketQuote, size_for_fraction
-from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol, utc_from_ms
-from cryptosmarttrader.services.execution import ExecutionService
-from cryptosmarttrader.services.risk_state import RiskStateService
-from cryptosmarttrader.settings import AwsResources
-from cryptosmarttrader.wiring import resolve_data_dir
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.domain.paper_fill import BacktestCosts
+
+# numpy, polars, moto and the execution stack are imported inside the command (fast --help).
 
 app = typer.Typer(
     name="tracking",
@@ -69,6 +54,8 @@ class FrameBars:
         frame = self._frames.get(symbol)
         if frame is None:
             raise ValueError(f"unknown symbol {symbol!r}")
+        import polars as pl
+
         lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
         return frame.filter(pl.col("ts").is_between(lo, hi))
 
@@ -100,6 +87,29 @@ def measure(
     fraction: Decimal,
     costs: BacktestCosts,
 ) -> TrackingReport:
+    import numpy as np
+    import polars as pl
+
+    from cryptosmarttrader.adapters.dynamodb_store import (
+        DynamoIdempotencyStore,
+        DynamoOrderStore,
+        DynamoPositionStore,
+        DynamoStateStore,
+    )
+    from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.paper_exchange import PaperExchange
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.domain.clock import FixedClock
+    from cryptosmarttrader.domain.market import TIMEFRAME_MS
+    from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
+    from cryptosmarttrader.domain.paper_fill import backtest_fills
+    from cryptosmarttrader.domain.risk import MarketQuote, size_for_fraction
+    from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol, utc_from_ms
+    from cryptosmarttrader.services.execution import ExecutionService
+    from cryptosmarttrader.services.risk_state import RiskStateService
+    from cryptosmarttrader.settings import AwsResources
+
     tf_ms = TIMEFRAME_MS[timeframe]
     frames = {
         s: market.ohlcv(s, timeframe, start - timedelta(days=2), end + timedelta(days=1))
@@ -198,6 +208,8 @@ def _schedule(
     frames: dict[str, pl.DataFrame], start: datetime, end: datetime, every: int, tf_ms: int
 ) -> list[tuple[int, str, float, float]]:
     """(decision time = close of a bar, symbol, that bar's close, 24 h quote volume up to it)."""
+    import polars as pl
+
     lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     window = max(1, 86_400_000 // tf_ms)
     out: list[tuple[int, str, float, float]] = []
@@ -244,6 +256,10 @@ def tracking(
         fail("--end must be after --start")
     if timeframe not in {"1h", "4h", "1d"}:
         fail(f"--timeframe must be 1h, 4h or 1d, got {timeframe!r}")
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.domain.paper_fill import BacktestCosts
+    from cryptosmarttrader.wiring import resolve_data_dir
+
     try:
         market = RecordedMarketData(resolve_data_dir(data))
         report = measure(
