@@ -199,13 +199,45 @@ REPORT = {
 # --------------------------------------------------------------------------- health
 
 
+def test_liveness_answers_without_a_key_and_reveals_nothing(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given a caller without any API key, and a deployment whose lake bucket is gone
+    aws.s3.delete_bucket(Bucket=AwsResources().lake_bucket)
+    event = api_event("GET", "/health", api_key_id=None)
+
+    # When the public liveness route is called
+    status, body, _ = call(api, event)
+
+    # Then it answers 200 {"status": "ok"}: no dependency is probed, named or described
+    assert (status, body) == (200, {"status": "ok"})
+
+
+def test_the_openapi_document_is_served_by_the_api_without_a_key(api: ModuleType) -> None:
+    status, body, headers = call(api, api_event("GET", "/openapi.json", api_key_id=None))
+
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert body == json.loads(api.openapi_json())
+    assert {"/health", "/openapi.json", "/api/v1/health", "/api/v1/killswitch"} <= set(
+        body["paths"]
+    )
+
+
+def test_the_document_declares_exactly_the_public_routes_without_security(
+    api: ModuleType,
+) -> None:
+    paths = json.loads(api.openapi_json())["paths"]
+    public = {p for p, ops in paths.items() for op in ops.values() if not op.get("security")}
+    assert public == set(api.PUBLIC_ROUTES) == {"/health", "/openapi.json"}
+
+
 def test_health_checks_every_aws_dependency_and_reports_the_exchange_honestly(
     api: ModuleType,
 ) -> None:
     # Given the local AWS resources and the recorded-data source (no exchange in use)
-    event = api_event("GET", "/health", headers={"X-Correlation-Id": "corr-health-1"})
+    event = api_event("GET", "/api/v1/health", headers={"X-Correlation-Id": "corr-health-1"})
 
-    # When /health is called
+    # When the deep health check is called
     status, body, headers = call(api, event)
 
     # Then DynamoDB, S3 and SSM answered and the exchange is reported as unknown, with why
@@ -225,8 +257,8 @@ def test_health_is_503_and_names_the_failed_dependency(api: ModuleType, aws: Aws
     # Given the lake bucket is gone
     aws.s3.delete_bucket(Bucket=AwsResources().lake_bucket)
 
-    # When /health is called
-    status, body, _ = call(api, api_event("GET", "/health"))
+    # When the deep health check is called
+    status, body, _ = call(api, api_event("GET", "/api/v1/health"))
 
     # Then the API says degraded with 503 and which check failed, with the AWS error code
     assert status == 503
@@ -537,7 +569,7 @@ def test_each_request_counts_toward_the_stage_slis_and_5xx_are_its_errors(
 
     # When it answers a 200, a 404, a 422, a 503 (a dependency fails) and a 500 (a defect)
     statuses = [
-        call(api, api_event("GET", "/health"))[0],
+        call(api, api_event("GET", "/api/v1/health"))[0],
         call(api, api_event("GET", "/api/v1/secrets"))[0],
         call(api, api_event("GET", "/api/v1/signals", query={"limit": "0"}))[0],
     ]

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -36,6 +36,7 @@ __all__ = [
     "HealthResponse",
     "KillSwitchRequest",
     "KillSwitchResponse",
+    "Liveness",
     "MarketOverview",
     "PositionsResponse",
     "RiskResponse",
@@ -47,6 +48,12 @@ __all__ = [
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Liveness(_Model):
+    """The public liveness answer: the API answers. No dependency, version or internals."""
+
+    status: Literal["ok"] = "ok"
 
 
 class Opportunity(_Model):
