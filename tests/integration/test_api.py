@@ -431,14 +431,21 @@ def test_killswitch_on_is_written_audited_and_attributed_to_the_iam_caller(
         aws.ssm.get_parameter(Name=AwsResources().kill_switch_param)["Parameter"]["Value"]
     )
     assert stored["on"] is True and stored["reason"] == "exchange incident: halt trading"
-    # and one audit entry records who, what, when and the request id
-    (entry,) = DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent()
-    assert entry.actor == f"iam:{USER_ARN}"
-    assert entry.action == "killswitch.on"
-    assert entry.request_id == "req-ks-1" and entry.correlation_id == "corr-ks-1"
-    assert entry.details == {"reason": "exchange incident: halt trading", "previous_on": False,
-                             "on": True}  # fmt: skip
-    assert body["audit_id"] == entry.sort_key and entry.sort_key.endswith("#req-ks-1")
+    # and the audit trail holds the request (written before the switch moved), then its outcome,
+    # each with who, what, when and the request id
+    outcome, intent = DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent()
+    assert [intent.action, outcome.action] == ["killswitch.on.requested", "killswitch.on"]
+    for entry in (intent, outcome):
+        assert entry.actor == f"iam:{USER_ARN}"
+        assert entry.request_id == "req-ks-1" and entry.correlation_id == "corr-ks-1"
+        assert entry.sort_key.endswith("#req-ks-1")
+    assert intent.details == {"reason": "exchange incident: halt trading", "previous_on": False,
+                              "requested_on": True}  # fmt: skip
+    assert outcome.details == {"reason": "exchange incident: halt trading", "previous_on": False,
+                               "on": True, "request_audit_id": intent.sort_key}  # fmt: skip
+    assert intent.sort_key < outcome.sort_key
+    assert body["audit_id"] == outcome.sort_key
+    assert body["request_audit_id"] == intent.sort_key
     # and the risk view now shows it
     assert call(api, api_event("GET", "/api/v1/risk"))[1]["kill_switch"]["on"] is True
 
@@ -461,7 +468,63 @@ def test_killswitch_off_with_an_api_key_identity(api: ModuleType, aws: AwsClient
     actions = [
         e.action for e in DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent()
     ]
-    assert actions == ["killswitch.off", "killswitch.on"]
+    assert actions == [
+        "killswitch.off",
+        "killswitch.off.requested",
+        "killswitch.on",
+        "killswitch.on.requested",
+    ]
+
+
+def _switch(aws: AwsClients) -> dict[str, Any]:
+    raw = aws.ssm.get_parameter(Name=AwsResources().kill_switch_param)["Parameter"]["Value"]
+    value: dict[str, Any] = json.loads(raw)
+    return value
+
+
+def test_an_audit_store_failure_leaves_the_switch_untouched(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given the audit trail cannot be written (its table is gone)
+    aws.dynamodb.delete_table(TableName=AwsResources().state_table)
+
+    # When an operator turns the kill-switch on
+    status, body, _ = call(api, api_event("POST", "/api/v1/killswitch", user_arn=USER_ARN,
+                                          body={"on": True, "reason": "audit store down"}))  # fmt: skip
+
+    # Then the call fails with 503 and the switch did not move: no flip is ever unaudited
+    assert status == 503, body
+    assert _switch(aws)["on"] is False
+
+
+def test_a_failed_switch_write_is_audited_as_requested_then_failed(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given SSM refuses the kill-switch write (the API function's own client)
+    from botocore.exceptions import ClientError
+
+    def refuse(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+            "PutParameter",
+        )
+
+    ssm = _common.aws_clients().ssm
+    ssm.meta.events.register("before-call.ssm.PutParameter", refuse)
+    try:
+        # When an operator turns the kill-switch on
+        status, body, _ = call(api, api_event("POST", "/api/v1/killswitch", user_arn=USER_ARN,
+                                              body={"on": True, "reason": "ssm down"},
+                                              request_id="req-ssm"))  # fmt: skip
+    finally:
+        ssm.meta.events.unregister("before-call.ssm.PutParameter", refuse)
+
+    # Then it is a 503, the switch is unchanged, and the trail says requested, then failed
+    assert status == 503, body
+    assert _switch(aws)["on"] is False
+    outcome, intent = DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent()
+    assert [intent.action, outcome.action] == ["killswitch.on.requested", "killswitch.on.failed"]
+    assert outcome.details["error"] == "ClientError" and outcome.request_id == "req-ssm"
 
 
 @pytest.mark.parametrize(
@@ -601,3 +664,39 @@ def test_audit_trail_is_append_only(aws: AwsClients) -> None:
     with pytest.raises(DuplicateAuditEntryError):
         trail.record(actor="b", action="killswitch.off", at=at, request_id="same")
     assert [e.actor for e in trail.recent()] == ["a"]
+
+
+def test_an_outcome_entry_that_cannot_be_written_still_leaves_the_change_audited(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given the audit store accepts the request entry, then fails
+    from botocore.exceptions import ClientError
+
+    audit_puts: list[str] = []
+
+    def second_audit_put_fails(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Item", {}).get("pk", {}).get("S") == "audit":
+            audit_puts.append(params["Item"]["action"]["S"])
+            if len(audit_puts) > 1:
+                raise ClientError(
+                    {"Error": {"Code": "InternalServerError", "Message": "down"}}, "PutItem"
+                )
+
+    ddb = _common.aws_clients().dynamodb
+    ddb.meta.events.register("before-parameter-build.dynamodb.PutItem", second_audit_put_fails)
+    try:
+        status, body, _ = call(api, api_event("POST", "/api/v1/killswitch", user_arn=USER_ARN,
+                                              body={"on": True, "reason": "half audited"}))  # fmt: skip
+    finally:
+        ddb.meta.events.unregister(
+            "before-parameter-build.dynamodb.PutItem", second_audit_put_fails
+        )
+
+    # Then the switch is on and the answer says so, with the request entry as the record
+    assert status == 200, body
+    assert body["kill_switch"]["on"] is True and _switch(aws)["on"] is True
+    assert body["audit_id"] is None
+    (intent,) = DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent()
+    assert intent.action == "killswitch.on.requested"
+    assert body["request_audit_id"] == intent.sort_key
+    assert audit_puts == ["killswitch.on.requested", "killswitch.on"]

@@ -325,7 +325,7 @@ def risk() -> RiskResponse:
     security=WRITE_SECURITY,
     responses={
         **DENIED,
-        200: {"description": "switch written and audit entry appended"},
+        200: {"description": "request audited, switch written, outcome audited"},
         401: _error("no authenticated caller identity"),
     },
 )
@@ -342,8 +342,18 @@ def killswitch(request: Annotated[KillSwitchRequest, Body()]) -> KillSwitchRespo
     )
     logger.info(
         "kill-switch set",
-        extra={"on": request.on, "actor": actor, "audit_id": result.audit_id},
+        extra={
+            "on": request.on,
+            "actor": actor,
+            "audit_id": result.audit_id,
+            "request_audit_id": result.request_audit_id,
+        },
     )
+    if result.audit_id is None:
+        logger.error(
+            "kill-switch set, outcome not audited (its request entry is)",
+            extra={"request_audit_id": result.request_audit_id},
+        )
     return result
 
 
