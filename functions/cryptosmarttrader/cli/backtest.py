@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cryptosmarttrader.cli._common import fail, parse_day
+from cryptosmarttrader.cli._progress import progress_bars, show_progress
 
 if TYPE_CHECKING:
     from cryptosmarttrader.services.paper_replay import ReplayDay
+    from cryptosmarttrader.services.progress import Progress
     from cryptosmarttrader.settings import TradingSettings
 
 # numpy, polars, moto and the services are imported inside the command (fast `cst --help`).
@@ -69,9 +71,17 @@ def backtest_cmd(
     try:
         data_dir = resolve_data_dir(data)
         analyzer = recorded_analyzer(data_dir, SystemClock(), settings)
-        result = backtest(analyzer, first, last, every_days=every_days, cost_rate=cost_bps / 10_000)
-        if fills == "paper":
-            paper = _paper_replay(data_dir, settings, first, last, every_days)
+        with progress_bars(show_progress(as_json)) as progress:
+            result = backtest(
+                analyzer,
+                first,
+                last,
+                every_days=every_days,
+                cost_rate=cost_bps / 10_000,
+                progress=progress,
+            )
+            if fills == "paper":
+                paper = _paper_replay(data_dir, settings, first, last, every_days, progress)
     except (EvaluationError, ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     payload: dict[str, object] = {
@@ -107,7 +117,12 @@ def backtest_cmd(
 
 
 def _paper_replay(
-    data_dir: Path, settings: TradingSettings, first: date, last: date, every_days: int
+    data_dir: Path,
+    settings: TradingSettings,
+    first: date,
+    last: date,
+    every_days: int,
+    progress: Progress,
 ) -> list[ReplayDay]:
     """The decisions replayed through the scan and execution cycles on a throwaway local AWS."""
     from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
@@ -129,7 +144,7 @@ def _paper_replay(
                 market, clock, aws.clients, resources, settings, InMemoryMetrics()
             ),
         )  # fmt: skip
-        return replay.run(first, last, every_days)
+        return replay.run(first, last, every_days, progress)
 
 
 def _paper_summary(days: list[ReplayDay], start_equity: float) -> dict[str, object]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cryptosmarttrader.cli._common import fail, parse_day
+from cryptosmarttrader.cli._progress import progress_bars, show_progress
 
 if TYPE_CHECKING:
     from cryptosmarttrader.services.chaos import ChaosReport
@@ -71,8 +72,9 @@ def run(
         LocalChaosLab(
             data_dir, analyzer, Path(work), asof=asof, lambda_memory_mb=lambda_memory_mb
         ) as lab,
+        progress_bars(show_progress(as_json)) as progress,
     ):
-        report = run_suite(lab, names)
+        report = run_suite(lab, names, progress=progress)
     _print(report, as_json)
     if not report.passed:
         raise typer.Exit(1)

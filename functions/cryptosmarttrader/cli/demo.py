@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cryptosmarttrader.cli._common import fail
+from cryptosmarttrader.cli._progress import show_progress, working
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -206,7 +207,8 @@ def demo(
     why_not_recorded = ""
     if source in {"auto", "recorded"}:
         try:
-            plan = _recorded_plan(data, timeframe, ingest_bars, top)
+            with working("reading the recorded data, choosing the decision day", show_progress()):
+                plan = _recorded_plan(data, timeframe, ingest_bars, top)
         except (ValueError, RuntimeError, OSError) as exc:
             why_not_recorded = str(exc).splitlines()[0]
             if source == "recorded":
@@ -259,9 +261,10 @@ def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
             f"{event['timeframe']}, {plan.source} data"
         )
         started = time.perf_counter()
-        ingested = _quiet(
-            ingest_handler.handler, event, _LambdaContext("cst-ingest", "demo-ingest-1")
-        )
+        with working("ingest Lambda running", show_progress()):
+            ingested = _quiet(
+                ingest_handler.handler, event, _LambdaContext("cst-ingest", "demo-ingest-1")
+            )
         console.print(_summarize_ingest(ingested, time.perf_counter() - started))
         lake = aws.s3.list_objects_v2(Bucket=resources.lake_bucket, MaxKeys=3)
         for obj in lake.get("Contents", []):
@@ -270,14 +273,20 @@ def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
         asof = plan.asof
         console.rule(f"2. scan Lambda: scheduled run as of {asof:%Y-%m-%d}")
         scan_event = {"top_n": top, "asof": f"{asof:%Y-%m-%d}"}
-        first = _quiet(scan_handler.handler, scan_event, _LambdaContext("cst-scan", "demo-scan-1"))
+        with working("scan Lambda running", show_progress()):
+            first = _quiet(
+                scan_handler.handler, scan_event, _LambdaContext("cst-scan", "demo-scan-1")
+            )
         _print_scan(console, first)
 
         console.rule("3. execution Lambda: the hourly cycles after the scan")
         _execute(console, execute_handler, plan)
 
         console.rule("4. the same scan schedule delivered again (at-least-once delivery)")
-        second = _quiet(scan_handler.handler, scan_event, _LambdaContext("cst-scan", "demo-scan-2"))
+        with working("scan Lambda running again", show_progress()):
+            second = _quiet(
+                scan_handler.handler, scan_event, _LambdaContext("cst-scan", "demo-scan-2")
+            )
         rep = second.get("report", {})
         console.print(
             f"orders created: {rep.get('orders_created')}   "
@@ -320,7 +329,10 @@ def _execute(console: Console, handler: ModuleType, plan: _Plan) -> None:
     report: dict[str, Any] = {}
     for n, at in enumerate(instants, start=1):
         event = {} if at is None else {"at": at.isoformat()}
-        result = _quiet(handler.handler, event, _LambdaContext("cst-execution", f"demo-exec-{n}"))
+        with working(f"execution Lambda, cycle {n} of {len(instants)}", show_progress()):
+            result = _quiet(
+                handler.handler, event, _LambdaContext("cst-execution", f"demo-exec-{n}")
+            )
         if result.get("status") != "ok":
             console.print(f"[red]execution {result.get('status')}: {result.get('error')}")
             return

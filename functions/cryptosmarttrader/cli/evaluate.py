@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from cryptosmarttrader.cli._common import err_console, fail, parse_day
+from cryptosmarttrader.cli._progress import progress_bars, show_progress
 
 if TYPE_CHECKING:
     from cryptosmarttrader.services.evaluate import EvaluationConfig, EvaluationResult
@@ -93,15 +94,17 @@ def evaluate_cmd(
         fail(exc.errors()[0]["msg"])
     try:
         market = RecordedMarketData(resolve_data_dir(data))
-        result = evaluate(
-            market,
-            XgbTrainer(),
-            cfg,
-            excluded_symbols=excluded_coins(market),
-            agents=registry_agents,
-            agent_names=DIRECTIONAL_AGENTS,
-            regime_timeline=regime_timeline,
-        )
+        with progress_bars(show_progress(as_json)) as progress:
+            result = evaluate(
+                market,
+                XgbTrainer(),
+                cfg,
+                excluded_symbols=excluded_coins(market),
+                agents=registry_agents,
+                agent_names=DIRECTIONAL_AGENTS,
+                regime_timeline=regime_timeline,
+                progress=progress,
+            )
     except (EvaluationError, ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if report is not None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.cli._progress import progress_bars, show_progress
 from cryptosmarttrader.domain.types import utc_from_ms
 
 if TYPE_CHECKING:
@@ -88,7 +89,8 @@ def ingest(
             clock=SystemClock(),
             config=IngestConfig(initial_lookback_bars=None),
         )
-        report = service.run(EXCHANGE, timeframe, selected)
+        with progress_bars(show_progress(as_json)) as progress:
+            report = service.run(EXCHANGE, timeframe, selected, progress)
     _print(report, as_json)
     failed = [o for o in report.outcomes if o.status in {"exchange_error", "rejected"}]
     if failed or report.skipped_reason:

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.cli._progress import show_progress, working
 
 if TYPE_CHECKING:
     from cryptosmarttrader.adapters.local_deploy import DeployResult
@@ -42,7 +43,8 @@ def _deploy(endpoint: str, state: Path) -> DeployResult:
     from cryptosmarttrader.adapters.local_deploy import DeployError, deploy
 
     try:
-        return deploy(endpoint, PROJECT_DIR, state / "cdk-outputs.json")
+        with working(f"synthesizing and deploying the stacks to {endpoint}", show_progress()):
+            return deploy(endpoint, PROJECT_DIR, state / "cdk-outputs.json")
     except DeployError as exc:
         fail(str(exc), code=1)
 

@@ -26,6 +26,7 @@ import typer
 from rich.console import Console
 
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
+from cryptosmarttrader.cli._progress import show_progress, working
 
 if TYPE_CHECKING:
     import polars as pl
@@ -171,7 +172,8 @@ def train(
             "SM_MODEL_DIR": str(root / "model"),
             "SM_OUTPUT_DATA_DIR": str(root / "output"),
         }
-        result = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+        with working("training (ml/train.py, walk-forward folds)", show_progress(as_json)):
+            result = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
         if result.returncode != 0:
             fail(f"ml/train.py failed: {result.stderr.strip().splitlines()[-1:]}")
         card = ModelCard.model_validate_json((root / "model" / "card.json").read_text())
@@ -249,7 +251,8 @@ def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bo
     name = launcher.start(params, source_dir_tarball(REPO_ROOT), channel.getvalue())
     console.print(f"training job {name} started; waiting for it to end")
     try:
-        version = launcher.wait(name)
+        with working(f"SageMaker training job {name}", show_progress(as_json)):
+            version = launcher.wait(name)
     except (LifecycleError, ModelRegistryError) as exc:
         fail(str(exc))
     card = version.card

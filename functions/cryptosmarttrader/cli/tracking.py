@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cryptosmarttrader.cli._common import fail, parse_day
+from cryptosmarttrader.cli._progress import progress_bars, show_progress
 
 if TYPE_CHECKING:
     import polars as pl
 
     from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
     from cryptosmarttrader.domain.paper_fill import BacktestCosts
+    from cryptosmarttrader.services.progress import Progress
 
 # numpy, polars, moto and the execution stack are imported inside the command (fast --help).
 
@@ -86,6 +88,7 @@ def measure(
     equity: Decimal,
     fraction: Decimal,
     costs: BacktestCosts,
+    progress: Progress | None = None,
 ) -> TrackingReport:
     import numpy as np
     import polars as pl
@@ -134,7 +137,9 @@ def measure(
             metrics=InMemoryMetrics(),
         )
         held: dict[str, Quantity] = {}
-        for decided_ms, symbol, last_close, volume_24h in decisions:
+        for done, (decided_ms, symbol, last_close, volume_24h) in enumerate(decisions):
+            if progress is not None:
+                progress("paper decisions", done, len(decisions))
             clock.current = utc_from_ms(decided_ms)
             price = Price.of(last_close)
             buying = symbol not in held
@@ -171,6 +176,8 @@ def measure(
                     "paper_price": float(result.average_price),
                 }
             )
+    if progress is not None:
+        progress("paper decisions", len(decisions), len(decisions))
     if not rows:
         raise ValueError("no paper fill in the period: nothing to compare")
     paper_fills = pl.DataFrame(rows)
@@ -262,17 +269,19 @@ def tracking(
 
     try:
         market = RecordedMarketData(resolve_data_dir(data))
-        report = measure(
-            market,
-            [s.strip() for s in symbols.split(",") if s.strip()],
-            timeframe,
-            first,
-            last,
-            every,
-            Decimal(str(equity)),
-            Decimal(str(fraction)),
-            BacktestCosts(slippage_bps),
-        )
+        with progress_bars(show_progress(as_json)) as progress:
+            report = measure(
+                market,
+                [s.strip() for s in symbols.split(",") if s.strip()],
+                timeframe,
+                first,
+                last,
+                every,
+                Decimal(str(equity)),
+                Decimal(str(fraction)),
+                BacktestCosts(slippage_bps),
+                progress,
+            )
     except (ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if as_json:
