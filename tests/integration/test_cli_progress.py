@@ -51,4 +51,3 @@ def test_ingest_draws_a_bar_per_series_and_keeps_json_clean(
     piped = runner.invoke(app, _ingest(data_dir, tmp_path))
     assert piped.exit_code == 0, piped.output
     assert "ingest series" not in piped.output
-
