@@ -72,6 +72,8 @@ def _strip_comment(line: str) -> str:
 
 
 def _first_program(line: str) -> str:
+    if re.match(r"[A-Z_][A-Z0-9_]*=\$\(", line):  # VAR=$(command ...): a command
+        return "assignment"
     words = line.split()
     while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):  # VAR=value prefixes
         words = words[1:]
@@ -95,12 +97,12 @@ def commands_in(doc: Path) -> list[Command]:
             if not pending:
                 pending_line = start_line + offset
             if line.rstrip().endswith("\\"):
-                pending += line.rstrip()[:-1].rstrip() + " "
+                pending += line.strip()[:-1].rstrip() + " "
                 continue
             logical = _strip_comment(pending + line.strip())
             pending = ""
             head = _first_program(logical)
-            if head in PROGRAMS or head == "assignment" or head.startswith("SM=$("):
+            if head in PROGRAMS or head == "assignment":
                 out.append(Command(str(doc.relative_to(REPO)), pending_line, logical))
     return out
 
