@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,35 @@ def test_the_cli_lists_the_chaos_scenarios_of_the_service() -> None:
     from cryptosmarttrader.services import chaos as service_chaos
 
     assert cli_chaos.SCENARIOS == service_chaos.SCENARIOS
+
+
+def test_kill_switch_commands_start_without_loading_the_local_lake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.cli import app
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    # Given a local state whose lake mirror holds an object
+    lake_file = tmp_path / "lake" / "exchange=binance" / "part.parquet"
+    lake_file.parent.mkdir(parents=True)
+    lake_file.write_bytes(b"PAR1 recorded bytes")
+
+    # When the kill-switch is turned on (it never touches S3)
+    result = CliRunner().invoke(
+        app, ["killswitch", "on", "--reason", "drill", "--state-dir", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+
+    # Then the switch is stored and the lake mirror is left exactly as it was
+    assert json.loads(result.stdout)["kill_switch"]["on"] is True
+    assert lake_file.read_bytes() == b"PAR1 recorded bytes"
+    with embedded_aws(tmp_path, lake=False) as aws:
+        assert aws.loaded["lake_objects"] == 0
+        listed = aws.s3.list_objects_v2(Bucket=aws.resources.lake_bucket)
+        assert listed.get("KeyCount", 0) == 0
+    assert lake_file.exists()
+    with embedded_aws(tmp_path) as aws:  # the default still loads it
+        assert aws.loaded["lake_objects"] == 1

@@ -338,7 +338,11 @@ class _Persister:
     """Saves the in-process state (snapshot + lake mirror); one save at a time."""
 
     def __init__(
-        self, clients: AwsClients, snapshot_path: Path, lake_dir: Path, lake: Mapping[str, str]
+        self,
+        clients: AwsClients,
+        snapshot_path: Path,
+        lake_dir: Path | None,
+        lake: Mapping[str, str],
     ) -> None:
         self._clients = clients
         self._snapshot_path = snapshot_path
@@ -349,8 +353,9 @@ class _Persister:
     def save(self) -> None:
         with self._lock:
             state = dump_state(self._clients)
-            bucket = self._clients.resources.lake_bucket
-            self._lake = _save_lake(self._lake_dir, bucket, self._lake)
+            if self._lake_dir is not None:
+                bucket = self._clients.resources.lake_bucket
+                self._lake = _save_lake(self._lake_dir, bucket, self._lake)
             payload = json.dumps(state, indent=1, sort_keys=True).encode("utf-8")
             write_atomic(self._snapshot_path, payload)
 
@@ -421,9 +426,17 @@ def serialize_moto_dynamodb() -> None:
 
 @contextlib.contextmanager
 def embedded_aws(
-    state_dir: Path, resources: AwsResources | None = None, *, lock_timeout_s: float = 120.0
+    state_dir: Path,
+    resources: AwsResources | None = None,
+    *,
+    lock_timeout_s: float = 120.0,
+    lake: bool = True,
 ) -> Iterator[LocalAws]:
-    """Yield ready clients for the project's resources; see the module docstring."""
+    """Yield ready clients for the project's resources; see the module docstring.
+
+    ``lake=False`` is for commands that never touch S3 (the kill-switch, the risk level): the
+    lake mirror under ``state_dir/lake/`` is neither loaded into the bucket nor saved back, so
+    they start in the same time however large the local lake is."""
     resources = resources or AwsResources()
     if resources.aws_endpoint_url:
         has_creds = any(os.environ.get(k) for k in _REAL_CREDENTIAL_HINTS)
@@ -444,9 +457,9 @@ def embedded_aws(
             clients = AwsClients.build(resources)
             ensure_resources(clients)
             loaded = load_state(clients, snapshot, snapshot_path) if snapshot else {}
-            lake_digests = _load_lake(lake_dir, resources.lake_bucket)
+            lake_digests = _load_lake(lake_dir, resources.lake_bucket) if lake else {}
             loaded["lake_objects"] = len(lake_digests)
-            persister = _Persister(clients, snapshot_path, lake_dir, lake_digests)
+            persister = _Persister(clients, snapshot_path, lake_dir if lake else None, lake_digests)
             try:
                 yield LocalAws(resources, clients, "in-process", state_dir, loaded, persister.save)
             finally:

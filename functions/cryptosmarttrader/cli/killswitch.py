@@ -99,7 +99,7 @@ def _set(on: bool, reason: str, actor: str | None, state: Path | None, as_json: 
     from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.settings import AwsResources
 
-    with embedded_aws(state_dir(state), AwsResources()) as aws:
+    with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         switch, _ = _services(aws)
         switch.set(on, reason, who)
         payload = _status_payload(aws)
@@ -128,7 +128,7 @@ def status(state: StateOpt = None, as_json: JsonOpt = False) -> None:
     from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.settings import AwsResources
 
-    with embedded_aws(state_dir(state), AwsResources()) as aws:
+    with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         payload = _status_payload(aws)
     _print(payload, as_json)
 
@@ -154,7 +154,7 @@ def level(
     except KeyError:
         fail(f"--to must be one of {', '.join(lv.name for lv in RiskLevel)}, got {to!r}")
     who = _actor(actor)
-    with embedded_aws(state_dir(state), AwsResources()) as aws:
+    with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         _, risk = _services(aws)
         try:
             risk.override(target, who, reason)
