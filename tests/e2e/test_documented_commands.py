@@ -111,8 +111,11 @@ def readme_table() -> list[Command]:
     """The synopses in the README's `Using cst` table (first column)."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     out = []
+    section = ""
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.startswith("| `cst "):
+        if line.startswith("## "):
+            section = line
+        if section != "## Using `cst`" or not line.startswith("| `cst "):
             continue
         cell = line.split(" | ")[0].removeprefix("| ")
         for synopsis in re.findall(r"`(cst [^`]+)`", cell):
