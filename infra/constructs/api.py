@@ -1,6 +1,8 @@
 """The HTTP API: API Gateway (REST, Lambda proxy) in front of the API function.
 
-Every method needs an API key of the usage plan (throttled and quota-limited); ``POST
+Every method needs an API key of the usage plan (throttled and quota-limited) except the two
+public ones: ``GET /health`` (liveness: ``{"status": "ok"}``, no dependency checked or named) and
+``GET /openapi.json`` (the API's published document), both under the stage's throttling. ``POST
 /api/v1/killswitch`` needs IAM (SigV4) as well, so only principals granted
 ``execute-api:Invoke`` on it (see ``operator_policy``) can flip the switch. API Gateway validates
 query strings and bodies before the function runs, the function validates them again against
@@ -34,8 +36,10 @@ STAGE: Final = "prod"
 RATE_LIMIT_RPS: Final = 20
 BURST_LIMIT: Final = 40
 DAILY_QUOTA: Final = 100_000
+# No API key, no authorizer: what a load balancer, an uptime checker or an API client reads.
+PUBLIC_ROUTES: Final = ("/health", "/openapi.json")
 READ_ROUTES: Final = (
-    "/health",
+    "/api/v1/health",
     "/api/v1/market/overview",
     "/api/v1/signals",
     "/api/v1/positions",
@@ -44,7 +48,11 @@ READ_ROUTES: Final = (
 KILLSWITCH_ROUTE: Final = "/api/v1/killswitch"
 # Everything about the routes that a deployment must follow (method, path, authorization).
 ROUTE_TABLE: Final = ";".join(
-    [*(f"GET {r} apikey" for r in READ_ROUTES), f"POST {KILLSWITCH_ROUTE} apikey+iam"]
+    [
+        *(f"GET {r} public" for r in PUBLIC_ROUTES),
+        *(f"GET {r} apikey" for r in READ_ROUTES),
+        f"POST {KILLSWITCH_ROUTE} apikey+iam",
+    ]
 )
 
 
@@ -73,7 +81,8 @@ class Api(Construct):
             "Api",
             code=code,
             handler=API_HANDLER,
-            description="HTTP API: health, market overview, signals, positions, risk, kill-switch",
+            description="HTTP API: health, OpenAPI, market overview, signals, positions, risk, "
+            "kill-switch",
             service_name=API_SERVICE,
             environment=environment,
             memory_mb=1024,
@@ -111,6 +120,16 @@ class Api(Construct):
         )
         integration = apigw.LambdaIntegration(self.lambda_.function, proxy=True)
 
+        self.public_methods: list[apigw.Method] = [
+            self.rest_api.root.resource_for_path(route).add_method(
+                "GET",
+                integration,
+                api_key_required=False,
+                authorization_type=apigw.AuthorizationType.NONE,
+                request_validator=validator,
+            )
+            for route in PUBLIC_ROUTES
+        ]
         self.read_methods: list[apigw.Method] = []
         for route in READ_ROUTES:
             resource = self.rest_api.root.resource_for_path(route)
@@ -195,9 +214,11 @@ class Api(Construct):
             stage,
             "AwsSolutions-APIG3",
             (
-                "No WAF web ACL: the API serves a handful of operators, every method needs an "
-                "API key of a throttled, quota-limited usage plan, and a web ACL would cost more "
-                "than the whole stack; attach one per deployment where the API is exposed wider."
+                "No WAF web ACL: the API serves a handful of operators, every method but the "
+                "public liveness and OpenAPI document needs an API key of a throttled, "
+                "quota-limited usage plan, the stage throttles all of them, and a web ACL would "
+                "cost more than the whole stack; attach one per deployment where the API is "
+                "exposed wider."
             ),
         )
         acknowledge(
@@ -217,6 +238,25 @@ class Api(Construct):
                 (
                     "Read-only GET method protected by an API key of a throttled usage plan; the "
                     "only state-changing method (POST /api/v1/killswitch) uses IAM authorization."
+                ),
+            )
+        for method in self.public_methods:
+            acknowledge(
+                method,
+                "AwsSolutions-APIG4",
+                (
+                    'Public on purpose: GET /health answers only {"status": "ok"} (no '
+                    "dependency is checked or named; the deep check is GET /api/v1/health behind "
+                    "the key) and GET /openapi.json serves the API's published document. Both are "
+                    "read-only, touch no data and are throttled by the stage."
+                ),
+            )
+            acknowledge(
+                method,
+                "AwsSolutions-COG4",
+                (
+                    "Public on purpose (liveness and the OpenAPI document, read-only, no data): "
+                    "uptime checkers and API clients call them without credentials."
                 ),
             )
         for method in [*self.read_methods, self.killswitch_method]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from infra.constructs.api import BURST_LIMIT, DAILY_QUOTA, RATE_LIMIT_RPS
@@ -29,13 +30,17 @@ def _methods(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_every_method_needs_an_api_key_and_the_kill_switch_needs_iam(
+PUBLIC = {"GET /health", "GET /openapi.json"}
+
+
+def test_every_method_but_liveness_and_the_document_needs_a_key_and_the_switch_needs_iam(
     synthesized: Synthesized,
 ) -> None:
     methods = _methods(synthesized)
 
     assert set(methods) == {
-        "GET /health",
+        *PUBLIC,
+        "GET /api/v1/health",
         "GET /api/v1/market/overview",
         "GET /api/v1/signals",
         "GET /api/v1/positions",
@@ -43,11 +48,25 @@ def test_every_method_needs_an_api_key_and_the_kill_switch_needs_iam(
         "POST /api/v1/killswitch",
     }
     for name, props in methods.items():
-        assert props["ApiKeyRequired"] is True, name
+        assert props["ApiKeyRequired"] is (name not in PUBLIC), name
         assert "RequestValidatorId" in props, name
         assert props["Integration"]["Type"] == "AWS_PROXY", name
         expected = "AWS_IAM" if name.startswith("POST") else "NONE"
         assert props["AuthorizationType"] == expected, name
+
+
+def test_the_deployed_routes_are_the_handlers_routes_with_its_security() -> None:
+    # The API Gateway methods and the function's OpenAPI document describe one API: the same
+    # paths, and no key exactly where the document declares no security.
+    from cryptosmarttrader.handlers.api import PUBLIC_ROUTES, openapi_json
+    from infra.constructs.api import KILLSWITCH_ROUTE, READ_ROUTES
+    from infra.constructs.api import PUBLIC_ROUTES as DEPLOYED_PUBLIC
+
+    paths = json.loads(openapi_json())["paths"]
+    assert set(paths) == {*DEPLOYED_PUBLIC, *READ_ROUTES, KILLSWITCH_ROUTE}
+    assert set(DEPLOYED_PUBLIC) == set(PUBLIC_ROUTES)
+    unsecured = {p for p, ops in paths.items() for op in ops.values() if not op.get("security")}
+    assert unsecured == set(DEPLOYED_PUBLIC)
 
 
 def test_usage_plan_throttles_and_limits_the_key(synthesized: Synthesized) -> None:

@@ -7,7 +7,9 @@
 * Otherwise moto runs in-process. The resources are created, then the snapshot in
   ``state_dir/snapshot.json`` (all table items and SSM parameters) and the lake objects under
   ``state_dir/lake/`` are loaded; on exit both are saved back (snapshot atomically via a temp
-  file and ``os.replace``, lake objects only where they changed). Two ``cst`` processes run one
+  file and ``os.replace``, lake objects only where they changed). A long-running process (``cst
+  api serve``) calls ``LocalAws.checkpoint()`` after each write, so a signal or a crash loses
+  nothing it has acknowledged. Two ``cst`` processes run one
   after the other therefore see the same orders, positions, kill-switch and lake. A lock file
   serialises processes sharing one ``state_dir`` so neither loses the other's writes.
 
@@ -24,7 +26,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,6 +121,9 @@ class LocalAws:
     mode: Literal["in-process", "endpoint"]
     state_dir: Path
     loaded: dict[str, int] = field(default_factory=dict)
+    # Save the state now (in-process mode; an endpoint keeps its own state): what a server that
+    # runs until a signal calls after each write. Thread-safe; the exit of the context saves too.
+    checkpoint: Callable[[], None] = field(default=lambda: None)
 
     @property
     def dynamodb(self) -> DynamoDBClient:
@@ -354,16 +359,48 @@ def _load_lake(lake_dir: Path, bucket: str) -> dict[str, str]:
     return digests
 
 
-def _save_lake(lake_dir: Path, bucket: str, loaded: Mapping[str, str]) -> None:
-    """Mirror the moto bucket to ``lake_dir``: write changed objects, remove deleted ones."""
+def _save_lake(lake_dir: Path, bucket: str, loaded: Mapping[str, str]) -> dict[str, str]:
+    """Mirror the moto bucket to ``lake_dir``: write changed objects, remove deleted ones.
+
+    Returns key → sha256 of what ``lake_dir`` now holds (the baseline of the next save)."""
     current: dict[str, bytes] = {}
     for key, fake_key in _moto_bucket(bucket).keys.items():
         current[key] = fake_key.value
+    saved: dict[str, str] = {}
     for key, body in current.items():
-        if loaded.get(key) != hashlib.sha256(body).hexdigest():
+        digest = hashlib.sha256(body).hexdigest()
+        if loaded.get(key) != digest:
             write_atomic(lake_dir / key, body, fsync=False)  # rebuildable by `cst ingest`
+        saved[key] = digest
     for key in set(loaded) - set(current):
         (lake_dir / key).unlink(missing_ok=True)
+    return saved
+
+
+class _Persister:
+    """Saves the in-process state (snapshot + lake mirror); one save at a time."""
+
+    def __init__(
+        self,
+        clients: AwsClients,
+        snapshot_path: Path,
+        lake_dir: Path | None,
+        lake: Mapping[str, str],
+    ) -> None:
+        self._clients = clients
+        self._snapshot_path = snapshot_path
+        self._lake_dir = lake_dir
+        self._lake = dict(lake)
+        self._lock = threading.Lock()
+
+    def save(self) -> None:
+        with self._lock:
+            state = dump_state(self._clients)
+            if self._lake_dir is not None:
+                bucket = self._clients.resources.lake_bucket
+                self._lake = _save_lake(self._lake_dir, bucket, self._lake)
+            payload = json.dumps(state, indent=1, sort_keys=True).encode("utf-8")
+            write_atomic(self._snapshot_path, payload)
 
 
 # --------------------------------------------------------------------------- context
@@ -432,9 +469,17 @@ def serialize_moto_dynamodb() -> None:
 
 @contextlib.contextmanager
 def embedded_aws(
-    state_dir: Path, resources: AwsResources | None = None, *, lock_timeout_s: float = 120.0
+    state_dir: Path,
+    resources: AwsResources | None = None,
+    *,
+    lock_timeout_s: float = 120.0,
+    lake: bool = True,
 ) -> Iterator[LocalAws]:
-    """Yield ready clients for the project's resources; see the module docstring."""
+    """Yield ready clients for the project's resources; see the module docstring.
+
+    ``lake=False`` is for commands that never touch S3 (the kill-switch, the risk level): the
+    lake mirror under ``state_dir/lake/`` is neither loaded into the bucket nor saved back, so
+    they start in the same time however large the local lake is."""
     resources = resources or AwsResources()
     if resources.aws_endpoint_url:
         has_creds = any(os.environ.get(k) for k in _REAL_CREDENTIAL_HINTS)
@@ -455,12 +500,10 @@ def embedded_aws(
             clients = AwsClients.build(resources)
             ensure_resources(clients)
             loaded = load_state(clients, snapshot, snapshot_path) if snapshot else {}
-            lake_digests = _load_lake(lake_dir, resources.lake_bucket)
+            lake_digests = _load_lake(lake_dir, resources.lake_bucket) if lake else {}
             loaded["lake_objects"] = len(lake_digests)
+            persister = _Persister(clients, snapshot_path, lake_dir if lake else None, lake_digests)
             try:
-                yield LocalAws(resources, clients, "in-process", state_dir, loaded)
+                yield LocalAws(resources, clients, "in-process", state_dir, loaded, persister.save)
             finally:
-                state = dump_state(clients)
-                _save_lake(lake_dir, resources.lake_bucket, lake_digests)
-                payload = json.dumps(state, indent=1, sort_keys=True).encode("utf-8")
-                write_atomic(snapshot_path, payload)
+                persister.save()

@@ -8,18 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import polars as pl
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cryptosmarttrader.adapters.recorded_data import DataSourceError, RecordedMarketData
 from cryptosmarttrader.cli._common import fail, parse_day
-from cryptosmarttrader.domain.quality import QualityResult, check_daily, check_ohlcv
 from cryptosmarttrader.domain.types import ms_from_utc, utc_from_ms
-from cryptosmarttrader.wiring import resolve_data_dir
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.domain.quality import QualityResult
+
+# polars and the recorded-data adapter are imported inside the commands (fast `cst --help`).
 
 app = typer.Typer(
     name="data",
@@ -56,6 +58,8 @@ class SourceReport:
 
 
 def _last_ms(frame: pl.DataFrame, what: str) -> int:
+    from cryptosmarttrader.adapters.recorded_data import DataSourceError
+
     last = frame["ts"].max()
     if not isinstance(last, int):
         raise DataSourceError(f"{what}: no rows up to the requested asof")
@@ -65,6 +69,10 @@ def _last_ms(frame: pl.DataFrame, what: str) -> int:
 def run_checks(market: RecordedMarketData, asof: datetime | None) -> list[SourceReport]:
     """Gate every price source of the data dir. Without ``asof`` each source is checked at its
     own last bar; with it, only rows up to ``asof`` are read (no look-ahead)."""
+    import polars as pl
+
+    from cryptosmarttrader.domain.quality import check_daily, check_ohlcv
+
     reports: list[SourceReport] = []
     daily = market.daily_all()
     if asof is not None:
@@ -110,6 +118,9 @@ def check(
     Nothing is repaired: a series with an error-severity finding is reported as excluded.
     """
     day = parse_day(asof) if asof is not None else None
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.wiring import resolve_data_dir
+
     try:
         market = RecordedMarketData(resolve_data_dir(data))
         reports = run_checks(market, day)
@@ -133,6 +144,9 @@ def _print_json(reports: list[SourceReport]) -> None:
 
 
 def _print_table(reports: list[SourceReport]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     summary = Table(title="Data-quality gate: series per source")
     for column in ("source", "asof", "series", "rows", "excluded"):

@@ -5,29 +5,18 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import plotly.graph_objects as go
-import polars as pl
 import typer
-from plotly.subplots import make_subplots
-from pydantic import ValidationError
 
-from cryptosmarttrader.adapters.model_bundle import save_bundle
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor, XgbTrainer
 from cryptosmarttrader.cli._common import err_console, fail, parse_day
-from cryptosmarttrader.domain.agents.regime import regime_timeline
-from cryptosmarttrader.domain.market import DAY_MS
-from cryptosmarttrader.services.evaluate import (
-    DIRECTIONAL_AGENTS,
-    EvaluationConfig,
-    EvaluationError,
-    EvaluationResult,
-    evaluate,
-    registry_agents,
-)
-from cryptosmarttrader.wiring import excluded_coins, resolve_data_dir
+from cryptosmarttrader.cli._progress import progress_bars, show_progress
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.services.evaluate import EvaluationConfig, EvaluationResult
+
+# polars, plotly, xgboost and the services are imported inside the command: `cst --help` and the
+# other commands never pay for them (bench/bench_cli_startup.py).
 
 # Mounted by the root app as ``app.add_typer(evaluate.app, name="evaluate")`` → `cst evaluate ...`
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -74,6 +63,20 @@ def evaluate_cmd(
     output)."""
     if calibration not in ("platt", "isotonic"):
         fail(f"--calibration must be platt or isotonic, got {calibration!r}")
+    from pydantic import ValidationError
+
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.adapters.xgb_predictor import XgbTrainer
+    from cryptosmarttrader.domain.agents.regime import regime_timeline
+    from cryptosmarttrader.services.evaluate import (
+        DIRECTIONAL_AGENTS,
+        EvaluationConfig,
+        EvaluationError,
+        evaluate,
+        registry_agents,
+    )
+    from cryptosmarttrader.wiring import excluded_coins, resolve_data_dir
+
     method: Literal["platt", "isotonic"] = "platt" if calibration == "platt" else "isotonic"
     try:
         cfg = EvaluationConfig(
@@ -91,15 +94,17 @@ def evaluate_cmd(
         fail(exc.errors()[0]["msg"])
     try:
         market = RecordedMarketData(resolve_data_dir(data))
-        result = evaluate(
-            market,
-            XgbTrainer(),
-            cfg,
-            excluded_symbols=excluded_coins(market),
-            agents=registry_agents,
-            agent_names=DIRECTIONAL_AGENTS,
-            regime_timeline=regime_timeline,
-        )
+        with progress_bars(show_progress(as_json)) as progress:
+            result = evaluate(
+                market,
+                XgbTrainer(),
+                cfg,
+                excluded_symbols=excluded_coins(market),
+                agents=registry_agents,
+                agent_names=DIRECTIONAL_AGENTS,
+                regime_timeline=regime_timeline,
+                progress=progress,
+            )
     except (EvaluationError, ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if report is not None:
@@ -113,6 +118,9 @@ def evaluate_cmd(
 
 
 def _save_model(result: EvaluationResult, cfg: EvaluationConfig, directory: Path) -> None:
+    from cryptosmarttrader.adapters.model_bundle import save_bundle
+    from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor
+
     fitted = result.fitted[cfg.primary_threshold]
     if not isinstance(fitted.ml_final, XgbPredictor):
         fail("--save-model needs the XGBoost ML agent")
@@ -154,6 +162,12 @@ def _print_summary(result: EvaluationResult) -> None:
 
 def write_report(result: EvaluationResult, path: Path) -> None:
     """Equity curves, calibration curve, hit rate by score decile, regime timeline."""
+    import plotly.graph_objects as go
+    import polars as pl
+    from plotly.subplots import make_subplots
+
+    from cryptosmarttrader.domain.market import DAY_MS
+
     s = result.summary
     fig = make_subplots(
         rows=4,

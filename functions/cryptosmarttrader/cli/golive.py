@@ -19,32 +19,18 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from rich.console import Console
-from rich.table import Table
 
-from cryptosmarttrader.adapters.cloudwatch_metric_reader import (
-    CloudWatchMetricReader,
-    cloudwatch_client,
-)
-from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
-from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
-from cryptosmarttrader.adapters.sns_notifier import SnsNotifier, sns_client
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, state_dir
-from cryptosmarttrader.domain.golive import GoLiveParams
-from cryptosmarttrader.domain.slo import SLO_METRICS, STAGE_DIMENSION, percentile
-from cryptosmarttrader.services.golive import (
-    Failure,
-    GoLiveService,
-    GoLiveSettings,
-    SloService,
-    run_pipeline,
-)
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.adapters.local_aws import LocalAws
+    from cryptosmarttrader.services.golive import GoLiveService, SloService
+
+# boto3, moto, polars and the services are imported inside the commands (fast `cst --help`).
 
 app = typer.Typer(
     add_completion=False,
@@ -71,6 +57,16 @@ class MetricsFile(BaseModel):
 
 
 def _services(aws: LocalAws) -> tuple[GoLiveService, SloService]:
+    from cryptosmarttrader.adapters.cloudwatch_metric_reader import (
+        CloudWatchMetricReader,
+        cloudwatch_client,
+    )
+    from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
+    from cryptosmarttrader.adapters.sns_notifier import SnsNotifier, sns_client
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.services.golive import GoLiveService, GoLiveSettings, SloService
+
     settings = GoLiveSettings()
     clock = SystemClock()
     store = DynamoStateStore(aws.resources.state_table, aws.dynamodb)
@@ -100,6 +96,8 @@ def _moto_percentiles(aws: LocalAws) -> Iterator[None]:
         return
     from moto.cloudwatch.models import Statistics
 
+    from cryptosmarttrader.domain.slo import percentile
+
     original = Statistics.get_statistics_for_type
 
     def with_percentiles(self: Statistics, stat: str) -> Any:
@@ -116,6 +114,9 @@ def _moto_percentiles(aws: LocalAws) -> Iterator[None]:
 
 
 def _publish_metrics(aws: LocalAws, metrics: MetricsFile, namespace: str) -> int:
+    from cryptosmarttrader.adapters.cloudwatch_metric_reader import cloudwatch_client
+    from cryptosmarttrader.domain.slo import SLO_METRICS, STAGE_DIMENSION
+
     client = cloudwatch_client(aws.resources)
     now = datetime.now(tz=UTC).replace(second=0, microsecond=0)
     count = 0
@@ -178,6 +179,10 @@ def start(
     state: StateOption = None,
 ) -> None:
     """Run the go-live sequence locally; any breach or failed step rolls back."""
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.domain.golive import GoLiveParams
+    from cryptosmarttrader.services.golive import GoLiveSettings, run_pipeline
+
     rid = run_id or f"golive-{datetime.now(tz=UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     try:
         params = GoLiveParams(
@@ -221,6 +226,8 @@ def status(
     state: StateOption = None,
 ) -> None:
     """Runs, their transitions with reasons, the live version and the SLO evaluations."""
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+
     with embedded_aws(state_dir(state)) as aws:
         golive, slo = _services(aws)
         runs = golive.runs()
@@ -246,6 +253,9 @@ def rollback(
     """Manual rollback: kill-switch on, open orders canceled, version reverted, recorded."""
     if not reason.strip():
         fail("--reason must not be empty")
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.services.golive import Failure
+
     failure = Failure.model_validate({"Error": "ManualRollback", "Cause": reason})
     with embedded_aws(state_dir(state)) as aws:
         golive, slo = _services(aws)
@@ -271,6 +281,9 @@ def _print(report: Mapping[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     run = report.get("run")
     if run:

@@ -9,22 +9,18 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from cryptosmarttrader.adapters.faults import free_port
-from cryptosmarttrader.adapters.local_deploy import (
-    DeployError,
-    DeployResult,
-    LocalStackState,
-    deploy,
-    local_endpoint,
-    moto_server,
-    wait_for_port,
-)
 from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.cli._progress import show_progress, working
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.adapters.local_deploy import DeployResult
+
+# The deployment adapters (moto server, CDK, polars) are imported inside the commands.
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 
@@ -44,8 +40,11 @@ def _print(result: DeployResult) -> None:
 
 
 def _deploy(endpoint: str, state: Path) -> DeployResult:
+    from cryptosmarttrader.adapters.local_deploy import DeployError, deploy
+
     try:
-        return deploy(endpoint, PROJECT_DIR, state / "cdk-outputs.json")
+        with working(f"synthesizing and deploying the stacks to {endpoint}", show_progress()):
+            return deploy(endpoint, PROJECT_DIR, state / "cdk-outputs.json")
     except DeployError as exc:
         fail(str(exc), code=1)
 
@@ -67,6 +66,14 @@ def up(
     state: StateOpt = None,
 ) -> None:
     """Start a moto server on 127.0.0.1 (unless --endpoint) and deploy the stacks to it."""
+    from cryptosmarttrader.adapters.faults import free_port
+    from cryptosmarttrader.adapters.local_deploy import (
+        LocalStackState,
+        local_endpoint,
+        moto_server,
+        wait_for_port,
+    )
+
     directory = state_dir(state)
     target = endpoint or os.environ.get("AWS_ENDPOINT_URL")
     if target:
@@ -120,6 +127,8 @@ def _alive(pid: int) -> bool:
 @app.command("status")
 def status(state: StateOpt = None) -> None:
     """Show the endpoint, server process and stack outputs of the last `cst local up`."""
+    from cryptosmarttrader.adapters.local_deploy import LocalStackState
+
     current = LocalStackState.load(state_dir(state))
     if current is None:
         fail("no local stack recorded; run `cst local up`", code=1)
@@ -138,6 +147,8 @@ def status(state: StateOpt = None) -> None:
 @app.command("down")
 def down(state: StateOpt = None) -> None:
     """Stop the detached server that `cst local up --detach` started (that pid only)."""
+    from cryptosmarttrader.adapters.local_deploy import LocalStackState
+
     directory = state_dir(state)
     current = LocalStackState.load(directory)
     if current is None:

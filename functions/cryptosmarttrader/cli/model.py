@@ -20,46 +20,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
-from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
-from cryptosmarttrader.adapters.model_registry_sagemaker import (
-    build_registry_service,
-    sagemaker_client,
-)
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
-from cryptosmarttrader.adapters.sagemaker_training import (
-    SageMakerTrainingJobs,
-    source_dir_tarball,
-    training_image_uri,
-)
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
-from cryptosmarttrader.domain.drift import DriftReference
-from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError, ModelCard
-from cryptosmarttrader.services.model_lifecycle import CanaryService, DriftService, LifecycleError
-from cryptosmarttrader.services.model_registry import (
-    MlSettings,
-    ModelRegistryError,
-    ModelRegistryService,
-)
-from cryptosmarttrader.services.training_launcher import TrainingLauncher, TrainingParams
-from cryptosmarttrader.settings import AwsResources
-from cryptosmarttrader.wiring import (
-    REPO_ROOT,
-    DataSourceUnavailableError,
-    excluded_coins,
-    resolve_data_dir,
-)
+from cryptosmarttrader.cli._progress import show_progress, working
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from cryptosmarttrader.adapters.local_aws import LocalAws
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.services.model_registry import ModelRegistryService
+    from cryptosmarttrader.services.training_launcher import TrainingParams
+
+# polars, xgboost, boto3/moto and the services are imported inside the commands that need them.
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 app = typer.Typer(
     name="model",
@@ -81,6 +59,10 @@ ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the h
 
 
 def _registry(aws: LocalAws) -> ModelRegistryService:
+    from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryService
+
     settings = MlSettings()
     store = EmbeddedModelRegistry(
         settings.model_group,
@@ -98,6 +80,13 @@ def _registry_service(state: Path | None) -> Iterator[ModelRegistryService]:
     """The embedded local registry (default), or — with ``CST_MODEL_REGISTRY=sagemaker`` — the
     SageMaker Model Registry of the account (or ``AWS_ENDPOINT_URL``), redeploying
     ``CST_MODEL_ENDPOINT`` on promote and rollback when it is set."""
+    from cryptosmarttrader.adapters.aws_clients import AwsClients
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.model_registry_sagemaker import build_registry_service
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.services.model_registry import MlSettings
+    from cryptosmarttrader.settings import AwsResources
+
     settings = MlSettings()
     if settings.model_registry == "embedded":
         with embedded_aws(state_dir(state)) as aws:
@@ -114,6 +103,9 @@ def _registry_service(state: Path | None) -> Iterator[ModelRegistryService]:
 
 
 def _market(data: Path | None) -> RecordedMarketData:
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.wiring import DataSourceUnavailableError, resolve_data_dir
+
     try:
         return RecordedMarketData(resolve_data_dir(data))
     except DataSourceUnavailableError as exc:
@@ -139,6 +131,14 @@ def train(
     end = parse_day(train_end, "--train-end")
     if on not in {"local", "sagemaker"}:
         fail(f"--on must be local or sagemaker, got {on!r}")
+    import polars as pl
+
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.domain.drift import DriftReference
+    from cryptosmarttrader.domain.model_canary import ModelCard
+    from cryptosmarttrader.services.training_launcher import TrainingParams
+    from cryptosmarttrader.wiring import excluded_coins
+
     market = _market(data)
     daily = market.daily_all().filter(
         ~pl.col("symbol").is_in(list(excluded_coins(market)))
@@ -172,7 +172,8 @@ def train(
             "SM_MODEL_DIR": str(root / "model"),
             "SM_OUTPUT_DATA_DIR": str(root / "output"),
         }
-        result = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+        with working("training (ml/train.py, walk-forward folds)", show_progress(as_json)):
+            result = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
         if result.returncode != 0:
             fail(f"ml/train.py failed: {result.stderr.strip().splitlines()[-1:]}")
         card = ModelCard.model_validate_json((root / "model" / "card.json").read_text())
@@ -212,6 +213,22 @@ def _git_commit() -> str:
 
 def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bool) -> None:
     """Start a SageMaker training job of ml/train.py, wait for it, register its model."""
+    from cryptosmarttrader.adapters.aws_clients import AwsClients
+    from cryptosmarttrader.adapters.model_registry_sagemaker import (
+        build_registry_service,
+        sagemaker_client,
+    )
+    from cryptosmarttrader.adapters.sagemaker_training import (
+        SageMakerTrainingJobs,
+        source_dir_tarball,
+        training_image_uri,
+    )
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.services.model_lifecycle import LifecycleError
+    from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryError
+    from cryptosmarttrader.services.training_launcher import TrainingLauncher
+    from cryptosmarttrader.settings import AwsResources
+
     settings, resources = MlSettings(), AwsResources()
     if settings.model_registry != "sagemaker" or not settings.model_role_arn:
         fail("--on sagemaker needs CST_MODEL_REGISTRY=sagemaker and CST_MODEL_ROLE_ARN")
@@ -234,7 +251,8 @@ def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bo
     name = launcher.start(params, source_dir_tarball(REPO_ROOT), channel.getvalue())
     console.print(f"training job {name} started; waiting for it to end")
     try:
-        version = launcher.wait(name)
+        with working(f"SageMaker training job {name}", show_progress(as_json)):
+            version = launcher.wait(name)
     except (LifecycleError, ModelRegistryError) as exc:
         fail(str(exc))
     card = version.card
@@ -268,6 +286,8 @@ def list_versions(state: StateOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(json.dumps(rows))
         return
+    from rich.table import Table
+
     table = Table(*rows[0].keys()) if rows else Table("no versions registered")
     for r in rows:
         table.add_row(*(str(x) for x in r.values()))
@@ -278,6 +298,9 @@ def list_versions(state: StateOpt = None, as_json: JsonOpt = False) -> None:
 def promote(version: int, reason: ReasonOpt, state: StateOpt = None) -> None:
     """Make VERSION the production model (the previous one is archived); on SageMaker with
     CST_MODEL_ENDPOINT set, the endpoint is redeployed to serve it."""
+    from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError
+    from cryptosmarttrader.services.model_registry import ModelRegistryError
+
     with _registry_service(state) as service:
         try:
             done = service.promote(version, reason, getpass.getuser())
@@ -289,6 +312,8 @@ def promote(version: int, reason: ReasonOpt, state: StateOpt = None) -> None:
 @app.command("rollback")
 def rollback(reason: ReasonOpt, state: StateOpt = None) -> None:
     """Reject the production model and restore the previously archived one (and redeploy it)."""
+    from cryptosmarttrader.services.model_registry import ModelRegistryError
+
     with _registry_service(state) as service:
         try:
             rejected, restored = service.rollback(reason, getpass.getuser())
@@ -309,6 +334,13 @@ def drift(
     as_json: JsonOpt = False,
 ) -> None:
     """PSI / KS of features and predictions and calibration decay, as the drift Lambda."""
+    from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
+    from cryptosmarttrader.services.model_lifecycle import DriftService, LifecycleError
+    from cryptosmarttrader.services.model_registry import ModelRegistryError
+    from cryptosmarttrader.wiring import excluded_coins
+
     market = _market(data)
     with embedded_aws(state_dir(state)) as aws:
         service = DriftService(
@@ -343,6 +375,13 @@ def canary(
     state: StateOpt = None,
 ) -> None:
     """Shadow → gate → canary share → gate → promote, else rollback (the state machine's steps)."""
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
+    from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError
+    from cryptosmarttrader.services.model_lifecycle import CanaryService, LifecycleError
+    from cryptosmarttrader.services.model_registry import ModelRegistryError
+    from cryptosmarttrader.wiring import excluded_coins
+
     market = _market(data)
     when = parse_day(asof)
     with embedded_aws(state_dir(state)) as aws:

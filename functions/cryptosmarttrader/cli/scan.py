@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import embedded_aws
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
-from cryptosmarttrader.services.scan import ScanReport
-from cryptosmarttrader.settings import AwsResources, TradingSettings
-from cryptosmarttrader.wiring import (
-    recorded_analyzer,
-    resolve_data_dir,
-    scan_model,
-    scan_service,
-)
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.services.scan import ScanReport
 
 
 def scan(
@@ -56,6 +46,17 @@ def scan(
     Reads nothing after --asof. Running the same scan twice creates no second order.
     """
     day = parse_day(asof)
+    from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.settings import AwsResources, TradingSettings
+    from cryptosmarttrader.wiring import (
+        recorded_analyzer,
+        resolve_data_dir,
+        scan_model,
+        scan_service,
+    )
+
     try:
         settings = TradingSettings()
         resources = AwsResources()
@@ -74,6 +75,9 @@ def _print(report: ScanReport, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps([row.model_dump(mode="json") for row in report.rows], indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     table = Table(
         title=f"CryptoSmartTrader scan as of {report.asof:%Y-%m-%d} — universe {report.universe}, "

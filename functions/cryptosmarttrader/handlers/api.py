@@ -2,9 +2,11 @@
 
 Routes and their pydantic models are the OpenAPI document (``cst api openapi`` writes
 ``docs/openapi.json``); ``enable_validation`` rejects malformed query strings and bodies with 422
-before any code runs. API Gateway enforces authentication (API key + usage plan on every
-method, IAM SigV4 as well on ``POST /api/v1/killswitch``); the handler re-checks that a
-state-changing call carries a caller identity and records it in the audit trail.
+before any code runs. API Gateway enforces authentication: an API key of the usage plan on
+every method but the two public ones (``GET /health``, a liveness answer that reveals nothing,
+and ``GET /openapi.json``, this document), IAM SigV4 as well on ``POST /api/v1/killswitch``; the
+handler re-checks that a state-changing call carries a caller identity and records it in the
+audit trail. The deep dependency check is ``GET /api/v1/health``, behind the key.
 
 Every request runs under one correlation id (``X-Correlation-Id`` if the caller sent a valid
 one, else API Gateway's request id), logged on every line and echoed in the response header.
@@ -70,6 +72,7 @@ from cryptosmarttrader.services.api import (
     HealthResponse,
     KillSwitchRequest,
     KillSwitchResponse,
+    Liveness,
     MarketOverview,
     PositionsResponse,
     RiskResponse,
@@ -97,6 +100,7 @@ SECURITY_SCHEMES: Final[dict[str, SecurityScheme]] = {
         description="AWS Signature Version 4 (IAM): the caller needs execute-api:Invoke.",
     ),
 }
+PUBLIC_SECURITY: Final[list[dict[str, list[str]]]] = []  # no key: liveness and the document
 READ_SECURITY: Final[list[dict[str, list[str]]]] = [{API_KEY_SCHEME: []}]
 WRITE_SECURITY: Final[list[dict[str, list[str]]]] = [{API_KEY_SCHEME: [], SIGV4_SCHEME: []}]
 
@@ -212,8 +216,34 @@ def _dependency_failed(exc: Exception) -> Response[dict[str, Any]]:
     raise ServiceUnavailableError(f"a dependency is unavailable: {type(exc).__name__}")
 
 
+PUBLIC_ROUTES: Final = ("/health", "/openapi.json")  # API Gateway asks no key for these two
+
+
 @app.get(
     "/health",
+    summary="Liveness: the API answers (public; no dependency is checked or named)",
+    tags=["system"],
+    security=PUBLIC_SECURITY,
+    responses={200: {"description": "the API answers"}},
+)
+def liveness() -> Liveness:
+    return Liveness()
+
+
+@app.get(
+    "/openapi.json",
+    summary="This OpenAPI 3 document (public)",
+    tags=["system"],
+    security=PUBLIC_SECURITY,
+    responses={200: {"description": "the OpenAPI document of this API"}},
+)
+def openapi_document() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(_openapi_body())
+    return document
+
+
+@app.get(
+    "/api/v1/health",
     summary="Deep health: DynamoDB, S3, SSM and exchange reachability",
     tags=["system"],
     security=READ_SECURITY,
@@ -295,7 +325,7 @@ def risk() -> RiskResponse:
     security=WRITE_SECURITY,
     responses={
         **DENIED,
-        200: {"description": "switch written and audit entry appended"},
+        200: {"description": "request audited, switch written, outcome audited"},
         401: _error("no authenticated caller identity"),
     },
 )
@@ -312,9 +342,24 @@ def killswitch(request: Annotated[KillSwitchRequest, Body()]) -> KillSwitchRespo
     )
     logger.info(
         "kill-switch set",
-        extra={"on": request.on, "actor": actor, "audit_id": result.audit_id},
+        extra={
+            "on": request.on,
+            "actor": actor,
+            "audit_id": result.audit_id,
+            "request_audit_id": result.request_audit_id,
+        },
     )
+    if result.audit_id is None:
+        logger.error(
+            "kill-switch set, outcome not audited (its request entry is)",
+            extra={"request_audit_id": result.request_audit_id},
+        )
     return result
+
+
+@cache
+def _openapi_body() -> str:
+    return openapi_json()
 
 
 def openapi_json(servers: list[str] | None = None) -> str:
@@ -323,8 +368,8 @@ def openapi_json(servers: list[str] | None = None) -> str:
         title=API_TITLE,
         version=API_VERSION,
         description=(
-            "Read-only market, signal, position and risk views, deep health, and the "
-            "audited kill-switch of CryptoSmartTrader."
+            "Read-only market, signal, position and risk views, liveness and deep health, "
+            "and the audited kill-switch of CryptoSmartTrader."
         ),
         servers=[Server(url=url) for url in servers] if servers else None,
         security_schemes=SECURITY_SCHEMES,

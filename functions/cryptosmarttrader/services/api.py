@@ -7,11 +7,13 @@ models are the OpenAPI schemas published in ``docs/openapi.json``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -36,17 +38,26 @@ __all__ = [
     "HealthResponse",
     "KillSwitchRequest",
     "KillSwitchResponse",
+    "Liveness",
     "MarketOverview",
     "PositionsResponse",
     "RiskResponse",
     "SignalsResponse",
 ]
 
+log = logging.getLogger(__name__)
+
 # --------------------------------------------------------------------------- contracts
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Liveness(_Model):
+    """The public liveness answer: the API answers. No dependency, version or internals."""
+
+    status: Literal["ok"] = "ok"
 
 
 class Opportunity(_Model):
@@ -166,7 +177,15 @@ class ApiError(BaseModel):
 
 class KillSwitchResponse(_Model):
     kill_switch: KillSwitchView
-    audit_id: str = Field(description="sort key of the audit entry: <iso time>#<request id>")
+    audit_id: str | None = Field(
+        description="sort key (<iso time>#<request id>) of the audit entry recording the "
+        "outcome; null if that entry could not be written after the switch moved (the request "
+        "entry below still records the change)"
+    )
+    request_audit_id: str = Field(
+        description="sort key of the audit entry recording the request, written before the "
+        "switch is touched"
+    )
 
 
 # --------------------------------------------------------------------------- ports
@@ -209,6 +228,9 @@ class KillSwitchControl(Protocol):
 class AuditRecord(Protocol):
     @property
     def sort_key(self) -> str: ...
+
+    @property
+    def at(self) -> datetime: ...
 
 
 class AuditTrail(Protocol):
@@ -373,15 +395,56 @@ class ApiService:
         request_id: str,
         correlation_id: str | None,
     ) -> KillSwitchResponse:
-        """Flip the switch, then append the audit entry (who, what, when, request id)."""
+        """Audit the request, then flip the switch, then audit the outcome.
+
+        The request entry is written first: if it cannot be, the switch is not touched (the
+        error propagates, a 503), so no change of the switch is ever unaudited. A failed switch
+        write is audited as ``killswitch.<on|off>.failed`` (best effort) and re-raised. If only
+        the outcome entry fails, the switch has moved and the request entry records it: the
+        answer says so with ``audit_id`` null.
+        """
+        action = "killswitch.on" if request.on else "killswitch.off"
         before = self.kill_switch.status()
-        after = self.kill_switch.set(request.on, request.reason, actor)
-        entry = self.audit.record(
+        intent = self.audit.record(
             actor=actor,
-            action="killswitch.on" if request.on else "killswitch.off",
+            action=f"{action}.requested",
             at=self.clock.now(),
             request_id=request_id,
             correlation_id=correlation_id,
-            details={"reason": request.reason, "previous_on": before.on, "on": after.on},
+            details={
+                "reason": request.reason,
+                "previous_on": before.on,
+                "requested_on": request.on,
+            },
         )
-        return KillSwitchResponse(kill_switch=_kill_view(after), audit_id=entry.sort_key)
+
+        def outcome(name: str, details: Mapping[str, Any]) -> AuditRecord:
+            return self.audit.record(
+                actor=actor,
+                action=name,
+                at=self._after(intent.at),
+                request_id=request_id,
+                correlation_id=correlation_id,
+                details={"reason": request.reason, "previous_on": before.on, **details,
+                         "request_audit_id": intent.sort_key},
+            )  # fmt: skip
+
+        try:
+            after = self.kill_switch.set(request.on, request.reason, actor)
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # the original error is what the caller sees
+                outcome(f"{action}.failed", {"error": type(exc).__name__})
+            raise
+        try:
+            done: str | None = outcome(action, {"on": after.on}).sort_key
+        except Exception:  # the switch moved and the request entry records it
+            log.exception("kill-switch set but its outcome audit entry failed")
+            done = None
+        return KillSwitchResponse(
+            kill_switch=_kill_view(after), audit_id=done, request_audit_id=intent.sort_key
+        )
+
+    def _after(self, earlier: datetime) -> datetime:
+        """Now, but strictly after ``earlier``: an outcome always sorts after its request."""
+        now = self.clock.now()
+        return now if now > earlier else earlier + timedelta(microseconds=1)

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.services.ingest import IngestReport, IngestService
+from cryptosmarttrader.services.progress import Progress, no_progress
 from cryptosmarttrader.services.scan import Analysis, ScanReport, ScanService
 
 __all__ = [
@@ -49,6 +50,7 @@ SCENARIOS: tuple[str, ...] = (
     "disk",
     "execution",
 )
+CHAOS_STEP = "chaos scenarios"  # progress step (services/progress.py)
 CREATED_REASON = "paper order "  # how ScanService marks the row of an order it created
 
 
@@ -910,6 +912,7 @@ def run_suite(
     lab: ChaosLab,
     names: Sequence[str] = SCENARIOS,
     clock: Callable[[], float] = time.monotonic,
+    progress: Progress = no_progress,
 ) -> ChaosReport:
     """Run the named scenarios in order. A scenario that raises is a failed result naming the
     error; the others still run."""
@@ -928,7 +931,11 @@ def run_suite(
         "disk": lambda: scenario_disk(lab),
         "execution": lambda: scenario_execution(lab),
     }
-    results = [_guarded(name, runners[name], clock) for name in names]
+    results = []
+    for done, name in enumerate(names):
+        progress(CHAOS_STEP, done, len(names))
+        results.append(_guarded(name, runners[name], clock))
+    progress(CHAOS_STEP, len(names), len(names))
     return ChaosReport(
         passed=all(r.passed for r in results),
         seconds=round(clock() - started, 3),

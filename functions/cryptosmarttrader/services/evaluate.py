@@ -59,6 +59,7 @@ from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.ranking import RankedSignal
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.ports import MarketData, Predictor, PredictorTrainer
+from cryptosmarttrader.services.progress import Progress, no_progress
 from cryptosmarttrader.services.scan import ScanAnalyzer
 
 SURVIVORSHIP_NOTE = (
@@ -67,6 +68,9 @@ SURVIVORSHIP_NOTE = (
     "(dead coins would have been losers the model could have picked)."
 )
 BTC = "bitcoin"
+REPLAY_STEP = "replay decision days"  # progress steps (services/progress.py)
+FIT_STEP = "fit targets"
+BACKTEST_STEP = "scan decision days"
 
 # agents: (clean window, asof_ms) -> votes in VOTE_SCHEMA
 AgentRunner = Callable[[pl.DataFrame, int], pl.DataFrame]
@@ -167,13 +171,18 @@ def _decision_days(cfg: EvaluationConfig) -> list[int]:
 
 
 def _replay(
-    history: pl.DataFrame, days: Sequence[int], lookback: int, agents: AgentRunner
+    history: pl.DataFrame,
+    days: Sequence[int],
+    lookback: int,
+    agents: AgentRunner,
+    progress: Progress = no_progress,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per decision day: window → quality gate → agents. Returns (eligible rows, votes)."""
     eligible: list[pl.DataFrame] = []
     votes: list[pl.DataFrame] = []
     ts = history["ts"]
-    for day in days:  # one step per decision day, vectorized over the universe
+    for done, day in enumerate(days):  # one step per decision day, vectorized over the universe
+        progress(REPLAY_STEP, done, len(days))
         asof_ms = day * DAY_MS
         lo = int(ts.search_sorted((day - lookback) * DAY_MS, side="right"))
         hi = int(ts.search_sorted(asof_ms + DAY_MS - 1, side="right"))
@@ -186,6 +195,7 @@ def _replay(
             continue
         eligible.append(today.with_columns(day=pl.lit(day, pl.Int64)))
         votes.append(agents(clean, asof_ms).filter(pl.col("ts") // DAY_MS == day))
+    progress(REPLAY_STEP, len(days), len(days))
     if not eligible:
         raise EvaluationError("no decision day has any coin passing the quality gate")
     return pl.concat(eligible), pl.concat(votes) if votes else pl.DataFrame(schema=VOTE_SCHEMA)
@@ -394,6 +404,7 @@ def evaluate(
     agents: AgentRunner = technical_only,
     agent_names: Sequence[str] = (TECHNICAL_AGENT,),
     regime_timeline: RegimeTimeline | None = None,
+    progress: Progress = no_progress,
 ) -> EvaluationResult:
     """Run the walk-forward evaluation described in the module docstring."""
     last_needed = datetime(cfg.end.year, cfg.end.month, cfg.end.day, tzinfo=UTC) + timedelta(
@@ -409,7 +420,7 @@ def evaluate(
         raise EvaluationError("the market data holds no rows for the requested span")
     data_last_day = int(history["ts"].max()) // DAY_MS  # type: ignore[arg-type]
     days = [d for d in _decision_days(cfg) if d <= data_last_day]
-    eligible, votes = _replay(history, days, cfg.lookback_days, agents)
+    eligible, votes = _replay(history, days, cfg.lookback_days, agents, progress)
     by_symbol = history.sort("symbol", "ts")
     features = feature_frame(by_symbol)
     labels = forward_gain_labels(by_symbol, cfg.horizon_days, cfg.thresholds)
@@ -426,8 +437,10 @@ def evaluate(
     )
     names = [*agent_names, ML_AGENT]
     fitted: dict[float, FittedTarget] = {}
-    for t in cfg.thresholds:
+    for done, t in enumerate(cfg.thresholds):
+        progress(FIT_STEP, done, len(cfg.thresholds))
         fitted[t], score = _fit_target(samples, votes, names, t, trainer, cfg)
+        progress(FIT_STEP, done + 1, len(cfg.thresholds))
         samples = samples.with_columns(pl.Series(f"score_{label_column(t)}", score))
     start, end = _day(cfg.start), _day(cfg.end)
     test = samples.filter((pl.col("day") >= start) & (pl.col("day") <= end))
@@ -533,6 +546,7 @@ def backtest(
     every_days: int = 7,
     top_n: int | None = None,
     cost_rate: float = BACKTEST_COST_RATE,
+    progress: Progress = no_progress,
 ) -> BacktestResult:
     """Replay the scan itself (:class:`ScanAnalyzer`, the object the scan Lambda and `cst scan`
     use) on every ``every_days``-th day of ``[start, end]``. Each BUY is held until the next
@@ -544,13 +558,15 @@ def backtest(
     decision = list(range(first, last + 1, every_days))
     fraction = analyzer.settings.max_asset_fraction
     out: list[BacktestDay] = []
-    for day in decision:  # one scan per decision day
+    for done, day in enumerate(decision):  # one scan per decision day
+        progress(BACKTEST_STEP, done, len(decision))
         asof = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
         analysis = analyzer.analyze(asof, top_n)
         buys = tuple(s.symbol for s in analysis.ranked if s.action is Action.BUY)
         if len(buys) * fraction > 1:
             raise EvaluationError(f"{len(buys)} buys at {fraction:.0%} each exceed the equity")
         out.append(BacktestDay(asof.date(), buys, tuple(analysis.ranked)))
+    progress(BACKTEST_STEP, len(decision), len(decision))
     span = last - first + 1
     prices_frame = analyzer.market.daily_universe(
         datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=last), span

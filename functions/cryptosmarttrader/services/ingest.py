@@ -37,6 +37,7 @@ from cryptosmarttrader.domain.market import OHLCV_SCHEMA, TIMEFRAME_MS
 from cryptosmarttrader.domain.quality import QualityConfig, Severity, check_ohlcv
 from cryptosmarttrader.domain.types import Symbol, ms_from_utc, utc_from_ms
 from cryptosmarttrader.ports import LakeStore, MarketData, Metrics
+from cryptosmarttrader.services.progress import Progress, no_progress
 
 __all__ = [
     "BREAKER_PK",
@@ -55,6 +56,7 @@ __all__ = [
 WATERMARK_PK = "ingest#watermark"
 BREAKER_PK = "ingest#breaker"
 REJECTIONS_PK = "ingest#rejection"
+INGEST_STEP = "ingest series"  # progress step (services/progress.py)
 
 _NO_LIMIT = 10**9
 INGEST_QUALITY = QualityConfig(
@@ -216,7 +218,13 @@ class IngestService:
 
     # ------------------------------------------------------------------ run
 
-    def run(self, exchange: str, timeframe: str, symbols: Sequence[str]) -> IngestReport:
+    def run(
+        self,
+        exchange: str,
+        timeframe: str,
+        symbols: Sequence[str],
+        progress: Progress = no_progress,
+    ) -> IngestReport:
         tf_ms = TIMEFRAME_MS.get(timeframe)
         if tf_ms is None:
             raise ValueError(f"unknown timeframe {timeframe!r}")
@@ -242,8 +250,10 @@ class IngestService:
             self._metrics.add("IngestSkipped", len(parsed), dimensions=dims)
         else:
             for position, symbol in enumerate(parsed):
+                progress(INGEST_STEP, position, len(parsed))
                 outcome, breaker = self._ingest_symbol(exchange, timeframe, tf_ms, symbol, breaker)
                 report.outcomes.append(outcome)
+                progress(INGEST_STEP, position + 1, len(parsed))
                 if breaker.state is BreakerState.OPEN:
                     reason = f"circuit breaker opened: {breaker.reason}"
                     report.skipped_reason = reason
