@@ -176,7 +176,6 @@ def _market_cap_service(request: MarketCapRequest) -> MarketCapIngestService:
 def _service(request: IngestRequest) -> IngestService:
     res, clients = resources(), aws_clients()
     recorded = trading_settings().data_source == "recorded"
-    default_lookback = None if recorded else 1000
     clock = _clock(request.replay_asof, recorded)
     return IngestService(
         source=_source(request.exchange),
@@ -184,10 +183,9 @@ def _service(request: IngestRequest) -> IngestService:
         state=DynamoStateStore(res.state_table, clients.dynamodb),
         metrics=EmfMetrics(metrics),
         clock=clock,
-        # a replay loads the whole recording; a live exchange starts 1000 bars back
-        config=IngestConfig(
-            initial_lookback_bars=request.initial_lookback_bars or default_lookback
-        ),
+        # a new series starts 1000 bars back, live or replayed (a replay deployment ingests as
+        # a live one does); the event's initial_lookback_bars asks for more or fewer
+        config=IngestConfig(initial_lookback_bars=request.initial_lookback_bars or 1000),
     )
 
 

@@ -526,8 +526,8 @@ class GoLiveRunner:
         try:
             self.golive.start_stage(params, Stage.STAGING, staging_reason(params))
         except Exception as exc:  # noqa: BLE001 - mirrors the machine's Catch on States.ALL
-            self._finish(params.run_id)
             self.golive.rollback(params.run_id, _failure(exc))
+            self._finish(params.run_id)
             return
         self._schedule(params, STAGING_GATE, params.staging_seconds)
         self.advance(params.run_id)
@@ -557,17 +557,19 @@ class GoLiveRunner:
             try:
                 self._step(params, str(item["next"]))
             except Exception as exc:  # noqa: BLE001 - the machine's Catch on States.ALL
-                self._finish(run_id)
+                # rollback first: if it fails too, the step stays pending and the next
+                # advance tries again (each compensation step is idempotent)
                 self.golive.rollback(run_id, _failure(exc))
+                self._finish(run_id)
 
     def _step(self, params: GoLiveParams, step: str) -> None:
         stage = Stage.STAGING if step == STAGING_GATE else Stage.CANARY
         evaluation = self.slo.evaluate(params, stage)
         if not evaluation.passed:
-            self._finish(params.run_id)
             error = "StagingSloBreach" if stage is Stage.STAGING else "CanarySloBreach"
             breach = Failure.model_validate({"Error": error, "Cause": evaluation.summary})
             self.golive.rollback(params.run_id, breach)
+            self._finish(params.run_id)
             return
         if stage is Stage.STAGING:
             self.golive.start_stage(params, Stage.CANARY, canary_reason(params))
