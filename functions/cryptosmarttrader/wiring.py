@@ -107,12 +107,21 @@ def scan_model(settings: TradingSettings, explicit: Path | None = None) -> Train
 def recorded_analyzer(
     data_dir: Path, clock: Clock, settings: TradingSettings, model: TrainedModel | None = None
 ) -> ScanAnalyzer:
+    """The scan over the recorded data. ``tradable``: only coins the paper venue can fill and
+    value are ranked; ``all`` (research): every coin is ranked, and BUYs on coins the venue
+    cannot trade are reported, never recorded as orders."""
     market = RecordedMarketData(data_dir)
     excluded = excluded_coins(market)
+    untradable = untradable_coins(market, settings.execution_timeframe)
     if settings.universe == "tradable":
-        excluded |= untradable_coins(market, settings.execution_timeframe)
+        excluded |= untradable
     return ScanAnalyzer(
-        market=market, clock=clock, settings=settings, excluded_symbols=excluded, model=model
+        market=market,
+        clock=clock,
+        settings=settings,
+        excluded_symbols=excluded,
+        model=model,
+        untradable=untradable,
     )
 
 

@@ -37,6 +37,7 @@ ENV_KILL_SWITCH_PARAM: Final = "CST_KILL_SWITCH_PARAM"
 ENV_DATA_SOURCE: Final = "CST_DATA_SOURCE"
 ENV_EXCHANGE: Final = "CST_EXCHANGE"
 ENV_STAGE: Final = "CST_STAGE"
+ENV_ALLOW_REPLAYS: Final = "CST_ALLOW_REPLAYS"
 
 
 class CryptoSmartTraderStack(Stack):
@@ -179,6 +180,7 @@ class CryptoSmartTraderStack(Stack):
             ENV_DATA_SOURCE: self.config.data_source,
             ENV_EXCHANGE: self.config.default_exchange,
             ENV_STAGE: self.config.stage,
+            ENV_ALLOW_REPLAYS: "true" if self.config.allow_replays else "false",
         }
 
     def _outputs(self) -> None:

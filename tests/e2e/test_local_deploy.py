@@ -3,7 +3,8 @@
 moto runs no Lambda code without Docker, fires no EventBridge schedule, takes no alarm action and
 deletes nothing by TTL: the tests invoke the DEPLOYED scan and health-probe functions' handlers
 (the handler string each deployed function names) in-process, with the deployed function's
-environment, against the deployed tables, bucket and kill-switch parameter.
+environment, against the deployed tables, bucket and kill-switch parameter. The deployment is
+the session's (tests/e2e/conftest.py), shared with test_scheduled_functions.
 
 Needs npx (Node) to fetch aws-cdk@2 and aws-cdk-local: without it the test skips locally and
 FAILS in CI (CI=true). Bounded: each cdklocal step times out after 10 minutes.
@@ -13,10 +14,8 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,16 +24,10 @@ from typing import Any
 import boto3
 import pytest
 
-from cryptosmarttrader.adapters.faults import free_port
-from cryptosmarttrader.adapters.local_deploy import (
-    DeployResult,
-    deploy,
-    moto_server,
-    npx_path,
-)
+from cryptosmarttrader.adapters.local_deploy import DeployResult
+from tests.e2e.conftest import DEPLOY_GROUP
 
-pytestmark = [pytest.mark.slow, pytest.mark.realdata]
-REPO_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.realdata, pytest.mark.xdist_group(DEPLOY_GROUP)]
 
 
 @dataclass
@@ -43,20 +36,6 @@ class Context:
     memory_limit_in_mb: int = 2048
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:cst-scan"
     aws_request_id: str = "req-local-deploy"
-
-
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployResult]:
-    if npx_path() is None:
-        message = "npx (Node.js) is needed to run cdklocal for the local deployment"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
-    started = time.monotonic()
-    with moto_server(free_port()) as endpoint:
-        result = deploy(endpoint, REPO_ROOT, tmp_path_factory.mktemp("cdk") / "outputs.json")
-        result.seconds["total"] = round(time.monotonic() - started, 1)
-        yield result
 
 
 def test_deployed_scan_function_runs_against_deployed_resources(

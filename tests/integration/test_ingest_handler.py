@@ -148,11 +148,13 @@ def test_recorded_source_refuses_other_exchanges(env: AwsClients) -> None:
         "symbols": ["BTC/USD"],
         "correlation_id": "manual-1",
     }
-    result = module.handler(event, LambdaContextStub())
-    assert result == {
-        "status": "rejected",
-        "error": "CST_DATA_SOURCE=recorded replays binance spot candles only, not kraken",
-    }
+    # a deployment that cannot serve its schedule fails the invocation (counted, alarmed,
+    # retried by Lambda), naming why, before anything is written
+    with pytest.raises(_common.ScheduledRunError) as failed:
+        module.handler(event, LambdaContextStub())
+    assert "CST_DATA_SOURCE=recorded replays binance spot candles only, not kraken" in str(
+        failed.value
+    )
     assert env.dynamodb.scan(TableName=env.resources.state_table)["Items"] == []
 
 

@@ -18,11 +18,12 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,14 +53,19 @@ class DeployError(RuntimeError):
 
 
 class LocalStackState(BaseModel):
-    """What ``cst local up --detach`` leaves under the state dir for ``status`` and ``down``."""
+    """What ``cst local up`` (foreground or ``--detach``) leaves under the state dir for
+    ``status`` and ``down``: the endpoint, the process serving it and the stack outputs."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     endpoint: str
-    pid: int | None = Field(default=None, ge=1)
+    pid: int | None = Field(default=None, ge=1)  # the process serving the endpoint (ours)
     port: int | None = Field(default=None, ge=1, le=65535)
     stack_outputs: dict[str, str] = Field(default_factory=dict)
+    # detached: a background server; foreground: a `cst local up` in a terminal; external: an
+    # endpoint someone else serves (LocalStack, a moto server started elsewhere)
+    mode: Literal["detached", "foreground", "external"] = "detached"
+    log_file: str | None = None  # the detached server's output
 
     def save(self, state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -172,6 +178,21 @@ def register_cloudwatch_alarm_resource() -> None:
         cached.cache_clear()
 
 
+class PortInUseError(OSError):
+    """The local server's port is taken by another process."""
+
+
+def _check_port_free(port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError as exc:
+            raise PortInUseError(f"cannot listen on {LOOPBACK}:{port}: {exc}") from exc
+
+
 @contextlib.contextmanager
 def moto_server(port: int) -> Iterator[str]:
     """A moto server on 127.0.0.1:``port`` whose deployed state machines execute."""
@@ -190,6 +211,7 @@ def moto_server(port: int) -> Iterator[str]:
     sfn_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
     register_cloudwatch_alarm_resource()
     serialize_moto_dynamodb()  # the threaded server answers concurrent requests
+    _check_port_free(port)  # moto's server would wait forever for a socket it cannot bind
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
     server.start()
     try:
@@ -285,16 +307,90 @@ def deploy(
     return DeployResult(endpoint, outputs, seconds)
 
 
-def wait_for_port(port: int, timeout_s: float = 30.0) -> bool:
-    """True once something accepts TCP connections on 127.0.0.1:``port`` (bounded wait)."""
-    import socket
+SERVER_LOG: Final = "local-server.log"
+SERVE_COMMAND: Final = (
+    "import sys; from cryptosmarttrader.adapters.local_deploy import serve_forever; "
+    "serve_forever(int(sys.argv[1]))"
+)
 
+
+def wait_for_server(
+    port: int, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 30.0
+) -> bool:
+    """True once a moto server answers on 127.0.0.1:``port`` (its ``/moto-api/data.json``);
+    False at the deadline or as soon as ``proc`` (the server's process) has exited."""
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{LOOPBACK}:{port}/moto-api/data.json"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=1):
-            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(url, timeout=2) as response,
+        ):
+            if response.status == 200:
+                return True
         time.sleep(0.2)
     return False
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    if not path.is_file():
+        return f"(no log at {path})"
+    text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    return "\n".join(text[-lines:]) or f"(empty log {path})"
+
+
+def start_detached_server(state_dir: Path, port: int, timeout_s: float = 30.0) -> LocalStackState:
+    """Start :func:`serve_forever` in a background process that outlives this one, its output
+    in ``state_dir/local-server.log``; return its state once it answers. On failure the process
+    is stopped and :class:`DeployError` carries the log's tail."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / SERVER_LOG
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(  # noqa: S603 - our interpreter, a fixed command
+            [sys.executable, "-c", SERVE_COMMAND, str(port)],
+            start_new_session=True,  # survives the CLI and its terminal's Ctrl-C
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    if not wait_for_server(port, proc, timeout_s):
+        code = proc.poll()
+        if code is None:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        why = (
+            f"exited with code {code}"
+            if code is not None
+            else f"did not answer in {timeout_s:.0f}s"
+        )
+        raise DeployError(
+            f"the local moto server on {LOOPBACK}:{port} {why}; the end of {log_path}:\n"
+            + log_tail(log_path)
+        )
+    return LocalStackState(
+        endpoint=local_endpoint(port), pid=proc.pid, port=port, log_file=str(log_path)
+    )
+
+
+def is_our_server(pid: int) -> bool:
+    """Whether ``pid`` is alive and runs this product (a recorded pid may have been reused)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.exists():  # no procfs: trust the recorded pid
+        return True
+    args = cmdline.read_bytes().decode(errors="replace").split("\0")
+    return any("cryptosmarttrader" in a or Path(a).name == "cst" for a in args)
 
 
 def serve_forever(port: int) -> None:
@@ -305,12 +401,8 @@ def serve_forever(port: int) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with moto_server(port):
+    with moto_server(port) as endpoint:
+        print(f"moto server listening on {endpoint}", flush=True)
         while not stop.wait(1.0):
             pass
-
-
-if __name__ == "__main__":
-    import sys
-
-    serve_forever(int(sys.argv[1]))
+    print("moto server stopped", flush=True)

@@ -118,6 +118,8 @@ def _recorded_plan(data: Path | None, timeframe: str, ingest_bars: int, top: int
             "CST_DATA_SOURCE": "recorded",
             "CST_DATA_DIR": str(data_dir),
             "CST_UNIVERSE": "tradable",
+            # a replay deployment: the execution cycles run at replayed instants (`at`)
+            "CST_ALLOW_REPLAYS": "true",
         },
         ingest_event={
             "exchange": "binance",

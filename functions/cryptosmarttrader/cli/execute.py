@@ -97,6 +97,9 @@ def _print(report: CycleReport, as_json: bool) -> None:
         f"equity {equity} USD, cash {report.cash:,.2f}, fees {report.fees:,.2f}, risk level "
         f"{report.risk_level}" + (f" ({report.risk_transition})" if report.risk_transition else "")
     )
+    if report.market_data:
+        style = "" if report.market_data_fresh else "bold yellow"
+        console.print(f"market data: {report.market_data}", style=style, markup=False)
     table = Table("position", "quantity")
     for symbol, quantity in sorted(report.positions.items()):
         table.add_row(symbol, f"{quantity:g}")

@@ -40,12 +40,24 @@ def scan(
             "--state-dir", help="Embedded local AWS state (default: CST_STATE_DIR or .cst)."
         ),
     ] = None,
+    universe: Annotated[
+        str,
+        typer.Option(
+            "--universe",
+            envvar="CST_UNIVERSE",
+            help="tradable (default): only coins the paper venue can fill and value; all: the "
+            "whole recorded research universe (BUYs on untradable coins are reported, not "
+            "ordered).",
+        ),
+    ] = "tradable",
 ) -> None:
     """Scan the universe as of --asof: quality gate, technical agent, ranking, RiskGuard, paper orders.
 
     Reads nothing after --asof. Running the same scan twice creates no second order.
     """
     day = parse_day(asof)
+    if universe not in ("tradable", "all"):
+        fail(f"--universe must be tradable or all, got {universe!r}")
     from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
     from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.adapters.system_clock import SystemClock
@@ -58,7 +70,7 @@ def scan(
     )
 
     try:
-        settings = TradingSettings()
+        settings = TradingSettings(universe=universe)
         resources = AwsResources()
         data_dir = resolve_data_dir(data)
         analyzer = recorded_analyzer(data_dir, SystemClock(), settings, scan_model(settings, model))
@@ -97,3 +109,11 @@ def _print(report: ScanReport, as_json: bool) -> None:
             "; ".join(r.reasons),
         )
     console.print(table)
+    if report.not_ordered_untradable:
+        console.print(
+            f"research universe: {report.not_ordered_untradable} BUY decision(s) on coins the "
+            "paper venue cannot trade were not recorded as orders (--universe tradable ranks "
+            "only what `cst execute` can fill)",
+            style="yellow",
+            markup=False,
+        )

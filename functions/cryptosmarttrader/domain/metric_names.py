@@ -520,21 +520,22 @@ REQUESTS = MetricSpec(
     slo.REQUESTS,
     Unit.COUNT,
     Family.SLO,
-    "Work the stage was asked to do: each API request, scan and execution invocation; the "
-    "burn rate's denominator.",
+    "Work the stage was asked to do: each API request and each ingest, scan, execution and "
+    "drift invocation (handlers/_common.count_invocation); the burn rate's denominator.",
     None,
     (slo.STAGE_DIMENSION,),
-    "handlers/api.py, handlers/scan.py, handlers/execute.py",
+    "handlers/api.py, handlers/_common.py",
 )
 ERRORS = MetricSpec(
     slo.ERRORS,
     Unit.COUNT,
     Family.SLO,
-    "Server-side failures among the requests: API responses >= 500 and scan or execution runs "
-    "that raised (client errors such as 4xx or a rejected event are not errors).",
+    "Server-side failures among the requests: API responses >= 500 and scheduled runs that "
+    "could not do their job and raised (client errors such as 4xx or a rejected event are not "
+    "errors); the StageErrors alarm watches it.",
     None,
     (slo.STAGE_DIMENSION,),
-    "handlers/api.py, handlers/scan.py, handlers/execute.py",
+    "handlers/api.py, handlers/_common.py",
 )
 STRATEGY_RETURN = MetricSpec(
     slo.STRATEGY_RETURN,

@@ -116,6 +116,8 @@ class ScanReport(BaseModel):
     rows: list[ScanRow]
     # positions the scan no longer selects: one CLOSE decision each (or why none was recorded)
     exits: list[ExitRow] = []
+    # BUY decisions on coins the paper venue cannot trade (research universe): not ordered
+    not_ordered_untradable: int = 0
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,9 @@ class ScanAnalyzer:
     # Why the upstream data cannot be trusted right now (e.g. the ingest circuit breaker is
     # open), or None. When set, every agent abstains with that reason instead of voting.
     data_health: Callable[[], str | None] | None = None
+    # Ranked, but never ordered: coins the paper venue can neither fill nor value (the research
+    # view of the whole recorded universe, CST_UNIVERSE=all). Their BUYs are reported only.
+    untradable: Collection[str] = field(default_factory=frozenset)
 
     def analyze(self, asof: datetime, top_n: int | None = None) -> Analysis:
         frame, asof_ms = self.read_market(asof)
@@ -255,6 +260,9 @@ class ScanService:
         level = self.risk_state() if self.risk_state is not None else self.risk_level
         exposure = self._exposure()  # updated in place as this run's orders are recorded
         rows, created, dupes = self._act(analysis.ranked, analysis.prices, level, exposure)
+        untradable = sum(
+            r.action is Action.BUY and r.symbol in self.analyzer.untradable for r in rows
+        )
         exits = self._exits(analysis, level)
         created += sum(e.order_status == OrderStatus.NEW.value for e in exits)
         dupes += sum(e.order_status == "duplicate" for e in exits)
@@ -271,6 +279,7 @@ class ScanService:
             decision_basis=analysis.decision_basis,
             rows=rows,
             exits=exits,
+            not_ordered_untradable=untradable,
         )
         if self.signals is not None:
             self.signals.save(report.asof.date().isoformat(), report.model_dump(mode="json"))
@@ -300,7 +309,13 @@ class ScanService:
                 "price": price,
                 "reasons": list(sig.reasons),
             }
-            if sig.action is Action.BUY and price is not None:
+            if sig.action is Action.BUY and sig.symbol in self.analyzer.untradable:
+                row["reasons"] = [
+                    *sig.reasons,
+                    "not ordered: the paper venue cannot trade this coin (no recorded exchange "
+                    "pair); research universe only",
+                ]
+            elif sig.action is Action.BUY and price is not None:
                 row.update(self._order(i, sig, Price.of(price), guard, equity, exposure, level))
                 created += row.pop("_created", 0)
                 dupes += row.pop("_duplicate", 0)

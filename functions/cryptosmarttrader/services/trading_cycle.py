@@ -82,6 +82,7 @@ EXECUTION_PK = "execution"  # state-table partition of the execution cycle
 VALUATION_SK = "valuation"  # the last cycle's equity and its backtest twin
 BPS = Decimal(10_000)
 CLUSTER_LOOKBACK_DAYS = 120
+STALE_DAILY_DAYS = 2  # a newest daily bar older than this is stale: the ingest is not running
 
 
 class CycleInputError(ValueError):
@@ -169,6 +170,9 @@ class CycleReport(BaseModel):
     risk_transition: str | None
     positions: dict[str, float]
     unmarked: list[str]
+    # whether the market data the cycle decided on is fresh, and what it was (or lacked)
+    market_data_fresh: bool = True
+    market_data: str = ""
     stage: str = "none"  # the go-live stage trading runs under (state table), and its sizing
     # account return since the previous cycle and the same for the backtest's fills (go-live SLIs)
     strategy_return_bps: float | None = None
@@ -199,11 +203,13 @@ class TradingCycle:
 
     def run(self) -> CycleReport:
         now = self.now
-        since = self.risk.load().since
-        if now < since:  # checked before anything is sent: a replay cannot rewrite history
+        # checked before anything is sent: a replay cannot rewrite history. Only a *stored*
+        # state counts: a stack that never stored one starts NORMAL at its first observation.
+        stored = self.risk.stored()
+        if stored is not None and now < stored.since:
             raise CycleInputError(
                 f"cycle at {now.isoformat()} precedes the stored risk state "
-                f"({since.isoformat()}): replay instants must move forward"
+                f"({stored.since.isoformat()}): replay instants must move forward"
             )
         ledger = self.execution.orders
         symbols = sorted(
@@ -213,6 +219,7 @@ class TradingCycle:
         universe = self.market.daily_universe(now, CLUSTER_LOOKBACK_DAYS)
         self.execution.clusters = self._clusters(universe)
         bad_data = _bad_data_fraction(universe, now)
+        fresh, market_note = _market_freshness(universe, now)
         # the equity the RiskGuard sizes this cycle's decisions on: valued once, before sending
         # (the ledger is not re-read per decision; fills within the cycle move it by fees only)
         equity = self._equity_money()
@@ -256,6 +263,8 @@ class TradingCycle:
             else f"{move.from_level.name} -> {move.to_level.name}: {move.reason}",
             positions={s: float(q) for s, q in account.positions.items()},
             unmarked=list(account.unmarked),
+            market_data_fresh=fresh,
+            market_data=market_note,
             stage=stage,
             strategy_return_bps=None if returns is None else returns[0],
             reference_return_bps=None if returns is None else returns[1],
@@ -430,6 +439,27 @@ def _bad_data_fraction(daily: pl.DataFrame, now: datetime) -> Decimal:
     today_ms = ms_from_utc(now) // DAY_MS * DAY_MS
     excluded = len(check_daily(daily, today_ms).excluded)
     return Decimal(excluded) / Decimal(universe)
+
+
+def _market_freshness(daily: pl.DataFrame, now: datetime) -> tuple[bool, str]:
+    """Whether the daily bars the cycle sees are fresh (the newest closed within
+    ``STALE_DAILY_DAYS`` of ``now``), and a sentence saying what the cycle had, or lacked."""
+    at = f"{now:%Y-%m-%d %H:%M} UTC"
+    if daily.is_empty():
+        return False, (
+            f"no fresh market data: no daily bar closed in the {CLUSTER_LOOKBACK_DAYS} days up "
+            f"to {at} (has the ingest filled the lake?); nothing can fill or be valued"
+        )
+    newest_ms = int(daily["ts"].max())  # type: ignore[arg-type]
+    newest = utc_from_ms(newest_ms)
+    symbols = daily["symbol"].n_unique()
+    age_days = (ms_from_utc(now) - newest_ms) / DAY_MS
+    if age_days > STALE_DAILY_DAYS:
+        return False, (
+            f"no fresh market data: the newest daily bar closed {newest:%Y-%m-%d %H:%M} UTC, "
+            f"{age_days:.1f} days before {at}"
+        )
+    return True, f"daily bars of {symbols} symbols, newest closed {newest:%Y-%m-%d %H:%M} UTC"
 
 
 def _change_pct(reference: Decimal | None, equity: Decimal | None) -> float | None:
