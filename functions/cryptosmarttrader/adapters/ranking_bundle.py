@@ -1,0 +1,146 @@
+"""A ranking model on disk, with the evaluation that judged it: ``ranker.json`` (the xgboost
+``rank:*`` booster), ``ranking_model.json`` (signals, the isotonic calibration of the score's
+within-day percentile to P(event), the event, and the walk-forward evaluation's summary).
+
+Written by ``cst evaluate --save-model DIR``; read by ``cst model register-ranking`` (the
+registry keeps the evaluation beside the model) and by the scan. Serving evaluates the trees with
+numpy (no xgboost where it serves). A missing or damaged file is an error naming it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cryptosmarttrader.adapters.files import write_atomic
+from cryptosmarttrader.adapters.sagemaker_predictor import _Tree, _tree
+from cryptosmarttrader.domain.ensemble import IsotonicCalibrator
+from cryptosmarttrader.services.skill_evaluation import SkillResult
+
+__all__ = [
+    "RANKER_FILE",
+    "RankingBundle",
+    "RankingBundleError",
+    "TreeRanker",
+    "load_ranking_bundle",
+    "save_ranking_bundle",
+]
+
+RANKER_FILE = "ranker.json"
+MODEL_FILE = "ranking_model.json"
+FORMAT_VERSION = 1
+FloatArray = npt.NDArray[np.float64]
+
+
+class RankingBundleError(ValueError):
+    """The ranking model directory is missing, incomplete or damaged."""
+
+
+class TreeRanker:
+    """The booster's margin (sum of leaves) with numpy: it orders coins within a day."""
+
+    def __init__(self, raw: bytes, feature_names: tuple[str, ...]) -> None:
+        learner = json.loads(raw)["learner"]
+        objective = learner["objective"]["name"]
+        if not str(objective).startswith("rank:"):
+            raise ValueError(f"not a ranking model: objective {objective}")
+        if int(learner["learner_model_param"]["num_feature"]) != len(feature_names):
+            raise ValueError("feature count does not match the bundle's signals")
+        self._trees: list[_Tree] = [_tree(t) for t in learner["gradient_booster"]["model"]["trees"]]
+        self._names = feature_names
+        self._raw = raw
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self._names
+
+    def to_bytes(self) -> bytes:
+        return self._raw
+
+    def score(self, features: FloatArray) -> FloatArray:
+        if features.ndim != 2 or features.shape[1] != len(self._names):
+            raise ValueError(f"expected (n, {len(self._names)}) features, got {features.shape}")
+        x = features.astype(np.float32)
+        rows = np.arange(x.shape[0])
+        margin = np.zeros(x.shape[0], dtype=np.float32)
+        for tree in self._trees:
+            node = np.zeros(x.shape[0], dtype=np.int64)
+            for _ in range(tree.depth):  # one vectorized step per level
+                inner = tree.left[node] != -1
+                value = x[rows, np.where(inner, tree.feature[node], 0)]
+                go_left = np.where(
+                    np.isnan(value), tree.default_left[node], value < tree.threshold[node]
+                )
+                node = np.where(inner, np.where(go_left, tree.left[node], tree.right[node]), node)
+            margin += tree.threshold[node]
+        return margin.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class RankingBundle:
+    ranker: TreeRanker
+    calibrator: IsotonicCalibrator | None
+    signals: tuple[str, ...]
+    event: str
+    evaluation: dict[str, Any]  # the walk-forward summary that judged this model
+
+    @property
+    def trade(self) -> bool:
+        return bool(self.evaluation.get("decision", {}).get("trade", False))
+
+    @property
+    def decision_reason(self) -> str:
+        return str(self.evaluation.get("decision", {}).get("reason", "no evaluation"))
+
+
+def save_ranking_bundle(directory: Path, result: SkillResult) -> None:
+    if result.ranker is None:
+        raise RankingBundleError("the evaluation left the model out: nothing to save")
+    directory.mkdir(parents=True, exist_ok=True)
+    write_atomic(directory / RANKER_FILE, result.ranker.to_bytes())
+    cal = result.calibrator
+    doc = {
+        "format": FORMAT_VERSION,
+        "signals": list(result.signals),
+        "event": result.summary["calibration"]["event"],
+        "calibration": None
+        if cal is None
+        else {"method": "isotonic", "x": list(cal.knots_x), "y": list(cal.knots_y)},
+        "evaluation": result.summary,
+    }
+    write_atomic(directory / MODEL_FILE, json.dumps(doc, indent=1, sort_keys=True).encode())
+
+
+def load_ranking_bundle(directory: Path) -> RankingBundle:
+    doc_path, ranker_path = directory / MODEL_FILE, directory / RANKER_FILE
+    for path in (doc_path, ranker_path):
+        if not path.is_file():
+            raise RankingBundleError(
+                f"model file missing: {path} (write it with cst evaluate --save-model)"
+            )
+    try:
+        doc = json.loads(doc_path.read_text(encoding="utf-8"))
+        if doc.get("format") != FORMAT_VERSION:
+            raise RankingBundleError(f"{doc_path}: unknown format {doc.get('format')!r}")
+        signals = tuple(str(s) for s in doc["signals"])
+        cal = doc.get("calibration")
+        calibrator = (
+            None
+            if cal is None
+            else IsotonicCalibrator(
+                tuple(float(v) for v in cal["x"]), tuple(float(v) for v in cal["y"])
+            )
+        )
+        ranker = TreeRanker(ranker_path.read_bytes(), tuple(f"{s}_pct" for s in signals))
+        return RankingBundle(
+            ranker, calibrator, signals, str(doc["event"]), dict(doc["evaluation"])
+        )
+    except RankingBundleError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise RankingBundleError(f"{directory}: damaged ranking bundle: {exc}") from exc
