@@ -55,6 +55,7 @@ from cryptosmarttrader.domain.exit_rule import (
     trade_grade,
 )
 from cryptosmarttrader.domain.market import DAY_MS
+from cryptosmarttrader.domain.model_canary import SkillEvidence
 from cryptosmarttrader.domain.pit_universe import members_on
 from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.rank_features import (
@@ -84,6 +85,7 @@ __all__ = [
     "SkillError",
     "SkillResult",
     "evaluate_skill",
+    "skill_evidence",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -877,4 +879,22 @@ def evaluate_skill(
         calibrator=wf.calibrator if model_kept else None,
         signals=signals,
         cuts=cuts.report(),
+    )
+
+
+def skill_evidence(summary: dict[str, Any]) -> SkillEvidence:
+    """What the registry keeps beside a model: the trade label's per-date precision@k with its
+    interval and the best trivial ranker's figure on the same rows (plus the whole summary)."""
+    cfg = summary["config"]
+    trade = summary["targets"]["trade"]
+    best = trade["best_trivial_ranker"]
+    return SkillEvidence(
+        period=f"{cfg['start']}..{cfg['end']}",
+        metric=f"precision_at_{cfg['top_k']} (trade label, per date)",
+        value=trade["precision_at_k"]["value"],
+        ci_low=trade["precision_at_k"]["ci_low"] if summary["model"]["kept"] else None,
+        ci_high=trade["precision_at_k"]["ci_high"],
+        best_trivial=best,
+        best_trivial_value=trade["trivial_rankers"][best]["precision_at_k"]["value"],
+        evaluation=summary,
     )
