@@ -4,19 +4,23 @@ look-ahead (rows after a decision day never change that day's scores)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from cryptosmarttrader.adapters.ranking_bundle import load_ranking_bundle, save_ranking_bundle
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.xgb_predictor import XgbRankTrainer
 from cryptosmarttrader.cli.evaluate import app as evaluate_app
 from cryptosmarttrader.domain.market import DAY_MS
-from cryptosmarttrader.services.skill_evaluation import SkillConfig, evaluate_skill
+from cryptosmarttrader.services.scan import RANKING_LOOKBACK_DAYS
+from cryptosmarttrader.services.scoring import ranking_scan_votes
+from cryptosmarttrader.services.skill_evaluation import SkillConfig, SkillResult, evaluate_skill
 
 pytestmark = pytest.mark.realdata
 
@@ -111,17 +115,28 @@ class Tampered:
         return self.inner.ohlcv(symbol, timeframe, start, end)
 
 
-def test_rows_after_a_decision_day_never_change_its_scores(data_dir: Path) -> None:
-    # Given the same evaluation twice, the second with every row after D rewritten
-    cfg = SkillConfig(
-        train_end=date(2019, 12, 31), start=date(2020, 1, 8), end=date(2020, 4, 30),
-        first_decision=date(2017, 1, 1), step_days=14, top_n=30, n_boot=200,
-    )  # fmt: skip
-    d = date(2020, 3, 4)
+CFG = SkillConfig(
+    train_end=date(2019, 12, 31), start=date(2020, 1, 8), end=date(2020, 4, 30),
+    first_decision=date(2017, 1, 1), step_days=14, top_n=30, n_boot=200,
+)  # fmt: skip
+TAMPER_AFTER = date(2020, 3, 4)
+
+
+@pytest.fixture(scope="module")
+def runs(data_dir: Path) -> tuple[SkillResult, SkillResult]:
     trainer = XgbRankTrainer(rounds=30)
-    honest = evaluate_skill(Tampered(data_dir, None), trainer, cfg)
-    altered = evaluate_skill(Tampered(data_dir, d), trainer, cfg)
-    d_day = int(datetime.combine(d, datetime.min.time(), UTC).timestamp() * 1000) // DAY_MS
+    return (
+        evaluate_skill(Tampered(data_dir, None), trainer, CFG),
+        evaluate_skill(Tampered(data_dir, TAMPER_AFTER), trainer, CFG),
+    )
+
+
+def test_rows_after_a_decision_day_never_change_its_scores(
+    runs: tuple[SkillResult, SkillResult],
+) -> None:
+    # Given the same evaluation twice, the second with every row after D rewritten
+    honest, altered = runs
+    d_day = int(datetime.combine(TAMPER_AFTER, datetime.min.time(), UTC).timestamp()) // 86_400
 
     def upto(rows: pl.DataFrame) -> pl.DataFrame:
         return rows.filter(pl.col("day") <= d_day).select("day", "symbol", "score", "prob")
@@ -135,3 +150,26 @@ def test_rows_after_a_decision_day_never_change_its_scores(data_dir: Path) -> No
     later = honest.rows.filter(pl.col("day") > d_day).select("day", "symbol", "trade_ret")
     changed = altered.rows.filter(pl.col("day") > d_day).select("day", "symbol", "trade_ret")
     assert not later.equals(changed)
+
+
+def test_the_scan_serves_the_evaluated_probability(
+    runs: tuple[SkillResult, SkillResult], data_dir: Path, tmp_path: Path
+) -> None:
+    # Given the evaluation's saved model (last refit, its calibration, its evaluation)
+    honest, _ = runs
+    save_ranking_bundle(tmp_path / "model", honest)
+    model = load_ranking_bundle(tmp_path / "model")
+    last = honest.rows.filter(pl.col("prob").is_not_null())["day"].max()
+    assert isinstance(last, int)
+    # When the scan's own path scores that day from a plain window of the same data
+    asof = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=last)
+    window = Tampered(data_dir, None).daily_universe(asof, RANKING_LOOKBACK_DAYS)
+    votes, _ = ranking_scan_votes(model, window, last * DAY_MS)
+    # Then it rates the same coins with the same calibrated probability the evaluation reported
+    evaluated = honest.rows.filter(pl.col("day") == last).select("symbol", "prob").sort("symbol")
+    served = votes.select("symbol", "probability").sort("symbol")
+    assert served["symbol"].to_list() == evaluated["symbol"].to_list()
+    assert np.allclose(served["probability"].to_numpy(), evaluated["prob"].to_numpy(), atol=1e-6)
+    # and the served model says whether it may trade, with the evaluation's reason
+    assert model.trade is honest.summary["decision"]["trade"]
+    assert model.decision_reason == honest.summary["decision"]["reason"]

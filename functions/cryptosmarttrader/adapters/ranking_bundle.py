@@ -10,9 +10,7 @@ numpy (no xgboost where it serves). A missing or damaged file is an error naming
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,14 +18,16 @@ import numpy.typing as npt
 from cryptosmarttrader.adapters.files import write_atomic
 from cryptosmarttrader.adapters.sagemaker_predictor import _Tree, _tree
 from cryptosmarttrader.domain.ensemble import IsotonicCalibrator
+from cryptosmarttrader.services.scoring import RankingModel
 from cryptosmarttrader.services.skill_evaluation import SkillResult
 
 __all__ = [
     "RANKER_FILE",
-    "RankingBundle",
     "RankingBundleError",
     "TreeRanker",
+    "is_ranking_bundle",
     "load_ranking_bundle",
+    "ranking_model_from_bytes",
     "save_ranking_bundle",
 ]
 
@@ -81,23 +81,6 @@ class TreeRanker:
         return margin.astype(np.float64)
 
 
-@dataclass(frozen=True)
-class RankingBundle:
-    ranker: TreeRanker
-    calibrator: IsotonicCalibrator | None
-    signals: tuple[str, ...]
-    event: str
-    evaluation: dict[str, Any]  # the walk-forward summary that judged this model
-
-    @property
-    def trade(self) -> bool:
-        return bool(self.evaluation.get("decision", {}).get("trade", False))
-
-    @property
-    def decision_reason(self) -> str:
-        return str(self.evaluation.get("decision", {}).get("reason", "no evaluation"))
-
-
 def save_ranking_bundle(directory: Path, result: SkillResult) -> None:
     if result.ranker is None:
         raise RankingBundleError("the evaluation left the model out: nothing to save")
@@ -116,7 +99,39 @@ def save_ranking_bundle(directory: Path, result: SkillResult) -> None:
     write_atomic(directory / MODEL_FILE, json.dumps(doc, indent=1, sort_keys=True).encode())
 
 
-def load_ranking_bundle(directory: Path) -> RankingBundle:
+def is_ranking_bundle(directory: Path) -> bool:
+    return (directory / MODEL_FILE).is_file()
+
+
+def ranking_model_from_bytes(ranker_json: bytes, doc_json: bytes) -> RankingModel:
+    """The served model from the two files' bytes (a directory or a registry artifact)."""
+    doc = json.loads(doc_json)
+    if doc.get("format") != FORMAT_VERSION:
+        raise RankingBundleError(f"unknown ranking model format {doc.get('format')!r}")
+    signals = tuple(str(s) for s in doc["signals"])
+    cal = doc.get("calibration")
+    calibrator = (
+        None
+        if cal is None
+        else IsotonicCalibrator(
+            tuple(float(v) for v in cal["x"]), tuple(float(v) for v in cal["y"])
+        )
+    )
+    evaluation = dict(doc["evaluation"])
+    cfg = evaluation.get("config", {})
+    return RankingModel(
+        ranker=TreeRanker(ranker_json, tuple(f"{s}_pct" for s in signals)),
+        calibrator=calibrator,
+        signals=signals,
+        event=str(doc["event"]),
+        evaluation=evaluation,
+        top_n=int(cfg.get("top_n", 200)),
+        min_volume_usd=float(cfg.get("min_volume_usd", 100_000.0)),
+        gate_days=int(cfg.get("lookback_days", 260)),
+    )
+
+
+def load_ranking_bundle(directory: Path) -> RankingModel:
     doc_path, ranker_path = directory / MODEL_FILE, directory / RANKER_FILE
     for path in (doc_path, ranker_path):
         if not path.is_file():
@@ -124,22 +139,7 @@ def load_ranking_bundle(directory: Path) -> RankingBundle:
                 f"model file missing: {path} (write it with cst evaluate --save-model)"
             )
     try:
-        doc = json.loads(doc_path.read_text(encoding="utf-8"))
-        if doc.get("format") != FORMAT_VERSION:
-            raise RankingBundleError(f"{doc_path}: unknown format {doc.get('format')!r}")
-        signals = tuple(str(s) for s in doc["signals"])
-        cal = doc.get("calibration")
-        calibrator = (
-            None
-            if cal is None
-            else IsotonicCalibrator(
-                tuple(float(v) for v in cal["x"]), tuple(float(v) for v in cal["y"])
-            )
-        )
-        ranker = TreeRanker(ranker_path.read_bytes(), tuple(f"{s}_pct" for s in signals))
-        return RankingBundle(
-            ranker, calibrator, signals, str(doc["event"]), dict(doc["evaluation"])
-        )
+        return ranking_model_from_bytes(ranker_path.read_bytes(), doc_path.read_bytes())
     except RankingBundleError:
         raise
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:

@@ -95,13 +95,13 @@ def evaluate_cmd(
         write_report(result, report)
     if save_model is not None:
         if result.ranker is None:
-            err_console.print(
-                "no model saved: the walk-forward left the model out "
-                f"({result.summary['decision']['reason']})"
-            )
+            err_console.print("no model saved: no walk-forward refit had enough matured rows")
         else:
             save_ranking_bundle(save_model, result)
-            err_console.print(f"model and its evaluation saved to {save_model}")
+            err_console.print(
+                f"model and its evaluation saved to {save_model} "
+                f"({'trades' if result.summary['decision']['trade'] else 'does not trade'})"
+            )
     if as_json:
         typer.echo(json.dumps(result.summary, indent=2))
     else:

@@ -19,10 +19,10 @@ Per decision day ``d`` (every ``step_days``):
 **Model** — one learning-to-rank model (decision day = query group, graded labels) on the
 day-ranked features of :mod:`cryptosmarttrader.domain.rank_features`, refitted every
 ``refit_days`` on rows whose outcome had matured (plus the embargo) before the refit day
-(purge). Signals are kept only if their out-of-sample per-date AUC on the inner validation
-window (the last ``validation_days`` of matured decisions before ``train_end``) is above 0.5;
-the model itself is left out (the strategy stays in cash) unless its own out-of-sample per-date
-AUC there is above 0.5. The probability the gate reads is an isotonic (monotone, never
+(purge). Signals are kept only if their out-of-sample per-date AUC over the matured decisions before
+``train_end`` is above 0.5 (each date's direction decided from the dates matured before it);
+the model itself is left out (the strategy stays in cash) unless its own walk-forward
+per-date AUC on those decisions is above 0.5. The probability the gate reads is an isotonic (monotone, never
 inverting) map from the score's within-day percentile to P(take profit), fitted on matured
 out-of-sample predictions only.
 
@@ -125,7 +125,6 @@ class SkillConfig(BaseModel):
     step_days: int = Field(default=7, ge=1)
     refit_days: int = Field(default=91, ge=7)
     min_train_days: int = Field(default=364, ge=28)
-    validation_days: int = Field(default=364, ge=28)
     embargo_days: int = Field(default=7, ge=0)
     lookback_days: int = Field(default=260, ge=200)  # the quality gate's and agents' window
     rebalance_days: int = Field(default=28, ge=1)
@@ -141,6 +140,9 @@ class SkillConfig(BaseModel):
     # ranking relevance: the exit rule's outcome classes, or the quintile of the trade's
     # return within its day
     grade: Literal["exit", "return_quintile"] = "return_quintile"
+    # the event whose calibrated probability the gate reads: the take profit, or the trade
+    # beating the median trade of its day's universe
+    event: Literal["take_profit", "beats_median"] = "take_profit"
 
     @model_validator(mode="after")
     def _dates(self) -> SkillConfig:
@@ -170,7 +172,8 @@ class SkillResult:
     summary: dict[str, Any]
     rows: pl.DataFrame  # every scored row (day, symbol, scores, outcomes)
     equity: pl.DataFrame  # day, strategy, equity
-    ranker: Ranker | None  # the last refit (what a scan would serve)
+    ranker: Ranker | None  # the last refit (what a scan would serve; it trades only if
+    # summary["decision"]["trade"])
     calibrator: IsotonicCalibrator | None
     signals: tuple[str, ...]
     cuts: list[dict[str, object]] = field(default_factory=list)
@@ -346,30 +349,44 @@ def _matrix(rows: pl.DataFrame, signals: tuple[str, ...]) -> FloatArray:
     )
 
 
+def _walk_forward_auc(per_date: pl.DataFrame, cfg: SkillConfig) -> tuple[float, int]:
+    """Out-of-sample per-date AUC of a signal whose direction is re-decided on every date from
+    the dates whose outcomes had matured before it (at least one horizon of dates): mean over
+    dates of ``0.5 + sign * (auc - 0.5)``. Returns (value, dates used)."""
+    if per_date.is_empty():
+        return math.nan, 0
+    days = per_date["day"].to_numpy().astype(np.int64)
+    vals = per_date["value"].to_numpy().astype(np.float64)
+    csum = np.concatenate([[0.0], np.cumsum(vals - 0.5)])
+    # dates whose outcome (day + horizon + embargo) is known before each date
+    known = np.searchsorted(days + cfg.horizon_days + cfg.embargo_days, days, side="left")
+    need = block_length(cfg.step_days, cfg.horizon_days)
+    ok = known >= need
+    if not ok.any():
+        return math.nan, 0
+    sign = np.where(csum[known] >= 0.0, 1.0, -1.0)
+    oos = 0.5 + sign * (vals - 0.5)
+    return float(oos[ok].mean()), int(ok.sum())
+
+
 def _signal_selection(
     rows: pl.DataFrame, cfg: SkillConfig
 ) -> tuple[tuple[str, ...], dict[str, dict[str, float | None]]]:
-    """Keep a signal only if, with the direction it had on the rows matured before the inner
-    validation window, its per-date AUC on that window is above 0.5."""
+    """Keep a signal only if its out-of-sample per-date AUC (:func:`_walk_forward_auc`) over
+    every matured decision date before ``train_end`` is above 0.5."""
     t_end = _day(cfg.train_end)
-    last_val = t_end - cfg.horizon_days
-    first_val = last_val - cfg.validation_days
     known = rows.filter(pl.col("hit").is_not_null() & (pl.col("label_end_day") <= t_end))
-    before = known.filter(pl.col("label_end_day") + cfg.embargo_days < first_val)
-    valid = known.filter((pl.col("day") >= first_val) & (pl.col("day") <= last_val))
     kept: list[str] = []
     table: dict[str, dict[str, float | None]] = {}
     for s in CANDIDATE_SIGNALS:
         name = ranked_name(s)
-        a_before = per_date_auc(before, name, "hit")["value"].mean()
-        sign = 1.0 if a_before is None or float(a_before) >= 0.5 else -1.0  # type: ignore[arg-type]
-        scored = valid.with_columns((pl.col(name) * sign).alias("_s"))
-        a_val = per_date_auc(scored, "_s", "hit")["value"].mean()
-        value = float(a_val) if a_val is not None else math.nan  # type: ignore[arg-type]
+        per = per_date_auc(known, name, "hit")
+        value, n = _walk_forward_auc(per, cfg)
+        raw = per["value"].mean() if per.height else None
         table[s] = {
-            "direction": sign,
-            "auc_before": None if a_before is None else round(float(a_before), 4),  # type: ignore[arg-type]
-            "auc_validation": None if math.isnan(value) else round(value, 4),
+            "auc_in_sample": None if raw is None else round(float(raw), 4),  # type: ignore[arg-type]
+            "auc_out_of_sample": None if math.isnan(value) else round(value, 4),
+            "dates": float(n),
         }
         if value > 0.5:
             kept.append(s)
@@ -406,7 +423,7 @@ def _walk_forward(
     day = rows["day"].to_numpy().astype(np.int64)
     label_end = rows["label_end_day"].to_numpy().astype(np.int64)
     grade = rows["grade"].to_numpy().astype(np.float64)
-    hit = rows["hit"].to_numpy().astype(np.float64)
+    hit = rows["event"].to_numpy().astype(np.float64)
     x = _matrix(rows, signals)
     score = np.full(rows.height, np.nan)
     prob = np.full(rows.height, np.nan)
@@ -521,6 +538,16 @@ def _target_block(test: pl.DataFrame, cfg: SkillConfig, label: str, outcome: str
             "rows": pooled.height,
         },
     }
+
+
+def _event_text(cfg: SkillConfig) -> str:
+    if cfg.event == "take_profit":
+        return f"take profit within the exit rule ({cfg.rule.describe()})"
+    return (
+        "the trade (exit rule: "
+        + cfg.rule.describe()
+        + ") returns more than the median trade of the day's universe"
+    )
 
 
 def _r(x: float) -> float | None:
@@ -710,6 +737,13 @@ def evaluate_skill(
     rows = rank_within_day(rows, CANDIDATE_SIGNALS)
     rows, forward, entry = _outcomes(frame, rows, cfg, data_last_day)
     rows = trivial_scores(rows)
+    rows = rows.with_columns(
+        event=pl.col("hit")
+        if cfg.event == "take_profit"
+        else pl.when(pl.col("trade_ret").is_not_null()).then(
+            (pl.col("trade_ret") > pl.col("trade_ret").median().over("day")).cast(pl.Float64)
+        )
+    )
     if cfg.grade == "return_quintile":
         rows = rows.with_columns(
             grade=pl.when(pl.col("trade_ret").is_not_null()).then(
@@ -728,11 +762,7 @@ def evaluate_skill(
     )
     # the model's own inner validation (before train_end): left out unless above 0.5
     t_end = _day(cfg.train_end)
-    val = rows.filter(
-        (pl.col("day") > t_end - h - cfg.validation_days)
-        & (pl.col("label_end_day") <= t_end)
-        & pl.col("score").is_not_null()
-    )
+    val = rows.filter((pl.col("label_end_day") <= t_end) & pl.col("score").is_not_null())
     val_auc = per_date_auc(val, "score", "hit")["value"].mean()
     model_val_auc = float(val_auc) if val_auc is not None else math.nan  # type: ignore[arg-type]
     model_kept = bool(signals) and model_val_auc > 0.5
@@ -752,7 +782,7 @@ def evaluate_skill(
     skill = model_kept and bool(trade_block["beats_best_trivial"])
     # calibration of the probability the gate reads
     cal = test.filter(pl.col("prob").is_not_null())
-    p, y = cal["prob"].to_numpy(), cal["hit"].to_numpy()
+    p, y = cal["prob"].to_numpy(), cal["event"].to_numpy()
     gate_rows = cal.filter(pl.col("prob") >= cfg.confidence_gate)
     books, equity = _books(
         frame, test, fwd_test, entry_test, universe.filter(in_test), cfg,
@@ -832,14 +862,14 @@ def evaluate_skill(
         },
         "targets": {"trade": trade_block, "opportunity": opportunity_block},
         "calibration": {
-            "event": f"take profit ({cfg.rule.describe()})",
+            "event": _event_text(cfg),
             "ece": _r(ece_value),
             "brier": _r(brier(p, y)) if p.size else None,
             "rows": int(p.size),
             "gate": cfg.confidence_gate,
             "gate_open_rows": gate_rows.height,
             "gate_open_share": _r(gate_rows.height / p.size) if p.size else None,
-            "precision_when_open": _r(float(gate_rows["hit"].mean()))  # type: ignore[arg-type]
+            "precision_when_open": _r(float(gate_rows["event"].mean()))  # type: ignore[arg-type]
             if gate_rows.height
             else None,
         },
@@ -875,8 +905,8 @@ def evaluate_skill(
         summary=summary,
         rows=rows,
         equity=equity,
-        ranker=wf.ranker if model_kept else None,
-        calibrator=wf.calibrator if model_kept else None,
+        ranker=wf.ranker,
+        calibrator=wf.calibrator,
         signals=signals,
         cuts=cuts.report(),
     )
