@@ -17,6 +17,7 @@ from cryptosmarttrader.adapters.ranking_bundle import load_ranking_bundle, save_
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.xgb_predictor import XgbRankTrainer
 from cryptosmarttrader.cli.evaluate import app as evaluate_app
+from cryptosmarttrader.cli.model import app as model_app
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.services.scan import RANKING_LOOKBACK_DAYS
 from cryptosmarttrader.services.scoring import ranking_scan_votes
@@ -173,3 +174,36 @@ def test_the_scan_serves_the_evaluated_probability(
     # and the served model says whether it may trade, with the evaluation's reason
     assert model.trade is honest.summary["decision"]["trade"]
     assert model.decision_reason == honest.summary["decision"]["reason"]
+
+
+def test_the_registry_keeps_the_evaluation_and_refuses_a_model_without_skill(
+    runs: tuple[SkillResult, SkillResult], tmp_path: Path
+) -> None:
+    # Given the evaluated model saved with its evaluation (too short a window to show skill)
+    honest, _ = runs
+    save_ranking_bundle(tmp_path / "model", honest)
+    root = typer.Typer()
+    root.add_typer(model_app, name="model")
+    state = str(tmp_path / "state")
+    # When it is registered
+    reg = CliRunner().invoke(
+        root, ["model", "register-ranking", str(tmp_path / "model"), "--state-dir", state, "--json"]
+    )
+    assert reg.exit_code == 0, reg.output
+    row = json.loads(reg.stdout)
+    assert row["promotable"] is False and row["skill_gate"]
+    listed = CliRunner().invoke(
+        root, ["model", "list", "--state-dir", state, "--group", "cst-rank", "--json"]
+    )
+    assert json.loads(listed.stdout)[0]["stage"] == "registered"
+    # Then promotion is refused with the gate's reason, and nothing is served
+    promoted = CliRunner().invoke(
+        root,
+        ["model", "promote", "1", "--reason", "try", "--state-dir", state, "--group", "cst-rank"],
+    )
+    assert promoted.exit_code != 0
+    assert "fails the skill gate" in promoted.output
+    pulled = CliRunner().invoke(
+        root, ["model", "pull-production", str(tmp_path / "served"), "--state-dir", state]
+    )
+    assert pulled.exit_code != 0 and "no production version" in pulled.output

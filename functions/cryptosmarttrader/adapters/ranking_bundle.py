@@ -11,28 +11,35 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from cryptosmarttrader.adapters.files import write_atomic
 from cryptosmarttrader.adapters.sagemaker_predictor import _Tree, _tree
+from cryptosmarttrader.domain.drift import DriftReference
 from cryptosmarttrader.domain.ensemble import IsotonicCalibrator
 from cryptosmarttrader.services.scoring import RankingModel
-from cryptosmarttrader.services.skill_evaluation import SkillResult
+from cryptosmarttrader.services.skill_evaluation import SkillResult, drift_reference
 
 __all__ = [
     "RANKER_FILE",
     "RankingBundleError",
     "TreeRanker",
+    "bundle_artifact",
+    "bundle_evaluation",
+    "bundle_reference",
     "is_ranking_bundle",
     "load_ranking_bundle",
     "ranking_model_from_bytes",
     "save_ranking_bundle",
+    "write_bundle_from_artifact",
 ]
 
 RANKER_FILE = "ranker.json"
 MODEL_FILE = "ranking_model.json"
+REFERENCE_FILE = "reference.json"
 FORMAT_VERSION = 1
 FloatArray = npt.NDArray[np.float64]
 
@@ -97,6 +104,7 @@ def save_ranking_bundle(directory: Path, result: SkillResult) -> None:
         "evaluation": result.summary,
     }
     write_atomic(directory / MODEL_FILE, json.dumps(doc, indent=1, sort_keys=True).encode())
+    write_atomic(directory / REFERENCE_FILE, drift_reference(result).model_dump_json().encode())
 
 
 def is_ranking_bundle(directory: Path) -> bool:
@@ -144,3 +152,42 @@ def load_ranking_bundle(directory: Path) -> RankingModel:
         raise
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise RankingBundleError(f"{directory}: damaged ranking bundle: {exc}") from exc
+
+
+# ------------------------------------------------------------------------------ registry
+def bundle_reference(directory: Path) -> DriftReference:
+    path = directory / REFERENCE_FILE
+    try:
+        return DriftReference.model_validate_json(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise RankingBundleError(f"{path}: missing or damaged drift reference ({exc})") from exc
+
+
+def bundle_evaluation(directory: Path) -> dict[str, Any]:
+    return dict(json.loads((directory / MODEL_FILE).read_text(encoding="utf-8"))["evaluation"])
+
+
+def bundle_artifact(directory: Path) -> bytes:
+    """The two files as one registry artifact (JSON: the booster text and the model document),
+    so the registry keeps the evaluation beside the model, byte for byte."""
+    load_ranking_bundle(directory)  # refuse a damaged bundle before it is registered
+    return json.dumps(
+        {
+            "ranker": (directory / RANKER_FILE).read_text(encoding="utf-8"),
+            "model": (directory / MODEL_FILE).read_text(encoding="utf-8"),
+        }
+    ).encode()
+
+
+def write_bundle_from_artifact(directory: Path, artifact: bytes) -> RankingModel:
+    """Lay a registry artifact out as a bundle directory (what the scan serves)."""
+    try:
+        doc = json.loads(artifact)
+        ranker, model = str(doc["ranker"]), str(doc["model"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RankingBundleError(f"not a ranking model artifact: {exc}") from exc
+    served = ranking_model_from_bytes(ranker.encode(), model.encode())
+    directory.mkdir(parents=True, exist_ok=True)
+    write_atomic(directory / RANKER_FILE, ranker.encode())
+    write_atomic(directory / MODEL_FILE, model.encode())
+    return served

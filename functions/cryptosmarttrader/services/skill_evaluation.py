@@ -32,6 +32,8 @@ rule, costs) is fixed before it; refits inside it only use outcomes matured befo
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cryptosmarttrader.domain.agents.early_mover import early_mover_votes
 from cryptosmarttrader.domain.agents.technical import technical_votes
+from cryptosmarttrader.domain.drift import DriftReference, profile
 from cryptosmarttrader.domain.ensemble import IsotonicCalibrator, fit_calibrator
 from cryptosmarttrader.domain.evaluation import auc, brier, ece, purged_train_mask
 from cryptosmarttrader.domain.exit_rule import (
@@ -55,7 +58,7 @@ from cryptosmarttrader.domain.exit_rule import (
     trade_grade,
 )
 from cryptosmarttrader.domain.market import DAY_MS
-from cryptosmarttrader.domain.model_canary import SkillEvidence
+from cryptosmarttrader.domain.model_canary import FoldMetrics, ModelCard, SkillEvidence
 from cryptosmarttrader.domain.pit_universe import members_on
 from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.rank_features import (
@@ -142,7 +145,7 @@ class SkillConfig(BaseModel):
     grade: Literal["exit", "return_quintile"] = "return_quintile"
     # the event whose calibrated probability the gate reads: the take profit, or the trade
     # beating the median trade of its day's universe
-    event: Literal["take_profit", "beats_median"] = "take_profit"
+    event: Literal["take_profit", "beats_median"] = "beats_median"
 
     @model_validator(mode="after")
     def _dates(self) -> SkillConfig:
@@ -927,4 +930,82 @@ def skill_evidence(summary: dict[str, Any]) -> SkillEvidence:
         best_trivial=best,
         best_trivial_value=trade["trivial_rankers"][best]["precision_at_k"]["value"],
         evaluation=summary,
+    )
+
+
+def ranking_card(
+    summary: dict[str, Any],
+    *,
+    group: str,
+    created_at: datetime,
+    feature_hash: str,
+    git_commit: str,
+) -> ModelCard:
+    """The registry card of a ranking model: its configuration, its walk-forward figures and
+    the skill evidence the promotion gate reads."""
+    cfg = summary["config"]
+    trade = summary["targets"]["trade"]
+    refits = summary["model"]["refits"]
+    fold = FoldMetrics(
+        test_start=date.fromisoformat(cfg["start"]),
+        test_end=date.fromisoformat(cfg["end"]),
+        n_train=int(refits[-1]["train_rows"]) if refits else 0,
+        n_test=int(summary["universe"]["ranked_rows_with_outcome"]),
+        base_rate=trade["base_rate"],
+        auc=trade["auc_per_date"]["value"],
+        brier=summary["calibration"]["brier"],
+        ece=summary["calibration"]["ece"],
+        precision_at_k=trade["precision_at_k"]["value"],
+        lift=trade["lift"],
+    )
+    return ModelCard(
+        group=group,
+        created_at=created_at,
+        data_start=date.fromisoformat(cfg["first_decision"]),
+        data_end=date.fromisoformat(cfg["end"]),
+        train_end=date.fromisoformat(cfg["train_end"]),
+        target=summary["calibration"]["event"],
+        horizon_days=int(cfg["horizon_days"]),
+        threshold=float(cfg["take_profit"]),
+        step_days=int(cfg["step_days"]),
+        embargo_days=int(cfg["embargo_days"]),
+        features=tuple(summary["model"]["signals_kept"]) or ("none",),
+        feature_hash=feature_hash,
+        params=cfg,
+        folds=(fold,),
+        oos=fold,
+        git_commit=git_commit,
+        train_rows=max(1, fold.n_train),
+        skill=skill_evidence(summary),
+    )
+
+
+def ranking_feature_hash(signals: tuple[str, ...]) -> str:
+    """SHA-256 of the signal names and the ranking feature module's source (serving refuses a
+    model built on other feature definitions)."""
+    from cryptosmarttrader.domain import rank_features
+
+    digest = hashlib.sha256()
+    digest.update("\n".join(signals).encode())
+    digest.update(b"\0")
+    digest.update(inspect.getsource(rank_features).encode())
+    return digest.hexdigest()
+
+
+def drift_reference(result: SkillResult, days: int = 182) -> DriftReference:
+    """Profiles of the kept signals' percentiles and of the served probability over the last
+    ``days`` of scored rows (the drift check's reference)."""
+    rows = result.rows.filter(pl.col("prob").is_not_null())
+    last = int(rows["day"].max()) if rows.height else 0  # type: ignore[arg-type]
+    ref = rows.filter(pl.col("day") > last - days)
+    cal = result.summary["calibration"]
+    return DriftReference(
+        features={
+            s: profile(ref[ranked_name(s)].cast(pl.Float64).fill_null(np.nan).to_numpy())
+            for s in result.signals
+        },
+        prediction=profile(ref["prob"].to_numpy()),
+        oos_ece=float(cal["ece"]) if cal["ece"] is not None else math.nan,
+        oos_brier=float(cal["brier"]) if cal["brier"] is not None else math.nan,
+        window=(_date(last - days + 1), _date(last)),
     )
