@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -81,6 +82,7 @@ from cryptosmarttrader.domain.skill_metrics import (
     trivial_scores,
 )
 from cryptosmarttrader.domain.trade_book import Cohort, CostModel, simulate_book
+from cryptosmarttrader.domain.universe import STABLE_BASES, WRAPPED_BASES
 from cryptosmarttrader.ports import MarketData, Ranker, RankerTrainer
 
 __all__ = [
@@ -704,6 +706,16 @@ def evaluate_skill(
     membership: pl.DataFrame | None = None,
 ) -> SkillResult:
     """Run the evaluation described in the module docstring."""
+    clock = time.perf_counter
+    t0 = clock()
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        now = clock()
+        timings[name] = round(now - t0, 2)
+        t0 = now
+
     h = cfg.horizon_days
     end_day = _day(cfg.end)
     last_needed = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=end_day + h)
@@ -713,8 +725,10 @@ def evaluate_skill(
     )
     if history.is_empty():
         raise SkillError("the market data holds no rows for the requested span")
+    lap("read")
     cuts = cut_series(history)
     frame = cuts.frame
+    lap("series_cuts")
     data_last_day = int(frame["day"].max())  # type: ignore[arg-type]
     first = _day(cfg.first_decision)
     days = [d for d in range(first, end_day + 1, cfg.step_days) if d <= data_last_day]
@@ -725,9 +739,15 @@ def evaluate_skill(
     )
     days = [d for d in days if d <= data_last_day]
     if membership is not None:
-        membership = membership.filter(pl.col("snapshot_day") < end_day)
+        # stablecoins and wrapped tokens are not growth candidates, priced or not
+        membership = membership.filter(
+            (pl.col("snapshot_day") < end_day)
+            & ~pl.col("coingecko_id").fill_null("").is_in(list(excluded_symbols))
+            & ~pl.col("cmc_symbol").str.to_uppercase().is_in(list(STABLE_BASES | WRAPPED_BASES))
+        )
     universe = _universe(frame, membership, days, cfg.top_n)
     eligible, quality_excluded = _replay(frame, universe, days, cfg.lookback_days)
+    lap("replay_gate_agents")
     feats = coin_features(frame)
     rows = (
         eligible.join(feats, on=["day", "symbol"], how="left")
@@ -738,7 +758,9 @@ def evaluate_skill(
         .sort("day", "symbol")
     )
     rows = rank_within_day(rows, CANDIDATE_SIGNALS)
+    lap("features")
     rows, forward, entry = _outcomes(frame, rows, cfg, data_last_day)
+    lap("outcomes")
     rows = trivial_scores(rows)
     rows = rows.with_columns(
         event=pl.col("hit")
@@ -758,7 +780,9 @@ def evaluate_skill(
             )
         )
     signals, selection = _signal_selection(rows, cfg)
+    lap("signal_selection")
     wf = _walk_forward(rows, signals or CANDIDATE_SIGNALS, trainer, cfg)
+    lap("walk_forward_refits")
     rows = rows.with_columns(
         score=pl.Series(wf.score, dtype=pl.Float64).fill_nan(None),
         prob=pl.Series(wf.prob, dtype=pl.Float64).fill_nan(None),
@@ -787,6 +811,7 @@ def evaluate_skill(
     cal = test.filter(pl.col("prob").is_not_null())
     p, y = cal["prob"].to_numpy(), cal["event"].to_numpy()
     gate_rows = cal.filter(pl.col("prob") >= cfg.confidence_gate)
+    lap("metrics_bootstrap")
     books, equity = _books(
         frame, test, fwd_test, entry_test, universe.filter(in_test), cfg,
         trade_block["best_trivial_ranker"], skill,
@@ -795,6 +820,7 @@ def evaluate_skill(
         books["equal_weight_upper"]["total_return"] or -1.0,
         books.get("btc_buy_hold", {}).get("total_return") or -1.0,
     )
+    lap("books")
     ece_value = ece(p, y) if p.size else math.nan
     reasons: list[str] = []
     if not signals:
@@ -895,6 +921,7 @@ def evaluate_skill(
             "top_k_beats_equal_weight_and_btc": bool(top_beats),
             "ece_below_0_05": bool(not math.isnan(ece_value) and ece_value < 0.05),
         },
+        "timings_s": timings,
         "cuts": {
             "series_breaks": cuts.breaks.height,
             "duplicate_days_dropped": cuts.dropped_days.height,
