@@ -175,6 +175,10 @@ class ScanAnalyzer:
         """Quality gate → agents → ranking over the bars :meth:`read_market` returned."""
         n = top_n or self.settings.top_n
         frame = frame.filter(~pl.col("symbol").is_in(list(self.excluded_symbols)))
+        top = self.model.top_n if isinstance(self.model, RankingModel) else 200
+        members = self._members(asof_ms, top)
+        if members is not None:  # a replayed day: the point-in-time universe of that day
+            frame = frame.filter(pl.col("symbol").is_in(members))
         # a coin's broken rows (duplicate or sub-daily days, a token swap) cut that coin's
         # series there; they never abort the scan
         cut = cut_series(frame).frame
@@ -190,9 +194,7 @@ class ScanAnalyzer:
             votes = abstentions(symbols, "all", asof_ms, f"data source unhealthy: {blocked}")
             basis = f"abstaining: {blocked}"
         elif isinstance(self.model, RankingModel):
-            votes, quality = ranking_scan_votes(
-                self.model, frame, asof_ms, self._members(asof_ms, self.model.top_n)
-            )
+            votes, quality = ranking_scan_votes(self.model, frame, asof_ms, members)
             basis = self.model.description
             if not self.model.trade:
                 no_trade = f"no trade: {self.model.decision_reason}"

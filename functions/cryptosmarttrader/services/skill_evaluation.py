@@ -923,6 +923,9 @@ def evaluate_skill(
         },
         "timings_s": timings,
         "cuts": {
+            "series": [
+                c for c in cuts.report() if str(c["date"]) >= cfg.first_decision.isoformat()
+            ],
             "series_breaks": cuts.breaks.height,
             "duplicate_days_dropped": cuts.dropped_days.height,
             "breaks_by_code": {
