@@ -108,3 +108,10 @@ def test_trivial_rankers_score_the_documented_direction() -> None:
     assert out["trivial_largest_drawdown_365d"].arg_max() == 0
     # the random ranker is reproducible
     assert out["trivial_random"].to_list() == trivial_scores(frame)["trivial_random"].to_list()
+
+
+def test_intervals_are_clipped_to_the_metric_range() -> None:
+    values = np.asarray([0.0, 0.0, 0.05, 0.0, 0.6, 0.0, 0.0, 0.1])
+    iv = block_bootstrap(values, 2, bounds=(0.0, 1.0))
+    assert iv.ci_low >= 0.0 and iv.ci_high <= 1.0
+    assert block_bootstrap(values, 2).ci_low < 0.0  # unclipped, the widened band crosses 0

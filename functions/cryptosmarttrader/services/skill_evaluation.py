@@ -477,9 +477,9 @@ def _intervals(
     a = per_date_auc(test, score, label)["value"].to_numpy()
     ic = per_date_rank_ic(test, score, outcome)["value"].to_numpy()
     return {
-        "precision_at_k": block_bootstrap(prec, block, n_boot=cfg.n_boot),
-        "auc_per_date": block_bootstrap(a, block, n_boot=cfg.n_boot),
-        "rank_ic": block_bootstrap(ic, block, n_boot=cfg.n_boot),
+        "precision_at_k": block_bootstrap(prec, block, n_boot=cfg.n_boot, bounds=(0.0, 1.0)),
+        "auc_per_date": block_bootstrap(a, block, n_boot=cfg.n_boot, bounds=(0.0, 1.0)),
+        "rank_ic": block_bootstrap(ic, block, n_boot=cfg.n_boot, bounds=(-1.0, 1.0)),
     }
 
 
