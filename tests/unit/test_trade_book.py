@@ -49,3 +49,16 @@ def test_the_adv_cap_leaves_cash_and_is_counted() -> None:
     # the sleeve holds 100 but the coin allows 2 % of $1,000 = $20: +20 only
     assert res.equity[-1] == pytest.approx(120.0)
     assert res.capped_positions == 1 and res.cash_left_by_cap_usd == pytest.approx(80.0)
+
+
+def test_a_member_held_at_a_total_loss_takes_its_full_slot() -> None:
+    # Given the lower-bound book: one live coin flat, one dead member (infinite ADV: no cap)
+    paths = np.asarray([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    res = simulate_book(
+        3, [Cohort(0, paths, np.asarray([2, 1]), np.asarray([1e12, np.inf]))],
+        rebalance_days=2, max_days=2, equity_usd=100.0,
+        costs=CostModel(fee_bps=0, spread_ref_bps=0, spread_max_bps=0, impact_bps=0),
+    )  # fmt: skip
+    # Then half the sleeve is lost, none of it kept in cash by the cap
+    assert res.equity[-1] == pytest.approx(50.0)
+    assert res.capped_positions == 0

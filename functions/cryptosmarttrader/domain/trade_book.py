@@ -63,9 +63,11 @@ class CostModel:
         return out
 
     def cap(self, adv: FloatArray) -> FloatArray:
-        """Largest position (USD) per coin: ``max_adv_fraction`` of its ADV (0 if unknown)."""
-        out: FloatArray = np.where(np.isfinite(adv) & (adv > 0), adv * self.max_adv_fraction, 0.0)
-        return out
+        """Largest position (USD) per coin: ``max_adv_fraction`` of its ADV (0 if unknown; no
+        cap for an infinite ADV, which the lower-bound book uses for members it must hold at a
+        total loss)."""
+        out: FloatArray = np.where(adv > 0, adv * self.max_adv_fraction, 0.0)
+        return np.nan_to_num(out, nan=0.0, posinf=np.inf)
 
 
 @dataclass(frozen=True, slots=True)

@@ -664,7 +664,8 @@ def _books(
                 d - start,
                 np.vstack([p, dead]),
                 np.concatenate([np.maximum(o.exit_offset, 0), np.ones(missing, dtype=np.int64)]),
-                np.concatenate([adv[i], np.full(missing, np.nan)]),
+                # no ADV cap on them: each takes its full slot and loses it
+                np.concatenate([adv[i], np.full(missing, np.inf)]),
             )
         )
     for name, cs in (("equal_weight_upper", ew), ("equal_weight_lower", ew_lower)):
