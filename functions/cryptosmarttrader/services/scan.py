@@ -204,7 +204,16 @@ class ScanAnalyzer:
         else:
             votes = ensemble_scan_votes(self.model, frame, quality.clean, asof_ms)
             basis = self.model.description
-        ranked = rank(votes, confidence_gate=self.settings.confidence_gate, top_n=n)
+        if isinstance(self.model, RankingModel) and blocked is None and votes.height:
+            # the model's own order (its score, highest first): the calibrated probability is
+            # monotone in it but flat where the model cannot tell coins apart
+            order = {sym: i for i, sym in enumerate(votes["symbol"].to_list())}
+            everything = rank(
+                votes, confidence_gate=self.settings.confidence_gate, top_n=votes.height
+            )
+            ranked = sorted(everything, key=lambda sig: order.get(sig.symbol, len(order)))[:n]
+        else:
+            ranked = rank(votes, confidence_gate=self.settings.confidence_gate, top_n=n)
         if no_trade is not None:
             ranked = [
                 replace(s, action=Action.HOLD, reasons=(*s.reasons, no_trade))

@@ -182,9 +182,10 @@ def ranking_scan_votes(
     asof_ms: int,
     members: Collection[str] | None = None,
 ) -> tuple[pl.DataFrame, QualityResult]:
-    """Votes (``VOTE_SCHEMA``) of the ranking model for the day: ``probability`` and
-    ``confidence`` are both the calibrated P(event) — the one quantity the gate reads. Without a
-    calibration every coin abstains (no probability, no trade)."""
+    """Votes (``VOTE_SCHEMA``) of the ranking model for the day, in the model's order (highest
+    score first): ``probability`` and ``confidence`` are both the calibrated P(event) — the one
+    quantity the gate reads. Without a calibration every coin abstains (no probability, no
+    trade)."""
     rows, quality = ranking_rows(
         window,
         asof_ms,
@@ -202,7 +203,9 @@ def ranking_scan_votes(
     )
     score = model.ranker.score(x)
     pct = pl.Series(score).rank("average").to_numpy() / len(score)
-    symbols = rows["symbol"].to_list()
+    by_score = np.argsort(-score, kind="stable")  # votes in the model's order, best first
+    score, pct = score[by_score], pct[by_score]
+    symbols = [rows["symbol"][int(i)] for i in by_score]
     if model.calibrator is None:
         return abstentions(
             symbols, "ranking", asof_ms, "the ranking model has no calibration: no probability"
