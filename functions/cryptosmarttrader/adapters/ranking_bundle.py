@@ -20,8 +20,13 @@ from cryptosmarttrader.adapters.files import write_atomic
 from cryptosmarttrader.adapters.sagemaker_predictor import _Tree, _tree
 from cryptosmarttrader.domain.drift import DriftReference
 from cryptosmarttrader.domain.ensemble import IsotonicCalibrator
+from cryptosmarttrader.domain.rank_features import CANDIDATE_SIGNALS
 from cryptosmarttrader.services.scoring import RankingModel
-from cryptosmarttrader.services.skill_evaluation import SkillResult, drift_reference
+from cryptosmarttrader.services.skill_evaluation import (
+    SkillResult,
+    drift_reference,
+    ranking_feature_hash,
+)
 
 __all__ = [
     "RANKER_FILE",
@@ -96,6 +101,7 @@ def save_ranking_bundle(directory: Path, result: SkillResult) -> None:
     cal = result.calibrator
     doc = {
         "format": FORMAT_VERSION,
+        "feature_hash": ranking_feature_hash(result.signals),
         "signals": list(result.signals),
         "event": result.summary["calibration"]["event"],
         "calibration": None
@@ -117,6 +123,14 @@ def ranking_model_from_bytes(ranker_json: bytes, doc_json: bytes) -> RankingMode
     if doc.get("format") != FORMAT_VERSION:
         raise RankingBundleError(f"unknown ranking model format {doc.get('format')!r}")
     signals = tuple(str(s) for s in doc["signals"])
+    unknown = [s for s in signals if s not in CANDIDATE_SIGNALS]
+    if unknown or not signals:
+        raise RankingBundleError(f"the model reads signals this code does not make: {unknown}")
+    if doc.get("feature_hash") != ranking_feature_hash(signals):
+        raise RankingBundleError(
+            "the model was built on other ranking feature definitions than this code's "
+            "(domain/rank_features.py changed): re-run cst evaluate --save-model"
+        )
     cal = doc.get("calibration")
     calibrator = (
         None

@@ -40,6 +40,7 @@ from cryptosmarttrader.adapters.ranking_bundle import (
     bundle_artifact,
     bundle_evaluation,
     bundle_reference,
+    load_ranking_bundle,
     write_bundle_from_artifact,
 )
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
@@ -325,13 +326,15 @@ def register_ranking(
         artifact = bundle_artifact(bundle)
         reference = bundle_reference(bundle)
         evaluation = bundle_evaluation(bundle)
+        signals = load_ranking_bundle(bundle).signals
     except RankingBundleError as exc:
         fail(str(exc))
     card = ranking_card(
         evaluation,
+        signals=signals,
         group=group or RANKING_GROUP,
         created_at=datetime.now(UTC),
-        feature_hash=ranking_feature_hash(tuple(evaluation["model"]["signals_kept"])),
+        feature_hash=ranking_feature_hash(signals),
         git_commit=_git_commit(),
     )
     with _registry_service(state, group or RANKING_GROUP) as service:

@@ -782,7 +782,8 @@ def evaluate_skill(
         )
     signals, selection = _signal_selection(rows, cfg)
     lap("signal_selection")
-    wf = _walk_forward(rows, signals or CANDIDATE_SIGNALS, trainer, cfg)
+    used = signals or CANDIDATE_SIGNALS  # none kept: fitted anyway, but never trades
+    wf = _walk_forward(rows, used, trainer, cfg)
     lap("walk_forward_refits")
     rows = rows.with_columns(
         score=pl.Series(wf.score, dtype=pl.Float64).fill_nan(None),
@@ -941,7 +942,7 @@ def evaluate_skill(
         equity=equity,
         ranker=wf.ranker,
         calibrator=wf.calibrator,
-        signals=signals,
+        signals=used,
         cuts=cuts.report(),
     )
 
@@ -967,6 +968,7 @@ def skill_evidence(summary: dict[str, Any]) -> SkillEvidence:
 def ranking_card(
     summary: dict[str, Any],
     *,
+    signals: tuple[str, ...],
     group: str,
     created_at: datetime,
     feature_hash: str,
@@ -1000,7 +1002,7 @@ def ranking_card(
         threshold=float(cfg["take_profit"]),
         step_days=int(cfg["step_days"]),
         embargo_days=int(cfg["embargo_days"]),
-        features=tuple(summary["model"]["signals_kept"]) or ("none",),
+        features=signals,
         feature_hash=feature_hash,
         params=cfg,
         folds=(fold,),
