@@ -7,7 +7,7 @@ Two steps, the same in the evaluation and in the scan:
    (gaps stay null), nothing after the row's own day, at most :data:`RANK_LOOKBACK_DAYS` back.
 2. :func:`rank_within_day` — on the day's eligible universe only: each feature becomes its
    percentile among that day's coins (0..1, null stays null). Market-wide moves therefore never
-   enter the ranking; they set exposure (:func:`market_regime`).
+   enter the ranking.
 
 Features (raw, before ranking): size (log market cap), 30-day volatility, illiquidity (Amihud:
 mean |daily return| per dollar traded, log), listing age (days since the segment's first close,
@@ -33,7 +33,6 @@ __all__ = [
     "RANK_LOOKBACK_DAYS",
     "RAW_FEATURES",
     "coin_features",
-    "market_regime",
     "rank_within_day",
     "ranked_name",
 ]
@@ -149,14 +148,4 @@ def rank_within_day(
     return with_size.drop("_size_bucket").with_columns(
         (pl.col(s).rank("average").over(date) / pl.col(s).count().over(date)).alias(ranked_name(s))
         for s in signals
-    )
-
-
-def market_regime(rows: pl.DataFrame, date: str = "day") -> pl.DataFrame:
-    """Market-wide state per day (for exposure, never for ranking): median 90-day return and
-    the share of coins above their 365-day-high drawdown median... kept simple: ``breadth_90d``
-    (share of coins with a positive 90-day return) and ``median_ret_90d``."""
-    return rows.group_by(date).agg(
-        breadth_90d=(pl.col("ret_90d") > 0).cast(pl.Float64).mean(),
-        median_ret_90d=pl.col("ret_90d").median(),
     )
