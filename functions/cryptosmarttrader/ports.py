@@ -230,6 +230,30 @@ class PredictorTrainer(Protocol):
     ) -> Predictor: ...
 
 
+class Ranker(Protocol):
+    """A fitted ranking model over named feature columns: higher score = ranked first. Scores
+    only order coins within one decision day; they are not probabilities."""
+
+    @property
+    def feature_names(self) -> tuple[str, ...]: ...
+
+    def score(self, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+
+    def to_bytes(self) -> bytes: ...
+
+
+class RankerTrainer(Protocol):
+    """Fits a :class:`Ranker` on graded labels grouped by decision day (deterministic)."""
+
+    def fit(
+        self,
+        features: npt.NDArray[np.float64],
+        grades: npt.NDArray[np.float64],
+        groups: npt.NDArray[np.int64],
+        feature_names: tuple[str, ...],
+    ) -> Ranker: ...
+
+
 class SignalStore(Protocol):
     """The scan's published signals: the latest report and one per as-of date."""
 

@@ -23,6 +23,7 @@ from cryptosmarttrader.adapters.paper_exchange import (
     StatePaperBook,
     paper_capabilities,
 )
+from cryptosmarttrader.adapters.pit_membership import load_pit_membership
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.s3_market_caps import S3MarketCapLake
@@ -35,7 +36,7 @@ from cryptosmarttrader.ports import MarketData, Metrics, SliRecorder
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService
-from cryptosmarttrader.services.scoring import TrainedModel
+from cryptosmarttrader.services.scoring import RankingModel, TrainedModel
 from cryptosmarttrader.services.trading_cycle import TradingCycle
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 
@@ -94,22 +95,35 @@ def excluded_coins(market: RecordedMarketData) -> frozenset[str]:
     )
 
 
-def scan_model(settings: TradingSettings, explicit: Path | None = None) -> TrainedModel | None:
-    """The fitted ensemble from --model / CST_MODEL_DIR; None means technical agent only."""
+def scan_model(
+    settings: TradingSettings, explicit: Path | None = None
+) -> TrainedModel | RankingModel | None:
+    """The model from --model / CST_MODEL_DIR: a ranking model (``cst evaluate --save-model``,
+    served with the evaluation that judged it) or a legacy fitted ensemble; None means
+    technical agent only."""
     directory = explicit or settings.model_dir
     if directory is None:
         return None
+    from cryptosmarttrader.adapters.ranking_bundle import is_ranking_bundle, load_ranking_bundle
+
+    if is_ranking_bundle(directory):
+        return load_ranking_bundle(directory)
     from cryptosmarttrader.adapters.model_bundle import load_bundle
 
     return load_bundle(directory)
 
 
 def recorded_analyzer(
-    data_dir: Path, clock: Clock, settings: TradingSettings, model: TrainedModel | None = None
+    data_dir: Path,
+    clock: Clock,
+    settings: TradingSettings,
+    model: TrainedModel | RankingModel | None = None,
 ) -> ScanAnalyzer:
     """The scan over the recorded data. ``tradable``: only coins the paper venue can fill and
     value are ranked; ``all`` (research): every coin is ranked, and BUYs on coins the venue
-    cannot trade are reported, never recorded as orders."""
+    cannot trade are reported, never recorded as orders. Its history replay takes the
+    point-in-time universe from ``cmc_monthly/`` when the data holds it (the ranking model's
+    universe)."""
     market = RecordedMarketData(data_dir)
     excluded = excluded_coins(market)
     untradable = untradable_coins(market, settings.execution_timeframe)
@@ -122,6 +136,7 @@ def recorded_analyzer(
         excluded_symbols=excluded,
         model=model,
         untradable=untradable,
+        membership=load_pit_membership(data_dir),
     )
 
 

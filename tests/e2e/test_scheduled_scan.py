@@ -90,7 +90,8 @@ def test_scheduled_scan_orders_once_and_respects_kill_switch(
     # Then it ranked the real universe and recorded one paper order per BUY, each with its ID
     assert first["status"] == "ok", first
     report = first["report"]
-    assert report["universe"] > 250
+    # (a replayed day ranks its point-in-time top 200: the members with a price series)
+    assert 100 < report["universe"] <= 200
     buys = [r for r in report["rows"] if r["action"] == "buy"]
     assert buys, "expected at least one BUY on 2021-05-01 (a broad bull market)"
     assert report["orders_created"] == len(buys) == len(_orders(aws))

@@ -58,14 +58,23 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the history).")]
 
 
-def _registry(aws: LocalAws) -> ModelRegistryService:
+RANKING_GROUP = "cst-rank"
+GroupOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--group", help="Model group (default CST_MODEL_GROUP; ranking models: cst-rank)."
+    ),
+]
+
+
+def _registry(aws: LocalAws, group: str | None = None) -> ModelRegistryService:
     from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
     from cryptosmarttrader.adapters.system_clock import SystemClock
     from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryService
 
     settings = MlSettings()
     store = EmbeddedModelRegistry(
-        settings.model_group,
+        group or settings.model_group,
         bucket=settings.model_bucket or aws.resources.lake_bucket,
         table=aws.resources.state_table,
         s3=aws.s3,
@@ -76,7 +85,9 @@ def _registry(aws: LocalAws) -> ModelRegistryService:
 
 
 @contextmanager
-def _registry_service(state: Path | None) -> Iterator[ModelRegistryService]:
+def _registry_service(
+    state: Path | None, group: str | None = None
+) -> Iterator[ModelRegistryService]:
     """The embedded local registry (default), or — with ``CST_MODEL_REGISTRY=sagemaker`` — the
     SageMaker Model Registry of the account (or ``AWS_ENDPOINT_URL``), redeploying
     ``CST_MODEL_ENDPOINT`` on promote and rollback when it is set."""
@@ -90,7 +101,7 @@ def _registry_service(state: Path | None) -> Iterator[ModelRegistryService]:
     settings = MlSettings()
     if settings.model_registry == "embedded":
         with embedded_aws(state_dir(state)) as aws:
-            yield _registry(aws)
+            yield _registry(aws, group)
         return
     resources = AwsResources()
     yield build_registry_service(
@@ -279,9 +290,9 @@ def _row(v: Any) -> dict[str, Any]:
 
 
 @app.command("list")
-def list_versions(state: StateOpt = None, as_json: JsonOpt = False) -> None:
+def list_versions(state: StateOpt = None, as_json: JsonOpt = False, group: GroupOpt = None) -> None:
     """Every registered version with its stage and out-of-sample metrics."""
-    with _registry_service(state) as service:
+    with _registry_service(state, group) as service:
         rows = [_row(v) for v in service.versions()]
     if as_json:
         typer.echo(json.dumps(rows))
@@ -295,13 +306,16 @@ def list_versions(state: StateOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @app.command("promote")
-def promote(version: int, reason: ReasonOpt, state: StateOpt = None) -> None:
+def promote(
+    version: int, reason: ReasonOpt, state: StateOpt = None, group: GroupOpt = None
+) -> None:
     """Make VERSION the production model (the previous one is archived); on SageMaker with
-    CST_MODEL_ENDPOINT set, the endpoint is redeployed to serve it."""
+    CST_MODEL_ENDPOINT set, the endpoint is redeployed to serve it. A version registered with
+    a walk-forward evaluation is refused unless it clears the skill gate."""
     from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError
     from cryptosmarttrader.services.model_registry import ModelRegistryError
 
-    with _registry_service(state) as service:
+    with _registry_service(state, group) as service:
         try:
             done = service.promote(version, reason, getpass.getuser())
         except (ModelRegistryError, IllegalStageTransitionError) as exc:
@@ -309,12 +323,85 @@ def promote(version: int, reason: ReasonOpt, state: StateOpt = None) -> None:
     console.print(f"{done.label} is in production")
 
 
+@app.command("register-ranking")
+def register_ranking(
+    bundle: Annotated[Path, typer.Argument(help="Directory written by cst evaluate --save-model.")],
+    state: StateOpt = None,
+    group: GroupOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a ranking model with the walk-forward evaluation that judged it (the skill gate
+    reads it at promotion)."""
+    from cryptosmarttrader.adapters.ranking_bundle import (
+        RankingBundleError,
+        bundle_artifact,
+        bundle_evaluation,
+        bundle_reference,
+        load_ranking_bundle,
+    )
+    from cryptosmarttrader.domain.model_canary import skill_gate
+    from cryptosmarttrader.services.skill_evaluation import ranking_card, ranking_feature_hash
+
+    try:
+        artifact = bundle_artifact(bundle)
+        reference = bundle_reference(bundle)
+        evaluation = bundle_evaluation(bundle)
+        signals = load_ranking_bundle(bundle).signals
+    except RankingBundleError as exc:
+        fail(str(exc))
+    card = ranking_card(
+        evaluation,
+        signals=signals,
+        group=group or RANKING_GROUP,
+        created_at=datetime.now(UTC),
+        feature_hash=ranking_feature_hash(signals),
+        git_commit=_git_commit(),
+    )
+    with _registry_service(state, group or RANKING_GROUP) as service:
+        version = service.register(card, artifact, reference)
+    ok, why = skill_gate(card.skill)
+    row = {"version": version.label, "promotable": ok, "skill_gate": why}
+    if as_json:
+        typer.echo(json.dumps(row))
+    else:
+        console.print(
+            f"{version.label} registered; {'promotable' if ok else 'NOT promotable'}: {why}"
+        )
+
+
+@app.command("pull-production")
+def pull_production(
+    directory: Annotated[Path, typer.Argument(help="Where the scan reads its model (--model).")],
+    state: StateOpt = None,
+    group: GroupOpt = None,
+) -> None:
+    """Write the promoted ranking model, byte for byte, where the scan serves it from."""
+    from cryptosmarttrader.adapters.ranking_bundle import (
+        RankingBundleError,
+        write_bundle_from_artifact,
+    )
+    from cryptosmarttrader.domain.model_canary import skill_gate
+
+    with _registry_service(state, group or RANKING_GROUP) as service:
+        live = service.production()
+        if live is None:
+            fail(f"{group or RANKING_GROUP} has no production version")
+        ok, why = skill_gate(live.card.skill)
+        if not ok:
+            fail(f"{live.label} no longer clears the skill gate: {why}")
+        try:
+            write_bundle_from_artifact(directory, service.registry.artifact(live.version))
+        except RankingBundleError as exc:
+            fail(str(exc))
+    console.print(f"{live.label} written to {directory} (cst scan --model {directory})")
+
+
 @app.command("rollback")
-def rollback(reason: ReasonOpt, state: StateOpt = None) -> None:
+def rollback(reason: ReasonOpt, state: StateOpt = None, group: GroupOpt = None) -> None:
     """Reject the production model and restore the previously archived one (and redeploy it)."""
     from cryptosmarttrader.services.model_registry import ModelRegistryError
 
-    with _registry_service(state) as service:
+    with _registry_service(state, group) as service:
         try:
             rejected, restored = service.rollback(reason, getpass.getuser())
         except ModelRegistryError as exc:

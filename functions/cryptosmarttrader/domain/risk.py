@@ -383,8 +383,15 @@ class RiskLimits:
     max_open_positions: int = 10
     max_volume_fraction: Decimal = Decimal("0.01")  # order notional / 24 h quote volume
     max_quote_age: timedelta = timedelta(minutes=15)
+    # position cap: held + new notional <= this fraction of the 30-day average daily volume
+    # (None: not checked). Small coins cost what their volume allows, not what equity allows.
+    max_adv_fraction: Decimal | None = None
 
     def __post_init__(self) -> None:
+        if self.max_adv_fraction is not None and not (
+            Decimal(0) < self.max_adv_fraction <= Decimal(1)
+        ):
+            raise DomainError(f"max_adv_fraction must be in (0, 1], got {self.max_adv_fraction}")
         for name in (
             "max_asset_fraction",
             "max_cluster_fraction",
@@ -414,6 +421,7 @@ class MarketQuote:
 
     ts: datetime
     volume_24h_quote: Decimal | None
+    adv_30d_quote: Decimal | None = None  # 30-day average daily quote volume
 
     def __post_init__(self) -> None:
         ms_from_utc(self.ts)
@@ -631,6 +639,19 @@ class RiskGuard:
                     f"{lim.max_volume_fraction:%} of 24 h volume {volume:.0f}",
                 )
             )
+            if lim.max_adv_fraction is not None:
+                adv = quote.adv_30d_quote if quote is not None else None
+                if adv is None or adv <= 0:
+                    return _reject(
+                        "max_adv_fraction", f"no 30-day average volume for {symbol}: cannot cap"
+                    )
+                rooms.append(
+                    (
+                        "max_adv_fraction",
+                        adv * lim.max_adv_fraction - exposure.by_symbol.get(symbol, Decimal(0)),
+                        f"{lim.max_adv_fraction:%} of 30-day average volume {adv:.0f}",
+                    )
+                )
         rule, room, detail = min(rooms, key=lambda r: r[1])
         price = intent.reference_price.value
         notional = intent.quantity.value * price

@@ -35,9 +35,11 @@ from cryptosmarttrader.domain.orders import (
     position_episode,
     resolve_close,
 )
+from cryptosmarttrader.domain.pit_universe import members_on
 from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.ranking import RankedSignal, rank
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLevel, RiskLimits, size_for_fraction
+from cryptosmarttrader.domain.series_breaks import cut_series
 from cryptosmarttrader.domain.types import (
     Action,
     Money,
@@ -56,7 +58,12 @@ from cryptosmarttrader.ports import (
     PositionStore,
     SignalStore,
 )
-from cryptosmarttrader.services.scoring import TrainedModel, ensemble_scan_votes
+from cryptosmarttrader.services.scoring import (
+    RankingModel,
+    TrainedModel,
+    ensemble_scan_votes,
+    ranking_scan_votes,
+)
 from cryptosmarttrader.settings import TradingSettings
 
 if TYPE_CHECKING:
@@ -67,6 +74,7 @@ TECHNICAL_ONLY = (
     "not a calibrated probability"
 )
 LOOKBACK_DAYS = 260  # SMA200 plus a margin for the quality gate's history checks
+RANKING_LOOKBACK_DAYS = 370  # the ranking model's 365-day high and listing age
 
 
 class ScanInputError(ValueError):
@@ -144,7 +152,10 @@ class ScanAnalyzer:
     clock: Clock
     settings: TradingSettings
     excluded_symbols: Collection[str] = field(default_factory=frozenset)
-    model: TrainedModel | None = None  # the calibrated ensemble; None → technical agent only
+    # the promoted ranking model, or the legacy calibrated ensemble; None → technical agent only
+    model: TrainedModel | RankingModel | None = None
+    # point-in-time universe (monthly top-N snapshots); used on the days it covers
+    membership: pl.DataFrame | None = None
     # Why the upstream data cannot be trusted right now (e.g. the ingest circuit breaker is
     # open), or None. When set, every agent abstains with that reason instead of voting.
     data_health: Callable[[], str | None] | None = None
@@ -165,10 +176,11 @@ class ScanAnalyzer:
             raise ScanInputError(f"as-of {asof:%Y-%m-%d} is in the future (now {now:%Y-%m-%d})")
         asof_ms = int(asof.astimezone(UTC).timestamp() * 1000)
         asof_ms -= asof_ms % DAY_MS  # a scan decides on the daily bar opening at 00:00 UTC
-        frame = self.market.daily_universe(utc_from_ms(asof_ms), LOOKBACK_DAYS)
+        lookback = RANKING_LOOKBACK_DAYS if isinstance(self.model, RankingModel) else LOOKBACK_DAYS
+        frame = self.market.daily_universe(utc_from_ms(asof_ms), lookback)
         if frame.is_empty():
             raise ScanInputError(
-                f"no market data in the {LOOKBACK_DAYS} days up to {utc_from_ms(asof_ms):%Y-%m-%d}"
+                f"no market data in the {lookback} days up to {utc_from_ms(asof_ms):%Y-%m-%d}"
             )
         return frame, asof_ms
 
@@ -176,24 +188,62 @@ class ScanAnalyzer:
         """Quality gate → agents → ranking over the bars :meth:`read_market` returned."""
         n = top_n or self.settings.top_n
         frame = frame.filter(~pl.col("symbol").is_in(list(self.excluded_symbols)))
-        quality = check_daily(frame, asof_ms)
+        top = self.model.top_n if isinstance(self.model, RankingModel) else 200
+        members = self._members(asof_ms, top)
+        if members is not None:  # a replayed day: the point-in-time universe of that day
+            frame = frame.filter(pl.col("symbol").is_in(members))
+        # a coin's broken rows (duplicate or sub-daily days, a token swap) cut that coin's
+        # series there; they never abort the scan
+        cut = cut_series(frame).frame
+        current = cut.filter(pl.col("segment") == pl.col("segment").max().over("symbol"))
+        frame = current.select(frame.columns)
+        quality = check_daily(
+            frame.filter(pl.col("ts") > asof_ms - LOOKBACK_DAYS * DAY_MS), asof_ms
+        )
         blocked = self.data_health() if self.data_health is not None else None
+        no_trade: str | None = None
         if blocked is not None:
             symbols = quality.clean["symbol"].unique().sort().to_list()
             votes = abstentions(symbols, "all", asof_ms, f"data source unhealthy: {blocked}")
             basis = f"abstaining: {blocked}"
+        elif isinstance(self.model, RankingModel):
+            votes, quality = ranking_scan_votes(self.model, frame, asof_ms, members)
+            basis = self.model.description
+            if not self.model.trade:
+                no_trade = f"no trade: {self.model.decision_reason}"
         elif self.model is None:
             votes = technical_votes(quality.clean, asof_ms)
             basis = TECHNICAL_ONLY
         else:
             votes = ensemble_scan_votes(self.model, frame, quality.clean, asof_ms)
             basis = self.model.description
-        ranked = rank(votes, confidence_gate=self.settings.confidence_gate, top_n=n)
+        if isinstance(self.model, RankingModel) and blocked is None and votes.height:
+            # the model's own order (its score, highest first): the calibrated probability is
+            # monotone in it but flat where the model cannot tell coins apart
+            order = {sym: i for i, sym in enumerate(votes["symbol"].to_list())}
+            everything = rank(
+                votes, confidence_gate=self.settings.confidence_gate, top_n=votes.height
+            )
+            ranked = sorted(everything, key=lambda sig: order.get(sig.symbol, len(order)))[:n]
+        else:
+            ranked = rank(votes, confidence_gate=self.settings.confidence_gate, top_n=n)
+        if no_trade is not None:
+            ranked = [
+                replace(s, action=Action.HOLD, reasons=(*s.reasons, no_trade))
+                if s.action is Action.BUY
+                else replace(s, reasons=(*s.reasons, no_trade))
+                for s in ranked
+            ]
         voted = votes.filter(pl.col("abstain_reason").is_null())
         stats = voted.group_by("agent").agg(pl.len().alias("n"), pl.col("confidence").mean())
-        gated = voted.filter(
-            (pl.col("probability") > 0.5) & (pl.col("confidence") >= self.settings.confidence_gate)
-        ).height
+        gated = (
+            0
+            if no_trade is not None
+            else voted.filter(
+                (pl.col("probability") > 0.5)
+                & (pl.col("confidence") >= self.settings.confidence_gate)
+            ).height
+        )
         at_asof = quality.clean.filter(pl.col("ts") == asof_ms).select("symbol", "close")
         return Analysis(
             asof_ms=asof_ms,
@@ -210,6 +260,17 @@ class ScanAnalyzer:
             },
             gated=gated,
         )
+
+    def _members(self, asof_ms: int, top_n: int) -> list[str] | None:
+        """The point-in-time members on the day (priced ones), or None when no snapshot covers
+        it (the live scan then takes the day's own top-N by market cap)."""
+        if self.membership is None:
+            return None
+        day = asof_ms // DAY_MS
+        members = members_on(self.membership, [day], top_n)
+        if members.is_empty() or day - int(members["snapshot_day"].max()) > 35:  # type: ignore[arg-type]
+            return None
+        return members["coingecko_id"].drop_nulls().to_list()
 
 
 @dataclass
