@@ -28,8 +28,8 @@ OUTPUTS = {"ScanFunctionName": "cst-scan"}
 FAKE_DEPLOY = (
     "import sys\n"
     "from cryptosmarttrader.adapters.local_deploy import DeployResult\n"
-    "import cryptosmarttrader.cli.local as local\n"
-    "local.deploy = lambda endpoint, project, out: DeployResult(endpoint, "
+    "import cryptosmarttrader.adapters.local_deploy as local_deploy\n"
+    "local_deploy.deploy = lambda endpoint, project, out: DeployResult(endpoint, "
     f"{OUTPUTS!r}, {{'deploy': 0.0}})\n"
     "from cryptosmarttrader.cli import app\n"
     "app(sys.argv[1:])\n"
@@ -54,7 +54,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
         deployed.append(endpoint)
         return DeployResult(endpoint, dict(OUTPUTS), {"deploy": 0.0})
 
-    monkeypatch.setattr("cryptosmarttrader.cli.local.deploy", deploy)
+    monkeypatch.setattr("cryptosmarttrader.adapters.local_deploy.deploy", deploy)
     return CliRunner()
 
 
