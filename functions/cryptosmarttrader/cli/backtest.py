@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -16,6 +15,7 @@ from cryptosmarttrader.adapters.local_aws import embedded_aws
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE, max_drawdown
 from cryptosmarttrader.services.evaluate import EvaluationError, backtest
 from cryptosmarttrader.services.paper_replay import PaperReplay, ReplayDay
@@ -83,7 +83,7 @@ def backtest_cmd(
         payload["universe"] = "coins with a recorded exchange pair (what the paper venue trades)"
         payload["paper"] = _paper_summary(paper, settings.equity_usd)
     if as_json:
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(jsonout.dumps(payload, indent=2))
         return
     for d in result.days:
         typer.echo(f"{d.asof}: {', '.join(d.buys) or '-'}")

@@ -6,7 +6,6 @@ child processes for the memory and disk limits. See docs/chaos.md.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +17,7 @@ from rich.table import Table
 from cryptosmarttrader.adapters.faults import LocalChaosLab
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.services.chaos import SCENARIOS, ChaosReport, run_suite
 from cryptosmarttrader.settings import TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer, resolve_data_dir
@@ -76,7 +76,7 @@ def run(
 
 def _print(report: ChaosReport, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        typer.echo(jsonout.dumps(report.model_dump(mode="json"), indent=2))
         return
     table = Table(
         title=f"cst chaos run: {'PASSED' if report.passed else 'FAILED'} in {report.seconds:.1f}s"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from cryptosmarttrader.adapters.recorded_data import DataSourceError, RecordedMarketData
 from cryptosmarttrader.cli._common import fail, parse_day
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.quality import QualityResult, check_daily, check_ohlcv
 from cryptosmarttrader.domain.types import ms_from_utc, utc_from_ms
 from cryptosmarttrader.wiring import resolve_data_dir
@@ -129,7 +129,7 @@ def _print_json(reports: list[SourceReport]) -> None:
         "totals": dict(sorted(totals.items())),
         "sources": [r.summary() for r in reports],
     }
-    typer.echo(json.dumps(payload, indent=1))
+    typer.echo(jsonout.dumps(payload, indent=1))
 
 
 def _print_table(reports: list[SourceReport]) -> None:

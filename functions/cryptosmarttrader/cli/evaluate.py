@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +16,7 @@ from cryptosmarttrader.adapters.model_bundle import save_bundle
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor, XgbTrainer
 from cryptosmarttrader.cli._common import err_console, fail, parse_day
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.agents.regime import regime_timeline
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.services.evaluate import (
@@ -107,7 +107,7 @@ def evaluate_cmd(
     if save_model is not None:
         _save_model(result, cfg, save_model)
     if as_json:
-        typer.echo(json.dumps(result.summary, indent=2))
+        typer.echo(jsonout.dumps(result.summary, indent=2))
     else:
         _print_summary(result)
 

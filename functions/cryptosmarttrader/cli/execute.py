@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,7 @@ from cryptosmarttrader.adapters.local_aws import embedded_aws
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.clock import Clock, FixedClock
 from cryptosmarttrader.services.trading_cycle import CycleReport
 from cryptosmarttrader.settings import AwsResources, TradingSettings
@@ -79,7 +79,7 @@ def execute(
 
 def _print(report: CycleReport, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        typer.echo(jsonout.dumps(report.model_dump(mode="json"), indent=2))
         return
     equity = "unknown" if report.equity is None else f"{report.equity:,.2f}"
     console = Console()

@@ -36,6 +36,7 @@ from cryptosmarttrader.adapters.sns_notifier import SnsNotifier, sns_client
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.golive import GoLiveParams
 from cryptosmarttrader.domain.slo import SLO_METRICS, STAGE_DIMENSION, percentile
 from cryptosmarttrader.services.golive import (
@@ -269,7 +270,7 @@ def _status(golive: GoLiveService, slo: SloService, run_id: str | None) -> dict[
 
 def _print(report: Mapping[str, Any], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(report, indent=2, sort_keys=True))
+        typer.echo(jsonout.dumps(report, indent=2, sort_keys=True))
         return
     console = Console()
     run = report.get("run")

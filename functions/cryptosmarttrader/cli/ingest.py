@@ -6,7 +6,6 @@ table. A rerun finds every series at its watermark and writes nothing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +20,7 @@ from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.types import utc_from_ms
 from cryptosmarttrader.services.ingest import (
     IngestConfig,
@@ -97,7 +97,7 @@ def ingest(
 
 def _print(report: IngestReport, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        typer.echo(jsonout.dumps(report.to_dict(), indent=2, default=str))
         return
     table = Table(
         title=f"cst ingest {report.exchange} {report.timeframe}: {report.ingested} candles, "

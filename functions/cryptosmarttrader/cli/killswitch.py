@@ -9,7 +9,6 @@ the only way out of SHUTDOWN.
 from __future__ import annotations
 
 import getpass
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.risk import RiskLevel
 from cryptosmarttrader.domain.types import DomainError
 from cryptosmarttrader.services.risk_state import RiskStateService
@@ -79,7 +79,7 @@ def _status_payload(aws: LocalAws) -> dict[str, dict[str, object]]:
 
 def _print(payload: dict[str, dict[str, object]], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(payload, indent=1))
+        typer.echo(jsonout.dumps(payload, indent=1))
         return
     ks = payload["kill_switch"]
     lvl = payload["risk_level"]

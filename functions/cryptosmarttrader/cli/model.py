@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import io
-import json
 import os
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from cryptosmarttrader.adapters.sagemaker_training import (
 )
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.drift import DriftReference
 from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError, ModelCard
 from cryptosmarttrader.services.model_lifecycle import CanaryService, DriftService, LifecycleError
@@ -185,7 +185,7 @@ def train(
     out = {"version": version.version, "stage": str(version.stage),
            "oos": card.oos.model_dump(mode="json"), "folds": len(card.folds)}  # fmt: skip
     if as_json:
-        typer.echo(json.dumps(out))
+        typer.echo(jsonout.dumps(out))
         return
     console.print(
         f"registered {version.label}: walk-forward OOS AUC {card.oos.auc}, "
@@ -241,7 +241,7 @@ def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bo
     out = {"version": version.version, "stage": str(version.stage), "job": name,
            "oos": card.oos.model_dump(mode="json"), "folds": len(card.folds)}  # fmt: skip
     if as_json:
-        typer.echo(json.dumps(out))
+        typer.echo(jsonout.dumps(out))
         return
     console.print(f"registered {version.label} from {name}: walk-forward OOS AUC {card.oos.auc}")
 
@@ -266,7 +266,7 @@ def list_versions(state: StateOpt = None, as_json: JsonOpt = False) -> None:
     with _registry_service(state) as service:
         rows = [_row(v) for v in service.versions()]
     if as_json:
-        typer.echo(json.dumps(rows))
+        typer.echo(jsonout.dumps(rows))
         return
     table = Table(*rows[0].keys()) if rows else Table("no versions registered")
     for r in rows:
@@ -330,7 +330,7 @@ def drift(
         "calibration_decay": r.calibration.decay if r.calibration else None,
     }
     if as_json:
-        typer.echo(json.dumps(out, default=str))
+        typer.echo(jsonout.dumps(out, default=str))
         return
     console.print(out)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.local_aws import embedded_aws
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.services.scan import ScanReport
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import (
@@ -72,7 +72,7 @@ def scan(
 
 def _print(report: ScanReport, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps([row.model_dump(mode="json") for row in report.rows], indent=2))
+        typer.echo(jsonout.dumps([row.model_dump(mode="json") for row in report.rows], indent=2))
         return
     console = Console()
     table = Table(

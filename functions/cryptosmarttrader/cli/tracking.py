@@ -15,7 +15,6 @@ positive means paper paid more (buys) or received less (sells). Fees are equal o
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +38,7 @@ from cryptosmarttrader.adapters.paper_exchange import PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.cli._common import fail, parse_day
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.market import TIMEFRAME_MS
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
@@ -260,7 +260,7 @@ def tracking(
     except (ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if as_json:
-        typer.echo(json.dumps(report.as_dict(), indent=1))
+        typer.echo(jsonout.dumps(report.as_dict(), indent=1))
         return
     typer.echo(
         f"{report.fills} paper fills vs backtest fills ({report.rejected} decisions not filled)\n"
