@@ -11,6 +11,17 @@ one documented exception: :meth:`RecordedMarketData.coins_metadata` reports meta
 fail validation in :attr:`RecordedMarketData.metadata_exclusions` instead of failing, because a
 bad category list must not stop the price data from being used.
 
+Candle files (freqtrade arrays) are read as recorded, in file order. A file that cannot be
+parsed, holds no rows, or has a fractional or implausible timestamp raises
+:class:`CandleFileError` with its quality finding (``UNREADABLE``, ``EMPTY``, ``BAD_TIMESTAMP``).
+The candles served for trading (:meth:`RecordedMarketData.ohlcv`, futures and mark prices) pass
+the quality gate's row rules over the requested range first: a NaN, infinite, zero or negative
+price, a negative volume, an OHLC inconsistency, a duplicate or an off-grid bar raises
+:class:`RejectedBarsError` naming the symbol, the file, the first bad bar and the reason. Only
+that symbol is affected: callers treat it as "no data" (unmarked, not traded) while its data is
+bad. :meth:`RecordedMarketData.candles_as_recorded` hands the raw rows and the file findings to
+``cst data check``, which reports every file instead of stopping at the first bad one.
+
 No look-ahead: rows later than ``asof`` / ``end`` are cut before anything is returned, and no
 value returned depends on them. Values are returned exactly as recorded: timestamps, prices and
 volumes are never shifted, filled or interpolated (the quality gate decides what to exclude).
@@ -30,13 +41,28 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA
-from cryptosmarttrader.domain.types import DomainError, ms_from_utc
+from cryptosmarttrader.domain.quality import (
+    MAX_TS_MS,
+    MIN_TS_MS,
+    Finding,
+    QualityCode,
+    QualityConfig,
+    QualityRejectionError,
+    Severity,
+    check_ohlcv,
+    source_finding,
+)
+from cryptosmarttrader.domain.types import DomainError, ms_from_utc, utc_from_ms
 
 __all__ = [
+    "BAR_RULES",
     "FUNDING_SCHEMA",
+    "CandleBatch",
+    "CandleFileError",
     "CoinMeta",
     "DataSourceError",
     "RecordedMarketData",
+    "RejectedBarsError",
 ]
 
 FUNDING_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -69,8 +95,62 @@ _WRAPPED: Final = frozenset(
 )
 
 
+_NO_LIMIT: Final = 10**9
+BAR_RULES: Final = QualityConfig(
+    min_bars=1,
+    max_gap_bars=_NO_LIMIT,
+    max_missing_fraction=1.0,
+    stale_error_run=_NO_LIMIT,
+    max_spikes=_NO_LIMIT,
+    max_lag_bars=_NO_LIMIT,
+)
+"""The gate's row rules for candles served to trading: every error a single bar can carry (NaN,
+infinite or non-positive price, negative volume, OHLC, duplicate, off-grid, implausible time);
+history-wide policies (gaps, stale runs, spikes, length) are the consumers' and stay warnings."""
+
+
 class DataSourceError(ValueError):
     """A recorded data file or folder cannot be used. The message names it and says why."""
+
+
+class CandleFileError(DataSourceError, QualityRejectionError):
+    """A candle file as a whole is refused: unreadable, empty or with impossible timestamps."""
+
+    def __init__(self, finding: Finding, path: Path) -> None:
+        DataSourceError.__init__(self, f"{path}: {finding.reason} ({finding.code.value})")
+        self.findings = (finding,)
+        self.path = path
+
+
+class RejectedBarsError(DataSourceError, QualityRejectionError):
+    """Bars in the requested range break the gate's row rules; names symbol, file and reason."""
+
+    def __init__(
+        self, symbol: str, timeframe: str, path: Path, findings: tuple[Finding, ...]
+    ) -> None:
+        first = findings[0]
+        when = "" if first.first_ts is None else f" (first at {_iso(first.first_ts)})"
+        more = f"; and {len(findings) - 1} more finding(s)" if len(findings) > 1 else ""
+        DataSourceError.__init__(
+            self,
+            f"{symbol} {timeframe} bars rejected by the quality gate ({path}): "
+            f"{first.code.value}: {first.reason}{when}{more}",
+        )
+        self.findings = findings
+        self.path = path
+
+
+@dataclass(frozen=True)
+class CandleBatch:
+    """Candles as recorded (``OHLCV_SCHEMA``, file order, nothing after ``asof``) and the
+    findings about files that could not be used at all."""
+
+    frame: pl.DataFrame
+    findings: tuple[Finding, ...]
+
+
+def _iso(ts_ms: int) -> str:
+    return utc_from_ms(ts_ms).strftime("%Y-%m-%dT%H:%MZ")
 
 
 class CoinMeta(BaseModel):
@@ -330,10 +410,26 @@ class RecordedMarketData:
             raise DataSourceError(
                 f"unknown symbol {symbol!r} for binance spot {timeframe}: no file {path}"
             )
+        label = symbol if symbol == pair else f"{symbol} ({pair})"
+        return _gated(path, symbol, timeframe, start, end, label=label)
+
+    def ohlcv_as_recorded(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> pl.DataFrame:
+        """Spot candles of a pair with ``start <= ts <= end`` exactly as the file holds them (file
+        order, not gated): what an exchange would answer, for the ingest replay, whose own gate
+        judges them. A file that cannot be used raises :class:`CandleFileError`."""
+        base = _pair_base(symbol)
+        path = self._spot_folder(timeframe) / f"{base}_USDT-{timeframe}.json"
+        if not path.is_file():
+            raise DataSourceError(
+                f"unknown symbol {symbol!r} for binance spot {timeframe}: no file {path}"
+            )
         return _slice(_ohlcv_file(path, symbol), start, end)
 
     def ohlcv_all(self, timeframe: str, asof: datetime | None = None) -> pl.DataFrame:
-        """Every spot pair of ``timeframe`` in one long ``OHLCV_SCHEMA`` frame (ts <= asof)."""
+        """Every spot pair of ``timeframe`` in one long ``OHLCV_SCHEMA`` frame (ts <= asof),
+        sorted by symbol and time. Raises on a file that cannot be used."""
         frames = [
             _ohlcv_file(
                 self._spot_folder(timeframe) / f"{p.split('/')[0]}_USDT-{timeframe}.json", p
@@ -343,7 +439,37 @@ class RecordedMarketData:
         frame = pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA)
         if asof is not None:
             frame = frame.filter(pl.col("ts") <= _require_utc(asof, "ohlcv_all asof"))
-        return frame
+        return frame.sort("symbol", "ts")
+
+    def candles_as_recorded(
+        self, files: list[tuple[Path, str]], source: str, asof: datetime | None = None
+    ) -> CandleBatch:
+        """The rows of ``files`` ((path, symbol) pairs) in file order, ``ts <= asof``, for the
+        quality report: a file that cannot be used becomes a finding of ``source``, not an
+        error, so every other file is still read and checked."""
+        frames: list[pl.DataFrame] = []
+        findings: list[Finding] = []
+        for path, symbol in files:
+            try:
+                frames.append(_ohlcv_file(path, symbol))
+            except CandleFileError as exc:
+                findings.extend(f.model_copy(update={"source": source}) for f in exc.findings)
+        frame = pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA)
+        if asof is not None:
+            frame = frame.filter(pl.col("ts") <= _require_utc(asof, "candles asof"))
+        return CandleBatch(frame, tuple(findings))
+
+    def spot_files(self, timeframe: str) -> list[tuple[Path, str]]:
+        """(file, pair) of every recorded spot pair of ``timeframe``."""
+        folder = self._spot_folder(timeframe)
+        return [
+            (folder / f"{p.split('/')[0]}_USDT-{timeframe}.json", p)
+            for p in self.available_pairs(timeframe)
+        ]
+
+    def futures_file(self, symbol: str, suffix: str) -> Path:
+        """The futures file of ``symbol`` (``8h-mark``, ``1h-futures``, ``1d-futures``...)."""
+        return self._futures_path(symbol, suffix)
 
     # ----------------------------------------------------------------- Binance futures
     def _futures_path(self, symbol: str, suffix: str) -> Path:
@@ -371,7 +497,7 @@ class RecordedMarketData:
 
     def mark_prices(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         """8-hour mark-price candles, ``OHLCV_SCHEMA``, ``start <= ts <= end``."""
-        return _slice(_ohlcv_file(self._futures_path(symbol, "8h-mark"), symbol), start, end)
+        return _gated(self._futures_path(symbol, "8h-mark"), symbol, "8h", start, end)
 
     def futures_ohlcv(
         self, symbol: str, timeframe: str, start: datetime, end: datetime
@@ -382,7 +508,7 @@ class RecordedMarketData:
                 f"no recorded futures timeframe {timeframe!r}; have {list(_FUTURES_TIMEFRAMES)}"
             )
         path = self._futures_path(symbol, f"{timeframe}-futures")
-        return _slice(_ohlcv_file(path, symbol), start, end)
+        return _gated(path, symbol, timeframe, start, end)
 
 
 def _pair_base(symbol: str) -> str:
@@ -445,14 +571,42 @@ def _load_array(path: Path) -> np.ndarray:
         arr = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise DataSourceError(f"{path}: non-numeric value ({exc})") from exc
-    missing_ts = np.flatnonzero(np.isnan(arr[:, 0]))
+    missing_ts = np.flatnonzero(~np.isfinite(arr[:, 0]))
     if missing_ts.size:
         raise DataSourceError(f"{path}: row {int(missing_ts[0])} has no timestamp")
     return arr
 
 
 def _ohlcv_file(path: Path, symbol: str) -> pl.DataFrame:
-    arr = _load_array(path)
+    """The candles of one file, as recorded and in file order (``OHLCV_SCHEMA``).
+
+    Raises :class:`CandleFileError` when the file cannot be used at all."""
+    try:
+        arr = _load_array(path)
+    except DataSourceError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise CandleFileError(
+            source_finding(QualityCode.UNREADABLE, "recorded", symbol, reason), path
+        ) from exc
+    if arr.shape[0] == 0:
+        reason = "the file holds no candles"
+        raise CandleFileError(source_finding(QualityCode.EMPTY, "recorded", symbol, reason), path)
+    ts = arr[:, 0]
+    fractional = np.flatnonzero(ts != np.floor(ts))
+    implausible = np.flatnonzero((ts < MIN_TS_MS) | (ts >= MAX_TS_MS))
+    for rows, what in (
+        (fractional, "a fractional timestamp (whole milliseconds expected)"),
+        (implausible, "a timestamp before 2009-01-03 or from 2100 on (seconds for ms?)"),
+    ):
+        if rows.size:
+            i = int(rows[0])
+            reason = f"row {i} has {what}: {ts[i]!r} ({rows.size} such row(s)); file refused"
+            raise CandleFileError(
+                source_finding(
+                    QualityCode.BAD_TIMESTAMP, "recorded", symbol, reason, count=rows.size
+                ),
+                path,
+            )
     return (
         pl.DataFrame(
             {
@@ -466,5 +620,25 @@ def _ohlcv_file(path: Path, symbol: str) -> pl.DataFrame:
         )
         .select(pl.lit(symbol).alias("symbol"), pl.all())
         .cast(pl.Schema(OHLCV_SCHEMA))
-        .sort("ts")
     )
+
+
+def _gated(
+    path: Path,
+    symbol: str,
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+    *,
+    label: str | None = None,
+) -> pl.DataFrame:
+    """The file's candles with ``start <= ts <= end``, sorted, once they pass :data:`BAR_RULES`.
+
+    Raises :class:`RejectedBarsError` (symbol, file, first bad bar, reason) otherwise."""
+    window = _slice(_ohlcv_file(path, symbol), start, end)
+    end_ms = _require_utc(end, "end")
+    verdict = check_ohlcv(window, timeframe, end_ms, BAR_RULES, source=str(path))
+    errors = tuple(f for f in verdict.findings if f.severity is Severity.ERROR)
+    if errors:
+        raise RejectedBarsError(label or symbol, timeframe, path, errors)
+    return verdict.clean

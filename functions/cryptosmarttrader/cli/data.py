@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -14,10 +15,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cryptosmarttrader.adapters.recorded_data import DataSourceError, RecordedMarketData
+from cryptosmarttrader.adapters.recorded_data import (
+    CandleBatch,
+    DataSourceError,
+    RecordedMarketData,
+)
 from cryptosmarttrader.cli._common import fail, parse_day
 from cryptosmarttrader.domain import jsonout
-from cryptosmarttrader.domain.quality import QualityResult, check_daily, check_ohlcv
+from cryptosmarttrader.domain.market import OHLCV_SCHEMA
+from cryptosmarttrader.domain.quality import (
+    QualityCode,
+    QualityResult,
+    check_daily,
+    check_ohlcv,
+    source_finding,
+)
 from cryptosmarttrader.domain.types import ms_from_utc, utc_from_ms
 from cryptosmarttrader.wiring import resolve_data_dir
 
@@ -27,8 +39,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @app.callback()
@@ -64,7 +74,11 @@ def _last_ms(frame: pl.DataFrame, what: str) -> int:
 
 def run_checks(market: RecordedMarketData, asof: datetime | None) -> list[SourceReport]:
     """Gate every price source of the data dir. Without ``asof`` each source is checked at its
-    own last bar; with it, only rows up to ``asof`` are read (no look-ahead)."""
+    own last bar; with it, only rows up to ``asof`` are read (no look-ahead).
+
+    Candle files are checked as recorded (file order): a file that cannot be used (unreadable,
+    empty, impossible timestamps) is a finding of its source, and every other file is still
+    checked."""
     reports: list[SourceReport] = []
     daily = market.daily_all()
     if asof is not None:
@@ -72,23 +86,40 @@ def run_checks(market: RecordedMarketData, asof: datetime | None) -> list[Source
     at = ms_from_utc(asof) if asof is not None else _last_ms(daily, "coingecko_daily")
     reports.append(SourceReport("coingecko", at, check_daily(daily, at, source="coingecko")))
 
-    for timeframe in ("1d", "4h", "1h"):
-        source = f"binance_spot_{timeframe}"
-        frame = market.ohlcv_all(timeframe, asof)
-        at = ms_from_utc(asof) if asof is not None else _last_ms(frame, source)
-        reports.append(SourceReport(source, at, check_ohlcv(frame, timeframe, at, source=source)))
-
-    futures: list[tuple[str, str, Callable[[datetime, datetime], pl.DataFrame]]] = [
-        ("binance_futures_mark_8h", "8h", lambda s, e: market.mark_prices("BTC/USDT", s, e)),
-        ("binance_futures_1h", "1h", lambda s, e: market.futures_ohlcv("BTC/USDT", "1h", s, e)),
-        ("binance_futures_1d", "1d", lambda s, e: market.futures_ohlcv("BTC/USDT", "1d", s, e)),
+    candle_sources: list[tuple[str, str, Callable[[], list[tuple[Path, str]]]]] = [
+        (f"binance_spot_{tf}", tf, partial(market.spot_files, tf)) for tf in ("1d", "4h", "1h")
     ]
-    end = asof if asof is not None else datetime(9999, 1, 1, tzinfo=UTC) - timedelta(days=1)
-    for source, timeframe, read in futures:
-        frame = read(_EPOCH, end)
-        at = ms_from_utc(asof) if asof is not None else _last_ms(frame, source)
-        reports.append(SourceReport(source, at, check_ohlcv(frame, timeframe, at, source=source)))
+    for source, timeframe, suffix in (
+        ("binance_futures_mark_8h", "8h", "8h-mark"),
+        ("binance_futures_1h", "1h", "1h-futures"),
+        ("binance_futures_1d", "1d", "1d-futures"),
+    ):
+        candle_sources.append(
+            (source, timeframe, partial(_futures_files, market, "BTC/USDT", suffix))
+        )
+    for source, timeframe, files in candle_sources:
+        try:
+            batch = market.candles_as_recorded(files(), source, asof)
+        except DataSourceError as exc:  # a missing folder or file: this source's finding
+            missing = source_finding(QualityCode.UNREADABLE, source, "*", str(exc))
+            batch = CandleBatch(pl.DataFrame(schema=OHLCV_SCHEMA), (missing,))
+        at = ms_from_utc(asof) if asof is not None else _last_ms_or_now(batch.frame, asof)
+        result = check_ohlcv(batch.frame, timeframe, at, source=source, prior=batch.findings)
+        reports.append(SourceReport(source, at, result))
     return reports
+
+
+def _futures_files(market: RecordedMarketData, symbol: str, suffix: str) -> list[tuple[Path, str]]:
+    return [(market.futures_file(symbol, suffix), symbol)]
+
+
+def _last_ms_or_now(frame: pl.DataFrame, asof: datetime | None) -> int:
+    """The source's own last bar; a source without any usable row is checked as of asof, or
+    of the epoch when none is given (its file findings are the report)."""
+    last = frame["ts"].max() if frame.height else None
+    if isinstance(last, int):
+        return last
+    return ms_from_utc(asof) if asof is not None else 0
 
 
 @app.command("check")
