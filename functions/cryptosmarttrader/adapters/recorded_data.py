@@ -53,6 +53,7 @@ from cryptosmarttrader.domain.quality import (
     source_finding,
 )
 from cryptosmarttrader.domain.types import DomainError, ms_from_utc, utc_from_ms
+from cryptosmarttrader.domain.universe import coin_exclusion
 
 __all__ = [
     "BAR_RULES",
@@ -82,18 +83,6 @@ _SPOT_TIMEFRAMES: Final = ("1d", "4h", "1h")
 _FUTURES_TIMEFRAMES: Final = ("1h", "1d")
 _PAIR_RE: Final = re.compile(r"^([A-Z0-9]{1,20})/(USDT)$")
 _ARRAY_WIDTH: Final = 6
-
-# Category names (CoinGecko) that make a coin a stablecoin / a wrapped or receipt token.
-# Rule: a stablecoin has a category ending in "Stablecoin" or equal to "Stablecoins", or is a
-# bridged stablecoin ("Bridged USDC", "Bridged USDT", "Bridged DAI"). "Stablecoin Protocol"
-# (governance tokens such as MKR) does not count. A wrapped token has "Wrapped-Tokens",
-# "Bridged-Tokens" or any "Bridged <asset>" category, or is a liquid (re)staking receipt token
-# ("Liquid Staking Tokens", "Liquid Restaking Tokens"): all of these track another asset's price.
-_BRIDGED_STABLES: Final = frozenset({"bridged usdc", "bridged usdt", "bridged dai"})
-_WRAPPED: Final = frozenset(
-    {"wrapped-tokens", "bridged-tokens", "liquid staking tokens", "liquid restaking tokens"}
-)
-
 
 _NO_LIMIT: Final = 10**9
 BAR_RULES: Final = QualityConfig(
@@ -166,24 +155,20 @@ class CoinMeta(BaseModel):
     genesis_date: date | None = None
 
     @property
+    def exclusion(self) -> str | None:
+        """Why this coin is not a growth candidate (stablecoin, wrapped, bridged, lending
+        receipt, staking derivative, tracker: see ``domain.universe.coin_exclusion``), or None."""
+        return coin_exclusion(self.symbol, self.name, self.categories, self.id)
+
+    @property
     def is_stablecoin(self) -> bool:
-        cats = [c.strip().lower() for c in self.categories]
-        return any(
-            c == "stablecoins" or c.endswith(" stablecoin") or c in _BRIDGED_STABLES for c in cats
-        )
+        reason = self.exclusion
+        return reason is not None and reason.startswith("stablecoin")
 
     @property
     def is_wrapped(self) -> bool:
-        cats = [c.strip().lower() for c in self.categories]
-        return any(
-            c in _WRAPPED
-            or (
-                c.startswith("bridged ")
-                and c not in _BRIDGED_STABLES
-                and not c.endswith(" stablecoin")
-            )
-            for c in cats
-        )
+        """Wrapped, bridged, receipt or tracker token (excluded, but not a stablecoin)."""
+        return self.exclusion is not None and not self.is_stablecoin
 
 
 @dataclass(frozen=True)

@@ -144,26 +144,38 @@ def check(
     try:
         market = RecordedMarketData(resolve_data_dir(data))
         reports = run_checks(market, day)
+        rules = universe_exclusions(market)
     except (ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if as_json:
-        _print_json(reports)
+        _print_json(reports, rules)
     else:
-        _print_table(reports)
+        _print_table(reports, rules)
 
 
-def _print_json(reports: list[SourceReport]) -> None:
+def universe_exclusions(market: RecordedMarketData) -> dict[str, str]:
+    """Coins with a price file that the universe rules leave out, with the reason each."""
+    with_prices = {p.stem for p in market.coins_dir.glob("*.csv")}
+    return {
+        coin: reason
+        for coin, meta in sorted(market.coins_metadata().items())
+        if coin in with_prices and (reason := meta.exclusion) is not None
+    }
+
+
+def _print_json(reports: list[SourceReport], rules: dict[str, str]) -> None:
     findings = [f.model_dump(mode="json") for r in reports for f in r.result.findings]
     totals = Counter(f["code"] for f in findings)
     payload = {
         "findings": findings,
         "totals": dict(sorted(totals.items())),
         "sources": [r.summary() for r in reports],
+        "universe_exclusions": rules,
     }
     typer.echo(jsonout.dumps(payload, indent=1))
 
 
-def _print_table(reports: list[SourceReport]) -> None:
+def _print_table(reports: list[SourceReport], rules: dict[str, str]) -> None:
     console = Console()
     summary = Table(title="Data-quality gate: series per source")
     for column in ("source", "asof", "series", "rows", "excluded"):
@@ -201,3 +213,10 @@ def _print_table(reports: list[SourceReport]) -> None:
             if f.code.value == codes[0]:
                 excluded.add_row(r.source, f.symbol, ",".join(codes), f.reason)
     console.print(excluded)
+
+    universe = Table(title=f"Excluded from the universe by rule ({len(rules)})")
+    for column in ("coin", "reason"):
+        universe.add_column(column)
+    for coin, reason in rules.items():
+        universe.add_row(coin, reason)
+    console.print(universe)

@@ -12,7 +12,7 @@ freshness is ``DataStaleness``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -100,6 +100,8 @@ class ScanReport(BaseModel):
     asof: datetime
     universe: int
     excluded_by_quality: int
+    # coins with data as of the scan left out by the universe rules, with the reason each
+    excluded_by_rule: dict[str, str] = {}
     quality_totals: dict[str, int]
     abstained: int
     orders_created: int
@@ -124,6 +126,7 @@ class Analysis:
     decision_basis: str
     agent_stats: dict[str, tuple[int, float | None]] = field(default_factory=dict)
     gated: int = 0  # votes over the whole universe passing the confidence gate
+    excluded_by_rule: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -133,6 +136,7 @@ class ScanAnalyzer:
     market: MarketData
     clock: Clock
     settings: TradingSettings
+    # symbols never ranked; a mapping gives the reason of each (shown in the report)
     excluded_symbols: Collection[str] = field(default_factory=frozenset)
     model: TrainedModel | None = None  # the calibrated ensemble; None → technical agent only
     # Why the upstream data cannot be trusted right now (e.g. the ingest circuit breaker is
@@ -162,6 +166,15 @@ class ScanAnalyzer:
     def decide(self, frame: pl.DataFrame, asof_ms: int, top_n: int | None = None) -> Analysis:
         """Quality gate → agents → ranking over the bars :meth:`read_market` returned."""
         n = top_n or self.settings.top_n
+        present = set(frame["symbol"].unique().to_list())
+        by_rule = {
+            s: (
+                str(self.excluded_symbols[s])
+                if isinstance(self.excluded_symbols, Mapping)
+                else "excluded by the universe rules"
+            )
+            for s in sorted(present.intersection(self.excluded_symbols))
+        }
         frame = frame.filter(~pl.col("symbol").is_in(list(self.excluded_symbols)))
         quality = check_daily(frame, asof_ms)
         blocked = self.data_health() if self.data_health is not None else None
@@ -196,6 +209,7 @@ class ScanAnalyzer:
                 for agent, count, mean in stats.iter_rows()
             },
             gated=gated,
+            excluded_by_rule=by_rule,
         )
 
 
@@ -256,6 +270,7 @@ class ScanService:
             asof=utc_from_ms(analysis.asof_ms),
             universe=analysis.universe,
             excluded_by_quality=analysis.excluded_by_quality,
+            excluded_by_rule=analysis.excluded_by_rule,
             quality_totals=analysis.quality_totals,
             abstained=analysis.abstained,
             orders_created=created,
