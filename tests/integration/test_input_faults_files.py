@@ -236,3 +236,26 @@ def test_ingest_never_coerces_timestamps_from_an_exchange(
     assert outcome.status == "rejected", outcome
     assert code in outcome.rejected_codes
     assert not lake.days("binance", "1h", "BTC/USDT")
+
+
+def test_data_check_reports_an_empty_and_an_unordered_coingecko_file(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # Given real CoinGecko files: one cut to its header, one with two rows swapped
+    coins = tmp_path / "coingecko_daily" / "coins"
+    coins.mkdir(parents=True)
+    source = data_dir / "coingecko_daily" / "coins"
+    (coins / "bitcoin.csv").symlink_to(source / "bitcoin.csv")
+    header, *rows = (source / "ethereum.csv").read_text().splitlines()
+    (coins / "ethereum.csv").write_text(header + "\n")
+    rows[100], rows[101] = rows[101], rows[100]
+    (coins / "litecoin.csv").write_text("\n".join([header, *rows]) + "\n")
+    # When checked
+    result = CliRunner().invoke(data_app, ["check", "--data", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    findings = [f for f in strict_json(result.stdout)["findings"] if f["source"] == "coingecko"]  # type: ignore[index]
+    codes = {(f["symbol"], f["code"]): f["severity"] for f in findings}
+    # Then the empty file is an error finding and the swapped rows a warning, with reasons
+    assert codes[("ethereum", "EMPTY")] == "error"
+    assert codes[("litecoin", "UNORDERED")] == "warning"
+    assert ("bitcoin", "EMPTY") not in codes

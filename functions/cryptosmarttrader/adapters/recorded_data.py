@@ -175,6 +175,7 @@ class CoinMeta(BaseModel):
 class _DailyCache:
     signature: tuple[tuple[str, int, int], ...]
     frame: pl.DataFrame
+    findings: tuple[Finding, ...] = ()
 
 
 def _require_utc(ts: datetime, what: str) -> int:
@@ -225,6 +226,7 @@ class RecordedMarketData:
             )
         except (pl.exceptions.PolarsError, OSError):
             raw = self._read_csvs_one_by_one(files)
+        findings = _daily_file_findings(raw, files)
         frame = (
             raw.lazy()
             .select(
@@ -243,8 +245,15 @@ class RecordedMarketData:
             raise DataSourceError(
                 f"{self.coins_dir / (sym + '.csv')}: {null_ts.height} row(s) without a timestamp"
             )
-        self._daily = _DailyCache(signature, frame)
+        self._daily = _DailyCache(signature, frame, findings)
         return frame
+
+    @property
+    def daily_findings(self) -> tuple[Finding, ...]:
+        """What the last :meth:`daily_all` read found about whole CoinGecko files: ``EMPTY``
+        (header only: error) and ``UNORDERED`` (rows out of time order: warning)."""
+        self.daily_all()
+        return self._daily.findings if self._daily is not None else ()
 
     def _check_csv_header(self, path: Path) -> None:
         try:
@@ -494,6 +503,41 @@ class RecordedMarketData:
             )
         path = self._futures_path(symbol, f"{timeframe}-futures")
         return _gated(path, symbol, timeframe, start, end)
+
+
+def _daily_file_findings(raw: pl.DataFrame, files: list[Path]) -> tuple[Finding, ...]:
+    """File-level findings of the CoinGecko CSVs, from the rows in file order."""
+    out: list[Finding] = []
+    present = set(raw["path"].unique().to_list())
+    for f in files:
+        if str(f) not in present:
+            out.append(
+                source_finding(
+                    QualityCode.EMPTY, "coingecko", f.stem, f"{f}: the file holds no rows"
+                )
+            )
+    back = (
+        raw.lazy()
+        .with_columns(_back=(pl.col("timestamp").diff().over("path") < 0).fill_null(False))
+        .filter(pl.col("_back"))
+        .group_by("path", maintain_order=True)
+        .agg(n=pl.len(), first=pl.col("timestamp").first())
+        .collect()
+    )
+    for path, n, first in back.iter_rows():
+        out.append(
+            Finding(
+                code=QualityCode.UNORDERED,
+                severity=Severity.WARNING,
+                source="coingecko",
+                symbol=Path(str(path)).stem,
+                count=int(n),
+                first_ts=None if first is None else int(first),
+                reason=f"{n} row(s) come before an earlier day in {Path(str(path)).name}: rows "
+                "out of time order (values kept, sorted by time)",
+            )
+        )
+    return tuple(out)
 
 
 def _pair_base(symbol: str) -> str:

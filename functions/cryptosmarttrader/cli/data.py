@@ -84,7 +84,8 @@ def run_checks(market: RecordedMarketData, asof: datetime | None) -> list[Source
     if asof is not None:
         daily = daily.filter(pl.col("ts") <= ms_from_utc(asof))
     at = ms_from_utc(asof) if asof is not None else _last_ms(daily, "coingecko_daily")
-    reports.append(SourceReport("coingecko", at, check_daily(daily, at, source="coingecko")))
+    daily_result = check_daily(daily, at, source="coingecko", prior=market.daily_findings)
+    reports.append(SourceReport("coingecko", at, daily_result))
 
     candle_sources: list[tuple[str, str, Callable[[], list[tuple[Path, str]]]]] = [
         (f"binance_spot_{tf}", tf, partial(market.spot_files, tf)) for tf in ("1d", "4h", "1h")
@@ -154,11 +155,16 @@ def check(
 
 
 def universe_exclusions(market: RecordedMarketData) -> dict[str, str]:
-    """Coins with a price file that the universe rules leave out, with the reason each."""
+    """Coins with a price file that the universe rules leave out, with the reason each. Without
+    a metadata file no coin can be judged: the one entry ``"*"`` says so."""
+    try:
+        metadata = market.coins_metadata()
+    except DataSourceError as exc:
+        return {"*": f"universe rules not applied: {exc}"}
     with_prices = {p.stem for p in market.coins_dir.glob("*.csv")}
     return {
         coin: reason
-        for coin, meta in sorted(market.coins_metadata().items())
+        for coin, meta in sorted(metadata.items())
         if coin in with_prices and (reason := meta.exclusion) is not None
     }
 
