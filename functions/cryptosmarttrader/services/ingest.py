@@ -366,7 +366,8 @@ class IngestService:
                 finding.count,
                 dimensions={"exchange": exchange, "code": finding.code.value},
             )
-            outcome.warnings.append(f"{finding.code.value}: {finding.reason}")
+            if not any(w.startswith(f"{finding.code.value}:") for w in outcome.warnings):
+                outcome.warnings.append(f"{finding.code.value}: {finding.reason}")  # once a code
 
     def _reject_source(
         self,
