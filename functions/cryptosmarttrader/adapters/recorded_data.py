@@ -105,8 +105,12 @@ class DataSourceError(ValueError):
 class CandleFileError(DataSourceError, QualityRejectionError):
     """A candle file as a whole is refused: unreadable, empty or with impossible timestamps."""
 
-    def __init__(self, finding: Finding, path: Path) -> None:
-        DataSourceError.__init__(self, f"{path}: {finding.reason} ({finding.code.value})")
+    def __init__(
+        self, code: QualityCode, symbol: str, path: Path, what: str, count: int = 0
+    ) -> None:
+        DataSourceError.__init__(self, f"{path}: {what} ({code.value})")
+        # the finding names the file too: it travels alone into reports and stored rejections
+        finding = source_finding(code, "recorded", symbol, f"{path.name}: {what}", count=count)
         self.findings = (finding,)
         self.path = path
 
@@ -516,13 +520,11 @@ def _daily_file_findings(raw: pl.DataFrame, files: list[Path]) -> tuple[Finding,
                     QualityCode.EMPTY, "coingecko", f.stem, f"{f}: the file holds no rows"
                 )
             )
+    # rows are in file order, files one after the other: a step back within one file
     back = (
-        raw.lazy()
-        .with_columns(_back=(pl.col("timestamp").diff().over("path") < 0).fill_null(False))
-        .filter(pl.col("_back"))
+        raw.filter((pl.col("timestamp").diff() < 0) & (pl.col("path") == pl.col("path").shift()))
         .group_by("path", maintain_order=True)
         .agg(n=pl.len(), first=pl.col("timestamp").first())
-        .collect()
     )
     for path, n, first in back.iter_rows():
         out.append(
@@ -613,13 +615,10 @@ def _ohlcv_file(path: Path, symbol: str) -> pl.DataFrame:
     try:
         arr = _load_array(path)
     except DataSourceError as exc:
-        reason = str(exc).removeprefix(f"{path}: ")
-        raise CandleFileError(
-            source_finding(QualityCode.UNREADABLE, "recorded", symbol, reason), path
-        ) from exc
+        what = str(exc).removeprefix(f"{path}: ")
+        raise CandleFileError(QualityCode.UNREADABLE, symbol, path, what) from exc
     if arr.shape[0] == 0:
-        reason = "the file holds no candles"
-        raise CandleFileError(source_finding(QualityCode.EMPTY, "recorded", symbol, reason), path)
+        raise CandleFileError(QualityCode.EMPTY, symbol, path, "the file holds no candles")
     ts = arr[:, 0]
     fractional = np.flatnonzero(ts != np.floor(ts))
     implausible = np.flatnonzero((ts < MIN_TS_MS) | (ts >= MAX_TS_MS))
@@ -630,12 +629,7 @@ def _ohlcv_file(path: Path, symbol: str) -> pl.DataFrame:
         if rows.size:
             i = int(rows[0])
             reason = f"row {i} has {what}: {ts[i]!r} ({rows.size} such row(s)); file refused"
-            raise CandleFileError(
-                source_finding(
-                    QualityCode.BAD_TIMESTAMP, "recorded", symbol, reason, count=rows.size
-                ),
-                path,
-            )
+            raise CandleFileError(QualityCode.BAD_TIMESTAMP, symbol, path, reason, rows.size)
     return (
         pl.DataFrame(
             {
