@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from cryptosmarttrader.adapters.recorded_data import DataSourceError, RecordedMarketData
 from cryptosmarttrader.cli import app
+from cryptosmarttrader.domain.coins import COINGECKO_IDS
 
 pytestmark = pytest.mark.realdata
 
@@ -31,8 +32,15 @@ def strict_json(text: str) -> object:
 def linked_data(data_dir: Path, dest: Path, *, damaged_1h: dict[str, str] | None = None) -> Path:
     """A data dir of links to the real files; ``damaged_1h`` maps a base (BTC) to a file text
     that replaces its 1h candle file."""
-    dest.mkdir(parents=True)
-    (dest / "coingecko_daily").symlink_to(data_dir / "coingecko_daily")
+    coins = dest / "coingecko_daily" / "coins"
+    coins.mkdir(parents=True)
+    (dest / "coingecko_daily" / "coins_metadata.json").symlink_to(
+        data_dir / "coingecko_daily" / "coins_metadata.json"
+    )
+    for coin in sorted(set(COINGECKO_IDS.values())):  # the coins the recorded pairs trade
+        src = data_dir / "coingecko_daily" / "coins" / f"{coin}.csv"
+        if src.is_file():
+            (coins / src.name).symlink_to(src)
     spot = dest / "binance_spot"
     spot.mkdir()
     for tf in ("1d", "4h"):
