@@ -86,13 +86,14 @@ def lake_market_data(s3: S3Client, resources: AwsResources, exchange: str) -> La
     )
 
 
-def excluded_coins(market: RecordedMarketData) -> frozenset[str]:
-    """Stablecoins and wrapped tokens are not growth candidates."""
-    return frozenset(
-        coin_id
+def excluded_coins(market: RecordedMarketData) -> dict[str, str]:
+    """Coins that are not growth candidates, with the reason: stablecoins, wrapped and bridged
+    representations, lending receipts, staking derivatives, trackers (domain.universe)."""
+    return {
+        coin_id: reason
         for coin_id, meta in market.coins_metadata().items()
-        if meta.is_stablecoin or meta.is_wrapped
-    )
+        if (reason := meta.exclusion) is not None
+    }
 
 
 def scan_model(
@@ -128,7 +129,9 @@ def recorded_analyzer(
     excluded = excluded_coins(market)
     untradable = untradable_coins(market, settings.execution_timeframe)
     if settings.universe == "tradable":
-        excluded |= untradable
+        reason = f"no unambiguous recorded exchange pair at {settings.execution_timeframe}"
+        for coin in untradable:
+            excluded.setdefault(coin, reason)
     return ScanAnalyzer(
         market=market,
         clock=clock,

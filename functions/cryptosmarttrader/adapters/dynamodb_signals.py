@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
+from cryptosmarttrader.domain import jsonout
 
 SIGNALS_PK = "signals"
 LATEST_SK = "latest"
@@ -22,7 +23,7 @@ class DynamoSignalStore:
         self._state = state
 
     def save(self, asof_iso: str, report: Mapping[str, Any]) -> None:
-        body = {"asof": asof_iso, "report_json": json.dumps(report, sort_keys=True)}
+        body = {"asof": asof_iso, "report_json": jsonout.dumps(report, sort_keys=True)}
         self._state.put(SIGNALS_PK, f"asof#{asof_iso}", body)
         latest = self._state.get(SIGNALS_PK, LATEST_SK)
         if latest is None or str(latest.get("asof", "")) <= asof_iso:

@@ -62,10 +62,11 @@ from cryptosmarttrader.domain.types import ms_from_utc, utc_from_ms
 from cryptosmarttrader.services.ingest import (
     WATERMARK_PK,
     IngestConfig,
+    IngestReport,
     IngestService,
     series_key,
 )
-from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer, ScanService
+from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer, ScanReport, ScanService
 from cryptosmarttrader.settings import AwsResources
 
 if TYPE_CHECKING:
@@ -776,6 +777,112 @@ class _DiskBench:
         return sorted(p.name for p in self.state_dir.glob(".*.tmp"))
 
 
+@dataclass
+class _InputBench:
+    """The `input` scenario's bench: a data dir of links to the real recorded files, where a
+    damaged file is a real copy with the damage, and the scan / ingest over it on fresh
+    resources of the lab's moto server."""
+
+    data_dir: Path
+    resources: AwsResources
+    clients: AwsClients
+    analyzer: ScanAnalyzer
+
+    @classmethod
+    def linked(
+        cls,
+        source: Path,
+        dest: Path,
+        resources: AwsResources,
+        clients: AwsClients,
+        analyzer: ScanAnalyzer,
+    ) -> _InputBench:
+        if dest.exists():
+            shutil.rmtree(dest)
+        coins = dest / "coingecko_daily" / "coins"
+        coins.mkdir(parents=True)
+        (dest / "coingecko_daily" / "coins_metadata.json").symlink_to(
+            source / "coingecko_daily" / "coins_metadata.json"
+        )
+        for path in sorted((source / "coingecko_daily" / "coins").glob("*.csv")):
+            (coins / path.name).symlink_to(path)
+        for folder in sorted((source / "binance_spot").iterdir()):
+            (dest / "binance_spot" / folder.name).mkdir(parents=True)
+            for path in sorted(folder.glob("*.json")):
+                (dest / "binance_spot" / folder.name / path.name).symlink_to(path)
+        return cls(dest, resources, clients, analyzer)
+
+    def _own_copy(self, path: Path) -> bytes:
+        raw = path.read_bytes()
+        path.unlink()  # the link, never the shared file
+        return raw
+
+    def damage_price(self, coin: str, day_ms: int, value: float) -> None:
+        path = self.data_dir / "coingecko_daily" / "coins" / f"{coin}.csv"
+        frame = pl.read_csv(self._own_copy(path))
+        if day_ms not in frame["timestamp"].to_list():
+            raise RuntimeError(f"{coin} has no recorded row at {day_ms}")
+        frame.with_columns(
+            price=pl.when(pl.col("timestamp") == day_ms).then(value).otherwise(pl.col("price"))
+        ).write_csv(path)
+
+    def damage_candles(self, pair: str, timeframe: str, fault: str, at_ms: int) -> None:
+        base = pair.split("/", 1)[0]
+        path = self.data_dir / "binance_spot" / timeframe / f"{base}_USDT-{timeframe}.json"
+        rows: list[list[float | None]] = json.loads(self._own_copy(path))
+        if fault == "empty":
+            rows = []
+        elif fault == "off_grid":
+            rows = [[float(r[0] or 0) + 30 * 60_000, *r[1:]] for r in rows]
+        elif fault == "nan_close":
+            last = max(
+                i for i, r in enumerate(rows) if float(r[0] or 0) + TIMEFRAME_MS[timeframe] <= at_ms
+            )
+            rows[last][4] = None
+        else:
+            raise ValueError(f"unknown candle fault {fault!r}")
+        path.write_text(json.dumps(rows))
+
+    def scan(self, asof: str, top_n: int) -> ScanReport:
+        from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+        from cryptosmarttrader.wiring import recorded_analyzer, scan_service
+
+        analyzer = recorded_analyzer(self.data_dir, self.analyzer.clock, self.analyzer.settings)
+        day = datetime.strptime(asof, "%Y-%m-%d").replace(tzinfo=UTC)
+        service = scan_service(analyzer, self.clients, self.resources, InMemoryMetrics())
+        return service.run(day, top_n)
+
+    def order_ids(self) -> list[str]:
+        pages = self.clients.dynamodb.get_paginator("scan").paginate(
+            TableName=self.resources.orders_table, ConsistentRead=True
+        )
+        return sorted(item["client_order_id"]["S"] for page in pages for item in page["Items"])
+
+    def _lake(self) -> S3ParquetLake:
+        return S3ParquetLake(self.resources.lake_bucket, self.clients.s3)
+
+    def ingest(self, pairs: Sequence[str], timeframe: str, at_ms: int) -> IngestReport:
+        from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+        from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+        from cryptosmarttrader.services.ingest import MarketDataReplaySource
+
+        service = IngestService(
+            source=MarketDataReplaySource(RecordedMarketData(self.data_dir)),
+            lake=self._lake(),
+            state=DynamoStateStore(self.resources.state_table, self.clients.dynamodb),
+            metrics=InMemoryMetrics(),
+            clock=FixedClock(utc_from_ms(at_ms)),
+            config=IngestConfig(initial_lookback_bars=_INPUT_LOOKBACK),
+        )
+        return service.run("binance", timeframe, list(pairs))
+
+    def lake_days(self, pair: str, timeframe: str) -> int:
+        return len(self._lake().days("binance", timeframe, pair))
+
+
+_INPUT_LOOKBACK: Final = 48  # bars each damaged-candle ingest reads
+
+
 class LocalChaosLab:
     """The chaos suite's local infrastructure: a moto server on 127.0.0.1 and fresh resources
     per bench. Use as a context manager; it starts nothing else and leaves nothing running."""
@@ -893,6 +1000,11 @@ class LocalChaosLab:
         if self._bars is None:
             self._bars = _MemoBars(RecordedMarketData(self.data_dir))
         return _ExecutionBench(res, clients, self.analyzer, self._bars, EXECUTION_ASOF)
+
+    @contextlib.contextmanager
+    def input_bench(self, name: str) -> Iterator[_InputBench]:
+        res, clients = self._resources(name)
+        yield _InputBench.linked(self.data_dir, self.work_dir / name, res, clients, self.analyzer)
 
     @contextlib.contextmanager
     def disk_bench(self, name: str) -> Iterator[_DiskBench]:

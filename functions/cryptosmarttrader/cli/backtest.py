@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -12,6 +11,7 @@ import typer
 
 from cryptosmarttrader.cli._common import fail, parse_day
 from cryptosmarttrader.cli._progress import progress_bars, show_progress
+from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
     from cryptosmarttrader.services.paper_replay import ReplayDay
@@ -98,7 +98,7 @@ def backtest_cmd(
         payload["universe"] = "coins with a recorded exchange pair (what the paper venue trades)"
         payload["paper"] = _paper_summary(paper, settings.equity_usd)
     if as_json:
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(jsonout.dumps(payload, indent=2))
         return
     for d in result.days:
         typer.echo(f"{d.asof}: {', '.join(d.buys) or '-'}")

@@ -6,7 +6,6 @@ child processes for the memory and disk limits. See docs/chaos.md.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,6 +14,7 @@ import typer
 
 from cryptosmarttrader.cli._common import fail, parse_day
 from cryptosmarttrader.cli._progress import progress_bars, show_progress
+from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
     from cryptosmarttrader.services.chaos import ChaosReport
@@ -29,6 +29,7 @@ SCENARIOS: tuple[str, ...] = (
     "memory",
     "disk",
     "execution",
+    "input",
 )
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
@@ -58,7 +59,7 @@ def run(
         ),
     ] = LAMBDA_MEMORY_MB,
 ) -> None:
-    """Run the chaos scenarios (all seven by default). Exit 1 if any fails."""
+    """Run the chaos scenarios (all by default). Exit 1 if any fails."""
     names = tuple(scenario) if scenario else SCENARIOS
     unknown = sorted(set(names) - set(SCENARIOS))
     if unknown:
@@ -90,7 +91,7 @@ def run(
 
 def _print(report: ChaosReport, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        typer.echo(jsonout.dumps(report.model_dump(mode="json"), indent=2))
         return
     from rich.console import Console
     from rich.table import Table

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,6 +10,7 @@ import typer
 
 from cryptosmarttrader.cli._common import err_console, fail, parse_day
 from cryptosmarttrader.cli._progress import progress_bars, show_progress
+from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
     from cryptosmarttrader.services.skill_evaluation import SkillResult
@@ -106,7 +106,7 @@ def evaluate_cmd(
                 f"({'trades' if result.summary['decision']['trade'] else 'does not trade'})"
             )
     if as_json:
-        typer.echo(json.dumps(result.summary, indent=2))
+        typer.echo(jsonout.dumps(result.summary, indent=2))
     else:
         _print_summary(result.summary)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
     from cryptosmarttrader.domain.clock import Clock
@@ -81,7 +81,7 @@ def execute(
 
 def _print(report: CycleReport, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        typer.echo(jsonout.dumps(report.model_dump(mode="json"), indent=2))
         return
     from rich.console import Console
     from rich.table import Table

@@ -27,6 +27,7 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
     from cryptosmarttrader.adapters.local_aws import LocalAws
@@ -359,7 +360,7 @@ def _print(report: Mapping[str, Any], as_json: bool) -> None:
     from rich.table import Table
 
     if as_json:
-        typer.echo(json.dumps(report, indent=2, sort_keys=True))
+        typer.echo(jsonout.dumps(report, indent=2, sort_keys=True))
         return
     console = Console()
     run = report.get("run")

@@ -6,7 +6,6 @@ table. A rerun finds every series at its watermark and writes nothing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +13,7 @@ import typer
 
 from cryptosmarttrader.cli._common import fail, state_dir
 from cryptosmarttrader.cli._progress import progress_bars, show_progress
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.types import utc_from_ms
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def ingest(
 
 def _print(report: IngestReport, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        typer.echo(jsonout.dumps(report.to_dict(), indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table

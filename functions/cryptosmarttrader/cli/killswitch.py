@@ -9,13 +9,13 @@ the only way out of SHUTDOWN.
 from __future__ import annotations
 
 import getpass
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
     from cryptosmarttrader.adapters.local_aws import LocalAws
@@ -83,7 +83,7 @@ def _status_payload(aws: LocalAws) -> dict[str, dict[str, object]]:
 
 def _print(payload: dict[str, dict[str, object]], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(payload, indent=1))
+        typer.echo(jsonout.dumps(payload, indent=1))
         return
     ks = payload["kill_switch"]
     lvl = payload["risk_level"]

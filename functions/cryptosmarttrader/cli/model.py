@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import io
-import json
 import os
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from rich.console import Console
 
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
 from cryptosmarttrader.cli._progress import show_progress, working
+from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
     import polars as pl
@@ -197,7 +197,7 @@ def train(
     out = {"version": version.version, "stage": str(version.stage),
            "oos": card.oos.model_dump(mode="json"), "folds": len(card.folds)}  # fmt: skip
     if as_json:
-        typer.echo(json.dumps(out))
+        typer.echo(jsonout.dumps(out))
         return
     console.print(
         f"registered {version.label}: walk-forward OOS AUC {card.oos.auc}, "
@@ -270,7 +270,7 @@ def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bo
     out = {"version": version.version, "stage": str(version.stage), "job": name,
            "oos": card.oos.model_dump(mode="json"), "folds": len(card.folds)}  # fmt: skip
     if as_json:
-        typer.echo(json.dumps(out))
+        typer.echo(jsonout.dumps(out))
         return
     console.print(f"registered {version.label} from {name}: walk-forward OOS AUC {card.oos.auc}")
 
@@ -295,7 +295,7 @@ def list_versions(state: StateOpt = None, as_json: JsonOpt = False, group: Group
     with _registry_service(state, group) as service:
         rows = [_row(v) for v in service.versions()]
     if as_json:
-        typer.echo(json.dumps(rows))
+        typer.echo(jsonout.dumps(rows))
         return
     from rich.table import Table
 
@@ -362,7 +362,7 @@ def register_ranking(
     ok, why = skill_gate(card.skill)
     row = {"version": version.label, "promotable": ok, "skill_gate": why}
     if as_json:
-        typer.echo(json.dumps(row))
+        typer.echo(jsonout.dumps(row))
     else:
         console.print(
             f"{version.label} registered; {'promotable' if ok else 'NOT promotable'}: {why}"
@@ -449,7 +449,7 @@ def drift(
         "calibration_decay": r.calibration.decay if r.calibration else None,
     }
     if as_json:
-        typer.echo(json.dumps(out, default=str))
+        typer.echo(jsonout.dumps(out, default=str))
         return
     console.print(out)
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
+from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from cryptosmarttrader.services.scan import ScanReport
 
 
@@ -85,7 +87,7 @@ def scan(
 
 def _print(report: ScanReport, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps([row.model_dump(mode="json") for row in report.rows], indent=2))
+        typer.echo(jsonout.dumps([row.model_dump(mode="json") for row in report.rows], indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -93,6 +95,7 @@ def _print(report: ScanReport, as_json: bool) -> None:
     console = Console()
     table = Table(
         title=f"CryptoSmartTrader scan as of {report.asof:%Y-%m-%d} — universe {report.universe}, "
+        f"excluded by rule {len(report.excluded_by_rule)}, "
         f"excluded by quality {report.excluded_by_quality}, orders created {report.orders_created}, "
         f"duplicates prevented {report.duplicates_prevented}\n{report.decision_basis}"
     )
@@ -117,3 +120,25 @@ def _print(report: ScanReport, as_json: bool) -> None:
             style="yellow",
             markup=False,
         )
+    _print_rule_exclusions(console, report.excluded_by_rule)
+
+
+def _print_rule_exclusions(console: Console, excluded: dict[str, str]) -> None:
+    """The coins the universe rules left out, each with its reason (one row per reason kind
+    when many coins share it, e.g. "no recorded exchange pair" under CST_UNIVERSE=tradable)."""
+    from rich.table import Table
+
+    if not excluded:
+        return
+    by_reason: dict[str, list[str]] = {}
+    for symbol, reason in sorted(excluded.items()):
+        by_reason.setdefault(reason, []).append(symbol)
+    table = Table(title=f"Excluded by rule ({len(excluded)}): not growth candidates")
+    table.add_column("coins", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for reason, symbols in sorted(by_reason.items(), key=lambda kv: (len(kv[1]), kv[0])):
+        shown = ", ".join(symbols[:12]) + (
+            f" … (+{len(symbols) - 12})" if len(symbols) > 12 else ""
+        )
+        table.add_row(shown, reason)
+    console.print(table)

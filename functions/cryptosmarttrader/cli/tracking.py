@@ -15,7 +15,6 @@ positive means paper paid more (buys) or received less (sells). Fees are equal o
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ import typer
 
 from cryptosmarttrader.cli._common import fail, parse_day
 from cryptosmarttrader.cli._progress import progress_bars, show_progress
+from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
     import polars as pl
@@ -285,7 +285,7 @@ def tracking(
     except (ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if as_json:
-        typer.echo(json.dumps(report.as_dict(), indent=1))
+        typer.echo(jsonout.dumps(report.as_dict(), indent=1))
         return
     typer.echo(
         f"{report.fills} paper fills vs backtest fills ({report.rejected} decisions not filled)\n"

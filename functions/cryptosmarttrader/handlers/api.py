@@ -21,7 +21,7 @@ import re
 import time
 from datetime import date
 from decimal import Decimal
-from functools import cache
+from functools import cache, partial
 from typing import Annotated, Any, Final
 
 from aws_lambda_powertools import Tracer
@@ -40,6 +40,7 @@ from aws_lambda_powertools.event_handler.openapi.models import (
 )
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.shared.json_encoder import Encoder
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -55,6 +56,7 @@ from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.health import dependency_probes
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import Action
@@ -119,7 +121,11 @@ SERVER_ERROR: Final = 500
 ISO_DATE: Final = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 _CORRELATION_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
-app = APIGatewayRestResolver(enable_validation=True)
+# strict JSON answers: a non-finite number is null, never NaN / Infinity (see domain.jsonout)
+app = APIGatewayRestResolver(
+    enable_validation=True,
+    serializer=partial(jsonout.dumps, separators=(",", ":"), cls=Encoder),
+)
 
 
 @cache

@@ -1,4 +1,4 @@
-"""Chaos suite: six scenarios that inject a real fault into the running pipeline and check recovery.
+"""Chaos suite: scenarios that inject a real fault into the running pipeline and check recovery.
 
 The scenarios are written against the :class:`ChaosLab` protocol (local infrastructure plus fault
 injectors, implemented by ``adapters.chaos_lab``-style code in ``adapters/faults.py``), so this
@@ -15,6 +15,7 @@ module stays free of boto3, ccxt and moto. Each returns a :class:`ScenarioResult
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -49,6 +50,7 @@ SCENARIOS: tuple[str, ...] = (
     "memory",
     "disk",
     "execution",
+    "input",
 )
 CHAOS_STEP = "chaos scenarios"  # progress step (services/progress.py)
 CREATED_REASON = "paper order "  # how ScanService marks the row of an order it created
@@ -275,6 +277,32 @@ class ExecutionBench(Protocol):
     def venue_cancels(self) -> list[str]: ...
 
 
+class InputBench(Protocol):
+    """A copy of the recorded data dir (links to the real files) whose files can be damaged,
+    with the scan and the ingest running over it on fresh local resources."""
+
+    def damage_price(self, coin: str, day_ms: int, value: float) -> None:
+        """Replace the coin's recorded price on ``day_ms`` by ``value`` (e.g. infinity)."""
+        ...
+
+    def damage_candles(self, pair: str, timeframe: str, fault: str, at_ms: int) -> None:
+        """Damage the pair's candle file: ``nan_close`` (the bar before ``at_ms``), ``empty``
+        (no rows), ``off_grid`` (every bar 30 minutes late: a time-zone error)."""
+        ...
+
+    def scan(self, asof: str, top_n: int) -> ScanReport:
+        """`cst scan`'s analysis and orders over the (damaged) copy, on fresh tables."""
+        ...
+
+    def order_ids(self) -> list[str]: ...
+
+    def ingest(self, pairs: Sequence[str], timeframe: str, at_ms: int) -> IngestReport:
+        """The recorded replay of ``pairs`` into a fresh lake as of ``at_ms``."""
+        ...
+
+    def lake_days(self, pair: str, timeframe: str) -> int: ...
+
+
 class ChaosLab(Protocol):
     asof: str
     top_n: int
@@ -291,6 +319,7 @@ class ChaosLab(Protocol):
     def disk_bench(self, name: str) -> AbstractContextManager[DiskBench]: ...
 
     def execution_bench(self, name: str) -> ExecutionBench: ...
+    def input_bench(self, name: str) -> AbstractContextManager[InputBench]: ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -750,6 +779,99 @@ def _exchange_scenario(
     return _result(name, checks, started, recovery, 0, 0, phases)
 
 
+INPUT_FAULTS: Final = {"nan_close": "NAN", "empty": "EMPTY", "off_grid": "MISALIGNED"}
+INPUT_PAIRS: Final = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "ADA/USDT")  # first one left intact
+
+
+def scenario_input(lab: ChaosLab) -> ScenarioResult:
+    """Bad input while the pipeline runs: an infinite price in the best-ranked coin's file (it
+    used to rank first with score NaN and print NaN), then damaged candle files under the
+    ingest (a NaN close, an empty file, bars 30 minutes off the grid). Everything bad is
+    rejected with its reason, the run goes on for the rest, no order is lost or doubled."""
+    started = time.monotonic()
+    checks = Checks()
+    details: dict[str, Any] = {}
+    with lab.input_bench("input") as bench:
+        control = bench.scan(lab.asof, lab.top_n)
+        scored = [r for r in control.rows if r.score is not None]
+        if not scored:
+            raise RuntimeError(f"the control scan as of {lab.asof} ranked no coin")
+        coin = scored[0].symbol
+        asof_ms = int(control.asof.timestamp() * 1000)
+        expected = {
+            r.client_order_id
+            for r in control.rows
+            if r.action is Action.BUY and r.client_order_id and r.symbol != coin
+        }
+    fault_started = time.monotonic()
+    with lab.input_bench("input-damaged") as bench:
+        bench.damage_price(coin, asof_ms - 86_400_000, float("inf"))
+        report: ScanReport | None
+        try:
+            report, outcome = bench.scan(lab.asof, lab.top_n), "completed"
+        except Exception as exc:  # noqa: BLE001 - the scenario records how the run failed
+            report, outcome = None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        recovery = round(time.monotonic() - fault_started, 3)
+        checks.check("infinite price: the scan completed", report is not None)
+        ranked = [r.symbol for r in report.rows] if report else []
+        strict = report is not None and _strict_json(report.model_dump(mode="json"))
+        checks.check(
+            "infinite price: the coin is not ranked", report is not None and coin not in ranked
+        )
+        checks.check(
+            "infinite price: rejected by the gate with a reason",
+            report is not None and report.quality_totals.get("NON_FINITE", 0) >= 1,
+        )
+        checks.check("infinite price: the report is strict JSON", strict)
+        created = created_ids(_rows(report)) if report else []
+        lost, duplicated, audit = audit_orders(expected, bench.order_ids(), created)
+        details["infinite_price"] = {
+            "damaged_coin": coin,
+            "outcome": outcome,
+            "ranked": ranked,
+            "quality_totals": report.quality_totals if report else {},
+            **audit,
+        }
+    with lab.input_bench("input-candles") as bench:
+        at_ms = asof_ms + 12 * 3_600_000
+        intact, *damaged = INPUT_PAIRS
+        for pair, fault in zip(damaged, INPUT_FAULTS, strict=True):
+            bench.damage_candles(pair, "1h", fault, at_ms)
+        ingest = bench.ingest(INPUT_PAIRS, "1h", at_ms)
+        outcomes = {o.symbol: o for o in ingest.outcomes}
+        ok = outcomes[intact]
+        checks.check(
+            "damaged candles: the intact pair is ingested", ok.status == "ok" and ok.ingested > 0
+        )
+        candle_details: dict[str, Any] = {
+            "intact": {"pair": intact, "status": ok.status, "ingested": ok.ingested}
+        }
+        for pair, (fault, code) in zip(damaged, INPUT_FAULTS.items(), strict=True):
+            out = outcomes[pair]
+            days = bench.lake_days(pair, "1h")
+            checks.check(
+                f"{fault}: rejected with {code}, nothing written",
+                out.status == "rejected" and code in out.rejected_codes and days == 0,
+            )
+            candle_details[fault] = {
+                "pair": pair,
+                "status": out.status,
+                "codes": sorted(out.rejected_codes),
+                "reason": out.reason[:200],
+                "lake_days": days,
+            }
+        details["damaged_candles"] = candle_details
+    return _result("input", checks, started, recovery, lost, duplicated, details)
+
+
+def _strict_json(value: object) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return False
+    return True
+
+
 def scenario_network(lab: ChaosLab) -> ScenarioResult:
     """TCP resets and hangs past the client timeout between ccxt and the exchange."""
     return _exchange_scenario(
@@ -930,6 +1052,7 @@ def run_suite(
         "memory": lambda: scenario_memory(lab, expected),
         "disk": lambda: scenario_disk(lab),
         "execution": lambda: scenario_execution(lab),
+        "input": lambda: scenario_input(lab),
     }
     results = []
     for done, name in enumerate(names):

@@ -12,7 +12,7 @@ freshness is ``DataStaleness``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -116,6 +116,8 @@ class ScanReport(BaseModel):
     asof: datetime
     universe: int
     excluded_by_quality: int
+    # coins with data as of the scan left out by the universe rules, with the reason each
+    excluded_by_rule: dict[str, str] = {}
     quality_totals: dict[str, int]
     abstained: int
     orders_created: int
@@ -142,6 +144,7 @@ class Analysis:
     decision_basis: str
     agent_stats: dict[str, tuple[int, float | None]] = field(default_factory=dict)
     gated: int = 0  # votes over the whole universe passing the confidence gate
+    excluded_by_rule: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -151,6 +154,7 @@ class ScanAnalyzer:
     market: MarketData
     clock: Clock
     settings: TradingSettings
+    # symbols never ranked; a mapping gives the reason of each (shown in the report)
     excluded_symbols: Collection[str] = field(default_factory=frozenset)
     # the promoted ranking model, or the legacy calibrated ensemble; None → technical agent only
     model: TrainedModel | RankingModel | None = None
@@ -187,6 +191,15 @@ class ScanAnalyzer:
     def decide(self, frame: pl.DataFrame, asof_ms: int, top_n: int | None = None) -> Analysis:
         """Quality gate → agents → ranking over the bars :meth:`read_market` returned."""
         n = top_n or self.settings.top_n
+        present = set(frame["symbol"].unique().to_list())
+        by_rule = {
+            s: (
+                str(self.excluded_symbols[s])
+                if isinstance(self.excluded_symbols, Mapping)
+                else "excluded by the universe rules"
+            )
+            for s in sorted(present.intersection(self.excluded_symbols))
+        }
         frame = frame.filter(~pl.col("symbol").is_in(list(self.excluded_symbols)))
         top = self.model.top_n if isinstance(self.model, RankingModel) else 200
         members = self._members(asof_ms, top)
@@ -259,6 +272,7 @@ class ScanAnalyzer:
                 for agent, count, mean in stats.iter_rows()
             },
             gated=gated,
+            excluded_by_rule=by_rule,
         )
 
     def _members(self, asof_ms: int, top_n: int) -> list[str] | None:
@@ -333,6 +347,7 @@ class ScanService:
             asof=utc_from_ms(analysis.asof_ms),
             universe=analysis.universe,
             excluded_by_quality=analysis.excluded_by_quality,
+            excluded_by_rule=analysis.excluded_by_rule,
             quality_totals=analysis.quality_totals,
             abstained=analysis.abstained,
             orders_created=created,

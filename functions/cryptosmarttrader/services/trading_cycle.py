@@ -31,6 +31,7 @@ tracking error.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -173,6 +174,7 @@ class CycleReport(BaseModel):
     # whether the market data the cycle decided on is fresh, and what it was (or lacked)
     market_data_fresh: bool = True
     market_data: str = ""
+    unmarked_reasons: dict[str, str] = {}  # symbol → why it has no mark this cycle (bad data...)
     stage: str = "none"  # the go-live stage trading runs under (state table), and its sizing
     # account return since the previous cycle and the same for the backtest's fills (go-live SLIs)
     strategy_return_bps: float | None = None
@@ -190,6 +192,7 @@ class TradingCycle:
     cluster_threshold: float = 0.8
     slis: SliRecorder | None = None  # the go-live returns (tracking error) under this Stage
     marks: dict[str, Mark] = field(default_factory=dict, init=False)
+    mark_errors: dict[str, str] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if self.timeframe not in TIMEFRAME_MS:
@@ -215,6 +218,7 @@ class TradingCycle:
         symbols = sorted(
             {str(o["symbol"]) for o in ledger.list_open()} | set(self.execution.positions.get_all())
         )
+        self.mark_errors = {}
         self.marks = {s: m for s in symbols if (m := self.mark(s, now)) is not None}
         universe = self.market.daily_universe(now, CLUSTER_LOOKBACK_DAYS)
         self.execution.clusters = self._clusters(universe)
@@ -265,6 +269,7 @@ class TradingCycle:
             unmarked=list(account.unmarked),
             market_data_fresh=fresh,
             market_data=market_note,
+            unmarked_reasons=dict(self.mark_errors),
             stage=stage,
             strategy_return_bps=None if returns is None else returns[0],
             reference_return_bps=None if returns is None else returns[1],
@@ -350,12 +355,17 @@ class TradingCycle:
         now_ms = ms_from_utc(now)
         try:
             bars = self.market.ohlcv(symbol, self.timeframe, now - timedelta(days=2), now)
-        except ValueError:
-            return None  # unknown symbol at this source: unmarked, never guessed
+        except ValueError as exc:  # unknown symbol, or bars the data layer's gate rejected
+            self.mark_errors[symbol] = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            return None  # unmarked (this symbol only), never guessed
         closed = bars.filter(pl.col("ts") + step <= now_ms).sort("ts")
         if closed.is_empty():
             return None
         last = closed.row(-1, named=True)
+        close = last["close"]
+        if close is None or not (math.isfinite(close) and close > 0):  # a source without a gate
+            self.mark_errors[symbol] = f"{symbol}: last close {close} is not a price"
+            return None
         last_ts = int(last["ts"])
         day = closed.filter(pl.col("ts") > last_ts - DAY_MS)  # the 24 h ending with it
         complete = day.height == DAY_MS // step
