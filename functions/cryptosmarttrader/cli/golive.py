@@ -262,7 +262,7 @@ def _start_deployed(state_machine_arn: str, params: GoLiveParams, as_json: bool)
         "input": machine_input,
     }
     if as_json:
-        typer.echo(json.dumps(report, indent=2, sort_keys=True))
+        typer.echo(jsonout.dumps(report, indent=2, sort_keys=True))
         return
     console = Console()
     console.print(f"started go-live run {params.run_id}", markup=False)
