@@ -280,7 +280,15 @@ def test_signals_filter_by_action_and_date(api: ModuleType, aws: AwsClients) -> 
 
     assert latest["asof"] == "2024-03-02" and latest["count"] == 0
     assert [s["symbol"] for s in buys["signals"]] == ["SOL", "AVAX"]
-    assert missing == {"asof": "2020-01-01", "count": 0, "signals": []}
+    assert missing == {
+        "asof": "2020-01-01",
+        "count": 0,
+        "signals": [],
+        "model_version": None,
+        "decision_basis": None,
+        "universe": None,
+        "excluded_by_quality": None,
+    }
 
 
 @pytest.mark.parametrize(

@@ -168,7 +168,9 @@ class DynamoOrderStore:
             status = OrderStatus(str(order.get("status")))
         except ValueError as exc:
             raise ValueError(f"order {coid} has no valid status: {order.get('status')!r}") from exc
-        item = to_item({**order, "status": status.value})
+        created = order.get("created_at")
+        history = [{"status": status.value, "at": created}] if created is not None else []
+        item = to_item({**order, "status": status.value, "history": history})
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -211,16 +213,22 @@ class DynamoOrderStore:
 
         False (nothing written) if the stored status is not ``expected`` or the order is missing.
         ``fields`` are extra attributes written in the same update (fills, exchange order id).
+        The move is appended to the order's ``history`` (status, at) in the same write.
         """
         transition(expected, new)
-        names: dict[str, str] = {"#s": "status", "#id": "client_order_id"}
-        values: dict[str, Any] = {":expected": expected.value, ":new": new.value}
-        sets = ["#s = :new"]
+        names: dict[str, str] = {"#s": "status", "#id": "client_order_id", "#h": "history"}
+        values: dict[str, Any] = {
+            ":expected": expected.value,
+            ":new": new.value,
+            ":step": [{"status": new.value, "at": at} if at is not None else {"status": new.value}],
+            ":none": [],
+        }
+        sets = ["#s = :new", "#h = list_append(if_not_exists(#h, :none), :step)"]
         extra = dict(fields or {})
         if at is not None:
             extra["updated_at"] = at
         for i, (name, value) in enumerate(sorted(extra.items())):
-            if name in {"client_order_id", "status"}:
+            if name in {"client_order_id", "status", "history"}:
                 raise ValueError(f"field {name!r} cannot be set through update_status")
             names[f"#f{i}"] = name
             values[f":f{i}"] = value
@@ -372,14 +380,19 @@ class DynamoStateStore:
         data.pop("sk", None)
         return data
 
-    def query(self, pk: str) -> list[dict[str, Any]]:
-        """All items under ``pk``, ascending by ``sk`` (each dict includes its ``sk``)."""
+    def query(self, pk: str, sk_between: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """All items under ``pk`` (with ``low <= sk <= high`` when ``sk_between`` is given),
+        ascending by ``sk`` (each dict includes its ``sk``)."""
         out: list[dict[str, Any]] = []
+        condition, values = "pk = :pk", {":pk": {"S": pk}}
+        if sk_between is not None:
+            condition += " AND sk BETWEEN :low AND :high"
+            values |= {":low": {"S": sk_between[0]}, ":high": {"S": sk_between[1]}}
         try:
             pages = self._client.get_paginator("query").paginate(
                 TableName=self._table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": pk}},
+                KeyConditionExpression=condition,
+                ExpressionAttributeValues=values,
                 ConsistentRead=True,
             )
             for page in pages:

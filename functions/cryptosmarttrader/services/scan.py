@@ -48,7 +48,7 @@ from cryptosmarttrader.ports import (
     PositionStore,
     SignalStore,
 )
-from cryptosmarttrader.services.scoring import TrainedModel, ensemble_scan_votes
+from cryptosmarttrader.services.scoring import TrainedModel, ensemble_scan_votes_with_agents
 from cryptosmarttrader.settings import TradingSettings
 
 if TYPE_CHECKING:
@@ -58,11 +58,24 @@ TECHNICAL_ONLY = (
     "technical agent only: no fitted ensemble configured, so confidence is indicator agreement, "
     "not a calibrated probability"
 )
+MODEL_TECHNICAL = "technical-agent"  # the model version when no fitted ensemble is configured
 LOOKBACK_DAYS = 260  # SMA200 plus a margin for the quality gate's history checks
 
 
 class ScanInputError(ValueError):
     """The scan request itself is wrong (date in the future, before any data...)."""
+
+
+class AgentVote(BaseModel):
+    """One agent's vote on a ranked coin, or its abstention with the reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent: str
+    probability: float | None
+    confidence: float | None
+    abstain_reason: str | None
+    reasons: list[str]
 
 
 class ScanRow(BaseModel):
@@ -79,6 +92,7 @@ class ScanRow(BaseModel):
     order_status: str | None
     price: float | None
     reasons: list[str]
+    votes: list[AgentVote] = []  # each agent's vote or abstention behind this row
 
 
 class ExitRow(BaseModel):
@@ -106,6 +120,7 @@ class ScanReport(BaseModel):
     duplicates_prevented: int
     decision_basis: str
     rows: list[ScanRow]
+    model_version: str = MODEL_TECHNICAL  # what produced the scores (model id or the agent)
     # positions the scan no longer selects: one CLOSE decision each (or why none was recorded)
     exits: list[ExitRow] = []
 
@@ -124,6 +139,8 @@ class Analysis:
     decision_basis: str
     agent_stats: dict[str, tuple[int, float | None]] = field(default_factory=dict)
     gated: int = 0  # votes over the whole universe passing the confidence gate
+    agent_votes: dict[str, list[AgentVote]] = field(default_factory=dict)  # ranked coins only
+    model_version: str = MODEL_TECHNICAL
 
 
 @dataclass
@@ -169,11 +186,15 @@ class ScanAnalyzer:
             symbols = quality.clean["symbol"].unique().sort().to_list()
             votes = abstentions(symbols, "all", asof_ms, f"data source unhealthy: {blocked}")
             basis = f"abstaining: {blocked}"
+            agents = votes
         elif self.model is None:
             votes = technical_votes(quality.clean, asof_ms)
             basis = TECHNICAL_ONLY
+            agents = votes
         else:
-            votes = ensemble_scan_votes(self.model, frame, quality.clean, asof_ms)
+            votes, agents = ensemble_scan_votes_with_agents(
+                self.model, frame, quality.clean, asof_ms
+            )
             basis = self.model.description
         ranked = rank(votes, confidence_gate=self.settings.confidence_gate, top_n=n)
         voted = votes.filter(pl.col("abstain_reason").is_null())
@@ -196,6 +217,8 @@ class ScanAnalyzer:
                 for agent, count, mean in stats.iter_rows()
             },
             gated=gated,
+            agent_votes=_votes_of(agents, [r.symbol for r in ranked]),
+            model_version=MODEL_TECHNICAL if self.model is None else self.model.version,
         )
 
 
@@ -247,6 +270,9 @@ class ScanService:
         level = self.risk_state() if self.risk_state is not None else self.risk_level
         exposure = self._exposure()  # updated in place as this run's orders are recorded
         rows, created, dupes = self._act(analysis.ranked, analysis.prices, level, exposure)
+        rows = [
+            r.model_copy(update={"votes": analysis.agent_votes.get(r.symbol, [])}) for r in rows
+        ]
         exits = self._exits(analysis, level)
         created += sum(e.order_status == OrderStatus.NEW.value for e in exits)
         dupes += sum(e.order_status == "duplicate" for e in exits)
@@ -263,6 +289,7 @@ class ScanService:
             decision_basis=analysis.decision_basis,
             rows=rows,
             exits=exits,
+            model_version=analysis.model_version,
         )
         if self.signals is not None:
             self.signals.save(report.asof.date().isoformat(), report.model_dump(mode="json"))
@@ -475,3 +502,20 @@ class ScanService:
     def _exposure(self) -> dict[str, Decimal]:
         """Notional per asset: positions plus non-terminal buy orders (pending exposure)."""
         return book_exposure(self.positions.get_all(), self.orders.list_orders())
+
+
+def _votes_of(votes: pl.DataFrame, symbols: Sequence[str]) -> dict[str, list[AgentVote]]:
+    """Each agent's vote or abstention on the ranked ``symbols`` (top N: a few dozen rows)."""
+    mine = votes.filter(pl.col("symbol").is_in(list(symbols))).sort("symbol", "agent")
+    out: dict[str, list[AgentVote]] = {}
+    for row in mine.iter_rows(named=True):
+        out.setdefault(str(row["symbol"]), []).append(
+            AgentVote(
+                agent=str(row["agent"]),
+                probability=row["probability"],
+                confidence=row["confidence"],
+                abstain_reason=row["abstain_reason"],
+                reasons=list(row["reasons"] or []),
+            )
+        )
+    return out

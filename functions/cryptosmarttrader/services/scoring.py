@@ -32,6 +32,14 @@ class TrainedModel:
     meta: Mapping[str, Any] = field(default_factory=dict)  # train_end, target, created_at...
 
     @property
+    def version(self) -> str:
+        """The model's id: its registry label when loaded from the registry, else its fit."""
+        label = self.meta.get("label") or self.meta.get("version")
+        if label:
+            return str(label)
+        return f"ensemble-{self.meta.get('train_end', 'unknown')}"
+
+    @property
     def description(self) -> str:
         return (
             f"ensemble fitted to {self.meta.get('train_end', '?')} "
@@ -47,6 +55,14 @@ def ensemble_scan_votes(
     ``window`` is the raw daily window the scan read (features are computed on it, exactly as
     in training); ``clean`` is what passed the quality gate (the agents and the universe).
     """
+    return ensemble_scan_votes_with_agents(model, window, clean, asof_ms)[0]
+
+
+def ensemble_scan_votes_with_agents(
+    model: TrainedModel, window: pl.DataFrame, clean: pl.DataFrame, asof_ms: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`ensemble_scan_votes`, and every agent's own vote or abstention beside it (the
+    directional agents, the ML predictor and the veto agents), ``VOTE_SCHEMA`` each."""
     all_votes = run_agents(MarketState(universe=clean), asof_ms)
     directional = all_votes.filter(pl.col("agent").is_in(list(DIRECTIONAL)))
     symbols = clean.filter(pl.col("ts") == asof_ms)["symbol"].unique().sort().to_list()
@@ -54,9 +70,10 @@ def ensemble_scan_votes(
     ml = ml_votes(feats, model.predictor, asof_ms=asof_ms, symbols=symbols)
     votes = pl.concat([directional, ml.cast(VOTE_SCHEMA)], how="vertical")  # type: ignore[arg-type]
     ens = ensemble_votes(votes, model.ensemble)
+    agents = pl.concat([all_votes.cast(VOTE_SCHEMA), ml.cast(VOTE_SCHEMA)], how="vertical")  # type: ignore[arg-type]
     vetoes = vetoed(all_votes)
     if vetoes.is_empty():
-        return ens
+        return ens, agents
     return (
         ens.join(vetoes, on="symbol", how="left")
         .with_columns(
@@ -68,4 +85,4 @@ def ensemble_scan_votes(
         )
         .drop("reason")
         .cast(VOTE_SCHEMA)  # type: ignore[arg-type]
-    )
+    ), agents
