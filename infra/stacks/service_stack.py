@@ -8,9 +8,11 @@ attributes exposed here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
-from aws_cdk import CfnOutput, Stack
+import jsii
+from aws_cdk import CfnOutput, IStableStringProducer, Lazy, Stack
 from constructs import Construct
 
 from infra.config import DeploymentConfig
@@ -27,6 +29,7 @@ from infra.constructs.observability import Observability
 from infra.constructs.python_function import PythonFunction
 from infra.constructs.scan import Scan
 from infra.constructs.state_tables import StateTables
+from infra.constructs.web import WebDashboard
 
 ENV_LAKE_BUCKET: Final = "CST_LAKE_BUCKET"
 ENV_ORDERS_TABLE: Final = "CST_ORDERS_TABLE"
@@ -37,6 +40,18 @@ ENV_KILL_SWITCH_PARAM: Final = "CST_KILL_SWITCH_PARAM"
 ENV_DATA_SOURCE: Final = "CST_DATA_SOURCE"
 ENV_EXCHANGE: Final = "CST_EXCHANGE"
 ENV_STAGE: Final = "CST_STAGE"
+
+
+@jsii.implements(IStableStringProducer)
+class _Later:
+    """A value known once another construct exists (the API and the dashboard name each other:
+    the API allows the dashboard's origin, the dashboard's CSP allows the API's origin)."""
+
+    def __init__(self, produce: Callable[[], str]) -> None:
+        self._produce = produce
+
+    def produce(self) -> str:
+        return self._produce()
 
 
 class CryptoSmartTraderStack(Stack):
@@ -133,6 +148,15 @@ class CryptoSmartTraderStack(Stack):
             tables=self.tables,
             kill_switch=self.kill_switch,
             environment=self.function_environment(),
+            cors_origin=Lazy.string(_Later(lambda: self.web.origin)),
+        )
+        self.web = WebDashboard(
+            self,
+            "Web",
+            api_origin=f"https://{self.api.rest_api.rest_api_id}.execute-api.{self.region}."
+            f"{self.url_suffix}",
+            api_url=self.api.url,
+            access_logs=self.lake.access_logs,
         )
         self.observability = Observability(
             self,
@@ -147,6 +171,9 @@ class CryptoSmartTraderStack(Stack):
         )
         CfnOutput(self, "ApiUrl", value=self.api.url)
         CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id)
+        CfnOutput(
+            self, "DashboardUrl", value=self.web.origin, description="the web dashboard (HTTPS)"
+        )
         CfnOutput(self, "CriticalTopicArn", value=self.observability.topics["critical"].topic_arn)
         CfnOutput(
             self,

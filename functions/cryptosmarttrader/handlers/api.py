@@ -15,6 +15,7 @@ is a 5xx (``Stage=<CST_STAGE>``).
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from datetime import date, datetime
@@ -23,7 +24,12 @@ from functools import cache
 from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools import Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import (
+    APIGatewayRestResolver,
+    CORSConfig,
+    Response,
+    content_types,
+)
 from aws_lambda_powertools.event_handler.exceptions import (
     NotFoundError,
     ServiceUnavailableError,
@@ -83,6 +89,7 @@ from cryptosmarttrader.services.api import (
 from cryptosmarttrader.services.dashboard import (
     SYMBOL_PATTERN,
     AuditResponse,
+    BreakersResponse,
     CoinResponse,
     DashboardService,
     GoLiveResponse,
@@ -133,7 +140,26 @@ SERVER_ERROR: Final = 500
 ISO_DATE: Final = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 _CORRELATION_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
-app = APIGatewayRestResolver(enable_validation=True)
+CORS_ORIGIN_ENV: Final = "CST_CORS_ORIGIN"
+
+
+def cors_config(origin: str | None) -> CORSConfig | None:
+    """Browsers may read the answers from the web dashboard's origin only (none: no CORS, as
+    behind `cst api serve`, where the dashboard is served from the API's own origin)."""
+    if not origin:
+        return None
+    return CORSConfig(
+        allow_origin=origin,
+        allow_headers=["Content-Type", "x-api-key", "Authorization", CORRELATION_HEADER],
+        expose_headers=[CORRELATION_HEADER],
+        max_age=3600,
+        allow_credentials=False,
+    )
+
+
+app = APIGatewayRestResolver(
+    enable_validation=True, cors=cors_config(os.environ.get(CORS_ORIGIN_ENV))
+)
 
 
 @cache
@@ -441,6 +467,17 @@ def audit(
     limit: Annotated[int, Query(ge=1, le=500, description="entries to return")] = 50,
 ) -> AuditResponse:
     return _dashboard().audit_view(limit)
+
+
+@app.get(
+    "/api/v1/breakers",
+    summary="Circuit breakers: the RiskGuard's (with the last measured values) and ingest's",
+    tags=["dashboard"],
+    security=READ_SECURITY,
+    responses={200: {"description": "Successful Response"}, **DENIED},
+)
+def breakers() -> BreakersResponse:
+    return _dashboard().breakers_view()
 
 
 @app.get(

@@ -26,6 +26,7 @@ from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.features import FEATURE_COLUMNS, feature_frame
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.model_canary import ModelVersion
+from cryptosmarttrader.domain.risk import RiskThresholds
 from cryptosmarttrader.domain.slo import SloThresholds
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.ports import OrderStore, PositionStore
@@ -35,6 +36,7 @@ __all__ = [
     "EQUITY_PREFIX",
     "AuditEntryView",
     "AuditResponse",
+    "BreakersResponse",
     "CoinResponse",
     "DashboardService",
     "GoLiveResponse",
@@ -243,6 +245,22 @@ class AuditEntryView(_Model):
 class AuditResponse(_Model):
     count: int
     entries: list[AuditEntryView]
+
+
+class BreakerView(_Model):
+    name: str
+    kind: str = Field(description="riskguard (moves the level) or ingest (per exchange)")
+    state: str = Field(
+        description="clear, tripped (with the level it demands), or the breaker state"
+    )
+    value: float | None = Field(description="the last measured value, when it is stored")
+    thresholds: dict[str, float] = Field(description="level → threshold (percent or count)")
+    reason: str | None
+    since: datetime | None
+
+
+class BreakersResponse(_Model):
+    breakers: list[BreakerView]
 
 
 class GoLiveResponse(_Model):
@@ -663,6 +681,103 @@ class DashboardService:
             else finite((last.equity or 0) / last.reference * BPS - BPS),
             fill_vs_decision_bps=finite(sum(slips) / len(slips)) if slips else None,
         )
+
+    # ------------------------------------------------------------------ breakers
+
+    def breakers_view(self, limits: RiskThresholds | None = None) -> BreakersResponse:
+        """The RiskGuard's breakers with the account's last measured values, and the ingest
+        circuit breaker of every exchange."""
+        t = limits or RiskThresholds()
+        risk = self.state.get("risk", "current") or {}
+        last, start, peak = (
+            _dec(risk.get(k)) for k in ("last_equity", "day_start_equity", "peak_equity")
+        )
+        loss = (
+            None
+            if last is None or start is None or start <= 0
+            else max(0.0, float((start - last) / start * 100))
+        )
+        drawdown = (
+            None
+            if last is None or peak is None or peak <= 0
+            else max(0.0, float((peak - last) / peak * 100))
+        )
+
+        def pcts(**levels: Decimal) -> dict[str, float]:
+            return {k: float(v * 100) for k, v in levels.items()}
+
+        def judged(value: float | None, thresholds: dict[str, float]) -> str:
+            if value is None:
+                return "not measured yet"
+            hit = [lvl for lvl, th in thresholds.items() if value >= th]
+            return f"tripped: {hit[-1]}" if hit else "clear"
+
+        daily = pcts(
+            CONSERVATIVE=t.daily_loss_conservative,
+            DEFENSIVE=t.daily_loss_defensive,
+            EMERGENCY=t.daily_loss_emergency,
+        )
+        dd = pcts(
+            DEFENSIVE=t.drawdown_alert, EMERGENCY=t.drawdown_emergency, SHUTDOWN=t.drawdown_shutdown
+        )
+        measured = "measured every execution cycle; the value is not stored (see the level history)"
+        out = [
+            BreakerView(
+                name="daily loss",
+                kind="riskguard",
+                state=judged(loss, daily),
+                value=finite(loss),
+                thresholds=daily,
+                reason="equity below the UTC day's start, percent",
+                since=None,
+            ),
+            BreakerView(
+                name="drawdown",
+                kind="riskguard",
+                state=judged(drawdown, dd),
+                value=finite(drawdown),
+                thresholds=dd,
+                reason="equity below its peak, percent",
+                since=None,
+            ),
+            BreakerView(
+                name="data quality",
+                kind="riskguard",
+                state="see level",
+                value=None,
+                thresholds=pcts(DEFENSIVE=t.bad_data_defensive),
+                reason=f"share of the universe the daily quality gate excludes; {measured}",
+                since=None,
+            ),
+            BreakerView(
+                name="exchange errors",
+                kind="riskguard",
+                state="see level",
+                value=None,
+                thresholds={
+                    "DEFENSIVE": float(t.exchange_errors_defensive),
+                    "EMERGENCY": float(t.exchange_errors_emergency),
+                },
+                reason=f"consecutive exchange errors; {measured}",
+                since=None,
+            ),
+        ]
+        for item in self.state.query("ingest#breaker"):
+            opened = item.get("opened_at_ms")
+            out.append(
+                BreakerView(
+                    name=f"ingest {item.get('sk')}",
+                    kind="ingest",
+                    state=str(item.get("state", "unknown")),
+                    value=finite(item.get("consecutive_failures")),
+                    thresholds={},
+                    reason=None if not item.get("reason") else str(item["reason"]),
+                    since=None
+                    if opened is None
+                    else datetime.fromtimestamp(int(opened) / 1000, tz=UTC),
+                )
+            )
+        return BreakersResponse(breakers=out)
 
     # ------------------------------------------------------------------ audit, go-live, models
 
