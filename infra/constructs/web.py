@@ -148,7 +148,6 @@ class WebDashboard(Construct):
                 compress=True,
             ),
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
-            minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
             enable_logging=True,
             log_bucket=self.logs,
@@ -197,9 +196,9 @@ class WebDashboard(Construct):
         acknowledge(
             self.distribution,
             "AwsSolutions-CFR4",
-            "The default *.cloudfront.net certificate accepts older TLS versions for viewers; "
-            "TLSv1.2_2021 is set and takes effect as soon as a deployment adds its own domain "
-            "and ACM certificate. Viewers are always redirected to HTTPS.",
+            "The default *.cloudfront.net certificate accepts older TLS versions for viewers and "
+            "a minimum version can only be set with a deployment's own domain and ACM "
+            "certificate (then use TLSv1.2_2021). Viewers are always redirected to HTTPS.",
         )
         stack = Stack.of(self)
         for path in self._deployment_handlers(stack):

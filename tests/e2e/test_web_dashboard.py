@@ -63,7 +63,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def demo_state(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def demo_state(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The state `make demo` leaves: real decisions, orders, fills and equity points."""
     saved = dict(os.environ)
     os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -74,7 +74,7 @@ def demo_state(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     os.environ.update(saved)
     assert result.exit_code == 0, result.stderr + result.stdout
     assert "FILLED" in result.stdout
-    yield state
+    return state
 
 
 class Served:
@@ -116,9 +116,7 @@ class Page:
         self.context = browser.new_context(viewport={"width": 1280, "height": 900})
         self.page = self.context.new_page()
         self.errors: list[str] = []
-        self.page.on(
-            "console", lambda m: self.errors.append(m.text) if m.type == "error" else None
-        )
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.base = base
 
