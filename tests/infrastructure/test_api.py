@@ -147,11 +147,16 @@ def test_api_role_reads_state_and_writes_only_the_switch_and_audit(
     construct = stack.api.lambda_
     tables = stack.tables
 
+    lake = synthesized.logical_id(stack.lake.bucket)
+
     grants = _grants(synthesized, construct)
 
+    # the lake: listing, and reading the candles (objects under exchange=, for the coin page)
+    # only; no write, and the other prefixes (models, market caps) stay out of reach
     assert grants == {
         **_common(synthesized, construct),
-        synthesized.logical_id(stack.lake.bucket): {"s3:ListBucket"},
+        lake: {"s3:ListBucket"},
+        f"{lake}/exchange=*": {"s3:GetObject"},
         f"param:{synthesized.logical_id(stack.kill_switch.parameter)}": {
             "ssm:DescribeParameters",
             "ssm:GetParameter",
