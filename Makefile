@@ -5,12 +5,13 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 UV := $(shell command -v uv 2>/dev/null)
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install web web-test demo test lint typecheck layers unit integration infrastructure e2e bench synth pr
+.PHONY: help install web web-test demo test lint typecheck layers unit integration infrastructure e2e bench synth deploy pr
 
 help:
 	@echo "make demo   - run the full pipeline on an embedded local AWS (moto) over real data"
 	@echo "make test   - lint, type-check, layering contracts and all four test suites"
 	@echo "make synth  - synthesize the CDK app (cdk-nag runs on every synth)"
+	@echo "make deploy - build the dashboard, deploy the stack (your AWS credentials), publish the dashboard"
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make web    - build the web dashboard (web/dist; npm ci && npm run build)"
 
@@ -18,8 +19,8 @@ install:
 	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet uv; fi
 	uv sync --frozen --all-extras
 
-# The dashboard's locked toolchain (package-lock.json): synth, the e2e tests and `cst api serve`
-# use the built files in web/dist.
+# The dashboard's locked toolchain (package-lock.json): the e2e tests, `cst api serve` and
+# `cst web publish` use the built files in web/dist (the CDK stack itself holds no file of it).
 web:
 	cd web && npm ci --no-audit --no-fund && npm run build
 
@@ -45,7 +46,7 @@ unit: install
 integration: install
 	uv run pytest tests/integration -q -n $(PYTEST_WORKERS)
 
-infrastructure: install web
+infrastructure: install
 	uv run pytest tests/infrastructure -q
 
 e2e: install web
@@ -56,8 +57,13 @@ test: lint typecheck layers web-test
 
 pr: test
 
-synth: install web
+synth: install
 	npx --yes aws-cdk@2 synth --quiet
+
+# The stack, then the dashboard's files into the bucket the stack created (it copies none itself).
+deploy: install web
+	npx --yes aws-cdk@2 deploy --all
+	uv run cst web publish
 
 bench: install web
 	@for b in bench/bench_*.py; do echo "== $$b"; uv run python $$b || exit 1; done

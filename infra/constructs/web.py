@@ -6,28 +6,28 @@ CloudFront.
 * Viewers are redirected to HTTPS; a response headers policy adds HSTS, nosniff, frame denial,
   no referrer and a strict content security policy: scripts, styles and images from the site
   itself only, and network calls (``connect-src``) to the REST API's origin only.
-* The files are the output of ``npm ci && npm run build`` in ``web/`` (``make web``), uploaded
-  as a directory asset (no Docker); ``config.json`` is written at deploy time with the API's URL,
-  so one build serves any deployment.
+* The stack holds no files and runs no function to copy them: the files are the output of
+  ``npm ci && npm run build`` in ``web/`` (``make web``), published after the stack deploys by
+  ``cst web publish`` (``make deploy`` runs both), which also writes ``config.json`` with the
+  API's URL, so one build serves any deployment. The stack outputs name the bucket and the
+  distribution for it. (CDK's ``BucketDeployment`` would add a custom-resource Lambda with
+  wildcard S3 actions, an unpinned runtime and no alarm, for a deploy-time copy.)
 * The distribution logs every request to its own log bucket (CloudFront standard logs need
   ACLs, which the other buckets of this stack disable).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Final
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_deployment as s3deploy
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from infra.constructs.nag import acknowledge
 
-WEB_DIST: Final = Path(__file__).resolve().parents[2] / "web" / "dist"
 LOG_DAYS: Final = 365
 
 
@@ -51,7 +51,8 @@ def content_security_policy(api_origin: str) -> str:
 
 
 class WebDashboard(Construct):
-    """Private site bucket + CloudFront (OAC, HTTPS, security headers) + the built files."""
+    """Private site bucket + CloudFront (OAC, HTTPS, security headers); ``cst web publish``
+    fills the bucket."""
 
     def __init__(
         self,
@@ -59,16 +60,9 @@ class WebDashboard(Construct):
         construct_id: str,
         *,
         api_origin: str,
-        api_url: str,
         access_logs: s3.IBucket,
-        dist: Path = WEB_DIST,
     ) -> None:
         super().__init__(scope, construct_id)
-        if not (dist / "index.html").is_file():
-            raise FileNotFoundError(
-                f"the web dashboard is not built ({dist}/index.html missing): run `make web` "
-                "(npm ci && npm run build in web/) before synthesizing"
-            )
         self.bucket = s3.Bucket(
             self,
             "Site",
@@ -153,19 +147,6 @@ class WebDashboard(Construct):
             log_bucket=self.logs,
             log_file_prefix="cloudfront/",
         )
-        self.deployment = s3deploy.BucketDeployment(
-            self,
-            "Files",
-            sources=[
-                s3deploy.Source.asset(str(dist), exclude=["config.json"]),
-                s3deploy.Source.json_data("config.json", {"apiBase": api_url}),
-            ],
-            destination_bucket=self.bucket,
-            distribution=self.distribution,
-            distribution_paths=["/index.html", "/config.json"],
-            prune=True,
-            memory_limit=256,
-        )
         self._acknowledge()
 
     @property
@@ -200,43 +181,3 @@ class WebDashboard(Construct):
             "a minimum version can only be set with a deployment's own domain and ACM "
             "certificate (then use TLSv1.2_2021). Viewers are always redirected to HTTPS.",
         )
-        stack = Stack.of(self)
-        for path in self._deployment_handlers(stack):
-            for rule, reason in (
-                (
-                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-                    "CDK's BucketDeployment handler (a custom resource that copies the built "
-                    "files) logs to CloudWatch with the AWS basic execution role.",
-                ),
-                *(
-                    (
-                        f"AwsSolutions-IAM5[{finding}]",
-                        "CDK's BucketDeployment handler copies the built dashboard from the CDK "
-                        "asset bucket into the site bucket and invalidates the distribution; "
-                        "CDK generates this policy scoped to those two buckets (the wildcards "
-                        "are object keys and S3 action groups) and the CloudFront invalidation.",
-                    )
-                    for finding in (
-                        "Resource::*",
-                        "Action::s3:GetBucket*",
-                        "Action::s3:GetObject*",
-                        "Action::s3:List*",
-                        "Action::s3:Abort*",
-                        "Action::s3:DeleteObject*",
-                        "Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*",
-                        f"Resource::<{stack.resolve(stack.get_logical_id(self.bucket.node.default_child))}.Arn>/*",  # type: ignore[arg-type]
-                    )
-                ),
-                (
-                    "AwsSolutions-L1",
-                    "CDK's BucketDeployment handler runtime is chosen and updated by the CDK "
-                    "library itself, not by this stack.",
-                ),
-            ):
-                acknowledge(path, rule, reason)
-
-    @staticmethod
-    def _deployment_handlers(stack: Stack) -> list[IConstruct]:
-        return [
-            c for c in stack.node.children if c.node.id.startswith("Custom::CDKBucketDeployment")
-        ]

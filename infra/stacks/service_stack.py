@@ -15,6 +15,12 @@ import jsii
 from aws_cdk import CfnOutput, IStableStringProducer, Lazy, Stack
 from constructs import Construct
 
+from cryptosmarttrader.adapters.web_publish import (
+    OUTPUT_API_URL,
+    OUTPUT_BUCKET,
+    OUTPUT_DISTRIBUTION,
+    OUTPUT_URL,
+)
 from infra.config import DeploymentConfig
 from infra.constructs.api import Api
 from infra.constructs.bundling import LambdaCode, python_lambda_code
@@ -155,7 +161,6 @@ class CryptoSmartTraderStack(Stack):
             "Web",
             api_origin=f"https://{self.api.rest_api.rest_api_id}.execute-api.{self.region}."
             f"{self.url_suffix}",
-            api_url=self.api.url,
             access_logs=self.lake.access_logs,
         )
         self.observability = Observability(
@@ -169,10 +174,20 @@ class CryptoSmartTraderStack(Stack):
             functions=[c for c in self.node.find_all() if isinstance(c, PythonFunction)],
             rest_api=self.api.rest_api,
         )
-        CfnOutput(self, "ApiUrl", value=self.api.url)
+        CfnOutput(self, OUTPUT_API_URL, value=self.api.url)
         CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id)
+        CfnOutput(self, OUTPUT_URL, value=self.web.origin, description="the web dashboard (HTTPS)")
         CfnOutput(
-            self, "DashboardUrl", value=self.web.origin, description="the web dashboard (HTTPS)"
+            self,
+            OUTPUT_BUCKET,
+            value=self.web.bucket.bucket_name,
+            description="the dashboard's files: filled by cst web publish (make deploy)",
+        )
+        CfnOutput(
+            self,
+            OUTPUT_DISTRIBUTION,
+            value=self.web.distribution.distribution_id,
+            description="the dashboard's CloudFront distribution (cst web publish invalidates it)",
         )
         CfnOutput(self, "CriticalTopicArn", value=self.observability.topics["critical"].topic_arn)
         CfnOutput(

@@ -53,7 +53,7 @@ def browser() -> Iterator[Any]:
     if not CHROMIUM.is_file():
         _unavailable(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
     if not (DEFAULT_WEB_DIR / "index.html").is_file():
-        _unavailable(f"the dashboard is not built ({DEFAULT_WEB_DIR}): run make web")
+        _unavailable(f"the dashboard is not built ({DEFAULT_WEB_DIR}): run `make web`")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -261,7 +261,7 @@ def test_the_server_serves_only_the_dashboard_files_with_a_strict_policy(
     import urllib.request
 
     if not (DEFAULT_WEB_DIR / "index.html").is_file():
-        _unavailable(f"the dashboard is not built ({DEFAULT_WEB_DIR}): run make web")
+        _unavailable(f"the dashboard is not built ({DEFAULT_WEB_DIR}): run `make web`")
     served = serve(tmp_path / "state")
     with urllib.request.urlopen(f"{served.url}/") as response:
         csp = response.headers["Content-Security-Policy"]

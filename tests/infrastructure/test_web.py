@@ -6,6 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cryptosmarttrader.adapters.web_publish import (
+    OUTPUT_API_URL,
+    OUTPUT_BUCKET,
+    OUTPUT_DISTRIBUTION,
+    OUTPUT_URL,
+)
 from tests.infrastructure.conftest import Synthesized
 
 
@@ -50,10 +56,30 @@ def test_the_security_headers_allow_only_the_api_origin(synthesized: Synthesized
     assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "no-referrer"
 
 
-def test_the_built_files_and_the_api_url_are_deployed(synthesized: Synthesized) -> None:
-    deploy = _one(synthesized, "Custom::CDKBucketDeployment")
-    assert len(deploy["SourceObjectKeys"]) == 2  # the built files + config.json (API URL)
-    assert deploy["DistributionPaths"] == ["/index.html", "/config.json"]
+def test_the_stack_copies_no_files_and_names_the_site_for_the_publisher(
+    synthesized: Synthesized,
+) -> None:
+    # Given the template
+    resources = synthesized.resources
+
+    # Then no custom resource (CDK's BucketDeployment and its Lambda) copies files at deploy
+    # time: every function is one of the stack's own handlers
+    assert [r["Type"] for r in resources.values() if r["Type"].startswith("Custom::")] == []
+    handlers = {
+        r["Properties"]["Handler"]
+        for r in synthesized.resources_of_type("AWS::Lambda::Function").values()
+    }
+    assert all(h.startswith("cryptosmarttrader.handlers.") for h in handlers), handlers
+    # and the outputs name what `cst web publish` fills: the site bucket, the distribution to
+    # invalidate, the API URL for config.json, the dashboard's address
+    outputs = synthesized.template.to_json()["Outputs"]
+    web = synthesized.stack.web
+    assert outputs[OUTPUT_BUCKET]["Value"] == {"Ref": synthesized.logical_id(web.bucket)}
+    assert outputs[OUTPUT_DISTRIBUTION]["Value"] == {
+        "Ref": synthesized.logical_id(web.distribution)
+    }
+    assert "execute-api" in json.dumps(outputs[OUTPUT_API_URL]["Value"])
+    assert "https://" in json.dumps(outputs[OUTPUT_URL]["Value"])
 
 
 def test_the_api_allows_the_dashboard_origin_only(synthesized: Synthesized) -> None:

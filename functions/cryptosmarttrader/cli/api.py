@@ -391,7 +391,7 @@ def serve(
         fail("--api-key must be at least 16 characters")
     web_root = web or DEFAULT_WEB_DIR
     if web is not None and not (web / "index.html").is_file():
-        fail(f"--web {web}: no index.html there (build it: make web)")
+        fail(f"--web {web}: no index.html there (build the dashboard: run `make web`)")
     served = web_root if (web_root / "index.html").is_file() else None
     with local_api(state_dir(state), quiet_metrics=not emit_metrics) as invoke:
         try:
@@ -405,7 +405,7 @@ def serve(
                 f"dashboard: http://{host!s}:{bound}/ (sign in with the x-api-key)", err=True
             )
         else:
-            typer.echo(f"dashboard not built ({DEFAULT_WEB_DIR} missing): run make web", err=True)
+            typer.echo(f"dashboard not built ({DEFAULT_WEB_DIR} missing): run `make web`", err=True)
         if api_key is None:
             typer.echo(f"x-api-key: {key}", err=True)
         started = time.monotonic()
