@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from cryptosmarttrader.adapters.local_deploy import register_cloudfront_resources
 from cryptosmarttrader.adapters.web_publish import (
     OUTPUT_API_URL,
     OUTPUT_BUCKET,
@@ -152,27 +153,39 @@ def test_publish_uploads_the_build_typed_with_the_stacks_api_url_and_invalidates
     assert aws["target"].url in result.output
 
 
-def test_republishing_deletes_the_previous_build_and_keeps_it_recoverable(
+def test_republishing_keeps_the_previous_build_and_deletes_the_ones_before(
     aws: dict[str, Any], tmp_path: Path
 ) -> None:
-    # Given a first build published
-    first = _build(tmp_path / "first", "aaa111")
-    publish(first, aws["target"], s3=aws["s3"], cloudfront=aws["cloudfront"])
+    # Given two builds published one after the other
+    def publish_build(bundle: str) -> Any:
+        dist = _build(tmp_path / bundle, bundle)
+        return publish(dist, aws["target"], s3=aws["s3"], cloudfront=aws["cloudfront"])
 
-    # When a new build (new asset hashes) is published
-    second = _build(tmp_path / "second", "bbb222")
-    published = publish(second, aws["target"], s3=aws["s3"], cloudfront=aws["cloudfront"])
+    publish_build("aaa111")
+    second = publish_build("bbb222")
 
-    # Then only the new build is served, the old assets are deleted ...
+    # Then the new page is served and the previous build's files stay (a page or CDN edge
+    # still holding the previous index.html loads everything it names)
+    assert b"bbb222" in _objects(aws)["index.html"]["Body"].read()
+    assert set(second.kept) == {"assets/index-aaa111.js", "assets/index-aaa111.css"}
+    assert second.deleted == ()
+    head = aws["s3"].head_object(Bucket=aws["target"].bucket, Key="assets/index-bbb222.js")
+    assert head["Metadata"] == {"cst-build": second.build}
+
+    # When a third build is published
+    third = publish_build("ccc333")
+
+    # Then the second build is kept, the first is deleted ...
     assert set(_objects(aws)) == {
         "index.html",
         "config.json",
+        "assets/index-ccc333.js",
+        "assets/index-ccc333.css",
         "assets/index-bbb222.js",
         "assets/index-bbb222.css",
     }
-    assert set(published.deleted) == {"assets/index-aaa111.js", "assets/index-aaa111.css"}
-    assert b"bbb222" in _objects(aws)["index.html"]["Body"].read()
-    # ... and stay recoverable as older versions in the versioned bucket
+    assert set(third.deleted) == {"assets/index-aaa111.js", "assets/index-aaa111.css"}
+    # ... and stays recoverable as an older version in the versioned bucket
     versions = aws["s3"].list_object_versions(Bucket=aws["target"].bucket)
     assert "assets/index-aaa111.js" in {v["Key"] for v in versions["Versions"]}
 
@@ -276,10 +289,10 @@ def test_an_upload_fault_keeps_the_previous_page_whole_and_a_retry_completes(
     assert b"aaa111" in objects["index.html"]["Body"].read()
     assert "assets/index-aaa111.js" in objects
     assert len(_invalidated(aws)) == 1  # only the first publish's
-    # and publishing again completes the new build
-    publish(second, aws["target"], s3=aws["s3"], cloudfront=aws["cloudfront"])
+    # and publishing again completes the new build, the first one still kept as the previous
+    retried = publish(second, aws["target"], s3=aws["s3"], cloudfront=aws["cloudfront"])
     assert b"bbb222" in _objects(aws)["index.html"]["Body"].read()
-    assert "assets/index-aaa111.js" not in _objects(aws)
+    assert set(retried.kept) == {"assets/index-aaa111.js", "assets/index-aaa111.css"}
 
 
 def test_the_page_is_uploaded_last_after_everything_it_names(tmp_path: Path) -> None:
@@ -287,3 +300,99 @@ def test_the_page_is_uploaded_last_after_everything_it_names(tmp_path: Path) -> 
     keys = [f.key for f in plan(dist, API_URL)]
     assert keys[-2:] == ["config.json", "index.html"]
     assert set(keys[:-2]) == {"assets/index-aaa111.js", "assets/index-aaa111.css"}
+
+
+def test_the_local_stack_models_the_cdn_so_the_dashboard_publishes_locally(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given moto's CloudFormation taught the CloudFront resource types (as `cst local up`
+    # does) and a stack shaped like the dashboard's: a bucket, an origin access control and a
+    # distribution reading it, the API's CORS origin and the outputs from their attributes
+    register_cloudfront_resources()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    template = {
+        "Resources": {
+            "Site": {"Type": "AWS::S3::Bucket"},
+            "Oac": {
+                "Type": "AWS::CloudFront::OriginAccessControl",
+                "Properties": {
+                    "OriginAccessControlConfig": {
+                        "Name": "site-oac",
+                        "OriginAccessControlOriginType": "s3",
+                        "SigningBehavior": "always",
+                        "SigningProtocol": "sigv4",
+                    }
+                },
+            },
+            "Cdn": {
+                "Type": "AWS::CloudFront::Distribution",
+                "Properties": {
+                    "DistributionConfig": {
+                        "DefaultRootObject": "index.html",
+                        "Enabled": True,
+                        "DefaultCacheBehavior": {
+                            "TargetOriginId": "site",
+                            "ViewerProtocolPolicy": "redirect-to-https",
+                            "AllowedMethods": ["GET", "HEAD"],
+                        },
+                        "Origins": [
+                            {
+                                "Id": "site",
+                                "DomainName": {"Fn::GetAtt": ["Site", "RegionalDomainName"]},
+                                "OriginAccessControlId": {"Fn::GetAtt": ["Oac", "Id"]},
+                                "S3OriginConfig": {"OriginAccessIdentity": ""},
+                            }
+                        ],
+                    }
+                },
+            },
+            "CorsOrigin": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {
+                    "Name": "/cst/cors-origin",
+                    "Type": "String",
+                    "Value": {
+                        "Fn::Join": ["", ["https://", {"Fn::GetAtt": ["Cdn", "DomainName"]}]]
+                    },
+                },
+            },
+        },
+        "Outputs": {
+            OUTPUT_BUCKET: {"Value": {"Ref": "Site"}},
+            OUTPUT_DISTRIBUTION: {"Value": {"Ref": "Cdn"}},
+            OUTPUT_API_URL: {"Value": API_URL},
+            OUTPUT_URL: {
+                "Value": {"Fn::Join": ["", ["https://", {"Fn::GetAtt": ["Cdn", "DomainName"]}]]}
+            },
+        },
+    }
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name=REGION)
+        cloudfront = boto3.client("cloudfront", region_name=REGION)
+
+        # When the stack is created and the dashboard published to it
+        cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+        target = site_target(cloudformation, STACK)
+        s3 = boto3.client("s3", region_name=REGION)
+        published = publish(
+            _build(tmp_path / "dist", "aaa111"), target, s3=s3, cloudfront=cloudfront
+        )
+
+        # Then the distribution exists with its domain and origin access control, and the
+        # files and the invalidation land on them
+        (distribution,) = cloudfront.list_distributions()["DistributionList"]["Items"]
+        assert distribution["Id"] == target.distribution_id
+        assert target.url == f"https://{distribution['DomainName']}"
+        config = cloudfront.get_distribution_config(Id=target.distribution_id)
+        assert config["DistributionConfig"]["DefaultRootObject"] == "index.html"
+        (control,) = cloudfront.list_origin_access_controls()["OriginAccessControlList"]["Items"]
+        assert control["Name"] == "site-oac"
+        ssm = boto3.client("ssm", region_name=REGION)
+        cors = ssm.get_parameter(Name="/cst/cors-origin")["Parameter"]["Value"]
+        assert cors == target.url
+        assert "index.html" in published.uploaded
+        assert {o["Key"] for o in s3.list_objects_v2(Bucket=target.bucket)["Contents"]} >= {
+            "index.html",
+            "config.json",
+        }

@@ -9,17 +9,21 @@ stack deploys:
 2. uploads the hashed assets first, then ``config.json`` (written here with the stack's
    ``ApiUrl``, never the build's), then ``index.html`` last: a viewer never gets an
    ``index.html`` naming an asset that is not there yet;
-3. deletes the objects the new build no longer has (the bucket is versioned: older builds stay
-   recoverable for 30 days);
+3. deletes the files of the builds before the previous one: every object carries the build it
+   came with (``x-amz-meta-cst-build``, a digest of its ``index.html``), and the previous
+   build's files stay one more publish, so a viewer (or a CDN edge, until the invalidation
+   completes) still holding the previous ``index.html`` loads every file it names, lazily
+   loaded chunks too. The bucket is versioned: deleted builds stay recoverable for 30 days;
 4. invalidates the three paths whose names do not change between builds (``/``,
    ``/index.html``, ``/config.json``); the hashed assets are new names.
 
 A failure before step 2 changes nothing; a failure later leaves the previous ``index.html`` in
-place with every asset it names, and publishing again completes the build.
+place with every file it names, and publishing again completes the build.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -77,6 +81,7 @@ CONTENT_TYPES: Final = {
 REVALIDATE: Final = "no-cache"
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
 SHORT: Final = "public, max-age=300"
+BUILD_METADATA: Final = "cst-build"  # S3 user metadata: x-amz-meta-cst-build
 
 
 class PublishError(RuntimeError):
@@ -104,9 +109,16 @@ class SiteFile:
 
 @dataclass(frozen=True)
 class Published:
+    build: str
     uploaded: tuple[str, ...]
+    kept: tuple[str, ...]  # the previous build's files, still named by cached pages
     deleted: tuple[str, ...]
     invalidation_id: str
+
+
+def build_id(index_html: bytes) -> str:
+    """A build's identity: its page names every hashed asset, so its digest differs per build."""
+    return hashlib.sha256(index_html).hexdigest()[:16]
 
 
 def site_target(cloudformation: Any, stack_name: str) -> SiteTarget:
@@ -183,12 +195,26 @@ def _existing_keys(s3: Any, bucket: str) -> set[str]:
     return keys
 
 
+def _build_of(s3: Any, bucket: str, key: str) -> str | None:
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return None  # deleted meanwhile
+        raise
+    build = head.get("Metadata", {}).get(BUILD_METADATA)
+    return str(build) if build else None
+
+
 def publish(dist: Path, target: SiteTarget, *, s3: Any, cloudfront: Any) -> Published:
-    """Upload the build to ``target``, delete what it no longer has, invalidate the fixed names."""
+    """Upload the build to ``target``, delete the builds before the previous one, invalidate the
+    fixed names."""
     files = plan(dist, target.api_url)
+    build = build_id(files[-1].body)
     step = f"list s3://{target.bucket}"
     try:
         before = _existing_keys(s3, target.bucket)
+        previous = _build_of(s3, target.bucket, INDEX_FILE) if INDEX_FILE in before else None
         for file in files:
             step = f"upload s3://{target.bucket}/{file.key}"
             s3.put_object(
@@ -197,9 +223,15 @@ def publish(dist: Path, target: SiteTarget, *, s3: Any, cloudfront: Any) -> Publ
                 Body=file.body,
                 ContentType=file.content_type,
                 CacheControl=file.cache_control,
+                Metadata={BUILD_METADATA: build},
             )
-        stale = sorted(before - {f.key for f in files})
-        step = f"delete the previous build's files from s3://{target.bucket}"
+        step = f"read the previous builds' files in s3://{target.bucket}"
+        others = sorted(before - {f.key for f in files})
+        kept: list[str] = []
+        if previous is not None and previous != build:
+            kept = [k for k in others if _build_of(s3, target.bucket, k) == previous]
+        stale = [k for k in others if k not in kept]
+        step = f"delete the older builds' files from s3://{target.bucket}"
         for start in range(0, len(stale), 1000):  # DeleteObjects takes up to 1000 keys
             batch = stale[start : start + 1000]
             answer = s3.delete_objects(
@@ -223,7 +255,9 @@ def publish(dist: Path, target: SiteTarget, *, s3: Any, cloudfront: Any) -> Publ
     except (ClientError, BotoCoreError) as exc:
         raise PublishError(f"could not {step}: {exc} (publish again to complete)") from exc
     return Published(
+        build=build,
         uploaded=tuple(f.key for f in files),
+        kept=tuple(kept),
         deleted=tuple(stale),
         invalidation_id=str(invalidation["Invalidation"]["Id"]),
     )

@@ -53,8 +53,9 @@ def publish_command(
     except PublishError as exc:
         fail(str(exc), code=1)
     console.print(
-        f"published {len(published.uploaded)} file(s) to s3://{target.bucket} "
-        f"({len(published.deleted)} old file(s) deleted); CloudFront invalidation "
+        f"published build {published.build}: {len(published.uploaded)} file(s) to "
+        f"s3://{target.bucket} ({len(published.kept)} of the previous build kept, "
+        f"{len(published.deleted)} older deleted); CloudFront invalidation "
         f"{published.invalidation_id} of {' '.join(INVALIDATED_PATHS)}"
     )
     console.print(f"dashboard: {target.url}  (API: {target.api_url})")
