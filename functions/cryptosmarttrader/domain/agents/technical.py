@@ -120,6 +120,8 @@ def technical_votes(
         .then(
             pl.format("insufficient history: {} daily bars < {}", "n_bars", pl.lit(c.min_history))
         )
+        .when(pl.col("span90_ok").is_null())  # no bar 90 bars back: the coin is too young
+        .then(pl.format("insufficient history for 90-day momentum: {} daily bars", "n_bars"))
         .when(~pl.col("span90_ok"))
         .then(pl.lit("gap in the last 90 days: momentum cannot be measured"))
         .when(pl.col("volatility").is_null() | pl.col("rsi").is_null())
