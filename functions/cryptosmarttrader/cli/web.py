@@ -42,8 +42,8 @@ def publish_command(
         typer.Option("--region", help="The stack's region (default: your AWS configuration)."),
     ] = None,
 ) -> None:
-    """Upload the built dashboard, write its config.json (the stack's API URL), delete the
-    previous build's leftovers and invalidate the CDN's cached index.html and config.json."""
+    """Upload the built dashboard, write its config.json (the stack's API URL), keep the
+    previous build's files, delete older builds and invalidate /, index.html and config.json."""
     session = boto3.session.Session(region_name=region)
     try:
         target = site_target(session.client("cloudformation"), stack_name)
