@@ -270,7 +270,35 @@ def _observe(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Re
     return response
 
 
-app.use(middlewares=[_observe])
+def _known_query_only(
+    app: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    """A query parameter the route does not declare is a 422 (the validation error's shape),
+    never silently ignored: a misspelt ``limt=5`` would otherwise answer with the default."""
+    route = app.context.get("_route")  # the matched route (set by the resolver)
+    if route is None or getattr(route.func, "__module__", None) != __name__:
+        return next_middleware(app)  # the resolver's own not-found route answers as it does
+    declared = {p.alias for p in route.dependant.query_params}
+    sent = app.current_event.resolved_query_string_parameters or {}
+    unknown = sorted(set(sent) - declared)
+    if unknown:
+        refused: Response[Any] = _invalid_request(
+            RequestValidationError(
+                [
+                    {
+                        "loc": ("query", name),
+                        "msg": "unknown query parameter",
+                        "type": "extra_forbidden",
+                    }
+                    for name in unknown
+                ]
+            )
+        )
+        return refused
+    return next_middleware(app)
+
+
+app.use(middlewares=[_observe, _known_query_only])
 
 
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
