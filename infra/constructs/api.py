@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Final
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -44,8 +44,16 @@ READ_ROUTES: Final = (
     "/api/v1/signals",
     "/api/v1/positions",
     "/api/v1/risk",
+    "/api/v1/coins/{symbol}",
+    "/api/v1/portfolio",
+    "/api/v1/audit",
+    "/api/v1/breakers",
+    "/api/v1/golive",
+    "/api/v1/models",
 )
 KILLSWITCH_ROUTE: Final = "/api/v1/killswitch"
+ENV_CORS_ORIGIN: Final = "CST_CORS_ORIGIN"
+CORS_HEADERS: Final = ("Content-Type", "x-api-key", "Authorization", "X-Correlation-Id")
 # Everything about the routes that a deployment must follow (method, path, authorization).
 ROUTE_TABLE: Final = ";".join(
     [
@@ -74,8 +82,12 @@ class Api(Construct):
         tables: StateTables,
         kill_switch: KillSwitch,
         environment: Mapping[str, str],
+        cors_origin: str | None = None,
     ) -> None:
+        """``cors_origin``: the web dashboard's origin, the only one browsers may call from."""
         super().__init__(scope, construct_id)
+        if cors_origin is not None:
+            environment = {**environment, ENV_CORS_ORIGIN: cors_origin}
         self.lambda_ = PythonFunction(
             self,
             "Api",
@@ -94,6 +106,22 @@ class Api(Construct):
         grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])
         grant_table(role, tables.positions, ["Scan"])
         grant_table(role, tables.orders, ["Scan"])
+        # the coin view's candles: objects under the candle prefix only
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[lake.bucket.arn_for_objects("exchange=*")]
+            )
+        )
+        lake_id = Stack.of(self).resolve(
+            Stack.of(self).get_logical_id(lake.bucket.node.default_child)  # type: ignore[arg-type]
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/exchange=*]",
+            "The coin view reads one coin's candles from the lake; the candles are keyed "
+            "exchange=/timeframe=/symbol=/date=, so the read is scoped to that prefix "
+            "(GetObject only; the model artifacts and other prefixes stay out of reach).",
+        )
         kill_switch.parameter.grant_read(role)
         kill_switch.parameter.grant_write(role)
         role.add_to_principal_policy(
@@ -114,7 +142,31 @@ class Api(Construct):
             deploy=False,  # deployment below, with a logical id that follows the routes only
             default_method_options=apigw.MethodOptions(api_key_required=True),
             cloud_watch_role=False,
+            # browsers may call it from the dashboard's origin only (preflight without a key)
+            default_cors_preflight_options=None
+            if cors_origin is None
+            else apigw.CorsOptions(
+                allow_origins=[cors_origin],
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=list(CORS_HEADERS),
+                max_age=Duration.hours(1),
+            ),
         )
+        if cors_origin is not None:
+            # API Gateway's own refusals (a wrong key: 403) carry the origin too, so the
+            # dashboard can tell "wrong key" from "unreachable"
+            for name, kind in (
+                ("Cors4xx", apigw.ResponseType.DEFAULT_4_XX),
+                ("Cors5xx", apigw.ResponseType.DEFAULT_5_XX),
+            ):
+                self.rest_api.add_gateway_response(
+                    name,
+                    type=kind,
+                    response_headers={
+                        "Access-Control-Allow-Origin": f"'{cors_origin}'",
+                        "Vary": "'Origin'",
+                    },
+                )
         validator = self.rest_api.add_request_validator(
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
@@ -148,10 +200,11 @@ class Api(Construct):
         # metadata, which differs between `cdk synth` (path metadata on) and an in-process
         # synth. This one is named after the route table: a changed route or authorization
         # still forces a new deployment, and both synths agree.
+        routes = ROUTE_TABLE + ("" if cors_origin is None else ";OPTIONS * cors")
         self.deployment = apigw.Deployment(
-            self, "Deployment", api=self.rest_api, description="routes: " + ROUTE_TABLE
+            self, "Deployment", api=self.rest_api, description="routes: " + routes
         )
-        digest = hashlib.sha256(ROUTE_TABLE.encode()).hexdigest()[:16]
+        digest = hashlib.sha256(routes.encode()).hexdigest()[:16]
         cfn_deployment = self.deployment.node.default_child
         assert isinstance(cfn_deployment, apigw.CfnDeployment)
         cfn_deployment.override_logical_id(f"ApiDeployment{digest}")

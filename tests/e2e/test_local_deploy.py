@@ -23,8 +23,10 @@ from typing import Any
 
 import boto3
 import pytest
+from typer.testing import CliRunner
 
 from cryptosmarttrader.adapters.local_deploy import DeployResult
+from cryptosmarttrader.cli import app as cli_app
 from tests.e2e.conftest import DEPLOY_GROUP
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata, pytest.mark.xdist_group(DEPLOY_GROUP)]
@@ -216,3 +218,41 @@ def test_deployed_golive_machine_runs_to_production_and_a_breach_rolls_back(
     switch = json.loads(ssm.get_parameter(Name=outputs["CSTKILLSWITCHPARAM"])["Parameter"]["Value"])
     assert switch["on"] is True
     assert switch["actor"] == "system:golive"
+
+
+def test_the_dashboard_publishes_to_the_deployed_stack_and_the_api_allows_its_origin(
+    deployed: DeployResult, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given the deployed stack (its site bucket, distribution and API) and a dashboard build
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": deployed.endpoint,
+        "AWS_ENDPOINT_URL_S3": deployed.endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text('<script type="module" src="/assets/index-e2e.js"></script>')
+    (dist / "assets" / "index-e2e.js").write_text("console.log('e2e')")
+    outputs = deployed.stack_outputs
+
+    # When the user publishes it, as `make deploy` does after the deploy
+    result = CliRunner().invoke(
+        cli_app, ["web", "publish", "--dist", str(dist), "--region", "us-east-1"]
+    )
+
+    # Then the files are in the deployed site bucket, config.json names the deployed API ...
+    assert result.exit_code == 0, result.output
+    s3 = boto3.client("s3", endpoint_url=deployed.endpoint, region_name="us-east-1")
+    bucket = outputs["DashboardBucketName"]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert keys == {"index.html", "config.json", "assets/index-e2e.js"}
+    config = json.loads(s3.get_object(Bucket=bucket, Key="config.json")["Body"].read())
+    assert config == {"apiBase": outputs["ApiUrl"]}
+    # ... and the deployed API function allows exactly the dashboard's origin
+    lambda_client = boto3.client("lambda", endpoint_url=deployed.endpoint, region_name="us-east-1")
+    functions = lambda_client.list_functions()["Functions"]
+    (api,) = [f for f in functions if f["Handler"] == "cryptosmarttrader.handlers.api.handler"]
+    assert api["Environment"]["Variables"]["CST_CORS_ORIGIN"] == outputs["DashboardUrl"]
+    assert outputs["DashboardUrl"].startswith("https://")

@@ -29,17 +29,22 @@ ORDERS_WITH_OPEN_INDEX = {
 
 
 def _resource_key(resource: Any) -> str:
-    """``Table`` for GetAtt Table.Arn, ``Bucket/*`` for its objects, ``*``, ``param:Name``."""
+    """``Table`` for GetAtt Table.Arn, ``Bucket/*`` for its objects, ``Bucket/prefix=*`` for the
+    objects under a prefix, ``*``, ``param:Name``."""
     if resource == "*":
         return "*"
     if isinstance(resource, dict) and "Fn::GetAtt" in resource:
         return str(resource["Fn::GetAtt"][0])
     if isinstance(resource, dict) and "Fn::Join" in resource:
         parts = resource["Fn::Join"][1]
-        if isinstance(parts[0], dict) and "Fn::GetAtt" in parts[0] and parts[1:] == ["/*"]:
-            return f"{parts[0]['Fn::GetAtt'][0]}/*"
-        if isinstance(parts[0], dict) and "Fn::GetAtt" in parts[0] and parts[1:] == ["/index/*"]:
-            return f"{parts[0]['Fn::GetAtt'][0]}/index/*"
+        if (
+            len(parts) == 2
+            and isinstance(parts[0], dict)
+            and "Fn::GetAtt" in parts[0]
+            and isinstance(parts[1], str)
+            and parts[1].startswith("/")
+        ):
+            return f"{parts[0]['Fn::GetAtt'][0]}{parts[1]}"
         refs = [p["Ref"] for p in parts if isinstance(p, dict) and "Ref" in p]
         if ":ssm:" in parts and refs:
             return f"param:{refs[-1]}"

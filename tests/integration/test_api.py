@@ -312,7 +312,15 @@ def test_signals_filter_by_action_and_date(api: ModuleType, aws: AwsClients) -> 
 
     assert latest["asof"] == "2024-03-02" and latest["count"] == 0
     assert [s["symbol"] for s in buys["signals"]] == ["SOL", "AVAX"]
-    assert missing == {"asof": "2020-01-01", "count": 0, "signals": []}
+    assert missing == {
+        "asof": "2020-01-01",
+        "count": 0,
+        "signals": [],
+        "model_version": None,
+        "decision_basis": None,
+        "universe": None,
+        "excluded_by_quality": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -333,8 +341,29 @@ def test_malformed_query_is_rejected_with_422(
     assert body["detail"] and all(d["loc"][0] == "query" for d in body["detail"])
 
 
+@pytest.mark.parametrize(
+    ("path", "query", "unknown"),
+    [
+        ("/api/v1/audit", {"limit": "1", "": "null"}, ""),  # a parameter without a name
+        ("/api/v1/signals", {"limt": "5"}, "limt"),  # a typo would silently use the default
+        ("/api/v1/risk", {"verbose": "1"}, "verbose"),  # a route without parameters
+    ],
+)
+def test_an_unknown_query_parameter_is_rejected_with_422(
+    api: ModuleType, path: str, query: dict[str, str], unknown: str
+) -> None:
+    status, body, _ = call(api, api_event("GET", path, query=query))
+
+    assert status == 422
+    assert body["detail"] == [
+        {"loc": ["query", unknown], "msg": "unknown query parameter", "type": "extra_forbidden"}
+    ]
+
+
 def test_unknown_route_is_404(api: ModuleType) -> None:
     assert call(api, api_event("GET", "/api/v1/secrets"))[0] == 404
+    # (with a query string too: no route, so no parameter of it can be unknown)
+    assert call(api, api_event("GET", "/api/v1/secrets", query={"limit": "1"}))[0] == 404
 
 
 # --------------------------------------------------------------------------- positions / risk

@@ -73,6 +73,22 @@ def test_gap_in_momentum_window_abstains_rather_than_guessing() -> None:
     assert "gap" in votes["abstain_reason"][0]
 
 
+def test_history_shorter_than_the_momentum_window_abstains_and_ranks_as_abstention() -> None:
+    # Given a coin listed 75 days ago: enough bars to vote at all (60), too few for the 90-day
+    # momentum (90 bars back do not exist)
+    frame = _series("young", [1.0 + i * 0.01 for i in range(75)])
+    asof = T0 + 74 * DAY_MS
+
+    # When the agent votes and the whole universe is ranked
+    votes = technical_votes(frame, asof)
+    (ranked,) = rank(votes, confidence_gate=0.8, top_n=1000)
+
+    # Then it abstains with the reason instead of a vote without a probability
+    assert votes["abstain_reason"][0] == ("insufficient history for 90-day momentum: 75 daily bars < 91")
+    assert votes["probability"][0] is None and votes["confidence"][0] is None
+    assert ranked.action is Action.ABSTAIN
+
+
 def test_rows_after_asof_never_change_the_vote() -> None:
     closes = [100 * 1.01**i for i in range(200)]
     asof = T0 + 150 * DAY_MS

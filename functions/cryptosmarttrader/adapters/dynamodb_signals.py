@@ -36,3 +36,8 @@ class DynamoSignalStore:
     def at(self, asof_iso: str) -> dict[str, Any] | None:
         item = self._state.get(SIGNALS_PK, f"asof#{asof_iso}")
         return None if item is None else dict(json.loads(str(item["report_json"])))
+
+    def between(self, start_iso: str, end_iso: str) -> list[dict[str, Any]]:
+        """The reports with ``start_iso <= asof <= end_iso`` (ISO dates), oldest first."""
+        items = self._state.query(SIGNALS_PK, sk_between=(f"asof#{start_iso}", f"asof#{end_iso}"))
+        return [dict(json.loads(str(item["report_json"]))) for item in items]

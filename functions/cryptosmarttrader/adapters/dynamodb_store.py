@@ -179,7 +179,9 @@ class DynamoOrderStore:
         except ValueError as exc:
             raise ValueError(f"order {coid} has no valid status: {order.get('status')!r}") from exc
         indexed = {} if status in TERMINAL_STATUSES else _open_keys(order)
-        item = to_item({**order, "status": status.value, **indexed})
+        created = order.get("created_at")
+        history = [{"status": status.value, "at": created}] if created is not None else []
+        item = to_item({**order, "status": status.value, **indexed, "history": history})
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -346,6 +348,7 @@ class DynamoOrderStore:
         ``settle`` takes the order out of the open-orders index in the same write; by default
         a move to a terminal status does, unless it carries a fill (``fields["filled"] > 0``):
         that order stays indexed until :meth:`settle` (after its fill reached the positions).
+        The move is appended to the order's ``history`` (status, at) in the same write.
         """
         transition(expected, new)
         if settle is None:
@@ -353,14 +356,19 @@ class DynamoOrderStore:
             settle = new in TERMINAL_STATUSES and filled <= 0
         if settle and new not in TERMINAL_STATUSES:
             raise ValueError(f"only a terminal order leaves the open index, not {new}")
-        names: dict[str, str] = {"#s": "status", "#id": "client_order_id"}
-        values: dict[str, Any] = {":expected": expected.value, ":new": new.value}
-        sets = ["#s = :new"]
+        names: dict[str, str] = {"#s": "status", "#id": "client_order_id", "#h": "history"}
+        values: dict[str, Any] = {
+            ":expected": expected.value,
+            ":new": new.value,
+            ":step": [{"status": new.value, "at": at} if at is not None else {"status": new.value}],
+            ":none": [],
+        }
+        sets = ["#s = :new", "#h = list_append(if_not_exists(#h, :none), :step)"]
         extra = dict(fields or {})
         if at is not None:
             extra["updated_at"] = at
         for i, (name, value) in enumerate(sorted(extra.items())):
-            if name in {"client_order_id", "status", OPEN_PK, OPEN_SK}:
+            if name in {"client_order_id", "status", "history", OPEN_PK, OPEN_SK}:
                 raise ValueError(f"field {name!r} cannot be set through update_status")
             names[f"#f{i}"] = name
             values[f":f{i}"] = value
@@ -530,14 +538,19 @@ class DynamoStateStore:
         data.pop("sk", None)
         return data
 
-    def query(self, pk: str) -> list[dict[str, Any]]:
-        """All items under ``pk``, ascending by ``sk`` (each dict includes its ``sk``)."""
+    def query(self, pk: str, sk_between: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """All items under ``pk`` (with ``low <= sk <= high`` when ``sk_between`` is given),
+        ascending by ``sk`` (each dict includes its ``sk``)."""
         out: list[dict[str, Any]] = []
+        condition, values = "pk = :pk", {":pk": {"S": pk}}
+        if sk_between is not None:
+            condition += " AND sk BETWEEN :low AND :high"
+            values |= {":low": {"S": sk_between[0]}, ":high": {"S": sk_between[1]}}
         try:
             pages = self._client.get_paginator("query").paginate(
                 TableName=self._table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": pk}},
+                KeyConditionExpression=condition,
+                ExpressionAttributeValues=values,
                 ConsistentRead=True,
             )
             for page in pages:

@@ -193,6 +193,168 @@ def _check_port_free(port: int) -> None:
             raise PortInUseError(f"cannot listen on {LOOPBACK}:{port}: {exc}") from exc
 
 
+_CLOUDFRONT_MODELS: list[type[Any]] = []
+
+
+def register_cloudfront_resources() -> None:
+    """Teach moto's CloudFormation the dashboard's ``AWS::CloudFront::Distribution`` and
+    ``AWS::CloudFront::OriginAccessControl`` (moto 5.2 models the CloudFront API but not these
+    resource types, and a ``Fn::GetAtt`` on a skipped resource fails the whole stack: the API's
+    CORS origin is the distribution's ``DomainName``). Each is created in moto's CloudFront
+    (S3 origins only, what this stack uses) and exposes ``Id`` and ``DomainName``, so
+    ``cst web publish`` works against the local stack too. Nothing is served by CloudFront
+    locally; the response headers policy stays skipped (moto has no API for it)."""
+    if _CLOUDFRONT_MODELS:
+        return
+    from moto.cloudformation import parsing
+    from moto.cloudfront.models import cloudfront_backends
+    from moto.core.common_models import CloudFormationModel
+    from moto.utilities.utils import get_partition
+
+    def backend(account_id: str, region_name: str) -> Any:
+        return cloudfront_backends[account_id][get_partition(region_name)]
+
+    class CfnOriginAccessControl(CloudFormationModel):
+        def __init__(self, control: Any) -> None:
+            self.control = control
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CloudFront::OriginAccessControl"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @property
+        def physical_resource_id(self) -> str:
+            return str(self.control.id)
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Id"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name == "Id":
+                return str(self.control.id)
+            raise KeyError(attribute_name)
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> CfnOriginAccessControl:
+            config = cloudformation_json["Properties"]["OriginAccessControlConfig"]
+            return cls(backend(account_id, region_name).create_origin_access_control(config))
+
+    class CfnDistribution(CloudFormationModel):
+        def __init__(self, distribution: Any) -> None:
+            self.distribution = distribution
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CloudFront::Distribution"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @property
+        def physical_resource_id(self) -> str:
+            return str(self.distribution.distribution_id)
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr in {"Id", "DomainName"}
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name == "Id":
+                return str(self.distribution.distribution_id)
+            if attribute_name == "DomainName":
+                return str(self.distribution.domain_name)
+            raise KeyError(attribute_name)
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> CfnDistribution:
+            config = cloudformation_json["Properties"]["DistributionConfig"]
+            origins = []
+            for origin in config["Origins"]:
+                if "S3OriginConfig" not in origin:
+                    raise ValueError(f"local CloudFront model: S3 origins only, got {origin!r}")
+                origins.append(
+                    {
+                        "Id": origin["Id"],
+                        "DomainName": origin["DomainName"],
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                )
+            behavior = config["DefaultCacheBehavior"]
+            distribution, _, _ = backend(account_id, region_name).create_distribution(
+                {
+                    "CallerReference": f"{kwargs.get('StackId', '')}/{kwargs['LogicalId']}",
+                    "Comment": config.get("Comment", ""),
+                    "Enabled": bool(config.get("Enabled", True)),
+                    "DefaultRootObject": config.get("DefaultRootObject", ""),
+                    "Origins": {"Quantity": len(origins), "Items": origins},
+                    "DefaultCacheBehavior": {
+                        "TargetOriginId": behavior["TargetOriginId"],
+                        "ViewerProtocolPolicy": behavior["ViewerProtocolPolicy"],
+                    },
+                },
+                [],
+            )
+            return cls(distribution)
+
+    _CLOUDFRONT_MODELS.extend([CfnOriginAccessControl, CfnDistribution])
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
+_MOCK_METHODS: list[bool] = []
+
+
+def allow_mock_integration_methods() -> None:
+    """moto 5.2's ``AWS::ApiGateway::Method`` reads ``Integration.IntegrationHttpMethod`` and
+    ``Integration.Uri`` unconditionally, and a MOCK integration (the API's CORS preflight
+    OPTIONS methods) has neither, so CreateStack fails with a server error. A MOCK integration
+    gets both as absent (``None``, what API Gateway holds for it) before moto reads them; every
+    other integration is read unchanged."""
+    if _MOCK_METHODS:
+        return
+    from moto.apigateway.models import Method
+
+    original = Method.create_from_cloudformation_json
+
+    def create(
+        cls: type[Method],
+        /,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Method:
+        integration = cloudformation_json.get("Properties", {}).get("Integration", {})
+        if integration.get("Type") == "MOCK":
+            integration.setdefault("IntegrationHttpMethod", None)
+            integration.setdefault("Uri", None)
+        return original(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    Method.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
+    _MOCK_METHODS.append(True)
+
+
 @contextlib.contextmanager
 def moto_server(port: int) -> Iterator[str]:
     """A moto server on 127.0.0.1:``port`` whose deployed state machines execute."""
@@ -210,6 +372,8 @@ def moto_server(port: int) -> Iterator[str]:
     default_user_config["lambda"] = {"use_docker": False}
     sfn_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
     register_cloudwatch_alarm_resource()
+    register_cloudfront_resources()
+    allow_mock_integration_methods()
     serialize_moto_dynamodb()  # the threaded server answers concurrent requests
     _check_port_free(port)  # moto's server would wait forever for a socket it cannot bind
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)

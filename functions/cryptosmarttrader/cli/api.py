@@ -37,6 +37,30 @@ from cryptosmarttrader.cli._common import fail, state_dir
 
 app = typer.Typer(no_args_is_help=True, help="The HTTP API: local server and OpenAPI document.")
 
+REPO_ROOT: Final = Path(__file__).resolve().parents[3]
+DEFAULT_WEB_DIR: Final = REPO_ROOT / "web" / "dist"  # `make web` (npm ci && npm run build)
+# What the dashboard's files may load and call: only this origin (the API is same-origin here).
+WEB_HEADERS: Final[dict[str, str]] = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+CONTENT_TYPES: Final[dict[str, str]] = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+}
 LOOPBACK: Final = "127.0.0.1"
 LOCAL_API_KEY_ID: Final = "local-api-key"
 LOCAL_STAGE: Final = "local"
@@ -159,6 +183,7 @@ class ApiBridge(BaseHTTPRequestHandler):
     invoke: Invoke
     api_key: str
     routes: ClassVar[RouteTable] = {}
+    web_root: ClassVar[Path | None] = None  # the built dashboard, served beside the API
 
     def __getattr__(self, name: str) -> Callable[[], None]:
         """Any other method (QUERY, PROPFIND...) goes through the same gate and gets a 405."""
@@ -191,6 +216,8 @@ class ApiBridge(BaseHTTPRequestHandler):
         self._handle("TRACE")
 
     def _handle(self, method: str) -> None:
+        if self.web_root is not None and self._serve_web(method):
+            return
         try:
             try:
                 self._serve(method)
@@ -305,6 +332,45 @@ class ApiBridge(BaseHTTPRequestHandler):
     def _send_json(self, status: HTTPStatus, payload: Mapping[str, Any]) -> None:
         self._send(status, {}, json.dumps(payload).encode("utf-8"))
 
+    def _serve_web(self, method: str) -> bool:
+        """Serve a dashboard file for GET/HEAD outside the API's paths; False: not ours.
+
+        Only regular files inside the web root are served (no traversal, no dot files), with
+        the dashboard's security headers; no API key is needed for the files themselves."""
+        path = urlsplit(self.path).path
+        if (
+            canonical_path(path) in self.routes
+            or path.startswith("/api/")
+            or method not in {"GET", "HEAD"}
+        ):
+            return False
+        assert self.web_root is not None
+        relative = "index.html" if path in {"", "/"} else path.lstrip("/")
+        parts = relative.split("/")
+        if any(p in {"", ".", ".."} or p.startswith(".") or "\\" in p for p in parts):
+            self._send(HTTPStatus.NOT_FOUND, WEB_HEADERS, b'{"message":"Not Found"}')
+            return True
+        root = self.web_root.resolve()
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            self._send(HTTPStatus.NOT_FOUND, WEB_HEADERS, b'{"message":"Not Found"}')
+            return True
+        body = target.read_bytes()
+        immutable = parts[0] == "assets"  # content-hashed names
+        headers = {
+            **WEB_HEADERS,
+            "Content-Type": CONTENT_TYPES.get(target.suffix, "application/octet-stream"),
+            "Cache-Control": "public, max-age=31536000, immutable" if immutable else "no-cache",
+        }
+        self.send_response(HTTPStatus.OK)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if method == "GET":
+            self.wfile.write(body)
+        return True
+
     def _send(self, status: HTTPStatus, headers: Mapping[str, str], body: bytes) -> None:
         self.send_response(status)
         if not any(k.lower() == "content-type" for k in headers):
@@ -340,14 +406,21 @@ def declared_routes() -> dict[str, dict[str, RouteAuth]]:
 
 
 def make_server(
-    port: int, api_key: str, invoke: Invoke, *, request_timeout_s: float = REQUEST_TIMEOUT_S
+    port: int,
+    api_key: str,
+    invoke: Invoke,
+    web_root: Path | None = None,
+    *,
+    request_timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> ThreadingHTTPServer:
-    """An HTTP server on 127.0.0.1:``port`` (0 = any free port) bridging to ``invoke``."""
+    """An HTTP server on 127.0.0.1:``port`` (0 = any free port) bridging to ``invoke``, and
+    serving the built dashboard in ``web_root`` (if given) at ``/``."""
     attrs = {
         "invoke": staticmethod(invoke),
         "api_key": api_key,
         "routes": declared_routes(),
         "timeout": request_timeout_s,
+        "web_root": web_root,
     }
     bridge = type("BoundApiBridge", (ApiBridge,), attrs)
     server = ThreadingHTTPServer((LOOPBACK, port), bridge)
@@ -484,21 +557,40 @@ def serve(
     emit_metrics: Annotated[
         bool, typer.Option("--metrics", help="Also print the EMF metric records.")
     ] = False,
+    web: Annotated[
+        Path | None,
+        typer.Option(
+            "--web",
+            help="The built dashboard to serve at / (default: web/dist of this checkout).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API on http://127.0.0.1:PORT over the embedded local AWS (Ctrl-C stops)."""
     key = api_key or secrets.token_urlsafe(24)
     if len(key) < 16:
         fail("--api-key must be at least 16 characters")
+    web_root = web or DEFAULT_WEB_DIR
+    if web is not None and not (web / "index.html").is_file():
+        fail(f"--web {web}: no index.html there (build the dashboard: run `make web`)")
+    served = web_root if (web_root / "index.html").is_file() else None
     previous = _stop_on_signals()
     why = "Ctrl-C"
     try:
         with local_api(state_dir(state), quiet_metrics=not emit_metrics) as invoke:
             try:
-                server = make_server(port, key, invoke)
+                server = make_server(port, key, invoke, served)
             except OSError as exc:
                 fail(f"cannot listen on {LOOPBACK}:{port}: {exc.strerror or exc}")
             host, bound = server.server_address[:2]
             typer.echo(f"CryptoSmartTrader API on http://{host!s}:{bound} (Ctrl-C stops)", err=True)
+            if served is not None:
+                typer.echo(
+                    f"dashboard: http://{host!s}:{bound}/ (sign in with the x-api-key)", err=True
+                )
+            else:
+                typer.echo(
+                    f"dashboard not built ({DEFAULT_WEB_DIR} missing): run `make web`", err=True
+                )
             if api_key is None:
                 typer.echo(f"x-api-key: {key}", err=True)
             started = time.monotonic()

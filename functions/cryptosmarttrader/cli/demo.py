@@ -319,6 +319,18 @@ def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
         )
     if first.get("status") != "ok":
         fail(f"scan failed: {first.get('error')}")
+    _print_dashboard(console, state_dir)
+
+
+def _print_dashboard(console: Console, state_dir: Path) -> None:
+    """Where to look at this run in a browser: the API and the dashboard over this state."""
+    console.rule("dashboard")
+    console.print(
+        "see this run in the browser: serve the API and the dashboard over its state, then open "
+        "the address it prints and sign in with the x-api-key it prints:"
+    )
+    console.print(f"  uv run cst api serve --state-dir {state_dir} --port 8080", soft_wrap=True)
+    console.print("  open http://127.0.0.1:8080/   (docs/web.md)", soft_wrap=True)
 
 
 def _execute(console: Console, handler: ModuleType, plan: _Plan) -> None:

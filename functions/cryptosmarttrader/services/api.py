@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -60,6 +61,14 @@ class Liveness(_Model):
     status: Literal["ok"] = "ok"
 
 
+class VoteView(_Model):
+    agent: str
+    probability: float | None
+    confidence: float | None
+    abstain_reason: str | None = Field(description="set when the agent abstained")
+    reasons: list[str]
+
+
 class Opportunity(_Model):
     rank: int = Field(ge=1)
     symbol: str
@@ -70,6 +79,10 @@ class Opportunity(_Model):
     client_order_id: str | None
     order_status: str | None
     reasons: list[str]
+    votes: list[VoteView] = Field(
+        default_factory=list,
+        description="each agent's vote or abstention (empty for scans that did not keep them)",
+    )
 
 
 class MarketOverview(_Model):
@@ -87,6 +100,14 @@ class SignalsResponse(_Model):
     asof: date | None
     count: int
     signals: list[Opportunity]
+    model_version: str | None = Field(
+        default=None, description="what produced the scores (null for scans that did not say)"
+    )
+    decision_basis: str | None = Field(
+        default=None, description="how confidence was computed (calibrated or not)"
+    )
+    universe: int | None = Field(default=None, description="coins the scan considered")
+    excluded_by_quality: int | None = None
 
 
 class PositionView(_Model):
@@ -253,8 +274,19 @@ def _kill_view(state: KillSwitchValue) -> KillSwitchView:
     return KillSwitchView(on=state.on, reason=state.reason, actor=state.actor, at=state.at)
 
 
+def _finite(value: Any) -> Any:
+    """NaN / infinity → None (never in JSON); everything else unchanged."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _opportunities(report: Mapping[str, Any]) -> list[Opportunity]:
-    return [Opportunity.model_validate(row) for row in report.get("rows", [])]
+    return [Opportunity.model_validate(_finite(row)) for row in report.get("rows", [])]
 
 
 def _pct_change(reference: Decimal | None, value: Decimal | None) -> Decimal | None:
@@ -320,7 +352,15 @@ class ApiService:
             rows = [r for r in rows if r.action is action]
         rows = rows[:limit]
         return SignalsResponse(
-            asof=date.fromisoformat(str(report["asof"])[:10]), count=len(rows), signals=rows
+            asof=date.fromisoformat(str(report["asof"])[:10]),
+            count=len(rows),
+            signals=rows,
+            model_version=report.get("model_version"),
+            decision_basis=report.get("decision_basis"),
+            universe=None if report.get("universe") is None else int(report["universe"]),
+            excluded_by_quality=None
+            if report.get("excluded_by_quality") is None
+            else int(report["excluded_by_quality"]),
         )
 
     def positions_view(self) -> PositionsResponse:

@@ -61,7 +61,7 @@ from cryptosmarttrader.ports import (
 from cryptosmarttrader.services.scoring import (
     RankingModel,
     TrainedModel,
-    ensemble_scan_votes,
+    ensemble_scan_votes_with_agents,
     ranking_scan_votes,
 )
 from cryptosmarttrader.settings import TradingSettings
@@ -73,12 +73,25 @@ TECHNICAL_ONLY = (
     "technical agent only: no fitted ensemble configured, so confidence is indicator agreement, "
     "not a calibrated probability"
 )
+MODEL_TECHNICAL = "technical-agent"  # the model version when no fitted ensemble is configured
 LOOKBACK_DAYS = 260  # SMA200 plus a margin for the quality gate's history checks
 RANKING_LOOKBACK_DAYS = 370  # the ranking model's 365-day high and listing age
 
 
 class ScanInputError(ValueError):
     """The scan request itself is wrong (date in the future, before any data...)."""
+
+
+class AgentVote(BaseModel):
+    """One agent's vote on a ranked coin, or its abstention with the reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent: str
+    probability: float | None
+    confidence: float | None
+    abstain_reason: str | None
+    reasons: list[str]
 
 
 class ScanRow(BaseModel):
@@ -95,6 +108,7 @@ class ScanRow(BaseModel):
     order_status: str | None
     price: float | None
     reasons: list[str]
+    votes: list[AgentVote] = []  # each agent's vote or abstention behind this row
 
 
 class ExitRow(BaseModel):
@@ -124,6 +138,7 @@ class ScanReport(BaseModel):
     duplicates_prevented: int
     decision_basis: str
     rows: list[ScanRow]
+    model_version: str = MODEL_TECHNICAL  # what produced the scores (model id or the agent)
     # positions the scan no longer selects: one CLOSE decision each (or why none was recorded)
     exits: list[ExitRow] = []
     # BUY decisions on coins the paper venue cannot trade (research universe): not ordered
@@ -145,6 +160,8 @@ class Analysis:
     agent_stats: dict[str, tuple[int, float | None]] = field(default_factory=dict)
     gated: int = 0  # votes over the whole universe passing the confidence gate
     excluded_by_rule: dict[str, str] = field(default_factory=dict)
+    agent_votes: dict[str, list[AgentVote]] = field(default_factory=dict)  # ranked coins only
+    model_version: str = MODEL_TECHNICAL
 
 
 @dataclass
@@ -219,16 +236,21 @@ class ScanAnalyzer:
             symbols = quality.clean["symbol"].unique().sort().to_list()
             votes = abstentions(symbols, "all", asof_ms, f"data source unhealthy: {blocked}")
             basis = f"abstaining: {blocked}"
+            agents = votes
         elif isinstance(self.model, RankingModel):
             votes, quality = ranking_scan_votes(self.model, frame, asof_ms, members)
             basis = self.model.description
             if not self.model.trade:
                 no_trade = f"no trade: {self.model.decision_reason}"
+            agents = votes
         elif self.model is None:
             votes = technical_votes(quality.clean, asof_ms)
             basis = TECHNICAL_ONLY
+            agents = votes
         else:
-            votes = ensemble_scan_votes(self.model, frame, quality.clean, asof_ms)
+            votes, agents = ensemble_scan_votes_with_agents(
+                self.model, frame, quality.clean, asof_ms
+            )
             basis = self.model.description
         if isinstance(self.model, RankingModel) and blocked is None and votes.height:
             # the model's own order (its score, highest first): the calibrated probability is
@@ -273,6 +295,8 @@ class ScanAnalyzer:
             },
             gated=gated,
             excluded_by_rule=by_rule,
+            agent_votes=_votes_of(agents, [r.symbol for r in ranked]),
+            model_version=MODEL_TECHNICAL if self.model is None else self.model.version,
         )
 
     def _members(self, asof_ms: int, top_n: int) -> list[str] | None:
@@ -338,6 +362,9 @@ class ScanService:
         untradable = sum(
             r.action is Action.BUY and r.symbol in self.analyzer.untradable for r in rows
         )
+        rows = [
+            r.model_copy(update={"votes": analysis.agent_votes.get(r.symbol, [])}) for r in rows
+        ]
         exits = self._exits(analysis, level)
         created += sum(e.order_status == OrderStatus.NEW.value for e in exits)
         dupes += sum(e.order_status == "duplicate" for e in exits)
@@ -356,6 +383,7 @@ class ScanService:
             rows=rows,
             exits=exits,
             not_ordered_untradable=untradable,
+            model_version=analysis.model_version,
         )
         if self.signals is not None:
             self.signals.save(report.asof.date().isoformat(), report.model_dump(mode="json"))
@@ -593,3 +621,20 @@ class ScanService:
     def _status_of(self, client_order_id: str) -> OrderStatus | None:
         stored = self.orders.get(client_order_id)
         return None if stored is None else OrderStatus(str(stored["status"]))
+
+
+def _votes_of(votes: pl.DataFrame, symbols: Sequence[str]) -> dict[str, list[AgentVote]]:
+    """Each agent's vote or abstention on the ranked ``symbols`` (top N: a few dozen rows)."""
+    mine = votes.filter(pl.col("symbol").is_in(list(symbols))).sort("symbol", "agent")
+    out: dict[str, list[AgentVote]] = {}
+    for row in mine.iter_rows(named=True):
+        out.setdefault(str(row["symbol"]), []).append(
+            AgentVote(
+                agent=str(row["agent"]),
+                probability=row["probability"],
+                confidence=row["confidence"],
+                abstain_reason=row["abstain_reason"],
+                reasons=list(row["reasons"] or []),
+            )
+        )
+    return out

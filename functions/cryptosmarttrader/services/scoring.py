@@ -48,6 +48,14 @@ class TrainedModel:
     meta: Mapping[str, Any] = field(default_factory=dict)  # train_end, target, created_at...
 
     @property
+    def version(self) -> str:
+        """The model's id: its registry label when loaded from the registry, else its fit."""
+        label = self.meta.get("label") or self.meta.get("version")
+        if label:
+            return str(label)
+        return f"ensemble-{self.meta.get('train_end', 'unknown')}"
+
+    @property
     def description(self) -> str:
         return (
             f"ensemble fitted to {self.meta.get('train_end', '?')} "
@@ -63,6 +71,14 @@ def ensemble_scan_votes(
     ``window`` is the raw daily window the scan read (features are computed on it, exactly as
     in training); ``clean`` is what passed the quality gate (the agents and the universe).
     """
+    return ensemble_scan_votes_with_agents(model, window, clean, asof_ms)[0]
+
+
+def ensemble_scan_votes_with_agents(
+    model: TrainedModel, window: pl.DataFrame, clean: pl.DataFrame, asof_ms: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`ensemble_scan_votes`, and every agent's own vote or abstention beside it (the
+    directional agents, the ML predictor and the veto agents), ``VOTE_SCHEMA`` each."""
     all_votes = run_agents(MarketState(universe=clean), asof_ms)
     directional = all_votes.filter(pl.col("agent").is_in(list(DIRECTIONAL)))
     symbols = clean.filter(pl.col("ts") == asof_ms)["symbol"].unique().sort().to_list()
@@ -70,9 +86,10 @@ def ensemble_scan_votes(
     ml = ml_votes(feats, model.predictor, asof_ms=asof_ms, symbols=symbols)
     votes = pl.concat([directional, ml.cast(VOTE_SCHEMA)], how="vertical")  # type: ignore[arg-type]
     ens = ensemble_votes(votes, model.ensemble)
+    agents = pl.concat([all_votes.cast(VOTE_SCHEMA), ml.cast(VOTE_SCHEMA)], how="vertical")  # type: ignore[arg-type]
     vetoes = vetoed(all_votes)
     if vetoes.is_empty():
-        return ens
+        return ens, agents
     return (
         ens.join(vetoes, on="symbol", how="left")
         .with_columns(
@@ -84,7 +101,7 @@ def ensemble_scan_votes(
         )
         .drop("reason")
         .cast(VOTE_SCHEMA)  # type: ignore[arg-type]
-    )
+    ), agents
 
 
 # ------------------------------------------------------------------------------ ranking model
@@ -106,6 +123,15 @@ class RankingModel:
     @property
     def trade(self) -> bool:
         return bool(self.evaluation.get("decision", {}).get("trade", False))
+
+    @property
+    def version(self) -> str:
+        """What produced the scores: the registry version when the evaluation names it, else
+        the evaluated period's end."""
+        named = self.evaluation.get("version") or self.evaluation.get("model_version")
+        if named:
+            return str(named)
+        return f"ranking-{self.evaluation.get('config', {}).get('end', 'unknown')}"
 
     @property
     def decision_reason(self) -> str:

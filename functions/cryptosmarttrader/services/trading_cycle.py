@@ -81,6 +81,7 @@ __all__ = [
 FLATTEN_STRATEGY = "riskguard-flatten"
 EXECUTION_PK = "execution"  # state-table partition of the execution cycle
 VALUATION_SK = "valuation"  # the last cycle's equity and its backtest twin
+EQUITY_PREFIX = "equity#"  # one point per cycle: sk equity#<iso instant> (the equity series)
 BPS = Decimal(10_000)
 CLUSTER_LOOKBACK_DAYS = 120
 STALE_DAILY_DAYS = 2  # a newest daily bar older than this is stale: the ingest is not running
@@ -245,6 +246,7 @@ class TradingCycle:
         daily = _change_pct(state.day_start_equity, account.equity)
         drawdown = _change_pct(state.peak_equity, account.equity)
         self._emit(state.level, account, daily, drawdown)
+        self._record_point(now, account, reference, state.level)
         returns = self._period_returns(now, account.equity, reference.equity)
         if returns is not None and self.slis is not None:
             self.slis.emit((mn.STRATEGY_RETURN, returns[0]), (mn.REFERENCE_RETURN, returns[1]))
@@ -321,6 +323,24 @@ class TradingCycle:
             reference_cost=Decimal(str(BACKTEST_COST_RATE)),
         )
         return account, reference
+
+    def _record_point(
+        self, now: datetime, account: Account, reference: Account, level: RiskLevel
+    ) -> None:
+        """The equity series point of this cycle (a rerun at the same instant rewrites it);
+        an unknown equity is stored as absent, never as a guess."""
+        self.risk.store.put(
+            EXECUTION_PK,
+            f"{EQUITY_PREFIX}{now.isoformat()}",
+            {
+                "at": now,
+                "equity": account.equity,
+                "reference": reference.equity,
+                "cash": account.cash,
+                "fees": account.fees,
+                "risk_level": level.name,
+            },
+        )
 
     def _period_returns(
         self, now: datetime, equity: Decimal | None, reference: Decimal | None
