@@ -24,7 +24,7 @@ from cryptosmarttrader.adapters.paper_exchange import (
     paper_capabilities,
 )
 from cryptosmarttrader.adapters.pit_membership import load_pit_membership
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.recorded_data import DataSourceError, RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.s3_market_caps import S3MarketCapLake
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
@@ -105,6 +105,11 @@ def scan_model(
     directory = explicit or settings.model_dir
     if directory is None:
         return None
+    if not directory.is_dir():
+        raise ValueError(
+            f"model directory {directory} does not exist (cst evaluate --save-model DIR, or "
+            "cst model pull-production DIR, writes one)"
+        )
     from cryptosmarttrader.adapters.ranking_bundle import is_ranking_bundle, load_ranking_bundle
 
     if is_ranking_bundle(directory):
@@ -127,7 +132,15 @@ def recorded_analyzer(
     universe)."""
     market = RecordedMarketData(data_dir)
     excluded = excluded_coins(market)
-    untradable = untradable_coins(market, settings.execution_timeframe)
+    try:
+        untradable = untradable_coins(market, settings.execution_timeframe)
+    except DataSourceError as exc:
+        if settings.universe == "tradable":
+            raise ValueError(
+                f"the tradable universe needs the recorded exchange candles: {exc}; "
+                "pass --universe all (CST_UNIVERSE=all) to rank the research universe"
+            ) from exc
+        untradable = frozenset(market.coins_metadata())  # no candles: nothing can be traded
     if settings.universe == "tradable":
         reason = f"no unambiguous recorded exchange pair at {settings.execution_timeframe}"
         for coin in untradable:

@@ -46,6 +46,9 @@ class Command:
     doc: str  # path relative to the repository
     line: int
     text: str  # one logical line, continuations joined, comment removed
+    # the exit code the document promises: a trailing ``# exits N: why`` comment (a refusal the
+    # document shows on purpose, e.g. a model that fails the skill gate); 0 otherwise
+    expect: int = 0
 
     @property
     def where(self) -> str:
@@ -83,6 +86,9 @@ def _first_program(line: str) -> str:
     return "assignment" if re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", head) else head
 
 
+_EXITS = re.compile(r"#\s*exits\s+(\d+)\b")
+
+
 def commands_in(doc: Path) -> list[Command]:
     text = doc.read_text(encoding="utf-8")
     out: list[Command] = []
@@ -99,11 +105,14 @@ def commands_in(doc: Path) -> list[Command]:
             if line.rstrip().endswith("\\"):
                 pending += line.strip()[:-1].rstrip() + " "
                 continue
-            logical = _strip_comment(pending + line.strip())
+            whole = pending + line.strip()
+            logical = _strip_comment(whole)
             pending = ""
+            promised = _EXITS.search(whole[len(logical) :])
+            expect = int(promised.group(1)) if promised else 0
             head = _first_program(logical)
             if head in PROGRAMS or head == "assignment":
-                out.append(Command(str(doc.relative_to(REPO)), pending_line, logical))
+                out.append(Command(str(doc.relative_to(REPO)), pending_line, logical, expect))
     return out
 
 
@@ -374,10 +383,11 @@ def run_documented(command: Command, scratch: Scratch) -> tuple[list[str], float
             COMMAND_TIMEOUT_S
         )
     seconds = time.monotonic() - started
-    if done.returncode == 0:
+    if done.returncode == command.expect:
         return [], seconds
     tail = (done.stderr.strip() or done.stdout.strip())[-800:]
-    return [f"{command.where}: `{text}` exited {done.returncode}:\n{tail}"], seconds
+    promised = f" (the document says it exits {command.expect})" if command.expect else ""
+    return [f"{command.where}: `{text}` exited {done.returncode}{promised}:\n{tail}"], seconds
 
 
 @pytest.fixture
@@ -385,14 +395,17 @@ def moto_server(scratch: Scratch) -> Iterator[Scratch]:
     from moto.server import ThreadedMotoServer
 
     from cryptosmarttrader.adapters.faults import free_port
+    from cryptosmarttrader.adapters.local_deploy import reset_moto_backends
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
+    reset_moto_backends(port)  # moto's backends are per process: start empty, leave nothing
     scratch.moto_port = port
     try:
         yield scratch
     finally:
+        reset_moto_backends(port)
         server.stop()
 
 
@@ -446,10 +459,12 @@ def test_the_extractor_finds_the_commands_of_each_kind_of_block() -> None:
             "```\n.cst/\n  lake/   objects\n```\n"
             "```\nCST_UNIVERSE=tradable cst scan --asof 2022-09-29 --top 3\n```\n"
             '```python\nprint("not shell")\n```\n'
+            "```bash\nuv run cst model promote 1 --reason x  # exits 2: refused\n```\n"
         )
-        found = [c.text for c in commands_in(doc)]
+        found = [(c.text, c.expect) for c in commands_in(doc)]
     assert found == [
-        "uv run cst scan --asof 2021-05-01 --top 3",
-        "CST_UNIVERSE=tradable cst scan --asof 2022-09-29 --top 3",
+        ("uv run cst scan --asof 2021-05-01 --top 3", 0),
+        ("CST_UNIVERSE=tradable cst scan --asof 2022-09-29 --top 3", 0),
+        ("uv run cst model promote 1 --reason x", 2),
     ]
     shutil.rmtree(tmp, ignore_errors=True)

@@ -53,7 +53,19 @@ def data_subset(
 
 def scan(root: Path, state: Path, *args: str) -> tuple[int, str, str]:
     result = runner.invoke(
-        app, ["scan", "--data", str(root), "--state-dir", str(state), "--json", *args]
+        app,
+        # CoinGecko-only data dirs: no exchange candles, so the research universe
+        [
+            "scan",
+            "--data",
+            str(root),
+            "--state-dir",
+            str(state),
+            "--json",
+            "--universe",
+            "all",
+            *list(args),
+        ],
     )
     return result.exit_code, result.stdout, result.stderr
 

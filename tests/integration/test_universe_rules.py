@@ -106,6 +106,8 @@ def test_exclusions_are_listed_with_reasons_by_data_check_and_the_scan(
             str(tmp_path),
             "--asof",
             "2023-06-01",
+            "--universe",
+            "all",  # a CoinGecko-only data dir: no exchange candles, nothing tradable
             "--state-dir",
             str(tmp_path / "s"),
         ],
@@ -120,3 +122,32 @@ def test_exclusions_are_listed_with_reasons_by_data_check_and_the_scan(
         line.split("│")[2].strip() for line in scanned.stdout.splitlines() if line.count("│") > 5
     }
     assert "havven" in ranked and "tbtc" not in ranked
+
+
+def test_the_tradable_scan_without_exchange_candles_says_what_is_missing(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # Given a data dir with CoinGecko files but no recorded exchange candles
+    coins = tmp_path / "coingecko_daily" / "coins"
+    coins.mkdir(parents=True)
+    (tmp_path / "coingecko_daily" / "coins_metadata.json").symlink_to(
+        data_dir / "coingecko_daily" / "coins_metadata.json"
+    )
+    (coins / "bitcoin.csv").symlink_to(data_dir / "coingecko_daily" / "coins" / "bitcoin.csv")
+    # When the default (tradable) scan runs
+    scanned = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            "--data",
+            str(tmp_path),
+            "--asof",
+            "2023-06-01",
+            "--state-dir",
+            str(tmp_path / "s"),
+        ],
+    )
+    # Then it fails with the missing folder and the way out, and records nothing
+    assert scanned.exit_code == 2, scanned.output
+    assert "binance_spot/1h" in scanned.output and "--universe all" in scanned.output
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())

@@ -62,6 +62,16 @@ def test_cut_series_numbers_segments_and_drops_duplicate_days() -> None:
     assert cuts.report()[0]["code"] in {BreakCode.DUPLICATE_DAY, BreakCode.JUMP_ON_THIN_VOLUME}
 
 
+def test_a_non_finite_price_is_not_a_break_the_quality_gate_rejects_it() -> None:
+    # Given a clean series with one infinite and one NaN close (bad data, not a market move)
+    closes = [1.0] * 10 + [float("inf")] + [1.0] * 5 + [float("nan")] + [1.0] * 3
+    frame = _frame(closes, [1000.0] * 20, [1000.0] * 20)
+    # Then no break is found and the series stays one segment, so the gate sees (and rejects)
+    # those rows with NON_FINITE instead of the coin silently restarting after a "move"
+    assert find_breaks(frame).is_empty()
+    assert set(cut_series(frame).frame["segment"].to_list()) == {0}
+
+
 @pytest.mark.realdata
 def test_the_real_qanplatform_token_swap_is_cut(data_dir: Path) -> None:
     # Given the real CoinGecko series of qanplatform (2022-11-02: x11.9 on $182 of volume)

@@ -84,7 +84,9 @@ def test_history_shorter_than_the_momentum_window_abstains_and_ranks_as_abstenti
     (ranked,) = rank(votes, confidence_gate=0.8, top_n=1000)
 
     # Then it abstains with the reason instead of a vote without a probability
-    assert votes["abstain_reason"][0] == ("insufficient history for 90-day momentum: 75 daily bars < 91")
+    assert votes["abstain_reason"][0] == (
+        "insufficient history for 90-day momentum: 75 daily bars < 91"
+    )
     assert votes["probability"][0] is None and votes["confidence"][0] is None
     assert ranked.action is Action.ABSTAIN
 

@@ -378,14 +378,31 @@ def moto_server(port: int) -> Iterator[str]:
     _check_port_free(port)  # moto's server would wait forever for a socket it cannot bind
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
     server.start()
+    # moto's backends are process-global: a server started earlier in this process (or an
+    # embedded moto) may have left a stack, a parameter or a table behind; a new server starts
+    # empty, as a new account would, and leaves nothing behind for the next one
+    reset_moto_backends(port)
     try:
         yield local_endpoint(port)
     finally:
+        with contextlib.suppress(OSError):
+            reset_moto_backends(port)
         server.stop()
         if previous_port is None:
             os.environ.pop("MOTO_PORT", None)
         else:
             os.environ["MOTO_PORT"] = previous_port
+
+
+def reset_moto_backends(port: int) -> None:
+    """Empty every moto backend of this process through the server's reset API."""
+    import urllib.request
+
+    request = urllib.request.Request(  # noqa: S310 - our own loopback server
+        f"{local_endpoint(port)}/moto-api/reset", method="POST", data=b""
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+        answer.read()
 
 
 def cdklocal_env(endpoint: str, base: Mapping[str, str] | None = None) -> dict[str, str]:

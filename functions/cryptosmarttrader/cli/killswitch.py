@@ -156,9 +156,12 @@ def level(
     who = _actor(actor)
     with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         _, risk = _services(aws)
-        try:
-            risk.override(target, who, reason)
-        except DomainError as exc:
-            fail(str(exc))
+        if risk.load().level is target:  # setting what holds changes nothing: not an error
+            typer.echo(f"risk level is already {target.name}: nothing recorded", err=True)
+        else:
+            try:
+                risk.override(target, who, reason)
+            except DomainError as exc:
+                fail(str(exc))
         payload = _status_payload(aws)
     _print(payload, as_json)

@@ -115,8 +115,12 @@ def find_breaks(frame: pl.DataFrame, config: BreakConfig = DEFAULT_BREAKS) -> pl
     """Break points (``BREAK_SCHEMA``) of a ``DAILY_SCHEMA`` frame holding one row per symbol
     and day (run :func:`cut_series` for frames that may hold duplicates)."""
     c = config
-    close = pl.when(pl.col("close") > 0).then(pl.col("close"))
-    mcap = pl.when(pl.col("market_cap") > 0).then(pl.col("market_cap"))
+    # a non-finite value is not a break: it is bad data, which the quality gate rejects with
+    # its own reason (NON_FINITE); cutting the series there would hide it behind a "move"
+    close = pl.when((pl.col("close") > 0) & pl.col("close").is_finite()).then(pl.col("close"))
+    mcap = pl.when((pl.col("market_cap") > 0) & pl.col("market_cap").is_finite()).then(
+        pl.col("market_cap")
+    )
     scored = (
         frame.lazy()
         .sort("symbol", "ts")
