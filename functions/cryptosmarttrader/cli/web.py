@@ -9,23 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import boto3
 import typer
-from rich.console import Console
 
-from cryptosmarttrader.adapters.web_publish import (
-    INVALIDATED_PATHS,
-    PublishError,
-    publish,
-    site_target,
-)
 from cryptosmarttrader.cli._common import fail
 from cryptosmarttrader.cli.api import DEFAULT_WEB_DIR
+
+# boto3 and the publisher are imported inside the command (fast `cst --help`).
 
 STACK_NAME = "CryptoSmartTrader"
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
-console = Console(highlight=False)
 
 
 @app.command("publish")
@@ -44,6 +37,17 @@ def publish_command(
 ) -> None:
     """Upload the built dashboard, write its config.json (the stack's API URL), keep the
     previous build's files, delete older builds and invalidate /, index.html and config.json."""
+    import boto3
+    from rich.console import Console
+
+    from cryptosmarttrader.adapters.web_publish import (
+        INVALIDATED_PATHS,
+        PublishError,
+        publish,
+        site_target,
+    )
+
+    console = Console(highlight=False)
     session = boto3.session.Session(region_name=region)
     try:
         target = site_target(session.client("cloudformation"), stack_name)
