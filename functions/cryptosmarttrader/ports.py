@@ -116,6 +116,11 @@ class KillSwitchState(Protocol):
     @property
     def reason(self) -> str: ...
 
+    @property
+    def known(self) -> bool:
+        """False when the value could not be read or parsed (``on`` is then True: fail closed)."""
+        ...
+
 
 class KillSwitch(Protocol):
     def is_on(self) -> bool:

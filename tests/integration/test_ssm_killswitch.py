@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -10,12 +11,12 @@ import boto3
 import pytest
 from botocore.config import Config
 from moto import mock_aws
-from pydantic import ValidationError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.ssm_killswitch import FAIL_CLOSED_ACTOR, SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.types import DomainError
 from cryptosmarttrader.settings import AwsResources
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -75,9 +76,56 @@ def test_set_writes_json_and_is_seen_at_once(aws: AwsClients, clock: FixedClock)
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_set_requires_a_reason(aws: AwsClients, clock: FixedClock, reason: str) -> None:
     switch = SsmKillSwitch(PARAM, aws.ssm, clock)
-    with pytest.raises(ValidationError):
+    with pytest.raises(DomainError, match="reason must not be empty"):
         switch.set(True, reason, "alice")
     assert switch.is_on() is False  # nothing was written
+
+
+@pytest.mark.parametrize(
+    ("field", "reason", "actor", "shown"),
+    [
+        ("reason", "maintenance \x1b[1A\x1b[2Kkill-switch: ON", "alice", "U+001B"),
+        ("reason", "done\rkill-switch: off", "alice", "U+000D"),
+        ("reason", "line one\nkill-switch: off", "alice", "U+000A"),
+        ("reason", "resume \u202eFFO\u202c", "alice", "U+202E"),
+        ("reason", "zero\u200bwidth", "alice", "U+200B"),
+        ("actor", "maintenance", "alice\x07", "U+0007"),
+    ],
+)
+def test_set_refuses_control_and_formatting_characters(
+    aws: AwsClients, clock: FixedClock, field: str, reason: str, actor: str, shown: str
+) -> None:
+    # Given trading is off
+    switch = SsmKillSwitch(PARAM, aws.ssm, clock)
+    before = aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Version"]
+
+    # When a writer sends text with a terminal control or bidi formatting character
+    with pytest.raises(DomainError, match=re.escape(f"{field} contains {shown}")):
+        switch.set(True, reason, actor)
+
+    # Then nothing was written
+    assert aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Version"] == before
+
+
+def test_set_caps_the_encoded_value_at_ssm_s_4_kb(aws: AwsClients, clock: FixedClock) -> None:
+    switch = SsmKillSwitch(PARAM, aws.ssm, clock)
+    # 400 emoji are 400 characters (under the 500 limit) but 4800 bytes once JSON-escaped
+    with pytest.raises(DomainError, match=r"would be \d+ bytes once JSON-encoded; SSM stores"):
+        switch.set(True, "\U0001f680" * 400, "alice")
+    with pytest.raises(DomainError, match="at most 500 allowed"):
+        switch.set(True, "x" * 501, "alice")
+    assert switch.is_on() is False
+
+    # and the largest accepted value really is stored by SSM
+    status = switch.set(True, "\u00e9" * 500, "a" * 256)
+    assert status.on is True and switch.is_on() is True
+
+
+def test_the_read_only_known_flag_is_not_stored(aws: AwsClients, clock: FixedClock) -> None:
+    SsmKillSwitch(PARAM, aws.ssm, clock).set(True, "stop", "alice")
+    stored = json.loads(aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Value"])
+    assert set(stored) == {"on", "reason", "actor", "at"}
+    assert SsmKillSwitch(PARAM, aws.ssm, clock).status().known is True
 
 
 def test_reads_are_cached_for_cache_seconds_of_the_injected_clock(

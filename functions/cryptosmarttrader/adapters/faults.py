@@ -9,6 +9,9 @@
   SDK's own retry policy handles them, and an endpoint outage (``EndpointConnectionError``)
   injected at ``before-call``: the error the SDK raises once its retries are spent, without
   waiting out its backoff.
+* :class:`ExhaustedRetries` — a ``before-call`` hook on any boto3 client: the next N calls of
+  one operation (SSM ``GetParameter``/``PutParameter``, DynamoDB ``DeleteItem``...) end with the
+  ``ClientError`` the SDK raises once every retry was throttled.
 * :func:`run_limited` — runs a ``cst`` command or the scan Lambda handler in a child process
   under ``RLIMIT_AS`` (memory) and/or ``RLIMIT_FSIZE`` (disk: writes past it fail with EFBIG).
 
@@ -70,6 +73,7 @@ __all__ = [
     "ChildRun",
     "DynamoFaults",
     "ExchangeFault",
+    "ExhaustedRetries",
     "LocalChaosLab",
     "LoopbackExchange",
     "binance_client_on",
@@ -421,6 +425,64 @@ class DynamoFaults:
         with self._lock:
             if self.last_fault_at is not None and self.recovered_at is None:
                 self.recovered_at = self.monotonic()
+
+
+@dataclass
+class ExhaustedRetries:
+    """Calls of one boto3 client end as they end once the SDK's retries are spent.
+
+    A ``before-call`` hook answers the next ``calls`` invocations of ``operation`` with the
+    error response botocore turns into the same ``ClientError`` (code, message, HTTP 400,
+    ``MaxAttemptsReached``) as a throttled call that exhausted its retries — without waiting out
+    the adaptive backoff (~15 s per call). Any other operation, and later calls, go through.
+    """
+
+    client: Any
+    code: str = "ThrottlingException"
+    message: str = "Rate exceeded (injected: every retry throttled)"
+    injected: dict[str, int] = field(default_factory=dict)
+    _left: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._event = f"before-call.{self.client.meta.service_model.service_id.hyphenize()}"
+        self.client.meta.events.register(self._event, self._before_call)
+
+    def exhaust(self, operation: str, calls: int = 1) -> None:
+        """Fail the next ``calls`` calls of ``operation`` (e.g. ``"PutParameter"``)."""
+        if calls < 0:
+            raise ValueError("calls must be >= 0")
+        with self._lock:
+            self._left[operation] = calls
+
+    def heal(self) -> None:
+        with self._lock:
+            self._left.clear()
+
+    def detach(self) -> None:
+        self.client.meta.events.unregister(self._event, self._before_call)
+
+    def _before_call(
+        self, model: Any, **_kwargs: object
+    ) -> tuple[AWSResponse, dict[str, Any]] | None:
+        with self._lock:
+            if self._left.get(model.name, 0) <= 0:
+                return None
+            self._left[model.name] -= 1
+            self.injected[model.name] = self.injected.get(model.name, 0) + 1
+        headers = HTTPHeaders()
+        headers["x-amzn-RequestId"] = "chaos"
+        response = AWSResponse(self.client.meta.endpoint_url, 400, headers, _RawBody(b""))
+        parsed = {
+            "Error": {"Code": self.code, "Message": self.message},
+            "ResponseMetadata": {
+                "HTTPStatusCode": 400,
+                "MaxAttemptsReached": True,
+                "RetryAttempts": 4,
+                "RequestId": "chaos",
+            },
+        }
+        return response, parsed
 
 
 # --------------------------------------------------------------------------------------------

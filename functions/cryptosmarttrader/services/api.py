@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.killswitch import check_reason
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus, book_exposure
 from cryptosmarttrader.domain.risk import RiskState, RiskTransition
 from cryptosmarttrader.domain.types import Action
@@ -152,7 +153,8 @@ class KillSwitchRequest(_Model):
     @field_validator("reason")
     @classmethod
     def _strip(cls, value: str) -> str:
-        return value.strip()
+        # printable, and small enough for the SSM value (domain.killswitch)
+        return check_reason(value)
 
 
 class ApiError(BaseModel):

@@ -1,0 +1,62 @@
+"""Kill-switch text rules (domain.killswitch): printable reasons and actors, a value SSM stores."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cryptosmarttrader.domain.killswitch import (
+    MAX_VALUE_BYTES,
+    check_reason,
+    check_text,
+    encoded_value,
+    escape_controls,
+    printable,
+)
+from cryptosmarttrader.domain.types import DomainError
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "position"),
+    [
+        ("ok\x1b[2K", "U+001B", 3),
+        ("a\tb", "U+0009", 2),
+        ("x\u2028y", "U+2028", 2),
+        ("\u2066isolate\u2069", "U+2066", 1),
+        ("soft\u00adhyphen", "U+00AD", 5),
+    ],
+)
+def test_control_and_format_characters_are_named_with_their_position(
+    text: str, code: str, position: int
+) -> None:
+    with pytest.raises(DomainError) as err:
+        check_text("reason", text, 100)
+    assert f"reason contains {code}" in str(err.value)
+    assert f"at position {position}:" in str(err.value)
+
+
+def test_plain_text_is_kept_stripped_and_non_ascii_letters_are_fine() -> None:
+    assert check_text("reason", "  Börse geschlossen — 東京  \n", 100) == "Börse geschlossen — 東京"
+    with pytest.raises(DomainError, match="must not be empty"):
+        check_text("reason", " \n ", 100)
+
+
+def test_a_reason_is_also_limited_by_its_json_size() -> None:
+    assert check_reason("é" * 500) == "é" * 500  # 3002 bytes escaped: fits
+    with pytest.raises(DomainError, match="bytes once JSON-encoded"):
+        check_reason("\U0001f680" * 300)  # 300 characters, 3602 bytes
+
+
+def test_the_encoded_value_is_refused_past_ssm_s_limit() -> None:
+    small = {"on": True, "reason": "r", "actor": "a", "at": "2024-01-01T00:00:00Z"}
+    assert json.loads(encoded_value(small)) == small
+    with pytest.raises(DomainError, match=f"SSM stores at most {MAX_VALUE_BYTES}"):
+        encoded_value({**small, "reason": "x" * MAX_VALUE_BYTES})
+
+
+def test_printable_and_escape_controls_neutralise_what_check_text_refuses() -> None:
+    hostile = "a\x1b[2K\rb\u202ec"
+    assert printable(hostile, 100) == "a [2K b c"
+    assert printable("x" * 50, 10) == "x" * 10
+    assert escape_controls(hostile) == "a\\x1b[2K\\rb\\u202ec"
