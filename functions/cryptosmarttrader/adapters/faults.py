@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import resource
@@ -51,6 +52,7 @@ from botocore.exceptions import EndpointConnectionError
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.circuit_breaker import BreakerConfig
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import RetryPolicy, capabilities_for
@@ -62,6 +64,7 @@ from cryptosmarttrader.services.ingest import (
     IngestService,
     series_key,
 )
+from cryptosmarttrader.services.risk_state import RISK_PK, RiskStateService
 from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer, ScanService
 from cryptosmarttrader.settings import AwsResources
 
@@ -77,6 +80,7 @@ __all__ = [
     "LocalChaosLab",
     "LoopbackExchange",
     "binance_client_on",
+    "cloudwatch_alarm_event",
     "free_port",
     "run_limited",
 ]
@@ -830,6 +834,126 @@ class _DiskBench:
         return sorted(p.name for p in self.state_dir.glob(".*.tmp"))
 
 
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def cloudwatch_alarm_event(alarm_name: str, reason: str, at: datetime) -> dict[str, Any]:
+    """The event CloudWatch sends a Lambda alarm action (single-metric alarm) on OK → ALARM."""
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return {
+        "source": "aws.cloudwatch",
+        "alarmArn": f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm_name}",
+        "accountId": "123456789012",
+        "time": stamp,
+        "region": "us-east-1",
+        "alarmData": {
+            "alarmName": alarm_name,
+            "state": {"value": "ALARM", "reason": reason, "timestamp": stamp},
+            "previousState": {"value": "OK", "reason": "Threshold not crossed", "timestamp": stamp},
+            "configuration": {"description": "[critical] chaos suite", "metrics": []},
+        },
+    }
+
+
+@dataclass
+class _LambdaContext:
+    function_name: str
+    aws_request_id: str
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:chaos"
+
+
+@dataclass
+class _SafetyBench:
+    """The kill-switch and the risk state of fresh resources on the lab's moto server, reached
+    through the code the functions run: the alarm function's real handler (its own cached
+    clients, faults injected on them) and the execution function's ``RiskStateService`` over
+    ``DynamoStateStore`` + ``SsmKillSwitch`` with clients built like the function's."""
+
+    resources: AwsResources
+    clients: AwsClients
+    clock: FixedClock
+    alarms: int = 0
+
+    def switch(self) -> dict[str, Any]:
+        raw = self.clients.ssm.get_parameter(Name=self.resources.kill_switch_param)
+        value: dict[str, Any] = json.loads(raw["Parameter"]["Value"])
+        return value
+
+    def deliver_alarm(self, exhaust: str | None = None) -> dict[str, Any]:
+        """CloudWatch's Lambda alarm action to the alarm function, in-process with this bench's
+        resources; ``exhaust``: an SSM operation that fails through every retry, once, on the
+        function's own client. Raises what the handler raises (Lambda would retry it)."""
+        res = self.resources
+        env = {
+            "AWS_ENDPOINT_URL": res.aws_endpoint_url or "",
+            "AWS_REGION": res.region,
+            "AWS_DEFAULT_REGION": res.region,
+            "CST_STATE_TABLE": res.state_table,
+            "CST_KILL_SWITCH_PARAM": res.kill_switch_param,
+            "POWERTOOLS_SERVICE_NAME": "cst-alarm-killswitch",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+        }
+        self.alarms += 1
+        event = cloudwatch_alarm_event(
+            "CryptoSmartTrader-critical-Drawdown", "chaos: drawdown above 10%", self.clock.now()
+        )
+        context = _LambdaContext("cst-alarm-killswitch", f"chaos-alarm-{self.alarms}")
+
+        with _environment(env), contextlib.redirect_stdout(io.StringIO()):
+            # imported here: a first import creates its logger quiet, on the captured stream
+            from cryptosmarttrader.handlers import _common, alarm_killswitch
+
+            def reset() -> None:
+                _common.reset_caches()
+                alarm_killswitch._kill_switch.cache_clear()
+                alarm_killswitch._audit.cache_clear()
+
+            reset()  # a new execution environment: clients and settings from this environment
+            faults = ExhaustedRetries(_common.aws_clients().ssm)
+            if exhaust:
+                faults.exhaust(exhaust, 1)
+            try:
+                result: dict[str, Any] = alarm_killswitch.handler(event, context)
+                return result
+            finally:
+                faults.detach()
+                reset()
+
+    def risk(self, exhaust: str | None = None) -> RiskStateService:
+        """The execution function's risk state service (a new execution environment);
+        ``exhaust``: an SSM operation that fails through every retry, once."""
+        clients = AwsClients.build(self.resources)
+        faults = ExhaustedRetries(clients.ssm)
+        if exhaust:
+            faults.exhaust(exhaust, 1)
+        switch = SsmKillSwitch(self.resources.kill_switch_param, clients.ssm, self.clock)
+        store = DynamoStateStore(self.resources.state_table, clients.dynamodb)
+        return RiskStateService(store, switch, self.clock)
+
+    def advance(self, delta: timedelta) -> None:
+        self.clock.advance(delta)
+
+    def delete_risk_state(self) -> None:
+        self.clients.dynamodb.delete_item(
+            TableName=self.resources.state_table,
+            Key={"pk": {"S": RISK_PK}, "sk": {"S": "current"}},
+        )
+
+
 class LocalChaosLab:
     """The chaos suite's local infrastructure: a moto server on 127.0.0.1 and fresh resources
     per bench. Use as a context manager; it starts nothing else and leaves nothing running."""
@@ -938,6 +1062,10 @@ class LocalChaosLab:
                 served=frame,
                 first_since_ms=(now_ms // tf_ms - _INITIAL_LOOKBACK) * tf_ms,
             )
+
+    def safety_bench(self, name: str) -> _SafetyBench:
+        res, clients = self._resources(name)
+        return _SafetyBench(res, clients, FixedClock(datetime(2024, 3, 4, 9, 0, tzinfo=UTC)))
 
     @contextlib.contextmanager
     def disk_bench(self, name: str) -> Iterator[_DiskBench]:

@@ -51,7 +51,7 @@ def run(
         ),
     ] = LAMBDA_MEMORY_MB,
 ) -> None:
-    """Run the chaos scenarios (all six by default). Exit 1 if any fails."""
+    """Run the chaos scenarios (all seven by default). Exit 1 if any fails."""
     names = tuple(scenario) if scenario else SCENARIOS
     unknown = sorted(set(names) - set(SCENARIOS))
     if unknown:
