@@ -205,3 +205,30 @@ def test_recovers_once_the_parameter_is_fixed(aws: AwsClients, clock: FixedClock
     clock.advance(timedelta(seconds=5))
     # Then trading is allowed again
     assert switch.is_on() is False
+
+
+def test_system_writers_never_fail_a_stop_on_their_own_wording(
+    aws: AwsClients, clock: FixedClock
+) -> None:
+    from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
+    from cryptosmarttrader.services.golive import Failure, GoLiveService
+
+    # Given a go-live rollback whose Step Functions cause is long, multi-line, with a bidi
+    # override and an emoji storm (what an exception's message and stack can look like)
+    res = AwsResources()
+    cause = "Traceback:\n  File x\r\n\u202eevil\u202c " + "\U0001f680" * 300 + "y" * 2000
+    service = GoLiveService(
+        store=DynamoStateStore(res.state_table, aws.dynamodb),
+        orders=DynamoOrderStore(res.orders_table, aws.dynamodb),
+        kill_switch=SsmKillSwitch(PARAM, aws.ssm, clock),
+        clock=clock,
+    )
+
+    # When the rollback engages the kill-switch
+    state = service.engage_kill_switch("run-1", Failure(Error="States.TaskFailed", Cause=cause))
+
+    # Then the switch is on with a printable reason that fits (the text was cleaned, not refused)
+    stored = json.loads(aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Value"])
+    assert state["on"] is True and stored["on"] is True
+    assert stored["reason"].startswith("go-live run-1 rollback: States.TaskFailed: Traceback:")
+    assert stored["reason"].isprintable() and len(stored["reason"]) <= 500

@@ -60,3 +60,13 @@ def test_printable_and_escape_controls_neutralise_what_check_text_refuses() -> N
     assert printable(hostile, 100) == "a [2K b c"
     assert printable("x" * 50, 10) == "x" * 10
     assert escape_controls(hostile) == "a\\x1b[2K\\rb\\u202ec"
+
+
+def test_a_system_writer_s_reason_always_passes_the_checks() -> None:
+    from cryptosmarttrader.domain.killswitch import writable_reason
+
+    for quoted in ["x" * 5000, "a\nb\x1b[2K\u202ec", "\U0001f680" * 500, "\x00\x01", ""]:
+        text = writable_reason(quoted, "fallback")
+        assert check_reason(text) == text  # printable, short, fits the value
+    assert writable_reason("\x00\x01", "RiskGuard SHUTDOWN") == "RiskGuard SHUTDOWN"
+    assert writable_reason("Börse zu", "f") == "Börse zu"  # kept when it fits

@@ -37,11 +37,12 @@ __all__ = [
     "encoded_value",
     "escape_controls",
     "printable",
+    "writable_reason",
 ]
 
 MAX_VALUE_BYTES: Final = 4096  # SSM standard-tier parameter value
 MAX_REASON_CHARS: Final = 500
-MAX_ACTOR_CHARS: Final = 256
+MAX_ACTOR_CHARS: Final = 640  # an IAM user ARN with a long path, prefixed "iam:"
 # the reason's share of the value, leaving room for the keys, the time and an ASCII actor
 MAX_REASON_BYTES: Final = 3072
 _REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
@@ -89,6 +90,17 @@ def printable(value: str, max_chars: int) -> str:
     truncated to ``max_chars`` (for text a writer quotes but did not choose)."""
     cleaned = "".join(" " if _refused(c) else c for c in value)
     return " ".join(cleaned.split())[:max_chars]
+
+
+def writable_reason(value: str, fallback: str) -> str:
+    """A reason a system writer (RiskGuard, go-live rollback, alarm) can always store: text it
+    quotes but did not choose, made :func:`printable`, within :data:`MAX_REASON_CHARS`, and
+    ASCII if its escaped form would not fit :data:`MAX_REASON_BYTES`; ``fallback`` if nothing
+    printable is left. A stop must never fail on its own wording."""
+    text = printable(value, MAX_REASON_CHARS) or printable(fallback, MAX_REASON_CHARS)
+    if len(json.dumps(text)) > MAX_REASON_BYTES:
+        text = text.encode("ascii", "replace").decode("ascii")
+    return text or "kill-switch on"
 
 
 def escape_controls(value: str) -> str:

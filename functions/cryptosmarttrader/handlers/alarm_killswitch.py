@@ -38,7 +38,7 @@ from cryptosmarttrader.adapters.ssm_killswitch import (
 )
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain import metric_names as mn
-from cryptosmarttrader.domain.killswitch import MAX_REASON_CHARS, printable
+from cryptosmarttrader.domain.killswitch import writable_reason
 from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import DomainError
 from cryptosmarttrader.handlers._common import (
@@ -179,9 +179,9 @@ def _act(alarm: AlarmNotification, request_id: str) -> dict[str, Any]:
         logger.info("alarm state ignored", extra={"alarm": alarm.alarm_name, "state": alarm.state})
         return {"alarm": alarm.alarm_name, "action": "ignored", "state": alarm.state}
     switch = _kill_switch()
-    # CloudWatch's text, made printable and ASCII, so the value always fits SSM's 4 KB
+    # CloudWatch's text, made printable and small enough, so the value always fits SSM's 4 KB
     quoted = sanitize_text(f"{alarm.alarm_name}: {alarm.reason or 'in ALARM'}")
-    reason = printable(quoted, MAX_REASON_CHARS).encode("ascii", "replace").decode("ascii")
+    reason = writable_reason(quoted, f"{alarm.alarm_name}: in ALARM")
     before = switch.status()
     read_ok = before.known and before.actor != FAIL_CLOSED_ACTOR
     after, action = _reaffirm_or_engage(switch, before, reason)

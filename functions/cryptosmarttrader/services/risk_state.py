@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from cryptosmarttrader.domain.clock import Clock
-from cryptosmarttrader.domain.killswitch import MAX_REASON_CHARS, printable
+from cryptosmarttrader.domain.killswitch import writable_reason
 from cryptosmarttrader.domain.risk import (
     SYSTEM_ACTOR,
     RiskLevel,
@@ -136,7 +136,9 @@ class RiskStateService:
 
     def _commit(self, state: RiskState, move: RiskTransition | None, version: int) -> None:
         if move is not None and move.engages_kill_switch:
-            reason = printable(f"RiskGuard {move.to_level.name}: {move.reason}", MAX_REASON_CHARS)
+            reason = writable_reason(
+                f"RiskGuard {move.to_level.name}: {move.reason}", f"RiskGuard {move.to_level.name}"
+            )
             self.kill_switch.set(True, reason, SYSTEM_ACTOR)
         if not self.store.put_versioned(RISK_PK, CURRENT_SK, state.to_dict(), version):
             raise RiskStateConflictError(
