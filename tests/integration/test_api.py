@@ -442,7 +442,7 @@ def test_killswitch_off_with_an_api_key_identity(api: ModuleType, aws: AwsClient
         {"on": True, "reason": "r" * 501},
         {"on": True, "reason": "resume\x1b[2K\rkill-switch: off"},
         {"on": True, "reason": "resume \u202eFFO\u202c trading"},
-        {"on": True, "reason": "\U0001f680" * 300},
+        {"on": True, "reason": "ab\x9fc"},  # a C1 control character
         {"on": True, "reason": "valid reason", "actor": "someone-else"},
         "not json",
         None,

@@ -109,16 +109,17 @@ def test_set_refuses_control_and_formatting_characters(
 
 def test_set_caps_the_encoded_value_at_ssm_s_4_kb(aws: AwsClients, clock: FixedClock) -> None:
     switch = SsmKillSwitch(PARAM, aws.ssm, clock)
-    # 400 emoji are 400 characters (under the 500 limit) but 4800 bytes once JSON-escaped
-    with pytest.raises(DomainError, match=r"would be \d+ bytes once JSON-encoded; SSM stores"):
-        switch.set(True, "\U0001f680" * 400, "alice")
+    # a 500-character reason and a 640-character actor, four bytes each: 4560 bytes encoded
+    with pytest.raises(DomainError, match=r"would be \d+ bytes once encoded; SSM stores"):
+        switch.set(True, "\U0001f680" * 500, "\U0001f680" * 640)
     with pytest.raises(DomainError, match="at most 500 allowed"):
         switch.set(True, "x" * 501, "alice")
     assert switch.is_on() is False
 
-    # and the largest accepted value really is stored by SSM
-    status = switch.set(True, "\u00e9" * 500, "a" * 256)
+    # and the largest reason, with a normal actor, really is stored by SSM (as UTF-8)
+    status = switch.set(True, "\U0001f680" * 500, "arn:aws:iam::123456789012:user/ops/alice")
     assert status.on is True and switch.is_on() is True
+    assert switch.status().reason == "\U0001f680" * 500
 
 
 def test_the_read_only_known_flag_is_not_stored(aws: AwsClients, clock: FixedClock) -> None:

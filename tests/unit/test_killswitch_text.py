@@ -42,15 +42,46 @@ def test_plain_text_is_kept_stripped_and_non_ascii_letters_are_fine() -> None:
         check_text("reason", " \n ", 100)
 
 
-def test_a_reason_is_also_limited_by_its_json_size() -> None:
-    assert check_reason("é" * 500) == "é" * 500  # 3002 bytes escaped: fits
-    with pytest.raises(DomainError, match="bytes once JSON-encoded"):
-        check_reason("\U0001f680" * 300)  # 300 characters, 3602 bytes
+def test_a_reason_of_the_maximum_length_always_fits_the_value() -> None:
+    # 500 four-byte characters and a long actor still fit SSM's 4096 bytes (UTF-8, not escaped)
+    reason = check_reason("\U0001f680" * 500)
+    value = {"on": True, "reason": reason, "actor": "a" * 640, "at": "2024-01-01T00:00:00Z"}
+    assert len(encoded_value(value).encode()) <= MAX_VALUE_BYTES
+    with pytest.raises(DomainError, match="at most 500 allowed"):
+        check_reason("x" * 501)
+
+
+def test_the_published_pattern_and_the_check_refuse_the_same_characters() -> None:
+    import re
+    import unicodedata
+
+    from cryptosmarttrader.domain.killswitch import REASON_PATTERN
+
+    pattern = re.compile(REASON_PATTERN)
+    mismatched = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        char = chr(cp)
+        by_pattern = pattern.match(f"abc{char}x") is None
+        try:
+            check_text("reason", f"abc{char}x", 10)
+            by_check = False
+        except DomainError:
+            by_check = True
+        if by_pattern != by_check:
+            mismatched.append(hex(cp))
+        if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"}:
+            assert by_check, hex(cp)  # every control/format character of this Python's Unicode
+    assert mismatched == []
+    assert pattern.match("  ok go ") and not pattern.match("ok") and not pattern.match("a\u202ebc")
 
 
 def test_the_encoded_value_is_refused_past_ssm_s_limit() -> None:
     small = {"on": True, "reason": "r", "actor": "a", "at": "2024-01-01T00:00:00Z"}
     assert json.loads(encoded_value(small)) == small
+    assert encoded_value({**small, "reason": "é"}) == encoded_value({**small, "reason": "é"})
+    assert "é" in encoded_value({**small, "reason": "é"})  # UTF-8, not \\u-escaped
     with pytest.raises(DomainError, match=f"SSM stores at most {MAX_VALUE_BYTES}"):
         encoded_value({**small, "reason": "x" * MAX_VALUE_BYTES})
 

@@ -5,17 +5,19 @@ rules apply to every writer (the CLI, the API, the alarm function, the RiskGuard
 
 * **no control or formatting characters** in the reason or the actor: an ANSI escape
   (``ESC[``), a carriage return or a bidirectional override (U+202E) would let a stored reason
-  rewrite what a terminal shows — e.g. make ``kill-switch: off`` read as ``ON``. Categories
-  Cc (controls: ESC, CR, LF, TAB, DEL...), Cf (format: bidi overrides and isolates, zero-width
-  joiners, soft hyphen), Zl/Zp (line and paragraph separators) and Cs (lone surrogates) are
-  refused with the character and its position named. Plain spaces are fine.
-* **the encoded value fits SSM's standard tier** (4096 bytes): the JSON written is ASCII
-  (``json.dumps`` escapes non-ASCII as ``\\uXXXX``, up to 12 bytes for one emoji), so a
-  500-character reason can exceed the limit; :func:`encoded_value` measures the real bytes.
+  rewrite what a terminal shows — e.g. make ``kill-switch: off`` read as ``ON``. Refused: the
+  code points of Unicode 15.0's categories Cc (controls: ESC, CR, LF, TAB, DEL, C1...), Cf
+  (format: bidi overrides and isolates, zero-width characters, soft hyphen...), Zl and Zp
+  (line and paragraph separators) — listed in :data:`REFUSED_RANGES`, so the check and the
+  API's published pattern (:data:`REASON_PATTERN`) agree on every Python — and lone surrogates.
+  The character and its position are named. Plain spaces are fine.
+* **the encoded value fits SSM's standard tier** (4096 bytes). The JSON is written as UTF-8
+  (non-ASCII kept, at most 4 bytes a character), so a reason of at most 500 characters always
+  fits beside a normal actor; :func:`encoded_value` measures the real bytes and refuses the rest.
 
 Writers that must never fail on text they did not choose (the alarm function quoting
-CloudWatch's reason) use :func:`printable` instead, which replaces what :func:`check_text`
-refuses and truncates to fit.
+CloudWatch's reason, the go-live rollback quoting a failure) use :func:`writable_reason`, which
+replaces what :func:`check_text` refuses and truncates.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from cryptosmarttrader.domain.types import DomainError
 
 __all__ = [
     "MAX_ACTOR_CHARS",
-    "MAX_REASON_BYTES",
     "MAX_REASON_CHARS",
     "MAX_VALUE_BYTES",
+    "REASON_PATTERN",
+    "REFUSED_RANGES",
     "check_reason",
     "check_text",
     "encoded_value",
@@ -43,13 +46,39 @@ __all__ = [
 MAX_VALUE_BYTES: Final = 4096  # SSM standard-tier parameter value
 MAX_REASON_CHARS: Final = 500
 MAX_ACTOR_CHARS: Final = 640  # an IAM user ARN with a long path, prefixed "iam:"
-# the reason's share of the value, leaving room for the keys, the time and an ASCII actor
-MAX_REASON_BYTES: Final = 3072
-_REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# Unicode 15.0 categories Cc, Cf, Zl, Zp (surrogates are refused separately: no regex class can
+# hold them), as inclusive code point ranges
+REFUSED_RANGES: Final = (
+    (0x0000, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C),
+    (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E),
+    (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+)  # fmt: skip
+_SURROGATES: Final = (0xD800, 0xDFFF)
+
+
+def _escape(cp: int) -> str:
+    return f"\\u{cp:04X}" if cp <= 0xFFFF else f"\\U{cp:08X}"
+
+
+_CLASS: Final = "".join(
+    _escape(a) if a == b else f"{_escape(a)}-{_escape(b)}" for a, b in REFUSED_RANGES
+)
+# 3+ non-blank characters and none refused; unambiguous (linear) for any regex engine:
+# blanks, then a non-blank, three times, then anything allowed
+_BLANK: Final = f"[^\\S{_CLASS}]*"
+_NON_BLANK: Final = f"[^\\s{_CLASS}]"
+REASON_PATTERN: Final = (
+    f"^{_BLANK}{_NON_BLANK}{_BLANK}{_NON_BLANK}{_BLANK}{_NON_BLANK}[^{_CLASS}]*$"
+)
 
 
 def _refused(char: str) -> bool:
-    return unicodedata.category(char) in _REFUSED_CATEGORIES
+    cp = ord(char)
+    if _SURROGATES[0] <= cp <= _SURROGATES[1]:
+        return True
+    return any(a <= cp <= b for a, b in REFUSED_RANGES)
 
 
 def check_text(field: str, value: str, max_chars: int) -> str:
@@ -73,16 +102,10 @@ def check_text(field: str, value: str, max_chars: int) -> str:
 
 
 def check_reason(value: str, field: str = "reason") -> str:
-    """:func:`check_text` for a reason, plus its JSON-escaped size (at most
-    :data:`MAX_REASON_BYTES`): what every entry point (CLI, API model) checks before writing."""
-    text = check_text(field, value, MAX_REASON_CHARS)
-    size = len(json.dumps(text))
-    if size > MAX_REASON_BYTES:
-        raise DomainError(
-            f"{field} takes {size} bytes once JSON-encoded; at most {MAX_REASON_BYTES} fit the "
-            "kill-switch value (non-ASCII characters take up to 12 bytes each)"
-        )
-    return text
+    """:func:`check_text` for a reason (at most :data:`MAX_REASON_CHARS`): what every entry
+    point (CLI, API model) checks before writing. 500 characters take at most 2 KB once encoded,
+    so a checked reason always fits the value beside an actor of normal size."""
+    return check_text(field, value, MAX_REASON_CHARS)
 
 
 def printable(value: str, max_chars: int) -> str:
@@ -94,12 +117,9 @@ def printable(value: str, max_chars: int) -> str:
 
 def writable_reason(value: str, fallback: str) -> str:
     """A reason a system writer (RiskGuard, go-live rollback, alarm) can always store: text it
-    quotes but did not choose, made :func:`printable`, within :data:`MAX_REASON_CHARS`, and
-    ASCII if its escaped form would not fit :data:`MAX_REASON_BYTES`; ``fallback`` if nothing
-    printable is left. A stop must never fail on its own wording."""
+    quotes but did not choose, made :func:`printable` within :data:`MAX_REASON_CHARS`;
+    ``fallback`` if nothing printable is left. A stop must never fail on its own wording."""
     text = printable(value, MAX_REASON_CHARS) or printable(fallback, MAX_REASON_CHARS)
-    if len(json.dumps(text)) > MAX_REASON_BYTES:
-        text = text.encode("ascii", "replace").decode("ascii")
     return text or "kill-switch on"
 
 
@@ -110,14 +130,13 @@ def escape_controls(value: str) -> str:
 
 
 def encoded_value(value: Mapping[str, Any]) -> str:
-    """The JSON stored in the parameter (sorted keys, ASCII), refused with
-    :class:`DomainError` when it exceeds :data:`MAX_VALUE_BYTES`."""
-    encoded = json.dumps(dict(value), sort_keys=True)
+    """The JSON stored in the parameter (sorted keys, UTF-8), refused with :class:`DomainError`
+    when it exceeds :data:`MAX_VALUE_BYTES`."""
+    encoded = json.dumps(dict(value), sort_keys=True, ensure_ascii=False)
     size = len(encoded.encode("utf-8"))
     if size > MAX_VALUE_BYTES:
         raise DomainError(
-            f"the kill-switch value would be {size} bytes once JSON-encoded; SSM stores at most "
-            f"{MAX_VALUE_BYTES}: shorten the reason (non-ASCII characters take up to 12 bytes "
-            "each)"
+            f"the kill-switch value would be {size} bytes once encoded; SSM stores at most "
+            f"{MAX_VALUE_BYTES}: shorten the reason or the actor"
         )
     return encoded
