@@ -233,6 +233,10 @@ class Observability(Construct):
                 "more repeated order decisions in an hour than three full scan reruns: a loop",
             ),
             AlarmSpec(
+                "Oversell", "critical", emf(mn.OVERSELL_REFUSED, "Sum", hour), 1, gte, 1,
+                "a sell was refused or cut because it would leave a spot position short",
+            ),
+            AlarmSpec(
                 "OrderRejections", "critical",
                 emf(mn.ORDERS_REJECTED_BY_EXCHANGE, "Sum", fifteen), 5, gte, 1,
                 "5+ orders rejected by the exchange in 15 minutes",
@@ -266,6 +270,14 @@ class Observability(Construct):
                 f"no passing deep health probe for {PROBE_INTERVALS_WITHOUT_SUCCESS} probe "
                 "intervals: an AWS dependency fails, or the probe does not run",
                 missing=cw.TreatMissingData.BREACHING,
+            )
+        )  # fmt: skip
+        specs.append(
+            AlarmSpec(
+                "StageErrors", "warning",
+                sli(mn.ERRORS, "Sum", five, self._config.stage), 1, gte, 1,
+                "a scheduled run (ingest, scan, execution, drift) or an API request of this stage "
+                "failed: the stage's Errors SLI; the function's log says what it lacked",
             )
         )  # fmt: skip
         specs += self._function_alarms(functions, five)
@@ -310,7 +322,8 @@ class Observability(Construct):
         config = self._config
         ingest_every = min(schedule_interval_seconds(s.cron) for s in config.ingest_schedules)
         beats = [
-            ("ExecutionHeartbeat", mn.RISK_LEVEL, schedule_interval_seconds(config.execution.cron),
+            # paper trading is not running and the critical risk alarms see no data
+            ("ExecutionStalled", mn.RISK_LEVEL, schedule_interval_seconds(config.execution.cron),
              "no completed execution cycle (RiskLevel sample count)"),
             ("NoSignals", mn.UNIVERSE_SIZE, schedule_interval_seconds(config.scan.cron),
              "no completed scan published signals (UniverseSize sample count)"),
@@ -431,7 +444,7 @@ class Observability(Construct):
 
         trading: list[list[cw.IWidget]] = [
             [alarms_of("Drawdown", "RiskGuardEmergency", "DailyLoss", "DuplicateOrderAttempts",
-                       "OrderRejections", "Slippage", "ExecutionHeartbeat")],
+                       "OrderRejections", "Slippage", "ExecutionStalled")],
             [graph("Risk level (0 NORMAL … 4 SHUTDOWN)", emf(mn.RISK_LEVEL, "Maximum", five)),
              graph("Drawdown / daily PnL (%)", emf(mn.DRAWDOWN, "Maximum", five),
                    emf(mn.DAILY_PNL, "Minimum", five)),
@@ -470,7 +483,7 @@ class Observability(Construct):
                  emf(mn.AGENT_CONFIDENCE, "Average", hour, agent="technical")])],
         ]  # fmt: skip
         slo: list[list[cw.IWidget]] = [
-            [alarms_of("HealthProbeFailing", "ApiLatencyP95", "Api5xx", "Api4xx", *[
+            [alarms_of("HealthProbeFailing", "StageErrors", "ApiLatencyP95", "Api5xx", "Api4xx", *[
                 a for a in self.alarms if a.startswith(("LambdaErrors", "LambdaThrottles", "DeadLetters"))
             ])],
             self._sli_widgets(hour),

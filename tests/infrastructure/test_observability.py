@@ -237,7 +237,7 @@ def test_every_custom_metric_in_an_alarm_is_catalogued(synthesized: Synthesized)
     ("alarm", "metric", "service", "period", "periods"),
     [
         # hourly cycle at :10 → a 1 h period; two empty hours (two missed cycles) alarm
-        ("ExecutionHeartbeat", "RiskLevel", "cst-execution", 3600, 2),
+        ("ExecutionStalled", "RiskLevel", "cst-execution", 3600, 2),
         # daily scan at 00:15 → 24 one-hour periods (CloudWatch's one-day cap), all empty
         ("NoSignals", "UniverseSize", "cst-scan", 3600, 24),
         # hourly ingest schedules (the most frequent one sets the pace)
@@ -279,3 +279,24 @@ def test_heartbeat_periods_follow_the_schedule(
     period, periods = heartbeat_window(interval)
     assert interval == every
     assert (int(period.to_seconds()), periods) == window
+
+
+def test_a_failed_scheduled_run_and_a_stalled_execution_each_raise_an_alarm(
+    synthesized: Synthesized,
+) -> None:
+    alarms = {n.split("-", 2)[2]: (n, p) for n, p in _alarms(synthesized).items()}
+    # Given the stage's Errors SLI, exactly as the handlers publish it (Stage only)
+    name, errors = alarms["StageErrors"]
+    assert _severity(name) == "warning"
+    assert errors["MetricName"] == "Errors" and errors["Namespace"] == "CryptoSmartTrader"
+    assert errors["Dimensions"] == [{"Name": "Stage", "Value": "staging"}]
+    # Then one failed invocation is enough
+    assert errors["Statistic"] == "Sum" and errors["Threshold"] == 1
+    assert errors["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert errors["EvaluationPeriods"] == 1
+    # And an execution cycle that never completes (no RiskLevel published) alarms too
+    name, stalled = alarms["ExecutionStalled"]
+    assert _severity(name) == "warning"
+    assert stalled["MetricName"] == "RiskLevel"
+    assert stalled["Dimensions"] == [{"Name": "service", "Value": "cst-execution"}]
+    assert stalled["TreatMissingData"] == "breaching"

@@ -156,9 +156,10 @@ def test_a_human_release_after_a_committed_escalation_is_not_overridden(
 
 
 def test_a_deleted_risk_state_item_is_rebuilt_from_the_transition_log(aws: AwsClients) -> None:
-    # Given SHUTDOWN was reached and logged
+    # Given SHUTDOWN was reached and logged (on a stack that had stored nothing before)
     clock = FixedClock(T0)
     svc = _on_moto(aws, clock)
+    assert svc.stored() is None
     svc.observe(RiskObservation(Decimal("100000")))
     clock.advance(timedelta(hours=1))
     svc.observe(RiskObservation(Decimal("80000")))
@@ -177,6 +178,9 @@ def test_a_deleted_risk_state_item_is_rebuilt_from_the_transition_log(aws: AwsCl
         rebuilt.reason.startswith("rebuilt from the transition log")
         and "drawdown" in rebuilt.reason
     )
+    # and it is what the cycle's replay guard reads: a stack that lost the item is not a fresh
+    # stack, so a cycle before the logged transition is still refused
+    assert svc.stored() == rebuilt
     # and days of healthy metrics do not leave it (only a human does)
     clock.advance(timedelta(days=3))
     state, move = svc.observe(RiskObservation(Decimal("100000")))

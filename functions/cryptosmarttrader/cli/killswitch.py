@@ -13,30 +13,28 @@ so a value written around these checks cannot rewrite the terminal.
 from __future__ import annotations
 
 import getpass
-import json
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
 
-from cryptosmarttrader.adapters.audit import DynamoAuditTrail
-from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
-from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.killswitch import (
     MAX_ACTOR_CHARS,
     check_reason,
     check_text,
     escape_controls,
 )
-from cryptosmarttrader.domain.risk import RiskLevel
 from cryptosmarttrader.domain.types import DomainError
-from cryptosmarttrader.services.risk_state import RiskStateService
-from cryptosmarttrader.settings import AwsResources
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.adapters.local_aws import LocalAws
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.services.risk_state import RiskStateService
+
+# boto3, moto and the risk services are imported inside the commands (fast `cst --help`).
 
 app = typer.Typer(
     name="killswitch",
@@ -81,6 +79,9 @@ def _reason(reason: str) -> str:
 
 
 def _audit(aws: LocalAws, actor: str, action: str, request_id: str, **details: object) -> None:
+    from cryptosmarttrader.adapters.audit import DynamoAuditTrail
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+
     DynamoAuditTrail(aws.resources.state_table, aws.dynamodb).record(
         actor=actor,
         action=action,
@@ -91,6 +92,11 @@ def _audit(aws: LocalAws, actor: str, action: str, request_id: str, **details: o
 
 
 def _services(aws: LocalAws) -> tuple[SsmKillSwitch, RiskStateService]:
+    from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.services.risk_state import RiskStateService
+
     clock = SystemClock()
     res = aws.resources
     switch = SsmKillSwitch(res.kill_switch_param, aws.ssm, clock, cache_seconds=0)
@@ -119,7 +125,7 @@ def _status_payload(aws: LocalAws) -> dict[str, dict[str, object]]:
 
 def _print(payload: dict[str, dict[str, object]], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(payload, indent=1))
+        typer.echo(jsonout.dumps(payload, indent=1))
         return
     ks = payload["kill_switch"]
     lvl = payload["risk_level"]
@@ -136,7 +142,12 @@ def _set(on: bool, reason: str, actor: str | None, state: Path | None, as_json: 
     who = _actor(actor)
     action = "killswitch.on" if on else "killswitch.off"
     request_id = f"cli-{uuid.uuid4().hex}"
-    with embedded_aws(state_dir(state), AwsResources()) as aws:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.settings import AwsResources
+
+    with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         switch, _ = _services(aws)
         before = switch.status()
         _audit(aws, who, action, request_id, reason=why, previous_on=before.on, on=on)
@@ -168,7 +179,10 @@ def off(
 @app.command("status")
 def status(state: StateOpt = None, as_json: JsonOpt = False) -> None:
     """Show the kill-switch and the RiskGuard level, each with its reason."""
-    with embedded_aws(state_dir(state), AwsResources()) as aws:
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.settings import AwsResources
+
+    with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         payload = _status_payload(aws)
     _print(payload, as_json)
 
@@ -184,31 +198,36 @@ def level(
     as_json: JsonOpt = False,
 ) -> None:
     """Set the RiskGuard level by hand (recorded with actor and reason; leaves SHUTDOWN)."""
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.domain.risk import RiskLevel
+    from cryptosmarttrader.settings import AwsResources
+
     try:
         target = RiskLevel[to.strip().upper()]
     except KeyError:
         fail(f"--to must be one of {', '.join(lv.name for lv in RiskLevel)}, got {to!r}")
     why = _reason(reason)
     who = _actor(actor)
-    with embedded_aws(state_dir(state), AwsResources()) as aws:
+    with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         _, risk = _services(aws)
         current = risk.load()
-        if current.level is target:
-            fail(f"risk level is already {target.name}")
-        request_id = f"cli-{uuid.uuid4().hex}"
-        _audit(
-            aws,
-            who,
-            "risk.override",
-            request_id,
-            reason=why,
-            from_level=current.level.name,
-            to_level=target.name,
-        )
-        try:
-            risk.override(target, who, why)
-        except DomainError as exc:
-            _audit(aws, who, "risk.override.failed", f"{request_id}-failed", error=str(exc))
-            fail(str(exc))
+        if current.level is target:  # setting what holds changes nothing: not an error
+            typer.echo(f"risk level is already {target.name}: nothing recorded", err=True)
+        else:
+            request_id = f"cli-{uuid.uuid4().hex}"
+            _audit(
+                aws,
+                who,
+                "risk.override",
+                request_id,
+                reason=why,
+                from_level=current.level.name,
+                to_level=target.name,
+            )
+            try:
+                risk.override(target, who, why)
+            except DomainError as exc:
+                _audit(aws, who, "risk.override.failed", f"{request_id}-failed", error=str(exc))
+                fail(str(exc))
         payload = _status_payload(aws)
     _print(payload, as_json)

@@ -96,6 +96,11 @@ class RiskStateService:
     clock: Clock
     thresholds: RiskThresholds = field(default_factory=RiskThresholds)
 
+    def stored(self) -> RiskState | None:
+        """The stored state (rebuilt from the transition log if its item is missing), or None
+        on a stack that never stored one (no item and no logged transition)."""
+        return self._stored()[0]
+
     def load(self) -> RiskState:
         """The stored state; rebuilt from the transition log if the item is missing; NORMAL
         from now only on a fresh system (no item and no logged transition)."""
@@ -124,15 +129,19 @@ class RiskStateService:
             if str(item.get("sk", "")).startswith(TRANSITION_PREFIX)
         ]
 
-    def _load(self) -> tuple[RiskState, int]:
+    def _stored(self) -> tuple[RiskState | None, int]:
         raw = self.store.get(RISK_PK, CURRENT_SK)
         if raw is not None:
             return RiskState.from_dict(raw), int(raw.get("version", 0))
         log = self.history()
         if not log:
-            return RiskState.initial(self.clock.now()), 0
+            return None, 0
         last = max(log, key=lambda t: t.at)
         return RiskState(last.to_level, last.at, REBUILT_PREFIX + last.reason), 0
+
+    def _load(self) -> tuple[RiskState, int]:
+        state, version = self._stored()
+        return (RiskState.initial(self.clock.now()) if state is None else state), version
 
     def _commit(self, state: RiskState, move: RiskTransition | None, version: int) -> None:
         if move is not None and move.engages_kill_switch:
