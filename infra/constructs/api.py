@@ -4,7 +4,9 @@ Every method needs an API key of the usage plan (throttled and quota-limited) ex
 public ones: ``GET /health`` (liveness: ``{"status": "ok"}``, no dependency checked or named) and
 ``GET /openapi.json`` (the API's published document), both under the stage's throttling. ``POST
 /api/v1/killswitch`` needs IAM (SigV4) as well, so only principals granted
-``execute-api:Invoke`` on it (see ``operator_policy``) can flip the switch. API Gateway validates
+``execute-api:Invoke`` on it (see ``operator_policy``) can flip the switch. The kill-switch has
+its own usage plan and key (1 request/s, burst 2, 200 a day), and the read plan throttles that
+one method to the same pace, so no key can flip the switch faster. API Gateway validates
 query strings and bodies before the function runs, the function validates them again against
 its pydantic models. Access logs are JSON, traced with X-Ray.
 """
@@ -36,6 +38,10 @@ STAGE: Final = "prod"
 RATE_LIMIT_RPS: Final = 20
 BURST_LIMIT: Final = 40
 DAILY_QUOTA: Final = 100_000
+# POST /api/v1/killswitch: its own usage plan (and key), stricter than the reads
+KILLSWITCH_RATE_LIMIT_RPS: Final = 1
+KILLSWITCH_BURST_LIMIT: Final = 2
+KILLSWITCH_DAILY_QUOTA: Final = 200
 # No API key, no authorizer: what a load balancer, an uptime checker or an API client reads.
 PUBLIC_ROUTES: Final = ("/health", "/openapi.json")
 READ_ROUTES: Final = (
@@ -242,7 +248,32 @@ class Api(Construct):
             quota=apigw.QuotaSettings(limit=DAILY_QUOTA, period=apigw.Period.DAY),
         )
         plan.add_api_key(self.api_key)
-        plan.add_api_stage(stage=self.rest_api.deployment_stage)
+        killswitch_throttle = [
+            apigw.ThrottlingPerMethod(
+                method=self.killswitch_method,
+                throttle=apigw.ThrottleSettings(
+                    rate_limit=KILLSWITCH_RATE_LIMIT_RPS, burst_limit=KILLSWITCH_BURST_LIMIT
+                ),
+            )
+        ]
+        # the read key may still POST the kill-switch, but only at the kill-switch's pace
+        plan.add_api_stage(stage=self.rest_api.deployment_stage, throttle=killswitch_throttle)
+        # the kill-switch's own usage plan and key: stricter throttling and a small daily quota
+        self.killswitch_api_key = self.rest_api.add_api_key(
+            "KillSwitchOperatorKey", description="CryptoSmartTrader kill-switch operators"
+        )
+        self.killswitch_plan = self.rest_api.add_usage_plan(
+            "KillSwitchUsagePlan",
+            description="Kill-switch operators: strict throttling, small daily quota",
+            throttle=apigw.ThrottleSettings(
+                rate_limit=KILLSWITCH_RATE_LIMIT_RPS, burst_limit=KILLSWITCH_BURST_LIMIT
+            ),
+            quota=apigw.QuotaSettings(limit=KILLSWITCH_DAILY_QUOTA, period=apigw.Period.DAY),
+        )
+        self.killswitch_plan.add_api_key(self.killswitch_api_key)
+        self.killswitch_plan.add_api_stage(
+            stage=self.rest_api.deployment_stage, throttle=killswitch_throttle
+        )
 
         self.operator_policy = iam.ManagedPolicy(
             self,

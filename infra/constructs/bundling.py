@@ -1,7 +1,9 @@
 """Lambda code assets built without Docker: pinned wheels for the Lambda platform + our package.
 
 Each function has its own pinned requirement list (``infra/lambda_requirements/<name>.txt``), so
-a function ships only what it imports. ``uv pip install`` fetches manylinux x86_64 wheels for
+a function ships only what it imports. Every pin carries the SHA-256 of its distributions and the
+install runs with ``--require-hashes``: a list without hashes is refused before anything is
+fetched, and a wheel whose bytes differ from its pinned hash fails the build. ``uv pip install`` fetches manylinux x86_64 wheels for
 CPython 3.12 (the Lambda runtime, on Amazon Linux 2023, glibc 2.34) whatever the build machine
 runs; ``--only-binary`` refuses source builds, which could compile for the wrong platform. Shared
 objects are stripped of symbol tables (polars' runtime shrinks from 178 MB to 138 MB) and a
@@ -31,12 +33,13 @@ FUNCTIONS_DIR: Final = REPO_ROOT / "functions"
 PACKAGE_NAME: Final = "cryptosmarttrader"
 REQUIREMENTS_DIR: Final = REPO_ROOT / "infra" / "lambda_requirements"
 CACHE_DIR: Final = REPO_ROOT / ".cst" / "lambda-bundles"
+COMPILE_COMMAND: Final = "uv run python infra/lambda_requirements/compile.py"
 
 LAMBDA_PYTHON_VERSION: Final = "3.12"
 LAMBDA_PYTHON_PLATFORM: Final = "x86_64-manylinux_2_34"
 LAMBDA_UNZIPPED_LIMIT_BYTES: Final = 250 * 1024 * 1024
 # Bump when the bundle layout or the install command changes, so stale bundles are not reused.
-BUNDLE_FORMAT: Final = "3"
+BUNDLE_FORMAT: Final = "4"
 
 _IGNORED_DIRS: Final = frozenset({"__pycache__"})
 _IGNORED_SUFFIXES: Final = (".pyc", ".pyo")
@@ -51,6 +54,41 @@ def requirements_file(function_name: str) -> Path:
     if not path.is_file():
         raise BundlingError(f"no pinned requirements for {function_name!r}: {path}")
     return path
+
+
+def requirement_entries(requirements: Path) -> list[str]:
+    """Each requirement of a pip requirements file, continuation lines joined, comments dropped."""
+    entries: list[str] = []
+    current: list[str] = []
+    for raw in requirements.read_text(encoding="utf-8").splitlines():
+        line = "" if raw.lstrip().startswith("#") else raw.split(" #", 1)[0].strip()
+        continued = line.endswith("\\")
+        if line.rstrip("\\").strip():
+            current.append(line.rstrip("\\").strip())
+        if not continued and current:
+            entries.append(" ".join(current))
+            current = []
+    if current:
+        entries.append(" ".join(current))
+    return entries
+
+
+def check_hashed(requirements: Path) -> None:
+    """Refuse a requirements file with a requirement that is not ``name==version`` with at
+    least one ``--hash=sha256:`` (what ``--require-hashes`` installs)."""
+    entries = requirement_entries(requirements)
+    if not entries:
+        raise BundlingError(f"{requirements.name} lists no requirement")
+    unhashed = [
+        entry.split()[0]
+        for entry in entries
+        if "==" not in entry.split()[0] or "--hash=sha256:" not in entry
+    ]
+    if unhashed:
+        raise BundlingError(
+            f"{requirements.name}: {', '.join(unhashed)} not pinned with a --hash: regenerate "
+            f"it with `{COMPILE_COMMAND}` (bundles install with --require-hashes)"
+        )
 
 
 def _source_files(package_dir: Path) -> list[Path]:
@@ -97,6 +135,7 @@ def install_command(requirements: Path, target: Path) -> list[str]:
         "copy",  # the bundle is stripped in place; never touch uv's cache through hardlinks
         "--only-binary",
         ":all:",
+        "--require-hashes",  # every wheel must match a pinned SHA-256
         "--python-version",
         LAMBDA_PYTHON_VERSION,
         "--python-platform",
@@ -128,6 +167,7 @@ def strip_shared_objects(root: Path) -> None:
 
 def build_bundle(requirements: Path, package_dir: Path, destination: Path) -> None:
     """Install the wheels, strip them, and copy the package into an empty ``destination``."""
+    check_hashed(requirements)
     try:
         subprocess.run(  # noqa: S603 - fixed argument list, no shell
             install_command(requirements, destination),

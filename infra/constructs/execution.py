@@ -12,7 +12,7 @@ from constructs import Construct
 from infra.config import DeploymentConfig
 from infra.constructs.bundling import LambdaCode
 from infra.constructs.data_lake import DataLake
-from infra.constructs.grants import grant_lake_objects, grant_table
+from infra.constructs.grants import LAKE_MARKET_DATA, grant_lake_objects, grant_table
 from infra.constructs.kill_switch import KillSwitch
 from infra.constructs.python_function import PythonFunction
 from infra.constructs.state_tables import StateTables
@@ -64,9 +64,11 @@ class Execution(Construct):
             role,
             lake.bucket,
             ["s3:GetObject"],
+            prefixes=LAKE_MARKET_DATA,
             reason=(
                 "Execution reads the hourly and daily Parquet partitions of the symbols it holds "
-                "or decides on, known only at run time; read-only, objects of the lake bucket."
+                "or decides on, known only at run time; read-only, candle and market-cap objects "
+                "of the lake bucket only."
             ),
         )
         kill_switch.parameter.grant_read(role)

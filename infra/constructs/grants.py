@@ -1,12 +1,16 @@
 """Least-privilege grants written as explicit action lists (no ``s3:*`` / ``dynamodb:*``).
 
 CDK's ``grant_read_write`` helpers grant action wildcards (``s3:GetObject*``, ``s3:List*``...);
-each function here grants only the API calls the adapters make, on one named resource.
+each function here grants only the API calls the adapters make, on one named resource — and in
+the lake bucket, only under the key prefixes the role's adapters use (:data:`LAKE_CANDLES`,
+:data:`LAKE_MARKET_CAPS`, the model registry's prefixes in ``ml.py``): no role but the
+registry's writers can write under ``models/``, where the serving code the endpoint runs lives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from aws_cdk import Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -15,6 +19,11 @@ from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
 from infra.constructs.nag import acknowledge
+
+# Key patterns of the lake's datasets, as the adapters write them (tests check the adapters agree)
+LAKE_CANDLES: Final = "exchange=*"  # adapters/s3_lake.partition_key
+LAKE_MARKET_CAPS: Final = "dataset=market_cap/*"  # adapters/s3_market_caps.market_cap_key
+LAKE_MARKET_DATA: Final = (LAKE_CANDLES, LAKE_MARKET_CAPS)
 
 
 def _logical_id(resource: IConstruct) -> str:
@@ -54,16 +63,29 @@ def grant_table(role: iam.IRole, table: dynamodb.Table, actions: Sequence[str]) 
 
 
 def grant_lake_objects(
-    role: iam.Role, bucket: s3.Bucket, actions: Sequence[str], *, reason: str
+    role: iam.Role,
+    bucket: s3.Bucket,
+    actions: Sequence[str],
+    *,
+    prefixes: Sequence[str],
+    reason: str,
 ) -> None:
-    """Object actions on ``bucket/*`` plus ``s3:ListBucket`` (so a missing key reads as 404).
+    """Object actions on ``bucket/<prefix>`` for each key pattern in ``prefixes`` (never the whole
+    bucket), plus ``s3:ListBucket`` on the bucket so a missing key reads as 404, not 403.
 
-    Object ARNs need the key wildcard; the acknowledgement names this bucket's objects only.
+    Object ARNs need key wildcards; each acknowledgement names one prefix of this bucket.
     """
+    if not prefixes or any(not p or p in {"*", "/*"} or p.startswith("/") for p in prefixes):
+        raise ValueError(f"expected key prefixes like 'exchange=*', got {prefixes!r}")
     role.add_to_principal_policy(
-        iam.PolicyStatement(actions=list(actions), resources=[bucket.arn_for_objects("*")])
+        iam.PolicyStatement(
+            actions=list(actions), resources=[bucket.arn_for_objects(p) for p in prefixes]
+        )
     )
     role.add_to_principal_policy(
         iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
     )
-    acknowledge(role, f"AwsSolutions-IAM5[Resource::<{_logical_id(bucket)}.Arn>/*]", reason)
+    for prefix in prefixes:
+        acknowledge(
+            role, f"AwsSolutions-IAM5[Resource::<{_logical_id(bucket)}.Arn>/{prefix}]", reason
+        )

@@ -12,7 +12,7 @@ from constructs import Construct
 from infra.config import DeploymentConfig
 from infra.constructs.bundling import LambdaCode
 from infra.constructs.data_lake import DataLake
-from infra.constructs.grants import grant_lake_objects, grant_table
+from infra.constructs.grants import LAKE_MARKET_DATA, grant_lake_objects, grant_table
 from infra.constructs.python_function import (
     PythonFunction,
 )
@@ -26,8 +26,8 @@ class Ingestion(Construct):
     """ccxt public OHLCV → quality gate → Parquet lake, on a schedule per exchange/timeframe;
     daily, the CoinGecko market caps of the same pairs' coins into the lake's market-cap dataset.
 
-    Grants: lake objects read/write (merging a day's partition needs the existing object),
-    state table read/write (watermarks). No order, position or idempotency access.
+    Grants: lake objects read/write under the candle and market-cap prefixes only (merging a
+    day's partition needs the existing object), state table read/write (watermarks). No order, position or idempotency access.
     """
 
     def __init__(
@@ -60,10 +60,11 @@ class Ingestion(Construct):
             role,
             lake.bucket,
             ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            prefixes=LAKE_MARKET_DATA,
             reason=(
-                "Ingest writes Parquet objects under exchange=/timeframe=/symbol=/date= keys "
-                "that are only known at run time; the grant covers objects of the lake bucket "
-                "alone, with no delete."
+                "Ingest merges Parquet objects under exchange=/timeframe=/symbol=/date= and "
+                "dataset=market_cap/source=/month= keys known only at run time; the grant covers "
+                "those two prefixes of the lake bucket alone (never models/), with no delete."
             ),
         )
         grant_table(role, tables.state, ["GetItem", "PutItem", "UpdateItem", "Query"])

@@ -2,8 +2,8 @@
 
 * ``ModelPackageGroup``: the SageMaker Model Registry group versions are registered in.
 * ``SageMakerRole``: what training jobs (``ml/train.py`` in script mode) and the serverless
-  endpoint run as: read ``ml/*`` (training channels) and read/write ``models/*`` in the lake
-  bucket, pull the SageMaker XGBoost image (endpoint) and the Python 3.12 framework training
+  endpoint run as: read ``ml/training/*`` (channels), ``models/code/*`` (source) and the
+  registered versions ``models/cst-daily-ml/*``, write ``models/training-jobs/*`` only, pull the SageMaker XGBoost image (endpoint) and the Python 3.12 framework training
   image (training jobs), write their logs and metrics.
 * ``Drift``: daily Lambda (PSI / KS / calibration decay, EMF) and the ``ModelDriftAlarm`` alarm.
 * ``Canary``: Step Functions machine ``StartShadow → wait → EvaluateShadow → StartCanary (≤ 5 %
@@ -39,7 +39,7 @@ from cryptosmarttrader.adapters.sagemaker_training import DLC_REGISTRY, TRAINING
 from infra.config import DeploymentConfig
 from infra.constructs.bundling import LambdaCode
 from infra.constructs.data_lake import DataLake
-from infra.constructs.grants import grant_lake_objects, grant_table
+from infra.constructs.grants import LAKE_MARKET_DATA, grant_lake_objects, grant_table
 from infra.constructs.nag import acknowledge
 from infra.constructs.python_function import (
     PythonFunction,
@@ -68,6 +68,12 @@ XGBOOST_REGISTRIES: Final = {
 }
 SERVERLESS_MEMORY_MB: Final = 2048
 SERVERLESS_MAX_CONCURRENCY: Final = 5
+# Lake key prefixes of the ML lifecycle (services/training_launcher.py, the SageMaker registry)
+TRAINING_CHANNELS: Final = "ml/training/*"
+TRAINING_CODE: Final = "models/code/*"
+TRAINING_OUTPUT: Final = "models/training-jobs/*"
+MODEL_VERSIONS: Final = f"models/{MODEL_GROUP}/*"  # registered versions: model, card, serving code
+MODEL_STATE: Final = f"models/{MODEL_GROUP}/*/state.json"  # the only object drift/canary write
 
 
 class MachineLearning(Construct):
@@ -158,10 +164,22 @@ class MachineLearning(Construct):
             grant_lake_objects(
                 role,
                 lake.bucket,
-                ["s3:GetObject", "s3:PutObject"],
+                ["s3:GetObject"],
+                prefixes=(*LAKE_MARKET_DATA, MODEL_VERSIONS),
                 reason=(
-                    "Reads lake partitions and model artifacts, writes the registry's state.json "
-                    "beside each model version; objects of the lake bucket only."
+                    "Reads candle and market-cap partitions and the registered versions' "
+                    f"artifacts (read-only, those prefixes only; the canary's deployer hashes "
+                    f"{MODEL_GROUP}'s model.tar.gz before serving it)."
+                ),
+            )
+            grant_lake_objects(
+                role,
+                lake.bucket,
+                ["s3:PutObject"],
+                prefixes=(MODEL_STATE,),
+                reason=(
+                    "Writes only the registry's state.json beside each registered version "
+                    "(models/<group>/<digest>/state.json): never a model, card or serving code."
                 ),
             )
             grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])
@@ -254,14 +272,15 @@ class MachineLearning(Construct):
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
                 resources=[
-                    lake.bucket.arn_for_objects("ml/*"),
-                    lake.bucket.arn_for_objects("models/*"),
+                    lake.bucket.arn_for_objects(TRAINING_CHANNELS),
+                    lake.bucket.arn_for_objects(TRAINING_CODE),
+                    lake.bucket.arn_for_objects(MODEL_VERSIONS),
                 ],
             )
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["s3:PutObject"], resources=[lake.bucket.arn_for_objects("models/*")]
+                actions=["s3:PutObject"], resources=[lake.bucket.arn_for_objects(TRAINING_OUTPUT)]
             )
         )
         role.add_to_principal_policy(
@@ -307,13 +326,21 @@ class MachineLearning(Construct):
         bucket_id = stack.resolve(stack.get_logical_id(bucket_child))  # type: ignore[arg-type]
         for rule, reason in (
             (
-                f"Resource::<{bucket_id}.Arn>/ml/*",
-                "Training jobs read their input channels: objects under the lake's ml/ prefix.",
+                f"Resource::<{bucket_id}.Arn>/{TRAINING_CHANNELS}",
+                "Training jobs read their input channels: objects under ml/training/ only.",
             ),
             (
-                f"Resource::<{bucket_id}.Arn>/models/*",
-                "Training jobs write model.tar.gz and the endpoint reads it: objects under the "
-                "lake's models/ prefix only.",
+                f"Resource::<{bucket_id}.Arn>/{TRAINING_CODE}",
+                "Training jobs read their uploaded source directory: models/code/ only.",
+            ),
+            (
+                f"Resource::<{bucket_id}.Arn>/{MODEL_VERSIONS}",
+                f"The endpoint reads the registered model.tar.gz: {MODEL_GROUP}'s versions only.",
+            ),
+            (
+                f"Resource::<{bucket_id}.Arn>/{TRAINING_OUTPUT}",
+                "Training jobs write their output model.tar.gz under models/training-jobs/ only "
+                "(registered versions are written by the launcher, not by jobs).",
             ),
             (
                 "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
@@ -413,12 +440,17 @@ class MachineLearning(Construct):
                 iam.PolicyStatement(
                     actions=["s3:PutObject"],
                     resources=[
-                        lake.bucket.arn_for_objects("ml/training/*"),
-                        lake.bucket.arn_for_objects("models/*"),
+                        lake.bucket.arn_for_objects(TRAINING_CHANNELS),
+                        lake.bucket.arn_for_objects(TRAINING_CODE),
+                        lake.bucket.arn_for_objects(MODEL_VERSIONS),
                     ],
                 ),
                 iam.PolicyStatement(
-                    actions=["s3:GetObject"], resources=[lake.bucket.arn_for_objects("models/*")]
+                    actions=["s3:GetObject"],
+                    resources=[
+                        lake.bucket.arn_for_objects(TRAINING_OUTPUT),
+                        lake.bucket.arn_for_objects(MODEL_VERSIONS),
+                    ],
                 ),
                 iam.PolicyStatement(
                     actions=[
@@ -444,12 +476,20 @@ class MachineLearning(Construct):
                 "Training job names carry a timestamp; the grant covers cst-daily-ml-* jobs only.",
             ),
             (
-                f"Resource::<{bucket_id}.Arn>/ml/training/*",
+                f"Resource::<{bucket_id}.Arn>/{TRAINING_CHANNELS}",
                 "The launcher uploads each job's train channel under ml/training/<job>/ only.",
             ),
             (
-                f"Resource::<{bucket_id}.Arn>/models/*",
-                "Source tarballs, job outputs and registered artifacts live under models/ only.",
+                f"Resource::<{bucket_id}.Arn>/{TRAINING_CODE}",
+                "The launcher uploads each job's source tarball under models/code/<job>/ only.",
+            ),
+            (
+                f"Resource::<{bucket_id}.Arn>/{TRAINING_OUTPUT}",
+                "The launcher reads the job's output model under models/training-jobs/ only.",
+            ),
+            (
+                f"Resource::<{bucket_id}.Arn>/{MODEL_VERSIONS}",
+                f"The launcher registers versions (artifacts and digest) under models/{MODEL_GROUP}/.",
             ),
             (
                 "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"

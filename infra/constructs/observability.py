@@ -5,12 +5,15 @@ function (CloudWatch Lambda alarm action), which turns trading off; **warning** 
 the warning topic; **info** alarms only show on the dashboards. Metric names, units and
 dimensions come from ``cryptosmarttrader.domain.metric_names`` (the catalogue the functions emit
 through Powertools EMF; Powertools adds the ``service`` dimension, except to the go-live SLIs,
-which carry ``Stage`` only and are charted for this deployment's stage). Alarms on metrics whose
-producer does not exist yet treat missing data as not breaching (see docs/observability.md).
+which carry ``Stage`` only and are charted for this deployment's stage). Threshold alarms treat
+missing data as not breaching (no fill is no slippage); the heartbeat alarms of the scheduled
+functions (execution, scan, ingest), the staleness and the health-probe alarms treat it as
+BREACHING, with periods derived from each schedule (see docs/observability.md).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -27,7 +30,7 @@ from constructs import Construct
 
 from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.slo import STAGE_DIMENSION, SloThresholds
-from infra.config import DeploymentConfig
+from infra.config import Cron, DeploymentConfig
 from infra.constructs.bundling import LambdaCode
 from infra.constructs.grants import grant_table
 from infra.constructs.kill_switch import KillSwitch
@@ -36,6 +39,7 @@ from infra.constructs.state_tables import StateTables
 
 ALARM_KILLSWITCH_HANDLER: Final = "cryptosmarttrader.handlers.alarm_killswitch.handler"
 ALARM_KILLSWITCH_SERVICE: Final = mn.ALARM_KILLSWITCH
+ALARM_RESERVED_CONCURRENCY: Final = 3
 MAX_METRICS_PER_ALARM: Final = 10  # CloudWatch limit for metric-math alarms
 API_P95_LATENCY_MS: Final = 1000.0
 DRAWDOWN_PCT: Final = 10.0
@@ -43,9 +47,7 @@ DAILY_LOSS_PCT: Final = -5.0
 RISK_EMERGENCY_LEVEL: Final = 3.0
 SLIPPAGE_P95_BPS: Final = 50.0
 STALE_BARS: Final = 2.0
-NO_SIGNAL_HOURS: Final = 24
 PROBE_INTERVALS_WITHOUT_SUCCESS: Final = 3
-EXECUTION_STALLED_HOURS: Final = 2  # the hourly cycle missed twice in a row
 SLO: Final = SloThresholds()  # the go-live gates' default objectives, drawn on the SLO board
 
 Severity = Literal["critical", "warning", "info"]
@@ -163,6 +165,9 @@ class Observability(Construct):
             timeout=Duration.seconds(30),
             log_level=config.log_level,
             log_retention_days=config.log_retention_days,
+            # its own share of the account's concurrency: it runs even when other functions
+            # (or anything else in the account) exhaust the rest; room for several alarms at once
+            reserved_concurrency=ALARM_RESERVED_CONCURRENCY,
         )
         kill_switch.parameter.grant_read(self.killswitch_lambda.role)
         kill_switch.parameter.grant_write(self.killswitch_lambda.role)
@@ -237,12 +242,6 @@ class Observability(Construct):
                 "5+ orders rejected by the exchange in 15 minutes",
             ),
             AlarmSpec(
-                "NoSignals", "warning", emf(mn.UNIVERSE_SIZE, "SampleCount", hour), 1, lt,
-                NO_SIGNAL_HOURS,
-                f"no scan published signals for {NO_SIGNAL_HOURS} hours",
-                missing=cw.TreatMissingData.BREACHING,
-            ),
-            AlarmSpec(
                 "StaleData", "warning", self._staleness_in_bars(hour), STALE_BARS, gt, 2,
                 f"newest closed candle older than {STALE_BARS:.0f} bars, or no ingest for 2 hours",
                 missing=cw.TreatMissingData.BREACHING,
@@ -261,6 +260,7 @@ class Observability(Construct):
                 f"p95 slippage above {SLIPPAGE_P95_BPS:.0f} bps over an hour",
             ),
         ]  # fmt: skip
+        specs += self._heartbeat_alarms()
         probe_period = Duration.minutes(self._config.probe_every_minutes)
         specs.append(
             AlarmSpec(
@@ -278,15 +278,6 @@ class Observability(Construct):
                 sli(mn.ERRORS, "Sum", five, self._config.stage), 1, gte, 1,
                 "a scheduled run (ingest, scan, execution, drift) or an API request of this stage "
                 "failed: the stage's Errors SLI; the function's log says what it lacked",
-            )
-        )  # fmt: skip
-        specs.append(
-            AlarmSpec(
-                "ExecutionStalled", "warning", emf(mn.RISK_LEVEL, "SampleCount", hour), 1, lt,
-                EXECUTION_STALLED_HOURS,
-                f"no execution cycle published the risk level for {EXECUTION_STALLED_HOURS} "
-                "hours: paper trading is not running and the critical risk alarms see no data",
-                missing=cw.TreatMissingData.BREACHING,
             )
         )  # fmt: skip
         specs += self._function_alarms(functions, five)
@@ -322,6 +313,35 @@ class Observability(Construct):
                 10, gt, 1, "quality gate excluded more than 10% of the universe in a scan",
             )
         )  # fmt: skip
+        return specs
+
+    def _heartbeat_alarms(self) -> list[AlarmSpec]:
+        """One alarm per scheduled function on the metric it emits once per COMPLETED run;
+        missing data breaches, so a function that stops running (schedule disabled, every
+        invocation failing, throttled, deleted) alarms instead of looking healthy."""
+        config = self._config
+        ingest_every = min(schedule_interval_seconds(s.cron) for s in config.ingest_schedules)
+        beats = [
+            # paper trading is not running and the critical risk alarms see no data
+            ("ExecutionStalled", mn.RISK_LEVEL, schedule_interval_seconds(config.execution.cron),
+             "no completed execution cycle (RiskLevel sample count)"),
+            ("NoSignals", mn.UNIVERSE_SIZE, schedule_interval_seconds(config.scan.cron),
+             "no completed scan published signals (UniverseSize sample count)"),
+            ("IngestHeartbeat", mn.INGEST_RUNS, ingest_every,
+             "no completed ingest run (IngestRuns sample count)"),
+        ]  # fmt: skip
+        specs = []
+        for alarm_id, spec, every, what in beats:
+            period, periods = heartbeat_window(every)
+            silent = int(period.to_seconds()) * periods
+            specs.append(
+                AlarmSpec(
+                    alarm_id, "warning", emf(spec, "SampleCount", period), 1,
+                    cw.ComparisonOperator.LESS_THAN_THRESHOLD, periods,
+                    f"{what} for {silent // 3600} h (scheduled every {every // 3600} h)",
+                    missing=cw.TreatMissingData.BREACHING,
+                )
+            )  # fmt: skip
         return specs
 
     def _staleness_in_bars(self, period: Duration) -> cw.IMetric:
@@ -441,7 +461,8 @@ class Observability(Construct):
         ]  # fmt: skip
         schedules = self._config.ingest_schedules
         data: list[list[cw.IWidget]] = [
-            [alarms_of("StaleData", "ExchangeErrors", "QualityExclusions", "NoSignals")],
+            [alarms_of("StaleData", "ExchangeErrors", "QualityExclusions", "NoSignals",
+                       "IngestHeartbeat")],
             [graph("Candles ingested", *[emf(mn.CANDLES_INGESTED, "Sum", hour, exchange=s.exchange,
                                              timeframe=s.timeframe) for s in schedules]),
              graph("Data staleness (bars)", self._staleness_in_bars(hour)),
@@ -510,6 +531,36 @@ class Observability(Construct):
             )
             for name, rows in boards.items()
         }
+
+
+def schedule_interval_seconds(cron: Cron) -> int:
+    """The longest gap between two runs of a daily-repeating EventBridge cron (whole hours):
+    ``*`` hour → 1 h, ``*/N`` → N h, a list of hours → its widest gap, one hour → 24 h."""
+    hour = cron.hour
+    if hour == "*":
+        return 3600
+    step = re.fullmatch(r"(?:\*|0)/(\d+)", hour)
+    if step:
+        return int(step.group(1)) * 3600
+    if re.fullmatch(r"\d+(?:,\d+)*", hour):
+        hours = sorted({int(h) for h in hour.split(",")})
+        gaps = [b - a for a, b in zip(hours, [*hours[1:], hours[0] + 24], strict=True)]
+        return max(gaps) * 3600
+    return 86_400  # ranges and other forms: at most a day apart
+
+
+def heartbeat_window(interval_seconds: int) -> tuple[Duration, int]:
+    """(period, evaluation periods) of a heartbeat alarm for a run every ``interval_seconds``.
+
+    Up to every 12 h: periods of one interval, two of them empty (two missed runs) alarm. Daily:
+    CloudWatch caps periods x evaluation periods at one day, so 24 one-hour periods must all be
+    empty — the alarm fires within the hour after the run that did not happen.
+    """
+    if interval_seconds <= 0:
+        raise ValueError(f"interval must be > 0 s, got {interval_seconds}")
+    if 2 * interval_seconds <= 86_400:
+        return Duration.seconds(interval_seconds), 2
+    return Duration.hours(1), 24
 
 
 def _visible(queue: sqs.IQueue, period: Duration) -> cw.IMetric:

@@ -12,7 +12,7 @@ from constructs import Construct
 from infra.config import DeploymentConfig
 from infra.constructs.bundling import LambdaCode
 from infra.constructs.data_lake import DataLake
-from infra.constructs.grants import grant_lake_objects, grant_table
+from infra.constructs.grants import LAKE_MARKET_DATA, grant_lake_objects, grant_table
 from infra.constructs.kill_switch import KillSwitch
 from infra.constructs.python_function import PythonFunction
 from infra.constructs.state_tables import StateTables
@@ -60,9 +60,10 @@ class Scan(Construct):
             role,
             lake.bucket,
             ["s3:GetObject"],
+            prefixes=LAKE_MARKET_DATA,
             reason=(
                 "The scan reads Parquet partitions whose keys depend on the universe and date; "
-                "read-only, and only objects of the lake bucket."
+                "read-only, candle and market-cap objects of the lake bucket only."
             ),
         )
         kill_switch.parameter.grant_read(role)

@@ -1,8 +1,11 @@
-"""Pin each Lambda's requirements (``*.in`` → ``*.txt``) to the versions in ``uv.lock``.
+"""Pin each Lambda's requirements (``*.in`` → ``*.txt``) to the versions in ``uv.lock``, with hashes.
 
 The lock is exported as a constraints file, so every pin in a ``*.txt`` equals the version the
 test suite runs against; the resolution targets the Lambda platform (CPython 3.12, manylinux
-x86_64), not this machine. Run from the repository root::
+x86_64), not this machine. Every pin carries the SHA-256 of each of its distributions
+(``--generate-hashes``), and bundling installs with ``--require-hashes``: a wheel whose bytes
+differ from the ones pinned here (a compromised index, a swapped file) fails the build. Run from
+the repository root::
 
     uv run python infra/lambda_requirements/compile.py
 """
@@ -68,6 +71,7 @@ def compile_all() -> list[Path]:
                     "--python-platform",
                     PYTHON_PLATFORM,
                     "--no-annotate",
+                    "--generate-hashes",
                     *(arg for name in RUNTIME_PROVIDED for arg in ("--no-emit-package", name)),
                     "--custom-compile-command",
                     COMPILE_COMMAND,

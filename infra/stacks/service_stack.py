@@ -75,12 +75,20 @@ class CryptoSmartTraderStack(Stack):
 
         self.lake = DataLake(self, "DataLake")
         self.tables = StateTables(self, "Tables")
-        self.kill_switch = KillSwitch(self, "KillSwitch")
+        # one bundle for the API, the alarm handler and the kill-switch's seed and audit handlers
+        self.api_code = python_lambda_code("api")
+        self.kill_switch = KillSwitch(self, "KillSwitch", code=self.api_code, config=config)
 
         self.code: dict[str, LambdaCode] = {
             name: python_lambda_code(name) for name in ("ingest", "scan")
         }
         environment = self.function_environment()
+        self.kill_switch.audit_writes(
+            code=self.api_code,
+            config=config,
+            tables=self.tables,
+            environment=self.resource_environment(),
+        )
 
         self.ingestion = Ingestion(
             self,
@@ -145,7 +153,7 @@ class CryptoSmartTraderStack(Stack):
 
     def _observability_and_api(self) -> None:
         """API and alarms come last: the alarms cover every function created before them."""
-        api_code = python_lambda_code("api")  # one bundle for the API and the alarm handler
+        api_code = self.api_code
         self.api = Api(
             self,
             "Api",
@@ -177,6 +185,7 @@ class CryptoSmartTraderStack(Stack):
         )
         CfnOutput(self, OUTPUT_API_URL, value=self.api.url)
         CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id)
+        CfnOutput(self, "KillSwitchApiKeyId", value=self.api.killswitch_api_key.key_id)
         CfnOutput(self, OUTPUT_URL, value=self.web.origin, description="the web dashboard (HTTPS)")
         CfnOutput(
             self,

@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.constructs.api import BURST_LIMIT, CORS_HEADERS, DAILY_QUOTA, RATE_LIMIT_RPS
+from infra.constructs.api import (
+    BURST_LIMIT,
+    CORS_HEADERS,
+    DAILY_QUOTA,
+    KILLSWITCH_BURST_LIMIT,
+    KILLSWITCH_DAILY_QUOTA,
+    KILLSWITCH_RATE_LIMIT_RPS,
+    RATE_LIMIT_RPS,
+)
 from tests.infrastructure.conftest import Synthesized
-from tests.infrastructure.test_iam import _common, _grants
+from tests.infrastructure.test_iam import SWITCH, _common, _grants
 
 
 def _methods(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
@@ -141,12 +149,46 @@ def test_the_deployed_routes_are_the_handlers_routes_with_its_security() -> None
     assert unsecured == set(DEPLOYED_PUBLIC)
 
 
+def _plans(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    api = synthesized.stack.api
+    return {
+        "reads": synthesized.resources[synthesized.logical_id(api.rest_api.node.find_child(
+            "UsagePlan"))]["Properties"],
+        "killswitch": synthesized.resources[synthesized.logical_id(api.killswitch_plan)][
+            "Properties"],
+    }  # fmt: skip
+
+
 def test_usage_plan_throttles_and_limits_the_key(synthesized: Synthesized) -> None:
-    (plan,) = synthesized.resources_of_type("AWS::ApiGateway::UsagePlan").values()
-    props = plan["Properties"]
+    plans = synthesized.resources_of_type("AWS::ApiGateway::UsagePlan")
+    assert len(plans) == 2
+    props = _plans(synthesized)["reads"]
     assert props["Throttle"] == {"RateLimit": RATE_LIMIT_RPS, "BurstLimit": BURST_LIMIT}
     assert props["Quota"] == {"Limit": DAILY_QUOTA, "Period": "DAY"}
-    assert len(synthesized.resources_of_type("AWS::ApiGateway::UsagePlanKey")) == 1
+    # one key per plan
+    assert len(synthesized.resources_of_type("AWS::ApiGateway::UsagePlanKey")) == 2
+
+
+def test_the_kill_switch_post_has_its_own_stricter_usage_plan(synthesized: Synthesized) -> None:
+    plans = _plans(synthesized)
+    strict = {"RateLimit": KILLSWITCH_RATE_LIMIT_RPS, "BurstLimit": KILLSWITCH_BURST_LIMIT}
+    # Its own plan (and key): far stricter than the reads, with a small daily quota
+    killswitch = plans["killswitch"]
+    assert killswitch["Throttle"] == strict
+    assert killswitch["Quota"] == {"Limit": KILLSWITCH_DAILY_QUOTA, "Period": "DAY"}
+    assert KILLSWITCH_RATE_LIMIT_RPS < RATE_LIMIT_RPS and KILLSWITCH_DAILY_QUOTA < DAILY_QUOTA
+    # and in every plan the POST method is throttled to that pace, whichever key calls it
+    for name, props in plans.items():
+        (stage,) = props["ApiStages"]
+        assert stage["Throttle"] == {"/api/v1/killswitch/POST": strict}, name
+    keys = {
+        k["Properties"]["UsagePlanId"]["Ref"]: k["Properties"]["KeyId"]["Ref"]
+        for k in synthesized.resources_of_type("AWS::ApiGateway::UsagePlanKey").values()
+    }
+    api = synthesized.stack.api
+    assert keys[synthesized.logical_id(api.killswitch_plan)] == synthesized.logical_id(
+        api.killswitch_api_key
+    )
 
 
 def test_stage_logs_json_access_logs_and_traces(synthesized: Synthesized) -> None:
@@ -176,7 +218,7 @@ def test_api_role_reads_state_and_writes_only_the_switch_and_audit(
         **_common(synthesized, construct),
         lake: {"s3:ListBucket"},
         f"{lake}/exchange=*": {"s3:GetObject"},
-        f"param:{synthesized.logical_id(stack.kill_switch.parameter)}": {
+        SWITCH: {
             "ssm:DescribeParameters",
             "ssm:GetParameter",
             "ssm:GetParameters",

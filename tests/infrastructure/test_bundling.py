@@ -22,9 +22,15 @@ from infra.constructs.bundling import (
     LAMBDA_PYTHON_PLATFORM,
     LAMBDA_PYTHON_VERSION,
     LAMBDA_UNZIPPED_LIMIT_BYTES,
+    REQUIREMENTS_DIR,
+    BundlingError,
+    build_bundle,
     bundle_hash,
     cached_bundle,
+    check_hashed,
     directory_size_bytes,
+    install_command,
+    requirement_entries,
     requirements_file,
 )
 from infra.lambda_requirements.compile import RUNTIME_PROVIDED
@@ -58,11 +64,9 @@ FUNCTIONS = {
 
 def _pins(path: Path) -> dict[str, str]:
     pins = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name, _, version = line.partition("==")
-            pins[name.lower()] = version
+    for entry in requirement_entries(path):
+        name, _, version = entry.split()[0].partition("==")
+        pins[name.lower()] = version
     return pins
 
 
@@ -87,6 +91,61 @@ def test_every_pin_is_a_version_from_uv_lock(name: str) -> None:
     assert mismatched == {}
     # and runtime-provided or dev-only packages are not shipped
     assert not set(pins) & {*RUNTIME_PROVIDED, "pyarrow", "moto", "typer", "rich"}
+
+
+@pytest.mark.parametrize("path", sorted(REQUIREMENTS_DIR.glob("*.txt")), ids=lambda p: p.stem)
+def test_every_lambda_requirement_is_pinned_with_its_hashes(path: Path) -> None:
+    # Given a function's requirement list
+    entries = requirement_entries(path)
+
+    # Then every requirement is an exact pin with at least one SHA-256 (what --require-hashes
+    # installs), and the check bundling runs agrees
+    assert entries
+    for entry in entries:
+        name, *options = entry.split()
+        assert "==" in name, entry
+        assert options and all(o.startswith("--hash=sha256:") for o in options), entry
+        assert all(len(o.removeprefix("--hash=sha256:")) == 64 for o in options), entry
+    check_hashed(path)
+    assert "--require-hashes" in install_command(path, Path("/tmp/unused"))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "polars==2.1.0\n",  # no hash at all
+        "annotated-types==0.8.0 \\\n    --hash=sha256:"
+        + "0" * 64
+        + "\npolars==2.1.0\n",  # one unhashed
+        "polars>=2\n    --hash=sha256:" + "0" * 64 + "\n",  # hashed but not pinned
+        "# only a comment\n",
+    ],
+    ids=["no-hash", "one-unhashed", "unpinned", "empty"],
+)
+def test_bundling_refuses_a_requirements_file_without_hashes(tmp_path: Path, content: str) -> None:
+    # Given a requirement list that --require-hashes could not verify
+    requirements = tmp_path / "fn.txt"
+    requirements.write_text(content)
+    destination = tmp_path / "out"
+    destination.mkdir()
+
+    # When a bundle is built from it, Then it is refused before anything is installed
+    with pytest.raises(BundlingError, match=r"not pinned with a --hash|lists no requirement"):
+        build_bundle(requirements, PACKAGE_DIR, destination)
+    assert list(destination.iterdir()) == []
+
+
+def test_a_wheel_that_does_not_match_its_pinned_hash_fails_the_build(tmp_path: Path) -> None:
+    # Given a real pin whose hash is not the wheel's (a swapped or tampered distribution)
+    requirements = tmp_path / "fn.txt"
+    requirements.write_text("annotated-types==0.8.0 \\\n    --hash=sha256:" + "0" * 64 + "\n")
+    destination = tmp_path / "out"
+    destination.mkdir()
+
+    # When it is installed for the Lambda platform, Then uv refuses it and the build fails
+    with pytest.raises(BundlingError, match=r"(?i)hash"):
+        build_bundle(requirements, PACKAGE_DIR, destination)
+    assert not (destination / "annotated_types").exists()
 
 
 def test_bundle_hash_follows_source_and_requirements_not_bytecode(tmp_path: Path) -> None:

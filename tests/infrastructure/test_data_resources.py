@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from aws_cdk.assertions import Match, Template
 
@@ -183,21 +181,17 @@ def test_exactly_four_tables(template: Template) -> None:
     template.resource_count_is("AWS::DynamoDB::Table", 4)
 
 
-def test_kill_switch_parameter_starts_off_with_a_reason(template: Template) -> None:
-    # Given the kill-switch parameter
-    parameters = template.find_resources("AWS::SSM::Parameter")
-    (parameter,) = parameters.values()
-    props = parameter["Properties"]
+def test_cloudformation_never_owns_the_kill_switch_value(synthesized: Synthesized) -> None:
+    # Given the stack's resources
+    seeds = synthesized.resources_of_type("Custom::KillSwitchSeed")
 
-    # When its initial value is parsed
-    value = json.loads(props["Value"])
-
-    # Then it is the fixed name, a plain String, and OFF with who/why/when
-    assert props["Name"] == "/cst/kill-switch"
-    assert props["Type"] == "String"
-    assert value == {
-        "on": False,
-        "reason": "initial deployment",
-        "actor": "cdk",
-        "at": "1970-01-01T00:00:00Z",
-    }
+    # Then no AWS::SSM::Parameter resource holds the value (an update would rewrite it); a
+    # create-once seed does, retained with the stack, named after the parameter
+    assert synthesized.resources_of_type("AWS::SSM::Parameter") == {}
+    (seed,) = seeds.values()
+    assert seed["Properties"]["ParameterName"] == "/cst/kill-switch"
+    assert (seed["DeletionPolicy"], seed["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    function = synthesized.logical_id(synthesized.stack.kill_switch.seed_lambda.function)
+    assert seed["Properties"]["ServiceToken"] == {"Fn::GetAtt": [function, "Arn"]}
+    props = synthesized.resources[function]["Properties"]
+    assert props["Handler"] == "cryptosmarttrader.handlers.kill_switch_seed.handler"

@@ -91,9 +91,7 @@ def test_function_environment_is_the_settings_contract(synthesized: Synthesized,
         ("CST_STATE_TABLE", tables.state),
     ]:
         assert env[env_name] == {"Ref": synthesized.logical_id(table)}
-    assert env["CST_KILL_SWITCH_PARAM"] == {
-        "Ref": synthesized.logical_id(synthesized.stack.kill_switch.parameter)
-    }
+    assert env["CST_KILL_SWITCH_PARAM"] == "/cst/kill-switch"
     # and the trading settings parse (a value outside the Literal would fail the Lambda)
     trading = TradingSettings.model_validate(
         {"data_source": env["CST_DATA_SOURCE"], "exchange": env["CST_EXCHANGE"]}

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
+from infra.constructs.kill_switch import KILL_SWITCH_PARAMETER_NAME
 from infra.constructs.python_function import PythonFunction
 from tests.infrastructure.conftest import Synthesized
 
 Grants = dict[str, set[str]]  # resource (logical id or literal) → actions
+SWITCH = f"param:{KILL_SWITCH_PARAMETER_NAME}"  # the parameter, by name: the stack does not own it
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -30,7 +32,7 @@ ORDERS_WITH_OPEN_INDEX = {
 
 def _resource_key(resource: Any) -> str:
     """``Table`` for GetAtt Table.Arn, ``Bucket/*`` for its objects, ``Bucket/prefix=*`` for the
-    objects under a prefix, ``*``, ``param:Name``."""
+    objects under a prefix, ``*``, ``param:/name`` (the kill-switch, by name)."""
     if resource == "*":
         return "*"
     if isinstance(resource, dict) and "Fn::GetAtt" in resource:
@@ -45,9 +47,12 @@ def _resource_key(resource: Any) -> str:
             and parts[1].startswith("/")
         ):
             return f"{parts[0]['Fn::GetAtt'][0]}{parts[1]}"
-        refs = [p["Ref"] for p in parts if isinstance(p, dict) and "Ref" in p]
-        if ":ssm:" in parts and refs:
-            return f"param:{refs[-1]}"
+        tail = parts[-1]
+        if ":ssm:" in parts and isinstance(tail, str) and tail.startswith(":parameter/"):
+            return f"param:{tail.removeprefix(':parameter')}"
+        if parts[0] == "arn:" and all(isinstance(p, str) or "Ref" in p for p in parts):
+            # other service ARNs (SageMaker, Lambda): the literal text with <Ref> placeholders
+            return "".join(p if isinstance(p, str) else f"<{p['Ref']}>" for p in parts)
     raise AssertionError(f"unexpected resource shape in a function policy: {resource!r}")
 
 
@@ -85,11 +90,14 @@ def test_ingest_role_grants_exactly_lake_objects_and_state(synthesized: Synthesi
     # When its policies are collected per resource
     grants = _grants(synthesized, ingest)
 
-    # Then it may read/write lake objects (no delete), list the lake, and use the state table;
-    # nothing on orders, positions, idempotency or the kill-switch
+    # Then it may read/write candle and market-cap objects only (no delete, never models/),
+    # list the lake, and use the state table; nothing on orders, positions, idempotency or the
+    # kill-switch
+    writes = {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
     assert grants == {
         **_common(synthesized, ingest),
-        f"{lake}/*": {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"},
+        f"{lake}/exchange=*": writes,
+        f"{lake}/dataset=market_cap/*": writes,
         lake: {"s3:ListBucket"},
         synthesized.logical_id(stack.tables.state): {
             "dynamodb:GetItem",
@@ -114,9 +122,10 @@ def test_scan_role_grants_exactly_its_reads_and_order_state(synthesized: Synthes
     # calls the DynamoDB adapters make
     assert grants == {
         **_common(synthesized, scan),
-        f"{lake}/*": {"s3:GetObject"},
+        f"{lake}/exchange=*": {"s3:GetObject"},
+        f"{lake}/dataset=market_cap/*": {"s3:GetObject"},
         lake: {"s3:ListBucket"},
-        f"param:{synthesized.logical_id(stack.kill_switch.parameter)}": {
+        SWITCH: {
             "ssm:DescribeParameters",
             "ssm:GetParameter",
             "ssm:GetParameters",
@@ -160,9 +169,10 @@ def test_execution_role_grants_its_reads_order_state_and_the_kill_switch(
     # EMERGENCY); positions are never deleted and idempotency keys never released
     assert grants == {
         **_common(synthesized, execution),
-        f"{lake}/*": {"s3:GetObject"},
+        f"{lake}/exchange=*": {"s3:GetObject"},
+        f"{lake}/dataset=market_cap/*": {"s3:GetObject"},
         lake: {"s3:ListBucket"},
-        f"param:{synthesized.logical_id(stack.kill_switch.parameter)}": {
+        SWITCH: {
             "ssm:DescribeParameters",
             "ssm:GetParameter",
             "ssm:GetParameters",
@@ -202,7 +212,7 @@ def test_health_probe_role_grants_exactly_its_three_reads(synthesized: Synthesiz
     assert grants == {
         **_common(synthesized, probe),
         synthesized.logical_id(stack.lake.bucket): {"s3:ListBucket"},
-        f"param:{synthesized.logical_id(stack.kill_switch.parameter)}": {"ssm:GetParameter"},
+        SWITCH: {"ssm:GetParameter"},
         synthesized.logical_id(stack.tables.state): {"dynamodb:GetItem"},
     }
 
@@ -240,3 +250,104 @@ def test_no_identity_policy_uses_an_action_wildcard(synthesized: Synthesized) ->
     # Then every action is spelled out
     assert actions
     assert [a for a in actions if "*" in a] == []
+
+
+def _lake_object_grants(grants: Grants, lake: str) -> Grants:
+    return {k: v for k, v in grants.items() if k.startswith(f"{lake}/")}
+
+
+@pytest.mark.parametrize("name", ["drift", "canary"])
+def test_drift_and_canary_read_their_prefixes_and_write_only_registry_state(
+    synthesized: Synthesized, name: str
+) -> None:
+    # Given the drift or canary function's role
+    stack = synthesized.stack
+    construct = {"drift": stack.ml.drift, "canary": stack.ml.canary}[name]
+    lake = synthesized.logical_id(stack.lake.bucket)
+
+    # When its lake grants are collected per key prefix
+    grants = _lake_object_grants(_grants(synthesized, construct), lake)
+
+    # Then it reads candles, market caps and the registered versions, and writes nothing but
+    # each version's state.json: not a model, not the serving code the endpoint runs
+    assert grants == {
+        f"{lake}/exchange=*": {"s3:GetObject"},
+        f"{lake}/dataset=market_cap/*": {"s3:GetObject"},
+        f"{lake}/models/cst-daily-ml/*": {"s3:GetObject"},
+        f"{lake}/models/cst-daily-ml/*/state.json": {"s3:PutObject"},
+    }
+
+
+def test_no_function_role_may_write_model_artifacts_or_serving_code(
+    synthesized: Synthesized,
+) -> None:
+    # Given every function role of the stack
+    lake = synthesized.logical_id(synthesized.stack.lake.bucket)
+    functions = [c for c in synthesized.stack.node.find_all() if isinstance(c, PythonFunction)]
+    assert len(functions) >= 10
+
+    # Then no role can put an object under models/ other than a version's state.json, and no
+    # role holds a whole-bucket object grant
+    for construct in functions:
+        for key, actions in _grants(synthesized, construct).items():
+            if not key.startswith(f"{lake}/"):
+                continue
+            assert key != f"{lake}/*", construct.node.path
+            if "s3:PutObject" in actions and key.startswith(f"{lake}/models/"):
+                assert key == f"{lake}/models/cst-daily-ml/*/state.json", construct.node.path
+
+
+def _statement_resources(document: dict[str, Any], action: str, lake: str) -> set[str]:
+    found: set[str] = set()
+    for statement in document["Statement"]:
+        if action in _as_list(statement["Action"]):
+            for resource in _as_list(statement["Resource"]):
+                key = _resource_key(resource)
+                if key.startswith(f"{lake}/"):
+                    found.add(key.removeprefix(f"{lake}/"))
+    return found
+
+
+def test_sagemaker_role_writes_training_output_only(synthesized: Synthesized) -> None:
+    # Given the role training jobs and the endpoint run as
+    stack = synthesized.stack
+    lake = synthesized.logical_id(stack.lake.bucket)
+    role_id = synthesized.logical_id(stack.ml.sagemaker_role)
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]
+        for p in synthesized.resources_of_type("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    ]
+
+    # Then jobs read their channel and source, the endpoint reads registered versions, and the
+    # only write is a job's own output: a job cannot replace a registered model.tar.gz
+    assert _statement_resources(policy, "s3:GetObject", lake) == {
+        "ml/training/*", "models/code/*", "models/cst-daily-ml/*",
+    }  # fmt: skip
+    assert _statement_resources(policy, "s3:PutObject", lake) == {"models/training-jobs/*"}
+
+
+def test_the_training_launcher_policy_writes_its_own_prefixes(synthesized: Synthesized) -> None:
+    stack = synthesized.stack
+    lake = synthesized.logical_id(stack.lake.bucket)
+    document = synthesized.resources[synthesized.logical_id(stack.ml.launcher_policy)][
+        "Properties"
+    ]["PolicyDocument"]
+    assert _statement_resources(document, "s3:PutObject", lake) == {
+        "ml/training/*", "models/code/*", "models/cst-daily-ml/*",
+    }  # fmt: skip
+    assert _statement_resources(document, "s3:GetObject", lake) == {
+        "models/training-jobs/*", "models/cst-daily-ml/*",
+    }  # fmt: skip
+
+
+def test_the_lake_prefixes_granted_are_the_ones_the_adapters_write() -> None:
+    from datetime import date
+    from fnmatch import fnmatchcase
+
+    from cryptosmarttrader.adapters.s3_lake import partition_key
+    from cryptosmarttrader.adapters.s3_market_caps import market_cap_key
+    from infra.constructs.grants import LAKE_CANDLES, LAKE_MARKET_CAPS
+
+    assert fnmatchcase(partition_key("binance", "1h", "BTC/USDT", date(2024, 1, 1)), LAKE_CANDLES)
+    assert fnmatchcase(market_cap_key("coingecko", date(2024, 1, 1)), LAKE_MARKET_CAPS)

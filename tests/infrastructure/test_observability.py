@@ -8,10 +8,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.slo import slo_queries
+from infra.config import Cron
+from infra.constructs.observability import heartbeat_window, schedule_interval_seconds
 from tests.infrastructure.conftest import REPO_ROOT, Synthesized
-from tests.infrastructure.test_iam import _common, _grants
+from tests.infrastructure.test_iam import SWITCH, _common, _grants
 
 PACKAGE = REPO_ROOT / "functions" / "cryptosmarttrader"
 EMITTED = re.compile(
@@ -110,7 +114,7 @@ def test_kill_switch_function_grants_only_the_switch_and_audit_writes(
 
     assert grants == {
         **_common(synthesized, construct),
-        f"param:{synthesized.logical_id(stack.kill_switch.parameter)}": {
+        SWITCH: {
             "ssm:DescribeParameters",
             "ssm:GetParameter",
             "ssm:GetParameters",
@@ -227,6 +231,54 @@ def test_every_custom_metric_in_an_alarm_is_catalogued(synthesized: Synthesized)
         for metric in stats:
             if metric["Namespace"] == mn.NAMESPACE:
                 assert metric["MetricName"] in catalogue
+
+
+@pytest.mark.parametrize(
+    ("alarm", "metric", "service", "period", "periods"),
+    [
+        # hourly cycle at :10 → a 1 h period; two empty hours (two missed cycles) alarm
+        ("ExecutionStalled", "RiskLevel", "cst-execution", 3600, 2),
+        # daily scan at 00:15 → 24 one-hour periods (CloudWatch's one-day cap), all empty
+        ("NoSignals", "UniverseSize", "cst-scan", 3600, 24),
+        # hourly ingest schedules (the most frequent one sets the pace)
+        ("IngestHeartbeat", "IngestRuns", "cst-ingest", 3600, 2),
+    ],
+)
+def test_every_scheduled_function_has_a_heartbeat_alarm_where_silence_breaches(
+    synthesized: Synthesized, alarm: str, metric: str, service: str, period: int, periods: int
+) -> None:
+    # Given the alarm on the metric the function emits once per completed run
+    props = _alarms(synthesized)[f"CryptoSmartTrader-warning-{alarm}"]
+
+    # Then it counts completed runs over periods fitted to the schedule, and no data at all
+    # (the function stopped running, or every run failed) is a breach, not a quiet night
+    assert (props["MetricName"], props["Statistic"]) == (metric, "SampleCount")
+    assert props["Dimensions"] == [{"Name": "service", "Value": service}]
+    assert (props["Period"], props["EvaluationPeriods"]) == (period, periods)
+    assert props["Period"] * props["EvaluationPeriods"] <= 86_400  # CloudWatch's limit
+    assert props["ComparisonOperator"] == "LessThanThreshold" and props["Threshold"] == 1
+    assert props["TreatMissingData"] == "breaching"
+    assert props["AlarmActions"]  # it notifies
+
+
+@pytest.mark.parametrize(
+    ("minute", "hour", "every", "window"),
+    [
+        ("10", "*", 3600, (3600, 2)),
+        ("5", "*/4", 14_400, (14_400, 2)),
+        ("0", "0/6", 21_600, (21_600, 2)),
+        ("0", "0,12", 43_200, (43_200, 2)),
+        ("0", "1,2,20", 18 * 3600, (3600, 24)),
+        ("15", "0", 86_400, (3600, 24)),
+    ],
+)
+def test_heartbeat_periods_follow_the_schedule(
+    minute: str, hour: str, every: int, window: tuple[int, int]
+) -> None:
+    interval = schedule_interval_seconds(Cron(minute=minute, hour=hour))
+    period, periods = heartbeat_window(interval)
+    assert interval == every
+    assert (int(period.to_seconds()), periods) == window
 
 
 def test_a_failed_scheduled_run_and_a_stalled_execution_each_raise_an_alarm(

@@ -164,7 +164,7 @@ def test_stage_comes_from_context_alone_or_in_the_config_and_is_validated() -> N
 
 def test_every_schedule_may_invoke_only_its_own_function(synthesized: Synthesized) -> None:
     # Given every schedule (ingest per exchange/timeframe, market caps, scan, execution, health
-    # probe, model drift) and every Lambda permission
+    # probe, model drift), the two kill-switch audit rules and every Lambda permission
     stack = synthesized.stack
     rules = {
         synthesized.logical_id(rule): (rule, function)
@@ -175,12 +175,17 @@ def test_every_schedule_may_invoke_only_its_own_function(synthesized: Synthesize
             (stack.execution.rule, stack.execution.lambda_.function),
             (stack.probe.rule, stack.probe.lambda_.function),
             (stack.ml.drift_rule, stack.ml.drift.function),
+            # not schedules: the kill-switch's change events, to its audit function
+            *(
+                (r, stack.kill_switch.audit_lambda.function)  # type: ignore[union-attr]
+                for r in stack.kill_switch.audit_rules.values()
+            ),
         ]
     }
     permissions = synthesized.resources_of_type("AWS::Lambda::Permission").values()
 
     # Then each rule has a permission scoped to its ARN for exactly its target function
-    assert len(rules) == len(DEFAULT_INGEST_SCHEDULES) + 5
+    assert len(rules) == len(DEFAULT_INGEST_SCHEDULES) + 5 + 2
     assert len(synthesized.resources_of_type("AWS::Events::Rule")) == len(rules)
     for rule_id, (_, function) in rules.items():
         function_id = synthesized.logical_id(function)

@@ -63,8 +63,10 @@ def test_the_stack_copies_no_files_and_names_the_site_for_the_publisher(
     resources = synthesized.resources
 
     # Then no custom resource (CDK's BucketDeployment and its Lambda) copies files at deploy
-    # time: every function is one of the stack's own handlers
-    assert [r["Type"] for r in resources.values() if r["Type"].startswith("Custom::")] == []
+    # time: the only one is the kill-switch seed, and every function is one of the stack's own
+    # handlers
+    custom = [r["Type"] for r in resources.values() if r["Type"].startswith("Custom::")]
+    assert custom == ["Custom::KillSwitchSeed"]
     handlers = {
         r["Properties"]["Handler"]
         for r in synthesized.resources_of_type("AWS::Lambda::Function").values()

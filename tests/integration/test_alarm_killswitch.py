@@ -270,3 +270,102 @@ def test_events_that_are_not_alarm_notifications_are_rejected_without_effect(
     assert result["status"] == "rejected"
     assert switch(aws)["on"] is False
     assert audit(aws) == []
+
+
+def _handler_ssm_faults() -> Any:
+    """Fault hooks on the SSM client the handler itself uses (its cached wiring)."""
+    from cryptosmarttrader.adapters.faults import ExhaustedRetries
+
+    return ExhaustedRetries(_common.aws_clients().ssm)
+
+
+@pytest.mark.parametrize("make_event", [lambda_action_event, sns_event], ids=["lambda", "sns"])
+def test_a_throttled_read_never_stops_the_alarm_from_turning_the_switch_on(
+    handler: ModuleType, aws: AwsClients, make_event: Any
+) -> None:
+    # Given trading is on and SSM throttles the function's GetParameter through every retry
+    # (the fail-closed read then says "on" although the stored switch is off)
+    faults = _handler_ssm_faults()
+    faults.exhaust("GetParameter", 1)
+
+    # When a critical alarm is delivered
+    result = handler.handler(make_event(), Context())
+
+    # Then the function still wrote the switch on: an unknown read is not "already on"
+    assert faults.injected == {"GetParameter": 1}
+    assert result["results"][0]["action"] == "killswitch.on"
+    value = switch(aws)
+    assert value["on"] is True and value["actor"] == "alarm"
+    assert value["reason"] == f"{ALARM_NAME}: {REASON}"
+    (entry,) = audit(aws)
+    assert entry.action == "killswitch.on"
+    assert entry.details["kill_switch_read"].startswith("failed: ")
+    assert entry.details["kill_switch_was_on"] is None
+
+
+def test_a_failed_switch_write_raises_so_the_async_retry_applies(
+    handler: ModuleType, aws: AwsClients
+) -> None:
+    from botocore.exceptions import ClientError
+
+    # Given SSM throttles the function's PutParameter through every retry
+    faults = _handler_ssm_faults()
+    faults.exhaust("PutParameter", 1)
+
+    # When the alarm is delivered, the invocation fails (Lambda retries an async invocation
+    # twice, then sends the event to the function's dead-letter queue)
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        handler.handler(lambda_action_event(), Context())
+    assert switch(aws)["on"] is False and audit(aws) == []
+
+    # When Lambda retries the same event once SSM recovers
+    result = handler.handler(lambda_action_event(), Context())
+
+    # Then the switch is on, audited once
+    assert result["results"][0]["action"] == "killswitch.on"
+    assert switch(aws)["on"] is True
+    assert [e.action for e in audit(aws)] == ["killswitch.on"]
+
+
+def test_an_alarm_on_a_switch_known_on_rewrites_it_unchanged(
+    handler: ModuleType, aws: AwsClients
+) -> None:
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+
+    # Given an operator stopped trading
+    stored = SsmKillSwitch(AwsResources().kill_switch_param, aws.ssm, SystemClock()).set(
+        True, "operator: exchange maintenance", "jane"
+    )
+    version = aws.ssm.get_parameter(Name=AwsResources().kill_switch_param)["Parameter"]["Version"]
+
+    # When a critical alarm fires
+    handler.handler(lambda_action_event(), Context())
+
+    # Then the switch was written again (always written, idempotent) with the same value
+    after = aws.ssm.get_parameter(Name=AwsResources().kill_switch_param)["Parameter"]
+    assert after["Version"] == version + 1
+    assert json.loads(after["Value"]) == {
+        "on": True,
+        "reason": "operator: exchange maintenance",
+        "actor": "jane",
+        "at": stored.at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def test_an_alarm_reason_with_control_characters_is_stored_printable(
+    handler: ModuleType, aws: AwsClients
+) -> None:
+    # Given an alarm reason carrying an ANSI escape, a carriage return and a bidi override
+    # (the alarm must still engage: its text is cleaned, never refused)
+    hostile = "Threshold \x1b[2K\rkill-switch: off \u202eNO\u202c" + "x" * 5000
+
+    # When it is delivered
+    handler.handler(lambda_action_event(reason=hostile), Context())
+
+    # Then the switch is on and the stored reason is printable ASCII within the limits
+    value = switch(aws)
+    assert value["on"] is True
+    assert value["reason"].isascii() and value["reason"].isprintable()
+    assert len(value["reason"]) <= 500
+    assert "\x1b" not in value["reason"] and "\u202e" not in value["reason"]

@@ -564,6 +564,9 @@ def test_a_failed_switch_write_is_audited_as_requested_then_failed(
         {"on": True, "reason": "    "},
         {"on": "yes please", "reason": "x" * 10},
         {"on": True, "reason": "r" * 501},
+        {"on": True, "reason": "resume\x1b[2K\rkill-switch: off"},
+        {"on": True, "reason": "resume \u202eFFO\u202c trading"},
+        {"on": True, "reason": "ab\x9fc"},  # a C1 control character
         {"on": True, "reason": "valid reason", "actor": "someone-else"},
         "not json",
         None,

@@ -24,6 +24,7 @@ from cryptosmarttrader.services.chaos import (
     scenario_database,
     scenario_disk,
     scenario_execution,
+    scenario_killswitch,
     scenario_load,
     scenario_memory,
     scenario_network,
@@ -185,6 +186,26 @@ def test_cli_rejects_an_unknown_scenario(data_dir: Path) -> None:
     result = CliRunner().invoke(app, ["chaos", "run", "--scenario", "meteor"])
     assert result.exit_code == 2
     assert "unknown scenario" in result.output
+
+
+def test_kill_switch_and_risk_state_faults_never_lose_a_stop(lab: LocalChaosLab) -> None:
+    # Given fresh resources on the lab's moto server
+    # When SSM throttles the alarm function's read, then its write; the execution's switch
+    # write fails during an escalation; and the risk state item is deleted
+    result = scenario_killswitch(lab)
+
+    # Then every stop is made: the alarm writes the switch despite the unknown read, a failed
+    # write fails the invocation and its retry engages it, the escalation is not stored
+    # without the switch and the next cycle stores both, and SHUTDOWN comes back from the log
+    assert result.passed, result.details
+    phases = result.details
+    assert phases["alarm_read_throttled"]["action"] == "killswitch.on"
+    assert "ThrottlingException" in phases["alarm_write_throttled"]["first_invocation"]
+    assert phases["alarm_write_throttled"]["switch_on_between"] is False
+    assert phases["escalation_switch_write_failed"]["level_after_fault"] == "NORMAL"
+    assert phases["escalation_switch_write_failed"]["level"] == "SHUTDOWN"
+    assert phases["risk_state_item_deleted"]["rebuilt_level"] == "SHUTDOWN"
+    assert result.orders_lost == result.orders_duplicated == 0
 
 
 @pytest.mark.slow

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
 
+from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
-from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
+from cryptosmarttrader.adapters.faults import ExhaustedRetries
+from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws, ensure_resources
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.risk import RiskLevel, RiskObservation
-from cryptosmarttrader.services.risk_state import RISK_PK, RiskStateService
+from cryptosmarttrader.services.risk_state import RISK_PK, RiskStateConflictError, RiskStateService
 from cryptosmarttrader.settings import AwsResources
 
 T0 = datetime(2022, 5, 9, 8, 0, tzinfo=UTC)
@@ -63,3 +70,164 @@ def test_level_and_transitions_survive_a_restart_and_shutdown_needs_a_human(
         f"transition#{(T0 + timedelta(hours=1)).isoformat()}",
         f"transition#{clock.now().isoformat()}",
     ]
+
+
+# -- faults on the path the execution function runs: its SsmKillSwitch and DynamoStateStore over
+# -- boto3 clients built like the function's (adaptive retries), on moto
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    with mock_aws():
+        clients = AwsClients.build(AwsResources())
+        ensure_resources(clients, now=T0)
+        yield clients
+
+
+def _on_moto(
+    aws: AwsClients, clock: FixedClock, store: DynamoStateStore | None = None
+) -> RiskStateService:
+    res = aws.resources
+    switch = SsmKillSwitch(res.kill_switch_param, aws.ssm, clock)
+    return RiskStateService(store or DynamoStateStore(res.state_table, aws.dynamodb), switch, clock)
+
+
+def _stored_switch(aws: AwsClients) -> dict[str, Any]:
+    raw = aws.ssm.get_parameter(Name=aws.resources.kill_switch_param)["Parameter"]["Value"]
+    value: dict[str, Any] = json.loads(raw)
+    return value
+
+
+def test_a_failed_switch_write_during_escalation_is_retried_by_the_next_cycle(
+    aws: AwsClients,
+) -> None:
+    clock = FixedClock(T0)
+    svc = _on_moto(aws, clock)
+    faults = ExhaustedRetries(aws.ssm)
+    svc.observe(RiskObservation(Decimal("100000")))
+
+    # Given SSM throttles the switch write (every retry) when equity falls 20 % from its peak
+    clock.advance(timedelta(hours=1))
+    faults.exhaust("PutParameter", 1)
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        svc.observe(RiskObservation(Decimal("80000")))
+
+    # Then the escalation was not committed: the level did not move without the switch
+    assert faults.injected == {"PutParameter": 1}
+    assert svc.load().level is RiskLevel.NORMAL
+    assert _stored_switch(aws)["on"] is False
+
+    # When the next hourly cycle observes the same loss
+    clock.advance(timedelta(hours=1))
+    _, move = svc.observe(RiskObservation(Decimal("80000")))
+
+    # Then the escalation happens again, this time with the switch on, and is logged once
+    assert move is not None and (move.from_level, move.to_level) == (
+        RiskLevel.NORMAL,
+        RiskLevel.SHUTDOWN,
+    )
+    assert svc.load().level is RiskLevel.SHUTDOWN
+    stored = _stored_switch(aws)
+    assert stored["on"] is True and stored["actor"] == "system:riskguard"
+    assert stored["reason"].startswith("RiskGuard SHUTDOWN: drawdown 20.00%")
+    assert [t.to_level for t in svc.history()] == [RiskLevel.SHUTDOWN]
+
+
+def test_a_human_release_after_a_committed_escalation_is_not_overridden(
+    aws: AwsClients,
+) -> None:
+    # Given an escalation to EMERGENCY that turned the switch on
+    clock = FixedClock(T0)
+    svc = _on_moto(aws, clock)
+    svc.observe(RiskObservation(Decimal("100000")))
+    clock.advance(timedelta(hours=1))
+    assert svc.observe(RiskObservation(Decimal("84000")))[0].level is RiskLevel.EMERGENCY
+    # When a human turns the switch off to flatten, and the next cycles still see the loss
+    SsmKillSwitch(aws.resources.kill_switch_param, aws.ssm, clock).set(False, "flatten", "alice")
+    for _ in range(3):
+        clock.advance(timedelta(hours=1))
+        svc.observe(RiskObservation(Decimal("84000")))
+    # Then the switch stays off: only a transition writes it
+    assert _stored_switch(aws)["on"] is False
+    assert svc.load().level is RiskLevel.EMERGENCY
+
+
+def test_a_deleted_risk_state_item_is_rebuilt_from_the_transition_log(aws: AwsClients) -> None:
+    # Given SHUTDOWN was reached and logged (on a stack that had stored nothing before)
+    clock = FixedClock(T0)
+    svc = _on_moto(aws, clock)
+    assert svc.stored() is None
+    svc.observe(RiskObservation(Decimal("100000")))
+    clock.advance(timedelta(hours=1))
+    svc.observe(RiskObservation(Decimal("80000")))
+
+    # When the current item is deleted (by hand, a bad migration, a restore)
+    aws.dynamodb.delete_item(
+        TableName=aws.resources.state_table,
+        Key={"pk": {"S": RISK_PK}, "sk": {"S": "current"}},
+    )
+
+    # Then the level still reads SHUTDOWN, since the logged transition, saying why
+    rebuilt = svc.load()
+    assert rebuilt.level is RiskLevel.SHUTDOWN
+    assert rebuilt.since == T0 + timedelta(hours=1)
+    assert (
+        rebuilt.reason.startswith("rebuilt from the transition log")
+        and "drawdown" in rebuilt.reason
+    )
+    # and it is what the cycle's replay guard reads: a stack that lost the item is not a fresh
+    # stack, so a cycle before the logged transition is still refused
+    assert svc.stored() == rebuilt
+    # and days of healthy metrics do not leave it (only a human does)
+    clock.advance(timedelta(days=3))
+    state, move = svc.observe(RiskObservation(Decimal("100000")))
+    assert (state.level, move) == (RiskLevel.SHUTDOWN, None)
+
+
+class _InterleavedStore(DynamoStateStore):
+    """A store whose first read of the current state is followed by another writer's change."""
+
+    def __init__(self, table: str, client: Any, other_writer: Callable[[], None]) -> None:
+        super().__init__(table, client)
+        self._other = other_writer
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        item = super().get(pk, sk)
+        if (pk, sk) == (RISK_PK, "current") and self._other is not None:
+            other, self._other = self._other, None  # type: ignore[assignment]
+            other()
+        return item
+
+
+def test_two_writers_cannot_silently_overwrite_each_other(aws: AwsClients) -> None:
+    # Given SHUTDOWN, and an operator releasing it to DEFENSIVE while a cycle is running
+    clock = FixedClock(T0)
+    operator = _on_moto(aws, clock)
+    operator.observe(RiskObservation(Decimal("100000")))
+    clock.advance(timedelta(hours=1))
+    operator.observe(RiskObservation(Decimal("80000")))
+    clock.advance(timedelta(hours=1))
+
+    def release() -> None:
+        operator.override(RiskLevel.DEFENSIVE, "alice", "loss reviewed")
+
+    store = _InterleavedStore(aws.resources.state_table, aws.dynamodb, release)
+    cycle = _on_moto(aws, clock, store)
+
+    # When the cycle, which read SHUTDOWN before the release, stores its result
+    with pytest.raises(RiskStateConflictError, match="changed since it was read"):
+        cycle.observe(RiskObservation(Decimal("80000")))
+
+    # Then the operator's release stands and is logged; the cycle wrote nothing
+    assert operator.load().level is RiskLevel.DEFENSIVE
+    assert [(t.to_level, t.actor) for t in operator.history()] == [
+        (RiskLevel.SHUTDOWN, "system:riskguard"),
+        (RiskLevel.DEFENSIVE, "alice"),
+    ]
+    # and the cycle's retry (reloading) proceeds from the released level (the day's 20 % loss
+    # then demands EMERGENCY again, and turns the switch on)
+    _, move = cycle.observe(RiskObservation(Decimal("80000")))
+    assert move is not None and move.from_level is RiskLevel.DEFENSIVE

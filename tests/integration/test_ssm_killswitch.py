@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -10,12 +11,12 @@ import boto3
 import pytest
 from botocore.config import Config
 from moto import mock_aws
-from pydantic import ValidationError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.ssm_killswitch import FAIL_CLOSED_ACTOR, SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.types import DomainError
 from cryptosmarttrader.settings import AwsResources
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -75,9 +76,57 @@ def test_set_writes_json_and_is_seen_at_once(aws: AwsClients, clock: FixedClock)
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_set_requires_a_reason(aws: AwsClients, clock: FixedClock, reason: str) -> None:
     switch = SsmKillSwitch(PARAM, aws.ssm, clock)
-    with pytest.raises(ValidationError):
+    with pytest.raises(DomainError, match="reason must not be empty"):
         switch.set(True, reason, "alice")
     assert switch.is_on() is False  # nothing was written
+
+
+@pytest.mark.parametrize(
+    ("field", "reason", "actor", "shown"),
+    [
+        ("reason", "maintenance \x1b[1A\x1b[2Kkill-switch: ON", "alice", "U+001B"),
+        ("reason", "done\rkill-switch: off", "alice", "U+000D"),
+        ("reason", "line one\nkill-switch: off", "alice", "U+000A"),
+        ("reason", "resume \u202eFFO\u202c", "alice", "U+202E"),
+        ("reason", "zero\u200bwidth", "alice", "U+200B"),
+        ("actor", "maintenance", "alice\x07", "U+0007"),
+    ],
+)
+def test_set_refuses_control_and_formatting_characters(
+    aws: AwsClients, clock: FixedClock, field: str, reason: str, actor: str, shown: str
+) -> None:
+    # Given trading is off
+    switch = SsmKillSwitch(PARAM, aws.ssm, clock)
+    before = aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Version"]
+
+    # When a writer sends text with a terminal control or bidi formatting character
+    with pytest.raises(DomainError, match=re.escape(f"{field} contains {shown}")):
+        switch.set(True, reason, actor)
+
+    # Then nothing was written
+    assert aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Version"] == before
+
+
+def test_set_caps_the_encoded_value_at_ssm_s_4_kb(aws: AwsClients, clock: FixedClock) -> None:
+    switch = SsmKillSwitch(PARAM, aws.ssm, clock)
+    # a 500-character reason and a 640-character actor, four bytes each: 4560 bytes encoded
+    with pytest.raises(DomainError, match=r"would be \d+ bytes once encoded; SSM stores"):
+        switch.set(True, "\U0001f680" * 500, "\U0001f680" * 640)
+    with pytest.raises(DomainError, match="at most 500 allowed"):
+        switch.set(True, "x" * 501, "alice")
+    assert switch.is_on() is False
+
+    # and the largest reason, with a normal actor, really is stored by SSM (as UTF-8)
+    status = switch.set(True, "\U0001f680" * 500, "arn:aws:iam::123456789012:user/ops/alice")
+    assert status.on is True and switch.is_on() is True
+    assert switch.status().reason == "\U0001f680" * 500
+
+
+def test_the_read_only_known_flag_is_not_stored(aws: AwsClients, clock: FixedClock) -> None:
+    SsmKillSwitch(PARAM, aws.ssm, clock).set(True, "stop", "alice")
+    stored = json.loads(aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Value"])
+    assert set(stored) == {"on", "reason", "actor", "at"}
+    assert SsmKillSwitch(PARAM, aws.ssm, clock).status().known is True
 
 
 def test_reads_are_cached_for_cache_seconds_of_the_injected_clock(
@@ -157,6 +206,33 @@ def test_recovers_once_the_parameter_is_fixed(aws: AwsClients, clock: FixedClock
     clock.advance(timedelta(seconds=5))
     # Then trading is allowed again
     assert switch.is_on() is False
+
+
+def test_system_writers_never_fail_a_stop_on_their_own_wording(
+    aws: AwsClients, clock: FixedClock
+) -> None:
+    from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
+    from cryptosmarttrader.services.golive import Failure, GoLiveService
+
+    # Given a go-live rollback whose Step Functions cause is long, multi-line, with a bidi
+    # override and an emoji storm (what an exception's message and stack can look like)
+    res = AwsResources()
+    cause = "Traceback:\n  File x\r\n\u202eevil\u202c " + "\U0001f680" * 300 + "y" * 2000
+    service = GoLiveService(
+        store=DynamoStateStore(res.state_table, aws.dynamodb),
+        orders=DynamoOrderStore(res.orders_table, aws.dynamodb),
+        kill_switch=SsmKillSwitch(PARAM, aws.ssm, clock),
+        clock=clock,
+    )
+
+    # When the rollback engages the kill-switch
+    state = service.engage_kill_switch("run-1", Failure(Error="States.TaskFailed", Cause=cause))
+
+    # Then the switch is on with a printable reason that fits (the text was cleaned, not refused)
+    stored = json.loads(aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Value"])
+    assert state["on"] is True and stored["on"] is True
+    assert stored["reason"].startswith("go-live run-1 rollback: States.TaskFailed: Traceback:")
+    assert stored["reason"].isprintable() and len(stored["reason"]) <= 500
 
 
 def test_a_failed_or_malformed_read_is_on_but_not_known(aws: AwsClients, clock: FixedClock) -> None:

@@ -506,6 +506,22 @@ class DynamoStateStore:
             },
         )
 
+    def put_versioned(
+        self, pk: str, sk: str, item: Mapping[str, Any], expected_version: int
+    ) -> bool:
+        """Optimistic write: store ``item`` with ``version = expected_version + 1`` if the stored
+        ``version`` is ``expected_version`` (0: the item, or its version, is absent); False
+        (nothing written) if another writer got there first."""
+        if expected_version < 0:
+            raise ValueError(f"expected_version must be >= 0, got {expected_version}")
+        condition: dict[str, Any] = {"ExpressionAttributeNames": {"#v": "version"}}
+        if expected_version == 0:
+            condition["ConditionExpression"] = "attribute_not_exists(#v)"
+        else:
+            condition["ConditionExpression"] = "#v = :v"
+            condition["ExpressionAttributeValues"] = {":v": {"N": str(expected_version)}}
+        return self._conditional_put(pk, sk, {**item, "version": expected_version + 1}, condition)
+
     def _conditional_put(
         self, pk: str, sk: str, item: Mapping[str, Any], condition: Mapping[str, Any]
     ) -> bool:

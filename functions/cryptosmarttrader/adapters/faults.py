@@ -9,6 +9,9 @@
   SDK's own retry policy handles them, and an endpoint outage (``EndpointConnectionError``)
   injected at ``before-call``: the error the SDK raises once its retries are spent, without
   waiting out its backoff.
+* :class:`ExhaustedRetries` — a ``before-call`` hook on any boto3 client: the next N calls of
+  one operation (SSM ``GetParameter``/``PutParameter``, DynamoDB ``DeleteItem``...) end with the
+  ``ClientError`` the SDK raises once every retry was throttled.
 * :func:`run_limited` — runs a ``cst`` command or the scan Lambda handler in a child process
   under ``RLIMIT_AS`` (memory) and/or ``RLIMIT_FSIZE`` (disk: writes past it fail with EFBIG).
 * :class:`SsmThrottle` and the venue wrappers :class:`FlakyLookups`, :class:`UnreadableAcks`,
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import resource
@@ -54,6 +58,7 @@ from botocore.exceptions import EndpointConnectionError
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.circuit_breaker import BreakerConfig
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import RetryPolicy, capabilities_for
@@ -66,6 +71,7 @@ from cryptosmarttrader.services.ingest import (
     IngestService,
     series_key,
 )
+from cryptosmarttrader.services.risk_state import RISK_PK, RiskStateService
 from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer, ScanReport, ScanService
 from cryptosmarttrader.settings import AwsResources
 
@@ -77,9 +83,11 @@ __all__ = [
     "ChildRun",
     "DynamoFaults",
     "ExchangeFault",
+    "ExhaustedRetries",
     "LocalChaosLab",
     "LoopbackExchange",
     "binance_client_on",
+    "cloudwatch_alarm_event",
     "free_port",
     "run_limited",
 ]
@@ -430,6 +438,64 @@ class DynamoFaults:
                 self.recovered_at = self.monotonic()
 
 
+@dataclass
+class ExhaustedRetries:
+    """Calls of one boto3 client end as they end once the SDK's retries are spent.
+
+    A ``before-call`` hook answers the next ``calls`` invocations of ``operation`` with the
+    error response botocore turns into the same ``ClientError`` (code, message, HTTP 400,
+    ``MaxAttemptsReached``) as a throttled call that exhausted its retries — without waiting out
+    the adaptive backoff (~15 s per call). Any other operation, and later calls, go through.
+    """
+
+    client: Any
+    code: str = "ThrottlingException"
+    message: str = "Rate exceeded (injected: every retry throttled)"
+    injected: dict[str, int] = field(default_factory=dict)
+    _left: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._event = f"before-call.{self.client.meta.service_model.service_id.hyphenize()}"
+        self.client.meta.events.register(self._event, self._before_call)
+
+    def exhaust(self, operation: str, calls: int = 1) -> None:
+        """Fail the next ``calls`` calls of ``operation`` (e.g. ``"PutParameter"``)."""
+        if calls < 0:
+            raise ValueError("calls must be >= 0")
+        with self._lock:
+            self._left[operation] = calls
+
+    def heal(self) -> None:
+        with self._lock:
+            self._left.clear()
+
+    def detach(self) -> None:
+        self.client.meta.events.unregister(self._event, self._before_call)
+
+    def _before_call(
+        self, model: Any, **_kwargs: object
+    ) -> tuple[AWSResponse, dict[str, Any]] | None:
+        with self._lock:
+            if self._left.get(model.name, 0) <= 0:
+                return None
+            self._left[model.name] -= 1
+            self.injected[model.name] = self.injected.get(model.name, 0) + 1
+        headers = HTTPHeaders()
+        headers["x-amzn-RequestId"] = "chaos"
+        response = AWSResponse(self.client.meta.endpoint_url, 400, headers, _RawBody(b""))
+        parsed = {
+            "Error": {"Code": self.code, "Message": self.message},
+            "ResponseMetadata": {
+                "HTTPStatusCode": 400,
+                "MaxAttemptsReached": True,
+                "RetryAttempts": 4,
+                "RequestId": "chaos",
+            },
+        }
+        return response, parsed
+
+
 # --------------------------------------------------------------------------------------------
 # Resource-limited child processes
 # --------------------------------------------------------------------------------------------
@@ -777,6 +843,126 @@ class _DiskBench:
         return sorted(p.name for p in self.state_dir.glob(".*.tmp"))
 
 
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def cloudwatch_alarm_event(alarm_name: str, reason: str, at: datetime) -> dict[str, Any]:
+    """The event CloudWatch sends a Lambda alarm action (single-metric alarm) on OK → ALARM."""
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return {
+        "source": "aws.cloudwatch",
+        "alarmArn": f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm_name}",
+        "accountId": "123456789012",
+        "time": stamp,
+        "region": "us-east-1",
+        "alarmData": {
+            "alarmName": alarm_name,
+            "state": {"value": "ALARM", "reason": reason, "timestamp": stamp},
+            "previousState": {"value": "OK", "reason": "Threshold not crossed", "timestamp": stamp},
+            "configuration": {"description": "[critical] chaos suite", "metrics": []},
+        },
+    }
+
+
+@dataclass
+class _LambdaContext:
+    function_name: str
+    aws_request_id: str
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:chaos"
+
+
+@dataclass
+class _SafetyBench:
+    """The kill-switch and the risk state of fresh resources on the lab's moto server, reached
+    through the code the functions run: the alarm function's real handler (its own cached
+    clients, faults injected on them) and the execution function's ``RiskStateService`` over
+    ``DynamoStateStore`` + ``SsmKillSwitch`` with clients built like the function's."""
+
+    resources: AwsResources
+    clients: AwsClients
+    clock: FixedClock
+    alarms: int = 0
+
+    def switch(self) -> dict[str, Any]:
+        raw = self.clients.ssm.get_parameter(Name=self.resources.kill_switch_param)
+        value: dict[str, Any] = json.loads(raw["Parameter"]["Value"])
+        return value
+
+    def deliver_alarm(self, exhaust: str | None = None) -> dict[str, Any]:
+        """CloudWatch's Lambda alarm action to the alarm function, in-process with this bench's
+        resources; ``exhaust``: an SSM operation that fails through every retry, once, on the
+        function's own client. Raises what the handler raises (Lambda would retry it)."""
+        res = self.resources
+        env = {
+            "AWS_ENDPOINT_URL": res.aws_endpoint_url or "",
+            "AWS_REGION": res.region,
+            "AWS_DEFAULT_REGION": res.region,
+            "CST_STATE_TABLE": res.state_table,
+            "CST_KILL_SWITCH_PARAM": res.kill_switch_param,
+            "POWERTOOLS_SERVICE_NAME": "cst-alarm-killswitch",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+        }
+        self.alarms += 1
+        event = cloudwatch_alarm_event(
+            "CryptoSmartTrader-critical-Drawdown", "chaos: drawdown above 10%", self.clock.now()
+        )
+        context = _LambdaContext("cst-alarm-killswitch", f"chaos-alarm-{self.alarms}")
+
+        with _environment(env), contextlib.redirect_stdout(io.StringIO()):
+            # imported here: a first import creates its logger quiet, on the captured stream
+            from cryptosmarttrader.handlers import _common, alarm_killswitch
+
+            def reset() -> None:
+                _common.reset_caches()
+                alarm_killswitch._kill_switch.cache_clear()
+                alarm_killswitch._audit.cache_clear()
+
+            reset()  # a new execution environment: clients and settings from this environment
+            faults = ExhaustedRetries(_common.aws_clients().ssm)
+            if exhaust:
+                faults.exhaust(exhaust, 1)
+            try:
+                result: dict[str, Any] = alarm_killswitch.handler(event, context)
+                return result
+            finally:
+                faults.detach()
+                reset()
+
+    def risk(self, exhaust: str | None = None) -> RiskStateService:
+        """The execution function's risk state service (a new execution environment);
+        ``exhaust``: an SSM operation that fails through every retry, once."""
+        clients = AwsClients.build(self.resources)
+        faults = ExhaustedRetries(clients.ssm)
+        if exhaust:
+            faults.exhaust(exhaust, 1)
+        switch = SsmKillSwitch(self.resources.kill_switch_param, clients.ssm, self.clock)
+        store = DynamoStateStore(self.resources.state_table, clients.dynamodb)
+        return RiskStateService(store, switch, self.clock)
+
+    def advance(self, delta: timedelta) -> None:
+        self.clock.advance(delta)
+
+    def delete_risk_state(self) -> None:
+        self.clients.dynamodb.delete_item(
+            TableName=self.resources.state_table,
+            Key={"pk": {"S": RISK_PK}, "sk": {"S": "current"}},
+        )
+
+
 @dataclass
 class _InputBench:
     """The `input` scenario's bench: a data dir of links to the real recorded files, where a
@@ -992,6 +1178,10 @@ class LocalChaosLab:
                 served=frame,
                 first_since_ms=(now_ms // tf_ms - _INITIAL_LOOKBACK) * tf_ms,
             )
+
+    def safety_bench(self, name: str) -> _SafetyBench:
+        res, clients = self._resources(name)
+        return _SafetyBench(res, clients, FixedClock(datetime(2024, 3, 4, 9, 0, tzinfo=UTC)))
 
     def execution_bench(self, name: str) -> _ExecutionBench:
         from cryptosmarttrader.adapters.recorded_data import RecordedMarketData

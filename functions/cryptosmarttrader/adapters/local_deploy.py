@@ -14,20 +14,23 @@ The endpoint is whatever the user names: this module's own server, or a LocalSta
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cryptosmarttrader.adapters.local_aws import serialize_moto_dynamodb
+from cryptosmarttrader.adapters.local_aws import DUMMY_CREDENTIALS, serialize_moto_dynamodb
 
 __all__ = [
     "CDKLOCAL",
@@ -176,6 +179,79 @@ def register_cloudwatch_alarm_resource() -> None:
     _ALARM_MODEL.append(CfnAlarm)
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()
+
+
+_PATCHED_INVOKE: list[Any] = []
+_ENV_LOCK = threading.Lock()
+
+
+@dataclass
+class _CustomResourceContext:
+    function_name: str
+    invoked_function_arn: str
+    aws_request_id: str
+    memory_limit_in_mb: int = 256
+
+
+def run_custom_resources_in_process(endpoint: str) -> None:
+    """Teach moto's CloudFormation to run this package's custom resources (the kill-switch seed).
+
+    moto answers a ``Custom::`` resource by invoking its function in a Docker container, and
+    without Docker it never hears back: the stack would wait forever. Here a function whose
+    handler is in ``cryptosmarttrader.handlers`` receives the custom-resource request in-process,
+    with its deployed environment plus this server as its endpoint; the ``ResponseURL`` (moto
+    builds it for ``host.docker.internal``) is pointed at this server. The handler's own PUT then
+    completes the resource, as the real pre-signed S3 URL does. Other invocations are untouched.
+    """
+    from moto.awslambda.models import LambdaFunction
+
+    if _PATCHED_INVOKE:
+        _PATCHED_INVOKE[0] = endpoint
+        return
+    _PATCHED_INVOKE.append(endpoint)
+    original = LambdaFunction.invoke
+
+    def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+        try:
+            event = json.loads(body) if isinstance(body, str | bytes) and body else None
+        except ValueError:
+            event = None
+        handler_path = str(getattr(self, "handler", ""))
+        if not (
+            isinstance(event, dict)
+            and "ResponseURL" in event
+            and handler_path.startswith("cryptosmarttrader.handlers.")
+        ):
+            return original(self, body, request_headers, response_headers)
+        local = urlsplit(str(_PATCHED_INVOKE[0]))
+        event["ResponseURL"] = urlunsplit(urlsplit(event["ResponseURL"])._replace(
+            scheme=local.scheme, netloc=local.netloc
+        ))  # fmt: skip
+        module_name, _, attribute = handler_path.rpartition(".")
+        env = {
+            **DUMMY_CREDENTIALS,
+            **{k: str(v) for k, v in (self.environment_vars or {}).items()},
+            "AWS_ENDPOINT_URL": str(_PATCHED_INVOKE[0]),
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+        context = _CustomResourceContext(
+            self.function_name, self.function_arn, str(event.get("RequestId", ""))
+        )
+        with _ENV_LOCK:
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            try:
+                handler = getattr(importlib.import_module(module_name), attribute)
+                return json.dumps(handler(event, context)).encode()
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+
+    LambdaFunction.invoke = invoke  # type: ignore[method-assign]
 
 
 class PortInUseError(OSError):
@@ -372,6 +448,7 @@ def moto_server(port: int) -> Iterator[str]:
     default_user_config["lambda"] = {"use_docker": False}
     sfn_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
     register_cloudwatch_alarm_resource()
+    run_custom_resources_in_process(local_endpoint(port))
     register_cloudfront_resources()
     allow_mock_integration_methods()
     serialize_moto_dynamodb()  # the threaded server answers concurrent requests
@@ -451,8 +528,10 @@ def deploy(
     outputs_file: Path,
     *,
     timeout_s: float = 600.0,
+    context: Mapping[str, str] | None = None,
 ) -> DeployResult:
-    """``cdklocal bootstrap`` then ``cdklocal deploy --all`` against ``endpoint``."""
+    """``cdklocal bootstrap`` then ``cdklocal deploy --all`` against ``endpoint``; ``context``
+    adds ``-c key=value`` pairs (e.g. ``{"cst:stage": "canary"}``) to the deploy."""
     if npx_path() is None:
         raise DeployError("npx (Node.js) is not on PATH: install Node 20+ to deploy locally")
     env = cdklocal_env(endpoint)
@@ -477,6 +556,7 @@ def deploy(
             str(outputs_file),
             *assembly,
             *LOCAL_CONTEXT,
+            *(arg for key, value in (context or {}).items() for arg in ("-c", f"{key}={value}")),
         ],
         env,
         project_dir,

@@ -7,8 +7,9 @@ A version is a model package in the group (``CreateModelPackage`` numbers them 1
   ``SAGEMAKER_SUBMIT_DIRECTORY`` is ``/opt/ml/model/code``), CSV in and out;
 * ``ModelMetrics.ModelQuality.Statistics``: the walk-forward metrics JSON (per fold + pooled);
 * ``MetadataProperties.CommitId``: the git commit; ``CustomerMetadataProperties``: the stage,
-  canary capital share, drift flags, train end, feature hash and the S3 keys of the card,
-  reference and state;
+  canary capital share, drift flags, train end, feature hash, the S3 folder of the card,
+  reference and state, and ``cst_tarball_sha256`` — the SHA-256 of ``model.tar.gz`` (model and
+  serving code) computed at registration, which the deployer checks before serving it;
 * ``ModelApprovalStatus``: ``Approved`` only for the production stage, ``Rejected`` for rejected
   and archived versions, ``PendingManualApproval`` otherwise — so SageMaker's own tooling (and
   any deployment rule keyed on approval) sees exactly one approved version.
@@ -35,7 +36,10 @@ from botocore.exceptions import ClientError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
-from cryptosmarttrader.adapters.sagemaker_deployer import SageMakerEndpointDeployer
+from cryptosmarttrader.adapters.sagemaker_deployer import (
+    TARBALL_DIGEST_KEY,
+    SageMakerEndpointDeployer,
+)
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.drift import DriftReference
 from cryptosmarttrader.domain.model_canary import ModelCard, ModelStage, ModelVersion, StageChange
@@ -139,6 +143,7 @@ class SageMakerModelRegistry:
             raise ValueError("registering needs the serving script (ml/inference.py)")
         folder = f"{self._prefix}/{self._group}/{hashlib.sha256(artifact).hexdigest()[:16]}"
         tarball = model_tarball(artifact, card, self._serving_code)
+        digest = hashlib.sha256(tarball).hexdigest()
         uris = {
             "tarball": self._put(f"{folder}/{TARBALL}", tarball),
             "model": self._put(f"{folder}/{MODEL_FILE}", artifact),
@@ -176,6 +181,7 @@ class SageMakerModelRegistry:
             ModelApprovalStatus=approval_status(ModelStage.REGISTERED),
             CustomerMetadataProperties={
                 "cst_folder": folder,
+                TARBALL_DIGEST_KEY: digest,
                 "cst_train_end": card.train_end.isoformat(),
                 "cst_feature_hash": card.feature_hash,
             },
@@ -189,7 +195,7 @@ class SageMakerModelRegistry:
             history=history,
             artifact_uri=uris["tarball"],
         )
-        return self._write(arn, folder, version)
+        return self._write(arn, folder, version, digest)
 
     def get(self, version: int) -> ModelVersion:
         arn = self._arn(version)
@@ -205,7 +211,7 @@ class SageMakerModelRegistry:
     def save(self, version: ModelVersion) -> ModelVersion:
         arn = self._arn(version.version)
         meta = self._sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
-        return self._write(arn, meta["cst_folder"], version)
+        return self._write(arn, meta["cst_folder"], version, meta.get(TARBALL_DIGEST_KEY))
 
     def artifact(self, version: int) -> bytes:
         return self._get(f"{self._folder(version)}/{MODEL_FILE}")
@@ -240,15 +246,20 @@ class SageMakerModelRegistry:
         meta = self._sm.describe_model_package(ModelPackageName=self._arn(version))
         return str(meta["CustomerMetadataProperties"]["cst_folder"])
 
-    def _write(self, arn: str, folder: str, version: ModelVersion) -> ModelVersion:
+    def _write(
+        self, arn: str, folder: str, version: ModelVersion, digest: str | None
+    ) -> ModelVersion:
         self._put(f"{folder}/state.json", version.model_dump_json().encode())
         last = version.history[-1] if version.history else None
+        # the complete map every time (moto replaces it), the registration digest unchanged
+        digest_entry = {TARBALL_DIGEST_KEY: digest} if digest else {}
         self._sm.update_model_package(
             ModelPackageArn=arn,
             ModelApprovalStatus=approval_status(version.stage),
             ApprovalDescription=(f"{version.stage}: {last.reason}" if last else "")[:1024],
             CustomerMetadataProperties={
                 "cst_folder": folder,
+                **digest_entry,
                 "cst_stage": str(version.stage),
                 "cst_capital_fraction": f"{version.capital_fraction:g}",
                 "cst_drift_blocked": "true" if version.drift_blocked else "false",
@@ -320,6 +331,7 @@ def build_registry_service(
             raise ValueError("CST_MODEL_ROLE_ARN is required with CST_MODEL_ENDPOINT")
         deployer = SageMakerEndpointDeployer(
             sagemaker_client(resources),
+            s3=clients.s3,
             group=settings.model_group,
             endpoint=settings.model_endpoint,
             role_arn=settings.model_role_arn,

@@ -3,7 +3,11 @@
 ``deploy(version)``:
 
 1. finds the version's model package in the group and refuses it unless SageMaker shows it
-   ``Approved`` (the registry approves exactly the production version);
+   ``Approved`` (the registry approves exactly the production version), then reads the
+   package's ``model.tar.gz`` (model, card and the serving code ``code/inference.py`` the
+   endpoint runs) and refuses it unless its SHA-256 equals ``cst_tarball_sha256``, recorded in
+   the package's metadata at registration: an artefact changed in S3 after registration
+   (tampered, replaced) is never served, and the refusal says why;
 2. ``CreateModel`` from the package (``ModelPackageName``: SageMaker takes the image and
    ``model.tar.gz`` from the package's inference specification; ``code/inference.py`` inside
    the tarball serves it), run as the SageMaker role;
@@ -18,6 +22,7 @@ an earlier version (a rollback) points the endpoint back at that version's confi
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -25,7 +30,11 @@ from botocore.exceptions import ClientError
 
 from cryptosmarttrader.domain.model_canary import ModelVersion
 
-__all__ = ["Deployment", "DeploymentError", "SageMakerEndpointDeployer"]
+__all__ = ["TARBALL_DIGEST_KEY", "Deployment", "DeploymentError", "SageMakerEndpointDeployer"]
+
+TARBALL_DIGEST_KEY: Final = "cst_tarball_sha256"  # model package metadata, set at registration
+_SHA256: Final = re.compile(r"[0-9a-f]{64}")
+_CHUNK: Final = 1 << 20
 
 SERVERLESS_MEMORY_MB: Final = 2048
 SERVERLESS_MAX_CONCURRENCY: Final = 5
@@ -58,6 +67,7 @@ class SageMakerEndpointDeployer:
         self,
         sagemaker: Any,
         *,
+        s3: Any,
         group: str,
         endpoint: str,
         role_arn: str,
@@ -65,6 +75,7 @@ class SageMakerEndpointDeployer:
         max_concurrency: int = SERVERLESS_MAX_CONCURRENCY,
     ) -> None:
         self._sm = sagemaker
+        self._s3 = s3
         self._group = group
         self._endpoint = endpoint
         self._role = role_arn
@@ -84,12 +95,42 @@ class SageMakerEndpointDeployer:
                 f"{version.label} is {status} in the model registry; only an Approved "
                 "(production) version is served"
             )
+        self._verify_artifact(version, package)
         digest = hashlib.sha256(arn.encode()).hexdigest()[:8]
         model = f"{self._group}-v{version.version}-{digest}"[:NAME_MAX]
         config = f"{self._endpoint}-v{version.version}-{digest}"[:NAME_MAX]
         self._ensure_model(model, arn)
         self._ensure_config(config, model)
         return Deployment(self._endpoint, config, model, arn, self._point_endpoint(config))
+
+    def _verify_artifact(self, version: ModelVersion, package: dict[str, Any]) -> None:
+        expected = (package.get("CustomerMetadataProperties") or {}).get(TARBALL_DIGEST_KEY)
+        if not expected or not _SHA256.fullmatch(str(expected)):
+            raise DeploymentError(
+                f"{version.label} has no SHA-256 of its model artefact recorded at registration "
+                f"({TARBALL_DIGEST_KEY}); it cannot be verified and is not served: register it again"
+            )
+        containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+        url = str(containers[0].get("ModelDataUrl", ""))
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        if not url.startswith("s3://") or not bucket or not key:
+            raise DeploymentError(f"{version.label}: model data URL {url!r} is not an S3 object")
+        digest = hashlib.sha256()
+        try:
+            body = self._s3.get_object(Bucket=bucket, Key=key)["Body"]
+            for chunk in iter(lambda: body.read(_CHUNK), b""):
+                digest.update(chunk)
+        except ClientError as exc:
+            raise DeploymentError(
+                f"{version.label}: model artefact {url} cannot be read to verify it: {exc}"
+            ) from exc
+        actual = digest.hexdigest()
+        if actual != expected:
+            raise DeploymentError(
+                f"{version.label}: model artefact {url} has SHA-256 {actual[:16]}..., but "
+                f"{expected[:16]}... was recorded at registration: it changed after registration "
+                "(tampered or replaced) and is not served"
+            )
 
     def _package_arn(self, number: int) -> str:
         token: str | None = None

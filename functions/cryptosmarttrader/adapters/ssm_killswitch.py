@@ -10,7 +10,6 @@ switch read as ON, ``known=True``).
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.killswitch import (
+    MAX_ACTOR_CHARS,
+    MAX_REASON_CHARS,
+    check_text,
+    encoded_value,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -71,17 +76,25 @@ class SsmKillSwitch:
         self._cached = (now, status)
         return status
 
-    def set(self, on: bool, reason: str, actor: str) -> KillSwitchStatus:
-        """Write the switch (Overwrite) and drop the cache. ``reason`` and ``actor`` are required."""
+    def set(
+        self, on: bool, reason: str, actor: str, *, at: datetime | None = None
+    ) -> KillSwitchStatus:
+        """Write the switch (Overwrite) and drop the cache.
+
+        ``reason`` and ``actor`` are required, printable (no control or formatting character)
+        and short enough for the encoded value to fit SSM's 4 KB (``domain.killswitch``); a
+        violation raises :class:`DomainError` (a ``ValueError``) and writes nothing. ``at``
+        (default: now) lets a writer that re-affirms an existing value keep its time. A failed
+        ``PutParameter`` raises ``ClientError`` / ``BotoCoreError``: it is never swallowed.
+        """
         status = KillSwitchStatus(
-            on=on, reason=reason.strip(), actor=actor.strip(), at=self._clock.now()
+            on=on,
+            reason=check_text("reason", reason, MAX_REASON_CHARS),
+            actor=check_text("actor", actor, MAX_ACTOR_CHARS),
+            at=self._clock.now() if at is None else at,
         )
-        self._client.put_parameter(
-            Name=self._name,
-            Value=json.dumps(status.model_dump(mode="json"), sort_keys=True),
-            Type="String",
-            Overwrite=True,
-        )
+        value = encoded_value(status.model_dump(mode="json", exclude={"known"}))
+        self._client.put_parameter(Name=self._name, Value=value, Type="String", Overwrite=True)
         self.invalidate()
         return status
 

@@ -30,6 +30,7 @@ SCENARIOS: tuple[str, ...] = (
     "disk",
     "execution",
     "input",
+    "killswitch",
 )
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)

@@ -2,13 +2,18 @@
 
 The switch is the SSM parameter of the resource contract, on the embedded local AWS (state in
 ``--state-dir``, CST_STATE_DIR or ``.cst``) or on the endpoint in AWS_ENDPOINT_URL. Every change
-needs a reason and records who made it. ``level`` is the human action on the RiskGuard level —
-the only way out of SHUTDOWN.
+needs a printable reason (no control or formatting character, see ``domain.killswitch``) and is
+written to the audit trail BEFORE the switch or the level moves (``killswitch.on`` /
+``killswitch.off`` / ``risk.override``, with the OS user beside the ``--actor`` it names; a
+failed write appends a ``...failed`` entry). ``level`` is the human action on the RiskGuard level
+— the only way out of SHUTDOWN. ``status`` shows stored text with control characters escaped,
+so a value written around these checks cannot rewrite the terminal.
 """
 
 from __future__ import annotations
 
 import getpass
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,13 +21,20 @@ import typer
 
 from cryptosmarttrader.cli._common import fail, state_dir
 from cryptosmarttrader.domain import jsonout
+from cryptosmarttrader.domain.killswitch import (
+    MAX_ACTOR_CHARS,
+    check_reason,
+    check_text,
+    escape_controls,
+)
+from cryptosmarttrader.domain.types import DomainError
 
 if TYPE_CHECKING:
     from cryptosmarttrader.adapters.local_aws import LocalAws
     from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
     from cryptosmarttrader.services.risk_state import RiskStateService
 
-# boto3, moto and the risk domain are imported inside the commands (fast `cst --help`).
+# boto3, moto and the risk services are imported inside the commands (fast `cst --help`).
 
 app = typer.Typer(
     name="killswitch",
@@ -42,11 +54,41 @@ StateOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except OSError:  # no login name in the environment (some containers)
+        return ""
+
+
 def _actor(actor: str | None) -> str:
-    name = (actor or getpass.getuser() or "").strip()
+    name = (actor or _os_user() or "").strip()
     if not name:
         fail("--actor is required (no OS user name found)")
-    return name
+    try:
+        return check_text("--actor", name, MAX_ACTOR_CHARS)
+    except DomainError as exc:
+        fail(str(exc))
+
+
+def _reason(reason: str) -> str:
+    try:
+        return check_reason(reason, "--reason")
+    except DomainError as exc:
+        fail(str(exc))
+
+
+def _audit(aws: LocalAws, actor: str, action: str, request_id: str, **details: object) -> None:
+    from cryptosmarttrader.adapters.audit import DynamoAuditTrail
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+
+    DynamoAuditTrail(aws.resources.state_table, aws.dynamodb).record(
+        actor=actor,
+        action=action,
+        at=SystemClock().now(),
+        request_id=request_id,
+        details={"via": "cli", "os_user": _os_user() or None, **details},
+    )
 
 
 def _services(aws: LocalAws) -> tuple[SsmKillSwitch, RiskStateService]:
@@ -88,20 +130,32 @@ def _print(payload: dict[str, dict[str, object]], as_json: bool) -> None:
     ks = payload["kill_switch"]
     lvl = payload["risk_level"]
     state = "ON  (no order leaves)" if ks["on"] else "off"
-    typer.echo(f"kill-switch: {state} — {ks['reason']} (by {ks['actor']} at {ks['at']})")
-    typer.echo(f"risk level:  {lvl['level']} since {lvl['since']} — {lvl['reason']}")
+    reason, actor = escape_controls(str(ks["reason"])), escape_controls(str(ks["actor"]))
+    typer.echo(f"kill-switch: {state} — {reason} (by {actor} at {ks['at']})")
+    typer.echo(
+        f"risk level:  {lvl['level']} since {lvl['since']} — {escape_controls(str(lvl['reason']))}"
+    )
 
 
 def _set(on: bool, reason: str, actor: str | None, state: Path | None, as_json: bool) -> None:
-    if not reason.strip():
-        fail("--reason must not be empty")
+    why = _reason(reason)
     who = _actor(actor)
+    action = "killswitch.on" if on else "killswitch.off"
+    request_id = f"cli-{uuid.uuid4().hex}"
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.settings import AwsResources
 
     with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         switch, _ = _services(aws)
-        switch.set(on, reason, who)
+        before = switch.status()
+        _audit(aws, who, action, request_id, reason=why, previous_on=before.on, on=on)
+        try:
+            switch.set(on, why, who)
+        except (ClientError, BotoCoreError) as exc:
+            _audit(aws, who, f"{action}.failed", f"{request_id}-failed", error=str(exc))
+            fail(f"the kill-switch was not changed: {str(exc).splitlines()[0]}", code=1)
         payload = _status_payload(aws)
     _print(payload, as_json)
 
@@ -146,22 +200,34 @@ def level(
     """Set the RiskGuard level by hand (recorded with actor and reason; leaves SHUTDOWN)."""
     from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.domain.risk import RiskLevel
-    from cryptosmarttrader.domain.types import DomainError
     from cryptosmarttrader.settings import AwsResources
 
     try:
         target = RiskLevel[to.strip().upper()]
     except KeyError:
         fail(f"--to must be one of {', '.join(lv.name for lv in RiskLevel)}, got {to!r}")
+    why = _reason(reason)
     who = _actor(actor)
     with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         _, risk = _services(aws)
-        if risk.load().level is target:  # setting what holds changes nothing: not an error
+        current = risk.load()
+        if current.level is target:  # setting what holds changes nothing: not an error
             typer.echo(f"risk level is already {target.name}: nothing recorded", err=True)
         else:
+            request_id = f"cli-{uuid.uuid4().hex}"
+            _audit(
+                aws,
+                who,
+                "risk.override",
+                request_id,
+                reason=why,
+                from_level=current.level.name,
+                to_level=target.name,
+            )
             try:
-                risk.override(target, who, reason)
+                risk.override(target, who, why)
             except DomainError as exc:
+                _audit(aws, who, "risk.override.failed", f"{request_id}-failed", error=str(exc))
                 fail(str(exc))
         payload = _status_payload(aws)
     _print(payload, as_json)

@@ -8,11 +8,15 @@ Accepts the two shapes CloudWatch delivers:
   {"Message": "<alarm JSON: AlarmName, NewStateValue, NewStateReason, ...>"}}]}``), for a
   topic subscription.
 
-Only the ALARM state acts: ``SsmKillSwitch.set(on=True, reason="<alarm>: <reason>",
-actor="alarm")``, then an audit entry. OK and INSUFFICIENT_DATA never turn the switch off
-(leaving the stop is a human decision). If the switch is already on, its first reason is kept
-and the alarm is only audited. An SSM failure raises, so the asynchronous invocation is retried
-and finally lands in the function's dead-letter queue.
+Only the ALARM state acts, and it always WRITES the switch on (idempotent): when the switch is
+known to be on already, the same value is written back (its first reason, actor and time kept,
+audited as ``killswitch.already_on``); otherwise — off, or unreadable — it is set on with
+``reason="<alarm>: <reason>"`` and ``actor="alarm"`` (``killswitch.on``). A failed read is never
+taken for "on": the fail-closed status only says trading must stop, not that the switch is
+stored on, so a throttled ``GetParameter`` cannot make the alarm skip its write. Then an audit
+entry. OK and INSUFFICIENT_DATA never turn the switch off (leaving the stop is a human
+decision). A failed write raises: CloudWatch invokes the function asynchronously, so Lambda
+retries it (twice) and finally sends the event to the function's dead-letter queue.
 """
 
 from __future__ import annotations
@@ -27,10 +31,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cryptosmarttrader.adapters.audit import DynamoAuditTrail
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.adapters.ssm_killswitch import (
+    FAIL_CLOSED_ACTOR,
+    KillSwitchStatus,
+    SsmKillSwitch,
+)
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain import metric_names as mn
+from cryptosmarttrader.domain.killswitch import writable_reason
 from cryptosmarttrader.domain.sanitize import sanitize_text
+from cryptosmarttrader.domain.types import DomainError
 from cryptosmarttrader.handlers._common import (
     aws_clients,
     make_logger,
@@ -44,7 +54,6 @@ metrics = make_metrics("alarm-killswitch")
 tracer = Tracer(service="alarm-killswitch")
 
 ACTOR: Final = "alarm"
-MAX_REASON_CHARS: Final = 900  # the whole SSM value stays far below the 4 KB standard tier
 
 AlarmState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
 
@@ -151,18 +160,32 @@ def _audit() -> DynamoAuditTrail:
     return DynamoAuditTrail(resources().state_table, aws_clients().dynamodb)
 
 
+def _reaffirm_or_engage(
+    switch: SsmKillSwitch, before: KillSwitchStatus, alarm_reason: str
+) -> tuple[KillSwitchStatus, str]:
+    """Write the switch ON, always: re-affirm a value known to be ON (its first reason, actor
+    and time kept), otherwise engage it with the alarm's reason. A failed write raises."""
+    if before.known and before.actor != FAIL_CLOSED_ACTOR and before.on:
+        try:
+            kept = switch.set(True, before.reason, before.actor, at=before.at)
+            return kept, "killswitch.already_on"
+        except DomainError:  # stored text this version refuses: the alarm's reason replaces it
+            logger.warning("stored kill-switch reason refused on rewrite; alarm reason used")
+    return switch.set(True, alarm_reason, ACTOR), "killswitch.on"
+
+
 def _act(alarm: AlarmNotification, request_id: str) -> dict[str, Any]:
     if alarm.state != "ALARM":
         logger.info("alarm state ignored", extra={"alarm": alarm.alarm_name, "state": alarm.state})
         return {"alarm": alarm.alarm_name, "action": "ignored", "state": alarm.state}
     switch = _kill_switch()
-    reason = sanitize_text(f"{alarm.alarm_name}: {alarm.reason or 'in ALARM'}")[:MAX_REASON_CHARS]
+    # CloudWatch's text, made printable and small enough, so the value always fits SSM's 4 KB
+    quoted = sanitize_text(f"{alarm.alarm_name}: {alarm.reason or 'in ALARM'}")
+    reason = writable_reason(quoted, f"{alarm.alarm_name}: in ALARM")
     before = switch.status()
-    if before.on:
-        action = "killswitch.already_on"
-    else:
-        switch.set(on=True, reason=reason, actor=ACTOR)
-        action = "killswitch.on"
+    read_ok = before.known and before.actor != FAIL_CLOSED_ACTOR
+    after, action = _reaffirm_or_engage(switch, before, reason)
+    if action == "killswitch.on":
         metrics.add_metric(name=mn.KILL_SWITCH_ENGAGED.name, unit=MetricUnit.Count, value=1)
     _audit().record(
         actor=ACTOR,
@@ -176,13 +199,14 @@ def _act(alarm: AlarmNotification, request_id: str) -> dict[str, Any]:
             "reason": reason,
             "previous_state": alarm.previous_state,
             "alarm_time": alarm.at,
-            "kill_switch_was_on": before.on,
-            "kept_reason": before.reason if before.on else None,
+            "kill_switch_read": "ok" if read_ok else f"failed: {before.reason}",
+            "kill_switch_was_on": before.on if read_ok else None,
+            "kept_reason": after.reason if action == "killswitch.already_on" else None,
         },
     )
     logger.warning(
-        "kill-switch engaged by alarm" if action == "killswitch.on" else "kill-switch already on",
-        extra={"alarm": alarm.alarm_name, "reason": reason},
+        "kill-switch engaged by alarm" if action == "killswitch.on" else "kill-switch re-affirmed",
+        extra={"alarm": alarm.alarm_name, "reason": reason, "read_ok": read_ok},
     )
     return {"alarm": alarm.alarm_name, "action": action}
 

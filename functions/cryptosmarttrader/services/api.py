@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.killswitch import REASON_PATTERN, check_reason
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus, book_exposure
 from cryptosmarttrader.domain.risk import RiskState, RiskTransition
 from cryptosmarttrader.domain.types import Action
@@ -173,18 +174,23 @@ class RiskResponse(_Model):
 
 
 class KillSwitchRequest(_Model):
+    # Python's regex semantics for the pattern, the ones the published schema is fuzzed with
+    model_config = ConfigDict(frozen=True, extra="forbid", regex_engine="python-re")
+
     on: bool = Field(description="true stops all new orders; false resumes")
     reason: str = Field(
         min_length=3,
         max_length=500,
-        pattern=r"^[\s\S]*\S[\s\S]*\S[\s\S]*\S[\s\S]*$",
-        description="why, with at least 3 non-blank characters (stored and audited)",
+        pattern=REASON_PATTERN,
+        description="why, with at least 3 non-blank characters and no control or formatting "
+        "character (stored and audited)",
     )
 
     @field_validator("reason")
     @classmethod
     def _strip(cls, value: str) -> str:
-        return value.strip()
+        # printable and short enough for the SSM value (domain.killswitch)
+        return check_reason(value)
 
 
 class ApiError(BaseModel):

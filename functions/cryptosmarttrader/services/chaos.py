@@ -23,20 +23,24 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final, Protocol
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cryptosmarttrader.domain.risk import RiskLevel, RiskObservation
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.services.ingest import IngestReport, IngestService
 from cryptosmarttrader.services.progress import Progress, no_progress
+from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import Analysis, ScanReport, ScanService
 
 __all__ = [
     "SCENARIOS",
     "ChaosLab",
     "ChaosReport",
+    "SafetyBench",
     "ScenarioResult",
     "audit_orders",
     "run_suite",
@@ -51,6 +55,7 @@ SCENARIOS: tuple[str, ...] = (
     "disk",
     "execution",
     "input",
+    "killswitch",
 )
 CHAOS_STEP = "chaos scenarios"  # progress step (services/progress.py)
 CREATED_REASON = "paper order "  # how ScanService marks the row of an order it created
@@ -245,6 +250,30 @@ class DiskBench(Protocol):
         ...
 
 
+class SafetyBench(Protocol):
+    """The kill-switch and the risk state of fresh resources, through the functions' own code."""
+
+    def switch(self) -> Mapping[str, Any]:
+        """The stored kill-switch value (raw JSON: on, reason, actor, at)."""
+        ...
+
+    def deliver_alarm(self, exhaust: str | None = None) -> Mapping[str, Any]:
+        """A critical alarm's Lambda action to the alarm function (its real handler);
+        ``exhaust``: an SSM operation failing through every retry once on its own client.
+        Raises what the handler raises."""
+        ...
+
+    def risk(self, exhaust: str | None = None) -> RiskStateService:
+        """The execution function's risk state service, on new clients (``exhaust`` as above)."""
+        ...
+
+    def advance(self, delta: timedelta) -> None: ...
+
+    def delete_risk_state(self) -> None:
+        """Delete the risk state's ``current`` item (the transition log stays)."""
+        ...
+
+
 class ExecutionBench(Protocol):
     """The hourly execution cycle on fresh tables, over the recorded bars with the lake's
     ingest lag, after one scan as of ``asof`` (implemented in adapters/faults.py)."""
@@ -318,6 +347,7 @@ class ChaosLab(Protocol):
 
     def disk_bench(self, name: str) -> AbstractContextManager[DiskBench]: ...
 
+    def safety_bench(self, name: str) -> SafetyBench: ...
     def execution_bench(self, name: str) -> ExecutionBench: ...
     def input_bench(self, name: str) -> AbstractContextManager[InputBench]: ...
 
@@ -1025,6 +1055,120 @@ def _result(
     )
 
 
+def _attempt(run: Callable[[], Any]) -> tuple[Any, str]:
+    try:
+        return run(), "completed"
+    except Exception as exc:  # noqa: BLE001 - a scenario records how the invocation failed
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
+def scenario_killswitch(lab: ChaosLab) -> ScenarioResult:
+    """Faults on the safety machinery itself, each on the path AWS runs:
+
+    * a critical alarm while SSM throttles the alarm function's ``GetParameter`` (every retry):
+      the switch must still be written on;
+    * the same alarm while SSM throttles its ``PutParameter``: the invocation must fail (so
+      Lambda retries it) and its retry must turn the switch on;
+    * an escalation to SHUTDOWN while the execution function's switch write fails: the level
+      must not be stored without the switch, and the next cycle must write both;
+    * the risk state's ``current`` item deleted: the level must come back from the transition
+      log (SHUTDOWN), and days of healthy metrics must not leave it.
+
+    No order is placed: orders lost / duplicated are 0 by construction.
+    """
+    started = time.monotonic()
+    checks = Checks()
+    phases: dict[str, Any] = {}
+    recovery: list[float] = []
+
+    bench = lab.safety_bench("ks-alarm-read")
+    t0 = time.monotonic()
+    result, outcome = _attempt(lambda: bench.deliver_alarm(exhaust="GetParameter"))
+    value = bench.switch()
+    checks.check("alarm, read throttled: the invocation completed", result is not None)
+    checks.check("alarm, read throttled: the switch is on", value.get("on") is True)
+    recovery.append(round(time.monotonic() - t0, 3))
+    phases["alarm_read_throttled"] = {
+        "outcome": outcome,
+        "action": (result or {}).get("results", [{}])[0].get("action"),
+        "switch": {"on": value.get("on"), "actor": value.get("actor")},
+    }
+
+    bench = lab.safety_bench("ks-alarm-write")
+    t0 = time.monotonic()
+    failed, first = _attempt(lambda: bench.deliver_alarm(exhaust="PutParameter"))
+    between = bench.switch().get("on")
+    retried, second = _attempt(bench.deliver_alarm)
+    value = bench.switch()
+    checks.check(
+        "alarm, write throttled: the invocation failed (Lambda retries it)", failed is None
+    )
+    checks.check(
+        "alarm, write throttled: the retry completed and turned the switch on",
+        retried is not None and value.get("on") is True,
+    )
+    recovery.append(round(time.monotonic() - t0, 3))
+    phases["alarm_write_throttled"] = {
+        "first_invocation": first,
+        "switch_on_between": between,
+        "retry": second,
+        "switch": {"on": value.get("on"), "actor": value.get("actor")},
+    }
+
+    bench = lab.safety_bench("ks-escalation")
+    bench.risk().observe(RiskObservation(Decimal("100000")))
+    bench.advance(timedelta(hours=1))
+    t0 = time.monotonic()
+    failed, first = _attempt(
+        lambda: bench.risk(exhaust="PutParameter").observe(RiskObservation(Decimal("80000")))
+    )
+    level_after_fault = bench.risk().load().level
+    switch_after_fault = bench.switch().get("on")
+    bench.advance(timedelta(hours=1))
+    cycle, second = _attempt(lambda: bench.risk().observe(RiskObservation(Decimal("80000"))))
+    value = bench.switch()
+    level = bench.risk().load().level
+    checks.check("escalation, switch write failed: the cycle failed", failed is None)
+    checks.check(
+        "escalation, switch write failed: no level stored without the switch",
+        level_after_fault is RiskLevel.NORMAL and switch_after_fault is False,
+    )
+    checks.check(
+        "escalation: the next cycle wrote the switch and SHUTDOWN",
+        cycle is not None and value.get("on") is True and level is RiskLevel.SHUTDOWN,
+    )
+    recovery.append(round(time.monotonic() - t0, 3))
+    phases["escalation_switch_write_failed"] = {
+        "faulted_cycle": first,
+        "level_after_fault": level_after_fault.name,
+        "switch_on_after_fault": switch_after_fault,
+        "next_cycle": second,
+        "level": level.name,
+        "switch": {"on": value.get("on"), "actor": value.get("actor")},
+    }
+
+    t0 = time.monotonic()
+    bench.delete_risk_state()
+    rebuilt = bench.risk().load()
+    bench.advance(timedelta(days=3))
+    healthy, outcome = _attempt(lambda: bench.risk().observe(RiskObservation(Decimal("100000"))))
+    after = healthy[0].level if healthy else None
+    checks.check(
+        "deleted risk item: the level came back from the log", rebuilt.level is RiskLevel.SHUTDOWN
+    )
+    checks.check(
+        "deleted risk item: healthy days did not leave SHUTDOWN", after is RiskLevel.SHUTDOWN
+    )
+    recovery.append(round(time.monotonic() - t0, 3))
+    phases["risk_state_item_deleted"] = {
+        "rebuilt_level": rebuilt.level.name,
+        "rebuilt_reason": rebuilt.reason[:200],
+        "after_three_healthy_days": None if after is None else after.name,
+        "outcome": outcome,
+    }
+    return _result("killswitch", checks, started, max(recovery, default=0.0), 0, 0, phases)
+
+
 # --------------------------------------------------------------------------------------------
 # Suite
 # --------------------------------------------------------------------------------------------
@@ -1053,6 +1197,7 @@ def run_suite(
         "disk": lambda: scenario_disk(lab),
         "execution": lambda: scenario_execution(lab),
         "input": lambda: scenario_input(lab),
+        "killswitch": lambda: scenario_killswitch(lab),
     }
     results = []
     for done, name in enumerate(names):

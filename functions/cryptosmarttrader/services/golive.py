@@ -34,6 +34,7 @@ from cryptosmarttrader.domain.golive import (
     StageTransition,
     stage_policy,
 )
+from cryptosmarttrader.domain.killswitch import writable_reason
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
 from cryptosmarttrader.domain.slo import (
     SloThresholds,
@@ -272,7 +273,10 @@ class GoLiveService:
     # ------------------------------------------------------------------ compensation
 
     def _rollback_reason(self, run_id: str, failure: Failure) -> str:
-        return f"go-live {run_id} rollback: {failure.reason}"
+        # printable and short enough for the kill-switch value (domain.killswitch)
+        return writable_reason(
+            f"go-live {run_id} rollback: {failure.reason}", f"go-live {run_id} rollback"
+        )
 
     def engage_kill_switch(self, run_id: str, failure: Failure) -> dict[str, Any]:
         state = self.kill_switch.set(True, self._rollback_reason(run_id, failure), self.actor)

@@ -2,22 +2,38 @@
 
 Layout in the state table (pk ``risk``):
 
-* sk ``current`` — the :class:`RiskState` (level, since, reason, day, equity references);
-* sk ``transition#<iso time>`` — one item per transition (from, to, reason, at, actor).
+* sk ``current`` — the :class:`RiskState` (level, since, reason, day, equity references) and a
+  ``version`` counter;
+* sk ``transition#<iso time>`` — one item per transition (from, to, reason, at, actor), never
+  overwritten.
 
-A transition is written before ``current``: after a crash between the two, the log still holds
-the reason, and the next observation recomputes the level from the metrics. Entering EMERGENCY or
-SHUTDOWN turns the kill-switch on (actor ``system:riskguard``). One writer at a time is assumed
-(the scheduled risk function, or an operator through the CLI).
+Order of a change, chosen so that no single failure loses a stop:
+
+1. an escalation to EMERGENCY or SHUTDOWN turns the kill-switch on FIRST (actor
+   ``system:riskguard``). A failed write raises before anything is stored, so the level stays
+   where it was and the next observation sees the same escalation and writes the switch again —
+   a failed write is retried by the next cycle instead of being lost behind a stored level that
+   no later observation would treat as a transition. A human who turns the switch off after a
+   committed escalation is not overridden: only transitions write the switch.
+2. ``current`` is written conditionally on the ``version`` it was read at (optimistic
+   concurrency): two writers (the scheduled cycle and an operator's override) cannot silently
+   overwrite each other; the loser gets :class:`RiskStateConflictError` with nothing stored, and
+   reloads.
+3. the transition is appended to the log (a new key; never overwrites).
+
+A missing ``current`` item is never read as NORMAL while the log says otherwise: the state is
+rebuilt from the last logged transition (level, since, reason; the equity references restart
+from the next observation). Only an empty log means a fresh system (NORMAL).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.killswitch import writable_reason
 from cryptosmarttrader.domain.risk import (
     SYSTEM_ACTOR,
     RiskLevel,
@@ -30,17 +46,35 @@ from cryptosmarttrader.domain.risk import (
 )
 from cryptosmarttrader.ports import KillSwitchState
 
-__all__ = ["RISK_PK", "KillSwitchControl", "RiskStateService", "StateStore"]
+__all__ = [
+    "RISK_PK",
+    "KillSwitchControl",
+    "RiskStateConflictError",
+    "RiskStateService",
+    "StateStore",
+]
 
-RISK_PK = "risk"
-CURRENT_SK = "current"
-TRANSITION_PREFIX = "transition#"
+RISK_PK: Final = "risk"
+CURRENT_SK: Final = "current"
+TRANSITION_PREFIX: Final = "transition#"
+REBUILT_PREFIX: Final = "rebuilt from the transition log (risk state item missing): "
+_MAX_LOG_KEY_TRIES: Final = 10
+
+
+class RiskStateConflictError(RuntimeError):
+    """Another writer changed the risk state after it was read; nothing was written."""
 
 
 class StateStore(Protocol):
     """Small (pk, sk) records; implemented by ``DynamoStateStore``."""
 
     def put(self, pk: str, sk: str, item: Mapping[str, Any]) -> None: ...
+
+    def put_new(self, pk: str, sk: str, item: Mapping[str, Any]) -> bool: ...
+
+    def put_versioned(
+        self, pk: str, sk: str, item: Mapping[str, Any], expected_version: int
+    ) -> bool: ...
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
 
@@ -63,28 +97,29 @@ class RiskStateService:
     thresholds: RiskThresholds = field(default_factory=RiskThresholds)
 
     def stored(self) -> RiskState | None:
-        """The stored state, or None on a stack that never stored one."""
-        raw = self.store.get(RISK_PK, CURRENT_SK)
-        return None if raw is None else RiskState.from_dict(raw)
+        """The stored state (rebuilt from the transition log if its item is missing), or None
+        on a stack that never stored one (no item and no logged transition)."""
+        return self._stored()[0]
 
     def load(self) -> RiskState:
-        """The stored state, or NORMAL from now if none was ever stored."""
-        stored = self.stored()
-        return RiskState.initial(self.clock.now()) if stored is None else stored
+        """The stored state; rebuilt from the transition log if the item is missing; NORMAL
+        from now only on a fresh system (no item and no logged transition)."""
+        return self._load()[0]
 
     def observe(self, obs: RiskObservation) -> tuple[RiskState, RiskTransition | None]:
-        """Feed one observation through :func:`step`, persist, engage the switch if required."""
-        state = self.load()
+        """Feed one observation through :func:`step`, engage the switch if required, persist."""
+        state, version = self._load()
         new, move = step(state, obs, self.clock.now(), self.thresholds)
-        self._save(new, move)
+        self._commit(new, move, version)
         return new, move
 
     def override(
         self, to_level: RiskLevel, actor: str, reason: str
     ) -> tuple[RiskState, RiskTransition]:
         """A human sets the level (the only way out of SHUTDOWN)."""
-        new, move = human_override(self.load(), to_level, actor, reason, self.clock.now())
-        self._save(new, move)
+        state, version = self._load()
+        new, move = human_override(state, to_level, actor, reason, self.clock.now())
+        self._commit(new, move, version)
         return new, move
 
     def history(self) -> list[RiskTransition]:
@@ -94,11 +129,37 @@ class RiskStateService:
             if str(item.get("sk", "")).startswith(TRANSITION_PREFIX)
         ]
 
-    def _save(self, state: RiskState, move: RiskTransition | None) -> None:
-        if move is not None:
-            self.store.put(RISK_PK, TRANSITION_PREFIX + move.at.isoformat(), move.to_dict())
-        self.store.put(RISK_PK, CURRENT_SK, state.to_dict())
+    def _stored(self) -> tuple[RiskState | None, int]:
+        raw = self.store.get(RISK_PK, CURRENT_SK)
+        if raw is not None:
+            return RiskState.from_dict(raw), int(raw.get("version", 0))
+        log = self.history()
+        if not log:
+            return None, 0
+        last = max(log, key=lambda t: t.at)
+        return RiskState(last.to_level, last.at, REBUILT_PREFIX + last.reason), 0
+
+    def _load(self) -> tuple[RiskState, int]:
+        state, version = self._stored()
+        return (RiskState.initial(self.clock.now()) if state is None else state), version
+
+    def _commit(self, state: RiskState, move: RiskTransition | None, version: int) -> None:
         if move is not None and move.engages_kill_switch:
-            self.kill_switch.set(
-                True, f"RiskGuard {move.to_level.name}: {move.reason}", SYSTEM_ACTOR
+            reason = writable_reason(
+                f"RiskGuard {move.to_level.name}: {move.reason}", f"RiskGuard {move.to_level.name}"
             )
+            self.kill_switch.set(True, reason, SYSTEM_ACTOR)
+        if not self.store.put_versioned(RISK_PK, CURRENT_SK, state.to_dict(), version):
+            raise RiskStateConflictError(
+                "the risk state changed since it was read (another writer: the execution "
+                "cycle or an operator); nothing was written — reload and retry"
+            )
+        if move is not None:
+            self._log(move)
+
+    def _log(self, move: RiskTransition) -> None:
+        key = TRANSITION_PREFIX + move.at.isoformat()
+        for n in range(_MAX_LOG_KEY_TRIES):
+            if self.store.put_new(RISK_PK, key if n == 0 else f"{key}#{n + 1}", move.to_dict()):
+                return
+        raise RiskStateConflictError(f"{_MAX_LOG_KEY_TRIES} transitions logged at {move.at}")

@@ -1,0 +1,139 @@
+"""CloudFormation custom resource that creates the kill-switch parameter ONCE and never writes it
+again, so no deployment can reset a live switch.
+
+CloudFormation owned the parameter before: any change to its construct (description, tier,
+tags) made the update write the template's value, turning a live ON back to OFF. Now the stack
+holds a ``Custom::KillSwitchSeed`` resource backed by this function:
+
+* ``Create`` and ``Update``: ``PutParameter(Overwrite=False)`` with the initial value (off,
+  reason "initial deployment", actor "cdk"); ``ParameterAlreadyExists`` means the operators'
+  value stays — the outcome is ``kept``. Nothing here ever overwrites.
+* ``Delete``: nothing. The parameter outlives the stack; a re-created stack finds the switch
+  as it was left.
+
+The function answers CloudFormation by PUTting the result to the request's pre-signed
+``ResponseURL`` (what ``cfn-response`` does). Every failure is answered ``FAILED`` with its
+reason, so a deployment fails fast instead of waiting an hour for a response.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from datetime import datetime
+from typing import Any, Final, Literal
+from urllib.parse import urlparse
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cryptosmarttrader.adapters.aws_clients import ssm_client
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain.killswitch import encoded_value
+from cryptosmarttrader.handlers._common import make_logger
+from cryptosmarttrader.settings import AwsResources
+
+logger = make_logger("kill-switch-seed")
+
+INITIAL_REASON: Final = "initial deployment"
+INITIAL_ACTOR: Final = "cdk"
+_LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1"})
+_RESPONSE_TIMEOUT_S: Final = 30
+
+
+class _Properties(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    parameter_name: str = Field(alias="ParameterName", pattern=r"^/[A-Za-z0-9_.\-/]{1,1010}$")
+    description: str = Field(default="", alias="Description", max_length=1024)
+
+
+class CustomResourceRequest(BaseModel):
+    """What CloudFormation sends a Lambda-backed custom resource."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    request_type: Literal["Create", "Update", "Delete"] = Field(alias="RequestType")
+    response_url: str = Field(alias="ResponseURL", min_length=1)
+    stack_id: str = Field(alias="StackId", min_length=1)
+    request_id: str = Field(alias="RequestId", min_length=1)
+    logical_resource_id: str = Field(alias="LogicalResourceId", min_length=1)
+    physical_resource_id: str | None = Field(default=None, alias="PhysicalResourceId")
+    properties: _Properties = Field(alias="ResourceProperties")
+
+
+def initial_value(now: datetime) -> str:
+    return encoded_value(
+        {"on": False, "reason": INITIAL_REASON, "actor": INITIAL_ACTOR, "at": now.isoformat()}
+    )
+
+
+def seed(ssm: Any, name: str, description: str, now: datetime) -> Literal["created", "kept"]:
+    """Create the parameter with the initial value unless it exists; never overwrite."""
+    kwargs: dict[str, Any] = {
+        "Name": name,
+        "Value": initial_value(now),
+        "Type": "String",
+        "Tier": "Standard",
+        "Overwrite": False,
+    }
+    if description:
+        kwargs["Description"] = description
+    try:
+        ssm.put_parameter(**kwargs)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterAlreadyExists":
+            return "kept"
+        raise
+    return "created"
+
+
+def _respond(
+    request: CustomResourceRequest, status: str, reason: str, data: dict[str, str]
+) -> None:
+    url = urlparse(request.response_url)
+    if not (url.scheme == "https" or (url.scheme == "http" and url.hostname in _LOCAL_HOSTS)):
+        raise ValueError(f"refusing to answer CloudFormation at {url.scheme}://{url.hostname}")
+    body = json.dumps(
+        {
+            "Status": status,
+            "Reason": reason[:1000],
+            "PhysicalResourceId": request.properties.parameter_name,
+            "StackId": request.stack_id,
+            "RequestId": request.request_id,
+            "LogicalResourceId": request.logical_resource_id,
+            "NoEcho": False,
+            "Data": data,
+        }
+    ).encode()
+    put = urllib.request.Request(  # noqa: S310 - scheme checked above
+        request.response_url,
+        data=body,
+        method="PUT",
+        headers={"Content-Type": "", "Content-Length": str(len(body))},
+    )
+    with urllib.request.urlopen(put, timeout=_RESPONSE_TIMEOUT_S) as answer:  # noqa: S310
+        answer.read()
+
+
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    try:
+        request = CustomResourceRequest.model_validate(event)
+    except ValidationError as exc:
+        # Without a valid ResponseURL there is nobody to answer: fail the invocation loudly.
+        logger.error("not a CloudFormation custom resource request", extra={"errors": exc.errors()})
+        raise
+    name = request.properties.parameter_name
+    outcome = "retained"
+    status, reason = "SUCCESS", ""
+    try:
+        if request.request_type != "Delete":
+            ssm = ssm_client(AwsResources())
+            outcome = seed(ssm, name, request.properties.description, SystemClock().now())
+        reason = f"kill-switch parameter {name}: {outcome}"
+    except (ClientError, BotoCoreError, ValueError) as exc:
+        status, reason = "FAILED", f"kill-switch parameter {name} could not be created: {exc}"
+    logger.info(reason, extra={"request_type": request.request_type, "status": status})
+    _respond(request, status, reason, {"Outcome": outcome})
+    return {"status": status, "outcome": outcome}

@@ -1,0 +1,161 @@
+"""The kill-switch seed custom resource: creates the parameter once, never overwrites it.
+
+The events are CloudFormation's custom-resource requests; the pre-signed ``ResponseURL`` is a
+loopback HTTP server standing in for S3, which records the PUT CloudFormation would read.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+from typing import Any, ClassVar
+
+import pytest
+from moto import mock_aws
+
+from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.settings import AwsResources
+
+PARAM = "/cst/kill-switch"
+
+
+@dataclass
+class Context:
+    aws_request_id: str = "seed-request"
+    function_name: str = "cst-kill-switch-seed"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:seed"
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    answers: ClassVar[list[dict[str, Any]]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).answers.append({"body": json.loads(body), "content_type": self.headers.get(
+            "Content-Type")})  # fmt: skip
+        self.send_response(200)
+        self.end_headers()
+
+
+@pytest.fixture
+def response_url() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    _Recorder.answers = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/cfn-response?sig=x", _Recorder.answers
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)  # fmt: skip
+    with mock_aws():
+        yield AwsClients.build(AwsResources())
+
+
+@pytest.fixture
+def seed() -> ModuleType:
+    from cryptosmarttrader.handlers import kill_switch_seed
+
+    return kill_switch_seed
+
+
+def request(kind: str, url: str, description: str = "kill-switch") -> dict[str, Any]:
+    event = {
+        "RequestType": kind,
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:seed",
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/CryptoSmartTrader/1a2b",
+        "RequestId": f"req-{kind}",
+        "LogicalResourceId": "KillSwitchSeed",
+        "ResourceType": "Custom::KillSwitchSeed",
+        "ResourceProperties": {
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:seed",
+            "ParameterName": PARAM,
+            "Description": description,
+        },
+    }
+    if kind != "Create":
+        event["PhysicalResourceId"] = PARAM
+    return event
+
+
+def _value(aws: AwsClients) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Value"])
+    return value
+
+
+def test_create_seeds_off_and_no_later_request_overwrites_a_live_switch(
+    seed: ModuleType, aws: AwsClients, response_url: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, answers = response_url
+    # Given a first deployment: the parameter is created off
+    assert seed.handler(request("Create", url), Context())["outcome"] == "created"
+    assert _value(aws)["on"] is False and _value(aws)["actor"] == "cdk"
+    # and an operator turns trading off
+    SsmKillSwitch(PARAM, aws.ssm, SystemClock()).set(True, "exchange incident", "alice")
+
+    # When the construct changes (Update), the stack is re-created (Create) or deleted (Delete)
+    outcomes = [
+        seed.handler(request(kind, url, description="changed"), Context())["outcome"]
+        for kind in ("Update", "Create", "Delete")
+    ]
+
+    # Then the switch is still the operator's ON, and it outlives the stack
+    assert outcomes == ["kept", "kept", "retained"]
+    assert (_value(aws)["on"], _value(aws)["reason"]) == (True, "exchange incident")
+    # and CloudFormation was told SUCCESS each time, for the parameter as physical id
+    assert [a["body"]["Status"] for a in answers] == ["SUCCESS"] * 4
+    assert {a["body"]["PhysicalResourceId"] for a in answers} == {PARAM}
+    assert answers[0]["body"]["RequestId"] == "req-Create"
+    assert answers[1]["body"]["Data"] == {"Outcome": "kept"}
+
+
+def test_a_failed_create_is_answered_failed_with_the_reason(
+    seed: ModuleType,
+    aws: AwsClients,
+    response_url: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cryptosmarttrader.adapters.faults import ExhaustedRetries
+
+    url, answers = response_url
+    faults = ExhaustedRetries(aws.ssm, code="AccessDeniedException", message="not allowed")
+    faults.exhaust("PutParameter", 1)
+    monkeypatch.setattr(seed, "ssm_client", lambda _resources: aws.ssm)
+
+    result = seed.handler(request("Create", url), Context())
+
+    # CloudFormation hears FAILED at once (instead of waiting an hour for an answer)
+    assert result["status"] == "FAILED"
+    (answer,) = answers
+    assert answer["body"]["Status"] == "FAILED"
+    assert "AccessDeniedException" in answer["body"]["Reason"]
+
+
+def test_a_response_url_that_is_not_https_or_loopback_is_refused(
+    seed: ModuleType, aws: AwsClients
+) -> None:
+    with pytest.raises(ValueError, match="refusing to answer CloudFormation"):
+        seed.handler(request("Delete", "http://169.254.169.254/latest"), Context())
