@@ -9,8 +9,8 @@ shared machine: wall time also counts waiting for a core.
 
 Cases: ``cst --help`` and ``cst killswitch status`` (target: under 1.5 s each), plus
 ``cst killswitch --help``. ``killswitch status`` runs against a scratch ``CST_STATE_DIR`` (one
-warm-up run creates it first), so it includes starting the embedded local AWS (moto) and reading
-the switch and the risk level. Python compiles modules to ``__pycache__`` on first import unless
+warm-up run creates it first): it reads the switch and the risk level from the saved local state
+(``snapshot.json``), without starting the embedded moto. Python compiles modules to ``__pycache__`` on first import unless
 ``PYTHONDONTWRITEBYTECODE`` is set; the script reports that setting, because without bytecode
 caches every run compiles each imported module again (several times slower).
 

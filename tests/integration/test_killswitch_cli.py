@@ -146,3 +146,39 @@ def test_status_escapes_control_characters_written_around_the_cli(tmp_path: Path
     assert first.startswith("kill-switch: ON")
     assert "\x1b" not in result.output and "\r" not in result.output
     assert "\\r\\x1b[2Kkill-switch: off" in first
+
+
+def test_status_reads_the_saved_state_exactly_as_the_embedded_aws_would(tmp_path: Path) -> None:
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.cli.killswitch import _saved_status_payload, _status_payload
+    from cryptosmarttrader.settings import AwsResources
+
+    state = tmp_path / "state"
+    # Given a switch turned on and a level set by hand in earlier runs
+    assert runner.invoke(app, ["on", "--reason", "venue down", "--actor", "al"]).exit_code == 0
+    assert runner.invoke(app, ["level", "--to", "EMERGENCY", "--reason", "drill"]).exit_code == 0
+    # When status is read from the saved state (no moto) and through the embedded AWS
+    fast = _saved_status_payload(state, AwsResources())
+    with embedded_aws(state, AwsResources(), lake=False) as aws:
+        full = _status_payload(aws)
+    # Then both say the same, field for field
+    assert fast == full
+    assert fast is not None and fast["risk_level"]["level"] == "EMERGENCY"
+
+
+def test_status_answers_while_another_command_holds_the_state_lock(tmp_path: Path) -> None:
+    from cryptosmarttrader.adapters.local_aws import _state_lock
+
+    assert runner.invoke(app, ["on", "--reason", "venue down", "--actor", "al"]).exit_code == 0
+    # Given another process holding the state (e.g. `cst api serve`)
+    with _state_lock(tmp_path / "state", 1.0):
+        # When status runs, Then it answers from the saved state at once
+        assert _status()["kill_switch"]["on"] is True
+
+
+def test_a_damaged_saved_state_is_a_clear_error_not_a_status(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["on", "--reason", "venue down", "--actor", "al"]).exit_code == 0
+    (tmp_path / "state" / "snapshot.json").write_text("{not json", encoding="utf-8")
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 2
+    assert "snapshot" in result.output and "ON" not in result.output

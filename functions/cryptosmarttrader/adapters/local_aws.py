@@ -37,6 +37,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import OPEN_ORDERS_INDEX, OPEN_PK, OPEN_SK
 from cryptosmarttrader.adapters.files import write_atomic
+from cryptosmarttrader.adapters.local_snapshot import (
+    SNAPSHOT_FILE,
+    SNAPSHOT_VERSION,
+    SnapshotError,
+    read_snapshot,
+)
 from cryptosmarttrader.settings import AwsResources
 
 if TYPE_CHECKING:
@@ -54,14 +60,13 @@ __all__ = [
     "SnapshotError",
     "embedded_aws",
     "ensure_resources",
+    "read_snapshot",
     "serialize_moto_dynamodb",
     "table_specs",
 ]
 
-SNAPSHOT_FILE = "snapshot.json"
 LAKE_DIR = "lake"
 LOCK_FILE = ".lock"
-SNAPSHOT_VERSION = 1
 DUMMY_CREDENTIALS: Mapping[str, str] = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -75,10 +80,6 @@ _REAL_CREDENTIAL_HINTS = (
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
 )
-
-
-class SnapshotError(RuntimeError):
-    """The local state snapshot cannot be read; nothing was loaded or overwritten."""
 
 
 @dataclass(frozen=True)
@@ -276,34 +277,6 @@ def dump_state(clients: AwsClients) -> dict[str, Any]:
             params.append({"name": got["Name"], "type": got["Type"], "value": got["Value"]})
     params.sort(key=lambda p: p["name"])
     return {"version": SNAPSHOT_VERSION, "tables": tables, "parameters": params}
-
-
-def read_snapshot(path: Path) -> dict[str, Any] | None:
-    """Parse and validate the snapshot file, or None if absent. Raises :class:`SnapshotError`."""
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SnapshotError(f"cannot read local AWS snapshot {path}: {exc}") from exc
-    ok = (
-        isinstance(data, dict)
-        and data.get("version") == SNAPSHOT_VERSION
-        and isinstance(data.get("tables"), dict)
-        and isinstance(data.get("parameters"), list)
-        and all(isinstance(v, list) for v in data["tables"].values())
-        and all(
-            isinstance(p, dict) and {"name", "type", "value"} <= p.keys()
-            for p in data["parameters"]
-        )
-    )
-    if not ok:
-        raise SnapshotError(
-            f"local AWS snapshot {path} is not a version-{SNAPSHOT_VERSION} snapshot "
-            "(expected keys version, tables, parameters); fix or remove it"
-        )
-    snapshot: dict[str, Any] = data
-    return snapshot
 
 
 def load_state(clients: AwsClients, data: Mapping[str, Any], path: Path) -> dict[str, int]:

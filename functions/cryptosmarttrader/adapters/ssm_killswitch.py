@@ -16,8 +16,12 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from cryptosmarttrader.adapters.killswitch_value import (
+    FAIL_CLOSED_ACTOR,
+    KillSwitchStatus,
+    parse_switch_value,
+)
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.killswitch import (
     MAX_ACTOR_CHARS,
@@ -30,23 +34,6 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
 __all__ = ["FAIL_CLOSED_ACTOR", "KillSwitchStatus", "SsmKillSwitch"]
-
-FAIL_CLOSED_ACTOR = "system:fail-closed"
-
-
-class KillSwitchStatus(BaseModel):
-    """The stored kill-switch value. Strict: ``"on": "false"`` is malformed, not False.
-
-    ``known`` is not stored: it says whether this status was read (True) or stands for a read
-    that failed or a malformed value (False, always with ``on=True``: fail closed)."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-    on: bool
-    reason: str = Field(min_length=1)
-    actor: str = Field(min_length=1)
-    at: AwareDatetime
-    known: bool = Field(default=True, exclude=True)
 
 
 class SsmKillSwitch:
@@ -106,16 +93,7 @@ class SsmKillSwitch:
             raw = self._provider.get(self._name, force_fetch=True)
         except (GetParameterError, ClientError, BotoCoreError) as exc:
             return self._closed(now, f"kill-switch parameter {self._name} unreadable: {exc}")
-        if not isinstance(raw, str):
-            return self._closed(now, f"kill-switch parameter {self._name} is not a string")
-        try:
-            stored = KillSwitchStatus.model_validate_json(raw)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
-            )
-            return self._closed(now, f"kill-switch parameter {self._name} malformed: {problems}")
-        return stored if stored.known else stored.model_copy(update={"known": True})
+        return parse_switch_value(raw, self._name, now)
 
     @staticmethod
     def _closed(now: datetime, reason: str) -> KillSwitchStatus:

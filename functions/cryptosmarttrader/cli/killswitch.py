@@ -30,9 +30,12 @@ from cryptosmarttrader.domain.killswitch import (
 from cryptosmarttrader.domain.types import DomainError
 
 if TYPE_CHECKING:
+    from cryptosmarttrader.adapters.killswitch_value import KillSwitchStatus
     from cryptosmarttrader.adapters.local_aws import LocalAws
     from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.domain.risk import RiskState
     from cryptosmarttrader.services.risk_state import RiskStateService
+    from cryptosmarttrader.settings import AwsResources
 
 # boto3, moto and the risk services are imported inside the commands (fast `cst --help`).
 
@@ -106,8 +109,10 @@ def _services(aws: LocalAws) -> tuple[SsmKillSwitch, RiskStateService]:
 
 def _status_payload(aws: LocalAws) -> dict[str, dict[str, object]]:
     switch, risk = _services(aws)
-    status = switch.status()
-    state = risk.load()
+    return _payload(switch.status(), risk.load())
+
+
+def _payload(status: KillSwitchStatus, state: RiskState) -> dict[str, dict[str, object]]:
     return {
         "kill_switch": {
             "on": status.on,
@@ -179,12 +184,51 @@ def off(
 @app.command("status")
 def status(state: StateOpt = None, as_json: JsonOpt = False) -> None:
     """Show the kill-switch and the RiskGuard level, each with its reason."""
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.local_snapshot import SnapshotError
     from cryptosmarttrader.settings import AwsResources
 
-    with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
+    resources = AwsResources()
+    directory = state_dir(state)
+    if not resources.aws_endpoint_url:
+        # the embedded local AWS: its last saved state answers, without starting moto or
+        # waiting for the lock (a running `cst api serve` holds it and saves every write)
+        try:
+            payload = _saved_status_payload(directory, resources)
+        except SnapshotError as exc:
+            fail(str(exc))
+        if payload is not None:
+            _print(payload, as_json)
+            return
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+
+    with embedded_aws(directory, resources, lake=False) as aws:
         payload = _status_payload(aws)
     _print(payload, as_json)
+
+
+def _saved_status_payload(
+    directory: Path, resources: AwsResources
+) -> dict[str, dict[str, object]] | None:
+    """The status from the saved local state; None when nothing was saved there yet, or the
+    risk item must be rebuilt from its log (the full path does that)."""
+    from datetime import UTC, datetime
+
+    from cryptosmarttrader.adapters.killswitch_value import parse_switch_value
+    from cryptosmarttrader.adapters.saved_state import SavedState, SavedStateStore
+    from cryptosmarttrader.domain.risk import RiskState
+    from cryptosmarttrader.services.risk_state import CURRENT_SK, RISK_PK
+
+    saved = SavedState.load(directory)
+    if saved is None:
+        return None
+    now = datetime.now(tz=UTC)
+    name = resources.kill_switch_param
+    switch = parse_switch_value(saved.parameter(name), name, now)
+    store = SavedStateStore(saved, resources.state_table)
+    raw = store.get(RISK_PK, CURRENT_SK)
+    if raw is None and store.query(RISK_PK):
+        return None
+    return _payload(switch, RiskState.initial(now) if raw is None else RiskState.from_dict(raw))
 
 
 @app.command("level")

@@ -8,15 +8,13 @@ come from matrix products over a presence mask, components from vectorized label
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from cryptosmarttrader.domain.exposure import PortfolioExposure
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.types import DomainError
 
@@ -29,38 +27,6 @@ __all__ = [
 DEFAULT_WINDOW_DAYS: Final = 90
 DEFAULT_THRESHOLD: Final = 0.8
 DEFAULT_MIN_OVERLAP: Final = 60
-
-
-@dataclass(frozen=True, slots=True)
-class PortfolioExposure:
-    """Notional per symbol (held plus pending buys), and each symbol's correlation cluster.
-
-    A symbol without a cluster is its own cluster.
-    """
-
-    by_symbol: Mapping[str, Decimal]
-    clusters: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for symbol, notional in self.by_symbol.items():
-            if not notional.is_finite() or notional < 0:
-                raise DomainError(f"exposure of {symbol} must be finite and >= 0, got {notional}")
-
-    @property
-    def gross(self) -> Decimal:
-        return sum(self.by_symbol.values(), Decimal(0))
-
-    @property
-    def open_positions(self) -> int:
-        return sum(1 for v in self.by_symbol.values() if v > 0)
-
-    def cluster_of(self, symbol: str) -> str:
-        return self.clusters.get(symbol, symbol)
-
-    def cluster_exposure(self, cluster: str) -> Decimal:
-        return sum(
-            (v for s, v in self.by_symbol.items() if self.cluster_of(s) == cluster), Decimal(0)
-        )
 
 
 def _log_returns_wide(

@@ -23,8 +23,8 @@ from decimal import ROUND_DOWN, Decimal
 from enum import IntEnum
 from typing import Any
 
+from cryptosmarttrader.domain.exposure import PortfolioExposure
 from cryptosmarttrader.domain.orders import Holding, OrderIntent
-from cryptosmarttrader.domain.portfolio import PortfolioExposure
 from cryptosmarttrader.domain.types import DomainError, Money, Quantity, Side, ms_from_utc
 
 __all__ = [
