@@ -137,6 +137,30 @@ def test_an_undeclared_path_never_reaches_the_handler(server: tuple[str, int], p
     assert _kill_switch_on(server) is False
 
 
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/api/v1/coins/bitcoin", 404),  # the route, answered by the handler (no data here)
+        ("/api/v1/coins/bitcoin/", 404),
+        ("/api/v1/coins/", 404),  # no symbol: not the template
+        ("/api/v1/coins/a/b", 404),  # two segments: not the template
+    ],
+)
+def test_a_path_parameter_route_is_matched_by_its_template(
+    server: tuple[str, int], path: str, expected: int
+) -> None:
+    # Without the key the template route is refused by the key check (it exists), an undeclared
+    # path by the route check (it does not)
+    status, body = _request(server, "GET", path, {})
+    declared = path.rstrip("/").count("/") == 4 and not path.endswith("/coins/")
+    assert status == (403 if declared else 404), (path, body)
+    # With the key a declared coin reaches the handler, which names the missing symbol
+    status, body = _request(server, "GET", path, {"x-api-key": API_KEY})
+    assert status == expected
+    if declared:
+        assert "bitcoin" in json.loads(body)["message"]
+
+
 # --------------------------------------------------------------------------- Content-Length
 
 

@@ -161,6 +161,23 @@ def canonical_path(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
+def route_methods(routes: RouteTable, path: str) -> Mapping[str, RouteAuth] | None:
+    """The declared methods of the resource ``path`` is: an exact resource, else a template
+    whose ``{name}`` parts each match one non-empty path segment (as API Gateway matches)."""
+    exact = routes.get(path)
+    if exact is not None:
+        return exact
+    parts = path.split("/")
+    for template, methods in routes.items():
+        pattern = template.split("/")
+        if len(pattern) == len(parts) and all(
+            p == s or (p.startswith("{") and p.endswith("}") and s != "")
+            for p, s in zip(pattern, parts, strict=True)
+        ):
+            return methods
+    return None
+
+
 class _HttpError(Exception):
     def __init__(self, status: HTTPStatus, message: str, *, close: bool = False) -> None:
         super().__init__(message)
@@ -233,7 +250,7 @@ class ApiBridge(BaseHTTPRequestHandler):
         body = self._read_body()
         split = urlsplit(self.path)
         path = canonical_path(split.path)
-        methods = self.routes.get(path)
+        methods = route_methods(self.routes, path)
         if methods is None:
             # API Gateway answers an undeclared resource itself (403 "Missing Authentication
             # Token"); locally the plain HTTP answer is given. The handler never sees it.
