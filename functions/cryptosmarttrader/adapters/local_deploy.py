@@ -193,6 +193,10 @@ class _CustomResourceContext:
     memory_limit_in_mb: int = 256
 
 
+_STACK_LOOPS: dict[str, threading.Event] = {}  # stack id → its create / update loop returned
+CUSTOM_RESOURCE_WAIT_S = 600.0
+
+
 def run_custom_resources_in_process(endpoint: str) -> None:
     """Teach moto's CloudFormation to run this package's custom resources (the kill-switch seed).
 
@@ -204,12 +208,31 @@ def run_custom_resources_in_process(endpoint: str) -> None:
     completes the resource, as the real pre-signed S3 URL does. Other invocations are untouched.
     """
     from moto.awslambda.models import LambdaFunction
+    from moto.cloudformation.parsing import ResourceMap
 
     if _PATCHED_INVOKE:
         _PATCHED_INVOKE[0] = endpoint
         return
     _PATCHED_INVOKE.append(endpoint)
     original = LambdaFunction.invoke
+
+    # moto invokes a custom resource's function on a thread while its create (or update) loop
+    # goes on; a response arriving mid-loop makes moto check readiness, which creates every
+    # resource not created yet a second time (two copies of each later function: rules target
+    # one, outputs name the other). CloudFormation itself waits; so does this: the handler runs
+    # once the stack's own create / update loop has returned.
+    for name in ("create", "update"):
+        method = getattr(ResourceMap, name)
+
+        def looped(self: Any, *args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            done = _STACK_LOOPS.setdefault(str(self.stack_id), threading.Event())
+            done.clear()
+            try:
+                return _method(self, *args, **kwargs)
+            finally:
+                done.set()
+
+        setattr(ResourceMap, name, looped)
 
     def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
         try:
@@ -223,6 +246,11 @@ def run_custom_resources_in_process(endpoint: str) -> None:
             and handler_path.startswith("cryptosmarttrader.handlers.")
         ):
             return original(self, body, request_headers, response_headers)
+        loop = _STACK_LOOPS.get(str(event.get("StackId", "")))
+        if loop is not None and not loop.wait(timeout=CUSTOM_RESOURCE_WAIT_S):
+            raise DeployError(
+                f"the stack's create loop did not finish within {CUSTOM_RESOURCE_WAIT_S:.0f} s"
+            )
         local = urlsplit(str(_PATCHED_INVOKE[0]))
         event["ResponseURL"] = urlunsplit(urlsplit(event["ResponseURL"])._replace(
             scheme=local.scheme, netloc=local.netloc
