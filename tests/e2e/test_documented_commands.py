@@ -250,6 +250,7 @@ EXCLUDED: dict[str, Exclusion] = {
         "runs `cst demo` (minutes), which tests/e2e/test_demo.py runs end to end",
         _make_dry_run,
     ),
+    r"^make deploy\b": Exclusion(NEEDS_AWS + "; `make web` and the synth run above", _make_dry_run),
     r"^(SM=\$\()?aws ": Exclusion(NEEDS_AWS, _names_exist),
     r"^curl .*\$API": Exclusion(NEEDS_AWS, _api_paths_exist),
     r"^uv run cst api serve": Exclusion(
