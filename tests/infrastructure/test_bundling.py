@@ -40,8 +40,8 @@ FUNCTIONS = {
     },
     "scan": {
         "handler": "cryptosmarttrader.handlers.scan",
-        "imports": ["polars", "numpy", "pydantic", "pydantic_settings", "aws_lambda_powertools",
-                    "aws_xray_sdk"],
+        "imports": ["polars", "numpy", "talib", "pydantic", "pydantic_settings",
+                    "aws_lambda_powertools", "aws_xray_sdk"],
         "absent": ["ccxt", "pyarrow", "moto", "tenacity", "typer", "rich", "boto3", "botocore"],
     },
     "health_probe": {

@@ -15,18 +15,11 @@ import pytest
 
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.domain import indicators as ind
+from cryptosmarttrader.domain.agents.technical import INDICATORS
 
 pytestmark = pytest.mark.realdata
 
-# what the technical agent computes, plus the rest of the indicator set
-TECHNICAL = [
-    ind.Macd("close", 12, 26, 9, "macd"),
-    ind.Rsi("close", 14, "rsi"),
-    ind.Sma("close", 50, "sma50"),
-    ind.Sma("close", 200, "sma200"),
-    ind.Sma("volume", 7, "vol7"),
-    ind.Sma("volume", 30, "vol30"),
-]
+TECHNICAL = list(INDICATORS)  # what the technical agent computes
 OTHERS = [
     ind.Ema("close", 20, "ema20"),
     ind.Bbands("close", 20, 2.0),

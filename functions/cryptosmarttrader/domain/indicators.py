@@ -353,6 +353,8 @@ def _prepare(series: pl.Series, groups: _Groups) -> _Inputs:
     if groups.order is not None:
         series = series.gather(groups.order)
     values = np.ascontiguousarray(series.to_numpy(), dtype=np.float64)
+    if math.isfinite(float(np.add.reduce(values))):  # one pass, no mask: no NaN (nor null)
+        return _Inputs(series, values, None, None)
     missing = np.isnan(values)
     if not missing.any():
         return _Inputs(series, values, None, None)
@@ -368,6 +370,8 @@ def _irregular(
 ) -> npt.NDArray[np.bool_]:
     """Per group: True when its inputs hold something only the reference definition handles."""
     n = len(inputs[0].values)
+    if all(c.nans is None and c.nulls is None for c in inputs):
+        return np.zeros(len(groups.starts), dtype=np.bool_)
     bad = np.zeros(n, dtype=np.bool_)
     for column in inputs:
         if column.nans is not None:
@@ -390,31 +394,33 @@ def _compute(method: _Method, inputs: Sequence[_Inputs], groups: _Groups) -> lis
     """The method's outputs for every group, as Float64 series in the caller's row order."""
     if method.kernel is None:
         return _compute_reference(method, inputs, groups)
-    n = len(inputs[0].values)
-    outputs = [np.full(n, np.nan) for _ in range(method.n_outputs)]
     irregular = _irregular(method, inputs, groups)
+    # each output is the concatenation of its per-group pieces (one copy, no prefilled array)
+    pieces: list[list[Floats]] = [[] for _ in range(method.n_outputs)]
     # rows computed by the reference keep its null mask: NaN there is a NaN value, not a null
     reference_rows: list[tuple[int, int, list[npt.NDArray[np.bool_]]]] = []
     for g, (start, end) in enumerate(
         zip(groups.starts.tolist(), groups.ends.tolist(), strict=True)
     ):
-        if end - start <= method.warmup:
-            continue  # too short to reach the first value: all null either way
-        if irregular[g]:
+        if end - start <= method.warmup:  # too short to reach the first value: all null
+            results: Sequence[Floats] = [np.full(end - start, np.nan)] * method.n_outputs
+        elif irregular[g]:
             columns = {f"in{i}": c.series.slice(start, end - start) for i, c in enumerate(inputs)}
             exprs = method.reference([pl.col(name) for name in columns])
-            result = pl.DataFrame(columns).select(
+            frame = pl.DataFrame(columns).select(
                 e.cast(pl.Float64).alias(f"out{i}") for i, e in enumerate(exprs)
             )
-            for out, column in zip(outputs, result.iter_columns(), strict=True):
-                out[start:end] = column.to_numpy()
+            results = [column.to_numpy() for column in frame.iter_columns()]
             reference_rows.append(
-                (start, end, [column.is_null().to_numpy() for column in result.iter_columns()])
+                (start, end, [column.is_null().to_numpy() for column in frame.iter_columns()])
             )
         else:
             results = method.kernel([c.values[start:end] for c in inputs])
-            for out, values in zip(outputs, results, strict=True):
-                out[start:end] = values
+        for piece, values in zip(pieces, results, strict=True):
+            piece.append(values)
+    outputs = [
+        np.concatenate(piece) if piece else np.empty(0, dtype=np.float64) for piece in pieces
+    ]
     nulls: list[npt.NDArray[np.bool_]] | None = None
     if any(
         (np.isnan(out[start:end]) & ~mask).any()
