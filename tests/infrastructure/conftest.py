@@ -18,6 +18,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,7 @@ def synth_key(extra_context: Mapping[str, Any] | None = None) -> str:
 
 
 _CACHE_DIR = Path(tempfile.gettempdir()) / "cst-synth-cache"
+_STALE_AFTER_S = 24 * 3600
 _in_process: dict[str, SynthesizedTemplate] = {}
 
 
@@ -121,11 +123,14 @@ def synthesized_template(extra_context: Mapping[str, Any] | None = None) -> Synt
     key = synth_key(extra_context)
     if key in _in_process:
         return _in_process[key]
+    # a day-old cached assembly being reused is touched so the clean-up below keeps it
     _CACHE_DIR.mkdir(parents=True, exist_ok=True)
     target = _CACHE_DIR / key
     with (_CACHE_DIR / f"{key}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also on an error
-        if not (target / f"{STACK_NAME}.template.json").is_file():
+        if (target / f"{STACK_NAME}.template.json").is_file():
+            target.touch()
+        else:
             shutil.rmtree(target, ignore_errors=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=_CACHE_DIR))
             try:
@@ -135,8 +140,10 @@ def synthesized_template(extra_context: Mapping[str, Any] | None = None) -> Synt
                 staging.rename(target)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-        for stale in _CACHE_DIR.iterdir():  # other contents' assemblies: a few MB each
-            if stale.is_dir() and not stale.name.startswith((key, ".")):
+        # assemblies of other contents (earlier edits; other checkouts, which differ by path):
+        # a few MB each, dropped after a day unused so that no running test loses its template
+        for stale in _CACHE_DIR.iterdir():
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > _STALE_AFTER_S:
                 shutil.rmtree(stale, ignore_errors=True)
     _in_process[key] = _template_at(target)
     return _in_process[key]
