@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.metadata
 import json
 import shutil
 import tempfile
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aws_cdk
 import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
@@ -96,7 +96,8 @@ def _synthesized(stack: CryptoSmartTraderStack, synthesized: SynthesizedTemplate
 def synth_key(extra_context: Mapping[str, Any] | None = None) -> str:
     """Digest of everything a synth's output depends on."""
     digest = hashlib.sha256()
-    for part in (str(REPO_ROOT), aws_cdk.__version__, json.dumps(extra_context, sort_keys=True)):
+    cdk_version = importlib.metadata.version("aws-cdk-lib")
+    for part in (str(REPO_ROOT), cdk_version, json.dumps(extra_context, sort_keys=True)):
         digest.update(part.encode())
         digest.update(b"\0")
     sources = [REPO_ROOT / "cdk.json"]
