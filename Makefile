@@ -5,19 +5,29 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 UV := $(shell command -v uv 2>/dev/null)
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install demo test lint typecheck layers unit integration infrastructure e2e bench synth pr
+.PHONY: help install web web-test demo test lint typecheck layers unit integration infrastructure e2e bench synth deploy pr
 
 help:
 	@echo "make demo   - run the full pipeline on an embedded local AWS (moto) over real data"
 	@echo "make test   - lint, type-check, layering contracts and all four test suites"
 	@echo "make synth  - synthesize the CDK app (cdk-nag runs on every synth)"
+	@echo "make deploy - build the dashboard, deploy the stack (your AWS credentials), publish the dashboard"
 	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make web    - build the web dashboard (web/dist; npm ci && npm run build)"
 
 install:
 	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet uv; fi
 	uv sync --frozen --all-extras
 
-demo: install
+# The dashboard's locked toolchain (package-lock.json): the e2e tests, `cst api serve` and
+# `cst web publish` use the built files in web/dist (the CDK stack itself holds no file of it).
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+web-test: web
+	cd web && npm test
+
+demo: install web
 	uv run cst demo
 
 lint: install
@@ -39,10 +49,10 @@ integration: install
 infrastructure: install
 	uv run pytest tests/infrastructure -q
 
-e2e: install
+e2e: install web
 	uv run pytest tests/e2e -q
 
-test: lint typecheck layers
+test: lint typecheck layers web-test
 	uv run pytest -q -n $(PYTEST_WORKERS) --durations=15
 
 pr: test
@@ -50,5 +60,10 @@ pr: test
 synth: install
 	npx --yes aws-cdk@2 synth --quiet
 
-bench: install
+# The stack, then the dashboard's files into the bucket the stack created (it copies none itself).
+deploy: install web
+	npx --yes aws-cdk@2 deploy --all
+	uv run cst web publish
+
+bench: install web
 	@for b in bench/bench_*.py; do echo "== $$b"; uv run python $$b || exit 1; done

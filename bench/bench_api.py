@@ -3,7 +3,7 @@
 Runs the real API handler over the embedded local AWS (a copy of the state directory, so the
 user's state is never changed), sends a bounded number of requests per route from a few client
 threads (loopback only, stopped after --max-seconds), and prints p50/p95 per route with two
-ratios: vs GET /health over HTTP (the cheapest full path) and vs the same request as a direct
+ratios: vs GET /health over HTTP (liveness: the cheapest full path) and vs the same request as a direct
 in-process handler call (what the HTTP bridge adds). Pass: every route's p95 < 1 s.
 
     uv run python bench/bench_api.py [--requests 200] [--clients 4] [--state-dir .cst]
@@ -29,6 +29,7 @@ from cryptosmarttrader.cli.api import local_api, make_server, proxy_event
 
 ROUTES = [
     "/health",
+    "/api/v1/health",
     "/api/v1/market/overview",
     "/api/v1/signals?limit=20",
     "/api/v1/positions",

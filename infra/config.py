@@ -129,6 +129,9 @@ class DeploymentConfig(BaseModel):
     # The go-live stage this deployment serves: its functions publish the SLIs under
     # ``Stage=<stage>`` (``CST_STAGE``). Also settable alone with ``-c cst:stage=canary``.
     stage: DeploymentStage = "staging"
+    # Whether the execution function honours a replay instant (``at``): only replay
+    # deployments over recorded data should; a stack that trades on its own clock refuses it.
+    allow_replays: bool = False
     default_exchange: Exchange = "binance"
     data_source: Literal["ccxt", "recorded"] = "ccxt"
     log_level: LogLevel = "INFO"

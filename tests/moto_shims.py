@@ -24,7 +24,7 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -180,3 +180,37 @@ def publish_emf(cloudwatch: Any, records: Sequence[Mapping[str, Any]]) -> int:
             }],
         )  # fmt: skip
     return len(points)
+
+
+_COMPARE = {
+    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
+    "GreaterThanThreshold": lambda v, t: v > t,
+    "LessThanThreshold": lambda v, t: v < t,
+    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+}
+
+
+def alarm_breaches(cloudwatch: Any, alarm_name: str, now: datetime) -> bool:
+    """Whether a deployed single-metric alarm would be in ALARM at ``now``, judged as CloudWatch
+    does from its own definition (metric, dimensions, statistic, period, threshold, comparison,
+    evaluation periods, missing data) over the datapoints in moto's CloudWatch. moto stores
+    alarms but never evaluates them."""
+    (alarm,) = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
+    period, periods = int(alarm["Period"]), int(alarm["EvaluationPeriods"])
+    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = end - periods * timedelta(seconds=period)
+    stat = alarm["Statistic"]
+    datapoints = cloudwatch.get_metric_statistics(
+        Namespace=alarm["Namespace"],
+        MetricName=alarm["MetricName"],
+        Dimensions=alarm.get("Dimensions", []),
+        StartTime=start,
+        EndTime=end,
+        Period=period,
+        Statistics=[stat],
+    )["Datapoints"]
+    compare = _COMPARE[alarm["ComparisonOperator"]]
+    breaching = sum(compare(float(d[stat]), float(alarm["Threshold"])) for d in datapoints)
+    if alarm.get("TreatMissingData") == "breaching":
+        breaching += max(0, periods - len(datapoints))
+    return breaching >= int(alarm.get("DatapointsToAlarm") or periods)

@@ -104,6 +104,11 @@ class OrderStore(Protocol):
 
     def list_orders(self) -> list[dict[str, Any]]: ...
 
+    def list_open(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """Orders not yet finished (NEW included), optionally of one symbol, without reading
+        the history (the DynamoDB store queries its open-orders index)."""
+        ...
+
 
 class PositionStore(Protocol):
     def get_all(self) -> dict[str, dict[str, Any]]: ...
@@ -116,6 +121,13 @@ class KillSwitchState(Protocol):
     @property
     def reason(self) -> str: ...
 
+    @property
+    def known(self) -> bool:
+        """False when the switch could not be read or parsed (then ``on`` is True: fail
+        closed). Send nothing on an unknown switch, and destroy nothing either: cancelling
+        decisions or open orders needs a known ON."""
+        ...
+
 
 class KillSwitch(Protocol):
     def is_on(self) -> bool:
@@ -123,7 +135,8 @@ class KillSwitch(Protocol):
         ...
 
     def status(self) -> KillSwitchState:
-        """Current state with its reason (fail closed: unreadable → on, reason says why)."""
+        """Current state with its reason (fail closed: unreadable → on, ``known`` False, the
+        reason says why)."""
         ...
 
 
@@ -215,6 +228,30 @@ class PredictorTrainer(Protocol):
         labels: npt.NDArray[np.float64],
         feature_names: tuple[str, ...],
     ) -> Predictor: ...
+
+
+class Ranker(Protocol):
+    """A fitted ranking model over named feature columns: higher score = ranked first. Scores
+    only order coins within one decision day; they are not probabilities."""
+
+    @property
+    def feature_names(self) -> tuple[str, ...]: ...
+
+    def score(self, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+
+    def to_bytes(self) -> bytes: ...
+
+
+class RankerTrainer(Protocol):
+    """Fits a :class:`Ranker` on graded labels grouped by decision day (deterministic)."""
+
+    def fit(
+        self,
+        features: npt.NDArray[np.float64],
+        grades: npt.NDArray[np.float64],
+        groups: npt.NDArray[np.int64],
+        feature_names: tuple[str, ...],
+    ) -> Ranker: ...
 
 
 class SignalStore(Protocol):

@@ -63,7 +63,8 @@ class TradingSettings(BaseSettings):
 
 
 class DeploymentSettings(BaseSettings):
-    """Which go-live stage this deployment serves (``CST_STAGE``: staging, canary or production).
+    """Which go-live stage this deployment serves (``CST_STAGE``: staging, canary or production)
+    and whether it replays past instants (``CST_ALLOW_REPLAYS``).
 
     The CDK stack sets it on every function from its configuration (``-c cst:stage=canary``);
     the functions publish their SLIs dimensioned ``Stage=<stage>``, the dimension the go-live
@@ -74,3 +75,8 @@ class DeploymentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CST_", extra="ignore", frozen=True)
 
     stage: DeploymentStage = "staging"
+    # ``CST_ALLOW_REPLAYS``: whether the execution function honours a replay instant (``at``).
+    # Replays belong to local and replay deployments (`cst demo`, tests over recorded data); a
+    # deployment trades on its own clock, so the stack sets it false unless its config asks
+    # (``allow_replays``). Unset means false: a replay is never honoured by accident.
+    allow_replays: bool = False

@@ -15,6 +15,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoOrderStore,
     DynamoPositionStore,
     DynamoStateStore,
+    ensure_open_index,
 )
 from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
 from cryptosmarttrader.adapters.paper_exchange import (
@@ -22,7 +23,8 @@ from cryptosmarttrader.adapters.paper_exchange import (
     StatePaperBook,
     paper_capabilities,
 )
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.pit_membership import load_pit_membership
+from cryptosmarttrader.adapters.recorded_data import DataSourceError, RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.s3_market_caps import S3MarketCapLake
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
@@ -34,7 +36,7 @@ from cryptosmarttrader.ports import MarketData, Metrics, SliRecorder
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService
-from cryptosmarttrader.services.scoring import TrainedModel
+from cryptosmarttrader.services.scoring import RankingModel, TrainedModel
 from cryptosmarttrader.services.trading_cycle import TradingCycle
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 
@@ -84,34 +86,73 @@ def lake_market_data(s3: S3Client, resources: AwsResources, exchange: str) -> La
     )
 
 
-def excluded_coins(market: RecordedMarketData) -> frozenset[str]:
-    """Stablecoins and wrapped tokens are not growth candidates."""
-    return frozenset(
-        coin_id
+def excluded_coins(market: RecordedMarketData) -> dict[str, str]:
+    """Coins that are not growth candidates, with the reason: stablecoins, wrapped and bridged
+    representations, lending receipts, staking derivatives, trackers (domain.universe)."""
+    return {
+        coin_id: reason
         for coin_id, meta in market.coins_metadata().items()
-        if meta.is_stablecoin or meta.is_wrapped
-    )
+        if (reason := meta.exclusion) is not None
+    }
 
 
-def scan_model(settings: TradingSettings, explicit: Path | None = None) -> TrainedModel | None:
-    """The fitted ensemble from --model / CST_MODEL_DIR; None means technical agent only."""
+def scan_model(
+    settings: TradingSettings, explicit: Path | None = None
+) -> TrainedModel | RankingModel | None:
+    """The model from --model / CST_MODEL_DIR: a ranking model (``cst evaluate --save-model``,
+    served with the evaluation that judged it) or a legacy fitted ensemble; None means
+    technical agent only."""
     directory = explicit or settings.model_dir
     if directory is None:
         return None
+    if not directory.is_dir():
+        raise ValueError(
+            f"model directory {directory} does not exist (cst evaluate --save-model DIR, or "
+            "cst model pull-production DIR, writes one)"
+        )
+    from cryptosmarttrader.adapters.ranking_bundle import is_ranking_bundle, load_ranking_bundle
+
+    if is_ranking_bundle(directory):
+        return load_ranking_bundle(directory)
     from cryptosmarttrader.adapters.model_bundle import load_bundle
 
     return load_bundle(directory)
 
 
 def recorded_analyzer(
-    data_dir: Path, clock: Clock, settings: TradingSettings, model: TrainedModel | None = None
+    data_dir: Path,
+    clock: Clock,
+    settings: TradingSettings,
+    model: TrainedModel | RankingModel | None = None,
 ) -> ScanAnalyzer:
+    """The scan over the recorded data. ``tradable``: only coins the paper venue can fill and
+    value are ranked; ``all`` (research): every coin is ranked, and BUYs on coins the venue
+    cannot trade are reported, never recorded as orders. Its history replay takes the
+    point-in-time universe from ``cmc_monthly/`` when the data holds it (the ranking model's
+    universe)."""
     market = RecordedMarketData(data_dir)
     excluded = excluded_coins(market)
+    try:
+        untradable = untradable_coins(market, settings.execution_timeframe)
+    except DataSourceError as exc:
+        if settings.universe == "tradable":
+            raise ValueError(
+                f"the tradable universe needs the recorded exchange candles: {exc}; "
+                "pass --universe all (CST_UNIVERSE=all) to rank the research universe"
+            ) from exc
+        untradable = frozenset(market.coins_metadata())  # no candles: nothing can be traded
     if settings.universe == "tradable":
-        excluded |= untradable_coins(market, settings.execution_timeframe)
+        reason = f"no unambiguous recorded exchange pair at {settings.execution_timeframe}"
+        for coin in untradable:
+            excluded.setdefault(coin, reason)
     return ScanAnalyzer(
-        market=market, clock=clock, settings=settings, excluded_symbols=excluded, model=model
+        market=market,
+        clock=clock,
+        settings=settings,
+        excluded_symbols=excluded,
+        model=model,
+        untradable=untradable,
+        membership=load_pit_membership(data_dir),
     )
 
 
@@ -176,8 +217,9 @@ def trading_cycle(
         max_wait=timedelta(minutes=settings.paper_max_wait_minutes),
         capabilities=paper_capabilities(ExchangeId(settings.exchange)),
     )
+    orders = DynamoOrderStore(resources.orders_table, clients.dynamodb)
     execution = ExecutionService(
-        orders=DynamoOrderStore(resources.orders_table, clients.dynamodb),
+        orders=orders,
         positions=DynamoPositionStore(resources.positions_table, clients.dynamodb),
         idempotency=DynamoIdempotencyStore(resources.idempotency_table, clients.dynamodb),
         kill_switch=switch,
@@ -187,6 +229,7 @@ def trading_cycle(
         metrics=metrics,
         guard=RiskGuard(RiskLimits(Decimal(str(settings.max_asset_fraction)))),
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+        prepare=lambda: ensure_open_index(orders, state, clock.now()),
     )
     return TradingCycle(
         execution=execution,

@@ -1,6 +1,8 @@
 """The HTTP API: API Gateway (REST, Lambda proxy) in front of the API function.
 
-Every method needs an API key of the usage plan (throttled and quota-limited); ``POST
+Every method needs an API key of the usage plan (throttled and quota-limited) except the two
+public ones: ``GET /health`` (liveness: ``{"status": "ok"}``, no dependency checked or named) and
+``GET /openapi.json`` (the API's published document), both under the stage's throttling. ``POST
 /api/v1/killswitch`` needs IAM (SigV4) as well, so only principals granted
 ``execute-api:Invoke`` on it (see ``operator_policy``) can flip the switch. API Gateway validates
 query strings and bodies before the function runs, the function validates them again against
@@ -13,7 +15,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Final
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -34,17 +36,31 @@ STAGE: Final = "prod"
 RATE_LIMIT_RPS: Final = 20
 BURST_LIMIT: Final = 40
 DAILY_QUOTA: Final = 100_000
+# No API key, no authorizer: what a load balancer, an uptime checker or an API client reads.
+PUBLIC_ROUTES: Final = ("/health", "/openapi.json")
 READ_ROUTES: Final = (
-    "/health",
+    "/api/v1/health",
     "/api/v1/market/overview",
     "/api/v1/signals",
     "/api/v1/positions",
     "/api/v1/risk",
+    "/api/v1/coins/{symbol}",
+    "/api/v1/portfolio",
+    "/api/v1/audit",
+    "/api/v1/breakers",
+    "/api/v1/golive",
+    "/api/v1/models",
 )
 KILLSWITCH_ROUTE: Final = "/api/v1/killswitch"
+ENV_CORS_ORIGIN: Final = "CST_CORS_ORIGIN"
+CORS_HEADERS: Final = ("Content-Type", "x-api-key", "Authorization", "X-Correlation-Id")
 # Everything about the routes that a deployment must follow (method, path, authorization).
 ROUTE_TABLE: Final = ";".join(
-    [*(f"GET {r} apikey" for r in READ_ROUTES), f"POST {KILLSWITCH_ROUTE} apikey+iam"]
+    [
+        *(f"GET {r} public" for r in PUBLIC_ROUTES),
+        *(f"GET {r} apikey" for r in READ_ROUTES),
+        f"POST {KILLSWITCH_ROUTE} apikey+iam",
+    ]
 )
 
 
@@ -66,14 +82,19 @@ class Api(Construct):
         tables: StateTables,
         kill_switch: KillSwitch,
         environment: Mapping[str, str],
+        cors_origin: str | None = None,
     ) -> None:
+        """``cors_origin``: the web dashboard's origin, the only one browsers may call from."""
         super().__init__(scope, construct_id)
+        if cors_origin is not None:
+            environment = {**environment, ENV_CORS_ORIGIN: cors_origin}
         self.lambda_ = PythonFunction(
             self,
             "Api",
             code=code,
             handler=API_HANDLER,
-            description="HTTP API: health, market overview, signals, positions, risk, kill-switch",
+            description="HTTP API: health, OpenAPI, market overview, signals, positions, risk, "
+            "kill-switch",
             service_name=API_SERVICE,
             environment=environment,
             memory_mb=1024,
@@ -85,6 +106,22 @@ class Api(Construct):
         grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])
         grant_table(role, tables.positions, ["Scan"])
         grant_table(role, tables.orders, ["Scan"])
+        # the coin view's candles: objects under the candle prefix only
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[lake.bucket.arn_for_objects("exchange=*")]
+            )
+        )
+        lake_id = Stack.of(self).resolve(
+            Stack.of(self).get_logical_id(lake.bucket.node.default_child)  # type: ignore[arg-type]
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/exchange=*]",
+            "The coin view reads one coin's candles from the lake; the candles are keyed "
+            "exchange=/timeframe=/symbol=/date=, so the read is scoped to that prefix "
+            "(GetObject only; the model artifacts and other prefixes stay out of reach).",
+        )
         kill_switch.parameter.grant_read(role)
         kill_switch.parameter.grant_write(role)
         role.add_to_principal_policy(
@@ -105,12 +142,46 @@ class Api(Construct):
             deploy=False,  # deployment below, with a logical id that follows the routes only
             default_method_options=apigw.MethodOptions(api_key_required=True),
             cloud_watch_role=False,
+            # browsers may call it from the dashboard's origin only (preflight without a key)
+            default_cors_preflight_options=None
+            if cors_origin is None
+            else apigw.CorsOptions(
+                allow_origins=[cors_origin],
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=list(CORS_HEADERS),
+                max_age=Duration.hours(1),
+            ),
         )
+        if cors_origin is not None:
+            # API Gateway's own refusals (a wrong key: 403) carry the origin too, so the
+            # dashboard can tell "wrong key" from "unreachable"
+            for name, kind in (
+                ("Cors4xx", apigw.ResponseType.DEFAULT_4_XX),
+                ("Cors5xx", apigw.ResponseType.DEFAULT_5_XX),
+            ):
+                self.rest_api.add_gateway_response(
+                    name,
+                    type=kind,
+                    response_headers={
+                        "Access-Control-Allow-Origin": f"'{cors_origin}'",
+                        "Vary": "'Origin'",
+                    },
+                )
         validator = self.rest_api.add_request_validator(
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
         integration = apigw.LambdaIntegration(self.lambda_.function, proxy=True)
 
+        self.public_methods: list[apigw.Method] = [
+            self.rest_api.root.resource_for_path(route).add_method(
+                "GET",
+                integration,
+                api_key_required=False,
+                authorization_type=apigw.AuthorizationType.NONE,
+                request_validator=validator,
+            )
+            for route in PUBLIC_ROUTES
+        ]
         self.read_methods: list[apigw.Method] = []
         for route in READ_ROUTES:
             resource = self.rest_api.root.resource_for_path(route)
@@ -129,10 +200,11 @@ class Api(Construct):
         # metadata, which differs between `cdk synth` (path metadata on) and an in-process
         # synth. This one is named after the route table: a changed route or authorization
         # still forces a new deployment, and both synths agree.
+        routes = ROUTE_TABLE + ("" if cors_origin is None else ";OPTIONS * cors")
         self.deployment = apigw.Deployment(
-            self, "Deployment", api=self.rest_api, description="routes: " + ROUTE_TABLE
+            self, "Deployment", api=self.rest_api, description="routes: " + routes
         )
-        digest = hashlib.sha256(ROUTE_TABLE.encode()).hexdigest()[:16]
+        digest = hashlib.sha256(routes.encode()).hexdigest()[:16]
         cfn_deployment = self.deployment.node.default_child
         assert isinstance(cfn_deployment, apigw.CfnDeployment)
         cfn_deployment.override_logical_id(f"ApiDeployment{digest}")
@@ -195,9 +267,11 @@ class Api(Construct):
             stage,
             "AwsSolutions-APIG3",
             (
-                "No WAF web ACL: the API serves a handful of operators, every method needs an "
-                "API key of a throttled, quota-limited usage plan, and a web ACL would cost more "
-                "than the whole stack; attach one per deployment where the API is exposed wider."
+                "No WAF web ACL: the API serves a handful of operators, every method but the "
+                "public liveness and OpenAPI document needs an API key of a throttled, "
+                "quota-limited usage plan, the stage throttles all of them, and a web ACL would "
+                "cost more than the whole stack; attach one per deployment where the API is "
+                "exposed wider."
             ),
         )
         acknowledge(
@@ -217,6 +291,25 @@ class Api(Construct):
                 (
                     "Read-only GET method protected by an API key of a throttled usage plan; the "
                     "only state-changing method (POST /api/v1/killswitch) uses IAM authorization."
+                ),
+            )
+        for method in self.public_methods:
+            acknowledge(
+                method,
+                "AwsSolutions-APIG4",
+                (
+                    'Public on purpose: GET /health answers only {"status": "ok"} (no '
+                    "dependency is checked or named; the deep check is GET /api/v1/health behind "
+                    "the key) and GET /openapi.json serves the API's published document. Both are "
+                    "read-only, touch no data and are throttled by the stage."
+                ),
+            )
+            acknowledge(
+                method,
+                "AwsSolutions-COG4",
+                (
+                    "Public on purpose (liveness and the OpenAPI document, read-only, no data): "
+                    "uptime checkers and API clients call them without credentials."
                 ),
             )
         for method in [*self.read_methods, self.killswitch_method]:

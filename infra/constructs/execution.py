@@ -71,7 +71,7 @@ class Execution(Construct):
         )
         kill_switch.parameter.grant_read(role)
         kill_switch.parameter.grant_write(role)
-        grant_table(role, tables.orders, ["GetItem", "PutItem", "UpdateItem", "Scan"])
+        grant_table(role, tables.orders, ["GetItem", "PutItem", "UpdateItem", "Scan", "Query"])
         grant_table(role, tables.positions, ["GetItem", "PutItem", "Scan"])
         grant_table(role, tables.idempotency, ["GetItem", "PutItem", "UpdateItem"])
         grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])

@@ -1,7 +1,7 @@
 """The scheduled deep health probe: the uptime SLI (``ProbeSuccess`` / ``ProbeFailure``).
 
 An EventBridge rate rule runs the probe function every ``probe_every_minutes``; it makes the
-same calls as ``GET /health`` (a ``GetItem`` on the state table, ``HeadBucket`` on the lake, a
+same calls as ``GET /api/v1/health`` (a ``GetItem`` on the state table, ``HeadBucket`` on the lake, a
 ``GetParameter`` of the kill-switch, a TCP connect to the exchange when one is in use) and
 publishes one uptime sample under ``Stage=<stage>``.
 """

@@ -45,6 +45,7 @@ SLIPPAGE_P95_BPS: Final = 50.0
 STALE_BARS: Final = 2.0
 NO_SIGNAL_HOURS: Final = 24
 PROBE_INTERVALS_WITHOUT_SUCCESS: Final = 3
+EXECUTION_STALLED_HOURS: Final = 2  # the hourly cycle missed twice in a row
 SLO: Final = SloThresholds()  # the go-live gates' default objectives, drawn on the SLO board
 
 Severity = Literal["critical", "warning", "info"]
@@ -229,6 +230,10 @@ class Observability(Construct):
                 "more repeated order decisions in an hour than three full scan reruns: a loop",
             ),
             AlarmSpec(
+                "Oversell", "critical", emf(mn.OVERSELL_REFUSED, "Sum", hour), 1, gte, 1,
+                "a sell was refused or cut because it would leave a spot position short",
+            ),
+            AlarmSpec(
                 "OrderRejections", "critical",
                 emf(mn.ORDERS_REJECTED_BY_EXCHANGE, "Sum", fifteen), 5, gte, 1,
                 "5+ orders rejected by the exchange in 15 minutes",
@@ -266,6 +271,23 @@ class Observability(Construct):
                 PROBE_INTERVALS_WITHOUT_SUCCESS,
                 f"no passing deep health probe for {PROBE_INTERVALS_WITHOUT_SUCCESS} probe "
                 "intervals: an AWS dependency fails, or the probe does not run",
+                missing=cw.TreatMissingData.BREACHING,
+            )
+        )  # fmt: skip
+        specs.append(
+            AlarmSpec(
+                "StageErrors", "warning",
+                sli(mn.ERRORS, "Sum", five, self._config.stage), 1, gte, 1,
+                "a scheduled run (ingest, scan, execution, drift) or an API request of this stage "
+                "failed: the stage's Errors SLI; the function's log says what it lacked",
+            )
+        )  # fmt: skip
+        specs.append(
+            AlarmSpec(
+                "ExecutionStalled", "warning", emf(mn.RISK_LEVEL, "SampleCount", hour), 1, lt,
+                EXECUTION_STALLED_HOURS,
+                f"no execution cycle published the risk level for {EXECUTION_STALLED_HOURS} "
+                "hours: paper trading is not running and the critical risk alarms see no data",
                 missing=cw.TreatMissingData.BREACHING,
             )
         )  # fmt: skip
@@ -404,7 +426,7 @@ class Observability(Construct):
 
         trading: list[list[cw.IWidget]] = [
             [alarms_of("Drawdown", "RiskGuardEmergency", "DailyLoss", "DuplicateOrderAttempts",
-                       "OrderRejections", "Slippage")],
+                       "OrderRejections", "Slippage", "ExecutionStalled")],
             [graph("Risk level (0 NORMAL … 4 SHUTDOWN)", emf(mn.RISK_LEVEL, "Maximum", five)),
              graph("Drawdown / daily PnL (%)", emf(mn.DRAWDOWN, "Maximum", five),
                    emf(mn.DAILY_PNL, "Minimum", five)),
@@ -442,7 +464,7 @@ class Observability(Construct):
                  emf(mn.AGENT_CONFIDENCE, "Average", hour, agent="technical")])],
         ]  # fmt: skip
         slo: list[list[cw.IWidget]] = [
-            [alarms_of("HealthProbeFailing", "ApiLatencyP95", "Api5xx", "Api4xx", *[
+            [alarms_of("HealthProbeFailing", "StageErrors", "ApiLatencyP95", "Api5xx", "Api4xx", *[
                 a for a in self.alarms if a.startswith(("LambdaErrors", "LambdaThrottles", "DeadLetters"))
             ])],
             self._sli_widgets(hour),

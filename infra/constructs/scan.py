@@ -66,7 +66,7 @@ class Scan(Construct):
             ),
         )
         kill_switch.parameter.grant_read(role)
-        grant_table(role, tables.orders, ["GetItem", "PutItem", "UpdateItem", "Scan"])
+        grant_table(role, tables.orders, ["GetItem", "PutItem", "UpdateItem", "Scan", "Query"])
         grant_table(role, tables.positions, ["GetItem", "PutItem", "DeleteItem", "Scan"])
         grant_table(role, tables.idempotency, ["GetItem", "PutItem", "UpdateItem", "DeleteItem"])
         grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])

@@ -7,6 +7,11 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"  # Powertools Idempotency's default expiry attribute
+# The orders that still need the execution cycle, as the DynamoDB adapter maintains them
+# (``adapters/dynamodb_store.py``: OPEN_ORDERS_INDEX, OPEN_PK, OPEN_SK). Sparse: an order is in
+# it while it is not terminal or its fill has not reached the positions yet.
+OPEN_ORDERS_INDEX = "open-orders"
+OPEN_ORDERS_KEYS = ("open_pk", "open_sk")
 
 
 def _table(
@@ -49,6 +54,17 @@ class StateTables(Construct):
         super().__init__(scope, construct_id)
         self.orders = _table(
             self, "Orders", partition_key="client_order_id", removal_policy=RemovalPolicy.RETAIN
+        )
+        # the hourly cycle queries open orders instead of scanning the whole history
+        self.orders.add_global_secondary_index(
+            index_name=OPEN_ORDERS_INDEX,
+            partition_key=dynamodb.Attribute(
+                name=OPEN_ORDERS_KEYS[0], type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(
+                name=OPEN_ORDERS_KEYS[1], type=dynamodb.AttributeType.STRING
+            ),
+            projection_type=dynamodb.ProjectionType.ALL,
         )
         self.positions = _table(
             self, "Positions", partition_key="symbol", removal_policy=RemovalPolicy.RETAIN

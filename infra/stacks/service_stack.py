@@ -8,11 +8,19 @@ attributes exposed here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
-from aws_cdk import CfnOutput, Stack
+import jsii
+from aws_cdk import CfnOutput, IStableStringProducer, Lazy, Stack
 from constructs import Construct
 
+from cryptosmarttrader.adapters.web_publish import (
+    OUTPUT_API_URL,
+    OUTPUT_BUCKET,
+    OUTPUT_DISTRIBUTION,
+    OUTPUT_URL,
+)
 from infra.config import DeploymentConfig
 from infra.constructs.api import Api
 from infra.constructs.bundling import LambdaCode, python_lambda_code
@@ -27,6 +35,7 @@ from infra.constructs.observability import Observability
 from infra.constructs.python_function import PythonFunction
 from infra.constructs.scan import Scan
 from infra.constructs.state_tables import StateTables
+from infra.constructs.web import WebDashboard
 
 ENV_LAKE_BUCKET: Final = "CST_LAKE_BUCKET"
 ENV_ORDERS_TABLE: Final = "CST_ORDERS_TABLE"
@@ -37,6 +46,19 @@ ENV_KILL_SWITCH_PARAM: Final = "CST_KILL_SWITCH_PARAM"
 ENV_DATA_SOURCE: Final = "CST_DATA_SOURCE"
 ENV_EXCHANGE: Final = "CST_EXCHANGE"
 ENV_STAGE: Final = "CST_STAGE"
+ENV_ALLOW_REPLAYS: Final = "CST_ALLOW_REPLAYS"
+
+
+@jsii.implements(IStableStringProducer)
+class _Later:
+    """A value known once another construct exists (the API and the dashboard name each other:
+    the API allows the dashboard's origin, the dashboard's CSP allows the API's origin)."""
+
+    def __init__(self, produce: Callable[[], str]) -> None:
+        self._produce = produce
+
+    def produce(self) -> str:
+        return self._produce()
 
 
 class CryptoSmartTraderStack(Stack):
@@ -133,6 +155,14 @@ class CryptoSmartTraderStack(Stack):
             tables=self.tables,
             kill_switch=self.kill_switch,
             environment=self.function_environment(),
+            cors_origin=Lazy.string(_Later(lambda: self.web.origin)),
+        )
+        self.web = WebDashboard(
+            self,
+            "Web",
+            api_origin=f"https://{self.api.rest_api.rest_api_id}.execute-api.{self.region}."
+            f"{self.url_suffix}",
+            access_logs=self.lake.access_logs,
         )
         self.observability = Observability(
             self,
@@ -145,8 +175,21 @@ class CryptoSmartTraderStack(Stack):
             functions=[c for c in self.node.find_all() if isinstance(c, PythonFunction)],
             rest_api=self.api.rest_api,
         )
-        CfnOutput(self, "ApiUrl", value=self.api.url)
+        CfnOutput(self, OUTPUT_API_URL, value=self.api.url)
         CfnOutput(self, "ApiKeyId", value=self.api.api_key.key_id)
+        CfnOutput(self, OUTPUT_URL, value=self.web.origin, description="the web dashboard (HTTPS)")
+        CfnOutput(
+            self,
+            OUTPUT_BUCKET,
+            value=self.web.bucket.bucket_name,
+            description="the dashboard's files: filled by cst web publish (make deploy)",
+        )
+        CfnOutput(
+            self,
+            OUTPUT_DISTRIBUTION,
+            value=self.web.distribution.distribution_id,
+            description="the dashboard's CloudFront distribution (cst web publish invalidates it)",
+        )
         CfnOutput(self, "CriticalTopicArn", value=self.observability.topics["critical"].topic_arn)
         CfnOutput(
             self,
@@ -179,6 +222,7 @@ class CryptoSmartTraderStack(Stack):
             ENV_DATA_SOURCE: self.config.data_source,
             ENV_EXCHANGE: self.config.default_exchange,
             ENV_STAGE: self.config.stage,
+            ENV_ALLOW_REPLAYS: "true" if self.config.allow_replays else "false",
         }
 
     def _outputs(self) -> None:

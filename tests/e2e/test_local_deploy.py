@@ -3,7 +3,8 @@
 moto runs no Lambda code without Docker, fires no EventBridge schedule, takes no alarm action and
 deletes nothing by TTL: the tests invoke the DEPLOYED scan and health-probe functions' handlers
 (the handler string each deployed function names) in-process, with the deployed function's
-environment, against the deployed tables, bucket and kill-switch parameter.
+environment, against the deployed tables, bucket and kill-switch parameter. The deployment is
+the session's (tests/e2e/conftest.py), shared with test_scheduled_functions.
 
 Needs npx (Node) to fetch aws-cdk@2 and aws-cdk-local: without it the test skips locally and
 FAILS in CI (CI=true). Bounded: each cdklocal step times out after 10 minutes.
@@ -13,10 +14,8 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,17 +23,13 @@ from typing import Any
 
 import boto3
 import pytest
+from typer.testing import CliRunner
 
-from cryptosmarttrader.adapters.faults import free_port
-from cryptosmarttrader.adapters.local_deploy import (
-    DeployResult,
-    deploy,
-    moto_server,
-    npx_path,
-)
+from cryptosmarttrader.adapters.local_deploy import DeployResult
+from cryptosmarttrader.cli import app as cli_app
+from tests.e2e.conftest import DEPLOY_GROUP
 
-pytestmark = [pytest.mark.slow, pytest.mark.realdata]
-REPO_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.realdata, pytest.mark.xdist_group(DEPLOY_GROUP)]
 
 
 @dataclass
@@ -43,20 +38,6 @@ class Context:
     memory_limit_in_mb: int = 2048
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:cst-scan"
     aws_request_id: str = "req-local-deploy"
-
-
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployResult]:
-    if npx_path() is None:
-        message = "npx (Node.js) is needed to run cdklocal for the local deployment"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
-    started = time.monotonic()
-    with moto_server(free_port()) as endpoint:
-        result = deploy(endpoint, REPO_ROOT, tmp_path_factory.mktemp("cdk") / "outputs.json")
-        result.seconds["total"] = round(time.monotonic() - started, 1)
-        yield result
 
 
 def test_deployed_scan_function_runs_against_deployed_resources(
@@ -91,12 +72,15 @@ def test_deployed_scan_function_runs_against_deployed_resources(
     module._service.cache_clear()
     result: dict[str, Any] = getattr(module, attr)({"top_n": 10, "asof": "2021-05-01"}, Context())
 
-    # Then the run is recorded in the deployed orders table, one order per BUY
+    # Then the run is recorded in the deployed orders table, one order per tradable BUY (a BUY
+    # on a coin the paper venue cannot trade is reported, not ordered)
     assert result["status"] == "ok", result
     dynamodb = boto3.client("dynamodb", endpoint_url=deployed.endpoint, region_name="us-east-1")
     items = dynamodb.scan(TableName=outputs["CSTORDERSTABLE"])["Items"]
     buys = [r for r in result["report"]["rows"] if r["action"] == "buy"]
-    assert buys and len(items) == len(buys)
+    ordered = {r["client_order_id"] for r in buys if r["client_order_id"] is not None}
+    assert ordered and {i["client_order_id"]["S"] for i in items} == ordered
+    assert len(ordered) + result["report"]["not_ordered_untradable"] == len(buys)
 
 
 def test_deployed_health_probe_passes_and_publishes_uptime_for_the_deployed_stage(
@@ -237,3 +221,41 @@ def test_deployed_golive_machine_runs_to_production_and_a_breach_rolls_back(
     switch = json.loads(ssm.get_parameter(Name=outputs["CSTKILLSWITCHPARAM"])["Parameter"]["Value"])
     assert switch["on"] is True
     assert switch["actor"] == "system:golive"
+
+
+def test_the_dashboard_publishes_to_the_deployed_stack_and_the_api_allows_its_origin(
+    deployed: DeployResult, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given the deployed stack (its site bucket, distribution and API) and a dashboard build
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": deployed.endpoint,
+        "AWS_ENDPOINT_URL_S3": deployed.endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text('<script type="module" src="/assets/index-e2e.js"></script>')
+    (dist / "assets" / "index-e2e.js").write_text("console.log('e2e')")
+    outputs = deployed.stack_outputs
+
+    # When the user publishes it, as `make deploy` does after the deploy
+    result = CliRunner().invoke(
+        cli_app, ["web", "publish", "--dist", str(dist), "--region", "us-east-1"]
+    )
+
+    # Then the files are in the deployed site bucket, config.json names the deployed API ...
+    assert result.exit_code == 0, result.output
+    s3 = boto3.client("s3", endpoint_url=deployed.endpoint, region_name="us-east-1")
+    bucket = outputs["DashboardBucketName"]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert keys == {"index.html", "config.json", "assets/index-e2e.js"}
+    config = json.loads(s3.get_object(Bucket=bucket, Key="config.json")["Body"].read())
+    assert config == {"apiBase": outputs["ApiUrl"]}
+    # ... and the deployed API function allows exactly the dashboard's origin
+    lambda_client = boto3.client("lambda", endpoint_url=deployed.endpoint, region_name="us-east-1")
+    functions = lambda_client.list_functions()["Functions"]
+    (api,) = [f for f in functions if f["Handler"] == "cryptosmarttrader.handlers.api.handler"]
+    assert api["Environment"]["Variables"]["CST_CORS_ORIGIN"] == outputs["DashboardUrl"]
+    assert outputs["DashboardUrl"].startswith("https://")

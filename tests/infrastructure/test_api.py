@@ -2,52 +2,143 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from infra.constructs.api import BURST_LIMIT, DAILY_QUOTA, RATE_LIMIT_RPS
+from infra.constructs.api import BURST_LIMIT, CORS_HEADERS, DAILY_QUOTA, RATE_LIMIT_RPS
 from tests.infrastructure.conftest import Synthesized
 from tests.infrastructure.test_iam import _common, _grants
 
 
 def _methods(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
-    paths: dict[str, str] = {}
+    """``"<HTTP method> <full path>"`` → the method's properties, for every method of the API."""
+    (rest_api,) = synthesized.resources_of_type("AWS::ApiGateway::RestApi")
+    root = {"Fn::GetAtt": [rest_api, "RootResourceId"]}
     resources = synthesized.resources_of_type("AWS::ApiGateway::Resource")
 
-    def full_path(logical_id: str) -> str:
-        props = resources[logical_id]["Properties"]
-        parent = props["ParentId"]
-        prefix = full_path(parent["Ref"]) if "Ref" in parent else ""
-        return f"{prefix}/{props['PathPart']}"
+    def path_of(resource_id: Any) -> str:
+        """The API's root resource (``GetAtt RootResourceId``) is ``/``; a child resource is
+        referenced by ``Ref``; any other shape is an error, never a silent root."""
+        if resource_id == root:
+            return ""
+        assert set(resource_id) == {"Ref"}, f"unexpected resource reference {resource_id!r}"
+        props = resources[resource_id["Ref"]]["Properties"]
+        return f"{path_of(props['ParentId'])}/{props['PathPart']}"
 
-    for logical_id in resources:
-        paths[logical_id] = full_path(logical_id)
-    return {
-        f"{m['Properties']['HttpMethod']} {paths[m['Properties']['ResourceId']['Ref']]}": m[
-            "Properties"
-        ]
-        for m in synthesized.resources_of_type("AWS::ApiGateway::Method").values()
-    }
+    methods: dict[str, dict[str, Any]] = {}
+    for method in synthesized.resources_of_type("AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        name = f"{props['HttpMethod']} {path_of(props['ResourceId']) or '/'}"
+        assert name not in methods, f"{name} is defined twice"
+        methods[name] = props
+    return methods
 
 
-def test_every_method_needs_an_api_key_and_the_kill_switch_needs_iam(
+def _path_and_prefixes(path: str) -> set[str]:
+    """``/api/v1/risk`` → ``{"/", "/api", "/api/v1", "/api/v1/risk"}``."""
+    parts = path.split("/")[1:]
+    return {"/" + "/".join(parts[:k]) for k in range(len(parts) + 1)}
+
+
+def _assert_cors_preflight(name: str, props: dict[str, Any], dashboard: str) -> None:
+    """An OPTIONS method is API Gateway's CORS preflight mock and nothing else: no key (browsers
+    send none on a preflight), no authorizer, no integration with any function, and an answer
+    that names the dashboard's origin (``dashboard``: the distribution's logical id) only."""
+    assert set(props) == {
+        "ApiKeyRequired",
+        "AuthorizationType",
+        "HttpMethod",
+        "Integration",
+        "MethodResponses",
+        "ResourceId",
+        "RestApiId",
+    }, name
+    assert props["AuthorizationType"] == "NONE", name
+    assert props["ApiKeyRequired"] is False, name
+    integration = props["Integration"]
+    assert integration == {
+        "Type": "MOCK",
+        "RequestTemplates": {"application/json": "{ statusCode: 200 }"},
+        "IntegrationResponses": integration["IntegrationResponses"],
+    }, name
+    (answer,) = integration["IntegrationResponses"]
+    header = "method.response.header."
+    assert answer == {
+        "StatusCode": "204",
+        "ResponseParameters": {
+            f"{header}Access-Control-Allow-Origin": {
+                "Fn::Join": ["", ["'https://", {"Fn::GetAtt": [dashboard, "DomainName"]}, "'"]]
+            },
+            f"{header}Vary": "'Origin'",
+            f"{header}Access-Control-Allow-Headers": "'" + ",".join(CORS_HEADERS) + "'",
+            f"{header}Access-Control-Allow-Methods": "'GET,POST,OPTIONS'",
+            f"{header}Access-Control-Max-Age": "'3600'",
+        },
+    }, name
+    assert props["MethodResponses"] == [
+        {
+            "StatusCode": "204",
+            "ResponseParameters": dict.fromkeys(answer["ResponseParameters"], True),
+        }
+    ], name
+
+
+PUBLIC = {"GET /health", "GET /openapi.json"}
+
+
+def test_every_method_but_liveness_and_the_document_needs_a_key_and_the_switch_needs_iam(
     synthesized: Synthesized,
 ) -> None:
+    # Given every method of the API, by method and full path
     methods = _methods(synthesized)
+    preflights = {k: v for k, v in methods.items() if k.startswith("OPTIONS ")}
+    calls = {k: v for k, v in methods.items() if k not in preflights}
 
-    assert set(methods) == {
-        "GET /health",
+    # Then the calls are exactly the routes, each behind the API key (but liveness and the
+    # OpenAPI document), validated and proxied to the function; only the kill-switch needs IAM
+    assert set(calls) == {
+        *PUBLIC,
+        "GET /api/v1/health",
         "GET /api/v1/market/overview",
         "GET /api/v1/signals",
         "GET /api/v1/positions",
         "GET /api/v1/risk",
+        "GET /api/v1/coins/{symbol}",
+        "GET /api/v1/portfolio",
+        "GET /api/v1/audit",
+        "GET /api/v1/breakers",
+        "GET /api/v1/golive",
+        "GET /api/v1/models",
         "POST /api/v1/killswitch",
     }
-    for name, props in methods.items():
-        assert props["ApiKeyRequired"] is True, name
+    for name, props in calls.items():
+        assert props["ApiKeyRequired"] is (name not in PUBLIC), name
         assert "RequestValidatorId" in props, name
         assert props["Integration"]["Type"] == "AWS_PROXY", name
         expected = "AWS_IAM" if name.startswith("POST") else "NONE"
         assert props["AuthorizationType"] == expected, name
+    # and every resource (the root and each path prefix too) has one OPTIONS method that is
+    # exactly a CORS preflight mock for the dashboard's origin: no key, no authorizer, never
+    # the function
+    resources = set().union(*(_path_and_prefixes(name.split(" ", 1)[1]) for name in calls))
+    assert {name.split(" ", 1)[1] for name in preflights} == resources
+    dashboard = synthesized.logical_id(synthesized.stack.web.distribution)
+    for name, props in preflights.items():
+        _assert_cors_preflight(name, props, dashboard)
+
+
+def test_the_deployed_routes_are_the_handlers_routes_with_its_security() -> None:
+    # The API Gateway methods and the function's OpenAPI document describe one API: the same
+    # paths, and no key exactly where the document declares no security.
+    from cryptosmarttrader.handlers.api import PUBLIC_ROUTES, openapi_json
+    from infra.constructs.api import KILLSWITCH_ROUTE, READ_ROUTES
+    from infra.constructs.api import PUBLIC_ROUTES as DEPLOYED_PUBLIC
+
+    paths = json.loads(openapi_json())["paths"]
+    assert set(paths) == {*DEPLOYED_PUBLIC, *READ_ROUTES, KILLSWITCH_ROUTE}
+    assert set(DEPLOYED_PUBLIC) == set(PUBLIC_ROUTES)
+    unsecured = {p for p, ops in paths.items() for op in ops.values() if not op.get("security")}
+    assert unsecured == set(DEPLOYED_PUBLIC)
 
 
 def test_usage_plan_throttles_and_limits_the_key(synthesized: Synthesized) -> None:
@@ -75,11 +166,16 @@ def test_api_role_reads_state_and_writes_only_the_switch_and_audit(
     construct = stack.api.lambda_
     tables = stack.tables
 
+    lake = synthesized.logical_id(stack.lake.bucket)
+
     grants = _grants(synthesized, construct)
 
+    # the lake: listing, and reading the candles (objects under exchange=, for the coin page)
+    # only; no write, and the other prefixes (models, market caps) stay out of reach
     assert grants == {
         **_common(synthesized, construct),
-        synthesized.logical_id(stack.lake.bucket): {"s3:ListBucket"},
+        lake: {"s3:ListBucket"},
+        f"{lake}/exchange=*": {"s3:GetObject"},
         f"param:{synthesized.logical_id(stack.kill_switch.parameter)}": {
             "ssm:DescribeParameters",
             "ssm:GetParameter",

@@ -38,6 +38,9 @@ def test_cli_prices_every_scheduled_function_of_the_stack(synthesized: Synthesiz
     lambdas = {i["item"].split(" ")[0] for i in payload["items"] if i["service"] == "Lambda"}
     assert {"ingest", "scan", "execute", "drift", "health_probe"} <= lambdas
     assert payload["total_usd"] > 0
+    # the web dashboard's distribution is priced (nothing while nobody opens it)
+    (cdn,) = [i for i in payload["items"] if i["service"] == "CloudFront"]
+    assert cdn["item"] == "1 distribution (web dashboard)"
     # the dashboards line is what the template holds: four boards at $3.00
     (boards,) = [i for i in payload["items"] if i["item"] == "dashboards"]
     assert (boards["quantity"], boards["usd"]) == (4, 12.0)
@@ -49,11 +52,12 @@ def test_cli_refuses_a_missing_template_in_one_line(tmp_path: Path) -> None:
     assert "error: cost:" in result.stderr
 
 
-def test_dashboards_switch_off_drops_them_and_their_cost() -> None:
+def test_dashboards_switch_off_drops_them_and_their_cost(synthesized: Synthesized) -> None:
     # Given the stack synthesized with the dashboards switched off in cst:config
     off = synthesized_template({**SKIP_BUNDLING, "cst:config": {"dashboards": False}})
     # Then no dashboard is created, every alarm still is, and the bill loses the $12
     assert off.resources_of_type("AWS::CloudWatch::Dashboard") == {}
-    assert len(off.resources_of_type("AWS::CloudWatch::Alarm")) == 18
+    alarms = synthesized.resources_of_type("AWS::CloudWatch::Alarm")
+    assert set(off.resources_of_type("AWS::CloudWatch::Alarm")) == set(alarms)
     items = {i.item: i.usd for i in estimate(json.loads(off.template_path.read_text())).items}
     assert items["dashboards"] == 0.0

@@ -110,10 +110,15 @@ def test_table_keys_billing_pitr_encryption_and_ttl(synthesized: Synthesized, na
     # When its CloudFormation properties are read
     props = synthesized.resources[table_id]["Properties"]
 
-    # Then the key schema is exactly the contract, all string keys
+    # Then the key schema is exactly the contract, all string keys (index keys included)
     assert [(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]] == expected_keys
+    index_keys = [
+        (k["AttributeName"], k["KeyType"])
+        for index in props.get("GlobalSecondaryIndexes", [])
+        for k in index["KeySchema"]
+    ]
     assert {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]} == {
-        key: "S" for key, _ in expected_keys
+        key: "S" for key, _ in [*expected_keys, *index_keys]
     }
     # and it is on-demand, continuously backed up and encrypted
     assert props["BillingMode"] == "PAY_PER_REQUEST"
@@ -127,6 +132,39 @@ def test_table_keys_billing_pitr_encryption_and_ttl(synthesized: Synthesized, na
             "AttributeName": ttl_attribute,
             "Enabled": True,
         }
+
+
+def test_only_the_orders_table_has_an_index_the_sparse_open_orders_index(
+    synthesized: Synthesized,
+) -> None:
+    # Given the tables of the contract
+    from cryptosmarttrader.adapters.dynamodb_store import OPEN_ORDERS_INDEX, OPEN_PK, OPEN_SK
+    from cryptosmarttrader.adapters.local_aws import table_specs
+    from cryptosmarttrader.settings import AwsResources
+
+    indexes = {
+        name: synthesized.resources[
+            synthesized.logical_id(getattr(synthesized.stack.tables, name))
+        ]["Properties"].get("GlobalSecondaryIndexes", [])
+        for name in TABLE_KEYS
+    }
+    # Then the orders table alone has one, keyed as the adapter writes it, projecting the
+    # whole order (the cycle reads open orders from it without a read per order)
+    assert {name: len(found) for name, found in indexes.items()} == {
+        "idempotency": 0, "orders": 1, "positions": 0, "state": 0,
+    }  # fmt: skip
+    (index,) = indexes["orders"]
+    assert index["IndexName"] == OPEN_ORDERS_INDEX
+    assert [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] == [
+        (OPEN_PK, "HASH"), (OPEN_SK, "RANGE"),
+    ]  # fmt: skip
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+    # and the local tables (embedded moto, `cst local`) have the same index
+    (local,) = [s for s in table_specs(AwsResources()) if s.indexes]
+    assert local.name == AwsResources().orders_table
+    assert [(i.name, i.keys) for i in local.indexes] == [
+        (OPEN_ORDERS_INDEX, ((OPEN_PK, "HASH"), (OPEN_SK, "RANGE")))
+    ]
 
 
 @pytest.mark.parametrize("name", ["orders", "positions", "state"])

@@ -78,6 +78,7 @@ def test_function_environment_is_the_settings_contract(synthesized: Synthesized,
         "CST_DATA_SOURCE",
         "CST_EXCHANGE",
         "CST_STAGE",
+        "CST_ALLOW_REPLAYS",
     }
 
     # Then every resource name the code needs is set, and set to the right resource
@@ -99,7 +100,12 @@ def test_function_environment_is_the_settings_contract(synthesized: Synthesized,
     )
     assert trading.data_source == "ccxt"
     # and the SLIs are published for the configured go-live stage (a valid one)
-    assert DeploymentSettings.model_validate({"stage": env["CST_STAGE"]}).stage == "staging"
+    deployment = DeploymentSettings.model_validate(
+        {"stage": env["CST_STAGE"], "allow_replays": env["CST_ALLOW_REPLAYS"]}
+    )
+    assert deployment.stage == "staging"
+    # and a deployed function trades on its own clock: no replayed instant is honoured
+    assert deployment.allow_replays is False
     # and Powertools is configured
     assert env["POWERTOOLS_SERVICE_NAME"] == SERVICES[name]
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "CryptoSmartTrader"

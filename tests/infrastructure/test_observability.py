@@ -227,3 +227,24 @@ def test_every_custom_metric_in_an_alarm_is_catalogued(synthesized: Synthesized)
         for metric in stats:
             if metric["Namespace"] == mn.NAMESPACE:
                 assert metric["MetricName"] in catalogue
+
+
+def test_a_failed_scheduled_run_and_a_stalled_execution_each_raise_an_alarm(
+    synthesized: Synthesized,
+) -> None:
+    alarms = {n.split("-", 2)[2]: (n, p) for n, p in _alarms(synthesized).items()}
+    # Given the stage's Errors SLI, exactly as the handlers publish it (Stage only)
+    name, errors = alarms["StageErrors"]
+    assert _severity(name) == "warning"
+    assert errors["MetricName"] == "Errors" and errors["Namespace"] == "CryptoSmartTrader"
+    assert errors["Dimensions"] == [{"Name": "Stage", "Value": "staging"}]
+    # Then one failed invocation is enough
+    assert errors["Statistic"] == "Sum" and errors["Threshold"] == 1
+    assert errors["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert errors["EvaluationPeriods"] == 1
+    # And an execution cycle that never completes (no RiskLevel published) alarms too
+    name, stalled = alarms["ExecutionStalled"]
+    assert _severity(name) == "warning"
+    assert stalled["MetricName"] == "RiskLevel"
+    assert stalled["Dimensions"] == [{"Name": "service", "Value": "cst-execution"}]
+    assert stalled["TreatMissingData"] == "breaching"

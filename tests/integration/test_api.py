@@ -199,13 +199,45 @@ REPORT = {
 # --------------------------------------------------------------------------- health
 
 
+def test_liveness_answers_without_a_key_and_reveals_nothing(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given a caller without any API key, and a deployment whose lake bucket is gone
+    aws.s3.delete_bucket(Bucket=AwsResources().lake_bucket)
+    event = api_event("GET", "/health", api_key_id=None)
+
+    # When the public liveness route is called
+    status, body, _ = call(api, event)
+
+    # Then it answers 200 {"status": "ok"}: no dependency is probed, named or described
+    assert (status, body) == (200, {"status": "ok"})
+
+
+def test_the_openapi_document_is_served_by_the_api_without_a_key(api: ModuleType) -> None:
+    status, body, headers = call(api, api_event("GET", "/openapi.json", api_key_id=None))
+
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert body == json.loads(api.openapi_json())
+    assert {"/health", "/openapi.json", "/api/v1/health", "/api/v1/killswitch"} <= set(
+        body["paths"]
+    )
+
+
+def test_the_document_declares_exactly_the_public_routes_without_security(
+    api: ModuleType,
+) -> None:
+    paths = json.loads(api.openapi_json())["paths"]
+    public = {p for p, ops in paths.items() for op in ops.values() if not op.get("security")}
+    assert public == set(api.PUBLIC_ROUTES) == {"/health", "/openapi.json"}
+
+
 def test_health_checks_every_aws_dependency_and_reports_the_exchange_honestly(
     api: ModuleType,
 ) -> None:
     # Given the local AWS resources and the recorded-data source (no exchange in use)
-    event = api_event("GET", "/health", headers={"X-Correlation-Id": "corr-health-1"})
+    event = api_event("GET", "/api/v1/health", headers={"X-Correlation-Id": "corr-health-1"})
 
-    # When /health is called
+    # When the deep health check is called
     status, body, headers = call(api, event)
 
     # Then DynamoDB, S3 and SSM answered and the exchange is reported as unknown, with why
@@ -225,8 +257,8 @@ def test_health_is_503_and_names_the_failed_dependency(api: ModuleType, aws: Aws
     # Given the lake bucket is gone
     aws.s3.delete_bucket(Bucket=AwsResources().lake_bucket)
 
-    # When /health is called
-    status, body, _ = call(api, api_event("GET", "/health"))
+    # When the deep health check is called
+    status, body, _ = call(api, api_event("GET", "/api/v1/health"))
 
     # Then the API says degraded with 503 and which check failed, with the AWS error code
     assert status == 503
@@ -280,7 +312,15 @@ def test_signals_filter_by_action_and_date(api: ModuleType, aws: AwsClients) -> 
 
     assert latest["asof"] == "2024-03-02" and latest["count"] == 0
     assert [s["symbol"] for s in buys["signals"]] == ["SOL", "AVAX"]
-    assert missing == {"asof": "2020-01-01", "count": 0, "signals": []}
+    assert missing == {
+        "asof": "2020-01-01",
+        "count": 0,
+        "signals": [],
+        "model_version": None,
+        "decision_basis": None,
+        "universe": None,
+        "excluded_by_quality": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -301,8 +341,29 @@ def test_malformed_query_is_rejected_with_422(
     assert body["detail"] and all(d["loc"][0] == "query" for d in body["detail"])
 
 
+@pytest.mark.parametrize(
+    ("path", "query", "unknown"),
+    [
+        ("/api/v1/audit", {"limit": "1", "": "null"}, ""),  # a parameter without a name
+        ("/api/v1/signals", {"limt": "5"}, "limt"),  # a typo would silently use the default
+        ("/api/v1/risk", {"verbose": "1"}, "verbose"),  # a route without parameters
+    ],
+)
+def test_an_unknown_query_parameter_is_rejected_with_422(
+    api: ModuleType, path: str, query: dict[str, str], unknown: str
+) -> None:
+    status, body, _ = call(api, api_event("GET", path, query=query))
+
+    assert status == 422
+    assert body["detail"] == [
+        {"loc": ["query", unknown], "msg": "unknown query parameter", "type": "extra_forbidden"}
+    ]
+
+
 def test_unknown_route_is_404(api: ModuleType) -> None:
     assert call(api, api_event("GET", "/api/v1/secrets"))[0] == 404
+    # (with a query string too: no route, so no parameter of it can be unknown)
+    assert call(api, api_event("GET", "/api/v1/secrets", query={"limit": "1"}))[0] == 404
 
 
 # --------------------------------------------------------------------------- positions / risk
@@ -399,14 +460,21 @@ def test_killswitch_on_is_written_audited_and_attributed_to_the_iam_caller(
         aws.ssm.get_parameter(Name=AwsResources().kill_switch_param)["Parameter"]["Value"]
     )
     assert stored["on"] is True and stored["reason"] == "exchange incident: halt trading"
-    # and one audit entry records who, what, when and the request id
-    (entry,) = DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent()
-    assert entry.actor == f"iam:{USER_ARN}"
-    assert entry.action == "killswitch.on"
-    assert entry.request_id == "req-ks-1" and entry.correlation_id == "corr-ks-1"
-    assert entry.details == {"reason": "exchange incident: halt trading", "previous_on": False,
-                             "on": True}  # fmt: skip
-    assert body["audit_id"] == entry.sort_key and entry.sort_key.endswith("#req-ks-1")
+    # and the audit trail holds the request (written before the switch moved), then its outcome,
+    # each with who, what, when and the request id
+    outcome, intent = DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent()
+    assert [intent.action, outcome.action] == ["killswitch.on.requested", "killswitch.on"]
+    for entry in (intent, outcome):
+        assert entry.actor == f"iam:{USER_ARN}"
+        assert entry.request_id == "req-ks-1" and entry.correlation_id == "corr-ks-1"
+        assert entry.sort_key.endswith("#req-ks-1")
+    assert intent.details == {"reason": "exchange incident: halt trading", "previous_on": False,
+                              "requested_on": True}  # fmt: skip
+    assert outcome.details == {"reason": "exchange incident: halt trading", "previous_on": False,
+                               "on": True, "request_audit_id": intent.sort_key}  # fmt: skip
+    assert intent.sort_key < outcome.sort_key
+    assert body["audit_id"] == outcome.sort_key
+    assert body["request_audit_id"] == intent.sort_key
     # and the risk view now shows it
     assert call(api, api_event("GET", "/api/v1/risk"))[1]["kill_switch"]["on"] is True
 
@@ -429,7 +497,63 @@ def test_killswitch_off_with_an_api_key_identity(api: ModuleType, aws: AwsClient
     actions = [
         e.action for e in DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent()
     ]
-    assert actions == ["killswitch.off", "killswitch.on"]
+    assert actions == [
+        "killswitch.off",
+        "killswitch.off.requested",
+        "killswitch.on",
+        "killswitch.on.requested",
+    ]
+
+
+def _switch(aws: AwsClients) -> dict[str, Any]:
+    raw = aws.ssm.get_parameter(Name=AwsResources().kill_switch_param)["Parameter"]["Value"]
+    value: dict[str, Any] = json.loads(raw)
+    return value
+
+
+def test_an_audit_store_failure_leaves_the_switch_untouched(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given the audit trail cannot be written (its table is gone)
+    aws.dynamodb.delete_table(TableName=AwsResources().state_table)
+
+    # When an operator turns the kill-switch on
+    status, body, _ = call(api, api_event("POST", "/api/v1/killswitch", user_arn=USER_ARN,
+                                          body={"on": True, "reason": "audit store down"}))  # fmt: skip
+
+    # Then the call fails with 503 and the switch did not move: no flip is ever unaudited
+    assert status == 503, body
+    assert _switch(aws)["on"] is False
+
+
+def test_a_failed_switch_write_is_audited_as_requested_then_failed(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given SSM refuses the kill-switch write (the API function's own client)
+    from botocore.exceptions import ClientError
+
+    def refuse(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+            "PutParameter",
+        )
+
+    ssm = _common.aws_clients().ssm
+    ssm.meta.events.register("before-call.ssm.PutParameter", refuse)
+    try:
+        # When an operator turns the kill-switch on
+        status, body, _ = call(api, api_event("POST", "/api/v1/killswitch", user_arn=USER_ARN,
+                                              body={"on": True, "reason": "ssm down"},
+                                              request_id="req-ssm"))  # fmt: skip
+    finally:
+        ssm.meta.events.unregister("before-call.ssm.PutParameter", refuse)
+
+    # Then it is a 503, the switch is unchanged, and the trail says requested, then failed
+    assert status == 503, body
+    assert _switch(aws)["on"] is False
+    outcome, intent = DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent()
+    assert [intent.action, outcome.action] == ["killswitch.on.requested", "killswitch.on.failed"]
+    assert outcome.details["error"] == "ClientError" and outcome.request_id == "req-ssm"
 
 
 @pytest.mark.parametrize(
@@ -537,7 +661,7 @@ def test_each_request_counts_toward_the_stage_slis_and_5xx_are_its_errors(
 
     # When it answers a 200, a 404, a 422, a 503 (a dependency fails) and a 500 (a defect)
     statuses = [
-        call(api, api_event("GET", "/health"))[0],
+        call(api, api_event("GET", "/api/v1/health"))[0],
         call(api, api_event("GET", "/api/v1/secrets"))[0],
         call(api, api_event("GET", "/api/v1/signals", query={"limit": "0"}))[0],
     ]
@@ -569,3 +693,39 @@ def test_audit_trail_is_append_only(aws: AwsClients) -> None:
     with pytest.raises(DuplicateAuditEntryError):
         trail.record(actor="b", action="killswitch.off", at=at, request_id="same")
     assert [e.actor for e in trail.recent()] == ["a"]
+
+
+def test_an_outcome_entry_that_cannot_be_written_still_leaves_the_change_audited(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given the audit store accepts the request entry, then fails
+    from botocore.exceptions import ClientError
+
+    audit_puts: list[str] = []
+
+    def second_audit_put_fails(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Item", {}).get("pk", {}).get("S") == "audit":
+            audit_puts.append(params["Item"]["action"]["S"])
+            if len(audit_puts) > 1:
+                raise ClientError(
+                    {"Error": {"Code": "InternalServerError", "Message": "down"}}, "PutItem"
+                )
+
+    ddb = _common.aws_clients().dynamodb
+    ddb.meta.events.register("before-parameter-build.dynamodb.PutItem", second_audit_put_fails)
+    try:
+        status, body, _ = call(api, api_event("POST", "/api/v1/killswitch", user_arn=USER_ARN,
+                                              body={"on": True, "reason": "half audited"}))  # fmt: skip
+    finally:
+        ddb.meta.events.unregister(
+            "before-parameter-build.dynamodb.PutItem", second_audit_put_fails
+        )
+
+    # Then the switch is on and the answer says so, with the request entry as the record
+    assert status == 200, body
+    assert body["kill_switch"]["on"] is True and _switch(aws)["on"] is True
+    assert body["audit_id"] is None
+    (intent,) = DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent()
+    assert intent.action == "killswitch.on.requested"
+    assert body["request_audit_id"] == intent.sort_key
+    assert audit_puts == ["killswitch.on.requested", "killswitch.on"]

@@ -70,13 +70,32 @@ def test_calls_without_the_api_key_are_refused_before_the_handler(
 
 def test_the_bridge_runs_the_lambda_handler_with_correlation_ids(base_url: str) -> None:
     status, headers, body = request(
-        base_url, "GET", "/health", {"x-api-key": API_KEY, "X-Correlation-Id": "corr-http-1"}
+        base_url,
+        "GET",
+        "/api/v1/health",
+        {"x-api-key": API_KEY, "X-Correlation-Id": "corr-http-1"},
     )
 
     assert status == 200
     assert headers["X-Correlation-Id"] == "corr-http-1"
     checks = {c["name"]: c["status"] for c in json.loads(body)["checks"]}
     assert checks == {"dynamodb": "ok", "s3": "ok", "ssm": "ok", "exchange": "unknown"}
+
+
+@pytest.mark.parametrize("path", ["/health", "/openapi.json"])
+def test_the_public_routes_answer_without_a_key(base_url: str, path: str) -> None:
+    status, _, body = request(base_url, "GET", path, {})
+    assert status == 200
+    document = json.loads(body)
+    if path == "/health":
+        assert document == {"status": "ok"}
+    else:
+        assert "/api/v1/killswitch" in document["paths"]
+
+
+def test_the_deep_health_check_needs_the_key(base_url: str) -> None:
+    status, _, body = request(base_url, "GET", "/api/v1/health", {})
+    assert (status, json.loads(body)) == (403, {"message": "Forbidden"})
 
 
 def test_unsigned_kill_switch_call_is_refused_like_api_gateway(base_url: str) -> None:

@@ -454,3 +454,36 @@ def test_most_traded_ranks_listed_pairs_by_quote_volume_from_one_bulk_request() 
     assert top == [BTC]
     assert len([r for r in h.replay.requests if "/ticker/24hr" in r[1]]) == 1
     assert "symbol" not in h.replay.params()  # the bulk form: no per-symbol requests
+
+
+def test_binance_pending_new_acknowledgement_is_an_accepted_order() -> None:
+    # Given Binance's recorded acknowledgement, with the raw status of an accepted order that
+    # is not working yet (ccxt passes unknown raw statuses through unchanged)
+    ack = load("binance", "new_order_btcusdt.json")
+    ack["status"] = "PENDING_NEW"
+    h = harness(ExchangeId.BINANCE, {"/api/v3/order": [ack]})
+
+    # When the order is placed
+    order = h.exchange.create_order(
+        BTC, Side.BUY, OrderType.LIMIT, Quantity.of("0.00085"), Price.of("13500"), OUR_ID
+    )
+
+    # Then the venue holds it: accepted, not rejected
+    assert order.status is OrderStatus.ACCEPTED
+    assert order.exchange_order_id == "16383176297"
+
+
+def test_an_unparseable_acknowledgement_is_state_unknown_not_a_refusal() -> None:
+    # Given an acknowledgement our parser refuses (a status no mapping knows)
+    ack = load("binance", "new_order_btcusdt.json")
+    ack["status"] = "AWAITING_MATCH"  # changed from "NEW"
+    h = harness(ExchangeId.BINANCE, {"/api/v3/order": [ack]})
+
+    # When the order is placed, Then the call's outcome is unknown (reconcile by client id):
+    # the venue answered, so the order may well exist; it is not reported as refused
+    with pytest.raises(OrderStateUnknownError, match="reconcile by client id") as err:
+        h.exchange.create_order(
+            BTC, Side.BUY, OrderType.LIMIT, Quantity.of("0.00085"), Price.of("13500"), OUR_ID
+        )
+    assert "AWAITING_MATCH" in str(err.value)
+    assert len(h.replay.requests) == 1  # never resent

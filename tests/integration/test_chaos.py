@@ -23,6 +23,7 @@ from cryptosmarttrader.services.chaos import (
     control_decisions,
     scenario_database,
     scenario_disk,
+    scenario_execution,
     scenario_load,
     scenario_memory,
     scenario_network,
@@ -184,3 +185,20 @@ def test_cli_rejects_an_unknown_scenario(data_dir: Path) -> None:
     result = CliRunner().invoke(app, ["chaos", "run", "--scenario", "meteor"])
     assert result.exit_code == 2
     assert "unknown scenario" in result.output
+
+
+@pytest.mark.slow
+def test_execution_faults_keep_every_order_exactly_once(lab: LocalChaosLab) -> None:
+    # Given the hourly execution cycle on the lab's moto server over the lake's real timing
+    # When the kill-switch read is throttled, the venue fails a lookup during the kill-switch
+    # sweep, its acknowledgements cannot be parsed, it shows orders only after the grace period,
+    # and an EMERGENCY flatten runs while the CLOSEs wait for their bar
+    result = scenario_execution(lab)
+
+    # Then nothing is lost or doubled: nothing destroyed on an unknown switch, every cancel
+    # sent, no accepted order recorded REJECTED, late fills applied once, one sell per position
+    assert result.passed, result.details
+    assert (result.orders_lost, result.orders_duplicated) == (0, 0)
+    flatten = result.details["flatten_lake_lag"]
+    assert flatten["flattened_per_cycle"][1:] == [0, 0, 0]
+    assert set(flatten["sells"].values()) == {1}

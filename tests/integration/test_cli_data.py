@@ -82,7 +82,9 @@ def test_missing_dir_is_a_one_line_error(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_unreadable_file_is_a_one_line_error_naming_it(data_dir: Path, tmp_path: Path) -> None:
+def test_unreadable_file_is_a_finding_naming_it_and_the_check_goes_on(
+    data_dir: Path, tmp_path: Path
+) -> None:
     # Given a data dir whose only spot file is truncated
     coins = tmp_path / "coingecko_daily" / "coins"
     coins.mkdir(parents=True)
@@ -91,11 +93,20 @@ def test_unreadable_file_is_a_one_line_error_naming_it(data_dir: Path, tmp_path:
     spot.mkdir(parents=True)
     raw = (data_dir / "binance_spot" / "1d" / "BTC_USDT-1d.json").read_bytes()
     (spot / "BTC_USDT-1d.json").write_bytes(raw[:1000])
-    # When checked, then it fails with one line naming the file
-    result = runner.invoke(app, ["check", "--data", str(tmp_path)])
-    assert result.exit_code != 0
-    assert "BTC_USDT-1d.json: malformed or truncated JSON" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    # When checked
+    result = runner.invoke(app, ["check", "--data", str(tmp_path), "--json"])
+    # Then the file is an error finding of its source naming it, and every source is reported
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (finding,) = [f for f in report["findings"] if f["source"] == "binance_spot_1d"]
+    assert finding["code"] == "UNREADABLE" and finding["severity"] == "error"
+    assert finding["symbol"] == "BTC/USDT"
+    assert "malformed or truncated JSON" in finding["reason"]
+    sources = {s["source"]: s for s in report["sources"]}
+    assert sources["coingecko"]["series"] == 1 and sources["binance_spot_1d"]["excluded"] == 1
+    # and the missing folders are findings too, not a stop
+    missing = [f for f in report["findings"] if f["source"] == "binance_spot_4h"]
+    assert missing and "missing folder" in missing[0]["reason"]
 
 
 def test_bad_asof_is_refused(data_dir: Path) -> None:

@@ -26,6 +26,8 @@ def _scan(*args: str, state: Path) -> tuple[int, str, str]:
 def _subset(data_dir: Path, dest: Path, coins: list[str]) -> Path:
     (dest / "coingecko_daily" / "coins").mkdir(parents=True)
     shutil.copy(data_dir / "coingecko_daily" / "coins_metadata.json", dest / "coingecko_daily")
+    # the exchange candles, read in place: the default scan ranks what the paper venue trades
+    (dest / "binance_spot").symlink_to(data_dir / "binance_spot", target_is_directory=True)
     for coin in coins:
         shutil.copy(
             data_dir / "coingecko_daily" / "coins" / f"{coin}.csv",

@@ -1,21 +1,18 @@
-"""Walk-forward evaluation on a small real-data slice: nothing after train-end is fitted on, and
-the JSON contract of `cst evaluate`."""
+"""The calibrated-ensemble walk-forward (``services/evaluate.py``, the legacy stacked ensemble
+that ``cst evaluate --save-model`` bundles no longer produce): nothing after train-end is fitted
+on. `cst evaluate` itself is tested in ``test_skill_evaluation.py``."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.xgb_predictor import XgbTrainer
-from cryptosmarttrader.cli.evaluate import app as evaluate_app
 from cryptosmarttrader.domain.features import FEATURE_COLUMNS
 from cryptosmarttrader.services.evaluate import EvaluationConfig, evaluate
 
@@ -80,41 +77,3 @@ def test_data_after_train_end_never_changes_the_fitted_models(data_dir: Path) ->
         assert a.fit_rows == b.fit_rows > 0
     # And the reported test results do change (the future really was different)
     assert honest.summary["baselines"] != altered.summary["baselines"]
-
-
-def test_cli_json_has_the_contract(data_dir: Path, tmp_path: Path) -> None:
-    # Given the CLI mounted as `cst evaluate`, on the full universe, a short reported period
-    root = typer.Typer()
-    root.add_typer(evaluate_app, name="evaluate")
-    report = tmp_path / "report.html"
-    result = CliRunner().invoke(
-        root,
-        [
-            "evaluate", "--data", str(data_dir), "--train-end", "2017-06-30",
-            "--start", "2017-07-15", "--end", "2017-09-30", "--horizon-days", "60",
-            "--top-k", "5", "--step-days", "28", "--first-decision", "2015-01-01", "--fold-days", "56", "--json", "--report", str(report),
-        ],
-    )  # fmt: skip
-    # Then it succeeds and the JSON carries every required figure
-    assert result.exit_code == 0, result.output
-    out = json.loads(result.stdout)
-    for key in ("precision_at_k", "lift", "base_rate", "auc", "brier", "ece"):
-        assert set(out[key]) == {"gain_100", "gain_500"}
-    for name in ("btc_buy_hold", "equal_weight", "momentum_90d"):
-        assert {"total_return", "max_drawdown", "sharpe"} <= set(out["baselines"][name])
-    assert {"total_return", "max_drawdown", "sharpe"} <= set(out["portfolio"]["top_k"])
-    assert "survivorship" in out["data"]["survivorship_bias"].lower()
-    assert 0 <= out["base_rate"]["gain_100"] <= 1
-    assert "<html" in report.read_text(encoding="utf-8").lower()
-
-
-def test_cli_refuses_a_start_inside_the_training_period(data_dir: Path) -> None:
-    root = typer.Typer()
-    root.add_typer(evaluate_app, name="evaluate")
-    result = CliRunner().invoke(
-        root,
-        ["evaluate", "--data", str(data_dir), "--train-end", "2020-01-01",
-         "--start", "2019-06-01", "--end", "2019-12-31"],
-    )  # fmt: skip
-    assert result.exit_code == 2
-    assert "embargo" in result.output

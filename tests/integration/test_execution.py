@@ -221,10 +221,15 @@ def test_timeout_before_the_venue_saw_the_order_expires_it_without_resending(
 
     service = rig.service(LostRequest(rig.paper))
     result = service.submit(_intent(price), equity=EQUITY, quote=quote)
-    # Then it stays SUBMITTED until the grace period has passed, then EXPIRED, never resent
+    # Then it stays SUBMITTED (a venue may show an order late: it is looked up again at
+    # growing intervals, never resent) and is EXPIRED only after the absent horizon
     assert result.status == OrderStatus.SUBMITTED.value
     assert service.reconcile()["expired"] == 0
     rig.clock.advance(timedelta(minutes=3))
+    assert service.reconcile()["expired"] == 0
+    (order,) = rig.orders()
+    assert order["status"] == OrderStatus.SUBMITTED.value and order["absent_lookups"] == 1
+    rig.clock.advance(service.absent_horizon)
     assert service.reconcile()["expired"] == 1
     (order,) = rig.orders()
     assert order["status"] == OrderStatus.EXPIRED.value
@@ -430,3 +435,76 @@ def test_symbol_without_real_bars_is_rejected_by_the_paper_venue(
     (order,) = rig.orders()
     assert order["status"] == OrderStatus.REJECTED.value
     assert "NOPE/USDT" in str(order["reject_reason"])
+
+
+def _sell_record(coid: str, qty: str, status: str = "NEW") -> dict[str, object]:
+    return {
+        "client_order_id": coid, "symbol": "BTC/USDT", "side": "sell", "intent": "reduce",
+        "order_type": "market", "quantity": Decimal(qty), "reference_price": Decimal("30000"),
+        "strategy": "other-worker", "signal_bar_ms": 1_652_140_800_000, "status": status,
+        "mode": "paper", "created_at": NOW.isoformat(),
+    }  # fmt: skip
+
+
+def _hold(rig: Rig, qty: str) -> None:
+    res = rig.clients.resources
+    DynamoPositionStore(res.positions_table, rig.clients.dynamodb).upsert(
+        {"symbol": "BTC/USDT", "quantity": Decimal(qty), "cost": Decimal(qty) * 30000,
+         "notional": Decimal(qty) * 30000}, None,
+    )  # fmt: skip
+
+
+def test_a_sell_recorded_beyond_the_holding_is_cut_at_dispatch_and_alarmed(rig: Rig) -> None:
+    # Given 0.03 BTC held and a sell of 0.05 recorded by another worker (not RiskGuard-checked)
+    _hold(rig, "0.03")
+    res = rig.clients.resources
+    orders = DynamoOrderStore(res.orders_table, rig.clients.dynamodb)
+    assert orders.put_new(_sell_record("a" * 32, "0.05"))
+
+    # When the execution service sends it
+    rig.service().reconcile()
+
+    # Then only what is held was sold, the position is flat, not short, and the cut is counted
+    order = orders.get("a" * 32)
+    assert order is not None and Decimal(str(order["quantity"])) == Decimal("0.03")
+    assert Decimal(str(rig.position()["quantity"])) == 0  # type: ignore[index]
+    assert rig.metrics.total("OversellRefused") == 1
+
+
+def test_a_sell_with_everything_held_already_being_sold_is_refused(rig: Rig) -> None:
+    # Given 0.03 BTC held, a sell of all of it at the venue, and another sell recorded
+    _hold(rig, "0.03")
+    res = rig.clients.resources
+    orders = DynamoOrderStore(res.orders_table, rig.clients.dynamodb)
+    assert orders.put_new(_sell_record("b" * 32, "0.03", status="ACCEPTED"))
+    assert orders.put_new(_sell_record("c" * 32, "0.02"))
+
+    # When the execution service reconciles (the venue does not know the first one)
+    rig.service().reconcile()
+
+    # Then the second sell is refused with its reason and never reaches the venue
+    order = orders.get("c" * 32)
+    assert order is not None and order["status"] == OrderStatus.CANCELED.value
+    assert "oversell refused" in str(order["cancel_reason"])
+    assert rig.paper.create_calls == 0
+    assert rig.metrics.total("OversellRefused") == 1
+
+
+def test_a_sell_fill_beyond_the_holding_never_books_a_short(rig: Rig) -> None:
+    # Given 0.03 BTC held and a venue reporting a sell of 0.05 filled
+    _hold(rig, "0.03")
+    fill = {**_sell_record("d" * 32, "0.05", status="FILLED"), "filled": Decimal("0.05"),
+            "average_price": Decimal("30000")}  # fmt: skip
+
+    # When the fill is applied (twice: a replay of the same answer)
+    service = rig.service()
+    assert service._apply_fill_to_position(fill)
+    assert not service._apply_fill_to_position(fill)
+
+    # Then the position stops at zero, the excess is kept with its reason, and it is alarmed once
+    position = rig.position()
+    assert position is not None
+    assert Decimal(str(position["quantity"])) == 0
+    assert Decimal(str(position["oversold"])) == Decimal("0.02")
+    assert "d" * 32 in str(position["oversold_reason"])
+    assert rig.metrics.total("OversellRefused") == 1

@@ -47,6 +47,7 @@ def deployed(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsCli
         "AWS_REGION": "us-east-1",
         "CST_DATA_SOURCE": "ccxt",
         "CST_EXCHANGE": "binance",
+        "CST_ALLOW_REPLAYS": "true",  # the cycles below replay instants over 2021 lake data
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

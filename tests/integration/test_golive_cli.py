@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,97 @@ def test_manual_rollback_records_the_reason(runner: CliRunner, tmp_path: Path) -
     assert "ManualRollback: fills drift" in report["run"]["reason"]
     assert report["live_version"]["version"] == "v1"
     assert report["transitions"][-1]["from_stage"] == "production"
+
+
+def test_start_with_the_design_durations_returns_at_once_and_blocks_nothing(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in {"AWS_ENDPOINT_URL"}}
+    env.pop("CST_GOLIVE_STATE_MACHINE_ARN", None)
+    cst = [sys.executable, "-c", "from cryptosmarttrader.cli import app; app()"]
+    state = ["--state-dir", str(tmp_path)]
+    # When go-live starts with its defaults (staging 7 days, canary 72 hours)
+    started = subprocess.run(
+        [*cst, "golive", "start", "--version", "v2", "--previous-version", "v1",
+         "--run-id", "bg-run", "--json", *state],
+        capture_output=True, text=True, timeout=180, env=env, check=False,
+    )  # fmt: skip
+    # Then it returns at once with the run id, staging running and the gate due in 7 days
+    assert started.returncode == 0, started.stderr
+    report = json.loads(started.stdout)
+    assert report["run"]["run_id"] == "bg-run"
+    assert (report["run"]["status"], report["run"]["stage"]) == ("RUNNING", "staging")
+    assert report["run"]["params"]["staging_seconds"] == 7 * 24 * 3600
+    assert report["run"]["params"]["canary_seconds"] == 72 * 3600
+    step = report["next_step"]
+    due = datetime.fromisoformat(step["due_at"])
+    assert step["step"] == "staging SLO gate"
+    assert timedelta(days=6, hours=23) < due - datetime.now(UTC) <= timedelta(days=7)
+    # And other commands run meanwhile (no process holds the state lock)
+    switch = subprocess.run(
+        [*cst, "killswitch", "status", "--json", *state],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert switch.returncode == 0, switch.stderr
+
+
+def test_status_runs_each_step_once_it_is_due(runner: CliRunner, tmp_path: Path) -> None:
+    import time_machine
+
+    state = ["--state-dir", str(tmp_path)]
+    started = runner.invoke(
+        app, ["golive", "start", "--version", "v2", "--previous-version", "v1",
+              "--run-id", "due-run", "--json", *state],
+    )  # fmt: skip
+    assert started.exit_code == 0, started.output
+    # Given a day later: the staging gate is not due yet
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=1), tick=True):
+        early = json.loads(runner.invoke(app, ["golive", "status", "--json", *state]).stdout)
+    assert early["run"]["stage"] == "staging" and early["slo_evaluations"] == []
+    assert early["next_step"]["step"] == "staging SLO gate"
+    # When `status` runs after the 7 days of staging
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=7, minutes=1), tick=True):
+        late = json.loads(runner.invoke(app, ["golive", "status", "--json", *state]).stdout)
+    # Then the gate ran (here on no measured data: it fails closed and rolls back)
+    assert [e["stage"] for e in late["slo_evaluations"]] == ["staging"]
+    assert late["run"]["status"] == "ROLLED_BACK"
+    assert "StagingSloBreach" in late["run"]["reason"] and "no data" in late["run"]["reason"]
+    assert late["next_step"] is None
+
+
+def test_start_against_a_deployed_stack_starts_its_state_machine(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        machine = sfn.create_state_machine(
+            name="GoLive",
+            definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        monkeypatch.setenv("CST_GOLIVE_STATE_MACHINE_ARN", machine)
+        result = runner.invoke(
+            app, ["golive", "start", "--version", "v2", "--previous-version", "v1",
+                  "--run-id", "deployed-run", "--json"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["execution_arn"].endswith(":execution:GoLive:deployed-run")
+        described = sfn.describe_execution(executionArn=report["execution_arn"])
+        sent = json.loads(described["input"])
+        assert sent["version"] == "v2" and sent["staging_seconds"] == 7 * 24 * 3600
+        assert "run_id" not in sent  # the machine's run id is its execution name

@@ -90,11 +90,13 @@ def test_a_truncated_candle_file_is_named_and_nothing_of_it_is_written(
         ["--data", str(tmp_path / "data"), "--timeframe", "1d", "--symbols",
          "ETH/USDT,SOL/USDT", "--state-dir", str(state), "--json"],
     )  # fmt: skip
-    # Then the run exits non-zero, naming the file; SOL/USDT is in the lake, ETH/USDT is not
+    # Then the run exits non-zero, naming the file; SOL/USDT is in the lake, ETH/USDT is not:
+    # a damaged file is a quality rejection (stored with its code), not an exchange error
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     by_symbol = {o["symbol"]: o for o in report["symbols"]}
-    assert by_symbol["ETH/USDT"]["status"] == "exchange_error"
+    assert by_symbol["ETH/USDT"]["status"] == "rejected"
+    assert by_symbol["ETH/USDT"]["rejected_codes"] == {"UNREADABLE": 1}
     assert "ETH_USDT-1d.json" in by_symbol["ETH/USDT"]["reason"]
     assert by_symbol["ETH/USDT"]["ingested"] == 0
     assert by_symbol["SOL/USDT"]["ingested"] > 0

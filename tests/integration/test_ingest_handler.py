@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import time_machine
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
@@ -78,14 +79,16 @@ def test_scheduled_event_ingests_recorded_candles(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Given the recorded Binance data and a scheduled event for two daily pairs
+    # Given the recorded Binance data and a scheduled event for two daily pairs, on a clock
+    # moved to just after the recording ends (a new series starts 1000 bars back, as live)
     monkeypatch.setenv("CST_DATA_DIR", str(data_dir))
     module = load_handler()
     event = scheduled_event(
         {"exchange": "binance", "timeframe": "1d", "symbols": ["ETH/USDT", "SOL/USDT"]}
     )
     # When the handler runs
-    result = module.handler(event, LambdaContextStub())
+    with time_machine.travel(datetime(2022, 10, 12, 0, 5, tzinfo=UTC), tick=True):
+        result = module.handler(event, LambdaContextStub())
     # Then both series are in the lake, watermarked, and the run is logged and measured
     assert result["status"] == "ok"
     report = result["report"]
@@ -148,11 +151,13 @@ def test_recorded_source_refuses_other_exchanges(env: AwsClients) -> None:
         "symbols": ["BTC/USD"],
         "correlation_id": "manual-1",
     }
-    result = module.handler(event, LambdaContextStub())
-    assert result == {
-        "status": "rejected",
-        "error": "CST_DATA_SOURCE=recorded replays binance spot candles only, not kraken",
-    }
+    # a deployment that cannot serve its schedule fails the invocation (counted, alarmed,
+    # retried by Lambda), naming why, before anything is written
+    with pytest.raises(_common.ScheduledRunError) as failed:
+        module.handler(event, LambdaContextStub())
+    assert "CST_DATA_SOURCE=recorded replays binance spot candles only, not kraken" in str(
+        failed.value
+    )
     assert env.dynamodb.scan(TableName=env.resources.state_table)["Items"] == []
 
 

@@ -60,8 +60,10 @@ def test_level_command_records_the_human_and_rejects_bad_levels() -> None:
     assert _status()["risk_level"]["level"] == "SHUTDOWN"
     bad = runner.invoke(app, ["level", "--to", "panic", "--reason", "x", "--actor", "bob"])
     assert bad.exit_code == 2 and "NORMAL" in bad.output
+    # setting the level that holds is idempotent: nothing recorded, the first reason stays
     same = runner.invoke(app, ["level", "--to", "SHUTDOWN", "--reason", "x", "--actor", "bob"])
-    assert same.exit_code == 2 and "already SHUTDOWN" in same.output
+    assert same.exit_code == 0 and "already SHUTDOWN" in same.output
+    assert _status()["risk_level"]["reason"] == "drill"
     back = runner.invoke(app, ["level", "--to", "DEFENSIVE", "--reason", "done", "--actor", "bob"])
     assert back.exit_code == 0
     assert _status()["risk_level"]["reason"] == "done"

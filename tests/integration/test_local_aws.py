@@ -141,6 +141,9 @@ def test_endpoint_mode_only_ensures_resources_on_a_moto_server(
         with embedded_aws(tmp_path, AwsResources()) as aws:
             got = DynamoStateStore("cst-state", aws.dynamodb).get("wm", "k")
     finally:
+        from cryptosmarttrader.adapters.local_deploy import reset_moto_backends
+
+        reset_moto_backends(port)  # moto's backends are per process: leave nothing behind
         server.stop()
     # Then the server kept the state (no local snapshot is involved)
     assert got == {"ts": 1}

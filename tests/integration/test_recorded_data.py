@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,22 +38,19 @@ def copy_coins(data_dir: Path, dest: Path, coins: tuple[str, ...] = SAMPLE_COINS
     return dest
 
 
-def test_daily_universe_covers_every_coin_fast_and_in_schema(
+def test_daily_universe_covers_every_coin_in_schema(
     market: RecordedMarketData,
 ) -> None:
     # Given the full CoinGecko set (cold cache)
     fresh = RecordedMarketData(market.data_dir)
-    # When a 200-day universe is read
-    started = time.perf_counter()
+    # When a 200-day universe is read (its speed is measured by bench/bench_scan.py, not here)
     frame = fresh.daily_universe(datetime(2023, 12, 31, tzinfo=UTC), 200)
-    elapsed = time.perf_counter() - started
-    # Then every coin with data in the window is there, in schema, inside the window, fast
+    # Then every coin with data in the window is there, in schema, inside the window
     assert frame.schema == pl.Schema(DAILY_SCHEMA)
     assert frame["symbol"].n_unique() == 572
     asof_ms = ms_from_utc(datetime(2023, 12, 31, tzinfo=UTC))
     assert frame["ts"].max() == asof_ms
     assert frame["ts"].min() > asof_ms - 200 * DAY_MS
-    assert elapsed < 2.0
     assert frame.equals(frame.sort("symbol", "ts"))
 
 

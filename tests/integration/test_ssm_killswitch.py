@@ -157,3 +157,32 @@ def test_recovers_once_the_parameter_is_fixed(aws: AwsClients, clock: FixedClock
     clock.advance(timedelta(seconds=5))
     # Then trading is allowed again
     assert switch.is_on() is False
+
+
+def test_a_failed_or_malformed_read_is_on_but_not_known(aws: AwsClients, clock: FixedClock) -> None:
+    from botocore.exceptions import ClientError
+
+    def throttled(**_kwargs: object) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetParameter"
+        )
+
+    # Given a readable switch: known
+    switch = SsmKillSwitch(PARAM, aws.ssm, clock, cache_seconds=0)
+    assert switch.status().known is True
+    # When the read is throttled, Then it fails closed (on) and says it does not know
+    aws.ssm.meta.events.register("before-call.ssm.GetParameter", throttled)
+    try:
+        status = switch.status()
+    finally:
+        aws.ssm.meta.events.unregister("before-call.ssm.GetParameter", throttled)
+    assert (status.on, status.known) == (True, False)
+    assert "ThrottlingException" in status.reason
+    # and a malformed value is on and not known either
+    _write_raw(aws, '{"on": "false"}')
+    assert (switch.status().on, switch.status().known) == (True, False)
+    # while a switch read as ON is known, and "known" is never stored
+    written = switch.set(True, "drill", "ops")
+    assert (switch.status().on, switch.status().known, written.known) == (True, True, True)
+    stored = json.loads(aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Value"])
+    assert "known" not in stored

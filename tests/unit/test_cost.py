@@ -122,3 +122,27 @@ def test_ingest_metrics_multiply_by_the_scheduled_exchanges_and_timeframes() -> 
     # and event-only metrics (rejections, errors) are not billed at idle
     assert "CandlesRejected" not in metrics
     assert "ExchangeErrors" not in metrics
+
+
+def test_the_web_dashboard_is_priced_cloudfront_and_its_bucket() -> None:
+    # Given a template with the dashboard's distribution and its site and log buckets
+    template = {
+        "Resources": {
+            "WebDistribution": {"Type": "AWS::CloudFront::Distribution", "Properties": {}},
+            "WebSiteBucket": {"Type": "AWS::S3::Bucket", "Properties": {}},
+            "WebLogsBucket": {"Type": "AWS::S3::Bucket", "Properties": {}},
+        }
+    }
+    result = cost.estimate(template)
+    # Then CloudFront has its own line: no request at idle, so nothing billed, and the price
+    # per request and per GB is named for when the dashboard is used
+    (cdn,) = [i for i in result.items if i.service == "CloudFront"]
+    assert cdn.item == "1 distribution (web dashboard)"
+    assert cdn.usd == 0.0
+    assert "per 10,000 HTTPS requests" in cdn.basis and "per GB" in cdn.basis
+    # and the S3 line counts the dashboard's files (two builds kept) beside the lake
+    (s3,) = [i for i in result.items if i.service == "S3"]
+    assert "dashboard" in s3.item
+    assert s3.usd == pytest.approx((cost.LAKE_GB + cost.SITE_GB) * 0.023)
+    # and without a distribution there is no CloudFront line at all
+    assert not [i for i in cost.estimate({"Resources": {}}).items if i.service == "CloudFront"]

@@ -267,3 +267,73 @@ def test_bad_input_is_refused() -> None:
         check_ohlcv(ohlcv([(1.0, 1.0, 1.0, 1.0)]), "7m", T0)
     with pytest.raises(ValueError, match="min_bars"):
         QualityConfig(min_bars=0)
+
+
+@pytest.mark.parametrize("column", ["close", "volume"])
+@pytest.mark.parametrize("bad", [math.inf, -math.inf])
+def test_infinite_price_or_volume_excludes_the_series(column: str, bad: float) -> None:
+    # Given one infinite value (a damaged file: inf passes "> 0" and "not NaN")
+    frame = daily("a", RISING).with_columns(
+        pl.when(pl.int_range(pl.len()) == 6).then(bad).otherwise(pl.col(column)).alias(column)
+    )
+    result = check_daily(frame, asof_of(frame), SMALL)
+    # Then the whole series is excluded with the reason, never ranked on
+    assert codes(result)["NON_FINITE"] == ("error", 1)
+    assert "NON_FINITE" in result.excluded["a"]
+    assert result.clean.height == 0
+    reason = next(f.reason for f in result.findings if f.code is QualityCode.NON_FINITE)
+    assert "infinite" in reason
+
+
+@pytest.mark.parametrize("column", ["open", "high", "low", "volume"])
+def test_infinite_candle_value_is_an_error(column: str) -> None:
+    frame = ohlcv([(10.0, 11.0, 9.0, 10.5)] * 5).with_columns(
+        pl.when(pl.int_range(pl.len()) == 2).then(math.inf).otherwise(pl.col(column)).alias(column)
+    )
+    result = check_ohlcv(frame, "1h", asof_of(frame), SMALL)
+    assert codes(result, "X/USDT")["NON_FINITE"] == ("error", 1)
+
+
+def test_a_far_off_grid_snapshot_is_a_warning_not_silent_info() -> None:
+    # Given a daily snapshot taken 17 hours after its day's grid point (uma, 2020-04-29)
+    ts = [T0 + i * DAY_MS for i in range(10)]
+    ts[4] += 17 * H
+    frame = daily("a", RISING, ts=ts)
+    result = check_daily(frame, asof_of(frame), SMALL)
+    # Then it is reported as a warning with the offset, and left unchanged
+    assert codes(result) == {"MISALIGNED": ("warning", 1)}
+    assert "17:00" in next(f.reason for f in result.findings)
+    assert result.clean["ts"].to_list() == ts
+
+
+@pytest.mark.parametrize("offset", [30 * 60_000, 1, 5 * 60_000])
+def test_off_grid_exchange_candles_are_an_error(offset: int) -> None:
+    # Given hourly candles shifted by 30 minutes (a timezone error), or by any amount
+    frame = ohlcv([(10.0, 11.0, 9.0, 10.0 + i / 10) for i in range(5)])
+    frame = frame.with_columns(ts=pl.col("ts") + offset)
+    result = check_ohlcv(frame, "1h", asof_of(frame), SMALL)
+    # Then exchange candles, which open exactly on the grid, are rejected with the reason
+    assert codes(result, "X/USDT") == {"MISALIGNED": ("error", 5)}
+    assert result.excluded == {"X/USDT": ["MISALIGNED"]}
+    assert "off the 1h grid" in result.findings[0].reason
+
+
+def test_rows_out_of_time_order_are_reported() -> None:
+    # Given rows whose order in the source is not time order (two swapped rows)
+    frame = daily("a", RISING)
+    swapped = pl.concat([frame[:3], frame[4:5], frame[3:4], frame[5:]])
+    result = check_daily(swapped, asof_of(frame), SMALL)
+    # Then a finding says so (the values are intact: a warning), rows are returned in time order
+    assert codes(result) == {"UNORDERED": ("warning", 1)}
+    assert result.clean["ts"].to_list() == frame["ts"].to_list()
+
+
+@pytest.mark.parametrize("bad_ts", [1_600_000_000, -DAY_MS, 10**17])
+def test_implausible_timestamps_are_an_error(bad_ts: int) -> None:
+    # Given a timestamp in seconds instead of ms (1970), negative, or beyond year 2100
+    ts = [T0 + i * DAY_MS for i in range(10)]
+    ts[0] = bad_ts
+    frame = daily("a", RISING, ts=ts)
+    result = check_daily(frame, T0 + 9 * DAY_MS, SMALL)
+    assert codes(result)["BAD_TIMESTAMP"][0] == "error"
+    assert "BAD_TIMESTAMP" in result.excluded["a"]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cryptosmarttrader.domain.orders import Intent, OrderIntent
+from cryptosmarttrader.domain.orders import Holding, Intent, OrderIntent
 from cryptosmarttrader.domain.portfolio import PortfolioExposure
 from cryptosmarttrader.domain.risk import (
     MarketQuote,
@@ -101,12 +101,54 @@ def test_missing_equity_rejects_entries() -> None:
     assert _eval(_intent("1"), equity=None).rule == "equity"
 
 
+def _sell(qty: str, holding: Holding | None, level: RiskLevel = RiskLevel.NORMAL) -> RiskVerdict:
+    return RiskGuard().evaluate(
+        _intent(qty, side=Side.SELL),
+        equity=EQUITY,
+        level=level,
+        kill_switch_on=False,
+        kill_switch_reason="",
+        exposure=PortfolioExposure({"ETH/USDT": Decimal("100")}),
+        quote=QUOTE,
+        now=NOW,
+        holding=holding,
+    )
+
+
 def test_sell_without_a_position_is_rejected_and_with_one_is_allowed_at_emergency() -> None:
-    assert _eval(_intent("1", side=Side.SELL)).rule == "no_position"
-    held = PortfolioExposure({"ETH/USDT": Decimal("100")})
-    v = _eval(_intent("1", side=Side.SELL), held, level=RiskLevel.EMERGENCY)
-    assert v.approved
-    assert _eval(_intent("1", side=Side.SELL), held, level=RiskLevel.SHUTDOWN).rule == "risk_level"
+    assert _sell("1", Holding(Decimal(0))).rule == "no_position"
+    # notional held is not enough: without the holding the sell cannot be capped, so refused
+    assert _sell("1", None).rule == "no_position"
+    v = _sell("1", Holding(Decimal("1")), level=RiskLevel.EMERGENCY)
+    assert v.approved and v.rule == "ok"
+    assert _sell("1", Holding(Decimal("1")), level=RiskLevel.SHUTDOWN).rule == "risk_level"
+
+
+def test_sells_are_capped_at_held_minus_open_sells() -> None:
+    # Given 5 held with 3 already being sold
+    holding = Holding(Decimal("5"), Decimal("3"))
+    # When a close of all 5 is evaluated, Then it is reduced to the 2 left, naming the rule
+    v = _sell("5", holding)
+    assert (v.approved, v.rule, v.quantity) == (True, "sell_cap", Quantity.of("2"))
+    # and once everything held is being sold, another sell is refused
+    refused = _sell("1", Holding(Decimal("5"), Decimal("5")))
+    assert (refused.approved, refused.rule) == (False, "sell_cap")
+    assert "already being sold" in refused.reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    held=st.decimals(min_value=0, max_value=1000, places=4),
+    open_sells=st.decimals(min_value=0, max_value=1000, places=4),
+    qty=st.decimals(min_value="0.0001", max_value=1000, places=4),
+)
+def test_no_approved_sell_exceeds_what_is_left_to_sell(
+    held: Decimal, open_sells: Decimal, qty: Decimal
+) -> None:
+    v = _sell(str(qty), Holding(held, open_sells))
+    if v.approved:
+        assert v.quantity is not None
+        assert 0 < v.quantity.value <= held - open_sells
 
 
 # --------------------------------------------------------------------------- property

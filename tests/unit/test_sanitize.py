@@ -185,3 +185,105 @@ def test_powertools_logger_with_the_sanitizing_serializer_prints_no_secret() -> 
         assert secret not in line
     assert parsed["request"] == {"apiKey": REDACTED}
     assert "RuntimeError" in parsed["exception"]
+
+
+KRAKEN_SECRET = (
+    "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
+)
+SESSION_TOKEN = (
+    "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQDx3x9Yk2bQ+7mZ8vB1xq0V3n6Xk1oQ"
+    "bVd0sZcM5ZtV2QIgQm1n8WjvH0Q0o6S3l1x7yYk0e8wXH2bqQ5m6b7bWb4QqmQIIg///////////ARAAGgw"
+)
+MORE_LEAKS = [
+    # credentials in URLs: no TLD, '$' in the password, a port, a bare host
+    ("redis connect failed: redis://admin:hunter2secret@cache:6379/0", ["hunter2secret"]),
+    ("GET http://trader:Pa$$w0rd-9@localhost:8080/api timed out", ["Pa$$w0rd-9", "$$w0rd"]),
+    (
+        "sqlalchemy: postgresql://cst:x$Y7!kq@db.internal.example.com:5432/cst refused",
+        ["x$Y7!kq", "$Y7"],
+    ),
+    # JSON quoted inside JSON (a ccxt body inside a log record's message)
+    (
+        '{"message": "order failed", "body": "{\\"apiKey\\": \\"' + API_KEY + '\\", '
+        '\\"secret\\": \\"s3cr3tvalue\\"}"}',
+        [API_KEY, "s3cr3tvalue"],
+    ),
+    (
+        '"{\\\\\\"signature\\\\\\": \\\\\\"' + SIGNATURE + '\\\\\\"}"',  # escaped twice
+        [SIGNATURE],
+    ),
+    # AWS secret keys and session tokens in free text
+    (f"using aws keys {AWS_KEY_ID} {AWS_SECRET} for upload", [AWS_SECRET, AWS_KEY_ID]),
+    (f"credentials expired ({SESSION_TOKEN})", [SESSION_TOKEN, SESSION_TOKEN[:40]]),
+    ("rotated to a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0 today", ["a1B2c3D4e5F6g7H8i9J0"]),
+    # a Kraken API secret (base64 of 64 bytes) pasted anywhere
+    (f"kraken secret {KRAKEN_SECRET} rejected", [KRAKEN_SECRET, KRAKEN_SECRET[:40]]),
+    # provider tokens by their prefixes
+    ("push with ghp_1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7q8R", ["ghp_1a2B3c4D5e6F7g8H9i0J"]),
+    ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz012345", ["github_pat_11ABCDEF"]),
+    ("slack xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx failed", ["xoxb-1234567890"]),
+    ("stripe key sk_live_51H8abcDEFghiJKLmnoPQRstuVWX rejected", ["sk_live_51H8abcDEF"]),
+    # key/value pairs given as tuples (requests' header lists, params lists)
+    (f"params=[('symbol', 'BTCUSDT'), ('signature', '{SIGNATURE}')]", [SIGNATURE]),
+    (f'headers [("X-MBX-APIKEY", "{API_KEY}")]', [API_KEY]),
+]
+
+
+@pytest.mark.parametrize(("leak", "secrets"), MORE_LEAKS)
+def test_more_real_looking_leaks_are_masked(leak: str, secrets: list[str]) -> None:
+    clean = sanitize_text(leak)
+    for secret in secrets:
+        assert secret not in clean, clean
+    assert "[REDACTED" in clean
+
+
+def test_url_credentials_keep_the_rest_of_the_url() -> None:
+    clean = sanitize_text("GET http://trader:Pa$$w0rd-9@localhost:8080/api timed out")
+    assert clean == f"GET http://trader:{REDACTED}@localhost:8080/api timed out"
+
+
+def test_params_in_tuples_keep_the_harmless_ones() -> None:
+    clean = sanitize_text(f"params=[('symbol', 'BTCUSDT'), ('signature', '{SIGNATURE}')]")
+    assert clean == f"params=[('symbol', 'BTCUSDT'), ('signature', '{REDACTED}')]"
+
+
+def test_structured_key_value_tuples_are_masked_by_key() -> None:
+    # Given headers and params as lists of (key, value) tuples, as requests and ccxt pass them
+    record = {
+        "headers": [("X-MBX-APIKEY", API_KEY), ("Accept", "application/json")],
+        "params": (("symbol", "BTCUSDT"), ("signature", SIGNATURE), ("recvWindow", 5000)),
+    }
+    clean = sanitize(record)
+    assert clean == {
+        "headers": [["X-MBX-APIKEY", REDACTED], ["Accept", "application/json"]],
+        "params": [["symbol", "BTCUSDT"], ["signature", REDACTED], ["recvWindow", 5000]],
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "decision 3b0f5a2c9d6e4f1a8b7c0d9e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a recorded",
+        "commit 9fceb02d0ae598e95dc970b74767f19372d61af8 deployed",
+        "the 9f2c4a1be0d34c6f8a7b5e3d2c1f0a9b order, symbol cUSDC excluded (Compound cToken)",
+        "https://api.binance.com/api/v3/klines?symbol=BTCUSDT&interval=1h&limit=1000",
+        "BTC/USDT 1h bars rejected: NAN: 1 of 48 bars have a NaN or missing price",
+        "s3://cst-lake/exchange=binance/timeframe=1h/symbol=BTC_USDT/date=2021-01-05/x.parquet",
+        "skipped: sk_test is not configured",  # a word, not a token
+    ],
+)
+def test_more_ordinary_text_is_unchanged(text: str) -> None:
+    assert sanitize_text(text) == text
+
+
+def test_non_finite_numbers_in_a_log_record_keep_the_line_strict_json() -> None:
+    line = sanitized_json({"message": "equity unknown", "equity": float("nan"), "x": float("inf")})
+
+    def refuse(token: str) -> object:
+        raise ValueError(token)
+
+    assert json.loads(line, parse_constant=refuse) == {
+        "message": "equity unknown",
+        "equity": None,
+        "x": None,
+    }

@@ -1,5 +1,7 @@
 """Technical agent and ranking on tiny hand-written series with known answers."""
 
+import math
+
 import polars as pl
 import pytest
 
@@ -71,6 +73,24 @@ def test_gap_in_momentum_window_abstains_rather_than_guessing() -> None:
     assert "gap" in votes["abstain_reason"][0]
 
 
+def test_history_shorter_than_the_momentum_window_abstains_and_ranks_as_abstention() -> None:
+    # Given a coin listed 75 days ago: enough bars to vote at all (60), too few for the 90-day
+    # momentum (90 bars back do not exist)
+    frame = _series("young", [1.0 + i * 0.01 for i in range(75)])
+    asof = T0 + 74 * DAY_MS
+
+    # When the agent votes and the whole universe is ranked
+    votes = technical_votes(frame, asof)
+    (ranked,) = rank(votes, confidence_gate=0.8, top_n=1000)
+
+    # Then it abstains with the reason instead of a vote without a probability
+    assert votes["abstain_reason"][0] == (
+        "insufficient history for 90-day momentum: 75 daily bars < 91"
+    )
+    assert votes["probability"][0] is None and votes["confidence"][0] is None
+    assert ranked.action is Action.ABSTAIN
+
+
 def test_rows_after_asof_never_change_the_vote() -> None:
     closes = [100 * 1.01**i for i in range(200)]
     asof = T0 + 150 * DAY_MS
@@ -120,3 +140,43 @@ def test_rank_orders_by_score_and_gates_on_confidence() -> None:
 def test_rank_rejects_bad_parameters(gate: float, top: int) -> None:
     with pytest.raises(ValueError):
         rank(_votes([("a", 0.7, 0.9, None)]), confidence_gate=gate, top_n=top)
+
+
+@pytest.mark.parametrize(
+    ("probability", "confidence"),
+    [(None, 0.9), (math.nan, 0.9), (math.inf, 0.9), (0.9, None), (0.9, math.nan), (0.9, -math.inf)],
+)
+def test_a_vote_without_a_finite_score_is_an_abstention_ranked_last(
+    probability: float | None, confidence: float | None
+) -> None:
+    # Given a row that claims to vote (no abstain reason) but carries no usable score
+    votes = _votes(
+        [
+            ("bad", probability, confidence, None),
+            ("a", 0.70, 0.9, None),
+            ("c", None, None, "insufficient history"),
+            ("d", 0.40, 0.95, None),
+        ]
+    )
+    # When ranked
+    out = rank(votes, confidence_gate=0.8, top_n=10)
+    # Then it is an abstention with the reason, after every real score, never through the gate
+    assert [s.symbol for s in out][:2] == ["a", "d"]
+    bad = next(s for s in out if s.symbol == "bad")
+    assert bad.action is Action.ABSTAIN
+    assert bad.score is None and bad.confidence is None
+    assert "no finite score" in bad.reasons[0]
+    assert all(
+        s.score is None or math.isfinite(s.score) for s in out
+    )  # nothing NaN reaches a report
+
+
+def test_technical_agent_abstains_when_momentum_is_undefined() -> None:
+    # Given 70 bars: enough for the agent's minimum history but not for a 90-day return
+    frame = _series("young", [1.0 + 0.01 * i for i in range(70)])
+    asof = int(frame["ts"].max())  # type: ignore[arg-type]
+    votes = technical_votes(frame, asof)
+    row = votes.row(0, named=True)
+    # Then it abstains with a reason instead of voting without a probability
+    assert row["probability"] is None
+    assert row["abstain_reason"] is not None

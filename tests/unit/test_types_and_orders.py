@@ -69,7 +69,8 @@ def test_client_order_id_is_32_hex_and_deterministic() -> None:
 def test_client_order_id_matches_sha256_of_the_decision() -> None:
     import hashlib
 
-    expected = hashlib.sha256(b"s1|bitcoin|buy|open|1600000000000|0.5").hexdigest()[:32]
+    # the decision alone: strategy, symbol, side, intent, signal bar (never the quantity)
+    expected = hashlib.sha256(b"s1|bitcoin|buy|open|1600000000000").hexdigest()[:32]
     assert client_order_id(_intent()).value == expected
 
 
@@ -81,11 +82,90 @@ def test_client_order_id_matches_sha256_of_the_decision() -> None:
         {"side": Side.SELL},
         {"intent": Intent.CLOSE},
         {"signal_bar_ms": 1_600_000_000_001},
-        {"quantity": Quantity.of("0.51")},
     ],
 )
 def test_every_identifying_field_changes_the_id(change: dict[str, object]) -> None:
     assert _intent(**change).client_order_id != _intent().client_order_id
+
+
+def test_a_riskguard_reduced_quantity_keeps_the_decisions_id() -> None:
+    # A re-run that sizes the same decision differently must find the order already recorded
+    assert _intent(quantity=Quantity.of("0.21")).client_order_id == _intent().client_order_id
+
+
+def _close(strategy: str, bar_ms: int, key: str | None = "open-1#0") -> OrderIntent:
+    return OrderIntent(
+        strategy, Symbol("bitcoin"), Side.SELL, Intent.CLOSE, bar_ms, Quantity.of("0.5"),
+        Price.of(100), position_key=key,
+    )  # fmt: skip
+
+
+def test_a_close_is_keyed_on_its_position_not_on_who_decided_or_the_bar() -> None:
+    import hashlib
+
+    scan, flatten = _close("s1", 1_600_000_000_000), _close("riskguard-flatten", 1_600_003_600_000)
+    assert scan.client_order_id == flatten.client_order_id
+    expected = hashlib.sha256(b"close|bitcoin|sell|open-1#0").hexdigest()[:32]
+    assert scan.client_order_id.value == expected
+    # another attempt, or another opening of the position, is another order
+    assert _close("s1", 1, "open-1#1").client_order_id != scan.client_order_id
+    assert _close("s1", 1, "open-2#0").client_order_id != scan.client_order_id
+    # a close without a key keeps the decision's identity
+    assert _close("s1", 1, None).client_order_id != scan.client_order_id
+
+
+def test_only_a_sell_close_names_a_position() -> None:
+    with pytest.raises(DomainError):
+        _intent(position_key="open-1#0")
+    with pytest.raises(DomainError):
+        _close("s1", 1, "")
+
+
+def test_resolve_close_walks_the_attempts_of_one_position() -> None:
+    from cryptosmarttrader.domain.orders import resolve_close
+
+    base = _close("s1", 1, None)
+    stored: dict[str, OrderStatus] = {}
+
+    def status_of(coid: str) -> OrderStatus | None:
+        return stored.get(coid)
+
+    # no close yet: attempt 0 is the order to record
+    first, live = resolve_close(base, "open-1", status_of)
+    assert (first.position_key, live) == ("open-1#0", None)
+    # while it is open, it is the close (whoever asks): nothing new
+    stored[first.client_order_id.value] = OrderStatus.ACCEPTED
+    again, live = resolve_close(_close("riskguard-flatten", 9, None), "open-1", status_of)
+    assert (again.client_order_id, live) == (first.client_order_id, OrderStatus.ACCEPTED)
+    # once it ended without closing (expired), the next attempt is a new decision
+    stored[first.client_order_id.value] = OrderStatus.EXPIRED
+    second, live = resolve_close(base, "open-1", status_of)
+    assert (second.position_key, live) == ("open-1#1", None)
+    # a bounded walk: a position whose closes keep failing is reported, not looped over
+    with pytest.raises(DomainError, match="ended without closing"):
+        resolve_close(base, "open-1", lambda _: OrderStatus.REJECTED, max_attempts=3)
+
+
+def test_holding_counts_open_sells_and_never_goes_below_zero() -> None:
+    from cryptosmarttrader.domain.orders import holding, sell_fill_split
+
+    orders = [
+        {"client_order_id": "a", "symbol": "X", "side": "sell", "status": "ACCEPTED",
+         "quantity": "3", "filled": "1"},
+        {"client_order_id": "b", "symbol": "X", "side": "sell", "status": "NEW", "quantity": "1"},
+        {"client_order_id": "c", "symbol": "X", "side": "sell", "status": "FILLED",
+         "quantity": "4", "filled": "4"},
+        {"client_order_id": "d", "symbol": "X", "side": "buy", "status": "ACCEPTED", "quantity": "9"},
+        {"client_order_id": "e", "symbol": "Y", "side": "sell", "status": "ACCEPTED", "quantity": "9"},
+    ]  # fmt: skip
+    position = {"quantity": "5"}
+    assert holding("X", position, orders).sellable == Decimal("3")  # 5 held - 2 unfilled of a
+    assert holding("X", position, orders, include_new=True).sellable == Decimal("2")
+    assert holding("X", position, orders, exclude="a").sellable == Decimal("5")
+    assert holding("X", {"quantity": "1"}, orders).sellable == 0  # never negative
+    assert holding("X", None, []).held == 0
+    assert sell_fill_split(Decimal("2"), Decimal("3")) == (Decimal("2"), Decimal("1"))
+    assert sell_fill_split(Decimal("5"), Decimal("3")) == (Decimal("3"), Decimal("0"))
 
 
 def test_reference_price_does_not_change_the_id() -> None:

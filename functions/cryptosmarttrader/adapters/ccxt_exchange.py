@@ -99,6 +99,9 @@ def map_ccxt_error(exc: ccxt.BaseError, exchange: str, operation: str) -> Exchan
 
 _CCXT_STATUS: dict[str, OrderStatus] = {
     "open": OrderStatus.ACCEPTED,
+    # Binance's raw status of an order accepted but not yet working (e.g. the pending leg of
+    # an order list): ccxt passes statuses it does not know through unchanged.
+    "PENDING_NEW": OrderStatus.ACCEPTED,
     "closed": OrderStatus.FILLED,
     "canceled": OrderStatus.CANCELED,
     "cancelled": OrderStatus.CANCELED,
@@ -385,7 +388,9 @@ class CcxtExchange:
         """Place one order tagged with our client ID. Never retried.
 
         A transient failure raises :class:`OrderStateUnknownError`: the order may exist, so the
-        caller reconciles with :meth:`fetch_order_by_client_id` before anything else.
+        caller reconciles with :meth:`fetch_order_by_client_id` before anything else. So does
+        an acknowledgement that came back but cannot be parsed: the venue answered, probably
+        with the order, so it is not a refusal.
         """
         op = "create_order"
         if order_type not in self._caps.order_types:
@@ -408,7 +413,12 @@ class CcxtExchange:
             if mapped.retryable:
                 raise OrderStateUnknownError(self._name, op, mapped.reason, venue_id) from exc
             raise mapped from exc
-        order = self._order(raw, op, fallback_symbol=symbol, fallback_side=side)
+        try:
+            order = self._order(raw, op, fallback_symbol=symbol, fallback_side=side)
+        except InvalidPayloadError as exc:
+            raise OrderStateUnknownError(
+                self._name, op, f"acknowledgement not understood ({exc.reason})", venue_id
+            ) from exc
         if order.client_order_id is None:
             # Some venues acknowledge with an id only; the id we sent is what identifies it.
             return replace(order, client_order_id=venue_id)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
+from cryptosmarttrader.domain import jsonout
 
 SIGNALS_PK = "signals"
 LATEST_SK = "latest"
@@ -22,7 +23,7 @@ class DynamoSignalStore:
         self._state = state
 
     def save(self, asof_iso: str, report: Mapping[str, Any]) -> None:
-        body = {"asof": asof_iso, "report_json": json.dumps(report, sort_keys=True)}
+        body = {"asof": asof_iso, "report_json": jsonout.dumps(report, sort_keys=True)}
         self._state.put(SIGNALS_PK, f"asof#{asof_iso}", body)
         latest = self._state.get(SIGNALS_PK, LATEST_SK)
         if latest is None or str(latest.get("asof", "")) <= asof_iso:
@@ -35,3 +36,8 @@ class DynamoSignalStore:
     def at(self, asof_iso: str) -> dict[str, Any] | None:
         item = self._state.get(SIGNALS_PK, f"asof#{asof_iso}")
         return None if item is None else dict(json.loads(str(item["report_json"])))
+
+    def between(self, start_iso: str, end_iso: str) -> list[dict[str, Any]]:
+        """The reports with ``start_iso <= asof <= end_iso`` (ISO dates), oldest first."""
+        items = self._state.query(SIGNALS_PK, sk_between=(f"asof#{start_iso}", f"asof#{end_iso}"))
+        return [dict(json.loads(str(item["report_json"]))) for item in items]

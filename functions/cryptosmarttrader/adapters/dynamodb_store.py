@@ -21,23 +21,33 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cryptosmarttrader.domain.orders import OrderStatus, transition
+from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus, transition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 __all__ = [
+    "OPEN_ORDERS_INDEX",
+    "OPEN_PK",
+    "OPEN_SK",
     "DynamoIdempotencyStore",
     "DynamoOrderStore",
     "DynamoPositionStore",
     "DynamoStateStore",
     "StoreError",
+    "ensure_open_index",
     "from_item",
     "to_item",
 ]
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+# The sparse index of the orders that still need the execution cycle: every order not yet
+# terminal, and a terminal one until its fill has reached the positions (see ``settle``).
+OPEN_ORDERS_INDEX = "open-orders"
+OPEN_PK = "open_pk"  # "open" while indexed, absent otherwise (sparse)
+OPEN_SK = "open_sk"  # "<symbol>#<client order id>": one symbol's open orders are a key prefix
+_OPEN = "open"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -168,7 +178,10 @@ class DynamoOrderStore:
             status = OrderStatus(str(order.get("status")))
         except ValueError as exc:
             raise ValueError(f"order {coid} has no valid status: {order.get('status')!r}") from exc
-        item = to_item({**order, "status": status.value})
+        indexed = {} if status in TERMINAL_STATUSES else _open_keys(order)
+        created = order.get("created_at")
+        history = [{"status": status.value, "at": created}] if created is not None else []
+        item = to_item({**order, "status": status.value, **indexed, "history": history})
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -193,10 +206,130 @@ class DynamoOrderStore:
                 "get_item", self._table, {"client_order_id": client_order_id}, exc
             ) from exc
         item = resp.get("Item")
-        return from_item(item) if item else None
+        return _order(item) if item else None
 
     def list_orders(self) -> list[dict[str, Any]]:
-        return sorted(_scan_all(self._client, self._table), key=lambda o: str(o["client_order_id"]))
+        """Every order ever recorded (a full Scan: reports and audits, not the hourly path)."""
+        return sorted(
+            (_strip_index(o) for o in _scan_all(self._client, self._table)),
+            key=lambda o: str(o["client_order_id"]),
+        )
+
+    def list_open(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """The orders the execution cycle still has to look at (NEW, sent and not finished, or
+        finished with a fill not yet in the positions), from the sparse open-orders index: a
+        Query whose cost follows the open orders, not the history. ``symbol`` narrows it to
+        one symbol. The index is eventually consistent (an order written a moment ago by
+        another worker may be missing): read an order by its key before acting on it."""
+        values: dict[str, Any] = {":open": {"S": _OPEN}}
+        condition = "#pk = :open"
+        names = {"#pk": OPEN_PK}
+        if symbol is not None:
+            condition += " AND begins_with(#sk, :prefix)"
+            names["#sk"] = OPEN_SK
+            values[":prefix"] = {"S": f"{symbol}#"}
+        out: list[dict[str, Any]] = []
+        try:
+            pages = self._client.get_paginator("query").paginate(
+                TableName=self._table,
+                IndexName=OPEN_ORDERS_INDEX,
+                KeyConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            for page in pages:
+                out.extend(_order(item) for item in page.get("Items", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError("query(open-orders)", self._table, {OPEN_PK: _OPEN}, exc) from exc
+        return out
+
+    def settle(self, client_order_id: str) -> bool:
+        """Take a terminal order out of the open-orders index (its fill is in the positions).
+        False if the order is not terminal (or missing): it stays indexed."""
+        names = {"#s": "status", "#pk": OPEN_PK, "#sk": OPEN_SK}
+        terminal = sorted(s.value for s in TERMINAL_STATUSES)
+        values = {f":t{i}": {"S": v} for i, v in enumerate(terminal)}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"client_order_id": {"S": client_order_id}},
+                UpdateExpression="REMOVE #pk, #sk",
+                ConditionExpression=f"#s IN ({', '.join(values)})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise StoreError(
+                "update_item(settle)", self._table, {"client_order_id": client_order_id}, exc
+            ) from exc
+        return True
+
+    def note(self, client_order_id: str, expected: OrderStatus, fields: Mapping[str, Any]) -> bool:
+        """Write ``fields`` onto an order whose status is still ``expected`` (bookkeeping of the
+        cycle, e.g. when to look it up again); False (nothing written) otherwise."""
+        if not fields:
+            raise ValueError("note needs at least one field")
+        names: dict[str, str] = {"#s": "status"}
+        values: dict[str, Any] = {":expected": expected.value}
+        sets: list[str] = []
+        for i, (name, value) in enumerate(sorted(fields.items())):
+            if name in {"client_order_id", "status", OPEN_PK, OPEN_SK}:
+                raise ValueError(f"field {name!r} cannot be set through note")
+            names[f"#f{i}"] = name
+            values[f":f{i}"] = value
+            sets.append(f"#f{i} = :f{i}")
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"client_order_id": {"S": client_order_id}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="#s = :expected",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_item(values),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise StoreError(
+                "update_item(note)", self._table, {"client_order_id": client_order_id}, exc
+            ) from exc
+        return True
+
+    def backfill_open_index(self) -> int:
+        """Index the non-terminal orders recorded before the open-orders index existed (a full
+        Scan, once per deployment: the execution cycle runs it while its state marker is
+        absent). Returns how many orders were indexed."""
+        added = 0
+        for order in _scan_all(self._client, self._table):
+            if OPEN_PK in order or OrderStatus(str(order["status"])) in TERMINAL_STATUSES:
+                continue
+            keys = _open_keys(order)
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"client_order_id": {"S": str(order["client_order_id"])}},
+                    UpdateExpression="SET #pk = :pk, #sk = :sk",
+                    ConditionExpression="#s = :status",
+                    ExpressionAttributeNames={"#pk": OPEN_PK, "#sk": OPEN_SK, "#s": "status"},
+                    ExpressionAttributeValues={
+                        ":pk": {"S": keys[OPEN_PK]},
+                        ":sk": {"S": keys[OPEN_SK]},
+                        ":status": {"S": str(order["status"])},
+                    },
+                )
+            except (ClientError, BotoCoreError) as exc:
+                if _is_condition_failure(exc):
+                    continue  # moved meanwhile: whoever moved it indexed it
+                raise StoreError(
+                    "update_item(index)",
+                    self._table,
+                    {"client_order_id": order["client_order_id"]},
+                    exc,
+                ) from exc
+            added += 1
+        return added
 
     def update_status(
         self,
@@ -206,30 +339,49 @@ class DynamoOrderStore:
         *,
         at: datetime | None = None,
         fields: Mapping[str, Any] | None = None,
+        settle: bool | None = None,
     ) -> bool:
         """Move ``expected`` → ``new`` if legal (else :class:`IllegalTransitionError`).
 
         False (nothing written) if the stored status is not ``expected`` or the order is missing.
         ``fields`` are extra attributes written in the same update (fills, exchange order id).
+        ``settle`` takes the order out of the open-orders index in the same write; by default
+        a move to a terminal status does, unless it carries a fill (``fields["filled"] > 0``):
+        that order stays indexed until :meth:`settle` (after its fill reached the positions).
+        The move is appended to the order's ``history`` (status, at) in the same write.
         """
         transition(expected, new)
-        names: dict[str, str] = {"#s": "status", "#id": "client_order_id"}
-        values: dict[str, Any] = {":expected": expected.value, ":new": new.value}
-        sets = ["#s = :new"]
+        if settle is None:
+            filled = Decimal(str((fields or {}).get("filled", 0)))
+            settle = new in TERMINAL_STATUSES and filled <= 0
+        if settle and new not in TERMINAL_STATUSES:
+            raise ValueError(f"only a terminal order leaves the open index, not {new}")
+        names: dict[str, str] = {"#s": "status", "#id": "client_order_id", "#h": "history"}
+        values: dict[str, Any] = {
+            ":expected": expected.value,
+            ":new": new.value,
+            ":step": [{"status": new.value, "at": at} if at is not None else {"status": new.value}],
+            ":none": [],
+        }
+        sets = ["#s = :new", "#h = list_append(if_not_exists(#h, :none), :step)"]
         extra = dict(fields or {})
         if at is not None:
             extra["updated_at"] = at
         for i, (name, value) in enumerate(sorted(extra.items())):
-            if name in {"client_order_id", "status"}:
+            if name in {"client_order_id", "status", "history", OPEN_PK, OPEN_SK}:
                 raise ValueError(f"field {name!r} cannot be set through update_status")
             names[f"#f{i}"] = name
             values[f":f{i}"] = value
             sets.append(f"#f{i} = :f{i}")
+        removes = ""
+        if settle:
+            names["#opk"], names["#osk"] = OPEN_PK, OPEN_SK
+            removes = " REMOVE #opk, #osk"
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={"client_order_id": {"S": client_order_id}},
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression="SET " + ", ".join(sets) + removes,
                 ConditionExpression="attribute_exists(#id) AND #s = :expected",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_item(values),
@@ -241,6 +393,20 @@ class DynamoOrderStore:
                 "update_item(status)", self._table, {"client_order_id": client_order_id}, exc
             ) from exc
         return True
+
+
+def _open_keys(order: Mapping[str, Any]) -> dict[str, str]:
+    return {OPEN_PK: _OPEN, OPEN_SK: f"{order.get('symbol', '')}#{order['client_order_id']}"}
+
+
+def _strip_index(order: dict[str, Any]) -> dict[str, Any]:
+    order.pop(OPEN_PK, None)
+    order.pop(OPEN_SK, None)
+    return order
+
+
+def _order(item: Mapping[str, Any]) -> dict[str, Any]:
+    return _strip_index(from_item(item))
 
 
 class DynamoPositionStore:
@@ -372,14 +538,19 @@ class DynamoStateStore:
         data.pop("sk", None)
         return data
 
-    def query(self, pk: str) -> list[dict[str, Any]]:
-        """All items under ``pk``, ascending by ``sk`` (each dict includes its ``sk``)."""
+    def query(self, pk: str, sk_between: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """All items under ``pk`` (with ``low <= sk <= high`` when ``sk_between`` is given),
+        ascending by ``sk`` (each dict includes its ``sk``)."""
         out: list[dict[str, Any]] = []
+        condition, values = "pk = :pk", {":pk": {"S": pk}}
+        if sk_between is not None:
+            condition += " AND sk BETWEEN :low AND :high"
+            values |= {":low": {"S": sk_between[0]}, ":high": {"S": sk_between[1]}}
         try:
             pages = self._client.get_paginator("query").paginate(
                 TableName=self._table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": pk}},
+                KeyConditionExpression=condition,
+                ExpressionAttributeValues=values,
                 ConsistentRead=True,
             )
             for page in pages:
@@ -390,3 +561,17 @@ class DynamoStateStore:
         except (ClientError, BotoCoreError) as exc:
             raise StoreError("query", self._table, {"pk": pk}, exc) from exc
         return out
+
+
+MIGRATIONS_PK = "migrations"  # state-table partition of one-time data migrations
+OPEN_INDEX_MIGRATION = "orders-open-index"
+
+
+def ensure_open_index(orders: DynamoOrderStore, state: DynamoStateStore, now: datetime) -> int:
+    """Index the open orders recorded before the open-orders index existed, once: the state
+    table remembers that it ran. Returns how many orders were indexed (0 when already done)."""
+    if state.get(MIGRATIONS_PK, OPEN_INDEX_MIGRATION) is not None:
+        return 0
+    added = orders.backfill_open_index()
+    state.put(MIGRATIONS_PK, OPEN_INDEX_MIGRATION, {"indexed": added, "at": now})
+    return added

@@ -11,6 +11,12 @@
   waiting out its backoff.
 * :func:`run_limited` — runs a ``cst`` command or the scan Lambda handler in a child process
   under ``RLIMIT_AS`` (memory) and/or ``RLIMIT_FSIZE`` (disk: writes past it fail with EFBIG).
+* :class:`SsmThrottle` and the venue wrappers :class:`FlakyLookups`, :class:`UnreadableAcks`,
+  :class:`LateOrders` — the execution faults: a kill-switch read refused with
+  ``ThrottlingException`` (botocore ``before-call`` hook on the cycle's SSM client), venue
+  lookups failing during a cancel sweep, acknowledgements that cannot be parsed, orders the
+  venue shows only later; the execution bench runs the real hourly cycle on the lab's moto
+  server over the recorded bars with the lake's ingest lag (``adapters/lake_timing.py``).
 
 Everything binds or connects to 127.0.0.1 only, and every loop is bounded in count and time.
 """
@@ -56,10 +62,11 @@ from cryptosmarttrader.domain.types import ms_from_utc, utc_from_ms
 from cryptosmarttrader.services.ingest import (
     WATERMARK_PK,
     IngestConfig,
+    IngestReport,
     IngestService,
     series_key,
 )
-from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer, ScanService
+from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer, ScanReport, ScanService
 from cryptosmarttrader.settings import AwsResources
 
 if TYPE_CHECKING:
@@ -577,6 +584,8 @@ def _child_main(argv: Sequence[str]) -> int:
 
 CHAOS_SYMBOL: Final = "BTC/USDT"
 CHAOS_TIMEFRAME: Final = "1h"
+# the execution faults replay a day whose scan rates several tradable coins BUY
+EXECUTION_ASOF: Final = datetime(2021, 1, 5, tzinfo=UTC)
 _SERVED_BARS: Final = 400
 _FIRST_WINDOW_END: Final = 250
 _INITIAL_LOOKBACK: Final = 100
@@ -768,6 +777,112 @@ class _DiskBench:
         return sorted(p.name for p in self.state_dir.glob(".*.tmp"))
 
 
+@dataclass
+class _InputBench:
+    """The `input` scenario's bench: a data dir of links to the real recorded files, where a
+    damaged file is a real copy with the damage, and the scan / ingest over it on fresh
+    resources of the lab's moto server."""
+
+    data_dir: Path
+    resources: AwsResources
+    clients: AwsClients
+    analyzer: ScanAnalyzer
+
+    @classmethod
+    def linked(
+        cls,
+        source: Path,
+        dest: Path,
+        resources: AwsResources,
+        clients: AwsClients,
+        analyzer: ScanAnalyzer,
+    ) -> _InputBench:
+        if dest.exists():
+            shutil.rmtree(dest)
+        coins = dest / "coingecko_daily" / "coins"
+        coins.mkdir(parents=True)
+        (dest / "coingecko_daily" / "coins_metadata.json").symlink_to(
+            source / "coingecko_daily" / "coins_metadata.json"
+        )
+        for path in sorted((source / "coingecko_daily" / "coins").glob("*.csv")):
+            (coins / path.name).symlink_to(path)
+        for folder in sorted((source / "binance_spot").iterdir()):
+            (dest / "binance_spot" / folder.name).mkdir(parents=True)
+            for path in sorted(folder.glob("*.json")):
+                (dest / "binance_spot" / folder.name / path.name).symlink_to(path)
+        return cls(dest, resources, clients, analyzer)
+
+    def _own_copy(self, path: Path) -> bytes:
+        raw = path.read_bytes()
+        path.unlink()  # the link, never the shared file
+        return raw
+
+    def damage_price(self, coin: str, day_ms: int, value: float) -> None:
+        path = self.data_dir / "coingecko_daily" / "coins" / f"{coin}.csv"
+        frame = pl.read_csv(self._own_copy(path))
+        if day_ms not in frame["timestamp"].to_list():
+            raise RuntimeError(f"{coin} has no recorded row at {day_ms}")
+        frame.with_columns(
+            price=pl.when(pl.col("timestamp") == day_ms).then(value).otherwise(pl.col("price"))
+        ).write_csv(path)
+
+    def damage_candles(self, pair: str, timeframe: str, fault: str, at_ms: int) -> None:
+        base = pair.split("/", 1)[0]
+        path = self.data_dir / "binance_spot" / timeframe / f"{base}_USDT-{timeframe}.json"
+        rows: list[list[float | None]] = json.loads(self._own_copy(path))
+        if fault == "empty":
+            rows = []
+        elif fault == "off_grid":
+            rows = [[float(r[0] or 0) + 30 * 60_000, *r[1:]] for r in rows]
+        elif fault == "nan_close":
+            last = max(
+                i for i, r in enumerate(rows) if float(r[0] or 0) + TIMEFRAME_MS[timeframe] <= at_ms
+            )
+            rows[last][4] = None
+        else:
+            raise ValueError(f"unknown candle fault {fault!r}")
+        path.write_text(json.dumps(rows))
+
+    def scan(self, asof: str, top_n: int) -> ScanReport:
+        from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+        from cryptosmarttrader.wiring import recorded_analyzer, scan_service
+
+        analyzer = recorded_analyzer(self.data_dir, self.analyzer.clock, self.analyzer.settings)
+        day = datetime.strptime(asof, "%Y-%m-%d").replace(tzinfo=UTC)
+        service = scan_service(analyzer, self.clients, self.resources, InMemoryMetrics())
+        return service.run(day, top_n)
+
+    def order_ids(self) -> list[str]:
+        pages = self.clients.dynamodb.get_paginator("scan").paginate(
+            TableName=self.resources.orders_table, ConsistentRead=True
+        )
+        return sorted(item["client_order_id"]["S"] for page in pages for item in page["Items"])
+
+    def _lake(self) -> S3ParquetLake:
+        return S3ParquetLake(self.resources.lake_bucket, self.clients.s3)
+
+    def ingest(self, pairs: Sequence[str], timeframe: str, at_ms: int) -> IngestReport:
+        from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+        from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+        from cryptosmarttrader.services.ingest import MarketDataReplaySource
+
+        service = IngestService(
+            source=MarketDataReplaySource(RecordedMarketData(self.data_dir)),
+            lake=self._lake(),
+            state=DynamoStateStore(self.resources.state_table, self.clients.dynamodb),
+            metrics=InMemoryMetrics(),
+            clock=FixedClock(utc_from_ms(at_ms)),
+            config=IngestConfig(initial_lookback_bars=_INPUT_LOOKBACK),
+        )
+        return service.run("binance", timeframe, list(pairs))
+
+    def lake_days(self, pair: str, timeframe: str) -> int:
+        return len(self._lake().days("binance", timeframe, pair))
+
+
+_INPUT_LOOKBACK: Final = 48  # bars each damaged-candle ingest reads
+
+
 class LocalChaosLab:
     """The chaos suite's local infrastructure: a moto server on 127.0.0.1 and fresh resources
     per bench. Use as a context manager; it starts nothing else and leaves nothing running."""
@@ -797,6 +912,7 @@ class LocalChaosLab:
         self._server: Any = None
         self._endpoint: str | None = None
         self._analysis: Analysis | None = None
+        self._bars: _MemoBars | None = None
         self._stack = contextlib.ExitStack()
         # moto keeps its backends per process: a second lab in one process must not see the
         # first one's tables, so every resource name carries this lab's run id.
@@ -877,6 +993,19 @@ class LocalChaosLab:
                 first_since_ms=(now_ms // tf_ms - _INITIAL_LOOKBACK) * tf_ms,
             )
 
+    def execution_bench(self, name: str) -> _ExecutionBench:
+        from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+
+        res, clients = self._resources(name)
+        if self._bars is None:
+            self._bars = _MemoBars(RecordedMarketData(self.data_dir))
+        return _ExecutionBench(res, clients, self.analyzer, self._bars, EXECUTION_ASOF)
+
+    @contextlib.contextmanager
+    def input_bench(self, name: str) -> Iterator[_InputBench]:
+        res, clients = self._resources(name)
+        yield _InputBench.linked(self.data_dir, self.work_dir / name, res, clients, self.analyzer)
+
     @contextlib.contextmanager
     def disk_bench(self, name: str) -> Iterator[_DiskBench]:
         state_dir = self.work_dir / name
@@ -889,3 +1018,240 @@ class LocalChaosLab:
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
         sys.exit(_child_main(sys.argv[1:]))
+
+
+# --------------------------------------------------------------------------------------------
+# Execution faults
+# --------------------------------------------------------------------------------------------
+
+
+class SsmThrottle:
+    """Every ``GetParameter`` of one SSM client fails with ``ThrottlingException`` (the error
+    the SDK raises once its retries are spent) while the context is open."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.refused = 0
+
+    def __enter__(self) -> SsmThrottle:
+        self.client.meta.events.register("before-call.ssm.GetParameter", self._refuse)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.client.meta.events.unregister("before-call.ssm.GetParameter", self._refuse)
+
+    def _refuse(self, **_kwargs: object) -> None:
+        from botocore.exceptions import ClientError
+
+        self.refused += 1
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded (chaos)"}},
+            "GetParameter",
+        )
+
+
+class _VenueWrapper:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.capabilities = inner.capabilities
+        self.creates = 0
+        self.cancels: list[str] = []
+
+    def create_order(self, *args: Any) -> Any:
+        self.creates += 1
+        return self.inner.create_order(*args)
+
+    def fetch_order_by_client_id(self, symbol: Any, client_order_id: Any) -> Any:
+        return self.inner.fetch_order_by_client_id(symbol, client_order_id)
+
+    def cancel_order(self, symbol: Any, client_order_id: Any) -> None:
+        self.cancels.append(client_order_id.value)
+        self.inner.cancel_order(symbol, client_order_id)
+
+
+class FlakyLookups(_VenueWrapper):
+    """Lookups of the listed client IDs fail with a transient venue error (503)."""
+
+    def __init__(self, inner: Any, failing: set[str]) -> None:
+        super().__init__(inner)
+        self.failing = failing
+
+    def fetch_order_by_client_id(self, symbol: Any, client_order_id: Any) -> Any:
+        from cryptosmarttrader.domain.exchange import RetryableExchangeError
+
+        if client_order_id.value in self.failing:
+            raise RetryableExchangeError("paper", "fetch_order", "503 Service Unavailable (chaos)")
+        return super().fetch_order_by_client_id(symbol, client_order_id)
+
+
+class UnreadableAcks(_VenueWrapper):
+    """The venue takes every order, but its acknowledgement cannot be parsed (the adapter's
+    ``InvalidPayloadError``, e.g. a status no mapping knows)."""
+
+    def create_order(self, *args: Any) -> Any:
+        from cryptosmarttrader.domain.exchange import InvalidPayloadError
+
+        super().create_order(*args)
+        raise InvalidPayloadError("paper", "create_order", "unknown order status 'PENDING_NEW'")
+
+
+class LateOrders(_VenueWrapper):
+    """The venue takes every order but the answer is lost (a read timeout), and lookups show
+    the order only ``hidden_for`` after it was placed."""
+
+    def __init__(self, inner: Any, clock: FixedClock, hidden_for: timedelta) -> None:
+        super().__init__(inner)
+        self.clock = clock
+        self.hidden_for = hidden_for
+        self.visible_from: dict[str, datetime] = {}
+
+    def create_order(self, *args: Any) -> Any:
+        from cryptosmarttrader.domain.exchange import OrderStateUnknownError
+
+        super().create_order(*args)
+        coid = args[-1].value
+        self.visible_from[coid] = self.clock.now() + self.hidden_for
+        raise OrderStateUnknownError("paper", "create_order", "read timeout (chaos)", coid)
+
+    def fetch_order_by_client_id(self, symbol: Any, client_order_id: Any) -> Any:
+        shown = self.visible_from.get(client_order_id.value)
+        if shown is not None and self.clock.now() < shown:
+            return None
+        return super().fetch_order_by_client_id(symbol, client_order_id)
+
+
+class _MemoBars:
+    """The recorded bars with each symbol's file parsed once for the bench (same rows)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._files: dict[tuple[str, str], pl.DataFrame] = {}
+
+    def daily_universe(self, asof: datetime, lookback_days: int) -> pl.DataFrame:
+        return self.inner.daily_universe(asof, lookback_days)  # type: ignore[no-any-return]
+
+    def ohlcv(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> pl.DataFrame:
+        key = (symbol, timeframe)
+        if key not in self._files:
+            self._files[key] = self.inner.ohlcv(
+                symbol, timeframe, utc_from_ms(0), datetime(2100, 1, 1, tzinfo=UTC)
+            )
+        return self._files[key].filter(
+            pl.col("ts").is_between(ms_from_utc(start), ms_from_utc(end))
+        )
+
+
+@dataclass
+class _ExecutionBench:
+    """The hourly execution cycle (``wiring.trading_cycle``) on fresh tables of the lab's moto
+    server, over the recorded bars as the lake holds them (ingest lag), after one scan."""
+
+    resources: AwsResources
+    clients: AwsClients
+    analyzer: ScanAnalyzer
+    bars: Any
+    asof: datetime
+    venue: Any = None
+    _late: Any = None
+
+    def scan(self) -> Any:
+        from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+        from cryptosmarttrader.wiring import scan_service
+
+        clock = FixedClock(self.asof + timedelta(minutes=15))
+        analyzer = ScanAnalyzer(
+            market=self.analyzer.market,
+            clock=clock,
+            settings=self.analyzer.settings,
+            excluded_symbols=self.analyzer.excluded_symbols,
+        )
+        return scan_service(analyzer, self.clients, self.resources, InMemoryMetrics()).run(
+            self.asof
+        )
+
+    def cycle(
+        self, at: datetime, fault: str | None = None, hidden_for: timedelta | None = None
+    ) -> Any:
+        from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+        from cryptosmarttrader.adapters.lake_timing import IngestLagMarketData
+        from cryptosmarttrader.wiring import trading_cycle
+
+        clock = FixedClock(at)
+        settings = self.analyzer.settings
+        built = trading_cycle(
+            IngestLagMarketData(self.bars, clock),
+            clock,
+            self.clients,
+            self.resources,
+            settings,
+            InMemoryMetrics(),
+        )
+        inner = built.execution.exchange
+        if fault == "lookup_errors":
+            live = sorted(
+                str(o["client_order_id"]) for o in self.orders() if o["status"] == "ACCEPTED"
+            )
+            self.venue = FlakyLookups(inner, set(live[:1]))
+        elif fault == "unreadable_acks":
+            self.venue = UnreadableAcks(inner)
+        elif fault == "late_orders":
+            self.venue = LateOrders(inner, clock, hidden_for or timedelta(minutes=50))
+        elif fault is not None and fault != "ssm_throttle":
+            raise ValueError(f"unknown execution fault {fault!r}")
+        if fault not in (None, "ssm_throttle"):
+            built.execution.exchange = self.venue
+        if fault == "ssm_throttle":
+            with SsmThrottle(self.clients.ssm):
+                return built.run()
+        report = built.run()
+        if fault == "late_orders":
+            self._late = built
+        return report
+
+    def reconcile_late(self, at: datetime) -> dict[str, int]:
+        """A restart's reconcile of the late-orders cycle at ``at``."""
+        self.venue.clock.current = at
+        return self._late.execution.reconcile()  # type: ignore[no-any-return]
+
+    def kill_switch(self, on: bool, at: datetime) -> None:
+        from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+
+        switch = SsmKillSwitch(
+            self.resources.kill_switch_param, self.clients.ssm, FixedClock(at), 0
+        )
+        switch.set(on, "chaos drill", "chaos@local")
+
+    def emergency(self, at: datetime) -> None:
+        """A human drill: EMERGENCY (the switch turns on), then the switch turned off."""
+        from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+        from cryptosmarttrader.domain.risk import RiskLevel
+        from cryptosmarttrader.services.risk_state import RiskStateService
+
+        clock = FixedClock(at)
+        switch = SsmKillSwitch(self.resources.kill_switch_param, self.clients.ssm, clock, 0)
+        state = DynamoStateStore(self.resources.state_table, self.clients.dynamodb)
+        RiskStateService(state, switch, clock).override(
+            RiskLevel.EMERGENCY, "chaos@local", "chaos drill: flatten the book"
+        )
+        self.kill_switch(False, at + timedelta(minutes=5))
+
+    def orders(self) -> list[dict[str, Any]]:
+        from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore
+
+        return DynamoOrderStore(self.resources.orders_table, self.clients.dynamodb).list_orders()
+
+    def positions(self) -> dict[str, float]:
+        from cryptosmarttrader.adapters.dynamodb_store import DynamoPositionStore
+
+        stored = DynamoPositionStore(
+            self.resources.positions_table, self.clients.dynamodb
+        ).get_all()
+        return {s: float(p["quantity"]) for s, p in stored.items()}
+
+    @property
+    def venue_creates(self) -> int:
+        return int(getattr(self.venue, "creates", 0))
+
+    @property
+    def venue_cancels(self) -> list[str]:
+        return list(getattr(self.venue, "cancels", []))

@@ -1,4 +1,4 @@
-"""Deep health probes for ``GET /health``: DynamoDB, S3, SSM and exchange reachability.
+"""Deep health probes for ``GET /api/v1/health``: DynamoDB, S3, SSM and exchange reachability.
 
 Each probe makes one cheap call the API function is already allowed to make (a ``GetItem`` on
 the state table, ``HeadBucket`` on the lake, ``GetParameter`` of the kill-switch) and reports

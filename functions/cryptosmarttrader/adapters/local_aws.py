@@ -7,7 +7,9 @@
 * Otherwise moto runs in-process. The resources are created, then the snapshot in
   ``state_dir/snapshot.json`` (all table items and SSM parameters) and the lake objects under
   ``state_dir/lake/`` are loaded; on exit both are saved back (snapshot atomically via a temp
-  file and ``os.replace``, lake objects only where they changed). Two ``cst`` processes run one
+  file and ``os.replace``, lake objects only where they changed). A long-running process (``cst
+  api serve``) calls ``LocalAws.checkpoint()`` after each write, so a signal or a crash loses
+  nothing it has acknowledged. Two ``cst`` processes run one
   after the other therefore see the same orders, positions, kill-switch and lake. A lock file
   serialises processes sharing one ``state_dir`` so neither loses the other's writes.
 
@@ -24,7 +26,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.dynamodb_store import OPEN_ORDERS_INDEX, OPEN_PK, OPEN_SK
 from cryptosmarttrader.adapters.files import write_atomic
 from cryptosmarttrader.settings import AwsResources
 
@@ -79,16 +82,27 @@ class SnapshotError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    """A global secondary index projecting every attribute (string keys)."""
+
+    name: str
+    keys: tuple[tuple[str, Literal["HASH", "RANGE"]], ...]
+
+
+@dataclass(frozen=True)
 class TableSpec:
     name: str
     keys: tuple[tuple[str, Literal["HASH", "RANGE"]], ...]
     ttl_attribute: str | None = None
+    indexes: tuple[IndexSpec, ...] = ()
 
 
 def table_specs(resources: AwsResources) -> list[TableSpec]:
-    """The four tables of the resource contract (same keys and TTL as the CDK data construct)."""
+    """The four tables of the resource contract (same keys, TTL and indexes as the CDK data
+    construct)."""
+    open_orders = IndexSpec(OPEN_ORDERS_INDEX, ((OPEN_PK, "HASH"), (OPEN_SK, "RANGE")))
     return [
-        TableSpec(resources.orders_table, (("client_order_id", "HASH"),)),
+        TableSpec(resources.orders_table, (("client_order_id", "HASH"),), indexes=(open_orders,)),
         TableSpec(resources.positions_table, (("symbol", "HASH"),)),
         TableSpec(resources.idempotency_table, (("id", "HASH"),), ttl_attribute="expiration"),
         TableSpec(resources.state_table, (("pk", "HASH"), ("sk", "RANGE"))),
@@ -107,6 +121,9 @@ class LocalAws:
     mode: Literal["in-process", "endpoint"]
     state_dir: Path
     loaded: dict[str, int] = field(default_factory=dict)
+    # Save the state now (in-process mode; an endpoint keeps its own state): what a server that
+    # runs until a signal calls after each write. Thread-safe; the exit of the context saves too.
+    checkpoint: Callable[[], None] = field(default=lambda: None)
 
     @property
     def dynamodb(self) -> DynamoDBClient:
@@ -128,25 +145,56 @@ def _create_table(client: DynamoDBClient, spec: TableSpec) -> None:
     key_schema: list[KeySchemaElementTypeDef] = [
         {"AttributeName": n, "KeyType": t} for n, t in spec.keys
     ]
+    names = dict.fromkeys(n for n, _ in (*spec.keys, *(k for i in spec.indexes for k in i.keys)))
     attrs: list[AttributeDefinitionTypeDef] = [
-        {"AttributeName": n, "AttributeType": "S"} for n, _ in spec.keys
+        {"AttributeName": n, "AttributeType": "S"} for n in names
     ]
+    extra: dict[str, Any] = {}
+    if spec.indexes:
+        extra["GlobalSecondaryIndexes"] = [_gsi(index) for index in spec.indexes]
     try:
         client.create_table(
             TableName=spec.name,
             KeySchema=key_schema,
             AttributeDefinitions=attrs,
             BillingMode="PAY_PER_REQUEST",
+            **extra,
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
+        _add_missing_indexes(client, spec, attrs)
         return
     client.get_waiter("table_exists").wait(TableName=spec.name, WaiterConfig={"Delay": 1})
     if spec.ttl_attribute:
         client.update_time_to_live(
             TableName=spec.name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+        )
+
+
+def _gsi(index: IndexSpec) -> dict[str, Any]:
+    return {
+        "IndexName": index.name,
+        "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in index.keys],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
+def _add_missing_indexes(
+    client: DynamoDBClient, spec: TableSpec, attrs: list[AttributeDefinitionTypeDef]
+) -> None:
+    """A table created by an older version (a running moto server, LocalStack) gets the
+    indexes it lacks."""
+    table = client.describe_table(TableName=spec.name)["Table"]
+    present = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
+    for index in spec.indexes:
+        if index.name in present:
+            continue
+        client.update_table(
+            TableName=spec.name,
+            AttributeDefinitions=attrs,
+            GlobalSecondaryIndexUpdates=[{"Create": _gsi(index)}],  # type: ignore[typeddict-item]
         )
 
 
@@ -311,16 +359,48 @@ def _load_lake(lake_dir: Path, bucket: str) -> dict[str, str]:
     return digests
 
 
-def _save_lake(lake_dir: Path, bucket: str, loaded: Mapping[str, str]) -> None:
-    """Mirror the moto bucket to ``lake_dir``: write changed objects, remove deleted ones."""
+def _save_lake(lake_dir: Path, bucket: str, loaded: Mapping[str, str]) -> dict[str, str]:
+    """Mirror the moto bucket to ``lake_dir``: write changed objects, remove deleted ones.
+
+    Returns key → sha256 of what ``lake_dir`` now holds (the baseline of the next save)."""
     current: dict[str, bytes] = {}
     for key, fake_key in _moto_bucket(bucket).keys.items():
         current[key] = fake_key.value
+    saved: dict[str, str] = {}
     for key, body in current.items():
-        if loaded.get(key) != hashlib.sha256(body).hexdigest():
+        digest = hashlib.sha256(body).hexdigest()
+        if loaded.get(key) != digest:
             write_atomic(lake_dir / key, body, fsync=False)  # rebuildable by `cst ingest`
+        saved[key] = digest
     for key in set(loaded) - set(current):
         (lake_dir / key).unlink(missing_ok=True)
+    return saved
+
+
+class _Persister:
+    """Saves the in-process state (snapshot + lake mirror); one save at a time."""
+
+    def __init__(
+        self,
+        clients: AwsClients,
+        snapshot_path: Path,
+        lake_dir: Path | None,
+        lake: Mapping[str, str],
+    ) -> None:
+        self._clients = clients
+        self._snapshot_path = snapshot_path
+        self._lake_dir = lake_dir
+        self._lake = dict(lake)
+        self._lock = threading.Lock()
+
+    def save(self) -> None:
+        with self._lock:
+            state = dump_state(self._clients)
+            if self._lake_dir is not None:
+                bucket = self._clients.resources.lake_bucket
+                self._lake = _save_lake(self._lake_dir, bucket, self._lake)
+            payload = json.dumps(state, indent=1, sort_keys=True).encode("utf-8")
+            write_atomic(self._snapshot_path, payload)
 
 
 # --------------------------------------------------------------------------- context
@@ -389,9 +469,17 @@ def serialize_moto_dynamodb() -> None:
 
 @contextlib.contextmanager
 def embedded_aws(
-    state_dir: Path, resources: AwsResources | None = None, *, lock_timeout_s: float = 120.0
+    state_dir: Path,
+    resources: AwsResources | None = None,
+    *,
+    lock_timeout_s: float = 120.0,
+    lake: bool = True,
 ) -> Iterator[LocalAws]:
-    """Yield ready clients for the project's resources; see the module docstring."""
+    """Yield ready clients for the project's resources; see the module docstring.
+
+    ``lake=False`` is for commands that never touch S3 (the kill-switch, the risk level): the
+    lake mirror under ``state_dir/lake/`` is neither loaded into the bucket nor saved back, so
+    they start in the same time however large the local lake is."""
     resources = resources or AwsResources()
     if resources.aws_endpoint_url:
         has_creds = any(os.environ.get(k) for k in _REAL_CREDENTIAL_HINTS)
@@ -412,12 +500,10 @@ def embedded_aws(
             clients = AwsClients.build(resources)
             ensure_resources(clients)
             loaded = load_state(clients, snapshot, snapshot_path) if snapshot else {}
-            lake_digests = _load_lake(lake_dir, resources.lake_bucket)
+            lake_digests = _load_lake(lake_dir, resources.lake_bucket) if lake else {}
             loaded["lake_objects"] = len(lake_digests)
+            persister = _Persister(clients, snapshot_path, lake_dir if lake else None, lake_digests)
             try:
-                yield LocalAws(resources, clients, "in-process", state_dir, loaded)
+                yield LocalAws(resources, clients, "in-process", state_dir, loaded, persister.save)
             finally:
-                state = dump_state(clients)
-                _save_lake(lake_dir, resources.lake_bucket, lake_digests)
-                payload = json.dumps(state, indent=1, sort_keys=True).encode("utf-8")
-                write_atomic(snapshot_path, payload)
+                persister.save()

@@ -18,11 +18,12 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,14 +53,19 @@ class DeployError(RuntimeError):
 
 
 class LocalStackState(BaseModel):
-    """What ``cst local up --detach`` leaves under the state dir for ``status`` and ``down``."""
+    """What ``cst local up`` (foreground or ``--detach``) leaves under the state dir for
+    ``status`` and ``down``: the endpoint, the process serving it and the stack outputs."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     endpoint: str
-    pid: int | None = Field(default=None, ge=1)
+    pid: int | None = Field(default=None, ge=1)  # the process serving the endpoint (ours)
     port: int | None = Field(default=None, ge=1, le=65535)
     stack_outputs: dict[str, str] = Field(default_factory=dict)
+    # detached: a background server; foreground: a `cst local up` in a terminal; external: an
+    # endpoint someone else serves (LocalStack, a moto server started elsewhere)
+    mode: Literal["detached", "foreground", "external"] = "detached"
+    log_file: str | None = None  # the detached server's output
 
     def save(self, state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -172,6 +178,183 @@ def register_cloudwatch_alarm_resource() -> None:
         cached.cache_clear()
 
 
+class PortInUseError(OSError):
+    """The local server's port is taken by another process."""
+
+
+def _check_port_free(port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError as exc:
+            raise PortInUseError(f"cannot listen on {LOOPBACK}:{port}: {exc}") from exc
+
+
+_CLOUDFRONT_MODELS: list[type[Any]] = []
+
+
+def register_cloudfront_resources() -> None:
+    """Teach moto's CloudFormation the dashboard's ``AWS::CloudFront::Distribution`` and
+    ``AWS::CloudFront::OriginAccessControl`` (moto 5.2 models the CloudFront API but not these
+    resource types, and a ``Fn::GetAtt`` on a skipped resource fails the whole stack: the API's
+    CORS origin is the distribution's ``DomainName``). Each is created in moto's CloudFront
+    (S3 origins only, what this stack uses) and exposes ``Id`` and ``DomainName``, so
+    ``cst web publish`` works against the local stack too. Nothing is served by CloudFront
+    locally; the response headers policy stays skipped (moto has no API for it)."""
+    if _CLOUDFRONT_MODELS:
+        return
+    from moto.cloudformation import parsing
+    from moto.cloudfront.models import cloudfront_backends
+    from moto.core.common_models import CloudFormationModel
+    from moto.utilities.utils import get_partition
+
+    def backend(account_id: str, region_name: str) -> Any:
+        return cloudfront_backends[account_id][get_partition(region_name)]
+
+    class CfnOriginAccessControl(CloudFormationModel):
+        def __init__(self, control: Any) -> None:
+            self.control = control
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CloudFront::OriginAccessControl"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @property
+        def physical_resource_id(self) -> str:
+            return str(self.control.id)
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Id"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name == "Id":
+                return str(self.control.id)
+            raise KeyError(attribute_name)
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> CfnOriginAccessControl:
+            config = cloudformation_json["Properties"]["OriginAccessControlConfig"]
+            return cls(backend(account_id, region_name).create_origin_access_control(config))
+
+    class CfnDistribution(CloudFormationModel):
+        def __init__(self, distribution: Any) -> None:
+            self.distribution = distribution
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CloudFront::Distribution"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @property
+        def physical_resource_id(self) -> str:
+            return str(self.distribution.distribution_id)
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr in {"Id", "DomainName"}
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name == "Id":
+                return str(self.distribution.distribution_id)
+            if attribute_name == "DomainName":
+                return str(self.distribution.domain_name)
+            raise KeyError(attribute_name)
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> CfnDistribution:
+            config = cloudformation_json["Properties"]["DistributionConfig"]
+            origins = []
+            for origin in config["Origins"]:
+                if "S3OriginConfig" not in origin:
+                    raise ValueError(f"local CloudFront model: S3 origins only, got {origin!r}")
+                origins.append(
+                    {
+                        "Id": origin["Id"],
+                        "DomainName": origin["DomainName"],
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                )
+            behavior = config["DefaultCacheBehavior"]
+            distribution, _, _ = backend(account_id, region_name).create_distribution(
+                {
+                    "CallerReference": f"{kwargs.get('StackId', '')}/{kwargs['LogicalId']}",
+                    "Comment": config.get("Comment", ""),
+                    "Enabled": bool(config.get("Enabled", True)),
+                    "DefaultRootObject": config.get("DefaultRootObject", ""),
+                    "Origins": {"Quantity": len(origins), "Items": origins},
+                    "DefaultCacheBehavior": {
+                        "TargetOriginId": behavior["TargetOriginId"],
+                        "ViewerProtocolPolicy": behavior["ViewerProtocolPolicy"],
+                    },
+                },
+                [],
+            )
+            return cls(distribution)
+
+    _CLOUDFRONT_MODELS.extend([CfnOriginAccessControl, CfnDistribution])
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
+_MOCK_METHODS: list[bool] = []
+
+
+def allow_mock_integration_methods() -> None:
+    """moto 5.2's ``AWS::ApiGateway::Method`` reads ``Integration.IntegrationHttpMethod`` and
+    ``Integration.Uri`` unconditionally, and a MOCK integration (the API's CORS preflight
+    OPTIONS methods) has neither, so CreateStack fails with a server error. A MOCK integration
+    gets both as absent (``None``, what API Gateway holds for it) before moto reads them; every
+    other integration is read unchanged."""
+    if _MOCK_METHODS:
+        return
+    from moto.apigateway.models import Method
+
+    original = Method.create_from_cloudformation_json
+
+    def create(
+        cls: type[Method],
+        /,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Method:
+        integration = cloudformation_json.get("Properties", {}).get("Integration", {})
+        if integration.get("Type") == "MOCK":
+            integration.setdefault("IntegrationHttpMethod", None)
+            integration.setdefault("Uri", None)
+        return original(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    Method.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
+    _MOCK_METHODS.append(True)
+
+
 @contextlib.contextmanager
 def moto_server(port: int) -> Iterator[str]:
     """A moto server on 127.0.0.1:``port`` whose deployed state machines execute."""
@@ -189,17 +372,37 @@ def moto_server(port: int) -> Iterator[str]:
     default_user_config["lambda"] = {"use_docker": False}
     sfn_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
     register_cloudwatch_alarm_resource()
+    register_cloudfront_resources()
+    allow_mock_integration_methods()
     serialize_moto_dynamodb()  # the threaded server answers concurrent requests
+    _check_port_free(port)  # moto's server would wait forever for a socket it cannot bind
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
     server.start()
+    # moto's backends are process-global: a server started earlier in this process (or an
+    # embedded moto) may have left a stack, a parameter or a table behind; a new server starts
+    # empty, as a new account would, and leaves nothing behind for the next one
+    reset_moto_backends(port)
     try:
         yield local_endpoint(port)
     finally:
+        with contextlib.suppress(OSError):
+            reset_moto_backends(port)
         server.stop()
         if previous_port is None:
             os.environ.pop("MOTO_PORT", None)
         else:
             os.environ["MOTO_PORT"] = previous_port
+
+
+def reset_moto_backends(port: int) -> None:
+    """Empty every moto backend of this process through the server's reset API."""
+    import urllib.request
+
+    request = urllib.request.Request(  # noqa: S310 - our own loopback server
+        f"{local_endpoint(port)}/moto-api/reset", method="POST", data=b""
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+        answer.read()
 
 
 def cdklocal_env(endpoint: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -285,16 +488,90 @@ def deploy(
     return DeployResult(endpoint, outputs, seconds)
 
 
-def wait_for_port(port: int, timeout_s: float = 30.0) -> bool:
-    """True once something accepts TCP connections on 127.0.0.1:``port`` (bounded wait)."""
-    import socket
+SERVER_LOG: Final = "local-server.log"
+SERVE_COMMAND: Final = (
+    "import sys; from cryptosmarttrader.adapters.local_deploy import serve_forever; "
+    "serve_forever(int(sys.argv[1]))"
+)
 
+
+def wait_for_server(
+    port: int, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 30.0
+) -> bool:
+    """True once a moto server answers on 127.0.0.1:``port`` (its ``/moto-api/data.json``);
+    False at the deadline or as soon as ``proc`` (the server's process) has exited."""
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{LOOPBACK}:{port}/moto-api/data.json"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=1):
-            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(url, timeout=2) as response,
+        ):
+            if response.status == 200:
+                return True
         time.sleep(0.2)
     return False
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    if not path.is_file():
+        return f"(no log at {path})"
+    text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    return "\n".join(text[-lines:]) or f"(empty log {path})"
+
+
+def start_detached_server(state_dir: Path, port: int, timeout_s: float = 30.0) -> LocalStackState:
+    """Start :func:`serve_forever` in a background process that outlives this one, its output
+    in ``state_dir/local-server.log``; return its state once it answers. On failure the process
+    is stopped and :class:`DeployError` carries the log's tail."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / SERVER_LOG
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(  # noqa: S603 - our interpreter, a fixed command
+            [sys.executable, "-c", SERVE_COMMAND, str(port)],
+            start_new_session=True,  # survives the CLI and its terminal's Ctrl-C
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    if not wait_for_server(port, proc, timeout_s):
+        code = proc.poll()
+        if code is None:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        why = (
+            f"exited with code {code}"
+            if code is not None
+            else f"did not answer in {timeout_s:.0f}s"
+        )
+        raise DeployError(
+            f"the local moto server on {LOOPBACK}:{port} {why}; the end of {log_path}:\n"
+            + log_tail(log_path)
+        )
+    return LocalStackState(
+        endpoint=local_endpoint(port), pid=proc.pid, port=port, log_file=str(log_path)
+    )
+
+
+def is_our_server(pid: int) -> bool:
+    """Whether ``pid`` is alive and runs this product (a recorded pid may have been reused)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.exists():  # no procfs: trust the recorded pid
+        return True
+    args = cmdline.read_bytes().decode(errors="replace").split("\0")
+    return any("cryptosmarttrader" in a or Path(a).name == "cst" for a in args)
 
 
 def serve_forever(port: int) -> None:
@@ -305,12 +582,8 @@ def serve_forever(port: int) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with moto_server(port):
+    with moto_server(port) as endpoint:
+        print(f"moto server listening on {endpoint}", flush=True)
         while not stop.wait(1.0):
             pass
-
-
-if __name__ == "__main__":
-    import sys
-
-    serve_forever(int(sys.argv[1]))
+    print("moto server stopped", flush=True)

@@ -43,6 +43,7 @@ from cryptosmarttrader.domain.exchange import (
 from cryptosmarttrader.domain.market import TIMEFRAME_MS
 from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.domain.paper_fill import Bar, Fill, FillModel, simulate_fill
+from cryptosmarttrader.domain.quality import QualityRejectionError
 from cryptosmarttrader.domain.types import (
     ClientOrderId,
     DomainError,
@@ -274,9 +275,12 @@ class PaperExchange:
     def _first_bar(self, symbol: Symbol, placed_ms: int, op: str) -> Bar | None:
         """The first bar opening at or after ``placed_ms`` that the source holds, or None."""
         start = utc_from_ms(placed_ms)
-        end = start + timedelta(milliseconds=self._max_wait_ms)
+        # bars up to now only: a bar that has not opened yet is never read (nor judged)
+        end = min(start + timedelta(milliseconds=self._max_wait_ms), max(self._clock.now(), start))
         try:
             frame = self._bars.ohlcv(symbol.value, self._timeframe, start, end)
+        except QualityRejectionError:  # bad bars there: no fill on them; the order waits/expires
+            return None
         except ValueError as exc:  # DataSourceError: unknown symbol, like a venue's BadSymbol
             raise FatalExchangeError(PAPER, op, str(exc)) from exc
         # a bar is tradable from its open: never fill on a bar that has not opened yet

@@ -11,6 +11,17 @@ one documented exception: :meth:`RecordedMarketData.coins_metadata` reports meta
 fail validation in :attr:`RecordedMarketData.metadata_exclusions` instead of failing, because a
 bad category list must not stop the price data from being used.
 
+Candle files (freqtrade arrays) are read as recorded, in file order. A file that cannot be
+parsed, holds no rows, or has a fractional or implausible timestamp raises
+:class:`CandleFileError` with its quality finding (``UNREADABLE``, ``EMPTY``, ``BAD_TIMESTAMP``).
+The candles served for trading (:meth:`RecordedMarketData.ohlcv`, futures and mark prices) pass
+the quality gate's row rules over the requested range first: a NaN, infinite, zero or negative
+price, a negative volume, an OHLC inconsistency, a duplicate or an off-grid bar raises
+:class:`RejectedBarsError` naming the symbol, the file, the first bad bar and the reason. Only
+that symbol is affected: callers treat it as "no data" (unmarked, not traded) while its data is
+bad. :meth:`RecordedMarketData.candles_as_recorded` hands the raw rows and the file findings to
+``cst data check``, which reports every file instead of stopping at the first bad one.
+
 No look-ahead: rows later than ``asof`` / ``end`` are cut before anything is returned, and no
 value returned depends on them. Values are returned exactly as recorded: timestamps, prices and
 volumes are never shifted, filled or interpolated (the quality gate decides what to exclude).
@@ -30,13 +41,29 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA
-from cryptosmarttrader.domain.types import DomainError, ms_from_utc
+from cryptosmarttrader.domain.quality import (
+    MAX_TS_MS,
+    MIN_TS_MS,
+    Finding,
+    QualityCode,
+    QualityConfig,
+    QualityRejectionError,
+    Severity,
+    check_ohlcv,
+    source_finding,
+)
+from cryptosmarttrader.domain.types import DomainError, ms_from_utc, utc_from_ms
+from cryptosmarttrader.domain.universe import coin_exclusion
 
 __all__ = [
+    "BAR_RULES",
     "FUNDING_SCHEMA",
+    "CandleBatch",
+    "CandleFileError",
     "CoinMeta",
     "DataSourceError",
     "RecordedMarketData",
+    "RejectedBarsError",
 ]
 
 FUNDING_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -57,20 +84,66 @@ _FUTURES_TIMEFRAMES: Final = ("1h", "1d")
 _PAIR_RE: Final = re.compile(r"^([A-Z0-9]{1,20})/(USDT)$")
 _ARRAY_WIDTH: Final = 6
 
-# Category names (CoinGecko) that make a coin a stablecoin / a wrapped or receipt token.
-# Rule: a stablecoin has a category ending in "Stablecoin" or equal to "Stablecoins", or is a
-# bridged stablecoin ("Bridged USDC", "Bridged USDT", "Bridged DAI"). "Stablecoin Protocol"
-# (governance tokens such as MKR) does not count. A wrapped token has "Wrapped-Tokens",
-# "Bridged-Tokens" or any "Bridged <asset>" category, or is a liquid (re)staking receipt token
-# ("Liquid Staking Tokens", "Liquid Restaking Tokens"): all of these track another asset's price.
-_BRIDGED_STABLES: Final = frozenset({"bridged usdc", "bridged usdt", "bridged dai"})
-_WRAPPED: Final = frozenset(
-    {"wrapped-tokens", "bridged-tokens", "liquid staking tokens", "liquid restaking tokens"}
+_NO_LIMIT: Final = 10**9
+BAR_RULES: Final = QualityConfig(
+    min_bars=1,
+    max_gap_bars=_NO_LIMIT,
+    max_missing_fraction=1.0,
+    stale_error_run=_NO_LIMIT,
+    max_spikes=_NO_LIMIT,
+    max_lag_bars=_NO_LIMIT,
 )
+"""The gate's row rules for candles served to trading: every error a single bar can carry (NaN,
+infinite or non-positive price, negative volume, OHLC, duplicate, off-grid, implausible time);
+history-wide policies (gaps, stale runs, spikes, length) are the consumers' and stay warnings."""
 
 
 class DataSourceError(ValueError):
     """A recorded data file or folder cannot be used. The message names it and says why."""
+
+
+class CandleFileError(DataSourceError, QualityRejectionError):
+    """A candle file as a whole is refused: unreadable, empty or with impossible timestamps."""
+
+    def __init__(
+        self, code: QualityCode, symbol: str, path: Path, what: str, count: int = 0
+    ) -> None:
+        DataSourceError.__init__(self, f"{path}: {what} ({code.value})")
+        # the finding names the file too: it travels alone into reports and stored rejections
+        finding = source_finding(code, "recorded", symbol, f"{path.name}: {what}", count=count)
+        self.findings = (finding,)
+        self.path = path
+
+
+class RejectedBarsError(DataSourceError, QualityRejectionError):
+    """Bars in the requested range break the gate's row rules; names symbol, file and reason."""
+
+    def __init__(
+        self, symbol: str, timeframe: str, path: Path, findings: tuple[Finding, ...]
+    ) -> None:
+        first = findings[0]
+        when = "" if first.first_ts is None else f" (first at {_iso(first.first_ts)})"
+        more = f"; and {len(findings) - 1} more finding(s)" if len(findings) > 1 else ""
+        DataSourceError.__init__(
+            self,
+            f"{symbol} {timeframe} bars rejected by the quality gate ({path}): "
+            f"{first.code.value}: {first.reason}{when}{more}",
+        )
+        self.findings = findings
+        self.path = path
+
+
+@dataclass(frozen=True)
+class CandleBatch:
+    """Candles as recorded (``OHLCV_SCHEMA``, file order, nothing after ``asof``) and the
+    findings about files that could not be used at all."""
+
+    frame: pl.DataFrame
+    findings: tuple[Finding, ...]
+
+
+def _iso(ts_ms: int) -> str:
+    return utc_from_ms(ts_ms).strftime("%Y-%m-%dT%H:%MZ")
 
 
 class CoinMeta(BaseModel):
@@ -86,30 +159,27 @@ class CoinMeta(BaseModel):
     genesis_date: date | None = None
 
     @property
+    def exclusion(self) -> str | None:
+        """Why this coin is not a growth candidate (stablecoin, wrapped, bridged, lending
+        receipt, staking derivative, tracker: see ``domain.universe.coin_exclusion``), or None."""
+        return coin_exclusion(self.symbol, self.name, self.categories, self.id)
+
+    @property
     def is_stablecoin(self) -> bool:
-        cats = [c.strip().lower() for c in self.categories]
-        return any(
-            c == "stablecoins" or c.endswith(" stablecoin") or c in _BRIDGED_STABLES for c in cats
-        )
+        reason = self.exclusion
+        return reason is not None and reason.startswith("stablecoin")
 
     @property
     def is_wrapped(self) -> bool:
-        cats = [c.strip().lower() for c in self.categories]
-        return any(
-            c in _WRAPPED
-            or (
-                c.startswith("bridged ")
-                and c not in _BRIDGED_STABLES
-                and not c.endswith(" stablecoin")
-            )
-            for c in cats
-        )
+        """Wrapped, bridged, receipt or tracker token (excluded, but not a stablecoin)."""
+        return self.exclusion is not None and not self.is_stablecoin
 
 
 @dataclass(frozen=True)
 class _DailyCache:
     signature: tuple[tuple[str, int, int], ...]
     frame: pl.DataFrame
+    findings: tuple[Finding, ...] = ()
 
 
 def _require_utc(ts: datetime, what: str) -> int:
@@ -160,6 +230,7 @@ class RecordedMarketData:
             )
         except (pl.exceptions.PolarsError, OSError):
             raw = self._read_csvs_one_by_one(files)
+        findings = _daily_file_findings(raw, files)
         frame = (
             raw.lazy()
             .select(
@@ -178,8 +249,15 @@ class RecordedMarketData:
             raise DataSourceError(
                 f"{self.coins_dir / (sym + '.csv')}: {null_ts.height} row(s) without a timestamp"
             )
-        self._daily = _DailyCache(signature, frame)
+        self._daily = _DailyCache(signature, frame, findings)
         return frame
+
+    @property
+    def daily_findings(self) -> tuple[Finding, ...]:
+        """What the last :meth:`daily_all` read found about whole CoinGecko files: ``EMPTY``
+        (header only: error) and ``UNORDERED`` (rows out of time order: warning)."""
+        self.daily_all()
+        return self._daily.findings if self._daily is not None else ()
 
     def _check_csv_header(self, path: Path) -> None:
         try:
@@ -330,10 +408,26 @@ class RecordedMarketData:
             raise DataSourceError(
                 f"unknown symbol {symbol!r} for binance spot {timeframe}: no file {path}"
             )
+        label = symbol if symbol == pair else f"{symbol} ({pair})"
+        return _gated(path, symbol, timeframe, start, end, label=label)
+
+    def ohlcv_as_recorded(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> pl.DataFrame:
+        """Spot candles of a pair with ``start <= ts <= end`` exactly as the file holds them (file
+        order, not gated): what an exchange would answer, for the ingest replay, whose own gate
+        judges them. A file that cannot be used raises :class:`CandleFileError`."""
+        base = _pair_base(symbol)
+        path = self._spot_folder(timeframe) / f"{base}_USDT-{timeframe}.json"
+        if not path.is_file():
+            raise DataSourceError(
+                f"unknown symbol {symbol!r} for binance spot {timeframe}: no file {path}"
+            )
         return _slice(_ohlcv_file(path, symbol), start, end)
 
     def ohlcv_all(self, timeframe: str, asof: datetime | None = None) -> pl.DataFrame:
-        """Every spot pair of ``timeframe`` in one long ``OHLCV_SCHEMA`` frame (ts <= asof)."""
+        """Every spot pair of ``timeframe`` in one long ``OHLCV_SCHEMA`` frame (ts <= asof),
+        sorted by symbol and time. Raises on a file that cannot be used."""
         frames = [
             _ohlcv_file(
                 self._spot_folder(timeframe) / f"{p.split('/')[0]}_USDT-{timeframe}.json", p
@@ -343,7 +437,37 @@ class RecordedMarketData:
         frame = pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA)
         if asof is not None:
             frame = frame.filter(pl.col("ts") <= _require_utc(asof, "ohlcv_all asof"))
-        return frame
+        return frame.sort("symbol", "ts")
+
+    def candles_as_recorded(
+        self, files: list[tuple[Path, str]], source: str, asof: datetime | None = None
+    ) -> CandleBatch:
+        """The rows of ``files`` ((path, symbol) pairs) in file order, ``ts <= asof``, for the
+        quality report: a file that cannot be used becomes a finding of ``source``, not an
+        error, so every other file is still read and checked."""
+        frames: list[pl.DataFrame] = []
+        findings: list[Finding] = []
+        for path, symbol in files:
+            try:
+                frames.append(_ohlcv_file(path, symbol))
+            except CandleFileError as exc:
+                findings.extend(f.model_copy(update={"source": source}) for f in exc.findings)
+        frame = pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA)
+        if asof is not None:
+            frame = frame.filter(pl.col("ts") <= _require_utc(asof, "candles asof"))
+        return CandleBatch(frame, tuple(findings))
+
+    def spot_files(self, timeframe: str) -> list[tuple[Path, str]]:
+        """(file, pair) of every recorded spot pair of ``timeframe``."""
+        folder = self._spot_folder(timeframe)
+        return [
+            (folder / f"{p.split('/')[0]}_USDT-{timeframe}.json", p)
+            for p in self.available_pairs(timeframe)
+        ]
+
+    def futures_file(self, symbol: str, suffix: str) -> Path:
+        """The futures file of ``symbol`` (``8h-mark``, ``1h-futures``, ``1d-futures``...)."""
+        return self._futures_path(symbol, suffix)
 
     # ----------------------------------------------------------------- Binance futures
     def _futures_path(self, symbol: str, suffix: str) -> Path:
@@ -371,7 +495,7 @@ class RecordedMarketData:
 
     def mark_prices(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         """8-hour mark-price candles, ``OHLCV_SCHEMA``, ``start <= ts <= end``."""
-        return _slice(_ohlcv_file(self._futures_path(symbol, "8h-mark"), symbol), start, end)
+        return _gated(self._futures_path(symbol, "8h-mark"), symbol, "8h", start, end)
 
     def futures_ohlcv(
         self, symbol: str, timeframe: str, start: datetime, end: datetime
@@ -382,7 +506,40 @@ class RecordedMarketData:
                 f"no recorded futures timeframe {timeframe!r}; have {list(_FUTURES_TIMEFRAMES)}"
             )
         path = self._futures_path(symbol, f"{timeframe}-futures")
-        return _slice(_ohlcv_file(path, symbol), start, end)
+        return _gated(path, symbol, timeframe, start, end)
+
+
+def _daily_file_findings(raw: pl.DataFrame, files: list[Path]) -> tuple[Finding, ...]:
+    """File-level findings of the CoinGecko CSVs, from the rows in file order."""
+    out: list[Finding] = []
+    present = set(raw["path"].unique().to_list())
+    for f in files:
+        if str(f) not in present:
+            out.append(
+                source_finding(
+                    QualityCode.EMPTY, "coingecko", f.stem, f"{f}: the file holds no rows"
+                )
+            )
+    # rows are in file order, files one after the other: a step back within one file
+    back = (
+        raw.filter((pl.col("timestamp").diff() < 0) & (pl.col("path") == pl.col("path").shift()))
+        .group_by("path", maintain_order=True)
+        .agg(n=pl.len(), first=pl.col("timestamp").first())
+    )
+    for path, n, first in back.iter_rows():
+        out.append(
+            Finding(
+                code=QualityCode.UNORDERED,
+                severity=Severity.WARNING,
+                source="coingecko",
+                symbol=Path(str(path)).stem,
+                count=int(n),
+                first_ts=None if first is None else int(first),
+                reason=f"{n} row(s) come before an earlier day in {Path(str(path)).name}: rows "
+                "out of time order (values kept, sorted by time)",
+            )
+        )
+    return tuple(out)
 
 
 def _pair_base(symbol: str) -> str:
@@ -445,14 +602,34 @@ def _load_array(path: Path) -> np.ndarray:
         arr = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise DataSourceError(f"{path}: non-numeric value ({exc})") from exc
-    missing_ts = np.flatnonzero(np.isnan(arr[:, 0]))
+    missing_ts = np.flatnonzero(~np.isfinite(arr[:, 0]))
     if missing_ts.size:
         raise DataSourceError(f"{path}: row {int(missing_ts[0])} has no timestamp")
     return arr
 
 
 def _ohlcv_file(path: Path, symbol: str) -> pl.DataFrame:
-    arr = _load_array(path)
+    """The candles of one file, as recorded and in file order (``OHLCV_SCHEMA``).
+
+    Raises :class:`CandleFileError` when the file cannot be used at all."""
+    try:
+        arr = _load_array(path)
+    except DataSourceError as exc:
+        what = str(exc).removeprefix(f"{path}: ")
+        raise CandleFileError(QualityCode.UNREADABLE, symbol, path, what) from exc
+    if arr.shape[0] == 0:
+        raise CandleFileError(QualityCode.EMPTY, symbol, path, "the file holds no candles")
+    ts = arr[:, 0]
+    fractional = np.flatnonzero(ts != np.floor(ts))
+    implausible = np.flatnonzero((ts < MIN_TS_MS) | (ts >= MAX_TS_MS))
+    for rows, what in (
+        (fractional, "a fractional timestamp (whole milliseconds expected)"),
+        (implausible, "a timestamp before 2009-01-03 or from 2100 on (seconds for ms?)"),
+    ):
+        if rows.size:
+            i = int(rows[0])
+            reason = f"row {i} has {what}: {ts[i]!r} ({rows.size} such row(s)); file refused"
+            raise CandleFileError(QualityCode.BAD_TIMESTAMP, symbol, path, reason, rows.size)
     return (
         pl.DataFrame(
             {
@@ -466,5 +643,25 @@ def _ohlcv_file(path: Path, symbol: str) -> pl.DataFrame:
         )
         .select(pl.lit(symbol).alias("symbol"), pl.all())
         .cast(pl.Schema(OHLCV_SCHEMA))
-        .sort("ts")
     )
+
+
+def _gated(
+    path: Path,
+    symbol: str,
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+    *,
+    label: str | None = None,
+) -> pl.DataFrame:
+    """The file's candles with ``start <= ts <= end``, sorted, once they pass :data:`BAR_RULES`.
+
+    Raises :class:`RejectedBarsError` (symbol, file, first bad bar, reason) otherwise."""
+    window = _slice(_ohlcv_file(path, symbol), start, end)
+    end_ms = _require_utc(end, "end")
+    verdict = check_ohlcv(window, timeframe, end_ms, BAR_RULES, source=str(path))
+    errors = tuple(f for f in verdict.findings if f.severity is Severity.ERROR)
+    if errors:
+        raise RejectedBarsError(label or symbol, timeframe, path, errors)
+    return verdict.clean

@@ -3,7 +3,9 @@
 Reads go through Powertools Parameters (``SSMProvider`` over the injected boto3 client). The
 cache is kept here, timed by the injected clock rather than Powertools' wall-clock ``max_age``,
 so tests and replays control it. Reading FAILS CLOSED: a missing, unreadable or malformed
-parameter counts as ON, and the status says why.
+parameter counts as ON, and the status says why, with ``known=False``: "may I trade?" is
+answered no, but nothing may be destroyed on it (cancelling decisions or open orders needs a
+switch read as ON, ``known=True``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ FAIL_CLOSED_ACTOR = "system:fail-closed"
 
 
 class KillSwitchStatus(BaseModel):
-    """The stored kill-switch value. Strict: ``"on": "false"`` is malformed, not False."""
+    """The stored kill-switch value. Strict: ``"on": "false"`` is malformed, not False.
+
+    ``known`` is not stored: it says whether this status was read (True) or stands for a read
+    that failed or a malformed value (False, always with ``on=True``: fail closed)."""
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
@@ -36,6 +41,7 @@ class KillSwitchStatus(BaseModel):
     reason: str = Field(min_length=1)
     actor: str = Field(min_length=1)
     at: AwareDatetime
+    known: bool = Field(default=True, exclude=True)
 
 
 class SsmKillSwitch:
@@ -90,13 +96,16 @@ class SsmKillSwitch:
         if not isinstance(raw, str):
             return self._closed(now, f"kill-switch parameter {self._name} is not a string")
         try:
-            return KillSwitchStatus.model_validate_json(raw)
+            stored = KillSwitchStatus.model_validate_json(raw)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
             )
             return self._closed(now, f"kill-switch parameter {self._name} malformed: {problems}")
+        return stored if stored.known else stored.model_copy(update={"known": True})
 
     @staticmethod
     def _closed(now: datetime, reason: str) -> KillSwitchStatus:
-        return KillSwitchStatus(on=True, reason=reason, actor=FAIL_CLOSED_ACTOR, at=now)
+        return KillSwitchStatus(
+            on=True, reason=reason, actor=FAIL_CLOSED_ACTOR, at=now, known=False
+        )

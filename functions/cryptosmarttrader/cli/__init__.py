@@ -19,6 +19,7 @@ from cryptosmarttrader.cli import local as _local
 from cryptosmarttrader.cli import model as _model
 from cryptosmarttrader.cli import scan as _scan
 from cryptosmarttrader.cli import tracking as _tracking
+from cryptosmarttrader.cli import web as _web
 
 app = typer.Typer(
     name="cst",
@@ -46,6 +47,7 @@ app.add_typer(_chaos.app, name="chaos", help="Chaos suite: real faults on local 
 app.add_typer(_local.app, name="local", help="Deploy the stacks to a local AWS (moto/LocalStack).")
 app.add_typer(_api.app, name="api", help="HTTP API: local server over the embedded AWS, OpenAPI.")
 app.add_typer(_model.app, name="model", help="ML lifecycle: train, registry, drift, canary.")
+app.add_typer(_web.app, name="web", help="Publish the built web dashboard to the deployed stack.")
 
 
 def main() -> None:  # pragma: no cover - console entry point

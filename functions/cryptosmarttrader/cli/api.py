@@ -5,7 +5,8 @@
 a valid key, as a usage-plan method does), turns each HTTP request into a REST API proxy event
 (``requestContext.identity.apiKeyId`` filled as API Gateway fills it), invokes the handler and
 writes its proxy response back. It binds to 127.0.0.1 only. State (kill-switch, audit trail) is
-saved to the state directory when the server stops.
+saved to the state directory after every state-changing request, before its answer is sent, and
+again when the server stops (Ctrl-C, SIGTERM or SIGHUP).
 """
 
 from __future__ import annotations
@@ -13,18 +14,21 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import os
 import secrets
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, ClassVar, Final
 from urllib.parse import parse_qs, urlsplit
 
 import typer
@@ -33,6 +37,30 @@ from cryptosmarttrader.cli._common import fail, state_dir
 
 app = typer.Typer(no_args_is_help=True, help="The HTTP API: local server and OpenAPI document.")
 
+REPO_ROOT: Final = Path(__file__).resolve().parents[3]
+DEFAULT_WEB_DIR: Final = REPO_ROOT / "web" / "dist"  # `make web` (npm ci && npm run build)
+# What the dashboard's files may load and call: only this origin (the API is same-origin here).
+WEB_HEADERS: Final[dict[str, str]] = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+CONTENT_TYPES: Final[dict[str, str]] = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+}
 LOOPBACK: Final = "127.0.0.1"
 LOCAL_API_KEY_ID: Final = "local-api-key"
 LOCAL_STAGE: Final = "local"
@@ -113,14 +141,49 @@ def proxy_event(
     }
 
 
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+REQUEST_TIMEOUT_S: Final = 10.0  # per connection: a client that stalls is cut off after this
+
+
+@dataclass(frozen=True)
+class RouteAuth:
+    """What API Gateway checks before the function runs, for one method of one route."""
+
+    api_key: bool
+    sigv4: bool
+
+
+RouteTable = Mapping[str, Mapping[str, RouteAuth]]  # path → METHOD → checks
+
+
+def canonical_path(path: str) -> str:
+    """The route path a REST API (and Powertools' REST resolver) matches: no trailing slash."""
+    return path.rstrip("/") or "/"
+
+
+class _HttpError(Exception):
+    def __init__(self, status: HTTPStatus, message: str, *, close: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.close = close
+
+
 class ApiBridge(BaseHTTPRequestHandler):
-    """One HTTP request → (API key check) → proxy event → handler → HTTP response."""
+    """One HTTP request → (API Gateway's checks) → proxy event → handler → HTTP response.
+
+    Served by a threading server: each connection reads its request on its own thread, under a
+    socket timeout, so a client that stalls never blocks the others; the handler itself runs one
+    request at a time (see :class:`LocalApi`), as one Lambda instance does.
+    """
 
     server_version = "cst-api-local"
+    protocol_version = "HTTP/1.1"
+    timeout = REQUEST_TIMEOUT_S
     invoke: Invoke
     api_key: str
-    routes: Mapping[str, frozenset[str]] = {}  # path → declared methods (from the OpenAPI)
-    signed: frozenset[tuple[str, str]] = frozenset()  # (method, path) needing SigV4 (IAM)
+    routes: ClassVar[RouteTable] = {}
+    web_root: ClassVar[Path | None] = None  # the built dashboard, served beside the API
 
     def __getattr__(self, name: str) -> Callable[[], None]:
         """Any other method (QUERY, PROPFIND...) goes through the same gate and gets a 405."""
@@ -153,44 +216,65 @@ class ApiBridge(BaseHTTPRequestHandler):
         self._handle("TRACE")
 
     def _handle(self, method: str) -> None:
-        request_id = str(uuid.uuid4())
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {}, b'{"message":"Payload Too Large"}')
+        if self.web_root is not None and self._serve_web(method):
             return
-        body = self.rfile.read(length) if length > 0 else b""
-        allowed = self.routes.get(urlsplit(self.path).path)
-        if allowed is not None and method not in allowed:
-            # API Gateway answers an undeclared method itself (403 "Missing Authentication
-            # Token"); locally the plain HTTP answer is given instead.
+        try:
+            try:
+                self._serve(method)
+            except _HttpError as exc:
+                if exc.close:
+                    self.close_connection = True
+                self._send_json(exc.status, {"message": exc.message})
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True  # the client stalled or went away: nothing to answer
+
+    def _serve(self, method: str) -> None:
+        request_id = str(uuid.uuid4())
+        body = self._read_body()
+        split = urlsplit(self.path)
+        path = canonical_path(split.path)
+        methods = self.routes.get(path)
+        if methods is None:
+            # API Gateway answers an undeclared resource itself (403 "Missing Authentication
+            # Token"); locally the plain HTTP answer is given. The handler never sees it.
+            raise _HttpError(HTTPStatus.NOT_FOUND, "Not Found")
+        auth = methods.get(method)
+        if auth is None:
+            # Likewise for an undeclared method of a declared resource.
             self._send(
                 HTTPStatus.METHOD_NOT_ALLOWED,
-                {"Allow": ", ".join(sorted(allowed))},
+                {"Allow": ", ".join(sorted(methods))},
                 b'{"message":"Method Not Allowed"}',
             )
             return
         sent_key = self.headers.get("x-api-key")
-        if sent_key is None or not secrets.compare_digest(sent_key, self.api_key):
+        key_ok = sent_key is not None and secrets.compare_digest(
+            sent_key.encode("utf-8", "surrogateescape"), self.api_key.encode("utf-8")
+        )
+        if auth.api_key and not key_ok:
             # What API Gateway answers when a method requires an API key it did not get.
-            self._send(HTTPStatus.FORBIDDEN, {}, b'{"message":"Forbidden"}')
-            return
-        if (method, urlsplit(self.path).path) in self.signed and not self.headers.get(
-            "Authorization"
-        ):
+            raise _HttpError(HTTPStatus.FORBIDDEN, "Forbidden")
+        if auth.sigv4 and not self.headers.get("Authorization"):
             # API Gateway's answer to an unsigned call of an IAM method. Locally the signature
             # itself is NOT verified: the API key is the only credential checked.
-            self._send(HTTPStatus.FORBIDDEN, {}, b'{"message":"Missing Authentication Token"}')
-            return
+            raise _HttpError(HTTPStatus.FORBIDDEN, "Missing Authentication Token")
+        target = path + (f"?{split.query}" if split.query else "")
         event = proxy_event(
             method,
-            self.path,
+            target,
             dict(self.headers.items()),
             body,
-            api_key=sent_key,
+            api_key=sent_key if key_ok else None,
             request_id=request_id,
             source_ip=self.client_address[0],
         )
-        result = type(self).invoke(event)
+        try:
+            result = type(self).invoke(event)
+        except ApiStoppedError:
+            raise _HttpError(HTTPStatus.SERVICE_UNAVAILABLE, "the server is stopping") from None
+        except Exception:  # the bridge's last resort: a JSON 500, never a trace on the wire
+            logging.getLogger(__name__).exception("local API request failed")
+            raise _HttpError(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error") from None
         payload = result.get("body") or ""
         raw = (
             base64.b64decode(payload)
@@ -202,47 +286,147 @@ class ApiBridge(BaseHTTPRequestHandler):
             headers[name] = ", ".join(values)
         self._send(HTTPStatus(int(result["statusCode"])), headers, raw)
 
+    def _read_body(self) -> bytes:
+        """The request body, by its Content-Length; a length that cannot be trusted is a 400."""
+        if self.headers.get("Transfer-Encoding", "identity").strip().lower() != "identity":
+            raise _HttpError(
+                HTTPStatus.LENGTH_REQUIRED,
+                "send the body with a Content-Length (chunked transfer encoding is not accepted)",
+                close=True,
+            )
+        values = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+        if not values:
+            return b""
+        if len(values) > 1:
+            raise _HttpError(
+                HTTPStatus.BAD_REQUEST, "conflicting Content-Length headers", close=True
+            )
+        (text,) = values
+        if not (text.isascii() and text.isdigit()):
+            raise _HttpError(
+                HTTPStatus.BAD_REQUEST,
+                f"Content-Length must be a non-negative integer, got {text[:40]!r}",
+                close=True,
+            )
+        length = int(text)
+        if length > MAX_BODY_BYTES:
+            raise _HttpError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"Payload Too Large (at most {MAX_BODY_BYTES} bytes)",
+                close=True,
+            )
+        try:
+            body = self.rfile.read(length) if length else b""
+        except TimeoutError:  # the connection's socket timeout
+            raise _HttpError(
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"the request body did not arrive within {self.timeout} s",
+                close=True,
+            ) from None
+        if len(body) != length:
+            raise _HttpError(
+                HTTPStatus.BAD_REQUEST, "the body is shorter than its Content-Length", close=True
+            )
+        return body
+
+    def _send_json(self, status: HTTPStatus, payload: Mapping[str, Any]) -> None:
+        self._send(status, {}, json.dumps(payload).encode("utf-8"))
+
+    def _serve_web(self, method: str) -> bool:
+        """Serve a dashboard file for GET/HEAD outside the API's paths; False: not ours.
+
+        Only regular files inside the web root are served (no traversal, no dot files), with
+        the dashboard's security headers; no API key is needed for the files themselves."""
+        path = urlsplit(self.path).path
+        if (
+            canonical_path(path) in self.routes
+            or path.startswith("/api/")
+            or method not in {"GET", "HEAD"}
+        ):
+            return False
+        assert self.web_root is not None
+        relative = "index.html" if path in {"", "/"} else path.lstrip("/")
+        parts = relative.split("/")
+        if any(p in {"", ".", ".."} or p.startswith(".") or "\\" in p for p in parts):
+            self._send(HTTPStatus.NOT_FOUND, WEB_HEADERS, b'{"message":"Not Found"}')
+            return True
+        root = self.web_root.resolve()
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            self._send(HTTPStatus.NOT_FOUND, WEB_HEADERS, b'{"message":"Not Found"}')
+            return True
+        body = target.read_bytes()
+        immutable = parts[0] == "assets"  # content-hashed names
+        headers = {
+            **WEB_HEADERS,
+            "Content-Type": CONTENT_TYPES.get(target.suffix, "application/octet-stream"),
+            "Cache-Control": "public, max-age=31536000, immutable" if immutable else "no-cache",
+        }
+        self.send_response(HTTPStatus.OK)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if method == "GET":
+            self.wfile.write(body)
+        return True
+
     def _send(self, status: HTTPStatus, headers: Mapping[str, str], body: bytes) -> None:
         self.send_response(status)
         if not any(k.lower() == "content-type" for k in headers):
             self.send_header("Content-Type", "application/json")
         for name, value in headers.items():
-            if name.lower() != "content-length":
+            if name.lower() not in {"content-length", "connection"}:
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the handler logs every request as JSON with its correlation id."""
 
 
-def declared_routes() -> tuple[dict[str, frozenset[str]], frozenset[tuple[str, str]]]:
-    """Path → HTTP methods, and the (method, path) pairs needing SigV4, from the OpenAPI."""
-    from cryptosmarttrader.handlers.api import SIGV4_SCHEME, openapi_json
+def declared_routes() -> dict[str, dict[str, RouteAuth]]:
+    """Path → METHOD → API Gateway's checks, from the OpenAPI document (the deployed table)."""
+    from cryptosmarttrader.handlers.api import API_KEY_SCHEME, SIGV4_SCHEME, openapi_json
 
     paths = json.loads(openapi_json())["paths"]
-    routes = {path: frozenset(m.upper() for m in ops) for path, ops in paths.items()}
-    signed = frozenset(
-        (m.upper(), path)
-        for path, ops in paths.items()
-        for m, op in ops.items()
-        if any(SIGV4_SCHEME in req for req in op.get("security", []))
-    )
-    return routes, signed
+    routes: dict[str, dict[str, RouteAuth]] = {}
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            security = op.get("security", [])
+            routes.setdefault(canonical_path(path), {})[method.upper()] = RouteAuth(
+                api_key=any(API_KEY_SCHEME in req for req in security),
+                sigv4=any(SIGV4_SCHEME in req for req in security),
+            )
+    return routes
 
 
-def make_server(port: int, api_key: str, invoke: Invoke) -> HTTPServer:
-    """An HTTP server on 127.0.0.1:``port`` (0 = any free port) bridging to ``invoke``."""
-    routes, signed = declared_routes()
+def make_server(
+    port: int,
+    api_key: str,
+    invoke: Invoke,
+    web_root: Path | None = None,
+    *,
+    request_timeout_s: float = REQUEST_TIMEOUT_S,
+) -> ThreadingHTTPServer:
+    """An HTTP server on 127.0.0.1:``port`` (0 = any free port) bridging to ``invoke``, and
+    serving the built dashboard in ``web_root`` (if given) at ``/``."""
     attrs = {
         "invoke": staticmethod(invoke),
         "api_key": api_key,
-        "routes": routes,
-        "signed": signed,
+        "routes": declared_routes(),
+        "timeout": request_timeout_s,
+        "web_root": web_root,
     }
     bridge = type("BoundApiBridge", (ApiBridge,), attrs)
-    return HTTPServer((LOOPBACK, port), bridge)
+    server = ThreadingHTTPServer((LOOPBACK, port), bridge)
+    server.daemon_threads = True  # a stalled client never holds up the shutdown
+    server.block_on_close = False
+    return server
 
 
 def _local_environment(quiet_metrics: bool) -> dict[str, str]:
@@ -256,8 +440,42 @@ def _local_environment(quiet_metrics: bool) -> dict[str, str]:
     return env
 
 
+class ApiStoppedError(RuntimeError):
+    """The local API is shutting down: no request reaches the handler any more."""
+
+
+class LocalApi:
+    """The API handler in-process, one request at a time, with the state saved after each write.
+
+    Callable as ``invoke(event) -> response``. A request whose method can change state (anything
+    but GET, HEAD, OPTIONS) is followed by a checkpoint of the local state before its answer
+    leaves, so what a client was told is stored survives SIGTERM, SIGKILL or a crash.
+    """
+
+    def __init__(self, invoke: Invoke, checkpoint: Callable[[], None]) -> None:
+        self._invoke = invoke
+        self._checkpoint = checkpoint
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if self._stopped:
+                raise ApiStoppedError("the local API is stopping")
+            try:
+                return self._invoke(event)
+            finally:
+                if str(event.get("httpMethod", "")).upper() not in SAFE_METHODS:
+                    self._checkpoint()
+
+    def stop(self) -> None:
+        """Wait for the request in flight, then refuse every later one."""
+        with self._lock:
+            self._stopped = True
+
+
 @contextlib.contextmanager
-def local_api(state: Path, *, quiet_metrics: bool = True) -> Iterator[Invoke]:
+def local_api(state: Path, *, quiet_metrics: bool = True) -> Iterator[LocalApi]:
     """The API handler, ready to invoke in-process over the embedded local AWS at ``state``."""
     from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.handlers import _common
@@ -265,7 +483,7 @@ def local_api(state: Path, *, quiet_metrics: bool = True) -> Iterator[Invoke]:
     saved = {k: os.environ.get(k) for k in _local_environment(quiet_metrics)}
     os.environ.update(_local_environment(quiet_metrics))
     try:
-        with embedded_aws(state):
+        with embedded_aws(state) as aws:
             from cryptosmarttrader.handlers import api as api_handler
 
             _common.reset_caches()
@@ -276,9 +494,11 @@ def local_api(state: Path, *, quiet_metrics: bool = True) -> Iterator[Invoke]:
                 result: dict[str, Any] = api_handler.handler(event, context)
                 return result
 
+            api = LocalApi(invoke, aws.checkpoint)
             try:
-                yield invoke
+                yield api
             finally:
+                api.stop()
                 _common.reset_caches()
                 api_handler._service.cache_clear()
     finally:
@@ -287,6 +507,32 @@ def local_api(state: Path, *, quiet_metrics: bool = True) -> Iterator[Invoke]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class _StopSignalError(Exception):
+    """SIGTERM/SIGHUP received: stop serving; the state is saved on the way out."""
+
+
+def _stop_on_signals() -> dict[int, Any]:
+    """SIGTERM and SIGHUP stop the server like Ctrl-C (KeyboardInterrupt) does; returns the
+    handlers to restore."""
+
+    def stop(signum: int, _frame: object) -> None:
+        _ignore_stop_signals()
+        raise _StopSignalError(signal.Signals(signum).name)
+
+    previous: dict[int, Any] = {}
+    for sig in STOP_SIGNALS:
+        previous[sig] = signal.signal(sig, stop if sig != signal.SIGINT else signal.getsignal(sig))
+    return previous
+
+
+def _ignore_stop_signals() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 @app.command("serve")
@@ -311,28 +557,60 @@ def serve(
     emit_metrics: Annotated[
         bool, typer.Option("--metrics", help="Also print the EMF metric records.")
     ] = False,
+    web: Annotated[
+        Path | None,
+        typer.Option(
+            "--web",
+            help="The built dashboard to serve at / (default: web/dist of this checkout).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API on http://127.0.0.1:PORT over the embedded local AWS (Ctrl-C stops)."""
     key = api_key or secrets.token_urlsafe(24)
     if len(key) < 16:
         fail("--api-key must be at least 16 characters")
-    with local_api(state_dir(state), quiet_metrics=not emit_metrics) as invoke:
-        try:
-            server = make_server(port, key, invoke)
-        except OSError as exc:
-            fail(f"cannot listen on {LOOPBACK}:{port}: {exc.strerror or exc}")
-        host, bound = server.server_address[:2]
-        typer.echo(f"CryptoSmartTrader API on http://{host!s}:{bound} (Ctrl-C stops)", err=True)
-        if api_key is None:
-            typer.echo(f"x-api-key: {key}", err=True)
-        started = time.monotonic()
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
-            typer.echo(f"stopped after {time.monotonic() - started:.0f} s; state saved", err=True)
+    web_root = web or DEFAULT_WEB_DIR
+    if web is not None and not (web / "index.html").is_file():
+        fail(f"--web {web}: no index.html there (build the dashboard: run `make web`)")
+    served = web_root if (web_root / "index.html").is_file() else None
+    previous = _stop_on_signals()
+    why = "Ctrl-C"
+    try:
+        with local_api(state_dir(state), quiet_metrics=not emit_metrics) as invoke:
+            try:
+                server = make_server(port, key, invoke, served)
+            except OSError as exc:
+                fail(f"cannot listen on {LOOPBACK}:{port}: {exc.strerror or exc}")
+            host, bound = server.server_address[:2]
+            typer.echo(f"CryptoSmartTrader API on http://{host!s}:{bound} (Ctrl-C stops)", err=True)
+            if served is not None:
+                typer.echo(
+                    f"dashboard: http://{host!s}:{bound}/ (sign in with the x-api-key)", err=True
+                )
+            else:
+                typer.echo(
+                    f"dashboard not built ({DEFAULT_WEB_DIR} missing): run `make web`", err=True
+                )
+            if api_key is None:
+                typer.echo(f"x-api-key: {key}", err=True)
+            started = time.monotonic()
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                pass
+            except _StopSignalError as exc:
+                why = str(exc)
+            finally:
+                _ignore_stop_signals()  # a second signal must not interrupt the final save
+                server.server_close()
+                invoke.stop()  # the request in flight finishes; the state is saved on exit
+            typer.echo(f"{why}: stopped after {time.monotonic() - started:.0f} s", err=True)
+        typer.echo("state saved", err=True)
+    except _StopSignalError as exc:  # stopped while starting: nothing was served or changed
+        typer.echo(f"{exc}: stopped while starting", err=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @app.command("openapi")

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import embedded_aws
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day
-from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE, max_drawdown
-from cryptosmarttrader.services.evaluate import EvaluationError, backtest
-from cryptosmarttrader.services.paper_replay import PaperReplay, ReplayDay
-from cryptosmarttrader.settings import AwsResources, TradingSettings
-from cryptosmarttrader.wiring import (
-    recorded_analyzer,
-    resolve_data_dir,
-    scan_service,
-    trading_cycle,
-)
+from cryptosmarttrader.cli._progress import progress_bars, show_progress
+from cryptosmarttrader.domain import jsonout
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.services.paper_replay import ReplayDay
+    from cryptosmarttrader.services.progress import Progress
+    from cryptosmarttrader.settings import TradingSettings
+
+# numpy, polars, moto and the services are imported inside the command (fast `cst --help`).
 
 # Mounted by the root app as ``app.add_typer(backtest.app, name="backtest")`` → `cst backtest ...`
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -41,8 +34,14 @@ def backtest_cmd(
     ] = None,
     every_days: Annotated[int, typer.Option("--every-days", min=1, help="Days between scans.")] = 7,
     cost_bps: Annotated[
-        float, typer.Option("--cost-bps", min=0, help="Fee + slippage per traded notional.")
-    ] = BACKTEST_COST_RATE * 10_000,
+        float | None,
+        typer.Option(
+            "--cost-bps",
+            min=0,
+            help="Fee + slippage per traded notional, in bps (default: the evaluation's cost, "
+            "BACKTEST_COST_RATE).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     fills: Annotated[
         str,
@@ -59,14 +58,30 @@ def backtest_cmd(
     first, last = parse_day(start, "--start").date(), parse_day(end, "--end").date()
     if fills not in {"vectorized", "paper"}:
         fail(f"--fills must be vectorized or paper, got {fills!r}")
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE
+    from cryptosmarttrader.services.evaluate import EvaluationError, backtest
+    from cryptosmarttrader.settings import TradingSettings
+    from cryptosmarttrader.wiring import recorded_analyzer, resolve_data_dir
+
+    if cost_bps is None:
+        cost_bps = BACKTEST_COST_RATE * 10_000
     settings = TradingSettings(universe="tradable") if fills == "paper" else TradingSettings()
     paper: list[ReplayDay] = []
     try:
         data_dir = resolve_data_dir(data)
         analyzer = recorded_analyzer(data_dir, SystemClock(), settings)
-        result = backtest(analyzer, first, last, every_days=every_days, cost_rate=cost_bps / 10_000)
-        if fills == "paper":
-            paper = _paper_replay(data_dir, settings, first, last, every_days)
+        with progress_bars(show_progress(as_json)) as progress:
+            result = backtest(
+                analyzer,
+                first,
+                last,
+                every_days=every_days,
+                cost_rate=cost_bps / 10_000,
+                progress=progress,
+            )
+            if fills == "paper":
+                paper = _paper_replay(data_dir, settings, first, last, every_days, progress)
     except (EvaluationError, ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     payload: dict[str, object] = {
@@ -83,7 +98,7 @@ def backtest_cmd(
         payload["universe"] = "coins with a recorded exchange pair (what the paper venue trades)"
         payload["paper"] = _paper_summary(paper, settings.equity_usd)
     if as_json:
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(jsonout.dumps(payload, indent=2))
         return
     for d in result.days:
         typer.echo(f"{d.asof}: {', '.join(d.buys) or '-'}")
@@ -102,9 +117,21 @@ def backtest_cmd(
 
 
 def _paper_replay(
-    data_dir: Path, settings: TradingSettings, first: date, last: date, every_days: int
+    data_dir: Path,
+    settings: TradingSettings,
+    first: date,
+    last: date,
+    every_days: int,
+    progress: Progress,
 ) -> list[ReplayDay]:
     """The decisions replayed through the scan and execution cycles on a throwaway local AWS."""
+    from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.services.paper_replay import PaperReplay
+    from cryptosmarttrader.settings import AwsResources
+    from cryptosmarttrader.wiring import recorded_analyzer, scan_service, trading_cycle
+
     market = RecordedMarketData(data_dir)
     resources = AwsResources()
     with tempfile.TemporaryDirectory() as tmp, embedded_aws(Path(tmp), resources) as aws:
@@ -117,10 +144,14 @@ def _paper_replay(
                 market, clock, aws.clients, resources, settings, InMemoryMetrics()
             ),
         )  # fmt: skip
-        return replay.run(first, last, every_days)
+        return replay.run(first, last, every_days, progress)
 
 
 def _paper_summary(days: list[ReplayDay], start_equity: float) -> dict[str, object]:
+    import numpy as np
+
+    from cryptosmarttrader.domain.evaluation import max_drawdown
+
     curve = [start_equity, *(d.equity for d in days if d.equity is not None)]
     return {
         "total_return": curve[-1] / start_equity - 1,

@@ -18,28 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange
-from cryptosmarttrader.adapters.local_aws import embedded_aws
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail
-from cryptosmarttrader.domain.exchange import ExchangeError
-from cryptosmarttrader.domain.market import DAY_MS, TIMEFRAME_MS
-from cryptosmarttrader.domain.types import Action, DomainError, utc_from_ms
-from cryptosmarttrader.domain.universe import is_tradable_pair
-from cryptosmarttrader.settings import AwsResources, TradingSettings
-from cryptosmarttrader.wiring import (
-    DataSourceUnavailableError,
-    recorded_analyzer,
-    resolve_data_dir,
-)
+from cryptosmarttrader.cli._progress import show_progress, working
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Heavy libraries (polars, numpy, ccxt, moto, boto3) are imported inside the functions that use
+# them, so `cst --help` and the light commands start fast (see bench/bench_cli_startup.py).
 
 LIVE_BARS = 300  # SMA200 plus margin for the scan's 260-day window
 EXECUTION_PAIR = "BTC/USDT"  # whose recorded hourly candles bound the replayed execution
@@ -76,6 +66,12 @@ def _latest_day_with_a_buy(data_dir: Path, latest_ms: int, top: int) -> int:
     """The latest day up to ``latest_ms`` whose scan (read-only) gates at least one BUY among
     the tradable coins, so the demo has a decision to execute; ``latest_ms`` if none within
     ``SEARCH_DAYS`` (the demo then shows a scan that decides to hold)."""
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.domain.market import DAY_MS
+    from cryptosmarttrader.domain.types import Action, utc_from_ms
+    from cryptosmarttrader.settings import TradingSettings
+    from cryptosmarttrader.wiring import recorded_analyzer
+
     settings = TradingSettings(universe="tradable")
     analyzer = recorded_analyzer(data_dir, SystemClock(), settings)
     for back in range(SEARCH_DAYS):
@@ -87,6 +83,11 @@ def _latest_day_with_a_buy(data_dir: Path, latest_ms: int, top: int) -> int:
 
 
 def _recorded_plan(data: Path | None, timeframe: str, ingest_bars: int, top: int) -> _Plan:
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.domain.market import DAY_MS, TIMEFRAME_MS
+    from cryptosmarttrader.domain.types import utc_from_ms
+    from cryptosmarttrader.wiring import DataSourceUnavailableError, resolve_data_dir
+
     data_dir = resolve_data_dir(data)
     market = RecordedMarketData(data_dir)
     pairs = market.available_pairs(timeframe)
@@ -117,6 +118,8 @@ def _recorded_plan(data: Path | None, timeframe: str, ingest_bars: int, top: int
             "CST_DATA_SOURCE": "recorded",
             "CST_DATA_DIR": str(data_dir),
             "CST_UNIVERSE": "tradable",
+            # a replay deployment: the execution cycles run at replayed instants (`at`)
+            "CST_ALLOW_REPLAYS": "true",
         },
         ingest_event={
             "exchange": "binance",
@@ -132,6 +135,11 @@ def _recorded_plan(data: Path | None, timeframe: str, ingest_bars: int, top: int
 
 
 def _live_plan(exchange: str, live_pairs: int) -> _Plan:
+    from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.domain.universe import is_tradable_pair
+    from cryptosmarttrader.wiring import DataSourceUnavailableError
+
     clock = SystemClock()
     venue = CcxtExchange.create(exchange, clock)
     ranked = venue.most_traded("USDT", live_pairs * 2)
@@ -191,12 +199,18 @@ def demo(
     """
     if source not in {"auto", "recorded", "live"}:
         fail(f"--source must be auto, recorded or live, got {source!r}")
+    from rich.console import Console
+
+    from cryptosmarttrader.domain.exchange import ExchangeError
+    from cryptosmarttrader.domain.types import DomainError
+
     console = Console()
     plan: _Plan | None = None
     why_not_recorded = ""
     if source in {"auto", "recorded"}:
         try:
-            plan = _recorded_plan(data, timeframe, ingest_bars, top)
+            with working("reading the recorded data, choosing the decision day", show_progress()):
+                plan = _recorded_plan(data, timeframe, ingest_bars, top)
         except (ValueError, RuntimeError, OSError) as exc:
             why_not_recorded = str(exc).splitlines()[0]
             if source == "recorded":
@@ -232,6 +246,11 @@ def _fresh_environment(plan: _Plan) -> tuple[ModuleType, ModuleType, ModuleType]
 
 
 def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.settings import AwsResources
+
     resources = AwsResources()
     console.rule("[bold]CryptoSmartTrader demo — embedded local AWS (moto, in-process)")
     console.print(f"data: {plan.description}")
@@ -244,9 +263,10 @@ def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
             f"{event['timeframe']}, {plan.source} data"
         )
         started = time.perf_counter()
-        ingested = _quiet(
-            ingest_handler.handler, event, _LambdaContext("cst-ingest", "demo-ingest-1")
-        )
+        with working("ingest Lambda running", show_progress()):
+            ingested = _quiet(
+                ingest_handler.handler, event, _LambdaContext("cst-ingest", "demo-ingest-1")
+            )
         console.print(_summarize_ingest(ingested, time.perf_counter() - started))
         lake = aws.s3.list_objects_v2(Bucket=resources.lake_bucket, MaxKeys=3)
         for obj in lake.get("Contents", []):
@@ -255,14 +275,20 @@ def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
         asof = plan.asof
         console.rule(f"2. scan Lambda: scheduled run as of {asof:%Y-%m-%d}")
         scan_event = {"top_n": top, "asof": f"{asof:%Y-%m-%d}"}
-        first = _quiet(scan_handler.handler, scan_event, _LambdaContext("cst-scan", "demo-scan-1"))
+        with working("scan Lambda running", show_progress()):
+            first = _quiet(
+                scan_handler.handler, scan_event, _LambdaContext("cst-scan", "demo-scan-1")
+            )
         _print_scan(console, first)
 
         console.rule("3. execution Lambda: the hourly cycles after the scan")
         _execute(console, execute_handler, plan)
 
         console.rule("4. the same scan schedule delivered again (at-least-once delivery)")
-        second = _quiet(scan_handler.handler, scan_event, _LambdaContext("cst-scan", "demo-scan-2"))
+        with working("scan Lambda running again", show_progress()):
+            second = _quiet(
+                scan_handler.handler, scan_event, _LambdaContext("cst-scan", "demo-scan-2")
+            )
         rep = second.get("report", {})
         console.print(
             f"orders created: {rep.get('orders_created')}   "
@@ -293,6 +319,18 @@ def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
         )
     if first.get("status") != "ok":
         fail(f"scan failed: {first.get('error')}")
+    _print_dashboard(console, state_dir)
+
+
+def _print_dashboard(console: Console, state_dir: Path) -> None:
+    """Where to look at this run in a browser: the API and the dashboard over this state."""
+    console.rule("dashboard")
+    console.print(
+        "see this run in the browser: serve the API and the dashboard over its state, then open "
+        "the address it prints and sign in with the x-api-key it prints:"
+    )
+    console.print(f"  uv run cst api serve --state-dir {state_dir} --port 8080", soft_wrap=True)
+    console.print("  open http://127.0.0.1:8080/   (docs/web.md)", soft_wrap=True)
 
 
 def _execute(console: Console, handler: ModuleType, plan: _Plan) -> None:
@@ -305,7 +343,10 @@ def _execute(console: Console, handler: ModuleType, plan: _Plan) -> None:
     report: dict[str, Any] = {}
     for n, at in enumerate(instants, start=1):
         event = {} if at is None else {"at": at.isoformat()}
-        result = _quiet(handler.handler, event, _LambdaContext("cst-execution", f"demo-exec-{n}"))
+        with working(f"execution Lambda, cycle {n} of {len(instants)}", show_progress()):
+            result = _quiet(
+                handler.handler, event, _LambdaContext("cst-execution", f"demo-exec-{n}")
+            )
         if result.get("status") != "ok":
             console.print(f"[red]execution {result.get('status')}: {result.get('error')}")
             return
@@ -316,6 +357,8 @@ def _execute(console: Console, handler: ModuleType, plan: _Plan) -> None:
             f"equity {_usd(report['equity'])}, fees {_usd(report['fees'])}, "
             f"risk level {report['risk_level']}"
         )
+    from rich.table import Table
+
     from cryptosmarttrader.handlers._common import aws_clients, resources
 
     orders = aws_clients().dynamodb.scan(TableName=resources().orders_table)["Items"]
@@ -360,6 +403,8 @@ def _summarize_ingest(result: dict[str, Any], seconds: float) -> str:
 
 
 def _print_scan(console: Console, result: dict[str, Any]) -> None:
+    from rich.table import Table
+
     if result.get("status") != "ok":
         console.print(f"[red]scan {result.get('status')}: {result.get('error')}")
         return

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import embedded_aws
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, state_dir
-from cryptosmarttrader.domain.clock import Clock, FixedClock
-from cryptosmarttrader.services.trading_cycle import CycleReport
-from cryptosmarttrader.settings import AwsResources, TradingSettings
-from cryptosmarttrader.wiring import resolve_data_dir, trading_cycle
+from cryptosmarttrader.domain import jsonout
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.domain.clock import Clock
+    from cryptosmarttrader.services.trading_cycle import CycleReport
 
 
 def execute(
@@ -51,6 +45,14 @@ def execute(
     Run it after `cst scan` with --at a little after the scan's date: the paper venue fills each
     order on the first recorded hourly bar opening after it was sent, once --at has reached it.
     """
+    from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.domain.clock import FixedClock
+    from cryptosmarttrader.settings import AwsResources, TradingSettings
+    from cryptosmarttrader.wiring import resolve_data_dir, trading_cycle
+
     clock: Clock = SystemClock()
     if at is not None:
         try:
@@ -79,8 +81,11 @@ def execute(
 
 def _print(report: CycleReport, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        typer.echo(jsonout.dumps(report.model_dump(mode="json"), indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     equity = "unknown" if report.equity is None else f"{report.equity:,.2f}"
     console = Console()
     console.print(
@@ -92,6 +97,9 @@ def _print(report: CycleReport, as_json: bool) -> None:
         f"equity {equity} USD, cash {report.cash:,.2f}, fees {report.fees:,.2f}, risk level "
         f"{report.risk_level}" + (f" ({report.risk_transition})" if report.risk_transition else "")
     )
+    if report.market_data:
+        style = "" if report.market_data_fresh else "bold yellow"
+        console.print(f"market data: {report.market_data}", style=style, markup=False)
     table = Table("position", "quantity")
     for symbol, quantity in sorted(report.positions.items()):
         table.add_row(symbol, f"{quantity:g}")

@@ -1,11 +1,14 @@
-"""`cst golive start|status|rollback` over the embedded local AWS (or an endpoint).
+"""`cst golive start|status|rollback`: start a go-live run, follow it, roll it back.
 
-What runs locally: ``start`` drives the go-live sequence in this process with the same services
-the Step Functions tasks call (``services.golive.run_pipeline``): state table, orders, kill-switch
-and CloudWatch are moto's, persisted between runs except CloudWatch metrics, which live only for
-the process (``--metrics FILE`` publishes sample datapoints first). The deployed pipeline is the
-Step Functions machine (start it with ``aws stepfunctions start-execution``, see
-README_OPERATIONS.md); ``status`` and ``rollback`` work the same against either.
+``start`` returns at once with the run's id. With ``CST_GOLIVE_STATE_MACHINE_ARN`` set (a
+deployed stack) it starts an execution of the deployed Step Functions machine, named by the run
+id. Otherwise the run lives in the state table of the embedded local AWS (or ``AWS_ENDPOINT_URL``)
+as persisted steps (``services.golive.GoLiveRunner``): staging starts now, each SLO gate is
+stored with the time it is due, and every ``cst golive status`` runs the steps that are due
+(same services, order and rollback as the machine). Nothing sleeps and no lock is held between
+commands, so other commands run while a stage lasts. CloudWatch metrics of the in-process local
+AWS live only for the process that publishes them (``--metrics FILE`` publishes samples for gates
+due in that same process); a moto server or LocalStack keeps them between commands.
 """
 
 from __future__ import annotations
@@ -13,38 +16,25 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from rich.console import Console
-from rich.table import Table
 
-from cryptosmarttrader.adapters.cloudwatch_metric_reader import (
-    CloudWatchMetricReader,
-    cloudwatch_client,
-)
-from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
-from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
-from cryptosmarttrader.adapters.sns_notifier import SnsNotifier, sns_client
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, state_dir
-from cryptosmarttrader.domain.golive import GoLiveParams
-from cryptosmarttrader.domain.slo import SLO_METRICS, STAGE_DIMENSION, percentile
-from cryptosmarttrader.services.golive import (
-    Failure,
-    GoLiveService,
-    GoLiveSettings,
-    SloService,
-    run_pipeline,
-)
+from cryptosmarttrader.domain import jsonout
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.adapters.local_aws import LocalAws
+    from cryptosmarttrader.domain.golive import GoLiveParams
+    from cryptosmarttrader.services.golive import GoLiveRunner, GoLiveService, SloService
+
+# boto3, moto, polars, rich and the services are imported inside the commands (fast `cst --help`).
 
 app = typer.Typer(
     add_completion=False,
@@ -71,6 +61,16 @@ class MetricsFile(BaseModel):
 
 
 def _services(aws: LocalAws) -> tuple[GoLiveService, SloService]:
+    from cryptosmarttrader.adapters.cloudwatch_metric_reader import (
+        CloudWatchMetricReader,
+        cloudwatch_client,
+    )
+    from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
+    from cryptosmarttrader.adapters.sns_notifier import SnsNotifier, sns_client
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.services.golive import GoLiveService, GoLiveSettings, SloService
+
     settings = GoLiveSettings()
     clock = SystemClock()
     store = DynamoStateStore(aws.resources.state_table, aws.dynamodb)
@@ -95,6 +95,8 @@ def _moto_percentiles(aws: LocalAws) -> Iterator[None]:
 
     Only for the in-process embedded AWS: a moto server, LocalStack or AWS answer on their own.
     """
+    from cryptosmarttrader.domain.slo import percentile
+
     if aws.mode != "in-process":
         yield
         return
@@ -116,6 +118,9 @@ def _moto_percentiles(aws: LocalAws) -> Iterator[None]:
 
 
 def _publish_metrics(aws: LocalAws, metrics: MetricsFile, namespace: str) -> int:
+    from cryptosmarttrader.adapters.cloudwatch_metric_reader import cloudwatch_client
+    from cryptosmarttrader.domain.slo import SLO_METRICS, STAGE_DIMENSION
+
     client = cloudwatch_client(aws.resources)
     now = datetime.now(tz=UTC).replace(second=0, microsecond=0)
     count = 0
@@ -177,7 +182,12 @@ def start(
     as_json: JsonOption = False,
     state: StateOption = None,
 ) -> None:
-    """Run the go-live sequence locally; any breach or failed step rolls back."""
+    """Start a go-live run and return at once with its id; `cst golive status` follows it. Any
+    SLO breach or failed step rolls back."""
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.domain.golive import GoLiveParams
+    from cryptosmarttrader.services.golive import GoLiveRunner, GoLiveSettings
+
     rid = run_id or f"golive-{datetime.now(tz=UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     try:
         params = GoLiveParams(
@@ -203,15 +213,77 @@ def start(
         )
     except OSError as exc:
         fail(f"--metrics: {exc}")
+    settings = GoLiveSettings()
+    if settings.state_machine_arn:
+        _start_deployed(settings.state_machine_arn, params, as_json)
+        return
     with embedded_aws(state_dir(state)) as aws, _moto_percentiles(aws):
         golive, slo = _services(aws)
         if sample is not None:
-            _publish_metrics(aws, sample, GoLiveSettings().metrics_namespace)
-        run_pipeline(golive, slo, params, time.sleep)
-        report = _status(golive, slo, rid)
+            _publish_metrics(aws, sample, settings.metrics_namespace)
+        runner = GoLiveRunner(golive, slo)
+        runner.start(params)  # returns at once: later steps are due in the future
+        report = _status(golive, slo, rid, runner)
     _print(report, as_json)
     if report["run"] and report["run"].get("status") == "ROLLED_BACK":
         raise typer.Exit(1)
+
+
+def _stepfunctions() -> Any:
+    import boto3
+
+    from cryptosmarttrader.settings import AwsResources
+
+    resources = AwsResources()
+    return boto3.client(
+        "stepfunctions", region_name=resources.region, endpoint_url=resources.aws_endpoint_url
+    )
+
+
+def _execution_arn(state_machine_arn: str, run_id: str) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{run_id}"
+
+
+def _start_deployed(state_machine_arn: str, params: GoLiveParams, as_json: bool) -> None:
+    """An execution of the deployed machine, named by the run id (the machine's run id)."""
+    from rich.console import Console
+
+    machine_input = params.model_dump(mode="json", exclude={"run_id"}, exclude_none=True)
+    try:
+        started = _stepfunctions().start_execution(
+            stateMachineArn=state_machine_arn, name=params.run_id, input=json.dumps(machine_input)
+        )
+    except Exception as exc:  # noqa: BLE001 - any AWS error is one line for the operator
+        fail(f"could not start {state_machine_arn}: {str(exc).splitlines()[0]}", code=1)
+    report = {
+        "run_id": params.run_id,
+        "execution_arn": started["executionArn"],
+        "started_at": started["startDate"].isoformat(),
+        "input": machine_input,
+    }
+    if as_json:
+        typer.echo(jsonout.dumps(report, indent=2, sort_keys=True))
+        return
+    console = Console()
+    console.print(f"started go-live run {params.run_id}", markup=False)
+    console.print(f"execution: {report['execution_arn']}", markup=False)
+    console.print(f"follow it: cst golive status --run-id {params.run_id}", markup=False)
+
+
+def _deployed_execution(state_machine_arn: str, run_id: str) -> dict[str, Any] | None:
+    try:
+        described = _stepfunctions().describe_execution(
+            executionArn=_execution_arn(state_machine_arn, run_id)
+        )
+    except Exception as exc:  # noqa: BLE001 - shown, never fatal: the records still print
+        return {"error": str(exc).splitlines()[0]}
+    shown: dict[str, Any] = _jsonable(
+        {
+            k: described.get(k)
+            for k in ("executionArn", "status", "startDate", "stopDate", "error", "cause")
+        }
+    )
+    return shown
 
 
 @app.command("status")
@@ -221,18 +293,28 @@ def status(
     state: StateOption = None,
 ) -> None:
     """Runs, their transitions with reasons, the live version and the SLO evaluations."""
-    with embedded_aws(state_dir(state)) as aws:
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.services.golive import GoLiveRunner, GoLiveSettings
+
+    settings = GoLiveSettings()
+    with embedded_aws(state_dir(state)) as aws, _moto_percentiles(aws):
         golive, slo = _services(aws)
+        runner = GoLiveRunner(golive, slo)
         runs = golive.runs()
         rid = run_id or (str(runs[0]["run_id"]) if runs else None)
-        if run_id and golive.run(run_id) is None:
+        if run_id and golive.run(run_id) is None and not settings.state_machine_arn:
             fail(f"no go-live run {run_id!r}")
-        report = _status(golive, slo, rid) | {
+        if rid is not None:
+            runner.advance(rid)  # the steps that fell due since the last command run now
+            runs = golive.runs()
+        report = _status(golive, slo, rid, runner) | {
             "runs": [
                 {k: r.get(k) for k in ("run_id", "status", "stage", "version", "started_at")}
                 for r in runs
             ]
         }
+    if settings.state_machine_arn and rid is not None:
+        report["execution"] = _deployed_execution(settings.state_machine_arn, rid)
     _print(_jsonable(report), as_json)
 
 
@@ -244,6 +326,9 @@ def rollback(
     state: StateOption = None,
 ) -> None:
     """Manual rollback: kill-switch on, open orders canceled, version reverted, recorded."""
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.services.golive import Failure
+
     if not reason.strip():
         fail("--reason must not be empty")
     failure = Failure.model_validate({"Error": "ManualRollback", "Cause": reason})
@@ -254,10 +339,13 @@ def rollback(
     _print(report, as_json)
 
 
-def _status(golive: GoLiveService, slo: SloService, run_id: str | None) -> dict[str, Any]:
+def _status(
+    golive: GoLiveService, slo: SloService, run_id: str | None, runner: GoLiveRunner | None = None
+) -> dict[str, Any]:
     report: dict[str, Any] = _jsonable(
         {
             "run": golive.run(run_id) if run_id else None,
+            "next_step": runner.next_step(run_id) if runner and run_id else None,
             "transitions": golive.transitions(run_id) if run_id else [],
             "live_version": golive.live_version(),
             "active": golive.active(),
@@ -268,8 +356,11 @@ def _status(golive: GoLiveService, slo: SloService, run_id: str | None) -> dict[
 
 
 def _print(report: Mapping[str, Any], as_json: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     if as_json:
-        typer.echo(json.dumps(report, indent=2, sort_keys=True))
+        typer.echo(jsonout.dumps(report, indent=2, sort_keys=True))
         return
     console = Console()
     run = report.get("run")
@@ -280,6 +371,13 @@ def _print(report: Mapping[str, Any], as_json: bool) -> None:
             markup=False,
         )
         console.print(f"reason: {run.get('reason', '')}", markup=False)
+        step = report.get("next_step")
+        if step:
+            console.print(
+                f"next: {step['step']} due at {step['due_at']} (UTC); `cst golive status` runs "
+                "it once due",
+                markup=False,
+            )
     else:
         console.print("no go-live run yet", markup=False)
     moves = Table(title="transitions")
@@ -294,5 +392,12 @@ def _print(report: Mapping[str, Any], as_json: bool) -> None:
     for e in report.get("slo_evaluations", []):
         gates.add_row(str(e["evaluated_at"]), e["stage"], str(e["passed"]), e["summary"])
     console.print(gates)
+    execution = report.get("execution")
+    if execution:
+        console.print(
+            f"deployed execution: {execution.get('status', execution.get('error'))} "
+            f"{execution.get('executionArn', '')}",
+            markup=False,
+        )
     live = report.get("live_version")
     console.print(f"live version: {live['version'] if live else 'none recorded'}", markup=False)

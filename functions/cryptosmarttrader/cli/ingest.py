@@ -6,30 +6,18 @@ table. A rerun finds every series at its watermark and writes nothing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import embedded_aws
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.cli._progress import progress_bars, show_progress
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.types import utc_from_ms
-from cryptosmarttrader.services.ingest import (
-    IngestConfig,
-    IngestReport,
-    IngestService,
-    MarketDataReplaySource,
-)
-from cryptosmarttrader.settings import AwsResources
-from cryptosmarttrader.wiring import resolve_data_dir
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.services.ingest import IngestReport
 
 EXCHANGE = "binance"  # the recorded candles are Binance spot
 
@@ -63,6 +51,20 @@ def ingest(
     """Ingest recorded candles into the lake (quality-gated, idempotent, resumable)."""
     if timeframe not in {"1h", "4h", "1d"}:
         fail(f"--timeframe must be 1h, 4h or 1d, got {timeframe!r}")
+    from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
+    from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.services.ingest import (
+        IngestConfig,
+        IngestService,
+        MarketDataReplaySource,
+    )
+    from cryptosmarttrader.settings import AwsResources
+    from cryptosmarttrader.wiring import resolve_data_dir
+
     try:
         market = RecordedMarketData(resolve_data_dir(data))
         available = market.available_pairs(timeframe)
@@ -87,7 +89,8 @@ def ingest(
             clock=SystemClock(),
             config=IngestConfig(initial_lookback_bars=None),
         )
-        report = service.run(EXCHANGE, timeframe, selected)
+        with progress_bars(show_progress(as_json)) as progress:
+            report = service.run(EXCHANGE, timeframe, selected, progress)
     _print(report, as_json)
     failed = [o for o in report.outcomes if o.status in {"exchange_error", "rejected"}]
     if failed or report.skipped_reason:
@@ -97,8 +100,11 @@ def ingest(
 
 def _print(report: IngestReport, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        typer.echo(jsonout.dumps(report.to_dict(), indent=2, default=str))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(
         title=f"cst ingest {report.exchange} {report.timeframe}: {report.ingested} candles, "
         f"{report.objects_written} lake objects written, breaker {report.breaker_state}"

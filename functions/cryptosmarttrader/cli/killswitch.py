@@ -9,21 +9,20 @@ the only way out of SHUTDOWN.
 from __future__ import annotations
 
 import getpass
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
-from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, state_dir
-from cryptosmarttrader.domain.risk import RiskLevel
-from cryptosmarttrader.domain.types import DomainError
-from cryptosmarttrader.services.risk_state import RiskStateService
-from cryptosmarttrader.settings import AwsResources
+from cryptosmarttrader.domain import jsonout
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.adapters.local_aws import LocalAws
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.services.risk_state import RiskStateService
+
+# boto3, moto and the risk domain are imported inside the commands (fast `cst --help`).
 
 app = typer.Typer(
     name="killswitch",
@@ -51,6 +50,11 @@ def _actor(actor: str | None) -> str:
 
 
 def _services(aws: LocalAws) -> tuple[SsmKillSwitch, RiskStateService]:
+    from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.services.risk_state import RiskStateService
+
     clock = SystemClock()
     res = aws.resources
     switch = SsmKillSwitch(res.kill_switch_param, aws.ssm, clock, cache_seconds=0)
@@ -79,7 +83,7 @@ def _status_payload(aws: LocalAws) -> dict[str, dict[str, object]]:
 
 def _print(payload: dict[str, dict[str, object]], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(payload, indent=1))
+        typer.echo(jsonout.dumps(payload, indent=1))
         return
     ks = payload["kill_switch"]
     lvl = payload["risk_level"]
@@ -92,7 +96,10 @@ def _set(on: bool, reason: str, actor: str | None, state: Path | None, as_json: 
     if not reason.strip():
         fail("--reason must not be empty")
     who = _actor(actor)
-    with embedded_aws(state_dir(state), AwsResources()) as aws:
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.settings import AwsResources
+
+    with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         switch, _ = _services(aws)
         switch.set(on, reason, who)
         payload = _status_payload(aws)
@@ -118,7 +125,10 @@ def off(
 @app.command("status")
 def status(state: StateOpt = None, as_json: JsonOpt = False) -> None:
     """Show the kill-switch and the RiskGuard level, each with its reason."""
-    with embedded_aws(state_dir(state), AwsResources()) as aws:
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.settings import AwsResources
+
+    with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         payload = _status_payload(aws)
     _print(payload, as_json)
 
@@ -134,16 +144,24 @@ def level(
     as_json: JsonOpt = False,
 ) -> None:
     """Set the RiskGuard level by hand (recorded with actor and reason; leaves SHUTDOWN)."""
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.domain.risk import RiskLevel
+    from cryptosmarttrader.domain.types import DomainError
+    from cryptosmarttrader.settings import AwsResources
+
     try:
         target = RiskLevel[to.strip().upper()]
     except KeyError:
         fail(f"--to must be one of {', '.join(lv.name for lv in RiskLevel)}, got {to!r}")
     who = _actor(actor)
-    with embedded_aws(state_dir(state), AwsResources()) as aws:
+    with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         _, risk = _services(aws)
-        try:
-            risk.override(target, who, reason)
-        except DomainError as exc:
-            fail(str(exc))
+        if risk.load().level is target:  # setting what holds changes nothing: not an error
+            typer.echo(f"risk level is already {target.name}: nothing recorded", err=True)
+        else:
+            try:
+                risk.override(target, who, reason)
+            except DomainError as exc:
+                fail(str(exc))
         payload = _status_payload(aws)
     _print(payload, as_json)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import io
-import json
 import os
 import subprocess
 import sys
@@ -20,46 +19,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws
-from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
-from cryptosmarttrader.adapters.model_registry_sagemaker import (
-    build_registry_service,
-    sagemaker_client,
-)
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
-from cryptosmarttrader.adapters.sagemaker_training import (
-    SageMakerTrainingJobs,
-    source_dir_tarball,
-    training_image_uri,
-)
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
-from cryptosmarttrader.domain.drift import DriftReference
-from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError, ModelCard
-from cryptosmarttrader.services.model_lifecycle import CanaryService, DriftService, LifecycleError
-from cryptosmarttrader.services.model_registry import (
-    MlSettings,
-    ModelRegistryError,
-    ModelRegistryService,
-)
-from cryptosmarttrader.services.training_launcher import TrainingLauncher, TrainingParams
-from cryptosmarttrader.settings import AwsResources
-from cryptosmarttrader.wiring import (
-    REPO_ROOT,
-    DataSourceUnavailableError,
-    excluded_coins,
-    resolve_data_dir,
-)
+from cryptosmarttrader.cli._progress import show_progress, working
+from cryptosmarttrader.domain import jsonout
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from cryptosmarttrader.adapters.local_aws import LocalAws
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.services.model_registry import ModelRegistryService
+    from cryptosmarttrader.services.training_launcher import TrainingParams
+
+# polars, xgboost, boto3/moto and the services are imported inside the commands that need them.
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 app = typer.Typer(
     name="model",
@@ -80,10 +58,23 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the history).")]
 
 
-def _registry(aws: LocalAws) -> ModelRegistryService:
+RANKING_GROUP = "cst-rank"
+GroupOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--group", help="Model group (default CST_MODEL_GROUP; ranking models: cst-rank)."
+    ),
+]
+
+
+def _registry(aws: LocalAws, group: str | None = None) -> ModelRegistryService:
+    from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryService
+
     settings = MlSettings()
     store = EmbeddedModelRegistry(
-        settings.model_group,
+        group or settings.model_group,
         bucket=settings.model_bucket or aws.resources.lake_bucket,
         table=aws.resources.state_table,
         s3=aws.s3,
@@ -94,14 +85,23 @@ def _registry(aws: LocalAws) -> ModelRegistryService:
 
 
 @contextmanager
-def _registry_service(state: Path | None) -> Iterator[ModelRegistryService]:
+def _registry_service(
+    state: Path | None, group: str | None = None
+) -> Iterator[ModelRegistryService]:
     """The embedded local registry (default), or — with ``CST_MODEL_REGISTRY=sagemaker`` — the
     SageMaker Model Registry of the account (or ``AWS_ENDPOINT_URL``), redeploying
     ``CST_MODEL_ENDPOINT`` on promote and rollback when it is set."""
+    from cryptosmarttrader.adapters.aws_clients import AwsClients
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.model_registry_sagemaker import build_registry_service
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.services.model_registry import MlSettings
+    from cryptosmarttrader.settings import AwsResources
+
     settings = MlSettings()
     if settings.model_registry == "embedded":
         with embedded_aws(state_dir(state)) as aws:
-            yield _registry(aws)
+            yield _registry(aws, group)
         return
     resources = AwsResources()
     yield build_registry_service(
@@ -114,6 +114,9 @@ def _registry_service(state: Path | None) -> Iterator[ModelRegistryService]:
 
 
 def _market(data: Path | None) -> RecordedMarketData:
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.wiring import DataSourceUnavailableError, resolve_data_dir
+
     try:
         return RecordedMarketData(resolve_data_dir(data))
     except DataSourceUnavailableError as exc:
@@ -139,6 +142,14 @@ def train(
     end = parse_day(train_end, "--train-end")
     if on not in {"local", "sagemaker"}:
         fail(f"--on must be local or sagemaker, got {on!r}")
+    import polars as pl
+
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.domain.drift import DriftReference
+    from cryptosmarttrader.domain.model_canary import ModelCard
+    from cryptosmarttrader.services.training_launcher import TrainingParams
+    from cryptosmarttrader.wiring import excluded_coins
+
     market = _market(data)
     daily = market.daily_all().filter(
         ~pl.col("symbol").is_in(list(excluded_coins(market)))
@@ -172,7 +183,8 @@ def train(
             "SM_MODEL_DIR": str(root / "model"),
             "SM_OUTPUT_DATA_DIR": str(root / "output"),
         }
-        result = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+        with working("training (ml/train.py, walk-forward folds)", show_progress(as_json)):
+            result = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
         if result.returncode != 0:
             fail(f"ml/train.py failed: {result.stderr.strip().splitlines()[-1:]}")
         card = ModelCard.model_validate_json((root / "model" / "card.json").read_text())
@@ -185,7 +197,7 @@ def train(
     out = {"version": version.version, "stage": str(version.stage),
            "oos": card.oos.model_dump(mode="json"), "folds": len(card.folds)}  # fmt: skip
     if as_json:
-        typer.echo(json.dumps(out))
+        typer.echo(jsonout.dumps(out))
         return
     console.print(
         f"registered {version.label}: walk-forward OOS AUC {card.oos.auc}, "
@@ -212,6 +224,22 @@ def _git_commit() -> str:
 
 def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bool) -> None:
     """Start a SageMaker training job of ml/train.py, wait for it, register its model."""
+    from cryptosmarttrader.adapters.aws_clients import AwsClients
+    from cryptosmarttrader.adapters.model_registry_sagemaker import (
+        build_registry_service,
+        sagemaker_client,
+    )
+    from cryptosmarttrader.adapters.sagemaker_training import (
+        SageMakerTrainingJobs,
+        source_dir_tarball,
+        training_image_uri,
+    )
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.services.model_lifecycle import LifecycleError
+    from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryError
+    from cryptosmarttrader.services.training_launcher import TrainingLauncher
+    from cryptosmarttrader.settings import AwsResources
+
     settings, resources = MlSettings(), AwsResources()
     if settings.model_registry != "sagemaker" or not settings.model_role_arn:
         fail("--on sagemaker needs CST_MODEL_REGISTRY=sagemaker and CST_MODEL_ROLE_ARN")
@@ -234,14 +262,15 @@ def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bo
     name = launcher.start(params, source_dir_tarball(REPO_ROOT), channel.getvalue())
     console.print(f"training job {name} started; waiting for it to end")
     try:
-        version = launcher.wait(name)
+        with working(f"SageMaker training job {name}", show_progress(as_json)):
+            version = launcher.wait(name)
     except (LifecycleError, ModelRegistryError) as exc:
         fail(str(exc))
     card = version.card
     out = {"version": version.version, "stage": str(version.stage), "job": name,
            "oos": card.oos.model_dump(mode="json"), "folds": len(card.folds)}  # fmt: skip
     if as_json:
-        typer.echo(json.dumps(out))
+        typer.echo(jsonout.dumps(out))
         return
     console.print(f"registered {version.label} from {name}: walk-forward OOS AUC {card.oos.auc}")
 
@@ -261,13 +290,15 @@ def _row(v: Any) -> dict[str, Any]:
 
 
 @app.command("list")
-def list_versions(state: StateOpt = None, as_json: JsonOpt = False) -> None:
+def list_versions(state: StateOpt = None, as_json: JsonOpt = False, group: GroupOpt = None) -> None:
     """Every registered version with its stage and out-of-sample metrics."""
-    with _registry_service(state) as service:
+    with _registry_service(state, group) as service:
         rows = [_row(v) for v in service.versions()]
     if as_json:
-        typer.echo(json.dumps(rows))
+        typer.echo(jsonout.dumps(rows))
         return
+    from rich.table import Table
+
     table = Table(*rows[0].keys()) if rows else Table("no versions registered")
     for r in rows:
         table.add_row(*(str(x) for x in r.values()))
@@ -275,10 +306,16 @@ def list_versions(state: StateOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @app.command("promote")
-def promote(version: int, reason: ReasonOpt, state: StateOpt = None) -> None:
+def promote(
+    version: int, reason: ReasonOpt, state: StateOpt = None, group: GroupOpt = None
+) -> None:
     """Make VERSION the production model (the previous one is archived); on SageMaker with
-    CST_MODEL_ENDPOINT set, the endpoint is redeployed to serve it."""
-    with _registry_service(state) as service:
+    CST_MODEL_ENDPOINT set, the endpoint is redeployed to serve it. A version registered with
+    a walk-forward evaluation is refused unless it clears the skill gate."""
+    from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError
+    from cryptosmarttrader.services.model_registry import ModelRegistryError
+
+    with _registry_service(state, group) as service:
         try:
             done = service.promote(version, reason, getpass.getuser())
         except (ModelRegistryError, IllegalStageTransitionError) as exc:
@@ -286,10 +323,85 @@ def promote(version: int, reason: ReasonOpt, state: StateOpt = None) -> None:
     console.print(f"{done.label} is in production")
 
 
+@app.command("register-ranking")
+def register_ranking(
+    bundle: Annotated[Path, typer.Argument(help="Directory written by cst evaluate --save-model.")],
+    state: StateOpt = None,
+    group: GroupOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a ranking model with the walk-forward evaluation that judged it (the skill gate
+    reads it at promotion)."""
+    from cryptosmarttrader.adapters.ranking_bundle import (
+        RankingBundleError,
+        bundle_artifact,
+        bundle_evaluation,
+        bundle_reference,
+        load_ranking_bundle,
+    )
+    from cryptosmarttrader.domain.model_canary import skill_gate
+    from cryptosmarttrader.services.skill_evaluation import ranking_card, ranking_feature_hash
+
+    try:
+        artifact = bundle_artifact(bundle)
+        reference = bundle_reference(bundle)
+        evaluation = bundle_evaluation(bundle)
+        signals = load_ranking_bundle(bundle).signals
+    except RankingBundleError as exc:
+        fail(str(exc))
+    card = ranking_card(
+        evaluation,
+        signals=signals,
+        group=group or RANKING_GROUP,
+        created_at=datetime.now(UTC),
+        feature_hash=ranking_feature_hash(signals),
+        git_commit=_git_commit(),
+    )
+    with _registry_service(state, group or RANKING_GROUP) as service:
+        version = service.register(card, artifact, reference)
+    ok, why = skill_gate(card.skill)
+    row = {"version": version.label, "promotable": ok, "skill_gate": why}
+    if as_json:
+        typer.echo(jsonout.dumps(row))
+    else:
+        console.print(
+            f"{version.label} registered; {'promotable' if ok else 'NOT promotable'}: {why}"
+        )
+
+
+@app.command("pull-production")
+def pull_production(
+    directory: Annotated[Path, typer.Argument(help="Where the scan reads its model (--model).")],
+    state: StateOpt = None,
+    group: GroupOpt = None,
+) -> None:
+    """Write the promoted ranking model, byte for byte, where the scan serves it from."""
+    from cryptosmarttrader.adapters.ranking_bundle import (
+        RankingBundleError,
+        write_bundle_from_artifact,
+    )
+    from cryptosmarttrader.domain.model_canary import skill_gate
+
+    with _registry_service(state, group or RANKING_GROUP) as service:
+        live = service.production()
+        if live is None:
+            fail(f"{group or RANKING_GROUP} has no production version")
+        ok, why = skill_gate(live.card.skill)
+        if not ok:
+            fail(f"{live.label} no longer clears the skill gate: {why}")
+        try:
+            write_bundle_from_artifact(directory, service.registry.artifact(live.version))
+        except RankingBundleError as exc:
+            fail(str(exc))
+    console.print(f"{live.label} written to {directory} (cst scan --model {directory})")
+
+
 @app.command("rollback")
-def rollback(reason: ReasonOpt, state: StateOpt = None) -> None:
+def rollback(reason: ReasonOpt, state: StateOpt = None, group: GroupOpt = None) -> None:
     """Reject the production model and restore the previously archived one (and redeploy it)."""
-    with _registry_service(state) as service:
+    from cryptosmarttrader.services.model_registry import ModelRegistryError
+
+    with _registry_service(state, group) as service:
         try:
             rejected, restored = service.rollback(reason, getpass.getuser())
         except ModelRegistryError as exc:
@@ -309,6 +421,13 @@ def drift(
     as_json: JsonOpt = False,
 ) -> None:
     """PSI / KS of features and predictions and calibration decay, as the drift Lambda."""
+    from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
+    from cryptosmarttrader.services.model_lifecycle import DriftService, LifecycleError
+    from cryptosmarttrader.services.model_registry import ModelRegistryError
+    from cryptosmarttrader.wiring import excluded_coins
+
     market = _market(data)
     with embedded_aws(state_dir(state)) as aws:
         service = DriftService(
@@ -330,7 +449,7 @@ def drift(
         "calibration_decay": r.calibration.decay if r.calibration else None,
     }
     if as_json:
-        typer.echo(json.dumps(out, default=str))
+        typer.echo(jsonout.dumps(out, default=str))
         return
     console.print(out)
 
@@ -343,6 +462,13 @@ def canary(
     state: StateOpt = None,
 ) -> None:
     """Shadow → gate → canary share → gate → promote, else rollback (the state machine's steps)."""
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
+    from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError
+    from cryptosmarttrader.services.model_lifecycle import CanaryService, LifecycleError
+    from cryptosmarttrader.services.model_registry import ModelRegistryError
+    from cryptosmarttrader.wiring import excluded_coins
+
     market = _market(data)
     when = parse_day(asof)
     with embedded_aws(state_dir(state)) as aws:

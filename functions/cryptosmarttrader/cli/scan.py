@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import embedded_aws
-from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli._common import fail, parse_day, state_dir
-from cryptosmarttrader.services.scan import ScanReport
-from cryptosmarttrader.settings import AwsResources, TradingSettings
-from cryptosmarttrader.wiring import (
-    recorded_analyzer,
-    resolve_data_dir,
-    scan_model,
-    scan_service,
-)
+from cryptosmarttrader.domain import jsonout
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cryptosmarttrader.services.scan import ScanReport
 
 
 def scan(
@@ -50,14 +42,37 @@ def scan(
             "--state-dir", help="Embedded local AWS state (default: CST_STATE_DIR or .cst)."
         ),
     ] = None,
+    universe: Annotated[
+        str,
+        typer.Option(
+            "--universe",
+            envvar="CST_UNIVERSE",
+            help="tradable (default): only coins the paper venue can fill and value; all: the "
+            "whole recorded research universe (BUYs on untradable coins are reported, not "
+            "ordered).",
+        ),
+    ] = "tradable",
 ) -> None:
     """Scan the universe as of --asof: quality gate, technical agent, ranking, RiskGuard, paper orders.
 
     Reads nothing after --asof. Running the same scan twice creates no second order.
     """
     day = parse_day(asof)
+    if universe not in ("tradable", "all"):
+        fail(f"--universe must be tradable or all, got {universe!r}")
+    from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.settings import AwsResources, TradingSettings
+    from cryptosmarttrader.wiring import (
+        recorded_analyzer,
+        resolve_data_dir,
+        scan_model,
+        scan_service,
+    )
+
     try:
-        settings = TradingSettings()
+        settings = TradingSettings(universe=universe)
         resources = AwsResources()
         data_dir = resolve_data_dir(data)
         analyzer = recorded_analyzer(data_dir, SystemClock(), settings, scan_model(settings, model))
@@ -72,11 +87,15 @@ def scan(
 
 def _print(report: ScanReport, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps([row.model_dump(mode="json") for row in report.rows], indent=2))
+        typer.echo(jsonout.dumps([row.model_dump(mode="json") for row in report.rows], indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     table = Table(
         title=f"CryptoSmartTrader scan as of {report.asof:%Y-%m-%d} — universe {report.universe}, "
+        f"excluded by rule {len(report.excluded_by_rule)}, "
         f"excluded by quality {report.excluded_by_quality}, orders created {report.orders_created}, "
         f"duplicates prevented {report.duplicates_prevented}\n{report.decision_basis}"
     )
@@ -92,4 +111,34 @@ def _print(report: ScanReport, as_json: bool) -> None:
             r.client_order_id or "-",
             "; ".join(r.reasons),
         )
+    console.print(table)
+    if report.not_ordered_untradable:
+        console.print(
+            f"research universe: {report.not_ordered_untradable} BUY decision(s) on coins the "
+            "paper venue cannot trade were not recorded as orders (--universe tradable ranks "
+            "only what `cst execute` can fill)",
+            style="yellow",
+            markup=False,
+        )
+    _print_rule_exclusions(console, report.excluded_by_rule)
+
+
+def _print_rule_exclusions(console: Console, excluded: dict[str, str]) -> None:
+    """The coins the universe rules left out, each with its reason (one row per reason kind
+    when many coins share it, e.g. "no recorded exchange pair" under CST_UNIVERSE=tradable)."""
+    from rich.table import Table
+
+    if not excluded:
+        return
+    by_reason: dict[str, list[str]] = {}
+    for symbol, reason in sorted(excluded.items()):
+        by_reason.setdefault(reason, []).append(symbol)
+    table = Table(title=f"Excluded by rule ({len(excluded)}): not growth candidates")
+    table.add_column("coins", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for reason, symbols in sorted(by_reason.items(), key=lambda kv: (len(kv[1]), kv[0])):
+        shown = ", ".join(symbols[:12]) + (
+            f" … (+{len(symbols) - 12})" if len(symbols) > 12 else ""
+        )
+        table.add_row(shown, reason)
     console.print(table)

@@ -15,40 +15,27 @@ positive means paper paid more (buys) or received less (sells). Fees are equal o
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
-import polars as pl
 import typer
 
-from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoIdempotencyStore,
-    DynamoOrderStore,
-    DynamoPositionStore,
-    DynamoStateStore,
-)
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import embedded_aws
-from cryptosmarttrader.adapters.paper_exchange import PaperExchange
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.cli._common import fail, parse_day
-from cryptosmarttrader.domain.clock import FixedClock
-from cryptosmarttrader.domain.market import TIMEFRAME_MS
-from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
-from cryptosmarttrader.domain.paper_fill import BacktestCosts, backtest_fills
-from cryptosmarttrader.domain.risk import MarketQuote, size_for_fraction
-from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol, utc_from_ms
-from cryptosmarttrader.services.execution import ExecutionService
-from cryptosmarttrader.services.risk_state import RiskStateService
-from cryptosmarttrader.settings import AwsResources
-from cryptosmarttrader.wiring import resolve_data_dir
+from cryptosmarttrader.cli._progress import progress_bars, show_progress
+from cryptosmarttrader.domain import jsonout
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.domain.paper_fill import BacktestCosts
+    from cryptosmarttrader.services.progress import Progress
+
+# numpy, polars, moto and the execution stack are imported inside the command (fast --help).
 
 app = typer.Typer(
     name="tracking",
@@ -69,6 +56,8 @@ class FrameBars:
         frame = self._frames.get(symbol)
         if frame is None:
             raise ValueError(f"unknown symbol {symbol!r}")
+        import polars as pl
+
         lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
         return frame.filter(pl.col("ts").is_between(lo, hi))
 
@@ -99,7 +88,31 @@ def measure(
     equity: Decimal,
     fraction: Decimal,
     costs: BacktestCosts,
+    progress: Progress | None = None,
 ) -> TrackingReport:
+    import numpy as np
+    import polars as pl
+
+    from cryptosmarttrader.adapters.dynamodb_store import (
+        DynamoIdempotencyStore,
+        DynamoOrderStore,
+        DynamoPositionStore,
+        DynamoStateStore,
+    )
+    from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.paper_exchange import PaperExchange
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.domain.clock import FixedClock
+    from cryptosmarttrader.domain.market import TIMEFRAME_MS
+    from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
+    from cryptosmarttrader.domain.paper_fill import backtest_fills
+    from cryptosmarttrader.domain.risk import MarketQuote, size_for_fraction
+    from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol, utc_from_ms
+    from cryptosmarttrader.services.execution import ExecutionService
+    from cryptosmarttrader.services.risk_state import RiskStateService
+    from cryptosmarttrader.settings import AwsResources
+
     tf_ms = TIMEFRAME_MS[timeframe]
     frames = {
         s: market.ohlcv(s, timeframe, start - timedelta(days=2), end + timedelta(days=1))
@@ -124,7 +137,9 @@ def measure(
             metrics=InMemoryMetrics(),
         )
         held: dict[str, Quantity] = {}
-        for decided_ms, symbol, last_close, volume_24h in decisions:
+        for done, (decided_ms, symbol, last_close, volume_24h) in enumerate(decisions):
+            if progress is not None:
+                progress("paper decisions", done, len(decisions))
             clock.current = utc_from_ms(decided_ms)
             price = Price.of(last_close)
             buying = symbol not in held
@@ -161,6 +176,8 @@ def measure(
                     "paper_price": float(result.average_price),
                 }
             )
+    if progress is not None:
+        progress("paper decisions", len(decisions), len(decisions))
     if not rows:
         raise ValueError("no paper fill in the period: nothing to compare")
     paper_fills = pl.DataFrame(rows)
@@ -198,6 +215,8 @@ def _schedule(
     frames: dict[str, pl.DataFrame], start: datetime, end: datetime, every: int, tf_ms: int
 ) -> list[tuple[int, str, float, float]]:
     """(decision time = close of a bar, symbol, that bar's close, 24 h quote volume up to it)."""
+    import polars as pl
+
     lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     window = max(1, 86_400_000 // tf_ms)
     out: list[tuple[int, str, float, float]] = []
@@ -244,23 +263,29 @@ def tracking(
         fail("--end must be after --start")
     if timeframe not in {"1h", "4h", "1d"}:
         fail(f"--timeframe must be 1h, 4h or 1d, got {timeframe!r}")
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.domain.paper_fill import BacktestCosts
+    from cryptosmarttrader.wiring import resolve_data_dir
+
     try:
         market = RecordedMarketData(resolve_data_dir(data))
-        report = measure(
-            market,
-            [s.strip() for s in symbols.split(",") if s.strip()],
-            timeframe,
-            first,
-            last,
-            every,
-            Decimal(str(equity)),
-            Decimal(str(fraction)),
-            BacktestCosts(slippage_bps),
-        )
+        with progress_bars(show_progress(as_json)) as progress:
+            report = measure(
+                market,
+                [s.strip() for s in symbols.split(",") if s.strip()],
+                timeframe,
+                first,
+                last,
+                every,
+                Decimal(str(equity)),
+                Decimal(str(fraction)),
+                BacktestCosts(slippage_bps),
+                progress,
+            )
     except (ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if as_json:
-        typer.echo(json.dumps(report.as_dict(), indent=1))
+        typer.echo(jsonout.dumps(report.as_dict(), indent=1))
         return
     typer.echo(
         f"{report.fills} paper fills vs backtest fills ({report.rejected} decisions not filled)\n"

@@ -412,6 +412,15 @@ ORDERS_CANCELLED_BY_KILL_SWITCH = MetricSpec(
     EXECUTION,
     producer="services/execution.py",
 )
+OVERSELL_REFUSED = MetricSpec(
+    "OversellRefused",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Sells refused or cut at dispatch because they would take a spot position below zero, and "
+    "sell fills beyond the holding (not booked as a short). Never expected: alarmed.",
+    EXECUTION,
+    producer="services/execution.py",
+)
 EXCHANGE_ERRORS = MetricSpec(
     "ExchangeErrors",
     Unit.COUNT,
@@ -511,21 +520,22 @@ REQUESTS = MetricSpec(
     slo.REQUESTS,
     Unit.COUNT,
     Family.SLO,
-    "Work the stage was asked to do: each API request, scan and execution invocation; the "
-    "burn rate's denominator.",
+    "Work the stage was asked to do: each API request and each ingest, scan, execution and "
+    "drift invocation (handlers/_common.count_invocation); the burn rate's denominator.",
     None,
     (slo.STAGE_DIMENSION,),
-    "handlers/api.py, handlers/scan.py, handlers/execute.py",
+    "handlers/api.py, handlers/_common.py",
 )
 ERRORS = MetricSpec(
     slo.ERRORS,
     Unit.COUNT,
     Family.SLO,
-    "Server-side failures among the requests: API responses >= 500 and scan or execution runs "
-    "that raised (client errors such as 4xx or a rejected event are not errors).",
+    "Server-side failures among the requests: API responses >= 500 and scheduled runs that "
+    "could not do their job and raised (client errors such as 4xx or a rejected event are not "
+    "errors); the StageErrors alarm watches it.",
     None,
     (slo.STAGE_DIMENSION,),
-    "handlers/api.py, handlers/scan.py, handlers/execute.py",
+    "handlers/api.py, handlers/_common.py",
 )
 STRATEGY_RETURN = MetricSpec(
     slo.STRATEGY_RETURN,
@@ -596,6 +606,7 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     ORDER_LATENCY,
     ORDERS_RECONCILED,
     ORDERS_CANCELLED_BY_KILL_SWITCH,
+    OVERSELL_REFUSED,
     EXCHANGE_ERRORS,
     REJECTED_EVENTS,
     INGEST_RUNS,

@@ -31,8 +31,10 @@ __all__ = [
     "ModelStage",
     "ModelVersion",
     "OosScore",
+    "SkillEvidence",
     "StageChange",
     "judge",
+    "skill_gate",
     "transition",
 ]
 
@@ -90,6 +92,41 @@ class FoldMetrics(BaseModel):
     lift: float | None
 
 
+class SkillEvidence(BaseModel):
+    """The walk-forward evaluation that judged a model, kept beside it in the registry: its
+    per-date precision@k with the 95 % interval, and the best trivial ranker on the same rows."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    period: str  # "YYYY-MM-DD..YYYY-MM-DD" of the evaluated decisions
+    metric: str  # e.g. "precision_at_20 (trade label)"
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    best_trivial: str
+    best_trivial_value: float | None
+    evaluation: dict[str, Any] = Field(default_factory=dict)  # the full summary
+
+
+def skill_gate(evidence: SkillEvidence | None) -> tuple[bool, str]:
+    """Promotable only if the lower 95 % bound of the model's figure is above the best trivial
+    ranker's figure on the same rows. Missing numbers never pass."""
+    if evidence is None:
+        return False, "no walk-forward skill evaluation is recorded with this version"
+    lo, best = evidence.ci_low, evidence.best_trivial_value
+    if lo is None or best is None or math.isnan(lo) or math.isnan(best):
+        return False, f"{evidence.metric}: interval or baseline undefined on {evidence.period}"
+    if lo > best:
+        return True, (
+            f"{evidence.metric} lower 95% bound {lo:.3f} > best trivial ranker "
+            f"{evidence.best_trivial} {best:.3f} ({evidence.period})"
+        )
+    return False, (
+        f"{evidence.metric} lower 95% bound {lo:.3f} is not above the best trivial ranker "
+        f"{evidence.best_trivial} {best:.3f} ({evidence.period})"
+    )
+
+
 class ModelCard(BaseModel):
     """Everything needed to reproduce and judge a trained model."""
 
@@ -112,6 +149,7 @@ class ModelCard(BaseModel):
     oos: FoldMetrics  # all walk-forward test blocks pooled
     git_commit: str
     train_rows: int = Field(ge=1)
+    skill: SkillEvidence | None = None  # the walk-forward evaluation (skill gate)
 
     @field_validator("created_at")
     @classmethod

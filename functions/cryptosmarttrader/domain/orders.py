@@ -1,10 +1,11 @@
-"""Order intents, deterministic client order IDs and the order state-transition table."""
+"""Order intents, deterministic client order IDs, the order state-transition table, and the
+pure rules on a book (exposure, what may still be sold, the identity of a close)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from cryptosmarttrader.domain.types import ClientOrderId, DomainError, Price, Quantity, Side, Symbol
 
 CLIENT_ID_HEX_LEN = 32  # 128 bits: fits Kraken cl_ord_id, Binance (36) and KuCoin (40)
+MAX_CLOSE_ATTEMPTS = 64  # closes of one position that ended without closing it (bounded walk)
 
 
 class Intent(StrEnum):
@@ -32,6 +34,9 @@ class OrderIntent:
     signal_bar_ms: int
     quantity: Quantity
     reference_price: Price
+    # A CLOSE names the position it closes (see :func:`close_position_key`); the order's
+    # identity is then that position, whoever decided to close it and on whichever bar.
+    position_key: str | None = None
 
     def __post_init__(self) -> None:
         if not self.strategy or "|" in self.strategy:
@@ -40,6 +45,10 @@ class OrderIntent:
             raise DomainError(
                 f"signal bar time must be a positive epoch ms, got {self.signal_bar_ms}"
             )
+        if self.position_key is not None and (
+            self.intent is not Intent.CLOSE or self.side is not Side.SELL or not self.position_key
+        ):
+            raise DomainError("only a SELL CLOSE names a position key, and it must be non-empty")
 
     @property
     def client_order_id(self) -> ClientOrderId:
@@ -51,21 +60,33 @@ class OrderIntent:
 
 
 def client_order_id(intent: OrderIntent) -> ClientOrderId:
-    """SHA256 of (strategy, symbol, side, intent, signal bar time, quantity), first 32 hex chars.
+    """The first 32 hex chars of SHA256 of the decision alone.
 
-    The same decision always yields the same ID, so a retry can never open a second position.
+    * an entry (or any intent without a position key): ``strategy|symbol|side|intent|signal
+      bar ms``. The quantity is not part of it: the RiskGuard may size the same decision
+      differently on a re-run (exposure moved), which must find the order already recorded;
+    * a CLOSE with a position key: ``close|symbol|sell|position key``. Neither the strategy
+      nor the bar: the scan's CLOSE and the RiskGuard's flatten of one position, on any bar,
+      are one order.
+
+    The same decision always yields the same ID, so a retry can never place a second order.
     """
-    canonical = "|".join(
-        (
+    if intent.position_key is not None:
+        parts: tuple[str, ...] = (
+            Intent.CLOSE.value,
+            intent.symbol.value,
+            Side.SELL.value,
+            intent.position_key,
+        )
+    else:
+        parts = (
             intent.strategy,
             intent.symbol.value,
             intent.side.value,
             intent.intent.value,
             str(intent.signal_bar_ms),
-            format(intent.quantity.value.normalize(), "f"),
         )
-    )
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
     return ClientOrderId(digest[:CLIENT_ID_HEX_LEN])
 
 
@@ -83,6 +104,15 @@ class OrderStatus(StrEnum):
 
 TERMINAL_STATUSES = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+# sent and not finished: the venue may still fill them
+OPEN_STATUSES = frozenset(
+    {
+        OrderStatus.SUBMITTED,
+        OrderStatus.ACCEPTED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.CANCEL_PENDING,
+    }
 )
 
 _S = OrderStatus
@@ -147,3 +177,97 @@ def book_exposure(
         symbol = str(order["symbol"])
         out[symbol] = out.get(symbol, Decimal(0)) + value
     return out
+
+
+# --------------------------------------------------------------------------- selling rules
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What may still be sold of one symbol on a spot venue: the quantity held minus the
+    unfilled part of the sells already at the venue (and, when counted, those recorded)."""
+
+    held: Decimal
+    open_sells: Decimal = Decimal(0)
+
+    @property
+    def sellable(self) -> Decimal:
+        return max(Decimal(0), self.held - self.open_sells)
+
+
+def _unfilled(order: Mapping[str, Any]) -> Decimal:
+    quantity = Decimal(str(order.get("quantity", 0)))
+    return max(Decimal(0), quantity - Decimal(str(order.get("filled", 0))))
+
+
+def holding(
+    symbol: str,
+    position: Mapping[str, Any] | None,
+    orders: Iterable[Mapping[str, Any]],
+    *,
+    include_new: bool = False,
+    exclude: str | None = None,
+) -> Holding:
+    """``symbol``'s holding from its position and the book's live orders.
+
+    ``include_new`` also counts sells recorded but not yet sent (a decision being recorded must
+    leave room for them); ``exclude`` leaves one order out (the one being decided)."""
+    held = Decimal(str((position or {}).get("quantity", 0)))
+    pending = Decimal(0)
+    for order in orders:
+        if str(order.get("symbol")) != symbol or order.get("side") != Side.SELL.value:
+            continue
+        if exclude is not None and str(order.get("client_order_id")) == exclude:
+            continue
+        status = OrderStatus(str(order["status"]))
+        if status in OPEN_STATUSES or (include_new and status is OrderStatus.NEW):
+            pending += _unfilled(order)
+    return Holding(max(Decimal(0), held), pending)
+
+
+def sell_fill_split(held: Decimal, delta: Decimal) -> tuple[Decimal, Decimal]:
+    """A sell fill of ``delta`` against ``held``: (applied, oversold). A spot position never goes
+    below zero: what a venue reports sold beyond the holding is returned apart, to be refused
+    and alarmed, never booked as a short."""
+    applied = min(delta, max(Decimal(0), held))
+    return applied, delta - applied
+
+
+def position_episode(position: Mapping[str, Any] | None) -> str:
+    """Which opening of a symbol's position this is: the client order ID whose fill opened it
+    (recorded on the position when its quantity rose from zero); empty for a position recorded
+    before episodes were kept."""
+    return str((position or {}).get("opened_by") or "")
+
+
+def close_position_key(episode: str, attempt: int) -> str:
+    if attempt < 0:
+        raise DomainError(f"close attempt must be >= 0, got {attempt}")
+    return f"{episode or 'position'}#{attempt}"
+
+
+def resolve_close(
+    intent: OrderIntent,
+    episode: str,
+    status_of: Callable[[str], OrderStatus | None],
+    *,
+    max_attempts: int = MAX_CLOSE_ATTEMPTS,
+) -> tuple[OrderIntent, OrderStatus | None]:
+    """The identity of a CLOSE of one position: ``(keyed intent, status of its order)``.
+
+    Attempt 0 of the position's episode first. An attempt whose order is live (NEW or still at
+    the venue) *is* the close: its status is returned and nothing new may be ordered. An
+    attempt whose order ended (cancelled, expired, rejected, or filled without closing all of
+    it) leaves the position open: the next attempt is the new decision. An unknown attempt is
+    returned with status None: the order to record. Everyone closing this position (the scan,
+    the RiskGuard's flatten, a retry) walks the same attempts and so finds the same order."""
+    if intent.intent is not Intent.CLOSE or intent.side is not Side.SELL:
+        raise DomainError(f"only a SELL CLOSE is keyed on its position, got {intent.intent}")
+    for attempt in range(max_attempts):
+        keyed = replace(intent, position_key=close_position_key(episode, attempt))
+        status = status_of(keyed.client_order_id.value)
+        if status is None or status not in TERMINAL_STATUSES:
+            return keyed, status
+    raise DomainError(
+        f"{intent.symbol}: {max_attempts} closes of one position ended without closing it"
+    )

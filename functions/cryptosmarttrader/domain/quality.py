@@ -6,25 +6,35 @@ returns findings. It never repairs, fills, interpolates or drops single rows: a 
 error-severity finding is excluded as a whole, with its reasons, and every other series is
 returned unchanged in :attr:`QualityResult.clean`.
 
-Bars are placed on the timeframe grid by floor division (``ts // timeframe_ms``), so a bar
-recorded a few minutes late (CoinGecko has a few of those) still counts for its own bar; such
-bars are reported as ``MISALIGNED`` (info) and their timestamps are left as they are.
+Bars are placed on the timeframe grid by floor division (``ts // timeframe_ms``), so a daily
+snapshot recorded a few minutes late (CoinGecko has a few of those) still counts for its own
+bar; such bars are reported as ``MISALIGNED`` and their timestamps are left as they are. An
+exchange candle opens exactly on its grid: one off it (a time-zone or unit error) is an error.
+
+Rows are checked in the order the source gave them: rows out of time order are reported
+(``UNORDERED``) before the gate sorts them.
 
 Severity policy (the defaults of :class:`QualityConfig` are tuned for a scan window of a few
 hundred daily bars):
 
-* error — the series cannot be trusted as a whole: ``NAN``, ``NON_POSITIVE_PRICE``,
-  ``NEGATIVE_VOLUME``, ``OHLC_INCONSISTENT``, ``DUPLICATE``, ``FUTURE_TS``, ``SHORT_HISTORY``,
-  ``NO_RECENT_DATA``; a ``GAP`` with a single hole longer than ``max_gap_bars`` or a missing
+* error — the series cannot be trusted as a whole: ``NAN``, ``NON_FINITE`` (an infinite price or
+  volume), ``NON_POSITIVE_PRICE``, ``NEGATIVE_VOLUME``, ``OHLC_INCONSISTENT``, ``DUPLICATE``,
+  ``FUTURE_TS``, ``BAD_TIMESTAMP`` (before 2009-01-03 or from 2100 on: seconds taken for
+  milliseconds, a corrupt value), ``SHORT_HISTORY``, ``NO_RECENT_DATA``; a ``MISALIGNED``
+  exchange candle; and, reported by the loaders for a whole source file, ``EMPTY`` (no rows)
+  and ``UNREADABLE`` (the file cannot be parsed, or a timestamp is fractional); a ``GAP`` with a single hole longer than ``max_gap_bars`` or a missing
   fraction above ``max_missing_fraction``; a ``STALE`` run of ``stale_error_run`` or more
   identical closes; more than ``max_spikes`` ``SPIKE`` bars.
 * warning — kept but reported: short gaps, short stale runs, few spikes, ``ZERO_VOLUME`` (common
-  in early CoinGecko data; liquidity filters downstream decide what to trade).
-* info — ``MISALIGNED`` timestamps.
+  in early CoinGecko data; liquidity filters downstream decide what to trade), ``UNORDERED``
+  rows (values intact, returned in time order), daily snapshots more than
+  ``misaligned_info_ms`` after their grid point.
+* info — daily snapshots at most ``misaligned_info_ms`` (15 min) after their grid point.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Final
 
@@ -39,10 +49,13 @@ __all__ = [
     "Finding",
     "QualityCode",
     "QualityConfig",
+    "QualityRejectionError",
     "QualityResult",
     "Severity",
     "check_daily",
     "check_ohlcv",
+    "conform_candles",
+    "source_finding",
 ]
 
 
@@ -62,6 +75,11 @@ class QualityCode(StrEnum):
     FUTURE_TS = "FUTURE_TS"
     SHORT_HISTORY = "SHORT_HISTORY"
     NO_RECENT_DATA = "NO_RECENT_DATA"
+    NON_FINITE = "NON_FINITE"
+    BAD_TIMESTAMP = "BAD_TIMESTAMP"
+    UNORDERED = "UNORDERED"
+    EMPTY = "EMPTY"
+    UNREADABLE = "UNREADABLE"
 
 
 class Severity(StrEnum):
@@ -104,6 +122,11 @@ class QualityConfig(BaseModel):
     max_lag_bars: int = Field(
         default=3, ge=0, description="last bar older than asof minus this many bars → error"
     )
+    misaligned_info_ms: int = Field(
+        default=15 * 60_000,
+        ge=0,
+        description="daily snapshots at most this far off their grid point → info, else warning",
+    )
 
 
 DEFAULT_CONFIG: Final = QualityConfig()
@@ -119,7 +142,7 @@ class Finding(BaseModel):
     source: str
     symbol: str
     count: int
-    first_ts: int
+    first_ts: int | None  # None: a finding about a whole source file (EMPTY, UNREADABLE)
     reason: str
 
 
@@ -145,9 +168,22 @@ class QualityResult(BaseModel):
         return [f for f in self.findings if f.severity is Severity.ERROR]
 
 
+class QualityRejectionError(DomainError):
+    """Data refused by the gate before anyone used it; :attr:`findings` say which and why.
+
+    Raised by loaders serving data for decisions; callers treat the symbol as having no data
+    (abstain, unmarked, not traded) and report the findings."""
+
+    findings: tuple[Finding, ...] = ()
+
+
 _ROBUST_SIGMA: Final = 1.4826
+MIN_TS_MS: Final = 1_230_940_800_000  # 2009-01-03, the first Bitcoin block
+MAX_TS_MS: Final = 4_102_444_800_000  # 2100-01-01
 _ALWAYS_ERROR: Final = (
     QualityCode.NAN,
+    QualityCode.NON_FINITE,
+    QualityCode.BAD_TIMESTAMP,
     QualityCode.NON_POSITIVE_PRICE,
     QualityCode.NEGATIVE_VOLUME,
     QualityCode.OHLC_INCONSISTENT,
@@ -161,10 +197,14 @@ def check_daily(
     asof_ms: int,
     config: QualityConfig = DEFAULT_CONFIG,
     source: str = "coingecko",
+    prior: Sequence[Finding] = (),
 ) -> QualityResult:
-    """Check a ``DAILY_SCHEMA`` universe (close, volume, market_cap per coin and day)."""
+    """Check a ``DAILY_SCHEMA`` universe (close, volume, market_cap per coin and day).
+
+    ``prior`` are findings the loader made about the source files (see :func:`source_finding`):
+    they are reported with the gate's own, and an error among them excludes its series."""
     _require_columns(frame, DAILY_SCHEMA)
-    return _check(frame, TIMEFRAME_MS["1d"], "1d", asof_ms, config, source, ohlc=False)
+    return _check(frame, TIMEFRAME_MS["1d"], "1d", asof_ms, config, source, prior, ohlc=False)
 
 
 def check_ohlcv(
@@ -173,12 +213,95 @@ def check_ohlcv(
     asof_ms: int,
     config: QualityConfig = DEFAULT_CONFIG,
     source: str = "binance",
+    prior: Sequence[Finding] = (),
 ) -> QualityResult:
-    """Check an ``OHLCV_SCHEMA`` frame of candles of one ``timeframe`` (e.g. ``"1h"``)."""
+    """Check an ``OHLCV_SCHEMA`` frame of candles of one ``timeframe`` (e.g. ``"1h"``), in the
+    order the source gave them; ``prior`` as in :func:`check_daily`."""
     if timeframe not in TIMEFRAME_MS:
         raise DomainError(f"unknown timeframe {timeframe!r}; known: {sorted(TIMEFRAME_MS)}")
     _require_columns(frame, OHLCV_SCHEMA)
-    return _check(frame, TIMEFRAME_MS[timeframe], timeframe, asof_ms, config, source, ohlc=True)
+    tf_ms = TIMEFRAME_MS[timeframe]
+    return _check(frame, tf_ms, timeframe, asof_ms, config, source, prior, ohlc=True)
+
+
+def source_finding(
+    code: QualityCode, source: str, symbol: str, reason: str, *, count: int = 0
+) -> Finding:
+    """An error about a whole source file (``EMPTY``, ``UNREADABLE``, fractional timestamps),
+    made by the loader that read it; :func:`check_ohlcv` / :func:`check_daily` take such
+    findings as ``prior`` and exclude the series."""
+    return Finding(
+        code=code,
+        severity=Severity.ERROR,
+        source=source,
+        symbol=symbol,
+        count=count,
+        first_ts=None,
+        reason=reason,
+    )
+
+
+def conform_candles(frame: pl.DataFrame, source: str) -> tuple[pl.DataFrame, list[Finding]]:
+    """Candles as a source handed them (numeric columns of any dtype, source order) as
+    ``OHLCV_SCHEMA`` rows sorted by symbol and time, without coercing a timestamp.
+
+    A null, non-finite, fractional or implausible timestamp (see ``BAD_TIMESTAMP``) is never
+    cast: its rows are left out and its series gets an error finding (the caller rejects the
+    series). Rows out of time order get an ``UNORDERED`` warning. Vectorized, one pass."""
+    missing = [c for c in OHLCV_SCHEMA if c not in frame.columns]
+    if missing:
+        raise DomainError(f"frame lacks columns {missing}; expected {list(OHLCV_SCHEMA)}")
+    raw_ts = pl.col("ts").cast(pl.Float64, strict=False)
+    bad_ts = (
+        raw_ts.is_null()
+        | ~raw_ts.is_finite()
+        | (raw_ts != raw_ts.floor())
+        | (raw_ts < MIN_TS_MS)
+        | (raw_ts >= MAX_TS_MS)
+    ).fill_null(True)
+    flagged = frame.select(list(OHLCV_SCHEMA)).with_columns(_bad=bad_ts, _raw=raw_ts)
+    good = flagged.filter(~pl.col("_bad")).with_columns(pl.col("_raw").cast(pl.Int64).alias("ts"))
+    unordered = good.with_columns(_back=(pl.col("ts").diff().over("symbol") < 0).fill_null(False))
+    findings: list[Finding] = []
+    bad = (
+        flagged.filter(pl.col("_bad"))
+        .group_by("symbol", maintain_order=True)
+        .agg(n=pl.len(), example=pl.col("_raw").first())
+    )
+    for symbol, n, example in bad.iter_rows():
+        findings.append(
+            Finding(
+                code=QualityCode.BAD_TIMESTAMP,
+                severity=Severity.ERROR,
+                source=source,
+                symbol=str(symbol),
+                count=int(n),
+                first_ts=None,
+                reason=f"{n} row(s) with a missing, fractional or implausible timestamp "
+                f"(e.g. {example!r}); whole milliseconds from 2009-01-03 to 2100 expected, "
+                "never rounded",
+            )
+        )
+    back = (
+        unordered.filter(pl.col("_back"))
+        .group_by("symbol", maintain_order=True)
+        .agg(n=pl.len(), first=pl.col("ts").first())
+    )
+    for symbol, n, first in back.iter_rows():
+        findings.append(
+            Finding(
+                code=QualityCode.UNORDERED,
+                severity=Severity.WARNING,
+                source=source,
+                symbol=str(symbol),
+                count=int(n),
+                first_ts=int(first),
+                reason=f"{n} row(s) come before an earlier bar in the source: rows out of time "
+                "order (values kept, sorted by time)",
+            )
+        )
+    clean = good.select(list(OHLCV_SCHEMA)).cast(pl.Schema(OHLCV_SCHEMA)).sort("symbol", "ts")
+    return clean, findings
 
 
 def _require_columns(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> None:
@@ -196,23 +319,31 @@ def _flags(
     """Row-level boolean flags, one column per check, computed per symbol."""
     s = "symbol"
     prices = ["open", "high", "low", "close"] if ohlc else ["close"]
+    finite_checked = [*prices, "volume"] if ohlc else [*prices, "volume", "market_cap"]
     close = pl.col("close")
     valid_close = close.is_not_null() & close.is_not_nan() & (close > 0)
     bucket = pl.col("ts") // tf_ms
     step = bucket.diff().over(s)
     vol = pl.col("volume")
 
+    offset = pl.col("ts") % tf_ms
     lf = (
         frame.lazy()
+        .with_columns(f_unordered=(pl.col("ts").diff().over(s) < 0).fill_null(False))
         .sort(s, "ts")
         .with_columns(
             f_nan=pl.any_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() for c in prices]),
+            f_nonfinite=pl.any_horizontal(
+                [pl.col(c).is_infinite().fill_null(False) for c in finite_checked]
+            ),
+            f_badts=(pl.col("ts") < MIN_TS_MS) | (pl.col("ts") >= MAX_TS_MS),
             f_nonpos=pl.any_horizontal([(pl.col(c) <= 0).fill_null(False) for c in prices]),
             f_zero_vol=vol.is_null() | vol.is_nan() | (vol == 0),
             f_neg_vol=(vol < 0).fill_null(False),
             f_dup=(step == 0).fill_null(False),
             f_missing=(step - 1).clip(lower_bound=0).fill_null(0),
-            f_misaligned=(pl.col("ts") % tf_ms) != 0,
+            f_misaligned=offset != 0,
+            f_offset=offset,  # time after the grid point the bar is counted for
             f_future=pl.col("ts") > asof_ms,
             f_same=(close == close.shift(1)).over(s).fill_null(False) & valid_close,
             f_logret=pl.when(valid_close & valid_close.shift(1).over(s))
@@ -268,6 +399,7 @@ def _check(
     asof_ms: int,
     cfg: QualityConfig,
     source: str,
+    prior: Sequence[Finding],
     *,
     ohlc: bool,
 ) -> QualityResult:
@@ -282,6 +414,12 @@ def _check(
             last=pl.col("ts").filter(~pl.col("f_future")).max(),
             NAN=pl.col("f_nan").sum(),
             NAN_first=_first_ts("f_nan"),
+            NON_FINITE=pl.col("f_nonfinite").sum(),
+            NON_FINITE_first=_first_ts("f_nonfinite"),
+            BAD_TIMESTAMP=pl.col("f_badts").sum(),
+            BAD_TIMESTAMP_first=_first_ts("f_badts"),
+            UNORDERED=pl.col("f_unordered").sum(),
+            UNORDERED_first=_first_ts("f_unordered"),
             NON_POSITIVE_PRICE=pl.col("f_nonpos").sum(),
             NON_POSITIVE_PRICE_first=_first_ts("f_nonpos"),
             ZERO_VOLUME=pl.col("f_zero_vol").sum(),
@@ -295,6 +433,7 @@ def _check(
             GAP_max=pl.col("f_missing").max(),
             MISALIGNED=pl.col("f_misaligned").sum(),
             MISALIGNED_first=_first_ts("f_misaligned"),
+            MISALIGNED_max=pl.col("f_offset").max(),
             FUTURE_TS=pl.col("f_future").sum(),
             FUTURE_TS_first=_first_ts("f_future"),
             OHLC_INCONSISTENT=pl.col("f_ohlc").sum(),
@@ -308,17 +447,17 @@ def _check(
         .sort("symbol")
         .collect()
     )
-    findings = _findings(per_symbol, tf_ms, timeframe, asof_ms, cfg, source)
+    findings = [*prior, *_findings(per_symbol, tf_ms, timeframe, asof_ms, cfg, source, ohlc)]
     excluded: dict[str, list[str]] = {}
     for f in findings:
-        if f.severity is Severity.ERROR:
+        if f.severity is Severity.ERROR and f.code.value not in excluded.get(f.symbol, []):
             excluded.setdefault(f.symbol, []).append(f.code.value)
     clean = frame.filter(~pl.col("symbol").is_in(list(excluded))).sort("symbol", "ts")
     return QualityResult(
         clean=clean,
         findings=findings,
         excluded=excluded,
-        checked_symbols=per_symbol.height,
+        checked_symbols=len(set(per_symbol["symbol"].to_list()) | {f.symbol for f in prior}),
         checked_rows=frame.height,
     )
 
@@ -330,6 +469,7 @@ def _findings(
     asof_ms: int,
     cfg: QualityConfig,
     source: str,
+    ohlc: bool,
 ) -> list[Finding]:
     """Turn the per-symbol summary (one row per series, not per bar) into findings."""
     out: list[Finding] = []
@@ -407,13 +547,30 @@ def _findings(
                 f"{row['ZERO_VOLUME']} of {n} bars have zero or missing volume",
             )
         if row["MISALIGNED"]:
+            worst: int = row["MISALIGNED_max"]
+            far = worst > cfg.misaligned_info_ms
+            if ohlc:
+                sev, what = Severity.ERROR, "exchange candles open on the grid: time-zone error?"
+            elif far:
+                sev, what = Severity.WARNING, "counted in the bar they fall in, left unchanged"
+            else:
+                sev, what = Severity.INFO, "counted in the bar they fall in, left unchanged"
             add(
                 QualityCode.MISALIGNED,
-                Severity.INFO,
+                sev,
                 row["MISALIGNED"],
                 row["MISALIGNED_first"],
-                f"{row['MISALIGNED']} timestamp(s) off the {timeframe} grid; counted in the bar "
-                f"they fall in, left unchanged",
+                f"{row['MISALIGNED']} timestamp(s) off the {timeframe} grid, up to "
+                f"{_hm(worst)} (h:mm) after a grid point; {what}",
+            )
+        if row["UNORDERED"]:
+            add(
+                QualityCode.UNORDERED,
+                Severity.WARNING,
+                row["UNORDERED"],
+                row["UNORDERED_first"],
+                f"{row['UNORDERED']} row(s) come before an earlier bar in the source: rows out "
+                "of time order (values kept, sorted by time)",
             )
         if n < cfg.min_bars:
             add(
@@ -438,8 +595,18 @@ def _findings(
     return out
 
 
+def _hm(ms: int) -> str:
+    minutes = ms // 60_000
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
 _REASONS: Final[dict[QualityCode, str]] = {
     QualityCode.NAN: "{count} of {n} bars have a NaN or missing price",
+    QualityCode.NON_FINITE: "{count} of {n} bars have an infinite price, volume or market cap",
+    QualityCode.BAD_TIMESTAMP: (
+        "{count} of {n} bars have a timestamp before 2009-01-03 or from 2100 on "
+        "(seconds instead of milliseconds, or a corrupt value)"
+    ),
     QualityCode.NON_POSITIVE_PRICE: "{count} of {n} bars have a zero or negative price",
     QualityCode.NEGATIVE_VOLUME: "{count} of {n} bars have a negative volume",
     QualityCode.OHLC_INCONSISTENT: (

@@ -23,7 +23,7 @@ from decimal import ROUND_DOWN, Decimal
 from enum import IntEnum
 from typing import Any
 
-from cryptosmarttrader.domain.orders import OrderIntent
+from cryptosmarttrader.domain.orders import Holding, OrderIntent
 from cryptosmarttrader.domain.portfolio import PortfolioExposure
 from cryptosmarttrader.domain.types import DomainError, Money, Quantity, Side, ms_from_utc
 
@@ -41,6 +41,7 @@ __all__ = [
     "RiskThresholds",
     "RiskTransition",
     "RiskVerdict",
+    "cap_sell",
     "demanded_level",
     "human_override",
     "size_for_fraction",
@@ -382,8 +383,15 @@ class RiskLimits:
     max_open_positions: int = 10
     max_volume_fraction: Decimal = Decimal("0.01")  # order notional / 24 h quote volume
     max_quote_age: timedelta = timedelta(minutes=15)
+    # position cap: held + new notional <= this fraction of the 30-day average daily volume
+    # (None: not checked). Small coins cost what their volume allows, not what equity allows.
+    max_adv_fraction: Decimal | None = None
 
     def __post_init__(self) -> None:
+        if self.max_adv_fraction is not None and not (
+            Decimal(0) < self.max_adv_fraction <= Decimal(1)
+        ):
+            raise DomainError(f"max_adv_fraction must be in (0, 1], got {self.max_adv_fraction}")
         for name in (
             "max_asset_fraction",
             "max_cluster_fraction",
@@ -413,6 +421,7 @@ class MarketQuote:
 
     ts: datetime
     volume_24h_quote: Decimal | None
+    adv_30d_quote: Decimal | None = None  # 30-day average daily quote volume
 
     def __post_init__(self) -> None:
         ms_from_utc(self.ts)
@@ -433,6 +442,32 @@ def _reject(rule: str, reason: str) -> RiskVerdict:
     return RiskVerdict(False, rule, reason)
 
 
+def cap_sell(intent: OrderIntent, holding: Holding) -> RiskVerdict:
+    """A sell within what may still be sold: nothing held → ``no_position``; everything held
+    already being sold → ``sell_cap`` (refused); more than the rest → reduced to it."""
+    symbol = intent.symbol.value
+    if holding.held <= 0:
+        return _reject("no_position", f"nothing held in {symbol} to sell")
+    room = holding.sellable.quantize(QTY_STEP, rounding=ROUND_DOWN)
+    if room <= 0:
+        return _reject(
+            "sell_cap",
+            f"{symbol}: the {holding.held} held are already being sold "
+            f"({holding.open_sells} in open sells)",
+        )
+    if intent.quantity.value <= room:
+        return RiskVerdict(
+            True, "ok", "exit or reduction allowed at every level below SHUTDOWN", intent.quantity
+        )
+    return RiskVerdict(
+        True,
+        "sell_cap",
+        f"reduced from {intent.quantity.value} to the {room} left to sell "
+        f"(held {holding.held}, open sells {holding.open_sells})",
+        Quantity(room),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RiskGuard:
     limits: RiskLimits = field(default_factory=RiskLimits)
@@ -446,10 +481,12 @@ class RiskGuard:
         level: RiskLevel,
         kill_switch_on: bool,
         kill_switch_reason: str = "",
+        holding: Holding | None = None,
     ) -> RiskVerdict:
         """The per-asset subset of :meth:`evaluate` (no portfolio, cluster or market context).
 
-        ``asset_exposure`` is the current notional held or pending in the same asset."""
+        ``asset_exposure`` is the current notional held or pending in the same asset; a sell is
+        capped at ``holding`` when it is given."""
         if asset_exposure < 0:
             return _reject("exposure", f"negative exposure {asset_exposure} is invalid")
         exposure = PortfolioExposure(
@@ -465,6 +502,7 @@ class RiskGuard:
             quote=None,
             now=None,
             portfolio_rules=False,
+            holding=holding,
         )
 
     def evaluate(
@@ -478,10 +516,14 @@ class RiskGuard:
         exposure: PortfolioExposure,
         quote: MarketQuote | None,
         now: datetime,
+        holding: Holding | None = None,
     ) -> RiskVerdict:
         """Every rule: kill-switch, level, equity, quote freshness, then the exposure caps
         (asset, cluster, gross), open-position count and liquidity. An entry over a cap is
-        reduced to the smallest room left (the binding rule is named); no room → rejected."""
+        reduced to the smallest room left (the binding rule is named); no room → rejected.
+
+        A sell is capped at ``holding.sellable`` (held minus the sells already open): a spot
+        position can never be sold below zero. Without a holding a sell is refused."""
         return self._decide(
             intent,
             equity=equity,
@@ -492,6 +534,7 @@ class RiskGuard:
             quote=quote,
             now=now,
             portfolio_rules=True,
+            holding=holding,
         )
 
     def _decide(
@@ -506,6 +549,7 @@ class RiskGuard:
         quote: MarketQuote | None,
         now: datetime | None,
         portfolio_rules: bool,
+        holding: Holding | None = None,
     ) -> RiskVerdict:
         if kill_switch_on:
             return _reject("kill_switch", f"kill-switch is on: {kill_switch_reason}")
@@ -525,9 +569,12 @@ class RiskGuard:
             if quote.ts > now:
                 return _reject("stale_quote", f"quote for {symbol} is in the future")
         if intent.side is Side.SELL:
-            held = exposure.by_symbol.get(symbol, Decimal(0))
-            if portfolio_rules and held <= 0:
-                return _reject("no_position", f"nothing held in {symbol} to sell")
+            if holding is not None:
+                return cap_sell(intent, holding)
+            if portfolio_rules:
+                return _reject(
+                    "no_position", f"holding of {symbol} unknown: a sell is capped at what is held"
+                )
             return RiskVerdict(
                 True,
                 "ok",
@@ -592,6 +639,19 @@ class RiskGuard:
                     f"{lim.max_volume_fraction:%} of 24 h volume {volume:.0f}",
                 )
             )
+            if lim.max_adv_fraction is not None:
+                adv = quote.adv_30d_quote if quote is not None else None
+                if adv is None or adv <= 0:
+                    return _reject(
+                        "max_adv_fraction", f"no 30-day average volume for {symbol}: cannot cap"
+                    )
+                rooms.append(
+                    (
+                        "max_adv_fraction",
+                        adv * lim.max_adv_fraction - exposure.by_symbol.get(symbol, Decimal(0)),
+                        f"{lim.max_adv_fraction:%} of 30-day average volume {adv:.0f}",
+                    )
+                )
         rule, room, detail = min(rooms, key=lambda r: r[1])
         price = intent.reference_price.value
         notional = intent.quantity.value * price

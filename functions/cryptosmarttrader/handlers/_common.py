@@ -1,6 +1,12 @@
 """Helpers shared by the Lambda handlers: settings and clients (parsed once per execution
 environment), Powertools Logger / Metrics factories, the stage's SLI publisher, EventBridge
-unwrapping, correlation ids and the uniform "rejected event" result."""
+unwrapping, correlation ids, the uniform "rejected event" result and the scheduled-run error.
+
+Rejected vs failed: a *rejection* answers a caller whose request is malformed or refused
+(``status: rejected``, ``RejectedEvents``; the stage's ``Errors`` SLI stays 0). A scheduled
+invocation that cannot do its job is a *failure*: :func:`count_invocation` publishes
+``Errors`` 1 and the handler raises :class:`ScheduledRunError`, so Lambda counts the error too,
+retries it, dead-letters it, and the ``StageErrors`` / ``LambdaErrors`` alarms fire."""
 
 from __future__ import annotations
 
@@ -16,12 +22,15 @@ from pydantic import ValidationError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.emf_metrics import METRICS_NAMESPACE, StageMetrics
+from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.sanitize import sanitized_json
 from cryptosmarttrader.settings import AwsResources, DeploymentSettings, TradingSettings
 
 __all__ = [
+    "ScheduledRunError",
     "aws_clients",
     "correlation_id",
+    "count_invocation",
     "deployment",
     "make_logger",
     "make_metrics",
@@ -76,6 +85,16 @@ def deployment() -> DeploymentSettings:
 def stage_metrics() -> StageMetrics:
     """The go-live SLI publisher of this deployment's stage (``CST_STAGE``)."""
     return StageMetrics(deployment().stage, _namespace())
+
+
+class ScheduledRunError(RuntimeError):
+    """A scheduled invocation could not do its job (no data, a deployment that cannot serve the
+    schedule...). Raised after the error is counted; the message says what is missing."""
+
+
+def count_invocation(slis: StageMetrics, *, failed: bool) -> None:
+    """One ``Requests`` and ``Errors`` 0 or 1 of this stage (the burn rate's inputs)."""
+    slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 1 if failed else 0))
 
 
 def reset_caches() -> None:

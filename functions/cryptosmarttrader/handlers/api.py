@@ -2,9 +2,11 @@
 
 Routes and their pydantic models are the OpenAPI document (``cst api openapi`` writes
 ``docs/openapi.json``); ``enable_validation`` rejects malformed query strings and bodies with 422
-before any code runs. API Gateway enforces authentication (API key + usage plan on every
-method, IAM SigV4 as well on ``POST /api/v1/killswitch``); the handler re-checks that a
-state-changing call carries a caller identity and records it in the audit trail.
+before any code runs. API Gateway enforces authentication: an API key of the usage plan on
+every method but the two public ones (``GET /health``, a liveness answer that reveals nothing,
+and ``GET /openapi.json``, this document), IAM SigV4 as well on ``POST /api/v1/killswitch``; the
+handler re-checks that a state-changing call carries a caller identity and records it in the
+audit trail. The deep dependency check is ``GET /api/v1/health``, behind the key.
 
 Every request runs under one correlation id (``X-Correlation-Id`` if the caller sent a valid
 one, else API Gateway's request id), logged on every line and echoed in the response header.
@@ -15,16 +17,23 @@ is a 5xx (``Stage=<CST_STAGE>``).
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from functools import cache
-from typing import Annotated, Any, Final
+from functools import cache, partial
+from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools import Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import (
+    APIGatewayRestResolver,
+    CORSConfig,
+    Response,
+    content_types,
+)
 from aws_lambda_powertools.event_handler.exceptions import (
+    NotFoundError,
     ServiceUnavailableError,
     UnauthorizedError,
 )
@@ -36,8 +45,9 @@ from aws_lambda_powertools.event_handler.openapi.models import (
     SecurityScheme,
     Server,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.shared.json_encoder import Encoder
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -51,9 +61,14 @@ from cryptosmarttrader.adapters.dynamodb_store import (
 )
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.health import dependency_probes
+from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain import metric_names as mn
+from cryptosmarttrader.domain.coins import COINGECKO_IDS
 from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.handlers._common import (
@@ -70,12 +85,27 @@ from cryptosmarttrader.services.api import (
     HealthResponse,
     KillSwitchRequest,
     KillSwitchResponse,
+    Liveness,
     MarketOverview,
     PositionsResponse,
     RiskResponse,
     SignalsResponse,
 )
+from cryptosmarttrader.services.dashboard import (
+    SYMBOL_PATTERN,
+    AuditResponse,
+    BreakersResponse,
+    CoinResponse,
+    DashboardService,
+    GoLiveResponse,
+    ModelsResponse,
+    PortfolioResponse,
+    UnknownSymbolError,
+)
+from cryptosmarttrader.services.golive import GoLiveSettings
+from cryptosmarttrader.services.model_registry import MlSettings
 from cryptosmarttrader.services.risk_state import RiskStateService
+from cryptosmarttrader.wiring import resolve_data_dir
 
 logger = make_logger("api")
 metrics = make_metrics("api")
@@ -97,6 +127,7 @@ SECURITY_SCHEMES: Final[dict[str, SecurityScheme]] = {
         description="AWS Signature Version 4 (IAM): the caller needs execute-api:Invoke.",
     ),
 }
+PUBLIC_SECURITY: Final[list[dict[str, list[str]]]] = []  # no key: liveness and the document
 READ_SECURITY: Final[list[dict[str, list[str]]]] = [{API_KEY_SCHEME: []}]
 WRITE_SECURITY: Final[list[dict[str, list[str]]]] = [{API_KEY_SCHEME: [], SIGV4_SCHEME: []}]
 
@@ -115,7 +146,29 @@ SERVER_ERROR: Final = 500
 ISO_DATE: Final = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 _CORRELATION_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
-app = APIGatewayRestResolver(enable_validation=True)
+CORS_ORIGIN_ENV: Final = "CST_CORS_ORIGIN"
+
+
+def cors_config(origin: str | None) -> CORSConfig | None:
+    """Browsers may read the answers from the web dashboard's origin only (none: no CORS, as
+    behind `cst api serve`, where the dashboard is served from the API's own origin)."""
+    if not origin:
+        return None
+    return CORSConfig(
+        allow_origin=origin,
+        allow_headers=["Content-Type", "x-api-key", "Authorization", CORRELATION_HEADER],
+        expose_headers=[CORRELATION_HEADER],
+        max_age=3600,
+        allow_credentials=False,
+    )
+
+
+# strict JSON answers: a non-finite number is null, never NaN / Infinity (see domain.jsonout)
+app = APIGatewayRestResolver(
+    enable_validation=True,
+    serializer=partial(jsonout.dumps, separators=(",", ":"), cls=Encoder),
+    cors=cors_config(os.environ.get(CORS_ORIGIN_ENV)),
+)
 
 
 @cache
@@ -136,6 +189,59 @@ def _service() -> ApiService:
         equity_usd=Decimal(str(settings.equity_usd)),
         max_asset_fraction=Decimal(str(settings.max_asset_fraction)),
     )
+
+
+@cache
+def _dashboard() -> DashboardService:
+    res, clients, settings = resources(), aws_clients(), trading_settings()
+    state = DynamoStateStore(res.state_table, clients.dynamodb)
+    ml = MlSettings()
+    registry = (
+        EmbeddedModelRegistry(
+            ml.model_group,
+            bucket=ml.model_bucket or res.lake_bucket,
+            table=res.state_table,
+            s3=clients.s3,
+            dynamodb=clients.dynamodb,
+            prefix=ml.model_prefix,
+        )
+        if ml.model_registry == "embedded"
+        else None
+    )
+    return DashboardService(
+        signals=DynamoSignalStore(state),
+        positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
+        orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
+        state=state,
+        audit=DynamoAuditTrail(res.state_table, clients.dynamodb),
+        registry=registry,
+        registry_kind=ml.model_registry,
+        bars=_bars_source(),
+        clock=SystemClock(),
+        starting_equity=Decimal(str(settings.equity_usd)),
+        thresholds=GoLiveSettings().thresholds(),
+    )
+
+
+_PAIR_OF_COIN: Final = {coin: f"{base}/USDT" for base, coin in COINGECKO_IDS.items()}
+
+
+def _bars_source() -> Any:
+    """Candles of a coin by its CoinGecko id: the recorded data (local runs), else the lake
+    the ingest Lambda fills (the coin's USDT pair through the explicit pair table)."""
+    settings = trading_settings()
+    if settings.data_source == "recorded":
+        recorded = RecordedMarketData(resolve_data_dir(settings.data_dir))
+        return recorded.ohlcv
+    lake = S3ParquetLake(resources().lake_bucket, aws_clients().s3)
+
+    def from_lake(symbol: str, timeframe: str, start: datetime, end: datetime) -> Any:
+        pair = _PAIR_OF_COIN.get(symbol)
+        if pair is None:
+            raise LookupError(f"no exchange pair is mapped to coin {symbol!r}")
+        return lake.read_candles(settings.exchange, timeframe, pair, start, end)
+
+    return from_lake
 
 
 def correlation_id_of(event: dict[str, Any], request_id: str) -> str:
@@ -173,7 +279,35 @@ def _observe(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Re
     return response
 
 
-app.use(middlewares=[_observe])
+def _known_query_only(
+    app: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    """A query parameter the route does not declare is a 422 (the validation error's shape),
+    never silently ignored: a misspelt ``limt=5`` would otherwise answer with the default."""
+    route = app.context.get("_route")  # the matched route (set by the resolver)
+    if route is None or getattr(route.func, "__module__", None) != __name__:
+        return next_middleware(app)  # the resolver's own not-found route answers as it does
+    declared = {p.alias for p in route.dependant.query_params}
+    sent = app.current_event.resolved_query_string_parameters or {}
+    unknown = sorted(set(sent) - declared)
+    if unknown:
+        refused: Response[Any] = _invalid_request(
+            RequestValidationError(
+                [
+                    {
+                        "loc": ("query", name),
+                        "msg": "unknown query parameter",
+                        "type": "extra_forbidden",
+                    }
+                    for name in unknown
+                ]
+            )
+        )
+        return refused
+    return next_middleware(app)
+
+
+app.use(middlewares=[_observe, _known_query_only])
 
 
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
@@ -212,8 +346,34 @@ def _dependency_failed(exc: Exception) -> Response[dict[str, Any]]:
     raise ServiceUnavailableError(f"a dependency is unavailable: {type(exc).__name__}")
 
 
+PUBLIC_ROUTES: Final = ("/health", "/openapi.json")  # API Gateway asks no key for these two
+
+
 @app.get(
     "/health",
+    summary="Liveness: the API answers (public; no dependency is checked or named)",
+    tags=["system"],
+    security=PUBLIC_SECURITY,
+    responses={200: {"description": "the API answers"}},
+)
+def liveness() -> Liveness:
+    return Liveness()
+
+
+@app.get(
+    "/openapi.json",
+    summary="This OpenAPI 3 document (public)",
+    tags=["system"],
+    security=PUBLIC_SECURITY,
+    responses={200: {"description": "the OpenAPI document of this API"}},
+)
+def openapi_document() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(_openapi_body())
+    return document
+
+
+@app.get(
+    "/api/v1/health",
     summary="Deep health: DynamoDB, S3, SSM and exchange reachability",
     tags=["system"],
     security=READ_SECURITY,
@@ -295,7 +455,7 @@ def risk() -> RiskResponse:
     security=WRITE_SECURITY,
     responses={
         **DENIED,
-        200: {"description": "switch written and audit entry appended"},
+        200: {"description": "request audited, switch written, outcome audited"},
         401: _error("no authenticated caller identity"),
     },
 )
@@ -312,9 +472,114 @@ def killswitch(request: Annotated[KillSwitchRequest, Body()]) -> KillSwitchRespo
     )
     logger.info(
         "kill-switch set",
-        extra={"on": request.on, "actor": actor, "audit_id": result.audit_id},
+        extra={
+            "on": request.on,
+            "actor": actor,
+            "audit_id": result.audit_id,
+            "request_audit_id": result.request_audit_id,
+        },
     )
+    if result.audit_id is None:
+        logger.error(
+            "kill-switch set, outcome not audited (its request entry is)",
+            extra={"request_audit_id": result.request_audit_id},
+        )
     return result
+
+
+@app.get(
+    "/api/v1/coins/<symbol>",
+    summary="One coin: bars, decisions, orders and fills, position, feature history",
+    tags=["dashboard"],
+    security=READ_SECURITY,
+    responses={
+        200: {"description": "Successful Response"},
+        404: _error("no bars, decisions, orders or position for this symbol"),
+        **DENIED,
+    },
+)
+def coin(
+    symbol: Annotated[
+        str,
+        Path(
+            pattern=SYMBOL_PATTERN,
+            max_length=64,
+            description="CoinGecko coin id, lower case (e.g. bitcoin, chiliz)",
+        ),
+    ],
+    days: Annotated[int, Query(ge=7, le=730, description="days of history shown")] = 120,
+    timeframe: Annotated[
+        Literal["1d", "4h", "1h"], Query(description="bars of the price chart")
+    ] = "1d",
+) -> CoinResponse:
+    try:
+        return _dashboard().coin_view(symbol, days, timeframe)
+    except UnknownSymbolError as exc:
+        raise NotFoundError(str(exc)) from exc
+
+
+@app.get(
+    "/api/v1/portfolio",
+    summary="Positions, orders with their status history, equity curve, PnL, drawdown, tracking",
+    tags=["dashboard"],
+    security=READ_SECURITY,
+    responses={200: {"description": "Successful Response"}, **DENIED},
+)
+def portfolio() -> PortfolioResponse:
+    return _dashboard().portfolio_view()
+
+
+@app.get(
+    "/api/v1/audit",
+    summary="The audit trail of state-changing calls, newest first",
+    tags=["dashboard"],
+    security=READ_SECURITY,
+    responses={200: {"description": "Successful Response"}, **DENIED},
+)
+def audit(
+    limit: Annotated[int, Query(ge=1, le=500, description="entries to return")] = 50,
+) -> AuditResponse:
+    return _dashboard().audit_view(limit)
+
+
+@app.get(
+    "/api/v1/breakers",
+    summary="Circuit breakers: the RiskGuard's (with the last measured values) and ingest's",
+    tags=["dashboard"],
+    security=READ_SECURITY,
+    responses={200: {"description": "Successful Response"}, **DENIED},
+)
+def breakers() -> BreakersResponse:
+    return _dashboard().breakers_view()
+
+
+@app.get(
+    "/api/v1/golive",
+    summary="Go-live: the active stage, its SLO gates, runs with transitions, evaluations",
+    tags=["dashboard"],
+    security=READ_SECURITY,
+    responses={200: {"description": "Successful Response"}, **DENIED},
+)
+def golive(
+    runs: Annotated[int, Query(ge=1, le=100, description="newest runs to return")] = 10,
+) -> GoLiveResponse:
+    return _dashboard().golive_view(runs)
+
+
+@app.get(
+    "/api/v1/models",
+    summary="The model registry: every version with its stage and evaluation",
+    tags=["dashboard"],
+    security=READ_SECURITY,
+    responses={200: {"description": "Successful Response"}, **DENIED},
+)
+def models() -> ModelsResponse:
+    return _dashboard().models_view()
+
+
+@cache
+def _openapi_body() -> str:
+    return openapi_json()
 
 
 def openapi_json(servers: list[str] | None = None) -> str:
@@ -323,8 +588,8 @@ def openapi_json(servers: list[str] | None = None) -> str:
         title=API_TITLE,
         version=API_VERSION,
         description=(
-            "Read-only market, signal, position and risk views, deep health, and the "
-            "audited kill-switch of CryptoSmartTrader."
+            "Read-only market, signal, position and risk views, liveness and deep health, "
+            "and the audited kill-switch of CryptoSmartTrader."
         ),
         servers=[Server(url=url) for url in servers] if servers else None,
         security_schemes=SECURITY_SCHEMES,

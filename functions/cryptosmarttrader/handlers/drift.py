@@ -4,6 +4,11 @@ Thin: validate the event → ``DriftService.check`` → JSON. PSI / KS of the fe
 prediction distribution against the version's training reference, calibration decay on the
 outcomes whose label horizon has passed; EMF metrics (``ModelDriftAlarm`` raises the CloudWatch
 alarm) and the version's ``drift_blocked`` flag, which blocks its promotion.
+
+On the schedule (``{}``) a stack without a production model has nothing to check (``skipped``,
+with the reason); a scheduled check that cannot run (no market data, an unreadable model) is a
+failure: it counts in the stage's ``Errors`` SLI and raises. The same problems on a request
+naming an ``asof`` or ``version`` are the caller's (``rejected``).
 """
 
 from __future__ import annotations
@@ -23,12 +28,15 @@ from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.handlers._common import (
+    ScheduledRunError,
     aws_clients,
+    count_invocation,
     make_logger,
     make_metrics,
     rejected,
     request_payload,
     resources,
+    stage_metrics,
     trading_settings,
 )
 from cryptosmarttrader.services.model_lifecycle import DriftService, LifecycleError
@@ -74,22 +82,41 @@ def _service() -> DriftService:
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payload = request_payload(event, context, logger)
+    slis = stage_metrics()
     try:
         request = DriftEvent.model_validate(payload)
     except ValidationError as exc:
+        count_invocation(slis, failed=False)
         metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
         return rejected("drift", exc)
-    service = _service()
-    asof = (
-        datetime(request.asof.year, request.asof.month, request.asof.day, tzinfo=UTC)
-        if request.asof
-        else service.registry.clock.now()
-    )
+    scheduled = request.asof is None and request.version is None
     try:
+        service = _service()
+        if scheduled and service.registry.production() is None:
+            count_invocation(slis, failed=False)
+            reason = (
+                f"{service.registry.registry.group} has no production version: nothing to check"
+            )
+            logger.info("drift check skipped", extra={"reason": reason})
+            return {"status": "skipped", "reason": reason}
+        asof = (
+            datetime(request.asof.year, request.asof.month, request.asof.day, tzinfo=UTC)
+            if request.asof
+            else service.registry.clock.now()
+        )
         outcome = service.check(asof, request.version)
     except (LifecycleError, ModelRegistryError) as exc:
-        logger.warning("drift check not run", extra={"reason": str(exc)})
-        return {"status": "skipped", "reason": str(exc)}
+        if scheduled:
+            count_invocation(slis, failed=True)
+            raise ScheduledRunError(f"scheduled drift check could not run: {exc}") from exc
+        count_invocation(slis, failed=False)
+        logger.warning("drift check request refused", extra={"reason": str(exc)})
+        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
+        return {"status": "rejected", "error": str(exc)}
+    except Exception:
+        count_invocation(slis, failed=True)
+        raise
+    count_invocation(slis, failed=False)
     report = outcome.report
     logger.info(
         "drift checked",

@@ -3,9 +3,12 @@
 Thin: validate the event → :class:`TradingCycle` → JSON. The scan's decisions (NEW orders) go
 through the RiskGuard again and to the paper venue, whose book lives in the state table; open
 orders fill once their bar is in the lake; positions, equity, daily PnL and drawdown are updated
-and the RiskGuard level moves (EMERGENCY / SHUTDOWN turn the kill-switch on). ``{"at": ...}``
-replays a cycle at a past instant over the recorded data (`cst demo`). Go-live SLIs under this
-deployment's Stage: Requests/Errors per invocation, the cycle's strategy and reference returns.
+and the RiskGuard level moves (EMERGENCY / SHUTDOWN turn the kill-switch on). The schedule sends
+``{}``: the cycle runs on the function's own clock. ``{"at": ...}`` replays a cycle at a past
+instant (`cst demo`), and only a deployment that allows replays (``CST_ALLOW_REPLAYS``) honours
+it; any other refuses it as a rejected request. Go-live SLIs under this deployment's Stage:
+Requests/Errors per invocation (a scheduled cycle that cannot run is an error and raises), the
+cycle's strategy and reference returns.
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, field_validator
 
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.system_clock import SystemClock
-from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.clock import Clock, FixedClock
 from cryptosmarttrader.handlers._common import (
+    ScheduledRunError,
     aws_clients,
+    count_invocation,
+    deployment,
     make_logger,
     make_metrics,
     reject_malformed,
@@ -74,8 +80,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         request = ExecutionEvent.model_validate(payload)
     except ValidationError as exc:
-        slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 0))
+        count_invocation(slis, failed=False)
         return reject_malformed("execution", exc, logger, metrics)
+    if request.at is not None and not deployment().allow_replays:
+        count_invocation(slis, failed=False)
+        return _refuse(
+            f"replays are not allowed on this deployment (stage {deployment().stage}): it trades "
+            "on its own clock; `at` is honoured only where CST_ALLOW_REPLAYS=true (local and "
+            "replay deployments)"
+        )
     clock: Clock = SystemClock() if request.at is None else FixedClock(request.at.astimezone(UTC))
     try:
         cycle = trading_cycle(
@@ -89,13 +102,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
         report = cycle.run()
     except CycleInputError as exc:
-        slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 0))
-        logger.warning("execution request rejected", extra={"reason": str(exc)})
-        return {"status": "rejected", "error": str(exc)}
+        if request.at is None:  # the schedule's own cycle could not run: a failure, not a no
+            count_invocation(slis, failed=True)
+            raise ScheduledRunError(f"scheduled execution cycle could not run: {exc}") from exc
+        count_invocation(slis, failed=False)
+        return _refuse(str(exc))
     except Exception:
-        slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 1))
+        count_invocation(slis, failed=True)
         raise
-    slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 0))
+    count_invocation(slis, failed=False)
     logger.info(
         "execution cycle complete",
         extra={
@@ -106,6 +121,18 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "equity": report.equity,
             "risk_level": report.risk_level,
             "risk_transition": report.risk_transition,
+            "market_data": report.market_data,
         },
     )
+    if not report.market_data_fresh:
+        logger.warning(
+            "execution cycle without fresh market data", extra={"reason": report.market_data}
+        )
     return {"status": "ok", "report": report.model_dump(mode="json")}
+
+
+def _refuse(reason: str) -> dict[str, Any]:
+    """A caller's request this deployment will not run: nothing was touched."""
+    logger.warning("execution request rejected", extra={"reason": reason})
+    metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
+    return {"status": "rejected", "error": reason}

@@ -1,4 +1,4 @@
-"""Health probe Lambda: scheduled (EventBridge), runs the deep health check of ``GET /health``
+"""Health probe Lambda: scheduled (EventBridge), runs the deep health check of ``GET /api/v1/health``
 and publishes the stage's uptime sample (``ProbeSuccess`` / ``ProbeFailure``, ``Stage=<stage>``).
 
 Thin: the checks and the verdict are :class:`HealthService`'s. A probe that cannot even run

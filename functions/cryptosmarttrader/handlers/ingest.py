@@ -2,10 +2,13 @@
 market caps of an exchange's pairs (``{"dataset": "market_caps", "exchange": ..., "symbols":
 [...]}``: CoinGecko ``/coins/markets`` live, the recorded CoinGecko CSVs on a replay).
 
-Thin: validate the event (pydantic) → IngestService / MarketCapIngestService → JSON-able report. Accepts the request as
-the whole event (rule target input) or as the ``detail`` of an EventBridge envelope, whose id
-then becomes the correlation id. A malformed event returns ``status: rejected`` before anything
-is read or written; infrastructure errors (S3, DynamoDB) raise so the invocation is retried.
+Thin: validate the event (pydantic) → IngestService / MarketCapIngestService → JSON-able
+report. Accepts the request as the whole event (rule target input) or as the ``detail`` of an
+EventBridge envelope, whose id then becomes the correlation id. A malformed event, or a
+``replay_asof`` this deployment does not replay, returns ``status: rejected`` before anything
+is read or written. A run that cannot do its job (a source this deployment cannot serve, S3 or
+DynamoDB errors) is a failure: it counts in the stage's ``Errors`` SLI and raises, so Lambda
+counts it, retries it and alarms. Each invocation is one ``Requests`` of the stage.
 """
 
 from __future__ import annotations
@@ -26,12 +29,15 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.clock import Clock, FixedClock
 from cryptosmarttrader.domain.types import DomainError, Symbol
 from cryptosmarttrader.handlers._common import (
+    ScheduledRunError,
     aws_clients,
+    count_invocation,
     make_logger,
     make_metrics,
     reject_malformed,
     request_payload,
     resources,
+    stage_metrics,
     trading_settings,
 )
 from cryptosmarttrader.ports import MarketCapSource
@@ -101,7 +107,11 @@ class MarketCapRequest(BaseModel):
 
 
 class UnsupportedSourceError(ValueError):
-    pass
+    """This deployment cannot serve the request's source (a failure of a scheduled run)."""
+
+
+class ReplayRefusedError(ValueError):
+    """The request asks for a replay this deployment does not do (the caller's error)."""
 
 
 @cache
@@ -130,9 +140,9 @@ def _clock(replay_asof: datetime | None, recorded: bool) -> Clock:
     clock: Clock = SystemClock()
     if replay_asof is not None:
         if not recorded:
-            raise UnsupportedSourceError("replay_asof is only valid with CST_DATA_SOURCE=recorded")
+            raise ReplayRefusedError("replay_asof is only valid with CST_DATA_SOURCE=recorded")
         if replay_asof > clock.now():
-            raise UnsupportedSourceError(f"replay_asof {replay_asof} is in the future")
+            raise ReplayRefusedError(f"replay_asof {replay_asof} is in the future")
         clock = FixedClock(replay_asof.astimezone(UTC))
     return clock
 
@@ -166,7 +176,6 @@ def _market_cap_service(request: MarketCapRequest) -> MarketCapIngestService:
 def _service(request: IngestRequest) -> IngestService:
     res, clients = resources(), aws_clients()
     recorded = trading_settings().data_source == "recorded"
-    default_lookback = None if recorded else 1000
     clock = _clock(request.replay_asof, recorded)
     return IngestService(
         source=_source(request.exchange),
@@ -174,10 +183,9 @@ def _service(request: IngestRequest) -> IngestService:
         state=DynamoStateStore(res.state_table, clients.dynamodb),
         metrics=EmfMetrics(metrics),
         clock=clock,
-        # a replay loads the whole recording; a live exchange starts 1000 bars back
-        config=IngestConfig(
-            initial_lookback_bars=request.initial_lookback_bars or default_lookback
-        ),
+        # a new series starts 1000 bars back, live or replayed (a replay deployment ingests as
+        # a live one does); the event's initial_lookback_bars asks for more or fewer
+        config=IngestConfig(initial_lookback_bars=request.initial_lookback_bars or 1000),
     )
 
 
@@ -186,19 +194,34 @@ def _service(request: IngestRequest) -> IngestService:
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payload = request_payload(event, context, logger)
-    if payload.get("dataset") == "market_caps":
-        return _market_caps(payload)
+    slis = stage_metrics()
+    try:
+        if payload.get("dataset") == "market_caps":
+            result = _market_caps(payload)
+        else:
+            result = _candles(payload)
+    except ReplayRefusedError as exc:
+        count_invocation(slis, failed=False)
+        logger.warning("ingest replay refused", extra={"reason": str(exc)})
+        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
+        return {"status": "rejected", "error": str(exc)}
+    except UnsupportedSourceError as exc:
+        count_invocation(slis, failed=True)
+        logger.error("ingest source unavailable", extra={"reason": str(exc)})
+        raise ScheduledRunError(f"ingest could not run: {exc}") from exc
+    except Exception:
+        count_invocation(slis, failed=True)
+        raise
+    count_invocation(slis, failed=False)
+    return result
+
+
+def _candles(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         request = IngestRequest.model_validate(payload)
     except ValidationError as exc:
         return reject_malformed("ingest", exc, logger, metrics)
-    try:
-        service = _service(request)
-    except UnsupportedSourceError as exc:
-        logger.warning("ingest source unavailable", extra={"reason": str(exc)})
-        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
-        return {"status": "rejected", "error": str(exc)}
-    report = service.run(request.exchange, request.timeframe, request.symbols)
+    report = _service(request).run(request.exchange, request.timeframe, request.symbols)
     metrics.add_metric(name="IngestRuns", unit=MetricUnit.Count, value=1)
     logger.info(
         "ingest complete",
@@ -220,12 +243,7 @@ def _market_caps(payload: dict[str, Any]) -> dict[str, Any]:
         request = MarketCapRequest.model_validate(payload)
     except ValidationError as exc:
         return reject_malformed("market-cap ingest", exc, logger, metrics)
-    try:
-        service = _market_cap_service(request)
-    except UnsupportedSourceError as exc:
-        logger.warning("market-cap source unavailable", extra={"reason": str(exc)})
-        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
-        return {"status": "rejected", "error": str(exc)}
+    service = _market_cap_service(request)
     report = service.run(request.exchange, request.symbols, request.lookback_days)
     metrics.add_metric(name="IngestRuns", unit=MetricUnit.Count, value=1)
     logger.info(

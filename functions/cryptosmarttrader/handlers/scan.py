@@ -6,8 +6,10 @@ scan reads the daily candles the ingest Lambda wrote to the S3 lake; with
 ``CST_DATA_SOURCE=recorded`` it reads the recorded real data in ``CST_DATA_DIR``.
 
 Each invocation publishes the stage's SLIs (``Stage=<CST_STAGE>``): one ``Requests``, and one
-``Errors`` when the run raised (a rejected event or as-of is the caller's error, not one); the
-service publishes a completed run's ``DecisionLatency``.
+``Errors`` when the run failed (a rejected event or as-of is the caller's error, not one); the
+service publishes a completed run's ``DecisionLatency``. A scheduled run (no ``asof``) that
+cannot scan, e.g. because the lake holds no daily bars yet, is a failure: it raises, saying
+what it lacks.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.system_clock import SystemClock
-from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.handlers._common import (
+    ScheduledRunError,
     aws_clients,
+    count_invocation,
     make_logger,
     make_metrics,
     reject_malformed,
@@ -84,6 +87,16 @@ def _service() -> ScanService:
     )
 
 
+def _lake_hint() -> str:
+    settings = trading_settings()
+    if settings.data_source == "recorded":
+        return ""
+    return (
+        f" (the lake holds no closed daily {settings.exchange} candles in that window: "
+        "has the daily ingest run?)"
+    )
+
+
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
@@ -93,7 +106,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         request = ScanEvent.model_validate(payload)
     except ValidationError as exc:
-        slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 0))
+        count_invocation(slis, failed=False)
         return reject_malformed("scan", exc, logger, metrics)
     try:
         service = _service()
@@ -104,14 +117,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
         report = service.run(asof, request.top_n)
     except ScanInputError as exc:
-        slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 0))
+        if request.asof is None:  # the schedule's own scan could not run: a failure
+            count_invocation(slis, failed=True)
+            raise ScheduledRunError(f"scheduled scan could not run: {exc}{_lake_hint()}") from exc
+        count_invocation(slis, failed=False)
         logger.warning("scan input rejected", extra={"reason": str(exc)})
         metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
         return {"status": "rejected", "error": str(exc)}
     except Exception:
-        slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 1))
+        count_invocation(slis, failed=True)
         raise
-    slis.emit((mn.REQUESTS, 1), (mn.ERRORS, 0))
+    count_invocation(slis, failed=False)
     logger.info(
         "scan complete",
         extra={

@@ -7,11 +7,14 @@ models are the OpenAPI schemas published in ``docs/openapi.json``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -36,17 +39,34 @@ __all__ = [
     "HealthResponse",
     "KillSwitchRequest",
     "KillSwitchResponse",
+    "Liveness",
     "MarketOverview",
     "PositionsResponse",
     "RiskResponse",
     "SignalsResponse",
 ]
 
+log = logging.getLogger(__name__)
+
 # --------------------------------------------------------------------------- contracts
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Liveness(_Model):
+    """The public liveness answer: the API answers. No dependency, version or internals."""
+
+    status: Literal["ok"] = "ok"
+
+
+class VoteView(_Model):
+    agent: str
+    probability: float | None
+    confidence: float | None
+    abstain_reason: str | None = Field(description="set when the agent abstained")
+    reasons: list[str]
 
 
 class Opportunity(_Model):
@@ -59,6 +79,10 @@ class Opportunity(_Model):
     client_order_id: str | None
     order_status: str | None
     reasons: list[str]
+    votes: list[VoteView] = Field(
+        default_factory=list,
+        description="each agent's vote or abstention (empty for scans that did not keep them)",
+    )
 
 
 class MarketOverview(_Model):
@@ -76,6 +100,14 @@ class SignalsResponse(_Model):
     asof: date | None
     count: int
     signals: list[Opportunity]
+    model_version: str | None = Field(
+        default=None, description="what produced the scores (null for scans that did not say)"
+    )
+    decision_basis: str | None = Field(
+        default=None, description="how confidence was computed (calibrated or not)"
+    )
+    universe: int | None = Field(default=None, description="coins the scan considered")
+    excluded_by_quality: int | None = None
 
 
 class PositionView(_Model):
@@ -166,7 +198,15 @@ class ApiError(BaseModel):
 
 class KillSwitchResponse(_Model):
     kill_switch: KillSwitchView
-    audit_id: str = Field(description="sort key of the audit entry: <iso time>#<request id>")
+    audit_id: str | None = Field(
+        description="sort key (<iso time>#<request id>) of the audit entry recording the "
+        "outcome; null if that entry could not be written after the switch moved (the request "
+        "entry below still records the change)"
+    )
+    request_audit_id: str = Field(
+        description="sort key of the audit entry recording the request, written before the "
+        "switch is touched"
+    )
 
 
 # --------------------------------------------------------------------------- ports
@@ -210,6 +250,9 @@ class AuditRecord(Protocol):
     @property
     def sort_key(self) -> str: ...
 
+    @property
+    def at(self) -> datetime: ...
+
 
 class AuditTrail(Protocol):
     def record(
@@ -231,8 +274,19 @@ def _kill_view(state: KillSwitchValue) -> KillSwitchView:
     return KillSwitchView(on=state.on, reason=state.reason, actor=state.actor, at=state.at)
 
 
+def _finite(value: Any) -> Any:
+    """NaN / infinity → None (never in JSON); everything else unchanged."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _opportunities(report: Mapping[str, Any]) -> list[Opportunity]:
-    return [Opportunity.model_validate(row) for row in report.get("rows", [])]
+    return [Opportunity.model_validate(_finite(row)) for row in report.get("rows", [])]
 
 
 def _pct_change(reference: Decimal | None, value: Decimal | None) -> Decimal | None:
@@ -298,7 +352,15 @@ class ApiService:
             rows = [r for r in rows if r.action is action]
         rows = rows[:limit]
         return SignalsResponse(
-            asof=date.fromisoformat(str(report["asof"])[:10]), count=len(rows), signals=rows
+            asof=date.fromisoformat(str(report["asof"])[:10]),
+            count=len(rows),
+            signals=rows,
+            model_version=report.get("model_version"),
+            decision_basis=report.get("decision_basis"),
+            universe=None if report.get("universe") is None else int(report["universe"]),
+            excluded_by_quality=None
+            if report.get("excluded_by_quality") is None
+            else int(report["excluded_by_quality"]),
         )
 
     def positions_view(self) -> PositionsResponse:
@@ -373,15 +435,56 @@ class ApiService:
         request_id: str,
         correlation_id: str | None,
     ) -> KillSwitchResponse:
-        """Flip the switch, then append the audit entry (who, what, when, request id)."""
+        """Audit the request, then flip the switch, then audit the outcome.
+
+        The request entry is written first: if it cannot be, the switch is not touched (the
+        error propagates, a 503), so no change of the switch is ever unaudited. A failed switch
+        write is audited as ``killswitch.<on|off>.failed`` (best effort) and re-raised. If only
+        the outcome entry fails, the switch has moved and the request entry records it: the
+        answer says so with ``audit_id`` null.
+        """
+        action = "killswitch.on" if request.on else "killswitch.off"
         before = self.kill_switch.status()
-        after = self.kill_switch.set(request.on, request.reason, actor)
-        entry = self.audit.record(
+        intent = self.audit.record(
             actor=actor,
-            action="killswitch.on" if request.on else "killswitch.off",
+            action=f"{action}.requested",
             at=self.clock.now(),
             request_id=request_id,
             correlation_id=correlation_id,
-            details={"reason": request.reason, "previous_on": before.on, "on": after.on},
+            details={
+                "reason": request.reason,
+                "previous_on": before.on,
+                "requested_on": request.on,
+            },
         )
-        return KillSwitchResponse(kill_switch=_kill_view(after), audit_id=entry.sort_key)
+
+        def outcome(name: str, details: Mapping[str, Any]) -> AuditRecord:
+            return self.audit.record(
+                actor=actor,
+                action=name,
+                at=self._after(intent.at),
+                request_id=request_id,
+                correlation_id=correlation_id,
+                details={"reason": request.reason, "previous_on": before.on, **details,
+                         "request_audit_id": intent.sort_key},
+            )  # fmt: skip
+
+        try:
+            after = self.kill_switch.set(request.on, request.reason, actor)
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # the original error is what the caller sees
+                outcome(f"{action}.failed", {"error": type(exc).__name__})
+            raise
+        try:
+            done: str | None = outcome(action, {"on": after.on}).sort_key
+        except Exception:  # the switch moved and the request entry records it
+            log.exception("kill-switch set but its outcome audit entry failed")
+            done = None
+        return KillSwitchResponse(
+            kill_switch=_kill_view(after), audit_id=done, request_audit_id=intent.sort_key
+        )
+
+    def _after(self, earlier: datetime) -> datetime:
+        """Now, but strictly after ``earlier``: an outcome always sorts after its request."""
+        now = self.clock.now()
+        return now if now > earlier else earlier + timedelta(microseconds=1)

@@ -1,4 +1,4 @@
-"""Chaos suite: six scenarios that inject a real fault into the running pipeline and check recovery.
+"""Chaos suite: scenarios that inject a real fault into the running pipeline and check recovery.
 
 The scenarios are written against the :class:`ChaosLab` protocol (local infrastructure plus fault
 injectors, implemented by ``adapters.chaos_lab``-style code in ``adapters/faults.py``), so this
@@ -15,20 +15,22 @@ module stays free of boto3, ccxt and moto. Each returns a :class:`ScenarioResult
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.services.ingest import IngestReport, IngestService
+from cryptosmarttrader.services.progress import Progress, no_progress
 from cryptosmarttrader.services.scan import Analysis, ScanReport, ScanService
 
 __all__ = [
@@ -40,7 +42,17 @@ __all__ = [
     "run_suite",
 ]
 
-SCENARIOS: tuple[str, ...] = ("network", "upstream", "load", "database", "memory", "disk")
+SCENARIOS: tuple[str, ...] = (
+    "network",
+    "upstream",
+    "load",
+    "database",
+    "memory",
+    "disk",
+    "execution",
+    "input",
+)
+CHAOS_STEP = "chaos scenarios"  # progress step (services/progress.py)
 CREATED_REASON = "paper order "  # how ScanService marks the row of an order it created
 
 
@@ -233,6 +245,64 @@ class DiskBench(Protocol):
         ...
 
 
+class ExecutionBench(Protocol):
+    """The hourly execution cycle on fresh tables, over the recorded bars with the lake's
+    ingest lag, after one scan as of ``asof`` (implemented in adapters/faults.py)."""
+
+    asof: datetime
+
+    def scan(self) -> ScanReport: ...
+
+    def cycle(
+        self, at: datetime, fault: str | None = None, hidden_for: timedelta | None = None
+    ) -> Any:
+        """One cycle at ``at``; ``fault``: ssm_throttle, lookup_errors (the first open order),
+        unreadable_acks, late_orders (shown ``hidden_for`` after placement)."""
+        ...
+
+    def reconcile_late(self, at: datetime) -> dict[str, int]: ...
+
+    def kill_switch(self, on: bool, at: datetime) -> None: ...
+
+    def emergency(self, at: datetime) -> None: ...
+
+    def orders(self) -> list[dict[str, Any]]: ...
+
+    def positions(self) -> dict[str, float]: ...
+
+    @property
+    def venue_creates(self) -> int: ...
+
+    @property
+    def venue_cancels(self) -> list[str]: ...
+
+
+class InputBench(Protocol):
+    """A copy of the recorded data dir (links to the real files) whose files can be damaged,
+    with the scan and the ingest running over it on fresh local resources."""
+
+    def damage_price(self, coin: str, day_ms: int, value: float) -> None:
+        """Replace the coin's recorded price on ``day_ms`` by ``value`` (e.g. infinity)."""
+        ...
+
+    def damage_candles(self, pair: str, timeframe: str, fault: str, at_ms: int) -> None:
+        """Damage the pair's candle file: ``nan_close`` (the bar before ``at_ms``), ``empty``
+        (no rows), ``off_grid`` (every bar 30 minutes late: a time-zone error)."""
+        ...
+
+    def scan(self, asof: str, top_n: int) -> ScanReport:
+        """`cst scan`'s analysis and orders over the (damaged) copy, on fresh tables."""
+        ...
+
+    def order_ids(self) -> list[str]: ...
+
+    def ingest(self, pairs: Sequence[str], timeframe: str, at_ms: int) -> IngestReport:
+        """The recorded replay of ``pairs`` into a fresh lake as of ``at_ms``."""
+        ...
+
+    def lake_days(self, pair: str, timeframe: str) -> int: ...
+
+
 class ChaosLab(Protocol):
     asof: str
     top_n: int
@@ -247,6 +317,9 @@ class ChaosLab(Protocol):
     def ingest_bench(self, name: str) -> AbstractContextManager[IngestBench]: ...
 
     def disk_bench(self, name: str) -> AbstractContextManager[DiskBench]: ...
+
+    def execution_bench(self, name: str) -> ExecutionBench: ...
+    def input_bench(self, name: str) -> AbstractContextManager[InputBench]: ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -706,6 +779,99 @@ def _exchange_scenario(
     return _result(name, checks, started, recovery, 0, 0, phases)
 
 
+INPUT_FAULTS: Final = {"nan_close": "NAN", "empty": "EMPTY", "off_grid": "MISALIGNED"}
+INPUT_PAIRS: Final = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "ADA/USDT")  # first one left intact
+
+
+def scenario_input(lab: ChaosLab) -> ScenarioResult:
+    """Bad input while the pipeline runs: an infinite price in the best-ranked coin's file (it
+    used to rank first with score NaN and print NaN), then damaged candle files under the
+    ingest (a NaN close, an empty file, bars 30 minutes off the grid). Everything bad is
+    rejected with its reason, the run goes on for the rest, no order is lost or doubled."""
+    started = time.monotonic()
+    checks = Checks()
+    details: dict[str, Any] = {}
+    with lab.input_bench("input") as bench:
+        control = bench.scan(lab.asof, lab.top_n)
+        scored = [r for r in control.rows if r.score is not None]
+        if not scored:
+            raise RuntimeError(f"the control scan as of {lab.asof} ranked no coin")
+        coin = scored[0].symbol
+        asof_ms = int(control.asof.timestamp() * 1000)
+        expected = {
+            r.client_order_id
+            for r in control.rows
+            if r.action is Action.BUY and r.client_order_id and r.symbol != coin
+        }
+    fault_started = time.monotonic()
+    with lab.input_bench("input-damaged") as bench:
+        bench.damage_price(coin, asof_ms - 86_400_000, float("inf"))
+        report: ScanReport | None
+        try:
+            report, outcome = bench.scan(lab.asof, lab.top_n), "completed"
+        except Exception as exc:  # noqa: BLE001 - the scenario records how the run failed
+            report, outcome = None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        recovery = round(time.monotonic() - fault_started, 3)
+        checks.check("infinite price: the scan completed", report is not None)
+        ranked = [r.symbol for r in report.rows] if report else []
+        strict = report is not None and _strict_json(report.model_dump(mode="json"))
+        checks.check(
+            "infinite price: the coin is not ranked", report is not None and coin not in ranked
+        )
+        checks.check(
+            "infinite price: rejected by the gate with a reason",
+            report is not None and report.quality_totals.get("NON_FINITE", 0) >= 1,
+        )
+        checks.check("infinite price: the report is strict JSON", strict)
+        created = created_ids(_rows(report)) if report else []
+        lost, duplicated, audit = audit_orders(expected, bench.order_ids(), created)
+        details["infinite_price"] = {
+            "damaged_coin": coin,
+            "outcome": outcome,
+            "ranked": ranked,
+            "quality_totals": report.quality_totals if report else {},
+            **audit,
+        }
+    with lab.input_bench("input-candles") as bench:
+        at_ms = asof_ms + 12 * 3_600_000
+        intact, *damaged = INPUT_PAIRS
+        for pair, fault in zip(damaged, INPUT_FAULTS, strict=True):
+            bench.damage_candles(pair, "1h", fault, at_ms)
+        ingest = bench.ingest(INPUT_PAIRS, "1h", at_ms)
+        outcomes = {o.symbol: o for o in ingest.outcomes}
+        ok = outcomes[intact]
+        checks.check(
+            "damaged candles: the intact pair is ingested", ok.status == "ok" and ok.ingested > 0
+        )
+        candle_details: dict[str, Any] = {
+            "intact": {"pair": intact, "status": ok.status, "ingested": ok.ingested}
+        }
+        for pair, (fault, code) in zip(damaged, INPUT_FAULTS.items(), strict=True):
+            out = outcomes[pair]
+            days = bench.lake_days(pair, "1h")
+            checks.check(
+                f"{fault}: rejected with {code}, nothing written",
+                out.status == "rejected" and code in out.rejected_codes and days == 0,
+            )
+            candle_details[fault] = {
+                "pair": pair,
+                "status": out.status,
+                "codes": sorted(out.rejected_codes),
+                "reason": out.reason[:200],
+                "lake_days": days,
+            }
+        details["damaged_candles"] = candle_details
+    return _result("input", checks, started, recovery, lost, duplicated, details)
+
+
+def _strict_json(value: object) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return False
+    return True
+
+
 def scenario_network(lab: ChaosLab) -> ScenarioResult:
     """TCP resets and hangs past the client timeout between ccxt and the exchange."""
     return _exchange_scenario(
@@ -721,6 +887,115 @@ def scenario_upstream(lab: ChaosLab) -> ScenarioResult:
         transient=("http_503", "http_429"),
         persistent="http_502",
         malformed=("negative_price", "truncated"),
+    )
+
+
+def _hm(bench: ExecutionBench, hours: int, minutes: int = 10) -> datetime:
+    return bench.asof + timedelta(hours=hours, minutes=minutes)
+
+
+def scenario_execution(lab: ChaosLab) -> ScenarioResult:
+    """Faults on the execution path, each on fresh tables over the lake's real timing: a
+    throttled kill-switch read, venue lookup errors during the kill-switch sweep, an
+    acknowledgement that cannot be parsed, an order the venue shows only later, and an
+    EMERGENCY flatten while the CLOSEs wait for their bar to reach the lake."""
+    started = time.monotonic()
+    checks = Checks()
+    phases: dict[str, Any] = {}
+    lost = duplicated = 0
+    recovery: list[float] = []
+
+    # 1. the kill-switch cannot be read: nothing is sent, nothing is destroyed
+    bench = lab.execution_bench("exec-ssm")
+    decided = {r.client_order_id for r in bench.scan().rows if r.order_status == "NEW"}
+    blind = bench.cycle(_hm(bench, 1), "ssm_throttle")
+    statuses = Counter(str(o["status"]) for o in bench.orders())
+    checks.check("throttled switch: nothing sent", blind.dispatched == 0)
+    checks.check("throttled switch: no decision cancelled", blind.cancelled_new == 0)
+    t0 = time.monotonic()
+    seen = bench.cycle(_hm(bench, 2))
+    recovery.append(time.monotonic() - t0)
+    checks.check("throttled switch: sent once readable", seen.dispatched > 0)
+    lost += blind.cancelled_new
+    phases["ssm_throttle"] = {"decisions": len(decided), "after_fault": dict(statuses),
+                              "dispatched_after": seen.dispatched}  # fmt: skip
+
+    # 2. the venue fails a lookup during the kill-switch sweep: every cancel still goes out
+    bench = lab.execution_bench("exec-sweep")
+    bench.scan()
+    bench.cycle(_hm(bench, 1))
+    live = sorted(str(o["client_order_id"]) for o in bench.orders() if o["status"] == "ACCEPTED")
+    bench.kill_switch(True, _hm(bench, 1, 30))
+    bench.cycle(_hm(bench, 1, 30), "lookup_errors")
+    after = {str(o["client_order_id"]): str(o["status"]) for o in bench.orders()}
+    checks.check("sweep: every cancel sent", sorted(bench.venue_cancels) == live and bool(live))
+    checks.check(
+        "sweep: one error holds one order",
+        [c for c in live if after[c] != "CANCELED"] == live[:1],
+    )
+    t0 = time.monotonic()
+    bench.cycle(_hm(bench, 1, 40))
+    recovery.append(time.monotonic() - t0)
+    final = {str(o["client_order_id"]): str(o["status"]) for o in bench.orders()}
+    checks.check("sweep: the next sweep finishes it", all(final[c] == "CANCELED" for c in live))
+    phases["lookup_errors"] = {"open_orders": len(live),
+                               "after_sweep": dict(Counter(after[c] for c in live))}  # fmt: skip
+
+    # 3. the venue's acknowledgement cannot be parsed: reconciled by client ID, not rejected
+    bench = lab.execution_bench("exec-ack")
+    bench.scan()
+    bench.cycle(_hm(bench, 1), "unreadable_acks")
+    sent = [o for o in bench.orders() if o["status"] not in {"NEW", "CANCELED"}]
+    rejected = [o for o in sent if o["status"] == "REJECTED"]
+    checks.check("unreadable ack: nothing recorded REJECTED", not rejected and bool(sent))
+    filled = bench.cycle(_hm(bench, 3))
+    checks.check("unreadable ack: the orders fill", len(filled.positions) == len(sent))
+    lost += len(rejected)
+    phases["unreadable_acks"] = {"sent": len(sent), "rejected": len(rejected)}
+
+    # 4. the venue shows an order only after the grace period: tracked, never resent
+    bench = lab.execution_bench("exec-late")
+    bench.scan()
+    bench.cycle(_hm(bench, 1), "late_orders", timedelta(minutes=50))
+    submitted = [str(o["client_order_id"]) for o in bench.orders() if o["status"] == "SUBMITTED"]
+    for minutes in (15, 30, 60, 125):
+        bench.reconcile_late(_hm(bench, 1, 10 + minutes))
+    late = {str(o["client_order_id"]): o for o in bench.orders()}
+    checks.check("late order: never resent", bench.venue_creates == len(submitted))
+    checks.check(
+        "late order: its fill tracked",
+        bool(submitted) and all(late[c]["status"] == "FILLED" for c in submitted),
+    )
+    positions = bench.positions()
+    checks.check(
+        "late order: each fill applied once",
+        all(positions[str(late[c]["symbol"])] == float(late[c]["filled"]) for c in submitted),
+    )
+    duplicated += bench.venue_creates - len(submitted)
+    lost += sum(late[c]["status"] == "EXPIRED" for c in submitted)
+    phases["late_orders"] = {"orders": len(submitted),
+                             "statuses": dict(Counter(str(late[c]["status"]) for c in submitted))}  # fmt: skip
+
+    # 5. EMERGENCY flatten while the CLOSEs wait for the lake: one sell per position
+    bench = lab.execution_bench("exec-flatten")
+    bench.scan()
+    for hour in (1, 2, 3):
+        bench.cycle(_hm(bench, hour))
+    held = {s: q for s, q in bench.positions().items() if q > 0}
+    bench.emergency(_hm(bench, 3, 20))
+    t0 = time.monotonic()
+    flattened = [bench.cycle(_hm(bench, hour)).flattened for hour in (4, 5, 6, 7)]
+    recovery.append(time.monotonic() - t0)
+    sells = Counter(str(o["symbol"]) for o in bench.orders() if o["side"] == "sell")
+    after_flatten = bench.positions()
+    checks.check("flatten: positions were held", bool(held))
+    checks.check("flatten: one sell per position", dict(sells) == dict.fromkeys(held, 1))
+    checks.check("flatten: nothing short, all flat", all(q == 0 for q in after_flatten.values()))
+    duplicated += sum(n - 1 for n in sells.values() if n > 1)
+    phases["flatten_lake_lag"] = {"positions": len(held), "flattened_per_cycle": flattened,
+                                  "sells": dict(sells)}  # fmt: skip
+    return _result(
+        "execution", checks, started, round(max(recovery, default=0.0), 3), lost, duplicated, phases
     )
 
 
@@ -759,6 +1034,7 @@ def run_suite(
     lab: ChaosLab,
     names: Sequence[str] = SCENARIOS,
     clock: Callable[[], float] = time.monotonic,
+    progress: Progress = no_progress,
 ) -> ChaosReport:
     """Run the named scenarios in order. A scenario that raises is a failed result naming the
     error; the others still run."""
@@ -775,8 +1051,14 @@ def run_suite(
         "database": lambda: scenario_database(lab, expected),
         "memory": lambda: scenario_memory(lab, expected),
         "disk": lambda: scenario_disk(lab),
+        "execution": lambda: scenario_execution(lab),
+        "input": lambda: scenario_input(lab),
     }
-    results = [_guarded(name, runners[name], clock) for name in names]
+    results = []
+    for done, name in enumerate(names):
+        progress(CHAOS_STEP, done, len(names))
+        results.append(_guarded(name, runners[name], clock))
+    progress(CHAOS_STEP, len(names), len(names))
     return ChaosReport(
         passed=all(r.passed for r in results),
         seconds=round(clock() - started, 3),

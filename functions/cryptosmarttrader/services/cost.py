@@ -89,6 +89,16 @@ PRICES: Final[Mapping[str, Price]] = {
     "apigw_request": Price(
         3.50 / 1e6, "REST API request", "https://aws.amazon.com/api-gateway/pricing/"
     ),
+    "cloudfront_https_request": Price(
+        0.0100 / 10_000,
+        "HTTPS request (United States, Europe)",
+        "https://aws.amazon.com/cloudfront/pricing/",
+    ),
+    "cloudfront_data_out": Price(
+        0.085,
+        "GB to the internet (first 10 TB, United States)",
+        "https://aws.amazon.com/cloudfront/pricing/",
+    ),
     "sfn_transition": Price(
         0.025 / 1000, "standard state transition", "https://aws.amazon.com/step-functions/pricing/"
     ),
@@ -207,6 +217,9 @@ EVENT_ONLY_METRICS: Final = frozenset(
 # Metric dimensions whose values are not read from the template: one value at idle.
 SINGLE_VALUED_DIMENSIONS: Final = frozenset({"agent", "ModelGroup", "Stage", "rule", "kind"})
 LAKE_GB: Final = 1.0  # a year of hourly candles of the scheduled pairs is a few MB: 1 GB bounds it
+# The built web dashboard (HTML, scripts, uPlot; `cst web publish` keeps the previous build one
+# more publish): well under a MB a build, 10 MB bounds both.
+SITE_GB: Final = 0.01
 TABLE_GB: Final = 0.1
 
 
@@ -538,18 +551,41 @@ def estimate(template: Mapping[str, Any]) -> Estimate:
         )
     )
     buckets = _resources(template, "AWS::S3::Bucket")
+    distributions = _resources(template, "AWS::CloudFront::Distribution")
+    site_gb = SITE_GB if distributions else 0.0
     add(
         LineItem(
             "S3",
-            f"{len(buckets)} buckets (lake, access logs)",
+            f"{len(buckets)} buckets (lake, "
+            + ("dashboard site and CDN logs, " if distributions else "")
+            + "access logs)",
             s3_puts + s3_gets,
             "requests",
-            LAKE_GB * PRICES["s3_storage"].usd
+            (LAKE_GB + site_gb) * PRICES["s3_storage"].usd
             + s3_puts * PRICES["s3_put"].usd
             + s3_gets * PRICES["s3_get"].usd,
-            f"{LAKE_GB:g} GB stored bounds the lake; requests from the run profiles",
+            f"{LAKE_GB:g} GB stored bounds the lake"
+            + (f", {site_gb * 1000:g} MB the dashboard's two kept builds" if distributions else "")
+            + "; requests from the run profiles",
         )
     )
+    if distributions:
+        add(
+            LineItem(
+                "CloudFront",
+                f"{len(distributions)} distribution (web dashboard)"
+                if len(distributions) == 1
+                else f"{len(distributions)} distributions (web dashboard)",
+                0,
+                "requests",
+                0.0,
+                "no request while nobody opens the dashboard; then "
+                f"${PRICES['cloudfront_https_request'].usd * 10_000:.4f} per 10,000 HTTPS "
+                f"requests and ${PRICES['cloudfront_data_out'].usd:.3f} per GB served (the "
+                "always-free tier covers 10 M requests and 1 TB a month); `cst web publish` "
+                "invalidations are free up to 1,000 paths a month",
+            )
+        )
     keys = _resources(template, "AWS::KMS::Key")
     add(
         LineItem(

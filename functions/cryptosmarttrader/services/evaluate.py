@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -53,12 +54,21 @@ from cryptosmarttrader.domain.evaluation import (
     simulate_portfolio,
     walk_forward_folds,
 )
+from cryptosmarttrader.domain.exit_rule import (
+    DEFAULT_EXIT_RULE,
+    ExitOutcomes,
+    ExitRule,
+    exit_outcomes,
+    marked_paths,
+)
 from cryptosmarttrader.domain.features import FEATURE_COLUMNS, feature_frame
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.ranking import RankedSignal
+from cryptosmarttrader.domain.series_breaks import cut_series
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.ports import MarketData, Predictor, PredictorTrainer
+from cryptosmarttrader.services.progress import Progress, no_progress
 from cryptosmarttrader.services.scan import ScanAnalyzer
 
 SURVIVORSHIP_NOTE = (
@@ -67,6 +77,9 @@ SURVIVORSHIP_NOTE = (
     "(dead coins would have been losers the model could have picked)."
 )
 BTC = "bitcoin"
+REPLAY_STEP = "replay decision days"  # progress steps (services/progress.py)
+FIT_STEP = "fit targets"
+BACKTEST_STEP = "scan decision days"
 
 # agents: (clean window, asof_ms) -> votes in VOTE_SCHEMA
 AgentRunner = Callable[[pl.DataFrame, int], pl.DataFrame]
@@ -167,13 +180,18 @@ def _decision_days(cfg: EvaluationConfig) -> list[int]:
 
 
 def _replay(
-    history: pl.DataFrame, days: Sequence[int], lookback: int, agents: AgentRunner
+    history: pl.DataFrame,
+    days: Sequence[int],
+    lookback: int,
+    agents: AgentRunner,
+    progress: Progress = no_progress,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per decision day: window → quality gate → agents. Returns (eligible rows, votes)."""
     eligible: list[pl.DataFrame] = []
     votes: list[pl.DataFrame] = []
     ts = history["ts"]
-    for day in days:  # one step per decision day, vectorized over the universe
+    for done, day in enumerate(days):  # one step per decision day, vectorized over the universe
+        progress(REPLAY_STEP, done, len(days))
         asof_ms = day * DAY_MS
         lo = int(ts.search_sorted((day - lookback) * DAY_MS, side="right"))
         hi = int(ts.search_sorted(asof_ms + DAY_MS - 1, side="right"))
@@ -186,6 +204,7 @@ def _replay(
             continue
         eligible.append(today.with_columns(day=pl.lit(day, pl.Int64)))
         votes.append(agents(clean, asof_ms).filter(pl.col("ts") // DAY_MS == day))
+    progress(REPLAY_STEP, len(days), len(days))
     if not eligible:
         raise EvaluationError("no decision day has any coin passing the quality gate")
     return pl.concat(eligible), pl.concat(votes) if votes else pl.DataFrame(schema=VOTE_SCHEMA)
@@ -394,6 +413,7 @@ def evaluate(
     agents: AgentRunner = technical_only,
     agent_names: Sequence[str] = (TECHNICAL_AGENT,),
     regime_timeline: RegimeTimeline | None = None,
+    progress: Progress = no_progress,
 ) -> EvaluationResult:
     """Run the walk-forward evaluation described in the module docstring."""
     last_needed = datetime(cfg.end.year, cfg.end.month, cfg.end.day, tzinfo=UTC) + timedelta(
@@ -409,7 +429,7 @@ def evaluate(
         raise EvaluationError("the market data holds no rows for the requested span")
     data_last_day = int(history["ts"].max()) // DAY_MS  # type: ignore[arg-type]
     days = [d for d in _decision_days(cfg) if d <= data_last_day]
-    eligible, votes = _replay(history, days, cfg.lookback_days, agents)
+    eligible, votes = _replay(history, days, cfg.lookback_days, agents, progress)
     by_symbol = history.sort("symbol", "ts")
     features = feature_frame(by_symbol)
     labels = forward_gain_labels(by_symbol, cfg.horizon_days, cfg.thresholds)
@@ -426,8 +446,10 @@ def evaluate(
     )
     names = [*agent_names, ML_AGENT]
     fitted: dict[float, FittedTarget] = {}
-    for t in cfg.thresholds:
+    for done, t in enumerate(cfg.thresholds):
+        progress(FIT_STEP, done, len(cfg.thresholds))
         fitted[t], score = _fit_target(samples, votes, names, t, trainer, cfg)
+        progress(FIT_STEP, done + 1, len(cfg.thresholds))
         samples = samples.with_columns(pl.Series(f"score_{label_column(t)}", score))
     start, end = _day(cfg.start), _day(cfg.end)
     test = samples.filter((pl.col("day") >= start) & (pl.col("day") <= end))
@@ -533,57 +555,135 @@ def backtest(
     every_days: int = 7,
     top_n: int | None = None,
     cost_rate: float = BACKTEST_COST_RATE,
+    progress: Progress = no_progress,
+    exit_rule: ExitRule = DEFAULT_EXIT_RULE,
 ) -> BacktestResult:
     """Replay the scan itself (:class:`ScanAnalyzer`, the object the scan Lambda and `cst scan`
-    use) on every ``every_days``-th day of ``[start, end]``. Each BUY is held until the next
-    decision day at the paper sizing (``max_asset_fraction`` of equity per coin), the rest in
-    cash; fees and slippage are paid on turnover. There is no other decision logic here."""
+    use) on every ``every_days``-th day of ``[start, end]``. Each BUY opens a position at the
+    paper sizing (``max_asset_fraction`` of the equity that day) at the day's close, unless the
+    coin is already held; the position then follows the strategy's exit rule (the same rule as
+    the training label and the evaluation's book: take profit, stop, time limit; a series cut at
+    a break is valued at its last close less the haircut). Positions still open on ``end`` are
+    marked at its close. ``cost_rate`` is paid on every entry and exit notional."""
     if end < start or every_days < 1:
         raise EvaluationError(f"need start <= end and every_days >= 1, got {start}..{end}")
     first, last = _day(start), _day(end)
     decision = list(range(first, last + 1, every_days))
     fraction = analyzer.settings.max_asset_fraction
     out: list[BacktestDay] = []
-    for day in decision:  # one scan per decision day
+    for done, day in enumerate(decision):  # one scan per decision day
+        progress(BACKTEST_STEP, done, len(decision))
         asof = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
         analysis = analyzer.analyze(asof, top_n)
         buys = tuple(s.symbol for s in analysis.ranked if s.action is Action.BUY)
         if len(buys) * fraction > 1:
             raise EvaluationError(f"{len(buys)} buys at {fraction:.0%} each exceed the equity")
         out.append(BacktestDay(asof.date(), buys, tuple(analysis.ranked)))
+    progress(BACKTEST_STEP, len(decision), len(decision))
     span = last - first + 1
-    prices_frame = analyzer.market.daily_universe(
-        datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=last), span
-    ).with_columns(day=pl.col("ts") // DAY_MS)
+    frame = cut_series(
+        analyzer.market.daily_universe(
+            datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=last), span
+        )
+    ).frame
     symbols = sorted({s for d in out for s in d.buys} | {BTC})
     col = {s: i for i, s in enumerate(symbols)}
-    px = prices_frame.filter(pl.col("symbol").is_in(symbols) & (pl.col("close") > 0))
-    prices = np.full((span, len(symbols)), np.nan)
-    prices[
-        px["day"].to_numpy() - first,
-        px["symbol"].replace_strict(col, return_dtype=pl.Int64).to_numpy(),
-    ] = px["close"].to_numpy()
-    rows = np.asarray([d - first for d in decision], dtype=np.int64)
-    weights = np.zeros((rows.size, len(symbols)))
-    for i, d in enumerate(out):
-        weights[i, [col[s] for s in d.buys]] = fraction
+    px = frame.filter(pl.col("symbol").is_in(symbols) & (pl.col("close") > 0))
+    h = exit_rule.max_days
+    prices = np.full((span + h + 1, len(symbols)), np.nan)
+    segs = np.full((span + h + 1, len(symbols)), -1, dtype=np.int64)
+    r_idx = px["day"].to_numpy() - first
+    c_idx = px["symbol"].replace_strict(col, return_dtype=pl.Int64).to_numpy()
+    prices[r_idx, c_idx] = px["close"].to_numpy()
+    segs[r_idx, c_idx] = px["segment"].to_numpy()
+    trades = [
+        (d - first, col[sym]) for d, day in zip(decision, out, strict=True) for sym in day.buys
+    ]
+    positions = _exit_rule_positions(prices, segs, trades, exit_rule, span)
+    equity = np.full(span, 1.0)
+    taken: list[tuple[int, float, FloatArray]] = []
+    held_until: dict[int, int] = {}
+    for k, (row, c) in enumerate(trades):  # one step per BUY: sizing needs the equity so far
+        if held_until.get(c, -1) > row or not np.isfinite(prices[row, c]):
+            continue
+        value_now = _book_equity(taken, row)
+        notional = fraction * value_now
+        path, exit_at = positions[k]
+        taken.append((row, notional, path))
+        held_until[c] = row + exit_at if exit_at >= 0 else span
+    for t in range(span):  # the curve: one vectorized sum per day over the held positions
+        equity[t] = _book_equity(taken, t, cost_rate)
     btc = np.zeros((1, len(symbols)))
     btc[0, col[BTC]] = 1.0 if np.isfinite(prices[0, col[BTC]]) else 0.0
+    sim = simulate_portfolio(prices[:span], np.asarray([0], dtype=np.int64), btc, cost_rate)
     stats: dict[str, dict[str, float]] = {}
     curves = []
-    for name, (r, w) in {"scan": (rows, weights), "btc_buy_hold": (rows[:1], btc)}.items():
-        sim = simulate_portfolio(prices, r, w, cost_rate)
-        st = portfolio_stats(sim.equity, sim.turnover, sim.costs)
+    for name, curve, turnover in (
+        ("scan", equity, float(len(taken) * 2 * fraction)),
+        ("btc_buy_hold", sim.equity, sim.turnover),
+    ):
+        st = portfolio_stats(curve, turnover, 0.0)
         stats[name] = {
             "total_return": st.total_return,
             "max_drawdown": st.max_drawdown,
             "sharpe": st.sharpe,
             "turnover": st.turnover,
-            "costs": st.costs,
+            "positions": float(len(taken)) if name == "scan" else 1.0,
         }
         curves.append(
-            pl.DataFrame(
-                {"day": np.arange(first, last + 1), "strategy": name, "equity": sim.equity}
-            )
+            pl.DataFrame({"day": np.arange(first, last + 1), "strategy": name, "equity": curve})
         )
     return BacktestResult(out, stats, pl.concat(curves))
+
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def _exit_rule_positions(
+    prices: FloatArray,
+    segs: npt.NDArray[np.int64],
+    trades: list[tuple[int, int]],
+    rule: ExitRule,
+    span: int,
+) -> list[tuple[FloatArray, int]]:
+    """Per trade (entry row, column): its marked path relative to entry over the backtest rows
+    from entry on (exit value after the exit) and its exit offset (-1 while still open)."""
+    h = rule.max_days
+    if not trades:
+        return []
+    rows = np.asarray([t[0] for t in trades], dtype=np.int64)
+    cols = np.asarray([t[1] for t in trades], dtype=np.int64)
+    fwd_rows = rows[:, None] + np.arange(1, h + 1)[None, :]
+    visible = fwd_rows < span  # nothing after the backtest's end is read
+    forward = np.where(visible, prices[fwd_rows, cols[:, None]], np.nan)
+    seg_now = segs[rows, cols]
+    seg_fwd = segs[fwd_rows, cols[:, None]]
+    other = visible & (seg_fwd >= 0) & (seg_fwd != seg_now[:, None])
+    first_cut = np.where(other.any(axis=1), np.argmax(other, axis=1), h + 1)
+    entry = prices[rows, cols]
+    ok = np.isfinite(entry) & (entry > 0)
+    entry = np.where(ok, entry, 1.0)
+    outcome = exit_outcomes(
+        rule, entry, forward, series_end=first_cut.astype(np.int64), cut=first_cut <= h
+    )
+    # a window running past the backtest's end without an exit is still open
+    still_open = (rows + h >= span) & (outcome.reason == 3)  # TIME
+    offsets = np.where(still_open, -1, outcome.exit_offset)
+    paths = marked_paths(entry, forward, ExitOutcomes(outcome.reason, offsets, outcome.ret))
+    out: list[tuple[FloatArray, int]] = []
+    for i in range(len(trades)):  # per BUY: its path laid on the backtest rows
+        lay = np.full(span - rows[i], paths[i, -1])
+        n = min(h + 1, span - rows[i])
+        lay[:n] = paths[i, :n]
+        out.append((lay if ok[i] else np.ones(span - rows[i]), int(offsets[i])))
+    return out
+
+
+def _book_equity(taken: list[tuple[int, float, FloatArray]], t: int, cost: float = 0.0) -> float:
+    """Equity on row ``t``: 1 minus the entries made by then plus what those positions are
+    worth (exit proceeds once closed), costs on entry and exit notional."""
+    value = 1.0
+    for row, notional, path in taken:
+        if row <= t:
+            value += notional * (path[t - row] * (1 - cost) ** 2 - 1.0)
+    return value

@@ -2,24 +2,37 @@
 
 The path of one decision (an :class:`OrderIntent`):
 
-1. kill-switch read (cached a few seconds at most); ON → rejected, and every open order is
-   cancelled;
-2. the order store is asked for the decision's client order ID (SHA256 of the decision): known →
-   duplicate, nothing sent;
-3. RiskGuard (level from the state table, exposure from positions and open buy orders, clusters,
-   quote) → rejected with the rule that decided, nothing written;
-4. 60-minute idempotency claim on the client order ID (a claim held without its order is
+1. kill-switch read (cached a few seconds at most); ON → rejected, and, when the switch was
+   read as ON (``known``), every open order is cancelled. A switch that cannot be read is ON
+   for "may I trade?" but destroys nothing: nothing is sent, nothing is cancelled;
+2. a CLOSE is keyed on the position it closes (:func:`resolve_close`): the scan's CLOSE, the
+   RiskGuard's flatten and any retry of them are one order, found by its client ID;
+3. the order store is asked for the decision's client order ID (SHA256 of the decision alone,
+   never of the quantity): known → duplicate, nothing sent;
+4. RiskGuard (level from the state table, exposure from positions and open orders, clusters,
+   quote; a sell is capped at what is held minus the sells already open) → rejected with the
+   rule that decided, nothing written;
+5. 60-minute idempotency claim on the client order ID (a claim held without its order is
    recovered, see ``submit``);
-5. order recorded as NEW (conditional insert, so permanent dedup beyond the 60 minutes);
-6. NEW → SUBMITTED (conditional), then sent to the exchange tagged with the client order ID;
-7. the answer moves the order along the state-transition table and applies fills to positions.
+6. order recorded as NEW (conditional insert, so permanent dedup beyond the 60 minutes);
+7. a sell is checked once more against a fresh read of its position and open sells: a spot
+   position never goes negative (an oversell is refused with its reason and counted in
+   ``OversellRefused``, which is alarmed);
+8. NEW → SUBMITTED (conditional), then sent to the exchange tagged with the client order ID;
+9. the answer moves the order along the state-transition table and applies fills to positions.
 
-``create_order`` is never retried blindly: after a timeout (``OrderStateUnknownError``) the order
-is looked up by client ID. Found → recorded. Not found → left SUBMITTED for :meth:`reconcile`,
-which marks it EXPIRED once ``absent_grace`` has passed (never resent: a late-appearing order
-would be a second position). :meth:`reconcile` runs on every start, so a crash between send and
-record is recovered from the venue's view of the client ID. Fills reach positions exactly once:
-each position keeps the filled quantity it has applied per client order ID.
+``create_order`` is never retried blindly: after a timeout (``OrderStateUnknownError``), or an
+answer that came back but cannot be parsed (``InvalidPayloadError``: the venue may well hold
+the order), the order is looked up by client ID. Found → recorded. Not found → left SUBMITTED
+for :meth:`reconcile`, which keeps looking with a growing interval (never resending: a
+late-appearing order would be a second position) and expires it only after
+``absent_horizon``. A late fill reaches the position once. :meth:`reconcile` runs on every
+start, so a crash between send and record is recovered from the venue's view of the client ID.
+
+Each cycle reads only what needs it: the open-orders index (NEW orders, orders at the venue,
+and finished orders whose fill has not reached the positions yet) and the positions; finished
+orders are never read again. Fills reach positions exactly once: each position keeps the
+filled quantity it has applied per client order ID.
 """
 
 from __future__ import annotations
@@ -31,26 +44,34 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import (
     ExchangeCapabilities,
     ExchangeError,
     ExchangeOrder,
     FatalExchangeError,
+    InvalidPayloadError,
     OrderNotFoundError,
     OrderStateUnknownError,
     OrderType,
 )
 from cryptosmarttrader.domain.orders import (
+    OPEN_STATUSES,
     ORDER_TRANSITIONS,
     TERMINAL_STATUSES,
+    Holding,
     Intent,
     OrderIntent,
     OrderStatus,
     book_exposure,
+    holding,
+    position_episode,
+    resolve_close,
+    sell_fill_split,
 )
 from cryptosmarttrader.domain.portfolio import PortfolioExposure
-from cryptosmarttrader.domain.risk import MarketQuote, RiskGuard, RiskState
+from cryptosmarttrader.domain.risk import MarketQuote, RiskGuard, RiskState, cap_sell
 from cryptosmarttrader.domain.types import (
     ClientOrderId,
     Money,
@@ -63,6 +84,7 @@ from cryptosmarttrader.domain.types import (
 from cryptosmarttrader.ports import IdempotencyStore, KillSwitch, Metrics
 
 __all__ = [
+    "OPEN_STATUSES",
     "ExecutionResult",
     "ExecutionService",
     "OrderGateway",
@@ -71,14 +93,7 @@ __all__ = [
     "RiskLevelSource",
 ]
 
-OPEN_STATUSES = frozenset(
-    {
-        OrderStatus.SUBMITTED,
-        OrderStatus.ACCEPTED,
-        OrderStatus.PARTIALLY_FILLED,
-        OrderStatus.CANCEL_PENDING,
-    }
-)
+OVERSELL_METRIC = mn.OVERSELL_REFUSED.name
 _POSITION_RETRIES = 20
 _S = OrderStatus
 
@@ -107,13 +122,16 @@ class OrderGateway(Protocol):
 
 
 class OrderLedger(Protocol):
-    """Orders keyed by client order ID with guarded status moves (``DynamoOrderStore``)."""
+    """Orders keyed by client order ID with guarded status moves and an index of the orders
+    that still need the cycle (``DynamoOrderStore``)."""
 
     def put_new(self, order: Mapping[str, Any]) -> bool: ...
 
     def get(self, client_order_id: str) -> dict[str, Any] | None: ...
 
     def list_orders(self) -> list[dict[str, Any]]: ...
+
+    def list_open(self, symbol: str | None = None) -> list[dict[str, Any]]: ...
 
     def update_status(
         self,
@@ -123,7 +141,14 @@ class OrderLedger(Protocol):
         *,
         at: datetime | None = None,
         fields: Mapping[str, Any] | None = None,
+        settle: bool | None = None,
     ) -> bool: ...
+
+    def note(
+        self, client_order_id: str, expected: OrderStatus, fields: Mapping[str, Any]
+    ) -> bool: ...
+
+    def settle(self, client_order_id: str) -> bool: ...
 
 
 class PositionLedger(Protocol):
@@ -160,6 +185,21 @@ class ExecutionResult:
 
 
 @dataclass
+class _Book:
+    """This run's view of the live book: positions and the indexed orders, read once and kept
+    up to date with this run's own writes (exposure and sell room need no read per decision)."""
+
+    positions: dict[str, dict[str, Any]]
+    orders: dict[str, dict[str, Any]]
+
+    def remember(self, order: Mapping[str, Any]) -> None:
+        self.orders[str(order["client_order_id"])] = dict(order)
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        return list(self.orders.values())
+
+
+@dataclass
 class ExecutionService:
     orders: OrderLedger
     positions: PositionLedger
@@ -173,7 +213,12 @@ class ExecutionService:
     clusters: Mapping[str, str] = field(default_factory=dict)
     mode: str = "paper"
     idempotency_ttl_seconds: int = 3600
+    # A SUBMITTED order the venue does not show yet is looked up again after absent_grace,
+    # then at doubling intervals up to absent_max_interval, and expired (never resent) only
+    # once absent_horizon has passed since it was sent.
     absent_grace: timedelta = timedelta(minutes=2)
+    absent_max_interval: timedelta = timedelta(hours=1)
+    absent_horizon: timedelta = timedelta(hours=24)
     resume_new_within: timedelta = timedelta(minutes=10)
     consecutive_exchange_errors: int = 0
     # Where a NEW order recorded by someone else (the scan's decisions) is re-checked before it
@@ -183,6 +228,10 @@ class ExecutionService:
     quote_source: Callable[[Symbol], MarketQuote | None] | None = None
     # Why new entries are refused outright (a halted go-live stage); exits still go through.
     halt_reason: str | None = None
+    # Run once before the first reconcile (the wiring indexes orders recorded before the
+    # open-orders index existed).
+    prepare: Callable[[], object] | None = None
+    _book: _Book | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------------ submit
 
@@ -190,11 +239,33 @@ class ExecutionService:
         self, intent: OrderIntent, *, equity: Money | None, quote: MarketQuote | None
     ) -> ExecutionResult:
         """Send ``intent`` at most once (see the module docstring for the path)."""
-        coid = intent.client_order_id
         kill = self.kill_switch.status()
         if kill.on:
+            coid = intent.client_order_id
+            if not kill.known:
+                return self._rejected(
+                    coid,
+                    "kill_switch_unknown",
+                    f"kill-switch unreadable, nothing sent: {kill.reason}",
+                )
             self.cancel_open_orders(f"kill-switch on: {kill.reason}")
             return self._rejected(coid, "kill_switch", f"kill-switch is on: {kill.reason}")
+        book = self._load_book()
+        if (
+            intent.intent is Intent.CLOSE
+            and intent.side is Side.SELL
+            and intent.position_key is None
+        ):
+            position = self.positions.get(intent.symbol.value)
+            if position is not None:
+                book.positions[intent.symbol.value] = position
+            intent, live = resolve_close(intent, position_episode(position), self._status_of)
+            if live is not None:
+                coid = intent.client_order_id
+                return self._duplicate(
+                    coid, {"status": live.value}, "this position is being closed"
+                )
+        coid = intent.client_order_id
         existing = self.orders.get(coid.value)
         if existing is not None:
             return self._duplicate(coid, existing, "this decision was already ordered")
@@ -208,6 +279,7 @@ class ExecutionService:
             exposure=self.exposure(),
             quote=quote,
             now=now,
+            holding=self._holding(intent.symbol.value, include_new=True),
         )
         if not verdict.approved or verdict.quantity is None:
             return self._rejected(coid, verdict.rule, verdict.reason)
@@ -233,6 +305,7 @@ class ExecutionService:
             "notional": verdict.quantity.value * intent.reference_price.value,
             "strategy": intent.strategy,
             "signal_bar_ms": intent.signal_bar_ms,
+            "position_key": intent.position_key,
             "status": OrderStatus.NEW.value,
             "risk_rule": verdict.rule,
             "risk_reason": verdict.reason,
@@ -242,6 +315,7 @@ class ExecutionService:
         if not self.orders.put_new(record):
             self.metrics.add("DuplicateOrdersPrevented", 1)
             return ExecutionResult(coid.value, "duplicate", "order already recorded")
+        book.remember({**record, "created_at": now.isoformat()})
         return self._send(record)
 
     def _send(self, record: Mapping[str, Any], quantity: Decimal | None = None) -> ExecutionResult:
@@ -249,17 +323,26 @@ class ExecutionService:
         reduction at dispatch) in the same conditional write."""
         coid = ClientOrderId(str(record["client_order_id"]))
         symbol = Symbol(str(record["symbol"]))
+        side = Side(str(record["side"]))
         now = self.clock.now()
         qty = Decimal(str(record["quantity"])) if quantity is None else quantity
+        if side is Side.SELL:
+            refused, qty = self._last_sell_check(record, qty)
+            if refused is not None:
+                return refused
         if not self.orders.update_status(
-            coid.value, _S.NEW, _S.SUBMITTED, at=now, fields={"quantity": qty}
+            coid.value, _S.NEW, _S.SUBMITTED, at=now, fields={"quantity": qty, "submitted_at": now}
         ):
             return self._duplicate(coid, self.orders.get(coid.value), "another worker sends it")
+        self._load_book().remember(
+            {**record, "status": _S.SUBMITTED.value, "quantity": qty,
+             "submitted_at": now.isoformat()}
+        )  # fmt: skip
         started = time.perf_counter()
         try:
             placed = self.exchange.create_order(
                 symbol,
-                Side(str(record["side"])),
+                side,
                 OrderType(str(record.get("order_type", OrderType.MARKET.value))),
                 Quantity(qty),
                 None,
@@ -267,7 +350,12 @@ class ExecutionService:
             )
         except OrderStateUnknownError as exc:
             self._exchange_error()
-            return self._reconcile_after_timeout(coid, symbol, exc)
+            return self._reconcile_after_timeout(coid, symbol, str(exc))
+        except InvalidPayloadError as exc:
+            # the call returned: the venue answered, maybe with the order, in a form we cannot
+            # read. That is not a refusal: reconcile by client ID.
+            self.consecutive_exchange_errors = 0
+            return self._reconcile_after_timeout(coid, symbol, f"unreadable acknowledgement: {exc}")
         except FatalExchangeError as exc:
             self.consecutive_exchange_errors = 0  # the venue answered: it is up
             self.orders.update_status(
@@ -277,6 +365,7 @@ class ExecutionService:
                 at=self.clock.now(),
                 fields={"reject_reason": str(exc)},
             )
+            self._forget(coid.value)
             self.metrics.add("OrdersRejectedByExchange", 1)
             return ExecutionResult(coid.value, _S.REJECTED.value, str(exc), "exchange")
         self.consecutive_exchange_errors = 0
@@ -284,8 +373,36 @@ class ExecutionService:
         self.metrics.add("OrderLatency", (time.perf_counter() - started) * 1000, "Milliseconds")
         return self._result(self._apply(coid, placed))
 
+    def _last_sell_check(
+        self, record: Mapping[str, Any], qty: Decimal
+    ) -> tuple[ExecutionResult | None, Decimal]:
+        """A sell against a fresh read of its position and of the sells already at the venue
+        (another worker may have sent one since this run read its book): refused when nothing
+        is left to sell, reduced to what is left otherwise. Either is an anomaly: alarmed."""
+        coid = str(record["client_order_id"])
+        symbol = str(record["symbol"])
+        position = self.positions.get(symbol)
+        # the index (another worker's sells) joined with this run's own writes, which the
+        # eventually consistent index may not show yet: the stricter view wins
+        live = {str(o["client_order_id"]): o for o in self.orders.list_open(symbol)}
+        live.update((k, o) for k, o in self._load_book().orders.items() if o["symbol"] == symbol)
+        room = holding(symbol, position, live.values(), exclude=coid)
+        intent = _intent_of(record, qty)
+        verdict = cap_sell(intent, room)
+        if verdict.approved and verdict.quantity is not None and verdict.rule == "ok":
+            return None, qty
+        self.metrics.add(OVERSELL_METRIC, 1)
+        if verdict.approved and verdict.quantity is not None:
+            return None, verdict.quantity.value
+        why = f"oversell refused: {verdict.reason}"
+        self.orders.update_status(
+            coid, _S.NEW, _S.CANCELED, at=self.clock.now(), fields={"cancel_reason": why}
+        )
+        self._forget(coid)
+        return ExecutionResult(coid, "rejected", why, verdict.rule), qty
+
     def _reconcile_after_timeout(
-        self, coid: ClientOrderId, symbol: Symbol, exc: OrderStateUnknownError
+        self, coid: ClientOrderId, symbol: Symbol, what: str
     ) -> ExecutionResult:
         try:
             found = self.exchange.fetch_order_by_client_id(symbol, coid)
@@ -294,13 +411,13 @@ class ExecutionService:
             return ExecutionResult(
                 coid.value,
                 _S.SUBMITTED.value,
-                f"{exc}; lookup failed ({lookup}): left SUBMITTED for reconcile",
+                f"{what}; lookup failed ({lookup}): left SUBMITTED for reconcile",
             )
         if found is None:
             return ExecutionResult(
                 coid.value,
                 _S.SUBMITTED.value,
-                f"{exc}; not at the venue yet: left SUBMITTED for reconcile, not resent",
+                f"{what}; not at the venue yet: left SUBMITTED for reconcile, not resent",
             )
         self.metrics.add("OrdersReconciled", 1)
         return self._result(self._apply(coid, found))
@@ -308,76 +425,117 @@ class ExecutionService:
     # ------------------------------------------------------------------ reconcile / cancel
 
     def reconcile(self) -> dict[str, int]:
-        """Bring every non-terminal order in line with the venue and every fill into positions.
+        """Bring every indexed order in line with the venue and every fill into positions.
 
-        Run on start and by every execution cycle. NEW orders were never sent (SUBMITTED is
-        written before sending): each is sent if still valid and the kill-switch (read before
-        every order) is off, else CANCELED, see :meth:`_admit`. Open orders are looked up
-        by client ID; a SUBMITTED order the venue does not know after ``absent_grace`` is EXPIRED.
+        Run on start and by every execution cycle, over the open-orders index only. NEW orders
+        were never sent (SUBMITTED is written before sending): each is sent if still valid and
+        the kill-switch (read before every order) is off, CANCELED when no longer valid or the
+        switch reads ON, and left NEW while the switch cannot be read, see :meth:`_admit`.
+        Open orders are looked up by client ID; one the venue does not show is looked up again
+        at growing intervals and EXPIRED only after ``absent_horizon``. A finished order whose
+        fill has not reached its position yet gets it, and leaves the index.
         """
-        counts = {"resent_new": 0, "cancelled_new": 0, "updated": 0, "expired": 0, "fills": 0}
+        counts = {
+            "resent_new": 0,
+            "cancelled_new": 0,
+            "updated": 0,
+            "expired": 0,
+            "fills": 0,
+            "skipped": 0,
+        }
+        if self.prepare is not None:
+            self.prepare()
+            self.prepare = None
         now = self.clock.now()
+        book = self._load_book(fresh=True)
         # oldest decisions first and, within one scan, best ranked first: when the limits
         # leave room for only some of them, the scan's order of preference decides
         ledger = sorted(
-            self.orders.list_orders(),
+            book.open_orders(),
             key=lambda o: (_created_at(o), int(o.get("rank", 0)), str(o["client_order_id"])),
         )
         for order in ledger:
             status = OrderStatus(str(order["status"]))
             coid = ClientOrderId(str(order["client_order_id"]))
-            symbol = Symbol(str(order["symbol"]))
-            age = now - _created_at(order)
             if status is _S.NEW:
-                why, quantity = self._admit(order, now)
-                if why is not None:
+                action, why, quantity = self._admit(order, now)
+                if action == "cancel":
                     if self.orders.update_status(
                         coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": why}
                     ):
                         counts["cancelled_new"] += 1
-                else:
+                    self._forget(coid.value)
+                elif action == "send":
                     self._send(order, quantity)
                     counts["resent_new"] += 1
                 continue
             if status in OPEN_STATUSES:
-                try:
-                    found = self.exchange.fetch_order_by_client_id(symbol, coid)
-                except ExchangeError:
-                    self._exchange_error()
-                    continue
-                if found is not None:
-                    self._apply(coid, found)
-                    counts["updated"] += 1
-                elif (
-                    status is _S.SUBMITTED
-                    and age >= self.absent_grace
-                    and self.orders.update_status(
-                        coid.value,
-                        _S.SUBMITTED,
-                        _S.EXPIRED,
-                        at=now,
-                        fields={"expire_reason": "not found at the venue by client id; not resent"},
-                    )
-                ):
-                    counts["expired"] += 1
+                counts[self._look_up(order, status, now)] += 1
                 continue
-            if self._apply_fill_to_position(self.orders.get(coid.value) or order):
+            # terminal, still indexed: its fill has not reached the position yet
+            stored = self.orders.get(coid.value) or order
+            if self._apply_fill_to_position(stored):
                 counts["fills"] += 1
-        if self.kill_switch.status().on:
-            self.cancel_open_orders("kill-switch on")
+            if OrderStatus(str(stored["status"])) in TERMINAL_STATUSES:
+                self.orders.settle(coid.value)
+            self._forget(coid.value)
+        counts.pop("skipped")
+        kill = self.kill_switch.status()
+        if kill.on and kill.known:
+            self.cancel_open_orders(f"kill-switch on: {kill.reason}")
         return counts
 
-    def _admit(self, order: Mapping[str, Any], now: datetime) -> tuple[str | None, Decimal | None]:
-        """Why a NEW order must not be sent now (it is then CANCELED), or (None, quantity to
-        send: None = as recorded).
+    def _look_up(self, order: Mapping[str, Any], status: OrderStatus, now: datetime) -> str:
+        """One open order against the venue; which count it adds to."""
+        coid = ClientOrderId(str(order["client_order_id"]))
+        symbol = Symbol(str(order["symbol"]))
+        due = order.get("next_lookup_at") if status is _S.SUBMITTED else None
+        if due is not None and now < datetime.fromisoformat(str(due)):
+            return "skipped"  # the venue did not show it; the next look is not due yet
+        try:
+            found = self.exchange.fetch_order_by_client_id(symbol, coid)
+        except ExchangeError:
+            self._exchange_error()
+            return "skipped"
+        if found is not None:
+            self._apply(coid, found)
+            return "updated"
+        if status is not _S.SUBMITTED:
+            return "skipped"
+        sent_at = _sent_at(order)
+        if now - sent_at >= self.absent_horizon:
+            why = f"not found at the venue by client id within {self.absent_horizon}; not resent"
+            if self.orders.update_status(
+                coid.value, _S.SUBMITTED, _S.EXPIRED, at=now, fields={"expire_reason": why}
+            ):
+                self._forget(coid.value)
+                return "expired"
+            return "skipped"
+        if now - sent_at >= self.absent_grace:
+            looks = int(order.get("absent_lookups", 0)) + 1
+            wait = min(self.absent_grace * (2 ** (looks - 1)), self.absent_max_interval)
+            fields = {"absent_lookups": looks, "next_lookup_at": (now + wait).isoformat()}
+            if self.orders.note(coid.value, _S.SUBMITTED, fields):
+                self._load_book().remember({**order, **fields})
+        return "skipped"
+
+    def _admit(
+        self, order: Mapping[str, Any], now: datetime
+    ) -> tuple[str, str | None, Decimal | None]:
+        """What to do with a NEW order now: ``("send", None, quantity to send or None = as
+        recorded)``, ``("cancel", why, None)`` or ``("wait", why, None)`` (left NEW).
 
         A NEW order is sendable until its ``valid_until`` (a decision recorded by the scan says
         how long it stays valid), else for ``resume_new_within`` after it was recorded. With an
         ``equity_source`` the RiskGuard decides again with today's level, exposure and quote; a
-        smaller approved quantity is written onto the order before it is sent.
+        smaller approved quantity is written onto the order before it is sent. A kill-switch
+        that cannot be read sends nothing and cancels nothing: the order waits.
         """
-        if self.kill_switch.status().on:  # read before every order (cached a few seconds)
-            return "kill-switch on", None
+        kill = self.kill_switch.status()  # read before every order (cached a few seconds)
+        if kill.on:
+            if not kill.known:
+                return "wait", f"kill-switch unreadable: {kill.reason}", None
+            return "cancel", "kill-switch on", None
         raw_until = order.get("valid_until")
         until = (
             datetime.fromisoformat(str(raw_until))
@@ -385,21 +543,18 @@ class ExecutionService:
             else _created_at(order) + self.resume_new_within
         )
         if now > until:
-            return f"never sent and no longer valid (valid until {until.isoformat()})", None
+            return (
+                "cancel",
+                f"never sent and no longer valid (valid until {until.isoformat()})",
+                None,
+            )
         if self.halt_reason is not None and order.get("side") == Side.BUY.value:
             self.metrics.add("OrdersRejectedByRisk", 1, dimensions={"rule": "golive_halted"})
-            return f"new entries halted: {self.halt_reason}", None
+            return "cancel", f"new entries halted: {self.halt_reason}", None
         if self.equity_source is None:
-            return None, None
-        intent = OrderIntent(
-            strategy=str(order["strategy"]),
-            symbol=Symbol(str(order["symbol"])),
-            side=Side(str(order["side"])),
-            intent=Intent(str(order["intent"])),
-            signal_bar_ms=int(order["signal_bar_ms"]),
-            quantity=Quantity(Decimal(str(order["quantity"]))),
-            reference_price=Price(Decimal(str(order["reference_price"]))),
-        )
+            return "send", None, None
+        intent = _intent_of(order, Decimal(str(order["quantity"])))
+        symbol = intent.symbol.value
         verdict = self.guard.evaluate(
             intent,
             equity=self.equity_source(),
@@ -409,43 +564,61 @@ class ExecutionService:
             exposure=self.exposure(include_new=False),
             quote=self.quote_source(intent.symbol) if self.quote_source is not None else None,
             now=now,
+            holding=self._holding(symbol, exclude=str(order["client_order_id"])),
         )
         if not verdict.approved or verdict.quantity is None:
             self.metrics.add("OrdersRejectedByRisk", 1, dimensions={"rule": verdict.rule})
-            return f"rejected by RiskGuard rule {verdict.rule}: {verdict.reason}", None
-        return None, verdict.quantity.value
+            return "cancel", f"rejected by RiskGuard rule {verdict.rule}: {verdict.reason}", None
+        return "send", None, verdict.quantity.value
 
     def cancel_open_orders(self, reason: str) -> int:
-        """Cancel every NEW and open order (kill-switch). Returns how many were cancelled."""
+        """Cancel every NEW and open order (kill-switch). Returns how many were cancelled.
+
+        Every cancel is sent before any is checked, and each order's venue errors stay with
+        that order: it is left CANCEL_PENDING for the next reconcile, the others go on."""
         cancelled = 0
         now = self.clock.now()
-        for order in self.orders.list_orders():
+        pending: list[dict[str, Any]] = []
+        for order in self.orders.list_open():
             status = OrderStatus(str(order["status"]))
-            coid = ClientOrderId(str(order["client_order_id"]))
-            symbol = Symbol(str(order["symbol"]))
+            key = str(order["client_order_id"])
             if status is _S.NEW:
                 cancelled += self.orders.update_status(
-                    coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": reason}
+                    key, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": reason}
                 )
+                self._forget(key)
                 continue
             if status not in OPEN_STATUSES:
                 continue
-            if status is not _S.CANCEL_PENDING and not self.orders.update_status(
-                coid.value, status, _S.CANCEL_PENDING, at=now, fields={"cancel_reason": reason}
+            if status is _S.CANCEL_PENDING or self.orders.update_status(
+                key, status, _S.CANCEL_PENDING, at=now, fields={"cancel_reason": reason}
             ):
-                continue
+                pending.append(order)
+        sent: list[dict[str, Any]] = []
+        for order in pending:
+            coid = ClientOrderId(str(order["client_order_id"]))
             try:
-                self.exchange.cancel_order(symbol, coid)
+                self.exchange.cancel_order(Symbol(str(order["symbol"])), coid)
             except OrderNotFoundError:
                 pass  # already gone (filled or never arrived): the lookup below decides
             except ExchangeError:
                 self._exchange_error()
                 continue  # stays CANCEL_PENDING; the next reconcile retries
-            found = self.exchange.fetch_order_by_client_id(symbol, coid)
+            sent.append(order)
+        for order in sent:
+            coid = ClientOrderId(str(order["client_order_id"]))
+            try:
+                found = self.exchange.fetch_order_by_client_id(Symbol(str(order["symbol"])), coid)
+            except ExchangeError:
+                self._exchange_error()
+                continue  # stays CANCEL_PENDING; the next reconcile looks again
             if found is None:
-                cancelled += self.orders.update_status(
+                done = self.orders.update_status(
                     coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=self.clock.now()
                 )
+                cancelled += done
+                if done:
+                    self._forget(coid.value)
             else:
                 cancelled += self._apply(coid, found).get("status") == _S.CANCELED.value
         if cancelled:
@@ -490,17 +663,26 @@ class ExecutionService:
                 break
         final = self.orders.get(coid.value) or {}
         self._apply_fill_to_position(final)
+        if final and OrderStatus(str(final["status"])) in TERMINAL_STATUSES:
+            self.orders.settle(coid.value)  # its fill is in the position: out of the index
+            self._forget(coid.value)
+        elif final:
+            self._load_book().remember(final)
         return final
 
     def _apply_fill_to_position(self, order: Mapping[str, Any]) -> bool:
-        """Apply the order's filled quantity to its position once (idempotent by client ID)."""
+        """Apply the order's filled quantity to its position once (idempotent by client ID).
+
+        A sell never takes a spot position below zero: a fill beyond the holding is applied up
+        to it, the rest is kept on the position as ``oversold`` with the order that caused it,
+        and ``OversellRefused`` is counted (alarmed)."""
         filled = Decimal(str(order.get("filled", 0)))
         if filled <= 0 or order.get("average_price") is None:
             return False
         coid = str(order["client_order_id"])
         symbol = str(order["symbol"])
         price = Decimal(str(order["average_price"]))
-        sign = Decimal(1) if order["side"] == Side.BUY.value else Decimal(-1)
+        buy = order["side"] == Side.BUY.value
         for _ in range(_POSITION_RETRIES):
             pos = self.positions.get(symbol)
             applied = dict((pos or {}).get("applied_fills", {}))
@@ -509,11 +691,28 @@ class ExecutionService:
                 return False
             qty = Decimal(str((pos or {}).get("quantity", 0)))
             cost = Decimal(str((pos or {}).get("cost", 0)))
-            if sign > 0:
+            opened_by = (pos or {}).get("opened_by")
+            oversold = Decimal(str((pos or {}).get("oversold", 0)))
+            extra: dict[str, Any] = {}
+            if buy:
+                if qty <= 0:
+                    opened_by = coid  # a new opening of this position (a new close identity)
                 cost += delta * price
-            elif qty > 0:
-                cost -= cost * min(delta, qty) / qty  # average-cost basis
-            qty += sign * delta
+                qty += delta
+            else:
+                sold, beyond = sell_fill_split(qty, delta)
+                if qty > 0:
+                    cost -= cost * sold / qty  # average-cost basis
+                qty -= sold
+                if beyond > 0:
+                    oversold += beyond
+                    extra = {
+                        "oversold": oversold,
+                        "oversold_reason": (
+                            f"order {coid} sold {beyond} beyond the {sold + qty} held: "
+                            "not booked as a short"
+                        ),
+                    }
             applied[coid] = filled
             new_pos = {
                 "symbol": symbol,
@@ -522,10 +721,18 @@ class ExecutionService:
                 "notional": cost if qty > 0 else Decimal(0),
                 "average_price": (cost / qty) if qty > 0 else None,
                 "applied_fills": applied,
+                "opened_by": opened_by,
+                "oversold": oversold if oversold > 0 else None,
                 "updated_at": self.clock.now(),
+                **{k: v for k, v in (pos or {}).items() if k == "oversold_reason"},
+                **extra,
             }
             version = None if pos is None else int(pos["version"])
             if self.positions.upsert(new_pos, version):
+                if extra:
+                    self.metrics.add(OVERSELL_METRIC, 1)
+                if self._book is not None:
+                    self._book.positions[symbol] = {**new_pos, "version": (version or 0) + 1}
                 return True
         raise RuntimeError(f"position {symbol}: {_POSITION_RETRIES} concurrent updates lost")
 
@@ -539,16 +746,47 @@ class ExecutionService:
         slippage = sign * (venue.average.value - reference) / reference * Decimal(10_000)
         self.metrics.add("SlippageBps", float(slippage), "None")
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ book
+
+    def _load_book(self, *, fresh: bool = False) -> _Book:
+        """Positions and indexed orders, read once per run (``fresh`` re-reads them)."""
+        if self._book is None or fresh:
+            self._book = _Book(
+                positions=self.positions.get_all(),
+                orders={str(o["client_order_id"]): o for o in self.orders.list_open()},
+            )
+        return self._book
+
+    def _forget(self, client_order_id: str) -> None:
+        if self._book is not None:
+            self._book.orders.pop(client_order_id, None)
+
+    def _status_of(self, client_order_id: str) -> OrderStatus | None:
+        stored = self.orders.get(client_order_id)
+        return None if stored is None else OrderStatus(str(stored["status"]))
+
+    def _holding(
+        self, symbol: str, *, include_new: bool = False, exclude: str | None = None
+    ) -> Holding:
+        book = self._load_book()
+        return holding(
+            symbol,
+            book.positions.get(symbol),
+            book.open_orders(),
+            include_new=include_new,
+            exclude=exclude,
+        )
 
     def exposure(self, *, include_new: bool = True) -> PortfolioExposure:
-        """Positions and open buy orders per symbol (see :func:`book_exposure`)."""
+        """Positions and open buy orders per symbol (see :func:`book_exposure`), from this
+        run's book: no read per decision."""
+        book = self._load_book()
         return PortfolioExposure(
-            book_exposure(
-                self.positions.get_all(), self.orders.list_orders(), include_new=include_new
-            ),
+            book_exposure(book.positions, book.open_orders(), include_new=include_new),
             self.clusters,
         )
+
+    # ------------------------------------------------------------------ helpers
 
     def _exchange_error(self) -> None:
         self.consecutive_exchange_errors += 1
@@ -577,5 +815,25 @@ class ExecutionService:
         )
 
 
+def _intent_of(order: Mapping[str, Any], quantity: Decimal) -> OrderIntent:
+    """The decision a recorded order carries (its identity fields), at ``quantity``."""
+    return OrderIntent(
+        strategy=str(order["strategy"]),
+        symbol=Symbol(str(order["symbol"])),
+        side=Side(str(order["side"])),
+        intent=Intent(str(order["intent"])),
+        signal_bar_ms=int(order["signal_bar_ms"]),
+        quantity=Quantity(quantity),
+        reference_price=Price(Decimal(str(order["reference_price"]))),
+        position_key=None if order.get("position_key") is None else str(order["position_key"]),
+    )
+
+
 def _created_at(order: Mapping[str, Any]) -> datetime:
     return datetime.fromisoformat(str(order["created_at"]))
+
+
+def _sent_at(order: Mapping[str, Any]) -> datetime:
+    """When the order left NEW: the SUBMITTED write's time (else its creation)."""
+    raw = order.get("submitted_at") or order.get("created_at")
+    return datetime.fromisoformat(str(raw))

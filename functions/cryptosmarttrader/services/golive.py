@@ -17,7 +17,7 @@ State table layout:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -51,13 +51,13 @@ __all__ = [
     "SLO_PK",
     "Failure",
     "GoLiveError",
+    "GoLiveRunner",
     "GoLiveService",
     "GoLiveSettings",
     "SloEvaluation",
     "SloService",
     "canary_reason",
     "failure_from",
-    "run_pipeline",
     "staging_reason",
 ]
 
@@ -78,6 +78,11 @@ class GoLiveSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CST_GOLIVE_", extra="ignore", frozen=True)
 
     topic_arn: str | None = None
+    # the deployed go-live machine (stack output GoLiveStateMachineArn): `cst golive start`
+    # starts an execution of it instead of the local runner
+    state_machine_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[\w-]+$"
+    )
     metrics_namespace: str = Field(default="CryptoSmartTrader", min_length=1)
     min_uptime: float = 0.995
     max_p95_latency_ms: float = 1000.0
@@ -476,35 +481,103 @@ def canary_reason(params: GoLiveParams) -> str:
 PROMOTE_REASON: Final = "canary SLO gate passed: promoted to production"
 
 
-def run_pipeline(
-    golive: GoLiveService,
-    slo: SloService,
-    params: GoLiveParams,
-    sleep: Callable[[float], None],
-) -> dict[str, Any]:
-    """The state machine's sequence in one process (``cst golive start`` on the local AWS).
+STAGING_GATE: Final = "staging_gate"
+CANARY_GATE: Final = "canary_gate"
+DONE: Final = "done"
+_STEP_NAMES: Final = {STAGING_GATE: "staging SLO gate", CANARY_GATE: "canary SLO gate"}
 
-    Same services, same order, same rollback on a breach or on any failed step; the deployed
-    path is the Step Functions machine, which this mirrors.
+
+def _step_sk(run_id: str) -> str:
+    return f"step#{run_id}"  # not ``run#…``: GoLiveService.runs() lists only runs
+
+
+@dataclass
+class GoLiveRunner:
+    """The state machine's sequence as persisted steps, for the local AWS (``cst golive``).
+
+    :meth:`start` enters staging and records the next step (the staging SLO gate) with the time
+    it is due, then returns: the wait of the machine's ``Wait`` states is a stored due time, not
+    a sleeping process. :meth:`advance` runs every step that is due (``cst golive status`` calls
+    it), with the same services, order and rollback as the machine (a breach or any failed step
+    rolls back). State: pk ``golive``, sk ``step#<run_id>`` → ``{"next", "due_at", "params"}``.
+    One advancing process at a time is assumed (the local state lock serializes them).
     """
-    try:
-        golive.start_stage(params, Stage.STAGING, staging_reason(params))
-        sleep(params.staging_seconds)
-        evaluation = slo.evaluate(params, Stage.STAGING)
+
+    golive: GoLiveService
+    slo: SloService
+
+    @property
+    def _store(self) -> StateStore:
+        return self.golive.store
+
+    def _schedule(self, params: GoLiveParams, step: str, seconds: int) -> None:
+        due = self.golive.clock.now() + timedelta(seconds=seconds)
+        self._store.put(
+            GOLIVE_PK,
+            _step_sk(params.run_id),
+            {"next": step, "due_at": due, "params": params.model_dump(mode="json")},
+        )
+
+    def _finish(self, run_id: str) -> None:
+        self._store.put(GOLIVE_PK, _step_sk(run_id), {"next": DONE})
+
+    def start(self, params: GoLiveParams) -> None:
+        """Enter staging and schedule its gate (steps already due run at once)."""
+        try:
+            self.golive.start_stage(params, Stage.STAGING, staging_reason(params))
+        except Exception as exc:  # noqa: BLE001 - mirrors the machine's Catch on States.ALL
+            self.golive.rollback(params.run_id, _failure(exc))
+            self._finish(params.run_id)
+            return
+        self._schedule(params, STAGING_GATE, params.staging_seconds)
+        self.advance(params.run_id)
+
+    def next_step(self, run_id: str) -> dict[str, Any] | None:
+        """The pending step of a run (``step``, ``due_at``), or None when it has ended."""
+        item = self._store.get(GOLIVE_PK, _step_sk(run_id))
+        if item is None or item.get("next") == DONE:
+            return None
+        return {"step": _STEP_NAMES.get(str(item["next"]), item["next"]), "due_at": item["due_at"]}
+
+    def advance(self, run_id: str) -> dict[str, Any] | None:
+        """Run every step of ``run_id`` that is due now; return the pending one, if any."""
+        while True:
+            item = self._store.get(GOLIVE_PK, _step_sk(run_id))
+            if item is None or item.get("next") == DONE:
+                return None
+            run = self.golive.run(run_id)
+            if run is None or run.get("status") != RunStatus.RUNNING.value:
+                self._finish(run_id)  # rolled back (e.g. by an operator) or gone: nothing to do
+                return None
+            due = item["due_at"]
+            due_at = due if isinstance(due, datetime) else datetime.fromisoformat(str(due))
+            if self.golive.clock.now() < due_at:
+                return self.next_step(run_id)
+            params = GoLiveParams.model_validate(item["params"])
+            try:
+                self._step(params, str(item["next"]))
+            except Exception as exc:  # noqa: BLE001 - the machine's Catch on States.ALL
+                # rollback first: if it fails too, the step stays pending and the next
+                # advance tries again (each compensation step is idempotent)
+                self.golive.rollback(run_id, _failure(exc))
+                self._finish(run_id)
+
+    def _step(self, params: GoLiveParams, step: str) -> None:
+        stage = Stage.STAGING if step == STAGING_GATE else Stage.CANARY
+        evaluation = self.slo.evaluate(params, stage)
         if not evaluation.passed:
-            breach = Failure.model_validate(
-                {"Error": "StagingSloBreach", "Cause": evaluation.summary}
-            )
-            return golive.rollback(params.run_id, breach)
-        golive.start_stage(params, Stage.CANARY, canary_reason(params))
-        sleep(params.canary_seconds)
-        evaluation = slo.evaluate(params, Stage.CANARY)
-        if not evaluation.passed:
-            breach = Failure.model_validate(
-                {"Error": "CanarySloBreach", "Cause": evaluation.summary}
-            )
-            return golive.rollback(params.run_id, breach)
-        return golive.promote(params, PROMOTE_REASON)
-    except Exception as exc:  # noqa: BLE001 - mirrors the machine's Catch on States.ALL
-        failure = Failure.model_validate({"Error": type(exc).__name__, "Cause": str(exc)})
-        return golive.rollback(params.run_id, failure)
+            error = "StagingSloBreach" if stage is Stage.STAGING else "CanarySloBreach"
+            breach = Failure.model_validate({"Error": error, "Cause": evaluation.summary})
+            self.golive.rollback(params.run_id, breach)
+            self._finish(params.run_id)
+            return
+        if stage is Stage.STAGING:
+            self.golive.start_stage(params, Stage.CANARY, canary_reason(params))
+            self._schedule(params, CANARY_GATE, params.canary_seconds)
+            return
+        self.golive.promote(params, PROMOTE_REASON)
+        self._finish(params.run_id)
+
+
+def _failure(exc: Exception) -> Failure:
+    return Failure.model_validate({"Error": type(exc).__name__, "Cause": str(exc)})

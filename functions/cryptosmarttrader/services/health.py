@@ -1,4 +1,4 @@
-"""Deep health: the dependency checks behind ``GET /health`` and the scheduled SLO probe.
+"""Deep health: the dependency checks behind ``GET /api/v1/health`` and the scheduled SLO probe.
 
 One verdict serves both: the deployment is healthy when every AWS dependency it runs on
 (DynamoDB, S3, SSM) answered. The exchange is checked and reported but not judged: a venue's

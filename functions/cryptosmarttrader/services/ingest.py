@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import polars as pl
 
@@ -34,9 +34,17 @@ from cryptosmarttrader.domain.circuit_breaker import BreakerConfig, BreakerState
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import ExchangeError, FatalExchangeError
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA, TIMEFRAME_MS
-from cryptosmarttrader.domain.quality import QualityConfig, Severity, check_ohlcv
+from cryptosmarttrader.domain.quality import (
+    Finding,
+    QualityConfig,
+    QualityRejectionError,
+    Severity,
+    check_ohlcv,
+    conform_candles,
+)
 from cryptosmarttrader.domain.types import Symbol, ms_from_utc, utc_from_ms
 from cryptosmarttrader.ports import LakeStore, MarketData, Metrics
+from cryptosmarttrader.services.progress import Progress, no_progress
 
 __all__ = [
     "BREAKER_PK",
@@ -55,6 +63,7 @@ __all__ = [
 WATERMARK_PK = "ingest#watermark"
 BREAKER_PK = "ingest#breaker"
 REJECTIONS_PK = "ingest#rejection"
+INGEST_STEP = "ingest series"  # progress step (services/progress.py)
 
 _NO_LIMIT = 10**9
 INGEST_QUALITY = QualityConfig(
@@ -70,7 +79,8 @@ class CandleSource(Protocol):
     """Closed candles of one symbol with ``since_ms <= ts <= until_ms`` (``OHLCV_SCHEMA``).
 
     Implemented by the ccxt exchange adapter and by :class:`MarketDataReplaySource`. Failures
-    raise the :mod:`cryptosmarttrader.domain.exchange` error taxonomy.
+    raise the :mod:`cryptosmarttrader.domain.exchange` error taxonomy; a source that refuses its
+    own data (a damaged recorded file) raises ``QualityRejectionError`` with the findings.
     """
 
     def fetch_ohlcv(
@@ -84,8 +94,19 @@ class StateStore(Protocol):
     def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
 
 
+@runtime_checkable
+class RecordedCandles(Protocol):
+    """A recorded source that can hand its candles over as recorded (file order, ungated)."""
+
+    def ohlcv_as_recorded(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> pl.DataFrame: ...
+
+
 class MarketDataReplaySource:
-    """Replays recorded candles (the ``MarketData`` port) as if they came from an exchange."""
+    """Replays recorded candles (the ``MarketData`` port) as if they came from an exchange:
+    rows as recorded when the source can give them (so the ingest gate judges them as it judges
+    an exchange's), else what the port serves."""
 
     def __init__(self, market: MarketData, exchange: str = "binance") -> None:
         self._market = market
@@ -94,10 +115,15 @@ class MarketDataReplaySource:
     def fetch_ohlcv(
         self, symbol: Symbol, timeframe: str, since_ms: int, until_ms: int
     ) -> pl.DataFrame:
+        read = (
+            self._market.ohlcv_as_recorded
+            if isinstance(self._market, RecordedCandles)
+            else self._market.ohlcv
+        )
         try:
-            return self._market.ohlcv(
-                symbol.value, timeframe, utc_from_ms(since_ms), utc_from_ms(until_ms)
-            )
+            return read(symbol.value, timeframe, utc_from_ms(since_ms), utc_from_ms(until_ms))
+        except QualityRejectionError:
+            raise  # the file is there but damaged: a quality rejection, not an exchange error
         except ValueError as exc:  # the MarketData port's "no such data" answer
             raise FatalExchangeError(self._exchange, "fetch_ohlcv", str(exc)) from exc
 
@@ -127,6 +153,7 @@ class SymbolOutcome:
     status: str = "ok"  # ok | up_to_date | rejected | exchange_error | skipped
     reason: str = ""
     rejected_codes: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # quality warnings of the ingested rows
 
 
 @dataclass
@@ -216,7 +243,13 @@ class IngestService:
 
     # ------------------------------------------------------------------ run
 
-    def run(self, exchange: str, timeframe: str, symbols: Sequence[str]) -> IngestReport:
+    def run(
+        self,
+        exchange: str,
+        timeframe: str,
+        symbols: Sequence[str],
+        progress: Progress = no_progress,
+    ) -> IngestReport:
         tf_ms = TIMEFRAME_MS.get(timeframe)
         if tf_ms is None:
             raise ValueError(f"unknown timeframe {timeframe!r}")
@@ -242,8 +275,10 @@ class IngestService:
             self._metrics.add("IngestSkipped", len(parsed), dimensions=dims)
         else:
             for position, symbol in enumerate(parsed):
+                progress(INGEST_STEP, position, len(parsed))
                 outcome, breaker = self._ingest_symbol(exchange, timeframe, tf_ms, symbol, breaker)
                 report.outcomes.append(outcome)
+                progress(INGEST_STEP, position + 1, len(parsed))
                 if breaker.state is BreakerState.OPEN:
                     reason = f"circuit breaker opened: {breaker.reason}"
                     report.skipped_reason = reason
@@ -275,6 +310,11 @@ class IngestService:
             since_ms = 0
         try:
             fetched = self._source.fetch_ohlcv(symbol, timeframe, max(since_ms, 0), until_ms)
+        except QualityRejectionError as exc:  # the source answered: its data is bad, not down
+            new = breaker.record_success()
+            self._save_breaker(exchange, breaker, new)
+            self._reject_source(exchange, timeframe, symbol.value, exc.findings, outcome)
+            return outcome, new
         except ExchangeError as exc:
             self._metrics.add(
                 "ExchangeErrors",
@@ -294,7 +334,12 @@ class IngestService:
         self._save_breaker(exchange, breaker, new)
         breaker = new
 
-        frame = self._conform(fetched, symbol.value)
+        frame, found = self._conform(fetched, symbol.value, exchange)
+        self._warn(exchange, [f for f in found if f.severity is Severity.WARNING], outcome)
+        if any(f.severity is Severity.ERROR for f in found):
+            errors = [f for f in found if f.severity is Severity.ERROR]
+            self._reject_source(exchange, timeframe, symbol.value, errors, outcome)
+            return outcome, breaker
         fresh = frame if wm is None else frame.filter(pl.col("ts") > wm)
         fresh = fresh.filter(pl.col("ts") <= until_ms)
         if fresh.is_empty():
@@ -307,12 +352,7 @@ class IngestService:
             )
             verdict = check_ohlcv(window, timeframe, now_ms, cfg.quality, source=exchange)
             warnings = [f for f in verdict.findings if f.severity is Severity.WARNING]
-            for finding in warnings:
-                self._metrics.add(
-                    "QualityWarnings",
-                    finding.count,
-                    dimensions={"exchange": exchange, "code": finding.code.value},
-                )
+            self._warn(exchange, warnings, outcome)
             if symbol.value in verdict.excluded:
                 self._reject(exchange, timeframe, symbol.value, batch, verdict.errors(), outcome)
                 return outcome, breaker
@@ -328,6 +368,46 @@ class IngestService:
             outcome.objects_written += len(keys)
             outcome.watermark_ms = last_ts
         return outcome, breaker
+
+    def _warn(self, exchange: str, warnings: Sequence[Finding], outcome: SymbolOutcome) -> None:
+        for finding in warnings:
+            self._metrics.add(
+                "QualityWarnings",
+                finding.count,
+                dimensions={"exchange": exchange, "code": finding.code.value},
+            )
+            if not any(w.startswith(f"{finding.code.value}:") for w in outcome.warnings):
+                outcome.warnings.append(f"{finding.code.value}: {finding.reason}")  # once a code
+
+    def _reject_source(
+        self,
+        exchange: str,
+        timeframe: str,
+        symbol: str,
+        findings: Sequence[Finding],
+        outcome: SymbolOutcome,
+    ) -> None:
+        """The fetched rows as a whole are refused (damaged file, impossible timestamps):
+        nothing is written, the watermark stays, the reasons are stored."""
+        reasons = [f"{f.code.value}: {f.reason}" for f in findings]
+        outcome.status = "rejected"
+        outcome.reason = "; ".join(reasons)
+        for f in findings:
+            outcome.rejected_codes[f.code.value] = outcome.rejected_codes.get(f.code.value, 0) + (
+                f.count or 1
+            )
+            self._metrics.add(
+                "CandlesRejected",
+                f.count or 1,
+                dimensions={"exchange": exchange, "code": f.code.value},
+            )
+        at = self._clock.now()
+        self._state.put(
+            REJECTIONS_PK,
+            f"{series_key(exchange, timeframe, symbol)}#source#{ms_from_utc(at):013d}",
+            {"rows": sum(f.count for f in findings), "codes": sorted(outcome.rejected_codes),
+             "reasons": reasons, "at": at},
+        )  # fmt: skip
 
     def _reject(
         self,
@@ -366,15 +446,18 @@ class IngestService:
         )
 
     @staticmethod
-    def _conform(frame: pl.DataFrame, symbol: str) -> pl.DataFrame:
+    def _conform(
+        frame: pl.DataFrame, symbol: str, exchange: str
+    ) -> tuple[pl.DataFrame, list[Finding]]:
+        """The source's rows as ``OHLCV_SCHEMA`` sorted by time, and the findings about them:
+        timestamps are never coerced (see ``conform_candles``); duplicates stay for the gate."""
         missing = set(OHLCV_SCHEMA) - set(frame.columns)
         if missing:
             raise ValueError(f"source returned a frame without {sorted(missing)} for {symbol}")
-        frame = frame.select(list(OHLCV_SCHEMA)).cast(pl.Schema(OHLCV_SCHEMA))
         others = frame.filter(pl.col("symbol") != symbol)
         if not others.is_empty():
             raise ValueError(f"source returned rows of {others['symbol'][0]} for {symbol}")
-        return frame.sort("ts")  # duplicates stay: the gate rejects them
+        return conform_candles(frame, source=exchange)
 
     def _emit_run_metrics(
         self, report: IngestReport, tf_ms: int, dims: dict[str, str], latency_ms: float

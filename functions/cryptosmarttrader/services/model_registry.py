@@ -37,6 +37,7 @@ from cryptosmarttrader.domain.model_canary import (
     ModelStage,
     ModelVersion,
     StageChange,
+    skill_gate,
     transition,
 )
 from cryptosmarttrader.ports import ModelDeployer, ModelRegistry, Predictor
@@ -157,6 +158,10 @@ class ModelRegistryService:
     def promote(self, number: int, reason: str, actor: str) -> ModelVersion:
         """Make ``number`` the production version; the previous one is archived."""
         candidate = self.get(number)
+        if candidate.card.skill is not None:
+            promotable, why = skill_gate(candidate.card.skill)
+            if not promotable:
+                raise ModelRegistryError(f"{candidate.label} fails the skill gate: {why}")
         if candidate.drift_blocked:
             raise ModelRegistryError(
                 f"{candidate.label} is blocked by a drift alarm: {candidate.drift_reason}"

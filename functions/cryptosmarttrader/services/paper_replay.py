@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from cryptosmarttrader.domain.clock import Clock, FixedClock
+from cryptosmarttrader.services.progress import Progress, no_progress
 from cryptosmarttrader.services.scan import ScanService
 from cryptosmarttrader.services.trading_cycle import TradingCycle
 
 __all__ = ["CYCLE_OFFSETS", "PaperReplay", "ReplayDay"]
 
+PAPER_STEP = "paper replay days"  # progress step (services/progress.py)
 SCAN_OFFSET = timedelta(minutes=15)
 CYCLE_OFFSETS = (timedelta(hours=1, minutes=10), timedelta(hours=2, minutes=10))
 
@@ -42,13 +44,16 @@ class PaperReplay:
     cycle_for: Callable[[Clock], TradingCycle]
     days: list[ReplayDay] = field(default_factory=list)
 
-    def run(self, start: date, end: date, every_days: int) -> list[ReplayDay]:
+    def run(
+        self, start: date, end: date, every_days: int, progress: Progress = no_progress
+    ) -> list[ReplayDay]:
         if end < start or every_days < 1:
             raise ValueError(f"need start <= end and every_days >= 1, got {start}..{end}")
-        day = start
-        while day <= end:
-            self.days.append(self._decide_and_execute(day))
-            day += timedelta(days=every_days)
+        total = (end - start).days // every_days + 1
+        for done in range(total):
+            progress(PAPER_STEP, done, total)
+            self.days.append(self._decide_and_execute(start + timedelta(days=done * every_days)))
+        progress(PAPER_STEP, total, total)
         return self.days
 
     def _decide_and_execute(self, day: date) -> ReplayDay:

@@ -62,10 +62,15 @@ class RiskStateService:
     clock: Clock
     thresholds: RiskThresholds = field(default_factory=RiskThresholds)
 
+    def stored(self) -> RiskState | None:
+        """The stored state, or None on a stack that never stored one."""
+        raw = self.store.get(RISK_PK, CURRENT_SK)
+        return None if raw is None else RiskState.from_dict(raw)
+
     def load(self) -> RiskState:
         """The stored state, or NORMAL from now if none was ever stored."""
-        raw = self.store.get(RISK_PK, CURRENT_SK)
-        return RiskState.initial(self.clock.now()) if raw is None else RiskState.from_dict(raw)
+        stored = self.stored()
+        return RiskState.initial(self.clock.now()) if stored is None else stored
 
     def observe(self, obs: RiskObservation) -> tuple[RiskState, RiskTransition | None]:
         """Feed one observation through :func:`step`, persist, engage the switch if required."""

@@ -12,7 +12,7 @@ freshness is ``DataStaleness``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,10 +26,20 @@ from cryptosmarttrader.domain.agents.base import abstentions
 from cryptosmarttrader.domain.agents.technical import technical_votes
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.market import DAY_MS
-from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus, book_exposure
+from cryptosmarttrader.domain.orders import (
+    Intent,
+    OrderIntent,
+    OrderStatus,
+    book_exposure,
+    holding,
+    position_episode,
+    resolve_close,
+)
+from cryptosmarttrader.domain.pit_universe import members_on
 from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.ranking import RankedSignal, rank
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLevel, RiskLimits, size_for_fraction
+from cryptosmarttrader.domain.series_breaks import cut_series
 from cryptosmarttrader.domain.types import (
     Action,
     Money,
@@ -48,7 +58,12 @@ from cryptosmarttrader.ports import (
     PositionStore,
     SignalStore,
 )
-from cryptosmarttrader.services.scoring import TrainedModel, ensemble_scan_votes
+from cryptosmarttrader.services.scoring import (
+    RankingModel,
+    TrainedModel,
+    ensemble_scan_votes_with_agents,
+    ranking_scan_votes,
+)
 from cryptosmarttrader.settings import TradingSettings
 
 if TYPE_CHECKING:
@@ -58,11 +73,25 @@ TECHNICAL_ONLY = (
     "technical agent only: no fitted ensemble configured, so confidence is indicator agreement, "
     "not a calibrated probability"
 )
+MODEL_TECHNICAL = "technical-agent"  # the model version when no fitted ensemble is configured
 LOOKBACK_DAYS = 260  # SMA200 plus a margin for the quality gate's history checks
+RANKING_LOOKBACK_DAYS = 370  # the ranking model's 365-day high and listing age
 
 
 class ScanInputError(ValueError):
     """The scan request itself is wrong (date in the future, before any data...)."""
+
+
+class AgentVote(BaseModel):
+    """One agent's vote on a ranked coin, or its abstention with the reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent: str
+    probability: float | None
+    confidence: float | None
+    abstain_reason: str | None
+    reasons: list[str]
 
 
 class ScanRow(BaseModel):
@@ -79,6 +108,7 @@ class ScanRow(BaseModel):
     order_status: str | None
     price: float | None
     reasons: list[str]
+    votes: list[AgentVote] = []  # each agent's vote or abstention behind this row
 
 
 class ExitRow(BaseModel):
@@ -100,14 +130,19 @@ class ScanReport(BaseModel):
     asof: datetime
     universe: int
     excluded_by_quality: int
+    # coins with data as of the scan left out by the universe rules, with the reason each
+    excluded_by_rule: dict[str, str] = {}
     quality_totals: dict[str, int]
     abstained: int
     orders_created: int
     duplicates_prevented: int
     decision_basis: str
     rows: list[ScanRow]
+    model_version: str = MODEL_TECHNICAL  # what produced the scores (model id or the agent)
     # positions the scan no longer selects: one CLOSE decision each (or why none was recorded)
     exits: list[ExitRow] = []
+    # BUY decisions on coins the paper venue cannot trade (research universe): not ordered
+    not_ordered_untradable: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +159,9 @@ class Analysis:
     decision_basis: str
     agent_stats: dict[str, tuple[int, float | None]] = field(default_factory=dict)
     gated: int = 0  # votes over the whole universe passing the confidence gate
+    excluded_by_rule: dict[str, str] = field(default_factory=dict)
+    agent_votes: dict[str, list[AgentVote]] = field(default_factory=dict)  # ranked coins only
+    model_version: str = MODEL_TECHNICAL
 
 
 @dataclass
@@ -133,11 +171,18 @@ class ScanAnalyzer:
     market: MarketData
     clock: Clock
     settings: TradingSettings
+    # symbols never ranked; a mapping gives the reason of each (shown in the report)
     excluded_symbols: Collection[str] = field(default_factory=frozenset)
-    model: TrainedModel | None = None  # the calibrated ensemble; None → technical agent only
+    # the promoted ranking model, or the legacy calibrated ensemble; None → technical agent only
+    model: TrainedModel | RankingModel | None = None
+    # point-in-time universe (monthly top-N snapshots); used on the days it covers
+    membership: pl.DataFrame | None = None
     # Why the upstream data cannot be trusted right now (e.g. the ingest circuit breaker is
     # open), or None. When set, every agent abstains with that reason instead of voting.
     data_health: Callable[[], str | None] | None = None
+    # Ranked, but never ordered: coins the paper venue can neither fill nor value (the research
+    # view of the whole recorded universe, CST_UNIVERSE=all). Their BUYs are reported only.
+    untradable: Collection[str] = field(default_factory=frozenset)
 
     def analyze(self, asof: datetime, top_n: int | None = None) -> Analysis:
         frame, asof_ms = self.read_market(asof)
@@ -152,35 +197,88 @@ class ScanAnalyzer:
             raise ScanInputError(f"as-of {asof:%Y-%m-%d} is in the future (now {now:%Y-%m-%d})")
         asof_ms = int(asof.astimezone(UTC).timestamp() * 1000)
         asof_ms -= asof_ms % DAY_MS  # a scan decides on the daily bar opening at 00:00 UTC
-        frame = self.market.daily_universe(utc_from_ms(asof_ms), LOOKBACK_DAYS)
+        lookback = RANKING_LOOKBACK_DAYS if isinstance(self.model, RankingModel) else LOOKBACK_DAYS
+        frame = self.market.daily_universe(utc_from_ms(asof_ms), lookback)
         if frame.is_empty():
             raise ScanInputError(
-                f"no market data in the {LOOKBACK_DAYS} days up to {utc_from_ms(asof_ms):%Y-%m-%d}"
+                f"no market data in the {lookback} days up to {utc_from_ms(asof_ms):%Y-%m-%d}"
             )
         return frame, asof_ms
 
     def decide(self, frame: pl.DataFrame, asof_ms: int, top_n: int | None = None) -> Analysis:
         """Quality gate → agents → ranking over the bars :meth:`read_market` returned."""
         n = top_n or self.settings.top_n
+        present = set(frame["symbol"].unique().to_list())
+        by_rule = {
+            s: (
+                str(self.excluded_symbols[s])
+                if isinstance(self.excluded_symbols, Mapping)
+                else "excluded by the universe rules"
+            )
+            for s in sorted(present.intersection(self.excluded_symbols))
+        }
         frame = frame.filter(~pl.col("symbol").is_in(list(self.excluded_symbols)))
-        quality = check_daily(frame, asof_ms)
+        top = self.model.top_n if isinstance(self.model, RankingModel) else 200
+        members = self._members(asof_ms, top)
+        if members is not None:  # a replayed day: the point-in-time universe of that day
+            frame = frame.filter(pl.col("symbol").is_in(members))
+        # a coin's broken rows (duplicate or sub-daily days, a token swap) cut that coin's
+        # series there; they never abort the scan
+        cut = cut_series(frame).frame
+        current = cut.filter(pl.col("segment") == pl.col("segment").max().over("symbol"))
+        frame = current.select(frame.columns)
+        quality = check_daily(
+            frame.filter(pl.col("ts") > asof_ms - LOOKBACK_DAYS * DAY_MS), asof_ms
+        )
         blocked = self.data_health() if self.data_health is not None else None
+        no_trade: str | None = None
         if blocked is not None:
             symbols = quality.clean["symbol"].unique().sort().to_list()
             votes = abstentions(symbols, "all", asof_ms, f"data source unhealthy: {blocked}")
             basis = f"abstaining: {blocked}"
+            agents = votes
+        elif isinstance(self.model, RankingModel):
+            votes, quality = ranking_scan_votes(self.model, frame, asof_ms, members)
+            basis = self.model.description
+            if not self.model.trade:
+                no_trade = f"no trade: {self.model.decision_reason}"
+            agents = votes
         elif self.model is None:
             votes = technical_votes(quality.clean, asof_ms)
             basis = TECHNICAL_ONLY
+            agents = votes
         else:
-            votes = ensemble_scan_votes(self.model, frame, quality.clean, asof_ms)
+            votes, agents = ensemble_scan_votes_with_agents(
+                self.model, frame, quality.clean, asof_ms
+            )
             basis = self.model.description
-        ranked = rank(votes, confidence_gate=self.settings.confidence_gate, top_n=n)
+        if isinstance(self.model, RankingModel) and blocked is None and votes.height:
+            # the model's own order (its score, highest first): the calibrated probability is
+            # monotone in it but flat where the model cannot tell coins apart
+            order = {sym: i for i, sym in enumerate(votes["symbol"].to_list())}
+            everything = rank(
+                votes, confidence_gate=self.settings.confidence_gate, top_n=votes.height
+            )
+            ranked = sorted(everything, key=lambda sig: order.get(sig.symbol, len(order)))[:n]
+        else:
+            ranked = rank(votes, confidence_gate=self.settings.confidence_gate, top_n=n)
+        if no_trade is not None:
+            ranked = [
+                replace(s, action=Action.HOLD, reasons=(*s.reasons, no_trade))
+                if s.action is Action.BUY
+                else replace(s, reasons=(*s.reasons, no_trade))
+                for s in ranked
+            ]
         voted = votes.filter(pl.col("abstain_reason").is_null())
         stats = voted.group_by("agent").agg(pl.len().alias("n"), pl.col("confidence").mean())
-        gated = voted.filter(
-            (pl.col("probability") > 0.5) & (pl.col("confidence") >= self.settings.confidence_gate)
-        ).height
+        gated = (
+            0
+            if no_trade is not None
+            else voted.filter(
+                (pl.col("probability") > 0.5)
+                & (pl.col("confidence") >= self.settings.confidence_gate)
+            ).height
+        )
         at_asof = quality.clean.filter(pl.col("ts") == asof_ms).select("symbol", "close")
         return Analysis(
             asof_ms=asof_ms,
@@ -196,7 +294,21 @@ class ScanAnalyzer:
                 for agent, count, mean in stats.iter_rows()
             },
             gated=gated,
+            excluded_by_rule=by_rule,
+            agent_votes=_votes_of(agents, [r.symbol for r in ranked]),
+            model_version=MODEL_TECHNICAL if self.model is None else self.model.version,
         )
+
+    def _members(self, asof_ms: int, top_n: int) -> list[str] | None:
+        """The point-in-time members on the day (priced ones), or None when no snapshot covers
+        it (the live scan then takes the day's own top-N by market cap)."""
+        if self.membership is None:
+            return None
+        day = asof_ms // DAY_MS
+        members = members_on(self.membership, [day], top_n)
+        if members.is_empty() or day - int(members["snapshot_day"].max()) > 35:  # type: ignore[arg-type]
+            return None
+        return members["coingecko_id"].drop_nulls().to_list()
 
 
 @dataclass
@@ -247,6 +359,12 @@ class ScanService:
         level = self.risk_state() if self.risk_state is not None else self.risk_level
         exposure = self._exposure()  # updated in place as this run's orders are recorded
         rows, created, dupes = self._act(analysis.ranked, analysis.prices, level, exposure)
+        untradable = sum(
+            r.action is Action.BUY and r.symbol in self.analyzer.untradable for r in rows
+        )
+        rows = [
+            r.model_copy(update={"votes": analysis.agent_votes.get(r.symbol, [])}) for r in rows
+        ]
         exits = self._exits(analysis, level)
         created += sum(e.order_status == OrderStatus.NEW.value for e in exits)
         dupes += sum(e.order_status == "duplicate" for e in exits)
@@ -256,6 +374,7 @@ class ScanService:
             asof=utc_from_ms(analysis.asof_ms),
             universe=analysis.universe,
             excluded_by_quality=analysis.excluded_by_quality,
+            excluded_by_rule=analysis.excluded_by_rule,
             quality_totals=analysis.quality_totals,
             abstained=analysis.abstained,
             orders_created=created,
@@ -263,6 +382,8 @@ class ScanService:
             decision_basis=analysis.decision_basis,
             rows=rows,
             exits=exits,
+            not_ordered_untradable=untradable,
+            model_version=analysis.model_version,
         )
         if self.signals is not None:
             self.signals.save(report.asof.date().isoformat(), report.model_dump(mode="json"))
@@ -292,7 +413,13 @@ class ScanService:
                 "price": price,
                 "reasons": list(sig.reasons),
             }
-            if sig.action is Action.BUY and price is not None:
+            if sig.action is Action.BUY and sig.symbol in self.analyzer.untradable:
+                row["reasons"] = [
+                    *sig.reasons,
+                    "not ordered: the paper venue cannot trade this coin (no recorded exchange "
+                    "pair); research universe only",
+                ]
+            elif sig.action is Action.BUY and price is not None:
                 row.update(self._order(i, sig, Price.of(price), guard, equity, exposure, level))
                 created += row.pop("_created", 0)
                 dupes += row.pop("_duplicate", 0)
@@ -327,16 +454,27 @@ class ScanService:
                 why = "no clean price as of the scan: held, no exit decided on untrusted data"
                 out.append(ExitRow(**row, reasons=[why]))
                 continue
-            intent = OrderIntent(
-                strategy=self.settings.strategy,
-                symbol=Symbol(symbol),
-                side=Side.SELL,
-                intent=Intent.CLOSE,
-                signal_bar_ms=analysis.asof_ms,
-                quantity=Quantity(held),
-                reference_price=Price.of(price),
+            # the close is keyed on the position: an open close of it (the scan's of an earlier
+            # day, the RiskGuard's flatten) is this decision already ordered
+            intent, live = resolve_close(
+                OrderIntent(
+                    strategy=self.settings.strategy,
+                    symbol=Symbol(symbol),
+                    side=Side.SELL,
+                    intent=Intent.CLOSE,
+                    signal_bar_ms=analysis.asof_ms,
+                    quantity=Quantity(held),
+                    reference_price=Price.of(price),
+                ),
+                position_episode(pos),
+                self._status_of,
             )
             reason = "not selected by this scan: close the position"
+            if live is not None:
+                dupe = "duplicate suppressed: this position is already being closed"
+                row.update(client_order_id=intent.client_order_id.value, order_status="duplicate")
+                out.append(ExitRow(**row, reasons=[reason, f"{dupe} (status {live.value})"]))
+                continue
             kill = self.kill_switch.status()  # read before every order (cached a few seconds)
             verdict = guard.check(
                 intent,
@@ -345,11 +483,13 @@ class ScanService:
                 level=level,
                 kill_switch_on=kill.on,
                 kill_switch_reason=kill.reason,
+                holding=holding(symbol, pos, self.orders.list_open(symbol), include_new=True),
             )
-            if not verdict.approved:
+            if not verdict.approved or verdict.quantity is None:
                 why = f"rejected by RiskGuard rule {verdict.rule}: {verdict.reason}"
                 out.append(ExitRow(**row, reasons=[reason, why]))
                 continue
+            intent = replace(intent, quantity=verdict.quantity)
             outcome = self._record(intent, 0, [reason])
             outcome.pop("_created", None)
             outcome.pop("_duplicate", None)
@@ -449,6 +589,7 @@ class ScanService:
             "notional": (intent.quantity.value * price).quantize(Decimal("0.01")),
             "strategy": intent.strategy,
             "signal_bar_ms": intent.signal_bar_ms,
+            "position_key": intent.position_key,
             "status": OrderStatus.NEW.value,
             "rank": rank,
             "mode": "paper",
@@ -473,5 +614,27 @@ class ScanService:
         }
 
     def _exposure(self) -> dict[str, Decimal]:
-        """Notional per asset: positions plus non-terminal buy orders (pending exposure)."""
-        return book_exposure(self.positions.get_all(), self.orders.list_orders())
+        """Notional per asset: positions plus non-terminal buy orders (pending exposure), from
+        the open-orders index (not the whole history)."""
+        return book_exposure(self.positions.get_all(), self.orders.list_open())
+
+    def _status_of(self, client_order_id: str) -> OrderStatus | None:
+        stored = self.orders.get(client_order_id)
+        return None if stored is None else OrderStatus(str(stored["status"]))
+
+
+def _votes_of(votes: pl.DataFrame, symbols: Sequence[str]) -> dict[str, list[AgentVote]]:
+    """Each agent's vote or abstention on the ranked ``symbols`` (top N: a few dozen rows)."""
+    mine = votes.filter(pl.col("symbol").is_in(list(symbols))).sort("symbol", "agent")
+    out: dict[str, list[AgentVote]] = {}
+    for row in mine.iter_rows(named=True):
+        out.setdefault(str(row["symbol"]), []).append(
+            AgentVote(
+                agent=str(row["agent"]),
+                probability=row["probability"],
+                confidence=row["confidence"],
+                abstain_reason=row["abstain_reason"],
+                reasons=list(row["reasons"] or []),
+            )
+        )
+    return out

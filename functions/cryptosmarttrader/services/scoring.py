@@ -2,23 +2,39 @@
 stacked and calibrated by a model fitted walk-forward (``cst evaluate --save-model``), with the
 liquidity agent's vetoes applied. Without a fitted model the scan falls back to the technical
 agent alone and says so in every row's reasons.
+
+The ranking model (:class:`RankingModel`, ``cst evaluate --save-model``) is served by
+:func:`ranking_scan_votes`: the same rows, features and calibrated probability as the
+walk-forward evaluation computed for that day (:func:`ranking_rows`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from cryptosmarttrader.domain.agents.base import VOTE_SCHEMA
+from cryptosmarttrader.domain.agents.base import VOTE_SCHEMA, abstentions
+from cryptosmarttrader.domain.agents.early_mover import early_mover_votes
 from cryptosmarttrader.domain.agents.liquidity import vetoed
 from cryptosmarttrader.domain.agents.ml_predictor import ml_votes
 from cryptosmarttrader.domain.agents.registry import AGENTS, MarketState, run_agents
-from cryptosmarttrader.domain.ensemble import EnsembleModel, ensemble_votes
+from cryptosmarttrader.domain.agents.technical import technical_votes
+from cryptosmarttrader.domain.ensemble import EnsembleModel, IsotonicCalibrator, ensemble_votes
 from cryptosmarttrader.domain.features import features_at
-from cryptosmarttrader.ports import Predictor
+from cryptosmarttrader.domain.market import DAILY_SCHEMA, DAY_MS
+from cryptosmarttrader.domain.quality import QualityResult, check_daily
+from cryptosmarttrader.domain.rank_features import (
+    CANDIDATE_SIGNALS,
+    coin_features,
+    rank_within_day,
+)
+from cryptosmarttrader.domain.series_breaks import cut_series
+from cryptosmarttrader.ports import Predictor, Ranker
 
 DIRECTIONAL = frozenset(spec.name for spec in AGENTS if spec.directional)
 
@@ -30,6 +46,14 @@ class TrainedModel:
     ensemble: EnsembleModel
     predictor: Predictor
     meta: Mapping[str, Any] = field(default_factory=dict)  # train_end, target, created_at...
+
+    @property
+    def version(self) -> str:
+        """The model's id: its registry label when loaded from the registry, else its fit."""
+        label = self.meta.get("label") or self.meta.get("version")
+        if label:
+            return str(label)
+        return f"ensemble-{self.meta.get('train_end', 'unknown')}"
 
     @property
     def description(self) -> str:
@@ -47,6 +71,14 @@ def ensemble_scan_votes(
     ``window`` is the raw daily window the scan read (features are computed on it, exactly as
     in training); ``clean`` is what passed the quality gate (the agents and the universe).
     """
+    return ensemble_scan_votes_with_agents(model, window, clean, asof_ms)[0]
+
+
+def ensemble_scan_votes_with_agents(
+    model: TrainedModel, window: pl.DataFrame, clean: pl.DataFrame, asof_ms: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`ensemble_scan_votes`, and every agent's own vote or abstention beside it (the
+    directional agents, the ML predictor and the veto agents), ``VOTE_SCHEMA`` each."""
     all_votes = run_agents(MarketState(universe=clean), asof_ms)
     directional = all_votes.filter(pl.col("agent").is_in(list(DIRECTIONAL)))
     symbols = clean.filter(pl.col("ts") == asof_ms)["symbol"].unique().sort().to_list()
@@ -54,9 +86,10 @@ def ensemble_scan_votes(
     ml = ml_votes(feats, model.predictor, asof_ms=asof_ms, symbols=symbols)
     votes = pl.concat([directional, ml.cast(VOTE_SCHEMA)], how="vertical")  # type: ignore[arg-type]
     ens = ensemble_votes(votes, model.ensemble)
+    agents = pl.concat([all_votes.cast(VOTE_SCHEMA), ml.cast(VOTE_SCHEMA)], how="vertical")  # type: ignore[arg-type]
     vetoes = vetoed(all_votes)
     if vetoes.is_empty():
-        return ens
+        return ens, agents
     return (
         ens.join(vetoes, on="symbol", how="left")
         .with_columns(
@@ -68,4 +101,156 @@ def ensemble_scan_votes(
         )
         .drop("reason")
         .cast(VOTE_SCHEMA)  # type: ignore[arg-type]
+    ), agents
+
+
+# ------------------------------------------------------------------------------ ranking model
+@dataclass(frozen=True)
+class RankingModel:
+    """The promoted ranking model as the scan serves it: the ranker, the monotone calibration
+    of its within-day percentile to P(event), the signals it reads, and the walk-forward
+    evaluation that judged it (whether it may trade at all, and why)."""
+
+    ranker: Ranker
+    calibrator: IsotonicCalibrator | None
+    signals: tuple[str, ...]
+    event: str
+    evaluation: Mapping[str, Any]
+    top_n: int = 200
+    min_volume_usd: float = 100_000.0
+    gate_days: int = 260  # the quality gate's and the agents' window (as in the evaluation)
+
+    @property
+    def trade(self) -> bool:
+        return bool(self.evaluation.get("decision", {}).get("trade", False))
+
+    @property
+    def version(self) -> str:
+        """What produced the scores: the registry version when the evaluation names it, else
+        the evaluated period's end."""
+        named = self.evaluation.get("version") or self.evaluation.get("model_version")
+        if named:
+            return str(named)
+        return f"ranking-{self.evaluation.get('config', {}).get('end', 'unknown')}"
+
+    @property
+    def decision_reason(self) -> str:
+        return str(self.evaluation.get("decision", {}).get("reason", "no evaluation recorded"))
+
+    @property
+    def description(self) -> str:
+        cfg = self.evaluation.get("config", {})
+        return (
+            f"ranking model evaluated {cfg.get('start', '?')}..{cfg.get('end', '?')}; "
+            f"P({self.event}); "
+            + ("trades" if self.trade else f"does not trade: {self.decision_reason}")
+        )
+
+
+def ranking_rows(
+    window: pl.DataFrame,
+    asof_ms: int,
+    *,
+    members: Collection[str] | None,
+    top_n: int,
+    gate_days: int,
+    min_volume_usd: float,
+) -> tuple[pl.DataFrame, QualityResult]:
+    """The day's ranked rows exactly as the evaluation builds them: series cut at breaks (the
+    current segment only), the universe (``members`` — the point-in-time list — or the day's
+    top ``top_n`` by market cap), the quality gate and the agents on the last ``gate_days``,
+    the coin features on the whole window (>= RANK_LOOKBACK_DAYS), eligibility, then the
+    within-day percentiles."""
+    day = asof_ms // DAY_MS
+    cuts = cut_series(window.filter(pl.col("ts") // DAY_MS <= day))
+    frame = cuts.frame.filter(pl.col("segment") == pl.col("segment").max().over("symbol"))
+    today = frame.filter(pl.col("day") == day)
+    if members is None:
+        names = (
+            today.filter(pl.col("market_cap") > 0)
+            .sort("market_cap", descending=True)
+            .head(top_n)["symbol"]
+            .to_list()
+        )
+    else:
+        names = [m for m in members if m in set(today["symbol"].to_list())]
+    frame = frame.filter(pl.col("symbol").is_in(names))
+    gate_window = frame.filter(pl.col("day") > day - gate_days).select(list(DAILY_SCHEMA))
+    quality = check_daily(gate_window.sort("symbol", "ts"), asof_ms)
+    clean = quality.clean
+    eligible = clean.filter(pl.col("ts") // DAY_MS == day).select("symbol")
+    votes = pl.concat([technical_votes(clean, asof_ms), early_mover_votes(clean, asof_ms)]).filter(
+        (pl.col("ts") // DAY_MS == day) & pl.col("abstain_reason").is_null()
     )
+    p = {
+        agent: votes.filter(pl.col("agent") == agent).select(
+            "symbol", pl.col("probability").alias(f"p_{agent}")
+        )
+        for agent in ("technical", "early_mover")
+    }
+    feats = coin_features(frame).filter(pl.col("day") == day)
+    rows = (
+        eligible.join(p["technical"], on="symbol", how="left")
+        .join(p["early_mover"], on="symbol", how="left")
+        .join(feats, on="symbol", how="inner")
+        .filter(
+            pl.col("log_market_cap").is_not_null()
+            & (pl.col("log_volume_30d") >= math.log1p(min_volume_usd))
+        )
+        .sort("symbol")
+    )
+    return rank_within_day(rows, CANDIDATE_SIGNALS), quality
+
+
+def ranking_scan_votes(
+    model: RankingModel,
+    window: pl.DataFrame,
+    asof_ms: int,
+    members: Collection[str] | None = None,
+) -> tuple[pl.DataFrame, QualityResult]:
+    """Votes (``VOTE_SCHEMA``) of the ranking model for the day, in the model's order (highest
+    score first): ``probability`` and ``confidence`` are both the calibrated P(event) — the one
+    quantity the gate reads. Without a calibration every coin abstains (no probability, no
+    trade)."""
+    rows, quality = ranking_rows(
+        window,
+        asof_ms,
+        members=members,
+        top_n=model.top_n,
+        gate_days=model.gate_days,
+        min_volume_usd=model.min_volume_usd,
+    )
+    if rows.is_empty():
+        return pl.DataFrame(schema=VOTE_SCHEMA), quality
+    x = (
+        rows.select(pl.col(f"{s}_pct").cast(pl.Float64).fill_null(np.nan) for s in model.signals)
+        .to_numpy()
+        .astype(np.float64)
+    )
+    score = model.ranker.score(x)
+    pct = pl.Series(score).rank("average").to_numpy() / len(score)
+    by_score = np.argsort(-score, kind="stable")  # votes in the model's order, best first
+    score, pct = score[by_score], pct[by_score]
+    symbols = [rows["symbol"][int(i)] for i in by_score]
+    if model.calibrator is None:
+        return abstentions(
+            symbols, "ranking", asof_ms, "the ranking model has no calibration: no probability"
+        ), quality
+    prob = model.calibrator.apply(pct)
+    reasons = [
+        [f"calibrated P({model.event}) = {pr:.3f}", f"rank percentile {pc:.2f} of the day"]
+        for pr, pc in zip(prob.tolist(), pct.tolist(), strict=True)
+    ]
+    votes = pl.DataFrame(
+        {
+            "symbol": symbols,
+            "agent": ["ranking"] * len(symbols),
+            "ts": [asof_ms] * len(symbols),
+            "probability": prob,
+            "confidence": prob,
+            "reasons": reasons,
+            "abstain_reason": [None] * len(symbols),
+        },
+        schema=VOTE_SCHEMA,
+    )
+    return votes, quality

@@ -17,7 +17,10 @@ Run by the scheduled execution function (hourly, after the hourly candles are in
    the data-quality and exchange-error breakers escalate; EMERGENCY and SHUTDOWN turn the
    kill-switch on;
 5. at EMERGENCY with the kill-switch off again (a human looked), every position is flattened by a
-   CLOSE order through the same exactly-once path (one per position and bar).
+   CLOSE order through the same exactly-once path. A close is keyed on the position, not the
+   bar: while it is open (on AWS the fill bar reaches the lake only after the next cycle), the
+   next cycles find it and send nothing, and a scan's CLOSE of the same position is the same
+   order. A sell is capped at what is held minus the sells already open.
 
 Metrics: DailyPnl, Drawdown, RiskLevel, GrossExposure, Equity here; OrdersSent, OrdersFilled,
 SlippageBps, OrderLatency, OrdersRejectedByRisk from the execution service; and per cycle the
@@ -28,6 +31,7 @@ tracking error.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -77,8 +81,10 @@ __all__ = [
 FLATTEN_STRATEGY = "riskguard-flatten"
 EXECUTION_PK = "execution"  # state-table partition of the execution cycle
 VALUATION_SK = "valuation"  # the last cycle's equity and its backtest twin
+EQUITY_PREFIX = "equity#"  # one point per cycle: sk equity#<iso instant> (the equity series)
 BPS = Decimal(10_000)
 CLUSTER_LOOKBACK_DAYS = 120
+STALE_DAILY_DAYS = 2  # a newest daily bar older than this is stale: the ingest is not running
 
 
 class CycleInputError(ValueError):
@@ -166,6 +172,10 @@ class CycleReport(BaseModel):
     risk_transition: str | None
     positions: dict[str, float]
     unmarked: list[str]
+    # whether the market data the cycle decided on is fresh, and what it was (or lacked)
+    market_data_fresh: bool = True
+    market_data: str = ""
+    unmarked_reasons: dict[str, str] = {}  # symbol → why it has no mark this cycle (bad data...)
     stage: str = "none"  # the go-live stage trading runs under (state table), and its sizing
     # account return since the previous cycle and the same for the backtest's fills (go-live SLIs)
     strategy_return_bps: float | None = None
@@ -183,6 +193,7 @@ class TradingCycle:
     cluster_threshold: float = 0.8
     slis: SliRecorder | None = None  # the go-live returns (tracking error) under this Stage
     marks: dict[str, Mark] = field(default_factory=dict, init=False)
+    mark_errors: dict[str, str] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if self.timeframe not in TIMEFRAME_MS:
@@ -196,21 +207,24 @@ class TradingCycle:
 
     def run(self) -> CycleReport:
         now = self.now
-        since = self.risk.load().since
-        if now < since:  # checked before anything is sent: a replay cannot rewrite history
+        # checked before anything is sent: a replay cannot rewrite history. Only a *stored*
+        # state counts: a stack that never stored one starts NORMAL at its first observation.
+        stored = self.risk.stored()
+        if stored is not None and now < stored.since:
             raise CycleInputError(
                 f"cycle at {now.isoformat()} precedes the stored risk state "
-                f"({since.isoformat()}): replay instants must move forward"
+                f"({stored.since.isoformat()}): replay instants must move forward"
             )
         ledger = self.execution.orders
         symbols = sorted(
-            {str(o["symbol"]) for o in ledger.list_orders()}
-            | set(self.execution.positions.get_all())
+            {str(o["symbol"]) for o in ledger.list_open()} | set(self.execution.positions.get_all())
         )
+        self.mark_errors = {}
         self.marks = {s: m for s in symbols if (m := self.mark(s, now)) is not None}
         universe = self.market.daily_universe(now, CLUSTER_LOOKBACK_DAYS)
         self.execution.clusters = self._clusters(universe)
         bad_data = _bad_data_fraction(universe, now)
+        fresh, market_note = _market_freshness(universe, now)
         # the equity the RiskGuard sizes this cycle's decisions on: valued once, before sending
         # (the ledger is not re-read per decision; fills within the cycle move it by fees only)
         equity = self._equity_money()
@@ -232,6 +246,7 @@ class TradingCycle:
         daily = _change_pct(state.day_start_equity, account.equity)
         drawdown = _change_pct(state.peak_equity, account.equity)
         self._emit(state.level, account, daily, drawdown)
+        self._record_point(now, account, reference, state.level)
         returns = self._period_returns(now, account.equity, reference.equity)
         if returns is not None and self.slis is not None:
             self.slis.emit((mn.STRATEGY_RETURN, returns[0]), (mn.REFERENCE_RETURN, returns[1]))
@@ -254,6 +269,9 @@ class TradingCycle:
             else f"{move.from_level.name} -> {move.to_level.name}: {move.reason}",
             positions={s: float(q) for s, q in account.positions.items()},
             unmarked=list(account.unmarked),
+            market_data_fresh=fresh,
+            market_data=market_note,
+            unmarked_reasons=dict(self.mark_errors),
             stage=stage,
             strategy_return_bps=None if returns is None else returns[0],
             reference_return_bps=None if returns is None else returns[1],
@@ -306,6 +324,24 @@ class TradingCycle:
         )
         return account, reference
 
+    def _record_point(
+        self, now: datetime, account: Account, reference: Account, level: RiskLevel
+    ) -> None:
+        """The equity series point of this cycle (a rerun at the same instant rewrites it);
+        an unknown equity is stored as absent, never as a guess."""
+        self.risk.store.put(
+            EXECUTION_PK,
+            f"{EQUITY_PREFIX}{now.isoformat()}",
+            {
+                "at": now,
+                "equity": account.equity,
+                "reference": reference.equity,
+                "cash": account.cash,
+                "fees": account.fees,
+                "risk_level": level.name,
+            },
+        )
+
     def _period_returns(
         self, now: datetime, equity: Decimal | None, reference: Decimal | None
     ) -> tuple[float, float] | None:
@@ -339,12 +375,17 @@ class TradingCycle:
         now_ms = ms_from_utc(now)
         try:
             bars = self.market.ohlcv(symbol, self.timeframe, now - timedelta(days=2), now)
-        except ValueError:
-            return None  # unknown symbol at this source: unmarked, never guessed
+        except ValueError as exc:  # unknown symbol, or bars the data layer's gate rejected
+            self.mark_errors[symbol] = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            return None  # unmarked (this symbol only), never guessed
         closed = bars.filter(pl.col("ts") + step <= now_ms).sort("ts")
         if closed.is_empty():
             return None
         last = closed.row(-1, named=True)
+        close = last["close"]
+        if close is None or not (math.isfinite(close) and close > 0):  # a source without a gate
+            self.mark_errors[symbol] = f"{symbol}: last close {close} is not a price"
+            return None
         last_ts = int(last["ts"])
         day = closed.filter(pl.col("ts") > last_ts - DAY_MS)  # the 24 h ending with it
         complete = day.height == DAY_MS // step
@@ -370,11 +411,15 @@ class TradingCycle:
     # ------------------------------------------------------------------ risk actions
 
     def _flatten(self, level: RiskLevel, account: Account) -> int:
-        """At EMERGENCY, once the kill-switch is off again: close every marked position."""
+        """At EMERGENCY, once the kill-switch is off again: close every marked position.
+
+        One CLOSE per position (its identity is the position, see ``resolve_close``): a close
+        still open from an earlier cycle, or the scan's, is found and nothing is sent again."""
         if level is not RiskLevel.EMERGENCY or not LEVEL_POLICIES[level].exits:
             return 0
         if self.execution.kill_switch.status().on:
-            return 0  # the switch stays authoritative: nothing leaves while it is on
+            return 0  # the switch stays authoritative (and unreadable means on): nothing leaves
+        equity = None if account.equity is None else Money(account.equity)
         sent = 0
         for symbol, qty in sorted(account.positions.items()):
             mark = self.marks.get(symbol)
@@ -389,9 +434,7 @@ class TradingCycle:
                 quantity=Quantity(qty),
                 reference_price=Price(mark.price),
             )
-            result = self.execution.submit(
-                intent, equity=self._equity_money(), quote=self._quote(intent.symbol)
-            )
+            result = self.execution.submit(intent, equity=equity, quote=self._quote(intent.symbol))
             sent += result.sent
         return sent
 
@@ -426,6 +469,27 @@ def _bad_data_fraction(daily: pl.DataFrame, now: datetime) -> Decimal:
     today_ms = ms_from_utc(now) // DAY_MS * DAY_MS
     excluded = len(check_daily(daily, today_ms).excluded)
     return Decimal(excluded) / Decimal(universe)
+
+
+def _market_freshness(daily: pl.DataFrame, now: datetime) -> tuple[bool, str]:
+    """Whether the daily bars the cycle sees are fresh (the newest closed within
+    ``STALE_DAILY_DAYS`` of ``now``), and a sentence saying what the cycle had, or lacked."""
+    at = f"{now:%Y-%m-%d %H:%M} UTC"
+    if daily.is_empty():
+        return False, (
+            f"no fresh market data: no daily bar closed in the {CLUSTER_LOOKBACK_DAYS} days up "
+            f"to {at} (has the ingest filled the lake?); nothing can fill or be valued"
+        )
+    newest_ms = int(daily["ts"].max())  # type: ignore[arg-type]
+    newest = utc_from_ms(newest_ms)
+    symbols = daily["symbol"].n_unique()
+    age_days = (ms_from_utc(now) - newest_ms) / DAY_MS
+    if age_days > STALE_DAILY_DAYS:
+        return False, (
+            f"no fresh market data: the newest daily bar closed {newest:%Y-%m-%d %H:%M} UTC, "
+            f"{age_days:.1f} days before {at}"
+        )
+    return True, f"daily bars of {symbols} symbols, newest closed {newest:%Y-%m-%d %H:%M} UTC"
 
 
 def _change_pct(reference: Decimal | None, equity: Decimal | None) -> float | None:

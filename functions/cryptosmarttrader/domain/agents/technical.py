@@ -123,9 +123,15 @@ def technical_votes(
         .then(
             pl.format("insufficient history: {} daily bars < {}", "n_bars", pl.lit(c.min_history))
         )
+        .when(pl.col("span90_ok").is_null())
+        .then(pl.format("insufficient history for 90-day momentum: {} daily bars < 91", "n_bars"))
         .when(~pl.col("span90_ok"))
         .then(pl.lit("gap in the last 90 days: momentum cannot be measured"))
-        .when(pl.col("volatility").is_null() | pl.col("rsi").is_null())
+        .when(
+            pl.col("volatility").is_null()
+            | pl.col("rsi").is_null()
+            | ~pl.col("risk_adj_mom").is_finite().fill_null(False)
+        )
         .then(pl.lit("indicators undefined on this history"))
         .otherwise(None)
     )

@@ -1,0 +1,108 @@
+"""`cst` starts fast: the heavy libraries are imported by the commands that use them, not by the CLI.
+
+Checked structurally (which modules a fresh interpreter has loaded), never by timing: the
+start-up time itself is measured by ``bench/bench_cli_startup.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = (
+    "numpy",
+    "polars",
+    "pyarrow",
+    "pandas",
+    "moto",
+    "boto3",
+    "botocore",
+    "ccxt",
+    "plotly",
+    "xgboost",
+    "sklearn",
+    "scipy",
+    "aws_cdk",
+    "aws_lambda_powertools",
+)
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = (
+        f"import sys, json\n{code}\n"
+        f"print(json.dumps(sorted(m for m in {list(HEAVY)!r} if m in sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def test_importing_the_cli_loads_no_heavy_library() -> None:
+    assert _loaded_after("import cryptosmarttrader.cli") == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["killswitch", "--help"],
+        ["evaluate", "--help"],
+        ["backtest", "--help"],
+        ["model", "train", "--help"],
+        ["chaos", "run", "--help"],
+        ["api", "serve", "--help"],
+    ],
+)
+def test_help_of_a_command_loads_no_heavy_library(argv: list[str]) -> None:
+    code = (
+        "from typer.testing import CliRunner\n"
+        "from cryptosmarttrader.cli import app\n"
+        f"result = CliRunner().invoke(app, {argv!r})\n"
+        "assert result.exit_code == 0, result.output\n"
+    )
+    assert _loaded_after(code) == []
+
+
+def test_the_cli_lists_the_chaos_scenarios_of_the_service() -> None:
+    from cryptosmarttrader.cli import chaos as cli_chaos
+    from cryptosmarttrader.services import chaos as service_chaos
+
+    assert cli_chaos.SCENARIOS == service_chaos.SCENARIOS
+
+
+def test_kill_switch_commands_start_without_loading_the_local_lake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.cli import app
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    # Given a local state whose lake mirror holds an object
+    lake_file = tmp_path / "lake" / "exchange=binance" / "part.parquet"
+    lake_file.parent.mkdir(parents=True)
+    lake_file.write_bytes(b"PAR1 recorded bytes")
+
+    # When the kill-switch is turned on (it never touches S3)
+    result = CliRunner().invoke(
+        app, ["killswitch", "on", "--reason", "drill", "--state-dir", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+
+    # Then the switch is stored and the lake mirror is left exactly as it was
+    assert json.loads(result.stdout)["kill_switch"]["on"] is True
+    assert lake_file.read_bytes() == b"PAR1 recorded bytes"
+    with embedded_aws(tmp_path, lake=False) as aws:
+        assert aws.loaded["lake_objects"] == 0
+        listed = aws.s3.list_objects_v2(Bucket=aws.resources.lake_bucket)
+        assert listed.get("KeyCount", 0) == 0
+    assert lake_file.exists()
+    with embedded_aws(tmp_path) as aws:  # the default still loads it
+        assert aws.loaded["lake_objects"] == 1

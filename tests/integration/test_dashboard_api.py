@@ -1,0 +1,213 @@
+"""The dashboard's read routes on moto, through the API handler (REST proxy events)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
+from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore
+from cryptosmarttrader.domain.orders import OrderStatus
+from cryptosmarttrader.settings import AwsResources
+from tests.integration.test_api import (  # noqa: F401 - fixtures
+    USER_ARN,
+    api_event,
+    aws,
+    call,
+    module_aws,
+    state,
+)
+
+T0 = datetime(2022, 9, 29, 1, 10, tzinfo=UTC)
+
+
+@pytest.fixture
+def dash(aws: AwsClients, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:  # noqa: F811
+    monkeypatch.setenv("CST_DATA_DIR", str(data_dir))
+    from cryptosmarttrader.handlers import api as module
+
+    module._service.cache_clear()
+    module._dashboard.cache_clear()
+    yield module
+    module._service.cache_clear()
+    module._dashboard.cache_clear()
+
+
+def _report(symbol: str) -> dict[str, object]:
+    return {
+        "asof": "2022-09-29T00:00:00Z",
+        "universe": 33,
+        "excluded_by_quality": 0,
+        "model_version": "technical-agent",
+        "decision_basis": "technical agent only",
+        "rows": [
+            {
+                "rank": 1,
+                "symbol": symbol,
+                "score": 0.87,
+                "confidence": 0.86,
+                "action": "buy",
+                "client_order_id": "c" * 32,
+                "order_status": "NEW",
+                "price": 19400.0,
+                "reasons": ["6/7 technical signals agree"],
+                "votes": [
+                    {
+                        "agent": "technical",
+                        "probability": float("nan"),  # a broken agent output
+                        "confidence": 0.86,
+                        "abstain_reason": None,
+                        "reasons": ["RSI14 54.4"],
+                    },
+                    {
+                        "agent": "sentiment",
+                        "probability": None,
+                        "confidence": None,
+                        "abstain_reason": "no sentiment data",
+                        "reasons": [],
+                    },
+                ],
+            }
+        ],
+    }
+
+
+def _order(aws: AwsClients, symbol: str) -> DynamoOrderStore:  # noqa: F811
+    orders = DynamoOrderStore(AwsResources().orders_table, aws.dynamodb)
+    orders.put_new(
+        {
+            "client_order_id": "c" * 32,
+            "symbol": symbol,
+            "side": "buy",
+            "intent": "open",
+            "status": "NEW",
+            "quantity": Decimal("0.1"),
+            "reference_price": Decimal("19400"),
+            "created_at": T0,
+        }
+    )
+    assert orders.update_status("c" * 32, OrderStatus.NEW, OrderStatus.SUBMITTED, at=T0)
+    assert orders.update_status(
+        "c" * 32,
+        OrderStatus.SUBMITTED,
+        OrderStatus.FILLED,
+        at=T0.replace(hour=2),
+        fields={"filled": Decimal("0.1"), "average_price": Decimal("19430"), "fee": Decimal("2")},
+    )
+    return orders
+
+
+def test_coin_view_has_bars_decisions_votes_orders_and_features(
+    dash: ModuleType,
+    aws: AwsClients,  # noqa: F811
+) -> None:
+    DynamoSignalStore(state(aws)).save("2022-09-29", _report("bitcoin"))
+    _order(aws, "bitcoin")
+
+    status, body, _ = call(dash, api_event("GET", "/api/v1/coins/bitcoin", query={"days": "30"}))
+
+    assert status == 200, body
+    assert len(body["bars"]) >= 28  # real recorded daily bars of the window
+    assert all(b["c"] > 0 for b in body["bars"])
+    (decision,) = body["decisions"]
+    assert decision["action"] == "buy"
+    assert decision["votes"][0]["probability"] is None  # NaN never reaches JSON
+    assert decision["votes"][1]["abstain_reason"] == "no sentiment data"
+    (order,) = body["orders"]
+    assert [h["status"] for h in order["history"]] == ["NEW", "SUBMITTED", "FILLED"]
+    assert order["slippage_bps"] == pytest.approx((19430 / 19400 - 1) * 10_000)
+    assert body["feature_columns"][:2] == ["t", "ret_1d"]
+    assert len(body["features"]) >= 28 and body["features"][-1][3] is not None
+
+
+def test_coin_view_validates_its_parameters_and_names_an_unknown_coin(
+    dash: ModuleType,
+) -> None:
+    status, body, _ = call(dash, api_event("GET", "/api/v1/coins/not-a-coin"))
+    assert (status, body["message"]) == (
+        404,
+        "unknown symbol 'not-a-coin': no bars, decisions, orders or position",
+    )
+    for path, query in (
+        ("/api/v1/coins/BTC%2FUSDT", None),
+        ("/api/v1/coins/bitcoin", {"days": "0"}),
+        ("/api/v1/coins/bitcoin", {"days": "abc"}),
+        ("/api/v1/coins/bitcoin", {"timeframe": "5m"}),
+    ):
+        assert call(dash, api_event("GET", path, query=query))[0] == 422, (path, query)
+
+
+def test_portfolio_view_builds_the_curve_daily_pnl_drawdown_and_tracking(
+    dash: ModuleType,
+    aws: AwsClients,  # noqa: F811
+) -> None:
+    status, empty, _ = call(dash, api_event("GET", "/api/v1/portfolio"))
+    assert status == 200 and empty["equity"] == [] and "no execution cycle" in empty["equity_note"]
+
+    _order(aws, "bitcoin")
+    store = state(aws)
+    for hour, equity, reference in (
+        (1, 100_000, 100_000),
+        (2, 99_000, 99_500),
+        (3, 99_500, 99_400),
+    ):
+        at = T0.replace(hour=hour)
+        store.put(
+            "execution",
+            f"equity#{at.isoformat()}",
+            {"at": at, "equity": Decimal(equity), "reference": Decimal(reference), "fees": 2},
+        )
+    store.put("execution", f"equity#{T0.replace(hour=4).isoformat()}", {"at": T0.replace(hour=4)})
+
+    status, body, _ = call(dash, api_event("GET", "/api/v1/portfolio"))
+
+    assert status == 200
+    assert [p["equity"] for p in body["equity"]] == [100_000, 99_000, 99_500, None]
+    assert body["max_drawdown_pct"] == pytest.approx(1.0)
+    assert body["daily_pnl"] == [{"day": "2022-09-29", "pnl_usd": -500.0, "pnl_pct": -0.5}]
+    assert body["tracking"]["cycles"] == 2
+    assert body["fees_usd"] == 2.0
+    assert body["orders"][0]["history"][-1]["status"] == "FILLED"
+
+
+def test_audit_breakers_golive_and_models_answer_with_what_exists(
+    dash: ModuleType,
+    aws: AwsClients,  # noqa: F811
+) -> None:
+    flip = api_event(
+        "POST", "/api/v1/killswitch", body={"on": True, "reason": "drill"}, user_arn=USER_ARN
+    )
+    assert call(dash, flip)[0] == 200
+    state(aws).put(
+        "ingest#breaker",
+        "binance",
+        {
+            "state": "open",
+            "consecutive_failures": 5,
+            "opened_at_ms": 1_664_413_800_000,
+            "reason": "timeouts",
+        },
+    )
+
+    audit = call(dash, api_event("GET", "/api/v1/audit", query={"limit": "5"}))[1]
+    breakers = call(dash, api_event("GET", "/api/v1/breakers"))[1]["breakers"]
+    golive = call(dash, api_event("GET", "/api/v1/golive"))[1]
+    models = call(dash, api_event("GET", "/api/v1/models"))[1]
+
+    assert audit["entries"][0]["actor"] == f"iam:{USER_ARN}"
+    assert audit["entries"][0]["details"]["reason"] == "drill"
+    assert {b["name"] for b in breakers} >= {"daily loss", "drawdown", "ingest binance"}
+    assert next(b for b in breakers if b["name"] == "ingest binance")["state"] == "open"
+    assert golive["active"] is None and golive["runs"] == []
+    assert golive["thresholds"]["max_tracking_error_bps"] == 20.0
+    assert models["versions"] == [] and "no model registered" in models["note"]
+    assert call(dash, api_event("GET", "/api/v1/audit", query={"limit": "0"}))[0] == 422
+    for body in (audit, breakers, golive, models):
+        assert "NaN" not in json.dumps(body)

@@ -1,0 +1,484 @@
+"""The execution path under the faults it exists for, on the path AWS runs.
+
+Every cycle is built through ``wiring.trading_cycle`` over moto DynamoDB + SSM (what the hourly
+Lambda builds on each invocation) and reads the real recorded bars through
+:class:`IngestLagMarketData`: an hourly bar is visible only once it has closed and the HH:02
+ingest has written it, as in the deployed lake. An order sent at HH:10 therefore fills on the
+HH+1:00 bar, which the lake receives at HH+2:02: it is still open at the next cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.dynamodb_store import (
+    DynamoIdempotencyStore,
+    DynamoOrderStore,
+    DynamoPositionStore,
+    DynamoStateStore,
+)
+from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+from cryptosmarttrader.adapters.lake_timing import IngestLagMarketData
+from cryptosmarttrader.adapters.local_aws import ensure_resources
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.exchange import (
+    ExchangeOrder,
+    OrderStateUnknownError,
+    OrderType,
+    RetryableExchangeError,
+)
+from cryptosmarttrader.domain.risk import RiskLevel
+from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol, ms_from_utc
+from cryptosmarttrader.services.risk_state import RiskStateService
+from cryptosmarttrader.services.scan import ScanReport, ScanService
+from cryptosmarttrader.services.trading_cycle import CycleReport, TradingCycle
+from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.wiring import recorded_analyzer, trading_cycle
+
+pytestmark = pytest.mark.realdata
+
+ASOF = datetime(2021, 1, 5, tzinfo=UTC)  # BTC, ADA, VET, THETA rank BUY (technical agent)
+SCAN_AT = ASOF + timedelta(minutes=15)
+SETTINGS = TradingSettings()
+
+
+class CachedBars:
+    """The recorded data with each symbol's bar file parsed once per module (the adapter parses
+    the whole file on every read); the rows served are the recorded ones, sliced the same way."""
+
+    def __init__(self, inner: RecordedMarketData) -> None:
+        self.inner = inner
+        self._files: dict[tuple[str, str], pl.DataFrame] = {}
+
+    def daily_universe(self, asof: datetime, lookback_days: int) -> pl.DataFrame:
+        return self.inner.daily_universe(asof, lookback_days)
+
+    def ohlcv(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> pl.DataFrame:
+        key = (symbol, timeframe)
+        if key not in self._files:
+            self._files[key] = self.inner.ohlcv(symbol, timeframe, EPOCH, FAR)
+        return self._files[key].filter(
+            pl.col("ts").is_between(ms_from_utc(start), ms_from_utc(end))
+        )
+
+
+EPOCH, FAR = datetime(2017, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def market(data_dir: Path) -> CachedBars:
+    return CachedBars(RecordedMarketData(data_dir))
+
+
+@pytest.fixture
+def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        aws = AwsClients.build(AwsResources())
+        ensure_resources(aws, now=SCAN_AT)
+        yield aws
+
+
+def _scan_service(clients: AwsClients, data_dir: Path, at: datetime) -> ScanService:
+    clock = FixedClock(at)
+    res = clients.resources
+    return ScanService(
+        analyzer=recorded_analyzer(data_dir, clock, SETTINGS),
+        orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
+        idempotency=DynamoIdempotencyStore(res.idempotency_table, clients.dynamodb),
+        positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
+        kill_switch=SsmKillSwitch(res.kill_switch_param, clients.ssm, clock),
+        metrics=InMemoryMetrics(),
+    )
+
+
+def _scan(clients: AwsClients, data_dir: Path, asof: datetime = ASOF) -> ScanReport:
+    return _scan_service(clients, data_dir, asof + timedelta(minutes=15)).run(asof)
+
+
+def _build(market: CachedBars, clients: AwsClients, at: datetime) -> TradingCycle:
+    """The hourly Lambda's cycle at ``at``, reading the lake as it is at ``at``."""
+    clock = FixedClock(at)
+    lake = IngestLagMarketData(market, clock)
+    return trading_cycle(lake, clock, clients, clients.resources, SETTINGS, InMemoryMetrics())
+
+
+def _cycle(market: CachedBars, clients: AwsClients, at: datetime) -> CycleReport:
+    return _build(market, clients, at).run()
+
+
+def _orders(clients: AwsClients) -> list[dict[str, Any]]:
+    res = clients.resources
+    return DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
+
+
+def _positions(clients: AwsClients) -> dict[str, Decimal]:
+    res = clients.resources
+    stored = DynamoPositionStore(res.positions_table, clients.dynamodb).get_all()
+    return {s: Decimal(str(p["quantity"])) for s, p in stored.items()}
+
+
+def _switch(clients: AwsClients, at: datetime) -> SsmKillSwitch:
+    return SsmKillSwitch(clients.resources.kill_switch_param, clients.ssm, FixedClock(at), 0)
+
+
+def _emergency_then_switch_off(clients: AwsClients, at: datetime) -> None:
+    """A human drill: EMERGENCY (which turns the kill-switch on), then the switch turned off."""
+    res = clients.resources
+    switch = _switch(clients, at)
+    risk = RiskStateService(
+        DynamoStateStore(res.state_table, clients.dynamodb), switch, switch._clock
+    )
+    risk.override(RiskLevel.EMERGENCY, "ops@desk", "drill: flatten the book")
+    assert switch.status().on
+    _switch(clients, at + timedelta(minutes=5)).set(False, "looked at it: flatten", "ops@desk")
+
+
+def _hold_positions(market: CachedBars, clients: AwsClients, data_dir: Path) -> dict[str, Decimal]:
+    """Scan at 00:15, send at 01:10; the 02:00 bar reaches the lake at 03:02: filled at 03:10."""
+    _scan(clients, data_dir)
+    sent = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    assert sent.dispatched >= 2
+    still_open = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+    assert still_open.positions == {}  # the lake has not received the fill bar yet
+    filled = _cycle(market, clients, ASOF + timedelta(hours=3, minutes=10))
+    assert filled.positions
+    return _positions(clients)
+
+
+# --------------------------------------------------------------------------- 1. flatten
+
+
+def test_emergency_flatten_over_consecutive_cycles_sells_each_position_once(
+    market: CachedBars, clients: AwsClients, data_dir: Path
+) -> None:
+    # Given positions held, then EMERGENCY and a human turning the kill-switch off again
+    held = _hold_positions(market, clients, data_dir)
+    _emergency_then_switch_off(clients, ASOF + timedelta(hours=3, minutes=20))
+
+    # When the hourly cycles run while the CLOSE orders wait for their bar to reach the lake
+    reports = [_cycle(market, clients, ASOF + timedelta(hours=h, minutes=10)) for h in range(4, 8)]
+
+    # Then every position was sold exactly once and none went short
+    assert reports[0].flattened == len(held)
+    assert [r.flattened for r in reports[1:]] == [0, 0, 0]
+    sells = [o for o in _orders(clients) if o["side"] == "sell"]
+    assert sorted(str(o["symbol"]) for o in sells) == sorted(held)
+    assert {str(o["status"]) for o in sells} == {"FILLED"}
+    for order in sells:
+        assert Decimal(str(order["filled"])) == held[str(order["symbol"])]
+    assert all(q == 0 for q in _positions(clients).values()), _positions(clients)
+    assert reports[-1].positions == {}
+
+
+def test_a_scan_close_and_the_flatten_of_one_position_share_one_order(
+    market: CachedBars, clients: AwsClients, data_dir: Path
+) -> None:
+    # Given positions held and, a week later, a scan that no longer selects some of them: its
+    # CLOSE decisions are recorded at 00:15
+    held = _hold_positions(market, clients, data_dir)
+    later = ASOF + timedelta(days=7)
+    report = _scan(clients, data_dir, later)
+    exits = {e.symbol for e in report.exits if e.order_status == "NEW"}
+    assert exits, "the week's scan kept every position: pick a date where one drops out"
+    # and EMERGENCY is declared before the execution cycle, the switch turned off again
+    _emergency_then_switch_off(clients, later + timedelta(minutes=20))
+
+    # When the cycles send the scan's CLOSEs and flatten the book while those are still open
+    for h in range(1, 5):
+        _cycle(market, clients, later + timedelta(hours=h, minutes=10))
+
+    # Then each position has exactly one sell, filled for what was held, and nothing is short
+    sells = [o for o in _orders(clients) if o["side"] == "sell"]
+    assert sorted(str(o["symbol"]) for o in sells) == sorted(held)
+    for order in sells:
+        assert str(order["status"]) == "FILLED"
+        assert Decimal(str(order["filled"])) == held[str(order["symbol"])]
+    assert all(q == 0 for q in _positions(clients).values()), _positions(clients)
+
+
+def test_a_rerun_scan_with_a_different_riskguard_reduction_orders_nothing_new(
+    clients: AwsClients, data_dir: Path
+) -> None:
+    # Given bitcoin already held at 1,500 of its 2,000 cap: the scan's BUY is reduced to 500
+    res = clients.resources
+    positions = DynamoPositionStore(res.positions_table, clients.dynamodb)
+    positions.upsert({"symbol": "bitcoin", "quantity": Decimal("0.05"),
+                      "notional": Decimal("1500")}, None)  # fmt: skip
+    first = _scan(clients, data_dir)
+    btc = next(r for r in first.rows if r.symbol == "bitcoin")
+    assert btc.order_status == "NEW"
+
+    # When the position changes (a part was sold) and the same scan runs again: the RiskGuard
+    # now reduces the same decision to a different quantity (room 2,000 - 600 - the 500 pending)
+    positions.upsert({"symbol": "bitcoin", "quantity": Decimal("0.02"),
+                      "notional": Decimal("600")}, 1)  # fmt: skip
+    second = _scan(clients, data_dir)
+
+    # Then the decision keeps its one order: the client ID comes from the decision alone
+    rerun = next(r for r in second.rows if r.symbol == "bitcoin")
+    assert rerun.client_order_id == btc.client_order_id
+    assert second.orders_created == 0
+    assert len([o for o in _orders(clients) if o["symbol"] == "bitcoin"]) == 1
+
+
+# --------------------------------------------------------------------------- 2. kill-switch read
+
+
+class SsmThrottled:
+    """GetParameter answers ThrottlingException once the SDK's retries are spent (botocore
+    ``before-call`` hook on the cycle's own SSM client)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.refused = 0
+
+    def __enter__(self) -> SsmThrottled:
+        self.client.meta.events.register("before-call.ssm.GetParameter", self._refuse)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.client.meta.events.unregister("before-call.ssm.GetParameter", self._refuse)
+
+    def _refuse(self, **_kwargs: object) -> None:
+        self.refused += 1
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetParameter"
+        )
+
+
+def test_a_throttled_kill_switch_read_sends_nothing_and_destroys_nothing(
+    market: CachedBars, clients: AwsClients, data_dir: Path
+) -> None:
+    # Given the scan's decisions waiting to be sent
+    report = _scan(clients, data_dir)
+    decided = {r.client_order_id for r in report.rows if r.order_status == "NEW"}
+    assert decided
+
+    # When the cycle cannot read the kill-switch (throttled)
+    with SsmThrottled(clients.ssm) as throttled:
+        blind = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    assert throttled.refused > 0
+
+    # Then nothing was sent and no decision was cancelled: unknown is not an explicit ON
+    assert blind.dispatched == 0 and blind.cancelled_new == 0
+    assert {str(o["status"]) for o in _orders(clients)} == {"NEW"}
+    # and once the switch reads again, the same decisions are sent
+    seen = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+    sent = {str(o["client_order_id"]) for o in _orders(clients) if o["status"] == "ACCEPTED"}
+    assert seen.dispatched == len(sent) and sent <= decided and sent
+
+
+def test_a_throttled_kill_switch_read_leaves_open_orders_at_the_venue(
+    market: CachedBars, clients: AwsClients, data_dir: Path
+) -> None:
+    # Given orders sent and open at the venue (their bar is not in the lake yet)
+    _scan(clients, data_dir)
+    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    open_before = {str(o["client_order_id"]) for o in _orders(clients) if o["status"] == "ACCEPTED"}
+    assert open_before
+
+    # When the next cycle's kill-switch read is throttled
+    with SsmThrottled(clients.ssm):
+        _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+
+    # Then no cancel was swept through: the orders are still open, and they fill later
+    assert {str(o["client_order_id"]) for o in _orders(clients)
+            if o["status"] == "ACCEPTED"} == open_before  # fmt: skip
+    filled = _cycle(market, clients, ASOF + timedelta(hours=3, minutes=10))
+    assert len(filled.positions) == len(open_before)
+
+
+# --------------------------------------------------------------------------- 3. cancel sweep
+
+
+class LookupFails:
+    """The cycle's venue, with lookups of one client ID failing (a transient venue error)."""
+
+    def __init__(self, inner: Any, failing: str) -> None:
+        self.inner = inner
+        self.failing = failing
+        self.capabilities = inner.capabilities
+        self.create_order = inner.create_order
+        self.cancels: list[str] = []
+
+    def fetch_order_by_client_id(
+        self, symbol: Symbol, client_order_id: ClientOrderId
+    ) -> ExchangeOrder | None:
+        if client_order_id.value == self.failing:
+            raise RetryableExchangeError("paper", "fetch_order", "503 Service Unavailable")
+        return self.inner.fetch_order_by_client_id(symbol, client_order_id)  # type: ignore[no-any-return]
+
+    def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> None:
+        self.cancels.append(client_order_id.value)
+        self.inner.cancel_order(symbol, client_order_id)
+
+
+def test_the_kill_switch_sweep_cancels_every_order_despite_one_lookup_error(
+    market: CachedBars, clients: AwsClients, data_dir: Path
+) -> None:
+    # Given three or more open orders and the kill-switch turned on
+    _scan(clients, data_dir)
+    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    live = sorted(str(o["client_order_id"]) for o in _orders(clients) if o["status"] == "ACCEPTED")
+    assert len(live) >= 2
+    at = ASOF + timedelta(hours=1, minutes=30)
+    _switch(clients, at).set(True, "drill", "ops@desk")
+
+    # When the sweep runs and the venue fails to answer the lookup of the first order
+    cycle = _build(market, clients, at)
+    venue = LookupFails(cycle.execution.exchange, live[0])
+    cycle.execution.exchange = venue  # type: ignore[assignment]
+    cycle.run()
+
+    # Then every cancel was sent; the one order the venue did not answer for stays
+    # CANCEL_PENDING for the next reconcile, every other is CANCELED
+    assert sorted(venue.cancels) == live
+    statuses = {str(o["client_order_id"]): str(o["status"]) for o in _orders(clients)}
+    assert statuses[live[0]] == "CANCEL_PENDING"
+    assert all(statuses[c] == "CANCELED" for c in live[1:])
+    # and the next sweep finishes it
+    _build(market, clients, at + timedelta(minutes=10)).run()
+    assert {str(o["status"]) for o in _orders(clients) if o["client_order_id"] in live} == {
+        "CANCELED"
+    }
+
+
+# --------------------------------------------------------------------------- 4 / 6. venue answers
+
+
+class AckUnparseable:
+    """The venue accepts the order, but its acknowledgement cannot be parsed (what
+    ``CcxtExchange`` raises for it): the call returned, so the order may well exist."""
+
+    def __init__(self, inner: Any, error: Exception) -> None:
+        self.inner = inner
+        self.error = error
+        self.capabilities = inner.capabilities
+        self.fetch_order_by_client_id = inner.fetch_order_by_client_id
+        self.cancel_order = inner.cancel_order
+
+    def create_order(
+        self,
+        symbol: Symbol,
+        side: Side,
+        order_type: OrderType,
+        quantity: Quantity,
+        price: Price | None,
+        client_order_id: ClientOrderId,
+    ) -> ExchangeOrder:
+        self.inner.create_order(symbol, side, order_type, quantity, price, client_order_id)
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OrderStateUnknownError("binance", "create_order", "unparseable ack", "x"),
+        # what the adapter raised before: a parse failure read as a refusal
+        __import__(
+            "cryptosmarttrader.domain.exchange", fromlist=["InvalidPayloadError"]
+        ).InvalidPayloadError("binance", "create_order", "unknown order status 'PENDING_NEW'"),
+    ],
+    ids=["state-unknown", "invalid-payload"],
+)
+def test_an_unparseable_acknowledgement_is_reconciled_not_rejected(
+    market: CachedBars, clients: AwsClients, data_dir: Path, error: Exception
+) -> None:
+    # Given the scan's decisions and a venue whose acknowledgements cannot be parsed
+    _scan(clients, data_dir)
+    cycle = _build(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    cycle.execution.exchange = AckUnparseable(cycle.execution.exchange, error)  # type: ignore[assignment]
+
+    # When the cycle sends them
+    cycle.run()
+
+    # Then none is recorded REJECTED: each is looked up by client ID and found open
+    statuses = {str(o["status"]) for o in _orders(clients) if o.get("risk_rule") is None}
+    sent = [o for o in _orders(clients) if o["status"] not in {"NEW", "CANCELED"}]
+    assert sent and "REJECTED" not in statuses
+    assert {str(o["status"]) for o in sent} == {"ACCEPTED"}
+    # and they fill on their bar like any other order
+    later = _cycle(market, clients, ASOF + timedelta(hours=3, minutes=10))
+    assert len(later.positions) == len(sent)
+
+
+class AppearsLate:
+    """A venue that takes the order but shows it to lookups only after ``hidden_for``."""
+
+    def __init__(self, inner: Any, clock: FixedClock, hidden_for: timedelta) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.visible_from: dict[str, datetime] = {}
+        self.hidden_for = hidden_for
+        self.capabilities = inner.capabilities
+        self.cancel_order = inner.cancel_order
+        self.creates = 0
+
+    def create_order(
+        self,
+        symbol: Symbol,
+        side: Side,
+        order_type: OrderType,
+        quantity: Quantity,
+        price: Price | None,
+        client_order_id: ClientOrderId,
+    ) -> ExchangeOrder:
+        self.creates += 1
+        self.inner.create_order(symbol, side, order_type, quantity, price, client_order_id)
+        self.visible_from[client_order_id.value] = self.clock.now() + self.hidden_for
+        raise OrderStateUnknownError("paper", "create_order", "read timeout", client_order_id.value)
+
+    def fetch_order_by_client_id(
+        self, symbol: Symbol, client_order_id: ClientOrderId
+    ) -> ExchangeOrder | None:
+        shown = self.visible_from.get(client_order_id.value)
+        if shown is not None and self.clock.now() < shown:
+            return None
+        return self.inner.fetch_order_by_client_id(symbol, client_order_id)  # type: ignore[no-any-return]
+
+
+def test_an_order_the_venue_shows_late_is_tracked_and_its_fill_applied_once(
+    market: CachedBars, clients: AwsClients, data_dir: Path
+) -> None:
+    # Given decisions sent at 01:10 to a venue that times out and shows them only 50 min later
+    _scan(clients, data_dir)
+    clock = FixedClock(ASOF + timedelta(hours=1, minutes=10))
+    lake = IngestLagMarketData(market, clock)
+    metrics = InMemoryMetrics()
+    cycle = trading_cycle(lake, clock, clients, clients.resources, SETTINGS, metrics)
+    venue = AppearsLate(cycle.execution.exchange, clock, timedelta(minutes=50))
+    cycle.execution.exchange = venue  # type: ignore[assignment]
+    cycle.run()
+    sent = [o for o in _orders(clients) if o["status"] == "SUBMITTED"]
+    assert sent and venue.creates == len(sent)
+
+    # When later restarts of the service reconcile (the venue still hides them, then shows them
+    # filled on the 02:00 bar that reached the lake at 03:02)
+    for minutes in (15, 30, 60, 125):
+        clock.current = ASOF + timedelta(hours=1, minutes=10 + minutes)
+        cycle.execution.reconcile()
+
+    # Then nothing was resent, nothing expired, and each fill reached its position once
+    assert venue.creates == len(sent)
+    stored = {str(o["client_order_id"]): o for o in _orders(clients)}
+    assert {str(stored[str(o["client_order_id"])]["status"]) for o in sent} == {"FILLED"}
+    positions = _positions(clients)
+    for order in sent:
+        assert positions[str(order["symbol"])] == Decimal(
+            str(stored[str(order["client_order_id"])]["filled"])
+        )
+    cycle.execution.reconcile()
+    assert _positions(clients) == positions

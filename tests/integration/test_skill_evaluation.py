@@ -1,0 +1,209 @@
+"""`cst evaluate` on the real data: the JSON contract, the point-in-time universe, and no
+look-ahead (rows after a decision day never change that day's scores)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cryptosmarttrader.adapters.ranking_bundle import load_ranking_bundle, save_ranking_bundle
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.xgb_predictor import XgbRankTrainer
+from cryptosmarttrader.cli.evaluate import app as evaluate_app
+from cryptosmarttrader.cli.model import app as model_app
+from cryptosmarttrader.domain.market import DAY_MS
+from cryptosmarttrader.services.scan import RANKING_LOOKBACK_DAYS
+from cryptosmarttrader.services.scoring import ranking_scan_votes
+from cryptosmarttrader.services.skill_evaluation import SkillConfig, SkillResult, evaluate_skill
+
+pytestmark = pytest.mark.realdata
+
+INTERVAL = {"value", "ci_low", "ci_high", "n_dates"}
+
+
+def _cli(*args: str) -> typer.Typer:
+    root = typer.Typer()
+    root.add_typer(evaluate_app, name="evaluate")
+    return root
+
+
+def test_cli_json_has_the_contract(data_dir: Path, tmp_path: Path) -> None:
+    # Given `cst evaluate` on the real data and the point-in-time universe, a short window
+    report = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        _cli(),
+        [
+            "evaluate", "--data", str(data_dir), "--train-end", "2020-03-31",
+            "--start", "2020-04-08", "--end", "2020-06-30", "--step-days", "14",
+            "--first-decision", "2018-06-01", "--json", "--report", str(report),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    # Then per target: precision@k, per-date AUC and rank IC as {value, ci_low, ci_high}
+    for target in ("trade", "opportunity"):
+        t = out["targets"][target]
+        for key in ("precision_at_k", "auc_per_date", "rank_ic"):
+            assert set(t[key]) >= INTERVAL
+        assert set(t["trivial_rankers"]) == {
+            "random", "smallest_market_cap", "highest_volatility_30d", "momentum_90d",
+            "largest_drawdown_365d",
+        }  # fmt: skip
+        for ranker in t["trivial_rankers"].values():
+            assert {"precision_at_k", "auc_per_date", "rank_ic"} == set(ranker)
+            assert set(ranker["precision_at_k"]) >= INTERVAL
+        assert "trivial ranker" in t["verdict"]
+    # the universe says where membership came from and how many members had no prices
+    u = out["universe"]
+    assert u["source"] == "point_in_time"
+    assert u["members_without_prices"] > 0
+    assert u["file"].endswith("top200_point_in_time.csv")
+    assert out["bounds"]["base_rate_lower"] <= out["bounds"]["base_rate_upper"]
+    # the decision to trade or not is explicit, with a reason
+    assert isinstance(out["decision"]["trade"], bool) and out["decision"]["reason"]
+    assert {"top_k_model", "equal_weight_upper", "equal_weight_lower", "btc_buy_hold"} <= set(
+        out["portfolio"]
+    )
+    assert "<html" in report.read_text(encoding="utf-8").lower()
+
+
+def test_cli_refuses_a_start_inside_the_training_period(data_dir: Path) -> None:
+    result = CliRunner().invoke(
+        _cli(),
+        ["evaluate", "--data", str(data_dir), "--train-end", "2020-01-01",
+         "--start", "2019-06-01", "--end", "2019-12-31"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "embargo" in result.output
+
+
+COINS = (
+    "bitcoin", "ethereum", "ripple", "litecoin", "dogecoin", "stellar", "monero", "dash", "nem",
+    "ethereum-classic", "zcash", "maidsafecoin", "siacoin", "decred", "waves", "augur",
+    "digibyte", "verge", "bitshares", "lisk", "factom", "steem", "golem", "qtum", "omisego",
+    "binancecoin", "cardano", "tron", "eos", "iota", "neo", "tezos", "vechain", "chainlink",
+)  # fmt: skip
+
+
+class Tampered:
+    """The real data on a slice of coins; every row after ``after`` rewritten (prices scaled
+    per coin, volumes halved) when ``after`` is set."""
+
+    def __init__(self, data_dir: Path, after: date | None) -> None:
+        self.inner = RecordedMarketData(data_dir)
+        self.after = after
+
+    def daily_universe(self, asof: datetime, lookback_days: int) -> pl.DataFrame:
+        frame = self.inner.daily_universe(asof, lookback_days).filter(pl.col("symbol").is_in(COINS))
+        if self.after is None:
+            return frame
+        cut = int(datetime.combine(self.after, datetime.min.time(), UTC).timestamp() * 1000)
+        later = pl.col("ts") > cut
+        factor = 1.0 + pl.col("symbol").hash(seed=3).mod(5).cast(pl.Float64)
+        return frame.with_columns(
+            close=pl.when(later).then(pl.col("close") * factor).otherwise("close"),
+            volume=pl.when(later).then(pl.col("volume") * 0.5).otherwise("volume"),
+        )
+
+    def ohlcv(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> pl.DataFrame:
+        return self.inner.ohlcv(symbol, timeframe, start, end)
+
+
+CFG = SkillConfig(
+    train_end=date(2019, 12, 31), start=date(2020, 1, 8), end=date(2020, 4, 30),
+    first_decision=date(2017, 1, 1), step_days=14, top_n=30, n_boot=200,
+)  # fmt: skip
+TAMPER_AFTER = date(2020, 3, 4)
+
+
+@pytest.fixture(scope="module")
+def runs(data_dir: Path) -> tuple[SkillResult, SkillResult]:
+    trainer = XgbRankTrainer(rounds=30)
+    return (
+        evaluate_skill(Tampered(data_dir, None), trainer, CFG),
+        evaluate_skill(Tampered(data_dir, TAMPER_AFTER), trainer, CFG),
+    )
+
+
+def test_rows_after_a_decision_day_never_change_its_scores(
+    runs: tuple[SkillResult, SkillResult],
+) -> None:
+    # Given the same evaluation twice, the second with every row after D rewritten
+    honest, altered = runs
+    d_day = int(datetime.combine(TAMPER_AFTER, datetime.min.time(), UTC).timestamp()) // 86_400
+
+    def upto(rows: pl.DataFrame) -> pl.DataFrame:
+        return rows.filter(pl.col("day") <= d_day).select("day", "symbol", "score", "prob")
+
+    a, b = upto(honest.rows), upto(altered.rows)
+    # Then every score and probability on or before D is identical, and so is what was kept
+    assert a.height > 100 and a["score"].null_count() < a.height
+    assert a.equals(b)
+    assert honest.signals == altered.signals
+    # while the outcomes after D did change (the future really was different)
+    later = honest.rows.filter(pl.col("day") > d_day).select("day", "symbol", "trade_ret")
+    changed = altered.rows.filter(pl.col("day") > d_day).select("day", "symbol", "trade_ret")
+    assert not later.equals(changed)
+
+
+def test_the_scan_serves_the_evaluated_probability(
+    runs: tuple[SkillResult, SkillResult], data_dir: Path, tmp_path: Path
+) -> None:
+    # Given the evaluation's saved model (last refit, its calibration, its evaluation)
+    honest, _ = runs
+    save_ranking_bundle(tmp_path / "model", honest)
+    model = load_ranking_bundle(tmp_path / "model")
+    last = honest.rows.filter(pl.col("prob").is_not_null())["day"].max()
+    assert isinstance(last, int)
+    # When the scan's own path scores that day from a plain window of the same data
+    asof = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=last)
+    window = Tampered(data_dir, None).daily_universe(asof, RANKING_LOOKBACK_DAYS)
+    votes, _ = ranking_scan_votes(model, window, last * DAY_MS)
+    # Then it rates the same coins with the same calibrated probability the evaluation reported
+    evaluated = honest.rows.filter(pl.col("day") == last).select("symbol", "prob").sort("symbol")
+    served = votes.select("symbol", "probability").sort("symbol")
+    assert served["symbol"].to_list() == evaluated["symbol"].to_list()
+    assert np.allclose(served["probability"].to_numpy(), evaluated["prob"].to_numpy(), atol=1e-6)
+    # and the served model says whether it may trade, with the evaluation's reason
+    assert model.trade is honest.summary["decision"]["trade"]
+    assert model.decision_reason == honest.summary["decision"]["reason"]
+
+
+def test_the_registry_keeps_the_evaluation_and_refuses_a_model_without_skill(
+    runs: tuple[SkillResult, SkillResult], tmp_path: Path
+) -> None:
+    # Given the evaluated model saved with its evaluation (too short a window to show skill)
+    honest, _ = runs
+    save_ranking_bundle(tmp_path / "model", honest)
+    root = typer.Typer()
+    root.add_typer(model_app, name="model")
+    state = str(tmp_path / "state")
+    # When it is registered
+    reg = CliRunner().invoke(
+        root, ["model", "register-ranking", str(tmp_path / "model"), "--state-dir", state, "--json"]
+    )
+    assert reg.exit_code == 0, reg.output
+    row = json.loads(reg.stdout)
+    assert row["promotable"] is False and row["skill_gate"]
+    listed = CliRunner().invoke(
+        root, ["model", "list", "--state-dir", state, "--group", "cst-rank", "--json"]
+    )
+    assert json.loads(listed.stdout)[0]["stage"] == "registered"
+    # Then promotion is refused with the gate's reason, and nothing is served
+    promoted = CliRunner().invoke(
+        root,
+        ["model", "promote", "1", "--reason", "try", "--state-dir", state, "--group", "cst-rank"],
+    )
+    assert promoted.exit_code != 0
+    assert "fails the skill gate" in promoted.output
+    pulled = CliRunner().invoke(
+        root, ["model", "pull-production", str(tmp_path / "served"), "--state-dir", state]
+    )
+    assert pulled.exit_code != 0 and "no production version" in pulled.output
