@@ -21,11 +21,14 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptosmarttrader.domain.orders import Holding, OrderIntent
-from cryptosmarttrader.domain.portfolio import PortfolioExposure
 from cryptosmarttrader.domain.types import DomainError, Money, Quantity, Side, ms_from_utc
+
+if TYPE_CHECKING:  # numpy and polars: imported by the checks that size against a portfolio, so
+    # the kill-switch, API and go-live functions read thresholds and levels without them
+    from cryptosmarttrader.domain.portfolio import PortfolioExposure
 
 __all__ = [
     "LEVEL_POLICIES",
@@ -489,6 +492,8 @@ class RiskGuard:
         capped at ``holding`` when it is given."""
         if asset_exposure < 0:
             return _reject("exposure", f"negative exposure {asset_exposure} is invalid")
+        from cryptosmarttrader.domain.portfolio import PortfolioExposure
+
         exposure = PortfolioExposure(
             {intent.symbol.value: asset_exposure} if asset_exposure else {}
         )
