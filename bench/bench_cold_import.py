@@ -11,8 +11,10 @@ its ratio to the yardstick. CPU time is the steadier figure on a shared machine.
 ``--bundles`` imports each handler from its built Lambda bundle (``.cst/lambda-bundles``, built
 by ``make synth`` or the bundling tests) with only that bundle and boto3 on ``sys.path`` (``-I``),
 as in Lambda, under a CPython 3.12 (``--python``, default ``$CST_PYTHON312`` or ``python3.12``:
-the bundles hold cp312 wheels); without it, from this checkout's virtual environment. Bytecode caches are used as
-they are (Lambda zips ship none, so first imports there also compile: run once to warm both).
+the bundles hold cp312 wheels), without writing bytecode (``-B``): the zips ship no
+``__pycache__``, so a Lambda cold start compiles every module of the bundle, as here; boto3
+keeps its bytecode caches, as the runtime's does. Without ``--bundles``: this checkout's virtual
+environment, bytecode caches included.
 
 Targets: the alarm → kill-switch handler and the API handler at most 1.5x ``import boto3``;
 the kill-switch the fastest of all. No asserts on timing: numbers depend on the machine; the
@@ -69,7 +71,8 @@ def command(module: str, bundle: str | None, python: str = sys.executable) -> li
     if bundle is None:
         return [python, "-c", f"import {module}"]
     paths = [str(_bundle_dir(bundle)), str(_boto3_dir())]
-    return [python, "-I", "-c", f"import sys; sys.path[:0] = {paths!r}; import {module}"]
+    # -B: never write __pycache__ into a bundle (the zips ship none, so Lambda compiles too)
+    return [python, "-I", "-B", "-c", f"import sys; sys.path[:0] = {paths!r}; import {module}"]
 
 
 def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
