@@ -144,6 +144,9 @@ class DeploymentConfig(BaseModel):
     market_caps: MarketCapSchedule | None = MarketCapSchedule()
     # Deep health probe cadence: each run is one uptime sample of the go-live gates.
     probe_every_minutes: int = Field(default=1, ge=1, le=60)
+    # The four CloudWatch dashboards ($3.00 a month each beyond the account's three free ones;
+    # docs/cost.md). Off: every alarm and metric stays, only the dashboards are not created.
+    dashboards: bool = True
     ingest_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)
     scan_function: FunctionSizing = FunctionSizing(memory_mb=2048, timeout_seconds=600)
     execution_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)

@@ -177,7 +177,9 @@ class Observability(Construct):
         self.alarms: dict[str, tuple[Severity, cw.Alarm]] = {}
         for spec in self._alarm_specs(all_functions, rest_api):
             self.alarms[spec.id] = (spec.severity, self._alarm(stack_name, spec))
-        self.dashboards = self._dashboards(stack_name, all_functions, rest_api)
+        self.dashboards = (
+            self._dashboards(stack_name, all_functions, rest_api) if config.dashboards else {}
+        )
 
     # ------------------------------------------------------------------ alarms
 

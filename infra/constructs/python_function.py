@@ -65,6 +65,7 @@ class PythonFunction(Construct):
         reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.code = code  # which bundle the function ships (tests measure it)
 
         self.dead_letter_queue = sqs.Queue(
             self,

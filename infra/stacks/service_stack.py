@@ -153,11 +153,10 @@ class CryptoSmartTraderStack(Stack):
 
     def _observability_and_api(self) -> None:
         """API and alarms come last: the alarms cover every function created before them."""
-        api_code = self.api_code
         self.api = Api(
             self,
             "Api",
-            code=api_code,
+            code=python_lambda_code("api"),
             config=self.config,
             lake=self.lake,
             tables=self.tables,
@@ -175,7 +174,9 @@ class CryptoSmartTraderStack(Stack):
         self.observability = Observability(
             self,
             "Observability",
-            code=api_code,
+            # the alarm → kill-switch function: its own lean bundle (no polars/numpy), the
+            # fastest cold start of the stack
+            code=python_lambda_code("killswitch"),
             config=self.config,
             tables=self.tables,
             kill_switch=self.kill_switch,

@@ -1,13 +1,25 @@
-"""Synthesize the CDK app once per session (cdk.json context, bundling skipped).
+"""Synthesize the CDK app once per test run (cdk.json context, bundling skipped).
 
 Skipping bundling does not change the template: each function's asset hash is a digest of its
 pinned requirements and the package source, computed without bundling. The real bundles are
 built and checked in ``test_bundling.py``.
+
+The synth (cdk-nag validation included) is most of the cost, so its cloud assembly is cached in
+the temp dir under a digest of everything that decides it (``infra/``, ``functions/``,
+``cdk.json``, the extra context, the CDK version), behind a file lock: the first xdist worker or
+module that needs it synthesizes, every other one reads the same template. Each worker still
+builds the construct tree (cheap) so tests can resolve logical IDs from the constructs.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import importlib.metadata
 import json
+import shutil
+import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,32 +43,118 @@ def cdk_json_context() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Synthesized:
-    stack: CryptoSmartTraderStack
+class SynthesizedTemplate:
+    """A synthesized template, without the constructs behind it."""
+
     outdir: Path
     template_path: Path
-    template: Template
     resources: Mapping[str, Any]
 
     def resources_of_type(self, cfn_type: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
 
+
+@dataclass(frozen=True)
+class Synthesized(SynthesizedTemplate):
+    stack: CryptoSmartTraderStack
+    template: Template
+
     def logical_id(self, construct: Any) -> str:
         return str(self.stack.resolve(self.stack.get_logical_id(construct.node.default_child)))
 
 
+def _app(outdir: Path | None, extra_context: Mapping[str, Any] | None) -> App:
+    context = {**cdk_json_context(), **(extra_context or {})}
+    return App(context=context) if outdir is None else App(outdir=str(outdir), context=context)
+
+
 def synthesize(outdir: Path, extra_context: Mapping[str, Any] | None = None) -> Synthesized:
-    app = App(outdir=str(outdir), context={**cdk_json_context(), **(extra_context or {})})
+    """A fresh synth into ``outdir`` (for tests that check the synth itself)."""
+    app = _app(outdir, extra_context)
     stack = build(app)
     app.synth()
+    return _synthesized(stack, _template_at(outdir))
+
+
+def _template_at(outdir: Path) -> SynthesizedTemplate:
     template_path = outdir / f"{STACK_NAME}.template.json"
     raw = json.loads(template_path.read_text())
-    return Synthesized(stack, outdir, template_path, Template.from_json(raw), raw["Resources"])
+    return SynthesizedTemplate(outdir, template_path, raw["Resources"])
+
+
+def _synthesized(stack: CryptoSmartTraderStack, synthesized: SynthesizedTemplate) -> Synthesized:
+    raw = json.loads(synthesized.template_path.read_text())
+    return Synthesized(
+        synthesized.outdir,
+        synthesized.template_path,
+        synthesized.resources,
+        stack,
+        Template.from_json(raw),
+    )
+
+
+def synth_key(extra_context: Mapping[str, Any] | None = None) -> str:
+    """Digest of everything a synth's output depends on."""
+    digest = hashlib.sha256()
+    cdk_version = importlib.metadata.version("aws-cdk-lib")
+    for part in (str(REPO_ROOT), cdk_version, json.dumps(extra_context, sort_keys=True)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    sources = [REPO_ROOT / "cdk.json"]
+    for folder in ("infra", "functions"):
+        sources += sorted(
+            p
+            for p in (REPO_ROOT / folder).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        )
+    for path in sources:
+        digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+_CACHE_DIR = Path(tempfile.gettempdir()) / "cst-synth-cache"
+_STALE_AFTER_S = 24 * 3600
+_in_process: dict[str, SynthesizedTemplate] = {}
+
+
+def synthesized_template(extra_context: Mapping[str, Any] | None = None) -> SynthesizedTemplate:
+    """The app synthesized once per content and context, shared by every worker of a run."""
+    key = synth_key(extra_context)
+    if key in _in_process:
+        return _in_process[key]
+    # a day-old cached assembly being reused is touched so the clean-up below keeps it
+    _CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    target = _CACHE_DIR / key
+    with (_CACHE_DIR / f"{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also on an error
+        if (target / f"{STACK_NAME}.template.json").is_file():
+            target.touch()
+        else:
+            shutil.rmtree(target, ignore_errors=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=_CACHE_DIR))
+            try:
+                app = _app(staging, extra_context)
+                build(app)
+                app.synth()  # cdk-nag validates here: a finding fails whoever synthesizes
+                staging.rename(target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        # assemblies of other contents (earlier edits; other checkouts, which differ by path):
+        # a few MB each, dropped after a day unused so that no running test loses its template
+        for stale in _CACHE_DIR.iterdir():
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > _STALE_AFTER_S:
+                shutil.rmtree(stale, ignore_errors=True)
+    _in_process[key] = _template_at(target)
+    return _in_process[key]
 
 
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize(tmp_path_factory.mktemp("cdk.out"), SKIP_BUNDLING)
+def synthesized() -> Synthesized:
+    """The construct tree (built in this worker, for logical IDs) and the shared template."""
+    shared = synthesized_template(SKIP_BUNDLING)
+    return _synthesized(build(_app(None, SKIP_BUNDLING)), shared)
 
 
 @pytest.fixture(scope="session")

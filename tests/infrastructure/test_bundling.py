@@ -33,8 +33,9 @@ from infra.constructs.bundling import (
     requirement_entries,
     requirements_file,
 )
+from infra.constructs.python_function import PythonFunction
 from infra.lambda_requirements.compile import RUNTIME_PROVIDED
-from tests.infrastructure.conftest import REPO_ROOT
+from tests.infrastructure.conftest import REPO_ROOT, Synthesized
 
 PACKAGE_DIR = REPO_ROOT / "functions" / "cryptosmarttrader"
 FUNCTIONS = {
@@ -46,8 +47,8 @@ FUNCTIONS = {
     },
     "scan": {
         "handler": "cryptosmarttrader.handlers.scan",
-        "imports": ["polars", "numpy", "pydantic", "pydantic_settings", "aws_lambda_powertools",
-                    "aws_xray_sdk"],
+        "imports": ["polars", "numpy", "talib", "pydantic", "pydantic_settings",
+                    "aws_lambda_powertools", "aws_xray_sdk"],
         "absent": ["ccxt", "pyarrow", "moto", "tenacity", "typer", "rich", "boto3", "botocore"],
     },
     "health_probe": {
@@ -56,7 +57,29 @@ FUNCTIONS = {
         "absent": ["polars", "numpy", "ccxt", "pyarrow", "moto", "typer", "rich", "boto3",
                    "botocore"],
     },
+    "killswitch": {
+        "handler": "cryptosmarttrader.handlers.alarm_killswitch",
+        "imports": ["pydantic", "pydantic_settings", "aws_lambda_powertools", "aws_xray_sdk"],
+        "absent": ["polars", "numpy", "talib", "xgboost", "ccxt", "pyarrow", "moto", "typer",
+                   "rich", "boto3", "botocore"],
+    },
 }  # fmt: skip
+
+# Every Lambda zip should stay under 100 MB unzipped. polars' native runtime alone is ~138 MB
+# stripped, so the bundles that read Parquet candles cannot yet (measured figures in
+# docs/infrastructure.md); each is named here, and the test fails when one of them gets under
+# the bound (remove it from this list) or when any other bundle grows over it.
+FOOTPRINT_BOUND_BYTES = 100 * 1024 * 1024
+OVER_FOOTPRINT_BOUND = frozenset({"api", "drift", "ingest", "model", "scan"})
+# Functions that must start without polars or numpy: their bundles do not even ship them.
+LEAN_HANDLERS = frozenset(
+    {
+        "cryptosmarttrader.handlers.alarm_killswitch.handler",
+        "cryptosmarttrader.handlers.health_probe.handler",
+        "cryptosmarttrader.handlers.golive_steps.handler",
+        "cryptosmarttrader.handlers.golive_slo.handler",
+    }
+)
 
 
 # Handler defects this test found, matched on the exact error so any other failure still fails.
@@ -231,7 +254,8 @@ def test_bundle_imports_and_runs_on_cpython_312(
     python = _python312()
     handler_module = str(spec["handler"])
     modules = [*spec["imports"], "cryptosmarttrader.settings"]
-    handler_present = (PACKAGE_DIR / "handlers" / f"{name}.py").is_file()
+    handler_file = f"{handler_module.rsplit('.', 1)[-1]}.py"
+    handler_present = (PACKAGE_DIR / "handlers" / handler_file).is_file()
     if handler_present:
         modules.append(handler_module)
     script = (
@@ -266,7 +290,60 @@ def test_bundle_imports_and_runs_on_cpython_312(
     # where the function ships polars
     assert result.returncode == 0, result.stderr
     if not handler_present:
-        pytest.skip(f"handlers/{name}.py is not written yet; dependencies import fine")
+        pytest.skip(f"handlers/{handler_file} is not written yet; dependencies import fine")
+
+
+def _assets_of_functions(synthesized: Synthesized) -> dict[str, tuple[str, str]]:
+    """Each function of the synthesized template → (its handler, the requirement list whose
+    bundle its code asset is): read from the constructs, checked against the template."""
+    functions = [c for c in synthesized.stack.node.find_all() if isinstance(c, PythonFunction)]
+    found: dict[str, tuple[str, str]] = {}
+    asset_of: dict[str, str] = {}
+    for function in functions:
+        logical_id = synthesized.logical_id(function.function)
+        props = synthesized.resources[logical_id]["Properties"]
+        code = function.code
+        # the asset the template deploys is the bundle of exactly this requirement list
+        assert code.asset_hash == bundle_hash(requirements_file(code.function_name), PACKAGE_DIR)
+        key = props["Code"]["S3Key"]
+        assert asset_of.setdefault(code.asset_hash, key) == key, logical_id
+        found[logical_id] = (props["Handler"], code.function_name)
+    assert set(found) == set(synthesized.resources_of_type("AWS::Lambda::Function"))
+    return found
+
+
+def test_every_synthesized_function_asset_is_under_100_mb_or_named(
+    synthesized: Synthesized,
+) -> None:
+    # Given every function of the synthesized stack and the bundle its code asset holds
+    assets = _assets_of_functions(synthesized)
+    names = sorted({name for _, name in assets.values()})
+    built: dict[str, int] = {}  # identical requirement lists: one build, one measure
+    sizes = {}
+    for name in names:
+        digest = bundle_hash(requirements_file(name), PACKAGE_DIR)
+        if digest not in built:
+            bundle = cached_bundle(name, requirements_file(name), PACKAGE_DIR)
+            built[digest] = directory_size_bytes(bundle)
+        sizes[name] = built[digest]
+    report = {name: f"{size / 2**20:.0f} MiB" for name, size in sizes.items()}
+
+    # Then every bundle fits Lambda, and is under 100 MB unzipped unless named as not yet
+    assert all(size < LAMBDA_UNZIPPED_LIMIT_BYTES for size in sizes.values()), report
+    over = {name for name, size in sizes.items() if size >= FOOTPRINT_BOUND_BYTES}
+    assert over == OVER_FOOTPRINT_BOUND & set(sizes), report
+    # And the lean functions ship neither polars nor numpy, the kill-switch the smallest bundle
+    for logical_id, (handler, name) in assets.items():
+        if handler in LEAN_HANDLERS:
+            heavy = {
+                pin
+                for pin in _pins(requirements_file(name))
+                if pin.startswith("polars") or pin in {"numpy", "pyarrow", "ta-lib", "xgboost"}
+            }
+            assert not heavy, (logical_id, name, heavy)
+            assert sizes[name] < FOOTPRINT_BOUND_BYTES, (logical_id, report)
+    (killswitch,) = [n for h, n in assets.values() if h.endswith("alarm_killswitch.handler")]
+    assert sizes[killswitch] == min(sizes.values()), report
 
 
 def _without_cli_metadata(template: Mapping[str, Any]) -> dict[str, Any]:
@@ -310,7 +387,7 @@ def test_cdk_cli_synth_bundles_and_matches_the_tested_template(tmp_path: Path) -
         pytest.skip("functions/ changed while the test ran (concurrent edit): asset hashes moved")
     template = json.loads((tmp_path / "cli" / "CryptoSmartTrader.template.json").read_text())
     assert _without_cli_metadata(template) == _without_cli_metadata(expected)
-    handlers = {f"cryptosmarttrader.handlers.{name}.handler": name for name in FUNCTIONS}
+    handlers = {f"{spec['handler']}.handler": name for name, spec in FUNCTIONS.items()}
     assets = {
         handlers[r["Properties"]["Handler"]]: tmp_path
         / "cli"

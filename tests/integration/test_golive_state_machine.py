@@ -36,7 +36,7 @@ from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoSt
 from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.handlers import _common, golive_slo, golive_steps
 from cryptosmarttrader.settings import AwsResources
-from tests.infrastructure.conftest import SKIP_BUNDLING, synthesize
+from tests.infrastructure.conftest import SKIP_BUNDLING, synthesized_template
 from tests.moto_shims import (
     invoke_handler_in_process,
     lambda_zip,
@@ -71,8 +71,8 @@ class GoLiveTemplate:
 
 
 @pytest.fixture(scope="module")
-def golive_template(tmp_path_factory: pytest.TempPathFactory) -> GoLiveTemplate:
-    synthesized = synthesize(tmp_path_factory.mktemp("cdk.out.golive"), SKIP_BUNDLING)
+def golive_template() -> GoLiveTemplate:
+    synthesized = synthesized_template(SKIP_BUNDLING)  # shared by the whole run
     machines = {
         lid: r
         for lid, r in synthesized.resources_of_type("AWS::StepFunctions::StateMachine").items()

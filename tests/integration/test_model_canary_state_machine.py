@@ -34,7 +34,7 @@ from cryptosmarttrader.handlers import _common, model_canary
 from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
-from tests.infrastructure.conftest import SKIP_BUNDLING, synthesize
+from tests.infrastructure.conftest import SKIP_BUNDLING, synthesized_template
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
     trained_models,
     universe,
@@ -65,8 +65,8 @@ class CanaryTemplate:
 
 
 @pytest.fixture(scope="module")
-def canary_template(tmp_path_factory: pytest.TempPathFactory) -> CanaryTemplate:
-    synthesized = synthesize(tmp_path_factory.mktemp("cdk.out.ml"), SKIP_BUNDLING)
+def canary_template() -> CanaryTemplate:
+    synthesized = synthesized_template(SKIP_BUNDLING)  # shared by the whole run
     (machine,) = [
         r for lid, r in synthesized.resources_of_type("AWS::StepFunctions::StateMachine").items()
         if lid.startswith("MachineLearning")

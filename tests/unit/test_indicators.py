@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -87,3 +88,133 @@ def test_rejects_non_positive_periods(period: int) -> None:
 def test_macd_rejects_fast_not_below_slow() -> None:
     with pytest.raises(ValueError, match="fast period must be < slow"):
         ind.macd(pl.col("close"), fast=26, slow=12)
+
+
+# --- the TA-Lib path reproduces the reference definition, whatever the frame's shape ------------
+
+SPECS = [
+    ind.Sma("close", 3, "sma3"),
+    ind.Ema("close", 3, "ema3"),
+    ind.Rsi("close", 3, "rsi3"),
+    ind.Macd("close", 2, 4, 2, "macd"),
+    ind.Stddev("close", 3, "std3"),
+    ind.Bbands("close", 3, 2.0, "bb"),
+]
+
+
+def _assert_same(got: pl.Series, expected: pl.Series, label: str) -> None:
+    """Same nulls, same NaNs, values equal to 1e-9 (relative) at the series' scale."""
+    assert got.is_null().to_list() == expected.is_null().to_list(), label
+    g, e = got.to_numpy().astype(float), expected.to_numpy().astype(float)
+    assert (np.isnan(g) == np.isnan(e)).all(), label
+    ok = ~np.isnan(e)
+    scale = max(float(np.abs(e[ok]).max(initial=0.0)), 1e-300)
+    np.testing.assert_allclose(g[ok], e[ok], rtol=1e-9, atol=1e-12 * scale, err_msg=label)
+
+
+def _check_against_reference(
+    frame: pl.DataFrame, specs: list[ind.Indicator], by: str | None = "symbol"
+) -> pl.DataFrame:
+    fast = ind.add_indicators(frame, *specs, by=by)
+    reference = frame.with_columns(e for s in specs for e in s.reference(by))
+    for spec in specs:
+        for name in spec.outputs:
+            _assert_same(fast[name], reference[name], name)
+    return fast
+
+
+def _ohlc(closes: dict[str, list[float | None]]) -> pl.DataFrame:
+    rows = [(s, i, c) for s, cs in closes.items() for i, c in enumerate(cs)]
+    frame = pl.DataFrame(
+        rows, schema={"symbol": pl.String, "ts": pl.Int64, "close": pl.Float64}, orient="row"
+    )
+    return frame.with_columns(high=pl.col("close") * 1.01, low=pl.col("close") * 0.98)
+
+
+WAVE = [10.0, 11.0, 10.5, 12.0, 11.0, 13.0, 12.5, 12.0, 14.0, 13.0, 15.0, 14.5]
+
+
+def test_symbols_whose_rows_are_interleaved_are_still_computed_apart() -> None:
+    # Given two symbols whose rows alternate (sorted by ts, not by symbol)
+    frame = _ohlc({"a": WAVE, "b": [x * 100 for x in reversed(WAVE)]}).sort("ts", "symbol")
+    # When the indicators run on the interleaved frame
+    out = _check_against_reference(frame, [*SPECS, ind.Atr(period=3)])
+    # Then each symbol's values are those of the symbol computed alone, in the frame's row order
+    alone = ind.add_indicators(frame.filter(pl.col("symbol") == "b"), ind.Ema("close", 3, "ema3"))
+    assert out.filter(pl.col("symbol") == "b")["ema3"].to_list() == alone["ema3"].to_list()
+    assert out["symbol"].to_list() == frame["symbol"].to_list()
+
+
+def test_a_null_inside_a_history_keeps_the_reference_semantics_for_that_symbol_only() -> None:
+    # Given a symbol with a null in the middle of its history and a clean one
+    holed: list[float | None] = [*WAVE[:6], None, *WAVE[7:]]
+    frame = _ohlc({"holed": holed, "clean": WAVE})
+    # Then both match the reference definition (the holed one is computed by it)
+    out = _check_against_reference(frame, [*SPECS, ind.Atr(period=3)])
+    clean = out.filter(pl.col("symbol") == "clean")
+    assert clean["ema3"].null_count() == 2
+
+
+def test_leading_nulls_delay_the_warm_up_and_nothing_is_filled() -> None:
+    # Given a series that starts with two nulls
+    frame = _ohlc({"a": [None, None, 1.0, 2.0, 3.0, 4.0, 5.0]})
+    out = _check_against_reference(frame, SPECS)
+    # Then the 3-period EMA starts on the third value: mean(1, 2, 3)
+    assert out["ema3"].to_list() == [None, None, None, None, 2.0, 3.0, 4.0]
+
+
+def test_nan_values_stay_nan_as_in_the_reference() -> None:
+    frame = _ohlc({"nan": [*WAVE[:5], float("nan"), *WAVE[6:]], "clean": WAVE})
+    out = _check_against_reference(frame, SPECS)
+    assert out.filter(pl.col("symbol") == "nan")["ema3"].is_nan().any()
+
+
+def test_rsi_is_null_while_flat_and_zero_once_it_only_fell() -> None:
+    # Given a flat start, then only falls, then a rise (TA-Lib writes 0 for the first two)
+    frame = _ohlc({"a": [5.0, 5.0, 5.0, 5.0, 5.0, 4.0, 3.0, 3.0, 4.0]})
+    out = _check_against_reference(frame, [ind.Rsi("close", 3, "rsi")])
+    assert out["rsi"].to_list()[:7] == [None, None, None, None, None, 0.0, 0.0]
+    assert 0.0 < out["rsi"][8] < 100.0
+
+
+def test_tiny_prices_and_short_or_empty_symbols() -> None:
+    # Given a coin priced around 1e-12, a symbol shorter than any warm-up, and an empty frame
+    tiny = [x * 1e-13 for x in WAVE]
+    frame = _ohlc({"tiny": tiny, "short": [1.0, 2.0]})
+    out = _check_against_reference(frame, [*SPECS, ind.Atr(period=3)])
+    assert out.filter(pl.col("symbol") == "short")["ema3"].null_count() == 2
+    empty = _check_against_reference(frame.clear(), SPECS)
+    assert empty.height == 0
+
+
+def test_periods_outside_talib_range_use_the_reference() -> None:
+    frame = _ohlc({"a": WAVE})
+    out = _check_against_reference(frame, [ind.Sma("close", 1, "s1"), ind.Ema("close", 1, "e1")])
+    assert out["s1"].to_list() == WAVE
+
+
+def test_one_series_without_grouping_and_lazy_frames() -> None:
+    frame = _ohlc({"a": WAVE})
+    _check_against_reference(frame, SPECS, by=None)
+    lazy = ind.add_indicators(frame.lazy(), *SPECS).collect()
+    assert lazy.equals(ind.add_indicators(frame, *SPECS))
+
+
+def test_expressions_equal_the_frame_interface() -> None:
+    frame = _ohlc({"a": WAVE, "b": [x * 3 for x in WAVE]})
+    c = pl.col("close")
+    upper, middle, lower = ind.bbands(c, 3)
+    line, signal, hist = ind.macd(c, 2, 4, 2)
+    exprs = frame.with_columns(
+        ema3=ind.ema(c, 3),
+        rsi3=ind.rsi(c, 3),
+        sma3=ind.sma(c, 3),
+        std3=ind.stddev(c, 3),
+        bb_upper=upper,
+        bb_middle=middle,
+        bb_lower=lower,
+        macd=line,
+        macd_signal=signal,
+        macd_hist=hist,
+    )
+    assert exprs.equals(ind.add_indicators(frame, *SPECS).select(exprs.columns))

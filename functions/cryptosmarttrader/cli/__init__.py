@@ -7,6 +7,7 @@ import typer
 from cryptosmarttrader.cli import api as _api
 from cryptosmarttrader.cli import backtest as _backtest
 from cryptosmarttrader.cli import chaos as _chaos
+from cryptosmarttrader.cli import cost as _cost
 from cryptosmarttrader.cli import data as _data
 from cryptosmarttrader.cli import demo as _demo
 from cryptosmarttrader.cli import evaluate as _evaluate
@@ -30,6 +31,7 @@ app = typer.Typer(
 app.command("demo")(_demo.demo)
 app.command("scan")(_scan.scan)
 app.command("execute")(_execute.execute)
+app.command("cost")(_cost.cost)
 app.add_typer(_ingest.app, name="ingest", help="Load recorded candles into the local S3 lake.")
 app.add_typer(
     _data.app, name="data", help="Inspect the recorded data: quality findings per source."

@@ -61,14 +61,10 @@ from cryptosmarttrader.adapters.dynamodb_store import (
 )
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.health import dependency_probes
-from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain import metric_names as mn
-from cryptosmarttrader.domain.coins import COINGECKO_IDS
 from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.handlers._common import (
@@ -103,9 +99,7 @@ from cryptosmarttrader.services.dashboard import (
     UnknownSymbolError,
 )
 from cryptosmarttrader.services.golive import GoLiveSettings
-from cryptosmarttrader.services.model_registry import MlSettings
 from cryptosmarttrader.services.risk_state import RiskStateService
-from cryptosmarttrader.wiring import resolve_data_dir
 
 logger = make_logger("api")
 metrics = make_metrics("api")
@@ -191,8 +185,14 @@ def _service() -> ApiService:
     )
 
 
+# The dashboard's model registry and candle sources (polars, numpy, the lake's Parquet) are
+# imported on the first request that needs them, never at a cold start: the health, risk,
+# signals and kill-switch routes run without them.
 @cache
 def _dashboard() -> DashboardService:
+    from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
+    from cryptosmarttrader.services.model_registry import MlSettings
+
     res, clients, settings = resources(), aws_clients(), trading_settings()
     state = DynamoStateStore(res.state_table, clients.dynamodb)
     ml = MlSettings()
@@ -223,20 +223,24 @@ def _dashboard() -> DashboardService:
     )
 
 
-_PAIR_OF_COIN: Final = {coin: f"{base}/USDT" for base, coin in COINGECKO_IDS.items()}
-
-
 def _bars_source() -> Any:
     """Candles of a coin by its CoinGecko id: the recorded data (local runs), else the lake
     the ingest Lambda fills (the coin's USDT pair through the explicit pair table)."""
     settings = trading_settings()
     if settings.data_source == "recorded":
+        from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+        from cryptosmarttrader.wiring import resolve_data_dir
+
         recorded = RecordedMarketData(resolve_data_dir(settings.data_dir))
         return recorded.ohlcv
+    from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+    from cryptosmarttrader.domain.coins import COINGECKO_IDS
+
     lake = S3ParquetLake(resources().lake_bucket, aws_clients().s3)
+    pair_of_coin = {coin: f"{base}/USDT" for base, coin in COINGECKO_IDS.items()}
 
     def from_lake(symbol: str, timeframe: str, start: datetime, end: datetime) -> Any:
-        pair = _PAIR_OF_COIN.get(symbol)
+        pair = pair_of_coin.get(symbol)
         if pair is None:
             raise LookupError(f"no exchange pair is mapped to coin {symbol!r}")
         return lake.read_candles(settings.exchange, timeframe, pair, start, end)

@@ -16,24 +16,25 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from itertools import pairwise
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from cryptosmarttrader.domain.clock import Clock
-from cryptosmarttrader.domain.features import FEATURE_COLUMNS, feature_frame
-from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.model_canary import ModelVersion
 from cryptosmarttrader.domain.risk import RiskThresholds
 from cryptosmarttrader.domain.slo import SloThresholds
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.ports import OrderStore, PositionStore
-from cryptosmarttrader.services.trading_cycle import EQUITY_PREFIX, EXECUTION_PK
+
+if TYPE_CHECKING:
+    # polars (and the feature and trading-cycle modules that need it) is imported by the views
+    # that read candles (coin, portfolio marks), not when the API function starts
+    import polars as pl
 
 __all__ = [
-    "EQUITY_PREFIX",
     "AuditEntryView",
     "AuditResponse",
     "BreakersResponse",
@@ -49,13 +50,21 @@ GOLIVE_PK: Final = "golive"
 SLO_PK: Final = "slo"
 SYMBOL_PATTERN: Final = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _SYMBOL_RE: Final = re.compile(SYMBOL_PATTERN)
-# Features of one coin's own history (cross-sectional ones need the whole universe's day)
-COIN_FEATURES: Final[tuple[str, ...]] = tuple(
-    c
-    for c in FEATURE_COLUMNS
-    if c not in {"mcap_rank_pct", "ret_30d_xs", "ret_90d_xs", "mkt_ret_30d", "mkt_ret_90d"}
-    and c not in {"breadth_sma50", "log_market_cap", "turnover_30d"}
-)
+
+
+@cache
+def coin_features() -> tuple[str, ...]:
+    """Features of one coin's own history (cross-sectional ones need the whole universe's day)."""
+    from cryptosmarttrader.domain.features import FEATURE_COLUMNS
+
+    return tuple(
+        c
+        for c in FEATURE_COLUMNS
+        if c not in {"mcap_rank_pct", "ret_30d_xs", "ret_90d_xs", "mkt_ret_30d", "mkt_ret_90d"}
+        and c not in {"breadth_sma50", "log_market_cap", "turnover_30d"}
+    )
+
+
 FEATURE_WARMUP_DAYS: Final = 181
 BPS: Final = 10_000.0
 
@@ -323,7 +332,7 @@ class RegistryReader(Protocol):
     def versions(self) -> list[ModelVersion]: ...
 
 
-Bars = Callable[[str, str, datetime, datetime], pl.DataFrame]
+Bars = Callable[[str, str, datetime, datetime], "pl.DataFrame"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -446,6 +455,11 @@ def _features(symbol: str, daily: pl.DataFrame, since_ms: int) -> list[list[floa
     """Per-day features of one coin from its own daily bars (close observed at open + 1 day)."""
     if daily.is_empty():
         return []
+    import polars as pl
+
+    from cryptosmarttrader.domain.features import feature_frame
+    from cryptosmarttrader.domain.market import DAY_MS
+
     frame = daily.select(
         pl.lit(symbol).alias("symbol"),
         (pl.col("ts") + DAY_MS).alias("ts"),
@@ -454,7 +468,7 @@ def _features(symbol: str, daily: pl.DataFrame, since_ms: int) -> list[list[floa
         pl.lit(None, dtype=pl.Float64).alias("market_cap"),
     )
     feats = feature_frame(frame).filter(pl.col("ts") >= since_ms).sort("ts")
-    rows = feats.select("ts", *COIN_FEATURES).iter_rows()
+    rows = feats.select("ts", *coin_features()).iter_rows()
     return [[float(r[0]), *(finite(x) for x in r[1:])] for r in rows]
 
 
@@ -503,6 +517,8 @@ class DashboardService:
         history, so "now" may be years after the last bar), else at the clock."""
         if not _SYMBOL_RE.match(symbol):
             raise UnknownSymbolError(f"unknown symbol {symbol!r}: not a coin id")
+        import polars as pl
+
         latest = self.signals.latest()
         anchor = (
             datetime.combine(_report_day(latest), datetime.min.time(), tzinfo=UTC)
@@ -550,7 +566,7 @@ class DashboardService:
             decisions=sorted(decisions, key=lambda d: d.asof),
             orders=[order_view(o) for o in sorted(orders, key=lambda o: str(o.get("created_at")))],
             position=None if position is None else self._position(symbol, position, last),
-            feature_columns=["t", *COIN_FEATURES],
+            feature_columns=["t", *coin_features()],
             features=_features(symbol, history, start_ms),
         )
 
@@ -578,6 +594,8 @@ class DashboardService:
             bars = self.bars(symbol, "1h", at - timedelta(days=2), at)
         except (ValueError, LookupError):
             return None
+        import polars as pl
+
         step = 3_600_000
         closed = bars.filter(pl.col("ts") + step <= int(at.timestamp() * 1000))
         return None if closed.is_empty() else finite(closed.sort("ts")["close"][-1])
@@ -585,6 +603,9 @@ class DashboardService:
     # ------------------------------------------------------------------ portfolio
 
     def portfolio_view(self) -> PortfolioResponse:
+        # the execution cycle's keys (its module imports polars, as do the marks below)
+        from cryptosmarttrader.services.trading_cycle import EQUITY_PREFIX, EXECUTION_PK
+
         orders = sorted(
             self.orders.list_orders(), key=lambda o: str(o.get("created_at", "")), reverse=True
         )

@@ -37,6 +37,17 @@ class TechnicalConfig:
     momentum_weight: float = 0.5
 
 
+# computed together: the symbol groups are found once, each symbol is one TA-Lib call per indicator
+INDICATORS: tuple[ind.Indicator, ...] = (
+    ind.Macd("close", 12, 26, 9, "macd"),
+    ind.Rsi("close", 14, "rsi"),
+    ind.Sma("close", 50, "sma50"),
+    ind.Sma("close", 200, "sma200"),
+    ind.Sma("volume", 7, "vol7"),
+    ind.Sma("volume", 30, "vol30"),
+)
+
+
 def _sign(expr: pl.Expr, neutral: float) -> pl.Expr:
     return pl.when(expr > neutral).then(1).when(expr < -neutral).then(-1).otherwise(0)
 
@@ -52,23 +63,15 @@ def indicator_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """
     close = pl.col("close")
     by = "symbol"
-    frame = ind.add_macd(frame.sort([by, "ts"]), "close", "macd", 12, 26, 9, by=by)
-    return (
-        ind.add_rsi(frame, "close", "rsi", 14, by=by)
-        .with_columns(
-            logret=ind.log_return(close, by=by),
-            ret7=(close / close.shift(7) - 1).over(by),
-            ret30=(close / close.shift(30) - 1).over(by),
-            ret90=(close / close.shift(90) - 1).over(by),
-            span90_ok=((pl.col("ts") - pl.col("ts").shift(90)) == 90 * DAY_MS).over(by),
-            sma50=ind.sma(close, 50, by=by),
-            sma200=ind.sma(close, 200, by=by),
-            vol7=ind.sma(pl.col("volume"), 7, by=by),
-            vol30=ind.sma(pl.col("volume"), 30, by=by),
-            n_bars=pl.int_range(1, pl.len() + 1).over(by),
-        )
-        .with_columns(volatility=pl.col("logret").rolling_std(30).over(by))
-    )
+    frame = ind.add_indicators(frame.sort([by, "ts"]), *INDICATORS, by=by)
+    return frame.with_columns(
+        logret=ind.log_return(close, by=by),
+        ret7=(close / close.shift(7) - 1).over(by),
+        ret30=(close / close.shift(30) - 1).over(by),
+        ret90=(close / close.shift(90) - 1).over(by),
+        span90_ok=((pl.col("ts") - pl.col("ts").shift(90)) == 90 * DAY_MS).over(by),
+        n_bars=pl.int_range(1, pl.len() + 1).over(by),
+    ).with_columns(volatility=pl.col("logret").rolling_std(30).over(by))
 
 
 def technical_votes(

@@ -1,0 +1,148 @@
+"""Benchmark: each Lambda handler's cold import, against ``import boto3`` in the same run.
+
+A Lambda cold start imports the handler module before the first event; boto3 is the yardstick
+because every function imports it (the runtime provides it). Each case is a fresh interpreter
+running ``import <module>``, run ``--repeat`` times in turn (so machine load hits every case
+alike); the script prints the median wall and CPU time (user + system of the child) per case and
+its ratio to the yardstick. CPU time is the steadier figure on a shared machine.
+
+    uv run python bench/bench_cold_import.py [--repeat N] [--bundles [--python PYTHON3.12]]
+
+``--bundles`` imports each handler from its built Lambda bundle (``.cst/lambda-bundles``, built
+by ``make synth`` or the bundling tests) with only that bundle and boto3 on ``sys.path`` (``-I``),
+as in Lambda, under a CPython 3.12 (``--python``, default ``$CST_PYTHON312`` or ``python3.12``:
+the bundles hold cp312 wheels), without writing bytecode (``-B``): the zips ship no
+``__pycache__``, so a Lambda cold start compiles every module of the bundle, as here; boto3
+keeps its bytecode caches, as the runtime's does. Without ``--bundles``: this checkout's virtual
+environment, bytecode caches included.
+
+Targets: the alarm → kill-switch handler and the API handler at most 1.5x ``import boto3``;
+the kill-switch the fastest of all. No asserts on timing: numbers depend on the machine; the
+import structure (no polars or numpy in the lean handlers) is tested in
+``tests/integration/test_lean_handlers.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TARGET_RATIO = 1.5
+YARDSTICK = "boto3"
+# handler module → its bundle (infra/lambda_requirements/<name>.txt)
+HANDLERS = {
+    "cryptosmarttrader.handlers.alarm_killswitch": "killswitch",
+    "cryptosmarttrader.handlers.api": "api",
+    "cryptosmarttrader.handlers.health_probe": "health_probe",
+    "cryptosmarttrader.handlers.golive_steps": "golive",
+    "cryptosmarttrader.handlers.golive_slo": "golive",
+    "cryptosmarttrader.handlers.ingest": "ingest",
+    "cryptosmarttrader.handlers.execute": "scan",
+    "cryptosmarttrader.handlers.scan": "scan",
+    "cryptosmarttrader.handlers.drift": "drift",
+    "cryptosmarttrader.handlers.model_canary": "model",
+}
+TARGETED = ("cryptosmarttrader.handlers.alarm_killswitch", "cryptosmarttrader.handlers.api")
+
+
+def _bundle_dir(name: str) -> Path:
+    found = sorted((REPO_ROOT / ".cst" / "lambda-bundles").glob(f"{name}-*"))
+    if not found:
+        raise SystemExit(f"no built {name} bundle under .cst/lambda-bundles: run make synth")
+    return found[-1]
+
+
+def _boto3_dir() -> Path:
+    import boto3
+
+    return Path(boto3.__file__).resolve().parents[1]
+
+
+def command(module: str, bundle: str | None, python: str = sys.executable) -> list[str]:
+    """``bundle`` None: this environment; else the built bundle (and boto3) only."""
+    if bundle is None:
+        return [python, "-c", f"import {module}"]
+    paths = [str(_bundle_dir(bundle)), str(_boto3_dir())]
+    # -B: never write __pycache__ into a bundle (the zips ship none, so Lambda compiles too)
+    return [python, "-I", "-B", "-c", f"import sys; sys.path[:0] = {paths!r}; import {module}"]
+
+
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child) for one fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[-1]} failed ({done.returncode}): {done.stderr.strip()[-800:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--bundles", action="store_true", help="import from the built bundles")
+    parser.add_argument(
+        "--python",
+        default=os.environ.get("CST_PYTHON312") or shutil.which("python3.12") or "python3.12",
+        help="CPython 3.12 for --bundles",
+    )
+    args = parser.parse_args()
+
+    env = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "CST_STAGE": "staging",
+    }
+    python = args.python if args.bundles else sys.executable
+    cases = {YARDSTICK: command("boto3", None, python)}
+    if args.bundles:  # boto3 alone on the path, as the runtime provides it
+        cases[YARDSTICK] = [
+            python,
+            "-I",
+            "-c",
+            f"import sys; sys.path[:0] = {[str(_boto3_dir())]!r}; import boto3",
+        ]
+    for module, bundle in HANDLERS.items():
+        cases[module] = command(module, bundle if args.bundles else None, python)
+    for argv in cases.values():  # warm-up: bytecode caches, page cache
+        run_once(argv, env)
+    walls: dict[str, list[float]] = {name: [] for name in cases}
+    cpus: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.repeat):
+        for name, argv in cases.items():
+            wall, cpu = run_once(argv, env)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+
+    base_wall = statistics.median(walls[YARDSTICK])
+    base_cpu = statistics.median(cpus[YARDSTICK])
+    source = "built Lambda bundles" if args.bundles else "the virtual environment"
+    print(f"cold import of each handler from {source}, median of {args.repeat} fresh processes")
+    print(f"{'module':<48} {'wall s':>8} {'x boto3':>8} {'cpu s':>8} {'x boto3':>8}")
+    for name in cases:
+        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+        mark = ""
+        if name in TARGETED:
+            mark = " ok" if cpu / base_cpu <= TARGET_RATIO else f" over {TARGET_RATIO}x"
+        print(
+            f"{name.removeprefix('cryptosmarttrader.handlers.'):<48} {wall:8.3f} "
+            f"{wall / base_wall:8.2f} {cpu:8.3f} {cpu / base_cpu:8.2f}{mark}"
+        )
+    fastest = min(HANDLERS, key=lambda m: statistics.median(cpus[m]))
+    print(f"fastest handler (CPU): {fastest.removeprefix('cryptosmarttrader.handlers.')}")
+
+
+if __name__ == "__main__":
+    main()

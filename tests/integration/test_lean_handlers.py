@@ -1,0 +1,48 @@
+"""The API, health-probe, go-live and alarm → kill-switch handlers start without polars or numpy.
+
+Checked structurally, as Lambda starts them: a fresh interpreter imports the handler module and
+lists the heavy libraries it loaded. The cold-import time itself is measured against
+``import boto3`` by ``bench/bench_cold_import.py``. The bundles these handlers ship in
+(``infra/lambda_requirements/``) are checked in ``tests/infrastructure/test_bundling.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("numpy", "polars", "pyarrow", "pandas", "talib", "xgboost", "scipy", "ccxt", "moto")
+LEAN_HANDLERS = (
+    "cryptosmarttrader.handlers.api",
+    "cryptosmarttrader.handlers.alarm_killswitch",
+    "cryptosmarttrader.handlers.health_probe",
+    "cryptosmarttrader.handlers.golive_steps",
+    "cryptosmarttrader.handlers.golive_slo",
+)
+
+
+def _heavy_loaded_by(module: str) -> list[str]:
+    probe = (
+        f"import sys, json, importlib\nimportlib.import_module({module!r})\n"
+        f"print(json.dumps(sorted(m for m in {list(HEAVY)!r} if m in sys.modules)))"
+    )
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
+    )
+    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+@pytest.mark.parametrize("module", LEAN_HANDLERS)
+def test_a_lean_handler_cold_starts_without_polars_or_numpy(module: str) -> None:
+    assert _heavy_loaded_by(module) == []
