@@ -49,6 +49,7 @@ FEAR_GREED_SOURCE: Final = "alternative.me fear & greed (recorded)"
 _FNG_FILE: Final = Path("sentiment") / "fear_greed_index.csv"
 _VENUES: Final = ("binance", "kucoin")
 _HOUR_MS: Final = TIMEFRAME_MS["1h"]
+_MARK_MS: Final = TIMEFRAME_MS["8h"]
 _FUNDING_LOOKBACK: Final = timedelta(days=3)
 _QUOTE_LOOKBACK: Final = timedelta(days=2)
 
@@ -63,6 +64,7 @@ class RecordedAgentData:
     _funding_span: dict[str, tuple[int, int] | None] = field(
         default_factory=dict, init=False, repr=False
     )
+    _pairs_by_venue: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def data_dir(self) -> Path:
@@ -167,18 +169,26 @@ class RecordedAgentData:
                 notes[coin] = f"recorded funding unusable: {str(exc).splitlines()[0]}"
                 continue
             if span is None:
-                notes[coin] = f"no recorded perpetual funding for {pair}"
+                folder = self.data_dir / "binance_futures"
+                funded = sorted(
+                    f"{f.name.removesuffix('_USDT-8h-funding_rate.json')}/USDT"
+                    for f in (folder.glob("*_USDT-8h-funding_rate.json") if folder.is_dir() else ())
+                )
+                recorded = ", ".join(funded) if funded else "none"
+                notes[coin] = f"no recorded perpetual funding for this coin (recorded: {recorded})"
                 continue
             first, _last = span  # after the last reading the agent's staleness rule says so
             if asof_ms < first:
                 notes[coin] = f"no funding data before {utc_from_ms(first):%Y-%m-%d} for {pair}"
                 continue
             rates.append(self.market.funding_rates(pair, asof - _FUNDING_LOOKBACK, asof))
-            try:
-                marks.append(self.market.mark_prices(pair, asof - _FUNDING_LOOKBACK, asof))
-                spots.append(
-                    self.market.venue_ohlcv("binance", pair, "1h", asof - _FUNDING_LOOKBACK, asof)
+            try:  # only candles that closed by the decision (one opening at it is the future)
+                mark = self.market.mark_prices(pair, asof - _FUNDING_LOOKBACK, asof)
+                spot = self.market.venue_ohlcv(
+                    "binance", pair, "1h", asof - _FUNDING_LOOKBACK, asof
                 )
+                marks.append(mark.filter(pl.col("ts") + _MARK_MS <= asof_ms))
+                spots.append(spot.filter(pl.col("ts") + _HOUR_MS <= asof_ms))
             except DataSourceError:
                 continue  # no basis: the agent votes on funding alone and says so
         return (
@@ -187,6 +197,16 @@ class RecordedAgentData:
             _concat(spots, OHLCV_SCHEMA),
             notes,
         )
+
+    def _venue_pairs(self, venue: str) -> frozenset[str]:
+        """Pairs with recorded 1h spot candles on ``venue`` (empty when it has none)."""
+        if venue not in self._pairs_by_venue:
+            folder = self.data_dir / f"{venue}_spot" / "1h"
+            self._pairs_by_venue[venue] = frozenset(
+                f"{f.name.removesuffix('_USDT-1h.json')}/USDT"
+                for f in (folder.glob("*_USDT-1h.json") if folder.is_dir() else ())
+            )
+        return self._pairs_by_venue[venue]
 
     def _span(self, pair: str) -> tuple[int, int] | None:
         """(first, last) funding reading time of ``pair``, None when none is recorded."""
@@ -216,9 +236,12 @@ class RecordedAgentData:
         for coin, pair in sorted(pairs.items()):
             missing: list[str] = []
             for venue in _VENUES:
+                if pair not in self._venue_pairs(venue):
+                    missing.append(f"{venue}: no 1h candles recorded for this pair")
+                    continue
                 try:
                     bars = self.market.venue_ohlcv(venue, pair, "1h", asof - _QUOTE_LOOKBACK, asof)
-                except DataSourceError as exc:
+                except DataSourceError as exc:  # bad bars in the window: that venue only
                     missing.append(f"{venue}: {str(exc).splitlines()[0]}")
                     continue
                 last = bars.filter(pl.col("ts") + _HOUR_MS <= asof_ms).tail(1)
@@ -235,7 +258,7 @@ class RecordedAgentData:
                     )
                 )
             if missing:
-                notes[coin] = "recorded quotes missing (" + "; ".join(missing) + ")"
+                notes[coin] = "no recorded quote to compare (" + "; ".join(missing) + ")"
         return _concat(quotes, TICKER_SCHEMA), notes
 
 

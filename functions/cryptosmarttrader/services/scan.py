@@ -305,8 +305,11 @@ class ScanAnalyzer:
             )
             basis = self.model.description
         scored = votes["symbol"].unique().sort().to_list()
+        # the scoring votes are tallied once: the technical-only scan scores with an agent
+        # that is also among ``agents``
+        extra = votes.filter(~pl.col("agent").is_in(agents["agent"].unique().to_list()))
         tally = tally_agents(
-            pl.concat([agents.cast(VOTE_SCHEMA), votes.cast(VOTE_SCHEMA)], how="vertical"),  # type: ignore[arg-type]
+            pl.concat([agents.cast(VOTE_SCHEMA), extra.cast(VOTE_SCHEMA)], how="vertical"),  # type: ignore[arg-type]
             scored,
             regime,
             {**not_run, REGIME_AGENT: f"data source unhealthy: {blocked}"} if blocked else not_run,

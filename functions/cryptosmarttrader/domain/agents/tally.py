@@ -61,10 +61,28 @@ class AgentTally:
 
 
 def _reasons(reasons: pl.Series) -> dict[str, int]:
-    counts = reasons.value_counts(sort=True, name="n")
-    counts = counts.sort(["n", counts.columns[0]], descending=[True, False])
-    out = {str(r): int(n) for r, n in counts.head(MAX_REASONS).iter_rows()}
-    rest = counts.slice(MAX_REASONS)
+    """Reason → coins, reasons differing only in their numbers counted together under the
+    first of them ("large cap (rank 1 by market cap ≤ 20)…  (and 19 similar)")."""
+    if reasons.is_empty():
+        return {}
+    groups = (
+        pl.DataFrame({"reason": reasons.cast(pl.String)})
+        .with_columns(pattern=pl.col("reason").str.replace_all(r"\d+(?:\.\d+)?", "#"))
+        .group_by("pattern")
+        .agg(
+            n=pl.len(),
+            example=pl.col("reason").min(),
+            distinct=pl.col("reason").n_unique(),
+        )
+        .with_columns(
+            key=pl.when(pl.col("distinct") > 1)
+            .then(pl.format("{} (and {} similar)", "example", pl.col("distinct") - 1))
+            .otherwise(pl.col("example"))
+        )
+        .sort(["n", "key"], descending=[True, False])
+    )
+    out = {str(k): int(n) for k, n in groups.head(MAX_REASONS).select("key", "n").iter_rows()}
+    rest = groups.slice(MAX_REASONS)
     if rest.height:
         out[f"{rest.height} other reason(s)"] = int(rest["n"].sum())
     return out
