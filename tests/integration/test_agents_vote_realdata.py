@@ -242,3 +242,36 @@ def test_the_regime_exposure_scales_new_positions(aws: AwsClients, data_dir: Pat
         notional = Decimal(item["notional"]["N"])
         assert cap * Decimal("0.74") <= notional <= cap * Decimal("0.75"), item
     assert report.exposure == 0.75 and report.regime == "sideways"
+
+
+def test_missing_or_damaged_side_data_is_an_abstention_with_its_reason(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # Given the recorded data without KuCoin candles and with a damaged Fear & Greed file
+    root = tmp_path / "data"
+    root.mkdir()
+    for folder in ("coingecko_daily", "binance_spot", "binance_futures"):
+        (root / folder).symlink_to(data_dir / folder, target_is_directory=True)
+    (root / "sentiment").mkdir()
+    (root / "sentiment" / "fear_greed_index.csv").write_text(
+        "date,value,classification\n2022-02-27,25,Extreme Fear\n2022-02-28,not-a-number,Fear\n"
+    )
+    market = RecordedMarketData(root)
+    universe = check_daily(
+        market.daily_universe(datetime(2022, 3, 1, tzinfo=UTC), 260), ASOF_MS
+    ).clean
+
+    # When the agents vote as of a date inside the funding span
+    state = RecordedAgentData(market).state(universe, ASOF_MS)
+    votes = run_agents(state, ASOF_MS)
+    btc = {r["agent"]: r for r in votes.filter(pl.col("symbol") == "bitcoin").iter_rows(named=True)}
+
+    # Then the damaged file and the missing venue are stated, and nothing else is lost
+    assert btc["sentiment"]["abstain_reason"].startswith(
+        "recorded sentiment unusable: sentiment/fear_greed_index.csv line 3:"
+    )
+    assert btc["arbitrage"]["abstain_reason"] == (
+        "no recorded quote to compare (kucoin: no 1h candles recorded for this pair)"
+    )
+    assert btc["funding"]["abstain_reason"] is None
+    assert votes.filter(pl.col("agent") == "technical")["abstain_reason"].null_count() > 100
