@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import polars as pl
 
+    from cryptosmarttrader.domain.agents.registry import MarketState
     from cryptosmarttrader.domain.coins import MarketCapBatch
     from cryptosmarttrader.domain.drift import DriftReference
     from cryptosmarttrader.domain.exchange import (
@@ -70,6 +71,17 @@ class MarketData(Protocol):
 
     def ohlcv(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> pl.DataFrame:
         """Candles for one symbol, ``OHLCV_SCHEMA``, ``start <= ts <= end``."""
+        ...
+
+
+class AgentData(Protocol):
+    """What the agents need beside the daily universe (funding, other venues' prices,
+    sentiment), as of a decision time."""
+
+    def state(self, universe: pl.DataFrame, asof_ms: int) -> MarketState:
+        """The agents' market state at ``asof_ms`` for the coins of ``universe``: nothing after
+        ``asof_ms``, and a stated reason (``MarketState.abstain_notes``, ``sentiment_unavailable``)
+        wherever an input is missing."""
         ...
 
 

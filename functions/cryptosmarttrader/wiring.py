@@ -24,6 +24,7 @@ from cryptosmarttrader.adapters.paper_exchange import (
     paper_capabilities,
 )
 from cryptosmarttrader.adapters.pit_membership import load_pit_membership
+from cryptosmarttrader.adapters.recorded_agent_data import RecordedAgentData
 from cryptosmarttrader.adapters.recorded_data import DataSourceError, RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.s3_market_caps import S3MarketCapLake
@@ -129,7 +130,8 @@ def recorded_analyzer(
     value are ranked; ``all`` (research): every coin is ranked, and BUYs on coins the venue
     cannot trade are reported, never recorded as orders. Its history replay takes the
     point-in-time universe from ``cmc_monthly/`` when the data holds it (the ranking model's
-    universe)."""
+    universe). The agents see, as of the scan, the recorded funding, mark and KuCoin prices and
+    the Fear & Greed index beside the universe (``RecordedAgentData``)."""
     market = RecordedMarketData(data_dir)
     excluded = excluded_coins(market)
     try:
@@ -153,6 +155,7 @@ def recorded_analyzer(
         model=model,
         untradable=untradable,
         membership=load_pit_membership(data_dir),
+        agent_data=RecordedAgentData(market),
     )
 
 

@@ -7,6 +7,8 @@ second payload is the sample response shown for ``https://api.alternative.me/fng
 https://bt.brrd.tech/docs/tutorials/external-indicators-fear-greed .
 """
 
+from datetime import UTC, datetime
+
 import pytest
 
 from cryptosmarttrader.adapters.sentiment_source import (
@@ -57,10 +59,13 @@ def test_documented_payload_parses_into_a_contrarian_vote() -> None:
     # Then both coins get the same mildly bullish contrarian vote: z = (50 - 40) / 25 = 0.4
     assert votes["probability"].to_list() == pytest.approx([1 / (1 + 2.718281828459045**-0.4)] * 2)
     assert votes["confidence"].to_list() == pytest.approx([0.5 * 0.4 / 2] * 2)
+    day = datetime.fromtimestamp(DOC_TS / 1000, tz=UTC).strftime("%Y-%m-%d")
     assert votes["reasons"][0].to_list() == [
-        "alternative.me fear & greed: 40 (Fear) — contrarian bullish"
+        f"alternative.me fear & greed: 40 (Fear, reading of {day}) — contrarian bullish"
     ]
     assert votes["abstain_reason"].null_count() == 2
+    # And the vote is about the decision, like every other agent's (the ensemble joins on it)
+    assert votes["ts"].to_list() == [DOC_TS + 3_600_000] * 2
 
 
 def test_latest_reading_at_or_before_asof_is_used() -> None:
@@ -68,7 +73,9 @@ def test_latest_reading_at_or_before_asof_is_used() -> None:
     assert [r.value for r in readings] == [47.0, 33.0]  # newest first
     # Given an as-of between the two readings, the newer one (not yet published) is ignored
     votes = sentiment_votes(["x"], 1_777_161_600_000 + 1, readings)
-    assert votes["reasons"][0][0].startswith("alternative.me fear & greed: 33 (Fear)")
+    assert votes["reasons"][0][0].startswith(
+        "alternative.me fear & greed: 33 (Fear, reading of 2026-04-26)"
+    )
 
 
 def test_no_source_unreachable_stale_or_future_only_abstain_with_reason() -> None:

@@ -80,6 +80,7 @@ _CSV_SCHEMA: Final[dict[str, pl.DataType]] = {
     "market_cap": pl.Float64(),
 }
 _SPOT_TIMEFRAMES: Final = ("1d", "4h", "1h")
+_SPOT_VENUES: Final = ("binance", "kucoin")
 _FUTURES_TIMEFRAMES: Final = ("1h", "1d")
 _PAIR_RE: Final = re.compile(r"^([A-Z0-9]{1,20})/(USDT)$")
 _ARRAY_WIDTH: Final = 6
@@ -199,6 +200,9 @@ class RecordedMarketData:
         self._daily: _DailyCache | None = None
         self._meta: dict[str, CoinMeta] | None = None
         self._owners: dict[str, str] | None = None
+        # venue candle files as read (path → (size, mtime_ns, frame)): a warm process (the
+        # scan Lambda, a replay over many days) parses each file once; a changed file is re-read
+        self._venue_files: dict[Path, tuple[int, int, pl.DataFrame]] = {}
         self.metadata_exclusions: dict[str, str] = {}
 
     # ----------------------------------------------------------------- CoinGecko daily
@@ -411,6 +415,32 @@ class RecordedMarketData:
         label = symbol if symbol == pair else f"{symbol} ({pair})"
         return _gated(path, symbol, timeframe, start, end, label=label)
 
+    def venue_ohlcv(
+        self, venue: str, pair: str, timeframe: str, start: datetime, end: datetime
+    ) -> pl.DataFrame:
+        """Spot candles of ``pair`` on ``venue`` (``binance`` or ``kucoin``: the folders
+        ``<venue>_spot/<tf>/``), gated like :meth:`ohlcv`, ``start <= ts <= end``. Raises
+        :class:`DataSourceError` when the venue has no file for the pair."""
+        if venue not in _SPOT_VENUES or timeframe not in _SPOT_TIMEFRAMES:
+            raise DataSourceError(
+                f"no recorded {venue} spot {timeframe!r}; have {list(_SPOT_VENUES)} x "
+                f"{list(_SPOT_TIMEFRAMES)}"
+            )
+        path = (
+            self.data_dir
+            / f"{venue}_spot"
+            / timeframe
+            / f"{_pair_base(pair)}_USDT-{timeframe}.json"
+        )
+        if not path.is_file():
+            raise DataSourceError(f"no recorded {venue} spot {timeframe} candles for {pair}")
+        st = path.stat()
+        cached = self._venue_files.get(path)
+        if cached is None or cached[:2] != (st.st_size, st.st_mtime_ns):
+            cached = (st.st_size, st.st_mtime_ns, _ohlcv_file(path, pair))
+            self._venue_files[path] = cached
+        return _gate_window(cached[2], path, pair, timeframe, start, end, label=None)
+
     def ohlcv_as_recorded(
         self, symbol: str, timeframe: str, start: datetime, end: datetime
     ) -> pl.DataFrame:
@@ -581,7 +611,11 @@ def _load_array(path: Path) -> np.ndarray:
         raise DataSourceError(f"{path}: expected a JSON array of rows, got {type(raw).__name__}")
     if not raw:
         return np.empty((0, _ARRAY_WIDTH), dtype=np.float64)
-    bad = _NON_NUMBER_RE.search(path.read_bytes())
+    data = path.read_bytes()
+    # the regex only where a candidate byte sequence exists (a substring test is far faster on
+    # a megabyte of numbers)
+    suspect = b'"' in data or b"true" in data or b"false" in data
+    bad = _NON_NUMBER_RE.search(data) if suspect else None
     if bad is not None:
         raise DataSourceError(
             f"{path}: non-numeric value ({bad.group().decode()!r} at byte {bad.start()}); "
@@ -658,7 +692,21 @@ def _gated(
     """The file's candles with ``start <= ts <= end``, sorted, once they pass :data:`BAR_RULES`.
 
     Raises :class:`RejectedBarsError` (symbol, file, first bad bar, reason) otherwise."""
-    window = _slice(_ohlcv_file(path, symbol), start, end)
+    return _gate_window(_ohlcv_file(path, symbol), path, symbol, timeframe, start, end, label=label)
+
+
+def _gate_window(
+    candles: pl.DataFrame,
+    path: Path,
+    symbol: str,
+    timeframe: str,
+    start: datetime,
+    end: datetime,
+    *,
+    label: str | None,
+) -> pl.DataFrame:
+    """:func:`_gated` over candles already read from ``path``."""
+    window = _slice(candles, start, end)
     end_ms = _require_utc(end, "end")
     verdict = check_ohlcv(window, timeframe, end_ms, BAR_RULES, source=str(path))
     errors = tuple(f for f in verdict.findings if f.severity is Severity.ERROR)

@@ -1,4 +1,4 @@
-"""`cst model train|list|promote|rollback|drift|canary`: the ML lifecycle on the embedded local AWS.
+"""`cst model train|fit-ensemble|list|promote|rollback|drift|canary`: the ML lifecycle on the embedded local AWS.
 
 ``train`` exports the recorded real bars up to ``--train-end`` (stablecoins and wrapped tokens
 removed) as the ``train`` channel, runs ``ml/train.py`` — the SageMaker script-mode entry point —
@@ -287,6 +287,74 @@ def _row(v: Any) -> dict[str, Any]:
         "git_commit": v.card.git_commit[:12],
         "last_change": v.history[-1].reason if v.history else "",
     }
+
+
+@app.command("fit-ensemble")
+def fit_ensemble(
+    directory: Annotated[Path, typer.Argument(help="Write the bundle here (cst scan --model).")],
+    train_end: Annotated[
+        str, typer.Option("--train-end", help="Nothing after this day is used to fit.")
+    ],
+    first_decision: Annotated[
+        str, typer.Option("--first-decision", help="First decision day of the fit.")
+    ] = "2018-01-01",
+    step_days: Annotated[
+        int, typer.Option("--step-days", min=1, help="Days between decision days.")
+    ] = 21,
+    data: DataOpt = None,
+) -> None:
+    """Fit the calibrated ensemble (every directional agent + the ML agent) walk-forward on the
+    recorded data up to --train-end and save it for `cst scan --model DIR`: the scan then shows
+    all nine agents' votes."""
+    from datetime import timedelta
+
+    from cryptosmarttrader.adapters.model_bundle import save_bundle
+    from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor, XgbTrainer
+    from cryptosmarttrader.services.evaluate import (
+        DIRECTIONAL_AGENTS,
+        EvaluationConfig,
+        evaluate,
+        registry_agents,
+    )
+    from cryptosmarttrader.wiring import excluded_coins
+
+    end_day = parse_day(train_end).date()
+    market = _market(data)
+    try:
+        start = end_day + timedelta(days=15)  # past the embargo: the fit's own holdout
+        cfg = EvaluationConfig(
+            train_end=end_day,
+            start=start,
+            end=start + timedelta(days=16),
+            first_decision=parse_day(first_decision).date(),
+            step_days=step_days,
+        )
+        with working(f"fitting the ensemble on data up to {end_day}", show_progress()):
+            result = evaluate(
+                market,
+                XgbTrainer(),
+                cfg,
+                excluded_symbols=excluded_coins(market),
+                agents=registry_agents,
+                agent_names=DIRECTIONAL_AGENTS,
+            )
+    except (ValueError, RuntimeError, OSError) as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    fitted = result.fitted[cfg.primary_threshold]
+    if not isinstance(fitted.ml_final, XgbPredictor):
+        fail("the fit produced no XGBoost ML agent to save")
+    save_bundle(
+        directory,
+        fitted.ensemble,
+        fitted.ml_final.to_bytes(),
+        fitted.ml_final.feature_names,
+        {"train_end": end_day.isoformat(), "calibration": cfg.calibration},
+    )
+    console.print(
+        f"ensemble fitted on data up to {end_day} saved to {directory} "
+        f"(agents: {', '.join(fitted.ensemble.agents)})",
+        markup=False,
+    )
 
 
 @app.command("list")

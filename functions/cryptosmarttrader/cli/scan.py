@@ -28,6 +28,14 @@ def scan(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON list instead of a table.")
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="With --json: print the whole report (regime, each agent's votes and "
+            "abstentions, rows...) as one JSON object instead of the list of rows.",
+        ),
+    ] = False,
     model: Annotated[
         Path | None,
         typer.Option(
@@ -82,12 +90,17 @@ def scan(
     metrics = InMemoryMetrics()
     with embedded_aws(state_dir(state), resources) as aws:
         report = scan_service(analyzer, aws.clients, resources, metrics).execute(analysis)
-    _print(report, as_json)
+    _print(report, as_json, full)
 
 
-def _print(report: ScanReport, as_json: bool) -> None:
+def _print(report: ScanReport, as_json: bool, full: bool = False) -> None:
     if as_json:
-        typer.echo(jsonout.dumps([row.model_dump(mode="json") for row in report.rows], indent=2))
+        doc = (
+            report.model_dump(mode="json")
+            if full
+            else [row.model_dump(mode="json") for row in report.rows]
+        )
+        typer.echo(jsonout.dumps(doc, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -121,6 +134,27 @@ def _print(report: ScanReport, as_json: bool) -> None:
             markup=False,
         )
     _print_rule_exclusions(console, report.excluded_by_rule)
+    _print_agents(console, report)
+
+
+def _print_agents(console: Console, report: ScanReport) -> None:
+    """The regime and what it changed, then each agent's votes and abstentions with reasons."""
+    from rich.table import Table
+
+    if report.regime_effect is not None:
+        console.print(f"Regime: {report.regime_effect}", markup=False)
+        if report.regime_reason:
+            console.print(f"  {report.regime_reason}", markup=False, style="dim")
+    if not report.agents:
+        return
+    table = Table(title="Agents (votes / abstentions over the coins scored)")
+    for col in ("agent", "votes", "abstentions", "top abstention reasons"):
+        table.add_column(col, overflow="fold")
+    for name, counts in report.agents.items():
+        reasons = "; ".join(f"{n}x {r}" for r, n in list(counts.abstention_reasons.items())[:3])
+        votes = f"{counts.votes} ({counts.vetoes} vetoed)" if counts.vetoes else str(counts.votes)
+        table.add_row(name, votes, str(counts.abstentions), reasons or "-")
+    console.print(table)
 
 
 def _print_rule_exclusions(console: Console, excluded: dict[str, str]) -> None:

@@ -92,6 +92,11 @@ class MarketOverview(_Model):
     excluded_by_quality: int | None
     regime: str | None = Field(description="market regime, when the regime agent publishes one")
     regime_source: str
+    regime_effect: str | None = Field(
+        default=None,
+        description="what the regime changed in that scan (the position-size multiplier it "
+        "selected), null when the scan did not say",
+    )
     risk_level: str
     kill_switch_on: bool
     top_opportunities: list[Opportunity]
@@ -343,7 +348,14 @@ class ApiService:
             universe=int(report["universe"]),
             excluded_by_quality=int(report.get("excluded_by_quality", 0)),
             regime=None if regime is None else str(regime),
-            regime_source="scan report" if regime is not None else "not published by the scan",
+            regime_source=(
+                "scan report"
+                if regime is not None
+                else f"scan report: regime unknown ({report['regime_reason']})"
+                if report.get("regime_reason")
+                else "not published by the scan"
+            ),
+            regime_effect=report.get("regime_effect"),
             risk_level=state.level.name,
             kill_switch_on=kill.on,
             top_opportunities=rows,

@@ -22,7 +22,20 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from cryptosmarttrader.domain import metric_names as mn
-from cryptosmarttrader.domain.agents.base import abstentions
+from cryptosmarttrader.domain.agents.base import VOTE_SCHEMA, abstentions
+from cryptosmarttrader.domain.agents.registry import (
+    MarketState,
+    detect_regime,
+    run_agents,
+    strategy_for,
+)
+from cryptosmarttrader.domain.agents.tally import (
+    ENSEMBLE_AGENT,
+    ML_AGENT,
+    REGIME_AGENT,
+    AgentTally,
+    tally_agents,
+)
 from cryptosmarttrader.domain.agents.technical import technical_votes
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.market import DAY_MS
@@ -50,6 +63,7 @@ from cryptosmarttrader.domain.types import (
     utc_from_ms,
 )
 from cryptosmarttrader.ports import (
+    AgentData,
     IdempotencyStore,
     KillSwitch,
     MarketData,
@@ -92,6 +106,17 @@ class AgentVote(BaseModel):
     confidence: float | None
     abstain_reason: str | None
     reasons: list[str]
+
+
+class AgentCounts(BaseModel):
+    """How one agent took part in a scan: coins it voted on, coins it abstained on and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    votes: int
+    abstentions: int
+    abstention_reasons: dict[str, int] = {}  # reason → coins (the 10 most frequent, then rest)
+    vetoes: int = 0  # liquidity gate only: coins it vetoed (counted in its votes)
 
 
 class ScanRow(BaseModel):
@@ -143,6 +168,12 @@ class ScanReport(BaseModel):
     exits: list[ExitRow] = []
     # BUY decisions on coins the paper venue cannot trade (research universe): not ordered
     not_ordered_untradable: int = 0
+    # each agent's votes and abstentions (with the reasons) over the coins the scan scored
+    agents: dict[str, AgentCounts] = {}
+    regime: str | None = None  # the regime agent's market regime; None when it is unknown
+    regime_reason: str | None = None  # its readings, or why no regime is known
+    exposure: float | None = None  # the position-size multiplier the regime selected
+    regime_effect: str | None = None  # what the regime changed in this scan
 
 
 @dataclass(frozen=True)
@@ -162,6 +193,11 @@ class Analysis:
     excluded_by_rule: dict[str, str] = field(default_factory=dict)
     agent_votes: dict[str, list[AgentVote]] = field(default_factory=dict)  # ranked coins only
     model_version: str = MODEL_TECHNICAL
+    agent_tally: dict[str, AgentTally] = field(default_factory=dict)
+    regime: str | None = None
+    regime_reason: str | None = None
+    exposure: float = 1.0  # scales every new position's size (the regime's strategy)
+    regime_effect: str | None = None
 
 
 @dataclass
@@ -183,6 +219,9 @@ class ScanAnalyzer:
     # Ranked, but never ordered: coins the paper venue can neither fill nor value (the research
     # view of the whole recorded universe, CST_UNIVERSE=all). Their BUYs are reported only.
     untradable: Collection[str] = field(default_factory=frozenset)
+    # What the agents see beside the daily universe (funding, other venues' prices, sentiment)
+    # as of the decision time; None: the universe alone (those agents abstain, saying why).
+    agent_data: AgentData | None = None
 
     def analyze(self, asof: datetime, top_n: int | None = None) -> Analysis:
         frame, asof_ms = self.read_market(asof)
@@ -232,6 +271,8 @@ class ScanAnalyzer:
         )
         blocked = self.data_health() if self.data_health is not None else None
         no_trade: str | None = None
+        not_run: dict[str, str] = {}
+        regime = None
         if blocked is not None:
             symbols = quality.clean["symbol"].unique().sort().to_list()
             votes = abstentions(symbols, "all", asof_ms, f"data source unhealthy: {blocked}")
@@ -242,16 +283,46 @@ class ScanAnalyzer:
             basis = self.model.description
             if not self.model.trade:
                 no_trade = f"no trade: {self.model.decision_reason}"
-            agents = votes
+            state = self._state(quality.clean, asof_ms)
+            regime = detect_regime(state, asof_ms)
+            agents = pl.concat([votes, run_agents(state, asof_ms)], how="vertical")
+            not_run = dict.fromkeys(
+                (ML_AGENT, ENSEMBLE_AGENT), "the ranking model serves this scan"
+            )
         elif self.model is None:
             votes = technical_votes(quality.clean, asof_ms)
             basis = TECHNICAL_ONLY
-            agents = votes
+            state = self._state(quality.clean, asof_ms)
+            regime = detect_regime(state, asof_ms)
+            agents = run_agents(state, asof_ms)
+            why = "no fitted model configured: the scan ranks on the technical agent alone"
+            not_run = {ML_AGENT: why, ENSEMBLE_AGENT: why}
         else:
+            state = self._state(quality.clean, asof_ms)
+            regime = detect_regime(state, asof_ms)
             votes, agents = ensemble_scan_votes_with_agents(
-                self.model, frame, quality.clean, asof_ms
+                self.model, frame, quality.clean, asof_ms, state
             )
             basis = self.model.description
+        scored = votes["symbol"].unique().sort().to_list()
+        # the scoring votes are tallied once: the technical-only scan scores with an agent
+        # that is also among ``agents``
+        extra = votes.filter(~pl.col("agent").is_in(agents["agent"].unique().to_list()))
+        tally = tally_agents(
+            pl.concat([agents.cast(VOTE_SCHEMA), extra.cast(VOTE_SCHEMA)], how="vertical"),  # type: ignore[arg-type]
+            scored,
+            regime,
+            {**not_run, REGIME_AGENT: f"data source unhealthy: {blocked}"} if blocked else not_run,
+        )
+        strategy = None if regime is None else strategy_for(regime)
+        exposure = 1.0 if strategy is None else strategy.exposure
+        effect = None
+        if regime is not None and strategy is not None:
+            named = regime.regime.value if regime.regime is not None else "unknown regime"
+            effect = (
+                f"{named}: new positions sized at {exposure:.2f}x the normal fraction "
+                f"({strategy.rationale})"
+            )
         if isinstance(self.model, RankingModel) and blocked is None and votes.height:
             # the model's own order (its score, highest first): the calibrated probability is
             # monotone in it but flat where the model cannot tell coins apart
@@ -297,7 +368,30 @@ class ScanAnalyzer:
             excluded_by_rule=by_rule,
             agent_votes=_votes_of(agents, [r.symbol for r in ranked]),
             model_version=MODEL_TECHNICAL if self.model is None else self.model.version,
+            agent_tally=tally,
+            regime=None if regime is None or regime.regime is None else regime.regime.value,
+            regime_reason=None if regime is None else regime.reason,
+            exposure=exposure,
+            regime_effect=effect,
         )
+
+    def _state(self, clean: pl.DataFrame, asof_ms: int) -> MarketState:
+        """The agents' market state: the universe plus what ``agent_data`` holds as of the
+        decision. A source that fails as a whole leaves those agents abstaining with its
+        reason; it never aborts the scan."""
+        if self.agent_data is None:
+            return MarketState(universe=clean)
+        try:
+            return self.agent_data.state(clean, asof_ms)
+        except (ValueError, OSError) as exc:
+            why = f"agent data unavailable: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+            symbols = clean["symbol"].unique().to_list()
+            notes = dict.fromkeys(symbols, why)
+            return MarketState(
+                universe=clean,
+                sentiment_unavailable=why,
+                abstain_notes={"funding": notes, "arbitrage": notes},
+            )
 
     def _members(self, asof_ms: int, top_n: int) -> list[str] | None:
         """The point-in-time members on the day (priced ones), or None when no snapshot covers
@@ -358,7 +452,9 @@ class ScanService:
         # the persisted level, read once per run, so a restart keeps it
         level = self.risk_state() if self.risk_state is not None else self.risk_level
         exposure = self._exposure()  # updated in place as this run's orders are recorded
-        rows, created, dupes = self._act(analysis.ranked, analysis.prices, level, exposure)
+        rows, created, dupes = self._act(
+            analysis.ranked, analysis.prices, level, exposure, analysis.exposure
+        )
         untradable = sum(
             r.action is Action.BUY and r.symbol in self.analyzer.untradable for r in rows
         )
@@ -384,6 +480,19 @@ class ScanService:
             exits=exits,
             not_ordered_untradable=untradable,
             model_version=analysis.model_version,
+            agents={
+                name: AgentCounts(
+                    votes=t.votes,
+                    abstentions=t.abstentions,
+                    abstention_reasons=dict(t.abstention_reasons),
+                    vetoes=t.vetoes,
+                )
+                for name, t in analysis.agent_tally.items()
+            },
+            regime=analysis.regime,
+            regime_reason=analysis.regime_reason,
+            exposure=None if analysis.regime_effect is None else analysis.exposure,
+            regime_effect=analysis.regime_effect,
         )
         if self.signals is not None:
             self.signals.save(report.asof.date().isoformat(), report.model_dump(mode="json"))
@@ -395,6 +504,7 @@ class ScanService:
         prices: dict[str, float],
         level: RiskLevel,
         exposure: dict[str, Decimal],
+        regime_exposure: float = 1.0,
     ) -> tuple[list[ScanRow], int, int]:
         guard = RiskGuard(RiskLimits(Decimal(str(self.settings.max_asset_fraction))))
         equity = Money(Decimal(str(self.settings.equity_usd)))
@@ -420,7 +530,11 @@ class ScanService:
                     "pair); research universe only",
                 ]
             elif sig.action is Action.BUY and price is not None:
-                row.update(self._order(i, sig, Price.of(price), guard, equity, exposure, level))
+                row.update(
+                    self._order(
+                        i, sig, Price.of(price), guard, equity, exposure, level, regime_exposure
+                    )
+                )
                 created += row.pop("_created", 0)
                 dupes += row.pop("_duplicate", 0)
             rows.append(ScanRow(**row))
@@ -505,8 +619,10 @@ class ScanService:
         equity: Money,
         exposure: dict[str, Decimal],
         level: RiskLevel,
+        regime_exposure: float = 1.0,
     ) -> dict[str, Any]:
-        fraction = Decimal(str(self.settings.max_asset_fraction))
+        # the regime's exposure scales the size; the RiskGuard still caps it at the full fraction
+        fraction = Decimal(str(self.settings.max_asset_fraction)) * Decimal(str(regime_exposure))
         qty = size_for_fraction(equity, fraction, price.value)
         if qty is None:
             return {"action": Action.HOLD, "reasons": [*sig.reasons, "size rounds to zero"]}

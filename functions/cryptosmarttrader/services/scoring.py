@@ -75,11 +75,18 @@ def ensemble_scan_votes(
 
 
 def ensemble_scan_votes_with_agents(
-    model: TrainedModel, window: pl.DataFrame, clean: pl.DataFrame, asof_ms: int
+    model: TrainedModel,
+    window: pl.DataFrame,
+    clean: pl.DataFrame,
+    asof_ms: int,
+    state: MarketState | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """:func:`ensemble_scan_votes`, and every agent's own vote or abstention beside it (the
-    directional agents, the ML predictor and the veto agents), ``VOTE_SCHEMA`` each."""
-    all_votes = run_agents(MarketState(universe=clean), asof_ms)
+    directional agents, the ML predictor and the veto agents), ``VOTE_SCHEMA`` each.
+
+    ``state`` holds what the agents see beside ``clean`` (funding, other venues' prices,
+    sentiment); without it they see the universe alone."""
+    all_votes = run_agents(state or MarketState(universe=clean), asof_ms)
     directional = all_votes.filter(pl.col("agent").is_in(list(DIRECTIONAL)))
     symbols = clean.filter(pl.col("ts") == asof_ms)["symbol"].unique().sort().to_list()
     feats = features_at(window, asof_ms).filter(pl.col("symbol").is_in(symbols))

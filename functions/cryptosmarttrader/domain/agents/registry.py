@@ -56,6 +56,9 @@ class MarketState:
     sentiment: tuple[SentimentReading, ...] | None = None
     sentiment_unavailable: str | None = None  # why ``sentiment`` is None
     aliases: Mapping[str, str] = field(default_factory=dict)  # pair → universe symbol
+    # agent → universe symbol → why its input is missing (stated by whoever built the state):
+    # replaces that agent's generic abstention reason for that symbol; never turns a vote off
+    abstain_notes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +167,23 @@ def run_agents(
     if universe.is_empty():
         return empty_votes()
     inputs = AgentInputs(state, asof_ms, universe, universe["symbol"].unique().sort().to_list())
-    frames = [spec.run(inputs, configs).cast(VOTE_SCHEMA) for spec in AGENTS]  # type: ignore[arg-type]
+    frames = [
+        _noted(spec.run(inputs, configs).cast(VOTE_SCHEMA), state.abstain_notes.get(spec.name))  # type: ignore[arg-type]
+        for spec in AGENTS
+    ]
     return pl.concat(frames, how="vertical")
+
+
+def _noted(votes: pl.DataFrame, notes: Mapping[str, str] | None) -> pl.DataFrame:
+    """``votes`` with each abstaining symbol's reason replaced by its note, when one is given."""
+    if not notes:
+        return votes
+    note = pl.col("symbol").replace_strict(dict(notes), default=None, return_dtype=pl.String)
+    return votes.with_columns(
+        abstain_reason=pl.when(pl.col("abstain_reason").is_not_null() & note.is_not_null())
+        .then(note)
+        .otherwise(pl.col("abstain_reason"))
+    )
 
 
 # ------------------------------------------------------------------------------ regimes

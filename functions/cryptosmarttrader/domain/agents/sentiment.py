@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 import polars as pl
@@ -92,8 +93,9 @@ def sentiment_votes(
         )
     z = max(-config.z_cap, min(config.z_cap, (50.0 - latest.value) / config.scale))
     tilt = "contrarian bullish" if z > 0 else "contrarian bearish" if z < 0 else "neutral"
+    day = datetime.fromtimestamp(latest.ts / 1000, tz=UTC).strftime("%Y-%m-%d")
     reasons = [
-        f"{latest.source}: {latest.value:g} ({latest.classification}) — {tilt}",
+        f"{latest.source}: {latest.value:g} ({latest.classification}, reading of {day}) — {tilt}",
     ]
     n = len(names)
     return (
@@ -101,7 +103,9 @@ def sentiment_votes(
             {
                 "symbol": names,
                 "agent": [AGENT] * n,
-                "ts": [latest.ts] * n,
+                # the decision the vote is about (as every agent's), not the reading's own time:
+                # the ensemble joins the agents' votes on it
+                "ts": [asof_ms] * n,
                 "reasons": [reasons] * n,
             }
         )

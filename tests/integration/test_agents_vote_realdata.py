@@ -1,0 +1,277 @@
+"""All nine agents vote on real recorded data in the scan (CLI and Lambda), each as of the
+decision: the Fear & Greed index, BTC perpetual funding and mark prices, KuCoin beside Binance.
+The regime the regime agent finds sizes new positions, and the API shows it.
+
+2022-03-01 is inside every recorded source (funding 2021-08-31 → 2022-07-30, KuCoin hourly
+2021-01 → 2022-10, Fear & Greed 2018 → 2023). The model is fitted walk-forward on data up to
+2021-06-30 only, so the scan date is out of sample.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+from cryptosmarttrader.adapters.local_aws import ensure_resources
+from cryptosmarttrader.adapters.model_bundle import save_bundle
+from cryptosmarttrader.adapters.recorded_agent_data import RecordedAgentData
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor, XgbTrainer
+from cryptosmarttrader.cli import app
+from cryptosmarttrader.domain.agents.regime import Regime
+from cryptosmarttrader.domain.agents.registry import REGIME_STRATEGIES, run_agents
+from cryptosmarttrader.domain.agents.tally import AGENT_NAMES
+from cryptosmarttrader.domain.market import DAY_MS
+from cryptosmarttrader.domain.quality import check_daily
+from cryptosmarttrader.services.evaluate import (
+    DIRECTIONAL_AGENTS,
+    EvaluationConfig,
+    evaluate,
+    registry_agents,
+)
+from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.wiring import excluded_coins, recorded_analyzer, scan_service
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+
+ASOF = "2022-03-01"
+ASOF_MS = int(datetime(2022, 3, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.fixture(scope="module")
+def bundle(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ensemble and ML agent fitted walk-forward on data up to 2021-06-30 (a short fit)."""
+    market = RecordedMarketData(data_dir)
+    cfg = EvaluationConfig(
+        train_end=date(2021, 6, 30),
+        start=date(2021, 7, 15),
+        end=date(2021, 7, 31),
+        first_decision=date(2018, 1, 1),
+        step_days=21,
+    )
+    result = evaluate(
+        market,
+        XgbTrainer(),
+        cfg,
+        excluded_symbols=excluded_coins(market),
+        agents=registry_agents,
+        agent_names=DIRECTIONAL_AGENTS,
+    )
+    fitted = result.fitted[cfg.primary_threshold]
+    assert isinstance(fitted.ml_final, XgbPredictor)
+    directory = tmp_path_factory.mktemp("model")
+    save_bundle(
+        directory,
+        fitted.ensemble,
+        fitted.ml_final.to_bytes(),
+        fitted.ml_final.feature_names,
+        {"train_end": "2021-06-30", "calibration": cfg.calibration},
+    )
+    return directory
+
+
+def test_every_agent_votes_in_the_cli_scan_and_the_report_counts_them(
+    bundle: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    # When the documented command runs on a date every recorded source covers
+    result = CliRunner().invoke(
+        app,
+        [
+            "scan", "--data", str(data_dir), "--asof", ASOF, "--model", str(bundle),
+            "--top", "5", "--json", "--report", "--state-dir", str(tmp_path / "state"),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    agents = report["agents"]
+    # Then each of the nine agents voted on at least one coin, and every count adds up
+    assert set(AGENT_NAMES) <= set(agents)
+    for name in AGENT_NAMES:
+        counts = agents[name]
+        assert counts["votes"] >= 1, (name, counts)
+        assert sum(counts["abstention_reasons"].values()) == counts["abstentions"], name
+    scored = agents["technical"]["votes"] + agents["technical"]["abstentions"]
+    assert all(c["votes"] + c["abstentions"] == scored for c in agents.values())
+    # And the agents that only the recorded side data makes vote say why they abstain elsewhere
+    assert agents["funding"]["votes"] == 1  # BTC is the only recorded perpetual
+    assert agents["funding"]["abstention_reasons"] == {
+        "no recorded perpetual funding for this coin (recorded: BTC/USDT)": scored - 1
+    }
+    assert agents["sentiment"]["votes"] == scored  # a market-wide reading, for every coin
+    # And the regime is reported with the exposure it selected
+    regime = Regime(report["regime"])
+    assert report["exposure"] == REGIME_STRATEGIES[regime].exposure
+    assert report["regime_effect"].startswith(f"{regime.value}: new positions sized at")
+
+
+def test_recorded_side_data_is_read_as_of_the_decision_and_gaps_are_stated(
+    data_dir: Path,
+) -> None:
+    market = RecordedMarketData(data_dir)
+    agent_data = RecordedAgentData(market)
+    asof = datetime(2022, 3, 1, tzinfo=UTC)
+    universe = check_daily(market.daily_universe(asof, 260), ASOF_MS).clean
+
+    state = agent_data.state(universe, ASOF_MS)
+
+    # Nothing after the decision: funding readings, closed mark and spot candles, quotes
+    assert state.funding is not None and state.funding["ts"].max() <= ASOF_MS  # type: ignore[operator]
+    assert state.mark is not None and (state.mark["ts"] + 8 * 3_600_000).max() <= ASOF_MS  # type: ignore[operator]
+    assert state.tickers is not None and state.tickers["ts"].max() <= ASOF_MS  # type: ignore[operator]
+    assert set(state.tickers["exchange"].unique().to_list()) == {"binance", "kucoin"}
+    # and the Fear & Greed reading of the decision day is not used before that day has ended
+    assert state.sentiment is not None
+    assert max(r.ts for r in state.sentiment) == ASOF_MS - DAY_MS
+    with (data_dir / "sentiment" / "fear_greed_index.csv").open() as fh:
+        values = {row["date"]: float(row["value"]) for row in csv.DictReader(fh)}
+    votes = run_agents(state, ASOF_MS)
+    btc = {r["agent"]: r for r in votes.filter(pl.col("symbol") == "bitcoin").iter_rows(named=True)}
+    assert f": {values['2022-02-28']:g} (" in btc["sentiment"]["reasons"][0]
+    assert "reading of 2022-02-28" in btc["sentiment"]["reasons"][0]
+    # BTC gets a funding vote (funding and basis) and an arbitrage vote net of both taker fees
+    assert btc["funding"]["abstain_reason"] is None
+    assert any("basis" in r for r in btc["funding"]["reasons"])
+    assert btc["arbitrage"]["abstain_reason"] is None
+    assert "net of fees" in btc["arbitrage"]["reasons"][1]
+
+    # Before the first recorded funding reading BTC abstains, saying so
+    early = datetime(2021, 3, 1, tzinfo=UTC)
+    early_ms = int(early.timestamp() * 1000)
+    early_state = agent_data.state(
+        check_daily(market.daily_universe(early, 260), early_ms).clean, early_ms
+    )
+    early_votes = run_agents(early_state, early_ms).filter(
+        (pl.col("symbol") == "bitcoin") & (pl.col("agent") == "funding")
+    )
+    assert early_votes["abstain_reason"].to_list() == [
+        "no funding data before 2021-08-31 for BTC/USDT"
+    ]
+
+
+@dataclass
+class Context:
+    function_name: str = "cst-scan"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:cst-scan"
+    aws_request_id: str = "req-scan-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_NAMESPACE": "CryptoSmartTrader",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        clients = AwsClients.build(AwsResources())
+        ensure_resources(clients)
+        yield clients
+
+
+def test_the_scan_lambda_publishes_agents_and_regime_and_the_api_shows_them(
+    aws: AwsClients, bundle: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CST_DATA_SOURCE", "recorded")
+    monkeypatch.setenv("CST_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("CST_MODEL_DIR", str(bundle))
+    from cryptosmarttrader.handlers import _common
+    from cryptosmarttrader.handlers import api as api_handler
+    from cryptosmarttrader.handlers import scan as scan_handler
+
+    _common.reset_caches()
+    scan_handler._service.cache_clear()
+    api_handler._service.cache_clear()
+    try:
+        # When the scan Lambda replays the date (its exact event shape)
+        out: dict[str, Any] = scan_handler.handler({"asof": ASOF, "top_n": 5}, Context())  # type: ignore[arg-type]
+        # Then its report carries every agent's votes and the regime
+        assert out["status"] == "ok"
+        report = out["report"]
+        assert all(report["agents"][name]["votes"] >= 1 for name in AGENT_NAMES)
+        assert report["regime"] in {r.value for r in Regime}
+        # And the API's market overview shows the regime and what it changed
+        from tests.integration.test_api import api_event
+
+        resp = api_handler.handler(api_event("GET", "/api/v1/market/overview"), Context())  # type: ignore[arg-type]
+        body = json.loads(resp["body"])
+        assert resp["statusCode"] == 200
+        assert body["regime"] == report["regime"]
+        assert body["regime_source"] == "scan report"
+        assert body["regime_effect"] == report["regime_effect"]
+    finally:
+        _common.reset_caches()
+        scan_handler._service.cache_clear()
+        api_handler._service.cache_clear()
+
+
+def test_the_regime_exposure_scales_new_positions(aws: AwsClients, data_dir: Path) -> None:
+    # Given the technical scan on a sideways day (the regime names exposure 0.75)
+    analyzer = recorded_analyzer(data_dir, SystemClock(), TradingSettings())
+    analysis = analyzer.analyze(datetime(2022, 3, 1, tzinfo=UTC), 10)
+    assert analysis.regime == Regime.SIDEWAYS.value
+    assert analysis.exposure == REGIME_STRATEGIES[Regime.SIDEWAYS].exposure == 0.75
+    assert any(s.action.value == "buy" for s in analysis.ranked)
+    settings = TradingSettings()
+    cap = Decimal(str(settings.equity_usd)) * Decimal(str(settings.max_asset_fraction))
+    # When its decisions are recorded
+    report = scan_service(analyzer, aws, AwsResources(), InMemoryMetrics()).execute(analysis)
+    orders = aws.dynamodb.scan(TableName=AwsResources().orders_table)["Items"]
+    assert orders and report.orders_created == len(orders)
+    # Then every new position is sized at 0.75 of the normal fraction (to the lot rounding)
+    for item in orders:
+        notional = Decimal(item["notional"]["N"])
+        assert cap * Decimal("0.74") <= notional <= cap * Decimal("0.75"), item
+    assert report.exposure == 0.75 and report.regime == "sideways"
+
+
+def test_missing_or_damaged_side_data_is_an_abstention_with_its_reason(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # Given the recorded data without KuCoin candles and with a damaged Fear & Greed file
+    root = tmp_path / "data"
+    root.mkdir()
+    for folder in ("coingecko_daily", "binance_spot", "binance_futures"):
+        (root / folder).symlink_to(data_dir / folder, target_is_directory=True)
+    (root / "sentiment").mkdir()
+    (root / "sentiment" / "fear_greed_index.csv").write_text(
+        "date,value,classification\n2022-02-27,25,Extreme Fear\n2022-02-28,not-a-number,Fear\n"
+    )
+    market = RecordedMarketData(root)
+    universe = check_daily(
+        market.daily_universe(datetime(2022, 3, 1, tzinfo=UTC), 260), ASOF_MS
+    ).clean
+
+    # When the agents vote as of a date inside the funding span
+    state = RecordedAgentData(market).state(universe, ASOF_MS)
+    votes = run_agents(state, ASOF_MS)
+    btc = {r["agent"]: r for r in votes.filter(pl.col("symbol") == "bitcoin").iter_rows(named=True)}
+
+    # Then the damaged file and the missing venue are stated, and nothing else is lost
+    assert btc["sentiment"]["abstain_reason"].startswith(
+        "recorded sentiment unusable: sentiment/fear_greed_index.csv line 3:"
+    )
+    assert btc["arbitrage"]["abstain_reason"] == (
+        "no recorded quote to compare (kucoin: no 1h candles recorded for this pair)"
+    )
+    assert btc["funding"]["abstain_reason"] is None
+    assert votes.filter(pl.col("agent") == "technical")["abstain_reason"].null_count() > 100
