@@ -166,19 +166,80 @@ def test_status_reads_the_saved_state_exactly_as_the_embedded_aws_would(tmp_path
     assert fast is not None and fast["risk_level"]["level"] == "EMERGENCY"
 
 
-def test_status_answers_while_another_command_holds_the_state_lock(tmp_path: Path) -> None:
-    from cryptosmarttrader.adapters.local_aws import _state_lock
+def test_status_waits_for_a_command_that_holds_the_state_and_shows_what_it_set(
+    tmp_path: Path,
+) -> None:
+    import threading
+    import time
 
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.settings import AwsResources
+
+    state = tmp_path / "state"
+    assert runner.invoke(app, ["off", "--reason", "start", "--actor", "al"]).exit_code == 0
+    engaged = threading.Event()
+
+    def cycle() -> None:  # a command (e.g. an execution cycle) whose RiskGuard engages the switch
+        with embedded_aws(state, AwsResources(), lake=False) as aws:
+            res = aws.resources
+            SsmKillSwitch(res.kill_switch_param, aws.ssm, SystemClock()).set(
+                True, "RiskGuard EMERGENCY: drawdown", "system:riskguard"
+            )
+            engaged.set()
+            time.sleep(1.5)  # still running: nothing saved yet
+
+    holder = threading.Thread(target=cycle)
+    holder.start()
+    assert engaged.wait(60)
+    # When status runs while that command holds the state
+    result = runner.invoke(app, ["status", "--json"])
+    holder.join()
+    # Then it waited for it and shows the switch it set, never the stale saved OFF
+    assert result.exit_code == 0, result.output
+    assert "waiting" in result.stderr
+    assert json.loads(result.stdout)["kill_switch"]["on"] is True
+
+
+def test_status_answers_at_once_while_cst_api_serve_holds_the_state(tmp_path: Path) -> None:
+    from cryptosmarttrader.adapters.local_aws import _state_lock
+    from cryptosmarttrader.adapters.local_snapshot import saves_every_write
+
+    state = tmp_path / "state"
     assert runner.invoke(app, ["on", "--reason", "venue down", "--actor", "al"]).exit_code == 0
-    # Given another process holding the state (e.g. `cst api serve`)
-    with _state_lock(tmp_path / "state", 1.0):
+    # Given a holder that saves after every write (as `cst api serve` does)
+    with _state_lock(state, 1.0), saves_every_write(state):
         # When status runs, Then it answers from the saved state at once
         assert _status()["kill_switch"]["on"] is True
 
 
+def test_a_switch_name_the_saved_state_never_held_is_read_like_every_command_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cryptosmarttrader.cli.killswitch import _status_payload
+    from cryptosmarttrader.settings import AwsResources
+
+    assert runner.invoke(app, ["on", "--reason", "venue down", "--actor", "al"]).exit_code == 0
+    monkeypatch.setenv("CST_KILL_SWITCH_PARAM", "/cst/other")
+    shown = _status()
+    with embedded_aws(tmp_path / "state", AwsResources(), lake=False) as aws:
+        full = _status_payload(aws)
+    assert shown["kill_switch"] == full["kill_switch"]  # (no stored level: "since" is now)
+    assert shown["risk_level"]["level"] == full["risk_level"]["level"]
+
+
 def test_a_damaged_saved_state_is_a_clear_error_not_a_status(tmp_path: Path) -> None:
     assert runner.invoke(app, ["on", "--reason", "venue down", "--actor", "al"]).exit_code == 0
-    (tmp_path / "state" / "snapshot.json").write_text("{not json", encoding="utf-8")
+    snapshot = tmp_path / "state" / "snapshot.json"
+    data = json.loads(snapshot.read_text(encoding="utf-8"))
+    snapshot.write_text("{not json", encoding="utf-8")
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 2
     assert "snapshot" in result.output and "ON" not in result.output
+    # an entry that does not decode is the same one-line error, never a traceback
+    data["tables"]["cst-state"] = [{"pk": {"S": "risk", "N": "1"}, "sk": {"S": "current"}}]
+    snapshot.write_text(json.dumps(data), encoding="utf-8")
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 2 and "invalid entry" in result.output, result.output

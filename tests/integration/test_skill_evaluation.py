@@ -207,3 +207,33 @@ def test_the_registry_keeps_the_evaluation_and_refuses_a_model_without_skill(
         root, ["model", "pull-production", str(tmp_path / "served"), "--state-dir", state]
     )
     assert pulled.exit_code != 0 and "no production version" in pulled.output
+
+
+def test_a_broken_row_anywhere_in_the_feature_window_rejects_the_coin(data_dir: Path) -> None:
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.services.scoring import ranking_rows
+
+    day_ms = 86_400_000
+    asof = datetime(2022, 6, 1, tzinfo=UTC)
+    asof_ms = int(asof.timestamp() * 1000)
+    window = RecordedMarketData(data_dir).daily_universe(asof, 370)
+    # Given chainlink's close infinite 300 days back: outside the gate's 260 days, inside the
+    # 365 days its features read
+    bad_ts = asof_ms - 300 * day_ms
+    damaged = window.with_columns(
+        close=pl.when((pl.col("symbol") == "chainlink") & (pl.col("ts") == bad_ts))
+        .then(float("inf"))
+        .otherwise(pl.col("close"))
+    )
+    kwargs = {"members": None, "top_n": 200, "gate_days": 260, "min_volume_usd": 1e6}
+    clean_rows, _ = ranking_rows(window, asof_ms, **kwargs)  # type: ignore[arg-type]
+    rows, quality = ranking_rows(damaged, asof_ms, **kwargs)  # type: ignore[arg-type]
+    # Then the coin is ranked on clean data, and rejected with the gate's reason when damaged
+    assert "chainlink" in clean_rows["symbol"].to_list()
+    assert "chainlink" not in rows["symbol"].to_list()
+    assert any("NON_FINITE" in r or "infinite" in r for r in quality.excluded["chainlink"])
+    assert rows.height == clean_rows.height - 1

@@ -38,6 +38,7 @@ from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import OPEN_ORDERS_INDEX, OPEN_PK, OPEN_SK
 from cryptosmarttrader.adapters.files import write_atomic
 from cryptosmarttrader.adapters.local_snapshot import (
+    LOCK_FILE,
     SNAPSHOT_FILE,
     SNAPSHOT_VERSION,
     SnapshotError,
@@ -66,7 +67,6 @@ __all__ = [
 ]
 
 LAKE_DIR = "lake"
-LOCK_FILE = ".lock"
 DUMMY_CREDENTIALS: Mapping[str, str] = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

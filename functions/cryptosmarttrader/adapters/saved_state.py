@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from cryptosmarttrader.adapters.local_snapshot import SNAPSHOT_FILE, read_snapshot
+from cryptosmarttrader.adapters.local_snapshot import SNAPSHOT_FILE, SnapshotError, read_snapshot
 
 __all__ = ["SavedState", "SavedStateStore"]
 
@@ -55,13 +55,17 @@ class SavedState:
     def load(cls, state_dir: Path) -> SavedState | None:
         """The last saved state, or None when nothing was ever saved there. A damaged snapshot
         raises ``SnapshotError`` (as every command on that state would)."""
-        data = read_snapshot(state_dir / SNAPSHOT_FILE)
+        path = state_dir / SNAPSHOT_FILE
+        data = read_snapshot(path)
         if data is None:
             return None
-        tables = {
-            name: [{k: _plain(v) for k, v in item.items()} for item in items]
-            for name, items in data["tables"].items()
-        }
+        try:
+            tables = {
+                name: [{k: _plain(v) for k, v in item.items()} for item in items]
+                for name, items in data["tables"].items()
+            }
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise SnapshotError(f"local AWS snapshot {path} has an invalid entry: {exc}") from exc
         return cls(tables, {str(p["name"]): str(p["value"]) for p in data["parameters"]})
 
     def parameter(self, name: str) -> str | None:

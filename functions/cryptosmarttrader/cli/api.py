@@ -499,8 +499,10 @@ def local_api(state: Path, *, quiet_metrics: bool = True) -> Iterator[LocalApi]:
 
     saved = {k: os.environ.get(k) for k in _local_environment(quiet_metrics)}
     os.environ.update(_local_environment(quiet_metrics))
+    from cryptosmarttrader.adapters.local_snapshot import saves_every_write
+
     try:
-        with embedded_aws(state) as aws:
+        with embedded_aws(state) as aws, saves_every_write(state):
             from cryptosmarttrader.handlers import api as api_handler
 
             _common.reset_caches()

@@ -184,21 +184,31 @@ def off(
 @app.command("status")
 def status(state: StateOpt = None, as_json: JsonOpt = False) -> None:
     """Show the kill-switch and the RiskGuard level, each with its reason."""
-    from cryptosmarttrader.adapters.local_snapshot import SnapshotError
+    from cryptosmarttrader.adapters.local_snapshot import SnapshotError, snapshot_is_current
     from cryptosmarttrader.settings import AwsResources
 
     resources = AwsResources()
     directory = state_dir(state)
     if not resources.aws_endpoint_url:
-        # the embedded local AWS: its last saved state answers, without starting moto or
-        # waiting for the lock (a running `cst api serve` holds it and saves every write)
-        try:
-            payload = _saved_status_payload(directory, resources)
-        except SnapshotError as exc:
-            fail(str(exc))
+        # the embedded local AWS: the saved state answers without starting moto when it is the
+        # state (nobody holds it, or `cst api serve` does, which saves after every write);
+        # while another command runs it may have changed the switch: wait for it instead
+        payload = None
+        with snapshot_is_current(directory) as current:
+            if current:
+                try:
+                    payload = _saved_status_payload(directory, resources)
+                except SnapshotError as exc:
+                    fail(str(exc))
         if payload is not None:
             _print(payload, as_json)
             return
+        if not current:
+            typer.echo(
+                "another cst command holds the local state and may change the switch: "
+                "waiting for it to finish",
+                err=True,
+            )
     from cryptosmarttrader.adapters.local_aws import embedded_aws
 
     with embedded_aws(directory, resources, lake=False) as aws:
@@ -214,6 +224,7 @@ def _saved_status_payload(
     from datetime import UTC, datetime
 
     from cryptosmarttrader.adapters.killswitch_value import parse_switch_value
+    from cryptosmarttrader.adapters.local_snapshot import SnapshotError
     from cryptosmarttrader.adapters.saved_state import SavedState, SavedStateStore
     from cryptosmarttrader.domain.risk import RiskState
     from cryptosmarttrader.services.risk_state import CURRENT_SK, RISK_PK
@@ -223,12 +234,21 @@ def _saved_status_payload(
         return None
     now = datetime.now(tz=UTC)
     name = resources.kill_switch_param
-    switch = parse_switch_value(saved.parameter(name), name, now)
+    value = saved.parameter(name)
+    if value is None:  # a switch this state never held: the full path says what it is
+        return None
+    switch = parse_switch_value(value, name, now)
     store = SavedStateStore(saved, resources.state_table)
     raw = store.get(RISK_PK, CURRENT_SK)
     if raw is None and store.query(RISK_PK):
-        return None
-    return _payload(switch, RiskState.initial(now) if raw is None else RiskState.from_dict(raw))
+        return None  # rebuilt from the transition log: the full path does that
+    try:
+        risk = RiskState.initial(now) if raw is None else RiskState.from_dict(raw)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SnapshotError(
+            f"local AWS snapshot {directory / 'snapshot.json'}: the risk state is invalid: {exc}"
+        ) from exc
+    return _payload(switch, risk)
 
 
 @app.command("level")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import polars as pl
@@ -27,7 +27,7 @@ from cryptosmarttrader.domain.agents.technical import technical_votes
 from cryptosmarttrader.domain.ensemble import EnsembleModel, IsotonicCalibrator, ensemble_votes
 from cryptosmarttrader.domain.features import features_at
 from cryptosmarttrader.domain.market import DAILY_SCHEMA, DAY_MS
-from cryptosmarttrader.domain.quality import QualityResult, check_daily
+from cryptosmarttrader.domain.quality import QualityCode, QualityResult, check_daily
 from cryptosmarttrader.domain.rank_features import (
     CANDIDATE_SIGNALS,
     coin_features,
@@ -183,7 +183,10 @@ def ranking_rows(
         names = [m for m in members if m in set(today["symbol"].to_list())]
     frame = frame.filter(pl.col("symbol").is_in(names))
     gate_window = frame.filter(pl.col("day") > day - gate_days).select(list(DAILY_SCHEMA))
-    quality = check_daily(gate_window.sort("symbol", "ts"), asof_ms)
+    quality = _with_row_errors_of_the_feature_window(
+        check_daily(gate_window.sort("symbol", "ts"), asof_ms),
+        check_daily(frame.select(list(DAILY_SCHEMA)).sort("symbol", "ts"), asof_ms),
+    )
     clean = quality.clean
     eligible = clean.filter(pl.col("ts") // DAY_MS == day).select("symbol")
     votes = pl.concat([technical_votes(clean, asof_ms), early_mover_votes(clean, asof_ms)]).filter(
@@ -207,6 +210,33 @@ def ranking_rows(
         .sort("symbol")
     )
     return rank_within_day(rows, CANDIDATE_SIGNALS), quality
+
+
+_ROW_ERRORS: Final = frozenset(
+    {QualityCode.NAN, QualityCode.NON_FINITE, QualityCode.NON_POSITIVE_PRICE}
+)
+
+
+def _with_row_errors_of_the_feature_window(
+    gate: QualityResult, whole: QualityResult
+) -> QualityResult:
+    """The gate's result on its own window, plus the coins with a broken row (NaN, infinite or
+    non-positive price) anywhere in the longer window the coin features read: such a coin is
+    rejected with that reason instead of being ranked on a -inf feature."""
+    bad = [f for f in whole.findings if f.code in _ROW_ERRORS and f.symbol not in gate.excluded]
+    if not bad:
+        return gate
+    symbols = sorted({f.symbol for f in bad})
+    excluded = dict(gate.excluded)
+    for finding in bad:
+        excluded.setdefault(finding.symbol, []).append(finding.reason)
+    return QualityResult(
+        clean=gate.clean.filter(~pl.col("symbol").is_in(symbols)),
+        findings=[*gate.findings, *bad],
+        excluded=excluded,
+        checked_symbols=gate.checked_symbols,
+        checked_rows=gate.checked_rows,
+    )
 
 
 def ranking_scan_votes(
