@@ -353,7 +353,9 @@ def test_hourly_cycles_fill_and_move_the_book_on_a_moving_clock(
         scan = _one(stack.tick(at(0, 15)), "ScanFunctionName", stack)
         assert scan.error is None and scan.result["status"] == "ok", scan.error
         decided = scan.result["report"]["orders_created"]
-        assert decided >= 1, scan.result["report"]["rows"]
+        assert decided >= 1, [
+            (r["symbol"], r["action"], r["reasons"]) for r in scan.result["report"]["rows"]
+        ]
 
         # then hour after hour: HH:02 the hourly ingest, HH:10 the execution cycle
         drift: Delivery | None = None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import io
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -86,9 +88,21 @@ def test_scheduled_event_ingests_recorded_candles(
     event = scheduled_event(
         {"exchange": "binance", "timeframe": "1d", "symbols": ["ETH/USDT", "SOL/USDT"]}
     )
+    # (its JSON log lines to a buffer, at the deployed level: an earlier test in this process
+    # may have left the shared logger at another level or on a closed stream)
+    logs = io.StringIO()
+    tap = logging.StreamHandler(logs)
+    tap.setFormatter(module.logger.registered_formatter)
+    module.logger.addHandler(tap)
+    level = module.logger.log_level
+    module.logger.setLevel("INFO")
     # When the handler runs
-    with time_machine.travel(datetime(2022, 10, 12, 0, 5, tzinfo=UTC), tick=True):
-        result = module.handler(event, LambdaContextStub())
+    try:
+        with time_machine.travel(datetime(2022, 10, 12, 0, 5, tzinfo=UTC), tick=True):
+            result = module.handler(event, LambdaContextStub())
+    finally:
+        module.logger.removeHandler(tap)
+        module.logger.setLevel(level)
     # Then both series are in the lake, watermarked, and the run is logged and measured
     assert result["status"] == "ok"
     report = result["report"]
@@ -103,8 +117,8 @@ def test_scheduled_event_ingests_recorded_candles(
     lake = S3ParquetLake(env.resources.lake_bucket, env.s3)
     assert len(lake.days("binance", "1d", "SOL/USDT")) == report["symbols"][1]["ingested"]
     out = capsys.readouterr().out
-    logs = [json.loads(line) for line in out.splitlines() if '"message"' in line]
-    done = next(entry for entry in logs if entry["message"] == "ingest complete")
+    lines = [json.loads(line) for line in logs.getvalue().splitlines() if '"message"' in line]
+    done = next(entry for entry in lines if entry["message"] == "ingest complete")
     assert done["correlation_id"] == event["id"]
     assert done["function_request_id"] == "req-0001"
     names = {
