@@ -243,15 +243,27 @@ def stack(deployed: DeployResult, data_dir: Path) -> Stack:
 
 @pytest.fixture(scope="module")
 def kill_switch_as_deployed(stack: Stack) -> str:
-    value: str = stack.ssm.get_parameter(Name=stack.outputs["CSTKILLSWITCHPARAM"])["Parameter"][
-        "Value"
-    ]
-    return value
+    """The value a brand-new stack's seed writes (off, "initial deployment"): not what the
+    parameter holds now, which an earlier test on this deployment may have switched on (the
+    go-live rollback does)."""
+    from cryptosmarttrader.handlers.kill_switch_seed import initial_value
+
+    return initial_value(datetime.now(tz=UTC))
 
 
 def _minute(at: datetime | str) -> str:
     when = datetime.fromisoformat(at) if isinstance(at, str) else at
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def _near(minute: str, points: dict[str, float]) -> bool:
+    before = _minute(datetime.fromisoformat(minute).replace(tzinfo=UTC) - timedelta(minutes=1))
+    return minute in points or before in points
+
+
+def _at(minute: str, points: dict[str, float]) -> float:
+    before = _minute(datetime.fromisoformat(minute).replace(tzinfo=UTC) - timedelta(minutes=1))
+    return points[minute] if minute in points else points[before]
 
 
 def _one(deliveries: list[Delivery], function_output: str, stack: Stack) -> Delivery:
@@ -354,7 +366,7 @@ def test_hourly_cycles_fill_and_move_the_book_on_a_moving_clock(
         assert scan.error is None and scan.result["status"] == "ok", scan.error
         decided = scan.result["report"]["orders_created"]
         assert decided >= 1, [
-            (r["symbol"], r["action"], r["reasons"]) for r in scan.result["report"]["rows"]
+            (r["symbol"], r["action"], r["reasons"][-2:]) for r in scan.result["report"]["rows"]
         ]
 
         # then hour after hour: HH:02 the hourly ingest, HH:10 the execution cycle
@@ -387,11 +399,13 @@ def test_hourly_cycles_fill_and_move_the_book_on_a_moving_clock(
     since = DAY - timedelta(hours=1)
     minutes = [_minute(r["at"]) for r in reports]
     risk = stack.datapoints("RiskLevel", {"service": "cst-execution"}, since)
-    assert all(m in risk for m in minutes), (minutes, sorted(risk))
+    # (a datapoint's minute may be the one before the cycle's: the moving clock ticks with the
+    # machine, and a loaded machine can stamp the EMF record a moment before the minute turns)
+    assert all(_near(m, risk) for m in minutes), (minutes, sorted(risk))
     equity = stack.datapoints("Equity", {"service": "cst-execution"}, since)
-    assert equity[minutes[-1]] == pytest.approx(equities[-1])
+    assert _at(minutes[-1], equity) == pytest.approx(equities[-1])
     returns = stack.datapoints("StrategyReturnBps", {"Stage": "staging"}, since)
-    assert all(m in returns for m in minutes[1:]), (minutes, sorted(returns))
+    assert all(_near(m, returns) for m in minutes[1:]), (minutes, sorted(returns))
     # and the drift check had no production model to check on a new stack: skipped, not failed
     assert drift is not None and drift.result is not None, drift
     assert drift.result["status"] == "skipped"
