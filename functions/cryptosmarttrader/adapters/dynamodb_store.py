@@ -249,22 +249,14 @@ class DynamoOrderStore:
         names = {"#s": "status", "#pk": OPEN_PK, "#sk": OPEN_SK}
         terminal = sorted(s.value for s in TERMINAL_STATUSES)
         values = {f":t{i}": {"S": v} for i, v in enumerate(terminal)}
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"client_order_id": {"S": client_order_id}},
-                UpdateExpression="REMOVE #pk, #sk",
-                ConditionExpression=f"#s IN ({', '.join(values)})",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise StoreError(
-                "update_item(settle)", self._table, {"client_order_id": client_order_id}, exc
-            ) from exc
-        return True
+        return self._update_if(
+            "update_item(settle)",
+            client_order_id,
+            UpdateExpression="REMOVE #pk, #sk",
+            ConditionExpression=f"#s IN ({', '.join(values)})",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def note(self, client_order_id: str, expected: OrderStatus, fields: Mapping[str, Any]) -> bool:
         """Write ``fields`` onto an order whose status is still ``expected`` (bookkeeping of the
@@ -280,22 +272,14 @@ class DynamoOrderStore:
             names[f"#f{i}"] = name
             values[f":f{i}"] = value
             sets.append(f"#f{i} = :f{i}")
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"client_order_id": {"S": client_order_id}},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="#s = :expected",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_item(values),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise StoreError(
-                "update_item(note)", self._table, {"client_order_id": client_order_id}, exc
-            ) from exc
-        return True
+        return self._update_if(
+            "update_item(note)",
+            client_order_id,
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression="#s = :expected",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
+        )
 
     def backfill_open_index(self) -> int:
         """Index the non-terminal orders recorded before the open-orders index existed (a full
@@ -377,20 +361,27 @@ class DynamoOrderStore:
         if settle:
             names["#opk"], names["#osk"] = OPEN_PK, OPEN_SK
             removes = " REMOVE #opk, #osk"
+        return self._update_if(
+            "update_item(status)",
+            client_order_id,
+            UpdateExpression="SET " + ", ".join(sets) + removes,
+            ConditionExpression="attribute_exists(#id) AND #s = :expected",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
+        )
+
+    def _update_if(self, operation: str, client_order_id: str, **update: Any) -> bool:
+        """A conditional ``update_item`` of one order: False when its condition fails (nothing
+        written), :class:`StoreError` on any other error."""
         try:
             self._client.update_item(
-                TableName=self._table,
-                Key={"client_order_id": {"S": client_order_id}},
-                UpdateExpression="SET " + ", ".join(sets) + removes,
-                ConditionExpression="attribute_exists(#id) AND #s = :expected",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_item(values),
+                TableName=self._table, Key={"client_order_id": {"S": client_order_id}}, **update
             )
         except (ClientError, BotoCoreError) as exc:
             if _is_condition_failure(exc):
                 return False
             raise StoreError(
-                "update_item(status)", self._table, {"client_order_id": client_order_id}, exc
+                operation, self._table, {"client_order_id": client_order_id}, exc
             ) from exc
         return True
 
