@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["FAIL_CLOSED_ACTOR", "KillSwitchStatus", "parse_switch_value"]
+__all__ = ["FAIL_CLOSED_ACTOR", "KillSwitchStatus", "fail_closed", "parse_switch_value"]
 
 FAIL_CLOSED_ACTOR = "system:fail-closed"
 
@@ -31,18 +31,19 @@ def parse_switch_value(raw: object, name: str, now: datetime) -> KillSwitchStatu
     """The status a stored value stands for; a missing, non-string or malformed value FAILS
     CLOSED: ON, ``known=False``, with the reason."""
     if raw is None:
-        return _closed(now, f"kill-switch parameter {name} is missing")
+        return fail_closed(now, f"kill-switch parameter {name} is missing")
     if not isinstance(raw, str):
-        return _closed(now, f"kill-switch parameter {name} is not a string")
+        return fail_closed(now, f"kill-switch parameter {name} is not a string")
     try:
         stored = KillSwitchStatus.model_validate_json(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
         )
-        return _closed(now, f"kill-switch parameter {name} malformed: {problems}")
+        return fail_closed(now, f"kill-switch parameter {name} malformed: {problems}")
     return stored if stored.known else stored.model_copy(update={"known": True})
 
 
-def _closed(now: datetime, reason: str) -> KillSwitchStatus:
+def fail_closed(now: datetime, reason: str) -> KillSwitchStatus:
+    """What an unknown switch stands for: ON, ``known=False``, with why it is unknown."""
     return KillSwitchStatus(on=True, reason=reason, actor=FAIL_CLOSED_ACTOR, at=now, known=False)

@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptosmarttrader.adapters.killswitch_value import (
     FAIL_CLOSED_ACTOR,
     KillSwitchStatus,
+    fail_closed,
     parse_switch_value,
 )
 from cryptosmarttrader.domain.clock import Clock
@@ -92,11 +93,5 @@ class SsmKillSwitch:
         try:
             raw = self._provider.get(self._name, force_fetch=True)
         except (GetParameterError, ClientError, BotoCoreError) as exc:
-            return self._closed(now, f"kill-switch parameter {self._name} unreadable: {exc}")
+            return fail_closed(now, f"kill-switch parameter {self._name} unreadable: {exc}")
         return parse_switch_value(raw, self._name, now)
-
-    @staticmethod
-    def _closed(now: datetime, reason: str) -> KillSwitchStatus:
-        return KillSwitchStatus(
-            on=True, reason=reason, actor=FAIL_CLOSED_ACTOR, at=now, known=False
-        )
