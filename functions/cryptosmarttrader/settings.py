@@ -7,12 +7,15 @@ CLI, so one contract serves both.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cryptosmarttrader.domain.slo import DeploymentStage
+
+if TYPE_CHECKING:  # numpy-backed: imported where the rule is built, not by lean handlers
+    from cryptosmarttrader.domain.exit_rule import ExitRule
 
 KILL_SWITCH_PARAM_DEFAULT = "/cst/kill-switch"
 
@@ -60,6 +63,22 @@ class TradingSettings(BaseSettings):
     universe: Literal["all", "tradable"] = "all"
     decision_valid_minutes: int = Field(default=120, ge=5, le=24 * 60)
     paper_max_wait_minutes: int = Field(default=360, ge=60, le=7 * 24 * 60)
+    # the strategy's exit rule (domain/exit_rule.py), the same levels as the evaluation's label:
+    # take profit and stop as fractions of the entry price, each confirmed on a second daily
+    # close, and the time limit in days. The execution cycle places the exit when it is met.
+    exit_take_profit: float = Field(default=1.0, gt=0, le=100)
+    exit_stop_loss: float = Field(default=0.5, gt=0, lt=1)
+    exit_max_days: int = Field(default=180, ge=1, le=3650)
+
+    @property
+    def exit_rule(self) -> ExitRule:
+        from cryptosmarttrader.domain.exit_rule import ExitRule
+
+        return ExitRule(
+            take_profit=self.exit_take_profit,
+            stop_loss=self.exit_stop_loss,
+            max_days=self.exit_max_days,
+        )
 
 
 class DeploymentSettings(BaseSettings):

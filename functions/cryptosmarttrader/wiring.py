@@ -242,4 +242,5 @@ def trading_cycle(
         starting_equity=Decimal(str(settings.equity_usd)),
         timeframe=settings.execution_timeframe,
         slis=slis,
+        exit_rule=settings.exit_rule,
     )

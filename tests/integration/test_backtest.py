@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -91,6 +92,9 @@ def test_paper_run_and_backtest_make_identical_decisions(data_dir: Path) -> None
         assert paper_ranked == [(s.symbol, s.score, s.confidence) for s in day.ranked]
         # and every BUY is ordered, except those the paper venue cannot trade (reported)
         assert report.orders_created + report.not_ordered_untradable == len(day.buys)
+        # and both size new positions by the same regime exposure
+        assert day.regime == report.regime
+        assert day.exposure == (1.0 if report.exposure is None else report.exposure)
     assert len(result.days) == 9
     assert {"scan", "btc_buy_hold"} == set(result.stats)
     assert result.equity.height == 2 * ((END - START).days + 1)
@@ -108,3 +112,26 @@ def test_cli_backtest_json(data_dir: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert '"btc_buy_hold"' in result.stdout and '"decisions"' in result.stdout
+
+
+def test_backtest_sizes_each_entry_by_the_days_regime_exposure(data_dir: Path) -> None:
+    # Given the May-June 2021 crash, where the regime cuts the size of new positions
+    clock = FixedClock(datetime(2024, 1, 1, tzinfo=UTC))
+    settings = TradingSettings(equity_usd=100_000.0)
+    analyzer = recorded_analyzer(data_dir, clock, settings)
+    result = backtest(analyzer, date(2021, 5, 12), date(2021, 6, 23), every_days=7, cost_rate=0.0)
+    exposure = {d.asof: d.exposure for d in result.days}
+    assert min(exposure.values()) < 1.0, exposure  # a reduced-size regime is exercised
+    curve = dict(
+        zip(
+            result.equity.filter(pl.col("strategy") == "scan")["day"].to_list(),
+            result.equity.filter(pl.col("strategy") == "scan")["equity"].to_list(),
+            strict=True,
+        )
+    )
+    assert result.entries
+    for day, _symbol, notional in result.entries:
+        # Then each entry is the paper fraction of that day's equity times its regime exposure
+        equity = curve[(day - date(1970, 1, 1)).days]
+        expected = settings.max_asset_fraction * exposure[day] * equity
+        assert notional == pytest.approx(expected, rel=1e-9)

@@ -39,6 +39,7 @@ from cryptosmarttrader.domain.exchange import (
     OrderType,
     RetryableExchangeError,
 )
+from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.domain.risk import RiskLevel
 from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol, ms_from_utc
 from cryptosmarttrader.services.risk_state import RiskStateService
@@ -183,26 +184,27 @@ def test_emergency_flatten_over_consecutive_cycles_sells_each_position_once(
     assert reports[-1].positions == {}
 
 
-def test_a_scan_close_and_the_flatten_of_one_position_share_one_order(
+def test_an_exit_rule_close_and_the_flatten_of_one_position_share_one_order(
     market: CachedBars, clients: AwsClients, data_dir: Path
 ) -> None:
-    # Given positions held and, a week later, a scan that no longer selects some of them: its
-    # CLOSE decisions are recorded at 00:15
+    # Given positions held and, on 2021-03-01, the exit rule's CLOSE of every coin whose real
+    # daily closes doubled since entry, placed by the 01:10 cycle (its fill bar is not in the
+    # lake before 03:02)
     held = _hold_positions(market, clients, data_dir)
-    later = ASOF + timedelta(days=7)
-    report = _scan(clients, data_dir, later)
-    exits = {e.symbol for e in report.exits if e.order_status == "NEW"}
-    assert exits, "the week's scan kept every position: pick a date where one drops out"
-    # and EMERGENCY is declared before the execution cycle, the switch turned off again
-    _emergency_then_switch_off(clients, later + timedelta(minutes=20))
+    exit_day = datetime(2021, 3, 1, 1, 10, tzinfo=UTC)
+    placed = _cycle(market, clients, exit_day)
+    assert placed.exits_by_rule >= 2, placed.exit_decisions
+    # and EMERGENCY is declared before the next cycle, the switch turned off again
+    _emergency_then_switch_off(clients, exit_day + timedelta(minutes=10))
 
-    # When the cycles send the scan's CLOSEs and flatten the book while those are still open
+    # When the cycles flatten the book while the exit rule's closes are still open
     for h in range(1, 5):
-        _cycle(market, clients, later + timedelta(hours=h, minutes=10))
+        _cycle(market, clients, exit_day + timedelta(hours=h))
 
     # Then each position has exactly one sell, filled for what was held, and nothing is short
     sells = [o for o in _orders(clients) if o["side"] == "sell"]
     assert sorted(str(o["symbol"]) for o in sells) == sorted(held)
+    assert sum(str(o["strategy"]) == "exit-rule" for o in sells) == placed.exits_by_rule
     for order in sells:
         assert str(order["status"]) == "FILLED"
         assert Decimal(str(order["filled"])) == held[str(order["symbol"])]
@@ -212,26 +214,34 @@ def test_a_scan_close_and_the_flatten_of_one_position_share_one_order(
 def test_a_rerun_scan_with_a_different_riskguard_reduction_orders_nothing_new(
     clients: AwsClients, data_dir: Path
 ) -> None:
-    # Given bitcoin already held at 1,500 of its 2,000 cap: the scan's BUY is reduced to 500
+    # Given an earlier day's BUY of bitcoin still pending at 1,500 of its 2,000 cap: the scan's
+    # BUY is reduced to 500
     res = clients.resources
-    positions = DynamoPositionStore(res.positions_table, clients.dynamodb)
-    positions.upsert({"symbol": "bitcoin", "quantity": Decimal("0.05"),
-                      "notional": Decimal("1500")}, None)  # fmt: skip
+    orders = DynamoOrderStore(res.orders_table, clients.dynamodb)
+    earlier = {
+        "client_order_id": "e" * 32, "symbol": "bitcoin", "side": "buy", "intent": "open",
+        "quantity": Decimal("0.05"), "reference_price": Decimal("30000"),
+        "notional": Decimal("1500"), "strategy": SETTINGS.strategy,
+        "signal_bar_ms": ms_from_utc(ASOF - timedelta(days=1)), "status": "NEW", "rank": 1,
+        "mode": "paper", "created_at": (ASOF - timedelta(days=1)).isoformat(),
+        "valid_until": (ASOF + timedelta(hours=2)).isoformat(),
+    }  # fmt: skip
+    assert orders.put_new(earlier)
     first = _scan(clients, data_dir)
     btc = next(r for r in first.rows if r.symbol == "bitcoin")
     assert btc.order_status == "NEW"
+    assert float(orders.get(str(btc.client_order_id))["notional"]) == pytest.approx(500, rel=1e-3)
 
-    # When the position changes (a part was sold) and the same scan runs again: the RiskGuard
-    # now reduces the same decision to a different quantity (room 2,000 - 600 - the 500 pending)
-    positions.upsert({"symbol": "bitcoin", "quantity": Decimal("0.02"),
-                      "notional": Decimal("600")}, 1)  # fmt: skip
+    # When the pending order ends (cancelled) and the same scan runs again: the RiskGuard now
+    # sizes the same decision differently (room 2,000 - the 500 of its own NEW order)
+    assert orders.update_status("e" * 32, OrderStatus.NEW, OrderStatus.CANCELED)
     second = _scan(clients, data_dir)
 
     # Then the decision keeps its one order: the client ID comes from the decision alone
     rerun = next(r for r in second.rows if r.symbol == "bitcoin")
     assert rerun.client_order_id == btc.client_order_id
     assert second.orders_created == 0
-    assert len([o for o in _orders(clients) if o["symbol"] == "bitcoin"]) == 1
+    assert len([o for o in _orders(clients) if o["symbol"] == "bitcoin"]) == 2
 
 
 # --------------------------------------------------------------------------- 2. kill-switch read

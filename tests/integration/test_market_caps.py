@@ -39,6 +39,7 @@ from cryptosmarttrader.services.model_registry import ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
 from cryptosmarttrader.wiring import lake_market_data
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
+    cleared,
     trained_models,
     universe,
 )
@@ -239,7 +240,7 @@ def test_drift_and_canary_lambdas_find_eligible_coins_in_the_lake(
         FixedClock(ASOF),
     )  # fmt: skip
     for name in ("full", "weak"):
-        model = trained_models[name]
+        model = cleared(trained_models[name])  # promotable: the drift/canary path is tested
         assert isinstance(model.predictor, XgbPredictor)
         registry.register(model.card, model.predictor.to_bytes(), model.reference)
     registry.promote(1, "bootstrap", "tests")

@@ -36,6 +36,7 @@ from cryptosmarttrader.services.model_registry import ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
 from tests.infrastructure.conftest import SKIP_BUNDLING, synthesized_template
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
+    cleared,
     trained_models,
     universe,
 )
@@ -143,7 +144,10 @@ def aws(
         yield Aws(sfn, machine_arn, registry)
 
 
-def _register(aws: Aws, model: TrainedModel) -> int:
+def _register(aws: Aws, model: TrainedModel, *, clears_gate: bool = True) -> int:
+    """Register ``model``; by default with evidence that clears the skill gate (the canary's
+    mechanics), else with its own walk-forward evidence (which does not, on this data)."""
+    model = cleared(model) if clears_gate else model
     assert isinstance(model.predictor, XgbPredictor)
     card = model.card.model_copy(update={"group": aws.registry.registry.group})
     return aws.registry.register(card, model.predictor.to_bytes(), model.reference).version
@@ -229,3 +233,23 @@ def test_a_failing_step_rolls_the_candidate_back(
     assert result["status"] == "FAILED"
     assert "drift alarm blocks promotion" in result["cause"]
     assert aws.registry.get(candidate.version).stage is ModelStage.REJECTED
+
+
+def test_a_candidate_without_skill_gets_no_canary_capital_and_is_rolled_back(
+    aws: Aws,
+    trained_models: Mapping[str, TrainedModel],  # noqa: F811
+) -> None:
+    # Given the weak model in production and the full model as candidate with its own real
+    # walk-forward evidence, which does not clear the skill gate on this data
+    incumbent = _register(aws, trained_models["weak"])
+    aws.registry.promote(incumbent, "bootstrap", "tests")
+    candidate = _register(aws, trained_models["full"], clears_gate=False)
+    # When the canary machine runs (it beats the incumbent at the shadow gate)
+    result = _run(aws, candidate)
+    # Then the canary step refuses it capital and the machine rolls it back
+    assert result["status"] == "FAILED", result
+    assert "gets no canary capital: fails the skill gate" in result["cause"]
+    rejected = aws.registry.get(candidate)
+    assert rejected.stage is ModelStage.REJECTED
+    assert ModelStage.CANARY not in [h.stage for h in rejected.history]
+    assert aws.registry.production() == aws.registry.get(incumbent)

@@ -35,6 +35,7 @@ from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryError, ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
+    cleared,
     trained_models,
     universe,
 )
@@ -80,6 +81,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
 
 
 def _register(env: Env, model: TrainedModel) -> int:
+    """Register ``model`` with evidence that clears the skill gate (promotion mechanics)."""
+    model = cleared(model)
     assert isinstance(model.predictor, XgbPredictor)
     return env.service.register(model.card, model.predictor.to_bytes(), model.reference).version
 

@@ -33,6 +33,7 @@ from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryError, ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
+    cleared,
     trained_models,
     universe,
 )
@@ -84,6 +85,8 @@ def registry(request: pytest.FixtureRequest, clients: AwsClients) -> ModelRegist
 
 
 def _register(service: ModelRegistryService, model: TrainedModel) -> int:
+    """Register ``model`` with evidence that clears the skill gate (promotion mechanics)."""
+    model = cleared(model)
     assert isinstance(model.predictor, XgbPredictor)
     return service.register(model.card, model.predictor.to_bytes(), model.reference).version
 
@@ -115,7 +118,7 @@ def test_versions_record_card_stage_history_and_round_trip_artifacts(
     assert versions[1].history[-1].reason == "live losses"
     card = versions[1].card
     assert (
-        card == trained_models["full"].card
+        card == cleared(trained_models["full"]).card
     )  # data span, features + hash, params, metrics, commit
     # and the artifact and drift reference round-trip byte for byte
     model = trained_models["full"].predictor
@@ -213,3 +216,19 @@ def test_drift_handler_checks_the_production_model_on_real_data(
     emitted = capsys.readouterr().out
     assert '"ModelDriftAlarm"' in emitted and '"ModelPredictionPsi"' in emitted
     print(json.dumps({"soon": soon, "later": later}, default=str))
+
+
+def test_a_trained_version_that_does_not_clear_the_skill_gate_is_never_promoted(
+    registry: ModelRegistry,
+    trained_models: Mapping[str, TrainedModel],  # noqa: F811
+) -> None:
+    # Given the real full model registered with its own walk-forward evidence
+    service = ModelRegistryService(registry, FixedClock(datetime(2019, 7, 1, tzinfo=UTC)))
+    model = trained_models["full"]
+    assert isinstance(model.predictor, XgbPredictor)
+    number = service.register(model.card, model.predictor.to_bytes(), model.reference).version
+    # When an operator promotes it, Then the skill gate refuses and nothing changes
+    with pytest.raises(ModelRegistryError, match="fails the skill gate: precision_at_20"):
+        service.promote(number, "bootstrap", "ops")
+    assert service.production() is None
+    assert service.get(number).stage is ModelStage.REGISTERED

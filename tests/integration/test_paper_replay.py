@@ -28,9 +28,15 @@ def test_paper_replay_trades_the_decisions_through_the_execution_path(
     # the first day's BUYs were decided and filled (within the RiskGuard's caps)
     assert first["decided"] >= 1 and 1 <= first["filled"] <= first["decided"]
     assert set(first["positions"]) <= buys["2021-01-05"]
-    # a week later the book follows the new selection: what is no longer a BUY was sold
+    # a week later the book holds what it held (no coin doubled or halved in that week, so the
+    # exit rule closed nothing, and dropping out of the selection is not an exit), held coins
+    # were not bought again, and new BUYs joined it
+    dropped = set(first["positions"]) - buys["2021-01-12"]
+    assert dropped, "every held coin is a BUY again: the no-exit-on-dropout path is untested"
+    assert set(first["positions"]) <= set(second["positions"])
+    for symbol, quantity in first["positions"].items():
+        assert second["positions"][symbol] == pytest.approx(quantity)
     assert set(second["positions"]) <= buys["2021-01-12"] | set(first["positions"])
-    assert not (set(first["positions"]) - buys["2021-01-12"]) & set(second["positions"])
     assert paper["fills"] == first["filled"] + second["filled"]
     assert second["equity"] != pytest.approx(100_000.0)  # fees and prices moved it
     assert paper["max_drawdown"] <= 0 and "scan" in out["stats"]

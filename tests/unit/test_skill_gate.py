@@ -73,7 +73,7 @@ class _Registry:
         raise NotImplementedError
 
 
-def _version(evidence: SkillEvidence) -> ModelVersion:
+def _version(evidence: SkillEvidence | None) -> ModelVersion:
     fold = FoldMetrics(
         test_start=date(2021, 7, 5), test_end=date(2023, 6, 26), n_train=1, n_test=1,
         base_rate=None, auc=None, brier=None, ece=None, precision_at_k=None, lift=None,
@@ -101,3 +101,11 @@ def test_the_registry_promotes_a_model_that_clears_the_gate() -> None:
     registry = _Registry(_version(_evidence(0.31)))
     service = ModelRegistryService(registry, _Clock())  # type: ignore[arg-type]
     assert service.promote(1, "beats its baselines", "tester").stage is ModelStage.PRODUCTION
+
+
+def test_the_registry_refuses_a_version_without_recorded_skill_whatever_trained_it() -> None:
+    registry = _Registry(_version(None))
+    service = ModelRegistryService(registry, _Clock())  # type: ignore[arg-type]
+    with pytest.raises(ModelRegistryError, match="no walk-forward skill evaluation is recorded"):
+        service.promote(1, "bootstrap", "tester")
+    assert registry.get(1).stage is ModelStage.REGISTERED

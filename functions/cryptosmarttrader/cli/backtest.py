@@ -53,8 +53,9 @@ def backtest_cmd(
         ),
     ] = "vectorized",
 ) -> None:
-    """Run the scan's own decisions on every --every-days day; hold each BUY at the paper size
-    until the next scan; report return, max drawdown and Sharpe after costs beside BTC."""
+    """Run the scan's own decisions on every --every-days day; each BUY opens a position at the
+    paper size times the day's regime exposure and follows the strategy's exit rule (take
+    profit, stop, time limit); report return, max drawdown and Sharpe after costs beside BTC."""
     first, last = parse_day(start, "--start").date(), parse_day(end, "--end").date()
     if fills not in {"vectorized", "paper"}:
         fail(f"--fills must be vectorized or paper, got {fills!r}")
@@ -89,7 +90,10 @@ def backtest_cmd(
         "end": str(last),
         "every_days": every_days,
         "cost_bps": cost_bps,
-        "decisions": [{"asof": str(d.asof), "buys": list(d.buys)} for d in result.days],
+        "decisions": [
+            {"asof": str(d.asof), "buys": list(d.buys), "regime": d.regime, "exposure": d.exposure}
+            for d in result.days
+        ],
         "stats": result.stats,
         "survivorship_bias": "the coin list was chosen in 2025 from survivors: returns are "
         "biased upward",
@@ -101,7 +105,8 @@ def backtest_cmd(
         typer.echo(jsonout.dumps(payload, indent=2))
         return
     for d in result.days:
-        typer.echo(f"{d.asof}: {', '.join(d.buys) or '-'}")
+        sized = f"  [{d.regime or 'regime unknown'}: {d.exposure:.2f}x size]"
+        typer.echo(f"{d.asof}: {', '.join(d.buys) or '-'}{sized}")
     for name, st in result.stats.items():
         typer.echo(
             f"{name:>12}: return {st['total_return']:+.1%}  max DD {st['max_drawdown']:.1%}  "

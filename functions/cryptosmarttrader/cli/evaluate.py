@@ -150,6 +150,12 @@ def _print_summary(s: dict[str, Any]) -> None:
             f"{name:>28}: return {ret if ret is None else f'{ret:+.1%}'}  "
             f"max DD {dd if dd is None else f'{dd:.1%}'}"
         )
+    regime = s.get("regime") or {}
+    if regime.get("applied"):
+        typer.echo(
+            f"regime sizing: mean exposure {regime['mean_exposure']} over rebalance days "
+            f"{regime['rebalance_days_by_regime']}"
+        )
     c = s["calibration"]
     typer.echo(
         f"calibration of P({c['event']}): ECE {c['ece']}  gate {c['gate']} open on "

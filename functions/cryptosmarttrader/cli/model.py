@@ -194,14 +194,21 @@ def train(
         artifact = (root / "model" / "model.json").read_bytes()
     with embedded_aws(state_dir(state)) as aws:
         version = _registry(aws).register(card, artifact, reference)
+    from cryptosmarttrader.domain.model_canary import skill_gate
+
+    promotable, why = skill_gate(card.skill)
     out = {"version": version.version, "stage": str(version.stage),
-           "oos": card.oos.model_dump(mode="json"), "folds": len(card.folds)}  # fmt: skip
+           "oos": card.oos.model_dump(mode="json"), "folds": len(card.folds),
+           "skill": None if card.skill is None else card.skill.model_dump(mode="json"),
+           "promotable": promotable, "skill_gate": why}  # fmt: skip
     if as_json:
         typer.echo(jsonout.dumps(out))
         return
     console.print(
         f"registered {version.label}: walk-forward OOS AUC {card.oos.auc}, "
-        f"lift@20 {card.oos.lift}, {len(card.folds)} folds, {card.train_rows} rows"
+        f"lift@20 {card.oos.lift}, {len(card.folds)} folds, {card.train_rows} rows\n"
+        f"skill gate: {'promotable' if promotable else 'not promotable'}: {why}",
+        markup=False,
     )
 
 
@@ -555,6 +562,10 @@ def canary(
                 if stage == "shadow":
                     svc.start(version, "canary", "cli canary: passed the shadow gate")
             done = svc.promote(version, "cli canary: beat the incumbent")
-        except (LifecycleError, ModelRegistryError, IllegalStageTransitionError) as exc:
+        except (LifecycleError, ModelRegistryError) as exc:
+            # as the state machine does: a failed step rolls the candidate back
+            svc.rollback(version, str(exc).splitlines()[0])
+            fail(f"v{version} rolled back: {exc}")
+        except IllegalStageTransitionError as exc:
             fail(str(exc))
     console.print(f"{done.label} promoted at {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC")

@@ -79,6 +79,12 @@ class Cohort:
     paths: FloatArray
     exit_offset: IntArray  # day the position turned to cash (0..max_days)
     adv: FloatArray
+    # share of the sleeve invested (the market regime's exposure that day); the rest stays cash
+    exposure: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.exposure <= 1.0:
+            raise DomainError(f"cohort exposure must be in [0, 1], got {self.exposure}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +128,7 @@ def simulate_book(
         if k == 0:
             active_until[s] = start
             continue
-        target = np.full(k, sleeve_cash[s] / k)
+        target = np.full(k, sleeve_cash[s] * cohort.exposure / k)
         cap = costs.cap(cohort.adv)
         notional = np.minimum(target, cap)
         capped += int(np.sum(notional < target - 1e-9))

@@ -538,6 +538,10 @@ class BacktestDay:
     asof: date
     buys: tuple[str, ...]  # symbols the scan decided to BUY that day
     ranked: tuple[RankedSignal, ...]
+    # the market regime that day and the share of the normal position size it allows (the
+    # scan's own regime exposure: new positions are sized by it, as the deployed scan sizes them)
+    regime: str | None = None
+    exposure: float = 1.0
 
 
 @dataclass
@@ -545,6 +549,8 @@ class BacktestResult:
     days: list[BacktestDay]
     stats: dict[str, dict[str, float]]  # "scan" and "btc_buy_hold"
     equity: pl.DataFrame  # day, strategy, equity
+    # every position opened: (day, symbol, notional as a fraction of the starting equity)
+    entries: list[tuple[date, str, float]] = field(default_factory=list)
 
 
 def backtest(
@@ -560,8 +566,8 @@ def backtest(
 ) -> BacktestResult:
     """Replay the scan itself (:class:`ScanAnalyzer`, the object the scan Lambda and `cst scan`
     use) on every ``every_days``-th day of ``[start, end]``. Each BUY opens a position at the
-    paper sizing (``max_asset_fraction`` of the equity that day) at the day's close, unless the
-    coin is already held; the position then follows the strategy's exit rule (the same rule as
+    paper sizing (``max_asset_fraction`` of the equity that day, times the day's regime
+    exposure, as the scan sizes its orders) at the day's close, unless the coin is already held; the position then follows the strategy's exit rule (the same rule as
     the training label and the evaluation's book: take profit, stop, time limit; a series cut at
     a break is valued at its last close less the haircut). Positions still open on ``end`` are
     marked at its close. ``cost_rate`` is paid on every entry and exit notional."""
@@ -578,7 +584,15 @@ def backtest(
         buys = tuple(s.symbol for s in analysis.ranked if s.action is Action.BUY)
         if len(buys) * fraction > 1:
             raise EvaluationError(f"{len(buys)} buys at {fraction:.0%} each exceed the equity")
-        out.append(BacktestDay(asof.date(), buys, tuple(analysis.ranked)))
+        out.append(
+            BacktestDay(
+                asof.date(),
+                buys,
+                tuple(analysis.ranked),
+                analysis.regime,
+                float(analysis.exposure),
+            )
+        )
     progress(BACKTEST_STEP, len(decision), len(decision))
     span = last - first + 1
     frame = cut_series(
@@ -599,17 +613,20 @@ def backtest(
     trades = [
         (d - first, col[sym]) for d, day in zip(decision, out, strict=True) for sym in day.buys
     ]
+    sizes = [day.exposure for day in out for _ in day.buys]
     positions = _exit_rule_positions(prices, segs, trades, exit_rule, span)
     equity = np.full(span, 1.0)
     taken: list[tuple[int, float, FloatArray]] = []
+    entries: list[tuple[date, str, float]] = []
     held_until: dict[int, int] = {}
     for k, (row, c) in enumerate(trades):  # one step per BUY: sizing needs the equity so far
         if held_until.get(c, -1) > row or not np.isfinite(prices[row, c]):
             continue
         value_now = _book_equity(taken, row)
-        notional = fraction * value_now
+        notional = fraction * sizes[k] * value_now
         path, exit_at = positions[k]
         taken.append((row, notional, path))
+        entries.append((start + timedelta(days=row), symbols[c], notional))
         held_until[c] = row + exit_at if exit_at >= 0 else span
     for t in range(span):  # the curve: one vectorized sum per day over the held positions
         equity[t] = _book_equity(taken, t, cost_rate)
@@ -619,7 +636,7 @@ def backtest(
     stats: dict[str, dict[str, float]] = {}
     curves = []
     for name, curve, turnover in (
-        ("scan", equity, float(len(taken) * 2 * fraction)),
+        ("scan", equity, float(sum(n for _, n, _ in taken) * 2)),
         ("btc_buy_hold", sim.equity, sim.turnover),
     ):
         st = portfolio_stats(curve, turnover, 0.0)
@@ -633,7 +650,7 @@ def backtest(
         curves.append(
             pl.DataFrame({"day": np.arange(first, last + 1), "strategy": name, "equity": curve})
         )
-    return BacktestResult(out, stats, pl.concat(curves))
+    return BacktestResult(out, stats, pl.concat(curves), entries)
 
 
 FloatArray = npt.NDArray[np.float64]

@@ -692,11 +692,14 @@ class ExecutionService:
             qty = Decimal(str((pos or {}).get("quantity", 0)))
             cost = Decimal(str((pos or {}).get("cost", 0)))
             opened_by = (pos or {}).get("opened_by")
+            opened_at = (pos or {}).get("opened_at")
             oversold = Decimal(str((pos or {}).get("oversold", 0)))
             extra: dict[str, Any] = {}
             if buy:
                 if qty <= 0:
                     opened_by = coid  # a new opening of this position (a new close identity)
+                    # when it opened: the exit rule's days count from the opening fill
+                    opened_at = self.clock.now().isoformat()
                 cost += delta * price
                 qty += delta
             else:
@@ -722,6 +725,7 @@ class ExecutionService:
                 "average_price": (cost / qty) if qty > 0 else None,
                 "applied_fills": applied,
                 "opened_by": opened_by,
+                "opened_at": opened_at if qty > 0 else None,
                 "oversold": oversold if oversold > 0 else None,
                 "updated_at": self.clock.now(),
                 **{k: v for k, v in (pos or {}).items() if k == "oversold_reason"},

@@ -25,7 +25,7 @@ import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -63,7 +63,15 @@ from cryptosmarttrader.domain.model_canary import (
     ModelStage,
     ModelVersion,
     OosScore,
+    SkillEvidence,
     judge,
+    skill_gate,
+)
+from cryptosmarttrader.domain.skill_metrics import (
+    Interval,
+    block_bootstrap,
+    block_length,
+    per_date_precision_at_k,
 )
 from cryptosmarttrader.ports import MarketData, Metrics, Predictor, PredictorTrainer
 from cryptosmarttrader.services.model_registry import (
@@ -153,6 +161,65 @@ def _metrics(rows: pl.DataFrame, prob: FloatArray) -> dict[str, float | None]:
         "precision_at_k": clean(prec),
         "lift": clean(lift(prec, rate)),
     }
+
+
+# trivial rankers the daily classifier's samples can score: name -> (feature, sign); the same
+# rankers as the ranking evaluation's (domain/skill_metrics.py), the drawdown one over the 180
+# days these samples carry
+CLASSIFIER_TRIVIAL_RANKERS: Final[dict[str, tuple[str, float]]] = {
+    "smallest_market_cap": ("log_market_cap", -1.0),
+    "highest_volatility_30d": ("vol_30d", 1.0),
+    "momentum_90d": ("ret_90d", 1.0),
+    "largest_drawdown_180d": ("dd_180d", -1.0),
+}
+
+
+def classifier_skill(rows: pl.DataFrame, prob: FloatArray, cfg: TrainConfig) -> SkillEvidence:
+    """The skill gate's evidence for a walk-forward-trained classifier, measured the way the
+    ranking evaluation measures its model: per-date precision@k of the model's label on the
+    out-of-sample rows, with a moving-block bootstrap 95 % interval, beside the trivial rankers
+    (random and the size / volatility / momentum / drawdown ones) on the same rows. The gate
+    then promotes it only if the interval's lower bound is above the best of them."""
+    block = block_length(cfg.step_days, cfg.horizon_days)
+    scored = rows.with_columns(
+        p=pl.Series(prob, dtype=pl.Float64),
+        trivial_random=pl.Series(
+            np.random.default_rng(20210701).random(rows.height), dtype=pl.Float64
+        ),
+        **{
+            f"trivial_{name}": pl.col(col).cast(pl.Float64) * sign
+            for name, (col, sign) in CLASSIFIER_TRIVIAL_RANKERS.items()
+        },
+    )
+
+    def figure(score: str) -> Interval:
+        per_date = per_date_precision_at_k(scored, score, "label", TOP_K)
+        return block_bootstrap(per_date["value"].to_numpy(), block, bounds=(0.0, 1.0))
+
+    model = figure("p")
+    trivial = {name: figure(f"trivial_{name}") for name in ("random", *CLASSIFIER_TRIVIAL_RANKERS)}
+    valued = {k: v.value for k, v in trivial.items() if not math.isnan(v.value)}
+    best = max(valued, key=lambda k: valued[k]) if valued else "random"
+    days = rows["day"]
+
+    def clean(x: float) -> float | None:
+        return None if math.isnan(x) else round(x, 6)
+
+    return SkillEvidence(
+        period=f"{_date(int(days.min())).isoformat()}..{_date(int(days.max())).isoformat()}",  # type: ignore[arg-type]
+        metric=f"precision_at_{TOP_K} (gain >= {cfg.threshold:.0%} within {cfg.horizon_days} "
+        "days, per date, walk-forward out of sample)",
+        value=clean(model.value),
+        ci_low=clean(model.ci_low),
+        ci_high=clean(model.ci_high),
+        best_trivial=best,
+        best_trivial_value=clean(trivial[best].value),
+        evaluation={
+            "model": model.as_dict(),
+            "trivial_rankers": {k: v.as_dict() for k, v in trivial.items()},
+            "bootstrap_block_dates": block,
+        },
+    )
 
 
 # ------------------------------------------------------------------------------ training
@@ -298,6 +365,7 @@ def train_walk_forward(
         oos=oos,
         git_commit=git_commit,
         train_rows=len(y),
+        skill=classifier_skill(known[all_idx], all_prob, cfg),
     )
     return TrainedModel(final, card, reference)
 
@@ -446,6 +514,12 @@ class CanaryService:
         version = self.registry.get(number)
         if stage == "shadow":
             return self.registry.move(version, ModelStage.SHADOW, reason, self.actor, 0.0)
+        # capital only for a version promotion would accept: the skill gate first
+        promotable, why = skill_gate(version.card.skill)
+        if not promotable:
+            raise LifecycleError(
+                f"{version.label} gets no canary capital: fails the skill gate: {why}"
+            )
         return self.registry.move(
             version, ModelStage.CANARY, reason, self.actor, self.policy.capital_fraction
         )

@@ -158,10 +158,10 @@ class ModelRegistryService:
     def promote(self, number: int, reason: str, actor: str) -> ModelVersion:
         """Make ``number`` the production version; the previous one is archived."""
         candidate = self.get(number)
-        if candidate.card.skill is not None:
-            promotable, why = skill_gate(candidate.card.skill)
-            if not promotable:
-                raise ModelRegistryError(f"{candidate.label} fails the skill gate: {why}")
+        # every version, whatever trained it: no recorded walk-forward skill is a refusal
+        promotable, why = skill_gate(candidate.card.skill)
+        if not promotable:
+            raise ModelRegistryError(f"{candidate.label} fails the skill gate: {why}")
         if candidate.drift_blocked:
             raise ModelRegistryError(
                 f"{candidate.label} is blocked by a drift alarm: {candidate.drift_reason}"

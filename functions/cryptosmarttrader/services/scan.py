@@ -44,7 +44,6 @@ from cryptosmarttrader.domain.orders import (
     OrderIntent,
     OrderStatus,
     book_exposure,
-    holding,
     position_episode,
     resolve_close,
 )
@@ -137,7 +136,8 @@ class ScanRow(BaseModel):
 
 
 class ExitRow(BaseModel):
-    """A held position this scan does not select (not a BUY today): its CLOSE decision."""
+    """A held position and how it leaves: the strategy's exit rule (its levels from the entry
+    price), and the CLOSE order already placed for it, if any."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -452,8 +452,13 @@ class ScanService:
         # the persisted level, read once per run, so a restart keeps it
         level = self.risk_state() if self.risk_state is not None else self.risk_level
         exposure = self._exposure()  # updated in place as this run's orders are recorded
+        held = {
+            symbol
+            for symbol, pos in self.positions.get_all().items()
+            if Decimal(str(pos.get("quantity", 0))) > 0
+        }
         rows, created, dupes = self._act(
-            analysis.ranked, analysis.prices, level, exposure, analysis.exposure
+            analysis.ranked, analysis.prices, level, exposure, analysis.exposure, held
         )
         untradable = sum(
             r.action is Action.BUY and r.symbol in self.analyzer.untradable for r in rows
@@ -461,9 +466,7 @@ class ScanService:
         rows = [
             r.model_copy(update={"votes": analysis.agent_votes.get(r.symbol, [])}) for r in rows
         ]
-        exits = self._exits(analysis, level)
-        created += sum(e.order_status == OrderStatus.NEW.value for e in exits)
-        dupes += sum(e.order_status == "duplicate" for e in exits)
+        exits = self._exits(analysis)
         self.metrics.add("OrdersCreated", created)
         self.metrics.add("DuplicateOrdersPrevented", dupes)
         report = ScanReport(
@@ -505,6 +508,7 @@ class ScanService:
         level: RiskLevel,
         exposure: dict[str, Decimal],
         regime_exposure: float = 1.0,
+        held: frozenset[str] | set[str] = frozenset(),
     ) -> tuple[list[ScanRow], int, int]:
         guard = RiskGuard(RiskLimits(Decimal(str(self.settings.max_asset_fraction))))
         equity = Money(Decimal(str(self.settings.equity_usd)))
@@ -529,6 +533,14 @@ class ScanService:
                     "not ordered: the paper venue cannot trade this coin (no recorded exchange "
                     "pair); research universe only",
                 ]
+            elif sig.action is Action.BUY and sig.symbol in held:
+                # one entry per position, as evaluated and backtested: the exit rule manages
+                # the position from its opening fill; a BUY again is not a second entry
+                row["action"] = Action.HOLD
+                row["reasons"] = [
+                    *sig.reasons,
+                    "already held: no second entry, the exit rule manages the position",
+                ]
             elif sig.action is Action.BUY and price is not None:
                 row.update(
                     self._order(
@@ -540,23 +552,32 @@ class ScanService:
             rows.append(ScanRow(**row))
         return rows, created, dupes
 
-    def _exits(self, analysis: Analysis, level: RiskLevel) -> list[ExitRow]:
-        """A CLOSE decision for every held position the scan does not select today.
+    def _exits(self, analysis: Analysis) -> list[ExitRow]:
+        """Every held position and how it leaves: by the strategy's exit rule alone.
 
-        The strategy holds what the scan rates BUY, as the backtest does between decision days:
-        a position whose coin is not a BUY of this run is sold at the next execution cycle. A
-        coin without a clean price as of the scan (excluded by the quality gate, no data) gets
-        no decision: the scan abstains rather than sell on data it cannot trust."""
-        # the signals, not the rows: a coin still rated BUY whose new order the caps refuse
-        # (it is already held at the limit) is kept, not sold
-        bought = {sig.symbol for sig in analysis.ranked if sig.action is Action.BUY}
-        guard = RiskGuard(RiskLimits(Decimal(str(self.settings.max_asset_fraction))))
+        The strategy holds a position from its opening fill until the exit rule (take profit,
+        stop, time limit: the training label's rule, the evaluation's book and `cst backtest`'s)
+        says exit; the hourly execution cycle checks the rule and places that CLOSE. A coin
+        dropping out of the scan's selection is not an exit (the evaluated strategy does not
+        sell it either). The row shows the levels from the entry price and the CLOSE already
+        placed for the position, if any."""
+        rule = self.settings.exit_rule
         out: list[ExitRow] = []
         for symbol, pos in sorted(self.positions.get_all().items()):
             held = Decimal(str(pos.get("quantity", 0)))
-            if held <= 0 or symbol in bought:
+            if held <= 0:
                 continue
             price = analysis.prices.get(symbol)
+            entry = pos.get("average_price")
+            reasons = [f"held: the exit rule closes it ({rule.describe()})"]
+            if entry is not None and Decimal(str(entry)) > 0:
+                e = float(entry)
+                reasons.append(
+                    f"from the entry {e:.6g}: take profit at {rule.take_profit_price(e):.6g}, "
+                    f"stop at {rule.stop_price(e):.6g}; the hourly execution cycle places the exit"
+                )
+            else:
+                reasons.append("no entry price recorded: the exit rule cannot be judged")
             row: dict[str, Any] = {
                 "symbol": symbol,
                 "quantity": float(held),
@@ -564,50 +585,28 @@ class ScanService:
                 "client_order_id": None,
                 "order_status": None,
             }
-            if price is None:
-                why = "no clean price as of the scan: held, no exit decided on untrusted data"
-                out.append(ExitRow(**row, reasons=[why]))
-                continue
-            # the close is keyed on the position: an open close of it (the scan's of an earlier
-            # day, the RiskGuard's flatten) is this decision already ordered
-            intent, live = resolve_close(
-                OrderIntent(
-                    strategy=self.settings.strategy,
-                    symbol=Symbol(symbol),
-                    side=Side.SELL,
-                    intent=Intent.CLOSE,
-                    signal_bar_ms=analysis.asof_ms,
-                    quantity=Quantity(held),
-                    reference_price=Price.of(price),
-                ),
-                position_episode(pos),
-                self._status_of,
-            )
-            reason = "not selected by this scan: close the position"
-            if live is not None:
-                dupe = "duplicate suppressed: this position is already being closed"
-                row.update(client_order_id=intent.client_order_id.value, order_status="duplicate")
-                out.append(ExitRow(**row, reasons=[reason, f"{dupe} (status {live.value})"]))
-                continue
-            kill = self.kill_switch.status()  # read before every order (cached a few seconds)
-            verdict = guard.check(
-                intent,
-                equity=Money(Decimal(str(self.settings.equity_usd))),
-                asset_exposure=Decimal(str(pos.get("notional", 0))),
-                level=level,
-                kill_switch_on=kill.on,
-                kill_switch_reason=kill.reason,
-                holding=holding(symbol, pos, self.orders.list_open(symbol), include_new=True),
-            )
-            if not verdict.approved or verdict.quantity is None:
-                why = f"rejected by RiskGuard rule {verdict.rule}: {verdict.reason}"
-                out.append(ExitRow(**row, reasons=[reason, why]))
-                continue
-            intent = replace(intent, quantity=verdict.quantity)
-            outcome = self._record(intent, 0, [reason])
-            outcome.pop("_created", None)
-            outcome.pop("_duplicate", None)
-            out.append(ExitRow(**{**row, **outcome}))
+            keyed_price = price if price is not None else (float(entry) if entry else None)
+            if keyed_price is not None and keyed_price > 0:
+                # the close is keyed on the position: a live one (the exit rule's, a flatten)
+                intent, live = resolve_close(
+                    OrderIntent(
+                        strategy=self.settings.strategy,
+                        symbol=Symbol(symbol),
+                        side=Side.SELL,
+                        intent=Intent.CLOSE,
+                        signal_bar_ms=analysis.asof_ms,
+                        quantity=Quantity(held),
+                        reference_price=Price.of(keyed_price),
+                    ),
+                    position_episode(pos),
+                    self._status_of,
+                )
+                if live is not None:
+                    row.update(
+                        client_order_id=intent.client_order_id.value, order_status=live.value
+                    )
+                    reasons.append(f"being closed: order {intent.client_order_id} {live.value}")
+            out.append(ExitRow(**row, reasons=reasons))
         return out
 
     def _order(

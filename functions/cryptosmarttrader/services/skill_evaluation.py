@@ -36,7 +36,7 @@ import hashlib
 import inspect
 import math
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -47,6 +47,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cryptosmarttrader.domain.agents.early_mover import early_mover_votes
+from cryptosmarttrader.domain.agents.regime import Regime, regime_timeline
+from cryptosmarttrader.domain.agents.registry import REGIME_STRATEGIES, UNKNOWN_REGIME_STRATEGY
 from cryptosmarttrader.domain.agents.technical import technical_votes
 from cryptosmarttrader.domain.drift import DriftReference, profile
 from cryptosmarttrader.domain.ensemble import IsotonicCalibrator, fit_calibrator
@@ -561,6 +563,30 @@ def _r(x: float) -> float | None:
 
 
 # ------------------------------------------------------------------------------ books
+def _regimes_on(daily: pl.DataFrame, days: Sequence[int]) -> dict[int, str | None]:
+    """The regime (its value, None when unknown) of each day, from the scan's regime rules."""
+    if not days or daily.is_empty():
+        return {}
+    timeline = regime_timeline(daily, min(days) * DAY_MS, max(days) * DAY_MS)
+    return {
+        int(ts) // DAY_MS: value
+        for ts, value in zip(timeline["ts"].to_list(), timeline["regime"].to_list(), strict=True)
+    }
+
+
+def regime_exposure_by_day(daily: pl.DataFrame, days: Sequence[int]) -> dict[int, float]:
+    """The market regime's exposure (the share of the normal position size the scan allows
+    in it) on each decision day (days since the epoch), from the same cap-weighted index and
+    regime rules as the scan; a day without a known regime gets the unknown-regime exposure."""
+    regime_of = _regimes_on(daily, days)
+    out: dict[int, float] = {}
+    for d in days:
+        value = regime_of.get(d)
+        strategy = UNKNOWN_REGIME_STRATEGY if value is None else REGIME_STRATEGIES[Regime(value)]
+        out[d] = strategy.exposure
+    return out
+
+
 def _books(
     frame: pl.DataFrame,
     test: pl.DataFrame,
@@ -570,7 +596,8 @@ def _books(
     cfg: SkillConfig,
     best_trivial: str,
     trade: bool,
-) -> tuple[dict[str, dict[str, float | int | None]], pl.DataFrame]:
+    frame_daily: pl.DataFrame | None = None,
+) -> tuple[dict[str, dict[str, float | int | None]], pl.DataFrame, dict[str, Any]]:
     rule = cfg.rule
     start, end = _day(cfg.start), _day(cfg.end)
     n_days = end - start + 1
@@ -583,7 +610,9 @@ def _books(
     paths = marked_paths(entry, forward, ExitOutcomes(np.zeros_like(reason_code), reason_code, ret))
     adv = np.exp(test["log_volume_30d"].to_numpy().astype(np.float64)) - 1.0
 
-    def cohorts(score: str | None, gate: bool = False) -> list[Cohort]:
+    def cohorts(
+        score: str | None, gate: bool = False, sized: Mapping[int, float] | None = None
+    ) -> list[Cohort]:
         out: list[Cohort] = []
         for d in reb:
             at = idx.filter((pl.col("day") == d) & pl.col("trade_ret").is_not_null())
@@ -593,7 +622,8 @@ def _books(
                 if gate:
                     at = at.filter(pl.col("prob") >= cfg.confidence_gate)
             i = at["_i"].to_numpy()
-            out.append(Cohort(d - start, paths[i], np.maximum(reason_code[i], 0), adv[i]))
+            exposure = 1.0 if sized is None else sized.get(d, UNKNOWN_REGIME_STRATEGY.exposure)
+            out.append(Cohort(d - start, paths[i], np.maximum(reason_code[i], 0), adv[i], exposure))
         return out
 
     def run(cs: list[Cohort], rebalance: int, max_days: int) -> tuple[FloatArray, dict[str, Any]]:
@@ -616,11 +646,17 @@ def _books(
 
     books: dict[str, dict[str, float | int | None]] = {}
     curves: list[pl.DataFrame] = []
+    # the strategy as traded sizes each cohort by the market regime of its decision day (the
+    # scan's regime exposure); the full-size book beside it shows what the regime changed
+    sized = regime_exposure_by_day(frame_daily, reb) if frame_daily is not None else None
     plans: dict[str, list[Cohort]] = {
-        "top_k_model": cohorts("score") if trade else [],
-        "gated_top_k_model": cohorts("score", gate=True) if trade else [],
+        "top_k_model": cohorts("score", sized=sized) if trade else [],
+        "gated_top_k_model": cohorts("score", gate=True, sized=sized) if trade else [],
         f"top_k_{best_trivial}": cohorts(f"trivial_{best_trivial}"),
     }
+    if trade and sized is not None:
+        plans["top_k_model_full_size"] = cohorts("score")
+    regime_block = _regime_block(frame_daily, reb, sized, start)
     for name, cs in plans.items():
         eq, stats = run(cs, cfg.rebalance_days, rule.max_days)
         if not trade and name.endswith("_model"):
@@ -695,7 +731,30 @@ def _books(
                     {"day": np.arange(start, end + 1), "strategy": "btc_buy_hold", "equity": eq}
                 )
             )
-    return books, pl.concat(curves)
+    return books, pl.concat(curves), regime_block
+
+
+def _regime_block(
+    daily: pl.DataFrame | None, reb: Sequence[int], sized: Mapping[int, float] | None, start: int
+) -> dict[str, Any]:
+    """What the market regime did to the book: the regime of each rebalance day and the size
+    it allowed (the scan's regime exposure), counted per regime."""
+    if daily is None or sized is None or not reb:
+        return {"applied": False, "note": "no regime: the book trades at full size"}
+    regime_of = _regimes_on(daily, reb)
+    counts: dict[str, int] = {}
+    for d in reb:
+        name = regime_of.get(d) or "unknown"
+        counts[name] = counts.get(name, 0) + 1
+    mean = float(np.mean([sized[d] for d in reb]))
+    return {
+        "applied": True,
+        "rebalance_days_by_regime": dict(sorted(counts.items())),
+        "mean_exposure": _r(mean),
+        "note": "each model cohort is sized by its decision day's regime exposure (the scan's); "
+        "top_k_model_full_size is the same picks at full size: the difference is what the "
+        "regime changed",
+    }
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -834,9 +893,9 @@ def evaluate_skill(
     p, y = cal["prob"].to_numpy(), cal["event"].to_numpy()
     gate_rows = cal.filter(pl.col("prob") >= cfg.confidence_gate)
     lap("metrics_bootstrap")
-    books, equity = _books(
+    books, equity, regime_block = _books(
         frame, test, fwd_test, entry_test, universe.filter(in_test), cfg,
-        trade_block["best_trivial_ranker"], skill,
+        trade_block["best_trivial_ranker"], skill, history,
     )  # fmt: skip
     top_beats = skill and (books["top_k_model"]["total_return"] or -1.0) > max(
         books["equal_weight_upper"]["total_return"] or -1.0,
@@ -933,6 +992,7 @@ def evaluate_skill(
         },
         "decision": trade_decision,
         "portfolio": books,
+        "regime": regime_block,
         "targets_met": {
             "precision_at_k_ge_1_5x_base": bool(
                 m_prec["value"] is not None

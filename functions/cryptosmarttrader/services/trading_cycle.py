@@ -20,7 +20,14 @@ Run by the scheduled execution function (hourly, after the hourly candles are in
    CLOSE order through the same exactly-once path. A close is keyed on the position, not the
    bar: while it is open (on AWS the fill bar reaches the lake only after the next cycle), the
    next cycles find it and send nothing, and a scan's CLOSE of the same position is the same
-   order. A sell is capped at what is held minus the sells already open.
+   order. A sell is capped at what is held minus the sells already open;
+6. otherwise the strategy's exit rule (:mod:`cryptosmarttrader.domain.exit_rule`, the same rule
+   as the training label, the evaluation's book and `cst backtest`) is checked for every held
+   position on the daily closes since its opening fill: take profit or stop confirmed on a
+   second close, or the time limit, places one CLOSE of the position (the same position-keyed
+   order as a flatten: placed exactly once, whichever cycle or path decides it first). A
+   position without a mark, an entry price or an opening time gets no exit decision: it is
+   held and the report says why (the cycle never exits on data it cannot trust).
 
 Metrics: DailyPnl, Drawdown, RiskLevel, GrossExposure, Equity here; OrdersSent, OrdersFilled,
 SlippageBps, OrderLatency, OrdersRejectedByRisk from the execution service; and per cycle the
@@ -43,6 +50,13 @@ from pydantic import BaseModel, ConfigDict
 
 from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE
+from cryptosmarttrader.domain.exit_rule import (
+    DEFAULT_EXIT_RULE,
+    ExitDecision,
+    ExitReason,
+    ExitRule,
+    exit_decision,
+)
 from cryptosmarttrader.domain.market import DAY_MS, TIMEFRAME_MS
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
 from cryptosmarttrader.domain.portfolio import correlation_clusters
@@ -79,6 +93,7 @@ __all__ = [
 ]
 
 FLATTEN_STRATEGY = "riskguard-flatten"
+EXIT_RULE_STRATEGY = "exit-rule"  # the strategy name on the exit rule's CLOSE orders
 EXECUTION_PK = "execution"  # state-table partition of the execution cycle
 VALUATION_SK = "valuation"  # the last cycle's equity and its backtest twin
 EQUITY_PREFIX = "equity#"  # one point per cycle: sk equity#<iso instant> (the equity series)
@@ -180,6 +195,10 @@ class CycleReport(BaseModel):
     # account return since the previous cycle and the same for the backtest's fills (go-live SLIs)
     strategy_return_bps: float | None = None
     reference_return_bps: float | None = None
+    # the exit rule this cycle: CLOSE orders it sent, and per held symbol what it decided
+    # (the levels still open, the exit placed, or why no exit could be decided)
+    exits_by_rule: int = 0
+    exit_decisions: dict[str, str] = {}
 
 
 @dataclass
@@ -192,6 +211,7 @@ class TradingCycle:
     timeframe: str = "1h"
     cluster_threshold: float = 0.8
     slis: SliRecorder | None = None  # the go-live returns (tracking error) under this Stage
+    exit_rule: ExitRule = DEFAULT_EXIT_RULE
     marks: dict[str, Mark] = field(default_factory=dict, init=False)
     mark_errors: dict[str, str] = field(default_factory=dict, init=False)
 
@@ -241,7 +261,8 @@ class TradingCycle:
             )
         )
         flattened = self._flatten(state.level, account) if account.positions else 0
-        if flattened:
+        exits, decisions = (0, {}) if flattened else self._exit_by_rule(state.level, account)
+        if flattened or exits:
             account, reference = self.valuation()
         daily = _change_pct(state.day_start_equity, account.equity)
         drawdown = _change_pct(state.peak_equity, account.equity)
@@ -275,6 +296,8 @@ class TradingCycle:
             stage=stage,
             strategy_return_bps=None if returns is None else returns[0],
             reference_return_bps=None if returns is None else returns[1],
+            exits_by_rule=exits,
+            exit_decisions=decisions,
         )
 
     def _apply_golive_stage(self) -> str:
@@ -437,6 +460,106 @@ class TradingCycle:
             result = self.execution.submit(intent, equity=equity, quote=self._quote(intent.symbol))
             sent += result.sent
         return sent
+
+    def _exit_by_rule(self, level: RiskLevel, account: Account) -> tuple[int, dict[str, str]]:
+        """The exit rule over every held position: one CLOSE where it says exit.
+
+        Each position is judged on the daily closes after its opening fill (``opened_at``) with
+        its average entry price, exactly as the evaluation judges a trade from its entry close.
+        The CLOSE is keyed on the position (``ExecutionService.submit`` resolves it), so the
+        exit is placed once: the next cycles, a flatten or a retry find it and send nothing."""
+        if not account.positions or not LEVEL_POLICIES[level].exits:
+            return 0, {}
+        decisions: dict[str, str] = {}
+        if self.execution.kill_switch.status().on:
+            why = "kill-switch on: no exit is sent while it holds"
+            return 0, dict.fromkeys(sorted(account.positions), why)
+        now = self.now
+        stored = self.execution.positions.get_all()
+        equity = None if account.equity is None else Money(account.equity)
+        sent = 0
+        for symbol, qty in sorted(account.positions.items()):
+            mark = self.marks.get(symbol)
+            if qty <= 0:
+                continue
+            if mark is None:
+                decisions[symbol] = "held: no mark this cycle, no exit decided on untrusted data"
+                continue
+            try:
+                decision, why = self._exit_decision(symbol, stored.get(symbol) or {}, now)
+            except (ValueError, ArithmeticError) as exc:  # a damaged position record: this one
+                decision, why = None, f"position record unreadable ({exc})"
+            if decision is None:
+                decisions[symbol] = f"held: {why}"
+                continue
+            if decision.reason is ExitReason.OPEN:
+                decisions[symbol] = (
+                    f"held {decision.days_held} of {decision.expires_after_days} days: take "
+                    f"profit at {decision.take_profit_price:.6g}, stop at "
+                    f"{decision.stop_price:.6g} (daily closes, confirmed on a second close)"
+                    + (f"; {why}" if why else "")
+                )
+                continue
+            intent = OrderIntent(
+                strategy=EXIT_RULE_STRATEGY,
+                symbol=Symbol(symbol),
+                side=Side.SELL,
+                intent=Intent.CLOSE,
+                signal_bar_ms=ms_from_utc(mark.closed_at),
+                quantity=Quantity(qty),
+                reference_price=Price(mark.price),
+            )
+            result = self.execution.submit(intent, equity=equity, quote=self._quote(intent.symbol))
+            sent += result.sent
+            decisions[symbol] = (
+                f"exit by the rule ({decision.reason.value} after {decision.days_held} days): "
+                f"close {result.client_order_id} {result.status}"
+                + (f" ({result.reason})" if result.reason else "")
+            )
+        return sent, decisions
+
+    def _exit_decision(
+        self, symbol: str, position: Mapping[str, Any], now: datetime
+    ) -> tuple[ExitDecision | None, str]:
+        """The exit rule's verdict on one position as of ``now`` (None and why when it cannot
+        be judged: no entry price or opening time recorded, or no daily bars readable)."""
+        entry = position.get("average_price")
+        opened = position.get("opened_at")
+        if entry is None or not Decimal(str(entry)) > 0:
+            return None, "no entry price recorded on the position"
+        if not opened:
+            return None, "no opening time recorded on the position (opened before it was kept)"
+        opened_at = datetime.fromisoformat(str(opened))
+        opened_day = ms_from_utc(opened_at) // DAY_MS
+        today = ms_from_utc(now) // DAY_MS  # the last daily close possible closed at its 00:00
+        days = today - opened_day  # closes of days 1..days after the entry day
+        if days <= 0:
+            return ExitDecision(
+                ExitReason.OPEN,
+                None,
+                0,
+                self.exit_rule.take_profit_price(float(entry)),
+                self.exit_rule.stop_price(float(entry)),
+                self.exit_rule.max_days,
+            ), ""
+        try:
+            bars = self.market.ohlcv(
+                symbol, "1d", utc_from_ms(opened_day * DAY_MS), utc_from_ms(today * DAY_MS)
+            )
+        except ValueError as exc:  # bars the data layer's gate rejected, unknown symbol
+            return None, f"daily bars unreadable: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+        closes: list[float | None] = [None] * min(days, self.exit_rule.max_days)
+        closed = bars.filter(pl.col("ts") + DAY_MS <= ms_from_utc(now))
+        for ts, close in zip(closed["ts"].to_list(), closed["close"].to_list(), strict=True):
+            i = (int(ts) + DAY_MS) // DAY_MS - (opened_day + 1)  # close day 1 = entry day + 1
+            ok = close is not None and math.isfinite(close) and close > 0
+            if 0 <= i < len(closes) and ok:
+                closes[i] = float(close)
+        decision = exit_decision(self.exit_rule, float(entry), closes)
+        if days >= 2 and all(c is None for c in closes):
+            # the take profit and stop cannot act without closes; the time limit still does
+            return decision, "no daily close in the data since entry"
+        return decision, ""
 
     def _emit(
         self,
