@@ -79,7 +79,7 @@ from cryptosmarttrader.domain.types import (
     utc_from_ms,
 )
 from cryptosmarttrader.ports import MarketData, Metrics, SliRecorder
-from cryptosmarttrader.services.execution import ExecutionService
+from cryptosmarttrader.services.execution import ExecutionResult, ExecutionService
 from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
 from cryptosmarttrader.services.risk_state import RiskStateService
 
@@ -448,18 +448,24 @@ class TradingCycle:
             mark = self.marks.get(symbol)
             if qty <= 0 or mark is None:
                 continue
-            intent = OrderIntent(
-                strategy=FLATTEN_STRATEGY,
-                symbol=Symbol(symbol),
-                side=Side.SELL,
-                intent=Intent.CLOSE,
-                signal_bar_ms=ms_from_utc(mark.closed_at),
-                quantity=Quantity(qty),
-                reference_price=Price(mark.price),
-            )
-            result = self.execution.submit(intent, equity=equity, quote=self._quote(intent.symbol))
-            sent += result.sent
+            sent += self._close(FLATTEN_STRATEGY, symbol, qty, mark, equity).sent
         return sent
+
+    def _close(
+        self, strategy: str, symbol: str, qty: Decimal, mark: Mark, equity: Money | None
+    ) -> ExecutionResult:
+        """Submit the CLOSE of a whole position at its mark (keyed on the position by
+        ``ExecutionService.submit``: whoever closes it first, there is one order)."""
+        intent = OrderIntent(
+            strategy=strategy,
+            symbol=Symbol(symbol),
+            side=Side.SELL,
+            intent=Intent.CLOSE,
+            signal_bar_ms=ms_from_utc(mark.closed_at),
+            quantity=Quantity(qty),
+            reference_price=Price(mark.price),
+        )
+        return self.execution.submit(intent, equity=equity, quote=self._quote(intent.symbol))
 
     def _exit_by_rule(self, level: RiskLevel, account: Account) -> tuple[int, dict[str, str]]:
         """The exit rule over every held position: one CLOSE where it says exit.
@@ -468,8 +474,11 @@ class TradingCycle:
         its average entry price, exactly as the evaluation judges a trade from its entry close.
         The CLOSE is keyed on the position (``ExecutionService.submit`` resolves it), so the
         exit is placed once: the next cycles, a flatten or a retry find it and send nothing."""
-        if not account.positions or not LEVEL_POLICIES[level].exits:
+        if not account.positions:
             return 0, {}
+        if not LEVEL_POLICIES[level].exits:
+            why = f"held: the risk level {level.name} allows no exit orders"
+            return 0, dict.fromkeys(sorted(account.positions), why)
         decisions: dict[str, str] = {}
         if self.execution.kill_switch.status().on:
             why = "kill-switch on: no exit is sent while it holds"
@@ -500,16 +509,7 @@ class TradingCycle:
                     + (f"; {why}" if why else "")
                 )
                 continue
-            intent = OrderIntent(
-                strategy=EXIT_RULE_STRATEGY,
-                symbol=Symbol(symbol),
-                side=Side.SELL,
-                intent=Intent.CLOSE,
-                signal_bar_ms=ms_from_utc(mark.closed_at),
-                quantity=Quantity(qty),
-                reference_price=Price(mark.price),
-            )
-            result = self.execution.submit(intent, equity=equity, quote=self._quote(intent.symbol))
+            result = self._close(EXIT_RULE_STRATEGY, symbol, qty, mark, equity)
             sent += result.sent
             decisions[symbol] = (
                 f"exit by the rule ({decision.reason.value} after {decision.days_held} days): "
