@@ -283,6 +283,8 @@ def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bo
 
 
 def _row(v: Any) -> dict[str, Any]:
+    from cryptosmarttrader.domain.model_canary import skill_gate
+
     return {
         "version": v.version,
         "stage": str(v.stage),
@@ -291,6 +293,7 @@ def _row(v: Any) -> dict[str, Any]:
         "oos_auc": v.card.oos.auc,
         "oos_lift": v.card.oos.lift,
         "drift_blocked": v.drift_blocked,
+        "promotable": skill_gate(v.card.skill)[0],  # the skill gate (see `cst model promote`)
         "git_commit": v.card.git_commit[:12],
         "last_change": v.history[-1].reason if v.history else "",
     }
