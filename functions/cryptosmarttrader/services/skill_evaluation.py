@@ -39,7 +39,7 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -562,6 +562,55 @@ def _r(x: float) -> float | None:
     return None if math.isnan(x) or math.isinf(x) else round(x, 6)
 
 
+# What each of the nine agents could see in this evaluation, and how it entered (the JSON's
+# ``agents`` block and docs/evaluation.md). The recorded side data covers too few coins or too
+# short a span to be a ranking input validated before a train-end: it is said, not imputed.
+EVALUATION_AGENTS: Final[dict[str, dict[str, str]]] = {
+    "technical": {
+        "used": "ranking input",
+        "saw": "daily closes and volumes of every point-in-time member, as of each decision",
+    },
+    "early_mover": {
+        "used": "ranking input",
+        "saw": "daily closes, volumes and market caps of every member, as of each decision",
+    },
+    "liquidity": {
+        "used": "eligibility filter",
+        "saw": "30-day dollar volume: members below min_volume_usd are not ranked; position "
+        "sizes are capped at a fraction of ADV in the book",
+    },
+    "regime": {
+        "used": "exposure",
+        "saw": "the cap-weighted market index of the daily universe: each model cohort is sized "
+        "by its decision day's regime exposure (the regime block); never the ranking",
+    },
+    "ml": {
+        "used": "the model itself",
+        "saw": "the ranked features of every member, refitted walk-forward",
+    },
+    "ensemble": {
+        "used": "calibration",
+        "saw": "the model's out-of-sample scores: the monotone calibration of the gate event "
+        "(the heuristic agents enter as inputs, not stacked probabilities)",
+    },
+    "funding": {
+        "used": "not used",
+        "saw": "recorded perpetual funding exists for BTC only (2021-08 -> 2022-07): one coin "
+        "cannot rank a universe, and none of it lies before a 2021-06-30 train-end",
+    },
+    "arbitrage": {
+        "used": "not used",
+        "saw": "KuCoin beside Binance exists for about 20 pairs from 2021: a minority of the "
+        "members, with too little history before train-end to validate it as a signal",
+    },
+    "sentiment": {
+        "used": "not used",
+        "saw": "the Fear & Greed index is one market-wide value per day: it carries no "
+        "information about which coin ranks above another within a day",
+    },
+}
+
+
 # ------------------------------------------------------------------------------ books
 def _regimes_on(daily: pl.DataFrame, days: Sequence[int]) -> dict[int, str | None]:
     """The regime (its value, None when unknown) of each day, from the scan's regime rules."""
@@ -993,6 +1042,7 @@ def evaluate_skill(
         "decision": trade_decision,
         "portfolio": books,
         "regime": regime_block,
+        "agents": EVALUATION_AGENTS,
         "targets_met": {
             "precision_at_k_ge_1_5x_base": bool(
                 m_prec["value"] is not None
