@@ -71,6 +71,19 @@ def test_cli_json_has_the_contract(data_dir: Path, tmp_path: Path) -> None:
     assert {"top_k_model", "equal_weight_upper", "equal_weight_lower", "btc_buy_hold"} <= set(
         out["portfolio"]
     )
+    # the market regime of each rebalance day sized the model's cohorts (the scan's exposure)
+    regime = out["regime"]
+    assert regime["applied"] is True
+    assert sum(regime["rebalance_days_by_regime"].values()) >= 1
+    assert 0.25 <= regime["mean_exposure"] <= 1.0
+    if out["decision"]["trade"]:
+        assert "top_k_model_full_size" in out["portfolio"]
+    # and each of the nine agents says what it saw and how it entered
+    assert set(out["agents"]) == {
+        "technical", "early_mover", "liquidity", "regime", "ml", "ensemble", "funding",
+        "arbitrage", "sentiment",
+    }  # fmt: skip
+    assert all(a["used"] and a["saw"] for a in out["agents"].values())
     assert "<html" in report.read_text(encoding="utf-8").lower()
 
 
