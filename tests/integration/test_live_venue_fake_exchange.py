@@ -440,3 +440,35 @@ def test_live_venue_refusal_below_minimum_is_recorded_with_its_reason(
     [order] = books.orders()
     assert "below the minimum notional" in order["reject_reason"]
     assert venue.fake.posts() == 0
+
+
+def test_live_venue_a_scan_decision_sent_on_the_testnet_is_recorded_as_testnet(
+    venue: Venue, books: Books
+) -> None:
+    # Given a NEW order recorded by the scan (which does not know the venue: mode "paper")
+    res = books.clients.resources
+    store = DynamoOrderStore(res.orders_table, books.clients.dynamodb)
+    intent = _decision()
+    assert store.put_new(
+        {
+            "client_order_id": intent.client_order_id.value,
+            "symbol": BTC.value,
+            "side": "buy",
+            "intent": "open",
+            "quantity": Decimal("0.03"),
+            "reference_price": Decimal("31400"),
+            "strategy": intent.strategy,
+            "signal_bar_ms": intent.signal_bar_ms,
+            "position_key": None,
+            "status": "NEW",
+            "mode": "paper",
+            "created_at": NOW.isoformat(),
+            "valid_until": (NOW + timedelta(hours=2)).isoformat(),
+        }
+    )
+    # When the execution cycle on a testnet deployment sends it
+    books.service(venue).reconcile()
+    # Then the record says where it was really sent
+    [order] = books.orders()
+    assert order["status"] == OrderStatus.FILLED.value
+    assert order["mode"] == "testnet"
