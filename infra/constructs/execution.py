@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from aws_cdk import Duration
+from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -104,6 +104,13 @@ class Execution(Construct):
             ),
         )
         secret.grant_read(self.lambda_.function)
+        output = CfnOutput(
+            self,
+            "ExchangeKeysSecret",
+            value=secret.secret_arn,
+            description="ARN of the exchange account's keys secret (put-secret-value writes them)",
+        )
+        output.override_logical_id("ExchangeKeysSecret")
         self.lambda_.function.add_environment("CST_EXCHANGE_SECRET", secret.secret_arn)
         if config.live_golive_run is not None:
             self.lambda_.function.add_environment("CST_LIVE_GOLIVE_RUN", config.live_golive_run)
