@@ -18,6 +18,8 @@ STACK_NAME = "CryptoSmartTrader"
 CONFIG_CONTEXT_KEY = "cst:config"
 LOCAL_CONTEXT_KEY = "cst:local"  # `-c cst:local=true`: a local target (moto, LocalStack)
 STAGE_CONTEXT_KEY = "cst:stage"  # `-c cst:stage=canary`: the go-live stage this stack serves
+VENUE_CONTEXT_KEY = "cst:venue_mode"  # `-c cst:venue_mode=testnet`: paper | testnet | live
+LIVE_RUN_CONTEXT_KEY = "cst:live_golive_run"  # the passed go-live run `live` needs
 
 
 def deployment_config(app: App) -> DeploymentConfig:
@@ -31,6 +33,13 @@ def deployment_config(app: App) -> DeploymentConfig:
     stage = app.node.try_get_context(STAGE_CONTEXT_KEY)
     if stage is not None:
         raw = {**raw, "stage": stage}
+    for key, field in (
+        (VENUE_CONTEXT_KEY, "venue_mode"),
+        (LIVE_RUN_CONTEXT_KEY, "live_golive_run"),
+    ):
+        value = app.node.try_get_context(key)
+        if value is not None:
+            raw = {**raw, field: value}
     return DeploymentConfig.model_validate(raw)
 
 

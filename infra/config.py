@@ -11,7 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cryptosmarttrader.domain.golive import RUN_ID_PATTERN
 from cryptosmarttrader.domain.slo import DeploymentStage
+from cryptosmarttrader.domain.venue import sandbox_support
 
 Exchange = Literal["binance", "kraken", "kucoin"]
 Timeframe = Literal["1h", "4h", "1d"]
@@ -133,6 +135,12 @@ class DeploymentConfig(BaseModel):
     # deployments over recorded data should; a stack that trades on its own clock refuses it.
     allow_replays: bool = False
     default_exchange: Exchange = "binance"
+    # Where the execution function sends orders (docs/venues.md): the paper venue (default),
+    # the exchange's sandbox, or real money. ``live`` needs ``live_golive_run``: the go-live
+    # run that passed staging and canary on this stack (checked again by the function at every
+    # cycle against the run's records). Also settable alone: ``-c cst:venue_mode=testnet``.
+    venue_mode: Literal["paper", "testnet", "live"] = "paper"
+    live_golive_run: str | None = Field(default=None, pattern=RUN_ID_PATTERN)
     data_source: Literal["ccxt", "recorded"] = "ccxt"
     log_level: LogLevel = "INFO"
     log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
@@ -150,6 +158,20 @@ class DeploymentConfig(BaseModel):
     ingest_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)
     scan_function: FunctionSizing = FunctionSizing(memory_mb=2048, timeout_seconds=600)
     execution_function: FunctionSizing = FunctionSizing(memory_mb=1024, timeout_seconds=300)
+
+    @model_validator(mode="after")
+    def _venue_mode_is_allowed(self) -> DeploymentConfig:
+        if self.venue_mode == "live" and self.live_golive_run is None:
+            raise ValueError(
+                "venue_mode live is refused: name the go-live run that passed staging and "
+                "canary for this stack (-c cst:live_golive_run=RUN_ID); `cst golive status` "
+                "shows it"
+            )
+        if self.venue_mode == "testnet":
+            support = sandbox_support(self.default_exchange)
+            if not support.available:
+                raise ValueError(f"venue_mode testnet is refused: {support.note}")
+        return self
 
     @model_validator(mode="after")
     def _one_rule_per_exchange_and_timeframe(self) -> DeploymentConfig:

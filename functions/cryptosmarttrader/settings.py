@@ -99,3 +99,23 @@ class DeploymentSettings(BaseSettings):
     # deployment trades on its own clock, so the stack sets it false unless its config asks
     # (``allow_replays``). Unset means false: a replay is never honoured by accident.
     allow_replays: bool = False
+
+
+class VenueSettings(BaseSettings):
+    """Where the execution function sends orders (env prefix ``CST_``), set by the stack from
+    its CDK context (``-c cst:venue_mode=testnet``).
+
+    ``venue_mode``: ``paper`` (default: the paper venue fills on recorded or lake bars),
+    ``testnet`` (real orders on the exchange's sandbox) or ``live`` (real money; refused unless
+    ``live_golive_run`` names a go-live run that passed staging and canary on this stack).
+    ``exchange_secret`` is the NAME of the Secrets Manager secret holding the account's keys,
+    never the keys themselves; they are read at run time and cached ``credentials_max_age``
+    seconds, so a rotated key takes effect without a redeploy.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CST_", extra="ignore", frozen=True)
+
+    venue_mode: Literal["paper", "testnet", "live"] = "paper"
+    exchange_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9/_+=.@:-]{1,2048}$")
+    live_golive_run: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    credentials_max_age: int = Field(default=300, ge=0, le=3600)

@@ -34,12 +34,12 @@ from cryptosmarttrader.domain.exchange import ExchangeId
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLimits
 from cryptosmarttrader.domain.universe import is_tradable_pair
 from cryptosmarttrader.ports import MarketData, Metrics, SliRecorder
-from cryptosmarttrader.services.execution import ExecutionService
+from cryptosmarttrader.services.execution import ExecutionService, OrderGateway
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService
 from cryptosmarttrader.services.scoring import RankingModel, TrainedModel
 from cryptosmarttrader.services.trading_cycle import TradingCycle
-from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.settings import AwsResources, TradingSettings, VenueSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -212,14 +212,21 @@ def trading_cycle(
     state = DynamoStateStore(resources.state_table, clients.dynamodb)
     switch = SsmKillSwitch(resources.kill_switch_param, clients.ssm, clock)
     risk = RiskStateService(state, switch, clock)
-    venue = PaperExchange(
-        market,
-        clock,
-        timeframe=settings.execution_timeframe,
-        book=StatePaperBook(state),
-        max_wait=timedelta(minutes=settings.paper_max_wait_minutes),
-        capabilities=paper_capabilities(ExchangeId(settings.exchange)),
-    )
+    venue_settings = VenueSettings()
+    venue: OrderGateway
+    if venue_settings.venue_mode == "paper":
+        venue = PaperExchange(
+            market,
+            clock,
+            timeframe=settings.execution_timeframe,
+            book=StatePaperBook(state),
+            max_wait=timedelta(minutes=settings.paper_max_wait_minutes),
+            capabilities=paper_capabilities(ExchangeId(settings.exchange)),
+        )
+    else:  # testnet / live: real orders through ccxt (docs/venues.md)
+        from cryptosmarttrader.venues import execution_venue
+
+        venue = execution_venue(venue_settings, settings.exchange, clock, state, resources)
     orders = DynamoOrderStore(resources.orders_table, clients.dynamodb)
     execution = ExecutionService(
         orders=orders,
@@ -233,6 +240,7 @@ def trading_cycle(
         guard=RiskGuard(RiskLimits(Decimal(str(settings.max_asset_fraction)))),
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         prepare=lambda: ensure_open_index(orders, state, clock.now()),
+        mode=venue_settings.venue_mode,
     )
     return TradingCycle(
         execution=execution,

@@ -79,6 +79,7 @@ def test_function_environment_is_the_settings_contract(synthesized: Synthesized,
         "CST_EXCHANGE",
         "CST_STAGE",
         "CST_ALLOW_REPLAYS",
+        "CST_VENUE_MODE",  # the execution function's venue (VenueSettings), paper by default
     }
 
     # Then every resource name the code needs is set, and set to the right resource

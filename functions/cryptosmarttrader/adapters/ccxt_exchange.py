@@ -47,6 +47,7 @@ from cryptosmarttrader.domain.exchange import (
 )
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA
 from cryptosmarttrader.domain.orders import OrderStatus
+from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import (
     ClientOrderId,
     DomainError,
@@ -89,12 +90,15 @@ _ERROR_MAP: dict[type[BaseException], type[ExchangeError]] = {
 
 
 def map_ccxt_error(exc: ccxt.BaseError, exchange: str, operation: str) -> ExchangeError:
-    """The single place where ccxt exceptions become domain errors."""
+    """The single place where ccxt exceptions become domain errors. ccxt's message (the URL
+    with a signed query string, headers, the request echoed in the body) is sanitized here, so
+    no key or signature reaches a log, an order record or an API answer."""
+    reason = sanitize_text(f"{type(exc).__name__}: {exc}")
     for cls in type(exc).__mro__:
         target = _ERROR_MAP.get(cls)
         if target is not None:
-            return target(exchange, operation, f"{type(exc).__name__}: {exc}")
-    return FatalExchangeError(exchange, operation, f"{type(exc).__name__}: {exc}")
+            return target(exchange, operation, reason)
+    return FatalExchangeError(exchange, operation, reason)
 
 
 _CCXT_STATUS: dict[str, OrderStatus] = {

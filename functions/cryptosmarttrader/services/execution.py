@@ -331,7 +331,12 @@ class ExecutionService:
             if refused is not None:
                 return refused
         if not self.orders.update_status(
-            coid.value, _S.NEW, _S.SUBMITTED, at=now, fields={"quantity": qty, "submitted_at": now}
+            coid.value,
+            _S.NEW,
+            _S.SUBMITTED,
+            at=now,
+            # the venue it is sent to (a scan's decision is recorded before any venue is known)
+            fields={"quantity": qty, "submitted_at": now, "mode": self.mode},
         ):
             return self._duplicate(coid, self.orders.get(coid.value), "another worker sends it")
         self._load_book().remember(

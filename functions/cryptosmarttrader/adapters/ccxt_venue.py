@@ -1,0 +1,240 @@
+"""The real-order venue (``testnet`` / ``live``): the trading half of the Exchange port over ccxt.
+
+It sits behind the same ``OrderGateway`` as the paper venue, so one ``ExecutionService`` drives
+both. On top of :class:`CcxtExchange` (client order IDs in each venue's own field, ccxt errors
+mapped once, ``create_order`` never retried, ``enableRateLimit``):
+
+* every order is sized from the venue's market data before it leaves: amount rounded DOWN to
+  the amount step, a limit price onto the tick, the minimum amount and minimum notional checked
+  after rounding. Below them the order is refused with the numbers (:class:`OrderRefusedError`,
+  a fatal error the ExecutionService records as REJECTED): never inflated to the minimum;
+* fills are booked from the venue's own trades of the order (``fetch_order_trades``): the
+  filled quantity, the volume-weighted price and the real commission. A commission charged in
+  the base asset (Binance takes it from what a buy receives) lowers the quantity that reached
+  the account, and its value at the trade price is part of ``fee`` (so the cash paid is exactly
+  the trades' cost); a commission in a third asset (BNB) is not converted and is left out of
+  ``fee`` — see docs/venues.md. Trades that do not (yet) add up to the order's filled amount
+  are not guessed from: the order is reconciled again later;
+* after a timeout or an unreadable answer the order is looked up by client ID (never re-sent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, Final
+from urllib.parse import urlparse
+
+import ccxt
+
+from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange
+from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.exchange import (
+    ExchangeId,
+    ExchangeOrder,
+    FatalExchangeError,
+    InvalidPayloadError,
+    Market,
+    NotSupportedByExchange,
+    OrderStateUnknownError,
+    OrderType,
+    RetryableExchangeError,
+    RetryPolicy,
+    capabilities_for,
+    payload_non_negative,
+    payload_price,
+)
+from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.venue import (
+    SizingRefusal,
+    VenueMode,
+    sandbox_support,
+    size_order,
+)
+
+__all__ = ["CcxtVenue", "OrderRefusedError", "ccxt_client"]
+
+_LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class OrderRefusedError(FatalExchangeError):
+    """Refused before sending: the venue's rules (step, minimum amount, minimum notional, an
+    inactive market) do not allow this order. Nothing reached the venue."""
+
+
+def ccxt_client(
+    exchange_id: ExchangeId | str,
+    mode: VenueMode,
+    credentials: Mapping[str, str],
+    *,
+    api_base_url: str | None = None,
+    timeout_ms: int = 10_000,
+) -> ccxt.Exchange:
+    """A ccxt client for real orders. ``testnet`` switches to the venue's sandbox (refused with
+    the reason where the venue has none); ``live`` uses the production API. ``api_base_url``
+    (local development only: ``http://127.0.0.1:PORT``) replaces the host of every spot REST
+    URL, and is refused for any other host so a test can never reach the internet."""
+    caps = capabilities_for(exchange_id)
+    if mode is VenueMode.PAPER:
+        raise NotSupportedByExchange(caps.exchange_id.value, "connect", "paper mode sends nothing")
+    config: dict[str, Any] = {
+        "enableRateLimit": True,
+        "rateLimit": caps.rate_limit_ms,
+        "timeout": timeout_ms,
+        "options": {"fetchCurrencies": False},
+        **credentials,
+    }
+    if caps.exchange_id is ExchangeId.BINANCE:
+        # spot only: no futures/options exchangeInfo calls, no wallet endpoints on load
+        config["options"] = {**config["options"], "fetchMarkets": {"types": ["spot"]}}
+    client: ccxt.Exchange = getattr(ccxt, caps.exchange_id.value)(config)
+    if mode is VenueMode.TESTNET:
+        support = sandbox_support(caps.exchange_id)
+        if not support.available:
+            raise NotSupportedByExchange(caps.exchange_id.value, "testnet", support.note)
+        client.set_sandbox_mode(True)
+    if api_base_url is not None:
+        _point_at(client, api_base_url)
+    return client
+
+
+def _point_at(client: ccxt.Exchange, base_url: str) -> None:
+    host = urlparse(base_url).hostname
+    if host not in _LOCAL_HOSTS:
+        raise ValueError(f"api_base_url must be a local address, got {base_url!r}")
+    api = client.urls["api"]
+    rewritten: dict[str, str] = {}
+    for name, url in api.items():
+        parsed = urlparse(str(url))
+        if parsed.path.startswith(("/api/", "/sapi/")):  # the spot REST families
+            rewritten[name] = base_url.rstrip("/") + parsed.path
+    # anything not rewritten (futures, options, wallet) is dropped: it could only go out
+    client.urls["api"] = rewritten
+
+
+class CcxtVenue(CcxtExchange):
+    """Real orders on one venue account (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: ccxt.Exchange,
+        clock: Clock,
+        mode: VenueMode,
+        retry_policy: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        caps = capabilities_for(client.id)
+        super().__init__(client, caps, clock, retry_policy, **kwargs)
+        if client.precisionMode != ccxt.TICK_SIZE:
+            raise NotSupportedByExchange(
+                caps.exchange_id.value, "connect", "markets without tick-size precision"
+            )
+        self.mode = mode
+        self._markets: dict[Symbol, Market] = {}
+
+    # -- market rules ----------------------------------------------------------------------
+
+    def market(self, symbol: Symbol) -> Market:
+        """The venue's rules for ``symbol`` (loaded once; reloaded on a miss)."""
+        if symbol not in self._markets:
+            self._markets = {m.symbol: m for m in self.fetch_markets()}
+        found = self._markets.get(symbol)
+        if found is None:
+            raise FatalExchangeError(self._name, "create_order", f"{symbol} is not listed")
+        return found
+
+    # -- trading ---------------------------------------------------------------------------
+
+    def create_order(
+        self,
+        symbol: Symbol,
+        side: Side,
+        order_type: OrderType,
+        quantity: Quantity,
+        price: Price | None,
+        client_order_id: ClientOrderId,
+    ) -> ExchangeOrder:
+        try:
+            market = self.market(symbol)
+            reference = price if price is not None else self.fetch_tickers([symbol])[symbol].last
+        except (RetryableExchangeError, InvalidPayloadError) as exc:
+            # nothing was sent: a refusal with the reason, not an unknown order state
+            raise OrderRefusedError(
+                self._name, "create_order", f"not sent, the venue's rules are unknown: {exc}"
+            ) from exc
+        sized = size_order(market, side, quantity, limit_price=price, reference_price=reference)
+        if isinstance(sized, SizingRefusal):
+            raise OrderRefusedError(self._name, "create_order", sized.reason)
+        placed = super().create_order(
+            symbol, side, order_type, sized.quantity, sized.price, client_order_id
+        )
+        try:
+            return self._booked(symbol, placed, "create_order")
+        except (RetryableExchangeError, InvalidPayloadError) as exc:
+            # the order exists; its fills could not be read yet: reconcile by client id
+            venue_id = self._caps.client_id.format(client_order_id)
+            raise OrderStateUnknownError(
+                self._name, "create_order", f"placed, fills not readable ({exc})", venue_id
+            ) from exc
+
+    def fetch_order_by_client_id(
+        self, symbol: Symbol, client_order_id: ClientOrderId
+    ) -> ExchangeOrder | None:
+        found = super().fetch_order_by_client_id(symbol, client_order_id)
+        if found is None:
+            return None
+        return self._booked(symbol, found, "fetch_order_by_client_id")
+
+    # -- fills from trades -----------------------------------------------------------------
+
+    def _booked(self, symbol: Symbol, order: ExchangeOrder, op: str) -> ExchangeOrder:
+        """``order`` with its filled amount, average price and fee taken from its trades."""
+        if order.filled <= 0:
+            return order
+        trades: Sequence[Mapping[str, Any]] = self._read(
+            op,
+            lambda: self._client.fetch_order_trades(order.exchange_order_id, symbol.value),
+        )
+        base, _, quote = symbol.value.partition("/")
+        amount = cost = quote_fee = base_fee = Decimal(0)
+        for trade in trades:
+            if str(trade.get("order")) != order.exchange_order_id:
+                raise InvalidPayloadError(
+                    self._name, op, f"trade of order {trade.get('order')!r} in the answer"
+                )
+            qty = payload_non_negative(trade.get("amount"), "trade amount", self._name, op)
+            px = payload_price(trade.get("price"), "trade price", self._name, op).value
+            amount += qty
+            cost += qty * px
+            for fee in _fees(trade):
+                fee_cost = payload_non_negative(fee.get("cost"), "trade fee", self._name, op)
+                currency = fee.get("currency")
+                if currency == quote:
+                    quote_fee += fee_cost
+                elif currency == base:
+                    base_fee += fee_cost
+                    quote_fee += fee_cost * px
+        if amount != order.filled:
+            raise RetryableExchangeError(
+                self._name,
+                op,
+                f"{order.exchange_order_id}: trades add up to {amount}, the order reports "
+                f"{order.filled} filled; looked up again later",
+            )
+        received = amount - base_fee if order.side is Side.BUY else amount
+        return replace(
+            order,
+            filled=received,
+            average=Price(cost / amount),
+            fee=quote_fee,
+        )
+
+
+def _fees(trade: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A ccxt trade's commissions: ``fees`` when given, else its single ``fee``."""
+    many = trade.get("fees")
+    if isinstance(many, list) and many:
+        return [f for f in many if isinstance(f, Mapping) and f.get("cost") is not None]
+    one = trade.get("fee")
+    return [one] if isinstance(one, Mapping) and one.get("cost") is not None else []

@@ -1,0 +1,88 @@
+"""The venue mode as a deploy-time setting: the execution function's environment, its one
+exchange-account secret (read by that function only), and ``live`` refused at synth without a
+passed go-live run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import App
+from pydantic import ValidationError
+
+from infra.app import deployment_config
+from infra.constructs.execution import EXECUTION_HANDLER
+from tests.infrastructure.conftest import SKIP_BUNDLING, cdk_json_context, synthesized_template
+
+
+def _execution(resources: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    [(logical_id, fn)] = [
+        (k, r)
+        for k, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Handler") == EXECUTION_HANDLER
+    ]
+    return logical_id, fn
+
+
+def _secret_readers(resources: dict[str, dict[str, Any]]) -> list[Any]:
+    """The roles of every policy allowing secretsmanager:GetSecretValue."""
+    roles: list[Any] = []
+    for r in resources.values():
+        if r["Type"] != "AWS::IAM::Policy":
+            continue
+        statements = r["Properties"]["PolicyDocument"]["Statement"]
+        actions = json.dumps([s.get("Action") for s in statements])
+        if "secretsmanager:GetSecretValue" in actions:
+            roles += r["Properties"]["Roles"]
+    return roles
+
+
+def test_live_venue_paper_is_the_default_and_creates_no_secret() -> None:
+    resources = synthesized_template(SKIP_BUNDLING).resources
+    _, fn = _execution(resources)
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["CST_VENUE_MODE"] == "paper"
+    assert "CST_EXCHANGE_SECRET" not in env
+    assert not [r for r in resources.values() if r["Type"] == "AWS::SecretsManager::Secret"]
+    assert _secret_readers(resources) == []
+
+
+def test_testnet_stack_has_one_account_secret_read_only_by_the_execution_function() -> None:
+    resources = synthesized_template({**SKIP_BUNDLING, "cst:venue_mode": "testnet"}).resources
+    _, fn = _execution(resources)
+    env = fn["Properties"]["Environment"]["Variables"]
+    [secret_id] = [k for k, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret"]
+    # the function is told the secret's ARN, never a key
+    assert env["CST_VENUE_MODE"] == "testnet"
+    assert env["CST_EXCHANGE_SECRET"] == {"Ref": secret_id}
+    assert "CST_LIVE_GOLIVE_RUN" not in env
+    # exactly one role may read it: the execution function's
+    role_id = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    assert _secret_readers(resources) == [{"Ref": role_id}]
+
+
+def _config(**context: str) -> Any:
+    return deployment_config(App(context={**cdk_json_context(), **context}))
+
+
+def test_live_venue_live_is_refused_at_synth_without_a_passed_golive_run() -> None:
+    with pytest.raises(ValidationError, match="live is refused"):
+        _config(**{"cst:venue_mode": "live"})
+    config = _config(**{"cst:venue_mode": "live", "cst:live_golive_run": "golive-2026-03-01"})
+    assert config.venue_mode == "live" and config.live_golive_run == "golive-2026-03-01"
+
+
+@pytest.mark.parametrize(("exchange", "why"), [("kraken", "no spot sandbox"),
+                                               ("kucoin", "retired its sandbox")])  # fmt: skip
+def test_testnet_is_refused_at_synth_where_the_exchange_has_no_sandbox(
+    exchange: str, why: str
+) -> None:
+    with pytest.raises(ValidationError, match=why):
+        _config(
+            **{
+                "cst:venue_mode": "testnet",
+                "cst:config": json.dumps({"default_exchange": exchange}),
+            }
+        )

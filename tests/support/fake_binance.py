@@ -1,0 +1,567 @@
+"""A local fake exchange that speaks the Binance spot REST shape (development tooling only).
+
+Real ccxt (``binance``, its URLs pointed at ``http://127.0.0.1:PORT``) drives it exactly as it
+drives the Binance spot testnet: ``exchangeInfo`` (the recorded real symbol definitions of
+``tests/fixtures/exchanges/binance/markets_exchangeinfo_symbols.json``, filters included),
+``ticker/24hr``, ``order`` (create with ``newClientOrderId``, query and cancel by
+``origClientOrderId``), ``openOrders``, ``myTrades`` and ``account``. Every private request is
+checked like Binance checks it: the ``X-MBX-APIKEY`` header, the HMAC-SHA256 ``signature`` over
+the query string or body, and the ``timestamp`` inside ``recvWindow``.
+
+Prices are never invented: a market order fills at the open of the first recorded 1h candle of
+its symbol (``../shared/data/binance_spot/1h``) opening at or after it was placed, on the
+market clock the test shares with the product; ``max_fill_per_bar`` makes the matching slow
+(part of the order per bar, the rest on the next bars: the partial fills a busy testnet shows).
+Each fill is a trade with Binance's taker commission (0.1%, in the asset received). Balances are
+checked (``-2010`` insufficient balance), and the filters are enforced (``-1013`` LOT_SIZE /
+NOTIONAL), so an adapter that sends an unrounded amount is refused here as on Binance.
+
+Faults (:meth:`FakeBinance.fail_next`): ``rate_limit`` (HTTP 429, ``-1003``, nothing booked),
+``timeout_after_booking`` (the order is booked, the answer comes after the client gave up: the
+crash between send and record) and ``timeout_before_booking`` (nothing booked, no answer).
+
+This module lives under ``tests/``: it is never bundled into a Lambda.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlparse
+
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.domain.types import ms_from_utc, utc_from_ms
+
+SYMBOLS_FILE = (
+    Path(__file__).resolve().parents[1]
+    / "fixtures"
+    / "exchanges"
+    / "binance"
+    / "markets_exchangeinfo_symbols.json"
+)
+TAKER_COMMISSION = Decimal("0.001")
+HOUR_MS = 3_600_000
+PRIVATE_PATHS = frozenset(
+    {"/api/v3/order", "/api/v3/openOrders", "/api/v3/myTrades", "/api/v3/account"}
+)
+_E8 = Decimal("0.00000001")
+
+
+def _fmt(value: Decimal) -> str:
+    return f"{value.quantize(_E8, rounding=ROUND_DOWN):f}"
+
+
+_SERIES: dict[tuple[int, str], list[tuple[int, Decimal, Decimal]]] = {}
+
+
+class BinanceError(Exception):
+    def __init__(self, http_status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.http_status, self.code, self.msg = http_status, code, msg
+
+
+@dataclass
+class _Order:
+    symbol: str
+    order_id: int
+    client_order_id: str
+    side: str
+    orig_qty: Decimal
+    placed_ms: int
+    executed_qty: Decimal = Decimal(0)
+    quote_qty: Decimal = Decimal(0)
+    status: str = "NEW"
+    locked: Decimal = Decimal(0)  # funds reserved for the rest of the order
+    last_bar_ms: int = -1
+    update_ms: int = 0
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "orderId": self.order_id,
+            "orderListId": -1,
+            "clientOrderId": self.client_order_id,
+            "price": "0.00000000",
+            "origQty": _fmt(self.orig_qty),
+            "executedQty": _fmt(self.executed_qty),
+            "cummulativeQuoteQty": _fmt(self.quote_qty),
+            "status": self.status,
+            "timeInForce": "GTC",
+            "type": "MARKET",
+            "side": self.side,
+            "stopPrice": "0.00000000",
+            "icebergQty": "0.00000000",
+            "time": self.placed_ms,
+            "updateTime": self.update_ms or self.placed_ms,
+            "isWorking": True,
+            "workingTime": self.placed_ms,
+            "origQuoteOrderQty": "0.00000000",
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+        }
+
+
+@dataclass
+class _Trade:
+    symbol: str
+    trade_id: int
+    order_id: int
+    price: Decimal
+    qty: Decimal
+    commission: Decimal
+    commission_asset: str
+    time_ms: int
+    buyer: bool
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "id": self.trade_id,
+            "orderId": self.order_id,
+            "orderListId": -1,
+            "price": _fmt(self.price),
+            "qty": _fmt(self.qty),
+            "quoteQty": _fmt(self.price * self.qty),
+            "commission": _fmt(self.commission),
+            "commissionAsset": self.commission_asset,
+            "time": self.time_ms,
+            "isBuyer": self.buyer,
+            "isMaker": False,
+            "isBestMatch": True,
+        }
+
+
+@dataclass
+class _Fault:
+    method: str
+    path: str
+    kind: str
+
+
+@dataclass
+class FakeBinance:
+    """The venue's state. Start it with :func:`serve`."""
+
+    api_key: str
+    secret: str
+    market: RecordedMarketData
+    now: Callable[[], datetime]  # the market clock (recorded-data time)
+    balances: dict[str, Decimal] = field(default_factory=dict)
+    max_fill_per_bar: dict[str, Decimal] = field(default_factory=dict)
+    client_timeout_s: float = 1.0
+    recv_window_ms: int = 5000
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    _orders: dict[int, _Order] = field(default_factory=dict)
+    _trades: list[_Trade] = field(default_factory=list)
+    _faults: list[_Fault] = field(default_factory=list)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _next_id: int = 5_000_000
+
+    def __post_init__(self) -> None:
+        self.symbols = {s["symbol"]: s for s in json.loads(SYMBOLS_FILE.read_text())}
+
+    # -- test controls -------------------------------------------------------------------
+
+    def fail_next(self, method: str, path: str, kind: str) -> None:
+        if kind not in {"rate_limit", "timeout_after_booking", "timeout_before_booking"}:
+            raise ValueError(f"unknown fault {kind!r}")
+        with self._lock:
+            self._faults.append(_Fault(method, path, kind))
+
+    def orders(self, client_order_id: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            self._match()
+            return [
+                o.json()
+                for o in self._orders.values()
+                if client_order_id is None or o.client_order_id == client_order_id
+            ]
+
+    def warm(self, symbol: str) -> None:
+        """Load a symbol's recorded candles before the clock of a client starts ticking."""
+        self._series(symbol)
+
+    def posts(self, path: str = "/api/v3/order") -> int:
+        return sum(1 for m, p, _ in self.requests if m == "POST" and p == path)
+
+    # -- request handling ----------------------------------------------------------------
+
+    def take_fault(self, method: str, path: str) -> str | None:
+        with self._lock:
+            for i, fault in enumerate(self._faults):
+                if fault.method == method and fault.path == path:
+                    del self._faults[i]
+                    return fault.kind
+        return None
+
+    def authenticate(self, raw_query: str, headers: dict[str, str]) -> dict[str, str]:
+        """Binance's SIGNED endpoint checks, in its order; the verified parameters."""
+        if headers.get("x-mbx-apikey") != self.api_key:
+            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        payload, sep, signature = raw_query.rpartition("&signature=")
+        if not sep or not signature:
+            raise BinanceError(400, -1102, "Mandatory parameter 'signature' was not sent.")
+        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise BinanceError(400, -1022, "Signature for this request is not valid.")
+        params = dict(parse_qsl(payload, keep_blank_values=True))
+        stamp = int(params.get("timestamp", "0"))
+        window = min(int(params.get("recvWindow", self.recv_window_ms)), 60_000)
+        wall = int(time.time() * 1000)
+        if stamp >= wall + 1000 or wall - stamp > window:
+            raise BinanceError(
+                400, -1021, "Timestamp for this request is outside of the recvWindow."
+            )
+        return params
+
+    def public(self, path: str, params: dict[str, str]) -> Any:
+        if path == "/api/v3/ping":
+            return {}
+        if path == "/api/v3/time":
+            return {"serverTime": int(time.time() * 1000)}
+        if path == "/api/v3/exchangeInfo":
+            return {
+                "timezone": "UTC",
+                "serverTime": int(time.time() * 1000),
+                "rateLimits": [
+                    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE",
+                     "intervalNum": 1, "limit": 6000},
+                    {"rateLimitType": "ORDERS", "interval": "SECOND",
+                     "intervalNum": 10, "limit": 100},
+                ],
+                "exchangeFilters": [],
+                "symbols": list(self.symbols.values()),
+            }  # fmt: skip
+        if path == "/api/v3/ticker/24hr":
+            return self._ticker(self._symbol(params))
+        raise BinanceError(404, -1000, f"unknown endpoint {path}")
+
+    def private(self, method: str, path: str, params: dict[str, str]) -> Any:
+        with self._lock:
+            self._match()
+            if (method, path) == ("POST", "/api/v3/order"):
+                return self._create(params)
+            if (method, path) == ("GET", "/api/v3/order"):
+                return self._find(params).json()
+            if (method, path) == ("DELETE", "/api/v3/order"):
+                return self._cancel(params)
+            if (method, path) == ("GET", "/api/v3/openOrders"):
+                symbol = params.get("symbol")
+                return [
+                    o.json()
+                    for o in self._orders.values()
+                    if o.status in {"NEW", "PARTIALLY_FILLED"}
+                    and (symbol is None or o.symbol == symbol)
+                ]
+            if (method, path) == ("GET", "/api/v3/myTrades"):
+                symbol = self._symbol(params)
+                order_id = params.get("orderId")
+                return [
+                    t.json()
+                    for t in self._trades
+                    if t.symbol == symbol and (order_id is None or str(t.order_id) == order_id)
+                ]
+            if (method, path) == ("GET", "/api/v3/account"):
+                return {
+                    "makerCommission": 10,
+                    "takerCommission": 10,
+                    "canTrade": True,
+                    "accountType": "SPOT",
+                    "updateTime": int(time.time() * 1000),
+                    "balances": [
+                        {"asset": a, "free": _fmt(v - self._locked(a)), "locked": _fmt(self._locked(a))}
+                        for a, v in sorted(self.balances.items())
+                    ],
+                    "permissions": ["SPOT"],
+                }  # fmt: skip
+        raise BinanceError(404, -1000, f"unknown endpoint {method} {path}")
+
+    # -- the venue ---------------------------------------------------------------------------
+
+    def _symbol(self, params: dict[str, str]) -> str:
+        symbol = params.get("symbol", "")
+        if symbol not in self.symbols:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        return symbol
+
+    def _pair(self, symbol: str) -> tuple[str, str]:
+        info = self.symbols[symbol]
+        return str(info["baseAsset"]), str(info["quoteAsset"])
+
+    def _filter(self, symbol: str, kind: str) -> dict[str, Any]:
+        for f in self.symbols[symbol]["filters"]:
+            if f["filterType"] == kind:
+                return dict(f)
+        raise KeyError(kind)
+
+    def _bars(self, symbol: str, start_ms: int, end_ms: int) -> list[tuple[int, Decimal, Decimal]]:
+        """Recorded 1h bars (open time, open, volume) with ``start_ms <= ts <= end_ms``."""
+        if end_ms < start_ms:
+            return []
+        series = self._series(symbol)
+        times = [ts for ts, _, _ in series]
+        return series[bisect_left(times, start_ms) : bisect_right(times, end_ms)]
+
+    def _series(self, symbol: str) -> list[tuple[int, Decimal, Decimal]]:
+        """The symbol's whole recorded 1h series, through the product's quality gate, once."""
+        base, quote = self._pair(symbol)
+        key = (id(self.market), symbol)
+        if key not in _SERIES:
+            frame = self.market.ohlcv(
+                f"{base}/{quote}", "1h", utc_from_ms(0), utc_from_ms(4_102_444_800_000)
+            ).sort("ts")
+            _SERIES[key] = [
+                (int(r["ts"]), Decimal(repr(float(r["open"]))), Decimal(repr(float(r["volume"]))))
+                for r in frame.iter_rows(named=True)
+            ]
+        return _SERIES[key]
+
+    def _last_price(self, symbol: str) -> Decimal:
+        """The last traded price the recorded data knows at the market clock: the open of the
+        latest bar that has opened."""
+        now_ms = ms_from_utc(self.now())
+        bars = self._bars(symbol, now_ms - 6 * HOUR_MS, now_ms)
+        if not bars:
+            raise BinanceError(
+                503, -1001, "Internal error; unable to process your request. Please try again."
+            )
+        return bars[-1][1]
+
+    def _ticker(self, symbol: str) -> dict[str, Any]:
+        now_ms = ms_from_utc(self.now())
+        bars = self._bars(symbol, now_ms - 24 * HOUR_MS, now_ms)
+        if not bars:
+            raise BinanceError(400, -1121, f"no recorded market for {symbol}")
+        last = bars[-1][1]
+        volume = sum((v for _, _, v in bars[:-1]), Decimal(0))
+        return {
+            "symbol": symbol,
+            "lastPrice": _fmt(last),
+            "openPrice": _fmt(bars[0][1]),
+            "volume": _fmt(volume),
+            "openTime": bars[0][0],
+            "closeTime": now_ms,
+            "count": len(bars),
+        }
+
+    def _locked(self, asset: str) -> Decimal:
+        total = Decimal(0)
+        for o in self._orders.values():
+            if o.status in {"NEW", "PARTIALLY_FILLED"}:
+                base, quote = self._pair(o.symbol)
+                if asset == (quote if o.side == "BUY" else base):
+                    total += o.locked
+        return total
+
+    def _free(self, asset: str) -> Decimal:
+        return self.balances.get(asset, Decimal(0)) - self._locked(asset)
+
+    def _create(self, params: dict[str, str]) -> dict[str, Any]:
+        symbol = self._symbol(params)
+        if params.get("type") != "MARKET":
+            raise BinanceError(400, -1116, "Invalid orderType.")
+        side = params.get("side", "")
+        if side not in {"BUY", "SELL"}:
+            raise BinanceError(400, -1117, "Invalid side.")
+        client_id = params.get("newClientOrderId") or f"fake{self._next_id}"
+        if any(
+            o.client_order_id == client_id and o.status in {"NEW", "PARTIALLY_FILLED"}
+            for o in self._orders.values()
+        ):
+            raise BinanceError(400, -2010, "Duplicate order sent.")
+        try:
+            qty = Decimal(params.get("quantity", ""))
+        except ArithmeticError as exc:
+            raise BinanceError(
+                400, -1100, "Illegal characters found in parameter 'quantity'."
+            ) from exc
+        lot = self._filter(symbol, "LOT_SIZE")
+        step, min_qty = Decimal(lot["stepSize"]), Decimal(lot["minQty"])
+        if qty < min_qty or qty > Decimal(lot["maxQty"]) or (qty - min_qty) % step != 0:
+            raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
+        price = self._last_price(symbol)
+        notional = self._filter(symbol, "NOTIONAL")
+        if notional.get("applyMinToMarket") and qty * price < Decimal(notional["minNotional"]):
+            raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
+        base, quote = self._pair(symbol)
+        need = qty * price * Decimal("1.05") if side == "BUY" else qty  # market buy headroom
+        if self._free(quote if side == "BUY" else base) < need:
+            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+        self._next_id += 1
+        now_ms = ms_from_utc(self.now())
+        order = _Order(symbol, self._next_id, client_id, side, qty, now_ms, locked=need)
+        self._orders[order.order_id] = order
+        self._match()
+        answer = order.json()
+        answer["transactTime"] = now_ms
+        answer["fills"] = [
+            {"price": t["price"], "qty": t["qty"], "commission": t["commission"],
+             "commissionAsset": t["commissionAsset"], "tradeId": t["id"]}
+            for t in (x.json() for x in self._trades if x.order_id == order.order_id)
+        ]  # fmt: skip
+        return answer
+
+    def _find(self, params: dict[str, str]) -> _Order:
+        symbol = self._symbol(params)
+        by_client = params.get("origClientOrderId")
+        by_id = params.get("orderId")
+        for order in self._orders.values():
+            if order.symbol != symbol:
+                continue
+            if (by_client is not None and order.client_order_id == by_client) or (
+                by_id is not None and str(order.order_id) == by_id
+            ):
+                return order
+        raise BinanceError(400, -2013, "Order does not exist.")
+
+    def _cancel(self, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            order = self._find(params)
+        except BinanceError as exc:
+            raise BinanceError(400, -2011, "Unknown order sent.") from exc
+        if order.status not in {"NEW", "PARTIALLY_FILLED"}:
+            raise BinanceError(400, -2011, "Unknown order sent.")
+        order.status = "CANCELED"
+        order.locked = Decimal(0)
+        order.update_ms = ms_from_utc(self.now())
+        return order.json()
+
+    def _match(self) -> None:
+        """Fill the open orders on every recorded bar that has opened since they last matched."""
+        now_ms = ms_from_utc(self.now())
+        for order in self._orders.values():
+            if order.status not in {"NEW", "PARTIALLY_FILLED"}:
+                continue
+            start = max(order.placed_ms, order.last_bar_ms + 1)
+            for bar_ms, open_price, _volume in self._bars(order.symbol, start, now_ms):
+                order.last_bar_ms = bar_ms
+                self._fill(order, bar_ms, open_price)
+                if order.status == "FILLED":
+                    break
+
+    def _fill(self, order: _Order, bar_ms: int, price: Decimal) -> None:
+        base, quote = self._pair(order.symbol)
+        step = Decimal(self._filter(order.symbol, "LOT_SIZE")["stepSize"])
+        qty = order.orig_qty - order.executed_qty
+        cap = self.max_fill_per_bar.get(order.symbol)
+        if cap is not None:
+            qty = min(qty, cap)
+        if order.side == "BUY":  # never beyond what the order reserved
+            qty = min(qty, (order.locked / price / step).to_integral_value(ROUND_DOWN) * step)
+        if qty <= 0:
+            return
+        cost = qty * price
+        if order.side == "BUY":
+            commission, asset = qty * TAKER_COMMISSION, base
+            self.balances[quote] = self.balances.get(quote, Decimal(0)) - cost
+            self.balances[base] = self.balances.get(base, Decimal(0)) + qty - commission
+            order.locked -= cost
+        else:
+            commission, asset = cost * TAKER_COMMISSION, quote
+            self.balances[base] = self.balances.get(base, Decimal(0)) - qty
+            self.balances[quote] = self.balances.get(quote, Decimal(0)) + cost - commission
+            order.locked -= qty
+        commission = commission.quantize(_E8, rounding=ROUND_DOWN)
+        self._next_id += 1
+        self._trades.append(
+            _Trade(order.symbol, self._next_id, order.order_id, price, qty, commission, asset,
+                   bar_ms, order.side == "BUY")
+        )  # fmt: skip
+        order.executed_qty += qty
+        order.quote_qty += cost
+        order.update_ms = bar_ms
+        if order.executed_qty >= order.orig_qty:
+            order.status, order.locked = "FILLED", Decimal(0)
+        else:
+            order.status = "PARTIALLY_FILLED"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    venue: FakeBinance
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _answer(self, status: int, payload: Any, extra: dict[str, str] | None = None) -> None:
+        body = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json;charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (extra or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout): the venue's work is done all the same
+
+    def _handle(self, method: str) -> None:
+        url = urlparse(self.path)
+        raw = url.query
+        if method == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length).decode() if length else raw
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        venue = self.venue
+        fault = venue.take_fault(method, url.path)
+        try:
+            if url.path in PRIVATE_PATHS:
+                params = venue.authenticate(raw, headers)
+                venue.requests.append((method, url.path, params))
+                if fault == "rate_limit":
+                    raise BinanceError(
+                        429,
+                        -1003,
+                        "Too many requests; current limit of IP(127.0.0.1) is 6000 requests "
+                        "per minute. Please use WebSocket Streams for live updates to avoid bans.",
+                    )
+                if fault == "timeout_before_booking":
+                    time.sleep(venue.client_timeout_s * 2)
+                    return
+                answer = venue.private(method, url.path, params)
+                if fault == "timeout_after_booking":
+                    time.sleep(venue.client_timeout_s * 2)
+            else:
+                params = dict(parse_qsl(raw))
+                venue.requests.append((method, url.path, params))
+                answer = venue.public(url.path, params)
+        except BinanceError as exc:
+            extra = {"Retry-After": "1"} if exc.http_status == 429 else None
+            self._answer(exc.http_status, {"code": exc.code, "msg": exc.msg}, extra)
+            return
+        self._answer(200, answer)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+
+@contextmanager
+def serve(venue: FakeBinance) -> Iterator[str]:
+    """Serve ``venue`` on a free localhost port; yields its base URL."""
+    handler = type("Handler", (_Handler,), {"venue": venue})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
