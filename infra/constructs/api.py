@@ -94,6 +94,8 @@ class Api(Construct):
         super().__init__(scope, construct_id)
         if cors_origin is not None:
             environment = {**environment, ENV_CORS_ORIGIN: cors_origin}
+        # the API reports where orders go (deep health, risk): the same mode as the execution
+        environment = {**environment, "CST_VENUE_MODE": config.venue_mode}
         self.lambda_ = PythonFunction(
             self,
             "Api",

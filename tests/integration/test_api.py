@@ -732,3 +732,17 @@ def test_an_outcome_entry_that_cannot_be_written_still_leaves_the_change_audited
     assert intent.action == "killswitch.on.requested"
     assert body["request_audit_id"] == intent.sort_key
     assert audit_puts == ["killswitch.on.requested", "killswitch.on"]
+
+
+@pytest.mark.parametrize("mode", ["paper", "testnet", "live"])
+def test_risk_and_deep_health_say_where_orders_go(
+    api: ModuleType, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    # Given the stack's venue mode on the API function (the same as the execution function's)
+    monkeypatch.setenv("CST_VENUE_MODE", mode)
+    api._service.cache_clear()
+    # When risk and the deep health are requested, Then both name it
+    status, risk, _ = call(api, api_event("GET", "/api/v1/risk"))
+    assert status == 200 and risk["venue_mode"] == mode
+    _, health, _ = call(api, api_event("GET", "/api/v1/health"))
+    assert health["venue_mode"] == mode

@@ -127,6 +127,7 @@ export interface PortfolioResponse {
 export interface KillSwitch { on: boolean; reason: string; actor: string; at: string }
 
 export interface RiskResponse {
+  venue_mode: "paper" | "testnet" | "live";
   level: string;
   since: string;
   reason: string;

@@ -100,6 +100,7 @@ from cryptosmarttrader.services.dashboard import (
 )
 from cryptosmarttrader.services.golive import GoLiveSettings
 from cryptosmarttrader.services.risk_state import RiskStateService
+from cryptosmarttrader.settings import VenueSettings
 
 logger = make_logger("api")
 metrics = make_metrics("api")
@@ -182,6 +183,7 @@ def _service() -> ApiService:
         clock=clock,
         equity_usd=Decimal(str(settings.equity_usd)),
         max_asset_fraction=Decimal(str(settings.max_asset_fraction)),
+        venue_mode=VenueSettings().venue_mode,
     )
 
 

@@ -156,6 +156,10 @@ class TransitionView(_Model):
 
 
 class RiskResponse(_Model):
+    venue_mode: Literal["paper", "testnet", "live"] = Field(
+        default="paper",
+        description="where the execution function sends orders: paper, testnet or live",
+    )
     level: str
     since: datetime
     reason: str
@@ -322,9 +326,10 @@ class ApiService:
     clock: Clock
     equity_usd: Decimal
     max_asset_fraction: Decimal
+    venue_mode: Literal["paper", "testnet", "live"] = "paper"
 
     def health(self) -> HealthResponse:
-        return HealthService(self.probes, self.clock).check()
+        return HealthService(self.probes, self.clock, self.venue_mode).check()
 
     def market_overview(self, top: int) -> MarketOverview:
         report = self.signals.latest()
@@ -417,6 +422,7 @@ class ApiService:
         gross = sum(exposure.values(), Decimal(0))
         history = sorted(self.risk.history(), key=lambda t: t.at, reverse=True)[:transitions]
         return RiskResponse(
+            venue_mode=self.venue_mode,
             level=state.level.name,
             since=state.since,
             reason=state.reason,

@@ -56,6 +56,11 @@ class HealthResponse(_Model):
     )
     checked_at: AwareDatetime
     checks: list[HealthCheck]
+    venue_mode: Literal["paper", "testnet", "live"] = Field(
+        default="paper",
+        description="where the execution function sends orders: paper (the paper venue), "
+        "testnet (the exchange's sandbox) or live (real money)",
+    )
 
 
 class HealthProbe(Protocol):
@@ -86,12 +91,16 @@ def publish_probe(slis: SliRecorder, *, passed: bool) -> None:
 class HealthService:
     probes: Sequence[HealthProbe]
     clock: Clock
+    venue_mode: Literal["paper", "testnet", "live"] = "paper"
 
     def check(self) -> HealthResponse:
         checks = [probe.check() for probe in self.probes]
         aws_ok = all(c.status == "ok" for c in checks if c.name != EXCHANGE_CHECK)
         return HealthResponse(
-            status="ok" if aws_ok else "degraded", checked_at=self.clock.now(), checks=checks
+            status="ok" if aws_ok else "degraded",
+            checked_at=self.clock.now(),
+            checks=checks,
+            venue_mode=self.venue_mode,
         )
 
     def probe(self, slis: SliRecorder) -> ProbeResult:

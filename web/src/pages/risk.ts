@@ -90,6 +90,7 @@ export async function riskPage(reload: () => void): Promise<HTMLElement> {
         "div",
         { class: "kpis" },
         kpi("level", risk.level, `since ${when(risk.since)}`),
+        kpi("orders go to", risk.venue_mode, risk.venue_mode === "live" ? "real money" : "no real money"),
         kpi("account equity", usd(risk.account_equity_usd)),
         kpi("daily PnL", pct(risk.daily_pnl_pct)),
         kpi("drawdown", pct(risk.drawdown_pct)),
