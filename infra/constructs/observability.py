@@ -444,7 +444,14 @@ class Observability(Construct):
                 height=3,
             )
 
+        mode = self._config.venue_mode
         trading: list[list[cw.IWidget]] = [
+            [cw.TextWidget(
+                markdown=f"**Orders go to: {mode}** "
+                + ("(real money)" if mode == "live" else "(no real money)")
+                + f" · exchange {self._config.default_exchange} · stage {self._config.stage}",
+                width=24, height=1,
+            )],
             [alarms_of("Drawdown", "RiskGuardEmergency", "DailyLoss", "DuplicateOrderAttempts",
                        "OrderRejections", "Slippage", "ExecutionStalled")],
             [graph("Risk level (0 NORMAL … 4 SHUTDOWN)", emf(mn.RISK_LEVEL, "Maximum", five)),

@@ -300,3 +300,14 @@ def test_a_failed_scheduled_run_and_a_stalled_execution_each_raise_an_alarm(
     assert stalled["MetricName"] == "RiskLevel"
     assert stalled["Dimensions"] == [{"Name": "service", "Value": "cst-execution"}]
     assert stalled["TreatMissingData"] == "breaching"
+
+
+def test_the_trading_dashboard_says_where_orders_go(synthesized: Synthesized) -> None:
+    (board,) = [
+        r["Properties"]["DashboardBody"]
+        for r in synthesized.resources_of_type("AWS::CloudWatch::Dashboard").values()
+        if r["Properties"]["DashboardName"] == "CryptoSmartTrader-Trading"
+    ]
+    body = json.dumps(board)
+    # the default deployment trades on the paper venue, and the board's first line says so
+    assert "Orders go to: paper** (no real money)" in body
