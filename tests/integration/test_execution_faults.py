@@ -211,11 +211,11 @@ def test_an_exit_rule_close_and_the_flatten_of_one_position_share_one_order(
     assert all(q == 0 for q in _positions(clients).values()), _positions(clients)
 
 
-def test_a_rerun_scan_with_a_different_riskguard_reduction_orders_nothing_new(
+def test_an_earlier_entry_still_open_is_not_entered_again(
     clients: AwsClients, data_dir: Path
 ) -> None:
-    # Given an earlier day's BUY of bitcoin still pending at 1,500 of its 2,000 cap: the scan's
-    # BUY is reduced to 500
+    # Given an earlier day's BUY of bitcoin still waiting to be sent (one position per coin:
+    # the exit rule judges it from its fill)
     res = clients.resources
     orders = DynamoOrderStore(res.orders_table, clients.dynamodb)
     earlier = {
@@ -227,21 +227,25 @@ def test_a_rerun_scan_with_a_different_riskguard_reduction_orders_nothing_new(
         "valid_until": (ASOF + timedelta(hours=2)).isoformat(),
     }  # fmt: skip
     assert orders.put_new(earlier)
+    # When today's scan rates bitcoin BUY again
     first = _scan(clients, data_dir)
     btc = next(r for r in first.rows if r.symbol == "bitcoin")
-    assert btc.order_status == "NEW"
-    assert float(orders.get(str(btc.client_order_id))["notional"]) == pytest.approx(500, rel=1e-3)
-
-    # When the pending order ends (cancelled) and the same scan runs again: the RiskGuard now
-    # sizes the same decision differently (room 2,000 - the 500 of its own NEW order)
+    # Then it holds with the reason and records nothing for it; other BUYs are ordered
+    assert btc.action.value == "hold" and btc.order_status is None
+    assert any("an earlier entry of this coin is still open" in r for r in btc.reasons)
+    assert [o for o in _orders(clients) if o["symbol"] == "bitcoin"] == [orders.get("e" * 32)]
+    assert first.orders_created >= 1
+    # and once that earlier order ended unfilled, the same decision may enter: a rerun of the
+    # day's scan orders it once, and a second rerun finds it already ordered
     assert orders.update_status("e" * 32, OrderStatus.NEW, OrderStatus.CANCELED)
     second = _scan(clients, data_dir)
-
-    # Then the decision keeps its one order: the client ID comes from the decision alone
-    rerun = next(r for r in second.rows if r.symbol == "bitcoin")
-    assert rerun.client_order_id == btc.client_order_id
-    assert second.orders_created == 0
-    assert len([o for o in _orders(clients) if o["symbol"] == "bitcoin"]) == 2
+    again = next(r for r in second.rows if r.symbol == "bitcoin")
+    assert again.order_status == "NEW" and second.orders_created == 1
+    third = _scan(clients, data_dir)
+    assert third.orders_created == 0
+    assert next(r for r in third.rows if r.symbol == "bitcoin").client_order_id == (
+        again.client_order_id
+    )
 
 
 # --------------------------------------------------------------------------- 2. kill-switch read

@@ -232,3 +232,24 @@ def test_a_trained_version_that_does_not_clear_the_skill_gate_is_never_promoted(
         service.promote(number, "bootstrap", "ops")
     assert service.production() is None
     assert service.get(number).stage is ModelStage.REGISTERED
+
+
+def test_a_rollback_never_restores_a_version_the_gate_would_refuse(
+    registry: ModelRegistry,
+    trained_models: Mapping[str, TrainedModel],  # noqa: F811
+) -> None:
+    # Given v1 (the real weak model, failing the gate) in production from before every version
+    # was gated, then v2 (clearing it) promoted over it
+    service = ModelRegistryService(registry, FixedClock(datetime(2019, 7, 1, tzinfo=UTC)))
+    weak = trained_models["weak"]
+    assert isinstance(weak.predictor, XgbPredictor)
+    v1 = service.register(weak.card, weak.predictor.to_bytes(), weak.reference)
+    service.move(v1, ModelStage.PRODUCTION, "promoted before the gate", "ops")
+    v2 = _register(service, trained_models["full"])
+    service.promote(v2, "clears the gate", "ops")
+    assert service.get(v1.version).stage is ModelStage.ARCHIVED
+    # When v2 is rolled back, Then v1 is not restored: production is left empty
+    rejected, restored = service.rollback("live losses", "ops")
+    assert rejected.version == v2 and restored is None
+    assert service.production() is None
+    assert service.get(v1.version).stage is ModelStage.ARCHIVED

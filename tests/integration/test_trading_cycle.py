@@ -493,3 +493,26 @@ def test_a_position_without_a_price_makes_equity_unknown_and_the_guard_defensive
     assert report.risk_level == "DEFENSIVE"
     assert report.risk_transition is not None and "equity unknown" in report.risk_transition
     assert metrics.values("Equity") == [] and metrics.values("DailyPnl") == []  # no guess
+
+
+def test_a_late_reconcile_keeps_the_entry_day_of_the_fill(
+    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+) -> None:
+    # Given decisions sent at 01:10 (filled on the 02:00 bar) and the execution function then
+    # down for three days
+    _scan(market, clients, data_dir)
+    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    late, _ = _cycle(market, clients, ASOF + timedelta(days=3, hours=1, minutes=10))
+    # When the next cycle applies the fills, Then each position opened on the fill's day: the
+    # exit rule counts its days (and reads its closes) from there, not from the late cycle
+    res = clients.resources
+    orders = {
+        str(o["symbol"]): o
+        for o in DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
+    }
+    positions = DynamoPositionStore(res.positions_table, clients.dynamodb).get_all()
+    assert late.positions
+    for symbol in late.positions:
+        assert str(positions[symbol]["opened_at"])[:10] == str(orders[symbol]["filled_at"])[:10]
+        assert str(positions[symbol]["opened_at"])[:10] == "2021-01-05"
+        assert late.exit_decisions[symbol].startswith("held 3 of 180 days")

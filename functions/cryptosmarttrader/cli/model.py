@@ -542,7 +542,7 @@ def canary(
     """Shadow → gate → canary share → gate → promote, else rollback (the state machine's steps)."""
     from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
-    from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError
+    from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError, ModelStage
     from cryptosmarttrader.services.model_lifecycle import CanaryService, LifecycleError
     from cryptosmarttrader.services.model_registry import ModelRegistryError
     from cryptosmarttrader.wiring import excluded_coins
@@ -566,7 +566,13 @@ def canary(
                     svc.start(version, "canary", "cli canary: passed the shadow gate")
             done = svc.promote(version, "cli canary: beat the incumbent")
         except (LifecycleError, ModelRegistryError) as exc:
-            # as the state machine does: a failed step rolls the candidate back
+            # as the state machine does: a failed step rolls back a candidate it had started
+            try:
+                started = svc.registry.get(version).stage in (ModelStage.SHADOW, ModelStage.CANARY)
+            except ModelRegistryError:
+                started = False  # no such version: nothing to roll back
+            if not started:
+                fail(str(exc))
             svc.rollback(version, str(exc).splitlines()[0])
             fail(f"v{version} rolled back: {exc}")
         except IllegalStageTransitionError as exc:

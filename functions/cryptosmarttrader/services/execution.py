@@ -704,7 +704,13 @@ class ExecutionService:
                 if qty <= 0:
                     opened_by = coid  # a new opening of this position (a new close identity)
                     # when it opened: the exit rule's days count from the opening fill
-                    opened_at = self.clock.now().isoformat()
+                    # (the venue's fill time; a late reconcile does not move the entry day)
+                    filled_at = order.get("filled_at")
+                    opened_at = (
+                        filled_at.isoformat()
+                        if isinstance(filled_at, datetime)
+                        else str(filled_at or self.clock.now().isoformat())
+                    )
                 cost += delta * price
                 qty += delta
             else:

@@ -189,12 +189,20 @@ class ModelRegistryService:
         return self.move(self.get(number), ModelStage.REJECTED, reason, actor)
 
     def rollback(self, reason: str, actor: str) -> tuple[ModelVersion, ModelVersion | None]:
-        """Reject the production version and restore the most recently archived one (if any).
+        """Reject the production version and restore the most recently archived one that
+        promotion would accept today (it clears the skill gate and no drift alarm blocks it);
+        if none does, production is left empty rather than serving such a version.
         Returns (rejected, restored)."""
         live = self.production()
         if live is None:
             raise ModelRegistryError(f"{self.registry.group} has no production version")
-        archived = [v for v in self.registry.versions() if v.stage is ModelStage.ARCHIVED]
+        archived = [
+            v
+            for v in self.registry.versions()
+            if v.stage is ModelStage.ARCHIVED
+            and skill_gate(v.card.skill)[0]
+            and not v.drift_blocked
+        ]
         archived.sort(key=lambda v: v.history[-1].at if v.history else v.card.created_at)
         rejected = self.move(live, ModelStage.REJECTED, reason, actor)
         restored = None

@@ -451,14 +451,19 @@ class ScanService:
         self.metrics.add("GatedDecisions", analysis.gated)
         # the persisted level, read once per run, so a restart keeps it
         level = self.risk_state() if self.risk_state is not None else self.risk_level
-        exposure = self._exposure()  # updated in place as this run's orders are recorded
-        held = {
-            symbol
-            for symbol, pos in self.positions.get_all().items()
-            if Decimal(str(pos.get("quantity", 0))) > 0
-        }
+        # one read of the book: positions and the open-orders index (not the whole history)
+        positions, open_orders = self.positions.get_all(), self.orders.list_open()
+        # notional per asset: positions plus non-terminal buy orders (pending exposure), updated
+        # in place as this run's orders are recorded
+        exposure = book_exposure(positions, open_orders)
+        held = {s for s, pos in positions.items() if Decimal(str(pos.get("quantity", 0))) > 0}
+        # entries still open at the venue or waiting to be sent (an earlier decision's)
+        open_buys: dict[str, set[str]] = {}
+        for order in open_orders:
+            if order.get("side") == Side.BUY.value:
+                open_buys.setdefault(str(order["symbol"]), set()).add(str(order["client_order_id"]))
         rows, created, dupes = self._act(
-            analysis.ranked, analysis.prices, level, exposure, analysis.exposure, held
+            analysis.ranked, analysis.prices, level, exposure, analysis.exposure, held, open_buys
         )
         untradable = sum(
             r.action is Action.BUY and r.symbol in self.analyzer.untradable for r in rows
@@ -509,6 +514,7 @@ class ScanService:
         exposure: dict[str, Decimal],
         regime_exposure: float = 1.0,
         held: frozenset[str] | set[str] = frozenset(),
+        open_buys: Mapping[str, set[str]] | None = None,
     ) -> tuple[list[ScanRow], int, int]:
         guard = RiskGuard(RiskLimits(Decimal(str(self.settings.max_asset_fraction))))
         equity = Money(Decimal(str(self.settings.equity_usd)))
@@ -544,7 +550,15 @@ class ScanService:
             elif sig.action is Action.BUY and price is not None:
                 row.update(
                     self._order(
-                        i, sig, Price.of(price), guard, equity, exposure, level, regime_exposure
+                        i,
+                        sig,
+                        Price.of(price),
+                        guard,
+                        equity,
+                        exposure,
+                        level,
+                        regime_exposure,
+                        (open_buys or {}).get(sig.symbol, set()),
                     )
                 )
                 created += row.pop("_created", 0)
@@ -619,6 +633,7 @@ class ScanService:
         exposure: dict[str, Decimal],
         level: RiskLevel,
         regime_exposure: float = 1.0,
+        open_buys: set[str] | frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         # the regime's exposure scales the size; the RiskGuard still caps it at the full fraction
         fraction = Decimal(str(self.settings.max_asset_fraction)) * Decimal(str(regime_exposure))
@@ -644,6 +659,16 @@ class ScanService:
                     "duplicate suppressed: this decision was already ordered",
                 ],
                 "_duplicate": 1,
+            }
+        earlier = sorted(open_buys - {intent.client_order_id.value})
+        if earlier:
+            return {
+                "action": Action.HOLD,
+                "reasons": [
+                    *sig.reasons,
+                    f"an earlier entry of this coin is still open (order {earlier[0]}): no "
+                    "second entry, the exit rule manages the position once it fills",
+                ],
             }
         kill = self.kill_switch.status()  # read before every order (cached a few seconds)
         verdict = guard.check(
@@ -727,11 +752,6 @@ class ScanService:
             "reasons": list(reasons),
             "_created": 1,
         }
-
-    def _exposure(self) -> dict[str, Decimal]:
-        """Notional per asset: positions plus non-terminal buy orders (pending exposure), from
-        the open-orders index (not the whole history)."""
-        return book_exposure(self.positions.get_all(), self.orders.list_open())
 
     def _status_of(self, client_order_id: str) -> OrderStatus | None:
         stored = self.orders.get(client_order_id)

@@ -946,7 +946,9 @@ def evaluate_skill(
         frame, test, fwd_test, entry_test, universe.filter(in_test), cfg,
         trade_block["best_trivial_ranker"], skill, history,
     )  # fmt: skip
-    top_beats = skill and (books["top_k_model"]["total_return"] or -1.0) > max(
+    # the full-size book: the baselines are fully invested too (the regime's cash is not skill)
+    top_book = books.get("top_k_model_full_size", books["top_k_model"])
+    top_beats = skill and (top_book["total_return"] or -1.0) > max(
         books["equal_weight_upper"]["total_return"] or -1.0,
         books.get("btc_buy_hold", {}).get("total_return") or -1.0,
     )

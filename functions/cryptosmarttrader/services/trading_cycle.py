@@ -498,6 +498,9 @@ class TradingCycle:
                 decision, why = self._exit_decision(symbol, stored.get(symbol) or {}, now)
             except (ValueError, ArithmeticError) as exc:  # a damaged position record: this one
                 decision, why = None, f"position record unreadable ({exc})"
+            except Exception as exc:  # noqa: BLE001 - the lake (S3, a damaged file): this one only
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                decision, why = None, f"daily bars unreadable ({type(exc).__name__}: {first})"
             if decision is None:
                 decisions[symbol] = f"held: {why}"
                 continue
