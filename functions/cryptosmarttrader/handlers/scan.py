@@ -2,7 +2,11 @@
 
 Thin by design: validate the event (pydantic) → ScanService → JSON-able response. Settings and
 clients are built once per execution environment (cold start), never per invocation. On AWS the
-scan reads the daily candles the ingest Lambda wrote to the S3 lake; with
+scan reads the daily candles the ingest Lambda wrote to the S3 lake, and its agents read the
+funding rates, mark candles, every venue's hourly candles and the sentiment index from there too
+(``LakeAgentData``, as of the decision); it serves the production version of the ranking model
+group from the registry's artefact in S3, and without one says so in every output (and, with
+``CST_REQUIRE_PROMOTED_MODEL=true``, orders nothing); with
 ``CST_DATA_SOURCE=recorded`` it reads the recorded real data in ``CST_DATA_DIR``.
 
 Each invocation publishes the stage's SLIs (``Stage=<CST_STAGE>``): one ``Requests``, and one
@@ -41,7 +45,11 @@ from cryptosmarttrader.handlers._common import (
 from cryptosmarttrader.services.ingest import ingest_breaker_block
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanInputError, ScanService
 from cryptosmarttrader.wiring import (
+    NO_PROMOTED_MODEL,
+    NO_PROMOTED_MODEL_TRADING,
+    lake_agent_data,
     lake_market_data,
+    promoted_model,
     recorded_analyzer,
     resolve_data_dir,
     scan_model,
@@ -68,15 +76,26 @@ def _analyzer() -> ScanAnalyzer:
         return recorded_analyzer(
             resolve_data_dir(settings.data_dir), clock, settings, scan_model(settings)
         )
-    res = resources()
-    market = lake_market_data(aws_clients().s3, res, settings.exchange)
-    state = DynamoStateStore(res.state_table, aws_clients().dynamodb)
+    res, clients = resources(), aws_clients()
+    market = lake_market_data(clients.s3, res, settings.exchange)
+    state = DynamoStateStore(res.state_table, clients.dynamodb)
+    # the promoted model from the registry (CST_MODEL_DIR, when set, names one explicitly)
+    model = scan_model(settings) if settings.model_dir else promoted_model(clients, res, clock)
+    no_model = None
+    if model is None:
+        no_model = (
+            NO_PROMOTED_MODEL if settings.require_promoted_model else NO_PROMOTED_MODEL_TRADING
+        )
+        logger.warning("scan without a promoted model", extra={"reason": no_model})
     return ScanAnalyzer(
         market=market,
         clock=clock,
         settings=settings,
-        model=scan_model(settings),
+        model=model,
         data_health=lambda: ingest_breaker_block(state, settings.exchange, clock.now()),
+        agent_data=lake_agent_data(clients.s3, res, settings.exchange),
+        no_model_reason=no_model,
+        no_model_trades=not settings.require_promoted_model,
     )
 
 
