@@ -11,7 +11,10 @@ after ``last_updated`` (:func:`cryptosmarttrader.domain.coins.day_key_ms`); whet
 positive number is the domain gate's decision (``check_market_caps``), which runs on both sources.
 
 Recorded: the ``market_cap`` column of ``coingecko_daily/coins/<id>.csv`` (daily 00:00 UTC
-snapshots), as recorded, within the requested window. A coin without a file is reported.
+snapshots), as recorded, within the requested window, whose end is keyed as the live fetch keys
+it: a replay at 23:55 gets the row dated the coming midnight, the end-of-day value a live fetch
+at 23:55 observes (a snapshot of the end of day D matches CoinGecko's 00:00 row of D + 1), never
+a later one. A coin without a file is reported.
 """
 
 from __future__ import annotations
@@ -211,7 +214,7 @@ class RecordedMarketCaps:
         rejected = tuple(
             (c, f"absent: no recorded CoinGecko file {c}.csv") for c in coins if c not in present
         )
-        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+        start_ms, end_ms = ms_from_utc(start), day_key_ms(ms_from_utc(end))
         frame = daily.filter(
             pl.col("symbol").is_in(list(coins)) & pl.col("ts").is_between(start_ms, end_ms)
         ).select(coin=pl.col("symbol"), ts=pl.col("ts"), market_cap=pl.col("market_cap"))
