@@ -214,9 +214,10 @@ class DeploymentConfig(BaseModel):
     universes: tuple[UniverseSchedule, ...] = DEFAULT_UNIVERSES
     funding: FundingSchedule | None = FundingSchedule()
     sentiment: SentimentSchedule | None = SentimentSchedule()
-    # the scan without a promoted model: False ranks and orders on the technical agent (saying
-    # there is no promoted model); True orders nothing (CST_REQUIRE_PROMOTED_MODEL)
-    require_promoted_model: bool = False
+    # the scan without a promoted ranking model orders nothing (BUYs become HOLD, every output
+    # says so); True is the explicit opt-in to paper trade on the technical agent alone
+    # (CST_ALLOW_TECHNICAL_ONLY_TRADING=true on the scan function), which every output states
+    allow_technical_only_trading: bool = False
     # Deep health probe cadence: each run is one uptime sample of the go-live gates.
     probe_every_minutes: int = Field(default=1, ge=1, le=60)
     # The four CloudWatch dashboards ($3.00 a month each beyond the account's three free ones;

@@ -92,9 +92,11 @@ def lake_market_data(s3: S3Client, resources: AwsResources, exchange: str) -> La
 # the ingest schedules cover; a venue without candles in the lake is named in the abstention).
 ARBITRAGE_VENUES: tuple[str, ...] = ("binance", "kucoin", "kraken")
 RANKING_GROUP = "cst-rank"  # the registry group of the ranking model the scan serves
+ALLOW_TECHNICAL_ONLY_TRADING = "CST_ALLOW_TECHNICAL_ONLY_TRADING"  # the opt-in's variable
 NO_PROMOTED_MODEL = "no promoted model: technical agent only, no trades"
 NO_PROMOTED_MODEL_TRADING = (
-    "no promoted model: technical agent only (CST_REQUIRE_PROMOTED_MODEL=false: it trades)"
+    "no promoted model: technical agent only, paper trading allowed by "
+    f"{ALLOW_TECHNICAL_ONLY_TRADING}=true"
 )
 
 

@@ -233,9 +233,9 @@ class CryptoSmartTraderStack(Stack):
             ENV_EXCHANGE: self.config.default_exchange,
             ENV_STAGE: self.config.stage,
             ENV_ALLOW_REPLAYS: "true" if self.config.allow_replays else "false",
-            # only a deployment that asks for it: the scan orders nothing without a promoted model
-            **(
-                {"CST_REQUIRE_PROMOTED_MODEL": "true"} if self.config.require_promoted_model else {}
+            # without a promoted model the scan orders nothing unless the deployment opts in
+            "CST_ALLOW_TECHNICAL_ONLY_TRADING": (
+                "true" if self.config.allow_technical_only_trading else "false"
             ),
         }
 

@@ -24,13 +24,21 @@ from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.local_aws import ensure_resources
+from cryptosmarttrader.domain.agents.tally import AGENT_NAMES
 from cryptosmarttrader.settings import AwsResources
+from cryptosmarttrader.wiring import (
+    ALLOW_TECHNICAL_ONLY_TRADING,
+    NO_PROMOTED_MODEL,
+    NO_PROMOTED_MODEL_TRADING,
+)
 from infra.config import DeploymentConfig
+from tests.integration.test_agents_vote_realdata import bundle  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.realdata]
 
 DAY = datetime(2021, 11, 12, tzinfo=UTC)
 CONFIG = DeploymentConfig()
+OPT_IN = ALLOW_TECHNICAL_ONLY_TRADING  # the deployment's opt-in to technical-only paper trades
 
 
 @dataclass
@@ -65,7 +73,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[AwsClient
         "POWERTOOLS_TRACE_DISABLED": "true",
     }.items():
         monkeypatch.setenv(key, value)
-    for key in ("AWS_ENDPOINT_URL", "CST_ALLOW_REPLAYS", "CST_MODEL_DIR"):
+    for key in ("AWS_ENDPOINT_URL", "CST_ALLOW_REPLAYS", "CST_MODEL_DIR", OPT_IN):
         monkeypatch.delenv(key, raising=False)
     _forget()
     with mock_aws():
@@ -75,12 +83,18 @@ def stack(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[AwsClient
     _forget()
 
 
-def _invoke(module: str, event: dict[str, Any], source: str) -> dict[str, Any]:
+def _invoke(
+    module: str, event: dict[str, Any], source: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The deployed function: the ingest reads the recording (the offline exchange), the scan
-    reads the lake (``CST_DATA_SOURCE=ccxt``, as deployed)."""
+    reads the lake (``CST_DATA_SOURCE=ccxt``, as deployed); ``env`` adds what a deployment's
+    configuration would set on the function (a cold start with it)."""
     import os
 
     os.environ["CST_DATA_SOURCE"] = source
+    for key in (OPT_IN, "CST_MODEL_DIR"):
+        os.environ.pop(key, None)
+    os.environ.update(env or {})
     _forget()
     handler = importlib.import_module(f"cryptosmarttrader.handlers.{module}").handler
     with redirect_stdout(io.StringIO()):
@@ -93,7 +107,10 @@ def _ingest(event: dict[str, Any]) -> dict[str, Any]:
     return _invoke("ingest", event, "recorded")
 
 
-def test_scheduled_ingest_feeds_every_agent_of_the_deployed_scan(stack: AwsClients) -> None:
+def test_scheduled_ingest_feeds_every_agent_of_the_deployed_scan(
+    stack: AwsClients,
+    bundle: Path,  # noqa: F811 - the fixture
+) -> None:
     (universe_rule,) = [u for u in CONFIG.universes if u.exchange == "binance"]
     kucoin_rule = next(u for u in CONFIG.universes if u.exchange == "kucoin")
     assert CONFIG.funding is not None and CONFIG.sentiment is not None
@@ -104,12 +121,18 @@ def test_scheduled_ingest_feeds_every_agent_of_the_deployed_scan(stack: AwsClien
         kucoin = _ingest({**kucoin_rule.event(), "max_pairs": 5})
         assert "BTC/USDT" in binance["pairs"] and "BTC/USDT" in kucoin["pairs"]
         assert binance["excluded_reasons"]["beyond the 5 most liquid pairs"] > 0, binance
+        assert kucoin["excluded_reasons"]["beyond the 5 most liquid pairs"] > 0, kucoin
         assert binance["min_quote_volume_usd"] == universe_rule.min_quote_volume_usd
-        # 23:55 the market caps of the universe's coins; 00:02-00:05 the candle rules' events,
-        # without symbols: the stored universe
+        # 23:55 the market caps of the universe's coins, observed now and keyed at the coming
+        # midnight; a first deployment backfills the history the regime's 200-day index needs
+        # (the rule's event with a lookback, served from the recorded CoinGecko history)
         assert CONFIG.market_caps is not None
         clock.move_to(DAY - timedelta(minutes=5))
-        assert _ingest(CONFIG.market_caps.event())["ingested"] > 0
+        caps = _ingest({**CONFIG.market_caps.event(), "lookback_days": 300})
+        assert caps["ingested"] > 0, caps
+        # (a recorded zero or missing cap is refused with its reason; nothing is "future")
+        assert "future" not in caps["rejected_codes"], caps["rejections"]
+        # 00:02-00:05 the candle rules' events, without symbols: the stored universe
         clock.move_to(DAY + timedelta(minutes=2))
         for schedule in CONFIG.ingest_schedules:
             if schedule.exchange == "kraken":
@@ -139,23 +162,52 @@ def test_scheduled_ingest_feeds_every_agent_of_the_deployed_scan(stack: AwsClien
         assert again["ingested"] == 0
         assert _ingest(CONFIG.sentiment.event())["status"] == "up_to_date"
 
-        # 00:15 the scan rule's event: the agents read the lake as of the decision
+        # 00:15 the scan rule's event: the agents read the lake as of the decision; the
+        # registry holds no promoted model and the deployment has not opted in
         clock.move_to(DAY + timedelta(minutes=15))
         scan = _invoke("scan", CONFIG.scan.event(), "ccxt")
+        # the same minute on a deployment that opts in to technical-only paper trading
+        traded = _invoke("scan", CONFIG.scan.event(), "ccxt", {OPT_IN: "true"})
+        # and with a fitted model served as the CLI's --model serves it (CST_MODEL_DIR)
+        modelled = _invoke("scan", CONFIG.scan.event(), "ccxt", {"CST_MODEL_DIR": str(bundle)})
+
+    # Then the agents that read the lake vote on at least one coin
     agents = scan["agents"]
-    for name in ("technical", "funding", "arbitrage", "sentiment", "liquidity"):
+    for name in (n for n in AGENT_NAMES if n not in {"early_mover", "ml", "ensemble"}):
         assert agents[name]["votes"] >= 1, (name, agents[name])
-    # the early mover needs the cap keyed at the decision's midnight, which the 23:55 run of
-    # the day before cannot hold yet: it abstains, saying so
-    assert set(agents["early_mover"]["abstention_reasons"]) == {
-        "market cap unknown at the as-of date: size cannot be judged"
-    }
-    # the regime needs 200 days of the market-cap index; one day of caps is in the lake
-    assert all("insufficient market history" in w for w in agents["regime"]["abstention_reasons"])
+    # the regime reads the backfilled 200-day market-cap index
+    assert scan["regime"] is not None, scan.get("regime_effect")
+    # the early mover reads the cap the 23:55 run keyed at this midnight: it judges each coin's
+    # size, and the five most liquid coins are all large caps, outside its scope (its vote on
+    # a wider universe is shown on the recorded path, docs/agents.md)
+    assert agents["early_mover"]["abstentions"] == len(binance["pairs"])
+    assert all(
+        "outside the early-mover scope" in why
+        for why in agents["early_mover"]["abstention_reasons"]
+    ), agents["early_mover"]
     # every funding abstention says why (no perpetual for that pair in the lake)
     assert all("perpetual" in why for why in agents["funding"]["abstention_reasons"])
-    # no promoted model in the registry: said in the basis and on every row
-    assert scan["decision_basis"].startswith("no promoted model: technical agent only")
-    assert scan["rows"] and all(
-        any(r.startswith("no promoted model") for r in row["reasons"]) for row in scan["rows"]
+    # the ML predictor and the ensemble vote only with a model: none is promoted, they say so
+    for name in ("ml", "ensemble"):
+        assert agents[name]["votes"] == 0
+        assert set(agents[name]["abstention_reasons"]) == {NO_PROMOTED_MODEL}, agents[name]
+    # no promoted model, no opt-in: said in the basis and on every row, and nothing is ordered
+    # (the BUYs of the technical agent are held)
+    assert scan["decision_basis"].startswith(NO_PROMOTED_MODEL)
+    assert scan["orders_created"] == 0
+    assert scan["rows"] and all(NO_PROMOTED_MODEL in row["reasons"] for row in scan["rows"])
+    assert not [row for row in scan["rows"] if row["action"] == "buy"]
+    buys = {row["symbol"] for row in traded["rows"] if row["action"] == "buy"}
+    assert buys, [(r["symbol"], r["action"], r["reasons"][-2:]) for r in traded["rows"]]
+    held = {r["symbol"] for r in scan["rows"] if r["action"] == "hold"}
+    assert buys <= held
+    # with the opt-in the same scan trades on the technical agent, and every output says why
+    assert traded["orders_created"] >= 1
+    assert traded["decision_basis"].startswith(NO_PROMOTED_MODEL_TRADING)
+    assert all(NO_PROMOTED_MODEL_TRADING in row["reasons"] for row in traded["rows"])
+    # and with a fitted model the ML predictor and the ensemble vote too, on the same lake data
+    for name in (n for n in AGENT_NAMES if n != "early_mover"):
+        assert modelled["agents"][name]["votes"] >= 1, (name, modelled["agents"][name])
+    assert not any(
+        r.startswith("no promoted model") for row in modelled["rows"] for r in row["reasons"]
     )
