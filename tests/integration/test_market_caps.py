@@ -112,6 +112,9 @@ def test_a_replay_at_2355_keys_the_caps_as_the_live_fetch_does(data_dir: Path) -
     assert verdict.clean.filter(pl.col("ts") == midnight)["market_cap"].to_list() == [
         _csv_caps(data_dir, "bitcoin")[midnight]
     ]
+    # and a replay at noon gets no end-of-day value yet: nothing keyed after the fetch
+    noon = source.fetch_market_caps(["bitcoin"], now - timedelta(days=1), now - timedelta(hours=12))
+    assert noon.frame["ts"].max() == midnight - 86_400_000
 
 
 def test_malformed_or_stale_rows_are_rejected_with_a_reason() -> None:

@@ -12,9 +12,9 @@ positive number is the domain gate's decision (``check_market_caps``), which run
 
 Recorded: the ``market_cap`` column of ``coingecko_daily/coins/<id>.csv`` (daily 00:00 UTC
 snapshots), as recorded, within the requested window, whose end is keyed as the live fetch keys
-it: a replay at 23:55 gets the row dated the coming midnight, the end-of-day value a live fetch
-at 23:55 observes (a snapshot of the end of day D matches CoinGecko's 00:00 row of D + 1), never
-a later one. A coin without a file is reported.
+it: a replay in the last ten minutes before a midnight (the 23:55 rule's run) gets the row
+dated that midnight, the end-of-day value a live fetch then observes (a snapshot of the end of
+day D matches CoinGecko's 00:00 row of D + 1); earlier in the day, only rows up to the fetch. A coin without a file is reported.
 """
 
 from __future__ import annotations
@@ -200,6 +200,11 @@ class CoinGeckoMarketCaps:
         )
 
 
+# How long before a midnight the recorded 00:00 row stands in for a live observation (the 23:55
+# rule's run): earlier in the day the live value would differ from the end-of-day one.
+RECORDED_SNAPSHOT_LEAD_MS = 10 * 60 * 1000
+
+
 class RecordedMarketCaps:
     """Market caps from the recorded CoinGecko daily CSVs (values as recorded)."""
 
@@ -214,7 +219,9 @@ class RecordedMarketCaps:
         rejected = tuple(
             (c, f"absent: no recorded CoinGecko file {c}.csv") for c in coins if c not in present
         )
-        start_ms, end_ms = ms_from_utc(start), day_key_ms(ms_from_utc(end))
+        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+        if day_key_ms(end_ms) - end_ms <= RECORDED_SNAPSHOT_LEAD_MS:
+            end_ms = day_key_ms(end_ms)  # the end-of-day value a live fetch would key there
         frame = daily.filter(
             pl.col("symbol").is_in(list(coins)) & pl.col("ts").is_between(start_ms, end_ms)
         ).select(coin=pl.col("symbol"), ts=pl.col("ts"), market_cap=pl.col("market_cap"))
