@@ -179,7 +179,7 @@ def test_scheduled_ingest_feeds_every_agent_of_the_deployed_scan(
     assert scan["regime"] is not None, scan.get("regime_effect")
     # the early mover reads the cap the 23:55 run keyed at this midnight: it judges each coin's
     # size, and the five most liquid coins are all large caps, outside its scope (its vote on
-    # a wider universe is shown on the recorded path, docs/agents.md)
+    # a wider universe: the next test)
     assert agents["early_mover"]["abstentions"] == len(binance["pairs"])
     assert all(
         "outside the early-mover scope" in why
@@ -211,3 +211,38 @@ def test_scheduled_ingest_feeds_every_agent_of_the_deployed_scan(
     assert not any(
         r.startswith("no promoted model") for row in modelled["rows"] for r in row["reasons"]
     )
+
+
+def test_the_early_mover_votes_on_the_deployed_path_beyond_the_20_largest_coins(
+    stack: AwsClients,
+) -> None:
+    # Given the deployed Binance universe rule wide enough to hold coins beyond the 20 largest
+    # (its deployed max is 100; 26 keeps the test fast), their caps from the 23:55 run keyed at
+    # the coming midnight (with two months of history, as a first deployment backfills), and
+    # the 00:05 daily candles of that stored universe
+    (universe_rule,) = [u for u in CONFIG.universes if u.exchange == "binance"]
+    (daily,) = [s for s in CONFIG.ingest_schedules if s.timeframe == "1d"]
+    assert CONFIG.market_caps is not None
+    with time_machine.travel(DAY - timedelta(minutes=10), tick=False) as clock:
+        binance = _ingest({**universe_rule.event(), "max_pairs": 26})
+        assert len(binance["pairs"]) == 26, binance
+        clock.move_to(DAY - timedelta(minutes=5))
+        caps = _ingest({**CONFIG.market_caps.event(), "lookback_days": 60})
+        assert caps["ingested"] > 0, caps
+        clock.move_to(DAY + timedelta(minutes=5))
+        assert _ingest({**daily.event(), "initial_lookback_bars": 60})["ingested"] > 0
+        # When the 00:15 scan rule's event runs (no promoted model, no opt-in)
+        clock.move_to(DAY + timedelta(minutes=15))
+        scan = _invoke("scan", CONFIG.scan.event(), "ccxt")
+    # Then the early mover votes on the smaller coins it can size, the 20 largest out of scope
+    early = scan["agents"]["early_mover"]
+    assert early["votes"] >= 1, early
+    assert any("outside the early-mover scope" in why for why in early["abstention_reasons"])
+    # and a coin abstains for an unknown cap only where the source has none for that midnight
+    # (no recorded CoinGecko file, or a value the gate refused), never for the run's timing
+    unknown = sum(n for why, n in early["abstention_reasons"].items() if "cap unknown" in why)
+    midnight_ms = int(DAY.timestamp() * 1000)
+    refused = {r["coin"] for r in caps["rejections"] if r["ts"] in (None, midnight_ms)}
+    assert unknown >= 1 and refused, caps["rejections"]  # (fantom has no recorded file)
+    assert unknown == len(refused) + len(caps["unmapped"]), (early, caps["rejections"])
+    assert scan["orders_created"] == 0
