@@ -20,7 +20,6 @@ Timeframe = Literal["1h", "4h", "1d"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 _CRON_FIELD = r"^[0-9*,/?LW#-]+$"
-_BINANCE = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT")
 
 
 class Cron(BaseModel):
@@ -35,23 +34,32 @@ class Cron(BaseModel):
         return f"cron({self.minute} {self.hour} * * ? *)"
 
 
+def _symbols_label(symbols: tuple[str, ...] | None) -> str:
+    return "the liquid universe" if symbols is None else f"{len(symbols)} symbols"
+
+
 class IngestSchedule(BaseModel):
-    """One EventBridge rule: fetch closed ``timeframe`` candles of ``symbols`` from ``exchange``."""
+    """One EventBridge rule: fetch closed ``timeframe`` candles of ``symbols`` from ``exchange``
+    (``symbols`` omitted: the exchange's liquid universe, see :class:`UniverseSchedule`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     exchange: Exchange
     timeframe: Timeframe
-    symbols: tuple[str, ...] = Field(min_length=1, max_length=50)
+    symbols: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=50)
     cron: Cron
+
+    @property
+    def symbols_label(self) -> str:
+        return _symbols_label(self.symbols)
 
     @model_validator(mode="after")
     def _symbols_are_ccxt_pairs(self) -> IngestSchedule:
-        for symbol in self.symbols:
+        for symbol in self.symbols or ():
             base, sep, quote = symbol.partition("/")
             if not (sep and base.isalnum() and quote.isalnum() and symbol.upper() == symbol):
                 raise ValueError(f"{symbol!r} is not a ccxt unified pair like 'BTC/USDT'")
-        if len(set(self.symbols)) != len(self.symbols):
+        if self.symbols is not None and len(set(self.symbols)) != len(self.symbols):
             raise ValueError(f"duplicate symbols in the {self.exchange} {self.timeframe} schedule")
         return self
 
@@ -61,11 +69,10 @@ class IngestSchedule(BaseModel):
 
     def event(self) -> dict[str, object]:
         """The JSON event the ingest handler receives (its pydantic input model)."""
-        return {
-            "exchange": self.exchange,
-            "timeframe": self.timeframe,
-            "symbols": list(self.symbols),
-        }
+        event: dict[str, object] = {"exchange": self.exchange, "timeframe": self.timeframe}
+        if self.symbols is not None:
+            event["symbols"] = list(self.symbols)
+        return event
 
 
 class MarketCapSchedule(BaseModel):
@@ -75,11 +82,70 @@ class MarketCapSchedule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     exchange: Exchange = "binance"
-    symbols: tuple[str, ...] = Field(default=_BINANCE, min_length=1, max_length=250)
+    symbols: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=250)
     cron: Cron = Cron(minute="55", hour="23")
 
+    @property
+    def symbols_label(self) -> str:
+        return _symbols_label(self.symbols)
+
     def event(self) -> dict[str, object]:
-        return {"dataset": "market_caps", "exchange": self.exchange, "symbols": list(self.symbols)}
+        event: dict[str, object] = {"dataset": "market_caps", "exchange": self.exchange}
+        if self.symbols is not None:
+            event["symbols"] = list(self.symbols)
+        return event
+
+
+class UniverseSchedule(BaseModel):
+    """One daily rule per exchange: select its liquid universe anew (every active spot pair
+    quoted in ``quote`` whose 24 h quote volume reaches the floor, the ``max_pairs`` most liquid),
+    before the market caps (23:55) and the daily candles (00:05) read it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    exchange: Exchange
+    quote: Literal["USDT"] = "USDT"
+    min_quote_volume_usd: float = Field(default=1_000_000.0, ge=0)
+    max_pairs: int = Field(default=100, ge=1, le=200)
+    cron: Cron = Cron(minute="50", hour="23")
+
+    @property
+    def rule_id(self) -> str:
+        return f"IngestUniverse{self.exchange.capitalize()}"
+
+    def event(self) -> dict[str, object]:
+        return {
+            "dataset": "universe",
+            "exchange": self.exchange,
+            "quote": self.quote,
+            "min_quote_volume_usd": self.min_quote_volume_usd,
+            "max_pairs": self.max_pairs,
+        }
+
+
+class FundingSchedule(BaseModel):
+    """Perpetual funding rates and 8 h mark candles of the universe's pairs, after each funding
+    time (00:00, 08:00, 16:00 UTC)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    exchange: Exchange = "binance"
+    cron: Cron = Cron(minute="7", hour="0,8,16")
+
+    def event(self) -> dict[str, object]:
+        return {"dataset": "funding", "exchange": self.exchange}
+
+
+class SentimentSchedule(BaseModel):
+    """The daily Crypto Fear & Greed index, after its 00:00 UTC update, before the scan."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: Literal["fear_greed"] = "fear_greed"
+    cron: Cron = Cron(minute="7", hour="0")
+
+    def event(self) -> dict[str, object]:
+        return {"dataset": "sentiment", "source": self.source}
 
 
 class ScanSchedule(BaseModel):
@@ -109,17 +175,20 @@ class FunctionSizing(BaseModel):
 
 
 _KRAKEN = ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/USD")
-_KUCOIN = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "KCS/USDT")
 
 # Candles close on the hour; each exchange gets its own minute so runs do not overlap, and the
 # daily scan runs after the daily candles have been ingested (00:05 → 00:15 UTC).
+# Binance and KuCoin ingest their liquid USDT universe (selected daily from their markets and
+# 24 h tickers); Kraken quotes in USD, so its schedule keeps its own list.
 DEFAULT_INGEST_SCHEDULES: tuple[IngestSchedule, ...] = (
-    IngestSchedule(exchange="binance", timeframe="1h", symbols=_BINANCE, cron=Cron(minute="2")),
-    IngestSchedule(
-        exchange="binance", timeframe="1d", symbols=_BINANCE, cron=Cron(minute="5", hour="0")
-    ),
+    IngestSchedule(exchange="binance", timeframe="1h", cron=Cron(minute="2")),
+    IngestSchedule(exchange="binance", timeframe="1d", cron=Cron(minute="5", hour="0")),
     IngestSchedule(exchange="kraken", timeframe="1h", symbols=_KRAKEN, cron=Cron(minute="3")),
-    IngestSchedule(exchange="kucoin", timeframe="1h", symbols=_KUCOIN, cron=Cron(minute="4")),
+    IngestSchedule(exchange="kucoin", timeframe="1h", cron=Cron(minute="4")),
+)
+DEFAULT_UNIVERSES: tuple[UniverseSchedule, ...] = (
+    UniverseSchedule(exchange="binance"),
+    UniverseSchedule(exchange="kucoin"),
 )
 
 
@@ -150,6 +219,13 @@ class DeploymentConfig(BaseModel):
     scan: ScanSchedule = ScanSchedule()
     execution: ExecutionSchedule = ExecutionSchedule()
     market_caps: MarketCapSchedule | None = MarketCapSchedule()
+    universes: tuple[UniverseSchedule, ...] = DEFAULT_UNIVERSES
+    funding: FundingSchedule | None = FundingSchedule()
+    sentiment: SentimentSchedule | None = SentimentSchedule()
+    # the scan without a promoted ranking model orders nothing (BUYs become HOLD, every output
+    # says so); True is the explicit opt-in to paper trade on the technical agent alone
+    # (CST_ALLOW_TECHNICAL_ONLY_TRADING=true on the scan function), which every output states
+    allow_technical_only_trading: bool = False
     # Deep health probe cadence: each run is one uptime sample of the go-live gates.
     probe_every_minutes: int = Field(default=1, ge=1, le=60)
     # The four CloudWatch dashboards ($3.00 a month each beyond the account's three free ones;

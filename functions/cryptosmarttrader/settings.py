@@ -61,6 +61,11 @@ class TradingSettings(BaseSettings):
     # paper venue can trade, i.e. with an unambiguous recorded exchange pair ("tradable", what a
     # deployment does: there the universe is the exchange's own pairs)
     universe: Literal["all", "tradable"] = "all"
+    # the scan Lambda without a promoted ranking model (registry): by default it orders nothing
+    # (BUYs become HOLD: "no promoted model: technical agent only, no trades");
+    # CST_ALLOW_TECHNICAL_ONLY_TRADING=true is the explicit opt-in to paper trade on the
+    # technical agent alone, which every output then states (the local demo, the e2e tests)
+    allow_technical_only_trading: bool = False
     decision_valid_minutes: int = Field(default=120, ge=5, le=24 * 60)
     paper_max_wait_minutes: int = Field(default=360, ge=60, le=7 * 24 * 60)
     # the strategy's exit rule (domain/exit_rule.py), the same levels as the evaluation's label:

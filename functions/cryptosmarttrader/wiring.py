@@ -17,6 +17,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoStateStore,
     ensure_open_index,
 )
+from cryptosmarttrader.adapters.lake_agent_data import LakeAgentData
 from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
 from cryptosmarttrader.adapters.paper_exchange import (
     PaperExchange,
@@ -85,6 +86,56 @@ def lake_market_data(s3: S3Client, resources: AwsResources, exchange: str) -> La
         lambda: [s for s in lake.symbols(exchange, "1d") if is_tradable_pair(s)],
         market_caps=S3MarketCapLake(resources.lake_bucket, s3),
     )
+
+
+# The venues whose hourly candles the deployed scan compares for the arbitrage agent (each one
+# the ingest schedules cover; a venue without candles in the lake is named in the abstention).
+ARBITRAGE_VENUES: tuple[str, ...] = ("binance", "kucoin", "kraken")
+RANKING_GROUP = "cst-rank"  # the registry group of the ranking model the scan serves
+ALLOW_TECHNICAL_ONLY_TRADING = "CST_ALLOW_TECHNICAL_ONLY_TRADING"  # the opt-in's variable
+NO_PROMOTED_MODEL = "no promoted model: technical agent only, no trades"
+NO_PROMOTED_MODEL_TRADING = (
+    "no promoted model: technical agent only, paper trading allowed by "
+    f"{ALLOW_TECHNICAL_ONLY_TRADING}=true"
+)
+
+
+def lake_agent_data(s3: S3Client, resources: AwsResources, exchange: str) -> LakeAgentData:
+    """What the deployed scan's agents read beside the daily universe: funding, mark and
+    sentiment from the lake, each venue's hourly candles for the cross-exchange quotes."""
+    from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
+
+    return LakeAgentData(
+        S3ParquetLake(resources.lake_bucket, s3),
+        S3AgentInputs(resources.lake_bucket, s3),
+        home=exchange,
+        venues=(exchange, *(v for v in ARBITRAGE_VENUES if v != exchange)),
+    )
+
+
+def promoted_model(
+    clients: AwsClients, resources: AwsResources, clock: Clock
+) -> RankingModel | None:
+    """The production version of the ranking model group, from the registry's artefact in S3
+    (evaluated in process with numpy: the ranking model has no endpoint); None when no version
+    is promoted. A damaged artefact or a registry error raises: never a silent fallback."""
+    from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
+    from cryptosmarttrader.adapters.ranking_bundle import artifact_model
+    from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryService
+
+    ml = MlSettings()
+    registry = EmbeddedModelRegistry(
+        RANKING_GROUP,
+        bucket=ml.model_bucket or resources.lake_bucket,
+        table=resources.state_table,
+        s3=clients.s3,
+        dynamodb=clients.dynamodb,
+        prefix=ml.model_prefix,
+    )
+    live = ModelRegistryService(registry, clock).production()
+    if live is None:
+        return None
+    return artifact_model(registry.artifact(live.version))
 
 
 def excluded_coins(market: RecordedMarketData) -> dict[str, str]:

@@ -12,7 +12,12 @@ from constructs import Construct
 from infra.config import DeploymentConfig
 from infra.constructs.bundling import LambdaCode
 from infra.constructs.data_lake import DataLake
-from infra.constructs.grants import LAKE_MARKET_DATA, grant_lake_objects, grant_table
+from infra.constructs.grants import (
+    LAKE_AGENT_INPUTS,
+    LAKE_MARKET_DATA,
+    grant_lake_objects,
+    grant_table,
+)
 from infra.constructs.python_function import (
     PythonFunction,
 )
@@ -60,11 +65,12 @@ class Ingestion(Construct):
             role,
             lake.bucket,
             ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-            prefixes=LAKE_MARKET_DATA,
+            prefixes=(*LAKE_MARKET_DATA, *LAKE_AGENT_INPUTS),
             reason=(
-                "Ingest merges Parquet objects under exchange=/timeframe=/symbol=/date= and "
-                "dataset=market_cap/source=/month= keys known only at run time; the grant covers "
-                "those two prefixes of the lake bucket alone (never models/), with no delete."
+                "Ingest merges Parquet objects under exchange=/timeframe=/symbol=/date=, "
+                "dataset=market_cap/, dataset=funding/ and dataset=sentiment/ keys known only at "
+                "run time; the grant covers those prefixes of the lake bucket alone (never "
+                "models/), with no delete."
             ),
         )
         grant_table(role, tables.state, ["GetItem", "PutItem", "UpdateItem", "Query"])
@@ -76,7 +82,7 @@ class Ingestion(Construct):
                 schedule=events.Schedule.expression(schedule.cron.expression()),
                 description=(
                     f"Ingest {schedule.timeframe} candles from {schedule.exchange} "
-                    f"({len(schedule.symbols)} symbols), {schedule.cron.expression()} UTC"
+                    f"({schedule.symbols_label}), {schedule.cron.expression()} UTC"
                 ),
                 event=schedule.event(),
             )
@@ -90,8 +96,46 @@ class Ingestion(Construct):
                 "IngestMarketCaps",
                 schedule=events.Schedule.expression(caps.cron.expression()),
                 description=(
-                    f"Ingest CoinGecko market caps of {len(caps.symbols)} {caps.exchange} "
-                    f"pairs' coins, {caps.cron.expression()} UTC"
+                    f"Ingest CoinGecko market caps of the coins of {caps.exchange}'s pairs "
+                    f"({caps.symbols_label}), {caps.cron.expression()} UTC"
                 ),
                 event=caps.event(),
+            )
+        self.universe_rules: dict[str, events.Rule] = {
+            universe.exchange: self.lambda_.schedule(
+                self,
+                universe.rule_id,
+                schedule=events.Schedule.expression(universe.cron.expression()),
+                description=(
+                    f"Select {universe.exchange}'s liquid {universe.quote} universe (24h volume "
+                    f">= {universe.min_quote_volume_usd:,.0f}, at most {universe.max_pairs}), "
+                    f"{universe.cron.expression()} UTC"
+                ),
+                event=universe.event(),
+            )
+            for universe in config.universes
+        }
+        self.funding_rule: events.Rule | None = None
+        if config.funding is not None:
+            self.funding_rule = self.lambda_.schedule(
+                self,
+                "IngestFunding",
+                schedule=events.Schedule.expression(config.funding.cron.expression()),
+                description=(
+                    f"Ingest {config.funding.exchange} perpetual funding rates and 8h mark "
+                    f"candles of its universe, {config.funding.cron.expression()} UTC"
+                ),
+                event=config.funding.event(),
+            )
+        self.sentiment_rule: events.Rule | None = None
+        if config.sentiment is not None:
+            self.sentiment_rule = self.lambda_.schedule(
+                self,
+                "IngestSentiment",
+                schedule=events.Schedule.expression(config.sentiment.cron.expression()),
+                description=(
+                    "Ingest the Crypto Fear & Greed index (alternative.me), "
+                    f"{config.sentiment.cron.expression()} UTC"
+                ),
+                event=config.sentiment.event(),
             )

@@ -12,13 +12,19 @@ from constructs import Construct
 from infra.config import DeploymentConfig
 from infra.constructs.bundling import LambdaCode
 from infra.constructs.data_lake import DataLake
-from infra.constructs.grants import LAKE_MARKET_DATA, grant_lake_objects, grant_table
+from infra.constructs.grants import (
+    LAKE_AGENT_INPUTS,
+    LAKE_MARKET_DATA,
+    grant_lake_objects,
+    grant_table,
+)
 from infra.constructs.kill_switch import KillSwitch
 from infra.constructs.python_function import PythonFunction
 from infra.constructs.state_tables import StateTables
 
 SCAN_HANDLER: Final = "cryptosmarttrader.handlers.scan.handler"
 SCAN_SERVICE: Final = "cst-scan"
+SCAN_MODEL_VERSIONS: Final = "models/cst-rank/*"  # wiring.RANKING_GROUP's registered versions
 
 
 class Scan(Construct):
@@ -60,10 +66,11 @@ class Scan(Construct):
             role,
             lake.bucket,
             ["s3:GetObject"],
-            prefixes=LAKE_MARKET_DATA,
+            prefixes=(*LAKE_MARKET_DATA, *LAKE_AGENT_INPUTS, SCAN_MODEL_VERSIONS),
             reason=(
-                "The scan reads Parquet partitions whose keys depend on the universe and date; "
-                "read-only, candle and market-cap objects of the lake bucket only."
+                "The scan reads Parquet partitions whose keys depend on the universe and date, "
+                "and the promoted ranking model's artefact (models/cst-rank/v<NNNN>/); "
+                "read-only, the market-data datasets and that model group only."
             ),
         )
         kill_switch.parameter.grant_read(role)

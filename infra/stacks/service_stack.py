@@ -233,6 +233,10 @@ class CryptoSmartTraderStack(Stack):
             ENV_EXCHANGE: self.config.default_exchange,
             ENV_STAGE: self.config.stage,
             ENV_ALLOW_REPLAYS: "true" if self.config.allow_replays else "false",
+            # without a promoted model the scan orders nothing unless the deployment opts in
+            "CST_ALLOW_TECHNICAL_ONLY_TRADING": (
+                "true" if self.config.allow_technical_only_trading else "false"
+            ),
         }
 
     def _outputs(self) -> None:

@@ -53,6 +53,9 @@ def test_demo_ingests_scans_dedups_and_honours_the_kill_switch(
     assert ingested == 33 * 20
     created = int(re.search(r"orders created (\d+)", out).group(1))  # type: ignore[union-attr]
     assert created >= 1
+    # on the technical agent alone (no promoted model), by the demo's explicit opt-in, as the
+    # scan's decision basis states
+    assert "paper trading allowed by CST_ALLOW_TECHNICAL_ONLY_TRADING=true" in " ".join(out.split())
     # the execution cycles sent them after the RiskGuard, and the paper venue filled them on
     # the next real hourly bar (the first cycle runs before that bar has opened)
     cycles = re.findall(r"cycle at \S+: sent (\d+), refused (\d+), positions (\d+)", out)

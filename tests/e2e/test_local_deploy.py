@@ -53,9 +53,13 @@ def test_deployed_scan_function_runs_against_deployed_resources(
     assert env["CST_ORDERS_TABLE"] == outputs["CSTORDERSTABLE"]
 
     # When the deployed function's handler runs with its deployed environment (moto cannot
-    # execute Lambda code without Docker, so it runs in-process) over the real data
+    # execute Lambda code without Docker, so it runs in-process) over the real data; the
+    # registry holds no promoted model, so the deployed scan trades nothing unless the
+    # deployment opts in to technical-only paper trading, as this one does explicitly
+    assert env["CST_ALLOW_TECHNICAL_ONLY_TRADING"] == "false"
     for key, value in {
         **env,
+        "CST_ALLOW_TECHNICAL_ONLY_TRADING": "true",
         "CST_DATA_SOURCE": "recorded",
         "CST_DATA_DIR": str(data_dir),
         "AWS_ENDPOINT_URL": deployed.endpoint,
@@ -81,6 +85,11 @@ def test_deployed_scan_function_runs_against_deployed_resources(
     ordered = {r["client_order_id"] for r in buys if r["client_order_id"] is not None}
     assert ordered and {i["client_order_id"]["S"] for i in items} == ordered
     assert len(ordered) + result["report"]["not_ordered_untradable"] == len(buys)
+    # and every row states that it trades on the technical agent by the opt-in alone
+    opted = "no promoted model: technical agent only, paper trading allowed by " + (
+        "CST_ALLOW_TECHNICAL_ONLY_TRADING=true"
+    )
+    assert all(opted in r["reasons"] for r in result["report"]["rows"])
 
 
 def test_deployed_health_probe_passes_and_publishes_uptime_for_the_deployed_stage(

@@ -9,9 +9,14 @@ in-process (its ``Handler`` string, its deployed environment, ``AWS_ENDPOINT_URL
 The EMF lines a handler prints are put into the server's CloudWatch, as CloudWatch Logs would
 extract them, and the deployed alarms are judged from their own definitions (moto evaluates none).
 
-The only substitution is the exchange: the machine is offline, so the ingest function reads the
-recorded Binance candles (``CST_DATA_SOURCE=recorded``) instead of calling ccxt; the scan and
-the execution read the lake, exactly as deployed. The handlers run with their production
+The substitutions: the machine is offline, so the ingest function reads the recorded Binance
+and KuCoin data (``CST_DATA_SOURCE=recorded``) instead of calling ccxt, and the universe rules'
+events ask for the seven most liquid pairs instead of a hundred (every pair ingests a year of
+bars as its first run); the scan and the execution read the lake, exactly as deployed. The
+registry of a new stack holds no promoted model, so the deployed scan orders nothing: the
+hourly-cycle test runs the scan with the deployment's explicit opt-in to technical-only paper
+trading (``CST_ALLOW_TECHNICAL_ONLY_TRADING=true``, ``allow_technical_only_trading`` in the
+deployment config), which every row then states. The handlers run with their production
 ``SystemClock``; no ``at`` / ``asof`` field is ever sent. Recorded data ends in 2022, so for the
 cycles that must fill, the process clock itself is moved (time-machine, ``tick=True``: time
 keeps running between the code's own reads) to each scheduled minute of a day in 2021: the
@@ -45,7 +50,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.realdata, pytest.mark.xdist_group(DE
 
 REGION = "us-east-1"
 DAY = datetime(2021, 11, 12, tzinfo=UTC)  # a day whose lake scan gates BUYs among the pairs
-OFFLINE_EXCHANGES = ("kraken", "kucoin")  # not recorded: only their failure path is exercised
+OFFLINE_EXCHANGES = ("kraken",)  # not recorded: only its failure path is exercised
+UNIVERSE_PAIRS = 7  # the universe rules' max_pairs in this test (deployed: 100)
+OPT_IN = "CST_ALLOW_TECHNICAL_ONLY_TRADING"
 STACK = "CryptoSmartTrader"
 _CRON = re.compile(r"^cron\((\S+) (\S+) \* \* \? \*\)$")
 
@@ -74,6 +81,8 @@ class Rule:
         return int(minute) == at.minute and (hour == "*" or int(hour) == at.hour)
 
     def delivered(self, at: datetime) -> dict[str, Any]:
+        if self.event is not None and self.event.get("dataset") == "universe":
+            return {**self.event, "max_pairs": UNIVERSE_PAIRS}  # see the module doc
         if self.event is not None:
             return self.event
         return {
@@ -119,6 +128,7 @@ class Stack:
         self.ssm = client("ssm", **kw)
         self.rules = self._rules()
         self.warm: set[str] = set()  # functions with a warm execution environment
+        self.opt_in = False  # the scan runs with the deployment's technical-only opt-in
 
     def _rules(self) -> list[Rule]:
         rules = []
@@ -141,6 +151,7 @@ class Stack:
         """A brand-new stack: empty tables and lake, the kill-switch as deployed, and every
         function cold."""
         self.warm.clear()
+        self.opt_in = False
         for key in ("CSTORDERSTABLE", "CSTPOSITIONSTABLE", "CSTIDEMPOTENCYTABLE", "CSTSTATETABLE"):
             table = self.outputs[key]
             schema = self.dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
@@ -176,6 +187,9 @@ class Stack:
         if config["Handler"].endswith("handlers.ingest.handler"):
             # the exchange, replaced by its recording (offline machine)
             env |= {"CST_DATA_SOURCE": "recorded", "CST_DATA_DIR": str(self.data_dir)}
+        if config["Handler"].endswith("handlers.scan.handler") and self.opt_in:
+            assert env[OPT_IN] == "false"  # as deployed: a new stack's scan trades nothing
+            env |= {OPT_IN: "true"}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
@@ -325,18 +339,22 @@ def test_hourly_cycles_fill_and_move_the_book_on_a_moving_clock(
 ) -> None:
     # Given a brand-new stack and the process clock at 23:55 the day before DAY
     stack.reset(kill_switch_as_deployed)
+    stack.opt_in = True  # a deployment that opts in to technical-only paper trading
     (execution_rule,) = stack.rules_of("ExecutionFunctionName")
     ingest = stack.outputs["IngestFunctionName"]
     reports: list[dict[str, Any]] = []
-    with time_machine.travel(DAY - timedelta(minutes=5), tick=True) as clock:
+    with time_machine.travel(DAY - timedelta(minutes=10), tick=True) as clock:
 
         def at(hours: int, minute: int) -> datetime:
             target = DAY + timedelta(hours=hours, minutes=minute)
             clock.move_to(target)
             return target
 
-        # 23:55 market caps, 00:02 hourly ingest, 00:05 daily ingest: bars closed by then
-        for delivery in stack.tick(DAY - timedelta(minutes=5)):
+        # 23:50 the universe rules, 23:55 market caps, 00:02 hourly ingest, 00:05 daily ingest:
+        # bars closed by then
+        universes = stack.tick(at(0, -10))
+        assert len(universes) == 2, [d.rule.event for d in universes]
+        for delivery in (*universes, *stack.tick(at(0, -5))):
             assert delivery.error is None and delivery.result["status"] == "ok", delivery.result
         hourly = stack.tick(at(0, 2), skip=OFFLINE_EXCHANGES)
         daily = stack.tick(at(0, 5))
@@ -350,12 +368,16 @@ def test_hourly_cycles_fill_and_move_the_book_on_a_moving_clock(
             (DAY + timedelta(minutes=2)).timestamp() * 1000
         )
 
-        # 00:03 / 00:04: the Kraken and KuCoin rules cannot be served by this replay
-        # deployment (Binance recorded only): each failed run is an error and raises its alarm
-        offline = [*stack.tick(at(0, 3)), *stack.tick(at(0, 4))]
+        # 00:03: the Kraken rule cannot be served by this replay deployment (Binance and
+        # KuCoin recorded only): the failed run is an error and raises its alarm; 00:04 KuCoin's
+        # hourly candles of its stored universe
+        offline = stack.tick(at(0, 3))
         assert len(offline) == len(OFFLINE_EXCHANGES)
         for delivery in offline:
-            assert delivery.error is not None and "binance spot candles only" in str(delivery.error)
+            assert delivery.error is not None
+            assert "replays binance and kucoin spot data only, not kraken" in str(delivery.error)
+        (kucoin,) = stack.tick(at(0, 4))
+        assert kucoin.error is None and kucoin.result["report"]["ingested"] > 0, kucoin.result
         assert alarm_breaches(stack.cloudwatch, stack.alarm("StageErrors"), at(0, 6))
 
         # 00:10 the first execution cycle of the stack; 00:15 the daily scan decides
@@ -368,6 +390,9 @@ def test_hourly_cycles_fill_and_move_the_book_on_a_moving_clock(
         assert decided >= 1, [
             (r["symbol"], r["action"], r["reasons"][-2:]) for r in scan.result["report"]["rows"]
         ]
+        # no promoted model on a new stack: every row says it trades by the opt-in alone
+        opted = f"no promoted model: technical agent only, paper trading allowed by {OPT_IN}=true"
+        assert all(opted in r["reasons"] for r in scan.result["report"]["rows"])
 
         # then hour after hour: HH:02 the hourly ingest, HH:10 the execution cycle
         drift: Delivery | None = None

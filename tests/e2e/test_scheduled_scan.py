@@ -41,6 +41,8 @@ def aws(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]
         "AWS_REGION": "us-east-1",
         "CST_DATA_SOURCE": "recorded",
         "CST_DATA_DIR": str(data_dir),
+        # no promoted model in this registry: the deployment's opt-in to technical-only trading
+        "CST_ALLOW_TECHNICAL_ONLY_TRADING": "true",
         "POWERTOOLS_SERVICE_NAME": "cst-scan",
         "POWERTOOLS_METRICS_NAMESPACE": "CryptoSmartTrader",
     }.items():

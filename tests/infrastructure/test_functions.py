@@ -80,6 +80,7 @@ def test_function_environment_is_the_settings_contract(synthesized: Synthesized,
         "CST_STAGE",
         "CST_ALLOW_REPLAYS",
         "CST_VENUE_MODE",  # the execution function's venue (VenueSettings), paper by default
+        "CST_ALLOW_TECHNICAL_ONLY_TRADING",
     }
 
     # Then every resource name the code needs is set, and set to the right resource
@@ -95,9 +96,16 @@ def test_function_environment_is_the_settings_contract(synthesized: Synthesized,
     assert env["CST_KILL_SWITCH_PARAM"] == "/cst/kill-switch"
     # and the trading settings parse (a value outside the Literal would fail the Lambda)
     trading = TradingSettings.model_validate(
-        {"data_source": env["CST_DATA_SOURCE"], "exchange": env["CST_EXCHANGE"]}
+        {
+            "data_source": env["CST_DATA_SOURCE"],
+            "exchange": env["CST_EXCHANGE"],
+            "allow_technical_only_trading": env["CST_ALLOW_TECHNICAL_ONLY_TRADING"],
+        }
     )
     assert trading.data_source == "ccxt"
+    # and without a promoted model the default deployment's scan trades nothing (no opt-in)
+    assert env["CST_ALLOW_TECHNICAL_ONLY_TRADING"] == "false"
+    assert trading.allow_technical_only_trading is False
     # and the SLIs are published for the configured go-live stage (a valid one)
     deployment = DeploymentSettings.model_validate(
         {"stage": env["CST_STAGE"], "allow_replays": env["CST_ALLOW_REPLAYS"]}

@@ -90,14 +90,16 @@ def test_ingest_role_grants_exactly_lake_objects_and_state(synthesized: Synthesi
     # When its policies are collected per resource
     grants = _grants(synthesized, ingest)
 
-    # Then it may read/write candle and market-cap objects only (no delete, never models/),
-    # list the lake, and use the state table; nothing on orders, positions, idempotency or the
-    # kill-switch
+    # Then it may read/write candle, market-cap, funding/mark and sentiment objects only (no
+    # delete, never models/), list the lake, and use the state table (watermarks, breaker, the
+    # stored universe); nothing on orders, positions, idempotency or the kill-switch
     writes = {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
     assert grants == {
         **_common(synthesized, ingest),
         f"{lake}/exchange=*": writes,
         f"{lake}/dataset=market_cap/*": writes,
+        f"{lake}/dataset=funding/*": writes,
+        f"{lake}/dataset=sentiment/*": writes,
         lake: {"s3:ListBucket"},
         synthesized.logical_id(stack.tables.state): {
             "dynamodb:GetItem",
@@ -118,12 +120,17 @@ def test_scan_role_grants_exactly_its_reads_and_order_state(synthesized: Synthes
     # When its policies are collected per resource
     grants = _grants(synthesized, scan)
 
-    # Then the lake is read-only, the kill-switch read-only, and each table gets only the
-    # calls the DynamoDB adapters make
+    # Then the lake is read-only (the market data, the agents' funding/mark and sentiment
+    # inputs, and the ranking model group's registered artefacts, never another group's), the
+    # kill-switch read-only, and each table gets only the calls the DynamoDB adapters make (the
+    # registry's versions are read from the state table: GetItem/Query)
     assert grants == {
         **_common(synthesized, scan),
         f"{lake}/exchange=*": {"s3:GetObject"},
         f"{lake}/dataset=market_cap/*": {"s3:GetObject"},
+        f"{lake}/dataset=funding/*": {"s3:GetObject"},
+        f"{lake}/dataset=sentiment/*": {"s3:GetObject"},
+        f"{lake}/models/cst-rank/*": {"s3:GetObject"},
         lake: {"s3:ListBucket"},
         SWITCH: {
             "ssm:DescribeParameters",

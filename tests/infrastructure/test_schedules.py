@@ -12,7 +12,13 @@ from aws_cdk import App
 from pydantic import ValidationError
 
 from infra.app import CONFIG_CONTEXT_KEY, STAGE_CONTEXT_KEY, deployment_config
-from infra.config import DEFAULT_INGEST_SCHEDULES, Cron, DeploymentConfig, IngestSchedule
+from infra.config import (
+    DEFAULT_INGEST_SCHEDULES,
+    DEFAULT_UNIVERSES,
+    Cron,
+    DeploymentConfig,
+    IngestSchedule,
+)
 from tests.infrastructure.conftest import Synthesized
 
 
@@ -45,18 +51,27 @@ def test_one_ingest_rule_per_exchange_and_timeframe(synthesized: Synthesized) ->
         by_event[(event["exchange"], event["timeframe"])] = (rule, target, event)
 
     # Then there is exactly one rule per configured (exchange, timeframe), each passing the
-    # exchange, timeframe and symbol list, on its UTC cron, with retries and the DLQ
+    # exchange and timeframe, on its UTC cron, with retries and the DLQ; Binance and KuCoin name
+    # no symbols (the handler reads the liquid universe their universe rule stored), Kraken
+    # (USD-quoted, no universe rule) keeps its own list
     assert len(rules) == len(DEFAULT_INGEST_SCHEDULES)
     assert {("binance", "1h"), ("binance", "1d"), ("kraken", "1h"), ("kucoin", "1h")} <= set(
         by_event
     )
+    universe_exchanges = {u.exchange for u in DEFAULT_UNIVERSES}
+    assert universe_exchanges == {"binance", "kucoin"}
     for schedule in DEFAULT_INGEST_SCHEDULES:
         rule, target, event = by_event[(schedule.exchange, schedule.timeframe)]
-        assert event == {
+        expected: dict[str, object] = {
             "exchange": schedule.exchange,
             "timeframe": schedule.timeframe,
-            "symbols": list(schedule.symbols),
         }
+        if schedule.exchange in universe_exchanges:
+            assert schedule.symbols is None, schedule
+        else:
+            assert schedule.symbols, schedule
+            expected["symbols"] = list(schedule.symbols)
+        assert event == expected
         assert rule["Properties"]["ScheduleExpression"] == schedule.cron.expression()
         assert rule["Properties"]["State"] == "ENABLED"
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
@@ -73,13 +88,16 @@ def test_market_caps_are_ingested_daily_before_midnight_utc(synthesized: Synthes
         (r, json.loads(r["Properties"]["Targets"][0]["Input"]))
         for r in _rules_targeting(synthesized, function_id)
     ]
-    # Then one rule asks for the market caps of the daily binance pairs' coins at 23:55 UTC,
-    # the last minutes before the daily close the values will be keyed to
+    # Then one rule asks for the market caps of the coins of binance's stored liquid universe
+    # (no symbol list: the same pairs the daily candles ingest) at 23:55 UTC, the last minutes
+    # before the daily close the values will be keyed to, after that universe was selected
     ((rule, event),) = [(r, e) for r, e in events if e.get("dataset") == "market_caps"]
     daily = next(s for s in DEFAULT_INGEST_SCHEDULES if s.timeframe == "1d")
-    assert event == {"dataset": "market_caps", "exchange": "binance",
-                     "symbols": list(daily.symbols)}  # fmt: skip
+    assert daily.symbols is None and daily.exchange == "binance"
+    assert event == {"dataset": "market_caps", "exchange": "binance"}
     assert rule["Properties"]["ScheduleExpression"] == "cron(55 23 * * ? *)"
+    universe = next(u for u in DEFAULT_UNIVERSES if u.exchange == "binance")
+    assert (universe.cron.hour, int(universe.cron.minute)) == ("23", 50)
 
 
 def test_daily_ingest_runs_before_the_daily_scan(synthesized: Synthesized) -> None:
@@ -163,14 +181,20 @@ def test_stage_comes_from_context_alone_or_in_the_config_and_is_validated() -> N
 
 
 def test_every_schedule_may_invoke_only_its_own_function(synthesized: Synthesized) -> None:
-    # Given every schedule (ingest per exchange/timeframe, market caps, scan, execution, health
-    # probe, model drift), the two kill-switch audit rules and every Lambda permission
+    # Given every schedule (ingest per exchange/timeframe, market caps, universe per exchange,
+    # funding, sentiment, scan, execution, health probe, model drift), the two kill-switch audit
+    # rules and every Lambda permission
     stack = synthesized.stack
+    ingest = stack.ingestion.lambda_.function
+    assert stack.ingestion.funding_rule is not None and stack.ingestion.sentiment_rule is not None
     rules = {
         synthesized.logical_id(rule): (rule, function)
         for rule, function in [
-            *((r, stack.ingestion.lambda_.function) for r in stack.ingestion.rules.values()),
-            (stack.ingestion.market_cap_rule, stack.ingestion.lambda_.function),
+            *((r, ingest) for r in stack.ingestion.rules.values()),
+            (stack.ingestion.market_cap_rule, ingest),
+            *((r, ingest) for r in stack.ingestion.universe_rules.values()),
+            (stack.ingestion.funding_rule, ingest),
+            (stack.ingestion.sentiment_rule, ingest),
             (stack.scan.rule, stack.scan.lambda_.function),
             (stack.execution.rule, stack.execution.lambda_.function),
             (stack.probe.rule, stack.probe.lambda_.function),
@@ -185,7 +209,9 @@ def test_every_schedule_may_invoke_only_its_own_function(synthesized: Synthesize
     permissions = synthesized.resources_of_type("AWS::Lambda::Permission").values()
 
     # Then each rule has a permission scoped to its ARN for exactly its target function
-    assert len(rules) == len(DEFAULT_INGEST_SCHEDULES) + 5 + 2
+    # (ingest candles, one universe rule per exchange, market caps, funding, sentiment, scan,
+    # execution, probe, drift, and the two audit rules)
+    assert len(rules) == len(DEFAULT_INGEST_SCHEDULES) + len(DEFAULT_UNIVERSES) + 7 + 2
     assert len(synthesized.resources_of_type("AWS::Events::Rule")) == len(rules)
     for rule_id, (_, function) in rules.items():
         function_id = synthesized.logical_id(function)
@@ -244,3 +270,18 @@ def test_config_from_context_with_a_typo_fails_the_synth() -> None:
     # When the config is read / Then validation names the problem
     with pytest.raises(ValidationError, match="topn"):
         deployment_config(app)
+
+
+def test_technical_only_trading_is_an_explicit_opt_in_of_the_deployment() -> None:
+    # Given the default config and one that opts in through the context
+    default = deployment_config(App())
+    opted = deployment_config(
+        App(context={CONFIG_CONTEXT_KEY: {"allow_technical_only_trading": True}})
+    )
+
+    # Then a deployment without a promoted model trades nothing unless it says so
+    assert default.allow_technical_only_trading is False
+    assert opted.allow_technical_only_trading is True
+    # and the old, inverted flag is refused by name rather than silently ignored
+    with pytest.raises(ValidationError, match="require_promoted_model"):
+        deployment_config(App(context={CONFIG_CONTEXT_KEY: {"require_promoted_model": False}}))

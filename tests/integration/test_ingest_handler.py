@@ -169,8 +169,9 @@ def test_recorded_source_refuses_other_exchanges(env: AwsClients) -> None:
     # retried by Lambda), naming why, before anything is written
     with pytest.raises(_common.ScheduledRunError) as failed:
         module.handler(event, LambdaContextStub())
-    assert "CST_DATA_SOURCE=recorded replays binance spot candles only, not kraken" in str(
-        failed.value
+    # (Binance and KuCoin spot are recorded; Kraken is not)
+    assert "CST_DATA_SOURCE=recorded replays binance and kucoin spot data only, not kraken" in (
+        str(failed.value)
     )
     assert env.dynamodb.scan(TableName=env.resources.state_table)["Items"] == []
 

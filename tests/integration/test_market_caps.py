@@ -27,9 +27,14 @@ from moto import mock_aws
 
 from cryptosmarttrader import handlers
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.coingecko_market_caps import CoinGeckoMarketCaps, parse_markets
+from cryptosmarttrader.adapters.coingecko_market_caps import (
+    CoinGeckoMarketCaps,
+    RecordedMarketCaps,
+    parse_markets,
+)
 from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.coins import check_market_caps
@@ -89,6 +94,28 @@ def test_coins_markets_answer_is_parsed_keyed_and_gated(data_dir: Path) -> None:
     assert batch.rejected == (
         ("avalanche-2", f"absent: not in the /coins/markets answer fetched at {1703981400000}"),
     )
+
+
+def test_a_replay_at_2355_keys_the_caps_as_the_live_fetch_does(data_dir: Path) -> None:
+    # Given the recorded source asked at 23:55 for the last day (the 23:55 rule's run), and the
+    # CoinGecko row dated the coming midnight: the end-of-day value a live fetch at 23:55
+    # observes and keys at that midnight (a CMC snapshot of the end of day D matches
+    # CoinGecko's 00:00 row of D + 1, see the data's README)
+    now = datetime(2021, 11, 11, 23, 55, tzinfo=UTC)
+    midnight = int(datetime(2021, 11, 12, tzinfo=UTC).timestamp() * 1000)
+    source = RecordedMarketCaps(RecordedMarketData(data_dir))
+    # When it is fetched and gated at 23:55
+    batch = source.fetch_market_caps(["bitcoin"], now - timedelta(days=1), now)
+    verdict = check_market_caps(batch.frame, int(now.timestamp() * 1000), ["bitcoin"])
+    # Then the lake gets the cap keyed at that midnight, as recorded, and nothing later
+    keys = verdict.clean["ts"].to_list()
+    assert max(keys) == midnight and verdict.rejected == ()
+    assert verdict.clean.filter(pl.col("ts") == midnight)["market_cap"].to_list() == [
+        _csv_caps(data_dir, "bitcoin")[midnight]
+    ]
+    # and a replay at noon gets no end-of-day value yet: nothing keyed after the fetch
+    noon = source.fetch_market_caps(["bitcoin"], now - timedelta(days=1), now - timedelta(hours=12))
+    assert noon.frame["ts"].max() == midnight - 86_400_000
 
 
 def test_malformed_or_stale_rows_are_rejected_with_a_reason() -> None:

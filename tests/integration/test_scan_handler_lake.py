@@ -42,6 +42,8 @@ def deployed(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsCli
         "AWS_REGION": "us-east-1",
         "CST_DATA_SOURCE": "ccxt",
         "CST_EXCHANGE": "binance",
+        # no promoted model in this registry: the deployment's opt-in to technical-only trading
+        "CST_ALLOW_TECHNICAL_ONLY_TRADING": "true",
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

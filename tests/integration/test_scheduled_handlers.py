@@ -201,7 +201,7 @@ def test_a_scheduled_ingest_the_deployment_cannot_serve_is_an_error(
     result, points = _invoke("ingest", event)
     # Then the invocation fails, saying why, and counts as an error
     assert isinstance(result, Exception), result
-    assert "binance spot candles only" in str(result)
+    assert "binance and kucoin spot data only, not kraken" in str(result)
     assert _sli(points, "Requests") == 1 and _sli(points, "Errors") == 1
 
 

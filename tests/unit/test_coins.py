@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from cryptosmarttrader.domain.coins import COINGECKO_IDS, day_key_ms, resolve_pairs
+import polars as pl
+
+from cryptosmarttrader.domain.coins import (
+    COINGECKO_IDS,
+    MARKET_CAP_SCHEMA,
+    check_market_caps,
+    day_key_ms,
+    resolve_pairs,
+)
 
 # Tickers of the recorded CoinGecko coin list (coins_metadata.json): ETH and SOL are shared.
 COIN_LIST = {
@@ -50,3 +58,20 @@ def test_a_value_is_keyed_at_the_first_midnight_at_which_it_was_known() -> None:
     assert day_key_ms(_ms(2023, 12, 31)) == _ms(2023, 12, 31)  # a 00:00 snapshot keeps its day
     assert day_key_ms(_ms(2023, 12, 31) + 1) == _ms(2024, 1, 1)
     assert day_key_ms(_ms(2023, 12, 31, 23, 55)) == _ms(2024, 1, 1)
+
+
+def test_a_cap_observed_before_midnight_passes_the_gate_keyed_at_that_midnight() -> None:
+    # Given the 23:55 run: a value observed now is keyed at the coming midnight (day_key_ms),
+    # one keyed a day later could not have been observed yet
+    now = _ms(2021, 11, 11, 23, 55)
+    frame = pl.DataFrame(
+        [("bitcoin", day_key_ms(now), 1.2e12), ("ethereum", _ms(2021, 11, 13), 5.4e11)],
+        schema=MARKET_CAP_SCHEMA,
+        orient="row",
+    )
+    # When the gate judges them at 23:55
+    verdict = check_market_caps(frame, now)
+    # Then the value keyed at the coming midnight is kept (the scan at 00:15 reads it), the
+    # one keyed beyond it is refused as from the future
+    assert verdict.clean.rows() == [("bitcoin", _ms(2021, 11, 12), 1.2e12)]
+    assert [(c, r.split(":")[0]) for c, _, r in verdict.rejected] == [("ethereum", "future")]

@@ -11,7 +11,10 @@ after ``last_updated`` (:func:`cryptosmarttrader.domain.coins.day_key_ms`); whet
 positive number is the domain gate's decision (``check_market_caps``), which runs on both sources.
 
 Recorded: the ``market_cap`` column of ``coingecko_daily/coins/<id>.csv`` (daily 00:00 UTC
-snapshots), as recorded, within the requested window. A coin without a file is reported.
+snapshots), as recorded, within the requested window, whose end is keyed as the live fetch keys
+it: a replay in the last ten minutes before a midnight (the 23:55 rule's run) gets the row
+dated that midnight, the end-of-day value a live fetch then observes (a snapshot of the end of
+day D matches CoinGecko's 00:00 row of D + 1); earlier in the day, only rows up to the fetch. A coin without a file is reported.
 """
 
 from __future__ import annotations
@@ -197,6 +200,11 @@ class CoinGeckoMarketCaps:
         )
 
 
+# How long before a midnight the recorded 00:00 row stands in for a live observation (the 23:55
+# rule's run): earlier in the day the live value would differ from the end-of-day one.
+RECORDED_SNAPSHOT_LEAD_MS = 10 * 60 * 1000
+
+
 class RecordedMarketCaps:
     """Market caps from the recorded CoinGecko daily CSVs (values as recorded)."""
 
@@ -212,6 +220,8 @@ class RecordedMarketCaps:
             (c, f"absent: no recorded CoinGecko file {c}.csv") for c in coins if c not in present
         )
         start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+        if day_key_ms(end_ms) - end_ms <= RECORDED_SNAPSHOT_LEAD_MS:
+            end_ms = day_key_ms(end_ms)  # the end-of-day value a live fetch would key there
         frame = daily.filter(
             pl.col("symbol").is_in(list(coins)) & pl.col("ts").is_between(start_ms, end_ms)
         ).select(coin=pl.col("symbol"), ts=pl.col("ts"), market_cap=pl.col("market_cap"))

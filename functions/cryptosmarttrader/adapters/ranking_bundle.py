@@ -32,6 +32,7 @@ __all__ = [
     "RANKER_FILE",
     "RankingBundleError",
     "TreeRanker",
+    "artifact_model",
     "bundle_artifact",
     "bundle_evaluation",
     "bundle_reference",
@@ -193,13 +194,23 @@ def bundle_artifact(directory: Path) -> bytes:
     ).encode()
 
 
-def write_bundle_from_artifact(directory: Path, artifact: bytes) -> RankingModel:
-    """Lay a registry artifact out as a bundle directory (what the scan serves)."""
+def _artifact_files(artifact: bytes) -> tuple[str, str]:
     try:
         doc = json.loads(artifact)
-        ranker, model = str(doc["ranker"]), str(doc["model"])
+        return str(doc["ranker"]), str(doc["model"])
     except (ValueError, KeyError, TypeError) as exc:
         raise RankingBundleError(f"not a ranking model artifact: {exc}") from exc
+
+
+def artifact_model(artifact: bytes) -> RankingModel:
+    """The served model straight from a registry artifact (the deployed scan)."""
+    ranker, model = _artifact_files(artifact)
+    return ranking_model_from_bytes(ranker.encode(), model.encode())
+
+
+def write_bundle_from_artifact(directory: Path, artifact: bytes) -> RankingModel:
+    """Lay a registry artifact out as a bundle directory (what the scan serves)."""
+    ranker, model = _artifact_files(artifact)
     served = ranking_model_from_bytes(ranker.encode(), model.encode())
     directory.mkdir(parents=True, exist_ok=True)
     write_atomic(directory / RANKER_FILE, ranker.encode())

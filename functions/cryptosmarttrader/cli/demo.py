@@ -120,6 +120,9 @@ def _recorded_plan(data: Path | None, timeframe: str, ingest_bars: int, top: int
             "CST_UNIVERSE": "tradable",
             # a replay deployment: the execution cycles run at replayed instants (`at`)
             "CST_ALLOW_REPLAYS": "true",
+            # the demo's registry holds no promoted model: it opts in to paper trading on the
+            # technical agent, which the scan's basis and every row state
+            "CST_ALLOW_TECHNICAL_ONLY_TRADING": "true",
         },
         ingest_event={
             "exchange": "binance",
@@ -152,7 +155,11 @@ def _live_plan(exchange: str, live_pairs: int) -> _Plan:
             f"live public {exchange} data: the {len(pairs)} most traded USDT pairs, "
             f"{LIVE_BARS} daily candles each, into the lake; the scan ranks them from the lake"
         ),
-        env={"CST_DATA_SOURCE": "ccxt", "CST_EXCHANGE": exchange},
+        env={
+            "CST_DATA_SOURCE": "ccxt",
+            "CST_EXCHANGE": exchange,
+            "CST_ALLOW_TECHNICAL_ONLY_TRADING": "true",  # no promoted model: the demo's opt-in
+        },
         ingest_event={
             "exchange": exchange,
             "timeframe": "1d",

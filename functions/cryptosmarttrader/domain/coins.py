@@ -192,7 +192,9 @@ def check_market_caps(
     frame: pl.DataFrame, now_ms: int, coins: Sequence[str] | None = None
 ) -> MarketCapCheck:
     """Gate daily market caps: every row kept is a positive finite cap of a requested coin,
-    keyed at a UTC midnight no later than ``now_ms``, unique per (coin, ts)."""
+    keyed at a UTC midnight no later than the one at which a value observed at ``now_ms`` is
+    known (``day_key_ms(now_ms)``: a cap observed at 23:55 is keyed at the coming midnight, and
+    a scan after that midnight reads it), unique per (coin, ts)."""
     missing = [c for c in MARKET_CAP_SCHEMA if c not in frame.columns]
     if missing:
         raise ValueError(f"market-cap frame lacks columns {missing}")
@@ -227,8 +229,8 @@ def _row_reason(
         return "no_time: row without a timestamp"
     if ts % DAY_MS:
         return f"off_midnight: key {ts} is not a UTC midnight"
-    if ts > now_ms:
-        return f"future: keyed {ts}, after now {now_ms}"
+    if ts > day_key_ms(now_ms):
+        return f"future: keyed {ts}, after the midnight {day_key_ms(now_ms)} known at {now_ms}"
     if cap is None or math.isnan(cap):
         return "missing_cap: no market cap reported"
     if not math.isfinite(cap) or cap <= 0:

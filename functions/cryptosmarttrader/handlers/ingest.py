@@ -1,6 +1,20 @@
-"""Ingest Lambda: scheduled by EventBridge per (exchange, timeframe, symbols), and daily for the
-market caps of an exchange's pairs (``{"dataset": "market_caps", "exchange": ..., "symbols":
-[...]}``: CoinGecko ``/coins/markets`` live, the recorded CoinGecko CSVs on a replay).
+"""Ingest Lambda: scheduled by EventBridge per (exchange, timeframe), and for what the agents
+need beside the candles. The events (each rule's constant input):
+
+* ``{"exchange": ..., "timeframe": ...}``: closed candles of the exchange's liquid universe
+  (``"symbols": [...]`` names the pairs instead);
+* ``{"dataset": "universe", "exchange": ...}``: select the universe anew: every active spot
+  pair quoted in ``quote`` (USDT) whose 24 h quote volume reaches ``min_quote_volume_usd``, from
+  the venue's markets and tickers (services/agent_ingest.py);
+* ``{"dataset": "market_caps", "exchange": ...}``: market caps of the universe's coins
+  (CoinGecko ``/coins/markets`` live, the recorded CoinGecko CSVs on a replay);
+* ``{"dataset": "funding", "exchange": ...}``: perpetual funding rates and 8 h mark candles of
+  the universe's pairs that have a perpetual on the venue;
+* ``{"dataset": "sentiment", "source": "fear_greed"}``: the Crypto Fear & Greed index.
+
+Without ``symbols`` a run reads the exchange's stored universe, and selects it first when none
+is stored or it is a day old. In a replay deployment (``CST_DATA_SOURCE=recorded``) the
+recorded folder stands in for ccxt and the index's API (adapters/recorded_venue.py).
 
 Thin: validate the event (pydantic) → IngestService / MarketCapIngestService → JSON-able
 report. Accepts the request as the whole event (rule target input) or as the ``detail`` of an
@@ -15,7 +29,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -41,6 +55,13 @@ from cryptosmarttrader.handlers._common import (
     trading_settings,
 )
 from cryptosmarttrader.ports import MarketCapSource
+from cryptosmarttrader.services.agent_ingest import (
+    FundingIngestService,
+    SentimentIngestService,
+    SentimentRejectedError,
+    UniverseRule,
+    UniverseService,
+)
 from cryptosmarttrader.services.ingest import (
     CandleSource,
     IngestConfig,
@@ -48,6 +69,12 @@ from cryptosmarttrader.services.ingest import (
     MarketDataReplaySource,
 )
 from cryptosmarttrader.services.market_caps import MarketCapIngestService
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.adapters.ccxt_agent_feeds import CcxtVenueFeeds
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.adapters.recorded_venue import RecordedVenue
+    from cryptosmarttrader.domain.agents.sentiment import SentimentSource
 
 logger = make_logger("ingest")
 metrics = make_metrics("ingest")
@@ -62,7 +89,9 @@ def _aware_utc(value: datetime | None) -> datetime | None:
     return value
 
 
-def _unique_pairs(value: list[str]) -> list[str]:
+def _unique_pairs(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
     for s in value:
         try:
             symbol = Symbol(s)
@@ -80,7 +109,8 @@ class IngestRequest(BaseModel):
 
     exchange: Literal["binance", "kraken", "kucoin"]
     timeframe: Literal["1h", "4h", "1d"]
-    symbols: list[str] = Field(min_length=1, max_length=200)
+    symbols: list[str] | None = Field(default=None, min_length=1, max_length=200)
+    """The pairs to ingest; omitted: the exchange's liquid universe."""
     initial_lookback_bars: int | None = Field(default=None, ge=1, le=100_000)
     """Bars to load for a series seen for the first time (default: the source's policy)."""
     replay_asof: datetime | None = None
@@ -97,13 +127,58 @@ class MarketCapRequest(BaseModel):
 
     dataset: Literal["market_caps"]
     exchange: Literal["binance", "kraken", "kucoin"]
-    symbols: list[str] = Field(min_length=1, max_length=250)
+    symbols: list[str] | None = Field(default=None, min_length=1, max_length=250)
     lookback_days: int = Field(default=1, ge=1, le=5000)
     """Days of history to load (recorded replays; a live snapshot is today's value only)."""
     replay_asof: datetime | None = None
 
     _aware = field_validator("replay_asof")(_aware_utc)
     _pairs = field_validator("symbols")(_unique_pairs)
+
+
+class UniverseRequest(BaseModel):
+    """Select the exchange's liquid universe anew (the liquidity floor over 24 h volume)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: Literal["universe"]
+    exchange: Literal["binance", "kraken", "kucoin"]
+    quote: Literal["USDT"] = "USDT"
+    min_quote_volume_usd: float = Field(default=1_000_000.0, ge=0)
+    max_pairs: int = Field(default=100, ge=1, le=200)
+    replay_asof: datetime | None = None
+
+    _aware = field_validator("replay_asof")(_aware_utc)
+
+    @property
+    def rule(self) -> UniverseRule:
+        return UniverseRule(self.quote, self.min_quote_volume_usd, self.max_pairs)
+
+
+class FundingRequest(BaseModel):
+    """Funding rates and 8 h mark candles of the pairs' perpetuals on the exchange."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: Literal["funding"]
+    exchange: Literal["binance", "kraken", "kucoin"]
+    symbols: list[str] | None = Field(default=None, min_length=1, max_length=200)
+    replay_asof: datetime | None = None
+
+    _aware = field_validator("replay_asof")(_aware_utc)
+    _pairs = field_validator("symbols")(_unique_pairs)
+
+
+class SentimentRequest(BaseModel):
+    """The daily Crypto Fear & Greed index (alternative.me)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: Literal["sentiment"]
+    source: Literal["fear_greed"] = "fear_greed"
+    replay_asof: datetime | None = None
+
+    _aware = field_validator("replay_asof")(_aware_utc)
 
 
 class UnsupportedSourceError(ValueError):
@@ -114,26 +189,67 @@ class ReplayRefusedError(ValueError):
     """The request asks for a replay this deployment does not do (the caller's error)."""
 
 
+def _recorded_market() -> RecordedMarketData:
+    # Only the replay path needs the recorded-data reader (and numpy): the deployed bundle,
+    # which ingests from ccxt, ships without it.
+    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+    from cryptosmarttrader.wiring import resolve_data_dir
+
+    return RecordedMarketData(resolve_data_dir(trading_settings().data_dir))
+
+
+def _recorded_venue(exchange: str, clock: Clock) -> RecordedVenue:
+    from cryptosmarttrader.adapters.recorded_venue import RECORDED_VENUES, RecordedVenue
+
+    if exchange not in RECORDED_VENUES:
+        raise UnsupportedSourceError(
+            f"CST_DATA_SOURCE=recorded replays {' and '.join(RECORDED_VENUES)} spot data only, "
+            f"not {exchange}"
+        )
+    return RecordedVenue(_recorded_market(), exchange, clock)
+
+
 @cache
 def _source(exchange: str) -> CandleSource:
-    settings = trading_settings()
-    clock = SystemClock()
-    if settings.data_source == "recorded":
-        if exchange != RECORDED_EXCHANGE:
-            raise UnsupportedSourceError(
-                f"CST_DATA_SOURCE=recorded replays {RECORDED_EXCHANGE} spot candles only, "
-                f"not {exchange}"
-            )
-        # Only the replay path needs the recorded-data reader (and numpy): the deployed
-        # bundle, which ingests from ccxt, ships without it.
-        from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-        from cryptosmarttrader.wiring import resolve_data_dir
+    if trading_settings().data_source == "recorded":
+        if exchange == RECORDED_EXCHANGE:  # the candles as recorded: the gate judges them
+            return MarketDataReplaySource(_recorded_market(), RECORDED_EXCHANGE)
+        return _recorded_venue(exchange, SystemClock())  # the ingest cuts at its own clock
+    return _ccxt(exchange)
 
-        market = RecordedMarketData(resolve_data_dir(settings.data_dir))
-        return MarketDataReplaySource(market, RECORDED_EXCHANGE)
+
+@cache
+def _ccxt(exchange: str) -> CandleSource:
     from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange  # only the live path
 
-    return CcxtExchange.create(exchange, clock)
+    return CcxtExchange.create(exchange, SystemClock())
+
+
+@cache
+def _ccxt_feeds(exchange: str) -> CcxtVenueFeeds:
+    from cryptosmarttrader.adapters.ccxt_agent_feeds import CcxtVenueFeeds
+
+    return CcxtVenueFeeds.create(exchange, SystemClock())
+
+
+def _venue(exchange: str, clock: Clock) -> RecordedVenue | CcxtVenueFeeds:
+    """The venue's markets, tickers and perpetuals: ccxt, or the recording on a replay."""
+    if trading_settings().data_source == "recorded":
+        return _recorded_venue(exchange, clock)
+    return _ccxt_feeds(exchange)
+
+
+def _universe(exchange: str, clock: Clock, symbols: list[str] | None) -> list[str]:
+    """``symbols`` when given, else the exchange's stored liquid universe (selected now when
+    none is stored or it is a day old)."""
+    if symbols is not None:
+        return symbols
+    state = DynamoStateStore(resources().state_table, aws_clients().dynamodb)
+    service = UniverseService(state, clock)
+    try:
+        return list(service.current(exchange, _venue(exchange, clock), UniverseRule()).pairs)
+    except ValueError as exc:
+        raise UnsupportedSourceError(f"no {exchange} universe: {exc}") from exc
 
 
 def _clock(replay_asof: datetime | None, recorded: bool) -> Clock:
@@ -147,7 +263,9 @@ def _clock(replay_asof: datetime | None, recorded: bool) -> Clock:
     return clock
 
 
-def _market_cap_service(request: MarketCapRequest) -> MarketCapIngestService:
+def _market_cap_service(
+    request: MarketCapRequest,
+) -> tuple[MarketCapIngestService, Clock]:
     from cryptosmarttrader.adapters.coingecko_market_caps import (
         CoinGeckoMarketCaps,
         RecordedMarketCaps,
@@ -157,36 +275,37 @@ def _market_cap_service(request: MarketCapRequest) -> MarketCapIngestService:
     settings = trading_settings()
     recorded = settings.data_source == "recorded"
     clock = _clock(request.replay_asof, recorded)
-    source: MarketCapSource
-    if recorded:
-        from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-        from cryptosmarttrader.wiring import resolve_data_dir
-
-        source = RecordedMarketCaps(RecordedMarketData(resolve_data_dir(settings.data_dir)))
-    else:
-        source = CoinGeckoMarketCaps(clock.now)
-    return MarketCapIngestService(
+    source: MarketCapSource = (
+        RecordedMarketCaps(_recorded_market()) if recorded else CoinGeckoMarketCaps(clock.now)
+    )
+    service = MarketCapIngestService(
         source,
         S3MarketCapLake(resources().lake_bucket, aws_clients().s3),
         EmfMetrics(metrics),
         clock,
     )
+    return service, clock
 
 
-def _service(request: IngestRequest) -> IngestService:
+def _service(
+    request: IngestRequest | FundingRequest, source: CandleSource | None = None
+) -> tuple[IngestService, Clock]:
     res, clients = resources(), aws_clients()
     recorded = trading_settings().data_source == "recorded"
     clock = _clock(request.replay_asof, recorded)
-    return IngestService(
-        source=_source(request.exchange),
+    service = IngestService(
+        source=source or _source(request.exchange),
         lake=S3ParquetLake(res.lake_bucket, clients.s3),
         state=DynamoStateStore(res.state_table, clients.dynamodb),
         metrics=EmfMetrics(metrics),
         clock=clock,
         # a new series starts 1000 bars back, live or replayed (a replay deployment ingests as
         # a live one does); the event's initial_lookback_bars asks for more or fewer
-        config=IngestConfig(initial_lookback_bars=request.initial_lookback_bars or 1000),
+        config=IngestConfig(
+            initial_lookback_bars=getattr(request, "initial_lookback_bars", None) or 1000
+        ),
     )
+    return service, clock
 
 
 @metrics.log_metrics
@@ -196,8 +315,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payload = request_payload(event, context, logger)
     slis = stage_metrics()
     try:
-        if payload.get("dataset") == "market_caps":
+        dataset = payload.get("dataset")
+        if dataset == "market_caps":
             result = _market_caps(payload)
+        elif dataset == "universe":
+            result = _select_universe(payload)
+        elif dataset == "funding":
+            result = _funding(payload)
+        elif dataset == "sentiment":
+            result = _sentiment(payload)
         else:
             result = _candles(payload)
     except ReplayRefusedError as exc:
@@ -221,7 +347,9 @@ def _candles(payload: dict[str, Any]) -> dict[str, Any]:
         request = IngestRequest.model_validate(payload)
     except ValidationError as exc:
         return reject_malformed("ingest", exc, logger, metrics)
-    report = _service(request).run(request.exchange, request.timeframe, request.symbols)
+    service, clock = _service(request)
+    symbols = _universe(request.exchange, clock, request.symbols)
+    report = service.run(request.exchange, request.timeframe, symbols)
     metrics.add_metric(name="IngestRuns", unit=MetricUnit.Count, value=1)
     logger.info(
         "ingest complete",
@@ -243,8 +371,9 @@ def _market_caps(payload: dict[str, Any]) -> dict[str, Any]:
         request = MarketCapRequest.model_validate(payload)
     except ValidationError as exc:
         return reject_malformed("market-cap ingest", exc, logger, metrics)
-    service = _market_cap_service(request)
-    report = service.run(request.exchange, request.symbols, request.lookback_days)
+    service, clock = _market_cap_service(request)
+    symbols = _universe(request.exchange, clock, request.symbols)
+    report = service.run(request.exchange, symbols, request.lookback_days)
     metrics.add_metric(name="IngestRuns", unit=MetricUnit.Count, value=1)
     logger.info(
         "market caps ingested",
@@ -256,4 +385,89 @@ def _market_caps(payload: dict[str, Any]) -> dict[str, Any]:
             "rejected_codes": report.rejected_codes,
         },
     )
+    return {"status": "ok", "report": report.to_dict()}
+
+
+def _select_universe(payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        request = UniverseRequest.model_validate(payload)
+    except ValidationError as exc:
+        return reject_malformed("universe selection", exc, logger, metrics)
+    clock = _clock(request.replay_asof, trading_settings().data_source == "recorded")
+    state = DynamoStateStore(resources().state_table, aws_clients().dynamodb)
+    try:
+        chosen = UniverseService(state, clock).select(
+            request.exchange, _venue(request.exchange, clock), request.rule
+        )
+    except ValueError as exc:  # nothing passes the floor: the run could not do its job
+        raise UnsupportedSourceError(str(exc)) from exc
+    metrics.add_metric(name="UniverseSize", unit=MetricUnit.Count, value=len(chosen.pairs))
+    report = chosen.to_dict()
+    logger.info("universe selected", extra={k: v for k, v in report.items() if k != "pairs"})
+    return {"status": "ok", "report": report}
+
+
+def _funding(payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        request = FundingRequest.model_validate(payload)
+    except ValidationError as exc:
+        return reject_malformed("funding ingest", exc, logger, metrics)
+    clock = _clock(request.replay_asof, trading_settings().data_source == "recorded")
+    venue = _venue(request.exchange, clock)
+    candles, clock = _service(request, source=venue.mark_candles())
+    symbols = _universe(request.exchange, clock, request.symbols)
+    from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
+
+    report = FundingIngestService(
+        venue=venue,
+        store=S3AgentInputs(resources().lake_bucket, aws_clients().s3),
+        candles=candles,
+        state=DynamoStateStore(resources().state_table, aws_clients().dynamodb),
+        clock=clock,
+    ).run(request.exchange, symbols)
+    metrics.add_metric(name="IngestRuns", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "funding ingested",
+        extra={
+            "exchange": report.exchange,
+            "perpetuals": report.perpetuals,
+            "ingested": report.ingested,
+            "rejected": {o.symbol: o.reason for o in report.funding if o.status == "rejected"},
+        },
+    )
+    return {"status": "ok", "report": report.to_dict()}
+
+
+def _sentiment(payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        request = SentimentRequest.model_validate(payload)
+    except ValidationError as exc:
+        return reject_malformed("sentiment ingest", exc, logger, metrics)
+    from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
+    from cryptosmarttrader.domain.agents.sentiment import SentimentUnavailableError
+
+    recorded = trading_settings().data_source == "recorded"
+    clock = _clock(request.replay_asof, recorded)
+    feed: SentimentSource
+    if recorded:
+        from cryptosmarttrader.adapters.recorded_venue import RecordedFearGreed
+
+        feed = RecordedFearGreed(_recorded_market().data_dir, clock)
+    else:
+        from cryptosmarttrader.adapters.sentiment_source import AlternativeMeFearGreed
+
+        feed = AlternativeMeFearGreed()
+    service = SentimentIngestService(
+        feed,
+        S3AgentInputs(resources().lake_bucket, aws_clients().s3),
+        DynamoStateStore(resources().state_table, aws_clients().dynamodb),
+        clock,
+        source_label=request.source,
+    )
+    try:
+        report = service.run()
+    except (SentimentUnavailableError, SentimentRejectedError) as exc:
+        raise UnsupportedSourceError(f"sentiment source unavailable: {exc}") from exc
+    metrics.add_metric(name="IngestRuns", unit=MetricUnit.Count, value=1)
+    logger.info("sentiment ingested", extra=report.to_dict())
     return {"status": "ok", "report": report.to_dict()}

@@ -2,8 +2,14 @@
 
 Thin by design: validate the event (pydantic) → ScanService → JSON-able response. Settings and
 clients are built once per execution environment (cold start), never per invocation. On AWS the
-scan reads the daily candles the ingest Lambda wrote to the S3 lake; with
-``CST_DATA_SOURCE=recorded`` it reads the recorded real data in ``CST_DATA_DIR``.
+scan reads the daily candles the ingest Lambda wrote to the S3 lake, and its agents read the
+funding rates, mark candles, every venue's hourly candles and the sentiment index from there too
+(``LakeAgentData``, as of the decision); it serves the production version of the ranking model
+group from the registry's artefact in S3 (``CST_MODEL_DIR``, when set, names a fitted bundle
+instead); with ``CST_DATA_SOURCE=recorded`` it reads the recorded real data in ``CST_DATA_DIR``.
+Without a promoted model, on either source, every output says so and the scan orders nothing
+(its BUYs become HOLD) unless the deployment opts in to paper trading on the technical agent
+alone with ``CST_ALLOW_TECHNICAL_ONLY_TRADING=true``, which every output then states.
 
 Each invocation publishes the stage's SLIs (``Stage=<CST_STAGE>``): one ``Requests``, and one
 ``Errors`` when the run failed (a rejected event or as-of is the caller's error, not one); the
@@ -14,6 +20,7 @@ what it lacks.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
@@ -40,8 +47,14 @@ from cryptosmarttrader.handlers._common import (
 )
 from cryptosmarttrader.services.ingest import ingest_breaker_block
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanInputError, ScanService
+from cryptosmarttrader.services.scoring import RankingModel, TrainedModel
+from cryptosmarttrader.settings import TradingSettings
 from cryptosmarttrader.wiring import (
+    NO_PROMOTED_MODEL,
+    NO_PROMOTED_MODEL_TRADING,
+    lake_agent_data,
     lake_market_data,
+    promoted_model,
     recorded_analyzer,
     resolve_data_dir,
     scan_model,
@@ -62,21 +75,43 @@ class ScanEvent(BaseModel):
     asof: date | None = None
 
 
+def _served_model(
+    settings: TradingSettings, clock: SystemClock
+) -> tuple[TrainedModel | RankingModel | None, str | None]:
+    """The model the scan serves: ``CST_MODEL_DIR`` when set, else the registry's promoted
+    version; without one, the reason every output states (and whether it trades, which only
+    ``CST_ALLOW_TECHNICAL_ONLY_TRADING=true`` allows)."""
+    if settings.model_dir:
+        return scan_model(settings), None
+    model = promoted_model(aws_clients(), resources(), clock)
+    if model is not None:
+        return model, None
+    reason = (
+        NO_PROMOTED_MODEL_TRADING if settings.allow_technical_only_trading else NO_PROMOTED_MODEL
+    )
+    logger.warning("scan without a promoted model", extra={"reason": reason})
+    return None, reason
+
+
 def _analyzer() -> ScanAnalyzer:
     settings, clock = trading_settings(), SystemClock()
+    model, no_model = _served_model(settings, clock)
+    trades = settings.allow_technical_only_trading
     if settings.data_source == "recorded":
-        return recorded_analyzer(
-            resolve_data_dir(settings.data_dir), clock, settings, scan_model(settings)
-        )
-    res = resources()
-    market = lake_market_data(aws_clients().s3, res, settings.exchange)
-    state = DynamoStateStore(res.state_table, aws_clients().dynamodb)
+        recorded = recorded_analyzer(resolve_data_dir(settings.data_dir), clock, settings, model)
+        return replace(recorded, no_model_reason=no_model, no_model_trades=trades)
+    res, clients = resources(), aws_clients()
+    market = lake_market_data(clients.s3, res, settings.exchange)
+    state = DynamoStateStore(res.state_table, clients.dynamodb)
     return ScanAnalyzer(
         market=market,
         clock=clock,
         settings=settings,
-        model=scan_model(settings),
+        model=model,
         data_health=lambda: ingest_breaker_block(state, settings.exchange, clock.now()),
+        agent_data=lake_agent_data(clients.s3, res, settings.exchange),
+        no_model_reason=no_model,
+        no_model_trades=trades,
     )
 
 

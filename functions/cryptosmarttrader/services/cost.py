@@ -145,14 +145,15 @@ RUN_PROFILES: Final[Mapping[str, RunProfile]] = {
         "environment warm; 0.5 s covers them plus an occasional cold start (no polars or numpy)",
     ),
     "cryptosmarttrader.handlers.ingest.handler": RunProfile(
-        8.0,
-        6.0,
-        4,
-        4,
-        7,
-        7,
-        "estimate: an hourly run starts cold (ccxt + polars import ~2 s), fetches the last closed "
-        "candles of up to 7 pairs, writes one Parquet object per pair and its watermark",
+        25.0,
+        10.0,
+        101,
+        100,
+        100,
+        100,
+        "estimate: an hourly run starts cold (ccxt + polars import ~2 s), reads the stored liquid "
+        "universe, fetches the last closed candles of up to 100 pairs (~0.2 s each within ccxt's "
+        "rate limit), merges one Parquet object per pair and writes its watermark",
     ),
     "cryptosmarttrader.handlers.execute.handler": RunProfile(
         6.0,

@@ -222,6 +222,10 @@ class ScanAnalyzer:
     # What the agents see beside the daily universe (funding, other venues' prices, sentiment)
     # as of the decision time; None: the universe alone (those agents abstain, saying why).
     agent_data: AgentData | None = None
+    # Set by the deployed scan when the registry holds no promoted model: said in the decision
+    # basis and on every row; with ``no_model_trades`` False the scan orders nothing.
+    no_model_reason: str | None = None
+    no_model_trades: bool = True
 
     def analyze(self, asof: datetime, top_n: int | None = None) -> Analysis:
         frame, asof_ms = self.read_market(asof)
@@ -271,6 +275,7 @@ class ScanAnalyzer:
         )
         blocked = self.data_health() if self.data_health is not None else None
         no_trade: str | None = None
+        row_note: str | None = None  # said on every row (BUYs stay BUYs)
         not_run: dict[str, str] = {}
         regime = None
         if blocked is not None:
@@ -292,10 +297,17 @@ class ScanAnalyzer:
         elif self.model is None:
             votes = technical_votes(quality.clean, asof_ms)
             basis = TECHNICAL_ONLY
+            if self.no_model_reason is not None:
+                basis = f"{self.no_model_reason} ({TECHNICAL_ONLY})"
+                row_note = self.no_model_reason
+                if not self.no_model_trades:
+                    no_trade = self.no_model_reason
             state = self._state(quality.clean, asof_ms)
             regime = detect_regime(state, asof_ms)
             agents = run_agents(state, asof_ms)
-            why = "no fitted model configured: the scan ranks on the technical agent alone"
+            why = self.no_model_reason or (
+                "no fitted model configured: the scan ranks on the technical agent alone"
+            )
             not_run = {ML_AGENT: why, ENSEMBLE_AGENT: why}
         else:
             state = self._state(quality.clean, asof_ms)
@@ -333,6 +345,8 @@ class ScanAnalyzer:
             ranked = sorted(everything, key=lambda sig: order.get(sig.symbol, len(order)))[:n]
         else:
             ranked = rank(votes, confidence_gate=self.settings.confidence_gate, top_n=n)
+        if row_note is not None and no_trade is None:
+            ranked = [replace(s, reasons=(*s.reasons, row_note)) for s in ranked]
         if no_trade is not None:
             ranked = [
                 replace(s, action=Action.HOLD, reasons=(*s.reasons, no_trade))

@@ -1,0 +1,191 @@
+"""A venue's public data the agents need beside its spot candles, through ccxt: the spot pairs
+and their 24 h quote volume (the liquidity-floor universe), its linear perpetuals, their funding
+rate history and 8 h mark-price candles.
+
+ccxt calls: ``load_markets()`` (``spot`` / ``swap`` / ``linear`` / ``settle`` / ``active``),
+``fetch_tickers()`` (``quoteVolume``; ``baseVolume x last`` when the venue reports no quote
+volume), ``fetch_funding_rate_history(symbol, since, limit)`` (``timestamp``, ``fundingRate``)
+and ``fetch_ohlcv(symbol, '8h', since, limit, {'price': 'mark'})`` on the perpetual's unified
+symbol ``BASE/QUOTE:QUOTE``. Reads retry with backoff; errors map to the exchange taxonomy in
+one place (:func:`~cryptosmarttrader.adapters.ccxt_exchange.map_ccxt_error`); a payload that
+cannot be trusted raises ``InvalidPayloadError`` with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, Final, TypeVar
+
+import ccxt
+import polars as pl
+
+from cryptosmarttrader.adapters.ccxt_exchange import map_ccxt_error
+from cryptosmarttrader.domain.agents.funding import FUNDING_SCHEMA
+from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.exchange import (
+    InvalidPayloadError,
+    RetryPolicy,
+    RetryRunner,
+    capabilities_for,
+    validate_candle,
+)
+from cryptosmarttrader.domain.market import OHLCV_SCHEMA, TIMEFRAME_MS
+from cryptosmarttrader.domain.types import Symbol, ms_from_utc
+from cryptosmarttrader.services.ingest import CandleSource
+
+__all__ = ["CcxtVenueFeeds"]
+
+T = TypeVar("T")
+PAGE: Final = 500
+MAX_PAGES: Final = 50
+
+
+class CcxtVenueFeeds:
+    def __init__(self, client: Any, clock: Clock, policy: RetryPolicy | None = None) -> None:
+        client.enableRateLimit = True
+        self._client = client
+        self._name = str(client.id)
+        self._clock = clock
+        self._policy = policy or RetryPolicy()
+        self._markets: Mapping[str, Mapping[str, Any]] | None = None
+
+    @classmethod
+    def create(cls, exchange_id: str, clock: Clock) -> CcxtVenueFeeds:
+        caps = capabilities_for(exchange_id)
+        client = getattr(ccxt, caps.exchange_id.value)(
+            {"enableRateLimit": True, "rateLimit": caps.rate_limit_ms}
+        )
+        return cls(client, clock)
+
+    def _read(self, operation: str, call: Callable[[], T]) -> T:
+        def once() -> T:
+            try:
+                return call()
+            except ccxt.BaseError as exc:
+                raise map_ccxt_error(exc, self._name, operation) from exc
+
+        return RetryRunner(self._policy, time.sleep, random.random, time.monotonic).run(once)
+
+    def _all_markets(self) -> Mapping[str, Mapping[str, Any]]:
+        if self._markets is None:
+            self._markets = self._read("load_markets", self._client.load_markets)
+        return self._markets
+
+    # ---------------------------------------------------------------- SpotVenue
+    def spot_quote_volumes(self, quote: str) -> Mapping[str, float | None]:
+        spot = {
+            str(m["symbol"])
+            for m in self._all_markets().values()
+            if m.get("spot") and m.get("active") is not False and m.get("quote") == quote
+        }
+        tickers: Mapping[str, Mapping[str, Any]] = self._read(
+            "fetch_tickers", self._client.fetch_tickers
+        )
+        out: dict[str, float | None] = dict.fromkeys(sorted(spot))
+        for symbol in spot:
+            t = tickers.get(symbol) or {}
+            volume = _number(t.get("quoteVolume"))
+            if volume is None:
+                base, last = _number(t.get("baseVolume")), _number(t.get("last"))
+                volume = None if base is None or last is None else base * last
+            out[symbol] = volume if volume is not None and volume >= 0 else None
+        return out
+
+    # ---------------------------------------------------------------- PerpetualVenue
+    def _perpetual(self, pair: str) -> str:
+        base, _, quote = pair.partition("/")
+        return f"{base}/{quote}:{quote}"
+
+    def perpetual_pairs(self, quote: str) -> frozenset[str]:
+        return frozenset(
+            f"{m['base']}/{quote}"
+            for m in self._all_markets().values()
+            if m.get("swap")
+            and m.get("linear")
+            and m.get("settle") == quote
+            and m.get("quote") == quote
+            and m.get("active") is not False
+        )
+
+    def funding_history(self, pair: str, since_ms: int, until_ms: int) -> pl.DataFrame:
+        op = "fetch_funding_rate_history"
+        perp = self._perpetual(pair)
+        rows: dict[int, float] = {}
+        cursor = since_ms
+        for _ in range(MAX_PAGES):
+            page: list[Mapping[str, Any]] = self._read(
+                op, partial(self._client.fetch_funding_rate_history, perp, cursor, PAGE)
+            )
+            last = cursor - 1
+            for item in page or []:
+                ts, rate = item.get("timestamp"), _number(item.get("fundingRate"))
+                if not isinstance(ts, int) or rate is None:
+                    raise InvalidPayloadError(self._name, op, f"{perp}: unusable reading {item!r}")
+                last = max(last, ts)
+                if since_ms <= ts <= until_ms:
+                    rows[ts] = rate
+            if last < cursor or last >= until_ms:
+                break
+            cursor = last + 1
+        return pl.DataFrame(
+            {
+                "symbol": [pair] * len(rows),
+                "ts": sorted(rows),
+                "funding_rate": [rows[t] for t in sorted(rows)],
+            },
+            schema=FUNDING_SCHEMA,
+        )
+
+    def mark_candles(self) -> CandleSource:
+        return _CcxtMarks(self)
+
+
+class _CcxtMarks:
+    def __init__(self, feeds: CcxtVenueFeeds) -> None:
+        self._feeds = feeds
+
+    def fetch_ohlcv(
+        self, symbol: Symbol, timeframe: str, since_ms: int, until_ms: int
+    ) -> pl.DataFrame:
+        feeds, op = self._feeds, "fetch_mark_ohlcv"
+        tf_ms = TIMEFRAME_MS[timeframe]
+        perp = feeds._perpetual(symbol.value)
+        now_ms = ms_from_utc(feeds._clock.now())
+        candles: dict[int, tuple[float, ...]] = {}
+        cursor = since_ms
+        for _ in range(MAX_PAGES):
+            page: list[list[object]] = feeds._read(
+                op,
+                partial(
+                    feeds._client.fetch_ohlcv, perp, timeframe, cursor, PAGE, {"price": "mark"}
+                ),
+            )
+            last = cursor - 1
+            for row in page or []:
+                candle = validate_candle(row, feeds._name, tf_ms)
+                last = max(last, candle.ts)
+                if since_ms <= candle.ts <= until_ms and candle.ts + tf_ms <= now_ms:
+                    candles[candle.ts] = (
+                        float(candle.open), float(candle.high), float(candle.low),
+                        float(candle.close), float(candle.volume),
+                    )  # fmt: skip
+            if last < cursor or last >= until_ms:
+                break
+            cursor = last + tf_ms
+        ts = sorted(candles)
+        rows = [(symbol.value, t, *candles[t]) for t in ts]
+        return pl.DataFrame(rows, schema=OHLCV_SCHEMA, orient="row")
+
+
+def _number(value: object) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None

@@ -1,0 +1,158 @@
+"""What the agents need beside the daily universe, from the S3 lake the ingest function fills,
+as of a decision time: the deployed scan's ``AgentData``.
+
+For the pairs of the universe (lake symbols, ``BTC/USDT``) at the decision time ``t``:
+
+* **funding** — the funding rates of the home exchange's perpetual (``dataset=funding``) read at
+  or before ``t`` (3 days back), the 8 h mark candles (``exchange=<home>-mark``) and the home
+  exchange's 1 h spot candles that had closed by ``t`` (the basis). A pair with no funding
+  reading in that window abstains, saying so (no perpetual on the venue, or the funding ingest
+  has not run); the agent's own staleness rule judges older readings.
+* **arbitrage** — the last 1 h candle of the pair closed by ``t`` on each configured venue's
+  lake series, as one quote per venue stamped at its close (no order book in the lake: the
+  spread is not modelled; the agent nets each venue's taker fee). A venue without such a candle
+  is named in the abstention.
+* **sentiment** — the index readings in the lake (``dataset=sentiment``), those of days that had
+  ended by ``t``'s day only (the reading dated D from D + 1 on), exactly as the recorded data is
+  read (:mod:`.recorded_agent_data`); none in the lake is an abstention with the reason.
+
+Nothing after ``t`` is read, nothing is filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+import polars as pl
+
+from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs, mark_exchange
+from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.domain.agents import arbitrage, funding
+from cryptosmarttrader.domain.agents.arbitrage import TICKER_SCHEMA
+from cryptosmarttrader.domain.agents.registry import MarketState
+from cryptosmarttrader.domain.agents.sentiment import SentimentReading
+from cryptosmarttrader.domain.market import DAY_MS, OHLCV_SCHEMA, TIMEFRAME_MS
+from cryptosmarttrader.domain.types import utc_from_ms
+
+__all__ = ["LakeAgentData"]
+
+_HOUR_MS: Final = TIMEFRAME_MS["1h"]
+_MARK_MS: Final = TIMEFRAME_MS["8h"]
+_FUNDING_LOOKBACK: Final = timedelta(days=3)
+_QUOTE_LOOKBACK: Final = timedelta(days=2)
+_SENTIMENT_LOOKBACK: Final = timedelta(days=10)
+READ_THREADS: Final = 16
+
+
+@dataclass(frozen=True)
+class _PairInputs:
+    funding: pl.DataFrame
+    mark: pl.DataFrame
+    spot: pl.DataFrame
+    quotes: list[pl.DataFrame]
+    missing_venues: list[str]
+
+
+@dataclass
+class LakeAgentData:
+    lake: S3ParquetLake
+    inputs: S3AgentInputs
+    home: str  # the execution venue: its perpetual's funding and its spot candles
+    venues: Sequence[str]  # every venue whose hourly candles are compared (home included)
+    sentiment_source: str = "fear_greed"
+    sentiment_name: str = "alternative.me fear & greed"
+
+    def state(self, universe: pl.DataFrame, asof_ms: int) -> MarketState:
+        pairs = universe.filter(pl.col("ts") <= asof_ms)["symbol"].unique().sort().to_list()
+        readings, unavailable = self._sentiment(asof_ms)
+        with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(pairs)))) as pool:
+            per_pair = dict(
+                zip(pairs, pool.map(lambda p: self._pair(p, asof_ms), pairs), strict=True)
+            )
+        funding_notes: dict[str, str] = {}
+        arb_notes: dict[str, str] = {}
+        for pair, got in per_pair.items():
+            if got.funding.is_empty():
+                funding_notes[pair] = (
+                    f"no {self.home} perpetual funding rate for this pair in the lake in the "
+                    f"{_FUNDING_LOOKBACK.days} days before the decision (no perpetual listed, "
+                    "or the funding ingest has not run)"
+                )
+            if got.missing_venues:
+                arb_notes[pair] = "no quote to compare (" + "; ".join(got.missing_venues) + ")"
+        return MarketState(
+            universe=universe,
+            ohlcv=_concat([g.spot for g in per_pair.values()], OHLCV_SCHEMA),
+            ohlcv_tf="1h",
+            tickers=_concat([q for g in per_pair.values() for q in g.quotes], TICKER_SCHEMA),
+            funding=_concat([g.funding for g in per_pair.values()], funding.FUNDING_SCHEMA),
+            mark=_concat([g.mark for g in per_pair.values()], OHLCV_SCHEMA),
+            sentiment=readings,
+            sentiment_unavailable=unavailable,
+            aliases={p: p for p in pairs},
+            abstain_notes={funding.AGENT: funding_notes, arbitrage.AGENT: arb_notes},
+        )
+
+    def _pair(self, pair: str, asof_ms: int) -> _PairInputs:
+        asof = utc_from_ms(asof_ms)
+        since = asof - _FUNDING_LOOKBACK
+        rates = self.inputs.read_funding(self.home, pair, since, asof)
+        mark = spot = pl.DataFrame(schema=OHLCV_SCHEMA)
+        if not rates.is_empty():
+            mark = self.lake.read_candles(mark_exchange(self.home), "8h", pair, since, asof)
+            mark = mark.filter(pl.col("ts") + _MARK_MS <= asof_ms)
+            spot = self.lake.read_candles(self.home, "1h", pair, since, asof)
+            spot = spot.filter(pl.col("ts") + _HOUR_MS <= asof_ms)
+        quotes: list[pl.DataFrame] = []
+        missing: list[str] = []
+        for venue in self.venues:
+            bars = self.lake.read_candles(venue, "1h", pair, asof - _QUOTE_LOOKBACK, asof)
+            last = bars.filter(pl.col("ts") + _HOUR_MS <= asof_ms).tail(1)
+            if last.is_empty():
+                missing.append(f"{venue}: no complete 1h candle in the lake in the 2 days before")
+                continue
+            quotes.append(
+                last.select(
+                    exchange=pl.lit(venue),
+                    symbol=pl.lit(pair),
+                    bid=pl.col("close"),
+                    ask=pl.col("close"),
+                    ts=pl.col("ts") + _HOUR_MS,
+                )
+            )
+        return _PairInputs(
+            rates.with_columns(symbol=pl.lit(pair)),
+            mark.with_columns(symbol=pl.lit(pair)),
+            spot.with_columns(symbol=pl.lit(pair)),
+            quotes,
+            missing,
+        )
+
+    def _sentiment(self, asof_ms: int) -> tuple[tuple[SentimentReading, ...] | None, str | None]:
+        day_start = asof_ms - asof_ms % DAY_MS
+        frame = self.inputs.read_sentiment(
+            self.sentiment_source,
+            utc_from_ms(day_start) - _SENTIMENT_LOOKBACK,
+            utc_from_ms(day_start - 1),  # a day's reading once that day has ended
+        )
+        if frame.is_empty():
+            return None, (
+                f"no {self.sentiment_name} reading in the lake in the "
+                f"{_SENTIMENT_LOOKBACK.days} days before {utc_from_ms(day_start):%Y-%m-%d} "
+                "(the source was unreachable, or the sentiment ingest has not run)"
+            )
+        return tuple(
+            SentimentReading(ts=ts, value=value, classification=label, source=self.sentiment_name)
+            for ts, value, label in frame.select("ts", "value", "classification").iter_rows()
+        ), None
+
+
+def _concat(frames: list[pl.DataFrame], schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    present = [f for f in frames if f.height]
+    if not present:
+        return pl.DataFrame(schema=dict(schema))
+    return pl.concat([f.select(list(schema)).cast(dict(schema)) for f in present], how="vertical")  # type: ignore[arg-type]
