@@ -73,7 +73,7 @@ def _rank(scope: str) -> int:
     return len(SLOW_FIRST)
 
 
-class SuiteScheduling(LoadGroupScheduling):  # type: ignore[misc]
+class SuiteScheduling(LoadGroupScheduling):
     """``loadgroup`` with the scopes above, slowest units first."""
 
     def _split_scope(self, nodeid: str) -> str:
