@@ -4,6 +4,10 @@ SHELL := /bin/bash
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 UV := $(shell command -v uv 2>/dev/null)
 PYTEST_WORKERS ?= 2
+# Python caches each module's compiled bytecode (__pycache__, git-ignored) at its first import;
+# an environment that turns that off (PYTHONDONTWRITEBYTECODE) makes every `cst` command, test
+# worker and Lambda handler import compile its libraries again (about half of a `cst` start-up).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help install web web-test demo test lint typecheck layers unit integration infrastructure e2e bench synth deploy pr
 

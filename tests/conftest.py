@@ -40,3 +40,12 @@ def _atomic_moto_dynamodb() -> None:
     """Tests that race threads against moto get DynamoDB's per-request atomicity (see
     ``serialize_moto_dynamodb``): a lost race must come from our code, not from moto."""
     serialize_moto_dynamodb()
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``-n`` runs share the suite as ``tests/xdist_scheduling.py`` says (``--dist loadgroup``)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.xdist_scheduling import SuiteScheduling
+
+    return SuiteScheduling(config, log)

@@ -1,12 +1,23 @@
 """One deployment of the synthesized app to a local moto server, shared by every e2e module that
-needs it (deploying takes minutes: `-n` runs keep these modules on one worker, see the
-``xdist_group`` marks and ``--dist loadgroup``)."""
+needs it (`-n` runs keep these modules on one worker, see the ``xdist_group`` marks and
+``--dist loadgroup``).
+
+The app is synthesized for the local target once per test run and context, in process, through
+the same cache as the infrastructure tests (``tests/infrastructure/conftest.py``), and cdklocal
+deploys that cloud assembly (``--app <dir>``) instead of synthesizing it again for its bootstrap
+and its deploy. Bundling is skipped there: the template is the same (each function's asset hash
+is a digest of its pinned requirements and source, bundled or not), and nothing runs the uploaded
+code on moto (the tests run the deployed functions' handlers in-process); the bundles themselves
+are built and checked in ``tests/infrastructure/test_bundling.py``, and a full ``cdk synth`` with
+bundling runs in the documented-commands test (docs/infrastructure.md).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,9 +30,21 @@ from cryptosmarttrader.adapters.local_deploy import (
     moto_server,
     npx_path,
 )
+from infra.app import LOCAL_CONTEXT_KEY
+from tests.infrastructure.conftest import SKIP_BUNDLING, synthesized_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_GROUP = "local_deploy"
+
+
+def local_assembly(into: Path, context: Mapping[str, str] | None = None) -> Path:
+    """The app synthesized for a local target (``-c cst:local=true`` plus ``context``), copied
+    to ``into`` so each deployment has its own assembly dir (the CLI locks and writes there)."""
+    synthesized = synthesized_template(
+        {**SKIP_BUNDLING, LOCAL_CONTEXT_KEY: "true", **(context or {})}
+    )
+    shutil.copytree(synthesized.outdir, into)
+    return into
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +65,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployResult]
             pytest.fail(message)
         pytest.skip(message)
     started = time.monotonic()
+    work = tmp_path_factory.mktemp("cdk")
+    assembly = local_assembly(work / "assembly")
     with moto_server(free_port()) as endpoint:
-        result = deploy(endpoint, REPO_ROOT, tmp_path_factory.mktemp("cdk") / "outputs.json")
+        result = deploy(endpoint, REPO_ROOT, work / "outputs.json", assembly_dir=assembly)
         result.seconds["total"] = round(time.monotonic() - started, 1)
         yield result

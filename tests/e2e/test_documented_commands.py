@@ -17,6 +17,7 @@ A failure names the document, the line, the command and the tail of its output.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -135,17 +136,22 @@ def readme_table() -> list[Command]:
 # --------------------------------------------------------------------------- option check
 
 
-def _cst_help(path: list[str]) -> str:
-    done = subprocess.run(
-        [str(VENV_BIN / "cst"), *path, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1"},
-        check=False,
-    )
-    assert done.returncode == 0, f"`cst {' '.join(path)} --help` failed: {done.stderr[-500:]}"
+@functools.cache
+def _cst_help_of(path: tuple[str, ...]) -> str:
+    """The help `cst <path> --help` prints, from the same typer app in this process (each
+    synopsis asks for its parents' help again: one Python start-up per help was most of this
+    check's time). The documented commands themselves still run `cst` as written."""
+    from typer.testing import CliRunner
+
+    from cryptosmarttrader.cli import app
+
+    done = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "300", "NO_COLOR": "1"})
+    assert done.exit_code == 0, f"`cst {' '.join(path)} --help` failed: {done.output[-500:]}"
     return done.stdout
+
+
+def _cst_help(path: list[str]) -> str:
+    return _cst_help_of(tuple(path))
 
 
 def options_parse(synopsis: str) -> list[str]:

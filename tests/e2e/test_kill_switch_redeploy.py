@@ -6,7 +6,8 @@ stack is deployed with cdklocal to a moto server (the kill-switch seed custom re
 real handler in-process, which answers CloudFormation through the response URL), the switch is
 turned on, the stack is redeployed with the construct changed, and the switch must still be on.
 
-Needs npx (Node) for cdklocal: skips locally without it and FAILS in CI (CI=true). Two deploys.
+Needs npx (Node) for cdklocal: skips locally without it and FAILS in CI (CI=true). Two deploys,
+each of the app synthesized once per test run for its context (``local_assembly``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cryptosmarttrader.adapters.local_deploy import deploy, moto_server, npx_pat
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from infra.constructs.kill_switch import DESCRIPTION_CONTEXT_KEY
+from tests.e2e.conftest import local_assembly
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +50,8 @@ def test_a_redeploy_with_a_changed_kill_switch_construct_keeps_a_live_on(
         monkeypatch.setenv(key, "testing")
     with moto_server(free_port()) as endpoint:
         # Given the stack deployed once: the seed created the switch, off
-        first = deploy(endpoint, REPO_ROOT, tmp_path / "first" / "outputs.json")
+        first = deploy(endpoint, REPO_ROOT, tmp_path / "first" / "outputs.json",
+                       assembly_dir=local_assembly(tmp_path / "first" / "assembly"))  # fmt: skip
         name = first.stack_outputs["CSTKILLSWITCHPARAM"]
         ssm = boto3.client("ssm", endpoint_url=endpoint, region_name="us-east-1")
         cfn = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1")
@@ -61,8 +64,10 @@ def test_a_redeploy_with_a_changed_kill_switch_construct_keeps_a_live_on(
 
         # When the stack is redeployed with the kill-switch construct changed
         changed = "CryptoSmartTrader kill-switch, described anew by a later release"
-        deploy(endpoint, REPO_ROOT, tmp_path / "second" / "outputs.json",
-               context={DESCRIPTION_CONTEXT_KEY: changed})  # fmt: skip
+        changed_app = local_assembly(
+            tmp_path / "second" / "assembly", {DESCRIPTION_CONTEXT_KEY: changed}
+        )
+        deploy(endpoint, REPO_ROOT, tmp_path / "second" / "outputs.json", assembly_dir=changed_app)
         assert _seed_description(cfn) == changed
 
         # Then the switch is still the operator's ON

@@ -557,17 +557,28 @@ def deploy(
     *,
     timeout_s: float = 600.0,
     context: Mapping[str, str] | None = None,
+    assembly_dir: Path | None = None,
 ) -> DeployResult:
     """``cdklocal bootstrap`` then ``cdklocal deploy --all`` against ``endpoint``; ``context``
-    adds ``-c key=value`` pairs (e.g. ``{"cst:stage": "canary"}``) to the deploy."""
+    adds ``-c key=value`` pairs (e.g. ``{"cst:stage": "canary"}``) to the deploy.
+
+    ``assembly_dir`` deploys a cloud assembly synthesized beforehand (``--app <dir>``, for the
+    local target: ``cst:local=true``) instead of synthesizing the app twice; ``context`` must
+    then be empty, since it was fixed at that synth."""
     if npx_path() is None:
         raise DeployError("npx (Node.js) is not on PATH: install Node 20+ to deploy locally")
+    if assembly_dir is not None and context:
+        raise ValueError("context is fixed when the assembly is synthesized: pass one or the other")
     env = cdklocal_env(endpoint)
     seconds: dict[str, float] = {}
     outputs_file.parent.mkdir(parents=True, exist_ok=True)
     # an assembly dir of its own: the CLI locks its output dir, and another synth (the user's,
     # or a concurrent test) may hold the project's cdk.out
-    assembly = ["--output", str(outputs_file.parent / "cdk.out")]
+    assembly = (
+        ["--output", str(outputs_file.parent / "cdk.out")]
+        if assembly_dir is None
+        else ["--app", str(assembly_dir)]
+    )
     started = time.monotonic()
     _run([*CDKLOCAL, "bootstrap", *assembly, *LOCAL_CONTEXT], env, project_dir, timeout_s)
     seconds["bootstrap"] = round(time.monotonic() - started, 1)
