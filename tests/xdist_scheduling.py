@@ -30,6 +30,7 @@ WHOLE_MODULES: frozenset[str] = frozenset(
     {
         "tests/e2e/test_web_dashboard.py",  # the demo's state and a browser
         "tests/integration/test_agents_vote_realdata.py",  # a trained model bundle
+        "tests/integration/test_agents_deployed.py",  # a lake ingested through the schedules
         "tests/integration/test_scan_with_model.py",  # a trained model bundle
         "tests/integration/test_chaos.py",  # the chaos lab
         "tests/integration/test_cli_data.py",  # the data-quality report of the whole data set
