@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import os
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -80,6 +81,10 @@ def stack(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[AwsClient
         clients = AwsClients.build(AwsResources())
         ensure_resources(clients)
         yield clients
+    # ``_invoke`` sets these on os.environ as a deployment would: none may leak into later tests
+    # of this worker (a leaked CST_MODEL_DIR would serve a model to every later scan)
+    for key in (OPT_IN, "CST_MODEL_DIR"):
+        os.environ.pop(key, None)
     _forget()
 
 

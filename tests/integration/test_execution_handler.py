@@ -48,6 +48,8 @@ def deployed(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsCli
         "CST_DATA_SOURCE": "ccxt",
         "CST_EXCHANGE": "binance",
         "CST_ALLOW_REPLAYS": "true",  # the cycles below replay instants over 2021 lake data
+        # no promoted model: the scan trades on the technical agent by the explicit opt-in
+        "CST_ALLOW_TECHNICAL_ONLY_TRADING": "true",
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

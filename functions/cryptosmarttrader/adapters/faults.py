@@ -725,6 +725,9 @@ class _ScanBench:
             "CST_KILL_SWITCH_PARAM": res.kill_switch_param,
             "CST_DATA_SOURCE": "recorded",
             "CST_DATA_DIR": str(self.data_dir),
+            # no promoted model here: the lab's decisions are the technical agent's, ordered by
+            # the deployment's explicit technical-only opt-in
+            "CST_ALLOW_TECHNICAL_ONLY_TRADING": "true",
             "POWERTOOLS_SERVICE_NAME": "cst-scan",
             "POWERTOOLS_TRACE_DISABLED": "true",
         }

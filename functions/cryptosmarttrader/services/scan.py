@@ -553,14 +553,6 @@ class ScanService:
                     "not ordered: the paper venue cannot trade this coin (no recorded exchange "
                     "pair); research universe only",
                 ]
-            elif sig.action is Action.BUY and sig.symbol in held:
-                # one entry per position, as evaluated and backtested: the exit rule manages
-                # the position from its opening fill; a BUY again is not a second entry
-                row["action"] = Action.HOLD
-                row["reasons"] = [
-                    *sig.reasons,
-                    "already held: no second entry, the exit rule manages the position",
-                ]
             elif sig.action is Action.BUY and price is not None:
                 row.update(
                     self._order(
@@ -573,6 +565,7 @@ class ScanService:
                         level,
                         regime_exposure,
                         (open_buys or {}).get(sig.symbol, set()),
+                        sig.symbol in held,
                     )
                 )
                 created += row.pop("_created", 0)
@@ -648,6 +641,7 @@ class ScanService:
         level: RiskLevel,
         regime_exposure: float = 1.0,
         open_buys: set[str] | frozenset[str] = frozenset(),
+        held: bool = False,
     ) -> dict[str, Any]:
         # the regime's exposure scales the size; the RiskGuard still caps it at the full fraction
         fraction = Decimal(str(self.settings.max_asset_fraction)) * Decimal(str(regime_exposure))
@@ -674,8 +668,20 @@ class ScanService:
                 ],
                 "_duplicate": 1,
             }
+        kill = self.kill_switch.status()  # read before every order (cached a few seconds)
+        # one entry per position, as evaluated and backtested: the exit rule manages the
+        # position from its opening fill; a BUY again is not a second entry (the kill-switch,
+        # when on, is the reason reported: the guard below refuses with it)
+        if held and not kill.on:
+            return {
+                "action": Action.HOLD,
+                "reasons": [
+                    *sig.reasons,
+                    "already held: no second entry, the exit rule manages the position",
+                ],
+            }
         earlier = sorted(open_buys - {intent.client_order_id.value})
-        if earlier:
+        if earlier and not kill.on:
             return {
                 "action": Action.HOLD,
                 "reasons": [
@@ -684,7 +690,6 @@ class ScanService:
                     "second entry, the exit rule manages the position once it fills",
                 ],
             }
-        kill = self.kill_switch.status()  # read before every order (cached a few seconds)
         verdict = guard.check(
             intent,
             equity=equity,
