@@ -623,11 +623,12 @@ def _regimes_on(daily: pl.DataFrame, days: Sequence[int]) -> dict[int, str | Non
     }
 
 
-def regime_exposure_by_day(daily: pl.DataFrame, days: Sequence[int]) -> dict[int, float]:
+def regime_exposure_by_day(
+    regime_of: Mapping[int, str | None], days: Sequence[int]
+) -> dict[int, float]:
     """The market regime's exposure (the share of the normal position size the scan allows
-    in it) on each decision day (days since the epoch), from the same cap-weighted index and
-    regime rules as the scan; a day without a known regime gets the unknown-regime exposure."""
-    regime_of = _regimes_on(daily, days)
+    in it) on each decision day (days since the epoch), from the regimes :func:`_regimes_on`
+    read with the scan's rules; a day without a known regime gets the unknown-regime exposure."""
     out: dict[int, float] = {}
     for d in days:
         value = regime_of.get(d)
@@ -697,7 +698,9 @@ def _books(
     curves: list[pl.DataFrame] = []
     # the strategy as traded sizes each cohort by the market regime of its decision day (the
     # scan's regime exposure); the full-size book beside it shows what the regime changed
-    sized = regime_exposure_by_day(frame_daily, reb) if frame_daily is not None else None
+    # one regime timeline for the sizing and the report of it
+    regime_of = _regimes_on(frame_daily, reb) if frame_daily is not None else None
+    sized = regime_exposure_by_day(regime_of, reb) if regime_of is not None else None
     plans: dict[str, list[Cohort]] = {
         "top_k_model": cohorts("score", sized=sized) if trade else [],
         "gated_top_k_model": cohorts("score", gate=True, sized=sized) if trade else [],
@@ -705,7 +708,7 @@ def _books(
     }
     if trade and sized is not None:
         plans["top_k_model_full_size"] = cohorts("score")
-    regime_block = _regime_block(frame_daily, reb, sized, start)
+    regime_block = _regime_block(regime_of, reb, sized)
     for name, cs in plans.items():
         eq, stats = run(cs, cfg.rebalance_days, rule.max_days)
         if not trade and name.endswith("_model"):
@@ -784,13 +787,14 @@ def _books(
 
 
 def _regime_block(
-    daily: pl.DataFrame | None, reb: Sequence[int], sized: Mapping[int, float] | None, start: int
+    regime_of: Mapping[int, str | None] | None,
+    reb: Sequence[int],
+    sized: Mapping[int, float] | None,
 ) -> dict[str, Any]:
     """What the market regime did to the book: the regime of each rebalance day and the size
     it allowed (the scan's regime exposure), counted per regime."""
-    if daily is None or sized is None or not reb:
+    if regime_of is None or sized is None or not reb:
         return {"applied": False, "note": "no regime: the book trades at full size"}
-    regime_of = _regimes_on(daily, reb)
     counts: dict[str, int] = {}
     for d in reb:
         name = regime_of.get(d) or "unknown"
