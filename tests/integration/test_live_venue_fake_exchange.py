@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -203,6 +203,66 @@ def test_live_venue_books_partial_fills_and_real_fees_from_the_trades(venue: Ven
                                  / Decimal("0.03"))  # fmt: skip
     assert done.filled == Decimal("0.03") - Decimal("0.00003")
     assert venue.fake.balances["BTC"] == done.filled
+
+
+def _list_bnb(venue: Venue) -> None:
+    """An account paying its fees with BNB, on a venue that lists BNBUSDT. The recorded
+    exchangeInfo holds no BNBUSDT definition: BTCUSDT's is copied under that name here, visibly,
+    only so the pair is listed; every BNB price is the recorded BNBUSDT 1h candle."""
+    venue.fake.symbols["BNBUSDT"] = {
+        **venue.fake.symbols["BTCUSDT"], "symbol": "BNBUSDT", "baseAsset": "BNB"
+    }  # fmt: skip
+    venue.fake.bnb_fees = True
+    venue.fake.balances["BNB"] = Decimal("1")
+    venue.fake.warm("BNBUSDT")
+
+
+def test_live_venue_values_a_commission_paid_in_bnb_at_the_venues_bnb_price(
+    venue: Venue,
+) -> None:
+    # Given an account that pays its fees with BNB ("pay fees with BNB" switched on)
+    _list_bnb(venue)
+    placed = venue.venue.create_order(BTC, Side.BUY, OrderType.MARKET, Quantity.of("0.01"),
+                                      None, COID)  # fmt: skip
+    # Then the whole 0.01 BTC reached the account, and the BNB commission is in the fee at the
+    # venue's own BNB/USDT price (the open of the recorded 10:00 bar), never left out
+    assert placed.status is OrderStatus.FILLED
+    assert placed.filled == Decimal("0.01")
+    bnb_open = venue.fake._bars("BNBUSDT", 1652176800000, 1652176800000)[0][1]
+    in_bnb = (Decimal("0.01") * Decimal("31397.68") * Decimal("0.00075") / bnb_open).quantize(
+        Decimal("1E-8"), rounding=ROUND_DOWN
+    )
+    assert venue.fake.balances["BNB"] == Decimal("1") - in_bnb
+    assert placed.fee == in_bnb * bnb_open
+    assert Decimal("0.2") < placed.fee < Decimal("0.25")  # 0.075% of 313.98 USDT
+
+
+def test_live_venue_an_unvaluable_bnb_commission_is_reconciled_later_not_guessed(
+    venue: Venue,
+) -> None:
+    # Given a BNB commission whose price cannot be read when the order is booked
+    _list_bnb(venue)
+    real_tickers = venue.venue.fetch_tickers
+    outage = {"on": True}
+
+    def tickers(symbols: list[Symbol]) -> Any:
+        if outage["on"] and Symbol("BNB/USDT") in symbols:
+            raise RetryableExchangeError("binance", "fetch_tickers", "429 Too Many Requests")
+        return real_tickers(symbols)
+
+    venue.venue.fetch_tickers = tickers  # type: ignore[method-assign]
+    # Then the placed order is an unknown outcome to reconcile (never a refusal, never re-sent)
+    with pytest.raises(OrderStateUnknownError, match="fills not readable"):
+        venue.venue.create_order(BTC, Side.BUY, OrderType.MARKET, Quantity.of("0.01"), None, COID)
+    assert venue.fake.posts() == 1
+    # and the next reconciliation, once the price is readable, books it with the commission valued
+    with pytest.raises(RetryableExchangeError, match="429"):
+        venue.venue.fetch_order_by_client_id(BTC, COID)
+    outage["on"] = False
+    found = venue.venue.fetch_order_by_client_id(BTC, COID)
+    assert found is not None and found.status is OrderStatus.FILLED
+    assert found.filled == Decimal("0.01") and found.fee > 0
+    assert venue.fake.posts() == 1
 
 
 def test_live_venue_insufficient_balance_is_a_refusal(venue: Venue) -> None:

@@ -12,7 +12,9 @@ Prices are never invented: a market order fills at the open of the first recorde
 its symbol (``../shared/data/binance_spot/1h``) opening at or after it was placed, on the
 market clock the test shares with the product; ``max_fill_per_bar`` makes the matching slow
 (part of the order per bar, the rest on the next bars: the partial fills a busy testnet shows).
-Each fill is a trade with Binance's taker commission (0.1%, in the asset received). Balances are
+Each fill is a trade with Binance's taker commission (0.1%, in the asset received; with
+``bnb_fees`` and BNB on the account, 0.075% of the cost paid in BNB at the open of the same
+recorded BNBUSDT bar, as Binance's "pay fees with BNB" does). Balances are
 checked (``-2010`` insufficient balance), and the filters are enforced (``-1013`` LOT_SIZE /
 NOTIONAL), so an adapter that sends an unrounded amount is refused here as on Binance.
 
@@ -52,6 +54,7 @@ SYMBOLS_FILE = (
     / "markets_exchangeinfo_symbols.json"
 )
 TAKER_COMMISSION = Decimal("0.001")
+BNB_COMMISSION = Decimal("0.00075")  # the taker rate with Binance's 25% "pay with BNB" discount
 HOUR_MS = 3_600_000
 PRIVATE_PATHS = frozenset(
     {"/api/v3/order", "/api/v3/openOrders", "/api/v3/myTrades", "/api/v3/account"}
@@ -160,6 +163,7 @@ class FakeBinance:
     balances: dict[str, Decimal] = field(default_factory=dict)
     max_fill_per_bar: dict[str, Decimal] = field(default_factory=dict)
     client_timeout_s: float = 1.0
+    bnb_fees: bool = False
     recv_window_ms: int = 5000
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     _orders: dict[int, _Order] = field(default_factory=dict)
@@ -472,6 +476,8 @@ class FakeBinance:
             self.balances[base] = self.balances.get(base, Decimal(0)) - qty
             self.balances[quote] = self.balances.get(quote, Decimal(0)) + cost - commission
             order.locked -= qty
+        if self.bnb_fees and base != "BNB" and quote != "BNB":
+            commission, asset = self._in_bnb(order, bar_ms, cost, commission, asset)
         commission = commission.quantize(_E8, rounding=ROUND_DOWN)
         self._next_id += 1
         self._trades.append(
@@ -485,6 +491,23 @@ class FakeBinance:
             order.status, order.locked = "FILLED", Decimal(0)
         else:
             order.status = "PARTIALLY_FILLED"
+
+    def _in_bnb(
+        self, order: _Order, bar_ms: int, cost: Decimal, commission: Decimal, asset: str
+    ) -> tuple[Decimal, str]:
+        """Binance's "pay fees with BNB": 75% of the taker commission's value, taken from the
+        BNB balance at the open of the recorded BNBUSDT bar of the fill (when it covers it; the
+        asset received pays the full commission otherwise). The commission already taken from
+        the asset received is given back."""
+        bars = self._bars("BNBUSDT", bar_ms, bar_ms)
+        if not bars:
+            return commission, asset
+        in_bnb = (cost * BNB_COMMISSION / bars[0][1]).quantize(_E8, rounding=ROUND_DOWN)
+        if self.balances.get("BNB", Decimal(0)) < in_bnb:
+            return commission, asset
+        self.balances["BNB"] -= in_bnb
+        self.balances[asset] += commission  # the asset received arrives whole
+        return in_bnb, "BNB"
 
 
 class _Handler(BaseHTTPRequestHandler):

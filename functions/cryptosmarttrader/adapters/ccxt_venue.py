@@ -12,9 +12,10 @@ mapped once, ``create_order`` never retried, ``enableRateLimit``):
   filled quantity, the volume-weighted price and the real commission. A commission charged in
   the base asset (Binance takes it from what a buy receives) lowers the quantity that reached
   the account, and its value at the trade price is part of ``fee`` (so the cash paid is exactly
-  the trades' cost); a commission in a third asset (BNB) is not converted and is left out of
-  ``fee`` — see docs/venues.md. Trades that do not (yet) add up to the order's filled amount
-  are not guessed from: the order is reconciled again later;
+  the trades' cost); a commission in a third asset (Binance's "pay fees with BNB") is valued
+  at the venue's last ``BNB/<quote>`` price when the order is booked and added to ``fee``. When
+  that price cannot be read, nothing is guessed: the order is reconciled again later, as when
+  its trades do not (yet) add up to the order's filled amount;
 * after a timeout or an unreadable answer the order is looked up by client ID (never re-sent).
 """
 
@@ -198,6 +199,7 @@ class CcxtVenue(CcxtExchange):
         )
         base, _, quote = symbol.value.partition("/")
         amount = cost = quote_fee = base_fee = Decimal(0)
+        other_fees: dict[str, Decimal] = {}
         for trade in trades:
             if str(trade.get("order")) != order.exchange_order_id:
                 raise InvalidPayloadError(
@@ -215,6 +217,12 @@ class CcxtVenue(CcxtExchange):
                 elif currency == base:
                     base_fee += fee_cost
                     quote_fee += fee_cost * px
+                elif fee_cost > 0:
+                    if not isinstance(currency, str) or not currency:
+                        raise InvalidPayloadError(
+                            self._name, op, f"a trade fee of {fee_cost} names no currency"
+                        )
+                    other_fees[currency] = other_fees.get(currency, Decimal(0)) + fee_cost
         if amount != order.filled:
             raise RetryableExchangeError(
                 self._name,
@@ -222,6 +230,8 @@ class CcxtVenue(CcxtExchange):
                 f"{order.exchange_order_id}: trades add up to {amount}, the order reports "
                 f"{order.filled} filled; looked up again later",
             )
+        for currency, fee_cost in sorted(other_fees.items()):
+            quote_fee += fee_cost * self._fee_price(currency, quote, op)
         received = amount - base_fee if order.side is Side.BUY else amount
         return replace(
             order,
@@ -229,6 +239,18 @@ class CcxtVenue(CcxtExchange):
             average=Price(cost / amount),
             fee=quote_fee,
         )
+
+    def _fee_price(self, currency: str, quote: str, op: str) -> Decimal:
+        """The venue's last price of ``currency`` in ``quote``, to value a commission paid in a
+        third asset. Unreadable or unlisted: retried at the next reconciliation, never guessed."""
+        pair = Symbol(f"{currency}/{quote}")
+        try:
+            self.market(pair)
+        except FatalExchangeError as exc:
+            raise InvalidPayloadError(
+                self._name, op, f"a commission in {currency} cannot be valued: {pair} is not listed"
+            ) from exc
+        return self.fetch_tickers([pair])[pair].last.value
 
 
 def _fees(trade: Mapping[str, Any]) -> list[Mapping[str, Any]]:
