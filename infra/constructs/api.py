@@ -127,7 +127,7 @@ class Api(Construct):
             role,
             f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/exchange=*]",
             "The coin view reads one coin's candles from the lake; the candles are keyed "
-            "exchange=/timeframe=/symbol=/date=, so the read is scoped to that prefix "
+            "exchange=/timeframe=/symbol=/(date= or month=), so the read is scoped to that prefix "
             "(GetObject only; the model artifacts and other prefixes stay out of reach).",
         )
         kill_switch.parameter.grant_read(role)

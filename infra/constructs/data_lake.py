@@ -1,4 +1,4 @@
-"""The S3 Parquet lake (``exchange=/timeframe=/symbol=/date=``) and its access-log bucket."""
+"""The S3 Parquet lake (``exchange=/timeframe=/symbol=/(date= or month=)``) and its access-log bucket."""
 
 from __future__ import annotations
 

@@ -67,7 +67,7 @@ class Ingestion(Construct):
             ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
             prefixes=(*LAKE_MARKET_DATA, *LAKE_AGENT_INPUTS),
             reason=(
-                "Ingest merges Parquet objects under exchange=/timeframe=/symbol=/date=, "
+                "Ingest merges Parquet objects under exchange=/timeframe=/symbol=/(date= or month=), "
                 "dataset=market_cap/, dataset=funding/ and dataset=sentiment/ keys known only at "
                 "run time; the grant covers those prefixes of the lake bucket alone (never "
                 "models/), with no delete."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -158,8 +159,63 @@ def test_real_binance_candles_round_trip_exactly(data_dir: Path, lake: S3Parquet
     start, end = datetime(2021, 1, 1, tzinfo=UTC), datetime(2021, 12, 31, tzinfo=UTC)
     real = RecordedMarketData(data_dir).ohlcv("BTC/USDT", "1d", start, end)
     # When written twice and read back
-    assert len(lake.write_candles(real, "binance", "1d")) == real.height == 365
+    written = lake.write_candles(real, "binance", "1d")
+    assert real.height == 365
+    assert [k.split("/")[-2] for k in written] == [f"month=2021-{m:02d}" for m in range(1, 13)]
     assert lake.write_candles(real, "binance", "1d") == []
     back = lake.read_candles("binance", "1d", "BTC/USDT", start, end)
     # Then every value is identical
     assert back.equals(real.sort("ts"))
+
+
+def test_daily_and_4h_bars_are_one_object_per_month_hourly_one_per_date(
+    aws: AwsClients, lake: S3ParquetLake
+) -> None:
+    # Given 40 daily bars from 2024-01-01, 10 days of 4h bars and 30 hours of 1h bars
+    lake.write_candles(_bars("SOL/USDT", D0, 40, step=DAY_MS), "binance", "1d")
+    lake.write_candles(_bars("SOL/USDT", D0, 60, step=4 * H), "binance", "4h")
+    lake.write_candles(_bars("SOL/USDT", D0, 30), "binance", "1h")
+    periods = sorted(k.split("/")[1] + " " + k.split("/")[3] for k in _objects(aws))
+    # Then daily and 4h bars sit in month objects, hourly bars in date objects
+    assert periods == [
+        "timeframe=1d month=2024-01", "timeframe=1d month=2024-02",
+        "timeframe=1h date=2024-01-01", "timeframe=1h date=2024-01-02",
+        "timeframe=4h month=2024-01",
+    ]  # fmt: skip
+    # and every bar reads back, with the dates its bars opened on
+    window = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC))
+    assert lake.read_candles("binance", "1d", "SOL/USDT", *window).height == 40
+    assert len(lake.days("binance", "1d", "SOL/USDT")) == 40
+    assert lake.read_candles("binance", "4h", "SOL/USDT", *window).height == 60
+
+
+def test_daily_objects_of_the_earlier_one_per_date_layout_are_still_read(
+    aws: AwsClients, lake: S3ParquetLake
+) -> None:
+    # Given a lake written before: one object per date for daily bars (Jan 1-3)
+    bucket = aws.resources.lake_bucket
+    legacy = _bars("SOL/USDT", D0, 3, step=DAY_MS)
+    for i in range(3):
+        buf = io.BytesIO()
+        legacy.slice(i, 1).write_parquet(buf)
+        key = f"exchange=binance/timeframe=1d/symbol=SOL-USDT/date=2024-01-0{i + 1}/part.parquet"
+        aws.s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
+    # and a stray object under the prefix that is no partition
+    stray = "exchange=binance/timeframe=1d/symbol=SOL-USDT/notes/part.parquet"
+    aws.s3.put_object(Bucket=bucket, Key=stray, Body=b"not parquet")
+    # When the next bars arrive (Jan 3 again, re-stated, and Jan 4) into the month object
+    restated = _bars("SOL/USDT", D0 + 2 * DAY_MS, 2, step=DAY_MS, base=500.0)
+    assert [k.split("/")[-2] for k in lake.write_candles(restated, "binance", "1d")] == [
+        "month=2024-01"
+    ]
+    # Then the read joins both layouts, the month object winning on the same bar
+    got = lake.read_candles(
+        "binance",
+        "1d",
+        "SOL/USDT",
+        datetime(2024, 1, 1, tzinfo=UTC),
+        datetime(2024, 1, 31, tzinfo=UTC),
+    )
+    assert got["ts"].to_list() == [D0 + i * DAY_MS for i in range(4)]
+    assert got["close"].to_list() == [100.0, 101.0, 500.0, 501.0]
+    assert len(lake.days("binance", "1d", "SOL/USDT")) == 4

@@ -1,19 +1,27 @@
 """S3 Parquet lake for OHLCV candles (the only module that knows the lake's layout).
 
-Layout: ``exchange=<ex>/timeframe=<tf>/symbol=<BASE-QUOTE>/date=<YYYY-MM-DD>/part.parquet``,
-one object per (symbol, UTC date). A write merges with the partition's existing object (union,
-dedupe on ``ts`` with the newer row winning, sort) and is skipped when the merged bytes equal the
-stored ones, so a rerun with the same input writes nothing. Parquet bytes are deterministic:
-fixed schema and column order, fixed compression, no timestamps in the file.
+Layout: ``exchange=<ex>/timeframe=<tf>/symbol=<BASE-QUOTE>/<period>/part.parquet``: one object
+per (symbol, UTC date) for timeframes under 4 hours (``date=<YYYY-MM-DD>``, at most 24 hourly
+bars), one per (symbol, UTC month) for 4-hour and daily bars (``month=<YYYY-MM>``, at most 186
+or 31 bars). A year of daily bars is 13 objects to read, not 365: a scan over the universe is
+thousands of S3 GETs fewer, and a backfill as many PUTs fewer. Objects of the earlier one-per-date
+layout of daily bars are still read (a month object wins over them on the same ``ts``), so a lake
+written before keeps serving while new bars go to month objects.
+
+A write merges with the partition's existing object (union, dedupe on ``ts`` with the newer row
+winning, sort) and is skipped when the merged bytes equal the stored ones, so a rerun with the
+same input writes nothing. Parquet bytes are deterministic: fixed schema and column order, fixed
+compression, no timestamps in the file.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from calendar import monthrange
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import polars as pl
 from botocore.exceptions import ClientError
@@ -29,6 +37,9 @@ __all__ = ["LakeError", "S3ParquetLake", "partition_key", "symbol_slug"]
 _SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PART = "part.parquet"
 WRITE_THREADS = 16
+_TIMEFRAME_RE = re.compile(r"^(\d+)([mhdwM])$")
+_UNIT_MINUTES: Final = {"m": 1, "h": 60, "d": 1440, "w": 10080, "M": 43200}
+MONTHLY_FROM_MINUTES: Final = 240  # 4h and longer bars: one object per month
 
 
 class LakeError(RuntimeError):
@@ -50,8 +61,21 @@ def _prefix(exchange: str, timeframe: str, symbol: str) -> str:
     return f"exchange={exchange}/timeframe={timeframe}/symbol={symbol_slug(symbol)}/"
 
 
+def _monthly(timeframe: str) -> bool:
+    """Whether ``timeframe``'s bars are kept one object per month (else one per date)."""
+    match = _TIMEFRAME_RE.match(timeframe)
+    if match is None:
+        raise ValueError(f"timeframe {timeframe!r} is not like 1h / 4h / 1d")
+    return int(match.group(1)) * _UNIT_MINUTES[match.group(2)] >= MONTHLY_FROM_MINUTES
+
+
+def _period(timeframe: str, day: date) -> str:
+    return f"month={day:%Y-%m}" if _monthly(timeframe) else f"date={day.isoformat()}"
+
+
 def partition_key(exchange: str, timeframe: str, symbol: str, day: date) -> str:
-    return f"{_prefix(exchange, timeframe, symbol)}date={day.isoformat()}/{_PART}"
+    """The object that holds ``symbol``'s ``timeframe`` bars opening on ``day``."""
+    return f"{_prefix(exchange, timeframe, symbol)}{_period(timeframe, day)}/{_PART}"
 
 
 def _to_parquet(frame: pl.DataFrame) -> bytes:
@@ -85,14 +109,17 @@ class S3ParquetLake:
         frame = frame.select(list(OHLCV_SCHEMA)).cast(pl.Schema(OHLCV_SCHEMA))
         if frame["ts"].null_count() or frame["symbol"].null_count():
             raise ValueError("candles frame has null ts or symbol")
-        frame = frame.with_columns(pl.from_epoch("ts", time_unit="ms").dt.date().alias("_date"))
+        opened = pl.from_epoch("ts", time_unit="ms").dt.date()
+        if _monthly(timeframe):
+            opened = opened.dt.truncate("1mo")
+        frame = frame.with_columns(opened.alias("_date"))
         jobs: list[tuple[str, pl.DataFrame, bool]] = []
         for (symbol,), per_symbol in frame.group_by("symbol", maintain_order=True):
             prefix = _prefix(exchange, timeframe, str(symbol))
             existing = self._existing_keys(prefix)
             for (day,), part in per_symbol.group_by("_date", maintain_order=True):
                 assert isinstance(day, date)
-                key = f"{prefix}date={day.isoformat()}/{_PART}"
+                key = f"{prefix}{_period(timeframe, day)}/{_PART}"
                 jobs.append((key, part.drop("_date"), key in existing))
         # Partitions are independent objects: merge them concurrently (S3 calls are I/O bound).
         # Every job runs to completion or raises; a failure leaves other partitions whole.
@@ -131,15 +158,15 @@ class S3ParquetLake:
         prefix = _prefix(exchange, timeframe, symbol)
         frames = [
             _from_parquet(body)
-            for key in sorted(self._existing_keys(prefix))
-            if first <= _key_date(key) <= last and (body := self._get(key)) is not None
+            for key in _in_span(self._existing_keys(prefix), first, last)
+            if (body := self._get(key)) is not None
         ]
         if not frames:
             return empty_ohlcv()
         return (
             pl.concat(frames)
             .filter(pl.col("ts").is_between(start_ms, end_ms))
-            .unique(subset="ts", keep="last")
+            .unique(subset="ts", keep="last", maintain_order=True)
             .sort("ts")
         )
 
@@ -159,10 +186,19 @@ class S3ParquetLake:
         return sorted(found)
 
     def days(self, exchange: str, timeframe: str, symbol: str) -> list[date]:
-        """The UTC dates that hold a partition for this symbol, ascending."""
-        return sorted(
-            _key_date(k) for k in self._existing_keys(_prefix(exchange, timeframe, symbol))
-        )
+        """The UTC dates on which a stored bar of this symbol opened, ascending."""
+        keys = self._existing_keys(_prefix(exchange, timeframe, symbol))
+        found = {
+            span[0]
+            for k in keys
+            if k.split("/")[-2].startswith("date=") and (span := _key_span(k)) is not None
+        }
+        for key in (k for k in keys if k.split("/")[-2].startswith("month=")):
+            body = self._get(key)
+            if body is not None:
+                opened = pl.from_epoch(_from_parquet(body)["ts"], time_unit="ms").dt.date()
+                found.update(opened.to_list())
+        return sorted(found)
 
     # ------------------------------------------------------------------ S3 plumbing
 
@@ -186,6 +222,28 @@ class S3ParquetLake:
             raise LakeError(f"get s3://{self._bucket}/{key} failed: {exc}") from exc
 
 
-def _key_date(key: str) -> date:
-    part = next(p for p in key.split("/") if p.startswith("date="))
-    return date.fromisoformat(part.removeprefix("date="))
+def _key_span(key: str) -> tuple[date, date] | None:
+    """The first and last UTC date whose bars the object ``key`` can hold (``None``: an object
+    that is not a partition of this layout, which no read uses)."""
+    period = key.split("/")[-2]
+    try:
+        if period.startswith("month="):
+            first = date.fromisoformat(period.removeprefix("month=") + "-01")
+            return first, first.replace(day=monthrange(first.year, first.month)[1])
+        if period.startswith("date="):
+            day = date.fromisoformat(period.removeprefix("date="))
+            return day, day
+    except ValueError:
+        return None
+    return None
+
+
+def _in_span(keys: set[str], first: date, last: date) -> list[str]:
+    """The objects that can hold bars opening in ``[first, last]``: earlier one-per-date objects
+    before month objects, so a month object's row wins on the same ``ts``."""
+    wanted = [
+        k
+        for k in keys
+        if (span := _key_span(k)) is not None and span[0] <= last and span[1] >= first
+    ]
+    return sorted(wanted, key=lambda k: (k.split("/")[-2].startswith("month="), k))
