@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -229,3 +230,40 @@ def test_string_value_in_json_is_reported(data_dir: Path, tmp_path: Path) -> Non
     path.write_text(json.dumps(rows))
     with pytest.raises(DataSourceError, match="non-numeric value"):
         RecordedMarketData(tmp_path).ohlcv("BTC/USDT", "1d", ASOF, ASOF)
+
+
+def test_a_candle_file_is_parsed_once_per_process_and_again_when_it_changes(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptosmarttrader.adapters import recorded_data
+
+    path = spot_copy(data_dir, tmp_path)
+    parsed: list[Path] = []
+    parse = recorded_data._parse_ohlcv_file
+
+    def counting(p: Path, symbol: str) -> pl.DataFrame:
+        parsed.append(p)
+        return parse(p, symbol)
+
+    monkeypatch.setattr(recorded_data, "_parse_ohlcv_file", counting)
+    # Given two readers of the same data (a warm Lambda's next invocation, another command)
+    first = RecordedMarketData(tmp_path).ohlcv("BTC/USDT", "1d", ASOF - timedelta(days=9), ASOF)
+    again = RecordedMarketData(tmp_path).ohlcv("BTC/USDT", "1d", ASOF - timedelta(days=9), ASOF)
+    # Then the file was parsed once and both read the same bars
+    assert parsed == [path] and again.equals(first)
+    # When the file is replaced by one of the same size and timestamp (one volume altered,
+    # same number of digits; written beside it and renamed over it, as a data refresh does)
+    body = path.read_bytes()
+    volume = repr(float(first["volume"][-1])).encode()
+    assert body.count(volume) == 1
+    altered = volume.replace(volume[:1], b"9" if volume[:1] != b"9" else b"8", 1)
+    stat = path.stat()
+    fresh = path.with_suffix(".new")
+    fresh.write_bytes(body.replace(volume, altered))
+    os.utime(fresh, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    fresh.replace(path)
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    # Then the next read parses it again and sees the new value
+    changed = RecordedMarketData(tmp_path).ohlcv("BTC/USDT", "1d", ASOF - timedelta(days=9), ASOF)
+    assert len(parsed) == 2
+    assert changed["volume"][-1] == float(altered) != first["volume"][-1]
