@@ -265,6 +265,17 @@ def test_live_venue_an_unvaluable_bnb_commission_is_reconciled_later_not_guessed
     assert venue.fake.posts() == 1
 
 
+def test_live_venue_reads_the_accounts_balances_for_reconciliation(venue: Venue) -> None:
+    # Given a filled buy of 0.01 BTC at the real 10:00 open, with Binance's commission in BTC
+    venue.venue.create_order(BTC, Side.BUY, OrderType.MARKET, Quantity.of("0.01"), None, COID)
+    # Then the account's totals are what the venue holds: the coin net of commission, the cash
+    # less the cost, no zero balance
+    assert venue.venue.fetch_balances() == {
+        "BTC": Decimal("0.00999"),
+        "USDT": Decimal("10000") - Decimal("0.01") * Decimal("31397.68"),
+    }
+
+
 def test_live_venue_insufficient_balance_is_a_refusal(venue: Venue) -> None:
     venue.fake.balances["USDT"] = Decimal("100")
     with pytest.raises(FatalExchangeError, match="insufficient balance") as err:

@@ -228,6 +228,22 @@ class CcxtExchange:
             else payload_decimal(m["taker"], "taker", self._name, op),
         )
 
+    def fetch_balances(self) -> dict[str, Decimal]:
+        """The account's total per asset (free + locked in open orders), zero totals left out.
+        Any unreadable amount rejects the whole answer with its reason: a balance is never
+        guessed, and a partial one could read as a drift."""
+        op = "fetch_balances"
+        raw = self._read(op, self._client.fetch_balance)
+        totals = raw.get("total") if isinstance(raw, Mapping) else None
+        if not isinstance(totals, Mapping):
+            raise self._invalid(op, "the balance answer holds no totals")
+        out: dict[str, Decimal] = {}
+        for asset, amount in totals.items():
+            value = payload_non_negative(amount, f"{asset} balance", self._name, op)
+            if value > 0:
+                out[str(asset)] = value
+        return out
+
     def fetch_tickers(self, symbols: Sequence[Symbol]) -> dict[Symbol, Ticker]:
         """One ticker per symbol; any invalid ticker rejects the call with its reason."""
         out: dict[Symbol, Ticker] = {}

@@ -144,6 +144,7 @@ class RiskObservation:
     equity: Decimal | None
     bad_data_fraction: Decimal = Decimal(0)
     consecutive_exchange_errors: int = 0
+    balance_drift: str | None = None  # why the venue's balances disagree with the ledger
 
     def __post_init__(self) -> None:
         if self.equity is not None and (not self.equity.is_finite() or self.equity < 0):
@@ -287,6 +288,8 @@ def demanded_level(
                 f"gate (>= {t.bad_data_defensive:.0%})",
             )
         )
+    if obs.balance_drift:
+        breaches.append((RiskLevel.DEFENSIVE, obs.balance_drift))
     errors = obs.consecutive_exchange_errors
     if errors >= t.exchange_errors_emergency:
         breaches.append(
