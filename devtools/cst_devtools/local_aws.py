@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -480,3 +481,31 @@ def embedded_aws(
                 yield LocalAws(resources, clients, "in-process", state_dir, loaded, persister.save)
             finally:
                 persister.save()
+
+
+@contextlib.contextmanager
+def cloudwatch_percentiles(aws: LocalAws) -> Iterator[None]:
+    """moto's CloudWatch computes no percentile statistics; add nearest-rank ``pNN`` in-process.
+
+    Only for the in-process embedded AWS: a moto server, LocalStack or AWS answer on their own.
+    """
+    from moto.cloudwatch.models import Statistics
+
+    from cryptosmarttrader.domain.slo import percentile
+
+    if aws.mode != "in-process":
+        yield
+        return
+    original = Statistics.get_statistics_for_type
+
+    def with_percentiles(self: Statistics, stat: str) -> Any:
+        match = re.fullmatch(r"p(\d+(?:\.\d+)?)", stat)
+        if match:
+            return percentile(self.metric_single_values_list, float(match.group(1)))
+        return original(self, stat)
+
+    Statistics.get_statistics_for_type = with_percentiles  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Statistics.get_statistics_for_type = original  # type: ignore[method-assign]

@@ -17,11 +17,12 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import operator
 import os
 import re
 import uuid
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -91,7 +92,10 @@ def invoke_handler_in_process(
     response_headers: Any,
 ) -> bytes:
     function = self.get_function(function_name, qualifier)
-    module_name, attribute = function.handler.rsplit(".", 1)
+    handler_path = function.handler
+    if not handler_path:
+        raise ValueError(f"function {function_name} has no handler")
+    module_name, attribute = handler_path.rsplit(".", 1)
     handler = getattr(importlib.import_module(module_name), attribute)
     event = json.loads(body) if body else {}
     context = _Context(function.function_name, invoked_function_arn=function.function_arn)
@@ -182,11 +186,11 @@ def publish_emf(cloudwatch: Any, records: Sequence[Mapping[str, Any]]) -> int:
     return len(points)
 
 
-_COMPARE = {
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "GreaterThanOrEqualToThreshold": operator.ge,
+    "GreaterThanThreshold": operator.gt,
+    "LessThanThreshold": operator.lt,
+    "LessThanOrEqualToThreshold": operator.le,
 }
 
 

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, urlparse
@@ -631,8 +632,10 @@ def _child_main(argv: Sequence[str]) -> int:
     target, args = argv[1], list(argv[2:])
     try:
         if target == "cst":
-            from cryptosmarttrader.cli import app
-
+            # the installed `cst` command, found as a user's shell finds it: by its entry point
+            # (this package never imports the CLI, which imports it)
+            (entry,) = entry_points(group="console_scripts", name="cst")
+            app = entry.load()
             code = app(args=args, prog_name="cst", standalone_mode=False)
             return code if isinstance(code, int) else 0
         from cryptosmarttrader.handlers import scan as scan_handler
@@ -662,7 +665,7 @@ _HANG_S: Final = 0.6
 @contextlib.contextmanager
 def _dummy_credentials() -> Iterator[None]:
     """Credentials for the loopback moto server only; the previous environment is restored."""
-    from cryptosmarttrader.adapters.local_aws import DUMMY_CREDENTIALS
+    from cst_devtools.local_aws import DUMMY_CREDENTIALS
 
     saved = {k: os.environ.get(k) for k in (*DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL")}
     os.environ.update(DUMMY_CREDENTIALS)
@@ -709,7 +712,7 @@ class _ScanBench:
         return self._keys(self.resources.idempotency_table, "id")
 
     def run_handler(self, event: Mapping[str, Any], memory_mb: int) -> ChildRun:
-        from cryptosmarttrader.adapters.local_aws import DUMMY_CREDENTIALS
+        from cst_devtools.local_aws import DUMMY_CREDENTIALS
 
         res = self.resources
         env = {
@@ -827,7 +830,7 @@ class _DiskBench:
         )
 
     def snapshot(self) -> _Snapshot:
-        from cryptosmarttrader.adapters.local_aws import SNAPSHOT_FILE, SnapshotError, read_snapshot
+        from cst_devtools.local_aws import SNAPSHOT_FILE, SnapshotError, read_snapshot
 
         path = self.state_dir / SNAPSHOT_FILE
         if not path.exists():
@@ -1138,7 +1141,7 @@ class LocalChaosLab:
         return self._analysis
 
     def _resources(self, name: str) -> tuple[AwsResources, AwsClients]:
-        from cryptosmarttrader.adapters.local_aws import ensure_resources
+        from cst_devtools.local_aws import ensure_resources
 
         prefix = f"chaos-{self.run_id}-{name}"
         res = AwsResources(
