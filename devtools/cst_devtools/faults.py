@@ -75,6 +75,7 @@ from cryptosmarttrader.services.ingest import (
 from cryptosmarttrader.services.risk_state import RISK_PK, RiskStateService
 from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer, ScanReport, ScanService
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.environ import patched_environ
 
 if TYPE_CHECKING:
     import ccxt
@@ -667,17 +668,8 @@ def _dummy_credentials() -> Iterator[None]:
     """Credentials for the loopback moto server only; the previous environment is restored."""
     from cst_devtools.local_aws import DUMMY_CREDENTIALS
 
-    saved = {k: os.environ.get(k) for k in (*DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL")}
-    os.environ.update(DUMMY_CREDENTIALS)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    try:
+    with patched_environ(DUMMY_CREDENTIALS, unset=("AWS_ENDPOINT_URL",)):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @dataclass
@@ -849,20 +841,6 @@ class _DiskBench:
         return sorted(p.name for p in self.state_dir.glob(".*.tmp"))
 
 
-@contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def cloudwatch_alarm_event(alarm_name: str, reason: str, at: datetime) -> dict[str, Any]:
     """The event CloudWatch sends a Lambda alarm action (single-metric alarm) on OK → ALARM."""
     stamp = at.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
@@ -928,7 +906,7 @@ class _SafetyBench:
         )
         context = _LambdaContext("cst-alarm-killswitch", f"chaos-alarm-{self.alarms}")
 
-        with _environment(env), contextlib.redirect_stdout(io.StringIO()):
+        with patched_environ(env), contextlib.redirect_stdout(io.StringIO()):
             # imported here: a first import creates its logger quiet, on the captured stream
             from cryptosmarttrader.handlers import _common, alarm_killswitch
 

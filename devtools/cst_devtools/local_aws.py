@@ -46,6 +46,7 @@ from cryptosmarttrader.adapters.local_snapshot import (
     read_snapshot,
 )
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.environ import patched_environ
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -381,20 +382,6 @@ class _Persister:
 
 
 @contextlib.contextmanager
-def _env(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextlib.contextmanager
 def _state_lock(state_dir: Path, timeout_s: float) -> Iterator[None]:
     state_dir.mkdir(parents=True, exist_ok=True)
     lock_path = state_dir / LOCK_FILE
@@ -457,7 +444,7 @@ def embedded_aws(
     resources = resources or AwsResources()
     if resources.aws_endpoint_url:
         has_creds = any(os.environ.get(k) for k in _REAL_CREDENTIAL_HINTS)
-        with _env({} if has_creds else DUMMY_CREDENTIALS):
+        with patched_environ({} if has_creds else DUMMY_CREDENTIALS):
             clients = AwsClients.build(resources)
             ensure_resources(clients)
             yield LocalAws(resources, clients, "endpoint", state_dir)
@@ -470,7 +457,7 @@ def embedded_aws(
     lake_dir = state_dir / LAKE_DIR
     with _state_lock(state_dir, lock_timeout_s):
         snapshot = read_snapshot(snapshot_path)  # corrupt → SnapshotError before any write
-        with _env(DUMMY_CREDENTIALS), mock_aws():
+        with patched_environ(DUMMY_CREDENTIALS), mock_aws():
             clients = AwsClients.build(resources)
             ensure_resources(clients)
             loaded = load_state(clients, snapshot, snapshot_path) if snapshot else {}

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cst_devtools.environ import patched_environ
 from cst_devtools.local_aws import DUMMY_CREDENTIALS, serialize_moto_dynamodb
 
 __all__ = [
@@ -266,18 +267,9 @@ def run_custom_resources_in_process(endpoint: str) -> None:
         context = _CustomResourceContext(
             self.function_name, self.function_arn, str(event.get("RequestId", ""))
         )
-        with _ENV_LOCK:
-            saved = {k: os.environ.get(k) for k in env}
-            os.environ.update(env)
-            try:
-                handler = getattr(importlib.import_module(module_name), attribute)
-                return json.dumps(handler(event, context)).encode()
-            finally:
-                for key, value in saved.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
+        with _ENV_LOCK, patched_environ(env):
+            handler = getattr(importlib.import_module(module_name), attribute)
+            return json.dumps(handler(event, context)).encode()
 
     LambdaFunction.invoke = invoke  # type: ignore[method-assign]
 

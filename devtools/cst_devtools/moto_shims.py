@@ -18,12 +18,10 @@ import importlib
 import io
 import json
 import operator
-import os
 import re
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +32,7 @@ from moto.core.responses import ActionResult
 from moto.sagemaker.responses import SageMakerResponse
 
 from cryptosmarttrader.domain.slo import percentile
+from cst_devtools.environ import patched_environ
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -69,20 +68,6 @@ class _Context:
     aws_request_id: str = ""
 
 
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 def invoke_handler_in_process(
     self: LambdaSimpleBackend,
     function_name: str,
@@ -100,7 +85,7 @@ def invoke_handler_in_process(
     event = json.loads(body) if body else {}
     context = _Context(function.function_name, invoked_function_arn=function.function_arn)
     context.aws_request_id = str(uuid.uuid4())
-    with _environment(function.environment_vars):
+    with patched_environ(function.environment_vars):
         try:
             return json.dumps(handler(event, context)).encode()
         except Exception as exc:  # noqa: BLE001 - this IS the Lambda runtime's error boundary
