@@ -57,7 +57,7 @@ SCENARIOS: tuple[str, ...] = (
     "input",
     "killswitch",
 )
-CHAOS_STEP = "chaos scenarios"  # progress step (services/progress.py)
+CHAOS_STEP = "chaos scenarios"  # progress step (cryptosmarttrader/services/progress.py)
 CREATED_REASON = "paper order "  # how ScanService marks the row of an order it created
 
 

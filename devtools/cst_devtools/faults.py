@@ -635,8 +635,10 @@ def _child_main(argv: Sequence[str]) -> int:
         if target == "cst":
             # the installed `cst` command, found as a user's shell finds it: by its entry point
             # (this package never imports the CLI, which imports it)
-            (entry,) = entry_points(group="console_scripts", name="cst")
-            app = entry.load()
+            found = entry_points(group="console_scripts", name="cst")
+            if not found:
+                raise SystemExit("the `cst` command is not installed: run `uv sync` first")
+            app = next(iter(found)).load()
             code = app(args=args, prog_name="cst", standalone_mode=False)
             return code if isinstance(code, int) else 0
         from cryptosmarttrader.handlers import scan as scan_handler

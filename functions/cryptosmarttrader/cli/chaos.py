@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from cst_devtools.chaos import ChaosReport
 
 LAMBDA_MEMORY_MB = 2048  # the scan function's configured memory (infra/config.py scan_function)
-# services.chaos.SCENARIOS, spelled out so `cst --help` needs no polars (a test keeps them equal)
+# cst_devtools.chaos.SCENARIOS, spelled out so `cst --help` needs no polars (a test keeps them equal)
 SCENARIOS: tuple[str, ...] = (
     "network",
     "upstream",
