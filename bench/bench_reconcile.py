@@ -38,11 +38,11 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     to_item,
 )
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import DUMMY_CREDENTIALS, ensure_resources
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import trading_cycle
+from cst_devtools.local_aws import DUMMY_CREDENTIALS, ensure_resources
 
 NOW = datetime(2022, 6, 1, 12, 10, tzinfo=UTC)
 SYMBOLS = [f"COIN{i}/USDT" for i in range(20)]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cryptosmarttrader.adapters.local_aws import serialize_moto_dynamodb
+from cst_devtools.local_aws import serialize_moto_dynamodb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

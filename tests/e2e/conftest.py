@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from cryptosmarttrader.adapters.faults import free_port
-from cryptosmarttrader.adapters.local_deploy import (
+from cst_devtools.faults import free_port
+from cst_devtools.local_deploy import (
     DeployResult,
     LocalStackState,
     deploy,

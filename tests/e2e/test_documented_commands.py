@@ -407,8 +407,8 @@ def run_documented(command: Command, scratch: Scratch) -> tuple[list[str], float
 def moto_server(scratch: Scratch) -> Iterator[Scratch]:
     from moto.server import ThreadedMotoServer
 
-    from cryptosmarttrader.adapters.faults import free_port
-    from cryptosmarttrader.adapters.local_deploy import reset_moto_backends
+    from cst_devtools.faults import free_port
+    from cst_devtools.local_deploy import reset_moto_backends
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)

@@ -20,10 +20,10 @@ from typing import Any
 import boto3
 import pytest
 
-from cryptosmarttrader.adapters.faults import free_port
-from cryptosmarttrader.adapters.local_deploy import deploy, moto_server, npx_path
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
+from cst_devtools.faults import free_port
+from cst_devtools.local_deploy import deploy, moto_server, npx_path
 from infra.constructs.kill_switch import DESCRIPTION_CONTEXT_KEY
 from tests.e2e.conftest import local_assembly
 

@@ -25,8 +25,8 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from cryptosmarttrader.adapters.local_deploy import DeployResult
 from cryptosmarttrader.cli import app as cli_app
+from cst_devtools.local_deploy import DeployResult
 from tests.e2e.conftest import DEPLOY_GROUP
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata, pytest.mark.xdist_group(DEPLOY_GROUP)]
@@ -117,7 +117,7 @@ def test_deployed_health_probe_passes_and_publishes_uptime_for_the_deployed_stag
     module_name, _, attr = function["Handler"].rpartition(".")
     module = importlib.import_module(module_name)
     from cryptosmarttrader.handlers import _common
-    from tests.moto_shims import emf_points, emf_records
+    from cst_devtools.moto_shims import emf_points, emf_records
 
     _common.reset_caches()
     module._service.cache_clear()
@@ -146,8 +146,8 @@ def test_deployed_golive_machine_runs_to_production_and_a_breach_rolls_back(
     from moto.cloudwatch.models import Statistics
 
     from cryptosmarttrader.handlers import _common, golive_slo, golive_steps
+    from cst_devtools.moto_shims import invoke_handler_in_process, statistic_with_percentiles
     from tests.integration.test_golive_state_machine import HEALTHY
-    from tests.moto_shims import invoke_handler_in_process, statistic_with_percentiles
 
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",

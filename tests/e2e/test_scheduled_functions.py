@@ -42,9 +42,9 @@ import boto3
 import pytest
 import time_machine
 
-from cryptosmarttrader.adapters.local_deploy import DeployResult
+from cst_devtools.local_deploy import DeployResult
+from cst_devtools.moto_shims import alarm_breaches, emf_records, publish_emf
 from tests.e2e.conftest import DEPLOY_GROUP
-from tests.moto_shims import alarm_breaches, emf_records, publish_emf
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata, pytest.mark.xdist_group(DEPLOY_GROUP)]
 

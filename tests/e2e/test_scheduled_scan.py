@@ -18,8 +18,8 @@ import pytest
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 
 pytestmark = pytest.mark.realdata
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tomllib
@@ -243,6 +244,56 @@ def test_bundle_fits_lambda_and_ships_only_its_dependencies(bundle: tuple[str, P
     assert not list(path.rglob("__pycache__"))
     for module in spec["absent"]:
         assert not (path / module).exists(), f"{module} must not be in the {name} bundle"
+
+
+# The development tooling (embedded local AWS, local deployment, chaos lab, moto shims, fake
+# exchange) lives in devtools/cst_devtools and must never reach a Lambda: by name, or by moto.
+DEV_ONLY_MODULES = frozenset(
+    {"faults.py", "chaos.py", "local_deploy.py", "local_aws.py", "moto_shims.py", "fake_binance.py"}
+)
+_MOTO_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?:moto|cst_devtools)\b", re.MULTILINE)
+
+
+def _development_tooling_in(root: Path, package: str = "cryptosmarttrader") -> list[str]:
+    """The dev package, moto, a dev module, or a Lambda-side module importing moto or the dev
+    package (the CLI is never Lambda code: its local commands import the dev package inside
+    the command, which fails clearly where it is absent)."""
+    found = [p.name for p in root.iterdir() if p.name in {"cst_devtools", "moto"}]
+    for path in sorted((root / package).rglob("*.py")):
+        relative = path.relative_to(root / package)
+        if relative.parts[0] == "cli":
+            continue
+        if path.name in DEV_ONLY_MODULES or _MOTO_IMPORT.search(path.read_text("utf-8")):
+            found.append(relative.as_posix())
+    return found
+
+
+def test_lambda_assets_hold_no_development_tooling(synthesized: Synthesized) -> None:
+    # Given the code asset of every function of the synthesized stack
+    manifest = json.loads((synthesized.outdir / f"{synthesized.stack.stack_name}.assets.json")
+                          .read_text())  # fmt: skip
+    keys = {
+        props["Code"]["S3Key"].removesuffix(".zip")
+        for props in (
+            resource["Properties"]
+            for resource in synthesized.resources_of_type("AWS::Lambda::Function").values()
+        )
+        if isinstance(props["Code"].get("S3Key"), str)
+    }
+    sources = {Path(manifest["files"][key]["source"]["path"]) for key in keys}
+
+    # Then each is the functions folder, the runtime package only: no dev module, nothing of moto
+    assert sources == {REPO_ROOT / "functions"}, sources
+    assert sorted(p.name for p in (REPO_ROOT / "functions").iterdir()) == ["cryptosmarttrader"]
+    assert _development_tooling_in(REPO_ROOT / "functions") == []
+
+
+def test_bundle_holds_no_development_tooling(bundle: tuple[str, Path]) -> None:
+    # Given a real bundle
+    name, path = bundle
+
+    # Then neither the dev package, nor moto, nor a module importing them is in it
+    assert _development_tooling_in(path) == [], name
 
 
 def test_bundle_imports_and_runs_on_cpython_312(

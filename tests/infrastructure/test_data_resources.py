@@ -137,8 +137,8 @@ def test_only_the_orders_table_has_an_index_the_sparse_open_orders_index(
 ) -> None:
     # Given the tables of the contract
     from cryptosmarttrader.adapters.dynamodb_store import OPEN_ORDERS_INDEX, OPEN_PK, OPEN_SK
-    from cryptosmarttrader.adapters.local_aws import table_specs
     from cryptosmarttrader.settings import AwsResources
+    from cst_devtools.local_aws import table_specs
 
     indexes = {
         name: synthesized.resources[

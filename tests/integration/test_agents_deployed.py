@@ -24,7 +24,6 @@ import time_machine
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.domain.agents.tally import AGENT_NAMES
 from cryptosmarttrader.settings import AwsResources
 from cryptosmarttrader.wiring import (
@@ -32,6 +31,7 @@ from cryptosmarttrader.wiring import (
     NO_PROMOTED_MODEL,
     NO_PROMOTED_MODEL_TRADING,
 )
+from cst_devtools.local_aws import ensure_resources
 from infra.config import DeploymentConfig
 from tests.integration.test_agents_vote_realdata import bundle  # noqa: F401 - fixture
 

@@ -25,7 +25,6 @@ from typer.testing import CliRunner
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.model_bundle import save_bundle
 from cryptosmarttrader.adapters.recorded_agent_data import RecordedAgentData
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
@@ -45,6 +44,7 @@ from cryptosmarttrader.services.evaluate import (
 )
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import excluded_coins, recorded_analyzer, scan_service
+from cst_devtools.local_aws import ensure_resources
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 

@@ -18,9 +18,9 @@ from moto import mock_aws
 
 from cryptosmarttrader.adapters.audit import DynamoAuditTrail
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 
 ALARM_NAME = "CryptoSmartTrader-critical-Drawdown"
 ALARM_ARN = f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{ALARM_NAME}"
@@ -274,7 +274,7 @@ def test_events_that_are_not_alarm_notifications_are_rejected_without_effect(
 
 def _handler_ssm_faults() -> Any:
     """Fault hooks on the SSM client the handler itself uses (its cached wiring)."""
-    from cryptosmarttrader.adapters.faults import ExhaustedRetries
+    from cst_devtools.faults import ExhaustedRetries
 
     return ExhaustedRetries(_common.aws_clients().ssm)
 

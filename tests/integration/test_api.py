@@ -24,18 +24,18 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoPositionStore,
     DynamoStateStore,
 )
-from cryptosmarttrader.adapters.local_aws import (
-    ensure_resources,
-    kill_switch_default,
-    table_specs,
-)
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.risk import RiskObservation
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.settings import AwsResources
-from tests.moto_shims import emf_points, emf_records
+from cst_devtools.local_aws import (
+    ensure_resources,
+    kill_switch_default,
+    table_specs,
+)
+from cst_devtools.moto_shims import emf_points, emf_records
 
 API_KEY_ID = "a1b2c3d4e5"
 USER_ARN = "arn:aws:iam::123456789012:user/risk-officer"

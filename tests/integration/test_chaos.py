@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cryptosmarttrader.adapters.faults import LocalChaosLab
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.cli import app
-from cryptosmarttrader.services.chaos import (
+from cryptosmarttrader.settings import TradingSettings
+from cryptosmarttrader.wiring import recorded_analyzer
+from cst_devtools.chaos import (
     ScenarioResult,
     audit_orders,
     control_decisions,
@@ -30,8 +31,7 @@ from cryptosmarttrader.services.chaos import (
     scenario_network,
     scenario_upstream,
 )
-from cryptosmarttrader.settings import TradingSettings
-from cryptosmarttrader.wiring import recorded_analyzer
+from cst_devtools.faults import LocalChaosLab
 
 pytestmark = pytest.mark.realdata
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cryptosmarttrader.cli import app
-from cryptosmarttrader.services.chaos import SCENARIOS
+from cst_devtools.chaos import SCENARIOS
 
 pytestmark = pytest.mark.realdata
 

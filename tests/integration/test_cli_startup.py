@@ -71,7 +71,7 @@ def test_help_of_a_command_loads_no_heavy_library(argv: list[str]) -> None:
 
 def test_the_cli_lists_the_chaos_scenarios_of_the_service() -> None:
     from cryptosmarttrader.cli import chaos as cli_chaos
-    from cryptosmarttrader.services import chaos as service_chaos
+    from cst_devtools import chaos as service_chaos
 
     assert cli_chaos.SCENARIOS == service_chaos.SCENARIOS
 
@@ -81,8 +81,8 @@ def test_kill_switch_commands_start_without_loading_the_local_lake(
 ) -> None:
     from typer.testing import CliRunner
 
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.cli import app
+    from cst_devtools.local_aws import embedded_aws
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     # Given a local state whose lake mirror holds an object

@@ -19,9 +19,9 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoStateStore,
     StoreError,
 )
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.domain.orders import IllegalTransitionError, OrderStatus
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 

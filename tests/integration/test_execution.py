@@ -22,7 +22,6 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoStateStore,
 )
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import embedded_aws, ensure_resources
 from cryptosmarttrader.adapters.paper_exchange import PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
@@ -34,6 +33,7 @@ from cryptosmarttrader.domain.types import ClientOrderId, Money, Price, Quantity
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import embedded_aws, ensure_resources
 
 pytestmark = pytest.mark.realdata
 

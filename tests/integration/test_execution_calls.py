@@ -25,11 +25,11 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     to_item,
 )
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import trading_cycle
+from cst_devtools.local_aws import ensure_resources
 
 NOW = datetime(2022, 6, 1, 12, 10, tzinfo=UTC)
 HISTORY = 1_600

@@ -29,7 +29,6 @@ from cryptosmarttrader.adapters.dynamodb_store import (
 )
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.lake_timing import IngestLagMarketData
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
@@ -47,6 +46,7 @@ from cryptosmarttrader.services.scan import ScanReport, ScanService
 from cryptosmarttrader.services.trading_cycle import CycleReport, TradingCycle
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer, trading_cycle
+from cst_devtools.local_aws import ensure_resources
 
 pytestmark = pytest.mark.realdata
 

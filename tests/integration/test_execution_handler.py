@@ -17,11 +17,11 @@ from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.settings import AwsResources
-from tests.moto_shims import emf_points, emf_records
+from cst_devtools.local_aws import ensure_resources
+from cst_devtools.moto_shims import emf_points, emf_records
 
 pytestmark = pytest.mark.realdata
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "MATIC/USDT", "DOGE/USDT", "LINK/USDT"]

@@ -15,13 +15,13 @@ from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
-from cryptosmarttrader.adapters.faults import ExhaustedRetries
-from cryptosmarttrader.adapters.local_aws import LocalAws, embedded_aws, ensure_resources
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.risk import RiskLevel, RiskObservation
 from cryptosmarttrader.services.risk_state import RISK_PK, RiskStateConflictError, RiskStateService
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.faults import ExhaustedRetries
+from cst_devtools.local_aws import LocalAws, embedded_aws, ensure_resources
 
 T0 = datetime(2022, 5, 9, 8, 0, tzinfo=UTC)
 

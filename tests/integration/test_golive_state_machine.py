@@ -33,16 +33,16 @@ from moto.cloudwatch.models import Statistics
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.handlers import _common, golive_slo, golive_steps
 from cryptosmarttrader.settings import AwsResources
-from tests.infrastructure.conftest import SKIP_BUNDLING, synthesized_template
-from tests.moto_shims import (
+from cst_devtools.local_aws import ensure_resources
+from cst_devtools.moto_shims import (
     invoke_handler_in_process,
     lambda_zip,
     resolve,
     statistic_with_percentiles,
 )
+from tests.infrastructure.conftest import SKIP_BUNDLING, synthesized_template
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cryptosmarttrader.adapters.local_aws import embedded_aws
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.cli.ingest import app
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import embedded_aws
 
 runner = CliRunner()
 

@@ -19,12 +19,12 @@ from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.services.ingest import WATERMARK_PK
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 
 
 @dataclass

@@ -15,7 +15,6 @@ from moto import mock_aws
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import LakeError, S3ParquetLake
 from cryptosmarttrader.domain.circuit_breaker import BreakerConfig
@@ -32,6 +31,7 @@ from cryptosmarttrader.services.ingest import (
     MarketDataReplaySource,
 )
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 
 D0 = 1_704_067_200_000  # 2024-01-01T00:00Z
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.recorded_data import DataSourceError, RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.cli.data import app as data_app
@@ -31,6 +30,7 @@ from cryptosmarttrader.services.ingest import (
     MarketDataReplaySource,
 )
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 
 pytestmark = pytest.mark.realdata
 

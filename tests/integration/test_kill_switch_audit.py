@@ -21,9 +21,9 @@ from moto import mock_aws
 
 from cryptosmarttrader.adapters.audit import DynamoAuditTrail
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 
 PARAM = AwsResources().kill_switch_param
 ROLE = "arn:aws:iam::123456789012:role/Operators"

@@ -138,7 +138,7 @@ def test_a_failed_create_is_answered_failed_with_the_reason(
     response_url: tuple[str, list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from cryptosmarttrader.adapters.faults import ExhaustedRetries
+    from cst_devtools.faults import ExhaustedRetries
 
     url, answers = response_url
     faults = ExhaustedRetries(aws.ssm, code="AccessDeniedException", message="not allowed")

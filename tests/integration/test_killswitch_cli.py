@@ -71,8 +71,8 @@ def test_level_command_records_the_human_and_rejects_bad_levels() -> None:
 
 def _audit_entries(state: Path) -> list[dict[str, object]]:
     from cryptosmarttrader.adapters.audit import DynamoAuditTrail
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.settings import AwsResources
+    from cst_devtools.local_aws import embedded_aws
 
     with embedded_aws(state, AwsResources()) as aws:
         trail = DynamoAuditTrail(aws.resources.state_table, aws.dynamodb)
@@ -125,8 +125,8 @@ def test_an_oversized_reason_is_refused() -> None:
 
 
 def test_status_escapes_control_characters_written_around_the_cli(tmp_path: Path) -> None:
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.settings import AwsResources
+    from cst_devtools.local_aws import embedded_aws
 
     # Given a value written straight to SSM (no CLI/API check) that tries to paint "off"
     hostile = {"on": True, "reason": "x\r\x1b[2Kkill-switch: off", "actor": "mallory",
@@ -149,9 +149,9 @@ def test_status_escapes_control_characters_written_around_the_cli(tmp_path: Path
 
 
 def test_status_reads_the_saved_state_exactly_as_the_embedded_aws_would(tmp_path: Path) -> None:
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.cli.killswitch import _saved_status_payload, _status_payload
     from cryptosmarttrader.settings import AwsResources
+    from cst_devtools.local_aws import embedded_aws
 
     state = tmp_path / "state"
     # Given a switch turned on and a level set by hand in earlier runs
@@ -172,10 +172,10 @@ def test_status_waits_for_a_command_that_holds_the_state_and_shows_what_it_set(
     import threading
     import time
 
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
     from cryptosmarttrader.adapters.system_clock import SystemClock
     from cryptosmarttrader.settings import AwsResources
+    from cst_devtools.local_aws import embedded_aws
 
     state = tmp_path / "state"
     assert runner.invoke(app, ["off", "--reason", "start", "--actor", "al"]).exit_code == 0
@@ -203,8 +203,8 @@ def test_status_waits_for_a_command_that_holds_the_state_and_shows_what_it_set(
 
 
 def test_status_answers_at_once_while_cst_api_serve_holds_the_state(tmp_path: Path) -> None:
-    from cryptosmarttrader.adapters.local_aws import _state_lock
     from cryptosmarttrader.adapters.local_snapshot import saves_every_write
+    from cst_devtools.local_aws import _state_lock
 
     state = tmp_path / "state"
     assert runner.invoke(app, ["on", "--reason", "venue down", "--actor", "al"]).exit_code == 0
@@ -217,9 +217,9 @@ def test_status_answers_at_once_while_cst_api_serve_holds_the_state(tmp_path: Pa
 def test_a_switch_name_the_saved_state_never_held_is_read_like_every_command_reads_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.cli.killswitch import _status_payload
     from cryptosmarttrader.settings import AwsResources
+    from cst_devtools.local_aws import embedded_aws
 
     assert runner.invoke(app, ["on", "--reason", "venue down", "--actor", "al"]).exit_code == 0
     monkeypatch.setenv("CST_KILL_SWITCH_PARAM", "/cst/other")

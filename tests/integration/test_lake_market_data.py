@@ -12,12 +12,12 @@ from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.domain.market import DAILY_SCHEMA
 from cryptosmarttrader.domain.universe import is_tradable_pair
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 
 pytestmark = pytest.mark.realdata
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]

@@ -1,7 +1,7 @@
 """The real-order venue through real ccxt against a local fake Binance spot API (no internet).
 
 ccxt's own ``binance`` class builds, signs and parses every request; only its URLs point at
-``tests/support/fake_binance.py`` on localhost, which verifies each signature and fills market
+``devtools/cst_devtools/fake_binance.py`` on localhost, which verifies each signature and fills market
 orders at the open of the recorded real 1h candles. The ExecutionService runs on moto DynamoDB.
 """
 
@@ -30,7 +30,6 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoStateStore,
 )
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
@@ -51,7 +50,8 @@ from cryptosmarttrader.domain.venue import VenueMode
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.settings import AwsResources
-from tests.support.fake_binance import FakeBinance, serve
+from cst_devtools.fake_binance import FakeBinance, serve
+from cst_devtools.local_aws import ensure_resources
 
 pytestmark = pytest.mark.realdata
 

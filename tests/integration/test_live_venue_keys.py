@@ -21,7 +21,6 @@ from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue
 from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.paper_exchange import PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.secrets import (
@@ -35,6 +34,7 @@ from cryptosmarttrader.services.golive import GoLiveService
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.venues import VenueRefusedError
 from cryptosmarttrader.wiring import trading_cycle
+from cst_devtools.local_aws import ensure_resources
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SECRET_NAME = "cst/exchange/binance-main"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
-from cryptosmarttrader.adapters.local_aws import SNAPSHOT_FILE, SnapshotError, embedded_aws
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import SNAPSHOT_FILE, SnapshotError, embedded_aws
 
 
 @pytest.fixture(autouse=True)
@@ -141,7 +141,7 @@ def test_endpoint_mode_only_ensures_resources_on_a_moto_server(
         with embedded_aws(tmp_path, AwsResources()) as aws:
             got = DynamoStateStore("cst-state", aws.dynamodb).get("wm", "k")
     finally:
-        from cryptosmarttrader.adapters.local_deploy import reset_moto_backends
+        from cst_devtools.local_deploy import reset_moto_backends
 
         reset_moto_backends(port)  # moto's backends are per process: leave nothing behind
         server.stop()

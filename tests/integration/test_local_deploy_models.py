@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from cryptosmarttrader.adapters.local_deploy import allow_mock_integration_methods
+from cst_devtools.local_deploy import allow_mock_integration_methods
 
 REGION = "us-east-1"
 

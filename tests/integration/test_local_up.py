@@ -20,15 +20,15 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from cryptosmarttrader.adapters.faults import free_port
-from cryptosmarttrader.adapters.local_deploy import DeployResult, LocalStackState, is_our_server
 from cryptosmarttrader.cli import app
+from cst_devtools.faults import free_port
+from cst_devtools.local_deploy import DeployResult, LocalStackState, is_our_server
 
 OUTPUTS = {"ScanFunctionName": "cst-scan"}
 FAKE_DEPLOY = (
     "import sys\n"
-    "from cryptosmarttrader.adapters.local_deploy import DeployResult\n"
-    "import cryptosmarttrader.adapters.local_deploy as local_deploy\n"
+    "from cst_devtools.local_deploy import DeployResult\n"
+    "import cst_devtools.local_deploy as local_deploy\n"
     "local_deploy.deploy = lambda endpoint, project, out: DeployResult(endpoint, "
     f"{OUTPUTS!r}, {{'deploy': 0.0}})\n"
     "from cryptosmarttrader.cli import app\n"
@@ -54,7 +54,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
         deployed.append(endpoint)
         return DeployResult(endpoint, dict(OUTPUTS), {"deploy": 0.0})
 
-    monkeypatch.setattr("cryptosmarttrader.adapters.local_deploy.deploy", deploy)
+    monkeypatch.setattr("cst_devtools.local_deploy.deploy", deploy)
     return CliRunner()
 
 

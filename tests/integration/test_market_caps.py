@@ -32,7 +32,6 @@ from cryptosmarttrader.adapters.coingecko_market_caps import (
     RecordedMarketCaps,
     parse_markets,
 )
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor
@@ -43,6 +42,7 @@ from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
 from cryptosmarttrader.wiring import lake_market_data
+from cst_devtools.local_aws import ensure_resources
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
     cleared,
     trained_models,

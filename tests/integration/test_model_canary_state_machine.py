@@ -25,7 +25,6 @@ from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
 from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor
 from cryptosmarttrader.domain.clock import FixedClock
@@ -34,13 +33,14 @@ from cryptosmarttrader.handlers import _common, model_canary
 from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
+from cst_devtools.moto_shims import invoke_handler_in_process, lambda_zip, resolve
 from tests.infrastructure.conftest import SKIP_BUNDLING, synthesized_template
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
     cleared,
     trained_models,
     universe,
 )
-from tests.moto_shims import invoke_handler_in_process, lambda_zip, resolve
 
 pytestmark = pytest.mark.realdata
 

@@ -2,7 +2,7 @@
 
 moto models SageMaker's control plane: models, endpoint configurations and endpoints are
 created and described, nothing is pulled or served. It has no UpdateEndpoint, so
-``tests/moto_shims.update_endpoint`` applies the new configuration as the real call does when
+``cst_devtools.moto_shims.update_endpoint`` applies the new configuration as the real call does when
 the update completes; InService/Updating transitions are not modelled. Serving itself is proven
 by ``tests/integration/test_ml_training.py`` (``ml/inference.py`` functions on real rows).
 """
@@ -24,7 +24,6 @@ from moto import mock_aws
 from moto.sagemaker.responses import SageMakerResponse
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.model_registry_sagemaker import SageMakerModelRegistry
 from cryptosmarttrader.adapters.sagemaker_deployer import SageMakerEndpointDeployer
 from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor
@@ -34,12 +33,13 @@ from cryptosmarttrader.handlers import _common, model_canary
 from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryError, ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
+from cst_devtools.moto_shims import update_endpoint
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
     cleared,
     trained_models,
     universe,
 )
-from tests.moto_shims import update_endpoint
 
 pytestmark = pytest.mark.realdata
 

@@ -20,7 +20,6 @@ import pytest
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
 from cryptosmarttrader.adapters.model_registry_sagemaker import SageMakerModelRegistry
 from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor
@@ -32,6 +31,7 @@ from cryptosmarttrader.ports import ModelRegistry
 from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryError, ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
     cleared,
     trained_models,

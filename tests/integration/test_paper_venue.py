@@ -19,7 +19,6 @@ from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.paper_exchange import (
     InMemoryPaperBook,
     PaperBook,
@@ -32,6 +31,7 @@ from cryptosmarttrader.domain.exchange import FatalExchangeError, OrderNotFoundE
 from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.domain.types import ClientOrderId, Quantity, Side, Symbol
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 
 pytestmark = pytest.mark.realdata
 

@@ -12,11 +12,11 @@ import pytest
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake, symbol_slug
 from cryptosmarttrader.domain.market import DAY_MS, OHLCV_SCHEMA
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 
 H = 3_600_000
 D0 = 1_704_067_200_000  # 2024-01-01T00:00Z

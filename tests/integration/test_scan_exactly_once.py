@@ -15,7 +15,6 @@ from moto import mock_aws
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoIdempotencyStore, DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics, InMemorySlis
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.risk import RiskLevel
@@ -24,6 +23,7 @@ from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer, scan_service
+from cst_devtools.local_aws import ensure_resources
 
 pytestmark = pytest.mark.realdata
 

@@ -22,10 +22,10 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.cli import app
 from cryptosmarttrader.settings import AwsResources
-from tests.moto_shims import emf_points, emf_records
+from cst_devtools.local_aws import ensure_resources
+from cst_devtools.moto_shims import emf_points, emf_records
 
 
 @dataclass

@@ -23,13 +23,13 @@ from moto.cloudwatch.models import Statistics
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.cloudwatch_metric_reader import CloudWatchMetricReader
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
-from cryptosmarttrader.adapters.local_aws import ensure_resources, kill_switch_default
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.golive import GoLiveParams, Stage
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.services.golive import SloService
 from cryptosmarttrader.settings import AwsResources
-from tests.moto_shims import emf_points, emf_records, publish_emf, statistic_with_percentiles
+from cst_devtools.local_aws import ensure_resources, kill_switch_default
+from cst_devtools.moto_shims import emf_points, emf_records, publish_emf, statistic_with_percentiles
 
 ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

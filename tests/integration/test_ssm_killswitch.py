@@ -13,11 +13,11 @@ from botocore.config import Config
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.ssm_killswitch import FAIL_CLOSED_ACTOR, SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.types import DomainError
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 PARAM = "/cst/kill-switch"

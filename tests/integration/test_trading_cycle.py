@@ -25,7 +25,6 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoStateStore,
 )
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.paper_exchange import PAPER_VENUE_PK
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
@@ -50,6 +49,7 @@ from cryptosmarttrader.services.trading_cycle import (
 )
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer, trading_cycle
+from cst_devtools.local_aws import ensure_resources
 
 pytestmark = pytest.mark.realdata
 

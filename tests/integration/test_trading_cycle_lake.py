@@ -14,12 +14,12 @@ from moto import mock_aws
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoPositionStore
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake, partition_key
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import lake_market_data, trading_cycle
+from cst_devtools.local_aws import ensure_resources
 
 pytestmark = pytest.mark.realdata
 

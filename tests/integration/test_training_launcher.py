@@ -27,7 +27,6 @@ from ml import train as train_entry
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.model_registry_sagemaker import SageMakerModelRegistry
 from cryptosmarttrader.adapters.sagemaker_training import (
     SageMakerTrainingJobs,
@@ -39,6 +38,7 @@ from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryService
 from cryptosmarttrader.services.training_launcher import TrainingLauncher, TrainingParams
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.local_aws import ensure_resources
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
     TRAIN_END,
     trained_models,

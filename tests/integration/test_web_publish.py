@@ -19,7 +19,6 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from cryptosmarttrader.adapters.local_deploy import register_cloudfront_resources
 from cryptosmarttrader.adapters.web_publish import (
     OUTPUT_API_URL,
     OUTPUT_BUCKET,
@@ -31,6 +30,7 @@ from cryptosmarttrader.adapters.web_publish import (
     site_target,
 )
 from cryptosmarttrader.cli import app
+from cst_devtools.local_deploy import register_cloudfront_resources
 
 REGION = "us-east-1"
 STACK = "CryptoSmartTrader"

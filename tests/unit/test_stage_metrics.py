@@ -7,7 +7,7 @@ import pytest
 from cryptosmarttrader.adapters.emf_metrics import InMemorySlis, StageMetrics
 from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.slo import slo_queries
-from tests.moto_shims import emf_points, emf_records
+from cst_devtools.moto_shims import emf_points, emf_records
 
 
 @pytest.fixture(autouse=True)

@@ -494,8 +494,8 @@ class LocalApi:
 @contextlib.contextmanager
 def local_api(state: Path, *, quiet_metrics: bool = True) -> Iterator[LocalApi]:
     """The API handler, ready to invoke in-process over the embedded local AWS at ``state``."""
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.handlers import _common
+    from cst_devtools.local_aws import embedded_aws
 
     saved = {k: os.environ.get(k) for k in _local_environment(quiet_metrics)}
     os.environ.update(_local_environment(quiet_metrics))

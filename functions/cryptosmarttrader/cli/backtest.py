@@ -131,11 +131,11 @@ def _paper_replay(
 ) -> list[ReplayDay]:
     """The decisions replayed through the scan and execution cycles on a throwaway local AWS."""
     from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
     from cryptosmarttrader.services.paper_replay import PaperReplay
     from cryptosmarttrader.settings import AwsResources
     from cryptosmarttrader.wiring import recorded_analyzer, scan_service, trading_cycle
+    from cst_devtools.local_aws import embedded_aws
 
     market = RecordedMarketData(data_dir)
     resources = AwsResources()

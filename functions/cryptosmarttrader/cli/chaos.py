@@ -17,10 +17,10 @@ from cryptosmarttrader.cli._progress import progress_bars, show_progress
 from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
-    from cryptosmarttrader.services.chaos import ChaosReport
+    from cst_devtools.chaos import ChaosReport
 
 LAMBDA_MEMORY_MB = 2048  # the scan function's configured memory (infra/config.py scan_function)
-# services.chaos.SCENARIOS, spelled out so `cst --help` needs no polars (a test keeps them equal)
+# cst_devtools.chaos.SCENARIOS, spelled out so `cst --help` needs no polars (a test keeps them equal)
 SCENARIOS: tuple[str, ...] = (
     "network",
     "upstream",
@@ -66,11 +66,11 @@ def run(
     if unknown:
         fail(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     parse_day(asof)
-    from cryptosmarttrader.adapters.faults import LocalChaosLab
     from cryptosmarttrader.adapters.system_clock import SystemClock
-    from cryptosmarttrader.services.chaos import run_suite
     from cryptosmarttrader.settings import TradingSettings
     from cryptosmarttrader.wiring import recorded_analyzer, resolve_data_dir
+    from cst_devtools.chaos import run_suite
+    from cst_devtools.faults import LocalChaosLab
 
     try:
         data_dir = resolve_data_dir(data)

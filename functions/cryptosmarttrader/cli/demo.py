@@ -253,10 +253,10 @@ def _fresh_environment(plan: _Plan) -> tuple[ModuleType, ModuleType, ModuleType]
 
 
 def _run(console: Console, plan: _Plan, state_dir: Path, top: int) -> None:
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
     from cryptosmarttrader.adapters.system_clock import SystemClock
     from cryptosmarttrader.settings import AwsResources
+    from cst_devtools.local_aws import embedded_aws
 
     resources = AwsResources()
     console.rule("[bold]CryptoSmartTrader demo — embedded local AWS (moto, in-process)")

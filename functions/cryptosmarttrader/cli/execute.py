@@ -46,12 +46,12 @@ def execute(
     order on the first recorded hourly bar opening after it was sent, once --at has reached it.
     """
     from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
     from cryptosmarttrader.adapters.system_clock import SystemClock
     from cryptosmarttrader.domain.clock import FixedClock
     from cryptosmarttrader.settings import AwsResources, TradingSettings
     from cryptosmarttrader.wiring import resolve_data_dir, trading_cycle
+    from cst_devtools.local_aws import embedded_aws
 
     clock: Clock = SystemClock()
     if at is not None:

@@ -13,11 +13,9 @@ due in that same process); a moto server or LocalStack keeps them between comman
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,9 +28,9 @@ from cryptosmarttrader.cli._common import fail, state_dir
 from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
-    from cryptosmarttrader.adapters.local_aws import LocalAws
     from cryptosmarttrader.domain.golive import GoLiveParams
     from cryptosmarttrader.services.golive import GoLiveRunner, GoLiveService, SloService
+    from cst_devtools.local_aws import LocalAws
 
 # boto3, moto, polars, rich and the services are imported inside the commands (fast `cst --help`).
 
@@ -87,34 +85,6 @@ def _services(aws: LocalAws) -> tuple[GoLiveService, SloService]:
     )
     reader = CloudWatchMetricReader(settings.metrics_namespace, cloudwatch_client(aws.resources))
     return golive, SloService(reader, store, clock, settings.thresholds())
-
-
-@contextlib.contextmanager
-def _moto_percentiles(aws: LocalAws) -> Iterator[None]:
-    """moto's CloudWatch computes no percentile statistics; add nearest-rank ``pNN`` in-process.
-
-    Only for the in-process embedded AWS: a moto server, LocalStack or AWS answer on their own.
-    """
-    from cryptosmarttrader.domain.slo import percentile
-
-    if aws.mode != "in-process":
-        yield
-        return
-    from moto.cloudwatch.models import Statistics
-
-    original = Statistics.get_statistics_for_type
-
-    def with_percentiles(self: Statistics, stat: str) -> Any:
-        match = re.fullmatch(r"p(\d+(?:\.\d+)?)", stat)
-        if match:
-            return percentile(self.metric_single_values_list, float(match.group(1)))
-        return original(self, stat)
-
-    Statistics.get_statistics_for_type = with_percentiles  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Statistics.get_statistics_for_type = original  # type: ignore[method-assign]
 
 
 def _publish_metrics(aws: LocalAws, metrics: MetricsFile, namespace: str) -> int:
@@ -184,9 +154,9 @@ def start(
 ) -> None:
     """Start a go-live run and return at once with its id; `cst golive status` follows it. Any
     SLO breach or failed step rolls back."""
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.domain.golive import GoLiveParams
     from cryptosmarttrader.services.golive import GoLiveRunner, GoLiveSettings
+    from cst_devtools.local_aws import cloudwatch_percentiles, embedded_aws
 
     rid = run_id or f"golive-{datetime.now(tz=UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     try:
@@ -217,7 +187,7 @@ def start(
     if settings.state_machine_arn:
         _start_deployed(settings.state_machine_arn, params, as_json)
         return
-    with embedded_aws(state_dir(state)) as aws, _moto_percentiles(aws):
+    with embedded_aws(state_dir(state)) as aws, cloudwatch_percentiles(aws):
         golive, slo = _services(aws)
         if sample is not None:
             _publish_metrics(aws, sample, settings.metrics_namespace)
@@ -293,11 +263,11 @@ def status(
     state: StateOption = None,
 ) -> None:
     """Runs, their transitions with reasons, the live version and the SLO evaluations."""
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.services.golive import GoLiveRunner, GoLiveSettings
+    from cst_devtools.local_aws import cloudwatch_percentiles, embedded_aws
 
     settings = GoLiveSettings()
-    with embedded_aws(state_dir(state)) as aws, _moto_percentiles(aws):
+    with embedded_aws(state_dir(state)) as aws, cloudwatch_percentiles(aws):
         golive, slo = _services(aws)
         runner = GoLiveRunner(golive, slo)
         runs = golive.runs()
@@ -326,8 +296,8 @@ def rollback(
     state: StateOption = None,
 ) -> None:
     """Manual rollback: kill-switch on, open orders canceled, version reverted, recorded."""
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.services.golive import Failure
+    from cst_devtools.local_aws import embedded_aws
 
     if not reason.strip():
         fail("--reason must not be empty")

@@ -53,7 +53,6 @@ def ingest(
         fail(f"--timeframe must be 1h, 4h or 1d, got {timeframe!r}")
     from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
     from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
     from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
     from cryptosmarttrader.adapters.system_clock import SystemClock
@@ -64,6 +63,7 @@ def ingest(
     )
     from cryptosmarttrader.settings import AwsResources
     from cryptosmarttrader.wiring import resolve_data_dir
+    from cst_devtools.local_aws import embedded_aws
 
     try:
         market = RecordedMarketData(resolve_data_dir(data))

@@ -31,11 +31,11 @@ from cryptosmarttrader.domain.types import DomainError
 
 if TYPE_CHECKING:
     from cryptosmarttrader.adapters.killswitch_value import KillSwitchStatus
-    from cryptosmarttrader.adapters.local_aws import LocalAws
     from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
     from cryptosmarttrader.domain.risk import RiskState
     from cryptosmarttrader.services.risk_state import RiskStateService
     from cryptosmarttrader.settings import AwsResources
+    from cst_devtools.local_aws import LocalAws
 
 # boto3, moto and the risk services are imported inside the commands (fast `cst --help`).
 
@@ -149,8 +149,8 @@ def _set(on: bool, reason: str, actor: str | None, state: Path | None, as_json: 
     request_id = f"cli-{uuid.uuid4().hex}"
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.settings import AwsResources
+    from cst_devtools.local_aws import embedded_aws
 
     with embedded_aws(state_dir(state), AwsResources(), lake=False) as aws:
         switch, _ = _services(aws)
@@ -209,7 +209,7 @@ def status(state: StateOpt = None, as_json: JsonOpt = False) -> None:
                 "waiting for it to finish",
                 err=True,
             )
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
+    from cst_devtools.local_aws import embedded_aws
 
     with embedded_aws(directory, resources, lake=False) as aws:
         payload = _status_payload(aws)
@@ -262,9 +262,9 @@ def level(
     as_json: JsonOpt = False,
 ) -> None:
     """Set the RiskGuard level by hand (recorded with actor and reason; leaves SHUTDOWN)."""
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.domain.risk import RiskLevel
     from cryptosmarttrader.settings import AwsResources
+    from cst_devtools.local_aws import embedded_aws
 
     try:
         target = RiskLevel[to.strip().upper()]

@@ -17,7 +17,7 @@ from cryptosmarttrader.cli._common import fail, state_dir
 from cryptosmarttrader.cli._progress import show_progress, working
 
 if TYPE_CHECKING:
-    from cryptosmarttrader.adapters.local_deploy import DeployResult, LocalStackState
+    from cst_devtools.local_deploy import DeployResult, LocalStackState
 
 # The deployment adapters (moto server, CDK, botocore) are imported inside the commands.
 
@@ -40,7 +40,7 @@ def _print(result: DeployResult) -> None:
 
 
 def _deploy(endpoint: str, state: Path) -> DeployResult:
-    from cryptosmarttrader.adapters.local_deploy import deploy
+    from cst_devtools.local_deploy import deploy
 
     with working(f"synthesizing and deploying the stacks to {endpoint}", show_progress()):
         return deploy(endpoint, PROJECT_DIR, state / "cdk-outputs.json")
@@ -48,7 +48,7 @@ def _deploy(endpoint: str, state: Path) -> DeployResult:
 
 def _running(state: LocalStackState) -> bool:
     """The recorded server still runs (and still answers, when we know its port)."""
-    from cryptosmarttrader.adapters.local_deploy import is_our_server, wait_for_server
+    from cst_devtools.local_deploy import is_our_server, wait_for_server
 
     if state.pid is None:
         return True  # external: not ours to judge
@@ -58,7 +58,7 @@ def _running(state: LocalStackState) -> bool:
 
 
 def _refuse_second_stack(directory: Path) -> None:
-    from cryptosmarttrader.adapters.local_deploy import LocalStackState
+    from cst_devtools.local_deploy import LocalStackState
 
     existing = LocalStackState.load(directory)
     if existing and existing.pid and _running(existing):
@@ -89,8 +89,8 @@ def up(
     state: StateOpt = None,
 ) -> None:
     """Start a moto server on 127.0.0.1 (unless --endpoint) and deploy the stacks to it."""
-    from cryptosmarttrader.adapters.faults import free_port
-    from cryptosmarttrader.adapters.local_deploy import DeployError, LocalStackState
+    from cst_devtools.faults import free_port
+    from cst_devtools.local_deploy import DeployError, LocalStackState
 
     directory = state_dir(state)
     target = endpoint or os.environ.get("AWS_ENDPOINT_URL")
@@ -113,7 +113,7 @@ def up(
 
 
 def _up_detached(directory: Path, port: int) -> None:
-    from cryptosmarttrader.adapters.local_deploy import DeployError, start_detached_server
+    from cst_devtools.local_deploy import DeployError, start_detached_server
 
     try:
         server = start_detached_server(directory, port)
@@ -131,7 +131,7 @@ def _up_detached(directory: Path, port: int) -> None:
 
 
 def _up_foreground(directory: Path, port: int) -> None:
-    from cryptosmarttrader.adapters.local_deploy import (
+    from cst_devtools.local_deploy import (
         STATE_FILE,
         DeployError,
         LocalStackState,
@@ -169,7 +169,7 @@ def _up_foreground(directory: Path, port: int) -> None:
 
 def _stop(current: LocalStackState, directory: Path) -> bool:
     """SIGTERM the recorded server if it is ours and alive; wait for it; forget it."""
-    from cryptosmarttrader.adapters.local_deploy import STATE_FILE, is_our_server
+    from cst_devtools.local_deploy import STATE_FILE, is_our_server
 
     stopped = False
     if current.pid is not None and is_our_server(current.pid):
@@ -186,7 +186,7 @@ def _stop(current: LocalStackState, directory: Path) -> bool:
 def status(state: StateOpt = None) -> None:
     """Show the endpoint, server process and stack outputs of the stack `cst local up` started
     (in the foreground or with --detach)."""
-    from cryptosmarttrader.adapters.local_deploy import LocalStackState
+    from cst_devtools.local_deploy import LocalStackState
 
     current = LocalStackState.load(state_dir(state))
     if current is None:
@@ -208,7 +208,7 @@ def status(state: StateOpt = None) -> None:
 @app.command("down")
 def down(state: StateOpt = None) -> None:
     """Stop the server `cst local up` started (foreground or detached; that pid only)."""
-    from cryptosmarttrader.adapters.local_deploy import STATE_FILE, LocalStackState
+    from cst_devtools.local_deploy import STATE_FILE, LocalStackState
 
     directory = state_dir(state)
     current = LocalStackState.load(directory)

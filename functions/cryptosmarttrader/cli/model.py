@@ -31,10 +31,10 @@ from cryptosmarttrader.domain import jsonout
 if TYPE_CHECKING:
     import polars as pl
 
-    from cryptosmarttrader.adapters.local_aws import LocalAws
     from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
     from cryptosmarttrader.services.model_registry import ModelRegistryService
     from cryptosmarttrader.services.training_launcher import TrainingParams
+    from cst_devtools.local_aws import LocalAws
 
 # polars, xgboost, boto3/moto and the services are imported inside the commands that need them.
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -92,11 +92,11 @@ def _registry_service(
     SageMaker Model Registry of the account (or ``AWS_ENDPOINT_URL``), redeploying
     ``CST_MODEL_ENDPOINT`` on promote and rollback when it is set."""
     from cryptosmarttrader.adapters.aws_clients import AwsClients
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.adapters.model_registry_sagemaker import build_registry_service
     from cryptosmarttrader.adapters.system_clock import SystemClock
     from cryptosmarttrader.services.model_registry import MlSettings
     from cryptosmarttrader.settings import AwsResources
+    from cst_devtools.local_aws import embedded_aws
 
     settings = MlSettings()
     if settings.model_registry == "embedded":
@@ -144,11 +144,11 @@ def train(
         fail(f"--on must be local or sagemaker, got {on!r}")
     import polars as pl
 
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.domain.drift import DriftReference
     from cryptosmarttrader.domain.model_canary import ModelCard
     from cryptosmarttrader.services.training_launcher import TrainingParams
     from cryptosmarttrader.wiring import excluded_coins
+    from cst_devtools.local_aws import embedded_aws
 
     market = _market(data)
     daily = market.daily_all().filter(
@@ -500,11 +500,11 @@ def drift(
 ) -> None:
     """PSI / KS of features and predictions and calibration decay, as the drift Lambda."""
     from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
     from cryptosmarttrader.services.model_lifecycle import DriftService, LifecycleError
     from cryptosmarttrader.services.model_registry import ModelRegistryError
     from cryptosmarttrader.wiring import excluded_coins
+    from cst_devtools.local_aws import embedded_aws
 
     market = _market(data)
     with embedded_aws(state_dir(state)) as aws:
@@ -540,12 +540,12 @@ def canary(
     state: StateOpt = None,
 ) -> None:
     """Shadow → gate → canary share → gate → promote, else rollback (the state machine's steps)."""
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
     from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError, ModelStage
     from cryptosmarttrader.services.model_lifecycle import CanaryService, LifecycleError
     from cryptosmarttrader.services.model_registry import ModelRegistryError
     from cryptosmarttrader.wiring import excluded_coins
+    from cst_devtools.local_aws import embedded_aws
 
     market = _market(data)
     when = parse_day(asof)

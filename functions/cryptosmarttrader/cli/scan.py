@@ -69,7 +69,6 @@ def scan(
     if universe not in ("tradable", "all"):
         fail(f"--universe must be tradable or all, got {universe!r}")
     from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.adapters.system_clock import SystemClock
     from cryptosmarttrader.settings import AwsResources, TradingSettings
     from cryptosmarttrader.wiring import (
@@ -78,6 +77,7 @@ def scan(
         scan_model,
         scan_service,
     )
+    from cst_devtools.local_aws import embedded_aws
 
     try:
         settings = TradingSettings(universe=universe)

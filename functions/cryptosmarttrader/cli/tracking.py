@@ -100,7 +100,6 @@ def measure(
         DynamoStateStore,
     )
     from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-    from cryptosmarttrader.adapters.local_aws import embedded_aws
     from cryptosmarttrader.adapters.paper_exchange import PaperExchange
     from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
     from cryptosmarttrader.domain.clock import FixedClock
@@ -112,6 +111,7 @@ def measure(
     from cryptosmarttrader.services.execution import ExecutionService
     from cryptosmarttrader.services.risk_state import RiskStateService
     from cryptosmarttrader.settings import AwsResources
+    from cst_devtools.local_aws import embedded_aws
 
     tf_ms = TIMEFRAME_MS[timeframe]
     frames = {

@@ -1,6 +1,8 @@
 """Helpers shared by the Lambda handlers: settings and clients (parsed once per execution
 environment), Powertools Logger / Metrics factories, the stage's SLI publisher, EventBridge
-unwrapping, correlation ids, the uniform "rejected event" result and the scheduled-run error.
+unwrapping, correlation ids, the uniform "rejected event" result and the scheduled-run error,
+and :func:`lambda_handler`, the decorator that makes each handler read as validate → service →
+response.
 
 Rejected vs failed: a *rejection* answers a caller whose request is malformed or refused
 (``status: rejected``, ``RejectedEvents``; the stage's ``Errors`` SLI stays 0). A scheduled
@@ -10,15 +12,16 @@ retries it, dead-letters it, and the ``StageErrors`` / ``LambdaErrors`` alarms f
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.emf_metrics import METRICS_NAMESPACE, StageMetrics
@@ -26,12 +29,17 @@ from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.sanitize import sanitized_json
 from cryptosmarttrader.settings import AwsResources, DeploymentSettings, TradingSettings
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
+
 __all__ = [
+    "Refused",
     "ScheduledRunError",
     "aws_clients",
     "correlation_id",
     "count_invocation",
     "deployment",
+    "lambda_handler",
     "make_logger",
     "make_metrics",
     "reject_malformed",
@@ -145,3 +153,108 @@ def rejected(what: str, exc: ValidationError) -> dict[str, Any]:
         "error": f"invalid {what} event: {exc.error_count()} error(s)",
         "details": exc.errors(include_url=False, include_input=False, include_context=False),
     }
+
+
+class Refused(Exception):  # noqa: N818 - a refusal is an answer, not an error of ours
+    """A caller's request this deployment will not run; nothing was touched. Raised by a
+    :func:`lambda_handler` body, it is answered ``{"status": "rejected", "error": reason}``,
+    counted as ``RejectedEvents`` and logged as a warning (``log_message``); the stage's
+    ``Errors`` SLI stays 0."""
+
+    def __init__(self, reason: str, *, log_message: str = "request rejected") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.log_message = log_message
+
+
+Event = type[BaseModel] | TypeAdapter[Any]
+Body = Callable[[Any, LambdaContext], Any]
+# the context is Lambda's (or a stand-in with its attributes: local runs, tests, the chaos lab)
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def lambda_handler(
+    *,
+    logger: Logger,
+    event: Event | None = None,
+    what: str = "",
+    metrics: Metrics | None = None,
+    tracer: Tracer | None = None,
+    stage_slis: bool = False,
+    log_event: bool = False,
+    cold_start_metric: bool = True,
+    invalid: Callable[[ValidationError], Exception] | None = None,
+) -> Callable[[Body], Handler]:
+    """One Lambda entry point: the body gets the validated request and returns the response.
+
+    * correlation id: the EventBridge event id, else the event's ``correlation_id``, else the
+      request id (:func:`request_payload`), set on ``logger`` before anything else;
+    * validation: ``event`` (a pydantic model or a ``TypeAdapter``) parses the payload; without
+      one the body gets the payload itself. A malformed event raises ``invalid(exc)`` when given
+      (a state machine's task that must fail), else is answered :func:`rejected` (logged, and
+      counted in ``RejectedEvents`` when the handler has ``metrics``);
+    * a :class:`Refused` from the body is answered ``{"status": "rejected", "error": ...}``;
+    * ``stage_slis``: one ``Requests`` and ``Errors`` 0 or 1 of this deployment's stage per
+      invocation — 1 for any exception the body raises (a :class:`ScheduledRunError` included),
+      which is raised on, so Lambda counts, retries and dead-letters it too;
+    * Powertools: ``metrics.log_metrics`` (outermost), ``logger.inject_lambda_context``,
+      ``tracer.capture_lambda_handler``, each when given.
+    """
+
+    def decorate(body: Body) -> Handler:
+        @functools.wraps(body)
+        def run(raw: dict[str, Any], context: LambdaContext) -> Any:
+            payload = request_payload(raw, context, logger)
+            slis = stage_metrics() if stage_slis else None  # an invalid CST_STAGE fails here
+            try:
+                request = _validate(event, payload)
+            except ValidationError as exc:
+                if invalid is not None:
+                    raise invalid(exc) from exc
+                _count(slis, failed=False)
+                return _reject_malformed(what, exc, logger, metrics)
+            try:
+                response = body(request, context)
+            except Refused as refusal:
+                _count(slis, failed=False)
+                logger.warning(refusal.log_message, extra={"reason": refusal.reason})
+                if metrics is not None:
+                    metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
+                return {"status": "rejected", "error": refusal.reason}
+            except Exception:
+                _count(slis, failed=True)
+                raise
+            _count(slis, failed=False)
+            return response
+
+        handler: Handler = run
+        if tracer is not None:
+            handler = tracer.capture_lambda_handler(handler)
+        handler = logger.inject_lambda_context(log_event=log_event)(handler)
+        if metrics is not None:
+            handler = metrics.log_metrics(capture_cold_start_metric=cold_start_metric)(handler)
+        return handler
+
+    return decorate
+
+
+def _validate(event: Event | None, payload: dict[str, Any]) -> Any:
+    if event is None:
+        return payload
+    if isinstance(event, TypeAdapter):
+        return event.validate_python(payload)
+    return event.model_validate(payload)
+
+
+def _count(slis: StageMetrics | None, *, failed: bool) -> None:
+    if slis is not None:
+        count_invocation(slis, failed=failed)
+
+
+def _reject_malformed(
+    what: str, exc: ValidationError, logger: Logger, metrics: Metrics | None
+) -> dict[str, Any]:
+    if metrics is not None:
+        return reject_malformed(what, exc, logger, metrics)
+    logger.warning(f"rejected malformed {what} event", extra={"errors": exc.error_count()})
+    return rejected(what, exc)

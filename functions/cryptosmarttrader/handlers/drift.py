@@ -18,9 +18,8 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.model_registry_sagemaker import build_registry_service
@@ -28,15 +27,13 @@ from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.handlers._common import (
+    Refused,
     ScheduledRunError,
     aws_clients,
-    count_invocation,
+    lambda_handler,
     make_logger,
     make_metrics,
-    rejected,
-    request_payload,
     resources,
-    stage_metrics,
     trading_settings,
 )
 from cryptosmarttrader.services.model_lifecycle import DriftService, LifecycleError
@@ -77,23 +74,14 @@ def _service() -> DriftService:
     return DriftService(registry, market, TreeEnsemblePredictor.from_bytes, EmfMetrics(metrics))
 
 
-@metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    payload = request_payload(event, context, logger)
-    slis = stage_metrics()
-    try:
-        request = DriftEvent.model_validate(payload)
-    except ValidationError as exc:
-        count_invocation(slis, failed=False)
-        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
-        return rejected("drift", exc)
+@lambda_handler(
+    logger=logger, event=DriftEvent, what="drift", metrics=metrics, tracer=tracer, stage_slis=True
+)
+def handler(request: DriftEvent, context: LambdaContext) -> dict[str, Any]:
     scheduled = request.asof is None and request.version is None
     try:
         service = _service()
         if scheduled and service.registry.production() is None:
-            count_invocation(slis, failed=False)
             reason = (
                 f"{service.registry.registry.group} has no production version: nothing to check"
             )
@@ -107,16 +95,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         outcome = service.check(asof, request.version)
     except (LifecycleError, ModelRegistryError) as exc:
         if scheduled:
-            count_invocation(slis, failed=True)
             raise ScheduledRunError(f"scheduled drift check could not run: {exc}") from exc
-        count_invocation(slis, failed=False)
-        logger.warning("drift check request refused", extra={"reason": str(exc)})
-        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
-        return {"status": "rejected", "error": str(exc)}
-    except Exception:
-        count_invocation(slis, failed=True)
-        raise
-    count_invocation(slis, failed=False)
+        raise Refused(str(exc), log_message="drift check request refused") from exc
     report = outcome.report
     logger.info(
         "drift checked",

@@ -18,23 +18,21 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.clock import Clock, FixedClock
 from cryptosmarttrader.handlers._common import (
+    Refused,
     ScheduledRunError,
     aws_clients,
-    count_invocation,
     deployment,
+    lambda_handler,
     make_logger,
     make_metrics,
-    reject_malformed,
-    request_payload,
     resources,
     stage_metrics,
     trading_settings,
@@ -46,6 +44,7 @@ from cryptosmarttrader.wiring import lake_market_data, resolve_data_dir, trading
 logger = make_logger("execution")
 metrics = make_metrics("execution")
 tracer = Tracer(service="execution")
+_REFUSED = "execution request rejected"
 
 
 class ExecutionEvent(BaseModel):
@@ -71,46 +70,33 @@ def _market() -> MarketData:
     return lake_market_data(aws_clients().s3, resources(), settings.exchange)
 
 
-@metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    payload = request_payload(event, context, logger)
-    slis = stage_metrics()
-    try:
-        request = ExecutionEvent.model_validate(payload)
-    except ValidationError as exc:
-        count_invocation(slis, failed=False)
-        return reject_malformed("execution", exc, logger, metrics)
+@lambda_handler(
+    logger=logger,
+    event=ExecutionEvent,
+    what="execution",
+    metrics=metrics,
+    tracer=tracer,
+    stage_slis=True,
+)
+def handler(request: ExecutionEvent, context: LambdaContext) -> dict[str, Any]:
     if request.at is not None and not deployment().allow_replays:
-        count_invocation(slis, failed=False)
-        return _refuse(
+        raise Refused(
             f"replays are not allowed on this deployment (stage {deployment().stage}): it trades "
             "on its own clock; `at` is honoured only where CST_ALLOW_REPLAYS=true (local and "
-            "replay deployments)"
+            "replay deployments)",
+            log_message=_REFUSED,
         )
     clock: Clock = SystemClock() if request.at is None else FixedClock(request.at.astimezone(UTC))
     try:
         cycle = trading_cycle(
-            _market(),
-            clock,
-            aws_clients(),
-            resources(),
-            trading_settings(),
-            EmfMetrics(metrics),
-            slis,
-        )
+            _market(), clock, aws_clients(), resources(), trading_settings(),
+            EmfMetrics(metrics), stage_metrics(),
+        )  # fmt: skip
         report = cycle.run()
     except CycleInputError as exc:
         if request.at is None:  # the schedule's own cycle could not run: a failure, not a no
-            count_invocation(slis, failed=True)
             raise ScheduledRunError(f"scheduled execution cycle could not run: {exc}") from exc
-        count_invocation(slis, failed=False)
-        return _refuse(str(exc))
-    except Exception:
-        count_invocation(slis, failed=True)
-        raise
-    count_invocation(slis, failed=False)
+        raise Refused(str(exc), log_message=_REFUSED) from exc
     logger.info(
         "execution cycle complete",
         extra={
@@ -129,10 +115,3 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "execution cycle without fresh market data", extra={"reason": report.market_data}
         )
     return {"status": "ok", "report": report.model_dump(mode="json")}
-
-
-def _refuse(reason: str) -> dict[str, Any]:
-    """A caller's request this deployment will not run: nothing was touched."""
-    logger.warning("execution request rejected", extra={"reason": reason})
-    metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
-    return {"status": "rejected", "error": reason}

@@ -22,8 +22,8 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.golive import GoLiveParams, Stage
 from cryptosmarttrader.handlers._common import (
     aws_clients,
+    lambda_handler,
     make_logger,
-    request_payload,
     resources,
 )
 from cryptosmarttrader.services.golive import GoLiveSettings, SloService
@@ -54,16 +54,15 @@ def _service() -> SloService:
     )
 
 
-@logger.inject_lambda_context(log_event=False)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    event = request_payload(event, context, logger)
-    try:
-        request = SloEvent.model_validate(event)
-    except ValidationError as exc:
-        raise SloGateInputError(
-            f"invalid SLO gate event: {exc.error_count()} error(s): "
-            + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        ) from exc
+def _invalid(exc: ValidationError) -> SloGateInputError:
+    return SloGateInputError(
+        f"invalid SLO gate event: {exc.error_count()} error(s): "
+        + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    )
+
+
+@lambda_handler(logger=logger, event=SloEvent, invalid=_invalid)
+def handler(request: SloEvent, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=request.params.run_id, stage=str(request.stage))
     evaluation = _service().evaluate(request.params, Stage(request.stage))
     logger.info(

@@ -20,8 +20,8 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.golive import GoLiveParams, Stage
 from cryptosmarttrader.handlers._common import (
     aws_clients,
+    lambda_handler,
     make_logger,
-    request_payload,
     resources,
 )
 from cryptosmarttrader.services.golive import (
@@ -116,13 +116,14 @@ def _run_view(run: dict[str, Any]) -> dict[str, Any]:
     return {k: str(run[k]) for k in ("run_id", "stage", "status") if k in run}
 
 
-@logger.inject_lambda_context(log_event=False)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    event = request_payload(event, context, logger)
-    try:
-        request = _EVENT.validate_python(event)
-    except ValidationError as exc:
-        raise GoLiveInputError(f"invalid go-live step event: {_errors(exc)}") from exc
+def _invalid(exc: ValidationError) -> GoLiveInputError:
+    return GoLiveInputError(f"invalid go-live step event: {_errors(exc)}")
+
+
+@lambda_handler(logger=logger, event=_EVENT, invalid=_invalid)
+def handler(
+    request: StartStage | Promote | Compensate | RecordRollback, context: LambdaContext
+) -> dict[str, Any]:
     service = _service()
     if isinstance(request, StartStage):
         logger.append_keys(run_id=request.run_id)

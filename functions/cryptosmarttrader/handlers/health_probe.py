@@ -19,8 +19,8 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.handlers._common import (
     aws_clients,
+    lambda_handler,
     make_logger,
-    request_payload,
     resources,
     stage_metrics,
     trading_settings,
@@ -38,9 +38,8 @@ def _service() -> HealthService:
     )
 
 
-@logger.inject_lambda_context(log_event=False)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request_payload(event, context, logger)  # the schedule's event id as correlation id
+@lambda_handler(logger=logger)  # no request: the schedule's event id is the correlation id
+def handler(_request: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     slis = stage_metrics()  # an invalid CST_STAGE fails here: no stage to publish under
     logger.append_keys(stage=slis.stage)
     try:

@@ -43,15 +43,14 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.clock import Clock, FixedClock
 from cryptosmarttrader.domain.types import DomainError, Symbol
 from cryptosmarttrader.handlers._common import (
+    Refused,
     ScheduledRunError,
     aws_clients,
-    count_invocation,
+    lambda_handler,
     make_logger,
     make_metrics,
     reject_malformed,
-    request_payload,
     resources,
-    stage_metrics,
     trading_settings,
 )
 from cryptosmarttrader.ports import MarketCapSource
@@ -308,12 +307,11 @@ def _service(
     return service, clock
 
 
-@metrics.log_metrics
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    payload = request_payload(event, context, logger)
-    slis = stage_metrics()
+@lambda_handler(
+    logger=logger, metrics=metrics, tracer=tracer, stage_slis=True, cold_start_metric=False
+)
+def handler(payload: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The request (``dataset`` picks the job) is validated by the job's own model."""
     try:
         dataset = payload.get("dataset")
         if dataset == "market_caps":
@@ -327,18 +325,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         else:
             result = _candles(payload)
     except ReplayRefusedError as exc:
-        count_invocation(slis, failed=False)
-        logger.warning("ingest replay refused", extra={"reason": str(exc)})
-        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
-        return {"status": "rejected", "error": str(exc)}
+        raise Refused(str(exc), log_message="ingest replay refused") from exc
     except UnsupportedSourceError as exc:
-        count_invocation(slis, failed=True)
         logger.error("ingest source unavailable", extra={"reason": str(exc)})
         raise ScheduledRunError(f"ingest could not run: {exc}") from exc
-    except Exception:
-        count_invocation(slis, failed=True)
-        raise
-    count_invocation(slis, failed=False)
     return result
 
 

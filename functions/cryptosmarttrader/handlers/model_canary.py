@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from cryptosmarttrader.adapters.model_registry_sagemaker import build_registry_service
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
@@ -23,9 +23,8 @@ from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.handlers._common import (
     aws_clients,
+    lambda_handler,
     make_logger,
-    rejected,
-    request_payload,
     resources,
     trading_settings,
 )
@@ -64,14 +63,10 @@ def _clean(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 6)
 
 
-@logger.inject_lambda_context(log_event=True)
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    event = request_payload(event, context, logger)
-    try:
-        request = CanaryEvent.model_validate(event)
-    except ValidationError as exc:
-        return rejected("model canary", exc)
+@lambda_handler(
+    logger=logger, event=CanaryEvent, what="model canary", tracer=tracer, log_event=True
+)
+def handler(request: CanaryEvent, context: LambdaContext) -> dict[str, Any]:
     service = _service()
     v = request.version
     if request.action == "start_shadow":

@@ -26,21 +26,19 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.handlers._common import (
+    Refused,
     ScheduledRunError,
     aws_clients,
-    count_invocation,
+    lambda_handler,
     make_logger,
     make_metrics,
-    reject_malformed,
-    request_payload,
     resources,
     stage_metrics,
     trading_settings,
@@ -132,17 +130,10 @@ def _lake_hint() -> str:
     )
 
 
-@metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    payload = request_payload(event, context, logger)
-    slis = stage_metrics()
-    try:
-        request = ScanEvent.model_validate(payload)
-    except ValidationError as exc:
-        count_invocation(slis, failed=False)
-        return reject_malformed("scan", exc, logger, metrics)
+@lambda_handler(
+    logger=logger, event=ScanEvent, what="scan", metrics=metrics, tracer=tracer, stage_slis=True
+)
+def handler(request: ScanEvent, context: LambdaContext) -> dict[str, Any]:
     try:
         service = _service()
         asof = (
@@ -153,16 +144,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         report = service.run(asof, request.top_n)
     except ScanInputError as exc:
         if request.asof is None:  # the schedule's own scan could not run: a failure
-            count_invocation(slis, failed=True)
             raise ScheduledRunError(f"scheduled scan could not run: {exc}{_lake_hint()}") from exc
-        count_invocation(slis, failed=False)
-        logger.warning("scan input rejected", extra={"reason": str(exc)})
-        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
-        return {"status": "rejected", "error": str(exc)}
-    except Exception:
-        count_invocation(slis, failed=True)
-        raise
-    count_invocation(slis, failed=False)
+        raise Refused(str(exc), log_message="scan input rejected") from exc
     logger.info(
         "scan complete",
         extra={

@@ -30,7 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cryptosmarttrader.adapters.local_aws import DUMMY_CREDENTIALS, serialize_moto_dynamodb
+from cst_devtools.environ import patched_environ
+from cst_devtools.local_aws import DUMMY_CREDENTIALS, serialize_moto_dynamodb
 
 __all__ = [
     "CDKLOCAL",
@@ -266,18 +267,9 @@ def run_custom_resources_in_process(endpoint: str) -> None:
         context = _CustomResourceContext(
             self.function_name, self.function_arn, str(event.get("RequestId", ""))
         )
-        with _ENV_LOCK:
-            saved = {k: os.environ.get(k) for k in env}
-            os.environ.update(env)
-            try:
-                handler = getattr(importlib.import_module(module_name), attribute)
-                return json.dumps(handler(event, context)).encode()
-            finally:
-                for key, value in saved.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
+        with _ENV_LOCK, patched_environ(env):
+            handler = getattr(importlib.import_module(module_name), attribute)
+            return json.dumps(handler(event, context)).encode()
 
     LambdaFunction.invoke = invoke  # type: ignore[method-assign]
 
@@ -609,7 +601,7 @@ def deploy(
 
 SERVER_LOG: Final = "local-server.log"
 SERVE_COMMAND: Final = (
-    "import sys; from cryptosmarttrader.adapters.local_deploy import serve_forever; "
+    "import sys; from cst_devtools.local_deploy import serve_forever; "
     "serve_forever(int(sys.argv[1]))"
 )
 
@@ -690,7 +682,10 @@ def is_our_server(pid: int) -> bool:
     if not cmdline.exists():  # no procfs: trust the recorded pid
         return True
     args = cmdline.read_bytes().decode(errors="replace").split("\0")
-    return any("cryptosmarttrader" in a or Path(a).name == "cst" for a in args)
+    # the detached server runs `python -c "...cst_devtools.local_deploy..."`; servers recorded
+    # by earlier versions ran it from the cryptosmarttrader package
+    markers = ("cst_devtools", "cryptosmarttrader")
+    return any(any(m in a for m in markers) or Path(a).name == "cst" for a in args)
 
 
 def serve_forever(port: int) -> None:

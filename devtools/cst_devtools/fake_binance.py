@@ -46,8 +46,10 @@ from urllib.parse import parse_qsl, urlparse
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.domain.types import ms_from_utc, utc_from_ms
 
+# the recorded exchange-info fixture of the repository's tests (a development checkout)
 SYMBOLS_FILE = (
-    Path(__file__).resolve().parents[1]
+    Path(__file__).resolve().parents[2]
+    / "tests"
     / "fixtures"
     / "exchanges"
     / "binance"

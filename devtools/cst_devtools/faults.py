@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, urlparse
@@ -74,6 +75,7 @@ from cryptosmarttrader.services.ingest import (
 from cryptosmarttrader.services.risk_state import RISK_PK, RiskStateService
 from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer, ScanReport, ScanService
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.environ import patched_environ
 
 if TYPE_CHECKING:
     import ccxt
@@ -631,8 +633,12 @@ def _child_main(argv: Sequence[str]) -> int:
     target, args = argv[1], list(argv[2:])
     try:
         if target == "cst":
-            from cryptosmarttrader.cli import app
-
+            # the installed `cst` command, found as a user's shell finds it: by its entry point
+            # (this package never imports the CLI, which imports it)
+            found = entry_points(group="console_scripts", name="cst")
+            if not found:
+                raise SystemExit("the `cst` command is not installed: run `uv sync` first")
+            app = next(iter(found)).load()
             code = app(args=args, prog_name="cst", standalone_mode=False)
             return code if isinstance(code, int) else 0
         from cryptosmarttrader.handlers import scan as scan_handler
@@ -662,19 +668,10 @@ _HANG_S: Final = 0.6
 @contextlib.contextmanager
 def _dummy_credentials() -> Iterator[None]:
     """Credentials for the loopback moto server only; the previous environment is restored."""
-    from cryptosmarttrader.adapters.local_aws import DUMMY_CREDENTIALS
+    from cst_devtools.local_aws import DUMMY_CREDENTIALS
 
-    saved = {k: os.environ.get(k) for k in (*DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL")}
-    os.environ.update(DUMMY_CREDENTIALS)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    try:
+    with patched_environ(DUMMY_CREDENTIALS, unset=("AWS_ENDPOINT_URL",)):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @dataclass
@@ -709,7 +706,7 @@ class _ScanBench:
         return self._keys(self.resources.idempotency_table, "id")
 
     def run_handler(self, event: Mapping[str, Any], memory_mb: int) -> ChildRun:
-        from cryptosmarttrader.adapters.local_aws import DUMMY_CREDENTIALS
+        from cst_devtools.local_aws import DUMMY_CREDENTIALS
 
         res = self.resources
         env = {
@@ -827,7 +824,7 @@ class _DiskBench:
         )
 
     def snapshot(self) -> _Snapshot:
-        from cryptosmarttrader.adapters.local_aws import SNAPSHOT_FILE, SnapshotError, read_snapshot
+        from cst_devtools.local_aws import SNAPSHOT_FILE, SnapshotError, read_snapshot
 
         path = self.state_dir / SNAPSHOT_FILE
         if not path.exists():
@@ -844,20 +841,6 @@ class _DiskBench:
 
     def stray_files(self) -> list[str]:
         return sorted(p.name for p in self.state_dir.glob(".*.tmp"))
-
-
-@contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def cloudwatch_alarm_event(alarm_name: str, reason: str, at: datetime) -> dict[str, Any]:
@@ -925,7 +908,7 @@ class _SafetyBench:
         )
         context = _LambdaContext("cst-alarm-killswitch", f"chaos-alarm-{self.alarms}")
 
-        with _environment(env), contextlib.redirect_stdout(io.StringIO()):
+        with patched_environ(env), contextlib.redirect_stdout(io.StringIO()):
             # imported here: a first import creates its logger quiet, on the captured stream
             from cryptosmarttrader.handlers import _common, alarm_killswitch
 
@@ -1138,7 +1121,7 @@ class LocalChaosLab:
         return self._analysis
 
     def _resources(self, name: str) -> tuple[AwsResources, AwsClients]:
-        from cryptosmarttrader.adapters.local_aws import ensure_resources
+        from cst_devtools.local_aws import ensure_resources
 
         prefix = f"chaos-{self.run_id}-{name}"
         res = AwsResources(

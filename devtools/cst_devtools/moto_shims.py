@@ -17,12 +17,11 @@ from __future__ import annotations
 import importlib
 import io
 import json
-import os
+import operator
 import re
 import uuid
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +32,7 @@ from moto.core.responses import ActionResult
 from moto.sagemaker.responses import SageMakerResponse
 
 from cryptosmarttrader.domain.slo import percentile
+from cst_devtools.environ import patched_environ
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -68,20 +68,6 @@ class _Context:
     aws_request_id: str = ""
 
 
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 def invoke_handler_in_process(
     self: LambdaSimpleBackend,
     function_name: str,
@@ -91,12 +77,15 @@ def invoke_handler_in_process(
     response_headers: Any,
 ) -> bytes:
     function = self.get_function(function_name, qualifier)
-    module_name, attribute = function.handler.rsplit(".", 1)
+    handler_path = function.handler
+    if not handler_path:
+        raise ValueError(f"function {function_name} has no handler")
+    module_name, attribute = handler_path.rsplit(".", 1)
     handler = getattr(importlib.import_module(module_name), attribute)
     event = json.loads(body) if body else {}
     context = _Context(function.function_name, invoked_function_arn=function.function_arn)
     context.aws_request_id = str(uuid.uuid4())
-    with _environment(function.environment_vars):
+    with patched_environ(function.environment_vars):
         try:
             return json.dumps(handler(event, context)).encode()
         except Exception as exc:  # noqa: BLE001 - this IS the Lambda runtime's error boundary
@@ -182,11 +171,11 @@ def publish_emf(cloudwatch: Any, records: Sequence[Mapping[str, Any]]) -> int:
     return len(points)
 
 
-_COMPARE = {
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "GreaterThanOrEqualToThreshold": operator.ge,
+    "GreaterThanThreshold": operator.gt,
+    "LessThanThreshold": operator.lt,
+    "LessThanOrEqualToThreshold": operator.le,
 }
 
 

@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -45,6 +46,7 @@ from cryptosmarttrader.adapters.local_snapshot import (
     read_snapshot,
 )
 from cryptosmarttrader.settings import AwsResources
+from cst_devtools.environ import patched_environ
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -380,20 +382,6 @@ class _Persister:
 
 
 @contextlib.contextmanager
-def _env(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextlib.contextmanager
 def _state_lock(state_dir: Path, timeout_s: float) -> Iterator[None]:
     state_dir.mkdir(parents=True, exist_ok=True)
     lock_path = state_dir / LOCK_FILE
@@ -456,7 +444,7 @@ def embedded_aws(
     resources = resources or AwsResources()
     if resources.aws_endpoint_url:
         has_creds = any(os.environ.get(k) for k in _REAL_CREDENTIAL_HINTS)
-        with _env({} if has_creds else DUMMY_CREDENTIALS):
+        with patched_environ({} if has_creds else DUMMY_CREDENTIALS):
             clients = AwsClients.build(resources)
             ensure_resources(clients)
             yield LocalAws(resources, clients, "endpoint", state_dir)
@@ -469,7 +457,7 @@ def embedded_aws(
     lake_dir = state_dir / LAKE_DIR
     with _state_lock(state_dir, lock_timeout_s):
         snapshot = read_snapshot(snapshot_path)  # corrupt → SnapshotError before any write
-        with _env(DUMMY_CREDENTIALS), mock_aws():
+        with patched_environ(DUMMY_CREDENTIALS), mock_aws():
             clients = AwsClients.build(resources)
             ensure_resources(clients)
             loaded = load_state(clients, snapshot, snapshot_path) if snapshot else {}
@@ -480,3 +468,31 @@ def embedded_aws(
                 yield LocalAws(resources, clients, "in-process", state_dir, loaded, persister.save)
             finally:
                 persister.save()
+
+
+@contextlib.contextmanager
+def cloudwatch_percentiles(aws: LocalAws) -> Iterator[None]:
+    """moto's CloudWatch computes no percentile statistics; add nearest-rank ``pNN`` in-process.
+
+    Only for the in-process embedded AWS: a moto server, LocalStack or AWS answer on their own.
+    """
+    from moto.cloudwatch.models import Statistics
+
+    from cryptosmarttrader.domain.slo import percentile
+
+    if aws.mode != "in-process":
+        yield
+        return
+    original = Statistics.get_statistics_for_type
+
+    def with_percentiles(self: Statistics, stat: str) -> Any:
+        match = re.fullmatch(r"p(\d+(?:\.\d+)?)", stat)
+        if match:
+            return percentile(self.metric_single_values_list, float(match.group(1)))
+        return original(self, stat)
+
+    Statistics.get_statistics_for_type = with_percentiles  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Statistics.get_statistics_for_type = original  # type: ignore[method-assign]

@@ -1,8 +1,8 @@
 """Chaos suite: scenarios that inject a real fault into the running pipeline and check recovery.
 
 The scenarios are written against the :class:`ChaosLab` protocol (local infrastructure plus fault
-injectors, implemented by ``adapters.chaos_lab``-style code in ``adapters/faults.py``), so this
-module stays free of boto3, ccxt and moto. Each returns a :class:`ScenarioResult`:
+injectors, implemented by ``faults.py``), so this module stays free of boto3, ccxt and moto.
+Each returns a :class:`ScenarioResult`:
 
 * ``passed`` — every invariant of the scenario held (listed in ``details["checks"]``);
 * ``recovery_seconds`` — wall time from the first injected fault to the first complete,
@@ -57,7 +57,7 @@ SCENARIOS: tuple[str, ...] = (
     "input",
     "killswitch",
 )
-CHAOS_STEP = "chaos scenarios"  # progress step (services/progress.py)
+CHAOS_STEP = "chaos scenarios"  # progress step (cryptosmarttrader/services/progress.py)
 CREATED_REASON = "paper order "  # how ScanService marks the row of an order it created
 
 
@@ -112,7 +112,7 @@ class Checks:
 
 
 # --------------------------------------------------------------------------------------------
-# What a scenario needs from the lab (implemented in adapters/faults.py)
+# What a scenario needs from the lab (implemented in faults.py)
 # --------------------------------------------------------------------------------------------
 
 
@@ -276,7 +276,7 @@ class SafetyBench(Protocol):
 
 class ExecutionBench(Protocol):
     """The hourly execution cycle on fresh tables, over the recorded bars with the lake's
-    ingest lag, after one scan as of ``asof`` (implemented in adapters/faults.py)."""
+    ingest lag, after one scan as of ``asof`` (implemented in faults.py)."""
 
     asof: datetime
 
