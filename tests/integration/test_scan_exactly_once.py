@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.dynamodb_store import DynamoIdempotencyStore, DynamoStateStore
+from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics, InMemorySlis
 from cryptosmarttrader.adapters.local_aws import ensure_resources
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
@@ -74,22 +74,19 @@ def test_concurrent_scans_of_one_analysis_record_each_order_once(
     assert sum(r.duplicates_prevented for r in reports) == 7 * buys
 
 
-def test_a_claim_without_its_order_is_recovered_not_lost(
+def test_a_decision_whose_order_write_was_lost_is_recorded_on_the_retry(
     aws: AwsClients, analysis: tuple[ScanAnalyzer, Analysis]
 ) -> None:
     analyzer, result = analysis
     service = scan_service(analyzer, aws, AwsResources(), InMemoryMetrics())
     first_buy = next(s for s in result.ranked if s.action.value == "buy")
-    # Given an earlier attempt that claimed the first decision's key and died before recording
-    # it (the key is the client order ID the decision produces)
+    # Given an earlier attempt whose order write of the first decision was lost (the key is
+    # the client order ID the decision produces)
     probe = scan_service(analyzer, aws, AwsResources(), InMemoryMetrics()).execute(result)
     coid = next(r.client_order_id for r in probe.rows if r.symbol == first_buy.symbol)
     assert coid is not None
     aws.dynamodb.delete_item(
         TableName=AwsResources().orders_table, Key={"client_order_id": {"S": coid}}
-    )
-    assert not DynamoIdempotencyStore(AwsResources().idempotency_table, aws.dynamodb).claim(
-        coid, SystemClock().now(), 3600
     )
     # When the scan runs again within the 60-minute window
     report = service.execute(result)

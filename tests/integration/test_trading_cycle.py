@@ -19,7 +19,6 @@ from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoIdempotencyStore,
     DynamoOrderStore,
     DynamoPositionStore,
     DynamoStateStore,
@@ -80,7 +79,6 @@ def _scan(market: RecordedMarketData, clients: AwsClients, data_dir: Path) -> li
     service = ScanService(
         analyzer=recorded_analyzer(data_dir, clock, SETTINGS),
         orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
-        idempotency=DynamoIdempotencyStore(res.idempotency_table, clients.dynamodb),
         positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
         kill_switch=switch,
         metrics=InMemoryMetrics(),
@@ -341,7 +339,6 @@ def test_a_held_coin_is_kept_until_the_exit_rule_closes_it_once(
     service = ScanService(
         analyzer=recorded_analyzer(data_dir, clock, SETTINGS),
         orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
-        idempotency=DynamoIdempotencyStore(res.idempotency_table, clients.dynamodb),
         positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
         kill_switch=SsmKillSwitch(res.kill_switch_param, clients.ssm, clock),
         metrics=InMemoryMetrics(),
