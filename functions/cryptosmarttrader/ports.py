@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from cryptosmarttrader.domain.clock import Clock
 
@@ -35,15 +35,21 @@ if TYPE_CHECKING:
     from cryptosmarttrader.domain.metric_names import MetricSpec
     from cryptosmarttrader.domain.model_canary import ModelCard, ModelVersion
     from cryptosmarttrader.domain.orders import OrderStatus
-    from cryptosmarttrader.domain.risk import RiskState
+    from cryptosmarttrader.domain.risk import RiskState, RiskTransition
     from cryptosmarttrader.domain.slo import MetricQuery
     from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
 
 __all__ = [
+    "AuditReader",
+    "AuditRecord",
+    "AuditTrail",
+    "CandleSource",
     "Clock",
     "Exchange",
     "KillSwitch",
+    "KillSwitchControl",
     "KillSwitchState",
+    "KillSwitchValue",
     "LakeStore",
     "MarketCapSource",
     "MarketCapStore",
@@ -53,13 +59,24 @@ __all__ = [
     "ModelDeployer",
     "ModelRegistry",
     "Notifier",
+    "OrderGateway",
+    "OrderLedger",
     "OrderRecord",
     "OrderStore",
+    "PositionLedger",
     "PositionStore",
     "Predictor",
     "PredictorTrainer",
+    "RecordedCandles",
+    "RiskLevelSource",
+    "RiskReader",
+    "SignalHistory",
+    "SignalReader",
     "SignalStore",
     "SliRecorder",
+    "StateReader",
+    "StateRecords",
+    "StateStore",
 ]
 
 
@@ -406,3 +423,122 @@ class ModelDeployer(Protocol):
     def deploy(self, version: ModelVersion) -> object:
         """Point the endpoint at ``version`` (created or updated); raises if it cannot."""
         ...
+
+
+class StateStore(Protocol):
+    """Small (pk, sk) records; implemented by ``DynamoStateStore``."""
+
+    def put(self, pk: str, sk: str, item: Mapping[str, Any]) -> None: ...
+
+    def put_new(self, pk: str, sk: str, item: Mapping[str, Any]) -> bool: ...
+
+    def put_versioned(
+        self, pk: str, sk: str, item: Mapping[str, Any], expected_version: int
+    ) -> bool: ...
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+
+    def query(self, pk: str) -> list[dict[str, Any]]: ...
+
+
+class StateRecords(Protocol):
+    """Small (pk, sk) records read and written whole (the ingest watermarks and breakers)."""
+
+    def put(self, pk: str, sk: str, item: Mapping[str, Any]) -> None: ...
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+
+
+class KillSwitchValue(KillSwitchState, Protocol):
+    """The stored switch value (``adapters.ssm_killswitch.KillSwitchStatus``)."""
+
+    @property
+    def on(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
+class KillSwitchControl(KillSwitch, Protocol):
+    """A kill-switch that can also be set; implemented by ``SsmKillSwitch``."""
+
+    def status(self) -> KillSwitchValue: ...
+
+    def set(self, on: bool, reason: str, actor: str) -> KillSwitchValue: ...
+
+
+class SignalReader(Protocol):
+    def latest(self) -> dict[str, Any] | None: ...
+
+    def at(self, asof_iso: str) -> dict[str, Any] | None: ...
+
+
+class RiskReader(Protocol):
+    def load(self) -> RiskState: ...
+
+    def history(self) -> list[RiskTransition]: ...
+
+
+class AuditRecord(Protocol):
+    @property
+    def sort_key(self) -> str: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
+class AuditTrail(Protocol):
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        at: datetime,
+        request_id: str,
+        correlation_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditRecord: ...
+
+
+class SignalHistory(Protocol):
+    def latest(self) -> dict[str, Any] | None: ...
+
+    def between(self, start_iso: str, end_iso: str) -> list[dict[str, Any]]: ...
+
+
+class StateReader(Protocol):
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+
+    def query(self, pk: str) -> list[dict[str, Any]]: ...
+
+
+class AuditReader(Protocol):
+    def recent(self, limit: int = 50) -> Sequence[Any]: ...
+
+
+class CandleSource(Protocol):
+    """Closed candles of one symbol with ``since_ms <= ts <= until_ms`` (``OHLCV_SCHEMA``).
+
+    Implemented by the ccxt exchange adapter and by :class:`MarketDataReplaySource`. Failures
+    raise the :mod:`cryptosmarttrader.domain.exchange` error taxonomy; a source that refuses its
+    own data (a damaged recorded file) raises ``QualityRejectionError`` with the findings.
+    """
+
+    def fetch_ohlcv(
+        self, symbol: Symbol, timeframe: str, since_ms: int, until_ms: int
+    ) -> pl.DataFrame: ...
+
+
+@runtime_checkable
+class RecordedCandles(Protocol):
+    """A recorded source that can hand its candles over as recorded (file order, ungated)."""
+
+    def ohlcv_as_recorded(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> pl.DataFrame: ...

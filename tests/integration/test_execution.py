@@ -6,11 +6,10 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import polars as pl
 import pytest
 from moto import mock_aws
 
@@ -28,36 +27,27 @@ from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import ExchangeOrder, OrderStateUnknownError, OrderType
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
-from cryptosmarttrader.domain.risk import MarketQuote, RiskLevel, RiskObservation
-from cryptosmarttrader.domain.types import ClientOrderId, Money, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.risk import RiskLevel, RiskObservation
+from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.settings import AwsResources
+from tests.support.execution import (
+    EQUITY,
+    NOW,
+    ProcessDied,
+    btc_intent,
+    quote_at_now,
+)
 
 pytestmark = pytest.mark.realdata
 
-NOW = datetime(2022, 5, 10, 10, 0, tzinfo=UTC)  # the 10:00 BTC/USDT hour bar fills the orders
-EQUITY = Money(Decimal("100000"))
-BTC = Symbol("BTC/USDT")
+_quote, _intent = quote_at_now, btc_intent
 
 
 @pytest.fixture(scope="module")
 def market(data_dir: Path) -> RecordedMarketData:
     return RecordedMarketData(data_dir)
-
-
-def _quote(market: RecordedMarketData, symbol: str = "BTC/USDT") -> tuple[Price, MarketQuote]:
-    """Last close before NOW and the 24 h quote volume of the bars before it (real data)."""
-    bars = market.ohlcv(symbol, "1h", NOW - timedelta(hours=24), NOW - timedelta(hours=1))
-    last = bars.sort("ts").row(-1, named=True)
-    volume = float(bars.select((pl.col("volume") * pl.col("close")).sum()).item())
-    return Price.of(last["close"]), MarketQuote(NOW - timedelta(minutes=1), Decimal(str(volume)))
-
-
-def _intent(price: Price, qty: str = "0.03", bar_ms: int = 1, side: Side = Side.BUY) -> OrderIntent:
-    return OrderIntent(
-        "exec-test", BTC, side, Intent.OPEN, 1_652_140_800_000 + bar_ms, Quantity.of(qty), price
-    )
 
 
 @dataclass
@@ -129,10 +119,6 @@ class AcceptThenTimeout:
     ) -> ExchangeOrder:
         self.inner.create_order(symbol, side, order_type, quantity, price, client_order_id)
         raise OrderStateUnknownError("paper", "create_order", "read timeout", client_order_id.value)
-
-
-class ProcessDied(BaseException):
-    """Not an Exception: nothing in the service may catch it, as with a killed process."""
 
 
 class CrashAfterSend(AcceptThenTimeout):

@@ -7,22 +7,22 @@ that are about AWS (concurrency on DynamoDB, restarts over the embedded AWS, SSM
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.paper_exchange import PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.clock import FixedClock
-from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
+from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.domain.risk import MarketQuote, RiskLevel
-from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol
-from cryptosmarttrader.services.execution import ExecutionService
+from cryptosmarttrader.domain.types import Money, Price
+from cryptosmarttrader.services.execution import CycleContext, ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from tests.fakes import (
     InMemoryKillSwitch,
@@ -30,35 +30,23 @@ from tests.fakes import (
     InMemoryPositionLedger,
     InMemoryStateStore,
 )
+from tests.support.execution import (
+    BTC,
+    EQUITY,
+    NOW,
+    ProcessDied,
+    btc_intent,
+    quote_at_now,
+)
 
 pytestmark = pytest.mark.realdata
 
-NOW = datetime(2022, 5, 10, 10, 0, tzinfo=UTC)  # the 10:00 BTC/USDT hour bar fills the orders
-EQUITY = Money(Decimal("100000"))
-BTC = Symbol("BTC/USDT")
+_quote, _intent = quote_at_now, btc_intent
 
 
 @pytest.fixture(scope="module")
 def market(data_dir: Path) -> RecordedMarketData:
     return RecordedMarketData(data_dir)
-
-
-def _quote(market: RecordedMarketData, symbol: str = "BTC/USDT") -> tuple[Price, MarketQuote]:
-    """Last close before NOW and the 24 h quote volume of the bars before it (real data)."""
-    bars = market.ohlcv(symbol, "1h", NOW - timedelta(hours=24), NOW - timedelta(hours=1))
-    last = bars.sort("ts").row(-1, named=True)
-    volume = float(bars.select((pl.col("volume") * pl.col("close")).sum()).item())
-    return Price.of(last["close"]), MarketQuote(NOW - timedelta(minutes=1), Decimal(str(volume)))
-
-
-def _intent(price: Price, qty: str = "0.03", bar_ms: int = 1, side: Side = Side.BUY) -> OrderIntent:
-    return OrderIntent(
-        "exec-test", BTC, side, Intent.OPEN, 1_652_140_800_000 + bar_ms, Quantity.of(qty), price
-    )
-
-
-class ProcessDied(BaseException):
-    """Not an Exception: nothing in the service may catch it, as with a killed process."""
 
 
 @dataclass
@@ -264,3 +252,70 @@ def test_a_sell_fill_beyond_the_holding_never_books_a_short(rig: Rig) -> None:
     assert Decimal(str(position["oversold"])) == Decimal("0.02")
     assert "d" * 32 in str(position["oversold_reason"])
     assert rig.metrics.total("OversellRefused") == 1
+
+
+# ------------------------------------------------------------------ the cycle's context
+
+
+def _recorded_buy(rig: Rig, price: Price) -> str:
+    """A NEW buy the scan recorded (valid two hours), waiting for the execution cycle."""
+    order = Order.new(
+        _intent(price, bar_ms=7), created_at=NOW, mode="paper", valid_for=timedelta(hours=2)
+    )
+    assert rig.ledger.record(order) is not None
+    return order.client_order_id.value
+
+
+def test_a_halted_stage_in_the_context_cancels_new_entries(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given a NEW buy recorded by the scan
+    price, quote = _quote(market)
+    coid = _recorded_buy(rig, price)
+    # When the cycle hands over a context whose go-live stage is halted
+    context = CycleContext(
+        equity=EQUITY, quotes={BTC.value: quote}, halt_reason="go-live run r1 canary: halted"
+    )
+    counts = rig.service().reconcile(context)
+    # Then the entry is cancelled with the stage's reason and nothing reaches the venue
+    order = rig.ledger.get(coid)
+    assert order is not None and order["status"] == OrderStatus.CANCELED.value
+    assert order["cancel_reason"] == "new entries halted: go-live run r1 canary: halted"
+    assert (counts["cancelled_new"], rig.paper.create_calls) == (1, 0)
+
+
+def test_the_context_risk_share_scales_the_guard_at_dispatch(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given a NEW buy of about 0.9 % of equity recorded by the scan
+    price, quote = _quote(market)
+    coid = _recorded_buy(rig, price)
+    # When the cycle runs in a canary at 1 % of the risk budget (a 2 % cap becomes 0.02 %)
+    context = CycleContext(equity=EQUITY, quotes={BTC.value: quote}, risk_share=Decimal("0.01"))
+    rig.service().reconcile(context)
+    # Then the RiskGuard cut the order to the scaled cap before it was sent
+    order = rig.ledger.get(coid)
+    assert order is not None and order["status"] == OrderStatus.FILLED.value
+    cap = EQUITY.amount * Decimal("0.02") * Decimal("0.01")
+    assert Decimal(str(order["quantity"])) * price.value <= cap
+    assert Decimal(str(order["quantity"])) < Decimal("0.03")
+
+
+def test_without_a_context_a_recorded_order_is_sent_as_recorded(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given a NEW buy recorded before a crash
+    price, _ = _quote(market)
+    coid = _recorded_buy(rig, price)
+    # When a restarted service recovers with no cycle context
+    counts = rig.service().reconcile()
+    # Then it is sent once at its recorded size
+    order = rig.ledger.get(coid)
+    assert order is not None and order["status"] == OrderStatus.FILLED.value
+    assert Decimal(str(order["quantity"])) == Decimal("0.03")
+    assert (counts["resent_new"], rig.paper.create_calls) == (1, 1)
+
+
+def test_a_risk_share_outside_the_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="risk share"):
+        CycleContext(equity=EQUITY, risk_share=Decimal(0))

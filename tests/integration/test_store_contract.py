@@ -156,3 +156,18 @@ def test_positions_are_versioned_and_map_to_the_aggregate(stores: Stores) -> Non
     assert record["average_price"] == Decimal("100")
     assert record["opened_by"] == "a" * 32
     assert set(stores.positions.get_all()) == {BTC.value}
+
+
+def test_a_damaged_opening_time_never_blocks_the_fills_of_its_position(stores: Stores) -> None:
+    # Given a position record whose opening time cannot be read
+    stores.positions.upsert(
+        {"symbol": BTC.value, "quantity": Decimal("1"), "cost": Decimal("100"),
+         "opened_by": "a" * 32, "opened_at": "last tuesday"}, None
+    )  # fmt: skip
+    # When it is loaded and a sell fill applied
+    loaded, version = stores.positions.load(BTC.value)
+    assert loaded is not None and loaded.opened_at is None
+    sell = Fill(ClientOrderId("b" * 32), Side.SELL, Decimal("0.5"), Price.of("150"), T0)
+    # Then the fill is applied and saved (the time stays unknown, reported so by the exit rule)
+    assert stores.positions.save(loaded.apply(sell).position, version, T0) is not None
+    assert stores.positions.get(BTC.value)["quantity"] == Decimal("0.5")

@@ -206,6 +206,15 @@ def position_record(position: Position, updated_at: datetime) -> dict[str, Any]:
     }
 
 
+def _opened_at(record: Mapping[str, Any]) -> datetime | None:
+    """A position's opening time; an unreadable one (a damaged record) is None, so that one
+    bad record never blocks the fills of its position (the exit rule reports it as unknown)."""
+    try:
+        return _time(record.get("opened_at"))
+    except (TypeError, ValueError):
+        return None
+
+
 def position_from_record(record: Mapping[str, Any]) -> Position:
     """The aggregate of a stored position record."""
     return Position(
@@ -215,7 +224,7 @@ def position_from_record(record: Mapping[str, Any]) -> Position:
         realized_pnl=_dec(record.get("realized_pnl") or 0),
         applied_fills={str(k): _dec(v) for k, v in dict(record.get("applied_fills") or {}).items()},
         opened_by=None if not record.get("opened_by") else str(record["opened_by"]),
-        opened_at=_time(record.get("opened_at")),
+        opened_at=_opened_at(record),
         oversold=_dec(record.get("oversold") or 0),
         oversold_reason=(
             None if record.get("oversold_reason") is None else str(record["oversold_reason"])

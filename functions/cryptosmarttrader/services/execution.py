@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -91,6 +91,7 @@ from cryptosmarttrader.ports import (
 
 __all__ = [
     "OPEN_STATUSES",
+    "CycleContext",
     "ExecutionResult",
     "ExecutionService",
     "OrderGateway",
@@ -119,6 +120,42 @@ class ExecutionResult:
     @property
     def sent(self) -> bool:
         return self.status not in {"rejected", "duplicate"}
+
+
+@dataclass(frozen=True)
+class CycleContext:
+    """What the trading cycle hands the execution service for one cycle, read once before
+    anything is sent: the equity the RiskGuard sizes on, a quote per marked symbol, the
+    correlation clusters, and the go-live stage (a halted stage takes no new entries; a canary
+    scales every exposure cap by its share of the risk budget). The service never calls back
+    into the cycle: everything it needs is here."""
+
+    equity: Money | None
+    quotes: Mapping[str, MarketQuote] = field(default_factory=dict)
+    clusters: Mapping[str, str] = field(default_factory=dict)
+    halt_reason: str | None = None
+    risk_share: Decimal = Decimal(1)
+
+    def __post_init__(self) -> None:
+        if not Decimal(0) < self.risk_share <= Decimal(1):
+            raise ValueError(f"risk share must be in (0, 1], got {self.risk_share}")
+
+    def quote(self, symbol: Symbol) -> MarketQuote | None:
+        return self.quotes.get(symbol.value)
+
+    def guard(self, base: RiskGuard) -> RiskGuard:
+        """``base`` with every exposure cap scaled by the stage's share of the risk budget."""
+        if self.risk_share >= 1:
+            return base
+        limits = base.limits
+        return RiskGuard(
+            replace(
+                limits,
+                max_asset_fraction=limits.max_asset_fraction * self.risk_share,
+                max_cluster_fraction=limits.max_cluster_fraction * self.risk_share,
+                max_gross_fraction=limits.max_gross_fraction * self.risk_share,
+            )
+        )
 
 
 @dataclass
@@ -156,24 +193,28 @@ class ExecutionService:
     absent_horizon: timedelta = timedelta(hours=24)
     resume_new_within: timedelta = timedelta(minutes=10)
     consecutive_exchange_errors: int = 0
-    # Where a NEW order recorded by someone else (the scan's decisions) is re-checked before it
-    # is sent: the account equity now and a fresh quote per symbol. Unset → NEW orders found by
-    # reconcile are sent as recorded (they passed the RiskGuard when ``submit`` recorded them).
-    equity_source: Callable[[], Money | None] | None = None
-    quote_source: Callable[[Symbol], MarketQuote | None] | None = None
-    # Why new entries are refused outright (a halted go-live stage); exits still go through.
-    halt_reason: str | None = None
     # Run once before the first reconcile (the wiring indexes orders recorded before the
     # open-orders index existed).
     prepare: Callable[[], object] | None = None
     _book: _Book | None = field(default=None, init=False, repr=False)
+    # the context of the cycle being run (see :meth:`reconcile`); None outside a cycle
+    _context: CycleContext | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------------ submit
 
     def submit(
-        self, intent: OrderIntent, *, equity: Money | None, quote: MarketQuote | None
+        self,
+        intent: OrderIntent,
+        *,
+        equity: Money | None,
+        quote: MarketQuote | None,
+        context: CycleContext | None = None,
     ) -> ExecutionResult:
-        """Send ``intent`` at most once (see the module docstring for the path)."""
+        """Send ``intent`` at most once (see the module docstring for the path). Within a
+        trading cycle, ``context`` carries its clusters and go-live stage (the cycle passes the
+        same one it reconciled with)."""
+        if context is not None:
+            self._context = context
         kill = self.kill_switch.status()
         if kill.on:
             coid = intent.client_order_id
@@ -205,7 +246,7 @@ class ExecutionService:
         if existing is not None:
             return self._duplicate(coid, existing, "this decision was already ordered")
         now = self.clock.now()
-        verdict = self.guard.evaluate(
+        verdict = self._guard().evaluate(
             intent,
             equity=equity,
             level=self.risk.load().level,
@@ -346,8 +387,13 @@ class ExecutionService:
 
     # ------------------------------------------------------------------ reconcile / cancel
 
-    def reconcile(self) -> dict[str, int]:
+    def reconcile(self, context: CycleContext | None = None) -> dict[str, int]:
         """Bring every indexed order in line with the venue and every fill into positions.
+
+        With a ``context`` (the trading cycle's), each NEW order recorded by someone else (the
+        scan's decisions) is re-checked by the RiskGuard before it is sent, on the context's
+        equity, quotes, clusters and go-live stage; without one (a restart's recovery), NEW
+        orders are sent as recorded (they passed the RiskGuard when they were recorded).
 
         Run on start and by every execution cycle, over the open-orders index only. NEW orders
         were never sent (SUBMITTED is written before sending): each is sent if still valid and
@@ -368,6 +414,7 @@ class ExecutionService:
         if self.prepare is not None:
             self.prepare()
             self.prepare = None
+        self._context = context
         now = self.clock.now()
         book = self._load_book(fresh=True)
         # oldest decisions first and, within one scan, best ranked first: when the limits
@@ -449,7 +496,7 @@ class ExecutionService:
 
         A NEW order is sendable until its ``valid_until`` (a decision recorded by the scan says
         how long it stays valid), else for ``resume_new_within`` after it was recorded. With an
-        ``equity_source`` the RiskGuard decides again with today's level, exposure and quote; a
+        cycle's context the RiskGuard decides again with today's level, exposure and quote; a
         smaller approved quantity is written onto the order before it is sent. A kill-switch
         that cannot be read sends nothing and cancels nothing: the order waits.
         """
@@ -470,21 +517,22 @@ class ExecutionService:
                 f"never sent and no longer valid (valid until {until.isoformat()})",
                 None,
             )
-        if self.halt_reason is not None and order.get("side") == Side.BUY.value:
-            self.metrics.add("OrdersRejectedByRisk", 1, dimensions={"rule": "golive_halted"})
-            return "cancel", f"new entries halted: {self.halt_reason}", None
-        if self.equity_source is None:
+        context = self._context
+        if context is None:
             return "send", None, None
+        if context.halt_reason is not None and order.get("side") == Side.BUY.value:
+            self.metrics.add("OrdersRejectedByRisk", 1, dimensions={"rule": "golive_halted"})
+            return "cancel", f"new entries halted: {context.halt_reason}", None
         intent = _intent_of(order, Decimal(str(order["quantity"])))
         symbol = intent.symbol.value
-        verdict = self.guard.evaluate(
+        verdict = self._guard().evaluate(
             intent,
-            equity=self.equity_source(),
+            equity=context.equity,
             level=self.risk.load().level,
             kill_switch_on=False,
             kill_switch_reason="",
             exposure=self.exposure(include_new=False),
-            quote=self.quote_source(intent.symbol) if self.quote_source is not None else None,
+            quote=context.quote(intent.symbol),
             now=now,
             holding=self._holding(symbol, exclude=str(order["client_order_id"])),
         )
@@ -679,10 +727,15 @@ class ExecutionService:
         """Positions and open buy orders per symbol (see :func:`book_exposure`), from this
         run's book: no read per decision."""
         book = self._load_book()
+        clusters = self.clusters if self._context is None else self._context.clusters
         return PortfolioExposure(
             book_exposure(book.positions, book.open_orders(), include_new=include_new),
-            self.clusters,
+            clusters,
         )
+
+    def _guard(self) -> RiskGuard:
+        """The RiskGuard of this cycle: the service's, scaled by the go-live stage's share."""
+        return self.guard if self._context is None else self._context.guard(self.guard)
 
     # ------------------------------------------------------------------ helpers
 

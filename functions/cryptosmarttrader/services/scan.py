@@ -519,7 +519,12 @@ class ScanService:
             regime_effect=analysis.regime_effect,
         )
         if self.signals is not None:
-            self.signals.save(report.asof.date().isoformat(), report.model_dump(mode="json"))
+            # the published signals keep the API's contract: what this run did with each order
+            # (``order_outcome``) is the run's own report, not a signal
+            published = report.model_dump(
+                mode="json", exclude={"rows": {"__all__": {"order_outcome"}}}
+            )
+            self.signals.save(report.asof.date().isoformat(), published)
         return report
 
     def _act(
