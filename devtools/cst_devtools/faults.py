@@ -702,9 +702,6 @@ class _ScanBench:
     def order_ids(self) -> list[str]:
         return self._keys(self.resources.orders_table, "client_order_id")
 
-    def claim_ids(self) -> list[str]:
-        return self._keys(self.resources.idempotency_table, "id")
-
     def run_handler(self, event: Mapping[str, Any], memory_mb: int) -> ChildRun:
         from cst_devtools.local_aws import DUMMY_CREDENTIALS
 
@@ -717,7 +714,6 @@ class _ScanBench:
             "CST_LAKE_BUCKET": res.lake_bucket,
             "CST_ORDERS_TABLE": res.orders_table,
             "CST_POSITIONS_TABLE": res.positions_table,
-            "CST_IDEMPOTENCY_TABLE": res.idempotency_table,
             "CST_STATE_TABLE": res.state_table,
             "CST_KILL_SWITCH_PARAM": res.kill_switch_param,
             "CST_DATA_SOURCE": "recorded",
@@ -1128,7 +1124,6 @@ class LocalChaosLab:
             lake_bucket=f"{prefix}-lake",
             orders_table=f"{prefix}-orders",
             positions_table=f"{prefix}-positions",
-            idempotency_table=f"{prefix}-idempotency",
             state_table=f"{prefix}-state",
             kill_switch_param=f"/chaos/{self.run_id}/{name}/kill-switch",
             aws_endpoint_url=self.endpoint,

@@ -101,13 +101,12 @@ class TableSpec:
 
 
 def table_specs(resources: AwsResources) -> list[TableSpec]:
-    """The four tables of the resource contract (same keys, TTL and indexes as the CDK data
+    """The three tables of the resource contract (same keys, TTL and indexes as the CDK data
     construct)."""
     open_orders = IndexSpec(OPEN_ORDERS_INDEX, ((OPEN_PK, "HASH"), (OPEN_SK, "RANGE")))
     return [
         TableSpec(resources.orders_table, (("client_order_id", "HASH"),), indexes=(open_orders,)),
         TableSpec(resources.positions_table, (("symbol", "HASH"),)),
-        TableSpec(resources.idempotency_table, (("id", "HASH"),), ttl_attribute="expiration"),
         TableSpec(resources.state_table, (("pk", "HASH"), ("sk", "RANGE"))),
     ]
 

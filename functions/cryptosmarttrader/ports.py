@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from cryptosmarttrader.domain.clock import Clock
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from cryptosmarttrader.domain.agents.registry import MarketState
+    from cryptosmarttrader.domain.aggregates import Order, Position
     from cryptosmarttrader.domain.coins import MarketCapBatch
     from cryptosmarttrader.domain.drift import DriftReference
     from cryptosmarttrader.domain.exchange import (
@@ -34,15 +35,21 @@ if TYPE_CHECKING:
     from cryptosmarttrader.domain.metric_names import MetricSpec
     from cryptosmarttrader.domain.model_canary import ModelCard, ModelVersion
     from cryptosmarttrader.domain.orders import OrderStatus
+    from cryptosmarttrader.domain.risk import RiskState, RiskTransition
     from cryptosmarttrader.domain.slo import MetricQuery
     from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
 
 __all__ = [
+    "AuditReader",
+    "AuditRecord",
+    "AuditTrail",
+    "CandleSource",
     "Clock",
     "Exchange",
-    "IdempotencyStore",
     "KillSwitch",
+    "KillSwitchControl",
     "KillSwitchState",
+    "KillSwitchValue",
     "LakeStore",
     "MarketCapSource",
     "MarketCapStore",
@@ -52,13 +59,24 @@ __all__ = [
     "ModelDeployer",
     "ModelRegistry",
     "Notifier",
+    "OrderGateway",
+    "OrderLedger",
     "OrderRecord",
     "OrderStore",
+    "PositionLedger",
     "PositionStore",
     "Predictor",
     "PredictorTrainer",
+    "RecordedCandles",
+    "RiskLevelSource",
+    "RiskReader",
+    "SignalHistory",
+    "SignalReader",
     "SignalStore",
     "SliRecorder",
+    "StateReader",
+    "StateRecords",
+    "StateStore",
 ]
 
 
@@ -101,15 +119,13 @@ class OrderRecord(Protocol):
     status: OrderStatus
 
 
-class IdempotencyStore(Protocol):
-    def claim(self, key: str, now: datetime, ttl_seconds: int) -> bool:
-        """Atomically claim ``key`` for ``ttl_seconds``. False if already claimed and unexpired."""
-        ...
-
-
 class OrderStore(Protocol):
     def put_new(self, order: Mapping[str, Any]) -> bool:
         """Insert an order keyed by client_order_id. False (nothing written) if it exists."""
+        ...
+
+    def record(self, order: Order) -> dict[str, Any] | None:
+        """Insert the aggregate exactly once: its stored record, or None if it exists."""
         ...
 
     def get(self, client_order_id: str) -> dict[str, Any] | None: ...
@@ -122,8 +138,54 @@ class OrderStore(Protocol):
         ...
 
 
+class OrderLedger(OrderStore, Protocol):
+    """Orders keyed by client order ID with guarded status moves and an index of the orders
+    that still need the execution cycle (``DynamoOrderStore``)."""
+
+    def update_status(
+        self,
+        client_order_id: str,
+        expected: OrderStatus,
+        new: OrderStatus,
+        *,
+        at: datetime | None = None,
+        fields: Mapping[str, Any] | None = None,
+        settle: bool | None = None,
+    ) -> bool: ...
+
+    def note(
+        self, client_order_id: str, expected: OrderStatus, fields: Mapping[str, Any]
+    ) -> bool: ...
+
+    def settle(self, client_order_id: str) -> bool: ...
+
+
 class PositionStore(Protocol):
     def get_all(self) -> dict[str, dict[str, Any]]: ...
+
+
+class PositionLedger(PositionStore, Protocol):
+    """Positions keyed by symbol with an optimistic version (``DynamoPositionStore``); the
+    aggregate is loaded and saved whole, the records are what reports read."""
+
+    def get(self, symbol: str) -> dict[str, Any] | None: ...
+
+    def load(self, symbol: str) -> tuple[Position | None, int | None]: ...
+
+    def save(
+        self, position: Position, expected_version: int | None, at: datetime
+    ) -> dict[str, Any] | None:
+        """Write under the optimistic version: the stored record, or None (someone else
+        wrote first: load and apply again)."""
+        ...
+
+    def upsert(self, position: Mapping[str, Any], expected_version: int | None) -> bool: ...
+
+
+class RiskLevelSource(Protocol):
+    """Where the current risk level comes from (``RiskStateService``)."""
+
+    def load(self) -> RiskState: ...
 
 
 class KillSwitchState(Protocol):
@@ -173,33 +235,12 @@ class SliRecorder(Protocol):
     def emit(self, *values: tuple[MetricSpec, float]) -> None: ...
 
 
-class Exchange(Protocol):
-    """One trading venue. Implemented by ``adapters.ccxt_exchange.CcxtExchange``.
-
-    Every model returned is validated (see :mod:`cryptosmarttrader.domain.exchange`); failures
-    raise that module's error taxonomy, never library exceptions.
-    """
+class OrderGateway(Protocol):
+    """The trading half of a venue (``CcxtExchange``, ``CcxtVenue``, ``PaperExchange``): what
+    the execution service sends orders through."""
 
     @property
     def capabilities(self) -> ExchangeCapabilities: ...
-
-    def fetch_markets(self) -> list[ExchangeMarket]: ...
-
-    def fetch_tickers(self, symbols: Sequence[Symbol]) -> dict[Symbol, Ticker]: ...
-
-    def fetch_ohlcv(
-        self, symbol: Symbol, timeframe: str, since_ms: int, until_ms: int
-    ) -> pl.DataFrame:
-        """Closed candles only, ``OHLCV_SCHEMA``, ``since_ms <= ts <= until_ms``; gaps kept."""
-        ...
-
-    def fetch_order_book(self, symbol: Symbol, depth: int) -> OrderBook: ...
-
-    def fetch_funding_rates(
-        self, symbol: Symbol, since_ms: int, until_ms: int
-    ) -> list[FundingRate]:
-        """Raises ``NotSupportedByExchange`` where the venue has no funding."""
-        ...
 
     def create_order(
         self,
@@ -218,6 +259,32 @@ class Exchange(Protocol):
     ) -> ExchangeOrder | None: ...
 
     def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> None: ...
+
+
+class Exchange(OrderGateway, Protocol):
+    """One trading venue. Implemented by ``adapters.ccxt_exchange.CcxtExchange``.
+
+    Every model returned is validated (see :mod:`cryptosmarttrader.domain.exchange`); failures
+    raise that module's error taxonomy, never library exceptions.
+    """
+
+    def fetch_markets(self) -> list[ExchangeMarket]: ...
+
+    def fetch_tickers(self, symbols: Sequence[Symbol]) -> dict[Symbol, Ticker]: ...
+
+    def fetch_ohlcv(
+        self, symbol: Symbol, timeframe: str, since_ms: int, until_ms: int
+    ) -> pl.DataFrame:
+        """Closed candles only, ``OHLCV_SCHEMA``, ``since_ms <= ts <= until_ms``; gaps kept."""
+        ...
+
+    def fetch_order_book(self, symbol: Symbol, depth: int) -> OrderBook: ...
+
+    def fetch_funding_rates(
+        self, symbol: Symbol, since_ms: int, until_ms: int
+    ) -> list[FundingRate]:
+        """Raises ``NotSupportedByExchange`` where the venue has no funding."""
+        ...
 
 
 class Predictor(Protocol):
@@ -356,3 +423,122 @@ class ModelDeployer(Protocol):
     def deploy(self, version: ModelVersion) -> object:
         """Point the endpoint at ``version`` (created or updated); raises if it cannot."""
         ...
+
+
+class StateStore(Protocol):
+    """Small (pk, sk) records; implemented by ``DynamoStateStore``."""
+
+    def put(self, pk: str, sk: str, item: Mapping[str, Any]) -> None: ...
+
+    def put_new(self, pk: str, sk: str, item: Mapping[str, Any]) -> bool: ...
+
+    def put_versioned(
+        self, pk: str, sk: str, item: Mapping[str, Any], expected_version: int
+    ) -> bool: ...
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+
+    def query(self, pk: str) -> list[dict[str, Any]]: ...
+
+
+class StateRecords(Protocol):
+    """Small (pk, sk) records read and written whole (the ingest watermarks and breakers)."""
+
+    def put(self, pk: str, sk: str, item: Mapping[str, Any]) -> None: ...
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+
+
+class KillSwitchValue(KillSwitchState, Protocol):
+    """The stored switch value (``adapters.ssm_killswitch.KillSwitchStatus``)."""
+
+    @property
+    def on(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
+class KillSwitchControl(KillSwitch, Protocol):
+    """A kill-switch that can also be set; implemented by ``SsmKillSwitch``."""
+
+    def status(self) -> KillSwitchValue: ...
+
+    def set(self, on: bool, reason: str, actor: str) -> KillSwitchValue: ...
+
+
+class SignalReader(Protocol):
+    def latest(self) -> dict[str, Any] | None: ...
+
+    def at(self, asof_iso: str) -> dict[str, Any] | None: ...
+
+
+class RiskReader(Protocol):
+    def load(self) -> RiskState: ...
+
+    def history(self) -> list[RiskTransition]: ...
+
+
+class AuditRecord(Protocol):
+    @property
+    def sort_key(self) -> str: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
+class AuditTrail(Protocol):
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        at: datetime,
+        request_id: str,
+        correlation_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditRecord: ...
+
+
+class SignalHistory(Protocol):
+    def latest(self) -> dict[str, Any] | None: ...
+
+    def between(self, start_iso: str, end_iso: str) -> list[dict[str, Any]]: ...
+
+
+class StateReader(Protocol):
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+
+    def query(self, pk: str) -> list[dict[str, Any]]: ...
+
+
+class AuditReader(Protocol):
+    def recent(self, limit: int = 50) -> Sequence[Any]: ...
+
+
+class CandleSource(Protocol):
+    """Closed candles of one symbol with ``since_ms <= ts <= until_ms`` (``OHLCV_SCHEMA``).
+
+    Implemented by the ccxt exchange adapter and by :class:`MarketDataReplaySource`. Failures
+    raise the :mod:`cryptosmarttrader.domain.exchange` error taxonomy; a source that refuses its
+    own data (a damaged recorded file) raises ``QualityRejectionError`` with the findings.
+    """
+
+    def fetch_ohlcv(
+        self, symbol: Symbol, timeframe: str, since_ms: int, until_ms: int
+    ) -> pl.DataFrame: ...
+
+
+@runtime_checkable
+class RecordedCandles(Protocol):
+    """A recorded source that can hand its candles over as recorded (file order, ungated)."""
+
+    def ohlcv_as_recorded(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> pl.DataFrame: ...

@@ -30,7 +30,6 @@ class AwsResources(BaseSettings):
     lake_bucket: str = Field(default="cst-lake-local", min_length=3)
     orders_table: str = Field(default="cst-orders", min_length=3)
     positions_table: str = Field(default="cst-positions", min_length=3)
-    idempotency_table: str = Field(default="cst-idempotency", min_length=3)
     state_table: str = Field(default="cst-state", min_length=3)
     kill_switch_param: str = Field(
         default=KILL_SWITCH_PARAM_DEFAULT, pattern=r"^/[A-Za-z0-9_./-]+$"
@@ -53,7 +52,6 @@ class TradingSettings(BaseSettings):
     confidence_gate: float = Field(default=0.8, ge=0, le=1)
     top_n: int = Field(default=20, ge=1, le=1000)
     strategy: str = Field(default="cst-scan-v1", pattern=r"^[A-Za-z0-9_.-]+$")
-    idempotency_ttl_seconds: int = Field(default=3600, ge=60)
     # execution: the bars the paper venue fills on and values positions at, how long a scan's
     # decision stays sendable, and how long the venue waits for a market order's bar
     execution_timeframe: Literal["1h", "4h", "1d"] = "1h"

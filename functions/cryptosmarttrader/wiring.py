@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
 from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoIdempotencyStore,
     DynamoOrderStore,
     DynamoPositionStore,
     DynamoStateStore,
@@ -238,7 +237,6 @@ def scan_service(
     return ScanService(
         analyzer=analyzer,
         orders=DynamoOrderStore(resources.orders_table, clients.dynamodb),
-        idempotency=DynamoIdempotencyStore(resources.idempotency_table, clients.dynamodb),
         positions=DynamoPositionStore(resources.positions_table, clients.dynamodb),
         kill_switch=switch,
         metrics=metrics,
@@ -282,14 +280,12 @@ def trading_cycle(
     execution = ExecutionService(
         orders=orders,
         positions=DynamoPositionStore(resources.positions_table, clients.dynamodb),
-        idempotency=DynamoIdempotencyStore(resources.idempotency_table, clients.dynamodb),
         kill_switch=switch,
         risk=risk,
         exchange=venue,
         clock=clock,
         metrics=metrics,
         guard=RiskGuard(RiskLimits(Decimal(str(settings.max_asset_fraction)))),
-        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         prepare=lambda: ensure_open_index(orders, state, clock.now()),
         mode=venue_settings.venue_mode,
     )

@@ -28,7 +28,7 @@ class Execution(Construct):
 
     It shares the scan's bundle (same dependencies). Grants: lake objects read-only (bars to
     fill on and to value positions at); orders (read, status moves, new CLOSE orders when the
-    RiskGuard flattens), positions (read, upsert), idempotency keys (claim); state (the paper
+    RiskGuard flattens), positions (read, upsert); state (the paper
     venue's book with conditional writes, risk level and transitions); the kill-switch parameter
     read and write (entering EMERGENCY or SHUTDOWN turns it on). Reserved concurrency 1: one
     cycle at a time, as the risk level machine assumes a single writer.
@@ -77,7 +77,6 @@ class Execution(Construct):
         kill_switch.parameter.grant_write(role)
         grant_table(role, tables.orders, ["GetItem", "PutItem", "UpdateItem", "Scan", "Query"])
         grant_table(role, tables.positions, ["GetItem", "PutItem", "Scan"])
-        grant_table(role, tables.idempotency, ["GetItem", "PutItem", "UpdateItem"])
         grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])
 
         self.exchange_keys = self._venue(config)

@@ -32,7 +32,7 @@ class Ingestion(Construct):
     daily, the CoinGecko market caps of the same pairs' coins into the lake's market-cap dataset.
 
     Grants: lake objects read/write under the candle and market-cap prefixes only (merging a
-    day's partition needs the existing object), state table read/write (watermarks). No order, position or idempotency access.
+    day's partition needs the existing object), state table read/write (watermarks). No order or position access.
     """
 
     def __init__(

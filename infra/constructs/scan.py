@@ -31,8 +31,7 @@ class Scan(Construct):
     """Daily scan function and its schedule.
 
     Grants: lake objects read-only; kill-switch parameter read-only; orders (create, read,
-    status update, list), positions (read, upsert, delete), idempotency keys (claim, release,
-    Powertools record updates), state (risk transitions, audit).
+    status update, list), positions (read, upsert, delete), state (risk transitions, audit).
     """
 
     def __init__(
@@ -76,7 +75,6 @@ class Scan(Construct):
         kill_switch.parameter.grant_read(role)
         grant_table(role, tables.orders, ["GetItem", "PutItem", "UpdateItem", "Scan", "Query"])
         grant_table(role, tables.positions, ["GetItem", "PutItem", "DeleteItem", "Scan"])
-        grant_table(role, tables.idempotency, ["GetItem", "PutItem", "UpdateItem", "DeleteItem"])
         grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])
 
         self.rule = self.lambda_.schedule(

@@ -1,4 +1,7 @@
-"""DynamoDB tables: orders, positions, idempotency keys, and state (watermarks, risk, audit)."""
+"""DynamoDB tables: orders, positions, and state (watermarks, risk, audit).
+
+No separate idempotency table: the orders table's conditional insert keyed on the client order
+ID decides every duplicate (see ``services/execution.py``)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"  # Powertools Idempotency's default expiry attribute
 # The orders that still need the execution cycle, as the DynamoDB adapter maintains them
 # (``adapters/dynamodb_store.py``: OPEN_ORDERS_INDEX, OPEN_PK, OPEN_SK). Sparse: an order is in
 # it while it is not terminal or its fill has not reached the positions yet.
@@ -20,7 +22,6 @@ def _table(
     *,
     partition_key: str,
     sort_key: str | None = None,
-    ttl_attribute: str | None = None,
     removal_policy: RemovalPolicy,
 ) -> dynamodb.Table:
     return dynamodb.Table(
@@ -37,17 +38,15 @@ def _table(
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=True
         ),
-        time_to_live_attribute=ttl_attribute,
         removal_policy=removal_policy,
     )
 
 
 class StateTables(Construct):
-    """The four tables of the contract in ``cryptosmarttrader.settings.AwsResources``.
+    """The three tables of the contract in ``cryptosmarttrader.settings.AwsResources``.
 
     Orders, positions and state are the system's record (RETAIN: deleting the stack never
-    deletes them). Idempotency keys live 60 minutes and are worthless without the functions,
-    so that table goes with the stack.
+    deletes them).
     """
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
@@ -68,13 +67,6 @@ class StateTables(Construct):
         )
         self.positions = _table(
             self, "Positions", partition_key="symbol", removal_policy=RemovalPolicy.RETAIN
-        )
-        self.idempotency = _table(
-            self,
-            "Idempotency",
-            partition_key="id",
-            ttl_attribute=IDEMPOTENCY_TTL_ATTRIBUTE,
-            removal_policy=RemovalPolicy.DESTROY,
         )
         self.state = _table(
             self, "State", partition_key="pk", sort_key="sk", removal_policy=RemovalPolicy.RETAIN

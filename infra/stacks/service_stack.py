@@ -40,7 +40,6 @@ from infra.constructs.web import WebDashboard
 ENV_LAKE_BUCKET: Final = "CST_LAKE_BUCKET"
 ENV_ORDERS_TABLE: Final = "CST_ORDERS_TABLE"
 ENV_POSITIONS_TABLE: Final = "CST_POSITIONS_TABLE"
-ENV_IDEMPOTENCY_TABLE: Final = "CST_IDEMPOTENCY_TABLE"
 ENV_STATE_TABLE: Final = "CST_STATE_TABLE"
 ENV_KILL_SWITCH_PARAM: Final = "CST_KILL_SWITCH_PARAM"
 ENV_DATA_SOURCE: Final = "CST_DATA_SOURCE"
@@ -220,7 +219,6 @@ class CryptoSmartTraderStack(Stack):
             ENV_LAKE_BUCKET: self.lake.bucket.bucket_name,
             ENV_ORDERS_TABLE: self.tables.orders.table_name,
             ENV_POSITIONS_TABLE: self.tables.positions.table_name,
-            ENV_IDEMPOTENCY_TABLE: self.tables.idempotency.table_name,
             ENV_STATE_TABLE: self.tables.state.table_name,
             ENV_KILL_SWITCH_PARAM: self.kill_switch.parameter.parameter_name,
         }

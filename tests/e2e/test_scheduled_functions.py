@@ -152,7 +152,7 @@ class Stack:
         function cold."""
         self.warm.clear()
         self.opt_in = False
-        for key in ("CSTORDERSTABLE", "CSTPOSITIONSTABLE", "CSTIDEMPOTENCYTABLE", "CSTSTATETABLE"):
+        for key in ("CSTORDERSTABLE", "CSTPOSITIONSTABLE", "CSTSTATETABLE"):
             table = self.outputs[key]
             schema = self.dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
             keys = [k["AttributeName"] for k in schema]

@@ -1,4 +1,4 @@
-"""The data layer: lake bucket, its access logs, the four tables, the kill-switch parameter."""
+"""The data layer: lake bucket, its access logs, the three tables, the kill-switch parameter."""
 
 from __future__ import annotations
 
@@ -94,14 +94,13 @@ def test_access_log_bucket_accepts_only_s3_log_delivery_from_this_account(
 TABLE_KEYS = {
     "orders": ([("client_order_id", "HASH")], None),
     "positions": ([("symbol", "HASH")], None),
-    "idempotency": ([("id", "HASH")], "expiration"),
     "state": ([("pk", "HASH"), ("sk", "RANGE")], None),
 }
 
 
 @pytest.mark.parametrize("name", sorted(TABLE_KEYS))
 def test_table_keys_billing_pitr_encryption_and_ttl(synthesized: Synthesized, name: str) -> None:
-    # Given one of the four tables of the settings contract
+    # Given one of the three tables of the settings contract
     table_id = synthesized.logical_id(getattr(synthesized.stack.tables, name))
     expected_keys, ttl_attribute = TABLE_KEYS[name]
 
@@ -122,14 +121,22 @@ def test_table_keys_billing_pitr_encryption_and_ttl(synthesized: Synthesized, na
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["SSESpecification"] == {"SSEEnabled": True}
-    # and only the idempotency table expires items, on Powertools' attribute
-    if ttl_attribute is None:
-        assert "TimeToLiveSpecification" not in props
-    else:
-        assert props["TimeToLiveSpecification"] == {
-            "AttributeName": ttl_attribute,
-            "Enabled": True,
-        }
+    # and no table expires items: orders, positions and state are the system's record
+    assert ttl_attribute is None
+    assert "TimeToLiveSpecification" not in props
+
+
+def test_no_separate_idempotency_table_the_orders_insert_decides_duplicates(
+    synthesized: Synthesized,
+) -> None:
+    # Given the synthesized stack
+    tables = [r for r in synthesized.resources.values() if r["Type"] == "AWS::DynamoDB::Table"]
+    keys = sorted(k["AttributeName"] for t in tables for k in t["Properties"]["KeySchema"])
+
+    # Then no claim table sits beside the orders table, whose conditional insert keyed on the
+    # client order ID decides every duplicate
+    assert keys == ["client_order_id", "pk", "sk", "symbol"]
+    assert not hasattr(synthesized.stack.tables, "idempotency")
 
 
 def test_only_the_orders_table_has_an_index_the_sparse_open_orders_index(
@@ -149,7 +156,7 @@ def test_only_the_orders_table_has_an_index_the_sparse_open_orders_index(
     # Then the orders table alone has one, keyed as the adapter writes it, projecting the
     # whole order (the cycle reads open orders from it without a read per order)
     assert {name: len(found) for name, found in indexes.items()} == {
-        "idempotency": 0, "orders": 1, "positions": 0, "state": 0,
+        "orders": 1, "positions": 0, "state": 0,
     }  # fmt: skip
     (index,) = indexes["orders"]
     assert index["IndexName"] == OPEN_ORDERS_INDEX
@@ -176,9 +183,9 @@ def test_data_tables_are_retained(synthesized: Synthesized, name: str) -> None:
     assert table["UpdateReplacePolicy"] == "Retain"
 
 
-def test_exactly_four_tables(template: Template) -> None:
+def test_exactly_three_tables(template: Template) -> None:
     # Given the stack / When counting tables / Then there is no table beyond the contract
-    template.resource_count_is("AWS::DynamoDB::Table", 4)
+    template.resource_count_is("AWS::DynamoDB::Table", 3)
 
 
 def test_cloudformation_never_owns_the_kill_switch_value(synthesized: Synthesized) -> None:

@@ -89,7 +89,6 @@ def test_function_environment_is_the_settings_contract(synthesized: Synthesized,
     for env_name, table in [
         ("CST_ORDERS_TABLE", tables.orders),
         ("CST_POSITIONS_TABLE", tables.positions),
-        ("CST_IDEMPOTENCY_TABLE", tables.idempotency),
         ("CST_STATE_TABLE", tables.state),
     ]:
         assert env[env_name] == {"Ref": synthesized.logical_id(table)}

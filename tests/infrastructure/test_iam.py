@@ -92,7 +92,7 @@ def test_ingest_role_grants_exactly_lake_objects_and_state(synthesized: Synthesi
 
     # Then it may read/write candle, market-cap, funding/mark and sentiment objects only (no
     # delete, never models/), list the lake, and use the state table (watermarks, breaker, the
-    # stored universe); nothing on orders, positions, idempotency or the kill-switch
+    # stored universe); nothing on orders, positions or the kill-switch
     writes = {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
     assert grants == {
         **_common(synthesized, ingest),
@@ -146,12 +146,6 @@ def test_scan_role_grants_exactly_its_reads_and_order_state(synthesized: Synthes
             "dynamodb:DeleteItem",
             "dynamodb:Scan",
         },
-        synthesized.logical_id(tables.idempotency): {
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
-        },
         synthesized.logical_id(tables.state): {
             "dynamodb:GetItem",
             "dynamodb:PutItem",
@@ -173,7 +167,7 @@ def test_execution_role_grants_its_reads_order_state_and_the_kill_switch(
     grants = _grants(synthesized, execution)
 
     # Then the lake is read-only; it may set the kill-switch (the RiskGuard turns it on at
-    # EMERGENCY); positions are never deleted and idempotency keys never released
+    # EMERGENCY); positions are never deleted
     assert grants == {
         **_common(synthesized, execution),
         f"{lake}/exchange=*": {"s3:GetObject"},
@@ -192,11 +186,6 @@ def test_execution_role_grants_its_reads_order_state_and_the_kill_switch(
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:Scan",
-        },
-        synthesized.logical_id(tables.idempotency): {
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
         },
         synthesized.logical_id(tables.state): {
             "dynamodb:GetItem",

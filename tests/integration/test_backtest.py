@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
@@ -21,45 +20,11 @@ from cryptosmarttrader.services.evaluate import backtest
 from cryptosmarttrader.services.scan import ScanService
 from cryptosmarttrader.settings import TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer
+from tests.fakes import InMemoryOrderLedger, InMemoryPositionLedger
 
 pytestmark = pytest.mark.realdata
 
 START, END = date(2021, 1, 1), date(2021, 2, 26)
-
-
-class _Orders:
-    def __init__(self) -> None:
-        self.rows: dict[str, dict[str, Any]] = {}
-
-    def put_new(self, order: Any) -> bool:
-        if order["client_order_id"] in self.rows:
-            return False
-        self.rows[order["client_order_id"]] = dict(order)
-        return True
-
-    def get(self, client_order_id: str) -> dict[str, Any] | None:
-        return self.rows.get(client_order_id)
-
-    def list_orders(self) -> list[dict[str, Any]]:
-        return list(self.rows.values())
-
-    def list_open(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        return [o for o in self.rows.values() if symbol in (None, o["symbol"])]
-
-
-class _Claims:
-    def __init__(self) -> None:
-        self.keys: set[str] = set()
-
-    def claim(self, key: str, now: datetime, ttl_seconds: int) -> bool:
-        fresh = key not in self.keys
-        self.keys.add(key)
-        return fresh
-
-
-class _NoPositions:
-    def get_all(self) -> dict[str, dict[str, Any]]:
-        return {}
 
 
 class _KillSwitchOff:
@@ -81,7 +46,11 @@ def test_paper_run_and_backtest_make_identical_decisions(data_dir: Path) -> None
     result = backtest(analyzer, START, END, every_days=7)
     for day in result.days:
         service = ScanService(
-            analyzer, _Orders(), _Claims(), _NoPositions(), _KillSwitchOff(), InMemoryMetrics()
+            analyzer,
+            InMemoryOrderLedger(),
+            InMemoryPositionLedger(),
+            _KillSwitchOff(),
+            InMemoryMetrics(),
         )
         asof = datetime(day.asof.year, day.asof.month, day.asof.day, tzinfo=UTC)
         report = service.run(asof)

@@ -128,10 +128,10 @@ def test_database_throttling_is_retried_and_an_outage_before_the_run_recovers(
         assert checks[name], result.details["outage_before_run"]
 
 
-def test_database_outage_between_claim_and_order_loses_no_order(
+def test_database_outage_at_the_order_write_loses_no_order(
     database: ScenarioResult,
 ) -> None:
-    # When DynamoDB goes down at the first order write, just after its idempotency claim
+    # When DynamoDB goes down at the first order write
     result = database
 
     # Then the retried invocation still records every decision

@@ -1,10 +1,10 @@
-"""DynamoDB adapters on moto: exactly-once claims and inserts, guarded order/position updates."""
+"""DynamoDB adapters on moto: exactly-once inserts, guarded order/position updates."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -13,7 +13,6 @@ from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoIdempotencyStore,
     DynamoOrderStore,
     DynamoPositionStore,
     DynamoStateStore,
@@ -48,74 +47,45 @@ def _order(coid: str = "a" * 32, **extra: object) -> dict[str, object]:
     }
 
 
-# ------------------------------------------------------------------ idempotency
+# ------------------------------------------------------------------ exactly-once insert
 
 
-def test_claim_succeeds_once_then_is_refused_while_unexpired(aws: AwsClients) -> None:
-    # Given a fresh key
-    store = DynamoIdempotencyStore(aws.resources.idempotency_table, aws.dynamodb)
-    # When it is claimed twice within the TTL
-    first = store.claim("k1", T0, 3600)
-    second = store.claim("k1", T0 + timedelta(minutes=59), 3600)
-    # Then only the first claim wins
-    assert (first, second) == (True, False)
-
-
-def test_expired_claim_can_be_reclaimed_even_though_ttl_has_not_deleted_it(aws: AwsClients) -> None:
-    # Given a claim whose expiration has passed (moto, like DynamoDB, has not deleted it)
-    store = DynamoIdempotencyStore(aws.resources.idempotency_table, aws.dynamodb)
-    assert store.claim("k1", T0, 60)
-    item = aws.dynamodb.get_item(TableName=aws.resources.idempotency_table, Key={"id": {"S": "k1"}})
-    assert item["Item"]["expiration"] == {"N": str(int(T0.timestamp()) + 60)}
-    # When the key is claimed again after expiry
-    reclaimed = store.claim("k1", T0 + timedelta(seconds=61), 60)
-    # Then the condition on `expiration` lets it through and the claim is extended
-    assert reclaimed is True
-    assert store.claim("k1", T0 + timedelta(seconds=62), 60) is False
-
-
-def test_exactly_one_of_many_concurrent_claims_wins(aws: AwsClients) -> None:
-    # Given 120 threads ready to claim the same key at the same moment
-    store = DynamoIdempotencyStore(aws.resources.idempotency_table, aws.dynamodb)
+def test_exactly_one_of_many_concurrent_inserts_of_one_order_wins(aws: AwsClients) -> None:
+    # Given 120 threads ready to record the same decision (one client order ID) at once
+    store = DynamoOrderStore(aws.resources.orders_table, aws.dynamodb)
     barrier = threading.Barrier(120)
     results: list[bool] = []
     lock = threading.Lock()
 
     def worker() -> None:
         barrier.wait()
-        won = store.claim("same-key", T0, 3600)
+        won = store.put_new(_order("c" * 32))
         with lock:
             results.append(won)
 
-    # When they all claim
+    # When they all insert
     threads = [threading.Thread(target=worker) for _ in range(120)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    # Then exactly one claim succeeded
+    # Then exactly one conditional insert succeeded: no claim table is needed beside it
     assert len(results) == 120
     assert results.count(True) == 1
-
-
-def test_claim_rejects_naive_time(aws: AwsClients) -> None:
-    store = DynamoIdempotencyStore(aws.resources.idempotency_table, aws.dynamodb)
-    with pytest.raises(ValueError, match="timezone-aware"):
-        store.claim("k", datetime(2024, 1, 1), 60)  # noqa: DTZ001
+    assert [o["client_order_id"] for o in store.list_orders()] == ["c" * 32]
 
 
 def test_errors_other_than_condition_failures_propagate_with_table_and_key(
     aws: AwsClients,
 ) -> None:
     # Given a store pointed at a table that does not exist
-    store = DynamoIdempotencyStore("no-such-table", aws.dynamodb)
-    # When a claim is attempted, Then the error names the table and the key
-    with pytest.raises(StoreError, match=r"no-such-table.*'id': 'k9'.*ResourceNotFound") as info:
-        store.claim("k9", T0, 60)
+    store = DynamoOrderStore("no-such-table", aws.dynamodb)
+    # When an order is recorded, Then the error names the table and the key
+    with pytest.raises(
+        StoreError, match=r"no-such-table.*'client_order_id': 'k9'.*ResourceNotFound"
+    ) as info:
+        store.put_new(_order("k9"))
     assert isinstance(info.value.__cause__, ClientError)
-
-
-# ------------------------------------------------------------------ orders
 
 
 def test_order_insert_is_exactly_once_and_keeps_decimals_exact(aws: AwsClients) -> None:

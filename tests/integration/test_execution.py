@@ -6,17 +6,15 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import polars as pl
 import pytest
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoIdempotencyStore,
     DynamoOrderStore,
     DynamoPositionStore,
     DynamoStateStore,
@@ -28,37 +26,28 @@ from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import ExchangeOrder, OrderStateUnknownError, OrderType
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
-from cryptosmarttrader.domain.risk import MarketQuote, RiskLevel, RiskObservation
-from cryptosmarttrader.domain.types import ClientOrderId, Money, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.risk import RiskLevel, RiskObservation
+from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.settings import AwsResources
 from cst_devtools.local_aws import embedded_aws, ensure_resources
+from tests.support.execution import (
+    EQUITY,
+    NOW,
+    ProcessDied,
+    btc_intent,
+    quote_at_now,
+)
 
 pytestmark = pytest.mark.realdata
 
-NOW = datetime(2022, 5, 10, 10, 0, tzinfo=UTC)  # the 10:00 BTC/USDT hour bar fills the orders
-EQUITY = Money(Decimal("100000"))
-BTC = Symbol("BTC/USDT")
+_quote, _intent = quote_at_now, btc_intent
 
 
 @pytest.fixture(scope="module")
 def market(data_dir: Path) -> RecordedMarketData:
     return RecordedMarketData(data_dir)
-
-
-def _quote(market: RecordedMarketData, symbol: str = "BTC/USDT") -> tuple[Price, MarketQuote]:
-    """Last close before NOW and the 24 h quote volume of the bars before it (real data)."""
-    bars = market.ohlcv(symbol, "1h", NOW - timedelta(hours=24), NOW - timedelta(hours=1))
-    last = bars.sort("ts").row(-1, named=True)
-    volume = float(bars.select((pl.col("volume") * pl.col("close")).sum()).item())
-    return Price.of(last["close"]), MarketQuote(NOW - timedelta(minutes=1), Decimal(str(volume)))
-
-
-def _intent(price: Price, qty: str = "0.03", bar_ms: int = 1, side: Side = Side.BUY) -> OrderIntent:
-    return OrderIntent(
-        "exec-test", BTC, side, Intent.OPEN, 1_652_140_800_000 + bar_ms, Quantity.of(qty), price
-    )
 
 
 @dataclass
@@ -77,7 +66,6 @@ class Rig:
         return ExecutionService(
             orders=DynamoOrderStore(res.orders_table, ddb),
             positions=DynamoPositionStore(res.positions_table, ddb),
-            idempotency=DynamoIdempotencyStore(res.idempotency_table, ddb),
             kill_switch=self.switch,
             risk=self.risk,
             exchange=exchange or self.paper,  # type: ignore[arg-type]
@@ -131,10 +119,6 @@ class AcceptThenTimeout:
     ) -> ExchangeOrder:
         self.inner.create_order(symbol, side, order_type, quantity, price, client_order_id)
         raise OrderStateUnknownError("paper", "create_order", "read timeout", client_order_id.value)
-
-
-class ProcessDied(BaseException):
-    """Not an Exception: nothing in the service may catch it, as with a killed process."""
 
 
 class CrashAfterSend(AcceptThenTimeout):
@@ -292,33 +276,6 @@ def test_crash_after_record_before_send_resumes_the_order_once(
     assert [o["status"] for o in rig.orders()] == [OrderStatus.FILLED.value]
 
 
-def test_crash_between_claim_and_record_does_not_block_the_decision(
-    rig: Rig, market: RecordedMarketData
-) -> None:
-    # Given a process that took the 60-minute claim and died before recording the order
-    price, quote = _quote(market)
-    intent = _intent(price)
-
-    class DiesBeforeRecord(DynamoOrderStore):
-        def put_new(self, order: object) -> bool:
-            raise ProcessDied
-
-    service = rig.service()
-    res = rig.clients.resources
-    service.orders = DiesBeforeRecord(res.orders_table, rig.clients.dynamodb)
-    with pytest.raises(ProcessDied):
-        service.submit(intent, equity=EQUITY, quote=quote)
-    assert rig.orders() == []
-    # When the same decision is submitted again within the window
-    retried = rig.service().submit(intent, equity=EQUITY, quote=quote)
-    again = rig.service().submit(intent, equity=EQUITY, quote=quote)
-    # Then it is recorded and sent once, and a further submission is a duplicate
-    assert retried.status == OrderStatus.FILLED.value
-    assert again.status == "duplicate"
-    assert rig.paper.create_calls == 1
-    assert [o["status"] for o in rig.orders()] == [OrderStatus.FILLED.value]
-
-
 def test_new_order_older_than_the_resume_window_is_cancelled_not_sent(
     rig: Rig, market: RecordedMarketData
 ) -> None:
@@ -387,40 +344,6 @@ def test_risk_emergency_turns_the_switch_on_and_blocks_orders(
     assert rig.paper.create_calls == 0
 
 
-def test_defensive_level_rejects_entries_naming_the_rule(
-    rig: Rig, market: RecordedMarketData
-) -> None:
-    price, quote = _quote(market)
-    rig.risk.override(RiskLevel.DEFENSIVE, "bob", "exchange incident")
-    result = rig.service().submit(_intent(price), equity=EQUITY, quote=quote)
-    assert (result.status, result.rule) == ("rejected", "risk_level")
-    assert rig.orders() == []
-
-
-@pytest.mark.parametrize(
-    ("equity", "quote_kind", "rule"),
-    [
-        (None, "ok", "equity"),
-        (EQUITY, "none", "market_data"),
-        (EQUITY, "stale", "stale_quote"),
-    ],
-)
-def test_bad_input_is_rejected_with_a_reason_and_nothing_is_written(
-    rig: Rig, market: RecordedMarketData, equity: Money | None, quote_kind: str, rule: str
-) -> None:
-    price, quote = _quote(market)
-    chosen = {
-        "ok": quote,
-        "none": None,
-        "stale": MarketQuote(NOW - timedelta(hours=2), quote.volume_24h_quote),
-    }[quote_kind]
-    result = rig.service().submit(_intent(price), equity=equity, quote=chosen)
-    assert (result.status, result.rule) == ("rejected", rule)
-    assert rig.orders() == []
-    idem = rig.clients.dynamodb.scan(TableName=rig.clients.resources.idempotency_table)
-    assert idem["Count"] == 0
-
-
 def test_symbol_without_real_bars_is_rejected_by_the_paper_venue(
     rig: Rig, market: RecordedMarketData
 ) -> None:
@@ -435,76 +358,3 @@ def test_symbol_without_real_bars_is_rejected_by_the_paper_venue(
     (order,) = rig.orders()
     assert order["status"] == OrderStatus.REJECTED.value
     assert "NOPE/USDT" in str(order["reject_reason"])
-
-
-def _sell_record(coid: str, qty: str, status: str = "NEW") -> dict[str, object]:
-    return {
-        "client_order_id": coid, "symbol": "BTC/USDT", "side": "sell", "intent": "reduce",
-        "order_type": "market", "quantity": Decimal(qty), "reference_price": Decimal("30000"),
-        "strategy": "other-worker", "signal_bar_ms": 1_652_140_800_000, "status": status,
-        "mode": "paper", "created_at": NOW.isoformat(),
-    }  # fmt: skip
-
-
-def _hold(rig: Rig, qty: str) -> None:
-    res = rig.clients.resources
-    DynamoPositionStore(res.positions_table, rig.clients.dynamodb).upsert(
-        {"symbol": "BTC/USDT", "quantity": Decimal(qty), "cost": Decimal(qty) * 30000,
-         "notional": Decimal(qty) * 30000}, None,
-    )  # fmt: skip
-
-
-def test_a_sell_recorded_beyond_the_holding_is_cut_at_dispatch_and_alarmed(rig: Rig) -> None:
-    # Given 0.03 BTC held and a sell of 0.05 recorded by another worker (not RiskGuard-checked)
-    _hold(rig, "0.03")
-    res = rig.clients.resources
-    orders = DynamoOrderStore(res.orders_table, rig.clients.dynamodb)
-    assert orders.put_new(_sell_record("a" * 32, "0.05"))
-
-    # When the execution service sends it
-    rig.service().reconcile()
-
-    # Then only what is held was sold, the position is flat, not short, and the cut is counted
-    order = orders.get("a" * 32)
-    assert order is not None and Decimal(str(order["quantity"])) == Decimal("0.03")
-    assert Decimal(str(rig.position()["quantity"])) == 0  # type: ignore[index]
-    assert rig.metrics.total("OversellRefused") == 1
-
-
-def test_a_sell_with_everything_held_already_being_sold_is_refused(rig: Rig) -> None:
-    # Given 0.03 BTC held, a sell of all of it at the venue, and another sell recorded
-    _hold(rig, "0.03")
-    res = rig.clients.resources
-    orders = DynamoOrderStore(res.orders_table, rig.clients.dynamodb)
-    assert orders.put_new(_sell_record("b" * 32, "0.03", status="ACCEPTED"))
-    assert orders.put_new(_sell_record("c" * 32, "0.02"))
-
-    # When the execution service reconciles (the venue does not know the first one)
-    rig.service().reconcile()
-
-    # Then the second sell is refused with its reason and never reaches the venue
-    order = orders.get("c" * 32)
-    assert order is not None and order["status"] == OrderStatus.CANCELED.value
-    assert "oversell refused" in str(order["cancel_reason"])
-    assert rig.paper.create_calls == 0
-    assert rig.metrics.total("OversellRefused") == 1
-
-
-def test_a_sell_fill_beyond_the_holding_never_books_a_short(rig: Rig) -> None:
-    # Given 0.03 BTC held and a venue reporting a sell of 0.05 filled
-    _hold(rig, "0.03")
-    fill = {**_sell_record("d" * 32, "0.05", status="FILLED"), "filled": Decimal("0.05"),
-            "average_price": Decimal("30000")}  # fmt: skip
-
-    # When the fill is applied (twice: a replay of the same answer)
-    service = rig.service()
-    assert service._apply_fill_to_position(fill)
-    assert not service._apply_fill_to_position(fill)
-
-    # Then the position stops at zero, the excess is kept with its reason, and it is alarmed once
-    position = rig.position()
-    assert position is not None
-    assert Decimal(str(position["quantity"])) == 0
-    assert Decimal(str(position["oversold"])) == Decimal("0.02")
-    assert "d" * 32 in str(position["oversold_reason"])
-    assert rig.metrics.total("OversellRefused") == 1

@@ -22,7 +22,6 @@ from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoIdempotencyStore,
     DynamoOrderStore,
     DynamoPositionStore,
     DynamoStateStore,
@@ -98,7 +97,6 @@ def _scan_service(clients: AwsClients, data_dir: Path, at: datetime) -> ScanServ
     return ScanService(
         analyzer=recorded_analyzer(data_dir, clock, SETTINGS),
         orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
-        idempotency=DynamoIdempotencyStore(res.idempotency_table, clients.dynamodb),
         positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
         kill_switch=SsmKillSwitch(res.kill_switch_param, clients.ssm, clock),
         metrics=InMemoryMetrics(),

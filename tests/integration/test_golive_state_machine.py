@@ -53,7 +53,6 @@ MOTO_CONFIG: Any = {
 RESOURCES = {
     "CST_ORDERS_TABLE": "golive-orders",
     "CST_POSITIONS_TABLE": "golive-positions",
-    "CST_IDEMPOTENCY_TABLE": "golive-idempotency",
     "CST_STATE_TABLE": "golive-state",
     "CST_LAKE_BUCKET": "golive-lake",
     "CST_KILL_SWITCH_PARAM": "/cst/kill-switch",

@@ -24,7 +24,6 @@ from moto import mock_aws
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue, OrderRefusedError, ccxt_client
 from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoIdempotencyStore,
     DynamoOrderStore,
     DynamoPositionStore,
     DynamoStateStore,
@@ -378,7 +377,6 @@ class Books:
         return ExecutionService(
             orders=DynamoOrderStore(res.orders_table, ddb),
             positions=DynamoPositionStore(res.positions_table, ddb),
-            idempotency=DynamoIdempotencyStore(res.idempotency_table, ddb),
             kill_switch=switch,
             risk=risk,
             exchange=exchange or venue.venue,  # type: ignore[arg-type]

@@ -25,13 +25,11 @@ def test_creates_the_contract_resources(tmp_path: Path) -> None:
     # Given an empty state folder, When the embedded AWS starts
     with embedded_aws(tmp_path, AwsResources()) as aws:
         tables = set(aws.dynamodb.list_tables()["TableNames"])
-        ttl = aws.dynamodb.describe_time_to_live(TableName="cst-idempotency")
         state_keys = aws.dynamodb.describe_table(TableName="cst-state")["Table"]["KeySchema"]
         buckets = [b["Name"] for b in aws.s3.list_buckets()["Buckets"]]
         switch = json.loads(aws.ssm.get_parameter(Name="/cst/kill-switch")["Parameter"]["Value"])
-    # Then the four tables, the TTL spec, the bucket and the kill-switch (off) exist
-    assert tables == {"cst-orders", "cst-positions", "cst-idempotency", "cst-state"}
-    assert ttl["TimeToLiveDescription"]["AttributeName"] == "expiration"
+    # Then the three tables, the bucket and the kill-switch (off) exist
+    assert tables == {"cst-orders", "cst-positions", "cst-state"}
     assert state_keys == [
         {"AttributeName": "pk", "KeyType": "HASH"},
         {"AttributeName": "sk", "KeyType": "RANGE"},

@@ -50,7 +50,6 @@ MOTO_CONFIG: Any = {"stepfunctions": {"execute_state_machine": True},
 RESOURCES = {
     "CST_ORDERS_TABLE": "ml-orders",
     "CST_POSITIONS_TABLE": "ml-positions",
-    "CST_IDEMPOTENCY_TABLE": "ml-idempotency",
     "CST_STATE_TABLE": "ml-state",
     "CST_LAKE_BUCKET": "ml-lake",
     "CST_KILL_SWITCH_PARAM": "/cst/kill-switch",

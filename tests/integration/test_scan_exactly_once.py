@@ -13,12 +13,15 @@ import pytest
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.dynamodb_store import DynamoIdempotencyStore, DynamoStateStore
+from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
+from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics, InMemorySlis
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain.orders import RecordOutcome
 from cryptosmarttrader.domain.risk import RiskLevel
 from cryptosmarttrader.ports import MarketData
+from cryptosmarttrader.services.api import Opportunity
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer
 from cryptosmarttrader.settings import AwsResources, TradingSettings
@@ -74,22 +77,19 @@ def test_concurrent_scans_of_one_analysis_record_each_order_once(
     assert sum(r.duplicates_prevented for r in reports) == 7 * buys
 
 
-def test_a_claim_without_its_order_is_recovered_not_lost(
+def test_a_decision_whose_order_write_was_lost_is_recorded_on_the_retry(
     aws: AwsClients, analysis: tuple[ScanAnalyzer, Analysis]
 ) -> None:
     analyzer, result = analysis
     service = scan_service(analyzer, aws, AwsResources(), InMemoryMetrics())
     first_buy = next(s for s in result.ranked if s.action.value == "buy")
-    # Given an earlier attempt that claimed the first decision's key and died before recording
-    # it (the key is the client order ID the decision produces)
+    # Given an earlier attempt whose order write of the first decision was lost (the key is
+    # the client order ID the decision produces)
     probe = scan_service(analyzer, aws, AwsResources(), InMemoryMetrics()).execute(result)
     coid = next(r.client_order_id for r in probe.rows if r.symbol == first_buy.symbol)
     assert coid is not None
     aws.dynamodb.delete_item(
         TableName=AwsResources().orders_table, Key={"client_order_id": {"S": coid}}
-    )
-    assert not DynamoIdempotencyStore(AwsResources().idempotency_table, aws.dynamodb).claim(
-        coid, SystemClock().now(), 3600
     )
     # When the scan runs again within the 60-minute window
     report = service.execute(result)
@@ -166,3 +166,26 @@ def test_a_run_publishes_its_decision_latency_without_the_market_data_read(
     assert [(m.name, m.value, m.unit, m.dimensions) for m in slis.recorded] == [
         ("DecisionLatency", 250.0, "Milliseconds", (("Stage", "canary"),))
     ]
+
+
+def test_each_row_says_whether_this_run_created_its_order_and_the_signals_keep_their_contract(
+    aws: AwsClients, analysis: tuple[ScanAnalyzer, Analysis]
+) -> None:
+    analyzer, result = analysis
+    # When the same analysis is recorded twice
+    first = scan_service(analyzer, aws, AwsResources(), InMemoryMetrics()).execute(result)
+    second = scan_service(analyzer, aws, AwsResources(), InMemoryMetrics()).execute(result)
+    # Then the typed outcome of every ordered row says created, then duplicate (no reason text
+    # is parsed to know it), and the counts follow it
+    ordered = [r for r in first.rows if r.client_order_id is not None]
+    assert ordered and first.orders_created == len(ordered)
+    assert {r.order_outcome for r in ordered} == {RecordOutcome.CREATED}
+    again = [r for r in second.rows if r.client_order_id is not None]
+    assert {r.order_outcome for r in again} == {RecordOutcome.DUPLICATE}
+    assert second.duplicates_prevented == len(again) and second.orders_created == 0
+    # and the published signals still validate against the API's strict contract
+    state = DynamoStateStore(AwsResources().state_table, aws.dynamodb)
+    latest = DynamoSignalStore(state).latest()
+    assert latest is not None and latest["rows"]
+    for row in latest["rows"]:
+        Opportunity.model_validate(row)

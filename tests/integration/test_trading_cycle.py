@@ -19,7 +19,6 @@ from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoIdempotencyStore,
     DynamoOrderStore,
     DynamoPositionStore,
     DynamoStateStore,
@@ -80,7 +79,6 @@ def _scan(market: RecordedMarketData, clients: AwsClients, data_dir: Path) -> li
     service = ScanService(
         analyzer=recorded_analyzer(data_dir, clock, SETTINGS),
         orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
-        idempotency=DynamoIdempotencyStore(res.idempotency_table, clients.dynamodb),
         positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
         kill_switch=switch,
         metrics=InMemoryMetrics(),
@@ -341,7 +339,6 @@ def test_a_held_coin_is_kept_until_the_exit_rule_closes_it_once(
     service = ScanService(
         analyzer=recorded_analyzer(data_dir, clock, SETTINGS),
         orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
-        idempotency=DynamoIdempotencyStore(res.idempotency_table, clients.dynamodb),
         positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
         kill_switch=SsmKillSwitch(res.kill_switch_param, clients.ssm, clock),
         metrics=InMemoryMetrics(),
@@ -428,6 +425,35 @@ def test_a_position_below_its_stop_on_two_daily_closes_is_stopped_out_once(
     assert again.exits_by_rule == 0
     sells = [o for o in _orders(clients).values() if o["side"] == "sell"]
     assert len(sells) == 1 and sells[0]["strategy"] == "exit-rule"
+
+
+def test_the_exit_rule_judges_the_valuation_snapshot_without_reading_positions_again(
+    market: RecordedMarketData, clients: AwsClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given dogecoin held from the 2021-05-08 close, stopped out by the June 2021 sell-off
+    opened = datetime(2021, 5, 8, 0, 10, tzinfo=UTC)
+    bars = market.ohlcv("dogecoin", "1d", opened - timedelta(days=1), opened)
+    entry = Decimal(repr(float(bars.sort("ts")["close"][-1])))
+    DynamoPositionStore(clients.resources.positions_table, clients.dynamodb).upsert(
+        {"symbol": "dogecoin", "quantity": Decimal("1000"), "notional": entry * 1000,
+         "cost": entry * 1000, "average_price": entry, "opened_by": "f" * 32,
+         "opened_at": opened.isoformat()}, None
+    )  # fmt: skip
+    scans: list[str] = []
+    whole = DynamoPositionStore.get_all
+
+    def counted(self: DynamoPositionStore) -> dict[str, dict[str, object]]:
+        scans.append("positions")
+        return whole(self)
+
+    monkeypatch.setattr(DynamoPositionStore, "get_all", counted)
+    # When the hourly cycle runs and the exit rule closes the position
+    report, _ = _cycle(market, clients, datetime(2021, 6, 23, 1, 10, tzinfo=UTC))
+    # Then the positions were Scanned for the symbols to mark, the equity the RiskGuard sizes
+    # on, the execution book, the valuation the exit rule judges, and the valuation after the
+    # close: the exit rule read no positions of its own
+    assert report.exits_by_rule == 1
+    assert len(scans) == 5
 
 
 def test_a_damaged_position_record_is_held_with_its_reason_and_the_cycle_goes_on(

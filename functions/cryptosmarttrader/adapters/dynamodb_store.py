@@ -1,4 +1,4 @@
-"""DynamoDB adapters: idempotency claims, orders, positions and the generic state table.
+"""DynamoDB adapters: orders, positions and the generic state table.
 
 The only module that knows DynamoDB's item format. Every write that must not be lost or doubled
 is a conditional write; a ``ConditionalCheckFailedException`` is the expected "someone else got
@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus, transition
+from cryptosmarttrader.domain.aggregates import Order, Position
+from cryptosmarttrader.domain.exchange import OrderType
+from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, Intent, OrderStatus, transition
+from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -31,13 +34,16 @@ __all__ = [
     "OPEN_ORDERS_INDEX",
     "OPEN_PK",
     "OPEN_SK",
-    "DynamoIdempotencyStore",
     "DynamoOrderStore",
     "DynamoPositionStore",
     "DynamoStateStore",
     "StoreError",
     "ensure_open_index",
     "from_item",
+    "order_from_record",
+    "order_record",
+    "position_from_record",
+    "position_record",
     "to_item",
 ]
 
@@ -108,6 +114,124 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
+# ------------------------------------------------------------------ aggregate <-> record
+# The orders and positions tables hold one record shape each; these four functions are the only
+# place that maps it to and from the domain's aggregates.
+
+
+def _dec(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def order_record(order: Order) -> dict[str, Any]:
+    """The orders table's record of ``order`` (the one schema, whoever created it)."""
+    return {
+        "client_order_id": order.client_order_id.value,
+        "symbol": order.symbol.value,
+        "side": order.side.value,
+        "intent": order.intent.value,
+        "order_type": order.order_type.value,
+        "decision_quantity": (
+            None if order.decision_quantity is None else order.decision_quantity.value
+        ),
+        "quantity": order.quantity.value,
+        "reference_price": order.reference_price.value,
+        "notional": order.notional,
+        "strategy": order.strategy,
+        "signal_bar_ms": order.signal_bar_ms,
+        "position_key": order.position_key,
+        "status": order.status.value,
+        "rank": order.rank,
+        "risk_rule": order.risk_rule,
+        "risk_reason": order.risk_reason,
+        "mode": order.mode,
+        "created_at": order.created_at.isoformat(),
+        "valid_until": None if order.valid_until is None else order.valid_until.isoformat(),
+    }
+
+
+def order_from_record(record: Mapping[str, Any]) -> Order:
+    """The aggregate of a stored order record (raises ``DomainError`` on an invalid one)."""
+    created = _time(record.get("created_at"))
+    if created is None:
+        raise ValueError(f"order {record.get('client_order_id')!r} has no created_at")
+    decision = record.get("decision_quantity")
+    rank = record.get("rank")
+    return Order(
+        client_order_id=ClientOrderId(str(record["client_order_id"])),
+        symbol=Symbol(str(record["symbol"])),
+        side=Side(str(record["side"])),
+        intent=Intent(str(record["intent"])),
+        strategy=str(record["strategy"]),
+        signal_bar_ms=int(record["signal_bar_ms"]),
+        quantity=Quantity(_dec(record["quantity"])),
+        reference_price=Price(_dec(record["reference_price"])),
+        created_at=created,
+        mode=str(record.get("mode") or "paper"),
+        status=OrderStatus(str(record["status"])),
+        order_type=OrderType(str(record.get("order_type") or OrderType.MARKET.value)),
+        position_key=None if record.get("position_key") is None else str(record["position_key"]),
+        decision_quantity=None if decision is None else Quantity(_dec(decision)),
+        valid_until=_time(record.get("valid_until")),
+        rank=None if rank is None else int(rank),
+        risk_rule=None if record.get("risk_rule") is None else str(record["risk_rule"]),
+        risk_reason=None if record.get("risk_reason") is None else str(record["risk_reason"]),
+    )
+
+
+def position_record(position: Position, updated_at: datetime) -> dict[str, Any]:
+    """The positions table's record of ``position`` (``version`` is the store's)."""
+    held = position.quantity > 0
+    return {
+        "symbol": position.symbol.value,
+        "quantity": position.quantity,
+        "cost": position.notional,
+        "notional": position.notional,
+        "average_price": position.average_price,
+        "realized_pnl": position.realized_pnl,
+        "applied_fills": dict(position.applied_fills),
+        "opened_by": position.opened_by,
+        "opened_at": (
+            position.opened_at.isoformat() if held and position.opened_at is not None else None
+        ),
+        "oversold": position.oversold if position.oversold > 0 else None,
+        "oversold_reason": position.oversold_reason,
+        "updated_at": updated_at,
+    }
+
+
+def _opened_at(record: Mapping[str, Any]) -> datetime | None:
+    """A position's opening time; an unreadable one (a damaged record) is None, so that one
+    bad record never blocks the fills of its position (the exit rule reports it as unknown)."""
+    try:
+        return _time(record.get("opened_at"))
+    except (TypeError, ValueError):
+        return None
+
+
+def position_from_record(record: Mapping[str, Any]) -> Position:
+    """The aggregate of a stored position record."""
+    return Position(
+        symbol=Symbol(str(record["symbol"])),
+        quantity=_dec(record.get("quantity", 0)),
+        cost=_dec(record.get("cost", 0)),
+        realized_pnl=_dec(record.get("realized_pnl") or 0),
+        applied_fills={str(k): _dec(v) for k, v in dict(record.get("applied_fills") or {}).items()},
+        opened_by=None if not record.get("opened_by") else str(record["opened_by"]),
+        opened_at=_opened_at(record),
+        oversold=_dec(record.get("oversold") or 0),
+        oversold_reason=(
+            None if record.get("oversold_reason") is None else str(record["oversold_reason"])
+        ),
+    )
+
+
 def _scan_all(client: DynamoDBClient, table: str) -> Iterator[dict[str, Any]]:
     try:
         for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
@@ -115,52 +239,6 @@ def _scan_all(client: DynamoDBClient, table: str) -> Iterator[dict[str, Any]]:
                 yield from_item(item)
     except ClientError as exc:
         raise StoreError("scan", table, {}, exc) from exc
-
-
-class DynamoIdempotencyStore:
-    """Claims on keys for a limited time (table pk ``id``, TTL attribute ``expiration``).
-
-    DynamoDB deletes expired items lazily (up to days later), so expiry is enforced by the
-    write condition itself: a claim succeeds if the item is absent or its ``expiration`` is in
-    the past.
-    """
-
-    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
-        self._table = table_name
-        self._client = client
-
-    def claim(self, key: str, now: datetime, ttl_seconds: int) -> bool:
-        if not key:
-            raise ValueError("idempotency key must be non-empty")
-        if ttl_seconds <= 0:
-            raise ValueError(f"ttl_seconds must be > 0, got {ttl_seconds}")
-        if now.tzinfo is None:
-            raise ValueError("now must be timezone-aware UTC")
-        now_s = int(now.timestamp())
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={
-                    "id": {"S": key},
-                    "expiration": {"N": str(now_s + ttl_seconds)},
-                    "claimed_at": {"S": now.isoformat()},
-                },
-                ConditionExpression="attribute_not_exists(#id) OR #exp <= :now",
-                ExpressionAttributeNames={"#id": "id", "#exp": "expiration"},
-                ExpressionAttributeValues={":now": {"N": str(now_s)}},
-            )
-        except (ClientError, BotoCoreError) as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise StoreError("put_item(claim)", self._table, {"id": key}, exc) from exc
-        return True
-
-    def release(self, key: str) -> None:
-        """Drop a claim (e.g. the guarded work failed before any side effect)."""
-        try:
-            self._client.delete_item(TableName=self._table, Key={"id": {"S": key}})
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError("delete_item", self._table, {"id": key}, exc) from exc
 
 
 class DynamoOrderStore:
@@ -193,6 +271,12 @@ class DynamoOrderStore:
                 return False
             raise StoreError("put_item", self._table, {"client_order_id": coid}, exc) from exc
         return True
+
+    def record(self, order: Order) -> dict[str, Any] | None:
+        """Insert ``order`` (the aggregate) exactly once: the stored record, or None (nothing
+        written) when its client order ID is already recorded."""
+        stored = order_record(order)
+        return stored if self.put_new(stored) else None
 
     def get(self, client_order_id: str) -> dict[str, Any] | None:
         try:
@@ -446,6 +530,23 @@ class DynamoPositionStore:
                 return False
             raise StoreError("put_item", self._table, {"symbol": symbol}, exc) from exc
         return True
+
+    def load(self, symbol: str) -> tuple[Position | None, int | None]:
+        """The aggregate of ``symbol``'s position and its stored version (None, None: none)."""
+        stored = self.get(symbol)
+        if stored is None:
+            return None, None
+        return position_from_record(stored), int(stored["version"])
+
+    def save(
+        self, position: Position, expected_version: int | None, at: datetime
+    ) -> dict[str, Any] | None:
+        """Write ``position`` under the optimistic version; the stored record (with its new
+        version), or None when someone else wrote first (reload and apply again)."""
+        record = position_record(position, at)
+        if not self.upsert(record, expected_version):
+            return None
+        return {**record, "version": 1 if expected_version is None else expected_version + 1}
 
     def delete(self, symbol: str, expected_version: int) -> bool:
         try:

@@ -4,7 +4,7 @@ Over the same real Binance bars, a fixed decision schedule (every ``--every`` ba
 alternating a buy of ``--fraction`` of equity and the sell of what was bought) is executed twice:
 
 * paper: each decision goes through the full :class:`ExecutionService` (kill-switch, RiskGuard,
-  idempotency, DynamoDB on an embedded moto, positions) to the :class:`PaperExchange`, which fills
+  the conditional order insert, DynamoDB on an embedded moto, positions) to the :class:`PaperExchange`, which fills
   on the next real bar with the volume/spread model;
 * backtest: the vectorized bar-backtest convention (:func:`backtest_fills`): next open x
   (1 ± fixed slippage), same fee.
@@ -94,7 +94,6 @@ def measure(
     import polars as pl
 
     from cryptosmarttrader.adapters.dynamodb_store import (
-        DynamoIdempotencyStore,
         DynamoOrderStore,
         DynamoPositionStore,
         DynamoStateStore,
@@ -129,7 +128,6 @@ def measure(
         service = ExecutionService(
             orders=DynamoOrderStore(res.orders_table, aws.dynamodb),
             positions=DynamoPositionStore(res.positions_table, aws.dynamodb),
-            idempotency=DynamoIdempotencyStore(res.idempotency_table, aws.dynamodb),
             kill_switch=switch,
             risk=RiskStateService(DynamoStateStore(res.state_table, aws.dynamodb), switch, clock),
             exchange=paper,

@@ -374,7 +374,7 @@ DUPLICATE_ORDERS_PREVENTED = MetricSpec(
     "DuplicateOrdersPrevented",
     Unit.COUNT,
     Family.EXECUTION,
-    "Repeated decisions suppressed by the client order id / 60-minute idempotency window.",
+    "Repeated decisions suppressed by the client order id (the orders table's conditional insert).",
     SCAN,
     (),
     "services/scan.py",

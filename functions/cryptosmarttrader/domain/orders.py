@@ -135,6 +135,14 @@ ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 
+class RecordOutcome(StrEnum):
+    """What recording a decision as a NEW order did: the conditional insert keyed on the
+    client order ID either created it or found it already there (nothing written)."""
+
+    CREATED = "created"
+    DUPLICATE = "duplicate"
+
+
 class IllegalTransitionError(DomainError):
     pass
 

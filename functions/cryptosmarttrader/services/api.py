@@ -14,16 +14,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.killswitch import REASON_PATTERN, check_reason
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus, book_exposure
-from cryptosmarttrader.domain.risk import RiskState, RiskTransition
 from cryptosmarttrader.domain.types import Action
-from cryptosmarttrader.ports import OrderStore, PositionStore
+from cryptosmarttrader.ports import (
+    AuditRecord,
+    AuditTrail,
+    KillSwitchControl,
+    KillSwitchValue,
+    OrderStore,
+    PositionStore,
+    RiskReader,
+    SignalReader,
+)
 from cryptosmarttrader.services.health import (
     HealthCheck,
     HealthProbe,
@@ -225,61 +233,6 @@ class KillSwitchResponse(_Model):
 
 
 # --------------------------------------------------------------------------- ports
-
-
-class SignalReader(Protocol):
-    def latest(self) -> dict[str, Any] | None: ...
-
-    def at(self, asof_iso: str) -> dict[str, Any] | None: ...
-
-
-class RiskReader(Protocol):
-    def load(self) -> RiskState: ...
-
-    def history(self) -> list[RiskTransition]: ...
-
-
-class KillSwitchValue(Protocol):
-    """The stored switch value (``adapters.ssm_killswitch.KillSwitchStatus``)."""
-
-    @property
-    def on(self) -> bool: ...
-
-    @property
-    def reason(self) -> str: ...
-
-    @property
-    def actor(self) -> str: ...
-
-    @property
-    def at(self) -> datetime: ...
-
-
-class KillSwitchControl(Protocol):
-    def status(self) -> KillSwitchValue: ...
-
-    def set(self, on: bool, reason: str, actor: str) -> KillSwitchValue: ...
-
-
-class AuditRecord(Protocol):
-    @property
-    def sort_key(self) -> str: ...
-
-    @property
-    def at(self) -> datetime: ...
-
-
-class AuditTrail(Protocol):
-    def record(
-        self,
-        *,
-        actor: str,
-        action: str,
-        at: datetime,
-        request_id: str,
-        correlation_id: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> AuditRecord: ...
 
 
 # --------------------------------------------------------------------------- service

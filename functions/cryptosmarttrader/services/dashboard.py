@@ -27,7 +27,13 @@ from cryptosmarttrader.domain.model_canary import ModelVersion
 from cryptosmarttrader.domain.risk import RiskThresholds
 from cryptosmarttrader.domain.slo import SloThresholds
 from cryptosmarttrader.domain.types import Action
-from cryptosmarttrader.ports import OrderStore, PositionStore
+from cryptosmarttrader.ports import (
+    AuditReader,
+    OrderStore,
+    PositionStore,
+    SignalHistory,
+    StateReader,
+)
 
 if TYPE_CHECKING:
     # polars (and the feature and trading-cycle modules that need it) is imported by the views
@@ -307,22 +313,6 @@ class ModelsResponse(_Model):
 
 
 # --------------------------------------------------------------------------- ports
-
-
-class SignalHistory(Protocol):
-    def latest(self) -> dict[str, Any] | None: ...
-
-    def between(self, start_iso: str, end_iso: str) -> list[dict[str, Any]]: ...
-
-
-class StateReader(Protocol):
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
-
-    def query(self, pk: str) -> list[dict[str, Any]]: ...
-
-
-class AuditReader(Protocol):
-    def recent(self, limit: int = 50) -> Sequence[Any]: ...
 
 
 class RegistryReader(Protocol):

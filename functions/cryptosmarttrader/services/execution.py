@@ -12,14 +12,14 @@ The path of one decision (an :class:`OrderIntent`):
 4. RiskGuard (level from the state table, exposure from positions and open orders, clusters,
    quote; a sell is capped at what is held minus the sells already open) → rejected with the
    rule that decided, nothing written;
-5. 60-minute idempotency claim on the client order ID (a claim held without its order is
-   recovered, see ``submit``);
-6. order recorded as NEW (conditional insert, so permanent dedup beyond the 60 minutes);
-7. a sell is checked once more against a fresh read of its position and open sells: a spot
+5. order recorded as NEW by a conditional insert keyed on the client order ID: the one write
+   that decides between concurrent submissions and dedups the decision for good (well beyond
+   the 60-minute window the architecture asks for);
+6. a sell is checked once more against a fresh read of its position and open sells: a spot
    position never goes negative (an oversell is refused with its reason and counted in
    ``OversellRefused``, which is alarmed);
-8. NEW → SUBMITTED (conditional), then sent to the exchange tagged with the client order ID;
-9. the answer moves the order along the state-transition table and applies fills to positions.
+7. NEW → SUBMITTED (conditional), then sent to the exchange tagged with the client order ID;
+8. the answer moves the order along the state-transition table and applies fills to positions.
 
 ``create_order`` is never retried blindly: after a timeout (``OrderStateUnknownError``), or an
 answer that came back but cannot be parsed (``InvalidPayloadError``: the venue may well hold
@@ -39,15 +39,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from cryptosmarttrader.domain import metric_names as mn
+from cryptosmarttrader.domain.aggregates import Fill, Order, Position
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import (
-    ExchangeCapabilities,
     ExchangeError,
     ExchangeOrder,
     FatalExchangeError,
@@ -68,10 +68,9 @@ from cryptosmarttrader.domain.orders import (
     holding,
     position_episode,
     resolve_close,
-    sell_fill_split,
 )
 from cryptosmarttrader.domain.portfolio import PortfolioExposure
-from cryptosmarttrader.domain.risk import MarketQuote, RiskGuard, RiskState, cap_sell
+from cryptosmarttrader.domain.risk import MarketQuote, RiskGuard, cap_sell
 from cryptosmarttrader.domain.types import (
     ClientOrderId,
     Money,
@@ -81,10 +80,18 @@ from cryptosmarttrader.domain.types import (
     Symbol,
     utc_from_ms,
 )
-from cryptosmarttrader.ports import IdempotencyStore, KillSwitch, Metrics
+from cryptosmarttrader.ports import (
+    KillSwitch,
+    Metrics,
+    OrderGateway,
+    OrderLedger,
+    PositionLedger,
+    RiskLevelSource,
+)
 
 __all__ = [
     "OPEN_STATUSES",
+    "CycleContext",
     "ExecutionResult",
     "ExecutionService",
     "OrderGateway",
@@ -96,75 +103,6 @@ __all__ = [
 OVERSELL_METRIC = mn.OVERSELL_REFUSED.name
 _POSITION_RETRIES = 20
 _S = OrderStatus
-
-
-class OrderGateway(Protocol):
-    """The trading half of the ``Exchange`` port (``CcxtExchange`` and ``PaperExchange``)."""
-
-    @property
-    def capabilities(self) -> ExchangeCapabilities: ...
-
-    def create_order(
-        self,
-        symbol: Symbol,
-        side: Side,
-        order_type: OrderType,
-        quantity: Quantity,
-        price: Price | None,
-        client_order_id: ClientOrderId,
-    ) -> ExchangeOrder: ...
-
-    def fetch_order_by_client_id(
-        self, symbol: Symbol, client_order_id: ClientOrderId
-    ) -> ExchangeOrder | None: ...
-
-    def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> None: ...
-
-
-class OrderLedger(Protocol):
-    """Orders keyed by client order ID with guarded status moves and an index of the orders
-    that still need the cycle (``DynamoOrderStore``)."""
-
-    def put_new(self, order: Mapping[str, Any]) -> bool: ...
-
-    def get(self, client_order_id: str) -> dict[str, Any] | None: ...
-
-    def list_orders(self) -> list[dict[str, Any]]: ...
-
-    def list_open(self, symbol: str | None = None) -> list[dict[str, Any]]: ...
-
-    def update_status(
-        self,
-        client_order_id: str,
-        expected: OrderStatus,
-        new: OrderStatus,
-        *,
-        at: datetime | None = None,
-        fields: Mapping[str, Any] | None = None,
-        settle: bool | None = None,
-    ) -> bool: ...
-
-    def note(
-        self, client_order_id: str, expected: OrderStatus, fields: Mapping[str, Any]
-    ) -> bool: ...
-
-    def settle(self, client_order_id: str) -> bool: ...
-
-
-class PositionLedger(Protocol):
-    """Positions keyed by symbol with an optimistic version (``DynamoPositionStore``)."""
-
-    def get(self, symbol: str) -> dict[str, Any] | None: ...
-
-    def get_all(self) -> dict[str, dict[str, Any]]: ...
-
-    def upsert(self, position: Mapping[str, Any], expected_version: int | None) -> bool: ...
-
-
-class RiskLevelSource(Protocol):
-    """Where the current risk level comes from (``RiskStateService``)."""
-
-    def load(self) -> RiskState: ...
 
 
 @dataclass(frozen=True)
@@ -182,6 +120,42 @@ class ExecutionResult:
     @property
     def sent(self) -> bool:
         return self.status not in {"rejected", "duplicate"}
+
+
+@dataclass(frozen=True)
+class CycleContext:
+    """What the trading cycle hands the execution service for one cycle, read once before
+    anything is sent: the equity the RiskGuard sizes on, a quote per marked symbol, the
+    correlation clusters, and the go-live stage (a halted stage takes no new entries; a canary
+    scales every exposure cap by its share of the risk budget). The service never calls back
+    into the cycle: everything it needs is here."""
+
+    equity: Money | None
+    quotes: Mapping[str, MarketQuote] = field(default_factory=dict)
+    clusters: Mapping[str, str] = field(default_factory=dict)
+    halt_reason: str | None = None
+    risk_share: Decimal = Decimal(1)
+
+    def __post_init__(self) -> None:
+        if not Decimal(0) < self.risk_share <= Decimal(1):
+            raise ValueError(f"risk share must be in (0, 1], got {self.risk_share}")
+
+    def quote(self, symbol: Symbol) -> MarketQuote | None:
+        return self.quotes.get(symbol.value)
+
+    def guard(self, base: RiskGuard) -> RiskGuard:
+        """``base`` with every exposure cap scaled by the stage's share of the risk budget."""
+        if self.risk_share >= 1:
+            return base
+        limits = base.limits
+        return RiskGuard(
+            replace(
+                limits,
+                max_asset_fraction=limits.max_asset_fraction * self.risk_share,
+                max_cluster_fraction=limits.max_cluster_fraction * self.risk_share,
+                max_gross_fraction=limits.max_gross_fraction * self.risk_share,
+            )
+        )
 
 
 @dataclass
@@ -203,7 +177,6 @@ class _Book:
 class ExecutionService:
     orders: OrderLedger
     positions: PositionLedger
-    idempotency: IdempotencyStore
     kill_switch: KillSwitch
     risk: RiskLevelSource
     exchange: OrderGateway
@@ -212,7 +185,6 @@ class ExecutionService:
     guard: RiskGuard = field(default_factory=RiskGuard)
     clusters: Mapping[str, str] = field(default_factory=dict)
     mode: str = "paper"
-    idempotency_ttl_seconds: int = 3600
     # A SUBMITTED order the venue does not show yet is looked up again after absent_grace,
     # then at doubling intervals up to absent_max_interval, and expired (never resent) only
     # once absent_horizon has passed since it was sent.
@@ -221,24 +193,28 @@ class ExecutionService:
     absent_horizon: timedelta = timedelta(hours=24)
     resume_new_within: timedelta = timedelta(minutes=10)
     consecutive_exchange_errors: int = 0
-    # Where a NEW order recorded by someone else (the scan's decisions) is re-checked before it
-    # is sent: the account equity now and a fresh quote per symbol. Unset → NEW orders found by
-    # reconcile are sent as recorded (they passed the RiskGuard when ``submit`` recorded them).
-    equity_source: Callable[[], Money | None] | None = None
-    quote_source: Callable[[Symbol], MarketQuote | None] | None = None
-    # Why new entries are refused outright (a halted go-live stage); exits still go through.
-    halt_reason: str | None = None
     # Run once before the first reconcile (the wiring indexes orders recorded before the
     # open-orders index existed).
     prepare: Callable[[], object] | None = None
     _book: _Book | None = field(default=None, init=False, repr=False)
+    # the context of the cycle being run (see :meth:`reconcile`); None outside a cycle
+    _context: CycleContext | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------------ submit
 
     def submit(
-        self, intent: OrderIntent, *, equity: Money | None, quote: MarketQuote | None
+        self,
+        intent: OrderIntent,
+        *,
+        equity: Money | None,
+        quote: MarketQuote | None,
+        context: CycleContext | None = None,
     ) -> ExecutionResult:
-        """Send ``intent`` at most once (see the module docstring for the path)."""
+        """Send ``intent`` at most once (see the module docstring for the path). Within a
+        trading cycle, ``context`` carries its clusters and go-live stage (the cycle passes the
+        same one it reconciled with)."""
+        if context is not None:
+            self._context = context
         kill = self.kill_switch.status()
         if kill.on:
             coid = intent.client_order_id
@@ -270,7 +246,7 @@ class ExecutionService:
         if existing is not None:
             return self._duplicate(coid, existing, "this decision was already ordered")
         now = self.clock.now()
-        verdict = self.guard.evaluate(
+        verdict = self._guard().evaluate(
             intent,
             equity=equity,
             level=self.risk.load().level,
@@ -283,39 +259,21 @@ class ExecutionService:
         )
         if not verdict.approved or verdict.quantity is None:
             return self._rejected(coid, verdict.rule, verdict.reason)
-        # The claim opens the 60-minute window; the conditional NEW insert below is what makes
-        # the order exactly-once. A claim held with no order recorded is either a concurrent
-        # submission about to insert, or one that died between the two writes: in both cases
-        # racing for the conditional insert is safe, and the second case is not left blocked.
-        if (
-            not self.idempotency.claim(coid.value, now, self.idempotency_ttl_seconds)
-            and self.orders.get(coid.value) is not None
-        ):
-            self.metrics.add("DuplicateOrdersPrevented", 1)
-            return ExecutionResult(coid.value, "duplicate", "claimed by a concurrent submission")
-        record = {
-            "client_order_id": coid.value,
-            "symbol": intent.symbol.value,
-            "side": intent.side.value,
-            "intent": intent.intent.value,
-            "order_type": OrderType.MARKET.value,
-            "decision_quantity": intent.quantity.value,
-            "quantity": verdict.quantity.value,
-            "reference_price": intent.reference_price.value,
-            "notional": verdict.quantity.value * intent.reference_price.value,
-            "strategy": intent.strategy,
-            "signal_bar_ms": intent.signal_bar_ms,
-            "position_key": intent.position_key,
-            "status": OrderStatus.NEW.value,
-            "risk_rule": verdict.rule,
-            "risk_reason": verdict.reason,
-            "mode": self.mode,
-            "created_at": now,
-        }
-        if not self.orders.put_new(record):
+        order = Order.new(
+            intent,
+            created_at=now,
+            mode=self.mode,
+            quantity=verdict.quantity,
+            risk_rule=verdict.rule,
+            risk_reason=verdict.reason,
+        )
+        # the conditional insert keyed on the client order ID is the one write that decides
+        # between concurrent submissions (and dedups the decision for good)
+        record = self.orders.record(order)
+        if record is None:
             self.metrics.add("DuplicateOrdersPrevented", 1)
             return ExecutionResult(coid.value, "duplicate", "order already recorded")
-        book.remember({**record, "created_at": now.isoformat()})
+        book.remember(record)
         return self._send(record)
 
     def _send(self, record: Mapping[str, Any], quantity: Decimal | None = None) -> ExecutionResult:
@@ -429,8 +387,13 @@ class ExecutionService:
 
     # ------------------------------------------------------------------ reconcile / cancel
 
-    def reconcile(self) -> dict[str, int]:
+    def reconcile(self, context: CycleContext | None = None) -> dict[str, int]:
         """Bring every indexed order in line with the venue and every fill into positions.
+
+        With a ``context`` (the trading cycle's), each NEW order recorded by someone else (the
+        scan's decisions) is re-checked by the RiskGuard before it is sent, on the context's
+        equity, quotes, clusters and go-live stage; without one (a restart's recovery), NEW
+        orders are sent as recorded (they passed the RiskGuard when they were recorded).
 
         Run on start and by every execution cycle, over the open-orders index only. NEW orders
         were never sent (SUBMITTED is written before sending): each is sent if still valid and
@@ -451,6 +414,7 @@ class ExecutionService:
         if self.prepare is not None:
             self.prepare()
             self.prepare = None
+        self._context = context
         now = self.clock.now()
         book = self._load_book(fresh=True)
         # oldest decisions first and, within one scan, best ranked first: when the limits
@@ -532,7 +496,7 @@ class ExecutionService:
 
         A NEW order is sendable until its ``valid_until`` (a decision recorded by the scan says
         how long it stays valid), else for ``resume_new_within`` after it was recorded. With an
-        ``equity_source`` the RiskGuard decides again with today's level, exposure and quote; a
+        cycle's context the RiskGuard decides again with today's level, exposure and quote; a
         smaller approved quantity is written onto the order before it is sent. A kill-switch
         that cannot be read sends nothing and cancels nothing: the order waits.
         """
@@ -553,21 +517,22 @@ class ExecutionService:
                 f"never sent and no longer valid (valid until {until.isoformat()})",
                 None,
             )
-        if self.halt_reason is not None and order.get("side") == Side.BUY.value:
-            self.metrics.add("OrdersRejectedByRisk", 1, dimensions={"rule": "golive_halted"})
-            return "cancel", f"new entries halted: {self.halt_reason}", None
-        if self.equity_source is None:
+        context = self._context
+        if context is None:
             return "send", None, None
+        if context.halt_reason is not None and order.get("side") == Side.BUY.value:
+            self.metrics.add("OrdersRejectedByRisk", 1, dimensions={"rule": "golive_halted"})
+            return "cancel", f"new entries halted: {context.halt_reason}", None
         intent = _intent_of(order, Decimal(str(order["quantity"])))
         symbol = intent.symbol.value
-        verdict = self.guard.evaluate(
+        verdict = self._guard().evaluate(
             intent,
-            equity=self.equity_source(),
+            equity=context.equity,
             level=self.risk.load().level,
             kill_switch_on=False,
             kill_switch_reason="",
             exposure=self.exposure(include_new=False),
-            quote=self.quote_source(intent.symbol) if self.quote_source is not None else None,
+            quote=context.quote(intent.symbol),
             now=now,
             holding=self._holding(symbol, exclude=str(order["client_order_id"])),
         )
@@ -676,78 +641,44 @@ class ExecutionService:
         return final
 
     def _apply_fill_to_position(self, order: Mapping[str, Any]) -> bool:
-        """Apply the order's filled quantity to its position once (idempotent by client ID).
+        """Apply the order's filled quantity to its position once (idempotent by client ID,
+        see :meth:`Position.apply`: average cost, realized PnL, never below zero).
 
-        A sell never takes a spot position below zero: a fill beyond the holding is applied up
-        to it, the rest is kept on the position as ``oversold`` with the order that caused it,
-        and ``OversellRefused`` is counted (alarmed)."""
+        A sell fill beyond the holding is applied up to it, the rest is kept on the position as
+        ``oversold`` with the order that caused it, and ``OversellRefused`` is counted
+        (alarmed)."""
         filled = Decimal(str(order.get("filled", 0)))
         if filled <= 0 or order.get("average_price") is None:
             return False
-        coid = str(order["client_order_id"])
-        symbol = str(order["symbol"])
-        price = Decimal(str(order["average_price"]))
-        buy = order["side"] == Side.BUY.value
+        symbol = Symbol(str(order["symbol"]))
+        raw_at = order.get("filled_at")
+        # the exit rule's days count from the opening fill (the venue's fill time; a late
+        # reconcile does not move the entry day)
+        filled_at = (
+            raw_at
+            if isinstance(raw_at, datetime)
+            else datetime.fromisoformat(str(raw_at))
+            if raw_at
+            else self.clock.now()
+        )
+        fill = Fill(
+            client_order_id=ClientOrderId(str(order["client_order_id"])),
+            side=Side(str(order["side"])),
+            filled=filled,
+            average_price=Price(Decimal(str(order["average_price"]))),
+            filled_at=filled_at,
+        )
         for _ in range(_POSITION_RETRIES):
-            pos = self.positions.get(symbol)
-            applied = dict((pos or {}).get("applied_fills", {}))
-            delta = filled - Decimal(str(applied.get(coid, 0)))
-            if delta <= 0:
+            position, version = self.positions.load(symbol.value)
+            outcome = (position or Position(symbol)).apply(fill)
+            if not outcome.changed:
                 return False
-            qty = Decimal(str((pos or {}).get("quantity", 0)))
-            cost = Decimal(str((pos or {}).get("cost", 0)))
-            opened_by = (pos or {}).get("opened_by")
-            opened_at = (pos or {}).get("opened_at")
-            oversold = Decimal(str((pos or {}).get("oversold", 0)))
-            extra: dict[str, Any] = {}
-            if buy:
-                if qty <= 0:
-                    opened_by = coid  # a new opening of this position (a new close identity)
-                    # when it opened: the exit rule's days count from the opening fill
-                    # (the venue's fill time; a late reconcile does not move the entry day)
-                    filled_at = order.get("filled_at")
-                    opened_at = (
-                        filled_at.isoformat()
-                        if isinstance(filled_at, datetime)
-                        else str(filled_at or self.clock.now().isoformat())
-                    )
-                cost += delta * price
-                qty += delta
-            else:
-                sold, beyond = sell_fill_split(qty, delta)
-                if qty > 0:
-                    cost -= cost * sold / qty  # average-cost basis
-                qty -= sold
-                if beyond > 0:
-                    oversold += beyond
-                    extra = {
-                        "oversold": oversold,
-                        "oversold_reason": (
-                            f"order {coid} sold {beyond} beyond the {sold + qty} held: "
-                            "not booked as a short"
-                        ),
-                    }
-            applied[coid] = filled
-            new_pos = {
-                "symbol": symbol,
-                "quantity": qty,
-                "cost": cost if qty > 0 else Decimal(0),
-                "notional": cost if qty > 0 else Decimal(0),
-                "average_price": (cost / qty) if qty > 0 else None,
-                "applied_fills": applied,
-                "opened_by": opened_by,
-                "opened_at": opened_at if qty > 0 else None,
-                "oversold": oversold if oversold > 0 else None,
-                "updated_at": self.clock.now(),
-                **{k: v for k, v in (pos or {}).items() if k == "oversold_reason"},
-                **extra,
-            }
-            version = None if pos is None else int(pos["version"])
-            if self.positions.upsert(new_pos, version):
-                if extra:
+            stored = self.positions.save(outcome.position, version, self.clock.now())
+            if stored is not None:
+                if outcome.oversold > 0:
                     self.metrics.add(OVERSELL_METRIC, 1)
                 if self._book is not None:
-                    self._book.positions[symbol] = {**new_pos, "version": (version or 0) + 1}
+                    self._book.positions[symbol.value] = stored
                 return True
         raise RuntimeError(f"position {symbol}: {_POSITION_RETRIES} concurrent updates lost")
 
@@ -796,10 +727,15 @@ class ExecutionService:
         """Positions and open buy orders per symbol (see :func:`book_exposure`), from this
         run's book: no read per decision."""
         book = self._load_book()
+        clusters = self.clusters if self._context is None else self._context.clusters
         return PortfolioExposure(
             book_exposure(book.positions, book.open_orders(), include_new=include_new),
-            self.clusters,
+            clusters,
         )
+
+    def _guard(self) -> RiskGuard:
+        """The RiskGuard of this cycle: the service's, scaled by the go-live stage's share."""
+        return self.guard if self._context is None else self._context.guard(self.guard)
 
     # ------------------------------------------------------------------ helpers
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,9 +42,14 @@ from cryptosmarttrader.domain.slo import (
     samples_from_series,
     slo_queries,
 )
+from cryptosmarttrader.ports import (
+    KillSwitchControl,
+    OrderLedger,
+    StateStore,
+)
 
 if TYPE_CHECKING:  # ports.py imports polars and numpy, which the go-live bundle does not ship
-    from cryptosmarttrader.ports import KillSwitchState, MetricReader, Notifier
+    from cryptosmarttrader.ports import MetricReader, Notifier
 
 __all__ = [
     "ACTOR",
@@ -101,36 +106,6 @@ class GoLiveSettings(BaseSettings):
         )
 
 
-class StateStore(Protocol):
-    """Small (pk, sk) records; implemented by ``DynamoStateStore``."""
-
-    def put(self, pk: str, sk: str, item: Mapping[str, Any]) -> None: ...
-
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
-
-    def query(self, pk: str) -> list[dict[str, Any]]: ...
-
-
-class OrderBook(Protocol):
-    """Orders with guarded status moves; implemented by ``DynamoOrderStore``."""
-
-    def list_orders(self) -> list[dict[str, Any]]: ...
-
-    def update_status(
-        self,
-        client_order_id: str,
-        expected: OrderStatus,
-        new: OrderStatus,
-        *,
-        at: datetime | None = None,
-        fields: Mapping[str, Any] | None = None,
-    ) -> bool: ...
-
-
-class KillSwitchControl(Protocol):
-    def set(self, on: bool, reason: str, actor: str) -> KillSwitchState: ...
-
-
 class Failure(BaseModel):
     """Why a run is rolled back: a Step Functions Catch result, or an SLO breach / operator."""
 
@@ -152,7 +127,7 @@ def _run_sk(run_id: str) -> str:
 @dataclass
 class GoLiveService:
     store: StateStore
-    orders: OrderBook
+    orders: OrderLedger
     kill_switch: KillSwitchControl
     clock: Clock
     notifier: Notifier | None = None

@@ -23,10 +23,10 @@ reason, until the cool-down has passed; then one trial fetch decides.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import polars as pl
 
@@ -43,7 +43,14 @@ from cryptosmarttrader.domain.quality import (
     conform_candles,
 )
 from cryptosmarttrader.domain.types import Symbol, ms_from_utc, utc_from_ms
-from cryptosmarttrader.ports import LakeStore, MarketData, Metrics
+from cryptosmarttrader.ports import (
+    CandleSource,
+    LakeStore,
+    MarketData,
+    Metrics,
+    RecordedCandles,
+    StateRecords,
+)
 from cryptosmarttrader.services.progress import Progress, no_progress
 
 __all__ = [
@@ -56,9 +63,11 @@ __all__ = [
     "IngestReport",
     "IngestService",
     "MarketDataReplaySource",
-    "StateStore",
+    "StateRecords",
     "SymbolOutcome",
 ]
+
+StateStore = StateRecords  # the name the agent-data ingest imports from here
 
 WATERMARK_PK = "ingest#watermark"
 BREAKER_PK = "ingest#breaker"
@@ -73,34 +82,6 @@ INGEST_QUALITY = QualityConfig(
     max_lag_bars=_NO_LIMIT,
 )
 """Row-level gate for ingestion; gap/lag/length limits are the consumers' (see module doc)."""
-
-
-class CandleSource(Protocol):
-    """Closed candles of one symbol with ``since_ms <= ts <= until_ms`` (``OHLCV_SCHEMA``).
-
-    Implemented by the ccxt exchange adapter and by :class:`MarketDataReplaySource`. Failures
-    raise the :mod:`cryptosmarttrader.domain.exchange` error taxonomy; a source that refuses its
-    own data (a damaged recorded file) raises ``QualityRejectionError`` with the findings.
-    """
-
-    def fetch_ohlcv(
-        self, symbol: Symbol, timeframe: str, since_ms: int, until_ms: int
-    ) -> pl.DataFrame: ...
-
-
-class StateStore(Protocol):
-    def put(self, pk: str, sk: str, item: Mapping[str, Any]) -> None: ...
-
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
-
-
-@runtime_checkable
-class RecordedCandles(Protocol):
-    """A recorded source that can hand its candles over as recorded (file order, ungated)."""
-
-    def ohlcv_as_recorded(
-        self, symbol: str, timeframe: str, start: datetime, end: datetime
-    ) -> pl.DataFrame: ...
 
 
 class MarketDataReplaySource:
@@ -184,7 +165,7 @@ class IngestReport:
         }
 
 
-def ingest_breaker_block(state: StateStore, exchange: str, now: datetime) -> str | None:
+def ingest_breaker_block(state: StateRecords, exchange: str, now: datetime) -> str | None:
     """Why the scan must not trust ``exchange``'s candles now: its ingest breaker is open (or
     half-open, awaiting a trial call). None when it is closed or was never tripped."""
     stored = state.get(BREAKER_PK, exchange)
@@ -208,7 +189,7 @@ class IngestService:
         self,
         source: CandleSource,
         lake: LakeStore,
-        state: StateStore,
+        state: StateRecords,
         metrics: Metrics,
         clock: Clock,
         config: IngestConfig | None = None,

@@ -28,9 +28,8 @@ from the next observation). Only an empty log means a fresh system (NORMAL).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Final
 
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.killswitch import writable_reason
@@ -44,7 +43,10 @@ from cryptosmarttrader.domain.risk import (
     human_override,
     step,
 )
-from cryptosmarttrader.ports import KillSwitchState
+from cryptosmarttrader.ports import (
+    KillSwitchControl,
+    StateStore,
+)
 
 __all__ = [
     "RISK_PK",
@@ -63,30 +65,6 @@ _MAX_LOG_KEY_TRIES: Final = 10
 
 class RiskStateConflictError(RuntimeError):
     """Another writer changed the risk state after it was read; nothing was written."""
-
-
-class StateStore(Protocol):
-    """Small (pk, sk) records; implemented by ``DynamoStateStore``."""
-
-    def put(self, pk: str, sk: str, item: Mapping[str, Any]) -> None: ...
-
-    def put_new(self, pk: str, sk: str, item: Mapping[str, Any]) -> bool: ...
-
-    def put_versioned(
-        self, pk: str, sk: str, item: Mapping[str, Any], expected_version: int
-    ) -> bool: ...
-
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
-
-    def query(self, pk: str) -> list[dict[str, Any]]: ...
-
-
-class KillSwitchControl(Protocol):
-    """A kill-switch that can also be set; implemented by ``SsmKillSwitch``."""
-
-    def status(self) -> KillSwitchState: ...
-
-    def set(self, on: bool, reason: str, actor: str) -> KillSwitchState: ...
 
 
 @dataclass

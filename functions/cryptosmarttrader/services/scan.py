@@ -37,12 +37,14 @@ from cryptosmarttrader.domain.agents.tally import (
     tally_agents,
 )
 from cryptosmarttrader.domain.agents.technical import technical_votes
+from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.orders import (
     Intent,
     OrderIntent,
     OrderStatus,
+    RecordOutcome,
     book_exposure,
     position_episode,
     resolve_close,
@@ -63,7 +65,6 @@ from cryptosmarttrader.domain.types import (
 )
 from cryptosmarttrader.ports import (
     AgentData,
-    IdempotencyStore,
     KillSwitch,
     MarketData,
     Metrics,
@@ -133,6 +134,8 @@ class ScanRow(BaseModel):
     price: float | None
     reasons: list[str]
     votes: list[AgentVote] = []  # each agent's vote or abstention behind this row
+    # what this run did with the row's order: created it, or found it already recorded
+    order_outcome: RecordOutcome | None = None
 
 
 class ExitRow(BaseModel):
@@ -425,7 +428,6 @@ class ScanService:
 
     analyzer: ScanAnalyzer
     orders: OrderStore
-    idempotency: IdempotencyStore
     positions: PositionStore
     kill_switch: KillSwitch
     metrics: Metrics
@@ -517,7 +519,12 @@ class ScanService:
             regime_effect=analysis.regime_effect,
         )
         if self.signals is not None:
-            self.signals.save(report.asof.date().isoformat(), report.model_dump(mode="json"))
+            # the published signals keep the API's contract: what this run did with each order
+            # (``order_outcome``) is the run's own report, not a signal
+            published = report.model_dump(
+                mode="json", exclude={"rows": {"__all__": {"order_outcome"}}}
+            )
+            self.signals.save(report.asof.date().isoformat(), published)
         return report
 
     def _act(
@@ -568,8 +575,8 @@ class ScanService:
                         sig.symbol in held,
                     )
                 )
-                created += row.pop("_created", 0)
-                dupes += row.pop("_duplicate", 0)
+                created += row.get("order_outcome") is RecordOutcome.CREATED
+                dupes += row.get("order_outcome") is RecordOutcome.DUPLICATE
             rows.append(ScanRow(**row))
         return rows, created, dupes
 
@@ -666,7 +673,7 @@ class ScanService:
                     *sig.reasons,
                     "duplicate suppressed: this decision was already ordered",
                 ],
-                "_duplicate": 1,
+                "order_outcome": RecordOutcome.DUPLICATE,
             }
         kill = self.kill_switch.status()  # read before every order (cached a few seconds)
         # one entry per position, as evaluated and backtested: the exit rule manages the
@@ -709,7 +716,7 @@ class ScanService:
         if verdict.quantity != intent.quantity:
             intent = replace(intent, quantity=verdict.quantity)
         outcome = self._record(intent, rank, sig.reasons)
-        if outcome.get("_created"):
+        if outcome["order_outcome"] is RecordOutcome.CREATED:
             notional = intent.quantity.value * price.value
             exposure[sig.symbol] = exposure.get(sig.symbol, Decimal(0)) + notional
             outcome["reasons"] = [
@@ -719,57 +726,30 @@ class ScanService:
         return outcome
 
     def _record(self, intent: OrderIntent, rank: int, reasons: Sequence[str]) -> dict[str, Any]:
-        """Record ``intent`` as a NEW order exactly once (60-minute claim + conditional insert);
-        the row fields of the outcome, with ``_created`` or ``_duplicate``."""
+        """Record ``intent`` as a NEW order exactly once (the conditional insert keyed on its
+        client order ID decides); the row fields, with the typed ``order_outcome``."""
         coid = intent.client_order_id.value
-        price = intent.reference_price.value
         now = self.clock.now()
-        # The claim opens the 60-minute window; the conditional insert below is what makes the
-        # order exactly-once. A claim already held with no order recorded means an earlier
-        # attempt died between the two writes (crash, DynamoDB outage): recover by recording it
-        # now rather than losing the decision; a concurrent writer still loses the insert.
-        if (
-            not self.idempotency.claim(coid, now, self.settings.idempotency_ttl_seconds)
-            and self.orders.get(coid) is not None
-        ):
-            return {
-                "client_order_id": coid,
-                "order_status": "duplicate",
-                "reasons": [*reasons, "duplicate suppressed by the 60-minute idempotency window"],
-                "_duplicate": 1,
-            }
-        record = {
-            "client_order_id": coid,
-            "symbol": intent.symbol.value,
-            "side": intent.side.value,
-            "intent": intent.intent.value,
-            "quantity": intent.quantity.value,
-            "reference_price": price,
-            "notional": (intent.quantity.value * price).quantize(Decimal("0.01")),
-            "strategy": intent.strategy,
-            "signal_bar_ms": intent.signal_bar_ms,
-            "position_key": intent.position_key,
-            "status": OrderStatus.NEW.value,
-            "rank": rank,
-            "mode": "paper",
-            "created_at": now.isoformat(),
+        order = Order.new(
+            intent,
+            created_at=now,
+            mode="paper",
+            rank=rank,
             # the execution function sends it until then, after the RiskGuard decides again
-            "valid_until": (
-                now + timedelta(minutes=self.settings.decision_valid_minutes)
-            ).isoformat(),
-        }
-        if not self.orders.put_new(record):
+            valid_for=timedelta(minutes=self.settings.decision_valid_minutes),
+        )
+        if self.orders.record(order) is None:
             return {
                 "client_order_id": coid,
                 "order_status": "duplicate",
                 "reasons": [*reasons, "duplicate suppressed: order already recorded"],
-                "_duplicate": 1,
+                "order_outcome": RecordOutcome.DUPLICATE,
             }
         return {
             "client_order_id": coid,
             "order_status": OrderStatus.NEW.value,
             "reasons": list(reasons),
-            "_created": 1,
+            "order_outcome": RecordOutcome.CREATED,
         }
 
     def _status_of(self, client_order_id: str) -> OrderStatus | None:

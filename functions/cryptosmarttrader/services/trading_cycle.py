@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -64,7 +64,6 @@ from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.risk import (
     LEVEL_POLICIES,
     MarketQuote,
-    RiskGuard,
     RiskLevel,
     RiskObservation,
 )
@@ -79,7 +78,7 @@ from cryptosmarttrader.domain.types import (
     utc_from_ms,
 )
 from cryptosmarttrader.ports import MarketData, Metrics, SliRecorder
-from cryptosmarttrader.services.execution import ExecutionResult, ExecutionService
+from cryptosmarttrader.services.execution import CycleContext, ExecutionResult, ExecutionService
 from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
 from cryptosmarttrader.services.risk_state import RiskStateService
 
@@ -242,17 +241,23 @@ class TradingCycle:
         self.mark_errors = {}
         self.marks = {s: m for s in symbols if (m := self.mark(s, now)) is not None}
         universe = self.market.daily_universe(now, CLUSTER_LOOKBACK_DAYS)
-        self.execution.clusters = self._clusters(universe)
         bad_data = _bad_data_fraction(universe, now)
         fresh, market_note = _market_freshness(universe, now)
         # the equity the RiskGuard sizes this cycle's decisions on: valued once, before sending
         # (the ledger is not re-read per decision; fills within the cycle move it by fees only)
         equity = self._equity_money()
-        self.execution.equity_source = lambda: equity
-        self.execution.quote_source = self._quote
-        stage = self._apply_golive_stage()
-        counts = self.execution.reconcile()
-        account, reference = self.valuation()
+        stage, halt_reason, share = self._golive_stage()
+        # everything the execution service needs for this cycle, handed over once: it returns
+        # what happened and never calls back into the cycle
+        context = CycleContext(
+            equity=equity,
+            quotes={s: MarketQuote(m.closed_at, m.volume_24h_quote) for s, m in self.marks.items()},
+            clusters=self._clusters(universe),
+            halt_reason=halt_reason,
+            risk_share=share,
+        )
+        counts = self.execution.reconcile(context)
+        account, reference, positions = self.valuation()
         state, move = self.risk.observe(
             RiskObservation(
                 equity=account.equity,
@@ -260,10 +265,12 @@ class TradingCycle:
                 consecutive_exchange_errors=self.execution.consecutive_exchange_errors,
             )
         )
-        flattened = self._flatten(state.level, account) if account.positions else 0
-        exits, decisions = (0, {}) if flattened else self._exit_by_rule(state.level, account)
+        flattened = self._flatten(state.level, account, context) if account.positions else 0
+        exits, decisions = (
+            (0, {}) if flattened else self._exit_by_rule(state.level, account, positions, context)
+        )
         if flattened or exits:
-            account, reference = self.valuation()
+            account, reference, _ = self.valuation()
         daily = _change_pct(state.day_start_equity, account.equity)
         drawdown = _change_pct(state.peak_equity, account.equity)
         self._emit(state.level, account, daily, drawdown)
@@ -300,8 +307,9 @@ class TradingCycle:
             exit_decisions=decisions,
         )
 
-    def _apply_golive_stage(self) -> str:
-        """Size new risk by the active go-live stage (``GoLiveService`` records it).
+    def _golive_stage(self) -> tuple[str, str | None, Decimal]:
+        """The active go-live stage (``GoLiveService`` records it): ``(label, why new entries
+        are halted or None, share of the risk budget every exposure cap is scaled by)``.
 
         Staging trades paper at full size (paper carries no capital), canary at its share of
         the risk budget (≤ 1 %: every exposure cap scaled by it), production at full size; a
@@ -309,32 +317,23 @@ class TradingCycle:
         Orders go to the paper venue in every stage: live placement is not wired."""
         active = self.risk.store.get(GOLIVE_PK, ACTIVE_SK)
         if active is None:
-            return "none"
+            return "none", None, Decimal(1)
         mode = str(active.get("trading_mode", "halted"))
         name = str(active.get("stage", "?"))
         if mode == "halted":
-            self.execution.halt_reason = f"go-live run {active.get('run_id')} {name}: halted"
-            return f"{name} (halted: exits only)"
+            why = f"go-live run {active.get('run_id')} {name}: halted"
+            return f"{name} (halted: exits only)", why, Decimal(1)
         fraction = Decimal(str(active.get("risk_budget_fraction", 0)))
         share = Decimal(1) if mode == "paper" or fraction >= 1 else fraction
         if share <= 0:
-            self.execution.halt_reason = f"go-live stage {name}: no risk budget"
-            return f"{name} (no risk budget: exits only)"
-        if share < 1:
-            limits = self.execution.guard.limits
-            self.execution.guard = RiskGuard(
-                replace(
-                    limits,
-                    max_asset_fraction=limits.max_asset_fraction * share,
-                    max_cluster_fraction=limits.max_cluster_fraction * share,
-                    max_gross_fraction=limits.max_gross_fraction * share,
-                )
-            )
-        return f"{name} ({share:.2%} of the risk budget)"
+            why = f"go-live stage {name}: no risk budget"
+            return f"{name} (no risk budget: exits only)", why, Decimal(1)
+        return f"{name} ({share:.2%} of the risk budget)", None, share
 
-    def valuation(self) -> tuple[Account, Account]:
-        """The account, and the same book as the strategy backtest would have filled it (see
-        account_from_ledger), from one read of the order and position ledgers."""
+    def valuation(self) -> tuple[Account, Account, dict[str, dict[str, Any]]]:
+        """The account, the same book as the strategy backtest would have filled it (see
+        account_from_ledger), and the positions they were valued from: one read of the order
+        and position ledgers, the cycle's snapshot (the exit rule judges the same positions)."""
         orders = self.execution.orders.list_orders()
         positions = self.execution.positions.get_all()
         account = account_from_ledger(self.starting_equity, orders, positions, self.marks)
@@ -345,7 +344,7 @@ class TradingCycle:
             self.marks,
             reference_cost=Decimal(str(BACKTEST_COST_RATE)),
         )
-        return account, reference
+        return account, reference, positions
 
     def _record_point(
         self, now: datetime, account: Account, reference: Account, level: RiskLevel
@@ -427,13 +426,9 @@ class TradingCycle:
         equity = self.valuation()[0].equity
         return None if equity is None else Money(equity)
 
-    def _quote(self, symbol: Symbol) -> MarketQuote | None:
-        mark = self.marks.get(symbol.value)
-        return None if mark is None else MarketQuote(mark.closed_at, mark.volume_24h_quote)
-
     # ------------------------------------------------------------------ risk actions
 
-    def _flatten(self, level: RiskLevel, account: Account) -> int:
+    def _flatten(self, level: RiskLevel, account: Account, context: CycleContext) -> int:
         """At EMERGENCY, once the kill-switch is off again: close every marked position.
 
         One CLOSE per position (its identity is the position, see ``resolve_close``): a close
@@ -448,11 +443,17 @@ class TradingCycle:
             mark = self.marks.get(symbol)
             if qty <= 0 or mark is None:
                 continue
-            sent += self._close(FLATTEN_STRATEGY, symbol, qty, mark, equity).sent
+            sent += self._close(FLATTEN_STRATEGY, symbol, qty, mark, equity, context).sent
         return sent
 
     def _close(
-        self, strategy: str, symbol: str, qty: Decimal, mark: Mark, equity: Money | None
+        self,
+        strategy: str,
+        symbol: str,
+        qty: Decimal,
+        mark: Mark,
+        equity: Money | None,
+        context: CycleContext,
     ) -> ExecutionResult:
         """Submit the CLOSE of a whole position at its mark (keyed on the position by
         ``ExecutionService.submit``: whoever closes it first, there is one order)."""
@@ -465,9 +466,17 @@ class TradingCycle:
             quantity=Quantity(qty),
             reference_price=Price(mark.price),
         )
-        return self.execution.submit(intent, equity=equity, quote=self._quote(intent.symbol))
+        return self.execution.submit(
+            intent, equity=equity, quote=context.quote(intent.symbol), context=context
+        )
 
-    def _exit_by_rule(self, level: RiskLevel, account: Account) -> tuple[int, dict[str, str]]:
+    def _exit_by_rule(
+        self,
+        level: RiskLevel,
+        account: Account,
+        stored: Mapping[str, Mapping[str, Any]],
+        context: CycleContext,
+    ) -> tuple[int, dict[str, str]]:
         """The exit rule over every held position: one CLOSE where it says exit.
 
         Each position is judged on the daily closes after its opening fill (``opened_at``) with
@@ -484,7 +493,6 @@ class TradingCycle:
             why = "kill-switch on: no exit is sent while it holds"
             return 0, dict.fromkeys(sorted(account.positions), why)
         now = self.now
-        stored = self.execution.positions.get_all()
         equity = None if account.equity is None else Money(account.equity)
         sent = 0
         for symbol, qty in sorted(account.positions.items()):
@@ -512,7 +520,7 @@ class TradingCycle:
                     + (f"; {why}" if why else "")
                 )
                 continue
-            result = self._close(EXIT_RULE_STRATEGY, symbol, qty, mark, equity)
+            result = self._close(EXIT_RULE_STRATEGY, symbol, qty, mark, equity, context)
             sent += result.sent
             decisions[symbol] = (
                 f"exit by the rule ({decision.reason.value} after {decision.days_held} days): "

@@ -1,0 +1,228 @@
+"""The ``Order`` and ``Position`` aggregates: one shape for every order the system records and
+the rules a fill applies to a position.
+
+* :class:`Order` is what the orders table holds, whoever created it (the scan's decision or the
+  execution service's own submission, a CLOSE of the exit rule or the RiskGuard's flatten): one
+  schema. Its status moves only along the state-transition table of :mod:`.orders`; an
+  illegal move raises. Mapping to and from the table's items is the DynamoDB adapter's job.
+* :class:`Position` applies fills by client order ID exactly once: a buy adds at cost (average
+  cost basis), a sell takes cost off at the average cost and books the realized PnL; a spot
+  position never goes below zero (what a venue reports sold beyond the holding is kept apart as
+  ``oversold``, never booked as a short).
+
+Money and quantities are ``Decimal`` throughout; no clock is read here (times are passed in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from cryptosmarttrader.domain.exchange import OrderType
+from cryptosmarttrader.domain.orders import (
+    OPEN_STATUSES,
+    TERMINAL_STATUSES,
+    Intent,
+    OrderIntent,
+    OrderStatus,
+    sell_fill_split,
+    transition,
+)
+from cryptosmarttrader.domain.types import ClientOrderId, DomainError, Price, Quantity, Side, Symbol
+
+__all__ = ["Fill", "FillOutcome", "Order", "Position"]
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One order as recorded: the decision's identity, what is to be sent, and its lifecycle.
+
+    ``quantity`` is what is (or will be) sent; ``decision_quantity`` what the decision asked for
+    before the RiskGuard sized it (None when they are the same). ``valid_until`` bounds how long
+    a recorded decision may still be sent; ``rank`` is the scan's rank of the decision."""
+
+    client_order_id: ClientOrderId
+    symbol: Symbol
+    side: Side
+    intent: Intent
+    strategy: str
+    signal_bar_ms: int
+    quantity: Quantity
+    reference_price: Price
+    created_at: datetime
+    mode: str
+    status: OrderStatus = OrderStatus.NEW
+    order_type: OrderType = OrderType.MARKET
+    position_key: str | None = None
+    decision_quantity: Quantity | None = None
+    valid_until: datetime | None = None
+    rank: int | None = None
+    risk_rule: str | None = None
+    risk_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.created_at.tzinfo is None:
+            raise DomainError(f"order {self.client_order_id}: created_at must be UTC-aware")
+        if self.valid_until is not None and self.valid_until < self.created_at:
+            raise DomainError(f"order {self.client_order_id}: valid until before its creation")
+
+    @classmethod
+    def new(
+        cls,
+        intent: OrderIntent,
+        *,
+        created_at: datetime,
+        mode: str,
+        quantity: Quantity | None = None,
+        valid_for: timedelta | None = None,
+        rank: int | None = None,
+        risk_rule: str | None = None,
+        risk_reason: str | None = None,
+    ) -> Order:
+        """A NEW order for ``intent``, at ``quantity`` (the RiskGuard's size; default the
+        decision's own)."""
+        sized = intent.quantity if quantity is None else quantity
+        return cls(
+            client_order_id=intent.client_order_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            intent=intent.intent,
+            strategy=intent.strategy,
+            signal_bar_ms=intent.signal_bar_ms,
+            quantity=sized,
+            reference_price=intent.reference_price,
+            created_at=created_at,
+            mode=mode,
+            position_key=intent.position_key,
+            decision_quantity=intent.quantity if quantity is not None else None,
+            valid_until=None if valid_for is None else created_at + valid_for,
+            rank=rank,
+            risk_rule=risk_rule,
+            risk_reason=risk_reason,
+        )
+
+    @property
+    def notional(self) -> Decimal:
+        """Quantity at the reference price (quote currency)."""
+        return self.quantity.value * self.reference_price.value
+
+    @property
+    def is_open(self) -> bool:
+        """At the venue and not finished (it may still fill)."""
+        return self.status in OPEN_STATUSES
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def moved_to(self, target: OrderStatus) -> Order:
+        """This order at ``target``; raises :class:`IllegalTransitionError` off the table."""
+        return replace(self, status=transition(self.status, target))
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """An order's cumulative fill as the venue reports it (``filled`` is the total so far)."""
+
+    client_order_id: ClientOrderId
+    side: Side
+    filled: Decimal
+    average_price: Price
+    filled_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.filled <= 0:
+            raise DomainError(f"fill of {self.client_order_id} must be > 0, got {self.filled}")
+        if self.filled_at.tzinfo is None:
+            raise DomainError(f"fill of {self.client_order_id}: filled_at must be UTC-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class FillOutcome:
+    """What applying a fill did: the position after it, the quantity newly applied, the
+    realized PnL of that part (sells), and what was sold beyond the holding (refused)."""
+
+    position: Position
+    applied: Decimal
+    realized_pnl: Decimal
+    oversold: Decimal
+
+    @property
+    def changed(self) -> bool:
+        return self.applied > 0 or self.oversold > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A spot position in one symbol at average cost, with the fills it has applied."""
+
+    symbol: Symbol
+    quantity: Decimal = _ZERO
+    cost: Decimal = _ZERO
+    realized_pnl: Decimal = _ZERO
+    applied_fills: Mapping[str, Decimal] = field(default_factory=dict)
+    opened_by: str | None = None  # the client order ID whose fill opened this episode
+    opened_at: datetime | None = None
+    oversold: Decimal = _ZERO
+    oversold_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantity < 0:
+            raise DomainError(f"position {self.symbol}: quantity below zero ({self.quantity})")
+
+    @property
+    def average_price(self) -> Decimal | None:
+        return self.cost / self.quantity if self.quantity > 0 else None
+
+    @property
+    def notional(self) -> Decimal:
+        """The position at cost (its exposure)."""
+        return self.cost if self.quantity > 0 else _ZERO
+
+    @property
+    def episode(self) -> str:
+        """Which opening of this symbol's position this is (see :func:`position_episode`)."""
+        return self.opened_by or ""
+
+    def apply(self, fill: Fill) -> FillOutcome:
+        """Apply the part of ``fill`` not applied yet (exactly once per client order ID)."""
+        coid = fill.client_order_id.value
+        delta = fill.filled - self.applied_fills.get(coid, _ZERO)
+        if delta <= 0:
+            return FillOutcome(self, _ZERO, _ZERO, _ZERO)
+        price = fill.average_price.value
+        applied = {**self.applied_fills, coid: fill.filled}
+        if fill.side is Side.BUY:
+            opening = self.quantity <= 0
+            after = replace(
+                self,
+                quantity=self.quantity + delta,
+                cost=self.cost + delta * price,
+                applied_fills=applied,
+                opened_by=coid if opening else self.opened_by,
+                opened_at=fill.filled_at if opening else self.opened_at,
+            )
+            return FillOutcome(after, delta, _ZERO, _ZERO)
+        sold, beyond = sell_fill_split(self.quantity, delta)
+        basis = self.cost * sold / self.quantity if self.quantity > 0 else _ZERO
+        realized = sold * price - basis
+        left = self.quantity - sold
+        after = replace(
+            self,
+            quantity=left,
+            cost=self.cost - basis if left > 0 else _ZERO,
+            realized_pnl=self.realized_pnl + realized,
+            applied_fills=applied,
+            opened_at=self.opened_at if left > 0 else None,
+            oversold=self.oversold + beyond,
+            oversold_reason=(
+                f"order {coid} sold {beyond} beyond the {self.quantity} held: not booked as a short"
+                if beyond > 0
+                else self.oversold_reason
+            ),
+        )
+        return FillOutcome(after, sold, realized, beyond)

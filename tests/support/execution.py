@@ -1,0 +1,38 @@
+"""What the execution tests share: the instant the real BTC/USDT hour bar fills at, a quote
+from the bars before it, a decision, and a process kill that nothing may catch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import polars as pl
+
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.domain.orders import Intent, OrderIntent
+from cryptosmarttrader.domain.risk import MarketQuote
+from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol
+
+NOW = datetime(2022, 5, 10, 10, 0, tzinfo=UTC)  # the 10:00 BTC/USDT hour bar fills the orders
+EQUITY = Money(Decimal("100000"))
+BTC = Symbol("BTC/USDT")
+
+
+def quote_at_now(market: RecordedMarketData, symbol: str = "BTC/USDT") -> tuple[Price, MarketQuote]:
+    """Last close before NOW and the 24 h quote volume of the bars before it (real data)."""
+    bars = market.ohlcv(symbol, "1h", NOW - timedelta(hours=24), NOW - timedelta(hours=1))
+    last = bars.sort("ts").row(-1, named=True)
+    volume = float(bars.select((pl.col("volume") * pl.col("close")).sum()).item())
+    return Price.of(last["close"]), MarketQuote(NOW - timedelta(minutes=1), Decimal(str(volume)))
+
+
+def btc_intent(
+    price: Price, qty: str = "0.03", bar_ms: int = 1, side: Side = Side.BUY
+) -> OrderIntent:
+    return OrderIntent(
+        "exec-test", BTC, side, Intent.OPEN, 1_652_140_800_000 + bar_ms, Quantity.of(qty), price
+    )
+
+
+class ProcessDied(BaseException):
+    """Not an Exception: nothing in the service may catch it, as with a killed process."""
