@@ -22,9 +22,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cryptosmarttrader.domain.aggregates import Order, Position
-from cryptosmarttrader.domain.exchange import OrderType
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, Intent, OrderStatus, transition
-from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.types import ClientOrderId, OrderType, Price, Quantity, Side, Symbol
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

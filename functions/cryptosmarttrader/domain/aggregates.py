@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from cryptosmarttrader.domain.exchange import OrderType
 from cryptosmarttrader.domain.orders import (
     OPEN_STATUSES,
     TERMINAL_STATUSES,
@@ -30,7 +29,15 @@ from cryptosmarttrader.domain.orders import (
     sell_fill_split,
     transition,
 )
-from cryptosmarttrader.domain.types import ClientOrderId, DomainError, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.types import (
+    ClientOrderId,
+    DomainError,
+    OrderType,
+    Price,
+    Quantity,
+    Side,
+    Symbol,
+)
 
 __all__ = ["Fill", "FillOutcome", "Order", "Position"]
 

@@ -24,6 +24,9 @@ from cryptosmarttrader.domain.types import (
     Side,
     Symbol,
 )
+from cryptosmarttrader.domain.types import (
+    OrderType as OrderType,  # defined with the value types: the order aggregates need no polars
+)
 
 # --------------------------------------------------------------------------------------------
 # Capabilities
@@ -34,11 +37,6 @@ class ExchangeId(StrEnum):
     KRAKEN = "kraken"
     BINANCE = "binance"
     KUCOIN = "kucoin"
-
-
-class OrderType(StrEnum):
-    MARKET = "market"
-    LIMIT = "limit"
 
 
 @dataclass(frozen=True, slots=True)

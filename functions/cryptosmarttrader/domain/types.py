@@ -149,6 +149,11 @@ class Side(StrEnum):
     SELL = "sell"
 
 
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
 class Action(StrEnum):
     """What the system decided for a symbol at a bar."""
 
