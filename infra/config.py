@@ -104,7 +104,7 @@ class UniverseSchedule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     exchange: Exchange
-    quote: Literal["USDT"] = "USDT"
+    quote: Literal["USDT", "USD"] = "USDT"  # Kraken's liquid spot book is quoted in USD (ZUSD)
     min_quote_volume_usd: float = Field(default=1_000_000.0, ge=0)
     max_pairs: int = Field(default=100, ge=1, le=200)
     cron: Cron = Cron(minute="50", hour="23")
@@ -174,20 +174,20 @@ class FunctionSizing(BaseModel):
     timeout_seconds: int = Field(ge=1, le=900)
 
 
-_KRAKEN = ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/USD")
-
 # Candles close on the hour; each exchange gets its own minute so runs do not overlap, and the
 # daily scan runs after the daily candles have been ingested (00:05 → 00:15 UTC).
-# Binance and KuCoin ingest their liquid USDT universe (selected daily from their markets and
-# 24 h tickers); Kraken quotes in USD, so its schedule keeps its own list.
+# Every exchange ingests its liquid universe, selected daily from its markets and 24 h tickers
+# under the same liquidity floor: USDT pairs on Binance and KuCoin, USD pairs on Kraken (where
+# the liquid spot book is quoted in USD).
 DEFAULT_INGEST_SCHEDULES: tuple[IngestSchedule, ...] = (
     IngestSchedule(exchange="binance", timeframe="1h", cron=Cron(minute="2")),
     IngestSchedule(exchange="binance", timeframe="1d", cron=Cron(minute="5", hour="0")),
-    IngestSchedule(exchange="kraken", timeframe="1h", symbols=_KRAKEN, cron=Cron(minute="3")),
+    IngestSchedule(exchange="kraken", timeframe="1h", cron=Cron(minute="3")),
     IngestSchedule(exchange="kucoin", timeframe="1h", cron=Cron(minute="4")),
 )
 DEFAULT_UNIVERSES: tuple[UniverseSchedule, ...] = (
     UniverseSchedule(exchange="binance"),
+    UniverseSchedule(exchange="kraken", quote="USD"),
     UniverseSchedule(exchange="kucoin"),
 )
 

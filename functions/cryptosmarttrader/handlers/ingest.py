@@ -61,6 +61,7 @@ from cryptosmarttrader.services.agent_ingest import (
     SentimentRejectedError,
     UniverseRule,
     UniverseService,
+    spot_quote,
 )
 from cryptosmarttrader.services.ingest import (
     CandleSource,
@@ -143,7 +144,8 @@ class UniverseRequest(BaseModel):
 
     dataset: Literal["universe"]
     exchange: Literal["binance", "kraken", "kucoin"]
-    quote: Literal["USDT"] = "USDT"
+    quote: Literal["USDT", "USD"] | None = None
+    """The quote of the pairs; omitted: the exchange's spot quote (USD on Kraken, else USDT)."""
     min_quote_volume_usd: float = Field(default=1_000_000.0, ge=0)
     max_pairs: int = Field(default=100, ge=1, le=200)
     replay_asof: datetime | None = None
@@ -152,7 +154,9 @@ class UniverseRequest(BaseModel):
 
     @property
     def rule(self) -> UniverseRule:
-        return UniverseRule(self.quote, self.min_quote_volume_usd, self.max_pairs)
+        return UniverseRule(
+            self.quote or spot_quote(self.exchange), self.min_quote_volume_usd, self.max_pairs
+        )
 
 
 class FundingRequest(BaseModel):
@@ -247,7 +251,8 @@ def _universe(exchange: str, clock: Clock, symbols: list[str] | None) -> list[st
     state = DynamoStateStore(resources().state_table, aws_clients().dynamodb)
     service = UniverseService(state, clock)
     try:
-        return list(service.current(exchange, _venue(exchange, clock), UniverseRule()).pairs)
+        rule = UniverseRule(quote=spot_quote(exchange))
+        return list(service.current(exchange, _venue(exchange, clock), rule).pairs)
     except ValueError as exc:
         raise UnsupportedSourceError(f"no {exchange} universe: {exc}") from exc
 

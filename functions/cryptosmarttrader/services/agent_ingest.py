@@ -61,6 +61,7 @@ __all__ = [
     "UniverseSelection",
     "UniverseService",
     "select_universe",
+    "spot_quote",
 ]
 
 UNIVERSE_PK: Final = "ingest#universe"
@@ -105,6 +106,16 @@ class SentimentFeed(Protocol):
 
 
 # --------------------------------------------------------------------------- universe
+# The quote of each venue's liquid spot book: Kraken's is USD (ccxt's unified ``USD``, Kraken's
+# own asset id ``ZUSD``); the others' USDT.
+SPOT_QUOTES: Final[Mapping[str, str]] = {"kraken": "USD"}
+
+
+def spot_quote(exchange: str) -> str:
+    """The quote currency of ``exchange``'s liquid universe (``USD`` on Kraken, else ``USDT``)."""
+    return SPOT_QUOTES.get(exchange, "USDT")
+
+
 @dataclass(frozen=True)
 class UniverseRule:
     quote: str = "USDT"
