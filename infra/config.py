@@ -226,6 +226,12 @@ class DeploymentConfig(BaseModel):
     # says so); True is the explicit opt-in to paper trade on the technical agent alone
     # (CST_ALLOW_TECHNICAL_ONLY_TRADING=true on the scan function), which every output states
     allow_technical_only_trading: bool = False
+    # The SageMaker endpoint serving the promoted ranking model (``cst-rank``): the scan scores
+    # through it (``CST_RANKING_ENDPOINT``; its errors make the ranking agent abstain). None:
+    # the scan evaluates the registry artefact's trees in process.
+    ranking_endpoint: str | None = Field(
+        default=None, max_length=63, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$"
+    )
     # Deep health probe cadence: each run is one uptime sample of the go-live gates.
     probe_every_minutes: int = Field(default=1, ge=1, le=60)
     # The four CloudWatch dashboards ($3.00 a month each beyond the account's three free ones;
