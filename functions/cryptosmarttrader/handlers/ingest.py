@@ -69,7 +69,7 @@ from cryptosmarttrader.services.ingest import (
     IngestService,
     MarketDataReplaySource,
 )
-from cryptosmarttrader.services.market_caps import MarketCapIngestService
+from cryptosmarttrader.services.market_caps import Backfill, MarketCapIngestService
 
 if TYPE_CHECKING:
     from cryptosmarttrader.adapters.ccxt_agent_feeds import CcxtVenueFeeds
@@ -131,6 +131,10 @@ class MarketCapRequest(BaseModel):
     symbols: list[str] | None = Field(default=None, min_length=1, max_length=250)
     lookback_days: int = Field(default=1, ge=1, le=5000)
     """Days of history to load (recorded replays; a live snapshot is today's value only)."""
+    backfill_days: int = Field(default=300, ge=0, le=2000)
+    """Live: days of CoinGecko history loaded once per coin not yet backfilled (0: none)."""
+    backfill_max_coins: int = Field(default=30, ge=1, le=250)
+    """Live: coins backfilled per run, largest first (the source's rate limit, the timeout)."""
     replay_asof: datetime | None = None
 
     _aware = field_validator("replay_asof")(_aware_utc)
@@ -273,6 +277,7 @@ def _market_cap_service(
 ) -> tuple[MarketCapIngestService, Clock]:
     from cryptosmarttrader.adapters.coingecko_market_caps import (
         CoinGeckoMarketCaps,
+        CoinGeckoMarketHistory,
         RecordedMarketCaps,
     )
     from cryptosmarttrader.adapters.s3_market_caps import S3MarketCapLake
@@ -283,11 +288,19 @@ def _market_cap_service(
     source: MarketCapSource = (
         RecordedMarketCaps(_recorded_market()) if recorded else CoinGeckoMarketCaps(clock.now)
     )
+    # live: a coin seen for the first time gets its history once (the regime's 200-day index
+    # from a new stack's first scan); a replay loads history through ``lookback_days``
+    backfill = not recorded and request.backfill_days > 0
     service = MarketCapIngestService(
         source,
         S3MarketCapLake(resources().lake_bucket, aws_clients().s3),
         EmfMetrics(metrics),
         clock,
+        history=CoinGeckoMarketHistory() if backfill else None,
+        state=DynamoStateStore(resources().state_table, aws_clients().dynamodb)
+        if backfill
+        else None,
+        backfill=Backfill(request.backfill_days or 1, request.backfill_max_coins),
     )
     return service, clock
 
@@ -388,6 +401,8 @@ def _market_caps(payload: dict[str, Any]) -> dict[str, Any]:
             "objects_written": report.objects_written,
             "unmapped": report.unmapped,
             "rejected_codes": report.rejected_codes,
+            "backfilled": len(report.backfilled),
+            "backfill_pending": len(report.backfill_pending),
         },
     )
     return {"status": "ok", "report": report.to_dict()}
