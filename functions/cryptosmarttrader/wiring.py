@@ -103,9 +103,14 @@ NO_PROMOTED_MODEL_TRADING = (
 )
 
 
-def lake_agent_data(s3: S3Client, resources: AwsResources, exchange: str) -> LakeAgentData:
-    """What the deployed scan's agents read beside the daily universe: funding, mark and
-    sentiment from the lake, each venue's hourly candles for the cross-exchange quotes."""
+def lake_agent_data(
+    s3: S3Client, resources: AwsResources, exchange: str, *, replay: bool = False
+) -> LakeAgentData:
+    """What the deployed scan's agents read beside the daily universe: funding, mark,
+    sentiment and the venues' withdrawal constraints from the lake, each venue's hourly candles
+    for the cross-exchange quotes. A replay deployment (``replay``) has no withdrawal data
+    recorded: the arbitrage agent says the constraints are unknown instead of abstaining."""
+    from cryptosmarttrader.adapters.recorded_agent_data import RECORDED_WITHDRAWALS_UNKNOWN
     from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
 
     return LakeAgentData(
@@ -113,6 +118,7 @@ def lake_agent_data(s3: S3Client, resources: AwsResources, exchange: str) -> Lak
         S3AgentInputs(resources.lake_bucket, s3),
         home=exchange,
         venues=(exchange, *(v for v in ARBITRAGE_VENUES if v != exchange)),
+        withdrawals_unavailable=RECORDED_WITHDRAWALS_UNKNOWN if replay else None,
     )
 
 

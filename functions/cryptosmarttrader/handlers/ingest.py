@@ -4,8 +4,10 @@ need beside the candles. The events (each rule's constant input):
 * ``{"exchange": ..., "timeframe": ...}``: closed candles of the exchange's liquid universe
   (``"symbols": [...]`` names the pairs instead);
 * ``{"dataset": "universe", "exchange": ...}``: select the universe anew: every active spot
-  pair quoted in ``quote`` (USDT) whose 24 h quote volume reaches ``min_quote_volume_usd``, from
-  the venue's markets and tickers (services/agent_ingest.py);
+  pair quoted in ``quote`` (USDT; USD on Kraken) whose 24 h quote volume reaches
+  ``min_quote_volume_usd``, from the venue's markets and tickers (services/agent_ingest.py),
+  then its coins' withdrawal constraints (fee, minimum, suspensions: ccxt
+  ``fetch_currencies``) into the lake;
 * ``{"dataset": "market_caps", "exchange": ...}``: market caps of the universe's coins
   (CoinGecko ``/coins/markets`` live, the recorded CoinGecko CSVs on a replay);
 * ``{"dataset": "funding", "exchange": ...}``: perpetual funding rates and 8 h mark candles of
@@ -423,8 +425,28 @@ def _select_universe(payload: dict[str, Any]) -> dict[str, Any]:
         raise UnsupportedSourceError(str(exc)) from exc
     metrics.add_metric(name="UniverseSize", unit=MetricUnit.Count, value=len(chosen.pairs))
     report = chosen.to_dict()
+    report["withdrawals"] = _withdrawals(request.exchange, chosen.pairs, clock)
     logger.info("universe selected", extra={k: v for k, v in report.items() if k != "pairs"})
     return {"status": "ok", "report": report}
+
+
+def _withdrawals(exchange: str, pairs: tuple[str, ...], clock: Clock) -> dict[str, Any]:
+    """The universe's coins' withdrawal constraints on the venue, into the lake (the arbitrage
+    agent's transfers). A replay has none recorded: it says so, and writes nothing."""
+    if trading_settings().data_source == "recorded":
+        return {"status": "not_recorded", "reason": "no withdrawal data is recorded"}
+    from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
+    from cryptosmarttrader.services.agent_ingest import WithdrawalIngestService
+
+    report = WithdrawalIngestService(
+        _ccxt_feeds(exchange),
+        S3AgentInputs(resources().lake_bucket, aws_clients().s3),
+        DynamoStateStore(resources().state_table, aws_clients().dynamodb),
+        clock,
+    ).run(exchange, pairs)
+    if report.status != "ok" or report.rejected:
+        logger.warning("withdrawal constraints incomplete", extra=report.to_dict())
+    return report.to_dict()
 
 
 def _funding(payload: dict[str, Any]) -> dict[str, Any]:
