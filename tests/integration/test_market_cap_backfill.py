@@ -247,3 +247,30 @@ def test_a_coin_without_history_is_reported_and_a_bad_payload_names_the_field() 
     body = json.dumps({"market_caps": [[SNAPSHOT_MS, 8.3e11], [SNAPSHOT_MS + 37_000, 8.4e11]]})
     kept = parse_market_chart(body.encode(), "bitcoin").frame
     assert kept["ts"].to_list() == [SNAPSHOT_MS]
+
+
+def test_coins_beyond_the_runs_time_budget_are_deferred_to_the_next_run(
+    lake: S3MarketCapLake,
+) -> None:
+    web, state, clock = CoinGecko(), Memory(), Clock()
+    service = MarketCapIngestService(
+        CoinGeckoMarketCaps(lambda: NOW, get=web),
+        lake,
+        Metrics(),  # type: ignore[arg-type]
+        FixedClock(NOW),
+        history=CoinGeckoMarketHistory(
+            get=web, min_interval_s=6.0, sleep=clock.sleep, monotonic=clock.monotonic, budget_s=10
+        ),
+        state=state,  # type: ignore[arg-type]
+    )
+
+    report = service.run("binance", PAIRS, lookback_days=1)
+
+    # bitcoin at 0 s, ethereum at 6 s, solana started at 6 s (fetched at 12 s); at 12 s the
+    # 10 s budget is spent: dogecoin waits for the next run
+    assert report.backfilled == ["bitcoin", "ethereum", "solana"]
+    assert report.backfill_pending == ["dogecoin"]
+    assert any(
+        r["coin"] == "dogecoin" and r["reason"].startswith("backfill: deferred")
+        for r in report.rejections
+    )

@@ -211,6 +211,9 @@ COINGECKO_CHART_URL: Final = "https://api.coingecko.com/api/v3/coins/{coin}/mark
 # 5-30 per minute depending on the plan and load): one history call every 6 s stays under them.
 HISTORY_MIN_INTERVAL_S: Final = 6.0
 HISTORY_RETRIES: Final = 3
+# The time one run spends on history (the ingest function times out at 300 s): coins left over
+# are deferred to the next run, with the reason.
+HISTORY_BUDGET_S: Final = 180.0
 
 
 class MarketChart(BaseModel):
@@ -252,7 +255,8 @@ class CoinGeckoMarketHistory:
     """Daily market-cap history per coin from ``/coins/{id}/market_chart`` (the backfill of a
     new deployment), one call per coin, throttled to ``min_interval_s`` between calls; a rate
     limit (HTTP 429) or a server error is retried with a doubling wait, then the coin is
-    reported as not fetched (with the reason) and the next run tries again."""
+    reported as not fetched (with the reason) and the next run tries again; once ``budget_s``
+    has passed the remaining coins are deferred to the next run."""
 
     def __init__(
         self,
@@ -263,7 +267,9 @@ class CoinGeckoMarketHistory:
         retries: int = HISTORY_RETRIES,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        budget_s: float = HISTORY_BUDGET_S,
     ) -> None:
+        self._budget = budget_s
         self._get = get
         self._template = url_template
         self._interval = min_interval_s
@@ -300,7 +306,13 @@ class CoinGeckoMarketHistory:
         start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
         frames: list[pl.DataFrame] = []
         rejected: list[tuple[str, str]] = []
+        started = self._monotonic()
         for coin in coins:
+            if self._monotonic() - started > self._budget:
+                rejected.append(
+                    (coin, f"deferred: the run's {self._budget:g} s for history is spent")
+                )
+                continue
             try:
                 body = self._throttled_get(self.url(coin, days))
             except MarketCapSourceError as exc:
