@@ -104,7 +104,7 @@ class UniverseSchedule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     exchange: Exchange
-    quote: Literal["USDT"] = "USDT"
+    quote: Literal["USDT", "USD"] = "USDT"  # Kraken's liquid spot book is quoted in USD (ZUSD)
     min_quote_volume_usd: float = Field(default=1_000_000.0, ge=0)
     max_pairs: int = Field(default=100, ge=1, le=200)
     cron: Cron = Cron(minute="50", hour="23")
@@ -174,20 +174,20 @@ class FunctionSizing(BaseModel):
     timeout_seconds: int = Field(ge=1, le=900)
 
 
-_KRAKEN = ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/USD")
-
 # Candles close on the hour; each exchange gets its own minute so runs do not overlap, and the
 # daily scan runs after the daily candles have been ingested (00:05 → 00:15 UTC).
-# Binance and KuCoin ingest their liquid USDT universe (selected daily from their markets and
-# 24 h tickers); Kraken quotes in USD, so its schedule keeps its own list.
+# Every exchange ingests its liquid universe, selected daily from its markets and 24 h tickers
+# under the same liquidity floor: USDT pairs on Binance and KuCoin, USD pairs on Kraken (where
+# the liquid spot book is quoted in USD).
 DEFAULT_INGEST_SCHEDULES: tuple[IngestSchedule, ...] = (
     IngestSchedule(exchange="binance", timeframe="1h", cron=Cron(minute="2")),
     IngestSchedule(exchange="binance", timeframe="1d", cron=Cron(minute="5", hour="0")),
-    IngestSchedule(exchange="kraken", timeframe="1h", symbols=_KRAKEN, cron=Cron(minute="3")),
+    IngestSchedule(exchange="kraken", timeframe="1h", cron=Cron(minute="3")),
     IngestSchedule(exchange="kucoin", timeframe="1h", cron=Cron(minute="4")),
 )
 DEFAULT_UNIVERSES: tuple[UniverseSchedule, ...] = (
     UniverseSchedule(exchange="binance"),
+    UniverseSchedule(exchange="kraken", quote="USD"),
     UniverseSchedule(exchange="kucoin"),
 )
 
@@ -226,6 +226,12 @@ class DeploymentConfig(BaseModel):
     # says so); True is the explicit opt-in to paper trade on the technical agent alone
     # (CST_ALLOW_TECHNICAL_ONLY_TRADING=true on the scan function), which every output states
     allow_technical_only_trading: bool = False
+    # The SageMaker endpoint serving the promoted ranking model (``cst-rank``): the scan scores
+    # through it (``CST_RANKING_ENDPOINT``; its errors make the ranking agent abstain). None:
+    # the scan evaluates the registry artefact's trees in process.
+    ranking_endpoint: str | None = Field(
+        default=None, max_length=63, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$"
+    )
     # Deep health probe cadence: each run is one uptime sample of the go-live gates.
     probe_every_minutes: int = Field(default=1, ge=1, le=60)
     # The four CloudWatch dashboards ($3.00 a month each beyond the account's three free ones;

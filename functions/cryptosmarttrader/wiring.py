@@ -4,11 +4,14 @@ so a Lambda run and a CLI run of the same scan use the same objects."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from cryptosmarttrader.adapters.aws_clients import sagemaker_runtime_client
 from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
 from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoOrderStore,
@@ -99,9 +102,14 @@ NO_PROMOTED_MODEL_TRADING = (
 )
 
 
-def lake_agent_data(s3: S3Client, resources: AwsResources, exchange: str) -> LakeAgentData:
-    """What the deployed scan's agents read beside the daily universe: funding, mark and
-    sentiment from the lake, each venue's hourly candles for the cross-exchange quotes."""
+def lake_agent_data(
+    s3: S3Client, resources: AwsResources, exchange: str, *, replay: bool = False
+) -> LakeAgentData:
+    """What the deployed scan's agents read beside the daily universe: funding, mark,
+    sentiment and the venues' withdrawal constraints from the lake, each venue's hourly candles
+    for the cross-exchange quotes. A replay deployment (``replay``) has no withdrawal data
+    recorded: the arbitrage agent says the constraints are unknown instead of abstaining."""
+    from cryptosmarttrader.adapters.recorded_agent_data import RECORDED_WITHDRAWALS_UNKNOWN
     from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
 
     return LakeAgentData(
@@ -109,15 +117,35 @@ def lake_agent_data(s3: S3Client, resources: AwsResources, exchange: str) -> Lak
         S3AgentInputs(resources.lake_bucket, s3),
         home=exchange,
         venues=(exchange, *(v for v in ARBITRAGE_VENUES if v != exchange)),
+        withdrawals_unavailable=RECORDED_WITHDRAWALS_UNKNOWN if replay else None,
     )
+
+
+def ranking_server(
+    model: RankingModel, endpoint: str | None, runtime: Callable[[], Any]
+) -> RankingModel:
+    """Where the promoted ranking model's scores come from: the SageMaker endpoint named by
+    ``CST_RANKING_ENDPOINT`` when one is configured (an error of the endpoint makes the ranking
+    agent abstain with it: never a fallback to the in-process evaluator), else the registry
+    artefact's trees evaluated in process. The calibration and the signals are the artefact's
+    either way. ``runtime`` builds the ``sagemaker-runtime`` client, only when needed."""
+    if not endpoint:
+        return model
+    from cryptosmarttrader.adapters.sagemaker_predictor import SageMakerRanker
+
+    ranker = SageMakerRanker(
+        endpoint, model.ranker.feature_names, runtime(), model.ranker.to_bytes()
+    )
+    return replace(model, ranker=ranker, served_by=f"SageMaker endpoint {endpoint}")
 
 
 def promoted_model(
     clients: AwsClients, resources: AwsResources, clock: Clock
 ) -> RankingModel | None:
-    """The production version of the ranking model group, from the registry's artefact in S3
-    (evaluated in process with numpy: the ranking model has no endpoint); None when no version
-    is promoted. A damaged artefact or a registry error raises: never a silent fallback."""
+    """The production version of the ranking model group, from the registry's artefact in S3,
+    scored by the endpoint ``CST_RANKING_ENDPOINT`` names when set, else in process with numpy
+    (:func:`ranking_server`); None when no version is promoted. A damaged artefact or a
+    registry error raises: never a silent fallback."""
     from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
     from cryptosmarttrader.adapters.ranking_bundle import artifact_model
     from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryService
@@ -134,7 +162,11 @@ def promoted_model(
     live = ModelRegistryService(registry, clock).production()
     if live is None:
         return None
-    return artifact_model(registry.artifact(live.version))
+    return ranking_server(
+        artifact_model(registry.artifact(live.version)),
+        ml.ranking_endpoint,
+        lambda: sagemaker_runtime_client(resources),
+    )
 
 
 def excluded_coins(market: RecordedMarketData) -> dict[str, str]:

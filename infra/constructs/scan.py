@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.config import DeploymentConfig
@@ -73,6 +74,22 @@ class Scan(Construct):
             ),
         )
         kill_switch.parameter.grant_read(role)
+        if config.ranking_endpoint is not None:
+            # the promoted ranking model is scored by this endpoint (never in process on its
+            # errors): the scan may invoke that one endpoint only
+            self.lambda_.function.add_environment("CST_RANKING_ENDPOINT", config.ranking_endpoint)
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:InvokeEndpoint"],
+                    resources=[
+                        Stack.of(self).format_arn(
+                            service="sagemaker",
+                            resource="endpoint",
+                            resource_name=config.ranking_endpoint.lower(),
+                        )
+                    ],
+                )
+            )
         grant_table(role, tables.orders, ["GetItem", "PutItem", "UpdateItem", "Scan", "Query"])
         grant_table(role, tables.positions, ["GetItem", "PutItem", "DeleteItem", "Scan"])
         grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])

@@ -51,15 +51,20 @@ def test_one_ingest_rule_per_exchange_and_timeframe(synthesized: Synthesized) ->
         by_event[(event["exchange"], event["timeframe"])] = (rule, target, event)
 
     # Then there is exactly one rule per configured (exchange, timeframe), each passing the
-    # exchange and timeframe, on its UTC cron, with retries and the DLQ; Binance and KuCoin name
-    # no symbols (the handler reads the liquid universe their universe rule stored), Kraken
-    # (USD-quoted, no universe rule) keeps its own list
+    # exchange and timeframe, on its UTC cron, with retries and the DLQ; no rule names symbols
+    # (the handler reads the liquid universe each exchange's universe rule stored; Kraken's is
+    # quoted in USD)
     assert len(rules) == len(DEFAULT_INGEST_SCHEDULES)
     assert {("binance", "1h"), ("binance", "1d"), ("kraken", "1h"), ("kucoin", "1h")} <= set(
         by_event
     )
     universe_exchanges = {u.exchange for u in DEFAULT_UNIVERSES}
-    assert universe_exchanges == {"binance", "kucoin"}
+    assert universe_exchanges == {"binance", "kraken", "kucoin"}
+    assert {u.exchange: u.quote for u in DEFAULT_UNIVERSES} == {
+        "binance": "USDT",
+        "kraken": "USD",
+        "kucoin": "USDT",
+    }
     for schedule in DEFAULT_INGEST_SCHEDULES:
         rule, target, event = by_event[(schedule.exchange, schedule.timeframe)]
         expected: dict[str, object] = {

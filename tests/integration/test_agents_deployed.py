@@ -122,7 +122,7 @@ def test_scheduled_ingest_feeds_every_agent_of_the_deployed_scan(
     with time_machine.travel(DAY - timedelta(minutes=10), tick=False) as clock:
         # 23:50 the universe rules: every recorded USDT pair above the liquidity floor
         # (the five most liquid pairs keep the test fast; the rule's floor is the deployed one)
-        binance = _ingest({**universe_rule.event(), "max_pairs": 5})
+        binance = universe = _ingest({**universe_rule.event(), "max_pairs": 5})
         kucoin = _ingest({**kucoin_rule.event(), "max_pairs": 5})
         assert "BTC/USDT" in binance["pairs"] and "BTC/USDT" in kucoin["pairs"]
         assert binance["excluded_reasons"]["beyond the 5 most liquid pairs"] > 0, binance
@@ -178,8 +178,18 @@ def test_scheduled_ingest_feeds_every_agent_of_the_deployed_scan(
 
     # Then the agents that read the lake vote on at least one coin
     agents = scan["agents"]
-    for name in (n for n in AGENT_NAMES if n not in {"early_mover", "ml", "ensemble"}):
+    for name in (n for n in AGENT_NAMES if n not in {"early_mover", "arbitrage", "ml", "ensemble"}):
         assert agents[name]["votes"] >= 1, (name, agents[name])
+    # except the arbitrage agent: the replayed universe runs ingest no withdrawal constraints
+    # (none are recorded), and on the lake path an unseen constraint is an abstention that
+    # names it, never a guessed fee
+    assert universe["withdrawals"]["status"] == "not_recorded"
+    arbitrage = agents["arbitrage"]
+    assert arbitrage["votes"] == 0 and arbitrage["abstentions"] >= 1, arbitrage
+    assert any(
+        "no transfer route" in why and "no withdrawal data for" in why
+        for why in arbitrage["abstention_reasons"]
+    ), arbitrage
     # the regime reads the backfilled 200-day market-cap index
     assert scan["regime"] is not None, scan.get("regime_effect")
     # the early mover reads the cap the 23:55 run keyed at this midnight: it judges each coin's
@@ -211,7 +221,7 @@ def test_scheduled_ingest_feeds_every_agent_of_the_deployed_scan(
     assert traded["decision_basis"].startswith(NO_PROMOTED_MODEL_TRADING)
     assert all(NO_PROMOTED_MODEL_TRADING in row["reasons"] for row in traded["rows"])
     # and with a fitted model the ML predictor and the ensemble vote too, on the same lake data
-    for name in (n for n in AGENT_NAMES if n != "early_mover"):
+    for name in (n for n in AGENT_NAMES if n not in {"early_mover", "arbitrage"}):
         assert modelled["agents"][name]["votes"] >= 1, (name, modelled["agents"][name])
     assert not any(
         r.startswith("no promoted model") for row in modelled["rows"] for r in row["reasons"]

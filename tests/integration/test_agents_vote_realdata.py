@@ -26,7 +26,10 @@ from typer.testing import CliRunner
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.model_bundle import save_bundle
-from cryptosmarttrader.adapters.recorded_agent_data import RecordedAgentData
+from cryptosmarttrader.adapters.recorded_agent_data import (
+    RECORDED_WITHDRAWALS_UNKNOWN,
+    RecordedAgentData,
+)
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor, XgbTrainer
@@ -142,11 +145,17 @@ def test_recorded_side_data_is_read_as_of_the_decision_and_gaps_are_stated(
     btc = {r["agent"]: r for r in votes.filter(pl.col("symbol") == "bitcoin").iter_rows(named=True)}
     assert f": {values['2022-02-28']:g} (" in btc["sentiment"]["reasons"][0]
     assert "reading of 2022-02-28" in btc["sentiment"]["reasons"][0]
-    # BTC gets a funding vote (funding and basis) and an arbitrage vote net of both taker fees
+    # BTC gets a funding vote (funding and basis) and an arbitrage vote net of both taker fees,
+    # which says the withdrawal constraints it could not see (none are recorded): its spread
+    # is an upper bound
     assert btc["funding"]["abstain_reason"] is None
     assert any("basis" in r for r in btc["funding"]["reasons"])
     assert btc["arbitrage"]["abstain_reason"] is None
-    assert "net of fees" in btc["arbitrage"]["reasons"][1]
+    assert "net of taker fees" in btc["arbitrage"]["reasons"][1]
+    assert "an upper bound" in btc["arbitrage"]["reasons"][1]
+    assert btc["arbitrage"]["reasons"][2] == (
+        f"withdrawal constraints unknown: {RECORDED_WITHDRAWALS_UNKNOWN}"
+    )
 
     # Before the first recorded funding reading BTC abstains, saying so
     early = datetime(2021, 3, 1, tzinfo=UTC)

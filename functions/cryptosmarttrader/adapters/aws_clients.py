@@ -7,7 +7,7 @@ one the clients talk to real AWS in ``resources.region``. Adaptive retries absor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -41,6 +41,11 @@ def s3_client(resources: AwsResources) -> S3Client:
 
 def ssm_client(resources: AwsResources) -> SSMClient:
     return boto3.client("ssm", **_kwargs(resources))  # type: ignore[call-overload,no-any-return]
+
+
+def sagemaker_runtime_client(resources: AwsResources) -> Any:
+    """The ``sagemaker-runtime`` client (endpoint invocations): built only where one is used."""
+    return boto3.client("sagemaker-runtime", **_kwargs(resources))  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 and their 24 h quote volume (the liquidity-floor universe), its linear perpetuals, their funding
 rate history and 8 h mark-price candles.
 
-ccxt calls: ``load_markets()`` (``spot`` / ``swap`` / ``linear`` / ``settle`` / ``active``),
+ccxt calls: ``fetch_currencies()`` (withdrawal constraints), ``load_markets()`` (``spot`` / ``swap`` / ``linear`` / ``settle`` / ``active``),
 ``fetch_tickers()`` (``quoteVolume``; ``baseVolume x last`` when the venue reports no quote
 volume), ``fetch_funding_rate_history(symbol, since, limit)`` (``timestamp``, ``fundingRate``)
 and ``fetch_ohlcv(symbol, '8h', since, limit, {'price': 'mark'})`` on the perpetual's unified
@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Final, TypeVar
 
@@ -24,6 +24,7 @@ import ccxt
 import polars as pl
 
 from cryptosmarttrader.adapters.ccxt_exchange import map_ccxt_error
+from cryptosmarttrader.domain.agents.arbitrage import WITHDRAWAL_SCHEMA
 from cryptosmarttrader.domain.agents.funding import FUNDING_SCHEMA
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import (
@@ -94,6 +95,54 @@ class CcxtVenueFeeds:
                 volume = None if base is None or last is None else base * last
             out[symbol] = volume if volume is not None and volume >= 0 else None
         return out
+
+    # ---------------------------------------------------------------- withdrawals
+    def withdrawal_constraints(self, coins: Sequence[str]) -> pl.DataFrame:
+        """Per coin (``BTC``): whether withdrawals and deposits are enabled, the withdrawal fee
+        (coin units) and minimum, from ccxt ``fetch_currencies`` (``withdraw``, ``deposit``,
+        ``fee``, ``limits.withdraw.min``; when the currency states no fee, the network named as
+        the coin when it is open for withdrawals, else the dearest open one, with that
+        network's minimum). A venue that serves no currency data
+        without credentials (Binance) answers nothing: its coins are then unseen, never guessed.
+        Columns: ``WITHDRAWAL_SCHEMA`` with ``symbol`` = the coin code, ``ts`` = now."""
+        currencies: Mapping[str, Mapping[str, Any]] | None = self._read(
+            "fetch_currencies", self._client.fetch_currencies
+        )
+        now_ms = ms_from_utc(self._clock.now())
+        rows = []
+        for coin in sorted(set(coins)):
+            cur = (currencies or {}).get(coin)
+            if not cur:
+                continue
+            fee = _reported(cur.get("fee"))
+            minimum = _reported(((cur.get("limits") or {}).get("withdraw") or {}).get("min"))
+            if fee is None:
+                networks: Mapping[str, Mapping[str, Any]] = cur.get("networks") or {}
+                open_nets = {
+                    code: n for code, n in networks.items()
+                    if n.get("withdraw") is True and _number(n.get("fee")) is not None
+                }  # fmt: skip
+                if open_nets:
+                    # the coin's own chain when open (the one every venue takes), else the
+                    # dearest open network: whether the receiving venue accepts a cheaper
+                    # chain is not known here, and a fee is never understated
+                    best = open_nets.get(coin) or max(
+                        open_nets.values(), key=lambda n: _number(n.get("fee")) or 0.0
+                    )
+                    fee = _number(best.get("fee"))
+                    minimum = _number(((best.get("limits") or {}).get("withdraw") or {}).get("min"))
+            rows.append(
+                (
+                    self._name,
+                    coin,
+                    _flag(cur.get("withdraw")),
+                    _flag(cur.get("deposit")),
+                    fee,
+                    minimum,
+                    now_ms,
+                )
+            )
+        return pl.DataFrame(rows, schema=WITHDRAWAL_SCHEMA, orient="row")
 
     # ---------------------------------------------------------------- PerpetualVenue
     def _perpetual(self, pair: str) -> str:
@@ -179,6 +228,21 @@ class _CcxtMarks:
         ts = sorted(candles)
         rows = [(symbol.value, t, *candles[t]) for t in ts]
         return pl.DataFrame(rows, schema=OHLCV_SCHEMA, orient="row")
+
+
+def _reported(value: object) -> float | None:
+    """A stated number as stated (an infinite or NaN one kept, for the gate to refuse), None
+    when nothing is stated."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def _number(value: object) -> float | None:

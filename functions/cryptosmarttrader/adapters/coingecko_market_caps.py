@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -44,10 +45,13 @@ if TYPE_CHECKING:
     from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 
 __all__ = [
+    "COINGECKO_CHART_URL",
     "COINGECKO_MARKETS_URL",
     "CoinGeckoMarketCaps",
+    "CoinGeckoMarketHistory",
     "CoinMarketRow",
     "RecordedMarketCaps",
+    "parse_market_chart",
     "parse_markets",
 ]
 
@@ -143,16 +147,17 @@ def _row_reason(
 
 def _urllib_get(url: str) -> bytes:
     request = urllib.request.Request(url, headers={"accept": "application/json"})  # noqa: S310 - https URL built from a constant
+    where = urllib.parse.urlparse(url).path.removeprefix("/api/v3")
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
             body: bytes = response.read()
             return body
     except urllib.error.HTTPError as exc:
         raise MarketCapSourceError(
-            f"/coins/markets: HTTP {exc.code}", retryable=exc.code == 429 or exc.code >= 500
+            f"{where}: HTTP {exc.code}", retryable=exc.code == 429 or exc.code >= 500
         ) from exc
     except (urllib.error.URLError, TimeoutError) as exc:
-        raise MarketCapSourceError(f"/coins/markets: {exc}", retryable=True) from exc
+        raise MarketCapSourceError(f"{where}: {exc}", retryable=True) from exc
 
 
 class CoinGeckoMarketCaps:
@@ -198,6 +203,126 @@ class CoinGeckoMarketCaps:
         return MarketCapBatch(
             frame.filter(pl.col("ts").is_between(start_ms, end_ms)), tuple(rejected)
         )
+
+
+# ----------------------------------------------------------------------------- history
+COINGECKO_CHART_URL: Final = "https://api.coingecko.com/api/v3/coins/{coin}/market_chart"
+# CoinGecko's public API allows a handful of calls a minute (its documented free limits are
+# 5-30 per minute depending on the plan and load): one history call every 6 s stays under them.
+HISTORY_MIN_INTERVAL_S: Final = 6.0
+HISTORY_RETRIES: Final = 3
+# The time one run spends on history (the ingest function times out at 300 s): coins left over
+# are deferred to the next run, with the reason.
+HISTORY_BUDGET_S: Final = 180.0
+
+
+class MarketChart(BaseModel):
+    """The part of ``/coins/{id}/market_chart`` the backfill reads: ``[ms, cap]`` per day."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    market_caps: list[tuple[Annotated[int, Field(strict=True)], StrictNumber | None]]
+
+
+def parse_market_chart(body: bytes, coin: str) -> MarketCapBatch:
+    """A coin's daily caps as CoinGecko dates them (00:00 UTC, the end of the day before), the
+    trailing intraday point of the request's own moment left out (the daily snapshot covers
+    today). A payload that is not a market chart is one rejection of the coin with the reason;
+    whether each value is a positive cap at a midnight is the domain gate's decision."""
+    try:
+        chart = MarketChart.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return MarketCapBatch(
+            empty_market_caps(), ((coin, f"invalid_payload: market_chart {where}: {first['msg']}"),)
+        )
+    points = chart.market_caps
+    if points and points[-1][0] % 86_400_000 != 0:
+        points = points[:-1]
+    frame = pl.DataFrame(
+        {
+            "coin": [coin] * len(points),
+            "ts": [ts for ts, _ in points],
+            "market_cap": [float("nan") if cap is None else float(cap) for _, cap in points],
+        },
+        schema=MARKET_CAP_SCHEMA,
+    )
+    return MarketCapBatch(frame, ())
+
+
+class CoinGeckoMarketHistory:
+    """Daily market-cap history per coin from ``/coins/{id}/market_chart`` (the backfill of a
+    new deployment), one call per coin, throttled to ``min_interval_s`` between calls; a rate
+    limit (HTTP 429) or a server error is retried with a doubling wait, then the coin is
+    reported as not fetched (with the reason) and the next run tries again; once ``budget_s``
+    has passed the remaining coins are deferred to the next run."""
+
+    def __init__(
+        self,
+        *,
+        get: Callable[[str], bytes] = _urllib_get,
+        url_template: str = COINGECKO_CHART_URL,
+        min_interval_s: float = HISTORY_MIN_INTERVAL_S,
+        retries: int = HISTORY_RETRIES,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        budget_s: float = HISTORY_BUDGET_S,
+    ) -> None:
+        self._budget = budget_s
+        self._get = get
+        self._template = url_template
+        self._interval = min_interval_s
+        self._retries = retries
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._last: float | None = None
+
+    def url(self, coin: str, days: int) -> str:
+        query = {"vs_currency": "usd", "days": str(days), "interval": "daily"}
+        path = self._template.format(coin=urllib.parse.quote(coin, safe=""))
+        return f"{path}?{urllib.parse.urlencode(query)}"
+
+    def _throttled_get(self, url: str) -> bytes:
+        wait = 0.0
+        for attempt in range(self._retries + 1):
+            if self._last is not None:
+                wait = max(wait, self._interval - (self._monotonic() - self._last))
+            if wait > 0:
+                self._sleep(wait)
+            self._last = self._monotonic()
+            try:
+                return self._get(url)
+            except MarketCapSourceError as exc:
+                if not exc.retryable or attempt == self._retries:
+                    raise
+                wait = self._interval * 2 ** (attempt + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def fetch_market_caps(
+        self, coins: Sequence[str], start: datetime, end: datetime
+    ) -> MarketCapBatch:
+        days = max(1, math.ceil((end - start) / timedelta(days=1)))
+        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+        frames: list[pl.DataFrame] = []
+        rejected: list[tuple[str, str]] = []
+        started = self._monotonic()
+        for coin in coins:
+            if self._monotonic() - started > self._budget:
+                rejected.append(
+                    (coin, f"deferred: the run's {self._budget:g} s for history is spent")
+                )
+                continue
+            try:
+                body = self._throttled_get(self.url(coin, days))
+            except MarketCapSourceError as exc:
+                rejected.append((coin, f"unavailable: {exc}"))
+                continue
+            batch = parse_market_chart(body, coin)
+            frames.append(batch.frame.filter(pl.col("ts").is_between(start_ms, end_ms)))
+            rejected.extend(batch.rejected)
+        frame = pl.concat(frames) if frames else empty_market_caps()
+        return MarketCapBatch(frame, tuple(rejected))
 
 
 # How long before a midnight the recorded 00:00 row stands in for a live observation (the 23:55

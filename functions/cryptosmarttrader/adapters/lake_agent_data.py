@@ -12,6 +12,11 @@ For the pairs of the universe (lake symbols, ``BTC/USDT``) at the decision time 
   lake series, as one quote per venue stamped at its close (no order book in the lake: the
   spread is not modelled; the agent nets each venue's taker fee). A venue without such a candle
   is named in the abstention.
+* **withdrawals** — each venue's latest withdrawal constraints of the pair's coin observed in
+  the 2 days before ``t`` (``dataset=withdrawals``), for the arbitrage agent's transfers; a
+  coin a venue reported nothing for is unseen (the agent abstains on routes through it,
+  saying so). A replay deployment has none recorded (``withdrawals_unavailable``): the agent
+  then votes saying the constraints are unknown.
 * **sentiment** — the index readings in the lake (``dataset=sentiment``), those of days that had
   ended by ``t``'s day only (the reading dated D from D + 1 on), exactly as the recorded data is
   read (:mod:`.recorded_agent_data`); none in the lake is an abstention with the reason.
@@ -45,6 +50,7 @@ _MARK_MS: Final = TIMEFRAME_MS["8h"]
 _FUNDING_LOOKBACK: Final = timedelta(days=3)
 _QUOTE_LOOKBACK: Final = timedelta(days=2)
 _SENTIMENT_LOOKBACK: Final = timedelta(days=10)
+_WITHDRAWAL_LOOKBACK: Final = timedelta(days=2)
 READ_THREADS: Final = 16
 
 
@@ -65,6 +71,7 @@ class LakeAgentData:
     venues: Sequence[str]  # every venue whose hourly candles are compared (home included)
     sentiment_source: str = "fear_greed"
     sentiment_name: str = "alternative.me fear & greed"
+    withdrawals_unavailable: str | None = None  # set: the source has none (a replay)
 
     def state(self, universe: pl.DataFrame, asof_ms: int) -> MarketState:
         pairs = universe.filter(pl.col("ts") <= asof_ms)["symbol"].unique().sort().to_list()
@@ -82,7 +89,7 @@ class LakeAgentData:
                     f"{_FUNDING_LOOKBACK.days} days before the decision (no perpetual listed, "
                     "or the funding ingest has not run)"
                 )
-            if got.missing_venues:
+            if got.missing_venues and len(got.quotes) < 2:
                 arb_notes[pair] = "no quote to compare (" + "; ".join(got.missing_venues) + ")"
         return MarketState(
             universe=universe,
@@ -93,6 +100,8 @@ class LakeAgentData:
             mark=_concat([g.mark for g in per_pair.values()], OHLCV_SCHEMA),
             sentiment=readings,
             sentiment_unavailable=unavailable,
+            withdrawals=None if self.withdrawals_unavailable else self._withdrawals(pairs, asof_ms),
+            withdrawals_unavailable=self.withdrawals_unavailable,
             aliases={p: p for p in pairs},
             abstain_notes={funding.AGENT: funding_notes, arbitrage.AGENT: arb_notes},
         )
@@ -131,6 +140,23 @@ class LakeAgentData:
             quotes,
             missing,
         )
+
+    def _withdrawals(self, pairs: list[str], asof_ms: int) -> pl.DataFrame:
+        """Each venue's observations of the pairs' coins (``symbol`` = the pair)."""
+        asof = utc_from_ms(asof_ms)
+        coins = pl.DataFrame(
+            {"symbol": pairs, "coin": [p.partition("/")[0] for p in pairs]},
+            schema={"symbol": pl.String, "coin": pl.String},
+        )
+        frames = []
+        for venue in self.venues:
+            seen = self.inputs.read_withdrawals(venue, asof - _WITHDRAWAL_LOOKBACK, asof)
+            frames.append(
+                seen.rename({"symbol": "coin"})
+                .join(coins, on="coin", how="inner")
+                .select(list(arbitrage.WITHDRAWAL_SCHEMA))
+            )
+        return _concat(frames, arbitrage.WITHDRAWAL_SCHEMA)
 
     def _sentiment(self, asof_ms: int) -> tuple[tuple[SentimentReading, ...] | None, str | None]:
         day_start = asof_ms - asof_ms % DAY_MS

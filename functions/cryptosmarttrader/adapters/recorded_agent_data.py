@@ -54,6 +54,14 @@ _FUNDING_LOOKBACK: Final = timedelta(days=3)
 _QUOTE_LOOKBACK: Final = timedelta(days=2)
 
 
+# The recorded data holds no history of withdrawal fees, minimums or suspensions: the arbitrage
+# agent's replayed votes say so, their spread netting taker fees only (an upper bound).
+RECORDED_WITHDRAWALS_UNKNOWN: Final = (
+    "no withdrawal fees, minimums or suspensions are recorded for the past; the spread nets "
+    "taker fees only"
+)
+
+
 @dataclass
 class RecordedAgentData:
     """``AgentData`` over the recorded folder: the agents' market state as of a time."""
@@ -93,6 +101,8 @@ class RecordedAgentData:
             mark=mark,
             sentiment=readings,
             sentiment_unavailable=unavailable,
+            withdrawals=None,
+            withdrawals_unavailable=RECORDED_WITHDRAWALS_UNKNOWN,
             aliases=aliases,
             abstain_notes={funding.AGENT: funding_notes, arbitrage.AGENT: arb_notes},
         )

@@ -6,7 +6,10 @@ Layout:
 * ``dataset=funding/exchange=<ex>/symbol=<BASE-QUOTE>/month=<YYYY-MM>/part.parquet``: the
   ``FUNDING_SCHEMA`` rows (spot pair, funding time ms, rate) of that UTC month;
 * ``dataset=sentiment/source=<source>/year=<YYYY>/part.parquet``: the index's daily readings
-  (``ts`` = the day the index names, 00:00 UTC; ``value`` 0-100; ``classification``).
+  (``ts`` = the day the index names, 00:00 UTC; ``value`` 0-100; ``classification``);
+* ``dataset=withdrawals/exchange=<ex>/month=<YYYY-MM>/part.parquet``: each observation of the
+  venue's withdrawal constraints (``WITHDRAWAL_SCHEMA``, ``symbol`` = the coin code ``BTC``,
+  ``ts`` = when observed), merged on (coin, ts).
 
 A write merges into its object (union, the newer row wins on ``ts``) and is skipped when the
 bytes would not change, so a rerun writes nothing. Reads are cut to ``start <= ts <= end``.
@@ -25,6 +28,7 @@ import polars as pl
 from botocore.exceptions import ClientError
 
 from cryptosmarttrader.adapters.s3_lake import LakeError, symbol_slug
+from cryptosmarttrader.domain.agents.arbitrage import WITHDRAWAL_SCHEMA
 from cryptosmarttrader.domain.agents.funding import FUNDING_SCHEMA
 from cryptosmarttrader.domain.types import ms_from_utc
 
@@ -37,6 +41,7 @@ __all__ = [
     "funding_key",
     "mark_exchange",
     "sentiment_key",
+    "withdrawals_key",
 ]
 
 SENTIMENT_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -64,6 +69,10 @@ def funding_key(exchange: str, symbol: str, month: date) -> str:
         f"dataset=funding/exchange={_name('exchange', exchange)}/symbol={symbol_slug(symbol)}/"
         f"month={month:%Y-%m}/{_PART}"
     )
+
+
+def withdrawals_key(exchange: str, month: date) -> str:
+    return f"dataset=withdrawals/exchange={_name('exchange', exchange)}/month={month:%Y-%m}/{_PART}"
 
 
 def sentiment_key(source: str, year: int) -> str:
@@ -140,11 +149,50 @@ class S3AgentInputs:
         ]
         return _cut(frames, SENTIMENT_SCHEMA, start_ms, end_ms)
 
+    # ------------------------------------------------------------------ withdrawals
+    def write_withdrawals(self, frame: pl.DataFrame, exchange: str) -> list[str]:
+        """Merge observations (``WITHDRAWAL_SCHEMA``, coin codes) into their months."""
+        if frame.is_empty():
+            return []
+        rows = frame.select(list(WITHDRAWAL_SCHEMA)).cast(pl.Schema(WITHDRAWAL_SCHEMA))
+        rows = rows.with_columns(
+            _month=pl.from_epoch("ts", time_unit="ms").dt.truncate("1mo").dt.date()
+        )
+        written: list[str] = []
+        for (month,), part in rows.group_by("_month", maintain_order=True):
+            assert isinstance(month, date)
+            key = withdrawals_key(exchange, month)
+            if self._merge(key, part.drop("_month"), WITHDRAWAL_SCHEMA, ("symbol", "ts")):
+                written.append(key)
+        return sorted(written)
+
+    def read_withdrawals(self, exchange: str, start: datetime, end: datetime) -> pl.DataFrame:
+        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+        frames = [
+            body
+            for month in _months(_utc_date(start_ms), _utc_date(end_ms))
+            if (body := self._read(withdrawals_key(exchange, month), WITHDRAWAL_SCHEMA)) is not None
+        ]
+        if not frames:
+            return pl.DataFrame(schema=WITHDRAWAL_SCHEMA)
+        return (
+            pl.concat(frames)
+            .filter(pl.col("ts").is_between(start_ms, end_ms))
+            .unique(subset=["symbol", "ts"], keep="last")
+            .sort("symbol", "ts")
+        )
+
     # ------------------------------------------------------------------ S3 plumbing
-    def _merge(self, key: str, new: pl.DataFrame, schema: dict[str, pl.DataType]) -> bool:
+    def _merge(
+        self,
+        key: str,
+        new: pl.DataFrame,
+        schema: dict[str, pl.DataType],
+        keys: tuple[str, ...] = ("ts",),
+    ) -> bool:
         old = self._get(key)
         merged = new if old is None else pl.concat([_parquet(old, schema), new])
-        merged = merged.unique(subset="ts", keep="last", maintain_order=True).sort("ts")
+        merged = merged.unique(subset=list(keys), keep="last", maintain_order=True).sort(*keys)
         buf = io.BytesIO()
         merged.write_parquet(buf, compression="zstd", compression_level=3, statistics=True)
         body = buf.getvalue()

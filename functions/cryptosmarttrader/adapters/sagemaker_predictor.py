@@ -2,6 +2,11 @@
 
 * :class:`SageMakerPredictor` calls the serverless endpoint: CSV rows in, one probability per
   line out.
+* :class:`SageMakerRanker` calls the endpoint serving the promoted ranking model (``rank:*``
+  booster): CSV rows in, one score (the booster's margin) per line out. Any failure of the call
+  or an answer that is not one finite score per row raises ``RankerUnavailableError`` naming
+  the endpoint: the ranking agent then abstains with that reason, never falling back to
+  another evaluator.
 * :class:`TreeEnsemblePredictor` evaluates the same xgboost JSON model in numpy, in process. The
   drift and canary Lambdas use it: xgboost imports scipy, and polars + numpy + scipy + xgboost
   do not fit Lambda's 250 MB unzipped limit. It follows xgboost's own rules — features and
@@ -27,8 +32,10 @@ import numpy.typing as npt
 
 __all__ = [
     "SageMakerPredictor",
+    "SageMakerRanker",
     "TreeEnsemblePredictor",
     "decode_probabilities",
+    "decode_scores",
     "encode_rows",
 ]
 
@@ -53,6 +60,64 @@ def decode_probabilities(body: bytes, expected: int) -> FloatArray:
     if not np.all((out >= 0) & (out <= 1)):
         raise ValueError("endpoint returned values outside [0, 1]")
     return out
+
+
+def decode_scores(body: bytes, expected: int) -> FloatArray:
+    """One finite score per row (newline- or comma-separated, as the xgboost container answers)."""
+    values = [float(x) for x in body.decode().replace(",", " ").split()]
+    if len(values) != expected:
+        raise ValueError(f"endpoint returned {len(values)} scores for {expected} rows")
+    out = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(out)):
+        raise ValueError("endpoint returned a score that is not a finite number")
+    return out
+
+
+class SageMakerRanker:
+    """``Ranker`` served by a SageMaker endpoint: the promoted ranking model's scores."""
+
+    def __init__(
+        self, endpoint: str, feature_names: tuple[str, ...], runtime: Any, model: bytes
+    ) -> None:
+        self._endpoint = endpoint
+        self._names = feature_names
+        self._runtime = runtime
+        self._model = model  # the registry artefact's booster, the one the endpoint serves
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    def to_bytes(self) -> bytes:
+        return self._model
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self._names
+
+    def score(self, features: FloatArray) -> FloatArray:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from cryptosmarttrader.services.scoring import RankerUnavailableError
+
+        if features.ndim != 2 or features.shape[1] != len(self._names):
+            raise ValueError(f"expected (n, {len(self._names)}) features, got {features.shape}")
+        parts: list[FloatArray] = []
+        for start in range(0, features.shape[0], ROWS_PER_REQUEST):
+            chunk = features[start : start + ROWS_PER_REQUEST]
+            try:
+                response = self._runtime.invoke_endpoint(
+                    EndpointName=self._endpoint,
+                    ContentType=CONTENT_TYPE,
+                    Accept=CONTENT_TYPE,
+                    Body=encode_rows(chunk),
+                )
+                parts.append(decode_scores(response["Body"].read(), chunk.shape[0]))
+            except (ClientError, BotoCoreError, ValueError, KeyError) as exc:
+                raise RankerUnavailableError(
+                    f"ranking endpoint {self._endpoint} failed: {str(exc).splitlines()[0]}"
+                ) from exc
+        return np.concatenate(parts) if parts else np.empty(0)
 
 
 class SageMakerPredictor:

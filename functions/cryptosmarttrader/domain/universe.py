@@ -37,6 +37,8 @@ STABLE_BASES: Final = frozenset(
         "USDK", "USDN", "VAI", "FEI",
     }
 )  # fmt: skip
+# Fiat currencies quoted against USD on Kraken (``EUR/USD``) and against USDT elsewhere.
+FIAT_BASES: Final = frozenset({"USD", "EUR", "GBP", "AUD", "CAD", "CHF", "JPY"})
 WRAPPED_BASES: Final = frozenset(
     {"WBTC", "WETH", "WBNB", "STETH", "WSTETH", "RETH", "CBETH", "BTCB", "RENBTC", "WNXM",
      "BETH", "WBETH", "HBTC"}
@@ -124,6 +126,8 @@ def pair_exclusion(pair: str) -> str | None:
     base = pair.split("/", 1)[0].strip().upper()
     if base in STABLE_BASES:
         return f"stablecoin base {base}: tracks a currency, not a growth asset"
+    if base in FIAT_BASES:
+        return f"fiat currency base {base}: a currency, not a growth asset"
     if base in WRAPPED_BASES:
         return f"wrapped or staked base {base}: a claim on another asset"
     if receipt_ticker(base):

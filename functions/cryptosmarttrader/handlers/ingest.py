@@ -4,8 +4,10 @@ need beside the candles. The events (each rule's constant input):
 * ``{"exchange": ..., "timeframe": ...}``: closed candles of the exchange's liquid universe
   (``"symbols": [...]`` names the pairs instead);
 * ``{"dataset": "universe", "exchange": ...}``: select the universe anew: every active spot
-  pair quoted in ``quote`` (USDT) whose 24 h quote volume reaches ``min_quote_volume_usd``, from
-  the venue's markets and tickers (services/agent_ingest.py);
+  pair quoted in ``quote`` (USDT; USD on Kraken) whose 24 h quote volume reaches
+  ``min_quote_volume_usd``, from the venue's markets and tickers (services/agent_ingest.py),
+  then its coins' withdrawal constraints (fee, minimum, suspensions: ccxt
+  ``fetch_currencies``) into the lake;
 * ``{"dataset": "market_caps", "exchange": ...}``: market caps of the universe's coins
   (CoinGecko ``/coins/markets`` live, the recorded CoinGecko CSVs on a replay);
 * ``{"dataset": "funding", "exchange": ...}``: perpetual funding rates and 8 h mark candles of
@@ -60,6 +62,7 @@ from cryptosmarttrader.services.agent_ingest import (
     SentimentRejectedError,
     UniverseRule,
     UniverseService,
+    spot_quote,
 )
 from cryptosmarttrader.services.ingest import (
     CandleSource,
@@ -67,7 +70,7 @@ from cryptosmarttrader.services.ingest import (
     IngestService,
     MarketDataReplaySource,
 )
-from cryptosmarttrader.services.market_caps import MarketCapIngestService
+from cryptosmarttrader.services.market_caps import Backfill, MarketCapIngestService
 
 if TYPE_CHECKING:
     from cryptosmarttrader.adapters.ccxt_agent_feeds import CcxtVenueFeeds
@@ -129,6 +132,10 @@ class MarketCapRequest(BaseModel):
     symbols: list[str] | None = Field(default=None, min_length=1, max_length=250)
     lookback_days: int = Field(default=1, ge=1, le=5000)
     """Days of history to load (recorded replays; a live snapshot is today's value only)."""
+    backfill_days: int = Field(default=300, ge=0, le=2000)
+    """Live: days of CoinGecko history loaded once per coin not yet backfilled (0: none)."""
+    backfill_max_coins: int = Field(default=30, ge=1, le=250)
+    """Live: coins backfilled per run, largest first (the source's rate limit, the timeout)."""
     replay_asof: datetime | None = None
 
     _aware = field_validator("replay_asof")(_aware_utc)
@@ -142,7 +149,8 @@ class UniverseRequest(BaseModel):
 
     dataset: Literal["universe"]
     exchange: Literal["binance", "kraken", "kucoin"]
-    quote: Literal["USDT"] = "USDT"
+    quote: Literal["USDT", "USD"] | None = None
+    """The quote of the pairs; omitted: the exchange's spot quote (USD on Kraken, else USDT)."""
     min_quote_volume_usd: float = Field(default=1_000_000.0, ge=0)
     max_pairs: int = Field(default=100, ge=1, le=200)
     replay_asof: datetime | None = None
@@ -151,7 +159,9 @@ class UniverseRequest(BaseModel):
 
     @property
     def rule(self) -> UniverseRule:
-        return UniverseRule(self.quote, self.min_quote_volume_usd, self.max_pairs)
+        return UniverseRule(
+            self.quote or spot_quote(self.exchange), self.min_quote_volume_usd, self.max_pairs
+        )
 
 
 class FundingRequest(BaseModel):
@@ -246,7 +256,8 @@ def _universe(exchange: str, clock: Clock, symbols: list[str] | None) -> list[st
     state = DynamoStateStore(resources().state_table, aws_clients().dynamodb)
     service = UniverseService(state, clock)
     try:
-        return list(service.current(exchange, _venue(exchange, clock), UniverseRule()).pairs)
+        rule = UniverseRule(quote=spot_quote(exchange))
+        return list(service.current(exchange, _venue(exchange, clock), rule).pairs)
     except ValueError as exc:
         raise UnsupportedSourceError(f"no {exchange} universe: {exc}") from exc
 
@@ -267,6 +278,7 @@ def _market_cap_service(
 ) -> tuple[MarketCapIngestService, Clock]:
     from cryptosmarttrader.adapters.coingecko_market_caps import (
         CoinGeckoMarketCaps,
+        CoinGeckoMarketHistory,
         RecordedMarketCaps,
     )
     from cryptosmarttrader.adapters.s3_market_caps import S3MarketCapLake
@@ -277,11 +289,19 @@ def _market_cap_service(
     source: MarketCapSource = (
         RecordedMarketCaps(_recorded_market()) if recorded else CoinGeckoMarketCaps(clock.now)
     )
+    # live: a coin seen for the first time gets its history once (the regime's 200-day index
+    # from a new stack's first scan); a replay loads history through ``lookback_days``
+    backfill = not recorded and request.backfill_days > 0
     service = MarketCapIngestService(
         source,
         S3MarketCapLake(resources().lake_bucket, aws_clients().s3),
         EmfMetrics(metrics),
         clock,
+        history=CoinGeckoMarketHistory() if backfill else None,
+        state=DynamoStateStore(resources().state_table, aws_clients().dynamodb)
+        if backfill
+        else None,
+        backfill=Backfill(request.backfill_days or 1, request.backfill_max_coins),
     )
     return service, clock
 
@@ -373,6 +393,8 @@ def _market_caps(payload: dict[str, Any]) -> dict[str, Any]:
             "objects_written": report.objects_written,
             "unmapped": report.unmapped,
             "rejected_codes": report.rejected_codes,
+            "backfilled": len(report.backfilled),
+            "backfill_pending": len(report.backfill_pending),
         },
     )
     return {"status": "ok", "report": report.to_dict()}
@@ -393,8 +415,28 @@ def _select_universe(payload: dict[str, Any]) -> dict[str, Any]:
         raise UnsupportedSourceError(str(exc)) from exc
     metrics.add_metric(name="UniverseSize", unit=MetricUnit.Count, value=len(chosen.pairs))
     report = chosen.to_dict()
+    report["withdrawals"] = _withdrawals(request.exchange, chosen.pairs, clock)
     logger.info("universe selected", extra={k: v for k, v in report.items() if k != "pairs"})
     return {"status": "ok", "report": report}
+
+
+def _withdrawals(exchange: str, pairs: tuple[str, ...], clock: Clock) -> dict[str, Any]:
+    """The universe's coins' withdrawal constraints on the venue, into the lake (the arbitrage
+    agent's transfers). A replay has none recorded: it says so, and writes nothing."""
+    if trading_settings().data_source == "recorded":
+        return {"status": "not_recorded", "reason": "no withdrawal data is recorded"}
+    from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
+    from cryptosmarttrader.services.agent_ingest import WithdrawalIngestService
+
+    report = WithdrawalIngestService(
+        _ccxt_feeds(exchange),
+        S3AgentInputs(resources().lake_bucket, aws_clients().s3),
+        DynamoStateStore(resources().state_table, aws_clients().dynamodb),
+        clock,
+    ).run(exchange, pairs)
+    if report.status != "ok" or report.rejected:
+        logger.warning("withdrawal constraints incomplete", extra=report.to_dict())
+    return report.to_dict()
 
 
 def _funding(payload: dict[str, Any]) -> dict[str, Any]:

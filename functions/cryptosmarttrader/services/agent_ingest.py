@@ -13,6 +13,10 @@ exchange, perpetual funding rates and mark prices, and the sentiment index.
   time rejects that pair's batch with the reason: nothing written, the watermark stays), and the
   8 h mark-price candles through the candle ingest (:class:`IngestService`: the same gate,
   watermarks and idempotent merge) under the exchange label ``<exchange>-mark``.
+* **Withdrawals** (:class:`WithdrawalIngestService`, on the universe's schedule): each coin of
+  the universe's withdrawal and deposit state, withdrawal fee and minimum on the venue, as the
+  venue reports them now (a fee or minimum that is negative or not finite rejects that coin's
+  row with the reason; a venue that reports nothing leaves its coins unseen, never guessed).
 * **Sentiment** (:class:`SentimentIngestService`): the index's daily readings after the
   watermark (a value outside 0-100, a reading in the future or two readings of one day reject
   the run with the reason). An unreachable source is an error of the run, with the reason; the
@@ -60,7 +64,10 @@ __all__ = [
     "UniverseRule",
     "UniverseSelection",
     "UniverseService",
+    "WithdrawalIngestService",
+    "WithdrawalReport",
     "select_universe",
+    "spot_quote",
 ]
 
 UNIVERSE_PK: Final = "ingest#universe"
@@ -105,6 +112,16 @@ class SentimentFeed(Protocol):
 
 
 # --------------------------------------------------------------------------- universe
+# The quote of each venue's liquid spot book: Kraken's is USD (ccxt's unified ``USD``, Kraken's
+# own asset id ``ZUSD``); the others' USDT.
+SPOT_QUOTES: Final[Mapping[str, str]] = {"kraken": "USD"}
+
+
+def spot_quote(exchange: str) -> str:
+    """The quote currency of ``exchange``'s liquid universe (``USD`` on Kraken, else ``USDT``)."""
+    return SPOT_QUOTES.get(exchange, "USDT")
+
+
 @dataclass(frozen=True)
 class UniverseRule:
     quote: str = "USDT"
@@ -385,3 +402,76 @@ class SentimentIngestService:
             {"last_ts": last, "updated_at": self.clock.now(), "rows": fresh.height},
         )
         return SentimentReport(self.feed.name, fresh.height, last, "ok")
+
+
+# --------------------------------------------------------------------------- withdrawals
+WITHDRAWAL_SERIES: Final = "withdrawals"
+
+
+class WithdrawalVenue(Protocol):
+    def withdrawal_constraints(self, coins: Sequence[str]) -> pl.DataFrame:
+        """``WITHDRAWAL_SCHEMA`` rows, ``symbol`` = coin code, observed now."""
+        ...
+
+
+class WithdrawalStore(Protocol):
+    def write_withdrawals(self, frame: pl.DataFrame, exchange: str) -> list[str]: ...
+
+
+@dataclass
+class WithdrawalReport:
+    exchange: str
+    coins: int
+    ingested: int = 0
+    unseen: list[str] = field(default_factory=list)  # coins the venue reported nothing for
+    rejected: dict[str, str] = field(default_factory=dict)
+    status: str = "ok"  # ok | exchange_error
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def gate_withdrawals(frame: pl.DataFrame, now_ms: int) -> dict[str, str]:
+    """coin → why its row cannot be written."""
+    bad: dict[str, str] = {}
+    for coin, fee, minimum, ts in frame.select(
+        "symbol", "withdraw_fee", "withdraw_min", "ts"
+    ).iter_rows():
+        if ts > now_ms:
+            bad[coin] = "observed after now"
+        for name, value in (("withdrawal fee", fee), ("minimum withdrawal", minimum)):
+            if value is not None and (not math.isfinite(value) or value < 0):
+                bad[coin] = f"{name} {value} is not a non-negative number"
+    return bad
+
+
+@dataclass
+class WithdrawalIngestService:
+    venue: WithdrawalVenue
+    store: WithdrawalStore
+    state: StateStore
+    clock: Clock
+
+    def run(self, exchange: str, pairs: Sequence[str]) -> WithdrawalReport:
+        coins = sorted({p.partition("/")[0] for p in pairs})
+        report = WithdrawalReport(exchange, len(coins))
+        try:
+            frame = self.venue.withdrawal_constraints(coins)
+        except ExchangeError as exc:
+            report.status, report.reason = "exchange_error", str(exc)
+            return report
+        report.rejected = gate_withdrawals(frame, ms_from_utc(self.clock.now()))
+        clean = frame.filter(~pl.col("symbol").is_in(list(report.rejected)))
+        report.unseen = sorted(set(coins) - set(frame["symbol"].to_list()))
+        if clean.is_empty():
+            return report
+        self.store.write_withdrawals(clean, exchange)
+        last = int(clean["ts"].max())  # type: ignore[arg-type]
+        self.state.put(
+            WATERMARK_PK,
+            series_key(exchange, WITHDRAWAL_SERIES, "all"),
+            {"last_ts": last, "updated_at": self.clock.now(), "rows": clean.height},
+        )
+        report.ingested = clean.height
+        return report

@@ -241,5 +241,8 @@ class MlSettings(BaseSettings):
     model_bucket: str | None = None  # default: the lake bucket
     model_image_uri: str = ""  # the serving image (SageMaker registry only)
     model_endpoint: str | None = None  # serverless endpoint name (SageMaker predictor)
+    # the endpoint serving the promoted ranking model (CST_RANKING_ENDPOINT): when set the scan
+    # scores through it (its errors make the ranking agent abstain); unset, in process
+    ranking_endpoint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$")
     model_role_arn: str | None = None  # the SageMaker role models and training jobs run as
     training_image_uri: str = ""  # default: the region's Python 3.12 framework training image

@@ -112,6 +112,12 @@ def ensemble_scan_votes_with_agents(
 
 
 # ------------------------------------------------------------------------------ ranking model
+class RankerUnavailableError(RuntimeError):
+    """The ranker that serves the model could not score (its endpoint failed or answered
+    something unusable): the ranking agent abstains with this reason; nothing else scores in
+    its place."""
+
+
 @dataclass(frozen=True)
 class RankingModel:
     """The promoted ranking model as the scan serves it: the ranker, the monotone calibration
@@ -126,6 +132,7 @@ class RankingModel:
     top_n: int = 200
     min_volume_usd: float = 100_000.0
     gate_days: int = 260  # the quality gate's and the agents' window (as in the evaluation)
+    served_by: str = "in process"  # where the scores come from (a SageMaker endpoint's name)
 
     @property
     def trade(self) -> bool:
@@ -151,6 +158,7 @@ class RankingModel:
             f"ranking model evaluated {cfg.get('start', '?')}..{cfg.get('end', '?')}; "
             f"P({self.event}); "
             + ("trades" if self.trade else f"does not trade: {self.decision_reason}")
+            + ("" if self.served_by == "in process" else f"; scored by {self.served_by}")
         )
 
 
@@ -264,7 +272,11 @@ def ranking_scan_votes(
         .to_numpy()
         .astype(np.float64)
     )
-    score = model.ranker.score(x)
+    try:
+        score = model.ranker.score(x)
+    except RankerUnavailableError as exc:
+        symbols = rows["symbol"].to_list()
+        return abstentions(symbols, "ranking", asof_ms, str(exc)), quality
     pct = pl.Series(score).rank("average").to_numpy() / len(score)
     by_score = np.argsort(-score, kind="stable")  # votes in the model's order, best first
     score, pct = score[by_score], pct[by_score]

@@ -16,6 +16,24 @@ Per symbol the agent reports
 
 Abstains when fewer than two venues quote the symbol freshly (naming the stale or invalid ones),
 or when the execution venue itself has no fresh quote.
+
+**Transfers.** An arbitrage moves the coin from the venue it is bought on to the one it is sold
+on. With ``withdrawals`` (``WITHDRAWAL_SCHEMA``: per venue and symbol, whether withdrawals and
+deposits of the coin are enabled, the withdrawal fee in coin units and the minimum withdrawal,
+as observed at ``ts``) a route ``buy A → sell B`` counts only when A's withdrawals and B's
+deposits are enabled, A's fee is known, the constraint is at most ``max_constraint_age_ms``
+old and the amount bought with ``trade_notional`` reaches A's minimum; its net is
+
+``net = (q - withdraw_fee) * bid_B (1 - fee_B) / trade_notional - 1``,
+``q = trade_notional / (ask_A (1 + fee_A))``.
+
+The vote's edge also pays the cheapest feasible route's withdrawal fee in the direction of the
+deviation (into the execution venue when it is richer, out of it when it is cheaper); with no
+feasible route in that direction the agent abstains and names what blocks each route (a
+suspension, a minimum, a fee or a constraint not seen). Without ``withdrawals`` (``None``: the
+source has no such data, e.g. recorded history) every vote states
+``withdrawal constraints unknown: <why>`` and its spread is net of taker fees only (an upper
+bound); no fee is ever assumed.
 """
 
 from __future__ import annotations
@@ -47,6 +65,17 @@ DEFAULT_TAKER_FEES: Final[Mapping[str, float]] = {
 }
 
 
+WITHDRAWAL_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "exchange": pl.String(),
+    "symbol": pl.String(),
+    "withdraw_enabled": pl.Boolean(),
+    "deposit_enabled": pl.Boolean(),
+    "withdraw_fee": pl.Float64(),  # in units of the coin
+    "withdraw_min": pl.Float64(),  # in units of the coin; null: the venue states none
+    "ts": pl.Int64(),  # when the venue reported it
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ArbitrageConfig:
     home_exchange: str = "binance"
@@ -54,6 +83,8 @@ class ArbitrageConfig:
     edge_scale: float = 0.002
     z_cap: float = 2.0
     fees: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TAKER_FEES))
+    trade_notional: float = 1_000.0  # quote spent per route: prices the withdrawal fee
+    max_constraint_age_ms: int = 2 * 86_400_000  # withdrawal data older than this is unseen
 
 
 def _quote_status(asof_ms: int, c: ArbitrageConfig) -> pl.Expr:
@@ -73,13 +104,85 @@ def _quote_status(asof_ms: int, c: ArbitrageConfig) -> pl.Expr:
     )
 
 
+def _routes(
+    fresh: pl.DataFrame, withdrawals: pl.DataFrame | None, asof_ms: int, c: ArbitrageConfig
+) -> pl.DataFrame:
+    """Every ordered venue pair of a symbol with fresh quotes: its net and, when withdrawal
+    data is given, ``blocked`` (why coins cannot move that way, null when they can) and
+    ``wfee_frac`` (the withdrawal fee as a fraction of the notional)."""
+    buy = fresh.select("symbol", buy_on="exchange", ask="ask", buy_fee="fee")
+    sell = fresh.select("symbol", sell_on="exchange", bid="bid", sell_fee="fee")
+    routes = buy.join(sell, on="symbol").filter(pl.col("buy_on") != pl.col("sell_on"))
+    if withdrawals is None:
+        return routes.with_columns(
+            net=pl.col("bid") * (1 - pl.col("sell_fee")) / (pl.col("ask") * (1 + pl.col("buy_fee")))
+            - 1,
+            blocked=pl.lit(None, dtype=pl.String),
+            wfee_frac=pl.lit(0.0),
+        )
+    w = withdrawals.filter(pl.col("ts") <= asof_ms).sort("ts").group_by("exchange", "symbol").last()
+    out_of = w.select(
+        "symbol",
+        buy_on="exchange",
+        w_enabled="withdraw_enabled",
+        w_fee="withdraw_fee",
+        w_min="withdraw_min",
+        w_ts="ts",
+    )
+    into = w.select("symbol", sell_on="exchange", d_enabled="deposit_enabled", d_ts="ts")
+    oldest = asof_ms - c.max_constraint_age_ms
+    qty = c.trade_notional / (pl.col("ask") * (1 + pl.col("buy_fee")))
+    blocked = (
+        pl.when(pl.col("w_ts").is_null())
+        .then(pl.format("no withdrawal data for {}", "buy_on"))
+        .when(pl.col("w_ts") < oldest)
+        .then(pl.format("withdrawal data of {} is stale", "buy_on"))
+        .when(pl.col("w_enabled").is_null())
+        .then(pl.format("{} does not say whether withdrawals are enabled", "buy_on"))
+        .when(~pl.col("w_enabled"))
+        .then(pl.format("withdrawals suspended on {}", "buy_on"))
+        .when(pl.col("w_fee").is_null())
+        .then(pl.format("{} reports no withdrawal fee", "buy_on"))
+        .when(pl.col("d_ts").is_null() | (pl.col("d_ts") < oldest))
+        .then(pl.format("no current deposit data for {}", "sell_on"))
+        .when(pl.col("d_enabled").is_null())
+        .then(pl.format("{} does not say whether deposits are enabled", "sell_on"))
+        .when(~pl.col("d_enabled"))
+        .then(pl.format("deposits suspended on {}", "sell_on"))
+        .when(pl.col("w_min").is_not_null() & (qty < pl.col("w_min")))
+        .then(pl.format("below {}'s minimum withdrawal {}", "buy_on", "w_min"))
+        .when(qty <= pl.col("w_fee"))
+        .then(pl.format("{}'s withdrawal fee exceeds the amount", "buy_on"))
+        .otherwise(None)
+    )
+    return (
+        routes.join(out_of, on=["symbol", "buy_on"], how="left")
+        .join(into, on=["symbol", "sell_on"], how="left")
+        .with_columns(blocked=blocked)
+        .with_columns(
+            net=pl.when(pl.col("blocked").is_null()).then(
+                (qty - pl.col("w_fee"))
+                * pl.col("bid")
+                * (1 - pl.col("sell_fee"))
+                / c.trade_notional
+                - 1
+            ),
+            wfee_frac=pl.col("w_fee") * pl.col("ask") / c.trade_notional,
+        )
+    )
+
+
 def arbitrage_votes(
     symbols: Sequence[str],
     asof_ms: int,
     tickers: pl.DataFrame | None,
     config: ArbitrageConfig = ArbitrageConfig(),
+    withdrawals: pl.DataFrame | None = None,
+    withdrawals_unavailable: str | None = None,
 ) -> pl.DataFrame:
-    """One vote or abstention per symbol in ``symbols``."""
+    """One vote or abstention per symbol in ``symbols``. ``withdrawals`` (``WITHDRAWAL_SCHEMA``)
+    makes every route pay its transfer; ``None`` means the source has none, and every vote says
+    so with ``withdrawals_unavailable``."""
     if not symbols:
         return empty_votes()
     c = config
@@ -100,19 +203,36 @@ def arbitrage_votes(
         .with_columns(mid=(pl.col("bid") + pl.col("ask")) / 2)
     )
     fresh = quotes.filter(pl.col("status").is_null())
-    buy = fresh.select("symbol", buy_on="exchange", ask="ask", buy_fee="fee")
-    sell = fresh.select("symbol", sell_on="exchange", bid="bid", sell_fee="fee")
+    routes = _routes(fresh, withdrawals, asof_ms, c)
+    feasible = routes.filter(pl.col("blocked").is_null())
     best = (
-        buy.join(sell, on="symbol")
-        .filter(pl.col("buy_on") != pl.col("sell_on"))
-        .with_columns(
-            net=pl.col("bid") * (1 - pl.col("sell_fee")) / (pl.col("ask") * (1 + pl.col("buy_fee")))
-            - 1
-        )
-        .sort("net", descending=True)
+        feasible.sort("net", descending=True)
         .group_by("symbol")
         .first()
         .select("symbol", "buy_on", "sell_on", "net")
+    )
+    home_name = pl.lit(c.home_exchange)
+    # the transfer that would close a deviation: out of the execution venue when it is
+    # cheaper (others' median above it), into it when it is richer
+    outward = (
+        routes.filter(pl.col("buy_on") == home_name)
+        .group_by("symbol")
+        .agg(
+            out_frac=pl.col("wfee_frac").filter(pl.col("blocked").is_null()).min(),
+            out_why=pl.format("{}→{}: {}", "buy_on", "sell_on", "blocked")
+            .filter(pl.col("blocked").is_not_null())
+            .sort(),
+        )
+    )
+    inward = (
+        routes.filter(pl.col("sell_on") == home_name)
+        .group_by("symbol")
+        .agg(
+            in_frac=pl.col("wfee_frac").filter(pl.col("blocked").is_null()).min(),
+            in_why=pl.format("{}→{}: {}", "buy_on", "sell_on", "blocked")
+            .filter(pl.col("blocked").is_not_null())
+            .sort(),
+        )
     )
     home = fresh.filter(pl.col("exchange") == c.home_exchange).select(
         "symbol", home_mid="mid", home_fee="fee", home_ts="ts"
@@ -131,11 +251,18 @@ def arbitrage_votes(
         .join(best, on="symbol", how="left")
         .join(home, on="symbol", how="left")
         .join(others, on="symbol", how="left")
+        .join(outward, on="symbol", how="left")
+        .join(inward, on="symbol", how="left")
         .with_columns(dev=pl.col("others_mid") / pl.col("home_mid") - 1)
         .with_columns(
-            edge=pl.when(pl.col("dev").abs() <= pl.col("home_fee"))
+            transfer=pl.when(pl.col("dev") >= 0).then("out_frac").otherwise("in_frac"),
+            transfer_why=pl.when(pl.col("dev") >= 0).then("out_why").otherwise("in_why"),
+        )
+        .with_columns(cost=pl.col("home_fee") + pl.col("transfer"))
+        .with_columns(
+            edge=pl.when(pl.col("dev").abs() <= pl.col("cost"))
             .then(0.0)
-            .otherwise(pl.col("dev") - pl.col("dev").sign() * pl.col("home_fee"))
+            .otherwise(pl.col("dev") - pl.col("dev").sign() * pl.col("cost"))
         )
         .with_columns(z=(pl.col("edge") / c.edge_scale).clip(-c.z_cap, c.z_cap))
     )
@@ -153,21 +280,43 @@ def arbitrage_votes(
         )
         .when(pl.col("home_mid").is_null())
         .then(pl.lit(f"execution venue {c.home_exchange} has no fresh quote"))
+        .when(pl.col("transfer").is_null())
+        .then(
+            pl.format(
+                "no transfer route {} {} is open ({})",
+                pl.when(pl.col("dev") >= 0).then(pl.lit("out of")).otherwise(pl.lit("into")),
+                home_name,
+                pl.col("transfer_why").list.join("; "),
+            )
+        )
         .otherwise(None)
     )
+    if withdrawals is None:
+        unknown = withdrawals_unavailable or "the source reports no withdrawal data"
+        cost_text = pl.format("its {}% taker fee", (pl.col("home_fee") * 100).round(3))
+        spread = "best cross-venue spread net of taker fees {}% (buy {}, sell {}; an upper bound)"
+        caveat = [pl.lit(f"withdrawal constraints unknown: {unknown}")]
+    else:
+        cost_text = pl.format(
+            "its {}% taker fee and {}% withdrawal fee",
+            (pl.col("home_fee") * 100).round(3),
+            (pl.col("transfer") * 100).round(4),
+        )
+        spread = "best cross-venue spread net of fees and withdrawal {}% (buy {}, sell {})"
+        caveat = []
     reasons = pl.concat_list(
         pl.format(
-            "{} mid {}% vs the other venues' median after its {}% fee",
+            "{} mid {}% vs the other venues' median after {}",
             pl.lit(c.home_exchange),
             (-pl.col("dev") * 100).round(3).cast(pl.String),
-            (pl.col("home_fee") * 100).round(3).cast(pl.String),
+            cost_text,
         ),
-        pl.format(
-            "best cross-venue spread net of fees {}% (buy {}, sell {})",
-            (pl.col("net") * 100).round(3).cast(pl.String),
-            "buy_on",
-            "sell_on",
-        ),
+        pl.when(pl.col("net").is_not_null())
+        .then(
+            pl.format(spread, (pl.col("net") * 100).round(3).cast(pl.String), "buy_on", "sell_on")
+        )
+        .otherwise(pl.lit("no open route for a full arbitrage")),
+        *caveat,
     )
     voting = pl.col("abstain_reason").is_null()
     return (

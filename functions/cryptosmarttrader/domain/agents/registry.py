@@ -50,6 +50,10 @@ class MarketState:
     ohlcv: pl.DataFrame | None = None  # spot OHLCV_SCHEMA (pair symbols) of ``ohlcv_tf``
     ohlcv_tf: str = "1d"
     tickers: pl.DataFrame | None = None  # arbitrage.TICKER_SCHEMA
+    # arbitrage.WITHDRAWAL_SCHEMA: each venue's withdrawal/deposit state, fee and minimum per
+    # coin; None when the source has none (``withdrawals_unavailable`` says why)
+    withdrawals: pl.DataFrame | None = None
+    withdrawals_unavailable: str | None = None
     funding: pl.DataFrame | None = None  # funding.FUNDING_SCHEMA
     mark: pl.DataFrame | None = None  # perpetual mark-price OHLCV_SCHEMA, 8h
     depth: pl.DataFrame | None = None  # liquidity.DEPTH_SCHEMA
@@ -137,7 +141,12 @@ def _funding(i: AgentInputs, c: AgentConfigs) -> pl.DataFrame:
 
 def _arbitrage(i: AgentInputs, c: AgentConfigs) -> pl.DataFrame:
     return arbitrage.arbitrage_votes(
-        i.symbols, i.asof_ms, _upto(i.state.tickers, i.asof_ms, i.state.aliases), c.arbitrage
+        i.symbols,
+        i.asof_ms,
+        _upto(i.state.tickers, i.asof_ms, i.state.aliases),
+        c.arbitrage,
+        _upto(i.state.withdrawals, i.asof_ms, i.state.aliases),
+        i.state.withdrawals_unavailable,
     )
 
 
