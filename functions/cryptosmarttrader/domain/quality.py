@@ -313,78 +313,108 @@ def _require_columns(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> Non
         raise DomainError(f"frame columns have wrong dtypes {wrong}; expected {dict(schema)}")
 
 
+def _grouped(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    """``frame`` with each symbol's rows contiguous, in source order within the symbol, and
+    symbols in ascending order; and the matching ``new`` mask (the first row of a symbol).
+
+    Loaders hand frames already in that order, which one pass over the run ids shows; only
+    another order pays for a stable sort."""
+    run = frame["symbol"].rle_id()
+    starts = run.diff().fill_null(1) != 0
+    firsts = frame["symbol"].filter(starts)
+    if firsts.null_count() or not (firsts.shift(-1) > firsts).head(firsts.len() - 1).all():
+        frame = frame.sort("symbol", maintain_order=True, nulls_last=True)
+        starts = _starts(frame["symbol"])
+    return frame, starts
+
+
+def _starts(symbol: pl.Series) -> pl.Series:
+    """True where a row's symbol differs from the previous row's (and on the first row)."""
+    starts = symbol.ne_missing(symbol.shift(1))
+    return starts.scatter(0, True) if starts.len() else starts
+
+
 def _flags(
     frame: pl.DataFrame, tf_ms: int, asof_ms: int, cfg: QualityConfig, ohlc: bool
-) -> pl.LazyFrame:
-    """Row-level boolean flags, one column per check, computed per symbol."""
-    s = "symbol"
+) -> pl.DataFrame:
+    """Row-level boolean flags, one column per check, computed per symbol.
+
+    Window-free: rows are grouped per symbol (:func:`_grouped`) and sorted by time within it,
+    so "the previous bar of the same symbol" is the previous row unless the row opens its
+    symbol (``_new``); one pass of row-wise expressions, no ``over`` partitioning."""
+    frame, new = _grouped(frame)
+    ts = pl.col("ts")
+    first = pl.col("_new")
+    back = ((ts.diff() < 0) & ~first).fill_null(False)
+    frame = frame.with_columns(_new=new).with_columns(f_unordered=back)
+    if frame["f_unordered"].any():  # rows out of time order: sort within each symbol (stable)
+        frame = frame.sort("symbol", "ts", maintain_order=True, nulls_last=True)
+        frame = frame.with_columns(_new=_starts(frame["symbol"]))
+
     prices = ["open", "high", "low", "close"] if ohlc else ["close"]
     finite_checked = [*prices, "volume"] if ohlc else [*prices, "volume", "market_cap"]
     close = pl.col("close")
     valid_close = close.is_not_null() & close.is_not_nan() & (close > 0)
-    bucket = pl.col("ts") // tf_ms
-    step = bucket.diff().over(s)
+    bucket = ts // tf_ms
+    step = pl.when(~first).then(bucket.diff())
     vol = pl.col("volume")
-
-    offset = pl.col("ts") % tf_ms
-    lf = (
-        frame.lazy()
-        .with_columns(f_unordered=(pl.col("ts").diff().over(s) < 0).fill_null(False))
-        .sort(s, "ts")
-        .with_columns(
-            f_nan=pl.any_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() for c in prices]),
-            f_nonfinite=pl.any_horizontal(
-                [pl.col(c).is_infinite().fill_null(False) for c in finite_checked]
-            ),
-            f_badts=(pl.col("ts") < MIN_TS_MS) | (pl.col("ts") >= MAX_TS_MS),
-            f_nonpos=pl.any_horizontal([(pl.col(c) <= 0).fill_null(False) for c in prices]),
-            f_zero_vol=vol.is_null() | vol.is_nan() | (vol == 0),
-            f_neg_vol=(vol < 0).fill_null(False),
-            f_dup=(step == 0).fill_null(False),
-            f_missing=(step - 1).clip(lower_bound=0).fill_null(0),
-            f_misaligned=offset != 0,
-            f_offset=offset,  # time after the grid point the bar is counted for
-            f_future=pl.col("ts") > asof_ms,
-            f_same=(close == close.shift(1)).over(s).fill_null(False) & valid_close,
-            f_logret=pl.when(valid_close & valid_close.shift(1).over(s))
-            .then((close / close.shift(1)).log().over(s))
-            .otherwise(None),
-        )
+    offset = ts % tf_ms
+    same = ((close == close.shift(1)) & ~first).fill_null(False) & valid_close
+    logret = pl.when(valid_close & valid_close.shift(1) & ~first).then(
+        (close / close.shift(1)).log()
     )
     if ohlc:
         hi, lo, op = pl.col("high"), pl.col("low"), pl.col("open")
-        lf = lf.with_columns(
-            f_ohlc=(
-                (hi < pl.max_horizontal(op, close))
-                | (lo > pl.min_horizontal(op, close))
-                | (lo > hi)
-            ).fill_null(False)
-        )
+        ohlc_bad = (
+            (hi < pl.max_horizontal(op, close)) | (lo > pl.min_horizontal(op, close)) | (lo > hi)
+        ).fill_null(False)
     else:
-        lf = lf.with_columns(f_ohlc=pl.lit(False))
-
-    r = pl.col("f_logret")
-    r_next = r.shift(-1).over(s)
-    mad = (r - r.median().over(s)).abs().median().over(s)
-    thr = pl.max_horizontal(
-        mad * (cfg.spike_mad_k * _ROBUST_SIGMA), pl.lit(cfg.spike_min_log_return)
+        ohlc_bad = pl.lit(False)
+    flagged = frame.with_columns(
+        f_nan=pl.any_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() for c in prices]),
+        f_nonfinite=pl.any_horizontal(
+            [pl.col(c).is_infinite().fill_null(False) for c in finite_checked]
+        ),
+        f_badts=(ts < MIN_TS_MS) | (ts >= MAX_TS_MS),
+        f_nonpos=pl.any_horizontal([(pl.col(c) <= 0).fill_null(False) for c in prices]),
+        f_zero_vol=vol.is_null() | vol.is_nan() | (vol == 0),
+        f_neg_vol=(vol < 0).fill_null(False),
+        f_dup=(step == 0).fill_null(False),
+        f_missing=(step - 1).clip(lower_bound=0).fill_null(0),
+        f_misaligned=offset != 0,
+        f_offset=offset,  # time after the grid point the bar is counted for
+        f_future=ts > asof_ms,
+        f_same=same,
+        f_logret=logret,
+        f_ohlc=ohlc_bad,
+        _gid=first.cum_sum(),
     )
-    return (
-        lf.with_columns(
-            f_run=(~pl.col("f_same")).cum_sum().over(s),
-        )
-        .with_columns(
-            f_run_len=pl.len().over(s, "f_run"),
-            f_spike=(
-                (r.abs() > thr)
-                & (r_next.abs() > thr)
-                & (r.sign() != r_next.sign())
-                & ((r + r_next).abs() <= r.abs() * cfg.spike_reversal)
-            ).fill_null(False),
-        )
-        .with_columns(
-            f_stale=pl.col("f_same") & (pl.col("f_run_len") >= cfg.stale_min_run),
-        )
+
+    # a run of identical closes: from a row that does not repeat its predecessor to the row
+    # before the next such row (a symbol's first row never repeats, so runs stay in a symbol)
+    index = pl.int_range(pl.len(), dtype=pl.Int64)
+    run_start = pl.when(~pl.col("f_same")).then(index).forward_fill()
+    run_end = pl.when(~pl.col("f_same").shift(-1).fill_null(False)).then(index).backward_fill()
+    r = pl.col("f_logret")
+    # the next bar's return; null at a symbol's last row, since a first row has no return
+    r_next = r.shift(-1)
+    medians = flagged.group_by("_gid").agg(_med=r.median())
+    flagged = flagged.join(medians, on="_gid", how="left", maintain_order="left")
+    mads = flagged.group_by("_gid").agg(_mad=(r - pl.col("_med")).abs().median())
+    flagged = flagged.join(mads, on="_gid", how="left", maintain_order="left")
+    thr = pl.max_horizontal(
+        pl.col("_mad") * (cfg.spike_mad_k * _ROBUST_SIGMA), pl.lit(cfg.spike_min_log_return)
+    )
+    return flagged.with_columns(
+        f_run_len=run_end - run_start + 1,
+        f_spike=(
+            (r.abs() > thr)
+            & (r_next.abs() > thr)
+            & (r.sign() != r_next.sign())
+            & ((r + r_next).abs() <= r.abs() * cfg.spike_reversal)
+        ).fill_null(False),
+    ).with_columns(
+        f_stale=pl.col("f_same") & (pl.col("f_run_len") >= cfg.stale_min_run),
     )
 
 
@@ -407,8 +437,9 @@ def _check(
     frame = frame.select(list(schema))
     flagged = _flags(frame, tf_ms, asof_ms, cfg, ohlc)
     per_symbol = (
-        flagged.group_by("symbol")
+        flagged.group_by("_gid", maintain_order=True)
         .agg(
+            symbol=pl.col("symbol").first(),
             n=pl.len(),
             first=pl.col("ts").min(),
             last=pl.col("ts").filter(~pl.col("f_future")).max(),
@@ -444,15 +475,15 @@ def _check(
             SPIKE=pl.col("f_spike").sum(),
             SPIKE_first=_first_ts("f_spike"),
         )
-        .sort("symbol")
-        .collect()
+        .drop("_gid")
     )
     findings = [*prior, *_findings(per_symbol, tf_ms, timeframe, asof_ms, cfg, source, ohlc)]
     excluded: dict[str, list[str]] = {}
     for f in findings:
         if f.severity is Severity.ERROR and f.code.value not in excluded.get(f.symbol, []):
             excluded.setdefault(f.symbol, []).append(f.code.value)
-    clean = frame.filter(~pl.col("symbol").is_in(list(excluded))).sort("symbol", "ts")
+    # the flagged rows are the frame's own rows, sorted by symbol and time
+    clean = flagged.filter(~pl.col("symbol").is_in(list(excluded))).select(list(schema))
     return QualityResult(
         clean=clean,
         findings=findings,
