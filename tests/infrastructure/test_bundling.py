@@ -48,9 +48,10 @@ PACKAGE_DIR = REPO_ROOT / "functions" / "cryptosmarttrader"
 FUNCTIONS = {
     "ingest": {
         "handler": "cryptosmarttrader.handlers.ingest",
-        "imports": ["ccxt", "polars", "pydantic", "pydantic_settings", "aws_lambda_powertools",
-                    "aws_xray_sdk"],
-        "absent": ["numpy", "pyarrow", "moto", "tenacity", "typer", "rich", "boto3", "botocore"],
+        "imports": ["ccxt", "polars", "numpy", "pydantic", "pydantic_settings",
+                    "aws_lambda_powertools", "aws_xray_sdk"],
+        "absent": ["talib", "pyarrow", "moto", "tenacity", "typer", "rich", "boto3", "botocore",
+                   "ccxt/async_support", "ccxt/pro"],
     },
     "scan": {
         "handler": "cryptosmarttrader.handlers.scan",
