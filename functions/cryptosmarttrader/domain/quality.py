@@ -1,8 +1,9 @@
 """Zero-tolerance data-quality gate for market data frames. Pure: no I/O, no clock.
 
 The gate inspects a long frame (``DAILY_SCHEMA`` or ``OHLCV_SCHEMA``, one row per symbol and bar)
-with vectorized polars expressions evaluated per symbol (``over("symbol")`` / ``group_by``) and
-returns findings. It never repairs, fills, interpolates or drops single rows: a series with any
+and returns findings. Rows are grouped per symbol once (loaders hand them grouped already), so
+every check is one vectorized numpy pass over polars' columns, aggregated per series over the
+flagged rows only (bench/bench_validate.py: over 10 M candles/s). It never repairs, fills, interpolates or drops single rows: a series with any
 error-severity finding is excluded as a whole, with its reasons, and every other series is
 returned unchanged in :attr:`QualityResult.clean`.
 
