@@ -11,6 +11,8 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cryptosmarttrader.services.golive import GoLiveSettings
+from cryptosmarttrader.services.model_registry import MlSettings
 from cryptosmarttrader.settings import (
     AwsResources,
     DeploymentSettings,
@@ -24,6 +26,8 @@ CLASSES: list[type[EnvSettings]] = [
     TradingSettings,
     DeploymentSettings,
     VenueSettings,
+    GoLiveSettings,
+    MlSettings,
 ]
 
 
@@ -33,7 +37,7 @@ def _reference(cls: type[EnvSettings]) -> type[BaseSettings]:
         "__annotations__": {name: field.annotation for name, field in cls.model_fields.items()},
         **cls.model_fields,
         "model_config": SettingsConfigDict(
-            env_prefix="CST_", extra="ignore", frozen=True, populate_by_name=True
+            env_prefix=cls.ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
         ),
     }
     return type(f"Reference{cls.__name__}", (BaseSettings,), namespace)
@@ -47,6 +51,9 @@ ENVIRONMENTS = [
     {"CST_DATA_DIR": "/data/x", "CST_UNIVERSE": "tradable", "CST_STAGE": "canary"},
     {"CST_ALLOW_REPLAYS": "1", "CST_VENUE_MODE": "testnet", "CST_CREDENTIALS_MAX_AGE": "60"},
     {"CST_EXCHANGE_SECRET": "", "CST_DATA_SOURCE": "ccxt", "CST_STRATEGY": "s-2"},
+    {"CST_GOLIVE_MIN_UPTIME": "0.99", "CST_GOLIVE_TOPIC_ARN": "arn:x", "CST_MIN_UPTIME": "0.1"},
+    {"CST_MODEL_REGISTRY": "sagemaker", "CST_MODEL_GROUP": "g-1", "CST_GOLIVE_MODEL_GROUP": "x"},
+    {"CST_MODEL_REGISTRY": "unknown", "CST_GOLIVE_MAX_BURN_RATE": "not-a-number"},
 ]
 
 
