@@ -8,8 +8,9 @@ its ratio to the yardstick. CPU time is the steadier figure on a shared machine.
 
     uv run python bench/bench_cold_import.py [--repeat N] [--bundles [--python PYTHON3.12]]
 
-``--bundles`` imports each handler from its built Lambda bundle (``.cst/lambda-bundles``, built
-by ``make synth`` or the bundling tests) with only that bundle and boto3 on ``sys.path`` (``-I``),
+``--bundles`` imports each handler from its Lambda bundle built for this machine's architecture
+(``.cst/lambda-bundles/<arch>``, built on first use; the deployed bundles are aarch64, their twin
+holds the same files) with only that bundle and boto3 on ``sys.path`` (``-I``),
 as in Lambda, under a CPython 3.12 (``--python``, default ``$CST_PYTHON312`` or ``python3.12``:
 the bundles hold cp312 wheels), without writing bytecode (``-B``): the zips ship no
 ``__pycache__``, so a Lambda cold start compiles every module of the bundle, as here; boto3
@@ -54,10 +55,18 @@ TARGETED = ("cryptosmarttrader.handlers.alarm_killswitch", "cryptosmarttrader.ha
 
 
 def _bundle_dir(name: str) -> Path:
-    found = sorted((REPO_ROOT / ".cst" / "lambda-bundles").glob(f"{name}-*"))
-    if not found:
-        raise SystemExit(f"no built {name} bundle under .cst/lambda-bundles: run make synth")
-    return found[-1]
+    """The bundle built for this machine's architecture (the deployed arm64 bundle's twin, built
+    by the bundling tests; on an aarch64 machine, the deployed bundle itself)."""
+    sys.path.insert(0, str(REPO_ROOT))  # the repository's infra package
+    from infra.constructs.bundling import (
+        IMPORTABLE_PYTHON_PLATFORM,
+        PACKAGE_NAME,
+        cached_bundle,
+        requirements_file,
+    )
+
+    package = REPO_ROOT / "functions" / PACKAGE_NAME
+    return cached_bundle(name, requirements_file(name), package, IMPORTABLE_PYTHON_PLATFORM)
 
 
 def _boto3_dir() -> Path:

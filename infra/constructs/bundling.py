@@ -3,11 +3,20 @@
 Each function has its own pinned requirement list (``infra/lambda_requirements/<name>.txt``), so
 a function ships only what it imports. Every pin carries the SHA-256 of its distributions and the
 install runs with ``--require-hashes``: a list without hashes is refused before anything is
-fetched, and a wheel whose bytes differ from its pinned hash fails the build. ``uv pip install`` fetches manylinux x86_64 wheels for
-CPython 3.12 (the Lambda runtime, on Amazon Linux 2023, glibc 2.34) whatever the build machine
-runs; ``--only-binary`` refuses source builds, which could compile for the wrong platform. Shared
-objects are stripped of symbol tables (polars' runtime shrinks from 178 MB to 138 MB) and a
-bundle over Lambda's 250 MB unzipped limit fails the synth instead of the deployment.
+fetched, and a wheel whose bytes differ from its pinned hash fails the build. ``uv pip install``
+fetches manylinux aarch64 wheels (arm64 / Graviton functions) for CPython 3.12 (the Lambda
+runtime, on Amazon Linux 2023, glibc 2.34) whatever the build machine runs; ``--only-binary``
+refuses source builds, which could compile for the wrong platform. Shared objects are stripped of
+symbol tables (polars' aarch64 runtime shrinks from 167 MB to 121 MB) by a ``strip`` that reads
+the target's ELF machine, files no function reads at run time are pruned (type stubs, C and
+Cython sources, C headers, wheels' own test suites, ccxt's unused asyncio and websocket
+clients), and a bundle over Lambda's 250 MB unzipped limit fails the synth instead of the
+deployment.
+
+The build machine cannot execute aarch64 code, so the tests import a *twin* of each bundle built
+for the build machine's own architecture from the same pinned requirement list by the same
+steps (:data:`IMPORTABLE_PYTHON_PLATFORM`); they check that the twin holds the same Python files
+as the deployed bundle and that every shared object of the deployed bundle is an aarch64 ELF.
 
 The asset hash is a digest of the requirement list, the package source and the target platform.
 CDK reuses ``cdk.out/asset.<hash>`` when it exists, and finished bundles are also kept in
@@ -17,6 +26,7 @@ CDK reuses ``cdk.out/asset.<hash>`` when it exists, and finished bundles are als
 from __future__ import annotations
 
 import hashlib
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -36,10 +46,26 @@ CACHE_DIR: Final = REPO_ROOT / ".cst" / "lambda-bundles"
 COMPILE_COMMAND: Final = "uv run python infra/lambda_requirements/compile.py"
 
 LAMBDA_PYTHON_VERSION: Final = "3.12"
-LAMBDA_PYTHON_PLATFORM: Final = "x86_64-manylinux_2_34"
+LAMBDA_ARCHITECTURE: Final = "arm64"  # the template's Architectures (Graviton)
+LAMBDA_PYTHON_PLATFORM: Final = "aarch64-manylinux_2_34"
 LAMBDA_UNZIPPED_LIMIT_BYTES: Final = 250 * 1024 * 1024
 # Bump when the bundle layout or the install command changes, so stale bundles are not reused.
-BUNDLE_FORMAT: Final = "4"
+BUNDLE_FORMAT: Final = "5"
+
+# ELF e_machine of each platform's shared objects (what the loader refuses when it differs)
+ELF_MACHINES: Final = {"aarch64-manylinux_2_34": 183, "x86_64-manylinux_2_34": 62}
+# The build machine's own platform: the twin bundle the tests import (see the module docstring)
+IMPORTABLE_PYTHON_PLATFORM: Final = (
+    "aarch64-manylinux_2_34"
+    if platform.machine().lower() in {"aarch64", "arm64"}
+    else "x86_64-manylinux_2_34"
+)
+# Never read at run time: type stubs, C/C++/Cython sources and headers.
+_PRUNED_SUFFIXES: Final = (".pyi", ".c", ".h", ".cpp", ".hpp", ".pxd", ".pxi", ".pyx")
+# Wheels' own test suites, and ccxt's asyncio and websocket clients (the functions use the
+# synchronous client; ``import ccxt`` never loads them).
+_PRUNED_DIR_NAMES: Final = frozenset({"tests", "test"})
+_PRUNED_PATHS: Final = ("ccxt/async_support", "ccxt/pro", "numpy/_core/include")
 
 _IGNORED_DIRS: Final = frozenset({"__pycache__"})
 _IGNORED_SUFFIXES: Final = (".pyc", ".pyo")
@@ -101,10 +127,12 @@ def _source_files(package_dir: Path) -> list[Path]:
     )
 
 
-def bundle_hash(requirements: Path, package_dir: Path) -> str:
+def bundle_hash(
+    requirements: Path, package_dir: Path, python_platform: str = LAMBDA_PYTHON_PLATFORM
+) -> str:
     """Digest of everything that decides a bundle's content."""
     digest = hashlib.sha256()
-    for part in (BUNDLE_FORMAT, LAMBDA_PYTHON_VERSION, LAMBDA_PYTHON_PLATFORM):
+    for part in (BUNDLE_FORMAT, LAMBDA_PYTHON_VERSION, python_platform):
         digest.update(part.encode())
         digest.update(b"\0")
     digest.update(requirements.read_bytes())
@@ -123,7 +151,9 @@ def _uv_executable() -> str:
     return uv
 
 
-def install_command(requirements: Path, target: Path) -> list[str]:
+def install_command(
+    requirements: Path, target: Path, python_platform: str = LAMBDA_PYTHON_PLATFORM
+) -> list[str]:
     """Exactly the pinned set (``--no-deps``): the ``.txt`` is a complete resolution."""
     return [
         _uv_executable(),
@@ -139,7 +169,7 @@ def install_command(requirements: Path, target: Path) -> list[str]:
         "--python-version",
         LAMBDA_PYTHON_VERSION,
         "--python-platform",
-        LAMBDA_PYTHON_PLATFORM,
+        python_platform,
         "--target",
         str(target),
         "--requirement",
@@ -155,22 +185,65 @@ def _copy_package(package_dir: Path, target: Path) -> None:
     )
 
 
-def strip_shared_objects(root: Path) -> None:
+def _stripper(python_platform: str) -> str:
+    """A ``strip`` that reads the target's ELF machine: the target's binutils, LLVM's
+    (multi-target), or the build machine's own when the target is its architecture."""
+    arch = python_platform.split("-", 1)[0]
+    candidates = [f"{arch}-linux-gnu-strip", "llvm-strip"]
+    if python_platform == IMPORTABLE_PYTHON_PLATFORM:
+        candidates.append("strip")
+    for candidate in candidates:
+        found = shutil.which(candidate)
+        if found is not None:
+            return found
+    raise BundlingError(
+        f"no strip for {arch} shared objects: install binutils-{arch.replace('_', '-')}-linux-gnu "
+        "or llvm (apt-get install binutils-aarch64-linux-gnu)"
+    )
+
+
+def strip_shared_objects(root: Path, python_platform: str = LAMBDA_PYTHON_PLATFORM) -> None:
     """Drop symbol tables from ``*.so`` files (the dynamic symbols Python loads stay)."""
-    strip = shutil.which("strip")
-    if strip is None:
-        raise BundlingError("`strip` (binutils) is needed to fit the bundles under 250 MB")
     libraries = sorted(str(p) for p in root.rglob("*.so*") if p.is_file() and not p.is_symlink())
     if libraries:
+        strip = _stripper(python_platform)
         subprocess.run([strip, "--strip-unneeded", *libraries], check=True)  # noqa: S603
 
 
-def build_bundle(requirements: Path, package_dir: Path, destination: Path) -> None:
-    """Install the wheels, strip them, and copy the package into an empty ``destination``."""
+def prune(root: Path) -> None:
+    """Delete what no function reads at run time (see ``_PRUNED_*``) from installed wheels."""
+    for relative in _PRUNED_PATHS:
+        shutil.rmtree(root / relative, ignore_errors=True)
+    for path in sorted(root.rglob("*"), reverse=True):  # deepest first
+        if path.is_dir() and path.name in _PRUNED_DIR_NAMES:
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file() and path.name.endswith(_PRUNED_SUFFIXES):
+            path.unlink()
+
+
+def elf_machine(path: Path) -> int | None:
+    """The ELF ``e_machine`` of ``path`` (183 aarch64, 62 x86-64), None if not an ELF file."""
+    with path.open("rb") as handle:
+        header = handle.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return None
+    if header[5] == 1:  # EI_DATA: little-endian
+        return int.from_bytes(header[18:20], "little")
+    return int.from_bytes(header[18:20], "big")
+
+
+def build_bundle(
+    requirements: Path,
+    package_dir: Path,
+    destination: Path,
+    python_platform: str = LAMBDA_PYTHON_PLATFORM,
+) -> None:
+    """Install the wheels, strip and prune them, and copy the package into an empty
+    ``destination``."""
     check_hashed(requirements)
     try:
         subprocess.run(  # noqa: S603 - fixed argument list, no shell
-            install_command(requirements, destination),
+            install_command(requirements, destination, python_platform),
             check=True,
             capture_output=True,
             text=True,
@@ -181,7 +254,8 @@ def build_bundle(requirements: Path, package_dir: Path, destination: Path) -> No
             f"installing {requirements.name} for the Lambda platform failed:\n{error.stderr}"
         ) from error
     shutil.rmtree(destination / "bin", ignore_errors=True)  # console scripts, unused in Lambda
-    strip_shared_objects(destination)
+    strip_shared_objects(destination, python_platform)
+    prune(destination)
     _copy_package(package_dir, destination)
     size = directory_size_bytes(destination)
     if size > LAMBDA_UNZIPPED_LIMIT_BYTES:
@@ -191,16 +265,23 @@ def build_bundle(requirements: Path, package_dir: Path, destination: Path) -> No
         )
 
 
-def cached_bundle(function_name: str, requirements: Path, package_dir: Path) -> Path:
-    """The finished bundle for this content, built once into the cache (atomic rename)."""
-    key = bundle_hash(requirements, package_dir)
-    cached = CACHE_DIR / f"{function_name}-{key[:16]}"
+def cached_bundle(
+    function_name: str,
+    requirements: Path,
+    package_dir: Path,
+    python_platform: str = LAMBDA_PYTHON_PLATFORM,
+) -> Path:
+    """The finished bundle for this content and platform, built once into the cache
+    (``.cst/lambda-bundles/<arch>/<function>-<hash>``, atomic rename)."""
+    key = bundle_hash(requirements, package_dir, python_platform)
+    cache = CACHE_DIR / python_platform.split("-", 1)[0]
+    cached = cache / f"{function_name}-{key[:16]}"
     if cached.is_dir():
         return cached
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{function_name}-", dir=CACHE_DIR))
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{function_name}-", dir=cache))
     try:
-        build_bundle(requirements, package_dir, staging)
+        build_bundle(requirements, package_dir, staging, python_platform)
         try:
             staging.rename(cached)
         except OSError:
@@ -208,7 +289,7 @@ def cached_bundle(function_name: str, requirements: Path, package_dir: Path) -> 
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    for stale in CACHE_DIR.glob(f"{function_name}-*"):  # ~200 MB each: keep only the current one
+    for stale in cache.glob(f"{function_name}-*"):  # ~200 MB each: keep only the current one
         if stale != cached and stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
     return cached

@@ -23,7 +23,8 @@ from infra.constructs.bundling import LambdaCode
 from infra.constructs.nag import acknowledge
 
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_12
-ARCHITECTURE: Final = lambda_.Architecture.X86_64
+# Graviton: every bundled wheel exists for manylinux aarch64 (bundling.LAMBDA_PYTHON_PLATFORM)
+ARCHITECTURE: Final = lambda_.Architecture.ARM_64
 METRICS_NAMESPACE: Final = "CryptoSmartTrader"
 ASYNC_RETRY_ATTEMPTS: Final = 2
 MAX_EVENT_AGE: Final = Duration.hours(1)
@@ -41,7 +42,7 @@ _RETENTION: Final = {
 
 
 class PythonFunction(Construct):
-    """python3.12 / x86_64 function with Powertools settings and a dead-letter queue.
+    """python3.12 / arm64 function with Powertools settings and a dead-letter queue.
 
     Asynchronous invocations (EventBridge) that still fail after ``ASYNC_RETRY_ATTEMPTS``
     retries, or wait longer than ``MAX_EVENT_AGE``, land in ``dead_letter_queue``, as do events

@@ -2,7 +2,7 @@
 
 The lock is exported as a constraints file, so every pin in a ``*.txt`` equals the version the
 test suite runs against; the resolution targets the Lambda platform (CPython 3.12, manylinux
-x86_64), not this machine. Every pin carries the SHA-256 of each of its distributions
+aarch64), not this machine. Every pin carries the SHA-256 of each of its distributions
 (``--generate-hashes``), and bundling installs with ``--require-hashes``: a wheel whose bytes
 differ from the ones pinned here (a compromised index, a swapped file) fails the build. Run from
 the repository root::
@@ -21,7 +21,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 PYTHON_VERSION = "3.12"
-PYTHON_PLATFORM = "x86_64-manylinux_2_34"  # python3.12 runs on Amazon Linux 2023 (glibc 2.34)
+# arm64 (Graviton) functions; python3.12 runs on Amazon Linux 2023 (glibc 2.34)
+PYTHON_PLATFORM = "aarch64-manylinux_2_34"
 # In the python3.12 runtime already; shipping them would only add ~30 MB of botocore.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six")
 COMPILE_COMMAND = "uv run python infra/lambda_requirements/compile.py"

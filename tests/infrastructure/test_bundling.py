@@ -1,8 +1,11 @@
 """Lambda bundles: pins match uv.lock, the hash tracks content, real bundles fit and import.
 
-The real-bundle tests build with uv for CPython 3.12 / manylinux x86_64 (cached under
-``.cst/lambda-bundles``; the first run downloads wheels, ~1 min) and import every dependency and
-handler in a CPython 3.12 process, with boto3 from the lock standing in for the Lambda runtime's.
+The real-bundle tests build with uv for CPython 3.12 / manylinux aarch64, the arm64 (Graviton)
+functions' platform (cached under ``.cst/lambda-bundles``; the first run downloads wheels,
+~1 min), check that every shared object in them is an aarch64 ELF, and import every dependency
+and handler in a CPython 3.12 process from the bundle's twin built for this machine's
+architecture from the same pins by the same steps (it holds the same Python files), with boto3
+from the lock standing in for the Lambda runtime's.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from typing import Any
 import pytest
 
 from infra.constructs.bundling import (
+    ELF_MACHINES,
+    IMPORTABLE_PYTHON_PLATFORM,
+    LAMBDA_ARCHITECTURE,
     LAMBDA_PYTHON_PLATFORM,
     LAMBDA_PYTHON_VERSION,
     LAMBDA_UNZIPPED_LIMIT_BYTES,
@@ -30,6 +36,7 @@ from infra.constructs.bundling import (
     cached_bundle,
     check_hashed,
     directory_size_bytes,
+    elf_machine,
     install_command,
     requirement_entries,
     requirements_file,
@@ -42,9 +49,10 @@ PACKAGE_DIR = REPO_ROOT / "functions" / "cryptosmarttrader"
 FUNCTIONS = {
     "ingest": {
         "handler": "cryptosmarttrader.handlers.ingest",
-        "imports": ["ccxt", "polars", "pydantic", "pydantic_settings", "aws_lambda_powertools",
-                    "aws_xray_sdk"],
-        "absent": ["numpy", "pyarrow", "moto", "tenacity", "typer", "rich", "boto3", "botocore"],
+        "imports": ["ccxt", "polars", "numpy", "pydantic", "pydantic_settings",
+                    "aws_lambda_powertools", "aws_xray_sdk"],
+        "absent": ["talib", "pyarrow", "moto", "tenacity", "typer", "rich", "boto3", "botocore",
+                   "ccxt/async_support", "ccxt/pro"],
     },
     "scan": {
         "handler": "cryptosmarttrader.handlers.scan",
@@ -220,7 +228,7 @@ def runtime_boto3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     specs = [f"{name}=={max(locked[name])}" for name in RUNTIME_PROVIDED if name in locked]
     subprocess.run(
         ["uv", "pip", "install", "--quiet", "--no-deps", "--only-binary", ":all:",
-         "--python-version", LAMBDA_PYTHON_VERSION, "--python-platform", LAMBDA_PYTHON_PLATFORM,
+         "--python-version", LAMBDA_PYTHON_VERSION, "--python-platform", IMPORTABLE_PYTHON_PLATFORM,
          "--target", str(target), *specs],
         check=True, cwd=REPO_ROOT,
     )  # fmt: skip
@@ -229,8 +237,51 @@ def runtime_boto3(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", params=sorted(FUNCTIONS))
 def bundle(request: pytest.FixtureRequest) -> tuple[str, Path]:
+    """The deployed (aarch64) bundle of a function."""
     name: str = request.param
     return name, cached_bundle(name, requirements_file(name), PACKAGE_DIR)
+
+
+def _twin(name: str) -> Path:
+    """The same bundle built for this machine's architecture: the one a test can import."""
+    return cached_bundle(name, requirements_file(name), PACKAGE_DIR, IMPORTABLE_PYTHON_PLATFORM)
+
+
+def _machines(root: Path) -> dict[str, int | None]:
+    """Each shared object of a bundle → its ELF machine."""
+    return {
+        str(p.relative_to(root)): elf_machine(p)
+        for p in sorted(root.rglob("*.so*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def _python_files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*.py")}
+
+
+def test_deployed_bundle_is_aarch64_and_its_imported_twin_has_the_same_code(
+    bundle: tuple[str, Path],
+) -> None:
+    # Given a function's deployed bundle and the twin the import test runs
+    name, path = bundle
+    twin = _twin(name)
+
+    # Then every shared object of the deployed bundle is an aarch64 ELF (arm64 functions), the
+    # twin's are this machine's, and both hold exactly the same Python files
+    deployed = _machines(path)
+    assert deployed, f"{name}: no shared object at all (pydantic-core has one)"
+    wrong = {so: m for so, m in deployed.items() if m != ELF_MACHINES[LAMBDA_PYTHON_PLATFORM]}
+    assert wrong == {}, f"{name}: not aarch64: {wrong}"
+    assert set(_machines(twin).values()) == {ELF_MACHINES[IMPORTABLE_PYTHON_PLATFORM]}
+    assert _python_files(path) == _python_files(twin)
+    # and nothing pruned is left: type stubs, C sources, wheels' test suites
+    leftovers = [
+        p for p in path.rglob("*")
+        if p.suffix in {".pyi", ".c", ".h", ".pyx", ".pxd", ".pxi"}
+        or (p.is_dir() and p.name in {"tests", "test"})
+    ]  # fmt: skip
+    assert leftovers == []
 
 
 def test_bundle_fits_lambda_and_ships_only_its_dependencies(bundle: tuple[str, Path]) -> None:
@@ -299,8 +350,9 @@ def test_bundle_holds_no_development_tooling(bundle: tuple[str, Path]) -> None:
 def test_bundle_imports_and_runs_on_cpython_312(
     bundle: tuple[str, Path], runtime_boto3: Path
 ) -> None:
-    # Given a real bundle, CPython 3.12, and the runtime's boto3
-    name, path = bundle
+    # Given a real bundle (its twin for this machine), CPython 3.12, and the runtime's boto3
+    name, _ = bundle
+    path = _twin(name)
     spec = FUNCTIONS[name]
     python = _python312()
     handler_module = str(spec["handler"])
@@ -395,6 +447,23 @@ def test_every_synthesized_function_asset_is_under_100_mb_or_named(
             assert sizes[name] < FOOTPRINT_BOUND_BYTES, (logical_id, report)
     (killswitch,) = [n for h, n in assets.values() if h.endswith("alarm_killswitch.handler")]
     assert sizes[killswitch] == min(sizes.values()), report
+
+
+def test_every_synthesized_function_runs_on_arm64_with_aarch64_shared_objects(
+    synthesized: Synthesized,
+) -> None:
+    # Given every function of the synthesized template and the bundle its code asset holds
+    assets = _assets_of_functions(synthesized)
+
+    # Then each runs on arm64 (Graviton), and every shared object it ships is an aarch64 ELF
+    assert LAMBDA_ARCHITECTURE == "arm64"
+    for logical_id in assets:
+        props = synthesized.resources[logical_id]["Properties"]
+        assert props.get("Architectures") == [LAMBDA_ARCHITECTURE], logical_id
+    for name in sorted({name for _, name in assets.values()}):
+        bundle = cached_bundle(name, requirements_file(name), PACKAGE_DIR)
+        machines = set(_machines(bundle).values())
+        assert machines == {ELF_MACHINES[LAMBDA_PYTHON_PLATFORM]}, (name, machines)
 
 
 def _without_cli_metadata(template: Mapping[str, Any]) -> dict[str, Any]:

@@ -60,10 +60,10 @@ def test_function_handler_runtime_architecture_and_tracing(
     # Given a function of the stack
     props = _function(synthesized, name)["Properties"]
 
-    # Then it runs the named handler on python3.12 / x86_64 with active X-Ray tracing
+    # Then it runs the named handler on python3.12 / arm64 (Graviton) with active X-Ray tracing
     assert props["Handler"] == HANDLERS[name]
     assert props["Runtime"] == "python3.12"
-    assert props["Architectures"] == ["x86_64"]
+    assert props["Architectures"] == ["arm64"]
     assert props["TracingConfig"] == {"Mode": "Active"}
 
 

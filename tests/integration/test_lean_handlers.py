@@ -46,3 +46,24 @@ def _heavy_loaded_by(module: str) -> list[str]:
 @pytest.mark.parametrize("module", LEAN_HANDLERS)
 def test_a_lean_handler_cold_starts_without_polars_or_numpy(module: str) -> None:
     assert _heavy_loaded_by(module) == []
+
+
+def test_the_kill_switch_starts_without_the_xray_sdk_or_pydantic_settings() -> None:
+    # Given the alarm → kill-switch handler imported as Lambda starts it (tracing enabled)
+    slow = ("aws_xray_sdk", "pydantic_settings")
+    probe = (
+        "import sys, json\nimport cryptosmarttrader.handlers.alarm_killswitch\n"
+        f"print(json.dumps(sorted(m for m in {list(slow)!r} if m in sys.modules)))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "POWERTOOLS_TRACE_DISABLED"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**env, "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+
+    # Then neither of the two slowest imports of its former cold start is loaded
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

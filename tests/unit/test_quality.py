@@ -337,3 +337,27 @@ def test_implausible_timestamps_are_an_error(bad_ts: int) -> None:
     result = check_daily(frame, T0 + 9 * DAY_MS, SMALL)
     assert codes(result)["BAD_TIMESTAMP"][0] == "error"
     assert "BAD_TIMESTAMP" in result.excluded["a"]
+
+
+def test_a_bar_without_a_timestamp_rejects_its_series_only() -> None:
+    # Given a daily universe where one coin has a bar whose timestamp is missing
+    day = 86_400_000
+    start = 1_700_000_000_000 // day * day
+    rows = [
+        {"symbol": sym, "ts": start + i * day, "close": 1.0 + i / 100, "volume": 10.0,
+         "market_cap": 100.0}
+        for sym in ("AAA", "BBB")
+        for i in range(40)
+    ]  # fmt: skip
+    rows.append({"symbol": "BBB", "ts": None, "close": 2.0, "volume": 1.0, "market_cap": 1.0})
+    frame = pl.DataFrame(rows, schema=DAILY_SCHEMA)
+
+    # When the gate checks it
+    result = check_daily(frame, asof_ms=start + 39 * day)
+
+    # Then that coin is excluded with a clear reason, the other one passes untouched
+    assert result.excluded == {"BBB": ["BAD_TIMESTAMP"]}
+    (finding,) = [f for f in result.findings if f.symbol == "BBB"]
+    assert finding.reason == "1 bar(s) without a timestamp" and finding.count == 1
+    assert result.clean["symbol"].unique().to_list() == ["AAA"]
+    assert result.checked_rows == 81 and result.checked_symbols == 2

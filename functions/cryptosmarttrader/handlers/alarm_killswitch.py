@@ -17,6 +17,10 @@ stored on, so a throttled ``GetParameter`` cannot make the alarm skip its write.
 entry. OK and INSUFFICIENT_DATA never turn the switch off (leaving the stop is a human
 decision). A failed write raises: CloudWatch invokes the function asynchronously, so Lambda
 retries it (twice) and finally sends the event to the function's dead-letter queue.
+
+The function starts as fast as the stack allows (it stops trading): no Powertools Tracer, whose
+X-Ray SDK import costs ~0.25 s of its cold start; Lambda's active tracing still records every
+invocation in X-Ray (``bench/bench_cold_import.py`` measures the start).
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import json
 from functools import cache
 from typing import Any, Final, Literal
 
-from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -51,7 +54,6 @@ from cryptosmarttrader.handlers._common import (
 
 logger = make_logger("alarm-killswitch")
 metrics = make_metrics("alarm-killswitch")
-tracer = Tracer(service="alarm-killswitch")
 
 ACTOR: Final = "alarm"
 
@@ -213,7 +215,6 @@ def _act(alarm: AlarmNotification, request_id: str) -> dict[str, Any]:
 
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         alarms = parse(event)

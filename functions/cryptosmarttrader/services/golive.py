@@ -21,10 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.golive import (
@@ -42,14 +41,16 @@ from cryptosmarttrader.domain.slo import (
     samples_from_series,
     slo_queries,
 )
-from cryptosmarttrader.ports import (
-    KillSwitchControl,
-    OrderLedger,
-    StateStore,
-)
+from cryptosmarttrader.settings import EnvSettings
 
 if TYPE_CHECKING:  # ports.py imports polars and numpy, which the go-live bundle does not ship
-    from cryptosmarttrader.ports import MetricReader, Notifier
+    from cryptosmarttrader.ports import (
+        KillSwitchControl,
+        MetricReader,
+        Notifier,
+        OrderLedger,
+        StateStore,
+    )
 
 __all__ = [
     "ACTOR",
@@ -78,10 +79,11 @@ class GoLiveError(RuntimeError):
     """A go-live step cannot proceed (unknown run, wrong stage...). Fails the task → rollback."""
 
 
-class GoLiveSettings(BaseSettings):
+class GoLiveSettings(EnvSettings):
     """Go-live settings (env prefix ``CST_GOLIVE_``); thresholds default to the product SLOs."""
 
-    model_config = SettingsConfigDict(env_prefix="CST_GOLIVE_", extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    ENV_PREFIX: ClassVar[str] = "CST_GOLIVE_"
 
     topic_arn: str | None = None
     # the deployed go-live machine (stack output GoLiveStateMachineArn): `cst golive start`

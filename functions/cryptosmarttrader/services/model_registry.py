@@ -24,10 +24,9 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ConfigDict, Field
 
 from cryptosmarttrader.domain import features as feature_module
 from cryptosmarttrader.domain.clock import Clock
@@ -41,6 +40,7 @@ from cryptosmarttrader.domain.model_canary import (
     transition,
 )
 from cryptosmarttrader.ports import ModelDeployer, ModelRegistry, Predictor
+from cryptosmarttrader.settings import EnvSettings
 
 __all__ = [
     "ArtifactLoader",
@@ -230,10 +230,11 @@ class ModelRegistryService:
         )
 
 
-class MlSettings(BaseSettings):
+class MlSettings(EnvSettings):
     """Where the model registry lives (env prefix ``CST_``), parsed once per process."""
 
-    model_config = SettingsConfigDict(env_prefix="CST_", extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    ENV_PREFIX: ClassVar[str] = "CST_"
 
     model_group: str = Field(default="cst-daily-ml", pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$")
     model_registry: Literal["embedded", "sagemaker"] = "embedded"
