@@ -20,6 +20,7 @@ LOCAL_CONTEXT_KEY = "cst:local"  # `-c cst:local=true`: a local target (moto, Lo
 STAGE_CONTEXT_KEY = "cst:stage"  # `-c cst:stage=canary`: the go-live stage this stack serves
 VENUE_CONTEXT_KEY = "cst:venue_mode"  # `-c cst:venue_mode=testnet`: paper | testnet | live
 LIVE_RUN_CONTEXT_KEY = "cst:live_golive_run"  # the passed go-live run `live` needs
+EQUITY_CONTEXT_KEY = "cst:equity_usd"  # `-c cst:equity_usd=2000`: the capital the stack trades
 
 
 def deployment_config(app: App) -> DeploymentConfig:
@@ -36,6 +37,7 @@ def deployment_config(app: App) -> DeploymentConfig:
     for key, field in (
         (VENUE_CONTEXT_KEY, "venue_mode"),
         (LIVE_RUN_CONTEXT_KEY, "live_golive_run"),
+        (EQUITY_CONTEXT_KEY, "equity_usd"),
     ):
         value = app.node.try_get_context(key)
         if value is not None:

@@ -210,6 +210,11 @@ class DeploymentConfig(BaseModel):
     # cycle against the run's records). Also settable alone: ``-c cst:venue_mode=testnet``.
     venue_mode: Literal["paper", "testnet", "live"] = "paper"
     live_golive_run: str | None = Field(default=None, pattern=RUN_ID_PATTERN)
+    # The capital the stack trades, in USD: the ledger's starting equity (CST_EQUITY_USD), the
+    # base of every 2 % cap and daily-loss level. Required for live: no more than the account
+    # holds for the product (every cycle reconciles the account's balances with the ledger; an
+    # account holding less cash than the ledger moves the RiskGuard to DEFENSIVE).
+    equity_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     data_source: Literal["ccxt", "recorded"] = "ccxt"
     log_level: LogLevel = "INFO"
     log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
@@ -243,6 +248,12 @@ class DeploymentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _venue_mode_is_allowed(self) -> DeploymentConfig:
+        if self.venue_mode == "live" and self.equity_usd is None:
+            raise ValueError(
+                "venue_mode live is refused without equity_usd: the capital the stack may "
+                "trade, no more than the exchange account holds for it "
+                "(-c cst:equity_usd=2000)"
+            )
         if self.venue_mode == "live" and self.live_golive_run is None:
             raise ValueError(
                 "venue_mode live is refused: name the go-live run that passed staging and "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from cryptosmarttrader.domain.clock import Clock
@@ -259,6 +260,14 @@ class OrderGateway(Protocol):
     ) -> ExchangeOrder | None: ...
 
     def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> None: ...
+
+
+class BalanceSource(Protocol):
+    """A real venue account's balances (the ledger's counterpart, reconciled every cycle)."""
+
+    def fetch_balances(self) -> dict[str, Decimal]:
+        """Total per asset (free + locked in open orders); zero totals left out."""
+        ...
 
 
 class Exchange(OrderGateway, Protocol):

@@ -36,7 +36,8 @@ from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import ExchangeId
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLimits
 from cryptosmarttrader.domain.universe import is_tradable_pair
-from cryptosmarttrader.ports import MarketData, Metrics, SliRecorder
+from cryptosmarttrader.ports import BalanceSource, MarketData, Metrics, SliRecorder
+from cryptosmarttrader.services.agent_ingest import spot_quote
 from cryptosmarttrader.services.execution import ExecutionService, OrderGateway
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService
@@ -295,6 +296,7 @@ def trading_cycle(
     risk = RiskStateService(state, switch, clock)
     venue_settings = VenueSettings()
     venue: OrderGateway
+    account: BalanceSource | None = None  # a real account, reconciled every cycle
     if venue_settings.venue_mode == "paper":
         venue = PaperExchange(
             market,
@@ -307,7 +309,9 @@ def trading_cycle(
     else:  # testnet / live: real orders through ccxt (docs/venues.md)
         from cryptosmarttrader.venues import execution_venue
 
-        venue = execution_venue(venue_settings, settings.exchange, clock, state, resources)
+        venue = account = execution_venue(
+            venue_settings, settings.exchange, clock, state, resources
+        )
     orders = DynamoOrderStore(resources.orders_table, clients.dynamodb)
     execution = ExecutionService(
         orders=orders,
@@ -330,4 +334,6 @@ def trading_cycle(
         timeframe=settings.execution_timeframe,
         slis=slis,
         exit_rule=settings.exit_rule,
+        balances=account,
+        quote_asset=spot_quote(settings.exchange),
     )

@@ -239,6 +239,10 @@ class Observability(Construct):
                 "a sell was refused or cut because it would leave a spot position short",
             ),
             AlarmSpec(
+                "BalanceDrift", "warning", emf(mn.BALANCE_DRIFT, "Maximum", hour), 1, gte, 1,
+                "the venue account holds less than the positions ledger (RiskGuard DEFENSIVE)",
+            ),
+            AlarmSpec(
                 "OrderRejections", "critical",
                 emf(mn.ORDERS_REJECTED_BY_EXCHANGE, "Sum", fifteen), 5, gte, 1,
                 "5+ orders rejected by the exchange in 15 minutes",

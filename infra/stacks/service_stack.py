@@ -235,6 +235,12 @@ class CryptoSmartTraderStack(Stack):
             "CST_ALLOW_TECHNICAL_ONLY_TRADING": (
                 "true" if self.config.allow_technical_only_trading else "false"
             ),
+            # the capital the ledger starts from (the account's balances are reconciled to it)
+            **(
+                {"CST_EQUITY_USD": repr(self.config.equity_usd)}
+                if self.config.equity_usd is not None
+                else {}
+            ),
         }
 
     def _outputs(self) -> None:

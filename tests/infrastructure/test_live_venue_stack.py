@@ -69,9 +69,32 @@ def _config(**context: str) -> Any:
 
 def test_live_venue_live_is_refused_at_synth_without_a_passed_golive_run() -> None:
     with pytest.raises(ValidationError, match="live is refused"):
-        _config(**{"cst:venue_mode": "live"})
-    config = _config(**{"cst:venue_mode": "live", "cst:live_golive_run": "golive-2026-03-01"})
+        _config(**{"cst:venue_mode": "live", "cst:equity_usd": "2000"})
+    config = _config(
+        **{
+            "cst:venue_mode": "live",
+            "cst:live_golive_run": "golive-2026-03-01",
+            "cst:equity_usd": "2000",
+        }
+    )
     assert config.venue_mode == "live" and config.live_golive_run == "golive-2026-03-01"
+
+
+def test_live_venue_live_is_refused_at_synth_without_the_capital_it_trades() -> None:
+    with pytest.raises(ValidationError, match="live is refused without equity_usd"):
+        _config(**{"cst:venue_mode": "live", "cst:live_golive_run": "golive-2026-03-01"})
+    with pytest.raises(ValidationError, match="greater than 0"):
+        _config(**{"cst:equity_usd": "-5"})
+
+
+def test_the_capital_reaches_the_scan_and_execution_functions() -> None:
+    resources = synthesized_template(
+        {**SKIP_BUNDLING, "cst:venue_mode": "testnet", "cst:equity_usd": "2500"}
+    ).resources
+    _, fn = _execution(resources)
+    assert fn["Properties"]["Environment"]["Variables"]["CST_EQUITY_USD"] == "2500.0"
+    default = synthesized_template(SKIP_BUNDLING).resources
+    assert "CST_EQUITY_USD" not in _execution(default)[1]["Properties"]["Environment"]["Variables"]
 
 
 @pytest.mark.parametrize(("exchange", "why"), [("kraken", "no spot sandbox"),

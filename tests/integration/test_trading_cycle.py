@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +29,7 @@ from cryptosmarttrader.adapters.paper_exchange import PAPER_VENUE_PK
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.exchange import RetryableExchangeError
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
 from cryptosmarttrader.domain.risk import (
     MarketQuote,
@@ -542,3 +544,71 @@ def test_a_late_reconcile_keeps_the_entry_day_of_the_fill(
         assert str(positions[symbol]["opened_at"])[:10] == str(orders[symbol]["filled_at"])[:10]
         assert str(positions[symbol]["opened_at"])[:10] == "2021-01-05"
         assert late.exit_decisions[symbol].startswith("held 3 of 180 days")
+
+
+class VenueAccount:
+    """The venue account of a testnet / live deployment, as its balance read answers."""
+
+    def __init__(self, totals: dict[str, Decimal]) -> None:
+        self.totals = totals
+        self.unreadable = False
+
+    def fetch_balances(self) -> dict[str, Decimal]:
+        if self.unreadable:
+            raise RetryableExchangeError("binance", "fetch_balances", "429 Too Many Requests")
+        return dict(self.totals)
+
+
+def test_balances_that_drift_from_the_ledger_move_the_guard_to_defensive(
+    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+) -> None:
+    # Given decisions filled on the real 02:00 bar: the ledger holds positions and cash
+    _scan(market, clients, data_dir)
+    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    filled, _ = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+    held = {s: Decimal(str(q)) for s, q in filled.positions.items()}
+    assert {"bitcoin", "cardano"} <= set(held)
+    account = VenueAccount({**held, "USDT": Decimal(str(filled.cash)) + 250})
+
+    def cycle(at: datetime) -> tuple[CycleReport, InMemoryMetrics]:
+        metrics = InMemoryMetrics()
+        built = trading_cycle(market, FixedClock(at), clients, clients.resources, SETTINGS, metrics)
+        return replace(built, balances=account, quote_asset="USDT").run(), metrics
+
+    # When the account holds what the ledger holds (and more cash than the product's)
+    agree, metrics = cycle(ASOF + timedelta(hours=3, minutes=10))
+    # Then nothing is wrong, and the report says what was compared
+    assert agree.balance_drift == [] and agree.external_holdings == []
+    assert agree.risk_level == "NORMAL"
+    assert agree.balance_check.startswith(f"{len(held) + 1} asset(s) compared")
+    assert metrics.total("BalanceDrift") == 0
+
+    # When half the bitcoin left the account (a manual sale) and cardano was topped up outside
+    account.totals["bitcoin"] = held["bitcoin"] / 2
+    account.totals["cardano"] = held["cardano"] * 3
+    drifted, metrics = cycle(ASOF + timedelta(hours=4, minutes=10))
+    # Then the RiskGuard is DEFENSIVE with the drift as its reason, the drift is counted for the
+    # alarm, and the holding outside the system is reported, never traded against
+    assert drifted.risk_level == "DEFENSIVE"
+    assert drifted.risk_transition is not None
+    assert "balance drift: bitcoin: the venue holds" in drifted.risk_transition
+    assert [d.split(":")[0] for d in drifted.balance_drift] == ["bitcoin"]
+    assert [e.split(":")[0] for e in drifted.external_holdings] == ["cardano"]
+    assert "held outside the system, never traded" in drifted.external_holdings[0]
+    assert metrics.total("BalanceDrift") == 1
+    assert drifted.positions == filled.positions  # the ledger decides what the product holds
+    assert not [o for o in _orders(clients).values() if o["side"] == "sell"]
+
+    # When the balances cannot be read, the cycle goes on and says so (no drift is invented)
+    account.unreadable = True
+    blind, _ = cycle(ASOF + timedelta(hours=5, minutes=10))
+    assert blind.balance_check.startswith("not checked: the venue's balances could not be read")
+    assert blind.balance_drift == [] and blind.risk_level == "DEFENSIVE"
+
+
+def test_the_paper_venue_has_no_account_to_reconcile(
+    market: RecordedMarketData, clients: AwsClients
+) -> None:
+    report, metrics = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    assert report.balance_check == "not applicable: the paper venue's book is the ledger"
+    assert metrics.values("BalanceDrift") == []

@@ -421,6 +421,16 @@ OVERSELL_REFUSED = MetricSpec(
     EXECUTION,
     producer="services/execution.py",
 )
+BALANCE_DRIFT = MetricSpec(
+    "BalanceDrift",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Assets the venue account holds less of than the positions ledger, beyond the tolerance, "
+    "at the cycle's balance reconciliation (testnet / live). Moves the RiskGuard to DEFENSIVE; "
+    "alarmed.",
+    EXECUTION,
+    producer="services/trading_cycle.py",
+)
 EXCHANGE_ERRORS = MetricSpec(
     "ExchangeErrors",
     Unit.COUNT,
@@ -607,6 +617,7 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     ORDERS_RECONCILED,
     ORDERS_CANCELLED_BY_KILL_SWITCH,
     OVERSELL_REFUSED,
+    BALANCE_DRIFT,
     EXCHANGE_ERRORS,
     REJECTED_EVENTS,
     INGEST_RUNS,

@@ -49,7 +49,9 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from cryptosmarttrader.domain import metric_names as mn
+from cryptosmarttrader.domain.balances import BalanceCheck, BalanceTolerance, reconcile_balances
 from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE
+from cryptosmarttrader.domain.exchange import ExchangeError
 from cryptosmarttrader.domain.exit_rule import (
     DEFAULT_EXIT_RULE,
     ExitDecision,
@@ -77,7 +79,7 @@ from cryptosmarttrader.domain.types import (
     ms_from_utc,
     utc_from_ms,
 )
-from cryptosmarttrader.ports import MarketData, Metrics, SliRecorder
+from cryptosmarttrader.ports import BalanceSource, MarketData, Metrics, SliRecorder
 from cryptosmarttrader.services.execution import CycleContext, ExecutionResult, ExecutionService
 from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
 from cryptosmarttrader.services.risk_state import RiskStateService
@@ -198,6 +200,12 @@ class CycleReport(BaseModel):
     # (the levels still open, the exit placed, or why no exit could be decided)
     exits_by_rule: int = 0
     exit_decisions: dict[str, str] = {}
+    # the venue account against the ledger (testnet / live; the paper venue is the ledger):
+    # what was compared, what is missing from the account (drift: DEFENSIVE + alarm) and what
+    # the account holds beyond the ledger (opened outside the system: reported, never traded)
+    balance_check: str = "not applicable: the paper venue's book is the ledger"
+    balance_drift: list[str] = []
+    external_holdings: list[str] = []
 
 
 @dataclass
@@ -211,6 +219,10 @@ class TradingCycle:
     cluster_threshold: float = 0.8
     slis: SliRecorder | None = None  # the go-live returns (tracking error) under this Stage
     exit_rule: ExitRule = DEFAULT_EXIT_RULE
+    # a real venue's account (testnet / live): reconciled against the ledger every cycle
+    balances: BalanceSource | None = None
+    quote_asset: str = "USDT"
+    balance_tolerance: BalanceTolerance = field(default_factory=BalanceTolerance)
     marks: dict[str, Mark] = field(default_factory=dict, init=False)
     mark_errors: dict[str, str] = field(default_factory=dict, init=False)
 
@@ -258,11 +270,13 @@ class TradingCycle:
         )
         counts = self.execution.reconcile(context)
         account, reference, positions = self.valuation()
+        balance, balance_note = self._reconcile_balances(account)
         state, move = self.risk.observe(
             RiskObservation(
                 equity=account.equity,
                 bad_data_fraction=bad_data,
                 consecutive_exchange_errors=self.execution.consecutive_exchange_errors,
+                balance_drift=None if balance is None else balance.drift_reason,
             )
         )
         flattened = self._flatten(state.level, account, context) if account.positions else 0
@@ -305,7 +319,48 @@ class TradingCycle:
             reference_return_bps=None if returns is None else returns[1],
             exits_by_rule=exits,
             exit_decisions=decisions,
+            balance_check=balance_note,
+            balance_drift=[] if balance is None else [d.describe() for d in balance.drifts],
+            external_holdings=[] if balance is None else [d.describe() for d in balance.external],
         )
+
+    def _reconcile_balances(self, account: Account) -> tuple[BalanceCheck | None, str]:
+        """The venue's balances against the ledger just valued (``None`` when there is no
+        venue account, or its balances could not be read: the note says which)."""
+        if self.balances is None:
+            return None, "not applicable: the paper venue's book is the ledger"
+        try:
+            venue = self.balances.fetch_balances()
+        except ExchangeError as exc:
+            return None, f"not checked: the venue's balances could not be read ({exc})"
+        held: dict[str, Decimal] = {}
+        marks: dict[str, Decimal] = {}
+        for symbol, quantity in account.positions.items():
+            base = symbol.split("/")[0]
+            held[base] = held.get(base, Decimal(0)) + quantity
+            if symbol in self.marks:
+                marks[base] = self.marks[symbol].price
+        in_flight = {str(o["symbol"]).split("/")[0] for o in self.execution.orders.list_open()}
+        try:
+            check = reconcile_balances(
+                venue,
+                held,
+                quote=self.quote_asset,
+                marks=marks,
+                ledger_cash=account.cash,
+                in_flight=in_flight,
+                tolerance=self.balance_tolerance,
+            )
+        except DomainError as exc:
+            return None, f"not checked: {exc}"
+        self.metrics.add(mn.BALANCE_DRIFT.name, len(check.drifts))
+        parts = [f"{len(check.checked)} asset(s) compared"]
+        if check.skipped:
+            parts.append(f"not judged with an order in flight: {', '.join(check.skipped)}")
+        parts.append(
+            f"{len(check.drifts)} drift(s), {len(check.external)} holding(s) outside the system"
+        )
+        return check, "; ".join(parts)
 
     def _golive_stage(self) -> tuple[str, str | None, Decimal]:
         """The active go-live stage (``GoLiveService`` records it): ``(label, why new entries
