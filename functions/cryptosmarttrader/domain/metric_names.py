@@ -156,6 +156,16 @@ MARKET_CAPS_REJECTED = MetricSpec(
     ("exchange", "code"),
     "services/market_caps.py",
 )
+MARKET_CAPS_BACKFILLED = MetricSpec(
+    "MarketCapsBackfilled",
+    Unit.COUNT,
+    Family.DATA,
+    "Daily market caps of a coin's history (CoinGecko market_chart) that passed the gate and "
+    "reached the lake the first time the coin was seen, per run.",
+    INGEST,
+    ("exchange",),
+    "services/market_caps.py",
+)
 MARKET_CAP_PAIRS_UNMAPPED = MetricSpec(
     "MarketCapPairsUnmapped",
     Unit.COUNT,
@@ -448,7 +458,7 @@ REJECTED_EVENTS = MetricSpec(
     "Malformed Lambda events refused before any side effect.",
     SCAN,
     (),
-    "handlers/scan.py",
+    "handlers/_common.py",
 )
 INGEST_RUNS = MetricSpec(
     "IngestRuns",
@@ -587,6 +597,7 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     LAKE_OBJECTS_WRITTEN,
     MARKET_CAPS_INGESTED,
     MARKET_CAPS_REJECTED,
+    MARKET_CAPS_BACKFILLED,
     MARKET_CAP_PAIRS_UNMAPPED,
     UNIVERSE_SIZE,
     EXCLUDED_BY_QUALITY,
