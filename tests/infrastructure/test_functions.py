@@ -45,7 +45,7 @@ def _function(synthesized: Synthesized, name: str) -> dict[str, Any]:
 
 def _resource_contract_env_names() -> set[str]:
     """CST_* names that AwsResources reads (fields without an explicit alias)."""
-    prefix = AwsResources.model_config.get("env_prefix", "")
+    prefix = AwsResources.ENV_PREFIX
     return {
         f"{prefix}{name}".upper()
         for name, field in AwsResources.model_fields.items()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
@@ -72,7 +72,10 @@ def _cycle(clients: AwsClients, data_dir: Path) -> object:
 def test_live_venue_keys_are_cached_and_a_rotated_key_applies_without_a_redeploy(
     aws: AwsClients,
 ) -> None:
-    reader = SecretsManagerCredentials(secrets_client(aws.resources), max_age_seconds=1)
+    # the cache age is measured on the clock (time_machine), not on how busy the machine is
+    traveller = time_machine.travel(datetime(2026, 3, 1, 12, tzinfo=UTC), tick=False)
+    clock = traveller.start()
+    reader = SecretsManagerCredentials(secrets_client(aws.resources), max_age_seconds=300)
     first = reader.get(SECRET_NAME)
     assert first.ccxt_config()["apiKey"] == KEYS["api_key"]
     # the key is never printed: repr, str and the pydantic dump mask it
@@ -81,9 +84,13 @@ def test_live_venue_keys_are_cached_and_a_rotated_key_applies_without_a_redeploy
     secrets_client(aws.resources).put_secret_value(
         SecretId=SECRET_NAME, SecretString=json.dumps(ROTATED)
     )
+    clock.shift(299)
     assert reader.get(SECRET_NAME).ccxt_config()["apiKey"] == KEYS["api_key"]  # cached
-    time.sleep(1.1)
-    assert reader.get(SECRET_NAME).ccxt_config()["apiKey"] == ROTATED["api_key"]
+    clock.shift(2)
+    try:
+        assert reader.get(SECRET_NAME).ccxt_config()["apiKey"] == ROTATED["api_key"]
+    finally:
+        traveller.stop()
 
 
 def test_live_venue_missing_or_malformed_secret_is_one_line_without_the_value(
