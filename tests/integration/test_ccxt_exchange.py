@@ -375,15 +375,24 @@ def test_kucoin_create_order_sends_client_oid() -> None:
 
 
 @pytest.mark.parametrize(
-    "transient", [ccxt.RequestTimeout("read timed out"), ccxt.ExchangeNotAvailable("502")]
+    ("transient", "refused"),
+    [
+        (ccxt.RequestTimeout("read timed out"), False),  # may still be in flight
+        (ccxt.ExchangeNotAvailable("502"), False),
+        (ccxt.RateLimitExceeded("binance -1003 Too many requests"), True),  # the venue's answer
+        (ccxt.DDoSProtection("binance 429 Too Many Requests"), True),
+    ],
 )
-def test_create_order_timeout_is_state_unknown_and_never_retried(transient: Exception) -> None:
+def test_create_order_timeout_is_state_unknown_and_never_retried(
+    transient: Exception, refused: bool
+) -> None:
     h = harness(ExchangeId.BINANCE, {"/api/v3/order": [transient]})
     with pytest.raises(OrderStateUnknownError, match="reconcile by client id") as err:
         h.exchange.create_order(
             BTC, Side.BUY, OrderType.LIMIT, Quantity.of("0.001"), Price.of("13500"), OUR_ID
         )
     assert err.value.client_order_id == OUR_ID.value[:36]
+    assert err.value.rate_limited is refused
     assert len(h.replay.requests) == 1
     assert h.sleeps == []
 

@@ -477,6 +477,38 @@ def test_live_venue_crash_between_send_and_record_reconciles_to_exactly_one_orde
     assert position is not None and Decimal(str(position["quantity"])) == Decimal("0.02997")
 
 
+def test_live_venue_a_create_refused_with_a_429_is_settled_as_not_placed_never_resent(
+    venue: Venue, books: Books
+) -> None:
+    # Given a venue that answers the create with its rate-limit refusal (HTTP 429, -1003)
+    venue.fake.fail_next("POST", "/api/v3/order", "rate_limit")
+    service = books.service(venue)
+    result = service.submit(_decision(), equity=EQUITY, quote=QUOTE)
+    # Then the order is looked up by its client id at once, found absent, and recorded REJECTED
+    # with why: not left SUBMITTED for hours, never sent a second time
+    assert result.status == OrderStatus.REJECTED.value, result
+    [order] = books.orders()
+    assert order["status"] == OrderStatus.REJECTED.value
+    assert "429 Too Many Requests" in str(order["reject_reason"])
+    assert "not placed" in str(order["reject_reason"])
+    assert venue.fake.posts() == 1 and venue.fake.orders() == []
+    assert books.metrics.total("OrdersRejectedByExchange") == 1
+    # and the same decision again is a duplicate of the recorded refusal: nothing is sent
+    assert books.service(venue).submit(_decision(), equity=EQUITY, quote=QUOTE).status == (
+        "duplicate"
+    )
+    assert venue.fake.posts() == 1
+
+
+def test_live_venue_a_timeout_is_not_settled_like_a_429(venue: Venue, books: Books) -> None:
+    # a timeout before booking: the request may still be in flight, so the order waits
+    venue.fake.fail_next("POST", "/api/v3/order", "timeout_before_booking")
+    result = books.service(venue).submit(_decision(), equity=EQUITY, quote=QUOTE)
+    assert result.status == OrderStatus.SUBMITTED.value
+    [order] = books.orders()
+    assert order["status"] == OrderStatus.SUBMITTED.value
+
+
 def test_live_venue_timeout_after_booking_is_reconciled_not_resent(
     venue: Venue, books: Books
 ) -> None:

@@ -431,7 +431,16 @@ class CcxtExchange:
         except ccxt.BaseError as exc:
             mapped = map_ccxt_error(exc, self._name, op)
             if mapped.retryable:
-                raise OrderStateUnknownError(self._name, op, mapped.reason, venue_id) from exc
+                # a rate-limit refusal (429, Binance's 418 ban: ccxt raises RateLimitExceeded or
+                # DDoSProtection) is the venue's answer before any matching: nothing is left in
+                # flight. A timeout or a 5xx is not.
+                raise OrderStateUnknownError(
+                    self._name,
+                    op,
+                    mapped.reason,
+                    venue_id,
+                    rate_limited=isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)),
+                ) from exc
             raise mapped from exc
         try:
             order = self._order(raw, op, fallback_symbol=symbol, fallback_side=side)

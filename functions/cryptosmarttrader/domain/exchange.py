@@ -188,11 +188,22 @@ class InvalidPayloadError(FatalExchangeError):
 class OrderStateUnknownError(ExchangeError):
     """create_order failed in a way that may have reached the venue (timeout, 5xx, rate limit).
 
-    Never retry blindly: reconcile with ``fetch_order_by_client_id`` first.
+    Never retry blindly: reconcile with ``fetch_order_by_client_id`` first. ``rate_limited``:
+    the venue answered the create with its rate-limit refusal (HTTP 429), so no request is still
+    in flight: a lookup that finds no order with the client ID settles it as not placed.
     """
 
-    def __init__(self, exchange: str, operation: str, reason: str, client_order_id: str) -> None:
+    def __init__(
+        self,
+        exchange: str,
+        operation: str,
+        reason: str,
+        client_order_id: str,
+        *,
+        rate_limited: bool = False,
+    ) -> None:
         self.client_order_id = client_order_id
+        self.rate_limited = rate_limited
         super().__init__(exchange, operation, f"{reason}; reconcile by client id {client_order_id}")
 
 

@@ -313,7 +313,9 @@ class ExecutionService:
             )
         except OrderStateUnknownError as exc:
             self._exchange_error()
-            return self._reconcile_after_timeout(coid, symbol, str(exc))
+            return self._reconcile_after_timeout(
+                coid, symbol, str(exc), rate_limited=exc.rate_limited
+            )
         except InvalidPayloadError as exc:
             # the call returned: the venue answered, maybe with the order, in a form we cannot
             # read. That is not a refusal: reconcile by client ID.
@@ -365,7 +367,7 @@ class ExecutionService:
         return ExecutionResult(coid, "rejected", why, verdict.rule), qty
 
     def _reconcile_after_timeout(
-        self, coid: ClientOrderId, symbol: Symbol, what: str
+        self, coid: ClientOrderId, symbol: Symbol, what: str, *, rate_limited: bool = False
     ) -> ExecutionResult:
         try:
             found = self.exchange.fetch_order_by_client_id(symbol, coid)
@@ -376,6 +378,17 @@ class ExecutionService:
                 _S.SUBMITTED.value,
                 f"{what}; lookup failed ({lookup}): left SUBMITTED for reconcile",
             )
+        if found is None and rate_limited:
+            # the venue refused the create (429) and holds no order with our client ID: nothing
+            # was placed, and nothing is still in flight. Settled now, never resent.
+            why = f"{what}; the venue holds no order with this client id: not placed"
+            self.orders.update_status(
+                coid.value, _S.SUBMITTED, _S.REJECTED, at=self.clock.now(),
+                fields={"reject_reason": why},
+            )  # fmt: skip
+            self._forget(coid.value)
+            self.metrics.add("OrdersRejectedByExchange", 1)
+            return ExecutionResult(coid.value, _S.REJECTED.value, why, "exchange")
         if found is None:
             return ExecutionResult(
                 coid.value,
