@@ -219,3 +219,35 @@ def test_daily_objects_of_the_earlier_one_per_date_layout_are_still_read(
     assert got["ts"].to_list() == [D0 + i * DAY_MS for i in range(4)]
     assert got["close"].to_list() == [100.0, 101.0, 500.0, 501.0]
     assert len(lake.days("binance", "1d", "SOL/USDT")) == 4
+
+
+def test_two_writers_of_one_month_object_never_drop_each_others_bars(
+    aws: AwsClients, lake: S3ParquetLake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a month object holding the bar of March 1st
+    march = 1_709_251_200_000  # 2024-03-01T00:00Z
+    lake.write_candles(_bars("SOL/USDT", march, 1, step=DAY_MS), "binance", "1d")
+    # When writer A reads it, writer B writes the 2nd in between, then A writes the 3rd
+    other = S3ParquetLake(aws.resources.lake_bucket, aws.s3)
+    read = S3ParquetLake._get_versioned
+    raced: list[bool] = []
+
+    def slow_reader(self: S3ParquetLake, key: str) -> tuple[bytes | None, str | None]:
+        answer = read(self, key)
+        if self is lake and not raced:
+            raced.append(True)
+            other.write_candles(_bars("SOL/USDT", march + DAY_MS, 1, step=DAY_MS), "binance", "1d")
+        return answer
+
+    monkeypatch.setattr(S3ParquetLake, "_get_versioned", slow_reader)
+    lake.write_candles(_bars("SOL/USDT", march + 2 * DAY_MS, 1, step=DAY_MS), "binance", "1d")
+    # Then A's conditional PUT failed, A merged again on B's object, and all three bars are kept
+    assert raced == [True]
+    got = lake.read_candles(
+        "binance",
+        "1d",
+        "SOL/USDT",
+        datetime(2024, 3, 1, tzinfo=UTC),
+        datetime(2024, 3, 31, tzinfo=UTC),
+    )
+    assert got["ts"].to_list() == [march, march + DAY_MS, march + 2 * DAY_MS]

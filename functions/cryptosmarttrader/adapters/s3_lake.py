@@ -37,6 +37,8 @@ __all__ = ["LakeError", "S3ParquetLake", "partition_key", "symbol_slug"]
 _SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PART = "part.parquet"
 WRITE_THREADS = 16
+MERGE_ATTEMPTS = 5  # conditional PUTs of one object before a write gives up (other writers)
+_CONFLICT_CODES: Final = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
 _TIMEFRAME_RE = re.compile(r"^(\d+)([mhdwM])$")
 _UNIT_MINUTES: Final = {"m": 1, "h": 60, "d": 1440, "w": 10080, "M": 43200}
 MONTHLY_FROM_MINUTES: Final = 240  # 4h and longer bars: one object per month
@@ -128,22 +130,37 @@ class S3ParquetLake:
         return sorted(key for (key, _, _), did in zip(jobs, changed, strict=True) if did)
 
     def _merge_one(self, key: str, new: pl.DataFrame, exists: bool) -> bool:
-        old_body = self._get(key) if exists else None
-        merged = new if old_body is None else pl.concat([_from_parquet(old_body), new])
-        merged = merged.unique(subset="ts", keep="last", maintain_order=True).sort("ts")
-        body = _to_parquet(merged)
-        if body == old_body:
-            return False
-        try:
-            self._client.put_object(
-                Bucket=self._bucket,
-                Key=key,
-                Body=body,
-                ContentType="application/vnd.apache.parquet",
-            )
-        except ClientError as exc:
-            raise LakeError(f"put s3://{self._bucket}/{key} failed: {exc}") from exc
-        return True
+        """Merge ``new`` into the object at ``key`` with a conditional PUT (``If-Match`` the
+        version read, ``If-None-Match: *`` when there was none): a writer that changed the
+        object in between (another ingest run, a backfill) makes the PUT fail, and the merge is
+        redone on its bytes, so no writer's bars are ever dropped."""
+        for _ in range(MERGE_ATTEMPTS):
+            old_body, etag = self._get_versioned(key) if exists else (None, None)
+            merged = new if old_body is None else pl.concat([_from_parquet(old_body), new])
+            merged = merged.unique(subset="ts", keep="last", maintain_order=True).sort("ts")
+            body = _to_parquet(merged)
+            if body == old_body:
+                return False
+            condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+            try:
+                self._client.put_object(
+                    Bucket=self._bucket,
+                    Key=key,
+                    Body=body,
+                    ContentType="application/vnd.apache.parquet",
+                    **condition,  # type: ignore[arg-type]
+                )
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code"))
+                if code in _CONFLICT_CODES:
+                    exists = True  # changed (or created) by another writer: merge again
+                    continue
+                raise LakeError(f"put s3://{self._bucket}/{key} failed: {exc}") from exc
+            return True
+        raise LakeError(
+            f"put s3://{self._bucket}/{key} failed: changed by other writers "
+            f"{MERGE_ATTEMPTS} times in a row; nothing of this write was lost, rerun it"
+        )
 
     # ------------------------------------------------------------------ read
 
@@ -212,6 +229,16 @@ class S3ParquetLake:
         except ClientError as exc:
             raise LakeError(f"list s3://{self._bucket}/{prefix} failed: {exc}") from exc
         return keys
+
+    def _get_versioned(self, key: str) -> tuple[bytes | None, str | None]:
+        """The object's bytes and ETag, ``(None, None)`` when there is none."""
+        try:
+            answer = self._client.get_object(Bucket=self._bucket, Key=key)
+            return answer["Body"].read(), str(answer["ETag"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                return None, None
+            raise LakeError(f"get s3://{self._bucket}/{key} failed: {exc}") from exc
 
     def _get(self, key: str) -> bytes | None:
         try:
