@@ -211,7 +211,7 @@ class DeploymentConfig(BaseModel):
     venue_mode: Literal["paper", "testnet", "live"] = "paper"
     live_golive_run: str | None = Field(default=None, pattern=RUN_ID_PATTERN)
     # The capital the stack trades, in USD: the ledger's starting equity (CST_EQUITY_USD), the
-    # base of every 2 % cap and daily-loss level. Required for live: no more than the account
+    # base of every 2 % cap and daily-loss level. Required for testnet and live: no more than the account
     # holds for the product (every cycle reconciles the account's balances with the ledger; an
     # account holding less cash than the ledger moves the RiskGuard to DEFENSIVE).
     equity_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
@@ -248,11 +248,11 @@ class DeploymentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _venue_mode_is_allowed(self) -> DeploymentConfig:
-        if self.venue_mode == "live" and self.equity_usd is None:
+        if self.venue_mode != "paper" and self.equity_usd is None:
             raise ValueError(
-                "venue_mode live is refused without equity_usd: the capital the stack may "
-                "trade, no more than the exchange account holds for it "
-                "(-c cst:equity_usd=2000)"
+                f"venue_mode {self.venue_mode} is refused without equity_usd: the capital the "
+                "stack may trade, no more than the exchange account holds for it "
+                "(-c cst:equity_usd=2000; the ledger's cash is reconciled with the account)"
             )
         if self.venue_mode == "live" and self.live_golive_run is None:
             raise ValueError(

@@ -265,8 +265,9 @@ class OrderGateway(Protocol):
 class BalanceSource(Protocol):
     """A real venue account's balances (the ledger's counterpart, reconciled every cycle)."""
 
-    def fetch_balances(self) -> dict[str, Decimal]:
-        """Total per asset (free + locked in open orders); zero totals left out."""
+    def fetch_balances(self) -> dict[str, Decimal | None]:
+        """Total per asset (free + locked in open orders); zero totals left out, ``None`` where
+        the venue did not state one."""
         ...
 
 

@@ -32,6 +32,7 @@ from cryptosmarttrader.adapters.recorded_data import DataSourceError, RecordedMa
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.s3_market_caps import S3MarketCapLake
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.domain.balances import COMMISSION_ASSETS
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import ExchangeId
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLimits
@@ -336,4 +337,5 @@ def trading_cycle(
         exit_rule=settings.exit_rule,
         balances=account,
         quote_asset=spot_quote(settings.exchange),
+        commission_assets=COMMISSION_ASSETS.get(settings.exchange, frozenset()),
     )

@@ -50,7 +50,9 @@ def test_live_venue_paper_is_the_default_and_creates_no_secret() -> None:
 
 
 def test_testnet_stack_has_one_account_secret_read_only_by_the_execution_function() -> None:
-    resources = synthesized_template({**SKIP_BUNDLING, "cst:venue_mode": "testnet"}).resources
+    resources = synthesized_template(
+        {**SKIP_BUNDLING, "cst:venue_mode": "testnet", "cst:equity_usd": "1000"}
+    ).resources
     _, fn = _execution(resources)
     env = fn["Properties"]["Environment"]["Variables"]
     [secret_id] = [k for k, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret"]
@@ -83,6 +85,9 @@ def test_live_venue_live_is_refused_at_synth_without_a_passed_golive_run() -> No
 def test_live_venue_live_is_refused_at_synth_without_the_capital_it_trades() -> None:
     with pytest.raises(ValidationError, match="live is refused without equity_usd"):
         _config(**{"cst:venue_mode": "live", "cst:live_golive_run": "golive-2026-03-01"})
+    # a testnet account is reconciled with the ledger too: its capital is named
+    with pytest.raises(ValidationError, match="testnet is refused without equity_usd"):
+        _config(**{"cst:venue_mode": "testnet"})
     with pytest.raises(ValidationError, match="greater than 0"):
         _config(**{"cst:equity_usd": "-5"})
 
@@ -106,6 +111,7 @@ def test_testnet_is_refused_at_synth_where_the_exchange_has_no_sandbox(
         _config(
             **{
                 "cst:venue_mode": "testnet",
+                "cst:equity_usd": "1000",
                 "cst:config": json.dumps({"default_exchange": exchange}),
             }
         )

@@ -105,3 +105,19 @@ def test_balance_drift_moves_the_risk_guard_to_defensive_with_the_reason() -> No
     # books that agree demand nothing
     calm, none = step(state, RiskObservation(Decimal("4000"), balance_drift=None), now)
     assert calm.level is RiskLevel.NORMAL and none is None
+
+
+def test_a_commission_asset_the_ledger_holds_and_an_unstated_balance_are_not_judged() -> None:
+    # fees paid in BNB lower its balance with every trade of any coin: never a drift
+    result = check(
+        {"BNB": Decimal("1.98"), "BTC": None, "USDT": Decimal("1000")},
+        {"BNB": Decimal("2"), "BTC": Decimal("0.1")},
+        commission_assets={"BNB"},
+    )
+    assert result.disagreements == ()
+    assert result.skipped == ("BNB", "BTC")
+    assert "USDT" in result.checked  # the cash is still judged
+
+
+def test_an_unstated_cash_balance_is_not_judged() -> None:
+    assert check({"USDT": None}, {}).disagreements == ()

@@ -228,17 +228,21 @@ class CcxtExchange:
             else payload_decimal(m["taker"], "taker", self._name, op),
         )
 
-    def fetch_balances(self) -> dict[str, Decimal]:
-        """The account's total per asset (free + locked in open orders), zero totals left out.
-        Any unreadable amount rejects the whole answer with its reason: a balance is never
-        guessed, and a partial one could read as a drift."""
+    def fetch_balances(self) -> dict[str, Decimal | None]:
+        """The account's total per asset (free + locked in open orders), zero totals left out;
+        ``None`` for an asset whose total the venue did not state (some report only free / used
+        for earn or locked assets): the reconciliation leaves it unjudged, never reads it as 0.
+        A malformed amount (negative, not a number) rejects the whole answer with its reason."""
         op = "fetch_balances"
         raw = self._read(op, self._client.fetch_balance)
         totals = raw.get("total") if isinstance(raw, Mapping) else None
         if not isinstance(totals, Mapping):
             raise self._invalid(op, "the balance answer holds no totals")
-        out: dict[str, Decimal] = {}
+        out: dict[str, Decimal | None] = {}
         for asset, amount in totals.items():
+            if amount is None:
+                out[str(asset)] = None
+                continue
             value = payload_non_negative(amount, f"{asset} balance", self._name, op)
             if value > 0:
                 out[str(asset)] = value

@@ -13,8 +13,11 @@ the venue is what the account really holds. Two different disagreements:
   account, decides what the product may sell.
 
 An asset with an order in flight (submitted, partly filled) is not judged this cycle: its fill
-can land between the ledger read and the balance read. Surplus cash is neither: an account may
-hold more than the product's capital.
+can land between the ledger read and the balance read. Nor is an asset whose balance the venue
+did not state, or one the venue takes commissions in (Binance's BNB, KuCoin's KCS when the
+account pays fees with them): its balance falls with every trade of any coin, which the ledger's
+position in it does not follow. Surplus cash is neither: an account may hold more than the
+product's capital.
 """
 
 from __future__ import annotations
@@ -23,16 +26,27 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Final
 
 from cryptosmarttrader.domain.types import DomainError
 
 __all__ = [
+    "COMMISSION_ASSETS",
     "AssetBalance",
     "BalanceCheck",
     "BalanceTolerance",
     "Disagreement",
     "reconcile_balances",
 ]
+
+
+# Assets a venue can take its commissions in instead of the asset received (account options
+# "pay fees with BNB" / "pay fees with KCS"): their balances are not judged against the ledger.
+COMMISSION_ASSETS: Final[dict[str, frozenset[str]]] = {
+    "binance": frozenset({"BNB"}),
+    "kucoin": frozenset({"KCS"}),
+    "kraken": frozenset(),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,27 +134,31 @@ def _amount(value: Decimal, what: str) -> Decimal:
 
 
 def reconcile_balances(
-    venue: Mapping[str, Decimal],
+    venue: Mapping[str, Decimal | None],
     ledger: Mapping[str, Decimal],
     *,
     quote: str,
     marks: Mapping[str, Decimal],
     ledger_cash: Decimal | None,
     in_flight: Collection[str] = (),
+    commission_assets: Collection[str] = (),
     tolerance: BalanceTolerance | None = None,
 ) -> BalanceCheck:
     """Compare the venue's balance totals with the ledger (coin quantities and cash).
 
-    ``venue``: asset → total on the account (free + locked). ``ledger``: base asset → quantity
+    ``venue``: asset → total on the account (free + locked; ``None``: the venue did not state
+    it, not judged). ``ledger``: base asset → quantity
     the positions table holds. ``marks``: base asset → price in ``quote`` (for the dust
     threshold and the value of a difference). ``ledger_cash``: the product's cash in ``quote``
     (``None``: not tracked, not checked). ``in_flight``: assets with an open order (the quote
-    included while any order is open): not judged this cycle.
+    included while any order is open): not judged this cycle. ``commission_assets``: assets
+    the venue may take commissions in, never judged.
     """
     tol = tolerance or BalanceTolerance()
     held = {a: _amount(q, f"ledger quantity of {a}") for a, q in ledger.items() if q != 0}
-    account = {a: _amount(q, f"venue balance of {a}") for a, q in venue.items()}
-    skipped = set(in_flight)
+    account = {a: _amount(q, f"venue balance of {a}") for a, q in venue.items() if q is not None}
+    unstated = {a for a, q in venue.items() if q is None}
+    skipped = set(in_flight) | ((set(held) | unstated) & set(commission_assets)) | unstated
     found: list[AssetBalance] = []
     checked: list[str] = []
     for asset in sorted((set(held) | set(account)) - {quote}):
@@ -159,7 +177,7 @@ def reconcile_balances(
             # a coin without a mark and not in the ledger is dust of unknown worth: reported
             # only when it can be valued, or when it tops up a position the ledger holds
             found.append(AssetBalance(asset, mine, theirs, Disagreement.EXTERNAL, value))
-    if ledger_cash is not None and not skipped:
+    if ledger_cash is not None and not set(in_flight) and quote not in unstated:
         checked.append(quote)
         cash = _amount(ledger_cash, "ledger cash")
         have = account.get(quote, Decimal(0))

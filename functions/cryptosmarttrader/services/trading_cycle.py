@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -49,7 +49,12 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from cryptosmarttrader.domain import metric_names as mn
-from cryptosmarttrader.domain.balances import BalanceCheck, BalanceTolerance, reconcile_balances
+from cryptosmarttrader.domain.balances import (
+    BalanceCheck,
+    BalanceTolerance,
+    Disagreement,
+    reconcile_balances,
+)
 from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE
 from cryptosmarttrader.domain.exchange import ExchangeError
 from cryptosmarttrader.domain.exit_rule import (
@@ -222,6 +227,7 @@ class TradingCycle:
     # a real venue's account (testnet / live): reconciled against the ledger every cycle
     balances: BalanceSource | None = None
     quote_asset: str = "USDT"
+    commission_assets: frozenset[str] = frozenset()  # never judged (fees may be paid in them)
     balance_tolerance: BalanceTolerance = field(default_factory=BalanceTolerance)
     marks: dict[str, Mark] = field(default_factory=dict, init=False)
     mark_errors: dict[str, str] = field(default_factory=dict, init=False)
@@ -326,13 +332,47 @@ class TradingCycle:
 
     def _reconcile_balances(self, account: Account) -> tuple[BalanceCheck | None, str]:
         """The venue's balances against the ledger just valued (``None`` when there is no
-        venue account, or its balances could not be read: the note says which)."""
+        venue account, or its balances could not be read: the note says which).
+
+        A drift is confirmed on a second read of the in-flight orders, the ledger and the
+        balances before it counts: a fill landing between two reads (another function's order)
+        is not a drift, and a false DEFENSIVE would cost the rest of the UTC day."""
         if self.balances is None:
             return None, "not applicable: the paper venue's book is the ledger"
         try:
-            venue = self.balances.fetch_balances()
+            check = self._balance_check(account)
+            if check.drifts:
+                first = {d.asset for d in check.drifts}
+                again = self._balance_check(self.valuation()[0])
+                # a drift counts only when both reads show it
+                check = replace(
+                    again,
+                    disagreements=tuple(
+                        d
+                        for d in again.disagreements
+                        if d.kind is not Disagreement.DRIFT or d.asset in first
+                    ),
+                )
         except ExchangeError as exc:
             return None, f"not checked: the venue's balances could not be read ({exc})"
+        except DomainError as exc:
+            return None, f"not checked: {exc}"
+        self.metrics.add(mn.BALANCE_DRIFT.name, len(check.drifts))
+        parts = [f"{len(check.checked)} asset(s) compared"]
+        if check.skipped:
+            parts.append(f"not judged (order in flight, commission asset or unstated): "
+                         f"{', '.join(check.skipped)}")  # fmt: skip
+        parts.append(
+            f"{len(check.drifts)} drift(s), {len(check.external)} holding(s) outside the system"
+        )
+        return check, "; ".join(parts)
+
+    def _balance_check(self, account: Account) -> BalanceCheck:
+        """One comparison: the orders in flight are read first, then the balances, so a fill
+        between the two reads is seen as in flight, never as missing."""
+        assert self.balances is not None
+        in_flight = {str(o["symbol"]).split("/")[0] for o in self.execution.orders.list_open()}
+        venue = self.balances.fetch_balances()
         held: dict[str, Decimal] = {}
         marks: dict[str, Decimal] = {}
         for symbol, quantity in account.positions.items():
@@ -340,27 +380,16 @@ class TradingCycle:
             held[base] = held.get(base, Decimal(0)) + quantity
             if symbol in self.marks:
                 marks[base] = self.marks[symbol].price
-        in_flight = {str(o["symbol"]).split("/")[0] for o in self.execution.orders.list_open()}
-        try:
-            check = reconcile_balances(
-                venue,
-                held,
-                quote=self.quote_asset,
-                marks=marks,
-                ledger_cash=account.cash,
-                in_flight=in_flight,
-                tolerance=self.balance_tolerance,
-            )
-        except DomainError as exc:
-            return None, f"not checked: {exc}"
-        self.metrics.add(mn.BALANCE_DRIFT.name, len(check.drifts))
-        parts = [f"{len(check.checked)} asset(s) compared"]
-        if check.skipped:
-            parts.append(f"not judged with an order in flight: {', '.join(check.skipped)}")
-        parts.append(
-            f"{len(check.drifts)} drift(s), {len(check.external)} holding(s) outside the system"
+        return reconcile_balances(
+            venue,
+            held,
+            quote=self.quote_asset,
+            marks=marks,
+            ledger_cash=account.cash,
+            in_flight=in_flight,
+            commission_assets=self.commission_assets,
+            tolerance=self.balance_tolerance,
         )
-        return check, "; ".join(parts)
 
     def _golive_stage(self) -> tuple[str, str | None, Decimal]:
         """The active go-live stage (``GoLiveService`` records it): ``(label, why new entries
