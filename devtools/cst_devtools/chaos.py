@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cryptosmarttrader.domain.orders import RecordOutcome
 from cryptosmarttrader.domain.risk import RiskLevel, RiskObservation
 from cryptosmarttrader.domain.types import Action
+from cryptosmarttrader.services.execution import ReconcileReport
 from cryptosmarttrader.services.ingest import IngestReport, IngestService
 from cryptosmarttrader.services.progress import Progress, no_progress
 from cryptosmarttrader.services.risk_state import RiskStateService
@@ -285,7 +286,7 @@ class ExecutionBench(Protocol):
         unreadable_acks, late_orders (shown ``hidden_for`` after placement)."""
         ...
 
-    def reconcile_late(self, at: datetime) -> dict[str, int]: ...
+    def reconcile_late(self, at: datetime) -> ReconcileReport: ...
 
     def kill_switch(self, on: bool, at: datetime) -> None: ...
 

@@ -80,6 +80,8 @@ from cst_devtools.environ import patched_environ
 if TYPE_CHECKING:
     import ccxt
 
+    from cryptosmarttrader.services.execution import ReconcileReport
+
 __all__ = [
     "LOOPBACK",
     "ChildRun",
@@ -1379,10 +1381,11 @@ class _ExecutionBench:
             self._late = built
         return report
 
-    def reconcile_late(self, at: datetime) -> dict[str, int]:
+    def reconcile_late(self, at: datetime) -> ReconcileReport:
         """A restart's reconcile of the late-orders cycle at ``at``."""
         self.venue.clock.current = at
-        return self._late.execution.reconcile()  # type: ignore[no-any-return]
+        report: ReconcileReport = self._late.execution.reconcile()
+        return report
 
     def kill_switch(self, on: bool, at: datetime) -> None:
         from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch

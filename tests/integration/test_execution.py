@@ -187,7 +187,7 @@ def test_accept_then_timeout_reconciles_by_client_id_and_never_sends_again(
     # Then no second order reached the exchange and the position holds one fill
     assert again.status == "duplicate"
     assert rig.paper.create_calls == 1
-    assert counts["fills"] == 0
+    assert counts.fills == 0
     position = rig.position()
     assert position is not None and position["quantity"] == Decimal("0.03")
     assert service.consecutive_exchange_errors == 1
@@ -208,13 +208,13 @@ def test_timeout_before_the_venue_saw_the_order_expires_it_without_resending(
     # Then it stays SUBMITTED (a venue may show an order late: it is looked up again at
     # growing intervals, never resent) and is EXPIRED only after the absent horizon
     assert result.status == OrderStatus.SUBMITTED.value
-    assert service.reconcile()["expired"] == 0
+    assert service.reconcile().expired == 0
     rig.clock.advance(timedelta(minutes=3))
-    assert service.reconcile()["expired"] == 0
+    assert service.reconcile().expired == 0
     (order,) = rig.orders()
     assert order["status"] == OrderStatus.SUBMITTED.value and order["absent_lookups"] == 1
     rig.clock.advance(service.absent_horizon)
-    assert service.reconcile()["expired"] == 1
+    assert service.reconcile().expired == 1
     (order,) = rig.orders()
     assert order["status"] == OrderStatus.EXPIRED.value
     assert rig.paper.create_calls == 0
@@ -242,7 +242,7 @@ def test_crash_between_send_and_record_is_recovered_on_restart(
         orders = rig.orders()
         position = rig.position()
     # Then the order is FILLED from the venue's record, the position has it once, nothing resent
-    assert counts["updated"] == 1
+    assert counts.updated == 1
     assert [o["status"] for o in orders] == [OrderStatus.FILLED.value]
     assert position is not None and position["quantity"] == Decimal("0.03")
     assert retry.status == "duplicate"
@@ -271,7 +271,7 @@ def test_crash_after_record_before_send_resumes_the_order_once(
     first = restarted.reconcile()
     second = restarted.reconcile()
     # Then the order was sent exactly once and filled
-    assert (first["resent_new"], second["resent_new"]) == (1, 0)
+    assert (first.resent_new, second.resent_new) == (1, 0)
     assert rig.paper.create_calls == 1
     assert [o["status"] for o in rig.orders()] == [OrderStatus.FILLED.value]
 
@@ -292,7 +292,7 @@ def test_new_order_older_than_the_resume_window_is_cancelled_not_sent(
             "created_at": NOW - timedelta(minutes=11),
         }
     )
-    assert rig.service().reconcile()["cancelled_new"] == 1
+    assert rig.service().reconcile().cancelled_new == 1
     assert rig.paper.create_calls == 0
 
 

@@ -26,7 +26,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
 )
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.domain.clock import FixedClock
-from cryptosmarttrader.services.execution import ExecutionService
+from cryptosmarttrader.services.execution import ExecutionService, ReconcileReport
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import trading_cycle
 from cst_devtools.local_aws import ensure_resources
@@ -128,7 +128,7 @@ def test_reconcile_with_a_long_history_and_nothing_to_do_reads_only_the_open_ind
 
     # Then nothing was done, with one Query of the open orders and one read of the positions:
     # no finished order is read again (the reconcile used to cost 2 reads per historical order)
-    assert set(counts.values()) == {0}
+    assert counts == ReconcileReport()
     # (the GetItem is the one-time index migration's marker, read on the first start)
     assert calls.calls == {"GetItem": 1, "Query": 1, "Scan": 1}, calls.calls
 

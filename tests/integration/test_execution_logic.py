@@ -281,7 +281,7 @@ def test_a_halted_stage_in_the_context_cancels_new_entries(
     order = rig.ledger.get(coid)
     assert order is not None and order["status"] == OrderStatus.CANCELED.value
     assert order["cancel_reason"] == "new entries halted: go-live run r1 canary: halted"
-    assert (counts["cancelled_new"], rig.paper.create_calls) == (1, 0)
+    assert (counts.cancelled_new, rig.paper.create_calls) == (1, 0)
 
 
 def test_the_context_risk_share_scales_the_guard_at_dispatch(
@@ -313,7 +313,7 @@ def test_without_a_context_a_recorded_order_is_sent_as_recorded(
     order = rig.ledger.get(coid)
     assert order is not None and order["status"] == OrderStatus.FILLED.value
     assert Decimal(str(order["quantity"])) == Decimal("0.03")
-    assert (counts["resent_new"], rig.paper.create_calls) == (1, 1)
+    assert (counts.resent_new, rig.paper.create_calls) == (1, 1)
 
 
 def test_a_risk_share_outside_the_budget_is_refused() -> None:

@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.aggregates import Fill, Order, Position
@@ -97,6 +97,7 @@ __all__ = [
     "OrderGateway",
     "OrderLedger",
     "PositionLedger",
+    "ReconcileReport",
     "RiskLevelSource",
 ]
 
@@ -171,6 +172,18 @@ class _Book:
 
     def open_orders(self) -> list[dict[str, Any]]:
         return list(self.orders.values())
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    """What one :meth:`ExecutionService.reconcile` did: NEW orders sent and cancelled, open
+    orders moved by the venue's answer or expired, fills that reached their position late."""
+
+    resent_new: int = 0
+    cancelled_new: int = 0
+    updated: int = 0
+    expired: int = 0
+    fills: int = 0
 
 
 @dataclass
@@ -400,7 +413,7 @@ class ExecutionService:
 
     # ------------------------------------------------------------------ reconcile / cancel
 
-    def reconcile(self, context: CycleContext | None = None) -> dict[str, int]:
+    def reconcile(self, context: CycleContext | None = None) -> ReconcileReport:
         """Bring every indexed order in line with the venue and every fill into positions.
 
         With a ``context`` (the trading cycle's), each NEW order recorded by someone else (the
@@ -416,14 +429,7 @@ class ExecutionService:
         at growing intervals and EXPIRED only after ``absent_horizon``. A finished order whose
         fill has not reached its position yet gets it, and leaves the index.
         """
-        counts = {
-            "resent_new": 0,
-            "cancelled_new": 0,
-            "updated": 0,
-            "expired": 0,
-            "fills": 0,
-            "skipped": 0,
-        }
+        counts = ReconcileReport()
         if self.prepare is not None:
             self.prepare()
             self.prepare = None
@@ -445,29 +451,34 @@ class ExecutionService:
                     if self.orders.update_status(
                         coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": why}
                     ):
-                        counts["cancelled_new"] += 1
+                        counts.cancelled_new += 1
                     self._forget(coid.value)
                 elif action == "send":
                     self._send(order, quantity)
-                    counts["resent_new"] += 1
+                    counts.resent_new += 1
                 continue
             if status in OPEN_STATUSES:
-                counts[self._look_up(order, status, now)] += 1
+                outcome = self._look_up(order, status, now)
+                if outcome == "updated":
+                    counts.updated += 1
+                elif outcome == "expired":
+                    counts.expired += 1
                 continue
             # terminal, still indexed: its fill has not reached the position yet
             stored = self.orders.get(coid.value) or order
             if self._apply_fill_to_position(stored):
-                counts["fills"] += 1
+                counts.fills += 1
             if OrderStatus(str(stored["status"])) in TERMINAL_STATUSES:
                 self.orders.settle(coid.value)
             self._forget(coid.value)
-        counts.pop("skipped")
         kill = self.kill_switch.status()
         if kill.on and kill.known:
             self.cancel_open_orders(f"kill-switch on: {kill.reason}")
         return counts
 
-    def _look_up(self, order: Mapping[str, Any], status: OrderStatus, now: datetime) -> str:
+    def _look_up(
+        self, order: Mapping[str, Any], status: OrderStatus, now: datetime
+    ) -> Literal["updated", "expired", "skipped"]:
         """One open order against the venue; which count it adds to."""
         coid = ClientOrderId(str(order["client_order_id"]))
         symbol = Symbol(str(order["symbol"]))

@@ -300,11 +300,11 @@ class TradingCycle:
             self.slis.emit((mn.STRATEGY_RETURN, returns[0]), (mn.REFERENCE_RETURN, returns[1]))
         return CycleReport(
             at=now,
-            dispatched=counts["resent_new"],
-            cancelled_new=counts["cancelled_new"],
-            updated=counts["updated"],
-            expired=counts["expired"],
-            fills_applied=counts["fills"],
+            dispatched=counts.resent_new,
+            cancelled_new=counts.cancelled_new,
+            updated=counts.updated,
+            expired=counts.expired,
+            fills_applied=counts.fills,
             flattened=flattened,
             equity=None if account.equity is None else float(account.equity),
             cash=float(account.cash),
