@@ -241,12 +241,7 @@ class S3ParquetLake:
             raise LakeError(f"get s3://{self._bucket}/{key} failed: {exc}") from exc
 
     def _get(self, key: str) -> bytes | None:
-        try:
-            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-                return None
-            raise LakeError(f"get s3://{self._bucket}/{key} failed: {exc}") from exc
+        return self._get_versioned(key)[0]
 
 
 def _key_span(key: str) -> tuple[date, date] | None:

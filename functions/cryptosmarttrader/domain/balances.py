@@ -158,7 +158,7 @@ def reconcile_balances(
     held = {a: _amount(q, f"ledger quantity of {a}") for a, q in ledger.items() if q != 0}
     account = {a: _amount(q, f"venue balance of {a}") for a, q in venue.items() if q is not None}
     unstated = {a for a, q in venue.items() if q is None}
-    skipped = set(in_flight) | ((set(held) | unstated) & set(commission_assets)) | unstated
+    skipped = set(in_flight) | unstated | (set(held) & set(commission_assets))
     found: list[AssetBalance] = []
     checked: list[str] = []
     for asset in sorted((set(held) | set(account)) - {quote}):

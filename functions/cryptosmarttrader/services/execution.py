@@ -336,16 +336,7 @@ class ExecutionService:
             return self._reconcile_after_timeout(coid, symbol, f"unreadable acknowledgement: {exc}")
         except FatalExchangeError as exc:
             self.consecutive_exchange_errors = 0  # the venue answered: it is up
-            self.orders.update_status(
-                coid.value,
-                _S.SUBMITTED,
-                _S.REJECTED,
-                at=self.clock.now(),
-                fields={"reject_reason": str(exc)},
-            )
-            self._forget(coid.value)
-            self.metrics.add("OrdersRejectedByExchange", 1)
-            return ExecutionResult(coid.value, _S.REJECTED.value, str(exc), "exchange")
+            return self._rejected_by_venue(coid, str(exc))
         self.consecutive_exchange_errors = 0
         self.metrics.add("OrdersSent", 1)
         self.metrics.add("OrderLatency", (time.perf_counter() - started) * 1000, "Milliseconds")
@@ -379,6 +370,16 @@ class ExecutionService:
         self._forget(coid)
         return ExecutionResult(coid, "rejected", why, verdict.rule), qty
 
+    def _rejected_by_venue(self, coid: ClientOrderId, why: str) -> ExecutionResult:
+        """A sent order the venue refused (nothing placed): SUBMITTED → REJECTED with why."""
+        self.orders.update_status(
+            coid.value, _S.SUBMITTED, _S.REJECTED, at=self.clock.now(),
+            fields={"reject_reason": why},
+        )  # fmt: skip
+        self._forget(coid.value)
+        self.metrics.add("OrdersRejectedByExchange", 1)
+        return ExecutionResult(coid.value, _S.REJECTED.value, why, "exchange")
+
     def _reconcile_after_timeout(
         self, coid: ClientOrderId, symbol: Symbol, what: str, *, rate_limited: bool = False
     ) -> ExecutionResult:
@@ -394,14 +395,9 @@ class ExecutionService:
         if found is None and rate_limited:
             # the venue refused the create (429) and holds no order with our client ID: nothing
             # was placed, and nothing is still in flight. Settled now, never resent.
-            why = f"{what}; the venue holds no order with this client id: not placed"
-            self.orders.update_status(
-                coid.value, _S.SUBMITTED, _S.REJECTED, at=self.clock.now(),
-                fields={"reject_reason": why},
-            )  # fmt: skip
-            self._forget(coid.value)
-            self.metrics.add("OrdersRejectedByExchange", 1)
-            return ExecutionResult(coid.value, _S.REJECTED.value, why, "exchange")
+            return self._rejected_by_venue(
+                coid, f"{what}; the venue holds no order with this client id: not placed"
+            )
         if found is None:
             return ExecutionResult(
                 coid.value,
