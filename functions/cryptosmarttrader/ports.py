@@ -33,11 +33,13 @@ if TYPE_CHECKING:
         Ticker,
     )
     from cryptosmarttrader.domain.exchange import Market as ExchangeMarket
+    from cryptosmarttrader.domain.health import HealthCheck
     from cryptosmarttrader.domain.metric_names import MetricSpec
     from cryptosmarttrader.domain.model_canary import ModelCard, ModelVersion
     from cryptosmarttrader.domain.orders import OrderStatus
     from cryptosmarttrader.domain.risk import RiskState, RiskTransition
     from cryptosmarttrader.domain.slo import MetricQuery
+    from cryptosmarttrader.domain.training import TrainingJobRequest, TrainingJobState
     from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
 
 __all__ = [
@@ -319,9 +321,16 @@ class PredictorTrainer(Protocol):
     ) -> Predictor: ...
 
 
+class RankerUnavailableError(RuntimeError):
+    """The ranker that serves the model could not score (its endpoint failed or answered
+    something unusable): the ranking agent abstains with this reason; nothing else scores in
+    its place."""
+
+
 class Ranker(Protocol):
     """A fitted ranking model over named feature columns: higher score = ranked first. Scores
-    only order coins within one decision day; they are not probabilities."""
+    only order coins within one decision day; they are not probabilities. A served ranker that
+    cannot answer raises :class:`RankerUnavailableError`."""
 
     @property
     def feature_names(self) -> tuple[str, ...]: ...
@@ -552,3 +561,28 @@ class RecordedCandles(Protocol):
     def ohlcv_as_recorded(
         self, symbol: str, timeframe: str, start: datetime, end: datetime
     ) -> pl.DataFrame: ...
+
+
+class HealthProbe(Protocol):
+    """One dependency check of the deep health (DynamoDB, S3, SSM, the exchange)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def check(self) -> HealthCheck: ...
+
+
+class TrainingJobs(Protocol):
+    """SageMaker training jobs and the lake objects they read and write."""
+
+    def put(self, key: str, body: bytes) -> str:
+        """Store an object in the model bucket; returns its s3:// URI."""
+        ...
+
+    def start(self, request: TrainingJobRequest) -> str: ...
+
+    def describe(self, name: str) -> TrainingJobState: ...
+
+    def model_files(self, model_artifacts: str) -> Mapping[str, bytes]:
+        """The files of a job's ``model.tar.gz`` by name."""
+        ...

@@ -155,3 +155,22 @@ class VenueSettings(EnvSettings):
     exchange_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9/_+=.@:-]{1,2048}$")
     live_golive_run: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
     credentials_max_age: int = Field(default=300, ge=0, le=3600)
+
+
+class MlSettings(EnvSettings):
+    """Where the model registry lives (env prefix ``CST_``), parsed once per process."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    ENV_PREFIX: ClassVar[str] = "CST_"
+
+    model_group: str = Field(default="cst-daily-ml", pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$")
+    model_registry: Literal["embedded", "sagemaker"] = "embedded"
+    model_prefix: str = Field(default="models", pattern=r"^[A-Za-z0-9_./-]+$")
+    model_bucket: str | None = None  # default: the lake bucket
+    model_image_uri: str = ""  # the serving image (SageMaker registry only)
+    model_endpoint: str | None = None  # serverless endpoint name (SageMaker predictor)
+    # the endpoint serving the promoted ranking model (CST_RANKING_ENDPOINT): when set the scan
+    # scores through it (its errors make the ranking agent abstain); unset, in process
+    ranking_endpoint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$")
+    model_role_arn: str | None = None  # the SageMaker role models and training jobs run as
+    training_image_uri: str = ""  # default: the region's Python 3.12 framework training image

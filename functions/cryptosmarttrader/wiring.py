@@ -44,12 +44,13 @@ from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService
 from cryptosmarttrader.services.scoring import RankingModel, TrainedModel
 from cryptosmarttrader.services.trading_cycle import TradingCycle
-from cryptosmarttrader.settings import AwsResources, TradingSettings, VenueSettings
+from cryptosmarttrader.settings import AwsResources, MlSettings, TradingSettings, VenueSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from cryptosmarttrader.adapters.aws_clients import AwsClients
+    from cryptosmarttrader.services.model_registry import ModelRegistryService
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,6 +142,37 @@ def ranking_server(
     return replace(model, ranker=ranker, served_by=f"SageMaker endpoint {endpoint}")
 
 
+def registry_service(
+    settings: MlSettings,
+    resources: AwsResources,
+    clients: AwsClients,
+    clock: Clock,
+    serving_code: bytes | None = None,
+) -> ModelRegistryService:
+    """The registry ``settings`` name; with the SageMaker registry and an endpoint
+    (``CST_MODEL_ENDPOINT`` + ``CST_MODEL_ROLE_ARN``), promotions and rollbacks redeploy it."""
+    from cryptosmarttrader.adapters.model_registry_sagemaker import (
+        build_model_registry,
+        sagemaker_client,
+    )
+    from cryptosmarttrader.adapters.sagemaker_deployer import SageMakerEndpointDeployer
+    from cryptosmarttrader.services.model_registry import ModelRegistryService
+
+    registry = build_model_registry(settings, resources, clients, serving_code)
+    deployer = None
+    if settings.model_registry == "sagemaker" and settings.model_endpoint:
+        if not settings.model_role_arn:
+            raise ValueError("CST_MODEL_ROLE_ARN is required with CST_MODEL_ENDPOINT")
+        deployer = SageMakerEndpointDeployer(
+            sagemaker_client(resources),
+            s3=clients.s3,
+            group=settings.model_group,
+            endpoint=settings.model_endpoint,
+            role_arn=settings.model_role_arn,
+        )
+    return ModelRegistryService(registry, clock, deployer)
+
+
 def promoted_model(
     clients: AwsClients, resources: AwsResources, clock: Clock
 ) -> RankingModel | None:
@@ -150,7 +182,7 @@ def promoted_model(
     registry error raises: never a silent fallback."""
     from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
     from cryptosmarttrader.adapters.ranking_bundle import artifact_model
-    from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryService
+    from cryptosmarttrader.services.model_registry import ModelRegistryService
 
     ml = MlSettings()
     registry = EmbeddedModelRegistry(

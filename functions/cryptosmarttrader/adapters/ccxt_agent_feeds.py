@@ -36,7 +36,7 @@ from cryptosmarttrader.domain.exchange import (
 )
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA, TIMEFRAME_MS
 from cryptosmarttrader.domain.types import Symbol, ms_from_utc
-from cryptosmarttrader.services.ingest import CandleSource
+from cryptosmarttrader.ports import CandleSource
 
 __all__ = ["CcxtVenueFeeds"]
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cryptosmarttrader.domain.health import EXCHANGE_CHECK, HealthCheck
 from cryptosmarttrader.domain.sanitize import sanitize_text
-from cryptosmarttrader.services.health import EXCHANGE_CHECK, HealthCheck
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
     from cryptosmarttrader.adapters.aws_clients import AwsClients
-    from cryptosmarttrader.services.health import HealthProbe
+    from cryptosmarttrader.ports import HealthProbe
     from cryptosmarttrader.settings import AwsResources, TradingSettings
 
 __all__ = [

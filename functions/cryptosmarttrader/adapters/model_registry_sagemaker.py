@@ -38,14 +38,11 @@ from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
 from cryptosmarttrader.adapters.sagemaker_deployer import (
     TARBALL_DIGEST_KEY,
-    SageMakerEndpointDeployer,
 )
-from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.drift import DriftReference
 from cryptosmarttrader.domain.model_canary import ModelCard, ModelStage, ModelVersion, StageChange
 from cryptosmarttrader.ports import ModelRegistry
-from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryService
-from cryptosmarttrader.settings import AwsResources
+from cryptosmarttrader.settings import AwsResources, MlSettings
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -56,7 +53,6 @@ __all__ = [
     "SageMakerModelRegistry",
     "approval_status",
     "build_model_registry",
-    "build_registry_service",
     "metadata_value",
     "model_tarball",
 ]
@@ -313,27 +309,3 @@ def sagemaker_client(resources: AwsResources) -> Any:
     if resources.aws_endpoint_url:
         kwargs["endpoint_url"] = resources.aws_endpoint_url
     return boto3.client("sagemaker", **kwargs)
-
-
-def build_registry_service(
-    settings: MlSettings,
-    resources: AwsResources,
-    clients: AwsClients,
-    clock: Clock,
-    serving_code: bytes | None = None,
-) -> ModelRegistryService:
-    """The registry ``settings`` name; with the SageMaker registry and an endpoint
-    (``CST_MODEL_ENDPOINT`` + ``CST_MODEL_ROLE_ARN``), promotions and rollbacks redeploy it."""
-    registry = build_model_registry(settings, resources, clients, serving_code)
-    deployer = None
-    if settings.model_registry == "sagemaker" and settings.model_endpoint:
-        if not settings.model_role_arn:
-            raise ValueError("CST_MODEL_ROLE_ARN is required with CST_MODEL_ENDPOINT")
-        deployer = SageMakerEndpointDeployer(
-            sagemaker_client(resources),
-            s3=clients.s3,
-            group=settings.model_group,
-            endpoint=settings.model_endpoint,
-            role_arn=settings.model_role_arn,
-        )
-    return ModelRegistryService(registry, clock, deployer)

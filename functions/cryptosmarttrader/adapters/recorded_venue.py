@@ -33,7 +33,7 @@ from cryptosmarttrader.domain.exchange import FatalExchangeError
 from cryptosmarttrader.domain.market import DAY_MS, TIMEFRAME_MS
 from cryptosmarttrader.domain.quality import QualityRejectionError
 from cryptosmarttrader.domain.types import Symbol, ms_from_utc, utc_from_ms
-from cryptosmarttrader.services.ingest import CandleSource
+from cryptosmarttrader.ports import CandleSource
 
 __all__ = ["RECORDED_VENUES", "RecordedFearGreed", "RecordedVenue"]
 

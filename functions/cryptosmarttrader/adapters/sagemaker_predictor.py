@@ -98,7 +98,7 @@ class SageMakerRanker:
     def score(self, features: FloatArray) -> FloatArray:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from cryptosmarttrader.services.scoring import RankerUnavailableError
+        from cryptosmarttrader.ports import RankerUnavailableError
 
         if features.ndim != 2 or features.shape[1] != len(self._names):
             raise ValueError(f"expected (n, {len(self._names)}) features, got {features.shape}")

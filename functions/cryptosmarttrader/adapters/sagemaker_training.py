@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from cryptosmarttrader.services.training_launcher import TrainingJobRequest, TrainingJobState
+from cryptosmarttrader.domain.training import TrainingJobRequest, TrainingJobState
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -70,7 +70,8 @@ GroupOpt = Annotated[
 def _registry(aws: LocalAws, group: str | None = None) -> ModelRegistryService:
     from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
     from cryptosmarttrader.adapters.system_clock import SystemClock
-    from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryService
+    from cryptosmarttrader.services.model_registry import ModelRegistryService
+    from cryptosmarttrader.settings import MlSettings
 
     settings = MlSettings()
     store = EmbeddedModelRegistry(
@@ -92,10 +93,9 @@ def _registry_service(
     SageMaker Model Registry of the account (or ``AWS_ENDPOINT_URL``), redeploying
     ``CST_MODEL_ENDPOINT`` on promote and rollback when it is set."""
     from cryptosmarttrader.adapters.aws_clients import AwsClients
-    from cryptosmarttrader.adapters.model_registry_sagemaker import build_registry_service
     from cryptosmarttrader.adapters.system_clock import SystemClock
-    from cryptosmarttrader.services.model_registry import MlSettings
-    from cryptosmarttrader.settings import AwsResources
+    from cryptosmarttrader.settings import AwsResources, MlSettings
+    from cryptosmarttrader.wiring import registry_service
     from cst_devtools.local_aws import embedded_aws
 
     settings = MlSettings()
@@ -104,7 +104,7 @@ def _registry_service(
             yield _registry(aws, group)
         return
     resources = AwsResources()
-    yield build_registry_service(
+    yield registry_service(
         settings,
         resources,
         AwsClients.build(resources),
@@ -232,10 +232,7 @@ def _git_commit() -> str:
 def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bool) -> None:
     """Start a SageMaker training job of ml/train.py, wait for it, register its model."""
     from cryptosmarttrader.adapters.aws_clients import AwsClients
-    from cryptosmarttrader.adapters.model_registry_sagemaker import (
-        build_registry_service,
-        sagemaker_client,
-    )
+    from cryptosmarttrader.adapters.model_registry_sagemaker import sagemaker_client
     from cryptosmarttrader.adapters.sagemaker_training import (
         SageMakerTrainingJobs,
         source_dir_tarball,
@@ -243,16 +240,17 @@ def _train_on_sagemaker(params: TrainingParams, daily: pl.DataFrame, as_json: bo
     )
     from cryptosmarttrader.adapters.system_clock import SystemClock
     from cryptosmarttrader.services.model_lifecycle import LifecycleError
-    from cryptosmarttrader.services.model_registry import MlSettings, ModelRegistryError
+    from cryptosmarttrader.services.model_registry import ModelRegistryError
     from cryptosmarttrader.services.training_launcher import TrainingLauncher
-    from cryptosmarttrader.settings import AwsResources
+    from cryptosmarttrader.settings import AwsResources, MlSettings
+    from cryptosmarttrader.wiring import registry_service
 
     settings, resources = MlSettings(), AwsResources()
     if settings.model_registry != "sagemaker" or not settings.model_role_arn:
         fail("--on sagemaker needs CST_MODEL_REGISTRY=sagemaker and CST_MODEL_ROLE_ARN")
     clients = AwsClients.build(resources)
     clock = SystemClock()
-    registry = build_registry_service(
+    registry = registry_service(
         settings, resources, clients, clock, serving_code=SERVING_SCRIPT.read_bytes()
     )
     launcher = TrainingLauncher(

@@ -22,7 +22,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
-from cryptosmarttrader.adapters.model_registry_sagemaker import build_registry_service
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
 from cryptosmarttrader.adapters.system_clock import SystemClock
@@ -41,7 +40,12 @@ from cryptosmarttrader.services.model_registry import (
     MlSettings,
     ModelRegistryError,
 )
-from cryptosmarttrader.wiring import excluded_coins, lake_market_data, resolve_data_dir
+from cryptosmarttrader.wiring import (
+    excluded_coins,
+    lake_market_data,
+    registry_service,
+    resolve_data_dir,
+)
 
 logger = make_logger("model-drift")
 metrics = make_metrics("model-drift")
@@ -60,7 +64,7 @@ class DriftEvent(BaseModel):
 @cache
 def _service() -> DriftService:
     settings, clock = trading_settings(), SystemClock()
-    registry = build_registry_service(MlSettings(), resources(), aws_clients(), clock)
+    registry = registry_service(MlSettings(), resources(), aws_clients(), clock)
     if settings.data_source == "recorded":
         recorded = RecordedMarketData(resolve_data_dir(settings.data_dir))
         return DriftService(

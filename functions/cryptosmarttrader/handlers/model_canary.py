@@ -17,7 +17,6 @@ from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from cryptosmarttrader.adapters.model_registry_sagemaker import build_registry_service
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
 from cryptosmarttrader.adapters.system_clock import SystemClock
@@ -29,8 +28,13 @@ from cryptosmarttrader.handlers._common import (
     trading_settings,
 )
 from cryptosmarttrader.services.model_lifecycle import CanaryService
-from cryptosmarttrader.services.model_registry import MlSettings
-from cryptosmarttrader.wiring import excluded_coins, lake_market_data, resolve_data_dir
+from cryptosmarttrader.settings import MlSettings
+from cryptosmarttrader.wiring import (
+    excluded_coins,
+    lake_market_data,
+    registry_service,
+    resolve_data_dir,
+)
 
 logger = make_logger("model-canary")
 tracer = Tracer(service="model-canary")
@@ -49,7 +53,7 @@ class CanaryEvent(BaseModel):
 @cache
 def _service() -> CanaryService:
     settings, clock = trading_settings(), SystemClock()
-    registry = build_registry_service(MlSettings(), resources(), aws_clients(), clock)
+    registry = registry_service(MlSettings(), resources(), aws_clients(), clock)
     if settings.data_source == "recorded":
         recorded = RecordedMarketData(resolve_data_dir(settings.data_dir))
         return CanaryService(

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.health import EXCHANGE_CHECK, HealthCheck, HealthStatus
+from cryptosmarttrader.ports import HealthProbe
 
 if TYPE_CHECKING:
     from cryptosmarttrader.ports import SliRecorder
@@ -35,19 +37,9 @@ __all__ = [
     "publish_probe",
 ]
 
-HealthStatus = Literal["ok", "error", "unreachable", "unknown"]
-EXCHANGE_CHECK: Final = "exchange"
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class HealthCheck(_Model):
-    name: str = Field(description="dynamodb, s3, ssm or exchange")
-    status: HealthStatus
-    detail: str
-    latency_ms: float = Field(ge=0)
 
 
 class HealthResponse(_Model):
@@ -61,13 +53,6 @@ class HealthResponse(_Model):
         description="where the execution function sends orders: paper (the paper venue), "
         "testnet (the exchange's sandbox) or live (real money)",
     )
-
-
-class HealthProbe(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    def check(self) -> HealthCheck: ...
 
 
 class ProbeResult(_Model):

@@ -24,9 +24,6 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Literal
-
-from pydantic import ConfigDict, Field
 
 from cryptosmarttrader.domain import features as feature_module
 from cryptosmarttrader.domain.clock import Clock
@@ -40,7 +37,7 @@ from cryptosmarttrader.domain.model_canary import (
     transition,
 )
 from cryptosmarttrader.ports import ModelDeployer, ModelRegistry, Predictor
-from cryptosmarttrader.settings import EnvSettings
+from cryptosmarttrader.settings import MlSettings
 
 __all__ = [
     "ArtifactLoader",
@@ -228,22 +225,3 @@ class ModelRegistryService:
         return self.registry.save(
             version.model_copy(update={"drift_blocked": blocked, "drift_reason": reason})
         )
-
-
-class MlSettings(EnvSettings):
-    """Where the model registry lives (env prefix ``CST_``), parsed once per process."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    ENV_PREFIX: ClassVar[str] = "CST_"
-
-    model_group: str = Field(default="cst-daily-ml", pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$")
-    model_registry: Literal["embedded", "sagemaker"] = "embedded"
-    model_prefix: str = Field(default="models", pattern=r"^[A-Za-z0-9_./-]+$")
-    model_bucket: str | None = None  # default: the lake bucket
-    model_image_uri: str = ""  # the serving image (SageMaker registry only)
-    model_endpoint: str | None = None  # serverless endpoint name (SageMaker predictor)
-    # the endpoint serving the promoted ranking model (CST_RANKING_ENDPOINT): when set the scan
-    # scores through it (its errors make the ranking agent abstain); unset, in process
-    ranking_endpoint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$")
-    model_role_arn: str | None = None  # the SageMaker role models and training jobs run as
-    training_image_uri: str = ""  # default: the region's Python 3.12 framework training image

@@ -34,7 +34,7 @@ from cryptosmarttrader.domain.rank_features import (
     rank_within_day,
 )
 from cryptosmarttrader.domain.series_breaks import cut_series
-from cryptosmarttrader.ports import Predictor, Ranker
+from cryptosmarttrader.ports import Predictor, Ranker, RankerUnavailableError
 
 DIRECTIONAL = frozenset(spec.name for spec in AGENTS if spec.directional)
 
@@ -112,12 +112,6 @@ def ensemble_scan_votes_with_agents(
 
 
 # ------------------------------------------------------------------------------ ranking model
-class RankerUnavailableError(RuntimeError):
-    """The ranker that serves the model could not score (its endpoint failed or answered
-    something unusable): the ranking agent abstains with this reason; nothing else scores in
-    its place."""
-
-
 @dataclass(frozen=True)
 class RankingModel:
     """The promoted ranking model as the scan serves it: the ranker, the monotone calibration

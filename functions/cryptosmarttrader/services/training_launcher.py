@@ -13,16 +13,18 @@ and ``reference.json`` from its ``model.tar.gz`` (what ``ml/train.py`` writes to
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Final, Protocol
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.drift import DriftReference
 from cryptosmarttrader.domain.model_canary import ModelCard, ModelVersion
+from cryptosmarttrader.domain.training import TrainingJobRequest, TrainingJobState
+from cryptosmarttrader.ports import TrainingJobs
 from cryptosmarttrader.services.model_lifecycle import LifecycleError
 from cryptosmarttrader.services.model_registry import ModelRegistryService
 
@@ -63,45 +65,6 @@ class TrainingParams(BaseModel):
         if self.features:
             out["features"] = ",".join(self.features)
         return out
-
-
-class TrainingJobRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-    image_uri: str = Field(min_length=1)
-    role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
-    source_key: str
-    channel_key: str
-    output_prefix: str
-    instance_type: str = "ml.m5.xlarge"
-    volume_gb: int = Field(default=10, ge=1)
-    max_runtime_s: int = Field(default=3 * 3600, ge=60)
-    hyperparameters: dict[str, str]
-
-
-@dataclass(frozen=True)
-class TrainingJobState:
-    name: str
-    status: str  # InProgress | Completed | Failed | Stopping | Stopped
-    failure_reason: str | None
-    model_artifacts: str | None  # s3:// URI of model.tar.gz once completed
-
-
-class TrainingJobs(Protocol):
-    """SageMaker training jobs and the lake objects they read and write."""
-
-    def put(self, key: str, body: bytes) -> str:
-        """Store an object in the model bucket; returns its s3:// URI."""
-        ...
-
-    def start(self, request: TrainingJobRequest) -> str: ...
-
-    def describe(self, name: str) -> TrainingJobState: ...
-
-    def model_files(self, model_artifacts: str) -> Mapping[str, bytes]:
-        """The files of a job's ``model.tar.gz`` by name."""
-        ...
 
 
 @dataclass(frozen=True)
