@@ -908,15 +908,11 @@ class _SafetyBench:
 
         with patched_environ(env), contextlib.redirect_stdout(io.StringIO()):
             # imported here: a first import creates its logger quiet, on the captured stream
-            from cryptosmarttrader.handlers import _common, alarm_killswitch
+            from cryptosmarttrader.handlers import alarm_killswitch
 
-            def reset() -> None:
-                _common.reset_caches()
-                alarm_killswitch._kill_switch.cache_clear()
-                alarm_killswitch._audit.cache_clear()
-
+            reset = alarm_killswitch.reset_caches
             reset()  # a new execution environment: clients and settings from this environment
-            faults = ExhaustedRetries(_common.aws_clients().ssm)
+            faults = ExhaustedRetries(alarm_killswitch._ssm())
             if exhaust:
                 faults.exhaust(exhaust, 1)
             try:

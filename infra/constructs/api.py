@@ -34,6 +34,12 @@ from infra.constructs.state_tables import StateTables
 
 API_HANDLER: Final = "cryptosmarttrader.handlers.api.handler"
 API_SERVICE: Final = "cst-api"
+# The routes that read Parquet candles or the model registry (polars, numpy): served by the API's
+# lake function, the same handler from a bundle with polars (the scan's); every other route by
+# the API function, whose bundle holds neither.
+API_LAKE_HANDLER: Final = "cryptosmarttrader.handlers.api.lake_views_handler"
+API_LAKE_SERVICE: Final = "cst-api-lake"
+API_LAKE_ROUTES: Final = ("/api/v1/coins/{symbol}", "/api/v1/portfolio", "/api/v1/models")
 STAGE: Final = "prod"
 RATE_LIMIT_RPS: Final = 20
 BURST_LIMIT: Final = 40
@@ -71,10 +77,12 @@ ROUTE_TABLE: Final = ";".join(
 
 
 class Api(Construct):
-    """REST API, its function, usage plan + API key, access logs and the operator policy.
+    """REST API, its two functions, usage plan + API key, access logs and the operator policy.
 
-    Function grants: state table read + conditional put (signals, risk, audit trail); positions
-    and orders read; kill-switch parameter read and write; lake ``HeadBucket`` (health).
+    API function grants: state table read + conditional put (signals, risk, audit trail);
+    positions and orders read; kill-switch parameter read and write; lake ``HeadBucket``
+    (health). Lake function (``API_LAKE_ROUTES``): state table read, positions and orders read,
+    the lake's candles (``GetObject`` under ``exchange=``) and the kill-switch read.
     """
 
     def __init__(
@@ -83,6 +91,7 @@ class Api(Construct):
         construct_id: str,
         *,
         code: LambdaCode,
+        lake_code: LambdaCode,
         config: DeploymentConfig,
         lake: DataLake,
         tables: StateTables,
@@ -90,7 +99,9 @@ class Api(Construct):
         environment: Mapping[str, str],
         cors_origin: str | None = None,
     ) -> None:
-        """``cors_origin``: the web dashboard's origin, the only one browsers may call from."""
+        """``code``: a bundle without polars; ``lake_code``: one with polars and numpy (the lake
+        routes). ``cors_origin``: the web dashboard's origin, the only one browsers may call
+        from."""
         super().__init__(scope, construct_id)
         if cors_origin is not None:
             environment = {**environment, ENV_CORS_ORIGIN: cors_origin}
@@ -114,8 +125,32 @@ class Api(Construct):
         grant_table(role, tables.state, ["GetItem", "PutItem", "Query"])
         grant_table(role, tables.positions, ["Scan"])
         grant_table(role, tables.orders, ["Scan"])
-        # the coin view's candles: objects under the candle prefix only
+        kill_switch.parameter.grant_read(role)
+        kill_switch.parameter.grant_write(role)
         role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[lake.bucket.bucket_arn])
+        )
+
+        self.lake_lambda = PythonFunction(
+            self,
+            "ApiLake",
+            code=lake_code,
+            handler=API_LAKE_HANDLER,
+            description="HTTP API's lake views: coin view, portfolio marks, model registry",
+            service_name=API_LAKE_SERVICE,
+            environment=environment,
+            memory_mb=1024,
+            timeout=Duration.seconds(15),
+            log_level=config.log_level,
+            log_retention_days=config.log_retention_days,
+        )
+        lake_role = self.lake_lambda.role
+        grant_table(lake_role, tables.state, ["GetItem", "Query"])
+        grant_table(lake_role, tables.positions, ["Scan"])
+        grant_table(lake_role, tables.orders, ["Scan"])
+        kill_switch.parameter.grant_read(lake_role)
+        # the coin view's candles: objects under the candle prefix only
+        lake_role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"], resources=[lake.bucket.arn_for_objects("exchange=*")]
             )
@@ -124,16 +159,11 @@ class Api(Construct):
             Stack.of(self).get_logical_id(lake.bucket.node.default_child)  # type: ignore[arg-type]
         )
         acknowledge(
-            role,
+            lake_role,
             f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/exchange=*]",
             "The coin view reads one coin's candles from the lake; the candles are keyed "
             "exchange=/timeframe=/symbol=/(date= or month=), so the read is scoped to that prefix "
             "(GetObject only; the model artifacts and other prefixes stay out of reach).",
-        )
-        kill_switch.parameter.grant_read(role)
-        kill_switch.parameter.grant_write(role)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[lake.bucket.bucket_arn])
         )
 
         self.access_logs = logs.LogGroup(
@@ -179,6 +209,7 @@ class Api(Construct):
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
         integration = apigw.LambdaIntegration(self.lambda_.function, proxy=True)
+        lake_integration = apigw.LambdaIntegration(self.lake_lambda.function, proxy=True)
 
         self.public_methods: list[apigw.Method] = [
             self.rest_api.root.resource_for_path(route).add_method(
@@ -193,8 +224,9 @@ class Api(Construct):
         self.read_methods: list[apigw.Method] = []
         for route in READ_ROUTES:
             resource = self.rest_api.root.resource_for_path(route)
+            target = lake_integration if route in API_LAKE_ROUTES else integration
             self.read_methods.append(
-                resource.add_method("GET", integration, request_validator=validator)
+                resource.add_method("GET", target, request_validator=validator)
             )
         self.killswitch_method = self.rest_api.root.resource_for_path(KILLSWITCH_ROUTE).add_method(
             "POST",

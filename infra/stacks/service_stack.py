@@ -156,6 +156,7 @@ class CryptoSmartTraderStack(Stack):
             self,
             "Api",
             code=python_lambda_code("api"),
+            lake_code=self.code["scan"],  # the lake routes: polars, the scan's bundle
             config=self.config,
             lake=self.lake,
             tables=self.tables,

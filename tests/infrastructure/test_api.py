@@ -6,6 +6,9 @@ import json
 from typing import Any
 
 from infra.constructs.api import (
+    API_HANDLER,
+    API_LAKE_HANDLER,
+    API_LAKE_ROUTES,
     BURST_LIMIT,
     CORS_HEADERS,
     DAILY_QUOTA,
@@ -212,12 +215,10 @@ def test_api_role_reads_state_and_writes_only_the_switch_and_audit(
 
     grants = _grants(synthesized, construct)
 
-    # the lake: listing, and reading the candles (objects under exchange=, for the coin page)
-    # only; no write, and the other prefixes (models, market caps) stay out of reach
+    # the lake: listing (the deep health check) only; the candles are the lake function's
     assert grants == {
         **_common(synthesized, construct),
         lake: {"s3:ListBucket"},
-        f"{lake}/exchange=*": {"s3:GetObject"},
         SWITCH: {
             "ssm:DescribeParameters",
             "ssm:GetParameter",
@@ -230,6 +231,55 @@ def test_api_role_reads_state_and_writes_only_the_switch_and_audit(
             "dynamodb:PutItem",
             "dynamodb:Query",
         },
+        synthesized.logical_id(tables.positions): {"dynamodb:Scan"},
+        synthesized.logical_id(tables.orders): {"dynamodb:Scan"},
+    }
+
+
+def test_the_lake_routes_go_to_the_lake_function_and_every_other_to_the_api_function(
+    synthesized: Synthesized,
+) -> None:
+    # Given every proxied method of the API and the two functions
+    api = synthesized.stack.api
+    lean = synthesized.logical_id(api.lambda_.function)
+    lake = synthesized.logical_id(api.lake_lambda.function)
+    calls = {k: v for k, v in _methods(synthesized).items() if not k.startswith("OPTIONS ")}
+
+    # Then the three routes that read Parquet or the registry invoke the lake function (the same
+    # handler, from a bundle with polars), and every other route the polars-free API function
+    for name, props in calls.items():
+        target = json.dumps(props["Integration"]["Uri"])
+        expected, other = (lake, lean) if name.split(" ", 1)[1] in API_LAKE_ROUTES else (lean, lake)
+        assert expected in target and other not in target, name
+    assert {n.split(" ", 1)[1] for n in calls} >= set(API_LAKE_ROUTES)
+    handlers = {
+        synthesized.resources[lean]["Properties"]["Handler"],
+        synthesized.resources[lake]["Properties"]["Handler"],
+    }
+    assert handlers == {API_HANDLER, API_LAKE_HANDLER}
+
+
+def test_the_lake_function_reads_the_candles_and_state_and_writes_nothing(
+    synthesized: Synthesized,
+) -> None:
+    stack = synthesized.stack
+    construct = stack.api.lake_lambda
+    tables = stack.tables
+    lake = synthesized.logical_id(stack.lake.bucket)
+
+    grants = _grants(synthesized, construct)
+
+    # the candles only (objects under exchange=), the switch read, state, positions and orders
+    assert grants == {
+        **_common(synthesized, construct),
+        f"{lake}/exchange=*": {"s3:GetObject"},
+        SWITCH: {
+            "ssm:DescribeParameters",
+            "ssm:GetParameter",
+            "ssm:GetParameters",
+            "ssm:GetParameterHistory",
+        },
+        synthesized.logical_id(tables.state): {"dynamodb:GetItem", "dynamodb:Query"},
         synthesized.logical_id(tables.positions): {"dynamodb:Scan"},
         synthesized.logical_id(tables.orders): {"dynamodb:Scan"},
     }

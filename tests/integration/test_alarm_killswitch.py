@@ -162,11 +162,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
 def handler(aws: AwsClients) -> Iterator[ModuleType]:
     from cryptosmarttrader.handlers import alarm_killswitch as module
 
-    module._kill_switch.cache_clear()
-    module._audit.cache_clear()
+    module.reset_caches()
     yield module
-    module._kill_switch.cache_clear()
-    module._audit.cache_clear()
+    module.reset_caches()
 
 
 def switch(aws: AwsClients) -> dict[str, Any]:
@@ -274,9 +272,10 @@ def test_events_that_are_not_alarm_notifications_are_rejected_without_effect(
 
 def _handler_ssm_faults() -> Any:
     """Fault hooks on the SSM client the handler itself uses (its cached wiring)."""
+    from cryptosmarttrader.handlers import alarm_killswitch
     from cst_devtools.faults import ExhaustedRetries
 
-    return ExhaustedRetries(_common.aws_clients().ssm)
+    return ExhaustedRetries(alarm_killswitch._ssm())
 
 
 @pytest.mark.parametrize("make_event", [lambda_action_event, sns_event], ids=["lambda", "sns"])

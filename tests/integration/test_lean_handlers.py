@@ -67,3 +67,28 @@ def test_the_kill_switch_starts_without_the_xray_sdk_or_pydantic_settings() -> N
 
     # Then neither of the two slowest imports of its former cold start is loaded
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_kill_switch_starts_without_pydantic_models_the_settings_or_the_order_store() -> None:
+    # Given the alarm → kill-switch handler imported as Lambda starts it
+    slow = (
+        "pydantic.main",  # BaseModel: ~0.4x import boto3 before the first model is built
+        "cryptosmarttrader.settings",  # its settings models
+        "cryptosmarttrader.adapters.dynamodb_store",  # orders/positions, for an audit write
+        "aws_lambda_powertools.utilities.parameters",  # one GetParameter
+    )
+    probe = (
+        "import sys, json\nimport cryptosmarttrader.handlers.alarm_killswitch\n"
+        f"print(json.dumps(sorted(m for m in {list(slow)!r} if m in sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+
+    # Then none of them is loaded: its validation is pydantic's core, its audit write the codec
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

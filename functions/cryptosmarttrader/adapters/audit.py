@@ -5,18 +5,27 @@ keeps two calls in the same microsecond apart). Each item records who (``actor``
 (``action`` and ``details``), when (``at``), the request id and the correlation id. Writes are
 conditional on the key being new, so a retried write can never overwrite an earlier entry; free
 text (``details``) is sanitized before it is stored.
+
+Entries are validated by pydantic's validator core (``pydantic_core``, the engine of every
+pydantic model: same rules, same errors) and the writer needs only DynamoDB's item codec
+(``adapters.dynamodb_items``), not the order/position store: the alarm → kill-switch Lambda
+writes here and must start without ``pydantic.BaseModel`` (~0.4x ``import boto3`` to import and
+build, against a 1.5x budget; ``bench/bench_cold_import.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic_core import SchemaValidator, to_jsonable_python
+from pydantic_core import core_schema as cs
 
-from cryptosmarttrader.adapters.dynamodb_store import StoreError, from_item, to_item
+from cryptosmarttrader.adapters.dynamodb_items import StoreError, from_item, to_item
 from cryptosmarttrader.domain.sanitize import sanitize
 
 if TYPE_CHECKING:
@@ -31,15 +40,54 @@ class DuplicateAuditEntryError(RuntimeError):
     """An entry with the same time and request id exists: the trail is append-only."""
 
 
-class AuditEntry(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_ENTRY: Any = SchemaValidator(
+    cs.typed_dict_schema(
+        {
+            "actor": cs.typed_dict_field(cs.str_schema(min_length=1, max_length=512)),
+            "action": cs.typed_dict_field(cs.str_schema(min_length=1, max_length=128)),
+            "at": cs.typed_dict_field(cs.datetime_schema(tz_constraint="aware")),
+            "request_id": cs.typed_dict_field(cs.str_schema(min_length=1, max_length=128)),
+            "correlation_id": cs.typed_dict_field(
+                cs.with_default_schema(
+                    cs.nullable_schema(cs.str_schema(max_length=256)), default=None
+                ),
+                required=False,
+            ),
+            "details": cs.typed_dict_field(
+                cs.with_default_schema(
+                    cs.dict_schema(cs.str_schema(), cs.any_schema()), default_factory=dict
+                ),
+                required=False,
+            ),
+        },
+        extra_behavior="forbid",
+        cls_name="AuditEntry",
+    )
+)
 
-    actor: str = Field(min_length=1, max_length=512)
-    action: str = Field(min_length=1, max_length=128)
-    at: AwareDatetime
-    request_id: str = Field(min_length=1, max_length=128)
-    correlation_id: str | None = Field(default=None, max_length=256)
-    details: dict[str, Any] = Field(default_factory=dict)
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit entry; build it with :meth:`model_validate` (raises
+    ``pydantic_core.ValidationError`` for a value out of its bounds)."""
+
+    actor: str
+    action: str
+    at: datetime
+    request_id: str
+    correlation_id: str | None = None
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def model_validate(cls, data: Mapping[str, Any]) -> AuditEntry:
+        return cls(**_ENTRY.validate_python(dict(data)))
+
+    def model_dump(self, *, mode: str = "json") -> dict[str, Any]:
+        """The entry as pydantic dumps it in JSON mode (``at`` as ISO-8601 with ``Z``)."""
+        if mode != "json":
+            raise ValueError(f"only the JSON dump is supported, got mode={mode!r}")
+        dumped: dict[str, Any] = to_jsonable_python(dataclasses.asdict(self))
+        return dumped
 
     @property
     def sort_key(self) -> str:
@@ -63,13 +111,15 @@ class DynamoAuditTrail:
     ) -> AuditEntry:
         """Append one entry; raises :class:`DuplicateAuditEntryError` if its key exists."""
         clean = sanitize(dict(details or {}))
-        entry = AuditEntry(
-            actor=actor,
-            action=action,
-            at=at,
-            request_id=request_id,
-            correlation_id=correlation_id,
-            details=clean if isinstance(clean, dict) else {},
+        entry = AuditEntry.model_validate(
+            {
+                "actor": actor,
+                "action": action,
+                "at": at,
+                "request_id": request_id,
+                "correlation_id": correlation_id,
+                "details": clean if isinstance(clean, dict) else {},
+            }
         )
         item = to_item({**entry.model_dump(mode="json"), "pk": AUDIT_PK, "sk": entry.sort_key})
         try:

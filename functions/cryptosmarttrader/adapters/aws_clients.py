@@ -7,43 +7,53 @@ one the clients talk to real AWS in ``resources.region``. Adaptive retries absor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.config import Config
-
-from cryptosmarttrader.settings import AwsResources
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
+    from cryptosmarttrader.settings import AwsResources
+
 _CONFIG = Config(
     retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=30
 )
 
 
-def _kwargs(resources: AwsResources) -> dict[str, object]:
+class Endpoint(Protocol):
+    """Where the clients talk to: :class:`AwsResources`, or a lean function's own settings."""
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def aws_endpoint_url(self) -> str | None: ...
+
+
+def _kwargs(resources: Endpoint) -> dict[str, object]:
     kwargs: dict[str, object] = {"region_name": resources.region, "config": _CONFIG}
     if resources.aws_endpoint_url:
         kwargs["endpoint_url"] = resources.aws_endpoint_url
     return kwargs
 
 
-def dynamodb_client(resources: AwsResources) -> DynamoDBClient:
+def dynamodb_client(resources: Endpoint) -> DynamoDBClient:
     return boto3.client("dynamodb", **_kwargs(resources))  # type: ignore[call-overload,no-any-return]
 
 
-def s3_client(resources: AwsResources) -> S3Client:
+def s3_client(resources: Endpoint) -> S3Client:
     return boto3.client("s3", **_kwargs(resources))  # type: ignore[call-overload,no-any-return]
 
 
-def ssm_client(resources: AwsResources) -> SSMClient:
+def ssm_client(resources: Endpoint) -> SSMClient:
     return boto3.client("ssm", **_kwargs(resources))  # type: ignore[call-overload,no-any-return]
 
 
-def sagemaker_runtime_client(resources: AwsResources) -> Any:
+def sagemaker_runtime_client(resources: Endpoint) -> Any:
     """The ``sagemaker-runtime`` client (endpoint invocations): built only where one is used."""
     return boto3.client("sagemaker-runtime", **_kwargs(resources))  # type: ignore[call-overload]
 

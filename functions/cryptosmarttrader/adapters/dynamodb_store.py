@@ -7,27 +7,26 @@ naming the table and key.
 
 Money is stored as DynamoDB numbers built from ``Decimal``; a float is converted exactly through
 its shortest ``repr`` (``0.1`` → ``Decimal("0.1")``), never through binary expansion, and NaN or
-infinity is rejected.
+infinity is rejected (the item codec, :mod:`cryptosmarttrader.adapters.dynamodb_items`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cryptosmarttrader.adapters.dynamodb_items import StoreError, from_item, to_item
+from cryptosmarttrader.adapters.dynamodb_items import is_condition_failure as _is_condition_failure
 from cryptosmarttrader.domain.aggregates import Order, Position
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, Intent, OrderStatus, transition
 from cryptosmarttrader.domain.types import ClientOrderId, OrderType, Price, Quantity, Side, Symbol
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 __all__ = [
     "OPEN_ORDERS_INDEX",
@@ -46,73 +45,12 @@ __all__ = [
     "to_item",
 ]
 
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 # The sparse index of the orders that still need the execution cycle: every order not yet
 # terminal, and a terminal one until its fill has reached the positions (see ``settle``).
 OPEN_ORDERS_INDEX = "open-orders"
 OPEN_PK = "open_pk"  # "open" while indexed, absent otherwise (sparse)
 OPEN_SK = "open_sk"  # "<symbol>#<client order id>": one symbol's open orders are a key prefix
 _OPEN = "open"
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-class StoreError(RuntimeError):
-    """A DynamoDB call failed for a reason other than a failed condition."""
-
-    def __init__(self, operation: str, table: str, key: Mapping[str, object], cause: Exception):
-        self.operation = operation
-        self.table = table
-        self.key = dict(key)
-        code = _error_code(cause) or type(cause).__name__
-        super().__init__(
-            f"DynamoDB {operation} on table {table!r} key {self.key!r} failed: {code}: {cause}"
-        )
-
-
-def _error_code(exc: Exception) -> str | None:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return None
-
-
-def _is_condition_failure(exc: Exception) -> bool:
-    return _error_code(exc) == _CONDITION_FAILED
-
-
-def _exact(value: Any) -> Any:
-    """Convert floats exactly via ``repr`` and recurse into containers; reject NaN / infinity."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"cannot store non-finite number {value!r}")
-        return Decimal(repr(value))
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot store non-finite number {value!r}")
-        return value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: store timezone-aware UTC only")
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _exact(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_exact(v) for v in value]
-    return value
-
-
-def to_item(data: Mapping[str, Any]) -> dict[str, AttributeValueTypeDef]:
-    """Python mapping → DynamoDB item (``None`` values are dropped)."""
-    return {k: _serializer.serialize(_exact(v)) for k, v in data.items() if v is not None}
-
-
-def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """DynamoDB item → Python dict (numbers come back as ``Decimal``)."""
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
-
-
 # ------------------------------------------------------------------ aggregate <-> record
 # The orders and positions tables hold one record shape each; these four functions are the only
 # place that maps it to and from the domain's aggregates.

@@ -1,30 +1,76 @@
 """The kill-switch's stored value (``{"on", "reason", "actor", "at"}`` JSON) and its fail-closed
-reading. No AWS library: the SSM adapter and the read-only saved-state path share it."""
+reading. No AWS library: the SSM adapter and the read-only saved-state path share it.
+
+Validated by pydantic's validator core (``pydantic_core``: the engine under every pydantic model,
+same rules, same error messages) rather than a ``BaseModel``: importing ``pydantic.BaseModel``
+costs ~0.37x ``import boto3`` and building one model ~0.12x more, which alone would put the
+alarm → kill-switch Lambda over its 1.5x cold-start budget (``bench/bench_cold_import.py``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import SchemaValidator, ValidationError, to_jsonable_python
+from pydantic_core import core_schema as cs
 
 __all__ = ["FAIL_CLOSED_ACTOR", "KillSwitchStatus", "fail_closed", "parse_switch_value"]
 
 FAIL_CLOSED_ACTOR = "system:fail-closed"
 
+# Strict: ``"on": "false"`` is malformed, not False; a naive time or an unknown key is malformed.
+_STORED: Any = SchemaValidator(
+    cs.typed_dict_schema(
+        {
+            "on": cs.typed_dict_field(cs.bool_schema(strict=True)),
+            "reason": cs.typed_dict_field(cs.str_schema(min_length=1, strict=True)),
+            "actor": cs.typed_dict_field(cs.str_schema(min_length=1, strict=True)),
+            "at": cs.typed_dict_field(cs.datetime_schema(tz_constraint="aware", strict=True)),
+            "known": cs.typed_dict_field(cs.bool_schema(strict=True), required=False),
+        },
+        extra_behavior="forbid",
+        cls_name="KillSwitchStatus",
+    )
+)
 
-class KillSwitchStatus(BaseModel):
-    """The stored kill-switch value. Strict: ``"on": "false"`` is malformed, not False.
+
+@dataclass(frozen=True)
+class KillSwitchStatus:
+    """The stored kill-switch value.
 
     ``known`` is not stored: it says whether this status was read (True) or stands for a read
-    that failed or a malformed value (False, always with ``on=True``: fail closed)."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+    that failed or a malformed value (False, always with ``on=True``: fail closed). Built by
+    code (``SsmKillSwitch.set``, :func:`fail_closed`) from checked values; read from storage
+    only through :meth:`model_validate_json`."""
 
     on: bool
-    reason: str = Field(min_length=1)
-    actor: str = Field(min_length=1)
-    at: AwareDatetime
-    known: bool = Field(default=True, exclude=True)
+    reason: str
+    actor: str
+    at: datetime
+    known: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.reason and self.actor) or self.at.utcoffset() is None:
+            raise ValueError("a kill-switch status needs a reason, an actor and an aware time")
+
+    @classmethod
+    def model_validate_json(cls, raw: str | bytes) -> KillSwitchStatus:
+        """The status a stored JSON value holds; raises ``pydantic_core.ValidationError``."""
+        return cls(**_STORED.validate_json(raw))
+
+    def model_dump(self, *, mode: str = "json", exclude: set[str] | None = None) -> dict[str, Any]:
+        """The value as pydantic would dump it in JSON mode (``at`` as ISO-8601, ``Z``);
+        ``known`` is never part of it (it is not stored)."""
+        if mode != "json":
+            raise ValueError(f"only the JSON dump is supported, got mode={mode!r}")
+        return {
+            f.name: to_jsonable_python(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name != "known" and f.name not in (exclude or set())
+        }
 
 
 def parse_switch_value(raw: object, name: str, now: datetime) -> KillSwitchStatus:
@@ -41,7 +87,7 @@ def parse_switch_value(raw: object, name: str, now: datetime) -> KillSwitchStatu
             f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
         )
         return fail_closed(now, f"kill-switch parameter {name} malformed: {problems}")
-    return stored if stored.known else stored.model_copy(update={"known": True})
+    return stored if stored.known else dataclasses.replace(stored, known=True)
 
 
 def fail_closed(now: datetime, reason: str) -> KillSwitchStatus:

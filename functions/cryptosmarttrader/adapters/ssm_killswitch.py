@@ -1,7 +1,8 @@
 """The kill-switch: an SSM String parameter holding ``{"on", "reason", "actor", "at"}`` JSON.
 
-Reads go through Powertools Parameters (``SSMProvider`` over the injected boto3 client). The
-cache is kept here, timed by the injected clock rather than Powertools' wall-clock ``max_age``,
+Reads are one ``GetParameter`` on the injected boto3 client (no Powertools Parameters: its
+import is a tenth of the alarm → kill-switch Lambda's cold start, for one call). The cache is kept
+here, timed by the injected clock rather than Powertools' wall-clock ``max_age``,
 so tests and replays control it. Reading FAILS CLOSED: a missing, unreadable or malformed
 parameter counts as ON, and the status says why, with ``known=False``: "may I trade?" is
 answered no, but nothing may be destroyed on it (cancelling decisions or open orders needs a
@@ -13,8 +14,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from aws_lambda_powertools.utilities.parameters import SSMProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cryptosmarttrader.adapters.killswitch_value import (
@@ -45,7 +44,6 @@ class SsmKillSwitch:
             raise ValueError(f"cache_seconds must be >= 0, got {cache_seconds}")
         self._name = param_name
         self._client = client
-        self._provider = SSMProvider(boto3_client=client)
         self._clock = clock
         self._ttl = timedelta(seconds=cache_seconds)
         self._cached: tuple[datetime, KillSwitchStatus] | None = None
@@ -91,7 +89,7 @@ class SsmKillSwitch:
 
     def _read(self, now: datetime) -> KillSwitchStatus:
         try:
-            raw = self._provider.get(self._name, force_fetch=True)
-        except (GetParameterError, ClientError, BotoCoreError) as exc:
+            raw = self._client.get_parameter(Name=self._name)["Parameter"].get("Value")
+        except (ClientError, BotoCoreError, KeyError) as exc:
             return fail_closed(now, f"kill-switch parameter {self._name} unreadable: {exc}")
         return parse_switch_value(raw, self._name, now)

@@ -27,6 +27,7 @@ from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.emf_metrics import METRICS_NAMESPACE, StageMetrics
 from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.sanitize import sanitized_json
+from cryptosmarttrader.handlers._lean import rejected
 from cryptosmarttrader.settings import AwsResources, DeploymentSettings, TradingSettings
 
 if TYPE_CHECKING:
@@ -144,15 +145,6 @@ def reject_malformed(
     logger.warning(f"rejected malformed {what} event", extra={"errors": exc.error_count()})
     metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
     return rejected(what, exc)
-
-
-def rejected(what: str, exc: ValidationError) -> dict[str, Any]:
-    """The result of a malformed event: no side effects, a message and per-field details."""
-    return {
-        "status": "rejected",
-        "error": f"invalid {what} event: {exc.error_count()} error(s)",
-        "details": exc.errors(include_url=False, include_input=False, include_context=False),
-    }
 
 
 class Refused(Exception):  # noqa: N818 - a refusal is an answer, not an error of ours

@@ -16,6 +16,7 @@ is a 5xx (``Stage=<CST_STAGE>``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -188,15 +189,40 @@ def _service() -> ApiService:
 
 
 # The dashboard's model registry and candle sources (polars, numpy, the lake's Parquet) are
-# imported on the first request that needs them, never at a cold start: the health, risk,
-# signals and kill-switch routes run without them.
+# imported on the first request that needs them, never at a cold start; the audit, breakers and
+# go-live views never import them. The three routes that need them (the coin view's and the
+# portfolio marks' Parquet candles, the models view's registry) are served by the API's lake
+# function (``lake_views_handler``, a bundle with polars); API Gateway sends every other route
+# to this function, whose bundle holds neither polars nor numpy (infra/constructs/api.py).
+LAKE_ROUTES: Final = ("/api/v1/coins/{symbol}", "/api/v1/portfolio", "/api/v1/models")
+
+
 @cache
 def _dashboard() -> DashboardService:
+    res, clients, settings = resources(), aws_clients(), trading_settings()
+    state = DynamoStateStore(res.state_table, clients.dynamodb)
+    return DashboardService(
+        signals=DynamoSignalStore(state),
+        positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
+        orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
+        state=state,
+        audit=DynamoAuditTrail(res.state_table, clients.dynamodb),
+        registry=None,
+        registry_kind="",
+        bars=_lazy_bars(),
+        clock=SystemClock(),
+        starting_equity=Decimal(str(settings.equity_usd)),
+        thresholds=GoLiveSettings().thresholds(),
+    )
+
+
+def _models_dashboard() -> DashboardService:
+    """The dashboard with this deployment's model registry (numpy and polars: the lake
+    function only). Built per request on the cached dashboard: the registry holds no state."""
     from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
     from cryptosmarttrader.services.model_registry import MlSettings
 
-    res, clients, settings = resources(), aws_clients(), trading_settings()
-    state = DynamoStateStore(res.state_table, clients.dynamodb)
+    res, clients = resources(), aws_clients()
     ml = MlSettings()
     registry = (
         EmbeddedModelRegistry(
@@ -210,19 +236,19 @@ def _dashboard() -> DashboardService:
         if ml.model_registry == "embedded"
         else None
     )
-    return DashboardService(
-        signals=DynamoSignalStore(state),
-        positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
-        orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
-        state=state,
-        audit=DynamoAuditTrail(res.state_table, clients.dynamodb),
-        registry=registry,
-        registry_kind=ml.model_registry,
-        bars=_bars_source(),
-        clock=SystemClock(),
-        starting_equity=Decimal(str(settings.equity_usd)),
-        thresholds=GoLiveSettings().thresholds(),
-    )
+    return dataclasses.replace(_dashboard(), registry=registry, registry_kind=ml.model_registry)
+
+
+def _lazy_bars() -> Any:
+    """The candle source, built (and polars imported) on the first candle read."""
+    built: list[Any] = []
+
+    def bars(symbol: str, timeframe: str, start: datetime, end: datetime) -> Any:
+        if not built:
+            built.append(_bars_source())
+        return built[0](symbol, timeframe, start, end)
+
+    return bars
 
 
 def _bars_source() -> Any:
@@ -580,7 +606,7 @@ def golive(
     responses={200: {"description": "Successful Response"}, **DENIED},
 )
 def models() -> ModelsResponse:
-    return _dashboard().models_view()
+    return _models_dashboard().models_view()
 
 
 @cache
@@ -625,3 +651,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     server_error = int(response.get("statusCode", 500)) >= SERVER_ERROR
     stage_metrics().emit((mn.REQUESTS, 1), (mn.ERRORS, 1 if server_error else 0))
     return response
+
+
+# The same API on the lake function (a bundle with polars), which API Gateway invokes for the
+# LAKE_ROUTES only: a name of its own, so the deployment says which function serves what.
+lake_views_handler = handler
