@@ -15,7 +15,9 @@ For the pairs of the universe (lake symbols, ``BTC/USDT``) at the decision time 
 * **withdrawals** — each venue's latest withdrawal constraints of the pair's coin observed in
   the 2 days before ``t`` (``dataset=withdrawals``), for the arbitrage agent's transfers; a
   coin a venue reported nothing for is unseen (the agent abstains on routes through it,
-  saying so). A replay deployment has none recorded (``withdrawals_unavailable``): the agent
+  saying so, with the reason the venue's last withdrawals run recorded when it could not read
+  the venue in that window: no read-only keys for Binance's signed-only currency data, the
+  venue's error). A replay deployment has none recorded (``withdrawals_unavailable``): the agent
   then votes saying the constraints are unknown.
 * **sentiment** — the index readings in the lake (``dataset=sentiment``), those of days that had
   ended by ``t``'s day only (the reading dated D from D + 1 on), exactly as the recorded data is
@@ -102,6 +104,7 @@ class LakeAgentData:
             sentiment_unavailable=unavailable,
             withdrawals=None if self.withdrawals_unavailable else self._withdrawals(pairs, asof_ms),
             withdrawals_unavailable=self.withdrawals_unavailable,
+            withdrawals_missing={} if self.withdrawals_unavailable else self._missing(asof_ms),
             aliases={p: p for p in pairs},
             abstain_notes={funding.AGENT: funding_notes, arbitrage.AGENT: arb_notes},
         )
@@ -157,6 +160,17 @@ class LakeAgentData:
                 .select(list(arbitrage.WITHDRAWAL_SCHEMA))
             )
         return _concat(frames, arbitrage.WITHDRAWAL_SCHEMA)
+
+    def _missing(self, asof_ms: int) -> dict[str, str]:
+        """venue → why its last withdrawals run (in the window, not after ``asof_ms``) could
+        not read its constraints."""
+        oldest = asof_ms - int(_WITHDRAWAL_LOOKBACK / timedelta(milliseconds=1))
+        out: dict[str, str] = {}
+        for venue in self.venues:
+            status = self.inputs.read_withdrawal_status(venue)
+            if status is not None and status[1] is not None and oldest <= status[0] <= asof_ms:
+                out[venue] = status[1]
+        return out
 
     def _sentiment(self, asof_ms: int) -> tuple[tuple[SentimentReading, ...] | None, str | None]:
         day_start = asof_ms - asof_ms % DAY_MS

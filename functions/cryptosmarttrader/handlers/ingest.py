@@ -7,7 +7,9 @@ need beside the candles. The events (each rule's constant input):
   pair quoted in ``quote`` (USDT; USD on Kraken) whose 24 h quote volume reaches
   ``min_quote_volume_usd``, from the venue's markets and tickers (services/agent_ingest.py),
   then its coins' withdrawal constraints (fee, minimum, suspensions: ccxt
-  ``fetch_currencies``) into the lake;
+  ``fetch_currencies``) into the lake, signed with the exchange's read-only keys
+  (``CST_READ_ONLY_SECRETS``: Binance serves that data to signed requests only; without keys
+  the run records why, and the arbitrage agent abstains on Binance's routes saying so);
 * ``{"dataset": "market_caps", "exchange": ...}``: market caps of the universe's coins
   (CoinGecko ``/coins/markets`` live, the recorded CoinGecko CSVs on a replay);
 * ``{"dataset": "funding", "exchange": ...}``: perpetual funding rates and 8 h mark candles of
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
     from cryptosmarttrader.adapters.ccxt_agent_feeds import CcxtVenueFeeds
     from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
     from cryptosmarttrader.adapters.recorded_venue import RecordedVenue
+    from cryptosmarttrader.adapters.secrets import ReadOnlyKeys
     from cryptosmarttrader.domain.agents.sentiment import SentimentSource
 
 logger = make_logger("ingest")
@@ -428,15 +431,56 @@ def _withdrawals(exchange: str, pairs: tuple[str, ...], clock: Clock) -> dict[st
     from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
     from cryptosmarttrader.services.agent_ingest import WithdrawalIngestService
 
+    feeds, unavailable = _currency_feeds(exchange)
     report = WithdrawalIngestService(
-        _ccxt_feeds(exchange),
+        feeds,
         S3AgentInputs(resources().lake_bucket, aws_clients().s3),
         DynamoStateStore(resources().state_table, aws_clients().dynamodb),
         clock,
-    ).run(exchange, pairs)
+    ).run(exchange, pairs, unavailable)
     if report.status != "ok" or report.rejected:
         logger.warning("withdrawal constraints incomplete", extra=report.to_dict())
     return report.to_dict()
+
+
+@cache
+def _read_only_reader(region: str, endpoint: str | None, max_age: int) -> ReadOnlyKeys:
+    """One reader per execution environment: its cache (``max_age``) outlives an invocation."""
+    from cryptosmarttrader.adapters.secrets import ReadOnlyKeys, secrets_client
+    from cryptosmarttrader.settings import AwsResources
+
+    client = secrets_client(AwsResources(region=region, aws_endpoint_url=endpoint))
+    return ReadOnlyKeys(client, max_age_seconds=max_age)
+
+
+def _currency_feeds(exchange: str) -> tuple[CcxtVenueFeeds, str | None]:
+    """The client that reads ``exchange``'s currency data, and why it cannot when it cannot:
+    signed with the exchange's read-only keys (``CST_READ_ONLY_SECRETS``) when its secret holds
+    them (a new client each run: a rotated key is used within the reader's cache age), else the
+    public client, which a venue that serves that data to signed requests only (Binance)
+    answers with nothing: the run then records why instead of asking."""
+    from cryptosmarttrader.adapters.ccxt_agent_feeds import CcxtVenueFeeds, no_read_only_keys
+    from cryptosmarttrader.adapters.secrets import CredentialsUnavailableError
+    from cryptosmarttrader.settings import ReadOnlyKeySettings
+
+    settings = ReadOnlyKeySettings()
+    name = settings.read_only_secrets.get(exchange)  # type: ignore[call-overload]
+    unreadable: str | None = None
+    if name is not None:
+        res = resources()
+        reader = _read_only_reader(res.region, res.aws_endpoint_url, settings.credentials_max_age)
+        try:
+            keys = reader.get(name)
+        except CredentialsUnavailableError as exc:
+            keys, unreadable = None, f"{exchange}: {exc}"
+        if keys is not None:
+            return CcxtVenueFeeds.create(exchange, SystemClock(), keys.ccxt_config()), None
+    signed_only = no_read_only_keys(exchange)
+    if signed_only is None:
+        return _ccxt_feeds(exchange), None
+    if unreadable is not None:
+        logger.error("read-only keys unreadable", extra={"reason": unreadable})
+    return _ccxt_feeds(exchange), unreadable or signed_only
 
 
 def _funding(payload: dict[str, Any]) -> dict[str, Any]:
