@@ -2,7 +2,8 @@
 need beside the candles. The events (each rule's constant input):
 
 * ``{"exchange": ..., "timeframe": ...}``: closed candles of the exchange's liquid universe
-  (``"symbols": [...]`` names the pairs instead);
+  (``"symbols": [...]`` names the pairs instead); Kraken's hourly run adds its ``USDT/USD``
+  market, the rate the arbitrage agent converts Kraken's USD prices with;
 * ``{"dataset": "universe", "exchange": ...}``: select the universe anew: every active spot
   pair quoted in ``quote`` (USDT; USD on Kraken) whose 24 h quote volume reaches
   ``min_quote_volume_usd``, from the venue's markets and tickers (services/agent_ingest.py),
@@ -65,6 +66,7 @@ from cryptosmarttrader.services.agent_ingest import (
     UniverseRule,
     UniverseService,
     spot_quote,
+    usdt_rate_pair,
 )
 from cryptosmarttrader.services.ingest import (
     CandleSource,
@@ -362,6 +364,11 @@ def _candles(payload: dict[str, Any]) -> dict[str, Any]:
         return reject_malformed("ingest", exc, logger, metrics)
     service, clock = _service(request)
     symbols = _universe(request.exchange, clock, request.symbols)
+    rate = usdt_rate_pair(request.exchange)
+    if request.symbols is None and request.timeframe == "1h" and rate and rate not in symbols:
+        # the venue's USD→USDT rate at each hour: the arbitrage agent converts its USD prices
+        # with it (a stablecoin pair, never in the universe itself)
+        symbols = [*symbols, rate]
     report = service.run(request.exchange, request.timeframe, symbols)
     metrics.add_metric(name="IngestRuns", unit=MetricUnit.Count, value=1)
     logger.info(

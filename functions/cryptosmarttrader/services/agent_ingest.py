@@ -73,6 +73,7 @@ __all__ = [
     "WithdrawalReport",
     "select_universe",
     "spot_quote",
+    "usdt_rate_pair",
 ]
 
 UNIVERSE_PK: Final = "ingest#universe"
@@ -125,6 +126,14 @@ SPOT_QUOTES: Final[Mapping[str, str]] = {"kraken": "USD"}
 def spot_quote(exchange: str) -> str:
     """The quote currency of ``exchange``'s liquid universe (``USD`` on Kraken, else ``USDT``)."""
     return SPOT_QUOTES.get(exchange, "USDT")
+
+
+def usdt_rate_pair(exchange: str) -> str | None:
+    """The venue's own market that converts its universe's quote into USDT (``USDT/USD`` on
+    Kraken), ingested hourly beside its universe so the arbitrage agent can compare its USD
+    prices with the other venues' USDT ones at the same hour; None when it quotes USDT."""
+    quote = spot_quote(exchange)
+    return None if quote == "USDT" else f"USDT/{quote}"
 
 
 @dataclass(frozen=True)
