@@ -13,7 +13,7 @@ import io
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -128,9 +128,13 @@ def test_without_the_same_hours_rate_kraken_is_not_compared_and_says_why(
     )
 
 
+PEG = 1.0001  # USDT/USD closes repeat for hours (hand-written: no Kraken history is recorded)
+
+
 @dataclass
 class Recording:
-    """The exchange the ingest asks, answering no candles: records which pairs it was asked."""
+    """The exchange the ingest asks: records which pairs it was asked; answers USDT/USD with the
+    12 hourly candles before the run, all closing at the peg, and nothing for the others."""
 
     asked: list[str] = field(default_factory=list)
 
@@ -138,7 +142,11 @@ class Recording:
         self, symbol: Symbol, timeframe: str, since_ms: int, until_ms: int
     ) -> pl.DataFrame:
         self.asked.append(symbol.value)
-        return pl.DataFrame(schema=OHLCV_SCHEMA)
+        if symbol.value != "USDT/USD":
+            return pl.DataFrame(schema=OHLCV_SCHEMA)
+        first = ms_from_utc(BAR) - 11 * HOUR
+        rows = [("USDT/USD", first + i * HOUR, PEG, PEG, PEG, PEG, 1e6) for i in range(12)]
+        return pl.DataFrame(rows, schema=OHLCV_SCHEMA, orient="row")
 
 
 def test_krakens_hourly_ingest_adds_its_usdt_usd_market_to_its_universe(
@@ -164,9 +172,14 @@ def test_krakens_hourly_ingest_adds_its_usdt_usd_market_to_its_universe(
     with time_machine.travel(fired, tick=False), redirect_stdout(io.StringIO()):
         result = ingest.handler(rule.event(), _Context())
 
-    # Then the universe's pairs and Kraken's USDT/USD rate are ingested
+    # Then the universe's pairs and Kraken's USDT/USD rate are ingested, the peg's 12 identical
+    # closes kept (for a coin, 10 identical closes in a row reject the batch as a frozen feed)
     assert result["status"] == "ok"
     assert exchange.asked == ["BTC/USD", "ETH/USD", "USDT/USD"]
+    assert result["report"]["usdt_rate"]["ingested"] == 12, result["report"]["usdt_rate"]
+    lake = S3ParquetLake(AwsResources().lake_bucket, aws.s3)
+    stored = lake.read_candles("kraken", "1h", "USDT/USD", BAR - timedelta(hours=11), BAR)
+    assert stored["close"].to_list() == [PEG] * 12
 
 
 @dataclass

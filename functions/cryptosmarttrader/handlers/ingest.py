@@ -46,6 +46,7 @@ from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.clock import Clock, FixedClock
+from cryptosmarttrader.domain.quality import QualityConfig
 from cryptosmarttrader.domain.types import DomainError, Symbol
 from cryptosmarttrader.handlers._common import (
     Refused,
@@ -60,6 +61,7 @@ from cryptosmarttrader.handlers._common import (
 )
 from cryptosmarttrader.ports import MarketCapSource
 from cryptosmarttrader.services.agent_ingest import (
+    PEGGED_QUALITY,
     FundingIngestService,
     SentimentIngestService,
     SentimentRejectedError,
@@ -69,6 +71,7 @@ from cryptosmarttrader.services.agent_ingest import (
     usdt_rate_pair,
 )
 from cryptosmarttrader.services.ingest import (
+    INGEST_QUALITY,
     CandleSource,
     IngestConfig,
     IngestService,
@@ -312,7 +315,9 @@ def _market_cap_service(
 
 
 def _service(
-    request: IngestRequest | FundingRequest, source: CandleSource | None = None
+    request: IngestRequest | FundingRequest,
+    source: CandleSource | None = None,
+    quality: QualityConfig = INGEST_QUALITY,
 ) -> tuple[IngestService, Clock]:
     res, clients = resources(), aws_clients()
     recorded = trading_settings().data_source == "recorded"
@@ -326,7 +331,8 @@ def _service(
         # a new series starts 1000 bars back, live or replayed (a replay deployment ingests as
         # a live one does); the event's initial_lookback_bars asks for more or fewer
         config=IngestConfig(
-            initial_lookback_bars=getattr(request, "initial_lookback_bars", None) or 1000
+            initial_lookback_bars=getattr(request, "initial_lookback_bars", None) or 1000,
+            quality=quality,
         ),
     )
     return service, clock
@@ -364,12 +370,16 @@ def _candles(payload: dict[str, Any]) -> dict[str, Any]:
         return reject_malformed("ingest", exc, logger, metrics)
     service, clock = _service(request)
     symbols = _universe(request.exchange, clock, request.symbols)
-    rate = usdt_rate_pair(request.exchange)
-    if request.symbols is None and request.timeframe == "1h" and rate and rate not in symbols:
-        # the venue's USD→USDT rate at each hour: the arbitrage agent converts its USD prices
-        # with it (a stablecoin pair, never in the universe itself)
-        symbols = [*symbols, rate]
     report = service.run(request.exchange, request.timeframe, symbols)
+    rate = usdt_rate_pair(request.exchange)
+    rate_report = None
+    if request.symbols is None and request.timeframe == "1h" and rate is not None:
+        # the venue's USD→USDT rate at each hour (a stablecoin pair, never in the universe):
+        # the arbitrage agent converts the venue's USD prices with it. A peg's closes repeat
+        # for hours, so a long run of identical closes is not rejected here (every other rule
+        # of the gate holds)
+        rate_service, _ = _service(request, quality=PEGGED_QUALITY)
+        rate_report = rate_service.run(request.exchange, "1h", [rate])
     metrics.add_metric(name="IngestRuns", unit=MetricUnit.Count, value=1)
     logger.info(
         "ingest complete",
@@ -383,7 +393,10 @@ def _candles(payload: dict[str, Any]) -> dict[str, Any]:
             "rejected": {o.symbol: o.reason for o in report.outcomes if o.status == "rejected"},
         },
     )
-    return {"status": "ok", "report": report.to_dict()}
+    out = report.to_dict()
+    if rate_report is not None:
+        out["usdt_rate"] = rate_report.to_dict()
+    return {"status": "ok", "report": out}
 
 
 def _market_caps(payload: dict[str, Any]) -> dict[str, Any]:

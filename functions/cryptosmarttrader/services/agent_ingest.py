@@ -48,6 +48,7 @@ from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import ms_from_utc
 from cryptosmarttrader.domain.universe import pair_exclusion
 from cryptosmarttrader.services.ingest import (
+    INGEST_QUALITY,
     WATERMARK_PK,
     CandleSource,
     IngestReport,
@@ -57,6 +58,7 @@ from cryptosmarttrader.services.ingest import (
 )
 
 __all__ = [
+    "PEGGED_QUALITY",
     "UNIVERSE_PK",
     "FundingIngestService",
     "FundingReport",
@@ -126,6 +128,11 @@ SPOT_QUOTES: Final[Mapping[str, str]] = {"kraken": "USD"}
 def spot_quote(exchange: str) -> str:
     """The quote currency of ``exchange``'s liquid universe (``USD`` on Kraken, else ``USDT``)."""
     return SPOT_QUOTES.get(exchange, "USDT")
+
+
+# The gate of a pegged rate's candles (USDT/USD): a peg's closes repeat for many hours, so a
+# run of identical closes is never an error there; every other rule holds.
+PEGGED_QUALITY: Final = INGEST_QUALITY.model_copy(update={"stale_error_run": 10**9})
 
 
 def usdt_rate_pair(exchange: str) -> str | None:
