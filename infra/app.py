@@ -48,10 +48,14 @@ def deployment_config(app: App) -> DeploymentConfig:
 def build(app: App) -> CryptoSmartTraderStack:
     """Add the stacks and the nag validation to ``app`` (shared by ``main`` and the tests)."""
     local = str(app.node.try_get_context(LOCAL_CONTEXT_KEY)).lower() == "true"
+    config = deployment_config(app)
+    if local:  # moto's CloudFormation creates no Secrets Manager secret (a policy on it fails);
+        # a local stack has no exchange account: its withdrawals ingest states "no read-only keys"
+        config = config.model_copy(update={"read_only_keys": ()})
     stack = CryptoSmartTraderStack(
         app,
         STACK_NAME,
-        config=deployment_config(app),
+        config=config,
         description="CryptoSmartTrader: market-data lake, scan and paper trading state",
         # Environment-agnostic: deploys into whatever account/region the CLI credentials name.
         env=Environment(account=None, region=None),

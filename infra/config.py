@@ -237,6 +237,12 @@ class DeploymentConfig(BaseModel):
     ranking_endpoint: str | None = Field(
         default=None, max_length=63, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$"
     )
+    # The exchanges whose read-only (market-data) API keys the ingest function may read: one
+    # Secrets Manager secret per exchange account, created empty by the stack and filled by the
+    # operator (README_OPERATIONS.md). Binance publishes its currency data (withdrawal fees,
+    # minimums, suspensions) only to signed requests: without keys every arbitrage route through
+    # Binance abstains, saying so. Never the execution function's trading keys.
+    read_only_keys: tuple[Exchange, ...] = Field(default=("binance",), max_length=3)
     # Deep health probe cadence: each run is one uptime sample of the go-live gates.
     probe_every_minutes: int = Field(default=1, ge=1, le=60)
     # The four CloudWatch dashboards ($3.00 a month each beyond the account's three free ones;
@@ -271,4 +277,10 @@ class DeploymentConfig(BaseModel):
         keys = [(s.exchange, s.timeframe) for s in self.ingest_schedules]
         if len(set(keys)) != len(keys):
             raise ValueError("each (exchange, timeframe) may have only one ingest schedule")
+        return self
+
+    @model_validator(mode="after")
+    def _one_read_only_secret_per_exchange(self) -> DeploymentConfig:
+        if len(set(self.read_only_keys)) != len(self.read_only_keys):
+            raise ValueError("read_only_keys names each exchange at most once")
         return self

@@ -6,11 +6,12 @@ CLI, so one contract serves both.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from cryptosmarttrader.domain.slo import DeploymentStage
 
@@ -174,3 +175,38 @@ class MlSettings(EnvSettings):
     ranking_endpoint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$")
     model_role_arn: str | None = None  # the SageMaker role models and training jobs run as
     training_image_uri: str = ""  # default: the region's Python 3.12 framework training image
+
+
+_SM_NAME_RE = r"^[A-Za-z0-9/_+=.@:-]{1,2048}$"
+
+
+class ReadOnlyKeySettings(EnvSettings):
+    """The ingest function's read-only exchange keys (env prefix ``CST_``), set by the stack.
+
+    ``read_only_secrets``: JSON ``{"binance": "<secret name or ARN>"}``, one Secrets Manager
+    secret per exchange account holding READ-ONLY keys (never the execution function's trading
+    keys); the keys are read at run time and cached ``credentials_max_age`` seconds. An exchange
+    not named here has no read-only keys.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    read_only_secrets: dict[Literal["binance", "kraken", "kucoin"], str] = Field(
+        default_factory=dict
+    )
+    credentials_max_age: int = Field(default=300, ge=0, le=3600)
+
+    @field_validator("read_only_secrets", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("read_only_secrets")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for exchange, name in value.items():
+            if not re.fullmatch(_SM_NAME_RE, name):
+                raise ValueError(f"{exchange}: not a Secrets Manager secret name or ARN")
+        return value

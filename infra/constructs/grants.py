@@ -25,8 +25,10 @@ LAKE_CANDLES: Final = "exchange=*"  # adapters/s3_lake.partition_key
 LAKE_MARKET_CAPS: Final = "dataset=market_cap/*"  # adapters/s3_market_caps.market_cap_key
 LAKE_FUNDING: Final = "dataset=funding/*"  # adapters/s3_agent_inputs.funding_key
 LAKE_SENTIMENT: Final = "dataset=sentiment/*"  # adapters/s3_agent_inputs.sentiment_key
+LAKE_WITHDRAWALS: Final = "dataset=withdrawals/*"  # adapters/s3_agent_inputs.withdrawals_key
 LAKE_MARKET_DATA: Final = (LAKE_CANDLES, LAKE_MARKET_CAPS)
-LAKE_AGENT_INPUTS: Final = (LAKE_FUNDING, LAKE_SENTIMENT)  # ingest writes, the scan reads
+# ingest writes, the scan reads
+LAKE_AGENT_INPUTS: Final = (LAKE_FUNDING, LAKE_SENTIMENT, LAKE_WITHDRAWALS)
 
 
 def _logical_id(resource: IConstruct) -> str:

@@ -81,6 +81,7 @@ def test_function_environment_is_the_settings_contract(synthesized: Synthesized,
         "CST_ALLOW_REPLAYS",
         "CST_VENUE_MODE",  # the execution function's venue (VenueSettings), paper by default
         "CST_ALLOW_TECHNICAL_ONLY_TRADING",
+        "CST_READ_ONLY_SECRETS",  # the ingest's read-only keys secrets (ReadOnlyKeySettings)
     }
 
     # Then every resource name the code needs is set, and set to the right resource

@@ -35,6 +35,8 @@ def _resource_key(resource: Any) -> str:
     objects under a prefix, ``*``, ``param:/name`` (the kill-switch, by name)."""
     if resource == "*":
         return "*"
+    if isinstance(resource, dict) and set(resource) == {"Ref"}:  # a secret, by its ARN
+        return str(resource["Ref"])
     if isinstance(resource, dict) and "Fn::GetAtt" in resource:
         return str(resource["Fn::GetAtt"][0])
     if isinstance(resource, dict) and "Fn::Join" in resource:
@@ -90,16 +92,23 @@ def test_ingest_role_grants_exactly_lake_objects_and_state(synthesized: Synthesi
     # When its policies are collected per resource
     grants = _grants(synthesized, ingest)
 
-    # Then it may read/write candle, market-cap, funding/mark and sentiment objects only (no
-    # delete, never models/), list the lake, and use the state table (watermarks, breaker, the
-    # stored universe); nothing on orders, positions or the kill-switch
+    # Then it may read/write candle, market-cap, funding/mark, sentiment and withdrawal
+    # objects only (no delete, never models/), list the lake, use the state table (watermarks,
+    # breaker, the stored universe) and read Binance's read-only keys secret (the signed
+    # currency data); nothing on orders, positions, the kill-switch or trading keys
     writes = {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
+    (binance_keys,) = stack.ingestion.read_only_keys.values()
     assert grants == {
         **_common(synthesized, ingest),
         f"{lake}/exchange=*": writes,
         f"{lake}/dataset=market_cap/*": writes,
         f"{lake}/dataset=funding/*": writes,
         f"{lake}/dataset=sentiment/*": writes,
+        f"{lake}/dataset=withdrawals/*": writes,
+        synthesized.logical_id(binance_keys): {
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:DescribeSecret",
+        },
         lake: {"s3:ListBucket"},
         synthesized.logical_id(stack.tables.state): {
             "dynamodb:GetItem",
@@ -120,8 +129,8 @@ def test_scan_role_grants_exactly_its_reads_and_order_state(synthesized: Synthes
     # When its policies are collected per resource
     grants = _grants(synthesized, scan)
 
-    # Then the lake is read-only (the market data, the agents' funding/mark and sentiment
-    # inputs, and the ranking model group's registered artefacts, never another group's), the
+    # Then the lake is read-only (the market data, the agents' funding/mark, sentiment and
+    # withdrawal inputs, and the ranking model group's registered artefacts, never another group's), the
     # kill-switch read-only, and each table gets only the calls the DynamoDB adapters make (the
     # registry's versions are read from the state table: GetItem/Query)
     assert grants == {
@@ -130,6 +139,7 @@ def test_scan_role_grants_exactly_its_reads_and_order_state(synthesized: Synthes
         f"{lake}/dataset=market_cap/*": {"s3:GetObject"},
         f"{lake}/dataset=funding/*": {"s3:GetObject"},
         f"{lake}/dataset=sentiment/*": {"s3:GetObject"},
+        f"{lake}/dataset=withdrawals/*": {"s3:GetObject"},
         f"{lake}/models/cst-rank/*": {"s3:GetObject"},
         lake: {"s3:ListBucket"},
         SWITCH: {
@@ -347,3 +357,36 @@ def test_the_lake_prefixes_granted_are_the_ones_the_adapters_write() -> None:
 
     assert fnmatchcase(partition_key("binance", "1h", "BTC/USDT", date(2024, 1, 1)), LAKE_CANDLES)
     assert fnmatchcase(market_cap_key("coingecko", date(2024, 1, 1)), LAKE_MARKET_CAPS)
+
+
+def test_only_the_ingest_function_may_read_the_read_only_keys(synthesized: Synthesized) -> None:
+    # Given the read-only keys secret and every function of the stack
+    stack = synthesized.stack
+    (secret,) = stack.ingestion.read_only_keys.values()
+    secret_id = synthesized.logical_id(secret)
+    functions = [c for c in stack.node.find_all() if isinstance(c, PythonFunction)]
+
+    # When each role's grants are collected
+    readers = {f.node.path for f in functions if secret_id in _grants(synthesized, f)}
+
+    # Then the ingest function alone may read it, and it gets the secret's ARN, never a value
+    assert readers == {stack.ingestion.lambda_.node.path}
+    (function,) = [
+        r
+        for r in synthesized.resources_of_type("AWS::Lambda::Function").values()
+        if "CST_READ_ONLY_SECRETS" in r["Properties"]["Environment"]["Variables"]
+    ]
+    variable = function["Properties"]["Environment"]["Variables"]["CST_READ_ONLY_SECRETS"]
+    assert {"Ref": secret_id} in variable["Fn::Join"][1]
+    assert "api_key" not in str(variable)
+
+
+def test_the_agent_input_prefixes_granted_are_the_ones_the_adapters_write() -> None:
+    from datetime import date
+    from fnmatch import fnmatchcase
+
+    from cryptosmarttrader.adapters.s3_agent_inputs import withdrawals_key
+    from infra.constructs.grants import LAKE_AGENT_INPUTS
+
+    key = withdrawals_key("binance", date(2024, 1, 1))
+    assert any(fnmatchcase(key, prefix) for prefix in LAKE_AGENT_INPUTS)

@@ -26,14 +26,32 @@ def _execution(resources: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any
     return logical_id, fn
 
 
+def _read_only_keys(logical_id: str) -> bool:
+    """The ingest function's read-only market-data keys (tests/infrastructure/test_iam.py),
+    not an account's trading keys."""
+    return logical_id.startswith("IngestionReadOnlyKeys")
+
+
+def _trading_secrets(resources: dict[str, dict[str, Any]]) -> list[str]:
+    return [
+        k
+        for k, r in resources.items()
+        if r["Type"] == "AWS::SecretsManager::Secret" and not _read_only_keys(k)
+    ]
+
+
 def _secret_readers(resources: dict[str, dict[str, Any]]) -> list[Any]:
-    """The roles of every policy allowing secretsmanager:GetSecretValue."""
+    """The roles of every policy allowing secretsmanager:GetSecretValue on trading keys."""
     roles: list[Any] = []
     for r in resources.values():
         if r["Type"] != "AWS::IAM::Policy":
             continue
-        statements = r["Properties"]["PolicyDocument"]["Statement"]
-        actions = json.dumps([s.get("Action") for s in statements])
+        statements = [
+            st
+            for st in r["Properties"]["PolicyDocument"]["Statement"]
+            if not _read_only_keys(json.dumps(st.get("Resource")).split('"Ref": "')[-1])
+        ]
+        actions = json.dumps([st.get("Action") for st in statements])
         if "secretsmanager:GetSecretValue" in actions:
             roles += r["Properties"]["Roles"]
     return roles
@@ -45,7 +63,7 @@ def test_live_venue_paper_is_the_default_and_creates_no_secret() -> None:
     env = fn["Properties"]["Environment"]["Variables"]
     assert env["CST_VENUE_MODE"] == "paper"
     assert "CST_EXCHANGE_SECRET" not in env
-    assert not [r for r in resources.values() if r["Type"] == "AWS::SecretsManager::Secret"]
+    assert _trading_secrets(resources) == []
     assert _secret_readers(resources) == []
 
 
@@ -55,7 +73,7 @@ def test_testnet_stack_has_one_account_secret_read_only_by_the_execution_functio
     ).resources
     _, fn = _execution(resources)
     env = fn["Properties"]["Environment"]["Variables"]
-    [secret_id] = [k for k, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret"]
+    [secret_id] = _trading_secrets(resources)
     # the function is told the secret's ARN, never a key
     assert env["CST_VENUE_MODE"] == "testnet"
     assert env["CST_EXCHANGE_SECRET"] == {"Ref": secret_id}

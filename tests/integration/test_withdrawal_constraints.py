@@ -133,7 +133,8 @@ def test_a_bad_fee_rejects_that_coin_with_the_reason_and_writes_nothing(
     inputs: S3AgentInputs, field: str, value: float, why: str
 ) -> None:
     broken = json.loads((FIXTURE / "currencies_btc.json").read_text())
-    broken["BTC"][field] = value  # the recorded payload, one field broken visibly
+    # the recorded payload, one field of the network the row reads broken visibly
+    broken["BTC"]["networks"]["BTC"][field] = value
 
     report = WithdrawalIngestService(_kucoin(broken), inputs, Memory(), FixedClock(NOW)).run(  # type: ignore[arg-type]
         "kucoin", ["BTC/USDT"]

@@ -38,7 +38,21 @@ from cryptosmarttrader.domain.market import OHLCV_SCHEMA, TIMEFRAME_MS
 from cryptosmarttrader.domain.types import Symbol, ms_from_utc
 from cryptosmarttrader.ports import CandleSource
 
-__all__ = ["CcxtVenueFeeds"]
+__all__ = ["SIGNED_CURRENCY_DATA", "CcxtVenueFeeds", "no_read_only_keys"]
+
+# Venues that publish their currency data (withdrawal fees, minimums, suspensions) only to
+# signed requests: without read-only keys ccxt answers nothing for them.
+SIGNED_CURRENCY_DATA: Final[Mapping[str, str]] = {
+    "binance": "currency data is only published to signed requests",
+}
+
+
+def no_read_only_keys(exchange: str) -> str | None:
+    """Why ``exchange``'s withdrawal constraints cannot be read without read-only keys, or None
+    when it publishes them to anyone."""
+    why = SIGNED_CURRENCY_DATA.get(exchange)
+    return None if why is None else f"{exchange}: no read-only keys configured: {why}"
+
 
 T = TypeVar("T")
 PAGE: Final = 500
@@ -55,11 +69,18 @@ class CcxtVenueFeeds:
         self._markets: Mapping[str, Mapping[str, Any]] | None = None
 
     @classmethod
-    def create(cls, exchange_id: str, clock: Clock) -> CcxtVenueFeeds:
+    def create(
+        cls, exchange_id: str, clock: Clock, credentials: Mapping[str, str] | None = None
+    ) -> CcxtVenueFeeds:
+        """A public client, or one signing its requests with READ-ONLY ``credentials`` (ccxt's
+        ``apiKey`` / ``secret`` / ``password``) for data a venue serves to signed requests only."""
         caps = capabilities_for(exchange_id)
         client = getattr(ccxt, caps.exchange_id.value)(
-            {"enableRateLimit": True, "rateLimit": caps.rate_limit_ms}
+            {"enableRateLimit": True, "rateLimit": caps.rate_limit_ms, **(credentials or {})}
         )
+        # Binance's signed currency list also asks for the margin pairs by default: a second
+        # call the constraints do not use (and one more way for the list to fail)
+        client.options["fetchMargins"] = False
         return cls(client, clock)
 
     def _read(self, operation: str, call: Callable[[], T]) -> T:
@@ -100,10 +121,12 @@ class CcxtVenueFeeds:
     def withdrawal_constraints(self, coins: Sequence[str]) -> pl.DataFrame:
         """Per coin (``BTC``): whether withdrawals and deposits are enabled, the withdrawal fee
         (coin units) and minimum, from ccxt ``fetch_currencies`` (``withdraw``, ``deposit``,
-        ``fee``, ``limits.withdraw.min``; when the currency states no fee, the network named as
-        the coin when it is open for withdrawals, else the dearest open one, with that
-        network's minimum). A venue that serves no currency data
-        without credentials (Binance) answers nothing: its coins are then unseen, never guessed.
+        ``fee``, ``limits.withdraw.min``; when the currency lists networks open for withdrawals,
+        the network named as the coin when it is open, else the dearest open one, with that
+        network's minimum: ccxt's currency-level fee is the cheapest network's, which the
+        receiving venue may not accept). A venue that serves no currency data
+        without credentials (Binance) answers nothing to a public client: the ingest asks it
+        with read-only keys, or records :func:`no_read_only_keys`; never a guessed constraint.
         Columns: ``WITHDRAWAL_SCHEMA`` with ``symbol`` = the coin code, ``ts`` = now."""
         currencies: Mapping[str, Mapping[str, Any]] | None = self._read(
             "fetch_currencies", self._client.fetch_currencies
@@ -116,21 +139,25 @@ class CcxtVenueFeeds:
                 continue
             fee = _reported(cur.get("fee"))
             minimum = _reported(((cur.get("limits") or {}).get("withdraw") or {}).get("min"))
-            if fee is None:
-                networks: Mapping[str, Mapping[str, Any]] = cur.get("networks") or {}
-                open_nets = {
-                    code: n for code, n in networks.items()
-                    if n.get("withdraw") is True and _number(n.get("fee")) is not None
-                }  # fmt: skip
-                if open_nets:
-                    # the coin's own chain when open (the one every venue takes), else the
-                    # dearest open network: whether the receiving venue accepts a cheaper
-                    # chain is not known here, and a fee is never understated
-                    best = open_nets.get(coin) or max(
-                        open_nets.values(), key=lambda n: _number(n.get("fee")) or 0.0
-                    )
-                    fee = _number(best.get("fee"))
-                    minimum = _number(((best.get("limits") or {}).get("withdraw") or {}).get("min"))
+            # ccxt derives a currency's fee and minimum from its networks' cheapest (Binance
+            # LINK: the 0.003 BEP2 fee beside 0.55 on its default ERC20 chain): with networks
+            # listed, the network rule below decides, never that derived cheapest fee
+            networks: Mapping[str, Mapping[str, Any]] = cur.get("networks") or {}
+            open_nets = {
+                code: n for code, n in networks.items()
+                if n.get("withdraw") is True and _reported(n.get("fee")) is not None
+            }  # fmt: skip
+            if open_nets:
+                # the coin's own chain when open (the one every venue takes), else the
+                # dearest open network: whether the receiving venue accepts a cheaper
+                # chain is not known here, and a fee is never understated
+                best = open_nets.get(coin) or max(
+                    open_nets.values(), key=lambda n: _dearest(n.get("fee"))
+                )
+                # as stated: a fee that is not a non-negative number reaches the gate, which
+                # rejects the coin (a broken network is never skipped for a cheaper one)
+                fee = _reported(best.get("fee"))
+                minimum = _reported(((best.get("limits") or {}).get("withdraw") or {}).get("min"))
             rows.append(
                 (
                     self._name,
@@ -239,6 +266,12 @@ def _reported(value: object) -> float | None:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
+
+
+def _dearest(value: object) -> float:
+    """A network's fee for ranking: one not stated as a finite number ranks dearest."""
+    fee = _reported(value)
+    return fee if fee is not None and math.isfinite(fee) else math.inf
 
 
 def _flag(value: object) -> bool | None:

@@ -11,11 +11,16 @@ For the pairs of the universe (lake symbols, ``BTC/USDT``) at the decision time 
 * **arbitrage** — the last 1 h candle of the pair closed by ``t`` on each configured venue's
   lake series, as one quote per venue stamped at its close (no order book in the lake: the
   spread is not modelled; the agent nets each venue's taker fee). A venue without such a candle
-  is named in the abstention.
+  is named in the abstention. Kraken quotes its liquid book in USD: its ``BASE/USD`` close is
+  converted into USDT with Kraken's own ``USDT/USD`` candle of the same hour (ingested hourly
+  beside its universe), never compared with a USDT price as if equal; without that candle (or
+  with one of another hour) Kraken is named as not compared, with the reason.
 * **withdrawals** — each venue's latest withdrawal constraints of the pair's coin observed in
   the 2 days before ``t`` (``dataset=withdrawals``), for the arbitrage agent's transfers; a
   coin a venue reported nothing for is unseen (the agent abstains on routes through it,
-  saying so). A replay deployment has none recorded (``withdrawals_unavailable``): the agent
+  saying so, with the reason the venue's last withdrawals run recorded when it could not read
+  the venue in that window: no read-only keys for Binance's signed-only currency data, the
+  venue's error). A replay deployment has none recorded (``withdrawals_unavailable``): the agent
   then votes saying the constraints are unknown.
 * **sentiment** — the index readings in the lake (``dataset=sentiment``), those of days that had
   ended by ``t``'s day only (the reading dated D from D + 1 on), exactly as the recorded data is
@@ -42,6 +47,7 @@ from cryptosmarttrader.domain.agents.registry import MarketState
 from cryptosmarttrader.domain.agents.sentiment import SentimentReading
 from cryptosmarttrader.domain.market import DAY_MS, OHLCV_SCHEMA, TIMEFRAME_MS
 from cryptosmarttrader.domain.types import utc_from_ms
+from cryptosmarttrader.services.agent_ingest import spot_quote, usdt_rate_pair
 
 __all__ = ["LakeAgentData"]
 
@@ -76,9 +82,10 @@ class LakeAgentData:
     def state(self, universe: pl.DataFrame, asof_ms: int) -> MarketState:
         pairs = universe.filter(pl.col("ts") <= asof_ms)["symbol"].unique().sort().to_list()
         readings, unavailable = self._sentiment(asof_ms)
+        rates = {v: self._rate(v, asof_ms) for v in self.venues if usdt_rate_pair(v)}
         with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(pairs)))) as pool:
             per_pair = dict(
-                zip(pairs, pool.map(lambda p: self._pair(p, asof_ms), pairs), strict=True)
+                zip(pairs, pool.map(lambda p: self._pair(p, asof_ms, rates), pairs), strict=True)
             )
         funding_notes: dict[str, str] = {}
         arb_notes: dict[str, str] = {}
@@ -102,11 +109,66 @@ class LakeAgentData:
             sentiment_unavailable=unavailable,
             withdrawals=None if self.withdrawals_unavailable else self._withdrawals(pairs, asof_ms),
             withdrawals_unavailable=self.withdrawals_unavailable,
+            withdrawals_missing={} if self.withdrawals_unavailable else self._missing(asof_ms),
             aliases={p: p for p in pairs},
             abstain_notes={funding.AGENT: funding_notes, arbitrage.AGENT: arb_notes},
         )
 
-    def _pair(self, pair: str, asof_ms: int) -> _PairInputs:
+    def _rate(self, venue: str, asof_ms: int) -> tuple[int, float] | None:
+        """(open time, close) of the venue's last complete ``USDT/<quote>`` 1 h candle by
+        ``asof_ms`` (2 days back), or None."""
+        asof = utc_from_ms(asof_ms)
+        rate = usdt_rate_pair(venue)
+        assert rate is not None
+        bars = self.lake.read_candles(venue, "1h", rate, asof - _QUOTE_LOOKBACK, asof)
+        last = bars.filter(pl.col("ts") + _HOUR_MS <= asof_ms).tail(1)
+        if last.is_empty():
+            return None
+        return int(last["ts"][0]), float(last["close"][0])
+
+    def _quote(
+        self,
+        venue: str,
+        pair: str,
+        asof_ms: int,
+        rates: Mapping[str, tuple[int, float] | None],
+    ) -> pl.DataFrame | str:
+        """The venue's quote of ``pair`` in the pair's quote currency (its last complete 1 h
+        close, stamped at the close), or why there is none."""
+        asof = utc_from_ms(asof_ms)
+        base, _, quote = pair.partition("/")
+        own = spot_quote(venue)
+        rate_pair = usdt_rate_pair(venue)
+        if own == quote:
+            series, convert = pair, False
+        elif quote == "USDT" and rate_pair is not None:
+            series, convert = f"{base}/{own}", True
+        else:
+            return f"{venue}: quotes {own}, not {quote}: its prices are not compared"
+        bars = self.lake.read_candles(venue, "1h", series, asof - _QUOTE_LOOKBACK, asof)
+        last = bars.filter(pl.col("ts") + _HOUR_MS <= asof_ms).tail(1)
+        if last.is_empty():
+            return f"{venue}: no complete 1h candle in the lake in the 2 days before"
+        price = pl.col("close")
+        if convert:
+            rate = rates.get(venue)
+            if rate is None or rate[0] != int(last["ts"][0]) or not rate[1] > 0:
+                return (
+                    f"{venue}: no {rate_pair} candle of the same hour in the lake to convert "
+                    f"its {own} price into USDT (a {own} price is never taken for a USDT one)"
+                )
+            price = pl.col("close") / rate[1]
+        return last.select(
+            exchange=pl.lit(venue),
+            symbol=pl.lit(pair),
+            bid=price,
+            ask=price,
+            ts=pl.col("ts") + _HOUR_MS,
+        )
+
+    def _pair(
+        self, pair: str, asof_ms: int, usdt_rates: Mapping[str, tuple[int, float] | None]
+    ) -> _PairInputs:
         asof = utc_from_ms(asof_ms)
         since = asof - _FUNDING_LOOKBACK
         rates = self.inputs.read_funding(self.home, pair, since, asof)
@@ -119,20 +181,11 @@ class LakeAgentData:
         quotes: list[pl.DataFrame] = []
         missing: list[str] = []
         for venue in self.venues:
-            bars = self.lake.read_candles(venue, "1h", pair, asof - _QUOTE_LOOKBACK, asof)
-            last = bars.filter(pl.col("ts") + _HOUR_MS <= asof_ms).tail(1)
-            if last.is_empty():
-                missing.append(f"{venue}: no complete 1h candle in the lake in the 2 days before")
-                continue
-            quotes.append(
-                last.select(
-                    exchange=pl.lit(venue),
-                    symbol=pl.lit(pair),
-                    bid=pl.col("close"),
-                    ask=pl.col("close"),
-                    ts=pl.col("ts") + _HOUR_MS,
-                )
-            )
+            got = self._quote(venue, pair, asof_ms, usdt_rates)
+            if isinstance(got, str):
+                missing.append(got)
+            else:
+                quotes.append(got)
         return _PairInputs(
             rates.with_columns(symbol=pl.lit(pair)),
             mark.with_columns(symbol=pl.lit(pair)),
@@ -157,6 +210,17 @@ class LakeAgentData:
                 .select(list(arbitrage.WITHDRAWAL_SCHEMA))
             )
         return _concat(frames, arbitrage.WITHDRAWAL_SCHEMA)
+
+    def _missing(self, asof_ms: int) -> dict[str, str]:
+        """venue → why its last withdrawals run (in the window, not after ``asof_ms``) could
+        not read its constraints."""
+        oldest = asof_ms - int(_WITHDRAWAL_LOOKBACK / timedelta(milliseconds=1))
+        out: dict[str, str] = {}
+        for venue in self.venues:
+            status = self.inputs.read_withdrawal_status(venue)
+            if status is not None and status[1] is not None and oldest <= status[0] <= asof_ms:
+                out[venue] = status[1]
+        return out
 
     def _sentiment(self, asof_ms: int) -> tuple[tuple[SentimentReading, ...] | None, str | None]:
         day_start = asof_ms - asof_ms % DAY_MS

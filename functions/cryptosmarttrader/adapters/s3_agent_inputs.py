@@ -9,7 +9,11 @@ Layout:
   (``ts`` = the day the index names, 00:00 UTC; ``value`` 0-100; ``classification``);
 * ``dataset=withdrawals/exchange=<ex>/month=<YYYY-MM>/part.parquet``: each observation of the
   venue's withdrawal constraints (``WITHDRAWAL_SCHEMA``, ``symbol`` = the coin code ``BTC``,
-  ``ts`` = when observed), merged on (coin, ts).
+  ``ts`` = when observed), merged on (coin, ts);
+* ``dataset=withdrawals/exchange=<ex>/status.json``: the venue's last withdrawals run,
+  ``{"observed_ms": ..., "reason": ...}``: ``reason`` says why the venue's constraints could
+  not be read then (no read-only keys for a venue that serves them to signed requests only,
+  the venue's error), null when they were.
 
 A write merges into its object (union, the newer row wins on ``ts``) and is skipped when the
 bytes would not change, so a rerun writes nothing. Reads are cut to ``start <= ts <= end``.
@@ -20,6 +24,7 @@ exchange label ``<exchange>-mark``.
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Final
@@ -42,6 +47,7 @@ __all__ = [
     "mark_exchange",
     "sentiment_key",
     "withdrawals_key",
+    "withdrawals_status_key",
 ]
 
 SENTIMENT_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -73,6 +79,10 @@ def funding_key(exchange: str, symbol: str, month: date) -> str:
 
 def withdrawals_key(exchange: str, month: date) -> str:
     return f"dataset=withdrawals/exchange={_name('exchange', exchange)}/month={month:%Y-%m}/{_PART}"
+
+
+def withdrawals_status_key(exchange: str) -> str:
+    return f"dataset=withdrawals/exchange={_name('exchange', exchange)}/status.json"
 
 
 def sentiment_key(source: str, year: int) -> str:
@@ -181,6 +191,33 @@ class S3AgentInputs:
             .unique(subset=["symbol", "ts"], keep="last")
             .sort("symbol", "ts")
         )
+
+    def write_withdrawal_status(self, exchange: str, observed_ms: int, reason: str | None) -> None:
+        """The venue's last withdrawals run: why its constraints could not be read (None: they
+        were)."""
+        key = withdrawals_status_key(exchange)
+        body = json.dumps({"observed_ms": observed_ms, "reason": reason}).encode()
+        try:
+            self._client.put_object(
+                Bucket=self._bucket, Key=key, Body=body, ContentType="application/json"
+            )
+        except ClientError as exc:
+            raise LakeError(f"put s3://{self._bucket}/{key} failed: {exc}") from exc
+
+    def read_withdrawal_status(self, exchange: str) -> tuple[int, str | None] | None:
+        """(when observed, why unreadable or None) of the venue's last withdrawals run; None
+        when no run has recorded one (or the record cannot be parsed)."""
+        body = self._get(withdrawals_status_key(exchange))
+        if body is None:
+            return None
+        try:
+            item = json.loads(body)
+            observed, reason = item["observed_ms"], item["reason"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(observed, int) or not (reason is None or isinstance(reason, str)):
+            return None
+        return observed, reason
 
     # ------------------------------------------------------------------ S3 plumbing
     def _merge(

@@ -2,12 +2,15 @@
 need beside the candles. The events (each rule's constant input):
 
 * ``{"exchange": ..., "timeframe": ...}``: closed candles of the exchange's liquid universe
-  (``"symbols": [...]`` names the pairs instead);
+  (``"symbols": [...]`` names the pairs instead); Kraken's hourly run adds its ``USDT/USD``
+  market, the rate the arbitrage agent converts Kraken's USD prices with;
 * ``{"dataset": "universe", "exchange": ...}``: select the universe anew: every active spot
   pair quoted in ``quote`` (USDT; USD on Kraken) whose 24 h quote volume reaches
   ``min_quote_volume_usd``, from the venue's markets and tickers (services/agent_ingest.py),
   then its coins' withdrawal constraints (fee, minimum, suspensions: ccxt
-  ``fetch_currencies``) into the lake;
+  ``fetch_currencies``) into the lake, signed with the exchange's read-only keys
+  (``CST_READ_ONLY_SECRETS``: Binance serves that data to signed requests only; without keys
+  the run records why, and the arbitrage agent abstains on Binance's routes saying so);
 * ``{"dataset": "market_caps", "exchange": ...}``: market caps of the universe's coins
   (CoinGecko ``/coins/markets`` live, the recorded CoinGecko CSVs on a replay);
 * ``{"dataset": "funding", "exchange": ...}``: perpetual funding rates and 8 h mark candles of
@@ -43,6 +46,7 @@ from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.clock import Clock, FixedClock
+from cryptosmarttrader.domain.quality import QualityConfig
 from cryptosmarttrader.domain.types import DomainError, Symbol
 from cryptosmarttrader.handlers._common import (
     Refused,
@@ -57,14 +61,17 @@ from cryptosmarttrader.handlers._common import (
 )
 from cryptosmarttrader.ports import MarketCapSource
 from cryptosmarttrader.services.agent_ingest import (
+    PEGGED_QUALITY,
     FundingIngestService,
     SentimentIngestService,
     SentimentRejectedError,
     UniverseRule,
     UniverseService,
     spot_quote,
+    usdt_rate_pair,
 )
 from cryptosmarttrader.services.ingest import (
+    INGEST_QUALITY,
     CandleSource,
     IngestConfig,
     IngestService,
@@ -76,6 +83,7 @@ if TYPE_CHECKING:
     from cryptosmarttrader.adapters.ccxt_agent_feeds import CcxtVenueFeeds
     from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
     from cryptosmarttrader.adapters.recorded_venue import RecordedVenue
+    from cryptosmarttrader.adapters.secrets import ReadOnlyKeys
     from cryptosmarttrader.domain.agents.sentiment import SentimentSource
 
 logger = make_logger("ingest")
@@ -307,7 +315,9 @@ def _market_cap_service(
 
 
 def _service(
-    request: IngestRequest | FundingRequest, source: CandleSource | None = None
+    request: IngestRequest | FundingRequest,
+    source: CandleSource | None = None,
+    quality: QualityConfig = INGEST_QUALITY,
 ) -> tuple[IngestService, Clock]:
     res, clients = resources(), aws_clients()
     recorded = trading_settings().data_source == "recorded"
@@ -321,7 +331,8 @@ def _service(
         # a new series starts 1000 bars back, live or replayed (a replay deployment ingests as
         # a live one does); the event's initial_lookback_bars asks for more or fewer
         config=IngestConfig(
-            initial_lookback_bars=getattr(request, "initial_lookback_bars", None) or 1000
+            initial_lookback_bars=getattr(request, "initial_lookback_bars", None) or 1000,
+            quality=quality,
         ),
     )
     return service, clock
@@ -360,6 +371,15 @@ def _candles(payload: dict[str, Any]) -> dict[str, Any]:
     service, clock = _service(request)
     symbols = _universe(request.exchange, clock, request.symbols)
     report = service.run(request.exchange, request.timeframe, symbols)
+    rate = usdt_rate_pair(request.exchange)
+    rate_report = None
+    if request.symbols is None and request.timeframe == "1h" and rate is not None:
+        # the venue's USD→USDT rate at each hour (a stablecoin pair, never in the universe):
+        # the arbitrage agent converts the venue's USD prices with it. A peg's closes repeat
+        # for hours, so a long run of identical closes is not rejected here (every other rule
+        # of the gate holds)
+        rate_service, _ = _service(request, quality=PEGGED_QUALITY)
+        rate_report = rate_service.run(request.exchange, "1h", [rate])
     metrics.add_metric(name="IngestRuns", unit=MetricUnit.Count, value=1)
     logger.info(
         "ingest complete",
@@ -373,7 +393,10 @@ def _candles(payload: dict[str, Any]) -> dict[str, Any]:
             "rejected": {o.symbol: o.reason for o in report.outcomes if o.status == "rejected"},
         },
     )
-    return {"status": "ok", "report": report.to_dict()}
+    out = report.to_dict()
+    if rate_report is not None:
+        out["usdt_rate"] = rate_report.to_dict()
+    return {"status": "ok", "report": out}
 
 
 def _market_caps(payload: dict[str, Any]) -> dict[str, Any]:
@@ -428,15 +451,56 @@ def _withdrawals(exchange: str, pairs: tuple[str, ...], clock: Clock) -> dict[st
     from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
     from cryptosmarttrader.services.agent_ingest import WithdrawalIngestService
 
+    feeds, unavailable = _currency_feeds(exchange)
     report = WithdrawalIngestService(
-        _ccxt_feeds(exchange),
+        feeds,
         S3AgentInputs(resources().lake_bucket, aws_clients().s3),
         DynamoStateStore(resources().state_table, aws_clients().dynamodb),
         clock,
-    ).run(exchange, pairs)
+    ).run(exchange, pairs, unavailable)
     if report.status != "ok" or report.rejected:
         logger.warning("withdrawal constraints incomplete", extra=report.to_dict())
     return report.to_dict()
+
+
+@cache
+def _read_only_reader(region: str, endpoint: str | None, max_age: int) -> ReadOnlyKeys:
+    """One reader per execution environment: its cache (``max_age``) outlives an invocation."""
+    from cryptosmarttrader.adapters.secrets import ReadOnlyKeys, secrets_client
+    from cryptosmarttrader.settings import AwsResources
+
+    client = secrets_client(AwsResources(region=region, aws_endpoint_url=endpoint))
+    return ReadOnlyKeys(client, max_age_seconds=max_age)
+
+
+def _currency_feeds(exchange: str) -> tuple[CcxtVenueFeeds, str | None]:
+    """The client that reads ``exchange``'s currency data, and why it cannot when it cannot:
+    signed with the exchange's read-only keys (``CST_READ_ONLY_SECRETS``) when its secret holds
+    them (a new client each run: a rotated key is used within the reader's cache age), else the
+    public client, which a venue that serves that data to signed requests only (Binance)
+    answers with nothing: the run then records why instead of asking."""
+    from cryptosmarttrader.adapters.ccxt_agent_feeds import CcxtVenueFeeds, no_read_only_keys
+    from cryptosmarttrader.adapters.secrets import CredentialsUnavailableError
+    from cryptosmarttrader.settings import ReadOnlyKeySettings
+
+    settings = ReadOnlyKeySettings()
+    name = settings.read_only_secrets.get(exchange)  # type: ignore[call-overload]
+    unreadable: str | None = None
+    if name is not None:
+        res = resources()
+        reader = _read_only_reader(res.region, res.aws_endpoint_url, settings.credentials_max_age)
+        try:
+            keys = reader.get(name)
+        except CredentialsUnavailableError as exc:
+            keys, unreadable = None, f"{exchange}: {exc}"
+        if keys is not None:
+            return CcxtVenueFeeds.create(exchange, SystemClock(), keys.ccxt_config()), None
+    signed_only = no_read_only_keys(exchange)
+    if signed_only is None:
+        return _ccxt_feeds(exchange), None
+    if unreadable is not None:
+        logger.error("read-only keys unreadable", extra={"reason": unreadable})
+    return _ccxt_feeds(exchange), unreadable or signed_only
 
 
 def _funding(payload: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,10 @@ exchange, perpetual funding rates and mark prices, and the sentiment index.
   the universe's withdrawal and deposit state, withdrawal fee and minimum on the venue, as the
   venue reports them now (a fee or minimum that is negative or not finite rejects that coin's
   row with the reason; a venue that reports nothing leaves its coins unseen, never guessed).
+  A venue that serves its currency data to signed requests only (Binance) is asked with the
+  ingest function's read-only keys; without them the run records the stated reason (and the
+  venue's error when it answers with one) beside the dataset, and the arbitrage agent
+  abstains on every route through that venue with it.
 * **Sentiment** (:class:`SentimentIngestService`): the index's daily readings after the
   watermark (a value outside 0-100, a reading in the future or two readings of one day reject
   the run with the reason). An unreachable source is an error of the run, with the reason; the
@@ -40,9 +44,11 @@ from cryptosmarttrader.domain.agents.sentiment import SentimentReading
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import ExchangeError
 from cryptosmarttrader.domain.market import DAY_MS
+from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import ms_from_utc
 from cryptosmarttrader.domain.universe import pair_exclusion
 from cryptosmarttrader.services.ingest import (
+    INGEST_QUALITY,
     WATERMARK_PK,
     CandleSource,
     IngestReport,
@@ -52,6 +58,7 @@ from cryptosmarttrader.services.ingest import (
 )
 
 __all__ = [
+    "PEGGED_QUALITY",
     "UNIVERSE_PK",
     "FundingIngestService",
     "FundingReport",
@@ -68,6 +75,7 @@ __all__ = [
     "WithdrawalReport",
     "select_universe",
     "spot_quote",
+    "usdt_rate_pair",
 ]
 
 UNIVERSE_PK: Final = "ingest#universe"
@@ -120,6 +128,19 @@ SPOT_QUOTES: Final[Mapping[str, str]] = {"kraken": "USD"}
 def spot_quote(exchange: str) -> str:
     """The quote currency of ``exchange``'s liquid universe (``USD`` on Kraken, else ``USDT``)."""
     return SPOT_QUOTES.get(exchange, "USDT")
+
+
+# The gate of a pegged rate's candles (USDT/USD): a peg's closes repeat for many hours, so a
+# run of identical closes is never an error there; every other rule holds.
+PEGGED_QUALITY: Final = INGEST_QUALITY.model_copy(update={"stale_error_run": 10**9})
+
+
+def usdt_rate_pair(exchange: str) -> str | None:
+    """The venue's own market that converts its universe's quote into USDT (``USDT/USD`` on
+    Kraken), ingested hourly beside its universe so the arbitrage agent can compare its USD
+    prices with the other venues' USDT ones at the same hour; None when it quotes USDT."""
+    quote = spot_quote(exchange)
+    return None if quote == "USDT" else f"USDT/{quote}"
 
 
 @dataclass(frozen=True)
@@ -417,6 +438,10 @@ class WithdrawalVenue(Protocol):
 class WithdrawalStore(Protocol):
     def write_withdrawals(self, frame: pl.DataFrame, exchange: str) -> list[str]: ...
 
+    def write_withdrawal_status(
+        self, exchange: str, observed_ms: int, reason: str | None
+    ) -> None: ...
+
 
 @dataclass
 class WithdrawalReport:
@@ -425,7 +450,7 @@ class WithdrawalReport:
     ingested: int = 0
     unseen: list[str] = field(default_factory=list)  # coins the venue reported nothing for
     rejected: dict[str, str] = field(default_factory=dict)
-    status: str = "ok"  # ok | exchange_error
+    status: str = "ok"  # ok | exchange_error | unavailable (no keys for signed-only data)
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -453,15 +478,28 @@ class WithdrawalIngestService:
     state: StateStore
     clock: Clock
 
-    def run(self, exchange: str, pairs: Sequence[str]) -> WithdrawalReport:
+    def run(
+        self, exchange: str, pairs: Sequence[str], unavailable: str | None = None
+    ) -> WithdrawalReport:
+        """``unavailable``: why the venue cannot be asked (no read-only keys for a venue that
+        serves its currency data to signed requests only): recorded, nothing else written,
+        the agent abstains on routes through the venue with that reason."""
         coins = sorted({p.partition("/")[0] for p in pairs})
         report = WithdrawalReport(exchange, len(coins))
+        now_ms = ms_from_utc(self.clock.now())
+        if unavailable is not None:
+            report.status, report.reason, report.unseen = "unavailable", unavailable, coins
+            self.store.write_withdrawal_status(exchange, now_ms, sanitize_text(unavailable))
+            return report
         try:
             frame = self.venue.withdrawal_constraints(coins)
         except ExchangeError as exc:
             report.status, report.reason = "exchange_error", str(exc)
+            why = sanitize_text(f"{exchange}: currency data unavailable: {exc}")
+            self.store.write_withdrawal_status(exchange, now_ms, why)
             return report
-        report.rejected = gate_withdrawals(frame, ms_from_utc(self.clock.now()))
+        self.store.write_withdrawal_status(exchange, now_ms, None)
+        report.rejected = gate_withdrawals(frame, now_ms)
         clean = frame.filter(~pl.col("symbol").is_in(list(report.rejected)))
         report.unseen = sorted(set(coins) - set(frame["symbol"].to_list()))
         if clean.is_empty():

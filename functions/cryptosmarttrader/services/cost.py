@@ -606,7 +606,12 @@ def estimate(template: Mapping[str, Any]) -> Estimate:
             len(secrets),
             "secrets",
             len(secrets) * PRICES["secret"].usd,
-            "exchange keys are not created by the stack (paper trading only)",
+            (
+                "exchange API keys: the ingest function's read-only keys (`read_only_keys`) and, "
+                "with venue_mode testnet or live, the execution function's trading keys"
+            )
+            if secrets
+            else "exchange keys are not created by the stack (paper trading only)",
         )
     )
     apis = _resources(template, "AWS::ApiGateway::RestApi")

@@ -30,7 +30,8 @@ old and the amount bought with ``trade_notional`` reaches A's minimum; its net i
 The vote's edge also pays the cheapest feasible route's withdrawal fee in the direction of the
 deviation (into the execution venue when it is richer, out of it when it is cheaper); with no
 feasible route in that direction the agent abstains and names what blocks each route (a
-suspension, a minimum, a fee or a constraint not seen). Without ``withdrawals`` (``None``: the
+suspension, a minimum, a fee or a constraint not seen, with the reason the ingest stated for
+a venue it could not read, ``withdrawals_missing``). Without ``withdrawals`` (``None``: the
 source has no such data, e.g. recorded history) every vote states
 ``withdrawal constraints unknown: <why>`` and its spread is net of taker fees only (an upper
 bound); no fee is ever assumed.
@@ -105,7 +106,11 @@ def _quote_status(asof_ms: int, c: ArbitrageConfig) -> pl.Expr:
 
 
 def _routes(
-    fresh: pl.DataFrame, withdrawals: pl.DataFrame | None, asof_ms: int, c: ArbitrageConfig
+    fresh: pl.DataFrame,
+    withdrawals: pl.DataFrame | None,
+    asof_ms: int,
+    c: ArbitrageConfig,
+    missing: Mapping[str, str],
 ) -> pl.DataFrame:
     """Every ordered venue pair of a symbol with fresh quotes: its net and, when withdrawal
     data is given, ``blocked`` (why coins cannot move that way, null when they can) and
@@ -130,10 +135,18 @@ def _routes(
         w_ts="ts",
     )
     into = w.select("symbol", sell_on="exchange", d_enabled="deposit_enabled", d_ts="ts")
+    why = pl.DataFrame(
+        {"venue": list(missing), "why": list(missing.values())},
+        schema={"venue": pl.String, "why": pl.String},
+    )
+    out_why = why.select(buy_on="venue", out_missing="why")
+    in_why = why.select(sell_on="venue", in_missing="why")
     oldest = asof_ms - c.max_constraint_age_ms
     qty = c.trade_notional / (pl.col("ask") * (1 + pl.col("buy_fee")))
     blocked = (
-        pl.when(pl.col("w_ts").is_null())
+        pl.when(pl.col("w_ts").is_null() & pl.col("out_missing").is_not_null())
+        .then("out_missing")
+        .when(pl.col("w_ts").is_null())
         .then(pl.format("no withdrawal data for {}", "buy_on"))
         .when(pl.col("w_ts") < oldest)
         .then(pl.format("withdrawal data of {} is stale", "buy_on"))
@@ -143,6 +156,8 @@ def _routes(
         .then(pl.format("withdrawals suspended on {}", "buy_on"))
         .when(pl.col("w_fee").is_null())
         .then(pl.format("{} reports no withdrawal fee", "buy_on"))
+        .when(pl.col("d_ts").is_null() & pl.col("in_missing").is_not_null())
+        .then("in_missing")
         .when(pl.col("d_ts").is_null() | (pl.col("d_ts") < oldest))
         .then(pl.format("no current deposit data for {}", "sell_on"))
         .when(pl.col("d_enabled").is_null())
@@ -158,6 +173,8 @@ def _routes(
     return (
         routes.join(out_of, on=["symbol", "buy_on"], how="left")
         .join(into, on=["symbol", "sell_on"], how="left")
+        .join(out_why, on="buy_on", how="left")
+        .join(in_why, on="sell_on", how="left")
         .with_columns(blocked=blocked)
         .with_columns(
             net=pl.when(pl.col("blocked").is_null()).then(
@@ -179,10 +196,13 @@ def arbitrage_votes(
     config: ArbitrageConfig = ArbitrageConfig(),
     withdrawals: pl.DataFrame | None = None,
     withdrawals_unavailable: str | None = None,
+    withdrawals_missing: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """One vote or abstention per symbol in ``symbols``. ``withdrawals`` (``WITHDRAWAL_SCHEMA``)
     makes every route pay its transfer; ``None`` means the source has none, and every vote says
-    so with ``withdrawals_unavailable``."""
+    so with ``withdrawals_unavailable``. ``withdrawals_missing`` (venue → why its constraints
+    could not be read, e.g. no read-only keys for a venue that serves them to signed requests
+    only) names that reason on each route through the venue that has no constraint."""
     if not symbols:
         return empty_votes()
     c = config
@@ -203,7 +223,7 @@ def arbitrage_votes(
         .with_columns(mid=(pl.col("bid") + pl.col("ask")) / 2)
     )
     fresh = quotes.filter(pl.col("status").is_null())
-    routes = _routes(fresh, withdrawals, asof_ms, c)
+    routes = _routes(fresh, withdrawals, asof_ms, c, withdrawals_missing or {})
     feasible = routes.filter(pl.col("blocked").is_null())
     best = (
         feasible.sort("net", descending=True)

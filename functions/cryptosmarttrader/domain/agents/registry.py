@@ -54,6 +54,8 @@ class MarketState:
     # coin; None when the source has none (``withdrawals_unavailable`` says why)
     withdrawals: pl.DataFrame | None = None
     withdrawals_unavailable: str | None = None
+    # venue → why its withdrawal constraints could not be read (stated by the ingest)
+    withdrawals_missing: Mapping[str, str] = field(default_factory=dict)
     funding: pl.DataFrame | None = None  # funding.FUNDING_SCHEMA
     mark: pl.DataFrame | None = None  # perpetual mark-price OHLCV_SCHEMA, 8h
     depth: pl.DataFrame | None = None  # liquidity.DEPTH_SCHEMA
@@ -147,6 +149,7 @@ def _arbitrage(i: AgentInputs, c: AgentConfigs) -> pl.DataFrame:
         c.arbitrage,
         _upto(i.state.withdrawals, i.asof_ms, i.state.aliases),
         i.state.withdrawals_unavailable,
+        i.state.withdrawals_missing,
     )
 
 
