@@ -34,6 +34,7 @@ from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import RetryPolicy
+from cryptosmarttrader.domain.exit_rule import ExitRule
 from cryptosmarttrader.domain.orders import (
     Intent,
     OrderIntent,
@@ -46,6 +47,7 @@ from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol
 from cryptosmarttrader.domain.venue import VenueMode
 from cryptosmarttrader.services.execution import CLOSED_AT_VENUE, ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
+from cryptosmarttrader.services.trading_cycle import TradingCycle
 from cryptosmarttrader.settings import AwsResources
 from cst_devtools.fake_binance import FakeBinance, serve
 from cst_devtools.local_aws import ensure_resources
@@ -254,6 +256,27 @@ def test_live_venue_a_timeout_placing_the_stop_is_reconciled_by_client_id_never_
     assert record["status"] == OrderStatus.ACCEPTED.value
 
 
+def test_live_venue_a_stop_refused_by_the_rate_limit_is_placed_by_the_next_cycle_once(
+    rig: Rig,
+) -> None:
+    service = rig.service()
+    _entry(service)
+    # Given the venue answers the stop's create with a 429 (before any matching)
+    rig.fake.fail_next("POST", "/api/v3/order", "rate_limit")
+    note = service.protect_positions({BTC.value: STOP})
+    # Then it is settled as not placed (EXPIRED, never re-sent) and the next cycle places the
+    # next attempt, once
+    assert "EXPIRED" in note[BTC.value] and "not placed" in note[BTC.value]
+    rig.service().protect_positions({BTC.value: STOP})
+    rig.service().protect_positions({BTC.value: STOP})
+    sent = rig.sent("POST", "STOP_LOSS_LIMIT")
+    assert len(sent) == 2 and sent[0]["newClientOrderId"] != sent[1]["newClientOrderId"]
+    resting = [o for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]
+    assert [o["status"] for o in resting] == ["NEW"]
+    statuses = sorted(o["status"] for o in rig.orders(Intent.PROTECT))
+    assert statuses == [OrderStatus.ACCEPTED.value, OrderStatus.EXPIRED.value]
+
+
 def test_live_venue_a_stop_lost_in_flight_stays_submitted_and_is_never_duplicated(
     rig: Rig,
 ) -> None:
@@ -430,3 +453,86 @@ def test_live_venue_a_close_the_risk_guard_refuses_leaves_the_stop_resting(rig: 
     assert rig.sent("DELETE") == []
     (stop,) = rig.orders(Intent.PROTECT)
     assert stop["status"] == OrderStatus.ACCEPTED.value
+
+
+# -- through the hourly trading cycle ---------------------------------------------------------
+
+
+def _cycle(rig: Rig, market: RecordedMarketData, rule: ExitRule) -> TradingCycle:
+    service = rig.service()
+    return TradingCycle(
+        execution=service,
+        risk=service.risk,  # type: ignore[arg-type]
+        market=market,
+        metrics=rig.metrics,
+        starting_equity=Decimal("10000"),
+        exit_rule=rule,
+        balances=rig.venue,
+    )
+
+
+def test_live_venue_the_cycle_protects_a_position_and_books_the_stop_the_venue_filled(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given an entry filled at the 10:00 open (31397.68) and an exit rule stopping at -1.3 %
+    rule = ExitRule(stop_loss=0.013)
+    _entry(rig.service())
+    # When the next hourly cycles run
+    rig.clock.advance(timedelta(minutes=10))
+    first = _cycle(rig, market, rule).run()
+    rig.clock.advance(timedelta(hours=1))
+    second = _cycle(rig, market, rule).run()
+    # Then one stop rests at the rule's stop price on the entry, for what is held
+    assert "ACCEPTED" in first.protective_stops[BTC.value], first.protective_stops
+    assert "protected by stop" in second.protective_stops[BTC.value]
+    # and a resting stop does not leave the coin (or the cash) unjudged by the balance check
+    assert "not judged" not in second.balance_check, second.balance_check
+    (stop,) = rig.sent("POST", "STOP_LOSS_LIMIT")
+    assert stop["quantity"] == "0.02997"
+    assert stop["stopPrice"] == "30989.51"  # 31397.68 * (1 - 0.013), down onto the tick
+    # When the 14:00 bar (low 30819.98) has closed and the next cycle runs
+    rig.clock.advance(timedelta(hours=4))
+    third = _cycle(rig, market, rule).run()
+    # Then the venue's fill is booked (position closed), and nothing is sold again
+    assert third.positions == {} or third.positions.get(BTC.value, 0) == 0, third
+    assert third.fills_applied + third.updated >= 1
+    rig.clock.advance(timedelta(hours=1))
+    fourth = _cycle(rig, market, rule).run()
+    assert fourth.exits_by_rule == 0 and fourth.flattened == 0
+    assert len(rig.sent("POST")) == 2  # the entry and the stop
+    (record,) = rig.orders(Intent.PROTECT)
+    assert record["status"] == OrderStatus.FILLED.value
+    assert third.balance_drift == [] and fourth.balance_drift == []
+
+
+class _LateBalances:
+    """The venue's balances read after the market moved on (the stop triggers in between)."""
+
+    def __init__(self, rig: Rig, after: timedelta) -> None:
+        self.rig, self.after, self.reads = rig, after, 0
+
+    def fetch_balances(self) -> dict[str, Decimal | None]:
+        if self.reads == 0:
+            self.rig.clock.advance(self.after)
+        self.reads += 1
+        return self.rig.venue.fetch_balances()
+
+
+def test_live_venue_a_stop_filled_between_the_reconcile_and_the_balance_read_is_no_drift(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    rule = ExitRule(stop_loss=0.013)
+    _entry(rig.service())
+    rig.clock.advance(timedelta(minutes=10))
+    _cycle(rig, market, rule).run()  # the stop is placed
+    # When the next cycle reconciles at 11:10 but reads the balances after the 14:00 bar
+    # closed (the stop sold the BTC on the venue in between)
+    rig.clock.advance(timedelta(hours=1))
+    cycle = _cycle(rig, market, rule)
+    cycle.balances = _LateBalances(rig, timedelta(hours=4))
+    report = cycle.run()
+    # Then the second read booked the stop's fill first: no drift, the guard stays NORMAL
+    assert report.balance_drift == [], report.balance_check
+    assert report.risk_level == "NORMAL"
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.FILLED.value

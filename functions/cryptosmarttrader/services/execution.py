@@ -38,7 +38,7 @@ filled quantity it has applied per client order ID.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -759,9 +759,10 @@ class ExecutionService:
             )
         except OrderStateUnknownError as exc:
             self._exchange_error()
-            result = self._reconcile_after_timeout(
-                coid, Symbol(symbol), str(exc), rate_limited=exc.rate_limited
-            )
+            if exc.rate_limited:
+                result = self._protective_not_placed(coid, Symbol(symbol), str(exc))
+            else:
+                result = self._reconcile_after_timeout(coid, Symbol(symbol), str(exc))
         except InvalidPayloadError as exc:
             result = self._reconcile_after_timeout(
                 coid, Symbol(symbol), f"unreadable acknowledgement: {exc}"
@@ -771,12 +772,55 @@ class ExecutionService:
         else:
             self.consecutive_exchange_errors = 0
             result = self._result(self._apply(coid, placed))
-        if result.status not in {_S.REJECTED.value, "rejected"}:
+        if result.status not in {_S.REJECTED.value, _S.EXPIRED.value}:
             self.metrics.add("ProtectiveStopsPlaced", 1)
         return (
             f"protective stop {coid.value} for {qty} at {stop} (limit {limit}): "
             f"{result.status}" + (f" ({result.reason})" if result.reason != "sent" else "")
         )
+
+    def _protective_not_placed(
+        self, coid: ClientOrderId, symbol: Symbol, what: str
+    ) -> ExecutionResult:
+        """A protective stop's create refused by the venue's rate limit (HTTP 429: answered
+        before any matching, nothing in flight): looked up by client ID; not there, it was not
+        placed and is EXPIRED (not REJECTED, which ends the walk for this position state for
+        good): the next cycle places the next attempt."""
+        try:
+            found = self.exchange.fetch_order_by_client_id(symbol, coid)
+        except ExchangeError as lookup:
+            self._exchange_error()
+            return ExecutionResult(
+                coid.value,
+                _S.SUBMITTED.value,
+                f"{what}; lookup failed ({lookup}): left SUBMITTED for reconcile",
+            )
+        if found is not None:
+            return self._result(self._apply(coid, found))
+        why = f"{what}; the venue holds no order with this client id: not placed"
+        self.orders.update_status(
+            coid.value, _S.SUBMITTED, _S.EXPIRED, at=self.clock.now(),
+            fields={"expire_reason": why},
+        )  # fmt: skip
+        self._forget(coid.value)
+        return ExecutionResult(coid.value, _S.EXPIRED.value, why)
+
+    def refresh_protective(self, assets: Collection[str]) -> int:
+        """Look up at the venue the protective stops resting on ``assets`` (base assets) and
+        book what they filled (the balance check's second read: a stop that triggered since
+        the reconcile is the product's own sale, not a drift). How many were looked up."""
+        looked = 0
+        now = self.clock.now()
+        for order in self.orders.list_open():
+            if order.get("intent") != Intent.PROTECT.value:
+                continue
+            if str(order["symbol"]).split("/")[0] not in assets:
+                continue
+            status = OrderStatus(str(order["status"]))
+            if status in OPEN_STATUSES:
+                self._look_up(order, status, now)
+                looked += 1
+        return looked
 
     def _release_protection(
         self, symbol: str, reason: str
@@ -832,6 +876,11 @@ class ExecutionService:
                 found = self.exchange.fetch_order_by_client_id(Symbol(symbol), coid)
             except ExchangeError:
                 self._exchange_error()
+                outcome = "pending"
+                continue
+            if found is None and now - _sent_at(stored) < self.absent_grace:
+                # sent moments ago and not shown yet: it may still land (within the venue's
+                # receive window). Nothing is sold against it meanwhile.
                 outcome = "pending"
                 continue
             if found is None:  # never reached the venue
@@ -1028,6 +1077,15 @@ class ExecutionService:
             quantity=Decimal(str(order["quantity"])),
             average_price=None if avg is None else Decimal(str(avg)),
         )
+
+
+def is_resting_stop(order: Mapping[str, Any]) -> bool:
+    """A protective stop acknowledged by the venue, nothing of it filled: it rests there."""
+    return (
+        order.get("intent") == Intent.PROTECT.value
+        and order.get("status") == _S.ACCEPTED.value
+        and Decimal(str(order.get("filled") or 0)) == 0
+    )
 
 
 def _intent_of(order: Mapping[str, Any], quantity: Decimal) -> OrderIntent:

@@ -85,7 +85,12 @@ from cryptosmarttrader.domain.types import (
     utc_from_ms,
 )
 from cryptosmarttrader.ports import BalanceSource, MarketData, Metrics, SliRecorder
-from cryptosmarttrader.services.execution import CycleContext, ExecutionResult, ExecutionService
+from cryptosmarttrader.services.execution import (
+    CycleContext,
+    ExecutionResult,
+    ExecutionService,
+    is_resting_stop,
+)
 from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
 from cryptosmarttrader.services.risk_state import RiskStateService
 
@@ -348,6 +353,9 @@ class TradingCycle:
             check = self._balance_check(account)
             if check.drifts:
                 first = {d.asset for d in check.drifts}
+                # a protective stop that triggered on the venue since the reconcile is booked
+                # before the second read (its sale is the product's own, not a drift)
+                self.execution.refresh_protective(first)
                 again = self._balance_check(self.valuation()[0])
                 # a drift counts only when both reads show it
                 check = replace(
@@ -376,7 +384,13 @@ class TradingCycle:
         """One comparison: the orders in flight are read first, then the balances, so a fill
         between the two reads is seen as in flight, never as missing."""
         assert self.balances is not None
-        in_flight = {str(o["symbol"]).split("/")[0] for o in self.execution.orders.list_open()}
+        # a protective stop resting unfilled on the venue is not in flight: it would leave its
+        # asset (and the cash) unjudged for as long as the position is held
+        in_flight = {
+            str(o["symbol"]).split("/")[0]
+            for o in self.execution.orders.list_open()
+            if not is_resting_stop(o)
+        }
         venue = self.balances.fetch_balances()
         held: dict[str, Decimal] = {}
         marks: dict[str, Decimal] = {}
