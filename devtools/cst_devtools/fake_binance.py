@@ -18,6 +18,13 @@ recorded BNBUSDT bar, as Binance's "pay fees with BNB" does). Balances are
 checked (``-2010`` insufficient balance), and the filters are enforced (``-1013`` LOT_SIZE /
 NOTIONAL), so an adapter that sends an unrounded amount is refused here as on Binance.
 
+``STOP_LOSS_LIMIT`` sells (the product's protective stops) are checked like Binance checks
+them (``PRICE_FILTER`` for the limit and the trigger, ``LOT_SIZE``, ``NOTIONAL`` at the limit,
+"Stop price would trigger immediately"), lock the base asset while they rest, and trigger on
+the recorded candles once a bar has closed: a bar whose low reaches the stop fills it at the
+stop (at the bar's open when it gapped below the stop and is still above the limit; else it
+rests as a limit sell until a bar's high reaches the limit). They are cancelled like any order.
+
 Faults (:meth:`FakeBinance.fail_next`): ``rate_limit`` (HTTP 429, ``-1003``, nothing booked),
 ``timeout_after_booking`` (the order is booked, the answer comes after the client gave up: the
 crash between send and record) and ``timeout_before_booking`` (nothing booked, no answer).

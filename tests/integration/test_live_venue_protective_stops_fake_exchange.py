@@ -397,6 +397,7 @@ def test_live_venue_kill_switch_cancels_every_order_then_the_flatten_sells_once_
     # and the run dies here (before the flatten); the restarted cycle runs again
     rig.service().reconcile()
     assert len(rig.sent("DELETE")) == 2  # the entry and the stop, each once
+    assert _metric(rig, "ProtectiveStopsCancelled") == 1
     assert all(o["status"] == "CANCELED" for o in rig.fake.orders())
     # and nothing is placed while the switch holds
     held = rig.service().protect_positions({BTC.value: STOP})

@@ -643,11 +643,13 @@ class ExecutionService:
                 done = self.orders.update_status(
                     coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=self.clock.now()
                 )
-                cancelled += done
                 if done:
                     self._forget(coid.value)
             else:
-                cancelled += self._apply(coid, found).get("status") == _S.CANCELED.value
+                done = self._apply(coid, found).get("status") == _S.CANCELED.value
+            cancelled += done
+            if done and order.get("intent") == Intent.PROTECT.value:
+                self.metrics.add("ProtectiveStopsCancelled", 1)
         if cancelled:
             self.metrics.add("OrdersCancelledByKillSwitch", cancelled)
         return cancelled
