@@ -537,3 +537,32 @@ def test_live_venue_a_stop_filled_between_the_reconcile_and_the_balance_read_is_
     assert report.risk_level == "NORMAL"
     (stop,) = rig.orders(Intent.PROTECT)
     assert stop["status"] == OrderStatus.FILLED.value
+
+
+def test_live_venue_a_stop_whose_cancel_failed_is_cancelled_next_cycle_then_replaced_once(
+    rig: Rig,
+) -> None:
+    service = rig.service()
+    _entry(service)
+    service.protect_positions({BTC.value: STOP})
+    # Given the kill-switch on and the venue refusing the cancel (429 on every retry)
+    rig.switch(True)
+    for _ in range(3):
+        rig.fake.fail_next("DELETE", "/api/v3/order", "rate_limit")
+    rig.service().reconcile()
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCEL_PENDING.value
+    assert [o["status"] for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"] == ["NEW"]
+    # When the next cycle runs (the switch still on): the stop still rests on the venue
+    rig.clock.advance(timedelta(minutes=5))
+    rig.service().reconcile()
+    # Then the cancel was sent again and confirmed
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    # and once the switch is off the position gets one new stop (the next attempt)
+    rig.switch(False)
+    rig.service().protect_positions({BTC.value: STOP})
+    rig.service().protect_positions({BTC.value: STOP})
+    resting = [o for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]
+    assert sorted(o["status"] for o in resting) == ["CANCELED", "NEW"]
+    assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 2

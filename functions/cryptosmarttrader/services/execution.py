@@ -693,6 +693,11 @@ class ExecutionService:
         closing = [o for o in sells if o.get("intent") != Intent.PROTECT.value]
         if closing:
             return f"being closed by {closing[0]['client_order_id']}: no protective stop"
+        unfinished = [o for o in sells if o["status"] == _S.CANCEL_PENDING.value]
+        if unfinished:  # a cancel asked earlier (the kill-switch, a close) and not confirmed
+            released = self._release(symbol, unfinished, "cancel not confirmed earlier")
+            if released != "clear":
+                return f"protective stop cancel {released}: nothing new placed this cycle"
         found = resolve_protective(Symbol(symbol), position_episode(position), qty, self._status_of)
         if found is None:
             return "no protective stop: the venue refused it (the hourly exit rule protects it)"
@@ -890,6 +895,9 @@ class ExecutionService:
                     self.metrics.add("ProtectiveStopsCancelled", 1)
                 self._forget(coid.value)
                 continue
+            if found.status is _S.ACCEPTED:  # still resting: the cancel did not take yet
+                outcome = "pending"
+                continue
             final = self._apply(coid, found)
             if Decimal(str(final.get("filled", 0))) > 0:
                 outcome = "filled" if outcome == "clear" else outcome
@@ -912,6 +920,8 @@ class ExecutionService:
             target = venue.status
             if current is target and target is not _S.PARTIALLY_FILLED:
                 break
+            if current is _S.CANCEL_PENDING and target is _S.ACCEPTED:
+                break  # the cancel was asked and not done yet: it stays CANCEL_PENDING
             if target not in ORDER_TRANSITIONS[current]:
                 if current in TERMINAL_STATUSES:
                     break
