@@ -286,7 +286,7 @@ class ExecutionService:
         )
         if not verdict.approved or verdict.quantity is None:
             return self._rejected(coid, verdict.rule, verdict.reason)
-        if closing:
+        if closing and self.protective_stops_supported():
             # the venue locks what a protective stop would sell: cancelled exactly once before
             # the close is recorded and sent; a stop that already filled closed the position
             released = self._release_protection(intent.symbol.value, f"closing ({intent.strategy})")
