@@ -42,7 +42,7 @@ from cryptosmarttrader.domain.orders import (
     protective_key,
     protective_order_id,
 )
-from cryptosmarttrader.domain.risk import MarketQuote
+from cryptosmarttrader.domain.risk import MarketQuote, RiskLevel
 from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol
 from cryptosmarttrader.domain.venue import VenueMode
 from cryptosmarttrader.services.execution import CLOSED_AT_VENUE, ExecutionService
@@ -566,3 +566,37 @@ def test_live_venue_a_stop_whose_cancel_failed_is_cancelled_next_cycle_then_repl
     resting = [o for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]
     assert sorted(o["status"] for o in resting) == ["CANCELED", "NEW"]
     assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 2
+
+
+def test_live_venue_the_cycles_emergency_cancels_every_order_then_flattens_once_across_restarts(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given a partially filled entry still open and the stop of what it holds
+    rule = ExitRule(stop_loss=0.013)
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02")
+    _entry(rig.service())
+    rig.clock.advance(timedelta(minutes=10))
+    _cycle(rig, market, rule).run()
+    assert len(rig.fake.orders()) == 2
+    # When an operator forces EMERGENCY (which turns the kill-switch on first)
+    service = rig.service()
+    service.risk.override(RiskLevel.EMERGENCY, "ops@desk", "drill: flatten")  # type: ignore[attr-defined]
+    # the cycle cancels every open order of the system; the run dies, the next one runs again
+    held = _cycle(rig, market, rule).run()
+    _cycle(rig, market, rule).run()
+    assert held.flattened == 0
+    assert len(rig.sent("DELETE")) == 2
+    assert {o["status"] for o in rig.fake.orders()} == {"CANCELED"}
+    # When a human turns the switch off: the flatten sells once, then a rerun sends nothing
+    rig.switch(False)
+    rig.clock.advance(timedelta(hours=1))  # the next hourly cycle, at 11:10
+    flatten = _cycle(rig, market, rule).run()
+    again = _cycle(rig, market, rule).run()
+    assert flatten.flattened == 1 and again.flattened == 0
+    rig.clock.advance(timedelta(hours=1))
+    done = _cycle(rig, market, rule).run()
+    sells = [p for p in rig.sent("POST", "MARKET") if p["side"] == "SELL"]
+    assert len(sells) == 1 and sells[0]["quantity"] == "0.01998"
+    assert len(rig.sent("DELETE")) == 2
+    assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1  # never re-placed during the flatten
+    assert done.positions == {} or done.positions.get(BTC.value, 0) == 0
