@@ -18,6 +18,13 @@ recorded BNBUSDT bar, as Binance's "pay fees with BNB" does). Balances are
 checked (``-2010`` insufficient balance), and the filters are enforced (``-1013`` LOT_SIZE /
 NOTIONAL), so an adapter that sends an unrounded amount is refused here as on Binance.
 
+``STOP_LOSS_LIMIT`` sells (the product's protective stops) are checked like Binance checks
+them (``PRICE_FILTER`` for the limit and the trigger, ``LOT_SIZE``, ``NOTIONAL`` at the limit,
+"Stop price would trigger immediately"), lock the base asset while they rest, and trigger on
+the recorded candles once a bar has closed: a bar whose low reaches the stop fills it at the
+stop (at the bar's open when it gapped below the stop and is still above the limit; else it
+rests as a limit sell until a bar's high reaches the limit). They are cancelled like any order.
+
 Faults (:meth:`FakeBinance.fail_next`): ``rate_limit`` (HTTP 429, ``-1003``, nothing booked),
 ``timeout_after_booking`` (the order is booked, the answer comes after the client gave up: the
 crash between send and record) and ``timeout_before_booking`` (nothing booked, no answer).
@@ -69,6 +76,7 @@ def _fmt(value: Decimal) -> str:
 
 
 _SERIES: dict[tuple[int, str], list[tuple[int, Decimal, Decimal]]] = {}
+_RANGES: dict[tuple[int, str], list[tuple[int, Decimal, Decimal, Decimal]]] = {}
 
 
 class BinanceError(Exception):
@@ -91,6 +99,10 @@ class _Order:
     locked: Decimal = Decimal(0)  # funds reserved for the rest of the order
     last_bar_ms: int = -1
     update_ms: int = 0
+    type: str = "MARKET"
+    price: Decimal = Decimal(0)  # a STOP_LOSS_LIMIT's limit price
+    stop_price: Decimal = Decimal(0)  # a STOP_LOSS_LIMIT's trigger price
+    triggered: bool = False
 
     def json(self) -> dict[str, Any]:
         return {
@@ -98,15 +110,15 @@ class _Order:
             "orderId": self.order_id,
             "orderListId": -1,
             "clientOrderId": self.client_order_id,
-            "price": "0.00000000",
+            "price": _fmt(self.price),
             "origQty": _fmt(self.orig_qty),
             "executedQty": _fmt(self.executed_qty),
             "cummulativeQuoteQty": _fmt(self.quote_qty),
             "status": self.status,
             "timeInForce": "GTC",
-            "type": "MARKET",
+            "type": self.type,
             "side": self.side,
-            "stopPrice": "0.00000000",
+            "stopPrice": _fmt(self.stop_price),
             "icebergQty": "0.00000000",
             "time": self.placed_ms,
             "updateTime": self.update_ms or self.placed_ms,
@@ -197,6 +209,7 @@ class FakeBinance:
     def warm(self, symbol: str) -> None:
         """Load a symbol's recorded candles before the clock of a client starts ticking."""
         self._series(symbol)
+        self._ranges(symbol, 0, 0)
 
     def posts(self, path: str = "/api/v3/order") -> int:
         return sum(1 for m, p, _ in self.requests if m == "POST" and p == path)
@@ -375,6 +388,8 @@ class FakeBinance:
 
     def _create(self, params: dict[str, str]) -> dict[str, Any]:
         symbol = self._symbol(params)
+        if params.get("type") == "STOP_LOSS_LIMIT":
+            return self._create_stop(symbol, params)
         if params.get("type") != "MARKET":
             raise BinanceError(400, -1116, "Invalid orderType.")
         side = params.get("side", "")
@@ -418,6 +433,69 @@ class FakeBinance:
         ]  # fmt: skip
         return answer
 
+    def _decimal(self, params: dict[str, str], name: str) -> Decimal:
+        raw = params.get(name)
+        if raw is None or raw == "":
+            raise BinanceError(400, -1102, f"Mandatory parameter '{name}' was not sent.")
+        try:
+            value = Decimal(raw)
+        except ArithmeticError as exc:
+            raise BinanceError(
+                400, -1100, f"Illegal characters found in parameter '{name}'."
+            ) from exc
+        if not value.is_finite() or value <= 0:
+            raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'.")
+        return value
+
+    def _create_stop(self, symbol: str, params: dict[str, str]) -> dict[str, Any]:
+        """A ``STOP_LOSS_LIMIT`` sell (the protective stop): ``quantity``, ``price`` (the
+        limit), ``stopPrice`` (the trigger) and ``timeInForce`` required, checked against
+        LOT_SIZE, PRICE_FILTER and NOTIONAL (at the limit price) like Binance; refused when it
+        would trigger at once (the last price at or below the trigger); the base asset it may
+        sell is locked while it rests. Only sells (what the product places)."""
+        if "STOP_LOSS_LIMIT" not in self.symbols[symbol].get("orderTypes", []):
+            raise BinanceError(400, -1116, "Invalid orderType.")
+        if params.get("side") != "SELL":
+            raise BinanceError(400, -1117, "Invalid side.")
+        if params.get("timeInForce") != "GTC":
+            raise BinanceError(400, -1102, "Mandatory parameter 'timeInForce' was not sent.")
+        qty = self._decimal(params, "quantity")
+        limit = self._decimal(params, "price")
+        stop = self._decimal(params, "stopPrice")
+        client_id = params.get("newClientOrderId") or f"fake{self._next_id}"
+        if any(
+            o.client_order_id == client_id and o.status in {"NEW", "PARTIALLY_FILLED"}
+            for o in self._orders.values()
+        ):
+            raise BinanceError(400, -2010, "Duplicate order sent.")
+        lot = self._filter(symbol, "LOT_SIZE")
+        step, min_qty = Decimal(lot["stepSize"]), Decimal(lot["minQty"])
+        if qty < min_qty or qty > Decimal(lot["maxQty"]) or (qty - min_qty) % step != 0:
+            raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
+        tick_filter = self._filter(symbol, "PRICE_FILTER")
+        tick = Decimal(tick_filter["tickSize"])
+        for value in (limit, stop):
+            if value < Decimal(tick_filter["minPrice"]) or value % tick != 0:
+                raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
+        if qty * limit < Decimal(self._filter(symbol, "NOTIONAL")["minNotional"]):
+            raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
+        if self._last_price(symbol) <= stop:
+            raise BinanceError(400, -2010, "Stop price would trigger immediately.")
+        base, _quote = self._pair(symbol)
+        if self._free(base) < qty:
+            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+        self._next_id += 1
+        now_ms = ms_from_utc(self.now())
+        order = _Order(
+            symbol, self._next_id, client_id, "SELL", qty, now_ms, locked=qty,
+            type="STOP_LOSS_LIMIT", price=limit, stop_price=stop,
+        )  # fmt: skip
+        self._orders[order.order_id] = order
+        answer = order.json()
+        answer["transactTime"] = now_ms
+        answer["fills"] = []
+        return answer
+
     def _find(self, params: dict[str, str]) -> _Order:
         symbol = self._symbol(params)
         by_client = params.get("origClientOrderId")
@@ -449,12 +527,62 @@ class FakeBinance:
         for order in self._orders.values():
             if order.status not in {"NEW", "PARTIALLY_FILLED"}:
                 continue
+            if order.type == "STOP_LOSS_LIMIT":
+                self._match_stop(order, now_ms)
+                continue
             start = max(order.placed_ms, order.last_bar_ms + 1)
             for bar_ms, open_price, _volume in self._bars(order.symbol, start, now_ms):
                 order.last_bar_ms = bar_ms
                 self._fill(order, bar_ms, open_price)
                 if order.status == "FILLED":
                     break
+
+    def _match_stop(self, order: _Order, now_ms: int) -> None:
+        """A resting stop against the recorded bars that opened after it was placed and have
+        closed by now (a bar's low and high are known only once it closed). Triggered by the
+        first bar whose low reaches the stop: filled at the stop, or at the bar's open when the
+        bar opened below it (a gap) and the open is still at or above the limit. A triggered
+        stop below its limit rests as a limit sell, filled at the limit (or a higher open) by
+        the first later bar whose high reaches it."""
+        start = max(order.placed_ms, order.last_bar_ms + 1)
+        for bar_ms, open_price, low, high in self._ranges(order.symbol, start, now_ms - HOUR_MS):
+            order.last_bar_ms = bar_ms
+            price: Decimal | None = None
+            if not order.triggered:
+                if low > order.stop_price:
+                    continue
+                order.triggered = True
+                if open_price > order.stop_price:
+                    price = order.stop_price
+                elif open_price >= order.price:
+                    price = open_price
+            if price is None and high >= order.price:
+                price = max(open_price, order.price)
+            if price is not None:
+                self._fill(order, bar_ms, price)
+            if order.status == "FILLED":
+                break
+
+    def _ranges(
+        self, symbol: str, start_ms: int, end_ms: int
+    ) -> list[tuple[int, Decimal, Decimal, Decimal]]:
+        """Recorded 1h bars (open time, open, low, high) with ``start_ms <= ts <= end_ms``."""
+        if end_ms < start_ms:
+            return []
+        base, quote = self._pair(symbol)
+        key = (id(self.market), symbol)
+        if key not in _RANGES:
+            frame = self.market.ohlcv(
+                f"{base}/{quote}", "1h", utc_from_ms(0), utc_from_ms(4_102_444_800_000)
+            ).sort("ts")
+            _RANGES[key] = [
+                (int(r["ts"]), Decimal(repr(float(r["open"]))), Decimal(repr(float(r["low"]))),
+                 Decimal(repr(float(r["high"]))))
+                for r in frame.iter_rows(named=True)
+            ]  # fmt: skip
+        series = _RANGES[key]
+        times = [row[0] for row in series]
+        return series[bisect_left(times, start_ms) : bisect_right(times, end_ms)]
 
     def _fill(self, order: _Order, bar_ms: int, price: Decimal) -> None:
         base, quote = self._pair(order.symbol)

@@ -264,6 +264,26 @@ class OrderGateway(Protocol):
     def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> None: ...
 
 
+@runtime_checkable
+class ProtectiveGateway(Protocol):
+    """A venue on which a held position's protective stop can rest (``CcxtVenue`` on Binance
+    spot). A venue without it (the paper venue) is protected by the hourly exit rule only."""
+
+    @property
+    def supports_protective_stops(self) -> bool: ...
+
+    def create_stop_order(
+        self,
+        symbol: Symbol,
+        quantity: Quantity,
+        stop_price: Price,
+        limit_price: Price,
+        client_order_id: ClientOrderId,
+    ) -> ExchangeOrder:
+        """A stop-limit sell; never retried (a timeout raises ``OrderStateUnknownError``)."""
+        ...
+
+
 class BalanceSource(Protocol):
     """A real venue account's balances (the ledger's counterpart, reconciled every cycle)."""
 

@@ -421,12 +421,27 @@ class CcxtExchange:
             raise NotSupportedByExchange(self._name, op, f"order type {order_type}")
         if (order_type is OrderType.LIMIT) != (price is not None):
             raise DomainError("a limit order needs a price; a market order takes none")
+        return self._place(symbol, side, order_type.value, quantity, price, client_order_id, {})
+
+    def _place(
+        self,
+        symbol: Symbol,
+        side: Side,
+        ccxt_type: str,
+        quantity: Quantity,
+        price: Price | None,
+        client_order_id: ClientOrderId,
+        extra: Mapping[str, Any],
+    ) -> ExchangeOrder:
+        """One ``create_order`` call tagged with our client ID (``extra``: the venue's own
+        parameters, e.g. a stop's trigger price). Never retried; see :meth:`create_order`."""
+        op = "create_order"
         venue_id = self._caps.client_id.format(client_order_id)
-        params = {self._caps.client_id.param: venue_id}
+        params = {**extra, self._caps.client_id.param: venue_id}
         try:
             raw = self._client.create_order(
                 symbol.value,
-                order_type.value,
+                ccxt_type,
                 side.value,
                 float(quantity.value),
                 None if price is None else float(price.value),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Final
 from urllib.parse import urlparse
 
@@ -179,6 +179,70 @@ class CcxtVenue(CcxtExchange):
                 self._name, "create_order", f"placed, fills not readable ({exc})", venue_id
             ) from exc
 
+    # -- protective stops ------------------------------------------------------------------
+
+    @property
+    def supports_protective_stops(self) -> bool:
+        """Whether a held position's stop rests on this venue (see ``docs/venues.md``,
+        "Protective exits on the venue"): Binance spot ``STOP_LOSS_LIMIT`` only. KuCoin and
+        Kraken have stop orders too, but no sandbox to prove them on: the hourly cycle's exit
+        rule protects their positions."""
+        return self._caps.exchange_id is ExchangeId.BINANCE
+
+    def create_stop_order(
+        self,
+        symbol: Symbol,
+        quantity: Quantity,
+        stop_price: Price,
+        limit_price: Price,
+        client_order_id: ClientOrderId,
+    ) -> ExchangeOrder:
+        """A protective sell of ``quantity`` resting on the venue: when a trade at or below
+        ``stop_price`` happens, a limit sell at ``limit_price`` is placed (Binance spot
+        ``STOP_LOSS_LIMIT``, through ccxt's ``stopLossPrice`` on a limit order).
+
+        Sized like every order: the amount rounded DOWN to the step, both prices DOWN onto the
+        tick (the stop never triggers above the rule's level; the limit stays below the stop),
+        the minimum amount and notional checked at the limit price; refused with the numbers
+        otherwise. Never retried: a timeout raises :class:`OrderStateUnknownError`."""
+        if not self.supports_protective_stops:
+            raise NotSupportedByExchange(self._name, "create_order", "protective stop orders")
+        if not limit_price.value <= stop_price.value:
+            raise OrderRefusedError(
+                self._name, "create_order", f"stop limit {limit_price} above its trigger"
+            )
+        try:
+            market = self.market(symbol)
+        except (RetryableExchangeError, InvalidPayloadError) as exc:
+            raise OrderRefusedError(
+                self._name, "create_order", f"not sent, the venue's rules are unknown: {exc}"
+            ) from exc
+        tick = market.price_tick
+        stop, limit = stop_price.value, limit_price.value
+        if tick is not None and tick > 0:
+            stop, limit = _floor(stop, tick), _floor(limit, tick)
+        if stop <= 0 or limit <= 0:
+            raise OrderRefusedError(
+                self._name,
+                "create_order",
+                f"{symbol}: stop {stop_price} rounds to 0 on tick {tick}",
+            )
+        sized = size_order(
+            market, Side.SELL, quantity, limit_price=Price(limit), reference_price=Price(limit)
+        )
+        if isinstance(sized, SizingRefusal):
+            raise OrderRefusedError(self._name, "create_order", sized.reason)
+        placed = self._place(
+            symbol,
+            Side.SELL,
+            OrderType.LIMIT.value,
+            sized.quantity,
+            Price(limit),
+            client_order_id,
+            {"stopLossPrice": f"{stop:f}", "timeInForce": "GTC"},
+        )
+        return replace(placed, order_type=OrderType.STOP_LOSS_LIMIT.value)
+
     def fetch_order_by_client_id(
         self, symbol: Symbol, client_order_id: ClientOrderId
     ) -> ExchangeOrder | None:
@@ -251,6 +315,10 @@ class CcxtVenue(CcxtExchange):
                 self._name, op, f"a commission in {currency} cannot be valued: {pair} is not listed"
             ) from exc
         return self.fetch_tickers([pair])[pair].last.value
+
+
+def _floor(value: Decimal, tick: Decimal) -> Decimal:
+    return (value / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
 
 
 def _fees(trade: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -14,6 +14,7 @@ from cryptosmarttrader.domain.types import ClientOrderId, DomainError, Price, Qu
 
 CLIENT_ID_HEX_LEN = 32  # 128 bits: fits Kraken cl_ord_id, Binance (36) and KuCoin (40)
 MAX_CLOSE_ATTEMPTS = 64  # closes of one position that ended without closing it (bounded walk)
+MAX_PROTECT_ATTEMPTS = 16  # protective stops of one position state cancelled or expired
 
 
 class Intent(StrEnum):
@@ -21,6 +22,8 @@ class Intent(StrEnum):
     CLOSE = "close"
     INCREASE = "increase"
     REDUCE = "reduce"
+    # a protective stop resting on the venue for a held position (see :func:`protective_order_id`)
+    PROTECT = "protect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,3 +282,52 @@ def resolve_close(
     raise DomainError(
         f"{intent.symbol}: {max_attempts} closes of one position ended without closing it"
     )
+
+
+# --------------------------------------------------------------------------- protective stops
+
+
+def protective_key(episode: str, quantity: Decimal, attempt: int) -> str:
+    """The identity of a protective stop: the position's episode (the entry whose fill opened
+    it), the quantity it protects and the attempt. A position that grows has a new quantity,
+    hence a new stop (the old one is cancelled first); the same position state always yields
+    the same key, so a retry, a restart or a redelivery finds the stop already recorded."""
+    if attempt < 0:
+        raise DomainError(f"protective attempt must be >= 0, got {attempt}")
+    if quantity <= 0:
+        raise DomainError(f"a protective stop protects a quantity > 0, got {quantity}")
+    return f"{episode or 'position'}|{quantity.normalize():f}#{attempt}"
+
+
+def protective_order_id(symbol: Symbol, key: str) -> ClientOrderId:
+    """The first 32 hex chars of SHA256 of ``protect|symbol|sell|key`` (like every other ID)."""
+    parts = (Intent.PROTECT.value, symbol.value, Side.SELL.value, key)
+    digest = hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
+    return ClientOrderId(digest[:CLIENT_ID_HEX_LEN])
+
+
+def resolve_protective(
+    symbol: Symbol,
+    episode: str,
+    quantity: Decimal,
+    status_of: Callable[[str], OrderStatus | None],
+    *,
+    max_attempts: int = MAX_PROTECT_ATTEMPTS,
+) -> tuple[str, ClientOrderId, OrderStatus | None] | None:
+    """The protective stop of one position state: ``(key, client ID, status of its order)``,
+    or None when no stop may be placed for it any more.
+
+    Attempt 0 first. An attempt that is live (NEW or at the venue) or filled *is* the stop:
+    returned with its status, nothing new is placed. One the venue refused (REJECTED: its rules
+    do not take it, e.g. below the minimum notional) ends the walk: None, never re-sent every
+    cycle. One cancelled (the kill-switch, a close) or expired leaves the position unprotected:
+    the next attempt is the stop to place. Bounded: None after ``max_attempts``."""
+    for attempt in range(max_attempts):
+        key = protective_key(episode, quantity, attempt)
+        coid = protective_order_id(symbol, key)
+        status = status_of(coid.value)
+        if status is OrderStatus.REJECTED:
+            return None
+        if status is None or status not in {OrderStatus.CANCELED, OrderStatus.EXPIRED}:
+            return key, coid, status
+    return None

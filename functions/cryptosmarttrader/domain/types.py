@@ -152,6 +152,9 @@ class Side(StrEnum):
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
+    # a sell resting on the venue until its trigger (stop) price trades, then a limit order:
+    # the protective stop of a held position (Binance spot ``STOP_LOSS_LIMIT``)
+    STOP_LOSS_LIMIT = "stop_loss_limit"
 
 
 class Action(StrEnum):

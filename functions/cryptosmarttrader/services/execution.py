@@ -38,7 +38,7 @@ filled quantity it has applied per client order ID.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -68,6 +68,7 @@ from cryptosmarttrader.domain.orders import (
     holding,
     position_episode,
     resolve_close,
+    resolve_protective,
 )
 from cryptosmarttrader.domain.portfolio import PortfolioExposure
 from cryptosmarttrader.domain.risk import MarketQuote, RiskGuard, cap_sell
@@ -78,6 +79,7 @@ from cryptosmarttrader.domain.types import (
     Quantity,
     Side,
     Symbol,
+    ms_from_utc,
     utc_from_ms,
 )
 from cryptosmarttrader.ports import (
@@ -86,6 +88,7 @@ from cryptosmarttrader.ports import (
     OrderGateway,
     OrderLedger,
     PositionLedger,
+    ProtectiveGateway,
     RiskLevelSource,
 )
 
@@ -102,6 +105,9 @@ __all__ = [
 ]
 
 OVERSELL_METRIC = mn.OVERSELL_REFUSED.name
+PROTECTIVE_STRATEGY = "protective-stop"
+# a CLOSE that found its position already sold by its protective stop on the venue
+CLOSED_AT_VENUE = "closed_at_venue"
 _POSITION_RETRIES = 20
 _S = OrderStatus
 
@@ -120,7 +126,7 @@ class ExecutionResult:
 
     @property
     def sent(self) -> bool:
-        return self.status not in {"rejected", "duplicate"}
+        return self.status not in {"rejected", "duplicate", CLOSED_AT_VENUE}
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,9 @@ class ExecutionService:
     absent_max_interval: timedelta = timedelta(hours=1)
     absent_horizon: timedelta = timedelta(hours=24)
     resume_new_within: timedelta = timedelta(minutes=10)
+    # a protective stop's limit sits this fraction below its trigger: room for the fall
+    # through the trigger to still fill (a stop-limit that cannot fill protects nothing)
+    protective_limit_offset: Decimal = Decimal("0.05")
     consecutive_exchange_errors: int = 0
     # Run once before the first reconcile (the wiring indexes orders recorded before the
     # open-orders index existed).
@@ -258,6 +267,7 @@ class ExecutionService:
         existing = self.orders.get(coid.value)
         if existing is not None:
             return self._duplicate(coid, existing, "this decision was already ordered")
+        closing = intent.intent is Intent.CLOSE and intent.side is Side.SELL
         now = self.clock.now()
         verdict = self._guard().evaluate(
             intent,
@@ -268,10 +278,33 @@ class ExecutionService:
             exposure=self.exposure(),
             quote=quote,
             now=now,
-            holding=self._holding(intent.symbol.value, include_new=True),
+            # a close may sell what its protective stop locks: the stop is cancelled below,
+            # once the close is approved, before anything is sent
+            holding=self._holding(
+                intent.symbol.value, include_new=True, without_protective=closing
+            ),
         )
         if not verdict.approved or verdict.quantity is None:
             return self._rejected(coid, verdict.rule, verdict.reason)
+        if closing and self.protective_stops_supported():
+            # the venue locks what a protective stop would sell: cancelled exactly once before
+            # the close is recorded and sent; a stop that already filled closed the position
+            released = self._release_protection(intent.symbol.value, f"closing ({intent.strategy})")
+            if released == "pending":
+                return self._rejected(
+                    coid,
+                    "protective_pending",
+                    "the position's protective stop is not cancelled yet at the venue: "
+                    "nothing sold, the next cycle retries",
+                )
+            held = self.positions.get(intent.symbol.value)
+            if released == "filled" and Decimal(str((held or {}).get("quantity", 0))) <= 0:
+                return ExecutionResult(
+                    coid.value,
+                    CLOSED_AT_VENUE,
+                    "the protective stop filled on the venue: the position is closed, "
+                    "nothing sold again",
+                )
         order = Order.new(
             intent,
             created_at=now,
@@ -525,6 +558,10 @@ class ExecutionService:
             if not kill.known:
                 return "wait", f"kill-switch unreadable: {kill.reason}", None
             return "cancel", "kill-switch on", None
+        if order.get("intent") == Intent.PROTECT.value:
+            # recorded, then a crash before it was sent: never sent late (the position may
+            # have moved); the cycle's protective step places the next attempt
+            return "cancel", "protective stop never sent; the next one replaces it", None
         raw_until = order.get("valid_until")
         until = (
             datetime.fromisoformat(str(raw_until))
@@ -606,14 +643,270 @@ class ExecutionService:
                 done = self.orders.update_status(
                     coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=self.clock.now()
                 )
-                cancelled += done
                 if done:
                     self._forget(coid.value)
             else:
-                cancelled += self._apply(coid, found).get("status") == _S.CANCELED.value
+                done = self._apply(coid, found).get("status") == _S.CANCELED.value
+            cancelled += done
+            if done and order.get("intent") == Intent.PROTECT.value:
+                self.metrics.add("ProtectiveStopsCancelled", 1)
         if cancelled:
             self.metrics.add("OrdersCancelledByKillSwitch", cancelled)
         return cancelled
+
+    # ------------------------------------------------------------------ protective stops
+
+    def protective_stops_supported(self) -> bool:
+        """Whether held positions get a stop resting on the venue (else the hourly exit rule
+        alone protects them)."""
+        venue = self.exchange
+        return isinstance(venue, ProtectiveGateway) and venue.supports_protective_stops
+
+    def protect_positions(self, stops: Mapping[str, Decimal]) -> dict[str, str]:
+        """Give each held position of ``stops`` (symbol → the exit rule's stop price) one
+        protective stop on the venue for the quantity held; what happened, per symbol.
+
+        Exactly once per position state: the stop's client ID is derived from the position's
+        episode, the quantity held and the attempt (:func:`resolve_protective`) and recorded
+        by the conditional insert before it is sent, so a retry, a restart or a redelivery finds
+        it and sends nothing. A position that grew (a later partial fill of its entry) gets its
+        old stop cancelled once and the new quantity's stop placed once. Nothing is placed
+        while the kill-switch holds (or cannot be read), nor for a position being closed."""
+        if not self.protective_stops_supported() or not stops:
+            return {}
+        kill = self.kill_switch.status()
+        if kill.on:
+            why = "no protective stop placed while the kill-switch holds"
+            return dict.fromkeys(sorted(stops), why)
+        self._load_book(fresh=True)
+        return {symbol: self._protect(symbol, stop) for symbol, stop in sorted(stops.items())}
+
+    def _protect(self, symbol: str, stop: Decimal) -> str:
+        book = self._load_book()
+        position = book.positions.get(symbol)
+        qty = Decimal(str((position or {}).get("quantity", 0)))
+        if qty <= 0:
+            return "no position held"
+        sells = [
+            o for o in book.open_orders() if o["symbol"] == symbol and o["side"] == Side.SELL.value
+        ]
+        closing = [o for o in sells if o.get("intent") != Intent.PROTECT.value]
+        if closing:
+            return f"being closed by {closing[0]['client_order_id']}: no protective stop"
+        unfinished = [o for o in sells if o["status"] == _S.CANCEL_PENDING.value]
+        if unfinished:  # a cancel asked earlier (the kill-switch, a close) and not confirmed
+            released = self._release(symbol, unfinished, "cancel not confirmed earlier")
+            if released != "clear":
+                return f"protective stop cancel {released}: nothing new placed this cycle"
+        found = resolve_protective(Symbol(symbol), position_episode(position), qty, self._status_of)
+        if found is None:
+            return "no protective stop: the venue refused it (the hourly exit rule protects it)"
+        key, coid, status = found
+        stale = [
+            o
+            for o in sells
+            if o.get("intent") == Intent.PROTECT.value and o["client_order_id"] != coid.value
+        ]
+        if stale:  # the position grew (or shrank): its old stop goes first, once
+            released = self._release(symbol, stale, f"resized to {qty}")
+            if released != "clear":
+                return f"old protective stop {released}: the new one waits for the next cycle"
+        if status is not None:
+            return f"protected by stop {coid.value} ({status.value})"
+        return self._place_protective(symbol, position or {}, key, coid, qty, stop)
+
+    def _place_protective(
+        self,
+        symbol: str,
+        position: Mapping[str, Any],
+        key: str,
+        coid: ClientOrderId,
+        qty: Decimal,
+        stop: Decimal,
+    ) -> str:
+        now = self.clock.now()
+        limit = stop * (Decimal(1) - self.protective_limit_offset)
+        raw_opened = position.get("opened_at")
+        opened = datetime.fromisoformat(str(raw_opened)) if raw_opened else now
+        order = Order(
+            client_order_id=coid,
+            symbol=Symbol(symbol),
+            side=Side.SELL,
+            intent=Intent.PROTECT,
+            strategy=PROTECTIVE_STRATEGY,
+            signal_bar_ms=ms_from_utc(opened),
+            quantity=Quantity(qty),
+            reference_price=Price(stop),
+            created_at=now,
+            mode=self.mode,
+            order_type=OrderType.STOP_LOSS_LIMIT,
+            position_key=key,
+        )
+        record = self.orders.record(order)
+        if record is None:
+            self.metrics.add("DuplicateOrdersPrevented", 1)
+            return f"protective stop {coid.value} already recorded: not sent again"
+        book = self._load_book()
+        book.remember(record)
+        fields = {
+            "submitted_at": now,
+            "mode": self.mode,
+            "stop_price": stop,
+            "limit_price": limit,
+        }
+        if not self.orders.update_status(coid.value, _S.NEW, _S.SUBMITTED, at=now, fields=fields):
+            return f"protective stop {coid.value} is being sent by another worker"
+        book.remember({**record, **fields, "status": _S.SUBMITTED.value,
+                       "submitted_at": now.isoformat()})  # fmt: skip
+        venue = self.exchange
+        assert isinstance(venue, ProtectiveGateway)  # checked by protect_positions
+        try:
+            placed = venue.create_stop_order(
+                Symbol(symbol), Quantity(qty), Price(stop), Price(limit), coid
+            )
+        except OrderStateUnknownError as exc:
+            self._exchange_error()
+            if exc.rate_limited:
+                result = self._protective_not_placed(coid, Symbol(symbol), str(exc))
+            else:
+                result = self._reconcile_after_timeout(coid, Symbol(symbol), str(exc))
+        except InvalidPayloadError as exc:
+            result = self._reconcile_after_timeout(
+                coid, Symbol(symbol), f"unreadable acknowledgement: {exc}"
+            )
+        except FatalExchangeError as exc:
+            result = self._rejected_by_venue(coid, str(exc))
+        else:
+            self.consecutive_exchange_errors = 0
+            result = self._result(self._apply(coid, placed))
+        if result.status not in {_S.REJECTED.value, _S.EXPIRED.value}:
+            self.metrics.add("ProtectiveStopsPlaced", 1)
+        return (
+            f"protective stop {coid.value} for {qty} at {stop} (limit {limit}): "
+            f"{result.status}" + (f" ({result.reason})" if result.reason != "sent" else "")
+        )
+
+    def _protective_not_placed(
+        self, coid: ClientOrderId, symbol: Symbol, what: str
+    ) -> ExecutionResult:
+        """A protective stop's create refused by the venue's rate limit (HTTP 429: answered
+        before any matching, nothing in flight): looked up by client ID; not there, it was not
+        placed and is EXPIRED (not REJECTED, which ends the walk for this position state for
+        good): the next cycle places the next attempt."""
+        try:
+            found = self.exchange.fetch_order_by_client_id(symbol, coid)
+        except ExchangeError as lookup:
+            self._exchange_error()
+            return ExecutionResult(
+                coid.value,
+                _S.SUBMITTED.value,
+                f"{what}; lookup failed ({lookup}): left SUBMITTED for reconcile",
+            )
+        if found is not None:
+            return self._result(self._apply(coid, found))
+        why = f"{what}; the venue holds no order with this client id: not placed"
+        self.orders.update_status(
+            coid.value, _S.SUBMITTED, _S.EXPIRED, at=self.clock.now(),
+            fields={"expire_reason": why},
+        )  # fmt: skip
+        self._forget(coid.value)
+        return ExecutionResult(coid.value, _S.EXPIRED.value, why)
+
+    def refresh_protective(self, assets: Collection[str]) -> int:
+        """Look up at the venue the protective stops resting on ``assets`` (base assets) and
+        book what they filled (the balance check's second read: a stop that triggered since
+        the reconcile is the product's own sale, not a drift). How many were looked up."""
+        looked = 0
+        now = self.clock.now()
+        for order in self.orders.list_open():
+            if order.get("intent") != Intent.PROTECT.value:
+                continue
+            if str(order["symbol"]).split("/")[0] not in assets:
+                continue
+            status = OrderStatus(str(order["status"]))
+            if status in OPEN_STATUSES:
+                self._look_up(order, status, now)
+                looked += 1
+        return looked
+
+    def _release_protection(
+        self, symbol: str, reason: str
+    ) -> Literal["clear", "pending", "filled"]:
+        """Cancel the live protective stops of ``symbol`` (see :meth:`_release`)."""
+        live = [
+            o
+            for o in self.orders.list_open(symbol)
+            if o.get("intent") == Intent.PROTECT.value
+            and o.get("side") == Side.SELL.value
+            and OrderStatus(str(o["status"])) not in TERMINAL_STATUSES
+        ]
+        return self._release(symbol, live, reason) if live else "clear"
+
+    def _release(
+        self, symbol: str, stops: list[dict[str, Any]], reason: str
+    ) -> Literal["clear", "pending", "filled"]:
+        """Cancel each of ``stops`` exactly once: CANCEL_PENDING by a conditional write, the
+        cancel by client ID (which sends nothing for an order the venue already finished), then
+        the venue's view applied. A stop that had triggered books its fill from the venue's
+        trades into the position (``filled``); one still open at the venue after that (an
+        error) leaves ``pending``: nothing may be sold against the quantity it locks."""
+        outcome: Literal["clear", "pending", "filled"] = "clear"
+        for order in stops:
+            coid = ClientOrderId(str(order["client_order_id"]))
+            stored = self.orders.get(coid.value) or order
+            status = OrderStatus(str(stored["status"]))
+            now = self.clock.now()
+            if status in TERMINAL_STATUSES:
+                self._forget(coid.value)
+                continue
+            if status is _S.NEW:
+                self.orders.update_status(
+                    coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": reason}
+                )
+                self._forget(coid.value)
+                continue
+            if status is not _S.CANCEL_PENDING and not self.orders.update_status(
+                coid.value, status, _S.CANCEL_PENDING, at=now, fields={"cancel_reason": reason}
+            ):
+                outcome = "pending"  # moved by someone else meanwhile: looked at next cycle
+                continue
+            self._load_book().remember({**stored, "status": _S.CANCEL_PENDING.value})
+            try:
+                self.exchange.cancel_order(Symbol(symbol), coid)
+            except OrderNotFoundError:
+                pass  # already gone: the lookup decides
+            except ExchangeError:
+                self._exchange_error()
+                outcome = "pending"
+                continue
+            try:
+                found = self.exchange.fetch_order_by_client_id(Symbol(symbol), coid)
+            except ExchangeError:
+                self._exchange_error()
+                outcome = "pending"
+                continue
+            if found is None and now - _sent_at(stored) < self.absent_grace:
+                # sent moments ago and not shown yet: it may still land (within the venue's
+                # receive window). Nothing is sold against it meanwhile.
+                outcome = "pending"
+                continue
+            if found is None:  # never reached the venue
+                if self.orders.update_status(coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=now):
+                    self.metrics.add("ProtectiveStopsCancelled", 1)
+                self._forget(coid.value)
+                continue
+            if found.status is _S.ACCEPTED:  # still resting: the cancel did not take yet
+                outcome = "pending"
+                continue
+            final = self._apply(coid, found)
+            if Decimal(str(final.get("filled", 0))) > 0:
+                outcome = "filled" if outcome == "clear" else outcome
+            final_status = OrderStatus(str(final.get("status", _S.CANCEL_PENDING.value)))
+            if final_status not in TERMINAL_STATUSES:
+                outcome = "pending"
+            elif final_status is _S.CANCELED:
+                self.metrics.add("ProtectiveStopsCancelled", 1)
+        return outcome
 
     # ------------------------------------------------------------------ state application
 
@@ -627,6 +920,8 @@ class ExecutionService:
             target = venue.status
             if current is target and target is not _S.PARTIALLY_FILLED:
                 break
+            if current is _S.CANCEL_PENDING and target is _S.ACCEPTED:
+                break  # the cancel was asked and not done yet: it stays CANCEL_PENDING
             if target not in ORDER_TRANSITIONS[current]:
                 if current in TERMINAL_STATUSES:
                     break
@@ -705,6 +1000,8 @@ class ExecutionService:
     def _filled_metrics(self, stored: Mapping[str, Any], venue: ExchangeOrder) -> None:
         """Once per order (the conditional move to FILLED succeeded): count and slippage."""
         self.metrics.add("OrdersFilled", 1)
+        if stored.get("intent") == Intent.PROTECT.value:
+            self.metrics.add("ProtectiveStopsTriggered", 1)
         if venue.average is None:
             return
         reference = Decimal(str(stored["reference_price"]))
@@ -732,13 +1029,21 @@ class ExecutionService:
         return None if stored is None else OrderStatus(str(stored["status"]))
 
     def _holding(
-        self, symbol: str, *, include_new: bool = False, exclude: str | None = None
+        self,
+        symbol: str,
+        *,
+        include_new: bool = False,
+        exclude: str | None = None,
+        without_protective: bool = False,
     ) -> Holding:
         book = self._load_book()
+        orders = book.open_orders()
+        if without_protective:
+            orders = [o for o in orders if o.get("intent") != Intent.PROTECT.value]
         return holding(
             symbol,
             book.positions.get(symbol),
-            book.open_orders(),
+            orders,
             include_new=include_new,
             exclude=exclude,
         )
@@ -784,6 +1089,15 @@ class ExecutionService:
             quantity=Decimal(str(order["quantity"])),
             average_price=None if avg is None else Decimal(str(avg)),
         )
+
+
+def is_resting_stop(order: Mapping[str, Any]) -> bool:
+    """A protective stop acknowledged by the venue, nothing of it filled: it rests there."""
+    return (
+        order.get("intent") == Intent.PROTECT.value
+        and order.get("status") == _S.ACCEPTED.value
+        and Decimal(str(order.get("filled") or 0)) == 0
+    )
 
 
 def _intent_of(order: Mapping[str, Any], quantity: Decimal) -> OrderIntent:

@@ -85,7 +85,12 @@ from cryptosmarttrader.domain.types import (
     utc_from_ms,
 )
 from cryptosmarttrader.ports import BalanceSource, MarketData, Metrics, SliRecorder
-from cryptosmarttrader.services.execution import CycleContext, ExecutionResult, ExecutionService
+from cryptosmarttrader.services.execution import (
+    CycleContext,
+    ExecutionResult,
+    ExecutionService,
+    is_resting_stop,
+)
 from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
 from cryptosmarttrader.services.risk_state import RiskStateService
 
@@ -205,6 +210,9 @@ class CycleReport(BaseModel):
     # (the levels still open, the exit placed, or why no exit could be decided)
     exits_by_rule: int = 0
     exit_decisions: dict[str, str] = {}
+    # per held symbol, its protective stop on the venue (placed, kept, resized, or why none);
+    # empty on a venue without them (the exit rule above is then the only protection)
+    protective_stops: dict[str, str] = {}
     # the venue account against the ledger (testnet / live; the paper venue is the ledger):
     # what was compared, what is missing from the account (drift: DEFENSIVE + alarm) and what
     # the account holds beyond the ledger (opened outside the system: reported, never traded)
@@ -289,7 +297,8 @@ class TradingCycle:
         exits, decisions = (
             (0, {}) if flattened else self._exit_by_rule(state.level, account, positions, context)
         )
-        if flattened or exits:
+        protective = self._protect(state.level)
+        if flattened or exits or protective:
             account, reference, _ = self.valuation()
         daily = _change_pct(state.day_start_equity, account.equity)
         drawdown = _change_pct(state.peak_equity, account.equity)
@@ -325,6 +334,7 @@ class TradingCycle:
             reference_return_bps=None if returns is None else returns[1],
             exits_by_rule=exits,
             exit_decisions=decisions,
+            protective_stops=protective,
             balance_check=balance_note,
             balance_drift=[] if balance is None else [d.describe() for d in balance.drifts],
             external_holdings=[] if balance is None else [d.describe() for d in balance.external],
@@ -343,6 +353,9 @@ class TradingCycle:
             check = self._balance_check(account)
             if check.drifts:
                 first = {d.asset for d in check.drifts}
+                # a protective stop that triggered on the venue since the reconcile is booked
+                # before the second read (its sale is the product's own, not a drift)
+                self.execution.refresh_protective(first)
                 again = self._balance_check(self.valuation()[0])
                 # a drift counts only when both reads show it
                 check = replace(
@@ -371,7 +384,13 @@ class TradingCycle:
         """One comparison: the orders in flight are read first, then the balances, so a fill
         between the two reads is seen as in flight, never as missing."""
         assert self.balances is not None
-        in_flight = {str(o["symbol"]).split("/")[0] for o in self.execution.orders.list_open()}
+        # a protective stop resting unfilled on the venue is not in flight: it would leave its
+        # asset (and the cash) unjudged for as long as the position is held
+        in_flight = {
+            str(o["symbol"]).split("/")[0]
+            for o in self.execution.orders.list_open()
+            if not is_resting_stop(o)
+        }
         venue = self.balances.fetch_balances()
         held: dict[str, Decimal] = {}
         marks: dict[str, Decimal] = {}
@@ -553,6 +572,23 @@ class TradingCycle:
         return self.execution.submit(
             intent, equity=equity, quote=context.quote(intent.symbol), context=context
         )
+
+    def _protect(self, level: RiskLevel) -> dict[str, str]:
+        """A protective stop on the venue for each held position, at the exit rule's stop
+        price on its average entry: the catastrophe stop that holds while the system is down.
+        The exit rule above stays the primary exit (a close cancels the stop first)."""
+        if not self.execution.protective_stops_supported() or not LEVEL_POLICIES[level].exits:
+            return {}
+        loss = Decimal(repr(self.exit_rule.stop_loss))
+        stops: dict[str, Decimal] = {}
+        for symbol, position in self.execution.positions.get_all().items():
+            entry = position.get("average_price")
+            if Decimal(str(position.get("quantity", 0))) <= 0 or entry is None:
+                continue
+            price = Decimal(str(entry))
+            if price.is_finite() and price > 0:
+                stops[symbol] = price * (Decimal(1) - loss)
+        return self.execution.protect_positions(stops)
 
     def _exit_by_rule(
         self,

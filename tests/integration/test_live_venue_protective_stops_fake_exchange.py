@@ -1,0 +1,602 @@
+"""Protective stops resting on the venue, through real ccxt against the local fake Binance.
+
+A held position gets one ``STOP_LOSS_LIMIT`` sell on the venue (its client ID derived from the
+position, recorded in the orders ledger before it is sent); the exit rule's close, the
+EMERGENCY flatten and the kill-switch cancel it exactly once before anything is sold; a stop
+that triggered on the recorded candles books its fill from the venue's trades and nothing is
+sold again. The ExecutionService runs on moto DynamoDB, the fake verifies every signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import ccxt
+import pytest
+from moto import mock_aws
+
+from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue, ccxt_client
+from cryptosmarttrader.adapters.dynamodb_store import (
+    DynamoOrderStore,
+    DynamoPositionStore,
+    DynamoStateStore,
+)
+from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+from cryptosmarttrader.adapters.paper_exchange import PaperExchange
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.exchange import RetryPolicy
+from cryptosmarttrader.domain.exit_rule import ExitRule
+from cryptosmarttrader.domain.orders import (
+    Intent,
+    OrderIntent,
+    OrderStatus,
+    protective_key,
+    protective_order_id,
+)
+from cryptosmarttrader.domain.risk import MarketQuote, RiskLevel
+from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.venue import VenueMode
+from cryptosmarttrader.services.execution import CLOSED_AT_VENUE, ExecutionService
+from cryptosmarttrader.services.risk_state import RiskStateService
+from cryptosmarttrader.services.trading_cycle import TradingCycle
+from cryptosmarttrader.settings import AwsResources
+from cst_devtools.fake_binance import FakeBinance, serve
+from cst_devtools.local_aws import ensure_resources
+
+pytestmark = pytest.mark.realdata
+
+API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+NOW = datetime(2022, 5, 10, 10, 0, tzinfo=UTC)  # the 10:00 BTC/USDT bar opens at 31397.68
+BTC = Symbol("BTC/USDT")
+# the first recorded bar whose low reaches 31000 is the 14:00 bar (open 31815.76, low
+# 30819.98): a stop at 31000 triggers there, known once that bar closed at 15:00
+STOP = Decimal("31000.004")
+QUOTE = MarketQuote(NOW - timedelta(minutes=1), Decimal("500000000"))
+EQUITY = Money(Decimal("100000"))
+
+
+@pytest.fixture(scope="module")
+def market(data_dir: Path) -> RecordedMarketData:
+    return RecordedMarketData(data_dir)
+
+
+@dataclass
+class Rig:
+    fake: FakeBinance
+    clock: FixedClock
+    venue: CcxtVenue
+    clients: AwsClients
+    metrics: InMemoryMetrics
+
+    def service(self, exchange: Any = None) -> ExecutionService:
+        """A fresh service over the same tables and venue: what a restart builds."""
+        res, ddb = self.clients.resources, self.clients.dynamodb
+        switch = SsmKillSwitch(res.kill_switch_param, self.clients.ssm, self.clock)
+        risk = RiskStateService(DynamoStateStore(res.state_table, ddb), switch, self.clock)
+        return ExecutionService(
+            orders=DynamoOrderStore(res.orders_table, ddb),
+            positions=DynamoPositionStore(res.positions_table, ddb),
+            kill_switch=switch,
+            risk=risk,
+            exchange=exchange or self.venue,
+            clock=self.clock,
+            metrics=self.metrics,
+            mode=VenueMode.TESTNET.value,
+        )
+
+    def switch(self, on: bool) -> None:
+        res = self.clients.resources
+        SsmKillSwitch(res.kill_switch_param, self.clients.ssm, self.clock).set(
+            on, "operator test" if on else "resolved", "operator"
+        )
+
+    def orders(self, intent: Intent | None = None) -> list[dict[str, Any]]:
+        res = self.clients.resources
+        every = DynamoOrderStore(res.orders_table, self.clients.dynamodb).list_orders()
+        return [o for o in every if intent is None or o["intent"] == intent.value]
+
+    def position(self) -> dict[str, Any]:
+        res = self.clients.resources
+        found = DynamoPositionStore(res.positions_table, self.clients.dynamodb).get(BTC.value)
+        return found or {}
+
+    def sent(self, method: str, kind: str | None = None) -> list[dict[str, str]]:
+        return [
+            p
+            for m, path, p in self.fake.requests
+            if m == method and path == "/api/v3/order" and (kind is None or p.get("type") == kind)
+        ]
+
+
+def _local_only(client: ccxt.Exchange) -> ccxt.Exchange:
+    fetch = client.fetch
+
+    def guarded(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+        assert urlparse(url).hostname == "127.0.0.1", f"ccxt tried to reach {url}"
+        return fetch(url, method, headers, body)
+
+    client.fetch = guarded
+    return client
+
+
+@pytest.fixture
+def rig(market: RecordedMarketData, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    clock = FixedClock(NOW)
+    fake = FakeBinance(
+        API_KEY,
+        SECRET,
+        market,
+        clock.now,
+        balances={"USDT": Decimal("10000"), "BTC": Decimal("0")},
+        client_timeout_s=0.5,
+    )
+    fake.warm("BTCUSDT")
+    with serve(fake) as url, mock_aws():
+        creds = {"apiKey": API_KEY, "secret": SECRET}
+        client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url, timeout_ms=500)
+        venue = CcxtVenue(
+            _local_only(client),
+            clock,
+            VenueMode.TESTNET,
+            RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0),
+            sleep=lambda _s: None,
+        )
+        clients = AwsClients.build(AwsResources())
+        ensure_resources(clients, now=NOW)
+        yield Rig(fake, clock, venue, clients, InMemoryMetrics())
+
+
+def _entry(service: ExecutionService, qty: str = "0.03") -> None:
+    intent = OrderIntent("protective-test", BTC, Side.BUY, Intent.OPEN, 1_652_140_800_000,
+                         Quantity.of(qty), Price.of("31400"))  # fmt: skip
+    result = service.submit(intent, equity=EQUITY, quote=QUOTE)
+    assert result.sent, result.reason
+
+
+def _close(service: ExecutionService, strategy: str = "exit-rule") -> Any:
+    held = Decimal(str(service.positions.get(BTC.value)["quantity"]))  # type: ignore[index]
+    intent = OrderIntent(strategy, BTC, Side.SELL, Intent.CLOSE, 1_652_180_400_000,
+                         Quantity(held), Price.of("31300"))  # fmt: skip
+    fresh = MarketQuote(service.clock.now() - timedelta(minutes=1), QUOTE.volume_24h_quote)
+    return service.submit(intent, equity=EQUITY, quote=fresh)
+
+
+def _metric(rig: Rig, name: str) -> float:
+    return rig.metrics.total(name)
+
+
+# -- placed once per position ------------------------------------------------------------------
+
+
+def test_live_venue_places_one_protective_stop_per_position_at_the_venues_precision(
+    rig: Rig,
+) -> None:
+    # Given an entry filled at the 10:00 open (31397.68): 0.03 bought, 0.02997 held
+    service = rig.service()
+    _entry(service)
+    held = Decimal(str(rig.position()["quantity"]))
+    assert held == Decimal("0.02997")
+    # When the cycle's protective step runs, then runs again, then after a restart
+    first = service.protect_positions({BTC.value: STOP})
+    again = service.protect_positions({BTC.value: STOP})
+    restarted = rig.service().protect_positions({BTC.value: STOP})
+    # Then exactly one STOP_LOSS_LIMIT sell left, for the quantity held, on the tick (0.01),
+    # the trigger rounded down (never above the rule's level), the limit 5 % below it
+    stops = rig.sent("POST", "STOP_LOSS_LIMIT")
+    assert len(stops) == 1, (first, again, restarted)
+    sent = stops[0]
+    assert sent["side"] == "SELL" and sent["timeInForce"] == "GTC"
+    assert sent["quantity"] == "0.02997"
+    assert sent["stopPrice"] == "31000"
+    assert Decimal(sent["price"]) == Decimal("29450.00")  # floor(31000.004 * 0.95) on 0.01
+    # with the ID derived from the position (its episode and quantity), recorded in the ledger
+    episode = str(rig.position()["opened_by"])
+    coid = protective_order_id(BTC, protective_key(episode, held, 0))
+    assert sent["newClientOrderId"] == coid.value
+    (record,) = rig.orders(Intent.PROTECT)
+    assert record["client_order_id"] == coid.value
+    assert record["status"] == OrderStatus.ACCEPTED.value
+    assert record["order_type"] == "stop_loss_limit"
+    assert "protected by stop" in again[BTC.value] and "protected by stop" in restarted[BTC.value]
+    # and the venue locks what the stop may sell
+    assert rig.venue.fetch_balances()["BTC"] == Decimal("0.02997")
+    assert _metric(rig, "ProtectiveStopsPlaced") == 1
+
+
+def test_live_venue_a_growing_position_gets_its_stop_resized_exactly_once(rig: Rig) -> None:
+    # Given a slow venue: the entry fills 0.02 on the 10:00 bar, the rest on the 11:00 bar
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02")
+    service = rig.service()
+    _entry(service)
+    service.protect_positions({BTC.value: STOP})
+    (first,) = rig.sent("POST", "STOP_LOSS_LIMIT")
+    assert first["quantity"] == "0.01998"
+    # When the 11:00 bar fills the rest and the next cycle reconciles and protects (twice)
+    rig.clock.advance(timedelta(hours=1))
+    later = rig.service()
+    later.reconcile()
+    later.protect_positions({BTC.value: STOP})
+    rig.service().protect_positions({BTC.value: STOP})
+    # Then the old stop was cancelled once and one stop for the whole holding placed once
+    stops = rig.sent("POST", "STOP_LOSS_LIMIT")
+    assert [s["quantity"] for s in stops] == ["0.01998", "0.02997"]
+    cancels = rig.sent("DELETE")
+    assert [c["origClientOrderId"] for c in cancels] == [first["newClientOrderId"]]
+    statuses = sorted(o["status"] for o in rig.orders(Intent.PROTECT))
+    assert statuses == [OrderStatus.ACCEPTED.value, OrderStatus.CANCELED.value]
+
+
+def test_live_venue_a_timeout_placing_the_stop_is_reconciled_by_client_id_never_resent(
+    rig: Rig,
+) -> None:
+    service = rig.service()
+    _entry(service)
+    # Given the venue books the stop but answers after the client gave up
+    rig.fake.fail_next("POST", "/api/v3/order", "timeout_after_booking")
+    note = service.protect_positions({BTC.value: STOP})
+    # Then the stop was found by its client ID and recorded; no second stop is ever sent
+    assert "ACCEPTED" in note[BTC.value]
+    service.protect_positions({BTC.value: STOP})
+    rig.service().reconcile()
+    rig.service().protect_positions({BTC.value: STOP})
+    assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1
+    assert len([o for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]) == 1
+    (record,) = rig.orders(Intent.PROTECT)
+    assert record["status"] == OrderStatus.ACCEPTED.value
+
+
+def test_live_venue_a_stop_refused_by_the_rate_limit_is_placed_by_the_next_cycle_once(
+    rig: Rig,
+) -> None:
+    service = rig.service()
+    _entry(service)
+    # Given the venue answers the stop's create with a 429 (before any matching)
+    rig.fake.fail_next("POST", "/api/v3/order", "rate_limit")
+    note = service.protect_positions({BTC.value: STOP})
+    # Then it is settled as not placed (EXPIRED, never re-sent) and the next cycle places the
+    # next attempt, once
+    assert "EXPIRED" in note[BTC.value] and "not placed" in note[BTC.value]
+    rig.service().protect_positions({BTC.value: STOP})
+    rig.service().protect_positions({BTC.value: STOP})
+    sent = rig.sent("POST", "STOP_LOSS_LIMIT")
+    assert len(sent) == 2 and sent[0]["newClientOrderId"] != sent[1]["newClientOrderId"]
+    resting = [o for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]
+    assert [o["status"] for o in resting] == ["NEW"]
+    statuses = sorted(o["status"] for o in rig.orders(Intent.PROTECT))
+    assert statuses == [OrderStatus.ACCEPTED.value, OrderStatus.EXPIRED.value]
+
+
+def test_live_venue_a_stop_lost_in_flight_stays_submitted_and_is_never_duplicated(
+    rig: Rig,
+) -> None:
+    service = rig.service()
+    _entry(service)
+    # Given a stop whose request never reaches the book (no answer)
+    rig.fake.fail_next("POST", "/api/v3/order", "timeout_before_booking")
+    note = service.protect_positions({BTC.value: STOP})
+    assert "SUBMITTED" in note[BTC.value]
+    # When later cycles run: it is looked up by client ID, never placed again by them
+    for _ in range(2):
+        rig.clock.advance(timedelta(minutes=5))
+        again = rig.service()
+        again.reconcile()
+        again.protect_positions({BTC.value: STOP})
+    assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1
+    (record,) = rig.orders(Intent.PROTECT)
+    assert record["status"] == OrderStatus.SUBMITTED.value
+
+
+# -- triggered on the venue ------------------------------------------------------------------
+
+
+def test_live_venue_a_triggered_stop_books_its_fill_and_nothing_is_sold_again(rig: Rig) -> None:
+    service = rig.service()
+    _entry(service)
+    service.protect_positions({BTC.value: STOP})
+    # When the 14:00 bar (low 30819.98) has closed: the stop triggered on the venue
+    rig.clock.advance(timedelta(hours=5))
+    # and the exit rule decides to close the position before any reconcile saw it
+    result = _close(rig.service())
+    # Then the close found the stop filled (its fill booked from the venue's trades, with
+    # the real commission) and sold nothing
+    assert result.status == CLOSED_AT_VENUE and not result.sent
+    assert rig.sent("POST", "MARKET")[1:] == []  # only the entry was a market order
+    assert rig.sent("DELETE") == []  # a filled stop is not cancelled
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.FILLED.value
+    assert Decimal(str(stop["average_price"])) == Decimal("31000")
+    fee = Decimal("0.02997") * Decimal("31000") * Decimal("0.001")
+    assert Decimal(str(stop["fee"])) == fee.quantize(Decimal("0.00000001"))
+    position = rig.position()
+    assert Decimal(str(position["quantity"])) == 0
+    assert rig.fake.balances["BTC"] == 0
+    # and later cycles neither sell nor place another stop
+    later = rig.service()
+    later.reconcile()
+    assert later.protect_positions({BTC.value: STOP}) == {BTC.value: "no position held"}
+    assert _close_quietly(later) is None
+    assert len(rig.sent("POST")) == 2  # the entry and the stop
+    assert _metric(rig, "ProtectiveStopsTriggered") == 1
+
+
+def _close_quietly(service: ExecutionService) -> Any:
+    position = service.positions.get(BTC.value) or {}
+    if Decimal(str(position.get("quantity", 0))) <= 0:
+        return None
+    return _close(service)
+
+
+def test_live_venue_a_stop_triggered_between_cycles_is_booked_by_the_reconcile(rig: Rig) -> None:
+    service = rig.service()
+    _entry(service)
+    service.protect_positions({BTC.value: STOP})
+    rig.clock.advance(timedelta(hours=5))
+    report = rig.service().reconcile()
+    assert report.updated == 1
+    assert Decimal(str(rig.position()["quantity"])) == 0
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.FILLED.value
+
+
+# -- the exit rule, the flatten and the kill-switch -------------------------------------------
+
+
+def test_live_venue_exit_rule_cancels_the_stop_then_sells_exactly_once(rig: Rig) -> None:
+    service = rig.service()
+    _entry(service)
+    service.protect_positions({BTC.value: STOP})
+    # When the exit rule closes at 11:30 (the stop still resting), then a retry, a restart
+    rig.clock.advance(timedelta(hours=1, minutes=30))
+    first = _close(service)
+    second = _close(service)
+    third = _close(rig.service())
+    # Then the stop was cancelled once, before one market sell of the whole holding
+    assert first.sent and not second.sent and not third.sent
+    (cancel,) = rig.sent("DELETE")
+    (stop_sent,) = rig.sent("POST", "STOP_LOSS_LIMIT")
+    assert cancel["origClientOrderId"] == stop_sent["newClientOrderId"]
+    sells = [p for p in rig.sent("POST", "MARKET") if p["side"] == "SELL"]
+    assert len(sells) == 1 and sells[0]["quantity"] == "0.02997"
+    order = [m for m, p, _ in rig.fake.requests if p == "/api/v3/order" and m != "GET"]
+    assert order == ["POST", "POST", "DELETE", "POST"]  # entry, stop, cancel, then the sell
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    # and the cycle's protective step places nothing while the close is open
+    note = rig.service().protect_positions({BTC.value: STOP})
+    assert "being closed" in note[BTC.value]
+    rig.clock.advance(timedelta(hours=1))
+    rig.service().reconcile()
+    assert Decimal(str(rig.position()["quantity"])) == 0
+    assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1
+
+
+def test_live_venue_kill_switch_cancels_every_order_then_the_flatten_sells_once_across_a_restart(
+    rig: Rig,
+) -> None:
+    # Given a partially filled entry still open on the venue and the stop of what it holds
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02")
+    service = rig.service()
+    _entry(service)
+    service.protect_positions({BTC.value: STOP})
+    assert len(rig.fake.orders()) == 2
+    # When the kill-switch turns on: the cycle cancels every open order of the system
+    rig.switch(True)
+    rig.clock.advance(timedelta(minutes=20))
+    rig.service().reconcile()
+    # and the run dies here (before the flatten); the restarted cycle runs again
+    rig.service().reconcile()
+    assert len(rig.sent("DELETE")) == 2  # the entry and the stop, each once
+    assert _metric(rig, "ProtectiveStopsCancelled") == 1
+    assert all(o["status"] == "CANCELED" for o in rig.fake.orders())
+    # and nothing is placed while the switch holds
+    held = rig.service().protect_positions({BTC.value: STOP})
+    assert "kill-switch" in held[BTC.value]
+    # When a human turns it off and the EMERGENCY flatten runs, crashes, and runs again
+    rig.switch(False)
+    rig.clock.advance(timedelta(minutes=20))
+    flatten = _close(rig.service(), "risk-flatten")
+    again = _close(rig.service(), "risk-flatten")
+    # Then one sell of what is held, never more
+    assert flatten.sent and not again.sent
+    sells = [p for p in rig.sent("POST", "MARKET") if p["side"] == "SELL"]
+    assert len(sells) == 1 and sells[0]["quantity"] == "0.01998"
+    assert len(rig.sent("DELETE")) == 2
+
+
+# -- venues without protective stops -----------------------------------------------------------
+
+
+def test_fake_exchange_refuses_a_stop_off_the_tick_or_that_would_trigger_at_once(
+    rig: Rig,
+) -> None:
+    _entry(rig.service())
+    client = rig.venue._client
+    base = {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_LOSS_LIMIT",
+            "timeInForce": "GTC", "quantity": "0.01"}  # fmt: skip
+    with pytest.raises(ccxt.InvalidOrder, match="PRICE_FILTER"):
+        client.private_post_order({**base, "price": "29000.001", "stopPrice": "30000"})
+    with pytest.raises(ccxt.InvalidOrder, match="trigger immediately"):
+        client.private_post_order({**base, "price": "31000", "stopPrice": "31500"})
+    assert [o for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"] == []
+
+
+def test_paper_venue_places_no_protective_stop_the_hourly_exit_rule_protects(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    paper = rig.service(PaperExchange(market, rig.clock))
+    assert not paper.protective_stops_supported()
+    assert paper.protect_positions({BTC.value: STOP}) == {}
+
+
+def test_live_venue_a_close_the_risk_guard_refuses_leaves_the_stop_resting(rig: Rig) -> None:
+    service = rig.service()
+    _entry(service)
+    service.protect_positions({BTC.value: STOP})
+    # When a close is decided on a quote older than the RiskGuard accepts
+    rig.clock.advance(timedelta(hours=2))
+    held = Decimal(str(rig.position()["quantity"]))
+    intent = OrderIntent("exit-rule", BTC, Side.SELL, Intent.CLOSE, 1_652_180_400_000,
+                         Quantity(held), Price.of("31300"))  # fmt: skip
+    refused = service.submit(intent, equity=EQUITY, quote=QUOTE)
+    # Then nothing was cancelled: the position keeps its stop
+    assert refused.status == "rejected" and refused.rule == "stale_quote"
+    assert rig.sent("DELETE") == []
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.ACCEPTED.value
+
+
+# -- through the hourly trading cycle ---------------------------------------------------------
+
+
+def _cycle(rig: Rig, market: RecordedMarketData, rule: ExitRule) -> TradingCycle:
+    service = rig.service()
+    return TradingCycle(
+        execution=service,
+        risk=service.risk,  # type: ignore[arg-type]
+        market=market,
+        metrics=rig.metrics,
+        starting_equity=Decimal("10000"),
+        exit_rule=rule,
+        balances=rig.venue,
+    )
+
+
+def test_live_venue_the_cycle_protects_a_position_and_books_the_stop_the_venue_filled(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given an entry filled at the 10:00 open (31397.68) and an exit rule stopping at -1.3 %
+    rule = ExitRule(stop_loss=0.013)
+    _entry(rig.service())
+    # When the next hourly cycles run
+    rig.clock.advance(timedelta(minutes=10))
+    first = _cycle(rig, market, rule).run()
+    rig.clock.advance(timedelta(hours=1))
+    second = _cycle(rig, market, rule).run()
+    # Then one stop rests at the rule's stop price on the entry, for what is held
+    assert "ACCEPTED" in first.protective_stops[BTC.value], first.protective_stops
+    assert "protected by stop" in second.protective_stops[BTC.value]
+    # and a resting stop does not leave the coin (or the cash) unjudged by the balance check
+    assert "not judged" not in second.balance_check, second.balance_check
+    (stop,) = rig.sent("POST", "STOP_LOSS_LIMIT")
+    assert stop["quantity"] == "0.02997"
+    assert stop["stopPrice"] == "30989.51"  # 31397.68 * (1 - 0.013), down onto the tick
+    # When the 14:00 bar (low 30819.98) has closed and the next cycle runs
+    rig.clock.advance(timedelta(hours=4))
+    third = _cycle(rig, market, rule).run()
+    # Then the venue's fill is booked (position closed), and nothing is sold again
+    assert third.positions == {} or third.positions.get(BTC.value, 0) == 0, third
+    assert third.fills_applied + third.updated >= 1
+    rig.clock.advance(timedelta(hours=1))
+    fourth = _cycle(rig, market, rule).run()
+    assert fourth.exits_by_rule == 0 and fourth.flattened == 0
+    assert len(rig.sent("POST")) == 2  # the entry and the stop
+    (record,) = rig.orders(Intent.PROTECT)
+    assert record["status"] == OrderStatus.FILLED.value
+    assert third.balance_drift == [] and fourth.balance_drift == []
+
+
+class _LateBalances:
+    """The venue's balances read after the market moved on (the stop triggers in between)."""
+
+    def __init__(self, rig: Rig, after: timedelta) -> None:
+        self.rig, self.after, self.reads = rig, after, 0
+
+    def fetch_balances(self) -> dict[str, Decimal | None]:
+        if self.reads == 0:
+            self.rig.clock.advance(self.after)
+        self.reads += 1
+        return self.rig.venue.fetch_balances()
+
+
+def test_live_venue_a_stop_filled_between_the_reconcile_and_the_balance_read_is_no_drift(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    rule = ExitRule(stop_loss=0.013)
+    _entry(rig.service())
+    rig.clock.advance(timedelta(minutes=10))
+    _cycle(rig, market, rule).run()  # the stop is placed
+    # When the next cycle reconciles at 11:10 but reads the balances after the 14:00 bar
+    # closed (the stop sold the BTC on the venue in between)
+    rig.clock.advance(timedelta(hours=1))
+    cycle = _cycle(rig, market, rule)
+    cycle.balances = _LateBalances(rig, timedelta(hours=4))
+    report = cycle.run()
+    # Then the second read booked the stop's fill first: no drift, the guard stays NORMAL
+    assert report.balance_drift == [], report.balance_check
+    assert report.risk_level == "NORMAL"
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.FILLED.value
+
+
+def test_live_venue_a_stop_whose_cancel_failed_is_cancelled_next_cycle_then_replaced_once(
+    rig: Rig,
+) -> None:
+    service = rig.service()
+    _entry(service)
+    service.protect_positions({BTC.value: STOP})
+    # Given the kill-switch on and the venue refusing the cancel (429 on every retry)
+    rig.switch(True)
+    for _ in range(3):
+        rig.fake.fail_next("DELETE", "/api/v3/order", "rate_limit")
+    rig.service().reconcile()
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCEL_PENDING.value
+    assert [o["status"] for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"] == ["NEW"]
+    # When the next cycle runs (the switch still on): the stop still rests on the venue
+    rig.clock.advance(timedelta(minutes=5))
+    rig.service().reconcile()
+    # Then the cancel was sent again and confirmed
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    # and once the switch is off the position gets one new stop (the next attempt)
+    rig.switch(False)
+    rig.service().protect_positions({BTC.value: STOP})
+    rig.service().protect_positions({BTC.value: STOP})
+    resting = [o for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]
+    assert sorted(o["status"] for o in resting) == ["CANCELED", "NEW"]
+    assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 2
+
+
+def test_live_venue_the_cycles_emergency_cancels_every_order_then_flattens_once_across_restarts(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given a partially filled entry still open and the stop of what it holds
+    rule = ExitRule(stop_loss=0.013)
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02")
+    _entry(rig.service())
+    rig.clock.advance(timedelta(minutes=10))
+    _cycle(rig, market, rule).run()
+    assert len(rig.fake.orders()) == 2
+    # When an operator forces EMERGENCY (which turns the kill-switch on first)
+    service = rig.service()
+    service.risk.override(RiskLevel.EMERGENCY, "ops@desk", "drill: flatten")  # type: ignore[attr-defined]
+    # the cycle cancels every open order of the system; the run dies, the next one runs again
+    held = _cycle(rig, market, rule).run()
+    _cycle(rig, market, rule).run()
+    assert held.flattened == 0
+    assert len(rig.sent("DELETE")) == 2
+    assert {o["status"] for o in rig.fake.orders()} == {"CANCELED"}
+    # When a human turns the switch off: the flatten sells once, then a rerun sends nothing
+    rig.switch(False)
+    rig.clock.advance(timedelta(hours=1))  # the next hourly cycle, at 11:10
+    flatten = _cycle(rig, market, rule).run()
+    again = _cycle(rig, market, rule).run()
+    assert flatten.flattened == 1 and again.flattened == 0
+    rig.clock.advance(timedelta(hours=1))
+    done = _cycle(rig, market, rule).run()
+    sells = [p for p in rig.sent("POST", "MARKET") if p["side"] == "SELL"]
+    assert len(sells) == 1 and sells[0]["quantity"] == "0.01998"
+    assert len(rig.sent("DELETE")) == 2
+    assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1  # never re-placed during the flatten
+    assert done.positions == {} or done.positions.get(BTC.value, 0) == 0

@@ -1,0 +1,63 @@
+"""The identity of a protective stop: derived from the position, walked like a close."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from cryptosmarttrader.domain.orders import (
+    MAX_PROTECT_ATTEMPTS,
+    OrderStatus,
+    protective_key,
+    protective_order_id,
+    resolve_protective,
+)
+from cryptosmarttrader.domain.types import DomainError, Symbol
+
+BTC = Symbol("BTC/USDT")
+EPISODE = "a" * 32
+
+
+def _walk(statuses: dict[int, OrderStatus], qty: str = "0.02997") -> tuple[str, str, object]:
+    ids = {
+        protective_order_id(BTC, protective_key(EPISODE, Decimal(qty), n)).value: s
+        for n, s in statuses.items()
+    }
+    found = resolve_protective(BTC, EPISODE, Decimal(qty), ids.get)
+    assert found is not None
+    key, coid, status = found
+    return key, coid.value, status
+
+
+def test_the_same_position_state_always_names_the_same_stop() -> None:
+    key, coid, status = _walk({})
+    assert key == f"{EPISODE}|0.02997#0" and status is None
+    assert len(coid) == 32 and int(coid, 16) >= 0
+    # the stored quantity's representation does not matter; the quantity does
+    assert _walk({}, "0.029970")[1] == coid
+    assert _walk({}, "0.03")[1] != coid
+    assert protective_order_id(Symbol("ETH/USDT"), key).value != coid
+
+
+def test_a_live_or_filled_stop_is_the_stop_a_cancelled_one_moves_to_the_next_attempt() -> None:
+    assert _walk({0: OrderStatus.ACCEPTED})[2] is OrderStatus.ACCEPTED
+    assert _walk({0: OrderStatus.SUBMITTED})[2] is OrderStatus.SUBMITTED
+    assert _walk({0: OrderStatus.FILLED})[2] is OrderStatus.FILLED
+    key, _, status = _walk({0: OrderStatus.CANCELED, 1: OrderStatus.EXPIRED})
+    assert key.endswith("#2") and status is None
+
+
+def test_a_stop_the_venue_refused_is_never_placed_again_for_that_position_state() -> None:
+    ids = {protective_order_id(BTC, protective_key(EPISODE, Decimal(1), 0)).value:
+           OrderStatus.REJECTED}  # fmt: skip
+    assert resolve_protective(BTC, EPISODE, Decimal(1), ids.get) is None
+
+
+def test_the_walk_is_bounded_and_the_key_checked() -> None:
+    assert resolve_protective(BTC, EPISODE, Decimal(1), lambda _c: OrderStatus.CANCELED) is None
+    assert MAX_PROTECT_ATTEMPTS == 16
+    with pytest.raises(DomainError):
+        protective_key(EPISODE, Decimal(0), 0)
+    with pytest.raises(DomainError):
+        protective_key(EPISODE, Decimal(1), -1)
