@@ -226,6 +226,7 @@ def test_cst_execute_testnet_refuses_keys_others_can_read_or_a_missing_capital(
     monkeypatch.setenv("CST_VENUE_API_KEY", API_KEY)
     half = desk.run("--venue", "testnet")
     assert half.exit_code == 2 and "CST_VENUE_API_SECRET is not set" in half.stderr
+    desk.keys.write_text(json.dumps({"api_key": API_KEY, "secret": SECRET}))
     monkeypatch.delenv("CST_EQUITY_USD")
     no_capital = desk.run("--venue", "testnet", "--keys-file", str(desk.keys))
     assert no_capital.exit_code == 2 and "set CST_EQUITY_USD" in no_capital.stderr

@@ -157,7 +157,7 @@ def _real_venue(
     venue: str, exchange: str, at: str | None, keys_file: Path | None, yes: bool, clock: Clock
 ) -> CcxtVenue:
     """The ccxt venue of ``--venue testnet|live``, after every check; a one-line refusal
-    (nothing sent) otherwise. Order: what the venue supports, the capital, the keys, then
+    (nothing sent) otherwise. Order: what the venue supports, the keys, the capital, then
     (live) the operator's confirmation; only then is a client built."""
     from cryptosmarttrader.domain.exchange import ExchangeId
     from cryptosmarttrader.domain.venue import VenueMode, sandbox_support
@@ -171,12 +171,6 @@ def _real_venue(
             f"--at replays past instants on the paper venue only: a {venue} venue trades now "
             "(drop --at)"
         )
-    if not os.environ.get(EQUITY_ENV):
-        fail(
-            f"--venue {venue} trades the capital you name: set {EQUITY_ENV} (e.g. 1000, no "
-            "more than the account holds for the product; every cycle reconciles the account "
-            f"with the ledger); {NOTHING_SENT}"
-        )
     keys = _keys(keys_file)
     if keys is None:
         fail(
@@ -185,6 +179,12 @@ def _real_venue(
         )
     if exchange == "kucoin" and keys.password is None:
         fail(f"KuCoin keys need their passphrase (password, or {PASSWORD_ENV}); {NOTHING_SENT}")
+    if not os.environ.get(EQUITY_ENV):
+        fail(
+            f"--venue {venue} trades the capital you name: set {EQUITY_ENV} (e.g. 1000, no "
+            "more than the account holds for the product; every cycle reconciles the account "
+            f"with the ledger); {NOTHING_SENT}"
+        )
     if venue == "live":
         _confirm_live(exchange, yes)
     from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue, ccxt_client
