@@ -197,7 +197,10 @@ def test_cst_execute_live_venue_confirmed_goes_to_the_production_api_not_the_san
         (["--venue", "moon"], "--venue must be one of paper, testnet, live, got 'moon'"),
         (["--venue", "testnet", "--exchange", "kraken"], "--venue testnet is refused for kraken"),
         (["--venue", "testnet", "--exchange", "kucoin"], "--venue testnet is refused for kucoin"),
-        (["--venue", "testnet", "--exchange", "ftx"], "--exchange must be one of"),
+        (
+            ["--venue", "testnet", "--exchange", "ftx"],
+            "--exchange (or CST_EXCHANGE) must be one of",
+        ),
         (["--venue", "testnet", "--at", "2022-05-10T09:10:00Z"], "paper venue only"),
         (["--venue", "testnet"], "needs the binance account's API keys"),
     ],

@@ -113,7 +113,7 @@ def execute(
         fail(f"--venue must be one of {', '.join(VENUES)}, got {venue!r}")
     chosen = exchange if exchange is not None else os.environ.get("CST_EXCHANGE", "binance")
     if chosen not in EXCHANGES:
-        fail(f"--exchange must be one of {', '.join(EXCHANGES)}, got {chosen!r}")
+        fail(f"--exchange (or CST_EXCHANGE) must be one of {', '.join(EXCHANGES)}, got {chosen!r}")
     clock: Clock = SystemClock()
     real: CcxtVenue | None = None
     if venue != "paper":
@@ -165,7 +165,7 @@ def _real_venue(
     if venue == "testnet":
         support = sandbox_support(ExchangeId(exchange))
         if not support.available:
-            fail(f"--venue testnet is refused for {exchange}: {support.note}")
+            fail(f"--venue testnet is refused for {exchange}: {support.note}; {NOTHING_SENT}")
     if at is not None:
         fail(
             f"--at replays past instants on the paper venue only: a {venue} venue trades now "
