@@ -234,3 +234,21 @@ def test_cst_execute_testnet_refuses_keys_others_can_read_or_a_missing_capital(
     no_capital = desk.run("--venue", "testnet", "--keys-file", str(desk.keys))
     assert no_capital.exit_code == 2 and "set CST_EQUITY_USD" in no_capital.stderr
     assert desk.nothing_sent()
+
+
+def test_cst_execute_testnet_refuses_keys_the_venue_rejects_before_any_order(desk: Desk) -> None:
+    # Given a decision waiting and a key file whose secret is not the account's
+    with time_machine.travel(DAY + timedelta(hours=9, minutes=5), tick=True) as clock:
+        coid = _decide(desk, datetime.now(UTC))
+        desk.keys.write_text(json.dumps({"api_key": API_KEY, "secret": "X" + SECRET[1:]}))
+        clock.move_to(DAY + timedelta(hours=9, minutes=10))
+        result = desk.run("--venue", "testnet", "--keys-file", str(desk.keys))
+    # Then the run stops at the venue's refusal of the signed read: one line, no order sent
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "account could not be read with these keys" in line
+    assert "Signature for this request is not valid" in line and "no order was sent" in line
+    assert SECRET[1:] not in result.output
+    assert desk.fake.posts() == 0
+    order, _ = _books(desk)
+    assert (order["client_order_id"], order["status"]) == (coid, "NEW")

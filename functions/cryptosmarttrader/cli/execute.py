@@ -192,9 +192,17 @@ def _real_venue(
 
     mode = VenueMode(venue)
     try:
-        return CcxtVenue(ccxt_client(exchange, mode, keys.ccxt_config()), clock, mode)
+        real = CcxtVenue(ccxt_client(exchange, mode, keys.ccxt_config()), clock, mode)
     except (ExchangeError, ValueError) as exc:
         fail(f"{venue} venue on {exchange} unavailable: {_first_line(exc)}; {NOTHING_SENT}")
+    try:  # one signed read first: keys the venue refuses stop here, before any order
+        real.fetch_balances()
+    except ExchangeError as exc:
+        fail(
+            f"the {exchange} {venue} account could not be read with these keys: "
+            f"{_first_line(exc)}; no order was sent"
+        )
+    return real
 
 
 def _keys(keys_file: Path | None) -> ExchangeCredentials | None:
