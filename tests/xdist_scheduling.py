@@ -29,6 +29,7 @@ GROUPS: dict[str, str] = {
 WHOLE_MODULES: frozenset[str] = frozenset(
     {
         "tests/e2e/test_web_dashboard.py",  # the demo's state and a browser
+        "tests/e2e/test_fake_exchange_deployed.py",  # a testnet stack deployed (its own server)
         "tests/integration/test_agents_vote_realdata.py",  # a trained model bundle
         "tests/integration/test_agents_deployed.py",  # a lake ingested through the schedules
         "tests/integration/test_scan_with_model.py",  # a trained model bundle
@@ -42,6 +43,7 @@ WHOLE_MODULES: frozenset[str] = frozenset(
 # collection order
 SLOW_FIRST: tuple[str, ...] = (
     "local_deploy",
+    "tests/e2e/test_fake_exchange_deployed.py",
     "tests/e2e/test_documented_commands.py::test_every_documented_command_runs_as_written[docs/ml.md]",
     "tests/e2e/test_kill_switch_redeploy.py",
     "tests/e2e/test_web_dashboard.py",

@@ -417,6 +417,97 @@ def register_cloudfront_resources() -> None:
         cached.cache_clear()
 
 
+_SECRET_MODEL: list[type[Any]] = []
+
+
+def register_secret_resource() -> None:
+    """Teach moto's CloudFormation ``AWS::SecretsManager::Secret`` (moto 5.2 models the
+    Secrets Manager API but not the resource type, so a ``Ref`` to the secret resolves to
+    nothing and the policy granting its read is refused as "statement must contain resources"):
+    the secret is created in moto's Secrets Manager under the template's ``Name`` (else a name
+    derived from the logical id, as CloudFormation does), with its ``SecretString`` or a
+    generated value (``GenerateSecretString``, what a template without a value asks for); its
+    ``Ref`` is the ARN, as on AWS. A testnet or live stack (the exchange keys' secret) then
+    deploys locally, and ``put-secret-value`` writes the keys as the operator does."""
+    if _SECRET_MODEL:
+        return
+    import json as _json
+
+    from moto.cloudformation import parsing
+    from moto.core.common_models import CloudFormationModel
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    class CfnSecret(CloudFormationModel):
+        def __init__(self, arn: str, name: str) -> None:
+            self.arn, self.name = arn, name
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::SecretsManager::Secret"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "Name"
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.arn
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr in {"Id", "Arn"}
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name in {"Id", "Arn"}:
+                return self.arn
+            raise KeyError(attribute_name)
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> CfnSecret:
+            props = cloudformation_json.get("Properties", {})
+            backend = secretsmanager_backends[account_id][region_name]
+            value = props.get("SecretString")
+            if value is None:
+                generate = props.get("GenerateSecretString", {})
+                value = backend.get_random_password(
+                    password_length=int(generate.get("PasswordLength", 32)),
+                    exclude_characters=str(generate.get("ExcludeCharacters", "")),
+                    exclude_numbers=False,
+                    exclude_punctuation=bool(generate.get("ExcludePunctuation", False)),
+                    exclude_uppercase=False,
+                    exclude_lowercase=False,
+                    include_space=False,
+                    require_each_included_type=True,
+                )
+                value = _json.loads(value)["RandomPassword"] if value.startswith("{") else value
+            name = str(props.get("Name") or resource_name)
+            created = _json.loads(
+                backend.create_secret(
+                    name=name,
+                    secret_string=str(value),
+                    secret_binary=None,
+                    description=props.get("Description"),
+                    tags=props.get("Tags"),
+                    kms_key_id=props.get("KmsKeyId"),
+                    client_request_token=None,
+                    replica_regions=[],
+                    force_overwrite=False,
+                )
+            )
+            return cls(str(created["ARN"]), name)
+
+    _SECRET_MODEL.append(CfnSecret)
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
 _MOCK_METHODS: list[bool] = []
 
 
@@ -470,6 +561,7 @@ def moto_server(port: int) -> Iterator[str]:
     register_cloudwatch_alarm_resource()
     run_custom_resources_in_process(local_endpoint(port))
     register_cloudfront_resources()
+    register_secret_resource()
     allow_mock_integration_methods()
     serialize_moto_dynamodb()  # the threaded server answers concurrent requests
     _check_port_free(port)  # moto's server would wait forever for a socket it cannot bind

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from cryptosmarttrader.adapters.aws_clients import AwsClients
+    from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue
     from cryptosmarttrader.services.model_registry import ModelRegistryService
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -320,17 +321,25 @@ def trading_cycle(
     settings: TradingSettings,
     metrics: Metrics,
     slis: SliRecorder | None = None,
+    *,
+    real_venue: CcxtVenue | None = None,
 ) -> TradingCycle:
-    """The execution function's cycle: the scan's decisions through the RiskGuard to the paper
-    venue (its book in the state table, filling on ``market``'s real bars), fills into positions,
-    the account valued and the risk level moved. Live trading is not wired: paper only."""
+    """The execution function's cycle: the scan's decisions through the RiskGuard to the venue
+    of ``CST_VENUE_MODE`` (the paper venue, its book in the state table, filling on ``market``'s
+    real bars; or the ccxt venue of a testnet / live deployment, docs/venues.md), fills into
+    positions, the account valued and the risk level moved. ``real_venue``: a ccxt venue built
+    by the caller (`cst execute --venue testnet|live`, keys from the operator's machine) instead
+    of the deployment's; everything else (RiskGuard, kill-switch, reconciliation) is the same."""
     state = DynamoStateStore(resources.state_table, clients.dynamodb)
     switch = SsmKillSwitch(resources.kill_switch_param, clients.ssm, clock)
     risk = RiskStateService(state, switch, clock)
     venue_settings = VenueSettings()
+    mode = venue_settings.venue_mode if real_venue is None else real_venue.mode.value
     venue: OrderGateway
     account: BalanceSource | None = None  # a real account, reconciled every cycle
-    if venue_settings.venue_mode == "paper":
+    if real_venue is not None:
+        venue = account = real_venue
+    elif mode == "paper":
         venue = PaperExchange(
             market,
             clock,
@@ -356,7 +365,7 @@ def trading_cycle(
         metrics=metrics,
         guard=RiskGuard(RiskLimits(Decimal(str(settings.max_asset_fraction)))),
         prepare=lambda: ensure_open_index(orders, state, clock.now()),
-        mode=venue_settings.venue_mode,
+        mode=mode,
     )
     return TradingCycle(
         execution=execution,
