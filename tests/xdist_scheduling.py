@@ -40,16 +40,26 @@ WHOLE_MODULES: frozenset[str] = frozenset(
 )
 
 # work units that take longest, started first (a prefix of the unit's scope); the rest follow in
-# collection order
+# collection order. Ordered by what each unit costs (CPU seconds of the test and the commands it
+# runs, measured with `pytest -n 0`; wall seconds on a busy machine are no guide), so that the
+# last units to start are short and the two workers finish together.
+_DOC = "tests/e2e/test_documented_commands.py::test_every_documented_command_runs_as_written"
 SLOW_FIRST: tuple[str, ...] = (
-    "local_deploy",
-    "tests/e2e/test_fake_exchange_deployed.py",
-    "tests/e2e/test_documented_commands.py::test_every_documented_command_runs_as_written[docs/ml.md]",
-    "tests/e2e/test_kill_switch_redeploy.py",
+    "local_deploy",  # the deployment (cdklocal) and the modules that drive it
+    "tests/e2e/test_fake_exchange_deployed.py",  # its own testnet deployment
+    f"{_DOC}[docs/ml.md]",  # ~80 s: a walk-forward evaluation and two trainings on real data
+    "tests/integration/test_chaos.py",  # child processes under rlimits, four scans of real data
+    f"{_DOC}[docs/infrastructure.md]",  # two `cdk synth` with bundling
+    "tests/e2e/test_kill_switch_redeploy.py",  # two deployments
+    f"{_DOC}[docs/risk-and-execution.md]",
+    f"{_DOC}[README_OPERATIONS.md]",
+    f"{_DOC}[docs/agents.md]",
     "tests/e2e/test_web_dashboard.py",
-    "tests/e2e/test_documented_commands.py",
-    "tests/integration/test_chaos.py",
+    f"{_DOC}[docs/evaluation.md]",
+    "tests/infrastructure/test_bundling.py::test_cdk_cli_synth",
     "tests/integration/test_agents_vote_realdata.py",
+    f"{_DOC}[docs/local-aws.md]",
+    "tests/e2e/test_documented_commands.py",
     "tests/infrastructure/test_bundling.py",
     "tests/e2e/",
     "tests/integration/test_execution_faults.py",

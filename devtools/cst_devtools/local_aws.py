@@ -22,6 +22,7 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -427,6 +428,42 @@ def serialize_moto_dynamodb() -> None:
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
+_MOTO_REGIONS = "moto.ec2.models.availability_zones_and_regions"
+
+
+def import_moto_regions_once() -> None:
+    """Import moto's EC2 region table (its SSM backend imports it) with one botocore session.
+
+    The table asks three fresh boto3 sessions for EC2's regions (the aws, aws-us-gov and aws-cn
+    partitions) while it is imported, and each fresh session parses botocore's whole EC2 service
+    model again: about half a second of every local command that touches the kill-switch. The
+    answers come from the same files either way; here the three questions share one session.
+    """
+    import sys
+
+    if _MOTO_REGIONS in sys.modules:
+        return
+    import boto3.session
+    import botocore.session
+
+    shared = botocore.session.get_session()
+    original = boto3.session.Session.get_available_regions
+
+    def get_available_regions(
+        _self: boto3.session.Session,
+        service_name: str,
+        partition_name: str = "aws",
+        allow_non_regional: bool = False,
+    ) -> list[str]:
+        return shared.get_available_regions(service_name, partition_name, allow_non_regional)
+
+    boto3.session.Session.get_available_regions = get_available_regions  # type: ignore[method-assign,assignment]
+    try:
+        importlib.import_module(_MOTO_REGIONS)
+    finally:
+        boto3.session.Session.get_available_regions = original  # type: ignore[method-assign]
+
+
 @contextlib.contextmanager
 def embedded_aws(
     state_dir: Path,
@@ -451,6 +488,7 @@ def embedded_aws(
 
     from moto import mock_aws  # only the local path needs moto
 
+    import_moto_regions_once()
     serialize_moto_dynamodb()
     snapshot_path = state_dir / SNAPSHOT_FILE
     lake_dir = state_dir / LAKE_DIR

@@ -20,7 +20,8 @@ as the deployed bundle and that every shared object of the deployed bundle is an
 
 The asset hash is a digest of the requirement list, the package source and the target platform.
 CDK reuses ``cdk.out/asset.<hash>`` when it exists, and finished bundles are also kept in
-``.cst/lambda-bundles/`` (git-ignored), so only a real change rebuilds.
+``.cst/lambda-bundles/`` (git-ignored), so only a real change rebuilds; an asset's files are hard
+links to the kept bundle's where the file system allows (a synth then writes no copy of them).
 """
 
 from __future__ import annotations
@@ -310,8 +311,27 @@ class UvLocalBundling:
 
     def try_bundle(self, output_dir: str, *_options: object, **_kwargs: object) -> bool:
         bundle = cached_bundle(self._function_name, self._requirements, self._package_dir)
-        shutil.copytree(bundle, output_dir, dirs_exist_ok=True, symlinks=True)
+        shutil.copytree(
+            bundle, output_dir, dirs_exist_ok=True, symlinks=True, copy_function=_link_or_copy
+        )
         return True
+
+
+def _link_or_copy(source: str, target: str) -> str:
+    """A hard link to the kept bundle's file (a finished bundle is never written again, and CDK
+    only reads and zips its assets): up to ~1 GB less to copy on every synth; a copy where no
+    link can be made (another file system). A file already at ``target`` is replaced, never
+    written through (it may itself be a link to the kept bundle)."""
+    kept, asset = Path(source), Path(target)
+    if asset.is_symlink() or asset.exists():
+        if asset.exists() and asset.samefile(kept):
+            return target
+        asset.unlink()
+    try:
+        asset.hardlink_to(kept)
+    except OSError:
+        shutil.copy2(source, target)
+    return target
 
 
 @dataclass(frozen=True)

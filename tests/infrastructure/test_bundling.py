@@ -31,6 +31,7 @@ from infra.constructs.bundling import (
     LAMBDA_UNZIPPED_LIMIT_BYTES,
     REQUIREMENTS_DIR,
     BundlingError,
+    UvLocalBundling,
     build_bundle,
     bundle_hash,
     cached_bundle,
@@ -188,6 +189,31 @@ def test_a_wheel_that_does_not_match_its_pinned_hash_fails_the_build(tmp_path: P
     with pytest.raises(BundlingError, match=r"(?i)hash"):
         build_bundle(requirements, PACKAGE_DIR, destination)
     assert not (destination / "annotated_types").exists()
+
+
+def test_a_synth_links_the_kept_bundle_into_the_asset_instead_of_copying_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.constructs import bundling
+
+    # Given a kept bundle (one file in a package folder)
+    kept = tmp_path / "kept"
+    (kept / "pkg").mkdir(parents=True)
+    (kept / "pkg" / "mod.py").write_text("VALUE = 1\n")
+    monkeypatch.setattr(bundling, "cached_bundle", lambda *_args: kept)
+    local = UvLocalBundling("scan", tmp_path / "scan.txt", tmp_path / "src")
+    # When CDK asks for the asset, into a fresh folder and into one that already holds the file
+    fresh, existing = tmp_path / "asset", tmp_path / "again"
+    (existing / "pkg").mkdir(parents=True)
+    (existing / "pkg" / "mod.py").write_text("stale\n")
+    assert local.try_bundle(str(fresh)) and local.try_bundle(str(existing))
+    # and once more into the fresh one (its file already is the kept one)
+    assert local.try_bundle(str(fresh))
+    # Then each asset's file is the kept file itself (same inode: nothing copied), the stale
+    # file was replaced rather than written through, and the kept content is intact
+    for asset in (fresh, existing):
+        assert (asset / "pkg" / "mod.py").stat().st_ino == (kept / "pkg" / "mod.py").stat().st_ino
+    assert (kept / "pkg" / "mod.py").read_text() == "VALUE = 1\n"
 
 
 def test_bundle_hash_follows_source_and_requirements_not_bytecode(tmp_path: Path) -> None:
@@ -508,13 +534,14 @@ def test_cdk_cli_synth_bundles_and_matches_the_tested_template(tmp_path: Path) -
     npx = shutil.which("npx")
     if npx is None:
         pytest.skip("npx (Node.js) is not installed")
-    from tests.infrastructure.conftest import SKIP_BUNDLING, synthesize
+    from tests.infrastructure.conftest import SKIP_BUNDLING, synthesized_template
 
     def source_digests() -> dict[str, str]:
         return {name: bundle_hash(requirements_file(name), PACKAGE_DIR) for name in FUNCTIONS}
 
     before = source_digests()
-    expected = synthesize(tmp_path / "skipped", SKIP_BUNDLING).template.to_json()
+    # the template every assertion test of this run checks (synthesized once per run)
+    expected = json.loads(synthesized_template(SKIP_BUNDLING).template_path.read_text())
 
     # When `cdk synth` runs
     result = subprocess.run(

@@ -106,3 +106,36 @@ def test_kill_switch_commands_start_without_loading_the_local_lake(
     assert lake_file.exists()
     with embedded_aws(tmp_path) as aws:  # the default still loads it
         assert aws.loaded["lake_objects"] == 1
+
+
+def test_a_local_command_parses_the_ec2_model_once_for_moto_s_region_table() -> None:
+    # Given a fresh interpreter that counts botocore's parses of the EC2 service model
+    probe = """
+import json, sys
+import botocore.loaders as loaders
+parses = []
+load_file = loaders.JSONFileLoader.load_file
+def counting(self, path):
+    if path.endswith("ec2/2016-11-15/service-2"):
+        parses.append(path)
+    return load_file(self, path)
+loaders.JSONFileLoader.load_file = counting
+from cst_devtools.local_aws import import_moto_regions_once
+import_moto_regions_once()
+from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend as table
+import boto3
+fresh = {p: boto3.Session().get_available_regions("ec2", partition_name=p)
+         for p in ("aws", "aws-us-gov", "aws-cn")}
+print(json.dumps({"parses": len(parses) - 3, "regions": [r.name for r in table.regions],
+                  "fresh": fresh}))
+"""
+    # When moto's EC2 region table (imported by its SSM backend) is imported the local way
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    # Then the model was parsed once (the three fresh sessions of the check parse it three more
+    # times), and the table holds every region a fresh session names, in every partition
+    assert out["parses"] == 1
+    named = {r for regions in out["fresh"].values() for r in regions}
+    assert named and named <= set(out["regions"])

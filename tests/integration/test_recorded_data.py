@@ -267,3 +267,40 @@ def test_a_candle_file_is_parsed_once_per_process_and_again_when_it_changes(
     changed = RecordedMarketData(tmp_path).ohlcv("BTC/USDT", "1d", ASOF - timedelta(days=9), ASOF)
     assert len(parsed) == 2
     assert changed["volume"][-1] == float(altered) != first["volume"][-1]
+
+
+def test_the_coingecko_set_is_read_once_per_process_and_again_when_a_file_changes(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = copy_coins(data_dir, tmp_path, ("bitcoin", "ethereum"))
+    reads: list[int] = []
+    read_csv = pl.read_csv
+
+    def counting(*args: object, **kwargs: object) -> pl.DataFrame:
+        reads.append(1)
+        return read_csv(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pl, "read_csv", counting)
+    # Given two readers of the same folder (a replay's scan and its execution cycle)
+    first = RecordedMarketData(root).daily_universe(ASOF, 10)
+    again = RecordedMarketData(root).daily_universe(ASOF, 10)
+    # Then the CSVs were read once and both see the same rows
+    assert len(reads) == 1 and again.equals(first)
+    # When a file is replaced by one of the same size and modification time (a price altered,
+    # written beside it and renamed over it, as a data refresh does)
+    path = root / "coingecko_daily" / "coins" / "bitcoin.csv"
+    body = path.read_bytes()
+    price = repr(float(first.filter(pl.col("symbol") == "bitcoin")["close"][-1])).encode()
+    assert body.count(price) == 1
+    altered = price.replace(price[:1], b"9" if price[:1] != b"9" else b"8", 1)
+    stat = path.stat()
+    fresh = path.with_suffix(".new")
+    fresh.write_bytes(body.replace(price, altered))
+    os.utime(fresh, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    fresh.replace(path)
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    # Then the next reader reads the folder again and sees the new price
+    changed = RecordedMarketData(root).daily_universe(ASOF, 10)
+    assert len(reads) == 2
+    bitcoin = changed.filter(pl.col("symbol") == "bitcoin")["close"][-1]
+    assert bitcoin == float(altered) != first.filter(pl.col("symbol") == "bitcoin")["close"][-1]

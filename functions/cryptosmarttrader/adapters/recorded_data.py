@@ -190,9 +190,17 @@ class CoinMeta(BaseModel):
 
 @dataclass(frozen=True)
 class _DailyCache:
-    signature: tuple[tuple[str, int, int], ...]
+    signature: tuple[tuple[str, int, int, int, int], ...]
     frame: pl.DataFrame
     findings: tuple[Finding, ...] = ()
+
+
+# The CoinGecko set read by this process, by folder: every reader of the same folder (a replay's
+# scan and its execution cycles, each command of a warm process, every test of a worker) reads
+# the 572 CSVs once; a folder whose file list, sizes, modification or change times or inodes
+# changed is read again.
+_DAILY_READS: dict[Path, _DailyCache] = {}
+_DAILY_READS_MAX: Final = 8
 
 
 def _require_utc(ts: datetime, what: str) -> int:
@@ -232,9 +240,18 @@ class RecordedMarketData:
         """Every CoinGecko row, ``DAILY_SCHEMA``, sorted by symbol and ts (cached in memory
         until any source file changes size or modification time)."""
         files = self._coin_files()
-        signature = tuple((f.name, st.st_size, st.st_mtime_ns) for f in files for st in (f.stat(),))
+        signature = tuple(
+            (f.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            for f in files
+            for st in (f.stat(),)
+        )
         if self._daily is not None and self._daily.signature == signature:
             return self._daily.frame
+        folder = self.coins_dir.resolve()
+        shared = _DAILY_READS.get(folder)
+        if shared is not None and shared.signature == signature:
+            self._daily = shared
+            return shared.frame
         for f in files:
             self._check_csv_header(f)
         try:
@@ -263,6 +280,10 @@ class RecordedMarketData:
                 f"{self.coins_dir / (sym + '.csv')}: {null_ts.height} row(s) without a timestamp"
             )
         self._daily = _DailyCache(signature, frame, findings)
+        _DAILY_READS.pop(folder, None)
+        if len(_DAILY_READS) >= _DAILY_READS_MAX:
+            _DAILY_READS.pop(next(iter(_DAILY_READS)))
+        _DAILY_READS[folder] = self._daily
         return frame
 
     @property
