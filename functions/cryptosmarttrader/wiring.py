@@ -36,9 +36,8 @@ from cryptosmarttrader.domain.balances import COMMISSION_ASSETS
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import ExchangeId
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLimits
-from cryptosmarttrader.domain.universe import is_tradable_pair
+from cryptosmarttrader.domain.universe import is_tradable_pair, spot_quote
 from cryptosmarttrader.ports import BalanceSource, MarketData, Metrics, SliRecorder
-from cryptosmarttrader.services.agent_ingest import spot_quote
 from cryptosmarttrader.services.execution import ExecutionService, OrderGateway
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService

@@ -21,11 +21,11 @@ import pytest
 from cryptosmarttrader.adapters.ccxt_agent_feeds import CcxtVenueFeeds
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import RetryPolicy
+from cryptosmarttrader.domain.universe import spot_quote
 from cryptosmarttrader.services.agent_ingest import (
     UniverseRule,
     UniverseService,
     select_universe,
-    spot_quote,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "exchanges" / "kraken"

@@ -47,7 +47,7 @@ from cryptosmarttrader.domain.agents.registry import MarketState
 from cryptosmarttrader.domain.agents.sentiment import SentimentReading
 from cryptosmarttrader.domain.market import DAY_MS, OHLCV_SCHEMA, TIMEFRAME_MS
 from cryptosmarttrader.domain.types import utc_from_ms
-from cryptosmarttrader.services.agent_ingest import spot_quote, usdt_rate_pair
+from cryptosmarttrader.domain.universe import spot_quote, usdt_rate_pair
 
 __all__ = ["LakeAgentData"]
 

@@ -18,16 +18,19 @@ not ``C`` + ``RO``, ``SNX`` not ``S`` + ``NX``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 __all__ = [
+    "SPOT_QUOTES",
     "STABLE_BASES",
     "WRAPPED_BASES",
     "coin_exclusion",
     "is_tradable_pair",
     "pair_exclusion",
     "receipt_ticker",
+    "spot_quote",
+    "usdt_rate_pair",
 ]
 
 STABLE_BASES: Final = frozenset(
@@ -139,3 +142,21 @@ def is_tradable_pair(symbol: str) -> bool:
     """False for ``USDC/USDT``, ``WBTC/USDT``, ``CUSDC/USDT`` and the like; True for other
     ``BASE/QUOTE`` pairs."""
     return pair_exclusion(symbol) is None
+
+
+# The quote of each venue's liquid spot book: Kraken's is USD (ccxt's unified ``USD``, Kraken's
+# own asset id ``ZUSD``); the others' USDT.
+SPOT_QUOTES: Final[Mapping[str, str]] = {"kraken": "USD"}
+
+
+def spot_quote(exchange: str) -> str:
+    """The quote currency of ``exchange``'s liquid universe (``USD`` on Kraken, else ``USDT``)."""
+    return SPOT_QUOTES.get(exchange, "USDT")
+
+
+def usdt_rate_pair(exchange: str) -> str | None:
+    """The venue's own market that converts its universe's quote into USDT (``USDT/USD`` on
+    Kraken), ingested hourly beside its universe so the arbitrage agent can compare its USD
+    prices with the other venues' USDT ones at the same hour; None when it quotes USDT."""
+    quote = spot_quote(exchange)
+    return None if quote == "USDT" else f"USDT/{quote}"

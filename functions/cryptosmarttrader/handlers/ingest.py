@@ -48,6 +48,7 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.clock import Clock, FixedClock
 from cryptosmarttrader.domain.quality import QualityConfig
 from cryptosmarttrader.domain.types import DomainError, Symbol
+from cryptosmarttrader.domain.universe import spot_quote, usdt_rate_pair
 from cryptosmarttrader.handlers._common import (
     Refused,
     ScheduledRunError,
@@ -67,8 +68,6 @@ from cryptosmarttrader.services.agent_ingest import (
     SentimentRejectedError,
     UniverseRule,
     UniverseService,
-    spot_quote,
-    usdt_rate_pair,
 )
 from cryptosmarttrader.services.ingest import (
     INGEST_QUALITY,

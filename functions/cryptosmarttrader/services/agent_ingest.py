@@ -74,8 +74,6 @@ __all__ = [
     "WithdrawalIngestService",
     "WithdrawalReport",
     "select_universe",
-    "spot_quote",
-    "usdt_rate_pair",
 ]
 
 UNIVERSE_PK: Final = "ingest#universe"
@@ -120,27 +118,9 @@ class SentimentFeed(Protocol):
 
 
 # --------------------------------------------------------------------------- universe
-# The quote of each venue's liquid spot book: Kraken's is USD (ccxt's unified ``USD``, Kraken's
-# own asset id ``ZUSD``); the others' USDT.
-SPOT_QUOTES: Final[Mapping[str, str]] = {"kraken": "USD"}
-
-
-def spot_quote(exchange: str) -> str:
-    """The quote currency of ``exchange``'s liquid universe (``USD`` on Kraken, else ``USDT``)."""
-    return SPOT_QUOTES.get(exchange, "USDT")
-
-
 # The gate of a pegged rate's candles (USDT/USD): a peg's closes repeat for many hours, so a
 # run of identical closes is never an error there; every other rule holds.
 PEGGED_QUALITY: Final = INGEST_QUALITY.model_copy(update={"stale_error_run": 10**9})
-
-
-def usdt_rate_pair(exchange: str) -> str | None:
-    """The venue's own market that converts its universe's quote into USDT (``USDT/USD`` on
-    Kraken), ingested hourly beside its universe so the arbitrage agent can compare its USD
-    prices with the other venues' USDT ones at the same hour; None when it quotes USDT."""
-    quote = spot_quote(exchange)
-    return None if quote == "USDT" else f"USDT/{quote}"
 
 
 @dataclass(frozen=True)
