@@ -322,18 +322,23 @@ def trading_cycle(
     slis: SliRecorder | None = None,
     *,
     real_venue: CcxtVenue | None = None,
+    paper: bool = False,
 ) -> TradingCycle:
     """The execution function's cycle: the scan's decisions through the RiskGuard to the venue
     of ``CST_VENUE_MODE`` (the paper venue, its book in the state table, filling on ``market``'s
     real bars; or the ccxt venue of a testnet / live deployment, docs/venues.md), fills into
     positions, the account valued and the risk level moved. ``real_venue``: a ccxt venue built
     by the caller (`cst execute --venue testnet|live`, keys from the operator's machine) instead
-    of the deployment's; everything else (RiskGuard, kill-switch, reconciliation) is the same."""
+    of the deployment's; everything else (RiskGuard, kill-switch, reconciliation) is the same.
+    ``paper``: the paper venue whatever ``CST_VENUE_MODE`` says (`cst execute --venue paper`)."""
     state = DynamoStateStore(resources.state_table, clients.dynamodb)
     switch = SsmKillSwitch(resources.kill_switch_param, clients.ssm, clock)
     risk = RiskStateService(state, switch, clock)
     venue_settings = VenueSettings()
-    mode = venue_settings.venue_mode if real_venue is None else real_venue.mode.value
+    if real_venue is not None:
+        mode = real_venue.mode.value
+    else:
+        mode = "paper" if paper else venue_settings.venue_mode
     venue: OrderGateway
     account: BalanceSource | None = None  # a real account, reconciled every cycle
     if real_venue is not None:

@@ -149,10 +149,18 @@ class Api(Construct):
         grant_table(lake_role, tables.positions, ["Scan"])
         grant_table(lake_role, tables.orders, ["Scan"])
         kill_switch.parameter.grant_read(lake_role)
-        # the coin view's candles: objects under the candle prefix only
+        # the coin view's candles: objects under the candle prefix only, and the listing of that
+        # prefix (the lake finds a coin's month and date objects with ListObjectsV2)
         lake_role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"], resources=[lake.bucket.arn_for_objects("exchange=*")]
+            )
+        )
+        lake_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[lake.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["exchange=*"]}},
             )
         )
         lake_id = Stack.of(self).resolve(

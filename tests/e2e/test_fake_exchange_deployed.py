@@ -203,9 +203,17 @@ def desk(stack: Stack, venue: Venue) -> Iterator[Desk]:
         yield Desk(stack, clock)
 
 
-def _sent(fake: FakeBinance, side: str) -> list[dict[str, str]]:
+def _sent(fake: FakeBinance, side: str, kind: str = "MARKET") -> list[dict[str, str]]:
+    """The orders of ``kind`` sent: MARKET for entries and exits, STOP_LOSS_LIMIT for the
+    protective stops the venue holds for each position."""
     return [p for m, path, p in fake.requests
-            if (m, path) == ("POST", "/api/v3/order") and p.get("side") == side]  # fmt: skip
+            if (m, path) == ("POST", "/api/v3/order") and p.get("side") == side
+            and p.get("type") == kind]  # fmt: skip
+
+
+def _resting_stops(fake: FakeBinance) -> list[dict[str, Any]]:
+    return [o for o in fake.orders() if o["type"] == "STOP_LOSS_LIMIT"
+            and o["status"] in ("NEW", "PARTIALLY_FILLED")]  # fmt: skip
 
 
 def test_fake_exchange_deployed_execution_trades_decision_to_take_profit_exit(
@@ -248,6 +256,11 @@ def test_fake_exchange_deployed_execution_trades_decision_to_take_profit_exit(
     held = desk.cycle(DAY + timedelta(hours=4))  # a cycle that holds: levels stated
     assert "take profit at" in held["exit_decisions"][PAIR], held["exit_decisions"]
     assert len(_sent(fake, "SELL")) == 0
+    # and the venue holds one protective stop for the whole position, below the entry
+    [stop] = _resting_stops(fake)
+    assert Decimal(stop["origQty"]) <= QUANTITY * (1 - COMMISSION) and stop["side"] == "SELL"
+    assert Decimal(stop["stopPrice"]) < entry
+    stops_placed = len(_sent(fake, "SELL", "STOP_LOSS_LIMIT"))
 
     # When the daily closes of Oct 30 and 31 are both above twice the entry (the take profit
     # confirmed on a second close), the first cycle after the Oct 31 close exits by the rule
@@ -259,6 +272,9 @@ def test_fake_exchange_deployed_execution_trades_decision_to_take_profit_exit(
     [sell] = _sent(fake, "SELL")
     assert sell["symbol"] == VENUE_SYMBOL
     assert Decimal(sell["quantity"]) == QUANTITY * (1 - COMMISSION)  # all of it, nothing more
+    # the stop was cancelled before the sell (the venue locks what a stop covers), once
+    assert fake.orders(stop["clientOrderId"])[0]["status"] == "CANCELED"
+    assert _resting_stops(fake) == []
 
     # When the 01:10 cycle books the sell the 01:00 bar filled
     closed = desk.cycle(exit_day + timedelta(hours=1))
@@ -268,7 +284,10 @@ def test_fake_exchange_deployed_execution_trades_decision_to_take_profit_exit(
     assert fake.orders(sell["newClientOrderId"])[0]["status"] == "FILLED"
     assert desk.order(sell["newClientOrderId"])["status"] == "FILLED"
     assert closed["equity"] > float(EQUITY) * 1.01, closed
-    assert fake.posts() == 2  # one buy, one sell: nothing sent twice
+    # one buy, one sell: nothing sent twice; no stop placed again once the position was closed
+    assert len(_sent(fake, "BUY")) == 1 and len(_sent(fake, "SELL")) == 1
+    assert len(_sent(fake, "SELL", "STOP_LOSS_LIMIT")) == stops_placed
+    assert _resting_stops(fake) == []
 
 
 def test_fake_exchange_deployed_execution_crash_between_send_and_record_reconciles_once(
@@ -290,12 +309,19 @@ def test_fake_exchange_deployed_execution_crash_between_send_and_record_reconcil
     # When the next scheduled cycle runs (02:10, after the 02:00 bar filled the order)
     report = desk.cycle(DAY + timedelta(hours=2))
     # Then the order was found by its client id and booked once: nothing was sent again
-    assert fake.posts() == 1 and len(fake.orders()) == 1
+    assert (
+        len(_sent(fake, "BUY")) == 1
+        and fake.posts() - len(_sent(fake, "SELL", "STOP_LOSS_LIMIT")) == 1
+    )
+    assert [o["clientOrderId"] for o in fake.orders() if o["type"] == "MARKET"] == [coid]
     assert fake.orders(coid)[0]["status"] == "FILLED"
-    assert [o["client_order_id"] for o in desk.orders.list_orders()] == [coid]
+    assert [o["client_order_id"] for o in desk.orders.list_orders()
+            if o.get("intent") != "protect"] == [coid]  # fmt: skip
     assert desk.order(coid)["status"] == "FILLED"
     assert desk.held() == QUANTITY * (1 - COMMISSION) == fake.balances["MANA"]
     assert report["dispatched"] == 0
     # and the next cycle finds nothing to do on the venue either
+    stops = len(_sent(fake, "SELL", "STOP_LOSS_LIMIT"))
     desk.cycle(DAY + timedelta(hours=3))
-    assert fake.posts() == 1
+    assert len(_sent(fake, "BUY")) == 1 and _sent(fake, "SELL") == []
+    assert len(_sent(fake, "SELL", "STOP_LOSS_LIMIT")) == stops and len(_resting_stops(fake)) <= 1

@@ -269,10 +269,12 @@ def test_the_lake_function_reads_the_candles_and_state_and_writes_nothing(
 
     grants = _grants(synthesized, construct)
 
-    # the candles only (objects under exchange=), the switch read, state, positions and orders
+    # the candles only (objects under exchange=, and listing that prefix: the lake finds a
+    # coin's objects with ListObjectsV2), the switch read, state, positions and orders
     assert grants == {
         **_common(synthesized, construct),
         f"{lake}/exchange=*": {"s3:GetObject"},
+        lake: {"s3:ListBucket"},
         SWITCH: {
             "ssm:DescribeParameters",
             "ssm:GetParameter",
@@ -291,3 +293,20 @@ def test_operator_policy_allows_only_the_kill_switch_call(synthesized: Synthesiz
     assert statement["Action"] == "execute-api:Invoke"
     resource = str(statement["Resource"])
     assert "/POST/api/v1/killswitch" in resource
+
+
+def test_the_lake_function_lists_only_the_candle_prefix(synthesized: Synthesized) -> None:
+    # Given the lake function's policy statements
+    role = synthesized.stack.api.lake_lambda.function.role
+    assert role is not None
+    policies = synthesized.resources_of_type("AWS::IAM::Policy").values()
+    role_id = synthesized.logical_id(role)
+    statements = [
+        st
+        for p in policies
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    # Then the bucket listing it needs to read a coin's candles is granted, on that prefix only
+    [listing] = [st for st in statements if st["Action"] == "s3:ListBucket"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["exchange=*"]}}

@@ -18,6 +18,9 @@ def test_scan_then_two_cycles_fill_the_decision_and_reruns_change_nothing(
 ) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("CST_UNIVERSE", "tradable")
+    # a shell left set up for a deployment's venue: `cst execute` (--venue paper) still trades
+    # the paper venue and says so
+    monkeypatch.setenv("CST_VENUE_MODE", "testnet")
     state = ["--state-dir", str(tmp_path / "st"), "--data", str(data_dir)]
     runner = CliRunner()
     scanned = runner.invoke(app, ["scan", "--asof", "2022-09-29", "--top", "3", "--json", *state])

@@ -104,7 +104,11 @@ def _decide(desk: Desk, when: datetime) -> str:
 def _books(desk: Desk) -> tuple[dict[str, Any], Decimal]:
     with embedded_aws(desk.state, AwsResources()) as aws:
         res, ddb = aws.resources, aws.clients.dynamodb
-        [order] = DynamoOrderStore(res.orders_table, ddb).list_orders()
+        [order] = [
+            o
+            for o in DynamoOrderStore(res.orders_table, ddb).list_orders()
+            if o["intent"] != "protect"
+        ]  # the entry (a held position also has its stop)
         position = DynamoPositionStore(res.positions_table, ddb).get("BTC/USDT")
     return order, Decimal(0) if position is None else Decimal(str(position["quantity"]))
 
@@ -135,7 +139,12 @@ def test_cst_execute_testnet_places_and_fills_a_real_signed_order(desk: Desk) ->
     order, held = _books(desk)
     assert order["status"] == "FILLED" and order["client_order_id"] == coid
     assert held == QUANTITY * (1 - COMMISSION) == desk.fake.balances["BTC"]
-    assert desk.fake.posts() == 1
+    # one entry sent, once; the held position got its protective stop on the venue
+    entries = [p for m, path, p in desk.fake.requests
+               if (m, path) == ("POST", "/api/v3/order") and p["type"] == "MARKET"]  # fmt: skip
+    assert [p["newClientOrderId"] for p in entries] == [coid]
+    [stop] = [o for o in desk.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]
+    assert stop["status"] == "NEW" and Decimal(stop["origQty"]) <= held
     for output in (sent.output, filled.output):
         assert API_KEY not in output and SECRET not in output
 

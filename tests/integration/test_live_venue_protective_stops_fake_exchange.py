@@ -600,3 +600,21 @@ def test_live_venue_the_cycles_emergency_cancels_every_order_then_flattens_once_
     assert len(rig.sent("DELETE")) == 2
     assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1  # never re-placed during the flatten
     assert done.positions == {} or done.positions.get(BTC.value, 0) == 0
+
+
+def test_live_venue_a_stop_filled_just_before_the_close_leaves_dust_sold_without_an_oversell(
+    rig: Rig,
+) -> None:
+    # Given an entry whose base-asset commission leaves a holding off the lot step: the stop
+    # covers the holding floored to the step, a dust remainder stays uncovered
+    service = rig.service()
+    _entry(service, "0.03001")
+    service.protect_positions({BTC.value: STOP})
+    # When the stop fills on the venue between the cycle's reconcile and its close
+    rig.clock.advance(timedelta(hours=5, minutes=5))
+    _close(rig.service())
+    # Then the close never counts as an oversell (that alarm is critical: it stops trading)
+    assert rig.metrics.total("OversellRefused") == 0
+    # and nothing beyond the holding was ever sold
+    sold = sum(Decimal(str(o.get("filled", 0))) for o in rig.orders() if o["side"] == "sell")
+    assert sold <= Decimal("0.03001")

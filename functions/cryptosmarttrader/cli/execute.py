@@ -136,7 +136,14 @@ def execute(
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     with embedded_aws(state_dir(state), resources) as aws:
         cycle = trading_cycle(
-            market, clock, aws.clients, resources, settings, InMemoryMetrics(), real_venue=real
+            market,
+            clock,
+            aws.clients,
+            resources,
+            settings,
+            InMemoryMetrics(),
+            real_venue=real,
+            paper=real is None,  # --venue paper is the paper venue, whatever CST_VENUE_MODE says
         )
         try:
             report = cycle.run()

@@ -431,6 +431,30 @@ OVERSELL_REFUSED = MetricSpec(
     EXECUTION,
     producer="services/execution.py",
 )
+PROTECTIVE_STOPS_PLACED = MetricSpec(
+    "ProtectiveStopsPlaced",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Protective stop orders placed on the venue (one per position state; testnet / live).",
+    EXECUTION,
+    producer="services/execution.py",
+)
+PROTECTIVE_STOPS_CANCELLED = MetricSpec(
+    "ProtectiveStopsCancelled",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Protective stops cancelled on the venue: before a close, a resize or by the kill-switch.",
+    EXECUTION,
+    producer="services/execution.py",
+)
+PROTECTIVE_STOPS_TRIGGERED = MetricSpec(
+    "ProtectiveStopsTriggered",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Protective stops the venue filled (the price crossed the stop), booked from its trades.",
+    EXECUTION,
+    producer="services/execution.py",
+)
 BALANCE_DRIFT = MetricSpec(
     "BalanceDrift",
     Unit.COUNT,
@@ -629,6 +653,9 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     ORDERS_CANCELLED_BY_KILL_SWITCH,
     OVERSELL_REFUSED,
     BALANCE_DRIFT,
+    PROTECTIVE_STOPS_PLACED,
+    PROTECTIVE_STOPS_CANCELLED,
+    PROTECTIVE_STOPS_TRIGGERED,
     EXCHANGE_ERRORS,
     REJECTED_EVENTS,
     INGEST_RUNS,

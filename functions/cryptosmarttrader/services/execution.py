@@ -286,6 +286,7 @@ class ExecutionService:
         )
         if not verdict.approved or verdict.quantity is None:
             return self._rejected(coid, verdict.rule, verdict.reason)
+        released = ""
         if closing and self.protective_stops_supported():
             # the venue locks what a protective stop would sell: cancelled exactly once before
             # the close is recorded and sent; a stop that already filled closed the position
@@ -297,19 +298,24 @@ class ExecutionService:
                     "the position's protective stop is not cancelled yet at the venue: "
                     "nothing sold, the next cycle retries",
                 )
-            held = self.positions.get(intent.symbol.value)
-            if released == "filled" and Decimal(str((held or {}).get("quantity", 0))) <= 0:
+        quantity = verdict.quantity
+        if closing and released == "filled":
+            left = Decimal(str((self.positions.get(intent.symbol.value) or {}).get("quantity", 0)))
+            if left <= 0:
                 return ExecutionResult(
                     coid.value,
                     CLOSED_AT_VENUE,
                     "the protective stop filled on the venue: the position is closed, "
                     "nothing sold again",
                 )
+            # the stop sold the holding floored to the lot step: the close sells what is left
+            # (a dust the venue may refuse below its minimum), never the size approved before
+            quantity = Quantity(min(left, quantity.value))
         order = Order.new(
             intent,
             created_at=now,
             mode=self.mode,
-            quantity=verdict.quantity,
+            quantity=quantity,
             risk_rule=verdict.rule,
             risk_reason=verdict.reason,
         )
