@@ -93,11 +93,15 @@ class SecretsManagerCredentials:
         try:
             return ExchangeCredentials.model_validate(raw)
         except ValidationError as exc:
-            fields = sorted({".".join(str(p) for p in e["loc"]) or "value" for e in exc.errors()})
             raise CredentialsUnavailableError(
-                f"exchange credentials {secret_name!r} malformed: fields {fields} "
+                f"exchange credentials {secret_name!r} malformed: fields {_fields(exc)} "
                 "(expected JSON with api_key, secret and optional password)"
             ) from None
+
+
+def _fields(exc: ValidationError) -> list[str]:
+    """The malformed fields of a keys secret, by name only (never their values)."""
+    return sorted({".".join(str(p) for p in e["loc"]) or "value" for e in exc.errors()})
 
 
 class ReadOnlyKeys:
@@ -140,8 +144,7 @@ class ReadOnlyKeys:
         try:
             return ExchangeCredentials.model_validate(fields)
         except ValidationError as exc:
-            bad = sorted({".".join(str(p) for p in e["loc"]) or "value" for e in exc.errors()})
             raise CredentialsUnavailableError(
-                f"read-only keys malformed: fields {bad} "
+                f"read-only keys malformed: fields {_fields(exc)} "
                 "(expected JSON with api_key, secret and optional password)"
             ) from None
