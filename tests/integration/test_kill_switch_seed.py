@@ -143,7 +143,7 @@ def test_a_failed_create_is_answered_failed_with_the_reason(
     url, answers = response_url
     faults = ExhaustedRetries(aws.ssm, code="AccessDeniedException", message="not allowed")
     faults.exhaust("PutParameter", 1)
-    monkeypatch.setattr(seed, "ssm_client", lambda _resources: aws.ssm)
+    monkeypatch.setattr(seed, "ssm_client", lambda *_endpoint: aws.ssm)
 
     result = seed.handler(request("Create", url), Context())
 

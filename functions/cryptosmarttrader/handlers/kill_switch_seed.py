@@ -129,7 +129,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     status, reason = "SUCCESS", ""
     try:
         if request.request_type != "Delete":
-            ssm = ssm_client(AwsResources())
+            resources = AwsResources()
+            ssm = ssm_client(resources.region, resources.aws_endpoint_url)
             outcome = seed(ssm, name, request.properties.description, SystemClock().now())
         reason = f"kill-switch parameter {name}: {outcome}"
     except (ClientError, BotoCoreError, ValueError) as exc:
