@@ -178,6 +178,7 @@ def test_invalid_properties_and_request_types_are_answered_failed_never_left_wai
     assert "ParameterName" in answers[0]["body"]["Reason"]
     assert answers[0]["body"]["PhysicalResourceId"] == "KillSwitchSeed"
     assert "'Replace'" in answers[1]["body"]["Reason"]
+    assert answers[1]["body"]["PhysicalResourceId"] == PARAM
     assert aws.ssm.describe_parameters()["Parameters"] == []
     # while a Delete of a resource whose properties no longer validate still succeeds
     bad_delete = request("Delete", url)

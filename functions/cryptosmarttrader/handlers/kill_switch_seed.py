@@ -154,7 +154,7 @@ def _run(request: CustomResourceRequest) -> tuple[str, str, str, str]:
         return "SUCCESS", f"kill-switch parameter {name}: retained", "retained", name
     if request.request_type not in {"Create", "Update"}:
         reason = f"unknown custom resource request type {request.request_type[:64]!r}"
-        return "FAILED", reason, "failed", physical
+        return "FAILED", reason, "failed", name
     try:
         resources = AwsResources()
         ssm = ssm_client(resources.region, resources.aws_endpoint_url)
