@@ -18,12 +18,19 @@ of the live-venue tests; the market data ports (``MarketData``, ``AgentData``, `
 ``RecordedCandles``, ``BarSource``, ``MarketCapSource``, ``SentimentSource``) are the recorded
 real data (``adapters/recorded_data.py``, ``recorded_venue.py``), never invented prices; the
 paper venue's ``PaperBook`` has its in-memory book in production code (``InMemoryPaperBook``);
-``Metrics`` is ``adapters/emf_metrics.InMemoryMetrics``; the model ports (``Predictor``,
-``Ranker`` and their trainers) are the real fitted models; the lake stores, the model
-registry, SageMaker, SNS and CloudWatch (``LakeStore``, ``MarketCapStore``, ``FundingStore``,
-``SentimentStore``, ``WithdrawalStore``, ``ModelRegistry``, ``TrainingJobs``,
-``ModelDeployer``, ``Notifier``, ``MetricReader``) are exercised by their adapters on moto,
-since what their tests check is the stored layout or the AWS call itself.
+``Metrics`` and ``SliRecorder`` are ``adapters/emf_metrics.InMemoryMetrics`` and
+``InMemorySlis``; ``RiskLevelSource`` and ``RiskReader`` are the ``RiskStateService`` itself over
+``InMemoryStateStore`` and ``InMemoryKillSwitch``; ``Progress`` is any callable
+(``services.progress.no_progress``); the value shapes ``OrderRecord``, ``KillSwitchState``,
+``KillSwitchValue`` and ``AuditRecord`` are the adapters' own values (stored records,
+``KillSwitchStatus``, ``AuditEntry``), which these fakes return; the model ports
+(``Predictor``, ``Ranker`` and their trainers ``PredictorTrainer``, ``RankerTrainer``) are the
+real fitted models; the lake stores, the model registry, SageMaker, SNS, CloudWatch and the
+health probes (``LakeStore``, ``MarketCapStore``, ``FundingStore``, ``SentimentStore``,
+``WithdrawalStore``, ``ModelRegistry``, ``RegistryReader``, ``TrainingJobs``,
+``ModelDeployer``, ``Notifier``, ``MetricReader``, ``HealthProbe``) are exercised by their
+adapters on moto, since what their tests check is the stored layout or the AWS call itself.
+``tests/unit/test_ports_layout.py`` fails on a port this module does not name.
 """
 
 from __future__ import annotations
@@ -172,7 +179,8 @@ class InMemoryOrderLedger:
 
 
 class InMemoryPositionLedger:
-    """Positions keyed by symbol with an optimistic version (the ``PositionLedger`` port)."""
+    """Positions keyed by symbol with an optimistic version (the ``PositionLedger`` and
+    ``PositionStore`` ports)."""
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, Any]] = {}
@@ -225,7 +233,8 @@ class InMemoryPositionLedger:
 
 
 class InMemoryStateStore:
-    """Small (pk, sk) records (the ``StateStore`` ports of the risk state, go-live, ingest)."""
+    """Small (pk, sk) records: the ``StateStore``, ``StateRecords``, ``StateReader`` and
+    ``ConditionalStateStore`` ports (the risk state, go-live, ingest, the paper venue's book)."""
 
     def __init__(self) -> None:
         self._items: dict[tuple[str, str], dict[str, Any]] = {}

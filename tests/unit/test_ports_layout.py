@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 import cryptosmarttrader
+import tests.fakes
 from cryptosmarttrader import ports
 
 PACKAGE = Path(cryptosmarttrader.__file__).parent
@@ -41,3 +42,15 @@ def test_every_port_is_exported() -> None:
     declared = set(_protocols(PACKAGE / "ports.py"))
     assert declared - set(ports.__all__) == set()
     assert {"Clock"} <= set(ports.__all__)
+
+
+def test_every_port_has_a_fake_or_a_stated_stand_in() -> None:
+    # tests/fakes.py names each port: in the docstring of the fake that implements it, or in
+    # the module's docstring with what stands in for it
+    documented = Path(tests.fakes.__file__).read_text(encoding="utf-8")
+    missing = [
+        name
+        for name in sorted(_protocols(PACKAGE / "ports.py"))
+        if f"``{name}``" not in documented and f"`{name}`" not in documented
+    ]
+    assert missing == []
