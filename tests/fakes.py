@@ -1,21 +1,49 @@
-"""In-memory fakes of the order, position, state and kill-switch ports, for tests about logic rather than AWS.
+"""In-memory fakes of the store-like ports, for tests about logic rather than AWS.
 
-Each fake keeps the contract of its DynamoDB adapter (``adapters/dynamodb_store.py``): the same
-exactly-once insert, guarded status moves along the state-transition table, open-orders index
-and optimistic position versions, and values stored as DynamoDB would return them (numbers as
-``Decimal``, times as ISO strings, ``None`` dropped). ``tests/integration/test_store_contract.py``
-runs one suite of assertions against both, so a fake cannot drift from its adapter.
+Each fake keeps the contract of its AWS adapter: the orders, positions and state records of
+``adapters/dynamodb_store.py`` (the same exactly-once insert, guarded status moves along the
+state-transition table, open-orders index, optimistic versions and conditional writes, values
+stored as DynamoDB would return them: numbers as ``Decimal``, times as ISO strings, ``None``
+dropped), the scan's signals (``adapters/dynamodb_signals.py``: reports stored as JSON, the
+newest as-of is the latest), the audit trail (``adapters/audit.py``: validated, sanitized,
+append-only entries, newest first) and the kill-switch (``adapters/ssm_killswitch.py``: checked
+reason and actor, the write's time from the clock).
+``tests/integration/test_store_contract.py`` runs one suite of assertions against each fake and
+its adapter on moto, so a fake cannot drift from its adapter.
+
+Ports without a fake here, and what stands in for them: the venues (``Exchange``,
+``OrderGateway``, ``ProtectiveGateway``, ``BalanceSource``, ``SpotVenue``, ``PerpetualVenue``,
+``WithdrawalVenue``) are the paper venue (``adapters/paper_exchange.py``) and the fake Binance
+of the live-venue tests; the market data ports (``MarketData``, ``AgentData``, ``CandleSource``,
+``RecordedCandles``, ``BarSource``, ``MarketCapSource``, ``SentimentSource``) are the recorded
+real data (``adapters/recorded_data.py``, ``recorded_venue.py``), never invented prices; the
+paper venue's ``PaperBook`` has its in-memory book in production code (``InMemoryPaperBook``);
+``Metrics`` and ``SliRecorder`` are ``adapters/emf_metrics.InMemoryMetrics`` and
+``InMemorySlis``; ``RiskLevelSource`` and ``RiskReader`` are the ``RiskStateService`` itself over
+``InMemoryStateStore`` and ``InMemoryKillSwitch``; ``Progress`` is any callable
+(``services.progress.no_progress``); the value shapes ``OrderRecord``, ``KillSwitchState``,
+``KillSwitchValue`` and ``AuditRecord`` are the adapters' own values (stored records,
+``KillSwitchStatus``, ``AuditEntry``), which these fakes return; the model ports
+(``Predictor``, ``Ranker`` and their trainers ``PredictorTrainer``, ``RankerTrainer``) are the
+real fitted models; the lake stores, the model registry, SageMaker, SNS, CloudWatch and the
+health probes (``LakeStore``, ``MarketCapStore``, ``FundingStore``, ``SentimentStore``,
+``WithdrawalStore``, ``ModelRegistry``, ``RegistryReader``, ``TrainingJobs``,
+``ModelDeployer``, ``Notifier``, ``MetricReader``, ``HealthProbe``) are exercised by their
+adapters on moto, since what their tests check is the stored layout or the AWS call itself.
+``tests/unit/test_ports_layout.py`` fails on a port this module does not name.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from cryptosmarttrader.adapters.audit import AuditEntry, DuplicateAuditEntryError
 from cryptosmarttrader.adapters.dynamodb_store import (
     from_item,
     order_record,
@@ -24,13 +52,19 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     to_item,
 )
 from cryptosmarttrader.adapters.killswitch_value import KillSwitchStatus
+from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.aggregates import Order, Position
+from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.killswitch import MAX_ACTOR_CHARS, MAX_REASON_CHARS, check_text
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus, transition
+from cryptosmarttrader.domain.sanitize import sanitize
 
 __all__ = [
+    "InMemoryAuditTrail",
     "InMemoryKillSwitch",
     "InMemoryOrderLedger",
     "InMemoryPositionLedger",
+    "InMemorySignalStore",
     "InMemoryStateStore",
 ]
 
@@ -145,7 +179,8 @@ class InMemoryOrderLedger:
 
 
 class InMemoryPositionLedger:
-    """Positions keyed by symbol with an optimistic version (the ``PositionLedger`` port)."""
+    """Positions keyed by symbol with an optimistic version (the ``PositionLedger`` and
+    ``PositionStore`` ports)."""
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, Any]] = {}
@@ -198,7 +233,8 @@ class InMemoryPositionLedger:
 
 
 class InMemoryStateStore:
-    """Small (pk, sk) records (the ``StateStore`` ports of the risk state, go-live, ingest)."""
+    """Small (pk, sk) records: the ``StateStore``, ``StateRecords``, ``StateReader`` and
+    ``ConditionalStateStore`` ports (the risk state, go-live, ingest, the paper venue's book)."""
 
     def __init__(self) -> None:
         self._items: dict[tuple[str, str], dict[str, Any]] = {}
@@ -250,9 +286,14 @@ class InMemoryStateStore:
 
 
 class InMemoryKillSwitch:
-    """The kill-switch parameter (``KillSwitch`` / ``KillSwitchControl``), off until set."""
+    """The kill-switch parameter (``KillSwitch`` / ``KillSwitchControl``), off until set.
 
-    def __init__(self, at: datetime) -> None:
+    Like ``SsmKillSwitch``: a reason or actor that ``check_text`` refuses raises and writes
+    nothing, and a write is timed by the clock (``at`` when the writer keeps a time); without a
+    clock every write keeps the construction time."""
+
+    def __init__(self, at: datetime, clock: Clock | None = None) -> None:
+        self._clock = clock
         self._status = KillSwitchStatus(on=False, reason="local default", actor="test", at=at)
 
     def status(self) -> KillSwitchStatus:
@@ -261,9 +302,90 @@ class InMemoryKillSwitch:
     def is_on(self) -> bool:
         return self._status.on
 
-    def set(self, on: bool, reason: str, actor: str) -> KillSwitchStatus:
-        self._status = KillSwitchStatus(on=on, reason=reason, actor=actor, at=self._status.at)
+    def set(
+        self, on: bool, reason: str, actor: str, *, at: datetime | None = None
+    ) -> KillSwitchStatus:
+        when = at or (self._clock.now() if self._clock is not None else self._status.at)
+        self._status = KillSwitchStatus(
+            on=on,
+            reason=check_text("reason", reason, MAX_REASON_CHARS),
+            actor=check_text("actor", actor, MAX_ACTOR_CHARS),
+            at=when,
+        )
         return self._status
 
     def invalidate(self) -> None:
         """Nothing is cached here."""
+
+
+class InMemorySignalStore:
+    """The scan's published reports (``SignalStore`` / ``SignalReader`` / ``SignalHistory``),
+    kept as the JSON the DynamoDB store writes, so readers get what it would give back."""
+
+    def __init__(self) -> None:
+        self._reports: dict[str, str] = {}
+        self._latest: tuple[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def save(self, asof_iso: str, report: Mapping[str, Any]) -> None:
+        body = jsonout.dumps(report, sort_keys=True)
+        with self._lock:
+            self._reports[asof_iso] = body
+            if self._latest is None or self._latest[0] <= asof_iso:
+                self._latest = (asof_iso, body)
+
+    def latest(self) -> dict[str, Any] | None:
+        return None if self._latest is None else dict(json.loads(self._latest[1]))
+
+    def at(self, asof_iso: str) -> dict[str, Any] | None:
+        body = self._reports.get(asof_iso)
+        return None if body is None else dict(json.loads(body))
+
+    def between(self, start_iso: str, end_iso: str) -> list[dict[str, Any]]:
+        return [
+            dict(json.loads(body))
+            for asof, body in sorted(self._reports.items())
+            if start_iso <= asof <= end_iso
+        ]
+
+
+class InMemoryAuditTrail:
+    """The append-only audit trail (``AuditTrail`` / ``AuditReader``): entries validated and
+    sanitized as ``DynamoAuditTrail`` stores them, one per (time, request id)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, AuditEntry] = {}
+        self._lock = threading.Lock()
+
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        at: datetime,
+        request_id: str,
+        correlation_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        clean = sanitize(dict(details or {}))
+        entry = AuditEntry.model_validate(
+            {
+                "actor": actor,
+                "action": action,
+                "at": at,
+                "request_id": request_id,
+                "correlation_id": correlation_id,
+                "details": clean if isinstance(clean, dict) else {},
+            }
+        )
+        stored = AuditEntry.model_validate(_stored(entry.model_dump(mode="json")))
+        with self._lock:
+            if entry.sort_key in self._entries:
+                raise DuplicateAuditEntryError(f"audit entry {entry.sort_key} already exists")
+            self._entries[entry.sort_key] = stored
+        return entry
+
+    def recent(self, limit: int = 50) -> list[AuditEntry]:
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"limit must be in [1, 1000], got {limit}")
+        return [self._entries[k] for k in sorted(self._entries, reverse=True)[:limit]]

@@ -32,9 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cryptosmarttrader.domain.orders import RecordOutcome
 from cryptosmarttrader.domain.risk import RiskLevel, RiskObservation
 from cryptosmarttrader.domain.types import Action
+from cryptosmarttrader.ports import Progress
 from cryptosmarttrader.services.execution import ReconcileReport
 from cryptosmarttrader.services.ingest import IngestReport, IngestService
-from cryptosmarttrader.services.progress import Progress, no_progress
+from cryptosmarttrader.services.progress import no_progress
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import Analysis, ScanReport, ScanService
 

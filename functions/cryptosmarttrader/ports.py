@@ -1,5 +1,12 @@
 """Ports: the Protocols the services depend on. Adapters implement them; the domain knows none.
 
+Every Protocol of the runtime package is declared here, grouped by the use case that needs it
+(market data and the lake, orders and positions, the kill-switch and metrics, venues, models,
+state records, the agents' inputs ingest, the paper venue's book, the dashboard, progress).
+The one exception is :class:`~cryptosmarttrader.domain.clock.Clock`, declared by the domain
+(pure code takes a clock) and re-exported here. ``tests/fakes.py`` holds an in-memory fake of
+each store-like port, held to its AWS adapter by ``tests/integration/test_store_contract.py``.
+
 Frames exchanged through ports are polars DataFrames with the schemas declared in
 :mod:`cryptosmarttrader.domain.market`.
 """
@@ -21,6 +28,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from cryptosmarttrader.domain.agents.registry import MarketState
+    from cryptosmarttrader.domain.agents.sentiment import SentimentReading
     from cryptosmarttrader.domain.aggregates import Order, Position
     from cryptosmarttrader.domain.coins import MarketCapBatch
     from cryptosmarttrader.domain.drift import DriftReference
@@ -43,12 +51,18 @@ if TYPE_CHECKING:
     from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
 
 __all__ = [
+    "AgentData",
     "AuditReader",
     "AuditRecord",
     "AuditTrail",
+    "BalanceSource",
+    "BarSource",
     "CandleSource",
     "Clock",
+    "ConditionalStateStore",
     "Exchange",
+    "FundingStore",
+    "HealthProbe",
     "KillSwitch",
     "KillSwitchControl",
     "KillSwitchState",
@@ -66,20 +80,34 @@ __all__ = [
     "OrderLedger",
     "OrderRecord",
     "OrderStore",
+    "PaperBook",
+    "PerpetualVenue",
     "PositionLedger",
     "PositionStore",
     "Predictor",
     "PredictorTrainer",
+    "Progress",
+    "ProtectiveGateway",
+    "Ranker",
+    "RankerTrainer",
+    "RankerUnavailableError",
     "RecordedCandles",
+    "RegistryReader",
     "RiskLevelSource",
     "RiskReader",
+    "SentimentSource",
+    "SentimentStore",
     "SignalHistory",
     "SignalReader",
     "SignalStore",
     "SliRecorder",
+    "SpotVenue",
     "StateReader",
     "StateRecords",
     "StateStore",
+    "TrainingJobs",
+    "WithdrawalStore",
+    "WithdrawalVenue",
 ]
 
 
@@ -606,3 +634,148 @@ class TrainingJobs(Protocol):
     def model_files(self, model_artifacts: str) -> Mapping[str, bytes]:
         """The files of a job's ``model.tar.gz`` by name."""
         ...
+
+
+# --------------------------------------------------------------------------- agents' inputs ingest
+# ``services/agent_ingest.py``: the liquid universe, funding, withdrawals and sentiment. The
+# venue ports are implemented by ``adapters.ccxt_agent_feeds.CcxtVenueFeeds`` (live) and
+# ``adapters.recorded_venue.RecordedVenue`` (recorded files); the stores by
+# ``adapters.s3_agent_inputs.S3AgentInputs``.
+
+
+class SpotVenue(Protocol):
+    """The venue's active spot pairs quoted in ``quote`` and their 24 h quote volume (None
+    when the venue reports none)."""
+
+    def spot_quote_volumes(self, quote: str) -> Mapping[str, float | None]: ...
+
+
+class PerpetualVenue(Protocol):
+    """The venue's linear perpetuals: which spot pairs have one, their funding and mark
+    prices."""
+
+    def perpetual_pairs(self, quote: str) -> frozenset[str]:
+        """Spot pairs (``BTC/USDT``) with a linear perpetual settled in ``quote``."""
+        ...
+
+    def funding_history(self, pair: str, since_ms: int, until_ms: int) -> pl.DataFrame:
+        """``FUNDING_SCHEMA`` rows of ``pair``'s perpetual (symbol = the spot pair)."""
+        ...
+
+    def mark_candles(self) -> CandleSource:
+        """8 h mark-price candles of the perpetual of a spot pair, as a candle source."""
+        ...
+
+
+class WithdrawalVenue(Protocol):
+    """Each coin's withdrawal and deposit state, fee and minimum as the venue reports them."""
+
+    def withdrawal_constraints(self, coins: Sequence[str]) -> pl.DataFrame:
+        """``WITHDRAWAL_SCHEMA`` rows, ``symbol`` = coin code, observed now."""
+        ...
+
+
+class SentimentSource(Protocol):
+    """Where sentiment readings come from (``adapters.sentiment_source.AlternativeMeFearGreed``
+    over HTTP, ``adapters.recorded_venue.RecordedFearGreed`` over the recorded file)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def readings(self, limit: int) -> list[SentimentReading]:
+        """The latest ``limit`` readings, newest first. Raises ``SentimentUnavailableError``."""
+        ...
+
+
+class FundingStore(Protocol):
+    """The lake's funding-rate dataset."""
+
+    def write_funding(self, frame: pl.DataFrame, exchange: str) -> list[str]:
+        """Merge gated ``FUNDING_SCHEMA`` rows keyed on time; returns the object keys written."""
+        ...
+
+
+class SentimentStore(Protocol):
+    """The lake's sentiment dataset."""
+
+    def write_sentiment(self, frame: pl.DataFrame, source: str) -> list[str]:
+        """Merge gated readings keyed on time; returns the object keys written."""
+        ...
+
+
+class WithdrawalStore(Protocol):
+    """The lake's withdrawal-constraints dataset and the status of its last run."""
+
+    def write_withdrawals(self, frame: pl.DataFrame, exchange: str) -> list[str]: ...
+
+    def write_withdrawal_status(self, exchange: str, observed_ms: int, reason: str | None) -> None:
+        """Record the run beside the dataset: its time, and the reason when the venue's data
+        could not be read (the arbitrage agent abstains with it)."""
+        ...
+
+
+# --------------------------------------------------------------------------- paper venue
+# ``adapters.paper_exchange.PaperExchange``: the trading half of a venue filled against real
+# bars. It is an adapter; these are the ports it is built from.
+
+
+class BarSource(Protocol):
+    """``MarketData.ohlcv``: candles by open time, ``start <= ts <= end`` (the lake, the
+    recorded files, or frames loaded once by ``cst tracking``)."""
+
+    def ohlcv(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> pl.DataFrame: ...
+
+
+class PaperBook(Protocol):
+    """The paper venue's own order book, keyed by the client order ID as the venue formats it
+    (``InMemoryPaperBook`` for one process, ``StatePaperBook`` over the state table)."""
+
+    def insert(self, venue_id: str, record: Mapping[str, Any]) -> bool:
+        """Store a new order; False (nothing written) if the ID is already held."""
+        ...
+
+    def get(self, venue_id: str) -> dict[str, Any] | None: ...
+
+    def replace(self, venue_id: str, record: Mapping[str, Any], expected_status: str) -> bool:
+        """Overwrite the order if its stored status is still ``expected_status``."""
+        ...
+
+
+class ConditionalStateStore(Protocol):
+    """(pk, sk) records with conditional writes (``DynamoStateStore``): what ``StatePaperBook``
+    keeps the paper venue's orders in."""
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+
+    def put_new(self, pk: str, sk: str, item: Mapping[str, Any]) -> bool:
+        """Insert; False (nothing written) if the key exists."""
+        ...
+
+    def put_if(self, pk: str, sk: str, item: Mapping[str, Any], field: str, expected: str) -> bool:
+        """Overwrite only while the stored ``field`` equals ``expected``; False otherwise."""
+        ...
+
+
+# --------------------------------------------------------------------------- dashboard
+
+
+class RegistryReader(Protocol):
+    """The model versions the dashboard lists (a ``ModelRegistry``, read only)."""
+
+    @property
+    def group(self) -> str: ...
+
+    def versions(self) -> list[ModelVersion]: ...
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Progress(Protocol):
+    """Progress of a long-running use case: ``progress(step, done, total)`` (``total`` None
+    when unknown). The CLI draws it on a terminal; the Lambdas and tests pass
+    ``services.progress.no_progress``."""
+
+    def __call__(self, step: str, done: int, total: int | None) -> None: ...

@@ -199,7 +199,7 @@ def promoted_model(
     return ranking_server(
         artifact_model(registry.artifact(live.version)),
         ml.ranking_endpoint,
-        lambda: sagemaker_runtime_client(resources),
+        lambda: sagemaker_runtime_client(resources.region, resources.aws_endpoint_url),
     )
 
 

@@ -1,8 +1,10 @@
 """The execution service's logic on the in-memory fakes (``tests/fakes.py``): dedup by client
-order ID, the 60-minute window on an injected clock, RiskGuard rejections and the spot selling
-rules, with the paper venue filling on real Binance bars. No AWS here: the DynamoDB adapters
-keep the same contract (``test_store_contract.py``), and ``test_execution.py`` keeps the paths
-that are about AWS (concurrency on DynamoDB, restarts over the embedded AWS, SSM)."""
+order ID, the 60-minute window on an injected clock, reconciling a lost venue answer by client
+ID, resuming or cancelling orders a crash left NEW, the kill-switch and RiskGuard rejections and
+the spot selling rules, with the paper venue filling on real Binance bars. No AWS here: the
+DynamoDB and SSM adapters keep the same contract (``test_store_contract.py``), and
+``test_execution.py`` keeps the paths that are about AWS (concurrency on DynamoDB, restarts
+over the embedded AWS)."""
 
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ from cryptosmarttrader.adapters.paper_exchange import PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.clock import FixedClock
-from cryptosmarttrader.domain.orders import OrderStatus
-from cryptosmarttrader.domain.risk import MarketQuote, RiskLevel
-from cryptosmarttrader.domain.types import Money, Price
+from cryptosmarttrader.domain.exchange import ExchangeOrder, OrderStateUnknownError
+from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
+from cryptosmarttrader.domain.risk import MarketQuote, RiskLevel, RiskObservation
+from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol
 from cryptosmarttrader.services.execution import CycleContext, ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from tests.fakes import (
@@ -34,6 +37,7 @@ from tests.support.execution import (
     BTC,
     EQUITY,
     NOW,
+    AcceptThenTimeout,
     ProcessDied,
     btc_intent,
     quote_at_now,
@@ -61,13 +65,14 @@ class Rig:
     positions: InMemoryPositionLedger = field(default_factory=InMemoryPositionLedger)
     metrics: InMemoryMetrics = field(default_factory=InMemoryMetrics)
 
-    def service(self, orders: Any = None) -> ExecutionService:
+    def service(self, exchange: object | None = None, orders: Any = None) -> ExecutionService:
+        """A fresh service over the same ledgers and venue (what a restart builds)."""
         return ExecutionService(
             orders=orders or self.ledger,
             positions=self.positions,
             kill_switch=self.switch,
             risk=self.risk,
-            exchange=self.paper,
+            exchange=exchange or self.paper,  # type: ignore[arg-type]
             clock=self.clock,
             metrics=self.metrics,
         )
@@ -82,7 +87,7 @@ class Rig:
 @pytest.fixture
 def rig(market: RecordedMarketData) -> Rig:
     clock = FixedClock(NOW)
-    switch = InMemoryKillSwitch(NOW)
+    switch = InMemoryKillSwitch(NOW, clock)
     risk = RiskStateService(InMemoryStateStore(), switch, clock)
     return Rig(clock, PaperExchange(market, clock), switch, risk)
 
@@ -319,3 +324,171 @@ def test_without_a_context_a_recorded_order_is_sent_as_recorded(
 def test_a_risk_share_outside_the_budget_is_refused() -> None:
     with pytest.raises(ValueError, match="risk share"):
         CycleContext(equity=EQUITY, risk_share=Decimal(0))
+
+
+# ------------------------------------------------------------------ lost answers, crashes, switch
+
+
+def test_accept_then_timeout_reconciles_by_client_id_and_never_sends_again(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given a venue that accepts the order and then times out
+    price, quote = _quote(market)
+    intent = _intent(price)
+    flaky = AcceptThenTimeout(rig.paper)
+    service = rig.service(flaky)
+    # When the decision is submitted
+    result = service.submit(intent, equity=EQUITY, quote=quote)
+    # Then the order was found by client ID and recorded as filled, with its real fill price
+    assert result.status == OrderStatus.FILLED.value
+    fill = rig.paper.fill_for(intent.client_order_id)
+    assert fill is not None and result.average_price == fill.price.value
+    # When the same decision is retried and a reconcile pass runs
+    again = service.submit(intent, equity=EQUITY, quote=quote)
+    counts = service.reconcile()
+    # Then no second order reached the exchange and the position holds one fill
+    assert again.status == "duplicate"
+    assert rig.paper.create_calls == 1
+    assert counts.fills == 0
+    position = rig.position()
+    assert position is not None and position["quantity"] == Decimal("0.03")
+    assert service.consecutive_exchange_errors == 1
+
+
+def test_timeout_before_the_venue_saw_the_order_expires_it_without_resending(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given a venue whose create_order times out before accepting anything
+    price, quote = _quote(market)
+
+    class LostRequest(AcceptThenTimeout):
+        def create_order(self, *args: object, **kw: object) -> ExchangeOrder:
+            raise OrderStateUnknownError("paper", "create_order", "connect timeout", "x" * 8)
+
+    service = rig.service(LostRequest(rig.paper))
+    result = service.submit(_intent(price), equity=EQUITY, quote=quote)
+    # Then it stays SUBMITTED (a venue may show an order late: it is looked up again at
+    # growing intervals, never resent) and is EXPIRED only after the absent horizon
+    assert result.status == OrderStatus.SUBMITTED.value
+    assert service.reconcile().expired == 0
+    rig.clock.advance(timedelta(minutes=3))
+    assert service.reconcile().expired == 0
+    (order,) = rig.orders()
+    assert order["status"] == OrderStatus.SUBMITTED.value and order["absent_lookups"] == 1
+    rig.clock.advance(service.absent_horizon)
+    assert service.reconcile().expired == 1
+    (order,) = rig.orders()
+    assert order["status"] == OrderStatus.EXPIRED.value
+    assert rig.paper.create_calls == 0
+
+
+def test_crash_after_record_before_send_resumes_the_order_once(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given a process that dies after recording the order NEW, before marking it SUBMITTED
+    price, quote = _quote(market)
+    intent = _intent(price)
+
+    class DiesBeforeSubmitted:
+        """The rig's ledger, in a process killed on its next status move."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(rig.ledger, name)
+
+        def update_status(self, *args: object, **kw: object) -> bool:
+            raise ProcessDied
+
+    service = rig.service(orders=DiesBeforeSubmitted())
+    with pytest.raises(ProcessDied):
+        service.submit(intent, equity=EQUITY, quote=quote)
+    assert [o["status"] for o in rig.orders()] == [OrderStatus.NEW.value]
+    # When a restarted service reconciles twice
+    restarted = rig.service()
+    first = restarted.reconcile()
+    second = restarted.reconcile()
+    # Then the order was sent exactly once and filled
+    assert (first.resent_new, second.resent_new) == (1, 0)
+    assert rig.paper.create_calls == 1
+    assert [o["status"] for o in rig.orders()] == [OrderStatus.FILLED.value]
+
+
+def test_new_order_older_than_the_resume_window_is_cancelled_not_sent(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    price, _ = _quote(market)
+    rig.ledger.put_new(
+        {
+            "client_order_id": "cd" * 16,
+            "symbol": "BTC/USDT",
+            "side": "buy",
+            "quantity": "0.01",
+            "reference_price": price.value,
+            "status": OrderStatus.NEW,
+            "created_at": NOW - timedelta(minutes=11),
+        }
+    )
+    assert rig.service().reconcile().cancelled_new == 1
+    assert rig.paper.create_calls == 0
+
+
+def test_kill_switch_on_means_zero_orders_and_cancels_pending_ones(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    price, quote = _quote(market)
+    # Given a NEW order left by a crash, and the kill-switch turned on by an operator
+    rig.ledger.put_new(
+        {
+            "client_order_id": "ab" * 16,
+            "symbol": "BTC/USDT",
+            "side": "buy",
+            "quantity": "0.01",
+            "reference_price": price.value,
+            "status": OrderStatus.NEW,
+            "created_at": NOW,
+        }
+    )
+    rig.switch.set(True, "drill", "alice")
+    service = rig.service()
+    # When 50 different decisions are submitted
+    results = [
+        service.submit(_intent(price, bar_ms=i), equity=EQUITY, quote=quote) for i in range(50)
+    ]
+    # Then none reached the exchange, each names the switch, and the pending order is cancelled
+    assert rig.paper.create_calls == 0
+    assert {(r.status, r.rule) for r in results} == {("rejected", "kill_switch")}
+    assert all("drill" in r.reason for r in results)
+    assert [o["status"] for o in rig.orders()] == [OrderStatus.CANCELED.value]
+
+
+def test_risk_emergency_turns_the_switch_on_and_blocks_orders(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    price, quote = _quote(market)
+    # Given equity observed at 100,000 then an 8 % daily loss
+    rig.risk.observe(RiskObservation(Decimal("100000")))
+    rig.clock.advance(timedelta(minutes=1))
+    state, move = rig.risk.observe(RiskObservation(Decimal("92000")))
+    assert state.level is RiskLevel.EMERGENCY and move is not None
+    # When the next decision comes (after the switch cache)
+    rig.clock.advance(timedelta(seconds=6))
+    result = rig.service().submit(_intent(price), equity=EQUITY, quote=quote)
+    # Then the kill-switch (set by the RiskGuard) stops it
+    assert (result.status, result.rule) == ("rejected", "kill_switch")
+    assert "RiskGuard EMERGENCY" in result.reason
+    assert rig.paper.create_calls == 0
+
+
+def test_symbol_without_real_bars_is_rejected_by_the_paper_venue(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given a pair the recorded data does not hold (the venue cannot fill it)
+    price, quote = _quote(market)
+    intent = OrderIntent(
+        "exec-test", Symbol("NOPE/USDT"), Side.BUY, Intent.OPEN, 1, Quantity.of("1"), price
+    )
+    result = rig.service().submit(intent, equity=EQUITY, quote=quote)
+    # Then the order is recorded REJECTED with the venue's reason (complete, not half-written)
+    assert result.status == OrderStatus.REJECTED.value
+    (order,) = rig.orders()
+    assert order["status"] == OrderStatus.REJECTED.value
+    assert "NOPE/USDT" in str(order["reject_reason"])

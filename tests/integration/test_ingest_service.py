@@ -22,10 +22,10 @@ from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import FatalExchangeError, RetryableExchangeError
 from cryptosmarttrader.domain.market import DAY_MS, OHLCV_SCHEMA
 from cryptosmarttrader.domain.types import Symbol
+from cryptosmarttrader.ports import CandleSource
 from cryptosmarttrader.services.ingest import (
     BREAKER_PK,
     REJECTIONS_PK,
-    CandleSource,
     IngestConfig,
     IngestService,
     MarketDataReplaySource,

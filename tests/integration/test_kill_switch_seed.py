@@ -143,7 +143,7 @@ def test_a_failed_create_is_answered_failed_with_the_reason(
     url, answers = response_url
     faults = ExhaustedRetries(aws.ssm, code="AccessDeniedException", message="not allowed")
     faults.exhaust("PutParameter", 1)
-    monkeypatch.setattr(seed, "ssm_client", lambda _resources: aws.ssm)
+    monkeypatch.setattr(seed, "ssm_client", lambda *_endpoint: aws.ssm)
 
     result = seed.handler(request("Create", url), Context())
 
@@ -159,3 +159,64 @@ def test_a_response_url_that_is_not_https_or_loopback_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match="refusing to answer CloudFormation"):
         seed.handler(request("Delete", "http://169.254.169.254/latest"), Context())
+
+
+def test_invalid_properties_and_request_types_are_answered_failed_never_left_waiting(
+    seed: ModuleType, aws: AwsClients, response_url: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, answers = response_url
+    bad_name = request("Create", url)
+    bad_name["ResourceProperties"]["ParameterName"] = "no leading slash"
+    bad_kind = {**request("Update", url), "RequestType": "Replace"}
+
+    results = [seed.handler(event, Context()) for event in (bad_name, bad_kind)]
+
+    # CloudFormation hears FAILED with the reason for each, and no parameter was written
+    assert [r["status"] for r in results] == ["FAILED", "FAILED"]
+    assert [a["body"]["Status"] for a in answers] == ["FAILED", "FAILED"]
+    assert "ResourceProperties" not in answers[0]["body"]["Reason"]
+    assert "ParameterName" in answers[0]["body"]["Reason"]
+    assert answers[0]["body"]["PhysicalResourceId"] == "KillSwitchSeed"
+    assert "'Replace'" in answers[1]["body"]["Reason"]
+    assert answers[1]["body"]["PhysicalResourceId"] == PARAM
+    assert aws.ssm.describe_parameters()["Parameters"] == []
+    # while a Delete of a resource whose properties no longer validate still succeeds
+    bad_delete = request("Delete", url)
+    bad_delete["ResourceProperties"] = {}
+    assert seed.handler(bad_delete, Context())["status"] == "SUCCESS"
+    assert answers[2]["body"]["PhysicalResourceId"] == PARAM
+
+
+def test_an_unexpected_error_still_reaches_cloudformation(
+    seed: ModuleType,
+    aws: AwsClients,
+    response_url: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, answers = response_url
+
+    def broken(*_endpoint: object) -> Any:
+        raise KeyError("ssm client configuration")
+
+    monkeypatch.setattr(seed, "ssm_client", broken)
+
+    result = seed.handler(request("Create", url), Context())
+
+    assert result["status"] == "FAILED"
+    (answer,) = answers
+    assert answer["body"]["Status"] == "FAILED"
+    assert "KeyError" in answer["body"]["Reason"]
+
+
+def test_an_event_without_an_answer_address_fails_the_invocation(
+    seed: ModuleType, aws: AwsClients, response_url: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, answers = response_url
+    event = request("Create", url)
+    del event["ResponseURL"]
+
+    with pytest.raises(seed.UnanswerableRequestError, match="1 error"):
+        seed.handler(event, Context())
+
+    assert answers == []
+    assert aws.ssm.describe_parameters()["Parameters"] == []

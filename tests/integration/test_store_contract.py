@@ -1,6 +1,8 @@
-"""One contract for the order and position ports, run against the DynamoDB adapters on moto and
-against the in-memory fakes (``tests/fakes.py``): the fakes the logic tests use behave as the
-adapters the Lambdas use."""
+"""One contract per store-like port, run against its AWS adapter on moto and against its
+in-memory fake (``tests/fakes.py``): the fakes the logic tests use behave as the adapters the
+Lambdas use. Orders and positions (DynamoDB), state records with their conditional writes
+(DynamoDB), the scan's signals (DynamoDB), the audit trail (DynamoDB) and the kill-switch (SSM).
+"""
 
 from __future__ import annotations
 
@@ -13,13 +15,18 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from cryptosmarttrader.adapters.audit import DuplicateAuditEntryError, DynamoAuditTrail
 from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
 from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoOrderStore,
     DynamoPositionStore,
+    DynamoStateStore,
     order_from_record,
 )
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.aggregates import Fill, Order, Position
+from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.orders import (
     IllegalTransitionError,
     Intent,
@@ -29,7 +36,14 @@ from cryptosmarttrader.domain.orders import (
 from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
 from cryptosmarttrader.settings import AwsResources
 from cst_devtools.local_aws import ensure_resources
-from tests.fakes import InMemoryOrderLedger, InMemoryPositionLedger
+from tests.fakes import (
+    InMemoryAuditTrail,
+    InMemoryKillSwitch,
+    InMemoryOrderLedger,
+    InMemoryPositionLedger,
+    InMemorySignalStore,
+    InMemoryStateStore,
+)
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 BTC = Symbol("BTC/USDT")
@@ -171,3 +185,165 @@ def test_a_damaged_opening_time_never_blocks_the_fills_of_its_position(stores: S
     # Then the fill is applied and saved (the time stays unknown, reported so by the exit rule)
     assert stores.positions.save(loaded.apply(sell).position, version, T0) is not None
     assert stores.positions.get(BTC.value)["quantity"] == Decimal("0.5")
+
+
+# ------------------------------------------------------------------ state, signals, audit, switch
+
+
+@dataclass
+class Records:
+    state: Any
+    signals: Any
+    audit: Any
+    switch: Any
+    clock: FixedClock
+
+
+@pytest.fixture(params=["aws", "in-memory"])
+def records(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Records]:
+    clock = FixedClock(T0)
+    if request.param == "in-memory":
+        yield Records(
+            InMemoryStateStore(),
+            InMemorySignalStore(),
+            InMemoryAuditTrail(),
+            InMemoryKillSwitch(T0, clock),
+            clock,
+        )
+        return
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        clients = AwsClients.build(AwsResources())
+        ensure_resources(clients, now=T0)
+        res = clients.resources
+        state = DynamoStateStore(res.state_table, clients.dynamodb)
+        yield Records(
+            state,
+            DynamoSignalStore(DynamoStateStore(res.state_table, clients.dynamodb)),
+            DynamoAuditTrail(res.state_table, clients.dynamodb),
+            SsmKillSwitch(res.kill_switch_param, clients.ssm, clock, cache_seconds=0),
+            clock,
+        )
+
+
+def test_state_records_come_back_as_dynamodb_stores_them(records: Records) -> None:
+    state = records.state
+    assert state.get("ingest#watermark", "binance|1h|BTC/USDT") is None
+    # When a record with a Decimal, a time, a nested map and a None is written
+    state.put(
+        "ingest#watermark",
+        "binance|1h|BTC/USDT",
+        {"last_ts": 1_709_251_200_000, "rate": Decimal("0.125"), "at": T0, "note": None,
+         "by": {"rows": 24, "tags": ["a", "b"]}},
+    )  # fmt: skip
+    # Then it reads back with numbers as Decimal, the time as ISO text and the None dropped
+    assert state.get("ingest#watermark", "binance|1h|BTC/USDT") == {
+        "last_ts": Decimal("1709251200000"),
+        "rate": Decimal("0.125"),
+        "at": T0.isoformat(),
+        "by": {"rows": Decimal("24"), "tags": ["a", "b"]},
+    }
+    # and an item that carries its own key is refused
+    with pytest.raises(ValueError, match="pk/sk"):
+        state.put("p", "s", {"pk": "other"})
+
+
+def test_conditional_writes_write_only_when_their_condition_holds(records: Records) -> None:
+    state = records.state
+    # put_new: once
+    assert state.put_new("paper-venue", "o1", {"status": "NEW"})
+    assert not state.put_new("paper-venue", "o1", {"status": "FILLED"})
+    assert state.get("paper-venue", "o1") == {"status": "NEW"}
+    # put_if: only while the stored field is the expected one (and never on a missing item)
+    assert not state.put_if("paper-venue", "o1", {"status": "FILLED"}, "status", "ACCEPTED")
+    assert not state.put_if("paper-venue", "o2", {"status": "FILLED"}, "status", "NEW")
+    assert state.put_if("paper-venue", "o1", {"status": "FILLED"}, "status", "NEW")
+    assert state.get("paper-venue", "o1") == {"status": "FILLED"}
+    assert state.get("paper-venue", "o2") is None
+    # put_versioned: 0 means absent, each write moves the version by one, a stale one loses
+    assert state.put_versioned("risk", "current", {"level": "NORMAL"}, 0)
+    assert not state.put_versioned("risk", "current", {"level": "SHUTDOWN"}, 0)
+    assert state.put_versioned("risk", "current", {"level": "DEFENSIVE"}, 1)
+    assert state.get("risk", "current") == {"level": "DEFENSIVE", "version": Decimal("2")}
+    with pytest.raises(ValueError, match="expected_version"):
+        state.put_versioned("risk", "current", {"level": "NORMAL"}, -1)
+
+
+def test_a_query_lists_one_partition_in_key_order_with_each_sort_key(records: Records) -> None:
+    state = records.state
+    for sk in ("transition#2024-03-02", "current", "transition#2024-03-01"):
+        state.put("risk", sk, {"n": 1})
+    state.put("other", "current", {"n": 2})
+    assert [i["sk"] for i in state.query("risk")] == [
+        "current",
+        "transition#2024-03-01",
+        "transition#2024-03-02",
+    ]
+    assert all("pk" not in i for i in state.query("risk"))
+    between = state.query("risk", sk_between=("transition#2024-03-01", "transition#2024-03-01"))
+    assert between == [{"n": Decimal("1"), "sk": "transition#2024-03-01"}]
+    assert state.query("nobody") == []
+
+
+def test_signals_keep_each_report_and_the_newest_as_latest(records: Records) -> None:
+    signals = records.signals
+    assert signals.latest() is None
+    report = {"asof": "2024-03-02", "rows": [{"symbol": "BTC/USDT", "p": 0.1 + 0.2}], "n": 1}
+    older = {"asof": "2024-03-01", "rows": [], "n": 0}
+    # When a report is saved, then an older one (a replay) after it
+    signals.save("2024-03-02", report)
+    signals.save("2024-03-01", older)
+    # Then the newest as-of stays the latest, floats round-trip exactly, each date is kept
+    assert signals.latest() == report
+    assert signals.latest()["rows"][0]["p"] == 0.1 + 0.2
+    assert signals.at("2024-03-01") == older
+    assert signals.at("2024-02-29") is None
+    assert signals.between("2024-02-01", "2024-03-01") == [older]
+    assert signals.between("2024-03-01", "2024-03-02") == [older, report]
+
+
+def test_the_audit_trail_is_append_only_sanitized_and_newest_first(records: Records) -> None:
+    audit = records.audit
+    first = audit.record(
+        actor="iam:alice", action="killswitch.on", at=T0, request_id="r-1",
+        correlation_id="c-1", details={"reason": "drill", "api_key": "s3cr3t", "n": 2},
+    )  # fmt: skip
+    audit.record(actor="iam:bob", action="killswitch.off", at=T0 + timedelta(minutes=1),
+                 request_id="r-2")  # fmt: skip
+    # A second entry with the same time and request id is refused, nothing is overwritten
+    with pytest.raises(DuplicateAuditEntryError):
+        audit.record(actor="iam:mallory", action="killswitch.off", at=T0, request_id="r-1")
+    # and an entry outside its bounds is refused before it is written
+    with pytest.raises(ValueError):
+        audit.record(actor="", action="killswitch.on", at=T0, request_id="r-3")
+    recent = audit.recent()
+    assert [(e.actor, e.request_id) for e in recent] == [("iam:bob", "r-2"), ("iam:alice", "r-1")]
+    assert recent[1].sort_key == first.sort_key == f"{T0.isoformat()}#r-1"
+    assert recent[1].details["reason"] == "drill"
+    assert recent[1].details["api_key"] != "s3cr3t"
+    assert recent[1].details["n"] == Decimal("2")
+    assert recent[1].correlation_id == "c-1"
+    assert [e.request_id for e in audit.recent(limit=1)] == ["r-2"]
+    with pytest.raises(ValueError, match="limit"):
+        audit.recent(limit=0)
+
+
+def test_the_kill_switch_is_off_until_set_and_refuses_unprintable_text(records: Records) -> None:
+    switch = records.switch
+    assert (switch.is_on(), switch.status().known) == (False, True)
+    # When an operator turns it on, an hour later
+    records.clock.advance(timedelta(hours=1))
+    written = switch.set(True, "  exchange incident ", "alice")
+    # Then it reads back on, with the stripped reason, the actor and the write's time
+    status = switch.status()
+    assert switch.is_on() and status.on and status.known
+    assert (status.reason, status.actor, status.at) == ("exchange incident", "alice",
+                                                        T0 + timedelta(hours=1))  # fmt: skip
+    assert (written.reason, written.at) == (status.reason, status.at)
+    # and a reason with a control character is refused, leaving the switch as it was
+    with pytest.raises(ValueError, match="control"):
+        switch.set(False, "resume\x1b[2J", "mallory")
+    assert switch.status().on and switch.status().actor == "alice"
+    # while a writer re-affirming a value may keep its time
+    kept = switch.set(True, "exchange incident", "alice", at=T0)
+    assert switch.status().at == kept.at == T0

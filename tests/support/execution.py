@@ -1,5 +1,6 @@
 """What the execution tests share: the instant the real BTC/USDT hour bar fills at, a quote
-from the bars before it, a decision, and a process kill that nothing may catch."""
+from the bars before it, a decision, a process kill that nothing may catch, and venues that
+lose an answer (a timeout after accepting, a crash after sending)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from decimal import Decimal
 
 import polars as pl
 
+from cryptosmarttrader.adapters.paper_exchange import PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.domain.exchange import ExchangeOrder, OrderStateUnknownError, OrderType
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
 from cryptosmarttrader.domain.risk import MarketQuote
-from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.types import ClientOrderId, Money, Price, Quantity, Side, Symbol
 
 NOW = datetime(2022, 5, 10, 10, 0, tzinfo=UTC)  # the 10:00 BTC/USDT hour bar fills the orders
 EQUITY = Money(Decimal("100000"))
@@ -36,3 +39,39 @@ def btc_intent(
 
 class ProcessDied(BaseException):
     """Not an Exception: nothing in the service may catch it, as with a killed process."""
+
+
+class AcceptThenTimeout:
+    """A venue that accepts the order and then loses the answer (a read timeout)."""
+
+    def __init__(self, inner: PaperExchange) -> None:
+        self.inner = inner
+        self.capabilities = inner.capabilities
+        self.fetch_order_by_client_id = inner.fetch_order_by_client_id
+        self.cancel_order = inner.cancel_order
+
+    def create_order(
+        self,
+        symbol: Symbol,
+        side: Side,
+        order_type: OrderType,
+        quantity: Quantity,
+        price: Price | None,
+        client_order_id: ClientOrderId,
+    ) -> ExchangeOrder:
+        self.inner.create_order(symbol, side, order_type, quantity, price, client_order_id)
+        raise OrderStateUnknownError("paper", "create_order", "read timeout", client_order_id.value)
+
+
+class CrashAfterSend(AcceptThenTimeout):
+    def create_order(
+        self,
+        symbol: Symbol,
+        side: Side,
+        order_type: OrderType,
+        quantity: Quantity,
+        price: Price | None,
+        client_order_id: ClientOrderId,
+    ) -> ExchangeOrder:
+        self.inner.create_order(symbol, side, order_type, quantity, price, client_order_id)
+        raise ProcessDied

@@ -142,3 +142,49 @@ def test_a_state_machine_task_fails_on_a_malformed_event() -> None:
     # Then the validation error is the cause, and a valid event is served
     assert isinstance(raised.value.__cause__, ValidationError)
     assert gate({"top_n": 2}, _Context()) == {"top_n": 2}
+
+
+class _Change(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(min_length=1)
+    kind: str = Field(alias="detail-type")
+    operation: str
+
+
+def _parse_change(event: dict[str, Any]) -> _Change:
+    """Two steps (envelope, then detail): a parser, not one model."""
+    detail = event.get("detail")
+    return _Change.model_validate({**event, **(detail if isinstance(detail, dict) else {})})
+
+
+@lambda_handler(logger=logger, event=_parse_change, what="change", envelope=True)
+def audit(request: _Change, context: Any) -> dict[str, Any]:
+    seen["correlation_id"] = logger.get_correlation_id()
+    return {"id": request.id, "kind": request.kind, "operation": request.operation}
+
+
+def test_an_envelope_handler_gets_the_whole_eventbridge_event_through_its_parser() -> None:
+    # Given an EventBridge event whose id and type the handler needs beside its detail
+    event = {
+        "detail-type": "Parameter Store Change",
+        "id": "evt-7",
+        "detail": {"operation": "Update"},
+    }
+
+    # When the handler runs, the parser saw the envelope, and the logs carry the event id
+    assert audit(event, _Context()) == {
+        "id": "evt-7",
+        "kind": "Parameter Store Change",
+        "operation": "Update",
+    }
+    assert seen["correlation_id"] == "evt-7"
+
+
+def test_a_parser_s_validation_error_is_a_rejection() -> None:
+    result = audit({"detail-type": "Scheduled Event", "source": "aws.events"}, _Context())
+
+    assert seen == {}
+    assert result["status"] == "rejected"
+    assert result["error"] == "invalid change event: 2 error(s)"
+    assert sorted(tuple(d["loc"]) for d in result["details"]) == [("id",), ("operation",)]

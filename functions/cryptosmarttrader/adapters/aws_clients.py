@@ -1,13 +1,13 @@
-"""The one place that builds boto3 clients from :class:`AwsResources` (region, endpoint).
+"""The one place that builds boto3 clients from a region and an optional endpoint.
 
 An endpoint (``AWS_ENDPOINT_URL``) points every client at a moto server or LocalStack; without
-one the clients talk to real AWS in ``resources.region``. Adaptive retries absorb throttling.
+one the clients talk to real AWS in the region. Adaptive retries absorb throttling.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -24,38 +24,28 @@ _CONFIG = Config(
 )
 
 
-class Endpoint(Protocol):
-    """Where the clients talk to: :class:`AwsResources`, or a lean function's own settings."""
-
-    @property
-    def region(self) -> str: ...
-
-    @property
-    def aws_endpoint_url(self) -> str | None: ...
-
-
-def _kwargs(resources: Endpoint) -> dict[str, object]:
-    kwargs: dict[str, object] = {"region_name": resources.region, "config": _CONFIG}
-    if resources.aws_endpoint_url:
-        kwargs["endpoint_url"] = resources.aws_endpoint_url
+def _kwargs(region: str, endpoint_url: str | None) -> dict[str, object]:
+    kwargs: dict[str, object] = {"region_name": region, "config": _CONFIG}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
     return kwargs
 
 
-def dynamodb_client(resources: Endpoint) -> DynamoDBClient:
-    return boto3.client("dynamodb", **_kwargs(resources))  # type: ignore[call-overload,no-any-return]
+def dynamodb_client(region: str, endpoint_url: str | None = None) -> DynamoDBClient:
+    return boto3.client("dynamodb", **_kwargs(region, endpoint_url))  # type: ignore[call-overload,no-any-return]
 
 
-def s3_client(resources: Endpoint) -> S3Client:
-    return boto3.client("s3", **_kwargs(resources))  # type: ignore[call-overload,no-any-return]
+def s3_client(region: str, endpoint_url: str | None = None) -> S3Client:
+    return boto3.client("s3", **_kwargs(region, endpoint_url))  # type: ignore[call-overload,no-any-return]
 
 
-def ssm_client(resources: Endpoint) -> SSMClient:
-    return boto3.client("ssm", **_kwargs(resources))  # type: ignore[call-overload,no-any-return]
+def ssm_client(region: str, endpoint_url: str | None = None) -> SSMClient:
+    return boto3.client("ssm", **_kwargs(region, endpoint_url))  # type: ignore[call-overload,no-any-return]
 
 
-def sagemaker_runtime_client(resources: Endpoint) -> Any:
+def sagemaker_runtime_client(region: str, endpoint_url: str | None = None) -> Any:
     """The ``sagemaker-runtime`` client (endpoint invocations): built only where one is used."""
-    return boto3.client("sagemaker-runtime", **_kwargs(resources))  # type: ignore[call-overload]
+    return boto3.client("sagemaker-runtime", **_kwargs(region, endpoint_url))  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -71,7 +61,7 @@ class AwsClients:
     def build(cls, resources: AwsResources) -> AwsClients:
         return cls(
             resources=resources,
-            dynamodb=dynamodb_client(resources),
-            s3=s3_client(resources),
-            ssm=ssm_client(resources),
+            dynamodb=dynamodb_client(resources.region, resources.aws_endpoint_url),
+            s3=s3_client(resources.region, resources.aws_endpoint_url),
+            ssm=ssm_client(resources.region, resources.aws_endpoint_url),
         )

@@ -13,7 +13,7 @@ order too large for it) rejects the order; the venue never invents a price.
 
 Like a real venue it keeps its own book of orders by client order ID, refuses a second order with
 a client ID it already holds and answers ``fetch_order_by_client_id``. The book is a
-:class:`PaperBook`: in memory for one process (tests, `cst tracking`), or
+:class:`~cryptosmarttrader.ports.PaperBook`: in memory for one process (tests, `cst tracking`), or
 :class:`StatePaperBook` over the DynamoDB state table, so a scheduled execution function finds its
 orders again on every invocation, as a real venue outlives our process.
 """
@@ -23,9 +23,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import polars as pl
 
@@ -55,12 +55,11 @@ from cryptosmarttrader.domain.types import (
     ms_from_utc,
     utc_from_ms,
 )
+from cryptosmarttrader.ports import BarSource, ConditionalStateStore, PaperBook
 
 __all__ = [
     "PAPER_VENUE_PK",
-    "BarSource",
     "InMemoryPaperBook",
-    "PaperBook",
     "PaperExchange",
     "StatePaperBook",
     "paper_capabilities",
@@ -69,28 +68,6 @@ __all__ = [
 PAPER = "paper"
 PAPER_VENUE_PK = "paper-venue"  # partition of the paper venue's book in the state table
 _S = OrderStatus
-
-
-class BarSource(Protocol):
-    """``MarketData.ohlcv``: candles by open time, ``start <= ts <= end``."""
-
-    def ohlcv(
-        self, symbol: str, timeframe: str, start: datetime, end: datetime
-    ) -> pl.DataFrame: ...
-
-
-class PaperBook(Protocol):
-    """The venue's own order book, keyed by the client order ID as the venue formats it."""
-
-    def insert(self, venue_id: str, record: Mapping[str, Any]) -> bool:
-        """Store a new order; False (nothing written) if the ID is already held."""
-        ...
-
-    def get(self, venue_id: str) -> dict[str, Any] | None: ...
-
-    def replace(self, venue_id: str, record: Mapping[str, Any], expected_status: str) -> bool:
-        """Overwrite the order if its stored status is still ``expected_status``."""
-        ...
 
 
 class InMemoryPaperBook:
@@ -119,18 +96,6 @@ class InMemoryPaperBook:
                 return False
             self._orders[venue_id] = dict(record)
             return True
-
-
-class ConditionalStateStore(Protocol):
-    """``DynamoStateStore``'s conditional writes."""
-
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
-
-    def put_new(self, pk: str, sk: str, item: Mapping[str, Any]) -> bool: ...
-
-    def put_if(
-        self, pk: str, sk: str, item: Mapping[str, Any], field: str, expected: str
-    ) -> bool: ...
 
 
 class StatePaperBook:

@@ -22,9 +22,9 @@ from typing import Final
 from cryptosmarttrader.domain.agents.sentiment import (
     NO_SOURCE,
     SentimentReading,
-    SentimentSource,
     SentimentUnavailableError,
 )
+from cryptosmarttrader.ports import SentimentSource
 
 __all__ = ["FNG_URL", "AlternativeMeFearGreed", "load_readings", "parse_fng_payload"]
 

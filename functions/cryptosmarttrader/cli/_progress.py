@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cryptosmarttrader.services.progress import Progress
+    from cryptosmarttrader.ports import Progress
 
 __all__ = ["progress_bars", "show_progress", "working"]
 

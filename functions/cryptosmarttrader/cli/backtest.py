@@ -14,8 +14,8 @@ from cryptosmarttrader.cli._progress import progress_bars, show_progress
 from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
+    from cryptosmarttrader.ports import Progress
     from cryptosmarttrader.services.paper_replay import ReplayDay
-    from cryptosmarttrader.services.progress import Progress
     from cryptosmarttrader.settings import TradingSettings
 
 # numpy, polars, moto and the services are imported inside the command (fast `cst --help`).

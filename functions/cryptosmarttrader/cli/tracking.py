@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
     from cryptosmarttrader.domain.paper_fill import BacktestCosts
-    from cryptosmarttrader.services.progress import Progress
+    from cryptosmarttrader.ports import Progress
 
 # numpy, polars, moto and the execution stack are imported inside the command (fast --help).
 

@@ -159,7 +159,8 @@ class Refused(Exception):  # noqa: N818 - a refusal is an answer, not an error o
         self.log_message = log_message
 
 
-Event = type[BaseModel] | TypeAdapter[Any]
+# a pydantic model, a TypeAdapter, or a parser that raises ValidationError (several shapes)
+Event = type[BaseModel] | TypeAdapter[Any] | Callable[[dict[str, Any]], Any]
 Body = Callable[[Any, LambdaContext], Any]
 # the context is Lambda's (or a stand-in with its attributes: local runs, tests, the chaos lab)
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -176,13 +177,16 @@ def lambda_handler(
     log_event: bool = False,
     cold_start_metric: bool = True,
     invalid: Callable[[ValidationError], Exception] | None = None,
+    envelope: bool = False,
 ) -> Callable[[Body], Handler]:
     """One Lambda entry point: the body gets the validated request and returns the response.
 
     * correlation id: the EventBridge event id, else the event's ``correlation_id``, else the
       request id (:func:`request_payload`), set on ``logger`` before anything else;
-    * validation: ``event`` (a pydantic model or a ``TypeAdapter``) parses the payload; without
-      one the body gets the payload itself. A malformed event raises ``invalid(exc)`` when given
+    * validation: ``event`` (a pydantic model, a ``TypeAdapter``, or a parser raising
+      ``ValidationError``) parses the payload — the ``detail`` of an EventBridge envelope, or
+      the whole envelope with ``envelope=True`` (a handler that needs its id, type and time);
+      without ``event`` the body gets the payload itself. A malformed event raises ``invalid(exc)`` when given
       (a state machine's task that must fail), else is answered :func:`rejected` (logged, and
       counted in ``RejectedEvents`` when the handler has ``metrics``);
     * a :class:`Refused` from the body is answered ``{"status": "rejected", "error": ...}``;
@@ -197,6 +201,8 @@ def lambda_handler(
         @functools.wraps(body)
         def run(raw: dict[str, Any], context: LambdaContext) -> Any:
             payload = request_payload(raw, context, logger)
+            if envelope:
+                payload = raw
             slis = stage_metrics() if stage_slis else None  # an invalid CST_STAGE fails here
             try:
                 request = _validate(event, payload)
@@ -235,7 +241,10 @@ def _validate(event: Event | None, payload: dict[str, Any]) -> Any:
         return payload
     if isinstance(event, TypeAdapter):
         return event.validate_python(payload)
-    return event.model_validate(payload)
+    if isinstance(event, type) and issubclass(event, BaseModel):
+        return event.model_validate(payload)
+    parse: Callable[[dict[str, Any]], Any] = event
+    return parse(payload)
 
 
 def _count(slis: StageMetrics | None, *, failed: bool) -> None:

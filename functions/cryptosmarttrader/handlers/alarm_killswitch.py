@@ -205,12 +205,12 @@ def _resources() -> KillSwitchResources:
 
 @cache
 def _ssm() -> SSMClient:
-    return ssm_client(_resources())
+    return ssm_client(_resources().region, _resources().aws_endpoint_url)
 
 
 @cache
 def _dynamodb() -> DynamoDBClient:
-    return dynamodb_client(_resources())
+    return dynamodb_client(_resources().region, _resources().aws_endpoint_url)
 
 
 @cache

@@ -60,7 +60,7 @@ from cryptosmarttrader.handlers._common import (
     resources,
     trading_settings,
 )
-from cryptosmarttrader.ports import MarketCapSource
+from cryptosmarttrader.ports import CandleSource, MarketCapSource, SentimentSource
 from cryptosmarttrader.services.agent_ingest import (
     PEGGED_QUALITY,
     FundingIngestService,
@@ -71,7 +71,6 @@ from cryptosmarttrader.services.agent_ingest import (
 )
 from cryptosmarttrader.services.ingest import (
     INGEST_QUALITY,
-    CandleSource,
     IngestConfig,
     IngestService,
     MarketDataReplaySource,
@@ -83,7 +82,6 @@ if TYPE_CHECKING:
     from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
     from cryptosmarttrader.adapters.recorded_venue import RecordedVenue
     from cryptosmarttrader.adapters.secrets import ReadOnlyKeys
-    from cryptosmarttrader.domain.agents.sentiment import SentimentSource
 
 logger = make_logger("ingest")
 metrics = make_metrics("ingest")

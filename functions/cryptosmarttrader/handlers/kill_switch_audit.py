@@ -20,6 +20,11 @@ Each entry: actor = the principal's ARN (or ``unknown``), action ``ssm.<eventNam
 ``ssm.parameter.<operation>``, the event's own time and id as the audit key (a redelivered
 event finds its entry and is not recorded twice), and the value written (read back at that
 version: on, reason and the actor it claims) beside who really wrote it.
+
+The entry point is on the handlers' decorator (``handlers._common.lambda_handler``): the logs
+carry the EventBridge event id as correlation id, :func:`parse` validates the whole envelope
+(the event's id, type and time are part of the entry), and an event of another shape is
+answered ``rejected`` with its fields, writing nothing.
 """
 
 from __future__ import annotations
@@ -30,11 +35,16 @@ from typing import Any, Final, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from cryptosmarttrader.adapters.audit import DuplicateAuditEntryError, DynamoAuditTrail
 from cryptosmarttrader.domain.killswitch import printable
-from cryptosmarttrader.handlers._common import aws_clients, make_logger, rejected, resources
+from cryptosmarttrader.handlers._common import (
+    aws_clients,
+    lambda_handler,
+    make_logger,
+    resources,
+)
 
 logger = make_logger("kill-switch-audit")
 
@@ -182,12 +192,8 @@ def _audit() -> DynamoAuditTrail:
     return DynamoAuditTrail(resources().state_table, aws_clients().dynamodb)
 
 
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        change = parse(event)
-    except ValidationError as exc:
-        logger.warning("rejected event that is not a kill-switch parameter change")
-        return rejected("kill-switch change", exc)
+@lambda_handler(logger=logger, event=parse, what="kill-switch change", envelope=True)
+def handler(change: Change, context: LambdaContext) -> dict[str, Any]:
     name = resources().kill_switch_param
     if name not in change.names:
         logger.info("change of another parameter ignored", extra={"names": list(change.names)})

@@ -13,7 +13,12 @@ holds a ``Custom::KillSwitchSeed`` resource backed by this function:
 
 The function answers CloudFormation by PUTting the result to the request's pre-signed
 ``ResponseURL`` (what ``cfn-response`` does). Every failure is answered ``FAILED`` with its
-reason, so a deployment fails fast instead of waiting an hour for a response.
+reason, so a deployment fails fast instead of waiting an hour for a response: a parameter
+that cannot be written, an unknown request type or invalid resource properties, and any other
+error of the run. The entry point is on the handlers' decorator
+(``handlers._common.lambda_handler``): it validates only what an answer needs (the
+``ResponseURL``, stack, request and logical resource ids); an event without them cannot be
+answered, and fails the invocation loudly (:class:`UnanswerableRequestError`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cryptosmarttrader.adapters.aws_clients import ssm_client
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.killswitch import encoded_value
-from cryptosmarttrader.handlers._common import make_logger
+from cryptosmarttrader.handlers._common import lambda_handler, make_logger
 from cryptosmarttrader.settings import AwsResources
 
 logger = make_logger("kill-switch-seed")
@@ -50,17 +55,30 @@ class _Properties(BaseModel):
 
 
 class CustomResourceRequest(BaseModel):
-    """What CloudFormation sends a Lambda-backed custom resource."""
+    """What CloudFormation sends a Lambda-backed custom resource: the fields an answer needs
+    are required here; the request type and the properties are checked by the handler, which
+    answers ``FAILED`` when they are wrong (the stack must hear about it)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    request_type: Literal["Create", "Update", "Delete"] = Field(alias="RequestType")
+    request_type: str = Field(alias="RequestType")
     response_url: str = Field(alias="ResponseURL", min_length=1)
     stack_id: str = Field(alias="StackId", min_length=1)
     request_id: str = Field(alias="RequestId", min_length=1)
     logical_resource_id: str = Field(alias="LogicalResourceId", min_length=1)
     physical_resource_id: str | None = Field(default=None, alias="PhysicalResourceId")
-    properties: _Properties = Field(alias="ResourceProperties")
+    properties: dict[str, Any] = Field(default_factory=dict, alias="ResourceProperties")
+
+
+class UnanswerableRequestError(ValueError):
+    """An event without the fields a CloudFormation answer needs: nobody can be told."""
+
+
+def _unanswerable(exc: ValidationError) -> UnanswerableRequestError:
+    logger.error("not a CloudFormation custom resource request", extra={"errors": exc.errors()})
+    return UnanswerableRequestError(
+        f"not a CloudFormation custom resource request: {exc.error_count()} error(s)"
+    )
 
 
 def initial_value(now: datetime) -> str:
@@ -90,7 +108,11 @@ def seed(ssm: Any, name: str, description: str, now: datetime) -> Literal["creat
 
 
 def _respond(
-    request: CustomResourceRequest, status: str, reason: str, data: dict[str, str]
+    request: CustomResourceRequest,
+    status: str,
+    reason: str,
+    data: dict[str, str],
+    physical_id: str,
 ) -> None:
     url = urlparse(request.response_url)
     if not (url.scheme == "https" or (url.scheme == "http" and url.hostname in _LOCAL_HOSTS)):
@@ -99,7 +121,7 @@ def _respond(
         {
             "Status": status,
             "Reason": reason[:1000],
-            "PhysicalResourceId": request.properties.parameter_name,
+            "PhysicalResourceId": physical_id,
             "StackId": request.stack_id,
             "RequestId": request.request_id,
             "LogicalResourceId": request.logical_resource_id,
@@ -117,23 +139,38 @@ def _respond(
         answer.read()
 
 
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+def _run(request: CustomResourceRequest) -> tuple[str, str, str, str]:
+    """(status, reason, outcome, physical id) of one request; never raises."""
+    physical = request.physical_resource_id or request.logical_resource_id
     try:
-        request = CustomResourceRequest.model_validate(event)
+        properties = _Properties.model_validate(request.properties)
     except ValidationError as exc:
-        # Without a valid ResponseURL there is nobody to answer: fail the invocation loudly.
-        logger.error("not a CloudFormation custom resource request", extra={"errors": exc.errors()})
-        raise
-    name = request.properties.parameter_name
-    outcome = "retained"
-    status, reason = "SUCCESS", ""
+        if request.request_type == "Delete":  # nothing to delete: the parameter is kept
+            return "SUCCESS", "kill-switch parameter: retained", "retained", physical
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+        return "FAILED", f"invalid kill-switch seed properties: {fields}", "failed", physical
+    name = properties.parameter_name
+    if request.request_type == "Delete":
+        return "SUCCESS", f"kill-switch parameter {name}: retained", "retained", name
+    if request.request_type not in {"Create", "Update"}:
+        reason = f"unknown custom resource request type {request.request_type[:64]!r}"
+        return "FAILED", reason, "failed", name
     try:
-        if request.request_type != "Delete":
-            ssm = ssm_client(AwsResources())
-            outcome = seed(ssm, name, request.properties.description, SystemClock().now())
-        reason = f"kill-switch parameter {name}: {outcome}"
+        resources = AwsResources()
+        ssm = ssm_client(resources.region, resources.aws_endpoint_url)
+        outcome = seed(ssm, name, properties.description, SystemClock().now())
     except (ClientError, BotoCoreError, ValueError) as exc:
-        status, reason = "FAILED", f"kill-switch parameter {name} could not be created: {exc}"
+        return "FAILED", f"kill-switch parameter {name} could not be created: {exc}", "failed", name
+    except Exception as exc:  # any other failure must reach CloudFormation too
+        logger.exception("kill-switch seed failed")
+        reason = f"kill-switch parameter {name} could not be created: {type(exc).__name__}: {exc}"
+        return "FAILED", reason, "failed", name
+    return "SUCCESS", f"kill-switch parameter {name}: {outcome}", outcome, name
+
+
+@lambda_handler(logger=logger, event=CustomResourceRequest, invalid=_unanswerable)
+def handler(request: CustomResourceRequest, context: LambdaContext) -> dict[str, str]:
+    status, reason, outcome, physical = _run(request)
     logger.info(reason, extra={"request_type": request.request_type, "status": status})
-    _respond(request, status, reason, {"Outcome": outcome})
+    _respond(request, status, reason, {"Outcome": outcome}, physical)
     return {"status": status, "outcome": outcome}

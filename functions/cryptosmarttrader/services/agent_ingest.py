@@ -36,24 +36,31 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import polars as pl
 
-from cryptosmarttrader.domain.agents.sentiment import SentimentReading
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import ExchangeError
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import ms_from_utc
 from cryptosmarttrader.domain.universe import pair_exclusion
+from cryptosmarttrader.ports import (
+    FundingStore,
+    PerpetualVenue,
+    SentimentSource,
+    SentimentStore,
+    SpotVenue,
+    StateRecords,
+    WithdrawalStore,
+    WithdrawalVenue,
+)
 from cryptosmarttrader.services.ingest import (
     INGEST_QUALITY,
     WATERMARK_PK,
-    CandleSource,
     IngestReport,
     IngestService,
-    StateStore,
     series_key,
 )
 
@@ -62,12 +69,8 @@ __all__ = [
     "UNIVERSE_PK",
     "FundingIngestService",
     "FundingReport",
-    "FundingStore",
-    "PerpetualVenue",
     "SentimentIngestService",
     "SentimentReport",
-    "SentimentStore",
-    "SpotVenue",
     "UniverseRule",
     "UniverseSelection",
     "UniverseService",
@@ -79,42 +82,6 @@ __all__ = [
 UNIVERSE_PK: Final = "ingest#universe"
 SENTIMENT_SERIES: Final = "sentiment"
 _FUNDING_TF: Final = "funding"
-
-
-class SpotVenue(Protocol):
-    """The venue's active spot pairs quoted in ``quote`` and their 24 h quote volume (None
-    when the venue reports none)."""
-
-    def spot_quote_volumes(self, quote: str) -> Mapping[str, float | None]: ...
-
-
-class PerpetualVenue(Protocol):
-    def perpetual_pairs(self, quote: str) -> frozenset[str]:
-        """Spot pairs (``BTC/USDT``) with a linear perpetual settled in ``quote``."""
-        ...
-
-    def funding_history(self, pair: str, since_ms: int, until_ms: int) -> pl.DataFrame:
-        """``FUNDING_SCHEMA`` rows of ``pair``'s perpetual (symbol = the spot pair)."""
-        ...
-
-    def mark_candles(self) -> CandleSource:
-        """8 h mark-price candles of the perpetual of a spot pair, as a candle source."""
-        ...
-
-
-class FundingStore(Protocol):
-    def write_funding(self, frame: pl.DataFrame, exchange: str) -> list[str]: ...
-
-
-class SentimentStore(Protocol):
-    def write_sentiment(self, frame: pl.DataFrame, source: str) -> list[str]: ...
-
-
-class SentimentFeed(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    def readings(self, limit: int) -> list[SentimentReading]: ...
 
 
 # --------------------------------------------------------------------------- universe
@@ -184,7 +151,7 @@ def select_universe(
 
 @dataclass
 class UniverseService:
-    state: StateStore
+    state: StateRecords
     clock: Clock
     max_age: timedelta = timedelta(days=1)
 
@@ -297,7 +264,7 @@ class FundingIngestService:
     venue: PerpetualVenue
     store: FundingStore
     candles: IngestService  # the mark candles' ingest (source: ``venue.mark_candles()``)
-    state: StateStore
+    state: StateRecords
     clock: Clock
     gate: FundingGate = field(default_factory=FundingGate)
 
@@ -363,9 +330,9 @@ class SentimentRejectedError(ValueError):
 
 @dataclass
 class SentimentIngestService:
-    feed: SentimentFeed
+    feed: SentimentSource
     store: SentimentStore
-    state: StateStore
+    state: StateRecords
     clock: Clock
     source_label: str = "fear_greed"
     limit: int = 60
@@ -409,20 +376,6 @@ class SentimentIngestService:
 WITHDRAWAL_SERIES: Final = "withdrawals"
 
 
-class WithdrawalVenue(Protocol):
-    def withdrawal_constraints(self, coins: Sequence[str]) -> pl.DataFrame:
-        """``WITHDRAWAL_SCHEMA`` rows, ``symbol`` = coin code, observed now."""
-        ...
-
-
-class WithdrawalStore(Protocol):
-    def write_withdrawals(self, frame: pl.DataFrame, exchange: str) -> list[str]: ...
-
-    def write_withdrawal_status(
-        self, exchange: str, observed_ms: int, reason: str | None
-    ) -> None: ...
-
-
 @dataclass
 class WithdrawalReport:
     exchange: str
@@ -455,7 +408,7 @@ def gate_withdrawals(frame: pl.DataFrame, now_ms: int) -> dict[str, str]:
 class WithdrawalIngestService:
     venue: WithdrawalVenue
     store: WithdrawalStore
-    state: StateStore
+    state: StateRecords
     clock: Clock
 
     def run(

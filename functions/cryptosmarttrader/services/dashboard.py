@@ -18,12 +18,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cryptosmarttrader.domain.clock import Clock
-from cryptosmarttrader.domain.model_canary import ModelVersion
 from cryptosmarttrader.domain.risk import RiskThresholds
 from cryptosmarttrader.domain.slo import SloThresholds
 from cryptosmarttrader.domain.types import Action
@@ -31,6 +30,7 @@ from cryptosmarttrader.ports import (
     AuditReader,
     OrderStore,
     PositionStore,
+    RegistryReader,
     SignalHistory,
     StateReader,
 )
@@ -310,16 +310,6 @@ class ModelsResponse(_Model):
     registry: str
     versions: list[ModelVersionView]
     note: str | None
-
-
-# --------------------------------------------------------------------------- ports
-
-
-class RegistryReader(Protocol):
-    @property
-    def group(self) -> str: ...
-
-    def versions(self) -> list[ModelVersion]: ...
 
 
 Bars = Callable[[str, str, datetime, datetime], "pl.DataFrame"]

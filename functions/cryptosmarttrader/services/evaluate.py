@@ -67,8 +67,8 @@ from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.ranking import RankedSignal
 from cryptosmarttrader.domain.series_breaks import cut_series
 from cryptosmarttrader.domain.types import Action
-from cryptosmarttrader.ports import MarketData, Predictor, PredictorTrainer
-from cryptosmarttrader.services.progress import Progress, no_progress
+from cryptosmarttrader.ports import MarketData, Predictor, PredictorTrainer, Progress
+from cryptosmarttrader.services.progress import no_progress
 from cryptosmarttrader.services.scan import ScanAnalyzer
 
 SURVIVORSHIP_NOTE = (

@@ -48,26 +48,24 @@ from cryptosmarttrader.ports import (
     LakeStore,
     MarketData,
     Metrics,
+    Progress,
     RecordedCandles,
     StateRecords,
 )
-from cryptosmarttrader.services.progress import Progress, no_progress
+from cryptosmarttrader.services.progress import no_progress
 
 __all__ = [
     "BREAKER_PK",
     "INGEST_QUALITY",
     "REJECTIONS_PK",
     "WATERMARK_PK",
-    "CandleSource",
     "IngestConfig",
     "IngestReport",
     "IngestService",
     "MarketDataReplaySource",
-    "StateRecords",
     "SymbolOutcome",
 ]
 
-StateStore = StateRecords  # the name the agent-data ingest imports from here
 
 WATERMARK_PK = "ingest#watermark"
 BREAKER_PK = "ingest#breaker"

@@ -23,17 +23,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import polars as pl
 
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.coins import check_market_caps, resolve_pairs
 from cryptosmarttrader.domain.types import ms_from_utc
-from cryptosmarttrader.ports import MarketCapSource, MarketCapStore, Metrics
-
-if TYPE_CHECKING:
-    from cryptosmarttrader.services.ingest import StateStore
+from cryptosmarttrader.ports import MarketCapSource, MarketCapStore, Metrics, StateRecords
 
 __all__ = ["BACKFILL_PK", "Backfill", "MarketCapIngestService", "MarketCapReport"]
 
@@ -76,7 +73,7 @@ class MarketCapIngestService:
         clock: Clock,
         *,
         history: MarketCapSource | None = None,
-        state: StateStore | None = None,
+        state: StateRecords | None = None,
         backfill: Backfill = Backfill(),
     ) -> None:
         self._source = source

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from cryptosmarttrader.domain.clock import Clock, FixedClock
-from cryptosmarttrader.services.progress import Progress, no_progress
+from cryptosmarttrader.ports import Progress
+from cryptosmarttrader.services.progress import no_progress
 from cryptosmarttrader.services.scan import ScanService
 from cryptosmarttrader.services.trading_cycle import TradingCycle
 

@@ -85,8 +85,8 @@ from cryptosmarttrader.domain.skill_metrics import (
 )
 from cryptosmarttrader.domain.trade_book import Cohort, CostModel, simulate_book
 from cryptosmarttrader.domain.universe import STABLE_BASES, WRAPPED_BASES
-from cryptosmarttrader.ports import MarketData, Ranker, RankerTrainer
-from cryptosmarttrader.services.progress import Progress, no_progress
+from cryptosmarttrader.ports import MarketData, Progress, Ranker, RankerTrainer
+from cryptosmarttrader.services.progress import no_progress
 
 __all__ = [
     "SkillConfig",

@@ -1,6 +1,6 @@
 """Sentiment agent: a contrarian, market-wide read of a fear-and-greed style index (0..100).
 
-The source is pluggable (:class:`SentimentSource`; the HTTP adapter for the Alternative.me Crypto
+The source is pluggable (the ``SentimentSource`` port of ``cryptosmarttrader.ports``; the HTTP adapter for the Alternative.me Crypto
 Fear & Greed Index lives in ``adapters/sentiment_source.py``). The agent itself is pure: it gets
 the readings the caller could obtain (or the reason it could not) and never invents one.
 
@@ -20,7 +20,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 import polars as pl
 
@@ -44,17 +43,6 @@ class SentimentReading:
 
 class SentimentUnavailableError(Exception):
     """The source could not deliver usable readings; the message says why."""
-
-
-class SentimentSource(Protocol):
-    """Where sentiment readings come from (HTTP API, recorded file...)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def readings(self, limit: int) -> list[SentimentReading]:
-        """The latest ``limit`` readings, newest first. Raises ``SentimentUnavailableError``."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,158 @@
+"""The scan's logic on the in-memory fakes (``tests/fakes.py``): the RiskGuard's persisted level
+governs the orders, each row says whether this run created its order, the published signals
+keep the API's contract, and a run's decision latency leaves the market data read out. The
+stores are those of the deployed scan (``wiring.scan_service``), faked: their DynamoDB and SSM
+adapters keep the same contract (``test_store_contract.py``); the paths about AWS (concurrent
+scans on DynamoDB's conditional writes, a lost write) stay in ``test_scan_exactly_once.py``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics, InMemorySlis
+from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain.orders import RecordOutcome
+from cryptosmarttrader.domain.risk import RiskLevel
+from cryptosmarttrader.ports import MarketData, SliRecorder
+from cryptosmarttrader.services.api import Opportunity
+from cryptosmarttrader.services.risk_state import RiskStateService
+from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer, ScanService
+from cryptosmarttrader.settings import TradingSettings
+from cryptosmarttrader.wiring import recorded_analyzer
+from tests.fakes import (
+    InMemoryKillSwitch,
+    InMemoryOrderLedger,
+    InMemoryPositionLedger,
+    InMemorySignalStore,
+    InMemoryStateStore,
+)
+
+pytestmark = pytest.mark.realdata
+
+
+@dataclass
+class Stores:
+    """The scan's ports on fakes, shared by every service built (what a fresh start finds)."""
+
+    orders: InMemoryOrderLedger = field(default_factory=InMemoryOrderLedger)
+    positions: InMemoryPositionLedger = field(default_factory=InMemoryPositionLedger)
+    state: InMemoryStateStore = field(default_factory=InMemoryStateStore)
+    signals: InMemorySignalStore = field(default_factory=InMemorySignalStore)
+    switch: InMemoryKillSwitch | None = None
+
+    def risk(self, analyzer: ScanAnalyzer) -> RiskStateService:
+        if self.switch is None:
+            self.switch = InMemoryKillSwitch(analyzer.clock.now(), analyzer.clock)
+        return RiskStateService(self.state, self.switch, analyzer.clock)
+
+    def service(self, analyzer: ScanAnalyzer, slis: SliRecorder | None = None) -> ScanService:
+        """What ``wiring.scan_service`` builds, over these fakes."""
+        risk = self.risk(analyzer)
+        return ScanService(
+            analyzer=analyzer,
+            orders=self.orders,
+            positions=self.positions,
+            kill_switch=risk.kill_switch,
+            metrics=InMemoryMetrics(),
+            signals=self.signals,
+            risk_state=lambda: risk.load().level,
+            slis=slis,
+        )
+
+
+@pytest.fixture(scope="module")
+def analysis(data_dir: Path) -> tuple[ScanAnalyzer, Analysis]:
+    analyzer = recorded_analyzer(data_dir, SystemClock(), TradingSettings())
+    return analyzer, analyzer.analyze(datetime(2021, 5, 1, tzinfo=UTC), 8)
+
+
+@pytest.fixture
+def stores() -> Stores:
+    return Stores()
+
+
+@dataclass
+class WatchedMarket:
+    """The real market data, noting each read in ``events``."""
+
+    market: MarketData
+    events: list[str]
+
+    def daily_universe(self, asof: datetime, lookback_days: int) -> Any:
+        self.events.append("read")
+        return self.market.daily_universe(asof, lookback_days)
+
+    def ohlcv(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> Any:
+        self.events.append("read")
+        return self.market.ohlcv(symbol, timeframe, start, end)
+
+
+def test_the_persisted_risk_level_governs_the_scan(
+    stores: Stores, analysis: tuple[ScanAnalyzer, Analysis]
+) -> None:
+    analyzer, result = analysis
+    # Given the RiskGuard stood at DEFENSIVE (set by a human here; escalations store it the same)
+    stores.risk(analyzer).override(RiskLevel.DEFENSIVE, "alice", "daily loss 5% drill")
+    # When a freshly started scan service runs the decisions
+    report = stores.service(analyzer).execute(result)
+    # Then no new entry is ordered, and each held BUY names the level's rule
+    assert report.orders_created == 0
+    assert stores.orders.list_orders() == []
+    held = [r for r in report.rows if any("risk_level" in x for x in r.reasons)]
+    assert held
+    assert all("DEFENSIVE" in r.reasons[-1] for r in held)
+
+
+def test_a_run_publishes_its_decision_latency_without_the_market_data_read(
+    stores: Stores, analysis: tuple[ScanAnalyzer, Analysis]
+) -> None:
+    # Given the deployed scan's service for the canary, its clock ticking 250 ms per decision
+    analyzer, _ = analysis
+    events: list[str] = []
+    ticks = iter([1_000.0, 1_000.25])
+
+    def timer() -> float:
+        events.append("tick")
+        return next(ticks)
+
+    slis = InMemorySlis(stage="canary")
+    watched = replace(analyzer, market=WatchedMarket(analyzer.market, events))
+    service = replace(stores.service(watched, slis), timer=timer)
+
+    # When it runs
+    report = service.run(datetime(2021, 5, 1, tzinfo=UTC), 8)
+
+    # Then the clock started once the market data was read and stopped after the orders were
+    # recorded, and that span is the run's one DecisionLatency sample, for the canary
+    assert report.rows
+    assert events == ["read", "tick", "tick"]
+    assert [(m.name, m.value, m.unit, m.dimensions) for m in slis.recorded] == [
+        ("DecisionLatency", 250.0, "Milliseconds", (("Stage", "canary"),))
+    ]
+
+
+def test_each_row_says_whether_this_run_created_its_order_and_the_signals_keep_their_contract(
+    stores: Stores, analysis: tuple[ScanAnalyzer, Analysis]
+) -> None:
+    analyzer, result = analysis
+    # When the same analysis is recorded twice
+    first = stores.service(analyzer).execute(result)
+    second = stores.service(analyzer).execute(result)
+    # Then the typed outcome of every ordered row says created, then duplicate (no reason text
+    # is parsed to know it), and the counts follow it
+    ordered = [r for r in first.rows if r.client_order_id is not None]
+    assert ordered and first.orders_created == len(ordered)
+    assert {r.order_outcome for r in ordered} == {RecordOutcome.CREATED}
+    again = [r for r in second.rows if r.client_order_id is not None]
+    assert {r.order_outcome for r in again} == {RecordOutcome.DUPLICATE}
+    assert second.duplicates_prevented == len(again) and second.orders_created == 0
+    # and the published signals still validate against the API's strict contract
+    latest = stores.signals.latest()
+    assert latest is not None and latest["rows"]
+    for row in latest["rows"]:
+        Opportunity.model_validate(row)
