@@ -618,3 +618,66 @@ def test_live_venue_a_stop_filled_just_before_the_close_leaves_dust_sold_without
     # and nothing beyond the holding was ever sold
     sold = sum(Decimal(str(o.get("filled", 0))) for o in rig.orders() if o["side"] == "sell")
     assert sold <= Decimal("0.03001")
+
+
+# -- a stop that triggered and sells in parts; a stop the price is already through ----------
+
+
+def test_live_venue_a_partly_filled_stop_keeps_protecting_the_rest_and_is_never_resized(
+    rig: Rig,
+) -> None:
+    service = rig.service()
+    _entry(service)
+    service.protect_positions({BTC.value: STOP})
+    (stop_sent,) = rig.sent("POST", "STOP_LOSS_LIMIT")
+    # Given a thin book: the stop sells 0.01 per bar once triggered by the 14:00 bar
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.01")
+    rig.clock.advance(timedelta(hours=5))
+    later = rig.service()
+    later.reconcile()
+    assert Decimal(str(rig.position()["quantity"])) == Decimal("0.01997")
+    # When the protective step runs on the smaller position (twice, then after a restart)
+    notes = [later.protect_positions({BTC.value: STOP}) for _ in range(2)]
+    notes.append(rig.service().protect_positions({BTC.value: STOP}))
+    # Then the triggered stop is neither cancelled nor replaced: it still sells the rest
+    assert rig.sent("DELETE") == [], notes
+    assert rig.sent("POST", "STOP_LOSS_LIMIT") == [stop_sent]
+    assert all("triggered on the venue" in n[BTC.value] for n in notes), notes
+    (record,) = rig.orders(Intent.PROTECT)
+    assert record["status"] == OrderStatus.PARTIALLY_FILLED.value
+    (resting,) = [o for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]
+    assert resting["status"] == "PARTIALLY_FILLED"
+    # and the next bars sell what is left through that same stop, booked once
+    rig.clock.advance(timedelta(hours=2))
+    rig.service().reconcile()
+    assert Decimal(str(rig.position()["quantity"])) == 0
+    (record,) = rig.orders(Intent.PROTECT)
+    assert record["status"] == OrderStatus.FILLED.value
+    assert rig.metrics.total("OversellRefused") == 0
+
+
+def test_live_venue_a_stop_the_price_is_already_through_is_not_placed_and_retried_next_cycle(
+    rig: Rig,
+) -> None:
+    service = rig.service()
+    _entry(service)
+    # Given the exit rule's stop above the last price (31397.68): Binance refuses it, -2010
+    # "Stop price would trigger immediately."
+    through = Decimal("32000")
+    note = service.protect_positions({BTC.value: through})
+    # Then it is settled as not placed, saying why; never REJECTED for this position state
+    assert "EXPIRED" in note[BTC.value] and "trigger immediately" in note[BTC.value], note
+    assert "hourly exit rule" in note[BTC.value]
+    (record,) = rig.orders(Intent.PROTECT)
+    assert record["status"] == OrderStatus.EXPIRED.value
+    assert _metric(rig, "ProtectiveStopsPlaced") == 0
+    # When the next cycle runs with a stop below the price: the next attempt is placed, once
+    rig.clock.advance(timedelta(hours=1))
+    placed = rig.service().protect_positions({BTC.value: STOP})
+    rig.service().protect_positions({BTC.value: STOP})
+    assert "ACCEPTED" in placed[BTC.value], placed
+    sent = rig.sent("POST", "STOP_LOSS_LIMIT")
+    assert [s["stopPrice"] for s in sent] == ["32000", "31000"]
+    statuses = sorted(o["status"] for o in rig.orders(Intent.PROTECT))
+    assert statuses == [OrderStatus.ACCEPTED.value, OrderStatus.EXPIRED.value]
+    assert _metric(rig, "ProtectiveStopsPlaced") == 1

@@ -51,6 +51,7 @@ from cryptosmarttrader.domain.exchange import (
     ExchangeError,
     ExchangeOrder,
     FatalExchangeError,
+    ImmediateTriggerError,
     InvalidPayloadError,
     OrderNotFoundError,
     OrderStateUnknownError,
@@ -704,6 +705,15 @@ class ExecutionService:
             released = self._release(symbol, unfinished, "cancel not confirmed earlier")
             if released != "clear":
                 return f"protective stop cancel {released}: nothing new placed this cycle"
+        triggered = [
+            o
+            for o in sells
+            if o.get("intent") == Intent.PROTECT.value
+            and OrderStatus(str(o["status"])) in OPEN_STATUSES
+            and Decimal(str(o.get("filled") or 0)) > 0
+        ]
+        if triggered:  # selling on the venue: never resized (see _protected_by_triggered)
+            return self._protected_by_triggered(symbol, triggered[0])
         found = resolve_protective(Symbol(symbol), position_episode(position), qty, self._status_of)
         if found is None:
             return "no protective stop: the venue refused it (the hourly exit rule protects it)"
@@ -720,6 +730,22 @@ class ExecutionService:
         if status is not None:
             return f"protected by stop {coid.value} ({status.value})"
         return self._place_protective(symbol, position or {}, key, coid, qty, stop)
+
+    def _protected_by_triggered(self, symbol: str, stop: Mapping[str, Any]) -> str:
+        """A protective stop that triggered and partly filled is still selling on the venue:
+        its fill is booked (the position shrank by what it sold) and what still rests protects
+        what is left. It is never cancelled to be resized: a replacement at the same stop price
+        would be refused (the price is through it) and the holding left without a stop."""
+        coid = str(stop["client_order_id"])
+        stored = self.orders.get(coid) or stop
+        self._apply_fill_to_position(stored)
+        position = self._load_book().positions.get(symbol) or {}
+        filled, qty = Decimal(str(stored.get("filled") or 0)), stored["quantity"]
+        return (
+            f"protected by stop {coid} ({stored['status']}): triggered on the venue, sold "
+            f"{filled} of {qty}, the rest still rests there for the {position.get('quantity', 0)} "
+            "held (never resized while it sells)"
+        )
 
     def _place_protective(
         self,
@@ -780,6 +806,16 @@ class ExecutionService:
             result = self._reconcile_after_timeout(
                 coid, Symbol(symbol), f"unreadable acknowledgement: {exc}"
             )
+        except ImmediateTriggerError as exc:
+            # the price is already through the stop: not placed, and not a verdict on this
+            # position state (REJECTED would end its stops for good). The hourly exit rule
+            # still applies; the next cycle places the next attempt.
+            self.consecutive_exchange_errors = 0
+            result = self._not_placed(
+                coid,
+                f"{exc}: the price is through the stop, not placed; the hourly exit rule "
+                "protects the position and the next cycle places the next attempt",
+            )
         except FatalExchangeError as exc:
             result = self._rejected_by_venue(coid, str(exc))
         else:
@@ -810,7 +846,14 @@ class ExecutionService:
             )
         if found is not None:
             return self._result(self._apply(coid, found))
-        why = f"{what}; the venue holds no order with this client id: not placed"
+        return self._not_placed(
+            coid, f"{what}; the venue holds no order with this client id: not placed"
+        )
+
+    def _not_placed(self, coid: ClientOrderId, why: str) -> ExecutionResult:
+        """A sent protective stop the venue did not place: SUBMITTED → EXPIRED with why (not
+        REJECTED, which ends the walk for this position state for good): the next cycle places
+        the next attempt."""
         self.orders.update_status(
             coid.value, _S.SUBMITTED, _S.EXPIRED, at=self.clock.now(),
             fields={"expire_reason": why},
