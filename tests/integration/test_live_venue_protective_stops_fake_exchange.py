@@ -681,3 +681,56 @@ def test_live_venue_a_stop_the_price_is_already_through_is_not_placed_and_retrie
     statuses = sorted(o["status"] for o in rig.orders(Intent.PROTECT))
     assert statuses == [OrderStatus.ACCEPTED.value, OrderStatus.EXPIRED.value]
     assert _metric(rig, "ProtectiveStopsPlaced") == 1
+
+
+# -- the open-orders index lagging behind this run's own writes -------------------------------
+
+
+class _LaggingIndex:
+    """The orders ledger with its eventually consistent open-orders index lagging: once
+    frozen, ``list_open`` answers what the index held then (a stop cancelled and settled since
+    still shows as resting; an order recorded since is missing). Reads by key stay
+    consistent, as DynamoDB's are."""
+
+    def __init__(self, ledger: Any) -> None:
+        self._ledger = ledger
+        self._frozen: list[dict[str, Any]] | None = None
+
+    def freeze(self) -> None:
+        self._frozen = self._ledger.list_open()
+
+    def list_open(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        if self._frozen is None:
+            return self._ledger.list_open(symbol)  # type: ignore[no-any-return]
+        return [dict(o) for o in self._frozen if symbol is None or o["symbol"] == symbol]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+
+
+def _lagging(rig: Rig) -> tuple[ExecutionService, _LaggingIndex]:
+    service = rig.service()
+    index = _LaggingIndex(service.orders)
+    service.orders = index  # type: ignore[assignment]
+    return service, index
+
+
+def test_live_venue_a_stale_index_entry_of_the_stop_just_cancelled_never_cuts_the_close(
+    rig: Rig,
+) -> None:
+    _entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    # Given an index that still lists the stop as resting after the close cancelled it
+    rig.clock.advance(timedelta(hours=1, minutes=30))
+    service, index = _lagging(rig)
+    index.freeze()
+    # When the exit rule closes the position
+    result = _close(service)
+    # Then the stop this run cancelled is no sell still open: the whole holding is sold,
+    # nothing counted as an oversell (a critical alarm that turns the kill-switch on)
+    assert result.sent and result.status != "rejected", result
+    sells = [p for p in rig.sent("POST", "MARKET") if p["side"] == "SELL"]
+    assert [s["quantity"] for s in sells] == ["0.02997"]
+    assert rig.metrics.total("OversellRefused") == 0
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value

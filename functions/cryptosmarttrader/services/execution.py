@@ -220,6 +220,10 @@ class ExecutionService:
     # open-orders index existed).
     prepare: Callable[[], object] | None = None
     _book: _Book | None = field(default=None, init=False, repr=False)
+    # orders this run moved to a terminal status (or read as terminal): tombstones that
+    # override the eventually consistent open-orders index, which may still list them as open
+    # for a moment (the service is built per cycle; a terminal status is final)
+    _settled_here: set[str] = field(default_factory=set, init=False, repr=False)
     # the context of the cycle being run (see :meth:`reconcile`); None outside a cycle
     _context: CycleContext | None = field(default=None, init=False, repr=False)
 
@@ -393,7 +397,7 @@ class ExecutionService:
         position = self.positions.get(symbol)
         # the index (another worker's sells) joined with this run's own writes, which the
         # eventually consistent index may not show yet: the stricter view wins
-        live = {str(o["client_order_id"]): o for o in self.orders.list_open(symbol)}
+        live = {str(o["client_order_id"]): o for o in self._indexed(symbol)}
         live.update((k, o) for k, o in self._load_book().orders.items() if o["symbol"] == symbol)
         room = holding(symbol, position, live.values(), exclude=coid)
         intent = _intent_of(record, qty)
@@ -404,19 +408,21 @@ class ExecutionService:
         if verdict.approved and verdict.quantity is not None:
             return None, verdict.quantity.value
         why = f"oversell refused: {verdict.reason}"
-        self.orders.update_status(
-            coid, _S.NEW, _S.CANCELED, at=self.clock.now(), fields={"cancel_reason": why}
+        self._forget(
+            coid,
+            settled=self.orders.update_status(
+                coid, _S.NEW, _S.CANCELED, at=self.clock.now(), fields={"cancel_reason": why}
+            ),
         )
-        self._forget(coid)
         return ExecutionResult(coid, "rejected", why, verdict.rule), qty
 
     def _rejected_by_venue(self, coid: ClientOrderId, why: str) -> ExecutionResult:
         """A sent order the venue refused (nothing placed): SUBMITTED → REJECTED with why."""
-        self.orders.update_status(
+        rejected = self.orders.update_status(
             coid.value, _S.SUBMITTED, _S.REJECTED, at=self.clock.now(),
             fields={"reject_reason": why},
         )  # fmt: skip
-        self._forget(coid.value)
+        self._forget(coid.value, settled=rejected)
         self.metrics.add("OrdersRejectedByExchange", 1)
         return ExecutionResult(coid.value, _S.REJECTED.value, why, "exchange")
 
@@ -484,11 +490,11 @@ class ExecutionService:
             if status is _S.NEW:
                 action, why, quantity = self._admit(order, now)
                 if action == "cancel":
-                    if self.orders.update_status(
+                    cancelled = self.orders.update_status(
                         coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": why}
-                    ):
-                        counts.cancelled_new += 1
-                    self._forget(coid.value)
+                    )
+                    counts.cancelled_new += cancelled
+                    self._forget(coid.value, settled=cancelled)
                 elif action == "send":
                     self._send(order, quantity)
                     counts.resent_new += 1
@@ -504,9 +510,10 @@ class ExecutionService:
             stored = self.orders.get(coid.value) or order
             if self._apply_fill_to_position(stored):
                 counts.fills += 1
-            if OrderStatus(str(stored["status"])) in TERMINAL_STATUSES:
+            settled = OrderStatus(str(stored["status"])) in TERMINAL_STATUSES
+            if settled:
                 self.orders.settle(coid.value)
-            self._forget(coid.value)
+            self._forget(coid.value, settled=settled)
         kill = self.kill_switch.status()
         if kill.on and kill.known:
             self.cancel_open_orders(f"kill-switch on: {kill.reason}")
@@ -537,7 +544,7 @@ class ExecutionService:
             if self.orders.update_status(
                 coid.value, _S.SUBMITTED, _S.EXPIRED, at=now, fields={"expire_reason": why}
             ):
-                self._forget(coid.value)
+                self._forget(coid.value, settled=True)
                 return "expired"
             return "skipped"
         if now - sent_at >= self.absent_grace:
@@ -613,14 +620,15 @@ class ExecutionService:
         cancelled = 0
         now = self.clock.now()
         pending: list[dict[str, Any]] = []
-        for order in self.orders.list_open():
+        for order in self._indexed():
             status = OrderStatus(str(order["status"]))
             key = str(order["client_order_id"])
             if status is _S.NEW:
-                cancelled += self.orders.update_status(
+                done = self.orders.update_status(
                     key, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": reason}
                 )
-                self._forget(key)
+                cancelled += done
+                self._forget(key, settled=done)
                 continue
             if status not in OPEN_STATUSES:
                 continue
@@ -651,7 +659,7 @@ class ExecutionService:
                     coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=self.clock.now()
                 )
                 if done:
-                    self._forget(coid.value)
+                    self._forget(coid.value, settled=True)
             else:
                 done = self._apply(coid, found).get("status") == _S.CANCELED.value
             cancelled += done
@@ -854,11 +862,11 @@ class ExecutionService:
         """A sent protective stop the venue did not place: SUBMITTED → EXPIRED with why (not
         REJECTED, which ends the walk for this position state for good): the next cycle places
         the next attempt."""
-        self.orders.update_status(
+        expired = self.orders.update_status(
             coid.value, _S.SUBMITTED, _S.EXPIRED, at=self.clock.now(),
             fields={"expire_reason": why},
         )  # fmt: skip
-        self._forget(coid.value)
+        self._forget(coid.value, settled=expired)
         return ExecutionResult(coid.value, _S.EXPIRED.value, why)
 
     def refresh_protective(self, assets: Collection[str]) -> int:
@@ -867,7 +875,7 @@ class ExecutionService:
         the reconcile is the product's own sale, not a drift). How many were looked up."""
         looked = 0
         now = self.clock.now()
-        for order in self.orders.list_open():
+        for order in self._indexed():
             if order.get("intent") != Intent.PROTECT.value:
                 continue
             if str(order["symbol"]).split("/")[0] not in assets:
@@ -884,7 +892,7 @@ class ExecutionService:
         """Cancel the live protective stops of ``symbol`` (see :meth:`_release`)."""
         live = [
             o
-            for o in self.orders.list_open(symbol)
+            for o in self._indexed(symbol)
             if o.get("intent") == Intent.PROTECT.value
             and o.get("side") == Side.SELL.value
             and OrderStatus(str(o["status"])) not in TERMINAL_STATUSES
@@ -906,13 +914,13 @@ class ExecutionService:
             status = OrderStatus(str(stored["status"]))
             now = self.clock.now()
             if status in TERMINAL_STATUSES:
-                self._forget(coid.value)
+                self._forget(coid.value, settled=True)
                 continue
             if status is _S.NEW:
-                self.orders.update_status(
+                cancelled = self.orders.update_status(
                     coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": reason}
                 )
-                self._forget(coid.value)
+                self._forget(coid.value, settled=cancelled)
                 continue
             if status is not _S.CANCEL_PENDING and not self.orders.update_status(
                 coid.value, status, _S.CANCEL_PENDING, at=now, fields={"cancel_reason": reason}
@@ -940,9 +948,12 @@ class ExecutionService:
                 outcome = "pending"
                 continue
             if found is None:  # never reached the venue
-                if self.orders.update_status(coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=now):
+                cancelled = self.orders.update_status(
+                    coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=now
+                )
+                if cancelled:
                     self.metrics.add("ProtectiveStopsCancelled", 1)
-                self._forget(coid.value)
+                self._forget(coid.value, settled=cancelled)
                 continue
             if found.status is _S.ACCEPTED:  # still resting: the cancel did not take yet
                 outcome = "pending"
@@ -999,7 +1010,7 @@ class ExecutionService:
         self._apply_fill_to_position(final)
         if final and OrderStatus(str(final["status"])) in TERMINAL_STATUSES:
             self.orders.settle(coid.value)  # its fill is in the position: out of the index
-            self._forget(coid.value)
+            self._forget(coid.value, settled=True)
         elif final:
             self._load_book().remember(final)
         return final
@@ -1065,11 +1076,26 @@ class ExecutionService:
         if self._book is None or fresh:
             self._book = _Book(
                 positions=self.positions.get_all(),
-                orders={str(o["client_order_id"]): o for o in self.orders.list_open()},
+                orders={str(o["client_order_id"]): o for o in self._indexed()},
             )
         return self._book
 
-    def _forget(self, client_order_id: str) -> None:
+    def _indexed(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """The open-orders index (of ``symbol``) without the orders this run settled: a stale
+        index entry never makes an order this run cancelled, filled, expired or saw refused
+        look open again (e.g. a protective stop just cancelled, counted as a sell still open,
+        would cut the close that follows to nothing as an oversell)."""
+        return [
+            o
+            for o in self.orders.list_open(symbol)
+            if str(o["client_order_id"]) not in self._settled_here
+        ]
+
+    def _forget(self, client_order_id: str, *, settled: bool = False) -> None:
+        """Out of this run's book; ``settled``: this run wrote (or read) its terminal status,
+        kept as a tombstone against a stale index entry."""
+        if settled:
+            self._settled_here.add(client_order_id)
         if self._book is not None:
             self._book.orders.pop(client_order_id, None)
 
