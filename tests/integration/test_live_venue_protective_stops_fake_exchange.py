@@ -734,3 +734,25 @@ def test_live_venue_a_stale_index_entry_of_the_stop_just_cancelled_never_cuts_th
     assert rig.metrics.total("OversellRefused") == 0
     (stop,) = rig.orders(Intent.PROTECT)
     assert stop["status"] == OrderStatus.CANCELED.value
+
+
+def test_live_venue_the_protective_step_sees_the_close_this_run_sent_before_the_index_does(
+    rig: Rig,
+) -> None:
+    _entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    rig.clock.advance(timedelta(hours=1, minutes=30))
+    # Given an index lagging this run's writes, and a close whose answer never came back
+    service, index = _lagging(rig)
+    index.freeze()
+    rig.fake.fail_next("POST", "/api/v3/order", "timeout_before_booking")
+    closing = _close(service)
+    assert closing.status == OrderStatus.SUBMITTED.value, closing
+    # When the same cycle's protective step runs
+    note = service.protect_positions({BTC.value: STOP})
+    # Then it sees the close this run sent (open, not yet in the index): no stop beside it
+    assert "being closed by" in note[BTC.value], note
+    assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1
+    assert [o["status"] for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"] == [
+        "CANCELED"
+    ]

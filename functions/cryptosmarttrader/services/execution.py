@@ -174,9 +174,6 @@ class _Book:
     positions: dict[str, dict[str, Any]]
     orders: dict[str, dict[str, Any]]
 
-    def remember(self, order: Mapping[str, Any]) -> None:
-        self.orders[str(order["client_order_id"])] = dict(order)
-
     def open_orders(self) -> list[dict[str, Any]]:
         return list(self.orders.values())
 
@@ -224,6 +221,9 @@ class ExecutionService:
     # override the eventually consistent open-orders index, which may still list them as open
     # for a moment (the service is built per cycle; a terminal status is final)
     _settled_here: set[str] = field(default_factory=set, init=False, repr=False)
+    # the latest record of each order this run wrote and holds open: laid over every fresh
+    # read of the index, which may not list an order written a moment ago yet
+    _open_here: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     # the context of the cycle being run (see :meth:`reconcile`); None outside a cycle
     _context: CycleContext | None = field(default=None, init=False, repr=False)
 
@@ -330,7 +330,7 @@ class ExecutionService:
         if record is None:
             self.metrics.add("DuplicateOrdersPrevented", 1)
             return ExecutionResult(coid.value, "duplicate", "order already recorded")
-        book.remember(record)
+        self._remember(record)
         return self._send(record)
 
     def _send(self, record: Mapping[str, Any], quantity: Decimal | None = None) -> ExecutionResult:
@@ -354,7 +354,7 @@ class ExecutionService:
             fields={"quantity": qty, "submitted_at": now, "mode": self.mode},
         ):
             return self._duplicate(coid, self.orders.get(coid.value), "another worker sends it")
-        self._load_book().remember(
+        self._remember(
             {**record, "status": _S.SUBMITTED.value, "quantity": qty,
              "submitted_at": now.isoformat()}
         )  # fmt: skip
@@ -482,7 +482,7 @@ class ExecutionService:
         # leave room for only some of them, the scan's order of preference decides
         ledger = sorted(
             book.open_orders(),
-            key=lambda o: (_created_at(o), int(o.get("rank", 0)), str(o["client_order_id"])),
+            key=lambda o: (_created_at(o), int(o.get("rank") or 0), str(o["client_order_id"])),
         )
         for order in ledger:
             status = OrderStatus(str(order["status"]))
@@ -552,7 +552,7 @@ class ExecutionService:
             wait = min(self.absent_grace * (2 ** (looks - 1)), self.absent_max_interval)
             fields = {"absent_lookups": looks, "next_lookup_at": (now + wait).isoformat()}
             if self.orders.note(coid.value, _S.SUBMITTED, fields):
-                self._load_book().remember({**order, **fields})
+                self._remember({**order, **fields})
         return "skipped"
 
     def _admit(
@@ -635,6 +635,7 @@ class ExecutionService:
             if status is _S.CANCEL_PENDING or self.orders.update_status(
                 key, status, _S.CANCEL_PENDING, at=now, fields={"cancel_reason": reason}
             ):
+                self._remember({**order, "status": _S.CANCEL_PENDING.value})
                 pending.append(order)
         sent: list[dict[str, Any]] = []
         for order in pending:
@@ -786,8 +787,7 @@ class ExecutionService:
         if record is None:
             self.metrics.add("DuplicateOrdersPrevented", 1)
             return f"protective stop {coid.value} already recorded: not sent again"
-        book = self._load_book()
-        book.remember(record)
+        self._remember(record)
         fields = {
             "submitted_at": now,
             "mode": self.mode,
@@ -796,8 +796,8 @@ class ExecutionService:
         }
         if not self.orders.update_status(coid.value, _S.NEW, _S.SUBMITTED, at=now, fields=fields):
             return f"protective stop {coid.value} is being sent by another worker"
-        book.remember({**record, **fields, "status": _S.SUBMITTED.value,
-                       "submitted_at": now.isoformat()})  # fmt: skip
+        self._remember({**record, **fields, "status": _S.SUBMITTED.value,
+                        "submitted_at": now.isoformat()})  # fmt: skip
         venue = self.exchange
         assert isinstance(venue, ProtectiveGateway)  # checked by protect_positions
         try:
@@ -927,7 +927,7 @@ class ExecutionService:
             ):
                 outcome = "pending"  # moved by someone else meanwhile: looked at next cycle
                 continue
-            self._load_book().remember({**stored, "status": _S.CANCEL_PENDING.value})
+            self._remember({**stored, "status": _S.CANCEL_PENDING.value})
             try:
                 self.exchange.cancel_order(Symbol(symbol), coid)
             except OrderNotFoundError:
@@ -1012,7 +1012,7 @@ class ExecutionService:
             self.orders.settle(coid.value)  # its fill is in the position: out of the index
             self._forget(coid.value, settled=True)
         elif final:
-            self._load_book().remember(final)
+            self._remember(final)
         return final
 
     def _apply_fill_to_position(self, order: Mapping[str, Any]) -> bool:
@@ -1072,13 +1072,22 @@ class ExecutionService:
     # ------------------------------------------------------------------ book
 
     def _load_book(self, *, fresh: bool = False) -> _Book:
-        """Positions and indexed orders, read once per run (``fresh`` re-reads them)."""
+        """Positions and indexed orders, read once per run (``fresh`` re-reads them). This
+        run's own writes are laid over the index on every read: an order it settled never
+        shows open again (see :meth:`_indexed`), and one it sent a moment ago (a close still
+        open after a timeout) is in the book even before the index lists it, so the
+        protective step never places a stop beside it."""
         if self._book is None or fresh:
-            self._book = _Book(
-                positions=self.positions.get_all(),
-                orders={str(o["client_order_id"]): o for o in self._indexed()},
-            )
+            orders = {str(o["client_order_id"]): o for o in self._indexed()}
+            orders.update((k, dict(o)) for k, o in self._open_here.items())
+            self._book = _Book(positions=self.positions.get_all(), orders=orders)
         return self._book
+
+    def _remember(self, order: Mapping[str, Any]) -> None:
+        """An order this run wrote and holds open, into its book and over later reads."""
+        key = str(order["client_order_id"])
+        self._open_here[key] = dict(order)
+        self._load_book().orders[key] = dict(order)
 
     def _indexed(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """The open-orders index (of ``symbol``) without the orders this run settled: a stale
@@ -1096,6 +1105,7 @@ class ExecutionService:
         kept as a tombstone against a stale index entry."""
         if settled:
             self._settled_here.add(client_order_id)
+        self._open_here.pop(client_order_id, None)
         if self._book is not None:
             self._book.orders.pop(client_order_id, None)
 
