@@ -33,7 +33,7 @@ from cryptosmarttrader.adapters.paper_exchange import PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
-from cryptosmarttrader.domain.exchange import RetryPolicy
+from cryptosmarttrader.domain.exchange import OrderStateUnknownError, RetryPolicy
 from cryptosmarttrader.domain.exit_rule import ExitRule
 from cryptosmarttrader.domain.orders import (
     Intent,
@@ -756,3 +756,31 @@ def test_live_venue_the_protective_step_sees_the_close_this_run_sent_before_the_
     assert [o["status"] for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"] == [
         "CANCELED"
     ]
+
+
+class _BookedThenRateLimited:
+    """The venue books the stop, but the client reads its answer as a rate-limit refusal."""
+
+    def __init__(self, venue: CcxtVenue) -> None:
+        self._venue = venue
+
+    def create_stop_order(self, *args: Any) -> Any:
+        self._venue.create_stop_order(*args)
+        raise OrderStateUnknownError("binance", "create_order", "429 Too Many Requests", "x",
+                                     rate_limited=True)  # fmt: skip
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
+
+
+def test_live_venue_a_stop_found_after_a_rate_limit_refusal_is_recorded_and_counted_reconciled(
+    rig: Rig,
+) -> None:
+    _entry(rig.service())
+    note = rig.service(_BookedThenRateLimited(rig.venue)).protect_positions({BTC.value: STOP})
+    # Then the lookup by client ID found it: recorded as resting, counted like every order
+    # reconciled after an unknown create, and never placed again
+    assert "ACCEPTED" in note[BTC.value], note
+    assert _metric(rig, "OrdersReconciled") == 1
+    rig.service().protect_positions({BTC.value: STOP})
+    assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1

@@ -291,31 +291,12 @@ class ExecutionService:
         )
         if not verdict.approved or verdict.quantity is None:
             return self._rejected(coid, verdict.rule, verdict.reason)
-        released = ""
-        if closing and self.protective_stops_supported():
-            # the venue locks what a protective stop would sell: cancelled exactly once before
-            # the close is recorded and sent; a stop that already filled closed the position
-            released = self._release_protection(intent.symbol.value, f"closing ({intent.strategy})")
-            if released == "pending":
-                return self._rejected(
-                    coid,
-                    "protective_pending",
-                    "the position's protective stop is not cancelled yet at the venue: "
-                    "nothing sold, the next cycle retries",
-                )
         quantity = verdict.quantity
-        if closing and released == "filled":
-            left = Decimal(str((self.positions.get(intent.symbol.value) or {}).get("quantity", 0)))
-            if left <= 0:
-                return ExecutionResult(
-                    coid.value,
-                    CLOSED_AT_VENUE,
-                    "the protective stop filled on the venue: the position is closed, "
-                    "nothing sold again",
-                )
-            # the stop sold the holding floored to the lot step: the close sells what is left
-            # (a dust the venue may refuse below its minimum), never the size approved before
-            quantity = Quantity(min(left, quantity.value))
+        if closing and self.protective_stops_supported():
+            cleared = self._clear_for_close(intent, quantity)
+            if isinstance(cleared, ExecutionResult):
+                return cleared
+            quantity = cleared
         order = Order.new(
             intent,
             created_at=now,
@@ -332,6 +313,38 @@ class ExecutionService:
             return ExecutionResult(coid.value, "duplicate", "order already recorded")
         self._remember(record)
         return self._send(record)
+
+    def _clear_for_close(
+        self, intent: OrderIntent, approved: Quantity
+    ) -> ExecutionResult | Quantity:
+        """The quantity an approved close may sell once its position's protective stops are
+        cancelled (the venue locks what a stop would sell: cancelled exactly once before the
+        close is recorded and sent), or why nothing is sold: a stop not confirmed cancelled yet
+        (``protective_pending``), or one that filled and closed the position
+        (``closed_at_venue``). A stop that filled leaving a dust sells only that dust."""
+        coid = intent.client_order_id
+        symbol = intent.symbol.value
+        released = self._release_protection(symbol, f"closing ({intent.strategy})")
+        if released == "pending":
+            return self._rejected(
+                coid,
+                "protective_pending",
+                "the position's protective stop is not cancelled yet at the venue: "
+                "nothing sold, the next cycle retries",
+            )
+        if released != "filled":
+            return approved
+        left = Decimal(str((self.positions.get(symbol) or {}).get("quantity", 0)))
+        if left <= 0:
+            return ExecutionResult(
+                coid.value,
+                CLOSED_AT_VENUE,
+                "the protective stop filled on the venue: the position is closed, "
+                "nothing sold again",
+            )
+        # the stop sold the holding floored to the lot step: the close sells what is left
+        # (a dust the venue may refuse below its minimum), never the size approved before
+        return Quantity(min(left, approved.value))
 
     def _send(self, record: Mapping[str, Any], quantity: Decimal | None = None) -> ExecutionResult:
         """NEW → SUBMITTED, then the venue. ``quantity`` replaces the recorded one (a RiskGuard
@@ -427,8 +440,20 @@ class ExecutionService:
         return ExecutionResult(coid.value, _S.REJECTED.value, why, "exchange")
 
     def _reconcile_after_timeout(
-        self, coid: ClientOrderId, symbol: Symbol, what: str, *, rate_limited: bool = False
+        self,
+        coid: ClientOrderId,
+        symbol: Symbol,
+        what: str,
+        *,
+        rate_limited: bool = False,
+        not_placed: Callable[[ClientOrderId, str], ExecutionResult] | None = None,
     ) -> ExecutionResult:
+        """A create whose answer was lost, unreadable or refused by the rate limit: the order
+        looked up by client ID. Found → recorded (``OrdersReconciled``). Absent after a
+        rate-limit refusal (HTTP 429: answered before any matching, nothing in flight): not
+        placed, settled by ``not_placed``: REJECTED for an entry (:meth:`_rejected_by_venue`,
+        never resent), EXPIRED for a protective stop (:meth:`_not_placed`: the next cycle
+        places the next attempt). Absent otherwise: left SUBMITTED for :meth:`reconcile`."""
         try:
             found = self.exchange.fetch_order_by_client_id(symbol, coid)
         except ExchangeError as lookup:
@@ -441,9 +466,8 @@ class ExecutionService:
         if found is None and rate_limited:
             # the venue refused the create (429) and holds no order with our client ID: nothing
             # was placed, and nothing is still in flight. Settled now, never resent.
-            return self._rejected_by_venue(
-                coid, f"{what}; the venue holds no order with this client id: not placed"
-            )
+            settle = self._rejected_by_venue if not_placed is None else not_placed
+            return settle(coid, f"{what}; the venue holds no order with this client id: not placed")
         if found is None:
             return ExecutionResult(
                 coid.value,
@@ -806,10 +830,13 @@ class ExecutionService:
             )
         except OrderStateUnknownError as exc:
             self._exchange_error()
-            if exc.rate_limited:
-                result = self._protective_not_placed(coid, Symbol(symbol), str(exc))
-            else:
-                result = self._reconcile_after_timeout(coid, Symbol(symbol), str(exc))
+            result = self._reconcile_after_timeout(
+                coid,
+                Symbol(symbol),
+                str(exc),
+                rate_limited=exc.rate_limited,
+                not_placed=self._not_placed,
+            )
         except InvalidPayloadError as exc:
             result = self._reconcile_after_timeout(
                 coid, Symbol(symbol), f"unreadable acknowledgement: {exc}"
@@ -834,28 +861,6 @@ class ExecutionService:
         return (
             f"protective stop {coid.value} for {qty} at {stop} (limit {limit}): "
             f"{result.status}" + (f" ({result.reason})" if result.reason != "sent" else "")
-        )
-
-    def _protective_not_placed(
-        self, coid: ClientOrderId, symbol: Symbol, what: str
-    ) -> ExecutionResult:
-        """A protective stop's create refused by the venue's rate limit (HTTP 429: answered
-        before any matching, nothing in flight): looked up by client ID; not there, it was not
-        placed and is EXPIRED (not REJECTED, which ends the walk for this position state for
-        good): the next cycle places the next attempt."""
-        try:
-            found = self.exchange.fetch_order_by_client_id(symbol, coid)
-        except ExchangeError as lookup:
-            self._exchange_error()
-            return ExecutionResult(
-                coid.value,
-                _S.SUBMITTED.value,
-                f"{what}; lookup failed ({lookup}): left SUBMITTED for reconcile",
-            )
-        if found is not None:
-            return self._result(self._apply(coid, found))
-        return self._not_placed(
-            coid, f"{what}; the venue holds no order with this client id: not placed"
         )
 
     def _not_placed(self, coid: ClientOrderId, why: str) -> ExecutionResult:
