@@ -211,3 +211,27 @@ def test_audit_breakers_golive_and_models_answer_with_what_exists(
     assert call(dash, api_event("GET", "/api/v1/audit", query={"limit": "0"}))[0] == 422
     for body in (audit, breakers, golive, models):
         assert "NaN" not in json.dumps(body)
+
+
+def test_coin_view_answers_503_with_the_reason_when_the_lake_fails(
+    dash: ModuleType,
+    aws: AwsClients,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a deployment reading candles from the lake, whose bucket cannot be read
+    from cryptosmarttrader.handlers import _common
+
+    monkeypatch.setenv("CST_DATA_SOURCE", "ccxt")
+    monkeypatch.setenv("CST_LAKE_BUCKET", "cst-lake-missing")
+    _common.trading_settings.cache_clear()
+    _common.resources.cache_clear()
+    try:
+        status, body, _ = call(dash, api_event("GET", "/api/v1/coins/bitcoin"))
+    finally:
+        _common.trading_settings.cache_clear()
+        _common.resources.cache_clear()
+    # Then the coin view says a dependency is unavailable (503, the lake's error type named),
+    # never a 500, and nothing of the bucket or the stack leaks
+    assert status == 503, body
+    assert body["message"] == "a dependency is unavailable: the lake (LakeError)"
+    assert "cst-lake-missing" not in json.dumps(body) and "Traceback" not in json.dumps(body)

@@ -33,7 +33,7 @@ from cryptosmarttrader.adapters.paper_exchange import PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
-from cryptosmarttrader.domain.exchange import RetryPolicy
+from cryptosmarttrader.domain.exchange import OrderStateUnknownError, RetryPolicy
 from cryptosmarttrader.domain.exit_rule import ExitRule
 from cryptosmarttrader.domain.orders import (
     Intent,
@@ -618,3 +618,169 @@ def test_live_venue_a_stop_filled_just_before_the_close_leaves_dust_sold_without
     # and nothing beyond the holding was ever sold
     sold = sum(Decimal(str(o.get("filled", 0))) for o in rig.orders() if o["side"] == "sell")
     assert sold <= Decimal("0.03001")
+
+
+# -- a stop that triggered and sells in parts; a stop the price is already through ----------
+
+
+def test_live_venue_a_partly_filled_stop_keeps_protecting_the_rest_and_is_never_resized(
+    rig: Rig,
+) -> None:
+    service = rig.service()
+    _entry(service)
+    service.protect_positions({BTC.value: STOP})
+    (stop_sent,) = rig.sent("POST", "STOP_LOSS_LIMIT")
+    # Given a thin book: the stop sells 0.01 per bar once triggered by the 14:00 bar
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.01")
+    rig.clock.advance(timedelta(hours=5))
+    later = rig.service()
+    later.reconcile()
+    assert Decimal(str(rig.position()["quantity"])) == Decimal("0.01997")
+    # When the protective step runs on the smaller position (twice, then after a restart)
+    notes = [later.protect_positions({BTC.value: STOP}) for _ in range(2)]
+    notes.append(rig.service().protect_positions({BTC.value: STOP}))
+    # Then the triggered stop is neither cancelled nor replaced: it still sells the rest
+    assert rig.sent("DELETE") == [], notes
+    assert rig.sent("POST", "STOP_LOSS_LIMIT") == [stop_sent]
+    assert all("triggered on the venue" in n[BTC.value] for n in notes), notes
+    (record,) = rig.orders(Intent.PROTECT)
+    assert record["status"] == OrderStatus.PARTIALLY_FILLED.value
+    (resting,) = [o for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]
+    assert resting["status"] == "PARTIALLY_FILLED"
+    # and the next bars sell what is left through that same stop, booked once
+    rig.clock.advance(timedelta(hours=2))
+    rig.service().reconcile()
+    assert Decimal(str(rig.position()["quantity"])) == 0
+    (record,) = rig.orders(Intent.PROTECT)
+    assert record["status"] == OrderStatus.FILLED.value
+    assert rig.metrics.total("OversellRefused") == 0
+
+
+def test_live_venue_a_stop_the_price_is_already_through_is_not_placed_and_retried_next_cycle(
+    rig: Rig,
+) -> None:
+    service = rig.service()
+    _entry(service)
+    # Given the exit rule's stop above the last price (31397.68): Binance refuses it, -2010
+    # "Stop price would trigger immediately."
+    through = Decimal("32000")
+    note = service.protect_positions({BTC.value: through})
+    # Then it is settled as not placed, saying why; never REJECTED for this position state
+    assert "EXPIRED" in note[BTC.value] and "trigger immediately" in note[BTC.value], note
+    assert "hourly exit rule" in note[BTC.value]
+    (record,) = rig.orders(Intent.PROTECT)
+    assert record["status"] == OrderStatus.EXPIRED.value
+    assert _metric(rig, "ProtectiveStopsPlaced") == 0
+    # When the next cycle runs with a stop below the price: the next attempt is placed, once
+    rig.clock.advance(timedelta(hours=1))
+    placed = rig.service().protect_positions({BTC.value: STOP})
+    rig.service().protect_positions({BTC.value: STOP})
+    assert "ACCEPTED" in placed[BTC.value], placed
+    sent = rig.sent("POST", "STOP_LOSS_LIMIT")
+    assert [s["stopPrice"] for s in sent] == ["32000", "31000"]
+    statuses = sorted(o["status"] for o in rig.orders(Intent.PROTECT))
+    assert statuses == [OrderStatus.ACCEPTED.value, OrderStatus.EXPIRED.value]
+    assert _metric(rig, "ProtectiveStopsPlaced") == 1
+
+
+# -- the open-orders index lagging behind this run's own writes -------------------------------
+
+
+class _LaggingIndex:
+    """The orders ledger with its eventually consistent open-orders index lagging: once
+    frozen, ``list_open`` answers what the index held then (a stop cancelled and settled since
+    still shows as resting; an order recorded since is missing). Reads by key stay
+    consistent, as DynamoDB's are."""
+
+    def __init__(self, ledger: Any) -> None:
+        self._ledger = ledger
+        self._frozen: list[dict[str, Any]] | None = None
+
+    def freeze(self) -> None:
+        self._frozen = self._ledger.list_open()
+
+    def list_open(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        if self._frozen is None:
+            return self._ledger.list_open(symbol)  # type: ignore[no-any-return]
+        return [dict(o) for o in self._frozen if symbol is None or o["symbol"] == symbol]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+
+
+def _lagging(rig: Rig) -> tuple[ExecutionService, _LaggingIndex]:
+    service = rig.service()
+    index = _LaggingIndex(service.orders)
+    service.orders = index  # type: ignore[assignment]
+    return service, index
+
+
+def test_live_venue_a_stale_index_entry_of_the_stop_just_cancelled_never_cuts_the_close(
+    rig: Rig,
+) -> None:
+    _entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    # Given an index that still lists the stop as resting after the close cancelled it
+    rig.clock.advance(timedelta(hours=1, minutes=30))
+    service, index = _lagging(rig)
+    index.freeze()
+    # When the exit rule closes the position
+    result = _close(service)
+    # Then the stop this run cancelled is no sell still open: the whole holding is sold,
+    # nothing counted as an oversell (a critical alarm that turns the kill-switch on)
+    assert result.sent and result.status != "rejected", result
+    sells = [p for p in rig.sent("POST", "MARKET") if p["side"] == "SELL"]
+    assert [s["quantity"] for s in sells] == ["0.02997"]
+    assert rig.metrics.total("OversellRefused") == 0
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+
+
+def test_live_venue_the_protective_step_sees_the_close_this_run_sent_before_the_index_does(
+    rig: Rig,
+) -> None:
+    _entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    rig.clock.advance(timedelta(hours=1, minutes=30))
+    # Given an index lagging this run's writes, and a close whose answer never came back
+    service, index = _lagging(rig)
+    index.freeze()
+    rig.fake.fail_next("POST", "/api/v3/order", "timeout_before_booking")
+    closing = _close(service)
+    assert closing.status == OrderStatus.SUBMITTED.value, closing
+    # When the same cycle's protective step runs
+    note = service.protect_positions({BTC.value: STOP})
+    # Then it sees the close this run sent (open, not yet in the index): no stop beside it
+    assert "being closed by" in note[BTC.value], note
+    assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1
+    assert [o["status"] for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"] == [
+        "CANCELED"
+    ]
+
+
+class _BookedThenRateLimited:
+    """The venue books the stop, but the client reads its answer as a rate-limit refusal."""
+
+    def __init__(self, venue: CcxtVenue) -> None:
+        self._venue = venue
+
+    def create_stop_order(self, *args: Any) -> Any:
+        self._venue.create_stop_order(*args)
+        raise OrderStateUnknownError("binance", "create_order", "429 Too Many Requests", "x",
+                                     rate_limited=True)  # fmt: skip
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
+
+
+def test_live_venue_a_stop_found_after_a_rate_limit_refusal_is_recorded_and_counted_reconciled(
+    rig: Rig,
+) -> None:
+    _entry(rig.service())
+    note = rig.service(_BookedThenRateLimited(rig.venue)).protect_positions({BTC.value: STOP})
+    # Then the lookup by client ID found it: recorded as resting, counted like every order
+    # reconciled after an unknown create, and never placed again
+    assert "ACCEPTED" in note[BTC.value], note
+    assert _metric(rig, "OrdersReconciled") == 1
+    rig.service().protect_positions({BTC.value: STOP})
+    assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1

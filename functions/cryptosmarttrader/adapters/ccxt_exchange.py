@@ -27,6 +27,7 @@ from cryptosmarttrader.domain.exchange import (
     ExchangeOrder,
     FatalExchangeError,
     FundingRate,
+    ImmediateTriggerError,
     InvalidPayloadError,
     Market,
     NotSupportedByExchange,
@@ -65,6 +66,9 @@ T = TypeVar("T")
 # InvalidOrder, BadSymbol before BadRequest, PermissionDenied before AuthenticationError).
 _ERROR_MAP: dict[type[BaseException], type[ExchangeError]] = {
     ccxt.OrderNotFound: OrderNotFoundError,
+    # a stop whose trigger is already crossed (Binance -2010 "Stop price would trigger
+    # immediately."): not placed, unlike an invalid order
+    ccxt.OrderImmediatelyFillable: ImmediateTriggerError,
     ccxt.NotSupported: NotSupportedByExchange,
     # Transient: retry reads with backoff.
     ccxt.RequestTimeout: RetryableExchangeError,

@@ -177,6 +177,12 @@ class NotSupportedByExchange(FatalExchangeError):  # noqa: N818 - name fixed by 
     """The venue (or this integration of it) does not offer the operation."""
 
 
+class ImmediateTriggerError(FatalExchangeError):
+    """The venue refused a stop order because its trigger is already crossed (Binance -2010
+    "Stop price would trigger immediately."): nothing was placed. Not a verdict on the order
+    itself: the same stop may be placed once the price is back above it."""
+
+
 class OrderNotFoundError(FatalExchangeError):
     """The venue does not know the order."""
 

@@ -410,7 +410,8 @@ ORDERS_RECONCILED = MetricSpec(
     "OrdersReconciled",
     Unit.COUNT,
     Family.EXECUTION,
-    "Orders whose state was recovered from the exchange by client order id after a timeout.",
+    "Orders (entries, closes and protective stops) whose state was recovered from the exchange "
+    "by client order id after a timeout, an unreadable answer or a rate-limit refusal.",
     EXECUTION,
     producer="services/execution.py",
 )

@@ -261,7 +261,7 @@ def _bars_source() -> Any:
 
         recorded = RecordedMarketData(resolve_data_dir(settings.data_dir))
         return recorded.ohlcv
-    from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+    from cryptosmarttrader.adapters.s3_lake import LakeError, S3ParquetLake
     from cryptosmarttrader.domain.coins import COINGECKO_IDS
 
     lake = S3ParquetLake(resources().lake_bucket, aws_clients().s3)
@@ -271,7 +271,15 @@ def _bars_source() -> Any:
         pair = pair_of_coin.get(symbol)
         if pair is None:
             raise LookupError(f"no exchange pair is mapped to coin {symbol!r}")
-        return lake.read_candles(settings.exchange, timeframe, pair, start, end)
+        try:
+            return lake.read_candles(settings.exchange, timeframe, pair, start, end)
+        except LakeError as exc:
+            # the lake (S3) failed: a dependency unavailable, answered 503 like the stores
+            # (the error's type, never its bucket and key)
+            logger.exception("lake read failed")
+            raise ServiceUnavailableError(
+                f"a dependency is unavailable: the lake ({type(exc).__name__})"
+            ) from exc
 
     return from_lake
 
@@ -527,6 +535,7 @@ def killswitch(request: Annotated[KillSwitchRequest, Body()]) -> KillSwitchRespo
     responses={
         200: {"description": "Successful Response"},
         404: _error("no bars, decisions, orders or position for this symbol"),
+        503: _error("the lake (the candles' store) or another dependency failed; retry later"),
         **DENIED,
     },
 )

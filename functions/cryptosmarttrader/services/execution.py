@@ -51,6 +51,7 @@ from cryptosmarttrader.domain.exchange import (
     ExchangeError,
     ExchangeOrder,
     FatalExchangeError,
+    ImmediateTriggerError,
     InvalidPayloadError,
     OrderNotFoundError,
     OrderStateUnknownError,
@@ -173,9 +174,6 @@ class _Book:
     positions: dict[str, dict[str, Any]]
     orders: dict[str, dict[str, Any]]
 
-    def remember(self, order: Mapping[str, Any]) -> None:
-        self.orders[str(order["client_order_id"])] = dict(order)
-
     def open_orders(self) -> list[dict[str, Any]]:
         return list(self.orders.values())
 
@@ -219,6 +217,13 @@ class ExecutionService:
     # open-orders index existed).
     prepare: Callable[[], object] | None = None
     _book: _Book | None = field(default=None, init=False, repr=False)
+    # orders this run moved to a terminal status (or read as terminal): tombstones that
+    # override the eventually consistent open-orders index, which may still list them as open
+    # for a moment (the service is built per cycle; a terminal status is final)
+    _settled_here: set[str] = field(default_factory=set, init=False, repr=False)
+    # the latest record of each order this run wrote and holds open: laid over every fresh
+    # read of the index, which may not list an order written a moment ago yet
+    _open_here: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     # the context of the cycle being run (see :meth:`reconcile`); None outside a cycle
     _context: CycleContext | None = field(default=None, init=False, repr=False)
 
@@ -286,31 +291,12 @@ class ExecutionService:
         )
         if not verdict.approved or verdict.quantity is None:
             return self._rejected(coid, verdict.rule, verdict.reason)
-        released = ""
-        if closing and self.protective_stops_supported():
-            # the venue locks what a protective stop would sell: cancelled exactly once before
-            # the close is recorded and sent; a stop that already filled closed the position
-            released = self._release_protection(intent.symbol.value, f"closing ({intent.strategy})")
-            if released == "pending":
-                return self._rejected(
-                    coid,
-                    "protective_pending",
-                    "the position's protective stop is not cancelled yet at the venue: "
-                    "nothing sold, the next cycle retries",
-                )
         quantity = verdict.quantity
-        if closing and released == "filled":
-            left = Decimal(str((self.positions.get(intent.symbol.value) or {}).get("quantity", 0)))
-            if left <= 0:
-                return ExecutionResult(
-                    coid.value,
-                    CLOSED_AT_VENUE,
-                    "the protective stop filled on the venue: the position is closed, "
-                    "nothing sold again",
-                )
-            # the stop sold the holding floored to the lot step: the close sells what is left
-            # (a dust the venue may refuse below its minimum), never the size approved before
-            quantity = Quantity(min(left, quantity.value))
+        if closing and self.protective_stops_supported():
+            cleared = self._clear_for_close(intent, quantity)
+            if isinstance(cleared, ExecutionResult):
+                return cleared
+            quantity = cleared
         order = Order.new(
             intent,
             created_at=now,
@@ -325,8 +311,40 @@ class ExecutionService:
         if record is None:
             self.metrics.add("DuplicateOrdersPrevented", 1)
             return ExecutionResult(coid.value, "duplicate", "order already recorded")
-        book.remember(record)
+        self._remember(record)
         return self._send(record)
+
+    def _clear_for_close(
+        self, intent: OrderIntent, approved: Quantity
+    ) -> ExecutionResult | Quantity:
+        """The quantity an approved close may sell once its position's protective stops are
+        cancelled (the venue locks what a stop would sell: cancelled exactly once before the
+        close is recorded and sent), or why nothing is sold: a stop not confirmed cancelled yet
+        (``protective_pending``), or one that filled and closed the position
+        (``closed_at_venue``). A stop that filled leaving a dust sells only that dust."""
+        coid = intent.client_order_id
+        symbol = intent.symbol.value
+        released = self._release_protection(symbol, f"closing ({intent.strategy})")
+        if released == "pending":
+            return self._rejected(
+                coid,
+                "protective_pending",
+                "the position's protective stop is not cancelled yet at the venue: "
+                "nothing sold, the next cycle retries",
+            )
+        if released != "filled":
+            return approved
+        left = Decimal(str((self.positions.get(symbol) or {}).get("quantity", 0)))
+        if left <= 0:
+            return ExecutionResult(
+                coid.value,
+                CLOSED_AT_VENUE,
+                "the protective stop filled on the venue: the position is closed, "
+                "nothing sold again",
+            )
+        # the stop sold the holding floored to the lot step: the close sells what is left
+        # (a dust the venue may refuse below its minimum), never the size approved before
+        return Quantity(min(left, approved.value))
 
     def _send(self, record: Mapping[str, Any], quantity: Decimal | None = None) -> ExecutionResult:
         """NEW → SUBMITTED, then the venue. ``quantity`` replaces the recorded one (a RiskGuard
@@ -349,7 +367,7 @@ class ExecutionService:
             fields={"quantity": qty, "submitted_at": now, "mode": self.mode},
         ):
             return self._duplicate(coid, self.orders.get(coid.value), "another worker sends it")
-        self._load_book().remember(
+        self._remember(
             {**record, "status": _S.SUBMITTED.value, "quantity": qty,
              "submitted_at": now.isoformat()}
         )  # fmt: skip
@@ -392,7 +410,7 @@ class ExecutionService:
         position = self.positions.get(symbol)
         # the index (another worker's sells) joined with this run's own writes, which the
         # eventually consistent index may not show yet: the stricter view wins
-        live = {str(o["client_order_id"]): o for o in self.orders.list_open(symbol)}
+        live = {str(o["client_order_id"]): o for o in self._indexed(symbol)}
         live.update((k, o) for k, o in self._load_book().orders.items() if o["symbol"] == symbol)
         room = holding(symbol, position, live.values(), exclude=coid)
         intent = _intent_of(record, qty)
@@ -403,25 +421,39 @@ class ExecutionService:
         if verdict.approved and verdict.quantity is not None:
             return None, verdict.quantity.value
         why = f"oversell refused: {verdict.reason}"
-        self.orders.update_status(
-            coid, _S.NEW, _S.CANCELED, at=self.clock.now(), fields={"cancel_reason": why}
+        self._forget(
+            coid,
+            settled=self.orders.update_status(
+                coid, _S.NEW, _S.CANCELED, at=self.clock.now(), fields={"cancel_reason": why}
+            ),
         )
-        self._forget(coid)
         return ExecutionResult(coid, "rejected", why, verdict.rule), qty
 
     def _rejected_by_venue(self, coid: ClientOrderId, why: str) -> ExecutionResult:
         """A sent order the venue refused (nothing placed): SUBMITTED → REJECTED with why."""
-        self.orders.update_status(
+        rejected = self.orders.update_status(
             coid.value, _S.SUBMITTED, _S.REJECTED, at=self.clock.now(),
             fields={"reject_reason": why},
         )  # fmt: skip
-        self._forget(coid.value)
+        self._forget(coid.value, settled=rejected)
         self.metrics.add("OrdersRejectedByExchange", 1)
         return ExecutionResult(coid.value, _S.REJECTED.value, why, "exchange")
 
     def _reconcile_after_timeout(
-        self, coid: ClientOrderId, symbol: Symbol, what: str, *, rate_limited: bool = False
+        self,
+        coid: ClientOrderId,
+        symbol: Symbol,
+        what: str,
+        *,
+        rate_limited: bool = False,
+        not_placed: Callable[[ClientOrderId, str], ExecutionResult] | None = None,
     ) -> ExecutionResult:
+        """A create whose answer was lost, unreadable or refused by the rate limit: the order
+        looked up by client ID. Found → recorded (``OrdersReconciled``). Absent after a
+        rate-limit refusal (HTTP 429: answered before any matching, nothing in flight): not
+        placed, settled by ``not_placed``: REJECTED for an entry (:meth:`_rejected_by_venue`,
+        never resent), EXPIRED for a protective stop (:meth:`_not_placed`: the next cycle
+        places the next attempt). Absent otherwise: left SUBMITTED for :meth:`reconcile`."""
         try:
             found = self.exchange.fetch_order_by_client_id(symbol, coid)
         except ExchangeError as lookup:
@@ -434,9 +466,8 @@ class ExecutionService:
         if found is None and rate_limited:
             # the venue refused the create (429) and holds no order with our client ID: nothing
             # was placed, and nothing is still in flight. Settled now, never resent.
-            return self._rejected_by_venue(
-                coid, f"{what}; the venue holds no order with this client id: not placed"
-            )
+            settle = self._rejected_by_venue if not_placed is None else not_placed
+            return settle(coid, f"{what}; the venue holds no order with this client id: not placed")
         if found is None:
             return ExecutionResult(
                 coid.value,
@@ -475,7 +506,7 @@ class ExecutionService:
         # leave room for only some of them, the scan's order of preference decides
         ledger = sorted(
             book.open_orders(),
-            key=lambda o: (_created_at(o), int(o.get("rank", 0)), str(o["client_order_id"])),
+            key=lambda o: (_created_at(o), int(o.get("rank") or 0), str(o["client_order_id"])),
         )
         for order in ledger:
             status = OrderStatus(str(order["status"]))
@@ -483,11 +514,11 @@ class ExecutionService:
             if status is _S.NEW:
                 action, why, quantity = self._admit(order, now)
                 if action == "cancel":
-                    if self.orders.update_status(
+                    cancelled = self.orders.update_status(
                         coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": why}
-                    ):
-                        counts.cancelled_new += 1
-                    self._forget(coid.value)
+                    )
+                    counts.cancelled_new += cancelled
+                    self._forget(coid.value, settled=cancelled)
                 elif action == "send":
                     self._send(order, quantity)
                     counts.resent_new += 1
@@ -503,9 +534,10 @@ class ExecutionService:
             stored = self.orders.get(coid.value) or order
             if self._apply_fill_to_position(stored):
                 counts.fills += 1
-            if OrderStatus(str(stored["status"])) in TERMINAL_STATUSES:
+            settled = OrderStatus(str(stored["status"])) in TERMINAL_STATUSES
+            if settled:
                 self.orders.settle(coid.value)
-            self._forget(coid.value)
+            self._forget(coid.value, settled=settled)
         kill = self.kill_switch.status()
         if kill.on and kill.known:
             self.cancel_open_orders(f"kill-switch on: {kill.reason}")
@@ -536,7 +568,7 @@ class ExecutionService:
             if self.orders.update_status(
                 coid.value, _S.SUBMITTED, _S.EXPIRED, at=now, fields={"expire_reason": why}
             ):
-                self._forget(coid.value)
+                self._forget(coid.value, settled=True)
                 return "expired"
             return "skipped"
         if now - sent_at >= self.absent_grace:
@@ -544,7 +576,7 @@ class ExecutionService:
             wait = min(self.absent_grace * (2 ** (looks - 1)), self.absent_max_interval)
             fields = {"absent_lookups": looks, "next_lookup_at": (now + wait).isoformat()}
             if self.orders.note(coid.value, _S.SUBMITTED, fields):
-                self._load_book().remember({**order, **fields})
+                self._remember({**order, **fields})
         return "skipped"
 
     def _admit(
@@ -612,20 +644,22 @@ class ExecutionService:
         cancelled = 0
         now = self.clock.now()
         pending: list[dict[str, Any]] = []
-        for order in self.orders.list_open():
+        for order in self._indexed():
             status = OrderStatus(str(order["status"]))
             key = str(order["client_order_id"])
             if status is _S.NEW:
-                cancelled += self.orders.update_status(
+                done = self.orders.update_status(
                     key, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": reason}
                 )
-                self._forget(key)
+                cancelled += done
+                self._forget(key, settled=done)
                 continue
             if status not in OPEN_STATUSES:
                 continue
             if status is _S.CANCEL_PENDING or self.orders.update_status(
                 key, status, _S.CANCEL_PENDING, at=now, fields={"cancel_reason": reason}
             ):
+                self._remember({**order, "status": _S.CANCEL_PENDING.value})
                 pending.append(order)
         sent: list[dict[str, Any]] = []
         for order in pending:
@@ -650,7 +684,7 @@ class ExecutionService:
                     coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=self.clock.now()
                 )
                 if done:
-                    self._forget(coid.value)
+                    self._forget(coid.value, settled=True)
             else:
                 done = self._apply(coid, found).get("status") == _S.CANCELED.value
             cancelled += done
@@ -704,6 +738,15 @@ class ExecutionService:
             released = self._release(symbol, unfinished, "cancel not confirmed earlier")
             if released != "clear":
                 return f"protective stop cancel {released}: nothing new placed this cycle"
+        triggered = [
+            o
+            for o in sells
+            if o.get("intent") == Intent.PROTECT.value
+            and OrderStatus(str(o["status"])) in OPEN_STATUSES
+            and Decimal(str(o.get("filled") or 0)) > 0
+        ]
+        if triggered:  # selling on the venue: never resized (see _protected_by_triggered)
+            return self._protected_by_triggered(symbol, triggered[0])
         found = resolve_protective(Symbol(symbol), position_episode(position), qty, self._status_of)
         if found is None:
             return "no protective stop: the venue refused it (the hourly exit rule protects it)"
@@ -720,6 +763,22 @@ class ExecutionService:
         if status is not None:
             return f"protected by stop {coid.value} ({status.value})"
         return self._place_protective(symbol, position or {}, key, coid, qty, stop)
+
+    def _protected_by_triggered(self, symbol: str, stop: Mapping[str, Any]) -> str:
+        """A protective stop that triggered and partly filled is still selling on the venue:
+        its fill is booked (the position shrank by what it sold) and what still rests protects
+        what is left. It is never cancelled to be resized: a replacement at the same stop price
+        would be refused (the price is through it) and the holding left without a stop."""
+        coid = str(stop["client_order_id"])
+        stored = self.orders.get(coid) or stop
+        self._apply_fill_to_position(stored)
+        position = self._load_book().positions.get(symbol) or {}
+        filled, qty = Decimal(str(stored.get("filled") or 0)), stored["quantity"]
+        return (
+            f"protected by stop {coid} ({stored['status']}): triggered on the venue, sold "
+            f"{filled} of {qty}, the rest still rests there for the {position.get('quantity', 0)} "
+            "held (never resized while it sells)"
+        )
 
     def _place_protective(
         self,
@@ -752,8 +811,7 @@ class ExecutionService:
         if record is None:
             self.metrics.add("DuplicateOrdersPrevented", 1)
             return f"protective stop {coid.value} already recorded: not sent again"
-        book = self._load_book()
-        book.remember(record)
+        self._remember(record)
         fields = {
             "submitted_at": now,
             "mode": self.mode,
@@ -762,8 +820,8 @@ class ExecutionService:
         }
         if not self.orders.update_status(coid.value, _S.NEW, _S.SUBMITTED, at=now, fields=fields):
             return f"protective stop {coid.value} is being sent by another worker"
-        book.remember({**record, **fields, "status": _S.SUBMITTED.value,
-                       "submitted_at": now.isoformat()})  # fmt: skip
+        self._remember({**record, **fields, "status": _S.SUBMITTED.value,
+                        "submitted_at": now.isoformat()})  # fmt: skip
         venue = self.exchange
         assert isinstance(venue, ProtectiveGateway)  # checked by protect_positions
         try:
@@ -772,13 +830,26 @@ class ExecutionService:
             )
         except OrderStateUnknownError as exc:
             self._exchange_error()
-            if exc.rate_limited:
-                result = self._protective_not_placed(coid, Symbol(symbol), str(exc))
-            else:
-                result = self._reconcile_after_timeout(coid, Symbol(symbol), str(exc))
+            result = self._reconcile_after_timeout(
+                coid,
+                Symbol(symbol),
+                str(exc),
+                rate_limited=exc.rate_limited,
+                not_placed=self._not_placed,
+            )
         except InvalidPayloadError as exc:
             result = self._reconcile_after_timeout(
                 coid, Symbol(symbol), f"unreadable acknowledgement: {exc}"
+            )
+        except ImmediateTriggerError as exc:
+            # the price is already through the stop: not placed, and not a verdict on this
+            # position state (REJECTED would end its stops for good). The hourly exit rule
+            # still applies; the next cycle places the next attempt.
+            self.consecutive_exchange_errors = 0
+            result = self._not_placed(
+                coid,
+                f"{exc}: the price is through the stop, not placed; the hourly exit rule "
+                "protects the position and the next cycle places the next attempt",
             )
         except FatalExchangeError as exc:
             result = self._rejected_by_venue(coid, str(exc))
@@ -792,30 +863,15 @@ class ExecutionService:
             f"{result.status}" + (f" ({result.reason})" if result.reason != "sent" else "")
         )
 
-    def _protective_not_placed(
-        self, coid: ClientOrderId, symbol: Symbol, what: str
-    ) -> ExecutionResult:
-        """A protective stop's create refused by the venue's rate limit (HTTP 429: answered
-        before any matching, nothing in flight): looked up by client ID; not there, it was not
-        placed and is EXPIRED (not REJECTED, which ends the walk for this position state for
-        good): the next cycle places the next attempt."""
-        try:
-            found = self.exchange.fetch_order_by_client_id(symbol, coid)
-        except ExchangeError as lookup:
-            self._exchange_error()
-            return ExecutionResult(
-                coid.value,
-                _S.SUBMITTED.value,
-                f"{what}; lookup failed ({lookup}): left SUBMITTED for reconcile",
-            )
-        if found is not None:
-            return self._result(self._apply(coid, found))
-        why = f"{what}; the venue holds no order with this client id: not placed"
-        self.orders.update_status(
+    def _not_placed(self, coid: ClientOrderId, why: str) -> ExecutionResult:
+        """A sent protective stop the venue did not place: SUBMITTED → EXPIRED with why (not
+        REJECTED, which ends the walk for this position state for good): the next cycle places
+        the next attempt."""
+        expired = self.orders.update_status(
             coid.value, _S.SUBMITTED, _S.EXPIRED, at=self.clock.now(),
             fields={"expire_reason": why},
         )  # fmt: skip
-        self._forget(coid.value)
+        self._forget(coid.value, settled=expired)
         return ExecutionResult(coid.value, _S.EXPIRED.value, why)
 
     def refresh_protective(self, assets: Collection[str]) -> int:
@@ -824,7 +880,7 @@ class ExecutionService:
         the reconcile is the product's own sale, not a drift). How many were looked up."""
         looked = 0
         now = self.clock.now()
-        for order in self.orders.list_open():
+        for order in self._indexed():
             if order.get("intent") != Intent.PROTECT.value:
                 continue
             if str(order["symbol"]).split("/")[0] not in assets:
@@ -841,7 +897,7 @@ class ExecutionService:
         """Cancel the live protective stops of ``symbol`` (see :meth:`_release`)."""
         live = [
             o
-            for o in self.orders.list_open(symbol)
+            for o in self._indexed(symbol)
             if o.get("intent") == Intent.PROTECT.value
             and o.get("side") == Side.SELL.value
             and OrderStatus(str(o["status"])) not in TERMINAL_STATUSES
@@ -863,20 +919,20 @@ class ExecutionService:
             status = OrderStatus(str(stored["status"]))
             now = self.clock.now()
             if status in TERMINAL_STATUSES:
-                self._forget(coid.value)
+                self._forget(coid.value, settled=True)
                 continue
             if status is _S.NEW:
-                self.orders.update_status(
+                cancelled = self.orders.update_status(
                     coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": reason}
                 )
-                self._forget(coid.value)
+                self._forget(coid.value, settled=cancelled)
                 continue
             if status is not _S.CANCEL_PENDING and not self.orders.update_status(
                 coid.value, status, _S.CANCEL_PENDING, at=now, fields={"cancel_reason": reason}
             ):
                 outcome = "pending"  # moved by someone else meanwhile: looked at next cycle
                 continue
-            self._load_book().remember({**stored, "status": _S.CANCEL_PENDING.value})
+            self._remember({**stored, "status": _S.CANCEL_PENDING.value})
             try:
                 self.exchange.cancel_order(Symbol(symbol), coid)
             except OrderNotFoundError:
@@ -897,9 +953,12 @@ class ExecutionService:
                 outcome = "pending"
                 continue
             if found is None:  # never reached the venue
-                if self.orders.update_status(coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=now):
+                cancelled = self.orders.update_status(
+                    coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=now
+                )
+                if cancelled:
                     self.metrics.add("ProtectiveStopsCancelled", 1)
-                self._forget(coid.value)
+                self._forget(coid.value, settled=cancelled)
                 continue
             if found.status is _S.ACCEPTED:  # still resting: the cancel did not take yet
                 outcome = "pending"
@@ -956,9 +1015,9 @@ class ExecutionService:
         self._apply_fill_to_position(final)
         if final and OrderStatus(str(final["status"])) in TERMINAL_STATUSES:
             self.orders.settle(coid.value)  # its fill is in the position: out of the index
-            self._forget(coid.value)
+            self._forget(coid.value, settled=True)
         elif final:
-            self._load_book().remember(final)
+            self._remember(final)
         return final
 
     def _apply_fill_to_position(self, order: Mapping[str, Any]) -> bool:
@@ -1018,15 +1077,40 @@ class ExecutionService:
     # ------------------------------------------------------------------ book
 
     def _load_book(self, *, fresh: bool = False) -> _Book:
-        """Positions and indexed orders, read once per run (``fresh`` re-reads them)."""
+        """Positions and indexed orders, read once per run (``fresh`` re-reads them). This
+        run's own writes are laid over the index on every read: an order it settled never
+        shows open again (see :meth:`_indexed`), and one it sent a moment ago (a close still
+        open after a timeout) is in the book even before the index lists it, so the
+        protective step never places a stop beside it."""
         if self._book is None or fresh:
-            self._book = _Book(
-                positions=self.positions.get_all(),
-                orders={str(o["client_order_id"]): o for o in self.orders.list_open()},
-            )
+            orders = {str(o["client_order_id"]): o for o in self._indexed()}
+            orders.update((k, dict(o)) for k, o in self._open_here.items())
+            self._book = _Book(positions=self.positions.get_all(), orders=orders)
         return self._book
 
-    def _forget(self, client_order_id: str) -> None:
+    def _remember(self, order: Mapping[str, Any]) -> None:
+        """An order this run wrote and holds open, into its book and over later reads."""
+        key = str(order["client_order_id"])
+        self._open_here[key] = dict(order)
+        self._load_book().orders[key] = dict(order)
+
+    def _indexed(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """The open-orders index (of ``symbol``) without the orders this run settled: a stale
+        index entry never makes an order this run cancelled, filled, expired or saw refused
+        look open again (e.g. a protective stop just cancelled, counted as a sell still open,
+        would cut the close that follows to nothing as an oversell)."""
+        return [
+            o
+            for o in self.orders.list_open(symbol)
+            if str(o["client_order_id"]) not in self._settled_here
+        ]
+
+    def _forget(self, client_order_id: str, *, settled: bool = False) -> None:
+        """Out of this run's book; ``settled``: this run wrote (or read) its terminal status,
+        kept as a tombstone against a stale index entry."""
+        if settled:
+            self._settled_here.add(client_order_id)
+        self._open_here.pop(client_order_id, None)
         if self._book is not None:
             self._book.orders.pop(client_order_id, None)
 
