@@ -252,11 +252,11 @@ class Context:
     aws_request_id: str = "req-deploy"
 
 
-def _deploy(version: int) -> dict[str, Any]:
+def _deploy(version: int, action: str = "deploy") -> dict[str, Any]:
     """The model-canary function, configured as the stack configures it, deploys ``version``."""
     _common.reset_caches()
     model_canary._ranking.cache_clear()
-    event = {"action": "deploy", "group": "cst-rank", "version": version}
+    event = {"action": action, "group": "cst-rank", "version": version}
     try:
         return dict(model_canary.handler(event, Context()))  # type: ignore[arg-type]
     finally:
@@ -275,6 +275,11 @@ def test_a_ranking_promotion_the_gate_refuses_creates_no_endpoint(real: Real, aw
 
     assert aws.sm.list_endpoints()["Endpoints"] == []
     assert aws.sm.list_models()["Models"] == []
+    # the model-canary function's promote of cst-rank goes through the same gate
+    with pytest.raises(ModelRegistryError, match="fails the skill gate"):
+        _deploy(version.version, action="promote")
+    assert aws.sm.list_endpoints()["Endpoints"] == []
+    assert service.get(version.version).stage is ModelStage.REGISTERED
     # and a version that is not in production is never served
     with pytest.raises(DeploymentError, match="only the production version is served"):
         service.deployer.deploy(service.get(version.version))
