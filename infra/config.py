@@ -231,9 +231,11 @@ class DeploymentConfig(BaseModel):
     # says so); True is the explicit opt-in to paper trade on the technical agent alone
     # (CST_ALLOW_TECHNICAL_ONLY_TRADING=true on the scan function), which every output states
     allow_technical_only_trading: bool = False
-    # The SageMaker endpoint serving the promoted ranking model (``cst-rank``): the scan scores
-    # through it (``CST_RANKING_ENDPOINT``; its errors make the ranking agent abstain). None:
-    # the scan evaluates the registry artefact's trees in process.
+    # The SageMaker serverless endpoint serving the promoted ranking model (``cst-rank``), a
+    # name unique in the account and region: promotions of ``cst-rank`` by the model-canary
+    # function create or update it (built-in XGBoost container; idle cost zero) and the scan
+    # scores through it (``CST_RANKING_ENDPOINT``; its errors make the ranking agent abstain).
+    # None: no ranking endpoint; the scan evaluates the registry artefact's trees in process.
     ranking_endpoint: str | None = Field(
         default=None, max_length=63, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$"
     )

@@ -173,6 +173,9 @@ class MlSettings(EnvSettings):
     # the endpoint serving the promoted ranking model (CST_RANKING_ENDPOINT): when set the scan
     # scores through it (its errors make the ranking agent abstain); unset, in process
     ranking_endpoint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$")
+    # the SageMaker built-in XGBoost image the ranking endpoint runs (CST_RANKING_IMAGE_URI):
+    # needed where ranking promotions deploy that endpoint
+    ranking_image_uri: str = ""
     model_role_arn: str | None = None  # the SageMaker role models and training jobs run as
     training_image_uri: str = ""  # default: the region's Python 3.12 framework training image
 

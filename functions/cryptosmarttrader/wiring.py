@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from cryptosmarttrader.adapters.aws_clients import AwsClients
     from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue
+    from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
     from cryptosmarttrader.services.model_registry import ModelRegistryService
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -148,18 +149,43 @@ def registry_service(
     clients: AwsClients,
     clock: Clock,
     serving_code: bytes | None = None,
+    group: str | None = None,
 ) -> ModelRegistryService:
-    """The registry ``settings`` name; with the SageMaker registry and an endpoint
-    (``CST_MODEL_ENDPOINT`` + ``CST_MODEL_ROLE_ARN``), promotions and rollbacks redeploy it."""
+    """The registry of ``group`` (default ``CST_MODEL_GROUP``).
+
+    The daily classifier's: the registry ``settings`` name; with the SageMaker registry and an
+    endpoint (``CST_MODEL_ENDPOINT`` + ``CST_MODEL_ROLE_ARN``), promotions and rollbacks
+    redeploy it. The ranking model's (:data:`RANKING_GROUP`): always the registry the scan
+    reads (:func:`ranking_registry`); with ``CST_RANKING_ENDPOINT`` (+ ``CST_MODEL_ROLE_ARN``
+    and ``CST_RANKING_IMAGE_URI``), promotions and rollbacks deploy that endpoint with the
+    built-in XGBoost container."""
     from cryptosmarttrader.adapters.model_registry_sagemaker import (
         build_model_registry,
         sagemaker_client,
     )
-    from cryptosmarttrader.adapters.sagemaker_deployer import SageMakerEndpointDeployer
+    from cryptosmarttrader.adapters.sagemaker_deployer import (
+        SageMakerEndpointDeployer,
+        SageMakerRankingDeployer,
+    )
+    from cryptosmarttrader.ports import ModelDeployer
     from cryptosmarttrader.services.model_registry import ModelRegistryService
 
+    deployer: ModelDeployer | None = None
+    if (group or settings.model_group) == RANKING_GROUP:
+        ranking = ranking_registry(settings, resources, clients)
+        if settings.ranking_endpoint:
+            if not settings.model_role_arn:
+                raise ValueError("CST_MODEL_ROLE_ARN is required with CST_RANKING_ENDPOINT")
+            deployer = SageMakerRankingDeployer(
+                sagemaker_client(resources),
+                s3=clients.s3,
+                artifact=ranking.artifact,
+                endpoint=settings.ranking_endpoint,
+                image_uri=settings.ranking_image_uri,
+                role_arn=settings.model_role_arn,
+            )
+        return ModelRegistryService(ranking, clock, deployer)
     registry = build_model_registry(settings, resources, clients, serving_code)
-    deployer = None
     if settings.model_registry == "sagemaker" and settings.model_endpoint:
         if not settings.model_role_arn:
             raise ValueError("CST_MODEL_ROLE_ARN is required with CST_MODEL_ENDPOINT")
@@ -173,6 +199,23 @@ def registry_service(
     return ModelRegistryService(registry, clock, deployer)
 
 
+def ranking_registry(
+    settings: MlSettings, resources: AwsResources, clients: AwsClients
+) -> EmbeddedModelRegistry:
+    """The ranking model's versions (:data:`RANKING_GROUP`): artefacts in S3, versions in the
+    state table, the registry the deployed scan serves its production version from."""
+    from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
+
+    return EmbeddedModelRegistry(
+        RANKING_GROUP,
+        bucket=settings.model_bucket or resources.lake_bucket,
+        table=resources.state_table,
+        s3=clients.s3,
+        dynamodb=clients.dynamodb,
+        prefix=settings.model_prefix,
+    )
+
+
 def promoted_model(
     clients: AwsClients, resources: AwsResources, clock: Clock
 ) -> RankingModel | None:
@@ -180,19 +223,11 @@ def promoted_model(
     scored by the endpoint ``CST_RANKING_ENDPOINT`` names when set, else in process with numpy
     (:func:`ranking_server`); None when no version is promoted. A damaged artefact or a
     registry error raises: never a silent fallback."""
-    from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
     from cryptosmarttrader.adapters.ranking_bundle import artifact_model
     from cryptosmarttrader.services.model_registry import ModelRegistryService
 
     ml = MlSettings()
-    registry = EmbeddedModelRegistry(
-        RANKING_GROUP,
-        bucket=ml.model_bucket or resources.lake_bucket,
-        table=resources.state_table,
-        s3=clients.s3,
-        dynamodb=clients.dynamodb,
-        prefix=ml.model_prefix,
-    )
+    registry = ranking_registry(ml, resources, clients)
     live = ModelRegistryService(registry, clock).production()
     if live is None:
         return None

@@ -16,6 +16,14 @@
 * ``TrainingLauncherPolicy``: a managed policy for whoever runs ``cst model train --on
   sagemaker``: upload the source dir and the train channel, start and describe
   ``cst-daily-ml-*`` training jobs as the SageMaker role, read their output, register packages.
+* The ranking model's endpoint (only when the deployment config names ``ranking_endpoint``):
+  the canary function also promotes and deploys the ``cst-rank`` versions the scan serves
+  (``{"action": "promote" | "deploy", "group": "cst-rank", "version": N}``): it packs the
+  production version's booster as ``models/cst-rank/v<NNNN>/model.tar.gz`` for SageMaker's
+  built-in XGBoost container (``sagemaker-xgboost:3.0-5``), then creates the model and the
+  serverless configuration ``<ranking_endpoint>-v<N>-<sha8>`` and creates or updates the
+  endpoint ``<ranking_endpoint>`` (grants on those names only; no other function may create
+  or update it). The SageMaker role may read those tarballs.
 * ``Endpoint`` (only with context ``cst:ml:modelDataUrl``, the ``model.tar.gz`` of the version
   to serve): model, serverless endpoint configuration and endpoint of a fixed artifact, outside
   the registry (promotion manages the ``cst-daily-ml`` endpoint instead).
@@ -48,6 +56,7 @@ from infra.constructs.state_machines import lambda_task, logged_state_machine
 from infra.constructs.state_tables import StateTables
 
 MODEL_GROUP: Final = "cst-daily-ml"
+RANKING_GROUP: Final = "cst-rank"  # wiring.RANKING_GROUP: the ranking model the scan serves
 ENDPOINT_NAME: Final = "cst-daily-ml"  # the endpoint promotions deploy to
 DRIFT_HANDLER: Final = "cryptosmarttrader.handlers.drift.handler"
 CANARY_HANDLER: Final = "cryptosmarttrader.handlers.model_canary.handler"
@@ -58,6 +67,9 @@ DRIFT_CRON: Final = "cron(30 2 * * ? *)"  # daily 02:30 UTC, after the 00:xx ing
 MODEL_DATA_URL_CONTEXT: Final = "cst:ml:modelDataUrl"
 ROLLED_BACK_ERROR: Final = "ModelCanary.RolledBack"
 XGBOOST_IMAGE_TAG: Final = "sagemaker-xgboost:1.7-1"
+# the ranking endpoint: SageMaker's built-in XGBoost container serving the booster itself
+# (XGBoost 3.0.5 loads the xgboost 3.x JSON the ranking evaluation writes)
+RANKING_IMAGE_TAG: Final = "sagemaker-xgboost:3.0-5"
 # SageMaker's XGBoost image registry accounts (sagemaker-python-sdk image_uri_config).
 XGBOOST_REGISTRIES: Final = {
     "us-east-1": "683313688378",
@@ -74,6 +86,8 @@ TRAINING_CODE: Final = "models/code/*"
 TRAINING_OUTPUT: Final = "models/training-jobs/*"
 MODEL_VERSIONS: Final = f"models/{MODEL_GROUP}/*"  # registered versions: model, card, serving code
 MODEL_STATE: Final = f"models/{MODEL_GROUP}/*/state.json"  # the only object drift/canary write
+RANKING_VERSIONS: Final = f"models/{RANKING_GROUP}/*"  # the ranking registry's artefacts
+RANKING_TARBALLS: Final = f"models/{RANKING_GROUP}/*/model.tar.gz"  # packed at promotion
 
 
 class MachineLearning(Construct):
@@ -100,6 +114,10 @@ class MachineLearning(Construct):
         self.image_uri = (
             f"{registry_account}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{XGBOOST_IMAGE_TAG}"
         )
+        self.ranking_image_uri = (
+            f"{registry_account}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{RANKING_IMAGE_TAG}"
+        )
+        self.ranking_endpoint = config.ranking_endpoint
 
         self.group = sagemaker.CfnModelPackageGroup(
             self,
@@ -115,6 +133,14 @@ class MachineLearning(Construct):
         )
 
         self.sagemaker_role = self._sagemaker_role(stack, lake, registry_account)
+        ranking_env = (
+            {
+                "CST_RANKING_ENDPOINT": self.ranking_endpoint,
+                "CST_RANKING_IMAGE_URI": self.ranking_image_uri,
+            }
+            if self.ranking_endpoint
+            else {}
+        )
 
         function_env = {
             **environment,
@@ -154,10 +180,13 @@ class MachineLearning(Construct):
                         "CST_MODEL_ENDPOINT": ENDPOINT_NAME,
                         "CST_MODEL_ROLE_ARN": self.sagemaker_role.role_arn,
                     }
+                    | ranking_env
                 }
             ),
         )
         self._grant_deployment(stack, self.canary.role, group_arn)
+        if self.ranking_endpoint:
+            self._grant_ranking_deployment(stack, self.canary.role, lake, self.ranking_endpoint)
         self.launcher_policy = self._launcher_policy(stack, lake, group_arn, packages_arn)
         for function in (self.drift, self.canary):
             role = function.role
@@ -268,14 +297,13 @@ class MachineLearning(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="CryptoSmartTrader training jobs and serverless endpoint",
         )
+        readable = [TRAINING_CHANNELS, TRAINING_CODE, MODEL_VERSIONS]
+        if self.ranking_endpoint:
+            readable.append(RANKING_TARBALLS)  # the ranking endpoint's packed boosters
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
-                resources=[
-                    lake.bucket.arn_for_objects(TRAINING_CHANNELS),
-                    lake.bucket.arn_for_objects(TRAINING_CODE),
-                    lake.bucket.arn_for_objects(MODEL_VERSIONS),
-                ],
+                resources=[lake.bucket.arn_for_objects(key) for key in readable],
             )
         )
         role.add_to_principal_policy(
@@ -341,6 +369,17 @@ class MachineLearning(Construct):
                 f"Resource::<{bucket_id}.Arn>/{TRAINING_OUTPUT}",
                 "Training jobs write their output model.tar.gz under models/training-jobs/ only "
                 "(registered versions are written by the launcher, not by jobs).",
+            ),
+            *(
+                [
+                    (
+                        f"Resource::<{bucket_id}.Arn>/{RANKING_TARBALLS}",
+                        "The ranking endpoint reads the model.tar.gz promotion packs beside "
+                        f"each {RANKING_GROUP} version (models/{RANKING_GROUP}/v<NNNN>/) only.",
+                    )
+                ]
+                if self.ranking_endpoint
+                else []
             ),
             (
                 "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
@@ -413,6 +452,70 @@ class MachineLearning(Construct):
                 (
                     f"Promotion creates one SageMaker {kind} per model version, named "
                     f"{name[:-1]}<N>-<digest>; the grant covers those names only."
+                ),
+            )
+
+    def _grant_ranking_deployment(
+        self, stack: Stack, role: iam.Role, lake: DataLake, endpoint: str
+    ) -> None:
+        """What ``SageMakerRankingDeployer`` calls: the ranking registry's artefacts read, the
+        packed tarball written beside each, and the SageMaker model, configuration and endpoint
+        of ``endpoint`` only (its ``iam:PassRole`` of the SageMaker role is the classifier's)."""
+        grant_lake_objects(
+            role,
+            lake.bucket,
+            ["s3:GetObject"],
+            prefixes=(RANKING_VERSIONS,),
+            reason=(
+                f"Promoting or deploying a {RANKING_GROUP} version reads its registry artefact "
+                f"(models/{RANKING_GROUP}/v<NNNN>/): read-only, that model group only."
+            ),
+        )
+        grant_lake_objects(
+            role,
+            lake.bucket,
+            ["s3:PutObject"],
+            prefixes=(RANKING_TARBALLS,),
+            reason=(
+                "Promotion packs the production ranking booster for the XGBoost container as "
+                f"models/{RANKING_GROUP}/v<NNNN>/model.tar.gz: that object name only."
+            ),
+        )
+        name = endpoint.lower()
+
+        def arn(kind: str, resource: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=kind, resource_name=resource)
+
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateModel", "sagemaker:DescribeModel"],
+                resources=[arn("model", f"{name}-v*")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig"],
+                resources=[arn("endpoint-config", f"{name}-v*")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateEndpoint",
+                    "sagemaker:UpdateEndpoint",
+                    "sagemaker:DescribeEndpoint",
+                ],
+                resources=[arn("endpoint", name), arn("endpoint-config", f"{name}-v*")],
+            )
+        )
+        for kind in ("model", "endpoint-config"):
+            acknowledge(
+                role.node.find_child("DefaultPolicy"),
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:"
+                f"<AWS::AccountId>:{kind}/{name}-v*]",
+                (
+                    f"Promotion of a {RANKING_GROUP} version creates one SageMaker {kind} per "
+                    f"version, named {name}-v<N>-<sha8>; the grant covers those names only."
                 ),
             )
 

@@ -1,26 +1,64 @@
 """A deployment that names the ranking model's SageMaker endpoint gives the scan its name
-(``CST_RANKING_ENDPOINT``) and the right to invoke that endpoint only; without one the scan has
-neither (it evaluates the registry artefact in process)."""
+(``CST_RANKING_ENDPOINT``) and the right to invoke that endpoint only, and gives the function
+that promotes (the model-canary function) the right to create and update that endpoint only;
+without one the scan has neither (it evaluates the registry artefact in process) and nothing
+may create a ranking endpoint. Either synth is cdk-nag clean."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from aws_cdk import App
+import pytest
 from aws_cdk.assertions import Template
 
-from infra.app import CONFIG_CONTEXT_KEY, build
-from tests.infrastructure.conftest import SKIP_BUNDLING, Synthesized, cdk_json_context
+from infra.app import CONFIG_CONTEXT_KEY
+from tests.infrastructure.conftest import SKIP_BUNDLING, Synthesized, synthesize
+
+SCAN = "cryptosmarttrader.handlers.scan.handler"
+CANARY = "cryptosmarttrader.handlers.model_canary.handler"
+ENDPOINT_WRITES = ("sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint")
 
 
-def _scan_env(template: Template) -> dict[str, Any]:
+def _function(template: Template, handler: str) -> tuple[str, dict[str, Any]]:
     functions = template.find_resources(
-        "AWS::Lambda::Function",
-        {"Properties": {"Handler": "cryptosmarttrader.handlers.scan.handler"}},
+        "AWS::Lambda::Function", {"Properties": {"Handler": handler}}
     )
-    ((_, scan),) = functions.items()
-    return dict(scan["Properties"]["Environment"]["Variables"])
+    ((logical_id, function),) = functions.items()
+    return logical_id, function
+
+
+def _scan_env(template: Template, handler: str = SCAN) -> dict[str, Any]:
+    _, function = _function(template, handler)
+    return dict(function["Properties"]["Environment"]["Variables"])
+
+
+def _role_of(template: Template, handler: str) -> str:
+    _, function = _function(template, handler)
+    return str(function["Properties"]["Role"]["Fn::GetAtt"][0])
+
+
+def _writers_of(template: Template, endpoint: str) -> set[str]:
+    """The roles whose policies may create or update ``endpoint``."""
+    roles: set[str] = set()
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = json.dumps(statement["Action"])
+            if any(a in actions for a in ENDPOINT_WRITES) and (
+                f"endpoint/{endpoint}" in json.dumps(statement["Resource"])
+            ):
+                roles.update(r["Ref"] for r in policy["Properties"]["Roles"])
+    return roles
+
+
+@pytest.fixture(scope="module")
+def named(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The app synthesized (cdk-nag included: a finding raises) with a ranking endpoint."""
+    return synthesize(
+        tmp_path_factory.mktemp("cdk.out.ranking"),
+        {**SKIP_BUNDLING, CONFIG_CONTEXT_KEY: json.dumps({"ranking_endpoint": "cst-rank"})},
+    )
 
 
 def _invoke_statements(template: Template) -> list[dict[str, Any]]:
@@ -37,18 +75,52 @@ def test_the_default_deployment_scores_the_ranking_model_in_process(
 ) -> None:
     assert "CST_RANKING_ENDPOINT" not in _scan_env(synthesized.template)
     assert _invoke_statements(synthesized.template) == []
+    # and no function is given the ranking endpoint to deploy, nor the right to create it
+    assert "CST_RANKING_ENDPOINT" not in _scan_env(synthesized.template, CANARY)
+    assert _writers_of(synthesized.template, "cst-rank") == set()
 
 
-def test_a_named_ranking_endpoint_is_the_scans_to_invoke_and_nothing_else() -> None:
-    context = {
-        **cdk_json_context(),
-        **SKIP_BUNDLING,
-        CONFIG_CONTEXT_KEY: json.dumps({"ranking_endpoint": "cst-rank"}),
-    }
-    app = App(context=context)
-    template = Template.from_stack(build(app))
+def test_a_named_ranking_endpoint_is_the_scans_to_invoke_and_nothing_else(
+    named: Synthesized,
+) -> None:
+    template = named.template
 
     assert _scan_env(template)["CST_RANKING_ENDPOINT"] == "cst-rank"
     (statement,) = _invoke_statements(template)
     assert statement["Effect"] == "Allow"
     assert "endpoint/cst-rank" in json.dumps(statement["Resource"])
+
+
+def test_only_the_function_that_promotes_may_create_or_update_the_ranking_endpoint(
+    named: Synthesized,
+) -> None:
+    template = named.template
+    env = _scan_env(template, CANARY)
+
+    # The model-canary function deploys the endpoint the scan invokes, with the built-in
+    # XGBoost image that loads the ranking booster
+    assert env["CST_RANKING_ENDPOINT"] == "cst-rank"
+    assert "sagemaker-xgboost:3.0-5" in json.dumps(env["CST_RANKING_IMAGE_URI"])
+    assert "CST_MODEL_ROLE_ARN" in env
+    # and its role is the only one that may create or update it
+    assert _writers_of(template, "cst-rank") == {_role_of(template, CANARY)}
+    assert _role_of(template, SCAN) != _role_of(template, CANARY)
+
+
+def test_the_sagemaker_role_reads_the_packed_ranking_boosters(named: Synthesized) -> None:
+    role = named.stack.ml.sagemaker_role.node.default_child
+    assert role is not None
+    role_id = named.stack.resolve(named.stack.get_logical_id(role))  # type: ignore[arg-type]
+    reads = [
+        statement
+        for policy in named.template.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "s3:GetObject"
+    ]
+    assert "models/cst-rank/*/model.tar.gz" in json.dumps(reads)
+
+
+def test_the_named_endpoint_synth_is_nag_clean(named: Synthesized) -> None:
+    report = json.loads(Path(named.outdir / "validation-report.json").read_text())
+    assert [v for plugin in report["pluginReports"] for v in plugin["violations"]] == []

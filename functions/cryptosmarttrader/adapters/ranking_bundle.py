@@ -55,7 +55,8 @@ class RankingBundleError(ValueError):
 
 
 class TreeRanker:
-    """The booster's margin (sum of leaves) with numpy: it orders coins within a day."""
+    """The booster's margin (its intercept plus the sum of leaves, in float32: exactly what
+    xgboost predicts) with numpy: it orders coins within a day."""
 
     def __init__(self, raw: bytes, feature_names: tuple[str, ...]) -> None:
         learner = json.loads(raw)["learner"]
@@ -65,6 +66,10 @@ class TreeRanker:
         if int(learner["learner_model_param"]["num_feature"]) != len(feature_names):
             raise ValueError("feature count does not match the bundle's signals")
         self._trees: list[_Tree] = [_tree(t) for t in learner["gradient_booster"]["model"]["trees"]]
+        # a ranking objective's link is the identity: the intercept is the starting margin,
+        # in float32 as xgboost adds the leaves to it
+        params = learner["learner_model_param"]
+        self._base = np.float32(float(str(params.get("base_score", "0")).strip("[]")))
         self._names = feature_names
         self._raw = raw
 
@@ -80,7 +85,7 @@ class TreeRanker:
             raise ValueError(f"expected (n, {len(self._names)}) features, got {features.shape}")
         x = features.astype(np.float32)
         rows = np.arange(x.shape[0])
-        margin = np.zeros(x.shape[0], dtype=np.float32)
+        margin = np.full(x.shape[0], self._base, dtype=np.float32)
         for tree in self._trees:
             node = np.zeros(x.shape[0], dtype=np.int64)
             for _ in range(tree.depth):  # one vectorized step per level

@@ -17,20 +17,45 @@
 Names are derived from the group, the version and a digest of the package ARN, so a retried
 or repeated deployment reuses the model and configuration it created before, and redeploying
 an earlier version (a rollback) points the endpoint back at that version's configuration.
+
+:class:`SageMakerRankingDeployer` serves the ranking model (``cst-rank``, kept in the registry
+the scan reads: S3 + the state table, not model packages) on its own serverless endpoint with
+SageMaker's built-in XGBoost container, no serving code of ours: at promotion it packs the
+version's booster (the registry artefact's ``rank:*`` xgboost JSON, its intercept written the
+way the container's XGBoost reads it: :func:`ranking_booster`) as the only file of a
+``model.tar.gz``, named ``xgboost-model`` (the container loads every file of
+``/opt/ml/model`` as a booster, so nothing else may be in it), writes it beside the artefact,
+then creates the model, the serverless configuration and creates or updates the endpoint, named
+from the version and the tarball's SHA-256. The container answers ``text/csv`` rows (an empty
+field is a missing value) with the booster's margins, comma-separated, one per row: what
+``SageMakerRanker`` sends and reads.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import re
+import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from botocore.exceptions import ClientError
 
-from cryptosmarttrader.domain.model_canary import ModelVersion
+from cryptosmarttrader.domain.model_canary import ModelStage, ModelVersion
 
-__all__ = ["TARBALL_DIGEST_KEY", "Deployment", "DeploymentError", "SageMakerEndpointDeployer"]
+__all__ = [
+    "BOOSTER_FILE",
+    "TARBALL_DIGEST_KEY",
+    "Deployment",
+    "DeploymentError",
+    "SageMakerEndpointDeployer",
+    "SageMakerRankingDeployer",
+    "ranking_booster",
+    "ranking_tarball",
+]
 
 TARBALL_DIGEST_KEY: Final = "cst_tarball_sha256"  # model package metadata, set at registration
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
@@ -40,6 +65,8 @@ SERVERLESS_MEMORY_MB: Final = 2048
 SERVERLESS_MAX_CONCURRENCY: Final = 5
 VARIANT: Final = "production"
 NAME_MAX: Final = 63
+BOOSTER_FILE: Final = "xgboost-model"  # the name SageMaker's XGBoost container serves
+RANKING_TARBALL: Final = "model.tar.gz"
 
 
 class DeploymentError(RuntimeError):
@@ -62,7 +89,54 @@ def _missing(exc: ClientError) -> bool:
     )
 
 
-class SageMakerEndpointDeployer:
+class _ServerlessEndpoint:
+    """Endpoint configuration (one serverless variant) and the endpoint pointed at it."""
+
+    _sm: Any
+    _endpoint: str
+    _memory: int
+    _concurrency: int
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    def _ensure_config(self, name: str, model: str) -> None:
+        try:
+            self._sm.describe_endpoint_config(EndpointConfigName=name)
+            return
+        except ClientError as exc:
+            if not _missing(exc):
+                raise
+        self._sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": VARIANT,
+                    "ModelName": model,
+                    "ServerlessConfig": {
+                        "MemorySizeInMB": self._memory,
+                        "MaxConcurrency": self._concurrency,
+                    },
+                }
+            ],
+        )
+
+    def _point_endpoint(self, config: str) -> Literal["created", "updated", "unchanged"]:
+        try:
+            current = self._sm.describe_endpoint(EndpointName=self._endpoint)
+        except ClientError as exc:
+            if not _missing(exc):
+                raise
+            self._sm.create_endpoint(EndpointName=self._endpoint, EndpointConfigName=config)
+            return "created"
+        if current.get("EndpointConfigName") == config:
+            return "unchanged"
+        self._sm.update_endpoint(EndpointName=self._endpoint, EndpointConfigName=config)
+        return "updated"
+
+
+class SageMakerEndpointDeployer(_ServerlessEndpoint):
     def __init__(
         self,
         sagemaker: Any,
@@ -81,10 +155,6 @@ class SageMakerEndpointDeployer:
         self._role = role_arn
         self._memory = memory_mb
         self._concurrency = max_concurrency
-
-    @property
-    def endpoint(self) -> str:
-        return self._endpoint
 
     def deploy(self, version: ModelVersion) -> Deployment:
         arn = self._package_arn(version.version)
@@ -165,36 +235,108 @@ class SageMakerEndpointDeployer:
             },
         )
 
-    def _ensure_config(self, name: str, model: str) -> None:
+
+# ------------------------------------------------------------------------------ ranking
+def ranking_booster(artifact: bytes) -> bytes:
+    """The ``rank:*`` booster (xgboost JSON) inside a ranking registry artefact, in the JSON
+    the container's XGBoost (3.0.5 in ``sagemaker-xgboost:3.0-5``) reads as the same model:
+    xgboost >= 3.1 writes the intercept as a one-element vector (``"[-2.86E-9]"``), which
+    3.0.5 does not read (it predicts from its default 0.5 instead), so a single intercept is
+    written as the scalar xgboost 3.0 writes; every other field is kept as it is. Refuses
+    anything but a single-target ranking booster, with the reason."""
+    try:
+        doc = json.loads(str(json.loads(artifact)["ranker"]))
+        objective = str(doc["learner"]["objective"]["name"])
+        if not objective.startswith("rank:"):
+            raise DeploymentError(f"not a ranking model: objective {objective}")
+        params = doc["learner"]["learner_model_param"]
+        intercept = [v for v in str(params["base_score"]).strip("[]").split(",") if v.strip()]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DeploymentError(f"not a ranking model artefact: {exc!r}") from exc
+    if len(intercept) != 1:
+        raise DeploymentError(f"a ranking model has one intercept, this one has {len(intercept)}")
+    params["base_score"] = intercept[0].strip()
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def ranking_tarball(booster: bytes) -> bytes:
+    """``model.tar.gz`` as the built-in XGBoost container serves it: ``xgboost-model`` only
+    (deterministic bytes: the same booster gives the same tarball and the same names)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(BOOSTER_FILE)
+        info.size = len(booster)
+        info.mtime = 0
+        info.mode = 0o644
+        tar.addfile(info, io.BytesIO(booster))
+    return buffer.getvalue()
+
+
+class SageMakerRankingDeployer(_ServerlessEndpoint):
+    """Serves the production ranking version on the ranking endpoint (the ``ModelDeployer``
+    port): refuses a version that is not in production or whose artefact is not a ``rank:*``
+    booster, then packs it for the built-in XGBoost container (``image_uri``), writes the
+    tarball beside the registry artefact (``…/v<NNNN>/model.tar.gz``), and creates the model
+    ``<endpoint>-v<N>-<sha8>``, the configuration of the same name and creates or updates the
+    endpoint. A retry reuses what it created; a rollback points the endpoint back."""
+
+    def __init__(
+        self,
+        sagemaker: Any,
+        *,
+        s3: Any,
+        artifact: Callable[[int], bytes],
+        endpoint: str,
+        image_uri: str,
+        role_arn: str,
+        memory_mb: int = SERVERLESS_MEMORY_MB,
+        max_concurrency: int = SERVERLESS_MAX_CONCURRENCY,
+    ) -> None:
+        if not image_uri:
+            raise ValueError("the ranking endpoint needs the XGBoost image (CST_RANKING_IMAGE_URI)")
+        self._sm = sagemaker
+        self._s3 = s3
+        self._artifact = artifact
+        self._endpoint = endpoint
+        self._image = image_uri
+        self._role = role_arn
+        self._memory = memory_mb
+        self._concurrency = max_concurrency
+
+    def deploy(self, version: ModelVersion) -> Deployment:
+        if version.stage is not ModelStage.PRODUCTION:
+            raise DeploymentError(
+                f"{version.label} is {version.stage}; only the production version is served"
+            )
+        url = version.artifact_uri
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        if not url.startswith("s3://") or not bucket or "/" not in key:
+            raise DeploymentError(f"{version.label}: artefact URL {url!r} is not an S3 object")
+        tarball = ranking_tarball(ranking_booster(self._artifact(version.version)))
+        digest = hashlib.sha256(tarball).hexdigest()
+        tar_key = f"{key.rsplit('/', 1)[0]}/{RANKING_TARBALL}"
         try:
-            self._sm.describe_endpoint_config(EndpointConfigName=name)
+            self._s3.put_object(Bucket=bucket, Key=tar_key, Body=tarball)
+        except ClientError as exc:
+            raise DeploymentError(
+                f"{version.label}: cannot write s3://{bucket}/{tar_key}: {exc}"
+            ) from exc
+        name = f"{self._endpoint}-v{version.version}-{digest[:8]}"[:NAME_MAX]
+        self._ensure_model(name, f"s3://{bucket}/{tar_key}")
+        self._ensure_config(name, name)
+        return Deployment(
+            self._endpoint, name, name, f"s3://{bucket}/{tar_key}", self._point_endpoint(name)
+        )
+
+    def _ensure_model(self, name: str, model_data_url: str) -> None:
+        try:
+            self._sm.describe_model(ModelName=name)
             return
         except ClientError as exc:
             if not _missing(exc):
                 raise
-        self._sm.create_endpoint_config(
-            EndpointConfigName=name,
-            ProductionVariants=[
-                {
-                    "VariantName": VARIANT,
-                    "ModelName": model,
-                    "ServerlessConfig": {
-                        "MemorySizeInMB": self._memory,
-                        "MaxConcurrency": self._concurrency,
-                    },
-                }
-            ],
+        self._sm.create_model(
+            ModelName=name,
+            ExecutionRoleArn=self._role,
+            PrimaryContainer={"Image": self._image, "ModelDataUrl": model_data_url},
         )
-
-    def _point_endpoint(self, config: str) -> Literal["created", "updated", "unchanged"]:
-        try:
-            current = self._sm.describe_endpoint(EndpointName=self._endpoint)
-        except ClientError as exc:
-            if not _missing(exc):
-                raise
-            self._sm.create_endpoint(EndpointName=self._endpoint, EndpointConfigName=config)
-            return "created"
-        if current.get("EndpointConfigName") == config:
-            return "unchanged"
-        self._sm.update_endpoint(EndpointName=self._endpoint, EndpointConfigName=config)
-        return "updated"

@@ -91,7 +91,9 @@ def _registry_service(
 ) -> Iterator[ModelRegistryService]:
     """The embedded local registry (default), or — with ``CST_MODEL_REGISTRY=sagemaker`` — the
     SageMaker Model Registry of the account (or ``AWS_ENDPOINT_URL``), redeploying
-    ``CST_MODEL_ENDPOINT`` on promote and rollback when it is set."""
+    ``CST_MODEL_ENDPOINT`` on promote and rollback when it is set; ``--group cst-rank`` on AWS
+    is the stack's ranking registry (the one its scan reads), deploying
+    ``CST_RANKING_ENDPOINT`` when it is set."""
     from cryptosmarttrader.adapters.aws_clients import AwsClients
     from cryptosmarttrader.adapters.system_clock import SystemClock
     from cryptosmarttrader.settings import AwsResources, MlSettings
@@ -110,6 +112,7 @@ def _registry_service(
         AwsClients.build(resources),
         SystemClock(),
         serving_code=SERVING_SCRIPT.read_bytes(),
+        group=group,
     )
 
 

@@ -4,6 +4,11 @@
 "version": N, "asof": "YYYY-MM-DD"?, "failure": {...}?}``. Thin: validate → ``CanaryService`` →
 JSON the state machine's Choice states read (``evaluate`` returns ``verdict``: ``advance`` or
 ``rollback`` with the reasons and both models' out-of-sample scores).
+
+``"group": "cst-rank"`` addresses the ranking model the scan serves instead: ``promote`` (the
+skill gate, then the ranking endpoint ``CST_RANKING_ENDPOINT`` is deployed to serve it when the
+stack enables one) and ``deploy`` (serve the production version on that endpoint again, e.g.
+after the endpoint was switched on); its other steps belong to the daily classifier's canary.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any, Literal
 
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.sagemaker_predictor import TreeEnsemblePredictor
@@ -27,9 +32,11 @@ from cryptosmarttrader.handlers._common import (
     resources,
     trading_settings,
 )
-from cryptosmarttrader.services.model_lifecycle import CanaryService
+from cryptosmarttrader.services.model_lifecycle import CanaryService, LifecycleError
+from cryptosmarttrader.services.model_registry import ModelRegistryService
 from cryptosmarttrader.settings import MlSettings
 from cryptosmarttrader.wiring import (
+    RANKING_GROUP,
     excluded_coins,
     lake_market_data,
     registry_service,
@@ -43,11 +50,23 @@ tracer = Tracer(service="model-canary")
 class CanaryEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    action: Literal["start_shadow", "start_canary", "evaluate", "promote", "rollback"]
+    action: Literal["start_shadow", "start_canary", "evaluate", "promote", "rollback", "deploy"]
     version: int = Field(ge=1)
     asof: date | None = None
     reason: str = Field(default="", max_length=500)
     failure: dict[str, Any] | None = None  # the Catch result that led to a rollback
+    group: Literal["cst-rank"] | None = None  # None: the daily classifier (CST_MODEL_GROUP)
+
+    @model_validator(mode="after")
+    def _ranking_actions(self) -> CanaryEvent:
+        if self.group == RANKING_GROUP and self.action not in ("promote", "deploy"):
+            raise ValueError(
+                f"{RANKING_GROUP} versions are promoted or deployed; {self.action} is a step of "
+                "the daily classifier's canary"
+            )
+        if self.group is None and self.action == "deploy":
+            raise ValueError("deploy serves the ranking model: give group cst-rank")
+        return self
 
 
 @cache
@@ -63,6 +82,36 @@ def _service() -> CanaryService:
     return CanaryService(registry, market, TreeEnsemblePredictor.from_bytes)
 
 
+@cache
+def _ranking() -> ModelRegistryService:
+    """The ranking model's registry (the one the scan reads), deploying the ranking endpoint
+    when the stack names one."""
+    return registry_service(
+        MlSettings(), resources(), aws_clients(), SystemClock(), group=RANKING_GROUP
+    )
+
+
+def _ranking_step(request: CanaryEvent) -> dict[str, Any]:
+    service = _ranking()
+    if request.action == "promote":
+        done = service.promote(request.version, request.reason or "promoted", "model-canary")
+        logger.info("ranking model promoted", extra={"version": done.label})
+        return {"version": done.version, "stage": str(done.stage), "group": RANKING_GROUP}
+    if service.deployer is None:
+        raise LifecycleError(
+            f"no ranking endpoint is configured (CST_RANKING_ENDPOINT): {RANKING_GROUP} is "
+            "scored in process by the scan, nothing to deploy"
+        )
+    deployment = service.deployer.deploy(service.get(request.version))
+    logger.info("ranking model deployed", extra={"deployment": str(deployment)})
+    return {
+        "version": request.version,
+        "group": RANKING_GROUP,
+        "endpoint": service.deployer.endpoint,
+        "deployment": str(getattr(deployment, "action", "")),
+    }
+
+
 def _clean(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 6)
 
@@ -71,6 +120,8 @@ def _clean(value: float) -> float | None:
     logger=logger, event=CanaryEvent, what="model canary", tracer=tracer, log_event=True
 )
 def handler(request: CanaryEvent, context: LambdaContext) -> dict[str, Any]:
+    if request.group == RANKING_GROUP:
+        return _ranking_step(request)
     service = _service()
     v = request.version
     if request.action == "start_shadow":

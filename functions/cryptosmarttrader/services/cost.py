@@ -647,8 +647,9 @@ def estimate(template: Mapping[str, Any]) -> Estimate:
             0,
             "endpoints",
             0.0,
-            "the registry is free; a serverless endpoint (created on `cst model promote`) bills "
-            "per inference and nothing while idle",
+            "the registry is free; the serverless endpoints (the classifier's, created on `cst "
+            "model promote`; the ranking model's, created on its promotion when "
+            "`ranking_endpoint` is set) bill per inference and nothing while idle",
         )
     )
     queues = _resources(template, "AWS::SQS::Queue")
