@@ -27,7 +27,7 @@ import io
 import json
 import re
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import polars as pl
 from botocore.exceptions import ClientError
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SENTIMENT_SCHEMA",
     "S3AgentInputs",
+    "WithdrawalStatus",
     "funding_key",
     "mark_exchange",
     "sentiment_key",
@@ -79,6 +80,14 @@ def funding_key(exchange: str, symbol: str, month: date) -> str:
 
 def withdrawals_key(exchange: str, month: date) -> str:
     return f"dataset=withdrawals/exchange={_name('exchange', exchange)}/month={month:%Y-%m}/{_PART}"
+
+
+class WithdrawalStatus(NamedTuple):
+    """A venue's last withdrawals run as recorded beside the dataset."""
+
+    observed_ms: int
+    reason: str | None  # why the venue's constraints could not be read; None: they were
+    replay: bool = False  # the run replayed recorded data (no withdrawal history exists)
 
 
 def withdrawals_status_key(exchange: str) -> str:
@@ -192,11 +201,16 @@ class S3AgentInputs:
             .sort("symbol", "ts")
         )
 
-    def write_withdrawal_status(self, exchange: str, observed_ms: int, reason: str | None) -> None:
+    def write_withdrawal_status(
+        self, exchange: str, observed_ms: int, reason: str | None, *, replay: bool = False
+    ) -> None:
         """The venue's last withdrawals run: why its constraints could not be read (None: they
-        were)."""
+        were); ``replay``: the run replays recorded data, which holds no withdrawal history (the
+        arbitrage agent then votes saying the constraints are unknown, as the CLI's replay does,
+        instead of abstaining)."""
         key = withdrawals_status_key(exchange)
-        body = json.dumps({"observed_ms": observed_ms, "reason": reason}).encode()
+        record = {"observed_ms": observed_ms, "reason": reason, "replay": replay}
+        body = json.dumps(record).encode()
         try:
             self._client.put_object(
                 Bucket=self._bucket, Key=key, Body=body, ContentType="application/json"
@@ -204,20 +218,26 @@ class S3AgentInputs:
         except ClientError as exc:
             raise LakeError(f"put s3://{self._bucket}/{key} failed: {exc}") from exc
 
-    def read_withdrawal_status(self, exchange: str) -> tuple[int, str | None] | None:
-        """(when observed, why unreadable or None) of the venue's last withdrawals run; None
-        when no run has recorded one (or the record cannot be parsed)."""
+    def read_withdrawal_status(self, exchange: str) -> WithdrawalStatus | None:
+        """The venue's last withdrawals run (when observed, why unreadable or None, whether it
+        replayed recorded data); None when no run has recorded one (or the record cannot be
+        parsed)."""
         body = self._get(withdrawals_status_key(exchange))
         if body is None:
             return None
         try:
             item = json.loads(body)
             observed, reason = item["observed_ms"], item["reason"]
-        except (ValueError, KeyError, TypeError):
+            replay = item.get("replay", False)
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
-        if not isinstance(observed, int) or not (reason is None or isinstance(reason, str)):
+        if (
+            not isinstance(observed, int)
+            or not (reason is None or isinstance(reason, str))
+            or not isinstance(replay, bool)
+        ):
             return None
-        return observed, reason
+        return WithdrawalStatus(observed, reason, replay)
 
     # ------------------------------------------------------------------ S3 plumbing
     def _merge(
