@@ -2,8 +2,8 @@
 
 `cst evaluate` replays the scan on every decision day: the members' window, the quality gate,
 then the technical and early-mover agents. The agents now compute each series once over all
-its bars (``services/skill_evaluation.py: agent_probabilities``) and read each decision day's
-values; the gate still judges each day's window.
+its bars (``domain/agents/series_votes.py``) and read each decision day's values; the gate
+still judges each day's window.
 
 Reference, in the same process on the same real data and decision days: the previous replay,
 copied here unchanged (``_per_day_replay``): per decision day, the agents recomputed every

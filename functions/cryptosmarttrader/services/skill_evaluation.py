@@ -46,14 +46,9 @@ import numpy.typing as npt
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cryptosmarttrader.domain.agents.early_mover import (
-    cross_section,
-    series_features,
-    votes_from_features,
-)
 from cryptosmarttrader.domain.agents.regime import Regime, regime_timeline
 from cryptosmarttrader.domain.agents.registry import REGIME_STRATEGIES, UNKNOWN_REGIME_STRATEGY
-from cryptosmarttrader.domain.agents.technical import indicator_frame, votes_from_indicators
+from cryptosmarttrader.domain.agents.series_votes import votes_on_days
 from cryptosmarttrader.domain.drift import DriftReference, profile
 from cryptosmarttrader.domain.ensemble import IsotonicCalibrator, fit_calibrator
 from cryptosmarttrader.domain.evaluation import auc, brier, ece, purged_train_mask
@@ -262,60 +257,25 @@ def _gate(
     return pl.concat(out).select("day", "symbol", "ts"), excluded
 
 
-# a row the quality gate rejects whatever its window (a missing, infinite or non-positive
-# price, an infinite or negative volume, an infinite market cap): a window holding it is never
-# voted on, so the agents' series restart after it and its value never reaches a later vote
-_BAD_ROW = (
-    ~(pl.col("close").is_finite() & (pl.col("close") > 0)).fill_null(False)
-    | pl.col("volume").is_infinite().fill_null(False)
-    | (pl.col("volume") < 0).fill_null(False)
-    | pl.col("market_cap").is_infinite().fill_null(False)
-)
-
-
 def agent_probabilities(frame: pl.DataFrame, at: pl.DataFrame) -> pl.DataFrame:
     """The heuristic agents' probabilities (``p_technical``, ``p_early_mover``; null where the
-    agent abstains) for each row of ``at`` (``day``, ``symbol``: the coins voted on that day,
-    each with a bar on it), from ``frame`` (the cut daily frame, ``segment`` per symbol).
-
-    Each series (a symbol's segment, restarted after a row the gate always rejects) is
-    computed once over all its bars, vectorized, and read on each decision day: every value
-    on day ``d`` reads only bars up to ``d`` (rows after it never change it). The early
-    mover's ranks are taken among the day's rows of ``at``, as the scan takes them among the
-    coins it votes on. Moving averages read the whole series before the day instead of the
-    scan's window (exponential ones, MACD and RSI, differ from the window's by the window
-    seed's remaining weight, about 1e-8 after the scan's 260 days)."""
-    key = "_series"
-    series = (
-        frame.select("symbol", "segment", "ts", "close", "volume", "market_cap")
-        .sort("symbol", "ts")
-        .with_columns(
-            _run=_BAD_ROW.cast(pl.Int64).cum_sum().over("symbol", "segment"),
-        )
-        .filter(~_BAD_ROW)
-        .with_columns(
-            pl.concat_str(
-                "symbol", pl.lit("\x1f"), pl.col("segment"), pl.lit("\x1f"), pl.col("_run")
-            ).alias(key)
-        )
+    agent abstains) for each row of ``at`` (``day``, ``symbol``, ``ts``: the coins voted on
+    that day), from ``frame`` (the cut daily frame, ``segment`` per symbol): each series
+    computed once and read on each decision day
+    (:func:`~cryptosmarttrader.domain.agents.series_votes.votes_on_days`)."""
+    votes = votes_on_days(frame, at, series=("symbol", "segment")).filter(
+        pl.col("abstain_reason").is_null()
     )
-    frame_start = pl.lit(frame["ts"].min())
-    at_ts = at.select("day", "symbol", "ts")
-    tech_rows = indicator_frame(series, by=key).join(at_ts, on=["symbol", "ts"], how="inner")
-    tech = votes_from_indicators(tech_rows, pl.col("day") * DAY_MS, keep=("day",)).select(
-        "day", "symbol", p_technical=pl.col("probability")
-    )
-    feats = series_features(series, by=key).join(at_ts, on=["symbol", "ts"], how="inner")
-    early = votes_from_features(
-        cross_section(feats, pl.col("day") * DAY_MS, frame_start, day="day"),
-        pl.col("day") * DAY_MS,
-        day="day",
-    ).select("day", "symbol", p_early_mover=pl.col("probability"))
+    p = {
+        agent: votes.filter(pl.col("agent") == agent).select(
+            "day", "symbol", pl.col("probability").cast(pl.Float64).alias(f"p_{agent}")
+        )
+        for agent in ("technical", "early_mover")
+    }
     return (
         at.select("day", "symbol")
-        .join(tech, on=["day", "symbol"], how="left")
-        .join(early, on=["day", "symbol"], how="left")
-        .with_columns(pl.col("p_technical", "p_early_mover").cast(pl.Float64))
+        .join(p["technical"], on=["day", "symbol"], how="left")
+        .join(p["early_mover"], on=["day", "symbol"], how="left")
     )
 
 
