@@ -225,28 +225,25 @@ def _gate(
     """Per decision day: the current segment's window of the members → quality gate. Returns
     the members passing it with a bar on the day (``day``, ``symbol``, ``ts``) and the gate's
     exclusion counts by code. The gate judges each day's window as the scan does."""
-    by_ts = frame.sort("ts")
-    ts = by_ts["ts"]
+    cols = ["symbol", "ts", "close", "volume", "market_cap"]
+    # grouped per symbol in time order once: each day's window keeps that order (the gate's)
+    by_symbol = frame.select(*cols, "segment").sort("symbol", "ts")
     members = universe.filter(pl.col("symbol").is_not_null()).group_by("day").agg("symbol")
     member_map = dict(zip(members["day"].to_list(), members["symbol"].to_list(), strict=True))
     out: list[pl.DataFrame] = []
     excluded: dict[str, int] = {}
-    cols = ["symbol", "ts", "close", "volume", "market_cap"]
     for day in days:  # one step per decision day, vectorized over the universe
         names = member_map.get(day)
         if not names:
             continue
         asof_ms = day * DAY_MS
-        lo = int(ts.search_sorted((day - lookback) * DAY_MS, side="right"))
-        hi = int(ts.search_sorted(asof_ms + DAY_MS - 1, side="right"))
-        window = (
-            by_ts.slice(lo, hi - lo)
-            .filter(pl.col("symbol").is_in(names))
-            .filter(pl.col("segment") == pl.col("segment").max().over("symbol"))
-        )
+        window = by_symbol.filter(
+            pl.col("ts").is_between((day - lookback) * DAY_MS + 1, asof_ms + DAY_MS - 1)
+            & pl.col("symbol").is_in(names)
+        ).filter(pl.col("segment") == pl.col("segment").max().over("symbol"))
         if window.is_empty():
             continue
-        quality = check_daily(window.select(cols).sort("symbol", "ts"), asof_ms)
+        quality = check_daily(window.select(cols), asof_ms)
         for code, n in quality.totals().items():
             excluded[code] = excluded.get(code, 0) + n
         today = quality.clean.filter(pl.col("ts") // DAY_MS == day).select("symbol", "ts")
