@@ -29,9 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cryptosmarttrader.domain.agents.base import VOTE_SCHEMA
 from cryptosmarttrader.domain.agents.ml_predictor import AGENT as ML_AGENT
 from cryptosmarttrader.domain.agents.ml_predictor import ml_votes
-from cryptosmarttrader.domain.agents.registry import AGENTS, MarketState, run_agents
+from cryptosmarttrader.domain.agents.registry import AGENTS
+from cryptosmarttrader.domain.agents.series_votes import votes_on_days
 from cryptosmarttrader.domain.agents.technical import AGENT as TECHNICAL_AGENT
-from cryptosmarttrader.domain.agents.technical import technical_votes
 from cryptosmarttrader.domain.ensemble import (
     EnsembleModel,
     agent_matrix,
@@ -81,24 +81,24 @@ REPLAY_STEP = "replay decision days"  # progress steps (services/progress.py)
 FIT_STEP = "fit targets"
 BACKTEST_STEP = "scan decision days"
 
-# agents: (clean window, asof_ms) -> votes in VOTE_SCHEMA
-AgentRunner = Callable[[pl.DataFrame, int], pl.DataFrame]
+# agents: (history, the coins voted on each decision day: day, symbol, ts) -> their votes in
+# VOTE_SCHEMA; each series computed once and read on each day (domain/agents/series_votes.py)
+AgentRunner = Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]
 RegimeTimeline = Callable[[pl.DataFrame, int, int], pl.DataFrame]
 
 
-def technical_only(clean: pl.DataFrame, asof_ms: int) -> pl.DataFrame:
-    return technical_votes(clean, asof_ms)
+def technical_only(history: pl.DataFrame, at: pl.DataFrame) -> pl.DataFrame:
+    return votes_on_days(history, at).filter(pl.col("agent") == TECHNICAL_AGENT)
 
 
 DIRECTIONAL_AGENTS: tuple[str, ...] = tuple(s.name for s in AGENTS if s.directional)
 
 
-def registry_agents(clean: pl.DataFrame, asof_ms: int) -> pl.DataFrame:
-    """Every directional agent of the registry on the daily universe, as the scan runs them.
-    Agents needing venue data (funding, arbitrage, sentiment) abstain here with their reason;
-    abstentions add nothing to the ensemble."""
-    votes = run_agents(MarketState(universe=clean), asof_ms)
-    return votes.filter(pl.col("agent").is_in(DIRECTIONAL_AGENTS))
+def registry_agents(history: pl.DataFrame, at: pl.DataFrame) -> pl.DataFrame:
+    """The registry's directional agents that vote on the daily universe (technical, early
+    mover), as the scan runs them. The agents needing venue data (funding, arbitrage,
+    sentiment) abstain on a replayed history; abstentions add nothing to the ensemble."""
+    return votes_on_days(history, at).filter(pl.col("agent").is_in(DIRECTIONAL_AGENTS))
 
 
 class EvaluationError(ValueError):
@@ -186,9 +186,9 @@ def _replay(
     agents: AgentRunner,
     progress: Progress = no_progress,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per decision day: window → quality gate → agents. Returns (eligible rows, votes)."""
+    """Per decision day: window → quality gate; then the agents on every day's passing coins
+    at once. Returns (eligible rows, votes)."""
     eligible: list[pl.DataFrame] = []
-    votes: list[pl.DataFrame] = []
     ts = history["ts"]
     for done, day in enumerate(days):  # one step per decision day, vectorized over the universe
         progress(REPLAY_STEP, done, len(days))
@@ -203,11 +203,11 @@ def _replay(
         if today.is_empty():
             continue
         eligible.append(today.with_columns(day=pl.lit(day, pl.Int64)))
-        votes.append(agents(clean, asof_ms).filter(pl.col("ts") // DAY_MS == day))
     progress(REPLAY_STEP, len(days), len(days))
     if not eligible:
         raise EvaluationError("no decision day has any coin passing the quality gate")
-    return pl.concat(eligible), pl.concat(votes) if votes else pl.DataFrame(schema=VOTE_SCHEMA)
+    at = pl.concat(eligible)
+    return at, agents(history, at).select(*VOTE_SCHEMA)
 
 
 # ------------------------------------------------------------------------------ fitting

@@ -46,10 +46,9 @@ import numpy.typing as npt
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cryptosmarttrader.domain.agents.early_mover import early_mover_votes
 from cryptosmarttrader.domain.agents.regime import Regime, regime_timeline
 from cryptosmarttrader.domain.agents.registry import REGIME_STRATEGIES, UNKNOWN_REGIME_STRATEGY
-from cryptosmarttrader.domain.agents.technical import technical_votes
+from cryptosmarttrader.domain.agents.series_votes import votes_on_days
 from cryptosmarttrader.domain.drift import DriftReference, profile
 from cryptosmarttrader.domain.ensemble import IsotonicCalibrator, fit_calibrator
 from cryptosmarttrader.domain.evaluation import auc, brier, ece, purged_train_mask
@@ -220,64 +219,71 @@ def _universe(
 
 
 # ------------------------------------------------------------------------------ replay
-def _replay(
+def _gate(
     frame: pl.DataFrame, universe: pl.DataFrame, days: list[int], lookback: int
 ) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Per decision day: the current segment's window of the members → quality gate → agents.
-    Returns the eligible rows (``day``, ``symbol``, ``p_technical``, ``p_early_mover``) and the
-    quality gate's exclusion counts by code."""
-    by_ts = frame.sort("ts")
-    ts = by_ts["ts"]
+    """Per decision day: the current segment's window of the members → quality gate. Returns
+    the members passing it with a bar on the day (``day``, ``symbol``, ``ts``) and the gate's
+    exclusion counts by code. The gate judges each day's window as the scan does."""
+    cols = ["symbol", "ts", "close", "volume", "market_cap"]
+    # grouped per symbol in time order once: each day's window keeps that order (the gate's)
+    by_symbol = frame.select(*cols, "segment").sort("symbol", "ts")
     members = universe.filter(pl.col("symbol").is_not_null()).group_by("day").agg("symbol")
     member_map = dict(zip(members["day"].to_list(), members["symbol"].to_list(), strict=True))
     out: list[pl.DataFrame] = []
     excluded: dict[str, int] = {}
-    cols = ["symbol", "ts", "close", "volume", "market_cap"]
     for day in days:  # one step per decision day, vectorized over the universe
         names = member_map.get(day)
         if not names:
             continue
         asof_ms = day * DAY_MS
-        lo = int(ts.search_sorted((day - lookback) * DAY_MS, side="right"))
-        hi = int(ts.search_sorted(asof_ms + DAY_MS - 1, side="right"))
-        window = (
-            by_ts.slice(lo, hi - lo)
-            .filter(pl.col("symbol").is_in(names))
-            .filter(pl.col("segment") == pl.col("segment").max().over("symbol"))
-        )
+        window = by_symbol.filter(
+            pl.col("ts").is_between((day - lookback) * DAY_MS + 1, asof_ms + DAY_MS - 1)
+            & pl.col("symbol").is_in(names)
+        ).filter(pl.col("segment") == pl.col("segment").max().over("symbol"))
         if window.is_empty():
             continue
-        quality = check_daily(window.select(cols).sort("symbol", "ts"), asof_ms)
+        quality = check_daily(window.select(cols), asof_ms)
         for code, n in quality.totals().items():
             excluded[code] = excluded.get(code, 0) + n
-        clean = quality.clean
-        today = clean.filter(pl.col("ts") // DAY_MS == day).select("symbol")
-        if today.is_empty():
-            continue
-        votes = pl.concat(
-            [technical_votes(clean, asof_ms), early_mover_votes(clean, asof_ms)]
-        ).filter((pl.col("ts") // DAY_MS == day) & pl.col("abstain_reason").is_null())
-        wide = (
-            votes.select("symbol", "agent", "probability").pivot(
-                on="agent", index="symbol", values="probability", aggregate_function="first"
-            )
-            if votes.height
-            else pl.DataFrame(schema={"symbol": pl.String()})
-        )
-        for agent in ("technical", "early_mover"):
-            if agent not in wide.columns:
-                wide = wide.with_columns(pl.lit(None, pl.Float64).alias(agent))
-        out.append(
-            today.join(wide, on="symbol", how="left").select(
-                pl.lit(day, pl.Int64).alias("day"),
-                "symbol",
-                pl.col("technical").cast(pl.Float64).alias("p_technical"),
-                pl.col("early_mover").cast(pl.Float64).alias("p_early_mover"),
-            )
-        )
+        today = quality.clean.filter(pl.col("ts") // DAY_MS == day).select("symbol", "ts")
+        if today.height:
+            out.append(today.with_columns(day=pl.lit(day, pl.Int64)))
     if not out:
         raise SkillError("no decision day has any member passing the quality gate")
-    return pl.concat(out), excluded
+    return pl.concat(out).select("day", "symbol", "ts"), excluded
+
+
+def agent_probabilities(frame: pl.DataFrame, at: pl.DataFrame) -> pl.DataFrame:
+    """The heuristic agents' probabilities (``p_technical``, ``p_early_mover``; null where the
+    agent abstains) for each row of ``at`` (``day``, ``symbol``, ``ts``: the coins voted on
+    that day), from ``frame`` (the cut daily frame, ``segment`` per symbol): each series
+    computed once and read on each decision day
+    (:func:`~cryptosmarttrader.domain.agents.series_votes.votes_on_days`)."""
+    votes = votes_on_days(frame, at, series=("symbol", "segment")).filter(
+        pl.col("abstain_reason").is_null()
+    )
+    p = {
+        agent: votes.filter(pl.col("agent") == agent).select(
+            "day", "symbol", pl.col("probability").cast(pl.Float64).alias(f"p_{agent}")
+        )
+        for agent in ("technical", "early_mover")
+    }
+    return (
+        at.select("day", "symbol")
+        .join(p["technical"], on=["day", "symbol"], how="left")
+        .join(p["early_mover"], on=["day", "symbol"], how="left")
+    )
+
+
+def _replay(
+    frame: pl.DataFrame, universe: pl.DataFrame, days: list[int], lookback: int
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Per decision day the quality gate (:func:`_gate`); the agents once per series
+    (:func:`agent_probabilities`). Returns the eligible rows (``day``, ``symbol``,
+    ``p_technical``, ``p_early_mover``) and the gate's exclusion counts by code."""
+    today, excluded = _gate(frame, universe, days, lookback)
+    return agent_probabilities(frame, today).sort("day", "symbol"), excluded
 
 
 # ------------------------------------------------------------------------------ outcomes

@@ -56,44 +56,61 @@ def _pct_rank(name: str) -> pl.Expr:
     return pl.when(col.is_not_null() & (n > 1)).then((col.rank("average") - 1) / (n - 1))
 
 
-def early_mover_features(frame: pl.DataFrame, asof_ms: int) -> pl.DataFrame:
-    """Per-coin features on the bar at ``asof_ms`` (one row per symbol present in ``frame``)."""
-    by = "symbol"
+def series_features(frame: pl.DataFrame, by: str = "symbol") -> pl.DataFrame:
+    """Per-bar inputs of the scout for every series (``by``: a symbol or a symbol's segment),
+    each bar reading only itself and the bars before it in its series: ``first_ts`` (the
+    series' first bar), ``n_bars`` (bars so far), the volume, market-cap and return windows."""
     vol, cap, close = pl.col("volume"), pl.col("market_cap"), pl.col("close")
     pos_vol = pl.when(vol > 0).then(vol)
     pos_cap = pl.when(cap > 0).then(cap)
+    return frame.sort(by, "ts").with_columns(
+        first_ts=pl.col("ts").min().over(by),
+        n_bars=pl.int_range(1, pl.len() + 1).over(by),
+        span_ok=((pl.col("ts") - pl.col("ts").shift(60)) == 60 * DAY_MS).over(by),
+        vol_recent=pos_vol.rolling_mean(7).over(by),
+        vol_before=pos_vol.shift(7).rolling_mean(28).over(by),
+        cap_growth=(pos_cap / pos_cap.shift(30)).log().over(by),
+        cap_growth_before=(pos_cap.shift(30) / pos_cap.shift(60)).log().over(by),
+        ret30=(close / close.shift(30) - 1).over(by),
+    )
+
+
+def cross_section(
+    last: pl.DataFrame, asof: pl.Expr, frame_start: pl.Expr, day: str | None = None
+) -> pl.DataFrame:
+    """The scout's features from :func:`series_features` rows (each a symbol's last bar up to
+    its as-of ``asof``, ms): the relative strength and the market-cap rank are taken among the
+    rows of one as-of (``day`` names the column grouping several as-ofs; None: one as-of).
+    ``frame_start`` is the first bar of the data the series were read from: a series starting
+    after it has a known listing day."""
+
+    def per(expr: pl.Expr) -> pl.Expr:
+        return expr if day is None else expr.over(day)
+
+    current = pl.col("ts") >= asof - asof % DAY_MS  # has the as-of day's bar
+    return last.with_columns(
+        volume_accel=pl.col("vol_recent") / pl.col("vol_before"),
+        mcap_accel=pl.when(pl.col("span_ok")).then(
+            pl.col("cap_growth") - pl.col("cap_growth_before")
+        ),
+        rel_strength=pl.col("ret30") - per(pl.when(current).then(pl.col("ret30")).median()),
+        smallness=-pl.col("market_cap").log(),
+        age_days=(asof - pl.col("first_ts")) // DAY_MS,
+        listing_known=pl.col("first_ts") > frame_start,
+        cap_rank=per(
+            pl.when(current & (pl.col("market_cap") > 0))
+            .then(pl.col("market_cap"))
+            .rank("ordinal", descending=True)
+        ),
+    )
+
+
+def early_mover_features(frame: pl.DataFrame, asof_ms: int) -> pl.DataFrame:
+    """Per-coin features on the bar at ``asof_ms`` (one row per symbol present in ``frame``)."""
     frame = frame.filter(pl.col("ts") <= asof_ms)
     frame_start = frame["ts"].min()
-    current = pl.col("ts") >= asof_ms - asof_ms % DAY_MS  # has the as-of day's bar
-    return (
-        frame.sort(by, "ts")
-        .with_columns(
-            first_ts=pl.col("ts").min().over(by),
-            n_bars=pl.len().over(by),
-            span_ok=((pl.col("ts") - pl.col("ts").shift(60)) == 60 * DAY_MS).over(by),
-            vol_recent=pos_vol.rolling_mean(7).over(by),
-            vol_before=pos_vol.shift(7).rolling_mean(28).over(by),
-            cap_growth=(pos_cap / pos_cap.shift(30)).log().over(by),
-            cap_growth_before=(pos_cap.shift(30) / pos_cap.shift(60)).log().over(by),
-            ret30=(close / close.shift(30) - 1).over(by),
-        )
-        .group_by(by)
-        .last()
-        .with_columns(
-            volume_accel=pl.col("vol_recent") / pl.col("vol_before"),
-            mcap_accel=pl.when(pl.col("span_ok")).then(
-                pl.col("cap_growth") - pl.col("cap_growth_before")
-            ),
-            rel_strength=pl.col("ret30") - pl.when(current).then(pl.col("ret30")).median(),
-            smallness=-pl.col("market_cap").log(),
-            age_days=(asof_ms - pl.col("first_ts")) // DAY_MS,
-            listing_known=pl.col("first_ts") > pl.lit(frame_start),
-            cap_rank=pl.when(current & (pl.col("market_cap") > 0))
-            .then(pl.col("market_cap"))
-            .rank("ordinal", descending=True),
-        )
-        .sort(by)
-    )
+    last = series_features(frame).group_by("symbol").last()
+    return cross_section(last, pl.lit(asof_ms), pl.lit(frame_start)).sort("symbol")
 
 
 def early_mover_votes(
@@ -102,9 +119,24 @@ def early_mover_votes(
     """Votes for the bar at ``asof_ms`` (start of a UTC day); one row per symbol."""
     if frame.is_empty():
         return empty_votes()
-    c = config
     day_start = asof_ms - asof_ms % DAY_MS
     feats = early_mover_features(frame, asof_ms)
+    return votes_from_features(feats, pl.lit(day_start), config).sort("symbol")
+
+
+def votes_from_features(
+    feats: pl.DataFrame,
+    day_start: pl.Expr,
+    config: EarlyMoverConfig = EarlyMoverConfig(),
+    day: str | None = None,
+) -> pl.DataFrame:
+    """Votes from :func:`cross_section` rows; the percentiles are taken among the rows of one
+    as-of (``day`` names the column grouping several as-ofs, and is kept; None: one as-of)."""
+    c = config
+
+    def per(expr: pl.Expr) -> pl.Expr:
+        return expr if day is None else expr.over(day)
+
     at_day = (pl.col("ts") >= day_start) & (pl.col("market_cap") > 0)
     in_scope = at_day & (pl.col("cap_rank") > c.exclude_top) & (pl.col("n_bars") >= c.min_history)
     ranked = feats.with_columns(
@@ -118,7 +150,7 @@ def early_mover_votes(
                 ("rel_strength", "p_rs"),
             )
         ]
-    ).with_columns(*[_pct_rank(s).alias(s) for s in SIGNALS])
+    ).with_columns(*[per(_pct_rank(s)).alias(s) for s in SIGNALS])
     measured = pl.sum_horizontal(pl.col(s).is_not_null().cast(pl.Int32) for s in SIGNALS)
     new_listing = pl.col("listing_known") & (pl.col("age_days") <= c.new_listing_days)
     weight = [
@@ -192,6 +224,7 @@ def early_mover_votes(
     return (
         scored.with_columns(abstain_reason=abstain)
         .select(
+            *(() if day is None else (day,)),
             "symbol",
             pl.lit(AGENT).alias("agent"),
             "ts",
@@ -212,5 +245,4 @@ def early_mover_votes(
             "abstain_reason",
         )
         .cast(VOTE_SCHEMA)  # type: ignore[arg-type]
-        .sort("symbol")
     )

@@ -56,13 +56,14 @@ def _pct(name: str) -> pl.Expr:
     return (pl.col(name) * 100).round(1).cast(pl.String)
 
 
-def indicator_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per-bar indicators for every symbol (rolling windows never cross symbols).
+def indicator_frame(frame: pl.DataFrame, by: str = "symbol") -> pl.DataFrame:
+    """Per-bar indicators for every series (rolling windows never cross series; ``by`` names
+    the series, a symbol or a symbol's segment). Each bar's values read only that bar and the
+    bars before it in its series.
 
     SMA, MACD and RSI come from :mod:`cryptosmarttrader.domain.indicators` (TA-Lib definitions).
     """
     close = pl.col("close")
-    by = "symbol"
     frame = ind.add_indicators(frame.sort([by, "ts"]), *INDICATORS, by=by)
     return frame.with_columns(
         logret=ind.log_return(close, by=by),
@@ -82,6 +83,18 @@ def technical_votes(
         return pl.DataFrame(schema=VOTE_SCHEMA)
     day_start = asof_ms - asof_ms % DAY_MS
     last = indicator_frame(frame.filter(pl.col("ts") <= asof_ms)).group_by("symbol").last()
+    return votes_from_indicators(last, pl.lit(day_start), config).sort("symbol")
+
+
+def votes_from_indicators(
+    last: pl.DataFrame,
+    day_start: pl.Expr,
+    config: TechnicalConfig = TechnicalConfig(),
+    keep: tuple[str, ...] = (),
+) -> pl.DataFrame:
+    """Votes from rows of :func:`indicator_frame` (each the last bar of a symbol up to its as-of;
+    ``day_start`` is the start of the as-of's UTC day, per row or for all); ``keep`` columns are
+    carried through (an evaluation's decision ``day``). Row-wise: no row reads another."""
     c = config
     signals = [
         _sign(pl.col("ret30"), c.neutral_return),
@@ -148,6 +161,7 @@ def technical_votes(
     return (
         scored.with_columns(abstain_reason=abstain)
         .select(
+            *keep,
             "symbol",
             pl.lit(AGENT).alias("agent"),
             "ts",
@@ -164,5 +178,4 @@ def technical_votes(
             "abstain_reason",
         )
         .cast(VOTE_SCHEMA)  # type: ignore[arg-type]
-        .sort("symbol")
     )
