@@ -233,3 +233,24 @@ def test_cors_answers_the_dashboards_origin_only(
 def test_without_cors_a_preflight_is_not_found(api: ModuleType) -> None:
     assert api.app.cors is None
     assert answer(api, api_event("OPTIONS", "/api/v1/killswitch"))[0] == 404
+
+
+@pytest.mark.parametrize("stage", [None, "staging", "canary", "production", "Canary", "prod"])
+def test_the_stage_is_read_as_the_deployment_settings_read_it(
+    api: ModuleType, monkeypatch: pytest.MonkeyPatch, stage: str | None
+) -> None:
+    from cryptosmarttrader.settings import DeploymentSettings
+
+    monkeypatch.delenv("CST_STAGE", raising=False)
+    if stage is not None:
+        monkeypatch.setenv("cst_stage", stage)  # names are not case-sensitive
+    try:
+        expected: str | None = DeploymentSettings().stage
+    except ValueError:  # pydantic's ValidationError: not a stage
+        expected = None
+
+    if expected is None:
+        with pytest.raises(ValueError, match="stage must be one of"):
+            api.stage_slis()
+    else:
+        assert api.stage_slis().stage == expected

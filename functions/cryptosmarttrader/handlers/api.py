@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aws_lambda_powertools import Logger, Metrics
 
-from cryptosmarttrader.adapters.emf_metrics import METRICS_NAMESPACE, EmfMetrics
+from cryptosmarttrader.adapters.emf_metrics import METRICS_NAMESPACE, EmfMetrics, StageMetrics
 from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.sanitize import sanitize_text, sanitized_json
@@ -66,7 +66,6 @@ if TYPE_CHECKING:
         ApiService,
         KillSwitchRequest,
         KillSwitchResponse,
-        Liveness,
         MarketOverview,
         PositionsResponse,
         RiskResponse,
@@ -343,10 +342,9 @@ def _dependency_failed(exc: Exception) -> Response | None:
 PUBLIC_ROUTES: Final = ("/health", "/openapi.json")  # API Gateway asks no key for these two
 
 
-def liveness() -> Liveness:
-    from cryptosmarttrader.services.api import Liveness
-
-    return Liveness()
+def liveness() -> Response:
+    """``Liveness()`` (its document model), answered without importing the services."""
+    return Response(200, {"status": "ok"})
 
 
 def openapi_document() -> Response:
@@ -549,11 +547,25 @@ def openapi_json(servers: list[str] | None = None) -> str:
     return build(ROUTES, document, servers)
 
 
+STAGE_ENV: Final = "CST_STAGE"
+
+
+def stage_slis() -> StageMetrics:
+    """This deployment's stage SLI publisher, its stage read as ``DeploymentSettings`` reads
+    ``CST_STAGE`` (not case-sensitive; unset: ``staging``; a test keeps the two equal) without
+    importing the settings models, so a request that reads no AWS (``GET /health``) imports
+    neither pydantic's model layer nor boto3. Any other stage fails here, at the request."""
+    stage = next(
+        (value for key, value in os.environ.items() if key.lower() == STAGE_ENV.lower()),
+        "staging",
+    )
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE)
+    return StageMetrics(stage, namespace)  # type: ignore[arg-type]  # it checks the stage
+
+
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from cryptosmarttrader.handlers._common import stage_metrics
-
     request_id = str((event.get("requestContext") or {}).get("requestId") or context.aws_request_id)
     logger.set_correlation_id(correlation_id_of(event, request_id))
     try:
@@ -571,7 +583,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The stage's SLIs count what the caller got, including answers no route produced
     # (dependency 503s, the 500 above): a server-side error is any status >= 500.
     server_error = int(response.get("statusCode", 500)) >= SERVER_ERROR
-    stage_metrics().emit((mn.REQUESTS, 1), (mn.ERRORS, 1 if server_error else 0))
+    stage_slis().emit((mn.REQUESTS, 1), (mn.ERRORS, 1 if server_error else 0))
     return response
 
 

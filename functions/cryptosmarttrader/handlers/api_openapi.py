@@ -58,6 +58,7 @@ class Document:
 
 # routes whose endpoint answers a router Response: the model the document declares
 _RETURNS: Mapping[str, Any] = {
+    "liveness": api_models.Liveness,
     "health": PowertoolsResponse[api_models.HealthResponse],
     "openapi_document": dict[str, Any],
 }
