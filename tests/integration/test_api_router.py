@@ -147,9 +147,14 @@ def test_a_body_that_is_not_base64_is_a_422(api: ModuleType) -> None:
     assert status == 422 and body["detail"][0]["type"] == "json_invalid"
 
 
-def test_a_body_that_is_not_json_by_its_content_type_is_a_415(api: ModuleType) -> None:
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_a_body_that_is_not_json_by_its_content_type_is_a_415(
+    api: ModuleType, content_type: str
+) -> None:
     event = api_event("POST", "/api/v1/killswitch", user_arn=USER_ARN,
-                      headers={"Content-Type": "text/plain"},
+                      headers={"Content-Type": content_type},
                       body={"on": True, "reason": "plain text"})  # fmt: skip
 
     status, body, _ = answer(api, event)
