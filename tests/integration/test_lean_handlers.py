@@ -92,3 +92,66 @@ def test_the_kill_switch_starts_without_pydantic_models_the_settings_or_the_orde
 
     # Then none of them is loaded: its validation is pydantic's core, its audit write the codec
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_api_starts_without_the_event_handler_pydantic_models_settings_or_boto3() -> None:
+    # Given the API handler imported as Lambda starts it (tracing enabled)
+    slow = (
+        "aws_lambda_powertools.event_handler",  # with its OpenAPI models: 1.88x import boto3
+        "aws_xray_sdk",  # the Powertools Tracer's
+        "pydantic.main",  # BaseModel: the services' response models, on a route's first call
+        "cryptosmarttrader.settings",  # its settings models, on a route's first call
+        "boto3",  # the clients, on the first call of a route that reads AWS
+    )
+    probe = (
+        "import sys, json\nimport cryptosmarttrader.handlers.api\n"
+        f"print(json.dumps(sorted(m for m in {list(slow)!r} if m in sys.modules)))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "POWERTOOLS_TRACE_DISABLED"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**env, "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+
+    # Then none of them is loaded
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_api_answers_liveness_without_pydantic_models_settings_or_boto3() -> None:
+    # Given the API handler imported as Lambda starts it
+    slow = ("pydantic.main", "cryptosmarttrader.settings", "boto3", "cryptosmarttrader.services")
+    event = {
+        "resource": "/health",
+        "path": "/health",
+        "httpMethod": "GET",
+        "headers": {},
+        "requestContext": {"requestId": "req-live-1", "identity": {}},
+        "body": None,
+    }
+    probe = (
+        "import sys, json, types\nfrom cryptosmarttrader.handlers import api\n"
+        "context = types.SimpleNamespace(aws_request_id='lambda-1', function_name='cst-api', "
+        "memory_limit_in_mb=512, invoked_function_arn='arn:aws:lambda:us-east-1:1:function:x')\n"
+        f"answer = api.handler({event!r}, context)\n"
+        f"print(json.dumps([answer['statusCode'], answer['body'], "
+        f"sorted(m for m in {list(slow)!r} if m in sys.modules)]))"
+    )
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "CST_STAGE": "canary"}
+
+    # When its first request is the public liveness check
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
+    )
+
+    # Then it answers, and counts toward the stage's SLIs, without importing any of them
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [200, '{"status":"ok"}', []]
+    assert '"Stage":"canary"' in done.stdout
