@@ -306,6 +306,34 @@ def protective_order_id(symbol: Symbol, key: str) -> ClientOrderId:
     return ClientOrderId(digest[:CLIENT_ID_HEX_LEN])
 
 
+@dataclass(frozen=True, slots=True)
+class ProtectiveListIds:
+    """The client IDs of one position state's protective OCO order list: the list, its
+    take-profit leg (above: ``LIMIT_MAKER``) and its stop leg (below: ``STOP_LOSS_LIMIT``).
+    The stop leg keeps the protective stop's own ID (:func:`protective_order_id`), so the walk
+    of :func:`resolve_protective` is the same whichever form protects the position; the list
+    and the take-profit leg hash the same key with their role, distinct from each other and
+    from every other ID (Binance refuses a list whose client ID equals a leg's)."""
+
+    list_id: ClientOrderId
+    above: ClientOrderId
+    below: ClientOrderId
+
+
+def protective_list_ids(symbol: Symbol, key: str) -> ProtectiveListIds:
+    """``SHA256(protect|symbol|sell|key|role)`` for the list and its take-profit leg (first 32
+    hex chars, like every other ID); the stop leg is :func:`protective_order_id`."""
+
+    def role(name: str) -> ClientOrderId:
+        parts = (Intent.PROTECT.value, symbol.value, Side.SELL.value, key, name)
+        digest = hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
+        return ClientOrderId(digest[:CLIENT_ID_HEX_LEN])
+
+    return ProtectiveListIds(
+        list_id=role("list"), above=role("take-profit"), below=protective_order_id(symbol, key)
+    )
+
+
 def resolve_protective(
     symbol: Symbol,
     episode: str,
