@@ -25,6 +25,7 @@ from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import (
     FatalExchangeError,
+    OrderListPricesError,
     OrderStateUnknownError,
     RetryPolicy,
 )
@@ -164,7 +165,7 @@ def test_live_venue_fake_exchange_oco_is_sent_in_binances_shape_and_locks_the_ba
 
 def test_live_venue_fake_exchange_oco_refusals_are_binances(desk: Desk) -> None:
     # a take-profit below the last traded price (31397.68) breaks abovePrice > last > stop
-    with pytest.raises(FatalExchangeError, match="relationship of the prices"):
+    with pytest.raises(OrderListPricesError, match="relationship of the prices"):
         _place(desk, "31300")
     # prices out of order never leave the adapter
     with pytest.raises(OrderRefusedError, match="prices out of order"):
@@ -198,9 +199,11 @@ def test_live_venue_fake_exchange_take_profit_leg_fills_on_the_recorded_high_and
     (raw,) = desk.fake.order_lists(_ids().list_id.value)
     assert raw["listStatusType"] == "ALL_DONE" and raw["listOrderStatus"] == "ALL_DONE"
     assert desk.fake.balances["BTC"] == 0
-    # and a cancel afterwards sends nothing the venue would act on (the list is finished)
+    # and a cancel afterwards sends nothing (the list is finished)
     desk.venue.cancel_order_list(BTC, _ids().list_id)
-    assert desk.fake.balances["BTC"] == 0
+    assert not [
+        1 for m, path, _ in desk.fake.requests if (m, path) == ("DELETE", "/api/v3/orderList")
+    ]
 
 
 def test_live_venue_fake_exchange_stop_leg_triggers_and_the_venue_cancels_the_take_profit(
@@ -218,11 +221,11 @@ def test_live_venue_fake_exchange_stop_leg_triggers_and_the_venue_cancels_the_ta
 def test_live_venue_fake_exchange_cancel_by_list_id_cancels_both_legs_once(desk: Desk) -> None:
     _place(desk)
     desk.venue.cancel_order_list(BTC, _ids().list_id)
-    desk.venue.cancel_order_list(BTC, _ids().list_id)  # idempotent: the list is done
+    desk.venue.cancel_order_list(BTC, _ids().list_id)  # the list is done: nothing sent
     deletes = [
         p for m, path, p in desk.fake.requests if (m, path) == ("DELETE", "/api/v3/orderList")
     ]
-    assert [d["listClientOrderId"] for d in deletes] == [_ids().list_id.value] * 2
+    assert [d["listClientOrderId"] for d in deletes] == [_ids().list_id.value]
     found = desk.venue.fetch_order_list(BTC, _ids().list_id)
     assert found is not None and found.done
     assert {found.above.status, found.below.status} == {OrderStatus.CANCELED}

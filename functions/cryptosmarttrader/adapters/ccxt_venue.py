@@ -44,6 +44,7 @@ from cryptosmarttrader.domain.exchange import (
     InvalidPayloadError,
     Market,
     NotSupportedByExchange,
+    OrderListPricesError,
     OrderNotFoundError,
     OrderStateUnknownError,
     OrderType,
@@ -338,6 +339,8 @@ class CcxtVenue(CcxtExchange):
                     list_id,
                     rate_limited=isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)),
                 ) from exc
+            if "relationship of the prices" in str(exc):
+                raise OrderListPricesError(self._name, op, mapped.reason) from exc
             raise mapped from exc
         try:
             if not isinstance(raw, Mapping) or not isinstance(raw.get("orderReports"), list):
@@ -382,11 +385,21 @@ class CcxtVenue(CcxtExchange):
         return self._order_list(symbol, raw, legs, op)
 
     def cancel_order_list(self, symbol: Symbol, list_client_order_id: ClientOrderId) -> None:
-        """``DELETE /api/v3/orderList`` by the list's client ID: both legs at once. An unknown
-        or finished list (``-2011``) is already not open: nothing to do."""
+        """``DELETE /api/v3/orderList`` by the list's client ID: both legs at once. Looked up
+        first (like :meth:`cancel_order`): a list the venue does not know or already finished
+        (``ALL_DONE``) is not open, and nothing is sent for it; a ``-2011`` answer (finished
+        meanwhile) is the same."""
         op = "cancel_order_list"
         market = self.market(symbol)
         list_id = self._caps.client_id.format(list_client_order_id)
+        try:
+            raw = self._read(
+                op, lambda: self._client.private_get_orderlist({"origClientOrderId": list_id})
+            )
+        except OrderNotFoundError:
+            return
+        if not isinstance(raw, Mapping) or raw.get("listOrderStatus") != "EXECUTING":
+            return
         try:
             self._read(
                 op,

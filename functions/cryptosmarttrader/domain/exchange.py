@@ -460,6 +460,14 @@ class ExchangeOrderList:
         return self.below, self.above
 
 
+class OrderListPricesError(FatalExchangeError):
+    """The venue refused an OCO order list because the last price is not between its legs
+    (Binance -2010 "The relationship of the prices for the orders is not correct.": a sell
+    needs ``abovePrice > last > belowStopPrice``). Nothing was placed, and it is no verdict on
+    the position: the price is already past the take-profit or the stop, so the plain stop
+    (or the hourly exit rule) protects it instead."""
+
+
 @dataclass(frozen=True, slots=True)
 class FundingRate:
     exchange: str
