@@ -287,3 +287,136 @@ def test_live_venue_fake_exchange_mana_take_profit_fills_as_mana_rallied_in_octo
     assert found.below.status is OrderStatus.EXPIRED
     assert fake.balances["MANA"] == 0
     assert fake.balances["USDT"] == Decimal("162") - Decimal("0.162")  # 180 × 0.90 less 0.1 %
+
+
+# -- Binance's documented payloads (hand-written protocol shapes, values from the API docs) ---
+
+
+def _documented_oco(ids: ProtectiveListIds) -> dict[str, Any]:
+    """``POST /api/v3/orderList/oco``'s documented ``RESULT`` answer (binance-spot-api-docs,
+    rest-api.md), on BTCUSDT with our IDs and sell legs."""
+    leg = {"symbol": "BTCUSDT", "orderListId": 1, "transactTime": 1710485608839,
+           "origQty": "0.50000000", "executedQty": "0.00000000",
+           "cummulativeQuoteQty": "0.00000000", "status": "NEW", "timeInForce": "GTC",
+           "side": "SELL", "selfTradePreventionMode": "NONE"}  # fmt: skip
+    return {
+        "orderListId": 1,
+        "contingencyType": "OCO",
+        "listStatusType": "EXEC_STARTED",
+        "listOrderStatus": "EXECUTING",
+        "listClientOrderId": ids.list_id.value,
+        "transactionTime": 1710485608839,
+        "symbol": "BTCUSDT",
+        "orders": [
+            {"symbol": "BTCUSDT", "orderId": 10, "clientOrderId": ids.below.value},
+            {"symbol": "BTCUSDT", "orderId": 11, "clientOrderId": ids.above.value},
+        ],
+        "orderReports": [
+            {
+                **leg,
+                "orderId": 10,
+                "clientOrderId": ids.below.value,
+                "price": "38000.00000000",
+                "type": "STOP_LOSS_LIMIT",
+                "stopPrice": "40000.00000000",
+                "workingTime": -1,
+            },
+            {
+                **leg,
+                "orderId": 11,
+                "clientOrderId": ids.above.value,
+                "price": "48000.00000000",
+                "type": "LIMIT_MAKER",
+                "workingTime": 1710485608839,
+            },
+        ],
+    }
+
+
+def _replayed_venue(routes: dict[str, list[Any]]) -> tuple[CcxtVenue, Any]:
+    from cryptosmarttrader.domain.exchange import ExchangeId
+    from tests.integration.test_ccxt_exchange import Replay, _client
+
+    client = _client(ExchangeId.BINANCE)
+    replay = Replay(routes)
+    client.fetch = replay
+    venue = CcxtVenue(
+        client,
+        FixedClock(datetime(2024, 3, 15, tzinfo=UTC)),
+        VenueMode.LIVE,
+        RetryPolicy(max_attempts=1, base_delay_s=0.0, max_delay_s=0.0),
+        sleep=lambda _s: None,
+    )
+    return venue, replay
+
+
+def test_live_venue_oco_documented_create_payload_is_sent_and_parsed() -> None:
+    ids = protective_list_ids(BTC, protective_key("entry-coid", Decimal("0.5"), 0))
+    venue, replay = _replayed_venue({"/api/v3/orderList/oco": [_documented_oco(ids)]})
+    placed = venue.create_protective_oco(
+        BTC, Quantity.of("0.5"), Price.of("48000"), Price.of("40000"), Price.of("38000"), ids
+    )
+    # the request: Binance's parameter names, signed, one POST
+    ((method, url, _body),) = replay.requests
+    assert method == "POST" and url.split("?")[0].endswith("/api/v3/orderList/oco")
+    sent = {k: v[0] for k, v in replay.params().items()}
+    assert {
+        k: sent[k] for k in ("listClientOrderId", "aboveClientOrderId", "belowClientOrderId")
+    } == {
+        "listClientOrderId": ids.list_id.value,
+        "aboveClientOrderId": ids.above.value,
+        "belowClientOrderId": ids.below.value,
+    }
+    assert (sent["aboveType"], sent["belowType"], sent["belowTimeInForce"]) == (
+        "LIMIT_MAKER", "STOP_LOSS_LIMIT", "GTC"
+    )  # fmt: skip
+    assert (sent["abovePrice"], sent["belowStopPrice"], sent["belowPrice"]) == (
+        "48000", "40000", "38000"
+    )  # fmt: skip
+    assert sent["quantity"] == "0.5" and "signature" in sent and "timestamp" in sent
+    # the answer: the list and its two legs
+    assert (placed.order_list_id, placed.list_client_order_id) == ("1", ids.list_id.value)
+    assert not placed.done
+    assert placed.below.exchange_order_id == "10" and placed.above.exchange_order_id == "11"
+    assert placed.below.price == Price.of("38000") and placed.above.price == Price.of("48000")
+    assert (placed.below.status, placed.above.status) == (OrderStatus.ACCEPTED,) * 2
+
+
+def test_live_venue_oco_documented_answer_missing_a_leg_is_an_unknown_state() -> None:
+    ids = protective_list_ids(BTC, protective_key("entry-coid", Decimal("0.5"), 0))
+    broken = _documented_oco(ids)
+    broken["orderReports"] = broken["orderReports"][:1]  # the LIMIT_MAKER leg removed
+    venue, _replay = _replayed_venue({"/api/v3/orderList/oco": [broken]})
+    with pytest.raises(OrderStateUnknownError, match="LIMIT_MAKER"):
+        venue.create_protective_oco(
+            BTC, Quantity.of("0.5"), Price.of("48000"), Price.of("40000"), Price.of("38000"), ids
+        )
+
+
+def test_live_venue_oco_documented_query_and_cancel_payloads() -> None:
+    ids = protective_list_ids(BTC, protective_key("entry-coid", Decimal("0.5"), 0))
+    created = _documented_oco(ids)
+    # GET /api/v3/orderList answers the list without reports; each leg is read by its ID
+    listed = {k: v for k, v in created.items() if k != "orderReports"}
+    below, above = ({**r, "time": 1710485608839, "updateTime": 1710485608839, "isWorking": True}
+                    for r in created["orderReports"])  # fmt: skip
+    done = {**listed, "listStatusType": "ALL_DONE", "listOrderStatus": "ALL_DONE"}
+    venue, replay = _replayed_venue(
+        {
+            "/api/v3/orderList": [listed, listed, done],
+            "/api/v3/order": [below, above],
+        }
+    )
+    found = venue.fetch_order_list(BTC, ids.list_id)
+    assert found is not None and not found.done
+    assert found.below.order_type == "stop_loss_limit" and found.above.order_type == "limit_maker"
+    gets = [replay.params(i) for i, (m, _u, _b) in enumerate(replay.requests) if m == "GET"]
+    assert gets[0]["origClientOrderId"] == [ids.list_id.value]
+    assert {g["origClientOrderId"][0] for g in gets[1:]} == {ids.below.value, ids.above.value}
+    # DELETE /api/v3/orderList by the list's client ID (looked up first: still executing)
+    replay.routes["/api/v3/orderList"] = [listed, done]
+    venue.cancel_order_list(BTC, ids.list_id)
+    method, _url, _body = replay.requests[-1]
+    assert method == "DELETE"
+    deleted = replay.params()
+    assert deleted["listClientOrderId"] == [ids.list_id.value] and deleted["symbol"] == ["BTCUSDT"]
