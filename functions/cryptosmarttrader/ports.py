@@ -79,6 +79,7 @@ __all__ = [
     "Notifier",
     "OrderGateway",
     "OrderLedger",
+    "OrderListGateway",
     "OrderRecord",
     "OrderStore",
     "PaperBook",
