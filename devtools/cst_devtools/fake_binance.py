@@ -25,6 +25,21 @@ the recorded candles once a bar has closed: a bar whose low reaches the stop fil
 stop (at the bar's open when it gapped below the stop and is still above the limit; else it
 rests as a limit sell until a bar's high reaches the limit). They are cancelled like any order.
 
+OCO order lists (``POST /api/v3/orderList/oco``, the product's take-profit and stop resting
+together): a ``LIMIT_MAKER`` above leg (the take-profit) and a ``STOP_LOSS`` /
+``STOP_LOSS_LIMIT`` below leg for one ``quantity``, checked like Binance checks them (the
+symbol's ``ocoAllowed``, each leg's filters, ``abovePrice > last price > belowStopPrice`` for a
+sell, else ``-2010`` "The relationship of the prices for the orders is not correct.", a
+``listClientOrderId`` distinct from its legs' and unique among the open lists). The base asset
+is locked once for the list. On the recorded candles (a bar once it closed) the above leg fills
+at its price when a bar's high reaches it, the below leg triggers as a ``STOP_LOSS_LIMIT``
+does; whichever leg fills or triggers first, the venue expires the other and the list is
+``ALL_DONE`` (a bar that reaches both counts as the stop's: the fall first, never the better
+outcome guessed). ``DELETE /api/v3/orderList`` cancels both legs by ``orderListId`` or
+``listClientOrderId``; ``GET /api/v3/orderList`` (``orderListId`` or ``origClientOrderId``) and
+``GET /api/v3/openOrderList`` answer in Binance's list shape; each leg is an order of its own
+(``GET /api/v3/order`` by its client ID, its trades in ``myTrades``).
+
 Faults (:meth:`FakeBinance.fail_next`): ``rate_limit`` (HTTP 429, ``-1003``, nothing booked),
 ``timeout_after_booking`` (the order is booked, the answer comes after the client gave up: the
 crash between send and record) and ``timeout_before_booking`` (nothing booked, no answer).
@@ -66,8 +81,17 @@ TAKER_COMMISSION = Decimal("0.001")
 BNB_COMMISSION = Decimal("0.00075")  # the taker rate with Binance's 25% "pay with BNB" discount
 HOUR_MS = 3_600_000
 PRIVATE_PATHS = frozenset(
-    {"/api/v3/order", "/api/v3/openOrders", "/api/v3/myTrades", "/api/v3/account"}
+    {
+        "/api/v3/order",
+        "/api/v3/openOrders",
+        "/api/v3/myTrades",
+        "/api/v3/account",
+        "/api/v3/orderList/oco",
+        "/api/v3/orderList",
+        "/api/v3/openOrderList",
+    }
 )
+LIVE = frozenset({"NEW", "PARTIALLY_FILLED"})
 _E8 = Decimal("0.00000001")
 
 
@@ -103,12 +127,13 @@ class _Order:
     price: Decimal = Decimal(0)  # a STOP_LOSS_LIMIT's limit price
     stop_price: Decimal = Decimal(0)  # a STOP_LOSS_LIMIT's trigger price
     triggered: bool = False
+    order_list_id: int = -1  # the OCO list it is a leg of
 
     def json(self) -> dict[str, Any]:
         return {
             "symbol": self.symbol,
             "orderId": self.order_id,
-            "orderListId": -1,
+            "orderListId": self.order_list_id,
             "clientOrderId": self.client_order_id,
             "price": _fmt(self.price),
             "origQty": _fmt(self.orig_qty),
@@ -160,6 +185,48 @@ class _Trade:
 
 
 @dataclass
+class _OrderList:
+    symbol: str
+    order_list_id: int
+    list_client_order_id: str
+    above: _Order  # the LIMIT_MAKER take-profit
+    below: _Order  # the STOP_LOSS_LIMIT
+    placed_ms: int
+    status: str = "EXECUTING"  # listOrderStatus: EXECUTING, ALL_DONE
+    update_ms: int = 0
+
+    @property
+    def legs(self) -> tuple[_Order, _Order]:
+        return self.below, self.above
+
+    def done(self) -> bool:
+        return not any(leg.status in LIVE for leg in self.legs)
+
+    def json(self, reports: bool = False) -> dict[str, Any]:
+        finished = self.done()
+        answer: dict[str, Any] = {
+            "orderListId": self.order_list_id,
+            "contingencyType": "OCO",
+            "listStatusType": "ALL_DONE" if finished else "EXEC_STARTED",
+            "listOrderStatus": "ALL_DONE" if finished else "EXECUTING",
+            "listClientOrderId": self.list_client_order_id,
+            "transactionTime": self.update_ms or self.placed_ms,
+            "symbol": self.symbol,
+            "orders": [
+                {
+                    "symbol": leg.symbol,
+                    "orderId": leg.order_id,
+                    "clientOrderId": leg.client_order_id,
+                }
+                for leg in self.legs
+            ],
+        }
+        if reports:
+            answer["orderReports"] = [leg.json() for leg in self.legs]
+        return answer
+
+
+@dataclass
 class _Fault:
     method: str
     path: str
@@ -183,6 +250,8 @@ class FakeBinance:
     _orders: dict[int, _Order] = field(default_factory=dict)
     _trades: list[_Trade] = field(default_factory=list)
     _faults: list[_Fault] = field(default_factory=list)
+    _lists: dict[int, _OrderList] = field(default_factory=dict)
+    _next_list_id: int = 9_000
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _next_id: int = 5_000_000
 
@@ -204,6 +273,15 @@ class FakeBinance:
                 o.json()
                 for o in self._orders.values()
                 if client_order_id is None or o.client_order_id == client_order_id
+            ]
+
+    def order_lists(self, list_client_order_id: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            self._match()
+            return [
+                ol.json(reports=True)
+                for ol in self._lists.values()
+                if list_client_order_id is None or ol.list_client_order_id == list_client_order_id
             ]
 
     def warm(self, symbol: str) -> None:
@@ -291,6 +369,14 @@ class FakeBinance:
                     for t in self._trades
                     if t.symbol == symbol and (order_id is None or str(t.order_id) == order_id)
                 ]
+            if (method, path) == ("POST", "/api/v3/orderList/oco"):
+                return self._create_oco(params)
+            if (method, path) == ("GET", "/api/v3/orderList"):
+                return self._find_list(params, "origClientOrderId").json()
+            if (method, path) == ("DELETE", "/api/v3/orderList"):
+                return self._cancel_list(params)
+            if (method, path) == ("GET", "/api/v3/openOrderList"):
+                return [ol.json() for ol in self._lists.values() if not ol.done()]
             if (method, path) == ("GET", "/api/v3/account"):
                 return {
                     "makerCommission": 10,
@@ -376,8 +462,11 @@ class FakeBinance:
 
     def _locked(self, asset: str) -> Decimal:
         total = Decimal(0)
+        for ol in self._lists.values():  # a list's legs sell the same base asset: locked once
+            if not ol.done() and asset == self._pair(ol.symbol)[0]:
+                total += max(leg.locked for leg in ol.legs if leg.status in LIVE)
         for o in self._orders.values():
-            if o.status in {"NEW", "PARTIALLY_FILLED"}:
+            if o.status in LIVE and o.order_list_id < 0:
                 base, quote = self._pair(o.symbol)
                 if asset == (quote if o.side == "BUY" else base):
                     total += o.locked
@@ -496,6 +585,166 @@ class FakeBinance:
         answer["fills"] = []
         return answer
 
+    def _create_oco(self, params: dict[str, str]) -> dict[str, Any]:
+        """``POST /api/v3/orderList/oco``: a SELL list of a ``LIMIT_MAKER`` above leg (the
+        take-profit, ``abovePrice``) and a ``STOP_LOSS_LIMIT`` below leg (``belowStopPrice``,
+        ``belowPrice``, ``belowTimeInForce``) for one ``quantity`` (what the product places).
+        Checked like Binance: the symbol allows OCO, the client IDs are distinct and the list's
+        is not used by an open list (a leg's not by an open order), each leg passes LOT_SIZE,
+        PRICE_FILTER and NOTIONAL, the prices keep ``abovePrice > last > belowStopPrice``, the
+        base asset is free. The base asset is locked once for the list."""
+        symbol = self._symbol(params)
+        if not self.symbols[symbol].get("ocoAllowed", False):
+            raise BinanceError(400, -2010, "OCO orders are not supported for this symbol")
+        if params.get("side") != "SELL":
+            raise BinanceError(400, -1117, "Invalid side.")
+        if params.get("aboveType") != "LIMIT_MAKER" or params.get("belowType") not in {
+            "STOP_LOSS_LIMIT"
+        }:
+            raise BinanceError(400, -1116, "Invalid orderType.")
+        if params.get("belowTimeInForce") != "GTC":
+            raise BinanceError(400, -1102, "Mandatory parameter 'belowTimeInForce' was not sent.")
+        qty = self._decimal(params, "quantity")
+        above_price = self._decimal(params, "abovePrice")
+        below_stop = self._decimal(params, "belowStopPrice")
+        below_price = self._decimal(params, "belowPrice")
+        list_id = params.get("listClientOrderId") or f"fakelist{self._next_list_id}"
+        above_id = params.get("aboveClientOrderId") or f"fake{self._next_id}a"
+        below_id = params.get("belowClientOrderId") or f"fake{self._next_id}b"
+        if len({list_id, above_id, below_id}) < 3:
+            raise BinanceError(400, -1104, "Duplicate client order ID in the order list.")
+        if any(ol.list_client_order_id == list_id and not ol.done() for ol in self._lists.values()):
+            raise BinanceError(400, -2010, "Order list's listClientOrderId is already in use.")
+        if any(
+            o.client_order_id in {above_id, below_id} and o.status in LIVE
+            for o in self._orders.values()
+        ):
+            raise BinanceError(400, -2010, "Duplicate order sent.")
+        lot = self._filter(symbol, "LOT_SIZE")
+        step, min_qty = Decimal(lot["stepSize"]), Decimal(lot["minQty"])
+        if qty < min_qty or qty > Decimal(lot["maxQty"]) or (qty - min_qty) % step != 0:
+            raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
+        tick_filter = self._filter(symbol, "PRICE_FILTER")
+        tick = Decimal(tick_filter["tickSize"])
+        for value in (above_price, below_stop, below_price):
+            if value < Decimal(tick_filter["minPrice"]) or value % tick != 0:
+                raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
+        min_notional = Decimal(self._filter(symbol, "NOTIONAL")["minNotional"])
+        if qty * below_price < min_notional or qty * above_price < min_notional:
+            raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
+        if not above_price > self._last_price(symbol) > below_stop:
+            raise BinanceError(
+                400, -2010, "The relationship of the prices for the orders is not correct."
+            )
+        base, _quote = self._pair(symbol)
+        if self._free(base) < qty:
+            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+        now_ms = ms_from_utc(self.now())
+        self._next_list_id += 1
+        self._next_id += 1
+        below = _Order(
+            symbol, self._next_id, below_id, "SELL", qty, now_ms, locked=qty,
+            type="STOP_LOSS_LIMIT", price=below_price, stop_price=below_stop,
+            order_list_id=self._next_list_id,
+        )  # fmt: skip
+        self._next_id += 1
+        above = _Order(
+            symbol, self._next_id, above_id, "SELL", qty, now_ms, locked=qty,
+            type="LIMIT_MAKER", price=above_price, order_list_id=self._next_list_id,
+        )  # fmt: skip
+        for leg in (below, above):
+            self._orders[leg.order_id] = leg
+        order_list = _OrderList(symbol, self._next_list_id, list_id, above, below, now_ms)
+        self._lists[order_list.order_list_id] = order_list
+        answer = order_list.json(reports=True)
+        for report in answer["orderReports"]:
+            report["transactTime"] = now_ms
+        return answer
+
+    def _find_list(self, params: dict[str, str], client_key: str) -> _OrderList:
+        """By ``orderListId`` (which takes precedence) or the list's client ID."""
+        by_id = params.get("orderListId")
+        by_client = params.get(client_key)
+        if by_id is None and by_client is None:
+            raise BinanceError(
+                400,
+                -1102,
+                f"Param 'orderListId' or '{client_key}' must be sent, but both were empty/null!",
+            )
+        matching = [
+            ol
+            for ol in self._lists.values()
+            if (
+                str(ol.order_list_id) == by_id
+                if by_id is not None
+                else ol.list_client_order_id == by_client
+            )
+        ]
+        if matching:
+            return matching[-1]  # the latest list of a client ID reused after the first ended
+        raise BinanceError(400, -2013, "Order list does not exist.")
+
+    def _cancel_list(self, params: dict[str, str]) -> dict[str, Any]:
+        symbol = self._symbol(params)
+        try:
+            order_list = self._find_list(params, "listClientOrderId")
+        except BinanceError as exc:
+            if exc.code == -1102:
+                raise
+            raise BinanceError(400, -2011, "Unknown order list sent.") from exc
+        if order_list.symbol != symbol or order_list.done():
+            raise BinanceError(400, -2011, "Unknown order list sent.")
+        self._cancel_legs(order_list)
+        return order_list.json(reports=True)
+
+    def _cancel_legs(self, order_list: _OrderList) -> None:
+        now_ms = ms_from_utc(self.now())
+        for leg in order_list.legs:
+            if leg.status in LIVE:
+                leg.status, leg.locked, leg.update_ms = "CANCELED", Decimal(0), now_ms
+        order_list.update_ms = now_ms
+
+    def _match_list(self, order_list: _OrderList, now_ms: int) -> None:
+        """Both legs against the recorded bars that opened after the list was placed and have
+        closed: the stop leg triggered by a bar whose low reaches its stop (as
+        :meth:`_match_stop`), the take-profit filled at its price by a bar whose high reaches
+        it. The first to act expires the other (Binance's one-cancels-the-other); a bar that
+        reaches both is the stop's (which came first inside the hour is not recorded)."""
+        above, below = order_list.above, order_list.below
+        pending = above.status in LIVE and below.status in LIVE and not below.triggered
+        start = max(order_list.placed_ms, above.last_bar_ms + 1)
+        bars = self._ranges(order_list.symbol, start, now_ms - HOUR_MS)
+        if pending:
+            for bar_ms, _open, low, high in bars:
+                above.last_bar_ms = bar_ms
+                if low <= below.stop_price:
+                    self._expire(above, bar_ms)
+                    below.last_bar_ms = bar_ms - 1
+                    break
+                if high >= above.price:
+                    self._fill(above, bar_ms, above.price)
+                    self._expire(below, bar_ms)
+                    break
+            bars = [bar for bar in bars if bar[0] > above.last_bar_ms]
+        if below.status in LIVE:
+            self._match_stop(below, now_ms)
+        elif above.status in LIVE:  # a take-profit partly filled: the rest on later bars
+            for bar_ms, _open, _low, high in bars:
+                above.last_bar_ms = bar_ms
+                if high >= above.price:
+                    self._fill(above, bar_ms, above.price)
+                if above.status not in LIVE:
+                    break
+        self._finish_list(order_list)
+
+    def _expire(self, leg: _Order, bar_ms: int) -> None:
+        if leg.status in LIVE:
+            leg.status, leg.locked, leg.update_ms = "EXPIRED", Decimal(0), bar_ms
+
+    def _finish_list(self, order_list: _OrderList) -> None:
+        if order_list.done() and not order_list.update_ms:
+            order_list.update_ms = max(leg.update_ms for leg in order_list.legs)
+
     def _find(self, params: dict[str, str]) -> _Order:
         symbol = self._symbol(params)
         by_client = params.get("origClientOrderId")
@@ -516,6 +765,9 @@ class FakeBinance:
             raise BinanceError(400, -2011, "Unknown order sent.") from exc
         if order.status not in {"NEW", "PARTIALLY_FILLED"}:
             raise BinanceError(400, -2011, "Unknown order sent.")
+        if order.order_list_id >= 0:  # cancelling one leg cancels the whole list
+            self._cancel_legs(self._lists[order.order_list_id])
+            return order.json()
         order.status = "CANCELED"
         order.locked = Decimal(0)
         order.update_ms = ms_from_utc(self.now())
@@ -524,8 +776,11 @@ class FakeBinance:
     def _match(self) -> None:
         """Fill the open orders on every recorded bar that has opened since they last matched."""
         now_ms = ms_from_utc(self.now())
+        for order_list in self._lists.values():
+            if not order_list.done():
+                self._match_list(order_list, now_ms)
         for order in self._orders.values():
-            if order.status not in {"NEW", "PARTIALLY_FILLED"}:
+            if order.status not in {"NEW", "PARTIALLY_FILLED"} or order.order_list_id >= 0:
                 continue
             if order.type == "STOP_LOSS_LIMIT":
                 self._match_stop(order, now_ms)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from cryptosmarttrader.domain.exchange import (
         ExchangeCapabilities,
         ExchangeOrder,
+        ExchangeOrderList,
         FundingRate,
         OrderBook,
         OrderType,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from cryptosmarttrader.domain.health import HealthCheck
     from cryptosmarttrader.domain.metric_names import MetricSpec
     from cryptosmarttrader.domain.model_canary import ModelCard, ModelVersion
-    from cryptosmarttrader.domain.orders import OrderStatus
+    from cryptosmarttrader.domain.orders import OrderStatus, ProtectiveListIds
     from cryptosmarttrader.domain.risk import RiskState, RiskTransition
     from cryptosmarttrader.domain.slo import MetricQuery
     from cryptosmarttrader.domain.training import TrainingJobRequest, TrainingJobState
@@ -78,6 +79,7 @@ __all__ = [
     "Notifier",
     "OrderGateway",
     "OrderLedger",
+    "OrderListGateway",
     "OrderRecord",
     "OrderStore",
     "PaperBook",
@@ -309,6 +311,42 @@ class ProtectiveGateway(Protocol):
         client_order_id: ClientOrderId,
     ) -> ExchangeOrder:
         """A stop-limit sell; never retried (a timeout raises ``OrderStateUnknownError``)."""
+        ...
+
+
+@runtime_checkable
+class OrderListGateway(Protocol):
+    """A venue on which a held position's take-profit and stop rest together as one OCO order
+    list (``CcxtVenue`` on Binance spot: ``POST /api/v3/orderList/oco``): the venue fills one leg
+    and expires the other. A venue without it keeps the plain stop (:class:`ProtectiveGateway`)
+    or the hourly exit rule."""
+
+    @property
+    def supports_protective_order_lists(self) -> bool: ...
+
+    def create_protective_oco(
+        self,
+        symbol: Symbol,
+        quantity: Quantity,
+        take_profit: Price,
+        stop_price: Price,
+        limit_price: Price,
+        ids: ProtectiveListIds,
+    ) -> ExchangeOrderList:
+        """A SELL OCO: a ``LIMIT_MAKER`` at ``take_profit`` and a ``STOP_LOSS_LIMIT`` at
+        ``stop_price`` / ``limit_price``, for ``quantity``. Never retried: a timeout raises
+        ``OrderStateUnknownError`` (look the list up by its client ID)."""
+        ...
+
+    def fetch_order_list(
+        self, symbol: Symbol, list_client_order_id: ClientOrderId
+    ) -> ExchangeOrderList | None:
+        """The list we tagged with ``list_client_order_id`` and its legs, or None."""
+        ...
+
+    def cancel_order_list(self, symbol: Symbol, list_client_order_id: ClientOrderId) -> None:
+        """Cancel both legs by the list's client ID. Idempotent: an unknown or finished list
+        is already not open."""
         ...
 
 

@@ -20,8 +20,9 @@ The decision is recorded the way the scan Lambda records it (``Order.new`` throu
 store, mode ``paper``, valid for the scan's 120 minutes).
 
 The pair: MANA/USDT around 2021-10-28 (the recorded data shows it more than doubling within two
-days), so the strategy's take-profit (+100 %, confirmed on a second daily close) is reached by
-real prices. The recorded exchangeInfo fixture defines BTCUSDT and LTCUSDT only: MANAUSDT is
+days), so the strategy's take-profit (+100 %) is reached by real prices: the venue's take-profit
+leg (the ``LIMIT_MAKER`` of the position's OCO order list, beside its stop) fills on the recorded
+Oct 30 09:00 bar, before the hourly rule's confirming second daily close. The recorded exchangeInfo fixture defines BTCUSDT and LTCUSDT only: MANAUSDT is
 listed here, visibly, with LTCUSDT's filters (step 0.001, minimum notional 5 USDT); every MANA
 price is the recorded MANA/USDT candle.
 """
@@ -204,8 +205,8 @@ def desk(stack: Stack, venue: Venue) -> Iterator[Desk]:
 
 
 def _sent(fake: FakeBinance, side: str, kind: str = "MARKET") -> list[dict[str, str]]:
-    """The orders of ``kind`` sent: MARKET for entries and exits, STOP_LOSS_LIMIT for the
-    protective stops the venue holds for each position."""
+    """The orders of ``kind`` sent alone: MARKET for entries and exits, STOP_LOSS_LIMIT for a
+    plain protective stop (the stop of an OCO list is sent with the list, ``_oco_posts``)."""
     return [p for m, path, p in fake.requests
             if (m, path) == ("POST", "/api/v3/order") and p.get("side") == side
             and p.get("type") == kind]  # fmt: skip
@@ -214,6 +215,10 @@ def _sent(fake: FakeBinance, side: str, kind: str = "MARKET") -> list[dict[str, 
 def _resting_stops(fake: FakeBinance) -> list[dict[str, Any]]:
     return [o for o in fake.orders() if o["type"] == "STOP_LOSS_LIMIT"
             and o["status"] in ("NEW", "PARTIALLY_FILLED")]  # fmt: skip
+
+
+def _oco_posts(fake: FakeBinance) -> list[dict[str, str]]:
+    return [p for m, path, p in fake.requests if (m, path) == ("POST", "/api/v3/orderList/oco")]
 
 
 def test_fake_exchange_deployed_execution_trades_decision_to_take_profit_exit(
@@ -256,37 +261,44 @@ def test_fake_exchange_deployed_execution_trades_decision_to_take_profit_exit(
     held = desk.cycle(DAY + timedelta(hours=4))  # a cycle that holds: levels stated
     assert "take profit at" in held["exit_decisions"][PAIR], held["exit_decisions"]
     assert len(_sent(fake, "SELL")) == 0
-    # and the venue holds one protective stop for the whole position, below the entry
+    # and the venue holds one OCO order list for the whole position: the stop below the entry
+    # and the take-profit at twice it
     [stop] = _resting_stops(fake)
     assert Decimal(stop["origQty"]) <= QUANTITY * (1 - COMMISSION) and stop["side"] == "SELL"
     assert Decimal(stop["stopPrice"]) < entry
-    stops_placed = len(_sent(fake, "SELL", "STOP_LOSS_LIMIT"))
+    # (the list of the part held at 02:10 was cancelled once when the rest filled at 03:00)
+    lists = _oco_posts(fake)
+    oco = lists[-1]
+    assert [Decimal(p["quantity"]) for p in lists] == [
+        PER_BAR * (1 - COMMISSION), QUANTITY * (1 - COMMISSION)
+    ]  # fmt: skip
+    assert [o["listOrderStatus"] for o in fake.order_lists()] == ["ALL_DONE", "EXECUTING"]
+    assert oco["belowClientOrderId"] == stop["clientOrderId"]
+    take_profit = Decimal(oco["abovePrice"])
+    assert 2 * entry <= take_profit < 2 * entry + Decimal("0.01")  # up onto the 0.01 tick
+    assert _sent(fake, "SELL", "STOP_LOSS_LIMIT") == []
 
-    # When the daily closes of Oct 30 and 31 are both above twice the entry (the take profit
-    # confirmed on a second close), the first cycle after the Oct 31 close exits by the rule
+    # When the recorded Oct 30 09:00 bar (high 1.5739) reaches the take-profit on the venue
+    # (the hourly rule would wait for its second confirming daily close), and the next cycle
+    # runs after the Oct 31 close
     fake.max_fill_per_bar.pop(VENUE_SYMBOL)
     exit_day = DAY + timedelta(days=4)  # 2021-11-01 00:10
-    exiting = desk.cycle(exit_day)
-    assert exiting["exits_by_rule"] == 1, exiting["exit_decisions"]
-    assert "exit by the rule (take_profit" in exiting["exit_decisions"][PAIR]
-    [sell] = _sent(fake, "SELL")
-    assert sell["symbol"] == VENUE_SYMBOL
-    assert Decimal(sell["quantity"]) == QUANTITY * (1 - COMMISSION)  # all of it, nothing more
-    # the stop was cancelled before the sell (the venue locks what a stop covers), once
-    assert fake.orders(stop["clientOrderId"])[0]["status"] == "CANCELED"
-    assert _resting_stops(fake) == []
-
-    # When the 01:10 cycle books the sell the 01:00 bar filled
-    closed = desk.cycle(exit_day + timedelta(hours=1))
-    # Then the position is closed, the venue holds no MANA, and the book made money
+    closed = desk.cycle(exit_day)
+    # Then the take-profit leg's fill was booked from the venue's trade and the venue expired
+    # the stop: the position is closed, nothing was sold by the cycle
+    assert closed["exits_by_rule"] == 0 and _sent(fake, "SELL") == [], closed["exit_decisions"]
+    [leg] = fake.orders(oco["aboveClientOrderId"])
+    assert (leg["type"], leg["status"]) == ("LIMIT_MAKER", "FILLED")
+    assert fake.orders(stop["clientOrderId"])[0]["status"] == "EXPIRED"
+    booked = desk.order(oco["aboveClientOrderId"])
+    assert booked["status"] == "FILLED" and Decimal(str(booked["average_price"])) == take_profit
     assert desk.held() == 0 and fake.balances["MANA"] == 0
     assert closed["positions"] == {}
-    assert fake.orders(sell["newClientOrderId"])[0]["status"] == "FILLED"
-    assert desk.order(sell["newClientOrderId"])["status"] == "FILLED"
     assert closed["equity"] > float(EQUITY) * 1.01, closed
-    # one buy, one sell: nothing sent twice; no stop placed again once the position was closed
-    assert len(_sent(fake, "BUY")) == 1 and len(_sent(fake, "SELL")) == 1
-    assert len(_sent(fake, "SELL", "STOP_LOSS_LIMIT")) == stops_placed
+    # one buy, one list: nothing sent twice; nothing placed again once the position was closed
+    desk.cycle(exit_day + timedelta(hours=1))
+    assert len(_sent(fake, "BUY")) == 1 and _sent(fake, "SELL") == []
+    assert _oco_posts(fake) == lists
     assert _resting_stops(fake) == []
 
 

@@ -459,6 +459,25 @@ def test_live_venue_a_close_the_risk_guard_refuses_leaves_the_stop_resting(rig: 
 # -- through the hourly trading cycle ---------------------------------------------------------
 
 
+def _oco_posts(rig: Rig) -> list[dict[str, str]]:
+    return [p for m, path, p in rig.fake.requests if (m, path) == ("POST", "/api/v3/orderList/oco")]
+
+
+def _list_deletes(rig: Rig) -> list[dict[str, str]]:
+    return [p for m, path, p in rig.fake.requests if (m, path) == ("DELETE", "/api/v3/orderList")]
+
+
+def _legs(rig: Rig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The OCO list's stop leg and take-profit leg in the ledger."""
+    legs = {o["order_type"]: o for o in rig.orders(Intent.PROTECT)}
+    assert sorted(legs) == ["limit_maker", "stop_loss_limit"], legs
+    assert (
+        legs["limit_maker"]["list_client_order_id"]
+        == legs["stop_loss_limit"]["list_client_order_id"]
+    )
+    return legs["stop_loss_limit"], legs["limit_maker"]
+
+
 def _cycle(rig: Rig, market: RecordedMarketData, rule: ExitRule) -> TradingCycle:
     service = rig.service()
     return TradingCycle(
@@ -483,14 +502,16 @@ def test_live_venue_the_cycle_protects_a_position_and_books_the_stop_the_venue_f
     first = _cycle(rig, market, rule).run()
     rig.clock.advance(timedelta(hours=1))
     second = _cycle(rig, market, rule).run()
-    # Then one stop rests at the rule's stop price on the entry, for what is held
-    assert "ACCEPTED" in first.protective_stops[BTC.value], first.protective_stops
+    # Then one stop rests at the rule's stop price on the entry, for what is held: on Binance
+    # the below leg of an OCO list whose above leg is the rule's take-profit (+100 %)
+    assert "OCO list" in first.protective_stops[BTC.value], first.protective_stops
     assert "protected by stop" in second.protective_stops[BTC.value]
     # and a resting stop does not leave the coin (or the cash) unjudged by the balance check
     assert "not judged" not in second.balance_check, second.balance_check
-    (stop,) = rig.sent("POST", "STOP_LOSS_LIMIT")
+    (stop,) = _oco_posts(rig)
     assert stop["quantity"] == "0.02997"
-    assert stop["stopPrice"] == "30989.51"  # 31397.68 * (1 - 0.013), down onto the tick
+    assert stop["belowStopPrice"] == "30989.51"  # 31397.68 * (1 - 0.013), down onto the tick
+    assert stop["abovePrice"] == "62795.36"  # 31397.68 * 2
     # When the 14:00 bar (low 30819.98) has closed and the next cycle runs
     rig.clock.advance(timedelta(hours=4))
     third = _cycle(rig, market, rule).run()
@@ -500,9 +521,10 @@ def test_live_venue_the_cycle_protects_a_position_and_books_the_stop_the_venue_f
     rig.clock.advance(timedelta(hours=1))
     fourth = _cycle(rig, market, rule).run()
     assert fourth.exits_by_rule == 0 and fourth.flattened == 0
-    assert len(rig.sent("POST")) == 2  # the entry and the stop
-    (record,) = rig.orders(Intent.PROTECT)
+    assert len(rig.sent("POST")) == 1 and len(_oco_posts(rig)) == 1  # the entry and the list
+    record, take_profit = _legs(rig)
     assert record["status"] == OrderStatus.FILLED.value
+    assert take_profit["status"] == OrderStatus.EXPIRED.value  # expired by the venue
     assert third.balance_drift == [] and fourth.balance_drift == []
 
 
@@ -535,7 +557,7 @@ def test_live_venue_a_stop_filled_between_the_reconcile_and_the_balance_read_is_
     # Then the second read booked the stop's fill first: no drift, the guard stays NORMAL
     assert report.balance_drift == [], report.balance_check
     assert report.risk_level == "NORMAL"
-    (stop,) = rig.orders(Intent.PROTECT)
+    stop, _take_profit = _legs(rig)
     assert stop["status"] == OrderStatus.FILLED.value
 
 
@@ -577,7 +599,7 @@ def test_live_venue_the_cycles_emergency_cancels_every_order_then_flattens_once_
     _entry(rig.service())
     rig.clock.advance(timedelta(minutes=10))
     _cycle(rig, market, rule).run()
-    assert len(rig.fake.orders()) == 2
+    assert len(rig.fake.orders()) == 3  # the entry and the OCO list's two legs
     # When an operator forces EMERGENCY (which turns the kill-switch on first)
     service = rig.service()
     service.risk.override(RiskLevel.EMERGENCY, "ops@desk", "drill: flatten")  # type: ignore[attr-defined]
@@ -585,7 +607,7 @@ def test_live_venue_the_cycles_emergency_cancels_every_order_then_flattens_once_
     held = _cycle(rig, market, rule).run()
     _cycle(rig, market, rule).run()
     assert held.flattened == 0
-    assert len(rig.sent("DELETE")) == 2
+    assert len(rig.sent("DELETE")) == 1 and len(_list_deletes(rig)) == 1
     assert {o["status"] for o in rig.fake.orders()} == {"CANCELED"}
     # When a human turns the switch off: the flatten sells once, then a rerun sends nothing
     rig.switch(False)
@@ -597,8 +619,8 @@ def test_live_venue_the_cycles_emergency_cancels_every_order_then_flattens_once_
     done = _cycle(rig, market, rule).run()
     sells = [p for p in rig.sent("POST", "MARKET") if p["side"] == "SELL"]
     assert len(sells) == 1 and sells[0]["quantity"] == "0.01998"
-    assert len(rig.sent("DELETE")) == 2
-    assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1  # never re-placed during the flatten
+    assert len(rig.sent("DELETE")) == 1 and len(_list_deletes(rig)) == 1
+    assert len(_oco_posts(rig)) == 1  # never re-placed during the flatten
     assert done.positions == {} or done.positions.get(BTC.value, 0) == 0
 
 

@@ -7,7 +7,7 @@ Lambdas use. Orders and positions (DynamoDB), state records with their condition
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,8 +32,18 @@ from cryptosmarttrader.domain.orders import (
     Intent,
     OrderIntent,
     OrderStatus,
+    protective_key,
+    protective_list_ids,
 )
-from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.types import (
+    ClientOrderId,
+    DomainError,
+    OrderType,
+    Price,
+    Quantity,
+    Side,
+    Symbol,
+)
 from cryptosmarttrader.settings import AwsResources
 from cst_devtools.local_aws import ensure_resources
 from tests.fakes import (
@@ -96,6 +106,46 @@ def test_an_order_is_recorded_exactly_once_in_the_one_schema(stores: Stores) -> 
     assert [o["client_order_id"] for o in stores.orders.list_orders()] == [
         order.client_order_id.value
     ]
+
+
+def test_live_venue_oco_legs_are_recorded_with_their_list_id_in_the_one_schema(
+    stores: Stores,
+) -> None:
+    # Given the two legs of a protective OCO order list (a take-profit and a stop)
+    key = protective_key("entry-coid", Decimal("0.5"), 0)
+    ids = protective_list_ids(BTC, key)
+    legs = [
+        Order(
+            client_order_id=coid,
+            symbol=BTC,
+            side=Side.SELL,
+            intent=Intent.PROTECT,
+            strategy="protective-stop",
+            signal_bar_ms=1_709_251_200_000,
+            quantity=Quantity.of("0.5"),
+            reference_price=Price.of(price),
+            created_at=T0,
+            mode="testnet",
+            order_type=kind,
+            position_key=key,
+            list_client_order_id=ids.list_id,
+        )
+        for coid, kind, price in (
+            (ids.below, OrderType.STOP_LOSS_LIMIT, "40000"),
+            (ids.above, OrderType.LIMIT_MAKER, "48000"),
+        )
+    ]
+    # When each is recorded (twice: a retry)
+    assert all(stores.orders.record(leg) is not None for leg in legs)
+    assert all(stores.orders.record(leg) is None for leg in legs)
+    # Then each maps back to its aggregate, both carrying the list's client ID
+    for leg in legs:
+        stored = stores.orders.get(leg.client_order_id.value)
+        assert stored is not None and order_from_record(stored) == leg
+        assert stored["list_client_order_id"] == ids.list_id.value
+    # and only a protective order may be a leg of a list
+    with pytest.raises(DomainError):
+        replace(_order(), list_client_order_id=ids.list_id)
 
 
 def test_status_moves_are_guarded_and_follow_the_transition_table(stores: Stores) -> None:

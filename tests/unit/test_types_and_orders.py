@@ -168,6 +168,24 @@ def test_holding_counts_open_sells_and_never_goes_below_zero() -> None:
     assert sell_fill_split(Decimal("5"), Decimal("3")) == (Decimal("3"), Decimal("0"))
 
 
+def test_live_venue_oco_legs_lock_the_holding_once() -> None:
+    from cryptosmarttrader.domain.orders import holding
+
+    # the take-profit and the stop of one OCO list sell the same 2 of the 5 held
+    legs = [
+        {"client_order_id": "tp", "symbol": "X", "side": "sell", "status": "ACCEPTED",
+         "quantity": "2", "list_client_order_id": "L"},
+        {"client_order_id": "st", "symbol": "X", "side": "sell", "status": "ACCEPTED",
+         "quantity": "2", "list_client_order_id": "L"},
+    ]  # fmt: skip
+    assert holding("X", {"quantity": "5"}, legs).sellable == Decimal("3")
+    # a partly filled take-profit: the larger unfilled quantity of the two legs counts
+    legs[0]["filled"] = "1.5"
+    assert holding("X", {"quantity": "5"}, legs).sellable == Decimal("3")
+    legs[1]["status"] = "EXPIRED"
+    assert holding("X", {"quantity": "3.5"}, legs).sellable == Decimal("3")
+
+
 def test_reference_price_does_not_change_the_id() -> None:
     # A re-priced retry of the same decision must dedupe to the same order
     assert _intent(reference_price=Price.of(101)).client_order_id == _intent().client_order_id

@@ -16,28 +16,36 @@ mapped once, ``create_order`` never retried, ``enableRateLimit``):
   at the venue's last ``BNB/<quote>`` price when the order is booked and added to ``fee``. When
   that price cannot be read, nothing is guessed: the order is reconciled again later, as when
   its trades do not (yet) add up to the order's filled amount;
-* after a timeout or an unreadable answer the order is looked up by client ID (never re-sent).
+* after a timeout or an unreadable answer the order is looked up by client ID (never re-sent);
+* on Binance spot a held position's take-profit and stop rest together as one OCO order list
+  (``POST /api/v3/orderList/oco`` through ccxt's implicit ``private_post_orderlist_oco``; looked
+  up with ``GET /api/v3/orderList`` by the list's client ID, cancelled with
+  ``DELETE /api/v3/orderList``), each leg sized like the stop and booked from its own trades.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import partial
 from typing import Any, Final
 from urllib.parse import urlparse
 
 import ccxt
 
-from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange
+from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange, map_ccxt_error
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import (
     ExchangeId,
     ExchangeOrder,
+    ExchangeOrderList,
     FatalExchangeError,
     InvalidPayloadError,
     Market,
     NotSupportedByExchange,
+    OrderListPricesError,
+    OrderNotFoundError,
     OrderStateUnknownError,
     OrderType,
     RetryableExchangeError,
@@ -46,6 +54,7 @@ from cryptosmarttrader.domain.exchange import (
     payload_non_negative,
     payload_price,
 )
+from cryptosmarttrader.domain.orders import ProtectiveListIds
 from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
 from cryptosmarttrader.domain.venue import (
     SizingRefusal,
@@ -243,6 +252,201 @@ class CcxtVenue(CcxtExchange):
         )
         return replace(placed, order_type=OrderType.STOP_LOSS_LIMIT.value)
 
+    # -- protective OCO order lists --------------------------------------------------------
+
+    @property
+    def supports_protective_order_lists(self) -> bool:
+        """Whether a held position's take-profit rests on this venue with its stop, as one OCO
+        order list (see ``docs/venues.md``, "Protective exits on the venue"): Binance spot."""
+        return self._caps.exchange_id is ExchangeId.BINANCE
+
+    def create_protective_oco(
+        self,
+        symbol: Symbol,
+        quantity: Quantity,
+        take_profit: Price,
+        stop_price: Price,
+        limit_price: Price,
+        ids: ProtectiveListIds,
+    ) -> ExchangeOrderList:
+        """One SELL OCO order list for ``quantity``: a ``LIMIT_MAKER`` above leg at
+        ``take_profit`` and a ``STOP_LOSS_LIMIT`` below leg triggered at ``stop_price``, selling
+        at ``limit_price`` (Binance's ``abovePrice > last > belowStopPrice``). The list and each
+        leg carry their own client ID (``ids``).
+
+        Sized like the stop: the amount rounded DOWN to the step; the stop and its limit DOWN
+        onto the tick (never above the rule's level), the take-profit UP (never below it); the
+        minimum amount and notional checked at the limit price (the lower of the two sales).
+        Refused with the numbers otherwise (nothing sent). Never retried: a timeout or a 5xx
+        raises :class:`OrderStateUnknownError` (look the list up by its client ID); a
+        rate-limit refusal is flagged ``rate_limited`` (not placed)."""
+        op = "create_order_list"
+        if not self.supports_protective_order_lists:
+            raise NotSupportedByExchange(self._name, op, "OCO order lists")
+        if not limit_price.value <= stop_price.value < take_profit.value:
+            raise OrderRefusedError(
+                self._name,
+                op,
+                f"prices out of order: limit {limit_price} <= stop {stop_price} "
+                f"< take-profit {take_profit} is required",
+            )
+        try:
+            market = self.market(symbol)
+        except (RetryableExchangeError, InvalidPayloadError) as exc:
+            raise OrderRefusedError(
+                self._name, op, f"not sent, the venue's rules are unknown: {exc}"
+            ) from exc
+        tick = market.price_tick
+        stop, limit, above = stop_price.value, limit_price.value, take_profit.value
+        if tick is not None and tick > 0:
+            stop, limit = _floor(stop, tick), _floor(limit, tick)
+            above = _ceil(above, tick)
+        if stop <= 0 or limit <= 0:
+            raise OrderRefusedError(
+                self._name, op, f"{symbol}: stop {stop_price} rounds to 0 on tick {tick}"
+            )
+        sized = size_order(
+            market, Side.SELL, quantity, limit_price=Price(limit), reference_price=Price(limit)
+        )
+        if isinstance(sized, SizingRefusal):
+            raise OrderRefusedError(self._name, op, sized.reason)
+        spec = self._caps.client_id
+        list_id = spec.format(ids.list_id)
+        params = {
+            "symbol": market.exchange_symbol,
+            "side": "SELL",
+            "quantity": f"{sized.quantity.value:f}",
+            "listClientOrderId": list_id,
+            "aboveType": "LIMIT_MAKER",
+            "abovePrice": f"{above:f}",
+            "aboveClientOrderId": spec.format(ids.above),
+            "belowType": "STOP_LOSS_LIMIT",
+            "belowStopPrice": f"{stop:f}",
+            "belowPrice": f"{limit:f}",
+            "belowTimeInForce": "GTC",
+            "belowClientOrderId": spec.format(ids.below),
+            "newOrderRespType": "RESULT",
+        }
+        try:
+            raw = self._client.private_post_orderlist_oco(params)
+        except ccxt.BaseError as exc:
+            mapped = map_ccxt_error(exc, self._name, op)
+            if mapped.retryable:
+                raise OrderStateUnknownError(
+                    self._name,
+                    op,
+                    mapped.reason,
+                    list_id,
+                    rate_limited=isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)),
+                ) from exc
+            if "relationship of the prices" in str(exc):
+                raise OrderListPricesError(self._name, op, mapped.reason) from exc
+            raise mapped from exc
+        try:
+            if not isinstance(raw, Mapping) or not isinstance(raw.get("orderReports"), list):
+                raise InvalidPayloadError(self._name, op, "an order list without orderReports")
+            legs = {
+                str(r.get("type")): self._leg(symbol, self._client.parse_order(r), op)
+                for r in raw["orderReports"]
+                if isinstance(r, Mapping)
+            }
+            return self._order_list(symbol, raw, legs, op)
+        except InvalidPayloadError as exc:
+            raise OrderStateUnknownError(
+                self._name, op, f"acknowledgement not understood ({exc.reason})", list_id
+            ) from exc
+
+    def fetch_order_list(
+        self, symbol: Symbol, list_client_order_id: ClientOrderId
+    ) -> ExchangeOrderList | None:
+        """``GET /api/v3/orderList`` by the list's client ID (``origClientOrderId``), then each
+        leg by its own client ID, its fills booked from its trades. None: no such list."""
+        op = "fetch_order_list"
+        list_id = self._caps.client_id.format(list_client_order_id)
+        try:
+            raw = self._read(
+                op, lambda: self._client.private_get_orderlist({"origClientOrderId": list_id})
+            )
+        except OrderNotFoundError:
+            return None
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("orders"), list):
+            raise InvalidPayloadError(self._name, op, "an order list without its orders")
+        legs: dict[str, ExchangeOrder] = {}
+        for entry in raw["orders"]:
+            leg_id = entry.get("clientOrderId") if isinstance(entry, Mapping) else None
+            if not leg_id:
+                raise InvalidPayloadError(self._name, op, "an order list leg without its id")
+            found = self._read(
+                op, partial(self._client.fetch_order, None, symbol.value, {"clientOrderId": leg_id})
+            )
+            info = found.get("info") if isinstance(found, Mapping) else None
+            kind = str(info.get("type")) if isinstance(info, Mapping) else ""
+            legs[kind] = self._booked(symbol, self._leg(symbol, found, op), op)
+        return self._order_list(symbol, raw, legs, op)
+
+    def cancel_order_list(self, symbol: Symbol, list_client_order_id: ClientOrderId) -> None:
+        """``DELETE /api/v3/orderList`` by the list's client ID: both legs at once. Looked up
+        first (like :meth:`cancel_order`): a list the venue does not know or already finished
+        (``ALL_DONE``) is not open, and nothing is sent for it; a ``-2011`` answer (finished
+        meanwhile) is the same."""
+        op = "cancel_order_list"
+        market = self.market(symbol)
+        list_id = self._caps.client_id.format(list_client_order_id)
+        try:
+            raw = self._read(
+                op, lambda: self._client.private_get_orderlist({"origClientOrderId": list_id})
+            )
+        except OrderNotFoundError:
+            return
+        if not isinstance(raw, Mapping) or raw.get("listOrderStatus") != "EXECUTING":
+            return
+        try:
+            self._read(
+                op,
+                lambda: self._client.private_delete_orderlist(
+                    {"symbol": market.exchange_symbol, "listClientOrderId": list_id}
+                ),
+            )
+        except OrderNotFoundError:
+            return
+
+    def _leg(self, symbol: Symbol, unified: Mapping[str, Any], op: str) -> ExchangeOrder:
+        info = unified.get("info")
+        kind = str(info.get("type")) if isinstance(info, Mapping) else ""
+        order = self._order(unified, op, fallback_symbol=symbol)
+        if kind == "LIMIT_MAKER":
+            return replace(order, order_type=OrderType.LIMIT_MAKER.value)
+        if kind == "STOP_LOSS_LIMIT":
+            return replace(order, order_type=OrderType.STOP_LOSS_LIMIT.value)
+        raise InvalidPayloadError(self._name, op, f"an order list leg of type {kind!r}")
+
+    def _order_list(
+        self,
+        symbol: Symbol,
+        raw: Mapping[str, Any],
+        legs: Mapping[str, ExchangeOrder],
+        op: str,
+    ) -> ExchangeOrderList:
+        above, below = legs.get("LIMIT_MAKER"), legs.get("STOP_LOSS_LIMIT")
+        if above is None or below is None or len(legs) != 2:
+            raise InvalidPayloadError(
+                self._name,
+                op,
+                f"an OCO list needs a LIMIT_MAKER and a STOP_LOSS_LIMIT leg, got {sorted(legs)}",
+            )
+        status = raw.get("listOrderStatus")
+        if status not in {"EXECUTING", "ALL_DONE", "REJECT"}:
+            raise InvalidPayloadError(self._name, op, f"unknown list status {status!r}")
+        return ExchangeOrderList(
+            exchange=self._name,
+            order_list_id=str(raw.get("orderListId", "")),
+            list_client_order_id=str(raw.get("listClientOrderId") or ""),
+            symbol=symbol,
+            done=status != "EXECUTING",
+            above=above,
+            below=below,
+        )
+
     def fetch_order_by_client_id(
         self, symbol: Symbol, client_order_id: ClientOrderId
     ) -> ExchangeOrder | None:
@@ -319,6 +523,10 @@ class CcxtVenue(CcxtExchange):
 
 def _floor(value: Decimal, tick: Decimal) -> Decimal:
     return (value / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
+
+
+def _ceil(value: Decimal, tick: Decimal) -> Decimal:
+    return (value / tick).to_integral_value(rounding=ROUND_CEILING) * tick
 
 
 def _fees(trade: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -90,6 +90,9 @@ def order_record(order: Order) -> dict[str, Any]:
         "mode": order.mode,
         "created_at": order.created_at.isoformat(),
         "valid_until": None if order.valid_until is None else order.valid_until.isoformat(),
+        "list_client_order_id": (
+            None if order.list_client_order_id is None else order.list_client_order_id.value
+        ),
     }
 
 
@@ -119,6 +122,11 @@ def order_from_record(record: Mapping[str, Any]) -> Order:
         rank=None if rank is None else int(rank),
         risk_rule=None if record.get("risk_rule") is None else str(record["risk_rule"]),
         risk_reason=None if record.get("risk_reason") is None else str(record["risk_reason"]),
+        list_client_order_id=(
+            None
+            if not record.get("list_client_order_id")
+            else ClientOrderId(str(record["list_client_order_id"]))
+        ),
     )
 
 

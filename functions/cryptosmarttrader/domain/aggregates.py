@@ -70,8 +70,12 @@ class Order:
     rank: int | None = None
     risk_rule: str | None = None
     risk_reason: str | None = None
+    # a leg of a protective OCO order list: the list's client ID (both legs carry it)
+    list_client_order_id: ClientOrderId | None = None
 
     def __post_init__(self) -> None:
+        if self.list_client_order_id is not None and self.intent is not Intent.PROTECT:
+            raise DomainError(f"order {self.client_order_id}: only a protective leg is listed")
         if self.created_at.tzinfo is None:
             raise DomainError(f"order {self.client_order_id}: created_at must be UTC-aware")
         if self.valid_until is not None and self.valid_until < self.created_at:

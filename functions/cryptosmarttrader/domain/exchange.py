@@ -436,6 +436,39 @@ class ExchangeOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class ExchangeOrderList:
+    """A protective OCO order list as the venue reports it (Binance spot ``orderList``): its
+    IDs, whether the venue finished it (``ALL_DONE``: a leg filled and the other expired, or
+    both cancelled) and its two sell legs, each an order of its own with its fills booked."""
+
+    exchange: str
+    order_list_id: str
+    list_client_order_id: str
+    symbol: Symbol
+    done: bool
+    above: ExchangeOrder  # the take-profit (``LIMIT_MAKER``)
+    below: ExchangeOrder  # the stop (``STOP_LOSS_LIMIT``)
+
+    def __post_init__(self) -> None:
+        if not self.order_list_id or not self.list_client_order_id:
+            raise InvalidPayloadError(self.exchange, "order list", "order list without its ids")
+        if self.above.exchange_order_id == self.below.exchange_order_id:
+            raise InvalidPayloadError(self.exchange, "order list", "both legs are one order")
+
+    @property
+    def legs(self) -> tuple[ExchangeOrder, ExchangeOrder]:
+        return self.below, self.above
+
+
+class OrderListPricesError(FatalExchangeError):
+    """The venue refused an OCO order list because the last price is not between its legs
+    (Binance -2010 "The relationship of the prices for the orders is not correct.": a sell
+    needs ``abovePrice > last > belowStopPrice``). Nothing was placed, and it is no verdict on
+    the position: the price is already past the take-profit or the stop, so the plain stop
+    (or the hourly exit rule) protects it instead."""
+
+
+@dataclass(frozen=True, slots=True)
 class FundingRate:
     exchange: str
     symbol: Symbol

@@ -456,6 +456,24 @@ PROTECTIVE_STOPS_TRIGGERED = MetricSpec(
     EXECUTION,
     producer="services/execution.py",
 )
+TAKE_PROFITS_PLACED = MetricSpec(
+    "TakeProfitsPlaced",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Take-profit sells placed on the venue with the stop as one OCO order list (Binance; one "
+    "per position state).",
+    EXECUTION,
+    producer="services/execution.py",
+)
+TAKE_PROFITS_TRIGGERED = MetricSpec(
+    "TakeProfitsTriggered",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Take-profit legs the venue filled (the price reached the take-profit; the venue expired "
+    "the stop), booked from its trades.",
+    EXECUTION,
+    producer="services/execution.py",
+)
 BALANCE_DRIFT = MetricSpec(
     "BalanceDrift",
     Unit.COUNT,
@@ -657,6 +675,8 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     PROTECTIVE_STOPS_PLACED,
     PROTECTIVE_STOPS_CANCELLED,
     PROTECTIVE_STOPS_TRIGGERED,
+    TAKE_PROFITS_PLACED,
+    TAKE_PROFITS_TRIGGERED,
     EXCHANGE_ERRORS,
     REJECTED_EVENTS,
     INGEST_RUNS,

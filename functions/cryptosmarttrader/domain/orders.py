@@ -130,7 +130,9 @@ ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     _S.PARTIALLY_FILLED: frozenset(
         {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELED}
     ),
-    _S.CANCEL_PENDING: frozenset({_S.CANCELED, _S.FILLED, _S.PARTIALLY_FILLED}),
+    # EXPIRED: the venue ended it by its own rules before the cancel took (the other leg of
+    # an OCO order list filled or triggered: the venue expires this one)
+    _S.CANCEL_PENDING: frozenset({_S.CANCELED, _S.FILLED, _S.PARTIALLY_FILLED, _S.EXPIRED}),
     _S.FILLED: frozenset(),
     _S.CANCELED: frozenset(),
     _S.REJECTED: frozenset(),
@@ -222,9 +224,12 @@ def holding(
     """``symbol``'s holding from its position and the book's live orders.
 
     ``include_new`` also counts sells recorded but not yet sent (a decision being recorded must
-    leave room for them); ``exclude`` leaves one order out (the one being decided)."""
+    leave room for them); ``exclude`` leaves one order out (the one being decided). The two
+    legs of an OCO order list sell the same quantity (the venue fills one and expires the
+    other): they count once, the larger of their unfilled quantities."""
     held = Decimal(str((position or {}).get("quantity", 0)))
     pending = Decimal(0)
+    lists: dict[str, Decimal] = {}
     for order in orders:
         if str(order.get("symbol")) != symbol or order.get("side") != Side.SELL.value:
             continue
@@ -232,8 +237,12 @@ def holding(
             continue
         status = OrderStatus(str(order["status"]))
         if status in OPEN_STATUSES or (include_new and status is OrderStatus.NEW):
-            pending += _unfilled(order)
-    return Holding(max(Decimal(0), held), pending)
+            list_id = order.get("list_client_order_id")
+            if list_id:
+                lists[str(list_id)] = max(lists.get(str(list_id), Decimal(0)), _unfilled(order))
+            else:
+                pending += _unfilled(order)
+    return Holding(max(Decimal(0), held), pending + sum(lists.values(), Decimal(0)))
 
 
 def sell_fill_split(held: Decimal, delta: Decimal) -> tuple[Decimal, Decimal]:
@@ -304,6 +313,34 @@ def protective_order_id(symbol: Symbol, key: str) -> ClientOrderId:
     parts = (Intent.PROTECT.value, symbol.value, Side.SELL.value, key)
     digest = hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
     return ClientOrderId(digest[:CLIENT_ID_HEX_LEN])
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectiveListIds:
+    """The client IDs of one position state's protective OCO order list: the list, its
+    take-profit leg (above: ``LIMIT_MAKER``) and its stop leg (below: ``STOP_LOSS_LIMIT``).
+    The stop leg keeps the protective stop's own ID (:func:`protective_order_id`), so the walk
+    of :func:`resolve_protective` is the same whichever form protects the position; the list
+    and the take-profit leg hash the same key with their role, distinct from each other and
+    from every other ID (Binance refuses a list whose client ID equals a leg's)."""
+
+    list_id: ClientOrderId
+    above: ClientOrderId
+    below: ClientOrderId
+
+
+def protective_list_ids(symbol: Symbol, key: str) -> ProtectiveListIds:
+    """``SHA256(protect|symbol|sell|key|role)`` for the list and its take-profit leg (first 32
+    hex chars, like every other ID); the stop leg is :func:`protective_order_id`."""
+
+    def role(name: str) -> ClientOrderId:
+        parts = (Intent.PROTECT.value, symbol.value, Side.SELL.value, key, name)
+        digest = hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
+        return ClientOrderId(digest[:CLIENT_ID_HEX_LEN])
+
+    return ProtectiveListIds(
+        list_id=role("list"), above=role("take-profit"), below=protective_order_id(symbol, key)
+    )
 
 
 def resolve_protective(

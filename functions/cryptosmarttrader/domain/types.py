@@ -155,6 +155,9 @@ class OrderType(StrEnum):
     # a sell resting on the venue until its trigger (stop) price trades, then a limit order:
     # the protective stop of a held position (Binance spot ``STOP_LOSS_LIMIT``)
     STOP_LOSS_LIMIT = "stop_loss_limit"
+    # a limit sell that only rests (refused rather than taking liquidity): the take-profit leg of
+    # a protective OCO order list (Binance spot ``LIMIT_MAKER``)
+    LIMIT_MAKER = "limit_maker"
 
 
 class Action(StrEnum):

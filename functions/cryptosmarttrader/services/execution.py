@@ -50,9 +50,11 @@ from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import (
     ExchangeError,
     ExchangeOrder,
+    ExchangeOrderList,
     FatalExchangeError,
     ImmediateTriggerError,
     InvalidPayloadError,
+    OrderListPricesError,
     OrderNotFoundError,
     OrderStateUnknownError,
     OrderType,
@@ -68,6 +70,7 @@ from cryptosmarttrader.domain.orders import (
     book_exposure,
     holding,
     position_episode,
+    protective_list_ids,
     resolve_close,
     resolve_protective,
 )
@@ -88,6 +91,7 @@ from cryptosmarttrader.ports import (
     Metrics,
     OrderGateway,
     OrderLedger,
+    OrderListGateway,
     PositionLedger,
     ProtectiveGateway,
     RiskLevelSource,
@@ -662,10 +666,10 @@ class ExecutionService:
                 self._remember({**order, "status": _S.CANCEL_PENDING.value})
                 pending.append(order)
         sent: list[dict[str, Any]] = []
+        lists_cancelled: set[str] = set()
         for order in pending:
-            coid = ClientOrderId(str(order["client_order_id"]))
             try:
-                self.exchange.cancel_order(Symbol(str(order["symbol"])), coid)
+                self._cancel_at_venue(order, lists_cancelled)
             except OrderNotFoundError:
                 pass  # already gone (filled or never arrived): the lookup below decides
             except ExchangeError:
@@ -688,7 +692,7 @@ class ExecutionService:
             else:
                 done = self._apply(coid, found).get("status") == _S.CANCELED.value
             cancelled += done
-            if done and order.get("intent") == Intent.PROTECT.value:
+            if done and order.get("intent") == Intent.PROTECT.value and not _take_profit(order):
                 self.metrics.add("ProtectiveStopsCancelled", 1)
         if cancelled:
             self.metrics.add("OrdersCancelledByKillSwitch", cancelled)
@@ -702,7 +706,11 @@ class ExecutionService:
         venue = self.exchange
         return isinstance(venue, ProtectiveGateway) and venue.supports_protective_stops
 
-    def protect_positions(self, stops: Mapping[str, Decimal]) -> dict[str, str]:
+    def protect_positions(
+        self,
+        stops: Mapping[str, Decimal],
+        take_profits: Mapping[str, Decimal] | None = None,
+    ) -> dict[str, str]:
         """Give each held position of ``stops`` (symbol → the exit rule's stop price) one
         protective stop on the venue for the quantity held; what happened, per symbol.
 
@@ -711,7 +719,11 @@ class ExecutionService:
         by the conditional insert before it is sent, so a retry, a restart or a redelivery finds
         it and sends nothing. A position that grew (a later partial fill of its entry) gets its
         old stop cancelled once and the new quantity's stop placed once. Nothing is placed
-        while the kill-switch holds (or cannot be read), nor for a position being closed."""
+        while the kill-switch holds (or cannot be read), nor for a position being closed.
+
+        On a venue with OCO order lists (Binance spot) a position with a take-profit price in
+        ``take_profits`` gets one list instead of the plain stop: its take-profit resting as a
+        ``LIMIT_MAKER`` sell beside the stop (:meth:`_place_protective_list`)."""
         if not self.protective_stops_supported() or not stops:
             return {}
         kill = self.kill_switch.status()
@@ -719,9 +731,19 @@ class ExecutionService:
             why = "no protective stop placed while the kill-switch holds"
             return dict.fromkeys(sorted(stops), why)
         self._load_book(fresh=True)
-        return {symbol: self._protect(symbol, stop) for symbol, stop in sorted(stops.items())}
+        profits = take_profits or {}
+        return {
+            symbol: self._protect(symbol, stop, profits.get(symbol))
+            for symbol, stop in sorted(stops.items())
+        }
 
-    def _protect(self, symbol: str, stop: Decimal) -> str:
+    def protective_lists_supported(self) -> bool:
+        """Whether a held position's take-profit rests on the venue with its stop, as one OCO
+        order list (else the hourly exit rule takes the profit)."""
+        venue = self.exchange
+        return isinstance(venue, OrderListGateway) and venue.supports_protective_order_lists
+
+    def _protect(self, symbol: str, stop: Decimal, take_profit: Decimal | None = None) -> str:
         book = self._load_book()
         position = book.positions.get(symbol)
         qty = Decimal(str((position or {}).get("quantity", 0)))
@@ -744,6 +766,9 @@ class ExecutionService:
             if o.get("intent") == Intent.PROTECT.value
             and OrderStatus(str(o["status"])) in OPEN_STATUSES
             and Decimal(str(o.get("filled") or 0)) > 0
+            # a take-profit leg that partly filled is no stop: the venue expired its list's
+            # stop, so the rest gets a new list (or the plain stop) once that leg is cancelled
+            and not _take_profit(o)
         ]
         if triggered:  # selling on the venue: never resized (see _protected_by_triggered)
             return self._protected_by_triggered(symbol, triggered[0])
@@ -751,10 +776,13 @@ class ExecutionService:
         if found is None:
             return "no protective stop: the venue refused it (the hourly exit rule protects it)"
         key, coid, status = found
+        # the stop is the OCO list's below leg (same ID); its take-profit leg is no stale order
+        ids = protective_list_ids(Symbol(symbol), key)
         stale = [
             o
             for o in sells
-            if o.get("intent") == Intent.PROTECT.value and o["client_order_id"] != coid.value
+            if o.get("intent") == Intent.PROTECT.value
+            and o["client_order_id"] not in {coid.value, ids.above.value}
         ]
         if stale:  # the position grew (or shrank): its old stop goes first, once
             released = self._release(symbol, stale, f"resized to {qty}")
@@ -762,6 +790,15 @@ class ExecutionService:
                 return f"old protective stop {released}: the new one waits for the next cycle"
         if status is not None:
             return f"protected by stop {coid.value} ({status.value})"
+        if take_profit is not None and take_profit > stop and self.protective_lists_supported():
+            placed = self._place_protective_list(
+                symbol, position or {}, key, qty, stop, take_profit
+            )
+            if placed is not None:
+                return placed
+            # the price is already past a leg: the plain stop, as the next attempt, at once
+            again = self._protect(symbol, stop)
+            return f"OCO list not placed (the price is past a leg); {again}"
         return self._place_protective(symbol, position or {}, key, coid, qty, stop)
 
     def _protected_by_triggered(self, symbol: str, stop: Mapping[str, Any]) -> str:
@@ -863,6 +900,123 @@ class ExecutionService:
             f"{result.status}" + (f" ({result.reason})" if result.reason != "sent" else "")
         )
 
+    def _place_protective_list(
+        self,
+        symbol: str,
+        position: Mapping[str, Any],
+        key: str,
+        qty: Decimal,
+        stop: Decimal,
+        take_profit: Decimal,
+    ) -> str | None:
+        """One OCO order list for the position state ``key``: the take-profit (``LIMIT_MAKER``,
+        the above leg) and the stop (``STOP_LOSS_LIMIT``, the below leg, the stop's own ID).
+
+        Both legs are orders of the ledger (intent PROTECT, ``list_client_order_id`` naming
+        their list), recorded by the conditional insert before anything is sent: the stop leg
+        first, its insert the one write that decides (a retry, a restart or a redelivery finds
+        it and sends nothing). Then NEW → SUBMITTED and one create. A timeout or an unreadable
+        answer looks the list up by its client ID (never re-sent); a 429 settles both legs as
+        not placed (EXPIRED: the next cycle places the next attempt); a refusal because the
+        price is already past a leg too, and returns None (the caller places the plain stop);
+        any other refusal is REJECTED. Each leg is then the venue's order: filled, expired or
+        cancelled, booked like every order."""
+        now = self.clock.now()
+        limit = stop * (Decimal(1) - self.protective_limit_offset)
+        ids = protective_list_ids(Symbol(symbol), key)
+        raw_opened = position.get("opened_at")
+        opened = datetime.fromisoformat(str(raw_opened)) if raw_opened else now
+        legs = {
+            ids.below: (
+                OrderType.STOP_LOSS_LIMIT,
+                stop,
+                {"stop_price": stop, "limit_price": limit},
+            ),
+            ids.above: (OrderType.LIMIT_MAKER, take_profit, {"limit_price": take_profit}),
+        }
+        records: dict[ClientOrderId, dict[str, Any]] = {}
+        for leg, (kind, reference, _fields) in legs.items():
+            order = Order(
+                client_order_id=leg,
+                symbol=Symbol(symbol),
+                side=Side.SELL,
+                intent=Intent.PROTECT,
+                strategy=PROTECTIVE_STRATEGY,
+                signal_bar_ms=ms_from_utc(opened),
+                quantity=Quantity(qty),
+                reference_price=Price(reference),
+                created_at=now,
+                mode=self.mode,
+                order_type=kind,
+                position_key=key,
+                list_client_order_id=ids.list_id,
+            )
+            record = self.orders.record(order)
+            if record is None and leg == ids.below:
+                self.metrics.add("DuplicateOrdersPrevented", 1)
+                return f"OCO list {ids.list_id.value} already recorded: not sent again"
+            records[leg] = record or self.orders.get(leg.value) or {}
+        for record in records.values():
+            self._remember(record)
+        for leg, (_kind, _reference, extra) in legs.items():
+            fields = {"submitted_at": now, "mode": self.mode, **extra}
+            moved = self.orders.update_status(
+                leg.value, _S.NEW, _S.SUBMITTED, at=now, fields=fields
+            )
+            if not moved and leg == ids.below:
+                return f"OCO list {ids.list_id.value} is being sent by another worker"
+            self._remember({**records[leg], **fields, "status": _S.SUBMITTED.value,
+                            "submitted_at": now.isoformat()})  # fmt: skip
+        venue = self.exchange
+        assert isinstance(venue, OrderListGateway)  # checked by the caller
+        sym = Symbol(symbol)
+        placed: ExchangeOrderList | None = None
+        try:
+            placed = venue.create_protective_oco(
+                sym, Quantity(qty), Price(take_profit), Price(stop), Price(limit), ids
+            )
+        except (OrderStateUnknownError, InvalidPayloadError) as exc:
+            self._exchange_error()
+            limited = isinstance(exc, OrderStateUnknownError) and exc.rate_limited
+            try:
+                placed = venue.fetch_order_list(sym, ids.list_id)
+            except ExchangeError as lookup:
+                self._exchange_error()
+                return (
+                    f"OCO list {ids.list_id.value}: {exc}; lookup failed ({lookup}): "
+                    "left SUBMITTED for reconcile, not resent"
+                )
+            if placed is None and limited:
+                why = f"{exc}; the venue holds no list with this client id: not placed"
+                for leg in legs:
+                    self._not_placed(leg, why)
+                return f"OCO list {ids.list_id.value}: EXPIRED ({why})"
+            if placed is None:
+                return (
+                    f"OCO list {ids.list_id.value}: {exc}; not at the venue yet: left "
+                    "SUBMITTED for reconcile, not resent"
+                )
+            self.metrics.add("OrdersReconciled", 1)
+        except OrderListPricesError as exc:
+            self.consecutive_exchange_errors = 0
+            for leg in legs:
+                self._not_placed(leg, f"{exc}: not placed")
+            return None
+        except FatalExchangeError as exc:
+            for leg in legs:
+                self._rejected_by_venue(leg, str(exc))
+            return f"OCO list {ids.list_id.value}: REJECTED ({exc})"
+        else:
+            self.consecutive_exchange_errors = 0
+        below = self._apply(ids.below, placed.below)
+        above = self._apply(ids.above, placed.above)
+        self.metrics.add("ProtectiveStopsPlaced", 1)
+        self.metrics.add("TakeProfitsPlaced", 1)
+        return (
+            f"OCO list {ids.list_id.value} for {qty}: take-profit {take_profit} "
+            f"({above.get('status')}), stop {stop} limit {limit} ({below.get('status')})"
+        )
+
     def _not_placed(self, coid: ClientOrderId, why: str) -> ExecutionResult:
         """A sent protective stop the venue did not place: SUBMITTED → EXPIRED with why (not
         REJECTED, which ends the walk for this position state for good): the next cycle places
@@ -913,6 +1067,7 @@ class ExecutionService:
         trades into the position (``filled``); one still open at the venue after that (an
         error) leaves ``pending``: nothing may be sold against the quantity it locks."""
         outcome: Literal["clear", "pending", "filled"] = "clear"
+        lists_cancelled: set[str] = set()
         for order in stops:
             coid = ClientOrderId(str(order["client_order_id"]))
             stored = self.orders.get(coid.value) or order
@@ -934,7 +1089,7 @@ class ExecutionService:
                 continue
             self._remember({**stored, "status": _S.CANCEL_PENDING.value})
             try:
-                self.exchange.cancel_order(Symbol(symbol), coid)
+                self._cancel_at_venue(stored, lists_cancelled)
             except OrderNotFoundError:
                 pass  # already gone: the lookup decides
             except ExchangeError:
@@ -956,7 +1111,7 @@ class ExecutionService:
                 cancelled = self.orders.update_status(
                     coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=now
                 )
-                if cancelled:
+                if cancelled and not _take_profit(stored):
                     self.metrics.add("ProtectiveStopsCancelled", 1)
                 self._forget(coid.value, settled=cancelled)
                 continue
@@ -969,9 +1124,22 @@ class ExecutionService:
             final_status = OrderStatus(str(final.get("status", _S.CANCEL_PENDING.value)))
             if final_status not in TERMINAL_STATUSES:
                 outcome = "pending"
-            elif final_status is _S.CANCELED:
+            elif final_status is _S.CANCELED and not _take_profit(stored):
                 self.metrics.add("ProtectiveStopsCancelled", 1)
         return outcome
+
+    def _cancel_at_venue(self, order: Mapping[str, Any], lists_cancelled: set[str]) -> None:
+        """Cancel ``order`` at the venue by its client ID; a leg of an OCO list cancels its
+        list by the list's client ID, once for both legs (``lists_cancelled``)."""
+        symbol = Symbol(str(order["symbol"]))
+        list_id = order.get("list_client_order_id")
+        venue = self.exchange
+        if list_id and isinstance(venue, OrderListGateway):
+            if str(list_id) not in lists_cancelled:
+                venue.cancel_order_list(symbol, ClientOrderId(str(list_id)))
+                lists_cancelled.add(str(list_id))
+            return
+        venue.cancel_order(symbol, ClientOrderId(str(order["client_order_id"])))
 
     # ------------------------------------------------------------------ state application
 
@@ -1066,7 +1234,8 @@ class ExecutionService:
         """Once per order (the conditional move to FILLED succeeded): count and slippage."""
         self.metrics.add("OrdersFilled", 1)
         if stored.get("intent") == Intent.PROTECT.value:
-            self.metrics.add("ProtectiveStopsTriggered", 1)
+            taken = "TakeProfitsTriggered" if _take_profit(stored) else "ProtectiveStopsTriggered"
+            self.metrics.add(taken, 1)
         if venue.average is None:
             return
         reference = Decimal(str(stored["reference_price"]))
@@ -1188,6 +1357,11 @@ def is_resting_stop(order: Mapping[str, Any]) -> bool:
         and order.get("status") == _S.ACCEPTED.value
         and Decimal(str(order.get("filled") or 0)) == 0
     )
+
+
+def _take_profit(order: Mapping[str, Any]) -> bool:
+    """The take-profit leg of a protective OCO list (not a stop)."""
+    return order.get("order_type") == OrderType.LIMIT_MAKER.value
 
 
 def _intent_of(order: Mapping[str, Any], quantity: Decimal) -> OrderIntent:

@@ -576,11 +576,15 @@ class TradingCycle:
     def _protect(self, level: RiskLevel) -> dict[str, str]:
         """A protective stop on the venue for each held position, at the exit rule's stop
         price on its average entry: the catastrophe stop that holds while the system is down.
-        The exit rule above stays the primary exit (a close cancels the stop first)."""
+        Where the venue takes OCO order lists (Binance spot) the exit rule's take-profit price
+        rests beside it as a ``LIMIT_MAKER`` sell, one leg filled cancelling the other. The
+        exit rule above stays the primary exit (a close cancels the stop or list first)."""
         if not self.execution.protective_stops_supported() or not LEVEL_POLICIES[level].exits:
             return {}
         loss = Decimal(repr(self.exit_rule.stop_loss))
+        gain = Decimal(repr(self.exit_rule.take_profit))
         stops: dict[str, Decimal] = {}
+        take_profits: dict[str, Decimal] = {}
         for symbol, position in self.execution.positions.get_all().items():
             entry = position.get("average_price")
             if Decimal(str(position.get("quantity", 0))) <= 0 or entry is None:
@@ -588,7 +592,8 @@ class TradingCycle:
             price = Decimal(str(entry))
             if price.is_finite() and price > 0:
                 stops[symbol] = price * (Decimal(1) - loss)
-        return self.execution.protect_positions(stops)
+                take_profits[symbol] = price * (Decimal(1) + gain)
+        return self.execution.protect_positions(stops, take_profits)
 
     def _exit_by_rule(
         self,
