@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import ccxt
 import pytest
@@ -51,6 +50,7 @@ from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.settings import AwsResources
 from cst_devtools.fake_binance import FakeBinance, serve
 from cst_devtools.local_aws import ensure_resources
+from tests.support.live_venue import local_only
 
 pytestmark = pytest.mark.realdata
 
@@ -75,21 +75,9 @@ class Venue:
 
     def client(self, **credentials: str) -> ccxt.Exchange:
         creds = {"apiKey": API_KEY, "secret": SECRET, **credentials}
-        return _local_only(
+        return local_only(
             ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=self.url, timeout_ms=500)
         )
-
-
-def _local_only(client: ccxt.Exchange) -> ccxt.Exchange:
-    """Every request ccxt makes must go to localhost: the test fails on any other host."""
-    fetch = client.fetch
-
-    def guarded(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
-        assert urlparse(url).hostname == "127.0.0.1", f"ccxt tried to reach {url}"
-        return fetch(url, method, headers, body)
-
-    client.fetch = guarded
-    return client
 
 
 @pytest.fixture

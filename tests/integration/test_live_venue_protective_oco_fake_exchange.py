@@ -15,9 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-import ccxt
 import pytest
 
 from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue, OrderRefusedError, ccxt_client
@@ -39,6 +37,7 @@ from cryptosmarttrader.domain.orders import (
 from cryptosmarttrader.domain.types import Price, Quantity, Symbol
 from cryptosmarttrader.domain.venue import VenueMode
 from cst_devtools.fake_binance import FakeBinance, serve
+from tests.support.live_venue import local_only
 
 pytestmark = pytest.mark.realdata
 
@@ -75,17 +74,6 @@ class Desk:
 _OCO = "/api/v3/orderList/oco"
 
 
-def _local_only(client: ccxt.Exchange) -> ccxt.Exchange:
-    fetch = client.fetch
-
-    def guarded(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
-        assert urlparse(url).hostname == "127.0.0.1", f"ccxt tried to reach {url}"
-        return fetch(url, method, headers, body)
-
-    client.fetch = guarded
-    return client
-
-
 def _desk(market: RecordedMarketData, now: datetime, balances: dict[str, Decimal]) -> Any:
     clock = FixedClock(now)
     fake = FakeBinance(API_KEY, SECRET, market, clock.now, balances=balances, client_timeout_s=0.5)
@@ -103,7 +91,7 @@ def desk(market: RecordedMarketData) -> Iterator[Desk]:
         creds = {"apiKey": API_KEY, "secret": SECRET}
         client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url, timeout_ms=500)
         venue = CcxtVenue(
-            _local_only(client),
+            local_only(client),
             clock,
             VenueMode.TESTNET,
             RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0),
@@ -272,7 +260,7 @@ def test_live_venue_fake_exchange_mana_take_profit_fills_as_mana_rallied_in_octo
     with serve(fake) as url:
         creds = {"apiKey": API_KEY, "secret": SECRET}
         client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url, timeout_ms=500)
-        venue = CcxtVenue(_local_only(client), clock, VenueMode.TESTNET, sleep=lambda _s: None)
+        venue = CcxtVenue(local_only(client), clock, VenueMode.TESTNET, sleep=lambda _s: None)
         ids = protective_list_ids(mana, protective_key("mana-entry", Decimal("180"), 0))
         venue.create_protective_oco(
             mana, Quantity.of("180"), Price.of("0.90"), Price.of("0.70"), Price.of("0.665"), ids

@@ -9,31 +9,17 @@ sold again. The ExecutionService runs on moto DynamoDB, the fake verifies every 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import ccxt
 import pytest
-from moto import mock_aws
 
-from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue, ccxt_client
-from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoOrderStore,
-    DynamoPositionStore,
-    DynamoStateStore,
-)
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue
 from cryptosmarttrader.adapters.paper_exchange import PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
-from cryptosmarttrader.domain.clock import FixedClock
-from cryptosmarttrader.domain.exchange import OrderStateUnknownError, RetryPolicy
+from cryptosmarttrader.domain.exchange import OrderStateUnknownError
 from cryptosmarttrader.domain.exit_rule import ExitRule
 from cryptosmarttrader.domain.orders import (
     Intent,
@@ -42,138 +28,17 @@ from cryptosmarttrader.domain.orders import (
     protective_key,
     protective_order_id,
 )
-from cryptosmarttrader.domain.risk import MarketQuote, RiskLevel
-from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol
-from cryptosmarttrader.domain.venue import VenueMode
+from cryptosmarttrader.domain.risk import RiskLevel
+from cryptosmarttrader.domain.types import Price, Quantity, Side
 from cryptosmarttrader.services.execution import CLOSED_AT_VENUE, ExecutionService
-from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.trading_cycle import TradingCycle
-from cryptosmarttrader.settings import AwsResources
-from cst_devtools.fake_binance import FakeBinance, serve
-from cst_devtools.local_aws import ensure_resources
+from tests.support import live_venue
+from tests.support.live_venue import BTC, EQUITY, QUOTE, STOP, Rig, close, entry, metric
 
 pytestmark = pytest.mark.realdata
 
-API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
-SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
-NOW = datetime(2022, 5, 10, 10, 0, tzinfo=UTC)  # the 10:00 BTC/USDT bar opens at 31397.68
-BTC = Symbol("BTC/USDT")
-# the first recorded bar whose low reaches 31000 is the 14:00 bar (open 31815.76, low
-# 30819.98): a stop at 31000 triggers there, known once that bar closed at 15:00
-STOP = Decimal("31000.004")
-QUOTE = MarketQuote(NOW - timedelta(minutes=1), Decimal("500000000"))
-EQUITY = Money(Decimal("100000"))
-
-
-@pytest.fixture(scope="module")
-def market(data_dir: Path) -> RecordedMarketData:
-    return RecordedMarketData(data_dir)
-
-
-@dataclass
-class Rig:
-    fake: FakeBinance
-    clock: FixedClock
-    venue: CcxtVenue
-    clients: AwsClients
-    metrics: InMemoryMetrics
-
-    def service(self, exchange: Any = None) -> ExecutionService:
-        """A fresh service over the same tables and venue: what a restart builds."""
-        res, ddb = self.clients.resources, self.clients.dynamodb
-        switch = SsmKillSwitch(res.kill_switch_param, self.clients.ssm, self.clock)
-        risk = RiskStateService(DynamoStateStore(res.state_table, ddb), switch, self.clock)
-        return ExecutionService(
-            orders=DynamoOrderStore(res.orders_table, ddb),
-            positions=DynamoPositionStore(res.positions_table, ddb),
-            kill_switch=switch,
-            risk=risk,
-            exchange=exchange or self.venue,
-            clock=self.clock,
-            metrics=self.metrics,
-            mode=VenueMode.TESTNET.value,
-        )
-
-    def switch(self, on: bool) -> None:
-        res = self.clients.resources
-        SsmKillSwitch(res.kill_switch_param, self.clients.ssm, self.clock).set(
-            on, "operator test" if on else "resolved", "operator"
-        )
-
-    def orders(self, intent: Intent | None = None) -> list[dict[str, Any]]:
-        res = self.clients.resources
-        every = DynamoOrderStore(res.orders_table, self.clients.dynamodb).list_orders()
-        return [o for o in every if intent is None or o["intent"] == intent.value]
-
-    def position(self) -> dict[str, Any]:
-        res = self.clients.resources
-        found = DynamoPositionStore(res.positions_table, self.clients.dynamodb).get(BTC.value)
-        return found or {}
-
-    def sent(self, method: str, kind: str | None = None) -> list[dict[str, str]]:
-        return [
-            p
-            for m, path, p in self.fake.requests
-            if m == method and path == "/api/v3/order" and (kind is None or p.get("type") == kind)
-        ]
-
-
-def _local_only(client: ccxt.Exchange) -> ccxt.Exchange:
-    fetch = client.fetch
-
-    def guarded(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
-        assert urlparse(url).hostname == "127.0.0.1", f"ccxt tried to reach {url}"
-        return fetch(url, method, headers, body)
-
-    client.fetch = guarded
-    return client
-
-
-@pytest.fixture
-def rig(market: RecordedMarketData, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    clock = FixedClock(NOW)
-    fake = FakeBinance(
-        API_KEY,
-        SECRET,
-        market,
-        clock.now,
-        balances={"USDT": Decimal("10000"), "BTC": Decimal("0")},
-        client_timeout_s=0.5,
-    )
-    fake.warm("BTCUSDT")
-    with serve(fake) as url, mock_aws():
-        creds = {"apiKey": API_KEY, "secret": SECRET}
-        client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url, timeout_ms=500)
-        venue = CcxtVenue(
-            _local_only(client),
-            clock,
-            VenueMode.TESTNET,
-            RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0),
-            sleep=lambda _s: None,
-        )
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients, now=NOW)
-        yield Rig(fake, clock, venue, clients, InMemoryMetrics())
-
-
-def _entry(service: ExecutionService, qty: str = "0.03") -> None:
-    intent = OrderIntent("protective-test", BTC, Side.BUY, Intent.OPEN, 1_652_140_800_000,
-                         Quantity.of(qty), Price.of("31400"))  # fmt: skip
-    result = service.submit(intent, equity=EQUITY, quote=QUOTE)
-    assert result.sent, result.reason
-
-
-def _close(service: ExecutionService, strategy: str = "exit-rule") -> Any:
-    held = Decimal(str(service.positions.get(BTC.value)["quantity"]))  # type: ignore[index]
-    intent = OrderIntent(strategy, BTC, Side.SELL, Intent.CLOSE, 1_652_180_400_000,
-                         Quantity(held), Price.of("31300"))  # fmt: skip
-    fresh = MarketQuote(service.clock.now() - timedelta(minutes=1), QUOTE.volume_24h_quote)
-    return service.submit(intent, equity=EQUITY, quote=fresh)
-
-
-def _metric(rig: Rig, name: str) -> float:
-    return rig.metrics.total(name)
+market = live_venue.market
+rig = live_venue.rig
 
 
 # -- placed once per position ------------------------------------------------------------------
@@ -184,7 +49,7 @@ def test_live_venue_places_one_protective_stop_per_position_at_the_venues_precis
 ) -> None:
     # Given an entry filled at the 10:00 open (31397.68): 0.03 bought, 0.02997 held
     service = rig.service()
-    _entry(service)
+    entry(service)
     held = Decimal(str(rig.position()["quantity"]))
     assert held == Decimal("0.02997")
     # When the cycle's protective step runs, then runs again, then after a restart
@@ -211,14 +76,14 @@ def test_live_venue_places_one_protective_stop_per_position_at_the_venues_precis
     assert "protected by stop" in again[BTC.value] and "protected by stop" in restarted[BTC.value]
     # and the venue locks what the stop may sell
     assert rig.venue.fetch_balances()["BTC"] == Decimal("0.02997")
-    assert _metric(rig, "ProtectiveStopsPlaced") == 1
+    assert metric(rig, "ProtectiveStopsPlaced") == 1
 
 
 def test_live_venue_a_growing_position_gets_its_stop_resized_exactly_once(rig: Rig) -> None:
     # Given a slow venue: the entry fills 0.02 on the 10:00 bar, the rest on the 11:00 bar
     rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02")
     service = rig.service()
-    _entry(service)
+    entry(service)
     service.protect_positions({BTC.value: STOP})
     (first,) = rig.sent("POST", "STOP_LOSS_LIMIT")
     assert first["quantity"] == "0.01998"
@@ -241,7 +106,7 @@ def test_live_venue_a_timeout_placing_the_stop_is_reconciled_by_client_id_never_
     rig: Rig,
 ) -> None:
     service = rig.service()
-    _entry(service)
+    entry(service)
     # Given the venue books the stop but answers after the client gave up
     rig.fake.fail_next("POST", "/api/v3/order", "timeout_after_booking")
     note = service.protect_positions({BTC.value: STOP})
@@ -260,7 +125,7 @@ def test_live_venue_a_stop_refused_by_the_rate_limit_is_placed_by_the_next_cycle
     rig: Rig,
 ) -> None:
     service = rig.service()
-    _entry(service)
+    entry(service)
     # Given the venue answers the stop's create with a 429 (before any matching)
     rig.fake.fail_next("POST", "/api/v3/order", "rate_limit")
     note = service.protect_positions({BTC.value: STOP})
@@ -281,7 +146,7 @@ def test_live_venue_a_stop_lost_in_flight_stays_submitted_and_is_never_duplicate
     rig: Rig,
 ) -> None:
     service = rig.service()
-    _entry(service)
+    entry(service)
     # Given a stop whose request never reaches the book (no answer)
     rig.fake.fail_next("POST", "/api/v3/order", "timeout_before_booking")
     note = service.protect_positions({BTC.value: STOP})
@@ -302,12 +167,12 @@ def test_live_venue_a_stop_lost_in_flight_stays_submitted_and_is_never_duplicate
 
 def test_live_venue_a_triggered_stop_books_its_fill_and_nothing_is_sold_again(rig: Rig) -> None:
     service = rig.service()
-    _entry(service)
+    entry(service)
     service.protect_positions({BTC.value: STOP})
     # When the 14:00 bar (low 30819.98) has closed: the stop triggered on the venue
     rig.clock.advance(timedelta(hours=5))
     # and the exit rule decides to close the position before any reconcile saw it
-    result = _close(rig.service())
+    result = close(rig.service())
     # Then the close found the stop filled (its fill booked from the venue's trades, with
     # the real commission) and sold nothing
     assert result.status == CLOSED_AT_VENUE and not result.sent
@@ -327,19 +192,19 @@ def test_live_venue_a_triggered_stop_books_its_fill_and_nothing_is_sold_again(ri
     assert later.protect_positions({BTC.value: STOP}) == {BTC.value: "no position held"}
     assert _close_quietly(later) is None
     assert len(rig.sent("POST")) == 2  # the entry and the stop
-    assert _metric(rig, "ProtectiveStopsTriggered") == 1
+    assert metric(rig, "ProtectiveStopsTriggered") == 1
 
 
 def _close_quietly(service: ExecutionService) -> Any:
     position = service.positions.get(BTC.value) or {}
     if Decimal(str(position.get("quantity", 0))) <= 0:
         return None
-    return _close(service)
+    return close(service)
 
 
 def test_live_venue_a_stop_triggered_between_cycles_is_booked_by_the_reconcile(rig: Rig) -> None:
     service = rig.service()
-    _entry(service)
+    entry(service)
     service.protect_positions({BTC.value: STOP})
     rig.clock.advance(timedelta(hours=5))
     report = rig.service().reconcile()
@@ -354,13 +219,13 @@ def test_live_venue_a_stop_triggered_between_cycles_is_booked_by_the_reconcile(r
 
 def test_live_venue_exit_rule_cancels_the_stop_then_sells_exactly_once(rig: Rig) -> None:
     service = rig.service()
-    _entry(service)
+    entry(service)
     service.protect_positions({BTC.value: STOP})
     # When the exit rule closes at 11:30 (the stop still resting), then a retry, a restart
     rig.clock.advance(timedelta(hours=1, minutes=30))
-    first = _close(service)
-    second = _close(service)
-    third = _close(rig.service())
+    first = close(service)
+    second = close(service)
+    third = close(rig.service())
     # Then the stop was cancelled once, before one market sell of the whole holding
     assert first.sent and not second.sent and not third.sent
     (cancel,) = rig.sent("DELETE")
@@ -387,7 +252,7 @@ def test_live_venue_kill_switch_cancels_every_order_then_the_flatten_sells_once_
     # Given a partially filled entry still open on the venue and the stop of what it holds
     rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02")
     service = rig.service()
-    _entry(service)
+    entry(service)
     service.protect_positions({BTC.value: STOP})
     assert len(rig.fake.orders()) == 2
     # When the kill-switch turns on: the cycle cancels every open order of the system
@@ -397,7 +262,7 @@ def test_live_venue_kill_switch_cancels_every_order_then_the_flatten_sells_once_
     # and the run dies here (before the flatten); the restarted cycle runs again
     rig.service().reconcile()
     assert len(rig.sent("DELETE")) == 2  # the entry and the stop, each once
-    assert _metric(rig, "ProtectiveStopsCancelled") == 1
+    assert metric(rig, "ProtectiveStopsCancelled") == 1
     assert all(o["status"] == "CANCELED" for o in rig.fake.orders())
     # and nothing is placed while the switch holds
     held = rig.service().protect_positions({BTC.value: STOP})
@@ -405,8 +270,8 @@ def test_live_venue_kill_switch_cancels_every_order_then_the_flatten_sells_once_
     # When a human turns it off and the EMERGENCY flatten runs, crashes, and runs again
     rig.switch(False)
     rig.clock.advance(timedelta(minutes=20))
-    flatten = _close(rig.service(), "risk-flatten")
-    again = _close(rig.service(), "risk-flatten")
+    flatten = close(rig.service(), "risk-flatten")
+    again = close(rig.service(), "risk-flatten")
     # Then one sell of what is held, never more
     assert flatten.sent and not again.sent
     sells = [p for p in rig.sent("POST", "MARKET") if p["side"] == "SELL"]
@@ -420,7 +285,7 @@ def test_live_venue_kill_switch_cancels_every_order_then_the_flatten_sells_once_
 def test_fake_exchange_refuses_a_stop_off_the_tick_or_that_would_trigger_at_once(
     rig: Rig,
 ) -> None:
-    _entry(rig.service())
+    entry(rig.service())
     client = rig.venue._client
     base = {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_LOSS_LIMIT",
             "timeInForce": "GTC", "quantity": "0.01"}  # fmt: skip
@@ -441,7 +306,7 @@ def test_paper_venue_places_no_protective_stop_the_hourly_exit_rule_protects(
 
 def test_live_venue_a_close_the_risk_guard_refuses_leaves_the_stop_resting(rig: Rig) -> None:
     service = rig.service()
-    _entry(service)
+    entry(service)
     service.protect_positions({BTC.value: STOP})
     # When a close is decided on a quote older than the RiskGuard accepts
     rig.clock.advance(timedelta(hours=2))
@@ -496,7 +361,7 @@ def test_live_venue_the_cycle_protects_a_position_and_books_the_stop_the_venue_f
 ) -> None:
     # Given an entry filled at the 10:00 open (31397.68) and an exit rule stopping at -1.3 %
     rule = ExitRule(stop_loss=0.013)
-    _entry(rig.service())
+    entry(rig.service())
     # When the next hourly cycles run
     rig.clock.advance(timedelta(minutes=10))
     first = _cycle(rig, market, rule).run()
@@ -545,7 +410,7 @@ def test_live_venue_a_stop_filled_between_the_reconcile_and_the_balance_read_is_
     rig: Rig, market: RecordedMarketData
 ) -> None:
     rule = ExitRule(stop_loss=0.013)
-    _entry(rig.service())
+    entry(rig.service())
     rig.clock.advance(timedelta(minutes=10))
     _cycle(rig, market, rule).run()  # the stop is placed
     # When the next cycle reconciles at 11:10 but reads the balances after the 14:00 bar
@@ -565,7 +430,7 @@ def test_live_venue_a_stop_whose_cancel_failed_is_cancelled_next_cycle_then_repl
     rig: Rig,
 ) -> None:
     service = rig.service()
-    _entry(service)
+    entry(service)
     service.protect_positions({BTC.value: STOP})
     # Given the kill-switch on and the venue refusing the cancel (429 on every retry)
     rig.switch(True)
@@ -596,7 +461,7 @@ def test_live_venue_the_cycles_emergency_cancels_every_order_then_flattens_once_
     # Given a partially filled entry still open and the stop of what it holds
     rule = ExitRule(stop_loss=0.013)
     rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02")
-    _entry(rig.service())
+    entry(rig.service())
     rig.clock.advance(timedelta(minutes=10))
     _cycle(rig, market, rule).run()
     assert len(rig.fake.orders()) == 3  # the entry and the OCO list's two legs
@@ -630,11 +495,11 @@ def test_live_venue_a_stop_filled_just_before_the_close_leaves_dust_sold_without
     # Given an entry whose base-asset commission leaves a holding off the lot step: the stop
     # covers the holding floored to the step, a dust remainder stays uncovered
     service = rig.service()
-    _entry(service, "0.03001")
+    entry(service, "0.03001")
     service.protect_positions({BTC.value: STOP})
     # When the stop fills on the venue between the cycle's reconcile and its close
     rig.clock.advance(timedelta(hours=5, minutes=5))
-    _close(rig.service())
+    close(rig.service())
     # Then the close never counts as an oversell (that alarm is critical: it stops trading)
     assert rig.metrics.total("OversellRefused") == 0
     # and nothing beyond the holding was ever sold
@@ -649,7 +514,7 @@ def test_live_venue_a_partly_filled_stop_keeps_protecting_the_rest_and_is_never_
     rig: Rig,
 ) -> None:
     service = rig.service()
-    _entry(service)
+    entry(service)
     service.protect_positions({BTC.value: STOP})
     (stop_sent,) = rig.sent("POST", "STOP_LOSS_LIMIT")
     # Given a thin book: the stop sells 0.01 per bar once triggered by the 14:00 bar
@@ -682,7 +547,7 @@ def test_live_venue_a_stop_the_price_is_already_through_is_not_placed_and_retrie
     rig: Rig,
 ) -> None:
     service = rig.service()
-    _entry(service)
+    entry(service)
     # Given the exit rule's stop above the last price (31397.68): Binance refuses it, -2010
     # "Stop price would trigger immediately."
     through = Decimal("32000")
@@ -692,7 +557,7 @@ def test_live_venue_a_stop_the_price_is_already_through_is_not_placed_and_retrie
     assert "hourly exit rule" in note[BTC.value]
     (record,) = rig.orders(Intent.PROTECT)
     assert record["status"] == OrderStatus.EXPIRED.value
-    assert _metric(rig, "ProtectiveStopsPlaced") == 0
+    assert metric(rig, "ProtectiveStopsPlaced") == 0
     # When the next cycle runs with a stop below the price: the next attempt is placed, once
     rig.clock.advance(timedelta(hours=1))
     placed = rig.service().protect_positions({BTC.value: STOP})
@@ -702,7 +567,7 @@ def test_live_venue_a_stop_the_price_is_already_through_is_not_placed_and_retrie
     assert [s["stopPrice"] for s in sent] == ["32000", "31000"]
     statuses = sorted(o["status"] for o in rig.orders(Intent.PROTECT))
     assert statuses == [OrderStatus.ACCEPTED.value, OrderStatus.EXPIRED.value]
-    assert _metric(rig, "ProtectiveStopsPlaced") == 1
+    assert metric(rig, "ProtectiveStopsPlaced") == 1
 
 
 # -- the open-orders index lagging behind this run's own writes -------------------------------
@@ -740,14 +605,14 @@ def _lagging(rig: Rig) -> tuple[ExecutionService, _LaggingIndex]:
 def test_live_venue_a_stale_index_entry_of_the_stop_just_cancelled_never_cuts_the_close(
     rig: Rig,
 ) -> None:
-    _entry(rig.service())
+    entry(rig.service())
     rig.service().protect_positions({BTC.value: STOP})
     # Given an index that still lists the stop as resting after the close cancelled it
     rig.clock.advance(timedelta(hours=1, minutes=30))
     service, index = _lagging(rig)
     index.freeze()
     # When the exit rule closes the position
-    result = _close(service)
+    result = close(service)
     # Then the stop this run cancelled is no sell still open: the whole holding is sold,
     # nothing counted as an oversell (a critical alarm that turns the kill-switch on)
     assert result.sent and result.status != "rejected", result
@@ -761,14 +626,14 @@ def test_live_venue_a_stale_index_entry_of_the_stop_just_cancelled_never_cuts_th
 def test_live_venue_the_protective_step_sees_the_close_this_run_sent_before_the_index_does(
     rig: Rig,
 ) -> None:
-    _entry(rig.service())
+    entry(rig.service())
     rig.service().protect_positions({BTC.value: STOP})
     rig.clock.advance(timedelta(hours=1, minutes=30))
     # Given an index lagging this run's writes, and a close whose answer never came back
     service, index = _lagging(rig)
     index.freeze()
     rig.fake.fail_next("POST", "/api/v3/order", "timeout_before_booking")
-    closing = _close(service)
+    closing = close(service)
     assert closing.status == OrderStatus.SUBMITTED.value, closing
     # When the same cycle's protective step runs
     note = service.protect_positions({BTC.value: STOP})
@@ -798,11 +663,11 @@ class _BookedThenRateLimited:
 def test_live_venue_a_stop_found_after_a_rate_limit_refusal_is_recorded_and_counted_reconciled(
     rig: Rig,
 ) -> None:
-    _entry(rig.service())
+    entry(rig.service())
     note = rig.service(_BookedThenRateLimited(rig.venue)).protect_positions({BTC.value: STOP})
     # Then the lookup by client ID found it: recorded as resting, counted like every order
     # reconciled after an unknown create, and never placed again
     assert "ACCEPTED" in note[BTC.value], note
-    assert _metric(rig, "OrdersReconciled") == 1
+    assert metric(rig, "OrdersReconciled") == 1
     rig.service().protect_positions({BTC.value: STOP})
     assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1

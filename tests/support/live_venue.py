@@ -1,0 +1,163 @@
+"""The rig of the protective-exit tests against the local fake Binance: an ExecutionService on
+moto DynamoDB trading through real ccxt at the fake (every signature verified), on the recorded
+BTC/USDT bars of 2022-05-10, its clock fixed where the test puts it.
+
+A test module imports the fixtures (``market``, ``rig``) and the helpers it uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import ccxt
+import pytest
+from moto import mock_aws
+
+from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue, ccxt_client
+from cryptosmarttrader.adapters.dynamodb_store import (
+    DynamoOrderStore,
+    DynamoPositionStore,
+    DynamoStateStore,
+)
+from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
+from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.exchange import RetryPolicy
+from cryptosmarttrader.domain.orders import Intent, OrderIntent
+from cryptosmarttrader.domain.risk import MarketQuote
+from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.venue import VenueMode
+from cryptosmarttrader.services.execution import ExecutionService
+from cryptosmarttrader.services.risk_state import RiskStateService
+from cryptosmarttrader.settings import AwsResources
+from cst_devtools.fake_binance import FakeBinance, serve
+from cst_devtools.local_aws import ensure_resources
+
+API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+NOW = datetime(2022, 5, 10, 10, 0, tzinfo=UTC)  # the 10:00 BTC/USDT bar opens at 31397.68
+BTC = Symbol("BTC/USDT")
+# the first recorded bar whose low reaches 31000 is the 14:00 bar (open 31815.76, low
+# 30819.98): a stop at 31000 triggers there, known once that bar closed at 15:00
+STOP = Decimal("31000.004")
+QUOTE = MarketQuote(NOW - timedelta(minutes=1), Decimal("500000000"))
+EQUITY = Money(Decimal("100000"))
+
+
+@pytest.fixture(scope="module")
+def market(data_dir: Path) -> RecordedMarketData:
+    return RecordedMarketData(data_dir)
+
+
+@dataclass
+class Rig:
+    fake: FakeBinance
+    clock: FixedClock
+    venue: CcxtVenue
+    clients: AwsClients
+    metrics: InMemoryMetrics
+
+    def service(self, exchange: Any = None) -> ExecutionService:
+        """A fresh service over the same tables and venue: what a restart builds."""
+        res, ddb = self.clients.resources, self.clients.dynamodb
+        switch = SsmKillSwitch(res.kill_switch_param, self.clients.ssm, self.clock)
+        risk = RiskStateService(DynamoStateStore(res.state_table, ddb), switch, self.clock)
+        return ExecutionService(
+            orders=DynamoOrderStore(res.orders_table, ddb),
+            positions=DynamoPositionStore(res.positions_table, ddb),
+            kill_switch=switch,
+            risk=risk,
+            exchange=exchange or self.venue,
+            clock=self.clock,
+            metrics=self.metrics,
+            mode=VenueMode.TESTNET.value,
+        )
+
+    def switch(self, on: bool) -> None:
+        res = self.clients.resources
+        SsmKillSwitch(res.kill_switch_param, self.clients.ssm, self.clock).set(
+            on, "operator test" if on else "resolved", "operator"
+        )
+
+    def orders(self, intent: Intent | None = None) -> list[dict[str, Any]]:
+        res = self.clients.resources
+        every = DynamoOrderStore(res.orders_table, self.clients.dynamodb).list_orders()
+        return [o for o in every if intent is None or o["intent"] == intent.value]
+
+    def position(self) -> dict[str, Any]:
+        res = self.clients.resources
+        found = DynamoPositionStore(res.positions_table, self.clients.dynamodb).get(BTC.value)
+        return found or {}
+
+    def sent(self, method: str, kind: str | None = None) -> list[dict[str, str]]:
+        return [
+            p
+            for m, path, p in self.fake.requests
+            if m == method and path == "/api/v3/order" and (kind is None or p.get("type") == kind)
+        ]
+
+
+def local_only(client: ccxt.Exchange) -> ccxt.Exchange:
+    """``client`` refusing any host but the loopback: a test never reaches the internet."""
+    fetch = client.fetch
+
+    def guarded(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+        assert urlparse(url).hostname == "127.0.0.1", f"ccxt tried to reach {url}"
+        return fetch(url, method, headers, body)
+
+    client.fetch = guarded
+    return client
+
+
+@pytest.fixture
+def rig(market: RecordedMarketData, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    clock = FixedClock(NOW)
+    fake = FakeBinance(
+        API_KEY,
+        SECRET,
+        market,
+        clock.now,
+        balances={"USDT": Decimal("10000"), "BTC": Decimal("0")},
+        client_timeout_s=0.5,
+    )
+    fake.warm("BTCUSDT")
+    with serve(fake) as url, mock_aws():
+        creds = {"apiKey": API_KEY, "secret": SECRET}
+        client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url, timeout_ms=500)
+        venue = CcxtVenue(
+            local_only(client),
+            clock,
+            VenueMode.TESTNET,
+            RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0),
+            sleep=lambda _s: None,
+        )
+        clients = AwsClients.build(AwsResources())
+        ensure_resources(clients, now=NOW)
+        yield Rig(fake, clock, venue, clients, InMemoryMetrics())
+
+
+def entry(service: ExecutionService, qty: str = "0.03") -> None:
+    intent = OrderIntent("protective-test", BTC, Side.BUY, Intent.OPEN, 1_652_140_800_000,
+                         Quantity.of(qty), Price.of("31400"))  # fmt: skip
+    result = service.submit(intent, equity=EQUITY, quote=QUOTE)
+    assert result.sent, result.reason
+
+
+def close(service: ExecutionService, strategy: str = "exit-rule") -> Any:
+    held = Decimal(str(service.positions.get(BTC.value)["quantity"]))  # type: ignore[index]
+    intent = OrderIntent(strategy, BTC, Side.SELL, Intent.CLOSE, 1_652_180_400_000,
+                         Quantity(held), Price.of("31300"))  # fmt: skip
+    fresh = MarketQuote(service.clock.now() - timedelta(minutes=1), QUOTE.volume_24h_quote)
+    return service.submit(intent, equity=EQUITY, quote=fresh)
+
+
+def metric(rig: Rig, name: str) -> float:
+    return rig.metrics.total(name)
