@@ -746,12 +746,9 @@ class WithdrawalStore(Protocol):
 
     def write_withdrawals(self, frame: pl.DataFrame, exchange: str) -> list[str]: ...
 
-    def write_withdrawal_status(
-        self, exchange: str, observed_ms: int, reason: str | None, *, replay: bool = False
-    ) -> None:
+    def write_withdrawal_status(self, exchange: str, observed_ms: int, reason: str | None) -> None:
         """Record the run beside the dataset: its time, and the reason when the venue's data
-        could not be read (the arbitrage agent abstains with it); ``replay``: the run replayed
-        recorded data, which holds no withdrawal history."""
+        could not be read (the arbitrage agent abstains with it)."""
         ...
 
 

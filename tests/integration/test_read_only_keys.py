@@ -147,7 +147,7 @@ def test_with_read_only_keys_binance_is_asked_signed_and_its_constraints_reach_t
     assert rows.select("symbol", "withdraw_fee", "withdraw_min").to_dicts() == [
         {"symbol": "LINK", "withdraw_fee": 0.55, "withdraw_min": 1.1}
     ]
-    assert _lake().read_withdrawal_status("binance") == (ms_from_utc(NOW), None, False)
+    assert _lake().read_withdrawal_status("binance") == (ms_from_utc(NOW), None)
     # and neither key nor secret appears in the report or the function's log
     assert API_KEY not in logs + json.dumps(report) and API_SECRET not in logs + json.dumps(report)
 
@@ -179,7 +179,7 @@ def test_without_read_only_keys_the_run_and_the_agent_state_why(
     assert report["status"] == "unavailable" and report["reason"] == NO_KEYS
     assert report["ingested"] == 0 and report["unseen"] == ["BTC", "LINK"]
     assert _lake().read_withdrawals("binance", NOW - timedelta(days=2), NOW).is_empty()
-    assert _lake().read_withdrawal_status("binance") == (ms_from_utc(NOW), NO_KEYS, False)
+    assert _lake().read_withdrawal_status("binance") == (ms_from_utc(NOW), NO_KEYS)
 
     # and the deployed scan's arbitrage agent, 10 minutes later, abstains on the route into
     # Binance with that reason (KuCoin cheaper, its own constraints known)

@@ -20,11 +20,8 @@ For the pairs of the universe (lake symbols, ``BTC/USDT``) at the decision time 
   coin a venue reported nothing for is unseen (the agent abstains on routes through it,
   saying so, with the reason the venue's last withdrawals run recorded when it could not read
   the venue in that window: no read-only keys for Binance's signed-only currency data, the
-  venue's error). A replay deployment has none recorded: its ingest marks its withdrawals run
-  as a replay (or ``withdrawals_unavailable`` is set), and the agent then votes saying the
-  constraints are unknown (its spread nets taker fees only, an upper bound), as the CLI's
-  replay does; a live venue's run never carries that mark, so there an unseen constraint stays
-  an abstention.
+  venue's error). A replay deployment has none recorded (``withdrawals_unavailable``): the agent
+  then votes saying the constraints are unknown.
 * **sentiment** — the index readings in the lake (``dataset=sentiment``), those of days that had
   ended by ``t``'s day only (the reading dated D from D + 1 on), exactly as the recorded data is
   read (:mod:`.recorded_agent_data`); none in the lake is an abstention with the reason.
@@ -42,7 +39,6 @@ from typing import Final
 
 import polars as pl
 
-from cryptosmarttrader.adapters.recorded_agent_data import RECORDED_WITHDRAWALS_UNKNOWN
 from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs, mark_exchange
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.domain.agents import arbitrage, funding
@@ -91,7 +87,6 @@ class LakeAgentData:
             per_pair = dict(
                 zip(pairs, pool.map(lambda p: self._pair(p, asof_ms, rates), pairs), strict=True)
             )
-        missing, replayed = self._withdrawal_runs(asof_ms)
         funding_notes: dict[str, str] = {}
         arb_notes: dict[str, str] = {}
         for pair, got in per_pair.items():
@@ -112,9 +107,9 @@ class LakeAgentData:
             mark=_concat([g.mark for g in per_pair.values()], OHLCV_SCHEMA),
             sentiment=readings,
             sentiment_unavailable=unavailable,
-            withdrawals=None if replayed else self._withdrawals(pairs, asof_ms),
-            withdrawals_unavailable=replayed,
-            withdrawals_missing={} if replayed else missing,
+            withdrawals=None if self.withdrawals_unavailable else self._withdrawals(pairs, asof_ms),
+            withdrawals_unavailable=self.withdrawals_unavailable,
+            withdrawals_missing={} if self.withdrawals_unavailable else self._missing(asof_ms),
             aliases={p: p for p in pairs},
             abstain_notes={funding.AGENT: funding_notes, arbitrage.AGENT: arb_notes},
         )
@@ -216,24 +211,16 @@ class LakeAgentData:
             )
         return _concat(frames, arbitrage.WITHDRAWAL_SCHEMA)
 
-    def _withdrawal_runs(self, asof_ms: int) -> tuple[dict[str, str], str | None]:
-        """(venue → why its last withdrawals run, in the window and not after ``asof_ms``,
-        could not read its constraints; why no venue's constraints can exist when the source is
-        a replay of recorded data, which holds no withdrawal history, else None)."""
-        if self.withdrawals_unavailable is not None:
-            return {}, self.withdrawals_unavailable
+    def _missing(self, asof_ms: int) -> dict[str, str]:
+        """venue → why its last withdrawals run (in the window, not after ``asof_ms``) could
+        not read its constraints."""
         oldest = asof_ms - int(_WITHDRAWAL_LOOKBACK / timedelta(milliseconds=1))
         out: dict[str, str] = {}
-        replayed: str | None = None
         for venue in self.venues:
             status = self.inputs.read_withdrawal_status(venue)
-            if status is None or not oldest <= status.observed_ms <= asof_ms:
-                continue
-            if status.replay:
-                replayed = status.reason or RECORDED_WITHDRAWALS_UNKNOWN
-            elif status.reason is not None:
-                out[venue] = status.reason
-        return ({}, replayed) if replayed is not None else (out, None)
+            if status is not None and status[1] is not None and oldest <= status[0] <= asof_ms:
+                out[venue] = status[1]
+        return out
 
     def _sentiment(self, asof_ms: int) -> tuple[tuple[SentimentReading, ...] | None, str | None]:
         day_start = asof_ms - asof_ms % DAY_MS

@@ -27,7 +27,7 @@ import io
 import json
 import re
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final
 
 import polars as pl
 from botocore.exceptions import ClientError
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = [
     "SENTIMENT_SCHEMA",
     "S3AgentInputs",
-    "WithdrawalStatus",
     "funding_key",
     "mark_exchange",
     "sentiment_key",
@@ -80,14 +79,6 @@ def funding_key(exchange: str, symbol: str, month: date) -> str:
 
 def withdrawals_key(exchange: str, month: date) -> str:
     return f"dataset=withdrawals/exchange={_name('exchange', exchange)}/month={month:%Y-%m}/{_PART}"
-
-
-class WithdrawalStatus(NamedTuple):
-    """A venue's last withdrawals run as recorded beside the dataset."""
-
-    observed_ms: int
-    reason: str | None  # why the venue's constraints could not be read; None: they were
-    replay: bool = False  # the run replayed recorded data (no withdrawal history exists)
 
 
 def withdrawals_status_key(exchange: str) -> str:
@@ -201,16 +192,11 @@ class S3AgentInputs:
             .sort("symbol", "ts")
         )
 
-    def write_withdrawal_status(
-        self, exchange: str, observed_ms: int, reason: str | None, *, replay: bool = False
-    ) -> None:
+    def write_withdrawal_status(self, exchange: str, observed_ms: int, reason: str | None) -> None:
         """The venue's last withdrawals run: why its constraints could not be read (None: they
-        were); ``replay``: the run replays recorded data, which holds no withdrawal history (the
-        arbitrage agent then votes saying the constraints are unknown, as the CLI's replay does,
-        instead of abstaining)."""
+        were)."""
         key = withdrawals_status_key(exchange)
-        record = {"observed_ms": observed_ms, "reason": reason, "replay": replay}
-        body = json.dumps(record).encode()
+        body = json.dumps({"observed_ms": observed_ms, "reason": reason}).encode()
         try:
             self._client.put_object(
                 Bucket=self._bucket, Key=key, Body=body, ContentType="application/json"
@@ -218,26 +204,20 @@ class S3AgentInputs:
         except ClientError as exc:
             raise LakeError(f"put s3://{self._bucket}/{key} failed: {exc}") from exc
 
-    def read_withdrawal_status(self, exchange: str) -> WithdrawalStatus | None:
-        """The venue's last withdrawals run (when observed, why unreadable or None, whether it
-        replayed recorded data); None when no run has recorded one (or the record cannot be
-        parsed)."""
+    def read_withdrawal_status(self, exchange: str) -> tuple[int, str | None] | None:
+        """(when observed, why unreadable or None) of the venue's last withdrawals run; None
+        when no run has recorded one (or the record cannot be parsed)."""
         body = self._get(withdrawals_status_key(exchange))
         if body is None:
             return None
         try:
             item = json.loads(body)
             observed, reason = item["observed_ms"], item["reason"]
-            replay = item.get("replay", False)
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError):
             return None
-        if (
-            not isinstance(observed, int)
-            or not (reason is None or isinstance(reason, str))
-            or not isinstance(replay, bool)
-        ):
+        if not isinstance(observed, int) or not (reason is None or isinstance(reason, str)):
             return None
-        return WithdrawalStatus(observed, reason, replay)
+        return observed, reason
 
     # ------------------------------------------------------------------ S3 plumbing
     def _merge(

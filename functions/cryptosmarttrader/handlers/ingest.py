@@ -442,19 +442,10 @@ def _select_universe(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _withdrawals(exchange: str, pairs: tuple[str, ...], clock: Clock) -> dict[str, Any]:
     """The universe's coins' withdrawal constraints on the venue, into the lake (the arbitrage
-    agent's transfers). A replay has none recorded: it says so, and records only that the run
-    replayed (the scan's arbitrage agent then votes saying the constraints are unknown, as the
-    CLI's replay does; a deployment reading a live venue never writes that mark)."""
-    from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
-
+    agent's transfers). A replay has none recorded: it says so, and writes nothing."""
     if trading_settings().data_source == "recorded":
-        from cryptosmarttrader.adapters.recorded_agent_data import RECORDED_WITHDRAWALS_UNKNOWN
-        from cryptosmarttrader.domain.types import ms_from_utc
-
-        S3AgentInputs(resources().lake_bucket, aws_clients().s3).write_withdrawal_status(
-            exchange, ms_from_utc(clock.now()), RECORDED_WITHDRAWALS_UNKNOWN, replay=True
-        )
         return {"status": "not_recorded", "reason": "no withdrawal data is recorded"}
+    from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
     from cryptosmarttrader.services.agent_ingest import WithdrawalIngestService
 
     feeds, unavailable = _currency_feeds(exchange)
