@@ -261,3 +261,29 @@ def test_the_early_mover_votes_on_the_deployed_path_beyond_the_20_largest_coins(
     assert unknown >= 1 and refused, caps["rejections"]  # (fantom has no recorded file)
     assert unknown == len(refused) + len(caps["unmapped"]), (early, caps["rejections"])
     assert scan["orders_created"] == 0
+
+
+def test_every_agent_votes_in_the_scan_function_of_a_replay_deployment(
+    stack: AwsClients,
+    bundle: Path,  # noqa: F811 - the fixture
+) -> None:
+    # Given a replay deployment (`data_source: recorded`, the stack `make demo` deploys): its
+    # scan function reads the recorded real data as of the rule's minute, with a fitted model
+    # served as the CLI's --model serves it, over every recorded coin (CST_UNIVERSE=all)
+    with time_machine.travel(DAY + timedelta(minutes=15), tick=False):
+        # When the scan rule's exact event reaches the deployed handler
+        scan = _invoke(
+            "scan",
+            CONFIG.scan.event(),
+            "recorded",
+            {"CST_MODEL_DIR": str(bundle), "CST_UNIVERSE": "all"},
+        )
+    # Then each of the nine agents votes on at least one coin of real recorded data: funding
+    # from the recorded BTC perpetual, arbitrage from Binance and KuCoin candles (saying the
+    # withdrawal constraints it could not see: none are recorded for the past), sentiment from
+    # the recorded Fear & Greed index, the early mover beyond the 20 largest coins
+    agents = scan["agents"]
+    assert set(agents) == set(AGENT_NAMES)
+    for name in AGENT_NAMES:
+        assert agents[name]["votes"] >= 1, (name, agents[name])
+    assert scan["regime"] is not None
