@@ -26,8 +26,8 @@ from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.key_permissions import KeyRefusedError
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.clock import Clock, FixedClock
-from cryptosmarttrader.domain.metric_names import VENUE_KEYS_REFUSED
 from cryptosmarttrader.handlers._common import (
     Refused,
     ScheduledRunError,
@@ -99,7 +99,7 @@ def handler(request: ExecutionEvent, context: LambdaContext) -> dict[str, Any]:
     except KeyRefusedError as exc:
         # the cycle abstains: nothing is sent with a key that could move funds
         logger.error("exchange keys refused", extra={"reason": str(exc)})
-        metrics.add_metric(name=VENUE_KEYS_REFUSED.name, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=mn.VENUE_KEYS_REFUSED.name, unit=MetricUnit.Count, value=1)
         raise Refused(str(exc), log_message="execution cycle abstained: keys refused") from exc
     except CycleInputError as exc:
         if request.at is None:  # the schedule's own cycle could not run: a failure, not a no

@@ -501,7 +501,7 @@ def _currency_feeds(exchange: str) -> tuple[CcxtVenueFeeds, str | None]:
         no_read_only_keys,
     )
     from cryptosmarttrader.adapters.secrets import CredentialsUnavailableError
-    from cryptosmarttrader.domain.metric_names import READ_ONLY_KEYS_REFUSED
+    from cryptosmarttrader.domain import metric_names as mn
     from cryptosmarttrader.settings import ReadOnlyKeySettings
 
     settings = ReadOnlyKeySettings()
@@ -525,7 +525,7 @@ def _currency_feeds(exchange: str) -> tuple[CcxtVenueFeeds, str | None]:
             # records why, and the arbitrage agent abstains with it
             reason = f"{exchange}: {refused}"
             logger.error("read-only keys refused", extra={"reason": reason})
-            metrics.add_metric(name=READ_ONLY_KEYS_REFUSED.name, unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=mn.READ_ONLY_KEYS_REFUSED.name, unit=MetricUnit.Count, value=1)
             return _ccxt_feeds(exchange), reason
     signed_only = no_read_only_keys(exchange)
     if signed_only is None:
