@@ -172,11 +172,10 @@ class KeyPermissionChecks:
         try:
             raw = ask()
         except Exception as exc:  # noqa: BLE001 - any failure leaves the permissions unknown
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return (
-                f"{purpose} key refused: its permissions could not be read ({ENDPOINT}: "
-                f"{sanitize_text(text).replace(api_key, '[REDACTED]')})"
-            )
+            text = sanitize_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            if api_key:
+                text = text.replace(api_key, "[REDACTED]")
+            return f"{purpose} key refused: its permissions could not be read ({ENDPOINT}: {text})"
         try:
             restrictions = ApiRestrictions.model_validate(raw)
         except ValidationError as exc:
