@@ -4,7 +4,9 @@ Real ccxt (``binance``, its URLs pointed at ``http://127.0.0.1:PORT``) drives it
 drives the Binance spot testnet: ``exchangeInfo`` (the recorded real symbol definitions of
 ``tests/fixtures/exchanges/binance/markets_exchangeinfo_symbols.json``, filters included),
 ``ticker/24hr``, ``order`` (create with ``newClientOrderId``, query and cancel by
-``origClientOrderId``), ``openOrders``, ``myTrades`` and ``account``. Every private request is
+``origClientOrderId``), ``openOrders``, ``myTrades``, ``account`` and the key's permissions
+(``GET /sapi/v1/account/apiRestrictions``, answered from :attr:`FakeBinance.api_restrictions`:
+a trade-only key unless a test sets a flag; the live API serves it, the spot testnet does not). Every private request is
 checked like Binance checks it: the ``X-MBX-APIKEY`` header, the HMAC-SHA256 ``signature`` over
 the query string or body, and the ``timestamp`` inside ``recvWindow``.
 
@@ -89,8 +91,26 @@ PRIVATE_PATHS = frozenset(
         "/api/v3/orderList/oco",
         "/api/v3/orderList",
         "/api/v3/openOrderList",
+        "/sapi/v1/account/apiRestrictions",
     }
 )
+# what a trade-only key may do (Binance's GET /sapi/v1/account/apiRestrictions answer)
+TRADE_ONLY: dict[str, Any] = {
+    "ipRestrict": True,
+    "createTime": 1_650_000_000_000,
+    "enableReading": True,
+    "enableWithdrawals": False,
+    "enableInternalTransfer": False,
+    "enableMargin": False,
+    "enableFutures": False,
+    "permitsUniversalTransfer": False,
+    "enableVanillaOptions": False,
+    "enableFixApiTrade": False,
+    "enableFixReadOnly": False,
+    "enableSpotAndMarginTrading": True,
+    "enablePortfolioMarginTrading": False,
+    "tradingAuthorityExpirationTime": 1_700_000_000_000,
+}
 LIVE = frozenset({"NEW", "PARTIALLY_FILLED"})
 _E8 = Decimal("0.00000001")
 
@@ -246,6 +266,8 @@ class FakeBinance:
     client_timeout_s: float = 1.0
     bnb_fees: bool = False
     recv_window_ms: int = 5000
+    # the key's permissions (GET /sapi/v1/account/apiRestrictions); a test sets any flag
+    api_restrictions: dict[str, Any] = field(default_factory=lambda: dict(TRADE_ONLY))
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     _orders: dict[int, _Order] = field(default_factory=dict)
     _trades: list[_Trade] = field(default_factory=list)
@@ -347,6 +369,8 @@ class FakeBinance:
     def private(self, method: str, path: str, params: dict[str, str]) -> Any:
         with self._lock:
             self._match()
+            if (method, path) == ("GET", "/sapi/v1/account/apiRestrictions"):
+                return dict(self.api_restrictions)
             if (method, path) == ("POST", "/api/v3/order"):
                 return self._create(params)
             if (method, path) == ("GET", "/api/v3/order"):

@@ -38,6 +38,7 @@ __all__ = [
 
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _SPOT_PATHS: Final = ("/api/", "/sapi/")
+_LIVE_HOST: Final = "api.binance.com"
 
 
 class LeftLoopbackError(BaseException):
@@ -84,9 +85,11 @@ class SandboxRedirect:
 
 
 @contextmanager
-def binance_sandbox_served_by(base_url: str) -> Iterator[SandboxRedirect]:
+def binance_sandbox_served_by(base_url: str, *, live: bool = False) -> Iterator[SandboxRedirect]:
     """While it holds, Binance sandbox clients talk to ``base_url`` (a loopback address) and
-    no ``ccxt.binance`` client reaches any other host (see the module docstring)."""
+    no ``ccxt.binance`` client reaches any other host (see the module docstring). ``live``:
+    requests to the production spot API (``api.binance.com``, ``/api/`` and ``/sapi/`` paths)
+    are served by ``base_url`` too, so a ``live`` client is driven against the fake."""
     if urlparse(base_url).hostname not in _LOOPBACK:
         raise ValueError(f"the fake exchange must be served on loopback, got {base_url!r}")
     redirect = SandboxRedirect(base_url)
@@ -104,6 +107,9 @@ def binance_sandbox_served_by(base_url: str) -> Iterator[SandboxRedirect]:
         self: ccxt.Exchange, url: str, method: str = "GET", headers: Any = None, body: Any = None
     ) -> Any:
         parsed = urlparse(url)
+        if live and parsed.hostname == _LIVE_HOST and parsed.path.startswith(_SPOT_PATHS):
+            url = redirect.base_url.rstrip("/") + url[url.index(parsed.path) :]
+            parsed = urlparse(url)
         if parsed.hostname not in _LOOPBACK:
             raise LeftLoopbackError(f"ccxt tried to reach {parsed.scheme}://{parsed.hostname}")
         redirect.sent.append((method.upper(), parsed.path))

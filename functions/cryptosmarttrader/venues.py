@@ -3,27 +3,74 @@
 The paper venue stays in :mod:`cryptosmarttrader.wiring`; this module builds the ccxt venue with
 the account's keys from Secrets Manager (Powertools Parameters, cached per execution
 environment) after checking that the deployment may use it: ``live`` only behind a go-live run
-that passed staging and canary on this stack (its records in the state table).
+that passed staging and canary on this stack (its records in the state table), and on Binance
+live only with a key that trades spot and can neither withdraw nor transfer (asked of the venue,
+``adapters/key_permissions``, cached per key; the spot testnet has no endpoint for it: skipped
+there with a logged note).
 """
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 
 from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue, ccxt_client
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
+from cryptosmarttrader.adapters.key_permissions import (
+    KeyPermissionChecks,
+    KeyPurpose,
+    KeyRefusedError,
+    unchecked_note,
+)
 from cryptosmarttrader.adapters.secrets import SecretsManagerCredentials, secrets_client
+from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.exchange import ExchangeId
 from cryptosmarttrader.domain.venue import LiveGate, VenueMode, live_gate
 from cryptosmarttrader.settings import AwsResources, VenueSettings
 
-__all__ = ["VenueRefusedError", "check_live_gate", "execution_venue"]
+__all__ = [
+    "VenueKeysRefusedError",
+    "VenueRefusedError",
+    "check_live_gate",
+    "execution_venue",
+    "key_checks",
+    "verify_trading_keys",
+]
+
+_log = logging.getLogger(__name__)
 
 GOLIVE_PK = "golive"  # services.golive's partition (runs, transitions, the active stage)
 
 
 class VenueRefusedError(RuntimeError):
     """The deployment may not trade on the venue it is configured for; the reason says why."""
+
+
+class VenueKeysRefusedError(VenueRefusedError, KeyRefusedError):
+    """The account's keys may withdraw or transfer, cannot trade spot, or their permissions
+    could not be read: nothing is sent with them."""
+
+
+@cache
+def key_checks() -> KeyPermissionChecks:
+    """One permission cache per execution environment (a rotated key is a new entry)."""
+    return KeyPermissionChecks(SystemClock())
+
+
+def verify_trading_keys(
+    venue: CcxtVenue, exchange: str, checks: KeyPermissionChecks | None = None
+) -> str | None:
+    """Refuses (:class:`VenueKeysRefusedError`) a Binance live key that may withdraw or
+    transfer or cannot trade spot; answers the note of a venue where it is not checked."""
+    if venue.mode is not VenueMode.LIVE or exchange != ExchangeId.BINANCE.value:
+        note = unchecked_note(exchange, testnet=venue.mode is VenueMode.TESTNET)
+        _log.info(note)
+        return note
+    refusal = venue.key_refusal(checks or key_checks(), KeyPurpose.TRADING)
+    if refusal is not None:
+        raise VenueKeysRefusedError(f"{exchange} live: {refusal}")
+    return None
 
 
 @cache
@@ -69,4 +116,6 @@ def execution_venue(
         resources.region, resources.aws_endpoint_url, settings.credentials_max_age
     )
     keys = reader.get(settings.exchange_secret)
-    return CcxtVenue(ccxt_client(exchange, mode, keys.ccxt_config()), clock, mode)
+    venue = CcxtVenue(ccxt_client(exchange, mode, keys.ccxt_config()), clock, mode)
+    verify_trading_keys(venue, exchange)  # before any order: a key that could withdraw is refused
+    return venue

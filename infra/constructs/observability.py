@@ -243,6 +243,16 @@ class Observability(Construct):
                 "the venue account holds less than the positions ledger (RiskGuard DEFENSIVE)",
             ),
             AlarmSpec(
+                "VenueKeysRefused", "warning", emf(mn.VENUE_KEYS_REFUSED, "Sum", hour), 1, gte, 1,
+                "the live trading key may withdraw or transfer, or cannot trade spot: the "
+                "execution cycle abstains",
+            ),
+            AlarmSpec(
+                "ReadOnlyKeysRefused", "warning", emf(mn.READ_ONLY_KEYS_REFUSED, "Sum", hour),
+                1, gte, 1,
+                "the read-only keys may trade, withdraw or transfer: they are not used",
+            ),
+            AlarmSpec(
                 "OrderRejections", "critical",
                 emf(mn.ORDERS_REJECTED_BY_EXCHANGE, "Sum", fifteen), 5, gte, 1,
                 "5+ orders rejected by the exchange in 15 minutes",

@@ -2,7 +2,8 @@
 
 The wiring the execution Lambda runs (``wiring.trading_cycle``) builds the ccxt venue from
 ``CST_VENUE_MODE`` and the NAME of the account's secret; building a ccxt client does no I/O, so
-nothing leaves the machine.
+nothing leaves the machine, except the live venue's key-permission check (Binance's
+``GET /sapi/v1/account/apiRestrictions``), served here by ``cst_devtools.fake_binance``.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.golive import GoLiveParams, Stage
 from cryptosmarttrader.services.golive import GoLiveService
 from cryptosmarttrader.settings import AwsResources, TradingSettings
-from cryptosmarttrader.venues import VenueRefusedError
+from cryptosmarttrader.venues import VenueKeysRefusedError, VenueRefusedError, key_checks
 from cryptosmarttrader.wiring import trading_cycle
+from cst_devtools.fake_binance import FakeBinance, serve
 from cst_devtools.local_aws import ensure_resources
+from cst_devtools.venue_redirect import binance_sandbox_served_by
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SECRET_NAME = "cst/exchange/binance-main"
@@ -42,6 +45,7 @@ KEYS = {
     "api_key": "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
     "secret": "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j",
 }
+RESTRICTIONS = "/sapi/v1/account/apiRestrictions"
 ROTATED = {**KEYS, "api_key": "Rotated0Key0000000000000000000000000000000000000000000000000000"}
 
 
@@ -164,7 +168,19 @@ def test_live_venue_live_mode_is_refused_until_golive_passed_staging_and_canary(
         _cycle(aws, data_dir)
     clock.advance(timedelta(days=3))
     golive.promote(params, "canary SLOs met")
-    cycle = _cycle(aws, data_dir)
+    # the go-live gate passed: the key is asked what it may do (Binance's live API, served by
+    # the fake exchange), and a key that may withdraw is refused before any order
+    fake = FakeBinance(KEYS["api_key"], KEYS["secret"], RecordedMarketData(data_dir), lambda: NOW)
+    fake.api_restrictions["enableWithdrawals"] = True
+    key_checks.cache_clear()
+    with serve(fake) as url, binance_sandbox_served_by(url, live=True):
+        with pytest.raises(VenueKeysRefusedError, match=r"trading key refused \(withdrawals"):
+            _cycle(aws, data_dir)
+        assert fake.posts() == 0 and [p for _, p, _ in fake.requests] == [RESTRICTIONS]
+        fake.api_restrictions["enableWithdrawals"] = False
+        key_checks.cache_clear()  # a new execution environment: asked again
+        cycle = _cycle(aws, data_dir)
+    key_checks.cache_clear()
     venue = cycle.execution.exchange  # type: ignore[attr-defined]
     assert isinstance(venue, CcxtVenue)
     assert venue._client.urls["api"]["private"].startswith("https://api.binance.com/")

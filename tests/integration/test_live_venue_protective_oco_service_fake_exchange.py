@@ -241,3 +241,50 @@ def test_live_venue_fake_exchange_a_price_past_the_take_profit_falls_back_to_the
     _protect(rig.service(), Decimal("31390"))
     assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1 and len(_oco_posts(rig)) == 1
     assert rig.fake.order_lists() == []
+
+
+def test_live_venue_fake_exchange_take_profit_partly_filled_the_rest_protected_once_never_resold(
+    rig: Rig,
+) -> None:
+    # Given a held position with its list, and a slow venue from then on: the take-profit
+    # leg sells 0.01 on the 12:00 bar (high 32311.22), the rest of it still resting
+    service = rig.service()
+    _entry(service)
+    held = Decimal(str(rig.position()["quantity"]))
+    _protect(service)
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.01")
+    # When the 12:00 bar has closed and the next cycles reconcile and protect (twice, and
+    # after a restart)
+    rig.clock.advance(timedelta(hours=3, minutes=5))
+    later = rig.service()
+    later.reconcile()
+    _protect(later)
+    _protect(later)
+    _protect(rig.service())
+    # Then the partial fill was booked from the venue's trade: the position is what is left
+    sold = Decimal("0.01")
+    rest = held - sold
+    assert Decimal(str(rig.position()["quantity"])) == rest
+    assert rig.fake.balances["BTC"] == rest
+    # the first list was cancelled once (its take-profit leg with it), and the rest got one
+    # new protection, once, for what is left: never a second sell of what was sold
+    first, *others = _oco_posts(rig)
+    (cancel,) = _list_deletes(rig)
+    assert cancel["listClientOrderId"] == first["listClientOrderId"]
+    stops = rig.sent("POST", "STOP_LOSS_LIMIT")
+    new = [p["quantity"] for p in others] + [p["quantity"] for p in stops]
+    assert new == [f"{rest:f}"], (others, stops)
+    (renewed,) = others  # the price is below the take-profit again: a new list, not a stop
+    assert renewed["listClientOrderId"] != first["listClientOrderId"] and stops == []
+    assert [p for p in rig.sent("POST", "MARKET") if p["side"] == "SELL"] == []
+    # the ledger: the partly filled take-profit leg is closed with what it sold, its stop
+    # expired by the venue, the new protection accepted
+    old = [o for o in rig.orders(Intent.PROTECT)
+           if o.get("list_client_order_id") == first["listClientOrderId"]]  # fmt: skip
+    by_type = {o["order_type"]: o for o in old}
+    assert Decimal(str(by_type["limit_maker"]["filled"])) == sold
+    assert by_type["limit_maker"]["status"] == OrderStatus.CANCELED.value
+    assert by_type["stop_loss_limit"]["status"] == OrderStatus.EXPIRED.value
+    # what the venue locks for the new protection is exactly what the account holds
+    assert rig.venue.fetch_balances()["BTC"] == rest
+    assert len(_list_deletes(rig)) == 1

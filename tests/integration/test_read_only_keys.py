@@ -47,17 +47,28 @@ NO_KEYS = (
     "binance: no read-only keys configured: currency data is only published to signed requests"
 )
 
+READ_ONLY: dict[str, Any] = {
+    "ipRestrict": False, "createTime": 1_700_000_000_000, "enableReading": True,
+    "enableWithdrawals": False, "enableInternalTransfer": False, "enableMargin": False,
+    "enableFutures": False, "permitsUniversalTransfer": False, "enableVanillaOptions": False,
+    "enableSpotAndMarginTrading": False, "tradingAuthorityExpirationTime": 0,
+}  # fmt: skip
+
 
 @dataclass
 class Sapi:
     """ccxt's HTTP layer for Binance: the recorded currency list, every request recorded."""
 
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    # what the key may do (GET /sapi/v1/account/apiRestrictions): read only, by default
+    restrictions: dict[str, Any] = field(default_factory=lambda: dict(READ_ONLY))
 
     def __call__(
         self, url: str, method: str = "GET", headers: Any = None, body: str | None = None
     ) -> Any:
         self.requests.append((method, url, dict(headers or {})))
+        if "/sapi/v1/account/apiRestrictions" in url:
+            return dict(self.restrictions)
         if "/sapi/v1/capital/config/getall" in url:
             return json.loads((FIXTURE / "capital_config_getall_link.json").read_text())
         raise ccxt.ExchangeNotAvailable(f"binance GET {url.split('?')[0]} not recorded")
@@ -84,6 +95,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     _common.reset_caches()
     ingest._read_only_reader.cache_clear()
     ingest._ccxt_feeds.cache_clear()
+    ingest._key_checks.cache_clear()
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         dynamodb = boto3.client("dynamodb")
@@ -99,6 +111,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     _common.reset_caches()
     ingest._read_only_reader.cache_clear()
     ingest._ccxt_feeds.cache_clear()
+    ingest._key_checks.cache_clear()
 
 
 def _secret(value: str) -> str:
@@ -135,8 +148,10 @@ def test_with_read_only_keys_binance_is_asked_signed_and_its_constraints_reach_t
     # When the universe run ingests LINK's withdrawal constraints
     report, logs = _withdrawals(("LINK/USDT",))
 
-    # Then the one request is the signed currency endpoint, with the key in Binance's header
-    ((method, url, headers),) = aws.requests
+    # Then the key's permissions are asked first (read only), then the signed currency
+    # endpoint, with the key in Binance's header
+    (check, (method, url, headers)) = aws.requests
+    assert "/sapi/v1/account/apiRestrictions?" in check[1] and "signature=" in check[1]
     assert method == "GET" and "/sapi/v1/capital/config/getall?" in url
     assert "signature=" in url and "timestamp=" in url
     assert headers["X-MBX-APIKEY"] == API_KEY
@@ -224,6 +239,53 @@ def test_malformed_keys_are_an_abstention_naming_the_fields_never_the_value(aws:
     assert report["status"] == "unavailable"
     assert report["reason"].startswith("binance: read-only keys malformed: fields ['secret']")
     assert API_KEY not in logs + json.dumps(report)
+
+
+@pytest.mark.parametrize(
+    ("flag", "why"),
+    [
+        ("enableSpotAndMarginTrading", "spot trading enabled"),
+        ("enableWithdrawals", "withdrawals enabled"),
+        ("permitsUniversalTransfer", "universal transfers enabled"),
+    ],
+)
+def test_read_only_keys_that_can_trade_or_move_funds_are_refused_and_the_agent_abstains(
+    aws: Sapi, flag: str, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cryptosmarttrader.handlers import ingest
+
+    # Given "read-only" keys that Binance says may trade (or withdraw, or transfer)
+    _secret(json.dumps({"api_key": API_KEY, "secret": API_SECRET}))
+    aws.restrictions[flag] = True
+
+    # When the universe run reaches the withdrawals step
+    report, logs = _withdrawals(("LINK/USDT",))
+
+    # Then only the permissions were asked: no currency data is read with such a key, and the
+    # run's status says why, without the key
+    assert ["apiRestrictions" in u for _, u, _ in aws.requests] == [True]
+    reason = report["reason"]
+    assert report["status"] == "unavailable" and report["ingested"] == 0
+    assert reason.startswith("binance: read-only key refused (") and why in reason
+    assert _lake().read_withdrawal_status("binance") == (ms_from_utc(NOW), reason, False)
+    assert "read-only keys refused" in caplog.messages  # logged as an error, and counted
+    assert "ReadOnlyKeysRefused" in ingest.metrics.metric_set
+    ingest.metrics.clear_metrics()
+    logs += caplog.text + json.dumps(report)
+    assert API_KEY not in logs and API_SECRET not in logs
+
+    # and the deployed scan's arbitrage agent abstains on Binance's routes with that reason
+    from cryptosmarttrader.wiring import lake_agent_data
+
+    asof = ms_from_utc(NOW + timedelta(minutes=10))
+    state = lake_agent_data(boto3.client("s3"), _resources(), "binance").state(
+        pl.DataFrame(schema={"symbol": pl.String, "ts": pl.Int64}), asof
+    )
+    assert state.withdrawals_missing == {"binance": reason}
+
+    # and the answer is cached per key: the next run does not ask again
+    _withdrawals(("LINK/USDT",))
+    assert sum("apiRestrictions" in u for _, u, _ in aws.requests) == 1
 
 
 def _resources() -> Any:

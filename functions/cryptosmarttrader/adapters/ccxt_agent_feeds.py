@@ -24,6 +24,7 @@ import ccxt
 import polars as pl
 
 from cryptosmarttrader.adapters.ccxt_exchange import map_ccxt_error
+from cryptosmarttrader.adapters.key_permissions import KeyPermissionChecks, KeyPurpose
 from cryptosmarttrader.domain.agents.arbitrage import WITHDRAWAL_SCHEMA
 from cryptosmarttrader.domain.agents.funding import FUNDING_SCHEMA
 from cryptosmarttrader.domain.clock import Clock
@@ -82,6 +83,17 @@ class CcxtVenueFeeds:
         # call the constraints do not use (and one more way for the list to fail)
         client.options["fetchMargins"] = False
         return cls(client, clock)
+
+    def key_refusal(self, checks: KeyPermissionChecks) -> str | None:
+        """Why the READ-ONLY key this client signs with is refused (it may trade, withdraw or
+        transfer: Binance's ``GET /sapi/v1/account/apiRestrictions``, cached per key by
+        ``checks``), or None."""
+        client = self._client
+        return checks.refusal(
+            KeyPurpose.READ_ONLY,
+            str(client.apiKey or ""),
+            lambda: self._read("api_restrictions", client.sapi_get_account_apirestrictions),
+        )
 
     def _read(self, operation: str, call: Callable[[], T]) -> T:
         def once() -> T:

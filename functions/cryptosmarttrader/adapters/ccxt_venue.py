@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 import ccxt
 
 from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange, map_ccxt_error
+from cryptosmarttrader.adapters.key_permissions import KeyPermissionChecks, KeyPurpose
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import (
     ExchangeId,
@@ -142,6 +143,16 @@ class CcxtVenue(CcxtExchange):
             )
         self.mode = mode
         self._markets: dict[Symbol, Market] = {}
+
+    # -- the key's permissions -------------------------------------------------------------
+
+    def key_refusal(self, checks: KeyPermissionChecks, purpose: KeyPurpose) -> str | None:
+        """Why this account's key is refused for ``purpose`` (Binance's signed
+        ``GET /sapi/v1/account/apiRestrictions``, cached per key by ``checks``), or None."""
+        client = self._client
+        return checks.refusal(
+            purpose, str(client.apiKey or ""), client.sapi_get_account_apirestrictions
+        )
 
     # -- market rules ----------------------------------------------------------------------
 

@@ -202,6 +202,14 @@ def _real_venue(
         real = CcxtVenue(ccxt_client(exchange, mode, keys.ccxt_config()), clock, mode)
     except (ExchangeError, ValueError) as exc:
         fail(f"{venue} venue on {exchange} unavailable: {_first_line(exc)}; {NOTHING_SENT}")
+    if mode is VenueMode.LIVE:  # what the key may do, before its first signed balance read
+        from cryptosmarttrader.adapters.key_permissions import KeyPermissionChecks, KeyRefusedError
+        from cryptosmarttrader.venues import verify_trading_keys
+
+        try:
+            verify_trading_keys(real, exchange, KeyPermissionChecks(clock))
+        except KeyRefusedError as exc:
+            fail(f"{_first_line(exc)}; {NOTHING_SENT}")
     try:  # one signed read first: keys the venue refuses stop here, before any order
         real.fetch_balances()
     except ExchangeError as exc:

@@ -548,6 +548,28 @@ KILL_SWITCH_ENGAGED = MetricSpec(
     (),
     "handlers/alarm_killswitch.py",
 )
+VENUE_KEYS_REFUSED = MetricSpec(
+    "VenueKeysRefused",
+    Unit.COUNT,
+    Family.SYSTEM,
+    "Execution cycles that abstained because the live account's trading key may withdraw or "
+    "transfer, cannot trade spot, or its permissions could not be read (Binance "
+    "apiRestrictions). Never expected: alarm on it.",
+    EXECUTION,
+    (),
+    "handlers/execute.py",
+)
+READ_ONLY_KEYS_REFUSED = MetricSpec(
+    "ReadOnlyKeysRefused",
+    Unit.COUNT,
+    Family.SYSTEM,
+    "Withdrawals runs that did not use the read-only keys because they may trade, withdraw or "
+    "transfer, or their permissions could not be read (the run's status says why). Never "
+    "expected: alarm on it.",
+    INGEST,
+    (),
+    "handlers/ingest.py",
+)
 # slo: the go-live SLIs (domain/slo.py reads them per stage), dimensioned by Stage only
 PROBE_SUCCESS = MetricSpec(
     slo.PROBE_SUCCESS,
@@ -684,6 +706,8 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     API_REQUESTS,
     API_LATENCY,
     KILL_SWITCH_ENGAGED,
+    VENUE_KEYS_REFUSED,
+    READ_ONLY_KEYS_REFUSED,
     *SLIS,
 )
 

@@ -18,12 +18,15 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
+from cryptosmarttrader.adapters.key_permissions import KeyRefusedError
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.system_clock import SystemClock
+from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.clock import Clock, FixedClock
 from cryptosmarttrader.handlers._common import (
     Refused,
@@ -93,6 +96,11 @@ def handler(request: ExecutionEvent, context: LambdaContext) -> dict[str, Any]:
             EmfMetrics(metrics), stage_metrics(),
         )  # fmt: skip
         report = cycle.run()
+    except KeyRefusedError as exc:
+        # the cycle abstains: nothing is sent with a key that could move funds
+        logger.error("exchange keys refused", extra={"reason": str(exc)})
+        metrics.add_metric(name=mn.VENUE_KEYS_REFUSED.name, unit=MetricUnit.Count, value=1)
+        raise Refused(str(exc), log_message="execution cycle abstained: keys refused") from exc
     except CycleInputError as exc:
         if request.at is None:  # the schedule's own cycle could not run: a failure, not a no
             raise ScheduledRunError(f"scheduled execution cycle could not run: {exc}") from exc

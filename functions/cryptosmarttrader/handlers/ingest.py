@@ -79,6 +79,7 @@ from cryptosmarttrader.services.market_caps import Backfill, MarketCapIngestServ
 
 if TYPE_CHECKING:
     from cryptosmarttrader.adapters.ccxt_agent_feeds import CcxtVenueFeeds
+    from cryptosmarttrader.adapters.key_permissions import KeyPermissionChecks
     from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
     from cryptosmarttrader.adapters.recorded_venue import RecordedVenue
     from cryptosmarttrader.adapters.secrets import ReadOnlyKeys
@@ -470,14 +471,28 @@ def _read_only_reader(region: str, endpoint: str | None, max_age: int) -> ReadOn
     return ReadOnlyKeys(client, max_age_seconds=max_age)
 
 
+@cache
+def _key_checks() -> KeyPermissionChecks:
+    """One key-permission cache per execution environment (keyed on the key id: a rotated
+    read-only key is checked again)."""
+    from cryptosmarttrader.adapters.key_permissions import KeyPermissionChecks
+
+    return KeyPermissionChecks(SystemClock())
+
+
 def _currency_feeds(exchange: str) -> tuple[CcxtVenueFeeds, str | None]:
     """The client that reads ``exchange``'s currency data, and why it cannot when it cannot:
     signed with the exchange's read-only keys (``CST_READ_ONLY_SECRETS``) when its secret holds
     them (a new client each run: a rotated key is used within the reader's cache age), else the
     public client, which a venue that serves that data to signed requests only (Binance)
     answers with nothing: the run then records why instead of asking."""
-    from cryptosmarttrader.adapters.ccxt_agent_feeds import CcxtVenueFeeds, no_read_only_keys
+    from cryptosmarttrader.adapters.ccxt_agent_feeds import (
+        SIGNED_CURRENCY_DATA,
+        CcxtVenueFeeds,
+        no_read_only_keys,
+    )
     from cryptosmarttrader.adapters.secrets import CredentialsUnavailableError
+    from cryptosmarttrader.domain import metric_names as mn
     from cryptosmarttrader.settings import ReadOnlyKeySettings
 
     settings = ReadOnlyKeySettings()
@@ -491,7 +506,18 @@ def _currency_feeds(exchange: str) -> tuple[CcxtVenueFeeds, str | None]:
         except CredentialsUnavailableError as exc:
             keys, unreadable = None, f"{exchange}: {exc}"
         if keys is not None:
-            return CcxtVenueFeeds.create(exchange, SystemClock(), keys.ccxt_config()), None
+            feeds = CcxtVenueFeeds.create(exchange, SystemClock(), keys.ccxt_config())
+            if exchange not in SIGNED_CURRENCY_DATA:
+                return feeds, None
+            refused = feeds.key_refusal(_key_checks())
+            if refused is None:
+                return feeds, None
+            # a key that may trade, withdraw or transfer is never used to read: the run
+            # records why, and the arbitrage agent abstains with it
+            reason = f"{exchange}: {refused}"
+            logger.error("read-only keys refused", extra={"reason": reason})
+            metrics.add_metric(name=mn.READ_ONLY_KEYS_REFUSED.name, unit=MetricUnit.Count, value=1)
+            return _ccxt_feeds(exchange), reason
     signed_only = no_read_only_keys(exchange)
     if signed_only is None:
         return _ccxt_feeds(exchange), None
