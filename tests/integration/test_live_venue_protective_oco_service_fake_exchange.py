@@ -249,7 +249,7 @@ def test_live_venue_fake_exchange_take_profit_partly_filled_the_rest_protected_o
     # Given a held position with its list, and a slow venue from then on: the take-profit
     # leg sells 0.01 on the 12:00 bar (high 32311.22), the rest of it still resting
     service = rig.service()
-    _entry(service)
+    entry(service)
     held = Decimal(str(rig.position()["quantity"]))
     _protect(service)
     rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.01")
