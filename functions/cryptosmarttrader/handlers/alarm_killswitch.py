@@ -51,7 +51,6 @@ from pydantic_core import core_schema as cs
 
 from cryptosmarttrader.adapters.audit import DynamoAuditTrail
 from cryptosmarttrader.adapters.aws_clients import dynamodb_client, ssm_client
-from cryptosmarttrader.adapters.emf_metrics import METRICS_NAMESPACE
 from cryptosmarttrader.adapters.ssm_killswitch import (
     FAIL_CLOSED_ACTOR,
     KillSwitchStatus,
@@ -72,7 +71,7 @@ if TYPE_CHECKING:
 SERVICE: Final = os.environ.get("POWERTOOLS_SERVICE_NAME", "alarm-killswitch")
 logger = Logger(service=SERVICE, json_serializer=sanitized_json)
 metrics = Metrics(
-    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE), service=SERVICE
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", mn.NAMESPACE), service=SERVICE
 )
 
 ACTOR: Final = "alarm"
