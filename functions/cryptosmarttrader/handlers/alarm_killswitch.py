@@ -42,7 +42,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -50,7 +50,7 @@ from pydantic_core import SchemaValidator, ValidationError
 from pydantic_core import core_schema as cs
 
 from cryptosmarttrader.adapters.audit import DynamoAuditTrail
-from cryptosmarttrader.adapters.aws_clients import dynamodb_client, ssm_client
+from cryptosmarttrader.adapters.aws_clients import botocore_client
 from cryptosmarttrader.adapters.ssm_killswitch import (
     FAIL_CLOSED_ACTOR,
     KillSwitchStatus,
@@ -204,12 +204,17 @@ def _resources() -> KillSwitchResources:
 
 @cache
 def _ssm() -> SSMClient:
-    return ssm_client(_resources().region, _resources().aws_endpoint_url)
+    return cast(
+        "SSMClient", botocore_client("ssm", _resources().region, _resources().aws_endpoint_url)
+    )
 
 
 @cache
 def _dynamodb() -> DynamoDBClient:
-    return dynamodb_client(_resources().region, _resources().aws_endpoint_url)
+    return cast(
+        "DynamoDBClient",
+        botocore_client("dynamodb", _resources().region, _resources().aws_endpoint_url),
+    )
 
 
 @cache
