@@ -35,13 +35,14 @@ Measured in the virtual environment (2-core machine, load average ~9, median of 
 
 * before the API's router: API 3.46x, kill-switch 1.27x (the fastest), health probe 1.70x,
   go-live 1.56–1.62x, ingest, execution, scan, drift and canary 3.8–5.0x;
-* after, import / until it can act: API 0.37–0.41x / 2.01x, kill-switch 1.30–1.35x (both),
-  health probe 1.64–1.69x, go-live 1.73–2.08x, the others 3.9–4.6x: the API is the fastest to
-  import, the kill-switch the fastest to act;
+* after, import / until it can act: API 0.37–0.41x / 1.71–2.01x, kill-switch 1.30–1.35x
+  (both), health probe 1.64–1.69x, go-live 1.73–2.08x, the others 3.9–4.6x: the API is the
+  fastest to import, the kill-switch the fastest to act; the kill-switch without boto3: 1.12x;
 * from the bundles (``--bundles --only api alarm_killswitch health_probe``), before: API 5.38x
   (5.41x with a data route's imports), kill-switch 1.74–2.05x, compiling its 531 modules at
   every start; with its bytecode shipped: kill-switch 1.43–1.57x (load-dependent; one run over
-  the target), API 0.81–0.99x / 3.32–3.73x until it can act, health probe 3.27x.
+  the target), then without boto3 and the SLI adapter 1.26–1.27x; API 0.75–0.99x / 3.10–3.73x
+  until it can act, health probe 3.27x: the kill-switch is the fastest to act in both modes.
 """
 
 from __future__ import annotations
