@@ -51,7 +51,12 @@ REFUSED: list[Any] = [
 ]
 
 
-@pytest.mark.parametrize("value", VALUES, ids=repr)
+def _ids(values: list[Any]) -> list[str]:
+    """Stable test ids (a set's repr or an object's address differs between workers)."""
+    return [f"{i}-{type(v).__name__}" for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=_ids(VALUES))
 def test_each_attribute_value_is_boto3s_both_ways(value: Any) -> None:
     # Given a value of every attribute type
     expected = TypeSerializer().serialize(value)
@@ -68,7 +73,7 @@ def test_each_attribute_value_is_boto3s_both_ways(value: Any) -> None:
     assert type(decoded) is type(reference)
 
 
-@pytest.mark.parametrize("value", REFUSED, ids=repr)
+@pytest.mark.parametrize("value", REFUSED, ids=_ids(REFUSED))
 def test_a_value_boto3_refuses_is_refused_with_the_same_error(value: Any) -> None:
     # Given a value boto3 cannot encode
     with pytest.raises(Exception) as boto3_error:  # compared below
