@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from infra.constructs.bundling import (
+    BYTECODE_BUNDLES,
     ELF_MACHINES,
     IMPORTABLE_PYTHON_PLATFORM,
     LAMBDA_ARCHITECTURE,
@@ -39,6 +40,7 @@ from infra.constructs.bundling import (
     directory_size_bytes,
     elf_machine,
     install_command,
+    python312,
     requirement_entries,
     requirements_file,
 )
@@ -296,6 +298,29 @@ def _python_files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*.py")}
 
 
+@pytest.mark.parametrize("name", sorted(BYTECODE_BUNDLES))
+def test_the_kill_switch_bundle_ships_cpython_312_bytecode_for_every_module(name: str) -> None:
+    # Given the kill-switch's deployed bundle (Lambda's /var/task is read-only: a module without
+    # bytecode is compiled on every cold start)
+    path = cached_bundle(name, requirements_file(name), PACKAGE_DIR)
+    magic = subprocess.run(
+        [str(python312()), "-c", "import importlib.util, sys; "
+         "sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+    # Then every module has its CPython 3.12 bytecode, hash-based and unchecked (bit 0 of the
+    # flags set, bit 1 clear: valid whatever modification times the zip gives the sources), and
+    # no other bytecode is shipped
+    expected = {p.parent / "__pycache__" / f"{p.stem}.cpython-312.pyc" for p in path.rglob("*.py")}
+    shipped = set(path.rglob("*.pyc"))
+    assert expected and shipped == expected
+    for pyc in shipped:
+        header = pyc.read_bytes()[:8]
+        assert header[:4].hex() == magic, pyc
+        assert int.from_bytes(header[4:8], "little") == 0b01, pyc
+
+
 def test_deployed_bundle_is_aarch64_and_its_imported_twin_has_the_same_code(
     bundle: tuple[str, Path],
 ) -> None:
@@ -328,7 +353,8 @@ def test_bundle_fits_lambda_and_ships_only_its_dependencies(bundle: tuple[str, P
     # Then it is under the 250 MB unzipped limit, holds the package and no unneeded library
     assert directory_size_bytes(path) < LAMBDA_UNZIPPED_LIMIT_BYTES
     assert (path / "cryptosmarttrader" / "settings.py").is_file()
-    assert not list(path.rglob("__pycache__"))
+    if name not in BYTECODE_BUNDLES:
+        assert not list(path.rglob("__pycache__"))
     for module in spec["absent"]:
         assert not (path / module).exists(), f"{module} must not be in the {name} bundle"
 
@@ -494,8 +520,12 @@ def test_every_synthesized_function_asset_is_under_100_mb_or_named(
     # (the API, the health probe, the go-live steps and the alarm kill-switch among them)
     lean_served = {h.rsplit(".", 2)[-2] for h, _ in assets.values() if h in LEAN_HANDLERS}
     assert {"api", "health_probe", "golive_steps", "alarm_killswitch"} <= lean_served
+    # (the kill-switch's also ships its bytecode, a start-up speed trade: compared without it)
     (killswitch,) = [n for h, n in assets.values() if h.endswith("alarm_killswitch.handler")]
-    assert all(sizes[killswitch] < size for n, size in sizes.items() if n != killswitch), report
+    bytecode = sum(p.stat().st_size for p in paths[killswitch].rglob("*.pyc"))
+    assert bytecode > 0, "the kill-switch's bundle ships its bytecode"
+    lean = sizes[killswitch] - bytecode
+    assert all(lean < size for n, size in sizes.items() if n != killswitch), (lean, report)
 
 
 def test_every_synthesized_function_runs_on_arm64_with_aarch64_shared_objects(

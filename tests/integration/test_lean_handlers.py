@@ -76,6 +76,9 @@ def test_the_kill_switch_starts_without_pydantic_models_the_settings_or_the_orde
         "cryptosmarttrader.settings",  # its settings models
         "cryptosmarttrader.adapters.dynamodb_store",  # orders/positions, for an audit write
         "aws_lambda_powertools.utilities.parameters",  # one GetParameter
+        "cryptosmarttrader.adapters.emf_metrics",  # the stage SLIs: only the namespace is read
+        "boto3",  # its clients are botocore's; the audit codec encodes without boto3
+        "s3transfer",  # what ``import boto3`` adds over botocore's session: 0.15x boto3
     )
     probe = (
         "import sys, json\nimport cryptosmarttrader.handlers.alarm_killswitch\n"

@@ -7,6 +7,15 @@ import the domain's aggregates with it.
 Money is stored as DynamoDB numbers built from ``Decimal``; a float is converted exactly through
 its shortest ``repr`` (``0.1`` → ``Decimal("0.1")``), never through binary expansion, and NaN or
 infinity is rejected.
+
+The codec is boto3's (``boto3.dynamodb.types``): the same attribute values both ways, with
+its number context (38 digits, inexact or rounded numbers refused). Strings, numbers, booleans,
+nulls, maps and lists — every item this system writes — are encoded here with boto3's rules,
+so a function that only writes such items (the alarm → kill-switch) never imports boto3: its
+import is 0.15x ``import boto3`` of the kill-switch's cold start (``bench/
+bench_cold_import.py``), which builds its two clients with botocore. Sets, binary values, floats
+and anything else go to boto3's own serializer and deserializer, imported on that first use.
+A test checks both directions equal boto3's on every attribute type.
 """
 
 from __future__ import annotations
@@ -14,10 +23,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
+from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Underflow
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
@@ -33,8 +42,54 @@ __all__ = [
 ]
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+# boto3.dynamodb.types.DYNAMODB_CONTEXT
+_NUMBER_CONTEXT = Context(
+    Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow]
+)
+
+
+@cache
+def _boto3_codec() -> tuple[Any, Any]:
+    """boto3's codec, for the attribute types not encoded here (imports boto3: first use only)."""
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
+
+def serialize(value: Any) -> dict[str, Any]:
+    """One Python value → its DynamoDB attribute value, as ``TypeSerializer().serialize``."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | Decimal):
+        number = str(_NUMBER_CONTEXT.create_decimal(value))
+        if number in ("Infinity", "NaN"):
+            raise TypeError("Infinity and NaN not supported")
+        return {"N": number}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, Mapping):
+        return {"M": {k: serialize(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [serialize(v) for v in value]}
+    return _boto3_codec()[0].serialize(value)  # type: ignore[no-any-return]
+
+
+def deserialize(value: Mapping[str, Any]) -> Any:
+    """One DynamoDB attribute value → Python, as ``TypeDeserializer().deserialize``."""
+    kind = next(iter(value), None)
+    if kind == "NULL":
+        return None
+    if kind in ("BOOL", "S"):
+        return value[kind]
+    if kind == "N":
+        return _NUMBER_CONTEXT.create_decimal(value["N"])
+    if kind == "M":
+        return {k: deserialize(v) for k, v in value["M"].items()}
+    if kind == "L":
+        return [deserialize(v) for v in value["L"]]
+    return _boto3_codec()[1].deserialize(value)
 
 
 class StoreError(RuntimeError):
@@ -85,9 +140,9 @@ def _exact(value: Any) -> Any:
 
 def to_item(data: Mapping[str, Any]) -> dict[str, AttributeValueTypeDef]:
     """Python mapping → DynamoDB item (``None`` values are dropped)."""
-    return {k: _serializer.serialize(_exact(v)) for k, v in data.items() if v is not None}
+    return {k: serialize(_exact(v)) for k, v in data.items() if v is not None}  # type: ignore[misc]
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """DynamoDB item → Python dict (numbers come back as ``Decimal``)."""
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+    return {k: deserialize(v) for k, v in item.items()}
