@@ -24,7 +24,9 @@ by a CPython 3.12 (the runtime's; bytecode is the same on every architecture) as
 ``__pycache__`` compiles every module it imports on every cold start (0.39 s against 0.28 s of
 CPU for the kill-switch's import, ``bench/bench_cold_import.py --bundles``), and hash-based
 bytecode stays valid whatever modification times the zip gives the sources. Other bundles ship
-sources only (ccxt's would grow by tens of MB).
+sources only (ccxt's would grow by tens of MB). A machine without CPython 3.12
+(``$CST_PYTHON312``, pyenv's, or ``python3.12`` on ``PATH``) still builds and deploys the
+kill-switch, without its bytecode and with a warning: its cold starts then compile.
 
 The asset hash is a digest of the requirement list, the package source and the target platform.
 CDK reuses ``cdk.out/asset.<hash>`` when it exists, and finished bundles are also kept in
@@ -40,6 +42,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -299,7 +302,14 @@ def build_bundle(
     prune(destination)
     _copy_package(package_dir, destination)
     if bytecode:
-        compile_bytecode(destination)
+        try:
+            compile_bytecode(destination)
+        except BundlingError as missing:  # no CPython 3.12 on this machine: deployable, slower
+            warnings.warn(
+                f"{requirements.stem} bundle ships without bytecode ({missing}): its cold "
+                "start compiles every module; install CPython 3.12 for the measured start-up",
+                stacklevel=2,
+            )
     size = directory_size_bytes(destination)
     if size > LAMBDA_UNZIPPED_LIMIT_BYTES:
         raise BundlingError(
