@@ -236,8 +236,11 @@ class DeploymentConfig(BaseModel):
     # function create or update it (built-in XGBoost container; idle cost zero) and the scan
     # scores through it (``CST_RANKING_ENDPOINT``; its errors make the ranking agent abstain).
     # None: no ranking endpoint; the scan evaluates the registry artefact's trees in process.
+    # At most 40 characters: each version is served by a model and configuration named
+    # ``<endpoint>-v<N>-<sha8>``, which must fit SageMaker's 63 (never cut: a cut name would be
+    # another version's).
     ranking_endpoint: str | None = Field(
-        default=None, max_length=63, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$"
+        default=None, max_length=40, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$"
     )
     # The exchanges whose read-only (market-data) API keys the ingest function may read: one
     # Secrets Manager secret per exchange account, created empty by the stack and filled by the

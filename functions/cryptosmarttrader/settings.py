@@ -171,8 +171,12 @@ class MlSettings(EnvSettings):
     model_image_uri: str = ""  # the serving image (SageMaker registry only)
     model_endpoint: str | None = None  # serverless endpoint name (SageMaker predictor)
     # the endpoint serving the promoted ranking model (CST_RANKING_ENDPOINT): when set the scan
-    # scores through it (its errors make the ranking agent abstain); unset, in process
-    ranking_endpoint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$")
+    # scores through it while it serves the promoted version (else, or on its errors, the
+    # ranking agent abstains); unset, in process. At most 40 characters, so the per-version
+    # names ``<endpoint>-v<N>-<sha8>`` fit SageMaker's 63
+    ranking_endpoint: str | None = Field(
+        default=None, max_length=40, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$"
+    )
     # the SageMaker built-in XGBoost image the ranking endpoint runs (CST_RANKING_IMAGE_URI):
     # needed where ranking promotions deploy that endpoint
     ranking_image_uri: str = ""

@@ -126,19 +126,37 @@ def lake_agent_data(
 
 
 def ranking_server(
-    model: RankingModel, endpoint: str | None, runtime: Callable[[], Any]
+    model: RankingModel,
+    endpoint: str | None,
+    runtime: Callable[[], Any],
+    *,
+    version: int = 0,
+    artifact: bytes = b"",
+    sagemaker: Callable[[], Any] | None = None,
 ) -> RankingModel:
     """Where the promoted ranking model's scores come from: the SageMaker endpoint named by
-    ``CST_RANKING_ENDPOINT`` when one is configured (an error of the endpoint makes the ranking
-    agent abstain with it: never a fallback to the in-process evaluator), else the registry
-    artefact's trees evaluated in process. The calibration and the signals are the artefact's
-    either way. ``runtime`` builds the ``sagemaker-runtime`` client, only when needed."""
+    ``CST_RANKING_ENDPOINT`` when one is configured, else the registry artefact's trees
+    evaluated in process. Through the endpoint, each scan first checks (``sagemaker``, the
+    control-plane client) that it is ``InService`` on the configuration of promoted
+    ``version`` (named from its registry ``artifact`` as the deployer names it); otherwise, or
+    on an error of the endpoint, the ranking agent abstains with the reason: never a fallback
+    to the in-process evaluator. The calibration and the signals are the artefact's either
+    way. The clients are built only when needed."""
     if not endpoint:
         return model
+    from cryptosmarttrader.adapters.sagemaker_deployer import ranking_version_name
     from cryptosmarttrader.adapters.sagemaker_predictor import SageMakerRanker
 
+    if sagemaker is None or version < 1 or not artifact:
+        raise ValueError("an endpoint-served ranking model needs its version and artefact")
     ranker = SageMakerRanker(
-        endpoint, model.ranker.feature_names, runtime(), model.ranker.to_bytes()
+        endpoint,
+        model.ranker.feature_names,
+        runtime(),
+        model.ranker.to_bytes(),
+        version=version,
+        expected_config=ranking_version_name(endpoint, version, artifact),
+        sagemaker=sagemaker(),
     )
     return replace(model, ranker=ranker, served_by=f"SageMaker endpoint {endpoint}")
 
@@ -220,9 +238,11 @@ def promoted_model(
     clients: AwsClients, resources: AwsResources, clock: Clock
 ) -> RankingModel | None:
     """The production version of the ranking model group, from the registry's artefact in S3,
-    scored by the endpoint ``CST_RANKING_ENDPOINT`` names when set, else in process with numpy
-    (:func:`ranking_server`); None when no version is promoted. A damaged artefact or a
-    registry error raises: never a silent fallback."""
+    scored by the endpoint ``CST_RANKING_ENDPOINT`` names when set (only while it serves that
+    version: else the ranking abstains), else in process with numpy (:func:`ranking_server`);
+    None when no version is promoted. A damaged artefact or a registry error raises: never a
+    silent fallback."""
+    from cryptosmarttrader.adapters.model_registry_sagemaker import sagemaker_client
     from cryptosmarttrader.adapters.ranking_bundle import artifact_model
     from cryptosmarttrader.services.model_registry import ModelRegistryService
 
@@ -231,10 +251,14 @@ def promoted_model(
     live = ModelRegistryService(registry, clock).production()
     if live is None:
         return None
+    artifact = registry.artifact(live.version)
     return ranking_server(
-        artifact_model(registry.artifact(live.version)),
+        artifact_model(artifact),
         ml.ranking_endpoint,
         lambda: sagemaker_runtime_client(resources.region, resources.aws_endpoint_url),
+        version=live.version,
+        artifact=artifact,
+        sagemaker=lambda: sagemaker_client(resources),
     )
 
 

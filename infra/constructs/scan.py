@@ -76,11 +76,12 @@ class Scan(Construct):
         kill_switch.parameter.grant_read(role)
         if config.ranking_endpoint is not None:
             # the promoted ranking model is scored by this endpoint (never in process on its
-            # errors): the scan may invoke that one endpoint only
+            # errors): the scan may invoke that one endpoint only, and describe it to check it
+            # serves the promoted version before scoring (else the ranking abstains)
             self.lambda_.function.add_environment("CST_RANKING_ENDPOINT", config.ranking_endpoint)
             role.add_to_principal_policy(
                 iam.PolicyStatement(
-                    actions=["sagemaker:InvokeEndpoint"],
+                    actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"],
                     resources=[
                         Stack.of(self).format_arn(
                             service="sagemaker",

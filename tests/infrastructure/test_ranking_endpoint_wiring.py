@@ -89,6 +89,20 @@ def test_a_named_ranking_endpoint_is_the_scans_to_invoke_and_nothing_else(
     (statement,) = _invoke_statements(template)
     assert statement["Effect"] == "Allow"
     assert "endpoint/cst-rank" in json.dumps(statement["Resource"])
+    # the scan describes that endpoint (which version it serves, whether it is in service)
+    # before scoring through it, and nothing else of SageMaker's
+    assert sorted(statement["Action"]) == ["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"]
+    scan_role = _role_of(template, SCAN)
+    scan_sagemaker = [
+        st
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": scan_role} in policy["Properties"]["Roles"]
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "sagemaker:" in json.dumps(st["Action"])
+    ]
+    assert scan_sagemaker == [statement]
+    assert json.dumps(statement["Resource"]).count("endpoint/cst-rank") == 1
+    assert "*" not in json.dumps(statement["Resource"])
 
 
 def test_only_the_function_that_promotes_may_create_or_update_the_ranking_endpoint(

@@ -16,6 +16,8 @@ coins and the period of tests/integration/test_skill_evaluation.py).
   (``cst_devtools.moto_shims.update_endpoint`` applies the configuration as the real call
   does when the update completes). The runtime call is checked with botocore's ``Stubber``:
   its expected parameters are the exact request, its answer the packaged booster's.
+* moto's endpoint is ``InService`` as soon as it is created or updated; an endpoint still
+  updating is its status set in moto's backend, as DescribeEndpoint shows it mid-update.
 * The shared data's evaluation does not clear the skill gate, so ``promote`` refuses it and
   creates nothing; the served version is put in production through the registry's own stage
   change, as a promotion that passed the gate leaves it.
@@ -23,6 +25,7 @@ coins and the period of tests/integration/test_skill_evaluation.py).
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import tarfile
@@ -54,10 +57,14 @@ from cryptosmarttrader.adapters.ranking_bundle import (
 )
 from cryptosmarttrader.adapters.sagemaker_deployer import (
     BOOSTER_FILE,
+    NAME_MAX,
+    RANKING_ENDPOINT_MAX,
     DeploymentError,
     SageMakerRankingDeployer,
     ranking_booster,
+    ranking_serving_name,
     ranking_tarball,
+    ranking_version_name,
 )
 from cryptosmarttrader.adapters.sagemaker_predictor import SageMakerRanker, encode_rows
 from cryptosmarttrader.adapters.xgb_predictor import XgbRankTrainer
@@ -158,6 +165,9 @@ def test_the_packaged_booster_scores_the_scans_rows_as_the_in_process_ranker(
     assert json.loads(booster)["learner"]["learner_model_param"]["base_score"][0] != "["
     tarball = ranking_tarball(booster)
     assert ranking_tarball(booster) == tarball  # deterministic: same names on a retry
+    with gzip.open(io.BytesIO(tarball)) as gz:
+        gz.read()
+        assert gz.mtime == 0  # whenever it is packed (a retry a second later included)
     model_dir = _unpack(tarball, tmp_path / "opt-ml-model")
     # and the scan's feature rows of the day (some values missing)
     x = _features(real)
@@ -346,7 +356,7 @@ def test_the_scan_scores_the_promoted_model_through_the_endpoint_with_the_contai
         {"Body": StreamingBody(io.BytesIO(answer), len(answer)), "ContentType": "text/csv"},
         {"EndpointName": ENDPOINT, "ContentType": "text/csv", "Accept": "text/csv", "Body": body},
     )
-    monkeypatch.setattr(wiring, "sagemaker_runtime_client", lambda _resources: client)
+    monkeypatch.setattr(wiring, "sagemaker_runtime_client", lambda *_: client)
 
     # When the scan loads the promoted model and ranks the day
     served = wiring.promoted_model(aws.clients, aws.resources, aws.clock)
@@ -366,7 +376,8 @@ def test_the_scan_scores_the_promoted_model_through_the_endpoint_with_the_contai
 def test_an_endpoint_error_makes_the_scans_ranking_abstain_with_the_reason(
     real: Real, aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _in_production(aws, _register(real, aws))
+    # the endpoint serves the production version, and its invocation fails
+    _deploy(_in_production(aws, _register(real, aws)).version)
     client, stub = _runtime()
     stub.add_client_error(
         "invoke_endpoint",
@@ -374,7 +385,7 @@ def test_an_endpoint_error_makes_the_scans_ranking_abstain_with_the_reason(
         service_message=f"Endpoint {ENDPOINT} of account 123456789012 not found.",
         http_status_code=400,
     )
-    monkeypatch.setattr(wiring, "sagemaker_runtime_client", lambda _resources: client)
+    monkeypatch.setattr(wiring, "sagemaker_runtime_client", lambda *_: client)
 
     served = wiring.promoted_model(aws.clients, aws.resources, aws.clock)
     assert served is not None
@@ -407,3 +418,172 @@ def test_the_ranking_group_takes_only_promote_and_deploy() -> None:
         )
     with pytest.raises(ValueError, match="give group cst-rank"):
         model_canary.CanaryEvent.model_validate({"action": "deploy", "version": 1})
+
+
+# ---------------------------------------------------------------- the version the endpoint serves
+def _abstentions(real: Real, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The scan's ranking votes through the endpoint, which must never be invoked."""
+    client, stub = _runtime()  # no answer queued: an invocation would raise
+    monkeypatch.setattr(wiring, "sagemaker_runtime_client", lambda *_: client)
+    served = wiring.promoted_model(aws.clients, aws.resources, aws.clock)
+    assert served is not None and isinstance(served.ranker, SageMakerRanker)
+    with stub:
+        votes, _ = ranking_scan_votes(served, real.window, real.asof_ms)
+    assert votes.height > 5 and votes["probability"].null_count() == votes.height
+    return set(votes["abstain_reason"].to_list())
+
+
+def test_the_scan_abstains_while_the_endpoint_serves_another_version_than_production(
+    real: Real, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _in_production(aws, _register(real, aws))
+    assert _deploy(first.version)["deployment"] == "created"
+    old = aws.sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    # Given a later version made production without the deployer (a promotion run without
+    # CST_RANKING_ENDPOINT, or while the endpoint was switched off)
+    registry = wiring.ranking_registry(MlSettings(), aws.resources, aws.clients)
+    second = _register(real, aws)
+    now = aws.clock.now()
+    registry.save(with_stage(first, ModelStage.ARCHIVED, at=now, reason="replaced", actor="t"))
+    registry.save(with_stage(second, ModelStage.PRODUCTION, at=now, reason="cli", actor="t"))
+
+    # When the scan ranks through the endpoint, Then every coin abstains saying why
+    (reason,) = _abstentions(real, aws, monkeypatch)
+    assert reason == (
+        f"ranking endpoint {ENDPOINT} serves {old}, not the promoted v{second.version} "
+        f"({ranking_version_name(ENDPOINT, second.version, registry.artifact(second.version))})"
+        ": abstaining until it is redeployed"
+    )
+    # and once the production version is deployed, the endpoint is the promoted version's
+    answer = _deploy(second.version)
+    assert answer["deployment"] == "updated" and answer["endpoint_status"] == "Updating"
+    assert answer["serving"].startswith("updating: not done until the endpoint is InService")
+    served = wiring.promoted_model(aws.clients, aws.resources, aws.clock)
+    assert served is not None and isinstance(served.ranker, SageMakerRanker)
+    served.ranker.check_serving()  # moto completes the update at once: no error
+
+
+def test_the_scan_abstains_while_the_endpoint_is_updating_to_the_promoted_version(
+    real: Real, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.sagemaker.models import sagemaker_backends
+
+    live = _in_production(aws, _register(real, aws))
+    answer = _deploy(live.version)
+    assert answer["deployment"] == "created" and answer["endpoint_status"] == "Creating"
+    assert "the scan's ranking abstains until then" in answer["serving"]
+    # Given the endpoint on the version's configuration but not in service yet
+    backend = sagemaker_backends["123456789012"][REGION]
+    backend.endpoints[ENDPOINT].endpoint_status = "Updating"
+    config = aws.sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+
+    (reason,) = _abstentions(real, aws, monkeypatch)
+
+    assert reason == (
+        f"ranking endpoint {ENDPOINT} is Updating, not InService on the promoted "
+        f"v{live.version} ({config}): abstaining until it is"
+    )
+    # and a deployment that finds it already pointed there says what the endpoint says
+    repeat = _deploy(live.version)
+    assert repeat["deployment"] == "unchanged" and repeat["endpoint_status"] == "Updating"
+    backend.endpoints[ENDPOINT].endpoint_status = "InService"
+    assert _deploy(live.version)["serving"] == f"v{live.version}"
+
+
+def test_the_scan_abstains_when_no_endpoint_exists_yet(
+    real: Real, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _in_production(aws, _register(real, aws))
+
+    (reason,) = _abstentions(real, aws, monkeypatch)
+
+    assert reason.startswith(f"ranking endpoint {ENDPOINT} failed: cannot check which version")
+
+
+def test_the_scan_serves_names_the_deployer_gives(real: Real, aws: Aws) -> None:
+    live = _in_production(aws, _register(real, aws))
+    _deploy(live.version)
+    served = wiring.promoted_model(aws.clients, aws.resources, aws.clock)
+    assert served is not None and isinstance(served.ranker, SageMakerRanker)
+    endpoint = aws.sm.describe_endpoint(EndpointName=ENDPOINT)
+    assert served.ranker.expected_config == endpoint["EndpointConfigName"]
+
+
+# ------------------------------------------------------------------------------------- names
+_DIGEST = "ab" * 32
+
+
+def test_serving_names_are_refused_rather_than_cut() -> None:
+    longest = "e" * RANKING_ENDPOINT_MAX
+    assert len(ranking_serving_name(longest, 10**12 - 1, _DIGEST)) == NAME_MAX
+    assert ranking_serving_name("cst-rank", 10, _DIGEST) == "cst-rank-v10-abababab"
+    with pytest.raises(DeploymentError, match="over SageMaker's 63: name the ranking endpoint"):
+        ranking_serving_name(longest + "e", 10**12 - 1, _DIGEST)
+    with pytest.raises(DeploymentError, match="over SageMaker's 63"):
+        ranking_serving_name("e" * 60, 1, _DIGEST)
+
+
+def test_the_ranking_endpoint_name_is_capped_so_every_version_name_fits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from infra.config import DeploymentConfig
+
+    name = "cst-rank-" + "x" * (RANKING_ENDPOINT_MAX - len("cst-rank-"))
+    assert DeploymentConfig(ranking_endpoint=name).ranking_endpoint == name
+    with pytest.raises(ValidationError, match="at most 40 characters"):
+        DeploymentConfig(ranking_endpoint=name + "x")
+    monkeypatch.setenv("CST_RANKING_ENDPOINT", name)
+    assert MlSettings().ranking_endpoint == name
+    monkeypatch.setenv("CST_RANKING_ENDPOINT", name + "x")
+    with pytest.raises(ValidationError, match="at most 40 characters"):
+        MlSettings()
+
+
+def _protocol_artifact(version: int) -> bytes:
+    # protocol shape of a registry artefact: a rank:* booster whose one leaf differs per version
+    booster = {
+        "learner": {
+            "objective": {"name": "rank:pairwise"},
+            "learner_model_param": {"base_score": "[0E0]", "num_feature": "1"},
+            "gradient_booster": {"model": {"trees": [{"leaf": float(version)}]}},
+        }
+    }
+    return json.dumps({"ranker": json.dumps(booster)}).encode()
+
+
+def _production(number: int) -> ModelVersion:
+    return ModelVersion.model_construct(
+        group="cst-rank", version=number, stage=ModelStage.PRODUCTION,
+        artifact_uri=f"s3://{BUCKET}/models/cst-rank/v{number:04d}/model.json",
+    )  # fmt: skip
+
+
+def test_a_too_long_endpoint_name_deploys_nothing(aws: Aws) -> None:
+    deployer = SageMakerRankingDeployer(
+        aws.sm, s3=aws.clients.s3, artifact=_protocol_artifact,
+        endpoint="cst-rank-" + "x" * 51, image_uri=IMAGE, role_arn=ROLE,
+    )  # fmt: skip
+    with pytest.raises(DeploymentError, match="over SageMaker's 63"):
+        deployer.deploy(_production(1))
+    assert aws.sm.list_models()["Models"] == []
+    assert aws.sm.list_endpoints()["Endpoints"] == []
+    assert "Contents" not in aws.clients.s3.list_objects_v2(Bucket=BUCKET, Prefix="models/")
+
+
+def test_the_longest_endpoint_name_serves_each_version_under_its_own_names(aws: Aws) -> None:
+    endpoint = "cst-rank-" + "x" * (RANKING_ENDPOINT_MAX - len("cst-rank-"))
+    deployer = SageMakerRankingDeployer(
+        aws.sm, s3=aws.clients.s3, artifact=_protocol_artifact,
+        endpoint=endpoint, image_uri=IMAGE, role_arn=ROLE,
+    )  # fmt: skip
+    first = deployer.deploy(_production(1))
+    second = deployer.deploy(_production(10))
+    assert second.action == "updated" and second.model != first.model
+    assert second.model == ranking_version_name(endpoint, 10, _protocol_artifact(10))
+    served = aws.sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    (variant,) = aws.sm.describe_endpoint_config(EndpointConfigName=served)["ProductionVariants"]
+    model = aws.sm.describe_model(ModelName=variant["ModelName"])
+    assert model["PrimaryContainer"]["ModelDataUrl"].endswith("/v0010/model.tar.gz")
+    assert all(m["ModelName"].startswith(f"{endpoint}-v") for m in aws.sm.list_models()["Models"])

@@ -10,7 +10,10 @@ coins and the period of tests/integration/test_skill_evaluation.py). moto's ``sa
 results configured through its documented ``/moto-api/static/sagemaker/endpoint-results`` API
 (it does not run a model); here that queue holds the scores the same booster gives the same
 rows, as the xgboost container serving it would. Error answers come from botocore's
-``Stubber`` on a real client (moto never fails an invocation).
+``Stubber`` on a real client (moto never fails an invocation). Before it scores, the scan
+checks the endpoint serves the promoted version: the control plane's ``DescribeEndpoint``
+answer is a ``Stubber``'s too (an endpoint ``InService`` on the version's configuration), one
+per scan run.
 """
 
 from __future__ import annotations
@@ -27,7 +30,12 @@ import requests
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from cryptosmarttrader.adapters.ranking_bundle import load_ranking_bundle, save_ranking_bundle
+from cryptosmarttrader.adapters.ranking_bundle import (
+    bundle_artifact,
+    load_ranking_bundle,
+    save_ranking_bundle,
+)
+from cryptosmarttrader.adapters.sagemaker_deployer import ranking_version_name
 from cryptosmarttrader.adapters.sagemaker_predictor import SageMakerRanker, decode_scores
 from cryptosmarttrader.adapters.xgb_predictor import XgbRankTrainer
 from cryptosmarttrader.domain.market import DAY_MS
@@ -41,12 +49,13 @@ from tests.integration.test_skill_evaluation import CFG, Tampered
 pytestmark = pytest.mark.realdata
 
 ENDPOINT = "cst-rank"
+VERSION = 3  # the promoted version of the registry the endpoint serves
 
 
 @pytest.fixture(scope="module")
-def served(
+def evaluated(
     data_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[RankingModel, pl.DataFrame, int]:
+) -> tuple[Path, RankingModel, pl.DataFrame, int]:
     result = evaluate_skill(Tampered(data_dir, None), XgbRankTrainer(rounds=30), CFG)
     folder = tmp_path_factory.mktemp("model")
     save_ranking_bundle(folder, result)
@@ -54,7 +63,19 @@ def served(
     assert isinstance(day, int)
     asof = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
     window = Tampered(data_dir, None).daily_universe(asof, RANKING_LOOKBACK_DAYS)
-    return load_ranking_bundle(folder), window, day * DAY_MS
+    return folder, load_ranking_bundle(folder), window, day * DAY_MS
+
+
+@pytest.fixture(scope="module")
+def folder(evaluated: tuple[Path, RankingModel, pl.DataFrame, int]) -> Path:
+    return evaluated[0]
+
+
+@pytest.fixture(scope="module")
+def served(
+    evaluated: tuple[Path, RankingModel, pl.DataFrame, int],
+) -> tuple[RankingModel, pl.DataFrame, int]:
+    return evaluated[1:]
 
 
 @pytest.fixture
@@ -88,6 +109,37 @@ def _queue(*bodies: str) -> None:
     )
 
 
+def _in_service(folder: Path, *, scans: int = 1) -> Stubber:
+    """The control plane describing the endpoint ``InService`` on the promoted version's
+    configuration, once per scan run (a further DescribeEndpoint would find no answer)."""
+    client = boto3.client(
+        "sagemaker", region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+    stub = Stubber(client)
+    config = ranking_version_name(ENDPOINT, VERSION, bundle_artifact(folder))
+    for _ in range(scans):
+        stub.add_response(
+            "describe_endpoint",
+            {
+                "EndpointName": ENDPOINT, "EndpointConfigName": config,
+                "EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}",
+                "EndpointStatus": "InService", "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
+                "LastModifiedTime": datetime(2026, 1, 1, tzinfo=UTC),
+            },
+            {"EndpointName": ENDPOINT},
+        )  # fmt: skip
+    stub.activate()
+    return stub
+
+
+def _remote(model: RankingModel, folder: Path, runtime: object, control: Stubber) -> RankingModel:
+    return ranking_server(
+        model, ENDPOINT, lambda: runtime, version=VERSION, artifact=bundle_artifact(folder),
+        sagemaker=lambda: control.client,
+    )  # fmt: skip
+
+
 def test_no_endpoint_configured_scores_in_process_without_building_a_client(
     served: tuple[RankingModel, pl.DataFrame, int],
 ) -> None:
@@ -102,14 +154,18 @@ def test_no_endpoint_configured_scores_in_process_without_building_a_client(
 
 
 def test_the_endpoint_named_by_the_environment_scores_the_scan(
-    served: tuple[RankingModel, pl.DataFrame, int], aws: None, monkeypatch: pytest.MonkeyPatch
+    served: tuple[RankingModel, pl.DataFrame, int],
+    folder: Path,
+    aws: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model, window, asof_ms = served
     # Given the deployment names the ranking endpoint
     monkeypatch.setenv("CST_RANKING_ENDPOINT", ENDPOINT)
     endpoint = MlSettings().ranking_endpoint
     assert endpoint == ENDPOINT
-    remote = ranking_server(model, endpoint, lambda: boto3.client("sagemaker-runtime"))
+    control = _in_service(folder)
+    remote = _remote(model, folder, boto3.client("sagemaker-runtime"), control)
     assert isinstance(remote.ranker, SageMakerRanker) and remote.ranker.endpoint == ENDPOINT
     assert remote.ranker.to_bytes() == model.ranker.to_bytes()
     # and the endpoint answers with the served booster's scores of the day's rows, one a line
@@ -119,6 +175,7 @@ def test_the_endpoint_named_by_the_environment_scores_the_scan(
     # When the scan's ranking path scores the day through it
     votes, _ = ranking_scan_votes(remote, window, asof_ms)
     local, _ = ranking_scan_votes(model, window, asof_ms)
+    control.assert_no_pending_responses()  # checked once, before scoring the whole day
 
     # Then every coin votes with the calibrated probability the in-process path gives
     assert votes.height == local.height > 5
@@ -130,10 +187,10 @@ def test_the_endpoint_named_by_the_environment_scores_the_scan(
 
 
 def test_an_endpoint_answer_that_does_not_fit_the_rows_makes_the_ranking_agent_abstain(
-    served: tuple[RankingModel, pl.DataFrame, int], aws: None
+    served: tuple[RankingModel, pl.DataFrame, int], folder: Path, aws: None
 ) -> None:
     model, window, asof_ms = served
-    remote = ranking_server(model, ENDPOINT, lambda: boto3.client("sagemaker-runtime"))
+    remote = _remote(model, folder, boto3.client("sagemaker-runtime"), _in_service(folder))
     _queue("0.5\n")  # one score for many rows
 
     votes, _ = ranking_scan_votes(remote, window, asof_ms)
@@ -144,7 +201,7 @@ def test_an_endpoint_answer_that_does_not_fit_the_rows_makes_the_ranking_agent_a
 
 
 def test_an_endpoint_error_is_an_abstention_with_its_reason_never_the_in_process_scores(
-    served: tuple[RankingModel, pl.DataFrame, int],
+    served: tuple[RankingModel, pl.DataFrame, int], folder: Path
 ) -> None:
     model, window, asof_ms = served
     client = boto3.client(
@@ -158,7 +215,7 @@ def test_an_endpoint_error_is_an_abstention_with_its_reason_never_the_in_process
         service_message="Received server error (500) from primary",
         http_status_code=424,
     )
-    remote = ranking_server(model, ENDPOINT, lambda: client)
+    remote = _remote(model, folder, client, _in_service(folder))
 
     with stub:
         votes, quality = ranking_scan_votes(remote, window, asof_ms)

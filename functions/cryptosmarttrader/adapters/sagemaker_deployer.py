@@ -26,13 +26,19 @@ way the container's XGBoost reads it: :func:`ranking_booster`) as the only file 
 ``model.tar.gz``, named ``xgboost-model`` (the container loads every file of
 ``/opt/ml/model`` as a booster, so nothing else may be in it), writes it beside the artefact,
 then creates the model, the serverless configuration and creates or updates the endpoint, named
-from the version and the tarball's SHA-256. The container answers ``text/csv`` rows (an empty
+from the version and the tarball's SHA-256 (:func:`ranking_serving_name`, the name the scan
+checks the endpoint serves before scoring through it). ``CreateEndpoint`` and ``UpdateEndpoint``
+are asynchronous: a deployment that called them is ``Creating``/``Updating`` (its ``status``),
+not done, and an update that fails is rolled back by SageMaker to the earlier configuration;
+the scan abstains until the endpoint is ``InService`` on the promoted version's configuration.
+The container answers ``text/csv`` rows (an empty
 field is a missing value) with the booster's margins, comma-separated, one per row: what
 ``SageMakerRanker`` sends and reads.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -54,7 +60,9 @@ __all__ = [
     "SageMakerEndpointDeployer",
     "SageMakerRankingDeployer",
     "ranking_booster",
+    "ranking_serving_name",
     "ranking_tarball",
+    "ranking_version_name",
 ]
 
 TARBALL_DIGEST_KEY: Final = "cst_tarball_sha256"  # model package metadata, set at registration
@@ -67,6 +75,10 @@ VARIANT: Final = "production"
 NAME_MAX: Final = 63
 BOOSTER_FILE: Final = "xgboost-model"  # the name SageMaker's XGBoost container serves
 RANKING_TARBALL: Final = "model.tar.gz"
+# The longest ranking endpoint name: its per-version names ``<endpoint>-v<N>-<sha8>`` must fit
+# SageMaker's 63 characters for every version up to 10**12 - 1 (40 + 2 + 12 + 1 + 8 = 63).
+RANKING_ENDPOINT_MAX: Final = 40
+_DIGEST_CHARS: Final = 8
 
 
 class DeploymentError(RuntimeError):
@@ -80,6 +92,10 @@ class Deployment:
     model: str
     package_arn: str
     action: Literal["created", "updated", "unchanged"]
+    # the endpoint's state after the call: ``Creating``/``Updating`` after CreateEndpoint or
+    # UpdateEndpoint (asynchronous: not serving this version yet), else what DescribeEndpoint
+    # says (``InService`` once it serves it)
+    status: str = "Updating"
 
 
 def _missing(exc: ClientError) -> bool:
@@ -96,6 +112,7 @@ class _ServerlessEndpoint:
     _endpoint: str
     _memory: int
     _concurrency: int
+    last: Deployment | None = None  # the latest deployment this deployer made (its status)
 
     @property
     def endpoint(self) -> str:
@@ -122,18 +139,22 @@ class _ServerlessEndpoint:
             ],
         )
 
-    def _point_endpoint(self, config: str) -> Literal["created", "updated", "unchanged"]:
+    def _point_endpoint(
+        self, config: str
+    ) -> tuple[Literal["created", "updated", "unchanged"], str]:
+        """What was done to point the endpoint at ``config`` and the endpoint's state after it
+        (``Creating``/``Updating``: asynchronous, not serving it yet)."""
         try:
             current = self._sm.describe_endpoint(EndpointName=self._endpoint)
         except ClientError as exc:
             if not _missing(exc):
                 raise
             self._sm.create_endpoint(EndpointName=self._endpoint, EndpointConfigName=config)
-            return "created"
+            return "created", "Creating"
         if current.get("EndpointConfigName") == config:
-            return "unchanged"
+            return "unchanged", str(current.get("EndpointStatus", "unknown"))
         self._sm.update_endpoint(EndpointName=self._endpoint, EndpointConfigName=config)
-        return "updated"
+        return "updated", "Updating"
 
 
 class SageMakerEndpointDeployer(_ServerlessEndpoint):
@@ -171,7 +192,9 @@ class SageMakerEndpointDeployer(_ServerlessEndpoint):
         config = f"{self._endpoint}-v{version.version}-{digest}"[:NAME_MAX]
         self._ensure_model(model, arn)
         self._ensure_config(config, model)
-        return Deployment(self._endpoint, config, model, arn, self._point_endpoint(config))
+        action, status = self._point_endpoint(config)
+        self.last = Deployment(self._endpoint, config, model, arn, action, status)
+        return self.last
 
     def _verify_artifact(self, version: ModelVersion, package: dict[str, Any]) -> None:
         expected = (package.get("CustomerMetadataProperties") or {}).get(TARBALL_DIGEST_KEY)
@@ -261,15 +284,42 @@ def ranking_booster(artifact: bytes) -> bytes:
 
 def ranking_tarball(booster: bytes) -> bytes:
     """``model.tar.gz`` as the built-in XGBoost container serves it: ``xgboost-model`` only
-    (deterministic bytes: the same booster gives the same tarball and the same names)."""
+    (deterministic bytes: the same booster gives the same tarball and the same names, at any
+    time: the gzip header's timestamp is 0, not the time of packing)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         info = tarfile.TarInfo(BOOSTER_FILE)
         info.size = len(booster)
         info.mtime = 0
         info.mode = 0o644
         tar.addfile(info, io.BytesIO(booster))
     return buffer.getvalue()
+
+
+def ranking_serving_name(endpoint: str, version: int, tarball_sha256: str) -> str:
+    """``<endpoint>-v<N>-<sha8>``: the model and endpoint configuration serving ``version`` of
+    the ranking model (``sha8``: the packed tarball's SHA-256). Refuses a name over SageMaker's
+    63 characters rather than cutting it (a cut name would be another version's)."""
+    if not re.fullmatch(r"[0-9a-f]{64}", tarball_sha256) or version < 1:
+        raise DeploymentError(f"no serving name for v{version} of a tarball {tarball_sha256!r}")
+    name = f"{endpoint}-v{version}-{tarball_sha256[:_DIGEST_CHARS]}"
+    if len(name) > NAME_MAX:
+        raise DeploymentError(
+            f"the serving name {name} of v{version} is {len(name)} characters, over "
+            f"SageMaker's {NAME_MAX}: name the ranking endpoint with at most "
+            f"{RANKING_ENDPOINT_MAX} characters"
+        )
+    return name
+
+
+def ranking_version_name(endpoint: str, version: int, artifact: bytes) -> str:
+    """The serving name of ``version`` from its registry artefact, as the deployer names it:
+    what the endpoint's configuration must be while it serves that version."""
+    tarball = ranking_tarball(ranking_booster(artifact))
+    return ranking_serving_name(endpoint, version, hashlib.sha256(tarball).hexdigest())
 
 
 class SageMakerRankingDeployer(_ServerlessEndpoint):
@@ -314,6 +364,7 @@ class SageMakerRankingDeployer(_ServerlessEndpoint):
             raise DeploymentError(f"{version.label}: artefact URL {url!r} is not an S3 object")
         tarball = ranking_tarball(ranking_booster(self._artifact(version.version)))
         digest = hashlib.sha256(tarball).hexdigest()
+        ranking_serving_name(self._endpoint, version.version, digest)  # refuse before writing
         tar_key = f"{key.rsplit('/', 1)[0]}/{RANKING_TARBALL}"
         try:
             self._s3.put_object(Bucket=bucket, Key=tar_key, Body=tarball)
@@ -321,12 +372,14 @@ class SageMakerRankingDeployer(_ServerlessEndpoint):
             raise DeploymentError(
                 f"{version.label}: cannot write s3://{bucket}/{tar_key}: {exc}"
             ) from exc
-        name = f"{self._endpoint}-v{version.version}-{digest[:8]}"[:NAME_MAX]
+        name = ranking_serving_name(self._endpoint, version.version, digest)
         self._ensure_model(name, f"s3://{bucket}/{tar_key}")
         self._ensure_config(name, name)
-        return Deployment(
-            self._endpoint, name, name, f"s3://{bucket}/{tar_key}", self._point_endpoint(name)
+        action, status = self._point_endpoint(name)
+        self.last = Deployment(
+            self._endpoint, name, name, f"s3://{bucket}/{tar_key}", action, status
         )
+        return self.last
 
     def _ensure_model(self, name: str, model_data_url: str) -> None:
         try:

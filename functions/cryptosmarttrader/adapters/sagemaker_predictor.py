@@ -3,10 +3,14 @@
 * :class:`SageMakerPredictor` calls the serverless endpoint: CSV rows in, one probability per
   line out.
 * :class:`SageMakerRanker` calls the endpoint serving the promoted ranking model (``rank:*``
-  booster): CSV rows in, one score (the booster's margin) per line out. Any failure of the call
-  or an answer that is not one finite score per row raises ``RankerUnavailableError`` naming
-  the endpoint: the ranking agent then abstains with that reason, never falling back to
-  another evaluator.
+  booster): CSV rows in, one score (the booster's margin) per line out. Before it scores (one
+  ``DescribeEndpoint`` per ``score``, i.e. per scan run, never per coin) it checks the endpoint
+  is ``InService`` on the configuration of the registry's promoted version
+  (``<endpoint>-v<N>-<sha8>``): an endpoint still creating or updating, rolled back to, or left
+  on another version would score with a booster the calibration was not fitted for. That
+  mismatch, any failure of the call, or an answer that is not one finite score per row raises
+  ``RankerUnavailableError`` naming the endpoint: the ranking agent then abstains with that
+  reason, never falling back to another evaluator.
 * :class:`TreeEnsemblePredictor` evaluates the same xgboost JSON model in numpy, in process. The
   drift and canary Lambdas use it: xgboost imports scipy, and polars + numpy + scipy + xgboost
   do not fit Lambda's 250 MB unzipped limit. It follows xgboost's own rules — features and
@@ -74,15 +78,60 @@ def decode_scores(body: bytes, expected: int) -> FloatArray:
 
 
 class SageMakerRanker:
-    """``Ranker`` served by a SageMaker endpoint: the promoted ranking model's scores."""
+    """``Ranker`` served by a SageMaker endpoint: the promoted ranking model's scores, only
+    while the endpoint serves that version (``expected_config``, checked with ``sagemaker``,
+    the control-plane client, once per ``score``)."""
 
     def __init__(
-        self, endpoint: str, feature_names: tuple[str, ...], runtime: Any, model: bytes
+        self,
+        endpoint: str,
+        feature_names: tuple[str, ...],
+        runtime: Any,
+        model: bytes,
+        *,
+        version: int,
+        expected_config: str,
+        sagemaker: Any,
     ) -> None:
         self._endpoint = endpoint
         self._names = feature_names
         self._runtime = runtime
-        self._model = model  # the registry artefact's booster, the one the endpoint serves
+        self._model = model  # the registry artefact's booster, the one the endpoint must serve
+        self._version = version
+        self._expected = expected_config
+        self._sagemaker = sagemaker
+
+    @property
+    def expected_config(self) -> str:
+        return self._expected
+
+    def check_serving(self) -> None:
+        """Raise ``RankerUnavailableError`` unless the endpoint is ``InService`` on the
+        promoted version's configuration."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from cryptosmarttrader.ports import RankerUnavailableError
+
+        try:
+            described = self._sagemaker.describe_endpoint(EndpointName=self._endpoint)
+        except (ClientError, BotoCoreError) as exc:
+            raise RankerUnavailableError(
+                f"ranking endpoint {self._endpoint} failed: cannot check which version it "
+                f"serves: {str(exc).splitlines()[0]}"
+            ) from exc
+        served = str(described.get("EndpointConfigName", ""))
+        status = str(described.get("EndpointStatus", "unknown"))
+        if served != self._expected:
+            raise RankerUnavailableError(
+                f"ranking endpoint {self._endpoint} serves {served or 'nothing'}, not the "
+                f"promoted v{self._version} ({self._expected}): abstaining until it is "
+                "redeployed"
+            )
+        if status != "InService":
+            raise RankerUnavailableError(
+                f"ranking endpoint {self._endpoint} is {status}, not InService on the promoted "
+                f"v{self._version} ({self._expected}): abstaining until it is"
+            )
 
     @property
     def endpoint(self) -> str:
@@ -102,6 +151,7 @@ class SageMakerRanker:
 
         if features.ndim != 2 or features.shape[1] != len(self._names):
             raise ValueError(f"expected (n, {len(self._names)}) features, got {features.shape}")
+        self.check_serving()
         parts: list[FloatArray] = []
         for start in range(0, features.shape[0], ROWS_PER_REQUEST):
             chunk = features[start : start + ROWS_PER_REQUEST]

@@ -96,7 +96,15 @@ def _ranking_step(request: CanaryEvent) -> dict[str, Any]:
     if request.action == "promote":
         done = service.promote(request.version, request.reason or "promoted", "model-canary")
         logger.info("ranking model promoted", extra={"version": done.label})
-        return {"version": done.version, "stage": str(done.stage), "group": RANKING_GROUP}
+        result: dict[str, Any] = {
+            "version": done.version, "stage": str(done.stage), "group": RANKING_GROUP,
+        }  # fmt: skip
+        if service.deployer is not None:
+            deployed = getattr(service.deployer, "last", None)  # the promotion's deployment
+            result["endpoint"] = service.deployer.endpoint
+            result["deployment"] = str(getattr(deployed, "action", ""))
+            result.update(_serving(done.version, str(getattr(deployed, "status", "unknown"))))
+        return result
     if service.deployer is None:
         raise LifecycleError(
             f"no ranking endpoint is configured (CST_RANKING_ENDPOINT): {RANKING_GROUP} is "
@@ -109,6 +117,22 @@ def _ranking_step(request: CanaryEvent) -> dict[str, Any]:
         "group": RANKING_GROUP,
         "endpoint": service.deployer.endpoint,
         "deployment": str(getattr(deployment, "action", "")),
+        **_serving(request.version, str(getattr(deployment, "status", "unknown"))),
+    }
+
+
+def _serving(version: int, status: str) -> dict[str, str]:
+    """The endpoint's state after a deployment: creating or updating it is asynchronous (and an
+    update that fails is rolled back), so it is not done until the endpoint is InService on
+    the version, and the scan's ranking abstains until then."""
+    if status == "InService":
+        return {"endpoint_status": status, "serving": f"v{version}"}
+    return {
+        "endpoint_status": status,
+        "serving": (
+            f"updating: not done until the endpoint is InService on v{version}; the scan's "
+            "ranking abstains until then (DescribeEndpoint shows the outcome)"
+        ),
     }
 
 
