@@ -137,3 +137,67 @@ def test_live_venue_kill_switch_never_drops_a_stop_the_index_still_shows_new(rig
     (stop,) = rig.orders(Intent.PROTECT)
     assert stop["status"] == OrderStatus.CANCELED.value
     assert metric(rig, "ProtectiveStopsCancelled") == 1
+
+
+class _LandsLate:
+    """The stop's create is lost on the way (nothing booked, no answer) and reaches the venue
+    later, when ``land`` is called: within the venue's receive window, after a cancel."""
+
+    def __init__(self, venue: Any) -> None:
+        self._venue = venue
+        self._sent: tuple[Any, ...] | None = None
+
+    def create_stop_order(self, *args: Any) -> Any:
+        self._sent = args
+        raise OrderStateUnknownError("binance", "create_order", "read timeout", "x")
+
+    def land(self) -> None:
+        assert self._sent is not None
+        self._venue.create_stop_order(*self._sent)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
+
+
+def test_live_venue_a_stop_not_found_right_after_the_kill_switch_cancel_is_cancelled_when_it_lands(
+    rig: Rig,
+) -> None:
+    entry(rig.service())
+    late = _LandsLate(rig.venue)
+    note = rig.service(late).protect_positions({BTC.value: STOP})
+    assert "left SUBMITTED" in note[BTC.value], note
+    # Given the kill-switch on moments after the stop was sent: the venue does not show it yet
+    rig.switch(True)
+    rig.service().reconcile()
+    (stop,) = rig.orders(Intent.PROTECT)
+    # Then it is not settled CANCELED on that absence: it stays CANCEL_PENDING
+    assert stop["status"] == OrderStatus.CANCEL_PENDING.value
+    # When the create lands after the cancel, and the next cycle runs
+    late.land()
+    assert _resting_stops(rig) == ["NEW"]
+    rig.clock.advance(timedelta(minutes=1))
+    rig.service().reconcile()
+    # Then the stop is cancelled on the venue and in the ledger
+    assert _resting_stops(rig) == ["CANCELED"], rig.orders(Intent.PROTECT)
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    assert metric(rig, "ProtectiveStopsCancelled") == 1
+
+
+def test_live_venue_a_cancelled_stop_that_never_lands_is_settled_after_the_grace_switch_off(
+    rig: Rig,
+) -> None:
+    entry(rig.service())
+    rig.service(_LandsLate(rig.venue)).protect_positions({BTC.value: STOP})
+    rig.switch(True)
+    rig.service().reconcile()
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCEL_PENDING.value
+    # When the switch is turned off and the grace has passed with the venue never showing it
+    rig.switch(False)
+    rig.clock.advance(timedelta(minutes=3))
+    rig.service().reconcile()
+    # Then reconcile settles it CANCELED: never left pending for good
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    assert _resting_stops(rig) == []

@@ -564,9 +564,16 @@ class ExecutionService:
         if found is not None:
             self._apply(coid, found)
             return "updated"
+        sent_at = _sent_at(order)
+        if status is _S.CANCEL_PENDING and now - sent_at >= self.absent_grace:
+            # its cancel was asked and the venue shows no such order past the grace: it never
+            # landed (or was cancelled and is gone): settled, never left pending for good
+            if self.orders.update_status(coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=now):
+                self._forget(coid.value, settled=True)
+                return "updated"
+            return "skipped"
         if status is not _S.SUBMITTED:
             return "skipped"
-        sent_at = _sent_at(order)
         if now - sent_at >= self.absent_horizon:
             why = f"not found at the venue by client id within {self.absent_horizon}; not resent"
             if self.orders.update_status(
@@ -678,6 +685,11 @@ class ExecutionService:
             except ExchangeError:
                 self._exchange_error()
                 continue  # stays CANCEL_PENDING; the next reconcile looks again
+            if found is None and self.clock.now() - _sent_at(order) < self.absent_grace:
+                # sent moments ago and not shown yet: it may still land (within the venue's
+                # receive window), after this cancel. It stays CANCEL_PENDING: the next sweep
+                # cancels it again, or reconcile settles it once the grace has passed.
+                continue
             if found is None:
                 done = self.orders.update_status(
                     coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=self.clock.now()
