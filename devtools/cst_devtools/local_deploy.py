@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -192,6 +192,12 @@ class _CustomResourceContext:
     invoked_function_arn: str
     aws_request_id: str
     memory_limit_in_mb: int = 256
+    timeout_s: float = 60.0
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        """What Lambda's context answers: the time left before the function's timeout."""
+        return max(0, int((self.started + self.timeout_s - time.monotonic()) * 1000))
 
 
 _STACK_LOOPS: dict[str, threading.Event] = {}  # stack id → its create / update loop returned
@@ -265,7 +271,10 @@ def run_custom_resources_in_process(endpoint: str) -> None:
             "AWS_DEFAULT_REGION": REGION,
         }
         context = _CustomResourceContext(
-            self.function_name, self.function_arn, str(event.get("RequestId", ""))
+            self.function_name,
+            self.function_arn,
+            str(event.get("RequestId", "")),
+            timeout_s=float(getattr(self, "timeout", None) or 60),
         )
         with _ENV_LOCK, patched_environ(env):
             handler = getattr(importlib.import_module(module_name), attribute)

@@ -38,6 +38,9 @@ AUDIT_HANDLER: Final = "cryptosmarttrader.handlers.kill_switch_audit.handler"
 SEED_SERVICE: Final = "cst-kill-switch-seed"
 AUDIT_SERVICE: Final = "cst-kill-switch-audit"
 SEED_RESOURCE_TYPE: Final = "Custom::KillSwitchSeed"
+# how long CloudFormation waits for the seed's answer: the function's 60 s timeout, and room
+# for one asynchronous retry of an invocation that died without answering
+SEED_SERVICE_TIMEOUT: Final = Duration.minutes(5)
 # `-c cst:kill-switch:description=...`: the description the parameter is created with (changing
 # it changes this construct, and must not change the switch)
 DESCRIPTION_CONTEXT_KEY: Final = "cst:kill-switch:description"
@@ -92,6 +95,9 @@ class KillSwitch(Construct):
                 ),
             },
             removal_policy=RemovalPolicy.RETAIN,
+            # the function answers within its own 60 s (FAILED when SSM is slow); should no
+            # answer come at all (a crash), the stack fails after this instead of an hour
+            service_timeout=SEED_SERVICE_TIMEOUT,
         )
         self.audit_lambda: PythonFunction | None = None
         self.audit_rules: dict[str, events.Rule] = {}

@@ -202,3 +202,16 @@ def test_cloudformation_never_owns_the_kill_switch_value(synthesized: Synthesize
     assert seed["Properties"]["ServiceToken"] == {"Fn::GetAtt": [function, "Arn"]}
     props = synthesized.resources[function]["Properties"]
     assert props["Handler"] == "cryptosmarttrader.handlers.kill_switch_seed.handler"
+
+
+def test_the_stack_waits_minutes_not_an_hour_for_the_kill_switch_seeds_answer(
+    synthesized: Synthesized,
+) -> None:
+    # Given the seed custom resource and its function
+    (seed,) = synthesized.resources_of_type("Custom::KillSwitchSeed").values()
+    function = synthesized.logical_id(synthesized.stack.kill_switch.seed_lambda.function)
+    timeout_s = synthesized.resources[function]["Properties"]["Timeout"]
+    # Then CloudFormation gives up on an answer after 5 minutes (default: an hour), longer
+    # than the function's own run (which answers FAILED in time when SSM is slow)
+    assert int(seed["Properties"]["ServiceTimeout"]) == 300
+    assert timeout_s == 60 < 300

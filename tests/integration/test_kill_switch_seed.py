@@ -7,9 +7,11 @@ loopback HTTP server standing in for S3, which records the PUT CloudFormation wo
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any, ClassVar
@@ -31,6 +33,15 @@ class Context:
     function_name: str = "cst-kill-switch-seed"
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:seed"
+    timeout_s: float = 60.0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -42,7 +53,7 @@ class _Recorder(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).answers.append({"body": json.loads(body), "content_type": self.headers.get(
-            "Content-Type")})  # fmt: skip
+            "Content-Type"), "at": time.monotonic()})  # fmt: skip
         self.send_response(200)
         self.end_headers()
 
@@ -220,3 +231,74 @@ def test_an_event_without_an_answer_address_fails_the_invocation(
 
     assert answers == []
     assert aws.ssm.describe_parameters()["Parameters"] == []
+
+
+# -- a slow SSM: answered FAILED inside the invocation's time --------------------------------
+
+
+@pytest.fixture
+def silent_ssm(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An SSM endpoint on the loopback that takes connections and never answers."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.listen(16)  # connections complete in the backlog; nothing is ever read or sent
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{sink.getsockname()[1]}",
+    }.items():
+        monkeypatch.setenv(key, value)  # fmt: skip
+    try:
+        yield str(sink.getsockname())
+    finally:
+        sink.close()
+
+
+def test_an_ssm_that_never_answers_is_answered_failed_before_the_function_times_out(
+    seed: ModuleType, silent_ssm: str, response_url: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, answers = response_url
+    # Given an invocation with 14 s left (the answer's reserve, and 4 s for SSM)
+    context = Context(timeout_s=seed.ANSWER_RESERVE_S + 4)
+
+    result = seed.handler(request("Create", url), context)
+
+    # Then CloudFormation hears FAILED, saying SSM timed out, before the function's deadline
+    assert result["status"] == "FAILED"
+    (answer,) = answers
+    assert answer["body"]["Status"] == "FAILED"
+    assert "timeout" in answer["body"]["Reason"].lower(), answer["body"]["Reason"]
+    assert "could not be created" in answer["body"]["Reason"]
+    assert answer["at"] < context.deadline
+
+
+def test_an_invocation_without_time_for_ssm_answers_failed_without_calling_it(
+    seed: ModuleType, silent_ssm: str, response_url: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, answers = response_url
+    context = Context(timeout_s=seed.ANSWER_RESERVE_S)
+
+    result = seed.handler(request("Create", url), context)
+
+    assert result["status"] == "FAILED"
+    (answer,) = answers
+    assert "no time left for SSM" in answer["body"]["Reason"]
+    assert answer["at"] < context.deadline
+
+
+@pytest.mark.parametrize("remaining_s", [11.0, 14.0, 19.9, 20.0, 39.0, 60.0, 900.0])
+def test_every_ssm_attempt_and_backoff_fits_the_budget(
+    seed: ModuleType, remaining_s: float
+) -> None:
+    budget = seed.ssm_budget(remaining_s)
+    # the longest the client can take: each attempt's connect and read timeouts, and the
+    # standard retry mode's backoff before each retry (at most 1 s, then 2 s)
+    backoff = sum(2**i for i in range(budget.attempts - 1))
+    longest = budget.attempts * (budget.connect_s + budget.read_s) + backoff
+    assert longest <= remaining_s - seed.ANSWER_RESERVE_S + 1e-9
+    assert budget.read_s > 0 and budget.connect_s > 0
+    config = budget.config()
+    assert (config.connect_timeout, config.read_timeout) == (budget.connect_s, budget.read_s)
+    assert config.retries == {"total_max_attempts": budget.attempts, "mode": "standard"}

@@ -33,7 +33,7 @@ from cryptosmarttrader.domain.types import Price, Quantity, Side
 from cryptosmarttrader.services.execution import CLOSED_AT_VENUE, ExecutionService
 from cryptosmarttrader.services.trading_cycle import TradingCycle
 from tests.support import live_venue
-from tests.support.live_venue import BTC, EQUITY, QUOTE, STOP, Rig, close, entry, metric
+from tests.support.live_venue import BTC, EQUITY, QUOTE, STOP, Rig, close, entry, lagging, metric
 
 pytestmark = pytest.mark.realdata
 
@@ -573,35 +573,6 @@ def test_live_venue_a_stop_the_price_is_already_through_is_not_placed_and_retrie
 # -- the open-orders index lagging behind this run's own writes -------------------------------
 
 
-class _LaggingIndex:
-    """The orders ledger with its eventually consistent open-orders index lagging: once
-    frozen, ``list_open`` answers what the index held then (a stop cancelled and settled since
-    still shows as resting; an order recorded since is missing). Reads by key stay
-    consistent, as DynamoDB's are."""
-
-    def __init__(self, ledger: Any) -> None:
-        self._ledger = ledger
-        self._frozen: list[dict[str, Any]] | None = None
-
-    def freeze(self) -> None:
-        self._frozen = self._ledger.list_open()
-
-    def list_open(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        if self._frozen is None:
-            return self._ledger.list_open(symbol)  # type: ignore[no-any-return]
-        return [dict(o) for o in self._frozen if symbol is None or o["symbol"] == symbol]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ledger, name)
-
-
-def _lagging(rig: Rig) -> tuple[ExecutionService, _LaggingIndex]:
-    service = rig.service()
-    index = _LaggingIndex(service.orders)
-    service.orders = index  # type: ignore[assignment]
-    return service, index
-
-
 def test_live_venue_a_stale_index_entry_of_the_stop_just_cancelled_never_cuts_the_close(
     rig: Rig,
 ) -> None:
@@ -609,7 +580,7 @@ def test_live_venue_a_stale_index_entry_of_the_stop_just_cancelled_never_cuts_th
     rig.service().protect_positions({BTC.value: STOP})
     # Given an index that still lists the stop as resting after the close cancelled it
     rig.clock.advance(timedelta(hours=1, minutes=30))
-    service, index = _lagging(rig)
+    service, index = lagging(rig)
     index.freeze()
     # When the exit rule closes the position
     result = close(service)
@@ -630,7 +601,7 @@ def test_live_venue_the_protective_step_sees_the_close_this_run_sent_before_the_
     rig.service().protect_positions({BTC.value: STOP})
     rig.clock.advance(timedelta(hours=1, minutes=30))
     # Given an index lagging this run's writes, and a close whose answer never came back
-    service, index = _lagging(rig)
+    service, index = lagging(rig)
     index.freeze()
     rig.fake.fail_next("POST", "/api/v3/order", "timeout_before_booking")
     closing = close(service)

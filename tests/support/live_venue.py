@@ -144,6 +144,36 @@ def rig(market: RecordedMarketData, monkeypatch: pytest.MonkeyPatch) -> Iterator
         yield Rig(fake, clock, venue, clients, InMemoryMetrics())
 
 
+class LaggingIndex:
+    """The orders ledger with its eventually consistent open-orders index lagging: once
+    frozen, ``list_open`` answers what the index held then (a stop cancelled and settled since
+    still shows as resting, with the status it had then; an order recorded since is missing).
+    Reads by key stay consistent, as DynamoDB's are."""
+
+    def __init__(self, ledger: Any) -> None:
+        self._ledger = ledger
+        self._frozen: list[dict[str, Any]] | None = None
+
+    def freeze(self) -> None:
+        self._frozen = self._ledger.list_open()
+
+    def list_open(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        if self._frozen is None:
+            return self._ledger.list_open(symbol)  # type: ignore[no-any-return]
+        return [dict(o) for o in self._frozen if symbol is None or o["symbol"] == symbol]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+
+
+def lagging(rig: Rig, exchange: Any = None) -> tuple[ExecutionService, LaggingIndex]:
+    """A fresh service whose open-orders index lags (frozen by ``LaggingIndex.freeze``)."""
+    service = rig.service(exchange)
+    index = LaggingIndex(service.orders)
+    service.orders = index  # type: ignore[assignment]
+    return service, index
+
+
 def entry(service: ExecutionService, qty: str = "0.03") -> None:
     intent = OrderIntent("protective-test", BTC, Side.BUY, Intent.OPEN, 1_652_140_800_000,
                          Quantity.of(qty), Price.of("31400"))  # fmt: skip

@@ -48,10 +48,16 @@ def s3_client(region: str, endpoint_url: str | None = None) -> S3Client:
     return boto3.client("s3", **_kwargs(region, endpoint_url))  # type: ignore[call-overload,no-any-return]
 
 
-def ssm_client(region: str, endpoint_url: str | None = None) -> SSMClient:
+def ssm_client(
+    region: str, endpoint_url: str | None = None, config: Config | None = None
+) -> SSMClient:
+    """``config`` replaces the shared timeouts and retries (a caller with a deadline)."""
     import boto3
 
-    return boto3.client("ssm", **_kwargs(region, endpoint_url))  # type: ignore[call-overload,no-any-return]
+    kwargs = _kwargs(region, endpoint_url)
+    if config is not None:
+        kwargs["config"] = config
+    return boto3.client("ssm", **kwargs)  # type: ignore[call-overload,no-any-return]
 
 
 def sagemaker_runtime_client(region: str, endpoint_url: str | None = None) -> Any:

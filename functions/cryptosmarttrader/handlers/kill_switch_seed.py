@@ -14,8 +14,15 @@ holds a ``Custom::KillSwitchSeed`` resource backed by this function:
 The function answers CloudFormation by PUTting the result to the request's pre-signed
 ``ResponseURL`` (what ``cfn-response`` does). Every failure is answered ``FAILED`` with its
 reason, so a deployment fails fast instead of waiting an hour for a response: a parameter
-that cannot be written, an unknown request type or invalid resource properties, and any other
-error of the run. The entry point is on the handlers' decorator
+that cannot be written, an unknown request type or invalid resource properties, an SSM that
+does not answer within the invocation's budget, and any other error of the run.
+
+The SSM work runs on a budget taken from the invocation's remaining time
+(``context.get_remaining_time_in_millis()``) less what the answer needs
+(:data:`ANSWER_RESERVE_S`): its client's connect and read timeouts and attempts are sized so
+that every attempt, with the retry backoff, ends inside it, and the call is abandoned at the
+budget's end whatever the socket does. A slow SSM is answered ``FAILED`` before the function
+times out; the custom resource's ``ServiceTimeout`` bounds the stack's wait if no answer comes. The entry point is on the handlers' decorator
 (``handlers._common.lambda_handler``): it validates only what an answer needs (the
 ``ResponseURL``, stack, request and logical resource ids); an event without them cannot be
 answered, and fails the invocation loudly (:class:`UnanswerableRequestError`).
@@ -24,12 +31,15 @@ answered, and fails the invocation loudly (:class:`UnanswerableRequestError`).
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 from urllib.parse import urlparse
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -45,6 +55,50 @@ INITIAL_REASON: Final = "initial deployment"
 INITIAL_ACTOR: Final = "cdk"
 _LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1"})
 _RESPONSE_TIMEOUT_S: Final = 30
+# kept out of the SSM budget: the answer's PUT (its timeout is what is left, at most
+# _RESPONSE_TIMEOUT_S) and the function's own return
+ANSWER_RESERVE_S: Final = 10.0
+_MIN_BUDGET_S: Final = 1.0
+_MAX_CONNECT_S: Final = 5.0
+
+
+@dataclass(frozen=True)
+class SsmBudget:
+    """The seed's SSM client settings: ``attempts`` (the first call included) × (``connect_s`` +
+    ``read_s``) plus the standard retry mode's longest backoff between them fits in
+    ``seconds``."""
+
+    seconds: float
+    attempts: int
+    connect_s: float
+    read_s: float
+
+    def config(self) -> Config:
+        return Config(
+            connect_timeout=self.connect_s,
+            read_timeout=self.read_s,
+            retries={"total_max_attempts": self.attempts, "mode": "standard"},
+        )
+
+
+def ssm_budget(remaining_s: float) -> SsmBudget | None:
+    """The SSM budget of an invocation with ``remaining_s`` left; None when, after the
+    answer's reserve, not even one short attempt fits."""
+    seconds = remaining_s - ANSWER_RESERVE_S
+    if seconds < _MIN_BUDGET_S:
+        return None
+    attempts = 3 if seconds >= 30 else 2 if seconds >= 10 else 1
+    # the standard mode's backoff before retry i is at most 2 ** (i - 1) seconds
+    backoff = float(sum(2**i for i in range(attempts - 1)))
+    # the client's own timeouts end a tenth before the hard stop (see _within): the botocore
+    # error, which names what timed out, is the usual answer
+    per_attempt = (seconds * 0.9 - backoff) / attempts
+    connect = min(_MAX_CONNECT_S, per_attempt / 3)
+    return SsmBudget(seconds, attempts, connect, per_attempt - connect)
+
+
+class SsmBudgetExhaustedError(TimeoutError):
+    """SSM did not answer within the invocation's budget."""
 
 
 class _Properties(BaseModel):
@@ -107,12 +161,34 @@ def seed(ssm: Any, name: str, description: str, now: datetime) -> Literal["creat
     return "created"
 
 
+def _within(budget: SsmBudget, work: Any) -> Any:
+    """``work()`` abandoned at the budget's end (a daemon thread: a socket that trickles bytes
+    past its read timeout holds nothing but that thread)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - carried to the caller
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="kill-switch-seed-ssm", daemon=True)
+    worker.start()
+    worker.join(budget.seconds)
+    if worker.is_alive():
+        raise SsmBudgetExhaustedError(f"SSM timeout: no answer within {budget.seconds:.1f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def _respond(
     request: CustomResourceRequest,
     status: str,
     reason: str,
     data: dict[str, str],
     physical_id: str,
+    timeout_s: float = _RESPONSE_TIMEOUT_S,
 ) -> None:
     url = urlparse(request.response_url)
     if not (url.scheme == "https" or (url.scheme == "http" and url.hostname in _LOCAL_HOSTS)):
@@ -135,12 +211,13 @@ def _respond(
         method="PUT",
         headers={"Content-Type": "", "Content-Length": str(len(body))},
     )
-    with urllib.request.urlopen(put, timeout=_RESPONSE_TIMEOUT_S) as answer:  # noqa: S310
+    with urllib.request.urlopen(put, timeout=timeout_s) as answer:  # noqa: S310
         answer.read()
 
 
-def _run(request: CustomResourceRequest) -> tuple[str, str, str, str]:
-    """(status, reason, outcome, physical id) of one request; never raises."""
+def _run(request: CustomResourceRequest, remaining_s: float) -> tuple[str, str, str, str]:
+    """(status, reason, outcome, physical id) of one request with ``remaining_s`` left in the
+    invocation; never raises."""
     physical = request.physical_resource_id or request.logical_resource_id
     try:
         properties = _Properties.model_validate(request.properties)
@@ -155,11 +232,16 @@ def _run(request: CustomResourceRequest) -> tuple[str, str, str, str]:
     if request.request_type not in {"Create", "Update"}:
         reason = f"unknown custom resource request type {request.request_type[:64]!r}"
         return "FAILED", reason, "failed", name
+    budget = ssm_budget(remaining_s)
+    if budget is None:
+        reason = f"kill-switch parameter {name} could not be created: no time left for SSM"
+        return "FAILED", reason, "failed", name
     try:
         resources = AwsResources()
-        ssm = ssm_client(resources.region, resources.aws_endpoint_url)
-        outcome = seed(ssm, name, properties.description, SystemClock().now())
-    except (ClientError, BotoCoreError, ValueError) as exc:
+        ssm = ssm_client(resources.region, resources.aws_endpoint_url, budget.config())
+        now = SystemClock().now()
+        outcome = _within(budget, lambda: seed(ssm, name, properties.description, now))
+    except (ClientError, BotoCoreError, ValueError, SsmBudgetExhaustedError) as exc:
         return "FAILED", f"kill-switch parameter {name} could not be created: {exc}", "failed", name
     except Exception as exc:  # any other failure must reach CloudFormation too
         logger.exception("kill-switch seed failed")
@@ -170,7 +252,13 @@ def _run(request: CustomResourceRequest) -> tuple[str, str, str, str]:
 
 @lambda_handler(logger=logger, event=CustomResourceRequest, invalid=_unanswerable)
 def handler(request: CustomResourceRequest, context: LambdaContext) -> dict[str, str]:
-    status, reason, outcome, physical = _run(request)
+    status, reason, outcome, physical = _run(request, _remaining_s(context))
     logger.info(reason, extra={"request_type": request.request_type, "status": status})
-    _respond(request, status, reason, {"Outcome": outcome}, physical)
+    # the answer gets what is left (the reserve at least), never past the function's end
+    answer_s = max(1.0, min(float(_RESPONSE_TIMEOUT_S), _remaining_s(context) - 1.0))
+    _respond(request, status, reason, {"Outcome": outcome}, physical, answer_s)
     return {"status": status, "outcome": outcome}
+
+
+def _remaining_s(context: LambdaContext) -> float:
+    return context.get_remaining_time_in_millis() / 1000

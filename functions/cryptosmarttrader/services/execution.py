@@ -564,9 +564,16 @@ class ExecutionService:
         if found is not None:
             self._apply(coid, found)
             return "updated"
+        sent_at = _sent_at(order)
+        if status is _S.CANCEL_PENDING and now - sent_at >= self.absent_grace:
+            # its cancel was asked and the venue shows no such order past the grace: it never
+            # landed (or was cancelled and is gone): settled, never left pending for good
+            if self.orders.update_status(coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=now):
+                self._forget(coid.value, settled=True)
+                return "updated"
+            return "skipped"
         if status is not _S.SUBMITTED:
             return "skipped"
-        sent_at = _sent_at(order)
         if now - sent_at >= self.absent_horizon:
             why = f"not found at the venue by client id within {self.absent_horizon}; not resent"
             if self.orders.update_status(
@@ -643,28 +650,23 @@ class ExecutionService:
     def cancel_open_orders(self, reason: str) -> int:
         """Cancel every NEW and open order (kill-switch). Returns how many were cancelled.
 
-        Every cancel is sent before any is checked, and each order's venue errors stay with
-        that order: it is left CANCEL_PENDING for the next reconcile, the others go on."""
+        The sweep covers the open-orders index with this run's own writes laid over it (a stop
+        the same cycle's reconcile just found resting is in it, whatever the lagging index
+        says), and reads each order by key before its conditional write: a write that lost to
+        a fresher status is retried from that status, never dropped. Every cancel is sent
+        before any is checked, and each order's venue errors stay with that order: it is left
+        CANCEL_PENDING for the next reconcile, the others go on."""
         cancelled = 0
         now = self.clock.now()
         pending: list[dict[str, Any]] = []
-        for order in self._indexed():
-            status = OrderStatus(str(order["status"]))
-            key = str(order["client_order_id"])
-            if status is _S.NEW:
-                done = self.orders.update_status(
-                    key, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": reason}
-                )
-                cancelled += done
-                self._forget(key, settled=done)
-                continue
-            if status not in OPEN_STATUSES:
-                continue
-            if status is _S.CANCEL_PENDING or self.orders.update_status(
-                key, status, _S.CANCEL_PENDING, at=now, fields={"cancel_reason": reason}
-            ):
-                self._remember({**order, "status": _S.CANCEL_PENDING.value})
-                pending.append(order)
+        for order in self._overlaid().values():
+            if OrderStatus(str(order["status"])) in TERMINAL_STATUSES:
+                continue  # finished (a terminal status is final): its fill is reconcile's
+            moved = self._mark_cancel(str(order["client_order_id"]), reason, now)
+            if moved == "cancelled":
+                cancelled += 1
+            elif moved is not None:
+                pending.append(moved)
         sent: list[dict[str, Any]] = []
         lists_cancelled: set[str] = set()
         for order in pending:
@@ -683,6 +685,11 @@ class ExecutionService:
             except ExchangeError:
                 self._exchange_error()
                 continue  # stays CANCEL_PENDING; the next reconcile looks again
+            if found is None and self.clock.now() - _sent_at(order) < self.absent_grace:
+                # sent moments ago and not shown yet: it may still land (within the venue's
+                # receive window), after this cancel. It stays CANCEL_PENDING: the next sweep
+                # cancels it again, or reconcile settles it once the grace has passed.
+                continue
             if found is None:
                 done = self.orders.update_status(
                     coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=self.clock.now()
@@ -697,6 +704,35 @@ class ExecutionService:
         if cancelled:
             self.metrics.add("OrdersCancelledByKillSwitch", cancelled)
         return cancelled
+
+    def _mark_cancel(
+        self, key: str, reason: str, now: datetime
+    ) -> Literal["cancelled"] | dict[str, Any] | None:
+        """One order of the sweep, read by key: NEW → CANCELED (``"cancelled"``), open →
+        CANCEL_PENDING (the stored record, to cancel at the venue), None when it is finished
+        (its fill is reconcile's to apply) or still contended. A conditional write that lost
+        to a fresher status re-reads and moves on from that status."""
+        for _ in range(_POSITION_RETRIES):
+            stored = self.orders.get(key)
+            if stored is None:
+                return None
+            status = OrderStatus(str(stored["status"]))
+            if status in TERMINAL_STATUSES:
+                return None
+            if status is _S.NEW:
+                if self.orders.update_status(
+                    key, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": reason}
+                ):
+                    self._forget(key, settled=True)
+                    return "cancelled"
+                continue
+            if status is _S.CANCEL_PENDING or self.orders.update_status(
+                key, status, _S.CANCEL_PENDING, at=now, fields={"cancel_reason": reason}
+            ):
+                marked = {**stored, "status": _S.CANCEL_PENDING.value}
+                self._remember(marked)
+                return marked
+        return None  # moved by others on every read: the next sweep takes it up again
 
     # ------------------------------------------------------------------ protective stops
 
@@ -1252,10 +1288,14 @@ class ExecutionService:
         open after a timeout) is in the book even before the index lists it, so the
         protective step never places a stop beside it."""
         if self._book is None or fresh:
-            orders = {str(o["client_order_id"]): o for o in self._indexed()}
-            orders.update((k, dict(o)) for k, o in self._open_here.items())
-            self._book = _Book(positions=self.positions.get_all(), orders=orders)
+            self._book = _Book(positions=self.positions.get_all(), orders=self._overlaid())
         return self._book
+
+    def _overlaid(self) -> dict[str, dict[str, Any]]:
+        """The open-orders index (see :meth:`_indexed`) with this run's open writes over it."""
+        orders = {str(o["client_order_id"]): o for o in self._indexed()}
+        orders.update((k, dict(o)) for k, o in self._open_here.items())
+        return orders
 
     def _remember(self, order: Mapping[str, Any]) -> None:
         """An order this run wrote and holds open, into its book and over later reads."""

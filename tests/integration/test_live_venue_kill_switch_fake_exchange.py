@@ -1,0 +1,203 @@
+"""The kill-switch's cancel sweep against the local fake Binance, its open-orders index lagging.
+
+The sweep cancels what this run holds open (its own writes laid over the eventually
+consistent index) and reads each order by key before its conditional write: a protective stop
+the same cycle's reconcile just found resting, or another worker moved on, is cancelled on the
+venue; a write that lost to a fresher status is retried from that status, never dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from cryptosmarttrader.domain.exchange import OrderStateUnknownError, RetryableExchangeError
+from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
+from cryptosmarttrader.domain.types import Price, Quantity, Side
+from tests.support import live_venue
+from tests.support.live_venue import (
+    BTC,
+    EQUITY,
+    QUOTE,
+    STOP,
+    LaggingIndex,
+    Rig,
+    entry,
+    lagging,
+    metric,
+)
+
+pytestmark = pytest.mark.realdata
+
+market = live_venue.market
+rig = live_venue.rig
+
+
+class _BookedAnswerLost:
+    """The venue books the stop; the answer and the immediate lookup are both lost."""
+
+    def __init__(self, venue: Any) -> None:
+        self._venue = venue
+
+    def create_stop_order(self, *args: Any) -> Any:
+        self._venue.create_stop_order(*args)
+        raise OrderStateUnknownError("binance", "create_order", "read timeout", "x")
+
+    def fetch_order_by_client_id(self, *args: Any) -> Any:
+        raise RetryableExchangeError("binance", "fetch_order", "read timeout")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
+
+
+class _IndexHoldsTheInsert(LaggingIndex):
+    """An index that replicated an order's NEW insert, not its move to SUBMITTED."""
+
+    def update_status(self, key: str, expected: OrderStatus, new: OrderStatus, **kw: Any) -> bool:
+        if expected is OrderStatus.NEW and new is OrderStatus.SUBMITTED:
+            self.freeze()
+        return self._ledger.update_status(key, expected, new, **kw)  # type: ignore[no-any-return]
+
+
+def _resting_stops(rig: Rig) -> list[str]:
+    return [o["status"] for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]
+
+
+def _stop_left_submitted(rig: Rig) -> None:
+    entry(rig.service())
+    note = rig.service(_BookedAnswerLost(rig.venue)).protect_positions({BTC.value: STOP})
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.SUBMITTED.value, note
+    assert _resting_stops(rig) == ["NEW"]
+
+
+def test_live_venue_kill_switch_cancels_a_stop_the_same_reconcile_just_found_resting(
+    rig: Rig,
+) -> None:
+    _stop_left_submitted(rig)
+    # Given the kill-switch turned on, and the next cycle's index lagging its own writes
+    rig.switch(True)
+    rig.clock.advance(timedelta(minutes=10))
+    service, index = lagging(rig)
+    index.freeze()
+    # When the cycle reconciles (finds the stop resting, then cancels everything: switch on)
+    service.reconcile()
+    # Then the stop is cancelled on the venue, and settled CANCELED in the ledger
+    assert _resting_stops(rig) == ["CANCELED"], rig.orders(Intent.PROTECT)
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    assert metric(rig, "ProtectiveStopsCancelled") == 1
+    assert metric(rig, "OrdersCancelledByKillSwitch") == 1
+
+
+def test_live_venue_kill_switch_cancels_a_stop_another_worker_moved_since_the_index_read_it(
+    rig: Rig,
+) -> None:
+    _stop_left_submitted(rig)
+    rig.clock.advance(timedelta(minutes=10))
+    # Given a run whose index still shows the stop SUBMITTED, while another worker's reconcile
+    # has found it resting (ACCEPTED) since
+    service, index = lagging(rig)
+    index.freeze()
+    rig.service().reconcile()
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.ACCEPTED.value
+    # When the kill-switch turns on and the run's next decision meets it
+    rig.switch(True)
+    rig.clock.advance(timedelta(seconds=10))
+    intent = OrderIntent("after-switch", BTC, Side.BUY, Intent.OPEN, 1_652_144_400_000,
+                         Quantity.of("0.01"), Price.of("31400"))  # fmt: skip
+    result = service.submit(intent, equity=EQUITY, quote=QUOTE)
+    # Then nothing is sent, and the sweep cancels the stop from its fresh status
+    assert result.status == "rejected" and result.rule == "kill_switch", result
+    assert _resting_stops(rig) == ["CANCELED"], rig.orders(Intent.PROTECT)
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+
+
+def test_live_venue_kill_switch_never_drops_a_stop_the_index_still_shows_new(rig: Rig) -> None:
+    entry(rig.service())
+    # Given a run whose index replicated the stop's NEW insert but not what followed
+    service = rig.service()
+    index = _IndexHoldsTheInsert(service.orders)
+    service.orders = index  # type: ignore[assignment]
+    note = service.protect_positions({BTC.value: STOP})
+    assert "ACCEPTED" in note[BTC.value], note
+    assert [o["status"] for o in index.list_open() if o["intent"] == Intent.PROTECT.value] == [
+        OrderStatus.NEW.value
+    ]
+    # When the kill-switch turns on and the same run reconciles
+    rig.switch(True)
+    rig.clock.advance(timedelta(minutes=1))
+    service.reconcile()
+    # Then the stop it placed is cancelled on the venue, not forgotten as a NEW one that lost
+    assert _resting_stops(rig) == ["CANCELED"], rig.orders(Intent.PROTECT)
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    assert metric(rig, "ProtectiveStopsCancelled") == 1
+
+
+class _LandsLate:
+    """The stop's create is lost on the way (nothing booked, no answer) and reaches the venue
+    later, when ``land`` is called: within the venue's receive window, after a cancel."""
+
+    def __init__(self, venue: Any) -> None:
+        self._venue = venue
+        self._sent: tuple[Any, ...] | None = None
+
+    def create_stop_order(self, *args: Any) -> Any:
+        self._sent = args
+        raise OrderStateUnknownError("binance", "create_order", "read timeout", "x")
+
+    def land(self) -> None:
+        assert self._sent is not None
+        self._venue.create_stop_order(*self._sent)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
+
+
+def test_live_venue_a_stop_not_found_right_after_the_kill_switch_cancel_is_cancelled_when_it_lands(
+    rig: Rig,
+) -> None:
+    entry(rig.service())
+    late = _LandsLate(rig.venue)
+    note = rig.service(late).protect_positions({BTC.value: STOP})
+    assert "left SUBMITTED" in note[BTC.value], note
+    # Given the kill-switch on moments after the stop was sent: the venue does not show it yet
+    rig.switch(True)
+    rig.service().reconcile()
+    (stop,) = rig.orders(Intent.PROTECT)
+    # Then it is not settled CANCELED on that absence: it stays CANCEL_PENDING
+    assert stop["status"] == OrderStatus.CANCEL_PENDING.value
+    # When the create lands after the cancel, and the next cycle runs
+    late.land()
+    assert _resting_stops(rig) == ["NEW"]
+    rig.clock.advance(timedelta(minutes=1))
+    rig.service().reconcile()
+    # Then the stop is cancelled on the venue and in the ledger
+    assert _resting_stops(rig) == ["CANCELED"], rig.orders(Intent.PROTECT)
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    assert metric(rig, "ProtectiveStopsCancelled") == 1
+
+
+def test_live_venue_a_cancelled_stop_that_never_lands_is_settled_after_the_grace_switch_off(
+    rig: Rig,
+) -> None:
+    entry(rig.service())
+    rig.service(_LandsLate(rig.venue)).protect_positions({BTC.value: STOP})
+    rig.switch(True)
+    rig.service().reconcile()
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCEL_PENDING.value
+    # When the switch is turned off and the grace has passed with the venue never showing it
+    rig.switch(False)
+    rig.clock.advance(timedelta(minutes=3))
+    rig.service().reconcile()
+    # Then reconcile settles it CANCELED: never left pending for good
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    assert _resting_stops(rig) == []
