@@ -10,9 +10,8 @@ import pytest
 
 from cryptosmarttrader.domain.orders import Intent, OrderStatus
 from cst_devtools import fake_binance
-from cst_devtools.fake_binance import BinanceError
 from tests.support import live_venue
-from tests.support.live_venue import BTC, STOP, Rig, close, entry
+from tests.support.live_venue import BTC, STOP, Rig, close, entry, metric
 
 pytestmark = pytest.mark.realdata
 
@@ -61,27 +60,25 @@ def test_a_list_refused_for_its_take_profit_leg_alone_still_leaves_a_stop(rig: R
     service = rig.service()
     entry(service)
     # Given Binance refusing the list for its LIMIT_MAKER leg (-2010 "Order would immediately
-    # match and take.": the best bid moved to the take-profit; likewise PERCENT_PRICE_BY_SIDE
-    # on the take-profit or MAX_NUM_ORDERS): the stop leg alone was acceptable
-    real = rig.fake._create_oco
-    calls = {"n": 0}
-
-    def refuse_once(params: dict[str, str]) -> object:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise BinanceError(400, -2010, "Order would immediately match and take.")
-        return real(params)
-
-    rig.fake._create_oco = refuse_once  # type: ignore[method-assign]
+    # match and take.": the best bid reached the take-profit; likewise PERCENT_PRICE_BY_SIDE on
+    # the take-profit or MAX_NUM_ORDERS): the stop leg alone was acceptable
+    rig.fake.best_bid["BTCUSDT"] = TP
+    # When the protective step runs
     first = _protect(rig)
-    # When the following cycles run
-    second = _protect(rig)
-    third = _protect(rig)
-    # Then the position is protected by a stop on the venue (a list or the plain stop)
+    # Then the plain stop rests at once (the same cycle), the list's legs are settled as not
+    # placed (EXPIRED, never REJECTED: that would end the position state's stops)
     stops = [o for o in _resting_sells(rig) if o["type"] == "STOP_LOSS_LIMIT"]
     legs = {o["client_order_id"]: o["status"] for o in rig.orders(Intent.PROTECT)}
-    assert stops, f"no stop for the position: {first!r} / {second!r} / {third!r} / {legs}"
-    assert OrderStatus.REJECTED.value not in legs.values() or stops
+    assert len(stops) == 1 and stops[0]["orderListId"] == -1, (first, legs)
+    assert "Order would immediately match and take" in first, first
+    assert OrderStatus.REJECTED.value not in legs.values(), legs
+    assert sorted(legs.values()).count(OrderStatus.EXPIRED.value) == 2, legs
+    assert metric(rig, "OrdersRejectedByExchange") == 1  # one refusal: the list, not each leg
+    # and the following cycles keep that stop (nothing refused, nothing placed again)
+    del rig.fake.best_bid["BTCUSDT"]
+    second = _protect(rig)
+    assert second.startswith("protected by stop"), second
+    assert len([o for o in _resting_sells(rig) if o["type"] == "STOP_LOSS_LIMIT"]) == 1
 
 
 def test_a_price_through_the_stop_spends_one_attempt_per_cycle_as_the_plain_stop_does(

@@ -794,11 +794,12 @@ class ExecutionService:
             placed = self._place_protective_list(
                 symbol, position or {}, key, qty, stop, take_profit
             )
-            if placed is not None:
+            if not isinstance(placed, _ListRefused):
                 return placed
-            # the price is already past a leg: the plain stop, as the next attempt, at once
+            # the venue refused the list (a leg's price, a filter, the open orders' count):
+            # both legs settled as not placed, the plain stop at once
             again = self._protect(symbol, stop)
-            return f"OCO list not placed (the price is past a leg); {again}"
+            return f"OCO list not placed ({placed.why}); {again}"
         return self._place_protective(symbol, position or {}, key, coid, qty, stop)
 
     def _protected_by_triggered(self, symbol: str, stop: Mapping[str, Any]) -> str:
@@ -908,7 +909,7 @@ class ExecutionService:
         qty: Decimal,
         stop: Decimal,
         take_profit: Decimal,
-    ) -> str | None:
+    ) -> str | _ListRefused:
         """One OCO order list for the position state ``key``: the take-profit (``LIMIT_MAKER``,
         the above leg) and the stop (``STOP_LOSS_LIMIT``, the below leg, the stop's own ID).
 
@@ -917,10 +918,12 @@ class ExecutionService:
         first, its insert the one write that decides (a retry, a restart or a redelivery finds
         it and sends nothing). Then NEW → SUBMITTED and one create. A timeout or an unreadable
         answer looks the list up by its client ID (never re-sent); a 429 settles both legs as
-        not placed (EXPIRED: the next cycle places the next attempt); a refusal because the
-        price is already past a leg too, and returns None (the caller places the plain stop);
-        any other refusal is REJECTED. Each leg is then the venue's order: filled, expired or
-        cancelled, booked like every order."""
+        not placed (EXPIRED: the next cycle places the next attempt). Any refusal (the price
+        already past a leg, or a reason of one leg alone: the take-profit would match at once,
+        ``PERCENT_PRICE_BY_SIDE``, ``MAX_NUM_ORDERS``) settles both legs as not placed too and
+        returns :class:`_ListRefused` (the caller places the plain stop at once; only the plain
+        stop is ever REJECTED, which ends the position state's stops). Each leg is then the
+        venue's order: filled, expired or cancelled, booked like every order."""
         now = self.clock.now()
         limit = stop * (Decimal(1) - self.protective_limit_offset)
         ids = protective_list_ids(Symbol(symbol), key)
@@ -1001,11 +1004,15 @@ class ExecutionService:
             self.consecutive_exchange_errors = 0
             for leg in legs:
                 self._not_placed(leg, f"{exc}: not placed")
-            return None
+            return _ListRefused(f"the price is past a leg: {exc}")
         except FatalExchangeError as exc:
+            # a refusal of the list may concern its take-profit leg alone: the stop is still
+            # wanted, so nothing here ends the position state's stops (the plain stop follows)
+            self.consecutive_exchange_errors = 0
             for leg in legs:
-                self._rejected_by_venue(leg, str(exc))
-            return f"OCO list {ids.list_id.value}: REJECTED ({exc})"
+                self._not_placed(leg, f"{exc}: the list was refused, not placed")
+            self.metrics.add("OrdersRejectedByExchange", 1)  # one refusal: the list
+            return _ListRefused(f"refused by the venue: {exc}")
         else:
             self.consecutive_exchange_errors = 0
         below = self._apply(ids.below, placed.below)
@@ -1348,6 +1355,13 @@ class ExecutionService:
             quantity=Decimal(str(order["quantity"])),
             average_price=None if avg is None else Decimal(str(avg)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _ListRefused:
+    """The venue did not place a protective OCO list: why (its legs are settled EXPIRED)."""
+
+    why: str
 
 
 def is_resting_stop(order: Mapping[str, Any]) -> bool:
