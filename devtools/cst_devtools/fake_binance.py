@@ -36,10 +36,12 @@ immediately match and take.", and ``PERCENT_PRICE_BY_SIDE`` is enforced when the
 filters carry it). The base asset
 is locked once for the list. On the recorded candles (a bar once it closed) the above leg fills
 at its price when a bar's high reaches it, the below leg triggers as a ``STOP_LOSS_LIMIT``
-does; whichever leg fills or triggers first, the venue expires the other and the list is
-``ALL_DONE`` (a bar that reaches both counts as the stop's: the fall first, never the better
-outcome guessed). ``DELETE /api/v3/orderList`` cancels both legs by ``orderListId`` or
-``listClientOrderId``; ``GET /api/v3/orderList`` (``orderListId`` or ``origClientOrderId``) and
+does; whichever leg fills or triggers first, the venue expires the other and the list reads
+``ALL_DONE`` at once, as Binance's does, while that leg may still work (a triggered stop resting
+below its limit, the rest of a partly filled take-profit: a bar that reaches both counts as the
+stop's, the fall first, never the better outcome guessed). ``DELETE /api/v3/orderList`` cancels
+both legs of an ``EXECUTING`` list by ``orderListId`` or ``listClientOrderId`` (``-2011`` once
+the list is ``ALL_DONE``: a leg still working is cancelled by its own ID); ``GET /api/v3/orderList`` (``orderListId`` or ``origClientOrderId``) and
 ``GET /api/v3/openOrderList`` answer in Binance's list shape; each leg is an order of its own
 (``GET /api/v3/order`` by its client ID, its trades in ``myTrades``).
 
@@ -203,10 +205,17 @@ class _OrderList:
         return self.below, self.above
 
     def done(self) -> bool:
+        """No leg works any more (nothing locked, nothing matched)."""
         return not any(leg.status in LIVE for leg in self.legs)
 
+    def all_done(self) -> bool:
+        """The list's status as Binance reports it: ``ALL_DONE`` once one leg executed (filled,
+        partly filled, triggered) or ended, while that leg may still work on the venue (a
+        triggered stop resting as a limit sell, the rest of a partly filled take-profit)."""
+        return self.done() or self.below.triggered or any(leg.status != "NEW" for leg in self.legs)
+
     def json(self, reports: bool = False) -> dict[str, Any]:
-        finished = self.done()
+        finished = self.all_done()
         answer: dict[str, Any] = {
             "orderListId": self.order_list_id,
             "contingencyType": "OCO",
@@ -715,7 +724,9 @@ class FakeBinance:
             if exc.code == -1102:
                 raise
             raise BinanceError(400, -2011, "Unknown order list sent.") from exc
-        if order_list.symbol != symbol or order_list.done():
+        if order_list.symbol != symbol or order_list.all_done():
+            # an ALL_DONE list is not cancelled whole: a leg still working is cancelled by its
+            # own ID (DELETE /api/v3/order)
             raise BinanceError(400, -2011, "Unknown order list sent.")
         self._cancel_legs(order_list)
         return order_list.json(reports=True)

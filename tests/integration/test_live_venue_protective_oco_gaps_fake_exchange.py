@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 
 from cryptosmarttrader.domain.orders import Intent, OrderStatus
-from cst_devtools import fake_binance
 from tests.support import live_venue
 from tests.support.live_venue import BTC, STOP, Rig, close, entry, metric
 
@@ -100,22 +99,10 @@ def test_a_price_through_the_stop_spends_one_attempt_per_cycle_as_the_plain_stop
     assert "the venue refused it" not in notes[-1], notes
 
 
-def test_a_close_cancels_a_triggered_stop_leg_once_its_list_reads_all_done(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_close_cancels_a_triggered_stop_leg_once_its_list_reads_all_done(rig: Rig) -> None:
     """Binance's OCO is over once one leg executed (the glossary: "if one of the orders execute,
     the other is automatically expired"): its list reads ALL_DONE while the triggered stop leg
-    still works as a limit sell. The fake keeps the list EXECUTING until no leg is live; here
-    the list reads as Binance's does."""
-    original = fake_binance._OrderList.json
-
-    def binance_like(self: fake_binance._OrderList, reports: bool = False) -> dict[str, object]:
-        answer = original(self, reports)
-        if any(leg.status in {"EXPIRED", "FILLED"} for leg in self.legs):
-            answer["listStatusType"] = answer["listOrderStatus"] = "ALL_DONE"
-        return answer
-
-    monkeypatch.setattr(fake_binance._OrderList, "json", binance_like)
+    still works as a limit sell. The fake reads its lists as Binance's do."""
     service = rig.service()
     entry(service)
     _protect(rig, Decimal("62795.36"))  # a take-profit never reached: the stop acts
@@ -124,9 +111,17 @@ def test_a_close_cancels_a_triggered_stop_leg_once_its_list_reads_all_done(
     rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.01")
     rig.clock.advance(timedelta(hours=5, minutes=5))  # 15:05
     rig.service().reconcile()
+    working = [o for o in _resting_sells(rig) if o["type"] == "STOP_LOSS_LIMIT"]
+    assert working and Decimal(str(working[0]["executedQty"])) > 0, rig.fake.orders()
+    stop_leg = working[0]["clientOrderId"]
     # When the exit rule closes what is left
     result = close(rig.service())
     # Then the working stop leg is cancelled at the venue and the rest sold (or the close is
     # told why), not left pending for ever with nothing cancelled
     deletes = [p for m, path, p in rig.fake.requests if m == "DELETE"]
     assert deletes, f"nothing was cancelled at the venue: {result}"
+    lists = rig.fake.order_lists()
+    assert lists and lists[-1]["listOrderStatus"] == "ALL_DONE"
+    assert [p.get("origClientOrderId") for p in deletes] == [stop_leg], deletes
+    assert result.status != "rejected", result
+    assert rig.fake.orders(stop_leg)[0]["status"] == "CANCELED"
