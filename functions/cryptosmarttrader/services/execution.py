@@ -786,6 +786,12 @@ class ExecutionService:
         ]
         if stale:  # the position grew (or shrank): its old stop goes first, once
             released = self._release(symbol, stale, f"resized to {qty}")
+            if released == "filled" and all(_take_profit(o) for o in stale):
+                # a take-profit leg that sold part (the venue expired its list's stop as it
+                # started to fill): its fill is booked, the rest is protected in this cycle
+                self._load_book(fresh=True)
+                again = self._protect(symbol, stop, take_profit)
+                return f"old take-profit {stale[0]['client_order_id']} cancelled; {again}"
             if released != "clear":
                 return f"old protective stop {released}: the new one waits for the next cycle"
         if status is not None:
