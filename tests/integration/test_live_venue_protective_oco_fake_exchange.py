@@ -114,7 +114,9 @@ def test_live_venue_fake_exchange_oco_ids_are_derived_distinct_and_keep_the_stop
     key = protective_key("entry-coid", HELD, 0)
     ids = protective_list_ids(BTC, key)
     assert len({ids.list_id, ids.above, ids.below}) == 3
-    assert ids.below == protective_order_id(BTC, key)  # the stop leg keeps the stop's ID
+    # the stop leg has its own ID: a list the venue refused and the plain stop placed at once
+    # in its place are one attempt of the position state, not two
+    assert ids.below != protective_order_id(BTC, key)
     assert protective_list_ids(BTC, key) == ids  # the same position state, the same IDs
     other = protective_list_ids(BTC, protective_key("entry-coid", HELD, 1))
     assert not {other.list_id, other.above, other.below} & {ids.list_id, ids.above, ids.below}
