@@ -127,8 +127,10 @@ ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     _S.ACCEPTED: frozenset(
         {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELED, _S.EXPIRED}
     ),
+    # EXPIRED with a part filled: the venue ended the rest by its own rules (Binance's
+    # self-trade prevention, a maintenance expiry of a partly filled list leg)
     _S.PARTIALLY_FILLED: frozenset(
-        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELED}
+        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELED, _S.EXPIRED}
     ),
     # EXPIRED: the venue ended it by its own rules before the cancel took (the other leg of
     # an OCO order list filled or triggered: the venue expires this one)
