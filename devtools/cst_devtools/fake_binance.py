@@ -32,13 +32,18 @@ together): a ``LIMIT_MAKER`` above leg (the take-profit) and a ``STOP_LOSS`` /
 ``STOP_LOSS_LIMIT`` below leg for one ``quantity``, checked like Binance checks them (the
 symbol's ``ocoAllowed``, each leg's filters, ``abovePrice > last price > belowStopPrice`` for a
 sell, else ``-2010`` "The relationship of the prices for the orders is not correct.", a
-``listClientOrderId`` distinct from its legs' and unique among the open lists). The base asset
+``listClientOrderId`` distinct from its legs' and unique among the open lists; a take-profit
+at or below the best bid, ``best_bid`` or else the last price, is refused ``-2010`` "Order would
+immediately match and take.", and ``PERCENT_PRICE_BY_SIDE`` is enforced when the symbol's
+filters carry it). The base asset
 is locked once for the list. On the recorded candles (a bar once it closed) the above leg fills
 at its price when a bar's high reaches it, the below leg triggers as a ``STOP_LOSS_LIMIT``
-does; whichever leg fills or triggers first, the venue expires the other and the list is
-``ALL_DONE`` (a bar that reaches both counts as the stop's: the fall first, never the better
-outcome guessed). ``DELETE /api/v3/orderList`` cancels both legs by ``orderListId`` or
-``listClientOrderId``; ``GET /api/v3/orderList`` (``orderListId`` or ``origClientOrderId``) and
+does; whichever leg fills or triggers first, the venue expires the other and the list reads
+``ALL_DONE`` at once, as Binance's does, while that leg may still work (a triggered stop resting
+below its limit, the rest of a partly filled take-profit: a bar that reaches both counts as the
+stop's, the fall first, never the better outcome guessed). ``DELETE /api/v3/orderList`` cancels
+both legs of an ``EXECUTING`` list by ``orderListId`` or ``listClientOrderId`` (``-2011`` once
+the list is ``ALL_DONE``: a leg still working is cancelled by its own ID); ``GET /api/v3/orderList`` (``orderListId`` or ``origClientOrderId``) and
 ``GET /api/v3/openOrderList`` answer in Binance's list shape; each leg is an order of its own
 (``GET /api/v3/order`` by its client ID, its trades in ``myTrades``).
 
@@ -220,10 +225,17 @@ class _OrderList:
         return self.below, self.above
 
     def done(self) -> bool:
+        """No leg works any more (nothing locked, nothing matched)."""
         return not any(leg.status in LIVE for leg in self.legs)
 
+    def all_done(self) -> bool:
+        """The list's status as Binance reports it: ``ALL_DONE`` once one leg executed (filled,
+        partly filled, triggered) or ended, while that leg may still work on the venue (a
+        triggered stop resting as a limit sell, the rest of a partly filled take-profit)."""
+        return self.done() or self.below.triggered or any(leg.status != "NEW" for leg in self.legs)
+
     def json(self, reports: bool = False) -> dict[str, Any]:
-        finished = self.done()
+        finished = self.all_done()
         answer: dict[str, Any] = {
             "orderListId": self.order_list_id,
             "contingencyType": "OCO",
@@ -263,6 +275,9 @@ class FakeBinance:
     now: Callable[[], datetime]  # the market clock (recorded-data time)
     balances: dict[str, Decimal] = field(default_factory=dict)
     max_fill_per_bar: dict[str, Decimal] = field(default_factory=dict)
+    # the best bid per symbol (default: the last price): a LIMIT_MAKER sell at or below it
+    # would take liquidity and is refused, as Binance refuses it
+    best_bid: dict[str, Decimal] = field(default_factory=dict)
     client_timeout_s: float = 1.0
     bnb_fees: bool = False
     recv_window_ms: int = 5000
@@ -656,10 +671,14 @@ class FakeBinance:
         min_notional = Decimal(self._filter(symbol, "NOTIONAL")["minNotional"])
         if qty * below_price < min_notional or qty * above_price < min_notional:
             raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
-        if not above_price > self._last_price(symbol) > below_stop:
+        last = self._last_price(symbol)
+        if not above_price > last > below_stop:
             raise BinanceError(
                 400, -2010, "The relationship of the prices for the orders is not correct."
             )
+        self._percent_price_by_side(symbol, last, (above_price, below_price))
+        if above_price <= self.best_bid.get(symbol, last):
+            raise BinanceError(400, -2010, "Order would immediately match and take.")
         base, _quote = self._pair(symbol)
         if self._free(base) < qty:
             raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
@@ -684,6 +703,19 @@ class FakeBinance:
         for report in answer["orderReports"]:
             report["transactTime"] = now_ms
         return answer
+
+    def _percent_price_by_side(
+        self, symbol: str, average: Decimal, sell_prices: tuple[Decimal, ...]
+    ) -> None:
+        """A sell's price within ``PERCENT_PRICE_BY_SIDE``'s ask multipliers of the average
+        price (the last price here), when the symbol's filters have it."""
+        try:
+            bounds = self._filter(symbol, "PERCENT_PRICE_BY_SIDE")
+        except KeyError:
+            return
+        up, down = Decimal(bounds["askMultiplierUp"]), Decimal(bounds["askMultiplierDown"])
+        if any(not average * down <= price <= average * up for price in sell_prices):
+            raise BinanceError(400, -1013, "Filter failure: PERCENT_PRICE_BY_SIDE")
 
     def _find_list(self, params: dict[str, str], client_key: str) -> _OrderList:
         """By ``orderListId`` (which takes precedence) or the list's client ID."""
@@ -716,7 +748,9 @@ class FakeBinance:
             if exc.code == -1102:
                 raise
             raise BinanceError(400, -2011, "Unknown order list sent.") from exc
-        if order_list.symbol != symbol or order_list.done():
+        if order_list.symbol != symbol or order_list.all_done():
+            # an ALL_DONE list is not cancelled whole: a leg still working is cancelled by its
+            # own ID (DELETE /api/v3/order)
             raise BinanceError(400, -2011, "Unknown order list sent.")
         self._cancel_legs(order_list)
         return order_list.json(reports=True)

@@ -114,7 +114,9 @@ def test_live_venue_fake_exchange_oco_ids_are_derived_distinct_and_keep_the_stop
     key = protective_key("entry-coid", HELD, 0)
     ids = protective_list_ids(BTC, key)
     assert len({ids.list_id, ids.above, ids.below}) == 3
-    assert ids.below == protective_order_id(BTC, key)  # the stop leg keeps the stop's ID
+    # the stop leg has its own ID: a list the venue refused and the plain stop placed at once
+    # in its place are one attempt of the position state, not two
+    assert ids.below != protective_order_id(BTC, key)
     assert protective_list_ids(BTC, key) == ids  # the same position state, the same IDs
     other = protective_list_ids(BTC, protective_key("entry-coid", HELD, 1))
     assert not {other.list_id, other.above, other.below} & {ids.list_id, ids.above, ids.below}
@@ -402,9 +404,30 @@ def test_live_venue_oco_documented_query_and_cancel_payloads() -> None:
     assert gets[0]["origClientOrderId"] == [ids.list_id.value]
     assert {g["origClientOrderId"][0] for g in gets[1:]} == {ids.below.value, ids.above.value}
     # DELETE /api/v3/orderList by the list's client ID (looked up first: still executing)
+    # (then each leg looked up by its own ID: both cancelled with the list, nothing more sent)
     replay.routes["/api/v3/orderList"] = [listed, done]
+    replay.routes["/api/v3/order"] = [
+        {**below, "status": "CANCELED"},
+        {**above, "status": "CANCELED"},
+    ]
+    sent = len(replay.requests)
     venue.cancel_order_list(BTC, ids.list_id)
-    method, _url, _body = replay.requests[-1]
-    assert method == "DELETE"
-    deleted = replay.params()
+    deletes = [i for i, (m, _u, _b) in enumerate(replay.requests) if m == "DELETE" and i >= sent]
+    assert len(deletes) == 1 and "/api/v3/orderList" in replay.requests[deletes[0]][1]
+    deleted = replay.params(deletes[0])
     assert deleted["listClientOrderId"] == [ids.list_id.value] and deleted["symbol"] == ["BTCUSDT"]
+    # An ALL_DONE list (one leg executed) whose stop leg still works, triggered below its limit:
+    # that leg is cancelled by its own ID (DELETE /api/v3/order), the list is not trusted
+    working = {**below, "status": "PARTIALLY_FILLED", "executedQty": "0.10000000"}
+    expired = {**above, "status": "EXPIRED"}
+    replay.routes["/api/v3/orderList"] = [done]
+    replay.routes["/api/v3/myTrades"] = [[]]
+    # the stop leg read, its DELETE answered, the take-profit leg read
+    replay.routes["/api/v3/order"] = [working, {**working, "status": "CANCELED"}, expired]
+    sent = len(replay.requests)
+    venue.cancel_order_list(BTC, ids.list_id)
+    deletes = [i for i, (m, _u, _b) in enumerate(replay.requests) if m == "DELETE" and i >= sent]
+    assert len(deletes) == 1, replay.requests[sent:]
+    _method, url, _body = replay.requests[deletes[0]]
+    assert "/api/v3/orderList" not in url and "/api/v3/order" in url
+    assert replay.params(deletes[0])["origClientOrderId"] == [ids.below.value]

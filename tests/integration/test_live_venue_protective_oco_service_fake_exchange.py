@@ -225,7 +225,10 @@ def test_live_venue_fake_exchange_list_refused_by_the_rate_limit_is_placed_next_
     assert len(posts) == 2 and posts[0]["listClientOrderId"] != posts[1]["listClientOrderId"]
     assert len(rig.fake.order_lists()) == 1
     statuses = sorted(o["status"] for o in rig.orders(Intent.PROTECT))
-    assert statuses == ["ACCEPTED", "ACCEPTED", "EXPIRED", "EXPIRED"]
+    # the rate-limited attempt's plain stop is recorded cancelled, never sent: the next
+    # attempt is a list again
+    assert statuses == ["ACCEPTED", "ACCEPTED", "CANCELED", "EXPIRED", "EXPIRED"]
+    assert not rig.sent("POST", "STOP_LOSS_LIMIT") and not rig.sent("POST", "LIMIT")
 
 
 def test_live_venue_fake_exchange_a_price_past_the_take_profit_falls_back_to_the_stop(

@@ -10,6 +10,7 @@ from cryptosmarttrader.domain.orders import (
     MAX_PROTECT_ATTEMPTS,
     OrderStatus,
     protective_key,
+    protective_list_ids,
     protective_order_id,
     resolve_protective,
 )
@@ -61,3 +62,50 @@ def test_the_walk_is_bounded_and_the_key_checked() -> None:
         protective_key(EPISODE, Decimal(0), 0)
     with pytest.raises(DomainError):
         protective_key(EPISODE, Decimal(1), -1)
+
+
+def _leg(attempt: int, qty: str = "0.02997") -> str:
+    return protective_list_ids(BTC, protective_key(EPISODE, Decimal(qty), attempt)).below.value
+
+
+def _plain(attempt: int, qty: str = "0.02997") -> str:
+    return protective_order_id(BTC, protective_key(EPISODE, Decimal(qty), attempt)).value
+
+
+def test_a_live_list_stop_leg_is_the_stop_of_its_attempt() -> None:
+    found = resolve_protective(
+        BTC, EPISODE, Decimal("0.02997"), {_leg(0): OrderStatus.ACCEPTED}.get
+    )
+    assert found is not None and found[1].value == _leg(0) and found[2] is OrderStatus.ACCEPTED
+    assert found[0].endswith("#0")
+
+
+def test_a_list_not_placed_leaves_the_plain_stop_of_the_same_attempt() -> None:
+    # the venue refused the list (its legs settled EXPIRED): the plain stop of attempt 0 is
+    # the one to place, so the refusal and its fallback spend one attempt
+    for settled in (OrderStatus.EXPIRED, OrderStatus.REJECTED):
+        key, coid, status = _walk_ids({_leg(0): settled})
+        assert key.endswith("#0") and coid == _plain(0) and status is None
+    # that plain stop refused as "would trigger immediately" (EXPIRED): the next attempt
+    key, coid, status = _walk_ids({_leg(0): OrderStatus.EXPIRED, _plain(0): OrderStatus.EXPIRED})
+    assert key.endswith("#1") and coid == _plain(1) and status is None
+    # a list cancelled (a resize, the kill-switch, a close) moves to the next attempt
+    key, _coid, _status = _walk_ids({_leg(0): OrderStatus.CANCELED})
+    assert key.endswith("#1")
+
+
+def test_a_price_through_the_stop_spends_one_attempt_per_cycle() -> None:
+    statuses: dict[str, OrderStatus] = {}
+    for cycle in range(MAX_PROTECT_ATTEMPTS):
+        key, coid, status = _walk_ids(statuses)
+        assert key.endswith(f"#{cycle}") and status is None
+        statuses[_leg(cycle)] = OrderStatus.EXPIRED  # the list: price relation
+        assert _walk_ids(statuses)[1] == coid  # the plain stop of the same attempt
+        statuses[coid] = OrderStatus.EXPIRED  # "would trigger immediately"
+    assert resolve_protective(BTC, EPISODE, Decimal("0.02997"), statuses.get) is None
+
+
+def _walk_ids(statuses: dict[str, OrderStatus]) -> tuple[str, str, object]:
+    found = resolve_protective(BTC, EPISODE, Decimal("0.02997"), statuses.get)
+    assert found is not None
+    return found[0], found[1].value, found[2]

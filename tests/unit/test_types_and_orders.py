@@ -214,3 +214,11 @@ def test_order_transitions_table() -> None:
     assert set(ORDER_TRANSITIONS) == set(OrderStatus)
     for status in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED):
         assert ORDER_TRANSITIONS[status] == frozenset()
+
+
+def test_a_partly_filled_order_the_venue_expires_is_expired() -> None:
+    # Binance expires the rest of a partly filled order by its own rules (self-trade
+    # prevention, a maintenance expiry of a list leg): its fill stays booked, the rest ends
+    assert transition(OrderStatus.PARTIALLY_FILLED, OrderStatus.EXPIRED) is OrderStatus.EXPIRED
+    with pytest.raises(IllegalTransitionError):
+        transition(OrderStatus.EXPIRED, OrderStatus.PARTIALLY_FILLED)

@@ -25,6 +25,7 @@ mapped once, ``create_order`` never retried, ``enableRateLimit``):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -396,10 +397,15 @@ class CcxtVenue(CcxtExchange):
         return self._order_list(symbol, raw, legs, op)
 
     def cancel_order_list(self, symbol: Symbol, list_client_order_id: ClientOrderId) -> None:
-        """``DELETE /api/v3/orderList`` by the list's client ID: both legs at once. Looked up
-        first (like :meth:`cancel_order`): a list the venue does not know or already finished
-        (``ALL_DONE``) is not open, and nothing is sent for it; a ``-2011`` answer (finished
-        meanwhile) is the same."""
+        """Cancel what is still open of an OCO list, looked up first by the list's client ID
+        (like :meth:`cancel_order`): nothing is sent for a list the venue does not know.
+
+        An ``EXECUTING`` list is cancelled whole (``DELETE /api/v3/orderList``). The list's
+        status alone is never trusted: Binance reads a list ``ALL_DONE`` as soon as one leg
+        executed, while that leg may still work (a stop leg triggered below its limit rests as a
+        limit sell; a take-profit partly filled rests for its rest). So each leg still open
+        after that is cancelled by its own client ID (``DELETE /api/v3/order`` with
+        ``origClientOrderId``); a ``-2011`` answer (finished meanwhile) is not open."""
         op = "cancel_order_list"
         market = self.market(symbol)
         list_id = self._caps.client_id.format(list_client_order_id)
@@ -409,13 +415,35 @@ class CcxtVenue(CcxtExchange):
             )
         except OrderNotFoundError:
             return
-        if not isinstance(raw, Mapping) or raw.get("listOrderStatus") != "EXECUTING":
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("orders"), list):
+            raise InvalidPayloadError(self._name, op, "an order list without its orders")
+        if raw.get("listOrderStatus") == "EXECUTING":
+            # finished meanwhile (-2011): its legs are looked at one by one below
+            with contextlib.suppress(OrderNotFoundError):
+                self._read(
+                    op,
+                    lambda: self._client.private_delete_orderlist(
+                        {"symbol": market.exchange_symbol, "listClientOrderId": list_id}
+                    ),
+                )
+        for entry in raw["orders"]:
+            leg_id = entry.get("clientOrderId") if isinstance(entry, Mapping) else None
+            if not leg_id:
+                raise InvalidPayloadError(self._name, op, "an order list leg without its id")
+            self._cancel_leg(symbol, market.exchange_symbol, str(leg_id), op)
+
+    def _cancel_leg(self, symbol: Symbol, exchange_symbol: str, leg_id: str, op: str) -> None:
+        """``DELETE /api/v3/order`` by ``origClientOrderId`` for a leg the venue shows open."""
+        found = self._read(
+            op, partial(self._client.fetch_order, None, symbol.value, {"clientOrderId": leg_id})
+        )
+        if not isinstance(found, Mapping) or found.get("status") != "open":
             return
         try:
             self._read(
                 op,
-                lambda: self._client.private_delete_orderlist(
-                    {"symbol": market.exchange_symbol, "listClientOrderId": list_id}
+                lambda: self._client.private_delete_order(
+                    {"symbol": exchange_symbol, "origClientOrderId": leg_id}
                 ),
             )
         except OrderNotFoundError:

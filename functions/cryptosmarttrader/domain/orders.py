@@ -127,8 +127,10 @@ ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     _S.ACCEPTED: frozenset(
         {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELED, _S.EXPIRED}
     ),
+    # EXPIRED with a part filled: the venue ended the rest by its own rules (Binance's
+    # self-trade prevention, a maintenance expiry of a partly filled list leg)
     _S.PARTIALLY_FILLED: frozenset(
-        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELED}
+        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELED, _S.EXPIRED}
     ),
     # EXPIRED: the venue ended it by its own rules before the cancel took (the other leg of
     # an OCO order list filled or triggered: the venue expires this one)
@@ -319,10 +321,10 @@ def protective_order_id(symbol: Symbol, key: str) -> ClientOrderId:
 class ProtectiveListIds:
     """The client IDs of one position state's protective OCO order list: the list, its
     take-profit leg (above: ``LIMIT_MAKER``) and its stop leg (below: ``STOP_LOSS_LIMIT``).
-    The stop leg keeps the protective stop's own ID (:func:`protective_order_id`), so the walk
-    of :func:`resolve_protective` is the same whichever form protects the position; the list
-    and the take-profit leg hash the same key with their role, distinct from each other and
-    from every other ID (Binance refuses a list whose client ID equals a leg's)."""
+    Each hashes the position state's key with its role, distinct from each other, from the
+    plain stop of the same attempt (:func:`protective_order_id`) and from every other ID
+    (Binance refuses a list whose client ID equals a leg's). One attempt is thus one list and,
+    should the venue not place it, the plain stop at once (see :func:`resolve_protective`)."""
 
     list_id: ClientOrderId
     above: ClientOrderId
@@ -330,17 +332,15 @@ class ProtectiveListIds:
 
 
 def protective_list_ids(symbol: Symbol, key: str) -> ProtectiveListIds:
-    """``SHA256(protect|symbol|sell|key|role)`` for the list and its take-profit leg (first 32
-    hex chars, like every other ID); the stop leg is :func:`protective_order_id`."""
+    """``SHA256(protect|symbol|sell|key|role)`` for the list, its take-profit leg and its stop
+    leg (first 32 hex chars, like every other ID)."""
 
     def role(name: str) -> ClientOrderId:
         parts = (Intent.PROTECT.value, symbol.value, Side.SELL.value, key, name)
         digest = hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
         return ClientOrderId(digest[:CLIENT_ID_HEX_LEN])
 
-    return ProtectiveListIds(
-        list_id=role("list"), above=role("take-profit"), below=protective_order_id(symbol, key)
-    )
+    return ProtectiveListIds(list_id=role("list"), above=role("take-profit"), below=role("stop"))
 
 
 def resolve_protective(
@@ -358,13 +358,31 @@ def resolve_protective(
     returned with its status, nothing new is placed. One the venue refused (REJECTED: its rules
     do not take it, e.g. below the minimum notional) ends the walk: None, never re-sent every
     cycle. One cancelled (the kill-switch, a close) or expired leaves the position unprotected:
-    the next attempt is the stop to place. Bounded: None after ``max_attempts``."""
+    the next attempt is the stop to place. Bounded: None after ``max_attempts``.
+
+    An attempt may first be an OCO list (:func:`protective_list_ids`): while the plain stop of
+    the attempt is not recorded, its list's stop leg stands for it: live or filled, it *is* the
+    stop (its ID returned); cancelled, the walk goes on; not placed by the venue (EXPIRED, or a
+    REJECTED leg recorded before refusals of a list were settled as not placed), the plain stop
+    of the same attempt is the one to place (status None), so a refused list and its fallback
+    spend one attempt, never two."""
     for attempt in range(max_attempts):
         key = protective_key(episode, quantity, attempt)
         coid = protective_order_id(symbol, key)
         status = status_of(coid.value)
+        if status is None:
+            leg = protective_list_ids(symbol, key).below
+            leg_status = status_of(leg.value)
+            if leg_status is OrderStatus.CANCELED:
+                continue
+            if leg_status is not None and leg_status not in {
+                OrderStatus.EXPIRED,
+                OrderStatus.REJECTED,
+            }:
+                return key, leg, leg_status
+            return key, coid, None
         if status is OrderStatus.REJECTED:
             return None
-        if status is None or status not in {OrderStatus.CANCELED, OrderStatus.EXPIRED}:
+        if status not in {OrderStatus.CANCELED, OrderStatus.EXPIRED}:
             return key, coid, status
     return None

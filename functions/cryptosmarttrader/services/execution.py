@@ -60,6 +60,7 @@ from cryptosmarttrader.domain.exchange import (
     OrderType,
 )
 from cryptosmarttrader.domain.orders import (
+    MAX_PROTECT_ATTEMPTS,
     OPEN_STATUSES,
     ORDER_TRANSITIONS,
     TERMINAL_STATUSES,
@@ -70,7 +71,9 @@ from cryptosmarttrader.domain.orders import (
     book_exposure,
     holding,
     position_episode,
+    protective_key,
     protective_list_ids,
+    protective_order_id,
     resolve_close,
     resolve_protective,
 )
@@ -808,34 +811,67 @@ class ExecutionService:
         ]
         if triggered:  # selling on the venue: never resized (see _protected_by_triggered)
             return self._protected_by_triggered(symbol, triggered[0])
-        found = resolve_protective(Symbol(symbol), position_episode(position), qty, self._status_of)
+        episode = position_episode(position)
+        found = resolve_protective(Symbol(symbol), episode, qty, self._status_of)
         if found is None:
-            return "no protective stop: the venue refused it (the hourly exit rule protects it)"
+            return f"no protective stop: {self._why_unprotected(symbol, episode, qty)}"
         key, coid, status = found
-        # the stop is the OCO list's below leg (same ID); its take-profit leg is no stale order
+        # the stop may be the OCO list's stop leg: neither of the list's legs is a stale order
         ids = protective_list_ids(Symbol(symbol), key)
         stale = [
             o
             for o in sells
             if o.get("intent") == Intent.PROTECT.value
-            and o["client_order_id"] not in {coid.value, ids.above.value}
+            and o["client_order_id"] not in {coid.value, ids.above.value, ids.below.value}
         ]
         if stale:  # the position grew (or shrank): its old stop goes first, once
             released = self._release(symbol, stale, f"resized to {qty}")
+            if released == "filled" and all(_take_profit(o) for o in stale):
+                # a take-profit leg that sold part (the venue expired its list's stop as it
+                # started to fill): its fill is booked, the rest is protected in this cycle
+                self._load_book(fresh=True)
+                again = self._protect(symbol, stop, take_profit)
+                return f"old take-profit {stale[0]['client_order_id']} cancelled; {again}"
             if released != "clear":
                 return f"old protective stop {released}: the new one waits for the next cycle"
         if status is not None:
             return f"protected by stop {coid.value} ({status.value})"
-        if take_profit is not None and take_profit > stop and self.protective_lists_supported():
+        if (
+            take_profit is not None
+            and take_profit > stop
+            and self.protective_lists_supported()
+            and self._status_of(ids.below.value) is None  # this attempt's list not tried yet
+        ):
             placed = self._place_protective_list(
                 symbol, position or {}, key, qty, stop, take_profit
             )
-            if placed is not None:
+            if not isinstance(placed, _ListRefused):
                 return placed
-            # the price is already past a leg: the plain stop, as the next attempt, at once
+            # the venue refused the list (a leg's price, a filter, the open orders' count):
+            # both legs settled as not placed, the plain stop at once
             again = self._protect(symbol, stop)
-            return f"OCO list not placed (the price is past a leg); {again}"
+            return f"OCO list not placed ({placed.why}); {again}"
         return self._place_protective(symbol, position or {}, key, coid, qty, stop)
+
+    def _why_unprotected(self, symbol: str, episode: str, qty: Decimal) -> str:
+        """Why :func:`resolve_protective` gave no stop for this position state: the venue
+        refused its plain stop (its rules do not take it), or every attempt was spent without
+        one placed (the price kept through the stop, cancels)."""
+        for attempt in range(MAX_PROTECT_ATTEMPTS):
+            coid = protective_order_id(Symbol(symbol), protective_key(episode, qty, attempt))
+            status = self._status_of(coid.value)
+            if status is _S.REJECTED:
+                order = self.orders.get(coid.value) or {}
+                why = order.get("reject_reason") or "refused"
+                return (
+                    f"the venue refused the stop {coid.value} ({why}); the hourly exit rule "
+                    "protects it"
+                )
+        return (
+            f"{MAX_PROTECT_ATTEMPTS} attempts for this position state ended without a stop "
+            "resting (not placed: the price through the stop; or cancelled); the hourly exit "
+            "rule protects it"
+        )
 
     def _protected_by_triggered(self, symbol: str, stop: Mapping[str, Any]) -> str:
         """A protective stop that triggered and partly filled is still selling on the venue:
@@ -862,11 +898,27 @@ class ExecutionService:
         qty: Decimal,
         stop: Decimal,
     ) -> str:
-        now = self.clock.now()
         limit = stop * (Decimal(1) - self.protective_limit_offset)
+        order = self._plain_stop(symbol, position, key, coid, qty, stop)
+        record = self.orders.record(order)
+        if record is None:
+            self.metrics.add("DuplicateOrdersPrevented", 1)
+            return f"protective stop {coid.value} already recorded: not sent again"
+        return self._send_plain_stop(symbol, record, coid, qty, stop, limit)
+
+    def _plain_stop(
+        self,
+        symbol: str,
+        position: Mapping[str, Any],
+        key: str,
+        coid: ClientOrderId,
+        qty: Decimal,
+        stop: Decimal,
+    ) -> Order:
+        now = self.clock.now()
         raw_opened = position.get("opened_at")
         opened = datetime.fromisoformat(str(raw_opened)) if raw_opened else now
-        order = Order(
+        return Order(
             client_order_id=coid,
             symbol=Symbol(symbol),
             side=Side.SELL,
@@ -880,10 +932,17 @@ class ExecutionService:
             order_type=OrderType.STOP_LOSS_LIMIT,
             position_key=key,
         )
-        record = self.orders.record(order)
-        if record is None:
-            self.metrics.add("DuplicateOrdersPrevented", 1)
-            return f"protective stop {coid.value} already recorded: not sent again"
+
+    def _send_plain_stop(
+        self,
+        symbol: str,
+        record: Mapping[str, Any],
+        coid: ClientOrderId,
+        qty: Decimal,
+        stop: Decimal,
+        limit: Decimal,
+    ) -> str:
+        now = self.clock.now()
         self._remember(record)
         fields = {
             "submitted_at": now,
@@ -944,7 +1003,7 @@ class ExecutionService:
         qty: Decimal,
         stop: Decimal,
         take_profit: Decimal,
-    ) -> str | None:
+    ) -> str | _ListRefused:
         """One OCO order list for the position state ``key``: the take-profit (``LIMIT_MAKER``,
         the above leg) and the stop (``STOP_LOSS_LIMIT``, the below leg, the stop's own ID).
 
@@ -953,10 +1012,12 @@ class ExecutionService:
         first, its insert the one write that decides (a retry, a restart or a redelivery finds
         it and sends nothing). Then NEW → SUBMITTED and one create. A timeout or an unreadable
         answer looks the list up by its client ID (never re-sent); a 429 settles both legs as
-        not placed (EXPIRED: the next cycle places the next attempt); a refusal because the
-        price is already past a leg too, and returns None (the caller places the plain stop);
-        any other refusal is REJECTED. Each leg is then the venue's order: filled, expired or
-        cancelled, booked like every order."""
+        not placed (EXPIRED: the next cycle places the next attempt). Any refusal (the price
+        already past a leg, or a reason of one leg alone: the take-profit would match at once,
+        ``PERCENT_PRICE_BY_SIDE``, ``MAX_NUM_ORDERS``) settles both legs as not placed too and
+        returns :class:`_ListRefused` (the caller places the plain stop at once; only the plain
+        stop is ever REJECTED, which ends the position state's stops). Each leg is then the
+        venue's order: filled, expired or cancelled, booked like every order."""
         now = self.clock.now()
         limit = stop * (Decimal(1) - self.protective_limit_offset)
         ids = protective_list_ids(Symbol(symbol), key)
@@ -1026,6 +1087,17 @@ class ExecutionService:
                 why = f"{exc}; the venue holds no list with this client id: not placed"
                 for leg in legs:
                     self._not_placed(leg, why)
+                # a transient refusal: the attempt is spent without its plain stop, so the
+                # next cycle places the next attempt's list (not the plain stop of this one)
+                plain = protective_order_id(sym, key)
+                skipped = self.orders.record(
+                    self._plain_stop(symbol, position, key, plain, qty, stop)
+                )
+                if skipped is not None:
+                    self.orders.update_status(
+                        plain.value, _S.NEW, _S.CANCELED, at=now,
+                        fields={"cancel_reason": f"not sent: {why}"},
+                    )  # fmt: skip
                 return f"OCO list {ids.list_id.value}: EXPIRED ({why})"
             if placed is None:
                 return (
@@ -1037,11 +1109,15 @@ class ExecutionService:
             self.consecutive_exchange_errors = 0
             for leg in legs:
                 self._not_placed(leg, f"{exc}: not placed")
-            return None
+            return _ListRefused(f"the price is past a leg: {exc}")
         except FatalExchangeError as exc:
+            # a refusal of the list may concern its take-profit leg alone: the stop is still
+            # wanted, so nothing here ends the position state's stops (the plain stop follows)
+            self.consecutive_exchange_errors = 0
             for leg in legs:
-                self._rejected_by_venue(leg, str(exc))
-            return f"OCO list {ids.list_id.value}: REJECTED ({exc})"
+                self._not_placed(leg, f"{exc}: the list was refused, not placed")
+            self.metrics.add("OrdersRejectedByExchange", 1)  # one refusal: the list
+            return _ListRefused(f"refused by the venue: {exc}")
         else:
             self.consecutive_exchange_errors = 0
         below = self._apply(ids.below, placed.below)
@@ -1388,6 +1464,13 @@ class ExecutionService:
             quantity=Decimal(str(order["quantity"])),
             average_price=None if avg is None else Decimal(str(avg)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _ListRefused:
+    """The venue did not place a protective OCO list: why (its legs are settled EXPIRED)."""
+
+    why: str
 
 
 def is_resting_stop(order: Mapping[str, Any]) -> bool:
