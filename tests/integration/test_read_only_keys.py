@@ -267,7 +267,7 @@ def test_read_only_keys_that_can_trade_or_move_funds_are_refused_and_the_agent_a
     reason = report["reason"]
     assert report["status"] == "unavailable" and report["ingested"] == 0
     assert reason.startswith("binance: read-only key refused (") and why in reason
-    assert _lake().read_withdrawal_status("binance") == (ms_from_utc(NOW), reason, False)
+    assert _lake().read_withdrawal_status("binance") == (ms_from_utc(NOW), reason)
     assert "read-only keys refused" in caplog.messages  # logged as an error, and counted
     assert "ReadOnlyKeysRefused" in ingest.metrics.metric_set
     ingest.metrics.clear_metrics()
