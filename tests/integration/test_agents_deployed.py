@@ -40,6 +40,9 @@ pytestmark = [pytest.mark.realdata]
 DAY = datetime(2021, 11, 12, tzinfo=UTC)
 CONFIG = DeploymentConfig()
 OPT_IN = ALLOW_TECHNICAL_ONLY_TRADING  # the deployment's opt-in to technical-only paper trades
+# what ``_invoke`` sets on os.environ as a deployment's configuration would: cleared after each
+# test (a leaked CST_UNIVERSE=all would widen every later scan of the worker)
+DEPLOYMENT_ENV = (OPT_IN, "CST_MODEL_DIR", "CST_UNIVERSE")
 
 
 @dataclass
@@ -74,7 +77,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[AwsClient
         "POWERTOOLS_TRACE_DISABLED": "true",
     }.items():
         monkeypatch.setenv(key, value)
-    for key in ("AWS_ENDPOINT_URL", "CST_ALLOW_REPLAYS", "CST_MODEL_DIR", OPT_IN):
+    for key in ("AWS_ENDPOINT_URL", "CST_ALLOW_REPLAYS", *DEPLOYMENT_ENV):
         monkeypatch.delenv(key, raising=False)
     _forget()
     with mock_aws():
@@ -83,7 +86,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[AwsClient
         yield clients
     # ``_invoke`` sets these on os.environ as a deployment would: none may leak into later tests
     # of this worker (a leaked CST_MODEL_DIR would serve a model to every later scan)
-    for key in (OPT_IN, "CST_MODEL_DIR"):
+    for key in DEPLOYMENT_ENV:
         os.environ.pop(key, None)
     _forget()
 
@@ -97,7 +100,7 @@ def _invoke(
     import os
 
     os.environ["CST_DATA_SOURCE"] = source
-    for key in (OPT_IN, "CST_MODEL_DIR"):
+    for key in DEPLOYMENT_ENV:
         os.environ.pop(key, None)
     os.environ.update(env or {})
     _forget()
