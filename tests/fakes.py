@@ -43,7 +43,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from cryptosmarttrader.adapters.audit import AuditEntry, DuplicateAuditEntryError
+from cryptosmarttrader.adapters.audit import AppendOnlyAuditTrail
 from cryptosmarttrader.adapters.dynamodb_store import (
     from_item,
     order_record,
@@ -57,7 +57,6 @@ from cryptosmarttrader.domain.aggregates import Order, Position
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.killswitch import MAX_ACTOR_CHARS, MAX_REASON_CHARS, check_text
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus, transition
-from cryptosmarttrader.domain.sanitize import sanitize
 
 __all__ = [
     "InMemoryAuditTrail",
@@ -349,43 +348,22 @@ class InMemorySignalStore:
         ]
 
 
-class InMemoryAuditTrail:
-    """The append-only audit trail (``AuditTrail`` / ``AuditReader``): entries validated and
-    sanitized as ``DynamoAuditTrail`` stores them, one per (time, request id)."""
+class InMemoryAuditTrail(AppendOnlyAuditTrail):
+    """The append-only audit trail (``AuditTrail`` / ``AuditReader``) with its items in a dict:
+    entries are shaped, stored and read back by ``AppendOnlyAuditTrail``, as in
+    ``DynamoAuditTrail``; one item per (time, request id)."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, AuditEntry] = {}
+        self._items: dict[str, Mapping[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def record(
-        self,
-        *,
-        actor: str,
-        action: str,
-        at: datetime,
-        request_id: str,
-        correlation_id: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> AuditEntry:
-        clean = sanitize(dict(details or {}))
-        entry = AuditEntry.model_validate(
-            {
-                "actor": actor,
-                "action": action,
-                "at": at,
-                "request_id": request_id,
-                "correlation_id": correlation_id,
-                "details": clean if isinstance(clean, dict) else {},
-            }
-        )
-        stored = AuditEntry.model_validate(_stored(entry.model_dump(mode="json")))
+    def _put_new(self, sort_key: str, item: Mapping[str, Any]) -> bool:
         with self._lock:
-            if entry.sort_key in self._entries:
-                raise DuplicateAuditEntryError(f"audit entry {entry.sort_key} already exists")
-            self._entries[entry.sort_key] = stored
-        return entry
+            if sort_key in self._items:
+                return False
+            self._items[sort_key] = copy.deepcopy(item)
+            return True
 
-    def recent(self, limit: int = 50) -> list[AuditEntry]:
-        if not 1 <= limit <= 1000:
-            raise ValueError(f"limit must be in [1, 1000], got {limit}")
-        return [self._entries[k] for k in sorted(self._entries, reverse=True)[:limit]]
+    def _newest(self, limit: int) -> list[Mapping[str, Any]]:
+        with self._lock:
+            return [self._items[k] for k in sorted(self._items, reverse=True)[:limit]]

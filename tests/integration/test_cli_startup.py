@@ -7,11 +7,11 @@ start-up time itself is measured by ``bench/bench_cli_startup.py``.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.fresh_interpreter import run_fresh
 
 HEAVY = (
     "numpy",
@@ -32,15 +32,7 @@ HEAVY = (
 
 
 def _loaded_after(code: str) -> list[str]:
-    probe = (
-        f"import sys, json\n{code}\n"
-        f"print(json.dumps(sorted(m for m in {list(HEAVY)!r} if m in sys.modules)))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
-    )
-    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
-    return loaded
+    return run_fresh(code, HEAVY).loaded
 
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
@@ -111,7 +103,6 @@ def test_kill_switch_commands_start_without_loading_the_local_lake(
 def test_a_local_command_parses_the_ec2_model_once_for_moto_s_region_table() -> None:
     # Given a fresh interpreter that counts botocore's parses of the EC2 service model
     probe = """
-import json, sys
 import botocore.loaders as loaders
 parses = []
 load_file = loaders.JSONFileLoader.load_file
@@ -126,14 +117,10 @@ from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBacken
 import boto3
 fresh = {p: boto3.Session().get_available_regions("ec2", partition_name=p)
          for p in ("aws", "aws-us-gov", "aws-cn")}
-print(json.dumps({"parses": len(parses) - 3, "regions": [r.name for r in table.regions],
-                  "fresh": fresh}))
+answer = {"parses": len(parses) - 3, "regions": [r.name for r in table.regions], "fresh": fresh}
 """
     # When moto's EC2 region table (imported by its SSM backend) is imported the local way
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
-    )
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_fresh(probe, ()).answer
     # Then the model was parsed once (the three fresh sessions of the check parse it three more
     # times), and the table holds every region a fresh session names, in every partition
     assert out["parses"] == 1

@@ -34,18 +34,18 @@ from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import (
     ExchangeOrder,
     OrderStateUnknownError,
-    OrderType,
     RetryableExchangeError,
 )
 from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.domain.risk import RiskLevel
-from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol, ms_from_utc
+from cryptosmarttrader.domain.types import ClientOrderId, Symbol, ms_from_utc
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanReport, ScanService
 from cryptosmarttrader.services.trading_cycle import CycleReport, TradingCycle
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer, trading_cycle
 from cst_devtools.local_aws import ensure_resources
+from tests.support.execution import LosesTheAnswer, read_timeout
 
 pytestmark = pytest.mark.realdata
 
@@ -371,30 +371,6 @@ def test_the_kill_switch_sweep_cancels_every_order_despite_one_lookup_error(
 # --------------------------------------------------------------------------- 4 / 6. venue answers
 
 
-class AckUnparseable:
-    """The venue accepts the order, but its acknowledgement cannot be parsed (what
-    ``CcxtExchange`` raises for it): the call returned, so the order may well exist."""
-
-    def __init__(self, inner: Any, error: Exception) -> None:
-        self.inner = inner
-        self.error = error
-        self.capabilities = inner.capabilities
-        self.fetch_order_by_client_id = inner.fetch_order_by_client_id
-        self.cancel_order = inner.cancel_order
-
-    def create_order(
-        self,
-        symbol: Symbol,
-        side: Side,
-        order_type: OrderType,
-        quantity: Quantity,
-        price: Price | None,
-        client_order_id: ClientOrderId,
-    ) -> ExchangeOrder:
-        self.inner.create_order(symbol, side, order_type, quantity, price, client_order_id)
-        raise self.error
-
-
 @pytest.mark.parametrize(
     "error",
     [
@@ -412,7 +388,9 @@ def test_an_unparseable_acknowledgement_is_reconciled_not_rejected(
     # Given the scan's decisions and a venue whose acknowledgements cannot be parsed
     _scan(clients, data_dir)
     cycle = _build(market, clients, ASOF + timedelta(hours=1, minutes=10))
-    cycle.execution.exchange = AckUnparseable(cycle.execution.exchange, error)  # type: ignore[assignment]
+    # (the call returned, so the order may well exist: what ``CcxtExchange`` raises for it)
+    unparseable = LosesTheAnswer(cycle.execution.exchange, lambda _: error)
+    cycle.execution.exchange = unparseable  # type: ignore[assignment]
 
     # When the cycle sends them
     cycle.run()
@@ -427,31 +405,18 @@ def test_an_unparseable_acknowledgement_is_reconciled_not_rejected(
     assert len(later.positions) == len(sent)
 
 
-class AppearsLate:
-    """A venue that takes the order but shows it to lookups only after ``hidden_for``."""
+class AppearsLate(LosesTheAnswer):
+    """A venue that takes the order, loses the answer (a read timeout) and shows the order to
+    lookups only ``hidden_for`` after it was placed."""
 
     def __init__(self, inner: Any, clock: FixedClock, hidden_for: timedelta) -> None:
-        self.inner = inner
+        super().__init__(inner, read_timeout)
         self.clock = clock
         self.visible_from: dict[str, datetime] = {}
         self.hidden_for = hidden_for
-        self.capabilities = inner.capabilities
-        self.cancel_order = inner.cancel_order
-        self.creates = 0
 
-    def create_order(
-        self,
-        symbol: Symbol,
-        side: Side,
-        order_type: OrderType,
-        quantity: Quantity,
-        price: Price | None,
-        client_order_id: ClientOrderId,
-    ) -> ExchangeOrder:
-        self.creates += 1
-        self.inner.create_order(symbol, side, order_type, quantity, price, client_order_id)
+    def sent(self, client_order_id: ClientOrderId) -> None:
         self.visible_from[client_order_id.value] = self.clock.now() + self.hidden_for
-        raise OrderStateUnknownError("paper", "create_order", "read timeout", client_order_id.value)
 
     def fetch_order_by_client_id(
         self, symbol: Symbol, client_order_id: ClientOrderId
@@ -459,7 +424,7 @@ class AppearsLate:
         shown = self.visible_from.get(client_order_id.value)
         if shown is not None and self.clock.now() < shown:
             return None
-        return self.inner.fetch_order_by_client_id(symbol, client_order_id)  # type: ignore[no-any-return]
+        return super().fetch_order_by_client_id(symbol, client_order_id)
 
 
 def test_an_order_the_venue_shows_late_is_tracked_and_its_fill_applied_once(

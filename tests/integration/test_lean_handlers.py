@@ -8,12 +8,9 @@ lists the heavy libraries it loaded. The cold-import time itself is measured aga
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
+
+from tests.support.fresh_interpreter import run_fresh
 
 HEAVY = ("numpy", "polars", "pyarrow", "pandas", "talib", "xgboost", "scipy", "ccxt", "moto")
 LEAN_HANDLERS = (
@@ -23,50 +20,25 @@ LEAN_HANDLERS = (
     "cryptosmarttrader.handlers.golive_steps",
     "cryptosmarttrader.handlers.golive_slo",
 )
-
-
-def _heavy_loaded_by(module: str) -> list[str]:
-    probe = (
-        f"import sys, json, importlib\nimportlib.import_module({module!r})\n"
-        f"print(json.dumps(sorted(m for m in {list(HEAVY)!r} if m in sys.modules)))"
-    )
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        env=env,
-    )
-    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
-    return loaded
+LAMBDA = {"AWS_DEFAULT_REGION": "us-east-1"}
+TRACING = {**LAMBDA, "POWERTOOLS_TRACE_DISABLED": None}  # as deployed: the Tracer is on
 
 
 @pytest.mark.parametrize("module", LEAN_HANDLERS)
 def test_a_lean_handler_cold_starts_without_polars_or_numpy(module: str) -> None:
-    assert _heavy_loaded_by(module) == []
+    started = run_fresh(
+        f"import {module}", HEAVY, env={**LAMBDA, "POWERTOOLS_TRACE_DISABLED": "true"}
+    )
+    assert started.loaded == []
 
 
 def test_the_kill_switch_starts_without_the_xray_sdk_or_pydantic_settings() -> None:
     # Given the alarm → kill-switch handler imported as Lambda starts it (tracing enabled)
     slow = ("aws_xray_sdk", "pydantic_settings")
-    probe = (
-        "import sys, json\nimport cryptosmarttrader.handlers.alarm_killswitch\n"
-        f"print(json.dumps(sorted(m for m in {list(slow)!r} if m in sys.modules)))"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "POWERTOOLS_TRACE_DISABLED"}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        env={**env, "AWS_DEFAULT_REGION": "us-east-1"},
-    )
+    started = run_fresh("import cryptosmarttrader.handlers.alarm_killswitch", slow, env=TRACING)
 
     # Then neither of the two slowest imports of its former cold start is loaded
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert started.loaded == []
 
 
 def test_the_kill_switch_starts_without_pydantic_models_the_settings_or_the_order_store() -> None:
@@ -80,21 +52,10 @@ def test_the_kill_switch_starts_without_pydantic_models_the_settings_or_the_orde
         "boto3",  # its clients are botocore's; the audit codec encodes without boto3
         "s3transfer",  # what ``import boto3`` adds over botocore's session: 0.15x boto3
     )
-    probe = (
-        "import sys, json\nimport cryptosmarttrader.handlers.alarm_killswitch\n"
-        f"print(json.dumps(sorted(m for m in {list(slow)!r} if m in sys.modules)))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
-    )
+    started = run_fresh("import cryptosmarttrader.handlers.alarm_killswitch", slow, env=LAMBDA)
 
     # Then none of them is loaded: its validation is pydantic's core, its audit write the codec
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert started.loaded == []
 
 
 def test_the_api_starts_without_the_event_handler_pydantic_models_settings_or_boto3() -> None:
@@ -106,22 +67,10 @@ def test_the_api_starts_without_the_event_handler_pydantic_models_settings_or_bo
         "cryptosmarttrader.settings",  # its settings models, on a route's first call
         "boto3",  # the clients, on the first call of a route that reads AWS
     )
-    probe = (
-        "import sys, json\nimport cryptosmarttrader.handlers.api\n"
-        f"print(json.dumps(sorted(m for m in {list(slow)!r} if m in sys.modules)))"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "POWERTOOLS_TRACE_DISABLED"}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        env={**env, "AWS_DEFAULT_REGION": "us-east-1"},
-    )
+    started = run_fresh("import cryptosmarttrader.handlers.api", slow, env=TRACING)
 
     # Then none of them is loaded
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert started.loaded == []
 
 
 def test_the_api_answers_liveness_without_pydantic_models_settings_or_boto3() -> None:
@@ -135,26 +84,18 @@ def test_the_api_answers_liveness_without_pydantic_models_settings_or_boto3() ->
         "requestContext": {"requestId": "req-live-1", "identity": {}},
         "body": None,
     }
-    probe = (
-        "import sys, json, types\nfrom cryptosmarttrader.handlers import api\n"
+    code = (
+        "import types\nfrom cryptosmarttrader.handlers import api\n"
         "context = types.SimpleNamespace(aws_request_id='lambda-1', function_name='cst-api', "
         "memory_limit_in_mb=512, invoked_function_arn='arn:aws:lambda:us-east-1:1:function:x')\n"
-        f"answer = api.handler({event!r}, context)\n"
-        f"print(json.dumps([answer['statusCode'], answer['body'], "
-        f"sorted(m for m in {list(slow)!r} if m in sys.modules)]))"
+        f"response = api.handler({event!r}, context)\n"
+        "answer = [response['statusCode'], response['body']]"
     )
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "CST_STAGE": "canary"}
 
     # When its first request is the public liveness check
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        env=env,
-    )
+    started = run_fresh(code, slow, env={**LAMBDA, "CST_STAGE": "canary"})
 
     # Then it answers, and counts toward the stage's SLIs, without importing any of them
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [200, '{"status":"ok"}', []]
-    assert '"Stage":"canary"' in done.stdout
+    assert started.answer == [200, '{"status":"ok"}']
+    assert started.loaded == []
+    assert '"Stage":"canary"' in started.stdout

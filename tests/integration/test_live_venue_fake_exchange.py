@@ -32,7 +32,6 @@ from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import (
-    ExchangeOrder,
     FatalExchangeError,
     NotSupportedByExchange,
     OrderStateUnknownError,
@@ -50,6 +49,7 @@ from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.settings import AwsResources
 from cst_devtools.fake_binance import FakeBinance, serve
 from cst_devtools.local_aws import ensure_resources
+from tests.support.execution import LosesTheAnswer
 from tests.support.live_venue import local_only
 
 pytestmark = pytest.mark.realdata
@@ -427,28 +427,15 @@ def test_live_venue_decision_to_partial_fill_to_fill_to_position(
     assert venue.fake.posts() == 1
 
 
-class CrashAfterSend:
-    """The process dies after the venue took the order and before the answer was recorded."""
-
-    def __init__(self, inner: CcxtVenue) -> None:
-        self.inner = inner
-        self.capabilities = inner.capabilities
-        self.fetch_order_by_client_id = inner.fetch_order_by_client_id
-        self.cancel_order = inner.cancel_order
-
-    def create_order(self, *args: Any) -> ExchangeOrder:
-        self.inner.create_order(*args)
-        raise KeyboardInterrupt("killed between send and record")
-
-
 def test_live_venue_crash_between_send_and_record_reconciles_to_exactly_one_order(
     venue: Venue, books: Books
 ) -> None:
     # Given a process killed right after the venue accepted the order
+    killed = LosesTheAnswer(
+        venue.venue, lambda _: KeyboardInterrupt("killed between send and record")
+    )
     with pytest.raises(KeyboardInterrupt):
-        books.service(venue, CrashAfterSend(venue.venue)).submit(
-            _decision(), equity=EQUITY, quote=QUOTE
-        )
+        books.service(venue, killed).submit(_decision(), equity=EQUITY, quote=QUOTE)
     [order] = books.orders()
     assert order["status"] == OrderStatus.SUBMITTED.value
     # When a fresh process starts (reconcile on start), and the same decision comes again

@@ -15,7 +15,11 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from cryptosmarttrader.adapters.audit import DuplicateAuditEntryError, DynamoAuditTrail
+from cryptosmarttrader.adapters.audit import (
+    AppendOnlyAuditTrail,
+    DuplicateAuditEntryError,
+    DynamoAuditTrail,
+)
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
 from cryptosmarttrader.adapters.dynamodb_store import (
@@ -376,6 +380,14 @@ def test_the_audit_trail_is_append_only_sanitized_and_newest_first(records: Reco
     assert [e.request_id for e in audit.recent(limit=1)] == ["r-2"]
     with pytest.raises(ValueError, match="limit"):
         audit.recent(limit=0)
+
+
+def test_the_audit_fake_only_stores_items_the_adapter_s_code_shapes() -> None:
+    # The in-memory trail and the DynamoDB one share the code that shapes, encodes and reads
+    # back an entry: neither may answer record/recent with its own
+    for trail in (InMemoryAuditTrail, DynamoAuditTrail):
+        assert issubclass(trail, AppendOnlyAuditTrail)
+        assert {"record", "recent"}.isdisjoint(vars(trail))
 
 
 def test_the_kill_switch_is_off_until_set_and_refuses_unprintable_text(records: Records) -> None:

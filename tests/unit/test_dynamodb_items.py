@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +10,7 @@ import pytest
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
 from cryptosmarttrader.adapters.dynamodb_items import deserialize, from_item, serialize, to_item
+from tests.support.fresh_interpreter import run_fresh
 
 VALUES: list[Any] = [
     None,
@@ -99,16 +98,12 @@ def test_items_round_trip_and_money_stays_exact() -> None:
 
 def test_encoding_what_the_system_writes_does_not_import_boto3() -> None:
     # Given a fresh interpreter that encodes and decodes an audit-like item
-    probe = (
-        "import sys\n"
+    code = (
         "from decimal import Decimal\n"
         "from cryptosmarttrader.adapters.dynamodb_items import from_item, to_item\n"
-        "from_item(to_item({'pk': 'AUDIT', 'n': Decimal('1.5'), 'm': {'l': [None, True]}}))\n"
-        "print('boto3' in sys.modules)"
+        "from_item(to_item({'pk': 'AUDIT', 'n': Decimal('1.5'), 'm': {'l': [None, True]}}))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
-    )
+    done = run_fresh(code, ["boto3"])
 
     # Then boto3 was never imported (botocore's errors only)
-    assert done.stdout.strip() == "False"
+    assert done.loaded == []

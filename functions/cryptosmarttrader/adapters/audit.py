@@ -16,6 +16,7 @@ build, against a 1.5x budget; ``bench/bench_cold_import.py``).
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,8 +31,15 @@ from cryptosmarttrader.domain.sanitize import sanitize
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-__all__ = ["AUDIT_PK", "AuditEntry", "DuplicateAuditEntryError", "DynamoAuditTrail"]
+__all__ = [
+    "AUDIT_PK",
+    "AppendOnlyAuditTrail",
+    "AuditEntry",
+    "DuplicateAuditEntryError",
+    "DynamoAuditTrail",
+]
 
 AUDIT_PK = "audit"
 
@@ -94,10 +102,14 @@ class AuditEntry:
         return f"{self.at.isoformat()}#{self.request_id}"
 
 
-class DynamoAuditTrail:
-    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
-        self._table = table_name
-        self._client = client
+class AppendOnlyAuditTrail(ABC):
+    """The audit trail over a store of items that refuses a key it already holds.
+
+    The one place that shapes what is stored: an entry's ``details`` sanitized, every field
+    validated, the item encoded with DynamoDB's codec under ``pk``/``sk``, and read back through
+    the same validation. A store only puts and lists items: ``DynamoAuditTrail`` in the state
+    table, the tests' in-memory trail in a dict (so it cannot shape entries otherwise).
+    """
 
     def record(
         self,
@@ -122,6 +134,37 @@ class DynamoAuditTrail:
             }
         )
         item = to_item({**entry.model_dump(mode="json"), "pk": AUDIT_PK, "sk": entry.sort_key})
+        if not self._put_new(entry.sort_key, item):
+            raise DuplicateAuditEntryError(f"audit entry {entry.sort_key} already exists")
+        return entry
+
+    def recent(self, limit: int = 50) -> list[AuditEntry]:
+        """The newest ``limit`` entries, newest first."""
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"limit must be in [1, 1000], got {limit}")
+        entries = []
+        for raw in self._newest(limit):
+            data = from_item(raw)
+            data.pop("pk", None)
+            data.pop("sk", None)
+            entries.append(AuditEntry.model_validate(data))
+        return entries
+
+    @abstractmethod
+    def _put_new(self, sort_key: str, item: dict[str, AttributeValueTypeDef]) -> bool:
+        """Store ``item`` unless one with its key exists; whether it was stored."""
+
+    @abstractmethod
+    def _newest(self, limit: int) -> list[Mapping[str, Any]]:
+        """The ``limit`` stored items with the greatest sort keys, greatest first."""
+
+
+class DynamoAuditTrail(AppendOnlyAuditTrail):
+    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+        self._table = table_name
+        self._client = client
+
+    def _put_new(self, sort_key: str, item: dict[str, AttributeValueTypeDef]) -> bool:
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -130,16 +173,11 @@ class DynamoAuditTrail:
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise DuplicateAuditEntryError(
-                    f"audit entry {entry.sort_key} already exists"
-                ) from exc
+                return False
             raise StoreError("put_item(audit)", self._table, {"pk": AUDIT_PK}, exc) from exc
-        return entry
+        return True
 
-    def recent(self, limit: int = 50) -> list[AuditEntry]:
-        """The newest ``limit`` entries, newest first."""
-        if not 1 <= limit <= 1000:
-            raise ValueError(f"limit must be in [1, 1000], got {limit}")
+    def _newest(self, limit: int) -> list[Mapping[str, Any]]:
         try:
             resp = self._client.query(
                 TableName=self._table,
@@ -151,10 +189,4 @@ class DynamoAuditTrail:
             )
         except ClientError as exc:
             raise StoreError("query(audit)", self._table, {"pk": AUDIT_PK}, exc) from exc
-        entries = []
-        for raw in resp.get("Items", []):
-            data = from_item(raw)
-            data.pop("pk", None)
-            data.pop("sk", None)
-            entries.append(AuditEntry.model_validate(data))
-        return entries
+        return list(resp.get("Items", []))
