@@ -3,9 +3,10 @@ so a Lambda run and a CLI run of the same scan use the same objects."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -35,9 +36,17 @@ from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.balances import COMMISSION_ASSETS
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import ExchangeId
+from cryptosmarttrader.domain.model_canary import ModelVersion
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLimits
 from cryptosmarttrader.domain.universe import is_tradable_pair, spot_quote
-from cryptosmarttrader.ports import BalanceSource, MarketData, Metrics, SliRecorder
+from cryptosmarttrader.ports import (
+    BalanceSource,
+    MarketData,
+    Metrics,
+    Ranker,
+    RankerUnavailableError,
+    SliRecorder,
+)
 from cryptosmarttrader.services.execution import ExecutionService, OrderGateway
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanService
@@ -234,32 +243,145 @@ def ranking_registry(
     )
 
 
+class _Unavailable:
+    """The ranker of a model that must not score this run: every ``score`` raises ``reason``
+    (the ranking agent abstains with it), nothing else scores in its place."""
+
+    def __init__(self, inner: Ranker, reason: str) -> None:
+        self._inner = inner
+        self._reason = reason
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self._inner.feature_names
+
+    def score(self, features: Any) -> Any:
+        raise RankerUnavailableError(self._reason)
+
+    def to_bytes(self) -> bytes:
+        return self._inner.to_bytes()
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    version: int
+    artifact_sha256: str
+    model: RankingModel
+
+
+class PromotedRanking:
+    """The production version of the ranking model group as the scan serves it, across the
+    invocations of one execution environment.
+
+    :meth:`current` reads the registry's production pointer on every call (one DynamoDB
+    query of the group's version items) and reloads the model only when the promoted version
+    changed: the loaded model is kept under (version, SHA-256 of its artefact), the digest the
+    registry recorded at registration, so a promotion or a rollback is served by the next
+    scan, never after the next cold start only. A read of the pointer that fails leaves the
+    ranking agent abstaining with the reason (the model loaded before never scores while the
+    promoted version is unknown); with nothing loaded yet, the error is raised. An artefact
+    whose digest is not the one recorded at registration is refused."""
+
+    def __init__(
+        self,
+        registry: EmbeddedModelRegistry,
+        clock: Clock,
+        load: Callable[[ModelVersion, bytes], RankingModel],
+    ) -> None:
+        self._registry = registry
+        self._clock = clock
+        self._load = load
+        self._loaded: _Loaded | None = None
+
+    def current(self) -> RankingModel | None:
+        from cryptosmarttrader.adapters.model_registry_embedded import RegistryStoreError
+        from cryptosmarttrader.services.model_registry import ModelRegistryService
+
+        try:
+            live = ModelRegistryService(self._registry, self._clock).production()
+        except (RegistryStoreError, ValueError) as exc:
+            return self._unavailable(
+                f"model registry unreadable: the promoted {RANKING_GROUP} version is unknown "
+                f"({_first_line(exc)})",
+                exc,
+            )
+        if live is None:
+            self._loaded = None
+            return None
+        loaded = self._loaded
+        if (
+            loaded is not None
+            and loaded.version == live.version
+            and live.artifact_sha256 in ("", loaded.artifact_sha256)
+        ):
+            return loaded.model
+        try:
+            artifact = self._registry.artifact(live.version)
+            digest = hashlib.sha256(artifact).hexdigest()
+            if live.artifact_sha256 and digest != live.artifact_sha256:
+                raise RegistryStoreError(
+                    f"{live.label}: artefact {live.artifact_uri} has SHA-256 {digest[:16]}..., "
+                    f"not the {live.artifact_sha256[:16]}... recorded at registration"
+                )
+            model = self._load(live, artifact)
+        except (RegistryStoreError, ValueError) as exc:
+            return self._unavailable(
+                f"promoted {live.label} cannot be loaded ({_first_line(exc)})", exc
+            )
+        self._loaded = _Loaded(live.version, digest, model)
+        return model
+
+    def _unavailable(self, why: str, exc: Exception) -> RankingModel:
+        """The loaded model, abstaining with ``why`` and reported as no version; with nothing
+        loaded, ``exc`` is raised (the scan fails, saying why)."""
+        if self._loaded is None:
+            raise exc
+        held = self._loaded.model
+        why = f"{why}: not scoring with the loaded v{self._loaded.version}"
+        return replace(
+            held,
+            ranker=_Unavailable(held.ranker, why),
+            evaluation={**held.evaluation, "version": f"{RANKING_GROUP}/unknown"},
+            served_by="nothing (the promoted version is unknown)",
+        )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else repr(exc)
+
+
+def promoted_ranking(clients: AwsClients, resources: AwsResources, clock: Clock) -> PromotedRanking:
+    """The deployed scan's ranking model: the registry's production version, from its
+    artefact in S3, scored by the endpoint ``CST_RANKING_ENDPOINT`` names when set (only while
+    it serves that version: else the ranking abstains), else in process with numpy
+    (:func:`ranking_server`); reported as the registry's version (``cst-rank/v<N>``)."""
+    from cryptosmarttrader.adapters.model_registry_sagemaker import sagemaker_client
+    from cryptosmarttrader.adapters.ranking_bundle import artifact_model
+
+    ml = MlSettings()
+
+    def load(live: ModelVersion, artifact: bytes) -> RankingModel:
+        model = artifact_model(artifact)
+        model = replace(model, evaluation={**model.evaluation, "version": live.label})
+        return ranking_server(
+            model,
+            ml.ranking_endpoint,
+            lambda: sagemaker_runtime_client(resources.region, resources.aws_endpoint_url),
+            version=live.version,
+            artifact=artifact,
+            sagemaker=lambda: sagemaker_client(resources),
+        )
+
+    return PromotedRanking(ranking_registry(ml, resources, clients), clock, load)
+
+
 def promoted_model(
     clients: AwsClients, resources: AwsResources, clock: Clock
 ) -> RankingModel | None:
-    """The production version of the ranking model group, from the registry's artefact in S3,
-    scored by the endpoint ``CST_RANKING_ENDPOINT`` names when set (only while it serves that
-    version: else the ranking abstains), else in process with numpy (:func:`ranking_server`);
-    None when no version is promoted. A damaged artefact or a registry error raises: never a
-    silent fallback."""
-    from cryptosmarttrader.adapters.model_registry_sagemaker import sagemaker_client
-    from cryptosmarttrader.adapters.ranking_bundle import artifact_model
-    from cryptosmarttrader.services.model_registry import ModelRegistryService
-
-    ml = MlSettings()
-    registry = ranking_registry(ml, resources, clients)
-    live = ModelRegistryService(registry, clock).production()
-    if live is None:
-        return None
-    artifact = registry.artifact(live.version)
-    return ranking_server(
-        artifact_model(artifact),
-        ml.ranking_endpoint,
-        lambda: sagemaker_runtime_client(resources.region, resources.aws_endpoint_url),
-        version=live.version,
-        artifact=artifact,
-        sagemaker=lambda: sagemaker_client(resources),
-    )
+    """The production version of the ranking model group as one scan serves it
+    (:class:`PromotedRanking`); None when no version is promoted. A damaged artefact or a
+    registry error raises: never a silent fallback."""
+    return promoted_ranking(clients, resources, clock).current()
 
 
 def excluded_coins(market: RecordedMarketData) -> dict[str, str]:

@@ -184,9 +184,9 @@ class MachineLearning(Construct):
                 }
             ),
         )
-        self._grant_deployment(stack, self.canary.role, group_arn)
+        self._grant_deployment(self.canary.role)
         if self.ranking_endpoint:
-            self._grant_ranking_deployment(stack, self.canary.role, lake, self.ranking_endpoint)
+            self._grant_ranking_deployment(self.canary.role, lake, self.ranking_endpoint)
         self.launcher_policy = self._launcher_policy(stack, lake, group_arn, packages_arn)
         for function in (self.drift, self.canary):
             role = function.role
@@ -403,22 +403,28 @@ class MachineLearning(Construct):
         return role
 
     # ------------------------------------------------------------------ deployment
-    def _grant_deployment(self, stack: Stack, role: iam.Role, group_arn: str) -> None:
-        """What ``SageMakerEndpointDeployer`` calls, on ``cst-daily-ml*`` names only."""
+    def _grant_endpoint(self, role: iam.IRole, model_pattern: str, endpoint: str) -> None:
+        """The three statements a deployer of ``endpoint`` needs: create and describe models
+        named ``model_pattern``, endpoint configurations named ``<endpoint>-v*`` (one per
+        version, ``<endpoint>-v<N>-<sha8>``), and create, update and describe the endpoint
+        itself (``CreateEndpoint``/``UpdateEndpoint`` are also authorized on the
+        configuration they point it at)."""
+        stack = Stack.of(self)
 
         def arn(kind: str, name: str) -> str:
             return stack.format_arn(service="sagemaker", resource=kind, resource_name=name)
 
+        configs = arn("endpoint-config", f"{endpoint}-v*")
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:CreateModel", "sagemaker:DescribeModel"],
-                resources=[arn("model", f"{MODEL_GROUP}-v*")],
+                resources=[arn("model", model_pattern)],
             )
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig"],
-                resources=[arn("endpoint-config", f"{ENDPOINT_NAME}-v*")],
+                resources=[configs],
             )
         )
         role.add_to_principal_policy(
@@ -428,12 +434,13 @@ class MachineLearning(Construct):
                     "sagemaker:UpdateEndpoint",
                     "sagemaker:DescribeEndpoint",
                 ],
-                resources=[
-                    arn("endpoint", ENDPOINT_NAME),
-                    arn("endpoint-config", f"{ENDPOINT_NAME}-v*"),
-                ],
+                resources=[arn("endpoint", endpoint), configs],
             )
         )
+
+    def _grant_deployment(self, role: iam.Role) -> None:
+        """What ``SageMakerEndpointDeployer`` calls, on ``cst-daily-ml*`` names only."""
+        self._grant_endpoint(role, f"{MODEL_GROUP}-v*", ENDPOINT_NAME)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
@@ -455,9 +462,7 @@ class MachineLearning(Construct):
                 ),
             )
 
-    def _grant_ranking_deployment(
-        self, stack: Stack, role: iam.Role, lake: DataLake, endpoint: str
-    ) -> None:
+    def _grant_ranking_deployment(self, role: iam.Role, lake: DataLake, endpoint: str) -> None:
         """What ``SageMakerRankingDeployer`` calls: the ranking registry's artefacts read, the
         packed tarball written beside each, and the SageMaker model, configuration and endpoint
         of ``endpoint`` only (its ``iam:PassRole`` of the SageMaker role is the classifier's)."""
@@ -482,32 +487,7 @@ class MachineLearning(Construct):
             ),
         )
         name = endpoint.lower()
-
-        def arn(kind: str, resource: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=kind, resource_name=resource)
-
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:CreateModel", "sagemaker:DescribeModel"],
-                resources=[arn("model", f"{name}-v*")],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig"],
-                resources=[arn("endpoint-config", f"{name}-v*")],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "sagemaker:CreateEndpoint",
-                    "sagemaker:UpdateEndpoint",
-                    "sagemaker:DescribeEndpoint",
-                ],
-                resources=[arn("endpoint", name), arn("endpoint-config", f"{name}-v*")],
-            )
-        )
+        self._grant_endpoint(role, f"{name}-v*", name)
         for kind in ("model", "endpoint-config"):
             acknowledge(
                 role.node.find_child("DefaultPolicy"),

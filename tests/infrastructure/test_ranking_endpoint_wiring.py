@@ -138,3 +138,70 @@ def test_the_sagemaker_role_reads_the_packed_ranking_boosters(named: Synthesized
 def test_the_named_endpoint_synth_is_nag_clean(named: Synthesized) -> None:
     report = json.loads(Path(named.outdir / "validation-report.json").read_text())
     assert [v for plugin in report["pluginReports"] for v in plugin["violations"]] == []
+
+
+def _sagemaker_grants(template: Template, name: str) -> set[tuple[str, str]]:
+    """(action, resource) pairs the canary role is granted on SageMaker resources of ``name``
+    (the name replaced by ``<name>``; CDK may merge statements across names)."""
+    role = _role_of(template, CANARY)
+    out: set[tuple[str, str]] = set()
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": role} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            resources = statement["Resource"]
+            for action in [actions] if isinstance(actions, str) else actions:
+                if not action.startswith("sagemaker:"):
+                    continue
+                for resource in resources if isinstance(resources, list) else [resources]:
+                    text = json.dumps(resource)
+                    for kind in ("model", "endpoint-config", "endpoint"):
+                        for suffix in ("-v*", ""):
+                            if f":{kind}/{name}{suffix}" + '"' in text:
+                                out.add((action, f"{kind}/<name>{suffix}"))
+    return out
+
+
+def test_the_classifier_and_the_ranking_endpoint_get_the_same_grants_on_their_own_names(
+    named: Synthesized,
+) -> None:
+    classifier = _sagemaker_grants(named.template, "cst-daily-ml")
+    ranking = _sagemaker_grants(named.template, "cst-rank")
+    assert classifier == ranking == {
+        ("sagemaker:CreateModel", "model/<name>-v*"),
+        ("sagemaker:DescribeModel", "model/<name>-v*"),
+        ("sagemaker:CreateEndpointConfig", "endpoint-config/<name>-v*"),
+        ("sagemaker:DescribeEndpointConfig", "endpoint-config/<name>-v*"),
+        *(
+            (action, resource)
+            for action in (
+                "sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint"
+            )
+            for resource in ("endpoint/<name>", "endpoint-config/<name>-v*")
+        ),
+    }  # fmt: skip
+
+
+def test_an_endpoint_grant_is_three_statements_on_the_names_given() -> None:
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_iam as iam
+
+    from infra.constructs.ml import MachineLearning
+
+    stack = Stack(App(), "Grants")
+    role = iam.Role(stack, "Deployer", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+
+    MachineLearning._grant_endpoint(stack, role, "models-v*", "ep")  # type: ignore[arg-type]
+
+    ((_, policy),) = Template.from_stack(stack).find_resources("AWS::IAM::Policy").items()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    resources = [json.dumps(s["Resource"]) for s in statements]
+    assert [sorted(s["Action"]) for s in statements] == [
+        ["sagemaker:CreateModel", "sagemaker:DescribeModel"],
+        ["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig"],
+        ["sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
+    ]
+    assert ":model/models-v*" in resources[0] and ":endpoint-config/ep-v*" in resources[1]
+    assert ":endpoint/ep" in resources[2] and ":endpoint-config/ep-v*" in resources[2]
+    assert all(s["Effect"] == "Allow" for s in statements)

@@ -25,7 +25,13 @@ from moto.sagemaker.responses import SageMakerResponse
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.model_registry_sagemaker import SageMakerModelRegistry
-from cryptosmarttrader.adapters.sagemaker_deployer import SageMakerEndpointDeployer
+from cryptosmarttrader.adapters.sagemaker_deployer import (
+    SERVING_PREFIX_MAX,
+    DeploymentError,
+    SageMakerEndpointDeployer,
+    ranking_serving_name,
+    serving_name,
+)
 from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.model_canary import ModelStage
@@ -271,3 +277,49 @@ def test_a_version_without_a_recorded_digest_is_not_served(
     with pytest.raises(ModelRegistryError, match="no SHA-256 of its model artefact recorded"):
         env.service.promote(version, "bootstrap", "ops")
     assert env.sm.list_endpoints()["Endpoints"] == []
+
+
+def test_a_serving_name_over_63_characters_is_refused_and_nothing_is_deployed(
+    env: Env,
+    trained_models: Mapping[str, TrainedModel],  # noqa: F811
+) -> None:
+    # Given a deployer whose endpoint name leaves no room for "-v<N>-<sha8>" within SageMaker's
+    # 63 characters (a cut name could be an earlier version's: its model would be reused)
+    v1 = _register(env, trained_models["weak"])
+    long_name = "cst-daily-ml-" + "x" * 45
+    deployer = SageMakerEndpointDeployer(
+        env.sm, s3=env.clients.s3, group=GROUP, endpoint=long_name, role_arn=ROLE
+    )
+    service = ModelRegistryService(env.service.registry, env.service.clock, deployer)
+
+    # When the version is promoted
+    with pytest.raises(ModelRegistryError) as refused:
+        service.promote(v1, "bootstrap", "ops")
+
+    # Then the promotion is refused with the reason, nothing is created in SageMaker, and
+    # the registry is as it was
+    assert "over SageMaker's 63: name the endpoint with at most 40 characters" in str(refused.value)
+    assert env.sm.list_models()["Models"] == []
+    assert env.sm.list_endpoint_configs()["EndpointConfigs"] == []
+    assert env.sm.list_endpoints()["Endpoints"] == []
+    assert env.service.get(v1).stage is ModelStage.REGISTERED
+    # and with the stack's endpoint, the names are the shared function's, uncut
+    env.service.promote(v1, "bootstrap", "ops")
+    arn = _package(env, v1)["ModelPackageArn"]
+    digest = hashlib.sha256(arn.encode()).hexdigest()
+    (model,) = env.sm.list_models()["Models"]
+    assert model["ModelName"] == serving_name(GROUP, v1, digest, what="model package group")
+    served = env.sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    assert served == serving_name(ENDPOINT, v1, digest, what="endpoint")
+    assert served == f"{ENDPOINT}-v{v1}-{digest[:8]}"
+
+
+def test_the_classifier_and_the_ranking_deployers_share_the_refusal() -> None:
+    digest = "ab" * 32
+    assert serving_name("e" * SERVING_PREFIX_MAX, 10**12 - 1, digest, what="x") == (
+        "e" * SERVING_PREFIX_MAX + f"-v{10**12 - 1}-abababab"
+    )
+    with pytest.raises(DeploymentError, match="name the model package group with at most 40"):
+        serving_name("g" * 52, 1, digest, what="model package group")
+    with pytest.raises(DeploymentError, match="name the ranking endpoint with at most 40"):
+        ranking_serving_name("r" * 52, 1, digest)

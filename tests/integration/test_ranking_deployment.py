@@ -72,6 +72,7 @@ from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.model_canary import ModelStage, ModelVersion
 from cryptosmarttrader.handlers import _common, model_canary
+from cryptosmarttrader.ports import RankerUnavailableError
 from cryptosmarttrader.services.model_registry import ModelRegistryError, with_stage
 from cryptosmarttrader.services.scan import RANKING_LOOKBACK_DAYS
 from cryptosmarttrader.services.scoring import RankingModel, ranking_rows, ranking_scan_votes
@@ -587,3 +588,34 @@ def test_the_longest_endpoint_name_serves_each_version_under_its_own_names(aws: 
     model = aws.sm.describe_model(ModelName=variant["ModelName"])
     assert model["PrimaryContainer"]["ModelDataUrl"].endswith("/v0010/model.tar.gz")
     assert all(m["ModelName"].startswith(f"{endpoint}-v") for m in aws.sm.list_models()["Models"])
+
+
+def test_a_warm_scan_checks_the_endpoint_against_the_version_promoted_since(
+    real: Real, aws: Aws
+) -> None:
+    # Given a scan's ranking server (one execution environment) serving v1 on the endpoint
+    first = _in_production(aws, _register(real, aws))
+    _deploy(first.version)
+    served = wiring.promoted_ranking(aws.clients, aws.resources, aws.clock)
+    v1 = served.current()
+    assert v1 is not None and isinstance(v1.ranker, SageMakerRanker)
+    v1.ranker.check_serving()
+    # When v2 replaces it in production and is deployed (as a promotion leaves them)
+    registry = wiring.ranking_registry(MlSettings(), aws.resources, aws.clients)
+    second = _register(real, aws)
+    now = aws.clock.now()
+    registry.save(with_stage(first, ModelStage.ARCHIVED, at=now, reason="replaced", actor="t"))
+    registry.save(with_stage(second, ModelStage.PRODUCTION, at=now, reason="gate", actor="t"))
+    assert _deploy(second.version)["deployment"] == "updated"
+
+    # Then the same server's next scan expects v2's configuration, which the endpoint serves
+    v2 = served.current()
+    assert v2 is not None and isinstance(v2.ranker, SageMakerRanker)
+    assert v2.version == f"cst-rank/v{second.version}"
+    assert v2.ranker.expected_config == ranking_version_name(
+        ENDPOINT, second.version, registry.artifact(second.version)
+    )
+    v2.ranker.check_serving()  # no error: InService on the promoted version
+    # and v1's ranker, which a warm scan kept before, would have abstained
+    with pytest.raises(RankerUnavailableError, match=f"not the promoted v{first.version}"):
+        v1.ranker.check_serving()

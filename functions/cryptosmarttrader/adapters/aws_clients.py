@@ -1,7 +1,9 @@
 """The one place that builds boto3 clients from a region and an optional endpoint.
 
 An endpoint (``AWS_ENDPOINT_URL``) points every client at a moto server or LocalStack; without
-one the clients talk to real AWS in the region. Adaptive retries absorb throttling.
+one the clients talk to real AWS in the region. Adaptive retries absorb throttling: at most
+:data:`ATTEMPTS` attempts per call, the first one included (botocore's ``total_max_attempts``;
+its ``max_attempts`` would count the retries only, one attempt more).
 
 boto3 is imported by the first client it builds; :func:`botocore_client` builds one with botocore
 alone, for the function that must start fastest (the alarm → kill-switch: ``import boto3`` costs
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import botocore.session
 from botocore.config import Config
@@ -24,8 +26,11 @@ if TYPE_CHECKING:
 
     from cryptosmarttrader.settings import AwsResources
 
+ATTEMPTS: Final = 5  # per call, the initial request included
 _CONFIG = Config(
-    retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=30
+    retries={"total_max_attempts": ATTEMPTS, "mode": "adaptive"},
+    connect_timeout=5,
+    read_timeout=30,
 )
 
 

@@ -5,7 +5,7 @@ Layout, in the lake bucket (or any bucket) and the state table of the resource c
 * ``s3://<bucket>/<prefix>/<group>/v<NNNN>/model.json`` (xgboost JSON), ``card.json`` (the
   :class:`ModelCard`), ``reference.json`` (the :class:`DriftReference`);
 * state item ``pk = model#<group>``, ``sk = version#<NNNNNN>`` holding the version (card, stage,
-  history, capital share, drift flags) as JSON.
+  history, capital share, drift flags, the artefact's SHA-256) as JSON.
 
 A version number is claimed with a conditional put before any object is written, so two
 concurrent registrations never share a number or overwrite each other's artifacts.
@@ -13,6 +13,7 @@ concurrent registrations never share a number or overwrite each other's artifact
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
@@ -91,6 +92,7 @@ class EmbeddedModelRegistry:
                     ),
                 ),
                 artifact_uri=f"s3://{self._bucket}/{self._key(number, MODEL_FILE)}",
+                artifact_sha256=hashlib.sha256(artifact).hexdigest(),
             )
             if self._put(version, new=True):
                 self._put_object(self._key(number, MODEL_FILE), artifact)

@@ -14,9 +14,11 @@
 3. ``CreateEndpointConfig`` with one serverless variant (memory, max concurrency);
 4. ``UpdateEndpoint`` to that configuration, or ``CreateEndpoint`` when the endpoint is absent.
 
-Names are derived from the group, the version and a digest of the package ARN, so a retried
+Names are derived from the group, the version and a digest of the package ARN
+(:func:`serving_name`: ``<group>-v<N>-<sha8>``, ``<endpoint>-v<N>-<sha8>``), so a retried
 or repeated deployment reuses the model and configuration it created before, and redeploying
-an earlier version (a rollback) points the endpoint back at that version's configuration.
+an earlier version (a rollback) points the endpoint back at that version's configuration. A
+name over SageMaker's 63 characters is refused before anything is created, never cut.
 
 :class:`SageMakerRankingDeployer` serves the ranking model (``cst-rank``, kept in the registry
 the scan reads: S3 + the state table, not model packages) on its own serverless endpoint with
@@ -63,6 +65,7 @@ __all__ = [
     "ranking_serving_name",
     "ranking_tarball",
     "ranking_version_name",
+    "serving_name",
 ]
 
 TARBALL_DIGEST_KEY: Final = "cst_tarball_sha256"  # model package metadata, set at registration
@@ -75,9 +78,10 @@ VARIANT: Final = "production"
 NAME_MAX: Final = 63
 BOOSTER_FILE: Final = "xgboost-model"  # the name SageMaker's XGBoost container serves
 RANKING_TARBALL: Final = "model.tar.gz"
-# The longest ranking endpoint name: its per-version names ``<endpoint>-v<N>-<sha8>`` must fit
-# SageMaker's 63 characters for every version up to 10**12 - 1 (40 + 2 + 12 + 1 + 8 = 63).
-RANKING_ENDPOINT_MAX: Final = 40
+# The longest prefix of a serving name: ``<prefix>-v<N>-<sha8>`` must fit SageMaker's 63
+# characters for every version up to 10**12 - 1 (40 + 2 + 12 + 1 + 8 = 63).
+SERVING_PREFIX_MAX: Final = 40
+RANKING_ENDPOINT_MAX: Final = SERVING_PREFIX_MAX  # the ranking endpoint's name is one
 _DIGEST_CHARS: Final = 8
 
 
@@ -103,6 +107,25 @@ def _missing(exc: ClientError) -> bool:
     return error.get("Code") in {"ValidationException", "ResourceNotFound"} and (
         "Could not find" in str(error.get("Message", ""))
     )
+
+
+def serving_name(prefix: str, version: int, sha256: str, *, what: str) -> str:
+    """``<prefix>-v<N>-<sha8>``: the name of a SageMaker model or endpoint configuration serving
+    ``version`` (``sha8``: the first 8 hex digits of ``sha256``, the digest of what it serves).
+    Both deployers name with it. A name over SageMaker's 63 characters is refused, never cut:
+    a cut name could be an earlier version's, and that version's model would be reused. The
+    refusal names ``what`` to shorten (a ``prefix`` of at most :data:`SERVING_PREFIX_MAX`
+    characters fits every version up to 10**12 - 1)."""
+    if not _SHA256.fullmatch(sha256) or version < 1:
+        raise DeploymentError(f"no serving name for v{version} of a digest {sha256!r}")
+    name = f"{prefix}-v{version}-{sha256[:_DIGEST_CHARS]}"
+    if len(name) > NAME_MAX:
+        raise DeploymentError(
+            f"the serving name {name} of v{version} is {len(name)} characters, over "
+            f"SageMaker's {NAME_MAX}: name the {what} with at most {SERVING_PREFIX_MAX} "
+            "characters"
+        )
+    return name
 
 
 class _ServerlessEndpoint:
@@ -187,9 +210,9 @@ class SageMakerEndpointDeployer(_ServerlessEndpoint):
                 "(production) version is served"
             )
         self._verify_artifact(version, package)
-        digest = hashlib.sha256(arn.encode()).hexdigest()[:8]
-        model = f"{self._group}-v{version.version}-{digest}"[:NAME_MAX]
-        config = f"{self._endpoint}-v{version.version}-{digest}"[:NAME_MAX]
+        digest = hashlib.sha256(arn.encode()).hexdigest()
+        model = serving_name(self._group, version.version, digest, what="model package group")
+        config = serving_name(self._endpoint, version.version, digest, what="endpoint")
         self._ensure_model(model, arn)
         self._ensure_config(config, model)
         action, status = self._point_endpoint(config)
@@ -301,18 +324,8 @@ def ranking_tarball(booster: bytes) -> bytes:
 
 def ranking_serving_name(endpoint: str, version: int, tarball_sha256: str) -> str:
     """``<endpoint>-v<N>-<sha8>``: the model and endpoint configuration serving ``version`` of
-    the ranking model (``sha8``: the packed tarball's SHA-256). Refuses a name over SageMaker's
-    63 characters rather than cutting it (a cut name would be another version's)."""
-    if not re.fullmatch(r"[0-9a-f]{64}", tarball_sha256) or version < 1:
-        raise DeploymentError(f"no serving name for v{version} of a tarball {tarball_sha256!r}")
-    name = f"{endpoint}-v{version}-{tarball_sha256[:_DIGEST_CHARS]}"
-    if len(name) > NAME_MAX:
-        raise DeploymentError(
-            f"the serving name {name} of v{version} is {len(name)} characters, over "
-            f"SageMaker's {NAME_MAX}: name the ranking endpoint with at most "
-            f"{RANKING_ENDPOINT_MAX} characters"
-        )
-    return name
+    the ranking model (``sha8``: the packed tarball's SHA-256); :func:`serving_name`."""
+    return serving_name(endpoint, version, tarball_sha256, what="ranking endpoint")
 
 
 def ranking_version_name(endpoint: str, version: int, artifact: bytes) -> str:

@@ -182,6 +182,9 @@ class ModelVersion(BaseModel):
     drift_blocked: bool = False  # the latest drift check raised an alarm
     drift_reason: str = ""
     artifact_uri: str = ""
+    # SHA-256 of the artefact, recorded at registration ("" for versions registered before it
+    # was recorded): what a server of the version checks the artefact it reads against
+    artifact_sha256: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
 
     @property
     def label(self) -> str:

@@ -6,7 +6,10 @@ scan reads the daily candles the ingest Lambda wrote to the S3 lake, and its age
 funding rates, mark candles, every venue's hourly candles and the sentiment index from there too
 (``LakeAgentData``, as of the decision); it serves the production version of the ranking model
 group from the registry's artefact in S3 (``CST_MODEL_DIR``, when set, names a fitted bundle
-instead); with ``CST_DATA_SOURCE=recorded`` it reads the recorded real data in ``CST_DATA_DIR``.
+instead): every invocation reads the registry's production pointer, and a warm environment
+reloads the model only when the promoted version changed, so the scan after a promotion or a
+rollback serves the new version; a failed read of the pointer leaves the ranking agent
+abstaining with the reason. With ``CST_DATA_SOURCE=recorded`` it reads the recorded real data in ``CST_DATA_DIR``.
 Without a promoted model, on either source, every output says so and the scan orders nothing
 (its BUYs become HOLD) unless the deployment opts in to paper trading on the technical agent
 alone with ``CST_ALLOW_TECHNICAL_ONLY_TRADING=true``, which every output then states.
@@ -20,7 +23,7 @@ what it lacks.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
@@ -45,14 +48,14 @@ from cryptosmarttrader.handlers._common import (
 )
 from cryptosmarttrader.services.ingest import ingest_breaker_block
 from cryptosmarttrader.services.scan import ScanAnalyzer, ScanInputError, ScanService
-from cryptosmarttrader.services.scoring import RankingModel, TrainedModel
 from cryptosmarttrader.settings import TradingSettings
 from cryptosmarttrader.wiring import (
     NO_PROMOTED_MODEL,
     NO_PROMOTED_MODEL_TRADING,
+    PromotedRanking,
     lake_agent_data,
     lake_market_data,
-    promoted_model,
+    promoted_ranking,
     recorded_analyzer,
     resolve_data_dir,
     scan_model,
@@ -73,31 +76,41 @@ class ScanEvent(BaseModel):
     asof: date | None = None
 
 
-def _served_model(
-    settings: TradingSettings, clock: SystemClock
-) -> tuple[TrainedModel | RankingModel | None, str | None]:
-    """The model the scan serves: ``CST_MODEL_DIR`` when set, else the registry's promoted
-    version; without one, the reason every output states (and whether it trades, which only
-    ``CST_ALLOW_TECHNICAL_ONLY_TRADING=true`` allows)."""
-    if settings.model_dir:
-        return scan_model(settings), None
-    model = promoted_model(aws_clients(), resources(), clock)
-    if model is not None:
-        return model, None
-    reason = (
-        NO_PROMOTED_MODEL_TRADING if settings.allow_technical_only_trading else NO_PROMOTED_MODEL
-    )
-    logger.warning("scan without a promoted model", extra={"reason": reason})
-    return None, reason
+@dataclass(frozen=True)
+class _Environment:
+    """What one execution environment keeps between invocations: the scan (settings, clients,
+    stores, agent data) and, unless ``CST_MODEL_DIR`` names the model, the registry's promoted
+    ranking model, whose production pointer is read on every invocation."""
+
+    service: ScanService
+    promoted: PromotedRanking | None
+
+    def for_this_run(self) -> ScanService:
+        """The scan with the model ``CST_MODEL_DIR`` names, else the registry's promoted
+        version as the pointer says now (reloaded only when it changed); without one, the
+        reason every output states (and whether it trades, which only
+        ``CST_ALLOW_TECHNICAL_ONLY_TRADING=true`` allows)."""
+        if self.promoted is None:
+            return self.service
+        analyzer = self.service.analyzer
+        model = self.promoted.current()
+        if model is not None:
+            return replace(self.service, analyzer=replace(analyzer, model=model))
+        reason = (
+            NO_PROMOTED_MODEL_TRADING
+            if self.service.settings.allow_technical_only_trading
+            else NO_PROMOTED_MODEL
+        )
+        logger.warning("scan without a promoted model", extra={"reason": reason})
+        return replace(self.service, analyzer=replace(analyzer, model=None, no_model_reason=reason))
 
 
-def _analyzer() -> ScanAnalyzer:
-    settings, clock = trading_settings(), SystemClock()
-    model, no_model = _served_model(settings, clock)
+def _analyzer(settings: TradingSettings, clock: SystemClock) -> ScanAnalyzer:
+    model = scan_model(settings) if settings.model_dir else None
     trades = settings.allow_technical_only_trading
     if settings.data_source == "recorded":
         recorded = recorded_analyzer(resolve_data_dir(settings.data_dir), clock, settings, model)
-        return replace(recorded, no_model_reason=no_model, no_model_trades=trades)
+        return replace(recorded, no_model_trades=trades)
     res, clients = resources(), aws_clients()
     market = lake_market_data(clients.s3, res, settings.exchange)
     state = DynamoStateStore(res.state_table, clients.dynamodb)
@@ -108,16 +121,19 @@ def _analyzer() -> ScanAnalyzer:
         model=model,
         data_health=lambda: ingest_breaker_block(state, settings.exchange, clock.now()),
         agent_data=lake_agent_data(clients.s3, res, settings.exchange),
-        no_model_reason=no_model,
         no_model_trades=trades,
     )
 
 
 @cache
-def _service() -> ScanService:
-    return scan_service(
-        _analyzer(), aws_clients(), resources(), EmfMetrics(metrics), stage_metrics()
+def _service() -> _Environment:
+    """Built once per execution environment (cold start)."""
+    settings, clock = trading_settings(), SystemClock()
+    service = scan_service(
+        _analyzer(settings, clock), aws_clients(), resources(), EmfMetrics(metrics), stage_metrics()
     )
+    promoted = None if settings.model_dir else promoted_ranking(aws_clients(), resources(), clock)
+    return _Environment(service, promoted)
 
 
 def _lake_hint() -> str:
@@ -135,7 +151,7 @@ def _lake_hint() -> str:
 )
 def handler(request: ScanEvent, context: LambdaContext) -> dict[str, Any]:
     try:
-        service = _service()
+        service = _service().for_this_run()
         asof = (
             datetime(request.asof.year, request.asof.month, request.asof.day, tzinfo=UTC)
             if request.asof
