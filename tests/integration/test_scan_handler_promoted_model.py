@@ -34,7 +34,7 @@ def test_a_warm_scan_function_stops_serving_a_version_taken_out_of_production(
     scan_handler._service.cache_clear()
     first = _in_production(aws, _register(real, aws))
     try:
-        assert scan_handler._service().analyzer.model is not None
+        assert scan_handler._service().for_this_run().analyzer.model is not None
         # When the operator takes v1 out of production (a rollback with nothing to roll
         # back to): a cold start now serves no model, says so and trades nothing
         registry = wiring.ranking_registry(MlSettings(), aws.resources, aws.clients)
@@ -43,7 +43,7 @@ def test_a_warm_scan_function_stops_serving_a_version_taken_out_of_production(
         )
         assert wiring.promoted_model(aws.clients, aws.resources, aws.clock) is None
         # Then the next scheduled run of the same (warm) function does not serve v1 either
-        analyzer = scan_handler._service().analyzer
+        analyzer = scan_handler._service().for_this_run().analyzer
         assert analyzer.model is None, "a warm scan function still ranks on the archived v1"
         assert analyzer.no_model_reason is not None
     finally:
