@@ -366,16 +366,7 @@ class ExecutionService:
             refused, qty = self._last_sell_check(record, qty)
             if refused is not None:
                 return refused
-        if not self.orders.update_status(
-            coid.value,
-            StatusChange(
-                _S.NEW,
-                _S.SUBMITTED,
-                now,
-                # the venue it is sent to (a scan's decision is recorded before any venue is known)
-                OrderFacts(quantity=Quantity(qty), submitted_at=now, mode=self.mode),
-            ),
-        ):
+        if not self.orders.update_status(coid.value, self._submission(now, quantity=qty)):
             return self._duplicate(coid, self.orders.get(coid.value), "another worker sends it")
         self._remember(
             {**record, "status": _S.SUBMITTED.value, "quantity": qty,
@@ -408,6 +399,30 @@ class ExecutionService:
         self.metrics.add("OrdersSent", 1)
         self.metrics.add("OrderLatency", (time.perf_counter() - started) * 1000, "Milliseconds")
         return self._result(self._apply(coid, placed))
+
+    def _submission(
+        self,
+        now: datetime,
+        *,
+        quantity: Decimal | None = None,
+        stop: Decimal | None = None,
+        limit: Decimal | None = None,
+    ) -> StatusChange:
+        """NEW → SUBMITTED at ``now``, recording the venue it is sent to (a scan's decision is
+        recorded before any venue is known) and what is sent: a size the RiskGuard changed at
+        dispatch, a stop's trigger and limit prices."""
+        return StatusChange(
+            _S.NEW,
+            _S.SUBMITTED,
+            now,
+            OrderFacts(
+                quantity=None if quantity is None else Quantity(quantity),
+                submitted_at=now,
+                mode=self.mode,
+                stop_price=None if stop is None else Price(stop),
+                limit_price=None if limit is None else Price(limit),
+            ),
+        )
 
     def _last_sell_check(
         self, record: Mapping[str, Any], qty: Decimal
@@ -964,20 +979,7 @@ class ExecutionService:
             "stop_price": stop,
             "limit_price": limit,
         }
-        if not self.orders.update_status(
-            coid.value,
-            StatusChange(
-                _S.NEW,
-                _S.SUBMITTED,
-                now,
-                OrderFacts(
-                    submitted_at=now,
-                    mode=self.mode,
-                    stop_price=Price(stop),
-                    limit_price=Price(limit),
-                ),
-            ),
-        ):
+        if not self.orders.update_status(coid.value, self._submission(now, stop=stop, limit=limit)):
             return f"protective stop {coid.value} is being sent by another worker"
         self._remember({**record, **fields, "status": _S.SUBMITTED.value,
                         "submitted_at": now.isoformat()})  # fmt: skip
@@ -1086,17 +1088,7 @@ class ExecutionService:
             fields = {"submitted_at": now, "mode": self.mode, **extra}
             moved = self.orders.update_status(
                 leg.value,
-                StatusChange(
-                    _S.NEW,
-                    _S.SUBMITTED,
-                    now,
-                    OrderFacts(
-                        submitted_at=now,
-                        mode=self.mode,
-                        stop_price=Price(extra["stop_price"]) if "stop_price" in extra else None,
-                        limit_price=Price(extra["limit_price"]),
-                    ),
-                ),
+                self._submission(now, stop=extra.get("stop_price"), limit=extra["limit_price"]),
             )
             if not moved and leg == ids.below:
                 return f"OCO list {ids.list_id.value} is being sent by another worker"
