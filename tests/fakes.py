@@ -40,15 +40,17 @@ import json
 import threading
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from cryptosmarttrader.adapters.audit import AppendOnlyAuditTrail
 from cryptosmarttrader.adapters.dynamodb_store import (
+    facts_record,
     from_item,
+    history_step,
     order_record,
     position_from_record,
     position_record,
+    status_change_record,
     to_item,
 )
 from cryptosmarttrader.adapters.killswitch_value import KillSwitchStatus
@@ -56,7 +58,8 @@ from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.aggregates import Order, Position
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.killswitch import MAX_ACTOR_CHARS, MAX_REASON_CHARS, check_text
-from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus, transition
+from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
+from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
 
 __all__ = [
     "InMemoryAuditTrail",
@@ -119,50 +122,25 @@ class InMemoryOrderLedger:
             if symbol is None or self._rows[k].get("symbol") == symbol
         ]
 
-    def update_status(
-        self,
-        client_order_id: str,
-        expected: OrderStatus,
-        new: OrderStatus,
-        *,
-        at: datetime | None = None,
-        fields: Mapping[str, Any] | None = None,
-        settle: bool | None = None,
-    ) -> bool:
-        transition(expected, new)
-        if settle is None:
-            filled = Decimal(str((fields or {}).get("filled", 0)))
-            settle = new in TERMINAL_STATUSES and filled <= 0
-        if settle and new not in TERMINAL_STATUSES:
-            raise ValueError(f"only a terminal order leaves the open index, not {new}")
-        extra = dict(fields or {})
-        if at is not None:
-            extra["updated_at"] = at
-        for name in extra:
-            if name in {"client_order_id", "status", "history"}:
-                raise ValueError(f"field {name!r} cannot be set through update_status")
+    def update_status(self, client_order_id: str, change: StatusChange) -> bool:
         with self._lock:
             row = self._rows.get(client_order_id)
-            if row is None or row.get("status") != expected.value:
+            if row is None or row.get("status") != change.expected.value:
                 return False
-            step = {"status": new.value, "at": at} if at is not None else {"status": new.value}
-            row.update(_stored({**extra, "status": new.value}))
-            row["history"] = [*row.get("history", []), _stored(step)]
-            if settle:
+            row.update(_stored(status_change_record(change)))
+            row["history"] = [*row.get("history", []), _stored(history_step(change))]
+            if change.settles:
                 self._indexed.discard(client_order_id)
         return True
 
-    def note(self, client_order_id: str, expected: OrderStatus, fields: Mapping[str, Any]) -> bool:
-        if not fields:
-            raise ValueError("note needs at least one field")
-        for name in fields:
-            if name in {"client_order_id", "status"}:
-                raise ValueError(f"field {name!r} cannot be set through note")
+    def note(self, client_order_id: str, expected: OrderStatus, facts: OrderFacts) -> bool:
+        if facts.empty:
+            raise ValueError("note needs at least one fact")
         with self._lock:
             row = self._rows.get(client_order_id)
             if row is None or row.get("status") != expected.value:
                 return False
-            row.update(_stored(fields))
+            row.update(_stored(facts_record(facts)))
         return True
 
     def settle(self, client_order_id: str) -> bool:

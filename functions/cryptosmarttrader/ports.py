@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from cryptosmarttrader.domain.health import HealthCheck
     from cryptosmarttrader.domain.metric_names import MetricSpec
     from cryptosmarttrader.domain.model_canary import ModelCard, ModelVersion
+    from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
     from cryptosmarttrader.domain.orders import OrderStatus, ProtectiveListIds
     from cryptosmarttrader.domain.risk import RiskState, RiskTransition
     from cryptosmarttrader.domain.slo import MetricQuery
@@ -175,20 +176,16 @@ class OrderLedger(OrderStore, Protocol):
     """Orders keyed by client order ID with guarded status moves and an index of the orders
     that still need the execution cycle (``DynamoOrderStore``)."""
 
-    def update_status(
-        self,
-        client_order_id: str,
-        expected: OrderStatus,
-        new: OrderStatus,
-        *,
-        at: datetime | None = None,
-        fields: Mapping[str, Any] | None = None,
-        settle: bool | None = None,
-    ) -> bool: ...
+    def update_status(self, client_order_id: str, change: StatusChange) -> bool:
+        """Apply ``change`` (its move, its facts, its history step, leaving the open index when
+        it settles) if the stored status is still ``change.expected``; False (nothing written)
+        otherwise or when the order is missing."""
+        ...
 
-    def note(
-        self, client_order_id: str, expected: OrderStatus, fields: Mapping[str, Any]
-    ) -> bool: ...
+    def note(self, client_order_id: str, expected: OrderStatus, facts: OrderFacts) -> bool:
+        """Write ``facts`` (at least one) onto an order whose status is still ``expected``;
+        False (nothing written) otherwise."""
+        ...
 
     def settle(self, client_order_id: str) -> bool: ...
 

@@ -14,7 +14,9 @@ import pytest
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
 from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore
+from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import OrderStatus
+from cryptosmarttrader.domain.types import Price
 from cryptosmarttrader.settings import AwsResources
 from tests.integration.test_api import (  # noqa: F401 - fixtures
     USER_ARN,
@@ -93,13 +95,15 @@ def _order(aws: AwsClients, symbol: str) -> DynamoOrderStore:  # noqa: F811
             "created_at": T0,
         }
     )
-    assert orders.update_status("c" * 32, OrderStatus.NEW, OrderStatus.SUBMITTED, at=T0)
+    assert orders.update_status("c" * 32, StatusChange(OrderStatus.NEW, OrderStatus.SUBMITTED, T0))
     assert orders.update_status(
         "c" * 32,
-        OrderStatus.SUBMITTED,
-        OrderStatus.FILLED,
-        at=T0.replace(hour=2),
-        fields={"filled": Decimal("0.1"), "average_price": Decimal("19430"), "fee": Decimal("2")},
+        StatusChange(
+            OrderStatus.SUBMITTED,
+            OrderStatus.FILLED,
+            T0.replace(hour=2),
+            OrderFacts(filled=Decimal("0.1"), average_price=Price.of("19430"), fee=Decimal("2")),
+        ),
     )
     return orders
 

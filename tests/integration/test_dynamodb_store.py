@@ -18,6 +18,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoStateStore,
     StoreError,
 )
+from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import IllegalTransitionError, OrderStatus
 from cryptosmarttrader.settings import AwsResources
 from cst_devtools.local_aws import ensure_resources
@@ -142,9 +143,12 @@ def test_status_update_is_guarded_by_the_stored_status(aws: AwsClients) -> None:
     store.put_new(_order())
     # When two workers both try NEW -> SUBMITTED
     first = store.update_status(
-        "a" * 32, OrderStatus.NEW, OrderStatus.SUBMITTED, at=T0, fields={"exchange_order_id": "X1"}
+        "a" * 32,
+        StatusChange(
+            OrderStatus.NEW, OrderStatus.SUBMITTED, T0, OrderFacts(exchange_order_id="X1")
+        ),
     )
-    second = store.update_status("a" * 32, OrderStatus.NEW, OrderStatus.SUBMITTED)
+    second = store.update_status("a" * 32, StatusChange(OrderStatus.NEW, OrderStatus.SUBMITTED, T0))
     # Then only the first moves it, with its extra fields
     assert (first, second) == (True, False)
     got = store.get("a" * 32)
@@ -158,7 +162,7 @@ def test_illegal_transition_raises_before_touching_the_table(aws: AwsClients) ->
     store = DynamoOrderStore(aws.resources.orders_table, aws.dynamodb)
     store.put_new(_order(status=OrderStatus.FILLED))
     with pytest.raises(IllegalTransitionError):
-        store.update_status("a" * 32, OrderStatus.FILLED, OrderStatus.CANCELED)
+        store.update_status("a" * 32, StatusChange(OrderStatus.FILLED, OrderStatus.CANCELED, T0))
     got = store.get("a" * 32)
     assert got is not None
     assert got["status"] == "FILLED"
@@ -166,7 +170,8 @@ def test_illegal_transition_raises_before_touching_the_table(aws: AwsClients) ->
 
 def test_status_update_of_a_missing_order_writes_nothing(aws: AwsClients) -> None:
     store = DynamoOrderStore(aws.resources.orders_table, aws.dynamodb)
-    assert store.update_status("b" * 32, OrderStatus.NEW, OrderStatus.SUBMITTED) is False
+    change = StatusChange(OrderStatus.NEW, OrderStatus.SUBMITTED, T0)
+    assert store.update_status("b" * 32, change) is False
     assert store.get("b" * 32) is None
 
 

@@ -36,6 +36,7 @@ from cryptosmarttrader.domain.exchange import (
     OrderStateUnknownError,
     RetryableExchangeError,
 )
+from cryptosmarttrader.domain.order_changes import StatusChange
 from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.domain.risk import RiskLevel
 from cryptosmarttrader.domain.types import ClientOrderId, Symbol, ms_from_utc
@@ -235,7 +236,7 @@ def test_an_earlier_entry_still_open_is_not_entered_again(
     assert first.orders_created >= 1
     # and once that earlier order ended unfilled, the same decision may enter: a rerun of the
     # day's scan orders it once, and a second rerun finds it already ordered
-    assert orders.update_status("e" * 32, OrderStatus.NEW, OrderStatus.CANCELED)
+    assert orders.update_status("e" * 32, StatusChange(OrderStatus.NEW, OrderStatus.CANCELED, ASOF))
     second = _scan(clients, data_dir)
     again = next(r for r in second.rows if r.symbol == "bitcoin")
     assert again.order_status == "NEW" and second.orders_created == 1

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from cryptosmarttrader.domain.exchange import OrderStateUnknownError, RetryableExchangeError
+from cryptosmarttrader.domain.order_changes import StatusChange
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
 from cryptosmarttrader.domain.types import Price, Quantity, Side
 from tests.support import live_venue
@@ -55,10 +56,10 @@ class _BookedAnswerLost:
 class _IndexHoldsTheInsert(LaggingIndex):
     """An index that replicated an order's NEW insert, not its move to SUBMITTED."""
 
-    def update_status(self, key: str, expected: OrderStatus, new: OrderStatus, **kw: Any) -> bool:
-        if expected is OrderStatus.NEW and new is OrderStatus.SUBMITTED:
+    def update_status(self, key: str, change: StatusChange) -> bool:
+        if change.expected is OrderStatus.NEW and change.new is OrderStatus.SUBMITTED:
             self.freeze()
-        return self._ledger.update_status(key, expected, new, **kw)  # type: ignore[no-any-return]
+        return self._ledger.update_status(key, change)  # type: ignore[no-any-return]
 
 
 def _resting_stops(rig: Rig) -> list[str]:
@@ -122,7 +123,7 @@ def test_live_venue_kill_switch_never_drops_a_stop_the_index_still_shows_new(rig
     # Given a run whose index replicated the stop's NEW insert but not what followed
     service = rig.service()
     index = _IndexHoldsTheInsert(service.orders)
-    service.orders = index  # type: ignore[assignment]
+    service.orders = index
     note = service.protect_positions({BTC.value: STOP})
     assert "ACCEPTED" in note[BTC.value], note
     assert [o["status"] for o in index.list_open() if o["intent"] == Intent.PROTECT.value] == [

@@ -31,6 +31,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.aggregates import Fill, Order, Position
 from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import (
     IllegalTransitionError,
     Intent,
@@ -157,18 +158,18 @@ def test_status_moves_are_guarded_and_follow_the_transition_table(stores: Stores
     stores.orders.record(order)
     coid = order.client_order_id.value
     # When the order is moved from a status it is not in, nothing is written
-    assert not stores.orders.update_status(coid, OrderStatus.SUBMITTED, OrderStatus.ACCEPTED)
-    # and an illegal move raises before any write
+    accept = StatusChange(OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, T0)
+    assert not stores.orders.update_status(coid, accept)
+    # and an illegal move cannot even be built
     with pytest.raises(IllegalTransitionError):
-        stores.orders.update_status(coid, OrderStatus.NEW, OrderStatus.FILLED)
+        order.move(OrderStatus.FILLED, at=T0)
     # and a missing order is not created by a move
-    assert not stores.orders.update_status("f" * 32, OrderStatus.NEW, OrderStatus.SUBMITTED)
+    send = order.move(OrderStatus.SUBMITTED, at=T0, facts=OrderFacts(submitted_at=T0))
+    assert not stores.orders.update_status("f" * 32, send)
     assert stores.orders.get("f" * 32) is None
     # Then a legal move from the stored status is written once, with its history
-    assert stores.orders.update_status(
-        coid, OrderStatus.NEW, OrderStatus.SUBMITTED, at=T0, fields={"submitted_at": T0}
-    )
-    assert not stores.orders.update_status(coid, OrderStatus.NEW, OrderStatus.SUBMITTED)
+    assert stores.orders.update_status(coid, send)
+    assert not stores.orders.update_status(coid, send)
     stored = stores.orders.get(coid)
     assert stored["status"] == OrderStatus.SUBMITTED.value
     assert stored["submitted_at"] == T0.isoformat()
@@ -183,19 +184,119 @@ def test_the_open_index_keeps_a_filled_order_until_it_is_settled(stores: Stores)
     assert {x["client_order_id"] for x in stores.orders.list_open()} == {b, o}
     assert {x["client_order_id"] for x in stores.orders.list_open("ETH/USDT")} == set()
     # When one is cancelled unsent and the other fills
-    assert stores.orders.update_status(o, OrderStatus.NEW, OrderStatus.CANCELED)
-    stores.orders.update_status(b, OrderStatus.NEW, OrderStatus.SUBMITTED)
+    assert stores.orders.update_status(o, other.move(OrderStatus.CANCELED, at=T0))
+    stores.orders.update_status(b, buy.move(OrderStatus.SUBMITTED, at=T0))
     assert not stores.orders.settle(b)  # not terminal: stays indexed
+    fill = OrderFacts(filled=Decimal("0.1"), average_price=Price.of("43000"))
     stores.orders.update_status(
-        b, OrderStatus.SUBMITTED, OrderStatus.FILLED, fields={"filled": Decimal("0.1")}
+        b, StatusChange(OrderStatus.SUBMITTED, OrderStatus.FILLED, T0, fill)
     )
     # Then the cancelled one left the index, the filled one stays until its fill is settled
     assert [x["client_order_id"] for x in stores.orders.list_open(BTC.value)] == [b]
     assert stores.orders.settle(b)
     assert stores.orders.list_open() == []
     # and a note is written only while the status is the expected one
-    assert not stores.orders.note(b, OrderStatus.SUBMITTED, {"lookup_at": T0})
-    assert stores.orders.note(b, OrderStatus.FILLED, {"lookup_at": T0})
+    schedule = OrderFacts(absent_lookups=1, next_lookup_at=T0 + timedelta(minutes=5))
+    assert not stores.orders.note(b, OrderStatus.SUBMITTED, schedule)
+    assert stores.orders.note(b, OrderStatus.FILLED, schedule)
+    noted = stores.orders.get(b)
+    assert (noted["absent_lookups"], noted["next_lookup_at"]) == (
+        Decimal(1),
+        (T0 + timedelta(minutes=5)).isoformat(),
+    )
+    with pytest.raises(ValueError, match="at least one fact"):
+        stores.orders.note(b, OrderStatus.FILLED, OrderFacts())
+
+
+def test_a_terminal_move_without_a_fill_settles_unless_told_otherwise(
+    stores: Stores,
+) -> None:
+    # Given two sent orders
+    first, second = _order(), _order(bar_ms=1_709_337_600_000)
+    for order in (first, second):
+        stores.orders.record(order)
+        stores.orders.update_status(
+            order.client_order_id.value, order.move(OrderStatus.SUBMITTED, at=T0)
+        )
+    f, s = first.client_order_id.value, second.client_order_id.value
+    # When one expires with a zero fill (the default: settled) and the other is rejected
+    # with settle=False (kept for the cycle)
+    expire = StatusChange(
+        OrderStatus.SUBMITTED, OrderStatus.EXPIRED, T0, OrderFacts(filled=Decimal(0))
+    )
+    keep = StatusChange(OrderStatus.SUBMITTED, OrderStatus.REJECTED, T0, settle=False)
+    assert stores.orders.update_status(f, expire)
+    assert stores.orders.update_status(s, keep)
+    # Then only the second is still indexed
+    assert [x["client_order_id"] for x in stores.orders.list_open()] == [s]
+
+
+def test_typed_moves_write_the_attributes_the_orders_table_has_always_held(
+    stores: Stores,
+) -> None:
+    """Records written before the moves were typed must read back as written now: the same
+    attribute names and representation (numbers as Decimal, times as ISO strings)."""
+    # Given a recorded order
+    order = _order()
+    created = stores.orders.record(order)
+    coid = order.client_order_id.value
+    t1, t2, t3 = (T0 + timedelta(minutes=m) for m in (1, 2, 3))
+    # When it is sent (resized, with a stop), noted as not yet shown, then filled by the venue
+    sent = OrderFacts(
+        quantity=Quantity.of("0.05"),
+        submitted_at=t1,
+        mode="testnet",
+        stop_price=Price.of("40000"),
+        limit_price=Price.of("39960"),
+    )
+    assert stores.orders.update_status(coid, order.move(OrderStatus.SUBMITTED, at=t1, facts=sent))
+    schedule = OrderFacts(absent_lookups=2, next_lookup_at=t3)
+    assert stores.orders.note(coid, OrderStatus.SUBMITTED, schedule)
+    venue = OrderFacts(
+        exchange_order_id="8912",
+        filled=Decimal("0.05"),
+        average_price=Price.of("43211.5"),
+        fee=Decimal("0.0432115"),
+        filled_at=t2,
+    )
+    filled = StatusChange(OrderStatus.SUBMITTED, OrderStatus.FILLED, t2, venue)
+    assert stores.orders.update_status(coid, filled)
+    # Then the record holds exactly what the untyped writes stored for the same order
+    assert stores.orders.get(coid) == {
+        **{k: v for k, v in created.items() if v is not None},
+        "quantity": Decimal("0.05"),
+        "submitted_at": t1.isoformat(),
+        "mode": "testnet",
+        "stop_price": Decimal("40000"),
+        "limit_price": Decimal("39960"),
+        "absent_lookups": Decimal(2),
+        "next_lookup_at": t3.isoformat(),
+        "exchange_order_id": "8912",
+        "filled": Decimal("0.05"),
+        "average_price": Decimal("43211.5"),
+        "fee": Decimal("0.0432115"),
+        "filled_at": t2.isoformat(),
+        "status": "FILLED",
+        "updated_at": t2.isoformat(),
+        "history": [
+            {"status": "NEW", "at": T0.isoformat()},
+            {"status": "SUBMITTED", "at": t1.isoformat()},
+            {"status": "FILLED", "at": t2.isoformat()},
+        ],
+    }
+    # and a cancel's reasons land under their own names
+    other = _order(bar_ms=1_709_337_600_000)
+    stores.orders.record(other)
+    why = OrderFacts(cancel_reason="kill-switch on", canceled_by="ops")
+    assert stores.orders.update_status(
+        other.client_order_id.value, other.move(OrderStatus.CANCELED, at=t3, facts=why)
+    )
+    cancelled = stores.orders.get(other.client_order_id.value)
+    assert (cancelled["cancel_reason"], cancelled["canceled_by"], cancelled["updated_at"]) == (
+        "kill-switch on",
+        "ops",
+        t3.isoformat(),
+    )
 
 
 def test_positions_are_versioned_and_map_to_the_aggregate(stores: Stores) -> None:

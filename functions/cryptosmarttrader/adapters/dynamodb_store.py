@@ -22,7 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptosmarttrader.adapters.dynamodb_items import StoreError, from_item, to_item
 from cryptosmarttrader.adapters.dynamodb_items import is_condition_failure as _is_condition_failure
 from cryptosmarttrader.domain.aggregates import Order, Position
-from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, Intent, OrderStatus, transition
+from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
+from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, Intent, OrderStatus
 from cryptosmarttrader.domain.types import ClientOrderId, OrderType, Price, Quantity, Side, Symbol
 
 if TYPE_CHECKING:
@@ -37,11 +38,14 @@ __all__ = [
     "DynamoStateStore",
     "StoreError",
     "ensure_open_index",
+    "facts_record",
     "from_item",
+    "history_step",
     "order_from_record",
     "order_record",
     "position_from_record",
     "position_record",
+    "status_change_record",
     "to_item",
 ]
 
@@ -128,6 +132,52 @@ def order_from_record(record: Mapping[str, Any]) -> Order:
             else ClientOrderId(str(record["list_client_order_id"]))
         ),
     )
+
+
+def _value(typed: Price | Quantity | None) -> Decimal | None:
+    return None if typed is None else typed.value
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def facts_record(facts: OrderFacts) -> dict[str, Any]:
+    """The order attributes ``facts`` write (only those it carries; the rest stay as stored)."""
+    attributes: dict[str, Any] = {
+        "quantity": _value(facts.quantity),
+        "mode": facts.mode,
+        "submitted_at": _iso(facts.submitted_at),
+        "stop_price": _value(facts.stop_price),
+        "limit_price": _value(facts.limit_price),
+        "exchange_order_id": facts.exchange_order_id,
+        "filled": facts.filled,
+        "average_price": _value(facts.average_price),
+        "fee": facts.fee,
+        "filled_at": _iso(facts.filled_at),
+        "cancel_reason": facts.cancel_reason,
+        "canceled_by": facts.canceled_by,
+        "reject_reason": facts.reject_reason,
+        "expire_reason": facts.expire_reason,
+        "absent_lookups": facts.absent_lookups,
+        "next_lookup_at": _iso(facts.next_lookup_at),
+    }
+    return {name: value for name, value in attributes.items() if value is not None}
+
+
+def status_change_record(change: StatusChange) -> dict[str, Any]:
+    """The order attributes a move sets: its new ``status``, its facts and ``updated_at``
+    (besides the step it appends to ``history``, :func:`history_step`)."""
+    return {
+        **facts_record(change.facts),
+        "status": change.new.value,
+        "updated_at": change.at.isoformat(),
+    }
+
+
+def history_step(change: StatusChange) -> dict[str, Any]:
+    """The entry a move appends to the order's ``history``."""
+    return {"status": change.new.value, "at": change.at.isoformat()}
 
 
 def position_record(position: Position, updated_at: datetime) -> dict[str, Any]:
@@ -287,17 +337,15 @@ class DynamoOrderStore:
             ExpressionAttributeValues=values,
         )
 
-    def note(self, client_order_id: str, expected: OrderStatus, fields: Mapping[str, Any]) -> bool:
-        """Write ``fields`` onto an order whose status is still ``expected`` (bookkeeping of the
+    def note(self, client_order_id: str, expected: OrderStatus, facts: OrderFacts) -> bool:
+        """Write ``facts`` onto an order whose status is still ``expected`` (bookkeeping of the
         cycle, e.g. when to look it up again); False (nothing written) otherwise."""
-        if not fields:
-            raise ValueError("note needs at least one field")
+        if facts.empty:
+            raise ValueError("note needs at least one fact")
         names: dict[str, str] = {"#s": "status"}
         values: dict[str, Any] = {":expected": expected.value}
         sets: list[str] = []
-        for i, (name, value) in enumerate(sorted(fields.items())):
-            if name in {"client_order_id", "status", OPEN_PK, OPEN_SK}:
-                raise ValueError(f"field {name!r} cannot be set through note")
+        for i, (name, value) in enumerate(sorted(facts_record(facts).items())):
             names[f"#f{i}"] = name
             values[f":f{i}"] = value
             sets.append(f"#f{i} = :f{i}")
@@ -344,50 +392,32 @@ class DynamoOrderStore:
             added += 1
         return added
 
-    def update_status(
-        self,
-        client_order_id: str,
-        expected: OrderStatus,
-        new: OrderStatus,
-        *,
-        at: datetime | None = None,
-        fields: Mapping[str, Any] | None = None,
-        settle: bool | None = None,
-    ) -> bool:
-        """Move ``expected`` → ``new`` if legal (else :class:`IllegalTransitionError`).
+    def update_status(self, client_order_id: str, change: StatusChange) -> bool:
+        """Apply ``change`` (a legal move, checked when it was built) if the stored status is
+        still ``change.expected``: False (nothing written) otherwise or if the order is missing.
 
-        False (nothing written) if the stored status is not ``expected`` or the order is missing.
-        ``fields`` are extra attributes written in the same update (fills, exchange order id).
-        ``settle`` takes the order out of the open-orders index in the same write; by default
-        a move to a terminal status does, unless it carries a fill (``fields["filled"] > 0``):
-        that order stays indexed until :meth:`settle` (after its fill reached the positions).
-        The move is appended to the order's ``history`` (status, at) in the same write.
+        The move's facts (fills, exchange order id, reasons) and ``updated_at`` are written in
+        the same update, and the move is appended to the order's ``history`` (status, at).
+        When the change settles (by default a terminal move without a fill, see
+        :attr:`StatusChange.settles`) the order leaves the open-orders index in the same write;
+        a terminal move with a fill stays indexed until :meth:`settle`.
         """
-        transition(expected, new)
-        if settle is None:
-            filled = Decimal(str((fields or {}).get("filled", 0)))
-            settle = new in TERMINAL_STATUSES and filled <= 0
-        if settle and new not in TERMINAL_STATUSES:
-            raise ValueError(f"only a terminal order leaves the open index, not {new}")
         names: dict[str, str] = {"#s": "status", "#id": "client_order_id", "#h": "history"}
         values: dict[str, Any] = {
-            ":expected": expected.value,
-            ":new": new.value,
-            ":step": [{"status": new.value, "at": at} if at is not None else {"status": new.value}],
+            ":expected": change.expected.value,
+            ":new": change.new.value,
+            ":step": [history_step(change)],
             ":none": [],
         }
         sets = ["#s = :new", "#h = list_append(if_not_exists(#h, :none), :step)"]
-        extra = dict(fields or {})
-        if at is not None:
-            extra["updated_at"] = at
+        extra = status_change_record(change)
+        del extra["status"]
         for i, (name, value) in enumerate(sorted(extra.items())):
-            if name in {"client_order_id", "status", "history", OPEN_PK, OPEN_SK}:
-                raise ValueError(f"field {name!r} cannot be set through update_status")
             names[f"#f{i}"] = name
             values[f":f{i}"] = value
             sets.append(f"#f{i} = :f{i}")
         removes = ""
-        if settle:
+        if change.settles:
             names["#opk"], names["#osk"] = OPEN_PK, OPEN_SK
             removes = " REMOVE #opk, #osk"
         return self._update_if(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import (
     OPEN_STATUSES,
     TERMINAL_STATUSES,
@@ -133,6 +134,18 @@ class Order:
     def moved_to(self, target: OrderStatus) -> Order:
         """This order at ``target``; raises :class:`IllegalTransitionError` off the table."""
         return replace(self, status=transition(self.status, target))
+
+    def move(
+        self,
+        target: OrderStatus,
+        *,
+        at: datetime,
+        facts: OrderFacts | None = None,
+        settle: bool | None = None,
+    ) -> StatusChange:
+        """The ledger's guarded move of this order from its status to ``target`` at ``at``,
+        with the ``facts`` it records; raises :class:`IllegalTransitionError` off the table."""
+        return StatusChange(self.status, target, at, facts or OrderFacts(), settle)
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ from cryptosmarttrader.domain.exchange import (
     OrderStateUnknownError,
     OrderType,
 )
+from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import (
     MAX_PROTECT_ATTEMPTS,
     OPEN_STATUSES,
@@ -365,14 +366,7 @@ class ExecutionService:
             refused, qty = self._last_sell_check(record, qty)
             if refused is not None:
                 return refused
-        if not self.orders.update_status(
-            coid.value,
-            _S.NEW,
-            _S.SUBMITTED,
-            at=now,
-            # the venue it is sent to (a scan's decision is recorded before any venue is known)
-            fields={"quantity": qty, "submitted_at": now, "mode": self.mode},
-        ):
+        if not self.orders.update_status(coid.value, self._submission(now, quantity=qty)):
             return self._duplicate(coid, self.orders.get(coid.value), "another worker sends it")
         self._remember(
             {**record, "status": _S.SUBMITTED.value, "quantity": qty,
@@ -406,6 +400,30 @@ class ExecutionService:
         self.metrics.add("OrderLatency", (time.perf_counter() - started) * 1000, "Milliseconds")
         return self._result(self._apply(coid, placed))
 
+    def _submission(
+        self,
+        now: datetime,
+        *,
+        quantity: Decimal | None = None,
+        stop: Decimal | None = None,
+        limit: Decimal | None = None,
+    ) -> StatusChange:
+        """NEW → SUBMITTED at ``now``, recording the venue it is sent to (a scan's decision is
+        recorded before any venue is known) and what is sent: a size the RiskGuard changed at
+        dispatch, a stop's trigger and limit prices."""
+        return StatusChange(
+            _S.NEW,
+            _S.SUBMITTED,
+            now,
+            OrderFacts(
+                quantity=None if quantity is None else Quantity(quantity),
+                submitted_at=now,
+                mode=self.mode,
+                stop_price=None if stop is None else Price(stop),
+                limit_price=None if limit is None else Price(limit),
+            ),
+        )
+
     def _last_sell_check(
         self, record: Mapping[str, Any], qty: Decimal
     ) -> tuple[ExecutionResult | None, Decimal]:
@@ -431,7 +449,8 @@ class ExecutionService:
         self._forget(
             coid,
             settled=self.orders.update_status(
-                coid, _S.NEW, _S.CANCELED, at=self.clock.now(), fields={"cancel_reason": why}
+                coid,
+                StatusChange(_S.NEW, _S.CANCELED, self.clock.now(), OrderFacts(cancel_reason=why)),
             ),
         )
         return ExecutionResult(coid, "rejected", why, verdict.rule), qty
@@ -439,9 +458,11 @@ class ExecutionService:
     def _rejected_by_venue(self, coid: ClientOrderId, why: str) -> ExecutionResult:
         """A sent order the venue refused (nothing placed): SUBMITTED → REJECTED with why."""
         rejected = self.orders.update_status(
-            coid.value, _S.SUBMITTED, _S.REJECTED, at=self.clock.now(),
-            fields={"reject_reason": why},
-        )  # fmt: skip
+            coid.value,
+            StatusChange(
+                _S.SUBMITTED, _S.REJECTED, self.clock.now(), OrderFacts(reject_reason=why)
+            ),
+        )
         self._forget(coid.value, settled=rejected)
         self.metrics.add("OrdersRejectedByExchange", 1)
         return ExecutionResult(coid.value, _S.REJECTED.value, why, "exchange")
@@ -522,7 +543,8 @@ class ExecutionService:
                 action, why, quantity = self._admit(order, now)
                 if action == "cancel":
                     cancelled = self.orders.update_status(
-                        coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": why}
+                        coid.value,
+                        StatusChange(_S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=why)),
                     )
                     counts.cancelled_new += cancelled
                     self._forget(coid.value, settled=cancelled)
@@ -571,7 +593,9 @@ class ExecutionService:
         if status is _S.CANCEL_PENDING and now - sent_at >= self.absent_grace:
             # its cancel was asked and the venue shows no such order past the grace: it never
             # landed (or was cancelled and is gone): settled, never left pending for good
-            if self.orders.update_status(coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=now):
+            if self.orders.update_status(
+                coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, now)
+            ):
                 self._forget(coid.value, settled=True)
                 return "updated"
             return "skipped"
@@ -580,7 +604,8 @@ class ExecutionService:
         if now - sent_at >= self.absent_horizon:
             why = f"not found at the venue by client id within {self.absent_horizon}; not resent"
             if self.orders.update_status(
-                coid.value, _S.SUBMITTED, _S.EXPIRED, at=now, fields={"expire_reason": why}
+                coid.value,
+                StatusChange(_S.SUBMITTED, _S.EXPIRED, now, OrderFacts(expire_reason=why)),
             ):
                 self._forget(coid.value, settled=True)
                 return "expired"
@@ -588,9 +613,12 @@ class ExecutionService:
         if now - sent_at >= self.absent_grace:
             looks = int(order.get("absent_lookups", 0)) + 1
             wait = min(self.absent_grace * (2 ** (looks - 1)), self.absent_max_interval)
-            fields = {"absent_lookups": looks, "next_lookup_at": (now + wait).isoformat()}
-            if self.orders.note(coid.value, _S.SUBMITTED, fields):
-                self._remember({**order, **fields})
+            due_at = now + wait
+            schedule = OrderFacts(absent_lookups=looks, next_lookup_at=due_at)
+            if self.orders.note(coid.value, _S.SUBMITTED, schedule):
+                self._remember(
+                    {**order, "absent_lookups": looks, "next_lookup_at": due_at.isoformat()}
+                )
         return "skipped"
 
     def _admit(
@@ -695,7 +723,7 @@ class ExecutionService:
                 continue
             if found is None:
                 done = self.orders.update_status(
-                    coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=self.clock.now()
+                    coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, self.clock.now())
                 )
                 if done:
                     self._forget(coid.value, settled=True)
@@ -724,13 +752,14 @@ class ExecutionService:
                 return None
             if status is _S.NEW:
                 if self.orders.update_status(
-                    key, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": reason}
+                    key, StatusChange(_S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=reason))
                 ):
                     self._forget(key, settled=True)
                     return "cancelled"
                 continue
             if status is _S.CANCEL_PENDING or self.orders.update_status(
-                key, status, _S.CANCEL_PENDING, at=now, fields={"cancel_reason": reason}
+                key,
+                StatusChange(status, _S.CANCEL_PENDING, now, OrderFacts(cancel_reason=reason)),
             ):
                 marked = {**stored, "status": _S.CANCEL_PENDING.value}
                 self._remember(marked)
@@ -950,7 +979,7 @@ class ExecutionService:
             "stop_price": stop,
             "limit_price": limit,
         }
-        if not self.orders.update_status(coid.value, _S.NEW, _S.SUBMITTED, at=now, fields=fields):
+        if not self.orders.update_status(coid.value, self._submission(now, stop=stop, limit=limit)):
             return f"protective stop {coid.value} is being sent by another worker"
         self._remember({**record, **fields, "status": _S.SUBMITTED.value,
                         "submitted_at": now.isoformat()})  # fmt: skip
@@ -1058,7 +1087,8 @@ class ExecutionService:
         for leg, (_kind, _reference, extra) in legs.items():
             fields = {"submitted_at": now, "mode": self.mode, **extra}
             moved = self.orders.update_status(
-                leg.value, _S.NEW, _S.SUBMITTED, at=now, fields=fields
+                leg.value,
+                self._submission(now, stop=extra.get("stop_price"), limit=extra["limit_price"]),
             )
             if not moved and leg == ids.below:
                 return f"OCO list {ids.list_id.value} is being sent by another worker"
@@ -1095,9 +1125,11 @@ class ExecutionService:
                 )
                 if skipped is not None:
                     self.orders.update_status(
-                        plain.value, _S.NEW, _S.CANCELED, at=now,
-                        fields={"cancel_reason": f"not sent: {why}"},
-                    )  # fmt: skip
+                        plain.value,
+                        StatusChange(
+                            _S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=f"not sent: {why}")
+                        ),
+                    )
                 return f"OCO list {ids.list_id.value}: EXPIRED ({why})"
             if placed is None:
                 return (
@@ -1134,9 +1166,9 @@ class ExecutionService:
         REJECTED, which ends the walk for this position state for good): the next cycle places
         the next attempt."""
         expired = self.orders.update_status(
-            coid.value, _S.SUBMITTED, _S.EXPIRED, at=self.clock.now(),
-            fields={"expire_reason": why},
-        )  # fmt: skip
+            coid.value,
+            StatusChange(_S.SUBMITTED, _S.EXPIRED, self.clock.now(), OrderFacts(expire_reason=why)),
+        )
         self._forget(coid.value, settled=expired)
         return ExecutionResult(coid.value, _S.EXPIRED.value, why)
 
@@ -1190,12 +1222,14 @@ class ExecutionService:
                 continue
             if status is _S.NEW:
                 cancelled = self.orders.update_status(
-                    coid.value, _S.NEW, _S.CANCELED, at=now, fields={"cancel_reason": reason}
+                    coid.value,
+                    StatusChange(_S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=reason)),
                 )
                 self._forget(coid.value, settled=cancelled)
                 continue
             if status is not _S.CANCEL_PENDING and not self.orders.update_status(
-                coid.value, status, _S.CANCEL_PENDING, at=now, fields={"cancel_reason": reason}
+                coid.value,
+                StatusChange(status, _S.CANCEL_PENDING, now, OrderFacts(cancel_reason=reason)),
             ):
                 outcome = "pending"  # moved by someone else meanwhile: looked at next cycle
                 continue
@@ -1221,7 +1255,7 @@ class ExecutionService:
                 continue
             if found is None:  # never reached the venue
                 cancelled = self.orders.update_status(
-                    coid.value, _S.CANCEL_PENDING, _S.CANCELED, at=now
+                    coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, now)
                 )
                 if cancelled and not _take_profit(stored):
                     self.metrics.add("ProtectiveStopsCancelled", 1)
@@ -1272,21 +1306,21 @@ class ExecutionService:
                     break
                 # e.g. SUBMITTED → CANCELED: pass through ACCEPTED, a legal intermediate step
                 if _S.ACCEPTED in ORDER_TRANSITIONS[current]:
-                    self.orders.update_status(coid.value, current, _S.ACCEPTED, at=self.clock.now())
+                    self.orders.update_status(
+                        coid.value, StatusChange(current, _S.ACCEPTED, self.clock.now())
+                    )
                     continue
                 raise LookupError(f"order {coid}: venue status {target} unreachable from {current}")
-            fields: dict[str, Any] = {
-                "exchange_order_id": venue.exchange_order_id,
-                "filled": venue.filled,
-            }
-            if venue.average is not None:
-                fields["average_price"] = venue.average.value
-            if venue.fee is not None:
-                fields["fee"] = venue.fee
-            if venue.ts_ms is not None and target in {_S.FILLED, _S.PARTIALLY_FILLED}:
-                fields["filled_at"] = utc_from_ms(venue.ts_ms)
+            fills = target in {_S.FILLED, _S.PARTIALLY_FILLED}
+            facts = OrderFacts(
+                exchange_order_id=venue.exchange_order_id,
+                filled=venue.filled,
+                average_price=venue.average,
+                fee=venue.fee,
+                filled_at=utc_from_ms(venue.ts_ms) if fills and venue.ts_ms is not None else None,
+            )
             if self.orders.update_status(
-                coid.value, current, target, at=self.clock.now(), fields=fields
+                coid.value, StatusChange(current, target, self.clock.now(), facts)
             ):
                 if target is _S.FILLED:
                     self._filled_metrics(stored, venue)

@@ -34,6 +34,7 @@ from cryptosmarttrader.domain.golive import (
     stage_policy,
 )
 from cryptosmarttrader.domain.killswitch import writable_reason
+from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
 from cryptosmarttrader.domain.slo import (
     SloThresholds,
@@ -269,7 +270,7 @@ class GoLiveService:
         now = self.clock.now()
         canceled: list[str] = []
         skipped: list[str] = []
-        fields = {"cancel_reason": reason, "canceled_by": self.actor}
+        facts = OrderFacts(cancel_reason=reason, canceled_by=self.actor)
         for order in self.orders.list_orders():
             coid = str(order["client_order_id"])
             status = OrderStatus(str(order["status"]))
@@ -280,7 +281,7 @@ class GoLiveService:
                 path.append(OrderStatus.CANCEL_PENDING)
             path.append(OrderStatus.CANCELED)
             ok = all(
-                self.orders.update_status(coid, a, b, at=now, fields=fields)
+                self.orders.update_status(coid, StatusChange(a, b, now, facts))
                 for a, b in pairwise(path)
             )
             (canceled if ok else skipped).append(coid)
