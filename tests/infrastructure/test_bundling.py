@@ -43,6 +43,7 @@ from infra.constructs.bundling import (
     python312,
     requirement_entries,
     requirements_file,
+    strip_shared_objects,
 )
 from infra.constructs.python_function import PythonFunction
 from infra.lambda_requirements.compile import NOT_SHIPPED, RUNTIME_PROVIDED
@@ -241,6 +242,18 @@ def test_a_synth_links_the_kept_bundle_into_the_asset_instead_of_copying_it(
     for asset in (fresh, existing):
         assert (asset / "pkg" / "mod.py").stat().st_ino == (kept / "pkg" / "mod.py").stat().st_ino
     assert (kept / "pkg" / "mod.py").read_text() == "VALUE = 1\n"
+
+
+def test_stripping_skips_files_that_only_look_like_shared_objects(tmp_path: Path) -> None:
+    # Given a wheel's data file whose name matches *.so* (".some-named") but is no ELF
+    data = tmp_path / "pkg" / "v0.7.1.some-named-index.parquet"
+    data.parent.mkdir()
+    data.write_bytes(b"PAR1" + b"\0" * 60 + b"PAR1")
+
+    # When the bundle's shared objects are stripped, Then the file is left as it is (a strip of
+    # it fails: "not recognized as a valid object file")
+    strip_shared_objects(tmp_path)
+    assert data.read_bytes() == b"PAR1" + b"\0" * 60 + b"PAR1"
 
 
 def test_bundle_hash_follows_source_and_requirements_not_bytecode(tmp_path: Path) -> None:
