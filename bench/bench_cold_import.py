@@ -68,7 +68,7 @@ HANDLERS = {
     "cryptosmarttrader.handlers.golive_steps": "golive",
     "cryptosmarttrader.handlers.golive_slo": "golive",
     "cryptosmarttrader.handlers.ingest": "ingest",
-    "cryptosmarttrader.handlers.execute": "scan",
+    "cryptosmarttrader.handlers.execute": "execute",
     "cryptosmarttrader.handlers.scan": "scan",
     "cryptosmarttrader.handlers.drift": "drift",
     "cryptosmarttrader.handlers.model_canary": "model",

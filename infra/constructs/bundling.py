@@ -245,8 +245,13 @@ def _stripper(python_platform: str) -> str:
 
 
 def strip_shared_objects(root: Path, python_platform: str = LAMBDA_PYTHON_PLATFORM) -> None:
-    """Drop symbol tables from ``*.so`` files (the dynamic symbols Python loads stay)."""
-    libraries = sorted(str(p) for p in root.rglob("*.so*") if p.is_file() and not p.is_symlink())
+    """Drop symbol tables from ``*.so`` files (the dynamic symbols Python loads stay). Only ELF
+    files: a name such as ``index.some-name.parquet`` matches ``*.so*`` too."""
+    libraries = sorted(
+        str(p)
+        for p in root.rglob("*.so*")
+        if p.is_file() and not p.is_symlink() and elf_machine(p) is not None
+    )
     if libraries:
         strip = _stripper(python_platform)
         subprocess.run([strip, "--strip-unneeded", *libraries], check=True)  # noqa: S603

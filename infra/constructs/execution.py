@@ -26,9 +26,9 @@ EXECUTION_SERVICE: Final = "cst-execution"
 class Execution(Construct):
     """The execution function and its hourly schedule (after the hourly candles are ingested).
 
-    It shares the scan's bundle (same dependencies). Grants: lake objects read-only (bars to
-    fill on and to value positions at); orders (read, status moves, new CLOSE orders when the
-    RiskGuard flattens), positions (read, upsert); state (the paper
+    Its bundle is the scan's dependencies plus ccxt (the testnet and live venues). Grants: lake
+    objects read-only (bars to fill on and to value positions at); orders (read, status moves,
+    new CLOSE orders when the RiskGuard flattens), positions (read, upsert); state (the paper
     venue's book with conditional writes, risk level and transitions); the kill-switch parameter
     read and write (entering EMERGENCY or SHUTDOWN turns it on). Reserved concurrency 1: one
     cycle at a time, as the risk level machine assumes a single writer.

@@ -25,6 +25,29 @@ PYTHON_VERSION = "3.12"
 PYTHON_PLATFORM = "aarch64-manylinux_2_34"
 # In the python3.12 runtime already; shipping them would only add ~30 MB of botocore.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six")
+# Dependencies a function's wheels declare but its code never imports, left out of that
+# function's list. ccxt requires its asyncio client's stack (aiohttp and what aiohttp needs,
+# uvloop) and coincurve, but the ingest and the execution use ccxt's synchronous client
+# (``import ccxt`` loads requests, not aiohttp; bundles prune ``ccxt/async_support`` and
+# ``ccxt/pro``), and ccxt signs secp256k1 with cryptography where coincurve is absent
+# (``Exchange.ecdsa``); none of the venues (Binance, Kraken, KuCoin) signs with secp256k1.
+# 7.6 MiB of each of those bundles (aarch64, stripped); ``tests/infrastructure/test_bundling.py``
+# imports the bundles and signs with ccxt without them.
+_CCXT_UNUSED: tuple[str, ...] = (
+    "aiohttp",
+    "aiohttp-fast-zlib",
+    "zlib-ng",
+    "aiohappyeyeballs",
+    "aiosignal",
+    "attrs",
+    "frozenlist",
+    "multidict",
+    "propcache",
+    "yarl",
+    "uvloop",
+    "coincurve",
+)
+NOT_SHIPPED: dict[str, tuple[str, ...]] = {"ingest": _CCXT_UNUSED, "execute": _CCXT_UNUSED}
 COMPILE_COMMAND = "uv run python infra/lambda_requirements/compile.py"
 
 
@@ -73,7 +96,11 @@ def compile_all() -> list[Path]:
                     PYTHON_PLATFORM,
                     "--no-annotate",
                     "--generate-hashes",
-                    *(arg for name in RUNTIME_PROVIDED for arg in ("--no-emit-package", name)),
+                    *(
+                        arg
+                        for name in (*RUNTIME_PROVIDED, *NOT_SHIPPED.get(source.stem, ()))
+                        for arg in ("--no-emit-package", name)
+                    ),
                     "--custom-compile-command",
                     COMPILE_COMMAND,
                     "--output-file",

@@ -79,7 +79,7 @@ class CryptoSmartTraderStack(Stack):
         self.kill_switch = KillSwitch(self, "KillSwitch", code=self.api_code, config=config)
 
         self.code: dict[str, LambdaCode] = {
-            name: python_lambda_code(name) for name in ("ingest", "scan")
+            name: python_lambda_code(name) for name in ("ingest", "scan", "execute")
         }
         environment = self.function_environment()
         self.kill_switch.audit_writes(
@@ -111,7 +111,8 @@ class CryptoSmartTraderStack(Stack):
         self.execution = Execution(
             self,
             "Executing",
-            code=self.code["scan"],  # same dependencies as the scan: one bundle
+            # the scan's dependencies and ccxt (the testnet and live venues send orders with it)
+            code=self.code["execute"],
             config=config,
             lake=self.lake,
             tables=self.tables,

@@ -162,15 +162,15 @@ def test_each_function_deploys_its_own_bundle(synthesized: Synthesized) -> None:
     # Given the two functions' code locations
     keys = {name: _function(synthesized, name)["Properties"]["Code"]["S3Key"] for name in HANDLERS}
 
-    # Then ingest, scan and the probe are distinct zips (ingest ships ccxt, scan polars, the
-    # probe neither), built from their own lists; execution needs exactly the scan's
-    # dependencies and ships its zip
-    assert len({keys["ingest"], keys["scan"], keys["health_probe"]}) == 3
-    assert keys["scan"] == keys["execution"]
+    # Then ingest, scan, execution and the probe are distinct zips (ingest ships ccxt and polars,
+    # scan polars, execution both and TA-Lib: its testnet and live venues send orders through
+    # ccxt; the probe neither), built from their own lists
+    assert len({keys["ingest"], keys["scan"], keys["execution"], keys["health_probe"]}) == 4
     assert all(key.endswith(".zip") for key in keys.values())
     assert {n: c.requirements.name for n, c in synthesized.stack.code.items()} == {
         "ingest": "ingest.txt",
         "scan": "scan.txt",
+        "execute": "execute.txt",
     }
 
 
