@@ -927,23 +927,60 @@ class ExecutionService:
         qty: Decimal,
         stop: Decimal,
     ) -> str:
+        """The plain stop of the position state ``key`` (``STOP_LOSS_LIMIT``), recorded then
+        sent once (:meth:`_send_protective`). A refusal by the venue is REJECTED (it ends the
+        position state's stops: its rules do not take it); a price already through the stop
+        is not placed (EXPIRED: the next cycle places the next attempt)."""
         limit = stop * (Decimal(1) - self.protective_limit_offset)
-        order = self._plain_stop(symbol, position, key, coid, qty, stop)
-        record = self.orders.record(order)
-        if record is None:
-            self.metrics.add("DuplicateOrdersPrevented", 1)
-            return f"protective stop {coid.value} already recorded: not sent again"
-        return self._send_plain_stop(symbol, record, coid, qty, stop, limit)
+        sym = Symbol(symbol)
+        venue = self.exchange
+        assert isinstance(venue, ProtectiveGateway)  # checked by protect_positions
 
-    def _plain_stop(
+        def create() -> dict[ClientOrderId, ExchangeOrder]:
+            placed = venue.create_stop_order(sym, Quantity(qty), Price(stop), Price(limit), coid)
+            return {coid: placed}
+
+        def lookup() -> dict[ClientOrderId, ExchangeOrder] | None:
+            found = venue.fetch_order_by_client_id(sym, coid)
+            return None if found is None else {coid: found}
+
+        order = self._protective_order(
+            symbol, position, key, coid, qty, stop, OrderType.STOP_LOSS_LIMIT
+        )
+        sent = self._send_protective(
+            [(order, {"stop_price": stop, "limit_price": limit})],
+            create,
+            lookup,
+            refusal_ends=True,
+            through=(
+                ImmediateTriggerError,
+                "the price is through the stop, not placed; the hourly exit rule protects the "
+                "position and the next cycle places the next attempt",
+            ),
+        )
+        if sent.outcome == "duplicate":
+            return f"protective stop {coid.value} already recorded: not sent again"
+        if sent.outcome == "contended":
+            return f"protective stop {coid.value} is being sent by another worker"
+        status = sent.status(coid)
+        if status not in {_S.REJECTED.value, _S.EXPIRED.value}:
+            self.metrics.add("ProtectiveStopsPlaced", 1)
+        why = f" ({sent.why})" if sent.why else ""
+        return f"protective stop {coid.value} for {qty} at {stop} (limit {limit}): {status}{why}"
+
+    def _protective_order(
         self,
         symbol: str,
         position: Mapping[str, Any],
         key: str,
         coid: ClientOrderId,
         qty: Decimal,
-        stop: Decimal,
+        reference: Decimal,
+        kind: OrderType,
+        list_id: ClientOrderId | None = None,
     ) -> Order:
+        """A protective sell of the position state ``key`` (a plain stop or a leg of its
+        list), as recorded before it is sent."""
         now = self.clock.now()
         raw_opened = position.get("opened_at")
         opened = datetime.fromisoformat(str(raw_opened)) if raw_opened else now
@@ -955,74 +992,126 @@ class ExecutionService:
             strategy=PROTECTIVE_STRATEGY,
             signal_bar_ms=ms_from_utc(opened),
             quantity=Quantity(qty),
-            reference_price=Price(stop),
+            reference_price=Price(reference),
             created_at=now,
             mode=self.mode,
-            order_type=OrderType.STOP_LOSS_LIMIT,
+            order_type=kind,
             position_key=key,
+            list_client_order_id=list_id,
         )
 
-    def _send_plain_stop(
+    def _send_protective(
         self,
-        symbol: str,
-        record: Mapping[str, Any],
-        coid: ClientOrderId,
-        qty: Decimal,
-        stop: Decimal,
-        limit: Decimal,
-    ) -> str:
+        orders: list[tuple[Order, Mapping[str, Any]]],
+        create: Callable[[], Mapping[ClientOrderId, ExchangeOrder]],
+        lookup: Callable[[], Mapping[ClientOrderId, ExchangeOrder] | None],
+        *,
+        refusal_ends: bool,
+        through: tuple[type[FatalExchangeError], str],
+    ) -> _Sent:
+        """Send one protective order (a plain stop, or the legs of one OCO list) exactly once,
+        whatever the venue answers. ``orders``: each order with the fields its SUBMITTED write
+        adds; the first one's conditional insert (and its NEW → SUBMITTED) is the write that
+        decides between workers. ``create`` is the one venue call (never retried), answering
+        each order by its client ID; ``lookup`` finds them by client ID after a lost answer.
+
+        The venue's answer, mapped in one place:
+
+        * accepted → each order moved to the venue's status (``placed``);
+        * a timeout, a 5xx or an unreadable answer → looked up by client ID, never resent:
+          found → recorded (``reconciled``, ``OrdersReconciled``); absent after a rate-limit
+          refusal (HTTP 429: nothing in flight) → not placed, EXPIRED (``rate_limited``: the
+          next cycle places the next attempt); absent otherwise, or the lookup failed → left
+          SUBMITTED for :meth:`reconcile` (``pending``);
+        * the price already through a trigger (``through``: the error that says so, and why
+          the order is not placed: a stop's "would trigger immediately", an OCO list's prices
+          no longer around the last price) → not placed, EXPIRED (``through``): no verdict on
+          the position state;
+        * any other refusal (``refused``, one ``OrdersRejectedByExchange``): REJECTED when
+          ``refusal_ends`` (the plain stop: the venue's rules do not take it, which ends the
+          position state's stops), else EXPIRED (a list: the plain stop follows)."""
         now = self.clock.now()
-        self._remember(record)
-        fields = {
-            "submitted_at": now,
-            "mode": self.mode,
-            "stop_price": stop,
-            "limit_price": limit,
-        }
-        if not self.orders.update_status(coid.value, self._submission(now, stop=stop, limit=limit)):
-            return f"protective stop {coid.value} is being sent by another worker"
-        self._remember({**record, **fields, "status": _S.SUBMITTED.value,
-                        "submitted_at": now.isoformat()})  # fmt: skip
-        venue = self.exchange
-        assert isinstance(venue, ProtectiveGateway)  # checked by protect_positions
-        try:
-            placed = venue.create_stop_order(
-                Symbol(symbol), Quantity(qty), Price(stop), Price(limit), coid
+        coids = [order.client_order_id for order, _ in orders]
+        records: list[dict[str, Any]] = []
+        for order, _fields in orders:
+            record = self.orders.record(order)
+            if record is None and not records:
+                self.metrics.add("DuplicateOrdersPrevented", 1)
+                return _Sent("duplicate")
+            records.append(record or self.orders.get(order.client_order_id.value) or {})
+        for record in records:
+            self._remember(record)
+        for (order, extra), record in zip(orders, records, strict=True):
+            fields = {"submitted_at": now, "mode": self.mode, **extra}
+            moved = self.orders.update_status(
+                order.client_order_id.value,
+                self._submission(now, stop=extra.get("stop_price"), limit=extra.get("limit_price")),
             )
+            if not moved and order.client_order_id == coids[0]:
+                return _Sent("contended")
+            self._remember({**record, **fields, "status": _S.SUBMITTED.value,
+                            "submitted_at": now.isoformat()})  # fmt: skip
+        try:
+            answer = create()
         except OrderStateUnknownError as exc:
             self._exchange_error()
-            result = self._reconcile_after_timeout(
-                coid,
-                Symbol(symbol),
-                str(exc),
-                rate_limited=exc.rate_limited,
-                not_placed=self._not_placed,
-            )
+            return self._look_up_protective(coids, lookup, str(exc), exc.rate_limited)
         except InvalidPayloadError as exc:
-            result = self._reconcile_after_timeout(
-                coid, Symbol(symbol), f"unreadable acknowledgement: {exc}"
-            )
-        except ImmediateTriggerError as exc:
-            # the price is already through the stop: not placed, and not a verdict on this
-            # position state (REJECTED would end its stops for good). The hourly exit rule
-            # still applies; the next cycle places the next attempt.
+            # the call returned: the venue answered, maybe with the order, in a form we cannot
+            # read. That is not a refusal: looked up by client ID.
             self.consecutive_exchange_errors = 0
-            result = self._not_placed(
-                coid,
-                f"{exc}: the price is through the stop, not placed; the hourly exit rule "
-                "protects the position and the next cycle places the next attempt",
-            )
+            return self._look_up_protective(coids, lookup, f"unreadable acknowledgement: {exc}")
+        except through[0] as exc:
+            self.consecutive_exchange_errors = 0
+            why = f"{exc}: {through[1]}"
+            for coid in coids:
+                self._not_placed(coid, why)
+            return _Sent("through", why, {c.value: _S.EXPIRED.value for c in coids})
         except FatalExchangeError as exc:
-            result = self._rejected_by_venue(coid, str(exc))
-        else:
-            self.consecutive_exchange_errors = 0
-            result = self._result(self._apply(coid, placed))
-        if result.status not in {_S.REJECTED.value, _S.EXPIRED.value}:
-            self.metrics.add("ProtectiveStopsPlaced", 1)
-        return (
-            f"protective stop {coid.value} for {qty} at {stop} (limit {limit}): "
-            f"{result.status}" + (f" ({result.reason})" if result.reason != "sent" else "")
-        )
+            self.consecutive_exchange_errors = 0  # the venue answered: it is up
+            if refusal_ends:
+                for coid in coids:
+                    self._rejected_by_venue(coid, str(exc))
+                return _Sent("refused", str(exc), {c.value: _S.REJECTED.value for c in coids})
+            for coid in coids:
+                self._not_placed(coid, f"{exc}: refused by the venue, not placed")
+            self.metrics.add("OrdersRejectedByExchange", 1)  # one refusal, however many legs
+            return _Sent("refused", str(exc), {c.value: _S.EXPIRED.value for c in coids})
+        self.consecutive_exchange_errors = 0
+        return _Sent("placed", "", self._apply_answer(coids, answer))
+
+    def _look_up_protective(
+        self,
+        coids: list[ClientOrderId],
+        lookup: Callable[[], Mapping[ClientOrderId, ExchangeOrder] | None],
+        what: str,
+        rate_limited: bool = False,
+    ) -> _Sent:
+        """A protective create whose answer was lost, unreadable or refused by the rate limit:
+        looked up by client ID (see :meth:`_send_protective`), never resent."""
+        submitted = {c.value: _S.SUBMITTED.value for c in coids}
+        try:
+            found = lookup()
+        except ExchangeError as failed:
+            self._exchange_error()
+            why = f"{what}; lookup failed ({failed}): left SUBMITTED for reconcile, not resent"
+            return _Sent("pending", why, submitted)
+        if found is None and rate_limited:
+            why = f"{what}; the venue holds no order with this client id: not placed"
+            for coid in coids:
+                self._not_placed(coid, why)
+            return _Sent("rate_limited", why, {c.value: _S.EXPIRED.value for c in coids})
+        if found is None:
+            why = f"{what}; not at the venue yet: left SUBMITTED for reconcile, not resent"
+            return _Sent("pending", why, submitted)
+        self.metrics.add("OrdersReconciled", 1)
+        return _Sent("reconciled", "", self._apply_answer(coids, found))
+
+    def _apply_answer(
+        self, coids: list[ClientOrderId], answer: Mapping[ClientOrderId, ExchangeOrder]
+    ) -> dict[str, str]:
+        """The venue's view of each sent order applied (in ``coids``' order); their statuses."""
+        return {c.value: str(self._apply(c, answer[c]).get("status")) for c in coids}
 
     def _place_protective_list(
         self,
@@ -1039,126 +1128,87 @@ class ExecutionService:
         Both legs are orders of the ledger (intent PROTECT, ``list_client_order_id`` naming
         their list), recorded by the conditional insert before anything is sent: the stop leg
         first, its insert the one write that decides (a retry, a restart or a redelivery finds
-        it and sends nothing). Then NEW → SUBMITTED and one create. A timeout or an unreadable
-        answer looks the list up by its client ID (never re-sent); a 429 settles both legs as
-        not placed (EXPIRED: the next cycle places the next attempt). Any refusal (the price
-        already past a leg, or a reason of one leg alone: the take-profit would match at once,
-        ``PERCENT_PRICE_BY_SIDE``, ``MAX_NUM_ORDERS``) settles both legs as not placed too and
-        returns :class:`_ListRefused` (the caller places the plain stop at once; only the plain
-        stop is ever REJECTED, which ends the position state's stops). Each leg is then the
-        venue's order: filled, expired or cancelled, booked like every order."""
-        now = self.clock.now()
+        it and sends nothing). Then NEW → SUBMITTED and one create (:meth:`_send_protective`).
+        A timeout or an unreadable answer looks the list up by its client ID (never re-sent); a
+        429 settles both legs as not placed (EXPIRED: the next cycle places the next attempt).
+        Any refusal (the price already past a leg, or a reason of one leg alone: the
+        take-profit would match at once, ``PERCENT_PRICE_BY_SIDE``, ``MAX_NUM_ORDERS``) settles
+        both legs as not placed too and returns :class:`_ListRefused` (the caller places the
+        plain stop at once; only the plain stop is ever REJECTED, which ends the position
+        state's stops). Each leg is then the venue's order: filled, expired or cancelled,
+        booked like every order."""
         limit = stop * (Decimal(1) - self.protective_limit_offset)
-        ids = protective_list_ids(Symbol(symbol), key)
-        raw_opened = position.get("opened_at")
-        opened = datetime.fromisoformat(str(raw_opened)) if raw_opened else now
-        legs = {
-            ids.below: (
-                OrderType.STOP_LOSS_LIMIT,
-                stop,
-                {"stop_price": stop, "limit_price": limit},
-            ),
-            ids.above: (OrderType.LIMIT_MAKER, take_profit, {"limit_price": take_profit}),
-        }
-        records: dict[ClientOrderId, dict[str, Any]] = {}
-        for leg, (kind, reference, _fields) in legs.items():
-            order = Order(
-                client_order_id=leg,
-                symbol=Symbol(symbol),
-                side=Side.SELL,
-                intent=Intent.PROTECT,
-                strategy=PROTECTIVE_STRATEGY,
-                signal_bar_ms=ms_from_utc(opened),
-                quantity=Quantity(qty),
-                reference_price=Price(reference),
-                created_at=now,
-                mode=self.mode,
-                order_type=kind,
-                position_key=key,
-                list_client_order_id=ids.list_id,
-            )
-            record = self.orders.record(order)
-            if record is None and leg == ids.below:
-                self.metrics.add("DuplicateOrdersPrevented", 1)
-                return f"OCO list {ids.list_id.value} already recorded: not sent again"
-            records[leg] = record or self.orders.get(leg.value) or {}
-        for record in records.values():
-            self._remember(record)
-        for leg, (_kind, _reference, extra) in legs.items():
-            fields = {"submitted_at": now, "mode": self.mode, **extra}
-            moved = self.orders.update_status(
-                leg.value,
-                self._submission(now, stop=extra.get("stop_price"), limit=extra["limit_price"]),
-            )
-            if not moved and leg == ids.below:
-                return f"OCO list {ids.list_id.value} is being sent by another worker"
-            self._remember({**records[leg], **fields, "status": _S.SUBMITTED.value,
-                            "submitted_at": now.isoformat()})  # fmt: skip
+        sym = Symbol(symbol)
+        ids = protective_list_ids(sym, key)
         venue = self.exchange
         assert isinstance(venue, OrderListGateway)  # checked by the caller
-        sym = Symbol(symbol)
-        placed: ExchangeOrderList | None = None
-        try:
-            placed = venue.create_protective_oco(
-                sym, Quantity(qty), Price(take_profit), Price(stop), Price(limit), ids
+
+        def legs(found: ExchangeOrderList) -> dict[ClientOrderId, ExchangeOrder]:
+            return {ids.below: found.below, ids.above: found.above}
+
+        def create() -> dict[ClientOrderId, ExchangeOrder]:
+            return legs(
+                venue.create_protective_oco(
+                    sym, Quantity(qty), Price(take_profit), Price(stop), Price(limit), ids
+                )
             )
-        except (OrderStateUnknownError, InvalidPayloadError) as exc:
-            self._exchange_error()
-            limited = isinstance(exc, OrderStateUnknownError) and exc.rate_limited
-            try:
-                placed = venue.fetch_order_list(sym, ids.list_id)
-            except ExchangeError as lookup:
-                self._exchange_error()
-                return (
-                    f"OCO list {ids.list_id.value}: {exc}; lookup failed ({lookup}): "
-                    "left SUBMITTED for reconcile, not resent"
-                )
-            if placed is None and limited:
-                why = f"{exc}; the venue holds no list with this client id: not placed"
-                for leg in legs:
-                    self._not_placed(leg, why)
-                # a transient refusal: the attempt is spent without its plain stop, so the
-                # next cycle places the next attempt's list (not the plain stop of this one)
-                plain = protective_order_id(sym, key)
-                skipped = self.orders.record(
-                    self._plain_stop(symbol, position, key, plain, qty, stop)
-                )
-                if skipped is not None:
-                    self.orders.update_status(
-                        plain.value,
-                        StatusChange(
-                            _S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=f"not sent: {why}")
-                        ),
-                    )
-                return f"OCO list {ids.list_id.value}: EXPIRED ({why})"
-            if placed is None:
-                return (
-                    f"OCO list {ids.list_id.value}: {exc}; not at the venue yet: left "
-                    "SUBMITTED for reconcile, not resent"
-                )
-            self.metrics.add("OrdersReconciled", 1)
-        except OrderListPricesError as exc:
-            self.consecutive_exchange_errors = 0
-            for leg in legs:
-                self._not_placed(leg, f"{exc}: not placed")
-            return _ListRefused(f"the price is past a leg: {exc}")
-        except FatalExchangeError as exc:
+
+        def lookup() -> dict[ClientOrderId, ExchangeOrder] | None:
+            found = venue.fetch_order_list(sym, ids.list_id)
+            return None if found is None else legs(found)
+
+        def leg(coid: ClientOrderId, kind: OrderType, reference: Decimal) -> Order:
+            return self._protective_order(
+                symbol, position, key, coid, qty, reference, kind, ids.list_id
+            )
+
+        below = (
+            leg(ids.below, OrderType.STOP_LOSS_LIMIT, stop),
+            {"stop_price": stop, "limit_price": limit},
+        )
+        above = (leg(ids.above, OrderType.LIMIT_MAKER, take_profit), {"limit_price": take_profit})
+        sent = self._send_protective(
+            [below, above],
+            create,
+            lookup,
+            refusal_ends=False,
+            # a take-profit the best bid reached ("would immediately match and take") is a
+            # refusal of the list like any other: the plain stop follows
+            through=(OrderListPricesError, "not placed"),
+        )
+        name = f"OCO list {ids.list_id.value}"
+        if sent.outcome == "duplicate":
+            return f"{name} already recorded: not sent again"
+        if sent.outcome == "contended":
+            return f"{name} is being sent by another worker"
+        if sent.outcome == "through":
+            return _ListRefused(f"the price is past a leg: {sent.why}")
+        if sent.outcome == "refused":
             # a refusal of the list may concern its take-profit leg alone: the stop is still
             # wanted, so nothing here ends the position state's stops (the plain stop follows)
-            self.consecutive_exchange_errors = 0
-            for leg in legs:
-                self._not_placed(leg, f"{exc}: the list was refused, not placed")
-            self.metrics.add("OrdersRejectedByExchange", 1)  # one refusal: the list
-            return _ListRefused(f"refused by the venue: {exc}")
-        else:
-            self.consecutive_exchange_errors = 0
-        below = self._apply(ids.below, placed.below)
-        above = self._apply(ids.above, placed.above)
+            return _ListRefused(f"refused by the venue: {sent.why}")
+        if sent.outcome == "pending":
+            return f"{name}: {sent.why}"
+        if sent.outcome == "rate_limited":
+            # a transient refusal: the attempt is spent without its plain stop, so the next
+            # cycle places the next attempt's list (not the plain stop of this one)
+            plain = protective_order_id(sym, key)
+            skipped = self.orders.record(
+                self._protective_order(
+                    symbol, position, key, plain, qty, stop, OrderType.STOP_LOSS_LIMIT
+                )
+            )
+            if skipped is not None:
+                cancel = OrderFacts(cancel_reason=f"not sent: {sent.why}")
+                self.orders.update_status(
+                    plain.value, StatusChange(_S.NEW, _S.CANCELED, self.clock.now(), cancel)
+                )
+            return f"{name}: EXPIRED ({sent.why})"
         self.metrics.add("ProtectiveStopsPlaced", 1)
         self.metrics.add("TakeProfitsPlaced", 1)
         return (
-            f"OCO list {ids.list_id.value} for {qty}: take-profit {take_profit} "
-            f"({above.get('status')}), stop {stop} limit {limit} ({below.get('status')})"
+            f"{name} for {qty}: take-profit {take_profit} ({sent.status(ids.above)}), "
+            f"stop {stop} limit {limit} ({sent.status(ids.below)})"
         )
 
     def _not_placed(self, coid: ClientOrderId, why: str) -> ExecutionResult:
@@ -1505,6 +1555,25 @@ class _ListRefused:
     """The venue did not place a protective OCO list: why (its legs are settled EXPIRED)."""
 
     why: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """What sending one recorded protective order did (see
+    :meth:`ExecutionService._send_protective`): ``duplicate`` (already recorded: nothing
+    sent), ``contended`` (another worker sends it), ``placed`` / ``reconciled`` (the venue
+    holds it), ``pending`` (left SUBMITTED for reconcile), ``rate_limited`` / ``through``
+    (not placed: EXPIRED) or ``refused``; why, and the status of each order by client ID."""
+
+    outcome: Literal[
+        "duplicate", "contended", "placed", "reconciled", "pending", "rate_limited", "through",
+        "refused",
+    ]  # fmt: skip
+    why: str = ""
+    statuses: Mapping[str, str] = field(default_factory=dict)
+
+    def status(self, coid: ClientOrderId) -> str:
+        return self.statuses.get(coid.value, "")
 
 
 def is_resting_stop(order: Mapping[str, Any]) -> bool:
