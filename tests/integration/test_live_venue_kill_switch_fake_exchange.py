@@ -202,3 +202,65 @@ def test_live_venue_a_cancelled_stop_that_never_lands_is_settled_after_the_grace
     (stop,) = rig.orders(Intent.PROTECT)
     assert stop["status"] == OrderStatus.CANCELED.value
     assert _resting_stops(rig) == []
+
+
+def test_live_venue_a_cancel_pending_stop_settled_after_the_grace_counts_as_cancelled_once(
+    rig: Rig,
+) -> None:
+    # Given a stop whose create never lands, asked to be cancelled by the kill-switch
+    entry(rig.service())
+    rig.service(_LandsLate(rig.venue)).protect_positions({BTC.value: STOP})
+    rig.switch(True)
+    rig.service().reconcile()
+    assert metric(rig, "ProtectiveStopsCancelled") == 0  # not settled yet: not counted
+    # When reconcile settles it CANCELED once the grace has passed (and runs again)
+    rig.clock.advance(timedelta(minutes=3))
+    rig.service().reconcile()
+    rig.service().reconcile()
+    # Then it counts as a protective stop cancelled, like a cancel the venue confirmed, once
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    assert metric(rig, "ProtectiveStopsCancelled") == 1
+
+
+class _LookupLostOnce:
+    """The venue cancels the stop; the sweep's lookup right after is lost (a read timeout)."""
+
+    def __init__(self, venue: Any) -> None:
+        self._venue = venue
+        self._cancelled = False
+        self._lost = False
+
+    def cancel_order(self, *args: Any) -> Any:
+        self._cancelled = True
+        return self._venue.cancel_order(*args)
+
+    def fetch_order_by_client_id(self, *args: Any) -> Any:
+        if self._cancelled and not self._lost:
+            self._lost = True
+            raise RetryableExchangeError("binance", "fetch_order", "read timeout")
+        return self._venue.fetch_order_by_client_id(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
+
+
+def test_live_venue_a_stop_the_reconcile_finds_cancelled_after_the_sweep_counts_once(
+    rig: Rig,
+) -> None:
+    entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    # Given the kill-switch's cancel done at the venue, its lookup lost: left CANCEL_PENDING
+    rig.switch(True)
+    rig.service(_LookupLostOnce(rig.venue)).reconcile()
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCEL_PENDING.value
+    assert _resting_stops(rig) == ["CANCELED"]
+    # When the next cycles' reconcile reads the venue's answer
+    rig.clock.advance(timedelta(minutes=1))
+    rig.service().reconcile()
+    rig.service().reconcile()
+    # Then the stop is CANCELED in the ledger and counted once
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    assert metric(rig, "ProtectiveStopsCancelled") == 1

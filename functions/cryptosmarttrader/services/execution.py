@@ -597,6 +597,7 @@ class ExecutionService:
                 coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, now)
             ):
                 self._forget(coid.value, settled=True)
+                self._count_cancelled(order)
                 return "updated"
             return "skipped"
         if status is not _S.SUBMITTED:
@@ -727,11 +728,10 @@ class ExecutionService:
                 )
                 if done:
                     self._forget(coid.value, settled=True)
-            else:
+                    self._count_cancelled(order)
+            else:  # a protective stop the venue shows cancelled is counted by _apply
                 done = self._apply(coid, found).get("status") == _S.CANCELED.value
             cancelled += done
-            if done and order.get("intent") == Intent.PROTECT.value and not _take_profit(order):
-                self.metrics.add("ProtectiveStopsCancelled", 1)
         if cancelled:
             self.metrics.add("OrdersCancelledByKillSwitch", cancelled)
         return cancelled
@@ -1307,8 +1307,8 @@ class ExecutionService:
                 cancelled = self.orders.update_status(
                     coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, now)
                 )
-                if cancelled and not _take_profit(stored):
-                    self.metrics.add("ProtectiveStopsCancelled", 1)
+                if cancelled:
+                    self._count_cancelled(stored)
                 self._forget(coid.value, settled=cancelled)
                 continue
             if found.status is _S.ACCEPTED:  # still resting: the cancel did not take yet
@@ -1320,8 +1320,6 @@ class ExecutionService:
             final_status = OrderStatus(str(final.get("status", _S.CANCEL_PENDING.value)))
             if final_status not in TERMINAL_STATUSES:
                 outcome = "pending"
-            elif final_status is _S.CANCELED and not _take_profit(stored):
-                self.metrics.add("ProtectiveStopsCancelled", 1)
         return outcome
 
     def _cancel_at_venue(self, order: Mapping[str, Any], lists_cancelled: set[str]) -> None:
@@ -1374,6 +1372,8 @@ class ExecutionService:
             ):
                 if target is _S.FILLED:
                     self._filled_metrics(stored, venue)
+                elif target is _S.CANCELED:
+                    self._count_cancelled(stored)
                 break
         final = self.orders.get(coid.value) or {}
         self._apply_fill_to_position(final)
@@ -1425,6 +1425,15 @@ class ExecutionService:
                     self._book.positions[symbol.value] = stored
                 return True
         raise RuntimeError(f"position {symbol}: {_POSITION_RETRIES} concurrent updates lost")
+
+    def _count_cancelled(self, order: Mapping[str, Any]) -> None:
+        """Called once per order, by the conditional write that moved it to CANCELED (whichever
+        path wrote it: a close's or a resize's release, the kill-switch sweep, the venue's
+        answer applied, or reconcile settling a cancel the venue no longer shows after the
+        grace): a protective stop (not a take-profit leg) counts in
+        ``ProtectiveStopsCancelled``."""
+        if order.get("intent") == Intent.PROTECT.value and not _take_profit(order):
+            self.metrics.add(mn.PROTECTIVE_STOPS_CANCELLED.name, 1)
 
     def _filled_metrics(self, stored: Mapping[str, Any], venue: ExchangeOrder) -> None:
         """Once per order (the conditional move to FILLED succeeded): count and slippage."""
