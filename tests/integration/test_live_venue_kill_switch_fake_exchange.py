@@ -8,11 +8,14 @@ venue; a write that lost to a fresher status is retried from that status, never 
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.exchange import OrderStateUnknownError, RetryableExchangeError
 from cryptosmarttrader.domain.order_changes import StatusChange
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
@@ -264,3 +267,60 @@ def test_live_venue_a_stop_the_reconcile_finds_cancelled_after_the_sweep_counts_
     (stop,) = rig.orders(Intent.PROTECT)
     assert stop["status"] == OrderStatus.CANCELED.value
     assert metric(rig, "ProtectiveStopsCancelled") == 1
+
+
+def test_live_venue_kill_switch_keeps_the_stop_of_a_remainder_the_flatten_cannot_sell(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    # Given the stop triggered by the 14:00 bar on a thin book: it sold all but a remainder
+    # worth less than Binance's minimum notional (5 USDT), and still rests for that remainder
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02985")
+    rig.clock.advance(timedelta(hours=5))
+    rig.service().reconcile()
+    rest = Decimal(str(rig.position()["quantity"]))
+    assert rest == Decimal("0.00012")
+    refusal = rig.venue.market_sell_refusal(BTC, Quantity(rest))
+    assert refusal is not None and "minimum notional" in refusal  # the flatten cannot sell it
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.PARTIALLY_FILLED.value
+    # and a decision recorded but not sent yet
+    decision = OrderIntent("other", BTC, Side.BUY, Intent.OPEN, 1_652_191_200_000,
+                           Quantity.of("0.01"), Price.of("31000"))  # fmt: skip
+    service = rig.service()
+    assert service.orders.record(Order.new(decision, created_at=rig.clock.now(), mode="testnet"))
+    # When the kill-switch sweep runs (directly, then as the cycles' reconcile runs it)
+    rig.switch(True)
+    with caplog.at_level(logging.WARNING, logger="cryptosmarttrader.services.execution"):
+        report = service.cancel_open_orders("kill-switch on: operator test")
+    rig.service().reconcile()
+    # Then the decision is cancelled as before, the stop is kept: reported, logged, still
+    # resting on the venue and in the ledger (no cancel sent for it)
+    assert report.cancelled == 1
+    assert rig.service().orders.get(decision.client_order_id.value)["status"] == "CANCELED"  # type: ignore[index]
+    assert list(report.kept) == [stop["client_order_id"]]
+    assert "minimum notional" in report.kept[stop["client_order_id"]]
+    assert stop["client_order_id"] in caplog.text and "keeps protective order" in caplog.text
+    assert rig.sent("DELETE") == []
+    assert _resting_stops(rig) == ["PARTIALLY_FILLED"]
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.PARTIALLY_FILLED.value
+    assert metric(rig, "ProtectiveStopsCancelled") == 0
+    # and the next bar sells the remainder through it, booked once: nothing left unprotected
+    rig.clock.advance(timedelta(hours=1))
+    rig.service().reconcile()
+    assert Decimal(str(rig.position()["quantity"])) == 0
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.FILLED.value
+
+
+def test_live_venue_kill_switch_still_cancels_the_stop_of_a_position_the_flatten_can_sell(
+    rig: Rig,
+) -> None:
+    entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    rig.switch(True)
+    report = rig.service().cancel_open_orders("kill-switch on: operator test")
+    assert report.cancelled == 1 and report.kept == {}
+    assert _resting_stops(rig) == ["CANCELED"]

@@ -37,6 +37,7 @@ filled quantity it has applied per client order ID.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -111,7 +112,10 @@ __all__ = [
     "PositionLedger",
     "ReconcileReport",
     "RiskLevelSource",
+    "SweepReport",
 ]
+
+log = logging.getLogger(__name__)
 
 OVERSELL_METRIC = mn.OVERSELL_REFUSED.name
 PROTECTIVE_STRATEGY = "protective-stop"
@@ -184,6 +188,16 @@ class _Book:
 
     def open_orders(self) -> list[dict[str, Any]]:
         return list(self.orders.values())
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one kill-switch sweep (:meth:`ExecutionService.cancel_open_orders`) did: how many
+    orders it cancelled, and the protective sells it kept resting (client order ID → why: the
+    flatten cannot sell their position, so they are its only exit on the venue)."""
+
+    cancelled: int = 0
+    kept: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -679,8 +693,15 @@ class ExecutionService:
             return "cancel", f"rejected by RiskGuard rule {verdict.rule}: {verdict.reason}", None
         return "send", None, verdict.quantity.value
 
-    def cancel_open_orders(self, reason: str) -> int:
-        """Cancel every NEW and open order (kill-switch). Returns how many were cancelled.
+    def cancel_open_orders(self, reason: str) -> SweepReport:
+        """Cancel every NEW and open order (kill-switch): how many were cancelled, and the
+        protective sells kept.
+
+        One exception, which only reduces risk: the protective sell resting on the venue (a
+        stop, or both legs of an OCO list) of a position the flatten could not sell (the
+        venue's minimum notional at the last price, its lot size: :meth:`_kept_by_sweep`) is
+        kept, logged and reported; cancelled, it would leave that position with nothing on
+        the venue.
 
         The sweep covers the open-orders index with this run's own writes laid over it (a stop
         the same cycle's reconcile just found resting is in it, whatever the lagging index
@@ -691,9 +712,13 @@ class ExecutionService:
         cancelled = 0
         now = self.clock.now()
         pending: list[dict[str, Any]] = []
-        for order in self._overlaid().values():
+        overlaid = self._overlaid()
+        kept = self._kept_by_sweep(overlaid.values())
+        for order in overlaid.values():
             if OrderStatus(str(order["status"])) in TERMINAL_STATUSES:
                 continue  # finished (a terminal status is final): its fill is reconcile's
+            if str(order["client_order_id"]) in kept:
+                continue
             moved = self._mark_cancel(str(order["client_order_id"]), reason, now)
             if moved == "cancelled":
                 cancelled += 1
@@ -734,7 +759,38 @@ class ExecutionService:
             cancelled += done
         if cancelled:
             self.metrics.add("OrdersCancelledByKillSwitch", cancelled)
-        return cancelled
+        for key, why in sorted(kept.items()):
+            log.warning("kill-switch sweep (%s) keeps protective order %s: %s", reason, key, why)
+        return SweepReport(cancelled, kept)
+
+    def _kept_by_sweep(self, orders: Collection[Mapping[str, Any]]) -> dict[str, str]:
+        """The protective sells the sweep keeps resting (client order ID → why): those resting
+        on the venue (ACCEPTED, or PARTIALLY_FILLED: a stop that triggered and sells the rest)
+        for a position the venue would not let the flatten sell (the position read fresh; the
+        venue's own sizing of a market sell of it). Both legs of an OCO list go together."""
+        venue = self.exchange
+        if not self.protective_stops_supported() or not isinstance(venue, ProtectiveGateway):
+            return {}
+        resting: dict[str, list[str]] = {}
+        for order in orders:
+            if order.get("intent") != Intent.PROTECT.value or order.get("side") != Side.SELL.value:
+                continue
+            if order.get("status") in {_S.ACCEPTED.value, _S.PARTIALLY_FILLED.value}:
+                resting.setdefault(str(order["symbol"]), []).append(str(order["client_order_id"]))
+        kept: dict[str, str] = {}
+        for symbol, coids in sorted(resting.items()):
+            held = Decimal(str((self.positions.get(symbol) or {}).get("quantity", 0)))
+            if held <= 0:
+                continue
+            refusal = venue.market_sell_refusal(Symbol(symbol), Quantity(held))
+            if refusal is None:
+                continue
+            why = (
+                f"the flatten cannot sell the {held.normalize():f} held ({refusal}): its "
+                "protective sell stays resting on the venue, the only exit of that position"
+            )
+            kept.update(dict.fromkeys(coids, why))
+        return kept
 
     def _mark_cancel(
         self, key: str, reason: str, now: datetime
