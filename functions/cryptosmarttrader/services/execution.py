@@ -73,6 +73,7 @@ from cryptosmarttrader.domain.orders import (
     book_exposure,
     holding,
     position_episode,
+    protective_attempt,
     protective_key,
     protective_list_ids,
     protective_order_id,
@@ -834,6 +835,7 @@ class ExecutionService:
         self,
         stops: Mapping[str, Decimal],
         take_profits: Mapping[str, Decimal] | None = None,
+        marks: Mapping[str, Decimal] | None = None,
     ) -> dict[str, str]:
         """Give each held position of ``stops`` (symbol → the exit rule's stop price) one
         protective stop on the venue for the quantity held; what happened, per symbol.
@@ -847,7 +849,11 @@ class ExecutionService:
 
         On a venue with OCO order lists (Binance spot) a position with a take-profit price in
         ``take_profits`` gets one list instead of the plain stop: its take-profit resting as a
-        ``LIMIT_MAKER`` sell beside the stop (:meth:`_place_protective_list`)."""
+        ``LIMIT_MAKER`` sell beside the stop (:meth:`_place_protective_list`). A position the
+        venue refused its list for rests with the plain stop; once its price (``marks``: the
+        cycle's last close per symbol) is back between the stop and the take-profit, the list
+        is tried again (:meth:`_list_retry_due`): the plain stop cancelled once, then the list
+        placed (or, refused again, the plain stop at once)."""
         if not self.protective_stops_supported() or not stops:
             return {}
         kill = self.kill_switch.status()
@@ -856,8 +862,9 @@ class ExecutionService:
             return dict.fromkeys(sorted(stops), why)
         self._load_book(fresh=True)
         profits = take_profits or {}
+        prices = marks or {}
         return {
-            symbol: self._protect(symbol, stop, profits.get(symbol))
+            symbol: self._protect(symbol, stop, profits.get(symbol), prices.get(symbol))
             for symbol, stop in sorted(stops.items())
         }
 
@@ -867,7 +874,13 @@ class ExecutionService:
         venue = self.exchange
         return isinstance(venue, OrderListGateway) and venue.supports_protective_order_lists
 
-    def _protect(self, symbol: str, stop: Decimal, take_profit: Decimal | None = None) -> str:
+    def _protect(
+        self,
+        symbol: str,
+        stop: Decimal,
+        take_profit: Decimal | None = None,
+        mark: Decimal | None = None,
+    ) -> str:
         book = self._load_book()
         position = book.positions.get(symbol)
         qty = Decimal(str((position or {}).get("quantity", 0)))
@@ -919,6 +932,20 @@ class ExecutionService:
                 return f"old take-profit {stale[0]['client_order_id']} cancelled; {again}"
             if released != "clear":
                 return f"old protective stop {released}: the new one waits for the next cycle"
+        if status is not None and self._list_retry_due(symbol, key, coid, stop, take_profit, mark):
+            assert take_profit is not None  # checked by _list_retry_due
+            plain = self.orders.get(coid.value) or {}
+            released = self._release(
+                symbol, [plain], f"the OCO list is placed again: the price {mark} is back below "
+                f"its take-profit {take_profit}"
+            )  # fmt: skip
+            if released != "clear":
+                return (
+                    f"protected by stop {coid.value}: its cancel to place the OCO list again is "
+                    f"{released}; the next cycle looks again"
+                )
+            again = self._protect(symbol, stop, take_profit)  # the next attempt: its list first
+            return f"plain stop {coid.value} cancelled to place the OCO list again; {again}"
         if status is not None:
             return f"protected by stop {coid.value} ({status.value})"
         if (
@@ -937,6 +964,39 @@ class ExecutionService:
             again = self._protect(symbol, stop)
             return f"OCO list not placed ({placed.why}); {again}"
         return self._place_protective(symbol, position or {}, key, coid, qty, stop)
+
+    def _list_retry_due(
+        self,
+        symbol: str,
+        key: str,
+        coid: ClientOrderId,
+        stop: Decimal,
+        take_profit: Decimal | None,
+        mark: Decimal | None,
+    ) -> bool:
+        """Whether the plain stop ``coid`` resting for the position state ``key`` is to give
+        way to the OCO list the venue refused in its attempt: the venue takes lists, the stop
+        rests untouched (nothing of it filled), the refusing condition is gone (the last close
+        ``mark`` is back strictly between the stop and the take-profit: a list refused because
+        the price was past a leg, e.g. its take-profit at or below the best bid, -2010), and
+        the retry stays in the first half of the position state's attempts (each retry the
+        venue refuses again spends one; the rest stays for the plain stop's own retries, so a
+        price hovering at the take-profit never spends them all). Otherwise the plain stop
+        keeps resting and the hourly exit rule takes the profit."""
+        if take_profit is None or mark is None or not stop < mark < take_profit:
+            return False
+        if not self.protective_lists_supported():
+            return False
+        sym = Symbol(symbol)
+        if coid != protective_order_id(sym, key):
+            return False  # the stop is a leg of a list that rests
+        if protective_attempt(key) + 1 >= MAX_PROTECT_ATTEMPTS // 2:
+            return False
+        refused = self._status_of(protective_list_ids(sym, key).below.value)
+        if refused not in {_S.EXPIRED, _S.REJECTED}:
+            return False  # the attempt never tried a list (e.g. no take-profit then)
+        stored = self._load_book().orders.get(coid.value) or self.orders.get(coid.value) or {}
+        return is_resting_stop(stored)
 
     def _why_unprotected(self, symbol: str, episode: str, qty: Decimal) -> str:
         """Why :func:`resolve_protective` gave no stop for this position state: the venue
