@@ -310,6 +310,12 @@ class ProtectiveGateway(Protocol):
         """A stop-limit sell; never retried (a timeout raises ``OrderStateUnknownError``)."""
         ...
 
+    def market_sell_refusal(self, symbol: Symbol, quantity: Quantity) -> str | None:
+        """Why the venue would refuse a market sell of ``quantity`` of ``symbol`` now (its lot
+        size, its minimum notional at the last price: what a flatten sends), or None when it
+        would take it, or when its rules or price cannot be read (the sale is then tried)."""
+        ...
+
 
 @runtime_checkable
 class OrderListGateway(Protocol):

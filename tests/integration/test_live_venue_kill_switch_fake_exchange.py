@@ -8,11 +8,14 @@ venue; a write that lost to a fresher status is retried from that status, never 
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.exchange import OrderStateUnknownError, RetryableExchangeError
 from cryptosmarttrader.domain.order_changes import StatusChange
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
@@ -202,3 +205,122 @@ def test_live_venue_a_cancelled_stop_that_never_lands_is_settled_after_the_grace
     (stop,) = rig.orders(Intent.PROTECT)
     assert stop["status"] == OrderStatus.CANCELED.value
     assert _resting_stops(rig) == []
+
+
+def test_live_venue_a_cancel_pending_stop_settled_after_the_grace_counts_as_cancelled_once(
+    rig: Rig,
+) -> None:
+    # Given a stop whose create never lands, asked to be cancelled by the kill-switch
+    entry(rig.service())
+    rig.service(_LandsLate(rig.venue)).protect_positions({BTC.value: STOP})
+    rig.switch(True)
+    rig.service().reconcile()
+    assert metric(rig, "ProtectiveStopsCancelled") == 0  # not settled yet: not counted
+    # When reconcile settles it CANCELED once the grace has passed (and runs again)
+    rig.clock.advance(timedelta(minutes=3))
+    rig.service().reconcile()
+    rig.service().reconcile()
+    # Then it counts as a protective stop cancelled, like a cancel the venue confirmed, once
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    assert metric(rig, "ProtectiveStopsCancelled") == 1
+
+
+class _LookupLostOnce:
+    """The venue cancels the stop; the sweep's lookup right after is lost (a read timeout)."""
+
+    def __init__(self, venue: Any) -> None:
+        self._venue = venue
+        self._cancelled = False
+        self._lost = False
+
+    def cancel_order(self, *args: Any) -> Any:
+        self._cancelled = True
+        return self._venue.cancel_order(*args)
+
+    def fetch_order_by_client_id(self, *args: Any) -> Any:
+        if self._cancelled and not self._lost:
+            self._lost = True
+            raise RetryableExchangeError("binance", "fetch_order", "read timeout")
+        return self._venue.fetch_order_by_client_id(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
+
+
+def test_live_venue_a_stop_the_reconcile_finds_cancelled_after_the_sweep_counts_once(
+    rig: Rig,
+) -> None:
+    entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    # Given the kill-switch's cancel done at the venue, its lookup lost: left CANCEL_PENDING
+    rig.switch(True)
+    rig.service(_LookupLostOnce(rig.venue)).reconcile()
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCEL_PENDING.value
+    assert _resting_stops(rig) == ["CANCELED"]
+    # When the next cycles' reconcile reads the venue's answer
+    rig.clock.advance(timedelta(minutes=1))
+    rig.service().reconcile()
+    rig.service().reconcile()
+    # Then the stop is CANCELED in the ledger and counted once
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCELED.value
+    assert metric(rig, "ProtectiveStopsCancelled") == 1
+
+
+def test_live_venue_kill_switch_keeps_the_stop_of_a_remainder_the_flatten_cannot_sell(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    # Given the stop triggered by the 14:00 bar on a thin book: it sold all but a remainder
+    # worth less than Binance's minimum notional (5 USDT), and still rests for that remainder
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02985")
+    rig.clock.advance(timedelta(hours=5))
+    rig.service().reconcile()
+    rest = Decimal(str(rig.position()["quantity"]))
+    assert rest == Decimal("0.00012")
+    refusal = rig.venue.market_sell_refusal(BTC, Quantity(rest))
+    assert refusal is not None and "minimum notional" in refusal  # the flatten cannot sell it
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.PARTIALLY_FILLED.value
+    # and a decision recorded but not sent yet
+    decision = OrderIntent("other", BTC, Side.BUY, Intent.OPEN, 1_652_191_200_000,
+                           Quantity.of("0.01"), Price.of("31000"))  # fmt: skip
+    service = rig.service()
+    assert service.orders.record(Order.new(decision, created_at=rig.clock.now(), mode="testnet"))
+    # When the kill-switch sweep runs (directly, then as the cycles' reconcile runs it)
+    rig.switch(True)
+    with caplog.at_level(logging.WARNING, logger="cryptosmarttrader.services.execution"):
+        report = service.cancel_open_orders("kill-switch on: operator test")
+    rig.service().reconcile()
+    # Then the decision is cancelled as before, the stop is kept: reported, logged, still
+    # resting on the venue and in the ledger (no cancel sent for it)
+    assert report.cancelled == 1
+    assert rig.service().orders.get(decision.client_order_id.value)["status"] == "CANCELED"  # type: ignore[index]
+    assert list(report.kept) == [stop["client_order_id"]]
+    assert "minimum notional" in report.kept[stop["client_order_id"]]
+    assert stop["client_order_id"] in caplog.text and "keeps protective order" in caplog.text
+    assert rig.sent("DELETE") == []
+    assert _resting_stops(rig) == ["PARTIALLY_FILLED"]
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.PARTIALLY_FILLED.value
+    assert metric(rig, "ProtectiveStopsCancelled") == 0
+    # and the next bar sells the remainder through it, booked once: nothing left unprotected
+    rig.clock.advance(timedelta(hours=1))
+    rig.service().reconcile()
+    assert Decimal(str(rig.position()["quantity"])) == 0
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.FILLED.value
+
+
+def test_live_venue_kill_switch_still_cancels_the_stop_of_a_position_the_flatten_can_sell(
+    rig: Rig,
+) -> None:
+    entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    rig.switch(True)
+    report = rig.service().cancel_open_orders("kill-switch on: operator test")
+    assert report.cancelled == 1 and report.kept == {}
+    assert _resting_stops(rig) == ["CANCELED"]

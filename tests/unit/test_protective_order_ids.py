@@ -9,6 +9,7 @@ import pytest
 from cryptosmarttrader.domain.orders import (
     MAX_PROTECT_ATTEMPTS,
     OrderStatus,
+    protective_attempt,
     protective_key,
     protective_list_ids,
     protective_order_id,
@@ -109,3 +110,10 @@ def _walk_ids(statuses: dict[str, OrderStatus]) -> tuple[str, str, object]:
     found = resolve_protective(BTC, EPISODE, Decimal("0.02997"), statuses.get)
     assert found is not None
     return found[0], found[1].value, found[2]
+
+
+def test_the_attempt_of_a_protective_key_is_read_back() -> None:
+    assert protective_attempt(protective_key("ep", Decimal("0.5"), 7)) == 7
+    assert protective_attempt(protective_key("", Decimal("1"), 0)) == 0
+    with pytest.raises(DomainError):
+        protective_attempt("no attempt here")

@@ -39,6 +39,7 @@ from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange, map_ccxt_erro
 from cryptosmarttrader.adapters.key_permissions import KeyPermissionChecks, KeyPurpose
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import (
+    ExchangeError,
     ExchangeId,
     ExchangeOrder,
     ExchangeOrderList,
@@ -263,6 +264,19 @@ class CcxtVenue(CcxtExchange):
             {"stopLossPrice": f"{stop:f}", "timeInForce": "GTC"},
         )
         return replace(placed, order_type=OrderType.STOP_LOSS_LIMIT.value)
+
+    def market_sell_refusal(self, symbol: Symbol, quantity: Quantity) -> str | None:
+        """Why a market sell of ``quantity`` would be refused now: sized exactly as
+        :meth:`create_order` sizes it (the amount DOWN to the step, the minimum amount, the
+        minimum notional at the last price). None when it would be taken, or when the venue's
+        rules or price cannot be read (the sale is then tried, and refused or not, as usual)."""
+        try:
+            market = self.market(symbol)
+            last = self.fetch_tickers([symbol])[symbol].last
+        except ExchangeError:
+            return None
+        sized = size_order(market, Side.SELL, quantity, limit_price=None, reference_price=last)
+        return sized.reason if isinstance(sized, SizingRefusal) else None
 
     # -- protective OCO order lists --------------------------------------------------------
 

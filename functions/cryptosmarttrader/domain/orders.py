@@ -310,6 +310,14 @@ def protective_key(episode: str, quantity: Decimal, attempt: int) -> str:
     return f"{episode or 'position'}|{quantity.normalize():f}#{attempt}"
 
 
+def protective_attempt(key: str) -> int:
+    """The attempt a protective key (:func:`protective_key`) names."""
+    head, sep, attempt = key.rpartition("#")
+    if not sep or not head or not attempt.isdigit():
+        raise DomainError(f"not a protective key: {key!r}")
+    return int(attempt)
+
+
 def protective_order_id(symbol: Symbol, key: str) -> ClientOrderId:
     """The first 32 hex chars of SHA256 of ``protect|symbol|sell|key`` (like every other ID)."""
     parts = (Intent.PROTECT.value, symbol.value, Side.SELL.value, key)

@@ -37,6 +37,7 @@ filled quantity it has applied per client order ID.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -72,6 +73,7 @@ from cryptosmarttrader.domain.orders import (
     book_exposure,
     holding,
     position_episode,
+    protective_attempt,
     protective_key,
     protective_list_ids,
     protective_order_id,
@@ -111,7 +113,10 @@ __all__ = [
     "PositionLedger",
     "ReconcileReport",
     "RiskLevelSource",
+    "SweepReport",
 ]
+
+log = logging.getLogger(__name__)
 
 OVERSELL_METRIC = mn.OVERSELL_REFUSED.name
 PROTECTIVE_STRATEGY = "protective-stop"
@@ -184,6 +189,16 @@ class _Book:
 
     def open_orders(self) -> list[dict[str, Any]]:
         return list(self.orders.values())
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one kill-switch sweep (:meth:`ExecutionService.cancel_open_orders`) did: how many
+    orders it cancelled, and the protective sells it kept resting (client order ID → why: the
+    flatten cannot sell their position, so they are its only exit on the venue)."""
+
+    cancelled: int = 0
+    kept: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -597,6 +612,7 @@ class ExecutionService:
                 coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, now)
             ):
                 self._forget(coid.value, settled=True)
+                self._count_cancelled(order)
                 return "updated"
             return "skipped"
         if status is not _S.SUBMITTED:
@@ -678,8 +694,15 @@ class ExecutionService:
             return "cancel", f"rejected by RiskGuard rule {verdict.rule}: {verdict.reason}", None
         return "send", None, verdict.quantity.value
 
-    def cancel_open_orders(self, reason: str) -> int:
-        """Cancel every NEW and open order (kill-switch). Returns how many were cancelled.
+    def cancel_open_orders(self, reason: str) -> SweepReport:
+        """Cancel every NEW and open order (kill-switch): how many were cancelled, and the
+        protective sells kept.
+
+        One exception, which only reduces risk: the protective sell resting on the venue (a
+        stop, or both legs of an OCO list) of a position the flatten could not sell (the
+        venue's minimum notional at the last price, its lot size: :meth:`_kept_by_sweep`) is
+        kept, logged and reported; cancelled, it would leave that position with nothing on
+        the venue.
 
         The sweep covers the open-orders index with this run's own writes laid over it (a stop
         the same cycle's reconcile just found resting is in it, whatever the lagging index
@@ -690,9 +713,13 @@ class ExecutionService:
         cancelled = 0
         now = self.clock.now()
         pending: list[dict[str, Any]] = []
-        for order in self._overlaid().values():
+        overlaid = self._overlaid()
+        kept = self._kept_by_sweep(overlaid.values())
+        for order in overlaid.values():
             if OrderStatus(str(order["status"])) in TERMINAL_STATUSES:
                 continue  # finished (a terminal status is final): its fill is reconcile's
+            if str(order["client_order_id"]) in kept:
+                continue
             moved = self._mark_cancel(str(order["client_order_id"]), reason, now)
             if moved == "cancelled":
                 cancelled += 1
@@ -727,14 +754,44 @@ class ExecutionService:
                 )
                 if done:
                     self._forget(coid.value, settled=True)
-            else:
+                    self._count_cancelled(order)
+            else:  # a protective stop the venue shows cancelled is counted by _apply
                 done = self._apply(coid, found).get("status") == _S.CANCELED.value
             cancelled += done
-            if done and order.get("intent") == Intent.PROTECT.value and not _take_profit(order):
-                self.metrics.add("ProtectiveStopsCancelled", 1)
         if cancelled:
             self.metrics.add("OrdersCancelledByKillSwitch", cancelled)
-        return cancelled
+        for key, why in sorted(kept.items()):
+            log.warning("kill-switch sweep (%s) keeps protective order %s: %s", reason, key, why)
+        return SweepReport(cancelled, kept)
+
+    def _kept_by_sweep(self, orders: Collection[Mapping[str, Any]]) -> dict[str, str]:
+        """The protective sells the sweep keeps resting (client order ID → why): those resting
+        on the venue (ACCEPTED, or PARTIALLY_FILLED: a stop that triggered and sells the rest)
+        for a position the venue would not let the flatten sell (the position read fresh; the
+        venue's own sizing of a market sell of it). Both legs of an OCO list go together."""
+        venue = self.exchange
+        if not self.protective_stops_supported() or not isinstance(venue, ProtectiveGateway):
+            return {}
+        resting: dict[str, list[str]] = {}
+        for order in orders:
+            if order.get("intent") != Intent.PROTECT.value or order.get("side") != Side.SELL.value:
+                continue
+            if order.get("status") in {_S.ACCEPTED.value, _S.PARTIALLY_FILLED.value}:
+                resting.setdefault(str(order["symbol"]), []).append(str(order["client_order_id"]))
+        kept: dict[str, str] = {}
+        for symbol, coids in sorted(resting.items()):
+            held = Decimal(str((self.positions.get(symbol) or {}).get("quantity", 0)))
+            if held <= 0:
+                continue
+            refusal = venue.market_sell_refusal(Symbol(symbol), Quantity(held))
+            if refusal is None:
+                continue
+            why = (
+                f"the flatten cannot sell the {held.normalize():f} held ({refusal}): its "
+                "protective sell stays resting on the venue, the only exit of that position"
+            )
+            kept.update(dict.fromkeys(coids, why))
+        return kept
 
     def _mark_cancel(
         self, key: str, reason: str, now: datetime
@@ -778,6 +835,7 @@ class ExecutionService:
         self,
         stops: Mapping[str, Decimal],
         take_profits: Mapping[str, Decimal] | None = None,
+        marks: Mapping[str, Decimal] | None = None,
     ) -> dict[str, str]:
         """Give each held position of ``stops`` (symbol → the exit rule's stop price) one
         protective stop on the venue for the quantity held; what happened, per symbol.
@@ -791,7 +849,11 @@ class ExecutionService:
 
         On a venue with OCO order lists (Binance spot) a position with a take-profit price in
         ``take_profits`` gets one list instead of the plain stop: its take-profit resting as a
-        ``LIMIT_MAKER`` sell beside the stop (:meth:`_place_protective_list`)."""
+        ``LIMIT_MAKER`` sell beside the stop (:meth:`_place_protective_list`). A position the
+        venue refused its list for rests with the plain stop; once its price (``marks``: the
+        cycle's last close per symbol) is back between the stop and the take-profit, the list
+        is tried again (:meth:`_list_retry_due`): the plain stop cancelled once, then the list
+        placed (or, refused again, the plain stop at once)."""
         if not self.protective_stops_supported() or not stops:
             return {}
         kill = self.kill_switch.status()
@@ -800,8 +862,9 @@ class ExecutionService:
             return dict.fromkeys(sorted(stops), why)
         self._load_book(fresh=True)
         profits = take_profits or {}
+        prices = marks or {}
         return {
-            symbol: self._protect(symbol, stop, profits.get(symbol))
+            symbol: self._protect(symbol, stop, profits.get(symbol), prices.get(symbol))
             for symbol, stop in sorted(stops.items())
         }
 
@@ -811,7 +874,13 @@ class ExecutionService:
         venue = self.exchange
         return isinstance(venue, OrderListGateway) and venue.supports_protective_order_lists
 
-    def _protect(self, symbol: str, stop: Decimal, take_profit: Decimal | None = None) -> str:
+    def _protect(
+        self,
+        symbol: str,
+        stop: Decimal,
+        take_profit: Decimal | None = None,
+        mark: Decimal | None = None,
+    ) -> str:
         book = self._load_book()
         position = book.positions.get(symbol)
         qty = Decimal(str((position or {}).get("quantity", 0)))
@@ -863,6 +932,20 @@ class ExecutionService:
                 return f"old take-profit {stale[0]['client_order_id']} cancelled; {again}"
             if released != "clear":
                 return f"old protective stop {released}: the new one waits for the next cycle"
+        if status is not None and self._list_retry_due(symbol, key, coid, stop, take_profit, mark):
+            assert take_profit is not None  # checked by _list_retry_due
+            plain = self.orders.get(coid.value) or {}
+            released = self._release(
+                symbol, [plain], f"the OCO list is placed again: the price {mark} is back below "
+                f"its take-profit {take_profit}"
+            )  # fmt: skip
+            if released != "clear":
+                return (
+                    f"protected by stop {coid.value}: its cancel to place the OCO list again is "
+                    f"{released}; the next cycle looks again"
+                )
+            again = self._protect(symbol, stop, take_profit)  # the next attempt: its list first
+            return f"plain stop {coid.value} cancelled to place the OCO list again; {again}"
         if status is not None:
             return f"protected by stop {coid.value} ({status.value})"
         if (
@@ -881,6 +964,39 @@ class ExecutionService:
             again = self._protect(symbol, stop)
             return f"OCO list not placed ({placed.why}); {again}"
         return self._place_protective(symbol, position or {}, key, coid, qty, stop)
+
+    def _list_retry_due(
+        self,
+        symbol: str,
+        key: str,
+        coid: ClientOrderId,
+        stop: Decimal,
+        take_profit: Decimal | None,
+        mark: Decimal | None,
+    ) -> bool:
+        """Whether the plain stop ``coid`` resting for the position state ``key`` is to give
+        way to the OCO list the venue refused in its attempt: the venue takes lists, the stop
+        rests untouched (nothing of it filled), the refusing condition is gone (the last close
+        ``mark`` is back strictly between the stop and the take-profit: a list refused because
+        the price was past a leg, e.g. its take-profit at or below the best bid, -2010), and
+        the retry stays in the first half of the position state's attempts (each retry the
+        venue refuses again spends one; the rest stays for the plain stop's own retries, so a
+        price hovering at the take-profit never spends them all). Otherwise the plain stop
+        keeps resting and the hourly exit rule takes the profit."""
+        if take_profit is None or mark is None or not stop < mark < take_profit:
+            return False
+        if not self.protective_lists_supported():
+            return False
+        sym = Symbol(symbol)
+        if coid != protective_order_id(sym, key):
+            return False  # the stop is a leg of a list that rests
+        if protective_attempt(key) + 1 >= MAX_PROTECT_ATTEMPTS // 2:
+            return False
+        refused = self._status_of(protective_list_ids(sym, key).below.value)
+        if refused not in {_S.EXPIRED, _S.REJECTED}:
+            return False  # the attempt never tried a list (e.g. no take-profit then)
+        stored = self._load_book().orders.get(coid.value) or self.orders.get(coid.value) or {}
+        return is_resting_stop(stored)
 
     def _why_unprotected(self, symbol: str, episode: str, qty: Decimal) -> str:
         """Why :func:`resolve_protective` gave no stop for this position state: the venue
@@ -927,23 +1043,60 @@ class ExecutionService:
         qty: Decimal,
         stop: Decimal,
     ) -> str:
+        """The plain stop of the position state ``key`` (``STOP_LOSS_LIMIT``), recorded then
+        sent once (:meth:`_send_protective`). A refusal by the venue is REJECTED (it ends the
+        position state's stops: its rules do not take it); a price already through the stop
+        is not placed (EXPIRED: the next cycle places the next attempt)."""
         limit = stop * (Decimal(1) - self.protective_limit_offset)
-        order = self._plain_stop(symbol, position, key, coid, qty, stop)
-        record = self.orders.record(order)
-        if record is None:
-            self.metrics.add("DuplicateOrdersPrevented", 1)
-            return f"protective stop {coid.value} already recorded: not sent again"
-        return self._send_plain_stop(symbol, record, coid, qty, stop, limit)
+        sym = Symbol(symbol)
+        venue = self.exchange
+        assert isinstance(venue, ProtectiveGateway)  # checked by protect_positions
 
-    def _plain_stop(
+        def create() -> dict[ClientOrderId, ExchangeOrder]:
+            placed = venue.create_stop_order(sym, Quantity(qty), Price(stop), Price(limit), coid)
+            return {coid: placed}
+
+        def lookup() -> dict[ClientOrderId, ExchangeOrder] | None:
+            found = venue.fetch_order_by_client_id(sym, coid)
+            return None if found is None else {coid: found}
+
+        order = self._protective_order(
+            symbol, position, key, coid, qty, stop, OrderType.STOP_LOSS_LIMIT
+        )
+        sent = self._send_protective(
+            [(order, {"stop_price": stop, "limit_price": limit})],
+            create,
+            lookup,
+            refusal_ends=True,
+            through=(
+                ImmediateTriggerError,
+                "the price is through the stop, not placed; the hourly exit rule protects the "
+                "position and the next cycle places the next attempt",
+            ),
+        )
+        if sent.outcome == "duplicate":
+            return f"protective stop {coid.value} already recorded: not sent again"
+        if sent.outcome == "contended":
+            return f"protective stop {coid.value} is being sent by another worker"
+        status = sent.status(coid)
+        if status not in {_S.REJECTED.value, _S.EXPIRED.value}:
+            self.metrics.add("ProtectiveStopsPlaced", 1)
+        why = f" ({sent.why})" if sent.why else ""
+        return f"protective stop {coid.value} for {qty} at {stop} (limit {limit}): {status}{why}"
+
+    def _protective_order(
         self,
         symbol: str,
         position: Mapping[str, Any],
         key: str,
         coid: ClientOrderId,
         qty: Decimal,
-        stop: Decimal,
+        reference: Decimal,
+        kind: OrderType,
+        list_id: ClientOrderId | None = None,
     ) -> Order:
+        """A protective sell of the position state ``key`` (a plain stop or a leg of its
+        list), as recorded before it is sent."""
         now = self.clock.now()
         raw_opened = position.get("opened_at")
         opened = datetime.fromisoformat(str(raw_opened)) if raw_opened else now
@@ -955,74 +1108,126 @@ class ExecutionService:
             strategy=PROTECTIVE_STRATEGY,
             signal_bar_ms=ms_from_utc(opened),
             quantity=Quantity(qty),
-            reference_price=Price(stop),
+            reference_price=Price(reference),
             created_at=now,
             mode=self.mode,
-            order_type=OrderType.STOP_LOSS_LIMIT,
+            order_type=kind,
             position_key=key,
+            list_client_order_id=list_id,
         )
 
-    def _send_plain_stop(
+    def _send_protective(
         self,
-        symbol: str,
-        record: Mapping[str, Any],
-        coid: ClientOrderId,
-        qty: Decimal,
-        stop: Decimal,
-        limit: Decimal,
-    ) -> str:
+        orders: list[tuple[Order, Mapping[str, Any]]],
+        create: Callable[[], Mapping[ClientOrderId, ExchangeOrder]],
+        lookup: Callable[[], Mapping[ClientOrderId, ExchangeOrder] | None],
+        *,
+        refusal_ends: bool,
+        through: tuple[type[FatalExchangeError], str],
+    ) -> _Sent:
+        """Send one protective order (a plain stop, or the legs of one OCO list) exactly once,
+        whatever the venue answers. ``orders``: each order with the fields its SUBMITTED write
+        adds; the first one's conditional insert (and its NEW → SUBMITTED) is the write that
+        decides between workers. ``create`` is the one venue call (never retried), answering
+        each order by its client ID; ``lookup`` finds them by client ID after a lost answer.
+
+        The venue's answer, mapped in one place:
+
+        * accepted → each order moved to the venue's status (``placed``);
+        * a timeout, a 5xx or an unreadable answer → looked up by client ID, never resent:
+          found → recorded (``reconciled``, ``OrdersReconciled``); absent after a rate-limit
+          refusal (HTTP 429: nothing in flight) → not placed, EXPIRED (``rate_limited``: the
+          next cycle places the next attempt); absent otherwise, or the lookup failed → left
+          SUBMITTED for :meth:`reconcile` (``pending``);
+        * the price already through a trigger (``through``: the error that says so, and why
+          the order is not placed: a stop's "would trigger immediately", an OCO list's prices
+          no longer around the last price) → not placed, EXPIRED (``through``): no verdict on
+          the position state;
+        * any other refusal (``refused``, one ``OrdersRejectedByExchange``): REJECTED when
+          ``refusal_ends`` (the plain stop: the venue's rules do not take it, which ends the
+          position state's stops), else EXPIRED (a list: the plain stop follows)."""
         now = self.clock.now()
-        self._remember(record)
-        fields = {
-            "submitted_at": now,
-            "mode": self.mode,
-            "stop_price": stop,
-            "limit_price": limit,
-        }
-        if not self.orders.update_status(coid.value, self._submission(now, stop=stop, limit=limit)):
-            return f"protective stop {coid.value} is being sent by another worker"
-        self._remember({**record, **fields, "status": _S.SUBMITTED.value,
-                        "submitted_at": now.isoformat()})  # fmt: skip
-        venue = self.exchange
-        assert isinstance(venue, ProtectiveGateway)  # checked by protect_positions
-        try:
-            placed = venue.create_stop_order(
-                Symbol(symbol), Quantity(qty), Price(stop), Price(limit), coid
+        coids = [order.client_order_id for order, _ in orders]
+        records: list[dict[str, Any]] = []
+        for order, _fields in orders:
+            record = self.orders.record(order)
+            if record is None and not records:
+                self.metrics.add("DuplicateOrdersPrevented", 1)
+                return _Sent("duplicate")
+            records.append(record or self.orders.get(order.client_order_id.value) or {})
+        for record in records:
+            self._remember(record)
+        for (order, extra), record in zip(orders, records, strict=True):
+            fields = {"submitted_at": now, "mode": self.mode, **extra}
+            moved = self.orders.update_status(
+                order.client_order_id.value,
+                self._submission(now, stop=extra.get("stop_price"), limit=extra.get("limit_price")),
             )
+            if not moved and order.client_order_id == coids[0]:
+                return _Sent("contended")
+            self._remember({**record, **fields, "status": _S.SUBMITTED.value,
+                            "submitted_at": now.isoformat()})  # fmt: skip
+        try:
+            answer = create()
         except OrderStateUnknownError as exc:
             self._exchange_error()
-            result = self._reconcile_after_timeout(
-                coid,
-                Symbol(symbol),
-                str(exc),
-                rate_limited=exc.rate_limited,
-                not_placed=self._not_placed,
-            )
+            return self._look_up_protective(coids, lookup, str(exc), exc.rate_limited)
         except InvalidPayloadError as exc:
-            result = self._reconcile_after_timeout(
-                coid, Symbol(symbol), f"unreadable acknowledgement: {exc}"
-            )
-        except ImmediateTriggerError as exc:
-            # the price is already through the stop: not placed, and not a verdict on this
-            # position state (REJECTED would end its stops for good). The hourly exit rule
-            # still applies; the next cycle places the next attempt.
+            # the call returned: the venue answered, maybe with the order, in a form we cannot
+            # read. That is not a refusal: looked up by client ID.
             self.consecutive_exchange_errors = 0
-            result = self._not_placed(
-                coid,
-                f"{exc}: the price is through the stop, not placed; the hourly exit rule "
-                "protects the position and the next cycle places the next attempt",
-            )
+            return self._look_up_protective(coids, lookup, f"unreadable acknowledgement: {exc}")
+        except through[0] as exc:
+            self.consecutive_exchange_errors = 0
+            why = f"{exc}: {through[1]}"
+            for coid in coids:
+                self._not_placed(coid, why)
+            return _Sent("through", why, {c.value: _S.EXPIRED.value for c in coids})
         except FatalExchangeError as exc:
-            result = self._rejected_by_venue(coid, str(exc))
-        else:
-            self.consecutive_exchange_errors = 0
-            result = self._result(self._apply(coid, placed))
-        if result.status not in {_S.REJECTED.value, _S.EXPIRED.value}:
-            self.metrics.add("ProtectiveStopsPlaced", 1)
-        return (
-            f"protective stop {coid.value} for {qty} at {stop} (limit {limit}): "
-            f"{result.status}" + (f" ({result.reason})" if result.reason != "sent" else "")
-        )
+            self.consecutive_exchange_errors = 0  # the venue answered: it is up
+            if refusal_ends:
+                for coid in coids:
+                    self._rejected_by_venue(coid, str(exc))
+                return _Sent("refused", str(exc), {c.value: _S.REJECTED.value for c in coids})
+            for coid in coids:
+                self._not_placed(coid, f"{exc}: refused by the venue, not placed")
+            self.metrics.add("OrdersRejectedByExchange", 1)  # one refusal, however many legs
+            return _Sent("refused", str(exc), {c.value: _S.EXPIRED.value for c in coids})
+        self.consecutive_exchange_errors = 0
+        return _Sent("placed", "", self._apply_answer(coids, answer))
+
+    def _look_up_protective(
+        self,
+        coids: list[ClientOrderId],
+        lookup: Callable[[], Mapping[ClientOrderId, ExchangeOrder] | None],
+        what: str,
+        rate_limited: bool = False,
+    ) -> _Sent:
+        """A protective create whose answer was lost, unreadable or refused by the rate limit:
+        looked up by client ID (see :meth:`_send_protective`), never resent."""
+        submitted = {c.value: _S.SUBMITTED.value for c in coids}
+        try:
+            found = lookup()
+        except ExchangeError as failed:
+            self._exchange_error()
+            why = f"{what}; lookup failed ({failed}): left SUBMITTED for reconcile, not resent"
+            return _Sent("pending", why, submitted)
+        if found is None and rate_limited:
+            why = f"{what}; the venue holds no order with this client id: not placed"
+            for coid in coids:
+                self._not_placed(coid, why)
+            return _Sent("rate_limited", why, {c.value: _S.EXPIRED.value for c in coids})
+        if found is None:
+            why = f"{what}; not at the venue yet: left SUBMITTED for reconcile, not resent"
+            return _Sent("pending", why, submitted)
+        self.metrics.add("OrdersReconciled", 1)
+        return _Sent("reconciled", "", self._apply_answer(coids, found))
+
+    def _apply_answer(
+        self, coids: list[ClientOrderId], answer: Mapping[ClientOrderId, ExchangeOrder]
+    ) -> dict[str, str]:
+        """The venue's view of each sent order applied (in ``coids``' order); their statuses."""
+        return {c.value: str(self._apply(c, answer[c]).get("status")) for c in coids}
 
     def _place_protective_list(
         self,
@@ -1039,126 +1244,87 @@ class ExecutionService:
         Both legs are orders of the ledger (intent PROTECT, ``list_client_order_id`` naming
         their list), recorded by the conditional insert before anything is sent: the stop leg
         first, its insert the one write that decides (a retry, a restart or a redelivery finds
-        it and sends nothing). Then NEW → SUBMITTED and one create. A timeout or an unreadable
-        answer looks the list up by its client ID (never re-sent); a 429 settles both legs as
-        not placed (EXPIRED: the next cycle places the next attempt). Any refusal (the price
-        already past a leg, or a reason of one leg alone: the take-profit would match at once,
-        ``PERCENT_PRICE_BY_SIDE``, ``MAX_NUM_ORDERS``) settles both legs as not placed too and
-        returns :class:`_ListRefused` (the caller places the plain stop at once; only the plain
-        stop is ever REJECTED, which ends the position state's stops). Each leg is then the
-        venue's order: filled, expired or cancelled, booked like every order."""
-        now = self.clock.now()
+        it and sends nothing). Then NEW → SUBMITTED and one create (:meth:`_send_protective`).
+        A timeout or an unreadable answer looks the list up by its client ID (never re-sent); a
+        429 settles both legs as not placed (EXPIRED: the next cycle places the next attempt).
+        Any refusal (the price already past a leg, or a reason of one leg alone: the
+        take-profit would match at once, ``PERCENT_PRICE_BY_SIDE``, ``MAX_NUM_ORDERS``) settles
+        both legs as not placed too and returns :class:`_ListRefused` (the caller places the
+        plain stop at once; only the plain stop is ever REJECTED, which ends the position
+        state's stops). Each leg is then the venue's order: filled, expired or cancelled,
+        booked like every order."""
         limit = stop * (Decimal(1) - self.protective_limit_offset)
-        ids = protective_list_ids(Symbol(symbol), key)
-        raw_opened = position.get("opened_at")
-        opened = datetime.fromisoformat(str(raw_opened)) if raw_opened else now
-        legs = {
-            ids.below: (
-                OrderType.STOP_LOSS_LIMIT,
-                stop,
-                {"stop_price": stop, "limit_price": limit},
-            ),
-            ids.above: (OrderType.LIMIT_MAKER, take_profit, {"limit_price": take_profit}),
-        }
-        records: dict[ClientOrderId, dict[str, Any]] = {}
-        for leg, (kind, reference, _fields) in legs.items():
-            order = Order(
-                client_order_id=leg,
-                symbol=Symbol(symbol),
-                side=Side.SELL,
-                intent=Intent.PROTECT,
-                strategy=PROTECTIVE_STRATEGY,
-                signal_bar_ms=ms_from_utc(opened),
-                quantity=Quantity(qty),
-                reference_price=Price(reference),
-                created_at=now,
-                mode=self.mode,
-                order_type=kind,
-                position_key=key,
-                list_client_order_id=ids.list_id,
-            )
-            record = self.orders.record(order)
-            if record is None and leg == ids.below:
-                self.metrics.add("DuplicateOrdersPrevented", 1)
-                return f"OCO list {ids.list_id.value} already recorded: not sent again"
-            records[leg] = record or self.orders.get(leg.value) or {}
-        for record in records.values():
-            self._remember(record)
-        for leg, (_kind, _reference, extra) in legs.items():
-            fields = {"submitted_at": now, "mode": self.mode, **extra}
-            moved = self.orders.update_status(
-                leg.value,
-                self._submission(now, stop=extra.get("stop_price"), limit=extra["limit_price"]),
-            )
-            if not moved and leg == ids.below:
-                return f"OCO list {ids.list_id.value} is being sent by another worker"
-            self._remember({**records[leg], **fields, "status": _S.SUBMITTED.value,
-                            "submitted_at": now.isoformat()})  # fmt: skip
+        sym = Symbol(symbol)
+        ids = protective_list_ids(sym, key)
         venue = self.exchange
         assert isinstance(venue, OrderListGateway)  # checked by the caller
-        sym = Symbol(symbol)
-        placed: ExchangeOrderList | None = None
-        try:
-            placed = venue.create_protective_oco(
-                sym, Quantity(qty), Price(take_profit), Price(stop), Price(limit), ids
+
+        def legs(found: ExchangeOrderList) -> dict[ClientOrderId, ExchangeOrder]:
+            return {ids.below: found.below, ids.above: found.above}
+
+        def create() -> dict[ClientOrderId, ExchangeOrder]:
+            return legs(
+                venue.create_protective_oco(
+                    sym, Quantity(qty), Price(take_profit), Price(stop), Price(limit), ids
+                )
             )
-        except (OrderStateUnknownError, InvalidPayloadError) as exc:
-            self._exchange_error()
-            limited = isinstance(exc, OrderStateUnknownError) and exc.rate_limited
-            try:
-                placed = venue.fetch_order_list(sym, ids.list_id)
-            except ExchangeError as lookup:
-                self._exchange_error()
-                return (
-                    f"OCO list {ids.list_id.value}: {exc}; lookup failed ({lookup}): "
-                    "left SUBMITTED for reconcile, not resent"
-                )
-            if placed is None and limited:
-                why = f"{exc}; the venue holds no list with this client id: not placed"
-                for leg in legs:
-                    self._not_placed(leg, why)
-                # a transient refusal: the attempt is spent without its plain stop, so the
-                # next cycle places the next attempt's list (not the plain stop of this one)
-                plain = protective_order_id(sym, key)
-                skipped = self.orders.record(
-                    self._plain_stop(symbol, position, key, plain, qty, stop)
-                )
-                if skipped is not None:
-                    self.orders.update_status(
-                        plain.value,
-                        StatusChange(
-                            _S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=f"not sent: {why}")
-                        ),
-                    )
-                return f"OCO list {ids.list_id.value}: EXPIRED ({why})"
-            if placed is None:
-                return (
-                    f"OCO list {ids.list_id.value}: {exc}; not at the venue yet: left "
-                    "SUBMITTED for reconcile, not resent"
-                )
-            self.metrics.add("OrdersReconciled", 1)
-        except OrderListPricesError as exc:
-            self.consecutive_exchange_errors = 0
-            for leg in legs:
-                self._not_placed(leg, f"{exc}: not placed")
-            return _ListRefused(f"the price is past a leg: {exc}")
-        except FatalExchangeError as exc:
+
+        def lookup() -> dict[ClientOrderId, ExchangeOrder] | None:
+            found = venue.fetch_order_list(sym, ids.list_id)
+            return None if found is None else legs(found)
+
+        def leg(coid: ClientOrderId, kind: OrderType, reference: Decimal) -> Order:
+            return self._protective_order(
+                symbol, position, key, coid, qty, reference, kind, ids.list_id
+            )
+
+        below = (
+            leg(ids.below, OrderType.STOP_LOSS_LIMIT, stop),
+            {"stop_price": stop, "limit_price": limit},
+        )
+        above = (leg(ids.above, OrderType.LIMIT_MAKER, take_profit), {"limit_price": take_profit})
+        sent = self._send_protective(
+            [below, above],
+            create,
+            lookup,
+            refusal_ends=False,
+            # a take-profit the best bid reached ("would immediately match and take") is a
+            # refusal of the list like any other: the plain stop follows
+            through=(OrderListPricesError, "not placed"),
+        )
+        name = f"OCO list {ids.list_id.value}"
+        if sent.outcome == "duplicate":
+            return f"{name} already recorded: not sent again"
+        if sent.outcome == "contended":
+            return f"{name} is being sent by another worker"
+        if sent.outcome == "through":
+            return _ListRefused(f"the price is past a leg: {sent.why}")
+        if sent.outcome == "refused":
             # a refusal of the list may concern its take-profit leg alone: the stop is still
             # wanted, so nothing here ends the position state's stops (the plain stop follows)
-            self.consecutive_exchange_errors = 0
-            for leg in legs:
-                self._not_placed(leg, f"{exc}: the list was refused, not placed")
-            self.metrics.add("OrdersRejectedByExchange", 1)  # one refusal: the list
-            return _ListRefused(f"refused by the venue: {exc}")
-        else:
-            self.consecutive_exchange_errors = 0
-        below = self._apply(ids.below, placed.below)
-        above = self._apply(ids.above, placed.above)
+            return _ListRefused(f"refused by the venue: {sent.why}")
+        if sent.outcome == "pending":
+            return f"{name}: {sent.why}"
+        if sent.outcome == "rate_limited":
+            # a transient refusal: the attempt is spent without its plain stop, so the next
+            # cycle places the next attempt's list (not the plain stop of this one)
+            plain = protective_order_id(sym, key)
+            skipped = self.orders.record(
+                self._protective_order(
+                    symbol, position, key, plain, qty, stop, OrderType.STOP_LOSS_LIMIT
+                )
+            )
+            if skipped is not None:
+                cancel = OrderFacts(cancel_reason=f"not sent: {sent.why}")
+                self.orders.update_status(
+                    plain.value, StatusChange(_S.NEW, _S.CANCELED, self.clock.now(), cancel)
+                )
+            return f"{name}: EXPIRED ({sent.why})"
         self.metrics.add("ProtectiveStopsPlaced", 1)
         self.metrics.add("TakeProfitsPlaced", 1)
         return (
-            f"OCO list {ids.list_id.value} for {qty}: take-profit {take_profit} "
-            f"({above.get('status')}), stop {stop} limit {limit} ({below.get('status')})"
+            f"{name} for {qty}: take-profit {take_profit} ({sent.status(ids.above)}), "
+            f"stop {stop} limit {limit} ({sent.status(ids.below)})"
         )
 
     def _not_placed(self, coid: ClientOrderId, why: str) -> ExecutionResult:
@@ -1257,8 +1423,8 @@ class ExecutionService:
                 cancelled = self.orders.update_status(
                     coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, now)
                 )
-                if cancelled and not _take_profit(stored):
-                    self.metrics.add("ProtectiveStopsCancelled", 1)
+                if cancelled:
+                    self._count_cancelled(stored)
                 self._forget(coid.value, settled=cancelled)
                 continue
             if found.status is _S.ACCEPTED:  # still resting: the cancel did not take yet
@@ -1270,8 +1436,6 @@ class ExecutionService:
             final_status = OrderStatus(str(final.get("status", _S.CANCEL_PENDING.value)))
             if final_status not in TERMINAL_STATUSES:
                 outcome = "pending"
-            elif final_status is _S.CANCELED and not _take_profit(stored):
-                self.metrics.add("ProtectiveStopsCancelled", 1)
         return outcome
 
     def _cancel_at_venue(self, order: Mapping[str, Any], lists_cancelled: set[str]) -> None:
@@ -1324,6 +1488,8 @@ class ExecutionService:
             ):
                 if target is _S.FILLED:
                     self._filled_metrics(stored, venue)
+                elif target is _S.CANCELED:
+                    self._count_cancelled(stored)
                 break
         final = self.orders.get(coid.value) or {}
         self._apply_fill_to_position(final)
@@ -1375,6 +1541,15 @@ class ExecutionService:
                     self._book.positions[symbol.value] = stored
                 return True
         raise RuntimeError(f"position {symbol}: {_POSITION_RETRIES} concurrent updates lost")
+
+    def _count_cancelled(self, order: Mapping[str, Any]) -> None:
+        """Called once per order, by the conditional write that moved it to CANCELED (whichever
+        path wrote it: a close's or a resize's release, the kill-switch sweep, the venue's
+        answer applied, or reconcile settling a cancel the venue no longer shows after the
+        grace): a protective stop (not a take-profit leg) counts in
+        ``ProtectiveStopsCancelled``."""
+        if order.get("intent") == Intent.PROTECT.value and not _take_profit(order):
+            self.metrics.add(mn.PROTECTIVE_STOPS_CANCELLED.name, 1)
 
     def _filled_metrics(self, stored: Mapping[str, Any], venue: ExchangeOrder) -> None:
         """Once per order (the conditional move to FILLED succeeded): count and slippage."""
@@ -1505,6 +1680,25 @@ class _ListRefused:
     """The venue did not place a protective OCO list: why (its legs are settled EXPIRED)."""
 
     why: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """What sending one recorded protective order did (see
+    :meth:`ExecutionService._send_protective`): ``duplicate`` (already recorded: nothing
+    sent), ``contended`` (another worker sends it), ``placed`` / ``reconciled`` (the venue
+    holds it), ``pending`` (left SUBMITTED for reconcile), ``rate_limited`` / ``through``
+    (not placed: EXPIRED) or ``refused``; why, and the status of each order by client ID."""
+
+    outcome: Literal[
+        "duplicate", "contended", "placed", "reconciled", "pending", "rate_limited", "through",
+        "refused",
+    ]  # fmt: skip
+    why: str = ""
+    statuses: Mapping[str, str] = field(default_factory=dict)
+
+    def status(self, coid: ClientOrderId) -> str:
+        return self.statuses.get(coid.value, "")
 
 
 def is_resting_stop(order: Mapping[str, Any]) -> bool:

@@ -593,7 +593,10 @@ class TradingCycle:
             if price.is_finite() and price > 0:
                 stops[symbol] = price * (Decimal(1) - loss)
                 take_profits[symbol] = price * (Decimal(1) + gain)
-        return self.execution.protect_positions(stops, take_profits)
+        # the last closes: a list the venue refused is placed again once the price is back
+        # between its legs
+        marks = {s: m.price for s, m in self.marks.items()}
+        return self.execution.protect_positions(stops, take_profits, marks)
 
     def _exit_by_rule(
         self,
