@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from cryptosmarttrader.domain.drift import DriftReference
 from cryptosmarttrader.domain.model_canary import ModelCard, ModelStage, ModelVersion, StageChange
@@ -112,7 +112,7 @@ class EmbeddedModelRegistry:
                 Key={"pk": {"S": self._pk}, "sk": {"S": self._sk(version)}},
                 ConsistentRead=True,
             ).get("Item")
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise RegistryStoreError(f"get {self._pk}/{self._sk(version)}: {exc}") from exc
         if not item:
             raise KeyError(version)
@@ -129,7 +129,7 @@ class EmbeddedModelRegistry:
             )
             for page in pages:
                 out.extend(ModelVersion.model_validate_json(i["body"]["S"]) for i in page["Items"])
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise RegistryStoreError(f"query {self._pk}: {exc}") from exc
         return sorted(out, key=lambda v: v.version)
 
@@ -165,8 +165,11 @@ class EmbeddedModelRegistry:
                 )
             else:
                 self._ddb.put_item(TableName=self._table, Item=item)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        except (ClientError, BotoCoreError) as exc:
+            if (
+                isinstance(exc, ClientError)
+                and exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+            ):
                 return False
             raise RegistryStoreError(f"put {self._pk}/{item['sk']['S']}: {exc}") from exc
         return True
@@ -174,11 +177,11 @@ class EmbeddedModelRegistry:
     def _put_object(self, key: str, body: bytes) -> None:
         try:
             self._s3.put_object(Bucket=self._bucket, Key=key, Body=body)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise RegistryStoreError(f"put s3://{self._bucket}/{key}: {exc}") from exc
 
     def _get_object(self, key: str) -> bytes:
         try:
             return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise RegistryStoreError(f"get s3://{self._bucket}/{key}: {exc}") from exc

@@ -880,7 +880,14 @@ class ExecutionService:
         stop: Decimal,
         take_profit: Decimal | None = None,
         mark: Decimal | None = None,
+        *,
+        replacing: bool = False,
     ) -> str:
+        """Protect the position of ``symbol`` at ``stop`` (and ``take_profit``).
+
+        ``replacing``: a working plain stop was just cancelled to place the OCO list again, so
+        a list the venue rate-limits falls back to the plain stop at once (one more request)
+        rather than leaving the position with nothing resting until the next cycle."""
         book = self._load_book()
         position = book.positions.get(symbol)
         qty = Decimal(str((position or {}).get("quantity", 0)))
@@ -944,7 +951,8 @@ class ExecutionService:
                     f"protected by stop {coid.value}: its cancel to place the OCO list again is "
                     f"{released}; the next cycle looks again"
                 )
-            again = self._protect(symbol, stop, take_profit)  # the next attempt: its list first
+            # the next attempt: its list first (the plain stop at once if it is not placed)
+            again = self._protect(symbol, stop, take_profit, replacing=True)
             return f"plain stop {coid.value} cancelled to place the OCO list again; {again}"
         if status is not None:
             return f"protected by stop {coid.value} ({status.value})"
@@ -955,7 +963,7 @@ class ExecutionService:
             and self._status_of(ids.below.value) is None  # this attempt's list not tried yet
         ):
             placed = self._place_protective_list(
-                symbol, position or {}, key, qty, stop, take_profit
+                symbol, position or {}, key, qty, stop, take_profit, replacing=replacing
             )
             if not isinstance(placed, _ListRefused):
                 return placed
@@ -1237,6 +1245,8 @@ class ExecutionService:
         qty: Decimal,
         stop: Decimal,
         take_profit: Decimal,
+        *,
+        replacing: bool = False,
     ) -> str | _ListRefused:
         """One OCO order list for the position state ``key``: the take-profit (``LIMIT_MAKER``,
         the above leg) and the stop (``STOP_LOSS_LIMIT``, the below leg, the stop's own ID).
@@ -1246,7 +1256,8 @@ class ExecutionService:
         first, its insert the one write that decides (a retry, a restart or a redelivery finds
         it and sends nothing). Then NEW → SUBMITTED and one create (:meth:`_send_protective`).
         A timeout or an unreadable answer looks the list up by its client ID (never re-sent); a
-        429 settles both legs as not placed (EXPIRED: the next cycle places the next attempt).
+        429 settles both legs as not placed (EXPIRED: the next cycle places the next attempt;
+        ``replacing`` a working stop, the caller places the plain stop at once instead).
         Any refusal (the price already past a leg, or a reason of one leg alone: the
         take-profit would match at once, ``PERCENT_PRICE_BY_SIDE``, ``MAX_NUM_ORDERS``) settles
         both legs as not placed too and returns :class:`_ListRefused` (the caller places the
@@ -1305,6 +1316,10 @@ class ExecutionService:
             return _ListRefused(f"refused by the venue: {sent.why}")
         if sent.outcome == "pending":
             return f"{name}: {sent.why}"
+        if sent.outcome == "rate_limited" and replacing:
+            # the plain stop that rested was cancelled for this list: nothing may stay
+            # unprotected for a cycle, so this attempt's plain stop is placed at once
+            return _ListRefused(f"rate limited while replacing a working stop: {sent.why}")
         if sent.outcome == "rate_limited":
             # a transient refusal: the attempt is spent without its plain stop, so the next
             # cycle places the next attempt's list (not the plain stop of this one)
