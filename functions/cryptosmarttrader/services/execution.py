@@ -124,6 +124,8 @@ PROTECTIVE_STRATEGY = "protective-stop"
 CLOSED_AT_VENUE = "closed_at_venue"
 _POSITION_RETRIES = 20
 _S = OrderStatus
+# at the venue and still working: a cancel asked for it has not taken (yet)
+_RESTING = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,8 @@ class ExecutionService:
     _open_here: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     # the context of the cycle being run (see :meth:`reconcile`); None outside a cycle
     _context: CycleContext | None = field(default=None, init=False, repr=False)
+    # the OCO lists whose cancel this reconcile sent again (once per list for both legs)
+    _lists_recancelled: set[str] = field(default_factory=set, init=False, repr=False)
 
     # ------------------------------------------------------------------ submit
 
@@ -543,6 +547,7 @@ class ExecutionService:
             self.prepare()
             self.prepare = None
         self._context = context
+        self._lists_recancelled = set()
         now = self.clock.now()
         book = self._load_book(fresh=True)
         # oldest decisions first and, within one scan, best ranked first: when the limits
@@ -602,7 +607,23 @@ class ExecutionService:
             self._exchange_error()
             return "skipped"
         if found is not None:
-            self._apply(coid, found)
+            resting = status is _S.CANCEL_PENDING and found.status in _RESTING
+            if resting:
+                found = self._cancel_again(order, found)
+            final = self._apply(coid, found)
+            if resting and final.get("status") == _S.PARTIALLY_FILLED.value:
+                # its part filled is booked; the cancel has not taken yet: still asked for
+                reason = str(order.get("cancel_reason") or "cancel not confirmed")
+                if self.orders.update_status(
+                    coid.value,
+                    StatusChange(
+                        _S.PARTIALLY_FILLED,
+                        _S.CANCEL_PENDING,
+                        now,
+                        OrderFacts(cancel_reason=reason),
+                    ),
+                ):
+                    self._remember({**final, "status": _S.CANCEL_PENDING.value})
             return "updated"
         sent_at = _sent_at(order)
         if status is _S.CANCEL_PENDING and now - sent_at >= self.absent_grace:
@@ -636,6 +657,30 @@ class ExecutionService:
                     {**order, "absent_lookups": looks, "next_lookup_at": due_at.isoformat()}
                 )
         return "skipped"
+
+    def _cancel_again(self, order: Mapping[str, Any], found: ExchangeOrder) -> ExchangeOrder:
+        """A CANCEL_PENDING order the venue shows resting (it landed after its cancel, or the
+        cancel did not take): its cancel is sent again, once in this reconcile, unless the
+        kill-switch sweep at the end of it sends one (the switch reads ON). The venue's view
+        after the cancel, else ``found``: whatever filled meanwhile is booked by the caller."""
+        kill = self.kill_switch.status()
+        if kill.on and kill.known:
+            return found  # the sweep that ends this reconcile cancels it
+        coid = ClientOrderId(str(order["client_order_id"]))
+        symbol = Symbol(str(order["symbol"]))
+        try:
+            self._cancel_at_venue(order, self._lists_recancelled)
+        except OrderNotFoundError:
+            pass  # finished at the venue meanwhile: the lookup below says how
+        except ExchangeError:
+            self._exchange_error()
+            return found  # left CANCEL_PENDING: the next reconcile sends it again
+        try:
+            after = self.exchange.fetch_order_by_client_id(symbol, coid)
+        except ExchangeError:
+            self._exchange_error()
+            return found
+        return found if after is None else after
 
     def _admit(
         self, order: Mapping[str, Any], now: datetime
