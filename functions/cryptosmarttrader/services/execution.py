@@ -404,7 +404,7 @@ class ExecutionService:
         except OrderStateUnknownError as exc:
             self._exchange_error()
             return self._reconcile_after_timeout(
-                coid, symbol, str(exc), rate_limited=exc.rate_limited
+                coid, symbol, str(exc), rate_limited=exc.rate_limited, counted=True
             )
         except InvalidPayloadError as exc:
             # the call returned: the venue answered, maybe with the order, in a form we cannot
@@ -494,17 +494,23 @@ class ExecutionService:
         *,
         rate_limited: bool = False,
         not_placed: Callable[[ClientOrderId, str], ExecutionResult] | None = None,
+        counted: bool = False,
     ) -> ExecutionResult:
         """A create whose answer was lost, unreadable or refused by the rate limit: the order
         looked up by client ID. Found → recorded (``OrdersReconciled``). Absent after a
         rate-limit refusal (HTTP 429: answered before any matching, nothing in flight): not
         placed, settled by ``not_placed``: REJECTED for an entry (:meth:`_rejected_by_venue`,
         never resent), EXPIRED for a protective stop (:meth:`_not_placed`: the next cycle
-        places the next attempt). Absent otherwise: left SUBMITTED for :meth:`reconcile`."""
+        places the next attempt). Absent otherwise: left SUBMITTED for :meth:`reconcile`.
+
+        ``counted``: the create's failure was counted as an exchange error already; a failed
+        lookup is part of the same operation and is not counted again (a placed order whose
+        trades the venue has not indexed yet fails both: one error, not two)."""
         try:
             found = self.exchange.fetch_order_by_client_id(symbol, coid)
         except ExchangeError as lookup:
-            self._exchange_error()
+            if not counted:
+                self._exchange_error()
             return ExecutionResult(
                 coid.value,
                 _S.SUBMITTED.value,
