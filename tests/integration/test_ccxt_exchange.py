@@ -415,6 +415,27 @@ def test_binance_reconciles_by_orig_client_order_id() -> None:
     assert order.average == Price.of("90.8")
 
 
+@pytest.mark.parametrize(
+    ("executed", "quote"), [("0.00000000", "0.00000000"), ("0.04000000", "3.63200000")]
+)
+def test_binance_pending_cancel_is_a_cancel_pending_order_with_its_fill(
+    executed: str, quote: str
+) -> None:
+    # Given Binance's recorded order, as the venue reports it while a cancel is in progress
+    # (raw PENDING_CANCEL, which ccxt reports as "canceling"), nothing or part of it filled
+    order_json = load("binance", "order_ltcusdt_filled.json")
+    order_json.update(status="PENDING_CANCEL", executedQty=executed, cummulativeQuoteQty=quote)
+    h = harness(ExchangeId.BINANCE, {"/api/v3/order": [order_json]})
+
+    # When it is looked up by client ID
+    order = h.exchange.fetch_order_by_client_id(LTC, OUR_ID)
+
+    # Then it reads as CANCEL_PENDING (still at the venue, may still fill), with its fill
+    assert order is not None
+    assert order.status is OrderStatus.CANCEL_PENDING
+    assert order.filled == Decimal(executed)
+
+
 def test_binance_unknown_client_id_reconciles_to_none() -> None:
     h = harness(
         ExchangeId.BINANCE, {"/api/v3/order": [ccxt.OrderNotFound("-2013 Order does not exist.")]}

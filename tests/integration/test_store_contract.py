@@ -62,6 +62,7 @@ from tests.fakes import (
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 BTC = Symbol("BTC/USDT")
+ETH = Symbol("ETH/USDT")
 
 
 @dataclass
@@ -340,6 +341,31 @@ def test_a_damaged_opening_time_never_blocks_the_fills_of_its_position(stores: S
     # Then the fill is applied and saved (the time stays unknown, reported so by the exit rule)
     assert stores.positions.save(loaded.apply(sell).position, version, T0) is not None
     assert stores.positions.get(BTC.value)["quantity"] == Decimal("0.5")
+
+
+def test_an_order_filled_in_parts_is_valued_across_loads_and_an_old_record_stays_readable(
+    stores: Stores,
+) -> None:
+    # Given a buy reported 1 filled at 100, saved
+    first = Fill(ClientOrderId("a" * 32), Side.BUY, Decimal("1"), Price.of("100"), T0)
+    assert stores.positions.save(Position(BTC).apply(first).position, None, T0) is not None
+    # When it is loaded and the order reported 2 filled at an average of 110
+    loaded, version = stores.positions.load(BTC.value)
+    assert loaded is not None
+    second = Fill(ClientOrderId("a" * 32), Side.BUY, Decimal("2"), Price.of("110"), T0)
+    assert stores.positions.save(loaded.apply(second).position, version, T0) is not None
+    # Then the second unit is booked at the 120 it traded for
+    assert stores.positions.get(BTC.value)["cost"] == Decimal("220")
+    # and a record written without the applied values still loads and applies
+    stores.positions.upsert(
+        {"symbol": ETH.value, "quantity": Decimal("1"), "cost": Decimal("100"),
+         "applied_fills": {"c" * 32: Decimal("1")}}, None
+    )  # fmt: skip
+    old, old_version = stores.positions.load(ETH.value)
+    assert old is not None and old.applied_costs == {}
+    more = Fill(ClientOrderId("c" * 32), Side.BUY, Decimal("2"), Price.of("110"), T0)
+    assert stores.positions.save(old.apply(more).position, old_version, T0) is not None
+    assert stores.positions.get(ETH.value)["cost"] == Decimal("210")
 
 
 # ------------------------------------------------------------------ state, signals, audit, switch

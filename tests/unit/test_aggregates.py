@@ -106,3 +106,59 @@ def test_a_sell_beyond_the_holding_is_refused_not_booked_as_a_short() -> None:
     assert out.position.oversold_reason is not None and "b" * 32 in out.position.oversold_reason
     with pytest.raises(DomainError):
         Position(ETH, quantity=Decimal(-1))
+
+
+def test_a_buy_filled_in_parts_costs_what_each_part_traded_for() -> None:
+    # Given a buy reported 1 filled at 100, then 3 filled at an average of 120
+    # (the later 2 traded at 130), then again 3 at 120 (a repeat)
+    pos = Position(ETH).apply(_fill("a", Side.BUY, "1", "100")).position
+    out = pos.apply(_fill("a", Side.BUY, "3", "120"))
+    # Then the new part is booked at 260 (not 2 x 120): the position cost 360, average 120
+    assert (out.applied, out.position.quantity, out.position.cost) == (2, 3, Decimal(360))
+    assert out.position.average_price == Decimal(120)
+    assert out.position.applied_costs == {"a" * 32: Decimal(360)}
+    assert not out.position.apply(_fill("a", Side.BUY, "3", "120")).changed
+
+
+def test_a_sell_filled_in_parts_realizes_what_each_part_sold_for() -> None:
+    # Given 4 held at 100
+    pos = Position(ETH).apply(_fill("a", Side.BUY, "4", "100")).position
+    # When a sell is reported 1 filled at 110, then 3 at an average of 120 (2 more at 125)
+    first = pos.apply(_fill("b", Side.SELL, "1", "110"))
+    second = first.position.apply(_fill("b", Side.SELL, "3", "120"))
+    # Then the first part realizes 10 and the second 2 x (125 - 100) = 50, not 2 x 20
+    assert first.realized_pnl == Decimal(10)
+    assert (second.applied, second.realized_pnl) == (Decimal(2), Decimal(50))
+    assert second.position.realized_pnl == Decimal(60)  # 3 sold for 360 against a cost of 300
+    # and the rest stays at its cost
+    assert (second.position.quantity, second.position.cost) == (Decimal(1), Decimal(100))
+
+
+def test_a_sell_part_beyond_the_holding_realizes_the_part_held_at_that_parts_price() -> None:
+    # Given 2 held at 100 and a sell reported 1 filled at 110, then 3 at an average of 120
+    pos = Position(ETH).apply(_fill("a", Side.BUY, "2", "100")).position
+    pos = pos.apply(_fill("b", Side.SELL, "1", "110")).position
+    out = pos.apply(_fill("b", Side.SELL, "3", "120"))
+    # Then of the new 2 (traded at 125) the 1 held realizes 25, the other is oversold
+    assert (out.applied, out.oversold, out.realized_pnl) == (Decimal(1), Decimal(1), 25)
+    assert out.position.quantity == 0
+
+
+def test_an_order_applied_before_values_were_kept_books_its_next_part_at_its_average() -> None:
+    # Given a position whose order "a" has 1 applied and no applied value recorded
+    pos = Position(ETH, quantity=Decimal(1), cost=Decimal(100), applied_fills={"a" * 32: 1})
+    # When the order is reported 3 filled at an average of 120
+    out = pos.apply(_fill("a", Side.BUY, "3", "120"))
+    # Then its applied part keeps its booking and the new 2 are valued at the average, as before
+    assert (out.position.quantity, out.position.cost) == (Decimal(3), Decimal(340))
+    # and from then on its value is kept: 4 at an average of 125 adds the last one at 140
+    later = out.position.apply(_fill("a", Side.BUY, "4", "125")).position
+    assert later.cost == Decimal(480)
+
+
+def test_a_part_whose_value_would_not_be_positive_is_booked_at_the_orders_average() -> None:
+    # Given a buy reported 1 filled at 100, then 2 at an average the venue rounded down to 49
+    pos = Position(ETH).apply(_fill("a", Side.BUY, "1", "100")).position
+    out = pos.apply(_fill("a", Side.BUY, "2", "49"))
+    # Then the new 1 is never booked at a negative cost: it is valued at the average
+    assert out.position.cost == Decimal(149)

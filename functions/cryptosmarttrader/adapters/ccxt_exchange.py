@@ -113,6 +113,9 @@ _CCXT_STATUS: dict[str, OrderStatus] = {
     "closed": OrderStatus.FILLED,
     "canceled": OrderStatus.CANCELED,
     "cancelled": OrderStatus.CANCELED,
+    # Binance's PENDING_CANCEL (documented as unused), which ccxt reports as "canceling": a
+    # cancel the venue has taken and not finished; the order may still fill until it does
+    "canceling": OrderStatus.CANCEL_PENDING,
     "expired": OrderStatus.EXPIRED,
     "rejected": OrderStatus.REJECTED,
 }

@@ -191,6 +191,7 @@ def position_record(position: Position, updated_at: datetime) -> dict[str, Any]:
         "average_price": position.average_price,
         "realized_pnl": position.realized_pnl,
         "applied_fills": dict(position.applied_fills),
+        "applied_costs": dict(position.applied_costs),
         "opened_by": position.opened_by,
         "opened_at": (
             position.opened_at.isoformat() if held and position.opened_at is not None else None
@@ -218,6 +219,9 @@ def position_from_record(record: Mapping[str, Any]) -> Position:
         cost=_dec(record.get("cost", 0)),
         realized_pnl=_dec(record.get("realized_pnl") or 0),
         applied_fills={str(k): _dec(v) for k, v in dict(record.get("applied_fills") or {}).items()},
+        # a record written before values were kept has none: its applied parts keep their
+        # booking, and an order's next part is valued at the order's average (as then)
+        applied_costs={str(k): _dec(v) for k, v in dict(record.get("applied_costs") or {}).items()},
         opened_by=None if not record.get("opened_by") else str(record["opened_by"]),
         opened_at=_opened_at(record),
         oversold=_dec(record.get("oversold") or 0),

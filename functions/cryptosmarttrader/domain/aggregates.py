@@ -8,7 +8,9 @@ the rules a fill applies to a position.
 * :class:`Position` applies fills by client order ID exactly once: a buy adds at cost (average
   cost basis), a sell takes cost off at the average cost and books the realized PnL; a spot
   position never goes below zero (what a venue reports sold beyond the holding is kept apart as
-  ``oversold``, never booked as a short).
+  ``oversold``, never booked as a short). An order filled in parts is booked at what each part
+  traded for (the order's cumulative value less the value already applied), not at the order's
+  running average.
 
 Money and quantities are ``Decimal`` throughout; no clock is read here (times are passed in).
 """
@@ -189,6 +191,9 @@ class Position:
     cost: Decimal = _ZERO
     realized_pnl: Decimal = _ZERO
     applied_fills: Mapping[str, Decimal] = field(default_factory=dict)
+    # per client order ID, the quote value of its fills applied so far (filled × average price
+    # as the venue reported them); an order applied before the value was kept has none
+    applied_costs: Mapping[str, Decimal] = field(default_factory=dict)
     opened_by: str | None = None  # the client order ID whose fill opened this episode
     opened_at: datetime | None = None
     oversold: Decimal = _ZERO
@@ -213,27 +218,33 @@ class Position:
         return self.opened_by or ""
 
     def apply(self, fill: Fill) -> FillOutcome:
-        """Apply the part of ``fill`` not applied yet (exactly once per client order ID)."""
+        """Apply the part of ``fill`` not applied yet (exactly once per client order ID).
+
+        The new part is valued at what it traded for: the order's cumulative value
+        (``filled × average``) less the value already applied for it (see :meth:`_increment_value`).
+        """
         coid = fill.client_order_id.value
         delta = fill.filled - self.applied_fills.get(coid, _ZERO)
         if delta <= 0:
             return FillOutcome(self, _ZERO, _ZERO, _ZERO)
-        price = fill.average_price.value
+        value = self._increment_value(fill, delta)
         applied = {**self.applied_fills, coid: fill.filled}
+        costs = {**self.applied_costs, coid: fill.filled * fill.average_price.value}
         if fill.side is Side.BUY:
             opening = self.quantity <= 0
             after = replace(
                 self,
                 quantity=self.quantity + delta,
-                cost=self.cost + delta * price,
+                cost=self.cost + value,
                 applied_fills=applied,
+                applied_costs=costs,
                 opened_by=coid if opening else self.opened_by,
                 opened_at=fill.filled_at if opening else self.opened_at,
             )
             return FillOutcome(after, delta, _ZERO, _ZERO)
         sold, beyond = sell_fill_split(self.quantity, delta)
         basis = self.cost * sold / self.quantity if self.quantity > 0 else _ZERO
-        realized = sold * price - basis
+        realized = value * sold / delta - basis
         left = self.quantity - sold
         after = replace(
             self,
@@ -241,6 +252,7 @@ class Position:
             cost=self.cost - basis if left > 0 else _ZERO,
             realized_pnl=self.realized_pnl + realized,
             applied_fills=applied,
+            applied_costs=costs,
             opened_at=self.opened_at if left > 0 else None,
             oversold=self.oversold + beyond,
             oversold_reason=(
@@ -250,3 +262,21 @@ class Position:
             ),
         )
         return FillOutcome(after, sold, realized, beyond)
+
+    def _increment_value(self, fill: Fill, delta: Decimal) -> Decimal:
+        """The quote value of the ``delta`` of ``fill`` not applied yet.
+
+        The venue reports an order's cumulative fill at its average price, so the new part cost
+        ``filled × average − applied value``. Booked at the order's average instead (the
+        cumulative value is not split): an order whose applied part has no recorded value
+        (applied before values were kept), and a report whose difference is not a positive
+        value (an average rounded by the venue on a tiny increment)."""
+        price = fill.average_price.value
+        coid = fill.client_order_id.value
+        if coid not in self.applied_fills:
+            return delta * price
+        before = self.applied_costs.get(coid)
+        if before is None:
+            return delta * price
+        value = fill.filled * price - before
+        return value if value > 0 else delta * price

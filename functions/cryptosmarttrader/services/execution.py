@@ -124,6 +124,8 @@ PROTECTIVE_STRATEGY = "protective-stop"
 CLOSED_AT_VENUE = "closed_at_venue"
 _POSITION_RETRIES = 20
 _S = OrderStatus
+# at the venue and still working: a cancel asked for it has not taken (yet)
+_RESTING = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,8 @@ class ExecutionService:
     _open_here: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     # the context of the cycle being run (see :meth:`reconcile`); None outside a cycle
     _context: CycleContext | None = field(default=None, init=False, repr=False)
+    # the OCO lists whose cancel this reconcile sent again (once per list for both legs)
+    _lists_recancelled: set[str] = field(default_factory=set, init=False, repr=False)
 
     # ------------------------------------------------------------------ submit
 
@@ -400,7 +404,7 @@ class ExecutionService:
         except OrderStateUnknownError as exc:
             self._exchange_error()
             return self._reconcile_after_timeout(
-                coid, symbol, str(exc), rate_limited=exc.rate_limited
+                coid, symbol, str(exc), rate_limited=exc.rate_limited, counted=True
             )
         except InvalidPayloadError as exc:
             # the call returned: the venue answered, maybe with the order, in a form we cannot
@@ -490,17 +494,23 @@ class ExecutionService:
         *,
         rate_limited: bool = False,
         not_placed: Callable[[ClientOrderId, str], ExecutionResult] | None = None,
+        counted: bool = False,
     ) -> ExecutionResult:
         """A create whose answer was lost, unreadable or refused by the rate limit: the order
         looked up by client ID. Found → recorded (``OrdersReconciled``). Absent after a
         rate-limit refusal (HTTP 429: answered before any matching, nothing in flight): not
         placed, settled by ``not_placed``: REJECTED for an entry (:meth:`_rejected_by_venue`,
         never resent), EXPIRED for a protective stop (:meth:`_not_placed`: the next cycle
-        places the next attempt). Absent otherwise: left SUBMITTED for :meth:`reconcile`."""
+        places the next attempt). Absent otherwise: left SUBMITTED for :meth:`reconcile`.
+
+        ``counted``: the create's failure was counted as an exchange error already; a failed
+        lookup is part of the same operation and is not counted again (a placed order whose
+        trades the venue has not indexed yet fails both: one error, not two)."""
         try:
             found = self.exchange.fetch_order_by_client_id(symbol, coid)
         except ExchangeError as lookup:
-            self._exchange_error()
+            if not counted:
+                self._exchange_error()
             return ExecutionResult(
                 coid.value,
                 _S.SUBMITTED.value,
@@ -543,6 +553,7 @@ class ExecutionService:
             self.prepare()
             self.prepare = None
         self._context = context
+        self._lists_recancelled = set()
         now = self.clock.now()
         book = self._load_book(fresh=True)
         # oldest decisions first and, within one scan, best ranked first: when the limits
@@ -602,7 +613,23 @@ class ExecutionService:
             self._exchange_error()
             return "skipped"
         if found is not None:
-            self._apply(coid, found)
+            resting = status is _S.CANCEL_PENDING and found.status in _RESTING
+            if resting:
+                found = self._cancel_again(order, found)
+            final = self._apply(coid, found)
+            if resting and final.get("status") == _S.PARTIALLY_FILLED.value:
+                # its part filled is booked; the cancel has not taken yet: still asked for
+                reason = str(order.get("cancel_reason") or "cancel not confirmed")
+                if self.orders.update_status(
+                    coid.value,
+                    StatusChange(
+                        _S.PARTIALLY_FILLED,
+                        _S.CANCEL_PENDING,
+                        now,
+                        OrderFacts(cancel_reason=reason),
+                    ),
+                ):
+                    self._remember({**final, "status": _S.CANCEL_PENDING.value})
             return "updated"
         sent_at = _sent_at(order)
         if status is _S.CANCEL_PENDING and now - sent_at >= self.absent_grace:
@@ -636,6 +663,30 @@ class ExecutionService:
                     {**order, "absent_lookups": looks, "next_lookup_at": due_at.isoformat()}
                 )
         return "skipped"
+
+    def _cancel_again(self, order: Mapping[str, Any], found: ExchangeOrder) -> ExchangeOrder:
+        """A CANCEL_PENDING order the venue shows resting (it landed after its cancel, or the
+        cancel did not take): its cancel is sent again, once in this reconcile, unless the
+        kill-switch sweep at the end of it sends one (the switch reads ON). The venue's view
+        after the cancel, else ``found``: whatever filled meanwhile is booked by the caller."""
+        kill = self.kill_switch.status()
+        if kill.on and kill.known:
+            return found  # the sweep that ends this reconcile cancels it
+        coid = ClientOrderId(str(order["client_order_id"]))
+        symbol = Symbol(str(order["symbol"]))
+        try:
+            self._cancel_at_venue(order, self._lists_recancelled)
+        except OrderNotFoundError:
+            pass  # finished at the venue meanwhile: the lookup below says how
+        except ExchangeError:
+            self._exchange_error()
+            return found  # left CANCEL_PENDING: the next reconcile sends it again
+        try:
+            after = self.exchange.fetch_order_by_client_id(symbol, coid)
+        except ExchangeError:
+            self._exchange_error()
+            return found
+        return found if after is None else after
 
     def _admit(
         self, order: Mapping[str, Any], now: datetime
