@@ -295,3 +295,23 @@ def test_live_venue_fake_exchange_take_profit_partly_filled_the_rest_protected_o
     # what the venue locks for the new protection is exactly what the account holds
     assert rig.venue.fetch_balances()["BTC"] == rest
     assert _list_deletes(rig) == []
+
+
+def test_live_venue_fake_exchange_a_lost_list_whose_lookup_fails_counts_one_exchange_error(
+    rig: Rig,
+) -> None:
+    # Given a held position, and a list create whose answer is lost (nothing booked) and whose
+    # lookup by client ID is then refused by the rate limit
+    service = rig.service()
+    entry(service)
+    before = service.consecutive_exchange_errors
+    rig.fake.fail_next("POST", OCO, "timeout_before_booking")
+    for _ in range(10):  # more 429s than the read's retries
+        rig.fake.fail_next("GET", "/api/v3/orderList", "rate_limit")
+    note = _protect(service)
+    # Then the list is left SUBMITTED for reconcile, never resent, and the one failed
+    # operation (the create and its lookup) counts one exchange error, not two
+    assert "lookup failed" in note and "not resent" in note, note
+    assert service.consecutive_exchange_errors == before + 1
+    assert metric(rig, "ExchangeErrors") == 1
+    assert len(_oco_posts(rig)) == 1

@@ -1230,7 +1230,7 @@ class ExecutionService:
             answer = create()
         except OrderStateUnknownError as exc:
             self._exchange_error()
-            return self._look_up_protective(coids, lookup, str(exc), exc.rate_limited)
+            return self._look_up_protective(coids, lookup, str(exc), exc.rate_limited, counted=True)
         except InvalidPayloadError as exc:
             # the call returned: the venue answered, maybe with the order, in a form we cannot
             # read. That is not a refusal: looked up by client ID.
@@ -1261,14 +1261,19 @@ class ExecutionService:
         lookup: Callable[[], Mapping[ClientOrderId, ExchangeOrder] | None],
         what: str,
         rate_limited: bool = False,
+        *,
+        counted: bool = False,
     ) -> _Sent:
         """A protective create whose answer was lost, unreadable or refused by the rate limit:
-        looked up by client ID (see :meth:`_send_protective`), never resent."""
+        looked up by client ID (see :meth:`_send_protective`), never resent. ``counted``: the
+        create's failure was counted as an exchange error already; its failed lookup is part
+        of the same operation and is not counted again."""
         submitted = {c.value: _S.SUBMITTED.value for c in coids}
         try:
             found = lookup()
         except ExchangeError as failed:
-            self._exchange_error()
+            if not counted:
+                self._exchange_error()
             why = f"{what}; lookup failed ({failed}): left SUBMITTED for reconcile, not resent"
             return _Sent("pending", why, submitted)
         if found is None and rate_limited:
