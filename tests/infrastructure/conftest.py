@@ -150,11 +150,18 @@ def synthesized_template(extra_context: Mapping[str, Any] | None = None) -> Synt
     return _in_process[key]
 
 
+def synthesized_with(extra_context: Mapping[str, Any]) -> Synthesized:
+    """The construct tree for ``extra_context`` (built in this process, for logical IDs; a
+    couple of seconds) and the template synthesized once per run for it (the synth and its
+    cdk-nag validation: most of the cost), shared by every worker and module."""
+    shared = synthesized_template(extra_context)
+    return _synthesized(build(_app(None, extra_context)), shared)
+
+
 @pytest.fixture(scope="session")
 def synthesized() -> Synthesized:
     """The construct tree (built in this worker, for logical IDs) and the shared template."""
-    shared = synthesized_template(SKIP_BUNDLING)
-    return _synthesized(build(_app(None, SKIP_BUNDLING)), shared)
+    return synthesized_with(SKIP_BUNDLING)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.app import CONFIG_CONTEXT_KEY
-from tests.infrastructure.conftest import SKIP_BUNDLING, Synthesized, synthesize
+from tests.infrastructure.conftest import SKIP_BUNDLING, Synthesized, synthesized_with
 
 SCAN = "cryptosmarttrader.handlers.scan.handler"
 CANARY = "cryptosmarttrader.handlers.model_canary.handler"
@@ -53,11 +53,11 @@ def _writers_of(template: Template, endpoint: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def named(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    """The app synthesized (cdk-nag included: a finding raises) with a ranking endpoint."""
-    return synthesize(
-        tmp_path_factory.mktemp("cdk.out.ranking"),
-        {**SKIP_BUNDLING, CONFIG_CONTEXT_KEY: json.dumps({"ranking_endpoint": "cst-rank"})},
+def named() -> Synthesized:
+    """The app synthesized (cdk-nag included: a finding raises) with a ranking endpoint, once
+    per run whichever worker asks first (``synthesized_with``)."""
+    return synthesized_with(
+        {**SKIP_BUNDLING, CONFIG_CONTEXT_KEY: json.dumps({"ranking_endpoint": "cst-rank"})}
     )
 
 
