@@ -1,0 +1,46 @@
+"""A close whose request never reached the venue (no answer, nothing booked) against the local
+fake Binance: the position it was to close in the hours after."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from cryptosmarttrader.domain.orders import OrderStatus
+from tests.support import live_venue
+from tests.support.live_venue import BTC, STOP, Rig, close, entry
+
+pytestmark = pytest.mark.realdata
+
+market = live_venue.market
+rig = live_venue.rig
+
+
+def test_live_venue_a_close_lost_in_flight_leaves_the_position_neither_closed_nor_protected(
+    rig: Rig,
+) -> None:
+    # Given a held position protected by a stop on the venue
+    entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    rig.clock.advance(timedelta(hours=1, minutes=30))
+    # and a close (the exit rule's, a flatten) whose request never reached the venue: Binance
+    # executes no signed request older than its recvWindow, so it can never land later
+    rig.fake.fail_next("POST", "/api/v3/order", "timeout_before_booking")
+    lost = close(rig.service())
+    assert lost.status == OrderStatus.SUBMITTED.value, lost
+    assert not [o for o in rig.fake.orders() if o["side"] == "SELL" and o["type"] == "MARKET"]
+    # When the next three hourly cycles reconcile, decide the exit again and protect
+    notes = []
+    for _ in range(3):
+        rig.clock.advance(timedelta(hours=1))
+        service = rig.service()
+        service.reconcile()
+        notes.append((close(service).reason, service.protect_positions({BTC.value: STOP})))
+    # Then the position was sold, or at least a sell rests on the venue to protect it
+    held = Decimal(str(rig.position().get("quantity", 0)))
+    working = [
+        o for o in rig.fake.orders() if o["side"] == "SELL" and o["status"] in {"NEW", "FILLED"}
+    ]
+    assert held == 0 or working, f"3 h later {held} BTC held, no sell at the venue: {notes}"
