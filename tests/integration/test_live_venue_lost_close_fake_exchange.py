@@ -44,3 +44,22 @@ def test_live_venue_a_close_lost_in_flight_leaves_the_position_neither_closed_no
         o for o in rig.fake.orders() if o["side"] == "SELL" and o["status"] in {"NEW", "FILLED"}
     ]
     assert held == 0 or working, f"3 h later {held} BTC held, no sell at the venue: {notes}"
+
+
+def test_live_venue_a_stop_lost_in_flight_is_not_reported_as_protecting_for_hours(
+    rig: Rig,
+) -> None:
+    # Given a held position whose protective stop request never reached the venue
+    entry(rig.service())
+    rig.fake.fail_next("POST", "/api/v3/order", "timeout_before_booking")
+    rig.service().protect_positions({BTC.value: STOP})
+    # When the next three hourly cycles reconcile and protect the position
+    notes = []
+    for _ in range(3):
+        rig.clock.advance(timedelta(hours=1))
+        service = rig.service()
+        service.reconcile()
+        notes.append(service.protect_positions({BTC.value: STOP})[BTC.value])
+    # Then a stop rests on the venue, or the position is not reported as protected
+    resting = [o for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]
+    assert resting or not notes[-1].startswith("protected by stop"), notes
