@@ -93,8 +93,10 @@ from cryptosmarttrader.domain.types import (
     ms_from_utc,
     utc_from_ms,
 )
+from cryptosmarttrader.domain.venue import dust_reason
 from cryptosmarttrader.ports import (
     KillSwitch,
+    MarketRulesGateway,
     Metrics,
     OrderGateway,
     OrderLedger,
@@ -123,6 +125,8 @@ OVERSELL_METRIC = mn.OVERSELL_REFUSED.name
 PROTECTIVE_STRATEGY = "protective-stop"
 # a CLOSE that found its position already sold by its protective stop on the venue
 CLOSED_AT_VENUE = "closed_at_venue"
+# a CLOSE of a holding below the venue's minimum amount / notional: closed for trading
+DUST = "dust"
 _POSITION_RETRIES = 20
 _S = OrderStatus
 # at the venue and still working: a cancel asked for it has not taken (yet)
@@ -143,7 +147,7 @@ class ExecutionResult:
 
     @property
     def sent(self) -> bool:
-        return self.status not in {"rejected", "duplicate", CLOSED_AT_VENUE}
+        return self.status not in {"rejected", "duplicate", CLOSED_AT_VENUE, DUST}
 
 
 @dataclass(frozen=True)
@@ -294,6 +298,15 @@ class ExecutionService:
             position = self.positions.get(intent.symbol.value)
             if position is not None:
                 book.positions[intent.symbol.value] = position
+            held = Decimal(str((position or {}).get("quantity", 0)))
+            dust = self.dust(intent.symbol.value, held, intent.reference_price.value)
+            if dust is not None:
+                # no close attempt is spent on it: the venue would only refuse it
+                return ExecutionResult(
+                    intent.client_order_id.value,
+                    DUST,
+                    f"{dust}: the position is closed for trading, no close is sent",
+                )
             intent, live = resolve_close(intent, position_episode(position), self._status_of)
             if live is not None:
                 coid = intent.client_order_id
@@ -345,6 +358,28 @@ class ExecutionService:
             return ExecutionResult(coid.value, "duplicate", "order already recorded")
         self._remember(record)
         return self._send(record)
+
+    def dust(self, symbol: str, quantity: Decimal, price: Decimal) -> str | None:
+        """``quantity`` of ``symbol`` held, when it is dust on this venue (what no sell can be
+        placed for: below the venue's minimum amount or notional at ``price`` once floored to
+        its amount step), described with its quantity and value; else None. A venue whose rules
+        are not known (the paper venue) or cannot be read now has no dust: the close is sent
+        and the venue decides."""
+        venue = self.exchange
+        if quantity <= 0 or price <= 0 or not isinstance(venue, MarketRulesGateway):
+            return None
+        try:
+            market = venue.market(Symbol(symbol))
+        except ExchangeError:
+            return None
+        why = dust_reason(market, quantity, price)
+        if why is None:
+            return None
+        value = (quantity * price).quantize(Decimal("0.00000001")).normalize()
+        return (
+            f"dust: {quantity.normalize():f} {market.base} held (worth {value:f} {market.quote} "
+            f"at {price.normalize():f}), {why} of {market.exchange}"
+        )
 
     def _clear_for_close(
         self, intent: OrderIntent, approved: Quantity
@@ -974,6 +1009,9 @@ class ExecutionService:
         qty = Decimal(str((position or {}).get("quantity", 0)))
         if qty <= 0:
             return "no position held"
+        dust = self.dust(symbol, qty, stop)
+        if dust is not None:
+            return f"{dust}: closed for trading, no protective stop"
         sells = [
             o for o in book.open_orders() if o["symbol"] == symbol and o["side"] == Side.SELL.value
         ]
