@@ -25,8 +25,10 @@ The path of one decision (an :class:`OrderIntent`):
 answer that came back but cannot be parsed (``InvalidPayloadError``: the venue may well hold
 the order), the order is looked up by client ID. Found → recorded. Not found → left SUBMITTED
 for :meth:`reconcile`, which keeps looking with a growing interval (never resending: a
-late-appearing order would be a second position) and expires it only after
-``absent_horizon``. A late fill reaches the position once. :meth:`reconcile` runs on every
+late-appearing order would be a second position) and settles it EXPIRED (not placed) only once
+the venue can no longer execute its request (its request window plus ``absent_query_lag``; on
+a venue with no known window, ``absent_horizon``). A late fill reaches the position once. A
+CLOSE of a holding below the venue's minimum amount / notional is dust: nothing is sent. :meth:`reconcile` runs on every
 start, so a crash between send and record is recovered from the venue's view of the client ID.
 
 Each cycle reads only what needs it: the open-orders index (NEW orders, orders at the venue,
