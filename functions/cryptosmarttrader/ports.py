@@ -73,6 +73,7 @@ __all__ = [
     "MarketCapSource",
     "MarketCapStore",
     "MarketData",
+    "MarketRulesGateway",
     "MetricReader",
     "Metrics",
     "ModelDeployer",
@@ -289,6 +290,14 @@ class OrderGateway(Protocol):
     ) -> ExchangeOrder | None: ...
 
     def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> None: ...
+
+
+@runtime_checkable
+class MarketRulesGateway(Protocol):
+    """A venue whose order rules (amount step, minimum amount and notional) can be read
+    (``CcxtVenue``): what it will not sell of a holding is dust."""
+
+    def market(self, symbol: Symbol) -> ExchangeMarket: ...
 
 
 @runtime_checkable

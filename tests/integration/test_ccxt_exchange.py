@@ -350,6 +350,23 @@ def test_kraken_create_order_sends_cl_ord_id() -> None:
     assert order.status is OrderStatus.ACCEPTED
 
 
+def test_kraken_create_order_sends_a_deadline_within_its_request_window() -> None:
+    # Given Kraken's recorded AddOrder acknowledgement, and ccxt's clock (the one it signs with)
+    h = harness(ExchangeId.KRAKEN, {"/AddOrder": [load("kraken", "add_order_ltcusdt.json")]})
+    signed_at = 1_710_374_400_000
+    h.exchange._client.milliseconds = lambda: signed_at  # type: ignore[method-assign]
+    # When placing an order
+    h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
+    # Then the request carries the deadline after which Kraken's engine rejects it: the
+    # venue's request window, so an order absent past it was never placed
+    window = CAPABILITIES[ExchangeId.KRAKEN].request_window_ms
+    assert window is not None and 2_000 <= window <= 60_000
+    (deadline,) = h.replay.params()["deadline"]
+    assert datetime.fromisoformat(deadline) == datetime.fromtimestamp(
+        (signed_at + window) / 1000, tz=UTC
+    )
+
+
 def test_binance_create_order_sends_new_client_order_id() -> None:
     h = harness(ExchangeId.BINANCE, {"/api/v3/order": [load("binance", "new_order_btcusdt.json")]})
     order = h.exchange.create_order(

@@ -10,6 +10,7 @@ HH+1:00 bar, which the lake receives at HH+2:02: it is still open at the next cy
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -37,9 +38,16 @@ from cryptosmarttrader.domain.exchange import (
     RetryableExchangeError,
 )
 from cryptosmarttrader.domain.order_changes import StatusChange
-from cryptosmarttrader.domain.orders import OrderStatus
+from cryptosmarttrader.domain.orders import (
+    MAX_CLOSE_ATTEMPTS,
+    Intent,
+    OrderIntent,
+    OrderStatus,
+    close_position_key,
+    position_episode,
+)
 from cryptosmarttrader.domain.risk import RiskLevel
-from cryptosmarttrader.domain.types import ClientOrderId, Symbol, ms_from_utc
+from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol, ms_from_utc
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanReport, ScanService
 from cryptosmarttrader.services.trading_cycle import CycleReport, TradingCycle
@@ -460,3 +468,95 @@ def test_an_order_the_venue_shows_late_is_tracked_and_its_fill_applied_once(
         )
     cycle.execution.reconcile()
     assert _positions(clients) == positions
+
+
+# ------------------------------------------------ one position's failing exit aborts nothing
+
+
+def _exhaust_close_attempts(clients: AwsClients, symbol: str) -> None:
+    """Record every close attempt of ``symbol``'s position as refused by the venue (a state an
+    earlier version left behind for a dust it kept closing): resolving its close raises."""
+    res = clients.resources
+    orders = DynamoOrderStore(res.orders_table, clients.dynamodb)
+    position = DynamoPositionStore(res.positions_table, clients.dynamodb).get(symbol) or {}
+    base = OrderIntent(
+        "exit-rule", Symbol(symbol), Side.SELL, Intent.CLOSE, ms_from_utc(ASOF),
+        Quantity.of("0.00000877"), Price.of("1"),
+    )  # fmt: skip
+    for attempt in range(MAX_CLOSE_ATTEMPTS):
+        keyed = replace(base, position_key=close_position_key(position_episode(position), attempt))
+        record = {
+            "client_order_id": keyed.client_order_id.value, "symbol": symbol, "side": "sell",
+            "intent": "close", "quantity": Decimal("0.00000877"), "reference_price": Decimal(1),
+            "notional": Decimal(0), "strategy": "exit-rule", "signal_bar_ms": keyed.signal_bar_ms,
+            "status": "NEW", "position_key": keyed.position_key, "mode": "paper",
+            "created_at": ASOF.isoformat(),
+        }  # fmt: skip
+        assert orders.put_new(record)
+        refused = StatusChange(OrderStatus.NEW, OrderStatus.REJECTED, ASOF)
+        assert orders.update_status(keyed.client_order_id.value, refused)
+        orders.settle(keyed.client_order_id.value)
+
+
+def _cycle_with(
+    market: CachedBars, clients: AwsClients, at: datetime, metrics: InMemoryMetrics
+) -> CycleReport:
+    clock = FixedClock(at)
+    lake = IngestLagMarketData(market, clock)
+    return trading_cycle(lake, clock, clients, clients.resources, SETTINGS, metrics).run()
+
+
+def test_a_position_whose_close_fails_never_aborts_the_exit_rule_for_the_others(
+    market: CachedBars, clients: AwsClients, data_dir: Path
+) -> None:
+    # Given positions held, one of which has had every close attempt refused (its close raises)
+    held = _hold_positions(market, clients, data_dir)
+    broken = "dogecoin"  # its real daily closes reached the take-profit by 2021-03-01
+    others = sorted(set(held) - {broken})
+    assert broken in held and others
+    _exhaust_close_attempts(clients, broken)
+    # When the cycle of a day on which the exit rule closes the positions runs
+    metrics = InMemoryMetrics()
+    report = _cycle_with(market, clients, datetime(2021, 3, 1, 1, 10, tzinfo=UTC), metrics)
+    # Then the broken position's exit is reported failed with its reason and counted, and the
+    # cycle went on: the other positions' closes were placed, the metrics were emitted
+    assert "the close failed (DomainError" in report.exit_decisions[broken], report.exit_decisions
+    assert "closes of one position ended without closing it" in report.exit_decisions[broken]
+    assert metrics.total("PositionExitErrors") == 1
+    assert report.exits_by_rule >= 1, report.exit_decisions
+    assert {m.name for m in metrics.all} >= {"RiskLevel", "Equity"}
+    placed = [o for o in _orders(clients) if o["side"] == "sell" and o["status"] != "REJECTED"]
+    assert placed and {str(o["symbol"]) for o in placed} <= set(others)
+
+
+def test_a_position_whose_close_fails_never_aborts_the_flatten_of_the_others(
+    market: CachedBars, clients: AwsClients, data_dir: Path
+) -> None:
+    # Given positions held, one with every close attempt spent, then EMERGENCY (switch off)
+    held = _hold_positions(market, clients, data_dir)
+    broken = sorted(held)[0]
+    _exhaust_close_attempts(clients, broken)
+    _emergency_then_switch_off(clients, ASOF + timedelta(hours=3, minutes=20))
+    # When the next cycle flattens the book
+    metrics = InMemoryMetrics()
+    report = _cycle_with(market, clients, ASOF + timedelta(hours=4, minutes=10), metrics)
+    # Then every other position got its close, the broken one is counted, the cycle completed
+    assert report.flattened == len(held) - 1
+    assert metrics.total("PositionExitErrors") == 1
+
+
+def test_a_position_whose_close_cannot_be_resolved_never_aborts_the_scan(
+    market: CachedBars, clients: AwsClients, data_dir: Path
+) -> None:
+    # Given positions held, one of which has had every close attempt refused
+    held = _hold_positions(market, clients, data_dir)
+    broken = sorted(held)[0]
+    _exhaust_close_attempts(clients, broken)
+    # When the next day's scan runs
+    service = _scan_service(clients, data_dir, ASOF + timedelta(days=1, minutes=15))
+    report = service.run(ASOF + timedelta(days=1))
+    # Then its exit row says why, it is counted, and every held position has its row
+    rows = {r.symbol: r for r in report.exits}
+    assert sorted(rows) == sorted(held)
+    assert any("its close cannot be resolved" in r for r in rows[broken].reasons)
+    assert service.metrics.total("PositionExitErrors") == 1  # type: ignore[attr-defined]

@@ -493,19 +493,27 @@ def test_live_venue_timeout_after_booking_is_reconciled_not_resent(
     assert venue.fake.posts() == 1
 
 
-def test_live_venue_timeout_before_booking_is_left_submitted_and_never_resent(
+def test_live_venue_timeout_before_booking_is_settled_as_not_placed_and_never_resent(
     venue: Venue, books: Books
 ) -> None:
     venue.fake.fail_next("POST", "/api/v3/order", "timeout_before_booking")
     result = books.service(venue).submit(_decision(), equity=EQUITY, quote=QUOTE)
     assert result.status == OrderStatus.SUBMITTED.value
     assert "not resent" in result.reason
+    # a cycle within the request's recvWindow plus the query lag margin: still waited for
+    venue.clock.advance(timedelta(minutes=3))
+    books.service(venue).reconcile()
+    [order] = books.orders()
+    assert order["status"] == OrderStatus.SUBMITTED.value
+    # an hour later the venue can no longer execute it: absent by its client ID, not placed
     venue.clock.advance(timedelta(hours=1))
     books.service(venue).reconcile()
     books.service(venue).reconcile()
     assert venue.fake.posts() == 1 and venue.fake.orders() == []
     [order] = books.orders()
-    assert order["status"] == OrderStatus.SUBMITTED.value
+    assert order["status"] == OrderStatus.EXPIRED.value
+    assert "request window" in str(order["expire_reason"])
+    assert "not placed" in str(order["expire_reason"])
 
 
 def test_live_venue_refusal_below_minimum_is_recorded_with_its_reason(

@@ -142,7 +142,7 @@ def test_live_venue_a_stop_refused_by_the_rate_limit_is_placed_by_the_next_cycle
     assert statuses == [OrderStatus.ACCEPTED.value, OrderStatus.EXPIRED.value]
 
 
-def test_live_venue_a_stop_lost_in_flight_stays_submitted_and_is_never_duplicated(
+def test_live_venue_a_stop_lost_in_flight_is_never_duplicated_while_its_request_could_land(
     rig: Rig,
 ) -> None:
     service = rig.service()
@@ -151,15 +151,40 @@ def test_live_venue_a_stop_lost_in_flight_stays_submitted_and_is_never_duplicate
     rig.fake.fail_next("POST", "/api/v3/order", "timeout_before_booking")
     note = service.protect_positions({BTC.value: STOP})
     assert "SUBMITTED" in note[BTC.value]
-    # When later cycles run: it is looked up by client ID, never placed again by them
-    for _ in range(2):
-        rig.clock.advance(timedelta(minutes=5))
+    # When later cycles run while the venue could still execute the request (its recvWindow
+    # plus the query lag margin): it is looked up by client ID, never placed again, and not
+    # reported as protection
+    settle_after, window = service.absent_settle_after()
+    assert window == timedelta(seconds=10) and settle_after == window + service.absent_query_lag
+    for minutes in (1, 3):
+        rig.clock.advance(timedelta(minutes=minutes))
         again = rig.service()
         again.reconcile()
-        again.protect_positions({BTC.value: STOP})
+        note = again.protect_positions({BTC.value: STOP})
+        assert note[BTC.value].startswith("not protected yet"), note
     assert len(rig.sent("POST", "STOP_LOSS_LIMIT")) == 1
     (record,) = rig.orders(Intent.PROTECT)
     assert record["status"] == OrderStatus.SUBMITTED.value
+    # When the venue can no longer execute it and still shows nothing by its client ID
+    rig.clock.advance(settle_after)
+    later = rig.service()
+    assert later.reconcile().expired == 1
+    # Then it is settled as not placed, and the next attempt (its own client ID) is placed once
+    later.protect_positions({BTC.value: STOP})
+    rig.clock.advance(timedelta(hours=1))
+    last = rig.service()
+    last.reconcile()
+    assert last.protect_positions({BTC.value: STOP})[BTC.value].startswith("protected by stop")
+    sent = rig.sent("POST", "STOP_LOSS_LIMIT")
+    assert len(sent) == 2 and sent[0]["newClientOrderId"] != sent[1]["newClientOrderId"]
+    by_id = {str(o["client_order_id"]): o for o in rig.orders(Intent.PROTECT)}
+    lost, placed = (by_id[s["newClientOrderId"]] for s in sent)
+    assert (lost["status"], placed["status"]) == (
+        OrderStatus.EXPIRED.value,
+        OrderStatus.ACCEPTED.value,
+    )
+    assert "not placed" in str(lost["expire_reason"])
+    assert [o["status"] for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"] == ["NEW"]
 
 
 # -- triggered on the venue ------------------------------------------------------------------

@@ -445,6 +445,11 @@ class CcxtExchange:
         op = "create_order"
         venue_id = self._caps.client_id.format(client_order_id)
         params = {**extra, self._caps.client_id.param: venue_id}
+        window = self._caps.request_window_ms
+        if self._caps.exchange_id is ExchangeId.KRAKEN and window is not None:
+            # Kraken's nonce bounds nothing in time: the deadline (ccxt's clock, the one it
+            # signs with) makes its matching engine reject the request once it has passed
+            params["deadline"] = self._client.iso8601(self._client.milliseconds() + window)
         try:
             raw = self._client.create_order(
                 symbol.value,

@@ -101,6 +101,9 @@ def ccxt_client(
     if caps.exchange_id is ExchangeId.BINANCE:
         # spot only: no futures/options exchangeInfo calls, no wallet endpoints on load
         config["options"] = {**config["options"], "fetchMarkets": {"types": ["spot"]}}
+        # the validity window of every signed request, stated rather than left to ccxt's
+        # default: an order whose request was lost is settled as not placed once it passed
+        config["options"]["recvWindow"] = caps.request_window_ms
     client: ccxt.Exchange = getattr(ccxt, caps.exchange_id.value)(config)
     if mode is VenueMode.TESTNET:
         support = sandbox_support(caps.exchange_id)

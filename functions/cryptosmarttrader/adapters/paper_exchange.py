@@ -115,8 +115,11 @@ class StatePaperBook:
 
 
 def paper_capabilities(like: ExchangeId = ExchangeId.BINANCE) -> ExchangeCapabilities:
-    """The capabilities of ``like`` (client-ID rules, fees), market orders only."""
-    return replace(CAPABILITIES[like], order_types=frozenset({OrderType.MARKET}))
+    """The capabilities of ``like`` (client-ID rules, fees), market orders only. No request
+    window: nothing is signed or in flight, the paper venue answers in the same process."""
+    return replace(
+        CAPABILITIES[like], order_types=frozenset({OrderType.MARKET}), request_window_ms=None
+    )
 
 
 class PaperExchange:

@@ -73,6 +73,11 @@ class ExchangeCapabilities:
     supports_funding: bool
     order_types: frozenset[OrderType] = frozenset({OrderType.MARKET, OrderType.LIMIT})
     notes: str = ""
+    # How long after it was signed a create request can still be executed by the venue (its
+    # validity window: Binance's ``recvWindow``, KuCoin's ``KC-API-TIMESTAMP`` tolerance, the
+    # ``deadline`` sent with a Kraken ``AddOrder``), in ms; None where no window is known (the
+    # paper venue): an order the venue does not show is then waited for much longer.
+    request_window_ms: int | None = None
 
     def __post_init__(self) -> None:
         unknown = self.timeframes - TIMEFRAME_MS.keys()
@@ -80,6 +85,8 @@ class ExchangeCapabilities:
             raise DomainError(f"{self.exchange_id}: timeframes without a known length: {unknown}")
         if self.ohlcv_page_limit <= 0:
             raise DomainError(f"{self.exchange_id}: OHLCV page limit must be > 0")
+        if self.request_window_ms is not None and not 0 < self.request_window_ms <= 60_000:
+            raise DomainError(f"{self.exchange_id}: request window must be in (0, 60 s]")
 
     def require_timeframe(self, timeframe: str) -> int:
         """Length of ``timeframe`` in ms, or a :class:`NotSupportedByExchange`."""
@@ -111,6 +118,9 @@ CAPABILITIES: Final[dict[ExchangeId, ExchangeCapabilities]] = {
         rate_limit_ms=1000,
         supports_funding=False,
         notes="spot; uniqueness of cl_ord_id is enforced among open orders only",
+        # the ``deadline`` the adapter sends with every AddOrder (Kraken: now + 2 s to 60 s):
+        # the matching engine rejects the request after it
+        request_window_ms=10_000,
     ),
     ExchangeId.BINANCE: ExchangeCapabilities(
         exchange_id=ExchangeId.BINANCE,
@@ -124,6 +134,9 @@ CAPABILITIES: Final[dict[ExchangeId, ExchangeCapabilities]] = {
         rate_limit_ms=50,
         supports_funding=True,
         notes="spot orders; funding rates from USD-M perpetuals (symbols like BTC/USDT:USDT)",
+        # the ``recvWindow`` sent with every signed request (set on the ccxt client; Binance
+        # takes at most 60 000): a request received later is rejected, never executed
+        request_window_ms=10_000,
     ),
     ExchangeId.KUCOIN: ExchangeCapabilities(
         exchange_id=ExchangeId.KUCOIN,
@@ -135,6 +148,8 @@ CAPABILITIES: Final[dict[ExchangeId, ExchangeCapabilities]] = {
         rate_limit_ms=7.5,
         supports_funding=False,
         notes="spot; funding lives on KuCoin Futures, a separate venue",
+        # KuCoin rejects a request whose KC-API-TIMESTAMP is more than 5 s off its server time
+        request_window_ms=5_000,
     ),
 }
 

@@ -432,6 +432,15 @@ OVERSELL_REFUSED = MetricSpec(
     EXECUTION,
     producer="services/execution.py",
 )
+POSITION_EXIT_ERRORS = MetricSpec(
+    "PositionExitErrors",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Positions whose exit (the exit rule's close, the EMERGENCY flatten, the scan's exit row) "
+    "failed with an error this run: logged with the reason, the other positions went on.",
+    EXECUTION,
+    producer="services/trading_cycle.py, services/scan.py",
+)
 PROTECTIVE_STOPS_PLACED = MetricSpec(
     "ProtectiveStopsPlaced",
     Unit.COUNT,
@@ -693,6 +702,7 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     ORDERS_RECONCILED,
     ORDERS_CANCELLED_BY_KILL_SWITCH,
     OVERSELL_REFUSED,
+    POSITION_EXIT_ERRORS,
     BALANCE_DRIFT,
     PROTECTIVE_STOPS_PLACED,
     PROTECTIVE_STOPS_CANCELLED,

@@ -118,6 +118,10 @@ OPEN_STATUSES = frozenset(
     }
 )
 
+# recorded, or sent and not acknowledged: nothing is known to rest on the venue yet (a stop in
+# this state is never placed again while its request may still land, nor counted as protection)
+UNCONFIRMED_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.SUBMITTED})
+
 _S = OrderStatus
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     _S.NEW: frozenset({_S.SUBMITTED, _S.REJECTED, _S.CANCELED}),
@@ -280,7 +284,9 @@ def resolve_close(
     Attempt 0 of the position's episode first. An attempt whose order is live (NEW or still at
     the venue) *is* the close: its status is returned and nothing new may be ordered. An
     attempt whose order ended (cancelled, expired, rejected, or filled without closing all of
-    it) leaves the position open: the next attempt is the new decision. An unknown attempt is
+    it) leaves the position open: the next attempt is the new decision. A close whose request
+    was lost stays live (SUBMITTED) only while the venue could still execute it: absent by its
+    client ID past the venue's request window, the reconcile settles it EXPIRED (not placed). An unknown attempt is
     returned with status None: the order to record. Everyone closing this position (the scan,
     the RiskGuard's flatten, a retry) walks the same attempts and so finds the same order."""
     if intent.intent is not Intent.CLOSE or intent.side is not Side.SELL:
@@ -363,7 +369,11 @@ def resolve_protective(
     or None when no stop may be placed for it any more.
 
     Attempt 0 first. An attempt that is live (NEW or at the venue) or filled *is* the stop:
-    returned with its status, nothing new is placed. One the venue refused (REJECTED: its rules
+    returned with its status, nothing new is placed. One still unconfirmed
+    (:data:`UNCONFIRMED_STATUSES`: its request may still land) is returned too, so it is never
+    duplicated, but it protects nothing: the caller reports it so, and once the venue can no
+    longer execute it, absent by its client ID, it is settled EXPIRED (not placed) and the walk
+    goes on to the next attempt. One the venue refused (REJECTED: its rules
     do not take it, e.g. below the minimum notional) ends the walk: None, never re-sent every
     cycle. One cancelled (the kill-switch, a close) or expired leaves the position unprotected:
     the next attempt is the stop to place. Bounded: None after ``max_attempts``.

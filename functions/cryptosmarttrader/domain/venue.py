@@ -22,6 +22,7 @@ __all__ = [
     "SizedOrder",
     "SizingRefusal",
     "VenueMode",
+    "dust_reason",
     "live_gate",
     "sandbox_support",
     "size_order",
@@ -143,6 +144,25 @@ def size_order(
             f"{market.min_cost.normalize():f} of {market.exchange}; not inflated"
         )
     return SizedOrder(Quantity(amount), price, notional)
+
+
+def dust_reason(market: Market, quantity: Decimal, price: Decimal) -> str | None:
+    """Why a holding of ``quantity`` is dust on ``market``: no sell of it can be placed (floored
+    to the amount step it is 0, or below the minimum amount, or below the minimum notional at
+    ``price``), else None. A close leaves such a remainder when a buy's commission was taken in
+    the asset bought: the position is closed for trading (selling it would only be refused)."""
+    if quantity <= 0:
+        return None
+    amount, step = quantity, market.amount_step
+    if step is not None and step > 0:
+        amount = _floor_to(quantity, step)
+        if amount <= 0:
+            return f"it rounds down to 0 on the amount step {step.normalize():f}"
+    if market.min_amount is not None and amount < market.min_amount:
+        return f"below the minimum amount {market.min_amount.normalize():f}"
+    if market.min_cost is not None and amount * price < market.min_cost:
+        return f"below the minimum notional {market.min_cost.normalize():f}"
+    return None
 
 
 # --------------------------------------------------------------------------------------------

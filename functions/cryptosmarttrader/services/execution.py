@@ -25,8 +25,10 @@ The path of one decision (an :class:`OrderIntent`):
 answer that came back but cannot be parsed (``InvalidPayloadError``: the venue may well hold
 the order), the order is looked up by client ID. Found → recorded. Not found → left SUBMITTED
 for :meth:`reconcile`, which keeps looking with a growing interval (never resending: a
-late-appearing order would be a second position) and expires it only after
-``absent_horizon``. A late fill reaches the position once. :meth:`reconcile` runs on every
+late-appearing order would be a second position) and settles it EXPIRED (not placed) only once
+the venue can no longer execute its request (its request window plus ``absent_query_lag``; on
+a venue with no known window, ``absent_horizon``). A late fill reaches the position once. A
+CLOSE of a holding below the venue's minimum amount / notional is dust: nothing is sent. :meth:`reconcile` runs on every
 start, so a crash between send and record is recovered from the venue's view of the client ID.
 
 Each cycle reads only what needs it: the open-orders index (NEW orders, orders at the venue,
@@ -66,6 +68,7 @@ from cryptosmarttrader.domain.orders import (
     OPEN_STATUSES,
     ORDER_TRANSITIONS,
     TERMINAL_STATUSES,
+    UNCONFIRMED_STATUSES,
     Holding,
     Intent,
     OrderIntent,
@@ -92,8 +95,10 @@ from cryptosmarttrader.domain.types import (
     ms_from_utc,
     utc_from_ms,
 )
+from cryptosmarttrader.domain.venue import dust_reason
 from cryptosmarttrader.ports import (
     KillSwitch,
+    MarketRulesGateway,
     Metrics,
     OrderGateway,
     OrderLedger,
@@ -122,6 +127,8 @@ OVERSELL_METRIC = mn.OVERSELL_REFUSED.name
 PROTECTIVE_STRATEGY = "protective-stop"
 # a CLOSE that found its position already sold by its protective stop on the venue
 CLOSED_AT_VENUE = "closed_at_venue"
+# a CLOSE of a holding below the venue's minimum amount / notional: closed for trading
+DUST = "dust"
 _POSITION_RETRIES = 20
 _S = OrderStatus
 # at the venue and still working: a cancel asked for it has not taken (yet)
@@ -142,7 +149,7 @@ class ExecutionResult:
 
     @property
     def sent(self) -> bool:
-        return self.status not in {"rejected", "duplicate", CLOSED_AT_VENUE}
+        return self.status not in {"rejected", "duplicate", CLOSED_AT_VENUE, DUST}
 
 
 @dataclass(frozen=True)
@@ -228,10 +235,14 @@ class ExecutionService:
     clusters: Mapping[str, str] = field(default_factory=dict)
     mode: str = "paper"
     # A SUBMITTED order the venue does not show yet is looked up again after absent_grace,
-    # then at doubling intervals up to absent_max_interval, and expired (never resent) only
-    # once absent_horizon has passed since it was sent.
+    # then at doubling intervals up to absent_max_interval, and settled as not placed
+    # (EXPIRED, never resent) once the venue can no longer execute its request: its request
+    # window (``capabilities.request_window_ms``: Binance's recvWindow, ...) plus
+    # absent_query_lag (a venue may briefly not show a new order to a query by client ID) has
+    # passed since it was sent; after absent_horizon on a venue with no known window.
     absent_grace: timedelta = timedelta(minutes=2)
     absent_max_interval: timedelta = timedelta(hours=1)
+    absent_query_lag: timedelta = timedelta(minutes=5)
     absent_horizon: timedelta = timedelta(hours=24)
     resume_new_within: timedelta = timedelta(minutes=10)
     # a protective stop's limit sits this fraction below its trigger: room for the fall
@@ -289,6 +300,15 @@ class ExecutionService:
             position = self.positions.get(intent.symbol.value)
             if position is not None:
                 book.positions[intent.symbol.value] = position
+            held = Decimal(str((position or {}).get("quantity", 0)))
+            dust = self.dust(intent.symbol.value, held, intent.reference_price.value)
+            if dust is not None:
+                # no close attempt is spent on it: the venue would only refuse it
+                return ExecutionResult(
+                    intent.client_order_id.value,
+                    DUST,
+                    f"{dust}: the position is closed for trading, no close is sent",
+                )
             intent, live = resolve_close(intent, position_episode(position), self._status_of)
             if live is not None:
                 coid = intent.client_order_id
@@ -340,6 +360,28 @@ class ExecutionService:
             return ExecutionResult(coid.value, "duplicate", "order already recorded")
         self._remember(record)
         return self._send(record)
+
+    def dust(self, symbol: str, quantity: Decimal, price: Decimal) -> str | None:
+        """``quantity`` of ``symbol`` held, when it is dust on this venue (what no sell can be
+        placed for: below the venue's minimum amount or notional at ``price`` once floored to
+        its amount step), described with its quantity and value; else None. A venue whose rules
+        are not known (the paper venue) or cannot be read now has no dust: the close is sent
+        and the venue decides."""
+        venue = self.exchange
+        if quantity <= 0 or price <= 0 or not isinstance(venue, MarketRulesGateway):
+            return None
+        try:
+            market = venue.market(Symbol(symbol))
+        except ExchangeError:
+            return None
+        why = dust_reason(market, quantity, price)
+        if why is None:
+            return None
+        value = (quantity * price).quantize(Decimal("0.00000001")).normalize()
+        return (
+            f"dust: {quantity.normalize():f} {market.base} held (worth {value:f} {market.quote} "
+            f"at {price.normalize():f}), {why} of {market.exchange}"
+        )
 
     def _clear_for_close(
         self, intent: OrderIntent, approved: Quantity
@@ -545,7 +587,8 @@ class ExecutionService:
         the kill-switch (read before every order) is off, CANCELED when no longer valid or the
         switch reads ON, and left NEW while the switch cannot be read, see :meth:`_admit`.
         Open orders are looked up by client ID; one the venue does not show is looked up again
-        at growing intervals and EXPIRED only after ``absent_horizon``. A finished order whose
+        at growing intervals and EXPIRED (not placed) only once the venue can no longer execute
+        its request (:meth:`absent_settle_after`). A finished order whose
         fill has not reached its position yet gets it, and leaves the index.
         """
         counts = ReconcileReport()
@@ -644,8 +687,18 @@ class ExecutionService:
             return "skipped"
         if status is not _S.SUBMITTED:
             return "skipped"
-        if now - sent_at >= self.absent_horizon:
-            why = f"not found at the venue by client id within {self.absent_horizon}; not resent"
+        settle_after, window = self.absent_settle_after()
+        if now - sent_at >= settle_after:
+            why = (
+                f"not found at the venue by client id {now - sent_at} after it was sent: "
+                + (
+                    f"past its request window ({window}) and {self.absent_query_lag} for the "
+                    "venue's query lag, the venue can no longer execute it: not placed"
+                    if window is not None
+                    else f"not placed within {settle_after}"
+                )
+                + "; never resent (a new decision takes the next client id)"
+            )
             if self.orders.update_status(
                 coid.value,
                 StatusChange(_S.SUBMITTED, _S.EXPIRED, now, OrderFacts(expire_reason=why)),
@@ -656,6 +709,8 @@ class ExecutionService:
         if now - sent_at >= self.absent_grace:
             looks = int(order.get("absent_lookups", 0)) + 1
             wait = min(self.absent_grace * (2 ** (looks - 1)), self.absent_max_interval)
+            # never looked at again later than when it can be settled
+            wait = max(min(wait, sent_at + settle_after - now), timedelta(0))
             due_at = now + wait
             schedule = OrderFacts(absent_lookups=looks, next_lookup_at=due_at)
             if self.orders.note(coid.value, _S.SUBMITTED, schedule):
@@ -687,6 +742,18 @@ class ExecutionService:
             self._exchange_error()
             return found
         return found if after is None else after
+
+    def absent_settle_after(self) -> tuple[timedelta, timedelta | None]:
+        """How long after it was sent an order the venue does not show by its client ID is
+        settled as not placed, and the venue's request window (None when it has none): past
+        that window the venue rejects the request and never executes it, so once the window
+        and the venue's query lag have passed, absent means never placed. Without a known
+        window, ``absent_horizon``."""
+        window_ms = self.exchange.capabilities.request_window_ms
+        if window_ms is None:
+            return self.absent_horizon, None
+        window = timedelta(milliseconds=window_ms)
+        return min(self.absent_horizon, window + self.absent_query_lag), window
 
     def _admit(
         self, order: Mapping[str, Any], now: datetime
@@ -944,6 +1011,9 @@ class ExecutionService:
         qty = Decimal(str((position or {}).get("quantity", 0)))
         if qty <= 0:
             return "no position held"
+        dust = self.dust(symbol, qty, stop)
+        if dust is not None:
+            return f"{dust}: closed for trading, no protective stop"
         sells = [
             o for o in book.open_orders() if o["symbol"] == symbol and o["side"] == Side.SELL.value
         ]
@@ -990,6 +1060,14 @@ class ExecutionService:
                 return f"old take-profit {stale[0]['client_order_id']} cancelled; {again}"
             if released != "clear":
                 return f"old protective stop {released}: the new one waits for the next cycle"
+        if status in UNCONFIRMED_STATUSES:
+            # in flight: never placed again while the venue could still execute its request,
+            # and no protection either until the venue shows it resting
+            return (
+                f"not protected yet: stop {coid.value} not confirmed by the venue "
+                f"({status.value}); looked up by client id, never re-sent, settled as not "
+                "placed once the venue can no longer execute it (the next cycle places the next)"
+            )
         if status is not None and self._list_retry_due(symbol, key, coid, stop, take_profit, mark):
             assert take_profit is not None  # checked by _list_retry_due
             plain = self.orders.get(coid.value) or {}

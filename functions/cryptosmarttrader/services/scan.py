@@ -11,6 +11,7 @@ freshness is ``DataStaleness``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -56,6 +57,7 @@ from cryptosmarttrader.domain.risk import RiskGuard, RiskLevel, RiskLimits, size
 from cryptosmarttrader.domain.series_breaks import cut_series
 from cryptosmarttrader.domain.types import (
     Action,
+    DomainError,
     Money,
     Price,
     Quantity,
@@ -82,6 +84,8 @@ from cryptosmarttrader.settings import TradingSettings
 
 if TYPE_CHECKING:
     from cryptosmarttrader.ports import SliRecorder
+
+log = logging.getLogger(__name__)
 
 TECHNICAL_ONLY = (
     "technical agent only: no fitted ensemble configured, so confidence is indicator agreement, "
@@ -616,19 +620,28 @@ class ScanService:
             keyed_price = price if price is not None else (float(entry) if entry else None)
             if keyed_price is not None and keyed_price > 0:
                 # the close is keyed on the position: a live one (the exit rule's, a flatten)
-                intent, live = resolve_close(
-                    OrderIntent(
-                        strategy=self.settings.strategy,
-                        symbol=Symbol(symbol),
-                        side=Side.SELL,
-                        intent=Intent.CLOSE,
-                        signal_bar_ms=analysis.asof_ms,
-                        quantity=Quantity(held),
-                        reference_price=Price.of(keyed_price),
-                    ),
-                    position_episode(pos),
-                    self._status_of,
-                )
+                try:
+                    intent, live = resolve_close(
+                        OrderIntent(
+                            strategy=self.settings.strategy,
+                            symbol=Symbol(symbol),
+                            side=Side.SELL,
+                            intent=Intent.CLOSE,
+                            signal_bar_ms=analysis.asof_ms,
+                            quantity=Quantity(held),
+                            reference_price=Price.of(keyed_price),
+                        ),
+                        position_episode(pos),
+                        self._status_of,
+                    )
+                except (DomainError, ValueError, ArithmeticError) as exc:
+                    # this position's close cannot be resolved: said on its row and counted,
+                    # the other positions (and the scan) go on
+                    log.error("position %s: its close cannot be resolved: %s", symbol, exc)
+                    self.metrics.add(mn.POSITION_EXIT_ERRORS.name, 1)
+                    reasons.append(f"its close cannot be resolved: {exc}")
+                    out.append(ExitRow(**row, reasons=reasons))
+                    continue
                 if live is not None:
                     row.update(
                         client_order_id=intent.client_order_id.value, order_status=live.value

@@ -38,6 +38,7 @@ tracking error.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -93,6 +94,8 @@ from cryptosmarttrader.services.execution import (
 )
 from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
 from cryptosmarttrader.services.risk_state import RiskStateService
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Account",
@@ -546,8 +549,20 @@ class TradingCycle:
             mark = self.marks.get(symbol)
             if qty <= 0 or mark is None:
                 continue
-            sent += self._close(FLATTEN_STRATEGY, symbol, qty, mark, equity, context).sent
+            try:
+                sent += self._close(FLATTEN_STRATEGY, symbol, qty, mark, equity, context).sent
+            except Exception as exc:  # noqa: BLE001 - one position's error: the others go on
+                self._exit_failed(symbol, "flatten", exc)
         return sent
+
+    def _exit_failed(self, symbol: str, what: str, exc: Exception) -> str:
+        """One position's exit failed: logged with the reason and counted
+        (``PositionExitErrors``); the cycle goes on with the other positions."""
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        why = f"{what} failed ({type(exc).__name__}: {first})"
+        log.error("position %s: %s; the other positions go on", symbol, why)
+        self.metrics.add(mn.POSITION_EXIT_ERRORS.name, 1)
+        return why
 
     def _close(
         self,
@@ -648,7 +663,12 @@ class TradingCycle:
                     + (f"; {why}" if why else "")
                 )
                 continue
-            result = self._close(EXIT_RULE_STRATEGY, symbol, qty, mark, equity, context)
+            try:
+                result = self._close(EXIT_RULE_STRATEGY, symbol, qty, mark, equity, context)
+            except Exception as exc:  # noqa: BLE001 - one position's error: the others go on
+                why = self._exit_failed(symbol, "the close", exc)
+                decisions[symbol] = f"exit by the rule ({decision.reason.value}): {why}"
+                continue
             sent += result.sent
             decisions[symbol] = (
                 f"exit by the rule ({decision.reason.value} after {decision.days_held} days): "
