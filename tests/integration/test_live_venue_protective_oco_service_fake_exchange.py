@@ -315,3 +315,25 @@ def test_live_venue_fake_exchange_a_lost_list_whose_lookup_fails_counts_one_exch
     assert service.consecutive_exchange_errors == before + 1
     assert metric(rig, "ExchangeErrors") == 1
     assert len(_oco_posts(rig)) == 1
+
+
+def test_live_venue_fake_exchange_one_positions_protective_error_never_stops_the_others(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a held position, and another symbol whose protective step fails with an error
+    # nobody foresaw (a damaged record, a venue answer no adapter maps)
+    service = rig.service()
+    entry(service)
+    real = service._protect
+
+    def failing(symbol: str, *args: Any, **kwargs: Any) -> str:
+        if symbol == "AAA/USDT":
+            raise RuntimeError("damaged record\nsecond line")
+        return real(symbol, *args, **kwargs)
+
+    monkeypatch.setattr(service, "_protect", failing)
+    notes = service.protect_positions({"AAA/USDT": STOP, BTC.value: STOP}, {BTC.value: TP})
+    # Then that symbol's failure is reported and counted, and BTC still gets its list
+    assert notes["AAA/USDT"].startswith("protective step failed (RuntimeError: damaged record)")
+    assert metric(rig, "PositionExitErrors") == 1
+    assert "OCO list" in notes[BTC.value] and len(_oco_posts(rig)) == 1

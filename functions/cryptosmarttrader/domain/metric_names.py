@@ -437,9 +437,10 @@ POSITION_EXIT_ERRORS = MetricSpec(
     Unit.COUNT,
     Family.EXECUTION,
     "Positions whose exit (the exit rule's close, the EMERGENCY flatten, the scan's exit row) "
-    "failed with an error this run: logged with the reason, the other positions went on.",
+    "or protective order step failed with an error this run: logged with the reason, the other "
+    "positions went on.",
     EXECUTION,
-    producer="services/trading_cycle.py, services/scan.py",
+    producer="services/trading_cycle.py, services/scan.py, services/execution.py",
 )
 PROTECTIVE_STOPS_PLACED = MetricSpec(
     "ProtectiveStopsPlaced",

@@ -971,7 +971,8 @@ class ExecutionService:
         venue refused its list for rests with the plain stop; once its price (``marks``: the
         cycle's last close per symbol) is back between the stop and the take-profit, the list
         is tried again (:meth:`_list_retry_due`): the plain stop cancelled once, then the list
-        placed (or, refused again, the plain stop at once)."""
+        placed (or, refused again, the plain stop at once). One position's error is logged,
+        reported on it and counted (``PositionExitErrors``); the others are protected."""
         if not self.protective_stops_supported() or not stops:
             return {}
         kill = self.kill_switch.status()
@@ -981,10 +982,20 @@ class ExecutionService:
         self._load_book(fresh=True)
         profits = take_profits or {}
         prices = marks or {}
-        return {
-            symbol: self._protect(symbol, stop, profits.get(symbol), prices.get(symbol))
-            for symbol, stop in sorted(stops.items())
-        }
+        done: dict[str, str] = {}
+        for symbol, stop in sorted(stops.items()):
+            try:
+                done[symbol] = self._protect(symbol, stop, profits.get(symbol), prices.get(symbol))
+            except Exception as exc:  # noqa: BLE001 - one position's error: the others go on
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                why = (
+                    f"protective step failed ({type(exc).__name__}: {first}); the hourly exit "
+                    "rule still applies"
+                )
+                log.error("position %s: %s; the other positions go on", symbol, why)
+                self.metrics.add(mn.POSITION_EXIT_ERRORS.name, 1)
+                done[symbol] = why
+        return done
 
     def protective_lists_supported(self) -> bool:
         """Whether a held position's take-profit rests on the venue with its stop, as one OCO
