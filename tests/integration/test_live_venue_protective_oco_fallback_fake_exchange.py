@@ -14,7 +14,6 @@ import pytest
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.domain.exit_rule import ExitRule
 from cryptosmarttrader.domain.orders import MAX_PROTECT_ATTEMPTS, Intent, OrderStatus
-from cryptosmarttrader.services.trading_cycle import TradingCycle
 from tests.support import live_venue
 from tests.support.live_venue import BTC, STOP, Rig, entry, metric
 
@@ -24,19 +23,6 @@ market = live_venue.market
 rig = live_venue.rig
 
 OCO = "/api/v3/orderList/oco"
-
-
-def _cycle(rig: Rig, market: RecordedMarketData, rule: ExitRule) -> TradingCycle:
-    service = rig.service()
-    return TradingCycle(
-        execution=service,
-        risk=service.risk,  # type: ignore[arg-type]
-        market=market,
-        metrics=rig.metrics,
-        starting_equity=Decimal("10000"),
-        exit_rule=rule,
-        balances=rig.venue,
-    )
 
 
 def test_a_position_left_with_the_plain_stop_has_its_take_profit_taken_by_the_hourly_exit_rule(
@@ -53,14 +39,14 @@ def test_a_position_left_with_the_plain_stop_has_its_take_profit_taken_by_the_ho
     # When the first cycle protects it: Binance refuses the list (the price is past its
     # take-profit), the plain stop rests alone
     rig.clock.advance(timedelta(minutes=10))  # 10:10
-    first = _cycle(rig, market, rule).run()
+    first = rig.cycle(market, rule).run()
     assert "OCO list not placed" in first.protective_stops[BTC.value], first.protective_stops
     (plain,) = rig.sent("POST", "STOP_LOSS_LIMIT")
     assert rig.fake.order_lists() == []
     # and the cycle after the second daily close above the take-profit (May 11 and 12) runs
     rig.clock.advance(timedelta(days=2, hours=14))
     assert rig.clock.now() == datetime(2022, 5, 13, 0, 10, tzinfo=UTC)
-    later = _cycle(rig, market, rule).run()
+    later = rig.cycle(market, rule).run()
     # Then the exit rule takes the profit: the plain stop is cancelled once, one sell is sent
     assert later.exits_by_rule == 1, later.exit_decisions
     assert "take_profit" in later.exit_decisions[BTC.value], later.exit_decisions
@@ -70,7 +56,7 @@ def test_a_position_left_with_the_plain_stop_has_its_take_profit_taken_by_the_ho
     assert len(sells) == 1
     # and the venue fills it on the next bar: the position is closed, nothing sold again
     rig.clock.advance(timedelta(hours=1, minutes=5))
-    _cycle(rig, market, rule).run()
+    rig.cycle(market, rule).run()
     assert Decimal(str(rig.position().get("quantity", 0))) == 0
     assert len([p for p in rig.sent("POST", "MARKET") if p["side"] == "SELL"]) == 1
     (stop,) = [o for o in rig.orders(Intent.PROTECT) if o["order_type"] == "stop_loss_limit"

@@ -31,7 +31,6 @@ from cryptosmarttrader.domain.orders import (
 from cryptosmarttrader.domain.risk import RiskLevel
 from cryptosmarttrader.domain.types import Price, Quantity, Side
 from cryptosmarttrader.services.execution import CLOSED_AT_VENUE, ExecutionService
-from cryptosmarttrader.services.trading_cycle import TradingCycle
 from tests.support import live_venue
 from tests.support.live_venue import BTC, EQUITY, QUOTE, STOP, Rig, close, entry, lagging, metric
 
@@ -368,19 +367,6 @@ def _legs(rig: Rig) -> tuple[dict[str, Any], dict[str, Any]]:
     return legs["stop_loss_limit"], legs["limit_maker"]
 
 
-def _cycle(rig: Rig, market: RecordedMarketData, rule: ExitRule) -> TradingCycle:
-    service = rig.service()
-    return TradingCycle(
-        execution=service,
-        risk=service.risk,  # type: ignore[arg-type]
-        market=market,
-        metrics=rig.metrics,
-        starting_equity=Decimal("10000"),
-        exit_rule=rule,
-        balances=rig.venue,
-    )
-
-
 def test_live_venue_the_cycle_protects_a_position_and_books_the_stop_the_venue_filled(
     rig: Rig, market: RecordedMarketData
 ) -> None:
@@ -389,9 +375,9 @@ def test_live_venue_the_cycle_protects_a_position_and_books_the_stop_the_venue_f
     entry(rig.service())
     # When the next hourly cycles run
     rig.clock.advance(timedelta(minutes=10))
-    first = _cycle(rig, market, rule).run()
+    first = rig.cycle(market, rule).run()
     rig.clock.advance(timedelta(hours=1))
-    second = _cycle(rig, market, rule).run()
+    second = rig.cycle(market, rule).run()
     # Then one stop rests at the rule's stop price on the entry, for what is held: on Binance
     # the below leg of an OCO list whose above leg is the rule's take-profit (+100 %)
     assert "OCO list" in first.protective_stops[BTC.value], first.protective_stops
@@ -404,12 +390,12 @@ def test_live_venue_the_cycle_protects_a_position_and_books_the_stop_the_venue_f
     assert stop["abovePrice"] == "62795.36"  # 31397.68 * 2
     # When the 14:00 bar (low 30819.98) has closed and the next cycle runs
     rig.clock.advance(timedelta(hours=4))
-    third = _cycle(rig, market, rule).run()
+    third = rig.cycle(market, rule).run()
     # Then the venue's fill is booked (position closed), and nothing is sold again
     assert third.positions == {} or third.positions.get(BTC.value, 0) == 0, third
     assert third.fills_applied + third.updated >= 1
     rig.clock.advance(timedelta(hours=1))
-    fourth = _cycle(rig, market, rule).run()
+    fourth = rig.cycle(market, rule).run()
     assert fourth.exits_by_rule == 0 and fourth.flattened == 0
     assert len(rig.sent("POST")) == 1 and len(_oco_posts(rig)) == 1  # the entry and the list
     record, take_profit = _legs(rig)
@@ -437,11 +423,11 @@ def test_live_venue_a_stop_filled_between_the_reconcile_and_the_balance_read_is_
     rule = ExitRule(stop_loss=0.013)
     entry(rig.service())
     rig.clock.advance(timedelta(minutes=10))
-    _cycle(rig, market, rule).run()  # the stop is placed
+    rig.cycle(market, rule).run()  # the stop is placed
     # When the next cycle reconciles at 11:10 but reads the balances after the 14:00 bar
     # closed (the stop sold the BTC on the venue in between)
     rig.clock.advance(timedelta(hours=1))
-    cycle = _cycle(rig, market, rule)
+    cycle = rig.cycle(market, rule)
     cycle.balances = _LateBalances(rig, timedelta(hours=4))
     report = cycle.run()
     # Then the second read booked the stop's fill first: no drift, the guard stays NORMAL
@@ -488,25 +474,25 @@ def test_live_venue_the_cycles_emergency_cancels_every_order_then_flattens_once_
     rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02")
     entry(rig.service())
     rig.clock.advance(timedelta(minutes=10))
-    _cycle(rig, market, rule).run()
+    rig.cycle(market, rule).run()
     assert len(rig.fake.orders()) == 3  # the entry and the OCO list's two legs
     # When an operator forces EMERGENCY (which turns the kill-switch on first)
     service = rig.service()
     service.risk.override(RiskLevel.EMERGENCY, "ops@desk", "drill: flatten")  # type: ignore[attr-defined]
     # the cycle cancels every open order of the system; the run dies, the next one runs again
-    held = _cycle(rig, market, rule).run()
-    _cycle(rig, market, rule).run()
+    held = rig.cycle(market, rule).run()
+    rig.cycle(market, rule).run()
     assert held.flattened == 0
     assert len(rig.sent("DELETE")) == 1 and len(_list_deletes(rig)) == 1
     assert {o["status"] for o in rig.fake.orders()} == {"CANCELED"}
     # When a human turns the switch off: the flatten sells once, then a rerun sends nothing
     rig.switch(False)
     rig.clock.advance(timedelta(hours=1))  # the next hourly cycle, at 11:10
-    flatten = _cycle(rig, market, rule).run()
-    again = _cycle(rig, market, rule).run()
+    flatten = rig.cycle(market, rule).run()
+    again = rig.cycle(market, rule).run()
     assert flatten.flattened == 1 and again.flattened == 0
     rig.clock.advance(timedelta(hours=1))
-    done = _cycle(rig, market, rule).run()
+    done = rig.cycle(market, rule).run()
     sells = [p for p in rig.sent("POST", "MARKET") if p["side"] == "SELL"]
     assert len(sells) == 1 and sells[0]["quantity"] == "0.01998"
     assert len(rig.sent("DELETE")) == 1 and len(_list_deletes(rig)) == 1

@@ -30,12 +30,14 @@ from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import RetryPolicy
+from cryptosmarttrader.domain.exit_rule import ExitRule
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
 from cryptosmarttrader.domain.risk import MarketQuote
 from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol
 from cryptosmarttrader.domain.venue import VenueMode
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
+from cryptosmarttrader.services.trading_cycle import TradingCycle
 from cryptosmarttrader.settings import AwsResources
 from cst_devtools.fake_binance import FakeBinance, serve
 from cst_devtools.local_aws import ensure_resources
@@ -78,6 +80,19 @@ class Rig:
             clock=self.clock,
             metrics=self.metrics,
             mode=VenueMode.TESTNET.value,
+        )
+
+    def cycle(self, market: RecordedMarketData, rule: ExitRule) -> TradingCycle:
+        """The hourly trading cycle over a fresh service on this venue (balances read from it)."""
+        service = self.service()
+        return TradingCycle(
+            execution=service,
+            risk=service.risk,  # type: ignore[arg-type]
+            market=market,
+            metrics=self.metrics,
+            starting_equity=Decimal("10000"),
+            exit_rule=rule,
+            balances=self.venue,
         )
 
     def switch(self, on: bool) -> None:
