@@ -3,7 +3,6 @@ so a Lambda run and a CLI run of the same scan use the same objects."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -38,6 +37,7 @@ from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import ExchangeId
 from cryptosmarttrader.domain.model_canary import ModelVersion
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLimits
+from cryptosmarttrader.domain.types import DomainError
 from cryptosmarttrader.domain.universe import is_tradable_pair, spot_quote
 from cryptosmarttrader.ports import (
     BalanceSource,
@@ -317,14 +317,9 @@ class PromotedRanking:
             return loaded.model
         try:
             artifact = self._registry.artifact(live.version)
-            digest = hashlib.sha256(artifact).hexdigest()
-            if live.artifact_sha256 and digest != live.artifact_sha256:
-                raise RegistryStoreError(
-                    f"{live.label}: artefact {live.artifact_uri} has SHA-256 {digest[:16]}..., "
-                    f"not the {live.artifact_sha256[:16]}... recorded at registration"
-                )
+            digest = live.checked_artifact_digest(artifact)
             model = self._load(live, artifact)
-        except (RegistryStoreError, ValueError) as exc:
+        except (RegistryStoreError, DomainError, ValueError) as exc:
             return self._unavailable(
                 f"promoted {live.label} cannot be loaded ({_first_line(exc)})", exc
             )

@@ -559,4 +559,4 @@ def test_a_position_whose_close_cannot_be_resolved_never_aborts_the_scan(
     rows = {r.symbol: r for r in report.exits}
     assert sorted(rows) == sorted(held)
     assert any("its close cannot be resolved" in r for r in rows[broken].reasons)
-    assert service.metrics.total("PositionExitErrors") == 1  # type: ignore[attr-defined]
+    assert service.metrics.total("ScanExitErrors") == 1  # type: ignore[attr-defined]

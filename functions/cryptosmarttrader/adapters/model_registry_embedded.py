@@ -14,7 +14,7 @@ concurrent registrations never share a number or overwrite each other's artifact
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -22,6 +22,7 @@ from cryptosmarttrader.domain.drift import DriftReference
 from cryptosmarttrader.domain.model_canary import ModelCard, ModelStage, ModelVersion, StageChange
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -116,7 +117,7 @@ class EmbeddedModelRegistry:
             raise RegistryStoreError(f"get {self._pk}/{self._sk(version)}: {exc}") from exc
         if not item:
             raise KeyError(version)
-        return ModelVersion.model_validate_json(item["body"]["S"])
+        return self._parse(item)
 
     def versions(self) -> list[ModelVersion]:
         out: list[ModelVersion] = []
@@ -128,10 +129,21 @@ class EmbeddedModelRegistry:
                 ConsistentRead=True,
             )
             for page in pages:
-                out.extend(ModelVersion.model_validate_json(i["body"]["S"]) for i in page["Items"])
+                out.extend(self._parse(i) for i in page["Items"])
         except (ClientError, BotoCoreError) as exc:
             raise RegistryStoreError(f"query {self._pk}: {exc}") from exc
         return sorted(out, key=lambda v: v.version)
+
+    def _parse(self, item: Mapping[str, Any]) -> ModelVersion:
+        """One stored version item; a damaged one (no body, not a string, not a version)
+        is a :class:`RegistryStoreError` naming the item, never a bare ``KeyError``."""
+        sk = item.get("sk", {}).get("S", "?") if isinstance(item.get("sk"), dict) else "?"
+        try:
+            return ModelVersion.model_validate_json(item["body"]["S"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RegistryStoreError(
+                f"damaged registry item {self._pk}/{sk}: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def save(self, version: ModelVersion) -> ModelVersion:
         if version.group != self._group:

@@ -460,6 +460,7 @@ def pull_production(
         write_bundle_from_artifact,
     )
     from cryptosmarttrader.domain.model_canary import skill_gate
+    from cryptosmarttrader.domain.types import DomainError
 
     with _registry_service(state, group or RANKING_GROUP) as service:
         live = service.production()
@@ -468,8 +469,13 @@ def pull_production(
         ok, why = skill_gate(live.card.skill)
         if not ok:
             fail(f"{live.label} no longer clears the skill gate: {why}")
+        artifact = service.registry.artifact(live.version)
         try:
-            write_bundle_from_artifact(directory, service.registry.artifact(live.version))
+            live.checked_artifact_digest(artifact)
+        except DomainError as exc:
+            fail(f"{exc}: nothing written")
+        try:
+            write_bundle_from_artifact(directory, artifact)
         except RankingBundleError as exc:
             fail(str(exc))
     console.print(f"{live.label} written to {directory} (cst scan --model {directory})")

@@ -436,11 +436,20 @@ POSITION_EXIT_ERRORS = MetricSpec(
     "PositionExitErrors",
     Unit.COUNT,
     Family.EXECUTION,
-    "Positions whose exit (the exit rule's close, the EMERGENCY flatten, the scan's exit row) "
-    "or protective order step failed with an error this run: logged with the reason, the other "
+    "Positions whose exit (the exit rule's close, the EMERGENCY flatten) or protective order "
+    "step failed with an error in the execution cycle: logged with the reason, the other "
     "positions went on.",
     EXECUTION,
-    producer="services/trading_cycle.py, services/scan.py, services/execution.py",
+    producer="services/trading_cycle.py, services/execution.py",
+)
+SCAN_EXIT_ERRORS = MetricSpec(
+    "ScanExitErrors",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Positions whose exit row the daily scan could not resolve (its close cannot be resolved): "
+    "logged with the reason and said on the row, the other positions and the scan went on.",
+    SCAN,
+    producer="services/scan.py",
 )
 PROTECTIVE_STOPS_PLACED = MetricSpec(
     "ProtectiveStopsPlaced",
@@ -704,6 +713,7 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     ORDERS_CANCELLED_BY_KILL_SWITCH,
     OVERSELL_REFUSED,
     POSITION_EXIT_ERRORS,
+    SCAN_EXIT_ERRORS,
     BALANCE_DRIFT,
     PROTECTIVE_STOPS_PLACED,
     PROTECTIVE_STOPS_CANCELLED,

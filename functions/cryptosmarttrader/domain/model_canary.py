@@ -11,6 +11,7 @@ Every stage change is checked against :data:`TRANSITIONS`; an illegal one raises
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -189,6 +190,18 @@ class ModelVersion(BaseModel):
     @property
     def label(self) -> str:
         return f"{self.group}/v{self.version}"
+
+    def checked_artifact_digest(self, artifact: bytes) -> str:
+        """The SHA-256 of ``artifact``, read for this version: a :class:`DomainError` when it
+        is not the digest recorded at registration (the artefact was replaced since). Every
+        server of a version (the warm scan, ``cst model pull-production``) checks through it."""
+        digest = hashlib.sha256(artifact).hexdigest()
+        if self.artifact_sha256 and digest != self.artifact_sha256:
+            raise DomainError(
+                f"{self.label}: artefact {self.artifact_uri} has SHA-256 {digest[:16]}..., "
+                f"not the {self.artifact_sha256[:16]}... recorded at registration"
+            )
+        return digest
 
 
 # ---------------------------------------------------------------------------- promotion rules

@@ -638,7 +638,7 @@ class ScanService:
                     # this position's close cannot be resolved: said on its row and counted,
                     # the other positions (and the scan) go on
                     log.error("position %s: its close cannot be resolved: %s", symbol, exc)
-                    self.metrics.add(mn.POSITION_EXIT_ERRORS.name, 1)
+                    self.metrics.add(mn.SCAN_EXIT_ERRORS.name, 1)
                     reasons.append(f"its close cannot be resolved: {exc}")
                     out.append(ExitRow(**row, reasons=reasons))
                     continue
