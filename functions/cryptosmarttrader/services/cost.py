@@ -213,6 +213,15 @@ EVENT_ONLY_METRICS: Final = frozenset(
         "ApiRequests",
         "ApiLatency",
         "KillSwitchEngaged",
+        # counted only when what they count happens (an error, a refusal, a protective order)
+        "PositionExitErrors",
+        "ScanExitErrors",
+        "OversellRefused",
+        "ProtectiveStopsPlaced",
+        "ProtectiveStopsCancelled",
+        "TakeProfitsPlaced",
+        "VenueKeysRefused",
+        "ReadOnlyKeysRefused",
     }
 )
 # Metric dimensions whose values are not read from the template: one value at idle.
