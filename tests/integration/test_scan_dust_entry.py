@@ -55,3 +55,28 @@ def test_a_dust_remainder_does_not_block_a_new_entry_in_its_coin(
     assert row.client_order_id is not None, (
         f"{symbol}: entry refused because of a {dust} dust remainder: {row.reasons[-1]}"
     )
+
+
+def test_a_dust_remainder_gets_no_exit_row_but_a_held_position_does(
+    analysis: tuple[ScanAnalyzer, Analysis],
+) -> None:
+    analyzer, result = analysis
+    symbol = next(iter(result.prices))
+    price = Decimal(str(result.prices[symbol]))
+    # Given a dust remainder of one coin (worth less than dust_value_usd) and, in another book,
+    # a holding of the same coin worth more than it
+    worth = {"dust": Decimal("0.5"), "held": Decimal("500")}
+    reports = {}
+    for name, value in worth.items():
+        stores = Stores()
+        quantity = value / price
+        assert stores.positions.upsert(
+            {"symbol": symbol, "quantity": quantity, "cost": value, "average_price": price},
+            None,
+        )
+        reports[name] = stores.service(analyzer).execute(result)
+    # Then only the held position is listed for its exit (the dust is never closed: no row
+    # for it day after day)
+    assert analyzer.settings.dust_value_usd == 10.0
+    assert [e.symbol for e in reports["dust"].exits] == []
+    assert [e.symbol for e in reports["held"].exits] == [symbol]
