@@ -115,12 +115,15 @@ def test_live_venue_an_oco_list_whose_rules_turn_unreadable_is_not_placed_then_p
 ) -> None:
     # Given a position, its take-profit above the mark, the rules unreadable at the list's sizing
     entry(rig.service())
-    stops, tps, marks = {BTC.value: STOP}, {BTC.value: Decimal("33000")}, {
-        BTC.value: Decimal("31400")
-    }
+    stops, tps, marks = (
+        {BTC.value: STOP},
+        {BTC.value: Decimal("33000")},
+        {BTC.value: Decimal("31400")},
+    )
     monkeypatch.setattr(rig.venue, "market", _readable_once(rig))
     first = rig.service().protect_positions(stops, tps, marks)[BTC.value]
     # Then neither leg is placed nor REJECTED (nothing sent)
+    assert first.startswith("OCO list") and "rules are unknown" in first, first
     statuses = {o["status"] for o in rig.orders(Intent.PROTECT)}
     assert OrderStatus.REJECTED.value not in statuses, first
     assert rig.fake.orders() and not [

@@ -478,9 +478,7 @@ class ScanService:
         exposure = book_exposure(positions, open_orders)
         # a dust remainder (below the venue's minimums, closed for trading) is no held position:
         # a new entry in its coin is allowed, its fill adds to the dust
-        held = {
-            s for s, pos in positions.items() if self._held(pos, analysis.prices.get(s)) > 0
-        }
+        held = {s for s, pos in positions.items() if self._held(pos, analysis.prices.get(s)) > 0}
         # entries still open at the venue or waiting to be sent (an earlier decision's)
         open_buys: dict[str, set[str]] = {}
         for order in open_orders:
