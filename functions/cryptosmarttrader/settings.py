@@ -106,6 +106,12 @@ class TradingSettings(EnvSettings):
     exit_take_profit: float = Field(default=1.0, gt=0, le=100)
     exit_stop_loss: float = Field(default=0.5, gt=0, lt=1)
     exit_max_days: int = Field(default=180, ge=1, le=3650)
+    # a holding worth less than this (USD, at the scan's price; at its entry price when the
+    # scan has none) is dust: what a close leaves below the venue's minimum amount / notional,
+    # closed for trading. It neither blocks a new entry in its coin nor gets an exit row; a
+    # new entry's fill adds to it (docs/venues.md, "Dust"). At least the venue's minimum
+    # notional (Binance spot: 5 USDT on most pairs); 0 counts every holding as held.
+    dust_value_usd: float = Field(default=10.0, ge=0)
 
     @property
     def exit_rule(self) -> ExitRule:

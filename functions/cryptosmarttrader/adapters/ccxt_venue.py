@@ -7,7 +7,9 @@ mapped once, ``create_order`` never retried, ``enableRateLimit``):
 * every order is sized from the venue's market data before it leaves: amount rounded DOWN to
   the amount step, a limit price onto the tick, the minimum amount and minimum notional checked
   after rounding. Below them the order is refused with the numbers (:class:`OrderRefusedError`,
-  a fatal error the ExecutionService records as REJECTED): never inflated to the minimum;
+  a fatal error the ExecutionService records as REJECTED): never inflated to the minimum. When
+  the rules (or a market order's last price) cannot be read, nothing is sent and no verdict is
+  given (:class:`MarketRulesUnknownError`, transient: the order is not placed, EXPIRED);
 * fills are booked from the venue's own trades of the order (``fetch_order_trades``): the
   filled quantity, the volume-weighted price and the real commission. A commission charged in
   the base asset (Binance takes it from what a buy receives) lowers the quantity that reached
@@ -46,6 +48,7 @@ from cryptosmarttrader.domain.exchange import (
     FatalExchangeError,
     InvalidPayloadError,
     Market,
+    MarketRulesUnknownError,
     NotSupportedByExchange,
     OrderListPricesError,
     OrderNotFoundError,
@@ -186,7 +189,7 @@ class CcxtVenue(CcxtExchange):
             reference = price if price is not None else self.fetch_tickers([symbol])[symbol].last
         except (RetryableExchangeError, InvalidPayloadError) as exc:
             # nothing was sent: a refusal with the reason, not an unknown order state
-            raise OrderRefusedError(
+            raise MarketRulesUnknownError(
                 self._name, "create_order", f"not sent, the venue's rules are unknown: {exc}"
             ) from exc
         sized = size_order(market, side, quantity, limit_price=price, reference_price=reference)
@@ -239,7 +242,7 @@ class CcxtVenue(CcxtExchange):
         try:
             market = self.market(symbol)
         except (RetryableExchangeError, InvalidPayloadError) as exc:
-            raise OrderRefusedError(
+            raise MarketRulesUnknownError(
                 self._name, "create_order", f"not sent, the venue's rules are unknown: {exc}"
             ) from exc
         tick = market.price_tick
@@ -322,7 +325,7 @@ class CcxtVenue(CcxtExchange):
         try:
             market = self.market(symbol)
         except (RetryableExchangeError, InvalidPayloadError) as exc:
-            raise OrderRefusedError(
+            raise MarketRulesUnknownError(
                 self._name, op, f"not sent, the venue's rules are unknown: {exc}"
             ) from exc
         tick = market.price_tick

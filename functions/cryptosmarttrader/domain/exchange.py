@@ -198,6 +198,15 @@ class ImmediateTriggerError(FatalExchangeError):
     itself: the same stop may be placed once the price is back above it."""
 
 
+class MarketRulesUnknownError(ExchangeError):
+    """Nothing was sent: the venue's market rules (amount step, minimum amount and notional)
+    or the last price an order is sized at could not be read now (e.g. a cold start's markets
+    load timed out). Transient, and no verdict on the order: it is not placed (settled EXPIRED
+    with this reason, never REJECTED) and the next cycle tries again."""
+
+    retryable = True
+
+
 class OrderNotFoundError(FatalExchangeError):
     """The venue does not know the order."""
 

@@ -57,10 +57,12 @@ from cryptosmarttrader.domain.exchange import (
     FatalExchangeError,
     ImmediateTriggerError,
     InvalidPayloadError,
+    MarketRulesUnknownError,
     OrderListPricesError,
     OrderNotFoundError,
     OrderStateUnknownError,
     OrderType,
+    RetryableExchangeError,
 )
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import (
@@ -129,6 +131,8 @@ PROTECTIVE_STRATEGY = "protective-stop"
 CLOSED_AT_VENUE = "closed_at_venue"
 # a CLOSE of a holding below the venue's minimum amount / notional: closed for trading
 DUST = "dust"
+# the venue's market rules could not be read: no verdict (dust or not), nothing recorded or sent
+RULES_UNKNOWN = "rules_unknown"
 _POSITION_RETRIES = 20
 _S = OrderStatus
 # at the venue and still working: a cancel asked for it has not taken (yet)
@@ -149,7 +153,7 @@ class ExecutionResult:
 
     @property
     def sent(self) -> bool:
-        return self.status not in {"rejected", "duplicate", CLOSED_AT_VENUE, DUST}
+        return self.status not in {"rejected", "duplicate", CLOSED_AT_VENUE, DUST, RULES_UNKNOWN}
 
 
 @dataclass(frozen=True)
@@ -301,7 +305,16 @@ class ExecutionService:
             if position is not None:
                 book.positions[intent.symbol.value] = position
             held = Decimal(str((position or {}).get("quantity", 0)))
-            dust = self.dust(intent.symbol.value, held, intent.reference_price.value)
+            try:
+                dust = self.dust(intent.symbol.value, held, intent.reference_price.value)
+            except MarketRulesUnknownError as exc:
+                # no verdict on dust or not: no close attempt is spent, the next cycle decides
+                self._exchange_error()
+                return ExecutionResult(
+                    intent.client_order_id.value,
+                    RULES_UNKNOWN,
+                    f"{exc}: nothing recorded or sent, the next cycle closes it",
+                )
             if dust is not None:
                 # no close attempt is spent on it: the venue would only refuse it
                 return ExecutionResult(
@@ -364,16 +377,23 @@ class ExecutionService:
     def dust(self, symbol: str, quantity: Decimal, price: Decimal) -> str | None:
         """``quantity`` of ``symbol`` held, when it is dust on this venue (what no sell can be
         placed for: below the venue's minimum amount or notional at ``price`` once floored to
-        its amount step), described with its quantity and value; else None. A venue whose rules
-        are not known (the paper venue) or cannot be read now has no dust: the close is sent
-        and the venue decides."""
+        its amount step), described with its quantity and value; else None. A venue without
+        rules (the paper venue) has no dust. A venue whose rules cannot be read now (a markets
+        load that timed out) gives no verdict: :class:`MarketRulesUnknownError`, and the caller
+        abstains (neither closed as dust nor an attempt spent)."""
         venue = self.exchange
         if quantity <= 0 or price <= 0 or not isinstance(venue, MarketRulesGateway):
             return None
         try:
             market = venue.market(Symbol(symbol))
+        except MarketRulesUnknownError:
+            raise
+        except (RetryableExchangeError, InvalidPayloadError) as exc:
+            raise MarketRulesUnknownError(
+                str(exc.exchange), "market", f"the venue's rules are unknown: {exc}"
+            ) from exc
         except ExchangeError:
-            return None
+            return None  # not listed: the venue decides (and refuses) as before
         why = dust_reason(market, quantity, price)
         if why is None:
             return None
@@ -453,6 +473,10 @@ class ExecutionService:
             # read. That is not a refusal: reconcile by client ID.
             self.consecutive_exchange_errors = 0
             return self._reconcile_after_timeout(coid, symbol, f"unreadable acknowledgement: {exc}")
+        except MarketRulesUnknownError as exc:
+            # nothing was sent and the venue refused nothing: not placed, never REJECTED
+            self._exchange_error()
+            return self._not_placed(coid, f"{exc}: nothing sent, not placed")
         except FatalExchangeError as exc:
             self.consecutive_exchange_errors = 0  # the venue answered: it is up
             return self._rejected_by_venue(coid, str(exc))
@@ -1022,7 +1046,12 @@ class ExecutionService:
         qty = Decimal(str((position or {}).get("quantity", 0)))
         if qty <= 0:
             return "no position held"
-        dust = self.dust(symbol, qty, stop)
+        try:
+            dust = self.dust(symbol, qty, stop)
+        except MarketRulesUnknownError as exc:
+            # no verdict: no stop attempt recorded or spent, the next cycle places it
+            self._exchange_error()
+            return f"{exc}: no protective stop sent this cycle, the next cycle places it"
         if dust is not None:
             return f"{dust}: closed for trading, no protective stop"
         sells = [
@@ -1287,6 +1316,8 @@ class ExecutionService:
           refusal (HTTP 429: nothing in flight) → not placed, EXPIRED (``rate_limited``: the
           next cycle places the next attempt); absent otherwise, or the lookup failed → left
           SUBMITTED for :meth:`reconcile` (``pending``);
+        * the venue's rules unreadable (:class:`MarketRulesUnknownError`: nothing was sent) →
+          not placed, EXPIRED (``not_sent``, one ``ExchangeErrors``): no verdict;
         * the price already through a trigger (``through``: the error that says so, and why
           the order is not placed: a stop's "would trigger immediately", an OCO list's prices
           no longer around the last price) → not placed, EXPIRED (``through``): no verdict on
@@ -1325,6 +1356,14 @@ class ExecutionService:
             # read. That is not a refusal: looked up by client ID.
             self.consecutive_exchange_errors = 0
             return self._look_up_protective(coids, lookup, f"unreadable acknowledgement: {exc}")
+        except MarketRulesUnknownError as exc:
+            # nothing was sent and the venue refused nothing: not placed (EXPIRED), never the
+            # REJECTED that ends the position state's stops
+            self._exchange_error()
+            why = f"{exc}: nothing sent, not placed; the next cycle places the next attempt"
+            for coid in coids:
+                self._not_placed(coid, why)
+            return _Sent("not_sent", why, {c.value: _S.EXPIRED.value for c in coids})
         except through[0] as exc:
             self.consecutive_exchange_errors = 0
             why = f"{exc}: {through[1]}"
@@ -1461,11 +1500,11 @@ class ExecutionService:
             return _ListRefused(f"refused by the venue: {sent.why}")
         if sent.outcome == "pending":
             return f"{name}: {sent.why}"
-        if sent.outcome == "rate_limited" and replacing:
+        if sent.outcome in {"rate_limited", "not_sent"} and replacing:
             # the plain stop that rested was cancelled for this list: nothing may stay
             # unprotected for a cycle, so this attempt's plain stop is placed at once
-            return _ListRefused(f"rate limited while replacing a working stop: {sent.why}")
-        if sent.outcome == "rate_limited":
+            return _ListRefused(f"not placed while replacing a working stop: {sent.why}")
+        if sent.outcome in {"rate_limited", "not_sent"}:
             # a transient refusal: the attempt is spent without its plain stop, so the next
             # cycle places the next attempt's list (not the plain stop of this one)
             plain = protective_order_id(sym, key)
@@ -1488,9 +1527,10 @@ class ExecutionService:
         )
 
     def _not_placed(self, coid: ClientOrderId, why: str) -> ExecutionResult:
-        """A sent protective stop the venue did not place: SUBMITTED → EXPIRED with why (not
-        REJECTED, which ends the walk for this position state for good): the next cycle places
-        the next attempt."""
+        """A sent order the venue did not place (a protective stop; any order not sent because
+        the venue's rules could not be read): SUBMITTED → EXPIRED with why (not REJECTED, which
+        ends the walk for this position state for good): the next cycle places the next
+        attempt."""
         expired = self.orders.update_status(
             coid.value,
             StatusChange(_S.SUBMITTED, _S.EXPIRED, self.clock.now(), OrderFacts(expire_reason=why)),
@@ -1847,12 +1887,13 @@ class _Sent:
     """What sending one recorded protective order did (see
     :meth:`ExecutionService._send_protective`): ``duplicate`` (already recorded: nothing
     sent), ``contended`` (another worker sends it), ``placed`` / ``reconciled`` (the venue
-    holds it), ``pending`` (left SUBMITTED for reconcile), ``rate_limited`` / ``through``
-    (not placed: EXPIRED) or ``refused``; why, and the status of each order by client ID."""
+    holds it), ``pending`` (left SUBMITTED for reconcile), ``rate_limited`` / ``through`` /
+    ``not_sent`` (not placed: EXPIRED; ``not_sent``: the venue's rules could not be read, so
+    nothing was sent) or ``refused``; why, and the status of each order by client ID."""
 
     outcome: Literal[
         "duplicate", "contended", "placed", "reconciled", "pending", "rate_limited", "through",
-        "refused",
+        "refused", "not_sent",
     ]  # fmt: skip
     why: str = ""
     statuses: Mapping[str, str] = field(default_factory=dict)

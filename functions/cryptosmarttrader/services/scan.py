@@ -476,7 +476,9 @@ class ScanService:
         # notional per asset: positions plus non-terminal buy orders (pending exposure), updated
         # in place as this run's orders are recorded
         exposure = book_exposure(positions, open_orders)
-        held = {s for s, pos in positions.items() if Decimal(str(pos.get("quantity", 0))) > 0}
+        # a dust remainder (below the venue's minimums, closed for trading) is no held position:
+        # a new entry in its coin is allowed, its fill adds to the dust
+        held = {s for s, pos in positions.items() if self._held(pos, analysis.prices.get(s)) > 0}
         # entries still open at the venue or waiting to be sent (an earlier decision's)
         open_buys: dict[str, set[str]] = {}
         for order in open_orders:
@@ -584,6 +586,19 @@ class ScanService:
             rows.append(ScanRow(**row))
         return rows, created, dupes
 
+    def _held(self, position: Mapping[str, Any], price: float | None) -> Decimal:
+        """The quantity of ``position`` the scan counts as held: 0 for a dust remainder, a
+        holding worth less than ``dust_value_usd`` at ``price`` (at its entry price when the
+        scan has no price; a holding of unknown worth is held)."""
+        quantity = Decimal(str(position.get("quantity", 0)))
+        if quantity <= 0:
+            return Decimal(0)
+        mark = price if price is not None and price > 0 else position.get("average_price")
+        if mark is None or Decimal(str(mark)) <= 0:
+            return quantity
+        worth = quantity * Decimal(str(mark))
+        return Decimal(0) if worth < Decimal(str(self.settings.dust_value_usd)) else quantity
+
     def _exits(self, analysis: Analysis) -> list[ExitRow]:
         """Every held position and how it leaves: by the strategy's exit rule alone.
 
@@ -596,10 +611,10 @@ class ScanService:
         rule = self.settings.exit_rule
         out: list[ExitRow] = []
         for symbol, pos in sorted(self.positions.get_all().items()):
-            held = Decimal(str(pos.get("quantity", 0)))
-            if held <= 0:
-                continue
             price = analysis.prices.get(symbol)
+            held = self._held(pos, price)
+            if held <= 0:
+                continue  # nothing held, or a dust remainder: no exit to place
             entry = pos.get("average_price")
             reasons = [f"held: the exit rule closes it ({rule.describe()})"]
             if entry is not None and Decimal(str(entry)) > 0:
