@@ -12,7 +12,8 @@ reason and actor, the write's time from the clock).
 its adapter on moto, so a fake cannot drift from its adapter.
 
 Ports without a fake here, and what stands in for them: the venues (``Exchange``,
-``OrderGateway``, ``ProtectiveGateway``, ``OrderListGateway``, ``BalanceSource``, ``SpotVenue``,
+``OrderGateway``, ``ProtectiveGateway``, ``OrderListGateway``, ``MarketRulesGateway``,
+``BalanceSource``, ``SpotVenue``,
 ``PerpetualVenue``, ``WithdrawalVenue``) are the paper venue (``adapters/paper_exchange.py``) and the fake Binance
 of the live-venue tests; the market data ports (``MarketData``, ``AgentData``, ``CandleSource``,
 ``RecordedCandles``, ``BarSource``, ``MarketCapSource``, ``SentimentSource``) are the recorded
