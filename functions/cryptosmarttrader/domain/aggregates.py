@@ -217,6 +217,13 @@ class Position:
         """Which opening of this symbol's position this is (see :func:`position_episode`)."""
         return self.opened_by or ""
 
+    def ended_as_dust(self) -> Position:
+        """The remainder a close left, too small for the venue to sell (dust), with its
+        episode ended: it keeps its quantity, cost and realized PnL, but no longer counts as an
+        opening (the exit rule's days, the close and stop IDs), so a later entry in the coin
+        opens a new episode from its own fill instead of inheriting the old one's clock."""
+        return replace(self, opened_by=None, opened_at=None)
+
     def apply(self, fill: Fill) -> FillOutcome:
         """Apply the part of ``fill`` not applied yet (exactly once per client order ID).
 
@@ -231,7 +238,9 @@ class Position:
         applied = {**self.applied_fills, coid: fill.filled}
         costs = {**self.applied_costs, coid: fill.filled * fill.average_price.value}
         if fill.side is Side.BUY:
-            opening = self.quantity <= 0
+            # a new episode opens on nothing held, or on a remainder whose episode ended (dust
+            # no sell can be placed for: see :meth:`ended_as_dust`)
+            opening = self.quantity <= 0 or self.opened_by is None
             after = replace(
                 self,
                 quantity=self.quantity + delta,

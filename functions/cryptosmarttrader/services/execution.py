@@ -1733,7 +1733,8 @@ class ExecutionService:
             outcome = (position or Position(symbol)).apply(fill)
             if not outcome.changed:
                 return False
-            stored = self.positions.save(outcome.position, version, self.clock.now())
+            after = self._end_dust_episode(outcome.position, fill)
+            stored = self.positions.save(after, version, self.clock.now())
             if stored is not None:
                 if outcome.oversold > 0:
                     self.metrics.add(OVERSELL_METRIC, 1)
@@ -1741,6 +1742,21 @@ class ExecutionService:
                     self._book.positions[symbol.value] = stored
                 return True
         raise RuntimeError(f"position {symbol}: {_POSITION_RETRIES} concurrent updates lost")
+
+    def _end_dust_episode(self, position: Position, fill: Fill) -> Position:
+        """A sell that left dust (a remainder no sell can be placed for on this venue, e.g. a
+        buy's commission taken in the coin) ends the position's episode (:meth:`Position.ended_as_dust`):
+        a later entry opens its own. Rules that cannot be read now leave the episode as it is."""
+        if fill.side is not Side.SELL or position.quantity <= 0 or position.opened_by is None:
+            return position
+        try:
+            why = self.dust(position.symbol.value, position.quantity, fill.average_price.value)
+        except MarketRulesUnknownError:
+            return position
+        if why is None:
+            return position
+        log.info("position %s: %s; its episode ends", position.symbol, why)
+        return position.ended_as_dust()
 
     def _count_cancelled(self, order: Mapping[str, Any]) -> None:
         """Called once per order, by the conditional write that moved it to CANCELED (whichever

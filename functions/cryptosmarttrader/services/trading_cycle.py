@@ -687,7 +687,10 @@ class TradingCycle:
         if entry is None or not Decimal(str(entry)) > 0:
             return None, "no entry price recorded on the position"
         if not opened:
-            return None, "no opening time recorded on the position (opened before it was kept)"
+            return None, (
+                "no opening time recorded on the position (a dust remainder whose episode "
+                "ended, or opened before it was kept)"
+            )
         opened_at = datetime.fromisoformat(str(opened))
         opened_day = ms_from_utc(opened_at) // DAY_MS
         today = ms_from_utc(now) // DAY_MS  # the last daily close possible closed at its 00:00
