@@ -1,0 +1,82 @@
+"""Orders absent at the venue by client ID, settled as not placed, against the local fake
+Binance: the venue's lookup by client ID lagging behind its matching engine within the query
+lag the execution service allows for."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.orders import Intent, OrderStatus
+from tests.support import live_venue
+from tests.support.live_venue import BTC, Rig, close, entry
+
+pytestmark = pytest.mark.realdata
+
+market = live_venue.market
+rig = live_venue.rig
+
+
+class _LaggingLookup:
+    """The venue, its lookup by client ID not showing ``hidden`` orders yet (a query lag
+    shorter than the service's ``absent_query_lag``); everything else answered as is."""
+
+    def __init__(self, venue: Any) -> None:
+        self._venue = venue
+        self.hidden: set[str] = set()
+
+    def fetch_order_by_client_id(self, symbol: Any, coid: Any) -> Any:
+        if coid.value in self.hidden:
+            return None
+        return self._venue.fetch_order_by_client_id(symbol, coid)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
+
+
+def test_live_venue_a_lost_close_swept_by_the_kill_switch_within_the_query_lag_keeps_its_fill(
+    rig: Rig,
+) -> None:
+    # Given a position of 0.03 BTC and its close booked (filled) by the venue, the answer lost,
+    # the venue's lookup by client ID lagging (within the 5 minutes the service allows for)
+    entry(rig.service())
+    lag = _LaggingLookup(rig.venue)
+    service = rig.service(lag)
+    window, _ = service.absent_settle_after()
+    original = service.exchange.fetch_order_by_client_id
+    rig.fake.fail_next("POST", "/api/v3/order", "timeout_after_booking")
+    held = Decimal(str(rig.position()["quantity"]))
+    # the close's client ID is only known once recorded: hide every lookup until then
+    lag.fetch_order_by_client_id = lambda symbol, coid: None  # type: ignore[method-assign]
+    result = close(service)
+    assert result.status == OrderStatus.SUBMITTED.value, result
+    (closing,) = rig.orders(Intent.CLOSE)
+    lag.hidden.add(str(closing["client_order_id"]))
+    lag.fetch_order_by_client_id = original  # type: ignore[method-assign]
+    venue_side = [o["status"] for o in rig.fake.orders(str(closing["client_order_id"]))]
+    assert venue_side == ["FILLED"], venue_side
+    # When the operator turns the kill-switch on 3 minutes later (still inside the request
+    # window plus the query lag: an absent SUBMITTED order is still waited for)
+    assert isinstance(rig.clock, FixedClock)
+    rig.clock.advance(timedelta(minutes=3))
+    assert timedelta(minutes=3) < window
+    rig.switch(True)
+    rig.service(lag).reconcile()
+    # and the venue's lookup catches up a minute later, the next cycles reconcile
+    rig.clock.advance(timedelta(minutes=1))
+    lag.hidden.clear()
+    rig.switch(False)
+    rig.service(lag).reconcile()
+    rig.clock.advance(timedelta(minutes=10))
+    rig.service(lag).reconcile()
+    # Then the close the venue filled reaches the position (nothing is left held)
+    (after,) = rig.orders(Intent.CLOSE)
+    position = rig.position()
+    assert Decimal(str(position["quantity"])) < held, (
+        f"close {after['client_order_id']} filled at the venue is {after['status']} in the "
+        f"ledger and the position still holds {position['quantity']} BTC"
+    )
