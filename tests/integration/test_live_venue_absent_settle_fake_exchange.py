@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.exchange import OrderStateUnknownError
 from cryptosmarttrader.domain.orders import Intent, OrderStatus
 from tests.support import live_venue
 from tests.support.live_venue import BTC, Rig, close, entry
@@ -28,9 +29,10 @@ class _LaggingLookup:
     def __init__(self, venue: Any) -> None:
         self._venue = venue
         self.hidden: set[str] = set()
+        self.hide_all = False
 
     def fetch_order_by_client_id(self, symbol: Any, coid: Any) -> Any:
-        if coid.value in self.hidden:
+        if self.hide_all or coid.value in self.hidden:
             return None
         return self._venue.fetch_order_by_client_id(symbol, coid)
 
@@ -47,16 +49,15 @@ def test_live_venue_a_lost_close_swept_by_the_kill_switch_within_the_query_lag_k
     lag = _LaggingLookup(rig.venue)
     service = rig.service(lag)
     window, _ = service.absent_settle_after()
-    original = service.exchange.fetch_order_by_client_id
     rig.fake.fail_next("POST", "/api/v3/order", "timeout_after_booking")
     held = Decimal(str(rig.position()["quantity"]))
     # the close's client ID is only known once recorded: hide every lookup until then
-    lag.fetch_order_by_client_id = lambda symbol, coid: None  # type: ignore[method-assign]
+    lag.hide_all = True
     result = close(service)
     assert result.status == OrderStatus.SUBMITTED.value, result
     (closing,) = rig.orders(Intent.CLOSE)
     lag.hidden.add(str(closing["client_order_id"]))
-    lag.fetch_order_by_client_id = original  # type: ignore[method-assign]
+    lag.hide_all = False
     venue_side = [o["status"] for o in rig.fake.orders(str(closing["client_order_id"]))]
     assert venue_side == ["FILLED"], venue_side
     # When the operator turns the kill-switch on 3 minutes later (still inside the request
@@ -79,4 +80,47 @@ def test_live_venue_a_lost_close_swept_by_the_kill_switch_within_the_query_lag_k
     assert Decimal(str(position["quantity"])) < held, (
         f"close {after['client_order_id']} filled at the venue is {after['status']} in the "
         f"ledger and the position still holds {position['quantity']} BTC"
+    )
+
+
+class _StopBookedAnswerLost(_LaggingLookup):
+    """The venue books the stop, the answer is lost and the stop's client ID stays hidden from
+    the lookup (the adapter's cancel by client ID, which looks it up first, sends nothing)."""
+
+    def create_stop_order(self, *args: Any) -> Any:
+        placed = self._venue.create_stop_order(*args)
+        self.hidden.add(str(placed.client_order_id))
+        raise OrderStateUnknownError("binance", "create_order", "read timeout", "x")
+
+    def cancel_order(self, symbol: Any, coid: Any) -> None:
+        if coid.value in self.hidden:
+            return None  # the adapter's lookup finds nothing: no cancel is sent
+        return self._venue.cancel_order(symbol, coid)  # type: ignore[no-any-return]
+
+
+def test_live_venue_a_lost_stop_released_by_a_close_within_the_query_lag_is_not_booked_cancelled(
+    rig: Rig,
+) -> None:
+    # Given a position and its protective stop booked by the venue, the answer lost and the
+    # venue's lookup by client ID lagging (within the 5 minutes the service allows for)
+    entry(rig.service())
+    lag = _StopBookedAnswerLost(rig.venue)
+    rig.service(lag).protect_positions({BTC.value: live_venue.STOP})
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.SUBMITTED.value
+    assert [o["status"] for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"] == ["NEW"]
+    # When the exit rule closes the position 3 minutes later (an absent SUBMITTED order is
+    # still waited for: inside its request window plus the query lag)
+    rig.clock.advance(timedelta(minutes=3))
+    result = close(rig.service(lag))
+    # and the lookup catches up a minute later, the next cycle reconciles
+    rig.clock.advance(timedelta(minutes=1))
+    lag.hidden.clear()
+    rig.service(lag).reconcile()
+    # Then the ledger does not call CANCELED a stop that rests on the venue
+    venue_side = [o["status"] for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert not (stop["status"] == OrderStatus.CANCELED.value and venue_side == ["NEW"]), (
+        f"stop {stop['client_order_id']} CANCELED in the ledger, {venue_side} on the venue; "
+        f"the close: {result.status} ({result.reason})"
     )
