@@ -124,3 +124,30 @@ def test_live_venue_a_lost_stop_released_by_a_close_within_the_query_lag_is_not_
         f"stop {stop['client_order_id']} CANCELED in the ledger, {venue_side} on the venue; "
         f"the close: {result.status} ({result.reason})"
     )
+
+
+
+def test_live_venue_a_lost_close_within_the_query_lag_keeps_its_fill_without_the_kill_switch(
+    rig: Rig,
+) -> None:
+    # The same lost close and lagging lookup as above, the kill-switch left off: the order is
+    # waited for (request window plus query lag) and its fill booked once the venue shows it
+    entry(rig.service())
+    lag = _LaggingLookup(rig.venue)
+    rig.fake.fail_next("POST", "/api/v3/order", "timeout_after_booking")
+    held = Decimal(str(rig.position()["quantity"]))
+    lag.hide_all = True
+    assert close(rig.service(lag)).status == OrderStatus.SUBMITTED.value
+    (closing,) = rig.orders(Intent.CLOSE)
+    lag.hidden.add(str(closing["client_order_id"]))
+    lag.hide_all = False
+    rig.clock.advance(timedelta(minutes=3))
+    rig.service(lag).reconcile()
+    rig.clock.advance(timedelta(minutes=1))
+    lag.hidden.clear()
+    rig.service(lag).reconcile()
+    rig.clock.advance(timedelta(minutes=10))
+    rig.service(lag).reconcile()
+    (after,) = rig.orders(Intent.CLOSE)
+    assert after["status"] == OrderStatus.FILLED.value
+    assert Decimal(str(rig.position()["quantity"])) < held
