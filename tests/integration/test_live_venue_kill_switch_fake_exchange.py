@@ -324,3 +324,30 @@ def test_live_venue_kill_switch_still_cancels_the_stop_of_a_position_the_flatten
     report = rig.service().cancel_open_orders("kill-switch on: operator test")
     assert report.cancelled == 1 and report.kept == {}
     assert _resting_stops(rig) == ["CANCELED"]
+
+
+def test_live_venue_kill_switch_keeps_the_stop_of_an_unsellable_remainder_while_the_ticker_fails(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    # Given the stop resting for a remainder worth less than Binance's minimum notional
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02985")
+    rig.clock.advance(timedelta(hours=5))
+    rig.service().reconcile()
+    rest = Decimal(str(rig.position()["quantity"]))
+    refusal = rig.venue.market_sell_refusal(BTC, Quantity(rest))
+    assert refusal is not None and "minimum notional" in refusal  # the flatten cannot sell it
+    assert _resting_stops(rig) == ["PARTIALLY_FILLED"]
+
+    # When the kill-switch sweep runs while the venue's ticker cannot be read (a read timeout)
+    def unreadable(*_args: Any) -> Any:
+        raise RetryableExchangeError("binance", "fetch_tickers", "read timeout")
+
+    monkeypatch.setattr(rig.venue, "fetch_tickers", unreadable)
+    rig.switch(True)
+    rig.service().cancel_open_orders("kill-switch on: operator test")
+    monkeypatch.undo()
+    # Then the remainder's only exit still rests on the venue (the flatten cannot sell it
+    # whether or not this cycle could read the price)
+    assert _resting_stops(rig) == ["PARTIALLY_FILLED"], rig.orders(Intent.PROTECT)
