@@ -126,7 +126,6 @@ def test_live_venue_a_lost_stop_released_by_a_close_within_the_query_lag_is_not_
     )
 
 
-
 def test_live_venue_a_lost_close_within_the_query_lag_keeps_its_fill_without_the_kill_switch(
     rig: Rig,
 ) -> None:
