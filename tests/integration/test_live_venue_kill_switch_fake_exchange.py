@@ -197,9 +197,16 @@ def test_live_venue_a_cancelled_stop_that_never_lands_is_settled_after_the_grace
     rig.service().reconcile()
     (stop,) = rig.orders(Intent.PROTECT)
     assert stop["status"] == OrderStatus.CANCEL_PENDING.value
-    # When the switch is turned off and the grace has passed with the venue never showing it
+    # When the switch is turned off: never confirmed by the venue, it is not settled on an
+    # absence the venue's lookup may still lag behind (the 2-minute grace is not enough)
     rig.switch(False)
     rig.clock.advance(timedelta(minutes=3))
+    rig.service().reconcile()
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCEL_PENDING.value
+    # and once the venue can no longer execute it (its request window plus the query lag)
+    settle_after, _ = rig.service().absent_settle_after()
+    rig.clock.advance(settle_after - timedelta(minutes=3))
     rig.service().reconcile()
     # Then reconcile settles it CANCELED: never left pending for good
     (stop,) = rig.orders(Intent.PROTECT)
@@ -216,8 +223,9 @@ def test_live_venue_a_cancel_pending_stop_settled_after_the_grace_counts_as_canc
     rig.switch(True)
     rig.service().reconcile()
     assert metric(rig, "ProtectiveStopsCancelled") == 0  # not settled yet: not counted
-    # When reconcile settles it CANCELED once the grace has passed (and runs again)
-    rig.clock.advance(timedelta(minutes=3))
+    # When reconcile settles it CANCELED once the venue can no longer execute it (its request
+    # window plus the query lag; never confirmed by the venue), and runs again
+    rig.clock.advance(rig.service().absent_settle_after()[0])
     rig.service().reconcile()
     rig.service().reconcile()
     # Then it counts as a protective stop cancelled, like a cancel the venue confirmed, once
