@@ -900,22 +900,33 @@ class ExecutionService:
         """The protective sells the sweep keeps resting (client order ID → why): those resting
         on the venue (ACCEPTED, or PARTIALLY_FILLED: a stop that triggered and sells the rest)
         for a position the venue would not let the flatten sell (the position read fresh; the
-        venue's own sizing of a market sell of it). Both legs of an OCO list go together."""
+        venue's own sizing of a market sell of it). Both legs of an OCO list go together.
+
+        When the venue's last price cannot be read, the sale is judged at the lowest limit
+        price of those protective sells (below the market: what passes there passes at the
+        market), and without one it is kept, in doubt; the reason says so."""
         venue = self.exchange
         if not self.protective_stops_supported() or not isinstance(venue, ProtectiveGateway):
             return {}
         resting: dict[str, list[str]] = {}
+        limits: dict[str, list[Decimal]] = {}
         for order in orders:
             if order.get("intent") != Intent.PROTECT.value or order.get("side") != Side.SELL.value:
                 continue
             if order.get("status") in {_S.ACCEPTED.value, _S.PARTIALLY_FILLED.value}:
-                resting.setdefault(str(order["symbol"]), []).append(str(order["client_order_id"]))
+                symbol = str(order["symbol"])
+                resting.setdefault(symbol, []).append(str(order["client_order_id"]))
+                if order.get("limit_price") is not None:
+                    limits.setdefault(symbol, []).append(Decimal(str(order["limit_price"])))
         kept: dict[str, str] = {}
         for symbol, coids in sorted(resting.items()):
             held = Decimal(str((self.positions.get(symbol) or {}).get("quantity", 0)))
             if held <= 0:
                 continue
-            refusal = venue.market_sell_refusal(Symbol(symbol), Quantity(held))
+            lowest = min((p for p in limits.get(symbol, []) if p > 0), default=None)
+            refusal = venue.market_sell_refusal(
+                Symbol(symbol), Quantity(held), None if lowest is None else Price(lowest)
+            )
             if refusal is None:
                 continue
             why = (
