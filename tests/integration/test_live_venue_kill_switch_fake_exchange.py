@@ -354,8 +354,30 @@ def test_live_venue_kill_switch_keeps_the_stop_of_an_unsellable_remainder_while_
 
     monkeypatch.setattr(rig.venue, "fetch_tickers", unreadable)
     rig.switch(True)
-    rig.service().cancel_open_orders("kill-switch on: operator test")
+    report = rig.service().cancel_open_orders("kill-switch on: operator test")
     monkeypatch.undo()
     # Then the remainder's only exit still rests on the venue (the flatten cannot sell it
-    # whether or not this cycle could read the price)
+    # whether or not this cycle could read the price), the report saying how it was judged
     assert _resting_stops(rig) == ["PARTIALLY_FILLED"], rig.orders(Intent.PROTECT)
+    (why,) = report.kept.values()
+    assert "minimum notional" in why and "the last price cannot be read" in why, why
+
+
+def test_live_venue_market_sell_refusal_is_judged_at_the_given_price_while_the_ticker_fails(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the venue's ticker that cannot be read (its market rules can)
+    rig.venue.market(BTC)
+
+    def unreadable(*_args: Any) -> Any:
+        raise RetryableExchangeError("binance", "fetch_tickers", "read timeout")
+
+    monkeypatch.setattr(rig.venue, "fetch_tickers", unreadable)
+    price = Price(Decimal("30000"))
+    # Then a sale worth the minimum notional at the given price is taken, a smaller one refused
+    # with the price it was judged at, and without a price the sale is refused in doubt
+    assert rig.venue.market_sell_refusal(BTC, Quantity(Decimal("0.03")), price) is None
+    small = rig.venue.market_sell_refusal(BTC, Quantity(Decimal("0.0001")), price)
+    assert small is not None and "minimum notional" in small and "judged at 30000" in small
+    unsized = rig.venue.market_sell_refusal(BTC, Quantity(Decimal("0.03")))
+    assert unsized is not None and "cannot be sized" in unsized
