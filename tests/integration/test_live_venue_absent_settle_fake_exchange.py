@@ -113,6 +113,10 @@ def test_live_venue_a_lost_stop_released_by_a_close_within_the_query_lag_is_not_
     # still waited for: inside its request window plus the query lag)
     rig.clock.advance(timedelta(minutes=3))
     result = close(rig.service(lag))
+    # the close waits for the stop (never a second sell over the holding): nothing is sent
+    assert result.rule == "protective_pending", result
+    assert not rig.orders(Intent.CLOSE)
+    assert [o["side"] for o in rig.fake.orders()].count("SELL") == 1
     # and the lookup catches up a minute later, the next cycle reconciles
     rig.clock.advance(timedelta(minutes=1))
     lag.hidden.clear()
