@@ -319,10 +319,14 @@ class ProtectiveGateway(Protocol):
         """A stop-limit sell; never retried (a timeout raises ``OrderStateUnknownError``)."""
         ...
 
-    def market_sell_refusal(self, symbol: Symbol, quantity: Quantity) -> str | None:
+    def market_sell_refusal(
+        self, symbol: Symbol, quantity: Quantity, price_if_unread: Price | None = None
+    ) -> str | None:
         """Why the venue would refuse a market sell of ``quantity`` of ``symbol`` now (its lot
         size, its minimum notional at the last price: what a flatten sends), or None when it
-        would take it, or when its rules or price cannot be read (the sale is then tried)."""
+        would take it, or when its rules cannot be read (the sale is then tried). A last price
+        that cannot be read is replaced by ``price_if_unread``; without one, the reason is
+        that the sale cannot be sized (in doubt, refused)."""
         ...
 
 

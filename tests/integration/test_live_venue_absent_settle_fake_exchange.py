@@ -113,6 +113,10 @@ def test_live_venue_a_lost_stop_released_by_a_close_within_the_query_lag_is_not_
     # still waited for: inside its request window plus the query lag)
     rig.clock.advance(timedelta(minutes=3))
     result = close(rig.service(lag))
+    # the close waits for the stop (never a second sell over the holding): nothing is sent
+    assert result.rule == "protective_pending", result
+    assert not rig.orders(Intent.CLOSE)
+    assert [o["side"] for o in rig.fake.orders()].count("SELL") == 1
     # and the lookup catches up a minute later, the next cycle reconciles
     rig.clock.advance(timedelta(minutes=1))
     lag.hidden.clear()
@@ -149,3 +153,29 @@ def test_live_venue_a_stop_not_sent_while_the_venue_rules_cannot_be_read_is_plac
     # Then the position gets its stop (nothing was ever sent: the venue refused nothing)
     resting = [o["status"] for o in rig.fake.orders() if o["type"] == "STOP_LOSS_LIMIT"]
     assert resting == ["NEW"], f"first cycle: {first}; next cycle: {note}"
+
+
+def test_live_venue_a_lost_close_within_the_query_lag_keeps_its_fill_without_the_kill_switch(
+    rig: Rig,
+) -> None:
+    # The same lost close and lagging lookup as above, the kill-switch left off: the order is
+    # waited for (request window plus query lag) and its fill booked once the venue shows it
+    entry(rig.service())
+    lag = _LaggingLookup(rig.venue)
+    rig.fake.fail_next("POST", "/api/v3/order", "timeout_after_booking")
+    held = Decimal(str(rig.position()["quantity"]))
+    lag.hide_all = True
+    assert close(rig.service(lag)).status == OrderStatus.SUBMITTED.value
+    (closing,) = rig.orders(Intent.CLOSE)
+    lag.hidden.add(str(closing["client_order_id"]))
+    lag.hide_all = False
+    rig.clock.advance(timedelta(minutes=3))
+    rig.service(lag).reconcile()
+    rig.clock.advance(timedelta(minutes=1))
+    lag.hidden.clear()
+    rig.service(lag).reconcile()
+    rig.clock.advance(timedelta(minutes=10))
+    rig.service(lag).reconcile()
+    (after,) = rig.orders(Intent.CLOSE)
+    assert after["status"] == OrderStatus.FILLED.value
+    assert Decimal(str(rig.position()["quantity"])) < held

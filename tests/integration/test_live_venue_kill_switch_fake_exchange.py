@@ -197,9 +197,16 @@ def test_live_venue_a_cancelled_stop_that_never_lands_is_settled_after_the_grace
     rig.service().reconcile()
     (stop,) = rig.orders(Intent.PROTECT)
     assert stop["status"] == OrderStatus.CANCEL_PENDING.value
-    # When the switch is turned off and the grace has passed with the venue never showing it
+    # When the switch is turned off: never confirmed by the venue, it is not settled on an
+    # absence the venue's lookup may still lag behind (the 2-minute grace is not enough)
     rig.switch(False)
     rig.clock.advance(timedelta(minutes=3))
+    rig.service().reconcile()
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert stop["status"] == OrderStatus.CANCEL_PENDING.value
+    # and once the venue can no longer execute it (its request window plus the query lag)
+    settle_after, _ = rig.service().absent_settle_after()
+    rig.clock.advance(settle_after - timedelta(minutes=3))
     rig.service().reconcile()
     # Then reconcile settles it CANCELED: never left pending for good
     (stop,) = rig.orders(Intent.PROTECT)
@@ -216,8 +223,9 @@ def test_live_venue_a_cancel_pending_stop_settled_after_the_grace_counts_as_canc
     rig.switch(True)
     rig.service().reconcile()
     assert metric(rig, "ProtectiveStopsCancelled") == 0  # not settled yet: not counted
-    # When reconcile settles it CANCELED once the grace has passed (and runs again)
-    rig.clock.advance(timedelta(minutes=3))
+    # When reconcile settles it CANCELED once the venue can no longer execute it (its request
+    # window plus the query lag; never confirmed by the venue), and runs again
+    rig.clock.advance(rig.service().absent_settle_after()[0])
     rig.service().reconcile()
     rig.service().reconcile()
     # Then it counts as a protective stop cancelled, like a cancel the venue confirmed, once
@@ -324,3 +332,52 @@ def test_live_venue_kill_switch_still_cancels_the_stop_of_a_position_the_flatten
     report = rig.service().cancel_open_orders("kill-switch on: operator test")
     assert report.cancelled == 1 and report.kept == {}
     assert _resting_stops(rig) == ["CANCELED"]
+
+
+def test_live_venue_kill_switch_keeps_the_stop_of_an_unsellable_remainder_while_the_ticker_fails(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    # Given the stop resting for a remainder worth less than Binance's minimum notional
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02985")
+    rig.clock.advance(timedelta(hours=5))
+    rig.service().reconcile()
+    rest = Decimal(str(rig.position()["quantity"]))
+    refusal = rig.venue.market_sell_refusal(BTC, Quantity(rest))
+    assert refusal is not None and "minimum notional" in refusal  # the flatten cannot sell it
+    assert _resting_stops(rig) == ["PARTIALLY_FILLED"]
+
+    # When the kill-switch sweep runs while the venue's ticker cannot be read (a read timeout)
+    def unreadable(*_args: Any) -> Any:
+        raise RetryableExchangeError("binance", "fetch_tickers", "read timeout")
+
+    monkeypatch.setattr(rig.venue, "fetch_tickers", unreadable)
+    rig.switch(True)
+    report = rig.service().cancel_open_orders("kill-switch on: operator test")
+    monkeypatch.undo()
+    # Then the remainder's only exit still rests on the venue (the flatten cannot sell it
+    # whether or not this cycle could read the price), the report saying how it was judged
+    assert _resting_stops(rig) == ["PARTIALLY_FILLED"], rig.orders(Intent.PROTECT)
+    (why,) = report.kept.values()
+    assert "minimum notional" in why and "the last price cannot be read" in why, why
+
+
+def test_live_venue_market_sell_refusal_is_judged_at_the_given_price_while_the_ticker_fails(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the venue's ticker that cannot be read (its market rules can)
+    rig.venue.market(BTC)
+
+    def unreadable(*_args: Any) -> Any:
+        raise RetryableExchangeError("binance", "fetch_tickers", "read timeout")
+
+    monkeypatch.setattr(rig.venue, "fetch_tickers", unreadable)
+    price = Price(Decimal("30000"))
+    # Then a sale worth the minimum notional at the given price is taken, a smaller one refused
+    # with the price it was judged at, and without a price the sale is refused in doubt
+    assert rig.venue.market_sell_refusal(BTC, Quantity(Decimal("0.03")), price) is None
+    small = rig.venue.market_sell_refusal(BTC, Quantity(Decimal("0.0001")), price)
+    assert small is not None and "minimum notional" in small and "judged at 30000" in small
+    unsized = rig.venue.market_sell_refusal(BTC, Quantity(Decimal("0.03")))
+    assert unsized is not None and "cannot be sized" in unsized

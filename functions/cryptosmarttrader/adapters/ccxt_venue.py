@@ -271,16 +271,36 @@ class CcxtVenue(CcxtExchange):
         )
         return replace(placed, order_type=OrderType.STOP_LOSS_LIMIT.value)
 
-    def market_sell_refusal(self, symbol: Symbol, quantity: Quantity) -> str | None:
+    def market_sell_refusal(
+        self, symbol: Symbol, quantity: Quantity, price_if_unread: Price | None = None
+    ) -> str | None:
         """Why a market sell of ``quantity`` would be refused now: sized exactly as
         :meth:`create_order` sizes it (the amount DOWN to the step, the minimum amount, the
         minimum notional at the last price). None when it would be taken, or when the venue's
-        rules or price cannot be read (the sale is then tried, and refused or not, as usual)."""
+        rules cannot be read (the sale is then tried, and refused or not, as usual).
+
+        When the last price cannot be read, the minimum notional is judged at
+        ``price_if_unread`` (a protective stop's limit price: below the market, so a sale it
+        passes passes at the market too), the reason saying so; without one, in doubt, the
+        reason is that the sale cannot be sized."""
         try:
             market = self.market(symbol)
-            last = self.fetch_tickers([symbol])[symbol].last
         except ExchangeError:
             return None
+        try:
+            last = self.fetch_tickers([symbol])[symbol].last
+        except ExchangeError as exc:
+            if price_if_unread is None:
+                return f"the last price cannot be read ({exc}): the sale cannot be sized"
+            sized = size_order(
+                market, Side.SELL, quantity, limit_price=None, reference_price=price_if_unread
+            )
+            if not isinstance(sized, SizingRefusal):
+                return None
+            return (
+                f"{sized.reason} (judged at {price_if_unread.value.normalize():f}: the last "
+                f"price cannot be read, {exc})"
+            )
         sized = size_order(market, Side.SELL, quantity, limit_price=None, reference_price=last)
         return sized.reason if isinstance(sized, SizingRefusal) else None
 

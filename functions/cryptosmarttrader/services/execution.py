@@ -699,8 +699,8 @@ class ExecutionService:
                     self._remember({**final, "status": _S.CANCEL_PENDING.value})
             return "updated"
         sent_at = _sent_at(order)
-        if status is _S.CANCEL_PENDING and now - sent_at >= self.absent_grace:
-            # its cancel was asked and the venue shows no such order past the grace: it never
+        if status is _S.CANCEL_PENDING and self._absent_settles(order, now):
+            # its cancel was asked and the venue shows no such order past the wait: it never
             # landed (or was cancelled and is gone): settled, never left pending for good
             if self.orders.update_status(
                 coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, now)
@@ -766,6 +766,19 @@ class ExecutionService:
             self._exchange_error()
             return found
         return found if after is None else after
+
+    def _absent_settles(self, order: Mapping[str, Any], now: datetime) -> bool:
+        """Whether an order under cancel (CANCEL_PENDING) the venue does not show by its client
+        ID is settled CANCELED ``now``. One the venue confirmed (its exchange order id is
+        recorded: it was seen at the venue) and that is gone: once ``absent_grace`` has passed
+        since it was sent. One the venue never confirmed (its answer lost): only once the venue
+        can no longer execute its request, :meth:`absent_settle_after` after it was sent, the
+        rule of an absent SUBMITTED order. Until then it may rest or have filled at the venue,
+        its lookup by client ID lagging: it stays CANCEL_PENDING and is looked up again."""
+        waited = now - _sent_at(order)
+        if order.get("exchange_order_id"):
+            return waited >= self.absent_grace
+        return waited >= self.absent_settle_after()[0]
 
     def absent_settle_after(self) -> tuple[timedelta, timedelta | None]:
         """How long after it was sent an order the venue does not show by its client ID is
@@ -885,10 +898,11 @@ class ExecutionService:
             except ExchangeError:
                 self._exchange_error()
                 continue  # stays CANCEL_PENDING; the next reconcile looks again
-            if found is None and self.clock.now() - _sent_at(order) < self.absent_grace:
-                # sent moments ago and not shown yet: it may still land (within the venue's
-                # receive window), after this cancel. It stays CANCEL_PENDING: the next sweep
-                # cancels it again, or reconcile settles it once the grace has passed.
+            if found is None and not self._absent_settles(order, self.clock.now()):
+                # not shown (yet): never confirmed by the venue, it may still land or have
+                # filled (its lookup lagging); confirmed, it went moments ago. It stays
+                # CANCEL_PENDING: the next sweep cancels it again, or reconcile books what the
+                # venue shows, or settles it once the venue can no longer execute it.
                 continue
             if found is None:
                 done = self.orders.update_status(
@@ -910,22 +924,33 @@ class ExecutionService:
         """The protective sells the sweep keeps resting (client order ID → why): those resting
         on the venue (ACCEPTED, or PARTIALLY_FILLED: a stop that triggered and sells the rest)
         for a position the venue would not let the flatten sell (the position read fresh; the
-        venue's own sizing of a market sell of it). Both legs of an OCO list go together."""
+        venue's own sizing of a market sell of it). Both legs of an OCO list go together.
+
+        When the venue's last price cannot be read, the sale is judged at the lowest limit
+        price of those protective sells (below the market: what passes there passes at the
+        market), and without one it is kept, in doubt; the reason says so."""
         venue = self.exchange
         if not self.protective_stops_supported() or not isinstance(venue, ProtectiveGateway):
             return {}
         resting: dict[str, list[str]] = {}
+        limits: dict[str, list[Decimal]] = {}
         for order in orders:
             if order.get("intent") != Intent.PROTECT.value or order.get("side") != Side.SELL.value:
                 continue
             if order.get("status") in {_S.ACCEPTED.value, _S.PARTIALLY_FILLED.value}:
-                resting.setdefault(str(order["symbol"]), []).append(str(order["client_order_id"]))
+                symbol = str(order["symbol"])
+                resting.setdefault(symbol, []).append(str(order["client_order_id"]))
+                if order.get("limit_price") is not None:
+                    limits.setdefault(symbol, []).append(Decimal(str(order["limit_price"])))
         kept: dict[str, str] = {}
         for symbol, coids in sorted(resting.items()):
             held = Decimal(str((self.positions.get(symbol) or {}).get("quantity", 0)))
             if held <= 0:
                 continue
-            refusal = venue.market_sell_refusal(Symbol(symbol), Quantity(held))
+            lowest = min((p for p in limits.get(symbol, []) if p > 0), default=None)
+            refusal = venue.market_sell_refusal(
+                Symbol(symbol), Quantity(held), None if lowest is None else Price(lowest)
+            )
             if refusal is None:
                 continue
             why = (
@@ -1614,12 +1639,13 @@ class ExecutionService:
                 self._exchange_error()
                 outcome = "pending"
                 continue
-            if found is None and now - _sent_at(stored) < self.absent_grace:
-                # sent moments ago and not shown yet: it may still land (within the venue's
-                # receive window). Nothing is sold against it meanwhile.
+            if found is None and not self._absent_settles(stored, now):
+                # not shown (yet): never confirmed by the venue, it may rest or have filled
+                # (its lookup lagging) until the venue can no longer execute it. Nothing is
+                # sold against it meanwhile: the close waits, the next cycle looks again.
                 outcome = "pending"
                 continue
-            if found is None:  # never reached the venue
+            if found is None:  # never reached the venue, or gone
                 cancelled = self.orders.update_status(
                     coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, now)
                 )
