@@ -5,16 +5,20 @@ read."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from cryptosmarttrader.domain.exchange import RetryableExchangeError
-from cryptosmarttrader.domain.orders import MAX_CLOSE_ATTEMPTS, Intent, OrderStatus
-from cryptosmarttrader.domain.types import DomainError, Quantity
+from cryptosmarttrader.domain.orders import MAX_CLOSE_ATTEMPTS, Intent, OrderIntent, OrderStatus
+from cryptosmarttrader.domain.risk import MarketQuote
+from cryptosmarttrader.domain.types import DomainError, Price, Quantity, Side
+from cryptosmarttrader.services.scan import ScanService
+from cryptosmarttrader.settings import TradingSettings
 from tests.support import live_venue
-from tests.support.live_venue import BTC, STOP, Rig, close, entry
+from tests.support.live_venue import BTC, EQUITY, QUOTE, STOP, Rig, close, entry
 
 pytestmark = pytest.mark.realdata
 
@@ -83,3 +87,44 @@ def test_live_venue_closes_while_the_last_price_cannot_be_read_do_not_spend_the_
     except DomainError as exc:
         pytest.fail(f"{len(spent)} close attempts spent on not-sent orders: {exc}")
     assert after.sent, after
+
+
+def test_live_venue_a_new_entry_on_a_remainder_the_scan_calls_dust_opens_its_own_episode(
+    rig: Rig,
+) -> None:
+    entry(rig.service())
+    opened = rig.position()["opened_at"]
+    rig.service().protect_positions({BTC.value: STOP})
+    # Given the stop triggered by the 14:00 bar on a thin book, selling all but 0.00024 BTC
+    # (7.44 USDT at the stop: above Binance's 5 USDT minimum notional, below the scan's
+    # dust_value_usd of 10 USD), its rest then cancelled by a close
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02973")
+    rig.clock.advance(timedelta(hours=5))
+    service = rig.service()
+    service.reconcile()
+    position = rig.position()
+    rest = Decimal(str(position["quantity"]))
+    assert rest == Decimal("0.00024")
+    assert service._release_protection(BTC.value, "closing (test)") == "filled"
+    assert [o["status"] for o in rig.orders(Intent.PROTECT)] == [OrderStatus.CANCELED.value]
+    assert Decimal(str(rig.position()["quantity"])) == rest
+    assert rig.position()["opened_by"] == position["opened_by"]  # not venue dust: kept
+    del rig.fake.max_fill_per_bar["BTCUSDT"]
+    # the scan counts it as not held (a new entry in BTC is allowed, no exit row)
+    holder = SimpleNamespace(settings=TradingSettings())
+    assert ScanService._held(holder, position, 31000.0) == 0  # type: ignore[arg-type]
+    # When a new entry in BTC fills on it
+    rig.clock.advance(timedelta(hours=1))
+    intent = OrderIntent("protective-test", BTC, Side.BUY, Intent.OPEN, 1_652_205_600_000,
+                         Quantity.of("0.03"), Price.of("31600"))  # fmt: skip
+    fresh = MarketQuote(rig.clock.now() - timedelta(minutes=1), QUOTE.volume_24h_quote)
+    result = rig.service().submit(intent, equity=EQUITY, quote=fresh)
+    assert result.sent, result
+    rig.clock.advance(timedelta(hours=1))
+    rig.service().reconcile()
+    after = rig.position()
+    assert Decimal(str(after["quantity"])) > Decimal("0.03")
+    # Then the new entry opens its own episode: the exit rule's days count from its fill, not
+    # from the opening of the position the remainder was left by
+    assert after["opened_by"] == intent.client_order_id.value, (after["opened_by"], opened)
+    assert after["opened_at"] != opened
