@@ -5,8 +5,8 @@ read."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
