@@ -128,3 +128,18 @@ def test_live_venue_a_new_entry_on_a_remainder_the_scan_calls_dust_opens_its_own
     # from the opening of the position the remainder was left by
     assert after["opened_by"] == intent.client_order_id.value, (after["opened_by"], opened)
     assert after["opened_at"] != opened
+
+
+def test_live_venue_a_close_not_sent_while_the_last_price_cannot_be_read_is_not_counted_sent(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a position, the venue's ticker unreadable
+    entry(rig.service())
+    _ticker_unreadable(rig, monkeypatch)
+    # When the exit rule (or the EMERGENCY flatten) closes it
+    result = close(rig.service())
+    # Then nothing left (no sell on the venue), and the result does not say it was sent (the
+    # cycle's exits and flatten count ``result.sent``)
+    assert [p for p in rig.sent("POST") if p.get("side") == "SELL"] == []
+    assert result.status == OrderStatus.EXPIRED.value, result
+    assert not result.sent, result
