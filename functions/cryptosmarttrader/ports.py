@@ -299,6 +299,11 @@ class MarketRulesGateway(Protocol):
 
     def market(self, symbol: Symbol) -> ExchangeMarket: ...
 
+    def last_price(self, symbol: Symbol) -> Price:
+        """The venue's last traded price, which a market order is sized at; raises
+        ``MarketRulesUnknownError`` when it cannot be read now."""
+        ...
+
 
 @runtime_checkable
 class ProtectiveGateway(Protocol):

@@ -546,6 +546,7 @@ def trading_cycle(
         guard=RiskGuard(RiskLimits(Decimal(str(settings.max_asset_fraction)))),
         prepare=lambda: ensure_open_index(orders, state, clock.now()),
         mode=mode,
+        dust_value=Decimal(str(settings.dust_value_usd)),
     )
     return TradingCycle(
         execution=execution,

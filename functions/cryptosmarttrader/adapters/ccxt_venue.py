@@ -173,6 +173,16 @@ class CcxtVenue(CcxtExchange):
             raise FatalExchangeError(self._name, "create_order", f"{symbol} is not listed")
         return found
 
+    def last_price(self, symbol: Symbol) -> Price:
+        """The last traded price a market order of ``symbol`` is sized at
+        (:meth:`create_order`); :class:`MarketRulesUnknownError` when it cannot be read now."""
+        try:
+            return self.fetch_tickers([symbol])[symbol].last
+        except (RetryableExchangeError, InvalidPayloadError) as exc:
+            raise MarketRulesUnknownError(
+                self._name, "fetch_ticker", f"the last price cannot be read: {exc}"
+            ) from exc
+
     # -- trading ---------------------------------------------------------------------------
 
     def create_order(

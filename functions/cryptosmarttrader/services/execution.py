@@ -252,6 +252,9 @@ class ExecutionService:
     # a protective stop's limit sits this fraction below its trigger: room for the fall
     # through the trigger to still fill (a stop-limit that cannot fill protects nothing)
     protective_limit_offset: Decimal = Decimal("0.05")
+    # a remainder worth less than this (quote currency, at its fill price) after a sell is dust
+    # as the scan counts it (``dust_value_usd``): its episode ends like the venue's own dust
+    dust_value: Decimal = Decimal("10")
     consecutive_exchange_errors: int = 0
     # Run once before the first reconcile (the wiring indexes orders recorded before the
     # open-orders index existed).
@@ -307,6 +310,11 @@ class ExecutionService:
             held = Decimal(str((position or {}).get("quantity", 0)))
             try:
                 dust = self.dust(intent.symbol.value, held, intent.reference_price.value)
+                venue = self.exchange
+                if dust is None and held > 0 and isinstance(venue, MarketRulesGateway):
+                    # the market sell is sized at the venue's last price: unreadable, nothing
+                    # could be sent, and no close attempt is spent on a record never sent
+                    venue.last_price(intent.symbol)
             except MarketRulesUnknownError as exc:
                 # no verdict on dust or not: no close attempt is spent, the next cycle decides
                 self._exchange_error()
@@ -927,27 +935,41 @@ class ExecutionService:
         venue's own sizing of a market sell of it). Both legs of an OCO list go together.
 
         When the venue's last price cannot be read, the sale is judged at the lowest limit
-        price of those protective sells (below the market: what passes there passes at the
-        market), and without one it is kept, in doubt; the reason says so."""
+        price of the position's untriggered stops (a stop that has not triggered rests below
+        the market: what passes there passes at the market); a stop that triggered (part sold:
+        the market may be below its limit) or a take-profit leg (its limit above the market)
+        gives no such price, and without one the sell is kept, in doubt; the reason says so."""
         venue = self.exchange
         if not self.protective_stops_supported() or not isinstance(venue, ProtectiveGateway):
             return {}
         resting: dict[str, list[str]] = {}
         limits: dict[str, list[Decimal]] = {}
+        doubtful: set[str] = set()
         for order in orders:
             if order.get("intent") != Intent.PROTECT.value or order.get("side") != Side.SELL.value:
                 continue
             if order.get("status") in {_S.ACCEPTED.value, _S.PARTIALLY_FILLED.value}:
                 symbol = str(order["symbol"])
                 resting.setdefault(symbol, []).append(str(order["client_order_id"]))
-                if order.get("limit_price") is not None:
+                untriggered_stop = (
+                    order.get("status") == _S.ACCEPTED.value
+                    and order.get("order_type") == OrderType.STOP_LOSS_LIMIT.value
+                    and Decimal(str(order.get("filled") or 0)) == 0
+                )
+                if untriggered_stop and order.get("limit_price") is not None:
                     limits.setdefault(symbol, []).append(Decimal(str(order["limit_price"])))
+                elif order.get("status") == _S.PARTIALLY_FILLED.value:
+                    doubtful.add(symbol)
         kept: dict[str, str] = {}
         for symbol, coids in sorted(resting.items()):
             held = Decimal(str((self.positions.get(symbol) or {}).get("quantity", 0)))
             if held <= 0:
                 continue
-            lowest = min((p for p in limits.get(symbol, []) if p > 0), default=None)
+            lowest = (
+                None
+                if symbol in doubtful
+                else min((p for p in limits.get(symbol, []) if p > 0), default=None)
+            )
             refusal = venue.market_sell_refusal(
                 Symbol(symbol), Quantity(held), None if lowest is None else Price(lowest)
             )
@@ -1770,15 +1792,24 @@ class ExecutionService:
         raise RuntimeError(f"position {symbol}: {_POSITION_RETRIES} concurrent updates lost")
 
     def _end_dust_episode(self, position: Position, fill: Fill) -> Position:
-        """A sell that left dust (a remainder no sell can be placed for on this venue, e.g. a
-        buy's commission taken in the coin) ends the position's episode (:meth:`Position.ended_as_dust`):
-        a later entry opens its own. Rules that cannot be read now leave the episode as it is."""
+        """A sell that left dust ends the position's episode (:meth:`Position.ended_as_dust`),
+        so a later entry opens its own: a remainder no sell can be placed for on this venue (e.g.
+        a buy's commission taken in the coin), or worth less than ``dust_value`` at the fill's
+        price (what the scan counts as not held, so it may enter the coin again). Rules that
+        cannot be read now leave the episode as it is."""
         if fill.side is not Side.SELL or position.quantity <= 0 or position.opened_by is None:
             return position
-        try:
-            why = self.dust(position.symbol.value, position.quantity, fill.average_price.value)
-        except MarketRulesUnknownError:
-            return position
+        worth = position.quantity * fill.average_price.value
+        why: str | None
+        if worth < self.dust_value:
+            why = (
+                f"{position.quantity.normalize():f} left, worth {worth:.2f} (under the dust value)"
+            )
+        else:
+            try:
+                why = self.dust(position.symbol.value, position.quantity, fill.average_price.value)
+            except MarketRulesUnknownError:
+                return position
         if why is None:
             return position
         log.info("position %s: %s; its episode ends", position.symbol, why)
