@@ -317,9 +317,12 @@ class PromotedRanking:
             return loaded.model
         try:
             artifact = self._registry.artifact(live.version)
-            digest = live.checked_artifact_digest(artifact)
+            try:
+                digest = live.checked_artifact_digest(artifact)
+            except DomainError as exc:  # the artefact was replaced since its registration
+                raise RegistryStoreError(str(exc)) from exc
             model = self._load(live, artifact)
-        except (RegistryStoreError, DomainError, ValueError) as exc:
+        except (RegistryStoreError, ValueError) as exc:
             return self._unavailable(
                 f"promoted {live.label} cannot be loaded ({_first_line(exc)})", exc
             )
