@@ -173,6 +173,17 @@ class CcxtVenue(CcxtExchange):
             raise FatalExchangeError(self._name, "create_order", f"{symbol} is not listed")
         return found
 
+    def _rules_to_send(self, symbol: Symbol, op: str) -> Market:
+        """:meth:`market` for an order about to be sent: rules that cannot be read now (a
+        load that timed out or answered unreadably) are :class:`MarketRulesUnknownError`,
+        nothing sent (not an unknown order state)."""
+        try:
+            return self.market(symbol)
+        except (RetryableExchangeError, InvalidPayloadError) as exc:
+            raise MarketRulesUnknownError(
+                self._name, op, f"not sent, the venue's rules are unknown: {exc}"
+            ) from exc
+
     def last_price(self, symbol: Symbol) -> Price:
         """The last traded price a market order of ``symbol`` is sized at
         (:meth:`create_order`); :class:`MarketRulesUnknownError` when it cannot be read now."""
@@ -194,14 +205,8 @@ class CcxtVenue(CcxtExchange):
         price: Price | None,
         client_order_id: ClientOrderId,
     ) -> ExchangeOrder:
-        try:
-            market = self.market(symbol)
-            reference = price if price is not None else self.fetch_tickers([symbol])[symbol].last
-        except (RetryableExchangeError, InvalidPayloadError) as exc:
-            # nothing was sent: a refusal with the reason, not an unknown order state
-            raise MarketRulesUnknownError(
-                self._name, "create_order", f"not sent, the venue's rules are unknown: {exc}"
-            ) from exc
+        market = self._rules_to_send(symbol, "create_order")
+        reference = price if price is not None else self.last_price(symbol)
         sized = size_order(market, side, quantity, limit_price=price, reference_price=reference)
         if isinstance(sized, SizingRefusal):
             raise OrderRefusedError(self._name, "create_order", sized.reason)
@@ -249,12 +254,7 @@ class CcxtVenue(CcxtExchange):
             raise OrderRefusedError(
                 self._name, "create_order", f"stop limit {limit_price} above its trigger"
             )
-        try:
-            market = self.market(symbol)
-        except (RetryableExchangeError, InvalidPayloadError) as exc:
-            raise MarketRulesUnknownError(
-                self._name, "create_order", f"not sent, the venue's rules are unknown: {exc}"
-            ) from exc
+        market = self._rules_to_send(symbol, "create_order")
         tick = market.price_tick
         stop, limit = stop_price.value, limit_price.value
         if tick is not None and tick > 0:
@@ -352,12 +352,7 @@ class CcxtVenue(CcxtExchange):
                 f"prices out of order: limit {limit_price} <= stop {stop_price} "
                 f"< take-profit {take_profit} is required",
             )
-        try:
-            market = self.market(symbol)
-        except (RetryableExchangeError, InvalidPayloadError) as exc:
-            raise MarketRulesUnknownError(
-                self._name, op, f"not sent, the venue's rules are unknown: {exc}"
-            ) from exc
+        market = self._rules_to_send(symbol, op)
         tick = market.price_tick
         stop, limit, above = stop_price.value, limit_price.value, take_profit.value
         if tick is not None and tick > 0:
