@@ -1058,14 +1058,8 @@ class ExecutionService:
             try:
                 done[symbol] = self._protect(symbol, stop, profits.get(symbol), prices.get(symbol))
             except Exception as exc:  # noqa: BLE001 - one position's error: the others go on
-                first = str(exc).splitlines()[0] if str(exc) else ""
-                why = (
-                    f"protective step failed ({type(exc).__name__}: {first}); the hourly exit "
-                    "rule still applies"
-                )
-                log.error("position %s: %s; the other positions go on", symbol, why)
-                self.metrics.add(mn.POSITION_EXIT_ERRORS.name, 1)
-                done[symbol] = why
+                why = position_failed(symbol, "protective step", exc, self.metrics)
+                done[symbol] = f"{why}; the hourly exit rule still applies"
         return done
 
     def protective_lists_supported(self) -> bool:
@@ -1973,6 +1967,17 @@ class _Sent:
 
     def status(self, coid: ClientOrderId) -> str:
         return self.statuses.get(coid.value, "")
+
+
+def position_failed(symbol: str, what: str, exc: Exception, metrics: Metrics) -> str:
+    """One position's ``what`` (its close, the flatten, its protective step) failed with
+    ``exc``: logged with the reason and counted (``PositionExitErrors``); the reason returned,
+    for that position's report. The caller goes on with the other positions."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    why = f"{what} failed ({type(exc).__name__}: {first})"
+    log.error("position %s: %s; the other positions go on", symbol, why)
+    metrics.add(mn.POSITION_EXIT_ERRORS.name, 1)
+    return why
 
 
 def is_resting_stop(order: Mapping[str, Any]) -> bool:

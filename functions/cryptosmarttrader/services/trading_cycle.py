@@ -91,6 +91,7 @@ from cryptosmarttrader.services.execution import (
     ExecutionResult,
     ExecutionService,
     is_resting_stop,
+    position_failed,
 )
 from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
 from cryptosmarttrader.services.risk_state import RiskStateService
@@ -556,13 +557,9 @@ class TradingCycle:
         return sent
 
     def _exit_failed(self, symbol: str, what: str, exc: Exception) -> str:
-        """One position's exit failed: logged with the reason and counted
-        (``PositionExitErrors``); the cycle goes on with the other positions."""
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        why = f"{what} failed ({type(exc).__name__}: {first})"
-        log.error("position %s: %s; the other positions go on", symbol, why)
-        self.metrics.add(mn.POSITION_EXIT_ERRORS.name, 1)
-        return why
+        """One position's exit failed (:func:`position_failed`: logged, counted); the cycle
+        goes on with the other positions."""
+        return position_failed(symbol, what, exc, self.metrics)
 
     def _close(
         self,
