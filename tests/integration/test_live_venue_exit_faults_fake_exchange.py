@@ -19,7 +19,16 @@ from cryptosmarttrader.services.execution import RULES_UNKNOWN
 from cryptosmarttrader.services.scan import ScanService
 from cryptosmarttrader.settings import TradingSettings
 from tests.support import live_venue
-from tests.support.live_venue import BTC, EQUITY, QUOTE, STOP, Rig, close, entry
+from tests.support.live_venue import (
+    BTC,
+    EQUITY,
+    QUOTE,
+    STOP,
+    Rig,
+    close,
+    entry,
+    stop_triggered_on_a_thin_book,
+)
 
 pytestmark = pytest.mark.realdata
 
@@ -39,14 +48,9 @@ def _ticker_unreadable(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_live_venue_kill_switch_keeps_a_triggered_stop_whose_remainder_is_unsellable_below_its_limit(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    entry(rig.service())
-    rig.service().protect_positions({BTC.value: STOP})
     # Given the stop (trigger 31000, limit 29450) triggered by the 14:00 bar on a thin book:
     # it sold all but 0.00017 BTC (worth 5.0065 USDT at its limit) and still rests for it
-    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02980")
-    rig.clock.advance(timedelta(hours=5))
-    rig.service().reconcile()
-    rest = Decimal(str(rig.position()["quantity"]))
+    rest = stop_triggered_on_a_thin_book(rig, "0.02980")
     assert rest == Decimal("0.00017")
     (stop,) = rig.orders(Intent.PROTECT)
     assert stop["status"] == OrderStatus.PARTIALLY_FILLED.value

@@ -31,6 +31,7 @@ from tests.support.live_venue import (
     entry,
     lagging,
     metric,
+    stop_triggered_on_a_thin_book,
 )
 
 pytestmark = pytest.mark.realdata
@@ -280,14 +281,9 @@ def test_live_venue_a_stop_the_reconcile_finds_cancelled_after_the_sweep_counts_
 def test_live_venue_kill_switch_keeps_the_stop_of_a_remainder_the_flatten_cannot_sell(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    entry(rig.service())
-    rig.service().protect_positions({BTC.value: STOP})
     # Given the stop triggered by the 14:00 bar on a thin book: it sold all but a remainder
     # worth less than Binance's minimum notional (5 USDT), and still rests for that remainder
-    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02985")
-    rig.clock.advance(timedelta(hours=5))
-    rig.service().reconcile()
-    rest = Decimal(str(rig.position()["quantity"]))
+    rest = stop_triggered_on_a_thin_book(rig, "0.02985")
     assert rest == Decimal("0.00012")
     refusal = rig.venue.market_sell_refusal(BTC, Quantity(rest))
     assert refusal is not None and "minimum notional" in refusal  # the flatten cannot sell it
@@ -337,13 +333,8 @@ def test_live_venue_kill_switch_still_cancels_the_stop_of_a_position_the_flatten
 def test_live_venue_kill_switch_keeps_the_stop_of_an_unsellable_remainder_while_the_ticker_fails(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    entry(rig.service())
-    rig.service().protect_positions({BTC.value: STOP})
     # Given the stop resting for a remainder worth less than Binance's minimum notional
-    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal("0.02985")
-    rig.clock.advance(timedelta(hours=5))
-    rig.service().reconcile()
-    rest = Decimal(str(rig.position()["quantity"]))
+    rest = stop_triggered_on_a_thin_book(rig, "0.02985")
     refusal = rig.venue.market_sell_refusal(BTC, Quantity(rest))
     assert refusal is not None and "minimum notional" in refusal  # the flatten cannot sell it
     assert _resting_stops(rig) == ["PARTIALLY_FILLED"]

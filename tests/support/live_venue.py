@@ -204,5 +204,17 @@ def close(service: ExecutionService, strategy: str = "exit-rule") -> Any:
     return service.submit(intent, equity=EQUITY, quote=fresh)
 
 
+def stop_triggered_on_a_thin_book(rig: Rig, max_fill: str) -> Decimal:
+    """An entry (0.03 BTC at the 10:00 open) protected by the stop at ``STOP``, which the
+    14:00 bar triggers while the book fills at most ``max_fill`` BTC a bar: it sells that and
+    keeps resting for the rest. The quantity still held, after the reconcile that booked it."""
+    entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    rig.fake.max_fill_per_bar["BTCUSDT"] = Decimal(max_fill)
+    rig.clock.advance(timedelta(hours=5))
+    rig.service().reconcile()
+    return Decimal(str(rig.position()["quantity"]))
+
+
 def metric(rig: Rig, name: str) -> float:
     return rig.metrics.total(name)
