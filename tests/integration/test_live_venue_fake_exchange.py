@@ -50,7 +50,7 @@ from cryptosmarttrader.settings import AwsResources
 from cst_devtools.fake_binance import FakeBinance, serve
 from cst_devtools.local_aws import ensure_resources
 from tests.support.execution import LosesTheAnswer
-from tests.support.live_venue import local_only
+from tests.support.live_venue import fake_binance, local_only
 
 pytestmark = pytest.mark.realdata
 
@@ -83,15 +83,7 @@ class Venue:
 @pytest.fixture
 def venue(market: RecordedMarketData) -> Iterator[Venue]:
     clock = FixedClock(NOW)
-    fake = FakeBinance(
-        API_KEY,
-        SECRET,
-        market,
-        clock.now,
-        balances={"USDT": Decimal("10000"), "BTC": Decimal("0")},
-        client_timeout_s=0.5,
-    )
-    fake.warm("BTCUSDT")
+    fake = fake_binance(market, clock)
     with serve(fake) as url:
         rig = Venue(fake, clock, None, url)  # type: ignore[arg-type]
         rig.venue = CcxtVenue(

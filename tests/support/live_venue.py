@@ -131,10 +131,9 @@ def local_only(client: ccxt.Exchange) -> ccxt.Exchange:
     return client
 
 
-@pytest.fixture
-def rig(market: RecordedMarketData, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    clock = FixedClock(NOW)
+def fake_binance(market: RecordedMarketData, clock: FixedClock) -> FakeBinance:
+    """The fake Binance of these tests: 10,000 USDT and no BTC on the account, the client's
+    timeout 0.5 s, BTC/USDT's recorded candles loaded before the clock starts ticking."""
     fake = FakeBinance(
         API_KEY,
         SECRET,
@@ -144,6 +143,14 @@ def rig(market: RecordedMarketData, monkeypatch: pytest.MonkeyPatch) -> Iterator
         client_timeout_s=0.5,
     )
     fake.warm("BTCUSDT")
+    return fake
+
+
+@pytest.fixture
+def rig(market: RecordedMarketData, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    clock = FixedClock(NOW)
+    fake = fake_binance(market, clock)
     with serve(fake) as url, mock_aws():
         creds = {"apiKey": API_KEY, "secret": SECRET}
         client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url, timeout_ms=500)
