@@ -440,7 +440,7 @@ POSITION_EXIT_ERRORS = MetricSpec(
     "step failed with an error in the execution cycle: logged with the reason, the other "
     "positions went on.",
     EXECUTION,
-    producer="services/trading_cycle.py, services/execution.py",
+    producer="services/execution.py",
 )
 SCAN_EXIT_ERRORS = MetricSpec(
     "ScanExitErrors",
