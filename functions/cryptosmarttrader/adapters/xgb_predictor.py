@@ -8,7 +8,7 @@ the format the SageMaker XGBoost container also reads.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -20,13 +20,13 @@ FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
-class XgbPredictor:
-    """A fitted booster and the feature names it was trained on."""
+class _Booster:
+    """A fitted booster and the feature names it was trained on, stored as xgboost's JSON."""
 
     booster: xgb.Booster
     feature_names: tuple[str, ...]
 
-    def predict_proba(self, features: FloatArray) -> FloatArray:
+    def _predict(self, features: FloatArray, *, margin: bool) -> FloatArray:
         if features.ndim != 2 or features.shape[1] != len(self.feature_names):
             raise ValueError(
                 f"expected (n, {len(self.feature_names)}) features, got {features.shape}"
@@ -34,16 +34,24 @@ class XgbPredictor:
         if features.shape[0] == 0:
             return np.empty(0)
         matrix = xgb.DMatrix(features, feature_names=list(self.feature_names), missing=np.nan)
-        return np.asarray(self.booster.predict(matrix), dtype=np.float64)
+        return np.asarray(self.booster.predict(matrix, output_margin=margin), dtype=np.float64)
 
     def to_bytes(self) -> bytes:
         return bytes(self.booster.save_raw(raw_format="json"))
 
     @classmethod
-    def from_bytes(cls, raw: bytes, feature_names: tuple[str, ...]) -> XgbPredictor:
+    def from_bytes(cls, raw: bytes, feature_names: tuple[str, ...]) -> Self:
         booster = xgb.Booster()
         booster.load_model(bytearray(raw))
         return cls(booster, feature_names)
+
+
+@dataclass(frozen=True)
+class XgbPredictor(_Booster):
+    """A fitted classifier: probabilities of the positive outcome."""
+
+    def predict_proba(self, features: FloatArray) -> FloatArray:
+        return self._predict(features, margin=False)
 
 
 def _default_params() -> dict[str, Any]:
@@ -108,30 +116,11 @@ def _rank_params() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class XgbRanker:
+class XgbRanker(_Booster):
     """A fitted learning-to-rank booster (``rank:ndcg``): scores order coins within a day."""
 
-    booster: xgb.Booster
-    feature_names: tuple[str, ...]
-
     def score(self, features: FloatArray) -> FloatArray:
-        if features.ndim != 2 or features.shape[1] != len(self.feature_names):
-            raise ValueError(
-                f"expected (n, {len(self.feature_names)}) features, got {features.shape}"
-            )
-        if features.shape[0] == 0:
-            return np.empty(0)
-        matrix = xgb.DMatrix(features, feature_names=list(self.feature_names), missing=np.nan)
-        return np.asarray(self.booster.predict(matrix, output_margin=True), dtype=np.float64)
-
-    def to_bytes(self) -> bytes:
-        return bytes(self.booster.save_raw(raw_format="json"))
-
-    @classmethod
-    def from_bytes(cls, raw: bytes, feature_names: tuple[str, ...]) -> XgbRanker:
-        booster = xgb.Booster()
-        booster.load_model(bytearray(raw))
-        return cls(booster, feature_names)
+        return self._predict(features, margin=True)
 
 
 @dataclass(frozen=True)
