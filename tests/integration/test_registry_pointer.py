@@ -139,11 +139,21 @@ def test_a_promotion_is_one_transaction_and_the_pointer_is_one_get(clients: AwsC
     service = _service(clients, 2)
     service.promote(1, "bootstrap", "ops")
     calls = _record(clients)
+    sent: list[list[str]] = []
+
+    def transaction(params: dict[str, Any], **_: Any) -> None:
+        sent.append([op for item in params["TransactItems"] for op in item])
+
+    clients.dynamodb.meta.events.register(
+        "before-parameter-build.dynamodb.TransactWriteItems", transaction
+    )
     # When v2 is promoted
     service.promote(2, "better", "ops")
     # Then the versions and the pointer were written by one transaction, no single write
     assert calls.count("TransactWriteItems") == 1
     assert calls.count("PutItem") == calls.count("UpdateItem") == 0
+    # of Puts only: the PutItem grant the promoting roles hold authorises it (infra/constructs)
+    assert sent == [["Put", "Put", "Put"]]
     assert _stages(service) == {1: ModelStage.ARCHIVED, 2: ModelStage.PRODUCTION}
     # and a reader learns the promoted version and its digest from one strongly consistent GetItem
     calls.names.clear()
