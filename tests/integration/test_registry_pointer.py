@@ -256,6 +256,58 @@ def test_of_two_concurrent_promotions_only_one_is_written(clients: AwsClients) -
     assert service.registry.production_pointer() == ProductionPointer(2, _digest(2))
 
 
+def test_a_promotion_that_loses_the_race_inside_the_transaction_writes_nothing(
+    clients: AwsClients,
+) -> None:
+    # Given v1 in production, v2 and v3 registered
+    service = _service(clients, 3)
+    service.promote(1, "bootstrap", "ops")
+    other = ModelRegistryService(
+        _registry(AwsClients.build(AwsResources(lake_bucket=BUCKET, state_table=TABLE))),
+        FixedClock(NOW),
+    )
+    raced: list[str] = []
+
+    # When another operator's promotion of v3 is written after ours read v1 as production and
+    # checked the pointer, just before our transaction reaches DynamoDB
+    def promote_v3_first(**_: Any) -> None:
+        if not raced:
+            raced.append("v3")
+            other.promote(3, "first", "bob")
+
+    clients.dynamodb.meta.events.register(
+        "before-call.dynamodb.TransactWriteItems", promote_v3_first
+    )
+    with pytest.raises(ModelRegistryError, match=r"v2 not promoted: .*another promotion"):
+        service.promote(2, "second", "alice")
+
+    # Then DynamoDB refused ours whole: v3 alone is in production, v2 untouched
+    assert raced == ["v3"]
+    assert _stages(service) == {
+        1: ModelStage.ARCHIVED, 2: ModelStage.REGISTERED, 3: ModelStage.PRODUCTION
+    }  # fmt: skip
+    assert service.registry.production_pointer() == ProductionPointer(3, _digest(3))
+
+
+def test_a_pointer_that_disagrees_with_the_version_item_is_refused(clients: AwsClients) -> None:
+    # Given v1 in production, then its item changed by hand to archived, the pointer untouched
+    service = _service(clients, 1)
+    service.promote(1, "bootstrap", "ops")
+    stored = service.get(1).model_copy(update={"stage": ModelStage.ARCHIVED})
+    clients.dynamodb.put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": f"model#{GROUP}"}, "sk": {"S": "version#000001"},
+            "stage": {"S": "archived"}, "body": {"S": stored.model_dump_json()},
+        },
+    )  # fmt: skip
+    # Then no reader takes v1 for the production version
+    with pytest.raises(
+        ModelRegistryError, match="pointer names cst-rank/v1, whose stage is archived"
+    ):
+        service.production()
+
+
 def test_a_registry_written_before_the_pointer_is_read_once_by_query_then_by_get(
     clients: AwsClients, caplog: pytest.LogCaptureFixture
 ) -> None:
