@@ -44,7 +44,12 @@ if TYPE_CHECKING:
     from cryptosmarttrader.domain.exchange import Market as ExchangeMarket
     from cryptosmarttrader.domain.health import HealthCheck
     from cryptosmarttrader.domain.metric_names import MetricSpec
-    from cryptosmarttrader.domain.model_canary import ModelCard, ModelVersion
+    from cryptosmarttrader.domain.model_canary import (
+        ModelCard,
+        ModelVersion,
+        ProductionPointer,
+        VersionChange,
+    )
     from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
     from cryptosmarttrader.domain.orders import OrderStatus, ProtectiveListIds
     from cryptosmarttrader.domain.risk import RiskState, RiskTransition
@@ -97,6 +102,7 @@ __all__ = [
     "RankerUnavailableError",
     "RecordedCandles",
     "RegistryReader",
+    "RegistryStoreError",
     "RiskLevelSource",
     "RiskReader",
     "SentimentSource",
@@ -486,6 +492,12 @@ class Notifier(Protocol):
         ...
 
 
+class RegistryStoreError(RuntimeError):
+    """A read or write of the model registry failed or was refused (an S3 or DynamoDB error, a
+    damaged item, an artefact whose digest is not the registered one, a write that lost to a
+    concurrent one); the message names the object and the reason."""
+
+
 class ModelRegistry(Protocol):
     """One model package group. Versions are numbered 1, 2, ... in registration order."""
 
@@ -507,10 +519,32 @@ class ModelRegistry(Protocol):
         ...
 
     def save(self, version: ModelVersion) -> ModelVersion:
-        """Persist a version's stage, history, capital share and drift flags."""
+        """Persist a version's stage, history, capital share and drift flags (one
+        :meth:`commit` of the stored version to ``version``)."""
+        ...
+
+    def commit(self, changes: Sequence[VersionChange]) -> None:
+        """Store every ``after`` and move the production pointer to the version that ends in
+        production (none, when the production version leaves it without a successor), all or
+        nothing: each only while the stored stage is still its ``before.stage`` and the
+        pointer still names the production version among the ``before``s. A refused or
+        failed write raises :class:`RegistryStoreError` and changes nothing."""
+        ...
+
+    def production_pointer(self) -> ProductionPointer | None:
+        """The production version's number and artefact digest (None: no version is in
+        production), read without listing the versions. Raises :class:`RegistryStoreError`
+        when it cannot be read."""
         ...
 
     def artifact(self, version: int) -> bytes: ...
+
+    def checked_artifact(self, version: ModelVersion) -> bytes:
+        """``version``'s artefact, only if its SHA-256 is the one recorded at registration: a
+        digest mismatch or an unreadable artefact is a :class:`RegistryStoreError` saying
+        which. Every server of a version (the scan, ``cst model pull-production``) reads
+        through it."""
+        ...
 
     def reference(self, version: int) -> DriftReference: ...
 

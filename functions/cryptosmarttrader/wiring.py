@@ -3,6 +3,7 @@ so a Lambda run and a CLI run of the same scan use the same objects."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -37,7 +38,6 @@ from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import ExchangeId
 from cryptosmarttrader.domain.model_canary import ModelVersion
 from cryptosmarttrader.domain.risk import RiskGuard, RiskLimits
-from cryptosmarttrader.domain.types import DomainError
 from cryptosmarttrader.domain.universe import is_tradable_pair, spot_quote
 from cryptosmarttrader.ports import (
     BalanceSource,
@@ -273,14 +273,14 @@ class PromotedRanking:
     """The production version of the ranking model group as the scan serves it, across the
     invocations of one execution environment.
 
-    :meth:`current` reads the registry's production pointer on every call (one DynamoDB
-    query of the group's version items) and reloads the model only when the promoted version
-    changed: the loaded model is kept under (version, SHA-256 of its artefact), the digest the
-    registry recorded at registration, so a promotion or a rollback is served by the next
-    scan, never after the next cold start only. A read of the pointer that fails leaves the
+    :meth:`current` reads the registry's production pointer on every call (one strongly
+    consistent DynamoDB ``GetItem``: the promoted version and its artefact's SHA-256 recorded at
+    registration) and reloads the model only when that pair changed, so a promotion or a
+    rollback is served by the next scan, never after the next cold start only; only then are
+    the version item and its artefact read (the registry's checked read: an artefact whose
+    digest is not the registered one is refused). A read of the pointer that fails leaves the
     ranking agent abstaining with the reason (the model loaded before never scores while the
-    promoted version is unknown); with nothing loaded yet, the error is raised. An artefact
-    whose digest is not the one recorded at registration is refused."""
+    promoted version is unknown); with nothing loaded yet, the error is raised."""
 
     def __init__(
         self,
@@ -294,39 +294,43 @@ class PromotedRanking:
         self._loaded: _Loaded | None = None
 
     def current(self) -> RankingModel | None:
-        from cryptosmarttrader.adapters.model_registry_embedded import RegistryStoreError
+        from cryptosmarttrader.ports import RegistryStoreError
         from cryptosmarttrader.services.model_registry import ModelRegistryService
 
         try:
-            live = ModelRegistryService(self._registry, self._clock).production()
+            pointer = self._registry.production_pointer()
         except (RegistryStoreError, ValueError) as exc:
             return self._unavailable(
                 f"model registry unreadable: the promoted {RANKING_GROUP} version is unknown "
                 f"({_first_line(exc)})",
                 exc,
             )
-        if live is None:
+        if pointer is None:
             self._loaded = None
             return None
         loaded = self._loaded
         if (
             loaded is not None
-            and loaded.version == live.version
-            and live.artifact_sha256 in ("", loaded.artifact_sha256)
+            and loaded.version == pointer.version
+            and pointer.artifact_sha256 in ("", loaded.artifact_sha256)
         ):
             return loaded.model
         try:
-            artifact = self._registry.artifact(live.version)
-            try:
-                digest = live.checked_artifact_digest(artifact)
-            except DomainError as exc:  # the artefact was replaced since its registration
-                raise RegistryStoreError(str(exc)) from exc
+            live = ModelRegistryService(self._registry, self._clock).pointed(pointer)
+        except (RegistryStoreError, ValueError) as exc:
+            return self._unavailable(
+                f"model registry unreadable: the promoted {RANKING_GROUP} version is unknown "
+                f"({_first_line(exc)})",
+                exc,
+            )
+        try:
+            artifact = self._registry.checked_artifact(live)
             model = self._load(live, artifact)
         except (RegistryStoreError, ValueError) as exc:
             return self._unavailable(
                 f"promoted {live.label} cannot be loaded ({_first_line(exc)})", exc
             )
-        self._loaded = _Loaded(live.version, digest, model)
+        self._loaded = _Loaded(live.version, hashlib.sha256(artifact).hexdigest(), model)
         return model
 
     def _unavailable(self, why: str, exc: Exception) -> RankingModel:

@@ -1,7 +1,7 @@
 """`cst model pull-production` writes the promoted ranking version's registered bytes: an
-artefact changed in S3 after registration (its SHA-256 no longer the one recorded then) is
-refused, as the registry-serving scan refuses it, never written where `cst scan --model` /
-``CST_MODEL_DIR`` serve it from."""
+artefact changed in S3 after registration (its SHA-256 no longer the one recorded then) or gone
+is refused with the reason, through the registry's checked read the registry-serving scan uses,
+never written where `cst scan --model` / ``CST_MODEL_DIR`` serve it from."""
 
 from __future__ import annotations
 
@@ -30,8 +30,19 @@ pytestmark = pytest.mark.realdata
 __all__ = ["bundles"]
 
 
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        pytest.param("replaced", "recorded at registration", id="replaced"),
+        pytest.param("deleted", "cst-rank/v1: artefact unreadable", id="deleted"),
+    ],
+)
 def test_pull_production_refuses_an_artefact_changed_after_registration(
-    bundles: dict[int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bundles: dict[int, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    damage: str,
+    reason: str,
 ) -> None:
     for key in ("CST_MODEL_REGISTRY", "CST_MODEL_BUCKET", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(key, raising=False)
@@ -48,9 +59,12 @@ def test_pull_production_refuses_an_artefact_changed_after_registration(
         ).model_copy(update={"skill": CLEARS_THE_GATE})  # fmt: skip
         version = service.register(card, bundle_artifact(registered), bundle_reference(registered))
         service.promote(version.version, "clears its baselines", "operator")
-        # When the artefact object is replaced by another model's after registration
+        # When the artefact object is replaced by another model's after registration, or gone
         bucket, _, key = version.artifact_uri.removeprefix("s3://").partition("/")
-        aws.clients.s3.put_object(Bucket=bucket, Key=key, Body=bundle_artifact(bundles[10]))
+        if damage == "replaced":
+            aws.clients.s3.put_object(Bucket=bucket, Key=key, Body=bundle_artifact(bundles[10]))
+        else:
+            aws.clients.s3.delete_object(Bucket=bucket, Key=key)
 
     # Then pulling the production version refuses it, saying why, and writes nothing to serve
     root = typer.Typer()
@@ -59,6 +73,6 @@ def test_pull_production_refuses_an_artefact_changed_after_registration(
     pulled = CliRunner().invoke(
         root, ["model", "pull-production", str(served), "--state-dir", str(state)]
     )
-    assert pulled.exit_code != 0, pulled.output
-    assert "recorded at registration" in pulled.output, pulled.output
+    assert pulled.exit_code == 2, pulled.output
+    assert reason in pulled.output and "nothing written" in pulled.output, pulled.output
     assert not served.exists() or not any(served.iterdir())

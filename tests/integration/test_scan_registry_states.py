@@ -1,6 +1,8 @@
 """A warm scan function over registry states an operator meets: several scheduled runs on a
-moving clock across a promotion and a rollback, and a version item of the ranking group that
-cannot be read as a version (the scan keeps running, its ranking abstaining with the reason).
+moving clock across a promotion and a rollback, a production pointer of the ranking group that
+cannot be read as one (the scan keeps running, its ranking abstaining with the reason), and a
+registry written before the pointer existed (the scan finds the production version by a query,
+once).
 
 The scan runs as in tests/integration/test_scan_serves_promotion.py: one process is one warm
 execution environment, each run gets the schedule rule's exact event."""
@@ -14,6 +16,7 @@ import pytest
 import time_machine
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.model_registry_embedded import POINTER_SK
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.settings import AwsResources, MlSettings
 from cryptosmarttrader.wiring import RANKING_GROUP, registry_service
@@ -68,11 +71,12 @@ def test_daily_scans_on_a_moving_clock_follow_promotion_and_rollback(
 @pytest.mark.parametrize(
     "damage",
     [
-        pytest.param({"body": {"S": "{not json"}}, id="body-not-json"),
-        pytest.param({}, id="no-body"),
+        pytest.param({"version": {"S": "one"}}, id="version-not-a-number"),
+        pytest.param({}, id="no-version"),
+        pytest.param({"version": {"N": "1"}, "artifact_sha256": {"S": "f" * 8}}, id="digest"),
     ],
 )
-def test_a_damaged_version_item_makes_the_warm_scans_ranking_abstain(
+def test_a_damaged_production_pointer_makes_the_warm_scans_ranking_abstain(
     aws: AwsClients, bundles: dict[int, Path], damage: dict[str, dict[str, str]]
 ) -> None:
     with time_machine.travel(DAY + SCHEDULED, tick=False):
@@ -80,16 +84,11 @@ def test_a_damaged_version_item_makes_the_warm_scans_ranking_abstain(
         _promote(_register(aws, bundles[30]))
         assert _scan()["model_version"] == f"{RANKING_GROUP}/v1"
 
-        # When an item of the ranking group cannot be read as a version (a hand edit, a
+        # When the ranking group's production pointer cannot be read as one (a hand edit, a
         # partial restore of the state table)
         aws.dynamodb.put_item(
             TableName=AwsResources().state_table,
-            Item={
-                "pk": {"S": f"model#{RANKING_GROUP}"},
-                "sk": {"S": "version#000009"},
-                "stage": {"S": "registered"},
-                **damage,
-            },
+            Item={"pk": {"S": f"model#{RANKING_GROUP}"}, "sk": {"S": POINTER_SK}, **damage},
         )
 
         # Then the scheduled scan still runs; its ranking agent abstains, saying why
@@ -98,5 +97,26 @@ def test_a_damaged_version_item_makes_the_warm_scans_ranking_abstain(
         assert ranking["votes"] == 0, ranking
         (why,) = ranking["abstention_reasons"]
         assert why.startswith(f"model registry unreadable: the promoted {RANKING_GROUP} version")
+        assert f"damaged registry item model#{RANKING_GROUP}/{POINTER_SK}" in why
         assert blind["model_version"] == f"{RANKING_GROUP}/unknown"
         assert blind["orders_created"] == 0
+
+
+def test_a_registry_written_before_the_pointer_existed_is_served(
+    aws: AwsClients, bundles: dict[int, Path]
+) -> None:
+    with time_machine.travel(DAY + SCHEDULED, tick=False):
+        # Given v1 in production in a registry written before the production pointer existed
+        _promote(_register(aws, bundles[30]))
+        key = {"pk": {"S": f"model#{RANKING_GROUP}"}, "sk": {"S": POINTER_SK}}
+        aws.dynamodb.delete_item(TableName=AwsResources().state_table, Key=key)
+        # When the scan runs (a cold start of the upgraded function)
+        served = _scan()
+        # Then it serves v1, found by querying the group's versions, and writes the pointer
+        assert served["model_version"] == f"{RANKING_GROUP}/v1"
+        stored = aws.dynamodb.get_item(TableName=AwsResources().state_table, Key=key)
+        assert stored["Item"]["version"] == {"N": "1"}
+        # and a later promotion moves it as it moves the versions
+        v2 = _register(aws, bundles[10])
+        _promote(v2)
+        assert _scan()["model_version"] == f"{RANKING_GROUP}/v{v2}"

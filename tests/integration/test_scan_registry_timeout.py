@@ -42,11 +42,11 @@ def test_a_registry_read_that_times_out_makes_the_warm_scans_ranking_abstain(
                 raise ReadTimeoutError(endpoint_url=request.url)
 
         dynamodb = _common.aws_clients().dynamodb
-        dynamodb.meta.events.register("before-send.dynamodb.Query", timed_out)
+        dynamodb.meta.events.register("before-send.dynamodb.GetItem", timed_out)
         try:
             blind = _scan()
         finally:
-            dynamodb.meta.events.unregister("before-send.dynamodb.Query", timed_out)
+            dynamodb.meta.events.unregister("before-send.dynamodb.GetItem", timed_out)
 
         # Then the scan runs, its ranking agent abstaining with the reason, nothing ordered
         ranking = blind["agents"]["ranking"]

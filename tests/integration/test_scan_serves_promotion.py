@@ -12,9 +12,10 @@ That evaluation does not clear the promotion's skill gate, so each version's car
 evidence of one that did (lower 95 % bound above the best trivial ranker; the gate itself is
 tested in tests/unit/test_skill_gate.py): here the promotion is what is under test.
 
-A failed read of the registry is a throttled DynamoDB ``Query`` of the ranking group's items
-(botocore's ``before-call`` hook on the scan's client answers it with the error, as AWS would);
-the reads a scan makes are counted by botocore's ``before-parameter-build`` hook.
+A failed read of the registry is a throttled DynamoDB ``GetItem`` of the ranking group's
+production pointer (botocore's ``before-call`` hook on the scan's client answers it with the
+error, as AWS would); the reads a scan makes are counted by botocore's
+``before-parameter-build`` hook.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import time_machine
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.model_registry_embedded import POINTER_SK
 from cryptosmarttrader.adapters.ranking_bundle import (
     bundle_artifact,
     bundle_evaluation,
@@ -152,31 +154,50 @@ def _scan() -> dict[str, Any]:
     return dict(result["report"])
 
 
-def _counted_scan() -> tuple[dict[str, Any], int, int]:
-    """``_scan``, with how many times it read the ranking group's registry items (DynamoDB
-    ``Query``) and a model artefact (S3 ``GetObject``) through the function's clients."""
-    clients = _common.aws_clients()
-    seen = {"pointer": 0, "artefact": 0}
+@dataclass
+class Reads:
+    """What one scan read of the ranking group's registry through the function's clients."""
 
-    def pointer(params: dict[str, Any], **_: Any) -> None:
-        seen["pointer"] += _ranking_items(params)
+    pointer: int = 0  # GetItem of the production pointer
+    version: int = 0  # GetItem of a version item
+    query: int = 0  # Query of the group's items
+    artefact: int = 0  # S3 GetObject of a model.json
+
+
+def _counted_scan() -> tuple[dict[str, Any], Reads]:
+    """``_scan``, with the reads it made of the ranking group's registry."""
+    clients = _common.aws_clients()
+    seen = Reads()
+
+    def get_item(params: dict[str, Any], **_: Any) -> None:
+        key = params.get("Key", {})
+        if key.get("pk", {}).get("S") != f"model#{RANKING_GROUP}":
+            return
+        if key.get("sk", {}).get("S") == POINTER_SK:
+            seen.pointer += 1
+        else:
+            seen.version += 1
+
+    def query(params: dict[str, Any], **_: Any) -> None:
+        values = params.get("ExpressionAttributeValues", {})
+        seen.query += values.get(":pk", {}).get("S") == f"model#{RANKING_GROUP}"
 
     def artefact(params: dict[str, Any], **_: Any) -> None:
-        seen["artefact"] += str(params.get("Key", "")).endswith("/model.json")
+        seen.artefact += str(params.get("Key", "")).endswith("/model.json")
 
-    clients.dynamodb.meta.events.register("before-parameter-build.dynamodb.Query", pointer)
-    clients.s3.meta.events.register("before-parameter-build.s3.GetObject", artefact)
+    hooks = (
+        (clients.dynamodb, "before-parameter-build.dynamodb.GetItem", get_item),
+        (clients.dynamodb, "before-parameter-build.dynamodb.Query", query),
+        (clients.s3, "before-parameter-build.s3.GetObject", artefact),
+    )
+    for client, event, hook in hooks:
+        client.meta.events.register(event, hook)
     try:
         report = _scan()
     finally:
-        clients.dynamodb.meta.events.unregister("before-parameter-build.dynamodb.Query", pointer)
-        clients.s3.meta.events.unregister("before-parameter-build.s3.GetObject", artefact)
-    return report, seen["pointer"], seen["artefact"]
-
-
-def _ranking_items(params: dict[str, Any]) -> bool:
-    values = params.get("ExpressionAttributeValues", {})
-    return values.get(":pk", {}).get("S") == f"model#{RANKING_GROUP}"
+        for client, event, hook in hooks:
+            client.meta.events.unregister(event, hook)
+    return report, seen
 
 
 def test_a_warm_scan_serves_each_version_the_model_canary_promotes(
@@ -191,21 +212,22 @@ def test_a_warm_scan_serves_each_version_the_model_canary_promotes(
         # When the model-canary function promotes v1, Then the next scan serves v1
         v1 = _register(aws, bundles[30])
         _promote(v1)
-        served, pointer_reads, artefact_reads = _counted_scan()
-        assert (pointer_reads, artefact_reads) == (1, 1)
+        served, reads = _counted_scan()
+        assert reads == Reads(pointer=1, version=1, query=0, artefact=1)
         assert served["model_version"] == f"{RANKING_GROUP}/v{v1}"
         assert served["agents"]["ranking"]["votes"] >= 1, served["agents"]["ranking"]
         assert not any(NO_PROMOTED_MODEL in r for row in served["rows"] for r in row["reasons"])
-        # and the same version is not loaded again: one pointer read per scan, no artefact read
-        again, pointer_reads, artefact_reads = _counted_scan()
+        # and the same version is not loaded again: one GetItem of the pointer per scan, no
+        # query of the group's versions, no artefact read
+        again, reads = _counted_scan()
         assert again["model_version"] == f"{RANKING_GROUP}/v{v1}"
-        assert (pointer_reads, artefact_reads) == (1, 0)
+        assert reads == Reads(pointer=1, version=0, query=0, artefact=0)
 
         # When v2 is promoted, Then the same warm scan serves and reports v2 (v1 archived)
         v2 = _register(aws, bundles[10])
         _promote(v2)
-        after, pointer_reads, artefact_reads = _counted_scan()
-        assert (pointer_reads, artefact_reads) == (1, 1)
+        after, reads = _counted_scan()
+        assert reads == Reads(pointer=1, version=1, query=0, artefact=1)
         assert after["model_version"] == f"{RANKING_GROUP}/v{v2}"
         assert after["agents"]["ranking"]["votes"] >= 1, after["agents"]["ranking"]
         service = registry_service(
@@ -230,11 +252,11 @@ def test_a_registry_that_cannot_be_read_makes_the_warm_scans_ranking_abstain(
             return _Http(400), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
 
         dynamodb = _common.aws_clients().dynamodb
-        dynamodb.meta.events.register("before-call.dynamodb.Query", throttled)
+        dynamodb.meta.events.register("before-call.dynamodb.GetItem", throttled)
         try:
             blind = _scan()
         finally:
-            dynamodb.meta.events.unregister("before-call.dynamodb.Query", throttled)
+            dynamodb.meta.events.unregister("before-call.dynamodb.GetItem", throttled)
 
         # Then the ranking agent abstains on every coin, saying why, and nothing is ordered
         ranking = blind["agents"]["ranking"]

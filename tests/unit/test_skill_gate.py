@@ -13,7 +13,9 @@ from cryptosmarttrader.domain.model_canary import (
     ModelCard,
     ModelStage,
     ModelVersion,
+    ProductionPointer,
     SkillEvidence,
+    VersionChange,
     skill_gate,
 )
 from cryptosmarttrader.services.model_registry import ModelRegistryError, ModelRegistryService
@@ -62,6 +64,14 @@ class _Registry:
     def save(self, version: ModelVersion) -> ModelVersion:
         self.stored[version.version] = version
         return version
+
+    def commit(self, changes: list[VersionChange]) -> None:
+        for change in changes:
+            self.stored[change.after.version] = change.after
+
+    def production_pointer(self) -> ProductionPointer | None:
+        live = [v for v in self.stored.values() if v.stage is ModelStage.PRODUCTION]
+        return ProductionPointer(live[0].version, live[0].artifact_sha256) if live else None
 
     def register(self, *args: object) -> ModelVersion:
         raise NotImplementedError

@@ -20,6 +20,11 @@ the package's metadata is the source of truth when they differ.
 
 ``UpdateModelPackage`` is always sent the complete metadata map: real SageMaker merges keys,
 moto replaces the map, and a complete map means the same result on both.
+
+SageMaker has no transaction across model packages: :meth:`SageMakerModelRegistry.commit`
+checks every version's stage first, then updates them one after the other (the production one
+last), and the production pointer is the one package whose stage is ``production``. The
+stack's ranking registry, the one the scan serves, is the embedded one (atomic commits).
 """
 
 from __future__ import annotations
@@ -40,11 +45,20 @@ from cryptosmarttrader.adapters.sagemaker_deployer import (
     TARBALL_DIGEST_KEY,
 )
 from cryptosmarttrader.domain.drift import DriftReference
-from cryptosmarttrader.domain.model_canary import ModelCard, ModelStage, ModelVersion, StageChange
-from cryptosmarttrader.ports import ModelRegistry
+from cryptosmarttrader.domain.model_canary import (
+    ModelCard,
+    ModelStage,
+    ModelVersion,
+    ProductionPointer,
+    StageChange,
+    VersionChange,
+)
+from cryptosmarttrader.domain.types import DomainError
+from cryptosmarttrader.ports import ModelRegistry, RegistryStoreError
 from cryptosmarttrader.settings import AwsResources, MlSettings
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
     from mypy_boto3_s3 import S3Client
@@ -209,8 +223,39 @@ class SageMakerModelRegistry:
         meta = self._sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
         return self._write(arn, meta["cst_folder"], version, meta.get(TARBALL_DIGEST_KEY))
 
+    def commit(self, changes: Sequence[VersionChange]) -> None:
+        for change in changes:
+            stored = self.get(change.before.version)
+            if stored.stage is not change.before.stage:
+                raise RegistryStoreError(
+                    f"{stored.label} is {stored.stage}, not {change.before.stage} as read: "
+                    "another change won; nothing was written"
+                )
+        for change in sorted(changes, key=lambda c: c.after.stage is ModelStage.PRODUCTION):
+            self.save(change.after)
+
+    def production_pointer(self) -> ProductionPointer | None:
+        live = [v for v in self.versions() if v.stage is ModelStage.PRODUCTION]
+        if len(live) > 1:
+            raise RegistryStoreError(
+                f"{len(live)} versions of {self._group} are in production: "
+                f"{[v.version for v in live]}"
+            )
+        return ProductionPointer(live[0].version, live[0].artifact_sha256) if live else None
+
     def artifact(self, version: int) -> bytes:
         return self._get(f"{self._folder(version)}/{MODEL_FILE}")
+
+    def checked_artifact(self, version: ModelVersion) -> bytes:
+        try:
+            artifact = self.artifact(version.version)
+        except (ClientError, KeyError) as exc:
+            raise RegistryStoreError(f"{version.label}: artefact unreadable: {exc}") from exc
+        try:
+            version.checked_artifact_digest(artifact)
+        except DomainError as exc:
+            raise RegistryStoreError(str(exc)) from exc
+        return artifact
 
     def reference(self, version: int) -> DriftReference:
         return DriftReference.model_validate_json(

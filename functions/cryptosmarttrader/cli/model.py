@@ -460,19 +460,22 @@ def pull_production(
         write_bundle_from_artifact,
     )
     from cryptosmarttrader.domain.model_canary import skill_gate
-    from cryptosmarttrader.domain.types import DomainError
+    from cryptosmarttrader.ports import RegistryStoreError
+    from cryptosmarttrader.services.model_registry import ModelRegistryError
 
     with _registry_service(state, group or RANKING_GROUP) as service:
-        live = service.production()
+        try:
+            live = service.production()
+        except (RegistryStoreError, ModelRegistryError) as exc:
+            fail(f"the production version cannot be read: {exc}: nothing written")
         if live is None:
             fail(f"{group or RANKING_GROUP} has no production version")
         ok, why = skill_gate(live.card.skill)
         if not ok:
             fail(f"{live.label} no longer clears the skill gate: {why}")
-        artifact = service.registry.artifact(live.version)
         try:
-            live.checked_artifact_digest(artifact)
-        except DomainError as exc:
+            artifact = service.registry.checked_artifact(live)
+        except RegistryStoreError as exc:
             fail(f"{exc}: nothing written")
         try:
             write_bundle_from_artifact(directory, artifact)

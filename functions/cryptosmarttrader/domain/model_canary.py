@@ -32,8 +32,10 @@ __all__ = [
     "ModelStage",
     "ModelVersion",
     "OosScore",
+    "ProductionPointer",
     "SkillEvidence",
     "StageChange",
+    "VersionChange",
     "judge",
     "skill_gate",
     "transition",
@@ -202,6 +204,32 @@ class ModelVersion(BaseModel):
                 f"not the {self.artifact_sha256[:16]}... recorded at registration"
             )
         return digest
+
+
+@dataclass(frozen=True, slots=True)
+class ProductionPointer:
+    """Which version of a group is in production, with the SHA-256 of its artefact recorded at
+    registration ("" for a version registered before digests were recorded): what a server
+    of the group reads to know whether the model it holds is still the promoted one."""
+
+    version: int
+    artifact_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class VersionChange:
+    """One version as it was read (``before``) and as it is to be stored (``after``): a
+    registry writes a set of them at once, each only while the stored stage is still
+    ``before.stage``."""
+
+    before: ModelVersion
+    after: ModelVersion
+
+    def __post_init__(self) -> None:
+        if (self.before.group, self.before.version) != (self.after.group, self.after.version):
+            raise DomainError(
+                f"a change must keep one version: {self.before.label} -> {self.after.label}"
+            )
 
 
 # ---------------------------------------------------------------------------- promotion rules

@@ -4,7 +4,9 @@ Every stage change goes through :func:`cryptosmarttrader.domain.model_canary.tra
 appended to the version's history with its reason, actor and time. Exactly one version is in
 ``production`` at a time: promoting one archives the previous; ``rollback`` rejects the current
 one and restores the most recently archived. A version whose latest drift check raised an alarm
-cannot be promoted.
+cannot be promoted. A promotion or a rollback is one :meth:`ModelRegistry.commit` of every
+version it changes (and of the production pointer): all or nothing, refused if a concurrent one
+changed those versions first.
 
 With a deployer (SageMaker registry on AWS), promotion also serves the new version on the
 endpoint: the registry approves it, then the endpoint is pointed at it; if that fails, the
@@ -32,11 +34,13 @@ from cryptosmarttrader.domain.model_canary import (
     ModelCard,
     ModelStage,
     ModelVersion,
+    ProductionPointer,
     StageChange,
+    VersionChange,
     skill_gate,
     transition,
 )
-from cryptosmarttrader.ports import ModelDeployer, ModelRegistry, Predictor
+from cryptosmarttrader.ports import ModelDeployer, ModelRegistry, Predictor, RegistryStoreError
 from cryptosmarttrader.settings import MlSettings
 
 __all__ = [
@@ -106,12 +110,31 @@ class ModelRegistryService:
             raise ModelRegistryError(f"{self.registry.group} has no version {version}") from None
 
     def production(self) -> ModelVersion | None:
-        live = [v for v in self.registry.versions() if v.stage is ModelStage.PRODUCTION]
-        if len(live) > 1:
+        """The version the registry's production pointer names (None: none is in
+        production)."""
+        pointer = self.registry.production_pointer()
+        return None if pointer is None else self.pointed(pointer)
+
+    def pointed(self, pointer: ProductionPointer) -> ModelVersion:
+        """The version ``pointer`` names, refused unless its item agrees (in production, with
+        the pointer's artefact digest)."""
+        label = f"{self.registry.group}/v{pointer.version}"
+        try:
+            version = self.registry.get(pointer.version)
+        except KeyError:
             raise ModelRegistryError(
-                f"{len(live)} versions are in production: {[v.version for v in live]}"
+                f"the production pointer names {label}, which is not registered"
+            ) from None
+        if version.stage is not ModelStage.PRODUCTION:
+            raise ModelRegistryError(
+                f"the production pointer names {label}, whose stage is {version.stage}"
             )
-        return live[0] if live else None
+        if version.artifact_sha256 != pointer.artifact_sha256:
+            raise ModelRegistryError(
+                f"the production pointer's artefact digest for {label} is not the one "
+                "recorded at its registration"
+            )
+        return version
 
     def load_predictor(self, version: ModelVersion, loader: ArtifactLoader) -> Predictor:
         """The version's predictor; refuses a model trained on other feature definitions."""
@@ -142,7 +165,19 @@ class ModelRegistryService:
         actor: str,
         capital_fraction: float | None = None,
     ) -> ModelVersion:
-        moved = with_stage(
+        moved = self._moved(version, stage, reason, actor, capital_fraction)
+        self._commit([VersionChange(version, moved)], f"{version.label} not moved to {stage}")
+        return moved
+
+    def _moved(
+        self,
+        version: ModelVersion,
+        stage: ModelStage,
+        reason: str,
+        actor: str,
+        capital_fraction: float | None = None,
+    ) -> ModelVersion:
+        return with_stage(
             version,
             stage,
             at=self.clock.now(),
@@ -150,7 +185,14 @@ class ModelRegistryService:
             actor=actor,
             capital_fraction=capital_fraction,
         )
-        return self.registry.save(moved)
+
+    def _commit(self, changes: list[VersionChange], refused: str) -> None:
+        """One atomic write of ``changes``; a refused or failed one is a
+        :class:`ModelRegistryError` saying ``refused`` and why."""
+        try:
+            self.registry.commit(changes)
+        except RegistryStoreError as exc:
+            raise ModelRegistryError(f"{refused}: {exc}") from exc
 
     def promote(self, number: int, reason: str, actor: str) -> ModelVersion:
         """Make ``number`` the production version; the previous one is archived."""
@@ -165,17 +207,24 @@ class ModelRegistryService:
             )
         transition(candidate.stage, ModelStage.PRODUCTION)  # fail before touching the incumbent
         incumbent = self.production()
+        promoted = self._moved(candidate, ModelStage.PRODUCTION, reason, actor)
+        changes = [VersionChange(candidate, promoted)]
         if incumbent is not None and incumbent.version != number:
-            self.move(incumbent, ModelStage.ARCHIVED, f"replaced by v{number}: {reason}", actor)
-        promoted = self.move(candidate, ModelStage.PRODUCTION, reason, actor)
+            archived = self._moved(
+                incumbent, ModelStage.ARCHIVED, f"replaced by v{number}: {reason}", actor
+            )
+            changes.insert(0, VersionChange(incumbent, archived))
+        self._commit(changes, f"{candidate.label} not promoted")
         if self.deployer is not None:
             try:
                 self.deployer.deploy(promoted)
             except Exception as exc:
                 # Put the registry back as it was: the endpoint still serves the incumbent.
-                self.registry.save(candidate)
-                if incumbent is not None and incumbent.version != number:
-                    self.registry.save(incumbent)
+                self._commit(
+                    [VersionChange(c.after, c.before) for c in changes],
+                    f"{candidate.label} promoted but its deployment failed ({exc}) and the "
+                    "registry could not be put back",
+                )
                 raise ModelRegistryError(
                     f"{candidate.label} not promoted: deploying it to endpoint "
                     f"{self.deployer.endpoint} failed ({exc}); the registry is unchanged"
@@ -201,24 +250,27 @@ class ModelRegistryService:
             and not v.drift_blocked
         ]
         archived.sort(key=lambda v: v.history[-1].at if v.history else v.card.created_at)
-        rejected = self.move(live, ModelStage.REJECTED, reason, actor)
+        rejected = self._moved(live, ModelStage.REJECTED, reason, actor)
+        changes = [VersionChange(live, rejected)]
         restored = None
         if archived:
-            restored = self.move(
+            restored = self._moved(
                 archived[-1],
                 ModelStage.PRODUCTION,
                 f"restored by rollback of v{live.version}",
                 actor,
             )
-            if self.deployer is not None:
-                try:
-                    self.deployer.deploy(restored)
-                except Exception as exc:
-                    raise ModelRegistryError(
-                        f"{live.label} rejected and {restored.label} restored in the registry, "
-                        f"but redeploying {restored.label} to endpoint {self.deployer.endpoint} "
-                        f"failed ({exc}): the endpoint may still serve {live.label}"
-                    ) from exc
+            changes.append(VersionChange(archived[-1], restored))
+        self._commit(changes, f"{live.label} not rolled back")
+        if restored is not None and self.deployer is not None:
+            try:
+                self.deployer.deploy(restored)
+            except Exception as exc:
+                raise ModelRegistryError(
+                    f"{live.label} rejected and {restored.label} restored in the registry, "
+                    f"but redeploying {restored.label} to endpoint {self.deployer.endpoint} "
+                    f"failed ({exc}): the endpoint may still serve {live.label}"
+                ) from exc
         return rejected, restored
 
     def record_drift(self, version: ModelVersion, blocked: bool, reason: str) -> ModelVersion:
