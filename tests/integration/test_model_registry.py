@@ -27,7 +27,7 @@ from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.model_canary import IllegalStageTransitionError, ModelStage
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.handlers import drift as drift_handler
-from cryptosmarttrader.ports import ModelRegistry
+from cryptosmarttrader.ports import ModelRegistry, RegistryStoreError
 from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryError, ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
@@ -253,3 +253,26 @@ def test_a_rollback_never_restores_a_version_the_gate_would_refuse(
     assert rejected.version == v2 and restored is None
     assert service.production() is None
     assert service.get(v1.version).stage is ModelStage.ARCHIVED
+
+
+def test_a_replaced_artefact_is_never_loaded_for_the_canary_or_drift_check(
+    registry: ModelRegistry,
+    clients: AwsClients,
+    trained_models: Mapping[str, TrainedModel],  # noqa: F811
+) -> None:
+    # Given a registered version whose artefact object is overwritten after registration
+    service = ModelRegistryService(registry, FixedClock(datetime(2019, 7, 1, tzinfo=UTC)))
+    version = service.get(_register(service, trained_models["full"]))
+    assert version.artifact_sha256  # recorded at registration by both registries
+    key = next(
+        o["Key"]
+        for o in clients.s3.list_objects_v2(Bucket=BUCKET, Prefix="models/")["Contents"]
+        if o["Key"].endswith("/model.json")
+    )
+    other = trained_models["weak"].predictor
+    assert isinstance(other, XgbPredictor)
+    clients.s3.put_object(Bucket=BUCKET, Key=key, Body=other.to_bytes())
+    # When the daily classifier's canary or drift check loads it
+    # Then it is refused with the digest, never served
+    with pytest.raises(RegistryStoreError, match="recorded at registration"):
+        service.load_predictor(version, XgbPredictor.from_bytes)

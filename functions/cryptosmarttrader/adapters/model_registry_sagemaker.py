@@ -204,6 +204,8 @@ class SageMakerModelRegistry:
             stage=ModelStage.REGISTERED,
             history=history,
             artifact_uri=uris["tarball"],
+            # what every server of the version checks the model file it reads against
+            artifact_sha256=hashlib.sha256(artifact).hexdigest(),
         )
         return self._write(arn, folder, version, digest)
 

@@ -137,14 +137,15 @@ class ModelRegistryService:
         return version
 
     def load_predictor(self, version: ModelVersion, loader: ArtifactLoader) -> Predictor:
-        """The version's predictor; refuses a model trained on other feature definitions."""
+        """The version's predictor; refuses a model trained on other feature definitions, and
+        an artefact that is not the one registered (``RegistryStoreError``, its digest)."""
         current = feature_set_hash(version.card.features)
         if version.card.feature_hash != current:
             raise ModelRegistryError(
                 f"{version.label} was trained with feature hash {version.card.feature_hash[:12]}"
                 f" but this code computes {current[:12]}: retrain it (training/serving skew)"
             )
-        return loader(self.registry.artifact(version.version), version.card.features)
+        return loader(self.registry.checked_artifact(version), version.card.features)
 
     def reference(self, version: ModelVersion) -> DriftReference:
         return self.registry.reference(version.version)
