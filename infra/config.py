@@ -289,3 +289,30 @@ class DeploymentConfig(BaseModel):
         if len(set(self.read_only_keys)) != len(self.read_only_keys):
             raise ValueError("read_only_keys names each exchange at most once")
         return self
+
+    @model_validator(mode="after")
+    def _the_scan_exchange_is_ingested(self) -> DeploymentConfig:
+        """The deployed scan (``data_source: ccxt``) reads ``default_exchange``'s daily and
+        hourly candles, its coins' market caps and its perpetual funding from the lake: each
+        must be ingested for that exchange, or its agents would only ever abstain (a replay
+        deployment reads the recorded data instead)."""
+        if self.data_source != "ccxt":
+            return self
+        ex = self.default_exchange
+        rules = {(s.exchange, s.timeframe) for s in self.ingest_schedules}
+        missing = [
+            f"no {tf} ingest schedule for {ex} ({what})"
+            for tf, what in (("1d", "the scan's daily candles"), ("1h", "its hourly quotes"))
+            if (ex, tf) not in rules
+        ]
+        if self.market_caps is not None and self.market_caps.exchange != ex:
+            missing.append(
+                f"market_caps ingests the coins of {self.market_caps.exchange}, not {ex}"
+            )
+        if self.funding is not None and self.funding.exchange != ex:
+            missing.append(f"funding ingests {self.funding.exchange}'s perpetuals, not {ex}'s")
+        if missing:
+            raise ValueError(
+                f"default_exchange {ex} is not ingested for the scan: " + "; ".join(missing)
+            )
+        return self

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AgentData",
+    "AgentDataUnavailableError",
     "AuditReader",
     "AuditRecord",
     "AuditTrail",
@@ -133,6 +134,11 @@ class MarketData(Protocol):
         ...
 
 
+class AgentDataUnavailableError(RuntimeError):
+    """The store of the agents' side data could not be read now (a throttled or failed call):
+    the agents needing it abstain with this reason; the scan goes on."""
+
+
 class AgentData(Protocol):
     """What the agents need beside the daily universe (funding, other venues' prices,
     sentiment), as of a decision time."""
@@ -140,7 +146,8 @@ class AgentData(Protocol):
     def state(self, universe: pl.DataFrame, asof_ms: int) -> MarketState:
         """The agents' market state at ``asof_ms`` for the coins of ``universe``: nothing after
         ``asof_ms``, and a stated reason (``MarketState.abstain_notes``, ``sentiment_unavailable``)
-        wherever an input is missing."""
+        wherever an input is missing. A store that cannot be read raises
+        :class:`AgentDataUnavailableError` (or ``ValueError`` / ``OSError``)."""
         ...
 
 

@@ -237,6 +237,29 @@ def test_config_rejects_a_second_rule_for_the_same_exchange_and_timeframe() -> N
         DeploymentConfig(ingest_schedules=tuple(twice))
 
 
+@pytest.mark.parametrize(
+    ("config", "why"),
+    [
+        ({"default_exchange": "kucoin"}, "no 1d ingest schedule for kucoin"),
+        (
+            {"ingest_schedules": [s for s in DEFAULT_INGEST_SCHEDULES if s.timeframe == "1h"]},
+            "no 1d ingest schedule for binance",
+        ),
+        ({"market_caps": {"exchange": "kucoin"}}, "market_caps ingests the coins of kucoin"),
+        ({"funding": {"exchange": "kucoin"}}, "funding ingests kucoin's perpetuals"),
+    ],
+)
+def test_config_rejects_a_scan_exchange_whose_data_is_not_ingested(
+    config: dict[str, Any], why: str
+) -> None:
+    # Given a deployment whose scan would read an exchange's lake data that no rule ingests
+    # When the config is built / Then it is refused, naming what is missing
+    with pytest.raises(ValidationError, match=why):
+        DeploymentConfig.model_validate(config)
+    # while a replay deployment (the recorded data, no lake) needs none of it
+    DeploymentConfig.model_validate({**config, "data_source": "recorded"})
+
+
 @pytest.mark.parametrize("symbol", ["btc/usdt", "BTCUSDT", "BTC/USDT/X", "BTC-/USDT"])
 def test_config_rejects_symbols_that_are_not_ccxt_pairs(symbol: str) -> None:
     with pytest.raises(ValidationError, match="ccxt unified pair"):
@@ -244,15 +267,18 @@ def test_config_rejects_symbols_that_are_not_ccxt_pairs(symbol: str) -> None:
 
 
 def test_config_from_context_replaces_the_defaults() -> None:
-    # Given a context value with one kraken schedule and a different scan size
+    # Given a context value with a kraken schedule beside the scan exchange's own candles, and a
+    # different scan size
+    scan_candles = [s.model_dump() for s in DEFAULT_INGEST_SCHEDULES if s.exchange == "binance"]
     override = {
         "ingest_schedules": [
+            *scan_candles,
             {
                 "exchange": "kraken",
                 "timeframe": "4h",
                 "symbols": ["BTC/USD"],
                 "cron": {"minute": "7", "hour": "*/4"},
-            }
+            },
         ],
         "scan": {"top_n": 5},
     }
@@ -261,8 +287,11 @@ def test_config_from_context_replaces_the_defaults() -> None:
     # When the config is read
     config = deployment_config(app)
 
-    # Then exactly that schedule and size are used
-    (schedule,) = config.ingest_schedules
+    # Then exactly those schedules and that size are used
+    assert [(s.exchange, s.timeframe) for s in config.ingest_schedules] == [
+        ("binance", "1h"), ("binance", "1d"), ("kraken", "4h")
+    ]  # fmt: skip
+    (schedule,) = [s for s in config.ingest_schedules if s.exchange == "kraken"]
     assert schedule.event() == {"exchange": "kraken", "timeframe": "4h", "symbols": ["BTC/USD"]}
     assert schedule.cron.expression() == "cron(7 */4 * * ? *)"
     assert config.scan.event() == {"top_n": 5}

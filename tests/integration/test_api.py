@@ -30,6 +30,7 @@ from cryptosmarttrader.domain.risk import RiskObservation
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.settings import AwsResources
+from cryptosmarttrader.wiring import NO_PROMOTED_MODEL
 from cst_devtools.local_aws import (
     ensure_resources,
     kill_switch_default,
@@ -297,6 +298,31 @@ def test_market_overview_comes_from_the_latest_published_scan(
     assert [o["symbol"] for o in body["top_opportunities"]] == ["SOL"]
     assert body["regime"] is None
     assert body["regime_source"] == "not published by the scan"
+
+
+def test_market_overview_says_when_no_promoted_model_served_the_scan(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given a deployed scan that found no promoted model: it ordered nothing, every BUY became a
+    # HOLD, and its decision basis says why
+    basis = f"{NO_PROMOTED_MODEL} (technical agent only: 6 of 7 indicators agree)"
+    rows = [
+        {**row, "action": "hold", "client_order_id": None, "order_status": None,
+         "reasons": [*row["reasons"], NO_PROMOTED_MODEL]}
+        for row in REPORT["rows"]  # type: ignore[attr-defined]
+    ]  # fmt: skip
+    report = {**REPORT, "rows": rows, "orders_created": 0, "model_version": "technical-v1",
+              "decision_basis": basis, "regime": "sideways"}  # fmt: skip
+    DynamoSignalStore(state(aws)).save("2024-03-01", report)
+
+    # When the overview is requested
+    status, body, _ = call(api, api_event("GET", "/api/v1/market/overview"))
+
+    # Then it has no opportunity to show, and says why: no promoted model served that scan
+    assert status == 200
+    assert body["top_opportunities"] == []
+    assert body["decision_basis"] == basis
+    assert body["model_version"] == "technical-v1"
 
 
 def test_signals_filter_by_action_and_date(api: ModuleType, aws: AwsClients) -> None:

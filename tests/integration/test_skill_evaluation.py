@@ -87,6 +87,34 @@ def test_cli_json_has_the_contract(data_dir: Path, tmp_path: Path) -> None:
     assert "<html" in report.read_text(encoding="utf-8").lower()
 
 
+def test_the_agents_block_says_what_the_documented_development_run_used(data_dir: Path) -> None:
+    # Given the documented development run (`--train-end 2018-12-31 --start 2019-01-08`; a
+    # shorter reporting window: the signal selection reads only data before the train-end)
+    result = CliRunner().invoke(
+        _cli(),
+        [
+            "evaluate", "--data", str(data_dir), "--train-end", "2018-12-31",
+            "--start", "2019-01-08", "--end", "2019-03-01", "--step-days", "14", "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    kept = out["model"]["signals_kept"]
+    agents = out["agents"]
+    # Then an agent is called a ranking input exactly when the run kept its probability: there
+    # the early mover's could not be measured before the train-end (too few matured dates)
+    for agent in ("technical", "early_mover"):
+        is_input = agents[agent]["used"] == "ranking input"
+        assert is_input == (f"p_{agent}" in kept), (agent, kept, agents[agent])
+    assert "p_early_mover" not in kept
+    assert (
+        "left out of this run's ranking by the signal selection" in (agents["early_mover"]["saw"])
+    )
+    # And the funding statement names this run's train-end, not another one
+    assert "2018-12-31" in agents["funding"]["saw"]
+    assert "2021-06-30" not in agents["funding"]["saw"]
+
+
 def test_cli_refuses_a_start_inside_the_training_period(data_dir: Path) -> None:
     result = CliRunner().invoke(
         _cli(),

@@ -40,7 +40,7 @@ from typing import Final
 import polars as pl
 
 from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs, mark_exchange
-from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.adapters.s3_lake import LakeError, S3ParquetLake
 from cryptosmarttrader.domain.agents import arbitrage, funding
 from cryptosmarttrader.domain.agents.arbitrage import TICKER_SCHEMA
 from cryptosmarttrader.domain.agents.registry import MarketState
@@ -48,6 +48,7 @@ from cryptosmarttrader.domain.agents.sentiment import SentimentReading
 from cryptosmarttrader.domain.market import DAY_MS, OHLCV_SCHEMA, TIMEFRAME_MS
 from cryptosmarttrader.domain.types import utc_from_ms
 from cryptosmarttrader.domain.universe import spot_quote, usdt_rate_pair
+from cryptosmarttrader.ports import AgentDataUnavailableError
 
 __all__ = ["LakeAgentData"]
 
@@ -80,6 +81,14 @@ class LakeAgentData:
     withdrawals_unavailable: str | None = None  # set: the source has none (a replay)
 
     def state(self, universe: pl.DataFrame, asof_ms: int) -> MarketState:
+        """The agents' inputs as of ``asof_ms``; a lake read that fails (a throttled or
+        refused S3 call) raises :class:`AgentDataUnavailableError` naming it."""
+        try:
+            return self._state(universe, asof_ms)
+        except LakeError as exc:
+            raise AgentDataUnavailableError(f"the lake cannot be read: {exc}") from exc
+
+    def _state(self, universe: pl.DataFrame, asof_ms: int) -> MarketState:
         pairs = universe.filter(pl.col("ts") <= asof_ms)["symbol"].unique().sort().to_list()
         readings, unavailable = self._sentiment(asof_ms)
         rates = {v: self._rate(v, asof_ms) for v in self.venues if usdt_rate_pair(v)}

@@ -105,6 +105,16 @@ class MarketOverview(_Model):
         description="what the regime changed in that scan (the position-size multiplier it "
         "selected), null when the scan did not say",
     )
+    model_version: str | None = Field(
+        default=None,
+        description="what produced that scan's scores (null before any scan, or for scans "
+        "that did not say)",
+    )
+    decision_basis: str | None = Field(
+        default=None,
+        description="how that scan decided, e.g. that no promoted model served it and it "
+        "ordered nothing (null before any scan, or for scans that did not say)",
+    )
     risk_level: str
     kill_switch_on: bool
     top_opportunities: list[Opportunity]
@@ -314,6 +324,8 @@ class ApiService:
                 else "not published by the scan"
             ),
             regime_effect=report.get("regime_effect"),
+            model_version=report.get("model_version"),
+            decision_basis=report.get("decision_basis"),
             risk_level=state.level.name,
             kill_switch_on=kill.on,
             top_opportunities=rows,

@@ -67,6 +67,7 @@ from cryptosmarttrader.domain.types import (
 )
 from cryptosmarttrader.ports import (
     AgentData,
+    AgentDataUnavailableError,
     KillSwitch,
     MarketData,
     Metrics,
@@ -404,7 +405,7 @@ class ScanAnalyzer:
             return MarketState(universe=clean)
         try:
             return self.agent_data.state(clean, asof_ms)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, AgentDataUnavailableError) as exc:
             why = f"agent data unavailable: {str(exc).splitlines()[0] if str(exc) else exc!r}"
             symbols = clean["symbol"].unique().to_list()
             notes = dict.fromkeys(symbols, why)

@@ -617,6 +617,69 @@ EVALUATION_AGENTS: Final[dict[str, dict[str, str]]] = {
 }
 
 
+FUNDING_RECORDED_FROM: Final = date(2021, 8, 31)  # the first recorded BTC funding reading
+# the heuristic agents whose probabilities are candidate ranking inputs (domain/rank_features)
+_AGENT_SIGNAL: Final[dict[str, str]] = {"technical": "p_technical", "early_mover": "p_early_mover"}
+
+
+def evaluation_agents(
+    signals_kept: Collection[str],
+    selection: Mapping[str, Mapping[str, float | None]],
+    *,
+    train_end: date,
+    regime_applied: bool,
+    model_kept: bool,
+) -> dict[str, dict[str, str]]:
+    """What each of the nine agents could see in this run, and how it entered: the
+    :data:`EVALUATION_AGENTS` statement, corrected by what the run decided. An agent whose
+    probability the signal selection left out is not a ranking input of this run (and says
+    why); the regime sizes nothing when the run had no regime timeline; the model that failed
+    its own validation is fitted but never trades; the funding statement names this run's
+    train-end."""
+    out = {name: dict(entry) for name, entry in EVALUATION_AGENTS.items()}
+    for agent, signal in _AGENT_SIGNAL.items():
+        if signal in signals_kept:
+            continue
+        auc_oos = selection.get(signal, {}).get("auc_out_of_sample")
+        why = (
+            f"its out-of-sample per-date AUC before train-end was {auc_oos:.4f} (kept only "
+            "above 0.5)"
+            if auc_oos is not None
+            else "its out-of-sample per-date AUC could not be measured before train-end"
+        )
+        out[agent] = {
+            "used": "not used",
+            "saw": f"{out[agent]['saw']}; left out of this run's ranking by the signal "
+            f"selection: {why}",
+        }
+    if not signals_kept:
+        for agent in _AGENT_SIGNAL:
+            out[agent]["saw"] += (
+                " (no signal was kept: the model is fitted on every candidate but never trades)"
+            )
+    if not regime_applied:
+        out["regime"] = {
+            "used": "not used",
+            "saw": "no regime timeline in this run: the book trades at full size",
+        }
+    if not model_kept:
+        out["ml"] = {
+            "used": "the model itself, left out",
+            "saw": f"{out['ml']['saw']}; it did not clear its own validation before train-end "
+            "(per-date AUC not above 0.5, or no signal kept): the strategy stays in cash",
+        }
+    funding = "one coin cannot rank a universe" + (
+        f", and none of it lies before this run's train-end ({train_end.isoformat()})"
+        if train_end < FUNDING_RECORDED_FROM
+        else ""
+    )
+    out["funding"] = {
+        "used": "not used",
+        "saw": f"recorded perpetual funding exists for BTC only (2021-08 -> 2022-07): {funding}",
+    }
+    return out
+
+
 # ------------------------------------------------------------------------------ books
 def _regimes_on(daily: pl.DataFrame, days: Sequence[int]) -> dict[int, str | None]:
     """The regime (its value, None when unknown) of each day, from the scan's regime rules."""
@@ -1054,7 +1117,13 @@ def evaluate_skill(
         "decision": trade_decision,
         "portfolio": books,
         "regime": regime_block,
-        "agents": EVALUATION_AGENTS,
+        "agents": evaluation_agents(
+            signals,
+            selection,
+            train_end=cfg.train_end,
+            regime_applied=bool(regime_block.get("applied")),
+            model_kept=model_kept,
+        ),
         "targets_met": {
             "precision_at_k_ge_1_5x_base": bool(
                 m_prec["value"] is not None
