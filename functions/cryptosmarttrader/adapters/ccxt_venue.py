@@ -107,6 +107,14 @@ def ccxt_client(
         # the validity window of every signed request, stated rather than left to ccxt's
         # default: an order whose request was lost is settled as not placed once it passed
         config["options"]["recvWindow"] = caps.request_window_ms
+    if caps.exchange_id in (ExchangeId.BINANCE, ExchangeId.KUCOIN):
+        # every signed request carries a timestamp the venue refuses outside its window
+        # (Binance: recvWindow behind, 1 s ahead; KuCoin: 5 s): ccxt measures the host clock's
+        # offset against the venue's server time at each markets load (before any order is
+        # sized) and signs on the venue's clock. Not on Kraken: its nonce must only increase,
+        # and moving it back would refuse every request of a key used before; its AddOrder
+        # deadline is set on the venue's clock by the adapter (CcxtExchange._venue_time_ms)
+        config["options"]["adjustForTimeDifference"] = True
     client: ccxt.Exchange = getattr(ccxt, caps.exchange_id.value)(config)
     if mode is VenueMode.TESTNET:
         support = sandbox_support(caps.exchange_id)
