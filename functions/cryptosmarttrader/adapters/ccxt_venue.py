@@ -159,6 +159,7 @@ class CcxtVenue(CcxtExchange):
             )
         self.mode = mode
         self._markets: dict[Symbol, Market] = {}
+        self._clock_synced = False
 
     # -- the key's permissions -------------------------------------------------------------
 
@@ -166,9 +167,22 @@ class CcxtVenue(CcxtExchange):
         """Why this account's key is refused for ``purpose`` (Binance's signed
         ``GET /sapi/v1/account/apiRestrictions``, cached per key by ``checks``), or None."""
         client = self._client
+        self._sync_clock()
         return checks.refusal(
             purpose, str(client.apiKey or ""), client.sapi_get_account_apirestrictions
         )
+
+    def _sync_clock(self) -> None:
+        """Measure the host clock's offset from the venue's once, for a signed request sent
+        before any markets load (the key's check): ccxt measures it at each markets load on a
+        client that signs on the venue's clock (``adjustForTimeDifference``). A failed read
+        leaves the host's clock: the request is then answered as the venue answers it."""
+        client = self._client
+        if self._clock_synced or not client.options.get("adjustForTimeDifference"):
+            return
+        with contextlib.suppress(ExchangeError):
+            self._read("fetch_time", client.load_time_difference)
+            self._clock_synced = True
 
     # -- market rules ----------------------------------------------------------------------
 
