@@ -108,9 +108,7 @@ def test_a_dust_value_above_its_bound_fails_fast_naming_the_variable(
 
 
 @pytest.mark.parametrize("value", ["0", "5", "100"])
-def test_a_dust_value_within_its_bound_is_read(
-    value: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_dust_value_within_its_bound_is_read(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CST_DUST_VALUE_USD", value)
     assert TradingSettings().dust_value_usd == float(value)
     monkeypatch.setenv("CST_DUST_VALUE_USD", "-1")
