@@ -281,6 +281,9 @@ class FakeBinance:
     client_timeout_s: float = 1.0
     bnb_fees: bool = False
     recv_window_ms: int = 5000
+    # Binance's server clock minus the host's, in ms (a host clock off the venue's): what the
+    # ``timestamp`` of a signed request is checked against and ``/api/v3/time`` answers
+    server_clock_offset_ms: int = 0
     # the key's permissions (GET /sapi/v1/account/apiRestrictions); a test sets any flag
     api_restrictions: dict[str, Any] = field(default_factory=lambda: dict(TRADE_ONLY))
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
@@ -339,6 +342,10 @@ class FakeBinance:
                     return fault.kind
         return None
 
+    def server_ms(self) -> int:
+        """Binance's wall clock (not the market clock of the recorded data)."""
+        return int(time.time() * 1000) + self.server_clock_offset_ms
+
     def authenticate(self, raw_query: str, headers: dict[str, str]) -> dict[str, str]:
         """Binance's SIGNED endpoint checks, in its order; the verified parameters."""
         if headers.get("x-mbx-apikey") != self.api_key:
@@ -352,7 +359,7 @@ class FakeBinance:
         params = dict(parse_qsl(payload, keep_blank_values=True))
         stamp = int(params.get("timestamp", "0"))
         window = min(int(params.get("recvWindow", self.recv_window_ms)), 60_000)
-        wall = int(time.time() * 1000)
+        wall = self.server_ms()
         if stamp >= wall + 1000 or wall - stamp > window:
             raise BinanceError(
                 400, -1021, "Timestamp for this request is outside of the recvWindow."
@@ -363,11 +370,11 @@ class FakeBinance:
         if path == "/api/v3/ping":
             return {}
         if path == "/api/v3/time":
-            return {"serverTime": int(time.time() * 1000)}
+            return {"serverTime": self.server_ms()}
         if path == "/api/v3/exchangeInfo":
             return {
                 "timezone": "UTC",
-                "serverTime": int(time.time() * 1000),
+                "serverTime": self.server_ms(),
                 "rateLimits": [
                     {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE",
                      "intervalNum": 1, "limit": 6000},

@@ -19,6 +19,10 @@ if TYPE_CHECKING:  # numpy-backed: imported where the rule is built, not by lean
     from cryptosmarttrader.domain.exit_rule import ExitRule
 
 KILL_SWITCH_PARAM_DEFAULT = "/cst/kill-switch"
+# The largest dust value (USD) accepted: 10 times the largest minimum order value of the venues
+# traded (Binance spot: 5-10 USDT; Kraken and KuCoin: below that). A value above it would count
+# holdings no venue refuses to sell as dust, never protected nor closed (a typo like 10000).
+DUST_VALUE_MAX_USD = 100.0
 
 
 class EnvSettings(BaseModel):
@@ -110,8 +114,20 @@ class TradingSettings(EnvSettings):
     # scan has none) is dust: what a close leaves below the venue's minimum amount / notional,
     # closed for trading. It neither blocks a new entry in its coin nor gets an exit row; a
     # new entry's fill adds to it (docs/venues.md, "Dust"). At least the venue's minimum
-    # notional (Binance spot: 5 USDT on most pairs); 0 counts every holding as held.
+    # notional (Binance spot: 5 USDT on most pairs); 0 counts every holding as held. At most
+    # DUST_VALUE_MAX_USD.
     dust_value_usd: float = Field(default=10.0, ge=0)
+
+    @field_validator("dust_value_usd")
+    @classmethod
+    def _dust_value_bounded(cls, value: float) -> float:
+        if value > DUST_VALUE_MAX_USD:
+            raise ValueError(
+                f"CST_DUST_VALUE_USD={value:g} is out of range: it must be between 0 and "
+                f"{DUST_VALUE_MAX_USD:g} (USD); a holding worth less is counted as dust, never "
+                "protected nor closed"
+            )
+        return value
 
     @property
     def exit_rule(self) -> ExitRule:

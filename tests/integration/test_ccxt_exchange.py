@@ -8,6 +8,7 @@ Each venue's ccxt client keeps its real request building and parsing; only the i
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -19,13 +20,15 @@ import ccxt
 import polars as pl
 import pytest
 
-from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange
+from cryptosmarttrader.adapters.ccxt_exchange import SERVER_TIME_MAX_AGE_S, CcxtExchange
+from cryptosmarttrader.adapters.ccxt_venue import ccxt_client
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import (
     CAPABILITIES,
     ExchangeId,
     FatalExchangeError,
     InvalidPayloadError,
+    MarketRulesUnknownError,
     NotSupportedByExchange,
     OrderStateUnknownError,
     OrderType,
@@ -35,6 +38,7 @@ from cryptosmarttrader.domain.exchange import (
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA
 from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.venue import VenueMode
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "exchanges"
 OUR_ID = ClientOrderId("9f2c4e1a7b3d5f608192a3b4c5d6e7f8a9b0c1d2e3f405162738495a6b7c8d9e")
@@ -108,6 +112,9 @@ def harness(
     policy: RetryPolicy | None = None,
 ) -> Harness:
     client = _client(venue)
+    if venue is ExchangeId.KRAKEN and "/Time" not in routes:
+        # Kraken's clock, read before an order's deadline is set: the host's here
+        routes = {**routes, "/Time": [_kraken_time(int(time.time()))]}
     replay = Replay(routes)
     client.fetch = replay
     sleeps: list[float] = []
@@ -350,21 +357,77 @@ def test_kraken_create_order_sends_cl_ord_id() -> None:
     assert order.status is OrderStatus.ACCEPTED
 
 
-def test_kraken_create_order_sends_a_deadline_within_its_request_window() -> None:
-    # Given Kraken's recorded AddOrder acknowledgement, and ccxt's clock (the one it signs with)
-    h = harness(ExchangeId.KRAKEN, {"/AddOrder": [load("kraken", "add_order_ltcusdt.json")]})
-    signed_at = 1_710_374_400_000
-    h.exchange._client.milliseconds = lambda: signed_at  # type: ignore[method-assign]
-    # When placing an order
-    h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
-    # Then the request carries the deadline after which Kraken's engine rejects it: the
-    # venue's request window, so an order absent past it was never placed
+def _kraken_time(unix_s: int) -> dict[str, Any]:
+    """Kraken's ``GET /0/public/Time`` answer (docs.kraken.com, "Get Server Time")."""
+    return {"error": [], "result": {"unixtime": unix_s, "rfc1123": "(not read)"}}
+
+
+@pytest.mark.parametrize("host_off_ms", [0, -300_000, 120_000, 15_000])
+def test_kraken_create_order_sends_a_deadline_on_krakens_clock(host_off_ms: int) -> None:
+    # Given Kraken's clock at 2024-03-14 00:00:00 and a host clock off it by host_off_ms
+    # (5 minutes behind, 2 minutes or 15 s ahead: each beyond the 10 s window)
+    server_ms = 1_710_374_400_000
+    h = harness(
+        ExchangeId.KRAKEN,
+        {
+            "/AddOrder": [load("kraken", "add_order_ltcusdt.json")],
+            "/Time": [_kraken_time(server_ms // 1000)],
+        },
+    )
+    h.exchange._client.milliseconds = lambda: server_ms + host_off_ms  # type: ignore[method-assign]
+    # When placing two orders
+    for _ in range(2):
+        h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
+    # Then each request carries the deadline after which Kraken's engine rejects it, the
+    # venue's request window ahead of Kraken's clock (it takes 0.5 s to 60 s), not the host's
     window = CAPABILITIES[ExchangeId.KRAKEN].request_window_ms
     assert window is not None and 2_000 <= window <= 60_000
     (deadline,) = h.replay.params()["deadline"]
     assert datetime.fromisoformat(deadline) == datetime.fromtimestamp(
-        (signed_at + window) / 1000, tz=UTC
+        (server_ms + window) / 1000, tz=UTC
     )
+    # and the server time was read once for both
+    assert sum("/Time" in url for _, url, _ in h.replay.requests) == 1
+
+
+def test_kraken_server_time_is_read_again_after_its_max_age() -> None:
+    server_s = 1_710_374_400
+    h = harness(
+        ExchangeId.KRAKEN,
+        {
+            "/AddOrder": [load("kraken", "add_order_ltcusdt.json")],
+            "/Time": [_kraken_time(server_s), _kraken_time(server_s + 700)],
+        },
+    )
+    host = [server_s * 1000 - 60_000]
+    h.exchange._client.milliseconds = lambda: host[0]  # type: ignore[method-assign]
+    elapsed = [0.0]
+    h.exchange._monotonic = lambda: elapsed[0]
+    h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
+    # When the host clock is stepped 30 s further back 700 s later
+    elapsed[0], host[0] = SERVER_TIME_MAX_AGE_S + 100, host[0] + 700_000 - 30_000
+    h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
+    # Then the offset was measured again: the deadline is still on Kraken's clock
+    (deadline,) = h.replay.params()["deadline"]
+    window = CAPABILITIES[ExchangeId.KRAKEN].request_window_ms or 0
+    assert datetime.fromisoformat(deadline) == datetime.fromtimestamp(
+        server_s + 700 + window / 1000, tz=UTC
+    )
+
+
+def test_kraken_order_is_not_sent_when_the_server_time_cannot_be_read() -> None:
+    # Given Kraken's server time read timing out (every attempt)
+    h = harness(
+        ExchangeId.KRAKEN,
+        {
+            "/AddOrder": [load("kraken", "add_order_ltcusdt.json")],
+            "/Time": [ccxt.RequestTimeout("kraken GET https://api.kraken.com/0/public/Time")],
+        },
+    )
+    # When placing an order, Then nothing is sent, with the reason (not placed, not refused)
+    with pytest.raises(MarketRulesUnknownError, match="server time cannot be read"):
+        h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
+    assert not any("/AddOrder" in url for _, url, _ in h.replay.requests)
 
 
 def test_binance_create_order_sends_new_client_order_id() -> None:
@@ -534,3 +597,28 @@ def test_an_unparseable_acknowledgement_is_state_unknown_not_a_refusal() -> None
         )
     assert "AWAITING_MATCH" in str(err.value)
     assert len(h.replay.requests) == 1  # never resent
+
+
+def test_kucoin_and_binance_clients_sign_on_the_venues_clock_and_kraken_keeps_its_nonce() -> None:
+    # Given the real-order clients, and a host clock 2 minutes ahead of the venue's
+    server_ms = 1_710_374_400_000
+    creds = {"apiKey": "replay", "secret": "cmVwbGF5", "password": "replay"}
+    kucoin = ccxt_client(ExchangeId.KUCOIN, VenueMode.LIVE, creds)
+    binance = ccxt_client(ExchangeId.BINANCE, VenueMode.LIVE, creds)
+    for client, answer in (
+        (kucoin, {"code": "200000", "data": server_ms}),  # GET /api/v1/timestamp
+        (binance, {"serverTime": server_ms}),  # GET /api/v3/time
+    ):
+        client.milliseconds = lambda: server_ms + 120_000  # type: ignore[method-assign]
+        client.fetch = lambda *_a, answer=answer, **_k: answer  # type: ignore[method-assign]
+        # ccxt measures the offset at each markets load when adjustForTimeDifference is set
+        assert client.options["adjustForTimeDifference"] is True
+        client.load_time_difference()
+    # Then KuCoin's KC-API-TIMESTAMP and Binance's timestamp are on the venue's clock
+    signed = kucoin.sign("accounts", ["private", "GET"], "GET", {})
+    assert signed["headers"]["KC-API-TIMESTAMP"] == str(server_ms)
+    assert f"timestamp={server_ms}" in binance.sign("account", ["private", "GET"], "GET", {})["url"]
+    # and Kraken's client is left alone: its nonce must only increase (moving it back with the
+    # offset would refuse a key used before), its deadline is set by the adapter
+    kraken = ccxt_client(ExchangeId.KRAKEN, VenueMode.LIVE, creds)
+    assert not kraken.options.get("adjustForTimeDifference")

@@ -209,14 +209,16 @@ def test_cst_execute_live_venue_refuses_a_key_that_can_withdraw_before_any_signe
     desk.fake.api_restrictions["enableWithdrawals"] = True
     with binance_sandbox_served_by(desk.redirect.base_url, live=True):
         result = desk.run("--venue", "live", "--keys-file", str(desk.keys), input="live binance\n")
-    # Then one line, exit 2: the permissions were the only request (no balance read, no order)
+    # Then one line, exit 2: the permissions were the only signed request, after the venue's
+    # public server time (no balance read, no order)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) <= 2  # the confirmation prompt, then one error line
     line = lines[-1]
     assert "trading key refused (withdrawals enabled)" in line and "nothing was sent" in line
     assert [(m, p) for m, p, _ in desk.fake.requests] == [
-        ("GET", "/sapi/v1/account/apiRestrictions")
+        ("GET", "/api/v3/time"),
+        ("GET", "/sapi/v1/account/apiRestrictions"),
     ]
     assert API_KEY not in result.output and SECRET not in result.output
 

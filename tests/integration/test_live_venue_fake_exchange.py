@@ -99,6 +99,24 @@ def venue(market: RecordedMarketData) -> Iterator[Venue]:
 # -- sizing: precision, lot size, minimum notional --------------------------------------------
 
 
+@pytest.mark.parametrize("host_off_ms", [-300_000, 90_000])
+def test_live_venue_signs_on_binances_clock_when_the_host_clock_is_off(
+    venue: Venue, host_off_ms: int
+) -> None:
+    # Given a host clock 5 minutes behind, or 90 s ahead of, Binance's (recvWindow 10 s; Binance
+    # refuses a timestamp more than 1 s ahead of its clock)
+    venue.fake.server_clock_offset_ms = -host_off_ms
+    # When an order is placed (the venue's rules are loaded first) and looked up
+    order = venue.venue.create_order(BTC, Side.BUY, OrderType.MARKET, Quantity.of("0.01"),
+                                     None, COID)  # fmt: skip
+    found = venue.venue.fetch_order_by_client_id(BTC, COID)
+    # Then both signed requests were accepted: ccxt measured the offset (GET /api/v3/time) and
+    # signed on Binance's clock
+    assert order.status is OrderStatus.FILLED and found is not None
+    assert found.client_order_id == COID.value
+    assert any(path == "/api/v3/time" for _, path, _ in venue.fake.requests)
+
+
 def test_live_venue_rounds_the_amount_down_to_the_lot_step(venue: Venue) -> None:
     # When 0.0312345 BTC is ordered (the LOT_SIZE step of BTCUSDT is 0.00001)
     order = venue.venue.create_order(BTC, Side.BUY, OrderType.MARKET, Quantity.of("0.0312345"),

@@ -56,10 +56,25 @@ def live(data_dir: Path) -> Iterator[Live]:
 def test_live_venue_trade_only_key_is_accepted_after_a_signed_check(live: Live) -> None:
     checks = KeyPermissionChecks(FixedClock(NOW))
     assert verify_trading_keys(live.venue(), "binance", checks) is None
-    # the fake verified the key header, the signature and the timestamp of the one request
-    [(method, path, params)] = live.fake.requests
+    # the fake verified the key header, the signature and the timestamp of the one signed
+    # request (after the venue's server time was read)
+    [(_, time_path, _), (method, path, params)] = live.fake.requests
+    assert time_path == "/api/v3/time"
     assert (method, path) == ("GET", PATH) and "timestamp" in params
     assert live.fake.posts() == 0
+
+
+@pytest.mark.parametrize("host_off_ms", [-300_000, 60_000])
+def test_live_venue_key_check_is_signed_on_binances_clock_when_the_host_clock_is_off(
+    live: Live, host_off_ms: int
+) -> None:
+    # Given a host clock 5 minutes behind, or 1 minute ahead of, Binance's
+    live.fake.server_clock_offset_ms = -host_off_ms
+    # When the key is checked before anything else (no markets loaded yet)
+    checks = KeyPermissionChecks(FixedClock(NOW))
+    # Then the signed check is accepted: stamped on Binance's clock, not the host's
+    assert verify_trading_keys(live.venue(), "binance", checks) is None
+    assert live.asked() == 1
 
 
 @pytest.mark.parametrize(
@@ -80,8 +95,8 @@ def test_live_venue_key_that_can_move_funds_or_cannot_trade_is_refused_before_an
     [line] = str(refused.value).splitlines()
     assert line.startswith("binance live: trading key refused (") and why in line
     assert API_KEY not in line and SECRET not in line
-    # only the permissions were asked: no balance read, no order
-    assert [(m, p) for m, p, _ in live.fake.requests] == [("GET", PATH)]
+    # only the server time and the permissions were asked: no balance read, no order
+    assert [(m, p) for m, p, _ in live.fake.requests] == [("GET", "/api/v3/time"), ("GET", PATH)]
 
 
 def test_live_venue_check_is_cached_per_key_and_done_again_after_rotation_or_its_age(

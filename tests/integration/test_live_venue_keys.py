@@ -176,7 +176,10 @@ def test_live_venue_live_mode_is_refused_until_golive_passed_staging_and_canary(
     with serve(fake) as url, binance_sandbox_served_by(url, live=True):
         with pytest.raises(VenueKeysRefusedError, match=r"trading key refused \(withdrawals"):
             _cycle(aws, data_dir)
-        assert fake.posts() == 0 and [p for _, p, _ in fake.requests] == [RESTRICTIONS]
+        assert fake.posts() == 0 and [p for _, p, _ in fake.requests] == [
+            "/api/v3/time",
+            RESTRICTIONS,
+        ]
         fake.api_restrictions["enableWithdrawals"] = False
         key_checks.cache_clear()  # a new execution environment: asked again
         cycle = _cycle(aws, data_dir)

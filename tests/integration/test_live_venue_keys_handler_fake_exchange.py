@@ -112,10 +112,14 @@ def test_live_venue_execution_cycle_abstains_when_the_key_can_withdraw(
     with serve(fake) as url, binance_sandbox_served_by(url, live=True):
         # When the scheduled execution cycle runs
         result, out = _invoke()
-    # Then it abstains with the one-line reason, having asked only what the key may do
+    # Then it abstains with the one-line reason, having asked only what the key may do (after
+    # the venue's public server time, so the check is signed on its clock)
     assert result["status"] == "rejected", result
     assert "trading key refused (withdrawals enabled)" in result["error"]
-    assert [(m, p) for m, p, _ in fake.requests] == [("GET", "/sapi/v1/account/apiRestrictions")]
+    assert [(m, p) for m, p, _ in fake.requests] == [
+        ("GET", "/api/v3/time"),
+        ("GET", "/sapi/v1/account/apiRestrictions"),
+    ]
     assert fake.posts() == 0
     # and it is counted (the VenueKeysRefused alarm) and logged as an error, without the key
     refused = [p for p in emf_points(emf_records(out)) if p["name"] == "VenueKeysRefused"]

@@ -6,7 +6,7 @@ Lambdas use. Orders and positions (DynamoDB), state records with their condition
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,12 +21,14 @@ from cryptosmarttrader.adapters.audit import (
     DynamoAuditTrail,
 )
 from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.dynamodb_items import to_item
 from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
 from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoOrderStore,
     DynamoPositionStore,
     DynamoStateStore,
     order_from_record,
+    position_record,
 )
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.aggregates import Fill, Order, Position
@@ -536,3 +538,65 @@ def test_the_kill_switch_is_off_until_set_and_refuses_unprintable_text(records: 
     # while a writer re-affirming a value may keep its time
     kept = switch.set(True, "exchange incident", "alice", at=T0)
     assert switch.status().at == kept.at == T0
+
+
+DYNAMODB_ITEM_LIMIT = 400 * 1024
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    """Bytes DynamoDB counts for one attribute value ("Item sizes and formats"): strings their
+    UTF-8 length, numbers 1 byte per two significant digits plus 1, lists and maps 3 bytes plus
+    1 per element (and each map key's length)."""
+    ((kind, raw),) = value.items()
+    if kind == "S":
+        return len(str(raw).encode())
+    if kind == "N":
+        digits = str(raw).lstrip("-").replace(".", "").strip("0") or "0"
+        return (len(digits) + 1) // 2 + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(_value_size(v) + 1 for v in raw)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_size(v) + 1 for k, v in raw.items())
+    raise AssertionError(f"unexpected attribute type {kind}")
+
+
+def _item_size(position: Position) -> int:
+    item = to_item({**position_record(position, T0), "version": 12345})
+    return sum(len(k.encode()) + _value_size(v) for k, v in item.items())
+
+
+def test_a_position_of_thousands_of_orders_stays_well_under_the_item_limit(
+    stores: Stores,
+) -> None:
+    # Given 6000 orders in one coin, one every 2 hours (500 days), with venue-like quantities
+    pos = Position(BTC)
+    for n in range(6000):
+        side = Side.BUY if n % 2 == 0 else Side.SELL
+        at = T0 + n * timedelta(hours=2)
+        fill = Fill(
+            ClientOrderId(f"{n:032x}"), side, Decimal("0.00123457"), Price.of("43210.12"), at
+        )
+        pos = pos.apply(fill).position
+    # Then its item is well under DynamoDB's 400 KB (every order kept would not fit)
+    assert _item_size(pos) < DYNAMODB_ITEM_LIMIT // 4
+    unpruned = replace(
+        pos,
+        applied_fills={f"{n:032x}": Decimal("0.00123457") for n in range(6000)},
+        applied_costs={f"{n:032x}": Decimal("53.3466698") for n in range(6000)},
+        applied_times={},
+        pruned_fills=(),
+    )
+    assert _item_size(unpruned) > DYNAMODB_ITEM_LIMIT
+    # When it is saved and loaded again
+    assert stores.positions.save(pos, None, T0) is not None
+    loaded, _ = stores.positions.load(BTC.value)
+    # Then it is the same position, and a replayed fill of a pruned order changes nothing
+    assert loaded == pos
+    for n in (0, 5000):
+        at = T0 + n * timedelta(hours=2)
+        fill = Fill(
+            ClientOrderId(f"{n:032x}"), Side.BUY, Decimal("0.00123457"), Price.of("43210.12"), at
+        )
+        assert not loaded.apply(fill).changed

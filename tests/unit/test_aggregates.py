@@ -8,7 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from cryptosmarttrader.domain.aggregates import Fill, Order, Position
+from cryptosmarttrader.domain.aggregates import (
+    LIVE_FILLS_KEPT,
+    PRUNE_AFTER,
+    PRUNED_FILLS_KEPT,
+    Fill,
+    Order,
+    Position,
+)
 from cryptosmarttrader.domain.orders import (
     IllegalTransitionError,
     Intent,
@@ -162,3 +169,82 @@ def test_a_part_whose_value_would_not_be_positive_is_booked_at_the_orders_averag
     out = pos.apply(_fill("a", Side.BUY, "2", "49"))
     # Then the new 1 is never booked at a negative cost: it is valued at the average
     assert out.position.cost == Decimal(149)
+
+
+def _order_fill(n: int, side: Side, at: datetime, filled: str = "1") -> Fill:
+    return Fill(ClientOrderId(f"{n:032x}"), side, Decimal(filled), Price.of("100"), at)
+
+
+def _traded(orders: int, start: datetime = T0, step: timedelta = timedelta(hours=4)) -> Position:
+    """A position after ``orders`` orders alternately buying and selling 1, one every ``step``."""
+    pos = Position(ETH)
+    for n in range(orders):
+        side = Side.BUY if n % 2 == 0 else Side.SELL
+        pos = pos.apply(_order_fill(n, side, start + n * step)).position
+    return pos
+
+
+def test_a_position_with_thousands_of_orders_keeps_a_bounded_bookkeeping() -> None:
+    # Given 3000 orders in one coin, one every 4 hours (500 days)
+    pos = _traded(3000)
+    # Then it keeps at most LIVE_FILLS_KEPT orders and PRUNED_FILLS_KEPT pruned ones
+    assert len(pos.applied_fills) == len(pos.applied_costs) == len(pos.applied_times)
+    assert len(pos.applied_fills) <= LIVE_FILLS_KEPT
+    assert len(pos.pruned_fills) == PRUNED_FILLS_KEPT
+    # and only orders whose last fill is PRUNE_AFTER older than the newest were pruned
+    newest = T0 + 2999 * timedelta(hours=4)
+    assert pos.pruned_through is not None and pos.pruned_through <= newest - PRUNE_AFTER
+    assert pos.quantity == 0
+
+
+def test_a_replayed_fill_of_a_pruned_order_is_never_applied_twice() -> None:
+    # Given 3000 orders: order 2000 is pruned but kept with its quantity, order 0 long dropped
+    pos = _traded(3000)
+    kept, dropped = f"{2000:032x}", f"{0:032x}"
+    assert kept not in pos.applied_fills and kept in dict(pos.pruned_fills)
+    assert dropped not in pos.applied_fills and dropped not in dict(pos.pruned_fills)
+    # When their fills are replayed (a reconcile re-reading a closed order, an event redelivered)
+    for n in (2000, 0, 1):
+        at = T0 + n * timedelta(hours=4)
+        out = pos.apply(_order_fill(n, Side.BUY if n % 2 == 0 else Side.SELL, at))
+        # Then nothing is applied: the position is unchanged
+        assert not out.changed and out.position == pos
+
+
+def test_a_later_part_of_a_pruned_order_applies_only_the_new_part() -> None:
+    # Given 1 held, bought by order A, and a stop (order S) that sold 0.5 of 1.5 bought later
+    pos = Position(ETH).apply(_order_fill(10**6, Side.BUY, T0, "2")).position
+    pos = pos.apply(_order_fill(10**6 + 1, Side.SELL, T0, "0.5")).position
+    # When 400 more orders fill over 100 days (the stop's part is pruned, kept with its quantity)
+    for n in range(400):
+        at = T0 + timedelta(days=1) + n * timedelta(hours=6)
+        pos = pos.apply(_order_fill(n, Side.BUY if n % 2 == 0 else Side.SELL, at)).position
+    assert f"{10**6 + 1:032x}" in dict(pos.pruned_fills)
+    held = pos.quantity
+    # and the stop then reports 1 filled in all
+    later = T0 + timedelta(days=120)
+    out = pos.apply(_order_fill(10**6 + 1, Side.SELL, later, "1"))
+    # Then only the new 0.5 is sold, and the order is kept again
+    assert out.applied == Decimal("0.5") and out.position.quantity == held - Decimal("0.5")
+    assert out.position.applied_fills[f"{10**6 + 1:032x}"] == Decimal(1)
+
+
+def test_orders_are_pruned_only_when_their_last_fill_is_old_enough() -> None:
+    # Given 600 orders within 10 days: more than LIVE_FILLS_KEPT, none PRUNE_AFTER old
+    pos = _traded(600, step=timedelta(minutes=20))
+    # Then none is pruned (a younger order may still fill), and a new order applies
+    assert len(pos.applied_fills) == 600 and pos.pruned_fills == () and pos.pruned_through is None
+    assert pos.apply(_order_fill(600, Side.BUY, T0 + timedelta(days=11))).applied == 1
+
+
+def test_an_old_record_without_times_is_stamped_then_pruned_as_it_ages() -> None:
+    # Given a record written before pruning: 300 orders applied, no times
+    old = Position(ETH, applied_fills={f"{n:032x}": Decimal(1) for n in range(300)})
+    # When a fill is applied, its orders are stamped with the newest time known
+    pos = old.apply(_order_fill(300, Side.BUY, T0)).position
+    assert set(pos.applied_times.values()) == {T0} and pos.pruned_fills == ()
+    # and once they are PRUNE_AFTER old, the next fill prunes the oldest beyond the bound
+    pos = pos.apply(_order_fill(301, Side.BUY, T0 + PRUNE_AFTER + timedelta(days=1))).position
+    assert len(pos.applied_fills) == LIVE_FILLS_KEPT and pos.pruned_through == T0
+    # Then a replay of one of them is refused
+    assert not pos.apply(_order_fill(5, Side.SELL, T0 - timedelta(days=9))).changed

@@ -94,3 +94,23 @@ def test_an_invalid_environment_value_fails_fast(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("CST_KILL_SWITCH_PARAM", "no-leading-slash")
     with pytest.raises(ValidationError, match="kill_switch_param"):
         AwsResources()
+
+
+@pytest.mark.parametrize("value", ["100.01", "10000", "inf"])
+def test_a_dust_value_above_its_bound_fails_fast_naming_the_variable(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a dust value a typo made far larger than any venue's minimum order value
+    monkeypatch.setenv("CST_DUST_VALUE_USD", value)
+    # Then the settings refuse it, naming the variable and the range allowed
+    with pytest.raises(ValidationError, match=r"CST_DUST_VALUE_USD=.* between 0 and 100 \(USD\)"):
+        TradingSettings()
+
+
+@pytest.mark.parametrize("value", ["0", "5", "100"])
+def test_a_dust_value_within_its_bound_is_read(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CST_DUST_VALUE_USD", value)
+    assert TradingSettings().dust_value_usd == float(value)
+    monkeypatch.setenv("CST_DUST_VALUE_USD", "-1")
+    with pytest.raises(ValidationError, match="dust_value_usd"):
+        TradingSettings()

@@ -6,6 +6,7 @@ The only module that knows ccxt. ccxt exceptions are mapped to the domain taxono
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ from cryptosmarttrader.domain.exchange import (
     ImmediateTriggerError,
     InvalidPayloadError,
     Market,
+    MarketRulesUnknownError,
     NotSupportedByExchange,
     OrderBook,
     OrderNotFoundError,
@@ -60,6 +62,14 @@ from cryptosmarttrader.domain.types import (
 )
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# How long a measured offset between the host clock and the venue's is used before it is
+# measured again (one ``fetch_time`` call): a host clock drifts by milliseconds in that time.
+SERVER_TIME_MAX_AGE_S = 600.0
+# A host clock further off the venue's than this is logged (its requests stay valid).
+HOST_CLOCK_WARN_MS = 2_000
 
 # Most specific ccxt class first is not needed: the lookup walks the exception's MRO, so the
 # nearest listed ancestor wins (RequestTimeout before NetworkError, OrderNotFound before
@@ -158,6 +168,8 @@ class CcxtExchange:
         self._sleep = sleep
         self._unit_random = unit_random
         self._monotonic = monotonic
+        # the venue's server time minus the host's (ms), and when it was measured (monotonic s)
+        self._server_offset: tuple[int, float] | None = None
 
     @classmethod
     def create(
@@ -193,6 +205,42 @@ class CcxtExchange:
     def _read(self, operation: str, call: Callable[[], T]) -> T:
         runner = RetryRunner(self._policy, self._sleep, self._unit_random, self._monotonic)
         return runner.run(lambda: self._once(operation, call))
+
+    def _venue_time_ms(self, operation: str) -> int:
+        """The venue's clock now, in ms: ccxt's (the host's) plus the offset measured against
+        the venue's server time (``fetch_time``; measured again after
+        :data:`SERVER_TIME_MAX_AGE_S`), so a request field bounded in time is valid whatever
+        the host clock says. When the server time cannot be read, nothing is sent
+        (:class:`MarketRulesUnknownError`: the order is not placed, the next cycle tries again)."""
+        now = self._monotonic()
+        if self._server_offset is None or now - self._server_offset[1] > SERVER_TIME_MAX_AGE_S:
+            try:
+                before = int(self._client.milliseconds())
+                server = self._read("fetch_time", self._client.fetch_time)
+                after = int(self._client.milliseconds())
+            except ExchangeError as exc:
+                raise MarketRulesUnknownError(
+                    self._name,
+                    operation,
+                    f"not sent: the venue's server time cannot be read ({exc.reason}), and "
+                    "the host clock alone may put the order's deadline outside the venue's",
+                ) from exc
+            if not isinstance(server, int) or isinstance(server, bool) or server <= 0:
+                raise MarketRulesUnknownError(
+                    self._name,
+                    operation,
+                    f"not sent: the venue's server time is unreadable ({server!r})",
+                )
+            offset = server - (before + after) // 2
+            if abs(offset) > HOST_CLOCK_WARN_MS:
+                log.warning(
+                    "%s: the host clock is %+.1f s off the venue's server time; its requests "
+                    "are timed on the venue's clock",
+                    self._name,
+                    -offset / 1000,
+                )
+            self._server_offset = (offset, now)
+        return int(self._client.milliseconds()) + self._server_offset[0]
 
     def _invalid(self, operation: str, reason: str) -> InvalidPayloadError:
         return InvalidPayloadError(self._name, operation, reason)
@@ -447,9 +495,10 @@ class CcxtExchange:
         params = {**extra, self._caps.client_id.param: venue_id}
         window = self._caps.request_window_ms
         if self._caps.exchange_id is ExchangeId.KRAKEN and window is not None:
-            # Kraken's nonce bounds nothing in time: the deadline (ccxt's clock, the one it
-            # signs with) makes its matching engine reject the request once it has passed
-            params["deadline"] = self._client.iso8601(self._client.milliseconds() + window)
+            # Kraken's nonce bounds nothing in time: the deadline makes its matching engine
+            # reject the request once it has passed. Kraken takes it 0.5 s to 60 s ahead of its
+            # own clock, so it is set on that clock, not the host's (which may be off by more)
+            params["deadline"] = self._client.iso8601(self._venue_time_ms(op) + window)
         try:
             raw = self._client.create_order(
                 symbol.value,

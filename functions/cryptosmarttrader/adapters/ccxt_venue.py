@@ -107,6 +107,14 @@ def ccxt_client(
         # the validity window of every signed request, stated rather than left to ccxt's
         # default: an order whose request was lost is settled as not placed once it passed
         config["options"]["recvWindow"] = caps.request_window_ms
+    if caps.exchange_id in (ExchangeId.BINANCE, ExchangeId.KUCOIN):
+        # every signed request carries a timestamp the venue refuses outside its window
+        # (Binance: recvWindow behind, 1 s ahead; KuCoin: 5 s): ccxt measures the host clock's
+        # offset against the venue's server time at each markets load (before any order is
+        # sized) and signs on the venue's clock. Not on Kraken: its nonce must only increase,
+        # and moving it back would refuse every request of a key used before; its AddOrder
+        # deadline is set on the venue's clock by the adapter (CcxtExchange._venue_time_ms)
+        config["options"]["adjustForTimeDifference"] = True
     client: ccxt.Exchange = getattr(ccxt, caps.exchange_id.value)(config)
     if mode is VenueMode.TESTNET:
         support = sandbox_support(caps.exchange_id)
@@ -151,6 +159,7 @@ class CcxtVenue(CcxtExchange):
             )
         self.mode = mode
         self._markets: dict[Symbol, Market] = {}
+        self._clock_synced = False
 
     # -- the key's permissions -------------------------------------------------------------
 
@@ -158,9 +167,22 @@ class CcxtVenue(CcxtExchange):
         """Why this account's key is refused for ``purpose`` (Binance's signed
         ``GET /sapi/v1/account/apiRestrictions``, cached per key by ``checks``), or None."""
         client = self._client
+        self._sync_clock()
         return checks.refusal(
             purpose, str(client.apiKey or ""), client.sapi_get_account_apirestrictions
         )
+
+    def _sync_clock(self) -> None:
+        """Measure the host clock's offset from the venue's once, for a signed request sent
+        before any markets load (the key's check): ccxt measures it at each markets load on a
+        client that signs on the venue's clock (``adjustForTimeDifference``). A failed read
+        leaves the host's clock: the request is then answered as the venue answers it."""
+        client = self._client
+        if self._clock_synced or not client.options.get("adjustForTimeDifference"):
+            return
+        with contextlib.suppress(ExchangeError):
+            self._read("fetch_time", client.load_time_difference)
+            self._clock_synced = True
 
     # -- market rules ----------------------------------------------------------------------
 

@@ -192,6 +192,10 @@ def position_record(position: Position, updated_at: datetime) -> dict[str, Any]:
         "realized_pnl": position.realized_pnl,
         "applied_fills": dict(position.applied_fills),
         "applied_costs": dict(position.applied_costs),
+        "applied_times": {k: t.isoformat() for k, t in position.applied_times.items()},
+        # a list, not a map: the order is which pruned orders are dropped first
+        "pruned_fills": [[k, filled] for k, filled in position.pruned_fills],
+        "pruned_through": _iso(position.pruned_through),
         "opened_by": position.opened_by,
         "opened_at": (
             position.opened_at.isoformat() if held and position.opened_at is not None else None
@@ -222,6 +226,15 @@ def position_from_record(record: Mapping[str, Any]) -> Position:
         # a record written before values were kept has none: its applied parts keep their
         # booking, and an order's next part is valued at the order's average (as then)
         applied_costs={str(k): _dec(v) for k, v in dict(record.get("applied_costs") or {}).items()},
+        # a record written before pruning has neither times nor pruned orders: its next fill
+        # stamps its orders, which age from then on
+        applied_times={
+            str(k): t
+            for k, v in dict(record.get("applied_times") or {}).items()
+            if (t := _time(v)) is not None
+        },
+        pruned_fills=tuple((str(k), _dec(v)) for k, v in record.get("pruned_fills") or ()),
+        pruned_through=_time(record.get("pruned_through")),
         opened_by=None if not record.get("opened_by") else str(record["opened_by"]),
         opened_at=_opened_at(record),
         oversold=_dec(record.get("oversold") or 0),

@@ -11,6 +11,11 @@ the rules a fill applies to a position.
   ``oversold``, never booked as a short). An order filled in parts is booked at what each part
   traded for (the order's cumulative value less the value already applied), not at the order's
   running average.
+* A position's bookkeeping stays bounded (a DynamoDB item holds at most 400 KB): beyond
+  :data:`LIVE_FILLS_KEPT` orders, the oldest whose last fill is :data:`PRUNE_AFTER` older than the
+  newest are pruned. The last :data:`PRUNED_FILLS_KEPT` pruned orders keep their applied quantity
+  (a later part of one is applied exactly); beyond them, ``pruned_through`` (the latest fill time
+  of any pruned order) refuses a fill of an unknown order at or before it: a replay.
 
 Money and quantities are ``Decimal`` throughout; no clock is read here (times are passed in).
 """
@@ -42,9 +47,27 @@ from cryptosmarttrader.domain.types import (
     Symbol,
 )
 
-__all__ = ["Fill", "FillOutcome", "Order", "Position"]
+__all__ = [
+    "LIVE_FILLS_KEPT",
+    "PRUNED_FILLS_KEPT",
+    "PRUNE_AFTER",
+    "Fill",
+    "FillOutcome",
+    "Order",
+    "Position",
+]
 
 _ZERO = Decimal(0)
+
+# Per order, a position keeps its applied fill, value and time: at most this many orders once
+# older ones can be pruned (about 150 bytes each in the stored item).
+LIVE_FILLS_KEPT = 256
+# An order is pruned only when its last fill is this much older than the position's newest:
+# longer than any order of the system stays open but a resting protective stop, and a stop
+# pruned while partly filled is still among the pruned ones that keep their applied quantity.
+PRUNE_AFTER = timedelta(days=30)
+# How many pruned orders keep their applied quantity (about 45 bytes each).
+PRUNED_FILLS_KEPT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +217,13 @@ class Position:
     # per client order ID, the quote value of its fills applied so far (filled × average price
     # as the venue reported them); an order applied before the value was kept has none
     applied_costs: Mapping[str, Decimal] = field(default_factory=dict)
+    # per client order ID, the fill time of its last applied part (the age pruning goes by); an
+    # order applied before times were kept has none until the next fill stamps it
+    applied_times: Mapping[str, datetime] = field(default_factory=dict)
+    # the last pruned orders (oldest first) with their applied quantity, and the latest fill time
+    # of any pruned order: a fill of an order neither kept nor pruned at or before it is a replay
+    pruned_fills: tuple[tuple[str, Decimal], ...] = ()
+    pruned_through: datetime | None = None
     opened_by: str | None = None  # the client order ID whose fill opened this episode
     opened_at: datetime | None = None
     oversold: Decimal = _ZERO
@@ -229,39 +259,42 @@ class Position:
 
         The new part is valued at what it traded for: the order's cumulative value
         (``filled × average``) less the value already applied for it (see :meth:`_increment_value`).
+        A fill of a pruned order counts what was applied before it was pruned; one of an order
+        pruned beyond those kept is refused at or before ``pruned_through`` (a replay).
         """
         coid = fill.client_order_id.value
-        delta = fill.filled - self.applied_fills.get(coid, _ZERO)
+        already = self.applied_fills.get(coid)
+        if already is None:
+            already = dict(self.pruned_fills).get(coid)
+            through = self.pruned_through
+            if already is None and through is not None and fill.filled_at <= through:
+                return FillOutcome(self, _ZERO, _ZERO, _ZERO)
+        delta = fill.filled - (already or _ZERO)
         if delta <= 0:
             return FillOutcome(self, _ZERO, _ZERO, _ZERO)
         value = self._increment_value(fill, delta)
-        applied = {**self.applied_fills, coid: fill.filled}
-        costs = {**self.applied_costs, coid: fill.filled * fill.average_price.value}
+        bookkeeping = self._booked(fill)
         if fill.side is Side.BUY:
             # a new episode opens on nothing held, or on a remainder whose episode ended (dust
             # no sell can be placed for: see :meth:`ended_as_dust`)
             opening = self.quantity <= 0 or self.opened_by is None
             after = replace(
-                self,
+                bookkeeping,
                 quantity=self.quantity + delta,
                 cost=self.cost + value,
-                applied_fills=applied,
-                applied_costs=costs,
                 opened_by=coid if opening else self.opened_by,
                 opened_at=fill.filled_at if opening else self.opened_at,
             )
-            return FillOutcome(after, delta, _ZERO, _ZERO)
+            return FillOutcome(after._pruned(), delta, _ZERO, _ZERO)
         sold, beyond = sell_fill_split(self.quantity, delta)
         basis = self.cost * sold / self.quantity if self.quantity > 0 else _ZERO
         realized = value * sold / delta - basis
         left = self.quantity - sold
         after = replace(
-            self,
+            bookkeeping,
             quantity=left,
             cost=self.cost - basis if left > 0 else _ZERO,
             realized_pnl=self.realized_pnl + realized,
-            applied_fills=applied,
-            applied_costs=costs,
             opened_at=self.opened_at if left > 0 else None,
             oversold=self.oversold + beyond,
             oversold_reason=(
@@ -270,7 +303,47 @@ class Position:
                 else self.oversold_reason
             ),
         )
-        return FillOutcome(after, sold, realized, beyond)
+        return FillOutcome(after._pruned(), sold, realized, beyond)
+
+    def _booked(self, fill: Fill) -> Position:
+        """This position with ``fill`` recorded as its order's applied quantity, value and time.
+
+        An order applied before times were kept is stamped with the newest time known (so it
+        ages from now on); a pruned order applied again is kept again."""
+        coid = fill.client_order_id.value
+        newest = max([fill.filled_at, *self.applied_times.values()])
+        times = {k: self.applied_times.get(k, newest) for k in self.applied_fills}
+        times[coid] = max(fill.filled_at, times.get(coid, fill.filled_at))
+        return replace(
+            self,
+            applied_fills={**self.applied_fills, coid: fill.filled},
+            applied_costs={**self.applied_costs, coid: fill.filled * fill.average_price.value},
+            applied_times=times,
+            pruned_fills=tuple(p for p in self.pruned_fills if p[0] != coid),
+        )
+
+    def _pruned(self) -> Position:
+        """Beyond :data:`LIVE_FILLS_KEPT` orders, the oldest whose last fill is
+        :data:`PRUNE_AFTER` older than the newest move to ``pruned_fills`` (the oldest of those
+        beyond :data:`PRUNED_FILLS_KEPT` are dropped); ``pruned_through`` rises to their time."""
+        excess = len(self.applied_fills) - LIVE_FILLS_KEPT
+        if excess <= 0 or not self.applied_times:
+            return self
+        horizon = max(self.applied_times.values()) - PRUNE_AFTER
+        old = sorted((t, k) for k, t in self.applied_times.items() if t <= horizon)[:excess]
+        if not old:
+            return self
+        gone = {k for _, k in old}
+        through = max([old[-1][0], *([self.pruned_through] if self.pruned_through else [])])
+        pruned = (*self.pruned_fills, *((k, self.applied_fills[k]) for _, k in old))
+        return replace(
+            self,
+            applied_fills={k: v for k, v in self.applied_fills.items() if k not in gone},
+            applied_costs={k: v for k, v in self.applied_costs.items() if k not in gone},
+            applied_times={k: v for k, v in self.applied_times.items() if k not in gone},
+            pruned_fills=pruned[-PRUNED_FILLS_KEPT:],
+            pruned_through=through,
+        )
 
     def _increment_value(self, fill: Fill, delta: Decimal) -> Decimal:
         """The quote value of the ``delta`` of ``fill`` not applied yet.
