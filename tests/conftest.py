@@ -7,8 +7,11 @@ Tests that need it skip with a reason on a developer machine without it, and FAI
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 from cst_devtools.local_aws import serialize_moto_dynamodb
@@ -40,6 +43,32 @@ def _atomic_moto_dynamodb() -> None:
     """Tests that race threads against moto get DynamoDB's per-request atomicity (see
     ``serialize_moto_dynamodb``): a lost race must come from our code, not from moto."""
     serialize_moto_dynamodb()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_botocore_loader() -> Iterator[None]:
+    """Every boto3 session of a test process reads botocore's data files (service models,
+    endpoint rules, partitions) through one loader, so each file is parsed once per process.
+
+    ``mock_aws`` resets boto3's default session, so without this each test that builds clients
+    under it parses the DynamoDB, S3 and SSM models again (about a quarter of a second per
+    test). The loaded data is read-only, as it is for the clients of one long-lived session (a
+    warm Lambda); boto3 appends its own data folder to the loader of each new session, so the
+    shared loader's search paths are de-duplicated before that append."""
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+    create_loader = botocore.loaders.create_loader
+
+    def shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        loader = loaders.get(search_path_string)
+        if loader is None:
+            loader = loaders[search_path_string] = create_loader(search_path_string)
+        paths = loader.search_paths
+        paths[:] = list(dict.fromkeys(paths))
+        return loader
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", shared_loader)
+        yield
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:

@@ -269,6 +269,43 @@ def test_a_candle_file_is_parsed_once_per_process_and_again_when_it_changes(
     assert changed["volume"][-1] == float(altered) != first["volume"][-1]
 
 
+def test_a_candle_file_read_through_symlinks_is_parsed_once_and_a_replaced_link_again(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptosmarttrader.adapters import recorded_data
+
+    path = spot_copy(data_dir, tmp_path / "original")
+    parsed: list[Path] = []
+    parse = recorded_data._parse_ohlcv_file
+
+    def counting(p: Path, symbol: str) -> pl.DataFrame:
+        parsed.append(p)
+        return parse(p, symbol)
+
+    monkeypatch.setattr(recorded_data, "_parse_ohlcv_file", counting)
+    window = (ASOF - timedelta(days=9), ASOF)
+    # Given the file read from its own folder, then from a data dir of symlinks to it
+    first = RecordedMarketData(tmp_path / "original").ohlcv("BTC/USDT", "1d", *window)
+    linked = tmp_path / "linked" / "binance_spot" / "1d" / path.name
+    linked.parent.mkdir(parents=True)
+    linked.symlink_to(path)
+    again = RecordedMarketData(tmp_path / "linked").ohlcv("BTC/USDT", "1d", *window)
+    # Then it was parsed once and both read the same bars
+    assert parsed == [path] and again.equals(first)
+    # When the link is replaced by a file of its own (an altered copy of the same size)
+    body = path.read_bytes()
+    volume = repr(float(first["volume"][-1])).encode()
+    altered = volume.replace(volume[:1], b"9" if volume[:1] != b"9" else b"8", 1)
+    linked.unlink()
+    linked.write_bytes(body.replace(volume, altered))
+    # Then that path is parsed again and serves its own bars, and the original keeps its own
+    changed = RecordedMarketData(tmp_path / "linked").ohlcv("BTC/USDT", "1d", *window)
+    assert parsed == [path, linked]
+    assert changed["volume"][-1] == float(altered) != first["volume"][-1]
+    original = RecordedMarketData(tmp_path / "original").ohlcv("BTC/USDT", "1d", *window)
+    assert original.equals(first) and len(parsed) == 2
+
+
 def test_the_coingecko_set_is_read_once_per_process_and_again_when_a_file_changes(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -673,10 +673,12 @@ def _load_array(path: Path) -> np.ndarray:
     return arr
 
 
-# Candle files parsed by this process: (path, symbol) -> (file identity, frame). A warm process
-# (the scan Lambda, a replay over many days, every reader of a test run) parses each file once;
-# a file whose size, modification or change time or inode changed is parsed again.
-_PARSED: dict[tuple[Path, str], tuple[tuple[int, int, int, int], pl.DataFrame]] = {}
+# Candle files parsed by this process: (device, inode, symbol) of the file read (a symlink's
+# target) -> (its size, modification and change time, frame). A warm process (the scan Lambda, a
+# replay over many days, every reader of a test run) parses each file once, also when it reads it
+# through several paths (a data dir of symlinks to the recorded files); a file whose size,
+# modification or change time changed, or a path that now leads to another file, is parsed again.
+_PARSED: dict[tuple[int, int, str], tuple[tuple[int, int, int], pl.DataFrame]] = {}
 _PARSED_MAX: Final = 1024
 
 
@@ -688,14 +690,15 @@ def _ohlcv_file(path: Path, symbol: str) -> pl.DataFrame:
         st = path.stat()
     except OSError:
         return _parse_ohlcv_file(path, symbol)  # raises with the reason
-    identity = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    hit = _PARSED.get((path, symbol))
-    if hit is not None and hit[0] == identity:
+    key = (st.st_dev, st.st_ino, symbol)
+    version = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    hit = _PARSED.get(key)
+    if hit is not None and hit[0] == version:
         return hit[1]
     frame = _parse_ohlcv_file(path, symbol)
     if len(_PARSED) >= _PARSED_MAX:
         _PARSED.pop(next(iter(_PARSED)))
-    _PARSED[(path, symbol)] = (identity, frame)
+    _PARSED[key] = (version, frame)
     return frame
 
 
