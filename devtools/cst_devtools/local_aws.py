@@ -464,6 +464,44 @@ def import_moto_regions_once() -> None:
         boto3.session.Session.get_available_regions = original  # type: ignore[method-assign]
 
 
+class _Ec2BackendsOnFirstUse:
+    """Stands for ``moto.ec2.ec2_backends`` in moto's SSM module: imports moto.ec2 when first
+    indexed (only SSM maintenance-window targets read it) and answers from the real dict."""
+
+    def __getitem__(self, account_id: str) -> Any:
+        return importlib.import_module("moto.ec2").ec2_backends[account_id]
+
+
+def import_moto_ssm_without_ec2() -> None:
+    """Import moto's SSM backend without importing moto's EC2 backend at the same time.
+
+    moto's SSM module imports ``moto.ec2`` at its top for one feature (maintenance-window
+    targets that name instances), and importing moto.ec2 loads EC2's instance types and every
+    region's offerings and asks botocore for EC2's regions: about 1 s of CPU in every local
+    command, none of which uses EC2. The SSM module is imported here with a stand-in for
+    ``moto.ec2`` whose ``ec2_backends`` imports the real module when first used; the stand-in
+    is removed again at once, so any later ``import moto.ec2`` (a test, a request to EC2)
+    imports the real module as before. Nothing changes where moto.ec2 or moto's SSM module is
+    already imported.
+    """
+    import sys
+    import types
+
+    if _MOTO_SSM in sys.modules or "moto.ec2" in sys.modules:
+        return
+    stand_in = types.ModuleType("moto.ec2")
+    stand_in.ec2_backends = _Ec2BackendsOnFirstUse()  # type: ignore[attr-defined]
+    sys.modules["moto.ec2"] = stand_in
+    try:
+        importlib.import_module(_MOTO_SSM)
+    finally:
+        if sys.modules.get("moto.ec2") is stand_in:
+            del sys.modules["moto.ec2"]
+
+
+_MOTO_SSM = "moto.ssm.models"
+
+
 @contextlib.contextmanager
 def embedded_aws(
     state_dir: Path,
@@ -488,7 +526,7 @@ def embedded_aws(
 
     from moto import mock_aws  # only the local path needs moto
 
-    import_moto_regions_once()
+    import_moto_ssm_without_ec2()
     serialize_moto_dynamodb()
     snapshot_path = state_dir / SNAPSHOT_FILE
     lake_dir = state_dir / LAKE_DIR

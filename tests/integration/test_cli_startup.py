@@ -126,3 +126,37 @@ answer = {"parses": len(parses) - 3, "regions": [r.name for r in table.regions],
     assert out["parses"] == 1
     named = {r for regions in out["fresh"].values() for r in regions}
     assert named and named <= set(out["regions"])
+
+
+def test_a_local_command_does_not_import_moto_s_ec2_backend(tmp_path: Path) -> None:
+    # Given a fresh interpreter running a local command (the kill-switch goes through SSM)
+    code = (
+        "import os\n"
+        f"os.environ['CST_STATE_DIR'] = {str(tmp_path)!r}\n"
+        "os.environ.pop('AWS_ENDPOINT_URL', None)\n"
+        "from typer.testing import CliRunner\n"
+        "from cryptosmarttrader.cli import app\n"
+        "result = CliRunner().invoke(app, ['killswitch', 'on', '--reason', 'drill'])\n"
+        "assert result.exit_code == 0, result.output\n"
+    )
+    # When it has run, then moto's SSM backend served it without moto.ec2 being imported
+    run = run_fresh(code, ("moto.ssm.models", "moto.ec2"))
+    assert run.loaded == ["moto.ssm.models"]
+
+
+def test_moto_s_ssm_backend_still_reaches_the_real_ec2_backends() -> None:
+    # Given moto's SSM module imported the local way (moto.ec2 deferred)
+    code = (
+        "import sys\n"
+        "from cst_devtools.local_aws import import_moto_ssm_without_ec2\n"
+        "import_moto_ssm_without_ec2()\n"
+        "deferred = 'moto.ec2' not in sys.modules\n"
+        "import moto.ssm.models as ssm\n"
+        "from moto.core.models import DEFAULT_ACCOUNT_ID\n"
+        "backend = ssm.ec2_backends[DEFAULT_ACCOUNT_ID]['us-east-1']\n"
+        "import moto.ec2\n"
+        "answer = [deferred, type(backend).__name__,\n"
+        "          backend is moto.ec2.ec2_backends[DEFAULT_ACCOUNT_ID]['us-east-1']]\n"
+    )
+    # When its EC2 lookup (maintenance-window targets) is used, then it is the real backend
+    assert run_fresh(code, ()).answer == [True, "EC2Backend", True]

@@ -7,12 +7,40 @@ the format the SageMaker XGBoost container also reads.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Self
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import numpy.typing as npt
-import xgboost as xgb
+
+
+def _import_xgboost_core() -> ModuleType:
+    """``import xgboost`` without its scikit-learn wrappers (``XGBClassifier`` and friends).
+
+    xgboost imports scikit-learn (and with it scipy.stats and pandas) when it is installed, only
+    to base its estimator classes on it: about 1.5 s of CPU in every process that trains or
+    scores (`cst evaluate`, `cst scan --model`, `cst model train` and its ml/train.py), none of
+    which uses those classes. The import is made with scikit-learn hidden; xgboost then defines
+    its placeholders, and the booster, ``DMatrix`` and ``train`` are the same code either way.
+    A process that had already imported scikit-learn keeps it; nothing stops a later import.
+    """
+    hide = "sklearn" not in sys.modules and "xgboost" not in sys.modules
+    if hide:
+        sys.modules["sklearn"] = None  # type: ignore[assignment]  # import → ImportError
+    try:
+        import xgboost
+    finally:
+        if hide:
+            del sys.modules["sklearn"]
+    return xgboost
+
+
+if TYPE_CHECKING:
+    import xgboost as xgb
+else:
+    xgb = _import_xgboost_core()
 
 __all__ = ["XgbPredictor", "XgbRankTrainer", "XgbRanker", "XgbTrainer"]
 
@@ -33,7 +61,9 @@ class _Booster:
             )
         if features.shape[0] == 0:
             return np.empty(0)
-        matrix = xgb.DMatrix(features, feature_names=list(self.feature_names), missing=np.nan)
+        matrix = xgb.DMatrix(
+            features, feature_names=list(self.feature_names), missing=np.nan, nthread=1
+        )
         return np.asarray(self.booster.predict(matrix, output_margin=margin), dtype=np.float64)
 
     def to_bytes(self) -> bytes:
@@ -74,8 +104,10 @@ class XgbTrainer:
     """Fits a gradient-boosted tree classifier; ``params`` override the defaults."""
 
     rounds: int = 200
-    # one thread by default: OpenMP threads spin-wait, which collapses throughput on a shared
-    # 2-core machine (measured: 40 rounds 0.18 s with 1 thread vs 3.2 s with 2 under load)
+    # one thread by default, for the trees and for building the DMatrix: OpenMP threads
+    # spin-wait, which collapses throughput on a shared 2-core machine (measured: 40 rounds
+    # 0.18 s with 1 thread vs 3.2 s with 2 under load; a DMatrix of 60k x 20 costs 3-4x the CPU
+    # with every core); scoring builds its DMatrix on one thread too
     nthread: int = 1
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -90,7 +122,11 @@ class XgbTrainer:
         if labels.size == 0 or labels.min() == labels.max():
             raise ValueError("training needs both outcomes among the labels")
         matrix = xgb.DMatrix(
-            features, label=labels, feature_names=list(feature_names), missing=np.nan
+            features,
+            label=labels,
+            feature_names=list(feature_names),
+            missing=np.nan,
+            nthread=self.nthread,
         )
         params = _default_params() | {"nthread": self.nthread} | self.params
         booster = xgb.train(params, matrix, num_boost_round=self.rounds)
@@ -145,7 +181,12 @@ class XgbRankTrainer:
         if np.any(np.diff(groups) < 0):
             raise ValueError("rows must be sorted by group (decision day)")
         matrix = xgb.DMatrix(
-            features, label=grades, qid=groups, feature_names=list(feature_names), missing=np.nan
+            features,
+            label=grades,
+            qid=groups,
+            feature_names=list(feature_names),
+            missing=np.nan,
+            nthread=self.nthread,
         )
         params = _rank_params() | {"nthread": self.nthread} | self.params
         booster = xgb.train(params, matrix, num_boost_round=self.rounds)
