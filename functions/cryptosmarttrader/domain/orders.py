@@ -1,5 +1,6 @@
 """Order intents, deterministic client order IDs, the order state-transition table, and the
-pure rules on a book (exposure, what may still be sold, the identity of a close)."""
+identity of a close and of a protective stop (the rules on a book of recorded orders, exposure
+and what may still be sold, are in :mod:`.book`)."""
 
 from __future__ import annotations
 
