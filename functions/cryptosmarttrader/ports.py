@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from cryptosmarttrader.domain.agents.registry import MarketState
     from cryptosmarttrader.domain.agents.sentiment import SentimentReading
     from cryptosmarttrader.domain.aggregates import Order, Position
+    from cryptosmarttrader.domain.book import RecordedOrder
     from cryptosmarttrader.domain.coins import MarketCapBatch
     from cryptosmarttrader.domain.drift import DriftReference
     from cryptosmarttrader.domain.exchange import (
@@ -178,6 +179,14 @@ class OrderStore(Protocol):
 
     def get(self, client_order_id: str) -> dict[str, Any] | None: ...
 
+    def find(self, client_order_id: str) -> RecordedOrder | None:
+        """The recorded order (the aggregate with its recorded facts), read by key."""
+        ...
+
+    def open_orders(self, symbol: str | None = None) -> list[RecordedOrder]:
+        """:meth:`list_open` as recorded orders."""
+        ...
+
     def list_orders(self) -> list[dict[str, Any]]: ...
 
     def list_open(self, symbol: str | None = None) -> list[dict[str, Any]]:
@@ -206,6 +215,10 @@ class OrderLedger(OrderStore, Protocol):
 
 class PositionStore(Protocol):
     def get_all(self) -> dict[str, dict[str, Any]]: ...
+
+    def load_all(self) -> dict[str, Position]:
+        """Every position as the aggregate, by symbol."""
+        ...
 
 
 class PositionLedger(PositionStore, Protocol):

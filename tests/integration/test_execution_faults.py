@@ -31,6 +31,7 @@ from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.lake_timing import IngestLagMarketData
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.domain.book import position_episode
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import (
     ExchangeOrder,
@@ -44,7 +45,6 @@ from cryptosmarttrader.domain.orders import (
     OrderIntent,
     OrderStatus,
     close_position_key,
-    position_episode,
 )
 from cryptosmarttrader.domain.risk import RiskLevel
 from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol, ms_from_utc
@@ -478,7 +478,7 @@ def _exhaust_close_attempts(clients: AwsClients, symbol: str) -> None:
     earlier version left behind for a dust it kept closing): resolving its close raises."""
     res = clients.resources
     orders = DynamoOrderStore(res.orders_table, clients.dynamodb)
-    position = DynamoPositionStore(res.positions_table, clients.dynamodb).get(symbol) or {}
+    position, _ = DynamoPositionStore(res.positions_table, clients.dynamodb).load(symbol)
     base = OrderIntent(
         "exit-rule", Symbol(symbol), Side.SELL, Intent.CLOSE, ms_from_utc(ASOF),
         Quantity.of("0.00000877"), Price.of("1"),

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from cryptosmarttrader.adapters.dynamodb_store import recorded_order_from_record
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.paper_exchange import PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
@@ -242,8 +243,10 @@ def test_a_sell_with_everything_held_already_being_sold_is_refused(rig: Rig) -> 
 def test_a_sell_fill_beyond_the_holding_never_books_a_short(rig: Rig) -> None:
     # Given 0.03 BTC held and a venue reporting a sell of 0.05 filled
     _hold(rig, "0.03")
-    fill = {**_sell_record("d" * 32, "0.05", status="FILLED"), "filled": Decimal("0.05"),
-            "average_price": Decimal("30000")}  # fmt: skip
+    fill = recorded_order_from_record(
+        {**_sell_record("d" * 32, "0.05", status="FILLED"), "filled": Decimal("0.05"),
+         "average_price": Decimal("30000")}
+    )  # fmt: skip
 
     # When the fill is applied (twice: a replay of the same answer)
     service = rig.service()
@@ -421,6 +424,9 @@ def test_new_order_older_than_the_resume_window_is_cancelled_not_sent(
             "client_order_id": "cd" * 16,
             "symbol": "BTC/USDT",
             "side": "buy",
+            "intent": "open",
+            "strategy": "crashed-run",
+            "signal_bar_ms": 1_652_140_800_000,
             "quantity": "0.01",
             "reference_price": price.value,
             "status": OrderStatus.NEW,
@@ -441,6 +447,9 @@ def test_kill_switch_on_means_zero_orders_and_cancels_pending_ones(
             "client_order_id": "ab" * 16,
             "symbol": "BTC/USDT",
             "side": "buy",
+            "intent": "open",
+            "strategy": "crashed-run",
+            "signal_bar_ms": 1_652_140_800_000,
             "quantity": "0.01",
             "reference_price": price.value,
             "status": OrderStatus.NEW,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cryptosmarttrader.adapters.dynamodb_store import position_from_record
 from cryptosmarttrader.domain.exchange import RetryableExchangeError
 from cryptosmarttrader.domain.orders import MAX_CLOSE_ATTEMPTS, Intent, OrderIntent, OrderStatus
 from cryptosmarttrader.domain.risk import MarketQuote
@@ -119,7 +120,8 @@ def test_live_venue_a_new_entry_on_a_remainder_the_scan_calls_dust_opens_its_own
     del rig.fake.max_fill_per_bar["BTCUSDT"]
     # the scan counts it as not held (a new entry in BTC is allowed, no exit row)
     holder = SimpleNamespace(settings=TradingSettings())
-    assert ScanService._held(holder, position, 31000.0) == 0  # type: ignore[arg-type]
+    held = position_from_record(position)
+    assert ScanService._held(holder, held, 31000.0) == 0  # type: ignore[arg-type]
     # When a new entry in BTC fills on it
     rig.clock.advance(timedelta(hours=1))
     intent = OrderIntent("protective-test", BTC, Side.BUY, Intent.OPEN, 1_652_205_600_000,

@@ -32,6 +32,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
 )
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.aggregates import Fill, Order, Position
+from cryptosmarttrader.domain.book import RecordedOrder, book_exposure
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import (
@@ -302,6 +303,68 @@ def test_typed_moves_write_the_attributes_the_orders_table_has_always_held(
     )
 
 
+def test_recorded_orders_read_back_as_the_aggregate_with_its_facts(stores: Stores) -> None:
+    """The services read orders as :class:`RecordedOrder` values, never as records: what the
+    ledger hands back after each write is what :meth:`RecordedOrder.after` / ``noted`` say the
+    write did (the execution service keeps its own writes in its book that way)."""
+    # Given a recorded order, as the services see it
+    order = _order()
+    stores.orders.record(order)
+    coid = order.client_order_id.value
+    recorded = stores.orders.find(coid)
+    assert recorded == RecordedOrder(order)
+    assert stores.orders.open_orders() == [recorded]
+    assert stores.orders.open_orders(ETH.value) == []
+    t1, t2, t3 = (T0 + timedelta(minutes=m) for m in (1, 2, 3))
+    # When it is sent resized, noted as not shown yet, then filled
+    sent = order.move(
+        OrderStatus.SUBMITTED,
+        at=t1,
+        facts=OrderFacts(quantity=Quantity.of("0.05"), submitted_at=t1, mode="testnet",
+                         stop_price=Price.of("40000"), limit_price=Price.of("39960")),
+    )  # fmt: skip
+    assert stores.orders.update_status(coid, sent)
+    assert stores.orders.find(coid) == recorded.after(sent)
+    schedule = OrderFacts(absent_lookups=2, next_lookup_at=t3)
+    assert stores.orders.note(coid, OrderStatus.SUBMITTED, schedule)
+    assert stores.orders.find(coid) == recorded.after(sent).noted(schedule)
+    venue = OrderFacts(exchange_order_id="8912", filled=Decimal("0.05"),
+                       average_price=Price.of("43211.5"), fee=Decimal("0"), filled_at=t2)  # fmt: skip
+    filled = StatusChange(OrderStatus.SUBMITTED, OrderStatus.FILLED, t2, venue)
+    assert stores.orders.update_status(coid, filled)
+    # Then each read is the aggregate with its facts: the size sent and the venue on the order
+    after = stores.orders.find(coid)
+    assert after == recorded.after(sent).noted(schedule).after(filled)
+    assert after is not None
+    assert (after.quantity, after.order.mode, after.status) == (
+        Decimal("0.05"), "testnet", OrderStatus.FILLED,
+    )  # fmt: skip
+    assert (after.filled, after.unfilled, after.sent_at) == (Decimal("0.05"), 0, t1)
+    assert after.facts.quantity is None and after.facts.mode is None
+    # and it stays in the open index, filled, until its fill is settled
+    assert [o.key for o in stores.orders.open_orders(BTC.value)] == [coid]
+    assert stores.orders.settle(coid)
+    assert stores.orders.open_orders() == []
+    assert stores.orders.find("f" * 32) is None
+
+
+def test_an_order_recorded_without_a_reference_price_is_valued_at_its_notional(
+    stores: Stores,
+) -> None:
+    # Given a buy recorded (by an early scan) with its notional and no reference price
+    stores.orders.put_new(
+        {"client_order_id": "e" * 32, "symbol": BTC.value, "side": "buy", "intent": "open",
+         "strategy": "s", "signal_bar_ms": 1, "status": "NEW", "quantity": Decimal(20),
+         "notional": Decimal(824), "created_at": T0.isoformat()}
+    )  # fmt: skip
+    # When it is read as the services see it
+    recorded = stores.orders.find("e" * 32)
+    # Then its reference price is its notional per unit, and it counts as that exposure
+    assert recorded is not None
+    assert recorded.order.reference_price == Price.of("41.2")
+    assert book_exposure({}, stores.orders.open_orders()) == {BTC.value: Decimal("824.0")}
+
+
 def test_positions_are_versioned_and_map_to_the_aggregate(stores: Stores) -> None:
     # Given an empty book
     assert stores.positions.load(BTC.value) == (None, None)
@@ -328,6 +391,7 @@ def test_positions_are_versioned_and_map_to_the_aggregate(stores: Stores) -> Non
     assert record["average_price"] == Decimal("100")
     assert record["opened_by"] == "a" * 32
     assert set(stores.positions.get_all()) == {BTC.value}
+    assert stores.positions.load_all() == {BTC.value: after}
 
 
 def test_a_damaged_opening_time_never_blocks_the_fills_of_its_position(stores: Stores) -> None:

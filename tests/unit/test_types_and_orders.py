@@ -1,7 +1,11 @@
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
+from cryptosmarttrader.domain.aggregates import Order, Position
+from cryptosmarttrader.domain.book import RecordedOrder
+from cryptosmarttrader.domain.order_changes import OrderFacts
 from cryptosmarttrader.domain.orders import (
     ORDER_TRANSITIONS,
     IllegalTransitionError,
@@ -146,44 +150,59 @@ def test_resolve_close_walks_the_attempts_of_one_position() -> None:
         resolve_close(base, "open-1", lambda _: OrderStatus.REJECTED, max_attempts=3)
 
 
+def _sell(
+    coid: str, symbol: str, status: str, qty: str, filled: str | None = None,
+    list_id: str | None = None, side: Side = Side.SELL,
+) -> RecordedOrder:  # fmt: skip
+    """A recorded protective sell (a buy when ``side`` says so) of the hand-made book; its
+    client ID (and its list's) is ``coid`` repeated."""
+    order = Order(
+        ClientOrderId(coid * 8), Symbol(symbol), side, Intent.PROTECT, "s", 1, Quantity.of(qty),
+        Price.of("1"), datetime(2024, 3, 1, tzinfo=UTC), "paper", OrderStatus(status),
+        list_client_order_id=None if list_id is None else ClientOrderId(list_id * 8),
+    )  # fmt: skip
+    return RecordedOrder(order, OrderFacts(filled=None if filled is None else Decimal(filled)))
+
+
+def _held(qty: str) -> Position:
+    return Position(Symbol("X"), quantity=Decimal(qty), cost=Decimal(qty))
+
+
 def test_holding_counts_open_sells_and_never_goes_below_zero() -> None:
-    from cryptosmarttrader.domain.orders import holding, sell_fill_split
+    from cryptosmarttrader.domain.book import holding
+    from cryptosmarttrader.domain.orders import sell_fill_split
 
     orders = [
-        {"client_order_id": "a", "symbol": "X", "side": "sell", "status": "ACCEPTED",
-         "quantity": "3", "filled": "1"},
-        {"client_order_id": "b", "symbol": "X", "side": "sell", "status": "NEW", "quantity": "1"},
-        {"client_order_id": "c", "symbol": "X", "side": "sell", "status": "FILLED",
-         "quantity": "4", "filled": "4"},
-        {"client_order_id": "d", "symbol": "X", "side": "buy", "status": "ACCEPTED", "quantity": "9"},
-        {"client_order_id": "e", "symbol": "Y", "side": "sell", "status": "ACCEPTED", "quantity": "9"},
-    ]  # fmt: skip
-    position = {"quantity": "5"}
+        _sell("a", "X", "ACCEPTED", "3", filled="1"),
+        _sell("b", "X", "NEW", "1"),
+        _sell("c", "X", "FILLED", "4", filled="4"),
+        _sell("d", "X", "ACCEPTED", "9", side=Side.BUY),
+        _sell("e", "Y", "ACCEPTED", "9"),
+    ]
+    position = _held("5")
     assert holding("X", position, orders).sellable == Decimal("3")  # 5 held - 2 unfilled of a
     assert holding("X", position, orders, include_new=True).sellable == Decimal("2")
-    assert holding("X", position, orders, exclude="a").sellable == Decimal("5")
-    assert holding("X", {"quantity": "1"}, orders).sellable == 0  # never negative
+    assert holding("X", position, orders, exclude="a" * 8).sellable == Decimal("5")
+    assert holding("X", _held("1"), orders).sellable == 0  # never negative
     assert holding("X", None, []).held == 0
     assert sell_fill_split(Decimal("2"), Decimal("3")) == (Decimal("2"), Decimal("1"))
     assert sell_fill_split(Decimal("5"), Decimal("3")) == (Decimal("3"), Decimal("0"))
 
 
 def test_live_venue_oco_legs_lock_the_holding_once() -> None:
-    from cryptosmarttrader.domain.orders import holding
+    from cryptosmarttrader.domain.book import holding
 
     # the take-profit and the stop of one OCO list sell the same 2 of the 5 held
     legs = [
-        {"client_order_id": "tp", "symbol": "X", "side": "sell", "status": "ACCEPTED",
-         "quantity": "2", "list_client_order_id": "L"},
-        {"client_order_id": "st", "symbol": "X", "side": "sell", "status": "ACCEPTED",
-         "quantity": "2", "list_client_order_id": "L"},
-    ]  # fmt: skip
-    assert holding("X", {"quantity": "5"}, legs).sellable == Decimal("3")
+        _sell("1f", "X", "ACCEPTED", "2", list_id="0c"),
+        _sell("5f", "X", "ACCEPTED", "2", list_id="0c"),
+    ]
+    assert holding("X", _held("5"), legs).sellable == Decimal("3")
     # a partly filled take-profit: the larger unfilled quantity of the two legs counts
-    legs[0]["filled"] = "1.5"
-    assert holding("X", {"quantity": "5"}, legs).sellable == Decimal("3")
-    legs[1]["status"] = "EXPIRED"
-    assert holding("X", {"quantity": "3.5"}, legs).sellable == Decimal("3")
+    legs[0] = _sell("1f", "X", "ACCEPTED", "2", filled="1.5", list_id="0c")
+    assert holding("X", _held("5"), legs).sellable == Decimal("3")
+    legs[1] = _sell("5f", "X", "EXPIRED", "2", list_id="0c")
+    assert holding("X", _held("3.5"), legs).sellable == Decimal("3")
 
 
 def test_reference_price_does_not_change_the_id() -> None:

@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptosmarttrader.adapters.dynamodb_items import StoreError, from_item, to_item
 from cryptosmarttrader.adapters.dynamodb_items import is_condition_failure as _is_condition_failure
 from cryptosmarttrader.domain.aggregates import Order, Position
+from cryptosmarttrader.domain.book import RecordedOrder
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, Intent, OrderStatus
 from cryptosmarttrader.domain.types import ClientOrderId, OrderType, Price, Quantity, Side, Symbol
@@ -38,6 +39,7 @@ __all__ = [
     "DynamoStateStore",
     "StoreError",
     "ensure_open_index",
+    "facts_from_record",
     "facts_record",
     "from_item",
     "history_step",
@@ -45,6 +47,7 @@ __all__ = [
     "order_record",
     "position_from_record",
     "position_record",
+    "recorded_order_from_record",
     "status_change_record",
     "to_item",
 ]
@@ -115,7 +118,7 @@ def order_from_record(record: Mapping[str, Any]) -> Order:
         strategy=str(record["strategy"]),
         signal_bar_ms=int(record["signal_bar_ms"]),
         quantity=Quantity(_dec(record["quantity"])),
-        reference_price=Price(_dec(record["reference_price"])),
+        reference_price=Price(_reference_price(record)),
         created_at=created,
         mode=str(record.get("mode") or "paper"),
         status=OrderStatus(str(record["status"])),
@@ -132,6 +135,51 @@ def order_from_record(record: Mapping[str, Any]) -> Order:
             else ClientOrderId(str(record["list_client_order_id"]))
         ),
     )
+
+
+def _reference_price(record: Mapping[str, Any]) -> Decimal:
+    """The order's reference price; a record written without one (the earliest scans) is
+    valued at its recorded notional per unit."""
+    if record.get("reference_price") is not None:
+        return _dec(record["reference_price"])
+    return _dec(record["notional"]) / _dec(record["quantity"])
+
+
+def facts_from_record(record: Mapping[str, Any]) -> OrderFacts:
+    """The facts recorded on a stored order (the size sent and the venue are the order's own
+    ``quantity`` and ``mode``, see :func:`order_from_record`)."""
+
+    def price(name: str) -> Price | None:
+        return None if record.get(name) is None else Price(_dec(record[name]))
+
+    def amount(name: str) -> Decimal | None:
+        return None if record.get(name) is None else _dec(record[name])
+
+    def text(name: str) -> str | None:
+        return None if record.get(name) is None else str(record[name])
+
+    lookups = record.get("absent_lookups")
+    return OrderFacts(
+        submitted_at=_time(record.get("submitted_at")),
+        stop_price=price("stop_price"),
+        limit_price=price("limit_price"),
+        exchange_order_id=text("exchange_order_id") or None,
+        filled=amount("filled"),
+        average_price=price("average_price"),
+        fee=amount("fee"),
+        filled_at=_time(record.get("filled_at")),
+        cancel_reason=text("cancel_reason"),
+        canceled_by=text("canceled_by"),
+        reject_reason=text("reject_reason"),
+        expire_reason=text("expire_reason"),
+        absent_lookups=None if lookups is None else int(lookups),
+        next_lookup_at=_time(record.get("next_lookup_at")),
+    )
+
+
+def recorded_order_from_record(record: Mapping[str, Any]) -> RecordedOrder:
+    """A stored order as the services see it: the aggregate and the facts recorded on it."""
+    return RecordedOrder(order_from_record(record), facts_from_record(record))
 
 
 def _value(typed: Price | Quantity | None) -> Decimal | None:
@@ -303,6 +351,16 @@ class DynamoOrderStore:
             ) from exc
         item = resp.get("Item")
         return _order(item) if item else None
+
+    def find(self, client_order_id: str) -> RecordedOrder | None:
+        """The order recorded under ``client_order_id`` (a consistent read), or None."""
+        stored = self.get(client_order_id)
+        return None if stored is None else recorded_order_from_record(stored)
+
+    def open_orders(self, symbol: str | None = None) -> list[RecordedOrder]:
+        """The orders of the open-orders index (see :meth:`list_open`) as the services see
+        them."""
+        return [recorded_order_from_record(o) for o in self.list_open(symbol)]
 
     def list_orders(self) -> list[dict[str, Any]]:
         """Every order ever recorded (a full Scan: reports and audits, not the hourly path)."""
@@ -485,6 +543,10 @@ class DynamoPositionStore:
 
     def get_all(self) -> dict[str, dict[str, Any]]:
         return {str(p["symbol"]): p for p in _scan_all(self._client, self._table)}
+
+    def load_all(self) -> dict[str, Position]:
+        """Every position, as the aggregate, by symbol."""
+        return {s: position_from_record(p) for s, p in self.get_all().items()}
 
     def get(self, symbol: str) -> dict[str, Any] | None:
         try:

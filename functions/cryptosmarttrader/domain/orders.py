@@ -1,14 +1,14 @@
 """Order intents, deterministic client order IDs, the order state-transition table, and the
-pure rules on a book (exposure, what may still be sold, the identity of a close)."""
+identity of a close and of a protective stop (the rules on a book of recorded orders, exposure
+and what may still be sold, are in :mod:`.book`)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 
 from cryptosmarttrader.domain.types import ClientOrderId, DomainError, Price, Quantity, Side, Symbol
 
@@ -165,39 +165,6 @@ def transition(current: OrderStatus, target: OrderStatus) -> OrderStatus:
     return target
 
 
-def book_exposure(
-    positions: Mapping[str, Mapping[str, Any]],
-    orders: Iterable[Mapping[str, Any]],
-    *,
-    include_new: bool = True,
-) -> dict[str, Decimal]:
-    """Notional per symbol at risk: positions at cost plus the unfilled part of every open
-    (non-terminal) buy order, valued at its reference price (else its recorded notional).
-
-    ``include_new=False`` leaves out NEW orders: decisions still waiting to be sent are
-    candidates, not exposure, while the execution cycle decides them one by one."""
-    out: dict[str, Decimal] = {}
-    for symbol, pos in positions.items():
-        out[symbol] = out.get(symbol, Decimal(0)) + Decimal(str(pos.get("notional", 0)))
-    for order in orders:
-        if order.get("side") != Side.BUY.value:
-            continue
-        status = OrderStatus(str(order["status"]))
-        if status in TERMINAL_STATUSES or (status is OrderStatus.NEW and not include_new):
-            continue
-        quantity = Decimal(str(order.get("quantity", 0)))
-        unfilled = quantity - Decimal(str(order.get("filled", 0)))
-        if order.get("reference_price") is not None:
-            value = unfilled * Decimal(str(order["reference_price"]))
-        elif quantity > 0:
-            value = Decimal(str(order.get("notional", 0))) * unfilled / quantity
-        else:
-            value = Decimal(0)
-        symbol = str(order["symbol"])
-        out[symbol] = out.get(symbol, Decimal(0)) + value
-    return out
-
-
 # --------------------------------------------------------------------------- selling rules
 
 
@@ -214,56 +181,12 @@ class Holding:
         return max(Decimal(0), self.held - self.open_sells)
 
 
-def _unfilled(order: Mapping[str, Any]) -> Decimal:
-    quantity = Decimal(str(order.get("quantity", 0)))
-    return max(Decimal(0), quantity - Decimal(str(order.get("filled", 0))))
-
-
-def holding(
-    symbol: str,
-    position: Mapping[str, Any] | None,
-    orders: Iterable[Mapping[str, Any]],
-    *,
-    include_new: bool = False,
-    exclude: str | None = None,
-) -> Holding:
-    """``symbol``'s holding from its position and the book's live orders.
-
-    ``include_new`` also counts sells recorded but not yet sent (a decision being recorded must
-    leave room for them); ``exclude`` leaves one order out (the one being decided). The two
-    legs of an OCO order list sell the same quantity (the venue fills one and expires the
-    other): they count once, the larger of their unfilled quantities."""
-    held = Decimal(str((position or {}).get("quantity", 0)))
-    pending = Decimal(0)
-    lists: dict[str, Decimal] = {}
-    for order in orders:
-        if str(order.get("symbol")) != symbol or order.get("side") != Side.SELL.value:
-            continue
-        if exclude is not None and str(order.get("client_order_id")) == exclude:
-            continue
-        status = OrderStatus(str(order["status"]))
-        if status in OPEN_STATUSES or (include_new and status is OrderStatus.NEW):
-            list_id = order.get("list_client_order_id")
-            if list_id:
-                lists[str(list_id)] = max(lists.get(str(list_id), Decimal(0)), _unfilled(order))
-            else:
-                pending += _unfilled(order)
-    return Holding(max(Decimal(0), held), pending + sum(lists.values(), Decimal(0)))
-
-
 def sell_fill_split(held: Decimal, delta: Decimal) -> tuple[Decimal, Decimal]:
     """A sell fill of ``delta`` against ``held``: (applied, oversold). A spot position never goes
     below zero: what a venue reports sold beyond the holding is returned apart, to be refused
     and alarmed, never booked as a short."""
     applied = min(delta, max(Decimal(0), held))
     return applied, delta - applied
-
-
-def position_episode(position: Mapping[str, Any] | None) -> str:
-    """Which opening of a symbol's position this is: the client order ID whose fill opened it
-    (recorded on the position when its quantity rose from zero); empty for a position recorded
-    before episodes were kept."""
-    return str((position or {}).get("opened_by") or "")
 
 
 def close_position_key(episode: str, attempt: int) -> str:

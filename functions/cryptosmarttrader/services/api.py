@@ -18,9 +18,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cryptosmarttrader.domain.book import book_exposure
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.killswitch import REASON_PATTERN, check_reason
-from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus, book_exposure
+from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.ports import (
     AuditRecord,
@@ -383,7 +384,8 @@ class ApiService:
 
     def risk_view(self, transitions: int = 10) -> RiskResponse:
         state = self.risk.load()
-        exposure = book_exposure(self.positions.get_all(), self.orders.list_orders())
+        # the open-orders index holds every order not finished: the exposure's open buys
+        exposure = book_exposure(self.positions.load_all(), self.orders.open_orders())
         gross = sum(exposure.values(), Decimal(0))
         history = sorted(self.risk.history(), key=lambda t: t.at, reverse=True)[:transitions]
         return RiskResponse(

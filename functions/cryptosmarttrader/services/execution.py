@@ -45,10 +45,16 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.aggregates import Fill, Order, Position
+from cryptosmarttrader.domain.book import (
+    RecordedOrder,
+    book_exposure,
+    holding,
+    position_episode,
+)
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.exchange import (
     ExchangeError,
@@ -75,9 +81,6 @@ from cryptosmarttrader.domain.orders import (
     Intent,
     OrderIntent,
     OrderStatus,
-    book_exposure,
-    holding,
-    position_episode,
     protective_attempt,
     protective_key,
     protective_list_ids,
@@ -197,10 +200,10 @@ class _Book:
     """This run's view of the live book: positions and the indexed orders, read once and kept
     up to date with this run's own writes (exposure and sell room need no read per decision)."""
 
-    positions: dict[str, dict[str, Any]]
-    orders: dict[str, dict[str, Any]]
+    positions: dict[str, Position]
+    orders: dict[str, RecordedOrder]
 
-    def open_orders(self) -> list[dict[str, Any]]:
+    def open_orders(self) -> list[RecordedOrder]:
         return list(self.orders.values())
 
 
@@ -266,7 +269,7 @@ class ExecutionService:
     _settled_here: set[str] = field(default_factory=set, init=False, repr=False)
     # the latest record of each order this run wrote and holds open: laid over every fresh
     # read of the index, which may not list an order written a moment ago yet
-    _open_here: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+    _open_here: dict[str, RecordedOrder] = field(default_factory=dict, init=False, repr=False)
     # the context of the cycle being run (see :meth:`reconcile`); None outside a cycle
     _context: CycleContext | None = field(default=None, init=False, repr=False)
     # the OCO lists whose cancel this reconcile sent again (once per list for both legs)
@@ -304,10 +307,10 @@ class ExecutionService:
             and intent.side is Side.SELL
             and intent.position_key is None
         ):
-            position = self.positions.get(intent.symbol.value)
+            position = self._position(intent.symbol.value)
             if position is not None:
                 book.positions[intent.symbol.value] = position
-            held = Decimal(str((position or {}).get("quantity", 0)))
+            held = _held(position)
             try:
                 dust = self.dust(intent.symbol.value, held, intent.reference_price.value)
                 venue = self.exchange
@@ -333,13 +336,11 @@ class ExecutionService:
             intent, live = resolve_close(intent, position_episode(position), self._status_of)
             if live is not None:
                 coid = intent.client_order_id
-                return self._duplicate(
-                    coid, {"status": live.value}, "this position is being closed"
-                )
+                return self._duplicate(coid, live, "this position is being closed")
         coid = intent.client_order_id
-        existing = self.orders.get(coid.value)
+        existing = self.orders.find(coid.value)
         if existing is not None:
-            return self._duplicate(coid, existing, "this decision was already ordered")
+            return self._duplicate(coid, existing.status, "this decision was already ordered")
         closing = intent.intent is Intent.CLOSE and intent.side is Side.SELL
         now = self.clock.now()
         verdict = self._guard().evaluate(
@@ -375,12 +376,12 @@ class ExecutionService:
         )
         # the conditional insert keyed on the client order ID is the one write that decides
         # between concurrent submissions (and dedups the decision for good)
-        record = self.orders.record(order)
-        if record is None:
+        if self.orders.record(order) is None:
             self.metrics.add("DuplicateOrdersPrevented", 1)
             return ExecutionResult(coid.value, "duplicate", "order already recorded")
-        self._remember(record)
-        return self._send(record)
+        recorded = RecordedOrder(order)
+        self._remember(recorded)
+        return self._send(recorded)
 
     def dust(self, symbol: str, quantity: Decimal, price: Decimal) -> str | None:
         """``quantity`` of ``symbol`` held, when it is dust on this venue (what no sell can be
@@ -431,7 +432,7 @@ class ExecutionService:
             )
         if released != "filled":
             return approved
-        left = Decimal(str((self.positions.get(symbol) or {}).get("quantity", 0)))
+        left = _held(self._position(symbol))
         if left <= 0:
             return ExecutionResult(
                 coid.value,
@@ -443,30 +444,27 @@ class ExecutionService:
         # (a dust the venue may refuse below its minimum), never the size approved before
         return Quantity(min(left, approved.value))
 
-    def _send(self, record: Mapping[str, Any], quantity: Decimal | None = None) -> ExecutionResult:
+    def _send(self, record: RecordedOrder, quantity: Decimal | None = None) -> ExecutionResult:
         """NEW → SUBMITTED, then the venue. ``quantity`` replaces the recorded one (a RiskGuard
         reduction at dispatch) in the same conditional write."""
-        coid = ClientOrderId(str(record["client_order_id"]))
-        symbol = Symbol(str(record["symbol"]))
-        side = Side(str(record["side"]))
+        order = record.order
+        coid, symbol, side = order.client_order_id, order.symbol, order.side
         now = self.clock.now()
-        qty = Decimal(str(record["quantity"])) if quantity is None else quantity
+        qty = record.quantity if quantity is None else quantity
         if side is Side.SELL:
             refused, qty = self._last_sell_check(record, qty)
             if refused is not None:
                 return refused
-        if not self.orders.update_status(coid.value, self._submission(now, quantity=qty)):
-            return self._duplicate(coid, self.orders.get(coid.value), "another worker sends it")
-        self._remember(
-            {**record, "status": _S.SUBMITTED.value, "quantity": qty,
-             "submitted_at": now.isoformat()}
-        )  # fmt: skip
+        submission = self._submission(now, quantity=qty)
+        if not self.orders.update_status(coid.value, submission):
+            return self._duplicate(coid, self._status_of(coid.value), "another worker sends it")
+        self._remember(record.after(submission))
         started = time.perf_counter()
         try:
             placed = self.exchange.create_order(
                 symbol,
                 side,
-                OrderType(str(record.get("order_type", OrderType.MARKET.value))),
+                order.order_type,
                 Quantity(qty),
                 None,
                 coid,
@@ -518,20 +516,20 @@ class ExecutionService:
         )
 
     def _last_sell_check(
-        self, record: Mapping[str, Any], qty: Decimal
+        self, record: RecordedOrder, qty: Decimal
     ) -> tuple[ExecutionResult | None, Decimal]:
         """A sell against a fresh read of its position and of the sells already at the venue
         (another worker may have sent one since this run read its book): refused when nothing
         is left to sell, reduced to what is left otherwise. Either is an anomaly: alarmed."""
-        coid = str(record["client_order_id"])
-        symbol = str(record["symbol"])
-        position = self.positions.get(symbol)
+        coid = record.key
+        symbol = record.symbol
+        position = self._position(symbol)
         # the index (another worker's sells) joined with this run's own writes, which the
         # eventually consistent index may not show yet: the stricter view wins
-        live = {str(o["client_order_id"]): o for o in self._indexed(symbol)}
-        live.update((k, o) for k, o in self._load_book().orders.items() if o["symbol"] == symbol)
+        live = {o.key: o for o in self._indexed(symbol)}
+        live.update((k, o) for k, o in self._load_book().orders.items() if o.symbol == symbol)
         room = holding(symbol, position, live.values(), exclude=coid)
-        intent = _intent_of(record, qty)
+        intent = _intent_of(record.order, qty)
         verdict = cap_sell(intent, room)
         if verdict.approved and verdict.quantity is not None and verdict.rule == "ok":
             return None, qty
@@ -635,11 +633,11 @@ class ExecutionService:
         # leave room for only some of them, the scan's order of preference decides
         ledger = sorted(
             book.open_orders(),
-            key=lambda o: (_created_at(o), int(o.get("rank") or 0), str(o["client_order_id"])),
+            key=lambda o: (o.order.created_at, o.order.rank or 0, o.key),
         )
         for order in ledger:
-            status = OrderStatus(str(order["status"]))
-            coid = ClientOrderId(str(order["client_order_id"]))
+            status = order.status
+            coid = order.order.client_order_id
             if status is _S.NEW:
                 action, why, quantity = self._admit(order, now)
                 if action == "cancel":
@@ -661,10 +659,10 @@ class ExecutionService:
                     counts.expired += 1
                 continue
             # terminal, still indexed: its fill has not reached the position yet
-            stored = self.orders.get(coid.value) or order
+            stored = self.orders.find(coid.value) or order
             if self._apply_fill_to_position(stored):
                 counts.fills += 1
-            settled = OrderStatus(str(stored["status"])) in TERMINAL_STATUSES
+            settled = stored.status in TERMINAL_STATUSES
             if settled:
                 self.orders.settle(coid.value)
             self._forget(coid.value, settled=settled)
@@ -674,13 +672,12 @@ class ExecutionService:
         return counts
 
     def _look_up(
-        self, order: Mapping[str, Any], status: OrderStatus, now: datetime
+        self, order: RecordedOrder, status: OrderStatus, now: datetime
     ) -> Literal["updated", "expired", "skipped"]:
         """One open order against the venue; which count it adds to."""
-        coid = ClientOrderId(str(order["client_order_id"]))
-        symbol = Symbol(str(order["symbol"]))
-        due = order.get("next_lookup_at") if status is _S.SUBMITTED else None
-        if due is not None and now < datetime.fromisoformat(str(due)):
+        coid, symbol = order.order.client_order_id, order.order.symbol
+        due = order.facts.next_lookup_at if status is _S.SUBMITTED else None
+        if due is not None and now < due:
             return "skipped"  # the venue did not show it; the next look is not due yet
         try:
             found = self.exchange.fetch_order_by_client_id(symbol, coid)
@@ -692,9 +689,9 @@ class ExecutionService:
             if resting:
                 found = self._cancel_again(order, found)
             final = self._apply(coid, found)
-            if resting and final.get("status") == _S.PARTIALLY_FILLED.value:
+            if resting and final is not None and final.status is _S.PARTIALLY_FILLED:
                 # its part filled is booked; the cancel has not taken yet: still asked for
-                reason = str(order.get("cancel_reason") or "cancel not confirmed")
+                reason = order.facts.cancel_reason or "cancel not confirmed"
                 if self.orders.update_status(
                     coid.value,
                     StatusChange(
@@ -704,9 +701,9 @@ class ExecutionService:
                         OrderFacts(cancel_reason=reason),
                     ),
                 ):
-                    self._remember({**final, "status": _S.CANCEL_PENDING.value})
+                    self._remember(final.with_status(_S.CANCEL_PENDING))
             return "updated"
-        sent_at = _sent_at(order)
+        sent_at = order.sent_at
         if status is _S.CANCEL_PENDING and self._absent_settles(order, now):
             # its cancel was asked and the venue shows no such order past the wait: it never
             # landed (or was cancelled and is gone): settled, never left pending for good
@@ -739,19 +736,17 @@ class ExecutionService:
                 return "expired"
             return "skipped"
         if now - sent_at >= self.absent_grace:
-            looks = int(order.get("absent_lookups", 0)) + 1
+            looks = (order.facts.absent_lookups or 0) + 1
             wait = min(self.absent_grace * (2 ** (looks - 1)), self.absent_max_interval)
             # never looked at again later than when it can be settled
             wait = max(min(wait, sent_at + settle_after - now), timedelta(0))
             due_at = now + wait
             schedule = OrderFacts(absent_lookups=looks, next_lookup_at=due_at)
             if self.orders.note(coid.value, _S.SUBMITTED, schedule):
-                self._remember(
-                    {**order, "absent_lookups": looks, "next_lookup_at": due_at.isoformat()}
-                )
+                self._remember(order.noted(schedule))
         return "skipped"
 
-    def _cancel_again(self, order: Mapping[str, Any], found: ExchangeOrder) -> ExchangeOrder:
+    def _cancel_again(self, order: RecordedOrder, found: ExchangeOrder) -> ExchangeOrder:
         """A CANCEL_PENDING order the venue shows resting (it landed after its cancel, or the
         cancel did not take): its cancel is sent again, once in this reconcile, unless the
         kill-switch sweep at the end of it sends one (the switch reads ON). The venue's view
@@ -759,8 +754,7 @@ class ExecutionService:
         kill = self.kill_switch.status()
         if kill.on and kill.known:
             return found  # the sweep that ends this reconcile cancels it
-        coid = ClientOrderId(str(order["client_order_id"]))
-        symbol = Symbol(str(order["symbol"]))
+        coid, symbol = order.order.client_order_id, order.order.symbol
         try:
             self._cancel_at_venue(order, self._lists_recancelled)
         except OrderNotFoundError:
@@ -775,7 +769,7 @@ class ExecutionService:
             return found
         return found if after is None else after
 
-    def _absent_settles(self, order: Mapping[str, Any], now: datetime) -> bool:
+    def _absent_settles(self, order: RecordedOrder, now: datetime) -> bool:
         """Whether an order under cancel (CANCEL_PENDING) the venue does not show by its client
         ID is settled CANCELED ``now``. One the venue confirmed (its exchange order id is
         recorded: it was seen at the venue) and that is gone: once ``absent_grace`` has passed
@@ -783,8 +777,8 @@ class ExecutionService:
         can no longer execute its request, :meth:`absent_settle_after` after it was sent, the
         rule of an absent SUBMITTED order. Until then it may rest or have filled at the venue,
         its lookup by client ID lagging: it stays CANCEL_PENDING and is looked up again."""
-        waited = now - _sent_at(order)
-        if order.get("exchange_order_id"):
+        waited = now - order.sent_at
+        if order.facts.exchange_order_id:
             return waited >= self.absent_grace
         return waited >= self.absent_settle_after()[0]
 
@@ -800,9 +794,7 @@ class ExecutionService:
         window = timedelta(milliseconds=window_ms)
         return min(self.absent_horizon, window + self.absent_query_lag), window
 
-    def _admit(
-        self, order: Mapping[str, Any], now: datetime
-    ) -> tuple[str, str | None, Decimal | None]:
+    def _admit(self, order: RecordedOrder, now: datetime) -> tuple[str, str | None, Decimal | None]:
         """What to do with a NEW order now: ``("send", None, quantity to send or None = as
         recorded)``, ``("cancel", why, None)`` or ``("wait", why, None)`` (left NEW).
 
@@ -817,16 +809,11 @@ class ExecutionService:
             if not kill.known:
                 return "wait", f"kill-switch unreadable: {kill.reason}", None
             return "cancel", "kill-switch on", None
-        if order.get("intent") == Intent.PROTECT.value:
+        if order.protective:
             # recorded, then a crash before it was sent: never sent late (the position may
             # have moved); the cycle's protective step places the next attempt
             return "cancel", "protective stop never sent; the next one replaces it", None
-        raw_until = order.get("valid_until")
-        until = (
-            datetime.fromisoformat(str(raw_until))
-            if raw_until is not None
-            else _created_at(order) + self.resume_new_within
-        )
+        until = order.order.valid_until or order.order.created_at + self.resume_new_within
         if now > until:
             return (
                 "cancel",
@@ -836,10 +823,10 @@ class ExecutionService:
         context = self._context
         if context is None:
             return "send", None, None
-        if context.halt_reason is not None and order.get("side") == Side.BUY.value:
+        if context.halt_reason is not None and order.side is Side.BUY:
             self.metrics.add("OrdersRejectedByRisk", 1, dimensions={"rule": "golive_halted"})
             return "cancel", f"new entries halted: {context.halt_reason}", None
-        intent = _intent_of(order, Decimal(str(order["quantity"])))
+        intent = _intent_of(order.order, order.quantity)
         symbol = intent.symbol.value
         verdict = self._guard().evaluate(
             intent,
@@ -850,7 +837,7 @@ class ExecutionService:
             exposure=self.exposure(include_new=False),
             quote=context.quote(intent.symbol),
             now=now,
-            holding=self._holding(symbol, exclude=str(order["client_order_id"])),
+            holding=self._holding(symbol, exclude=order.key),
         )
         if not verdict.approved or verdict.quantity is None:
             self.metrics.add("OrdersRejectedByRisk", 1, dimensions={"rule": verdict.rule})
@@ -875,20 +862,20 @@ class ExecutionService:
         CANCEL_PENDING for the next reconcile, the others go on."""
         cancelled = 0
         now = self.clock.now()
-        pending: list[dict[str, Any]] = []
+        pending: list[RecordedOrder] = []
         overlaid = self._overlaid()
         kept = self._kept_by_sweep(overlaid.values())
         for order in overlaid.values():
-            if OrderStatus(str(order["status"])) in TERMINAL_STATUSES:
+            if order.status in TERMINAL_STATUSES:
                 continue  # finished (a terminal status is final): its fill is reconcile's
-            if str(order["client_order_id"]) in kept:
+            if order.key in kept:
                 continue
-            moved = self._mark_cancel(str(order["client_order_id"]), reason, now)
+            moved = self._mark_cancel(order.key, reason, now)
             if moved == "cancelled":
                 cancelled += 1
             elif moved is not None:
                 pending.append(moved)
-        sent: list[dict[str, Any]] = []
+        sent: list[RecordedOrder] = []
         lists_cancelled: set[str] = set()
         for order in pending:
             try:
@@ -900,9 +887,9 @@ class ExecutionService:
                 continue  # stays CANCEL_PENDING; the next reconcile retries
             sent.append(order)
         for order in sent:
-            coid = ClientOrderId(str(order["client_order_id"]))
+            coid = order.order.client_order_id
             try:
-                found = self.exchange.fetch_order_by_client_id(Symbol(str(order["symbol"])), coid)
+                found = self.exchange.fetch_order_by_client_id(order.order.symbol, coid)
             except ExchangeError:
                 self._exchange_error()
                 continue  # stays CANCEL_PENDING; the next reconcile looks again
@@ -920,7 +907,7 @@ class ExecutionService:
                     self._forget(coid.value, settled=True)
                     self._count_cancelled(order)
             else:  # a protective stop the venue shows cancelled is counted by _apply
-                done = self._apply(coid, found).get("status") == _S.CANCELED.value
+                done = _status(self._apply(coid, found)) is _S.CANCELED
             cancelled += done
         if cancelled:
             self.metrics.add("OrdersCancelledByKillSwitch", cancelled)
@@ -928,7 +915,7 @@ class ExecutionService:
             log.warning("kill-switch sweep (%s) keeps protective order %s: %s", reason, key, why)
         return SweepReport(cancelled, kept)
 
-    def _kept_by_sweep(self, orders: Collection[Mapping[str, Any]]) -> dict[str, str]:
+    def _kept_by_sweep(self, orders: Collection[RecordedOrder]) -> dict[str, str]:
         """The protective sells the sweep keeps resting (client order ID → why): those resting
         on the venue (ACCEPTED, or PARTIALLY_FILLED: a stop that triggered and sells the rest)
         for a position the venue would not let the flatten sell (the position read fresh; the
@@ -946,23 +933,24 @@ class ExecutionService:
         limits: dict[str, list[Decimal]] = {}
         doubtful: set[str] = set()
         for order in orders:
-            if order.get("intent") != Intent.PROTECT.value or order.get("side") != Side.SELL.value:
+            if not order.protective or order.side is not Side.SELL:
                 continue
-            if order.get("status") in {_S.ACCEPTED.value, _S.PARTIALLY_FILLED.value}:
-                symbol = str(order["symbol"])
-                resting.setdefault(symbol, []).append(str(order["client_order_id"]))
+            if order.status in _RESTING:
+                symbol = order.symbol
+                resting.setdefault(symbol, []).append(order.key)
                 untriggered_stop = (
-                    order.get("status") == _S.ACCEPTED.value
-                    and order.get("order_type") == OrderType.STOP_LOSS_LIMIT.value
-                    and Decimal(str(order.get("filled") or 0)) == 0
+                    order.status is _S.ACCEPTED
+                    and order.order.order_type is OrderType.STOP_LOSS_LIMIT
+                    and order.filled == 0
                 )
-                if untriggered_stop and order.get("limit_price") is not None:
-                    limits.setdefault(symbol, []).append(Decimal(str(order["limit_price"])))
-                elif order.get("status") == _S.PARTIALLY_FILLED.value:
+                limit = order.facts.limit_price
+                if untriggered_stop and limit is not None:
+                    limits.setdefault(symbol, []).append(limit.value)
+                elif order.status is _S.PARTIALLY_FILLED:
                     doubtful.add(symbol)
         kept: dict[str, str] = {}
         for symbol, coids in sorted(resting.items()):
-            held = Decimal(str((self.positions.get(symbol) or {}).get("quantity", 0)))
+            held = _held(self._position(symbol))
             if held <= 0:
                 continue
             lowest = (
@@ -984,16 +972,16 @@ class ExecutionService:
 
     def _mark_cancel(
         self, key: str, reason: str, now: datetime
-    ) -> Literal["cancelled"] | dict[str, Any] | None:
+    ) -> Literal["cancelled"] | RecordedOrder | None:
         """One order of the sweep, read by key: NEW → CANCELED (``"cancelled"``), open →
         CANCEL_PENDING (the stored record, to cancel at the venue), None when it is finished
         (its fill is reconcile's to apply) or still contended. A conditional write that lost
         to a fresher status re-reads and moves on from that status."""
         for _ in range(_POSITION_RETRIES):
-            stored = self.orders.get(key)
+            stored = self.orders.find(key)
             if stored is None:
                 return None
-            status = OrderStatus(str(stored["status"]))
+            status = stored.status
             if status in TERMINAL_STATUSES:
                 return None
             if status is _S.NEW:
@@ -1007,7 +995,7 @@ class ExecutionService:
                 key,
                 StatusChange(status, _S.CANCEL_PENDING, now, OrderFacts(cancel_reason=reason)),
             ):
-                marked = {**stored, "status": _S.CANCEL_PENDING.value}
+                marked = stored.with_status(_S.CANCEL_PENDING)
                 self._remember(marked)
                 return marked
         return None  # moved by others on every read: the next sweep takes it up again
@@ -1084,7 +1072,7 @@ class ExecutionService:
         rather than leaving the position with nothing resting until the next cycle."""
         book = self._load_book()
         position = book.positions.get(symbol)
-        qty = Decimal(str((position or {}).get("quantity", 0)))
+        qty = _held(position)
         if qty <= 0:
             return "no position held"
         try:
@@ -1095,13 +1083,11 @@ class ExecutionService:
             return f"{exc}: no protective stop sent this cycle, the next cycle places it"
         if dust is not None:
             return f"{dust}: closed for trading, no protective stop"
-        sells = [
-            o for o in book.open_orders() if o["symbol"] == symbol and o["side"] == Side.SELL.value
-        ]
-        closing = [o for o in sells if o.get("intent") != Intent.PROTECT.value]
+        sells = [o for o in book.open_orders() if o.symbol == symbol and o.side is Side.SELL]
+        closing = [o for o in sells if not o.protective]
         if closing:
-            return f"being closed by {closing[0]['client_order_id']}: no protective stop"
-        unfinished = [o for o in sells if o["status"] == _S.CANCEL_PENDING.value]
+            return f"being closed by {closing[0].key}: no protective stop"
+        unfinished = [o for o in sells if o.status is _S.CANCEL_PENDING]
         if unfinished:  # a cancel asked earlier (the kill-switch, a close) and not confirmed
             released = self._release(symbol, unfinished, "cancel not confirmed earlier")
             if released != "clear":
@@ -1109,12 +1095,12 @@ class ExecutionService:
         triggered = [
             o
             for o in sells
-            if o.get("intent") == Intent.PROTECT.value
-            and OrderStatus(str(o["status"])) in OPEN_STATUSES
-            and Decimal(str(o.get("filled") or 0)) > 0
+            if o.protective
+            and o.status in OPEN_STATUSES
+            and o.filled > 0
             # a take-profit leg that partly filled is no stop: the venue expired its list's
             # stop, so the rest gets a new list (or the plain stop) once that leg is cancelled
-            and not _take_profit(o)
+            and not o.take_profit
         ]
         if triggered:  # selling on the venue: never resized (see _protected_by_triggered)
             return self._protected_by_triggered(symbol, triggered[0])
@@ -1128,17 +1114,16 @@ class ExecutionService:
         stale = [
             o
             for o in sells
-            if o.get("intent") == Intent.PROTECT.value
-            and o["client_order_id"] not in {coid.value, ids.above.value, ids.below.value}
+            if o.protective and o.key not in {coid.value, ids.above.value, ids.below.value}
         ]
         if stale:  # the position grew (or shrank): its old stop goes first, once
             released = self._release(symbol, stale, f"resized to {qty}")
-            if released == "filled" and all(_take_profit(o) for o in stale):
+            if released == "filled" and all(o.take_profit for o in stale):
                 # a take-profit leg that sold part (the venue expired its list's stop as it
                 # started to fill): its fill is booked, the rest is protected in this cycle
                 self._load_book(fresh=True)
                 again = self._protect(symbol, stop, take_profit)
-                return f"old take-profit {stale[0]['client_order_id']} cancelled; {again}"
+                return f"old take-profit {stale[0].key} cancelled; {again}"
             if released != "clear":
                 return f"old protective stop {released}: the new one waits for the next cycle"
         if status in UNCONFIRMED_STATUSES:
@@ -1151,10 +1136,10 @@ class ExecutionService:
             )
         if status is not None and self._list_retry_due(symbol, key, coid, stop, take_profit, mark):
             assert take_profit is not None  # checked by _list_retry_due
-            plain = self.orders.get(coid.value) or {}
+            plain = self.orders.find(coid.value)
             released = self._release(
-                symbol, [plain], f"the OCO list is placed again: the price {mark} is back below "
-                f"its take-profit {take_profit}"
+                symbol, [] if plain is None else [plain], f"the OCO list is placed again: the "
+                f"price {mark} is back below its take-profit {take_profit}"
             )  # fmt: skip
             if released != "clear":
                 return (
@@ -1173,7 +1158,7 @@ class ExecutionService:
             and self._status_of(ids.below.value) is None  # this attempt's list not tried yet
         ):
             placed = self._place_protective_list(
-                symbol, position or {}, key, qty, stop, take_profit, replacing=replacing
+                symbol, position, key, qty, stop, take_profit, replacing=replacing
             )
             if not isinstance(placed, _ListRefused):
                 return placed
@@ -1181,7 +1166,7 @@ class ExecutionService:
             # both legs settled as not placed, the plain stop at once
             again = self._protect(symbol, stop)
             return f"OCO list not placed ({placed.why}); {again}"
-        return self._place_protective(symbol, position or {}, key, coid, qty, stop)
+        return self._place_protective(symbol, position, key, coid, qty, stop)
 
     def _list_retry_due(
         self,
@@ -1213,8 +1198,8 @@ class ExecutionService:
         refused = self._status_of(protective_list_ids(sym, key).below.value)
         if refused not in {_S.EXPIRED, _S.REJECTED}:
             return False  # the attempt never tried a list (e.g. no take-profit then)
-        stored = self._load_book().orders.get(coid.value) or self.orders.get(coid.value) or {}
-        return is_resting_stop(stored)
+        stored = self._load_book().orders.get(coid.value) or self.orders.find(coid.value)
+        return stored is not None and is_resting_stop(stored)
 
     def _why_unprotected(self, symbol: str, episode: str, qty: Decimal) -> str:
         """Why :func:`resolve_protective` gave no stop for this position state: the venue
@@ -1224,8 +1209,8 @@ class ExecutionService:
             coid = protective_order_id(Symbol(symbol), protective_key(episode, qty, attempt))
             status = self._status_of(coid.value)
             if status is _S.REJECTED:
-                order = self.orders.get(coid.value) or {}
-                why = order.get("reject_reason") or "refused"
+                order = self.orders.find(coid.value)
+                why = (None if order is None else order.facts.reject_reason) or "refused"
                 return (
                     f"the venue refused the stop {coid.value} ({why}); the hourly exit rule "
                     "protects it"
@@ -1236,26 +1221,25 @@ class ExecutionService:
             "rule protects it"
         )
 
-    def _protected_by_triggered(self, symbol: str, stop: Mapping[str, Any]) -> str:
+    def _protected_by_triggered(self, symbol: str, stop: RecordedOrder) -> str:
         """A protective stop that triggered and partly filled is still selling on the venue:
         its fill is booked (the position shrank by what it sold) and what still rests protects
         what is left. It is never cancelled to be resized: a replacement at the same stop price
         would be refused (the price is through it) and the holding left without a stop."""
-        coid = str(stop["client_order_id"])
-        stored = self.orders.get(coid) or stop
+        coid = stop.key
+        stored = self.orders.find(coid) or stop
         self._apply_fill_to_position(stored)
-        position = self._load_book().positions.get(symbol) or {}
-        filled, qty = Decimal(str(stored.get("filled") or 0)), stored["quantity"]
+        held = _held(self._load_book().positions.get(symbol))
         return (
-            f"protected by stop {coid} ({stored['status']}): triggered on the venue, sold "
-            f"{filled} of {qty}, the rest still rests there for the {position.get('quantity', 0)} "
+            f"protected by stop {coid} ({stored.status.value}): triggered on the venue, sold "
+            f"{stored.filled} of {stored.quantity}, the rest still rests there for the {held} "
             "held (never resized while it sells)"
         )
 
     def _place_protective(
         self,
         symbol: str,
-        position: Mapping[str, Any],
+        position: Position | None,
         key: str,
         coid: ClientOrderId,
         qty: Decimal,
@@ -1282,7 +1266,7 @@ class ExecutionService:
             symbol, position, key, coid, qty, stop, OrderType.STOP_LOSS_LIMIT
         )
         sent = self._send_protective(
-            [(order, {"stop_price": stop, "limit_price": limit})],
+            [(order, stop, limit)],
             create,
             lookup,
             refusal_ends=True,
@@ -1305,7 +1289,7 @@ class ExecutionService:
     def _protective_order(
         self,
         symbol: str,
-        position: Mapping[str, Any],
+        position: Position | None,
         key: str,
         coid: ClientOrderId,
         qty: Decimal,
@@ -1316,8 +1300,7 @@ class ExecutionService:
         """A protective sell of the position state ``key`` (a plain stop or a leg of its
         list), as recorded before it is sent."""
         now = self.clock.now()
-        raw_opened = position.get("opened_at")
-        opened = datetime.fromisoformat(str(raw_opened)) if raw_opened else now
+        opened = (None if position is None else position.opened_at) or now
         return Order(
             client_order_id=coid,
             symbol=Symbol(symbol),
@@ -1336,7 +1319,7 @@ class ExecutionService:
 
     def _send_protective(
         self,
-        orders: list[tuple[Order, Mapping[str, Any]]],
+        orders: list[tuple[Order, Decimal | None, Decimal | None]],
         create: Callable[[], Mapping[ClientOrderId, ExchangeOrder]],
         lookup: Callable[[], Mapping[ClientOrderId, ExchangeOrder] | None],
         *,
@@ -1344,9 +1327,9 @@ class ExecutionService:
         through: tuple[type[FatalExchangeError], str],
     ) -> _Sent:
         """Send one protective order (a plain stop, or the legs of one OCO list) exactly once,
-        whatever the venue answers. ``orders``: each order with the fields its SUBMITTED write
-        adds; the first one's conditional insert (and its NEW → SUBMITTED) is the write that
-        decides between workers. ``create`` is the one venue call (never retried), answering
+        whatever the venue answers. ``orders``: each order with the stop and limit prices its
+        SUBMITTED write adds; the first one's conditional insert (and its NEW → SUBMITTED) is
+        the write that decides between workers. ``create`` is the one venue call (never retried), answering
         each order by its client ID; ``lookup`` finds them by client ID after a lost answer.
 
         The venue's answer, mapped in one place:
@@ -1367,26 +1350,24 @@ class ExecutionService:
           ``refusal_ends`` (the plain stop: the venue's rules do not take it, which ends the
           position state's stops), else EXPIRED (a list: the plain stop follows)."""
         now = self.clock.now()
-        coids = [order.client_order_id for order, _ in orders]
-        records: list[dict[str, Any]] = []
-        for order, _fields in orders:
-            record = self.orders.record(order)
-            if record is None and not records:
+        coids = [order.client_order_id for order, _, _ in orders]
+        records: list[RecordedOrder] = []
+        for order, _stop, _limit in orders:
+            if self.orders.record(order) is not None:
+                records.append(RecordedOrder(order))
+                continue
+            if not records:
                 self.metrics.add("DuplicateOrdersPrevented", 1)
                 return _Sent("duplicate")
-            records.append(record or self.orders.get(order.client_order_id.value) or {})
+            records.append(self.orders.find(order.client_order_id.value) or RecordedOrder(order))
         for record in records:
             self._remember(record)
-        for (order, extra), record in zip(orders, records, strict=True):
-            fields = {"submitted_at": now, "mode": self.mode, **extra}
-            moved = self.orders.update_status(
-                order.client_order_id.value,
-                self._submission(now, stop=extra.get("stop_price"), limit=extra.get("limit_price")),
-            )
+        for (order, stop, limit), record in zip(orders, records, strict=True):
+            submission = self._submission(now, stop=stop, limit=limit)
+            moved = self.orders.update_status(order.client_order_id.value, submission)
             if not moved and order.client_order_id == coids[0]:
                 return _Sent("contended")
-            self._remember({**record, **fields, "status": _S.SUBMITTED.value,
-                            "submitted_at": now.isoformat()})  # fmt: skip
+            self._remember(record.after(submission))
         try:
             answer = create()
         except OrderStateUnknownError as exc:
@@ -1460,12 +1441,12 @@ class ExecutionService:
         self, coids: list[ClientOrderId], answer: Mapping[ClientOrderId, ExchangeOrder]
     ) -> dict[str, str]:
         """The venue's view of each sent order applied (in ``coids``' order); their statuses."""
-        return {c.value: str(self._apply(c, answer[c]).get("status")) for c in coids}
+        return {c.value: _status_text(self._apply(c, answer[c])) for c in coids}
 
     def _place_protective_list(
         self,
         symbol: str,
-        position: Mapping[str, Any],
+        position: Position | None,
         key: str,
         qty: Decimal,
         stop: Decimal,
@@ -1514,11 +1495,8 @@ class ExecutionService:
                 symbol, position, key, coid, qty, reference, kind, ids.list_id
             )
 
-        below = (
-            leg(ids.below, OrderType.STOP_LOSS_LIMIT, stop),
-            {"stop_price": stop, "limit_price": limit},
-        )
-        above = (leg(ids.above, OrderType.LIMIT_MAKER, take_profit), {"limit_price": take_profit})
+        below = (leg(ids.below, OrderType.STOP_LOSS_LIMIT, stop), stop, limit)
+        above = (leg(ids.above, OrderType.LIMIT_MAKER, take_profit), None, take_profit)
         sent = self._send_protective(
             [below, above],
             create,
@@ -1586,11 +1564,11 @@ class ExecutionService:
         looked = 0
         now = self.clock.now()
         for order in self._indexed():
-            if order.get("intent") != Intent.PROTECT.value:
+            if not order.protective:
                 continue
-            if str(order["symbol"]).split("/")[0] not in assets:
+            if order.symbol.split("/")[0] not in assets:
                 continue
-            status = OrderStatus(str(order["status"]))
+            status = order.status
             if status in OPEN_STATUSES:
                 self._look_up(order, status, now)
                 looked += 1
@@ -1603,14 +1581,12 @@ class ExecutionService:
         live = [
             o
             for o in self._indexed(symbol)
-            if o.get("intent") == Intent.PROTECT.value
-            and o.get("side") == Side.SELL.value
-            and OrderStatus(str(o["status"])) not in TERMINAL_STATUSES
+            if o.protective and o.side is Side.SELL and o.status not in TERMINAL_STATUSES
         ]
         return self._release(symbol, live, reason) if live else "clear"
 
     def _release(
-        self, symbol: str, stops: list[dict[str, Any]], reason: str
+        self, symbol: str, stops: list[RecordedOrder], reason: str
     ) -> Literal["clear", "pending", "filled"]:
         """Cancel each of ``stops`` exactly once: CANCEL_PENDING by a conditional write, the
         cancel by client ID (which sends nothing for an order the venue already finished), then
@@ -1620,9 +1596,9 @@ class ExecutionService:
         outcome: Literal["clear", "pending", "filled"] = "clear"
         lists_cancelled: set[str] = set()
         for order in stops:
-            coid = ClientOrderId(str(order["client_order_id"]))
-            stored = self.orders.get(coid.value) or order
-            status = OrderStatus(str(stored["status"]))
+            coid = order.order.client_order_id
+            stored = self.orders.find(coid.value) or order
+            status = stored.status
             now = self.clock.now()
             if status in TERMINAL_STATUSES:
                 self._forget(coid.value, settled=True)
@@ -1640,7 +1616,7 @@ class ExecutionService:
             ):
                 outcome = "pending"  # moved by someone else meanwhile: looked at next cycle
                 continue
-            self._remember({**stored, "status": _S.CANCEL_PENDING.value})
+            self._remember(stored.with_status(_S.CANCEL_PENDING))
             try:
                 self._cancel_at_venue(stored, lists_cancelled)
             except OrderNotFoundError:
@@ -1673,35 +1649,36 @@ class ExecutionService:
                 outcome = "pending"
                 continue
             final = self._apply(coid, found)
-            if Decimal(str(final.get("filled", 0))) > 0:
+            if final is not None and final.filled > 0:
                 outcome = "filled" if outcome == "clear" else outcome
-            final_status = OrderStatus(str(final.get("status", _S.CANCEL_PENDING.value)))
+            final_status = _S.CANCEL_PENDING if final is None else final.status
             if final_status not in TERMINAL_STATUSES:
                 outcome = "pending"
         return outcome
 
-    def _cancel_at_venue(self, order: Mapping[str, Any], lists_cancelled: set[str]) -> None:
+    def _cancel_at_venue(self, order: RecordedOrder, lists_cancelled: set[str]) -> None:
         """Cancel ``order`` at the venue by its client ID; a leg of an OCO list cancels its
         list by the list's client ID, once for both legs (``lists_cancelled``)."""
-        symbol = Symbol(str(order["symbol"]))
-        list_id = order.get("list_client_order_id")
+        symbol = order.order.symbol
+        list_id = order.order.list_client_order_id
         venue = self.exchange
-        if list_id and isinstance(venue, OrderListGateway):
-            if str(list_id) not in lists_cancelled:
-                venue.cancel_order_list(symbol, ClientOrderId(str(list_id)))
-                lists_cancelled.add(str(list_id))
+        if list_id is not None and isinstance(venue, OrderListGateway):
+            if list_id.value not in lists_cancelled:
+                venue.cancel_order_list(symbol, list_id)
+                lists_cancelled.add(list_id.value)
             return
-        venue.cancel_order(symbol, ClientOrderId(str(order["client_order_id"])))
+        venue.cancel_order(symbol, order.order.client_order_id)
 
     # ------------------------------------------------------------------ state application
 
-    def _apply(self, coid: ClientOrderId, venue: ExchangeOrder) -> dict[str, Any]:
-        """Move the stored order to the venue's status (legal steps only) and apply fills."""
+    def _apply(self, coid: ClientOrderId, venue: ExchangeOrder) -> RecordedOrder | None:
+        """Move the stored order to the venue's status (legal steps only) and apply fills:
+        the order as then recorded (None: it is gone)."""
         for _ in range(_POSITION_RETRIES):
-            stored = self.orders.get(coid.value)
+            stored = self.orders.find(coid.value)
             if stored is None:
                 raise LookupError(f"order {coid} is not recorded: cannot apply the venue state")
-            current = OrderStatus(str(stored["status"]))
+            current = stored.status
             target = venue.status
             if current is target and target is not _S.PARTIALLY_FILLED:
                 break
@@ -1733,42 +1710,36 @@ class ExecutionService:
                 elif target is _S.CANCELED:
                     self._count_cancelled(stored)
                 break
-        final = self.orders.get(coid.value) or {}
+        final = self.orders.find(coid.value)
+        if final is None:
+            return None
         self._apply_fill_to_position(final)
-        if final and OrderStatus(str(final["status"])) in TERMINAL_STATUSES:
+        if final.status in TERMINAL_STATUSES:
             self.orders.settle(coid.value)  # its fill is in the position: out of the index
             self._forget(coid.value, settled=True)
-        elif final:
+        else:
             self._remember(final)
         return final
 
-    def _apply_fill_to_position(self, order: Mapping[str, Any]) -> bool:
+    def _apply_fill_to_position(self, order: RecordedOrder) -> bool:
         """Apply the order's filled quantity to its position once (idempotent by client ID,
         see :meth:`Position.apply`: average cost, realized PnL, never below zero).
 
         A sell fill beyond the holding is applied up to it, the rest is kept on the position as
         ``oversold`` with the order that caused it, and ``OversellRefused`` is counted
         (alarmed)."""
-        filled = Decimal(str(order.get("filled", 0)))
-        if filled <= 0 or order.get("average_price") is None:
+        filled, average = order.filled, order.facts.average_price
+        if filled <= 0 or average is None:
             return False
-        symbol = Symbol(str(order["symbol"]))
-        raw_at = order.get("filled_at")
-        # the exit rule's days count from the opening fill (the venue's fill time; a late
-        # reconcile does not move the entry day)
-        filled_at = (
-            raw_at
-            if isinstance(raw_at, datetime)
-            else datetime.fromisoformat(str(raw_at))
-            if raw_at
-            else self.clock.now()
-        )
+        symbol = order.order.symbol
         fill = Fill(
-            client_order_id=ClientOrderId(str(order["client_order_id"])),
-            side=Side(str(order["side"])),
+            client_order_id=order.order.client_order_id,
+            side=order.side,
             filled=filled,
-            average_price=Price(Decimal(str(order["average_price"]))),
-            filled_at=filled_at,
+            average_price=average,
+            # the exit rule's days count from the opening fill (the venue's fill time; a late
+            # reconcile does not move the entry day)
+            filled_at=order.facts.filled_at or self.clock.now(),
         )
         for _ in range(_POSITION_RETRIES):
             position, version = self.positions.load(symbol.value)
@@ -1776,12 +1747,11 @@ class ExecutionService:
             if not outcome.changed:
                 return False
             after = self._end_dust_episode(outcome.position, fill)
-            stored = self.positions.save(after, version, self.clock.now())
-            if stored is not None:
+            if self.positions.save(after, version, self.clock.now()) is not None:
                 if outcome.oversold > 0:
                     self.metrics.add(OVERSELL_METRIC, 1)
                 if self._book is not None:
-                    self._book.positions[symbol.value] = stored
+                    self._book.positions[symbol.value] = after
                 return True
         raise RuntimeError(f"position {symbol}: {_POSITION_RETRIES} concurrent updates lost")
 
@@ -1809,24 +1779,24 @@ class ExecutionService:
         log.info("position %s: %s; its episode ends", position.symbol, why)
         return position.ended_as_dust()
 
-    def _count_cancelled(self, order: Mapping[str, Any]) -> None:
+    def _count_cancelled(self, order: RecordedOrder) -> None:
         """Called once per order, by the conditional write that moved it to CANCELED (whichever
         path wrote it: a close's or a resize's release, the kill-switch sweep, the venue's
         answer applied, or reconcile settling a cancel the venue no longer shows after the
         grace): a protective stop (not a take-profit leg) counts in
         ``ProtectiveStopsCancelled``."""
-        if order.get("intent") == Intent.PROTECT.value and not _take_profit(order):
+        if order.protective and not order.take_profit:
             self.metrics.add(mn.PROTECTIVE_STOPS_CANCELLED.name, 1)
 
-    def _filled_metrics(self, stored: Mapping[str, Any], venue: ExchangeOrder) -> None:
+    def _filled_metrics(self, stored: RecordedOrder, venue: ExchangeOrder) -> None:
         """Once per order (the conditional move to FILLED succeeded): count and slippage."""
         self.metrics.add("OrdersFilled", 1)
-        if stored.get("intent") == Intent.PROTECT.value:
-            taken = "TakeProfitsTriggered" if _take_profit(stored) else "ProtectiveStopsTriggered"
+        if stored.protective:
+            taken = "TakeProfitsTriggered" if stored.take_profit else "ProtectiveStopsTriggered"
             self.metrics.add(taken, 1)
         if venue.average is None:
             return
-        reference = Decimal(str(stored["reference_price"]))
+        reference = stored.order.reference_price.value
         sign = Decimal(1) if venue.side is Side.BUY else Decimal(-1)
         slippage = sign * (venue.average.value - reference) / reference * Decimal(10_000)
         self.metrics.add("SlippageBps", float(slippage), "None")
@@ -1840,31 +1810,26 @@ class ExecutionService:
         open after a timeout) is in the book even before the index lists it, so the
         protective step never places a stop beside it."""
         if self._book is None or fresh:
-            self._book = _Book(positions=self.positions.get_all(), orders=self._overlaid())
+            self._book = _Book(positions=self.positions.load_all(), orders=self._overlaid())
         return self._book
 
-    def _overlaid(self) -> dict[str, dict[str, Any]]:
+    def _overlaid(self) -> dict[str, RecordedOrder]:
         """The open-orders index (see :meth:`_indexed`) with this run's open writes over it."""
-        orders = {str(o["client_order_id"]): o for o in self._indexed()}
-        orders.update((k, dict(o)) for k, o in self._open_here.items())
+        orders = {o.key: o for o in self._indexed()}
+        orders.update(self._open_here)
         return orders
 
-    def _remember(self, order: Mapping[str, Any]) -> None:
+    def _remember(self, order: RecordedOrder) -> None:
         """An order this run wrote and holds open, into its book and over later reads."""
-        key = str(order["client_order_id"])
-        self._open_here[key] = dict(order)
-        self._load_book().orders[key] = dict(order)
+        self._open_here[order.key] = order
+        self._load_book().orders[order.key] = order
 
-    def _indexed(self, symbol: str | None = None) -> list[dict[str, Any]]:
+    def _indexed(self, symbol: str | None = None) -> list[RecordedOrder]:
         """The open-orders index (of ``symbol``) without the orders this run settled: a stale
         index entry never makes an order this run cancelled, filled, expired or saw refused
         look open again (e.g. a protective stop just cancelled, counted as a sell still open,
         would cut the close that follows to nothing as an oversell)."""
-        return [
-            o
-            for o in self.orders.list_open(symbol)
-            if str(o["client_order_id"]) not in self._settled_here
-        ]
+        return [o for o in self.orders.open_orders(symbol) if o.key not in self._settled_here]
 
     def _forget(self, client_order_id: str, *, settled: bool = False) -> None:
         """Out of this run's book; ``settled``: this run wrote (or read) its terminal status,
@@ -1876,8 +1841,12 @@ class ExecutionService:
             self._book.orders.pop(client_order_id, None)
 
     def _status_of(self, client_order_id: str) -> OrderStatus | None:
-        stored = self.orders.get(client_order_id)
-        return None if stored is None else OrderStatus(str(stored["status"]))
+        stored = self.orders.find(client_order_id)
+        return None if stored is None else stored.status
+
+    def _position(self, symbol: str) -> Position | None:
+        """The position of ``symbol``, read fresh (None: none recorded)."""
+        return self.positions.load(symbol)[0]
 
     def _holding(
         self,
@@ -1890,7 +1859,7 @@ class ExecutionService:
         book = self._load_book()
         orders = book.open_orders()
         if without_protective:
-            orders = [o for o in orders if o.get("intent") != Intent.PROTECT.value]
+            orders = [o for o in orders if not o.protective]
         return holding(
             symbol,
             book.positions.get(symbol),
@@ -1924,21 +1893,23 @@ class ExecutionService:
         return ExecutionResult(coid.value, "rejected", reason, rule)
 
     def _duplicate(
-        self, coid: ClientOrderId, existing: Mapping[str, Any] | None, why: str
+        self, coid: ClientOrderId, existing: OrderStatus | None, why: str
     ) -> ExecutionResult:
         self.metrics.add("DuplicateOrdersPrevented", 1)
-        status = str(existing["status"]) if existing else "unknown"
+        status = existing.value if existing is not None else "unknown"
         return ExecutionResult(coid.value, "duplicate", f"{why} (status {status})")
 
     @staticmethod
-    def _result(order: Mapping[str, Any]) -> ExecutionResult:
-        avg = order.get("average_price")
+    def _result(order: RecordedOrder | None) -> ExecutionResult:
+        if order is None:
+            raise LookupError("the order applied is no longer recorded")
+        avg = order.facts.average_price
         return ExecutionResult(
-            str(order["client_order_id"]),
-            str(order["status"]),
+            order.key,
+            order.status.value,
             "sent",
-            quantity=Decimal(str(order["quantity"])),
-            average_price=None if avg is None else Decimal(str(avg)),
+            quantity=order.quantity,
+            average_price=None if avg is None else avg.value,
         )
 
 
@@ -1980,39 +1951,34 @@ def position_failed(symbol: str, what: str, exc: Exception, metrics: Metrics) ->
     return why
 
 
-def is_resting_stop(order: Mapping[str, Any]) -> bool:
+def is_resting_stop(order: RecordedOrder) -> bool:
     """A protective stop acknowledged by the venue, nothing of it filled: it rests there."""
-    return (
-        order.get("intent") == Intent.PROTECT.value
-        and order.get("status") == _S.ACCEPTED.value
-        and Decimal(str(order.get("filled") or 0)) == 0
-    )
+    return order.protective and order.status is _S.ACCEPTED and order.filled == 0
 
 
-def _take_profit(order: Mapping[str, Any]) -> bool:
-    """The take-profit leg of a protective OCO list (not a stop)."""
-    return order.get("order_type") == OrderType.LIMIT_MAKER.value
-
-
-def _intent_of(order: Mapping[str, Any], quantity: Decimal) -> OrderIntent:
+def _intent_of(order: Order, quantity: Decimal) -> OrderIntent:
     """The decision a recorded order carries (its identity fields), at ``quantity``."""
     return OrderIntent(
-        strategy=str(order["strategy"]),
-        symbol=Symbol(str(order["symbol"])),
-        side=Side(str(order["side"])),
-        intent=Intent(str(order["intent"])),
-        signal_bar_ms=int(order["signal_bar_ms"]),
+        strategy=order.strategy,
+        symbol=order.symbol,
+        side=order.side,
+        intent=order.intent,
+        signal_bar_ms=order.signal_bar_ms,
         quantity=Quantity(quantity),
-        reference_price=Price(Decimal(str(order["reference_price"]))),
-        position_key=None if order.get("position_key") is None else str(order["position_key"]),
+        reference_price=order.reference_price,
+        position_key=order.position_key,
     )
 
 
-def _created_at(order: Mapping[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(order["created_at"]))
+def _held(position: Position | None) -> Decimal:
+    """The quantity held of a position (0 when none is recorded)."""
+    return Decimal(0) if position is None else position.quantity
 
 
-def _sent_at(order: Mapping[str, Any]) -> datetime:
-    """When the order left NEW: the SUBMITTED write's time (else its creation)."""
-    raw = order.get("submitted_at") or order.get("created_at")
-    return datetime.fromisoformat(str(raw))
+def _status(order: RecordedOrder | None) -> OrderStatus | None:
+    return None if order is None else order.status
+
+
+def _status_text(order: RecordedOrder | None) -> str:
+    """An applied order's status as reported (``None`` when it is no longer recorded)."""
+    return str(None if order is None else order.status.value)

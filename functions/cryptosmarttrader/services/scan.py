@@ -38,7 +38,8 @@ from cryptosmarttrader.domain.agents.tally import (
     tally_agents,
 )
 from cryptosmarttrader.domain.agents.technical import technical_votes
-from cryptosmarttrader.domain.aggregates import Order
+from cryptosmarttrader.domain.aggregates import Order, Position
+from cryptosmarttrader.domain.book import book_exposure, position_episode
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.orders import (
@@ -46,8 +47,6 @@ from cryptosmarttrader.domain.orders import (
     OrderIntent,
     OrderStatus,
     RecordOutcome,
-    book_exposure,
-    position_episode,
     resolve_close,
 )
 from cryptosmarttrader.domain.pit_universe import members_on
@@ -473,7 +472,7 @@ class ScanService:
         # the persisted level, read once per run, so a restart keeps it
         level = self.risk_state() if self.risk_state is not None else self.risk_level
         # one read of the book: positions and the open-orders index (not the whole history)
-        positions, open_orders = self.positions.get_all(), self.orders.list_open()
+        positions, open_orders = self.positions.load_all(), self.orders.open_orders()
         # notional per asset: positions plus non-terminal buy orders (pending exposure), updated
         # in place as this run's orders are recorded
         exposure = book_exposure(positions, open_orders)
@@ -483,8 +482,8 @@ class ScanService:
         # entries still open at the venue or waiting to be sent (an earlier decision's)
         open_buys: dict[str, set[str]] = {}
         for order in open_orders:
-            if order.get("side") == Side.BUY.value:
-                open_buys.setdefault(str(order["symbol"]), set()).add(str(order["client_order_id"]))
+            if order.side is Side.BUY:
+                open_buys.setdefault(order.symbol, set()).add(order.key)
         rows, created, dupes = self._act(
             analysis.ranked, analysis.prices, level, exposure, analysis.exposure, held, open_buys
         )
@@ -587,17 +586,17 @@ class ScanService:
             rows.append(ScanRow(**row))
         return rows, created, dupes
 
-    def _held(self, position: Mapping[str, Any], price: float | None) -> Decimal:
+    def _held(self, position: Position, price: float | None) -> Decimal:
         """The quantity of ``position`` the scan counts as held: 0 for a dust remainder, a
         holding worth less than ``dust_value_usd`` at ``price`` (at its entry price when the
         scan has no price; a holding of unknown worth is held)."""
-        quantity = Decimal(str(position.get("quantity", 0)))
+        quantity = position.quantity
         if quantity <= 0:
             return Decimal(0)
-        mark = price if price is not None and price > 0 else position.get("average_price")
-        if mark is None or Decimal(str(mark)) <= 0:
+        mark = Decimal(repr(price)) if price is not None and price > 0 else position.average_price
+        if mark is None or mark <= 0:
             return quantity
-        worth = quantity * Decimal(str(mark))
+        worth = quantity * mark
         return Decimal(0) if worth < Decimal(str(self.settings.dust_value_usd)) else quantity
 
     def _exits(self, analysis: Analysis) -> list[ExitRow]:
@@ -611,14 +610,14 @@ class ScanService:
         placed for the position, if any."""
         rule = self.settings.exit_rule
         out: list[ExitRow] = []
-        for symbol, pos in sorted(self.positions.get_all().items()):
+        for symbol, pos in sorted(self.positions.load_all().items()):
             price = analysis.prices.get(symbol)
             held = self._held(pos, price)
             if held <= 0:
                 continue  # nothing held, or a dust remainder: no exit to place
-            entry = pos.get("average_price")
+            entry = pos.average_price
             reasons = [f"held: the exit rule closes it ({rule.describe()})"]
-            if entry is not None and Decimal(str(entry)) > 0:
+            if entry is not None and entry > 0:
                 e = float(entry)
                 reasons.append(
                     f"from the entry {e:.6g}: take profit at {rule.take_profit_price(e):.6g}, "
@@ -782,8 +781,8 @@ class ScanService:
         }
 
     def _status_of(self, client_order_id: str) -> OrderStatus | None:
-        stored = self.orders.get(client_order_id)
-        return None if stored is None else OrderStatus(str(stored["status"]))
+        stored = self.orders.find(client_order_id)
+        return None if stored is None else stored.status
 
 
 def _votes_of(votes: pl.DataFrame, symbols: Sequence[str]) -> dict[str, list[AgentVote]]:

@@ -266,7 +266,7 @@ class TradingCycle:
             )
         ledger = self.execution.orders
         symbols = sorted(
-            {str(o["symbol"]) for o in ledger.list_open()} | set(self.execution.positions.get_all())
+            {o.symbol for o in ledger.open_orders()} | set(self.execution.positions.get_all())
         )
         self.mark_errors = {}
         self.marks = {s: m for s in symbols if (m := self.mark(s, now)) is not None}
@@ -391,8 +391,8 @@ class TradingCycle:
         # a protective stop resting unfilled on the venue is not in flight: it would leave its
         # asset (and the cash) unjudged for as long as the position is held
         in_flight = {
-            str(o["symbol"]).split("/")[0]
-            for o in self.execution.orders.list_open()
+            o.symbol.split("/")[0]
+            for o in self.execution.orders.open_orders()
             if not is_resting_stop(o)
         }
         venue = self.balances.fetch_balances()
