@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 
 from cryptosmarttrader.adapters.ccxt_exchange import SERVER_TIME_MAX_AGE_S, CcxtExchange
 from cryptosmarttrader.adapters.ccxt_venue import ccxt_client
+from cryptosmarttrader.domain.aggregates import Fill, Position
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import (
     CAPABILITIES,
@@ -37,7 +38,14 @@ from cryptosmarttrader.domain.exchange import (
 )
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA
 from cryptosmarttrader.domain.orders import OrderStatus
-from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.types import (
+    ClientOrderId,
+    Price,
+    Quantity,
+    Side,
+    Symbol,
+    utc_from_ms,
+)
 from cryptosmarttrader.domain.venue import VenueMode
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "exchanges"
@@ -514,6 +522,65 @@ def test_binance_pending_cancel_is_a_cancel_pending_order_with_its_fill(
     assert order is not None
     assert order.status is OrderStatus.CANCEL_PENDING
     assert order.filled == Decimal(executed)
+
+
+DAY_MS = 24 * HOUR_MS
+
+
+def test_a_resting_stop_filled_weeks_after_its_placement_reaches_a_pruned_position() -> None:
+    # Given a stop sell placed on Binance 40 days ago, filled in full today (its updateTime)
+    placed_ms, filled_ms = 1_679_571_174_472, 1_679_571_174_472 + 40 * DAY_MS
+    order_json = load("binance", "order_ltcusdt_filled.json")
+    order_json.update(type="STOP_LOSS", time=str(placed_ms), workingTime=str(placed_ms))
+    order_json.update(updateTime=str(filled_ms))
+    h = harness(ExchangeId.BINANCE, {"/api/v3/order": [order_json]})
+    # and its position, whose hundreds of orders filled since the placement were pruned
+    start = utc_from_ms(placed_ms) + timedelta(days=1)
+    position = Position(Symbol("LTC/USDT"))
+    for n in range(401):  # every 2 hours for 33 days, the last a buy: 0.1 held
+        side = Side.BUY if n % 2 == 0 else Side.SELL
+        at = start + n * timedelta(hours=2)
+        fill = Fill(ClientOrderId(f"{n:032x}"), side, Decimal("0.1"), Price.of("90"), at)
+        position = position.apply(fill).position
+    assert position.quantity == Decimal("0.1")
+    assert position.pruned_through is not None and position.pruned_through > start
+    # When the stop is reconciled and its fill applied at the fill time the venue reported
+    order = h.exchange.fetch_order_by_client_id(LTC, OUR_ID)
+    assert order is not None and order.status is OrderStatus.FILLED and order.ts_ms is not None
+    # Then its fill time is when it traded, not when it was placed
+    assert order.ts_ms == filled_ms
+    assert order.average is not None
+    stop = Fill(OUR_ID, order.side, order.filled, order.average, utc_from_ms(order.ts_ms))
+    # and the genuine fill is applied, not refused as a replay of a pruned order
+    out = position.apply(stop)
+    assert out.changed and out.applied == Decimal("0.1")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # Kraken: no last trade time, ``closetm`` as the last update
+        ({"lastTradeTimestamp": None, "lastUpdateTimestamp": 2_000}, 2_000),
+        # KuCoin: ``updatedAt`` as the last update
+        ({"lastUpdateTimestamp": 3_000}, 3_000),
+        ({"lastTradeTimestamp": 4_000, "lastUpdateTimestamp": 5_000}, 4_000),
+        # a venue reporting neither: the placement
+        ({}, 1_000),
+    ],
+)
+def test_a_filled_orders_time_is_its_last_trade_else_its_last_update(
+    raw: dict[str, Any], expected: int
+) -> None:
+    h = harness(ExchangeId.KRAKEN, {})
+    payload = {"id": "O1", "symbol": "LTC/USDT", "side": "sell", "type": "limit"}
+    payload.update(status="closed", filled=0.1, amount=0.1, average=90.0, timestamp=1_000)
+    order = h.exchange._order({**payload, **raw}, "fetch_order", fallback_symbol=LTC)
+    assert order.ts_ms == expected
+    # an order that filled nothing keeps its placement time
+    unfilled = h.exchange._order(
+        {**payload, **raw, "status": "open", "filled": 0}, "fetch_order", fallback_symbol=LTC
+    )
+    assert unfilled.ts_ms == 1_000
 
 
 def test_binance_unknown_client_id_reconciles_to_none() -> None:

@@ -653,6 +653,25 @@ class CcxtExchange:
             filled=filled,
             price=opt_price("price"),
             average=opt_price("average"),
-            ts_ms=o.get("timestamp"),
+            ts_ms=_fill_time_ms(o) if filled > 0 else _ms(o.get("timestamp")),
             fee=fee,
         )
+
+
+def _ms(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _fill_time_ms(o: Mapping[str, Any]) -> int | None:
+    """When an order that filled (some of) its quantity last traded, on the venue's clock.
+
+    ccxt's ``timestamp`` is when the order was placed: a resting stop placed 40 days before it
+    fills would carry its placement as its fill time, and a position that pruned the orders
+    filled since (``Position.apply``) would refuse that genuine fill as a replay. The last
+    trade's time (Binance's ``updateTime``), else the last update's (Kraken's ``closetm``,
+    KuCoin's ``updatedAt``), is the fill's; it no longer changes once the order is finished.
+    The placement is the fallback of a venue that reports neither."""
+    for key in ("lastTradeTimestamp", "lastUpdateTimestamp", "timestamp"):
+        if (at := _ms(o.get(key))) is not None:
+            return at
+    return None
