@@ -423,6 +423,36 @@ def test_kraken_server_time_is_read_again_after_its_max_age() -> None:
     )
 
 
+@pytest.mark.parametrize("step_ms", [120_000, -90_000])
+def test_kraken_deadline_ignores_a_host_clock_stepped_while_the_server_time_is_cached(
+    step_ms: int,
+) -> None:
+    # Given Kraken's server time read with the host clock a minute behind it
+    server_s = 1_710_374_400
+    h = harness(
+        ExchangeId.KRAKEN,
+        {
+            "/AddOrder": [load("kraken", "add_order_ltcusdt.json")],
+            "/Time": [_kraken_time(server_s)],
+        },
+    )
+    host = [server_s * 1000 - 60_000]
+    h.exchange._client.milliseconds = lambda: host[0]  # type: ignore[method-assign]
+    elapsed = [0.0]
+    h.exchange._monotonic = lambda: elapsed[0]
+    h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
+    # When, 30 s later, the host clock has been stepped (NTP) by step_ms, the cache still fresh
+    elapsed[0], host[0] = 30.0, host[0] + 30_000 + step_ms
+    h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
+    # Then the deadline is still the window ahead of Kraken's clock (30 s after its reading)
+    assert sum("/Time" in url for _, url, _ in h.replay.requests) == 1
+    (deadline,) = h.replay.params()["deadline"]
+    window = CAPABILITIES[ExchangeId.KRAKEN].request_window_ms or 0
+    assert datetime.fromisoformat(deadline) == datetime.fromtimestamp(
+        server_s + 30 + window / 1000, tz=UTC
+    )
+
+
 def test_kraken_order_is_not_sent_when_the_server_time_cannot_be_read() -> None:
     # Given Kraken's server time read timing out (every attempt)
     h = harness(
