@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
@@ -460,3 +461,25 @@ def test_a_refused_change_is_still_a_conflict_when_another_writer_won(
         2: ModelStage.PRODUCTION,
         3: ModelStage.REGISTERED,
     }
+
+
+class _NoAnswer(_LostAnswer):
+    """A DynamoDB client whose ``TransactWriteItems`` is applied and every answer lost (each
+    of the SDK's attempts timed out): the caller gets the read timeout."""
+
+    def transact_write_items(self, **request: Any) -> Any:
+        self._inner.transact_write_items(**request)
+        raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+
+def test_a_promotion_applied_without_any_answer_is_read_back_as_done(clients: AwsClients) -> None:
+    # Given v1 in production and the promotion's transaction applied with no answer received
+    service = _service(clients, 2)
+    service.promote(1, "bootstrap", "ops")
+    registry = service.registry
+    assert isinstance(registry, EmbeddedModelRegistry)
+    registry._ddb = _NoAnswer(clients.dynamodb)
+    # When v2 is promoted, Then it is read back as done (its items hold its writes): the
+    # service goes on (deploys it), instead of failing while the registry names v2
+    assert service.promote(2, "better", "ops").stage is ModelStage.PRODUCTION
+    assert registry.production_pointer() == ProductionPointer(2, _digest(2))

@@ -358,6 +358,8 @@ class EmbeddedModelRegistry:
                 f"transaction on {self._pk} ({labels}) failed, nothing was written: {exc}"
             ) from exc
         except BotoCoreError as exc:  # no answer: it may or may not have been applied
+            if self._written(writes):
+                return  # applied: its items hold exactly its writes
             raise RegistryStoreError(
                 f"transaction on {self._pk} ({labels}) got no answer, so it was applied whole "
                 f"or not at all (re-read the registry): {exc}"
