@@ -594,7 +594,7 @@ def test_a_resting_stop_filled_weeks_after_its_placement_reaches_a_pruned_positi
         # KuCoin: ``updatedAt`` as the last update
         ({"lastUpdateTimestamp": 3_000}, 3_000),
         ({"lastTradeTimestamp": 4_000, "lastUpdateTimestamp": 5_000}, 4_000),
-        # a venue reporting neither: the placement
+        # a finished order of a venue reporting neither: the placement
         ({}, 1_000),
     ],
 )
@@ -611,6 +611,22 @@ def test_a_filled_orders_time_is_its_last_trade_else_its_last_update(
         {**payload, **raw, "status": "open", "filled": 0}, "fetch_order", fallback_symbol=LTC
     )
     assert unfilled.ts_ms == 1_000
+
+
+def test_an_open_order_partly_filled_without_a_trade_time_traded_by_now() -> None:
+    # Given a Kraken stop placed 40 days ago, partly filled and still open: Kraken reports its
+    # opening time only (closetm comes when it closes)
+    now = datetime(2024, 3, 14, tzinfo=UTC)
+    h = harness(ExchangeId.KRAKEN, {}, now=now)
+    placed = int((now - timedelta(days=40)).timestamp() * 1000)
+    payload = {"id": "O1", "symbol": "LTC/USDT", "side": "sell", "type": "limit"}
+    payload.update(status="open", filled=0.05, amount=0.1, average=90.0, timestamp=placed)
+    payload.update(lastTradeTimestamp=None, lastUpdateTimestamp=None)
+    order = h.exchange._order(payload, "fetch_order", fallback_symbol=LTC)
+    # Then its part's time is the reading's, not the placement (which a pruned position would
+    # refuse as a replay)
+    assert order.status is OrderStatus.PARTIALLY_FILLED
+    assert order.ts_ms == int(now.timestamp() * 1000)
 
 
 def test_binance_unknown_client_id_reconciles_to_none() -> None:

@@ -49,7 +49,7 @@ from cryptosmarttrader.domain.exchange import (
     validate_candle,
 )
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA
-from cryptosmarttrader.domain.orders import OrderStatus
+from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
 from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import (
     ClientOrderId,
@@ -643,6 +643,7 @@ class CcxtExchange:
             and fee_raw.get("currency") == quote
             else None  # absent, or charged in another asset: not a quote-currency cost
         )
+        final = status in TERMINAL_STATUSES
         return ExchangeOrder(
             exchange=self._name,
             exchange_order_id=str(order_id),
@@ -657,7 +658,11 @@ class CcxtExchange:
             filled=filled,
             price=opt_price("price"),
             average=opt_price("average"),
-            ts_ms=_fill_time_ms(o) if filled > 0 else _ms(o.get("timestamp")),
+            ts_ms=(
+                _fill_time_ms(o, open_now_ms=None if final else ms_from_utc(self._clock.now()))
+                if filled > 0
+                else _ms(o.get("timestamp"))
+            ),
             fee=fee,
         )
 
@@ -666,7 +671,7 @@ def _ms(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def _fill_time_ms(o: Mapping[str, Any]) -> int | None:
+def _fill_time_ms(o: Mapping[str, Any], *, open_now_ms: int | None) -> int | None:
     """When an order that filled (some of) its quantity last traded, on the venue's clock.
 
     ccxt's ``timestamp`` is when the order was placed: a resting stop placed 40 days before it
@@ -674,8 +679,10 @@ def _fill_time_ms(o: Mapping[str, Any]) -> int | None:
     filled since (``Position.apply``) would refuse that genuine fill as a replay. The last
     trade's time (Binance's ``updateTime``), else the last update's (Kraken's ``closetm``,
     KuCoin's ``updatedAt``), is the fill's; it no longer changes once the order is finished.
-    The placement is the fallback of a venue that reports neither."""
-    for key in ("lastTradeTimestamp", "lastUpdateTimestamp", "timestamp"):
+    An order still open that reports neither (Kraken's ``closetm`` comes at its end) traded by
+    now (``open_now_ms``, the venue's reading time: it changes on each read, a replay concerns
+    finished orders only); a finished one falls back to its placement."""
+    for key in ("lastTradeTimestamp", "lastUpdateTimestamp"):
         if (at := _ms(o.get(key))) is not None:
             return at
-    return None
+    return open_now_ms if open_now_ms is not None else _ms(o.get("timestamp"))
