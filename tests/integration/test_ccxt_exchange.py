@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 
 from cryptosmarttrader.adapters.ccxt_exchange import SERVER_TIME_MAX_AGE_S, CcxtExchange
 from cryptosmarttrader.adapters.ccxt_venue import ccxt_client
+from cryptosmarttrader.domain.aggregates import Fill, Position
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import (
     CAPABILITIES,
@@ -37,7 +38,14 @@ from cryptosmarttrader.domain.exchange import (
 )
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA
 from cryptosmarttrader.domain.orders import OrderStatus
-from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
+from cryptosmarttrader.domain.types import (
+    ClientOrderId,
+    Price,
+    Quantity,
+    Side,
+    Symbol,
+    utc_from_ms,
+)
 from cryptosmarttrader.domain.venue import VenueMode
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "exchanges"
@@ -415,6 +423,36 @@ def test_kraken_server_time_is_read_again_after_its_max_age() -> None:
     )
 
 
+@pytest.mark.parametrize("step_ms", [120_000, -90_000])
+def test_kraken_deadline_ignores_a_host_clock_stepped_while_the_server_time_is_cached(
+    step_ms: int,
+) -> None:
+    # Given Kraken's server time read with the host clock a minute behind it
+    server_s = 1_710_374_400
+    h = harness(
+        ExchangeId.KRAKEN,
+        {
+            "/AddOrder": [load("kraken", "add_order_ltcusdt.json")],
+            "/Time": [_kraken_time(server_s)],
+        },
+    )
+    host = [server_s * 1000 - 60_000]
+    h.exchange._client.milliseconds = lambda: host[0]  # type: ignore[method-assign]
+    elapsed = [0.0]
+    h.exchange._monotonic = lambda: elapsed[0]
+    h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
+    # When, 30 s later, the host clock has been stepped (NTP) by step_ms, the cache still fresh
+    elapsed[0], host[0] = 30.0, host[0] + 30_000 + step_ms
+    h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
+    # Then the deadline is still the window ahead of Kraken's clock (30 s after its reading)
+    assert sum("/Time" in url for _, url, _ in h.replay.requests) == 1
+    (deadline,) = h.replay.params()["deadline"]
+    window = CAPABILITIES[ExchangeId.KRAKEN].request_window_ms or 0
+    assert datetime.fromisoformat(deadline) == datetime.fromtimestamp(
+        server_s + 30 + window / 1000, tz=UTC
+    )
+
+
 def test_kraken_order_is_not_sent_when_the_server_time_cannot_be_read() -> None:
     # Given Kraken's server time read timing out (every attempt)
     h = harness(
@@ -514,6 +552,81 @@ def test_binance_pending_cancel_is_a_cancel_pending_order_with_its_fill(
     assert order is not None
     assert order.status is OrderStatus.CANCEL_PENDING
     assert order.filled == Decimal(executed)
+
+
+DAY_MS = 24 * HOUR_MS
+
+
+def test_a_resting_stop_filled_weeks_after_its_placement_reaches_a_pruned_position() -> None:
+    # Given a stop sell placed on Binance 40 days ago, filled in full today (its updateTime)
+    placed_ms, filled_ms = 1_679_571_174_472, 1_679_571_174_472 + 40 * DAY_MS
+    order_json = load("binance", "order_ltcusdt_filled.json")
+    order_json.update(type="STOP_LOSS", time=str(placed_ms), workingTime=str(placed_ms))
+    order_json.update(updateTime=str(filled_ms))
+    h = harness(ExchangeId.BINANCE, {"/api/v3/order": [order_json]})
+    # and its position, whose hundreds of orders filled since the placement were pruned
+    start = utc_from_ms(placed_ms) + timedelta(days=1)
+    position = Position(Symbol("LTC/USDT"))
+    for n in range(401):  # every 2 hours for 33 days, the last a buy: 0.1 held
+        side = Side.BUY if n % 2 == 0 else Side.SELL
+        at = start + n * timedelta(hours=2)
+        fill = Fill(ClientOrderId(f"{n:032x}"), side, Decimal("0.1"), Price.of("90"), at)
+        position = position.apply(fill).position
+    assert position.quantity == Decimal("0.1")
+    assert position.pruned_through is not None and position.pruned_through > start
+    # When the stop is reconciled and its fill applied at the fill time the venue reported
+    order = h.exchange.fetch_order_by_client_id(LTC, OUR_ID)
+    assert order is not None and order.status is OrderStatus.FILLED and order.ts_ms is not None
+    # Then its fill time is when it traded, not when it was placed
+    assert order.ts_ms == filled_ms
+    assert order.average is not None
+    stop = Fill(OUR_ID, order.side, order.filled, order.average, utc_from_ms(order.ts_ms))
+    # and the genuine fill is applied, not refused as a replay of a pruned order
+    out = position.apply(stop)
+    assert out.changed and out.applied == Decimal("0.1")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # Kraken: no last trade time, ``closetm`` as the last update
+        ({"lastTradeTimestamp": None, "lastUpdateTimestamp": 2_000}, 2_000),
+        # KuCoin: ``updatedAt`` as the last update
+        ({"lastUpdateTimestamp": 3_000}, 3_000),
+        ({"lastTradeTimestamp": 4_000, "lastUpdateTimestamp": 5_000}, 4_000),
+        # a finished order of a venue reporting neither: the placement
+        ({}, 1_000),
+    ],
+)
+def test_a_filled_orders_time_is_its_last_trade_else_its_last_update(
+    raw: dict[str, Any], expected: int
+) -> None:
+    h = harness(ExchangeId.KRAKEN, {})
+    payload = {"id": "O1", "symbol": "LTC/USDT", "side": "sell", "type": "limit"}
+    payload.update(status="closed", filled=0.1, amount=0.1, average=90.0, timestamp=1_000)
+    order = h.exchange._order({**payload, **raw}, "fetch_order", fallback_symbol=LTC)
+    assert order.ts_ms == expected
+    # an order that filled nothing keeps its placement time
+    unfilled = h.exchange._order(
+        {**payload, **raw, "status": "open", "filled": 0}, "fetch_order", fallback_symbol=LTC
+    )
+    assert unfilled.ts_ms == 1_000
+
+
+def test_an_open_order_partly_filled_without_a_trade_time_traded_by_now() -> None:
+    # Given a Kraken stop placed 40 days ago, partly filled and still open: Kraken reports its
+    # opening time only (closetm comes when it closes)
+    now = datetime(2024, 3, 14, tzinfo=UTC)
+    h = harness(ExchangeId.KRAKEN, {}, now=now)
+    placed = int((now - timedelta(days=40)).timestamp() * 1000)
+    payload = {"id": "O1", "symbol": "LTC/USDT", "side": "sell", "type": "limit"}
+    payload.update(status="open", filled=0.05, amount=0.1, average=90.0, timestamp=placed)
+    payload.update(lastTradeTimestamp=None, lastUpdateTimestamp=None)
+    order = h.exchange._order(payload, "fetch_order", fallback_symbol=LTC)
+    # Then its part's time is the reading's, not the placement (which a pruned position would
+    # refuse as a replay)
+    assert order.status is OrderStatus.PARTIALLY_FILLED
+    assert order.ts_ms == int(now.timestamp() * 1000)
 
 
 def test_binance_unknown_client_id_reconciles_to_none() -> None:

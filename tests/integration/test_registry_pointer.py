@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
@@ -394,3 +395,91 @@ class _Http:
     status_code: int
     headers: dict[str, str] | None = None
     content: bytes = b""
+
+
+class _LostAnswer:
+    """A DynamoDB client whose ``TransactWriteItems`` is applied but its answer lost, so the
+    SDK sends the same request again (botocore retries a read timeout): the caller sees the
+    retry's answer."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def transact_write_items(self, **request: Any) -> Any:
+        self._inner.transact_write_items(**request)  # applied; its answer never arrives
+        return self._inner.transact_write_items(**request)
+
+
+@pytest.mark.parametrize("operation", ["promote", "rollback"])
+def test_a_stage_change_applied_whose_answer_was_lost_is_not_reported_as_a_conflict(
+    clients: AwsClients, operation: str
+) -> None:
+    # Given v1 archived under v2 in production, and DynamoDB's answer to the next change lost
+    service = _service(clients, 3)
+    service.promote(1, "bootstrap", "ops")
+    service.promote(2, "better", "ops")
+    registry = service.registry
+    assert isinstance(registry, EmbeddedModelRegistry)
+    registry._ddb = _LostAnswer(clients.dynamodb)
+    # When v3 is promoted, or v2 rolled back (the SDK's retry of the applied transaction finds
+    # its own writes: a request token makes DynamoDB answer it as done, moto ignores the token)
+    if operation == "promote":
+        service.promote(3, "best", "ops")
+        expected = {1: ModelStage.ARCHIVED, 2: ModelStage.ARCHIVED, 3: ModelStage.PRODUCTION}
+        live = 3
+    else:
+        service.rollback("broken", "ops")
+        expected = {1: ModelStage.PRODUCTION, 2: ModelStage.REJECTED, 3: ModelStage.REGISTERED}
+        live = 1
+    # Then it succeeds as applied, instead of "another promotion or rollback won"
+    assert _stages(service) == expected
+    assert registry.production_pointer() == ProductionPointer(live, _digest(live))
+
+
+def test_a_refused_change_is_still_a_conflict_when_another_writer_won(
+    clients: AwsClients,
+) -> None:
+    # Given v1 in production, read as such by two operators
+    service = _service(clients, 3)
+    service.promote(1, "bootstrap", "ops")
+    incumbent = service.get(1)
+    # When one promotes v2, then the other's promotion of v3 (read before) is sent
+    service.promote(2, "better", "ops")
+    candidate = service.get(3)
+    archived = incumbent.model_copy(update={"stage": ModelStage.ARCHIVED})
+    promoted = candidate.model_copy(update={"stage": ModelStage.PRODUCTION})
+    # Then it is refused as a conflict, nothing written
+    with pytest.raises(RegistryConflictError):
+        service.registry.commit(
+            [VersionChange(incumbent, archived), VersionChange(candidate, promoted)]
+        )
+    assert _stages(service) == {
+        1: ModelStage.ARCHIVED,
+        2: ModelStage.PRODUCTION,
+        3: ModelStage.REGISTERED,
+    }
+
+
+class _NoAnswer(_LostAnswer):
+    """A DynamoDB client whose ``TransactWriteItems`` is applied and every answer lost (each
+    of the SDK's attempts timed out): the caller gets the read timeout."""
+
+    def transact_write_items(self, **request: Any) -> Any:
+        self._inner.transact_write_items(**request)
+        raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+
+def test_a_promotion_applied_without_any_answer_is_read_back_as_done(clients: AwsClients) -> None:
+    # Given v1 in production and the promotion's transaction applied with no answer received
+    service = _service(clients, 2)
+    service.promote(1, "bootstrap", "ops")
+    registry = service.registry
+    assert isinstance(registry, EmbeddedModelRegistry)
+    registry._ddb = _NoAnswer(clients.dynamodb)
+    # When v2 is promoted, Then it is read back as done (its items hold its writes): the
+    # service goes on (deploys it), instead of failing while the registry names v2
+    assert service.promote(2, "better", "ops").stage is ModelStage.PRODUCTION
+    assert registry.production_pointer() == ProductionPointer(2, _digest(2))

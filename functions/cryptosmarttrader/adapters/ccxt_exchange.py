@@ -49,7 +49,7 @@ from cryptosmarttrader.domain.exchange import (
     validate_candle,
 )
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA
-from cryptosmarttrader.domain.orders import OrderStatus
+from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
 from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import (
     ClientOrderId,
@@ -168,7 +168,8 @@ class CcxtExchange:
         self._sleep = sleep
         self._unit_random = unit_random
         self._monotonic = monotonic
-        # the venue's server time minus the host's (ms), and when it was measured (monotonic s)
+        # the venue's server time (ms) and when it was read (monotonic s): the venue's clock now
+        # is that time plus the monotonic time elapsed, whatever the host's wall clock does
         self._server_offset: tuple[int, float] | None = None
 
     @classmethod
@@ -207,17 +208,17 @@ class CcxtExchange:
         return runner.run(lambda: self._once(operation, call))
 
     def _venue_time_ms(self, operation: str) -> int:
-        """The venue's clock now, in ms: ccxt's (the host's) plus the offset measured against
-        the venue's server time (``fetch_time``; measured again after
-        :data:`SERVER_TIME_MAX_AGE_S`), so a request field bounded in time is valid whatever
-        the host clock says. When the server time cannot be read, nothing is sent
+        """The venue's clock now, in ms: the venue's server time (``fetch_time``; read again
+        after :data:`SERVER_TIME_MAX_AGE_S`) plus the monotonic time elapsed since it was read,
+        never the host's wall clock (which may be off, or be stepped meanwhile), so a request
+        field bounded in time is valid whatever the host clock says. When the server time cannot be read, nothing is sent
         (:class:`MarketRulesUnknownError`: the order is not placed, the next cycle tries again)."""
         now = self._monotonic()
         if self._server_offset is None or now - self._server_offset[1] > SERVER_TIME_MAX_AGE_S:
             try:
                 before = int(self._client.milliseconds())
                 server = self._read("fetch_time", self._client.fetch_time)
-                after = int(self._client.milliseconds())
+                after, read_at = int(self._client.milliseconds()), self._monotonic()
             except ExchangeError as exc:
                 raise MarketRulesUnknownError(
                     self._name,
@@ -239,8 +240,11 @@ class CcxtExchange:
                     self._name,
                     -offset / 1000,
                 )
-            self._server_offset = (offset, now)
-        return int(self._client.milliseconds()) + self._server_offset[0]
+            # counted from its answer on the monotonic clock (at most one round trip early, even
+            # after retries): a host wall clock stepped (NTP) within the max age moves nothing
+            self._server_offset = (server, read_at)
+        server_ms, read_at = self._server_offset
+        return server_ms + round((self._monotonic() - read_at) * 1000)
 
     def _invalid(self, operation: str, reason: str) -> InvalidPayloadError:
         return InvalidPayloadError(self._name, operation, reason)
@@ -639,6 +643,7 @@ class CcxtExchange:
             and fee_raw.get("currency") == quote
             else None  # absent, or charged in another asset: not a quote-currency cost
         )
+        final = status in TERMINAL_STATUSES
         return ExchangeOrder(
             exchange=self._name,
             exchange_order_id=str(order_id),
@@ -653,6 +658,31 @@ class CcxtExchange:
             filled=filled,
             price=opt_price("price"),
             average=opt_price("average"),
-            ts_ms=o.get("timestamp"),
+            ts_ms=(
+                _fill_time_ms(o, open_now_ms=None if final else ms_from_utc(self._clock.now()))
+                if filled > 0
+                else _ms(o.get("timestamp"))
+            ),
             fee=fee,
         )
+
+
+def _ms(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _fill_time_ms(o: Mapping[str, Any], *, open_now_ms: int | None) -> int | None:
+    """When an order that filled (some of) its quantity last traded, on the venue's clock.
+
+    ccxt's ``timestamp`` is when the order was placed: a resting stop placed 40 days before it
+    fills would carry its placement as its fill time, and a position that pruned the orders
+    filled since (``Position.apply``) would refuse that genuine fill as a replay. The last
+    trade's time (Binance's ``updateTime``), else the last update's (Kraken's ``closetm``,
+    KuCoin's ``updatedAt``), is the fill's; it no longer changes once the order is finished.
+    An order still open that reports neither (Kraken's ``closetm`` comes at its end) traded by
+    now (``open_now_ms``, the venue's reading time: it changes on each read, a replay concerns
+    finished orders only); a finished one falls back to its placement."""
+    for key in ("lastTradeTimestamp", "lastUpdateTimestamp"):
+        if (at := _ms(o.get(key))) is not None:
+            return at
+    return open_now_ms if open_now_ms is not None else _ms(o.get("timestamp"))

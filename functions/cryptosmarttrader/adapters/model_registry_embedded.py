@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -330,7 +331,12 @@ class EmbeddedModelRegistry:
     def _transact(self, writes: list[dict[str, Any]], changes: Sequence[VersionChange]) -> None:
         labels = ", ".join(f"{c.after.label} {c.before.stage}->{c.after.stage}" for c in changes)
         try:
-            self._ddb.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
+            # the token makes a retry of this request whose answer was lost (the SDK retries a
+            # read timeout) succeed as the one applied, within DynamoDB's 10 minutes
+            self._ddb.transact_write_items(
+                TransactItems=writes,  # type: ignore[arg-type]
+                ClientRequestToken=str(uuid.uuid4()),
+            )
         except ClientError as exc:
             error = exc.response.get("Error", {})
             reasons = [
@@ -339,6 +345,10 @@ class EmbeddedModelRegistry:
             if error.get("Code") == "TransactionCanceledException" and (
                 "ConditionalCheckFailed" in reasons
             ):
+                if self._written(writes):
+                    # this transaction's own earlier attempt was applied and its answer lost:
+                    # the retry's conditions saw its writes
+                    return
                 raise RegistryConflictError(
                     f"{self._pk}: {labels} refused: a version's stage or the production pointer "
                     "changed since it was read (another promotion or rollback won); nothing "
@@ -348,10 +358,27 @@ class EmbeddedModelRegistry:
                 f"transaction on {self._pk} ({labels}) failed, nothing was written: {exc}"
             ) from exc
         except BotoCoreError as exc:  # no answer: it may or may not have been applied
+            if self._written(writes):
+                return  # applied: its items hold exactly its writes
             raise RegistryStoreError(
                 f"transaction on {self._pk} ({labels}) got no answer, so it was applied whole "
                 f"or not at all (re-read the registry): {exc}"
             ) from exc
+
+    def _written(self, writes: list[dict[str, Any]]) -> bool:
+        """Whether every item ``writes`` puts is stored exactly as it would put it (each
+        version item's body carries this change's own history entry, so another writer's
+        change never matches). Unreadable: not known to be written."""
+        for write in writes:
+            item = write["Put"]["Item"]
+            key = {"pk": item["pk"], "sk": item["sk"]}
+            try:
+                stored = self._ddb.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+            except (ClientError, BotoCoreError):
+                return False
+            if stored.get("Item") != item:
+                return False
+        return True
 
     def _put(self, version: ModelVersion, *, new: bool) -> bool:
         item = self._item(version)
