@@ -234,7 +234,7 @@ class DeploymentConfig(BaseModel):
     # The SageMaker serverless endpoint serving the promoted ranking model (``cst-rank``), a
     # name unique in the account and region: promotions of ``cst-rank`` by the model-canary
     # function create or update it (built-in XGBoost container; idle cost zero) and the scan
-    # scores through it (``CST_RANKING_ENDPOINT``; its errors make the ranking agent abstain).
+    # scores through it (``CST_RANKING_ENDPOINT``; its errors make the ml and ensemble agents abstain).
     # None: no ranking endpoint; the scan evaluates the registry artefact's trees in process.
     # At most 40 characters: each version is served by a model and configuration named
     # ``<endpoint>-v<N>-<sha8>``, which must fit SageMaker's 63 (never cut: a cut name would be

@@ -456,8 +456,8 @@ class PredictorTrainer(Protocol):
 
 class RankerUnavailableError(RuntimeError):
     """The ranker that serves the model could not score (its endpoint failed or answered
-    something unusable): the ranking agent abstains with this reason; nothing else scores in
-    its place."""
+    something unusable): the model's agents (ml, ensemble) abstain with this reason; nothing
+    else scores in its place."""
 
 
 class Ranker(Protocol):

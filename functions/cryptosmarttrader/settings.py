@@ -194,7 +194,7 @@ class MlSettings(EnvSettings):
     model_endpoint: str | None = None  # serverless endpoint name (SageMaker predictor)
     # the endpoint serving the promoted ranking model (CST_RANKING_ENDPOINT): when set the scan
     # scores through it while it serves the promoted version (else, or on its errors, the
-    # ranking agent abstains); unset, in process. At most 40 characters, so the per-version
+    # model's ml and ensemble agents abstain); unset, in process. At most 40 characters, so the per-version
     # names ``<endpoint>-v<N>-<sha8>`` fit SageMaker's 63
     ranking_endpoint: str | None = Field(
         default=None, max_length=40, pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9])*$"

@@ -148,9 +148,9 @@ def ranking_server(
     evaluated in process. Through the endpoint, each scan first checks (``sagemaker``, the
     control-plane client) that it is ``InService`` on the configuration of promoted
     ``version`` (named from its registry ``artifact`` as the deployer names it); otherwise, or
-    on an error of the endpoint, the ranking agent abstains with the reason: never a fallback
-    to the in-process evaluator. The calibration and the signals are the artefact's either
-    way. The clients are built only when needed."""
+    on an error of the endpoint, the model's agents (ml, ensemble) abstain with the reason:
+    never a fallback to the in-process evaluator. The calibration and the signals are the
+    artefact's either way. The clients are built only when needed."""
     if not endpoint:
         return model
     from cryptosmarttrader.adapters.sagemaker_deployer import ranking_version_name
@@ -245,7 +245,7 @@ def ranking_registry(
 
 class _Unavailable:
     """The ranker of a model that must not score this run: every ``score`` raises ``reason``
-    (the ranking agent abstains with it), nothing else scores in its place."""
+    (the model's agents, ml and ensemble, abstain with it), nothing else scores in its place."""
 
     def __init__(self, inner: Ranker, reason: str) -> None:
         self._inner = inner
@@ -279,8 +279,9 @@ class PromotedRanking:
     rollback is served by the next scan, never after the next cold start only; only then are
     the version item and its artefact read (the registry's checked read: an artefact whose
     digest is not the registered one is refused). A read of the pointer that fails leaves the
-    ranking agent abstaining with the reason (the model loaded before never scores while the
-    promoted version is unknown); with nothing loaded yet, the error is raised."""
+    model's agents (ml, ensemble) abstaining with the reason (the model loaded before never
+    scores while the promoted version is unknown); with nothing loaded yet, the error is
+    raised."""
 
     def __init__(
         self,

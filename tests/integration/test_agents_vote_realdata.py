@@ -95,7 +95,7 @@ def test_every_agent_votes_in_the_cli_scan_and_the_report_counts_them(
         app,
         [
             "scan", "--data", str(data_dir), "--asof", ASOF, "--model", str(bundle),
-            "--top", "5", "--json", "--report", "--state-dir", str(tmp_path / "state"),
+            "--top", "5", "--json", "--state-dir", str(tmp_path / "state"),
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -149,15 +149,6 @@ def test_the_documented_ensemble_fit_weighs_the_recorded_sentiment(
     assert weight["sentiment"] != 0.0 or voted["sentiment"] != 0.0, ensemble
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the model the registry promotes and the deployed scan serves is a ranking model "
-    "(cst evaluate --save-model, group cst-rank): with it the scan's ml and ensemble agents "
-    "abstain on every coin ('the ranking model serves this scan') and the funding, arbitrage "
-    "and sentiment votes do not enter the ranking; only a fitted ensemble (--model / "
-    "CST_MODEL_DIR, outside the registry) makes all nine vote. Needs a product decision on "
-    "what the promoted model stacks",
-)
 def test_every_agent_votes_in_a_scan_served_by_the_kind_of_model_the_registry_promotes(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -176,14 +167,27 @@ def test_every_agent_votes_in_a_scan_served_by_the_kind_of_model_the_registry_pr
         app,
         [
             "scan", "--data", str(data_dir), "--asof", ASOF, "--model", str(model),
-            "--top", "5", "--json", "--report", "--state-dir", str(tmp_path / "state"),
+            "--top", "5", "--json", "--state-dir", str(tmp_path / "state"),
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    agents = json.loads(result.stdout)["agents"]
-    # Then each of the nine agents votes on at least one coin
+    report = json.loads(result.stdout)
+    agents = report["agents"]
+    # Then each of the nine agents votes on at least one coin, and no other name stands for
+    # the model: the ML predictor is the ranking model, the ensemble its calibration
     for name in AGENT_NAMES:
         assert agents[name]["votes"] >= 1, (name, agents[name])
+    assert set(agents) == set(AGENT_NAMES)
+    scored = agents["technical"]["votes"] + agents["technical"]["abstentions"]
+    assert agents["ml"]["votes"] == agents["ensemble"]["votes"] == scored
+    for row in report["rows"]:
+        votes = {v["agent"]: v for v in row["votes"]}
+        # the row's score is the ensemble's calibrated probability; the ML vote says it is a
+        # rank percentile, not a calibrated probability, and names the model
+        assert row["score"] == votes["ensemble"]["probability"]
+        assert row["reasons"][0].startswith("calibrated P(")
+        assert votes["ml"]["reasons"][0].startswith(f"ranking model {report['model_version']}")
+        assert "not a calibrated probability" in votes["ml"]["reasons"][1]
 
 
 def test_recorded_side_data_is_read_as_of_the_decision_and_gaps_are_stated(

@@ -25,7 +25,7 @@ def test_scan_then_two_cycles_fill_the_decision_and_reruns_change_nothing(
     runner = CliRunner()
     scanned = runner.invoke(app, ["scan", "--asof", "2022-09-29", "--top", "3", "--json", *state])
     assert scanned.exit_code == 0, scanned.output
-    buys = [r for r in json.loads(scanned.stdout) if r["order_status"] == "NEW"]
+    buys = [r for r in json.loads(scanned.stdout)["rows"] if r["order_status"] == "NEW"]
     assert buys
 
     def cycle(at: str) -> dict[str, object]:

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cryptosmarttrader.cli import app
+from cryptosmarttrader.domain.agents.tally import AGENT_NAMES
 
 pytestmark = pytest.mark.realdata
 runner = CliRunner()
@@ -51,8 +52,21 @@ def test_json_contract_and_rerun_creates_no_second_order(data_dir: Path, tmp_pat
     )
     assert code1 == 0
     assert code2 == 0
-    first, second = json.loads(out1), json.loads(out2)
-    # Then each row carries the contract fields
+    report, second_report = json.loads(out1), json.loads(out2)
+    first, second = report["rows"], second_report["rows"]
+    # Then the report counts each of the nine agents' votes and abstentions, with the reasons
+    assert set(AGENT_NAMES) <= set(report["agents"])
+    scored = report["agents"]["technical"]["votes"] + report["agents"]["technical"]["abstentions"]
+    assert scored >= len(first)
+    for name in AGENT_NAMES:
+        counts = report["agents"][name]
+        assert counts["votes"] + counts["abstentions"] == scored, name
+        assert sum(counts["abstention_reasons"].values()) == counts["abstentions"], name
+    assert report["agents"]["ml"]["abstention_reasons"] == {
+        "no fitted model configured: the scan ranks on the technical agent alone": scored
+    }
+    assert {"asof", "universe", "decision_basis", "model_version", "regime"} <= report.keys()
+    # And each row carries the contract fields
     for row in first:
         assert {
             "symbol",
@@ -100,7 +114,19 @@ def test_rows_after_asof_are_never_used(data_dir: Path, tmp_path: Path) -> None:
         outs.append(json.loads(out))
     # Then the decisions, scores and order IDs are identical
     assert outs[0] == outs[1]
-    assert "tether" not in {r["symbol"] for r in outs[0]}  # stablecoins never ranked
+    assert "tether" not in {r["symbol"] for r in outs[0]["rows"]}  # stablecoins never ranked
+
+
+def test_the_report_option_of_earlier_scripts_prints_the_same_report(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    root = _subset(data_dir, tmp_path / "d", COINS)
+    outs = [
+        _scan("--data", str(root), "--asof", ASOF, "--json", *extra, state=tmp_path / name)
+        for name, extra in (("plain", ()), ("report", ("--report",)))
+    ]
+    assert [code for code, _, _ in outs] == [0, 0], outs
+    assert json.loads(outs[0][1]) == json.loads(outs[1][1])
 
 
 @pytest.mark.parametrize(

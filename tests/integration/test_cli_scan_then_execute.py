@@ -29,7 +29,7 @@ def test_default_scan_orders_only_coins_the_paper_venue_can_fill(
     # Given the default scan (no universe option, no CST_UNIVERSE)
     scanned = runner.invoke(app, ["scan", "--asof", ASOF, "--top", "20", "--json", *state])
     assert scanned.exit_code == 0, scanned.output
-    ordered = [r for r in json.loads(scanned.stdout) if r["order_status"] == "NEW"]
+    ordered = [r for r in json.loads(scanned.stdout)["rows"] if r["order_status"] == "NEW"]
     assert ordered
     # When the next execution cycle sends them
     cycle = runner.invoke(app, ["execute", "--at", f"{ASOF}T02:10:00Z", "--json", *state])
@@ -55,7 +55,7 @@ def test_the_research_universe_reports_untradable_buys_without_ordering_them(
         runner.invoke(
             app, ["scan", "--asof", ASOF, "--top", "20", "--universe", "all", "--json", *state]
         ).stdout
-    )
+    )["rows"]
     untradable = [r for r in rows if any("not ordered" in why for why in r["reasons"])]
     assert untradable and all(r["client_order_id"] is None for r in untradable)
     # and the execution cycle has nothing unknown to cancel

@@ -79,7 +79,8 @@ def test_a_bad_bar_leaves_its_symbol_unmarked_and_untraded_and_the_cycle_goes_on
         result = runner.invoke(app, [*args, "--json", "--data", str(data), *state])
         assert result.exit_code == 0, result.output
         doc = strict_json(result.stdout)
-        return doc if isinstance(doc, dict) else {"rows": doc}
+        assert isinstance(doc, dict)
+        return doc
 
     # Given the scan's BUY decisions, sent at 01:10 on intact data
     rows = run("scan", "--asof", "2021-01-05", "--top", "10", data=good)["rows"]
@@ -103,7 +104,9 @@ def test_a_bad_bar_leaves_its_symbol_unmarked_and_untraded_and_the_cycle_goes_on
     result = runner.invoke(
         app, ["scan", "--asof", "2021-01-05", "--top", "10", "--json", "--data", str(good), *state]
     )
-    again = {r["symbol"]: r for r in strict_json(result.stdout)}  # type: ignore[union-attr]
+    rescanned = strict_json(result.stdout)
+    assert isinstance(rescanned, dict)
+    again = {r["symbol"]: r for r in rescanned["rows"]}
     assert again["bitcoin"]["order_status"] != "FILLED"
 
 

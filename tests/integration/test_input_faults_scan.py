@@ -79,8 +79,9 @@ def test_rows_where_every_agent_abstained_do_not_crash_the_ranking(
     code, out, err = scan(root, tmp_path / "s", "--asof", "2018-01-01", "--top", "1000")
     # Then the scan completes; those coins abstain with the reason, after every real score
     assert code == 0, err
-    rows = strict_json(out)
-    assert isinstance(rows, list)
+    report = strict_json(out)
+    assert isinstance(report, dict)
+    rows = report["rows"]
     by_symbol = {r["symbol"]: r for r in rows}
     for coin in YOUNG:
         assert by_symbol[coin]["action"] == "abstain", by_symbol[coin]
@@ -107,8 +108,9 @@ def test_an_infinite_price_is_rejected_by_the_gate_and_never_ranked(
     code, out, err = scan(root, tmp_path / "s", "--asof", "2018-01-01", "--top", "1000")
     # Then the scan completes, its JSON is strict, and litecoin is excluded, not ranked first
     assert code == 0, err
-    rows = strict_json(out)
-    assert isinstance(rows, list)
+    report = strict_json(out)
+    assert isinstance(report, dict)
+    rows = report["rows"]
     assert "litecoin" not in {r["symbol"] for r in rows}
     assert all(r["score"] is None or 0.0 <= r["score"] <= 1.0 for r in rows)
     assert all(r["price"] is None or math.isfinite(r["price"]) for r in rows)

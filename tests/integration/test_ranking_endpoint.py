@@ -2,8 +2,8 @@
 
 ``CST_RANKING_ENDPOINT`` names the endpoint serving the promoted ranking model: the scan then
 scores through it (calibration and signals from the registry artefact); unset, the artefact's
-trees are evaluated in process. An endpoint error makes the ranking agent abstain with the
-reason: never a fallback to the in-process evaluator.
+trees are evaluated in process. An endpoint error makes the model's agents (ml, ensemble) abstain
+with the reason: never a fallback to the in-process evaluator.
 
 The model is a real one: the walk-forward evaluation fitted on the recorded data (the slice of
 coins and the period of tests/integration/test_skill_evaluation.py). moto's ``sagemaker-runtime`` answers ``invoke_endpoint`` from a queue of

@@ -91,10 +91,12 @@ def test_a_damaged_production_pointer_makes_the_warm_scans_ranking_abstain(
             Item={"pk": {"S": f"model#{RANKING_GROUP}"}, "sk": {"S": POINTER_SK}, **damage},
         )
 
-        # Then the scheduled scan still runs; its ranking agent abstains, saying why
+        # Then the scheduled scan still runs; the model's agents (ml, ensemble) abstain, saying
+        # why
         blind = _scan()
-        ranking = blind["agents"]["ranking"]
+        ranking = blind["agents"]["ml"]
         assert ranking["votes"] == 0, ranking
+        assert blind["agents"]["ensemble"] == ranking
         (why,) = ranking["abstention_reasons"]
         assert why.startswith(f"model registry unreadable: the promoted {RANKING_GROUP} version")
         assert f"damaged registry item model#{RANKING_GROUP}/{POINTER_SK}" in why

@@ -1,5 +1,6 @@
 """A warm scan whose read of the registry's production pointer times out (the network, not an
-answer of DynamoDB): the ranking agent abstains with the reason, as for any failed read."""
+answer of DynamoDB): the model's agents (ml, ensemble) abstain with the reason, as for any
+failed read."""
 
 from __future__ import annotations
 
@@ -48,9 +49,11 @@ def test_a_registry_read_that_times_out_makes_the_warm_scans_ranking_abstain(
         finally:
             dynamodb.meta.events.unregister("before-send.dynamodb.GetItem", timed_out)
 
-        # Then the scan runs, its ranking agent abstaining with the reason, nothing ordered
-        ranking = blind["agents"]["ranking"]
+        # Then the scan runs, the model's agents (ml, ensemble) abstaining with the reason,
+        # nothing ordered
+        ranking = blind["agents"]["ml"]
         assert ranking["votes"] == 0, ranking
+        assert blind["agents"]["ensemble"] == ranking
         (why,) = ranking["abstention_reasons"]
         assert why.startswith(f"model registry unreadable: the promoted {RANKING_GROUP} version")
         assert blind["model_version"] == f"{RANKING_GROUP}/unknown"

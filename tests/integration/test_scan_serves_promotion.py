@@ -215,7 +215,8 @@ def test_a_warm_scan_serves_each_version_the_model_canary_promotes(
         served, reads = _counted_scan()
         assert reads == Reads(pointer=1, version=1, query=0, artefact=1)
         assert served["model_version"] == f"{RANKING_GROUP}/v{v1}"
-        assert served["agents"]["ranking"]["votes"] >= 1, served["agents"]["ranking"]
+        for agent in ("ml", "ensemble"):  # the model's percentile and its calibration
+            assert served["agents"][agent]["votes"] >= 1, served["agents"][agent]
         assert not any(NO_PROMOTED_MODEL in r for row in served["rows"] for r in row["reasons"])
         # and the same version is not loaded again: one GetItem of the pointer per scan, no
         # query of the group's versions, no artefact read
@@ -229,7 +230,7 @@ def test_a_warm_scan_serves_each_version_the_model_canary_promotes(
         after, reads = _counted_scan()
         assert reads == Reads(pointer=1, version=1, query=0, artefact=1)
         assert after["model_version"] == f"{RANKING_GROUP}/v{v2}"
-        assert after["agents"]["ranking"]["votes"] >= 1, after["agents"]["ranking"]
+        assert after["agents"]["ml"]["votes"] >= 1, after["agents"]["ml"]
         service = registry_service(
             MlSettings(), AwsResources(), aws, FixedClock(DAY), group=RANKING_GROUP
         )
@@ -258,9 +259,11 @@ def test_a_registry_that_cannot_be_read_makes_the_warm_scans_ranking_abstain(
         finally:
             dynamodb.meta.events.unregister("before-call.dynamodb.GetItem", throttled)
 
-        # Then the ranking agent abstains on every coin, saying why, and nothing is ordered
-        ranking = blind["agents"]["ranking"]
+        # Then the model's agents (ml, ensemble) abstain on every coin, saying why, and
+        # nothing is ordered
+        ranking = blind["agents"]["ml"]
         assert ranking["votes"] == 0 and ranking["abstentions"] >= 1, ranking
+        assert blind["agents"]["ensemble"] == ranking
         (why,) = ranking["abstention_reasons"]
         assert why.startswith(f"model registry unreadable: the promoted {RANKING_GROUP} version")
         assert "ProvisionedThroughputExceededException" in why

@@ -105,7 +105,7 @@ def test_cli_scan_with_model_and_a_damaged_bundle(
     args = ["scan", "--data", str(data_dir), "--asof", "2021-03-01", "--json", "--top", "5"]
     ok = runner.invoke(app, [*args, "--model", str(bundle), "--state-dir", str(tmp_path / "a")])
     assert ok.exit_code == 0, ok.stderr
-    rows = json.loads(ok.stdout)
+    rows = json.loads(ok.stdout)["rows"]
     assert all(r["reasons"][0].startswith("calibrated P(") for r in rows if r["score"] is not None)
     # Given a bundle whose booster file is truncated
     damaged = tmp_path / "damaged"

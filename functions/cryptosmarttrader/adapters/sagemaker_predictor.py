@@ -9,8 +9,8 @@
   (``<endpoint>-v<N>-<sha8>``): an endpoint still creating or updating, rolled back to, or left
   on another version would score with a booster the calibration was not fitted for. That
   mismatch, any failure of the call, or an answer that is not one finite score per row raises
-  ``RankerUnavailableError`` naming the endpoint: the ranking agent then abstains with that
-  reason, never falling back to another evaluator.
+  ``RankerUnavailableError`` naming the endpoint: the model's agents (ml, ensemble) then
+  abstain with that reason, never falling back to another evaluator.
 * :class:`TreeEnsemblePredictor` evaluates the same xgboost JSON model in numpy, in process. The
   drift and canary Lambdas use it: xgboost imports scipy, and polars + numpy + scipy + xgboost
   do not fit Lambda's 250 MB unzipped limit. It follows xgboost's own rules — features and

@@ -26,22 +26,27 @@ def scan(
         int, typer.Option("--top", min=1, max=1000, help="How many coins to show.")
     ] = 20,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON list instead of a table.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the scan report as one JSON object instead of a table: the ranked "
+            "`rows`, each agent's votes and abstentions (`agents`), the regime...",
+        ),
     ] = False,
     full: Annotated[
         bool,
         typer.Option(
             "--report",
-            help="With --json: print the whole report (regime, each agent's votes and "
-            "abstentions, rows...) as one JSON object instead of the list of rows.",
+            hidden=True,
+            help="Accepted for earlier scripts: --json prints the whole report already.",
         ),
     ] = False,
     model: Annotated[
         Path | None,
         typer.Option(
             "--model",
-            help="Fitted ensemble (cst evaluate --save-model); default CST_MODEL_DIR, else the "
-            "technical agent alone.",
+            help="A fitted ensemble (cst model fit-ensemble) or ranking model (cst evaluate "
+            "--save-model); default CST_MODEL_DIR, else the technical agent alone.",
         ),
     ] = None,
     state: Annotated[
@@ -90,17 +95,13 @@ def scan(
     metrics = InMemoryMetrics()
     with embedded_aws(state_dir(state), resources) as aws:
         report = scan_service(analyzer, aws.clients, resources, metrics).execute(analysis)
-    _print(report, as_json, full)
+    del full  # --json prints the whole report (the Lambda's ``report``) with or without it
+    _print(report, as_json)
 
 
-def _print(report: ScanReport, as_json: bool, full: bool = False) -> None:
+def _print(report: ScanReport, as_json: bool) -> None:
     if as_json:
-        doc = (
-            report.model_dump(mode="json")
-            if full
-            else [row.model_dump(mode="json") for row in report.rows]
-        )
-        typer.echo(jsonout.dumps(doc, indent=2))
+        typer.echo(jsonout.dumps(report.model_dump(mode="json"), indent=2))
         return
     from rich.console import Console
     from rich.table import Table

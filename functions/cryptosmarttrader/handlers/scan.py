@@ -8,8 +8,8 @@ funding rates, mark candles, every venue's hourly candles and the sentiment inde
 group from the registry's artefact in S3 (``CST_MODEL_DIR``, when set, names a fitted bundle
 instead): every invocation reads the registry's production pointer, and a warm environment
 reloads the model only when the promoted version changed, so the scan after a promotion or a
-rollback serves the new version; a failed read of the pointer leaves the ranking agent
-abstaining with the reason. With ``CST_DATA_SOURCE=recorded`` it reads the recorded real data in ``CST_DATA_DIR``.
+rollback serves the new version; a failed read of the pointer leaves the model's agents (ml,
+ensemble) abstaining with the reason. With ``CST_DATA_SOURCE=recorded`` it reads the recorded real data in ``CST_DATA_DIR``.
 Without a promoted model, on either source, every output says so and the scan orders nothing
 (its BUYs become HOLD) unless the deployment opts in to paper trading on the technical agent
 alone with ``CST_ALLOW_TECHNICAL_ONLY_TRADING=true``, which every output then states.

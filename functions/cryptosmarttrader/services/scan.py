@@ -78,7 +78,7 @@ from cryptosmarttrader.services.scoring import (
     RankingModel,
     TrainedModel,
     ensemble_scan_votes_with_agents,
-    ranking_scan_votes,
+    ranking_scan_votes_with_agents,
 )
 from cryptosmarttrader.settings import TradingSettings
 
@@ -124,7 +124,7 @@ class AgentCounts(BaseModel):
 
 
 class ScanRow(BaseModel):
-    """One output line of a scan (the JSON contract of `cst scan --json` and the Lambda)."""
+    """One ranked coin of a scan (``rows`` of `cst scan --json` and of the Lambda's report)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -291,16 +291,17 @@ class ScanAnalyzer:
             basis = f"abstaining: {blocked}"
             agents = votes
         elif isinstance(self.model, RankingModel):
-            votes, quality = ranking_scan_votes(self.model, frame, asof_ms, members)
+            # the ML predictor (the model's rank percentile) and the ensemble (its calibrated
+            # P(event), the votes ranked and gated on) beside the other agents
+            votes, model_votes, quality = ranking_scan_votes_with_agents(
+                self.model, frame, asof_ms, members
+            )
             basis = self.model.description
             if not self.model.trade:
                 no_trade = f"no trade: {self.model.decision_reason}"
             state = self._state(quality.clean, asof_ms)
             regime = detect_regime(state, asof_ms)
-            agents = pl.concat([votes, run_agents(state, asof_ms)], how="vertical")
-            not_run = dict.fromkeys(
-                (ML_AGENT, ENSEMBLE_AGENT), "the ranking model serves this scan"
-            )
+            agents = pl.concat([model_votes, run_agents(state, asof_ms)], how="vertical")
         elif self.model is None:
             votes = technical_votes(quality.clean, asof_ms)
             basis = TECHNICAL_ONLY

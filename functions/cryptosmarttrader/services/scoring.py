@@ -4,8 +4,10 @@ liquidity agent's vetoes applied. Without a fitted model the scan falls back to 
 agent alone and says so in every row's reasons.
 
 The ranking model (:class:`RankingModel`, ``cst evaluate --save-model``) is served by
-:func:`ranking_scan_votes`: the same rows, features and calibrated probability as the
-walk-forward evaluation computed for that day (:func:`ranking_rows`).
+:func:`ranking_scan_votes_with_agents`: the same rows, features and calibrated probability as the
+walk-forward evaluation computed for that day (:func:`ranking_rows`), as two agents: the ML
+predictor (``ml``: the model's within-day rank percentile) and the ensemble (``ensemble``: the
+calibration of that percentile into the P(event) the scan gates on).
 """
 
 from __future__ import annotations
@@ -16,19 +18,23 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from cryptosmarttrader.domain.agents.base import VOTE_SCHEMA, abstentions
 from cryptosmarttrader.domain.agents.early_mover import early_mover_votes
 from cryptosmarttrader.domain.agents.liquidity import vetoed
+from cryptosmarttrader.domain.agents.ml_predictor import AGENT as ML_AGENT
 from cryptosmarttrader.domain.agents.ml_predictor import ml_votes
 from cryptosmarttrader.domain.agents.registry import AGENTS, MarketState, run_agents
 from cryptosmarttrader.domain.agents.technical import technical_votes
+from cryptosmarttrader.domain.ensemble import AGENT as ENSEMBLE_AGENT
 from cryptosmarttrader.domain.ensemble import EnsembleModel, IsotonicCalibrator, ensemble_votes
 from cryptosmarttrader.domain.features import features_at
 from cryptosmarttrader.domain.market import DAILY_SCHEMA, DAY_MS
 from cryptosmarttrader.domain.quality import QualityCode, QualityResult, check_daily
 from cryptosmarttrader.domain.rank_features import (
+    AGENT_SIGNALS,
     CANDIDATE_SIGNALS,
     coin_features,
     rank_within_day,
@@ -247,10 +253,38 @@ def ranking_scan_votes(
     asof_ms: int,
     members: Collection[str] | None = None,
 ) -> tuple[pl.DataFrame, QualityResult]:
-    """Votes (``VOTE_SCHEMA``) of the ranking model for the day, in the model's order (highest
-    score first): ``probability`` and ``confidence`` are both the calibrated P(event) — the one
-    quantity the gate reads. Without a calibration every coin abstains (no probability, no
-    trade)."""
+    """The votes the scan ranks and gates on (``VOTE_SCHEMA``): the ensemble agent's calibrated
+    P(event) for the day, in the model's order (highest score first); ``probability`` and
+    ``confidence`` are both that P(event) — the one quantity the gate reads. Without a
+    calibration every coin abstains (no probability, no trade). See
+    :func:`ranking_scan_votes_with_agents` for the ML predictor's vote beside it."""
+    scores, _, quality = ranking_scan_votes_with_agents(model, window, asof_ms, members)
+    return scores, quality
+
+
+def ranking_scan_votes_with_agents(
+    model: RankingModel,
+    window: pl.DataFrame,
+    asof_ms: int,
+    members: Collection[str] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, QualityResult]:
+    """The ranking model's day as two agents, and the votes the scan ranks on.
+
+    * ``ml`` (the ML predictor) is the promoted ranking model itself: its vote on a coin is the
+      within-day rank percentile of the model's score (``probability``: the coin's average rank
+      among the day's ranked coins divided by their number, 1 = the day's highest score; an
+      ordinal position, not a probability of any event; ``confidence``: ``max(pct, 1 - pct)``,
+      how far from the day's median the model places the coin, as the ML predictor's
+      ``max(p, 1 - p)``, not a calibrated certainty).
+    * ``ensemble`` is the calibration that turns that percentile, computed from the model's
+      inputs (the daily features and the technical and early-mover agents' probabilities the
+      model was fitted on), into the calibrated P(event) the scan gates on: ``probability`` and
+      ``confidence`` are both that P(event).
+
+    Returns (the ensemble's votes in the model's order — what the scan ranks and gates on —,
+    both agents' votes, the quality gate's result). Both agents abstain with one reason when
+    the ranker cannot answer, or when the model has no calibration (no probability to gate on).
+    """
     rows, quality = ranking_rows(
         window,
         asof_ms,
@@ -260,7 +294,7 @@ def ranking_scan_votes(
         min_volume_usd=model.min_volume_usd,
     )
     if rows.is_empty():
-        return pl.DataFrame(schema=VOTE_SCHEMA), quality
+        return pl.DataFrame(schema=VOTE_SCHEMA), pl.DataFrame(schema=VOTE_SCHEMA), quality
     x = (
         rows.select(pl.col(f"{s}_pct").cast(pl.Float64).fill_null(np.nan) for s in model.signals)
         .to_numpy()
@@ -269,31 +303,80 @@ def ranking_scan_votes(
     try:
         score = model.ranker.score(x)
     except RankerUnavailableError as exc:
-        symbols = rows["symbol"].to_list()
-        return abstentions(symbols, "ranking", asof_ms, str(exc)), quality
+        return (*_both_abstain(rows["symbol"].to_list(), asof_ms, str(exc)), quality)
     pct = pl.Series(score).rank("average").to_numpy() / len(score)
     by_score = np.argsort(-score, kind="stable")  # votes in the model's order, best first
     score, pct = score[by_score], pct[by_score]
     symbols = [rows["symbol"][int(i)] for i in by_score]
     if model.calibrator is None:
-        return abstentions(
-            symbols, "ranking", asof_ms, "the ranking model has no calibration: no probability"
-        ), quality
+        why = "the ranking model has no calibration: no probability"
+        return (*_both_abstain(symbols, asof_ms, why), quality)
     prob = model.calibrator.apply(pct)
     reasons = [
         [f"calibrated P({model.event}) = {pr:.3f}", f"rank percentile {pc:.2f} of the day"]
         for pr, pc in zip(prob.tolist(), pct.tolist(), strict=True)
     ]
-    votes = pl.DataFrame(
+    scores = _votes(symbols, ENSEMBLE_AGENT, asof_ms, prob, prob, reasons)
+    inputs = _ensemble_inputs(model.signals)
+    ranked = f"{len(symbols)} coins ranked"
+    ml = _votes(
+        symbols,
+        ML_AGENT,
+        asof_ms,
+        pct,
+        np.maximum(pct, 1.0 - pct),
+        [
+            [
+                f"ranking model {model.version} ({model.served_by}) score {s:.4f}",
+                f"rank percentile {pc:.2f} of the day ({ranked}): an ordinal position, "
+                "not a calibrated probability",
+            ]
+            for s, pc in zip(score.tolist(), pct.tolist(), strict=True)
+        ],
+    )
+    ensemble = scores.with_columns(
+        reasons=pl.col("reasons").list.concat(pl.lit([inputs], dtype=pl.List(pl.String)))
+    )
+    return scores, pl.concat([ml, ensemble], how="vertical"), quality
+
+
+def _votes(
+    symbols: list[str],
+    agent: str,
+    asof_ms: int,
+    probability: npt.NDArray[np.float64],
+    confidence: npt.NDArray[np.float64],
+    reasons: list[list[str]],
+) -> pl.DataFrame:
+    n = len(symbols)
+    return pl.DataFrame(
         {
             "symbol": symbols,
-            "agent": ["ranking"] * len(symbols),
-            "ts": [asof_ms] * len(symbols),
-            "probability": prob,
-            "confidence": prob,
+            "agent": [agent] * n,
+            "ts": [asof_ms] * n,
+            "probability": probability,
+            "confidence": confidence,
             "reasons": reasons,
-            "abstain_reason": [None] * len(symbols),
+            "abstain_reason": [None] * n,
         },
         schema=VOTE_SCHEMA,
     )
-    return votes, quality
+
+
+def _both_abstain(symbols: list[str], asof_ms: int, why: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The ranked votes and both agents' rows when the model gives no probability: one reason."""
+    scores = abstentions(symbols, ENSEMBLE_AGENT, asof_ms, why)
+    return scores, pl.concat([abstentions(symbols, ML_AGENT, asof_ms, why), scores])
+
+
+def _ensemble_inputs(signals: Collection[str]) -> str:
+    """What the calibrated probability rests on: the ML predictor's percentile, and which
+    agents' probabilities the model reads among its inputs (as within-day percentiles)."""
+    agents = [s.removeprefix("p_") for s in AGENT_SIGNALS if s in signals]
+    read = (
+        f"the probabilities of the {' and '.join(agents)} agent{'s' if len(agents) > 1 else ''} "
+        "are among its inputs"
+        if agents
+        else "no agent's probability is among its inputs"
+    )
+    return f"calibration of the ml agent's rank percentile; {read}, beside the daily features"

@@ -98,7 +98,7 @@ def tally_agents(
     (``VOTE_SCHEMA``, any agents). ``not_run`` gives the reason of each agent that produced no
     rows (e.g. ``{"ml": "no fitted model configured"}``); an agent with no rows and no reason
     abstains with "produced no vote". Agents outside :data:`AGENT_NAMES` found in ``votes``
-    (a ranking model) are tallied too."""
+    are tallied too."""
     n = len(set(symbols))
     mine = votes.filter(pl.col("symbol").is_in(list(symbols)))
     names = list(AGENT_NAMES) + sorted(
