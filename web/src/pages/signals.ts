@@ -8,7 +8,7 @@ function votes(list: Vote[] | undefined): HTMLElement {
     return h("p", { class: "muted" }, "This scan did not keep the agents' individual votes.");
   }
   return table(
-    ["agent", "vote", "P(up)", "confidence", "reasons"],
+    ["agent", "vote", "probability", "confidence", "reasons"],
     list.map((v) => [
       v.agent,
       v.abstain_reason ? badge("abstained", "abstain") : badge("voted", "hold"),
