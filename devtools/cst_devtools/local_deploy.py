@@ -651,13 +651,15 @@ def deploy(
     timeout_s: float = 600.0,
     context: Mapping[str, str] | None = None,
     assembly_dir: Path | None = None,
+    bootstrap: bool = True,
 ) -> DeployResult:
     """``cdklocal bootstrap`` then ``cdklocal deploy --all`` against ``endpoint``; ``context``
     adds ``-c key=value`` pairs (e.g. ``{"cst:stage": "canary"}``) to the deploy.
 
     ``assembly_dir`` deploys a cloud assembly synthesized beforehand (``--app <dir>``, for the
     local target: ``cst:local=true``) instead of synthesizing the app twice; ``context`` must
-    then be empty, since it was fixed at that synth."""
+    then be empty, since it was fixed at that synth. ``bootstrap=False`` skips the bootstrap,
+    for a redeploy to an endpoint this process has bootstrapped already (one CLI run less)."""
     if npx_path() is None:
         raise DeployError("npx (Node.js) is not on PATH: install Node 20+ to deploy locally")
     if assembly_dir is not None and context:
@@ -672,9 +674,10 @@ def deploy(
         if assembly_dir is None
         else ["--app", str(assembly_dir)]
     )
-    started = time.monotonic()
-    _run([*CDKLOCAL, "bootstrap", *assembly, *LOCAL_CONTEXT], env, project_dir, timeout_s)
-    seconds["bootstrap"] = round(time.monotonic() - started, 1)
+    if bootstrap:
+        started = time.monotonic()
+        _run([*CDKLOCAL, "bootstrap", *assembly, *LOCAL_CONTEXT], env, project_dir, timeout_s)
+        seconds["bootstrap"] = round(time.monotonic() - started, 1)
     started = time.monotonic()
     _run(
         [

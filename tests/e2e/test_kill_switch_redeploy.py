@@ -7,7 +7,8 @@ real handler in-process, which answers CloudFormation through the response URL),
 turned on, the stack is redeployed with the construct changed, and the switch must still be on.
 
 Needs npx (Node) for cdklocal: skips locally without it and FAILS in CI (CI=true). Two deploys,
-each of the app synthesized once per test run for its context (``local_assembly``).
+each of the app synthesized once per test run for its context (``local_assembly``); the
+environment is bootstrapped once, by the first.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def test_a_redeploy_with_a_changed_kill_switch_construct_keeps_a_live_on(
         changed_app = local_assembly(
             tmp_path / "second" / "assembly", {DESCRIPTION_CONTEXT_KEY: changed}
         )
-        deploy(endpoint, REPO_ROOT, tmp_path / "second" / "outputs.json", assembly_dir=changed_app)
+        deploy(endpoint, REPO_ROOT, tmp_path / "second" / "outputs.json",
+               assembly_dir=changed_app, bootstrap=False)  # fmt: skip
         assert _seed_description(cfn) == changed
 
         # Then the switch is still the operator's ON

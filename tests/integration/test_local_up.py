@@ -8,6 +8,7 @@ finding whichever `cst local up` started the stack.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -150,3 +151,34 @@ def test_status_and_down_find_a_stack_started_in_the_foreground(
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_a_redeploy_can_skip_the_bootstrap_its_endpoint_already_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bootstrap: bool
+) -> None:
+    # Given the cdklocal runs recorded instead of run (the outputs file written as the CLI does)
+    from cst_devtools import local_deploy
+
+    ran: list[str] = []
+
+    def record(argv: list[str], env: object, cwd: Path, timeout_s: float) -> str:
+        ran.append(argv[len(local_deploy.CDKLOCAL)])
+        if "--outputs-file" in argv:
+            out = Path(argv[argv.index("--outputs-file") + 1])
+            out.write_text(json.dumps({"CryptoSmartTrader": OUTPUTS}))
+        return ""
+
+    monkeypatch.setattr(local_deploy, "_run", record)
+    monkeypatch.setattr(local_deploy, "npx_path", lambda: "/usr/bin/npx")
+
+    # When a cloud assembly is deployed, bootstrapping or not
+    result = local_deploy.deploy(
+        "http://127.0.0.1:1", tmp_path, tmp_path / "outputs.json",
+        assembly_dir=tmp_path / "assembly", bootstrap=bootstrap,
+    )  # fmt: skip
+
+    # Then the bootstrap runs only when asked, and the deploy's outputs are read either way
+    assert ran == (["bootstrap", "deploy"] if bootstrap else ["deploy"])
+    assert ("bootstrap" in result.seconds) is bootstrap
+    assert result.stack_outputs == OUTPUTS
