@@ -30,7 +30,6 @@ from cryptosmarttrader.domain.risk import RiskObservation
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.settings import AwsResources
-from cryptosmarttrader.wiring import NO_PROMOTED_MODEL
 from cst_devtools.local_aws import (
     ensure_resources,
     kill_switch_default,
@@ -303,6 +302,10 @@ def test_market_overview_comes_from_the_latest_published_scan(
 def test_market_overview_says_when_no_promoted_model_served_the_scan(
     api: ModuleType, aws: AwsClients
 ) -> None:
+    # the scan's wording, imported here: this module is loaded where polars is refused
+    # (test_api_lean_routes), and the scan's wiring imports the lake readers
+    from cryptosmarttrader.wiring import NO_PROMOTED_MODEL
+
     # Given a deployed scan that found no promoted model: it ordered nothing, every BUY became a
     # HOLD, and its decision basis says why
     basis = f"{NO_PROMOTED_MODEL} (technical agent only: 6 of 7 indicators agree)"
