@@ -327,8 +327,10 @@ def fit_ensemble(
     from cryptosmarttrader.services.evaluate import (
         DIRECTIONAL_AGENTS,
         EvaluationConfig,
-        fit_ensemble as fit,
         registry_agents,
+    )
+    from cryptosmarttrader.services.evaluate import (
+        fit_ensemble as fit,
     )
     from cryptosmarttrader.wiring import excluded_coins
 

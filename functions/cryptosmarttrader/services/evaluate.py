@@ -225,7 +225,9 @@ def _replay(
         if today.is_empty():
             continue
         eligible.append(today.with_columns(day=pl.lit(day, pl.Int64)))
-        if agent_data is not None and (side_until is None or day <= side_until):  # keyed like the series votes: the coin's bar of the day
+        if agent_data is not None and (
+            side_until is None or day <= side_until
+        ):  # keyed like the series votes: the coin's bar of the day
             coins = clean.filter(pl.col("symbol").is_in(today["symbol"].implode()))
             side.append(
                 _side_votes(agent_data, coins, asof_ms)
