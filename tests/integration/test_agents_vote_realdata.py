@@ -13,7 +13,7 @@ import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,14 +35,14 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor, XgbTrainer
 from cryptosmarttrader.cli import app
 from cryptosmarttrader.domain.agents.regime import Regime
-from cryptosmarttrader.domain.agents.registry import REGIME_STRATEGIES, run_agents
+from cryptosmarttrader.domain.agents.registry import REGIME_STRATEGIES, MarketState, run_agents
 from cryptosmarttrader.domain.agents.tally import AGENT_NAMES
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.services.evaluate import (
     DIRECTIONAL_AGENTS,
     EvaluationConfig,
-    evaluate,
+    fit_ensemble,
     registry_agents,
 )
 from cryptosmarttrader.settings import AwsResources, TradingSettings
@@ -57,7 +57,8 @@ ASOF_MS = int(datetime(2022, 3, 1, tzinfo=UTC).timestamp() * 1000)
 
 @pytest.fixture(scope="module")
 def bundle(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An ensemble and ML agent fitted walk-forward on data up to 2021-06-30 (a short fit)."""
+    """An ensemble and ML agent fitted walk-forward on data up to 2021-06-30 (a short fit), the
+    side-data agents voting as the scan would have had them vote (`cst model fit-ensemble`)."""
     market = RecordedMarketData(data_dir)
     cfg = EvaluationConfig(
         train_end=date(2021, 6, 30),
@@ -66,15 +67,15 @@ def bundle(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         first_decision=date(2018, 1, 1),
         step_days=21,
     )
-    result = evaluate(
+    fitted = fit_ensemble(
         market,
         XgbTrainer(),
         cfg,
         excluded_symbols=excluded_coins(market),
         agents=registry_agents,
         agent_names=DIRECTIONAL_AGENTS,
+        agent_data=RecordedAgentData(market),
     )
-    fitted = result.fitted[cfg.primary_threshold]
     assert isinstance(fitted.ml_final, XgbPredictor)
     directory = tmp_path_factory.mktemp("model")
     save_bundle(
@@ -121,19 +122,12 @@ def test_every_agent_votes_in_the_cli_scan_and_the_report_counts_them(
     assert report["regime_effect"].startswith(f"{regime.value}: new positions sized at")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the ensemble fit replays the daily universe alone (services/evaluate.py "
-    "registry_agents, called by cli/model.py fit-ensemble): the sentiment agent abstains on "
-    "every training row though the recorded Fear & Greed index covers 2018-02 -> train-end, so "
-    "its weight is exactly 0 and its scan votes change no probability; the fix passes the "
-    "recorded side data to the fit from cli/model.py, which is being reworked",
-)
 def test_the_documented_ensemble_fit_weighs_the_recorded_sentiment(
     data_dir: Path, tmp_path: Path
 ) -> None:
     # When the documented command fits the ensemble on data up to 2021-06-30 (the recorded
-    # Fear & Greed index covers every decision day of the fit from 2018-02 on)
+    # Fear & Greed index covers every decision day of the fit from 2018-02 on; funding starts
+    # 2021-08-31 and KuCoin 2021-01-01, after every training row's outcome window began)
     result = CliRunner().invoke(
         app,
         ["model", "fit-ensemble", str(tmp_path / "m"), "--train-end", "2021-06-30",
@@ -141,12 +135,83 @@ def test_the_documented_ensemble_fit_weighs_the_recorded_sentiment(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     ensemble = json.loads((tmp_path / "m" / "ensemble.json").read_text())["ensemble"]
+    rows = dict(zip(ensemble["agents"], ensemble["voted_rows"], strict=True))
     weight = dict(zip(ensemble["agents"], ensemble["weights"], strict=True))
-    voted = dict(zip(ensemble["agents"], ensemble["voted_bias"], strict=True))
-    # Then the sentiment agent the bundle lists learned from those readings: a vote that the
-    # scan reports for every coin moves the ensemble's probability
-    assert "sentiment" in weight
-    assert weight["sentiment"] != 0.0 or voted["sentiment"] != 0.0, ensemble
+    # Then the document says what each weight was fitted on: the sentiment agent voted on every
+    # training row (a market-wide reading as of each day), the uncovered agents on none
+    assert rows["sentiment"] == ensemble["training_rows"] > 1000, ensemble
+    assert rows["funding"] == rows["arbitrage"] == 0
+    assert rows["technical"] > 0 and rows["ml"] > 0
+    # And its weight was fitted on those votes: not the all-abstain default of exactly 0
+    assert weight["sentiment"] != 0.0, ensemble
+    assert f"sentiment {rows['sentiment']}" in " ".join(result.output.split())
+
+
+@dataclass
+class _Recording:
+    """The scan's side-data reader, recording every decision time it is asked about."""
+
+    inner: RecordedAgentData
+    asked: list[int]
+
+    def state(self, universe: pl.DataFrame, asof_ms: int) -> MarketState:
+        self.asked.append(asof_ms)
+        assert universe["ts"].max() <= asof_ms  # type: ignore[operator]
+        return self.inner.state(universe, asof_ms)
+
+
+@dataclass
+class _Universe:
+    """The recorded daily universe, recording how far each read reaches."""
+
+    inner: RecordedMarketData
+    reached: list[datetime]
+
+    def daily_universe(self, asof: datetime, lookback_days: int) -> pl.DataFrame:
+        self.reached.append(asof)
+        return self.inner.daily_universe(asof, lookback_days)
+
+
+def test_the_ensemble_fit_sees_every_side_agent_vote_where_the_data_covers_it_and_nothing_later(
+    data_dir: Path,
+) -> None:
+    # Given a train-end whose training rows reach into the recorded funding (2021-08-31 on, BTC
+    # only) and KuCoin (2021-01 on, 20 pairs) spans
+    market = RecordedMarketData(data_dir)
+    side = _Recording(RecordedAgentData(market), [])
+    universe = _Universe(market, [])
+    train_end = date(2022, 10, 1)
+    cfg = EvaluationConfig(
+        train_end=train_end,
+        start=date(2022, 10, 16),
+        end=date(2022, 11, 1),
+        first_decision=date(2018, 1, 1),
+        step_days=21,
+    )
+    # When the ensemble is fitted with the scan's side-data reader
+    fitted = fit_ensemble(
+        universe,  # type: ignore[arg-type]
+        XgbTrainer(),
+        cfg,
+        excluded_symbols=excluded_coins(market),
+        agents=registry_agents,
+        agent_names=DIRECTIONAL_AGENTS,
+        agent_data=side,
+    )
+    stacker = fitted.ensemble.stacker
+    rows = dict(zip(stacker.agents, stacker.voted_rows, strict=True))
+    weight = dict(zip(stacker.agents, stacker.weights, strict=True))
+    # Then each side-data agent voted on training rows and got a weight fitted on those votes
+    assert rows["sentiment"] == stacker.training_rows
+    assert rows["funding"] > 0 and rows["arbitrage"] > 0, rows
+    assert all(weight[a] != 0.0 for a in ("funding", "arbitrage", "sentiment")), weight
+    # And nothing after train-end was read: no price row, no side-data state, and side data
+    # only as of days whose outcome was known by train-end (the rows the ensemble learns from)
+    end = datetime(train_end.year, train_end.month, train_end.day, tzinfo=UTC)
+    assert universe.reached and max(universe.reached) <= end
+    last_known = end - timedelta(days=cfg.horizon_days)
+    assert side.asked and max(side.asked) <= int(last_known.timestamp() * 1000)
+    assert all(ms % DAY_MS == 0 for ms in side.asked)  # each decision day's 00:00, as the scan
 
 
 def test_every_agent_votes_in_a_scan_served_by_the_kind_of_model_the_registry_promotes(

@@ -66,3 +66,21 @@ def test_every_regime_has_weights_summing_to_one_and_a_bounded_exposure() -> Non
         assert sum(strategy.weights.values()) == pytest.approx(1.0)
         assert 0 < strategy.exposure <= 1
     assert REGIME_STRATEGIES[Regime.CRASH].exposure < REGIME_STRATEGIES[Regime.BULL_TREND].exposure
+
+
+def test_run_agents_can_run_only_the_named_agents() -> None:
+    from cryptosmarttrader.domain.agents.registry import MarketState, run_agents
+    from cryptosmarttrader.domain.agents.sentiment import SentimentReading
+
+    # Given a universe and a Fear & Greed reading of the day before
+    universe = _rows([("a", 0, 1.0, 5.0), ("b", 0, 2.0, 6.0)])
+    reading = SentimentReading(T - DAY_MS, 20.0, "Extreme Fear", "test")
+    state = MarketState(universe=universe, sentiment=(reading,))
+    # When only the side-data agents are run (as a replayed fit runs them)
+    votes = run_agents(state, T, only=("sentiment", "funding"))
+    # Then only they answer, one row per coin each, exactly as in the full run
+    assert sorted(set(votes["agent"].to_list())) == ["funding", "sentiment"]
+    everything = run_agents(state, T).filter(pl.col("agent").is_in(["funding", "sentiment"]))
+    assert votes.sort("agent", "symbol").equals(everything.sort("agent", "symbol"))
+    assert votes.filter(pl.col("agent") == "sentiment")["abstain_reason"].null_count() == 2
+    assert run_agents(state, T, only=()).is_empty()

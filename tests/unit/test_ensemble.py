@@ -17,6 +17,7 @@ from cryptosmarttrader.domain.ensemble import (
     fit_calibrator,
     fit_ensemble_walk_forward,
     fit_logistic,
+    fit_stacker,
 )
 from cryptosmarttrader.domain.evaluation import walk_forward_folds
 from cryptosmarttrader.domain.types import DomainError
@@ -134,3 +135,24 @@ def test_model_round_trips_through_a_dict() -> None:
     again = EnsembleModel.from_dict(model.to_dict())
     x = np.array([[0.3, 1.0], [0.0, 0.0]])
     assert again.predict(x).tolist() == model.predict(x).tolist()
+
+
+def test_the_fitted_stacker_records_the_rows_each_agent_voted_on() -> None:
+    # Given rows where agent a votes on every row and agent b (never voting) abstains
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.05, 0.95, 400)
+    y = (rng.uniform(size=400) < p).astype(np.float64)
+    x = np.column_stack([np.log(p / (1 - p)), np.ones(400), np.zeros(400), np.zeros(400)])
+    x[:50, :2] = 0.0  # a abstains on the first 50
+    # When the stacker is fitted
+    stacker = fit_stacker(("a", "b"), x, y)
+    # Then it says what it learned from: b's zero weight is "never voted", not "no skill"
+    assert stacker.training_rows == 400
+    assert stacker.voted_rows == (350, 0)
+    assert stacker.weights[1] == 0.0
+    doc = EnsembleModel(stacker, PlattCalibrator(1.0, 0.0), "t").to_dict()
+    assert doc["training_rows"] == 400 and doc["voted_rows"] == [350, 0]
+    assert EnsembleModel.from_dict(doc).stacker == stacker
+    # And a document written before the counts existed still loads (without them)
+    del doc["training_rows"], doc["voted_rows"]
+    assert EnsembleModel.from_dict(doc).stacker.voted_rows == ()

@@ -316,23 +316,28 @@ def fit_ensemble(
 ) -> None:
     """Fit the calibrated ensemble (every directional agent + the ML agent) walk-forward on the
     recorded data up to --train-end and save it for `cst scan --model DIR`: the scan then shows
-    all nine agents' votes."""
+    all nine agents' votes. Each replayed day gives the funding, arbitrage and sentiment agents
+    the recorded side data as the scan reads it as of that day; nothing after --train-end is
+    read."""
     from datetime import timedelta
 
     from cryptosmarttrader.adapters.model_bundle import save_bundle
+    from cryptosmarttrader.adapters.recorded_agent_data import RecordedAgentData
     from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor, XgbTrainer
     from cryptosmarttrader.services.evaluate import (
         DIRECTIONAL_AGENTS,
         EvaluationConfig,
-        evaluate,
         registry_agents,
+    )
+    from cryptosmarttrader.services.evaluate import (
+        fit_ensemble as fit,
     )
     from cryptosmarttrader.wiring import excluded_coins
 
     end_day = parse_day(train_end).date()
     market = _market(data)
     try:
-        start = end_day + timedelta(days=15)  # past the embargo: the fit's own holdout
+        start = end_day + timedelta(days=15)  # the config's test period: not read by the fit
         cfg = EvaluationConfig(
             train_end=end_day,
             start=start,
@@ -341,17 +346,17 @@ def fit_ensemble(
             step_days=step_days,
         )
         with working(f"fitting the ensemble on data up to {end_day}", show_progress()):
-            result = evaluate(
+            fitted = fit(
                 market,
                 XgbTrainer(),
                 cfg,
                 excluded_symbols=excluded_coins(market),
                 agents=registry_agents,
                 agent_names=DIRECTIONAL_AGENTS,
+                agent_data=RecordedAgentData(market),
             )
     except (ValueError, RuntimeError, OSError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    fitted = result.fitted[cfg.primary_threshold]
     if not isinstance(fitted.ml_final, XgbPredictor):
         fail("the fit produced no XGBoost ML agent to save")
     save_bundle(
@@ -361,9 +366,14 @@ def fit_ensemble(
         fitted.ml_final.feature_names,
         {"train_end": end_day.isoformat(), "calibration": cfg.calibration},
     )
+    stacker = fitted.ensemble.stacker
+    voted = ", ".join(
+        f"{agent} {n}" for agent, n in zip(stacker.agents, stacker.voted_rows, strict=True)
+    )
     console.print(
         f"ensemble fitted on data up to {end_day} saved to {directory} "
-        f"(agents: {', '.join(fitted.ensemble.agents)})",
+        f"(agents: {', '.join(fitted.ensemble.agents)}); training rows each agent voted on, "
+        f"of {stacker.training_rows}: {voted}",
         markup=False,
     )
 

@@ -95,6 +95,10 @@ class Stacker:
     intercept: float
     weights: tuple[float, ...]  # per agent, on logit(p)
     voted_bias: tuple[float, ...]  # per agent, when it voted
+    # what the weights were fitted on: the rows, and per agent the rows it voted on (an agent
+    # that never voted has weight and bias 0 because it never voted, not because it has no skill)
+    training_rows: int = 0
+    voted_rows: tuple[int, ...] = ()
 
     def score(self, x: FloatArray) -> FloatArray:
         """Linear scores for an :func:`agent_matrix` (n × 2·agents)."""
@@ -112,6 +116,8 @@ def fit_stacker(agents: Sequence[str], x: FloatArray, y: FloatArray, l2: float =
         float(beta[0]),
         tuple(float(v) for v in beta[1::2]),
         tuple(float(v) for v in beta[2::2]),
+        int(x.shape[0]),
+        tuple(int(v) for v in np.count_nonzero(x[:, 1::2], axis=0)),
     )
 
 
@@ -253,6 +259,8 @@ class EnsembleModel:
             "intercept": self.stacker.intercept,
             "weights": list(self.stacker.weights),
             "voted_bias": list(self.stacker.voted_bias),
+            "training_rows": self.stacker.training_rows,
+            "voted_rows": list(self.stacker.voted_rows),
             "calibration": calibration,
         }
 
@@ -269,6 +277,8 @@ class EnsembleModel:
             float(raw["intercept"]),
             tuple(float(v) for v in raw["weights"]),
             tuple(float(v) for v in raw["voted_bias"]),
+            int(raw.get("training_rows", 0)),  # absent from documents written before it
+            tuple(int(v) for v in raw.get("voted_rows", ())),
         )
         return cls(stacker, calibrator, str(raw["target"]))
 

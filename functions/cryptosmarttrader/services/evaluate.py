@@ -11,6 +11,14 @@ on samples whose whole label window ends on or before ``train_end``; inside that
 sample predictions come from expanding walk-forward folds with purge and embargo, and the
 ensemble calibration is fitted on those out-of-sample predictions only. The reported metrics
 cover decision days in ``[start, end]`` (``start`` after ``train_end`` + embargo).
+
+The agents that need more than the daily universe (funding, arbitrage, sentiment) vote on a
+replayed day only when ``agent_data`` is given: the scan's own reader (``AgentData``, e.g. the
+recorded folder's :class:`~cryptosmarttrader.adapters.recorded_agent_data.RecordedAgentData`)
+builds their market state as of each decision day exactly as ``cst scan --asof`` does, so they
+see no funding reading, Fear & Greed value or venue candle of a later time. Without it they
+abstain on every row and the ensemble learns nothing from them. :func:`fit_ensemble` is the fit
+alone (`cst model fit-ensemble`): it reads no price, volume or side data after ``train_end``.
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ import numpy.typing as npt
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cryptosmarttrader.domain.agents import arbitrage, funding, sentiment
 from cryptosmarttrader.domain.agents.base import VOTE_SCHEMA
 from cryptosmarttrader.domain.agents.ml_predictor import AGENT as ML_AGENT
 from cryptosmarttrader.domain.agents.ml_predictor import ml_votes
-from cryptosmarttrader.domain.agents.registry import AGENTS
+from cryptosmarttrader.domain.agents.registry import AGENTS, run_agents
 from cryptosmarttrader.domain.agents.series_votes import votes_on_days
 from cryptosmarttrader.domain.agents.technical import AGENT as TECHNICAL_AGENT
 from cryptosmarttrader.domain.ensemble import (
@@ -67,7 +76,7 @@ from cryptosmarttrader.domain.quality import check_daily
 from cryptosmarttrader.domain.ranking import RankedSignal
 from cryptosmarttrader.domain.series_breaks import cut_series
 from cryptosmarttrader.domain.types import Action
-from cryptosmarttrader.ports import MarketData, Predictor, PredictorTrainer, Progress
+from cryptosmarttrader.ports import AgentData, MarketData, Predictor, PredictorTrainer, Progress
 from cryptosmarttrader.services.progress import no_progress
 from cryptosmarttrader.services.scan import ScanAnalyzer
 
@@ -92,13 +101,22 @@ def technical_only(history: pl.DataFrame, at: pl.DataFrame) -> pl.DataFrame:
 
 
 DIRECTIONAL_AGENTS: tuple[str, ...] = tuple(s.name for s in AGENTS if s.directional)
+# the directional agents that read the side data (``AgentData``) rather than the daily universe
+SIDE_DATA_AGENTS: tuple[str, ...] = (funding.AGENT, arbitrage.AGENT, sentiment.AGENT)
 
 
 def registry_agents(history: pl.DataFrame, at: pl.DataFrame) -> pl.DataFrame:
     """The registry's directional agents that vote on the daily universe (technical, early
-    mover), as the scan runs them. The agents needing venue data (funding, arbitrage,
-    sentiment) abstain on a replayed history; abstentions add nothing to the ensemble."""
+    mover), as the scan runs them. The agents needing side data (funding, arbitrage,
+    sentiment) vote through ``agent_data`` (:func:`evaluate`, :func:`fit_ensemble`); without
+    it they abstain, and abstentions add nothing to the ensemble."""
     return votes_on_days(history, at).filter(pl.col("agent").is_in(DIRECTIONAL_AGENTS))
+
+
+def _side_votes(agent_data: AgentData, universe: pl.DataFrame, asof_ms: int) -> pl.DataFrame:
+    """The side-data agents' votes on ``universe`` (the day's quality-gated window) as of
+    ``asof_ms``: the scan's own reader and agents, nothing read after ``asof_ms``."""
+    return run_agents(agent_data.state(universe, asof_ms), asof_ms, only=SIDE_DATA_AGENTS)
 
 
 class EvaluationError(ValueError):
@@ -185,10 +203,14 @@ def _replay(
     lookback: int,
     agents: AgentRunner,
     progress: Progress = no_progress,
+    agent_data: AgentData | None = None,
+    side_until: int | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per decision day: window → quality gate; then the agents on every day's passing coins
-    at once. Returns (eligible rows, votes)."""
+    """Per decision day: window → quality gate (and, with ``agent_data``, the side-data agents
+    on the day's passing coins as of the day, up to the day ``side_until``); then the series
+    agents on every day's passing coins at once. Returns (eligible rows, votes)."""
     eligible: list[pl.DataFrame] = []
+    side: list[pl.DataFrame] = []
     ts = history["ts"]
     for done, day in enumerate(days):  # one step per decision day, vectorized over the universe
         progress(REPLAY_STEP, done, len(days))
@@ -203,11 +225,24 @@ def _replay(
         if today.is_empty():
             continue
         eligible.append(today.with_columns(day=pl.lit(day, pl.Int64)))
+        if agent_data is not None and (
+            side_until is None or day <= side_until
+        ):  # keyed like the series votes: the coin's bar of the day
+            coins = clean.filter(pl.col("symbol").is_in(today["symbol"].implode()))
+            side.append(
+                _side_votes(agent_data, coins, asof_ms)
+                .drop("ts")
+                .join(today, on="symbol", how="inner")
+                .select(*VOTE_SCHEMA)
+            )
     progress(REPLAY_STEP, len(days), len(days))
     if not eligible:
         raise EvaluationError("no decision day has any coin passing the quality gate")
     at = pl.concat(eligible)
-    return at, agents(history, at).select(*VOTE_SCHEMA)
+    votes = agents(history, at).select(*VOTE_SCHEMA)
+    if side:
+        votes = pl.concat([votes.cast(VOTE_SCHEMA), *(v.cast(VOTE_SCHEMA) for v in side)])  # type: ignore[arg-type]
+    return at, votes
 
 
 # ------------------------------------------------------------------------------ fitting
@@ -404,21 +439,19 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def evaluate(
+def _samples(
     market: MarketData,
-    trainer: PredictorTrainer,
     cfg: EvaluationConfig,
-    *,
-    excluded_symbols: Collection[str] = frozenset(),
-    agents: AgentRunner = technical_only,
-    agent_names: Sequence[str] = (TECHNICAL_AGENT,),
-    regime_timeline: RegimeTimeline | None = None,
-    progress: Progress = no_progress,
-) -> EvaluationResult:
-    """Run the walk-forward evaluation described in the module docstring."""
-    last_needed = datetime(cfg.end.year, cfg.end.month, cfg.end.day, tzinfo=UTC) + timedelta(
-        days=cfg.horizon_days
-    )
+    last_needed: datetime,
+    excluded_symbols: Collection[str],
+    agents: AgentRunner,
+    agent_data: AgentData | None,
+    progress: Progress,
+    side_until: int | None = None,
+) -> tuple[pl.DataFrame, list[int], pl.DataFrame, pl.DataFrame]:
+    """The daily universe up to ``last_needed`` (nothing later is read), the decision days it
+    covers, their samples (eligible rows with features and labels) and every agent's votes
+    (the side-data agents' up to the day ``side_until``)."""
     span = (last_needed.date() - cfg.first_decision).days + cfg.lookback_days + 1
     history = (
         market.daily_universe(last_needed, span)
@@ -429,7 +462,9 @@ def evaluate(
         raise EvaluationError("the market data holds no rows for the requested span")
     data_last_day = int(history["ts"].max()) // DAY_MS  # type: ignore[arg-type]
     days = [d for d in _decision_days(cfg) if d <= data_last_day]
-    eligible, votes = _replay(history, days, cfg.lookback_days, agents, progress)
+    eligible, votes = _replay(
+        history, days, cfg.lookback_days, agents, progress, agent_data, side_until
+    )
     by_symbol = history.sort("symbol", "ts")
     features = feature_frame(by_symbol)
     labels = forward_gain_labels(by_symbol, cfg.horizon_days, cfg.thresholds)
@@ -444,6 +479,67 @@ def evaluate(
         .drop("market_cap")
         .sort("day", "symbol")
     )
+    return history, days, samples, votes
+
+
+def fit_ensemble(
+    market: MarketData,
+    trainer: PredictorTrainer,
+    cfg: EvaluationConfig,
+    *,
+    excluded_symbols: Collection[str] = frozenset(),
+    agents: AgentRunner = technical_only,
+    agent_names: Sequence[str] = (TECHNICAL_AGENT,),
+    agent_data: AgentData | None = None,
+    progress: Progress = no_progress,
+) -> FittedTarget:
+    """The ML agent and the calibrated ensemble of ``cfg.primary_threshold``, fitted as
+    :func:`evaluate` fits them, on the decision days up to ``cfg.train_end`` only: no price,
+    volume, market cap or side data after ``train_end`` is read (``cfg.start``/``cfg.end``, the
+    evaluation's test period, are not used). With ``agent_data`` the side-data agents vote on
+    each replayed day as the scan would have seen it, on the days whose outcome is known by
+    ``train_end`` (the only rows the ensemble is fitted on); the fitted stacker records per
+    agent the training rows it voted on."""
+    end = datetime(cfg.train_end.year, cfg.train_end.month, cfg.train_end.day, tzinfo=UTC)
+    _, _, samples, votes = _samples(
+        market,
+        cfg,
+        end,
+        excluded_symbols,
+        agents,
+        agent_data,
+        progress,
+        side_until=_day(cfg.train_end) - cfg.horizon_days,
+    )
+    progress(FIT_STEP, 0, 1)
+    fitted, _ = _fit_target(
+        samples, votes, [*agent_names, ML_AGENT], cfg.primary_threshold, trainer, cfg
+    )
+    progress(FIT_STEP, 1, 1)
+    return fitted
+
+
+def evaluate(
+    market: MarketData,
+    trainer: PredictorTrainer,
+    cfg: EvaluationConfig,
+    *,
+    excluded_symbols: Collection[str] = frozenset(),
+    agents: AgentRunner = technical_only,
+    agent_names: Sequence[str] = (TECHNICAL_AGENT,),
+    regime_timeline: RegimeTimeline | None = None,
+    progress: Progress = no_progress,
+    agent_data: AgentData | None = None,
+) -> EvaluationResult:
+    """Run the walk-forward evaluation described in the module docstring."""
+    last_needed = datetime(cfg.end.year, cfg.end.month, cfg.end.day, tzinfo=UTC) + timedelta(
+        days=cfg.horizon_days
+    )
+    history, days, samples, votes = _samples(
+        market, cfg, last_needed, excluded_symbols, agents, agent_data, progress
+    )
+    data_last_day = int(history["ts"].max()) // DAY_MS  # type: ignore[arg-type]
+    by_symbol = history.sort("symbol", "ts")
     names = [*agent_names, ML_AGENT]
     fitted: dict[float, FittedTarget] = {}
     for done, t in enumerate(cfg.thresholds):

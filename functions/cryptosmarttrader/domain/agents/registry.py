@@ -13,7 +13,7 @@ maps those to universe symbols. A pair without an alias is not guessed: its coin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Final
@@ -171,9 +171,14 @@ AGENTS: Final[tuple[AgentSpec, ...]] = (
 
 
 def run_agents(
-    state: MarketState, asof_ms: int, configs: AgentConfigs | None = None
+    state: MarketState,
+    asof_ms: int,
+    configs: AgentConfigs | None = None,
+    *,
+    only: Collection[str] | None = None,
 ) -> pl.DataFrame:
-    """Every agent's votes for the universe at ``asof_ms`` in one ``VOTE_SCHEMA`` frame."""
+    """Every agent's votes for the universe at ``asof_ms`` in one ``VOTE_SCHEMA`` frame
+    (``only``: just the agents named there, e.g. those a replay cannot compute per series)."""
     configs = configs or AgentConfigs()
     universe = state.universe.filter(pl.col("ts") <= asof_ms)
     if universe.is_empty():
@@ -182,7 +187,10 @@ def run_agents(
     frames = [
         _noted(spec.run(inputs, configs).cast(VOTE_SCHEMA), state.abstain_notes.get(spec.name))  # type: ignore[arg-type]
         for spec in AGENTS
+        if only is None or spec.name in only
     ]
+    if not frames:
+        return empty_votes()
     return pl.concat(frames, how="vertical")
 
 
