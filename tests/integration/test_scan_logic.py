@@ -156,3 +156,28 @@ def test_each_row_says_whether_this_run_created_its_order_and_the_signals_keep_t
     assert latest is not None and latest["rows"]
     for row in latest["rows"]:
         Opportunity.model_validate(row)
+
+
+def test_a_coin_with_a_damaged_position_is_not_ordered_and_the_others_are(
+    stores: Stores, analysis: tuple[ScanAnalyzer, Analysis]
+) -> None:
+    analyzer, result = analysis
+    # Given the coin the scan would buy first has a position recorded below zero (damaged)
+    bought = [r for r in stores.service(analyzer)._act(result.ranked, result.prices,
+              RiskLevel.NORMAL, {})[0] if r.client_order_id is not None]  # fmt: skip
+    assert len(bought) >= 2
+    damaged = bought[0].symbol
+    stores.orders = InMemoryOrderLedger()
+    stores.positions.upsert({"symbol": damaged, "quantity": -1, "cost": 0}, None)
+    # When the scan runs its decisions
+    report = stores.service(analyzer).execute(result)
+    # Then that coin is not ordered (its exposure unknown, never "none"), saying why, and the
+    # scan went on with the others
+    row = next(r for r in report.rows if r.symbol == damaged)
+    assert row.client_order_id is None
+    assert "cannot be read" in row.reasons[-1] and "below zero" in row.reasons[-1]
+    assert report.orders_created >= 1
+    assert damaged not in {str(o["symbol"]) for o in stores.orders.list_orders()}
+    # and its exit row says its position cannot be read
+    (exit_row,) = [e for e in report.exits if e.symbol == damaged]
+    assert "cannot be read" in exit_row.reasons[0]
