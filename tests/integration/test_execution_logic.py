@@ -8,7 +8,7 @@ over the embedded AWS)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +23,7 @@ from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import ExchangeOrder, OrderStateUnknownError
+from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
 from cryptosmarttrader.domain.risk import MarketQuote, RiskLevel, RiskObservation
 from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol
@@ -546,4 +547,28 @@ def test_a_coin_with_a_damaged_record_takes_no_entry_and_the_others_trade(
     assert "e" * 32 in result.reason
     assert rig.ledger.get(left)["status"] == OrderStatus.NEW.value  # type: ignore[index]
     assert rig.paper.create_calls == 0
+    assert rig.metrics.total("BookRecordsUnreadable") >= 1
+
+
+def test_a_fill_of_a_coin_whose_position_cannot_be_read_never_stops_the_others(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    price, _ = _quote(market)
+    # Given ETH's position recorded below zero (damaged) and a filled ETH sell still indexed
+    rig.positions.upsert({"symbol": "ETH/USDT", "quantity": -1, "cost": 0}, None)
+    sell = {**_damaged_record("f" * 32, "ETH/USDT"), "side": "sell", "intent": "reduce",
+            "created_at": (NOW - timedelta(hours=1)).isoformat()}  # fmt: skip
+    assert rig.ledger.put_new(sell)
+    filled = OrderFacts(filled=Decimal("1"), average_price=Price.of("2000"), filled_at=NOW)
+    change = StatusChange(OrderStatus.SUBMITTED, OrderStatus.FILLED, NOW, filled)
+    assert rig.ledger.update_status("f" * 32, replace(change, settle=False))
+    # and a NEW BTC buy left by a crash, with the kill-switch turned on
+    coid = _recorded_buy(rig, price)
+    rig.switch.set(True, "drill", "alice")
+    # When the cycle reconciles
+    rig.service().reconcile()
+    # Then BTC's order is cancelled; ETH's fill is kept unapplied, still indexed (nothing lost)
+    assert rig.ledger.get(coid)["status"] == OrderStatus.CANCELED.value  # type: ignore[index]
+    assert [o["client_order_id"] for o in rig.ledger.list_open("ETH/USDT")] == ["f" * 32]
+    assert rig.positions.get("ETH/USDT")["quantity"] == -1  # type: ignore[index]
     assert rig.metrics.total("BookRecordsUnreadable") >= 1

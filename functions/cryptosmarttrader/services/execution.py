@@ -132,6 +132,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# what reading a damaged stored record raises (an attribute missing, of the wrong type or out
+# of its domain: DomainError is a ValueError; a Decimal's errors are ArithmeticErrors)
+_UNREADABLE_BOOK = (KeyError, TypeError, ValueError, ArithmeticError)
+
 OVERSELL_METRIC = mn.OVERSELL_REFUSED.name
 PROTECTIVE_STRATEGY = "protective-stop"
 # a CLOSE that found its position already sold by its protective stop on the venue
@@ -654,40 +658,52 @@ class ExecutionService:
             key=lambda o: (o.order.created_at, o.order.rank or 0, o.key),
         )
         for order in ledger:
-            status = order.status
-            coid = order.order.client_order_id
-            if status is _S.NEW:
-                action, why, quantity = self._admit(order, now)
-                if action == "cancel":
-                    cancelled = self.orders.update_status(
-                        coid.value,
-                        StatusChange(_S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=why)),
-                    )
-                    counts.cancelled_new += cancelled
-                    self._forget(coid.value, settled=cancelled)
-                elif action == "send":
-                    self._send(order, quantity)
-                    counts.resent_new += 1
-                continue
-            if status in OPEN_STATUSES:
-                outcome = self._look_up(order, status, now)
-                if outcome == "updated":
-                    counts.updated += 1
-                elif outcome == "expired":
-                    counts.expired += 1
-                continue
-            # terminal, still indexed: its fill has not reached the position yet
-            stored = self.orders.find(coid.value) or order
-            if self._apply_fill_to_position(stored):
-                counts.fills += 1
-            settled = stored.status in TERMINAL_STATUSES
-            if settled:
-                self.orders.settle(coid.value)
-            self._forget(coid.value, settled=settled)
+            try:
+                self._reconcile_one(order, now, counts)
+            except _UNREADABLE_BOOK as exc:
+                # a stored record of this coin (its position, the order read again) cannot be
+                # read: this order is left as stored, its coin blocked; the others go on
+                why = f"{order.key} not reconciled: {type(exc).__name__}: {exc}"
+                log.error("book of %s cannot be read: %s", order.symbol, why)
+                self.metrics.add(mn.BOOK_RECORDS_UNREADABLE.name, 1)
+                book.blocked.setdefault(order.symbol, why)
         kill = self.kill_switch.status()
         if kill.on and kill.known:
             self.cancel_open_orders(f"kill-switch on: {kill.reason}")
         return counts
+
+    def _reconcile_one(self, order: RecordedOrder, now: datetime, counts: ReconcileReport) -> None:
+        """One indexed order of :meth:`reconcile`, its outcome added to ``counts``."""
+        status = order.status
+        coid = order.order.client_order_id
+        if status is _S.NEW:
+            action, why, quantity = self._admit(order, now)
+            if action == "cancel":
+                cancelled = self.orders.update_status(
+                    coid.value,
+                    StatusChange(_S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=why)),
+                )
+                counts.cancelled_new += cancelled
+                self._forget(coid.value, settled=cancelled)
+            elif action == "send":
+                self._send(order, quantity)
+                counts.resent_new += 1
+            return
+        if status in OPEN_STATUSES:
+            outcome = self._look_up(order, status, now)
+            if outcome == "updated":
+                counts.updated += 1
+            elif outcome == "expired":
+                counts.expired += 1
+            return
+        # terminal, still indexed: its fill has not reached the position yet
+        stored = self.orders.find(coid.value) or order
+        if self._apply_fill_to_position(stored):
+            counts.fills += 1
+        settled = stored.status in TERMINAL_STATUSES
+        if settled:
+            self.orders.settle(coid.value)
+        self._forget(coid.value, settled=settled)
 
     def _look_up(
         self, order: RecordedOrder, status: OrderStatus, now: datetime
