@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ import pytest
 
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics, InMemorySlis
 from cryptosmarttrader.adapters.system_clock import SystemClock
-from cryptosmarttrader.domain.orders import RecordOutcome
+from cryptosmarttrader.domain.orders import Intent, OrderIntent, RecordOutcome, close_position_key
 from cryptosmarttrader.domain.risk import RiskLevel
+from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
 from cryptosmarttrader.ports import MarketData, SliRecorder
 from cryptosmarttrader.services.api import Opportunity
 from cryptosmarttrader.services.risk_state import RiskStateService
@@ -181,3 +183,34 @@ def test_a_coin_with_a_damaged_position_is_not_ordered_and_the_others_are(
     # and its exit row says its position cannot be read
     (exit_row,) = [e for e in report.exits if e.symbol == damaged]
     assert "cannot be read" in exit_row.reasons[0]
+
+
+def test_a_damaged_close_record_is_said_on_its_exit_row_and_the_scan_goes_on(
+    stores: Stores, analysis: tuple[ScanAnalyzer, Analysis]
+) -> None:
+    analyzer, result = analysis
+    settings = TradingSettings()
+    # Given a held position (its entry at today's price) whose close was recorded by an earlier
+    # version without its strategy
+    symbol = next(s for s, p in sorted(result.prices.items()) if p > 0)
+    price = Decimal(str(result.prices[symbol]))
+    stores.positions.upsert(
+        {"symbol": symbol, "quantity": Decimal(1000), "cost": 1000 * price,
+         "opened_by": "a" * 32}, None
+    )  # fmt: skip
+    close = OrderIntent(
+        settings.strategy, Symbol(symbol), Side.SELL, Intent.CLOSE, result.asof_ms,
+        Quantity.of(1000), Price(price), position_key=close_position_key("a" * 32, 0),
+    )  # fmt: skip
+    assert stores.orders.put_new(
+        {"client_order_id": close.client_order_id.value, "symbol": symbol, "side": "sell",
+         "intent": "close", "quantity": Decimal(1000), "reference_price": price,
+         "signal_bar_ms": result.asof_ms, "status": "SUBMITTED",
+         "created_at": "2021-04-30T10:00:00+00:00"}
+    )  # fmt: skip
+    # When the scan runs
+    report = stores.service(analyzer).execute(result)
+    # Then its exit row says the close cannot be resolved, and the scan went on
+    (row,) = [e for e in report.exits if e.symbol == symbol]
+    assert "cannot be resolved" in row.reasons[-1] and "strategy" in row.reasons[-1]
+    assert report.rows

@@ -687,8 +687,9 @@ class ScanService:
                         position_episode(pos),
                         self._status_of,
                     )
-                except (DomainError, ValueError, ArithmeticError) as exc:
-                    # this position's close cannot be resolved: said on its row and counted,
+                except (DomainError, ValueError, ArithmeticError, KeyError, TypeError) as exc:
+                    # this position's close cannot be resolved (its close's record cannot be
+                    # read, an attribute missing): said on its row and counted,
                     # the other positions (and the scan) go on
                     log.error("position %s: its close cannot be resolved: %s", symbol, exc)
                     self.metrics.add(mn.SCAN_EXIT_ERRORS.name, 1)
