@@ -988,7 +988,18 @@ class ExecutionService:
                     doubtful.add(symbol)
         kept: dict[str, str] = {}
         for symbol, coids in sorted(resting.items()):
-            held = _held(self._position(symbol))
+            try:
+                held = _held(self._position(symbol))
+            except _UNREADABLE_BOOK as exc:
+                # the holding is unknown: the flatten cannot sell it either, and the stop only
+                # sells, so it is kept (never the sweep of every other order stopped)
+                self.metrics.add(mn.BOOK_RECORDS_UNREADABLE.name, 1)
+                why = (
+                    f"the position cannot be read ({type(exc).__name__}: {exc}): its protective "
+                    "sell stays resting on the venue, the only exit of that position"
+                )
+                kept.update(dict.fromkeys(coids, why))
+                continue
             if held <= 0:
                 continue
             lowest = (
