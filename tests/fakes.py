@@ -51,6 +51,8 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     order_record,
     position_from_record,
     position_record,
+    read_open_orders,
+    read_positions,
     recorded_order_from_record,
     status_change_record,
     to_item,
@@ -58,7 +60,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
 from cryptosmarttrader.adapters.killswitch_value import KillSwitchStatus
 from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.aggregates import Order, Position
-from cryptosmarttrader.domain.book import RecordedOrder
+from cryptosmarttrader.domain.book import OpenOrders, PositionBook, RecordedOrder
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.killswitch import MAX_ACTOR_CHARS, MAX_REASON_CHARS, check_text
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
@@ -118,8 +120,8 @@ class InMemoryOrderLedger:
         row = self._rows.get(client_order_id)
         return None if row is None else recorded_order_from_record(row)
 
-    def open_orders(self, symbol: str | None = None) -> list[RecordedOrder]:
-        return [recorded_order_from_record(o) for o in self.list_open(symbol)]
+    def open_orders(self, symbol: str | None = None) -> OpenOrders:
+        return read_open_orders(self.list_open(symbol))
 
     def list_orders(self) -> list[dict[str, Any]]:
         return [copy.deepcopy(self._rows[k]) for k in sorted(self._rows)]
@@ -176,8 +178,8 @@ class InMemoryPositionLedger:
     def get_all(self) -> dict[str, dict[str, Any]]:
         return {k: copy.deepcopy(v) for k, v in sorted(self._rows.items())}
 
-    def load_all(self) -> dict[str, Position]:
-        return {k: position_from_record(v) for k, v in sorted(self._rows.items())}
+    def load_all(self) -> PositionBook:
+        return read_positions(dict(sorted(self._rows.items())))
 
     def get(self, symbol: str) -> dict[str, Any] | None:
         row = self._rows.get(symbol)

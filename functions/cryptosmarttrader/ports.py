@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from cryptosmarttrader.domain.agents.registry import MarketState
     from cryptosmarttrader.domain.agents.sentiment import SentimentReading
     from cryptosmarttrader.domain.aggregates import Order, Position
-    from cryptosmarttrader.domain.book import RecordedOrder
+    from cryptosmarttrader.domain.book import OpenOrders, PositionBook, RecordedOrder
     from cryptosmarttrader.domain.coins import MarketCapBatch
     from cryptosmarttrader.domain.drift import DriftReference
     from cryptosmarttrader.domain.exchange import (
@@ -183,8 +183,10 @@ class OrderStore(Protocol):
         """The recorded order (the aggregate with its recorded facts), read by key."""
         ...
 
-    def open_orders(self, symbol: str | None = None) -> list[RecordedOrder]:
-        """:meth:`list_open` as recorded orders."""
+    def open_orders(self, symbol: str | None = None) -> OpenOrders:
+        """:meth:`list_open` as recorded orders; a record that cannot be read is left out
+        and reported in :attr:`OpenOrders.unreadable` (never raised: one damaged record
+        never stops the book from being read)."""
         ...
 
     def list_orders(self) -> list[dict[str, Any]]: ...
@@ -216,8 +218,9 @@ class OrderLedger(OrderStore, Protocol):
 class PositionStore(Protocol):
     def get_all(self) -> dict[str, dict[str, Any]]: ...
 
-    def load_all(self) -> dict[str, Position]:
-        """Every position as the aggregate, by symbol."""
+    def load_all(self) -> PositionBook:
+        """Every position as the aggregate, by symbol; a record that cannot be read is left
+        out and reported in :attr:`PositionBook.unreadable` (never raised)."""
         ...
 
 

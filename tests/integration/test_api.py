@@ -763,6 +763,31 @@ def test_an_outcome_entry_that_cannot_be_written_still_leaves_the_change_audited
     assert audit_puts == ["killswitch.on.requested", "killswitch.on"]
 
 
+def test_a_damaged_record_leaves_the_risk_view_up_and_names_its_coin(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given a sound position of SOL, and an open buy of AVAX recorded with a fee below zero
+    res = AwsResources()
+    DynamoPositionStore(res.positions_table, aws.dynamodb).upsert(
+        {"symbol": "SOL", "quantity": 10, "cost": 1200, "notional": 1200, "average_price": 120,
+         "updated_at": "2024-03-01T00:20:00+00:00"},
+        None,
+    )  # fmt: skip
+    DynamoOrderStore(res.orders_table, aws.dynamodb).put_new(
+        {"client_order_id": "a" * 32, "symbol": "AVAX", "side": "buy", "intent": "open",
+         "strategy": "s", "signal_bar_ms": 1, "mode": "paper", "quantity": 20,
+         "reference_price": 41, "status": "PARTIALLY_FILLED", "filled": 1, "fee": -1,
+         "created_at": "2024-03-01T00:15:00+00:00"}
+    )  # fmt: skip
+    # When the risk view is requested
+    status, risk, _ = call(api, api_event("GET", "/api/v1/risk"))
+    # Then it answers: SOL's exposure is shown, AVAX is named unreadable with why (not "none")
+    assert status == 200
+    assert {k: float(v) for k, v in risk["exposure_usd"].items()} == {"SOL": 1200.0}
+    assert list(risk["unreadable_records"]) == ["AVAX"]
+    assert "fee" in risk["unreadable_records"]["AVAX"]
+
+
 @pytest.mark.parametrize("mode", ["paper", "testnet", "live"])
 def test_risk_and_deep_health_say_where_orders_go(
     api: ModuleType, monkeypatch: pytest.MonkeyPatch, mode: str

@@ -8,7 +8,7 @@ over the embedded AWS)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +23,7 @@ from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import ExchangeOrder, OrderStateUnknownError
+from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
 from cryptosmarttrader.domain.risk import MarketQuote, RiskLevel, RiskObservation
 from cryptosmarttrader.domain.types import Money, Price, Quantity, Side, Symbol
@@ -501,3 +502,73 @@ def test_symbol_without_real_bars_is_rejected_by_the_paper_venue(
     (order,) = rig.orders()
     assert order["status"] == OrderStatus.REJECTED.value
     assert "NOPE/USDT" in str(order["reject_reason"])
+
+
+def _damaged_record(coid: str, symbol: str) -> dict[str, object]:
+    """An open order as an earlier version left it: its creation time without a zone."""
+    return {
+        "client_order_id": coid, "symbol": symbol, "side": "buy", "intent": "open",
+        "order_type": "market", "quantity": Decimal("1"), "reference_price": Decimal("2000"),
+        "strategy": "old-version", "signal_bar_ms": 1_652_140_800_000, "status": "SUBMITTED",
+        "created_at": "2022-05-10T09:00:00",
+    }  # fmt: skip
+
+
+def test_one_damaged_record_never_stops_the_kill_switch_sweep_of_the_others(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given a NEW buy of BTC left by a crash, and a damaged open order of ETH in the index
+    price, _ = _quote(market)
+    coid = _recorded_buy(rig, price)
+    assert rig.ledger.put_new(_damaged_record("e" * 32, "ETH/USDT"))
+    # When the kill-switch is on and the cycle reconciles
+    rig.switch.set(True, "drill", "alice")
+    rig.service().reconcile()
+    # Then the sound order is cancelled, the damaged one is left as stored, and counted
+    assert rig.ledger.get(coid)["status"] == OrderStatus.CANCELED.value  # type: ignore[index]
+    assert rig.ledger.get("e" * 32)["status"] == "SUBMITTED"  # type: ignore[index]
+    assert rig.metrics.total("BookRecordsUnreadable") >= 1
+
+
+def test_a_coin_with_a_damaged_record_takes_no_entry_and_the_others_trade(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    price, quote = _quote(market)
+    # Given a damaged open buy of BTC (its exposure unknown) and a NEW BTC buy left by a crash
+    assert rig.ledger.put_new(_damaged_record("e" * 32, "BTC/USDT"))
+    left = _recorded_buy(rig, price)
+    service = rig.service()
+    # When the cycle reconciles and a new BTC entry is submitted
+    service.reconcile()
+    result = service.submit(_intent(price, bar_ms=9), equity=EQUITY, quote=quote)
+    # Then nothing is sent on BTC: the entry is refused naming the record, the crash's order
+    # is left NEW (nothing lost), never read as "no exposure"
+    assert (result.status, result.rule) == ("rejected", "book_unreadable")
+    assert "e" * 32 in result.reason
+    assert rig.ledger.get(left)["status"] == OrderStatus.NEW.value  # type: ignore[index]
+    assert rig.paper.create_calls == 0
+    assert rig.metrics.total("BookRecordsUnreadable") >= 1
+
+
+def test_a_fill_of_a_coin_whose_position_cannot_be_read_never_stops_the_others(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    price, _ = _quote(market)
+    # Given ETH's position recorded below zero (damaged) and a filled ETH sell still indexed
+    rig.positions.upsert({"symbol": "ETH/USDT", "quantity": -1, "cost": 0}, None)
+    sell = {**_damaged_record("f" * 32, "ETH/USDT"), "side": "sell", "intent": "reduce",
+            "created_at": (NOW - timedelta(hours=1)).isoformat()}  # fmt: skip
+    assert rig.ledger.put_new(sell)
+    filled = OrderFacts(filled=Decimal("1"), average_price=Price.of("2000"), filled_at=NOW)
+    change = StatusChange(OrderStatus.SUBMITTED, OrderStatus.FILLED, NOW, filled)
+    assert rig.ledger.update_status("f" * 32, replace(change, settle=False))
+    # and a NEW BTC buy left by a crash, with the kill-switch turned on
+    coid = _recorded_buy(rig, price)
+    rig.switch.set(True, "drill", "alice")
+    # When the cycle reconciles
+    rig.service().reconcile()
+    # Then BTC's order is cancelled; ETH's fill is kept unapplied, still indexed (nothing lost)
+    assert rig.ledger.get(coid)["status"] == OrderStatus.CANCELED.value  # type: ignore[index]
+    assert [o["client_order_id"] for o in rig.ledger.list_open("ETH/USDT")] == ["f" * 32]
+    assert rig.positions.get("ETH/USDT")["quantity"] == -1  # type: ignore[index]
+    assert rig.metrics.total("BookRecordsUnreadable") >= 1

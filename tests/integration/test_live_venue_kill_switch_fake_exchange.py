@@ -19,7 +19,7 @@ from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.exchange import OrderStateUnknownError, RetryableExchangeError
 from cryptosmarttrader.domain.order_changes import StatusChange
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
-from cryptosmarttrader.domain.types import Price, Quantity, Side
+from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
 from tests.support import live_venue
 from tests.support.live_venue import (
     BTC,
@@ -374,3 +374,31 @@ def test_live_venue_market_sell_refusal_is_judged_at_the_given_price_while_the_t
     assert small is not None and "minimum notional" in small and "judged at 30000" in small
     unsized = rig.venue.market_sell_refusal(BTC, Quantity(Decimal("0.03")))
     assert unsized is not None and "cannot be sized" in unsized
+
+
+def test_live_venue_kill_switch_sweeps_the_others_when_a_stopped_position_cannot_be_read(
+    rig: Rig,
+) -> None:
+    # Given a BTC position with its stop resting, its position record then damaged (below zero)
+    entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    positions = rig.service().positions
+    stored = positions.get(BTC.value)
+    assert stored is not None
+    assert positions.upsert({**stored, "quantity": Decimal(-1)}, int(stored["version"]))
+    # and an ETH decision recorded but not sent yet
+    decision = OrderIntent("other", Symbol("ETH/USDT"), Side.BUY, Intent.OPEN,
+                           1_652_191_200_000, Quantity.of("0.1"), Price.of("2000"))  # fmt: skip
+    service = rig.service()
+    assert service.orders.record(Order.new(decision, created_at=rig.clock.now(), mode="testnet"))
+    # When the kill-switch sweep runs
+    rig.switch(True)
+    report = service.cancel_open_orders("kill-switch on: operator test")
+    # Then the decision is cancelled; the stop, the only exit of a position that cannot be
+    # read (the flatten cannot sell it), is kept and reported with why
+    assert report.cancelled == 1
+    assert service.orders.get(decision.client_order_id.value)["status"] == "CANCELED"  # type: ignore[index]
+    (stop,) = rig.orders(Intent.PROTECT)
+    assert list(report.kept) == [stop["client_order_id"]]
+    assert "cannot be read" in report.kept[stop["client_order_id"]]
+    assert _resting_stops(rig) == ["NEW"]  # still resting on the venue, no cancel sent

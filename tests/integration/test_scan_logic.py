@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ import pytest
 
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics, InMemorySlis
 from cryptosmarttrader.adapters.system_clock import SystemClock
-from cryptosmarttrader.domain.orders import RecordOutcome
+from cryptosmarttrader.domain.orders import Intent, OrderIntent, RecordOutcome, close_position_key
 from cryptosmarttrader.domain.risk import RiskLevel
+from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
 from cryptosmarttrader.ports import MarketData, SliRecorder
 from cryptosmarttrader.services.api import Opportunity
 from cryptosmarttrader.services.risk_state import RiskStateService
@@ -156,3 +158,59 @@ def test_each_row_says_whether_this_run_created_its_order_and_the_signals_keep_t
     assert latest is not None and latest["rows"]
     for row in latest["rows"]:
         Opportunity.model_validate(row)
+
+
+def test_a_coin_with_a_damaged_position_is_not_ordered_and_the_others_are(
+    stores: Stores, analysis: tuple[ScanAnalyzer, Analysis]
+) -> None:
+    analyzer, result = analysis
+    # Given the coin the scan would buy first has a position recorded below zero (damaged)
+    bought = [r for r in stores.service(analyzer)._act(result.ranked, result.prices,
+              RiskLevel.NORMAL, {})[0] if r.client_order_id is not None]  # fmt: skip
+    assert len(bought) >= 2
+    damaged = bought[0].symbol
+    stores.orders = InMemoryOrderLedger()
+    stores.positions.upsert({"symbol": damaged, "quantity": -1, "cost": 0}, None)
+    # When the scan runs its decisions
+    report = stores.service(analyzer).execute(result)
+    # Then that coin is not ordered (its exposure unknown, never "none"), saying why, and the
+    # scan went on with the others
+    row = next(r for r in report.rows if r.symbol == damaged)
+    assert row.client_order_id is None
+    assert "cannot be read" in row.reasons[-1] and "below zero" in row.reasons[-1]
+    assert report.orders_created >= 1
+    assert damaged not in {str(o["symbol"]) for o in stores.orders.list_orders()}
+    # and its exit row says its position cannot be read
+    (exit_row,) = [e for e in report.exits if e.symbol == damaged]
+    assert "cannot be read" in exit_row.reasons[0]
+
+
+def test_a_damaged_close_record_is_said_on_its_exit_row_and_the_scan_goes_on(
+    stores: Stores, analysis: tuple[ScanAnalyzer, Analysis]
+) -> None:
+    analyzer, result = analysis
+    settings = TradingSettings()
+    # Given a held position (its entry at today's price) whose close was recorded by an earlier
+    # version without its strategy
+    symbol = next(s for s, p in sorted(result.prices.items()) if p > 0)
+    price = Decimal(str(result.prices[symbol]))
+    stores.positions.upsert(
+        {"symbol": symbol, "quantity": Decimal(1000), "cost": 1000 * price,
+         "opened_by": "a" * 32}, None
+    )  # fmt: skip
+    close = OrderIntent(
+        settings.strategy, Symbol(symbol), Side.SELL, Intent.CLOSE, result.asof_ms,
+        Quantity.of(1000), Price(price), position_key=close_position_key("a" * 32, 0),
+    )  # fmt: skip
+    assert stores.orders.put_new(
+        {"client_order_id": close.client_order_id.value, "symbol": symbol, "side": "sell",
+         "intent": "close", "quantity": Decimal(1000), "reference_price": price,
+         "signal_bar_ms": result.asof_ms, "status": "SUBMITTED",
+         "created_at": "2021-04-30T10:00:00+00:00"}
+    )  # fmt: skip
+    # When the scan runs
+    report = stores.service(analyzer).execute(result)
+    # Then its exit row says the close cannot be resolved, and the scan went on
+    (row,) = [e for e in report.exits if e.symbol == symbol]
+    assert "cannot be resolved" in row.reasons[-1] and "strategy" in row.reasons[-1]
+    assert report.rows

@@ -32,7 +32,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
 )
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.aggregates import Fill, Order, Position
-from cryptosmarttrader.domain.book import RecordedOrder, book_exposure
+from cryptosmarttrader.domain.book import RecordedOrder, blocked_symbols, book_exposure
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import (
@@ -407,6 +407,69 @@ def test_a_damaged_opening_time_never_blocks_the_fills_of_its_position(stores: S
     # Then the fill is applied and saved (the time stays unknown, reported so by the exit rule)
     assert stores.positions.save(loaded.apply(sell).position, version, T0) is not None
     assert stores.positions.get(BTC.value)["quantity"] == Decimal("0.5")
+
+
+def _damaged(coid: str, symbol: str, **changes: Any) -> dict[str, Any]:
+    """An order record as an earlier version or a hand edit may have left it."""
+    record = {
+        "client_order_id": coid, "symbol": symbol, "side": "buy", "intent": "open",
+        "order_type": "market", "quantity": Decimal("1"), "reference_price": Decimal("100"),
+        "strategy": "old", "signal_bar_ms": 1_709_251_200_000, "status": "SUBMITTED",
+        "created_at": T0.isoformat(),
+    }  # fmt: skip
+    record.update(changes)
+    return {k: v for k, v in record.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"strategy": None},  # written before the attribute existed
+        {"signal_bar_ms": None},
+        {"average_price": Decimal("0"), "filled": Decimal("0")},
+        {"fee": Decimal("-0.1")},
+        {"created_at": "2024-03-01T12:00:00"},  # not UTC-aware
+        {"submitted_at": "2024-03-01T12:00:00"},
+        {"reference_price": None},  # and no notional either
+        {"quantity": Decimal("0")},
+    ],
+)
+def test_a_damaged_order_record_is_reported_with_its_coin_and_never_hides_the_others(
+    stores: Stores, damage: dict[str, Any]
+) -> None:
+    # Given a sound order on BTC and a damaged one on ETH in the open-orders index
+    sound = _order()
+    stores.orders.record(sound)
+    assert stores.orders.put_new(_damaged("e" * 32, ETH.value, **damage))
+    # When the book reads the open orders
+    read = stores.orders.open_orders()
+    # Then the sound order is read, the damaged one is reported with its coin and a reason
+    assert [o.key for o in read] == [sound.client_order_id.value]
+    assert [(u.key, u.symbol) for u in read.unreadable] == [("e" * 32, ETH.value)]
+    assert read.unreadable[0].reason
+    assert set(blocked_symbols(read)) == {ETH.value}
+    # and the damaged record itself is kept as it was (nothing is lost)
+    assert stores.orders.get("e" * 32) is not None
+    # and a read of the sound coin alone is not affected
+    assert stores.orders.open_orders(BTC.value).unreadable == ()
+
+
+def test_a_damaged_position_record_is_reported_never_read_as_holding_nothing(
+    stores: Stores,
+) -> None:
+    # Given a sound BTC position and an ETH position recorded below zero
+    fill = Fill(ClientOrderId("a" * 32), Side.BUY, Decimal("1"), Price.of("100"), T0)
+    assert stores.positions.save(Position(BTC).apply(fill).position, None, T0) is not None
+    stores.positions.upsert(
+        {"symbol": ETH.value, "quantity": Decimal("-1"), "cost": Decimal("0")}, None
+    )
+    # When every position is read
+    book = stores.positions.load_all()
+    # Then BTC is read, ETH is reported unreadable (its coin blocked), not absent
+    assert set(book) == {BTC.value}
+    assert [u.symbol for u in book.unreadable] == [ETH.value]
+    assert "below zero" in book.unreadable[0].reason
+    assert set(blocked_symbols(book)) == {ETH.value}
 
 
 def test_an_order_filled_in_parts_is_valued_across_loads_and_an_old_record_stays_readable(

@@ -24,12 +24,12 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoOrderStore,
     DynamoPositionStore,
     DynamoStateStore,
-    recorded_order_from_record,
+    read_open_orders,
 )
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
-from cryptosmarttrader.domain.book import RecordedOrder
+from cryptosmarttrader.domain.book import OpenOrders
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import RetryPolicy
 from cryptosmarttrader.domain.exit_rule import ExitRule
@@ -186,8 +186,8 @@ class LaggingIndex:
             return self._ledger.list_open(symbol)  # type: ignore[no-any-return]
         return [dict(o) for o in self._frozen if symbol is None or o["symbol"] == symbol]
 
-    def open_orders(self, symbol: str | None = None) -> list[RecordedOrder]:
-        return [recorded_order_from_record(o) for o in self.list_open(symbol)]
+    def open_orders(self, symbol: str | None = None) -> OpenOrders:
+        return read_open_orders(self.list_open(symbol))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ledger, name)

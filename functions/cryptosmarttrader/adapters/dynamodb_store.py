@@ -12,7 +12,8 @@ infinity is rejected (the item codec, :mod:`cryptosmarttrader.adapters.dynamodb_
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptosmarttrader.adapters.dynamodb_items import StoreError, from_item, to_item
 from cryptosmarttrader.adapters.dynamodb_items import is_condition_failure as _is_condition_failure
 from cryptosmarttrader.domain.aggregates import Order, Position
-from cryptosmarttrader.domain.book import RecordedOrder
+from cryptosmarttrader.domain.book import (
+    ANY_SYMBOL,
+    OpenOrders,
+    PositionBook,
+    RecordedOrder,
+    UnreadableRecord,
+)
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, Intent, OrderStatus
 from cryptosmarttrader.domain.types import ClientOrderId, OrderType, Price, Quantity, Side, Symbol
@@ -47,6 +54,8 @@ __all__ = [
     "order_record",
     "position_from_record",
     "position_record",
+    "read_open_orders",
+    "read_positions",
     "recorded_order_from_record",
     "status_change_record",
     "to_item",
@@ -180,6 +189,53 @@ def facts_from_record(record: Mapping[str, Any]) -> OrderFacts:
 def recorded_order_from_record(record: Mapping[str, Any]) -> RecordedOrder:
     """A stored order as the services see it: the aggregate and the facts recorded on it."""
     return RecordedOrder(order_from_record(record), facts_from_record(record))
+
+
+# what reading one damaged record raises (an attribute missing, of the wrong type or out of its
+# domain: DomainError is a ValueError; a Decimal's errors are ArithmeticErrors)
+_UNREADABLE = (KeyError, TypeError, ValueError, ArithmeticError)
+
+log = logging.getLogger(__name__)
+
+
+def _unreadable(key: Any, symbol: Any, exc: Exception, what: str) -> UnreadableRecord:
+    bad = UnreadableRecord(
+        key=str(key or ""),
+        symbol=str(symbol) if symbol else ANY_SYMBOL,
+        reason=f"{type(exc).__name__}: {exc}",
+    )
+    log.error("%s %s; left out of the book, its coin blocked", what, bad.describe())
+    return bad
+
+
+def read_open_orders(records: Iterable[Mapping[str, Any]]) -> OpenOrders:
+    """Stored open orders as recorded orders; a record that cannot be read is left out and
+    reported (logged, and in :attr:`OpenOrders.unreadable` with its coin): one damaged
+    record never stops the others from being read."""
+    orders: list[RecordedOrder] = []
+    bad: list[UnreadableRecord] = []
+    for record in records:
+        try:
+            orders.append(recorded_order_from_record(record))
+        except _UNREADABLE as exc:
+            bad.append(
+                _unreadable(record.get("client_order_id"), record.get("symbol"), exc, "order")
+            )
+    return OpenOrders(orders, bad)
+
+
+def read_positions(records: Mapping[str, Mapping[str, Any]]) -> PositionBook:
+    """Stored positions (by symbol) as the aggregate; a record that cannot be read is left out
+    and reported (logged, and in :attr:`PositionBook.unreadable`): its coin is blocked, never
+    read as holding nothing."""
+    positions: dict[str, Position] = {}
+    bad: list[UnreadableRecord] = []
+    for symbol, record in records.items():
+        try:
+            positions[symbol] = position_from_record(record)
+        except _UNREADABLE as exc:
+            bad.append(_unreadable(symbol, symbol, exc, "position"))
+    return PositionBook(positions, bad)
 
 
 def _value(typed: Price | Quantity | None) -> Decimal | None:
@@ -357,10 +413,10 @@ class DynamoOrderStore:
         stored = self.get(client_order_id)
         return None if stored is None else recorded_order_from_record(stored)
 
-    def open_orders(self, symbol: str | None = None) -> list[RecordedOrder]:
+    def open_orders(self, symbol: str | None = None) -> OpenOrders:
         """The orders of the open-orders index (see :meth:`list_open`) as the services see
-        them."""
-        return [recorded_order_from_record(o) for o in self.list_open(symbol)]
+        them; a damaged record is left out and reported (see :func:`read_open_orders`)."""
+        return read_open_orders(self.list_open(symbol))
 
     def list_orders(self) -> list[dict[str, Any]]:
         """Every order ever recorded (a full Scan: reports and audits, not the hourly path)."""
@@ -544,9 +600,10 @@ class DynamoPositionStore:
     def get_all(self) -> dict[str, dict[str, Any]]:
         return {str(p["symbol"]): p for p in _scan_all(self._client, self._table)}
 
-    def load_all(self) -> dict[str, Position]:
-        """Every position, as the aggregate, by symbol."""
-        return {s: position_from_record(p) for s, p in self.get_all().items()}
+    def load_all(self) -> PositionBook:
+        """Every position, as the aggregate, by symbol; a damaged record is left out and
+        reported (see :func:`read_positions`)."""
+        return read_positions(self.get_all())
 
     def get(self, symbol: str) -> dict[str, Any] | None:
         try:

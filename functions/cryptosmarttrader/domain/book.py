@@ -25,7 +25,18 @@ from cryptosmarttrader.domain.orders import (
 )
 from cryptosmarttrader.domain.types import OrderType, Side
 
-__all__ = ["Holding", "RecordedOrder", "book_exposure", "holding", "position_episode"]
+__all__ = [
+    "ANY_SYMBOL",
+    "Holding",
+    "OpenOrders",
+    "PositionBook",
+    "RecordedOrder",
+    "UnreadableRecord",
+    "blocked_symbols",
+    "book_exposure",
+    "holding",
+    "position_episode",
+]
 
 _ZERO = Decimal(0)
 _NO_FACTS = OrderFacts()
@@ -109,6 +120,60 @@ class RecordedOrder:
             if name not in {"quantity", "mode"} and getattr(facts, name) is not None
         }
         return RecordedOrder(order, replace(self.facts, **merged))
+
+
+# the coin of an unreadable record whose symbol cannot be read either: every coin is blocked
+ANY_SYMBOL = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableRecord:
+    """A stored order or position the book could not read (an attribute missing or out of its
+    domain): its key, the coin it belongs to (:data:`ANY_SYMBOL` when not even that can be
+    read) and why. Its coin's exposure and holding are unknown: never "none"."""
+
+    key: str
+    symbol: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"record {self.key!r} of {self.symbol} unreadable: {self.reason}"
+
+
+class OpenOrders(list[RecordedOrder]):
+    """The open orders read from the book, and the records among them that could not be read
+    (each left out, its coin blocked: see :func:`blocked_symbols`)."""
+
+    def __init__(
+        self,
+        orders: Iterable[RecordedOrder] = (),
+        unreadable: Iterable[UnreadableRecord] = (),
+    ) -> None:
+        super().__init__(orders)
+        self.unreadable: tuple[UnreadableRecord, ...] = tuple(unreadable)
+
+
+class PositionBook(dict[str, Position]):
+    """Every position read, by symbol, and the records that could not be read (each left out,
+    its coin blocked: see :func:`blocked_symbols`)."""
+
+    def __init__(
+        self,
+        positions: Mapping[str, Position] | None = None,
+        unreadable: Iterable[UnreadableRecord] = (),
+    ) -> None:
+        super().__init__(positions or {})
+        self.unreadable: tuple[UnreadableRecord, ...] = tuple(unreadable)
+
+
+def blocked_symbols(*reads: OpenOrders | PositionBook) -> dict[str, str]:
+    """The coins whose book could not be fully read, each with why (:data:`ANY_SYMBOL`: a
+    record of an unknown coin). Their exposure is unknown: no new entry is taken on them."""
+    out: dict[str, str] = {}
+    for read in reads:
+        for bad in getattr(read, "unreadable", ()):
+            out.setdefault(bad.symbol, bad.describe())
+    return out
 
 
 def book_exposure(

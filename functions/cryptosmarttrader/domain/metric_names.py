@@ -442,6 +442,17 @@ POSITION_EXIT_ERRORS = MetricSpec(
     EXECUTION,
     producer="services/execution.py",
 )
+BOOK_RECORDS_UNREADABLE = MetricSpec(
+    "BookRecordsUnreadable",
+    Unit.COUNT,
+    Family.EXECUTION,
+    "Stored orders or positions the execution cycle could not read (an attribute missing or "
+    "out of its domain), counted at each read of the book: each logged with its key, coin and "
+    "reason and left as stored; no new "
+    "entry is taken on its coin until it is repaired, the other coins went on. Never expected.",
+    EXECUTION,
+    producer="services/execution.py",
+)
 SCAN_EXIT_ERRORS = MetricSpec(
     "ScanExitErrors",
     Unit.COUNT,
@@ -713,6 +724,7 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     ORDERS_CANCELLED_BY_KILL_SWITCH,
     OVERSELL_REFUSED,
     POSITION_EXIT_ERRORS,
+    BOOK_RECORDS_UNREADABLE,
     SCAN_EXIT_ERRORS,
     BALANCE_DRIFT,
     PROTECTIVE_STOPS_PLACED,

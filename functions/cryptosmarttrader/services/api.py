@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cryptosmarttrader.domain.book import book_exposure
+from cryptosmarttrader.domain.book import blocked_symbols, book_exposure
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.killswitch import REASON_PATTERN, check_reason
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
@@ -199,6 +199,12 @@ class RiskResponse(_Model):
         description="equity below its peak, percent (>= 0); null when unknown"
     )
     recent_transitions: list[TransitionView]
+    unreadable_records: dict[str, str] = Field(
+        default_factory=dict,
+        description="coins with a stored order or position record that cannot be read, each "
+        'with why ("*": a record of an unknown coin): their exposure is unknown and not in '
+        "exposure_usd, and no new entry is taken on them until the record is repaired",
+    )
 
 
 class KillSwitchRequest(_Model):
@@ -385,7 +391,8 @@ class ApiService:
     def risk_view(self, transitions: int = 10) -> RiskResponse:
         state = self.risk.load()
         # the open-orders index holds every order not finished: the exposure's open buys
-        exposure = book_exposure(self.positions.load_all(), self.orders.open_orders())
+        positions, open_orders = self.positions.load_all(), self.orders.open_orders()
+        exposure = book_exposure(positions, open_orders)
         gross = sum(exposure.values(), Decimal(0))
         history = sorted(self.risk.history(), key=lambda t: t.at, reverse=True)[:transitions]
         return RiskResponse(
@@ -416,6 +423,7 @@ class ApiService:
                 )
                 for t in history
             ],
+            unreadable_records=blocked_symbols(positions, open_orders),
         )
 
     def set_kill_switch(

@@ -50,7 +50,11 @@ from typing import Literal
 from cryptosmarttrader.domain import metric_names as mn
 from cryptosmarttrader.domain.aggregates import Fill, Order, Position
 from cryptosmarttrader.domain.book import (
+    ANY_SYMBOL,
+    OpenOrders,
     RecordedOrder,
+    UnreadableRecord,
+    blocked_symbols,
     book_exposure,
     holding,
     position_episode,
@@ -128,6 +132,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# what reading a damaged stored record raises (an attribute missing, of the wrong type or out
+# of its domain: DomainError is a ValueError; a Decimal's errors are ArithmeticErrors)
+_UNREADABLE_BOOK = (KeyError, TypeError, ValueError, ArithmeticError)
+
 OVERSELL_METRIC = mn.OVERSELL_REFUSED.name
 PROTECTIVE_STRATEGY = "protective-stop"
 # a CLOSE that found its position already sold by its protective stop on the venue
@@ -202,9 +210,16 @@ class _Book:
 
     positions: dict[str, Position]
     orders: dict[str, RecordedOrder]
+    # the coins with a stored record that could not be read, each with why: their exposure
+    # and holding are unknown, so no entry is taken on them (never read as "none held")
+    blocked: dict[str, str] = field(default_factory=dict)
 
     def open_orders(self) -> list[RecordedOrder]:
         return list(self.orders.values())
+
+    def blocks(self, symbol: str) -> str | None:
+        """Why ``symbol``'s book cannot be fully read (None: it can)."""
+        return self.blocked.get(symbol) or self.blocked.get(ANY_SYMBOL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +317,13 @@ class ExecutionService:
             self.cancel_open_orders(f"kill-switch on: {kill.reason}")
             return self._rejected(coid, "kill_switch", f"kill-switch is on: {kill.reason}")
         book = self._load_book()
+        unknown = book.blocks(intent.symbol.value) if intent.side is Side.BUY else None
+        if unknown is not None:
+            return self._rejected(
+                intent.client_order_id,
+                "book_unreadable",
+                f"no entry while the book of {intent.symbol} cannot be read: {unknown}",
+            )
         if (
             intent.intent is Intent.CLOSE
             and intent.side is Side.SELL
@@ -636,40 +658,52 @@ class ExecutionService:
             key=lambda o: (o.order.created_at, o.order.rank or 0, o.key),
         )
         for order in ledger:
-            status = order.status
-            coid = order.order.client_order_id
-            if status is _S.NEW:
-                action, why, quantity = self._admit(order, now)
-                if action == "cancel":
-                    cancelled = self.orders.update_status(
-                        coid.value,
-                        StatusChange(_S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=why)),
-                    )
-                    counts.cancelled_new += cancelled
-                    self._forget(coid.value, settled=cancelled)
-                elif action == "send":
-                    self._send(order, quantity)
-                    counts.resent_new += 1
-                continue
-            if status in OPEN_STATUSES:
-                outcome = self._look_up(order, status, now)
-                if outcome == "updated":
-                    counts.updated += 1
-                elif outcome == "expired":
-                    counts.expired += 1
-                continue
-            # terminal, still indexed: its fill has not reached the position yet
-            stored = self.orders.find(coid.value) or order
-            if self._apply_fill_to_position(stored):
-                counts.fills += 1
-            settled = stored.status in TERMINAL_STATUSES
-            if settled:
-                self.orders.settle(coid.value)
-            self._forget(coid.value, settled=settled)
+            try:
+                self._reconcile_one(order, now, counts)
+            except _UNREADABLE_BOOK as exc:
+                # a stored record of this coin (its position, the order read again) cannot be
+                # read: this order is left as stored, its coin blocked; the others go on
+                why = f"{order.key} not reconciled: {type(exc).__name__}: {exc}"
+                log.error("book of %s cannot be read: %s", order.symbol, why)
+                self.metrics.add(mn.BOOK_RECORDS_UNREADABLE.name, 1)
+                book.blocked.setdefault(order.symbol, why)
         kill = self.kill_switch.status()
         if kill.on and kill.known:
             self.cancel_open_orders(f"kill-switch on: {kill.reason}")
         return counts
+
+    def _reconcile_one(self, order: RecordedOrder, now: datetime, counts: ReconcileReport) -> None:
+        """One indexed order of :meth:`reconcile`, its outcome added to ``counts``."""
+        status = order.status
+        coid = order.order.client_order_id
+        if status is _S.NEW:
+            action, why, quantity = self._admit(order, now)
+            if action == "cancel":
+                cancelled = self.orders.update_status(
+                    coid.value,
+                    StatusChange(_S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=why)),
+                )
+                counts.cancelled_new += cancelled
+                self._forget(coid.value, settled=cancelled)
+            elif action == "send":
+                self._send(order, quantity)
+                counts.resent_new += 1
+            return
+        if status in OPEN_STATUSES:
+            outcome = self._look_up(order, status, now)
+            if outcome == "updated":
+                counts.updated += 1
+            elif outcome == "expired":
+                counts.expired += 1
+            return
+        # terminal, still indexed: its fill has not reached the position yet
+        stored = self.orders.find(coid.value) or order
+        if self._apply_fill_to_position(stored):
+            counts.fills += 1
+        settled = stored.status in TERMINAL_STATUSES
+        if settled:
+            self.orders.settle(coid.value)
+        self._forget(coid.value, settled=settled)
 
     def _look_up(
         self, order: RecordedOrder, status: OrderStatus, now: datetime
@@ -820,6 +854,10 @@ class ExecutionService:
                 f"never sent and no longer valid (valid until {until.isoformat()})",
                 None,
             )
+        unknown = self._load_book().blocks(order.symbol) if order.side is Side.BUY else None
+        if unknown is not None:
+            # left NEW (nothing lost): sent once its coin's book reads again, while valid
+            return "wait", f"the book of {order.symbol} cannot be read: {unknown}", None
         context = self._context
         if context is None:
             return "send", None, None
@@ -950,7 +988,18 @@ class ExecutionService:
                     doubtful.add(symbol)
         kept: dict[str, str] = {}
         for symbol, coids in sorted(resting.items()):
-            held = _held(self._position(symbol))
+            try:
+                held = _held(self._position(symbol))
+            except _UNREADABLE_BOOK as exc:
+                # the holding is unknown: the flatten cannot sell it either, and the stop only
+                # sells, so it is kept (never the sweep of every other order stopped)
+                self.metrics.add(mn.BOOK_RECORDS_UNREADABLE.name, 1)
+                why = (
+                    f"the position cannot be read ({type(exc).__name__}: {exc}): its protective "
+                    "sell stays resting on the venue, the only exit of that position"
+                )
+                kept.update(dict.fromkeys(coids, why))
+                continue
             if held <= 0:
                 continue
             lowest = (
@@ -1810,12 +1859,23 @@ class ExecutionService:
         open after a timeout) is in the book even before the index lists it, so the
         protective step never places a stop beside it."""
         if self._book is None or fresh:
-            self._book = _Book(positions=self.positions.load_all(), orders=self._overlaid())
+            positions, indexed = self.positions.load_all(), self._indexed()
+            # a damaged record is left out of the book, never out of the run: its coin is
+            # blocked (no entry), the others are read and traded, the kill-switch sweep
+            # cancels every other order
+            unreadable = [*_unreadable(positions), *_unreadable(indexed)]
+            if unreadable:
+                self.metrics.add(mn.BOOK_RECORDS_UNREADABLE.name, len(unreadable))
+            self._book = _Book(
+                positions=positions,
+                orders=self._overlaid(indexed),
+                blocked=blocked_symbols(positions, indexed),
+            )
         return self._book
 
-    def _overlaid(self) -> dict[str, RecordedOrder]:
+    def _overlaid(self, indexed: list[RecordedOrder] | None = None) -> dict[str, RecordedOrder]:
         """The open-orders index (see :meth:`_indexed`) with this run's open writes over it."""
-        orders = {o.key: o for o in self._indexed()}
+        orders = {o.key: o for o in (self._indexed() if indexed is None else indexed)}
         orders.update(self._open_here)
         return orders
 
@@ -1824,12 +1884,13 @@ class ExecutionService:
         self._open_here[order.key] = order
         self._load_book().orders[order.key] = order
 
-    def _indexed(self, symbol: str | None = None) -> list[RecordedOrder]:
+    def _indexed(self, symbol: str | None = None) -> OpenOrders:
         """The open-orders index (of ``symbol``) without the orders this run settled: a stale
         index entry never makes an order this run cancelled, filled, expired or saw refused
         look open again (e.g. a protective stop just cancelled, counted as a sell still open,
         would cut the close that follows to nothing as an oversell)."""
-        return [o for o in self.orders.open_orders(symbol) if o.key not in self._settled_here]
+        read = self.orders.open_orders(symbol)
+        return OpenOrders((o for o in read if o.key not in self._settled_here), _unreadable(read))
 
     def _forget(self, client_order_id: str, *, settled: bool = False) -> None:
         """Out of this run's book; ``settled``: this run wrote (or read) its terminal status,
@@ -1968,6 +2029,11 @@ def _intent_of(order: Order, quantity: Decimal) -> OrderIntent:
         reference_price=order.reference_price,
         position_key=order.position_key,
     )
+
+
+def _unreadable(read: object) -> tuple[UnreadableRecord, ...]:
+    """The records a read of the book could not read (see :class:`OpenOrders`)."""
+    return tuple(getattr(read, "unreadable", ()))
 
 
 def _held(position: Position | None) -> Decimal:

@@ -39,7 +39,12 @@ from cryptosmarttrader.domain.agents.tally import (
 )
 from cryptosmarttrader.domain.agents.technical import technical_votes
 from cryptosmarttrader.domain.aggregates import Order, Position
-from cryptosmarttrader.domain.book import book_exposure, position_episode
+from cryptosmarttrader.domain.book import (
+    ANY_SYMBOL,
+    blocked_symbols,
+    book_exposure,
+    position_episode,
+)
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.orders import (
@@ -485,8 +490,17 @@ class ScanService:
         for order in open_orders:
             if order.side is Side.BUY:
                 open_buys.setdefault(order.symbol, set()).add(order.key)
+        # a coin with a stored record that cannot be read has an unknown exposure: no entry
+        blocked = blocked_symbols(positions, open_orders)
         rows, created, dupes = self._act(
-            analysis.ranked, analysis.prices, level, exposure, analysis.exposure, held, open_buys
+            analysis.ranked,
+            analysis.prices,
+            level,
+            exposure,
+            analysis.exposure,
+            held,
+            open_buys,
+            blocked,
         )
         untradable = sum(
             r.action is Action.BUY and r.symbol in self.analyzer.untradable for r in rows
@@ -543,6 +557,7 @@ class ScanService:
         regime_exposure: float = 1.0,
         held: frozenset[str] | set[str] = frozenset(),
         open_buys: Mapping[str, set[str]] | None = None,
+        blocked: Mapping[str, str] | None = None,
     ) -> tuple[list[ScanRow], int, int]:
         guard = RiskGuard(RiskLimits(Decimal(str(self.settings.max_asset_fraction))))
         equity = Money(Decimal(str(self.settings.equity_usd)))
@@ -566,6 +581,14 @@ class ScanService:
                     *sig.reasons,
                     "not ordered: the paper venue cannot trade this coin (no recorded exchange "
                     "pair); research universe only",
+                ]
+            elif sig.action is Action.BUY and (
+                unknown := (blocked or {}).get(sig.symbol) or (blocked or {}).get(ANY_SYMBOL)
+            ):
+                row["reasons"] = [
+                    *sig.reasons,
+                    f"not ordered: its exposure is unknown while the book cannot be read "
+                    f"({unknown})",
                 ]
             elif sig.action is Action.BUY and price is not None:
                 row.update(
@@ -611,7 +634,22 @@ class ScanService:
         placed for the position, if any."""
         rule = self.settings.exit_rule
         out: list[ExitRow] = []
-        for symbol, pos in sorted(self.positions.load_all().items()):
+        book = self.positions.load_all()
+        for bad in book.unreadable:
+            # a position record that cannot be read: said on its row and counted, the other
+            # positions (and the scan) go on
+            self.metrics.add(mn.SCAN_EXIT_ERRORS.name, 1)
+            out.append(
+                ExitRow(
+                    symbol=bad.symbol,
+                    quantity=0.0,
+                    price=analysis.prices.get(bad.symbol),
+                    client_order_id=None,
+                    order_status=None,
+                    reasons=[f"its position cannot be read ({bad.reason}): repair the record"],
+                )
+            )
+        for symbol, pos in sorted(book.items()):
             price = analysis.prices.get(symbol)
             held = self._held(pos, price)
             if held <= 0:
@@ -650,8 +688,9 @@ class ScanService:
                         position_episode(pos),
                         self._status_of,
                     )
-                except (DomainError, ValueError, ArithmeticError) as exc:
-                    # this position's close cannot be resolved: said on its row and counted,
+                except (DomainError, ValueError, ArithmeticError, KeyError, TypeError) as exc:
+                    # this position's close cannot be resolved (its close's record cannot be
+                    # read, an attribute missing): said on its row and counted,
                     # the other positions (and the scan) go on
                     log.error("position %s: its close cannot be resolved: %s", symbol, exc)
                     self.metrics.add(mn.SCAN_EXIT_ERRORS.name, 1)
