@@ -222,6 +222,7 @@ EVENT_ONLY_METRICS: Final = frozenset(
         "TakeProfitsPlaced",
         "VenueKeysRefused",
         "ReadOnlyKeysRefused",
+        "BookRecordsUnreadable",
     }
 )
 # Metric dimensions whose values are not read from the template: one value at idle.
