@@ -548,6 +548,9 @@ def test_a_coin_with_a_damaged_record_takes_no_entry_and_the_others_trade(
     assert rig.ledger.get(left)["status"] == OrderStatus.NEW.value  # type: ignore[index]
     assert rig.paper.create_calls == 0
     assert rig.metrics.total("BookRecordsUnreadable") >= 1
+    # and the RiskGuard sizes the other coins' entries with BTC's exposure unknown (counted at a
+    # full per-asset cap), never as nothing
+    assert service.exposure().unknown == frozenset({"BTC/USDT"})
 
 
 def test_a_fill_of_a_coin_whose_position_cannot_be_read_never_stops_the_others(

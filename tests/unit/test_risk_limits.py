@@ -198,3 +198,22 @@ def test_property_no_approved_entry_exceeds_any_cap(
     assert cluster_held + notional <= equity * lim.max_cluster_fraction * mult
     assert own + other + notional <= equity * lim.max_gross_fraction * mult
     assert notional <= volume * lim.max_volume_fraction
+
+
+def test_a_coin_whose_book_cannot_be_read_is_counted_at_a_full_asset_cap() -> None:
+    # Given 8 coins held at 2,222 (17,776 of the 20 % gross cap) and a ninth coin whose stored
+    # record cannot be read (its exposure unknown, read as nothing)
+    held = {f"C{i}/USDT": Decimal("2222") for i in range(8)}
+    blind = PortfolioExposure(held, unknown=frozenset({"DAMAGED/USDT"}))
+    # When a 2,000 ETH entry is evaluated
+    v = _eval(_intent("20"), blind)
+    # Then the unknown coin takes a full per-asset cap (2,000) of the gross room: 224 is left
+    assert (v.approved, v.rule) == (True, "max_gross_fraction")
+    assert v.quantity == Quantity.of("2.24")
+    # and a ninth coin beside it counts as an open position too: the tenth is the last allowed
+    nine = PortfolioExposure(
+        {f"C{i}/USDT": Decimal("100") for i in range(9)}, unknown=frozenset({"DAMAGED/USDT"})
+    )
+    assert _eval(_intent("1"), nine).rule == "max_open_positions"
+    # while the same book without the unknown coin leaves the entry its full 2,000
+    assert _eval(_intent("20"), PortfolioExposure(held)).quantity == Quantity.of("20")

@@ -19,16 +19,30 @@ __all__ = ["PortfolioExposure"]
 class PortfolioExposure:
     """Notional per symbol (held plus pending buys), and each symbol's correlation cluster.
 
-    A symbol without a cluster is its own cluster.
+    A symbol without a cluster is its own cluster. ``unknown`` names the symbols whose stored
+    book could not be read (a damaged record): their notional here is a lower bound, see
+    :meth:`assuming`.
     """
 
     by_symbol: Mapping[str, Decimal]
     clusters: Mapping[str, str] = field(default_factory=dict)
+    unknown: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for symbol, notional in self.by_symbol.items():
             if not notional.is_finite() or notional < 0:
                 raise DomainError(f"exposure of {symbol} must be finite and >= 0, got {notional}")
+
+    def assuming(self, per_unknown: Decimal) -> PortfolioExposure:
+        """This exposure with each unknown symbol counted at ``per_unknown`` at least (the
+        per-asset cap: exposure is at cost, and no entry is sized past the cap), so the gross,
+        cluster and open-position limits of the other coins never take its room."""
+        if not self.unknown:
+            return self
+        by_symbol = dict(self.by_symbol)
+        for symbol in self.unknown:
+            by_symbol[symbol] = max(by_symbol.get(symbol, Decimal(0)), per_unknown)
+        return PortfolioExposure(by_symbol, self.clusters, self.unknown)
 
     @property
     def gross(self) -> Decimal:

@@ -603,6 +603,9 @@ class RiskGuard:
         symbol = intent.symbol.value
         mult = policy.size_multiplier
         asset_cap = equity * lim.max_asset_fraction * mult
+        # a coin whose stored book cannot be read holds up to a full per-asset cap, for all
+        # the other coins know
+        exposure = exposure.assuming(equity * lim.max_asset_fraction)
         rooms: list[tuple[str, Decimal, str]] = [
             (
                 "max_asset_fraction",

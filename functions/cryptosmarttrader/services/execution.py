@@ -1937,6 +1937,7 @@ class ExecutionService:
         return PortfolioExposure(
             book_exposure(book.positions, book.open_orders(), include_new=include_new),
             clusters,
+            unknown=frozenset(s for s in book.blocked if s != ANY_SYMBOL),
         )
 
     def _guard(self) -> RiskGuard:
