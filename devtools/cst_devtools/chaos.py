@@ -590,14 +590,16 @@ def _handler_rows(stdout: str) -> list[dict[str, Any]]:
     return []
 
 
-def _cli_rows(stdout: str) -> list[dict[str, Any]]:
+def cli_scan_rows(stdout: str) -> list[dict[str, Any]]:
+    """The decisions (``rows``) of one ``cst scan --json`` report; none when it printed none."""
     import json
 
     try:
         data = json.loads(stdout)
     except ValueError:
         return []
-    return data if isinstance(data, list) else []
+    rows = data.get("rows") if isinstance(data, dict) else None
+    return rows if isinstance(rows, list) else []
 
 
 def scenario_disk(lab: ChaosLab) -> ScenarioResult:
@@ -616,7 +618,7 @@ def scenario_disk(lab: ChaosLab) -> ScenarioResult:
         rerun = bench.cst_scan(lab.asof, top=lab.top_n)
         recovered = round(time.monotonic() - t0, 3)
         after = bench.snapshot()
-    base_rows, rerun_rows = _cli_rows(baseline.stdout), _cli_rows(rerun.stdout)
+    base_rows, rerun_rows = cli_scan_rows(baseline.stdout), cli_scan_rows(rerun.stdout)
     expected = {
         str(r["client_order_id"])
         for r in [*base_rows, *rerun_rows]

@@ -304,6 +304,19 @@ def test_recorded_side_data_is_read_as_of_the_decision_and_gaps_are_stated(
         "no funding data before 2021-08-31 for BTC/USDT"
     ]
 
+    # Past the last recorded reading (2022-07-30) it abstains naming the end of the record, not
+    # as if BTC had no perpetual; and within the agent's 16 h it still votes
+    def btc_funding(at: datetime) -> dict[str, object]:
+        ms = int(at.timestamp() * 1000)
+        state = agent_data.state(check_daily(market.daily_universe(at, 260), ms).clean, ms)
+        votes = run_agents(state, ms, only=("funding",)).filter(pl.col("symbol") == "bitcoin")
+        return votes.to_dicts()[0]
+
+    late = btc_funding(datetime(2022, 9, 1, tzinfo=UTC))
+    assert late["probability"] is None
+    assert late["abstain_reason"] == "no funding data after 2022-07-30 for BTC/USDT"
+    assert btc_funding(datetime(2022, 7, 30, tzinfo=UTC))["abstain_reason"] is None
+
 
 @dataclass
 class Context:

@@ -21,6 +21,7 @@ from cryptosmarttrader.wiring import recorded_analyzer
 from cst_devtools.chaos import (
     ScenarioResult,
     audit_orders,
+    cli_scan_rows,
     control_decisions,
     scenario_database,
     scenario_disk,
@@ -65,6 +66,36 @@ def test_audit_counts_lost_and_duplicated_orders() -> None:
     # Then one is lost (c) and one duplicated (b)
     assert (lost, duplicated) == (1, 1)
     assert details["lost_ids"] == ["c"] and details["duplicated_ids"] == ["b"]
+
+
+def test_the_disk_audit_reads_the_rows_of_cst_scan_json(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the output of `cst scan --json` (one report object, its decisions under `rows`)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    scanned = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            "--data",
+            str(data_dir),
+            "--asof",
+            "2021-05-01",
+            "--top",
+            "5",
+            "--json",
+            "--state-dir",
+            str(tmp_path / "st"),
+        ],
+    )
+    assert scanned.exit_code == 0, scanned.output
+
+    # When the disk scenario reads the rows it audits
+    rows = cli_scan_rows(scanned.stdout)
+
+    # Then they are the report's rows, the orders it created among them
+    assert rows == json.loads(scanned.stdout)["rows"]
+    assert [r for r in rows if r.get("order_outcome") == "created"]
 
 
 def test_network_resets_and_timeouts_are_retried_then_the_breaker_protects(

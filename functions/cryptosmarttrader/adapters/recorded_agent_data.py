@@ -10,7 +10,8 @@
 * **funding** — ``binance_futures/<BASE>_USDT-8h-funding_rate.json`` (readings at or before
   ``t``), ``<BASE>_USDT-8h-mark.json`` (8 h mark candles that closed by ``t``) and the Binance spot
   1 h candles for the basis. Recorded for BTC only, 2021-08-31 → 2022-07-30: every other coin, and
-  BTC outside that span, abstains with the reason.
+  BTC outside that span, abstains with the reason (before it, or after it: the record's end
+  named, once no reading is left in the 3 days read; within them the agent's staleness rule).
 * **arbitrage** — the last complete 1 h candle of each coin on Binance and on KuCoin
   (``binance_spot/1h``, ``kucoin_spot/1h``: 20 common pairs, 2021-01 → 2022-10) as one quote per
   venue: its close (the last traded price before ``t``) as bid and ask, stamped at the candle's
@@ -187,9 +188,14 @@ class RecordedAgentData:
                 recorded = ", ".join(funded) if funded else "none"
                 notes[coin] = f"no recorded perpetual funding for this coin (recorded: {recorded})"
                 continue
-            first, _last = span  # after the last reading the agent's staleness rule says so
+            first, last = span
             if asof_ms < first:
                 notes[coin] = f"no funding data before {utc_from_ms(first):%Y-%m-%d} for {pair}"
+                continue
+            if asof_ms - last > _FUNDING_LOOKBACK / timedelta(milliseconds=1):
+                # none in the window read: past the record's end, not a coin without a perpetual
+                # (within the window the agent's staleness rule says how old the last one is)
+                notes[coin] = f"no funding data after {utc_from_ms(last):%Y-%m-%d} for {pair}"
                 continue
             rates.append(self.market.funding_rates(pair, asof - _FUNDING_LOOKBACK, asof))
             try:  # only candles that closed by the decision (one opening at it is the future)
