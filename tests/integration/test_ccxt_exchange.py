@@ -409,6 +409,9 @@ def test_kraken_server_time_is_read_again_after_its_max_age() -> None:
     )
     host = [server_s * 1000 - 60_000]
     h.exchange._client.milliseconds = lambda: host[0]  # type: ignore[method-assign]
+    # ccxt's request throttle reads the same host clock: stepped back, it would wait out the
+    # step (a minute of sleep) before the second request; the deadline is what is tested here
+    h.exchange._client.enableRateLimit = False
     elapsed = [0.0]
     h.exchange._monotonic = lambda: elapsed[0]
     h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
@@ -438,6 +441,9 @@ def test_kraken_deadline_ignores_a_host_clock_stepped_while_the_server_time_is_c
     )
     host = [server_s * 1000 - 60_000]
     h.exchange._client.milliseconds = lambda: host[0]  # type: ignore[method-assign]
+    # ccxt's request throttle reads the same host clock: stepped back, it would wait out the
+    # step (a minute of sleep) before the second request; the deadline is what is tested here
+    h.exchange._client.enableRateLimit = False
     elapsed = [0.0]
     h.exchange._monotonic = lambda: elapsed[0]
     h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
