@@ -20,7 +20,6 @@ from typing import Any
 
 import polars as pl
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
@@ -47,7 +46,7 @@ from cryptosmarttrader.services.evaluate import (
 )
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import excluded_coins, recorded_analyzer, scan_service
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -328,19 +327,8 @@ class Context:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_METRICS_NAMESPACE": "CryptoSmartTrader",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
+    env = {"POWERTOOLS_METRICS_NAMESPACE": "CryptoSmartTrader", "POWERTOOLS_TRACE_DISABLED": "true"}
+    with moto_stack(monkeypatch, env=env) as clients:
         yield clients
 
 

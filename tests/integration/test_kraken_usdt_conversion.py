@@ -20,7 +20,6 @@ import boto3
 import polars as pl
 import pytest
 import time_machine
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
@@ -29,8 +28,8 @@ from cryptosmarttrader.domain.market import OHLCV_SCHEMA
 from cryptosmarttrader.domain.types import Symbol, ms_from_utc
 from cryptosmarttrader.settings import AwsResources
 from cryptosmarttrader.wiring import lake_agent_data
-from cst_devtools.local_aws import ensure_resources
 from infra.config import DeploymentConfig
+from tests.support.aws import moto_stack
 
 HOUR = 3_600_000
 BAR = datetime(2024, 3, 14, 22, tzinfo=UTC)  # the last hour closed by the decision
@@ -40,22 +39,11 @@ UNIVERSE = pl.DataFrame({"symbol": ["BTC/USDT"], "ts": [ASOF - HOUR]})
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "CST_DATA_SOURCE": "ccxt",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     from cryptosmarttrader.handlers import _common
 
+    env = {"CST_DATA_SOURCE": "ccxt", "POWERTOOLS_TRACE_DISABLED": "true"}
     _common.reset_caches()
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
+    with moto_stack(monkeypatch, env=env) as clients:
         yield clients
     _common.reset_caches()
 

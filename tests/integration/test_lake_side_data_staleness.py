@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 import boto3
 import polars as pl
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
@@ -22,7 +21,7 @@ from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.types import ms_from_utc
 from cryptosmarttrader.settings import AwsResources
 from cryptosmarttrader.wiring import lake_agent_data
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 HOUR = 3_600_000
 ASOF = ms_from_utc(datetime(2024, 3, 14, tzinfo=UTC))  # the scan's decision: 00:00 of its day
@@ -31,17 +30,7 @@ UNIVERSE = pl.DataFrame({"symbol": ["BTC/USDT"], "ts": [ASOF]})
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
+    with moto_stack(monkeypatch) as clients:
         yield clients
 
 

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.model_registry_embedded import (
@@ -44,7 +43,7 @@ from cryptosmarttrader.domain.model_canary import (
 from cryptosmarttrader.ports import RegistryStoreError
 from cryptosmarttrader.services.model_registry import ModelRegistryError, ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 REGION = "us-east-1"
 BUCKET = "pointer-lake"
@@ -59,13 +58,8 @@ CLEARS = SkillEvidence(
 
 @pytest.fixture
 def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        built = AwsClients.build(AwsResources(lake_bucket=BUCKET, state_table=TABLE, region=REGION))
-        ensure_resources(built, NOW)
+    resources = AwsResources(lake_bucket=BUCKET, state_table=TABLE, region=REGION)
+    with moto_stack(monkeypatch, resources, now=NOW) as built:
         yield built
 
 
