@@ -398,22 +398,30 @@ def test_kraken_create_order_sends_a_deadline_on_krakens_clock(host_off_ms: int)
     assert sum("/Time" in url for _, url, _ in h.replay.requests) == 1
 
 
-def test_kraken_server_time_is_read_again_after_its_max_age() -> None:
-    server_s = 1_710_374_400
+def _kraken_on_movable_clocks(
+    times: list[Any], *, host_ms: int
+) -> tuple[Harness, list[int], list[float]]:
+    """A Kraken harness answering ``/Time`` with ``times`` in turn, whose host clock
+    (``host[0]``, ms) and monotonic clock (``elapsed[0]``, s) the test moves."""
     h = harness(
         ExchangeId.KRAKEN,
-        {
-            "/AddOrder": [load("kraken", "add_order_ltcusdt.json")],
-            "/Time": [_kraken_time(server_s), _kraken_time(server_s + 700)],
-        },
+        {"/AddOrder": [load("kraken", "add_order_ltcusdt.json")], "/Time": times},
     )
-    host = [server_s * 1000 - 60_000]
+    host = [host_ms]
     h.exchange._client.milliseconds = lambda: host[0]  # type: ignore[method-assign]
     # ccxt's request throttle reads the same host clock: stepped back, it would wait out the
-    # step (a minute of sleep) before the second request; the deadline is what is tested here
+    # step (up to a minute of sleep) before the next request; the deadline is what is tested
     h.exchange._client.enableRateLimit = False
     elapsed = [0.0]
     h.exchange._monotonic = lambda: elapsed[0]
+    return h, host, elapsed
+
+
+def test_kraken_server_time_is_read_again_after_its_max_age() -> None:
+    server_s = 1_710_374_400
+    h, host, elapsed = _kraken_on_movable_clocks(
+        [_kraken_time(server_s), _kraken_time(server_s + 700)], host_ms=server_s * 1000 - 60_000
+    )
     h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
     # When the host clock is stepped 30 s further back 700 s later
     elapsed[0], host[0] = SERVER_TIME_MAX_AGE_S + 100, host[0] + 700_000 - 30_000
@@ -432,20 +440,9 @@ def test_kraken_deadline_ignores_a_host_clock_stepped_while_the_server_time_is_c
 ) -> None:
     # Given Kraken's server time read with the host clock a minute behind it
     server_s = 1_710_374_400
-    h = harness(
-        ExchangeId.KRAKEN,
-        {
-            "/AddOrder": [load("kraken", "add_order_ltcusdt.json")],
-            "/Time": [_kraken_time(server_s)],
-        },
+    h, host, elapsed = _kraken_on_movable_clocks(
+        [_kraken_time(server_s)], host_ms=server_s * 1000 - 60_000
     )
-    host = [server_s * 1000 - 60_000]
-    h.exchange._client.milliseconds = lambda: host[0]  # type: ignore[method-assign]
-    # ccxt's request throttle reads the same host clock: stepped back, it would wait out the
-    # step (a minute of sleep) before the second request; the deadline is what is tested here
-    h.exchange._client.enableRateLimit = False
-    elapsed = [0.0]
-    h.exchange._monotonic = lambda: elapsed[0]
     h.exchange.create_order(LTC, Side.BUY, OrderType.MARKET, Quantity.of("0.1"), None, OUR_ID)
     # When, 30 s later, the host clock has been stepped (NTP) by step_ms, the cache still fresh
     elapsed[0], host[0] = 30.0, host[0] + 30_000 + step_ms
