@@ -454,6 +454,44 @@ def test_a_damaged_order_record_is_reported_with_its_coin_and_never_hides_the_ot
     assert stores.orders.open_orders(BTC.value).unreadable == ()
 
 
+def test_every_order_is_read_as_the_aggregate_and_a_damaged_one_is_named(
+    stores: Stores,
+) -> None:
+    # Given an open order, a filled one (out of the open-orders index) and a damaged record
+    resting = _order()
+    filled = _order(bar_ms=1_709_254_800_000)
+    stores.orders.record(resting)
+    stores.orders.record(filled)
+    fill = OrderFacts(filled=Decimal("0.123456789"), average_price=Price.of("43000"),
+                      fee=Decimal("0.05"), filled_at=T0 + timedelta(minutes=5))  # fmt: skip
+    for change in (
+        filled.move(OrderStatus.SUBMITTED, at=T0),
+        filled.moved_to(OrderStatus.SUBMITTED).move(OrderStatus.FILLED, at=T0, facts=fill),
+    ):
+        assert stores.orders.update_status(filled.client_order_id.value, change)
+    assert stores.orders.settle(filled.client_order_id.value)
+    assert stores.orders.put_new(_damaged("e" * 32, ETH.value, fee=Decimal("-0.1")))
+    # When the whole ledger is read
+    every = stores.orders.all_orders()
+    # Then the open and the terminal order come back as aggregates with their facts
+    by_key = {o.key: o for o in every}
+    assert set(by_key) == {resting.client_order_id.value, filled.client_order_id.value}
+    assert by_key[resting.client_order_id.value].status is OrderStatus.NEW
+    done = by_key[filled.client_order_id.value]
+    assert done.status is OrderStatus.FILLED
+    assert (done.filled, done.facts.average_price, done.facts.fee) == (
+        Decimal("0.123456789"), Price.of("43000"), Decimal("0.05"),
+    )  # fmt: skip
+    assert done.facts.filled_at == T0 + timedelta(minutes=5)
+    # and the damaged record is left out and named with its coin and why
+    assert [(u.key, u.symbol) for u in every.unreadable] == [("e" * 32, ETH.value)]
+    assert "fee" in every.unreadable[0].reason
+    # while the open-orders index holds the open order only (the filled one was settled)
+    assert [o.key for o in stores.orders.open_orders(BTC.value)] == [
+        resting.client_order_id.value
+    ]
+
+
 def test_a_damaged_position_record_is_reported_never_read_as_holding_nothing(
     stores: Stores,
 ) -> None:

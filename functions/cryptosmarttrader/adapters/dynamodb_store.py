@@ -418,6 +418,11 @@ class DynamoOrderStore:
         them; a damaged record is left out and reported (see :func:`read_open_orders`)."""
         return read_open_orders(self.list_open(symbol))
 
+    def all_orders(self) -> OpenOrders:
+        """Every order of the ledger as aggregates (a full read); the records that could not be
+        read are left out and named in ``.unreadable``."""
+        return read_open_orders(self.list_orders())
+
     def list_orders(self) -> list[dict[str, Any]]:
         """Every order ever recorded (a full Scan: reports and audits, not the hourly path)."""
         return sorted(
