@@ -28,8 +28,11 @@ from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.paper_exchange import PAPER_VENUE_PK
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+from cryptosmarttrader.domain.aggregates import Order, Position
+from cryptosmarttrader.domain.book import RecordedOrder, UnreadableRecord
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import RetryableExchangeError
+from cryptosmarttrader.domain.order_changes import OrderFacts
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
 from cryptosmarttrader.domain.risk import (
     MarketQuote,
@@ -38,7 +41,15 @@ from cryptosmarttrader.domain.risk import (
     RiskLimits,
     size_for_fraction,
 )
-from cryptosmarttrader.domain.types import Action, Money, Price, Side, Symbol, ms_from_utc
+from cryptosmarttrader.domain.types import (
+    Action,
+    Money,
+    Price,
+    Quantity,
+    Side,
+    Symbol,
+    ms_from_utc,
+)
 from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanService
@@ -95,6 +106,11 @@ def _cycle(
     metrics = InMemoryMetrics()
     cycle = trading_cycle(market, FixedClock(at), clients, clients.resources, SETTINGS, metrics)
     return cycle.run(), metrics
+
+
+def _orders_list(clients: AwsClients) -> list[dict[str, object]]:
+    res = clients.resources
+    return DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
 
 
 def _orders(clients: AwsClients) -> dict[str, dict[str, object]]:
@@ -228,18 +244,65 @@ def test_emergency_flattens_once_a_human_turns_the_switch_off(
     assert done.equity is not None and done.cash == pytest.approx(done.equity)
 
 
+def _recorded(side: Side, filled: str, average: str | None, fee: str | None) -> RecordedOrder:
+    """A recorded order of X with the fill the venue reported (none: ``average`` None)."""
+    intent = OrderIntent("ledger", Symbol("X"), side, Intent.OPEN if side is Side.BUY
+                         else Intent.CLOSE, ms_from_utc(ASOF), Quantity.of("2"), Price.of("99"))  # fmt: skip
+    order = Order.new(intent, created_at=ASOF, mode="paper")
+    facts = OrderFacts(
+        filled=Decimal(filled),
+        average_price=None if average is None else Price.of(average),
+        fee=None if fee is None else Decimal(fee),
+    )
+    return RecordedOrder(order, facts)
+
+
+def _held(symbol: str, quantity: str, cost: str) -> Position:
+    return Position(Symbol(symbol), quantity=Decimal(quantity), cost=Decimal(cost))
+
+
 def test_account_from_ledger_values_cash_fees_and_marks() -> None:
     orders = [
-        {"side": "buy", "filled": "2", "average_price": "100", "fee": "0.2"},
-        {"side": "sell", "filled": "1", "average_price": "110", "fee": "0.11"},
-        {"side": "buy", "filled": "0", "average_price": None},
+        _recorded(Side.BUY, "2", "100", "0.2"),
+        _recorded(Side.SELL, "1", "110", "0.11"),
+        _recorded(Side.BUY, "0", None, None),
     ]
     marks = {"X": Mark(Decimal("120"), ASOF, None)}
-    account = account_from_ledger(Decimal("1000"), orders, {"X": {"quantity": "1"}}, marks)
+    account = account_from_ledger(Decimal("1000"), orders, {"X": _held("X", "1", "100")}, marks)
     assert account.cash == Decimal("1000") - 200 - Decimal("0.2") + 110 - Decimal("0.11")
     assert account.equity == account.cash + 120
-    unmarked = account_from_ledger(Decimal("1000"), orders, {"Y": {"quantity": "1"}}, marks)
+    assert account.known_cash == account.cash and account.unreadable == ()
+    unmarked = account_from_ledger(Decimal("1000"), orders, {"Y": _held("Y", "1", "5")}, marks)
     assert unmarked.equity is None and unmarked.unmarked == ("Y",)
+    # the backtest's twin: the same fills at the decision's reference price, a flat cost rate
+    twin = account_from_ledger(
+        Decimal("1000"), orders, {"X": _held("X", "1", "100")}, marks,
+        reference_cost=Decimal("0.003"),
+    )  # fmt: skip
+    assert twin.cash == Decimal("1000") - 198 + 99 - Decimal("0.003") * (198 + 99)
+
+
+def test_an_unreadable_record_makes_the_equity_unknown_and_an_order_s_the_cash_too() -> None:
+    orders = [_recorded(Side.BUY, "2", "100", "0.2")]
+    positions = {"X": _held("X", "2", "200")}
+    marks = {"X": Mark(Decimal("120"), ASOF, None)}
+    bad_order = UnreadableRecord("e" * 32, "Y", "DomainError: fee must be a finite amount >= 0")
+    bad_position = UnreadableRecord("Y", "Y", "DomainError: quantity below zero (-1)")
+    # an order record that cannot be read: its fills are unknown, so are the cash and equity
+    order_unread = account_from_ledger(
+        Decimal("1000"), orders, positions, marks, unreadable_orders=[bad_order]
+    )
+    assert order_unread.equity is None and order_unread.known_cash is None
+    assert order_unread.unreadable == (bad_order.describe(),)
+    assert order_unread.cash == Decimal("1000") - 200 - Decimal("0.2")  # the readable ones
+    # a position record that cannot be read: its holding is unknown, the cash is known
+    position_unread = account_from_ledger(
+        Decimal("1000"), orders, positions, marks, unreadable_positions=[bad_position]
+    )
+    assert position_unread.equity is None
+    assert position_unread.known_cash == Decimal("1000") - 200 - Decimal("0.2")
+    assert position_unread.unreadable == (bad_position.describe(),)
+    assert position_unread.positions == {"X": Decimal("2")}
 
 
 def test_a_real_crash_day_escalates_the_level_and_turns_the_kill_switch_on(
@@ -392,8 +455,8 @@ def test_a_position_without_an_opening_time_is_held_and_says_why(
 ) -> None:
     # a position recorded before the opening time was kept: its days cannot be counted
     DynamoPositionStore(clients.resources.positions_table, clients.dynamodb).upsert(
-        {"symbol": "bitcoin", "quantity": Decimal("0.01"), "notional": Decimal("300"),
-         "average_price": Decimal("30000")}, None
+        {"symbol": "bitcoin", "quantity": Decimal("0.01"), "cost": Decimal("300"),
+         "notional": Decimal("300"), "average_price": Decimal("30000")}, None
     )  # fmt: skip
     report, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
     assert report.exits_by_rule == 0
@@ -458,17 +521,115 @@ def test_the_exit_rule_judges_the_valuation_snapshot_without_reading_positions_a
     assert len(scans) == 5
 
 
-def test_a_damaged_position_record_is_held_with_its_reason_and_the_cycle_goes_on(
+def test_an_unreadable_opening_time_holds_the_position_and_says_why(
     market: RecordedMarketData, clients: AwsClients
 ) -> None:
+    # Given a position record whose opening time cannot be read (the rest of it can)
     positions = DynamoPositionStore(clients.resources.positions_table, clients.dynamodb)
     positions.upsert(
-        {"symbol": "bitcoin", "quantity": Decimal("0.01"), "notional": Decimal("300"),
-         "average_price": Decimal("30000"), "opened_at": "last tuesday"}, None
+        {"symbol": "bitcoin", "quantity": Decimal("0.01"), "cost": Decimal("300"),
+         "notional": Decimal("300"), "average_price": Decimal("30000"),
+         "opened_at": "last tuesday"}, None
     )  # fmt: skip
+    # When the cycle runs, Then the position is valued and held, and the exit rule says why
     report, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
     assert report.exits_by_rule == 0
-    assert report.exit_decisions["bitcoin"].startswith("held: position record unreadable")
+    assert report.exit_decisions["bitcoin"].startswith("held: no opening time recorded")
+    assert report.equity is not None and report.unreadable_records == []
+
+
+def _doge_stopped_out(clients: AwsClients, market: RecordedMarketData) -> datetime:
+    """Dogecoin held from the real daily close of 2021-05-08 (the May 2021 top): the June 2021
+    sell-off stops it out. The instant of the cycle that closes it."""
+    opened = datetime(2021, 5, 8, 0, 10, tzinfo=UTC)
+    bars = market.ohlcv("dogecoin", "1d", opened - timedelta(days=1), opened)
+    entry = Decimal(repr(float(bars.sort("ts")["close"][-1])))
+    DynamoPositionStore(clients.resources.positions_table, clients.dynamodb).upsert(
+        {"symbol": "dogecoin", "quantity": Decimal("1000"), "notional": entry * 1000,
+         "cost": entry * 1000, "average_price": entry, "opened_by": "f" * 32,
+         "opened_at": opened.isoformat()}, None
+    )  # fmt: skip
+    return datetime(2021, 6, 23, 1, 10, tzinfo=UTC)
+
+
+def _entry_decision(clients: AwsClients, at: datetime) -> str:
+    """A scan's BUY of bitcoin recorded NEW ten minutes before ``at`` (still valid)."""
+    decided = at - timedelta(minutes=10)
+    intent = OrderIntent("scan", Symbol("bitcoin"), Side.BUY, Intent.OPEN,
+                         ms_from_utc(decided.replace(minute=0)), Quantity.of("0.001"),
+                         Price.of("33000"))  # fmt: skip
+    order = Order.new(intent, created_at=decided, mode="paper",
+                      valid_for=timedelta(minutes=SETTINGS.decision_valid_minutes))  # fmt: skip
+    orders = DynamoOrderStore(clients.resources.orders_table, clients.dynamodb)
+    assert orders.record(order) is not None
+    return order.client_order_id.value
+
+
+def _damage(clients: AwsClients, record: str) -> str:
+    """A stored record of ethereum that cannot be read: a filled order whose fee is below zero
+    (out of the open-orders index), or a position below zero. Its description's key."""
+    res = clients.resources
+    if record == "order":
+        DynamoOrderStore(res.orders_table, clients.dynamodb).put_new(
+            {"client_order_id": "e" * 32, "symbol": "ethereum", "side": "buy", "intent": "open",
+             "order_type": "market", "quantity": Decimal("1"), "reference_price": Decimal("2000"),
+             "strategy": "scan", "signal_bar_ms": 1_624_406_400_000, "status": "FILLED",
+             "created_at": SCAN_AT.isoformat(), "filled": Decimal("1"),
+             "average_price": Decimal("2000"), "fee": Decimal("-0.1")}
+        )  # fmt: skip
+        return "e" * 32
+    DynamoPositionStore(res.positions_table, clients.dynamodb).upsert(
+        {"symbol": "ethereum", "quantity": Decimal("-1"), "cost": Decimal("0")}, None
+    )
+    return "ethereum"
+
+
+@pytest.mark.parametrize("damaged", [None, "order", "position"])
+def test_an_unreadable_record_makes_equity_unknown_takes_no_entry_and_exits_the_others(
+    market: RecordedMarketData, clients: AwsClients, damaged: str | None
+) -> None:
+    # Given dogecoin held and stopped out by the June 2021 sell-off, a scan's BUY of bitcoin
+    # waiting to be sent, and (but in the control run) one damaged record of ethereum
+    at = _doge_stopped_out(clients, market)
+    entry = _entry_decision(clients, at)
+    key = None if damaged is None else _damage(clients, damaged)
+    # When the hourly cycle runs
+    report, metrics = _cycle(market, clients, at)
+    orders = {str(o["client_order_id"]): o for o in _orders_list(clients)}
+    # Then the other coin's exit goes on: dogecoin is closed by the rule, once
+    assert "exit by the rule (stop after" in report.exit_decisions["dogecoin"], report
+    assert report.exits_by_rule == 1
+    if damaged is None:  # the control: the entry is sized on the known equity and sent
+        assert report.equity is not None and report.cash is not None
+        assert report.unreadable_records == []
+        assert orders[entry]["status"] == "ACCEPTED"
+        return
+    # and the equity is unknown with the record named: no entry is sized on it, the daily-loss
+    # levels are not moved on a guess (DEFENSIVE: equity unknown), nothing is published
+    assert report.equity is None
+    assert [r.split(" unreadable:")[0] for r in report.unreadable_records] == [
+        f"record {key!r} of ethereum"
+    ]
+    assert orders[entry]["status"] == "CANCELED"
+    assert "rejected by RiskGuard rule equity" in str(orders[entry]["cancel_reason"])
+    assert report.risk_level == "DEFENSIVE"
+    assert report.risk_transition is not None and "equity unknown" in report.risk_transition
+    assert metrics.values("Equity") == [] and metrics.values("DailyPnl") == []
+    point = DynamoStateStore(clients.resources.state_table, clients.dynamodb).get(
+        "execution", f"equity#{at.isoformat()}"
+    )
+    assert point is not None and "equity" not in point
+    if damaged == "order":
+        # an order's fills are unknown: so is the cash (stored as absent, never a partial sum);
+        # counted once in the cycle (the execution service never reads a settled order)
+        assert report.cash is None and "cash" not in point
+        assert metrics.total("BookRecordsUnreadable") == 1
+    else:
+        # a position's holding is unknown: the cash is known, the position held and said why
+        assert report.cash is not None and point["cash"] == pytest.approx(report.cash)
+        assert report.exit_decisions["ethereum"].startswith("held: position record unreadable (")
+        assert "below zero" in report.exit_decisions["ethereum"]
+        assert "ethereum" not in report.positions
 
 
 def _activate(clients: AwsClients, stage: str, mode: str, fraction: float) -> None:

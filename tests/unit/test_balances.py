@@ -70,6 +70,22 @@ def test_cash_below_the_ledgers_cash_is_drift_surplus_cash_is_not() -> None:
     assert check({"USDT": Decimal("0")}, {}, cash=None).disagreements == ()
 
 
+def test_a_coin_whose_ledger_holding_cannot_be_read_is_not_judged_and_the_cash_still_is() -> None:
+    # Given the ledger's ETH position record unreadable (left out of the ledger's holdings)
+    # and the venue holding ETH, while the cash is short
+    result = check(
+        {"ETH": Decimal("2"), "BTC": Decimal("0.1"), "USDT": Decimal("400")},
+        {"BTC": Decimal("0.1")},
+        unknown={"ETH"},
+    )
+    # Then ETH is neither a holding outside the system nor a drift: it is not judged
+    assert result.external == ()
+    assert "ETH" in result.skipped and "ETH" not in result.checked
+    # while the other coins and the cash are judged as ever
+    assert [d.asset for d in result.drifts] == ["USDT"]
+    assert {"BTC", "USDT"} <= set(result.checked)
+
+
 def test_assets_with_an_order_in_flight_are_not_judged_this_cycle() -> None:
     # a buy of BTC filled between the ledger read and the balance read
     result = check(

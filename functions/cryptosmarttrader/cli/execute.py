@@ -310,6 +310,7 @@ def _print(report: CycleReport, as_json: bool, venue: str) -> None:
     from rich.table import Table
 
     equity = "unknown" if report.equity is None else f"{report.equity:,.2f}"
+    cash = "unknown" if report.cash is None else f"{report.cash:,.2f}"
     console = Console()
     console.print(
         f"execution cycle at {report.at:%Y-%m-%d %H:%M} UTC on the {venue} venue: sent "
@@ -318,7 +319,7 @@ def _print(report: CycleReport, as_json: bool, venue: str) -> None:
         f"flattened {report.flattened}"
     )
     console.print(
-        f"equity {equity} USD, cash {report.cash:,.2f}, fees {report.fees:,.2f}, risk level "
+        f"equity {equity} USD, cash {cash}, fees {report.fees:,.2f}, risk level "
         f"{report.risk_level}" + (f" ({report.risk_transition})" if report.risk_transition else "")
     )
     if report.market_data:

@@ -143,6 +143,7 @@ def reconcile_balances(
     in_flight: Collection[str] = (),
     commission_assets: Collection[str] = (),
     tolerance: BalanceTolerance | None = None,
+    unknown: Collection[str] = (),
 ) -> BalanceCheck:
     """Compare the venue's balance totals with the ledger (coin quantities and cash).
 
@@ -152,13 +153,14 @@ def reconcile_balances(
     threshold and the value of a difference). ``ledger_cash``: the product's cash in ``quote``
     (``None``: not tracked, not checked). ``in_flight``: assets with an open order (the quote
     included while any order is open): not judged this cycle. ``commission_assets``: assets
-    the venue may take commissions in, never judged.
+    the venue may take commissions in, never judged. ``unknown``: assets whose ledger amount
+    cannot be read (a damaged position record): not judged, neither drift nor external.
     """
     tol = tolerance or BalanceTolerance()
     held = {a: _amount(q, f"ledger quantity of {a}") for a, q in ledger.items() if q != 0}
     account = {a: _amount(q, f"venue balance of {a}") for a, q in venue.items() if q is not None}
     unstated = {a for a, q in venue.items() if q is None}
-    skipped = set(in_flight) | unstated | (set(held) & set(commission_assets))
+    skipped = set(in_flight) | unstated | (set(held) & set(commission_assets)) | set(unknown)
     found: list[AssetBalance] = []
     checked: list[str] = []
     for asset in sorted((set(held) | set(account)) - {quote}):

@@ -265,15 +265,17 @@ class GoLiveService:
 
         Only the order store is changed: this models a paper venue, where a cancel is
         acknowledged at once. A live venue's cancel (``Exchange.cancel_order``) is not sent here.
+        A stored order that cannot be read (its status unknown) is not moved: it is named in
+        ``unreadable`` (key, coin, why) for an operator, and every other order is cancelled.
         """
         reason = self._rollback_reason(run_id, failure)
         now = self.clock.now()
         canceled: list[str] = []
         skipped: list[str] = []
         facts = OrderFacts(cancel_reason=reason, canceled_by=self.actor)
-        for order in self.orders.list_orders():
-            coid = str(order["client_order_id"])
-            status = OrderStatus(str(order["status"]))
+        ledger = self.orders.all_orders()
+        for recorded in ledger:
+            status = recorded.status
             if status in TERMINAL_STATUSES:
                 continue
             path = [status]
@@ -281,11 +283,15 @@ class GoLiveService:
                 path.append(OrderStatus.CANCEL_PENDING)
             path.append(OrderStatus.CANCELED)
             ok = all(
-                self.orders.update_status(coid, StatusChange(a, b, now, facts))
+                self.orders.update_status(recorded.key, StatusChange(a, b, now, facts))
                 for a, b in pairwise(path)
             )
-            (canceled if ok else skipped).append(coid)
-        return {"canceled": canceled, "skipped_changed_concurrently": skipped}
+            (canceled if ok else skipped).append(recorded.key)
+        return {
+            "canceled": canceled,
+            "skipped_changed_concurrently": skipped,
+            "unreadable": [bad.describe() for bad in ledger.unreadable],
+        }
 
     def revert_version(self, run_id: str, failure: Failure) -> dict[str, Any]:
         """Point the live alias back at the run's previous version and record it."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from cryptosmarttrader.domain.clock import Clock, FixedClock
+from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.ports import Progress
 from cryptosmarttrader.services.progress import no_progress
 from cryptosmarttrader.services.scan import ScanService
@@ -65,9 +66,10 @@ class PaperReplay:
         until = asof + CYCLE_OFFSETS[-1]
         filled = sum(
             1
-            for o in cycles[-1].execution.orders.list_orders()
-            if o.get("status") == "FILLED"
-            and asof < datetime.fromisoformat(str(o["filled_at"])) <= until
+            for o in cycles[-1].execution.orders.all_orders()
+            if o.status is OrderStatus.FILLED
+            and o.facts.filled_at is not None
+            and asof < o.facts.filled_at <= until
         )
         last = reports[-1]
         return ReplayDay(

@@ -11,7 +11,9 @@ Run by the scheduled execution function (hourly, after the hourly candles are in
    positions exactly once;
 3. the account valued from the order ledger: cash = starting equity − buys + sells − fees,
    equity = cash + Σ quantity × last close. A position without a mark makes the equity unknown:
-   the RiskGuard then holds DEFENSIVE (it never guesses a price);
+   the RiskGuard then holds DEFENSIVE (it never guesses a price). So does a stored order or
+   position record that cannot be read (its fills or its holding are unknown; an order's makes
+   the cash unknown too): the report names it in ``unreadable_records``;
 4. :meth:`RiskStateService.observe` with that equity, the share of the universe today's daily
    quality gate excludes, and the venue's consecutive errors: daily loss 3/5/8 %, drawdown,
    the data-quality and exchange-error breakers escalate; EMERGENCY and SHUTDOWN turn the
@@ -26,10 +28,14 @@ Run by the scheduled execution function (hourly, after the hourly candles are in
    position on the daily closes since its opening fill: take profit or stop confirmed on a
    second close, or the time limit, places one CLOSE of the position (the same position-keyed
    order as a flatten: placed exactly once, whichever cycle or path decides it first). A
-   position without a mark, an entry price or an opening time gets no exit decision: it is
-   held and the report says why (the cycle never exits on data it cannot trust).
+   position without a mark, an entry price or an opening time, or whose record cannot be read,
+   gets no exit decision: it is held and the report says why (the cycle never exits on data it
+   cannot trust). A protective stop resting for a position whose record cannot be read is kept
+   as it is (never cancelled or resized as "not held").
 
-Metrics: DailyPnl, Drawdown, RiskLevel, GrossExposure, Equity here; OrdersSent, OrdersFilled,
+Metrics: DailyPnl, Drawdown, RiskLevel, GrossExposure, Equity here, and BookRecordsUnreadable
+for the order records outside the open-orders index that the valuation could not read (once per
+cycle; the execution service counts the positions and the indexed orders); OrdersSent, OrdersFilled,
 SlippageBps, OrderLatency, OrdersRejectedByRisk from the execution service; and per cycle the
 go-live SLIs StrategyReturnBps / ReferenceReturnBps (Stage only): the account's return since the
 previous cycle and the same book's under the backtest's fills, whose dispersion is the gate's
@@ -44,17 +50,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
-
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from cryptosmarttrader.domain import metric_names as mn
+from cryptosmarttrader.domain.aggregates import Position
 from cryptosmarttrader.domain.balances import (
     BalanceCheck,
     BalanceTolerance,
     Disagreement,
     reconcile_balances,
+)
+from cryptosmarttrader.domain.book import (
+    ANY_SYMBOL,
+    PositionBook,
+    RecordedOrder,
+    UnreadableRecord,
 )
 from cryptosmarttrader.domain.evaluation import BACKTEST_COST_RATE
 from cryptosmarttrader.domain.exchange import ExchangeError
@@ -132,53 +143,69 @@ class Mark:
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    """The account as the ledger values it. ``cash`` sums the fills of the order records that
+    could be read; ``cash_known`` is False when one could not (its fills are unknown, so the
+    cash is: :attr:`known_cash` is then None). ``equity`` is None when a held coin has no mark
+    (``unmarked``) or a record could not be read (``unreadable``: each one described)."""
+
     cash: Decimal
-    equity: Decimal | None  # None: a position has no mark
+    equity: Decimal | None  # None: a position has no mark, or a record could not be read
     fees: Decimal
     positions: dict[str, Decimal]  # symbol → quantity held
     unmarked: tuple[str, ...]
+    unreadable: tuple[str, ...] = ()
+    cash_known: bool = True
+
+    @property
+    def known_cash(self) -> Decimal | None:
+        """The cash, or None when an order record could not be read (never a partial sum)."""
+        return self.cash if self.cash_known else None
 
 
 def account_from_ledger(
     starting_equity: Decimal,
-    orders: Sequence[Mapping[str, Any]],
-    positions: Mapping[str, Mapping[str, Any]],
+    orders: Sequence[RecordedOrder],
+    positions: Mapping[str, Position],
     marks: Mapping[str, Mark],
     *,
     reference_cost: Decimal | None = None,
+    unreadable_orders: Sequence[UnreadableRecord] = (),
+    unreadable_positions: Sequence[UnreadableRecord] = (),
 ) -> Account:
     """Cash from every fill in the ledger (buys out, sells in, fees out), equity at the marks.
 
     ``reference_cost`` values the same fills the way the strategy backtest assumes they happen:
     at the decision's reference price, with that flat cost rate instead of the venue's fee and
-    slippage (the go-live gate's reference returns)."""
+    slippage (the go-live gate's reference returns).
+
+    ``unreadable_orders`` / ``unreadable_positions``: the stored records the read left out. An
+    order's fills are unknown, so the cash and the equity are; a position's holding is unknown,
+    so the equity is (the cash is not). Neither is ever valued as "nothing"."""
     cash, fees = starting_equity, Decimal(0)
-    for order in orders:
-        filled = Decimal(str(order.get("filled", 0)))
-        if filled <= 0 or order.get("average_price") is None:
+    for recorded in orders:
+        filled, average = recorded.filled, recorded.facts.average_price
+        if filled <= 0 or average is None:
             continue
-        buy = order["side"] == Side.BUY.value
         if reference_cost is None:
-            notional = filled * Decimal(str(order["average_price"]))
-            fee = Decimal(str(order.get("fee", 0)))
+            notional = filled * average.value
+            fee = recorded.facts.fee or Decimal(0)
         else:
-            notional = filled * Decimal(str(order["reference_price"]))
+            notional = filled * recorded.order.reference_price.value
             fee = notional * reference_cost
-        cash += -notional if buy else notional
+        cash += -notional if recorded.side is Side.BUY else notional
         fees += fee
         cash -= fee
-    held = {
-        symbol: Decimal(str(p.get("quantity", 0)))
-        for symbol, p in positions.items()
-        if Decimal(str(p.get("quantity", 0))) != 0
-    }
+    held = {symbol: p.quantity for symbol, p in positions.items() if p.quantity != 0}
     unmarked = tuple(sorted(s for s in held if s not in marks))
+    unreadable = tuple(bad.describe() for bad in (*unreadable_orders, *unreadable_positions))
     equity = (
         None
-        if unmarked
+        if unmarked or unreadable
         else cash + sum((qty * marks[s].price for s, qty in held.items()), Decimal(0))
     )
-    return Account(cash, equity, fees, held, unmarked)
+    return Account(
+        cash, equity, fees, held, unmarked, unreadable, cash_known=not unreadable_orders
+    )
 
 
 class CycleReport(BaseModel):
@@ -194,7 +221,7 @@ class CycleReport(BaseModel):
     fills_applied: int
     flattened: int
     equity: float | None
-    cash: float
+    cash: float | None  # None: an order record could not be read (see unreadable_records)
     fees: float
     daily_pnl_pct: float | None
     drawdown_pct: float | None
@@ -206,6 +233,9 @@ class CycleReport(BaseModel):
     market_data_fresh: bool = True
     market_data: str = ""
     unmarked_reasons: dict[str, str] = {}  # symbol → why it has no mark this cycle (bad data...)
+    # the stored orders and positions the valuation could not read (key, coin, why): the equity
+    # is unknown while any is, and the cash too when an order record is among them
+    unreadable_records: list[str] = []
     stage: str = "none"  # the go-live stage trading runs under (state table), and its sizing
     # account return since the previous cycle and the same for the backtest's fills (go-live SLIs)
     strategy_return_bps: float | None = None
@@ -243,6 +273,10 @@ class TradingCycle:
     balance_tolerance: BalanceTolerance = field(default_factory=BalanceTolerance)
     marks: dict[str, Mark] = field(default_factory=dict, init=False)
     mark_errors: dict[str, str] = field(default_factory=dict, init=False)
+    # the order records the last valuation could not read
+    unreadable_orders: tuple[UnreadableRecord, ...] = field(default=(), init=False)
+    # the position records the last valuation could not read
+    unreadable_positions: tuple[UnreadableRecord, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
         if self.timeframe not in TIMEFRAME_MS:
@@ -264,9 +298,13 @@ class TradingCycle:
                 f"cycle at {now.isoformat()} precedes the stored risk state "
                 f"({stored.since.isoformat()}): replay instants must move forward"
             )
-        ledger = self.execution.orders
+        indexed = self.execution.orders.open_orders()
+        book = self.execution.positions.load_all()
+        # a coin whose record cannot be read is marked too (its exits and quotes need one)
         symbols = sorted(
-            {o.symbol for o in ledger.open_orders()} | set(self.execution.positions.get_all())
+            {o.symbol for o in indexed}
+            | set(book)
+            | {bad.symbol for bad in (*indexed.unreadable, *book.unreadable)} - {ANY_SYMBOL}
         )
         self.mark_errors = {}
         self.marks = {s: m for s in symbols if (m := self.mark(s, now)) is not None}
@@ -307,6 +345,7 @@ class TradingCycle:
         daily = _change_pct(state.day_start_equity, account.equity)
         drawdown = _change_pct(state.peak_equity, account.equity)
         self._emit(state.level, account, daily, drawdown)
+        self._count_unreadable(indexed.unreadable)
         self._record_point(now, account, reference, state.level)
         returns = self._period_returns(now, account.equity, reference.equity)
         if returns is not None and self.slis is not None:
@@ -320,7 +359,7 @@ class TradingCycle:
             fills_applied=counts.fills,
             flattened=flattened,
             equity=None if account.equity is None else float(account.equity),
-            cash=float(account.cash),
+            cash=None if account.known_cash is None else float(account.known_cash),
             fees=float(account.fees),
             daily_pnl_pct=daily,
             drawdown_pct=None if drawdown is None else abs(drawdown),
@@ -333,6 +372,7 @@ class TradingCycle:
             market_data_fresh=fresh,
             market_data=market_note,
             unmarked_reasons=dict(self.mark_errors),
+            unreadable_records=list(account.unreadable),
             stage=stage,
             strategy_return_bps=None if returns is None else returns[0],
             reference_return_bps=None if returns is None else returns[1],
@@ -377,8 +417,8 @@ class TradingCycle:
         self.metrics.add(mn.BALANCE_DRIFT.name, len(check.drifts))
         parts = [f"{len(check.checked)} asset(s) compared"]
         if check.skipped:
-            parts.append(f"not judged (order in flight, commission asset or unstated): "
-                         f"{', '.join(check.skipped)}")  # fmt: skip
+            parts.append(f"not judged (order in flight, commission asset, unstated or its "
+                         f"position record unreadable): {', '.join(check.skipped)}")  # fmt: skip
         parts.append(
             f"{len(check.drifts)} drift(s), {len(check.external)} holding(s) outside the system"
         )
@@ -403,13 +443,17 @@ class TradingCycle:
             held[base] = held.get(base, Decimal(0)) + quantity
             if symbol in self.marks:
                 marks[base] = self.marks[symbol].price
+        # a coin whose position record cannot be read: the ledger's holding is unknown, so the
+        # venue's is neither a drift nor a holding outside the system
+        unknown = {bad.symbol.split("/")[0] for bad in self.unreadable_positions}
         return reconcile_balances(
             venue,
             held,
             quote=self.quote_asset,
             marks=marks,
-            ledger_cash=account.cash,
+            ledger_cash=account.known_cash,  # unknown (an order record unreadable): not checked
             in_flight=in_flight,
+            unknown=unknown,
             commission_assets=self.commission_assets,
             tolerance=self.balance_tolerance,
         )
@@ -437,21 +481,37 @@ class TradingCycle:
             return f"{name} (no risk budget: exits only)", why, Decimal(1)
         return f"{name} ({share:.2%} of the risk budget)", None, share
 
-    def valuation(self) -> tuple[Account, Account, dict[str, dict[str, Any]]]:
+    def valuation(self) -> tuple[Account, Account, PositionBook]:
         """The account, the same book as the strategy backtest would have filled it (see
         account_from_ledger), and the positions they were valued from: one read of the order
-        and position ledgers, the cycle's snapshot (the exit rule judges the same positions)."""
-        orders = self.execution.orders.list_orders()
-        positions = self.execution.positions.get_all()
-        account = account_from_ledger(self.starting_equity, orders, positions, self.marks)
-        reference = account_from_ledger(
-            self.starting_equity,
-            orders,
-            positions,
-            self.marks,
-            reference_cost=Decimal(str(BACKTEST_COST_RATE)),
-        )
-        return account, reference, positions
+        and position ledgers as aggregates, the cycle's snapshot (the exit rule judges the same
+        positions). The records either read left out are kept for the report and the metric."""
+        orders = self.execution.orders.all_orders()
+        positions = self.execution.positions.load_all()
+        self.unreadable_orders, self.unreadable_positions = orders.unreadable, positions.unreadable
+
+        def value(reference_cost: Decimal | None) -> Account:
+            return account_from_ledger(
+                self.starting_equity,
+                orders,
+                positions,
+                self.marks,
+                reference_cost=reference_cost,
+                unreadable_orders=orders.unreadable,
+                unreadable_positions=positions.unreadable,
+            )
+
+        return value(None), value(Decimal(str(BACKTEST_COST_RATE))), positions
+
+    def _count_unreadable(self, indexed: Sequence[UnreadableRecord]) -> None:
+        """Count (``BookRecordsUnreadable``, once per cycle) the order records the valuation
+        could not read that are out of the open-orders index: the execution service counts
+        the positions and the indexed orders at each read of its book, these only the
+        valuation reads."""
+        counted = {bad.key for bad in indexed}
+        outside = [bad for bad in self.unreadable_orders if bad.key not in counted]
+        if outside:
+            self.metrics.add(mn.BOOK_RECORDS_UNREADABLE.name, len(outside))
 
     def _record_point(
         self, now: datetime, account: Account, reference: Account, level: RiskLevel
@@ -465,7 +525,7 @@ class TradingCycle:
                 "at": now,
                 "equity": account.equity,
                 "reference": reference.equity,
-                "cash": account.cash,
+                "cash": account.known_cash,  # unknown: absent
                 "fees": account.fees,
                 "risk_level": level.name,
             },
@@ -590,31 +650,42 @@ class TradingCycle:
         price on its average entry: the catastrophe stop that holds while the system is down.
         Where the venue takes OCO order lists (Binance spot) the exit rule's take-profit price
         rests beside it as a ``LIMIT_MAKER`` sell, one leg filled cancelling the other. The
-        exit rule above stays the primary exit (a close cancels the stop or list first)."""
+        exit rule above stays the primary exit (a close cancels the stop or list first).
+
+        A coin whose position record cannot be read is left out of the stops handed over: what
+        rests for it is kept as it is (never cancelled or resized as "not held": it may be the
+        position's only exit on the venue), and the report says so."""
         if not self.execution.protective_stops_supported() or not LEVEL_POLICIES[level].exits:
             return {}
         loss = Decimal(repr(self.exit_rule.stop_loss))
         gain = Decimal(repr(self.exit_rule.take_profit))
         stops: dict[str, Decimal] = {}
         take_profits: dict[str, Decimal] = {}
-        for symbol, position in self.execution.positions.get_all().items():
-            entry = position.get("average_price")
-            if Decimal(str(position.get("quantity", 0))) <= 0 or entry is None:
+        book = self.execution.positions.load_all()
+        for symbol, position in book.items():
+            price = position.average_price
+            if position.quantity <= 0 or price is None:
                 continue
-            price = Decimal(str(entry))
             if price.is_finite() and price > 0:
                 stops[symbol] = price * (Decimal(1) - loss)
                 take_profits[symbol] = price * (Decimal(1) + gain)
         # the last closes: a list the venue refused is placed again once the price is back
         # between its legs
         marks = {s: m.price for s, m in self.marks.items()}
-        return self.execution.protect_positions(stops, take_profits, marks)
+        done = self.execution.protect_positions(stops, take_profits, marks)
+        for bad in book.unreadable:
+            done.setdefault(
+                bad.symbol,
+                f"position record unreadable ({bad.reason}): a protective stop resting for it "
+                "is kept as it is, none placed, resized or cancelled until it is repaired",
+            )
+        return done
 
     def _exit_by_rule(
         self,
         level: RiskLevel,
         account: Account,
-        stored: Mapping[str, Mapping[str, Any]],
+        stored: PositionBook,
         context: CycleContext,
     ) -> tuple[int, dict[str, str]]:
         """The exit rule over every held position: one CLOSE where it says exit.
@@ -622,16 +693,21 @@ class TradingCycle:
         Each position is judged on the daily closes after its opening fill (``opened_at``) with
         its average entry price, exactly as the evaluation judges a trade from its entry close.
         The CLOSE is keyed on the position (``ExecutionService.submit`` resolves it), so the
-        exit is placed once: the next cycles, a flatten or a retry find it and send nothing."""
+        exit is placed once: the next cycles, a flatten or a retry find it and send nothing.
+        A position whose record cannot be read is held, and the decision says why."""
+        unreadable = {
+            bad.symbol: f"held: position record unreadable ({bad.reason})"
+            for bad in stored.unreadable
+        }
         if not account.positions:
-            return 0, {}
+            return 0, unreadable
         if not LEVEL_POLICIES[level].exits:
             why = f"held: the risk level {level.name} allows no exit orders"
-            return 0, dict.fromkeys(sorted(account.positions), why)
-        decisions: dict[str, str] = {}
+            return 0, {**dict.fromkeys(sorted(account.positions), why), **unreadable}
+        decisions: dict[str, str] = dict(unreadable)
         if self.execution.kill_switch.status().on:
             why = "kill-switch on: no exit is sent while it holds"
-            return 0, dict.fromkeys(sorted(account.positions), why)
+            return 0, {**dict.fromkeys(sorted(account.positions), why), **unreadable}
         now = self.now
         equity = None if account.equity is None else Money(account.equity)
         sent = 0
@@ -643,9 +719,7 @@ class TradingCycle:
                 decisions[symbol] = "held: no mark this cycle, no exit decided on untrusted data"
                 continue
             try:
-                decision, why = self._exit_decision(symbol, stored.get(symbol) or {}, now)
-            except (ValueError, ArithmeticError) as exc:  # a damaged position record: this one
-                decision, why = None, f"position record unreadable ({exc})"
+                decision, why = self._exit_decision(symbol, stored[symbol], now)
             except Exception as exc:  # noqa: BLE001 - the lake (S3, a damaged file): this one only
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 decision, why = None, f"daily bars unreadable ({type(exc).__name__}: {first})"
@@ -675,20 +749,19 @@ class TradingCycle:
         return sent, decisions
 
     def _exit_decision(
-        self, symbol: str, position: Mapping[str, Any], now: datetime
+        self, symbol: str, position: Position, now: datetime
     ) -> tuple[ExitDecision | None, str]:
         """The exit rule's verdict on one position as of ``now`` (None and why when it cannot
         be judged: no entry price or opening time recorded, or no daily bars readable)."""
-        entry = position.get("average_price")
-        opened = position.get("opened_at")
-        if entry is None or not Decimal(str(entry)) > 0:
+        entry = position.average_price
+        opened_at = position.opened_at
+        if entry is None or not entry > 0:
             return None, "no entry price recorded on the position"
-        if not opened:
+        if opened_at is None:
             return None, (
                 "no opening time recorded on the position (a dust remainder whose episode "
-                "ended, or opened before it was kept)"
+                "ended, opened before it was kept, or a time the record holds unreadably)"
             )
-        opened_at = datetime.fromisoformat(str(opened))
         opened_day = ms_from_utc(opened_at) // DAY_MS
         today = ms_from_utc(now) // DAY_MS  # the last daily close possible closed at its 00:00
         days = today - opened_day  # closes of days 1..days after the entry day
