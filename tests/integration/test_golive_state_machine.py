@@ -32,7 +32,14 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudwatch.models import Statistics
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
+from cryptosmarttrader.adapters.dynamodb_store import (
+    DynamoOrderStore,
+    DynamoStateStore,
+    order_record,
+)
+from cryptosmarttrader.domain.aggregates import Order
+from cryptosmarttrader.domain.orders import Intent, OrderStatus
+from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side, Symbol
 from cryptosmarttrader.handlers import _common, golive_slo, golive_steps
 from cryptosmarttrader.settings import AwsResources
 from cst_devtools.local_aws import ensure_resources
@@ -203,13 +210,21 @@ def put_metrics(aws: Aws, stage: str, metrics: Mapping[str, list[float]]) -> Non
 
 
 def seed_orders(aws: Aws) -> None:
+    """Four orders in the one schema (``order_record``), in NEW, SUBMITTED, ACCEPTED, FILLED."""
+    at = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
     for coid, status in [
         ("a" * 32, "NEW"),
         ("b" * 32, "SUBMITTED"),
         ("c" * 32, "ACCEPTED"),
         ("d" * 32, "FILLED"),
     ]:
-        assert aws.orders.put_new({"client_order_id": coid, "symbol": "BTC/USDT", "status": status})
+        order = Order(
+            client_order_id=ClientOrderId(coid), symbol=Symbol("BTC/USDT"), side=Side.BUY,
+            intent=Intent.OPEN, strategy="golive", signal_bar_ms=1_709_251_200_000,
+            quantity=Quantity.of("0.1"), reference_price=Price.of("43000"), created_at=at,
+            mode="paper", status=OrderStatus(status),
+        )  # fmt: skip
+        assert aws.orders.put_new(order_record(order))
 
 
 def run(aws: Aws, **params: Any) -> tuple[str, dict[str, Any]]:

@@ -17,6 +17,7 @@ import ccxt
 import pytest
 
 from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue
+from cryptosmarttrader.adapters.dynamodb_store import DynamoPositionStore
 from cryptosmarttrader.adapters.paper_exchange import PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.domain.exchange import OrderStateUnknownError
@@ -402,6 +403,42 @@ def test_live_venue_the_cycle_protects_a_position_and_books_the_stop_the_venue_f
     assert record["status"] == OrderStatus.FILLED.value
     assert take_profit["status"] == OrderStatus.EXPIRED.value  # expired by the venue
     assert third.balance_drift == [] and fourth.balance_drift == []
+
+
+def test_live_venue_a_position_whose_record_cannot_be_read_keeps_its_resting_stop(
+    rig: Rig, market: RecordedMarketData
+) -> None:
+    # Given an entry protected by its OCO list resting on the venue
+    rule = ExitRule(stop_loss=0.013)
+    entry(rig.service())
+    rig.clock.advance(timedelta(minutes=10))
+    placed = rig.cycle(market, rule).run()
+    assert "OCO list" in placed.protective_stops[BTC.value], placed.protective_stops
+    # and then the position record damaged (its quantity below zero: unreadable)
+    res = rig.clients.resources
+    store = DynamoPositionStore(res.positions_table, rig.clients.dynamodb)
+    record = rig.position()
+    assert store.upsert({**record, "quantity": Decimal("-1")}, int(record["version"]))
+    # When the next hourly cycle runs
+    rig.clock.advance(timedelta(hours=1))
+    report = rig.cycle(market, rule).run()
+    # Then the coin's stop is kept as it rests: nothing cancelled, resized or placed for it
+    # (its holding is unknown, never "not held")
+    assert report.protective_stops[BTC.value].startswith("position record unreadable (")
+    assert "is kept as it is" in report.protective_stops[BTC.value]
+    assert [m for m, _path, _p in rig.fake.requests if m == "DELETE"] == []
+    assert len(_oco_posts(rig)) == 1
+    stop, take_profit = _legs(rig)
+    assert stop["status"] == take_profit["status"] == OrderStatus.ACCEPTED.value
+    # and the position is held with the reason, the equity unknown with the record named, and
+    # the balance check judges the coin neither drift nor held outside the system
+    assert report.exit_decisions[BTC.value].startswith("held: position record unreadable (")
+    assert report.equity is None and report.cash is not None
+    assert [r.split(" unreadable:")[0] for r in report.unreadable_records] == [
+        f"record {BTC.value!r} of {BTC.value}"
+    ]
+    assert report.balance_drift == [] and report.external_holdings == []
+    assert "position record unreadable): BTC" in report.balance_check, report.balance_check
 
 
 class _LateBalances:

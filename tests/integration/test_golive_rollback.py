@@ -1,0 +1,77 @@
+"""The go-live rollback's order step over the typed book (``GoLiveService.cancel_open_orders``):
+every non-terminal order is cancelled with the run's reason, a finished one is left, and a stored
+order that cannot be read is named for an operator, never silently skipped, while the others are
+still cancelled. On the in-memory order ledger (its contract with DynamoDB:
+tests/integration/test_store_contract.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from cryptosmarttrader.domain.aggregates import Order
+from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
+from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
+from cryptosmarttrader.services.golive import Failure, GoLiveService
+from tests.fakes import InMemoryKillSwitch, InMemoryOrderLedger, InMemoryStateStore
+
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+BAR_MS = 1_709_251_200_000
+
+
+def _recorded(ledger: InMemoryOrderLedger, bar_ms: int, status: OrderStatus) -> str:
+    """A BTC decision recorded and moved along the transition table to ``status``."""
+    intent = OrderIntent(
+        "golive", Symbol("BTC/USDT"), Side.BUY, Intent.OPEN, bar_ms, Quantity.of("0.1"),
+        Price.of("43000"),
+    )  # fmt: skip
+    order = Order.new(intent, created_at=T0, mode="paper")
+    assert ledger.record(order) is not None
+    path = {
+        OrderStatus.NEW: [],
+        OrderStatus.SUBMITTED: [OrderStatus.SUBMITTED],
+        OrderStatus.ACCEPTED: [OrderStatus.SUBMITTED, OrderStatus.ACCEPTED],
+        OrderStatus.FILLED: [OrderStatus.SUBMITTED, OrderStatus.FILLED],
+    }[status]
+    for step in path:
+        change = order.move(step, at=T0)
+        assert ledger.update_status(order.client_order_id.value, change)
+        order = order.moved_to(step)
+    return order.client_order_id.value
+
+
+def test_the_rollback_cancels_every_open_order_and_names_an_unreadable_one() -> None:
+    # Given open orders (NEW, SUBMITTED, ACCEPTED), a filled one and a damaged open record
+    ledger = InMemoryOrderLedger()
+    new = _recorded(ledger, BAR_MS, OrderStatus.NEW)
+    submitted = _recorded(ledger, BAR_MS + 3_600_000, OrderStatus.SUBMITTED)
+    accepted = _recorded(ledger, BAR_MS + 7_200_000, OrderStatus.ACCEPTED)
+    filled = _recorded(ledger, BAR_MS + 10_800_000, OrderStatus.FILLED)
+    damaged = "d" * 32
+    assert ledger.put_new(
+        {"client_order_id": damaged, "symbol": "ETH/USDT", "side": "buy", "intent": "open",
+         "quantity": Decimal("1"), "reference_price": Decimal("2000"), "status": "ACCEPTED",
+         "signal_bar_ms": BAR_MS, "created_at": T0.isoformat()}  # no strategy: unreadable
+    )  # fmt: skip
+    service = GoLiveService(
+        store=InMemoryStateStore(),
+        orders=ledger,
+        kill_switch=InMemoryKillSwitch(T0),
+        clock=FixedClock(T0),
+    )
+    # When the rollback's order step runs
+    result = service.cancel_open_orders("run-1", Failure(Error="SloBreached"))
+    # Then every readable open order is cancelled with the run's reason, the filled one left
+    assert sorted(result["canceled"]) == sorted([new, submitted, accepted])
+    assert result["skipped_changed_concurrently"] == []
+    for key in (new, submitted, accepted):
+        stored = ledger.find(key)
+        assert stored is not None and stored.status is OrderStatus.CANCELED
+        assert stored.facts.cancel_reason == "go-live run-1 rollback: SloBreached"
+    done = ledger.find(filled)
+    assert done is not None and done.status is OrderStatus.FILLED
+    # and the damaged record is named (key, coin, why), left as stored for an operator
+    (unreadable,) = result["unreadable"]
+    assert unreadable.startswith(f"record {damaged!r} of ETH/USDT unreadable: KeyError")
+    assert ledger.get(damaged)["status"] == "ACCEPTED"  # type: ignore[index]
