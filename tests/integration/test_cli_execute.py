@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cryptosmarttrader.cli import app
+from cryptosmarttrader.cli.execute import _print
+from cryptosmarttrader.services.trading_cycle import CycleReport
 
 pytestmark = pytest.mark.realdata
 
@@ -55,3 +58,22 @@ def test_bad_instants_are_refused_in_one_line(tmp_path: Path, at: str, message: 
     assert result.exit_code == 2
     assert message in result.output
     assert not (tmp_path / "st").exists()
+
+
+def test_a_cycle_whose_book_cannot_be_read_prints_the_cash_unknown_and_the_record(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a cycle report whose valuation met an order record it could not read
+    record = "record 'eeee' of ETH/USDT unreadable: DomainError: fee must be a finite amount >= 0"
+    report = CycleReport(
+        at=datetime(2024, 3, 1, 12, 10, tzinfo=UTC), dispatched=0, cancelled_new=0, updated=0,
+        expired=0, fills_applied=0, flattened=0, equity=None, cash=None, fees=1.5,
+        daily_pnl_pct=None, drawdown_pct=None, risk_level="DEFENSIVE", risk_transition=None,
+        positions={}, unmarked=[], unreadable_records=[record],
+    )  # fmt: skip
+    # When `cst execute` prints it
+    _print(report, as_json=False, venue="paper")
+    out = " ".join(capsys.readouterr().out.split())
+    # Then neither the equity nor the cash is shown as a number, and the record is named
+    assert "equity unknown USD, cash unknown, fees 1.50" in out
+    assert f"stored {record}" in out

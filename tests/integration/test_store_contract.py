@@ -487,9 +487,7 @@ def test_every_order_is_read_as_the_aggregate_and_a_damaged_one_is_named(
     assert [(u.key, u.symbol) for u in every.unreadable] == [("e" * 32, ETH.value)]
     assert "fee" in every.unreadable[0].reason
     # while the open-orders index holds the open order only (the filled one was settled)
-    assert [o.key for o in stores.orders.open_orders(BTC.value)] == [
-        resting.client_order_id.value
-    ]
+    assert [o.key for o in stores.orders.open_orders(BTC.value)] == [resting.client_order_id.value]
 
 
 def test_a_damaged_position_record_is_reported_never_read_as_holding_nothing(

@@ -322,6 +322,8 @@ def _print(report: CycleReport, as_json: bool, venue: str) -> None:
         f"equity {equity} USD, cash {cash}, fees {report.fees:,.2f}, risk level "
         f"{report.risk_level}" + (f" ({report.risk_transition})" if report.risk_transition else "")
     )
+    for record in report.unreadable_records:  # why the equity (or the cash) is unknown
+        console.print(f"stored {record}", style="bold yellow", markup=False)
     if report.market_data:
         style = "" if report.market_data_fresh else "bold yellow"
         console.print(f"market data: {report.market_data}", style=style, markup=False)

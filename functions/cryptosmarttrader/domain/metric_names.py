@@ -447,11 +447,12 @@ BOOK_RECORDS_UNREADABLE = MetricSpec(
     Unit.COUNT,
     Family.EXECUTION,
     "Stored orders or positions the execution cycle could not read (an attribute missing or "
-    "out of its domain), counted at each read of the book: each logged with its key, coin and "
-    "reason and left as stored; no new "
-    "entry is taken on its coin until it is repaired, the other coins went on. Never expected.",
+    "out of its domain), counted at each read of the book (the finished orders out of the "
+    "open-orders index, which only the account valuation reads, once per cycle): each logged "
+    "with its key, coin and reason and left as stored; no new entry is taken on its coin until "
+    "it is repaired, the equity is unknown meanwhile, the other coins went on. Never expected.",
     EXECUTION,
-    producer="services/execution.py",
+    producer="services/execution.py, services/trading_cycle.py",
 )
 SCAN_EXIT_ERRORS = MetricSpec(
     "ScanExitErrors",

@@ -35,11 +35,11 @@ Run by the scheduled execution function (hourly, after the hourly candles are in
 
 Metrics: DailyPnl, Drawdown, RiskLevel, GrossExposure, Equity here, and BookRecordsUnreadable
 for the order records outside the open-orders index that the valuation could not read (once per
-cycle; the execution service counts the positions and the indexed orders); OrdersSent, OrdersFilled,
-SlippageBps, OrderLatency, OrdersRejectedByRisk from the execution service; and per cycle the
-go-live SLIs StrategyReturnBps / ReferenceReturnBps (Stage only): the account's return since the
-previous cycle and the same book's under the backtest's fills, whose dispersion is the gate's
-tracking error.
+cycle; the execution service counts the positions and the indexed orders); OrdersSent,
+OrdersFilled, SlippageBps, OrderLatency, OrdersRejectedByRisk from the execution service; and
+per cycle the go-live SLIs StrategyReturnBps / ReferenceReturnBps (Stage only): the account's
+return since the previous cycle and the same book's under the backtest's fills, whose
+dispersion is the gate's tracking error.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
@@ -203,9 +204,7 @@ def account_from_ledger(
         if unmarked or unreadable
         else cash + sum((qty * marks[s].price for s, qty in held.items()), Decimal(0))
     )
-    return Account(
-        cash, equity, fees, held, unmarked, unreadable, cash_known=not unreadable_orders
-    )
+    return Account(cash, equity, fees, held, unmarked, unreadable, cash_known=not unreadable_orders)
 
 
 class CycleReport(BaseModel):
