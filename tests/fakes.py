@@ -123,6 +123,11 @@ class InMemoryOrderLedger:
     def open_orders(self, symbol: str | None = None) -> OpenOrders:
         return read_open_orders(self.list_open(symbol))
 
+    def all_orders(self) -> OpenOrders:
+        """Every order of the ledger as aggregates (a full read); the records that could not be
+        read are left out and named in ``.unreadable``."""
+        return read_open_orders(self.list_orders())
+
     def list_orders(self) -> list[dict[str, Any]]:
         return [copy.deepcopy(self._rows[k]) for k in sorted(self._rows)]
 
