@@ -14,7 +14,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.audit import DynamoAuditTrail
 from cryptosmarttrader.adapters.aws_clients import AwsClients
@@ -36,6 +35,7 @@ from cst_devtools.local_aws import (
     table_specs,
 )
 from cst_devtools.moto_shims import emf_points, emf_records
+from tests.support.aws import moto_stack
 
 API_KEY_ID = "a1b2c3d4e5"
 USER_ARN = "arn:aws:iam::123456789012:user/risk-officer"
@@ -123,14 +123,8 @@ ENV = {
 @pytest.fixture(scope="module")
 def module_aws() -> Iterator[AwsClients]:
     """One moto account per module (creating resources costs ~1 s); tests reset its content."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("AWS_ENDPOINT_URL", raising=False)
-        for key, value in ENV.items():
-            mp.setenv(key, value)
-        with mock_aws():
-            clients = AwsClients.build(AwsResources())
-            ensure_resources(clients)
-            yield clients
+    with pytest.MonkeyPatch.context() as mp, moto_stack(mp, env=ENV) as clients:
+        yield clients
 
 
 @pytest.fixture

@@ -13,14 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.audit import (
     AppendOnlyAuditTrail,
     DuplicateAuditEntryError,
     DynamoAuditTrail,
 )
-from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_items import to_item
 from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
 from cryptosmarttrader.adapters.dynamodb_store import (
@@ -57,8 +55,6 @@ from cryptosmarttrader.domain.types import (
     Side,
     Symbol,
 )
-from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
 from tests.fakes import (
     InMemoryAuditTrail,
     InMemoryKillSwitch,
@@ -67,6 +63,7 @@ from tests.fakes import (
     InMemorySignalStore,
     InMemoryStateStore,
 )
+from tests.support.aws import moto_stack
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 BTC = Symbol("BTC/USDT")
@@ -84,10 +81,7 @@ def stores(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     if request.param == "in-memory":
         yield Stores(InMemoryOrderLedger(), InMemoryPositionLedger())
         return
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients, now=T0)
+    with moto_stack(monkeypatch, now=T0) as clients:
         res = clients.resources
         yield Stores(
             DynamoOrderStore(res.orders_table, clients.dynamodb),
@@ -583,10 +577,7 @@ def records(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
             clock,
         )
         return
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients, now=T0)
+    with moto_stack(monkeypatch, now=T0) as clients:
         res = clients.resources
         state = DynamoStateStore(res.state_table, clients.dynamodb)
         yield Records(
