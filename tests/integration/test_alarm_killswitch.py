@@ -14,13 +14,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.audit import DynamoAuditTrail
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 ALARM_NAME = "CryptoSmartTrader-critical-Drawdown"
 ALARM_ARN = f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{ALARM_NAME}"
@@ -142,17 +141,11 @@ def sns_event(state: str = "ALARM", old: str = "OK") -> dict[str, Any]:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+    env = {
         "POWERTOOLS_SERVICE_NAME": "cst-alarm-killswitch",
         "POWERTOOLS_METRICS_NAMESPACE": "CryptoSmartTrader", "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():  # fmt: skip
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
+    }  # fmt: skip
+    with moto_stack(monkeypatch, env=env) as clients:
         _common.reset_caches()
         yield clients
         _common.reset_caches()

@@ -14,7 +14,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.audit import DynamoAuditTrail
 from cryptosmarttrader.adapters.aws_clients import AwsClients
@@ -36,6 +35,7 @@ from cst_devtools.local_aws import (
     table_specs,
 )
 from cst_devtools.moto_shims import emf_points, emf_records
+from tests.support.aws import moto_stack
 
 API_KEY_ID = "a1b2c3d4e5"
 USER_ARN = "arn:aws:iam::123456789012:user/risk-officer"
@@ -123,14 +123,8 @@ ENV = {
 @pytest.fixture(scope="module")
 def module_aws() -> Iterator[AwsClients]:
     """One moto account per module (creating resources costs ~1 s); tests reset its content."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("AWS_ENDPOINT_URL", raising=False)
-        for key, value in ENV.items():
-            mp.setenv(key, value)
-        with mock_aws():
-            clients = AwsClients.build(AwsResources())
-            ensure_resources(clients)
-            yield clients
+    with pytest.MonkeyPatch.context() as mp, moto_stack(mp, env=ENV) as clients:
+        yield clients
 
 
 @pytest.fixture
@@ -786,6 +780,44 @@ def test_a_damaged_record_leaves_the_risk_view_up_and_names_its_coin(
     assert {k: float(v) for k, v in risk["exposure_usd"].items()} == {"SOL": 1200.0}
     assert list(risk["unreadable_records"]) == ["AVAX"]
     assert "fee" in risk["unreadable_records"]["AVAX"]
+
+
+def test_damaged_records_leave_the_positions_view_up_and_are_named(
+    api: ModuleType, aws: AwsClients
+) -> None:
+    # Given a sound position of SOL and one of BTC whose quantity is not a number, a sound open
+    # order of AVAX and one recorded without its coin
+    res = AwsResources()
+    positions = DynamoPositionStore(res.positions_table, aws.dynamodb)
+    positions.upsert(
+        {"symbol": "SOL", "quantity": 10, "cost": 1200, "notional": 1200, "average_price": 120,
+         "updated_at": "2024-03-01T00:20:00+00:00"},
+        None,
+    )  # fmt: skip
+    positions.upsert({"symbol": "BTC", "quantity": "lots", "cost": 1200}, None)
+    orders = DynamoOrderStore(res.orders_table, aws.dynamodb)
+    base = {"side": "buy", "intent": "open", "strategy": "s", "signal_bar_ms": 1, "mode": "paper",
+            "quantity": 20, "reference_price": 41, "status": "SUBMITTED",
+            "created_at": "2024-03-01T00:15:00+00:00"}  # fmt: skip
+    orders.put_new({**base, "client_order_id": "a" * 32, "symbol": "AVAX"})
+    orders.put_new({**base, "client_order_id": "b" * 32})
+    # When the positions are requested
+    status, body, _ = call(api, api_event("GET", "/api/v1/positions"))
+    # Then they answer with what can be read, exactly as stored
+    assert status == 200, body
+    assert body["positions"] == [
+        {"symbol": "SOL", "quantity": "10", "notional": "1200", "average_price": "120",
+         "updated_at": "2024-03-01T00:20:00+00:00"}
+    ]  # fmt: skip
+    assert body["open_orders"] == [
+        {"client_order_id": "a" * 32, "symbol": "AVAX", "side": "buy", "status": "SUBMITTED",
+         "quantity": "20", "notional": "820", "mode": "paper",
+         "created_at": "2024-03-01T00:15:00+00:00"}
+    ]  # fmt: skip
+    # and each damaged record is named with its key, its coin (unknown: "*") and why
+    bad_position, bad_order = body["unreadable_records"]
+    assert bad_position.startswith("record 'BTC' of BTC unreadable: InvalidOperation")
+    assert bad_order.startswith(f"record '{'b' * 32}' of * unreadable: KeyError")
 
 
 @pytest.mark.parametrize("mode", ["paper", "testnet", "live"])

@@ -13,7 +13,7 @@ import pytest
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
-from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore
+from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoPositionStore
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.domain.types import Price
@@ -89,6 +89,9 @@ def _order(aws: AwsClients, symbol: str) -> DynamoOrderStore:  # noqa: F811
             "symbol": symbol,
             "side": "buy",
             "intent": "open",
+            "strategy": "technical",
+            "signal_bar_ms": 1_664_409_600_000,
+            "mode": "paper",
             "status": "NEW",
             "quantity": Decimal("0.1"),
             "reference_price": Decimal("19400"),
@@ -179,6 +182,36 @@ def test_portfolio_view_builds_the_curve_daily_pnl_drawdown_and_tracking(
     assert body["tracking"]["cycles"] == 2
     assert body["fees_usd"] == 2.0
     assert body["orders"][0]["history"][-1]["status"] == "FILLED"
+
+
+def test_damaged_records_leave_the_portfolio_and_coin_pages_up_and_are_named(
+    dash: ModuleType,
+    aws: AwsClients,  # noqa: F811
+) -> None:
+    # Given a filled bitcoin order, a bitcoin order whose fee is not a number, and a position
+    # of ethereum whose quantity is not a number
+    orders = _order(aws, "bitcoin")
+    damaged = {**orders.get("c" * 32), "client_order_id": "d" * 32, "fee": "two dollars"}
+    del damaged["history"]
+    assert orders.put_new(damaged)
+    positions = DynamoPositionStore(AwsResources().positions_table, aws.dynamodb)
+    positions.upsert({"symbol": "ethereum", "quantity": "lots", "cost": 1200}, None)
+    # When the portfolio and the bitcoin page are requested
+    status, portfolio, _ = call(dash, api_event("GET", "/api/v1/portfolio"))
+    coin_status, coin, _ = call(dash, api_event("GET", "/api/v1/coins/bitcoin"))
+    # Then both answer with what can be read: the sound order, its fee alone in the total
+    assert (status, coin_status) == (200, 200)
+    assert [o["client_order_id"] for o in portfolio["orders"]] == ["c" * 32]
+    assert portfolio["fees_usd"] == 2.0 and portfolio["positions"] == []
+    assert [o["client_order_id"] for o in coin["orders"]] == ["c" * 32]
+    # and the damaged records are named with their key, coin and why (the coin page: its own)
+    assert portfolio["unreadable_records"] == [
+        "record 'ethereum' of ethereum unreadable: InvalidOperation: "
+        "[<class 'decimal.ConversionSyntax'>]",
+        f"record '{'d' * 32}' of bitcoin unreadable: InvalidOperation: "
+        "[<class 'decimal.ConversionSyntax'>]",
+    ]
+    assert coin["unreadable_records"] == [portfolio["unreadable_records"][1]]
 
 
 def test_audit_breakers_golive_and_models_answer_with_what_exists(

@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import (
@@ -21,17 +20,14 @@ from cryptosmarttrader.adapters.dynamodb_store import (
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import IllegalTransitionError, OrderStatus
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients, now=T0)
+    with moto_stack(monkeypatch, now=T0) as clients:
         yield clients
 
 

@@ -12,7 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import (
@@ -29,7 +28,8 @@ from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import embedded_aws, ensure_resources
+from cst_devtools.local_aws import embedded_aws
+from tests.support.aws import moto_stack
 from tests.support.execution import (
     EQUITY,
     NOW,
@@ -91,10 +91,7 @@ def _rig(clients: AwsClients, market: RecordedMarketData) -> Rig:
 
 @pytest.fixture
 def rig(monkeypatch: pytest.MonkeyPatch, market: RecordedMarketData) -> Iterator[Rig]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients, now=NOW)
+    with moto_stack(monkeypatch, now=NOW) as clients:
         yield _rig(clients, market)
 
 

@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import (
@@ -27,9 +26,9 @@ from cryptosmarttrader.adapters.dynamodb_store import (
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.services.execution import ExecutionService, ReconcileReport
-from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.settings import TradingSettings
 from cryptosmarttrader.wiring import trading_cycle
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 NOW = datetime(2022, 6, 1, 12, 10, tzinfo=UTC)
 HISTORY = 1_600
@@ -60,10 +59,7 @@ class DynamoCalls:
 
 @pytest.fixture
 def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        aws = AwsClients.build(AwsResources())
-        ensure_resources(aws, now=NOW)
+    with moto_stack(monkeypatch, now=NOW) as aws:
         yield aws
 
 

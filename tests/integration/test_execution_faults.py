@@ -19,7 +19,6 @@ from typing import Any
 import polars as pl
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import (
@@ -51,9 +50,9 @@ from cryptosmarttrader.domain.types import ClientOrderId, Price, Quantity, Side,
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.scan import ScanReport, ScanService
 from cryptosmarttrader.services.trading_cycle import CycleReport, TradingCycle
-from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.settings import TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer, trading_cycle
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 from tests.support.execution import LosesTheAnswer, read_timeout
 
 pytestmark = pytest.mark.realdata
@@ -93,10 +92,7 @@ def market(data_dir: Path) -> CachedBars:
 
 @pytest.fixture
 def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        aws = AwsClients.build(AwsResources())
-        ensure_resources(aws, now=SCAN_AT)
+    with moto_stack(monkeypatch, now=SCAN_AT) as aws:
         yield aws
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
@@ -21,7 +20,8 @@ from cryptosmarttrader.domain.risk import RiskLevel, RiskObservation
 from cryptosmarttrader.services.risk_state import RISK_PK, RiskStateConflictError, RiskStateService
 from cryptosmarttrader.settings import AwsResources
 from cst_devtools.faults import ExhaustedRetries
-from cst_devtools.local_aws import LocalAws, embedded_aws, ensure_resources
+from cst_devtools.local_aws import LocalAws, embedded_aws
+from tests.support.aws import moto_stack
 
 T0 = datetime(2022, 5, 9, 8, 0, tzinfo=UTC)
 
@@ -78,12 +78,7 @@ def test_level_and_transitions_survive_a_restart_and_shutdown_needs_a_human(
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients, now=T0)
+    with moto_stack(monkeypatch, now=T0) as clients:
         yield clients
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import time_machine
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
@@ -23,8 +22,7 @@ from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.services.ingest import WATERMARK_PK
-from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 
 @dataclass
@@ -52,14 +50,12 @@ def scheduled_event(detail: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CryptoSmartTrader")
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setenv("CST_DATA_SOURCE", "recorded")
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
+    env = {
+        "POWERTOOLS_METRICS_NAMESPACE": "CryptoSmartTrader",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "CST_DATA_SOURCE": "recorded",
+    }
+    with moto_stack(monkeypatch, env=env) as clients:
         _common.reset_caches()
         yield clients
         _common.reset_caches()

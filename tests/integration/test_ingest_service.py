@@ -10,7 +10,6 @@ from typing import Any
 
 import polars as pl
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
@@ -30,8 +29,7 @@ from cryptosmarttrader.services.ingest import (
     IngestService,
     MarketDataReplaySource,
 )
-from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 D0 = 1_704_067_200_000  # 2024-01-01T00:00Z
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -74,10 +72,7 @@ def daily(symbol: str, n: int, start_ms: int = D0) -> pl.DataFrame:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
+    with moto_stack(monkeypatch) as clients:
         yield clients
 
 

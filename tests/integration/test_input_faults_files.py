@@ -12,7 +12,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
@@ -29,8 +28,7 @@ from cryptosmarttrader.services.ingest import (
     IngestService,
     MarketDataReplaySource,
 )
-from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 pytestmark = pytest.mark.realdata
 
@@ -142,10 +140,7 @@ def test_the_loader_serves_out_of_order_rows_in_time_order(damaged: Path) -> Non
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
+    with moto_stack(monkeypatch) as clients:
         yield clients
 
 

@@ -17,13 +17,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.audit import DynamoAuditTrail
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 PARAM = AwsResources().kill_switch_param
 ROLE = "arn:aws:iam::123456789012:role/Operators"
@@ -101,16 +100,8 @@ def parameter_store_event(operation: str = "Update") -> dict[str, Any]:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "cst-kill-switch-audit", "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():  # fmt: skip
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
+    env = {"POWERTOOLS_SERVICE_NAME": "cst-kill-switch-audit", "POWERTOOLS_TRACE_DISABLED": "true"}
+    with moto_stack(monkeypatch, env=env) as clients:
         _common.reset_caches()
         yield clients
         _common.reset_caches()

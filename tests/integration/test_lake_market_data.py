@@ -8,16 +8,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from moto import mock_aws
 
-from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.lake_market_data import LakeMarketData
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.domain.market import DAILY_SCHEMA
 from cryptosmarttrader.domain.universe import is_tradable_pair
-from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 pytestmark = pytest.mark.realdata
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
@@ -25,10 +22,7 @@ PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 
 @pytest.fixture
 def lake(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[S3ParquetLake]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
+    with moto_stack(monkeypatch) as clients:
         lake = S3ParquetLake(clients.resources.lake_bucket, clients.s3)
         market = RecordedMarketData(data_dir)
         start, end = datetime(2021, 1, 1, tzinfo=UTC), datetime(2021, 6, 30, tzinfo=UTC)

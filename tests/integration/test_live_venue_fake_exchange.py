@@ -18,7 +18,6 @@ from typing import Any
 
 import ccxt
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue, OrderRefusedError, ccxt_client
@@ -46,9 +45,8 @@ from cryptosmarttrader.domain.types import ClientOrderId, Money, Price, Quantity
 from cryptosmarttrader.domain.venue import VenueMode
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
-from cryptosmarttrader.settings import AwsResources
 from cst_devtools.fake_binance import FakeBinance, serve
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 from tests.support.execution import LosesTheAnswer
 from tests.support.live_venue import fake_binance, local_only
 
@@ -394,10 +392,7 @@ class Books:
 
 @pytest.fixture
 def books(monkeypatch: pytest.MonkeyPatch) -> Iterator[Books]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients, now=NOW)
+    with moto_stack(monkeypatch, now=NOW) as clients:
         yield Books(clients, InMemoryMetrics())
 
 

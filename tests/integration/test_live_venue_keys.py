@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue
@@ -32,12 +31,12 @@ from cryptosmarttrader.adapters.secrets import (
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.golive import GoLiveParams, Stage
 from cryptosmarttrader.services.golive import GoLiveService
-from cryptosmarttrader.settings import AwsResources, TradingSettings
+from cryptosmarttrader.settings import TradingSettings
 from cryptosmarttrader.venues import VenueKeysRefusedError, VenueRefusedError, key_checks
 from cryptosmarttrader.wiring import trading_cycle
 from cst_devtools.fake_binance import FakeBinance, serve
-from cst_devtools.local_aws import ensure_resources
 from cst_devtools.venue_redirect import binance_sandbox_served_by
+from tests.support.aws import moto_stack
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SECRET_NAME = "cst/exchange/binance-main"
@@ -51,12 +50,9 @@ ROTATED = {**KEYS, "api_key": "Rotated0Key00000000000000000000000000000000000000
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     for name in ("CST_VENUE_MODE", "CST_EXCHANGE_SECRET", "CST_LIVE_GOLIVE_RUN"):
         monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients, now=NOW)
+    with moto_stack(monkeypatch, now=NOW) as clients:
         sm = secrets_client(clients.resources)
         sm.create_secret(Name=SECRET_NAME, SecretString=json.dumps(KEYS))
         yield clients

@@ -20,7 +20,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.sagemaker.responses import SageMakerResponse
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
@@ -39,13 +38,13 @@ from cryptosmarttrader.handlers import _common, model_canary
 from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryError, ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
 from cst_devtools.moto_shims import update_endpoint
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
     cleared,
     trained_models,
     universe,
 )
+from tests.support.aws import moto_stack
 
 pytestmark = pytest.mark.realdata
 
@@ -65,14 +64,9 @@ class Env:
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources(lake_bucket=BUCKET, state_table=TABLE))
-        ensure_resources(clients, datetime(2019, 7, 1, tzinfo=UTC))
+    resources = AwsResources(lake_bucket=BUCKET, state_table=TABLE, region=REGION)
+    with moto_stack(monkeypatch, resources, now=datetime(2019, 7, 1, tzinfo=UTC)) as clients:
         sm = boto3.client("sagemaker", region_name=REGION)
         registry = SageMakerModelRegistry(
             GROUP, sagemaker=sm, s3=clients.s3, bucket=BUCKET, image_uri=IMAGE,

@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.model_registry_embedded import EmbeddedModelRegistry
@@ -31,12 +30,12 @@ from cryptosmarttrader.ports import ModelRegistry, RegistryStoreError
 from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryError, ModelRegistryService
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
     cleared,
     trained_models,
     universe,
 )
+from tests.support.aws import moto_stack
 
 pytestmark = pytest.mark.realdata
 
@@ -49,14 +48,8 @@ IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 
 @pytest.fixture
 def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        res = AwsResources(lake_bucket=BUCKET, state_table=TABLE, region=REGION)
-        built = AwsClients.build(res)
-        ensure_resources(built, datetime(2019, 7, 1, tzinfo=UTC))
+    res = AwsResources(lake_bucket=BUCKET, state_table=TABLE, region=REGION)
+    with moto_stack(monkeypatch, res, now=datetime(2019, 7, 1, tzinfo=UTC)) as built:
         yield built
 
 

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from moto import mock_aws
 
-from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.paper_exchange import (
     InMemoryPaperBook,
@@ -30,8 +28,7 @@ from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import FatalExchangeError, OrderNotFoundError, OrderType
 from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.domain.types import ClientOrderId, Quantity, Side, Symbol
-from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 pytestmark = pytest.mark.realdata
 
@@ -47,10 +44,7 @@ def market(data_dir: Path) -> RecordedMarketData:
 
 @pytest.fixture
 def state_book(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatePaperBook]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        aws = AwsClients.build(AwsResources())
-        ensure_resources(aws, now=PLACED)
+    with moto_stack(monkeypatch, now=PLACED) as aws:
         yield StatePaperBook(DynamoStateStore(aws.resources.state_table, aws.dynamodb))
 
 

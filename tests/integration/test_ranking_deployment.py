@@ -43,7 +43,6 @@ import pytest
 import xgboost as xgb
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from moto import mock_aws
 from moto.sagemaker.responses import SageMakerResponse
 
 from cryptosmarttrader import wiring
@@ -82,9 +81,9 @@ from cryptosmarttrader.services.skill_evaluation import (
     ranking_feature_hash,
 )
 from cryptosmarttrader.settings import AwsResources, MlSettings
-from cst_devtools.local_aws import ensure_resources
 from cst_devtools.moto_shims import update_endpoint
 from tests.integration.test_skill_evaluation import CFG, Tampered
+from tests.support.aws import moto_stack
 
 pytestmark = pytest.mark.realdata
 
@@ -222,15 +221,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         "CST_RANKING_IMAGE_URI": IMAGE, "CST_MODEL_ROLE_ARN": ROLE, "AWS_REGION": REGION,
         "POWERTOOLS_TRACE_DISABLED": "true",
     }  # fmt: skip
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
-    with mock_aws():
-        resources = AwsResources(lake_bucket=BUCKET, state_table=TABLE)
-        clients = AwsClients.build(resources)
-        clock = FixedClock(datetime(2020, 5, 1, tzinfo=UTC))
-        ensure_resources(clients, clock.now())
+    clock = FixedClock(datetime(2020, 5, 1, tzinfo=UTC))
+    resources = AwsResources(lake_bucket=BUCKET, state_table=TABLE, region=REGION)
+    with moto_stack(monkeypatch, resources, env=env, now=clock.now()) as clients:
         yield Aws(boto3.client("sagemaker", region_name=REGION), clients, resources, clock)
 
 

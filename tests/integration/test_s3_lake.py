@@ -9,14 +9,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake, symbol_slug
 from cryptosmarttrader.domain.market import DAY_MS, OHLCV_SCHEMA
-from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 H = 3_600_000
 D0 = 1_704_067_200_000  # 2024-01-01T00:00Z
@@ -24,10 +22,7 @@ D0 = 1_704_067_200_000  # 2024-01-01T00:00Z
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
+    with moto_stack(monkeypatch) as clients:
         yield clients
 
 

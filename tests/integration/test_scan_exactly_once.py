@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
@@ -18,7 +17,7 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer
 from cryptosmarttrader.settings import AwsResources, TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer, scan_service
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 pytestmark = pytest.mark.realdata
 
@@ -31,12 +30,7 @@ def analysis(data_dir: Path) -> tuple[ScanAnalyzer, Analysis]:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
+    with moto_stack(monkeypatch) as clients:
         yield clients
 
 

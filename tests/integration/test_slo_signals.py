@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.cloudwatch.models import Statistics
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
@@ -28,8 +27,9 @@ from cryptosmarttrader.domain.golive import GoLiveParams, Stage
 from cryptosmarttrader.handlers import _common
 from cryptosmarttrader.services.golive import SloService
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources, kill_switch_default
+from cst_devtools.local_aws import kill_switch_default
 from cst_devtools.moto_shims import emf_points, emf_records, publish_emf, statistic_with_percentiles
+from tests.support.aws import moto_stack
 
 ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -68,14 +68,9 @@ SCHEDULED_EVENT: dict[str, Any] = {
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
     """A fresh deployment's resources: tables, lake bucket, kill-switch parameter (off)."""
-    for key, value in ENV.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    from cryptosmarttrader.handlers import health_probe, scan
+    with moto_stack(monkeypatch, env=ENV) as clients:
+        from cryptosmarttrader.handlers import health_probe, scan
 
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
         clients.ssm.put_parameter(
             Name=AwsResources().kill_switch_param,
             Value=kill_switch_default(datetime(2024, 3, 1, tzinfo=UTC)),

@@ -10,14 +10,13 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from botocore.config import Config
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.ssm_killswitch import FAIL_CLOSED_ACTOR, SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.types import DomainError
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
+from tests.support.aws import moto_stack
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 PARAM = "/cst/kill-switch"
@@ -25,10 +24,7 @@ PARAM = "/cst/kill-switch"
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients, now=T0)
+    with moto_stack(monkeypatch, now=T0) as clients:
         yield clients
 
 

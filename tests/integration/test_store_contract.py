@@ -13,14 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.audit import (
     AppendOnlyAuditTrail,
     DuplicateAuditEntryError,
     DynamoAuditTrail,
 )
-from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_items import to_item
 from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
 from cryptosmarttrader.adapters.dynamodb_store import (
@@ -32,7 +30,12 @@ from cryptosmarttrader.adapters.dynamodb_store import (
 )
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.aggregates import Fill, Order, Position
-from cryptosmarttrader.domain.book import RecordedOrder, blocked_symbols, book_exposure
+from cryptosmarttrader.domain.book import (
+    RecordedOrder,
+    StatusStep,
+    blocked_symbols,
+    book_exposure,
+)
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import (
@@ -52,8 +55,6 @@ from cryptosmarttrader.domain.types import (
     Side,
     Symbol,
 )
-from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
 from tests.fakes import (
     InMemoryAuditTrail,
     InMemoryKillSwitch,
@@ -62,6 +63,7 @@ from tests.fakes import (
     InMemorySignalStore,
     InMemoryStateStore,
 )
+from tests.support.aws import moto_stack
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 BTC = Symbol("BTC/USDT")
@@ -79,10 +81,7 @@ def stores(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     if request.param == "in-memory":
         yield Stores(InMemoryOrderLedger(), InMemoryPositionLedger())
         return
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients, now=T0)
+    with moto_stack(monkeypatch, now=T0) as clients:
         res = clients.resources
         yield Stores(
             DynamoOrderStore(res.orders_table, clients.dynamodb),
@@ -536,6 +535,63 @@ def test_an_order_filled_in_parts_is_valued_across_loads_and_an_old_record_stays
 # ------------------------------------------------------------------ state, signals, audit, switch
 
 
+def test_all_orders_views_read_every_order_with_its_history_and_last_write(
+    stores: Stores,
+) -> None:
+    """The reports (the API's positions, the dashboard's orders) read the whole ledger as
+    aggregates: terminal orders too, each with the status history and last write the ledger
+    logged, and a position with when it was last written."""
+    # Given an order filled (NEW -> SUBMITTED -> FILLED), one still NEW, and a damaged one
+    filled, waiting = _order(), _order(bar_ms=1_709_337_600_000)
+    stores.orders.record(filled)
+    stores.orders.record(waiting)
+    assert stores.orders.put_new(_damaged("e" * 32, ETH.value, strategy=None))
+    coid = filled.client_order_id.value
+    t1, t2 = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
+    assert stores.orders.update_status(coid, filled.move(OrderStatus.SUBMITTED, at=t1))
+    venue = OrderFacts(filled=Decimal("0.123456789"), average_price=Price.of("43211.5"),
+                       fee=Decimal("0.5"), filled_at=t2)  # fmt: skip
+    assert stores.orders.update_status(
+        coid, StatusChange(OrderStatus.SUBMITTED, OrderStatus.FILLED, t2, venue)
+    )
+    # When the whole ledger is read
+    ledger = stores.orders.all_orders()
+    # Then both sound orders are read (the filled one too), the damaged one named
+    by_key = {o.key: o for o in ledger}
+    assert set(by_key) == {coid, waiting.client_order_id.value}
+    assert [(u.key, u.symbol) for u in ledger.unreadable] == [("e" * 32, ETH.value)]
+    # and each carries the ledger's log: every status entered with its time, the last write
+    done = by_key[coid]
+    assert done.history == (
+        StatusStep("NEW", T0), StatusStep("SUBMITTED", t1), StatusStep("FILLED", t2)
+    )  # fmt: skip
+    assert done.updated_at == t2
+    assert (done.facts.fee, done.facts.filled_at) == (Decimal("0.5"), t2)
+    fresh = by_key[waiting.client_order_id.value]
+    assert (fresh.history, fresh.updated_at) == ((StatusStep("NEW", T0),), None)
+    # and the book's own view of a move logs it the same way
+    assert RecordedOrder(filled).after(filled.move(OrderStatus.SUBMITTED, at=t1)).history == (
+        StatusStep("SUBMITTED", t1),
+    )
+    # and a position reads back with when it was written
+    buy = Fill(ClientOrderId("a" * 32), Side.BUY, Decimal("1"), Price.of("100"), T0)
+    assert stores.positions.save(Position(BTC).apply(buy).position, None, t2) is not None
+    assert stores.positions.load_all()[BTC.value].updated_at == t2
+    assert stores.positions.load(BTC.value)[0].updated_at == t2
+
+
+def test_a_logged_time_that_cannot_be_read_never_makes_its_record_unreadable(
+    stores: Stores,
+) -> None:
+    # Given an order whose history and last write carry times that cannot be read
+    assert stores.orders.put_new(_damaged("e" * 32, ETH.value, updated_at="yesterday"))
+    # When it is read
+    (read,) = stores.orders.all_orders()
+    # Then it is read, the unreadable times unknown (None), never a reason to leave it out
+    assert read.updated_at is None
+    assert read.history == (StatusStep("SUBMITTED", T0),)
+
+
 @dataclass
 class Records:
     state: Any
@@ -557,10 +613,7 @@ def records(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
             clock,
         )
         return
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients, now=T0)
+    with moto_stack(monkeypatch, now=T0) as clients:
         res = clients.resources
         state = DynamoStateStore(res.state_table, clients.dynamodb)
         yield Records(

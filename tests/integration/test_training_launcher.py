@@ -24,9 +24,7 @@ import boto3
 import polars as pl
 import pytest
 from ml import train as train_entry
-from moto import mock_aws
 
-from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.model_registry_sagemaker import SageMakerModelRegistry
 from cryptosmarttrader.adapters.sagemaker_training import (
     SageMakerTrainingJobs,
@@ -38,12 +36,12 @@ from cryptosmarttrader.services.model_lifecycle import TrainedModel
 from cryptosmarttrader.services.model_registry import ModelRegistryService
 from cryptosmarttrader.services.training_launcher import TrainingLauncher, TrainingParams
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.local_aws import ensure_resources
 from tests.integration.test_ml_training import (  # noqa: F401 - fixtures
     TRAIN_END,
     trained_models,
     universe,
 )
+from tests.support.aws import moto_stack
 
 pytestmark = pytest.mark.realdata
 
@@ -67,14 +65,9 @@ def test_a_training_job_is_started_in_script_mode_and_its_model_registered(
     universe: pl.DataFrame,  # noqa: F811
     trained_models: Mapping[str, TrainedModel],  # noqa: F811
 ) -> None:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    resources = AwsResources(lake_bucket=BUCKET, region=REGION)
+    with moto_stack(monkeypatch, resources, now=datetime(2019, 7, 1, tzinfo=UTC)) as clients:
         # Given the SageMaker registry, the lake, and the real bars up to train_end
-        clients = AwsClients.build(AwsResources(lake_bucket=BUCKET))
-        ensure_resources(clients, datetime(2019, 7, 1, tzinfo=UTC))
         sm = boto3.client("sagemaker", region_name=REGION)
         registry = SageMakerModelRegistry(
             GROUP, sagemaker=sm, s3=clients.s3, bucket=BUCKET,

@@ -24,7 +24,8 @@ def moto_stack(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[AwsClients]:
     """The stack's resources on moto, built for ``resources`` (the defaults unless given),
-    with ``env`` set beside the test credentials for the duration."""
+    with ``env`` set beside the test credentials for the duration. No endpoint is used, not
+    even one ``resources`` read from the environment before (it would bypass moto)."""
     region = resources.region if resources is not None else "us-east-1"
     base = {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -35,7 +36,8 @@ def moto_stack(
     for key, value in {**base, **(env or {})}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    res = resources or AwsResources()  # read with the environment above
+    # read with the environment above; given ones lose an endpoint read before
+    res = (resources or AwsResources()).model_copy(update={"aws_endpoint_url": None})
     with mock_aws():
         clients = AwsClients.build(res)
         ensure_resources(clients, now)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from cryptosmarttrader.domain.book import (
     OpenOrders,
     PositionBook,
     RecordedOrder,
+    StatusStep,
     UnreadableRecord,
 )
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
@@ -80,6 +81,32 @@ def _time(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def _logged_time(value: Any) -> datetime | None:
+    """A time the store logs beside a record (a write's ``updated_at``, a history step's
+    ``at``): what the reports print, never what the book is valued on. One that cannot be
+    read is None (it never makes its record unreadable); one written without a zone is UTC."""
+    try:
+        moment = _time(value)
+    except (TypeError, ValueError):
+        return None
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _history(record: Mapping[str, Any]) -> tuple[StatusStep, ...]:
+    """The order's recorded history (each status it entered, oldest first); an entry that is
+    not a step is skipped."""
+    steps = record.get("history")
+    if not isinstance(steps, list):
+        return ()
+    return tuple(
+        StatusStep(status=str(step.get("status")), at=_logged_time(step.get("at")))
+        for step in steps
+        if isinstance(step, Mapping)
+    )
 
 
 def order_record(order: Order) -> dict[str, Any]:
@@ -188,7 +215,12 @@ def facts_from_record(record: Mapping[str, Any]) -> OrderFacts:
 
 def recorded_order_from_record(record: Mapping[str, Any]) -> RecordedOrder:
     """A stored order as the services see it: the aggregate and the facts recorded on it."""
-    return RecordedOrder(order_from_record(record), facts_from_record(record))
+    return RecordedOrder(
+        order_from_record(record),
+        facts_from_record(record),
+        history=_history(record),
+        updated_at=_logged_time(record.get("updated_at")),
+    )
 
 
 # what reading one damaged record raises (an attribute missing, of the wrong type or out of its
@@ -345,6 +377,7 @@ def position_from_record(record: Mapping[str, Any]) -> Position:
         oversold_reason=(
             None if record.get("oversold_reason") is None else str(record["oversold_reason"])
         ),
+        updated_at=_logged_time(record.get("updated_at")),
     )
 
 

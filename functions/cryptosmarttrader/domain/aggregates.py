@@ -228,6 +228,9 @@ class Position:
     opened_at: datetime | None = None
     oversold: Decimal = _ZERO
     oversold_reason: str | None = None
+    # when the store last wrote this position (set when it is read back; None before its first
+    # write): the store's bookkeeping, not part of the position's value
+    updated_at: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.quantity < 0:

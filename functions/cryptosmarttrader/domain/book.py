@@ -10,7 +10,7 @@ its records to these values and back.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -31,6 +31,7 @@ __all__ = [
     "OpenOrders",
     "PositionBook",
     "RecordedOrder",
+    "StatusStep",
     "UnreadableRecord",
     "blocked_symbols",
     "book_exposure",
@@ -43,13 +44,28 @@ _NO_FACTS = OrderFacts()
 
 
 @dataclass(frozen=True, slots=True)
+class StatusStep:
+    """One step of a recorded order's history: the status it entered and when, as the ledger
+    wrote them (``at`` is None when the recorded time cannot be read)."""
+
+    status: str
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class RecordedOrder:
     """One order of the ledger: the aggregate (its identity, what is sent, its status) and the
     facts recorded on it. ``facts.quantity`` and ``facts.mode`` are never set here: the size
-    sent and the venue are the order's own ``quantity`` and ``mode``."""
+    sent and the venue are the order's own ``quantity`` and ``mode``.
+
+    ``history`` (each status it entered, oldest first) and ``updated_at`` (its last move) are
+    the ledger's log of its writes, for the reports: they are not part of the order's value
+    (two reads of one order compare equal whatever their log)."""
 
     order: Order
     facts: OrderFacts = _NO_FACTS
+    history: tuple[StatusStep, ...] = field(default=(), compare=False)
+    updated_at: datetime | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -104,8 +120,10 @@ class RecordedOrder:
     def after(self, change: StatusChange) -> RecordedOrder:
         """This record as the ledger holds it once ``change`` is written: its new status and
         the facts the move carries over the ones recorded (the size sent and the venue onto
-        the order itself)."""
-        return self.noted(change.facts).with_status(change.new)
+        the order itself), the move in its history."""
+        moved = self.noted(change.facts).with_status(change.new)
+        step = StatusStep(change.new.value, change.at)
+        return replace(moved, history=(*self.history, step), updated_at=change.at)
 
     def noted(self, facts: OrderFacts) -> RecordedOrder:
         """This record with ``facts`` written over it (what ``None`` leaves stays)."""
@@ -119,7 +137,7 @@ class RecordedOrder:
             for name in (f.name for f in fields(facts))
             if name not in {"quantity", "mode"} and getattr(facts, name) is not None
         }
-        return RecordedOrder(order, replace(self.facts, **merged))
+        return replace(self, order=order, facts=replace(self.facts, **merged))
 
 
 # the coin of an unreadable record whose symbol cannot be read either: every coin is blocked

@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cryptosmarttrader.domain.book import blocked_symbols, book_exposure
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.killswitch import REASON_PATTERN, check_reason
-from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
 from cryptosmarttrader.domain.types import Action
 from cryptosmarttrader.ports import (
     AuditRecord,
@@ -157,6 +156,12 @@ class OpenOrderView(_Model):
 class PositionsResponse(_Model):
     positions: list[PositionView]
     open_orders: list[OpenOrderView]
+    unreadable_records: list[str] = Field(
+        default_factory=list,
+        description="stored position or order records that cannot be read, each with its key, "
+        "coin and why: left out of the lists above (their coin's holding is unknown, not none) "
+        "until the record is repaired",
+    )
 
 
 class KillSwitchView(_Model):
@@ -280,10 +285,6 @@ def _pct_change(reference: Decimal | None, value: Decimal | None) -> Decimal | N
     return ((value - reference) / reference * 100).quantize(Decimal("0.01"))
 
 
-def _dec(value: Any) -> Decimal:
-    return Decimal(str(value)) if value is not None else Decimal(0)
-
-
 @dataclass
 class ApiService:
     signals: SignalReader
@@ -359,34 +360,37 @@ class ApiService:
         )
 
     def positions_view(self) -> PositionsResponse:
+        book, ledger = self.positions.load_all(), self.orders.all_orders()
         positions = [
             PositionView(
                 symbol=symbol,
-                quantity=_dec(pos.get("quantity")),
-                notional=_dec(pos.get("notional")),
-                average_price=(
-                    None if pos.get("average_price") is None else _dec(pos["average_price"])
-                ),
-                updated_at=None if pos.get("updated_at") is None else str(pos["updated_at"]),
+                quantity=position.quantity,
+                notional=position.notional,
+                average_price=position.average_price,
+                updated_at=None if position.updated_at is None else position.updated_at.isoformat(),
             )
-            for symbol, pos in sorted(self.positions.get_all().items())
-            if _dec(pos.get("quantity")) != 0  # a position sold down to zero is closed
+            for symbol, position in sorted(book.items())
+            if position.quantity != 0  # a position sold down to zero is closed
         ]
         open_orders = [
             OpenOrderView(
-                client_order_id=str(o["client_order_id"]),
-                symbol=str(o["symbol"]),
-                side=str(o.get("side", "")),
-                status=str(o["status"]),
-                quantity=_dec(o.get("quantity")),
-                notional=None if o.get("notional") is None else _dec(o["notional"]),
-                mode=None if o.get("mode") is None else str(o["mode"]),
-                created_at=None if o.get("created_at") is None else str(o["created_at"]),
+                client_order_id=recorded.key,
+                symbol=recorded.symbol,
+                side=recorded.side.value,
+                status=recorded.status.value,
+                quantity=recorded.quantity,
+                notional=recorded.order.notional,
+                mode=recorded.order.mode,
+                created_at=recorded.order.created_at.isoformat(),
             )
-            for o in self.orders.list_orders()
-            if OrderStatus(str(o["status"])) not in TERMINAL_STATUSES
+            for recorded in ledger
+            if not recorded.order.is_terminal
         ]
-        return PositionsResponse(positions=positions, open_orders=open_orders)
+        return PositionsResponse(
+            positions=positions,
+            open_orders=open_orders,
+            unreadable_records=[bad.describe() for bad in (*book.unreadable, *ledger.unreadable)],
+        )
 
     def risk_view(self, transitions: int = 10) -> RiskResponse:
         state = self.risk.load()

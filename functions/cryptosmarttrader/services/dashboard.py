@@ -22,10 +22,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cryptosmarttrader.domain.aggregates import Position
+from cryptosmarttrader.domain.book import ANY_SYMBOL, RecordedOrder
 from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.domain.risk import RiskThresholds
 from cryptosmarttrader.domain.slo import SloThresholds
-from cryptosmarttrader.domain.types import Action
+from cryptosmarttrader.domain.types import Action, Side
 from cryptosmarttrader.ports import (
     AuditReader,
     OrderStore,
@@ -205,6 +208,12 @@ class CoinResponse(_Model):
     features: list[list[float | None]] = Field(
         description="rows of [t, feature_columns...], one per day; null where history is short"
     )
+    unreadable_records: list[str] = Field(
+        default_factory=list,
+        description="stored order or position records of this coin (or whose coin cannot be "
+        "read) that cannot be read, each with its key and why: left out of orders and position "
+        "until the record is repaired",
+    )
 
 
 class EquityPoint(_Model):
@@ -246,6 +255,11 @@ class PortfolioResponse(_Model):
     daily_pnl: list[DailyPnl]
     tracking: TrackingView
     equity_note: str | None = Field(description="why the equity series is empty, when it is")
+    unreadable_records: list[str] = Field(
+        default_factory=list,
+        description="stored order or position records that cannot be read, each with its key, "
+        "coin and why: left out of orders, positions and fees_usd until the record is repaired",
+    )
 
 
 class AuditEntryView(_Model):
@@ -337,56 +351,49 @@ def _dec(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def _history(order: Mapping[str, Any]) -> list[StatusChange]:
+def _history(recorded: RecordedOrder) -> list[StatusChange]:
     """The recorded status history, else what the order's timestamps tell."""
-    recorded = order.get("history")
-    if isinstance(recorded, list) and recorded:
-        return [
-            StatusChange(status=str(h.get("status")), at=_dt(h.get("at")), source="recorded")
-            for h in recorded
-            if isinstance(h, Mapping)
-        ]
-    steps = [StatusChange(status="NEW", at=_dt(order.get("created_at")), source="created_at")]
-    status = str(order.get("status", ""))
-    if order.get("filled_at") is not None and status in {"FILLED", "PARTIALLY_FILLED"}:
-        steps.append(
-            StatusChange(status=status, at=_dt(order.get("filled_at")), source="filled_at")
-        )
-    elif status != "NEW":
-        steps.append(
-            StatusChange(status=status, at=_dt(order.get("updated_at")), source="updated_at")
-        )
+    if recorded.history:
+        return [StatusChange(status=h.status, at=h.at, source="recorded") for h in recorded.history]
+    steps = [StatusChange(status="NEW", at=recorded.order.created_at, source="created_at")]
+    status = recorded.status
+    filled_at = recorded.facts.filled_at
+    if filled_at is not None and status in {OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED}:
+        steps.append(StatusChange(status=status.value, at=filled_at, source="filled_at"))
+    elif status is not OrderStatus.NEW:
+        steps.append(StatusChange(status=status.value, at=recorded.updated_at, source="updated_at"))
     return steps
 
 
-def order_view(order: Mapping[str, Any]) -> OrderView:
-    side = str(order.get("side", ""))
-    fill, ref = _dec(order.get("average_price")), _dec(order.get("reference_price"))
+def order_view(recorded: RecordedOrder) -> OrderView:
+    order, facts = recorded.order, recorded.facts
+    fill = None if facts.average_price is None else facts.average_price.value
+    ref = order.reference_price.value
     slippage = None
-    if fill is not None and ref is not None and ref > 0:
+    if fill is not None:
         raw = float((fill / ref - 1) * Decimal(BPS))
-        slippage = finite(raw if side == "buy" else -raw)
-    reason = order.get("cancel_reason") or order.get("reject_reason") or order.get("expire_reason")
+        slippage = finite(raw if order.side is Side.BUY else -raw)
+    reason = facts.cancel_reason or facts.reject_reason or facts.expire_reason
     return OrderView(
-        client_order_id=str(order["client_order_id"]),
-        symbol=str(order.get("symbol", "")),
-        side=side,
-        intent=None if order.get("intent") is None else str(order["intent"]),
-        status=str(order.get("status", "")),
-        mode=None if order.get("mode") is None else str(order["mode"]),
-        strategy=None if order.get("strategy") is None else str(order["strategy"]),
-        quantity=_dec(order.get("quantity")) or Decimal(0),
-        filled=_dec(order.get("filled")),
+        client_order_id=recorded.key,
+        symbol=recorded.symbol,
+        side=order.side.value,
+        intent=order.intent.value,
+        status=recorded.status.value,
+        mode=order.mode,
+        strategy=order.strategy,
+        quantity=recorded.quantity,
+        filled=facts.filled,
         average_price=fill,
         reference_price=ref,
-        notional=_dec(order.get("notional")),
-        fee=_dec(order.get("fee")),
-        created_at=_dt(order.get("created_at")),
-        updated_at=_dt(order.get("updated_at")),
-        filled_at=_dt(order.get("filled_at")),
-        reason=None if reason is None else str(reason),
+        notional=order.notional,
+        fee=facts.fee,
+        created_at=order.created_at,
+        updated_at=recorded.updated_at,
+        filled_at=facts.filled_at,
+        reason=reason,
         slippage_bps=slippage,
-        history=_history(order),
+        history=_history(recorded),
     )
 
 
@@ -507,8 +514,14 @@ class DashboardService:
         )
         end = min(anchor + timedelta(days=2), self.clock.now())
         start = end - timedelta(days=days)
-        orders = [o for o in self.orders.list_orders() if str(o.get("symbol")) == symbol]
-        position = self.positions.get_all().get(symbol)
+        ledger, book = self.orders.all_orders(), self.positions.load_all()
+        orders = [o for o in ledger if o.symbol == symbol]
+        position = book.get(symbol)
+        unreadable = [
+            bad.describe()
+            for bad in (*book.unreadable, *ledger.unreadable)
+            if bad.symbol in {symbol, ANY_SYMBOL}
+        ]
         reports = self.signals.between(start.date().isoformat(), end.date().isoformat())
         decisions = [
             _decision(_report_day(rep), row)
@@ -523,7 +536,13 @@ class DashboardService:
             ).sort("ts")
         except (ValueError, LookupError) as exc:
             history, note = pl.DataFrame(), str(exc).splitlines()[0]
-        if history.is_empty() and not orders and not decisions and position is None:
+        if (
+            history.is_empty()
+            and not orders
+            and not decisions
+            and position is None
+            and not unreadable
+        ):
             raise UnknownSymbolError(
                 f"unknown symbol {symbol!r}: no bars, decisions, orders or position"
             )
@@ -544,29 +563,27 @@ class DashboardService:
             bars=bars,
             bars_note=note if not bars else None,
             decisions=sorted(decisions, key=lambda d: d.asof),
-            orders=[order_view(o) for o in sorted(orders, key=lambda o: str(o.get("created_at")))],
+            orders=[order_view(o) for o in sorted(orders, key=lambda o: o.order.created_at)],
             position=None if position is None else self._position(symbol, position, last),
             feature_columns=["t", *coin_features()],
             features=_features(symbol, history, start_ms),
+            unreadable_records=unreadable,
         )
 
-    def _position(
-        self, symbol: str, pos: Mapping[str, Any], last: float | None
-    ) -> PositionRow | None:
-        qty = _dec(pos.get("quantity")) or Decimal(0)
+    def _position(self, symbol: str, position: Position, last: float | None) -> PositionRow | None:
+        qty = position.quantity
         if qty == 0:
             return None
-        cost = _dec(pos.get("cost"))
         value = None if last is None else finite(float(qty) * last)
         return PositionRow(
             symbol=symbol,
             quantity=qty,
-            average_price=_dec(pos.get("average_price")),
-            cost=cost,
+            average_price=position.average_price,
+            cost=position.cost,
             last_price=finite(last),
             market_value=value,
-            unrealized_pnl=None if value is None or cost is None else finite(value - float(cost)),
-            updated_at=_dt(pos.get("updated_at")),
+            unrealized_pnl=None if value is None else finite(value - float(position.cost)),
+            updated_at=position.updated_at,
         )
 
     def _last_close(self, symbol: str, at: datetime) -> float | None:
@@ -586,9 +603,8 @@ class DashboardService:
         # the execution cycle's keys (its module imports polars, as do the marks below)
         from cryptosmarttrader.services.trading_cycle import EQUITY_PREFIX, EXECUTION_PK
 
-        orders = sorted(
-            self.orders.list_orders(), key=lambda o: str(o.get("created_at", "")), reverse=True
-        )
+        ledger, book = self.orders.all_orders(), self.positions.load_all()
+        orders = sorted(ledger, key=lambda o: o.order.created_at, reverse=True)
         points = sorted(
             (
                 p
@@ -614,10 +630,10 @@ class DashboardService:
         last_at = series[-1].at if series else None
         positions = [
             row
-            for symbol, pos in sorted(self.positions.get_all().items())
+            for symbol, position in sorted(book.items())
             if (
                 row := self._position(
-                    symbol, pos, None if last_at is None else self._last_close(symbol, last_at)
+                    symbol, position, None if last_at is None else self._last_close(symbol, last_at)
                 )
             )
             is not None
@@ -641,6 +657,7 @@ class DashboardService:
             if series
             else "no execution cycle has valued the account yet (the hourly execution "
             "function records one equity point per cycle)",
+            unreadable_records=[bad.describe() for bad in (*book.unreadable, *ledger.unreadable)],
         )
 
     def _daily(self, series: Sequence[EquityPoint]) -> list[DailyPnl]:
