@@ -22,7 +22,7 @@ paper venue's ``PaperBook`` has its in-memory book in production code (``InMemor
 ``Metrics`` and ``SliRecorder`` are ``adapters/emf_metrics.InMemoryMetrics`` and
 ``InMemorySlis``; ``RiskLevelSource`` and ``RiskReader`` are the ``RiskStateService`` itself over
 ``InMemoryStateStore`` and ``InMemoryKillSwitch``; ``Progress`` is any callable
-(``services.progress.no_progress``); the value shapes ``OrderRecord``, ``KillSwitchState``,
+(``services.progress.no_progress``); the value shapes ``KillSwitchState``,
 ``KillSwitchValue`` and ``AuditRecord`` are the adapters' own values (stored records,
 ``KillSwitchStatus``, ``AuditEntry``), which these fakes return; the model ports
 (``Predictor``, ``Ranker`` and their trainers ``PredictorTrainer``, ``RankerTrainer``) are the
@@ -108,9 +108,8 @@ class InMemoryOrderLedger:
                 self._indexed.add(coid)
         return True
 
-    def record(self, order: Order) -> dict[str, Any] | None:
-        stored = order_record(order)
-        return stored if self.put_new(stored) else None
+    def record(self, order: Order) -> bool:
+        return self.put_new(order_record(order))
 
     def get(self, client_order_id: str) -> dict[str, Any] | None:
         row = self._rows.get(client_order_id)
@@ -220,13 +219,8 @@ class InMemoryPositionLedger:
             return None, None
         return position_from_record(stored), int(stored["version"])
 
-    def save(
-        self, position: Position, expected_version: int | None, at: datetime
-    ) -> dict[str, Any] | None:
-        record = position_record(position, at)
-        if not self.upsert(record, expected_version):
-            return None
-        return {**record, "version": 1 if expected_version is None else expected_version + 1}
+    def save(self, position: Position, expected_version: int | None, at: datetime) -> bool:
+        return self.upsert(position_record(position, at), expected_version)
 
 
 class InMemoryStateStore:

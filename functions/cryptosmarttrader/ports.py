@@ -89,7 +89,6 @@ __all__ = [
     "OrderGateway",
     "OrderLedger",
     "OrderListGateway",
-    "OrderRecord",
     "OrderStore",
     "PaperBook",
     "PerpetualVenue",
@@ -162,40 +161,29 @@ class LakeStore(Protocol):
     ) -> pl.DataFrame: ...
 
 
-class OrderRecord(Protocol):
-    client_order_id: str
-    symbol: str
-    status: OrderStatus
-
-
 class OrderStore(Protocol):
-    def put_new(self, order: Mapping[str, Any]) -> bool:
-        """Insert an order keyed by client_order_id. False (nothing written) if it exists."""
-        ...
+    """The orders table as the services see it: aggregates in, aggregates out (its attribute
+    names are the adapter's alone)."""
 
-    def record(self, order: Order) -> dict[str, Any] | None:
-        """Insert the aggregate exactly once: its stored record, or None if it exists."""
+    def record(self, order: Order) -> bool:
+        """Insert the aggregate exactly once: True when written, False (nothing written) when
+        its client order ID is already recorded."""
         ...
-
-    def get(self, client_order_id: str) -> dict[str, Any] | None: ...
 
     def find(self, client_order_id: str) -> RecordedOrder | None:
         """The recorded order (the aggregate with its recorded facts), read by key."""
         ...
 
     def open_orders(self, symbol: str | None = None) -> OpenOrders:
-        """:meth:`list_open` as recorded orders; a record that cannot be read is left out
-        and reported in :attr:`OpenOrders.unreadable` (never raised: one damaged record
-        never stops the book from being read)."""
+        """The orders not yet finished (NEW included), optionally of one symbol, without
+        reading the history (the DynamoDB store queries its open-orders index); a record that
+        cannot be read is left out and reported in :attr:`OpenOrders.unreadable` (never raised:
+        one damaged record never stops the book from being read)."""
         ...
 
-    def all_orders(self) -> OpenOrders: ...
-
-    def list_orders(self) -> list[dict[str, Any]]: ...
-
-    def list_open(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        """Orders not yet finished (NEW included), optionally of one symbol, without reading
-        the history (the DynamoDB store queries its open-orders index)."""
+    def all_orders(self) -> OpenOrders:
+        """Every order of the ledger (a full read), finished ones included; unreadable records
+        left out and named as in :meth:`open_orders`."""
         ...
 
 
@@ -218,8 +206,6 @@ class OrderLedger(OrderStore, Protocol):
 
 
 class PositionStore(Protocol):
-    def get_all(self) -> dict[str, dict[str, Any]]: ...
-
     def load_all(self) -> PositionBook:
         """Every position as the aggregate, by symbol; a record that cannot be read is left
         out and reported in :attr:`PositionBook.unreadable` (never raised)."""
@@ -228,20 +214,14 @@ class PositionStore(Protocol):
 
 class PositionLedger(PositionStore, Protocol):
     """Positions keyed by symbol with an optimistic version (``DynamoPositionStore``); the
-    aggregate is loaded and saved whole, the records are what reports read."""
-
-    def get(self, symbol: str) -> dict[str, Any] | None: ...
+    aggregate is loaded and saved whole."""
 
     def load(self, symbol: str) -> tuple[Position | None, int | None]: ...
 
-    def save(
-        self, position: Position, expected_version: int | None, at: datetime
-    ) -> dict[str, Any] | None:
-        """Write under the optimistic version: the stored record, or None (someone else
-        wrote first: load and apply again)."""
+    def save(self, position: Position, expected_version: int | None, at: datetime) -> bool:
+        """Write under the optimistic version: True when written, False (someone else wrote
+        first: load and apply again)."""
         ...
-
-    def upsert(self, position: Mapping[str, Any], expected_version: int | None) -> bool: ...
 
 
 class RiskLevelSource(Protocol):

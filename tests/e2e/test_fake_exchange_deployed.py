@@ -182,7 +182,7 @@ class Desk:
         )  # fmt: skip
         order = Order.new(intent, created_at=created, mode="paper", rank=1,
                           valid_for=timedelta(minutes=120))  # fmt: skip
-        assert self.orders.record(order) is not None
+        assert self.orders.record(order) is True
         return order.client_order_id.value
 
     def order(self, client_order_id: str) -> dict[str, Any]:

@@ -271,7 +271,7 @@ def _recorded_buy(rig: Rig, price: Price) -> str:
     order = Order.new(
         _intent(price, bar_ms=7), created_at=NOW, mode="paper", valid_for=timedelta(hours=2)
     )
-    assert rig.ledger.record(order) is not None
+    assert rig.ledger.record(order) is True
     return order.client_order_id.value
 
 

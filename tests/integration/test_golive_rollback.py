@@ -27,7 +27,7 @@ def _recorded(ledger: InMemoryOrderLedger, bar_ms: int, status: OrderStatus) -> 
         Price.of("43000"),
     )  # fmt: skip
     order = Order.new(intent, created_at=T0, mode="paper")
-    assert ledger.record(order) is not None
+    assert ledger.record(order) is True
     path = {
         OrderStatus.NEW: [],
         OrderStatus.SUBMITTED: [OrderStatus.SUBMITTED],

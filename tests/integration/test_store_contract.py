@@ -103,7 +103,7 @@ def test_an_order_is_recorded_exactly_once_in_the_one_schema(stores: Stores) -> 
     first = stores.orders.record(order)
     second = stores.orders.record(order)
     # Then only the first insert wrote, and the stored record maps back to the same aggregate
-    assert first is not None and second is None
+    assert first is True and second is False
     stored = stores.orders.get(order.client_order_id.value)
     assert stored is not None
     assert order_from_record(stored) == order
@@ -144,8 +144,8 @@ def test_live_venue_oco_legs_are_recorded_with_their_list_id_in_the_one_schema(
         )
     ]
     # When each is recorded (twice: a retry)
-    assert all(stores.orders.record(leg) is not None for leg in legs)
-    assert all(stores.orders.record(leg) is None for leg in legs)
+    assert all(stores.orders.record(leg) is True for leg in legs)
+    assert all(stores.orders.record(leg) is False for leg in legs)
     # Then each maps back to its aggregate, both carrying the list's client ID
     for leg in legs:
         stored = stores.orders.get(leg.client_order_id.value)
@@ -241,7 +241,9 @@ def test_typed_moves_write_the_attributes_the_orders_table_has_always_held(
     attribute names and representation (numbers as Decimal, times as ISO strings)."""
     # Given a recorded order
     order = _order()
-    created = stores.orders.record(order)
+    assert stores.orders.record(order) is True
+    created = stores.orders.get(order.client_order_id.value)
+    assert created is not None
     coid = order.client_order_id.value
     t1, t2, t3 = (T0 + timedelta(minutes=m) for m in (1, 2, 3))
     # When it is sent (resized, with a stop), noted as not yet shown, then filled by the venue
@@ -370,17 +372,17 @@ def test_positions_are_versioned_and_map_to_the_aggregate(stores: Stores) -> Non
     buy = Fill(ClientOrderId("a" * 32), Side.BUY, Decimal("2"), Price.of("100"), T0)
     opened = Position(BTC).apply(buy).position
     # When a position is saved new, then again as new (a concurrent writer)
-    saved = stores.positions.save(opened, None, T0)
-    assert saved is not None and saved["version"] == 1
-    assert stores.positions.save(opened, None, T0) is None
+    assert stores.positions.save(opened, None, T0) is True
+    assert (stores.positions.get(BTC.value) or {}).get("version") == 1
+    assert stores.positions.save(opened, None, T0) is False
     # Then it loads back as the same aggregate at version 1
     loaded, version = stores.positions.load(BTC.value)
     assert (loaded, version) == (opened, 1)
     # and a sell applied on it is written only against that version
     sell = Fill(ClientOrderId("b" * 32), Side.SELL, Decimal("0.5"), Price.of("120"), T0)
     after = loaded.apply(sell).position
-    assert stores.positions.save(after, 0, T0) is None
-    assert stores.positions.save(after, 1, T0) is not None
+    assert stores.positions.save(after, 0, T0) is False
+    assert stores.positions.save(after, 1, T0) is True
     record = stores.positions.get(BTC.value)
     assert (record["quantity"], record["cost"], record["realized_pnl"]) == (
         Decimal("1.5"),
@@ -404,7 +406,7 @@ def test_a_damaged_opening_time_never_blocks_the_fills_of_its_position(stores: S
     assert loaded is not None and loaded.opened_at is None
     sell = Fill(ClientOrderId("b" * 32), Side.SELL, Decimal("0.5"), Price.of("150"), T0)
     # Then the fill is applied and saved (the time stays unknown, reported so by the exit rule)
-    assert stores.positions.save(loaded.apply(sell).position, version, T0) is not None
+    assert stores.positions.save(loaded.apply(sell).position, version, T0) is True
     assert stores.positions.get(BTC.value)["quantity"] == Decimal("0.5")
 
 
@@ -494,7 +496,7 @@ def test_a_damaged_position_record_is_reported_never_read_as_holding_nothing(
 ) -> None:
     # Given a sound BTC position and an ETH position recorded below zero
     fill = Fill(ClientOrderId("a" * 32), Side.BUY, Decimal("1"), Price.of("100"), T0)
-    assert stores.positions.save(Position(BTC).apply(fill).position, None, T0) is not None
+    assert stores.positions.save(Position(BTC).apply(fill).position, None, T0) is True
     stores.positions.upsert(
         {"symbol": ETH.value, "quantity": Decimal("-1"), "cost": Decimal("0")}, None
     )
@@ -512,12 +514,12 @@ def test_an_order_filled_in_parts_is_valued_across_loads_and_an_old_record_stays
 ) -> None:
     # Given a buy reported 1 filled at 100, saved
     first = Fill(ClientOrderId("a" * 32), Side.BUY, Decimal("1"), Price.of("100"), T0)
-    assert stores.positions.save(Position(BTC).apply(first).position, None, T0) is not None
+    assert stores.positions.save(Position(BTC).apply(first).position, None, T0) is True
     # When it is loaded and the order reported 2 filled at an average of 110
     loaded, version = stores.positions.load(BTC.value)
     assert loaded is not None
     second = Fill(ClientOrderId("a" * 32), Side.BUY, Decimal("2"), Price.of("110"), T0)
-    assert stores.positions.save(loaded.apply(second).position, version, T0) is not None
+    assert stores.positions.save(loaded.apply(second).position, version, T0) is True
     # Then the second unit is booked at the 120 it traded for
     assert stores.positions.get(BTC.value)["cost"] == Decimal("220")
     # and a record written without the applied values still loads and applies
@@ -528,7 +530,7 @@ def test_an_order_filled_in_parts_is_valued_across_loads_and_an_old_record_stays
     old, old_version = stores.positions.load(ETH.value)
     assert old is not None and old.applied_costs == {}
     more = Fill(ClientOrderId("c" * 32), Side.BUY, Decimal("2"), Price.of("110"), T0)
-    assert stores.positions.save(old.apply(more).position, old_version, T0) is not None
+    assert stores.positions.save(old.apply(more).position, old_version, T0) is True
     assert stores.positions.get(ETH.value)["cost"] == Decimal("210")
 
 
@@ -575,7 +577,7 @@ def test_all_orders_views_read_every_order_with_its_history_and_last_write(
     )
     # and a position reads back with when it was written
     buy = Fill(ClientOrderId("a" * 32), Side.BUY, Decimal("1"), Price.of("100"), T0)
-    assert stores.positions.save(Position(BTC).apply(buy).position, None, t2) is not None
+    assert stores.positions.save(Position(BTC).apply(buy).position, None, t2) is True
     assert stores.positions.load_all()[BTC.value].updated_at == t2
     assert stores.positions.load(BTC.value)[0].updated_at == t2
 
@@ -806,7 +808,7 @@ def test_a_position_of_thousands_of_orders_stays_well_under_the_item_limit(
     )
     assert _item_size(unpruned) > DYNAMODB_ITEM_LIMIT
     # When it is saved and loaded again
-    assert stores.positions.save(pos, None, T0) is not None
+    assert stores.positions.save(pos, None, T0) is True
     loaded, _ = stores.positions.load(BTC.value)
     # Then it is the same position, and a replayed fill of a pruned order changes nothing
     assert loaded == pos

@@ -561,7 +561,7 @@ def _entry_decision(clients: AwsClients, at: datetime) -> str:
     order = Order.new(intent, created_at=decided, mode="paper",
                       valid_for=timedelta(minutes=SETTINGS.decision_valid_minutes))  # fmt: skip
     orders = DynamoOrderStore(clients.resources.orders_table, clients.dynamodb)
-    assert orders.record(order) is not None
+    assert orders.record(order) is True
     return order.client_order_id.value
 
 

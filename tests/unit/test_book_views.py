@@ -95,7 +95,7 @@ def book() -> Book:
     assert book.orders.update_status(filled.client_order_id.value, change)
     fill = Fill(filled.client_order_id, Side.BUY, Decimal("10"), Price.of("121"), T0)
     held = Position(SOL).apply(fill).position
-    assert book.positions.save(held, None, T0 + timedelta(minutes=2)) is not None
+    assert book.positions.save(held, None, T0 + timedelta(minutes=2)) is True
     damaged = {**book.orders.get(resting.client_order_id.value), "client_order_id": "e" * 32,
                "symbol": "ETH/USDT", "side": "sideways"}  # fmt: skip
     assert book.orders.put_new(damaged)

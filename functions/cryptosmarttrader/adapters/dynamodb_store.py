@@ -421,11 +421,10 @@ class DynamoOrderStore:
             raise StoreError("put_item", self._table, {"client_order_id": coid}, exc) from exc
         return True
 
-    def record(self, order: Order) -> dict[str, Any] | None:
-        """Insert ``order`` (the aggregate) exactly once: the stored record, or None (nothing
+    def record(self, order: Order) -> bool:
+        """Insert ``order`` (the aggregate) exactly once: True when written, False (nothing
         written) when its client order ID is already recorded."""
-        stored = order_record(order)
-        return stored if self.put_new(stored) else None
+        return self.put_new(order_record(order))
 
     def get(self, client_order_id: str) -> dict[str, Any] | None:
         try:
@@ -687,15 +686,10 @@ class DynamoPositionStore:
             return None, None
         return position_from_record(stored), int(stored["version"])
 
-    def save(
-        self, position: Position, expected_version: int | None, at: datetime
-    ) -> dict[str, Any] | None:
-        """Write ``position`` under the optimistic version; the stored record (with its new
-        version), or None when someone else wrote first (reload and apply again)."""
-        record = position_record(position, at)
-        if not self.upsert(record, expected_version):
-            return None
-        return {**record, "version": 1 if expected_version is None else expected_version + 1}
+    def save(self, position: Position, expected_version: int | None, at: datetime) -> bool:
+        """Write ``position`` under the optimistic version: True when written, False when
+        someone else wrote first (reload and apply again)."""
+        return self.upsert(position_record(position, at), expected_version)
 
     def delete(self, symbol: str, expected_version: int) -> bool:
         try:

@@ -398,7 +398,7 @@ class ExecutionService:
         )
         # the conditional insert keyed on the client order ID is the one write that decides
         # between concurrent submissions (and dedups the decision for good)
-        if self.orders.record(order) is None:
+        if not self.orders.record(order):
             self.metrics.add("DuplicateOrdersPrevented", 1)
             return ExecutionResult(coid.value, "duplicate", "order already recorded")
         recorded = RecordedOrder(order)
@@ -1402,7 +1402,7 @@ class ExecutionService:
         coids = [order.client_order_id for order, _, _ in orders]
         records: list[RecordedOrder] = []
         for order, _stop, _limit in orders:
-            if self.orders.record(order) is not None:
+            if self.orders.record(order):
                 records.append(RecordedOrder(order))
                 continue
             if not records:
@@ -1581,7 +1581,7 @@ class ExecutionService:
                     symbol, position, key, plain, qty, stop, OrderType.STOP_LOSS_LIMIT
                 )
             )
-            if skipped is not None:
+            if skipped:
                 cancel = OrderFacts(cancel_reason=f"not sent: {sent.why}")
                 self.orders.update_status(
                     plain.value, StatusChange(_S.NEW, _S.CANCELED, self.clock.now(), cancel)
@@ -1796,7 +1796,7 @@ class ExecutionService:
             if not outcome.changed:
                 return False
             after = self._end_dust_episode(outcome.position, fill)
-            if self.positions.save(after, version, self.clock.now()) is not None:
+            if self.positions.save(after, version, self.clock.now()):
                 if outcome.oversold > 0:
                     self.metrics.add(OVERSELL_METRIC, 1)
                 if self._book is not None:

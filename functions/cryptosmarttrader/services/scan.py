@@ -732,11 +732,11 @@ class ScanService:
             quantity=qty,
             reference_price=price,
         )
-        existing = self.orders.get(intent.client_order_id.value)
+        existing = self.orders.find(intent.client_order_id.value)
         if existing is not None:
             return {
                 "client_order_id": intent.client_order_id.value,
-                "order_status": str(existing["status"]),
+                "order_status": existing.status.value,
                 "reasons": [
                     *sig.reasons,
                     "duplicate suppressed: this decision was already ordered",
@@ -806,7 +806,7 @@ class ScanService:
             # the execution function sends it until then, after the RiskGuard decides again
             valid_for=timedelta(minutes=self.settings.decision_valid_minutes),
         )
-        if self.orders.record(order) is None:
+        if not self.orders.record(order):
             return {
                 "client_order_id": coid,
                 "order_status": "duplicate",
