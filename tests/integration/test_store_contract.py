@@ -31,6 +31,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
 from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.aggregates import Fill, Order, Position
 from cryptosmarttrader.domain.book import (
+    ANY_SYMBOL,
     RecordedOrder,
     StatusStep,
     blocked_symbols,
@@ -507,6 +508,51 @@ def test_a_damaged_position_record_is_reported_never_read_as_holding_nothing(
     assert [u.symbol for u in book.unreadable] == [ETH.value]
     assert "below zero" in book.unreadable[0].reason
     assert set(blocked_symbols(book)) == {ETH.value}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"cost": "NaN"},  # a hand edit or a string where a number belongs
+        {"cost": "Infinity"},
+        {"quantity": "Infinity"},
+        {"realized_pnl": "-Infinity"},
+        {"oversold": "NaN"},
+        {"applied_fills": {"a" * 32: "NaN"}},
+        {"quantity": None},  # every version wrote the holding: without it, it is unknown
+        {"cost": None},  # held without a cost basis: its exposure is unknown, never zero
+    ],
+)
+def test_a_position_record_with_an_unknown_or_non_finite_amount_is_reported_not_read(
+    stores: Stores, damage: dict[str, Any]
+) -> None:
+    # Given an ETH position record whose holding or money cannot be read as a finite amount
+    record = {"symbol": ETH.value, "quantity": Decimal("1"), "cost": Decimal("100"), **damage}
+    stores.positions.upsert({k: v for k, v in record.items() if v is not None}, None)
+    # When every position is read
+    book = stores.positions.load_all()
+    # Then it is left out and named, its coin blocked (never valued as NaN, infinite or zero)
+    assert set(book) == set()
+    assert [u.symbol for u in book.unreadable] == [ETH.value]
+    assert set(blocked_symbols(book)) == {ETH.value}
+
+
+@pytest.mark.parametrize("symbol", ["ETH USDT", "ETH/USDT/X", "", None])
+def test_an_order_record_whose_coin_cannot_be_read_blocks_every_coin(
+    stores: Stores, symbol: str | None
+) -> None:
+    # Given an open order record whose symbol is not a symbol (a hand edit) or is missing
+    record = _damaged("e" * 32, ETH.value)
+    if symbol is None:
+        del record["symbol"]
+    else:
+        record["symbol"] = symbol
+    assert stores.orders.put_new(record)
+    # When the book reads the open orders
+    read = stores.orders.open_orders()
+    # Then it is named under every coin (its coin is unknown), not under the unreadable text
+    assert [(u.key, u.symbol) for u in read.unreadable] == [("e" * 32, ANY_SYMBOL)]
+    assert set(blocked_symbols(read)) == {ANY_SYMBOL}
 
 
 def test_an_order_filled_in_parts_is_valued_across_loads_and_an_old_record_stays_readable(
