@@ -675,8 +675,9 @@ def test_a_position_without_a_price_makes_equity_unknown_and_the_guard_defensive
 ) -> None:
     # a held symbol the market data has no bars for (delisted, damaged file, wrong name)
     DynamoPositionStore(clients.resources.positions_table, clients.dynamodb).upsert(
-        {"symbol": "NOPE/USDT", "quantity": Decimal("3"), "notional": Decimal("30")}, None
-    )
+        {"symbol": "NOPE/USDT", "quantity": Decimal("3"), "cost": Decimal("30"),
+         "notional": Decimal("30")}, None,
+    )  # fmt: skip
     report, metrics = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
     assert report.equity is None and report.unmarked == ["NOPE/USDT"]
     assert report.risk_level == "DEFENSIVE"

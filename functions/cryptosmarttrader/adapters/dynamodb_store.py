@@ -77,6 +77,15 @@ def _dec(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+def _amount(value: Any, name: str) -> Decimal:
+    """A stored amount of a position: a finite number (a damaged record, e.g. a ``"NaN"``
+    string where a number belongs, raises ``ValueError``: never valued as NaN or infinite)."""
+    amount = _dec(value)
+    if not amount.is_finite():
+        raise ValueError(f"{name} is not a finite amount: {value!r}")
+    return amount
+
+
 def _time(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
@@ -230,10 +239,21 @@ _UNREADABLE = (KeyError, TypeError, ValueError, ArithmeticError)
 log = logging.getLogger(__name__)
 
 
+def _coin(symbol: Any) -> str:
+    """The coin an unreadable record belongs to: its symbol when that is one, else
+    :data:`ANY_SYMBOL` (a missing or malformed symbol names no coin, so every coin is blocked)."""
+    if not isinstance(symbol, str):
+        return ANY_SYMBOL
+    try:
+        return Symbol(symbol).value
+    except ValueError:
+        return ANY_SYMBOL
+
+
 def _unreadable(key: Any, symbol: Any, exc: Exception, what: str) -> UnreadableRecord:
     bad = UnreadableRecord(
         key=str(key or ""),
-        symbol=str(symbol) if symbol else ANY_SYMBOL,
+        symbol=_coin(symbol),
         reason=f"{type(exc).__name__}: {exc}",
     )
     log.error("%s %s; left out of the book, its coin blocked", what, bad.describe())
@@ -352,16 +372,28 @@ def _opened_at(record: Mapping[str, Any]) -> datetime | None:
 
 
 def position_from_record(record: Mapping[str, Any]) -> Position:
-    """The aggregate of a stored position record."""
+    """The aggregate of a stored position record. Every version wrote the holding and its cost:
+    a record without them, or with an amount that is not a finite number, raises (its
+    holding is unknown, never read as none)."""
+    quantity = _amount(record["quantity"], "quantity")
+    cost = record.get("cost")
+    if cost is None and quantity > 0:
+        raise KeyError("cost (a held position without its cost basis)")
     return Position(
         symbol=Symbol(str(record["symbol"])),
-        quantity=_dec(record.get("quantity", 0)),
-        cost=_dec(record.get("cost", 0)),
-        realized_pnl=_dec(record.get("realized_pnl") or 0),
-        applied_fills={str(k): _dec(v) for k, v in dict(record.get("applied_fills") or {}).items()},
+        quantity=quantity,
+        cost=_amount(cost or 0, "cost"),
+        realized_pnl=_amount(record.get("realized_pnl") or 0, "realized_pnl"),
+        applied_fills={
+            str(k): _amount(v, "applied fill")
+            for k, v in dict(record.get("applied_fills") or {}).items()
+        },
         # a record written before values were kept has none: its applied parts keep their
         # booking, and an order's next part is valued at the order's average (as then)
-        applied_costs={str(k): _dec(v) for k, v in dict(record.get("applied_costs") or {}).items()},
+        applied_costs={
+            str(k): _amount(v, "applied cost")
+            for k, v in dict(record.get("applied_costs") or {}).items()
+        },
         # a record written before pruning has neither times nor pruned orders: its next fill
         # stamps its orders, which age from then on
         applied_times={
@@ -369,11 +401,13 @@ def position_from_record(record: Mapping[str, Any]) -> Position:
             for k, v in dict(record.get("applied_times") or {}).items()
             if (t := _time(v)) is not None
         },
-        pruned_fills=tuple((str(k), _dec(v)) for k, v in record.get("pruned_fills") or ()),
+        pruned_fills=tuple(
+            (str(k), _amount(v, "pruned fill")) for k, v in record.get("pruned_fills") or ()
+        ),
         pruned_through=_time(record.get("pruned_through")),
         opened_by=None if not record.get("opened_by") else str(record["opened_by"]),
         opened_at=_opened_at(record),
-        oversold=_dec(record.get("oversold") or 0),
+        oversold=_amount(record.get("oversold") or 0, "oversold"),
         oversold_reason=(
             None if record.get("oversold_reason") is None else str(record["oversold_reason"])
         ),
