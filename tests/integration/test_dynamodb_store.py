@@ -11,11 +11,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.dynamodb_items import to_item
 from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoOrderStore,
     DynamoPositionStore,
     DynamoStateStore,
     StoreError,
+    ensure_open_index,
 )
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import IllegalTransitionError, OrderStatus
@@ -234,3 +236,43 @@ def test_clients_follow_region_and_endpoint_from_the_environment(
     for client in (clients.dynamodb, clients.s3, clients.ssm):
         assert client.meta.region_name == "eu-west-1"
         assert client.meta.endpoint_url == "http://127.0.0.1:4566"
+
+
+# ------------------------------------------------------------------ open-orders index migration
+
+
+def _sound(coid: str, status: OrderStatus) -> dict[str, object]:
+    return {
+        "client_order_id": coid, "symbol": "BTC/USDT", "side": "buy", "intent": "open",
+        "strategy": "s", "signal_bar_ms": 1_709_251_200_000, "quantity": Decimal("1"),
+        "reference_price": Decimal("100"), "status": status.value, "created_at": T0.isoformat(),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", [{"status": "BOGUS"}, {"status": None}])
+def test_the_open_index_migration_indexes_a_record_whose_status_cannot_be_read(
+    aws: AwsClients, damage: dict[str, object]
+) -> None:
+    # Given orders recorded by a version without the open-orders index: a NEW one, a FILLED
+    # one and one whose status cannot be read (written straight, as that version wrote them)
+    res = aws.resources
+    damaged = {k: v for k, v in {**_sound("d" * 32, OrderStatus.NEW), **damage}.items() if v}
+    for record in (
+        _sound("a" * 32, OrderStatus.NEW),
+        _sound("f" * 32, OrderStatus.FILLED),
+        damaged,
+    ):
+        aws.dynamodb.put_item(TableName=res.orders_table, Item=to_item(record))
+    orders = DynamoOrderStore(res.orders_table, aws.dynamodb)
+    state = DynamoStateStore(res.state_table, aws.dynamodb)
+    # When the first start of the new version runs the migration
+    added = ensure_open_index(orders, state, T0)
+    # Then it completes (a damaged record never stops every later cycle), the open order is
+    # indexed, the finished one is not, and the damaged one is indexed so that every read of
+    # the open orders names it (its coin blocked), never lost from the view
+    assert added == 2
+    read = orders.open_orders()
+    assert [o.key for o in read] == ["a" * 32]
+    assert [u.key for u in read.unreadable] == ["d" * 32]
+    # and it ran once
+    assert ensure_open_index(orders, state, T0) == 0
