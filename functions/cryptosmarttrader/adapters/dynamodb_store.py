@@ -566,21 +566,25 @@ class DynamoOrderStore:
         absent). Returns how many orders were indexed."""
         added = 0
         for order in _scan_all(self._client, self._table):
-            if OPEN_PK in order or OrderStatus(str(order["status"])) in TERMINAL_STATUSES:
+            status = order.get("status")
+            if OPEN_PK in order or _terminal(status):
                 continue
             keys = _open_keys(order)
+            # a status that cannot be read is indexed too: every read of the open orders then
+            # names the record (its coin blocked) instead of never seeing it
+            values: dict[str, Any] = {":pk": keys[OPEN_PK], ":sk": keys[OPEN_SK]}
+            if status is None:
+                condition = "attribute_not_exists(#s)"
+            else:
+                condition, values[":status"] = "#s = :status", status
             try:
                 self._client.update_item(
                     TableName=self._table,
                     Key={"client_order_id": {"S": str(order["client_order_id"])}},
                     UpdateExpression="SET #pk = :pk, #sk = :sk",
-                    ConditionExpression="#s = :status",
+                    ConditionExpression=condition,
                     ExpressionAttributeNames={"#pk": OPEN_PK, "#sk": OPEN_SK, "#s": "status"},
-                    ExpressionAttributeValues={
-                        ":pk": {"S": keys[OPEN_PK]},
-                        ":sk": {"S": keys[OPEN_SK]},
-                        ":status": {"S": str(order["status"])},
-                    },
+                    ExpressionAttributeValues=to_item(values),
                 )
             except (ClientError, BotoCoreError) as exc:
                 if _is_condition_failure(exc):
@@ -645,6 +649,14 @@ class DynamoOrderStore:
                 operation, self._table, {"client_order_id": client_order_id}, exc
             ) from exc
         return True
+
+
+def _terminal(status: Any) -> bool:
+    """Whether a stored status is a terminal one (one that cannot be read is not)."""
+    try:
+        return OrderStatus(str(status)) in TERMINAL_STATUSES
+    except ValueError:
+        return False
 
 
 def _open_keys(order: Mapping[str, Any]) -> dict[str, str]:
