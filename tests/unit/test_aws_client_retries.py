@@ -3,7 +3,8 @@
 botocore's ``retries["max_attempts"]`` counts the retries after the first request (5 of them
 would be 6 attempts); ``total_max_attempts`` counts every attempt. A throttled call is
 answered by a ``before-send`` hook, so the attempts are counted as botocore sends them (no
-sleeping: the adaptive mode's waits are set to zero for the count).
+sleeping: the backoff is zero, and the adaptive mode's rate limiter, which throttling turns on,
+reads a clock on which its token bucket has always refilled, so it never waits).
 """
 
 from __future__ import annotations
@@ -46,9 +47,21 @@ def test_every_shared_client_makes_five_attempts_in_all() -> None:
 
 
 def test_a_call_throttled_every_time_is_sent_five_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    import botocore.retries.bucket as bucket
     import botocore.retries.standard as standard
 
+    class Hours(bucket.Clock):
+        """An hour passes between two readings: the send-rate bucket is always full again."""
+
+        def __init__(self) -> None:
+            self._now = 0.0
+
+        def current_time(self) -> float:
+            self._now += 3600.0
+            return self._now
+
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda *_: 0.0)
+    monkeypatch.setattr(bucket, "Clock", Hours)  # the adaptive mode's rate limiter
     client = dynamodb_client("us-east-1")
     sent: list[int] = []
 
