@@ -22,6 +22,7 @@ from cryptosmarttrader.adapters.aws_clients import (
     s3_client,
     ssm_client,
 )
+from tests.support.sdk_waits import without_retry_waits
 
 
 @pytest.fixture(autouse=True)
@@ -47,21 +48,7 @@ def test_every_shared_client_makes_five_attempts_in_all() -> None:
 
 
 def test_a_call_throttled_every_time_is_sent_five_times(monkeypatch: pytest.MonkeyPatch) -> None:
-    import botocore.retries.bucket as bucket
-    import botocore.retries.standard as standard
-
-    class Hours(bucket.Clock):
-        """An hour passes between two readings: the send-rate bucket is always full again."""
-
-        def __init__(self) -> None:
-            self._now = 0.0
-
-        def current_time(self) -> float:
-            self._now += 3600.0
-            return self._now
-
-    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda *_: 0.0)
-    monkeypatch.setattr(bucket, "Clock", Hours)  # the adaptive mode's rate limiter
+    without_retry_waits(monkeypatch)
     client = dynamodb_client("us-east-1")
     sent: list[int] = []
 
