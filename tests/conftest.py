@@ -14,7 +14,7 @@ import botocore.loaders
 import botocore.session
 import pytest
 
-from cst_devtools.local_aws import serialize_moto_dynamodb
+from cst_devtools.local_aws import fast_moto_attribute_values, serialize_moto_dynamodb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,8 +41,10 @@ def data_dir() -> Path:
 @pytest.fixture(autouse=True, scope="session")
 def _atomic_moto_dynamodb() -> None:
     """Tests that race threads against moto get DynamoDB's per-request atomicity (see
-    ``serialize_moto_dynamodb``): a lost race must come from our code, not from moto."""
+    ``serialize_moto_dynamodb``): a lost race must come from our code, not from moto. Item
+    values are answered as moto holds them (``fast_moto_attribute_values``), as locally."""
     serialize_moto_dynamodb()
+    fast_moto_attribute_values()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -428,6 +428,67 @@ def serialize_moto_dynamodb() -> None:
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
+# DynamoDB's AttributeValue union, and the members whose JSON wire form is moto's own value
+_ATTRIBUTE_VALUE_MEMBERS: Final = frozenset(
+    {"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"}
+)
+
+
+def _in_wire_form(value: object) -> bool:
+    """Whether ``value`` is one DynamoDB AttributeValue exactly as its JSON serializes it: one
+    member, strings for S/N (and their sets), a boolean for NULL/BOOL, M and L of such values.
+    Binary (B, BS) is not: the serializer base64-encodes it."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    ((kind, inner),) = value.items()
+    if kind in ("S", "N"):
+        return type(inner) is str
+    if kind in ("SS", "NS"):
+        return type(inner) is list and all(type(v) is str for v in inner)
+    if kind in ("NULL", "BOOL"):
+        return type(inner) is bool
+    if kind == "M":
+        return type(inner) is dict and all(
+            type(k) is str and _in_wire_form(v) for k, v in inner.items()
+        )
+    if kind == "L":
+        return type(inner) is list and all(_in_wire_form(v) for v in inner)
+    return False
+
+
+def fast_moto_attribute_values() -> None:
+    """Let moto's JSON serializer pass DynamoDB item values through as they are (idempotent).
+
+    moto answers every DynamoDB call through its generic response serializer, which looks up
+    each of the ten AttributeValue members of every attribute of every item by several
+    aliases: most of the CPU of a local table read. An attribute value already in its wire form
+    (:func:`_in_wire_form`) serializes to itself, so it is written as it is; any other value
+    (binary, or a shape moto did not produce before) takes moto's path unchanged.
+    """
+    from moto.core.serialize import BaseJSONSerializer
+
+    if getattr(BaseJSONSerializer._serialize_type_structure, "_cst_fast", False):
+        return
+    original = BaseJSONSerializer._serialize_type_structure
+
+    def _serialize_type_structure(
+        self: BaseJSONSerializer, serialized: Any, value: Any, shape: Any, key: str
+    ) -> None:
+        if (
+            key
+            and shape.name == "AttributeValue"
+            and shape.members.keys() == _ATTRIBUTE_VALUE_MEMBERS
+            and _in_wire_form(value)
+        ):
+            self._default_serialize(serialized, value, shape, key)
+            return
+        original(self, serialized, value, shape, key)
+
+    _serialize_type_structure._cst_fast = True  # type: ignore[attr-defined]
+    _serialize_type_structure._cst_original = original  # type: ignore[attr-defined]
+    BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
+
+
 _MOTO_REGIONS = "moto.ec2.models.availability_zones_and_regions"
 
 
@@ -528,6 +589,7 @@ def embedded_aws(
 
     import_moto_ssm_without_ec2()
     serialize_moto_dynamodb()
+    fast_moto_attribute_values()
     snapshot_path = state_dir / SNAPSHOT_FILE
     lake_dir = state_dir / LAKE_DIR
     with _state_lock(state_dir, lock_timeout_s):

@@ -31,7 +31,11 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from cst_devtools.environ import patched_environ
-from cst_devtools.local_aws import DUMMY_CREDENTIALS, serialize_moto_dynamodb
+from cst_devtools.local_aws import (
+    DUMMY_CREDENTIALS,
+    fast_moto_attribute_values,
+    serialize_moto_dynamodb,
+)
 
 __all__ = [
     "CDKLOCAL",
@@ -573,6 +577,7 @@ def moto_server(port: int) -> Iterator[str]:
     register_secret_resource()
     allow_mock_integration_methods()
     serialize_moto_dynamodb()  # the threaded server answers concurrent requests
+    fast_moto_attribute_values()
     _check_port_free(port)  # moto's server would wait forever for a socket it cannot bind
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
     server.start()

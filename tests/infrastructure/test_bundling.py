@@ -493,11 +493,16 @@ def test_bundle_imports_and_runs_on_cpython_312(
             "buf.seek(0); assert pl.read_parquet(buf)['c'].sum() == 4.0\n"
         )
 
+    # -I ignores PYTHONDONTWRITEBYTECODE, and __pycache__ must never land in the bundle: a bundle
+    # that ships its bytecode is imported with it, writing none (-B); the others' CPython 3.12
+    # bytecode is kept beside the twin in the bundle cache (removed with it), so only the first
+    # import of a bundle's content compiles its modules (the sources never change in place)
+    bytecode = ["-B"] if name in BYTECODE_BUNDLES else ["-X", f"pycache_prefix={path}.bytecode"]
+
     # When it imports every dependency (and the handler) with the bundle first on sys.path,
     # as in Lambda (/var/task before the runtime's own packages), isolated from this venv
     result = subprocess.run(
-        # -B: -I ignores PYTHONDONTWRITEBYTECODE, and __pycache__ must never land in the bundle
-        [str(python), "-I", "-B", "-c", script],
+        [str(python), "-I", *bytecode, "-c", script],
         env={
             "PYTHONDONTWRITEBYTECODE": "1",
             "AWS_DEFAULT_REGION": "us-east-1",
@@ -511,6 +516,8 @@ def test_bundle_imports_and_runs_on_cpython_312(
     # Then it works, including polars' stripped native runtime writing and reading Parquet
     # where the function ships polars
     assert result.returncode == 0, result.stderr
+    if name not in BYTECODE_BUNDLES:
+        assert not list(path.rglob("__pycache__")), f"{name}: bytecode written into the bundle"
     if not handler_present:
         pytest.skip(f"handlers/{handler_file} is not written yet; dependencies import fine")
 

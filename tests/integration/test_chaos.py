@@ -33,6 +33,7 @@ from cst_devtools.chaos import (
     scenario_upstream,
 )
 from cst_devtools.faults import LocalChaosLab
+from tests.support.sdk_waits import without_retry_waits
 
 pytestmark = pytest.mark.realdata
 
@@ -53,7 +54,10 @@ def expected(lab: LocalChaosLab) -> set[str]:
 
 @pytest.fixture(scope="module")
 def database(lab: LocalChaosLab, expected: set[str]) -> ScenarioResult:
-    return scenario_database(lab, expected)
+    # the SDK still retries every throttled or refused call, without waiting between attempts
+    with pytest.MonkeyPatch.context() as patch:
+        without_retry_waits(patch)
+        return scenario_database(lab, expected)
 
 
 def test_audit_counts_lost_and_duplicated_orders() -> None:

@@ -3,7 +3,8 @@
 botocore's ``retries["max_attempts"]`` counts the retries after the first request (5 of them
 would be 6 attempts); ``total_max_attempts`` counts every attempt. A throttled call is
 answered by a ``before-send`` hook, so the attempts are counted as botocore sends them (no
-sleeping: the adaptive mode's waits are set to zero for the count).
+sleeping: the backoff is zero, and the adaptive mode's rate limiter, which throttling turns on,
+reads a clock on which its token bucket has always refilled, so it never waits).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cryptosmarttrader.adapters.aws_clients import (
     s3_client,
     ssm_client,
 )
+from tests.support.sdk_waits import without_retry_waits
 
 
 @pytest.fixture(autouse=True)
@@ -46,9 +48,7 @@ def test_every_shared_client_makes_five_attempts_in_all() -> None:
 
 
 def test_a_call_throttled_every_time_is_sent_five_times(monkeypatch: pytest.MonkeyPatch) -> None:
-    import botocore.retries.standard as standard
-
-    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda *_: 0.0)
+    without_retry_waits(monkeypatch)
     client = dynamodb_client("us-east-1")
     sent: list[int] = []
 
