@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.golive import rollback_engaged
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
 from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
 from cryptosmarttrader.services.golive import Failure, GoLiveService
@@ -75,3 +76,21 @@ def test_the_rollback_cancels_every_open_order_and_names_an_unreadable_one() -> 
     (unreadable,) = result["unreadable"]
     assert unreadable.startswith(f"record {damaged!r} of ETH/USDT unreadable: KeyError")
     assert ledger.get(damaged)["status"] == "ACCEPTED"  # type: ignore[index]
+
+
+def test_the_switch_the_rollback_engages_is_read_as_a_rollback_switch() -> None:
+    # Given the kill-switch reason the rollback writes (and its short form)
+    service = GoLiveService(
+        store=InMemoryStateStore(),
+        orders=InMemoryOrderLedger(),
+        kill_switch=InMemoryKillSwitch(T0),
+        clock=FixedClock(T0),
+    )
+    service.engage_kill_switch("run-7", Failure(Error="CanarySloBreach", Cause="uptime 0.9"))
+    written = service.kill_switch.status().reason
+    # Then the execution service's sweep reads it as the rollback's, and nothing else
+    assert rollback_engaged(written), written
+    assert rollback_engaged("go-live run-7 rollback")
+    assert not rollback_engaged("operator test")
+    assert not rollback_engaged("kill-switch on: go-live run-7 rollback: x")
+    assert not rollback_engaged("go-live run-7 rollbacks: x")

@@ -149,3 +149,21 @@ def test_golive_rollback_is_idempotent_on_the_venue(rig: Rig) -> None:
     assert list(again["kept"]) == [stop]
     assert len(rig.sent("DELETE")) == 1
     assert _venue_status(rig, stop) == "NEW"
+
+
+def test_golive_rollback_switch_keeps_the_stop_through_the_next_cycles_sweep(rig: Rig) -> None:
+    stop, second = _held_with_stop_and_resting_entry(rig)
+    _golive(rig).rollback(RUN, BREACH)
+    # When the next hourly reconcile meets the kill-switch the rollback engaged
+    rig.clock.advance(timedelta(hours=1))
+    rig.service().reconcile()
+    # Then its sweep keeps the held position's stop resting, as the rollback did
+    assert _venue_status(rig, stop) == "NEW"
+    assert _ledger_status(rig, stop) == OrderStatus.ACCEPTED.value
+    assert _ledger_status(rig, second) == OrderStatus.CANCELED.value
+    # and once an operator holds the switch for another reason, the sweep cancels it as ever
+    rig.switch(True)
+    rig.clock.advance(timedelta(minutes=1))
+    rig.service().reconcile()
+    assert _venue_status(rig, stop) == "CANCELED"
+    assert _ledger_status(rig, stop) == OrderStatus.CANCELED.value

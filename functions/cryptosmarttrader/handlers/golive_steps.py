@@ -22,9 +22,7 @@ from cryptosmarttrader.handlers._common import (
     aws_clients,
     lambda_handler,
     make_logger,
-    make_metrics,
     resources,
-    trading_settings,
 )
 from cryptosmarttrader.services.golive import (
     PROMOTE_REASON,
@@ -34,10 +32,8 @@ from cryptosmarttrader.services.golive import (
     failure_from,
     staging_reason,
 )
-from cryptosmarttrader.settings import VenueSettings
 
 logger = make_logger("cst-golive")
-metrics = make_metrics("golive")
 
 RUN_ID = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
 
@@ -91,21 +87,12 @@ def _service() -> GoLiveService:
     clients = aws_clients()
     settings = GoLiveSettings()
     clock = SystemClock()
-    venue_sweep = None
-    if VenueSettings().venue_mode != "paper":
-        # testnet / live: the rollback cancels at the venue through the execution service
-        # (ccxt and the execution code ship in this function's bundle on such a deployment)
-        from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
-        from cryptosmarttrader.wiring import rollback_sweep
-
-        venue_sweep = rollback_sweep(clock, clients, res, trading_settings(), EmfMetrics(metrics))
     return GoLiveService(
         store=DynamoStateStore(res.state_table, clients.dynamodb),
         orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
         kill_switch=SsmKillSwitch(res.kill_switch_param, clients.ssm, clock, cache_seconds=0),
         clock=clock,
         notifier=SnsNotifier(settings.topic_arn, sns_client(res)) if settings.topic_arn else None,
-        venue_sweep=venue_sweep,
     )
 
 
@@ -160,9 +147,5 @@ def handler(
     if request.action == "kill_switch":
         return service.engage_kill_switch(request.run_id, failure)
     if request.action == "cancel_orders":
-        try:
-            return service.cancel_open_orders(request.run_id, failure)
-        finally:
-            if metrics.metric_set:  # the venue sweep's counts (OrdersCancelledByKillSwitch...)
-                metrics.flush_metrics()
+        return service.cancel_open_orders(request.run_id, failure)
     return service.revert_version(request.run_id, failure)

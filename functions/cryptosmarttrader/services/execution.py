@@ -74,6 +74,7 @@ from cryptosmarttrader.domain.exchange import (
     OrderType,
     RetryableExchangeError,
 )
+from cryptosmarttrader.domain.golive import rollback_engaged
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import (
     MAX_PROTECT_ATTEMPTS,
@@ -316,7 +317,9 @@ class ExecutionService:
                     "kill_switch_unknown",
                     f"kill-switch unreadable, nothing sent: {kill.reason}",
                 )
-            self.cancel_open_orders(f"kill-switch on: {kill.reason}")
+            self.cancel_open_orders(
+                f"kill-switch on: {kill.reason}", keep_protection=rollback_engaged(kill.reason)
+            )
             return self._rejected(coid, "kill_switch", f"kill-switch is on: {kill.reason}")
         book = self._load_book()
         unknown = book.blocks(intent.symbol.value) if intent.side is Side.BUY else None
@@ -671,7 +674,9 @@ class ExecutionService:
                 book.blocked.setdefault(order.symbol, why)
         kill = self.kill_switch.status()
         if kill.on and kill.known:
-            self.cancel_open_orders(f"kill-switch on: {kill.reason}")
+            self.cancel_open_orders(
+                f"kill-switch on: {kill.reason}", keep_protection=rollback_engaged(kill.reason)
+            )
         return counts
 
     def _reconcile_one(self, order: RecordedOrder, now: datetime, counts: ReconcileReport) -> None:
@@ -886,8 +891,9 @@ class ExecutionService:
 
     def cancel_open_orders(self, reason: str, *, keep_protection: bool = False) -> SweepReport:
         """Cancel every NEW and open order (kill-switch): how many were cancelled, and the
-        protective sells kept. ``keep_protection`` (the go-live rollback): every protective
-        sell on the venue of a held position is kept too (:meth:`_protection_of_held`).
+        protective sells kept. ``keep_protection`` (the go-live rollback, and every sweep while
+        the switch it engaged holds: ``domain.golive.rollback_engaged``): every protective sell
+        on the venue of a held position is kept too (:meth:`_protection_of_held`).
 
         One exception, which only reduces risk: the protective sell resting on the venue (a
         stop, or both legs of an OCO list) of a position the flatten could not sell (the
