@@ -293,6 +293,8 @@ class GoLiveService:
         service's sweep (:meth:`_cancel_at_venue`). On the paper venue, whose cancel is
         acknowledged at once, every non-terminal order → CANCELED in the order store with the
         reason (SUBMITTED via CANCEL_PENDING); it places no protective stop, so none is kept.
+        An order sent to a testnet / live venue is never cancelled in the store alone: it is
+        left as stored and named in ``in_doubt`` (a rollback run without that venue).
         A stored order that cannot be read (its status unknown) is not moved: it is named in
         ``unreadable`` (key, coin, why) for an operator, and every other order is cancelled.
         """
@@ -302,11 +304,21 @@ class GoLiveService:
         now = self.clock.now()
         canceled: list[str] = []
         skipped: list[str] = []
+        in_doubt: dict[str, str] = {}
         facts = OrderFacts(cancel_reason=reason, canceled_by=self.actor)
         ledger = self.orders.all_orders()
         for recorded in ledger:
             status = recorded.status
             if status in TERMINAL_STATUSES:
+                continue
+            venue = recorded.order.mode
+            if venue != "paper" and status is not OrderStatus.NEW:
+                # sent to a real venue: only the venue's cancel ends it, never this store
+                in_doubt[recorded.key] = (
+                    f"{status}: sent to the {venue} venue, which this rollback cannot reach "
+                    "(its venue is paper): left as stored; the execution function's kill-switch "
+                    "sweep cancels it at the venue"
+                )
                 continue
             path = [status]
             if status is OrderStatus.SUBMITTED:
@@ -321,7 +333,7 @@ class GoLiveService:
             "venue": "paper",
             "canceled": canceled,
             "kept": {},
-            "in_doubt": {},
+            "in_doubt": in_doubt,
             "skipped_changed_concurrently": skipped,
             "unreadable": [bad.describe() for bad in ledger.unreadable],
         }
