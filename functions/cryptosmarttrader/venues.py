@@ -98,12 +98,18 @@ def execution_venue(
     clock: Clock,
     state: DynamoStateStore,
     resources: AwsResources,
+    *,
+    cancels_only: bool = False,
 ) -> CcxtVenue:
-    """The ccxt venue for ``settings.venue_mode`` (testnet or live), or a refusal with why."""
+    """The ccxt venue for ``settings.venue_mode`` (testnet or live), or a refusal with why.
+
+    ``cancels_only``: the venue of the go-live rollback's sweep, which only cancels and looks
+    orders up. The live gate guards placing orders; a rollback (the run no longer production)
+    must still cancel what rests on the account, so it is not asked."""
     mode = VenueMode(settings.venue_mode)
     if mode is VenueMode.PAPER:
         raise VenueRefusedError("paper mode trades on the paper venue, not through ccxt")
-    if mode is VenueMode.LIVE:
+    if mode is VenueMode.LIVE and not cancels_only:
         gate = check_live_gate(settings, state)
         if not gate.allowed:
             raise VenueRefusedError(f"live trading refused: {gate.reason}")

@@ -569,3 +569,44 @@ def trading_cycle(
         quote_asset=spot_quote(settings.exchange),
         commission_assets=COMMISSION_ASSETS.get(settings.exchange, frozenset()),
     )
+
+
+def rollback_sweep(
+    clock: Clock,
+    clients: AwsClients,
+    resources: AwsResources,
+    settings: TradingSettings,
+    metrics: Metrics,
+) -> Callable[[], ExecutionService] | None:
+    """The go-live rollback's order step on the deployment's venue (``CST_VENUE_MODE``): None
+    on the paper venue (its cancel is acknowledged at once: the rollback cancels in the order
+    store); on testnet / live a builder of the execution service on the ccxt venue, whose
+    kill-switch sweep cancels at the venue (:meth:`GoLiveService.cancel_open_orders`). The
+    venue is built when the step runs, never at import (keys read then)."""
+    venue_settings = VenueSettings()
+    if venue_settings.venue_mode == "paper":
+        return None
+
+    def build() -> ExecutionService:
+        from cryptosmarttrader.venues import execution_venue
+
+        state = DynamoStateStore(resources.state_table, clients.dynamodb)
+        switch = SsmKillSwitch(resources.kill_switch_param, clients.ssm, clock)
+        venue = execution_venue(
+            venue_settings, settings.exchange, clock, state, resources, cancels_only=True
+        )
+        orders = DynamoOrderStore(resources.orders_table, clients.dynamodb)
+        ensure_open_index(orders, state, clock.now())  # the sweep reads the open-orders index
+        return ExecutionService(
+            orders=orders,
+            positions=DynamoPositionStore(resources.positions_table, clients.dynamodb),
+            kill_switch=switch,
+            risk=RiskStateService(state, switch, clock),
+            exchange=venue,
+            clock=clock,
+            metrics=metrics,
+            mode=venue_settings.venue_mode,
+            dust_value=Decimal(str(settings.dust_value_usd)),
+        )
+
+    return build

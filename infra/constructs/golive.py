@@ -42,6 +42,9 @@ ROLLED_BACK_ERROR: Final = "GoLive.RolledBack"
 ROLLBACK_NOT_RECORDED_ERROR: Final = "GoLive.RollbackNotRecorded"
 # A compensation step is retried twice (1 s, then 2 s) before it is recorded as failed.
 COMPENSATION_RETRY: Final = {"interval": 1, "max_attempts": 2, "backoff_rate": 2.0}
+# The venue's order step is throttled while an execution cycle runs (reserved concurrency 1):
+# retried after 10, 20, 40, 80, 160 and 320 s (over 10 minutes, longer than a cycle).
+THROTTLED_RETRY: Final = {"interval": 10, "max_attempts": 6, "backoff_rate": 2.0}
 
 
 class GoLive(Construct):
@@ -57,8 +60,14 @@ class GoLive(Construct):
         tables: StateTables,
         kill_switch: KillSwitch,
         environment: Mapping[str, str],
+        venue_orders: PythonFunction | None = None,
     ) -> None:
+        """``venue_orders``: on a testnet / live deployment, the execution function: the
+        rollback's ``CancelOpenOrders`` task invokes it, so the cancels reach the venue through
+        the function that holds the account's keys and runs one at a time (never beside a
+        cycle). None (paper): the steps function cancels in the order store."""
         super().__init__(scope, construct_id)
+        self.venue_orders = venue_orders
 
         key = kms.Key(
             self,
@@ -131,7 +140,8 @@ class GoLive(Construct):
                 "resource-level permissions, so AWS requires Resource '*'."
             ),
         )
-        for function in (self.steps, self.slo):
+        invoked = (self.steps, self.slo) + ((venue_orders,) if venue_orders else ())
+        for function in invoked:
             acknowledge(
                 self.state_machine.role,
                 f"AwsSolutions-IAM5[Resource::<{self._logical_id(function)}.Arn>:*]",
@@ -161,11 +171,16 @@ class GoLive(Construct):
         return lambda_task(self, state_id, function.function, payload, result_path, comment)
 
     def _compensation(
-        self, state_id: str, action: str, result_path: str, comment: str
+        self,
+        state_id: str,
+        action: str,
+        result_path: str,
+        comment: str,
+        function: PythonFunction | None = None,
     ) -> tasks.LambdaInvoke:
         task = self._invoke(
             state_id,
-            self.steps,
+            function or self.steps,
             {
                 "action": action,
                 "run_id": sfn.JsonPath.string_at(EXECUTION_NAME),
@@ -174,6 +189,15 @@ class GoLive(Construct):
             result_path,
             comment,
         )
+        if function is not None:
+            # reserved concurrency 1 (the execution function): an invocation during a cycle is
+            # throttled; waited out before the generic retry (States.ALL must come last)
+            task.add_retry(
+                errors=["Lambda.TooManyRequestsException"],
+                interval=Duration.seconds(THROTTLED_RETRY["interval"]),
+                max_attempts=int(THROTTLED_RETRY["max_attempts"]),
+                backoff_rate=float(THROTTLED_RETRY["backoff_rate"]),
+            )
         task.add_retry(
             errors=[sfn.Errors.ALL],
             interval=Duration.seconds(COMPENSATION_RETRY["interval"]),
@@ -186,9 +210,18 @@ class GoLive(Construct):
         kill = self._compensation(
             "EngageKillSwitch", "kill_switch", "$.rollback_kill_switch", "stop all trading"
         )
-        cancel = self._compensation(
-            "CancelOpenOrders", "cancel_orders", "$.rollback_orders", "cancel open orders"
-        )
+        if self.venue_orders is None:
+            cancel = self._compensation(
+                "CancelOpenOrders", "cancel_orders", "$.rollback_orders", "cancel open orders"
+            )
+        else:
+            cancel = self._compensation(
+                "CancelOpenOrders",
+                "golive_cancel_orders",
+                "$.rollback_orders",
+                "cancel open orders at the venue (the execution function)",
+                self.venue_orders,
+            )
         revert = self._compensation(
             "RevertVersion", "revert_version", "$.rollback_version", "revert the live version"
         )

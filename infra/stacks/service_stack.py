@@ -127,6 +127,8 @@ class CryptoSmartTraderStack(Stack):
             tables=self.tables,
             kill_switch=self.kill_switch,
             environment=self.resource_environment(),
+            # testnet / live: the rollback cancels at the venue through the execution function
+            venue_orders=None if config.venue_mode == "paper" else self.execution.lambda_,
         )
         self.ml = MachineLearning(
             self,

@@ -133,3 +133,48 @@ def test_testnet_is_refused_at_synth_where_the_exchange_has_no_sandbox(
                 "cst:config": json.dumps({"default_exchange": exchange}),
             }
         )
+
+
+def _golive_states(resources: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The go-live machine's states, each reference written ``<LogicalId>``."""
+    [machine] = [
+        r
+        for k, r in resources.items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine" and k.startswith("GoLive")
+    ]
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+
+    def text(part: Any) -> str:
+        if isinstance(part, str):
+            return part
+        ref = part.get("Ref") or part.get("Fn::GetAtt", ["?"])[0]
+        return f"<{ref}>"
+
+    states: dict[str, Any] = json.loads("".join(text(p) for p in parts))["States"]
+    return states
+
+
+def test_a_testnet_rollback_cancels_through_the_execution_function() -> None:
+    resources = synthesized_template(
+        {**SKIP_BUNDLING, "cst:venue_mode": "testnet", "cst:equity_usd": "1000"}
+    ).resources
+    execution_id, _ = _execution(resources)
+    cancel = _golive_states(resources)["CancelOpenOrders"]
+    # the task invokes the function holding the venue's keys, with the rollback's order step
+    assert cancel["Resource"] == f"<{execution_id}>"
+    assert cancel["Parameters"]["action"] == "golive_cancel_orders"
+    # a throttled invocation (a cycle running: reserved concurrency 1) is waited out first,
+    # and the generic retry stays last, as Step Functions requires
+    errors = [r["ErrorEquals"] for r in cancel["Retry"]]
+    assert errors.index(["Lambda.TooManyRequestsException"]) < errors.index(["States.ALL"])
+    assert errors[-1] == ["States.ALL"]
+    # and the keys are still read by the execution function only
+    role_id = _execution(resources)[1]["Properties"]["Role"]["Fn::GetAtt"][0]
+    assert _secret_readers(resources) == [{"Ref": role_id}]
+
+
+def test_a_paper_rollback_cancels_in_the_order_store_through_the_steps_function() -> None:
+    resources = synthesized_template(SKIP_BUNDLING).resources
+    cancel = _golive_states(resources)["CancelOpenOrders"]
+    assert cancel["Resource"].startswith("<GoLiveSteps")
+    assert cancel["Parameters"]["action"] == "cancel_orders"

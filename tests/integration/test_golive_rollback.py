@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.golive import rollback_engaged
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
 from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
 from cryptosmarttrader.services.golive import Failure, GoLiveService
@@ -20,13 +21,15 @@ T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 BAR_MS = 1_709_251_200_000
 
 
-def _recorded(ledger: InMemoryOrderLedger, bar_ms: int, status: OrderStatus) -> str:
-    """A BTC decision recorded and moved along the transition table to ``status``."""
+def _recorded(
+    ledger: InMemoryOrderLedger, bar_ms: int, status: OrderStatus, mode: str = "paper"
+) -> str:
+    """A BTC decision recorded (sent to ``mode``'s venue) and moved to ``status``."""
     intent = OrderIntent(
         "golive", Symbol("BTC/USDT"), Side.BUY, Intent.OPEN, bar_ms, Quantity.of("0.1"),
         Price.of("43000"),
     )  # fmt: skip
-    order = Order.new(intent, created_at=T0, mode="paper")
+    order = Order.new(intent, created_at=T0, mode=mode)
     assert ledger.record(order) is True
     path = {
         OrderStatus.NEW: [],
@@ -75,3 +78,42 @@ def test_the_rollback_cancels_every_open_order_and_names_an_unreadable_one() -> 
     (unreadable,) = result["unreadable"]
     assert unreadable.startswith(f"record {damaged!r} of ETH/USDT unreadable: KeyError")
     assert ledger.get(damaged)["status"] == "ACCEPTED"  # type: ignore[index]
+
+
+def test_the_switch_the_rollback_engages_is_read_as_a_rollback_switch() -> None:
+    # Given the kill-switch reason the rollback writes (and its short form)
+    service = GoLiveService(
+        store=InMemoryStateStore(),
+        orders=InMemoryOrderLedger(),
+        kill_switch=InMemoryKillSwitch(T0),
+        clock=FixedClock(T0),
+    )
+    service.engage_kill_switch("run-7", Failure(Error="CanarySloBreach", Cause="uptime 0.9"))
+    written = service.kill_switch.status().reason
+    # Then the execution service's sweep reads it as the rollback's, and nothing else
+    assert rollback_engaged(written), written
+    assert rollback_engaged("go-live run-7 rollback")
+    assert not rollback_engaged("operator test")
+    assert not rollback_engaged("kill-switch on: go-live run-7 rollback: x")
+    assert not rollback_engaged("go-live run-7 rollbacks: x")
+
+
+def test_a_rollback_without_the_venue_never_cancels_an_order_sent_to_it_in_the_store() -> None:
+    # Given an order resting on the testnet venue and a paper one, and a rollback with no venue
+    ledger = InMemoryOrderLedger()
+    on_testnet = _recorded(ledger, BAR_MS, OrderStatus.ACCEPTED, mode="testnet")
+    paper = _recorded(ledger, BAR_MS + 3_600_000, OrderStatus.ACCEPTED)
+    service = GoLiveService(
+        store=InMemoryStateStore(),
+        orders=ledger,
+        kill_switch=InMemoryKillSwitch(T0),
+        clock=FixedClock(T0),
+    )
+    # When the rollback's order step runs
+    result = service.cancel_open_orders("run-1", Failure(Error="SloBreached"))
+    # Then the paper order is cancelled, the testnet one left as stored and named in doubt
+    assert result["canceled"] == [paper]
+    assert list(result["in_doubt"]) == [on_testnet]
+    assert "sent to the testnet venue" in result["in_doubt"][on_testnet]
+    stored = ledger.find(on_testnet)
+    assert stored is not None and stored.status is OrderStatus.ACCEPTED

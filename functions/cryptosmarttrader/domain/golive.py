@@ -31,6 +31,7 @@ __all__ = [
     "Stage",
     "StagePolicy",
     "StageTransition",
+    "rollback_engaged",
     "stage_policy",
     "transition",
 ]
@@ -158,3 +159,13 @@ class StageTransition:
         if not self.reason.strip():
             raise DomainError("a go-live transition needs a reason")
         transition(self.from_stage, self.to_stage)
+
+
+_ROLLBACK_SWITCH: Final = re.compile(r"go-live [A-Za-z0-9_-]{1,80} rollback(?:$|:)")
+
+
+def rollback_engaged(kill_switch_reason: str) -> bool:
+    """Whether the kill-switch holds for a go-live rollback (its reason, as the rollback
+    writes it: ``go-live <run id> rollback: <cause>``). While it does, the execution service's
+    sweep keeps the protective sells of held positions resting (docs/golive.md)."""
+    return _ROLLBACK_SWITCH.match(kill_switch_reason) is not None

@@ -6,7 +6,12 @@ orders fill once their bar is in the lake; positions, equity, daily PnL and draw
 and the RiskGuard level moves (EMERGENCY / SHUTDOWN turn the kill-switch on). The schedule sends
 ``{}``: the cycle runs on the function's own clock. ``{"at": ...}`` replays a cycle at a past
 instant (`cst demo`), and only a deployment that allows replays (``CST_ALLOW_REPLAYS``) honours
-it; any other refuses it as a rejected request. Go-live SLIs under this deployment's Stage:
+it; any other refuses it as a rejected request. ``{"action": "golive_cancel_orders", "run_id",
+"failure"}`` is the go-live rollback's order step on a testnet / live deployment (the state
+machine's ``CancelOpenOrders`` task): this function holds the venue's keys and runs one at a
+time, so the rollback's cancels go through the venue by the execution service's sweep and never
+race a cycle (``GoLiveService.cancel_open_orders``; it raises on failure, so the task fails and
+is retried). Go-live SLIs under this deployment's Stage:
 Requests/Errors per invocation (a scheduled cycle that cannot run is an error and raises), the
 cycle's strategy and reference returns.
 """
@@ -15,12 +20,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from cryptosmarttrader.adapters.emf_metrics import EmfMetrics
 from cryptosmarttrader.adapters.key_permissions import KeyRefusedError
@@ -42,12 +47,27 @@ from cryptosmarttrader.handlers._common import (
 )
 from cryptosmarttrader.ports import MarketData
 from cryptosmarttrader.services.trading_cycle import CycleInputError
-from cryptosmarttrader.wiring import lake_market_data, resolve_data_dir, trading_cycle
+from cryptosmarttrader.wiring import (
+    lake_market_data,
+    resolve_data_dir,
+    rollback_sweep,
+    trading_cycle,
+)
 
 logger = make_logger("execution")
 metrics = make_metrics("execution")
 tracer = Tracer(service="execution")
 _REFUSED = "execution request rejected"
+
+
+class RollbackOrders(BaseModel):
+    """The go-live rollback's order step (the state machine's ``CancelOpenOrders`` task)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["golive_cancel_orders"]
+    run_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    failure: dict[str, Any] | None = None
 
 
 class ExecutionEvent(BaseModel):
@@ -65,6 +85,33 @@ class ExecutionEvent(BaseModel):
         return value
 
 
+_EVENT: TypeAdapter[ExecutionEvent | RollbackOrders] = TypeAdapter(ExecutionEvent | RollbackOrders)
+
+
+def _rollback_orders(request: RollbackOrders) -> dict[str, Any]:
+    """Cancel the open orders at the deployment's venue for the go-live rollback."""
+    from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.services.golive import GoLiveService, failure_from
+
+    clock = SystemClock()
+    clients, res = aws_clients(), resources()
+    logger.append_keys(run_id=request.run_id)
+    golive = GoLiveService(
+        store=DynamoStateStore(res.state_table, clients.dynamodb),
+        orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
+        kill_switch=SsmKillSwitch(res.kill_switch_param, clients.ssm, clock, cache_seconds=0),
+        clock=clock,
+        venue_sweep=rollback_sweep(clock, clients, res, trading_settings(), EmfMetrics(metrics)),
+    )
+    result = golive.cancel_open_orders(request.run_id, failure_from(request.failure, "Unknown"))
+    logger.warning(
+        "go-live rollback: open orders cancelled",
+        extra={k: result[k] for k in ("venue", "canceled", "kept", "in_doubt") if k in result},
+    )
+    return result
+
+
 @cache
 def _market() -> MarketData:
     settings = trading_settings()
@@ -75,13 +122,15 @@ def _market() -> MarketData:
 
 @lambda_handler(
     logger=logger,
-    event=ExecutionEvent,
+    event=_EVENT,
     what="execution",
     metrics=metrics,
     tracer=tracer,
     stage_slis=True,
 )
-def handler(request: ExecutionEvent, context: LambdaContext) -> dict[str, Any]:
+def handler(request: ExecutionEvent | RollbackOrders, context: LambdaContext) -> dict[str, Any]:
+    if isinstance(request, RollbackOrders):
+        return _rollback_orders(request)
     if request.at is not None and not deployment().allow_replays:
         raise Refused(
             f"replays are not allowed on this deployment (stage {deployment().stage}): it trades "

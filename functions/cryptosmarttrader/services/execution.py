@@ -74,6 +74,7 @@ from cryptosmarttrader.domain.exchange import (
     OrderType,
     RetryableExchangeError,
 )
+from cryptosmarttrader.domain.golive import rollback_engaged
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import (
     MAX_PROTECT_ATTEMPTS,
@@ -148,6 +149,8 @@ _POSITION_RETRIES = 20
 _S = OrderStatus
 # at the venue and still working: a cancel asked for it has not taken (yet)
 _RESTING = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+# a protective sell that protects its position: resting, or sent and not confirmed yet
+_PROTECTING = _RESTING | {OrderStatus.SUBMITTED}
 
 
 @dataclass(frozen=True)
@@ -314,7 +317,9 @@ class ExecutionService:
                     "kill_switch_unknown",
                     f"kill-switch unreadable, nothing sent: {kill.reason}",
                 )
-            self.cancel_open_orders(f"kill-switch on: {kill.reason}")
+            self.cancel_open_orders(
+                f"kill-switch on: {kill.reason}", keep_protection=rollback_engaged(kill.reason)
+            )
             return self._rejected(coid, "kill_switch", f"kill-switch is on: {kill.reason}")
         book = self._load_book()
         unknown = book.blocks(intent.symbol.value) if intent.side is Side.BUY else None
@@ -669,7 +674,9 @@ class ExecutionService:
                 book.blocked.setdefault(order.symbol, why)
         kill = self.kill_switch.status()
         if kill.on and kill.known:
-            self.cancel_open_orders(f"kill-switch on: {kill.reason}")
+            self.cancel_open_orders(
+                f"kill-switch on: {kill.reason}", keep_protection=rollback_engaged(kill.reason)
+            )
         return counts
 
     def _reconcile_one(self, order: RecordedOrder, now: datetime, counts: ReconcileReport) -> None:
@@ -882,9 +889,11 @@ class ExecutionService:
             return "cancel", f"rejected by RiskGuard rule {verdict.rule}: {verdict.reason}", None
         return "send", None, verdict.quantity.value
 
-    def cancel_open_orders(self, reason: str) -> SweepReport:
+    def cancel_open_orders(self, reason: str, *, keep_protection: bool = False) -> SweepReport:
         """Cancel every NEW and open order (kill-switch): how many were cancelled, and the
-        protective sells kept.
+        protective sells kept. ``keep_protection`` (the go-live rollback, and every sweep while
+        the switch it engaged holds: ``domain.golive.rollback_engaged``): every protective sell
+        on the venue of a held position is kept too (:meth:`_protection_of_held`).
 
         One exception, which only reduces risk: the protective sell resting on the venue (a
         stop, or both legs of an OCO list) of a position the flatten could not sell (the
@@ -903,6 +912,8 @@ class ExecutionService:
         pending: list[RecordedOrder] = []
         overlaid = self._overlaid()
         kept = self._kept_by_sweep(overlaid.values())
+        if keep_protection:
+            kept = self._protection_of_held(overlaid.values()) | kept
         for order in overlaid.values():
             if order.status in TERMINAL_STATUSES:
                 continue  # finished (a terminal status is final): its fill is reconcile's
@@ -1017,6 +1028,35 @@ class ExecutionService:
                 "protective sell stays resting on the venue, the only exit of that position"
             )
             kept.update(dict.fromkeys(coids, why))
+        return kept
+
+    def _protection_of_held(self, orders: Collection[RecordedOrder]) -> dict[str, str]:
+        """The protective sells on the venue (resting, or sent and not yet confirmed) of every
+        position still held, or whose record cannot be read (client order ID → why): a
+        protective sell only reduces risk, and without it the position has no exit on the
+        venue while nothing else may be sent."""
+        by_symbol: dict[str, list[str]] = {}
+        for order in orders:
+            if order.protective and order.side is Side.SELL and order.status in _PROTECTING:
+                by_symbol.setdefault(order.symbol, []).append(order.key)
+        kept: dict[str, str] = {}
+        for symbol, coids in sorted(by_symbol.items()):
+            try:
+                held = _held(self._position(symbol))
+            except _UNREADABLE_BOOK as exc:
+                self.metrics.add(mn.BOOK_RECORDS_UNREADABLE.name, 1)
+                why = (
+                    f"the position cannot be read ({type(exc).__name__}: {exc}): its protective "
+                    "sell stays on the venue"
+                )
+                kept.update(dict.fromkeys(coids, why))
+                continue
+            if held > 0:
+                why = (
+                    f"protects the {held.normalize():f} held: its protective sell stays on the "
+                    "venue"
+                )
+                kept.update(dict.fromkeys(coids, why))
         return kept
 
     def _mark_cancel(

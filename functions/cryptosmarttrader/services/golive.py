@@ -17,11 +17,11 @@ State table layout:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,6 +64,7 @@ __all__ = [
     "GoLiveSettings",
     "SloEvaluation",
     "SloService",
+    "VenueSweep",
     "canary_reason",
     "failure_from",
     "staging_reason",
@@ -123,6 +124,27 @@ class Failure(BaseModel):
         return f"{self.error}: {cause[:900]}" if cause else self.error
 
 
+class SweepOutcome(Protocol):
+    """What a venue sweep reports (``services.execution.SweepReport``): the orders it kept
+    resting, client order ID → why."""
+
+    @property
+    def kept(self) -> Mapping[str, str]: ...
+
+
+class VenueSweep(Protocol):
+    """The execution service's cancel sweep on the deployment's venue
+    (``ExecutionService.cancel_open_orders``): each open order cancelled at the venue, the
+    ledger moved on the venue's answer, an order whose answer is lost left ``CANCEL_PENDING``."""
+
+    @property
+    def mode(self) -> str:
+        """The venue's mode (``testnet`` / ``live``)."""
+        ...
+
+    def cancel_open_orders(self, reason: str, *, keep_protection: bool = False) -> SweepOutcome: ...
+
+
 def _run_sk(run_id: str) -> str:
     return f"run#{run_id}"
 
@@ -135,6 +157,9 @@ class GoLiveService:
     clock: Clock
     notifier: Notifier | None = None
     actor: str = ACTOR
+    # builds the execution service's sweep on the deployment's venue (testnet / live) for the
+    # rollback's order step; None: the paper venue, whose cancel is acknowledged at once
+    venue_sweep: Callable[[], VenueSweep] | None = None
 
     # ------------------------------------------------------------------ records
 
@@ -261,22 +286,39 @@ class GoLiveService:
         return {"on": state.on, "reason": state.reason}
 
     def cancel_open_orders(self, run_id: str, failure: Failure) -> dict[str, Any]:
-        """Every non-terminal order → CANCELED with the reason (SUBMITTED via CANCEL_PENDING).
+        """The rollback's order step: every open order cancelled, the protective sells of held
+        positions kept (on a venue that places them).
 
-        Only the order store is changed: this models a paper venue, where a cancel is
-        acknowledged at once. A live venue's cancel (``Exchange.cancel_order``) is not sent here.
+        On a testnet / live venue (``venue_sweep``) the cancels go through the execution
+        service's sweep (:meth:`_cancel_at_venue`). On the paper venue, whose cancel is
+        acknowledged at once, every non-terminal order → CANCELED in the order store with the
+        reason (SUBMITTED via CANCEL_PENDING); it places no protective stop, so none is kept.
+        An order sent to a testnet / live venue is never cancelled in the store alone: it is
+        left as stored and named in ``in_doubt`` (a rollback run without that venue).
         A stored order that cannot be read (its status unknown) is not moved: it is named in
         ``unreadable`` (key, coin, why) for an operator, and every other order is cancelled.
         """
+        if self.venue_sweep is not None:
+            return self._cancel_at_venue(run_id, failure, self.venue_sweep())
         reason = self._rollback_reason(run_id, failure)
         now = self.clock.now()
         canceled: list[str] = []
         skipped: list[str] = []
+        in_doubt: dict[str, str] = {}
         facts = OrderFacts(cancel_reason=reason, canceled_by=self.actor)
         ledger = self.orders.all_orders()
         for recorded in ledger:
             status = recorded.status
             if status in TERMINAL_STATUSES:
+                continue
+            venue = recorded.order.mode
+            if venue != "paper" and status is not OrderStatus.NEW:
+                # sent to a real venue: only the venue's cancel ends it, never this store
+                in_doubt[recorded.key] = (
+                    f"{status}: sent to the {venue} venue, which this rollback cannot reach "
+                    "(its venue is paper): left as stored; the execution function's kill-switch "
+                    "sweep cancels it at the venue"
+                )
                 continue
             path = [status]
             if status is OrderStatus.SUBMITTED:
@@ -288,8 +330,62 @@ class GoLiveService:
             )
             (canceled if ok else skipped).append(recorded.key)
         return {
+            "venue": "paper",
             "canceled": canceled,
+            "kept": {},
+            "in_doubt": in_doubt,
             "skipped_changed_concurrently": skipped,
+            "unreadable": [bad.describe() for bad in ledger.unreadable],
+        }
+
+    def _cancel_at_venue(self, run_id: str, failure: Failure, sweep: VenueSweep) -> dict[str, Any]:
+        """The kill-switch sweep's path on the venue, keeping every held position's protective
+        sells: each open order's cancel is sent to the venue and the ledger moves only on the
+        venue's answer. The result names each open order's outcome, read back by key:
+
+        * ``canceled``: the venue confirmed the cancel (or the order never reached it);
+        * ``kept``: a protective sell of a held position, left resting (key → why);
+        * ``in_doubt``: the venue's answer is lost or not seen yet (key → status and why):
+          left ``CANCEL_PENDING`` (or as it was, when the sweep did not reach it), never
+          recorded CANCELED; the execution function's reconcile settles it on what the venue
+          shows (the kill-switch being on, it sends the cancel again);
+        * ``finished``: filled (or otherwise ended) on the venue before its cancel: booked by
+          the reconcile like any fill (key → status);
+        * ``unreadable``: a stored order that cannot be read, for an operator.
+        """
+        reason = self._rollback_reason(run_id, failure)
+        ledger = self.orders.all_orders()
+        open_keys = [o.key for o in ledger if o.status not in TERMINAL_STATUSES]
+        report = sweep.cancel_open_orders(reason, keep_protection=True)
+        canceled: list[str] = []
+        in_doubt: dict[str, str] = {}
+        finished: dict[str, str] = {}
+        for key in open_keys:
+            if key in report.kept:
+                continue
+            found = self.orders.find(key)
+            status = None if found is None else found.status
+            if status is OrderStatus.CANCELED:
+                canceled.append(key)
+            elif status in TERMINAL_STATUSES:
+                finished[key] = str(status)
+            elif status is OrderStatus.CANCEL_PENDING:
+                in_doubt[key] = (
+                    "CANCEL_PENDING: the venue has not confirmed the cancel (its answer lost or "
+                    "the order not shown yet); the reconcile settles it on the venue's view"
+                )
+            else:
+                in_doubt[key] = (
+                    f"{'not found' if status is None else status}: not cancelled by this sweep "
+                    "(moved concurrently, or not in the open-orders index yet); the kill-switch "
+                    "sweep of the next cycle cancels it"
+                )
+        return {
+            "venue": sweep.mode,
+            "canceled": canceled,
+            "kept": dict(sorted(report.kept.items())),
+            "in_doubt": in_doubt,
+            "finished": finished,
             "unreadable": [bad.describe() for bad in ledger.unreadable],
         }
 
