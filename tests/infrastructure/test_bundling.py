@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -649,8 +650,15 @@ def test_cdk_cli_synth_bundles_and_matches_the_tested_template(tmp_path: Path) -
     result = subprocess.run(
         [npx, *DOCUMENTED_SYNTH[1:]],
         cwd=checkout, capture_output=True, text=True, check=False,
-        env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
+        env={
+            **os.environ,
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            # the app's `uv run` uses this environment as installed (the checkout has none)
+            "UV_PROJECT_ENVIRONMENT": str(Path(sys.executable).parent.parent),
+            "UV_NO_SYNC": "1",
+        },
     )  # fmt: skip
+    assert not (checkout / ".venv").exists(), "the synth created an environment of its own"
     out = checkout / "cdk.out"
 
     # Then it succeeds (cdk-nag included), bundles real code, and the template is the same one
