@@ -17,6 +17,7 @@ A failure names the document, the line, the command and the tail of its output.
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import os
@@ -253,6 +254,38 @@ def _names_exist(command: Command) -> list[str]:
     return problems
 
 
+BUNDLING_TEST = REPO / "tests" / "infrastructure" / "test_bundling.py"
+BUNDLING_SYNTH_TEST = "test_cdk_cli_synth_bundles_and_matches_the_tested_template"
+
+
+def _synth_runs_in_the_bundling_test(command: Command) -> list[str]:
+    """The documented synth is the command line the bundling test runs, from a checkout of the
+    repository's files: the test's ``DOCUMENTED_SYNTH`` is this line and its synth runs it."""
+    tree = ast.parse(BUNDLING_TEST.read_text(encoding="utf-8"))
+    line = next(
+        (
+            ast.literal_eval(node.value)
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            and [getattr(t, "id", None) for t in node.targets] == ["DOCUMENTED_SYNTH"]
+        ),
+        None,
+    )
+    test = next(
+        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == BUNDLING_SYNTH_TEST),
+        None,
+    )
+    where = f"tests/infrastructure/test_bundling.py::{BUNDLING_SYNTH_TEST}"
+    if line is None or test is None:
+        return [f"{command.where}: {where} or its DOCUMENTED_SYNTH is gone"]
+    if tuple(shlex.split(command.text)) != line:
+        return [f"{command.where}: {where} runs {' '.join(line)!r}, not {command.text!r}"]
+    runs = ast.unparse(test)
+    if "[npx, *DOCUMENTED_SYNTH[1:]]" not in runs or "cwd=checkout" not in runs:
+        return [f"{command.where}: {where} no longer runs DOCUMENTED_SYNTH from a checkout"]
+    return []
+
+
 NEEDS_AWS = "needs a deployed stack and AWS credentials (no AWS account here)"
 
 # pattern (matched against the command as written) → why it cannot run here, and what is checked
@@ -272,6 +305,12 @@ EXCLUDED: dict[str, Exclusion] = {
     r"^curl .*127\.0\.0\.1:8080": Exclusion(
         "talks to the `cst api serve` above; tests/integration/test_api_http.py does the same",
         _api_paths_exist,
+    ),
+    r"^npx --yes aws-cdk@2 synth$": Exclusion(
+        "the same command line on the same app (cdk.json, bundling on) is run, and its template "
+        "and assets checked, by tests/infrastructure/test_bundling.py::"
+        "test_cdk_cli_synth_bundles_and_matches_the_tested_template",
+        _synth_runs_in_the_bundling_test,
     ),
     r"^npx --yes aws-cdk@2 (bootstrap|deploy)": Exclusion(
         NEEDS_AWS + "; the same app is synthesized above (cdk synth, cdk-nag)"
@@ -481,3 +520,33 @@ def test_the_extractor_finds_the_commands_of_each_kind_of_block() -> None:
         ("uv run cst model promote 1 --reason x", 2),
     ]
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_the_documented_synth_stands_excluded_only_while_the_bundling_test_runs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the documented synth line and the bundling test as it is
+    (synth,) = [
+        c
+        for c in commands_in(REPO / "docs" / "infrastructure.md")
+        if re.fullmatch(r"npx --yes aws-cdk@2 synth", c.text)
+    ]
+    exclusion = exclusion_for(synth)
+    assert exclusion is not None and BUNDLING_SYNTH_TEST in exclusion.reason
+    assert exclusion.check(synth) == []
+    source = BUNDLING_TEST.read_text(encoding="utf-8")
+    drifts = {
+        "another line": source.replace(
+            'DOCUMENTED_SYNTH = ("npx", "--yes", "aws-cdk@2", "synth")',
+            'DOCUMENTED_SYNTH = ("npx", "--yes", "aws-cdk@2", "synth", "--quiet")',
+        ),
+        "not run": source.replace("[npx, *DOCUMENTED_SYNTH[1:]]", '[npx, "--yes", "aws-cdk@2"]'),
+        "test renamed": source.replace(BUNDLING_SYNTH_TEST, "test_renamed"),
+    }
+    for what, drifted in drifts.items():
+        assert drifted != source, what
+        copy = tmp_path / f"{what.replace(' ', '_')}.py"
+        copy.write_text(drifted, encoding="utf-8")
+        monkeypatch.setattr(sys.modules[__name__], "BUNDLING_TEST", copy)
+        # When the bundling test drifts, then the exclusion's check fails
+        assert exclusion.check(synth) != [], what

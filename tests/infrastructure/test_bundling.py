@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -621,6 +622,21 @@ def _without_cli_metadata(template: Mapping[str, Any]) -> dict[str, Any]:
     return {**template, "Resources": resources, "Conditions": conditions}
 
 
+# The command line docs/infrastructure.md shows for a synth, run here exactly as written from a
+# working directory that links the repository's files (so cdk.out lands in a scratch directory):
+# tests/e2e/test_documented_commands.py lists that documented line as run by this test.
+DOCUMENTED_SYNTH = ("npx", "--yes", "aws-cdk@2", "synth")
+
+
+def scratch_checkout(root: Path) -> Path:
+    """A directory holding links to the repository's files (not .git, .venv, caches, cdk.out)."""
+    root.mkdir(parents=True)
+    for entry in REPO_ROOT.iterdir():
+        if entry.name not in {".git", ".venv", ".cst", "cdk.out"}:
+            (root / entry.name).symlink_to(entry)
+    return root
+
+
 @pytest.mark.slow
 def test_cdk_cli_synth_bundles_and_matches_the_tested_template(tmp_path: Path) -> None:
     # Given the CLI (as a user runs it: cdk.json app, bundling on) and the tested template
@@ -636,24 +652,32 @@ def test_cdk_cli_synth_bundles_and_matches_the_tested_template(tmp_path: Path) -
     # the template every assertion test of this run checks (synthesized once per run)
     expected = json.loads(synthesized_template(SKIP_BUNDLING).template_path.read_text())
 
-    # When `cdk synth` runs
+    # When `cdk synth` runs as docs/infrastructure.md shows it
+    checkout = scratch_checkout(tmp_path / "repo")
     result = subprocess.run(
-        [npx, "--yes", "aws-cdk@2", "synth", "--quiet", "--output", str(tmp_path / "cli")],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=False,
-        env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
+        [npx, *DOCUMENTED_SYNTH[1:]],
+        cwd=checkout, capture_output=True, text=True, check=False,
+        env={
+            **os.environ,
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            # the app's `uv run` uses this environment as installed (the checkout has none)
+            "UV_PROJECT_ENVIRONMENT": str(Path(sys.executable).parent.parent),
+            "UV_NO_SYNC": "1",
+        },
     )  # fmt: skip
+    assert not (checkout / ".venv").exists(), "the synth created an environment of its own"
+    out = checkout / "cdk.out"
 
     # Then it succeeds (cdk-nag included), bundles real code, and the template is the same one
     # the assertion tests check
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     if source_digests() != before:
         pytest.skip("functions/ changed while the test ran (concurrent edit): asset hashes moved")
-    template = json.loads((tmp_path / "cli" / "CryptoSmartTrader.template.json").read_text())
+    template = json.loads((out / "CryptoSmartTrader.template.json").read_text())
     assert _without_cli_metadata(template) == _without_cli_metadata(expected)
     handlers = {f"{spec['handler']}.handler": name for name, spec in FUNCTIONS.items()}
     assets = {
-        handlers[r["Properties"]["Handler"]]: tmp_path
-        / "cli"
+        handlers[r["Properties"]["Handler"]]: out
         / ("asset." + r["Properties"]["Code"]["S3Key"].removesuffix(".zip"))
         for r in template["Resources"].values()
         if r["Type"] == "AWS::Lambda::Function" and r["Properties"]["Handler"] in handlers

@@ -160,3 +160,33 @@ def test_moto_s_ssm_backend_still_reaches_the_real_ec2_backends() -> None:
     )
     # When its EC2 lookup (maintenance-window targets) is used, then it is the real backend
     assert run_fresh(code, ()).answer == [True, "EC2Backend", True]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["model", "list", "--json"],
+        ["model", "list", "--group", "cst-rank"],
+        ["model", "promote", "1", "--reason", "x"],
+        ["model", "rollback", "--reason", "x"],
+    ],
+)
+def test_a_registry_command_on_the_local_aws_loads_no_data_library(
+    argv: list[str], tmp_path: Path
+) -> None:
+    # Given a fresh interpreter running a model-registry command on the embedded local AWS
+    code = (
+        "import os\n"
+        f"os.environ['CST_STATE_DIR'] = {str(tmp_path)!r}\n"
+        "os.environ.pop('AWS_ENDPOINT_URL', None)\n"
+        "os.environ.pop('CST_MODEL_REGISTRY', None)\n"
+        "from typer.testing import CliRunner\n"
+        "from cryptosmarttrader.cli import app\n"
+        f"result = CliRunner().invoke(app, {argv!r})\n"
+        "answer = [result.exit_code, result.output[-300:]]\n"
+    )
+    # When it has run (an empty registry: listed, or refused with the reason)
+    run = run_fresh(code, ("numpy", "polars", "xgboost", "cryptosmarttrader.wiring"))
+    # Then it read and wrote the registry without the feature, drift or scan modules' libraries
+    assert run.answer[0] in {0, 1, 2}, run.answer
+    assert run.loaded == []

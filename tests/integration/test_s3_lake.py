@@ -246,3 +246,69 @@ def test_two_writers_of_one_month_object_never_drop_each_others_bars(
         datetime(2024, 3, 31, tzinfo=UTC),
     )
     assert got["ts"].to_list() == [march, march + DAY_MS, march + 2 * DAY_MS]
+
+
+def test_a_write_lists_only_the_partitions_from_its_first_one_on(
+    aws: AwsClients, lake: S3ParquetLake
+) -> None:
+    # Given 60 days of hourly BTC bars in the lake (60 objects) and an ETH object
+    lake.write_candles(_bars("BTC/USDT", D0, 60 * 24), "binance", "1h")
+    lake.write_candles(_bars("ETH/USDT", D0, 24), "binance", "1h")
+    listed: list[str] = []
+
+    def record(parsed: dict[str, object], **_: object) -> None:
+        listed.extend(o["Key"] for o in parsed.get("Contents", []))  # type: ignore[attr-defined]
+
+    aws.s3.meta.events.register("after-call.s3.ListObjectsV2", record)
+    # When the next batch arrives: revised bars of days 58 and 59 and two new days
+    keys = lake.write_candles(
+        _bars("BTC/USDT", D0 + 58 * DAY_MS, 4 * 24, base=900.0), "binance", "1h"
+    )
+    # Then the listing started at the batch's first partition (not at the series' first day)
+    assert listed and min(listed) == keys[0]
+    assert len(listed) == 2  # days 58 and 59: the only stored partitions from there on
+    assert [k.split("/")[-2] for k in keys] == [f"date=2024-02-{d}" for d in (28, 29)] + [
+        "date=2024-03-01",
+        "date=2024-03-02",
+    ]
+    # and the stored partitions were merged as before: every bar once, the batch's values winning
+    got = lake.read_candles(
+        "binance",
+        "1h",
+        "BTC/USDT",
+        datetime(2024, 1, 1, tzinfo=UTC),
+        datetime(2024, 3, 3, tzinfo=UTC),
+    )
+    assert got["ts"].to_list() == [D0 + i * H for i in range(62 * 24)]
+    assert got["close"][58 * 24] == 900.0
+    assert got["close"][58 * 24 - 1] == 100.0 + 58 * 24 - 1
+
+
+def test_a_write_of_month_objects_skips_the_earlier_date_objects_and_stops_past_its_last(
+    aws: AwsClients, lake: S3ParquetLake
+) -> None:
+    # Given daily bars of Jan..Apr 2024 (one object per month) and, under the earlier layout, a
+    # date object of January, which sorts before every month object
+    lake.write_candles(_bars("BTC/USDT", D0, 121, step=DAY_MS), "binance", "1d")
+    old_key = "exchange=binance/timeframe=1d/symbol=BTC-USDT/date=2024-01-05/part.parquet"
+    aws.s3.put_object(Bucket=aws.resources.lake_bucket, Key=old_key, Body=b"PAR1")
+    listed: list[str] = []
+
+    def record(parsed: dict[str, object], **_: object) -> None:
+        listed.extend(o["Key"] for o in parsed.get("Contents", []))  # type: ignore[attr-defined]
+
+    aws.s3.meta.events.register("after-call.s3.ListObjectsV2", record)
+    # When February's bars are revised
+    feb = D0 + 31 * DAY_MS
+    keys = lake.write_candles(_bars("BTC/USDT", feb, 29, step=DAY_MS, base=7.0), "binance", "1d")
+    # Then only February onwards was listed, and February's object was merged (it existed)
+    assert keys == ["exchange=binance/timeframe=1d/symbol=BTC-USDT/month=2024-02/part.parquet"]
+    assert old_key not in listed and min(listed) == keys[0]
+    got = lake.read_candles(
+        "binance",
+        "1d",
+        "BTC/USDT",
+        datetime(2024, 2, 1, tzinfo=UTC),
+        datetime(2024, 2, 29, tzinfo=UTC),
+    )
+    assert got["close"].to_list() == [7.0 + i for i in range(29)]

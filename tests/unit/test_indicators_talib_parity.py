@@ -120,3 +120,27 @@ def test_coingecko_closes_match_talib(data_dir: Path) -> None:
     for symbol in ["bitcoin", "ethereum", "chainlink"]:
         for name in ("SMA50", "EMA20", "RSI14", "MACD_HIST", "BB_UPPER", "ROC10"):
             _assert_parity(ours, symbol, name)
+
+
+def test_ta_lib_is_imported_without_pandas_and_answers_as_with_it() -> None:
+    from tests.support.fresh_interpreter import run_fresh
+
+    probe = (
+        "import numpy as np\n"
+        "{first}"
+        "from cryptosmarttrader.domain.indicators import _ta, _talib\n"
+        "_talib()\n"
+        "without = 'pandas' not in sys.modules\n"
+        "close = np.cos(np.arange(60, dtype=np.float64) / 5.0) + 10.0\n"
+        "(rsi,) = _ta('RSI', close, timeperiod=14)\n"
+        "import pandas\n"
+        "answer = [without, float(pandas.Series([1.5, 2.0]).sum()), rsi[14:].tolist()]\n"
+    )
+    # Given a process computing an indicator (TA-Lib), and one that imported pandas first
+    lean = run_fresh(probe.format(first=""), ("pandas",)).answer
+    with_pandas = run_fresh(probe.format(first="import pandas\n"), ("pandas",)).answer
+    # Then TA-Lib came without pandas, pandas still imports afterwards, and the values are
+    # TA-Lib's own either way
+    assert lean[0] is True and with_pandas[0] is False
+    assert lean[1] == 3.5
+    assert lean[2] == with_pandas[2] and len(lean[2]) == 46

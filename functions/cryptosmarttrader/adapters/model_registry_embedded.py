@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cryptosmarttrader.domain.drift import DriftReference
 from cryptosmarttrader.domain.model_canary import (
     ModelCard,
     ModelStage,
@@ -53,6 +52,8 @@ if TYPE_CHECKING:
 
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+
+    from cryptosmarttrader.domain.drift import DriftReference
 
 __all__ = ["POINTER_SK", "EmbeddedModelRegistry", "RegistryConflictError", "RegistryStoreError"]
 
@@ -250,6 +251,10 @@ class EmbeddedModelRegistry:
         return artifact
 
     def reference(self, version: int) -> DriftReference:
+        # the drift module (numpy, polars) only when a reference is read: listing, promoting
+        # and rolling back versions never read one
+        from cryptosmarttrader.domain.drift import DriftReference
+
         return DriftReference.model_validate_json(
             self._get_object(self._key(version, REFERENCE_FILE))
         )

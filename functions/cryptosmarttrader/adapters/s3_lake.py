@@ -118,11 +118,16 @@ class S3ParquetLake:
         jobs: list[tuple[str, pl.DataFrame, bool]] = []
         for (symbol,), per_symbol in frame.group_by("symbol", maintain_order=True):
             prefix = _prefix(exchange, timeframe, str(symbol))
-            existing = self._existing_keys(prefix)
+            parts: list[tuple[str, pl.DataFrame]] = []
             for (day,), part in per_symbol.group_by("_date", maintain_order=True):
                 assert isinstance(day, date)
-                key = f"{prefix}{_period(timeframe, day)}/{_PART}"
-                jobs.append((key, part.drop("_date"), key in existing))
+                parts.append((f"{prefix}{_period(timeframe, day)}/{_PART}", part.drop("_date")))
+            # only the partitions this write touches are listed: an ingest writes a long
+            # history batch after batch, and listing the whole series before each batch made
+            # the listing grow with every batch already written
+            keys = [key for key, _ in parts]
+            existing = self._existing_keys(prefix, first=min(keys), last=max(keys))
+            jobs.extend((key, part, key in existing) for key, part in parts)
         # Partitions are independent objects: merge them concurrently (S3 calls are I/O bound).
         # Every job runs to completion or raises; a failure leaves other partitions whole.
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
@@ -219,13 +224,25 @@ class S3ParquetLake:
 
     # ------------------------------------------------------------------ S3 plumbing
 
-    def _existing_keys(self, prefix: str) -> set[str]:
+    def _existing_keys(
+        self, prefix: str, *, first: str | None = None, last: str | None = None
+    ) -> set[str]:
+        """The partition keys under ``prefix``; with ``first`` / ``last``, only those between
+        the two (inclusive): S3 lists keys in ascending order, so the listing starts at
+        ``first`` and stops at the first page that reaches past ``last``."""
         keys: set[str] = set()
+        # a key's proper prefix sorts before it: StartAfter (exclusive) of its parent "folder"
+        start = {"StartAfter": first.removesuffix(f"/{_PART}")} if first is not None else {}
         try:
             for page in self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self._bucket, Prefix=prefix
+                Bucket=self._bucket,
+                Prefix=prefix,
+                **start,  # type: ignore[arg-type]
             ):
-                keys.update(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(_PART))
+                listed = [o["Key"] for o in page.get("Contents", [])]
+                keys.update(k for k in listed if k.endswith(_PART) and (last is None or k <= last))
+                if last is not None and listed and listed[-1] > last:
+                    break
         except ClientError as exc:
             raise LakeError(f"list s3://{self._bucket}/{prefix} failed: {exc}") from exc
         return keys

@@ -97,7 +97,6 @@ def _registry_service(
     from cryptosmarttrader.adapters.aws_clients import AwsClients
     from cryptosmarttrader.adapters.system_clock import SystemClock
     from cryptosmarttrader.settings import AwsResources, MlSettings
-    from cryptosmarttrader.wiring import registry_service
     from cst_devtools.local_aws import embedded_aws
 
     settings = MlSettings()
@@ -105,6 +104,8 @@ def _registry_service(
         with embedded_aws(state_dir(state)) as aws:
             yield _registry(aws, group)
         return
+    from cryptosmarttrader.wiring import registry_service  # the scan's wiring: AWS only
+
     resources = AwsResources()
     yield registry_service(
         settings,

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -90,7 +91,22 @@ _TALIB_MAX_PERIOD: Final = 100_000
 
 @cache
 def _talib() -> ModuleType:
-    return importlib.import_module("talib")
+    """TA-Lib, imported without its pandas wrappers where pandas is not imported yet.
+
+    TA-Lib wraps its functions for pandas Series when pandas is importable, so importing it
+    imports pandas (about 0.5 s of CPU in every process that computes an indicator); only
+    float64 arrays are passed here. While TA-Lib is imported, pandas is marked absent
+    (``None`` in ``sys.modules``, which TA-Lib reads as "pandas not installed"); the mark is
+    removed at once, so a later ``import pandas`` imports it as before. The functions and their
+    results are TA-Lib's own either way."""
+    if "talib" in sys.modules or "pandas" in sys.modules:
+        return importlib.import_module("talib")
+    sys.modules["pandas"] = None  # type: ignore[assignment]
+    try:
+        return importlib.import_module("talib")
+    finally:
+        if "pandas" in sys.modules and sys.modules["pandas"] is None:
+            del sys.modules["pandas"]
 
 
 def _ta(name: str, *args: Floats, **params: float) -> tuple[Floats, ...]:

@@ -26,10 +26,9 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from cryptosmarttrader.domain import features as feature_module
 from cryptosmarttrader.domain.clock import Clock
-from cryptosmarttrader.domain.drift import DriftReference
 from cryptosmarttrader.domain.model_canary import (
     ModelCard,
     ModelStage,
@@ -42,6 +41,9 @@ from cryptosmarttrader.domain.model_canary import (
 )
 from cryptosmarttrader.ports import ModelDeployer, ModelRegistry, Predictor, RegistryStoreError
 from cryptosmarttrader.settings import MlSettings
+
+if TYPE_CHECKING:
+    from cryptosmarttrader.domain.drift import DriftReference
 
 __all__ = [
     "ArtifactLoader",
@@ -60,8 +62,14 @@ class ModelRegistryError(ValueError):
     """A registry request that cannot be honoured as asked (the message says why)."""
 
 
-def feature_set_hash(names: Sequence[str] = feature_module.FEATURE_COLUMNS) -> str:
-    """SHA-256 of the feature names and the feature module's source."""
+def feature_set_hash(names: Sequence[str] | None = None) -> str:
+    """SHA-256 of the feature names (default: the feature columns) and the feature module's
+    source. The feature module (polars) is imported here, not with this module: listing,
+    promoting or rolling back versions never computes features."""
+    from cryptosmarttrader.domain import features as feature_module
+
+    if names is None:
+        names = feature_module.FEATURE_COLUMNS
     digest = hashlib.sha256()
     digest.update("\n".join(names).encode())
     digest.update(b"\0")
