@@ -243,6 +243,12 @@ class Observability(Construct):
                 "the venue account holds less than the positions ledger (RiskGuard DEFENSIVE)",
             ),
             AlarmSpec(
+                "BookRecordsUnreadable", "warning",
+                emf(mn.BOOK_RECORDS_UNREADABLE, "Sum", hour), 1, gte, 1,
+                "a stored order or position cannot be read: the equity is unknown and every "
+                "entry refused until it is repaired (`cst book check` names it)",
+            ),
+            AlarmSpec(
                 "VenueKeysRefused", "warning", emf(mn.VENUE_KEYS_REFUSED, "Sum", hour), 1, gte, 1,
                 "the live trading key may withdraw or transfer, or cannot trade spot: the "
                 "execution cycle abstains",

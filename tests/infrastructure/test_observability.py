@@ -94,6 +94,28 @@ def test_named_alarms_watch_the_intended_signals(synthesized: Synthesized) -> No
     assert alarms["Slippage"]["TreatMissingData"] == "notBreaching"
 
 
+def test_an_unreadable_book_record_notifies_the_operators_without_the_kill_switch(
+    synthesized: Synthesized,
+) -> None:
+    # Given the synthesized alarms
+    obs = synthesized.stack.observability
+    warning = synthesized.logical_id(obs.topics["warning"])
+    alarms = {n.split("-", 2)[2]: (n, p) for n, p in _alarms(synthesized).items()}
+    # Then one unreadable order or position record in an hour of the execution cycle alarms
+    name, props = alarms["BookRecordsUnreadable"]
+    assert _severity(name) == "warning"
+    assert props["MetricName"] == "BookRecordsUnreadable" and props["Statistic"] == "Sum"
+    assert {d["Name"]: d["Value"] for d in props["Dimensions"]} == {"service": "cst-execution"}
+    assert props["Period"] == 3600 and props["Threshold"] == 1
+    assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert props["TreatMissingData"] == "notBreaching"
+    # and it notifies the operators' topic only: the cycle already refuses every entry, so it
+    # never engages the kill-switch (which would cancel the exits and stops of the other coins)
+    refs = [a["Ref"] for a in props["AlarmActions"]]
+    assert refs == [warning]
+    assert "cst book check" in props["AlarmDescription"]
+
+
 def test_alert_topics_are_kms_encrypted_with_rotation(synthesized: Synthesized) -> None:
     obs = synthesized.stack.observability
     key = synthesized.logical_id(obs.key)

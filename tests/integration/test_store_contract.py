@@ -434,6 +434,15 @@ def _damaged(coid: str, symbol: str, **changes: Any) -> dict[str, Any]:
         {"submitted_at": "2024-03-01T12:00:00"},
         {"reference_price": None},  # and no notional either
         {"quantity": Decimal("0")},
+        # a fill that cannot be true: never valued (1E+100 on 1 would drive the equity)
+        {"filled": Decimal("1E+100"), "average_price": Decimal("100")},
+        {"filled": Decimal("1.000000001"), "average_price": Decimal("100")},
+        {"filled": Decimal("-1")},
+        {"filled": Decimal("1"), "average_price": "NaN"},
+        {"filled": Decimal("1"), "average_price": "Infinity"},
+        {"filled": Decimal("1"), "average_price": Decimal("-5")},
+        {"filled": Decimal("1"), "average_price": Decimal("100"), "fee": "NaN"},
+        {"filled": Decimal("1"), "average_price": Decimal("100"), "fee": "-Infinity"},
     ],
 )
 def test_a_damaged_order_record_is_reported_with_its_coin_and_never_hides_the_others(
@@ -454,6 +463,21 @@ def test_a_damaged_order_record_is_reported_with_its_coin_and_never_hides_the_ot
     assert stores.orders.get("e" * 32) is not None
     # and a read of the sound coin alone is not affected
     assert stores.orders.open_orders(BTC.value).unreadable == ()
+
+
+def test_an_order_filled_exactly_to_its_quantity_is_read(stores: Stores) -> None:
+    # Given an order record whose cumulative fill is the whole size sent (the exact bound)
+    assert stores.orders.put_new(
+        _damaged("f" * 32, BTC.value, filled=Decimal("1"), average_price=Decimal("100"),
+                 fee=Decimal("0.1"), status="PARTIALLY_FILLED")
+    )  # fmt: skip
+    # When the book reads it
+    read = stores.orders.open_orders()
+    # Then it is read with its fill, nothing reported
+    assert [(o.key, o.filled, o.unfilled) for o in read] == [("f" * 32, Decimal(1), Decimal(0))]
+    assert read.unreadable == ()
+    found = stores.orders.find("f" * 32)
+    assert found is not None and found.filled == Decimal(1)
 
 
 def test_every_order_is_read_as_the_aggregate_and_a_damaged_one_is_named(

@@ -565,18 +565,23 @@ def _entry_decision(clients: AwsClients, at: datetime) -> str:
     return order.client_order_id.value
 
 
+def _damaged_order(**changes: object) -> dict[str, object]:
+    """A filled order of ethereum (out of the open-orders index once settled)."""
+    return {"client_order_id": "e" * 32, "symbol": "ethereum", "side": "buy", "intent": "open",
+            "order_type": "market", "quantity": Decimal("1"), "reference_price": Decimal("2000"),
+            "strategy": "scan", "signal_bar_ms": 1_624_406_400_000, "status": "FILLED",
+            "created_at": SCAN_AT.isoformat(), "filled": Decimal("1"),
+            "average_price": Decimal("2000"), "fee": Decimal("0.1"), **changes}  # fmt: skip
+
+
 def _damage(clients: AwsClients, record: str) -> str:
-    """A stored record of ethereum that cannot be read: a filled order whose fee is below zero
-    (out of the open-orders index), or a position below zero. Its description's key."""
+    """A stored record of ethereum that cannot be read: a filled order whose fee is below zero,
+    or whose fill cannot be true (``1E+100`` filled of a quantity of 1), or a position below
+    zero. Its description's key."""
     res = clients.resources
-    if record == "order":
-        DynamoOrderStore(res.orders_table, clients.dynamodb).put_new(
-            {"client_order_id": "e" * 32, "symbol": "ethereum", "side": "buy", "intent": "open",
-             "order_type": "market", "quantity": Decimal("1"), "reference_price": Decimal("2000"),
-             "strategy": "scan", "signal_bar_ms": 1_624_406_400_000, "status": "FILLED",
-             "created_at": SCAN_AT.isoformat(), "filled": Decimal("1"),
-             "average_price": Decimal("2000"), "fee": Decimal("-0.1")}
-        )  # fmt: skip
+    if record in {"order", "impossible fill"}:
+        damage = {"fee": Decimal("-0.1")} if record == "order" else {"filled": Decimal("1E+100")}
+        DynamoOrderStore(res.orders_table, clients.dynamodb).put_new(_damaged_order(**damage))
         return "e" * 32
     DynamoPositionStore(res.positions_table, clients.dynamodb).upsert(
         {"symbol": "ethereum", "quantity": Decimal("-1"), "cost": Decimal("0")}, None
@@ -584,7 +589,7 @@ def _damage(clients: AwsClients, record: str) -> str:
     return "ethereum"
 
 
-@pytest.mark.parametrize("damaged", [None, "order", "position"])
+@pytest.mark.parametrize("damaged", [None, "order", "impossible fill", "position"])
 def test_an_unreadable_record_makes_equity_unknown_takes_no_entry_and_exits_the_others(
     market: RecordedMarketData, clients: AwsClients, damaged: str | None
 ) -> None:
@@ -619,7 +624,7 @@ def test_an_unreadable_record_makes_equity_unknown_takes_no_entry_and_exits_the_
         "execution", f"equity#{at.isoformat()}"
     )
     assert point is not None and "equity" not in point
-    if damaged == "order":
+    if damaged in {"order", "impossible fill"}:
         # an order's fills are unknown: so is the cash (stored as absent, never a partial sum);
         # counted once in the cycle (the execution service never reads a settled order)
         assert report.cash is None and "cash" not in point
@@ -786,3 +791,48 @@ def test_the_paper_venue_has_no_account_to_reconcile(
     report, metrics = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
     assert report.balance_check == "not applicable: the paper venue's book is the ledger"
     assert metrics.values("BalanceDrift") == []
+
+
+def test_a_repaired_order_record_lets_the_next_cycle_value_the_equity_and_take_entries(
+    market: RecordedMarketData, clients: AwsClients
+) -> None:
+    # Given a cycle that found an order record whose fill cannot be true (equity unknown,
+    # the entry refused, the RiskGuard moved to DEFENSIVE)
+    at = _doge_stopped_out(clients, market)
+    refused = _entry_decision(clients, at)
+    key = _damage(clients, "impossible fill")
+    first, _ = _cycle(market, clients, at)
+    assert first.equity is None and first.risk_level == "DEFENSIVE"
+    assert [r.split(" unreadable:")[0] for r in first.unreadable_records] == [
+        f"record {key!r} of ethereum"
+    ]
+    # When the operator repairs the attribute from the order's history (README_OPERATIONS:
+    # `aws dynamodb update-item ... SET filled = :f`) and the next hourly cycle runs
+    clients.dynamodb.update_item(
+        TableName=clients.resources.orders_table,
+        Key={"client_order_id": {"S": key}},
+        UpdateExpression="SET filled = :f",
+        ExpressionAttributeValues={":f": {"N": "1"}},
+    )
+    hour = at + timedelta(hours=1)
+    waiting = _entry_decision(clients, hour)
+    second, metrics = _cycle(market, clients, hour)
+    # Then the equity is valued again (the repaired fill counted) and nothing is reported or
+    # counted unreadable; the level steps down one per UTC day (never on the hour of the
+    # repair): DEFENSIVE for the rest of the day, exits only
+    assert second.equity is not None and second.cash is not None
+    assert second.unreadable_records == []
+    assert metrics.total("BookRecordsUnreadable") == 0
+    assert second.risk_level == "DEFENSIVE"
+    # and the next UTC day's first cycle steps the level down (its decisions were judged at
+    # the level stored before it), so the cycle after it sends the entries again, on its own
+    day = at + timedelta(days=1)
+    third, _ = _cycle(market, clients, day)
+    assert third.equity is not None and third.risk_level == "CONSERVATIVE"
+    entry = _entry_decision(clients, day + timedelta(hours=1))
+    fourth, _ = _cycle(market, clients, day + timedelta(hours=1))
+    assert fourth.equity is not None and fourth.risk_level == "CONSERVATIVE"
+    orders = {str(o["client_order_id"]): o for o in _orders_list(clients)}
+    assert orders[refused]["status"] == "CANCELED"
+    assert orders[waiting]["status"] == "CANCELED"
+    assert orders[entry]["status"] == "ACCEPTED", orders[entry].get("cancel_reason")

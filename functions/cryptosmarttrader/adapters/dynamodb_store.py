@@ -30,6 +30,7 @@ from cryptosmarttrader.domain.book import (
     RecordedOrder,
     StatusStep,
     UnreadableRecord,
+    impossible_fill,
 )
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, Intent, OrderStatus
@@ -223,13 +224,19 @@ def facts_from_record(record: Mapping[str, Any]) -> OrderFacts:
 
 
 def recorded_order_from_record(record: Mapping[str, Any]) -> RecordedOrder:
-    """A stored order as the services see it: the aggregate and the facts recorded on it."""
-    return RecordedOrder(
+    """A stored order as the services see it: the aggregate and the facts recorded on it.
+    A fill that cannot be true (:func:`~cryptosmarttrader.domain.book.impossible_fill`)
+    raises ``ValueError``: the record is unreadable, never valued."""
+    recorded = RecordedOrder(
         order_from_record(record),
         facts_from_record(record),
         history=_history(record),
         updated_at=_logged_time(record.get("updated_at")),
     )
+    problem = impossible_fill(recorded)
+    if problem is not None:
+        raise ValueError(problem)
+    return recorded
 
 
 # what reading one damaged record raises (an attribute missing, of the wrong type or out of its

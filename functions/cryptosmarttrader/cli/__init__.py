@@ -6,6 +6,7 @@ import typer
 
 from cryptosmarttrader.cli import api as _api
 from cryptosmarttrader.cli import backtest as _backtest
+from cryptosmarttrader.cli import book as _book
 from cryptosmarttrader.cli import chaos as _chaos
 from cryptosmarttrader.cli import cost as _cost
 from cryptosmarttrader.cli import data as _data
@@ -47,6 +48,9 @@ app.add_typer(_chaos.app, name="chaos", help="Chaos suite: real faults on local 
 app.add_typer(_local.app, name="local", help="Deploy the stacks to a local AWS (moto/LocalStack).")
 app.add_typer(_api.app, name="api", help="HTTP API: local server over the embedded AWS, OpenAPI.")
 app.add_typer(_model.app, name="model", help="ML lifecycle: train, registry, drift, canary.")
+app.add_typer(
+    _book.app, name="book", help="The stored book: orders and positions the cycle cannot read."
+)
 app.add_typer(_web.app, name="web", help="Publish the built web dashboard to the deployed stack.")
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "blocked_symbols",
     "book_exposure",
     "holding",
+    "impossible_fill",
     "position_episode",
 ]
 
@@ -138,6 +139,20 @@ class RecordedOrder:
             if name not in {"quantity", "mode"} and getattr(facts, name) is not None
         }
         return replace(self, order=order, facts=replace(self.facts, **merged))
+
+
+def impossible_fill(recorded: RecordedOrder) -> str | None:
+    """Why the fill recorded on an order cannot be true, else None: a cumulative ``filled``
+    above the size sent (the order's ``quantity``; a venue fills at most the amount it was
+    sent, which the venue adapter rounds *down* from it, and every leg of an OCO list is an
+    order of its own size). A negative fill, a fee that
+    is not a finite amount >= 0 and an average price that is not a finite price > 0 cannot be
+    read at all (:class:`~.order_changes.OrderFacts`, :class:`~.types.Price`). Valued, such a
+    record would drive the equity (e.g. ``filled = 1E+100`` on a quantity of 1)."""
+    filled = recorded.filled
+    if filled > recorded.quantity:
+        return f"filled {filled} exceeds the quantity sent {recorded.quantity}"
+    return None
 
 
 # the coin of an unreadable record whose symbol cannot be read either: every coin is blocked

@@ -449,8 +449,10 @@ BOOK_RECORDS_UNREADABLE = MetricSpec(
     "Stored orders or positions the execution cycle could not read (an attribute missing or "
     "out of its domain), counted at each read of the book (the finished orders out of the "
     "open-orders index, which only the account valuation reads, once per cycle): each logged "
-    "with its key, coin and reason and left as stored; no new entry is taken on its coin until "
-    "it is repaired, the equity is unknown meanwhile, the other coins went on. Never expected.",
+    "with its key, coin and reason and left as stored. Until it is repaired the trading "
+    "cycle's equity is unknown (an order's: its cash too), so the RiskGuard holds DEFENSIVE "
+    "and refuses every entry, on every coin; exits and stops of the other coins go on. Alarmed "
+    "(notify only); `cst book check` names the records. Never expected.",
     EXECUTION,
     producer="services/execution.py, services/trading_cycle.py",
 )
