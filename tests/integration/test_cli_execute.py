@@ -69,7 +69,7 @@ def test_a_cycle_whose_book_cannot_be_read_prints_the_cash_unknown_and_the_recor
         at=datetime(2024, 3, 1, 12, 10, tzinfo=UTC), dispatched=0, cancelled_new=0, updated=0,
         expired=0, fills_applied=0, flattened=0, equity=None, cash=None, fees=1.5,
         daily_pnl_pct=None, drawdown_pct=None, risk_level="DEFENSIVE", risk_transition=None,
-        positions={}, unmarked=[], unreadable_records=[record],
+        positions={}, unmarked=[], unreadable_records=[record], sweep_unreadable=[record],
     )  # fmt: skip
     # When `cst execute` prints it
     _print(report, as_json=False, venue="paper")
@@ -77,3 +77,5 @@ def test_a_cycle_whose_book_cannot_be_read_prints_the_cash_unknown_and_the_recor
     # Then neither the equity nor the cash is shown as a number, and the record is named
     assert "equity unknown USD, cash unknown, fees 1.50" in out
     assert f"stored {record}" in out
+    # and, the kill-switch sweep having met it, as an order that may still rest on the venue
+    assert f"kill-switch sweep could not cancel the open {record}: it may still rest" in out

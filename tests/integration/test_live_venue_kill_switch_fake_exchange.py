@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore
 from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.exchange import OrderStateUnknownError, RetryableExchangeError
 from cryptosmarttrader.domain.order_changes import StatusChange
@@ -328,6 +329,34 @@ def test_live_venue_kill_switch_still_cancels_the_stop_of_a_position_the_flatten
     report = rig.service().cancel_open_orders("kill-switch on: operator test")
     assert report.cancelled == 1 and report.kept == {}
     assert _resting_stops(rig) == ["CANCELED"]
+
+
+def test_live_venue_kill_switch_names_the_open_orders_it_could_not_read(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a stop resting for a held position, and an open order of ETH whose stored fill
+    # cannot be true (it may rest on the venue: the sweep cannot tell, nor cancel it)
+    entry(rig.service())
+    rig.service().protect_positions({BTC.value: STOP})
+    res = rig.clients.resources
+    assert DynamoOrderStore(res.orders_table, rig.clients.dynamodb).put_new(
+        {"client_order_id": "e" * 32, "symbol": "ETH/USDT", "side": "buy", "intent": "open",
+         "order_type": "market", "quantity": Decimal("1"), "reference_price": Decimal("100"),
+         "strategy": "scan", "signal_bar_ms": 1_700_000_000_000, "status": "ACCEPTED",
+         "created_at": rig.clock.now().isoformat(), "filled": Decimal("1E+100")}
+    )  # fmt: skip
+    rig.switch(True)
+    # When the kill-switch sweep runs
+    with caplog.at_level(logging.ERROR):
+        report = rig.service().cancel_open_orders("kill-switch on: operator test")
+    # Then every readable order is cancelled and the unreadable one is named (key, coin, why)
+    assert report.cancelled == 1 and _resting_stops(rig) == ["CANCELED"]
+    (named,) = report.unreadable
+    assert named.startswith(f"record {'e' * 32!r} of ETH/USDT unreadable: ValueError: filled")
+    # and logged as an order that may still rest on the venue
+    assert any("may still rest on the venue" in r.getMessage() for r in caplog.records)
+    # and every later sweep names it again until the record is repaired
+    assert rig.service().cancel_open_orders("again").unreadable == (named,)
 
 
 def test_live_venue_kill_switch_keeps_the_stop_of_an_unsellable_remainder_while_the_ticker_fails(

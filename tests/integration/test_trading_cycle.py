@@ -836,3 +836,25 @@ def test_a_repaired_order_record_lets_the_next_cycle_value_the_equity_and_take_e
     assert orders[refused]["status"] == "CANCELED"
     assert orders[waiting]["status"] == "CANCELED"
     assert orders[entry]["status"] == "ACCEPTED", orders[entry].get("cancel_reason")
+
+
+def test_the_kill_switch_sweep_of_a_cycle_names_the_open_orders_it_could_not_read(
+    market: RecordedMarketData, clients: AwsClients
+) -> None:
+    # Given an open order of ethereum whose stored fill cannot be true, and the kill-switch on
+    res = clients.resources
+    DynamoOrderStore(res.orders_table, clients.dynamodb).put_new(
+        _damaged_order(status="ACCEPTED", filled=Decimal("1E+100"))
+    )
+    SsmKillSwitch(res.kill_switch_param, clients.ssm, FixedClock(SCAN_AT)).set(
+        True, "operator drill", "alice"
+    )
+    # When the hourly cycle runs (its reconcile ends with the kill-switch sweep)
+    report, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    # Then the cycle's answer names the order the sweep could not cancel (key, coin, why)
+    assert [r.split(" unreadable:")[0] for r in report.sweep_unreadable] == [
+        f"record {'e' * 32!r} of ethereum"
+    ]
+    assert "exceeds the quantity sent" in report.sweep_unreadable[0]
+    # and the record is left as stored
+    assert _orders(clients)["ethereum"]["status"] == "ACCEPTED"

@@ -324,6 +324,13 @@ def _print(report: CycleReport, as_json: bool, venue: str) -> None:
     )
     for record in report.unreadable_records:  # why the equity (or the cash) is unknown
         console.print(f"stored {record}", style="bold yellow", markup=False)
+    for record in report.sweep_unreadable:  # not cancelled by the kill-switch sweep
+        console.print(
+            f"kill-switch sweep could not cancel the open {record}: it may still rest on the "
+            "venue",
+            style="bold yellow",
+            markup=False,
+        )
     if report.market_data:
         style = "" if report.market_data_fresh else "bold yellow"
         console.print(f"market data: {report.market_data}", style=style, markup=False)

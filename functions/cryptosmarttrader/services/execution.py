@@ -228,11 +228,15 @@ class _Book:
 @dataclass(frozen=True, slots=True)
 class SweepReport:
     """What one kill-switch sweep (:meth:`ExecutionService.cancel_open_orders`) did: how many
-    orders it cancelled, and the protective sells it kept resting (client order ID → why: the
-    flatten cannot sell their position, so they are its only exit on the venue)."""
+    orders it cancelled, the protective sells it kept resting (client order ID → why: the
+    flatten cannot sell their position, so they are its only exit on the venue), and the open
+    orders it could not read (each described with its key, coin and why: never cancelled, so
+    they may still rest on the venue until the record is repaired or they are cancelled there
+    by hand)."""
 
     cancelled: int = 0
     kept: Mapping[str, str] = field(default_factory=dict)
+    unreadable: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -245,6 +249,8 @@ class ReconcileReport:
     updated: int = 0
     expired: int = 0
     fills: int = 0
+    # the kill-switch sweep that ended it (None: the switch was off)
+    sweep: SweepReport | None = None
 
 
 @dataclass
@@ -674,7 +680,7 @@ class ExecutionService:
                 book.blocked.setdefault(order.symbol, why)
         kill = self.kill_switch.status()
         if kill.on and kill.known:
-            self.cancel_open_orders(
+            counts.sweep = self.cancel_open_orders(
                 f"kill-switch on: {kill.reason}", keep_protection=rollback_engaged(kill.reason)
             )
         return counts
@@ -910,7 +916,8 @@ class ExecutionService:
         cancelled = 0
         now = self.clock.now()
         pending: list[RecordedOrder] = []
-        overlaid = self._overlaid()
+        indexed = self._indexed()
+        overlaid = self._overlaid(indexed)
         kept = self._kept_by_sweep(overlaid.values())
         if keep_protection:
             kept = self._protection_of_held(overlaid.values()) | kept
@@ -962,7 +969,15 @@ class ExecutionService:
             self.metrics.add("OrdersCancelledByKillSwitch", cancelled)
         for key, why in sorted(kept.items()):
             log.warning("kill-switch sweep (%s) keeps protective order %s: %s", reason, key, why)
-        return SweepReport(cancelled, kept)
+        unreadable = tuple(bad.describe() for bad in indexed.unreadable)
+        for described in unreadable:
+            log.error(
+                "kill-switch sweep (%s) cannot cancel the open %s: it may still rest on the "
+                "venue (repair the record, or cancel it on the venue by hand)",
+                reason,
+                described,
+            )
+        return SweepReport(cancelled, kept, unreadable)
 
     def _kept_by_sweep(self, orders: Collection[RecordedOrder]) -> dict[str, str]:
         """The protective sells the sweep keeps resting (client order ID → why): those resting

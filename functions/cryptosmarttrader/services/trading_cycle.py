@@ -235,6 +235,9 @@ class CycleReport(BaseModel):
     # the stored orders and positions the valuation could not read (key, coin, why): the equity
     # is unknown while any is, and the cash too when an order record is among them
     unreadable_records: list[str] = []
+    # the open orders the kill-switch sweep of this cycle could not read (key, coin, why): not
+    # cancelled, they may still rest on the venue (empty while the switch is off)
+    sweep_unreadable: list[str] = []
     stage: str = "none"  # the go-live stage trading runs under (state table), and its sizing
     # account return since the previous cycle and the same for the backtest's fills (go-live SLIs)
     strategy_return_bps: float | None = None
@@ -372,6 +375,7 @@ class TradingCycle:
             market_data=market_note,
             unmarked_reasons=dict(self.mark_errors),
             unreadable_records=list(account.unreadable),
+            sweep_unreadable=[] if counts.sweep is None else list(counts.sweep.unreadable),
             stage=stage,
             strategy_return_bps=None if returns is None else returns[0],
             reference_return_bps=None if returns is None else returns[1],
