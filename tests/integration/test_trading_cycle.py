@@ -504,21 +504,63 @@ def test_the_exit_rule_judges_the_valuation_snapshot_without_reading_positions_a
          "cost": entry * 1000, "average_price": entry, "opened_by": "f" * 32,
          "opened_at": opened.isoformat()}, None
     )  # fmt: skip
-    scans: list[str] = []
-    whole = DynamoPositionStore.get_all
-
-    def counted(self: DynamoPositionStore) -> dict[str, dict[str, object]]:
-        scans.append("positions")
-        return whole(self)
-
-    monkeypatch.setattr(DynamoPositionStore, "get_all", counted)
+    scans = _count_scans(monkeypatch)
     # When the hourly cycle runs and the exit rule closes the position
     report, _ = _cycle(market, clients, datetime(2021, 6, 23, 1, 10, tzinfo=UTC))
-    # Then the positions were Scanned for the symbols to mark, the equity the RiskGuard sizes
-    # on, the execution book, the valuation the exit rule judges, and the valuation after the
-    # close: the exit rule read no positions of its own
+    # Then the positions were Scanned for the symbols to mark, the execution book, the
+    # cycle's read of the whole book (the equity the RiskGuard sizes on; the reconcile wrote
+    # nothing, so the valuation the exit rule judges is the same read) and the valuation after
+    # the close: the exit rule read no positions of its own
     assert report.exits_by_rule == 1
-    assert len(scans) == 5
+    assert scans.count("positions") == 4
+    # and the orders table was Scanned once before the close and once after it wrote
+    assert scans.count("orders") == 2
+
+
+def _count_scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every full read (Scan) of the positions or the orders table, in order."""
+    scans: list[str] = []
+    positions, orders = DynamoPositionStore.get_all, DynamoOrderStore.list_orders
+
+    def counted_positions(self: DynamoPositionStore) -> dict[str, dict[str, object]]:
+        scans.append("positions")
+        return positions(self)
+
+    def counted_orders(self: DynamoOrderStore) -> list[dict[str, object]]:
+        scans.append("orders")
+        return orders(self)
+
+    monkeypatch.setattr(DynamoPositionStore, "get_all", counted_positions)
+    monkeypatch.setattr(DynamoOrderStore, "list_orders", counted_orders)
+    return scans
+
+
+def test_a_cycle_scans_the_orders_table_once_and_again_only_after_it_wrote_to_the_book(
+    market: RecordedMarketData, clients: AwsClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given dogecoin held and stopped out by the June 2021 sell-off, and a scan's BUY of
+    # bitcoin waiting to be sent
+    at = _doge_stopped_out(clients, market)
+    _entry_decision(clients, at)
+    scans = _count_scans(monkeypatch)
+    # When the hourly cycle runs: its reconcile sends the entry, the exit rule closes dogecoin
+    report, _ = _cycle(market, clients, at)
+    assert report.dispatched == 1 and report.exits_by_rule == 1
+    # Then the orders table was Scanned once for the equity the entry is sized on, once for
+    # the book the reconcile changed (the valuation the exit rule judges) and once after the
+    # close: at most 3 full reads, one per state of the book the cycle values
+    assert scans.count("orders") == 3
+    # When, once the venue's answers are booked, a later cycle finds nothing to send, move
+    # or close
+    _cycle(market, clients, at + timedelta(minutes=5))
+    before = _orders_list(clients)
+    scans.clear()
+    quiet, _ = _cycle(market, clients, at + timedelta(minutes=6))
+    # Then it Scanned the orders table once: every valuation of it reused that read
+    assert scans.count("orders") == 1
+    # (the venue still shows its orders resting: looked up, nothing written)
+    assert quiet.dispatched == quiet.exits_by_rule == quiet.fills_applied == 0, quiet
+    assert _orders_list(clients) == before
 
 
 def test_an_unreadable_opening_time_holds_the_position_and_says_why(

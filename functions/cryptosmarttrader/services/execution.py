@@ -298,6 +298,34 @@ class ExecutionService:
     _context: CycleContext | None = field(default=None, init=False, repr=False)
     # the OCO lists whose cancel this reconcile sent again (once per list for both legs)
     _lists_recancelled: set[str] = field(default_factory=set, init=False, repr=False)
+    # how many writes to the orders or positions this service attempted (each counted, done
+    # or not: a conditional write that lost means the book moved too): a reader of the whole
+    # book keeps its read while this is unchanged (see ``TradingCycle.valuation``)
+    book_writes: int = field(default=0, init=False)
+
+    # ------------------------------------------------------------------ book writes
+
+    def _update_status(self, client_order_id: str, change: StatusChange) -> bool:
+        self.book_writes += 1
+        return self.orders.update_status(client_order_id, change)
+
+    def _note(self, client_order_id: str, expected: OrderStatus, facts: OrderFacts) -> bool:
+        self.book_writes += 1
+        return self.orders.note(client_order_id, expected, facts)
+
+    def _record(self, order: Order) -> bool:
+        self.book_writes += 1
+        return self.orders.record(order)
+
+    def _settle(self, client_order_id: str) -> bool:
+        self.book_writes += 1
+        return self.orders.settle(client_order_id)
+
+    def _save_position(
+        self, position: Position, expected_version: int | None, at: datetime
+    ) -> bool:
+        self.book_writes += 1
+        return self.positions.save(position, expected_version, at)
 
     # ------------------------------------------------------------------ submit
 
@@ -409,7 +437,7 @@ class ExecutionService:
         )
         # the conditional insert keyed on the client order ID is the one write that decides
         # between concurrent submissions (and dedups the decision for good)
-        if not self.orders.record(order):
+        if not self._record(order):
             self.metrics.add("DuplicateOrdersPrevented", 1)
             return ExecutionResult(coid.value, "duplicate", "order already recorded")
         recorded = RecordedOrder(order)
@@ -489,7 +517,7 @@ class ExecutionService:
             if refused is not None:
                 return refused
         submission = self._submission(now, quantity=qty)
-        if not self.orders.update_status(coid.value, submission):
+        if not self._update_status(coid.value, submission):
             return self._duplicate(coid, self._status_of(coid.value), "another worker sends it")
         self._remember(record.after(submission))
         started = time.perf_counter()
@@ -572,7 +600,7 @@ class ExecutionService:
         why = f"oversell refused: {verdict.reason}"
         self._forget(
             coid,
-            settled=self.orders.update_status(
+            settled=self._update_status(
                 coid,
                 StatusChange(_S.NEW, _S.CANCELED, self.clock.now(), OrderFacts(cancel_reason=why)),
             ),
@@ -581,7 +609,7 @@ class ExecutionService:
 
     def _rejected_by_venue(self, coid: ClientOrderId, why: str) -> ExecutionResult:
         """A sent order the venue refused (nothing placed): SUBMITTED → REJECTED with why."""
-        rejected = self.orders.update_status(
+        rejected = self._update_status(
             coid.value,
             StatusChange(
                 _S.SUBMITTED, _S.REJECTED, self.clock.now(), OrderFacts(reject_reason=why)
@@ -692,7 +720,7 @@ class ExecutionService:
         if status is _S.NEW:
             action, why, quantity = self._admit(order, now)
             if action == "cancel":
-                cancelled = self.orders.update_status(
+                cancelled = self._update_status(
                     coid.value,
                     StatusChange(_S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=why)),
                 )
@@ -715,7 +743,7 @@ class ExecutionService:
             counts.fills += 1
         settled = stored.status in TERMINAL_STATUSES
         if settled:
-            self.orders.settle(coid.value)
+            self._settle(coid.value)
         self._forget(coid.value, settled=settled)
 
     def _look_up(
@@ -739,7 +767,7 @@ class ExecutionService:
             if resting and final is not None and final.status is _S.PARTIALLY_FILLED:
                 # its part filled is booked; the cancel has not taken yet: still asked for
                 reason = order.facts.cancel_reason or "cancel not confirmed"
-                if self.orders.update_status(
+                if self._update_status(
                     coid.value,
                     StatusChange(
                         _S.PARTIALLY_FILLED,
@@ -754,9 +782,7 @@ class ExecutionService:
         if status is _S.CANCEL_PENDING and self._absent_settles(order, now):
             # its cancel was asked and the venue shows no such order past the wait: it never
             # landed (or was cancelled and is gone): settled, never left pending for good
-            if self.orders.update_status(
-                coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, now)
-            ):
+            if self._update_status(coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, now)):
                 self._forget(coid.value, settled=True)
                 self._count_cancelled(order)
                 return "updated"
@@ -775,7 +801,7 @@ class ExecutionService:
                 )
                 + "; never resent (a new decision takes the next client id)"
             )
-            if self.orders.update_status(
+            if self._update_status(
                 coid.value,
                 StatusChange(_S.SUBMITTED, _S.EXPIRED, now, OrderFacts(expire_reason=why)),
             ):
@@ -789,7 +815,7 @@ class ExecutionService:
             wait = max(min(wait, sent_at + settle_after - now), timedelta(0))
             due_at = now + wait
             schedule = OrderFacts(absent_lookups=looks, next_lookup_at=due_at)
-            if self.orders.note(coid.value, _S.SUBMITTED, schedule):
+            if self._note(coid.value, _S.SUBMITTED, schedule):
                 self._remember(order.noted(schedule))
         return "skipped"
 
@@ -956,7 +982,7 @@ class ExecutionService:
                 # venue shows, or settles it once the venue can no longer execute it.
                 continue
             if found is None:
-                done = self.orders.update_status(
+                done = self._update_status(
                     coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, self.clock.now())
                 )
                 if done:
@@ -1089,13 +1115,13 @@ class ExecutionService:
             if status in TERMINAL_STATUSES:
                 return None
             if status is _S.NEW:
-                if self.orders.update_status(
+                if self._update_status(
                     key, StatusChange(_S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=reason))
                 ):
                     self._forget(key, settled=True)
                     return "cancelled"
                 continue
-            if status is _S.CANCEL_PENDING or self.orders.update_status(
+            if status is _S.CANCEL_PENDING or self._update_status(
                 key,
                 StatusChange(status, _S.CANCEL_PENDING, now, OrderFacts(cancel_reason=reason)),
             ):
@@ -1457,7 +1483,7 @@ class ExecutionService:
         coids = [order.client_order_id for order, _, _ in orders]
         records: list[RecordedOrder] = []
         for order, _stop, _limit in orders:
-            if self.orders.record(order):
+            if self._record(order):
                 records.append(RecordedOrder(order))
                 continue
             if not records:
@@ -1468,7 +1494,7 @@ class ExecutionService:
             self._remember(record)
         for (order, stop, limit), record in zip(orders, records, strict=True):
             submission = self._submission(now, stop=stop, limit=limit)
-            moved = self.orders.update_status(order.client_order_id.value, submission)
+            moved = self._update_status(order.client_order_id.value, submission)
             if not moved and order.client_order_id == coids[0]:
                 return _Sent("contended")
             self._remember(record.after(submission))
@@ -1631,14 +1657,14 @@ class ExecutionService:
             # a transient refusal: the attempt is spent without its plain stop, so the next
             # cycle places the next attempt's list (not the plain stop of this one)
             plain = protective_order_id(sym, key)
-            skipped = self.orders.record(
+            skipped = self._record(
                 self._protective_order(
                     symbol, position, key, plain, qty, stop, OrderType.STOP_LOSS_LIMIT
                 )
             )
             if skipped:
                 cancel = OrderFacts(cancel_reason=f"not sent: {sent.why}")
-                self.orders.update_status(
+                self._update_status(
                     plain.value, StatusChange(_S.NEW, _S.CANCELED, self.clock.now(), cancel)
                 )
             return f"{name}: EXPIRED ({sent.why})"
@@ -1654,7 +1680,7 @@ class ExecutionService:
         the venue's rules could not be read): SUBMITTED → EXPIRED with why (not REJECTED, which
         ends the walk for this position state for good): the next cycle places the next
         attempt."""
-        expired = self.orders.update_status(
+        expired = self._update_status(
             coid.value,
             StatusChange(_S.SUBMITTED, _S.EXPIRED, self.clock.now(), OrderFacts(expire_reason=why)),
         )
@@ -1708,13 +1734,13 @@ class ExecutionService:
                 self._forget(coid.value, settled=True)
                 continue
             if status is _S.NEW:
-                cancelled = self.orders.update_status(
+                cancelled = self._update_status(
                     coid.value,
                     StatusChange(_S.NEW, _S.CANCELED, now, OrderFacts(cancel_reason=reason)),
                 )
                 self._forget(coid.value, settled=cancelled)
                 continue
-            if status is not _S.CANCEL_PENDING and not self.orders.update_status(
+            if status is not _S.CANCEL_PENDING and not self._update_status(
                 coid.value,
                 StatusChange(status, _S.CANCEL_PENDING, now, OrderFacts(cancel_reason=reason)),
             ):
@@ -1742,7 +1768,7 @@ class ExecutionService:
                 outcome = "pending"
                 continue
             if found is None:  # never reached the venue, or gone
-                cancelled = self.orders.update_status(
+                cancelled = self._update_status(
                     coid.value, StatusChange(_S.CANCEL_PENDING, _S.CANCELED, now)
                 )
                 if cancelled:
@@ -1793,7 +1819,7 @@ class ExecutionService:
                     break
                 # e.g. SUBMITTED → CANCELED: pass through ACCEPTED, a legal intermediate step
                 if _S.ACCEPTED in ORDER_TRANSITIONS[current]:
-                    self.orders.update_status(
+                    self._update_status(
                         coid.value, StatusChange(current, _S.ACCEPTED, self.clock.now())
                     )
                     continue
@@ -1806,7 +1832,7 @@ class ExecutionService:
                 fee=venue.fee,
                 filled_at=utc_from_ms(venue.ts_ms) if fills and venue.ts_ms is not None else None,
             )
-            if self.orders.update_status(
+            if self._update_status(
                 coid.value, StatusChange(current, target, self.clock.now(), facts)
             ):
                 if target is _S.FILLED:
@@ -1819,7 +1845,7 @@ class ExecutionService:
             return None
         self._apply_fill_to_position(final)
         if final.status in TERMINAL_STATUSES:
-            self.orders.settle(coid.value)  # its fill is in the position: out of the index
+            self._settle(coid.value)  # its fill is in the position: out of the index
             self._forget(coid.value, settled=True)
         else:
             self._remember(final)
@@ -1851,7 +1877,7 @@ class ExecutionService:
             if not outcome.changed:
                 return False
             after = self._end_dust_episode(outcome.position, fill)
-            if self.positions.save(after, version, self.clock.now()):
+            if self._save_position(after, version, self.clock.now()):
                 if outcome.oversold > 0:
                     self.metrics.add(OVERSELL_METRIC, 1)
                 if self._book is not None:

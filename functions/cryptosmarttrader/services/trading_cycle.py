@@ -64,6 +64,7 @@ from cryptosmarttrader.domain.balances import (
 )
 from cryptosmarttrader.domain.book import (
     ANY_SYMBOL,
+    OpenOrders,
     PositionBook,
     RecordedOrder,
     UnreadableRecord,
@@ -279,6 +280,10 @@ class TradingCycle:
     unreadable_orders: tuple[UnreadableRecord, ...] = field(default=(), init=False)
     # the position records the last valuation could not read
     unreadable_positions: tuple[UnreadableRecord, ...] = field(default=(), init=False)
+    # the cycle's read of the whole book (every order, every position) and the execution
+    # service's write count it was read at: reused until the service writes to the book
+    _ledger: tuple[OpenOrders, PositionBook] | None = field(default=None, init=False, repr=False)
+    _ledger_writes: int = field(default=-1, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.timeframe not in TIMEFRAME_MS:
@@ -300,6 +305,7 @@ class TradingCycle:
                 f"cycle at {now.isoformat()} precedes the stored risk state "
                 f"({stored.since.isoformat()}): replay instants must move forward"
             )
+        self._ledger = None  # every run reads the book afresh
         indexed = self.execution.orders.open_orders()
         book = self.execution.positions.load_all()
         # a coin whose record cannot be read is marked too (its exits and quotes need one)
@@ -484,13 +490,27 @@ class TradingCycle:
             return f"{name} (no risk budget: exits only)", why, Decimal(1)
         return f"{name} ({share:.2%} of the risk budget)", None, share
 
+    def _book_read(self) -> tuple[OpenOrders, PositionBook]:
+        """The cycle's read of the whole book: every order (a full Scan of the orders table)
+        and every position, as aggregates. Read once, and again only after the execution
+        service wrote to the book (its reconcile, an exit, a stop, a flatten): the same
+        instant's book is never Scanned twice."""
+        writes = self.execution.book_writes
+        if self._ledger is None or writes != self._ledger_writes:
+            self._ledger = (
+                self.execution.orders.all_orders(),
+                self.execution.positions.load_all(),
+            )
+            self._ledger_writes = writes
+        return self._ledger
+
     def valuation(self) -> tuple[Account, Account, PositionBook]:
         """The account, the same book as the strategy backtest would have filled it (see
-        account_from_ledger), and the positions they were valued from: one read of the order
-        and position ledgers as aggregates, the cycle's snapshot (the exit rule judges the same
-        positions). The records either read left out are kept for the report and the metric."""
-        orders = self.execution.orders.all_orders()
-        positions = self.execution.positions.load_all()
+        account_from_ledger), and the positions they were valued from: the cycle's read of the
+        order and position ledgers as aggregates (:meth:`_book_read`: the exit rule judges the
+        same positions). The records either read left out are kept for the report and the
+        metric."""
+        orders, positions = self._book_read()
         self.unreadable_orders, self.unreadable_positions = orders.unreadable, positions.unreadable
 
         def value(reference_cost: Decimal | None) -> Account:
