@@ -326,8 +326,7 @@ def _print(report: CycleReport, as_json: bool, venue: str) -> None:
         console.print(f"stored {record}", style="bold yellow", markup=False)
     for record in report.sweep_unreadable:  # not cancelled by the kill-switch sweep
         console.print(
-            f"kill-switch sweep could not cancel the open {record}: it may still rest on the "
-            "venue",
+            f"kill-switch sweep could not cancel the open {record}: it may still rest on the venue",
             style="bold yellow",
             markup=False,
         )
