@@ -177,12 +177,17 @@ def test_golive_rollback_keeps_an_operator_s_kill_switch_and_its_sweep_cancels_t
     # sweep then cancels every order, stops included) before the next cycle ran
     rig.switch(True)
     rig.clock.advance(timedelta(minutes=5))
-    # When a go-live run is rolled back meanwhile, and the next hourly reconcile runs
-    _golive(rig).rollback(RUN, BREACH)
+    # When a go-live run is rolled back meanwhile
+    run = _golive(rig).rollback(RUN, BREACH)
+    # Then its order step cancels the stop too (the switch holds for the operator's reason)
+    assert run["rollback_steps"]["orders"]["kept"] == {}
+    assert _venue_status(rig, stop) == "CANCELED"
+    assert run["rollback_steps"]["kill_switch"]["reason"] == "operator test"
+    # and after the next hourly reconcile
     rig.clock.advance(timedelta(hours=1))
     rig.service().reconcile()
-    # Then the switch still holds for the operator's reason, by the operator (as the alarm
-    # function re-affirms a switch already on), and its sweep cancelled the stop as asked
+    # the switch still holds for the operator's reason, by the operator (as the alarm
+    # function re-affirms a switch already on), and the stop stays cancelled as asked
     res = rig.clients.resources
     status = SsmKillSwitch(res.kill_switch_param, rig.clients.ssm, rig.clock, 0).status()
     assert (status.on, status.reason, status.actor) == (True, "operator test", "operator")
