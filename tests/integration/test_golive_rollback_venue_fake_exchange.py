@@ -167,3 +167,29 @@ def test_golive_rollback_switch_keeps_the_stop_through_the_next_cycles_sweep(rig
     rig.service().reconcile()
     assert _venue_status(rig, stop) == "CANCELED"
     assert _ledger_status(rig, stop) == OrderStatus.CANCELED.value
+
+
+def test_golive_rollback_keeps_an_operator_s_kill_switch_and_its_sweep_cancels_the_stop(
+    rig: Rig,
+) -> None:
+    stop, _ = _held_with_stop_and_resting_entry(rig)
+    # Given an operator who engaged the kill-switch for their own reason (docs/golive.md: the
+    # sweep then cancels every order, stops included) before the next cycle ran
+    rig.switch(True)
+    rig.clock.advance(timedelta(minutes=5))
+    # When a go-live run is rolled back meanwhile
+    run = _golive(rig).rollback(RUN, BREACH)
+    # Then its order step cancels the stop too (the switch holds for the operator's reason)
+    assert run["rollback_steps"]["orders"]["kept"] == {}
+    assert _venue_status(rig, stop) == "CANCELED"
+    assert run["rollback_steps"]["kill_switch"]["reason"] == "operator test"
+    # and after the next hourly reconcile
+    rig.clock.advance(timedelta(hours=1))
+    rig.service().reconcile()
+    # the switch still holds for the operator's reason, by the operator (as the alarm
+    # function re-affirms a switch already on), and the stop stays cancelled as asked
+    res = rig.clients.resources
+    status = SsmKillSwitch(res.kill_switch_param, rig.clients.ssm, rig.clock, 0).status()
+    assert (status.on, status.reason, status.actor) == (True, "operator test", "operator")
+    assert _venue_status(rig, stop) == "CANCELED"
+    assert _ledger_status(rig, stop) == OrderStatus.CANCELED.value

@@ -31,6 +31,7 @@ from cryptosmarttrader.domain.golive import (
     RunStatus,
     Stage,
     StageTransition,
+    rollback_engaged,
     stage_policy,
 )
 from cryptosmarttrader.domain.killswitch import writable_reason
@@ -42,6 +43,7 @@ from cryptosmarttrader.domain.slo import (
     samples_from_series,
     slo_queries,
 )
+from cryptosmarttrader.domain.types import DomainError
 from cryptosmarttrader.settings import EnvSettings
 
 if TYPE_CHECKING:  # ports.py imports polars and numpy, which the go-live bundle does not ship
@@ -282,8 +284,25 @@ class GoLiveService:
         )
 
     def engage_kill_switch(self, run_id: str, failure: Failure) -> dict[str, Any]:
+        """The kill-switch on with the rollback's reason, unless it already holds, known, for
+        another reason (an operator's, the RiskGuard's, an alarm's): that one is re-affirmed as
+        it is (its reason and actor kept, as the alarm function does), so its sweeps still
+        cancel every order, stops included, as whoever engaged it asked."""
+        before = self.kill_switch.status()
+        if before.on and before.known and not rollback_engaged(before.reason):
+            try:
+                state = self.kill_switch.set(True, before.reason, before.actor)
+                return {"on": state.on, "reason": state.reason, "kept": True}
+            except DomainError:  # stored text this version refuses: the rollback's replaces it
+                pass
         state = self.kill_switch.set(True, self._rollback_reason(run_id, failure), self.actor)
         return {"on": state.on, "reason": state.reason}
+
+    def _keeps_protection(self) -> bool:
+        """Whether the rollback's sweep keeps held positions' protective sells: not while the
+        switch holds, known, for another reason (:meth:`engage_kill_switch` kept it)."""
+        kill = self.kill_switch.status()
+        return not (kill.on and kill.known) or rollback_engaged(kill.reason)
 
     def cancel_open_orders(self, run_id: str, failure: Failure) -> dict[str, Any]:
         """The rollback's order step: every open order cancelled, the protective sells of held
@@ -356,7 +375,7 @@ class GoLiveService:
         reason = self._rollback_reason(run_id, failure)
         ledger = self.orders.all_orders()
         open_keys = [o.key for o in ledger if o.status not in TERMINAL_STATUSES]
-        report = sweep.cancel_open_orders(reason, keep_protection=True)
+        report = sweep.cancel_open_orders(reason, keep_protection=self._keeps_protection())
         canceled: list[str] = []
         in_doubt: dict[str, str] = {}
         finished: dict[str, str] = {}
