@@ -13,7 +13,7 @@ its adapter on moto, so a fake cannot drift from its adapter.
 
 Ports without a fake here, and what stands in for them: the venues (``Exchange``,
 ``OrderGateway``, ``ProtectiveGateway``, ``OrderListGateway``, ``MarketRulesGateway``,
-``BalanceSource``, ``SpotVenue``,
+``BalanceSource``, ``SpotVenue``, ``VenueSweep`` and its ``SweepOutcome``,
 ``PerpetualVenue``, ``WithdrawalVenue``) are the paper venue (``adapters/paper_exchange.py``) and the fake Binance
 of the live-venue tests; the market data ports (``MarketData``, ``AgentData``, ``CandleSource``,
 ``RecordedCandles``, ``BarSource``, ``MarketCapSource``, ``SentimentSource``) are the recorded

@@ -116,7 +116,9 @@ __all__ = [
     "StateReader",
     "StateRecords",
     "StateStore",
+    "SweepOutcome",
     "TrainingJobs",
+    "VenueSweep",
     "WithdrawalStore",
     "WithdrawalVenue",
 ]
@@ -203,6 +205,27 @@ class OrderLedger(OrderStore, Protocol):
         ...
 
     def settle(self, client_order_id: str) -> bool: ...
+
+
+class SweepOutcome(Protocol):
+    """What a venue sweep reports (``services.execution.SweepReport``): the orders it kept
+    resting, client order ID → why."""
+
+    @property
+    def kept(self) -> Mapping[str, str]: ...
+
+
+class VenueSweep(Protocol):
+    """The execution service's cancel sweep on the deployment's venue
+    (``ExecutionService.cancel_open_orders``): each open order cancelled at the venue, the
+    ledger moved on the venue's answer, an order whose answer is lost left ``CANCEL_PENDING``."""
+
+    @property
+    def mode(self) -> str:
+        """The venue's mode (``testnet`` / ``live``)."""
+        ...
+
+    def cancel_open_orders(self, reason: str, *, keep_protection: bool = False) -> SweepOutcome: ...
 
 
 class PositionStore(Protocol):

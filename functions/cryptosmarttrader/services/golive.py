@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # ports.py imports polars and numpy, which the go-live bundle
         Notifier,
         OrderLedger,
         StateStore,
+        VenueSweep,
     )
 
 __all__ = [
@@ -66,7 +67,6 @@ __all__ = [
     "GoLiveSettings",
     "SloEvaluation",
     "SloService",
-    "VenueSweep",
     "canary_reason",
     "failure_from",
     "staging_reason",
@@ -124,27 +124,6 @@ class Failure(BaseModel):
     def reason(self) -> str:
         cause = " ".join(self.cause.split())
         return f"{self.error}: {cause[:900]}" if cause else self.error
-
-
-class SweepOutcome(Protocol):
-    """What a venue sweep reports (``services.execution.SweepReport``): the orders it kept
-    resting, client order ID → why."""
-
-    @property
-    def kept(self) -> Mapping[str, str]: ...
-
-
-class VenueSweep(Protocol):
-    """The execution service's cancel sweep on the deployment's venue
-    (``ExecutionService.cancel_open_orders``): each open order cancelled at the venue, the
-    ledger moved on the venue's answer, an order whose answer is lost left ``CANCEL_PENDING``."""
-
-    @property
-    def mode(self) -> str:
-        """The venue's mode (``testnet`` / ``live``)."""
-        ...
-
-    def cancel_open_orders(self, reason: str, *, keep_protection: bool = False) -> SweepOutcome: ...
 
 
 def _run_sk(run_id: str) -> str:
