@@ -29,7 +29,7 @@ from tests.integration.test_api import (  # noqa: F401 - fixtures
     module_aws,
     state,
 )
-from tests.support.api import ApiStores
+from tests.support.api import ApiStores, serving
 
 T0 = datetime(2022, 9, 29, 1, 10, tzinfo=UTC)
 
@@ -56,14 +56,9 @@ def views(
     stores: ApiStores, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ModuleType]:
     """The API handler serving from ``stores`` (no AWS), with the deployed function's settings."""
-    for key, value in {**ENV, "CST_DATA_DIR": str(data_dir)}.items():
-        monkeypatch.setenv(key, value)
     from cryptosmarttrader.handlers import _common
-    from cryptosmarttrader.handlers import api as module
 
-    _common.reset_caches()
-    stores.install(module, monkeypatch)
-    yield module
+    yield serving(stores, monkeypatch, {**ENV, "CST_DATA_DIR": str(data_dir)})
     _common.reset_caches()
 
 

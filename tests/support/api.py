@@ -88,3 +88,15 @@ class ApiStores:
         service, dashboard = self.api_service(), self.dashboard(api)
         monkeypatch.setattr(api, "_service", lambda: service)
         monkeypatch.setattr(api, "_dashboard", lambda: dashboard)
+
+
+def serving(stores: ApiStores, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> ModuleType:
+    """The API handler module with ``env`` set, its settings re-read and its services on
+    ``stores`` for the test's duration (the caller resets ``_common``'s caches afterwards)."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from cryptosmarttrader.handlers import _common, api
+
+    _common.reset_caches()
+    stores.install(api, monkeypatch)
+    return api
