@@ -1,8 +1,9 @@
 """API Lambda in-process, driven by API Gateway REST proxy events (the documented shape).
 
 What a view answers (the overview, signals, positions and risk, query validation, damaged
-records) runs on the stores' in-memory fakes (the ``views`` fixture, ``tests/support/api.py``);
-what is about AWS runs on moto (the ``api`` fixture): the health probes, a store or audit write
+records) and the kill-switch requests refused before any write (malformed, not UTF-8, no caller
+identity) run on the stores' in-memory fakes (the ``views`` fixture, ``tests/support/api.py``).
+What is about AWS runs on moto (the ``api`` fixture): the health probes, a store or audit write
 that AWS refuses, the kill-switch's SSM parameter and audit items, the published logs and SLIs."""
 
 from __future__ import annotations
@@ -613,44 +614,44 @@ def test_a_failed_switch_write_is_audited_as_requested_then_failed(
     ],
 )
 def test_malformed_killswitch_requests_change_nothing(
-    api: ModuleType, aws: AwsClients, body: Any
+    views: ModuleType, stores: ApiStores, body: Any
 ) -> None:
     # When a malformed body is posted by an authenticated caller
-    status, _, _ = call(api, api_event("POST", "/api/v1/killswitch", body=body, user_arn=USER_ARN))
+    before = stores.switch.status()
+    status, _, _ = call(
+        views, api_event("POST", "/api/v1/killswitch", body=body, user_arn=USER_ARN)
+    )
 
     # Then it is rejected and neither the switch nor the audit trail changed
     assert status == 422
-    stored = json.loads(
-        aws.ssm.get_parameter(Name=AwsResources().kill_switch_param)["Parameter"]["Value"]
-    )
-    assert stored["on"] is False
-    assert DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent() == []
+    assert stores.switch.status() == before and before.on is False
+    assert stores.audit.recent() == []
 
 
-def test_a_body_that_is_not_utf8_is_a_422_not_a_crash(api: ModuleType, aws: AwsClients) -> None:
+def test_a_body_that_is_not_utf8_is_a_422_not_a_crash(views: ModuleType, stores: ApiStores) -> None:
     # Given a binary body, base64-encoded by API Gateway
     event = api_event("POST", "/api/v1/killswitch", user_arn=USER_ARN)
     event["body"] = base64.b64encode(b"\xff\xfe:wN\xd7").decode()
     event["isBase64Encoded"] = True
 
     # When it is posted, then it is rejected as invalid input and nothing changes
-    status, body, _ = call(api, event)
+    status, body, _ = call(views, event)
     assert status == 422 and body["detail"][0]["loc"] == ["body"]
-    assert DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent() == []
+    assert stores.audit.recent() == [] and stores.switch.is_on() is False
 
 
-def test_killswitch_without_a_caller_identity_is_401(api: ModuleType, aws: AwsClients) -> None:
+def test_killswitch_without_a_caller_identity_is_401(views: ModuleType, stores: ApiStores) -> None:
     # Given a request that reached the function without API Gateway authentication
     event = api_event(
         "POST", "/api/v1/killswitch", body={"on": True, "reason": "who am I"}, api_key_id=None
     )
 
     # When it is posted
-    status, _, _ = call(api, event)
+    status, _, _ = call(views, event)
 
     # Then it is refused and nothing is written
     assert status == 401
-    assert DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent() == []
+    assert stores.audit.recent() == [] and stores.switch.is_on() is False
 
 
 # --------------------------------------------------------------------------- logs & metrics
