@@ -4,7 +4,9 @@ The regime the regime agent finds sizes new positions, and the API shows it.
 
 2022-03-01 is inside every recorded source (funding 2021-08-31 → 2022-07-30, KuCoin hourly
 2021-01 → 2022-10, Fear & Greed 2018 → 2023). The model is fitted walk-forward on data up to
-2021-06-30 only, so the scan date is out of sample.
+2021-06-30 only, so the scan date is out of sample. The scan Lambda runs on moto (its deployed
+wiring, then the API reading what it published); the regime's sizing is scan logic and runs on
+the stores' in-memory fakes (``tests/support/scan.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import pytest
 from typer.testing import CliRunner
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.model_bundle import save_bundle
 from cryptosmarttrader.adapters.recorded_agent_data import (
     RECORDED_WITHDRAWALS_UNKNOWN,
@@ -44,9 +45,10 @@ from cryptosmarttrader.services.evaluate import (
     fit_ensemble,
     registry_agents,
 )
-from cryptosmarttrader.settings import AwsResources, TradingSettings
-from cryptosmarttrader.wiring import excluded_coins, recorded_analyzer, scan_service
+from cryptosmarttrader.settings import TradingSettings
+from cryptosmarttrader.wiring import excluded_coins, recorded_analyzer
 from tests.support.aws import moto_stack
+from tests.support.scan import Stores
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -368,7 +370,7 @@ def test_the_scan_lambda_publishes_agents_and_regime_and_the_api_shows_them(
         api_handler._service.cache_clear()
 
 
-def test_the_regime_exposure_scales_new_positions(aws: AwsClients, data_dir: Path) -> None:
+def test_the_regime_exposure_scales_new_positions(data_dir: Path) -> None:
     # Given the technical scan on a sideways day (the regime names exposure 0.75)
     analyzer = recorded_analyzer(data_dir, SystemClock(), TradingSettings())
     analysis = analyzer.analyze(datetime(2022, 3, 1, tzinfo=UTC), 10)
@@ -377,13 +379,14 @@ def test_the_regime_exposure_scales_new_positions(aws: AwsClients, data_dir: Pat
     assert any(s.action.value == "buy" for s in analysis.ranked)
     settings = TradingSettings()
     cap = Decimal(str(settings.equity_usd)) * Decimal(str(settings.max_asset_fraction))
-    # When its decisions are recorded
-    report = scan_service(analyzer, aws, AwsResources(), InMemoryMetrics()).execute(analysis)
-    orders = aws.dynamodb.scan(TableName=AwsResources().orders_table)["Items"]
+    # When its decisions are recorded (the deployed scan's stores, on their in-memory fakes)
+    stores = Stores()
+    report = stores.service(analyzer).execute(analysis)
+    orders = stores.orders.list_orders()
     assert orders and report.orders_created == len(orders)
     # Then every new position is sized at 0.75 of the normal fraction (to the lot rounding)
     for item in orders:
-        notional = Decimal(item["notional"]["N"])
+        notional = Decimal(item["notional"])
         assert cap * Decimal("0.74") <= notional <= cap * Decimal("0.75"), item
     assert report.exposure == 0.75 and report.regime == "sideways"
 

@@ -1,4 +1,10 @@
-"""API Lambda in-process on moto, driven by API Gateway REST proxy events (the documented shape)."""
+"""API Lambda in-process, driven by API Gateway REST proxy events (the documented shape).
+
+What a view answers (the overview, signals, positions and risk, query validation, damaged
+records) and the kill-switch requests refused before any write (malformed, not UTF-8, no caller
+identity) run on the stores' in-memory fakes (the ``views`` fixture, ``tests/support/api.py``).
+What is about AWS runs on moto (the ``api`` fixture): the health probes, a store or audit write
+that AWS refuses, the kill-switch's SSM parameter and audit items, the published logs and SLIs."""
 
 from __future__ import annotations
 
@@ -11,19 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from cryptosmarttrader.adapters.audit import DynamoAuditTrail
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
 from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoOrderStore,
-    DynamoPositionStore,
     DynamoStateStore,
 )
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.risk import RiskObservation
 from cryptosmarttrader.handlers import _common
@@ -36,6 +38,9 @@ from cst_devtools.local_aws import (
 )
 from cst_devtools.moto_shims import emf_points, emf_records
 from tests.support.aws import moto_stack
+
+if TYPE_CHECKING:
+    from tests.support.api import ApiStores
 
 API_KEY_ID = "a1b2c3d4e5"
 USER_ARN = "arn:aws:iam::123456789012:user/risk-officer"
@@ -157,6 +162,22 @@ def api(aws: AwsClients) -> Iterator[ModuleType]:
     module._service.cache_clear()
 
 
+@pytest.fixture
+def stores() -> ApiStores:
+    from tests.support.api import ApiStores  # (this module is loaded where polars is refused)
+
+    return ApiStores()
+
+
+@pytest.fixture
+def views(stores: ApiStores, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The API handler serving from ``stores`` (no AWS), with the deployed function's settings."""
+    from tests.support.api import serving
+
+    yield serving(stores, monkeypatch, ENV)
+    _common.reset_caches()
+
+
 def call(api: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
     result = api.handler(event, Context())
     headers = dict(result.get("headers") or {})
@@ -265,8 +286,8 @@ def test_health_is_503_and_names_the_failed_dependency(api: ModuleType, aws: Aws
 # --------------------------------------------------------------------------- market / signals
 
 
-def test_market_overview_before_any_scan_is_empty_but_reports_risk(api: ModuleType) -> None:
-    status, body, _ = call(api, api_event("GET", "/api/v1/market/overview"))
+def test_market_overview_before_any_scan_is_empty_but_reports_risk(views: ModuleType) -> None:
+    status, body, _ = call(views, api_event("GET", "/api/v1/market/overview"))
 
     assert status == 200
     assert body["asof"] is None and body["top_opportunities"] == []
@@ -276,13 +297,13 @@ def test_market_overview_before_any_scan_is_empty_but_reports_risk(api: ModuleTy
 
 
 def test_market_overview_comes_from_the_latest_published_scan(
-    api: ModuleType, aws: AwsClients
+    views: ModuleType, stores: ApiStores
 ) -> None:
     # Given a published scan report
-    DynamoSignalStore(state(aws)).save("2024-03-01", REPORT)
+    stores.signals.save("2024-03-01", REPORT)
 
     # When the overview is requested with top=1
-    status, body, _ = call(api, api_event("GET", "/api/v1/market/overview", query={"top": "1"}))
+    status, body, _ = call(views, api_event("GET", "/api/v1/market/overview", query={"top": "1"}))
 
     # Then it holds the scan's universe and only the best BUY, and says the regime is not published
     assert status == 200
@@ -294,7 +315,7 @@ def test_market_overview_comes_from_the_latest_published_scan(
 
 
 def test_market_overview_says_when_no_promoted_model_served_the_scan(
-    api: ModuleType, aws: AwsClients
+    views: ModuleType, stores: ApiStores
 ) -> None:
     # the scan's wording, imported here: this module is loaded where polars is refused
     # (test_api_lean_routes), and the scan's wiring imports the lake readers
@@ -310,10 +331,10 @@ def test_market_overview_says_when_no_promoted_model_served_the_scan(
     ]  # fmt: skip
     report = {**REPORT, "rows": rows, "orders_created": 0, "model_version": "technical-v1",
               "decision_basis": basis, "regime": "sideways"}  # fmt: skip
-    DynamoSignalStore(state(aws)).save("2024-03-01", report)
+    stores.signals.save("2024-03-01", report)
 
     # When the overview is requested
-    status, body, _ = call(api, api_event("GET", "/api/v1/market/overview"))
+    status, body, _ = call(views, api_event("GET", "/api/v1/market/overview"))
 
     # Then it has no opportunity to show, and says why: no promoted model served that scan
     assert status == 200
@@ -322,16 +343,16 @@ def test_market_overview_says_when_no_promoted_model_served_the_scan(
     assert body["model_version"] == "technical-v1"
 
 
-def test_signals_filter_by_action_and_date(api: ModuleType, aws: AwsClients) -> None:
-    signals = DynamoSignalStore(state(aws))
+def test_signals_filter_by_action_and_date(views: ModuleType, stores: ApiStores) -> None:
+    signals = stores.signals
     signals.save("2024-03-01", REPORT)
     signals.save("2024-03-02", {**REPORT, "asof": "2024-03-02T00:00:00+00:00", "rows": []})
 
-    latest = call(api, api_event("GET", "/api/v1/signals"))[1]
+    latest = call(views, api_event("GET", "/api/v1/signals"))[1]
     buys = call(
-        api, api_event("GET", "/api/v1/signals", query={"asof": "2024-03-01", "action": "buy"})
+        views, api_event("GET", "/api/v1/signals", query={"asof": "2024-03-01", "action": "buy"})
     )[1]
-    missing = call(api, api_event("GET", "/api/v1/signals", query={"asof": "2020-01-01"}))[1]
+    missing = call(views, api_event("GET", "/api/v1/signals", query={"asof": "2020-01-01"}))[1]
 
     assert latest["asof"] == "2024-03-02" and latest["count"] == 0
     assert [s["symbol"] for s in buys["signals"]] == ["SOL", "AVAX"]
@@ -357,9 +378,9 @@ def test_signals_filter_by_action_and_date(api: ModuleType, aws: AwsClients) -> 
     ],
 )
 def test_malformed_query_is_rejected_with_422(
-    api: ModuleType, path: str, query: dict[str, str]
+    views: ModuleType, path: str, query: dict[str, str]
 ) -> None:
-    status, body, _ = call(api, api_event("GET", path, query=query))
+    status, body, _ = call(views, api_event("GET", path, query=query))
     assert status == 422
     assert body["detail"] and all(d["loc"][0] == "query" for d in body["detail"])
 
@@ -373,9 +394,9 @@ def test_malformed_query_is_rejected_with_422(
     ],
 )
 def test_an_unknown_query_parameter_is_rejected_with_422(
-    api: ModuleType, path: str, query: dict[str, str], unknown: str
+    views: ModuleType, path: str, query: dict[str, str], unknown: str
 ) -> None:
-    status, body, _ = call(api, api_event("GET", path, query=query))
+    status, body, _ = call(views, api_event("GET", path, query=query))
 
     assert status == 422
     assert body["detail"] == [
@@ -383,31 +404,30 @@ def test_an_unknown_query_parameter_is_rejected_with_422(
     ]
 
 
-def test_unknown_route_is_404(api: ModuleType) -> None:
-    assert call(api, api_event("GET", "/api/v1/secrets"))[0] == 404
+def test_unknown_route_is_404(views: ModuleType) -> None:
+    assert call(views, api_event("GET", "/api/v1/secrets"))[0] == 404
     # (with a query string too: no route, so no parameter of it can be unknown)
-    assert call(api, api_event("GET", "/api/v1/secrets", query={"limit": "1"}))[0] == 404
+    assert call(views, api_event("GET", "/api/v1/secrets", query={"limit": "1"}))[0] == 404
 
 
 # --------------------------------------------------------------------------- positions / risk
 
 
 def test_positions_and_risk_show_positions_open_orders_and_exposure(
-    api: ModuleType, aws: AwsClients
+    views: ModuleType, stores: ApiStores
 ) -> None:
     # Given one position and one open and one filled paper order
-    res = AwsResources()
-    DynamoPositionStore(res.positions_table, aws.dynamodb).upsert(
+    stores.positions.upsert(
         {"symbol": "SOL", "quantity": 10, "cost": 1200, "notional": 1200, "average_price": 120,
          "updated_at": "2024-03-01T00:20:00+00:00"},
         None,
     )  # fmt: skip
-    DynamoPositionStore(res.positions_table, aws.dynamodb).upsert(  # sold down to zero: closed
+    stores.positions.upsert(  # sold down to zero: closed
         {"symbol": "ADA", "quantity": 0, "cost": 0, "notional": 0,
          "updated_at": "2024-03-01T02:10:00+00:00"},
         None,
     )  # fmt: skip
-    orders = DynamoOrderStore(res.orders_table, aws.dynamodb)
+    orders = stores.orders
     base = {"side": "buy", "intent": "open", "strategy": "s", "signal_bar_ms": 1, "mode": "paper",
             "created_at": "2024-03-01T00:15:00+00:00"}  # fmt: skip
     orders.put_new({**base, "client_order_id": "a" * 32, "symbol": "AVAX", "quantity": 20,
@@ -416,8 +436,8 @@ def test_positions_and_risk_show_positions_open_orders_and_exposure(
                     "notional": 126, "status": "FILLED"})  # fmt: skip
 
     # When positions and risk are requested
-    pos_status, positions, _ = call(api, api_event("GET", "/api/v1/positions"))
-    risk_status, risk, _ = call(api, api_event("GET", "/api/v1/risk"))
+    pos_status, positions, _ = call(views, api_event("GET", "/api/v1/positions"))
+    risk_status, risk, _ = call(views, api_event("GET", "/api/v1/risk"))
 
     # Then the open position and the open order are listed (the filled order and the closed
     # position are not)
@@ -433,14 +453,12 @@ def test_positions_and_risk_show_positions_open_orders_and_exposure(
     assert risk["account_equity_usd"] is None and risk["daily_pnl_pct"] is None
 
     # When two cycles have valued the account (100,000 then 98,000 the same day)
-    state = DynamoStateStore(res.state_table, aws.dynamodb)
     clock = FixedClock(datetime(2024, 3, 1, 1, 10, tzinfo=UTC))
-    switch = SsmKillSwitch(res.kill_switch_param, aws.ssm, clock)
-    risk_state = RiskStateService(state, switch, clock)
+    risk_state = RiskStateService(stores.state, stores.switch, clock)
     risk_state.observe(RiskObservation(equity=Decimal("100000")))
     clock.current = datetime(2024, 3, 1, 2, 10, tzinfo=UTC)
     risk_state.observe(RiskObservation(equity=Decimal("98000")))
-    _, valued, _ = call(api, api_event("GET", "/api/v1/risk"))
+    _, valued, _ = call(views, api_event("GET", "/api/v1/risk"))
     # Then the risk view shows the account as the RiskGuard measures it
     assert float(valued["account_equity_usd"]) == 98000
     assert float(valued["daily_pnl_pct"]) == -2.0 and float(valued["drawdown_pct"]) == 2.0
@@ -596,44 +614,44 @@ def test_a_failed_switch_write_is_audited_as_requested_then_failed(
     ],
 )
 def test_malformed_killswitch_requests_change_nothing(
-    api: ModuleType, aws: AwsClients, body: Any
+    views: ModuleType, stores: ApiStores, body: Any
 ) -> None:
     # When a malformed body is posted by an authenticated caller
-    status, _, _ = call(api, api_event("POST", "/api/v1/killswitch", body=body, user_arn=USER_ARN))
+    before = stores.switch.status()
+    status, _, _ = call(
+        views, api_event("POST", "/api/v1/killswitch", body=body, user_arn=USER_ARN)
+    )
 
     # Then it is rejected and neither the switch nor the audit trail changed
     assert status == 422
-    stored = json.loads(
-        aws.ssm.get_parameter(Name=AwsResources().kill_switch_param)["Parameter"]["Value"]
-    )
-    assert stored["on"] is False
-    assert DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent() == []
+    assert stores.switch.status() == before and before.on is False
+    assert stores.audit.recent() == []
 
 
-def test_a_body_that_is_not_utf8_is_a_422_not_a_crash(api: ModuleType, aws: AwsClients) -> None:
+def test_a_body_that_is_not_utf8_is_a_422_not_a_crash(views: ModuleType, stores: ApiStores) -> None:
     # Given a binary body, base64-encoded by API Gateway
     event = api_event("POST", "/api/v1/killswitch", user_arn=USER_ARN)
     event["body"] = base64.b64encode(b"\xff\xfe:wN\xd7").decode()
     event["isBase64Encoded"] = True
 
     # When it is posted, then it is rejected as invalid input and nothing changes
-    status, body, _ = call(api, event)
+    status, body, _ = call(views, event)
     assert status == 422 and body["detail"][0]["loc"] == ["body"]
-    assert DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent() == []
+    assert stores.audit.recent() == [] and stores.switch.is_on() is False
 
 
-def test_killswitch_without_a_caller_identity_is_401(api: ModuleType, aws: AwsClients) -> None:
+def test_killswitch_without_a_caller_identity_is_401(views: ModuleType, stores: ApiStores) -> None:
     # Given a request that reached the function without API Gateway authentication
     event = api_event(
         "POST", "/api/v1/killswitch", body={"on": True, "reason": "who am I"}, api_key_id=None
     )
 
     # When it is posted
-    status, _, _ = call(api, event)
+    status, _, _ = call(views, event)
 
     # Then it is refused and nothing is written
     assert status == 401
-    assert DynamoAuditTrail(AwsResources().state_table, aws.dynamodb).recent() == []
+    assert stores.audit.recent() == [] and stores.switch.is_on() is False
 
 
 # --------------------------------------------------------------------------- logs & metrics
@@ -758,23 +776,22 @@ def test_an_outcome_entry_that_cannot_be_written_still_leaves_the_change_audited
 
 
 def test_a_damaged_record_leaves_the_risk_view_up_and_names_its_coin(
-    api: ModuleType, aws: AwsClients
+    views: ModuleType, stores: ApiStores
 ) -> None:
     # Given a sound position of SOL, and an open buy of AVAX recorded with a fee below zero
-    res = AwsResources()
-    DynamoPositionStore(res.positions_table, aws.dynamodb).upsert(
+    stores.positions.upsert(
         {"symbol": "SOL", "quantity": 10, "cost": 1200, "notional": 1200, "average_price": 120,
          "updated_at": "2024-03-01T00:20:00+00:00"},
         None,
     )  # fmt: skip
-    DynamoOrderStore(res.orders_table, aws.dynamodb).put_new(
+    stores.orders.put_new(
         {"client_order_id": "a" * 32, "symbol": "AVAX", "side": "buy", "intent": "open",
          "strategy": "s", "signal_bar_ms": 1, "mode": "paper", "quantity": 20,
          "reference_price": 41, "status": "PARTIALLY_FILLED", "filled": 1, "fee": -1,
          "created_at": "2024-03-01T00:15:00+00:00"}
     )  # fmt: skip
     # When the risk view is requested
-    status, risk, _ = call(api, api_event("GET", "/api/v1/risk"))
+    status, risk, _ = call(views, api_event("GET", "/api/v1/risk"))
     # Then it answers: SOL's exposure is shown, AVAX is named unreadable with why (not "none")
     assert status == 200
     assert {k: float(v) for k, v in risk["exposure_usd"].items()} == {"SOL": 1200.0}
@@ -783,26 +800,25 @@ def test_a_damaged_record_leaves_the_risk_view_up_and_names_its_coin(
 
 
 def test_damaged_records_leave_the_positions_view_up_and_are_named(
-    api: ModuleType, aws: AwsClients
+    views: ModuleType, stores: ApiStores
 ) -> None:
     # Given a sound position of SOL and one of BTC whose quantity is not a number, a sound open
     # order of AVAX and one recorded without its coin
-    res = AwsResources()
-    positions = DynamoPositionStore(res.positions_table, aws.dynamodb)
+    positions = stores.positions
     positions.upsert(
         {"symbol": "SOL", "quantity": 10, "cost": 1200, "notional": 1200, "average_price": 120,
          "updated_at": "2024-03-01T00:20:00+00:00"},
         None,
     )  # fmt: skip
     positions.upsert({"symbol": "BTC", "quantity": "lots", "cost": 1200}, None)
-    orders = DynamoOrderStore(res.orders_table, aws.dynamodb)
+    orders = stores.orders
     base = {"side": "buy", "intent": "open", "strategy": "s", "signal_bar_ms": 1, "mode": "paper",
             "quantity": 20, "reference_price": 41, "status": "SUBMITTED",
             "created_at": "2024-03-01T00:15:00+00:00"}  # fmt: skip
     orders.put_new({**base, "client_order_id": "a" * 32, "symbol": "AVAX"})
     orders.put_new({**base, "client_order_id": "b" * 32})
     # When the positions are requested
-    status, body, _ = call(api, api_event("GET", "/api/v1/positions"))
+    status, body, _ = call(views, api_event("GET", "/api/v1/positions"))
     # Then they answer with what can be read, exactly as stored
     assert status == 200, body
     assert body["positions"] == [

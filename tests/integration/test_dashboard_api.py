@@ -1,4 +1,8 @@
-"""The dashboard's read routes on moto, through the API handler (REST proxy events)."""
+"""The dashboard's read routes through the API handler (REST proxy events).
+
+What a view answers runs on the stores' in-memory fakes (``tests/support/api.py``); the views
+that read AWS itself stay on moto: the models view (the registry in S3 and DynamoDB) and the
+coin view over a lake that fails (S3)."""
 
 from __future__ import annotations
 
@@ -12,13 +16,12 @@ from types import ModuleType
 import pytest
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.dynamodb_signals import DynamoSignalStore
-from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoPositionStore
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.domain.types import Price
-from cryptosmarttrader.settings import AwsResources
+from tests.fakes import InMemoryOrderLedger
 from tests.integration.test_api import (  # noqa: F401 - fixtures
+    ENV,
     USER_ARN,
     api_event,
     aws,
@@ -26,6 +29,7 @@ from tests.integration.test_api import (  # noqa: F401 - fixtures
     module_aws,
     state,
 )
+from tests.support.api import ApiStores, serving
 
 T0 = datetime(2022, 9, 29, 1, 10, tzinfo=UTC)
 
@@ -40,6 +44,22 @@ def dash(aws: AwsClients, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> It
     yield module
     module._service.cache_clear()
     module._dashboard.cache_clear()
+
+
+@pytest.fixture
+def stores() -> ApiStores:
+    return ApiStores()
+
+
+@pytest.fixture
+def views(
+    stores: ApiStores, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleType]:
+    """The API handler serving from ``stores`` (no AWS), with the deployed function's settings."""
+    from cryptosmarttrader.handlers import _common
+
+    yield serving(stores, monkeypatch, {**ENV, "CST_DATA_DIR": str(data_dir)})
+    _common.reset_caches()
 
 
 def _report(symbol: str) -> dict[str, object]:
@@ -81,8 +101,7 @@ def _report(symbol: str) -> dict[str, object]:
     }
 
 
-def _order(aws: AwsClients, symbol: str) -> DynamoOrderStore:  # noqa: F811
-    orders = DynamoOrderStore(AwsResources().orders_table, aws.dynamodb)
+def _order(orders: InMemoryOrderLedger, symbol: str) -> InMemoryOrderLedger:
     orders.put_new(
         {
             "client_order_id": "c" * 32,
@@ -112,13 +131,12 @@ def _order(aws: AwsClients, symbol: str) -> DynamoOrderStore:  # noqa: F811
 
 
 def test_coin_view_has_bars_decisions_votes_orders_and_features(
-    dash: ModuleType,
-    aws: AwsClients,  # noqa: F811
+    views: ModuleType, stores: ApiStores
 ) -> None:
-    DynamoSignalStore(state(aws)).save("2022-09-29", _report("bitcoin"))
-    _order(aws, "bitcoin")
+    stores.signals.save("2022-09-29", _report("bitcoin"))
+    _order(stores.orders, "bitcoin")
 
-    status, body, _ = call(dash, api_event("GET", "/api/v1/coins/bitcoin", query={"days": "30"}))
+    status, body, _ = call(views, api_event("GET", "/api/v1/coins/bitcoin", query={"days": "30"}))
 
     assert status == 200, body
     assert len(body["bars"]) >= 28  # real recorded daily bars of the window
@@ -135,9 +153,9 @@ def test_coin_view_has_bars_decisions_votes_orders_and_features(
 
 
 def test_coin_view_validates_its_parameters_and_names_an_unknown_coin(
-    dash: ModuleType,
+    views: ModuleType,
 ) -> None:
-    status, body, _ = call(dash, api_event("GET", "/api/v1/coins/not-a-coin"))
+    status, body, _ = call(views, api_event("GET", "/api/v1/coins/not-a-coin"))
     assert (status, body["message"]) == (
         404,
         "unknown symbol 'not-a-coin': no bars, decisions, orders or position",
@@ -148,18 +166,17 @@ def test_coin_view_validates_its_parameters_and_names_an_unknown_coin(
         ("/api/v1/coins/bitcoin", {"days": "abc"}),
         ("/api/v1/coins/bitcoin", {"timeframe": "5m"}),
     ):
-        assert call(dash, api_event("GET", path, query=query))[0] == 422, (path, query)
+        assert call(views, api_event("GET", path, query=query))[0] == 422, (path, query)
 
 
 def test_portfolio_view_builds_the_curve_daily_pnl_drawdown_and_tracking(
-    dash: ModuleType,
-    aws: AwsClients,  # noqa: F811
+    views: ModuleType, stores: ApiStores
 ) -> None:
-    status, empty, _ = call(dash, api_event("GET", "/api/v1/portfolio"))
+    status, empty, _ = call(views, api_event("GET", "/api/v1/portfolio"))
     assert status == 200 and empty["equity"] == [] and "no execution cycle" in empty["equity_note"]
 
-    _order(aws, "bitcoin")
-    store = state(aws)
+    _order(stores.orders, "bitcoin")
+    store = stores.state
     for hour, equity, reference in (
         (1, 100_000, 100_000),
         (2, 99_000, 99_500),
@@ -173,7 +190,7 @@ def test_portfolio_view_builds_the_curve_daily_pnl_drawdown_and_tracking(
         )
     store.put("execution", f"equity#{T0.replace(hour=4).isoformat()}", {"at": T0.replace(hour=4)})
 
-    status, body, _ = call(dash, api_event("GET", "/api/v1/portfolio"))
+    status, body, _ = call(views, api_event("GET", "/api/v1/portfolio"))
 
     assert status == 200
     assert [p["equity"] for p in body["equity"]] == [100_000, 99_000, 99_500, None]
@@ -185,20 +202,18 @@ def test_portfolio_view_builds_the_curve_daily_pnl_drawdown_and_tracking(
 
 
 def test_damaged_records_leave_the_portfolio_and_coin_pages_up_and_are_named(
-    dash: ModuleType,
-    aws: AwsClients,  # noqa: F811
+    views: ModuleType, stores: ApiStores
 ) -> None:
     # Given a filled bitcoin order, a bitcoin order whose fee is not a number, and a position
     # of ethereum whose quantity is not a number
-    orders = _order(aws, "bitcoin")
+    orders = _order(stores.orders, "bitcoin")
     damaged = {**orders.get("c" * 32), "client_order_id": "d" * 32, "fee": "two dollars"}
     del damaged["history"]
     assert orders.put_new(damaged)
-    positions = DynamoPositionStore(AwsResources().positions_table, aws.dynamodb)
-    positions.upsert({"symbol": "ethereum", "quantity": "lots", "cost": 1200}, None)
+    stores.positions.upsert({"symbol": "ethereum", "quantity": "lots", "cost": 1200}, None)
     # When the portfolio and the bitcoin page are requested
-    status, portfolio, _ = call(dash, api_event("GET", "/api/v1/portfolio"))
-    coin_status, coin, _ = call(dash, api_event("GET", "/api/v1/coins/bitcoin"))
+    status, portfolio, _ = call(views, api_event("GET", "/api/v1/portfolio"))
+    coin_status, coin, _ = call(views, api_event("GET", "/api/v1/coins/bitcoin"))
     # Then both answer with what can be read: the sound order, its fee alone in the total
     assert (status, coin_status) == (200, 200)
     assert [o["client_order_id"] for o in portfolio["orders"]] == ["c" * 32]

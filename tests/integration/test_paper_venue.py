@@ -1,8 +1,11 @@
-"""The paper venue on real Binance hourly bars, with its book in memory and in DynamoDB (moto).
+"""The paper venue on real Binance hourly bars, with its book in memory and in the state table.
 
 A market order fills on the first bar opening at or after it was placed, and only once that bar
 has opened by the venue's clock; until then it is ACCEPTED. The book in the state table outlives
-the venue object, as a real exchange outlives our process.
+the venue object, as a real exchange outlives our process. The book's logic runs on the state
+table's in-memory fake (``tests/fakes.py``, held to the DynamoDB adapter's contract by
+``test_store_contract.py``); only the concurrent lookups, which rely on DynamoDB's conditional
+write, run on moto.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import FatalExchangeError, OrderNotFoundError, OrderType
 from cryptosmarttrader.domain.orders import OrderStatus
 from cryptosmarttrader.domain.types import ClientOrderId, Quantity, Side, Symbol
+from tests.fakes import InMemoryStateStore
 from tests.support.aws import moto_stack
 
 pytestmark = pytest.mark.realdata
@@ -43,7 +47,7 @@ def market(data_dir: Path) -> RecordedMarketData:
 
 
 @pytest.fixture
-def state_book(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatePaperBook]:
+def dynamodb_book(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatePaperBook]:
     with moto_stack(monkeypatch, now=PLACED) as aws:
         yield StatePaperBook(DynamoStateStore(aws.resources.state_table, aws.dynamodb))
 
@@ -54,11 +58,13 @@ def _bar(market: RecordedMarketData, at: datetime) -> dict[str, float]:
     return frame.row(0, named=True)
 
 
-@pytest.mark.parametrize("kind", ["memory", "dynamodb"])
+@pytest.mark.parametrize("kind", ["memory", "state"])
 def test_order_waits_for_its_bar_then_fills_on_it_across_restarts(
-    market: RecordedMarketData, state_book: StatePaperBook, kind: str
+    market: RecordedMarketData, kind: str
 ) -> None:
-    book: PaperBook = InMemoryPaperBook() if kind == "memory" else state_book
+    book: PaperBook = (
+        InMemoryPaperBook() if kind == "memory" else StatePaperBook(InMemoryStateStore())
+    )
     clock = FixedClock(PLACED)
     venue = PaperExchange(market, clock, book=book)
 
@@ -83,14 +89,14 @@ def test_order_waits_for_its_bar_then_fills_on_it_across_restarts(
 
 
 def test_concurrent_lookups_fill_an_order_exactly_once(
-    market: RecordedMarketData, state_book: StatePaperBook
+    market: RecordedMarketData, dynamodb_book: StatePaperBook
 ) -> None:
     clock = FixedClock(PLACED)
-    PaperExchange(market, clock, book=state_book).create_order(
+    PaperExchange(market, clock, book=dynamodb_book).create_order(
         BTC, Side.SELL, OrderType.MARKET, Quantity.of("0.2"), None, COID
     )
     clock.current = PLACED + timedelta(hours=1)
-    venues = [PaperExchange(market, clock, book=state_book) for _ in range(8)]
+    venues = [PaperExchange(market, clock, book=dynamodb_book) for _ in range(8)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         seen = list(pool.map(lambda v: v.fetch_order_by_client_id(BTC, COID), venues))
     assert {o.status for o in seen if o is not None} == {OrderStatus.FILLED}

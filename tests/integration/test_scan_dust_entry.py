@@ -13,7 +13,7 @@ from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer
 from cryptosmarttrader.settings import TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer
-from tests.integration.test_scan_logic import Stores
+from tests.support.scan import Stores
 
 pytestmark = pytest.mark.realdata
 

@@ -7,7 +7,7 @@ scans on DynamoDB's conditional writes, a lost write) stay in ``test_scan_exactl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -15,56 +15,20 @@ from typing import Any
 
 import pytest
 
-from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics, InMemorySlis
+from cryptosmarttrader.adapters.emf_metrics import InMemorySlis
 from cryptosmarttrader.adapters.system_clock import SystemClock
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, RecordOutcome, close_position_key
 from cryptosmarttrader.domain.risk import RiskLevel
 from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
-from cryptosmarttrader.ports import MarketData, SliRecorder
+from cryptosmarttrader.ports import MarketData
 from cryptosmarttrader.services.api import Opportunity
-from cryptosmarttrader.services.risk_state import RiskStateService
-from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer, ScanService
+from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer
 from cryptosmarttrader.settings import TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer
-from tests.fakes import (
-    InMemoryKillSwitch,
-    InMemoryOrderLedger,
-    InMemoryPositionLedger,
-    InMemorySignalStore,
-    InMemoryStateStore,
-)
+from tests.fakes import InMemoryOrderLedger
+from tests.support.scan import Stores
 
 pytestmark = pytest.mark.realdata
-
-
-@dataclass
-class Stores:
-    """The scan's ports on fakes, shared by every service built (what a fresh start finds)."""
-
-    orders: InMemoryOrderLedger = field(default_factory=InMemoryOrderLedger)
-    positions: InMemoryPositionLedger = field(default_factory=InMemoryPositionLedger)
-    state: InMemoryStateStore = field(default_factory=InMemoryStateStore)
-    signals: InMemorySignalStore = field(default_factory=InMemorySignalStore)
-    switch: InMemoryKillSwitch | None = None
-
-    def risk(self, analyzer: ScanAnalyzer) -> RiskStateService:
-        if self.switch is None:
-            self.switch = InMemoryKillSwitch(analyzer.clock.now(), analyzer.clock)
-        return RiskStateService(self.state, self.switch, analyzer.clock)
-
-    def service(self, analyzer: ScanAnalyzer, slis: SliRecorder | None = None) -> ScanService:
-        """What ``wiring.scan_service`` builds, over these fakes."""
-        risk = self.risk(analyzer)
-        return ScanService(
-            analyzer=analyzer,
-            orders=self.orders,
-            positions=self.positions,
-            kill_switch=risk.kill_switch,
-            metrics=InMemoryMetrics(),
-            signals=self.signals,
-            risk_state=lambda: risk.load().level,
-            slis=slis,
-        )
 
 
 @pytest.fixture(scope="module")
