@@ -209,10 +209,14 @@ class OrderLedger(OrderStore, Protocol):
 
 class SweepOutcome(Protocol):
     """What a venue sweep reports (``services.execution.SweepReport``): the orders it kept
-    resting, client order ID → why."""
+    resting (client order ID → why), and, when it kept protection, the positions held with no
+    protective sell on the venue (symbol → why)."""
 
     @property
     def kept(self) -> Mapping[str, str]: ...
+
+    @property
+    def unprotected(self) -> Mapping[str, str]: ...
 
 
 class VenueSweep(Protocol):

@@ -112,9 +112,24 @@ def test_golive_rollback_cancels_a_resting_entry_at_the_venue_and_keeps_the_stop
     assert orders["canceled"] == [second]
     assert list(orders["kept"]) == [stop]
     assert orders["kept"][stop].startswith("protects the 0.02997 held")
+    assert orders["unprotected"] == {}
     assert orders["in_doubt"] == {}
     assert orders["unreadable"] == []
     assert run["status"] == "ROLLED_BACK"
+
+
+def test_golive_rollback_names_a_held_position_without_a_protective_sell(rig: Rig) -> None:
+    # Given a canary position whose protective stop was never placed
+    entry(rig.service())
+    assert rig.orders(Intent.PROTECT) == []
+    assert rig.position()["quantity"] > 0
+    rig.clock.advance(timedelta(minutes=5))
+    # When the canary is rolled back
+    orders = _golive(rig).rollback(RUN, BREACH)["rollback_steps"]["orders"]
+    # Then nothing is kept for it, and the step's result names the position as unprotected
+    assert orders["kept"] == {}
+    assert list(orders["unprotected"]) == [BTC.value]
+    assert "no protective sell on the venue" in orders["unprotected"][BTC.value]
 
 
 def test_golive_rollback_leaves_an_order_whose_cancel_answer_is_lost_in_doubt(rig: Rig) -> None:

@@ -237,6 +237,10 @@ class SweepReport:
     cancelled: int = 0
     kept: Mapping[str, str] = field(default_factory=dict)
     unreadable: tuple[str, ...] = ()
+    # a sweep keeping protection (the go-live rollback): each position held with no protective
+    # sell on the venue (symbol → why): nothing may be sent while the switch holds, so it has
+    # no exit there until an operator decides
+    unprotected: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -1003,7 +1007,25 @@ class ExecutionService:
                 reason,
                 described,
             )
-        return SweepReport(cancelled, kept, unreadable)
+        unprotected = self._unprotected(overlaid.values(), kept) if keep_protection else {}
+        for symbol, why in unprotected.items():
+            log.warning("kill-switch sweep (%s): %s %s", reason, symbol, why)
+        return SweepReport(cancelled, kept, unreadable, unprotected)
+
+    def _unprotected(
+        self, orders: Collection[RecordedOrder], kept: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The positions held with no protective sell kept on the venue (symbol → why)."""
+        protected = {order.symbol for order in orders if order.key in kept}
+        return {
+            symbol: (
+                f"held ({position.quantity.normalize():f}) with no protective sell on the "
+                "venue: none is placed while the kill-switch holds, so it has no exit there "
+                "until an operator acts"
+            )
+            for symbol, position in sorted(self.positions.load_all().items())
+            if position.quantity > 0 and symbol not in protected
+        }
 
     def _kept_by_sweep(self, orders: Collection[RecordedOrder]) -> dict[str, str]:
         """The protective sells the sweep keeps resting (client order ID → why): those resting

@@ -343,6 +343,9 @@ class GoLiveService:
 
         * ``canceled``: the venue confirmed the cancel (or the order never reached it);
         * ``kept``: a protective sell of a held position, left resting (key → why);
+        * ``unprotected``: a position held with no protective sell on the venue (a stop that
+          failed or was not placed yet, an entry filled just before the cancel): nothing is
+          sent while the switch holds, so an operator decides (symbol → why);
         * ``in_doubt``: the venue's answer is lost or not seen yet (key → status and why):
           left ``CANCEL_PENDING`` (or as it was, when the sweep did not reach it), never
           recorded CANCELED; the execution function's reconcile settles it on what the venue
@@ -382,6 +385,7 @@ class GoLiveService:
             "venue": sweep.mode,
             "canceled": canceled,
             "kept": dict(sorted(report.kept.items())),
+            "unprotected": dict(sorted(report.unprotected.items())),
             "in_doubt": in_doubt,
             "finished": finished,
             "unreadable": [bad.describe() for bad in ledger.unreadable],
