@@ -230,6 +230,7 @@ def test_sentiment_merges_per_year_the_newer_reading_winning(lake: Lake) -> None
         "dataset=sentiment/source=fear_greed/year=2023/part.parquet",
         "dataset=sentiment/source=fear_greed/year=2024/part.parquet",
     ]
+    assert lake.inputs.write_sentiment(rows, "fear_greed") == []
     newer = pl.DataFrame([(D0, 20.0, "Extreme Fear")], schema=SENTIMENT_SCHEMA, orient="row")
     assert lake.inputs.write_sentiment(newer, "fear_greed") == [
         "dataset=sentiment/source=fear_greed/year=2024/part.parquet"
