@@ -410,8 +410,9 @@ class InMemoryLake:
     symbol, an incomplete frame, null keys, an inverted window) and the same reads (an unknown
     series is an empty ``OHLCV_SCHEMA`` frame, rows cut to ``start <= ts <= end``, sorted). A
     merge is atomic, as the adapter's conditional create / ``If-Match`` PUT makes it: concurrent
-    writers of one partition never drop each other's bars. ``objects`` maps each key to its
-    rows."""
+    writers of one partition never drop each other's bars (the adapter's giving up after
+    ``MERGE_ATTEMPTS`` conflicts in a row is S3 contention, not modelled here). ``objects``
+    maps each key to its rows."""
 
     def __init__(self) -> None:
         self.objects: dict[str, pl.DataFrame] = {}

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from cryptosmarttrader.adapters.s3_agent_inputs import SENTIMENT_SCHEMA, S3AgentInputs
-from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
+from cryptosmarttrader.adapters.s3_lake import MERGE_ATTEMPTS, S3ParquetLake
 from cryptosmarttrader.adapters.s3_market_caps import S3MarketCapLake
 from cryptosmarttrader.domain.agents.arbitrage import WITHDRAWAL_SCHEMA
 from cryptosmarttrader.domain.agents.funding import FUNDING_SCHEMA
@@ -156,13 +156,16 @@ def test_incomplete_or_keyless_frames_and_inverted_windows_are_refused(lake: Lak
 
 
 def test_concurrent_writers_of_one_new_partition_never_drop_each_others_bars(lake: Lake) -> None:
-    # Given six writers creating the same month object at once, each with its own day
-    writes = [_bars("SOL/USDT", D0 + i * DAY_MS, 1, DAY_MS) for i in range(6)]
-    with ThreadPoolExecutor(max_workers=6) as pool:
+    # Given as many writers creating the same month object at once as the adapter makes
+    # conditional PUTs of one object (each loses at most once to each other writer, so none
+    # gives up: more writers than that is S3 contention, not this contract), each with its day
+    n = MERGE_ATTEMPTS
+    writes = [_bars("SOL/USDT", D0 + i * DAY_MS, 1, DAY_MS) for i in range(n)]
+    with ThreadPoolExecutor(max_workers=n) as pool:
         list(pool.map(lambda bars: lake.candles.write_candles(bars, "binance", "1d"), writes))
     # Then every writer's bar is kept (conditional create, merge again on conflict)
     got = lake.candles.read_candles("binance", "1d", "SOL/USDT", JAN1, FAR)
-    assert got["ts"].to_list() == [D0 + i * DAY_MS for i in range(6)]
+    assert got["ts"].to_list() == [D0 + i * DAY_MS for i in range(n)]
 
 
 # --------------------------------------------------------------------------- MarketCapStore
