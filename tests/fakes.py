@@ -7,9 +7,14 @@ stored as DynamoDB would return them: numbers as ``Decimal``, times as ISO strin
 dropped), the scan's signals (``adapters/dynamodb_signals.py``: reports stored as JSON, the
 newest as-of is the latest), the audit trail (``adapters/audit.py``: validated, sanitized,
 append-only entries, newest first) and the kill-switch (``adapters/ssm_killswitch.py``: checked
-reason and actor, the write's time from the clock).
-``tests/integration/test_store_contract.py`` runs one suite of assertions against each fake and
-its adapter on moto, so a fake cannot drift from its adapter.
+reason and actor, the write's time from the clock); the S3 lake's stores: the candles
+(``LakeStore``, ``adapters/s3_lake.py``), the market caps (``MarketCapStore``,
+``adapters/s3_market_caps.py``) and the agents' side data (``FundingStore``,
+``SentimentStore``, ``WithdrawalStore``, ``adapters/s3_agent_inputs.py``), with the same object
+keys, merges (a rerun writes nothing), refusals, windowed reads and listing orders.
+``tests/integration/test_store_contract.py`` and ``tests/integration/test_lake_contract.py`` run
+one suite of assertions against each fake and its adapter on moto, so a fake cannot drift from
+its adapter.
 
 Ports without a fake here, and what stands in for them: the venues (``Exchange``,
 ``OrderGateway``, ``ProtectiveGateway``, ``OrderListGateway``, ``MarketRulesGateway``,
@@ -26,11 +31,10 @@ paper venue's ``PaperBook`` has its in-memory book in production code (``InMemor
 ``KillSwitchValue`` and ``AuditRecord`` are the adapters' own values (stored records,
 ``KillSwitchStatus``, ``AuditEntry``), which these fakes return; the model ports
 (``Predictor``, ``Ranker`` and their trainers ``PredictorTrainer``, ``RankerTrainer``) are the
-real fitted models; the lake stores, the model registry, SageMaker, SNS, CloudWatch and the
-health probes (``LakeStore``, ``MarketCapStore``, ``FundingStore``, ``SentimentStore``,
-``WithdrawalStore``, ``ModelRegistry``, ``RegistryReader``, ``TrainingJobs``,
-``ModelDeployer``, ``Notifier``, ``MetricReader``, ``HealthProbe``) are exercised by their
-adapters on moto, since what their tests check is the stored layout or the AWS call itself.
+real fitted models; the model registry, SageMaker, SNS, CloudWatch and the health probes
+(``ModelRegistry``, ``RegistryReader``, ``TrainingJobs``, ``ModelDeployer``, ``Notifier``,
+``MetricReader``, ``HealthProbe``) are exercised by their adapters on moto, since what their
+tests check is the stored layout or the AWS call itself.
 ``tests/unit/test_ports_layout.py`` fails on a port this module does not name.
 """
 
@@ -39,9 +43,11 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+import polars as pl
 
 from cryptosmarttrader.adapters.audit import AppendOnlyAuditTrail
 from cryptosmarttrader.adapters.dynamodb_store import (
@@ -58,17 +64,35 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     to_item,
 )
 from cryptosmarttrader.adapters.killswitch_value import KillSwitchStatus
+from cryptosmarttrader.adapters.s3_agent_inputs import (
+    SENTIMENT_SCHEMA,
+    funding_key,
+    sentiment_key,
+    withdrawals_key,
+    withdrawals_status_key,
+)
+from cryptosmarttrader.adapters.s3_lake import _prefix as lake_prefix  # its partition checks
+from cryptosmarttrader.adapters.s3_lake import partition_key
+from cryptosmarttrader.adapters.s3_market_caps import market_cap_key
 from cryptosmarttrader.domain import jsonout
+from cryptosmarttrader.domain.agents.arbitrage import WITHDRAWAL_SCHEMA
+from cryptosmarttrader.domain.agents.funding import FUNDING_SCHEMA
 from cryptosmarttrader.domain.aggregates import Order, Position
 from cryptosmarttrader.domain.book import OpenOrders, PositionBook, RecordedOrder
 from cryptosmarttrader.domain.clock import Clock
+from cryptosmarttrader.domain.coins import MARKET_CAP_SCHEMA, empty_market_caps
 from cryptosmarttrader.domain.killswitch import MAX_ACTOR_CHARS, MAX_REASON_CHARS, check_text
+from cryptosmarttrader.domain.market import OHLCV_SCHEMA, empty_ohlcv
 from cryptosmarttrader.domain.order_changes import OrderFacts, StatusChange
 from cryptosmarttrader.domain.orders import TERMINAL_STATUSES, OrderStatus
+from cryptosmarttrader.domain.types import ms_from_utc
 
 __all__ = [
+    "InMemoryAgentInputs",
     "InMemoryAuditTrail",
     "InMemoryKillSwitch",
+    "InMemoryLake",
+    "InMemoryMarketCapLake",
     "InMemoryOrderLedger",
     "InMemoryPositionLedger",
     "InMemorySignalStore",
@@ -359,3 +383,255 @@ class InMemoryAuditTrail(AppendOnlyAuditTrail):
     def _newest(self, limit: int) -> list[Mapping[str, Any]]:
         with self._lock:
             return [self._items[k] for k in sorted(self._items, reverse=True)[:limit]]
+
+
+# --------------------------------------------------------------------------- the S3 lake
+
+
+def _merged(
+    old: pl.DataFrame | None, new: pl.DataFrame, keys: tuple[str, ...]
+) -> pl.DataFrame | None:
+    """``new`` merged into ``old`` as the S3 adapters merge an object (union, the newer row wins
+    on ``keys``, sorted); ``None`` when the object would not change (the adapter skips the PUT)."""
+    rows = new if old is None else pl.concat([old, new])
+    rows = rows.unique(subset=list(keys), keep="last", maintain_order=True).sort(*keys)
+    return None if old is not None and rows.equals(old) else rows
+
+
+def _month(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).date().replace(day=1)
+
+
+class InMemoryLake:
+    """The ``LakeStore`` of ``adapters/s3_lake.py`` (with the scan's ``symbols`` and ``days``)
+    in memory: the same partition keys (``partition_key``: one object per UTC date under 4 h
+    bars, one per UTC month from 4 h on), the same merge (union, the newer row wins on ``ts``, a
+    rerun writes nothing and returns no key), the same refusals (``ValueError`` for a path-like
+    symbol, an incomplete frame, null keys, an inverted window) and the same reads (an unknown
+    series is an empty ``OHLCV_SCHEMA`` frame, rows cut to ``start <= ts <= end``, sorted). A
+    merge is atomic, as the adapter's conditional create / ``If-Match`` PUT makes it: concurrent
+    writers of one partition never drop each other's bars (the adapter's giving up after
+    ``MERGE_ATTEMPTS`` conflicts in a row is S3 contention, not modelled here). ``objects``
+    maps each key to its rows."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, pl.DataFrame] = {}
+        self._lock = threading.Lock()
+
+    def write_candles(self, frame: pl.DataFrame, exchange: str, timeframe: str) -> list[str]:
+        missing = set(OHLCV_SCHEMA) - set(frame.columns)
+        if missing:
+            raise ValueError(f"candles frame lacks columns {sorted(missing)}")
+        if frame.is_empty():
+            return []
+        frame = frame.select(list(OHLCV_SCHEMA)).cast(pl.Schema(OHLCV_SCHEMA))
+        if frame["ts"].null_count() or frame["symbol"].null_count():
+            raise ValueError("candles frame has null ts or symbol")
+        opened = frame.with_columns(_date=pl.from_epoch("ts", time_unit="ms").dt.date())
+        parts: dict[str, list[pl.DataFrame]] = {}
+        for (symbol, day), part in opened.group_by("symbol", "_date", maintain_order=True):
+            assert isinstance(day, date)
+            key = partition_key(exchange, timeframe, str(symbol), day)
+            parts.setdefault(key, []).append(part.drop("_date"))
+        written: list[str] = []
+        with self._lock:
+            for key, frames in parts.items():
+                merged = _merged(self.objects.get(key), pl.concat(frames), ("ts",))
+                if merged is not None:
+                    self.objects[key] = merged
+                    written.append(key)
+        return sorted(written)
+
+    def read_candles(
+        self, exchange: str, timeframe: str, symbol: str, start: datetime, end: datetime
+    ) -> pl.DataFrame:
+        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+        if end_ms < start_ms:
+            raise ValueError(f"end {end} is before start {start}")
+        prefix = lake_prefix(exchange, timeframe, symbol)
+        with self._lock:
+            frames = [rows for key, rows in self.objects.items() if key.startswith(prefix)]
+        if not frames:
+            return empty_ohlcv()
+        return (
+            pl.concat(frames)
+            .filter(pl.col("ts").is_between(start_ms, end_ms))
+            .unique(subset="ts", keep="last", maintain_order=True)
+            .sort("ts")
+        )
+
+    def symbols(self, exchange: str, timeframe: str) -> list[str]:
+        prefix = f"exchange={exchange}/timeframe={timeframe}/symbol="
+        with self._lock:
+            slugs = {
+                k.removeprefix(prefix).split("/")[0] for k in self.objects if k.startswith(prefix)
+            }
+        return sorted(slug.replace("-", "/", 1) for slug in slugs)
+
+    def days(self, exchange: str, timeframe: str, symbol: str) -> list[date]:
+        prefix = lake_prefix(exchange, timeframe, symbol)
+        with self._lock:
+            frames = [rows for key, rows in self.objects.items() if key.startswith(prefix)]
+        found: set[date] = set()
+        for rows in frames:
+            found.update(pl.from_epoch(rows["ts"], time_unit="ms").dt.date().to_list())
+        return sorted(found)
+
+
+class InMemoryMarketCapLake:
+    """The ``MarketCapStore`` of ``adapters/s3_market_caps.py`` in memory: the same month keys
+    (``market_cap_key``, every coin of a UTC month in one object), the same merge on (coin, ts)
+    returning the keys that changed, reads cut to ``start <= ts <= end`` and to the coins asked
+    for, sorted by coin and ts (an empty ``MARKET_CAP_SCHEMA`` frame when none)."""
+
+    def __init__(self, source: str = "coingecko") -> None:
+        market_cap_key(source, date(2000, 1, 1))  # the adapter's check of the source name
+        self._source = source
+        self.objects: dict[str, pl.DataFrame] = {}
+        self._lock = threading.Lock()
+
+    def write_market_caps(self, frame: pl.DataFrame) -> list[str]:
+        if frame.is_empty():
+            return []
+        rows = frame.select(list(MARKET_CAP_SCHEMA)).cast(pl.Schema(MARKET_CAP_SCHEMA))
+        if rows["coin"].null_count() or rows["ts"].null_count():
+            raise ValueError("market-cap frame has null coin or ts")
+        written: list[str] = []
+        with self._lock:
+            for key, part in _by_month(rows, lambda month: market_cap_key(self._source, month)):
+                merged = _merged(self.objects.get(key), part, ("coin", "ts"))
+                if merged is not None:
+                    self.objects[key] = merged
+                    written.append(key)
+        return sorted(written)
+
+    def read_market_caps(
+        self, coins: Sequence[str], start: datetime, end: datetime
+    ) -> pl.DataFrame:
+        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+        if end_ms < start_ms:
+            raise ValueError(f"end {end} is before start {start}")
+        if not coins:
+            return empty_market_caps()
+        with self._lock:
+            frames = list(self.objects.values())
+        if not frames:
+            return empty_market_caps()
+        return (
+            pl.concat(frames)
+            .filter(pl.col("coin").is_in(list(coins)) & pl.col("ts").is_between(start_ms, end_ms))
+            .sort("coin", "ts")
+        )
+
+
+def _by_month(rows: pl.DataFrame, key_of: Callable[[date], str]) -> list[tuple[str, pl.DataFrame]]:
+    months = rows.with_columns(_m=pl.from_epoch("ts", time_unit="ms").dt.truncate("1mo").dt.date())
+    out: list[tuple[str, pl.DataFrame]] = []
+    for (month,), part in months.group_by("_m", maintain_order=True):
+        assert isinstance(month, date)
+        out.append((key_of(month), part.drop("_m")))
+    return out
+
+
+class InMemoryAgentInputs:
+    """The agents' side data of ``adapters/s3_agent_inputs.py`` in memory: the
+    ``FundingStore`` (month objects per exchange and pair, ``funding_key``), the
+    ``SentimentStore`` (year objects per source, ``sentiment_key``) and the
+    ``WithdrawalStore`` (month objects per exchange merged on (coin, ts),
+    ``withdrawals_key``, and the last run's status), with the reads the scan's
+    ``LakeAgentData`` makes. The same keys and name checks (``ValueError`` for a name that
+    cannot be a partition), the same merges (the newer row wins, a rerun returns no key),
+    reads cut to ``start <= ts <= end`` and sorted, empty frames of the dataset's schema when
+    nothing is stored, and ``None`` for a venue whose withdrawals run recorded no status."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, pl.DataFrame] = {}
+        self.statuses: dict[str, tuple[int, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def _write(
+        self,
+        parts: list[tuple[str, pl.DataFrame]],
+        keys: tuple[str, ...] = ("ts",),
+    ) -> list[str]:
+        written: list[str] = []
+        with self._lock:
+            for key, part in parts:
+                merged = _merged(self.objects.get(key), part, keys)
+                if merged is not None:
+                    self.objects[key] = merged
+                    written.append(key)
+        return sorted(written)
+
+    def _read(
+        self, keys: Sequence[str], schema: Mapping[str, pl.DataType], start: datetime, end: datetime
+    ) -> pl.DataFrame:
+        start_ms, end_ms = ms_from_utc(start), ms_from_utc(end)
+        with self._lock:
+            frames = [self.objects[k] for k in keys if k in self.objects]
+        if not frames:
+            return pl.DataFrame(schema=dict(schema))
+        return pl.concat(frames).filter(pl.col("ts").is_between(start_ms, end_ms))
+
+    @staticmethod
+    def _months(start: datetime, end: datetime) -> list[date]:
+        first, last = _month(ms_from_utc(start)), _month(ms_from_utc(end))
+        out = []
+        while first <= last:
+            out.append(first)
+            first = (first + timedelta(days=32)).replace(day=1)
+        return out
+
+    def write_funding(self, frame: pl.DataFrame, exchange: str) -> list[str]:
+        if frame.is_empty():
+            return []
+        rows = frame.select(list(FUNDING_SCHEMA)).cast(pl.Schema(FUNDING_SCHEMA))
+        parts: list[tuple[str, pl.DataFrame]] = []
+        for (symbol,), per_symbol in rows.group_by("symbol", maintain_order=True):
+            parts += _by_month(per_symbol, lambda m, s=str(symbol): funding_key(exchange, s, m))
+        return self._write(parts)
+
+    def read_funding(
+        self, exchange: str, symbol: str, start: datetime, end: datetime
+    ) -> pl.DataFrame:
+        keys = [funding_key(exchange, symbol, m) for m in self._months(start, end)]
+        rows = self._read(keys, FUNDING_SCHEMA, start, end)
+        return rows.unique(subset="ts", keep="last").sort("ts")
+
+    def write_sentiment(self, frame: pl.DataFrame, source: str) -> list[str]:
+        if frame.is_empty():
+            return []
+        rows = frame.select(list(SENTIMENT_SCHEMA)).cast(pl.Schema(SENTIMENT_SCHEMA))
+        years = rows.with_columns(_y=pl.from_epoch("ts", time_unit="ms").dt.year())
+        parts = [
+            (sentiment_key(source, int(str(year))), part.drop("_y"))
+            for (year,), part in years.group_by("_y", maintain_order=True)
+        ]
+        return self._write(parts)
+
+    def read_sentiment(self, source: str, start: datetime, end: datetime) -> pl.DataFrame:
+        first, last = start.astimezone(UTC).year, end.astimezone(UTC).year
+        keys = [sentiment_key(source, year) for year in range(first, last + 1)]
+        rows = self._read(keys, SENTIMENT_SCHEMA, start, end)
+        return rows.unique(subset="ts", keep="last").sort("ts")
+
+    def write_withdrawals(self, frame: pl.DataFrame, exchange: str) -> list[str]:
+        if frame.is_empty():
+            return []
+        rows = frame.select(list(WITHDRAWAL_SCHEMA)).cast(pl.Schema(WITHDRAWAL_SCHEMA))
+        parts = _by_month(rows, lambda m: withdrawals_key(exchange, m))
+        return self._write(parts, ("symbol", "ts"))
+
+    def read_withdrawals(self, exchange: str, start: datetime, end: datetime) -> pl.DataFrame:
+        keys = [withdrawals_key(exchange, m) for m in self._months(start, end)]
+        rows = self._read(keys, WITHDRAWAL_SCHEMA, start, end)
+        return rows.unique(subset=["symbol", "ts"], keep="last").sort("symbol", "ts")
+
+    def write_withdrawal_status(self, exchange: str, observed_ms: int, reason: str | None) -> None:
+        key = withdrawals_status_key(exchange)
+        with self._lock:
+            self.statuses[key] = (observed_ms, reason)
+
+    def read_withdrawal_status(self, exchange: str) -> tuple[int, str | None] | None:
+        with self._lock:
+            return self.statuses.get(withdrawals_status_key(exchange))

@@ -1,4 +1,6 @@
-"""Ingestion on moto (S3 lake + DynamoDB state): watermarks, quality rejections, circuit breaker."""
+"""Ingestion: watermarks, quality rejections, circuit breaker. The logic runs on the in-memory
+lake and state store (``tests/fakes.py``, held to the S3 and DynamoDB adapters by the contract
+suites); a lake bucket that has gone away is S3's own failure, on moto."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import FatalExchangeError, RetryableExchangeError
 from cryptosmarttrader.domain.market import DAY_MS, OHLCV_SCHEMA
 from cryptosmarttrader.domain.types import Symbol
-from cryptosmarttrader.ports import CandleSource
+from cryptosmarttrader.ports import CandleSource, LakeStore, StateRecords
 from cryptosmarttrader.services.ingest import (
     BREAKER_PK,
     REJECTIONS_PK,
@@ -29,6 +31,7 @@ from cryptosmarttrader.services.ingest import (
     IngestService,
     MarketDataReplaySource,
 )
+from tests.fakes import InMemoryLake, InMemoryStateStore
 from tests.support.aws import moto_stack
 
 D0 = 1_704_067_200_000  # 2024-01-01T00:00Z
@@ -77,19 +80,19 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
 
 
 @pytest.fixture
-def lake(aws: AwsClients) -> S3ParquetLake:
-    return S3ParquetLake(aws.resources.lake_bucket, aws.s3)
+def lake() -> InMemoryLake:
+    return InMemoryLake()
 
 
 @pytest.fixture
-def state(aws: AwsClients) -> DynamoStateStore:
-    return DynamoStateStore(aws.resources.state_table, aws.dynamodb)
+def state() -> InMemoryStateStore:
+    return InMemoryStateStore()
 
 
 def make_service(
     source: CandleSource,
-    lake: S3ParquetLake,
-    state: DynamoStateStore,
+    lake: LakeStore,
+    state: StateRecords,
     clock: FixedClock,
     metrics: InMemoryMetrics | None = None,
     **cfg: Any,
@@ -98,12 +101,12 @@ def make_service(
     return IngestService(source, lake, state, metrics or InMemoryMetrics(), clock, config)
 
 
-def read_all(lake: S3ParquetLake, symbol: str = "BTC/USDT") -> pl.DataFrame:
+def read_all(lake: LakeStore, symbol: str = "BTC/USDT") -> pl.DataFrame:
     return lake.read_candles("binance", "1d", symbol, START, START + timedelta(days=400))
 
 
 def test_first_run_ingests_closed_bars_and_sets_the_watermark(
-    lake: S3ParquetLake, state: DynamoStateStore
+    lake: InMemoryLake, state: InMemoryStateStore
 ) -> None:
     # Given 60 daily bars at the source and a clock in the middle of day 50 (bar 49 closed)
     source = ScriptedSource(daily("BTC/USDT", 60))
@@ -122,7 +125,7 @@ def test_first_run_ingests_closed_bars_and_sets_the_watermark(
 
 
 def test_rerun_writes_nothing_and_next_day_adds_only_the_new_bar(
-    lake: S3ParquetLake, state: DynamoStateStore
+    lake: InMemoryLake, state: InMemoryStateStore
 ) -> None:
     # Given an ingested series
     source = ScriptedSource(daily("BTC/USDT", 60))
@@ -143,10 +146,10 @@ def test_rerun_writes_nothing_and_next_day_adds_only_the_new_bar(
     assert read_all(lake).height == 51
 
 
-def test_watermark_does_not_move_when_the_lake_write_fails(
-    aws: AwsClients, lake: S3ParquetLake, state: DynamoStateStore
-) -> None:
+def test_watermark_does_not_move_when_the_lake_write_fails(aws: AwsClients) -> None:
     # Given a lake bucket that has gone away
+    lake = S3ParquetLake(aws.resources.lake_bucket, aws.s3)
+    state = DynamoStateStore(aws.resources.state_table, aws.dynamodb)
     aws.s3.delete_bucket(Bucket=aws.resources.lake_bucket)
     service = make_service(
         ScriptedSource(daily("BTC/USDT", 40)), lake, state, FixedClock(START + timedelta(days=40))
@@ -158,9 +161,9 @@ def test_watermark_does_not_move_when_the_lake_write_fails(
 
 
 def test_a_failed_batch_keeps_earlier_batches_and_their_watermark(
-    aws: AwsClients, lake: S3ParquetLake, state: DynamoStateStore
+    lake: InMemoryLake, state: InMemoryStateStore
 ) -> None:
-    # Given a lake that fails on its second write (bucket removed after the first batch)
+    # Given a lake that fails on its second write
     class FailingSecondWrite:
         def __init__(self) -> None:
             self.writes = 0
@@ -191,7 +194,7 @@ def test_a_failed_batch_keeps_earlier_batches_and_their_watermark(
 
 
 def test_bad_rows_are_rejected_with_reasons_and_block_the_series(
-    lake: S3ParquetLake, state: DynamoStateStore
+    lake: InMemoryLake, state: InMemoryStateStore
 ) -> None:
     # Given a source whose bar 25 has high < low
     bars = daily("BTC/USDT", 40).with_columns(
@@ -222,7 +225,7 @@ def test_bad_rows_are_rejected_with_reasons_and_block_the_series(
 
 
 def test_breaker_opens_persists_half_opens_and_closes(
-    lake: S3ParquetLake, state: DynamoStateStore
+    lake: InMemoryLake, state: InMemoryStateStore
 ) -> None:
     # Given an exchange that times out three times in a row
     source = ScriptedSource(daily("BTC/USDT", 40))
@@ -261,7 +264,7 @@ def test_breaker_opens_persists_half_opens_and_closes(
     assert stored["state"] == "closed"
 
 
-def test_failed_trial_reopens_the_breaker(lake: S3ParquetLake, state: DynamoStateStore) -> None:
+def test_failed_trial_reopens_the_breaker(lake: InMemoryLake, state: InMemoryStateStore) -> None:
     source = ScriptedSource(daily("BTC/USDT", 40))
     source.errors = [RetryableExchangeError("binance", "fetch_ohlcv", "503")] * 2
     clock = FixedClock(START + timedelta(days=40))
@@ -276,7 +279,7 @@ def test_failed_trial_reopens_the_breaker(lake: S3ParquetLake, state: DynamoStat
 
 
 def test_a_fatal_symbol_error_does_not_trip_the_breaker(
-    lake: S3ParquetLake, state: DynamoStateStore
+    lake: InMemoryLake, state: InMemoryStateStore
 ) -> None:
     # Given an exchange that does not list the first symbol
     source = ScriptedSource(daily("ETH/USDT", 40))
@@ -292,7 +295,7 @@ def test_a_fatal_symbol_error_does_not_trip_the_breaker(
 
 
 def test_bad_symbols_are_refused_before_any_io(
-    lake: S3ParquetLake, state: DynamoStateStore
+    lake: InMemoryLake, state: InMemoryStateStore
 ) -> None:
     source = ScriptedSource(daily("BTC/USDT", 5))
     service = make_service(source, lake, state, FixedClock(START))
@@ -303,7 +306,7 @@ def test_bad_symbols_are_refused_before_any_io(
 
 @pytest.mark.realdata
 def test_replays_recorded_binance_candles_exactly(
-    data_dir: Path, lake: S3ParquetLake, state: DynamoStateStore
+    data_dir: Path, lake: InMemoryLake, state: InMemoryStateStore
 ) -> None:
     # Given the recorded BTC/USDT daily candles replayed as of 2022-10-12
     market = RecordedMarketData(data_dir)

@@ -6,7 +6,6 @@ quality finding with a reason, in the recorded-data loader, the ingest service (
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,11 +13,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.dynamodb_store import DynamoStateStore
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.recorded_data import DataSourceError, RecordedMarketData
-from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.cli.data import app as data_app
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA
@@ -28,7 +24,7 @@ from cryptosmarttrader.services.ingest import (
     IngestService,
     MarketDataReplaySource,
 )
-from tests.support.aws import moto_stack
+from tests.fakes import InMemoryLake, InMemoryStateStore
 
 pytestmark = pytest.mark.realdata
 
@@ -138,18 +134,12 @@ def test_the_loader_serves_out_of_order_rows_in_time_order(damaged: Path) -> Non
     assert frame["ts"].is_sorted() and frame.height == 240
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    with moto_stack(monkeypatch) as clients:
-        yield clients
-
-
 def test_ingest_rejects_each_damaged_file_with_its_reason_and_writes_only_clean_series(
-    data_dir: Path, damaged: Path, aws: AwsClients
+    data_dir: Path, damaged: Path
 ) -> None:
     # Given the damaged recorded files replayed as an exchange
-    lake = S3ParquetLake(aws.resources.lake_bucket, aws.s3)
-    state = DynamoStateStore(aws.resources.state_table, aws.dynamodb)
+    lake = InMemoryLake()
+    state = InMemoryStateStore()
     service = IngestService(
         MarketDataReplaySource(RecordedMarketData(damaged)),
         lake,
@@ -173,13 +163,12 @@ def test_ingest_rejects_each_damaged_file_with_its_reason_and_writes_only_clean_
         assert outcome.status == "rejected", (base, outcome)
         assert code in outcome.reason and code in outcome.rejected_codes
         assert not lake.days("binance", "1h", f"{base}/USDT")
-        stored = [k for k in _keys(aws) if k.startswith(f"binance#1h#{base}/USDT#")]
+        stored = [
+            i["sk"]
+            for i in state.query(REJECTIONS_PK)
+            if i["sk"].startswith(f"binance#1h#{base}/USDT#")
+        ]
         assert stored, base
-
-
-def _keys(aws: AwsClients) -> list[str]:
-    items = aws.dynamodb.scan(TableName=aws.resources.state_table)["Items"]
-    return [i["sk"]["S"] for i in items if i["pk"]["S"] == REJECTIONS_PK]
 
 
 class RawSource:
@@ -203,7 +192,7 @@ class RawSource:
     ],
 )
 def test_ingest_never_coerces_timestamps_from_an_exchange(
-    data_dir: Path, aws: AwsClients, change: str, code: str
+    data_dir: Path, change: str, code: str
 ) -> None:
     # Given real BTC/USDT hourly rows as an exchange client returns them (float timestamps)
     rows = _rows(data_dir, "BTC")
@@ -219,10 +208,9 @@ def test_ingest_never_coerces_timestamps_from_an_exchange(
         "shifted": pl.col("ts") + 30 * 60_000,
     }[change]
     frame = frame.with_columns(ts=ts).select(list(OHLCV_SCHEMA))
-    lake = S3ParquetLake(aws.resources.lake_bucket, aws.s3)
-    state = DynamoStateStore(aws.resources.state_table, aws.dynamodb)
+    lake = InMemoryLake()
     service = IngestService(
-        RawSource(frame), lake, state, InMemoryMetrics(), FixedClock(AT),
+        RawSource(frame), lake, InMemoryStateStore(), InMemoryMetrics(), FixedClock(AT),
         IngestConfig(initial_lookback_bars=None),
     )  # fmt: skip
     # When ingested

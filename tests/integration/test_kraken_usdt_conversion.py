@@ -2,9 +2,11 @@
 agent converts Kraken's USD close with Kraken's own ``USDT/USD`` candle of the same hour, and
 never compares a USD price with a USDT price as if equal.
 
-The lake is moto S3 written through the real adapter; the candles are hand-written (the
-conversion's arithmetic is what is checked, as in the agent's unit tests: no Kraken history is
-recorded). The ingest side runs the deployed ingest handler with Kraken's scheduled hourly event.
+The deployed scan's reader (``wiring.lake_agent_data``) reads the in-memory lake
+(``tests/fakes.py``, held to the S3 adapter by ``test_lake_contract.py``); the candles are
+hand-written (the conversion's arithmetic is what is checked, as in the agent's unit tests: no
+Kraken history is recorded). The ingest side runs the deployed ingest handler with Kraken's
+scheduled hourly event on moto (the handler as deployed: its event, wiring and resources).
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-import boto3
 import polars as pl
 import pytest
 import time_machine
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
+from cryptosmarttrader.adapters.lake_agent_data import LakeAgentData
 from cryptosmarttrader.adapters.s3_lake import S3ParquetLake
 from cryptosmarttrader.domain.agents.arbitrage import ArbitrageConfig, arbitrage_votes
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA
@@ -29,6 +31,7 @@ from cryptosmarttrader.domain.types import Symbol, ms_from_utc
 from cryptosmarttrader.settings import AwsResources
 from cryptosmarttrader.wiring import lake_agent_data
 from infra.config import DeploymentConfig
+from tests.fakes import InMemoryAgentInputs, InMemoryLake
 from tests.support.aws import moto_stack
 
 HOUR = 3_600_000
@@ -48,31 +51,42 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
     _common.reset_caches()
 
 
-def _candle(exchange: str, symbol: str, close: float, at: datetime = BAR) -> None:
+@pytest.fixture
+def lake() -> InMemoryLake:
+    return InMemoryLake()
+
+
+def _candle(
+    lake: InMemoryLake, exchange: str, symbol: str, close: float, at: datetime = BAR
+) -> None:
     frame = pl.DataFrame(
         [(symbol, ms_from_utc(at), close, close, close, close, 10.0)],
         schema=OHLCV_SCHEMA,
         orient="row",
     )
-    S3ParquetLake(AwsResources().lake_bucket, boto3.client("s3")).write_candles(
-        frame, exchange, "1h"
-    )
+    lake.write_candles(frame, exchange, "1h")
 
 
-def _state(clients: AwsClients) -> Any:
-    return lake_agent_data(clients.s3, AwsResources(), "binance").state(UNIVERSE, ASOF)
+def _reader(lake: InMemoryLake) -> LakeAgentData:
+    """The deployed scan's reader, its lake (never called here) swapped for the in-memory one."""
+    deployed = lake_agent_data(cast(Any, None), AwsResources(), "binance")
+    return replace(deployed, lake=lake, inputs=InMemoryAgentInputs())
+
+
+def _state(lake: InMemoryLake) -> Any:
+    return _reader(lake).state(UNIVERSE, ASOF)
 
 
 def test_kraken_usd_close_is_converted_with_its_usdt_usd_candle_of_the_same_hour(
-    aws: AwsClients,
+    lake: InMemoryLake,
 ) -> None:
     # Given BTC at 64,000 USDT on Binance and 64,192 USD on Kraken, where 1 USDT = 1.003 USD
-    _candle("binance", "BTC/USDT", 64_000.0)
-    _candle("kraken", "BTC/USD", 64_192.0)
-    _candle("kraken", "USDT/USD", 1.003)
+    _candle(lake, "binance", "BTC/USDT", 64_000.0)
+    _candle(lake, "kraken", "BTC/USD", 64_192.0)
+    _candle(lake, "kraken", "USDT/USD", 1.003)
 
     # When the deployed scan's agents read the lake as of 23:00:30
-    state = _state(aws)
+    state = _state(lake)
 
     # Then Kraken's quote is its USD close in USDT (64,192 / 1.003 = 64,000): no spread
     kraken = state.tickers.filter(pl.col("exchange") == "kraken").to_dicts()
@@ -90,26 +104,25 @@ def test_kraken_usd_close_is_converted_with_its_usdt_usd_candle_of_the_same_hour
 
 @pytest.mark.parametrize("rate_at", [None, datetime(2024, 3, 14, 21, tzinfo=UTC)])
 def test_without_the_same_hours_rate_kraken_is_not_compared_and_says_why(
-    aws: AwsClients, rate_at: datetime | None
+    lake: InMemoryLake, rate_at: datetime | None
 ) -> None:
     # Given Kraken's USD close but no USDT/USD candle of that hour (none, or the hour before)
-    _candle("binance", "BTC/USDT", 64_000.0)
-    _candle("kucoin", "BTC/USDT", 64_010.0)
-    _candle("kraken", "BTC/USD", 64_064.0)
+    _candle(lake, "binance", "BTC/USDT", 64_000.0)
+    _candle(lake, "kucoin", "BTC/USDT", 64_010.0)
+    _candle(lake, "kraken", "BTC/USD", 64_064.0)
     if rate_at is not None:
-        _candle("kraken", "USDT/USD", 1.001, at=rate_at)
+        _candle(lake, "kraken", "USDT/USD", 1.001, at=rate_at)
 
     # When the deployed scan's agents read the lake
-    state = _state(aws)
+    state = _state(lake)
 
     # Then Kraken's USD price is not taken for a USDT one: it is left out, with the reason
     assert set(state.tickers["exchange"]) == {"binance", "kucoin"}
     votes = arbitrage_votes(["BTC/USDT"], ASOF, state.tickers, ArbitrageConfig())
     assert votes["abstain_reason"].to_list() == [None]  # Binance and KuCoin still compare
 
-    _candle("kucoin", "BTC/USDT", 64_010.0, at=datetime(2024, 3, 13, tzinfo=UTC))
-    lone = lake_agent_data(aws.s3, AwsResources(), "binance")
-    lone.venues = ("binance", "kraken")
+    _candle(lake, "kucoin", "BTC/USDT", 64_010.0, at=datetime(2024, 3, 13, tzinfo=UTC))
+    lone = replace(_reader(lake), venues=("binance", "kraken"))
     assert lone.state(UNIVERSE, ASOF).abstain_notes["arbitrage"]["BTC/USDT"] == (
         "no quote to compare (kraken: no USDT/USD candle of the same hour in the lake to "
         "convert its USD price into USDT (a USD price is never taken for a USDT one))"

@@ -1,5 +1,6 @@
-"""Withdrawal constraints: ccxt ``fetch_currencies`` → gate → the S3 lake (moto) → the arbitrage
-agent as of the decision.
+"""Withdrawal constraints: ccxt ``fetch_currencies`` → gate → the lake (the in-memory
+``WithdrawalStore`` of ``tests/fakes.py``, held to the S3 adapter by ``test_lake_contract.py``)
+→ the arbitrage agent as of the decision.
 
 KuCoin's currency structure is the one ccxt returns, recorded in ccxt's static tests
 (tests/fixtures/exchanges/kucoin/currencies_btc.json, see the README there); the ccxt client
@@ -10,19 +11,15 @@ compares are hand-written (the agent's arithmetic is what is checked, as in its 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import ccxt
 import polars as pl
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.ccxt_agent_feeds import CcxtVenueFeeds
-from cryptosmarttrader.adapters.s3_agent_inputs import S3AgentInputs
 from cryptosmarttrader.domain.agents.arbitrage import (
     TICKER_SCHEMA,
     ArbitrageConfig,
@@ -32,10 +29,10 @@ from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import RetryPolicy
 from cryptosmarttrader.domain.types import ms_from_utc
 from cryptosmarttrader.services.agent_ingest import WithdrawalIngestService
+from tests.fakes import InMemoryAgentInputs
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "exchanges" / "kucoin"
 NOW = datetime(2024, 3, 14, 23, 50, tzinfo=UTC)
-BUCKET = "agents-lake"
 
 
 class Memory:
@@ -57,13 +54,8 @@ def _kucoin(answer: Any) -> CcxtVenueFeeds:
 
 
 @pytest.fixture
-def inputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3AgentInputs]:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        yield S3AgentInputs(BUCKET, s3)
+def inputs() -> InMemoryAgentInputs:
+    return InMemoryAgentInputs()
 
 
 def test_recorded_kucoin_currency_becomes_one_constraint_row_on_its_own_chain() -> None:
@@ -87,7 +79,7 @@ def test_recorded_kucoin_currency_becomes_one_constraint_row_on_its_own_chain() 
 
 
 def test_ingest_writes_the_gated_constraints_and_the_agent_reads_them_as_of_the_decision(
-    inputs: S3AgentInputs,
+    inputs: InMemoryAgentInputs,
 ) -> None:
     recorded = json.loads((FIXTURE / "currencies_btc.json").read_text())
     state = Memory()
@@ -130,7 +122,7 @@ def test_ingest_writes_the_gated_constraints_and_the_agent_reads_them_as_of_the_
     [("fee", -0.1, "withdrawal fee -0.1"), ("fee", float("inf"), "withdrawal fee inf")],
 )
 def test_a_bad_fee_rejects_that_coin_with_the_reason_and_writes_nothing(
-    inputs: S3AgentInputs, field: str, value: float, why: str
+    inputs: InMemoryAgentInputs, field: str, value: float, why: str
 ) -> None:
     broken = json.loads((FIXTURE / "currencies_btc.json").read_text())
     # the recorded payload, one field of the network the row reads broken visibly
