@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 
-from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.exchange import OrderStateUnknownError
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
 from cryptosmarttrader.domain.risk import MarketQuote
@@ -52,11 +50,10 @@ class _CancelAnswerLost:
 
 
 def _golive(rig: Rig, exchange: Any = None) -> GoLiveService:
-    res, ddb = rig.clients.resources, rig.clients.dynamodb
     return GoLiveService(
-        store=DynamoStateStore(res.state_table, ddb),
-        orders=DynamoOrderStore(res.orders_table, ddb),
-        kill_switch=SsmKillSwitch(res.kill_switch_param, rig.clients.ssm, rig.clock, 0),
+        store=rig.stores.state,
+        orders=rig.stores.orders,
+        kill_switch=rig.stores.switch,
         clock=rig.clock,
         venue_sweep=lambda: rig.service(exchange),
     )
@@ -203,8 +200,7 @@ def test_golive_rollback_keeps_an_operator_s_kill_switch_and_its_sweep_cancels_t
     rig.service().reconcile()
     # the switch still holds for the operator's reason, by the operator (as the alarm
     # function re-affirms a switch already on), and the stop stays cancelled as asked
-    res = rig.clients.resources
-    status = SsmKillSwitch(res.kill_switch_param, rig.clients.ssm, rig.clock, 0).status()
+    status = rig.stores.switch.status()
     assert (status.on, status.reason, status.actor) == (True, "operator test", "operator")
     assert _venue_status(rig, stop) == "CANCELED"
     assert _ledger_status(rig, stop) == OrderStatus.CANCELED.value

@@ -2,7 +2,8 @@
 
 ccxt's own ``binance`` class builds, signs and parses every request; only its URLs point at
 ``devtools/cst_devtools/fake_binance.py`` on localhost, which verifies each signature and fills market
-orders at the open of the recorded real 1h candles. The ExecutionService runs on moto DynamoDB.
+orders at the open of the recorded real 1h candles. The ExecutionService runs on the in-memory
+stores of ``tests/fakes.py`` (``tests/support/live_venue.Stores``).
 """
 
 from __future__ import annotations
@@ -19,16 +20,9 @@ from typing import Any
 import ccxt
 import pytest
 
-from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue, OrderRefusedError, ccxt_client
-from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoOrderStore,
-    DynamoPositionStore,
-    DynamoStateStore,
-)
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import (
     FatalExchangeError,
@@ -44,11 +38,9 @@ from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import ClientOrderId, Money, Price, Quantity, Side, Symbol
 from cryptosmarttrader.domain.venue import VenueMode
 from cryptosmarttrader.services.execution import ExecutionService
-from cryptosmarttrader.services.risk_state import RiskStateService
 from cst_devtools.fake_binance import FakeBinance, serve
-from tests.support.aws import moto_stack
 from tests.support.execution import LosesTheAnswer
-from tests.support.live_venue import fake_binance, local_only
+from tests.support.live_venue import Stores, fake_binance, local_only
 
 pytestmark = pytest.mark.realdata
 
@@ -363,37 +355,23 @@ def test_testnet_mode_uses_the_binance_spot_testnet_and_refuses_venues_without_o
 
 @dataclass
 class Books:
-    clients: AwsClients
+    stores: Stores
     metrics: InMemoryMetrics
 
     def service(self, venue: Venue, exchange: object | None = None) -> ExecutionService:
-        res, ddb = self.clients.resources, self.clients.dynamodb
-        switch = SsmKillSwitch(res.kill_switch_param, self.clients.ssm, venue.clock)
-        risk = RiskStateService(DynamoStateStore(res.state_table, ddb), switch, venue.clock)
-        return ExecutionService(
-            orders=DynamoOrderStore(res.orders_table, ddb),
-            positions=DynamoPositionStore(res.positions_table, ddb),
-            kill_switch=switch,
-            risk=risk,
-            exchange=exchange or venue.venue,  # type: ignore[arg-type]
-            clock=venue.clock,
-            metrics=self.metrics,
-            mode=VenueMode.TESTNET.value,
-        )
+        """A fresh service over the same stores: what a restart builds."""
+        return self.stores.service(exchange or venue.venue, self.metrics)
 
     def orders(self) -> list[dict[str, Any]]:
-        res = self.clients.resources
-        return DynamoOrderStore(res.orders_table, self.clients.dynamodb).list_orders()
+        return self.stores.orders.list_orders()
 
     def position(self) -> dict[str, Any] | None:
-        res = self.clients.resources
-        return DynamoPositionStore(res.positions_table, self.clients.dynamodb).get(BTC.value)
+        return self.stores.positions.get(BTC.value)
 
 
 @pytest.fixture
-def books(monkeypatch: pytest.MonkeyPatch) -> Iterator[Books]:
-    with moto_stack(monkeypatch, now=NOW) as clients:
-        yield Books(clients, InMemoryMetrics())
+def books(venue: Venue) -> Books:
+    return Books(Stores(venue.clock), InMemoryMetrics())
 
 
 def _decision(qty: str = "0.03") -> OrderIntent:
@@ -535,8 +513,7 @@ def test_live_venue_a_scan_decision_sent_on_the_testnet_is_recorded_as_testnet(
     venue: Venue, books: Books
 ) -> None:
     # Given a NEW order recorded by the scan (which does not know the venue: mode "paper")
-    res = books.clients.resources
-    store = DynamoOrderStore(res.orders_table, books.clients.dynamodb)
+    store = books.stores.orders
     intent = _decision()
     assert store.put_new(
         {

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore
 from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.exchange import OrderStateUnknownError, RetryableExchangeError
 from cryptosmarttrader.domain.order_changes import StatusChange
@@ -338,8 +337,7 @@ def test_live_venue_kill_switch_names_the_open_orders_it_could_not_read(
     # cannot be true (it may rest on the venue: the sweep cannot tell, nor cancel it)
     entry(rig.service())
     rig.service().protect_positions({BTC.value: STOP})
-    res = rig.clients.resources
-    assert DynamoOrderStore(res.orders_table, rig.clients.dynamodb).put_new(
+    assert rig.stores.orders.put_new(
         {"client_order_id": "e" * 32, "symbol": "ETH/USDT", "side": "buy", "intent": "open",
          "order_type": "market", "quantity": Decimal("1"), "reference_price": Decimal("100"),
          "strategy": "scan", "signal_bar_ms": 1_700_000_000_000, "status": "ACCEPTED",

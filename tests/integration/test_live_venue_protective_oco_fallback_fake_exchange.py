@@ -1,6 +1,6 @@
 """A position whose protective OCO list Binance refused rests with the plain stop alone: its
 take-profit is then enforced by the hourly exit rule, through real ccxt against the local fake
-Binance and moto DynamoDB."""
+Binance (the stores on the in-memory fakes)."""
 
 from __future__ import annotations
 

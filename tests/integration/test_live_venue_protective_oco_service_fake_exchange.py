@@ -1,5 +1,5 @@
 """The protective OCO order list of the ExecutionService on Binance, through real ccxt against
-the local fake Binance (signatures verified) and moto DynamoDB.
+the local fake Binance (signatures verified), the stores on the in-memory fakes.
 
 A held position with a take-profit price gets one OCO list (a ``LIMIT_MAKER`` take-profit and
 the ``STOP_LOSS_LIMIT`` stop, both legs recorded in the orders ledger before the list is sent):

@@ -4,7 +4,8 @@ A held position gets one ``STOP_LOSS_LIMIT`` sell on the venue (its client ID de
 position, recorded in the orders ledger before it is sent); the exit rule's close, the
 EMERGENCY flatten and the kill-switch cancel it exactly once before anything is sold; a stop
 that triggered on the recorded candles books its fill from the venue's trades and nothing is
-sold again. The ExecutionService runs on moto DynamoDB, the fake verifies every signature.
+sold again. The ExecutionService runs on the in-memory stores, the fake verifies every
+signature.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import ccxt
 import pytest
 
 from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue
-from cryptosmarttrader.adapters.dynamodb_store import DynamoPositionStore
 from cryptosmarttrader.adapters.paper_exchange import PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.domain.exchange import OrderStateUnknownError
@@ -415,8 +415,7 @@ def test_live_venue_a_position_whose_record_cannot_be_read_keeps_its_resting_sto
     placed = rig.cycle(market, rule).run()
     assert "OCO list" in placed.protective_stops[BTC.value], placed.protective_stops
     # and then the position record damaged (its quantity below zero: unreadable)
-    res = rig.clients.resources
-    store = DynamoPositionStore(res.positions_table, rig.clients.dynamodb)
+    store = rig.stores.positions
     record = rig.position()
     assert store.upsert({**record, "quantity": Decimal("-1")}, int(record["version"]))
     # When the next hourly cycle runs

@@ -1,6 +1,6 @@
 """A plain stop cancelled to place its refused OCO list again: whatever the venue answers to
 that list, the position is never left with nothing resting on the venue, through real ccxt
-against the local fake Binance and moto DynamoDB."""
+against the local fake Binance (the stores on the in-memory fakes)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,19 @@
-"""The rig of the protective-exit tests against the local fake Binance: an ExecutionService on
-moto DynamoDB trading through real ccxt at the fake (every signature verified), on the recorded
-BTC/USDT bars of 2022-05-10, its clock fixed where the test puts it.
+"""The rig of the protective-exit tests against the local fake Binance: an ExecutionService
+trading through real ccxt at the fake (every signature verified), on the recorded BTC/USDT bars
+of 2022-05-10, its clock fixed where the test puts it.
+
+The venue is what these tests are about; the service's stores (orders, positions, risk state)
+and its kill-switch are the in-memory fakes of ``tests/fakes.py``, built as ``wiring`` builds
+them on DynamoDB and SSM (each fake keeps its adapter's contract:
+``tests/integration/test_store_contract.py``). A test that reads or writes the ledger directly
+does it through ``rig.stores``, which hold the same records as the tables would.
 
 A test module imports the fixtures (``market``, ``rig``) and the helpers it uses."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,21 +22,13 @@ from urllib.parse import urlparse
 
 import ccxt
 import pytest
-from moto import mock_aws
 
-from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue, ccxt_client
-from cryptosmarttrader.adapters.dynamodb_store import (
-    DynamoOrderStore,
-    DynamoPositionStore,
-    DynamoStateStore,
-    read_open_orders,
-)
+from cryptosmarttrader.adapters.dynamodb_store import read_open_orders
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.book import OpenOrders
-from cryptosmarttrader.domain.clock import FixedClock
+from cryptosmarttrader.domain.clock import Clock, FixedClock
 from cryptosmarttrader.domain.exchange import RetryPolicy
 from cryptosmarttrader.domain.exit_rule import ExitRule
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
@@ -40,9 +38,13 @@ from cryptosmarttrader.domain.venue import VenueMode
 from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.trading_cycle import TradingCycle
-from cryptosmarttrader.settings import AwsResources
 from cst_devtools.fake_binance import FakeBinance, serve
-from cst_devtools.local_aws import ensure_resources
+from tests.fakes import (
+    InMemoryKillSwitch,
+    InMemoryOrderLedger,
+    InMemoryPositionLedger,
+    InMemoryStateStore,
+)
 
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
@@ -61,28 +63,46 @@ def market(data_dir: Path) -> RecordedMarketData:
 
 
 @dataclass
+class Stores:
+    """The execution service's stores and kill-switch on the in-memory fakes, shared by every
+    service built over them (what a restart finds), as ``wiring.trading_cycle`` builds them on
+    the orders, positions and state tables and the SSM kill-switch parameter. The kill-switch
+    starts off, as a fresh deployment seeds it, and times each write by the clock."""
+
+    clock: Clock
+    orders: InMemoryOrderLedger = field(default_factory=InMemoryOrderLedger)
+    positions: InMemoryPositionLedger = field(default_factory=InMemoryPositionLedger)
+    state: InMemoryStateStore = field(default_factory=InMemoryStateStore)
+    switch: InMemoryKillSwitch = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.switch = InMemoryKillSwitch(self.clock.now(), self.clock)
+
+    def service(self, exchange: Any, metrics: InMemoryMetrics) -> ExecutionService:
+        """A fresh ExecutionService over these stores, trading on ``exchange``."""
+        return ExecutionService(
+            orders=self.orders,
+            positions=self.positions,
+            kill_switch=self.switch,
+            risk=RiskStateService(self.state, self.switch, self.clock),
+            exchange=exchange,
+            clock=self.clock,
+            metrics=metrics,
+            mode=VenueMode.TESTNET.value,
+        )
+
+
+@dataclass
 class Rig:
     fake: FakeBinance
     clock: FixedClock
     venue: CcxtVenue
-    clients: AwsClients
+    stores: Stores
     metrics: InMemoryMetrics
 
     def service(self, exchange: Any = None) -> ExecutionService:
-        """A fresh service over the same tables and venue: what a restart builds."""
-        res, ddb = self.clients.resources, self.clients.dynamodb
-        switch = SsmKillSwitch(res.kill_switch_param, self.clients.ssm, self.clock)
-        risk = RiskStateService(DynamoStateStore(res.state_table, ddb), switch, self.clock)
-        return ExecutionService(
-            orders=DynamoOrderStore(res.orders_table, ddb),
-            positions=DynamoPositionStore(res.positions_table, ddb),
-            kill_switch=switch,
-            risk=risk,
-            exchange=exchange or self.venue,
-            clock=self.clock,
-            metrics=self.metrics,
-            mode=VenueMode.TESTNET.value,
-        )
+        """A fresh service over the same stores and venue: what a restart builds."""
+        return self.stores.service(exchange or self.venue, self.metrics)
 
     def cycle(self, market: RecordedMarketData, rule: ExitRule) -> TradingCycle:
         """The hourly trading cycle over a fresh service on this venue (balances read from it)."""
@@ -98,20 +118,14 @@ class Rig:
         )
 
     def switch(self, on: bool) -> None:
-        res = self.clients.resources
-        SsmKillSwitch(res.kill_switch_param, self.clients.ssm, self.clock).set(
-            on, "operator test" if on else "resolved", "operator"
-        )
+        self.stores.switch.set(on, "operator test" if on else "resolved", "operator")
 
     def orders(self, intent: Intent | None = None) -> list[dict[str, Any]]:
-        res = self.clients.resources
-        every = DynamoOrderStore(res.orders_table, self.clients.dynamodb).list_orders()
+        every = self.stores.orders.list_orders()
         return [o for o in every if intent is None or o["intent"] == intent.value]
 
     def position(self) -> dict[str, Any]:
-        res = self.clients.resources
-        found = DynamoPositionStore(res.positions_table, self.clients.dynamodb).get(BTC.value)
-        return found or {}
+        return self.stores.positions.get(BTC.value) or {}
 
     def sent(self, method: str, kind: str | None = None) -> list[dict[str, str]]:
         return [
@@ -149,11 +163,10 @@ def fake_binance(market: RecordedMarketData, clock: FixedClock) -> FakeBinance:
 
 
 @pytest.fixture
-def rig(market: RecordedMarketData, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def rig(market: RecordedMarketData) -> Iterator[Rig]:
     clock = FixedClock(NOW)
     fake = fake_binance(market, clock)
-    with serve(fake) as url, mock_aws():
+    with serve(fake) as url:
         creds = {"apiKey": API_KEY, "secret": SECRET}
         client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url, timeout_ms=500)
         venue = CcxtVenue(
@@ -163,9 +176,7 @@ def rig(market: RecordedMarketData, monkeypatch: pytest.MonkeyPatch) -> Iterator
             RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0),
             sleep=lambda _s: None,
         )
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients, now=NOW)
-        yield Rig(fake, clock, venue, clients, InMemoryMetrics())
+        yield Rig(fake, clock, venue, Stores(clock), InMemoryMetrics())
 
 
 class LaggingIndex:
