@@ -10,7 +10,6 @@ deployed (moto for AWS); Binance's live API is served by ``cst_devtools.fake_bin
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
@@ -18,24 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.secrets import secrets_client
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.golive import GoLiveParams, Stage
 from cryptosmarttrader.services.golive import GoLiveService
-from cryptosmarttrader.settings import AwsResources, VenueSettings
+from cryptosmarttrader.settings import VenueSettings
 from cryptosmarttrader.venues import VenueKeysRefusedError, check_live_gate
 from cst_devtools.fake_binance import FakeBinance, serve
-from cst_devtools.local_aws import ensure_resources
 from cst_devtools.venue_redirect import binance_sandbox_served_by
+from tests.support.live_stack import live_execution_stack
 
 pytestmark = pytest.mark.realdata
 
-SECRET_NAME = "cst/exchange/binance-main"
 KEYS = {
     "api_key": "hD4kLiveRollbackKeyForTestsOnly00000000000000000000000000000000",
     "secret": "hS9sLiveRollbackSecretForTestsOnly111111111111111111111111111111",
@@ -57,34 +53,7 @@ class Context:
 @pytest.fixture
 def canary_on_live_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
     """A live stack deployed with run-1 (promoted), now running run-2's canary."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "CST_DATA_SOURCE": "ccxt",
-        "CST_EXCHANGE": "binance",
-        "CST_VENUE_MODE": "live",
-        "CST_EXCHANGE_SECRET": SECRET_NAME,
-        "CST_LIVE_GOLIVE_RUN": "run-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    from cryptosmarttrader import venues
-    from cryptosmarttrader.handlers import _common, execute
-
-    def forget() -> None:
-        _common.reset_caches()
-        execute._market.cache_clear()
-        venues.key_checks.cache_clear()
-        venues._credentials.cache_clear()
-
-    forget()
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
-        secrets_client(clients.resources).create_secret(
-            Name=SECRET_NAME, SecretString=json.dumps(KEYS)
-        )
+    with live_execution_stack(monkeypatch, KEYS) as clients:
         clock = FixedClock(datetime.now(UTC) - timedelta(days=30))
         state = DynamoStateStore(clients.resources.state_table, clients.dynamodb)
         orders = DynamoOrderStore(clients.resources.orders_table, clients.dynamodb)
@@ -98,7 +67,6 @@ def canary_on_live_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients
             if run_id == "run-1":
                 golive.promote(params, "canary SLOs met")
         yield clients
-    forget()
 
 
 def _invoke(event: dict[str, Any]) -> dict[str, Any]:

@@ -16,24 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoStateStore
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.secrets import secrets_client
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.golive import GoLiveParams, Stage
 from cryptosmarttrader.services.golive import GoLiveService
-from cryptosmarttrader.settings import AwsResources
 from cst_devtools.fake_binance import FakeBinance, serve
-from cst_devtools.local_aws import ensure_resources
 from cst_devtools.moto_shims import emf_points, emf_records
 from cst_devtools.venue_redirect import binance_sandbox_served_by
+from tests.support.live_stack import live_execution_stack
 
 pytestmark = pytest.mark.realdata
 
-SECRET_NAME = "cst/exchange/binance-main"
 KEYS = {
     "api_key": "hD4kLiveWithdrawKeyForTestsOnly000000000000000000000000000000000",
     "secret": "hS9sLiveWithdrawSecretForTestsOnly11111111111111111111111111111",
@@ -49,34 +45,7 @@ class Context:
 
 @pytest.fixture
 def live_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "CST_DATA_SOURCE": "ccxt",
-        "CST_EXCHANGE": "binance",
-        "CST_VENUE_MODE": "live",
-        "CST_EXCHANGE_SECRET": SECRET_NAME,
-        "CST_LIVE_GOLIVE_RUN": "run-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    from cryptosmarttrader import venues
-    from cryptosmarttrader.handlers import _common, execute
-
-    def forget() -> None:
-        _common.reset_caches()
-        execute._market.cache_clear()
-        venues.key_checks.cache_clear()
-        venues._credentials.cache_clear()
-
-    forget()
-    with mock_aws():
-        clients = AwsClients.build(AwsResources())
-        ensure_resources(clients)
-        secrets_client(clients.resources).create_secret(
-            Name=SECRET_NAME, SecretString=json.dumps(KEYS)
-        )
+    with live_execution_stack(monkeypatch, KEYS) as clients:
         # a go-live run that passed staging and canary: the live gate lets the venue be built
         clock = FixedClock(datetime.now(UTC) - timedelta(days=11))
         state = DynamoStateStore(clients.resources.state_table, clients.dynamodb)
@@ -89,7 +58,6 @@ def live_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
         clock.advance(timedelta(days=3))
         golive.promote(params, "canary SLOs met")
         yield clients
-    forget()
 
 
 def _invoke() -> tuple[dict[str, Any], str]:
