@@ -1062,15 +1062,13 @@ class ExecutionService:
                     doubtful.add(symbol)
         kept: dict[str, str] = {}
         for symbol, coids in sorted(resting.items()):
-            try:
-                held = _held(self._position(symbol))
-            except _UNREADABLE_BOOK as exc:
+            held, unreadable = self._held_or_why(symbol)
+            if held is None:
                 # the holding is unknown: the flatten cannot sell it either, and the stop only
                 # sells, so it is kept (never the sweep of every other order stopped)
-                self.metrics.add(mn.BOOK_RECORDS_UNREADABLE.name, 1)
                 why = (
-                    f"the position cannot be read ({type(exc).__name__}: {exc}): its protective "
-                    "sell stays resting on the venue, the only exit of that position"
+                    f"{unreadable}: its protective sell stays resting on the venue, the only "
+                    "exit of that position"
                 )
                 kept.update(dict.fromkeys(coids, why))
                 continue
@@ -1093,6 +1091,15 @@ class ExecutionService:
             kept.update(dict.fromkeys(coids, why))
         return kept
 
+    def _held_or_why(self, symbol: str) -> tuple[Decimal | None, str]:
+        """The quantity held of ``symbol``, read fresh; None and why when its position record
+        cannot be read (counted as an unreadable record)."""
+        try:
+            return _held(self._position(symbol)), ""
+        except _UNREADABLE_BOOK as exc:
+            self.metrics.add(mn.BOOK_RECORDS_UNREADABLE.name, 1)
+            return None, f"the position cannot be read ({type(exc).__name__}: {exc})"
+
     def _protection_of_held(self, orders: Collection[RecordedOrder]) -> dict[str, str]:
         """The protective sells on the venue (resting, or sent and not yet confirmed) of every
         position still held, or whose record cannot be read (client order ID → why): a
@@ -1104,14 +1111,9 @@ class ExecutionService:
                 by_symbol.setdefault(order.symbol, []).append(order.key)
         kept: dict[str, str] = {}
         for symbol, coids in sorted(by_symbol.items()):
-            try:
-                held = _held(self._position(symbol))
-            except _UNREADABLE_BOOK as exc:
-                self.metrics.add(mn.BOOK_RECORDS_UNREADABLE.name, 1)
-                why = (
-                    f"the position cannot be read ({type(exc).__name__}: {exc}): its protective "
-                    "sell stays on the venue"
-                )
+            held, unreadable = self._held_or_why(symbol)
+            if held is None:
+                why = f"{unreadable}: its protective sell stays on the venue"
                 kept.update(dict.fromkeys(coids, why))
                 continue
             if held > 0:
