@@ -1,8 +1,12 @@
-"""The execution cycle on moto over real recorded data: scan decisions → RiskGuard → paper venue
-(book in DynamoDB) → fills on the next real hourly bar → positions, equity, risk level.
+"""The execution cycle over real recorded data: scan decisions → RiskGuard → paper venue (book in
+the state store) → fills on the next real hourly bar → positions, equity, risk level.
 
-Every cycle builds its objects afresh through ``wiring.trading_cycle`` over the same tables: what
-a scheduled Lambda does on each invocation, so state surviving between cycles is tested too.
+Every cycle builds its objects afresh over the same stores: what a scheduled Lambda does on each
+invocation, so state surviving between cycles is tested too. The cycle's logic runs on the
+in-memory fakes (``tests/support/cycle.py``, built as ``wiring.trading_cycle`` builds it; the
+fakes are held to their adapters by ``test_store_contract.py``); what is about DynamoDB itself
+(how many Scans a cycle makes, a record repaired with ``aws dynamodb update-item``) runs on moto
+through ``wiring.trading_cycle``.
 """
 
 from __future__ import annotations
@@ -60,8 +64,10 @@ from cryptosmarttrader.services.trading_cycle import (
     account_from_ledger,
 )
 from cryptosmarttrader.settings import AwsResources, TradingSettings
-from cryptosmarttrader.wiring import recorded_analyzer, trading_cycle
+from cryptosmarttrader.wiring import trading_cycle
 from cst_devtools.local_aws import ensure_resources
+from tests.fakes import InMemoryOrderLedger, InMemoryPositionLedger, InMemoryStateStore
+from tests.support.cycle import CycleStores
 
 pytestmark = pytest.mark.realdata
 
@@ -84,20 +90,27 @@ def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
         yield aws
 
 
-def _scan(market: RecordedMarketData, clients: AwsClients, data_dir: Path) -> list[str]:
+@pytest.fixture
+def stores() -> CycleStores:
+    return CycleStores()
+
+
+def _scan(stores: CycleStores, data_dir: Path) -> list[str]:
     """The real scan as of ASOF records its BUY decisions as NEW orders; returns their symbols."""
-    clock = FixedClock(SCAN_AT)
-    res = clients.resources
-    switch = SsmKillSwitch(res.kill_switch_param, clients.ssm, clock)
-    service = ScanService(
-        analyzer=recorded_analyzer(data_dir, clock, SETTINGS),
-        orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
-        positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
-        kill_switch=switch,
-        metrics=InMemoryMetrics(),
-    )
-    report = service.run(ASOF)
+    report = stores.scan(data_dir, SCAN_AT, SETTINGS).run(ASOF)
     return [r.symbol for r in report.rows if r.action is Action.BUY and r.order_status == "NEW"]
+
+
+def _run(
+    market: RecordedMarketData, stores: CycleStores, at: datetime
+) -> tuple[CycleReport, InMemoryMetrics]:
+    """One cycle built afresh on the fakes at ``at``, run."""
+    metrics = InMemoryMetrics()
+    return stores.cycle(market, at, SETTINGS, metrics).run(), metrics
+
+
+def _orders_in(stores: CycleStores) -> dict[str, dict[str, object]]:
+    return {str(o["symbol"]): o for o in stores.orders.list_orders()}
 
 
 def _cycle(
@@ -120,15 +133,15 @@ def _orders(clients: AwsClients) -> dict[str, dict[str, object]]:
 
 
 def test_scan_decisions_fill_on_the_next_real_bar_and_move_positions(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    decided = _scan(market, clients, data_dir)
+    decided = _scan(stores, data_dir)
     assert {"bitcoin", "cardano"} <= set(decided)
 
     # 01:10 — decisions re-checked by the RiskGuard and sent; the 02:00 bar has not opened yet,
     # so the paper venue acknowledges without a fill
-    first, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
-    orders = _orders(clients)
+    first, _ = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
+    orders = _orders_in(stores)
     sent = {s for s, o in orders.items() if o["status"] == "ACCEPTED"}
     assert {"bitcoin", "cardano"} <= sent
     assert first.dispatched == len(sent)
@@ -143,8 +156,8 @@ def test_scan_decisions_fill_on_the_next_real_bar_and_move_positions(
 
     # 02:10 — a fresh cycle (new objects, same tables) finds the venue's book and fills on the
     # 02:00 bar's real prices
-    second, metrics = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
-    orders = _orders(clients)
+    second, metrics = _run(market, stores, ASOF + timedelta(hours=2, minutes=10))
+    orders = _orders_in(stores)
     btc = orders["bitcoin"]
     assert btc["status"] == "FILLED"
     assert btc["filled_at"] == (ASOF + timedelta(hours=2)).isoformat()
@@ -170,75 +183,67 @@ def test_scan_decisions_fill_on_the_next_real_bar_and_move_positions(
     assert metrics.values("DailyPnl") and metrics.values("Drawdown")
 
     # the venue's book is in the state table: one item per order sent
-    venue = DynamoStateStore(clients.resources.state_table, clients.dynamodb).query(PAPER_VENUE_PK)
+    venue = stores.state.query(PAPER_VENUE_PK)
     assert {str(v["status"]) for v in venue} == {"FILLED"}
     assert len(venue) == len(sent)
 
     # a third cycle changes nothing already done
-    third, metrics3 = _cycle(market, clients, ASOF + timedelta(hours=3, minutes=10))
+    third, metrics3 = _run(market, stores, ASOF + timedelta(hours=3, minutes=10))
     assert third.dispatched == 0 and metrics3.total("OrdersFilled") == 0
     assert third.positions == second.positions
 
 
 def test_stale_decisions_are_cancelled_never_sent(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    decided = _scan(market, clients, data_dir)
+    decided = _scan(stores, data_dir)
     assert decided
     late = SCAN_AT + timedelta(minutes=SETTINGS.decision_valid_minutes + 1)
-    report, metrics = _cycle(market, clients, late)
+    report, metrics = _run(market, stores, late)
     assert report.dispatched == 0 and report.cancelled_new == len(decided)
-    assert all("no longer valid" in str(o["cancel_reason"]) for o in _orders(clients).values())
+    assert all("no longer valid" in str(o["cancel_reason"]) for o in _orders_in(stores).values())
     assert metrics.total("OrdersSent") == 0
 
 
 def test_kill_switch_on_cancels_the_decisions(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    decided = _scan(market, clients, data_dir)
+    decided = _scan(stores, data_dir)
     assert decided
     at = ASOF + timedelta(hours=1, minutes=10)
-    SsmKillSwitch(clients.resources.kill_switch_param, clients.ssm, FixedClock(at)).set(
-        True, "drill", "test"
-    )
-    report, metrics = _cycle(market, clients, at)
+    stores.at(at)
+    stores.switch.set(True, "drill", "test")
+    report, metrics = _run(market, stores, at)
     assert report.dispatched == 0
-    assert {str(o["status"]) for o in _orders(clients).values()} == {"CANCELED"}
+    assert {str(o["status"]) for o in _orders_in(stores).values()} == {"CANCELED"}
     assert metrics.total("OrdersSent") == 0
 
 
 def test_emergency_flattens_once_a_human_turns_the_switch_off(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    _scan(market, clients, data_dir)
-    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
-    filled, _ = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+    _scan(stores, data_dir)
+    _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
+    filled, _ = _run(market, stores, ASOF + timedelta(hours=2, minutes=10))
     assert filled.positions
 
     at = ASOF + timedelta(hours=3, minutes=10)
-    res = clients.resources
-    switch = SsmKillSwitch(res.kill_switch_param, clients.ssm, FixedClock(at), cache_seconds=0)
-    risk = RiskStateService(
-        DynamoStateStore(res.state_table, clients.dynamodb), switch, FixedClock(at)
-    )
+    switch = stores.switch
+    risk = stores.risk(at)
     risk.override(RiskLevel.EMERGENCY, "ops@desk", "drill: flatten the book")
     assert switch.status().on  # entering EMERGENCY turned the kill-switch on
 
-    held, _ = _cycle(market, clients, at)
+    held, _ = _run(market, stores, at)
     assert held.flattened == 0 and held.positions == filled.positions  # nothing leaves while on
 
     switch.set(False, "looked at it: flatten", "ops@desk")
     at = ASOF + timedelta(hours=4, minutes=10)
-    flatten, _ = _cycle(market, clients, at)
+    flatten, _ = _run(market, stores, at)
     assert flatten.flattened == len(filled.positions)
     assert flatten.risk_level == "EMERGENCY"
-    done, _ = _cycle(market, clients, at + timedelta(hours=1))
+    done, _ = _run(market, stores, at + timedelta(hours=1))
     assert done.positions == {}
-    sells = [
-        o
-        for o in DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
-        if o["side"] == "sell"
-    ]
+    sells = [o for o in stores.orders.list_orders() if o["side"] == "sell"]
     assert len(sells) == len(filled.positions)
     assert {str(o["status"]) for o in sells} == {"FILLED"}
     assert done.equity is not None and done.cash == pytest.approx(done.equity)
