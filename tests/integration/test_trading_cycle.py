@@ -311,7 +311,7 @@ def test_an_unreadable_record_makes_the_equity_unknown_and_an_order_s_the_cash_t
 
 
 def test_a_real_crash_day_escalates_the_level_and_turns_the_kill_switch_on(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     # 2021-05-19: BTC and ETH fell 20-40 % intraday. The default caps (5 % of equity per
     # correlated cluster) keep such a day far under the 3 % daily-loss threshold, so this book
@@ -325,9 +325,7 @@ def test_a_real_crash_day_escalates_the_level_and_turns_the_kill_switch_on(
     )
 
     def cycle(at: datetime) -> tuple[TradingCycle, CycleReport]:
-        built = trading_cycle(
-            market, FixedClock(at), clients, clients.resources, SETTINGS, InMemoryMetrics()
-        )
+        built = stores.cycle(market, at, SETTINGS, InMemoryMetrics())
         built.execution.guard = loose
         return built, built.run()
 
@@ -354,12 +352,12 @@ def test_a_real_crash_day_escalates_the_level_and_turns_the_kill_switch_on(
     assert crash.daily_pnl_pct is not None and crash.daily_pnl_pct <= -8, crash
     assert RiskLevel[crash.risk_level] >= RiskLevel.EMERGENCY
     assert crash.risk_transition is not None and "daily loss" in crash.risk_transition
-    switch = SsmKillSwitch(clients.resources.kill_switch_param, clients.ssm, FixedClock(ASOF))
+    switch = stores.switch
     assert switch.status().on and "RiskGuard" in switch.status().reason
 
 
 def test_stale_daily_data_trips_the_data_quality_breaker(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     class IngestStopped:
         """The real data as a lake whose daily ingest stopped five days before the cycle."""
@@ -374,28 +372,26 @@ def test_stale_daily_data_trips_the_data_quality_breaker(
             return market.ohlcv(symbol, timeframe, start, end)
 
     at = ASOF + timedelta(hours=1, minutes=10)
-    cycle = trading_cycle(
-        IngestStopped(), FixedClock(at), clients, clients.resources, SETTINGS, InMemoryMetrics()
-    )
+    cycle = stores.cycle(IngestStopped(), at, SETTINGS, InMemoryMetrics())
     report = cycle.run()
     assert report.risk_level == "DEFENSIVE"
     assert report.risk_transition is not None and "data-quality breaker" in report.risk_transition
     # with today's data again, the level stays for the rest of the UTC day, then steps down one
     # level per new day
-    same_day, _ = _cycle(market, clients, at + timedelta(hours=2))
+    same_day, _ = _run(market, stores, at + timedelta(hours=2))
     assert same_day.risk_level == "DEFENSIVE"
-    next_day, _ = _cycle(market, clients, at + timedelta(days=1))
+    next_day, _ = _run(market, stores, at + timedelta(days=1))
     assert next_day.risk_level == "CONSERVATIVE"
-    day_after, _ = _cycle(market, clients, at + timedelta(days=2))
+    day_after, _ = _run(market, stores, at + timedelta(days=2))
     assert day_after.risk_level == "NORMAL"
 
 
 def test_a_held_coin_is_kept_until_the_exit_rule_closes_it_once(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    _scan(market, clients, data_dir)
-    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
-    held, _ = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+    _scan(stores, data_dir)
+    _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
+    held, _ = _run(market, stores, ASOF + timedelta(hours=2, minutes=10))
     assert {"bitcoin", "cardano", "dogecoin"} <= set(held.positions)
     # each position's levels from its entry price: +100 % / -50 %, 180 days (the evaluation's)
     for symbol in held.positions:
@@ -404,15 +400,7 @@ def test_a_held_coin_is_kept_until_the_exit_rule_closes_it_once(
     # a week later the scan rates a different set BUY: it sells nothing for dropping out (the
     # evaluated strategy does not either) and does not enter a held coin a second time
     later = ASOF + timedelta(days=7)
-    clock = FixedClock(later + timedelta(minutes=15))
-    res = clients.resources
-    service = ScanService(
-        analyzer=recorded_analyzer(data_dir, clock, SETTINGS),
-        orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
-        positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
-        kill_switch=SsmKillSwitch(res.kill_switch_param, clients.ssm, clock),
-        metrics=InMemoryMetrics(),
-    )
+    service = stores.scan(data_dir, later + timedelta(minutes=15), SETTINGS)
     report = service.run(later)
     selected = {s.symbol for s in service.analyzer.analyze(later).ranked if s.action is Action.BUY}
     assert set(held.positions) - selected, "every held coin is a BUY again: no dropout tested"
@@ -424,13 +412,13 @@ def test_a_held_coin_is_kept_until_the_exit_rule_closes_it_once(
             assert any("already held" in reason for reason in row.reasons)
     assert {e.symbol for e in report.exits} == set(held.positions)
     assert all(e.order_status is None for e in report.exits)
-    sells = [o for o in _orders(clients).values() if o["side"] == "sell"]
+    sells = [o for o in _orders_in(stores).values() if o["side"] == "sell"]
     assert sells == []
 
     # on 2021-03-01 the real daily closes have doubled ADA and DOGE since their entry (and
     # held there for a second close); BTC has not: the cycle closes exactly the doubled ones
     exit_day = datetime(2021, 3, 1, 1, 10, tzinfo=UTC)
-    first, _ = _cycle(market, clients, exit_day)
+    first, _ = _run(market, stores, exit_day)
     took_profit = {
         s for s, why in first.exit_decisions.items() if "take_profit" in why and "ACCEPTED" in why
     }
@@ -438,12 +426,12 @@ def test_a_held_coin_is_kept_until_the_exit_rule_closes_it_once(
     assert "bitcoin" not in took_profit
     assert first.exits_by_rule == len(took_profit)
     # the next cycles fill those closes on the next real bar and place nothing again
-    second, _ = _cycle(market, clients, exit_day + timedelta(hours=1))
-    third, _ = _cycle(market, clients, exit_day + timedelta(hours=2))
+    second, _ = _run(market, stores, exit_day + timedelta(hours=1))
+    third, _ = _run(market, stores, exit_day + timedelta(hours=2))
     assert second.exits_by_rule == third.exits_by_rule == 0
     assert not took_profit & set(third.positions)
     assert "bitcoin" in third.positions
-    orders = DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
+    orders = stores.orders.list_orders()
     closes = [o for o in orders if o["side"] == "sell"]
     assert sorted(str(o["symbol"]) for o in closes) == sorted(took_profit)
     for order in closes:
@@ -456,27 +444,27 @@ def test_a_held_coin_is_kept_until_the_exit_rule_closes_it_once(
 
 
 def test_a_position_without_an_opening_time_is_held_and_says_why(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     # a position recorded before the opening time was kept: its days cannot be counted
-    DynamoPositionStore(clients.resources.positions_table, clients.dynamodb).upsert(
+    stores.positions.upsert(
         {"symbol": "bitcoin", "quantity": Decimal("0.01"), "cost": Decimal("300"),
          "notional": Decimal("300"), "average_price": Decimal("30000")}, None
     )  # fmt: skip
-    report, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    report, _ = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     assert report.exits_by_rule == 0
     assert "no opening time recorded" in report.exit_decisions["bitcoin"]
     assert report.positions == {"bitcoin": pytest.approx(0.01)}
 
 
 def test_a_position_below_its_stop_on_two_daily_closes_is_stopped_out_once(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     # Given dogecoin held from the real daily close of 2021-05-08 (the May 2021 top)
     opened = datetime(2021, 5, 8, 0, 10, tzinfo=UTC)
     bars = market.ohlcv("dogecoin", "1d", opened - timedelta(days=1), opened)
     entry = Decimal(repr(float(bars.sort("ts")["close"][-1])))
-    positions = DynamoPositionStore(clients.resources.positions_table, clients.dynamodb)
+    positions = stores.positions
     positions.upsert(
         {"symbol": "dogecoin", "quantity": Decimal("1000"), "notional": entry * 1000,
          "cost": entry * 1000, "average_price": entry, "opened_by": "f" * 32,
@@ -484,16 +472,16 @@ def test_a_position_below_its_stop_on_two_daily_closes_is_stopped_out_once(
     )  # fmt: skip
     # When the hourly cycle runs after the June 2021 sell-off
     at = datetime(2021, 6, 23, 1, 10, tzinfo=UTC)
-    report, _ = _cycle(market, clients, at)
+    report, _ = _run(market, stores, at)
     # Then the rule saw two real daily closes at or below half the entry and placed one CLOSE
     assert "exit by the rule (stop after" in report.exit_decisions["dogecoin"], report
     assert report.exits_by_rule == 1
     closes = market.ohlcv("dogecoin", "1d", opened, at).sort("ts")["close"].to_list()
     below = [c <= float(entry) * 0.5 for c in closes]
     assert any(a and b for a, b in itertools.pairwise(below))
-    again, _ = _cycle(market, clients, at + timedelta(hours=1))
+    again, _ = _run(market, stores, at + timedelta(hours=1))
     assert again.exits_by_rule == 0
-    sells = [o for o in _orders(clients).values() if o["side"] == "sell"]
+    sells = [o for o in _orders_in(stores).values() if o["side"] == "sell"]
     assert len(sells) == 1 and sells[0]["strategy"] == "exit-rule"
 
 
@@ -569,17 +557,17 @@ def test_a_cycle_scans_the_orders_table_once_and_again_only_after_it_wrote_to_th
 
 
 def test_an_unreadable_opening_time_holds_the_position_and_says_why(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     # Given a position record whose opening time cannot be read (the rest of it can)
-    positions = DynamoPositionStore(clients.resources.positions_table, clients.dynamodb)
+    positions = stores.positions
     positions.upsert(
         {"symbol": "bitcoin", "quantity": Decimal("0.01"), "cost": Decimal("300"),
          "notional": Decimal("300"), "average_price": Decimal("30000"),
          "opened_at": "last tuesday"}, None
     )  # fmt: skip
     # When the cycle runs, Then the position is valued and held, and the exit rule says why
-    report, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    report, _ = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     assert report.exits_by_rule == 0
     assert report.exit_decisions["bitcoin"].startswith("held: no opening time recorded")
     assert report.equity is not None and report.unreadable_records == []
