@@ -26,12 +26,10 @@ from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoOrderStore,
     DynamoPositionStore,
-    DynamoStateStore,
 )
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.paper_exchange import PAPER_VENUE_PK
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.aggregates import Order, Position
 from cryptosmarttrader.domain.book import RecordedOrder, UnreadableRecord
 from cryptosmarttrader.domain.clock import FixedClock
@@ -55,8 +53,6 @@ from cryptosmarttrader.domain.types import (
     ms_from_utc,
 )
 from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
-from cryptosmarttrader.services.risk_state import RiskStateService
-from cryptosmarttrader.services.scan import ScanService
 from cryptosmarttrader.services.trading_cycle import (
     CycleReport,
     Mark,
@@ -121,15 +117,21 @@ def _cycle(
     return cycle.run(), metrics
 
 
+Orders = DynamoOrderStore | InMemoryOrderLedger
+Positions = DynamoPositionStore | InMemoryPositionLedger
+
+
+def _dynamo_orders(clients: AwsClients) -> DynamoOrderStore:
+    return DynamoOrderStore(clients.resources.orders_table, clients.dynamodb)
+
+
+def _dynamo_positions(clients: AwsClients) -> DynamoPositionStore:
+    return DynamoPositionStore(clients.resources.positions_table, clients.dynamodb)
+
+
 def _orders_list(clients: AwsClients) -> list[dict[str, object]]:
     res = clients.resources
     return DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
-
-
-def _orders(clients: AwsClients) -> dict[str, dict[str, object]]:
-    res = clients.resources
-    orders = DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
-    return {str(o["symbol"]): o for o in orders}
 
 
 def test_scan_decisions_fill_on_the_next_real_bar_and_move_positions(
@@ -533,8 +535,8 @@ def test_a_cycle_scans_the_orders_table_once_and_again_only_after_it_wrote_to_th
 ) -> None:
     # Given dogecoin held and stopped out by the June 2021 sell-off, and a scan's BUY of
     # bitcoin waiting to be sent
-    at = _doge_stopped_out(clients, market)
-    _entry_decision(clients, at)
+    at = _doge_stopped_out(_dynamo_positions(clients), market)
+    _entry_decision(_dynamo_orders(clients), at)
     scans = _count_scans(monkeypatch)
     # When the hourly cycle runs: its reconcile sends the entry, the exit rule closes dogecoin
     report, _ = _cycle(market, clients, at)
@@ -573,13 +575,13 @@ def test_an_unreadable_opening_time_holds_the_position_and_says_why(
     assert report.equity is not None and report.unreadable_records == []
 
 
-def _doge_stopped_out(clients: AwsClients, market: RecordedMarketData) -> datetime:
+def _doge_stopped_out(positions: Positions, market: RecordedMarketData) -> datetime:
     """Dogecoin held from the real daily close of 2021-05-08 (the May 2021 top): the June 2021
     sell-off stops it out. The instant of the cycle that closes it."""
     opened = datetime(2021, 5, 8, 0, 10, tzinfo=UTC)
     bars = market.ohlcv("dogecoin", "1d", opened - timedelta(days=1), opened)
     entry = Decimal(repr(float(bars.sort("ts")["close"][-1])))
-    DynamoPositionStore(clients.resources.positions_table, clients.dynamodb).upsert(
+    positions.upsert(
         {"symbol": "dogecoin", "quantity": Decimal("1000"), "notional": entry * 1000,
          "cost": entry * 1000, "average_price": entry, "opened_by": "f" * 32,
          "opened_at": opened.isoformat()}, None
@@ -587,7 +589,7 @@ def _doge_stopped_out(clients: AwsClients, market: RecordedMarketData) -> dateti
     return datetime(2021, 6, 23, 1, 10, tzinfo=UTC)
 
 
-def _entry_decision(clients: AwsClients, at: datetime) -> str:
+def _entry_decision(orders: Orders, at: datetime) -> str:
     """A scan's BUY of bitcoin recorded NEW ten minutes before ``at`` (still valid)."""
     decided = at - timedelta(minutes=10)
     intent = OrderIntent("scan", Symbol("bitcoin"), Side.BUY, Intent.OPEN,
@@ -595,7 +597,6 @@ def _entry_decision(clients: AwsClients, at: datetime) -> str:
                          Price.of("33000"))  # fmt: skip
     order = Order.new(intent, created_at=decided, mode="paper",
                       valid_for=timedelta(minutes=SETTINGS.decision_valid_minutes))  # fmt: skip
-    orders = DynamoOrderStore(clients.resources.orders_table, clients.dynamodb)
     assert orders.record(order) is True
     return order.client_order_id.value
 
@@ -609,33 +610,30 @@ def _damaged_order(**changes: object) -> dict[str, object]:
             "average_price": Decimal("2000"), "fee": Decimal("0.1"), **changes}  # fmt: skip
 
 
-def _damage(clients: AwsClients, record: str) -> str:
+def _damage(orders: Orders, positions: Positions, record: str) -> str:
     """A stored record of ethereum that cannot be read: a filled order whose fee is below zero,
     or whose fill cannot be true (``1E+100`` filled of a quantity of 1), or a position below
     zero. Its description's key."""
-    res = clients.resources
     if record in {"order", "impossible fill"}:
         damage = {"fee": Decimal("-0.1")} if record == "order" else {"filled": Decimal("1E+100")}
-        DynamoOrderStore(res.orders_table, clients.dynamodb).put_new(_damaged_order(**damage))
+        orders.put_new(_damaged_order(**damage))
         return "e" * 32
-    DynamoPositionStore(res.positions_table, clients.dynamodb).upsert(
-        {"symbol": "ethereum", "quantity": Decimal("-1"), "cost": Decimal("0")}, None
-    )
+    positions.upsert({"symbol": "ethereum", "quantity": Decimal("-1"), "cost": Decimal("0")}, None)
     return "ethereum"
 
 
 @pytest.mark.parametrize("damaged", [None, "order", "impossible fill", "position"])
 def test_an_unreadable_record_makes_equity_unknown_takes_no_entry_and_exits_the_others(
-    market: RecordedMarketData, clients: AwsClients, damaged: str | None
+    market: RecordedMarketData, stores: CycleStores, damaged: str | None
 ) -> None:
     # Given dogecoin held and stopped out by the June 2021 sell-off, a scan's BUY of bitcoin
     # waiting to be sent, and (but in the control run) one damaged record of ethereum
-    at = _doge_stopped_out(clients, market)
-    entry = _entry_decision(clients, at)
-    key = None if damaged is None else _damage(clients, damaged)
+    at = _doge_stopped_out(stores.positions, market)
+    entry = _entry_decision(stores.orders, at)
+    key = None if damaged is None else _damage(stores.orders, stores.positions, damaged)
     # When the hourly cycle runs
-    report, metrics = _cycle(market, clients, at)
-    orders = {str(o["client_order_id"]): o for o in _orders_list(clients)}
+    report, metrics = _run(market, stores, at)
+    orders = {str(o["client_order_id"]): o for o in stores.orders.list_orders()}
     # Then the other coin's exit goes on: dogecoin is closed by the rule, once
     assert "exit by the rule (stop after" in report.exit_decisions["dogecoin"], report
     assert report.exits_by_rule == 1
@@ -655,9 +653,7 @@ def test_an_unreadable_record_makes_equity_unknown_takes_no_entry_and_exits_the_
     assert report.risk_level == "DEFENSIVE"
     assert report.risk_transition is not None and "equity unknown" in report.risk_transition
     assert metrics.values("Equity") == [] and metrics.values("DailyPnl") == []
-    point = DynamoStateStore(clients.resources.state_table, clients.dynamodb).get(
-        "execution", f"equity#{at.isoformat()}"
-    )
+    point = stores.state.get("execution", f"equity#{at.isoformat()}")
     assert point is not None and "equity" not in point
     if damaged in {"order", "impossible fill"}:
         # an order's fills are unknown: so is the cash (stored as absent, never a partial sum);
@@ -672,9 +668,9 @@ def test_an_unreadable_record_makes_equity_unknown_takes_no_entry_and_exits_the_
         assert "ethereum" not in report.positions
 
 
-def _activate(clients: AwsClients, stage: str, mode: str, fraction: float) -> None:
+def _activate(state: InMemoryStateStore, stage: str, mode: str, fraction: float) -> None:
     """The go-live stage record as GoLiveService writes it when a stage starts."""
-    DynamoStateStore(clients.resources.state_table, clients.dynamodb).put(
+    state.put(
         GOLIVE_PK,
         ACTIVE_SK,
         {"run_id": "run-1", "stage": stage, "version": "v2", "trading_mode": mode,
@@ -683,14 +679,14 @@ def _activate(clients: AwsClients, stage: str, mode: str, fraction: float) -> No
 
 
 def test_a_canary_stage_trades_at_its_share_of_the_risk_budget(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    decided = _scan(market, clients, data_dir)
+    decided = _scan(stores, data_dir)
     assert decided
-    _activate(clients, "canary", "live", 0.01)
-    report, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    _activate(stores.state, "canary", "live", 0.01)
+    report, _ = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     assert report.stage == "canary (1.00% of the risk budget)"
-    sent = [o for o in _orders(clients).values() if o["status"] == "ACCEPTED"]
+    sent = [o for o in _orders_in(stores).values() if o["status"] == "ACCEPTED"]
     assert sent
     for order in sent:  # every cap scaled by 1 %: at most 0.02 % of equity per asset
         notional = float(order["quantity"]) * float(order["reference_price"])
@@ -698,27 +694,27 @@ def test_a_canary_stage_trades_at_its_share_of_the_risk_budget(
 
 
 def test_a_halted_stage_refuses_new_entries(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    decided = _scan(market, clients, data_dir)
+    decided = _scan(stores, data_dir)
     assert decided
-    _activate(clients, "rolled_back", "halted", 0.0)
-    report, metrics = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    _activate(stores.state, "rolled_back", "halted", 0.0)
+    report, metrics = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     assert report.dispatched == 0 and report.stage.endswith("(halted: exits only)")
-    reasons = {str(o["cancel_reason"]) for o in _orders(clients).values()}
+    reasons = {str(o["cancel_reason"]) for o in _orders_in(stores).values()}
     assert reasons == {"new entries halted: go-live run run-1 rolled_back: halted"}
     assert metrics.total("OrdersRejectedByRisk", rule="golive_halted") == len(decided)
 
 
 def test_a_position_without_a_price_makes_equity_unknown_and_the_guard_defensive(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     # a held symbol the market data has no bars for (delisted, damaged file, wrong name)
-    DynamoPositionStore(clients.resources.positions_table, clients.dynamodb).upsert(
+    stores.positions.upsert(
         {"symbol": "NOPE/USDT", "quantity": Decimal("3"), "cost": Decimal("30"),
          "notional": Decimal("30")}, None,
     )  # fmt: skip
-    report, metrics = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    report, metrics = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     assert report.equity is None and report.unmarked == ["NOPE/USDT"]
     assert report.risk_level == "DEFENSIVE"
     assert report.risk_transition is not None and "equity unknown" in report.risk_transition
@@ -726,21 +722,17 @@ def test_a_position_without_a_price_makes_equity_unknown_and_the_guard_defensive
 
 
 def test_a_late_reconcile_keeps_the_entry_day_of_the_fill(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
     # Given decisions sent at 01:10 (filled on the 02:00 bar) and the execution function then
     # down for three days
-    _scan(market, clients, data_dir)
-    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
-    late, _ = _cycle(market, clients, ASOF + timedelta(days=3, hours=1, minutes=10))
+    _scan(stores, data_dir)
+    _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
+    late, _ = _run(market, stores, ASOF + timedelta(days=3, hours=1, minutes=10))
     # When the next cycle applies the fills, Then each position opened on the fill's day: the
     # exit rule counts its days (and reads its closes) from there, not from the late cycle
-    res = clients.resources
-    orders = {
-        str(o["symbol"]): o
-        for o in DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
-    }
-    positions = DynamoPositionStore(res.positions_table, clients.dynamodb).get_all()
+    orders = _orders_in(stores)
+    positions = stores.positions.get_all()
     assert late.positions
     for symbol in late.positions:
         assert str(positions[symbol]["opened_at"])[:10] == str(orders[symbol]["filled_at"])[:10]
@@ -767,19 +759,19 @@ class VenueAccount:
 
 
 def test_balances_that_drift_from_the_ledger_move_the_guard_to_defensive(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
     # Given decisions filled on the real 02:00 bar: the ledger holds positions and cash
-    _scan(market, clients, data_dir)
-    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
-    filled, _ = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+    _scan(stores, data_dir)
+    _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
+    filled, _ = _run(market, stores, ASOF + timedelta(hours=2, minutes=10))
     held = {s: Decimal(str(q)) for s, q in filled.positions.items()}
     assert {"bitcoin", "cardano"} <= set(held)
     account = VenueAccount({**held, "USDT": Decimal(str(filled.cash)) + 250})
 
     def cycle(at: datetime) -> tuple[CycleReport, InMemoryMetrics]:
         metrics = InMemoryMetrics()
-        built = trading_cycle(market, FixedClock(at), clients, clients.resources, SETTINGS, metrics)
+        built = stores.cycle(market, at, SETTINGS, metrics)
         return replace(built, balances=account, quote_asset="USDT").run(), metrics
 
     # When the account holds what the ledger holds (and more cash than the product's)
@@ -811,7 +803,7 @@ def test_balances_that_drift_from_the_ledger_move_the_guard_to_defensive(
     assert "held outside the system, never traded" in drifted.external_holdings[0]
     assert metrics.total("BalanceDrift") == 1
     assert drifted.positions == filled.positions  # the ledger decides what the product holds
-    assert not [o for o in _orders(clients).values() if o["side"] == "sell"]
+    assert not [o for o in _orders_in(stores).values() if o["side"] == "sell"]
 
     # When the balances cannot be read, the cycle goes on and says so (no drift is invented)
     account.unreadable = True
@@ -821,9 +813,9 @@ def test_balances_that_drift_from_the_ledger_move_the_guard_to_defensive(
 
 
 def test_the_paper_venue_has_no_account_to_reconcile(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
-    report, metrics = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    report, metrics = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     assert report.balance_check == "not applicable: the paper venue's book is the ledger"
     assert metrics.values("BalanceDrift") == []
 
@@ -833,9 +825,9 @@ def test_a_repaired_order_record_lets_the_next_cycle_value_the_equity_and_take_e
 ) -> None:
     # Given a cycle that found an order record whose fill cannot be true (equity unknown,
     # the entry refused, the RiskGuard moved to DEFENSIVE)
-    at = _doge_stopped_out(clients, market)
-    refused = _entry_decision(clients, at)
-    key = _damage(clients, "impossible fill")
+    at = _doge_stopped_out(_dynamo_positions(clients), market)
+    refused = _entry_decision(_dynamo_orders(clients), at)
+    key = _damage(_dynamo_orders(clients), _dynamo_positions(clients), "impossible fill")
     first, _ = _cycle(market, clients, at)
     assert first.equity is None and first.risk_level == "DEFENSIVE"
     assert [r.split(" unreadable:")[0] for r in first.unreadable_records] == [
@@ -850,7 +842,7 @@ def test_a_repaired_order_record_lets_the_next_cycle_value_the_equity_and_take_e
         ExpressionAttributeValues={":f": {"N": "1"}},
     )
     hour = at + timedelta(hours=1)
-    waiting = _entry_decision(clients, hour)
+    waiting = _entry_decision(_dynamo_orders(clients), hour)
     second, metrics = _cycle(market, clients, hour)
     # Then the equity is valued again (the repaired fill counted) and nothing is reported or
     # counted unreadable; the level steps down one per UTC day (never on the hour of the
@@ -864,7 +856,7 @@ def test_a_repaired_order_record_lets_the_next_cycle_value_the_equity_and_take_e
     day = at + timedelta(days=1)
     third, _ = _cycle(market, clients, day)
     assert third.equity is not None and third.risk_level == "CONSERVATIVE"
-    entry = _entry_decision(clients, day + timedelta(hours=1))
+    entry = _entry_decision(_dynamo_orders(clients), day + timedelta(hours=1))
     fourth, _ = _cycle(market, clients, day + timedelta(hours=1))
     assert fourth.equity is not None and fourth.risk_level == "CONSERVATIVE"
     orders = {str(o["client_order_id"]): o for o in _orders_list(clients)}
@@ -874,22 +866,18 @@ def test_a_repaired_order_record_lets_the_next_cycle_value_the_equity_and_take_e
 
 
 def test_the_kill_switch_sweep_of_a_cycle_names_the_open_orders_it_could_not_read(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     # Given an open order of ethereum whose stored fill cannot be true, and the kill-switch on
-    res = clients.resources
-    DynamoOrderStore(res.orders_table, clients.dynamodb).put_new(
-        _damaged_order(status="ACCEPTED", filled=Decimal("1E+100"))
-    )
-    SsmKillSwitch(res.kill_switch_param, clients.ssm, FixedClock(SCAN_AT)).set(
-        True, "operator drill", "alice"
-    )
+    stores.orders.put_new(_damaged_order(status="ACCEPTED", filled=Decimal("1E+100")))
+    stores.at(SCAN_AT)
+    stores.switch.set(True, "operator drill", "alice")
     # When the hourly cycle runs (its reconcile ends with the kill-switch sweep)
-    report, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    report, _ = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     # Then the cycle's answer names the order the sweep could not cancel (key, coin, why)
     assert [r.split(" unreadable:")[0] for r in report.sweep_unreadable] == [
         f"record {'e' * 32!r} of ethereum"
     ]
     assert "exceeds the quantity sent" in report.sweep_unreadable[0]
     # and the record is left as stored
-    assert _orders(clients)["ethereum"]["status"] == "ACCEPTED"
+    assert _orders_in(stores)["ethereum"]["status"] == "ACCEPTED"
