@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +28,7 @@ from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoPositionStore,
 )
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.paper_exchange import PAPER_VENUE_PK
+from cryptosmarttrader.adapters.paper_exchange import PAPER_VENUE_PK, PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.domain.aggregates import Order, Position
 from cryptosmarttrader.domain.book import RecordedOrder, UnreadableRecord
@@ -132,6 +132,40 @@ def _dynamo_positions(clients: AwsClients) -> DynamoPositionStore:
 def _orders_list(clients: AwsClients) -> list[dict[str, object]]:
     res = clients.resources
     return DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
+
+
+# what a cycle's ports are: every other field is its configuration
+_PORTS = {"execution", "risk", "market", "metrics", "orders", "positions", "kill_switch",
+          "exchange", "clock", "prepare"}  # fmt: skip
+
+
+def _configuration(obj: object) -> dict[str, object]:
+    return {
+        f.name: getattr(obj, f.name)
+        for f in fields(obj)  # type: ignore[arg-type]
+        if f.init and f.name not in _PORTS
+    }
+
+
+def test_the_cycle_on_the_fakes_is_configured_as_the_deployed_one(
+    market: RecordedMarketData, clients: AwsClients, stores: CycleStores
+) -> None:
+    # the tests below run the cycle ``tests/support/cycle.py`` builds: it differs from what
+    # ``wiring.trading_cycle`` builds on the paper venue only by its stores
+    at = ASOF + timedelta(hours=1, minutes=10)
+    deployed = trading_cycle(
+        market, FixedClock(at), clients, clients.resources, SETTINGS, InMemoryMetrics()
+    )
+    faked = stores.cycle(market, at, SETTINGS, InMemoryMetrics())
+    assert _configuration(faked) == _configuration(deployed)
+    assert _configuration(faked.execution) == _configuration(deployed.execution)
+    venue, paper = faked.execution.exchange, deployed.execution.exchange
+    assert type(venue) is type(paper) is PaperExchange
+    assert vars(venue).keys() == vars(paper).keys()
+    for name in ("_timeframe", "_caps", "_model", "_max_wait_ms"):
+        assert getattr(venue, name) == getattr(paper, name), name
+    assert faked.market is deployed.market is market
+    assert faked.execution.clock.now() == deployed.execution.clock.now() == at
 
 
 def test_scan_decisions_fill_on_the_next_real_bar_and_move_positions(

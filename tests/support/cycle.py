@@ -3,7 +3,9 @@ function builds it on DynamoDB and SSM (``wiring.trading_cycle``, paper venue): 
 the cycle's logic (valuation, RiskGuard levels, exits by rule, stages, balance drift), not about
 AWS. The paper venue's book lives in the state store, as on DynamoDB; the market data is the
 recorded real data, never an invented price. What stays on moto: the adapters' reads themselves
-(how many Scans a cycle makes) and a record repaired with the AWS CLI."""
+(how many Scans a cycle makes) and a record repaired with the AWS CLI.
+``test_trading_cycle.py::test_the_cycle_on_the_fakes_is_configured_as_the_deployed_one`` fails
+when this builder and the wiring's differ in anything but the stores."""
 
 from __future__ import annotations
 
