@@ -1,15 +1,19 @@
-"""The execution cycle on moto over real recorded data: scan decisions → RiskGuard → paper venue
-(book in DynamoDB) → fills on the next real hourly bar → positions, equity, risk level.
+"""The execution cycle over real recorded data: scan decisions → RiskGuard → paper venue (book in
+the state store) → fills on the next real hourly bar → positions, equity, risk level.
 
-Every cycle builds its objects afresh through ``wiring.trading_cycle`` over the same tables: what
-a scheduled Lambda does on each invocation, so state surviving between cycles is tested too.
+Every cycle builds its objects afresh over the same stores: what a scheduled Lambda does on each
+invocation, so state surviving between cycles is tested too. The cycle's logic runs on the
+in-memory fakes (``tests/support/cycle.py``, built as ``wiring.trading_cycle`` builds it; the
+fakes are held to their adapters by ``test_store_contract.py``); what is about DynamoDB itself
+(how many Scans a cycle makes, a record repaired with ``aws dynamodb update-item``) runs on moto
+through ``wiring.trading_cycle``.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,12 +26,10 @@ from cryptosmarttrader.adapters.aws_clients import AwsClients
 from cryptosmarttrader.adapters.dynamodb_store import (
     DynamoOrderStore,
     DynamoPositionStore,
-    DynamoStateStore,
 )
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
-from cryptosmarttrader.adapters.paper_exchange import PAPER_VENUE_PK
+from cryptosmarttrader.adapters.paper_exchange import PAPER_VENUE_PK, PaperExchange
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
 from cryptosmarttrader.domain.aggregates import Order, Position
 from cryptosmarttrader.domain.book import RecordedOrder, UnreadableRecord
 from cryptosmarttrader.domain.clock import FixedClock
@@ -51,8 +53,6 @@ from cryptosmarttrader.domain.types import (
     ms_from_utc,
 )
 from cryptosmarttrader.services.golive import ACTIVE_SK, GOLIVE_PK
-from cryptosmarttrader.services.risk_state import RiskStateService
-from cryptosmarttrader.services.scan import ScanService
 from cryptosmarttrader.services.trading_cycle import (
     CycleReport,
     Mark,
@@ -60,8 +60,10 @@ from cryptosmarttrader.services.trading_cycle import (
     account_from_ledger,
 )
 from cryptosmarttrader.settings import AwsResources, TradingSettings
-from cryptosmarttrader.wiring import recorded_analyzer, trading_cycle
+from cryptosmarttrader.wiring import trading_cycle
 from cst_devtools.local_aws import ensure_resources
+from tests.fakes import InMemoryOrderLedger, InMemoryPositionLedger, InMemoryStateStore
+from tests.support.cycle import CycleStores
 
 pytestmark = pytest.mark.realdata
 
@@ -84,20 +86,27 @@ def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
         yield aws
 
 
-def _scan(market: RecordedMarketData, clients: AwsClients, data_dir: Path) -> list[str]:
+@pytest.fixture
+def stores() -> CycleStores:
+    return CycleStores()
+
+
+def _scan(stores: CycleStores, data_dir: Path) -> list[str]:
     """The real scan as of ASOF records its BUY decisions as NEW orders; returns their symbols."""
-    clock = FixedClock(SCAN_AT)
-    res = clients.resources
-    switch = SsmKillSwitch(res.kill_switch_param, clients.ssm, clock)
-    service = ScanService(
-        analyzer=recorded_analyzer(data_dir, clock, SETTINGS),
-        orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
-        positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
-        kill_switch=switch,
-        metrics=InMemoryMetrics(),
-    )
-    report = service.run(ASOF)
+    report = stores.scan(data_dir, SCAN_AT, SETTINGS).run(ASOF)
     return [r.symbol for r in report.rows if r.action is Action.BUY and r.order_status == "NEW"]
+
+
+def _run(
+    market: RecordedMarketData, stores: CycleStores, at: datetime
+) -> tuple[CycleReport, InMemoryMetrics]:
+    """One cycle built afresh on the fakes at ``at``, run."""
+    metrics = InMemoryMetrics()
+    return stores.cycle(market, at, SETTINGS, metrics).run(), metrics
+
+
+def _orders_in(stores: CycleStores) -> dict[str, dict[str, object]]:
+    return {str(o["symbol"]): o for o in stores.orders.list_orders()}
 
 
 def _cycle(
@@ -108,27 +117,67 @@ def _cycle(
     return cycle.run(), metrics
 
 
+Orders = DynamoOrderStore | InMemoryOrderLedger
+Positions = DynamoPositionStore | InMemoryPositionLedger
+
+
+def _dynamo_orders(clients: AwsClients) -> DynamoOrderStore:
+    return DynamoOrderStore(clients.resources.orders_table, clients.dynamodb)
+
+
+def _dynamo_positions(clients: AwsClients) -> DynamoPositionStore:
+    return DynamoPositionStore(clients.resources.positions_table, clients.dynamodb)
+
+
 def _orders_list(clients: AwsClients) -> list[dict[str, object]]:
     res = clients.resources
     return DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
 
 
-def _orders(clients: AwsClients) -> dict[str, dict[str, object]]:
-    res = clients.resources
-    orders = DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
-    return {str(o["symbol"]): o for o in orders}
+# what a cycle's ports are: every other field is its configuration
+_PORTS = {"execution", "risk", "market", "metrics", "orders", "positions", "kill_switch",
+          "exchange", "clock", "prepare"}  # fmt: skip
+
+
+def _configuration(obj: object) -> dict[str, object]:
+    return {
+        f.name: getattr(obj, f.name)
+        for f in fields(obj)  # type: ignore[arg-type]
+        if f.init and f.name not in _PORTS
+    }
+
+
+def test_the_cycle_on_the_fakes_is_configured_as_the_deployed_one(
+    market: RecordedMarketData, clients: AwsClients, stores: CycleStores
+) -> None:
+    # the tests below run the cycle ``tests/support/cycle.py`` builds: it differs from what
+    # ``wiring.trading_cycle`` builds on the paper venue only by its stores
+    at = ASOF + timedelta(hours=1, minutes=10)
+    deployed = trading_cycle(
+        market, FixedClock(at), clients, clients.resources, SETTINGS, InMemoryMetrics()
+    )
+    faked = stores.cycle(market, at, SETTINGS, InMemoryMetrics())
+    assert _configuration(faked) == _configuration(deployed)
+    assert _configuration(faked.execution) == _configuration(deployed.execution)
+    venue, paper = faked.execution.exchange, deployed.execution.exchange
+    assert type(venue) is type(paper) is PaperExchange
+    assert vars(venue).keys() == vars(paper).keys()
+    for name in ("_timeframe", "_caps", "_model", "_max_wait_ms"):
+        assert getattr(venue, name) == getattr(paper, name), name
+    assert faked.market is deployed.market is market
+    assert faked.execution.clock.now() == deployed.execution.clock.now() == at
 
 
 def test_scan_decisions_fill_on_the_next_real_bar_and_move_positions(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    decided = _scan(market, clients, data_dir)
+    decided = _scan(stores, data_dir)
     assert {"bitcoin", "cardano"} <= set(decided)
 
     # 01:10 — decisions re-checked by the RiskGuard and sent; the 02:00 bar has not opened yet,
     # so the paper venue acknowledges without a fill
-    first, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
-    orders = _orders(clients)
+    first, _ = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
+    orders = _orders_in(stores)
     sent = {s for s, o in orders.items() if o["status"] == "ACCEPTED"}
     assert {"bitcoin", "cardano"} <= sent
     assert first.dispatched == len(sent)
@@ -143,8 +192,8 @@ def test_scan_decisions_fill_on_the_next_real_bar_and_move_positions(
 
     # 02:10 — a fresh cycle (new objects, same tables) finds the venue's book and fills on the
     # 02:00 bar's real prices
-    second, metrics = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
-    orders = _orders(clients)
+    second, metrics = _run(market, stores, ASOF + timedelta(hours=2, minutes=10))
+    orders = _orders_in(stores)
     btc = orders["bitcoin"]
     assert btc["status"] == "FILLED"
     assert btc["filled_at"] == (ASOF + timedelta(hours=2)).isoformat()
@@ -170,75 +219,67 @@ def test_scan_decisions_fill_on_the_next_real_bar_and_move_positions(
     assert metrics.values("DailyPnl") and metrics.values("Drawdown")
 
     # the venue's book is in the state table: one item per order sent
-    venue = DynamoStateStore(clients.resources.state_table, clients.dynamodb).query(PAPER_VENUE_PK)
+    venue = stores.state.query(PAPER_VENUE_PK)
     assert {str(v["status"]) for v in venue} == {"FILLED"}
     assert len(venue) == len(sent)
 
     # a third cycle changes nothing already done
-    third, metrics3 = _cycle(market, clients, ASOF + timedelta(hours=3, minutes=10))
+    third, metrics3 = _run(market, stores, ASOF + timedelta(hours=3, minutes=10))
     assert third.dispatched == 0 and metrics3.total("OrdersFilled") == 0
     assert third.positions == second.positions
 
 
 def test_stale_decisions_are_cancelled_never_sent(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    decided = _scan(market, clients, data_dir)
+    decided = _scan(stores, data_dir)
     assert decided
     late = SCAN_AT + timedelta(minutes=SETTINGS.decision_valid_minutes + 1)
-    report, metrics = _cycle(market, clients, late)
+    report, metrics = _run(market, stores, late)
     assert report.dispatched == 0 and report.cancelled_new == len(decided)
-    assert all("no longer valid" in str(o["cancel_reason"]) for o in _orders(clients).values())
+    assert all("no longer valid" in str(o["cancel_reason"]) for o in _orders_in(stores).values())
     assert metrics.total("OrdersSent") == 0
 
 
 def test_kill_switch_on_cancels_the_decisions(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    decided = _scan(market, clients, data_dir)
+    decided = _scan(stores, data_dir)
     assert decided
     at = ASOF + timedelta(hours=1, minutes=10)
-    SsmKillSwitch(clients.resources.kill_switch_param, clients.ssm, FixedClock(at)).set(
-        True, "drill", "test"
-    )
-    report, metrics = _cycle(market, clients, at)
+    stores.at(at)
+    stores.switch.set(True, "drill", "test")
+    report, metrics = _run(market, stores, at)
     assert report.dispatched == 0
-    assert {str(o["status"]) for o in _orders(clients).values()} == {"CANCELED"}
+    assert {str(o["status"]) for o in _orders_in(stores).values()} == {"CANCELED"}
     assert metrics.total("OrdersSent") == 0
 
 
 def test_emergency_flattens_once_a_human_turns_the_switch_off(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    _scan(market, clients, data_dir)
-    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
-    filled, _ = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+    _scan(stores, data_dir)
+    _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
+    filled, _ = _run(market, stores, ASOF + timedelta(hours=2, minutes=10))
     assert filled.positions
 
     at = ASOF + timedelta(hours=3, minutes=10)
-    res = clients.resources
-    switch = SsmKillSwitch(res.kill_switch_param, clients.ssm, FixedClock(at), cache_seconds=0)
-    risk = RiskStateService(
-        DynamoStateStore(res.state_table, clients.dynamodb), switch, FixedClock(at)
-    )
+    switch = stores.switch
+    risk = stores.risk(at)
     risk.override(RiskLevel.EMERGENCY, "ops@desk", "drill: flatten the book")
     assert switch.status().on  # entering EMERGENCY turned the kill-switch on
 
-    held, _ = _cycle(market, clients, at)
+    held, _ = _run(market, stores, at)
     assert held.flattened == 0 and held.positions == filled.positions  # nothing leaves while on
 
     switch.set(False, "looked at it: flatten", "ops@desk")
     at = ASOF + timedelta(hours=4, minutes=10)
-    flatten, _ = _cycle(market, clients, at)
+    flatten, _ = _run(market, stores, at)
     assert flatten.flattened == len(filled.positions)
     assert flatten.risk_level == "EMERGENCY"
-    done, _ = _cycle(market, clients, at + timedelta(hours=1))
+    done, _ = _run(market, stores, at + timedelta(hours=1))
     assert done.positions == {}
-    sells = [
-        o
-        for o in DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
-        if o["side"] == "sell"
-    ]
+    sells = [o for o in stores.orders.list_orders() if o["side"] == "sell"]
     assert len(sells) == len(filled.positions)
     assert {str(o["status"]) for o in sells} == {"FILLED"}
     assert done.equity is not None and done.cash == pytest.approx(done.equity)
@@ -306,7 +347,7 @@ def test_an_unreadable_record_makes_the_equity_unknown_and_an_order_s_the_cash_t
 
 
 def test_a_real_crash_day_escalates_the_level_and_turns_the_kill_switch_on(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     # 2021-05-19: BTC and ETH fell 20-40 % intraday. The default caps (5 % of equity per
     # correlated cluster) keep such a day far under the 3 % daily-loss threshold, so this book
@@ -320,9 +361,7 @@ def test_a_real_crash_day_escalates_the_level_and_turns_the_kill_switch_on(
     )
 
     def cycle(at: datetime) -> tuple[TradingCycle, CycleReport]:
-        built = trading_cycle(
-            market, FixedClock(at), clients, clients.resources, SETTINGS, InMemoryMetrics()
-        )
+        built = stores.cycle(market, at, SETTINGS, InMemoryMetrics())
         built.execution.guard = loose
         return built, built.run()
 
@@ -349,12 +388,12 @@ def test_a_real_crash_day_escalates_the_level_and_turns_the_kill_switch_on(
     assert crash.daily_pnl_pct is not None and crash.daily_pnl_pct <= -8, crash
     assert RiskLevel[crash.risk_level] >= RiskLevel.EMERGENCY
     assert crash.risk_transition is not None and "daily loss" in crash.risk_transition
-    switch = SsmKillSwitch(clients.resources.kill_switch_param, clients.ssm, FixedClock(ASOF))
+    switch = stores.switch
     assert switch.status().on and "RiskGuard" in switch.status().reason
 
 
 def test_stale_daily_data_trips_the_data_quality_breaker(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     class IngestStopped:
         """The real data as a lake whose daily ingest stopped five days before the cycle."""
@@ -369,28 +408,26 @@ def test_stale_daily_data_trips_the_data_quality_breaker(
             return market.ohlcv(symbol, timeframe, start, end)
 
     at = ASOF + timedelta(hours=1, minutes=10)
-    cycle = trading_cycle(
-        IngestStopped(), FixedClock(at), clients, clients.resources, SETTINGS, InMemoryMetrics()
-    )
+    cycle = stores.cycle(IngestStopped(), at, SETTINGS, InMemoryMetrics())
     report = cycle.run()
     assert report.risk_level == "DEFENSIVE"
     assert report.risk_transition is not None and "data-quality breaker" in report.risk_transition
     # with today's data again, the level stays for the rest of the UTC day, then steps down one
     # level per new day
-    same_day, _ = _cycle(market, clients, at + timedelta(hours=2))
+    same_day, _ = _run(market, stores, at + timedelta(hours=2))
     assert same_day.risk_level == "DEFENSIVE"
-    next_day, _ = _cycle(market, clients, at + timedelta(days=1))
+    next_day, _ = _run(market, stores, at + timedelta(days=1))
     assert next_day.risk_level == "CONSERVATIVE"
-    day_after, _ = _cycle(market, clients, at + timedelta(days=2))
+    day_after, _ = _run(market, stores, at + timedelta(days=2))
     assert day_after.risk_level == "NORMAL"
 
 
 def test_a_held_coin_is_kept_until_the_exit_rule_closes_it_once(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    _scan(market, clients, data_dir)
-    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
-    held, _ = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+    _scan(stores, data_dir)
+    _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
+    held, _ = _run(market, stores, ASOF + timedelta(hours=2, minutes=10))
     assert {"bitcoin", "cardano", "dogecoin"} <= set(held.positions)
     # each position's levels from its entry price: +100 % / -50 %, 180 days (the evaluation's)
     for symbol in held.positions:
@@ -399,15 +436,7 @@ def test_a_held_coin_is_kept_until_the_exit_rule_closes_it_once(
     # a week later the scan rates a different set BUY: it sells nothing for dropping out (the
     # evaluated strategy does not either) and does not enter a held coin a second time
     later = ASOF + timedelta(days=7)
-    clock = FixedClock(later + timedelta(minutes=15))
-    res = clients.resources
-    service = ScanService(
-        analyzer=recorded_analyzer(data_dir, clock, SETTINGS),
-        orders=DynamoOrderStore(res.orders_table, clients.dynamodb),
-        positions=DynamoPositionStore(res.positions_table, clients.dynamodb),
-        kill_switch=SsmKillSwitch(res.kill_switch_param, clients.ssm, clock),
-        metrics=InMemoryMetrics(),
-    )
+    service = stores.scan(data_dir, later + timedelta(minutes=15), SETTINGS)
     report = service.run(later)
     selected = {s.symbol for s in service.analyzer.analyze(later).ranked if s.action is Action.BUY}
     assert set(held.positions) - selected, "every held coin is a BUY again: no dropout tested"
@@ -419,13 +448,13 @@ def test_a_held_coin_is_kept_until_the_exit_rule_closes_it_once(
             assert any("already held" in reason for reason in row.reasons)
     assert {e.symbol for e in report.exits} == set(held.positions)
     assert all(e.order_status is None for e in report.exits)
-    sells = [o for o in _orders(clients).values() if o["side"] == "sell"]
+    sells = [o for o in _orders_in(stores).values() if o["side"] == "sell"]
     assert sells == []
 
     # on 2021-03-01 the real daily closes have doubled ADA and DOGE since their entry (and
     # held there for a second close); BTC has not: the cycle closes exactly the doubled ones
     exit_day = datetime(2021, 3, 1, 1, 10, tzinfo=UTC)
-    first, _ = _cycle(market, clients, exit_day)
+    first, _ = _run(market, stores, exit_day)
     took_profit = {
         s for s, why in first.exit_decisions.items() if "take_profit" in why and "ACCEPTED" in why
     }
@@ -433,12 +462,12 @@ def test_a_held_coin_is_kept_until_the_exit_rule_closes_it_once(
     assert "bitcoin" not in took_profit
     assert first.exits_by_rule == len(took_profit)
     # the next cycles fill those closes on the next real bar and place nothing again
-    second, _ = _cycle(market, clients, exit_day + timedelta(hours=1))
-    third, _ = _cycle(market, clients, exit_day + timedelta(hours=2))
+    second, _ = _run(market, stores, exit_day + timedelta(hours=1))
+    third, _ = _run(market, stores, exit_day + timedelta(hours=2))
     assert second.exits_by_rule == third.exits_by_rule == 0
     assert not took_profit & set(third.positions)
     assert "bitcoin" in third.positions
-    orders = DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
+    orders = stores.orders.list_orders()
     closes = [o for o in orders if o["side"] == "sell"]
     assert sorted(str(o["symbol"]) for o in closes) == sorted(took_profit)
     for order in closes:
@@ -451,27 +480,27 @@ def test_a_held_coin_is_kept_until_the_exit_rule_closes_it_once(
 
 
 def test_a_position_without_an_opening_time_is_held_and_says_why(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     # a position recorded before the opening time was kept: its days cannot be counted
-    DynamoPositionStore(clients.resources.positions_table, clients.dynamodb).upsert(
+    stores.positions.upsert(
         {"symbol": "bitcoin", "quantity": Decimal("0.01"), "cost": Decimal("300"),
          "notional": Decimal("300"), "average_price": Decimal("30000")}, None
     )  # fmt: skip
-    report, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    report, _ = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     assert report.exits_by_rule == 0
     assert "no opening time recorded" in report.exit_decisions["bitcoin"]
     assert report.positions == {"bitcoin": pytest.approx(0.01)}
 
 
 def test_a_position_below_its_stop_on_two_daily_closes_is_stopped_out_once(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     # Given dogecoin held from the real daily close of 2021-05-08 (the May 2021 top)
     opened = datetime(2021, 5, 8, 0, 10, tzinfo=UTC)
     bars = market.ohlcv("dogecoin", "1d", opened - timedelta(days=1), opened)
     entry = Decimal(repr(float(bars.sort("ts")["close"][-1])))
-    positions = DynamoPositionStore(clients.resources.positions_table, clients.dynamodb)
+    positions = stores.positions
     positions.upsert(
         {"symbol": "dogecoin", "quantity": Decimal("1000"), "notional": entry * 1000,
          "cost": entry * 1000, "average_price": entry, "opened_by": "f" * 32,
@@ -479,16 +508,16 @@ def test_a_position_below_its_stop_on_two_daily_closes_is_stopped_out_once(
     )  # fmt: skip
     # When the hourly cycle runs after the June 2021 sell-off
     at = datetime(2021, 6, 23, 1, 10, tzinfo=UTC)
-    report, _ = _cycle(market, clients, at)
+    report, _ = _run(market, stores, at)
     # Then the rule saw two real daily closes at or below half the entry and placed one CLOSE
     assert "exit by the rule (stop after" in report.exit_decisions["dogecoin"], report
     assert report.exits_by_rule == 1
     closes = market.ohlcv("dogecoin", "1d", opened, at).sort("ts")["close"].to_list()
     below = [c <= float(entry) * 0.5 for c in closes]
     assert any(a and b for a, b in itertools.pairwise(below))
-    again, _ = _cycle(market, clients, at + timedelta(hours=1))
+    again, _ = _run(market, stores, at + timedelta(hours=1))
     assert again.exits_by_rule == 0
-    sells = [o for o in _orders(clients).values() if o["side"] == "sell"]
+    sells = [o for o in _orders_in(stores).values() if o["side"] == "sell"]
     assert len(sells) == 1 and sells[0]["strategy"] == "exit-rule"
 
 
@@ -540,8 +569,8 @@ def test_a_cycle_scans_the_orders_table_once_and_again_only_after_it_wrote_to_th
 ) -> None:
     # Given dogecoin held and stopped out by the June 2021 sell-off, and a scan's BUY of
     # bitcoin waiting to be sent
-    at = _doge_stopped_out(clients, market)
-    _entry_decision(clients, at)
+    at = _doge_stopped_out(_dynamo_positions(clients), market)
+    _entry_decision(_dynamo_orders(clients), at)
     scans = _count_scans(monkeypatch)
     # When the hourly cycle runs: its reconcile sends the entry, the exit rule closes dogecoin
     report, _ = _cycle(market, clients, at)
@@ -564,29 +593,29 @@ def test_a_cycle_scans_the_orders_table_once_and_again_only_after_it_wrote_to_th
 
 
 def test_an_unreadable_opening_time_holds_the_position_and_says_why(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     # Given a position record whose opening time cannot be read (the rest of it can)
-    positions = DynamoPositionStore(clients.resources.positions_table, clients.dynamodb)
+    positions = stores.positions
     positions.upsert(
         {"symbol": "bitcoin", "quantity": Decimal("0.01"), "cost": Decimal("300"),
          "notional": Decimal("300"), "average_price": Decimal("30000"),
          "opened_at": "last tuesday"}, None
     )  # fmt: skip
     # When the cycle runs, Then the position is valued and held, and the exit rule says why
-    report, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    report, _ = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     assert report.exits_by_rule == 0
     assert report.exit_decisions["bitcoin"].startswith("held: no opening time recorded")
     assert report.equity is not None and report.unreadable_records == []
 
 
-def _doge_stopped_out(clients: AwsClients, market: RecordedMarketData) -> datetime:
+def _doge_stopped_out(positions: Positions, market: RecordedMarketData) -> datetime:
     """Dogecoin held from the real daily close of 2021-05-08 (the May 2021 top): the June 2021
     sell-off stops it out. The instant of the cycle that closes it."""
     opened = datetime(2021, 5, 8, 0, 10, tzinfo=UTC)
     bars = market.ohlcv("dogecoin", "1d", opened - timedelta(days=1), opened)
     entry = Decimal(repr(float(bars.sort("ts")["close"][-1])))
-    DynamoPositionStore(clients.resources.positions_table, clients.dynamodb).upsert(
+    positions.upsert(
         {"symbol": "dogecoin", "quantity": Decimal("1000"), "notional": entry * 1000,
          "cost": entry * 1000, "average_price": entry, "opened_by": "f" * 32,
          "opened_at": opened.isoformat()}, None
@@ -594,7 +623,7 @@ def _doge_stopped_out(clients: AwsClients, market: RecordedMarketData) -> dateti
     return datetime(2021, 6, 23, 1, 10, tzinfo=UTC)
 
 
-def _entry_decision(clients: AwsClients, at: datetime) -> str:
+def _entry_decision(orders: Orders, at: datetime) -> str:
     """A scan's BUY of bitcoin recorded NEW ten minutes before ``at`` (still valid)."""
     decided = at - timedelta(minutes=10)
     intent = OrderIntent("scan", Symbol("bitcoin"), Side.BUY, Intent.OPEN,
@@ -602,7 +631,6 @@ def _entry_decision(clients: AwsClients, at: datetime) -> str:
                          Price.of("33000"))  # fmt: skip
     order = Order.new(intent, created_at=decided, mode="paper",
                       valid_for=timedelta(minutes=SETTINGS.decision_valid_minutes))  # fmt: skip
-    orders = DynamoOrderStore(clients.resources.orders_table, clients.dynamodb)
     assert orders.record(order) is True
     return order.client_order_id.value
 
@@ -616,33 +644,30 @@ def _damaged_order(**changes: object) -> dict[str, object]:
             "average_price": Decimal("2000"), "fee": Decimal("0.1"), **changes}  # fmt: skip
 
 
-def _damage(clients: AwsClients, record: str) -> str:
+def _damage(orders: Orders, positions: Positions, record: str) -> str:
     """A stored record of ethereum that cannot be read: a filled order whose fee is below zero,
     or whose fill cannot be true (``1E+100`` filled of a quantity of 1), or a position below
     zero. Its description's key."""
-    res = clients.resources
     if record in {"order", "impossible fill"}:
         damage = {"fee": Decimal("-0.1")} if record == "order" else {"filled": Decimal("1E+100")}
-        DynamoOrderStore(res.orders_table, clients.dynamodb).put_new(_damaged_order(**damage))
+        orders.put_new(_damaged_order(**damage))
         return "e" * 32
-    DynamoPositionStore(res.positions_table, clients.dynamodb).upsert(
-        {"symbol": "ethereum", "quantity": Decimal("-1"), "cost": Decimal("0")}, None
-    )
+    positions.upsert({"symbol": "ethereum", "quantity": Decimal("-1"), "cost": Decimal("0")}, None)
     return "ethereum"
 
 
 @pytest.mark.parametrize("damaged", [None, "order", "impossible fill", "position"])
 def test_an_unreadable_record_makes_equity_unknown_takes_no_entry_and_exits_the_others(
-    market: RecordedMarketData, clients: AwsClients, damaged: str | None
+    market: RecordedMarketData, stores: CycleStores, damaged: str | None
 ) -> None:
     # Given dogecoin held and stopped out by the June 2021 sell-off, a scan's BUY of bitcoin
     # waiting to be sent, and (but in the control run) one damaged record of ethereum
-    at = _doge_stopped_out(clients, market)
-    entry = _entry_decision(clients, at)
-    key = None if damaged is None else _damage(clients, damaged)
+    at = _doge_stopped_out(stores.positions, market)
+    entry = _entry_decision(stores.orders, at)
+    key = None if damaged is None else _damage(stores.orders, stores.positions, damaged)
     # When the hourly cycle runs
-    report, metrics = _cycle(market, clients, at)
-    orders = {str(o["client_order_id"]): o for o in _orders_list(clients)}
+    report, metrics = _run(market, stores, at)
+    orders = {str(o["client_order_id"]): o for o in stores.orders.list_orders()}
     # Then the other coin's exit goes on: dogecoin is closed by the rule, once
     assert "exit by the rule (stop after" in report.exit_decisions["dogecoin"], report
     assert report.exits_by_rule == 1
@@ -662,9 +687,7 @@ def test_an_unreadable_record_makes_equity_unknown_takes_no_entry_and_exits_the_
     assert report.risk_level == "DEFENSIVE"
     assert report.risk_transition is not None and "equity unknown" in report.risk_transition
     assert metrics.values("Equity") == [] and metrics.values("DailyPnl") == []
-    point = DynamoStateStore(clients.resources.state_table, clients.dynamodb).get(
-        "execution", f"equity#{at.isoformat()}"
-    )
+    point = stores.state.get("execution", f"equity#{at.isoformat()}")
     assert point is not None and "equity" not in point
     if damaged in {"order", "impossible fill"}:
         # an order's fills are unknown: so is the cash (stored as absent, never a partial sum);
@@ -679,9 +702,9 @@ def test_an_unreadable_record_makes_equity_unknown_takes_no_entry_and_exits_the_
         assert "ethereum" not in report.positions
 
 
-def _activate(clients: AwsClients, stage: str, mode: str, fraction: float) -> None:
+def _activate(state: InMemoryStateStore, stage: str, mode: str, fraction: float) -> None:
     """The go-live stage record as GoLiveService writes it when a stage starts."""
-    DynamoStateStore(clients.resources.state_table, clients.dynamodb).put(
+    state.put(
         GOLIVE_PK,
         ACTIVE_SK,
         {"run_id": "run-1", "stage": stage, "version": "v2", "trading_mode": mode,
@@ -690,14 +713,14 @@ def _activate(clients: AwsClients, stage: str, mode: str, fraction: float) -> No
 
 
 def test_a_canary_stage_trades_at_its_share_of_the_risk_budget(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    decided = _scan(market, clients, data_dir)
+    decided = _scan(stores, data_dir)
     assert decided
-    _activate(clients, "canary", "live", 0.01)
-    report, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    _activate(stores.state, "canary", "live", 0.01)
+    report, _ = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     assert report.stage == "canary (1.00% of the risk budget)"
-    sent = [o for o in _orders(clients).values() if o["status"] == "ACCEPTED"]
+    sent = [o for o in _orders_in(stores).values() if o["status"] == "ACCEPTED"]
     assert sent
     for order in sent:  # every cap scaled by 1 %: at most 0.02 % of equity per asset
         notional = float(order["quantity"]) * float(order["reference_price"])
@@ -705,27 +728,27 @@ def test_a_canary_stage_trades_at_its_share_of_the_risk_budget(
 
 
 def test_a_halted_stage_refuses_new_entries(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
-    decided = _scan(market, clients, data_dir)
+    decided = _scan(stores, data_dir)
     assert decided
-    _activate(clients, "rolled_back", "halted", 0.0)
-    report, metrics = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    _activate(stores.state, "rolled_back", "halted", 0.0)
+    report, metrics = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     assert report.dispatched == 0 and report.stage.endswith("(halted: exits only)")
-    reasons = {str(o["cancel_reason"]) for o in _orders(clients).values()}
+    reasons = {str(o["cancel_reason"]) for o in _orders_in(stores).values()}
     assert reasons == {"new entries halted: go-live run run-1 rolled_back: halted"}
     assert metrics.total("OrdersRejectedByRisk", rule="golive_halted") == len(decided)
 
 
 def test_a_position_without_a_price_makes_equity_unknown_and_the_guard_defensive(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     # a held symbol the market data has no bars for (delisted, damaged file, wrong name)
-    DynamoPositionStore(clients.resources.positions_table, clients.dynamodb).upsert(
+    stores.positions.upsert(
         {"symbol": "NOPE/USDT", "quantity": Decimal("3"), "cost": Decimal("30"),
          "notional": Decimal("30")}, None,
     )  # fmt: skip
-    report, metrics = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    report, metrics = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     assert report.equity is None and report.unmarked == ["NOPE/USDT"]
     assert report.risk_level == "DEFENSIVE"
     assert report.risk_transition is not None and "equity unknown" in report.risk_transition
@@ -733,21 +756,17 @@ def test_a_position_without_a_price_makes_equity_unknown_and_the_guard_defensive
 
 
 def test_a_late_reconcile_keeps_the_entry_day_of_the_fill(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
     # Given decisions sent at 01:10 (filled on the 02:00 bar) and the execution function then
     # down for three days
-    _scan(market, clients, data_dir)
-    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
-    late, _ = _cycle(market, clients, ASOF + timedelta(days=3, hours=1, minutes=10))
+    _scan(stores, data_dir)
+    _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
+    late, _ = _run(market, stores, ASOF + timedelta(days=3, hours=1, minutes=10))
     # When the next cycle applies the fills, Then each position opened on the fill's day: the
     # exit rule counts its days (and reads its closes) from there, not from the late cycle
-    res = clients.resources
-    orders = {
-        str(o["symbol"]): o
-        for o in DynamoOrderStore(res.orders_table, clients.dynamodb).list_orders()
-    }
-    positions = DynamoPositionStore(res.positions_table, clients.dynamodb).get_all()
+    orders = _orders_in(stores)
+    positions = stores.positions.get_all()
     assert late.positions
     for symbol in late.positions:
         assert str(positions[symbol]["opened_at"])[:10] == str(orders[symbol]["filled_at"])[:10]
@@ -774,19 +793,19 @@ class VenueAccount:
 
 
 def test_balances_that_drift_from_the_ledger_move_the_guard_to_defensive(
-    market: RecordedMarketData, clients: AwsClients, data_dir: Path
+    market: RecordedMarketData, stores: CycleStores, data_dir: Path
 ) -> None:
     # Given decisions filled on the real 02:00 bar: the ledger holds positions and cash
-    _scan(market, clients, data_dir)
-    _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
-    filled, _ = _cycle(market, clients, ASOF + timedelta(hours=2, minutes=10))
+    _scan(stores, data_dir)
+    _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
+    filled, _ = _run(market, stores, ASOF + timedelta(hours=2, minutes=10))
     held = {s: Decimal(str(q)) for s, q in filled.positions.items()}
     assert {"bitcoin", "cardano"} <= set(held)
     account = VenueAccount({**held, "USDT": Decimal(str(filled.cash)) + 250})
 
     def cycle(at: datetime) -> tuple[CycleReport, InMemoryMetrics]:
         metrics = InMemoryMetrics()
-        built = trading_cycle(market, FixedClock(at), clients, clients.resources, SETTINGS, metrics)
+        built = stores.cycle(market, at, SETTINGS, metrics)
         return replace(built, balances=account, quote_asset="USDT").run(), metrics
 
     # When the account holds what the ledger holds (and more cash than the product's)
@@ -818,7 +837,7 @@ def test_balances_that_drift_from_the_ledger_move_the_guard_to_defensive(
     assert "held outside the system, never traded" in drifted.external_holdings[0]
     assert metrics.total("BalanceDrift") == 1
     assert drifted.positions == filled.positions  # the ledger decides what the product holds
-    assert not [o for o in _orders(clients).values() if o["side"] == "sell"]
+    assert not [o for o in _orders_in(stores).values() if o["side"] == "sell"]
 
     # When the balances cannot be read, the cycle goes on and says so (no drift is invented)
     account.unreadable = True
@@ -828,9 +847,9 @@ def test_balances_that_drift_from_the_ledger_move_the_guard_to_defensive(
 
 
 def test_the_paper_venue_has_no_account_to_reconcile(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
-    report, metrics = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    report, metrics = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     assert report.balance_check == "not applicable: the paper venue's book is the ledger"
     assert metrics.values("BalanceDrift") == []
 
@@ -840,9 +859,9 @@ def test_a_repaired_order_record_lets_the_next_cycle_value_the_equity_and_take_e
 ) -> None:
     # Given a cycle that found an order record whose fill cannot be true (equity unknown,
     # the entry refused, the RiskGuard moved to DEFENSIVE)
-    at = _doge_stopped_out(clients, market)
-    refused = _entry_decision(clients, at)
-    key = _damage(clients, "impossible fill")
+    at = _doge_stopped_out(_dynamo_positions(clients), market)
+    refused = _entry_decision(_dynamo_orders(clients), at)
+    key = _damage(_dynamo_orders(clients), _dynamo_positions(clients), "impossible fill")
     first, _ = _cycle(market, clients, at)
     assert first.equity is None and first.risk_level == "DEFENSIVE"
     assert [r.split(" unreadable:")[0] for r in first.unreadable_records] == [
@@ -857,7 +876,7 @@ def test_a_repaired_order_record_lets_the_next_cycle_value_the_equity_and_take_e
         ExpressionAttributeValues={":f": {"N": "1"}},
     )
     hour = at + timedelta(hours=1)
-    waiting = _entry_decision(clients, hour)
+    waiting = _entry_decision(_dynamo_orders(clients), hour)
     second, metrics = _cycle(market, clients, hour)
     # Then the equity is valued again (the repaired fill counted) and nothing is reported or
     # counted unreadable; the level steps down one per UTC day (never on the hour of the
@@ -871,7 +890,7 @@ def test_a_repaired_order_record_lets_the_next_cycle_value_the_equity_and_take_e
     day = at + timedelta(days=1)
     third, _ = _cycle(market, clients, day)
     assert third.equity is not None and third.risk_level == "CONSERVATIVE"
-    entry = _entry_decision(clients, day + timedelta(hours=1))
+    entry = _entry_decision(_dynamo_orders(clients), day + timedelta(hours=1))
     fourth, _ = _cycle(market, clients, day + timedelta(hours=1))
     assert fourth.equity is not None and fourth.risk_level == "CONSERVATIVE"
     orders = {str(o["client_order_id"]): o for o in _orders_list(clients)}
@@ -881,22 +900,18 @@ def test_a_repaired_order_record_lets_the_next_cycle_value_the_equity_and_take_e
 
 
 def test_the_kill_switch_sweep_of_a_cycle_names_the_open_orders_it_could_not_read(
-    market: RecordedMarketData, clients: AwsClients
+    market: RecordedMarketData, stores: CycleStores
 ) -> None:
     # Given an open order of ethereum whose stored fill cannot be true, and the kill-switch on
-    res = clients.resources
-    DynamoOrderStore(res.orders_table, clients.dynamodb).put_new(
-        _damaged_order(status="ACCEPTED", filled=Decimal("1E+100"))
-    )
-    SsmKillSwitch(res.kill_switch_param, clients.ssm, FixedClock(SCAN_AT)).set(
-        True, "operator drill", "alice"
-    )
+    stores.orders.put_new(_damaged_order(status="ACCEPTED", filled=Decimal("1E+100")))
+    stores.at(SCAN_AT)
+    stores.switch.set(True, "operator drill", "alice")
     # When the hourly cycle runs (its reconcile ends with the kill-switch sweep)
-    report, _ = _cycle(market, clients, ASOF + timedelta(hours=1, minutes=10))
+    report, _ = _run(market, stores, ASOF + timedelta(hours=1, minutes=10))
     # Then the cycle's answer names the order the sweep could not cancel (key, coin, why)
     assert [r.split(" unreadable:")[0] for r in report.sweep_unreadable] == [
         f"record {'e' * 32!r} of ethereum"
     ]
     assert "exceeds the quantity sent" in report.sweep_unreadable[0]
     # and the record is left as stored
-    assert _orders(clients)["ethereum"]["status"] == "ACCEPTED"
+    assert _orders_in(stores)["ethereum"]["status"] == "ACCEPTED"
