@@ -329,12 +329,12 @@ _SMALL: Final = 4096  # rows: below this, symbols are compared in numpy, not by 
 def _grouped(frame: pl.DataFrame) -> tuple[pl.DataFrame, _Bools, list[str] | None]:
     """``frame`` with each symbol's rows contiguous, in source order within the symbol, and
     symbols in ascending order; the matching ``new`` mask (the first row of a symbol); and
-    the symbols in group order when they were read on the way (small frames), else None.
+    the symbol of each series when no sort was needed (else None).
 
-    Loaders hand frames already in that order, which one pass over the run ids shows; only
-    another order pays for a stable sort. A small frame without null symbols (a venue window,
-    a day's universe) is compared in numpy: each polars query costs a fixed set-up that
-    dominates a window of a few dozen rows."""
+    Loaders hand frames already in that order, which one pass over the run ids and a
+    comparison of one name per series show; only another order pays for a stable sort. A
+    small frame (a venue window) is compared in numpy: each polars query costs a fixed set-up
+    that dominates a window of a few dozen rows."""
     symbol = frame["symbol"]
     if 0 < symbol.len() <= _SMALL and not symbol.null_count():
         names = symbol.to_numpy()  # Python strings: ordered by code point, as UTF-8 bytes
@@ -347,11 +347,12 @@ def _grouped(frame: pl.DataFrame) -> tuple[pl.DataFrame, _Bools, list[str] | Non
         frame = frame.sort("symbol", maintain_order=True, nulls_last=True)
         return frame, _starts(frame["symbol"]), None
     new = _starts(symbol)
-    firsts = frame["symbol"].filter(pl.Series(new, dtype=pl.Boolean))
-    if firsts.null_count() or not (firsts.shift(-1) > firsts).head(firsts.len() - 1).all():
-        frame = frame.sort("symbol", maintain_order=True, nulls_last=True)
-        new = _starts(frame["symbol"])
-    return frame, new, None
+    if not symbol.null_count():  # one name per series, compared in Python
+        names_in_order = symbol.gather(np.flatnonzero(new)).to_list()
+        if all(a < b for a, b in itertools.pairwise(names_in_order)):
+            return frame, new, names_in_order
+    frame = frame.sort("symbol", maintain_order=True, nulls_last=True)
+    return frame, _starts(frame["symbol"]), None
 
 
 def _starts(symbol: pl.Series) -> _Bools:
