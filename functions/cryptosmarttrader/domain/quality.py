@@ -3,7 +3,10 @@
 The gate inspects a long frame (``DAILY_SCHEMA`` or ``OHLCV_SCHEMA``, one row per symbol and bar)
 and returns findings. Rows are grouped per symbol once (loaders hand them grouped already), so
 every check is one vectorized numpy pass over polars' columns, aggregated per series over the
-flagged rows only (bench/bench_validate.py: over 10 M candles/s). It never repairs, fills, interpolates or drops single rows: a series with any
+flagged rows only (bench/bench_validate.py: over 10 M candles/s). A small window (a venue read
+of a few dozen candles) pays fixed costs per call instead: it is grouped in numpy, without a
+polars query, checks that flag nothing skip their aggregation, and findings are built only for
+series with something to report. It never repairs, fills, interpolates or drops single rows: a series with any
 error-severity finding is excluded as a whole, with its reasons, and every other series is
 returned unchanged in :attr:`QualityResult.clean`.
 
