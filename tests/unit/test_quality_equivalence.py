@@ -224,7 +224,7 @@ DAMAGE: tuple[Callable[[pl.DataFrame, random.Random], pl.DataFrame], ...] = (
 
 
 def windows(frame: pl.DataFrame, seed: int) -> list[tuple[pl.DataFrame, int, list[str]]]:
-    """Random windows of 1 to 3 symbols, 1 to 400 bars, asof at or around their end, each
+    """Random windows of 1 to 3 symbols, 1 to 5,000 bars, asof at or around their end, each
     damaged in 0 to 3 ways (recorded by name, for a failure message)."""
     rng = random.Random(seed)
     symbols = frame["symbol"].unique().sort().to_list()
@@ -234,7 +234,7 @@ def windows(frame: pl.DataFrame, seed: int) -> list[tuple[pl.DataFrame, int, lis
         parts = []
         for symbol in rng.sample(symbols, rng.choice([1, 1, 1, 2, 3])):
             series = by_symbol[(symbol,)]
-            size = rng.choice([1, 5, 29, 30, 48, 48, 100, 400])
+            size = rng.choice([1, 5, 29, 30, 48, 48, 100, 400, 5000])  # 5000: above _SMALL
             start = rng.randrange(max(series.height - size, 0) + 1)
             parts.append(series.slice(start, size))
         window = pl.concat(parts).sort("symbol", maintain_order=True)
@@ -255,7 +255,12 @@ def test_random_damaged_windows_get_the_same_verdict(market: RecordedMarketData,
     frame = market.daily_all() if tf == "daily" else market.ohlcv_all(tf)
     seen_codes: set[str] = set()
     refused = 0
-    for i, (window, asof, damage) in enumerate(windows(frame, seed=len(tf) * 7919)):
+    cases = windows(frame, seed=len(tf) * 7919)
+    # small windows (grouped in numpy) and larger ones (grouped by polars) are both compared
+    assert sum(w.height <= 4096 for w, _, _ in cases) > WINDOWS // 2
+    if tf in ("4h", "1h"):  # daily series are too short for a window of 5,000 bars
+        assert sum(w.height > 4096 for w, _, _ in cases) > WINDOWS // 50
+    for i, (window, asof, damage) in enumerate(cases):
         cfg = CONFIGS[i % len(CONFIGS)]
         try:
             result = both(window, tf, asof, cfg)

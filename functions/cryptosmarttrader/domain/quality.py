@@ -351,7 +351,12 @@ def _grouped(frame: pl.DataFrame) -> tuple[pl.DataFrame, _Bools, list[str] | Non
         return frame, _starts(frame["symbol"]), None
     new = _starts(symbol)
     if not symbol.null_count():  # one name per series, compared in Python
-        names_in_order = symbol.gather(np.flatnonzero(new)).to_list()
+        starts = np.flatnonzero(new)
+        names_in_order = (  # a query costs what indexing a few dozen names does
+            [symbol[i] for i in starts.tolist()]
+            if len(starts) <= 64
+            else symbol.gather(starts).to_list()
+        )
         if all(a < b for a, b in itertools.pairwise(names_in_order)):
             return frame, new, names_in_order
     frame = frame.sort("symbol", maintain_order=True, nulls_last=True)
