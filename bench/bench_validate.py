@@ -10,7 +10,11 @@ same frames, and prints candles/second. Two yardsticks run on the same arrays in
 
 Target: at least 10 M candles/s for the gate on the shared candles.
 
-    uv run python bench/bench_validate.py [--data DIR] [--repeat N] [--no-row-loop]
+Small windows (what a venue read or a backtest step gates: one pair, 48 hourly candles) pay the
+gate's fixed cost per call rather than its per-candle cost; the same yardstick runs on the same
+windows, one call each, and the ratio says what the gate's set-up costs over one numpy pass.
+
+    uv run python bench/bench_validate.py [--data DIR] [--repeat N] [--windows N] [--no-row-loop]
 
 No asserts on timing: numbers depend on the machine.
 """
@@ -74,6 +78,27 @@ def numpy_pass(frames: list[tuple[str, str, pl.DataFrame]]) -> int:
                 values = frame[name].to_numpy()
                 seen += int(np.count_nonzero(np.isfinite(values) & (values > 0)))
     return seen
+
+
+def small_windows(
+    frame: pl.DataFrame, count: int, size: int = 48, seed: int = 7
+) -> list[tuple[pl.DataFrame, int]]:
+    """``count`` windows of ``size`` consecutive candles of one pair each, with their asof."""
+    rng = np.random.default_rng(seed)
+    series = [s for s in frame.partition_by("symbol") if s.height >= size]
+    out = []
+    for i in rng.integers(0, len(series), count).tolist():
+        start = int(rng.integers(0, series[i].height - size + 1))
+        window = series[i].slice(start, size)
+        out.append((window, int(window["ts"][-1])))
+    return out
+
+
+def small_window_gate(windows: list[tuple[pl.DataFrame, int]], tf: str) -> int:
+    rejected = 0
+    for window, asof in windows:
+        rejected += bool(check_ohlcv(window, tf, asof, source="bench").excluded)
+    return rejected
 
 
 def pandas_row_loop(
@@ -175,6 +200,7 @@ def main() -> None:
     default = os.environ.get("CST_DATA_DIR", str(REPO.parent / "shared" / "data"))
     parser.add_argument("--data", type=Path, default=Path(default))
     parser.add_argument("--repeat", type=int, default=5, help="repetitions (best of)")
+    parser.add_argument("--windows", type=int, default=2000, help="small windows to gate")
     parser.add_argument("--no-row-loop", action="store_true", help="skip the pandas row loop")
     args = parser.parse_args()
 
@@ -204,6 +230,25 @@ def main() -> None:
     )
     print(f"numpy pass     : {np_time:8.3f} s  {candles / np_time:14,.0f} candles/s")
     print(f"ratio          : {pl_time / np_time:8.1f}x the time of one plain numpy pass")
+
+    hourly = next(f for s, _, f in frames if s == "binance_spot_1h")
+    windows = small_windows(hourly, args.windows)
+    small_frames = [("binance_spot_1h", "1h", w) for w, _ in windows]
+    small_window_gate(windows, "1h")  # warm-up
+    small_gate, small_numpy = [], []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        rejected = small_window_gate(windows, "1h")
+        small_gate.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        numpy_pass(small_frames)
+        small_numpy.append(time.perf_counter() - started)
+    sg_time, sn_time = min(small_gate), min(small_numpy)
+    per_call = sg_time / len(windows) * 1e6
+    print(f"small windows  : {len(windows):,} x 48 1h candles, one call each, {rejected} rejected")
+    print(f"  quality gate : {sg_time:8.3f} s  {per_call:10.0f} µs/window")
+    print(f"  numpy pass   : {sn_time:8.3f} s  {sn_time / len(windows) * 1e6:10.0f} µs/window")
+    print(f"  ratio        : {sg_time / sn_time:8.1f}x the time of one plain numpy pass")
     if args.no_row_loop:
         return
 

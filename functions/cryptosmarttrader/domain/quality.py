@@ -3,7 +3,10 @@
 The gate inspects a long frame (``DAILY_SCHEMA`` or ``OHLCV_SCHEMA``, one row per symbol and bar)
 and returns findings. Rows are grouped per symbol once (loaders hand them grouped already), so
 every check is one vectorized numpy pass over polars' columns, aggregated per series over the
-flagged rows only (bench/bench_validate.py: over 10 M candles/s). It never repairs, fills, interpolates or drops single rows: a series with any
+flagged rows only (bench/bench_validate.py: over 10 M candles/s). A small window (a venue read
+of a few dozen candles) pays fixed costs per call instead: it is grouped in numpy, without a
+polars query, checks that flag nothing skip their aggregation, and findings are built only for
+series with something to report. It never repairs, fills, interpolates or drops single rows: a series with any
 error-severity finding is excluded as a whole, with its reasons, and every other series is
 returned unchanged in :attr:`QualityResult.clean`.
 
@@ -35,6 +38,7 @@ hundred daily bars):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from enum import StrEnum
@@ -316,23 +320,47 @@ def _require_columns(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> Non
     missing = [c for c in schema if c not in frame.columns]
     if missing:
         raise DomainError(f"frame lacks columns {missing}; expected {list(schema)}")
-    wrong = {c: str(frame.schema[c]) for c, t in schema.items() if frame.schema[c] != t}
+    actual = frame.schema  # built anew on every access: read once
+    wrong = {c: str(actual[c]) for c, t in schema.items() if actual[c] != t}
     if wrong:
         raise DomainError(f"frame columns have wrong dtypes {wrong}; expected {dict(schema)}")
 
 
-def _grouped(frame: pl.DataFrame) -> tuple[pl.DataFrame, _Bools]:
-    """``frame`` with each symbol's rows contiguous, in source order within the symbol, and
-    symbols in ascending order; and the matching ``new`` mask (the first row of a symbol).
+_SMALL: Final = 4096  # rows: below this, symbols are compared in numpy, not by polars queries
 
-    Loaders hand frames already in that order, which one pass over the run ids shows; only
-    another order pays for a stable sort."""
-    new = _starts(frame["symbol"])
-    firsts = frame["symbol"].filter(pl.Series(new, dtype=pl.Boolean))
-    if firsts.null_count() or not (firsts.shift(-1) > firsts).head(firsts.len() - 1).all():
+
+def _grouped(frame: pl.DataFrame) -> tuple[pl.DataFrame, _Bools, list[str] | None]:
+    """``frame`` with each symbol's rows contiguous, in source order within the symbol, and
+    symbols in ascending order; the matching ``new`` mask (the first row of a symbol); and
+    the symbol of each series when no sort was needed (else None).
+
+    Loaders hand frames already in that order, which one pass over the run ids and a
+    comparison of one name per series show; only another order pays for a stable sort. A
+    small frame (a venue window) is compared in numpy: each polars query costs a fixed set-up
+    that dominates a window of a few dozen rows."""
+    symbol = frame["symbol"]
+    if 0 < symbol.len() <= _SMALL and not symbol.null_count():
+        names = symbol.to_numpy()  # Python strings: ordered by code point, as UTF-8 bytes
+        new = np.empty(len(names), dtype=bool)
+        new[0] = True
+        np.not_equal(names[1:], names[:-1], out=new[1:])
+        names_in_order: list[str] = names[new].tolist()
+        if all(a < b for a, b in itertools.pairwise(names_in_order)):
+            return frame, new, names_in_order
         frame = frame.sort("symbol", maintain_order=True, nulls_last=True)
-        new = _starts(frame["symbol"])
-    return frame, new
+        return frame, _starts(frame["symbol"]), None
+    new = _starts(symbol)
+    if not symbol.null_count():  # one name per series, compared in Python
+        starts = np.flatnonzero(new)
+        names_in_order = (  # a query costs what indexing a few dozen names does
+            [symbol[i] for i in starts.tolist()]
+            if len(starts) <= 64
+            else symbol.gather(starts).to_list()
+        )
+        if all(a < b for a, b in itertools.pairwise(names_in_order)):
+            return frame, new, names_in_order
+    frame = frame.sort("symbol", maintain_order=True, nulls_last=True)
+    return frame, _starts(frame["symbol"]), None
 
 
 def _starts(symbol: pl.Series) -> _Bools:
@@ -376,10 +404,19 @@ class _Summary:
     def __init__(self, ts: _Ints, gid: _Ints, groups: int) -> None:
         self.ts, self.gid, self.groups = ts, gid, groups
         self.columns: dict[str, Sequence[int | None]] = {}
+        self.flagged = np.zeros(groups, dtype=bool)  # series with at least one flagged row
 
     def rows(self, code: str, rows: _Ints, *, max_of: _Ints | None = None) -> None:
         """``code`` flags the rows at the ascending indices ``rows``."""
+        if not len(rows):  # the usual case: no row flagged, no numpy pass
+            zeros: list[int | None] = [0] * self.groups
+            self.columns[code] = zeros
+            self.columns[f"{code}_first"] = [None] * self.groups
+            if max_of is not None:
+                self.columns[f"{code}_max"] = zeros
+            return
         groups = self.gid[rows]
+        self.flagged[groups] = True
         self.columns[code] = np.bincount(groups, minlength=self.groups).tolist()
         firsts: list[int | None] = [None] * self.groups
         present, first_index = np.unique(groups, return_index=True)
@@ -404,15 +441,16 @@ def _all_finite(values: _Floats) -> bool:
 
 def _summarize(
     frame: pl.DataFrame, tf_ms: int, asof_ms: int, cfg: QualityConfig, ohlc: bool
-) -> tuple[pl.DataFrame, _Ints, list[dict[str, Any]]]:
-    """(the frame's rows grouped per symbol and sorted by time, each row's group, one summary
-    row per series): what :func:`_findings` turns into findings.
+) -> tuple[pl.DataFrame, _Ints, list[str], list[dict[str, Any]]]:
+    """(the frame's rows grouped per symbol and sorted by time, each row's group, the symbol
+    of each group, one summary row per series with something to report — a flagged row, too
+    few bars or a stale end): what :func:`_findings` turns into findings.
 
     The previous bar of a symbol is the previous row unless the row opens its symbol; a null
     value reads as NaN, and every check treats both alike (as the gate always has). Clean
     columns take fast paths (one reduction shows that no row can be flagged); the exact
     per-row flags run otherwise."""
-    frame, new = _grouped(frame)
+    frame, new, names = _grouped(frame)
     ts: _Ints = frame["ts"].to_numpy()
     n = len(ts)
     starts = np.flatnonzero(new)
@@ -431,7 +469,7 @@ def _summarize(
     summary = _Summary(ts, gid, groups)
     summary.rows("UNORDERED", back)
     if not n:
-        return frame, gid, []
+        return frame, gid, [], []
 
     def column(name: str) -> _Floats:
         values: _Floats = frame[name].to_numpy().astype(np.float64, copy=False)
@@ -536,19 +574,27 @@ def _summarize(
     ends = np.append(starts[1:], n) - 1
     if len(future):  # the last bar of a series that is not after asof
         last_rows = np.maximum.reduceat(np.where(ts > asof_ms, -1, np.arange(n)), starts)
+        has_last = last_rows >= 0
+        last_ts = ts[np.maximum(last_rows, 0)]
         last = [None if i < 0 else int(ts[i]) for i in last_rows.tolist()]
     else:
-        last = ts[ends].tolist()
+        has_last = np.ones(groups, dtype=bool)
+        last_ts = ts[ends]
+        last = last_ts.tolist()
+    stopped = has_last & ((asof_ms // tf_ms) - (last_ts // tf_ms) > cfg.max_lag_bars)
+    report = np.flatnonzero(summary.flagged | (sizes < cfg.min_bars) | stopped).tolist()
+    symbols: list[str] = names if names is not None else frame["symbol"].gather(starts).to_list()
+    if not report:  # nothing to report: no summary row is built
+        return frame, gid, symbols, []
     columns = {
-        "symbol": frame["symbol"].gather(starts).to_list(),
+        "symbol": symbols,
         "n": sizes.tolist(),
         "first": ts[starts].tolist(),
         "last": last,
         **summary.columns,
     }
-    names = list(columns)
-    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
-    return frame, gid, rows
+    rows = [{name: values[g] for name, values in columns.items()} for g in report]
+    return frame, gid, symbols, rows
 
 
 def _median(values: _Floats) -> float:
@@ -628,7 +674,8 @@ def _check(
     ohlc: bool,
 ) -> QualityResult:
     schema = OHLCV_SCHEMA if ohlc else DAILY_SCHEMA
-    frame = frame.select(list(schema))
+    if frame.columns != list(schema):  # a frame of exactly these columns needs no query
+        frame = frame.select(list(schema))
     undated: list[Finding] = []
     if frame["ts"].null_count():  # a bar without a time cannot be placed: its series fails
         missing = frame.filter(pl.col("ts").is_null()).group_by("symbol", maintain_order=True)
@@ -643,7 +690,7 @@ def _check(
                 )
             )
     dated = frame.filter(pl.col("ts").is_not_null()) if undated else frame
-    ordered, gid, per_symbol = _summarize(dated, tf_ms, asof_ms, cfg, ohlc)
+    ordered, gid, symbols, per_symbol = _summarize(dated, tf_ms, asof_ms, cfg, ohlc)
     findings = [
         *prior,
         *undated,
@@ -651,18 +698,22 @@ def _check(
     ]
     excluded: dict[str, list[str]] = {}
     for f in findings:
-        if f.severity is Severity.ERROR and f.code.value not in excluded.get(f.symbol, []):
-            excluded.setdefault(f.symbol, []).append(f.code.value)
+        if f.severity is Severity.ERROR:
+            code = f.code.value
+            reasons = excluded.setdefault(f.symbol, [])
+            if code not in reasons:
+                reasons.append(code)
     # the ordered rows are the frame's own rows, sorted by symbol and time
-    kept = np.array([row["symbol"] not in excluded for row in per_symbol], dtype=bool)
-    clean = ordered.filter(pl.Series(kept[gid], dtype=pl.Boolean)) if len(gid) else ordered
+    if any(symbol in excluded for symbol in symbols):
+        kept = np.array([symbol not in excluded for symbol in symbols], dtype=bool)
+        clean = ordered.filter(pl.Series(kept[gid], dtype=pl.Boolean))
+    else:  # every series passes: its rows as they are (a copy, never the caller's frame)
+        clean = ordered.clone()
     return QualityResult(
         clean=clean,
         findings=findings,
         excluded=excluded,
-        checked_symbols=len(
-            {row["symbol"] for row in per_symbol} | {f.symbol for f in [*prior, *undated]}
-        ),
+        checked_symbols=len(set(symbols) | {f.symbol for f in [*prior, *undated]}),
         checked_rows=frame.height,
     )
 
@@ -697,15 +748,15 @@ def _findings(
                 )
             )
 
-        for code in _ALWAYS_ERROR:
-            count = row[code.value]
+        for code, key, first_key, template in _ALWAYS_ERROR_KEYS:
+            count = row[key]
             if count:
                 add(
                     code,
                     Severity.ERROR,
                     count,
-                    row[f"{code.value}_first"],
-                    _REASONS[code].format(count=count, n=n, tf=timeframe),
+                    row[first_key],
+                    template.format(count=count, n=n, tf=timeframe),
                 )
         if row["GAP"]:
             missing, longest = row["GAP"], row["GAP_max"]
@@ -820,3 +871,7 @@ _REASONS: Final[dict[QualityCode, str]] = {
     QualityCode.DUPLICATE: "{count} bar(s) repeat an earlier bar of the same {tf} period",
     QualityCode.FUTURE_TS: "{count} bar(s) are later than asof (look-ahead)",
 }
+# (code, its count column, its first-bar column, its reason): read once, not per series
+_ALWAYS_ERROR_KEYS: Final = tuple(
+    (code, code.value, f"{code.value}_first", _REASONS[code]) for code in _ALWAYS_ERROR
+)
