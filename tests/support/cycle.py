@@ -32,30 +32,18 @@ from cryptosmarttrader.services.scan import ScanService
 from cryptosmarttrader.services.trading_cycle import TradingCycle
 from cryptosmarttrader.settings import TradingSettings
 from cryptosmarttrader.wiring import recorded_analyzer
-from tests.fakes import (
-    InMemoryKillSwitch,
-    InMemoryOrderLedger,
-    InMemoryPositionLedger,
-    InMemoryStateStore,
-)
+from tests.support.book import FakeBook
 
 
 @dataclass
-class CycleStores:
-    """The cycle's ports on fakes, shared by every cycle built over them: each cycle is built
-    afresh (what a scheduled invocation does), so the state a cycle leaves is what the next
-    finds. ``clock`` is the stores' clock, set to each built cycle's instant (the kill-switch
-    times its writes by it, as ``SsmKillSwitch`` does by the cycle's clock)."""
+class CycleStores(FakeBook):
+    """The cycle's ports on fakes (:class:`~tests.support.book.FakeBook`), shared by every cycle
+    built over them: each cycle is built afresh (what a scheduled invocation does), so the state
+    a cycle leaves is what the next finds. ``clock`` is the stores' clock, set to each built
+    cycle's instant (the kill-switch times its writes by it, as ``SsmKillSwitch`` does by the
+    cycle's clock)."""
 
     clock: FixedClock = field(default_factory=lambda: FixedClock(datetime(2021, 1, 1, tzinfo=UTC)))
-    orders: InMemoryOrderLedger = field(default_factory=InMemoryOrderLedger)
-    positions: InMemoryPositionLedger = field(default_factory=InMemoryPositionLedger)
-    state: InMemoryStateStore = field(default_factory=InMemoryStateStore)
-    switch: InMemoryKillSwitch = field(init=False)
-
-    def __post_init__(self) -> None:
-        # off, as after a fresh deployment
-        self.switch = InMemoryKillSwitch(self.clock.now(), self.clock)
 
     def at(self, at: datetime) -> FixedClock:
         """The stores' clock, moved to ``at``."""

@@ -13,7 +13,7 @@ A test module imports the fixtures (``market``, ``rig``) and the helpers it uses
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +28,7 @@ from cryptosmarttrader.adapters.dynamodb_store import read_open_orders
 from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.domain.book import OpenOrders
-from cryptosmarttrader.domain.clock import Clock, FixedClock
+from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.exchange import RetryPolicy
 from cryptosmarttrader.domain.exit_rule import ExitRule
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
@@ -39,12 +39,7 @@ from cryptosmarttrader.services.execution import ExecutionService
 from cryptosmarttrader.services.risk_state import RiskStateService
 from cryptosmarttrader.services.trading_cycle import TradingCycle
 from cst_devtools.fake_binance import FakeBinance, serve
-from tests.fakes import (
-    InMemoryKillSwitch,
-    InMemoryOrderLedger,
-    InMemoryPositionLedger,
-    InMemoryStateStore,
-)
+from tests.support.book import FakeBook
 
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
@@ -63,20 +58,9 @@ def market(data_dir: Path) -> RecordedMarketData:
 
 
 @dataclass
-class Stores:
-    """The execution service's stores and kill-switch on the in-memory fakes, shared by every
-    service built over them (what a restart finds), as ``wiring.trading_cycle`` builds them on
-    the orders, positions and state tables and the SSM kill-switch parameter. The kill-switch
-    starts off, as a fresh deployment seeds it, and times each write by the clock."""
-
-    clock: Clock
-    orders: InMemoryOrderLedger = field(default_factory=InMemoryOrderLedger)
-    positions: InMemoryPositionLedger = field(default_factory=InMemoryPositionLedger)
-    state: InMemoryStateStore = field(default_factory=InMemoryStateStore)
-    switch: InMemoryKillSwitch = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.switch = InMemoryKillSwitch(self.clock.now(), self.clock)
+class Stores(FakeBook):
+    """The execution service's stores and kill-switch on the in-memory fakes
+    (:class:`~tests.support.book.FakeBook`)."""
 
     def service(self, exchange: Any, metrics: InMemoryMetrics) -> ExecutionService:
         """A fresh ExecutionService over these stores, trading on ``exchange``."""
