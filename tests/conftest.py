@@ -14,7 +14,7 @@ import botocore.loaders
 import botocore.session
 import pytest
 
-from cst_devtools.local_aws import fast_moto_attribute_values, serialize_moto_dynamodb
+from cst_devtools.local_aws import patch_moto_dynamodb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,9 +42,9 @@ def data_dir() -> Path:
 def _atomic_moto_dynamodb() -> None:
     """Tests that race threads against moto get DynamoDB's per-request atomicity (see
     ``serialize_moto_dynamodb``): a lost race must come from our code, not from moto. Item
-    values are answered as moto holds them (``fast_moto_attribute_values``), as locally."""
-    serialize_moto_dynamodb()
-    fast_moto_attribute_values()
+    values are answered as moto holds them (``fast_moto_attribute_values``), as locally
+    (``patch_moto_dynamodb`` installs both)."""
+    patch_moto_dynamodb()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -64,6 +64,7 @@ __all__ = [
     "SnapshotError",
     "embedded_aws",
     "ensure_resources",
+    "patch_moto_dynamodb",
     "read_snapshot",
     "serialize_moto_dynamodb",
     "table_specs",
@@ -489,6 +490,14 @@ def fast_moto_attribute_values() -> None:
     BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
 
 
+def patch_moto_dynamodb() -> None:
+    """moto's DynamoDB as the local AWS and the tests run it (idempotent): one request at a time
+    per table (:func:`serialize_moto_dynamodb`), item values answered as moto holds them
+    (:func:`fast_moto_attribute_values`)."""
+    serialize_moto_dynamodb()
+    fast_moto_attribute_values()
+
+
 _MOTO_REGIONS = "moto.ec2.models.availability_zones_and_regions"
 
 
@@ -588,8 +597,7 @@ def embedded_aws(
     from moto import mock_aws  # only the local path needs moto
 
     import_moto_ssm_without_ec2()
-    serialize_moto_dynamodb()
-    fast_moto_attribute_values()
+    patch_moto_dynamodb()
     snapshot_path = state_dir / SNAPSHOT_FILE
     lake_dir = state_dir / LAKE_DIR
     with _state_lock(state_dir, lock_timeout_s):

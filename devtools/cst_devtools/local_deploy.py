@@ -33,8 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cst_devtools.environ import patched_environ
 from cst_devtools.local_aws import (
     DUMMY_CREDENTIALS,
-    fast_moto_attribute_values,
-    serialize_moto_dynamodb,
+    patch_moto_dynamodb,
 )
 
 __all__ = [
@@ -576,8 +575,7 @@ def moto_server(port: int) -> Iterator[str]:
     register_cloudfront_resources()
     register_secret_resource()
     allow_mock_integration_methods()
-    serialize_moto_dynamodb()  # the threaded server answers concurrent requests
-    fast_moto_attribute_values()
+    patch_moto_dynamodb()  # the threaded server answers concurrent requests
     _check_port_free(port)  # moto's server would wait forever for a socket it cannot bind
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
     server.start()
