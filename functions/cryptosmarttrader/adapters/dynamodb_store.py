@@ -497,7 +497,8 @@ class DynamoOrderStore:
         return read_open_orders(self.list_orders())
 
     def list_orders(self) -> list[dict[str, Any]]:
-        """Every order ever recorded (a full Scan: reports and audits, not the hourly path)."""
+        """Every order ever recorded (a full Scan: the trading cycle's valuation, reports and
+        audits; the open orders alone come from the index: :meth:`list_open`)."""
         return sorted(
             (_strip_index(o) for o in _scan_all(self._client, self._table)),
             key=lambda o: str(o["client_order_id"]),
