@@ -1,4 +1,4 @@
-"""`make test` runs every check, two at a time, before the suite (read from `make -n test`)."""
+"""`make test` runs every check and the suite side by side in one sub-make (read from `make -n test`)."""
 
 from __future__ import annotations
 
@@ -32,32 +32,36 @@ def _dry_run(*args: str) -> list[str]:
     return done.stdout.splitlines()
 
 
-def test_every_check_runs_in_a_parallel_sub_make_before_the_suite() -> None:
+def test_every_check_and_the_suite_run_in_one_parallel_sub_make() -> None:
     # When `make test` is dry-run
     lines = _dry_run()
 
-    # Then the checks are one sub-make, two jobs at a time, each target's output kept whole
+    # Then the suite and the checks are one sub-make, three jobs at a time, each target's
+    # output kept whole, the suite first so it starts as soon as the dashboard is built
     (sub_make,) = [line for line in lines if "--output-sync=target" in line]
-    assert " -j 2 " in sub_make
+    assert " -j 3 " in sub_make
     assert sub_make.split("--output-sync=target", 1)[1].split() == [
+        "suite",
         "lint",
         "typecheck",
         "layers",
         "web-test",
     ]
-    # and every check is in it, each once, before the suite, which runs last on its workers
-    pytest_at = next(i for i, line in enumerate(lines) if "uv run pytest" in line)
-    assert lines[pytest_at] == "uv run pytest -q -n 2 --durations=15"
-    assert pytest_at == len(lines) - 1
+    # and the suite runs once, on its workers, after the dashboard it serves is built
+    suites = [i for i, line in enumerate(lines) if "uv run pytest" in line]
+    assert len(suites) == 1, lines
+    assert lines[suites[0]] == "uv run pytest -q -n 2 --durations=15"
+    build = next(i for i, line in enumerate(lines) if "npm run build" in line)
+    assert build < suites[0], lines
+    # and every check is in it, each once
     for check in CHECKS:
         where = [i for i, line in enumerate(lines) if check in line]
         assert len(where) == 1, (check, lines)
-        assert where[0] < pytest_at, (check, lines)
 
 
-def test_the_number_of_check_jobs_is_a_setting() -> None:
-    # When a machine runs the checks one at a time
-    lines = _dry_run("CHECK_JOBS=1")
+def test_the_number_of_jobs_is_a_setting() -> None:
+    # When a machine runs one target at a time
+    lines = _dry_run("TEST_JOBS=1")
 
     # Then the sub-make says so
     (sub_make,) = [line for line in lines if "--output-sync=target" in line]
