@@ -1,4 +1,9 @@
-"""Risk level persistence in the state table: transitions logged, level survives a restart."""
+"""Risk level persistence in the state table: transitions logged, level survives a restart.
+
+On AWS (the embedded AWS or moto): a restart over the persisted state, an SSM write throttled
+until the SDK's retries are spent, the current item deleted by hand on the table, and two
+writers racing on the table's conditional write. The levels' logic runs on the in-memory fakes.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from cryptosmarttrader.services.risk_state import RISK_PK, RiskStateConflictErro
 from cryptosmarttrader.settings import AwsResources
 from cst_devtools.faults import ExhaustedRetries
 from cst_devtools.local_aws import LocalAws, embedded_aws
+from tests.fakes import InMemoryKillSwitch, InMemoryStateStore
 from tests.support.aws import moto_stack
 
 T0 = datetime(2022, 5, 9, 8, 0, tzinfo=UTC)
@@ -73,7 +79,8 @@ def test_level_and_transitions_survive_a_restart_and_shutdown_needs_a_human(
 
 
 # -- faults on the path the execution function runs: its SsmKillSwitch and DynamoStateStore over
-# -- boto3 clients built like the function's (adaptive retries), on moto
+# -- boto3 clients built like the function's (adaptive retries), on moto: the SDK's retries
+# -- spent, an item deleted outside the product, a conditional write losing a race
 
 
 @pytest.fixture
@@ -129,25 +136,6 @@ def test_a_failed_switch_write_during_escalation_is_retried_by_the_next_cycle(
     assert stored["on"] is True and stored["actor"] == "system:riskguard"
     assert stored["reason"].startswith("RiskGuard SHUTDOWN: drawdown 20.00%")
     assert [t.to_level for t in svc.history()] == [RiskLevel.SHUTDOWN]
-
-
-def test_a_human_release_after_a_committed_escalation_is_not_overridden(
-    aws: AwsClients,
-) -> None:
-    # Given an escalation to EMERGENCY that turned the switch on
-    clock = FixedClock(T0)
-    svc = _on_moto(aws, clock)
-    svc.observe(RiskObservation(Decimal("100000")))
-    clock.advance(timedelta(hours=1))
-    assert svc.observe(RiskObservation(Decimal("84000")))[0].level is RiskLevel.EMERGENCY
-    # When a human turns the switch off to flatten, and the next cycles still see the loss
-    SsmKillSwitch(aws.resources.kill_switch_param, aws.ssm, clock).set(False, "flatten", "alice")
-    for _ in range(3):
-        clock.advance(timedelta(hours=1))
-        svc.observe(RiskObservation(Decimal("84000")))
-    # Then the switch stays off: only a transition writes it
-    assert _stored_switch(aws)["on"] is False
-    assert svc.load().level is RiskLevel.EMERGENCY
 
 
 def test_a_deleted_risk_state_item_is_rebuilt_from_the_transition_log(aws: AwsClients) -> None:
@@ -226,3 +214,26 @@ def test_two_writers_cannot_silently_overwrite_each_other(aws: AwsClients) -> No
     # then demands EMERGENCY again, and turns the switch on)
     _, move = cycle.observe(RiskObservation(Decimal("80000")))
     assert move is not None and move.from_level is RiskLevel.DEFENSIVE
+
+
+# -- the risk levels' logic on the in-memory fakes (``tests/fakes.py``; the state table's and the
+# -- kill-switch's adapters keep the same contract, ``test_store_contract.py``)
+
+
+def test_a_human_release_after_a_committed_escalation_is_not_overridden() -> None:
+    # Given an escalation to EMERGENCY that turned the switch on
+    clock = FixedClock(T0)
+    switch = InMemoryKillSwitch(T0, clock)
+    svc = RiskStateService(InMemoryStateStore(), switch, clock)
+    svc.observe(RiskObservation(Decimal("100000")))
+    clock.advance(timedelta(hours=1))
+    assert svc.observe(RiskObservation(Decimal("84000")))[0].level is RiskLevel.EMERGENCY
+    assert switch.status().on
+    # When a human turns the switch off to flatten, and the next cycles still see the loss
+    switch.set(False, "flatten", "alice")
+    for _ in range(3):
+        clock.advance(timedelta(hours=1))
+        svc.observe(RiskObservation(Decimal("84000")))
+    # Then the switch stays off: only a transition writes it
+    assert switch.status().on is False
+    assert svc.load().level is RiskLevel.EMERGENCY
