@@ -28,3 +28,25 @@ def test_a_page_is_bounded_and_repeats_no_paragraph(page: Path) -> None:
     ]
     repeated = [p[:80] for p, n in Counter(paragraphs).items() if n > 1]
     assert repeated == [], f"{page.name}: paragraphs repeated: {repeated}"
+
+
+def test_every_named_test_a_page_cites_exists() -> None:
+    # Given every `test_module.py::test_name` a page names as the proof of what it says
+    import re
+
+    modules = {path.name: path for path in (REPO / "tests").rglob("test_*.py")}
+    cited = [
+        (page.name, module, name)
+        for page in PAGES
+        for module, name in re.findall(r"(test_\w+\.py)::(test_\w+)", page.read_text("utf-8"))
+    ]
+    assert cited, "no page cites a test: the pattern no longer matches the pages"
+    # Then each one is a test function of that module (a renamed or removed test leaves the
+    # page citing a proof that no longer runs)
+    missing = [
+        f"{page}: {module}::{name}"
+        for page, module, name in cited
+        if module not in modules
+        or not re.search(rf"^def {name}\b", modules[module].read_text("utf-8"), re.M)
+    ]
+    assert missing == []
