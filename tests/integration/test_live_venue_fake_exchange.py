@@ -31,6 +31,7 @@ from cryptosmarttrader.domain.exchange import (
     OrderType,
     RetryableExchangeError,
     RetryPolicy,
+    capabilities_for,
 )
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
 from cryptosmarttrader.domain.risk import MarketQuote
@@ -40,7 +41,7 @@ from cryptosmarttrader.domain.venue import VenueMode
 from cryptosmarttrader.services.execution import ExecutionService
 from cst_devtools.fake_binance import FakeBinance, serve
 from tests.support.execution import LosesTheAnswer
-from tests.support.live_venue import Stores, fake_binance, local_only
+from tests.support.live_venue import Stores, fake_binance, on_fake
 
 pytestmark = pytest.mark.realdata
 
@@ -65,8 +66,8 @@ class Venue:
 
     def client(self, **credentials: str) -> ccxt.Exchange:
         creds = {"apiKey": API_KEY, "secret": SECRET, **credentials}
-        return local_only(
-            ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=self.url, timeout_ms=500)
+        return on_fake(
+            ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=self.url), self.fake
         )
 
 
@@ -339,7 +340,10 @@ def test_testnet_mode_uses_the_binance_spot_testnet_and_refuses_venues_without_o
     assert testnet.urls["api"]["private"].startswith("https://testnet.binance.vision/")
     live = ccxt_client("binance", VenueMode.LIVE, creds)
     assert live.urls["api"]["private"].startswith("https://api.binance.com/")
+    # ccxt throttles every request at the venue's rate (the tests on the fake set it to 0)
     assert testnet.enableRateLimit and live.enableRateLimit
+    assert testnet.rateLimit == live.rateLimit == capabilities_for("binance").rate_limit_ms == 50
+    assert testnet.timeout == live.timeout == 10_000
     with pytest.raises(NotSupportedByExchange, match="no spot sandbox"):
         ccxt_client("kraken", VenueMode.TESTNET, creds)
     with pytest.raises(NotSupportedByExchange, match="retired its sandbox"):
