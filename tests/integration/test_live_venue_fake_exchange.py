@@ -9,6 +9,7 @@ stores of ``tests/fakes.py`` (``tests/support/live_venue.Stores``).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import ccxt
 import pytest
@@ -39,9 +41,10 @@ from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import ClientOrderId, Money, Price, Quantity, Side, Symbol
 from cryptosmarttrader.domain.venue import VenueMode
 from cryptosmarttrader.services.execution import ExecutionService
+from cst_devtools import fake_binance as fake_binance_module
 from cst_devtools.fake_binance import FakeBinance, serve
 from tests.support.execution import LosesTheAnswer
-from tests.support.live_venue import Stores, fake_binance, on_fake
+from tests.support.live_venue import PATIENT_MS, Stores, fake_binance, on_fake
 
 pytestmark = pytest.mark.realdata
 
@@ -165,6 +168,72 @@ def test_fake_exchange_rejects_a_wrong_signature_and_a_wrong_api_key(venue: Venu
     # and the right ones pass, with the fake's balances
     balance = venue.client().fetch_balance()
     assert balance["USDT"]["free"] == 10000.0
+
+
+# -- the fake's connections, its withheld answers, its recorded series -----------------------
+
+
+def test_fake_exchange_keeps_a_clients_connection_across_requests(venue: Venue) -> None:
+    # Given one HTTP connection to the fake, two requests on it
+    conn = http.client.HTTPConnection(urlparse(venue.url).netloc, timeout=PATIENT_MS / 1000)
+    answers, sockets = [], []
+    try:
+        for _ in range(2):
+            conn.request("GET", "/api/v3/ping")
+            answer = conn.getresponse()
+            answers.append((answer.status, answer.version, answer.will_close, answer.read()))
+            sockets.append(conn.sock)
+    finally:
+        conn.close()
+    # Then both were answered over that one connection, kept open as Binance's HTTP/1.1 keeps it
+    assert answers == [(200, 11, False, b"{}")] * 2
+    assert sockets[0] is not None and sockets[0] is sockets[1]
+
+
+def test_fake_exchange_tells_which_request_it_withholds_and_the_client_gives_up_on_it(
+    venue: Venue,
+) -> None:
+    fake = venue.fake
+    fake.fail_next("POST", "/api/v3/order", "rate_limit")
+    fake.fail_next("POST", "/api/v3/order", "timeout_after_booking")
+    fake.fail_next("GET", "/api/v3/account", "timeout_before_booking")
+    # the next create is refused with a 429 (answered at once), the next balance read withheld
+    assert not fake.withholds("POST", "/api/v3/order")
+    assert fake.withholds("GET", "/api/v3/account")
+    assert not fake.withholds("DELETE", "/api/v3/order")
+    # asking consumes nothing: the 429 still comes first, then the create is withheld
+    assert fake.take_fault("POST", "/api/v3/order") == "rate_limit"
+    assert fake.withholds("POST", "/api/v3/order")
+    # a client on the fake times out on the withheld read (ccxt's RequestTimeout, from the
+    # socket) and the next read is answered
+    client = venue.client()
+    with pytest.raises(ccxt.RequestTimeout):
+        client.fetch_balance()
+    assert not fake.withholds("GET", "/api/v3/account")
+    assert client.fetch_balance()["USDT"]["free"] == 10000.0
+
+
+def test_fake_exchanges_on_one_data_folder_read_a_symbols_series_once(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fake_binance_module, "_RECORDED", {})
+    reads: list[str] = []
+
+    class Counted(RecordedMarketData):
+        def ohlcv(self, symbol: str, *args: Any, **kwargs: Any) -> Any:
+            reads.append(symbol)
+            return super().ohlcv(symbol, *args, **kwargs)
+
+    # Given two fakes, each on its own market data over the same folder
+    first = FakeBinance(API_KEY, SECRET, Counted(data_dir), lambda: NOW)
+    second = FakeBinance(API_KEY, SECRET, Counted(data_dir), lambda: NOW)
+    first.warm("BTCUSDT")
+    # Then the second answers from the series the first read: the 10:00 bar opens at 31397.68
+    ten = int(NOW.timestamp() * 1000)
+    [(ts, open_price, _volume)] = second._bars("BTCUSDT", ten, ten)
+    assert (ts, open_price) == (ten, Decimal("31397.68"))
+    assert second._ranges("BTCUSDT", ten, ten)[0][:2] == (ten, Decimal("31397.68"))
+    assert reads == ["BTC/USDT"]
 
 
 # -- fills from trades, refusals, reconciliation ---------------------------------------------
