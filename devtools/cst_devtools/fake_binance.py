@@ -51,7 +51,8 @@ Faults (:meth:`FakeBinance.fail_next`): ``rate_limit`` (HTTP 429, ``-1003``, not
 ``timeout_after_booking`` (the order is booked, the answer comes after the client gave up: the
 crash between send and record) and ``timeout_before_booking`` (nothing booked, no answer); both
 withhold the answer for twice ``client_timeout_s``. :meth:`FakeBinance.withholds` tells a test's
-client which request will get no answer in time, so that it can give up on that one sooner.
+client which request will get no answer in time, so that it can give up on that one sooner, and
+:meth:`FakeBinance.took_withheld` when the fake has taken it.
 
 This module lives under ``tests/``: it is never bundled into a Lambda.
 """
@@ -306,6 +307,8 @@ class FakeBinance:
     _next_list_id: int = 9_000
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _next_id: int = 5_000_000
+    # released once per request taken and withheld (after booking it, for a timeout after booking)
+    _withheld: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
 
     def __post_init__(self) -> None:
         self.symbols = {s["symbol"]: s for s in json.loads(SYMBOLS_FILE.read_text())}
@@ -352,6 +355,12 @@ class FakeBinance:
         with self._lock:
             kinds = [f.kind for f in self._faults if (f.method, f.path) == (method, path)]
         return bool(kinds) and kinds[0] in TIMEOUTS
+
+    def took_withheld(self, timeout_s: float) -> bool:
+        """Wait for the fake to take a request it withholds (to have booked it, for a timeout
+        after booking); whether it did within ``timeout_s``. A client that gave up on the
+        request sooner goes on only then, so its next request never overtakes that one."""
+        return self._withheld.acquire(timeout=timeout_s)
 
     def take_fault(self, method: str, path: str) -> str | None:
         with self._lock:
@@ -1019,10 +1028,12 @@ class _Handler(BaseHTTPRequestHandler):
                         "per minute. Please use WebSocket Streams for live updates to avoid bans.",
                     )
                 if fault == "timeout_before_booking":
+                    venue._withheld.release()
                     time.sleep(venue.client_timeout_s * 2)
                     return
                 answer = venue.private(method, url.path, params)
                 if fault == "timeout_after_booking":
+                    venue._withheld.release()
                     time.sleep(venue.client_timeout_s * 2)
             else:
                 params = dict(parse_qsl(raw))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import io
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,7 +45,7 @@ from cryptosmarttrader.services.execution import ExecutionService
 from cst_devtools import fake_binance as fake_binance_module
 from cst_devtools.fake_binance import FakeBinance, serve
 from tests.support.execution import LosesTheAnswer
-from tests.support.live_venue import PATIENT_MS, Stores, fake_binance, on_fake
+from tests.support.live_venue import GIVE_UP_MS, PATIENT_MS, Stores, fake_binance, on_fake
 
 pytestmark = pytest.mark.realdata
 
@@ -211,6 +212,30 @@ def test_fake_exchange_tells_which_request_it_withholds_and_the_client_gives_up_
         client.fetch_balance()
     assert not fake.withholds("GET", "/api/v3/account")
     assert client.fetch_balance()["USDT"]["free"] == 10000.0
+
+
+def test_a_client_that_gave_up_on_a_withheld_create_goes_on_once_the_fake_booked_it(
+    venue: Venue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a fake whose thread books a request only after the client gave up on it (held back
+    # three times the client's patience for a withheld answer, as a loaded machine can)
+    private = venue.fake.private
+
+    def late(method: str, path: str, params: dict[str, str]) -> Any:
+        if (method, path) == ("POST", "/api/v3/order"):
+            time.sleep(3 * GIVE_UP_MS / 1000)
+        return private(method, path, params)
+
+    monkeypatch.setattr(venue.fake, "private", late)
+    venue.fake.fail_next("POST", "/api/v3/order", "timeout_after_booking")
+    client = venue.client()
+    client.load_markets()
+    # When a create times out
+    with pytest.raises(ccxt.RequestTimeout):
+        client.create_order("BTC/USDT", "market", "buy", 0.01, None,
+                            {"newClientOrderId": COID.value})  # fmt: skip
+    # Then the client went on only once the order was booked: what a fault "after booking" means
+    assert [o["clientOrderId"] for o in venue.fake.orders(COID.value)] == [COID.value]
 
 
 def test_fake_exchanges_on_one_data_folder_read_a_symbols_series_once(

@@ -129,7 +129,8 @@ GIVE_UP_MS = 100
 def on_fake(client: ccxt.Exchange, fake: FakeBinance) -> ccxt.Exchange:
     """``client`` driven against ``fake``: refusing any host but the loopback (a test never
     reaches the internet); its timeout ``PATIENT_MS``, ``GIVE_UP_MS`` for a request the fake
-    withholds (the timeout is real: ccxt raises its RequestTimeout from the socket's); its
+    withholds (the timeout is real: ccxt raises its RequestTimeout from the socket's; the client
+    goes on once the fake took that request, as a fault "after booking" means); its
     throttle on, at no wait (``rateLimit`` 0: the fake has no limit to respect; the production
     setting is checked by ``test_live_venue_fake_exchange.py``'s
     ``test_testnet_mode_uses_the_binance_spot_testnet_and_refuses_venues_without_one``)."""
@@ -139,9 +140,16 @@ def on_fake(client: ccxt.Exchange, fake: FakeBinance) -> ccxt.Exchange:
     def guarded(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
         parsed = urlparse(url)
         assert parsed.hostname == "127.0.0.1", f"ccxt tried to reach {url}"
-        withheld = fake.withholds(method.upper(), parsed.path)
-        client.timeout = GIVE_UP_MS if withheld else PATIENT_MS
-        return fetch(url, method, headers, body)
+        if not fake.withholds(method.upper(), parsed.path):
+            client.timeout = PATIENT_MS
+            return fetch(url, method, headers, body)
+        client.timeout = GIVE_UP_MS
+        try:
+            return fetch(url, method, headers, body)
+        finally:
+            # the client gave up; it goes on once the fake took the request (booked it, for a
+            # timeout after booking), however slow a loaded machine made the fake's thread
+            assert fake.took_withheld(PATIENT_MS / 1000), f"the fake never took {method} {url}"
 
     client.fetch = guarded
     return client
