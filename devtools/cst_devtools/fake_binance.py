@@ -350,8 +350,10 @@ class FakeBinance:
 
     def withholds(self, method: str, path: str) -> bool:
         """Whether the next request to ``method path`` gets no answer in time (a timeout
-        fault is the first armed for it): a test's client may give up on it sooner than on
-        any other. Nothing is consumed."""
+        fault is the first armed for it, on a signed endpoint: a public one ignores faults):
+        a test's client may give up on it sooner than on any other. Nothing is consumed."""
+        if path not in PRIVATE_PATHS:
+            return False
         with self._lock:
             kinds = [f.kind for f in self._faults if (f.method, f.path) == (method, path)]
         return bool(kinds) and kinds[0] in TIMEOUTS

@@ -202,6 +202,8 @@ def test_fake_exchange_tells_which_request_it_withholds_and_the_client_gives_up_
     assert not fake.withholds("POST", "/api/v3/order")
     assert fake.withholds("GET", "/api/v3/account")
     assert not fake.withholds("DELETE", "/api/v3/order")
+    fake.fail_next("GET", "/api/v3/time", "timeout_before_booking")
+    assert not fake.withholds("GET", "/api/v3/time")  # a public endpoint ignores its faults
     # asking consumes nothing: the 429 still comes first, then the create is withheld
     assert fake.take_fault("POST", "/api/v3/order") == "rate_limit"
     assert fake.withholds("POST", "/api/v3/order")
