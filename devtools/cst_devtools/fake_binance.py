@@ -49,7 +49,10 @@ the list is ``ALL_DONE``: a leg still working is cancelled by its own ID); ``GET
 
 Faults (:meth:`FakeBinance.fail_next`): ``rate_limit`` (HTTP 429, ``-1003``, nothing booked),
 ``timeout_after_booking`` (the order is booked, the answer comes after the client gave up: the
-crash between send and record) and ``timeout_before_booking`` (nothing booked, no answer).
+crash between send and record) and ``timeout_before_booking`` (nothing booked, no answer); both
+withhold the answer for twice ``client_timeout_s``. :meth:`FakeBinance.withholds` tells a test's
+client which request will get no answer in time, so that it can give up on that one sooner, and
+:meth:`FakeBinance.took_withheld` when the fake has taken it.
 
 This module lives under ``tests/``: it is never bundled into a Lambda.
 """
@@ -117,6 +120,8 @@ TRADE_ONLY: dict[str, Any] = {
     "tradingAuthorityExpirationTime": 1_700_000_000_000,
 }
 LIVE = frozenset({"NEW", "PARTIALLY_FILLED"})
+# the faults whose answer is withheld for twice ``client_timeout_s`` (the client gives up first)
+TIMEOUTS = frozenset({"timeout_after_booking", "timeout_before_booking"})
 _E8 = Decimal("0.00000001")
 
 
@@ -124,8 +129,16 @@ def _fmt(value: Decimal) -> str:
     return f"{value.quantize(_E8, rounding=ROUND_DOWN):f}"
 
 
-_SERIES: dict[tuple[int, str], list[tuple[int, Decimal, Decimal]]] = {}
-_RANGES: dict[tuple[int, str], list[tuple[int, Decimal, Decimal, Decimal]]] = {}
+@dataclass(frozen=True)
+class _Recorded:
+    """A symbol's whole recorded 1h series, read once per data folder and process."""
+
+    times: list[int]  # the bars' open times, ascending
+    bars: list[tuple[int, Decimal, Decimal]]  # open time, open, volume
+    ranges: list[tuple[int, Decimal, Decimal, Decimal]]  # open time, open, low, high
+
+
+_RECORDED: dict[tuple[str, str], _Recorded] = {}
 
 
 class BinanceError(Exception):
@@ -294,6 +307,8 @@ class FakeBinance:
     _next_list_id: int = 9_000
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _next_id: int = 5_000_000
+    # released once per request taken and withheld (after booking it, for a timeout after booking)
+    _withheld: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
 
     def __post_init__(self) -> None:
         self.symbols = {s["symbol"]: s for s in json.loads(SYMBOLS_FILE.read_text())}
@@ -301,7 +316,7 @@ class FakeBinance:
     # -- test controls -------------------------------------------------------------------
 
     def fail_next(self, method: str, path: str, kind: str) -> None:
-        if kind not in {"rate_limit", "timeout_after_booking", "timeout_before_booking"}:
+        if kind != "rate_limit" and kind not in TIMEOUTS:
             raise ValueError(f"unknown fault {kind!r}")
         with self._lock:
             self._faults.append(_Fault(method, path, kind))
@@ -326,13 +341,28 @@ class FakeBinance:
 
     def warm(self, symbol: str) -> None:
         """Load a symbol's recorded candles before the clock of a client starts ticking."""
-        self._series(symbol)
-        self._ranges(symbol, 0, 0)
+        self._recorded(symbol)
 
     def posts(self, path: str = "/api/v3/order") -> int:
         return sum(1 for m, p, _ in self.requests if m == "POST" and p == path)
 
     # -- request handling ----------------------------------------------------------------
+
+    def withholds(self, method: str, path: str) -> bool:
+        """Whether the next request to ``method path`` gets no answer in time (a timeout
+        fault is the first armed for it, on a signed endpoint: a public one ignores faults):
+        a test's client may give up on it sooner than on any other. Nothing is consumed."""
+        if path not in PRIVATE_PATHS:
+            return False
+        with self._lock:
+            kinds = [f.kind for f in self._faults if (f.method, f.path) == (method, path)]
+        return bool(kinds) and kinds[0] in TIMEOUTS
+
+    def took_withheld(self, timeout_s: float) -> bool:
+        """Wait for the fake to take a request it withholds (to have booked it, for a timeout
+        after booking); whether it did within ``timeout_s``. A client that gave up on the
+        request sooner goes on only then, so its next request never overtakes that one."""
+        return self._withheld.acquire(timeout=timeout_s)
 
     def take_fault(self, method: str, path: str) -> str | None:
         with self._lock:
@@ -460,23 +490,28 @@ class FakeBinance:
         """Recorded 1h bars (open time, open, volume) with ``start_ms <= ts <= end_ms``."""
         if end_ms < start_ms:
             return []
-        series = self._series(symbol)
-        times = [ts for ts, _, _ in series]
-        return series[bisect_left(times, start_ms) : bisect_right(times, end_ms)]
+        recorded = self._recorded(symbol)
+        times = recorded.times
+        return recorded.bars[bisect_left(times, start_ms) : bisect_right(times, end_ms)]
 
-    def _series(self, symbol: str) -> list[tuple[int, Decimal, Decimal]]:
-        """The symbol's whole recorded 1h series, through the product's quality gate, once."""
+    def _recorded(self, symbol: str) -> _Recorded:
+        """The symbol's whole recorded 1h series, through the product's quality gate, read
+        once for every fake on the same data folder."""
         base, quote = self._pair(symbol)
-        key = (id(self.market), symbol)
-        if key not in _SERIES:
+        key = (str(self.market.data_dir.resolve()), symbol)
+        if key not in _RECORDED:
             frame = self.market.ohlcv(
                 f"{base}/{quote}", "1h", utc_from_ms(0), utc_from_ms(4_102_444_800_000)
             ).sort("ts")
-            _SERIES[key] = [
-                (int(r["ts"]), Decimal(repr(float(r["open"]))), Decimal(repr(float(r["volume"]))))
-                for r in frame.iter_rows(named=True)
-            ]
-        return _SERIES[key]
+            times, bars, ranges = [], [], []
+            for r in frame.iter_rows(named=True):
+                ts, open_price = int(r["ts"]), Decimal(repr(float(r["open"])))
+                times.append(ts)
+                bars.append((ts, open_price, Decimal(repr(float(r["volume"])))))
+                ranges.append((ts, open_price, Decimal(repr(float(r["low"]))),
+                               Decimal(repr(float(r["high"])))))  # fmt: skip
+            _RECORDED[key] = _Recorded(times, bars, ranges)
+        return _RECORDED[key]
 
     def _last_price(self, symbol: str) -> Decimal:
         """The last traded price the recorded data knows at the market clock: the open of the
@@ -889,20 +924,9 @@ class FakeBinance:
         """Recorded 1h bars (open time, open, low, high) with ``start_ms <= ts <= end_ms``."""
         if end_ms < start_ms:
             return []
-        base, quote = self._pair(symbol)
-        key = (id(self.market), symbol)
-        if key not in _RANGES:
-            frame = self.market.ohlcv(
-                f"{base}/{quote}", "1h", utc_from_ms(0), utc_from_ms(4_102_444_800_000)
-            ).sort("ts")
-            _RANGES[key] = [
-                (int(r["ts"]), Decimal(repr(float(r["open"]))), Decimal(repr(float(r["low"]))),
-                 Decimal(repr(float(r["high"]))))
-                for r in frame.iter_rows(named=True)
-            ]  # fmt: skip
-        series = _RANGES[key]
-        times = [row[0] for row in series]
-        return series[bisect_left(times, start_ms) : bisect_right(times, end_ms)]
+        recorded = self._recorded(symbol)
+        times = recorded.times
+        return recorded.ranges[bisect_left(times, start_ms) : bisect_right(times, end_ms)]
 
     def _fill(self, order: _Order, bar_ms: int, price: Decimal) -> None:
         base, quote = self._pair(order.symbol)
@@ -962,6 +986,12 @@ class FakeBinance:
 
 class _Handler(BaseHTTPRequestHandler):
     venue: FakeBinance
+    # persistent connections, as Binance's HTTP/1.1 keeps them: a client's requests share one
+    # (every answer carries its Content-Length)
+    protocol_version = "HTTP/1.1"
+    # an answer's headers and body go out as two writes: without TCP_NODELAY the body waits
+    # for the client's delayed acknowledgement of the headers (~40 ms a request on Linux)
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -1000,10 +1030,12 @@ class _Handler(BaseHTTPRequestHandler):
                         "per minute. Please use WebSocket Streams for live updates to avoid bans.",
                     )
                 if fault == "timeout_before_booking":
+                    venue._withheld.release()
                     time.sleep(venue.client_timeout_s * 2)
                     return
                 answer = venue.private(method, url.path, params)
                 if fault == "timeout_after_booking":
+                    venue._withheld.release()
                     time.sleep(venue.client_timeout_s * 2)
             else:
                 params = dict(parse_qsl(raw))
@@ -1031,7 +1063,8 @@ def serve(venue: FakeBinance) -> Iterator[str]:
     handler = type("Handler", (_Handler,), {"venue": venue})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the serving loop to look at its flag: every 0.05 s, not 0.5 s
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

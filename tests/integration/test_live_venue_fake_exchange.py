@@ -9,13 +9,16 @@ stores of ``tests/fakes.py`` (``tests/support/live_venue.Stores``).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import ccxt
 import pytest
@@ -31,6 +34,7 @@ from cryptosmarttrader.domain.exchange import (
     OrderType,
     RetryableExchangeError,
     RetryPolicy,
+    capabilities_for,
 )
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
 from cryptosmarttrader.domain.risk import MarketQuote
@@ -38,9 +42,10 @@ from cryptosmarttrader.domain.sanitize import sanitize_text
 from cryptosmarttrader.domain.types import ClientOrderId, Money, Price, Quantity, Side, Symbol
 from cryptosmarttrader.domain.venue import VenueMode
 from cryptosmarttrader.services.execution import ExecutionService
+from cst_devtools import fake_binance as fake_binance_module
 from cst_devtools.fake_binance import FakeBinance, serve
 from tests.support.execution import LosesTheAnswer
-from tests.support.live_venue import Stores, fake_binance, local_only
+from tests.support.live_venue import GIVE_UP_MS, PATIENT_MS, Stores, fake_binance, on_fake
 
 pytestmark = pytest.mark.realdata
 
@@ -65,8 +70,8 @@ class Venue:
 
     def client(self, **credentials: str) -> ccxt.Exchange:
         creds = {"apiKey": API_KEY, "secret": SECRET, **credentials}
-        return local_only(
-            ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=self.url, timeout_ms=500)
+        return on_fake(
+            ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=self.url), self.fake
         )
 
 
@@ -164,6 +169,98 @@ def test_fake_exchange_rejects_a_wrong_signature_and_a_wrong_api_key(venue: Venu
     # and the right ones pass, with the fake's balances
     balance = venue.client().fetch_balance()
     assert balance["USDT"]["free"] == 10000.0
+
+
+# -- the fake's connections, its withheld answers, its recorded series -----------------------
+
+
+def test_fake_exchange_keeps_a_clients_connection_across_requests(venue: Venue) -> None:
+    # Given one HTTP connection to the fake, two requests on it
+    conn = http.client.HTTPConnection(urlparse(venue.url).netloc, timeout=PATIENT_MS / 1000)
+    answers, sockets = [], []
+    try:
+        for _ in range(2):
+            conn.request("GET", "/api/v3/ping")
+            answer = conn.getresponse()
+            answers.append((answer.status, answer.version, answer.will_close, answer.read()))
+            sockets.append(conn.sock)
+    finally:
+        conn.close()
+    # Then both were answered over that one connection, kept open as Binance's HTTP/1.1 keeps it
+    assert answers == [(200, 11, False, b"{}")] * 2
+    assert sockets[0] is not None and sockets[0] is sockets[1]
+
+
+def test_fake_exchange_tells_which_request_it_withholds_and_the_client_gives_up_on_it(
+    venue: Venue,
+) -> None:
+    fake = venue.fake
+    fake.fail_next("POST", "/api/v3/order", "rate_limit")
+    fake.fail_next("POST", "/api/v3/order", "timeout_after_booking")
+    fake.fail_next("GET", "/api/v3/account", "timeout_before_booking")
+    # the next create is refused with a 429 (answered at once), the next balance read withheld
+    assert not fake.withholds("POST", "/api/v3/order")
+    assert fake.withholds("GET", "/api/v3/account")
+    assert not fake.withholds("DELETE", "/api/v3/order")
+    fake.fail_next("GET", "/api/v3/time", "timeout_before_booking")
+    assert not fake.withholds("GET", "/api/v3/time")  # a public endpoint ignores its faults
+    # asking consumes nothing: the 429 still comes first, then the create is withheld
+    assert fake.take_fault("POST", "/api/v3/order") == "rate_limit"
+    assert fake.withholds("POST", "/api/v3/order")
+    # a client on the fake times out on the withheld read (ccxt's RequestTimeout, from the
+    # socket) and the next read is answered
+    client = venue.client()
+    with pytest.raises(ccxt.RequestTimeout):
+        client.fetch_balance()
+    assert not fake.withholds("GET", "/api/v3/account")
+    assert client.fetch_balance()["USDT"]["free"] == 10000.0
+
+
+def test_a_client_that_gave_up_on_a_withheld_create_goes_on_once_the_fake_booked_it(
+    venue: Venue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a fake whose thread books a request only after the client gave up on it (held back
+    # three times the client's patience for a withheld answer, as a loaded machine can)
+    private = venue.fake.private
+
+    def late(method: str, path: str, params: dict[str, str]) -> Any:
+        if (method, path) == ("POST", "/api/v3/order"):
+            time.sleep(3 * GIVE_UP_MS / 1000)
+        return private(method, path, params)
+
+    monkeypatch.setattr(venue.fake, "private", late)
+    venue.fake.fail_next("POST", "/api/v3/order", "timeout_after_booking")
+    client = venue.client()
+    client.load_markets()
+    # When a create times out
+    with pytest.raises(ccxt.RequestTimeout):
+        client.create_order("BTC/USDT", "market", "buy", 0.01, None,
+                            {"newClientOrderId": COID.value})  # fmt: skip
+    # Then the client went on only once the order was booked: what a fault "after booking" means
+    assert [o["clientOrderId"] for o in venue.fake.orders(COID.value)] == [COID.value]
+
+
+def test_fake_exchanges_on_one_data_folder_read_a_symbols_series_once(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fake_binance_module, "_RECORDED", {})
+    reads: list[str] = []
+
+    class Counted(RecordedMarketData):
+        def ohlcv(self, symbol: str, *args: Any, **kwargs: Any) -> Any:
+            reads.append(symbol)
+            return super().ohlcv(symbol, *args, **kwargs)
+
+    # Given two fakes, each on its own market data over the same folder
+    first = FakeBinance(API_KEY, SECRET, Counted(data_dir), lambda: NOW)
+    second = FakeBinance(API_KEY, SECRET, Counted(data_dir), lambda: NOW)
+    first.warm("BTCUSDT")
+    # Then the second answers from the series the first read: the 10:00 bar opens at 31397.68
+    ten = int(NOW.timestamp() * 1000)
+    [(ts, open_price, _volume)] = second._bars("BTCUSDT", ten, ten)
+    assert (ts, open_price) == (ten, Decimal("31397.68"))
+    assert second._ranges("BTCUSDT", ten, ten)[0][:2] == (ten, Decimal("31397.68"))
+    assert reads == ["BTC/USDT"]
 
 
 # -- fills from trades, refusals, reconciliation ---------------------------------------------
@@ -339,7 +436,10 @@ def test_testnet_mode_uses_the_binance_spot_testnet_and_refuses_venues_without_o
     assert testnet.urls["api"]["private"].startswith("https://testnet.binance.vision/")
     live = ccxt_client("binance", VenueMode.LIVE, creds)
     assert live.urls["api"]["private"].startswith("https://api.binance.com/")
+    # ccxt throttles every request at the venue's rate (the tests on the fake set it to 0)
     assert testnet.enableRateLimit and live.enableRateLimit
+    assert testnet.rateLimit == live.rateLimit == capabilities_for("binance").rate_limit_ms == 50
+    assert testnet.timeout == live.timeout == 10_000
     with pytest.raises(NotSupportedByExchange, match="no spot sandbox"):
         ccxt_client("kraken", VenueMode.TESTNET, creds)
     with pytest.raises(NotSupportedByExchange, match="retired its sandbox"):

@@ -37,7 +37,7 @@ from cryptosmarttrader.domain.orders import (
 from cryptosmarttrader.domain.types import Price, Quantity, Symbol
 from cryptosmarttrader.domain.venue import VenueMode
 from cst_devtools.fake_binance import FakeBinance, serve
-from tests.support.live_venue import local_only
+from tests.support.live_venue import on_fake
 
 pytestmark = pytest.mark.realdata
 
@@ -89,9 +89,9 @@ def desk(market: RecordedMarketData) -> Iterator[Desk]:
     fake.warm("BTCUSDT")
     with serve(fake) as url:
         creds = {"apiKey": API_KEY, "secret": SECRET}
-        client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url, timeout_ms=500)
+        client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url)
         venue = CcxtVenue(
-            local_only(client),
+            on_fake(client, fake),
             clock,
             VenueMode.TESTNET,
             RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0),
@@ -261,8 +261,8 @@ def test_live_venue_fake_exchange_mana_take_profit_fills_as_mana_rallied_in_octo
     fake.warm("MANAUSDT")
     with serve(fake) as url:
         creds = {"apiKey": API_KEY, "secret": SECRET}
-        client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url, timeout_ms=500)
-        venue = CcxtVenue(local_only(client), clock, VenueMode.TESTNET, sleep=lambda _s: None)
+        client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url)
+        venue = CcxtVenue(on_fake(client, fake), clock, VenueMode.TESTNET, sleep=lambda _s: None)
         ids = protective_list_ids(mana, protective_key("mana-entry", Decimal("180"), 0))
         venue.create_protective_oco(
             mana, Quantity.of("180"), Price.of("0.90"), Price.of("0.70"), Price.of("0.665"), ids

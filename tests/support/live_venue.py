@@ -119,21 +119,46 @@ class Rig:
         ]
 
 
-def local_only(client: ccxt.Exchange) -> ccxt.Exchange:
-    """``client`` refusing any host but the loopback: a test never reaches the internet."""
+# a client on the fake waits this long for an answer the fake gives (a loaded machine can take
+# seconds), and gives up after GIVE_UP_MS on the one the fake withholds (a timeout fault: the
+# fake answers it after twice its ``client_timeout_s``, if at all)
+PATIENT_MS = 10_000
+GIVE_UP_MS = 100
+
+
+def on_fake(client: ccxt.Exchange, fake: FakeBinance) -> ccxt.Exchange:
+    """``client`` driven against ``fake``: refusing any host but the loopback (a test never
+    reaches the internet); its timeout ``PATIENT_MS``, ``GIVE_UP_MS`` for a request the fake
+    withholds (the timeout is real: ccxt raises its RequestTimeout from the socket's; the client
+    goes on once the fake took that request, as a fault "after booking" means); its
+    throttle on, at no wait (``rateLimit`` 0: the fake has no limit to respect; the production
+    setting is checked by ``test_live_venue_fake_exchange.py``'s
+    ``test_testnet_mode_uses_the_binance_spot_testnet_and_refuses_venues_without_one``)."""
     fetch = client.fetch
+    client.rateLimit = 0
 
     def guarded(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
-        assert urlparse(url).hostname == "127.0.0.1", f"ccxt tried to reach {url}"
-        return fetch(url, method, headers, body)
+        parsed = urlparse(url)
+        assert parsed.hostname == "127.0.0.1", f"ccxt tried to reach {url}"
+        if not fake.withholds(method.upper(), parsed.path):
+            client.timeout = PATIENT_MS
+            return fetch(url, method, headers, body)
+        client.timeout = GIVE_UP_MS
+        try:
+            return fetch(url, method, headers, body)
+        finally:
+            # the client gave up; it goes on once the fake took the request (booked it, for a
+            # timeout after booking), however slow a loaded machine made the fake's thread
+            assert fake.took_withheld(PATIENT_MS / 1000), f"the fake never took {method} {url}"
 
     client.fetch = guarded
     return client
 
 
 def fake_binance(market: RecordedMarketData, clock: FixedClock) -> FakeBinance:
-    """The fake Binance of these tests: 10,000 USDT and no BTC on the account, the client's
-    timeout 0.5 s, BTC/USDT's recorded candles loaded before the clock starts ticking."""
+    """The fake Binance of these tests: 10,000 USDT and no BTC on the account, an answer it
+    withholds (a timeout fault) given after 1 s if at all (the client gave up long before:
+    :func:`on_fake`), BTC/USDT's recorded candles loaded before the clock starts ticking."""
     fake = FakeBinance(
         API_KEY,
         SECRET,
@@ -152,9 +177,9 @@ def rig(market: RecordedMarketData) -> Iterator[Rig]:
     fake = fake_binance(market, clock)
     with serve(fake) as url:
         creds = {"apiKey": API_KEY, "secret": SECRET}
-        client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url, timeout_ms=500)
+        client = ccxt_client("binance", VenueMode.TESTNET, creds, api_base_url=url)
         venue = CcxtVenue(
-            local_only(client),
+            on_fake(client, fake),
             clock,
             VenueMode.TESTNET,
             RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0),
