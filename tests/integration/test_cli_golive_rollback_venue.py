@@ -242,3 +242,22 @@ def test_cst_golive_rollback_refuses_before_changing_anything(
     assert '"On a deployed stack"' in line and "nothing was changed" in line
     assert desk.fake.requests == [] and desk.redirect.sent == []
     assert not desk.state.exists()
+
+
+def test_cst_golive_rollback_live_asks_no_confirmation_but_refuses_a_key_that_can_withdraw(
+    desk: Desk,
+) -> None:
+    # Given live keys Binance says may withdraw (the production API served by the fake), and
+    # no terminal to type a confirmation in: the rollback's venue only cancels, so none is asked
+    desk.fake.api_restrictions["enableWithdrawals"] = True
+    with binance_sandbox_served_by(desk.redirect.base_url, live=True):
+        result = desk.rollback("--venue", "live", "--keys-file", str(desk.keys))
+    # Then the key is refused before anything changes: one line, no cancel, no state written
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "trading key refused (withdrawals enabled)" in line and "nothing was sent" in line
+    assert [(m, p) for m, p, _ in desk.fake.requests] == [
+        ("GET", "/api/v3/time"),
+        ("GET", "/sapi/v1/account/apiRestrictions"),
+    ]
+    assert not desk.state.exists()
