@@ -9,6 +9,12 @@ stored with the time it is due, and every ``cst golive status`` runs the steps t
 commands, so other commands run while a stage lasts. CloudWatch metrics of the in-process local
 AWS live only for the process that publishes them (``--metrics FILE`` publishes samples for gates
 due in that same process); a moto server or LocalStack keeps them between commands.
+
+``rollback`` runs the compensation steps on the local state. Its open orders are cancelled where
+``--venue`` says, as for `cst execute`: in the order store (paper), or at the exchange through
+the deployed rollback's sweep (``wiring.rollback_sweep``) on a ccxt venue built from the
+operator's keys (testnet / live). With ``CST_GOLIVE_STATE_MACHINE_ARN`` set it refuses: a
+deployed run is rolled back by the deployed steps (README_OPERATIONS.md).
 """
 
 from __future__ import annotations
