@@ -318,7 +318,13 @@ class InMemoryKillSwitch:
         return self._status.on
 
     def set(
-        self, on: bool, reason: str, actor: str, *, at: datetime | None = None
+        self,
+        on: bool,
+        reason: str,
+        actor: str,
+        *,
+        at: datetime | None = None,
+        golive_rollback: str | None = None,
     ) -> KillSwitchStatus:
         when = at or (self._clock.now() if self._clock is not None else self._status.at)
         self._status = KillSwitchStatus(
@@ -326,6 +332,7 @@ class InMemoryKillSwitch:
             reason=check_text("reason", reason, MAX_REASON_CHARS),
             actor=check_text("actor", actor, MAX_ACTOR_CHARS),
             at=when,
+            golive_rollback=golive_rollback,
         )
         return self._status
 

@@ -271,6 +271,14 @@ class KillSwitchState(Protocol):
         decisions or open orders needs a known ON."""
         ...
 
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def golive_rollback(self) -> str | None:
+        """The run whose go-live rollback engaged the switch (``domain.golive``), else None."""
+        ...
+
 
 class KillSwitch(Protocol):
     def is_on(self) -> bool:
@@ -651,9 +659,6 @@ class KillSwitchValue(KillSwitchState, Protocol):
     def reason(self) -> str: ...
 
     @property
-    def actor(self) -> str: ...
-
-    @property
     def at(self) -> datetime: ...
 
 
@@ -662,7 +667,11 @@ class KillSwitchControl(KillSwitch, Protocol):
 
     def status(self) -> KillSwitchValue: ...
 
-    def set(self, on: bool, reason: str, actor: str) -> KillSwitchValue: ...
+    def set(
+        self, on: bool, reason: str, actor: str, *, golive_rollback: str | None = None
+    ) -> KillSwitchValue:
+        """``golive_rollback``: the go-live rollback's marker, passed by the rollback only."""
+        ...
 
 
 class SignalReader(Protocol):

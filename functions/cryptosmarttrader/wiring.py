@@ -577,22 +577,27 @@ def rollback_sweep(
     resources: AwsResources,
     settings: TradingSettings,
     metrics: Metrics,
+    *,
+    real_venue: CcxtVenue | None = None,
 ) -> Callable[[], ExecutionService] | None:
     """The go-live rollback's order step on the deployment's venue (``CST_VENUE_MODE``): None
     on the paper venue (its cancel is acknowledged at once: the rollback cancels in the order
     store); on testnet / live a builder of the execution service on the ccxt venue, whose
     kill-switch sweep cancels at the venue (:meth:`GoLiveService.cancel_open_orders`). The
-    venue is built when the step runs, never at import (keys read then)."""
+    venue is built when the step runs, never at import (keys read then). ``real_venue``: a
+    ccxt venue built by the caller (`cst golive rollback --venue testnet|live`, keys from the
+    operator's machine, as `cst execute` builds it) instead of the deployment's."""
     venue_settings = VenueSettings()
-    if venue_settings.venue_mode == "paper":
+    if real_venue is None and venue_settings.venue_mode == "paper":
         return None
+    mode = venue_settings.venue_mode if real_venue is None else real_venue.mode.value
 
     def build() -> ExecutionService:
         from cryptosmarttrader.venues import execution_venue
 
         state = DynamoStateStore(resources.state_table, clients.dynamodb)
         switch = SsmKillSwitch(resources.kill_switch_param, clients.ssm, clock)
-        venue = execution_venue(
+        venue = real_venue or execution_venue(
             venue_settings, settings.exchange, clock, state, resources, cancels_only=True
         )
         orders = DynamoOrderStore(resources.orders_table, clients.dynamodb)
@@ -605,7 +610,7 @@ def rollback_sweep(
             exchange=venue,
             clock=clock,
             metrics=metrics,
-            mode=venue_settings.venue_mode,
+            mode=mode,
             dust_value=Decimal(str(settings.dust_value_usd)),
         )
 

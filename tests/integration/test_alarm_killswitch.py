@@ -345,6 +345,29 @@ def test_an_alarm_on_a_switch_known_on_rewrites_it_unchanged(
     }
 
 
+def test_an_alarm_on_a_go_live_rollback_switch_keeps_its_marker(
+    handler: ModuleType, aws: AwsClients
+) -> None:
+    from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.domain.golive import rollback_engaged
+
+    # Given a go-live rollback engaged the switch (its marker: the run id)
+    name = AwsResources().kill_switch_param
+    switch = SsmKillSwitch(name, aws.ssm, SystemClock(), cache_seconds=0)
+    switch.set(True, "go-live run-7 rollback: CanarySloBreach", "system:golive",
+               golive_rollback="run-7")  # fmt: skip
+
+    # When a critical alarm fires and re-affirms it
+    result = handler.handler(lambda_action_event(), Context())
+
+    # Then the value keeps the marker: the sweeps still keep held positions' stops
+    assert result["results"][0]["action"] == "killswitch.already_on"
+    stored = json.loads(aws.ssm.get_parameter(Name=name)["Parameter"]["Value"])
+    assert stored["golive_rollback"] == "run-7"
+    assert rollback_engaged(switch.status())
+
+
 def test_an_alarm_reason_with_control_characters_is_stored_printable(
     handler: ModuleType, aws: AwsClients
 ) -> None:

@@ -609,6 +609,8 @@ def test_a_failed_switch_write_is_audited_as_requested_then_failed(
         {"on": True, "reason": "resume \u202eFFO\u202c trading"},
         {"on": True, "reason": "ab\x9fc"},  # a C1 control character
         {"on": True, "reason": "valid reason", "actor": "someone-else"},
+        # the go-live rollback's marker: written by the rollback only, never by a request
+        {"on": True, "reason": "go-live r-1 rollback: x", "golive_rollback": "r-1"},
         "not json",
         None,
     ],
@@ -626,6 +628,25 @@ def test_malformed_killswitch_requests_change_nothing(
     assert status == 422
     assert stores.switch.status() == before and before.on is False
     assert stores.audit.recent() == []
+
+
+def test_the_risk_view_shows_a_rollback_switch_s_marker_and_an_operator_post_drops_it(
+    views: ModuleType, stores: ApiStores
+) -> None:
+    from cryptosmarttrader.domain.golive import rollback_engaged
+
+    # Given a go-live rollback engaged the switch
+    stores.switch.set(True, "go-live r-1 rollback: CanarySloBreach", "system:golive",
+                      golive_rollback="r-1")  # fmt: skip
+    # Then the risk view names the run
+    status, body, _ = call(views, api_event("GET", "/api/v1/risk"))
+    assert status == 200 and body["kill_switch"]["golive_rollback"] == "r-1"
+    # When an operator posts the switch on with a reason worded like the rollback's
+    posted = call(views, api_event("POST", "/api/v1/killswitch", user_arn=USER_ARN,
+                                   body={"on": True, "reason": "go-live r-1 rollback: by hand"}))  # fmt: skip
+    # Then it is the operator's stop: no marker, not read as the rollback's
+    assert posted[0] == 200 and posted[1]["kill_switch"]["golive_rollback"] is None
+    assert not rollback_engaged(stores.switch.status())
 
 
 def test_a_body_that_is_not_utf8_is_a_422_not_a_crash(views: ModuleType, stores: ApiStores) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
+from cryptosmarttrader.adapters.killswitch_value import KillSwitchStatus
 from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.clock import FixedClock
-from cryptosmarttrader.domain.golive import rollback_engaged
+from cryptosmarttrader.domain.golive import GOLIVE_ACTOR, rollback_engaged
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
 from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
 from cryptosmarttrader.services.golive import Failure, GoLiveService
@@ -80,22 +83,53 @@ def test_the_rollback_cancels_every_open_order_and_names_an_unreadable_one() -> 
     assert ledger.get(damaged)["status"] == "ACCEPTED"  # type: ignore[index]
 
 
-def test_the_switch_the_rollback_engages_is_read_as_a_rollback_switch() -> None:
-    # Given the kill-switch reason the rollback writes (and its short form)
+def _switch(reason: str, actor: str, marker: str | None = None) -> KillSwitchStatus:
+    return KillSwitchStatus(on=True, reason=reason, actor=actor, at=T0, golive_rollback=marker)
+
+
+def test_the_switch_the_rollback_engages_carries_its_marker_and_reads_as_a_rollback() -> None:
+    # Given the kill-switch the rollback engages (a manual rollback, as the CLI's operator)
     service = GoLiveService(
         store=InMemoryStateStore(),
         orders=InMemoryOrderLedger(),
         kill_switch=InMemoryKillSwitch(T0),
         clock=FixedClock(T0),
+        actor="operator:cli",
     )
-    service.engage_kill_switch("run-7", Failure(Error="CanarySloBreach", Cause="uptime 0.9"))
-    written = service.kill_switch.status().reason
-    # Then the execution service's sweep reads it as the rollback's, and nothing else
+    step = service.engage_kill_switch("run-7", Failure(Error="CanarySloBreach", Cause="uptime"))
+    written = service.kill_switch.status()
+    # Then the value carries the run as its marker, and the sweep reads it as the rollback's
+    assert (written.golive_rollback, step["golive_rollback"]) == ("run-7", "run-7")
     assert rollback_engaged(written), written
-    assert rollback_engaged("go-live run-7 rollback")
-    assert not rollback_engaged("operator test")
-    assert not rollback_engaged("kill-switch on: go-live run-7 rollback: x")
-    assert not rollback_engaged("go-live run-7 rollbacks: x")
+    assert service.kill_switch.status().reason == "go-live run-7 rollback: CanarySloBreach: uptime"
+    # and a rollback run again re-engages it, marker kept (not an "operator" switch to keep)
+    service.engage_kill_switch("run-7", Failure(Error="CanarySloBreach", Cause="again"))
+    assert service.kill_switch.status().golive_rollback == "run-7"
+
+
+def test_the_marker_decides_a_rollback_switch_never_its_reason_text() -> None:
+    # A reworded reason with the marker is still the rollback's
+    assert rollback_engaged(_switch("canary halted: uptime", "operator:cli", "run-7"))
+    # an operator's reason typed like a rollback's, with no marker, is an operator's stop
+    for actor in ("alice", "operator:cli", "iam:arn:aws:iam::123456789012:user/ops", "alarm"):
+        assert not rollback_engaged(_switch("go-live run-7 rollback: by hand", actor)), actor
+    assert not rollback_engaged(_switch("operator test", "alice"))
+
+
+def test_a_rollback_switch_stored_before_the_marker_reads_as_the_rollback_s() -> None:
+    # Given values the previous version stored: the deployed rollback's (actor system:golive)
+    assert rollback_engaged(_switch("go-live run-7 rollback: CanarySloBreach: x", GOLIVE_ACTOR))
+    assert rollback_engaged(_switch("go-live run-7 rollback", GOLIVE_ACTOR))
+    # but not another writer's text, nor a reason that only contains the rollback's
+    assert not rollback_engaged(_switch("kill-switch on: go-live run-7 rollback: x", GOLIVE_ACTOR))
+    assert not rollback_engaged(_switch("go-live run-7 rollbacks: x", GOLIVE_ACTOR))
+    assert not rollback_engaged(_switch("go-live run-7 rollback: x", "system:riskguard"))
+
+
+def test_a_forged_marker_that_is_no_run_id_is_refused() -> None:
+    for forged in ("", "run 7", "x" * 81, "run-7\n"):
+        with pytest.raises(ValueError, match="golive_rollback"):
+            _switch("go-live run-7 rollback", "alice", forged)
 
 
 def test_a_rollback_without_the_venue_never_cancels_an_order_sent_to_it_in_the_store() -> None:

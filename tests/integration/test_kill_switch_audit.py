@@ -162,6 +162,28 @@ def test_the_value_is_read_at_the_version_written_even_after_later_writes(
     assert (entry.details["value"]["reason"], entry.details["value"]["on"]) == ("first", False)
 
 
+def test_the_go_live_rollback_marker_is_audited_with_the_value(
+    handler: ModuleType, aws: AwsClients
+) -> None:
+    # Given a value carrying the go-live rollback's marker, then one without
+    marked = {"on": True, "reason": "go-live r-1 rollback", "actor": "system:golive",
+              "at": "2024-08-04T12:40:01Z", "golive_rollback": "r-1"}  # fmt: skip
+    version = int(
+        aws.ssm.put_parameter(Name=PARAM, Value=json.dumps(marked), Type="String",
+                              Overwrite=True)["Version"]
+    )  # fmt: skip
+    plain = _direct_write(aws, True, "go-live r-1 rollback", "alice")
+    # When both writes are audited
+    handler.handler(cloudtrail_event(version), Context())
+    handler.handler(cloudtrail_event(plain, event_id="7a2e"), Context())
+    # Then each entry says whether the value carried the marker
+    markers = sorted(
+        (int(e.details["value"]["version"]), e.details["value"]["golive_rollback"])
+        for e in _entries(aws)
+    )
+    assert markers == [(version, "r-1"), (plain, None)]
+
+
 def test_a_redelivered_event_is_recorded_once(handler: ModuleType, aws: AwsClients) -> None:
     version = _direct_write(aws, True, "stop", "ops")
     assert handler.handler(cloudtrail_event(version), Context())["status"] == "ok"

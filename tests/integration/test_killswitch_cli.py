@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,24 @@ def test_a_damaged_saved_state_is_a_clear_error_not_a_status(tmp_path: Path) -> 
     snapshot.write_text(json.dumps(data), encoding="utf-8")
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 2 and "invalid entry" in result.output, result.output
+
+
+def test_the_cli_cannot_write_a_go_live_rollback_switch() -> None:
+    from cryptosmarttrader.adapters.killswitch_value import KillSwitchStatus
+    from cryptosmarttrader.domain.golive import rollback_engaged
+
+    # When an operator types the rollback's reason
+    typed = runner.invoke(app, ["on", "--reason", "go-live r-1 rollback: by hand", "--actor", "al"])
+    assert typed.exit_code == 0, typed.output
+    # Then the switch is the operator's: no marker, so its sweeps cancel every order
+    shown = _status()["kill_switch"]
+    assert shown["golive_rollback"] is None
+    status = KillSwitchStatus(on=True, reason=str(shown["reason"]), actor=str(shown["actor"]),
+                              at=datetime.fromisoformat(str(shown["at"])))  # fmt: skip
+    assert not rollback_engaged(status)
+    # and the go-live steps' actor (or any system writer's) is refused, nothing written
+    for actor in ("system:golive", "System:riskguard"):
+        forged = runner.invoke(app, ["on", "--reason", "go-live r-1 rollback: x", "--actor", actor])
+        assert forged.exit_code == 2, forged.output
+        assert "system: prefix names the system's writers" in forged.output
+    assert _status()["kill_switch"]["actor"] == "al"

@@ -258,3 +258,35 @@ def test_a_failed_or_malformed_read_is_on_but_not_known(aws: AwsClients, clock: 
     assert (switch.status().on, switch.status().known, written.known) == (True, True, True)
     stored = json.loads(aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Value"])
     assert "known" not in stored
+
+
+def test_the_go_live_rollback_marker_round_trips_and_is_stored_only_when_set(
+    aws: AwsClients, clock: FixedClock
+) -> None:
+    # Given the rollback's write (the marker: its run id) and an operator's (none)
+    switch = SsmKillSwitch(PARAM, aws.ssm, clock, cache_seconds=0)
+    switch.set(True, "go-live run-7 rollback: CanarySloBreach", "system:golive",
+               golive_rollback="run-7")  # fmt: skip
+    stored = json.loads(aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Value"])
+    # Then the stored value carries the marker, and a fresh reader gets it back
+    assert stored["golive_rollback"] == "run-7"
+    read = SsmKillSwitch(PARAM, aws.ssm, clock).status()
+    assert (read.on, read.known, read.golive_rollback) == (True, True, "run-7")
+    # and an operator's write stores the four fields of every earlier version, no marker
+    switch.set(True, "go-live run-7 rollback: typed by hand", "alice")
+    stored = json.loads(aws.ssm.get_parameter(Name=PARAM)["Parameter"]["Value"])
+    assert set(stored) == {"on", "reason", "actor", "at"}
+    assert switch.status().golive_rollback is None
+
+
+@pytest.mark.parametrize("marker", ['""', '"run 7"', '"go-live run-7 rollback"', "true", '["r"]'])
+def test_a_marker_that_is_no_run_id_fails_closed(
+    aws: AwsClients, clock: FixedClock, marker: str
+) -> None:
+    # Given a value written around the product's writers with a marker of the wrong shape
+    _write_raw(aws, '{"on": true, "reason": "x", "actor": "a", "at": "2024-03-01T12:00:00Z", '
+                    f'"golive_rollback": {marker}}}')  # fmt: skip
+    # When read, Then it is malformed: ON, not known (nothing is cancelled on it)
+    status = SsmKillSwitch(PARAM, aws.ssm, clock).status()
+    assert (status.on, status.known, status.golive_rollback) == (True, False, None)
+    assert "golive_rollback" in status.reason

@@ -124,7 +124,13 @@ export interface PortfolioResponse {
   equity_note: string | null;
 }
 
-export interface KillSwitch { on: boolean; reason: string; actor: string; at: string }
+export interface KillSwitch {
+  on: boolean;
+  reason: string;
+  actor: string;
+  at: string;
+  golive_rollback?: string | null;
+}
 
 export interface RiskResponse {
   venue_mode: "paper" | "testnet" | "live";

@@ -1,4 +1,5 @@
-"""The kill-switch: an SSM String parameter holding ``{"on", "reason", "actor", "at"}`` JSON.
+"""The kill-switch: an SSM String parameter holding ``{"on", "reason", "actor", "at"}`` JSON
+(and ``"golive_rollback"`` when a go-live rollback engaged it: ``adapters.killswitch_value``).
 
 Reads are one ``GetParameter`` on the injected boto3 client (no Powertools Parameters: its
 import is a tenth of the alarm → kill-switch Lambda's cold start, for one call). The cache is kept
@@ -63,7 +64,13 @@ class SsmKillSwitch:
         return status
 
     def set(
-        self, on: bool, reason: str, actor: str, *, at: datetime | None = None
+        self,
+        on: bool,
+        reason: str,
+        actor: str,
+        *,
+        at: datetime | None = None,
+        golive_rollback: str | None = None,
     ) -> KillSwitchStatus:
         """Write the switch (Overwrite) and drop the cache.
 
@@ -72,12 +79,15 @@ class SsmKillSwitch:
         violation raises :class:`DomainError` (a ``ValueError``) and writes nothing. ``at``
         (default: now) lets a writer that re-affirms an existing value keep its time. A failed
         ``PutParameter`` raises ``ClientError`` / ``BotoCoreError``: it is never swallowed.
+        ``golive_rollback`` (a run id): the go-live rollback's marker, passed only by the
+        rollback (and kept by a writer that re-affirms a value); no operator path passes it.
         """
         status = KillSwitchStatus(
             on=on,
             reason=check_text("reason", reason, MAX_REASON_CHARS),
             actor=check_text("actor", actor, MAX_ACTOR_CHARS),
             at=self._clock.now() if at is None else at,
+            golive_rollback=golive_rollback,
         )
         value = encoded_value(status.model_dump(mode="json", exclude={"known"}))
         self._client.put_parameter(Name=self._name, Value=value, Type="String", Overwrite=True)

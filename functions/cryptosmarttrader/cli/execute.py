@@ -117,7 +117,7 @@ def execute(
     clock: Clock = SystemClock()
     real: CcxtVenue | None = None
     if venue != "paper":
-        real = _real_venue(venue, chosen, at, keys_file, yes, clock)
+        real = real_venue(venue, chosen, at, keys_file, yes, clock)
     if at is not None:
         try:
             when = datetime.fromisoformat(at)
@@ -160,12 +160,25 @@ def _first_line(exc: BaseException) -> str:
     return sanitize_text(text)
 
 
-def _real_venue(
-    venue: str, exchange: str, at: str | None, keys_file: Path | None, yes: bool, clock: Clock
+def real_venue(
+    venue: str,
+    exchange: str,
+    at: str | None,
+    keys_file: Path | None,
+    yes: bool,
+    clock: Clock,
+    *,
+    cancels_only: bool = False,
 ) -> CcxtVenue:
     """The ccxt venue of ``--venue testnet|live``, after every check; a one-line refusal
     (nothing sent) otherwise. Order: what the venue supports, the keys, the capital, then
-    (live) the operator's confirmation; only then is a client built."""
+    (live) the operator's confirmation; only then is a client built.
+
+    ``cancels_only``: the venue of `cst golive rollback`, which only cancels the ledger's open
+    orders (by their client order IDs) and looks orders up, as the deployed rollback's venue
+    (``venues.execution_venue(cancels_only=True)``): no capital is traded, so neither
+    ``CST_EQUITY_USD`` nor the live confirmation is asked; the keys and (live) their
+    permissions are checked the same way."""
     from cryptosmarttrader.domain.exchange import ExchangeId
     from cryptosmarttrader.domain.venue import VenueMode, sandbox_support
 
@@ -186,13 +199,13 @@ def _real_venue(
         )
     if exchange == "kucoin" and keys.password is None:
         fail(f"KuCoin keys need their passphrase (password, or {PASSWORD_ENV}); {NOTHING_SENT}")
-    if not os.environ.get(EQUITY_ENV):
+    if not cancels_only and not os.environ.get(EQUITY_ENV):
         fail(
             f"--venue {venue} trades the capital you name: set {EQUITY_ENV} (e.g. 1000, no "
             "more than the account holds for the product; every cycle reconciles the account "
             f"with the ledger); {NOTHING_SENT}"
         )
-    if venue == "live":
+    if venue == "live" and not cancels_only:
         _confirm_live(exchange, yes)
     from cryptosmarttrader.adapters.ccxt_venue import CcxtVenue, ccxt_client
     from cryptosmarttrader.domain.exchange import ExchangeError

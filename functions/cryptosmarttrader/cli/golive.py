@@ -9,17 +9,24 @@ stored with the time it is due, and every ``cst golive status`` runs the steps t
 commands, so other commands run while a stage lasts. CloudWatch metrics of the in-process local
 AWS live only for the process that publishes them (``--metrics FILE`` publishes samples for gates
 due in that same process); a moto server or LocalStack keeps them between commands.
+
+``rollback`` runs the compensation steps on the local state. Its open orders are cancelled where
+``--venue`` says, as for `cst execute`: in the order store (paper), or at the exchange through
+the deployed rollback's sweep (``wiring.rollback_sweep``) on a ccxt venue built from the
+operator's keys (testnet / live). With ``CST_GOLIVE_STATE_MACHINE_ARN`` set it refuses: a
+deployed run is rolled back by the deployed steps (README_OPERATIONS.md).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +36,7 @@ from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
     from cryptosmarttrader.domain.golive import GoLiveParams
+    from cryptosmarttrader.ports import VenueSweep
     from cryptosmarttrader.services.golive import GoLiveRunner, GoLiveService, SloService
     from cst_devtools.local_aws import LocalAws
 
@@ -58,7 +66,9 @@ class MetricsFile(BaseModel):
     canary: dict[str, list[float]] = Field(default_factory=dict)
 
 
-def _services(aws: LocalAws) -> tuple[GoLiveService, SloService]:
+def _services(
+    aws: LocalAws, venue_sweep: Callable[[], VenueSweep] | None = None
+) -> tuple[GoLiveService, SloService]:
     from cryptosmarttrader.adapters.cloudwatch_metric_reader import (
         CloudWatchMetricReader,
         cloudwatch_client,
@@ -82,6 +92,7 @@ def _services(aws: LocalAws) -> tuple[GoLiveService, SloService]:
         clock=clock,
         notifier=notifier,
         actor=OPERATOR,
+        venue_sweep=venue_sweep,
     )
     reader = CloudWatchMetricReader(settings.metrics_namespace, cloudwatch_client(aws.resources))
     return golive, SloService(reader, store, clock, settings.thresholds())
@@ -288,22 +299,84 @@ def status(
     _print(_jsonable(report), as_json)
 
 
+DEPLOYED_ROLLBACK: Final = (
+    "CST_GOLIVE_STATE_MACHINE_ARN names a deployed go-live machine: its manual rollback runs "
+    "the deployed steps (the execution function cancels at the venue with the deployment's "
+    "keys), never this command's local state: follow README_OPERATIONS.md, \"Rollback "
+    '(manual)", "On a deployed stack" (stop the execution, then invoke EngageKillSwitch, '
+    "CancelOpenOrders, RevertVersion, NotifyOperators and RecordRollback in the machine's "
+    "order); nothing was changed"
+)
+
+
 @app.command("rollback")
 def rollback(
     run_id: Annotated[str, typer.Option("--run-id", help="The run to roll back.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded everywhere).")],
+    venue: Annotated[
+        str,
+        typer.Option(
+            "--venue",
+            help="Where the open orders rest, as for `cst execute`: paper (default: cancelled "
+            "in the order store), testnet or live (cancelled at the exchange with your keys).",
+        ),
+    ] = "paper",
+    exchange: Annotated[
+        str | None,
+        typer.Option(
+            "--exchange", help="binance, kraken or kucoin (default: CST_EXCHANGE or binance)."
+        ),
+    ] = None,
+    keys_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys-file",
+            help="testnet/live: JSON {api_key, secret[, password]} readable by you only "
+            "(chmod 600); default: CST_VENUE_API_KEY and CST_VENUE_API_SECRET.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     state: StateOption = None,
 ) -> None:
-    """Manual rollback: kill-switch on, open orders canceled, version reverted, recorded."""
-    from cryptosmarttrader.services.golive import Failure
+    """Manual rollback: kill-switch on, open orders canceled (at the venue with --venue
+    testnet|live, held positions' protective sells kept), version reverted, recorded."""
+    from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
+    from cryptosmarttrader.adapters.system_clock import SystemClock
+    from cryptosmarttrader.cli.execute import EXCHANGES, VENUES, real_venue
+    from cryptosmarttrader.services.golive import Failure, GoLiveSettings
+    from cryptosmarttrader.settings import AwsResources, TradingSettings
+    from cryptosmarttrader.wiring import rollback_sweep
     from cst_devtools.local_aws import embedded_aws
 
     if not reason.strip():
         fail("--reason must not be empty")
+    if GoLiveSettings().state_machine_arn:
+        fail(DEPLOYED_ROLLBACK)
+    if venue not in VENUES:
+        fail(f"--venue must be one of {', '.join(VENUES)}, got {venue!r}")
+    chosen = exchange if exchange is not None else os.environ.get("CST_EXCHANGE", "binance")
+    if chosen not in EXCHANGES:
+        fail(f"--exchange (or CST_EXCHANGE) must be one of {', '.join(EXCHANGES)}, got {chosen!r}")
     failure = Failure.model_validate({"Error": "ManualRollback", "Cause": reason})
-    with embedded_aws(state_dir(state)) as aws:
-        golive, slo = _services(aws)
+    clock = SystemClock()
+    # the venue and its keys are checked before anything changes (a refusal changes nothing)
+    real = (
+        None
+        if venue == "paper"
+        else real_venue(venue, chosen, None, keys_file, False, clock, cancels_only=True)
+    )
+    try:
+        settings = TradingSettings(exchange=chosen)
+        resources = AwsResources()
+    except ValueError as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    with embedded_aws(state_dir(state), resources) as aws:
+        sweep = None
+        if real is not None:  # the deployed rollback's sweep, on the venue built here
+            sweep = rollback_sweep(
+                clock, aws.clients, aws.resources, settings, InMemoryMetrics(), real_venue=real
+            )
+        golive, slo = _services(aws, sweep)
         golive.rollback(run_id, failure)
         report = _status(golive, slo, run_id)
     _print(report, as_json)
@@ -341,6 +414,7 @@ def _print(report: Mapping[str, Any], as_json: bool) -> None:
             markup=False,
         )
         console.print(f"reason: {run.get('reason', '')}", markup=False)
+        _print_orders(console, (run.get("rollback_steps") or {}).get("orders"))
         step = report.get("next_step")
         if step:
             console.print(
@@ -371,3 +445,24 @@ def _print(report: Mapping[str, Any], as_json: bool) -> None:
         )
     live = report.get("live_version")
     console.print(f"live version: {live['version'] if live else 'none recorded'}", markup=False)
+
+
+def _print_orders(console: Any, orders: Any) -> None:
+    """The rollback's order step: what was cancelled, kept and left for an operator."""
+    if not isinstance(orders, dict):
+        return
+    counts = ", ".join(
+        f"{label} {len(orders.get(key) or ())}"
+        for key, label in (("canceled", "canceled"), ("kept", "kept"), ("in_doubt", "in doubt"))
+    )
+    console.print(f"open orders ({orders.get('venue', '?')} venue): {counts}", markup=False)
+    for label, key, style in (
+        ("kept", "kept", ""),
+        ("in doubt", "in_doubt", "bold yellow"),
+        ("unprotected", "unprotected", "bold yellow"),
+        ("finished", "finished", ""),
+    ):
+        for name, why in sorted((orders.get(key) or {}).items()):
+            console.print(f"  {label} {name}: {why}", style=style, markup=False)
+    for record in orders.get("unreadable") or ():
+        console.print(f"  unreadable {record}", style="bold yellow", markup=False)

@@ -23,6 +23,7 @@ from cryptosmarttrader.cli._common import fail, state_dir
 from cryptosmarttrader.domain import jsonout
 from cryptosmarttrader.domain.killswitch import (
     MAX_ACTOR_CHARS,
+    SYSTEM_ACTOR_PREFIX,
     check_reason,
     check_text,
     escape_controls,
@@ -68,6 +69,10 @@ def _actor(actor: str | None) -> str:
     name = (actor or _os_user() or "").strip()
     if not name:
         fail("--actor is required (no OS user name found)")
+    if name.lower().startswith(SYSTEM_ACTOR_PREFIX):
+        # the system's own writers (system:golive, system:riskguard...): an operator acting
+        # under one could pass for it (e.g. a go-live rollback's switch, domain.golive)
+        fail(f"--actor {name!r}: the {SYSTEM_ACTOR_PREFIX} prefix names the system's writers")
     try:
         return check_text("--actor", name, MAX_ACTOR_CHARS)
     except DomainError as exc:
@@ -119,6 +124,7 @@ def _payload(status: KillSwitchStatus, state: RiskState) -> dict[str, dict[str, 
             "reason": status.reason,
             "actor": status.actor,
             "at": status.at.isoformat(),
+            "golive_rollback": status.golive_rollback,
         },
         "risk_level": {
             "level": state.level.name,

@@ -14,19 +14,22 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cryptosmarttrader.domain.killswitch import RUN_ID_PATTERN as KILL_SWITCH_RUN_ID
 from cryptosmarttrader.domain.types import DomainError
 
 __all__ = [
     "DEFAULT_CANARY_SECONDS",
     "DEFAULT_STAGING_SECONDS",
+    "GOLIVE_ACTOR",
     "MAX_CANARY_RISK_FRACTION",
     "STAGE_TRANSITIONS",
     "GoLiveParams",
     "IllegalStageTransitionError",
+    "RollbackMarked",
     "RunStatus",
     "Stage",
     "StagePolicy",
@@ -40,7 +43,8 @@ DEFAULT_STAGING_SECONDS: Final = 7 * 24 * 3600
 DEFAULT_CANARY_SECONDS: Final = 72 * 3600
 MAX_CANARY_RISK_FRACTION: Final = 0.01
 MAX_STAGE_SECONDS: Final = 90 * 24 * 3600
-RUN_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,80}$"  # a Step Functions execution name
+RUN_ID_PATTERN: Final = KILL_SWITCH_RUN_ID  # a Step Functions execution name
+GOLIVE_ACTOR: Final = "system:golive"  # the deployed go-live steps' actor
 
 
 class Stage(StrEnum):
@@ -161,11 +165,38 @@ class StageTransition:
         transition(self.from_stage, self.to_stage)
 
 
-_ROLLBACK_SWITCH: Final = re.compile(r"go-live [A-Za-z0-9_-]{1,80} rollback(?:$|:)")
+# The reason the rollback wrote before the kill-switch value carried its marker
+_LEGACY_ROLLBACK_REASON: Final = re.compile(r"go-live [A-Za-z0-9_-]{1,80} rollback(?:$|:)")
 
 
-def rollback_engaged(kill_switch_reason: str) -> bool:
-    """Whether the kill-switch holds for a go-live rollback (its reason, as the rollback
-    writes it: ``go-live <run id> rollback: <cause>``). While it does, the execution service's
-    sweep keeps the protective sells of held positions resting (docs/golive.md)."""
-    return _ROLLBACK_SWITCH.match(kill_switch_reason) is not None
+class RollbackMarked(Protocol):
+    """What :func:`rollback_engaged` reads of a kill-switch value."""
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def golive_rollback(self) -> str | None:
+        """The run whose rollback engaged the switch: written only by the go-live rollback
+        (``GoLiveService.engage_kill_switch``), never by an operator path."""
+        ...
+
+
+def rollback_engaged(switch: RollbackMarked) -> bool:
+    """Whether the kill-switch holds for a go-live rollback. While it does, the execution
+    service's sweep keeps the protective sells of held positions resting (docs/golive.md).
+
+    Decided by the value's structure, never by its wording: the ``golive_rollback`` marker
+    (a run id) that only the rollback writes. The CLI, the API and the alarm function cannot
+    set it, so an operator's reason that reads like a rollback's is an operator's stop (every
+    order cancelled), and a reworded rollback reason keeps the rollback's semantics. A value
+    stored before the marker existed counts as the rollback's when the deployed go-live steps
+    wrote it (actor ``system:golive``, which no operator path accepts) with the rollback's
+    reason (``go-live <run id> rollback: <cause>``); any other unmarked value does not."""
+    marker = switch.golive_rollback
+    if marker is not None:
+        return re.fullmatch(RUN_ID_PATTERN, marker) is not None
+    return switch.actor == GOLIVE_ACTOR and _LEGACY_ROLLBACK_REASON.match(switch.reason) is not None

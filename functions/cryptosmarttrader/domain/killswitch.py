@@ -35,6 +35,8 @@ __all__ = [
     "MAX_VALUE_BYTES",
     "REASON_PATTERN",
     "REFUSED_RANGES",
+    "RUN_ID_PATTERN",
+    "SYSTEM_ACTOR_PREFIX",
     "check_reason",
     "check_text",
     "encoded_value",
@@ -46,6 +48,12 @@ __all__ = [
 MAX_VALUE_BYTES: Final = 4096  # SSM standard-tier parameter value
 MAX_REASON_CHARS: Final = 500
 MAX_ACTOR_CHARS: Final = 640  # an IAM user ARN with a long path, prefixed "iam:"
+# a go-live run id (a Step Functions execution name): the shape of the rollback's marker in the
+# value (``golive_rollback``, domain.golive.rollback_engaged)
+RUN_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,80}$"
+# the actors of the system's own writers (system:golive, system:riskguard, system:fail-closed):
+# an operator path refuses an actor that names itself so
+SYSTEM_ACTOR_PREFIX: Final = "system:"
 # Unicode 15.0 categories Cc, Cf, Zl, Zp (surrogates are refused separately: no regex class can
 # hold them), as inclusive code point ranges
 REFUSED_RANGES: Final = (

@@ -243,11 +243,18 @@ def reset_caches() -> None:
 def _reaffirm_or_engage(
     switch: SsmKillSwitch, before: KillSwitchStatus, alarm_reason: str
 ) -> tuple[KillSwitchStatus, str]:
-    """Write the switch ON, always: re-affirm a value known to be ON (its first reason, actor
-    and time kept), otherwise engage it with the alarm's reason. A failed write raises."""
+    """Write the switch ON, always: re-affirm a value known to be ON (its first reason, actor,
+    time and go-live rollback marker kept), otherwise engage it with the alarm's reason. A
+    failed write raises."""
     if before.known and before.actor != FAIL_CLOSED_ACTOR and before.on:
         try:
-            kept = switch.set(True, before.reason, before.actor, at=before.at)
+            kept = switch.set(
+                True,
+                before.reason,
+                before.actor,
+                at=before.at,
+                golive_rollback=before.golive_rollback,
+            )
             return kept, "killswitch.already_on"
         except DomainError:  # stored text this version refuses: the alarm's reason replaces it
             logger.warning("stored kill-switch reason refused on rewrite; alarm reason used")

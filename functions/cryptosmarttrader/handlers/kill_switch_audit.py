@@ -184,6 +184,7 @@ def stored_value(ssm: Any, name: str, version: int | None) -> dict[str, Any]:
         "on": value.get("on"),
         "reason": printable(str(value.get("reason", "")), _VALUE_CHARS),
         "claimed_actor": printable(str(value.get("actor", "")), 256),
+        "golive_rollback": printable(str(value.get("golive_rollback") or ""), 80) or None,
     }
 
 

@@ -169,6 +169,11 @@ class KillSwitchView(_Model):
     reason: str
     actor: str
     at: datetime
+    golive_rollback: str | None = Field(
+        default=None,
+        description="the go-live run whose rollback engaged the switch (its sweeps then keep "
+        "held positions' protective sells); written only by the rollback, null otherwise",
+    )
 
 
 class TransitionView(_Model):
@@ -261,7 +266,13 @@ class KillSwitchResponse(_Model):
 
 
 def _kill_view(state: KillSwitchValue) -> KillSwitchView:
-    return KillSwitchView(on=state.on, reason=state.reason, actor=state.actor, at=state.at)
+    return KillSwitchView(
+        on=state.on,
+        reason=state.reason,
+        actor=state.actor,
+        at=state.at,
+        golive_rollback=state.golive_rollback,
+    )
 
 
 def _finite(value: Any) -> Any:

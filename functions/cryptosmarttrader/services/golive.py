@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cryptosmarttrader.domain.clock import Clock
 from cryptosmarttrader.domain.golive import (
+    GOLIVE_ACTOR,
     GoLiveParams,
     RunStatus,
     Stage,
@@ -76,7 +77,7 @@ GOLIVE_PK: Final = "golive"
 SLO_PK: Final = "slo"
 ACTIVE_SK: Final = "active"
 ALIAS_SK: Final = "alias#live"
-ACTOR: Final = "system:golive"
+ACTOR: Final = GOLIVE_ACTOR
 
 
 class GoLiveError(RuntimeError):
@@ -266,22 +267,26 @@ class GoLiveService:
         """The kill-switch on with the rollback's reason, unless it already holds, known, for
         another reason (an operator's, the RiskGuard's, an alarm's): that one is re-affirmed as
         it is (its reason and actor kept, as the alarm function does), so its sweeps still
-        cancel every order, stops included, as whoever engaged it asked."""
+        cancel every order, stops included, as whoever engaged it asked. The rollback's value
+        carries its marker (``golive_rollback``: the run id), which tells every later sweep to
+        keep the held positions' protective sells (``domain.golive.rollback_engaged``)."""
         before = self.kill_switch.status()
-        if before.on and before.known and not rollback_engaged(before.reason):
+        if before.on and before.known and not rollback_engaged(before):
             try:
                 state = self.kill_switch.set(True, before.reason, before.actor)
                 return {"on": state.on, "reason": state.reason, "kept": True}
             except DomainError:  # stored text this version refuses: the rollback's replaces it
                 pass
-        state = self.kill_switch.set(True, self._rollback_reason(run_id, failure), self.actor)
-        return {"on": state.on, "reason": state.reason}
+        state = self.kill_switch.set(
+            True, self._rollback_reason(run_id, failure), self.actor, golive_rollback=run_id
+        )
+        return {"on": state.on, "reason": state.reason, "golive_rollback": run_id}
 
     def _keeps_protection(self) -> bool:
         """Whether the rollback's sweep keeps held positions' protective sells: not while the
         switch holds, known, for another reason (:meth:`engage_kill_switch` kept it)."""
         kill = self.kill_switch.status()
-        return not (kill.on and kill.known) or rollback_engaged(kill.reason)
+        return not (kill.on and kill.known) or rollback_engaged(kill)
 
     def cancel_open_orders(self, run_id: str, failure: Failure) -> dict[str, Any]:
         """The rollback's order step: every open order cancelled, the protective sells of held
