@@ -63,20 +63,27 @@ class _Fitted:
     output: str
 
 
+_FITS: dict[Path, _Fitted] = {}
+
+
 @pytest.fixture(scope="module")
 def fitted(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> _Fitted:
     """The documented `cst model fit-ensemble DIR --train-end 2021-06-30`: an ensemble and ML
     agent fitted walk-forward on data up to 2021-06-30 (a short fit), the side-data agents
-    voting as the scan would have had them vote. Fitted once for the module: the scans serve
-    it, and the test of the documented fit reads what the command wrote and printed."""
-    directory = tmp_path_factory.mktemp("model") / "m"
-    result = CliRunner().invoke(
-        app,
-        ["model", "fit-ensemble", str(directory), "--train-end", "2021-06-30",
-         "--data", str(data_dir)],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return _Fitted(directory, result.output)
+    voting as the scan would have had them vote. Fitted once per test process: the scans here
+    and the deployed scans of test_agents_deployed.py serve it (they only read it; the two
+    modules run on one worker, tests/xdist_scheduling.py), and the test of the documented fit
+    reads what the command wrote and printed."""
+    if data_dir not in _FITS:
+        directory = tmp_path_factory.mktemp("model") / "m"
+        result = CliRunner().invoke(
+            app,
+            ["model", "fit-ensemble", str(directory), "--train-end", "2021-06-30",
+             "--data", str(data_dir)],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        _FITS[data_dir] = _Fitted(directory, result.output)
+    return _FITS[data_dir]
 
 
 @pytest.fixture(scope="module")
