@@ -1031,10 +1031,7 @@ def serve(venue: FakeBinance) -> Iterator[str]:
     handler = type("Handler", (_Handler,), {"venue": venue})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    # shutdown() waits for the serving loop's next poll: 0.5 s by default, at every exit
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
