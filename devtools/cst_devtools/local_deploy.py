@@ -207,6 +207,35 @@ _STACK_LOOPS: dict[str, threading.Event] = {}  # stack id → its create / updat
 CUSTOM_RESOURCE_WAIT_S = 600.0
 
 
+class _InFlight:
+    """The in-process custom-resource invocations each stack still waits for (stack id → count):
+    counted when moto's create loop starts one, done when its handler has answered."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._count: dict[str, int] = {}
+
+    def started(self, stack_id: str) -> None:
+        with self._changed:
+            self._count[stack_id] = self._count.get(stack_id, 0) + 1
+
+    def done(self, stack_id: str) -> None:
+        with self._changed:
+            self._count[stack_id] = max(0, self._count.get(stack_id, 0) - 1)
+            self._changed.notify_all()
+
+    def wait(self, stack_id: str, timeout_s: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._count.get(stack_id), timeout_s)
+
+
+_IN_FLIGHT = _InFlight()
+
+
+def _runs_in_process(handler: object) -> bool:
+    return str(handler or "").startswith("cryptosmarttrader.handlers.")
+
+
 def run_custom_resources_in_process(endpoint: str) -> None:
     """Teach moto's CloudFormation to run this package's custom resources (the kill-switch seed).
 
@@ -216,8 +245,15 @@ def run_custom_resources_in_process(endpoint: str) -> None:
     with its deployed environment plus this server as its endpoint; the ``ResponseURL`` (moto
     builds it for ``host.docker.internal``) is pointed at this server. The handler's own PUT then
     completes the resource, as the real pre-signed S3 URL does. Other invocations are untouched.
+
+    CreateStack, UpdateStack and ExecuteChangeSet answer once those handlers have answered, so
+    the stack is already complete when the CLI first asks (CloudFormation answers at once and the
+    resource completes later; the CLI then polls every 5 s, which on a local server is only
+    waiting: the outcome, the resources and the stack's events are the same).
     """
     from moto.awslambda.models import LambdaFunction
+    from moto.awslambda.utils import get_backend as get_lambda_backend
+    from moto.cloudformation.custom_model import CustomModel
     from moto.cloudformation.parsing import ResourceMap
 
     if _PATCHED_INVOKE:
@@ -241,8 +277,36 @@ def run_custom_resources_in_process(endpoint: str) -> None:
                 return _method(self, *args, **kwargs)
             finally:
                 done.set()
+                _IN_FLIGHT.wait(str(self.stack_id), CUSTOM_RESOURCE_WAIT_S)
 
         setattr(ResourceMap, name, looped)
+
+    create_custom = CustomModel.create_from_cloudformation_json
+
+    def counted(
+        cls: type[CustomModel],
+        /,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> CustomModel:
+        token = cloudformation_json["Properties"]["ServiceToken"]
+        function = get_lambda_backend(account_id, region_name).get_function(token)
+        ours = _runs_in_process(getattr(function, "handler", ""))
+        if ours:  # before moto starts the invocation's thread: the loop's end waits for it
+            _IN_FLIGHT.started(str(kwargs["StackId"]))
+        try:
+            return create_custom(
+                resource_name, cloudformation_json, account_id, region_name, **kwargs
+            )
+        except BaseException:
+            if ours:
+                _IN_FLIGHT.done(str(kwargs["StackId"]))
+            raise
+
+    CustomModel.create_from_cloudformation_json = classmethod(counted)  # type: ignore[method-assign,assignment]
 
     def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
         try:
@@ -251,11 +315,15 @@ def run_custom_resources_in_process(endpoint: str) -> None:
             event = None
         handler_path = str(getattr(self, "handler", ""))
         if not (
-            isinstance(event, dict)
-            and "ResponseURL" in event
-            and handler_path.startswith("cryptosmarttrader.handlers.")
+            isinstance(event, dict) and "ResponseURL" in event and _runs_in_process(handler_path)
         ):
             return original(self, body, request_headers, response_headers)
+        try:
+            return _answer(self, event, handler_path)
+        finally:
+            _IN_FLIGHT.done(str(event.get("StackId", "")))
+
+    def _answer(self: Any, event: dict[str, Any], handler_path: str) -> bytes:
         loop = _STACK_LOOPS.get(str(event.get("StackId", "")))
         if loop is not None and not loop.wait(timeout=CUSTOM_RESOURCE_WAIT_S):
             raise DeployError(

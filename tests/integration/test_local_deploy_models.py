@@ -79,3 +79,66 @@ def test_the_cors_preflight_mock_methods_deploy_locally(monkeypatch: pytest.Monk
             )
             assert method["methodIntegration"]["type"] == "MOCK"
             assert method["apiKeyRequired"] is False
+
+
+def test_a_stack_with_the_kill_switch_seed_is_complete_when_create_stack_answers() -> None:
+    """The seed custom resource runs in-process and CreateStack answers once it has answered,
+    so the CLI's first DescribeStacks finds the stack complete (no 5 s poll on a local server)."""
+    import zipfile
+    from io import BytesIO
+
+    from cst_devtools.faults import free_port
+    from cst_devtools.local_deploy import moto_server
+
+    code = BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("cryptosmarttrader/handlers/kill_switch_seed.py", "# deployed code\n")
+    role_policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                       "Principal": {"Service": "lambda.amazonaws.com"}}],
+    }  # fmt: skip
+    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    with moto_server(free_port()) as endpoint:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **credentials)
+        s3.create_bucket(Bucket="assets")
+        s3.put_object(Bucket="assets", Key="seed.zip", Body=code.getvalue())
+        template = {
+            "Resources": {
+                "SeedRole": {"Type": "AWS::IAM::Role",
+                             "Properties": {"AssumeRolePolicyDocument": role_policy}},
+                "SeedFunction": {
+                    "Type": "AWS::Lambda::Function",
+                    "Properties": {
+                        "Code": {"S3Bucket": "assets", "S3Key": "seed.zip"},
+                        "Handler": "cryptosmarttrader.handlers.kill_switch_seed.handler",
+                        "Role": {"Fn::GetAtt": ["SeedRole", "Arn"]},
+                        "Runtime": "python3.12",
+                        "Timeout": 60,
+                        "Environment": {"Variables": {"POWERTOOLS_SERVICE_NAME": "seed"}},
+                    },
+                },
+                "Seed": {
+                    "Type": "Custom::KillSwitchSeed",
+                    "Properties": {
+                        "ServiceToken": {"Fn::GetAtt": ["SeedFunction", "Arn"]},
+                        "ParameterName": "/cst/kill-switch",
+                        "Description": "the kill-switch",
+                    },
+                },
+            }
+        }  # fmt: skip
+        cloudformation = boto3.client(
+            "cloudformation", endpoint_url=endpoint, region_name=REGION, **credentials
+        )
+        ssm = boto3.client("ssm", endpoint_url=endpoint, region_name=REGION, **credentials)
+
+        # When the stack is created
+        cloudformation.create_stack(StackName="seeded", TemplateBody=json.dumps(template))
+
+        # Then, as soon as CreateStack has answered, the seed has written the switch (off)
+        # and the stack is complete
+        (stack,) = cloudformation.describe_stacks(StackName="seeded")["Stacks"]
+        assert stack["StackStatus"] == "CREATE_COMPLETE"
+        value = json.loads(ssm.get_parameter(Name="/cst/kill-switch")["Parameter"]["Value"])
+        assert (value["on"], value["actor"]) == (False, "cdk")
