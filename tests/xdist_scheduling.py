@@ -2,10 +2,11 @@
 
 Three rules, in one table each:
 
-* a module whose module-scoped fixture is expensive (a deployment, the demo's state, a trained
-  model bundle) runs whole on one worker, so the fixture is built once (``WHOLE_MODULES``);
+* a module whose module-scoped fixture is expensive (a deployment, a trained model bundle) runs
+  whole on one worker, so the fixture is built once (``WHOLE_MODULES``);
 * modules that share one session fixture run on the same worker (``GROUPS``: the local
-  deployment of the stack, shared by the e2e modules that drive it);
+  deployment of the stack, shared by the e2e modules that drive it; the demo's run, shared by
+  the demo's test and the dashboard's);
 * every other test is its own unit, and the units start slowest first (``SLOW_FIRST``), so
   that no long test starts last while the other worker sits idle.
 
@@ -26,12 +27,13 @@ GROUPS: dict[str, str] = {
     # the ensemble bundle `cst model fit-ensemble` fits (once per process), served by both
     "tests/integration/test_agents_vote_realdata.py": "ensemble_bundle",
     "tests/integration/test_agents_deployed.py": "ensemble_bundle",
+    "tests/e2e/test_demo.py": "demo",  # the demo's run and state (`demo_run`)
+    "tests/e2e/test_web_dashboard.py": "demo",  # ... a copy of that state, and a browser
 }
 
 # modules whose module-scoped fixture costs seconds to minutes: built once, on one worker
 WHOLE_MODULES: frozenset[str] = frozenset(
     {
-        "tests/e2e/test_web_dashboard.py",  # the demo's state and a browser
         "tests/e2e/test_fake_exchange_deployed.py",  # a testnet stack deployed (its own server)
         "tests/integration/test_scan_with_model.py",  # a trained model bundle
         "tests/integration/test_chaos.py",  # the chaos lab
@@ -55,7 +57,7 @@ SLOW_FIRST: tuple[str, ...] = (
     f"{_DOC}[docs/risk-and-execution.md]",
     f"{_DOC}[README_OPERATIONS.md]",
     f"{_DOC}[docs/agents.md]",
-    "tests/e2e/test_web_dashboard.py",
+    "demo",  # the demo's run, then the dashboard over its state and its own checks
     f"{_DOC}[docs/evaluation.md]",
     "tests/infrastructure/test_bundling.py::test_cdk_cli_synth",
     "ensemble_bundle",  # the ensemble fit, the agents' scans and a lake ingested by schedule

@@ -18,6 +18,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from tests.infrastructure.conftest import SKIP_BUNDLING, synthesized_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_GROUP = "local_deploy"
+DEMO_GROUP = "demo"
 
 
 def local_assembly(into: Path, context: Mapping[str, str] | None = None) -> Path:
@@ -71,3 +73,42 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployResult]
         result = deploy(endpoint, REPO_ROOT, work / "outputs.json", assembly_dir=assembly)
         result.seconds["total"] = round(time.monotonic() - started, 1)
         yield result
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One `cst demo` run as a user types it, and the state it left."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    state: Path  # as the demo left it: read it, or take a copy to change it
+
+    def copy_state(self, into: Path) -> Path:
+        """A state dir of one's own, as the demo left it (a server over it saves back there)."""
+        shutil.copytree(self.state, into)
+        return into
+
+
+@pytest.fixture(scope="session")
+def demo_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`cst demo --data <data> --state-dir <dir> --top 5 --ingest-bars 20` (what `make demo`
+    runs, on a small ingest window) run once per test process: test_demo.py asserts on its output
+    and state, test_web_dashboard.py serves a copy of that state (both modules are in one xdist
+    group, so one worker runs it once). The demo configures the Lambdas through os.environ, as a
+    Lambda runtime would: the environment is restored after it."""
+    from typer.testing import CliRunner
+
+    from cryptosmarttrader.cli import app as cli_app
+
+    saved = dict(os.environ)
+    state = tmp_path_factory.mktemp("demo") / "demo"
+    args = ["demo", "--data", str(data_dir), "--state-dir", str(state), "--top", "5"]
+    try:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        os.environ["COLUMNS"] = "200"  # the output's lines, as test_demo.py reads them
+        result = CliRunner().invoke(cli_app, [*args, "--ingest-bars", "20"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return DemoRun(result.exit_code, result.stdout, result.stderr, state)

@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cryptosmarttrader.cli import app
+from tests.e2e.conftest import DEMO_GROUP, DemoRun
 
-pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+pytestmark = [pytest.mark.realdata, pytest.mark.slow, pytest.mark.xdist_group(DEMO_GROUP)]
 
 
 @pytest.fixture(autouse=True)
@@ -25,29 +26,12 @@ def _restore_environment() -> Iterator[None]:
     os.environ.update(saved)
 
 
-def test_demo_ingests_scans_dedups_and_honours_the_kill_switch(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
-    state = tmp_path / "demo"
-    # When the demo runs on a small ingest window
-    result = CliRunner().invoke(
-        app,
-        [
-            "demo",
-            "--data",
-            str(data_dir),
-            "--state-dir",
-            str(state),
-            "--top",
-            "5",
-            "--ingest-bars",
-            "20",
-        ],
-    )
-    out = result.stdout
-    assert result.exit_code == 0, result.stderr + out
+def test_demo_ingests_scans_dedups_and_honours_the_kill_switch(demo_run: DemoRun) -> None:
+    # When the demo runs on a small ingest window (`cst demo --data <data> --state-dir <dir>
+    # --top 5 --ingest-bars 20`, run once per worker: tests/e2e/conftest.py)
+    state = demo_run.state
+    out = demo_run.stdout
+    assert demo_run.exit_code == 0, demo_run.stderr + out
     # Then candles reached the lake and the scan recorded its BUY decisions
     ingested = int(re.search(r"candles ingested: (\d+)", out).group(1))  # type: ignore[union-attr]
     assert ingested == 33 * 20

@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from cryptosmarttrader.cli import app as cli_app
 from cryptosmarttrader.cli.api import DEFAULT_WEB_DIR, local_api, make_server
+from tests.e2e.conftest import DEMO_GROUP, DemoRun
 
-pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+pytestmark = [pytest.mark.realdata, pytest.mark.slow, pytest.mark.xdist_group(DEMO_GROUP)]
 
 CHROMIUM = Path(os.environ.get("CST_CHROMIUM", "/usr/bin/chromium"))
 OUTPUT = Path(__file__).parent / "output"
@@ -63,18 +62,12 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def demo_state(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The state `make demo` leaves: real decisions, orders, fills and equity points."""
-    saved = dict(os.environ)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    state = tmp_path_factory.mktemp("web") / "demo"
-    args = ["demo", "--data", str(data_dir), "--state-dir", str(state), "--top", "5"]
-    result = CliRunner().invoke(cli_app, [*args, "--ingest-bars", "20"])
-    os.environ.clear()
-    os.environ.update(saved)
-    assert result.exit_code == 0, result.stderr + result.stdout
-    assert "FILLED" in result.stdout
-    return state
+def demo_state(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The state `make demo` leaves: real decisions, orders, fills and equity points (the
+    worker's one demo run, tests/e2e/conftest.py; a copy, since the server saves back to it)."""
+    assert demo_run.exit_code == 0, demo_run.stderr + demo_run.stdout
+    assert "FILLED" in demo_run.stdout
+    return demo_run.copy_state(tmp_path_factory.mktemp("web") / "demo")
 
 
 class Served:
