@@ -625,6 +625,7 @@ def allow_mock_integration_methods() -> None:
 @contextlib.contextmanager
 def moto_server(port: int) -> Iterator[str]:
     """A moto server on 127.0.0.1:``port`` whose deployed state machines execute."""
+    _check_port_free(port)  # moto's server would wait forever for a socket it cannot bind
     import logging
 
     import moto.stepfunctions.models as sfn_models
@@ -644,7 +645,7 @@ def moto_server(port: int) -> Iterator[str]:
     register_secret_resource()
     allow_mock_integration_methods()
     patch_moto_dynamodb()  # the threaded server answers concurrent requests
-    _check_port_free(port)  # moto's server would wait forever for a socket it cannot bind
+    _check_port_free(port)  # again: the imports above take seconds on a cold start
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
     server.start()
     # moto's backends are process-global: a server started earlier in this process (or an

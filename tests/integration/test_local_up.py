@@ -182,3 +182,23 @@ def test_a_redeploy_can_skip_the_bootstrap_its_endpoint_already_has(
     assert ran == (["bootstrap", "deploy"] if bootstrap else ["deploy"])
     assert ("bootstrap" in result.seconds) is bootstrap
     assert result.stack_outputs == OUTPUTS
+
+
+def test_a_taken_port_is_refused_before_the_server_libraries_load() -> None:
+    """The port is checked first, so a server that cannot start says so without first spending
+    seconds importing moto's server and every backend."""
+    from tests.support.fresh_interpreter import run_fresh
+
+    code = (
+        "import socket\n"
+        "from cst_devtools.local_deploy import PortInUseError, moto_server\n"
+        "taken = socket.socket(); taken.bind(('127.0.0.1', 0)); taken.listen()\n"
+        "try:\n"
+        "    with moto_server(taken.getsockname()[1]):\n"
+        "        answer = 'started'\n"
+        "except PortInUseError as exc:\n"
+        "    answer = str(exc)\n"
+    )
+    run = run_fresh(code, ["moto", "moto.server"])
+    assert "cannot listen on 127.0.0.1" in str(run.answer), run.answer
+    assert run.loaded == []
