@@ -49,6 +49,24 @@ def local_assembly(into: Path, context: Mapping[str, str] | None = None) -> Path
     return into
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on the session's deployment run one after the other, where the first of them
+    was collected. moto's backends are process-wide, and every other moto server or ``mock_aws``
+    started in this process empties them, the deployed stack included: a module with its own
+    server (test_kill_switch_redeploy.py, test_fake_exchange_deployed.py) run between two users
+    of the deployment would leave the second with no stack. (``-n`` runs keep them together on
+    one worker with the ``local_deploy`` group, tests/xdist_scheduling.py.)"""
+
+    def shared(item: pytest.Item) -> bool:
+        return "deployed" in getattr(item, "fixturenames", ())
+
+    users = [item for item in items if shared(item)]
+    if users:
+        first = items.index(users[0])
+        others = [item for item in items if not shared(item)]
+        items[:] = [*others[:first], *users, *others[first:]]
+
+
 @pytest.fixture(scope="session")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployResult]:
     """The stack deployed with cdklocal to a moto server on 127.0.0.1, in this process; or, with
