@@ -622,6 +622,35 @@ def allow_mock_integration_methods() -> None:
     _MOCK_METHODS.append(True)
 
 
+_JSON_TEMPLATES: list[bool] = []
+
+
+def read_json_templates_as_json() -> None:
+    """moto reads every stack template with PyYAML's pure-Python loader first (JSON is YAML):
+    about 0.6 s of CPU for this stack's 330 kB template at each CreateStack, and twice at each
+    UpdateStack. A template that is a JSON object (what CDK synthesizes) is read with ``json``, as
+    CloudFormation reads a JSON template, into the same dict; any other text (YAML) goes to
+    moto's parser as before."""
+    if _JSON_TEMPLATES:
+        return
+    from moto.cloudformation.models import Stack
+
+    original = Stack.parse_template
+
+    def parse_template(template: str) -> dict[str, Any]:
+        if template.lstrip().startswith("{"):
+            try:
+                parsed = json.loads(template)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                return parsed
+        return original(template)
+
+    Stack.parse_template = staticmethod(parse_template)  # type: ignore[method-assign]
+    _JSON_TEMPLATES.append(True)
+
+
 @contextlib.contextmanager
 def moto_server(port: int) -> Iterator[str]:
     """A moto server on 127.0.0.1:``port`` whose deployed state machines execute."""
@@ -644,6 +673,7 @@ def moto_server(port: int) -> Iterator[str]:
     register_cloudfront_resources()
     register_secret_resource()
     allow_mock_integration_methods()
+    read_json_templates_as_json()
     patch_moto_dynamodb()  # the threaded server answers concurrent requests
     _check_port_free(port)  # again: the imports above take seconds on a cold start
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)

@@ -142,3 +142,38 @@ def test_a_stack_with_the_kill_switch_seed_is_complete_when_create_stack_answers
         assert stack["StackStatus"] == "CREATE_COMPLETE"
         value = json.loads(ssm.get_parameter(Name="/cst/kill-switch")["Parameter"]["Value"])
         assert (value["on"], value["actor"]) == (False, "cdk")
+
+
+def test_the_synthesized_template_is_read_as_json_into_what_moto_s_yaml_reader_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import yaml
+    from moto.cloudformation.models import Stack
+    from moto.cloudformation.utils import yaml_tag_constructor
+
+    from cst_devtools.local_deploy import read_json_templates_as_json
+    from infra.app import LOCAL_CONTEXT_KEY
+    from tests.infrastructure.conftest import SKIP_BUNDLING, synthesized_template
+
+    # Given the template the local deployment deploys, and moto's own reading of it (YAML)
+    path = synthesized_template({**SKIP_BUNDLING, LOCAL_CONTEXT_KEY: "true"}).template_path
+    template = path.read_text()
+    yaml.add_multi_constructor("", yaml_tag_constructor)
+    as_moto_reads_it = yaml.load(template, Loader=yaml.Loader)  # what moto calls
+    read_json_templates_as_json()
+
+    # When the local server reads it, with the YAML reader unavailable
+    def no_yaml(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a JSON template went through the YAML reader")
+
+    monkeypatch.setattr(yaml, "load", no_yaml)
+    parsed = Stack.parse_template(template)
+
+    # Then it is the same dict, read without YAML
+    assert parsed == as_moto_reads_it
+    assert len(parsed["Resources"]) > 100
+    # and a YAML template still goes to moto's YAML reader
+    monkeypatch.undo()
+    assert Stack.parse_template("Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n") == {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}
+    }
