@@ -193,3 +193,81 @@ def test_a_registry_command_on_the_local_aws_loads_no_data_library(
     assert run.answer[1] in {"NoneType", "SystemExit"}, run.answer
     assert run.answer[0] in {0, 1, 2}, run.answer
     assert run.loaded == []
+
+
+_COUNT_PARSES = """
+import botocore.loaders as loaders
+parses = {}
+load_file = loaders.JSONFileLoader.load_file
+def counting(self, path):
+    found = load_file(self, path)
+    if found is not None:
+        name = path.split("/data/")[-1].split("site-packages/")[-1]
+        parses[name] = parses.get(name, 0) + 1
+    return found
+loaders.JSONFileLoader.load_file = counting
+"""
+
+
+def test_a_local_command_parses_each_botocore_model_once_per_kind_of_loader(
+    tmp_path: Path,
+) -> None:
+    # Given a fresh interpreter that counts botocore's parses of each model file
+    code = _COUNT_PARSES + (
+        "import os\n"
+        f"os.environ['CST_STATE_DIR'] = {str(tmp_path)!r}\n"
+        "os.environ.pop('AWS_ENDPOINT_URL', None)\n"
+        "from typer.testing import CliRunner\n"
+        "from cryptosmarttrader.cli import app\n"
+        "result = CliRunner().invoke(app, ['killswitch', 'on', '--reason', 'drill'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "answer = parses\n"
+    )
+    # When a local command has run on the embedded AWS (DynamoDB, S3 and SSM clients)
+    parses = run_fresh(code, ()).answer
+    # Then the endpoint table was parsed once, and each service's model once for the clients
+    # (and moto's region table) and once more for moto's own, extra-laden copy: not once more
+    # for each session and each model moto asks for
+    assert parses["endpoints"] == 1, parses
+    for model in ("dynamodb/2012-08-10/service-2", "ssm/2014-11-06/service-2"):
+        assert parses[model] == 2, (model, parses)
+
+
+def test_moto_and_the_clients_keep_their_own_models_and_moto_s_regions_when_sharing() -> None:
+    # Given moto's backends made the local way (one loader for the clients and moto's regions)
+    code = (
+        "import boto3\n"
+        "from moto import mock_aws\n"
+        "from moto.core import utils\n"
+        "from moto.core.base_backend import AccountSpecificBackend\n"
+        "from cst_devtools.local_aws import share_botocore_models\n"
+        "with mock_aws():\n"
+        "    share_botocore_models()\n"
+        "    share_botocore_models()\n"
+        "    s3 = boto3.client('s3', region_name='us-east-1', aws_access_key_id='x',\n"
+        "                      aws_secret_access_key='x')\n"
+        "    s3.create_bucket(Bucket='cst-bucket')\n"
+        "    moto_ops = set(utils.get_service_model('s3').operation_names)\n"
+        "    client_ops = set(s3.meta.service_model.operation_names)\n"
+        "    session = AccountSpecificBackend.get_session()\n"
+        "    shared = session is boto3.DEFAULT_SESSION\n"
+        "    regions = {p: sorted(session.get_available_regions('ssm', partition_name=p))\n"
+        "               for p in session.get_available_partitions()}\n"
+        "    fresh = boto3.Session()\n"
+        "    expected = {p: sorted(fresh.get_available_regions('ssm', partition_name=p))\n"
+        "                for p in fresh.get_available_partitions()}\n"
+        "    boto3.DEFAULT_SESSION = None  # as mock_aws() leaves it when it starts\n"
+        "    made = AccountSpecificBackend.get_session()\n"
+        "    answer = [\n"
+        "        made is not None and made is boto3.DEFAULT_SESSION,\n"
+        "        'BucketCORSPreflightCheck' in moto_ops,\n"
+        "        'BucketCORSPreflightCheck' in client_ops,\n"
+        "        shared,\n"
+        "        regions == expected and len(regions['aws']) > 10,\n"
+        "        s3.list_buckets()['Buckets'][0]['Name'],\n"
+        "    ]\n"
+    )
+    # When moto answers S3 and is asked for a service's regions (with or without a default
+    # session), then moto's model still has moto's extras and the client's has none, and the
+    # regions are a fresh session's
+    assert run_fresh(code, ()).answer == [True, True, False, True, True, "cst-bucket"]
