@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 
 from tests.support.fresh_interpreter import run_fresh
 
@@ -271,3 +273,72 @@ def test_moto_and_the_clients_keep_their_own_models_and_moto_s_regions_when_shar
     # session), then moto's model still has moto's extras and the client's has none, and the
     # regions are a fresh session's
     assert run_fresh(code, ()).answer == [True, True, False, True, True, "cst-bucket"]
+
+
+def test_a_command_imports_the_cli_module_of_its_own_group_only(tmp_path: Path) -> None:
+    from cryptosmarttrader.cli import GROUPS
+
+    others = [f"cryptosmarttrader.cli.{g.module}" for g in GROUPS if g.name != "killswitch"]
+    # Given a fresh interpreter running `cst killswitch status` on the embedded local AWS
+    code = (
+        "import os\n"
+        f"os.environ['CST_STATE_DIR'] = {str(tmp_path)!r}\n"
+        "os.environ.pop('AWS_ENDPOINT_URL', None)\n"
+        "from typer.testing import CliRunner\n"
+        "from cryptosmarttrader.cli import app\n"
+        "result = CliRunner().invoke(app, ['killswitch', 'status'])\n"
+        "assert result.exit_code == 0, result.output\n"
+    )
+    # When it has run, then the kill-switch's commands were imported and no other group's
+    run = run_fresh(code, ["cryptosmarttrader.cli.killswitch", *others])
+    assert run.loaded == ["cryptosmarttrader.cli.killswitch"]
+
+
+def _eager_app() -> typer.Typer:
+    """`cst` as it would be with every group's module imported and added up front."""
+    from cryptosmarttrader import cli
+
+    eager = typer.Typer(
+        name="cst",
+        help=cli.app.info.help,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    for command in cli.app.registered_commands:
+        eager.registered_commands.append(command)
+    for group in cli.GROUPS:
+        eager.add_typer(cli.group_app(group), name=group.name, help=group.help)
+    return eager
+
+
+def _all_help(app: typer.Typer) -> dict[str, tuple[int, str]]:
+    from typer.testing import CliRunner
+
+    env = {"COLUMNS": "300", "NO_COLOR": "1"}
+    root = typer.main.get_command(app)
+    out: dict[str, tuple[int, str]] = {}
+
+    def walk(path: list[str], command: Any) -> None:
+        done = CliRunner().invoke(app, [*path, "--help"], env=env)
+        out[" ".join(path)] = (done.exit_code, done.output)
+        if hasattr(command, "list_commands"):
+            for name in command.list_commands(None):
+                walk([*path, name], command.get_command(None, name))
+
+    walk([], root)
+    for argv in ([], ["golve"], ["model"], ["nope", "x"]):
+        done = CliRunner().invoke(app, argv, env=env)
+        out[f"<{' '.join(argv)}>"] = (done.exit_code, done.output)
+    return out
+
+
+def test_the_lazily_built_groups_are_the_groups_an_eager_cli_has() -> None:
+    from cryptosmarttrader.cli import app
+
+    # Given `cst` (groups built when asked) and the same CLI with every group added up front
+    lazy, eager = _all_help(app), _all_help(_eager_app())
+    # When every command's help, no command, a typo and an unknown command are asked for,
+    # then both answer the same, for every group and command of every group
+    assert len(lazy) >= 45, sorted(lazy)
+    assert lazy == eager
