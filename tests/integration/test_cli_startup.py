@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import typer
 
-from tests.support.fresh_interpreter import run_fresh
+from tests.support.fresh_interpreter import FreshRun, run_fresh
 
 HEAVY = (
     "numpy",
@@ -130,22 +130,6 @@ answer = {"parses": len(parses) - 3, "regions": [r.name for r in table.regions],
     assert named and named <= set(out["regions"])
 
 
-def test_a_local_command_does_not_import_moto_s_ec2_backend(tmp_path: Path) -> None:
-    # Given a fresh interpreter running a local command (the kill-switch goes through SSM)
-    code = (
-        "import os\n"
-        f"os.environ['CST_STATE_DIR'] = {str(tmp_path)!r}\n"
-        "os.environ.pop('AWS_ENDPOINT_URL', None)\n"
-        "from typer.testing import CliRunner\n"
-        "from cryptosmarttrader.cli import app\n"
-        "result = CliRunner().invoke(app, ['killswitch', 'on', '--reason', 'drill'])\n"
-        "assert result.exit_code == 0, result.output\n"
-    )
-    # When it has run, then moto's SSM backend served it without moto.ec2 being imported
-    run = run_fresh(code, ("moto.ssm.models", "moto.ec2"))
-    assert run.loaded == ["moto.ssm.models"]
-
-
 def test_moto_s_ssm_backend_still_reaches_the_real_ec2_backends() -> None:
     # Given moto's SSM module imported the local way (moto.ec2 deferred)
     code = (
@@ -211,13 +195,16 @@ loaders.JSONFileLoader.load_file = counting
 """
 
 
-def test_a_local_command_parses_each_botocore_model_once_per_kind_of_loader(
-    tmp_path: Path,
-) -> None:
-    # Given a fresh interpreter that counts botocore's parses of each model file
+@pytest.fixture(scope="module")
+def killswitch_on_fresh(tmp_path_factory: pytest.TempPathFactory) -> FreshRun:
+    """A fresh interpreter that ran `cst killswitch on` on the embedded local AWS, counting
+    botocore's parses of each model file (``answer``) and watching the CLI's group modules."""
+    from cryptosmarttrader.cli import GROUPS
+
+    state = tmp_path_factory.mktemp("killswitch-state")
     code = _COUNT_PARSES + (
         "import os\n"
-        f"os.environ['CST_STATE_DIR'] = {str(tmp_path)!r}\n"
+        f"os.environ['CST_STATE_DIR'] = {str(state)!r}\n"
         "os.environ.pop('AWS_ENDPOINT_URL', None)\n"
         "from typer.testing import CliRunner\n"
         "from cryptosmarttrader.cli import app\n"
@@ -225,14 +212,41 @@ def test_a_local_command_parses_each_botocore_model_once_per_kind_of_loader(
         "assert result.exit_code == 0, result.output\n"
         "answer = parses\n"
     )
-    # When a local command has run on the embedded AWS (DynamoDB, S3 and SSM clients)
-    parses = run_fresh(code, ()).answer
+    watched = [
+        "moto.ssm.models",
+        "moto.ec2",
+        *(f"cryptosmarttrader.cli.{g.module}" for g in GROUPS),
+    ]
+    return run_fresh(code, watched)
+
+
+def test_a_local_command_parses_each_botocore_model_once_per_kind_of_loader(
+    killswitch_on_fresh: FreshRun,
+) -> None:
+    # Given a local command that has run on the embedded AWS (DynamoDB, S3 and SSM clients)
+    parses = killswitch_on_fresh.answer
     # Then the endpoint table was parsed once, and each service's model once for the clients
     # (and moto's region table) and once more for moto's own, extra-laden copy: not once more
     # for each session and each model moto asks for
     assert parses["endpoints"] == 1, parses
     for model in ("dynamodb/2012-08-10/service-2", "ssm/2014-11-06/service-2"):
         assert parses[model] == 2, (model, parses)
+
+
+def test_a_local_command_does_not_import_moto_s_ec2_backend(killswitch_on_fresh: FreshRun) -> None:
+    # Given a fresh interpreter that ran a local command (the kill-switch goes through SSM),
+    # then moto's SSM backend served it without moto.ec2 being imported
+    moto = [m for m in killswitch_on_fresh.loaded if m.startswith("moto.")]
+    assert moto == ["moto.ssm.models"]
+
+
+def test_a_command_imports_the_cli_module_of_its_own_group_only(
+    killswitch_on_fresh: FreshRun,
+) -> None:
+    # Given `cst killswitch on` run in a fresh interpreter, then the kill-switch's commands were
+    # imported and no other group's
+    cli = [m for m in killswitch_on_fresh.loaded if m.startswith("cryptosmarttrader.cli.")]
+    assert cli == ["cryptosmarttrader.cli.killswitch"]
 
 
 def test_moto_and_the_clients_keep_their_own_models_and_moto_s_regions_when_sharing() -> None:
@@ -273,25 +287,6 @@ def test_moto_and_the_clients_keep_their_own_models_and_moto_s_regions_when_shar
     # session), then moto's model still has moto's extras and the client's has none, and the
     # regions are a fresh session's
     assert run_fresh(code, ()).answer == [True, True, False, True, True, "cst-bucket"]
-
-
-def test_a_command_imports_the_cli_module_of_its_own_group_only(tmp_path: Path) -> None:
-    from cryptosmarttrader.cli import GROUPS
-
-    others = [f"cryptosmarttrader.cli.{g.module}" for g in GROUPS if g.name != "killswitch"]
-    # Given a fresh interpreter running `cst killswitch status` on the embedded local AWS
-    code = (
-        "import os\n"
-        f"os.environ['CST_STATE_DIR'] = {str(tmp_path)!r}\n"
-        "os.environ.pop('AWS_ENDPOINT_URL', None)\n"
-        "from typer.testing import CliRunner\n"
-        "from cryptosmarttrader.cli import app\n"
-        "result = CliRunner().invoke(app, ['killswitch', 'status'])\n"
-        "assert result.exit_code == 0, result.output\n"
-    )
-    # When it has run, then the kill-switch's commands were imported and no other group's
-    run = run_fresh(code, ["cryptosmarttrader.cli.killswitch", *others])
-    assert run.loaded == ["cryptosmarttrader.cli.killswitch"]
 
 
 def _eager_app() -> typer.Typer:
