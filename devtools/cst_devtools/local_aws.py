@@ -572,6 +572,49 @@ def import_moto_ssm_without_ec2() -> None:
 _MOTO_SSM = "moto.ssm.models"
 
 
+def share_botocore_models() -> None:
+    """Let moto read botocore's service models through as few loaders as the models allow
+    (idempotent).
+
+    Every botocore loader parses the JSON files it is asked for once, and lists botocore's
+    data directories once per kind of file. In-process, three loaders read the same files:
+    the clients' (boto3's default session), the one of the session moto asks for each
+    service's regions when it creates the service's backend (a ``boto3.Session()`` of its own),
+    and a fresh one each time moto's request handling needs a service's model with moto's
+    extras: the endpoint table and each service's model were parsed two or three times per
+    command. Here moto's region question goes to boto3's default session, whose loader the
+    clients use (plain botocore models, the same files: the same answers), and moto's
+    extra-laden models come from one loader of moto's own kind (moto's extras still applied
+    once per model, never to the clients' models).
+    """
+    import functools
+
+    import boto3
+    from moto.core import utils as moto_utils
+    from moto.core.base_backend import AccountSpecificBackend
+    from moto.core.loaders import create_loader
+
+    if getattr(moto_utils._load_service_model, "_cst_shared", False):
+        return
+
+    def get_session(_cls: type[AccountSpecificBackend[Any]]) -> boto3.Session:
+        # moto's mock_aws() drops boto3's default session when it starts: make one then
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        assert boto3.DEFAULT_SESSION is not None
+        return boto3.DEFAULT_SESSION
+
+    loader = functools.cache(create_loader)
+
+    def _load_service_model(service_name: str, model_name: str) -> dict[str, Any]:
+        model: dict[str, Any] = loader().load_service_model(service_name, model_name)
+        return model
+
+    _load_service_model._cst_shared = True  # type: ignore[attr-defined]
+    AccountSpecificBackend.get_session = classmethod(get_session)  # type: ignore[method-assign,assignment]
+    moto_utils._load_service_model = _load_service_model
+
+
 @contextlib.contextmanager
 def embedded_aws(
     state_dir: Path,
@@ -603,6 +646,7 @@ def embedded_aws(
     with _state_lock(state_dir, lock_timeout_s):
         snapshot = read_snapshot(snapshot_path)  # corrupt → SnapshotError before any write
         with patched_environ(DUMMY_CREDENTIALS), mock_aws():
+            share_botocore_models()
             clients = AwsClients.build(resources)
             ensure_resources(clients)
             loaded = load_state(clients, snapshot, snapshot_path) if snapshot else {}

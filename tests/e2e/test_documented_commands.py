@@ -442,23 +442,34 @@ def run_documented(command: Command, scratch: Scratch) -> tuple[list[str], float
     return [f"{command.where}: `{text}` exited {done.returncode}{promised}:\n{tail}"], seconds
 
 
-@pytest.fixture
-def moto_server(scratch: Scratch) -> Iterator[Scratch]:
+@pytest.fixture(scope="module")
+def moto_server_port() -> Iterator[int]:
+    """One moto server for the documents of this module (each stop waits out the server's
+    half-second poll); :func:`moto_server` empties it before and after each document."""
     from moto.server import ThreadedMotoServer
 
     from cst_devtools.faults import free_port
-    from cst_devtools.local_deploy import reset_moto_backends
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
+    try:
+        yield port
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_server(scratch: Scratch, moto_server_port: int) -> Iterator[Scratch]:
+    from cst_devtools.local_deploy import reset_moto_backends
+
+    port = moto_server_port
     reset_moto_backends(port)  # moto's backends are per process: start empty, leave nothing
     scratch.moto_port = port
     try:
         yield scratch
     finally:
         reset_moto_backends(port)
-        server.stop()
 
 
 DOC_IDS = [str(doc.relative_to(REPO)) for doc in DOCS]

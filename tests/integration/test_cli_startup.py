@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 
-from tests.support.fresh_interpreter import run_fresh
+from tests.support.fresh_interpreter import FreshRun, run_fresh
 
 HEAVY = (
     "numpy",
@@ -128,22 +130,6 @@ answer = {"parses": len(parses) - 3, "regions": [r.name for r in table.regions],
     assert named and named <= set(out["regions"])
 
 
-def test_a_local_command_does_not_import_moto_s_ec2_backend(tmp_path: Path) -> None:
-    # Given a fresh interpreter running a local command (the kill-switch goes through SSM)
-    code = (
-        "import os\n"
-        f"os.environ['CST_STATE_DIR'] = {str(tmp_path)!r}\n"
-        "os.environ.pop('AWS_ENDPOINT_URL', None)\n"
-        "from typer.testing import CliRunner\n"
-        "from cryptosmarttrader.cli import app\n"
-        "result = CliRunner().invoke(app, ['killswitch', 'on', '--reason', 'drill'])\n"
-        "assert result.exit_code == 0, result.output\n"
-    )
-    # When it has run, then moto's SSM backend served it without moto.ec2 being imported
-    run = run_fresh(code, ("moto.ssm.models", "moto.ec2"))
-    assert run.loaded == ["moto.ssm.models"]
-
-
 def test_moto_s_ssm_backend_still_reaches_the_real_ec2_backends() -> None:
     # Given moto's SSM module imported the local way (moto.ec2 deferred)
     code = (
@@ -193,3 +179,161 @@ def test_a_registry_command_on_the_local_aws_loads_no_data_library(
     assert run.answer[1] in {"NoneType", "SystemExit"}, run.answer
     assert run.answer[0] in {0, 1, 2}, run.answer
     assert run.loaded == []
+
+
+_COUNT_PARSES = """
+import botocore.loaders as loaders
+parses = {}
+load_file = loaders.JSONFileLoader.load_file
+def counting(self, path):
+    found = load_file(self, path)
+    if found is not None:
+        name = path.split("/data/")[-1].split("site-packages/")[-1]
+        parses[name] = parses.get(name, 0) + 1
+    return found
+loaders.JSONFileLoader.load_file = counting
+"""
+
+
+@pytest.fixture(scope="module")
+def killswitch_on_fresh(tmp_path_factory: pytest.TempPathFactory) -> FreshRun:
+    """A fresh interpreter that ran `cst killswitch on` on the embedded local AWS, counting
+    botocore's parses of each model file (``answer``) and watching the CLI's group modules."""
+    from cryptosmarttrader.cli import GROUPS
+
+    state = tmp_path_factory.mktemp("killswitch-state")
+    code = _COUNT_PARSES + (
+        "import os\n"
+        f"os.environ['CST_STATE_DIR'] = {str(state)!r}\n"
+        "os.environ.pop('AWS_ENDPOINT_URL', None)\n"
+        "from typer.testing import CliRunner\n"
+        "from cryptosmarttrader.cli import app\n"
+        "result = CliRunner().invoke(app, ['killswitch', 'on', '--reason', 'drill'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "answer = parses\n"
+    )
+    watched = [
+        "moto.ssm.models",
+        "moto.ec2",
+        *(f"cryptosmarttrader.cli.{g.module}" for g in GROUPS),
+    ]
+    return run_fresh(code, watched)
+
+
+def test_a_local_command_parses_each_botocore_model_once_per_kind_of_loader(
+    killswitch_on_fresh: FreshRun,
+) -> None:
+    # Given a local command that has run on the embedded AWS (DynamoDB, S3 and SSM clients)
+    parses = killswitch_on_fresh.answer
+    # Then the endpoint table was parsed once, and each service's model once for the clients
+    # (and moto's region table) and once more for moto's own, extra-laden copy: not once more
+    # for each session and each model moto asks for
+    assert parses["endpoints"] == 1, parses
+    for model in ("dynamodb/2012-08-10/service-2", "ssm/2014-11-06/service-2"):
+        assert parses[model] == 2, (model, parses)
+
+
+def test_a_local_command_does_not_import_moto_s_ec2_backend(killswitch_on_fresh: FreshRun) -> None:
+    # Given a fresh interpreter that ran a local command (the kill-switch goes through SSM),
+    # then moto's SSM backend served it without moto.ec2 being imported
+    moto = [m for m in killswitch_on_fresh.loaded if m.startswith("moto.")]
+    assert moto == ["moto.ssm.models"]
+
+
+def test_a_command_imports_the_cli_module_of_its_own_group_only(
+    killswitch_on_fresh: FreshRun,
+) -> None:
+    # Given `cst killswitch on` run in a fresh interpreter, then the kill-switch's commands were
+    # imported and no other group's
+    cli = [m for m in killswitch_on_fresh.loaded if m.startswith("cryptosmarttrader.cli.")]
+    assert cli == ["cryptosmarttrader.cli.killswitch"]
+
+
+def test_moto_and_the_clients_keep_their_own_models_and_moto_s_regions_when_sharing() -> None:
+    # Given moto's backends made the local way (one loader for the clients and moto's regions)
+    code = (
+        "import boto3\n"
+        "from moto import mock_aws\n"
+        "from moto.core import utils\n"
+        "from moto.core.base_backend import AccountSpecificBackend\n"
+        "from cst_devtools.local_aws import share_botocore_models\n"
+        "with mock_aws():\n"
+        "    share_botocore_models()\n"
+        "    share_botocore_models()\n"
+        "    s3 = boto3.client('s3', region_name='us-east-1', aws_access_key_id='x',\n"
+        "                      aws_secret_access_key='x')\n"
+        "    s3.create_bucket(Bucket='cst-bucket')\n"
+        "    moto_ops = set(utils.get_service_model('s3').operation_names)\n"
+        "    client_ops = set(s3.meta.service_model.operation_names)\n"
+        "    session = AccountSpecificBackend.get_session()\n"
+        "    shared = session is boto3.DEFAULT_SESSION\n"
+        "    regions = {p: sorted(session.get_available_regions('ssm', partition_name=p))\n"
+        "               for p in session.get_available_partitions()}\n"
+        "    fresh = boto3.Session()\n"
+        "    expected = {p: sorted(fresh.get_available_regions('ssm', partition_name=p))\n"
+        "                for p in fresh.get_available_partitions()}\n"
+        "    boto3.DEFAULT_SESSION = None  # as mock_aws() leaves it when it starts\n"
+        "    made = AccountSpecificBackend.get_session()\n"
+        "    answer = [\n"
+        "        made is not None and made is boto3.DEFAULT_SESSION,\n"
+        "        'BucketCORSPreflightCheck' in moto_ops,\n"
+        "        'BucketCORSPreflightCheck' in client_ops,\n"
+        "        shared,\n"
+        "        regions == expected and len(regions['aws']) > 10,\n"
+        "        s3.list_buckets()['Buckets'][0]['Name'],\n"
+        "    ]\n"
+    )
+    # When moto answers S3 and is asked for a service's regions (with or without a default
+    # session), then moto's model still has moto's extras and the client's has none, and the
+    # regions are a fresh session's
+    assert run_fresh(code, ()).answer == [True, True, False, True, True, "cst-bucket"]
+
+
+def _eager_app() -> typer.Typer:
+    """`cst` as it would be with every group's module imported and added up front."""
+    from cryptosmarttrader import cli
+
+    eager = typer.Typer(
+        name="cst",
+        help=cli.app.info.help,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    for command in cli.app.registered_commands:
+        eager.registered_commands.append(command)
+    for group in cli.GROUPS:
+        eager.add_typer(cli.group_app(group), name=group.name, help=group.help)
+    return eager
+
+
+def _all_help(app: typer.Typer) -> dict[str, tuple[int, str]]:
+    from typer.testing import CliRunner
+
+    env = {"COLUMNS": "300", "NO_COLOR": "1"}
+    root = typer.main.get_command(app)
+    out: dict[str, tuple[int, str]] = {}
+
+    def walk(path: list[str], command: Any) -> None:
+        done = CliRunner().invoke(app, [*path, "--help"], env=env)
+        out[" ".join(path)] = (done.exit_code, done.output)
+        if hasattr(command, "list_commands"):
+            for name in command.list_commands(None):
+                walk([*path, name], command.get_command(None, name))
+
+    walk([], root)
+    for argv in ([], ["golve"], ["model"], ["nope", "x"]):
+        done = CliRunner().invoke(app, argv, env=env)
+        out[f"<{' '.join(argv)}>"] = (done.exit_code, done.output)
+    return out
+
+
+def test_the_lazily_built_groups_are_the_groups_an_eager_cli_has() -> None:
+    from cryptosmarttrader.cli import app
+
+    # Given `cst` (groups built when asked) and the same CLI with every group added up front
+    lazy, eager = _all_help(app), _all_help(_eager_app())
+    # When every command's help, no command, a typo and an unknown command are asked for,
+    # then both answer the same, for every group and command of every group
+    assert len(lazy) >= 45, sorted(lazy)
+    assert lazy == eager

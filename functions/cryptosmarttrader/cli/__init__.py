@@ -1,57 +1,134 @@
-"""`cst`: the command-line front of CryptoSmartTrader (typer + rich)."""
+"""`cst`: the command-line front of CryptoSmartTrader (typer + rich).
+
+The sub-command groups (``cst golive ...``, ``cst model ...``) are listed here by name, module
+and help, and each group's module is imported when the group is first asked for: ``cst golive
+status`` imports the go-live commands only, not the API server's or the book's. What each group
+is, once imported, is exactly what ``app.add_typer(module.app, name=..., help=...)`` makes of
+it; ``cst --help`` asks for them all.
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
-from cryptosmarttrader.cli import api as _api
-from cryptosmarttrader.cli import backtest as _backtest
-from cryptosmarttrader.cli import book as _book
-from cryptosmarttrader.cli import chaos as _chaos
+import typer
+from typer.core import TyperGroup
+
 from cryptosmarttrader.cli import cost as _cost
-from cryptosmarttrader.cli import data as _data
 from cryptosmarttrader.cli import demo as _demo
-from cryptosmarttrader.cli import evaluate as _evaluate
 from cryptosmarttrader.cli import execute as _execute
-from cryptosmarttrader.cli import golive as _golive
-from cryptosmarttrader.cli import ingest as _ingest
-from cryptosmarttrader.cli import killswitch as _killswitch
-from cryptosmarttrader.cli import local as _local
-from cryptosmarttrader.cli import model as _model
 from cryptosmarttrader.cli import scan as _scan
-from cryptosmarttrader.cli import tracking as _tracking
-from cryptosmarttrader.cli import web as _web
+
+if TYPE_CHECKING:
+    from typer._click import Command, Context  # the click typer builds its commands with
+
+
+@dataclass(frozen=True)
+class Group:
+    """A sub-command group: ``cst <name> ...`` is the typer app ``app`` of ``module``."""
+
+    name: str
+    module: str  # under cryptosmarttrader.cli
+    help: str
+
+
+# in the order `cst --help` lists them, after the commands demo, scan, execute and cost
+GROUPS: Final = (
+    Group("ingest", "ingest", "Load recorded candles into the local S3 lake."),
+    Group("data", "data", "Inspect the recorded data: quality findings per source."),
+    Group("killswitch", "killswitch", "Show or set the kill-switch and risk level."),
+    Group("evaluate", "evaluate", "Walk-forward evaluation of the ensemble."),
+    Group("backtest", "backtest", "Replay the scan over past dates."),
+    Group("golive", "golive", "Go-live: staging, SLO gates, canary, rollback."),
+    Group("tracking", "tracking", "Paper vs backtest fill tracking error (bps)."),
+    Group("chaos", "chaos", "Chaos suite: real faults on local infra, recovery."),
+    Group("local", "local", "Deploy the stacks to a local AWS (moto/LocalStack)."),
+    Group("api", "api", "HTTP API: local server over the embedded AWS, OpenAPI."),
+    Group("model", "model", "ML lifecycle: train, registry, drift, canary."),
+    Group("book", "book", "The stored book: orders and positions the cycle cannot read."),
+    Group("web", "web", "Publish the built web dashboard to the deployed stack."),
+)
+
+_APP_OPTIONS: Final[dict[str, Any]] = {"pretty_exceptions_enable": False, "add_completion": False}
+
+
+def group_app(group: Group) -> typer.Typer:
+    """The typer app of ``group`` (imports its module)."""
+    module = importlib.import_module(f"cryptosmarttrader.cli.{group.module}")
+    sub: typer.Typer = module.app
+    return sub
+
+
+def build_group(group: Group) -> Command:
+    """The command ``app.add_typer(<the group's app>, name=..., help=...)`` makes of ``group``
+    under a parent with this app's options."""
+    holder = typer.Typer(**_APP_OPTIONS)
+    holder.add_typer(group_app(group), name=group.name, help=group.help)
+    return typer.main.get_group(holder).commands[group.name]
+
+
+class _Commands(MutableMapping[str, "Command"]):
+    """The top-level commands, in order: the ones built with the app, then the groups of
+    :data:`GROUPS`, each built on first access. Naming them builds none."""
+
+    def __init__(self, built: MutableMapping[str, Command]) -> None:
+        self._built = dict(built)
+        self._lazy = {g.name: g for g in GROUPS if g.name not in self._built}
+        self._order = [*self._built, *self._lazy]
+
+    def __getitem__(self, name: str) -> Command:
+        if name not in self._built and name in self._lazy:
+            self._built[name] = build_group(self._lazy[name])
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Command) -> None:
+        if name not in self:
+            self._order.append(name)
+        self._lazy.pop(name, None)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        self._order.remove(name)
+        self._lazy.pop(name, None)
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._order))
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._built or name in self._lazy
+
+
+class LazyGroupsTyperGroup(TyperGroup):
+    """typer's group whose sub-command groups are built (their modules imported) when asked."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _Commands(self.commands)
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(self.commands)  # the names only: building each is for who asks for it
+
 
 app = typer.Typer(
     name="cst",
     help="CryptoSmartTrader: real-data crypto scanning, risk-guarded paper/live trading on AWS.",
     no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
+    cls=LazyGroupsTyperGroup,
+    **_APP_OPTIONS,
 )
 app.command("demo")(_demo.demo)
 app.command("scan")(_scan.scan)
 app.command("execute")(_execute.execute)
 app.command("cost")(_cost.cost)
-app.add_typer(_ingest.app, name="ingest", help="Load recorded candles into the local S3 lake.")
-app.add_typer(
-    _data.app, name="data", help="Inspect the recorded data: quality findings per source."
-)
-app.add_typer(
-    _killswitch.app, name="killswitch", help="Show or set the kill-switch and risk level."
-)
-app.add_typer(_evaluate.app, name="evaluate", help="Walk-forward evaluation of the ensemble.")
-app.add_typer(_backtest.app, name="backtest", help="Replay the scan over past dates.")
-app.add_typer(_golive.app, name="golive", help="Go-live: staging, SLO gates, canary, rollback.")
-app.add_typer(_tracking.app, name="tracking", help="Paper vs backtest fill tracking error (bps).")
-app.add_typer(_chaos.app, name="chaos", help="Chaos suite: real faults on local infra, recovery.")
-app.add_typer(_local.app, name="local", help="Deploy the stacks to a local AWS (moto/LocalStack).")
-app.add_typer(_api.app, name="api", help="HTTP API: local server over the embedded AWS, OpenAPI.")
-app.add_typer(_model.app, name="model", help="ML lifecycle: train, registry, drift, canary.")
-app.add_typer(
-    _book.app, name="book", help="The stored book: orders and positions the cycle cannot read."
-)
-app.add_typer(_web.app, name="web", help="Publish the built web dashboard to the deployed stack.")
 
 
 def main() -> None:  # pragma: no cover - console entry point
