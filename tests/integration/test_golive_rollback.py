@@ -151,3 +151,24 @@ def test_a_rollback_without_the_venue_never_cancels_an_order_sent_to_it_in_the_s
     assert "sent to the testnet venue" in result["in_doubt"][on_testnet]
     stored = ledger.find(on_testnet)
     assert stored is not None and stored.status is OrderStatus.ACCEPTED
+
+
+def test_a_manual_rollback_stored_before_the_marker_gets_it_when_the_rollback_runs_again() -> None:
+    # Given the switch an earlier `cst golive rollback` stored, before the marker existed (its
+    # actor operator:cli, its reason the rollback's, no marker): read as an operator's stop
+    switch = InMemoryKillSwitch(T0)
+    switch.set(True, "go-live run-7 rollback: ManualRollback: canary stalled", "operator:cli")
+    assert not rollback_engaged(switch.status())
+    service = GoLiveService(
+        store=InMemoryStateStore(),
+        orders=InMemoryOrderLedger(),
+        kill_switch=switch,
+        clock=FixedClock(T0),
+        actor="operator:cli",
+    )
+    # When the operator runs the rollback again, as docs/golive.md ("The rollback's kill-switch
+    # marker") tells them to
+    service.engage_kill_switch("run-7", Failure(Error="ManualRollback", Cause="canary stalled"))
+    # Then the run's marker is written, and the sweeps keep the held positions' stops again
+    assert switch.status().golive_rollback == "run-7", switch.status()
+    assert rollback_engaged(switch.status())
