@@ -23,6 +23,9 @@ from xdist.scheduler import LoadGroupScheduling
 GROUPS: dict[str, str] = {
     "tests/e2e/test_local_deploy.py": "local_deploy",
     "tests/e2e/test_scheduled_functions.py": "local_deploy",
+    # the ensemble bundle `cst model fit-ensemble` fits (once per process), served by both
+    "tests/integration/test_agents_vote_realdata.py": "ensemble_bundle",
+    "tests/integration/test_agents_deployed.py": "ensemble_bundle",
 }
 
 # modules whose module-scoped fixture costs seconds to minutes: built once, on one worker
@@ -30,8 +33,6 @@ WHOLE_MODULES: frozenset[str] = frozenset(
     {
         "tests/e2e/test_web_dashboard.py",  # the demo's state and a browser
         "tests/e2e/test_fake_exchange_deployed.py",  # a testnet stack deployed (its own server)
-        "tests/integration/test_agents_vote_realdata.py",  # a trained model bundle
-        "tests/integration/test_agents_deployed.py",  # a lake ingested through the schedules
         "tests/integration/test_scan_with_model.py",  # a trained model bundle
         "tests/integration/test_chaos.py",  # the chaos lab
         "tests/integration/test_cli_data.py",  # the data-quality report of the whole data set
@@ -57,7 +58,7 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/e2e/test_web_dashboard.py",
     f"{_DOC}[docs/evaluation.md]",
     "tests/infrastructure/test_bundling.py::test_cdk_cli_synth",
-    "tests/integration/test_agents_vote_realdata.py",
+    "ensemble_bundle",  # the ensemble fit, the agents' scans and a lake ingested by schedule
     f"{_DOC}[docs/local-aws.md]",
     "tests/e2e/test_documented_commands.py",
     "tests/infrastructure/test_bundling.py",

@@ -98,6 +98,7 @@ __all__ = [
 
 LOOPBACK: Final = "127.0.0.1"
 _MAX_HANG_S: Final = 5.0
+_SHUTDOWN_POLL_S: Final = 0.02  # how often a serving loop checks for shutdown()
 _CHILD_TIMEOUT_S: Final = 120.0
 
 
@@ -231,7 +232,12 @@ class LoopbackExchange:
         server = _Server((LOOPBACK, 0), _Handler)
         server.state = self._state
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="loopback-exchange")
+        # shutdown() waits for the serving loop's next poll (0.5 s by default)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": _SHUTDOWN_POLL_S},
+            name="loopback-exchange",
+        )
         self._thread.daemon = True
         self._thread.start()
         return self

@@ -33,7 +33,7 @@ from cryptosmarttrader.wiring import (
 )
 from cst_devtools.local_aws import ensure_resources
 from infra.config import DeploymentConfig
-from tests.integration.test_agents_vote_realdata import bundle  # noqa: F401 - fixture
+from tests.integration.test_agents_vote_realdata import bundle, fitted  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.realdata]
 

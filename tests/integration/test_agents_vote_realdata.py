@@ -25,14 +25,13 @@ import pytest
 from typer.testing import CliRunner
 
 from cryptosmarttrader.adapters.aws_clients import AwsClients
-from cryptosmarttrader.adapters.model_bundle import save_bundle
 from cryptosmarttrader.adapters.recorded_agent_data import (
     RECORDED_WITHDRAWALS_UNKNOWN,
     RecordedAgentData,
 )
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.adapters.system_clock import SystemClock
-from cryptosmarttrader.adapters.xgb_predictor import XgbPredictor, XgbTrainer
+from cryptosmarttrader.adapters.xgb_predictor import XgbTrainer
 from cryptosmarttrader.cli import app
 from cryptosmarttrader.domain.agents.regime import Regime
 from cryptosmarttrader.domain.agents.registry import REGIME_STRATEGIES, MarketState, run_agents
@@ -56,37 +55,41 @@ ASOF = "2022-03-01"
 ASOF_MS = int(datetime(2022, 3, 1, tzinfo=UTC).timestamp() * 1000)
 
 
+@dataclass(frozen=True)
+class _Fitted:
+    """What the documented ensemble fit wrote (the bundle directory) and printed."""
+
+    directory: Path
+    output: str
+
+
+_FITS: dict[Path, _Fitted] = {}
+
+
 @pytest.fixture(scope="module")
-def bundle(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An ensemble and ML agent fitted walk-forward on data up to 2021-06-30 (a short fit), the
-    side-data agents voting as the scan would have had them vote (`cst model fit-ensemble`)."""
-    market = RecordedMarketData(data_dir)
-    cfg = EvaluationConfig(
-        train_end=date(2021, 6, 30),
-        start=date(2021, 7, 15),
-        end=date(2021, 7, 31),
-        first_decision=date(2018, 1, 1),
-        step_days=21,
-    )
-    fitted = fit_ensemble(
-        market,
-        XgbTrainer(),
-        cfg,
-        excluded_symbols=excluded_coins(market),
-        agents=registry_agents,
-        agent_names=DIRECTIONAL_AGENTS,
-        agent_data=RecordedAgentData(market),
-    )
-    assert isinstance(fitted.ml_final, XgbPredictor)
-    directory = tmp_path_factory.mktemp("model")
-    save_bundle(
-        directory,
-        fitted.ensemble,
-        fitted.ml_final.to_bytes(),
-        fitted.ml_final.feature_names,
-        {"train_end": "2021-06-30", "calibration": cfg.calibration},
-    )
-    return directory
+def fitted(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> _Fitted:
+    """The documented `cst model fit-ensemble DIR --train-end 2021-06-30`: an ensemble and ML
+    agent fitted walk-forward on data up to 2021-06-30 (a short fit), the side-data agents
+    voting as the scan would have had them vote. Fitted once per test process: the scans here
+    and the deployed scans of test_agents_deployed.py serve it (they only read it; the two
+    modules run on one worker, tests/xdist_scheduling.py), and the test of the documented fit
+    reads what the command wrote and printed."""
+    if data_dir not in _FITS:
+        directory = tmp_path_factory.mktemp("model") / "m"
+        result = CliRunner().invoke(
+            app,
+            ["model", "fit-ensemble", str(directory), "--train-end", "2021-06-30",
+             "--data", str(data_dir)],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        _FITS[data_dir] = _Fitted(directory, result.output)
+    return _FITS[data_dir]
+
+
+@pytest.fixture(scope="module")
+def bundle(fitted: _Fitted) -> Path:
+    """The bundle `cst scan --model DIR` serves (see :func:`fitted`)."""
+    return fitted.directory
 
 
 def test_every_agent_votes_in_the_cli_scan_and_the_report_counts_them(
@@ -123,19 +126,11 @@ def test_every_agent_votes_in_the_cli_scan_and_the_report_counts_them(
     assert report["regime_effect"].startswith(f"{regime.value}: new positions sized at")
 
 
-def test_the_documented_ensemble_fit_weighs_the_recorded_sentiment(
-    data_dir: Path, tmp_path: Path
-) -> None:
+def test_the_documented_ensemble_fit_weighs_the_recorded_sentiment(fitted: _Fitted) -> None:
     # When the documented command fits the ensemble on data up to 2021-06-30 (the recorded
     # Fear & Greed index covers every decision day of the fit from 2018-02 on; funding starts
     # 2021-08-31 and KuCoin 2021-01-01, after every training row's outcome window began)
-    result = CliRunner().invoke(
-        app,
-        ["model", "fit-ensemble", str(tmp_path / "m"), "--train-end", "2021-06-30",
-         "--data", str(data_dir)],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    ensemble = json.loads((tmp_path / "m" / "ensemble.json").read_text())["ensemble"]
+    ensemble = json.loads((fitted.directory / "ensemble.json").read_text())["ensemble"]
     rows = dict(zip(ensemble["agents"], ensemble["voted_rows"], strict=True))
     weight = dict(zip(ensemble["agents"], ensemble["weights"], strict=True))
     # Then the document says what each weight was fitted on: the sentiment agent voted on every
@@ -145,7 +140,7 @@ def test_the_documented_ensemble_fit_weighs_the_recorded_sentiment(
     assert rows["technical"] > 0 and rows["ml"] > 0
     # And its weight was fitted on those votes: not the all-abstain default of exactly 0
     assert weight["sentiment"] != 0.0, ensemble
-    assert f"sentiment {rows['sentiment']}" in " ".join(result.output.split())
+    assert f"sentiment {rows['sentiment']}" in " ".join(fitted.output.split())
 
 
 @dataclass

@@ -30,7 +30,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         mp.setenv("CST_DATA_SOURCE", "recorded")
         with local_api(tmp_path_factory.mktemp("state")) as invoke:
             server = make_server(0, API_KEY, invoke)
-            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            # shutdown() waits for the serving loop's next poll (0.5 s by default)
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+            )
             thread.start()
             host, port = server.server_address[:2]
             try:

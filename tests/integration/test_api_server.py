@@ -40,7 +40,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
         mp.setenv("CST_DATA_SOURCE", "recorded")
         with local_api(tmp_path_factory.mktemp("state")) as invoke:
             srv = make_server(0, API_KEY, invoke, request_timeout_s=REQUEST_TIMEOUT_S)
-            thread = threading.Thread(target=srv.serve_forever, daemon=True)
+            # shutdown() waits for the serving loop's next poll (0.5 s by default)
+            thread = threading.Thread(
+                target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+            )
             thread.start()
             host, port = srv.server_address[:2]
             try:

@@ -62,7 +62,10 @@ class _Recorder(BaseHTTPRequestHandler):
 def response_url() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     _Recorder.answers = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the serving loop's next poll: 0.5 s by default, at every teardown
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}/cfn-response?sig=x", _Recorder.answers

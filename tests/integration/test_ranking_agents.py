@@ -18,7 +18,6 @@ import polars as pl
 import pytest
 
 from cryptosmarttrader.adapters.ranking_bundle import load_ranking_bundle, save_ranking_bundle
-from cryptosmarttrader.adapters.xgb_predictor import XgbRankTrainer
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.rank_features import AGENT_SIGNALS
@@ -30,9 +29,8 @@ from cryptosmarttrader.services.scoring import (
     ranking_scan_votes,
     ranking_scan_votes_with_agents,
 )
-from cryptosmarttrader.services.skill_evaluation import evaluate_skill
 from cryptosmarttrader.settings import TradingSettings
-from tests.integration.test_skill_evaluation import CFG, Tampered
+from tests.support.skill import Tampered, evaluation
 
 pytestmark = pytest.mark.realdata
 
@@ -45,7 +43,7 @@ def served(
 ) -> tuple[RankingModel, Tampered, pl.DataFrame, int]:
     """The evaluation's saved model as the scan loads it, and the last day it scored."""
     market = Tampered(data_dir, None)
-    result = evaluate_skill(market, XgbRankTrainer(rounds=30), CFG)
+    result = evaluation(data_dir)  # on that market, 30 boosting rounds
     folder = tmp_path_factory.mktemp("model")
     save_ranking_bundle(folder, result)
     day = result.rows.filter(pl.col("prob").is_not_null())["day"].max()

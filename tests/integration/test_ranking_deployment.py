@@ -66,7 +66,6 @@ from cryptosmarttrader.adapters.sagemaker_deployer import (
     ranking_version_name,
 )
 from cryptosmarttrader.adapters.sagemaker_predictor import SageMakerRanker, encode_rows
-from cryptosmarttrader.adapters.xgb_predictor import XgbRankTrainer
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.domain.model_canary import ModelStage, ModelVersion
@@ -76,14 +75,13 @@ from cryptosmarttrader.services.model_registry import ModelRegistryError, with_s
 from cryptosmarttrader.services.scan import RANKING_LOOKBACK_DAYS
 from cryptosmarttrader.services.scoring import RankingModel, ranking_rows, ranking_scan_votes
 from cryptosmarttrader.services.skill_evaluation import (
-    evaluate_skill,
     ranking_card,
     ranking_feature_hash,
 )
 from cryptosmarttrader.settings import AwsResources, MlSettings
 from cst_devtools.moto_shims import update_endpoint
-from tests.integration.test_skill_evaluation import CFG, Tampered
 from tests.support.aws import moto_stack
+from tests.support.skill import Tampered, evaluation
 
 pytestmark = pytest.mark.realdata
 
@@ -104,7 +102,7 @@ class Real:
 
 @pytest.fixture(scope="module")
 def real(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Real:
-    result = evaluate_skill(Tampered(data_dir, None), XgbRankTrainer(rounds=30), CFG)
+    result = evaluation(data_dir)  # Tampered(data_dir, None), 30 boosting rounds
     folder = tmp_path_factory.mktemp("rank-model")
     save_ranking_bundle(folder, result)
     day = result.rows.filter(pl.col("prob").is_not_null())["day"].max()

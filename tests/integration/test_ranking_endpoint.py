@@ -37,14 +37,12 @@ from cryptosmarttrader.adapters.ranking_bundle import (
 )
 from cryptosmarttrader.adapters.sagemaker_deployer import ranking_version_name
 from cryptosmarttrader.adapters.sagemaker_predictor import SageMakerRanker, decode_scores
-from cryptosmarttrader.adapters.xgb_predictor import XgbRankTrainer
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.services.model_registry import MlSettings
 from cryptosmarttrader.services.scan import RANKING_LOOKBACK_DAYS
 from cryptosmarttrader.services.scoring import RankingModel, ranking_rows, ranking_scan_votes
-from cryptosmarttrader.services.skill_evaluation import evaluate_skill
 from cryptosmarttrader.wiring import ranking_server
-from tests.integration.test_skill_evaluation import CFG, Tampered
+from tests.support.skill import Tampered, evaluation
 
 pytestmark = pytest.mark.realdata
 
@@ -56,7 +54,7 @@ VERSION = 3  # the promoted version of the registry the endpoint serves
 def evaluated(
     data_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, RankingModel, pl.DataFrame, int]:
-    result = evaluate_skill(Tampered(data_dir, None), XgbRankTrainer(rounds=30), CFG)
+    result = evaluation(data_dir)  # Tampered(data_dir, None), 30 boosting rounds
     folder = tmp_path_factory.mktemp("model")
     save_ranking_bundle(folder, result)
     day = result.rows.filter(pl.col("prob").is_not_null())["day"].max()

@@ -306,6 +306,54 @@ def test_a_candle_file_read_through_symlinks_is_parsed_once_and_a_replaced_link_
     assert original.equals(first) and len(parsed) == 2
 
 
+def test_a_window_of_a_candle_file_is_checked_once_per_version_and_a_rejected_one_every_time(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptosmarttrader.adapters import recorded_data
+
+    path = spot_copy(data_dir, tmp_path / "good")
+    checked: list[tuple[int, int]] = []
+    check = recorded_data.check_ohlcv
+
+    def counting(window: pl.DataFrame, *args: object, **kwargs: object) -> object:
+        checked.append((int(window["ts"].min()), int(window["ts"].max())))  # type: ignore[arg-type]
+        return check(window, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(recorded_data, "check_ohlcv", counting)
+    week, fortnight = (ASOF - timedelta(days=6), ASOF), (ASOF - timedelta(days=13), ASOF)
+    # Given a window read twice (the next day of a replay, a warm Lambda's next scan), once
+    # more as the venue's candles (the same file), and another window of the same file
+    market = RecordedMarketData(tmp_path / "good")
+    first = market.ohlcv("BTC/USDT", "1d", *week)
+    again = RecordedMarketData(tmp_path / "good").ohlcv("BTC/USDT", "1d", *week)
+    venue = market.venue_ohlcv("binance", "BTC/USDT", "1d", *week)
+    longer = market.ohlcv("BTC/USDT", "1d", *fortnight)
+    # Then each window was checked once, and every reader got the same bars in its own frame
+    assert len(checked) == 2 and first.height == 7 and longer.height == 14
+    assert again.equals(first) and venue.equals(first) and again is not first
+    # When the file is rewritten (one volume of the window altered)
+    body = path.read_bytes()
+    volume = repr(float(first["volume"][-1])).encode()
+    assert body.count(volume) == 1
+    altered = volume.replace(volume[:1], b"9" if volume[:1] != b"9" else b"8", 1)
+    path.write_bytes(body.replace(volume, altered))
+    # Then the window is checked again and serves the new bar
+    changed = market.ohlcv("BTC/USDT", "1d", *week)
+    assert len(checked) == 3 and changed["volume"][-1] == float(altered)
+
+    # Given a file with a negative low inside the window
+    bad = spot_copy(data_dir, tmp_path / "bad")
+    rows = json.loads(bad.read_bytes())
+    (index,) = [i for i, r in enumerate(rows) if r[0] == ms_from_utc(ASOF - timedelta(days=2))]
+    rows[index][3] = -1.0
+    bad.write_text(json.dumps(rows))
+    # Then every read of that window is checked and refused, never served from a cache
+    for _ in range(2):
+        with pytest.raises(DataSourceError, match="BTC/USDT"):
+            RecordedMarketData(tmp_path / "bad").ohlcv("BTC/USDT", "1d", *week)
+    assert len(checked) == 5
+
+
 def test_the_coingecko_set_is_read_once_per_process_and_again_when_a_file_changes(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -42,12 +42,10 @@ from cryptosmarttrader.adapters.ranking_bundle import (
     load_ranking_bundle,
     save_ranking_bundle,
 )
-from cryptosmarttrader.adapters.xgb_predictor import XgbRankTrainer
 from cryptosmarttrader.domain.clock import FixedClock
 from cryptosmarttrader.domain.model_canary import SkillEvidence
 from cryptosmarttrader.handlers import _common, model_canary, scan
 from cryptosmarttrader.services.skill_evaluation import (
-    evaluate_skill,
     ranking_card,
     ranking_feature_hash,
 )
@@ -55,7 +53,7 @@ from cryptosmarttrader.settings import AwsResources, MlSettings
 from cryptosmarttrader.wiring import NO_PROMOTED_MODEL, RANKING_GROUP, registry_service
 from cst_devtools.local_aws import ensure_resources
 from infra.config import DeploymentConfig
-from tests.integration.test_skill_evaluation import CFG, Tampered
+from tests.support.skill import evaluation
 
 pytestmark = pytest.mark.realdata
 
@@ -76,7 +74,7 @@ CLEARS_THE_GATE = SkillEvidence(
 def bundles(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     out = {}
     for rounds in (30, 10):
-        result = evaluate_skill(Tampered(data_dir, None), XgbRankTrainer(rounds=rounds), CFG)
+        result = evaluation(data_dir, rounds=rounds)
         out[rounds] = tmp_path_factory.mktemp(f"rank-{rounds}")
         save_ranking_bundle(out[rounds], result)
     assert bundle_artifact(out[30]) != bundle_artifact(out[10])

@@ -4,7 +4,7 @@ look-ahead (rows after a decision day never change that day's scores)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 
 from cryptosmarttrader.adapters.ranking_bundle import load_ranking_bundle, save_ranking_bundle
 from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
-from cryptosmarttrader.adapters.xgb_predictor import XgbRankTrainer
 from cryptosmarttrader.cli.evaluate import app as evaluate_app
 from cryptosmarttrader.cli.model import app as model_app
 from cryptosmarttrader.domain.market import DAY_MS
 from cryptosmarttrader.services.scan import RANKING_LOOKBACK_DAYS
 from cryptosmarttrader.services.scoring import ranking_scan_votes
-from cryptosmarttrader.services.skill_evaluation import SkillConfig, SkillResult, evaluate_skill
+from cryptosmarttrader.services.skill_evaluation import SkillResult
+from tests.support.skill import TAMPER_AFTER, Tampered, evaluation
 
 pytestmark = pytest.mark.realdata
 
@@ -125,52 +125,10 @@ def test_cli_refuses_a_start_inside_the_training_period(data_dir: Path) -> None:
     assert "embargo" in result.output
 
 
-COINS = (
-    "bitcoin", "ethereum", "ripple", "litecoin", "dogecoin", "stellar", "monero", "dash", "nem",
-    "ethereum-classic", "zcash", "maidsafecoin", "siacoin", "decred", "waves", "augur",
-    "digibyte", "verge", "bitshares", "lisk", "factom", "steem", "golem", "qtum", "omisego",
-    "binancecoin", "cardano", "tron", "eos", "iota", "neo", "tezos", "vechain", "chainlink",
-)  # fmt: skip
-
-
-class Tampered:
-    """The real data on a slice of coins; every row after ``after`` rewritten (prices scaled
-    per coin, volumes halved) when ``after`` is set."""
-
-    def __init__(self, data_dir: Path, after: date | None) -> None:
-        self.inner = RecordedMarketData(data_dir)
-        self.after = after
-
-    def daily_universe(self, asof: datetime, lookback_days: int) -> pl.DataFrame:
-        frame = self.inner.daily_universe(asof, lookback_days).filter(pl.col("symbol").is_in(COINS))
-        if self.after is None:
-            return frame
-        cut = int(datetime.combine(self.after, datetime.min.time(), UTC).timestamp() * 1000)
-        later = pl.col("ts") > cut
-        factor = 1.0 + pl.col("symbol").hash(seed=3).mod(5).cast(pl.Float64)
-        return frame.with_columns(
-            close=pl.when(later).then(pl.col("close") * factor).otherwise("close"),
-            volume=pl.when(later).then(pl.col("volume") * 0.5).otherwise("volume"),
-        )
-
-    def ohlcv(self, symbol: str, timeframe: str, start: datetime, end: datetime) -> pl.DataFrame:
-        return self.inner.ohlcv(symbol, timeframe, start, end)
-
-
-CFG = SkillConfig(
-    train_end=date(2019, 12, 31), start=date(2020, 1, 8), end=date(2020, 4, 30),
-    first_decision=date(2017, 1, 1), step_days=14, top_n=30, n_boot=200,
-)  # fmt: skip
-TAMPER_AFTER = date(2020, 3, 4)
-
-
 @pytest.fixture(scope="module")
 def runs(data_dir: Path) -> tuple[SkillResult, SkillResult]:
-    trainer = XgbRankTrainer(rounds=30)
-    return (
-        evaluate_skill(Tampered(data_dir, None), trainer, CFG),
-        evaluate_skill(Tampered(data_dir, TAMPER_AFTER), trainer, CFG),
-    )
+    # the same evaluation (30 boosting rounds), the second on data rewritten after TAMPER_AFTER
+    return evaluation(data_dir), evaluation(data_dir, TAMPER_AFTER)
 
 
 def test_rows_after_a_decision_day_never_change_its_scores(
@@ -255,7 +213,6 @@ def test_a_broken_row_anywhere_in_the_feature_window_rejects_the_coin(data_dir: 
 
     import polars as pl
 
-    from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
     from cryptosmarttrader.services.scoring import ranking_rows
 
     day_ms = 86_400_000

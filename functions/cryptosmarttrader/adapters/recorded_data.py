@@ -464,7 +464,7 @@ class RecordedMarketData:
         )
         if not path.is_file():
             raise DataSourceError(f"no recorded {venue} spot {timeframe} candles for {pair}")
-        return _gate_window(_ohlcv_file(path, pair), path, pair, timeframe, start, end, label=None)
+        return _gated(path, pair, timeframe, start, end)
 
     def ohlcv_as_recorded(
         self, symbol: str, timeframe: str, start: datetime, end: datetime
@@ -674,32 +674,53 @@ def _load_array(path: Path) -> np.ndarray:
 
 
 # Candle files parsed by this process: (device, inode, symbol) of the file read (a symlink's
-# target) -> (its size, modification and change time, frame). A warm process (the scan Lambda, a
-# replay over many days, every reader of a test run) parses each file once, also when it reads it
-# through several paths (a data dir of symlinks to the recorded files); a file whose size,
-# modification or change time changed, or a path that now leads to another file, is parsed again.
-_PARSED: dict[tuple[int, int, str], tuple[tuple[int, int, int], pl.DataFrame]] = {}
+# target) -> its size, modification and change time, the frame, and the windows of it already
+# gated. A warm process (the scan Lambda, a replay over many days, every reader of a test run)
+# parses each file once, also when it reads it through several paths (a data dir of symlinks to
+# the recorded files), and checks each window of it once (a replay asks for the same days again);
+# a file whose size, modification or change time changed, or a path that now leads to another
+# file, is parsed and checked again.
+@dataclass
+class _Parsed:
+    version: tuple[int, int, int]
+    frame: pl.DataFrame
+    # (timeframe, start ms, end ms) -> the window's clean bars (a window with a rejected bar
+    # is never kept: it raises every time it is asked for)
+    windows: dict[tuple[str, int, int], pl.DataFrame]
+
+
+_PARSED: dict[tuple[int, int, str], _Parsed] = {}
 _PARSED_MAX: Final = 1024
+_WINDOWS_MAX: Final = 512  # gated windows kept per file (a few bars each)
+
+
+def _parsed(path: Path, symbol: str) -> _Parsed | None:
+    """The cache entry of one file, parsed now if it is new or changed; None when the file
+    cannot even be looked at (nothing is cached; reading it raises with the reason)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (st.st_dev, st.st_ino, symbol)
+    version = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    hit = _PARSED.get(key)
+    if hit is not None and hit.version == version:
+        return hit
+    entry = _Parsed(version, _parse_ohlcv_file(path, symbol), {})
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[key] = entry
+    return entry
 
 
 def _ohlcv_file(path: Path, symbol: str) -> pl.DataFrame:
     """The candles of one file, as recorded and in file order (``OHLCV_SCHEMA``).
 
     Raises :class:`CandleFileError` when the file cannot be used at all (never cached)."""
-    try:
-        st = path.stat()
-    except OSError:
+    entry = _parsed(path, symbol)
+    if entry is None:
         return _parse_ohlcv_file(path, symbol)  # raises with the reason
-    key = (st.st_dev, st.st_ino, symbol)
-    version = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    hit = _PARSED.get(key)
-    if hit is not None and hit[0] == version:
-        return hit[1]
-    frame = _parse_ohlcv_file(path, symbol)
-    if len(_PARSED) >= _PARSED_MAX:
-        _PARSED.pop(next(iter(_PARSED)))
-    _PARSED[key] = (version, frame)
-    return frame
+    return entry.frame
 
 
 def _parse_ohlcv_file(path: Path, symbol: str) -> pl.DataFrame:
@@ -748,8 +769,21 @@ def _gated(
 ) -> pl.DataFrame:
     """The file's candles with ``start <= ts <= end``, sorted, once they pass :data:`BAR_RULES`.
 
-    Raises :class:`RejectedBarsError` (symbol, file, first bad bar, reason) otherwise."""
-    return _gate_window(_ohlcv_file(path, symbol), path, symbol, timeframe, start, end, label=label)
+    Raises :class:`RejectedBarsError` (symbol, file, first bad bar, reason) otherwise. A window
+    that passed is checked once per version of the file (see ``_PARSED``); each caller gets its
+    own copy of the frame."""
+    entry = _parsed(path, symbol)
+    if entry is None:
+        return _gate_window(_parse_ohlcv_file(path, symbol), path, symbol, timeframe, start, end,
+                            label=label)  # fmt: skip
+    key = (timeframe, _require_utc(start, "start"), _require_utc(end, "end"))
+    hit = entry.windows.get(key)
+    if hit is None:
+        hit = _gate_window(entry.frame, path, symbol, timeframe, start, end, label=label)
+        if len(entry.windows) >= _WINDOWS_MAX:
+            entry.windows.pop(next(iter(entry.windows)))
+        entry.windows[key] = hit
+    return hit.clone()
 
 
 def _gate_window(
