@@ -288,7 +288,9 @@ class GoLiveService:
         this writer stored it before the value carried a marker (same actor, the reason its
         :meth:`_rollback_reason` wrote for ``run_id``): running the rollback again writes the
         marker (docs/golive.md, "The rollback's kill-switch marker")."""
-        if rollback_engaged(switch):
+        if rollback_engaged(
+            golive_rollback=switch.golive_rollback, actor=switch.actor, reason=switch.reason
+        ):
             return True
         return (
             switch.golive_rollback is None
@@ -303,7 +305,9 @@ class GoLiveService:
         """Whether the rollback's sweep keeps held positions' protective sells: not while the
         switch holds, known, for another reason (:meth:`engage_kill_switch` kept it)."""
         kill = self.kill_switch.status()
-        return not (kill.on and kill.known) or rollback_engaged(kill)
+        return not (kill.on and kill.known) or rollback_engaged(
+            golive_rollback=kill.golive_rollback, actor=kill.actor, reason=kill.reason
+        )
 
     def cancel_open_orders(self, run_id: str, failure: Failure) -> dict[str, Any]:
         """The rollback's order step: every open order cancelled, the protective sells of held
