@@ -175,3 +175,22 @@ def test_a_manual_rollback_stored_before_the_marker_gets_it_when_the_rollback_ru
     # Then the run's marker is written, and the sweeps keep the held positions' stops again
     assert switch.status().golive_rollback == "run-7", switch.status()
     assert rollback_engaged_of(switch.status())
+
+
+def test_a_switch_another_actor_holds_with_a_rollback_like_reason_is_kept_by_the_rollback() -> None:
+    # Given an operator's stop whose reason reads like this run's rollback (no marker)
+    switch = InMemoryKillSwitch(T0)
+    switch.set(True, "go-live run-7 rollback: by hand", "alice")
+    service = GoLiveService(
+        store=InMemoryStateStore(),
+        orders=InMemoryOrderLedger(),
+        kill_switch=switch,
+        clock=FixedClock(T0),
+        actor="operator:cli",
+    )
+    # When the run is rolled back
+    step = service.engage_kill_switch("run-7", Failure(Error="ManualRollback", Cause="stalled"))
+    # Then the operator's stop is kept as it is: no marker, its sweeps cancel every order
+    assert step["kept"] is True
+    assert (switch.status().actor, switch.status().golive_rollback) == ("alice", None)
+    assert not rollback_engaged_of(switch.status())
