@@ -350,7 +350,7 @@ def test_an_alarm_on_a_go_live_rollback_switch_keeps_its_marker(
 ) -> None:
     from cryptosmarttrader.adapters.ssm_killswitch import SsmKillSwitch
     from cryptosmarttrader.adapters.system_clock import SystemClock
-    from cryptosmarttrader.domain.golive import rollback_engaged
+    from tests.support.killswitch import rollback_engaged_of
 
     # Given a go-live rollback engaged the switch (its marker: the run id)
     name = AwsResources().kill_switch_param
@@ -365,7 +365,7 @@ def test_an_alarm_on_a_go_live_rollback_switch_keeps_its_marker(
     assert result["results"][0]["action"] == "killswitch.already_on"
     stored = json.loads(aws.ssm.get_parameter(Name=name)["Parameter"]["Value"])
     assert stored["golive_rollback"] == "run-7"
-    assert rollback_engaged(switch.status())
+    assert rollback_engaged_of(switch.status())
 
 
 def test_an_alarm_reason_with_control_characters_is_stored_printable(

@@ -633,7 +633,7 @@ def test_malformed_killswitch_requests_change_nothing(
 def test_the_risk_view_shows_a_rollback_switch_s_marker_and_an_operator_post_drops_it(
     views: ModuleType, stores: ApiStores
 ) -> None:
-    from cryptosmarttrader.domain.golive import rollback_engaged
+    from tests.support.killswitch import rollback_engaged_of
 
     # Given a go-live rollback engaged the switch
     stores.switch.set(True, "go-live r-1 rollback: CanarySloBreach", "system:golive",
@@ -646,7 +646,7 @@ def test_the_risk_view_shows_a_rollback_switch_s_marker_and_an_operator_post_dro
                                    body={"on": True, "reason": "go-live r-1 rollback: by hand"}))  # fmt: skip
     # Then it is the operator's stop: no marker, not read as the rollback's
     assert posted[0] == 200 and posted[1]["kill_switch"]["golive_rollback"] is None
-    assert not rollback_engaged(stores.switch.status())
+    assert not rollback_engaged_of(stores.switch.status())
 
 
 def test_a_body_that_is_not_utf8_is_a_422_not_a_crash(views: ModuleType, stores: ApiStores) -> None:

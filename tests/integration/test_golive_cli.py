@@ -190,3 +190,21 @@ def test_start_against_a_deployed_stack_starts_its_state_machine(
         sent = json.loads(described["input"])
         assert sent["version"] == "v2" and sent["staging_seconds"] == 7 * 24 * 3600
         assert "run_id" not in sent  # the machine's run id is its execution name
+
+
+def test_manual_rollback_of_a_run_id_no_run_can_have_is_refused_before_anything_changes(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CST_GOLIVE_STATE_MACHINE_ARN", raising=False)
+    # When an operator names a run id no go-live run can have (a space, a dot)
+    result = runner.invoke(
+        app,
+        ["golive", "rollback", "--run-id", "run 7.a", "--reason", "fills drift",
+         "--state-dir", str(tmp_path)],
+    )  # fmt: skip
+    # Then the command refuses it by name (exit 2, no traceback), and nothing changed
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "--run-id" in result.output
+    switch = runner.invoke(app, ["killswitch", "status", "--state-dir", str(tmp_path), "--json"])
+    assert json.loads(switch.stdout)["kill_switch"]["on"] is False

@@ -14,11 +14,12 @@ import pytest
 from cryptosmarttrader.adapters.killswitch_value import KillSwitchStatus
 from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.clock import FixedClock
-from cryptosmarttrader.domain.golive import GOLIVE_ACTOR, rollback_engaged
+from cryptosmarttrader.domain.golive import GOLIVE_ACTOR
 from cryptosmarttrader.domain.orders import Intent, OrderIntent, OrderStatus
 from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
 from cryptosmarttrader.services.golive import Failure, GoLiveService
 from tests.fakes import InMemoryKillSwitch, InMemoryOrderLedger, InMemoryStateStore
+from tests.support.killswitch import rollback_engaged_of
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 BAR_MS = 1_709_251_200_000
@@ -100,7 +101,7 @@ def test_the_switch_the_rollback_engages_carries_its_marker_and_reads_as_a_rollb
     written = service.kill_switch.status()
     # Then the value carries the run as its marker, and the sweep reads it as the rollback's
     assert (written.golive_rollback, step["golive_rollback"]) == ("run-7", "run-7")
-    assert rollback_engaged(written), written
+    assert rollback_engaged_of(written), written
     assert service.kill_switch.status().reason == "go-live run-7 rollback: CanarySloBreach: uptime"
     # and a rollback run again re-engages it, marker kept (not an "operator" switch to keep)
     service.engage_kill_switch("run-7", Failure(Error="CanarySloBreach", Cause="again"))
@@ -109,21 +110,23 @@ def test_the_switch_the_rollback_engages_carries_its_marker_and_reads_as_a_rollb
 
 def test_the_marker_decides_a_rollback_switch_never_its_reason_text() -> None:
     # A reworded reason with the marker is still the rollback's
-    assert rollback_engaged(_switch("canary halted: uptime", "operator:cli", "run-7"))
+    assert rollback_engaged_of(_switch("canary halted: uptime", "operator:cli", "run-7"))
     # an operator's reason typed like a rollback's, with no marker, is an operator's stop
     for actor in ("alice", "operator:cli", "iam:arn:aws:iam::123456789012:user/ops", "alarm"):
-        assert not rollback_engaged(_switch("go-live run-7 rollback: by hand", actor)), actor
-    assert not rollback_engaged(_switch("operator test", "alice"))
+        assert not rollback_engaged_of(_switch("go-live run-7 rollback: by hand", actor)), actor
+    assert not rollback_engaged_of(_switch("operator test", "alice"))
 
 
 def test_a_rollback_switch_stored_before_the_marker_reads_as_the_rollback_s() -> None:
     # Given values the previous version stored: the deployed rollback's (actor system:golive)
-    assert rollback_engaged(_switch("go-live run-7 rollback: CanarySloBreach: x", GOLIVE_ACTOR))
-    assert rollback_engaged(_switch("go-live run-7 rollback", GOLIVE_ACTOR))
+    assert rollback_engaged_of(_switch("go-live run-7 rollback: CanarySloBreach: x", GOLIVE_ACTOR))
+    assert rollback_engaged_of(_switch("go-live run-7 rollback", GOLIVE_ACTOR))
     # but not another writer's text, nor a reason that only contains the rollback's
-    assert not rollback_engaged(_switch("kill-switch on: go-live run-7 rollback: x", GOLIVE_ACTOR))
-    assert not rollback_engaged(_switch("go-live run-7 rollbacks: x", GOLIVE_ACTOR))
-    assert not rollback_engaged(_switch("go-live run-7 rollback: x", "system:riskguard"))
+    assert not rollback_engaged_of(
+        _switch("kill-switch on: go-live run-7 rollback: x", GOLIVE_ACTOR)
+    )
+    assert not rollback_engaged_of(_switch("go-live run-7 rollbacks: x", GOLIVE_ACTOR))
+    assert not rollback_engaged_of(_switch("go-live run-7 rollback: x", "system:riskguard"))
 
 
 def test_a_forged_marker_that_is_no_run_id_is_refused() -> None:
@@ -151,3 +154,43 @@ def test_a_rollback_without_the_venue_never_cancels_an_order_sent_to_it_in_the_s
     assert "sent to the testnet venue" in result["in_doubt"][on_testnet]
     stored = ledger.find(on_testnet)
     assert stored is not None and stored.status is OrderStatus.ACCEPTED
+
+
+def test_a_manual_rollback_stored_before_the_marker_gets_it_when_the_rollback_runs_again() -> None:
+    # Given the switch an earlier `cst golive rollback` stored, before the marker existed (its
+    # actor operator:cli, its reason the rollback's, no marker): read as an operator's stop
+    switch = InMemoryKillSwitch(T0)
+    switch.set(True, "go-live run-7 rollback: ManualRollback: canary stalled", "operator:cli")
+    assert not rollback_engaged_of(switch.status())
+    service = GoLiveService(
+        store=InMemoryStateStore(),
+        orders=InMemoryOrderLedger(),
+        kill_switch=switch,
+        clock=FixedClock(T0),
+        actor="operator:cli",
+    )
+    # When the operator runs the rollback again, as docs/golive.md ("The rollback's kill-switch
+    # marker") tells them to
+    service.engage_kill_switch("run-7", Failure(Error="ManualRollback", Cause="canary stalled"))
+    # Then the run's marker is written, and the sweeps keep the held positions' stops again
+    assert switch.status().golive_rollback == "run-7", switch.status()
+    assert rollback_engaged_of(switch.status())
+
+
+def test_a_switch_another_actor_holds_with_a_rollback_like_reason_is_kept_by_the_rollback() -> None:
+    # Given an operator's stop whose reason reads like this run's rollback (no marker)
+    switch = InMemoryKillSwitch(T0)
+    switch.set(True, "go-live run-7 rollback: by hand", "alice")
+    service = GoLiveService(
+        store=InMemoryStateStore(),
+        orders=InMemoryOrderLedger(),
+        kill_switch=switch,
+        clock=FixedClock(T0),
+        actor="operator:cli",
+    )
+    # When the run is rolled back
+    step = service.engage_kill_switch("run-7", Failure(Error="ManualRollback", Cause="stalled"))
+    # Then the operator's stop is kept as it is: no marker, its sweeps cancel every order
+    assert step["kept"] is True
+    assert (switch.status().actor, switch.status().golive_rollback) == ("alice", None)
+    assert not rollback_engaged_of(switch.status())

@@ -204,3 +204,20 @@ def test_golive_rollback_keeps_an_operator_s_kill_switch_and_its_sweep_cancels_t
     assert (status.on, status.reason, status.actor) == (True, "operator test", "operator")
     assert _venue_status(rig, stop) == "CANCELED"
     assert _ledger_status(rig, stop) == OrderStatus.CANCELED.value
+
+
+def test_golive_rollback_switch_keeps_the_stop_when_a_decision_meets_it(rig: Rig) -> None:
+    stop, second = _held_with_stop_and_resting_entry(rig)
+    _golive(rig).rollback(RUN, BREACH)
+    # When the next scan's decision reaches the execution service while the rollback's switch
+    # holds (its submit sweeps the open orders before it refuses)
+    rig.clock.advance(timedelta(hours=1))
+    intent = OrderIntent("canary", BTC, Side.BUY, Intent.OPEN, 1_652_184_000_000,
+                         Quantity.of("0.01"), Price.of("31400"))  # fmt: skip
+    fresh = MarketQuote(rig.clock.now() - timedelta(minutes=1), QUOTE.volume_24h_quote)
+    result = rig.service().submit(intent, equity=EQUITY, quote=fresh)
+    # Then the decision is refused, and the held position's stop still rests on the venue
+    assert (result.status, result.rule) == ("rejected", "kill_switch")
+    assert _venue_status(rig, stop) == "NEW"
+    assert _ledger_status(rig, stop) == OrderStatus.ACCEPTED.value
+    assert _ledger_status(rig, second) == OrderStatus.CANCELED.value

@@ -248,7 +248,7 @@ def test_a_damaged_saved_state_is_a_clear_error_not_a_status(tmp_path: Path) -> 
 
 def test_the_cli_cannot_write_a_go_live_rollback_switch() -> None:
     from cryptosmarttrader.adapters.killswitch_value import KillSwitchStatus
-    from cryptosmarttrader.domain.golive import rollback_engaged
+    from tests.support.killswitch import rollback_engaged_of
 
     # When an operator types the rollback's reason
     typed = runner.invoke(app, ["on", "--reason", "go-live r-1 rollback: by hand", "--actor", "al"])
@@ -258,7 +258,7 @@ def test_the_cli_cannot_write_a_go_live_rollback_switch() -> None:
     assert shown["golive_rollback"] is None
     status = KillSwitchStatus(on=True, reason=str(shown["reason"]), actor=str(shown["actor"]),
                               at=datetime.fromisoformat(str(shown["at"])))  # fmt: skip
-    assert not rollback_engaged(status)
+    assert not rollback_engaged_of(status)
     # and the go-live steps' actor (or any system writer's) is refused, nothing written
     for actor in ("system:golive", "System:riskguard"):
         forged = runner.invoke(app, ["on", "--reason", "go-live r-1 rollback: x", "--actor", actor])

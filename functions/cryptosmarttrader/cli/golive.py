@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -343,6 +344,7 @@ def rollback(
     from cryptosmarttrader.adapters.emf_metrics import InMemoryMetrics
     from cryptosmarttrader.adapters.system_clock import SystemClock
     from cryptosmarttrader.cli.execute import EXCHANGES, VENUES, real_venue
+    from cryptosmarttrader.domain.golive import RUN_ID_PATTERN
     from cryptosmarttrader.services.golive import Failure, GoLiveSettings
     from cryptosmarttrader.settings import AwsResources, TradingSettings
     from cryptosmarttrader.wiring import rollback_sweep
@@ -350,6 +352,10 @@ def rollback(
 
     if not reason.strip():
         fail("--reason must not be empty")
+    if re.fullmatch(RUN_ID_PATTERN, run_id) is None:
+        # every run's id has this shape (a Step Functions execution name): the kill-switch's
+        # rollback marker holds it (docs/golive.md)
+        fail(f"--run-id {run_id!r} is no go-live run id (1 to 80 of A-Z a-z 0-9 _ -)")
     if GoLiveSettings().state_machine_arn:
         fail(DEPLOYED_ROLLBACK)
     if venue not in VENUES:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Final, Literal, Protocol
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,7 +29,6 @@ __all__ = [
     "STAGE_TRANSITIONS",
     "GoLiveParams",
     "IllegalStageTransitionError",
-    "RollbackMarked",
     "RunStatus",
     "Stage",
     "StagePolicy",
@@ -169,23 +168,7 @@ class StageTransition:
 _LEGACY_ROLLBACK_REASON: Final = re.compile(r"go-live [A-Za-z0-9_-]{1,80} rollback(?:$|:)")
 
 
-class RollbackMarked(Protocol):
-    """What :func:`rollback_engaged` reads of a kill-switch value."""
-
-    @property
-    def reason(self) -> str: ...
-
-    @property
-    def actor(self) -> str: ...
-
-    @property
-    def golive_rollback(self) -> str | None:
-        """The run whose rollback engaged the switch: written only by the go-live rollback
-        (``GoLiveService.engage_kill_switch``), never by an operator path."""
-        ...
-
-
-def rollback_engaged(switch: RollbackMarked) -> bool:
+def rollback_engaged(*, golive_rollback: str | None, actor: str, reason: str) -> bool:
     """Whether the kill-switch holds for a go-live rollback. While it does, the execution
     service's sweep keeps the protective sells of held positions resting (docs/golive.md).
 
@@ -195,8 +178,12 @@ def rollback_engaged(switch: RollbackMarked) -> bool:
     order cancelled), and a reworded rollback reason keeps the rollback's semantics. A value
     stored before the marker existed counts as the rollback's when the deployed go-live steps
     wrote it (actor ``system:golive``, which no operator path accepts) with the rollback's
-    reason (``go-live <run id> rollback: <cause>``); any other unmarked value does not."""
-    marker = switch.golive_rollback
-    if marker is not None:
-        return re.fullmatch(RUN_ID_PATTERN, marker) is not None
-    return switch.actor == GOLIVE_ACTOR and _LEGACY_ROLLBACK_REASON.match(switch.reason) is not None
+    reason (``go-live <run id> rollback: <cause>``); any other unmarked value does not.
+
+    Takes the value's fields (``ports.KillSwitchState``: ``golive_rollback``, ``actor``,
+    ``reason``), not the value: the domain declares no port (tests/unit/test_ports_layout.py).
+    ``golive_rollback``: the run whose rollback engaged the switch, written only by the go-live
+    rollback (``GoLiveService.engage_kill_switch``), never by an operator path."""
+    if golive_rollback is not None:
+        return re.fullmatch(RUN_ID_PATTERN, golive_rollback) is not None
+    return actor == GOLIVE_ACTOR and _LEGACY_ROLLBACK_REASON.match(reason) is not None

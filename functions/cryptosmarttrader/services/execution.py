@@ -356,7 +356,10 @@ class ExecutionService:
                     f"kill-switch unreadable, nothing sent: {kill.reason}",
                 )
             self.cancel_open_orders(
-                f"kill-switch on: {kill.reason}", keep_protection=rollback_engaged(kill)
+                f"kill-switch on: {kill.reason}",
+                keep_protection=rollback_engaged(
+                    golive_rollback=kill.golive_rollback, actor=kill.actor, reason=kill.reason
+                ),
             )
             return self._rejected(coid, "kill_switch", f"kill-switch is on: {kill.reason}")
         book = self._load_book()
@@ -713,7 +716,10 @@ class ExecutionService:
         kill = self.kill_switch.status()
         if kill.on and kill.known:
             counts.sweep = self.cancel_open_orders(
-                f"kill-switch on: {kill.reason}", keep_protection=rollback_engaged(kill)
+                f"kill-switch on: {kill.reason}",
+                keep_protection=rollback_engaged(
+                    golive_rollback=kill.golive_rollback, actor=kill.actor, reason=kill.reason
+                ),
             )
         return counts
 

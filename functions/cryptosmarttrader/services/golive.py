@@ -50,6 +50,7 @@ from cryptosmarttrader.settings import EnvSettings
 if TYPE_CHECKING:  # ports.py imports polars and numpy, which the go-live bundle does not ship
     from cryptosmarttrader.ports import (
         KillSwitchControl,
+        KillSwitchState,
         MetricReader,
         Notifier,
         OrderLedger,
@@ -271,7 +272,7 @@ class GoLiveService:
         carries its marker (``golive_rollback``: the run id), which tells every later sweep to
         keep the held positions' protective sells (``domain.golive.rollback_engaged``)."""
         before = self.kill_switch.status()
-        if before.on and before.known and not rollback_engaged(before):
+        if before.on and before.known and not self._rollback_of(run_id, before):
             try:
                 state = self.kill_switch.set(True, before.reason, before.actor)
                 return {"on": state.on, "reason": state.reason, "kept": True}
@@ -282,11 +283,31 @@ class GoLiveService:
         )
         return {"on": state.on, "reason": state.reason, "golive_rollback": run_id}
 
+    def _rollback_of(self, run_id: str, switch: KillSwitchState) -> bool:
+        """Whether ``switch`` holds for a go-live rollback, or for this run's own rollback as
+        this writer stored it before the value carried a marker (same actor, the reason its
+        :meth:`_rollback_reason` wrote for ``run_id``): running the rollback again writes the
+        marker (docs/golive.md, "The rollback's kill-switch marker")."""
+        if rollback_engaged(
+            golive_rollback=switch.golive_rollback, actor=switch.actor, reason=switch.reason
+        ):
+            return True
+        return (
+            switch.golive_rollback is None
+            and switch.actor == self.actor
+            and (
+                switch.reason == f"go-live {run_id} rollback"
+                or switch.reason.startswith(f"go-live {run_id} rollback: ")
+            )
+        )
+
     def _keeps_protection(self) -> bool:
         """Whether the rollback's sweep keeps held positions' protective sells: not while the
         switch holds, known, for another reason (:meth:`engage_kill_switch` kept it)."""
         kill = self.kill_switch.status()
-        return not (kill.on and kill.known) or rollback_engaged(kill)
+        return not (kill.on and kill.known) or rollback_engaged(
+            golive_rollback=kill.golive_rollback, actor=kill.actor, reason=kill.reason
+        )
 
     def cancel_open_orders(self, run_id: str, failure: Failure) -> dict[str, Any]:
         """The rollback's order step: every open order cancelled, the protective sells of held
