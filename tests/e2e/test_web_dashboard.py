@@ -13,10 +13,13 @@ without them the tests skip with the reason, and fail in CI (CI=true).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +196,23 @@ def test_every_page_over_the_demo_state(browser: Any, demo_state: Path, serve: A
     assert "killswitch.on" in audit
     assert "e2e drill: exchange outage" in audit
     assert "apikey:local-api-key" in audit
+    assert page.locator("#ks-rollback").count() == 0  # an operator's switch: no rollback line
     tab.shot("risk")
+
+    # a go-live rollback then holds the switch (its value as the rollback stores it, written by
+    # another function: the API sees it once its kill-switch read cache of 5 s expires)
+    import boto3
+
+    from cryptosmarttrader.adapters.killswitch_value import KillSwitchStatus
+    from cryptosmarttrader.settings import AwsResources
+
+    marked = KillSwitchStatus(on=True, reason="go-live r-7 rollback: SLO breach",
+                              actor="system:golive", at=datetime.now(UTC), golive_rollback="r-7")  # fmt: skip
+    resources = AwsResources()
+    boto3.client("ssm", region_name=resources.region).put_parameter(
+        Name=resources.kill_switch_param, Value=json.dumps(marked.model_dump()),
+        Type="String", Overwrite=True,
+    )  # fmt: skip
 
     # go-live and models say what is not produced yet, in words
     tab.open("golive")
@@ -203,6 +222,18 @@ def test_every_page_over_the_demo_state(browser: Any, demo_state: Path, serve: A
     tab.open("models")
     assert "no model registered" in tab.text().lower()
     tab.shot("models")
+
+    # and the risk page says the rollback holds it, once the API's read of the switch is fresh
+    deadline = time.monotonic() + 30
+    page = tab.open("risk")
+    while page.locator("#ks-rollback").count() == 0 and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        page.reload()
+        tab.wait()
+    assert "ON" in page.inner_text("#ks-state")
+    assert "Go-live rollback of run r-7: held positions keep their protective sells" in (
+        page.inner_text("#ks-rollback")
+    )
 
     assert tab.errors == []  # no console error on any page
 

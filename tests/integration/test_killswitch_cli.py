@@ -265,3 +265,27 @@ def test_the_cli_cannot_write_a_go_live_rollback_switch() -> None:
         assert forged.exit_code == 2, forged.output
         assert "system: prefix names the system's writers" in forged.output
     assert _status()["kill_switch"]["actor"] == "al"
+
+
+def test_the_text_status_names_a_go_live_rollbacks_switch(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cryptosmarttrader.cli.killswitch import _print
+
+    # Given a switch the go-live rollback of run r-7 holds, and one an operator holds
+    def payload(marker: str | None) -> dict[str, dict[str, object]]:
+        return {
+            "kill_switch": {"on": True, "reason": "go-live r-7 rollback: SLO breach",
+                            "actor": "system:golive", "at": "2026-12-05T00:00:00+00:00",
+                            "golive_rollback": marker},
+            "risk_level": {"level": "NORMAL", "since": "2026-12-05T00:00:00+00:00", "reason": "-"},
+        }  # fmt: skip
+
+    # When the status is printed as text
+    _print(payload("r-7"), as_json=False)
+    marked = capsys.readouterr().out
+    _print(payload(None), as_json=False)
+    plain = capsys.readouterr().out
+    # Then the rollback's switch says so (its sweeps keep the protective sells); the other does not
+    assert "go-live rollback of run r-7: held positions keep their protective sells" in marked
+    assert "go-live rollback" not in plain

@@ -143,6 +143,11 @@ def _print(payload: dict[str, dict[str, object]], as_json: bool) -> None:
     state = "ON  (no order leaves)" if ks["on"] else "off"
     reason, actor = escape_controls(str(ks["reason"])), escape_controls(str(ks["actor"]))
     typer.echo(f"kill-switch: {state} — {reason} (by {actor} at {ks['at']})")
+    if ks.get("golive_rollback"):
+        run = escape_controls(str(ks["golive_rollback"]))
+        typer.echo(
+            f"             go-live rollback of run {run}: held positions keep their protective sells"
+        )
     typer.echo(
         f"risk level:  {lvl['level']} since {lvl['since']} — {escape_controls(str(lvl['reason']))}"
     )

@@ -112,6 +112,13 @@ export async function riskPage(reload: () => void): Promise<HTMLElement> {
         badge(ks.on ? "ON" : "OFF", ks.on ? "on" : "off"),
         ` set by ${ks.actor} at ${when(ks.at)}: ${ks.reason}`,
       ),
+      ks.golive_rollback
+        ? h(
+            "p",
+            { id: "ks-rollback", class: "muted" },
+            `Go-live rollback of run ${ks.golive_rollback}: held positions keep their protective sells.`,
+          )
+        : null,
       killSwitchControl(ks, reload),
     ),
     section(
