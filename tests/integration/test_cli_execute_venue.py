@@ -24,20 +24,20 @@ import time_machine
 from typer.testing import CliRunner, Result
 
 from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore, DynamoPositionStore
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.cli import app
 from cryptosmarttrader.cli import execute as execute_cli
 from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
 from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.fake_binance import FakeBinance, serve
+from cst_devtools.fake_binance import FakeBinance
 from cst_devtools.local_aws import embedded_aws
 from cst_devtools.venue_redirect import (
     LeftLoopbackError,
     SandboxRedirect,
     binance_sandbox_served_by,
 )
+from tests.support.testnet_desk import fake_testnet_account
 
 pytestmark = pytest.mark.realdata
 
@@ -69,23 +69,11 @@ class Desk:
 
 @pytest.fixture
 def desk(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for name in ("CST_VENUE_API_KEY", "CST_VENUE_API_SECRET", "CST_VENUE_API_PASSWORD",
-                 "CST_LIVE_CONFIRM", "CST_EXCHANGE"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CST_EQUITY_USD", "10000")
-    keys = tmp_path / "binance-testnet-keys.json"
-    keys.write_text(json.dumps({"api_key": API_KEY, "secret": SECRET}))
-    keys.chmod(0o600)
-    fake = FakeBinance(
-        API_KEY,
-        SECRET,
-        RecordedMarketData(data_dir),
-        lambda: datetime.now(UTC),  # the market clock is the (moved) process clock
-        balances={"USDT": Decimal("10000")},
-    )
-    fake.warm("BTCUSDT")
-    with serve(fake) as url, binance_sandbox_served_by(url) as redirect:
+    with fake_testnet_account(data_dir, tmp_path, monkeypatch, API_KEY, SECRET) as (
+        fake,
+        redirect,
+        keys,
+    ):
         yield Desk(fake, redirect, tmp_path / "st", data_dir, keys)
 
 

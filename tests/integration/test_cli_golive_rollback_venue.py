@@ -17,7 +17,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,15 @@ from typer.testing import CliRunner, Result
 
 from cryptosmarttrader.adapters import ccxt_venue
 from cryptosmarttrader.adapters.dynamodb_store import DynamoOrderStore
-from cryptosmarttrader.adapters.recorded_data import RecordedMarketData
 from cryptosmarttrader.cli import app
 from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
 from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.fake_binance import FakeBinance, serve
+from cst_devtools.fake_binance import FakeBinance
 from cst_devtools.local_aws import embedded_aws
 from cst_devtools.venue_redirect import SandboxRedirect, binance_sandbox_served_by
+from tests.support.testnet_desk import fake_testnet_account
 
 pytestmark = pytest.mark.realdata
 
@@ -79,28 +78,14 @@ class Desk:
 
 @pytest.fixture
 def desk(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for name in ("CST_VENUE_API_KEY", "CST_VENUE_API_SECRET", "CST_VENUE_API_PASSWORD",
-                 "CST_LIVE_CONFIRM", "CST_EXCHANGE", "CST_GOLIVE_TOPIC_ARN",
-                 "CST_GOLIVE_STATE_MACHINE_ARN"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CST_EQUITY_USD", "10000")
     # a lost answer is a client timeout: 1 s here (the fake holds such an answer 2 s)
     monkeypatch.setattr(
         ccxt_venue, "ccxt_client", functools.partial(ccxt_venue.ccxt_client, timeout_ms=1000)
     )
-    keys = tmp_path / "binance-testnet-keys.json"
-    keys.write_text(json.dumps({"api_key": API_KEY, "secret": SECRET}))
-    keys.chmod(0o600)
-    fake = FakeBinance(
-        API_KEY,
-        SECRET,
-        RecordedMarketData(data_dir),
-        lambda: datetime.now(UTC),  # the market clock is the (moved) process clock
-        balances={"USDT": Decimal("10000")},
-    )
-    fake.warm("BTCUSDT")
-    with serve(fake) as url, binance_sandbox_served_by(url) as redirect:
+    golive_env = ("CST_GOLIVE_TOPIC_ARN", "CST_GOLIVE_STATE_MACHINE_ARN")
+    with fake_testnet_account(
+        data_dir, tmp_path, monkeypatch, API_KEY, SECRET, also_unset=golive_env
+    ) as (fake, redirect, keys):
         yield Desk(fake, redirect, tmp_path / "st", data_dir, keys)
 
 

@@ -5,12 +5,29 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
 err_console = Console(stderr=True, highlight=False)
+
+# The venue options of every command that reaches an exchange with the user's keys
+# (`cst execute`, `cst golive rollback`): one spelling, one help text.
+ExchangeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--exchange", help="binance, kraken or kucoin (default: CST_EXCHANGE or binance)."
+    ),
+]
+KeysFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--keys-file",
+        help="testnet/live: JSON {api_key, secret[, password]} readable by you only (chmod 600); "
+        "default: CST_VENUE_API_KEY and CST_VENUE_API_SECRET (CST_VENUE_API_PASSWORD for KuCoin).",
+    ),
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
-from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.cli._common import ExchangeOption, KeysFileOption, fail, state_dir
 from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
@@ -71,20 +71,8 @@ def execute(
             "sandbox, real signed orders) or live (real money: asks for a typed confirmation).",
         ),
     ] = "paper",
-    exchange: Annotated[
-        str | None,
-        typer.Option(
-            "--exchange", help="binance, kraken or kucoin (default: CST_EXCHANGE or binance)."
-        ),
-    ] = None,
-    keys_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--keys-file",
-            help="testnet/live: JSON {api_key, secret[, password]} readable by you only "
-            f"(chmod 600); default: {KEY_ENV} and {SECRET_ENV} ({PASSWORD_ENV} for KuCoin).",
-        ),
-    ] = None,
+    exchange: ExchangeOption = None,
+    keys_file: KeysFileOption = None,
     yes: Annotated[
         bool,
         typer.Option(

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cryptosmarttrader.cli._common import fail, state_dir
+from cryptosmarttrader.cli._common import ExchangeOption, KeysFileOption, fail, state_dir
 from cryptosmarttrader.domain import jsonout
 
 if TYPE_CHECKING:
@@ -322,20 +322,8 @@ def rollback(
             "in the order store), testnet or live (cancelled at the exchange with your keys).",
         ),
     ] = "paper",
-    exchange: Annotated[
-        str | None,
-        typer.Option(
-            "--exchange", help="binance, kraken or kucoin (default: CST_EXCHANGE or binance)."
-        ),
-    ] = None,
-    keys_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--keys-file",
-            help="testnet/live: JSON {api_key, secret[, password]} readable by you only "
-            "(chmod 600); default: CST_VENUE_API_KEY and CST_VENUE_API_SECRET.",
-        ),
-    ] = None,
+    exchange: ExchangeOption = None,
+    keys_file: KeysFileOption = None,
     as_json: JsonOption = False,
     state: StateOption = None,
 ) -> None:
