@@ -1,22 +1,24 @@
 """Which tests wait instead of work: opt-in plugin, ``pytest -p tests.support.waits``.
 
 For each test (set-up, call and tear-down together) it records the wall time and the CPU
-time (user + system) of the test process and of the child processes it waited for
-(``getrusage`` of ``RUSAGE_SELF`` and ``RUSAGE_CHILDREN``), and prints at the end of the run
+time (user + system) of the test process, of the child processes it waited for
+(``getrusage`` of ``RUSAGE_SELF`` and ``RUSAGE_CHILDREN``) and of its descendants still
+running (``/proc``: jsii's node process, servers), and prints at the end of the run
 the tests whose wall time exceeds their CPU time the most: a test that sleeps, polls, waits
 on a socket or on a retry backoff shows there with a low CPU share, a busy one does not (on
 a loaded machine every test's wall time also holds the time it waited for a core, so compare
-CPU shares). ``--waits-top=N`` sets
-how many are printed (30 by default). Without ``-n 0`` each xdist worker measures its own
+CPU shares). ``--waits-top=N`` sets how many are printed (30 by default). Without ``-n 0`` each xdist worker measures its own
 tests and the table is not printed (use ``-n 0``, or run module by module).
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -32,10 +34,40 @@ class Waiting:
         return self.wall - self.cpu
 
 
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+
+
+def _live_descendants_cpu() -> float:
+    """CPU seconds used so far by the descendants still running (and the children they waited
+    for), read from ``/proc``: a child nobody has waited for yet (jsii's node process for the
+    CDK, a server process) is not in ``RUSAGE_CHILDREN``. 0 where ``/proc`` is missing."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended meanwhile
+        fields = text[text.rindex(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        used[pid] = sum(int(field) for field in fields[11:15]) * _TICK_S  # u, s, cu, cs
+    me = os.getpid()
+    total = 0.0
+    for pid in used:
+        ancestor = parents.get(pid)
+        while ancestor is not None and ancestor not in (me, 0, 1):
+            ancestor = parents.get(ancestor)
+        if ancestor == me:
+            total += used[pid]
+    return total
+
+
 def _cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    waited = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return waited + _live_descendants_cpu()
 
 
 _measured: list[Waiting] = []
