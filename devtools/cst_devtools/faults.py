@@ -76,6 +76,7 @@ from cryptosmarttrader.services.risk_state import RISK_PK, RiskStateService
 from cryptosmarttrader.services.scan import Analysis, ScanAnalyzer, ScanReport, ScanService
 from cryptosmarttrader.settings import AwsResources
 from cst_devtools.environ import patched_environ
+from cst_devtools.loopback_http import SHUTDOWN_POLL_S, answer_without_delay
 
 if TYPE_CHECKING:
     import ccxt
@@ -98,7 +99,6 @@ __all__ = [
 
 LOOPBACK: Final = "127.0.0.1"
 _MAX_HANG_S: Final = 5.0
-_SHUTDOWN_POLL_S: Final = 0.02  # how often a serving loop checks for shutdown()
 _CHILD_TIMEOUT_S: Final = 120.0
 
 
@@ -231,12 +231,10 @@ class LoopbackExchange:
     def __enter__(self) -> LoopbackExchange:
         server = _Server((LOOPBACK, 0), _Handler)
         server.state = self._state
+        answer_without_delay(server)  # headers and body are two writes: no Nagle stall
         self._server = server
-        # shutdown() waits for the serving loop's next poll (0.5 s by default)
         self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": _SHUTDOWN_POLL_S},
-            name="loopback-exchange",
+            target=server.serve_forever, args=(SHUTDOWN_POLL_S,), name="loopback-exchange"
         )
         self._thread.daemon = True
         self._thread.start()
@@ -1093,12 +1091,12 @@ class LocalChaosLab:
     def __enter__(self) -> LocalChaosLab:
         import logging
 
-        from moto.server import ThreadedMotoServer
+        from cst_devtools.loopback_http import quick_moto_server  # imports moto
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._stack.enter_context(_dummy_credentials())
         port = free_port()
-        server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+        server = quick_moto_server(LOOPBACK, port)
         server.start()
         self._server = server
         self._stack.callback(server.stop)

@@ -124,10 +124,10 @@ def test_credentials_are_dummy_inside_and_restored_after(
 def test_endpoint_mode_only_ensures_resources_on_a_moto_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from moto.server import ThreadedMotoServer
+    from cst_devtools.loopback_http import quick_moto_server
 
     # Given a moto server (stands in for LocalStack or AWS)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server = quick_moto_server("127.0.0.1", 0)
     server.start()
     try:
         host, port = server.get_host_and_port()
