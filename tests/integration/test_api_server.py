@@ -95,6 +95,19 @@ def _kill_switch_on(server: tuple[str, int]) -> bool:
     return on
 
 
+def test_the_server_sends_each_answer_without_the_nagle_stall() -> None:
+    # Given the server `cst api serve` runs
+    probe = make_server(0, API_KEY, lambda event: {})  # type: ignore[arg-type,return-value]
+    try:
+        # Then its listening socket, whose setting every accepted connection inherits on Linux,
+        # sends each write at once: an answer is two writes (headers, then body), and on a
+        # kept-alive connection (a browser, a requests session) Nagle's algorithm would hold the
+        # body back until the client acknowledged the headers (about 40 ms per answer)
+        assert probe.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        probe.server_close()
+
+
 # --------------------------------------------------------------------------- trailing slash
 
 
