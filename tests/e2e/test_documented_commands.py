@@ -444,14 +444,13 @@ def run_documented(command: Command, scratch: Scratch) -> tuple[list[str], float
 
 @pytest.fixture(scope="module")
 def moto_server_port() -> Iterator[int]:
-    """One moto server for the documents of this module (each stop waits out the server's
-    half-second poll); :func:`moto_server` empties it before and after each document."""
-    from moto.server import ThreadedMotoServer
-
+    """One moto server for the documents of this module; :func:`moto_server` empties it before
+    and after each document. The quick one (no Nagle stall on its kept-alive answers)."""
     from cst_devtools.faults import free_port
+    from cst_devtools.loopback_http import quick_moto_server
 
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server = quick_moto_server("127.0.0.1", port)
     server.start()
     try:
         yield port
