@@ -211,7 +211,7 @@ def test_a_slow_custom_resource_never_holds_create_stack_past_the_client_s_read_
 
     module.handler = handler  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "cryptosmarttrader.handlers.slow_seed", module)
-    monkeypatch.setattr(local_deploy, "CREATE_STACK_ANSWER_WAIT_S", 0.5, raising=False)
+    monkeypatch.setattr(local_deploy, "CREATE_STACK_ANSWER_WAIT_S", 0.5)
     code = BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("cryptosmarttrader/handlers/slow_seed.py", "# deployed code\n")
