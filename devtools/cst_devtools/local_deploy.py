@@ -205,6 +205,10 @@ class _CustomResourceContext:
 
 _STACK_LOOPS: dict[str, threading.Event] = {}  # stack id → its create / update loop returned
 CUSTOM_RESOURCE_WAIT_S = 600.0
+# CreateStack / UpdateStack wait this long at most for the in-process custom resources: well
+# under an SDK's read timeout (boto3's is 60 s), which would retry CreateStack on a stack that
+# exists. A slower handler completes the stack later, and the CLI's poll sees it then.
+CREATE_STACK_ANSWER_WAIT_S = 20.0
 
 
 class _InFlight:
@@ -246,10 +250,11 @@ def run_custom_resources_in_process(endpoint: str) -> None:
     builds it for ``host.docker.internal``) is pointed at this server. The handler's own PUT then
     completes the resource, as the real pre-signed S3 URL does. Other invocations are untouched.
 
-    CreateStack, UpdateStack and ExecuteChangeSet answer once those handlers have answered, so
-    the stack is already complete when the CLI first asks (CloudFormation answers at once and the
-    resource completes later; the CLI then polls every 5 s, which on a local server is only
-    waiting: the outcome, the resources and the stack's events are the same).
+    CreateStack, UpdateStack and ExecuteChangeSet answer once those handlers have answered (or
+    after ``CREATE_STACK_ANSWER_WAIT_S``, for a slow one), so the stack is already complete when
+    the CLI first asks (CloudFormation answers at once and the resource completes later; the
+    CLI then polls every 5 s, which on a local server is only waiting: the outcome, the
+    resources and the stack's events are the same).
     """
     from moto.awslambda.models import LambdaFunction
     from moto.awslambda.utils import get_backend as get_lambda_backend
@@ -277,7 +282,7 @@ def run_custom_resources_in_process(endpoint: str) -> None:
                 return _method(self, *args, **kwargs)
             finally:
                 done.set()
-                _IN_FLIGHT.wait(str(self.stack_id), CUSTOM_RESOURCE_WAIT_S)
+                _IN_FLIGHT.wait(str(self.stack_id), CREATE_STACK_ANSWER_WAIT_S)
 
         setattr(ResourceMap, name, looped)
 

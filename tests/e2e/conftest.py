@@ -35,6 +35,7 @@ from infra.app import LOCAL_CONTEXT_KEY
 from tests.infrastructure.conftest import SKIP_BUNDLING, synthesized_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve()
 DEPLOY_GROUP = "local_deploy"
 DEMO_GROUP = "demo"
 
@@ -58,7 +59,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     one worker with the ``local_deploy`` group, tests/xdist_scheduling.py.)"""
 
     def shared(item: pytest.Item) -> bool:
-        return "deployed" in getattr(item, "fixturenames", ())
+        # this conftest's `deployed`, not another module's fixture of the same name (the
+        # execution stack of test_execution_handler.py is one, on mock_aws)
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or "deployed" not in info.name2fixturedefs:
+            return False
+        definition = info.name2fixturedefs["deployed"][-1]
+        return Path(definition.func.__code__.co_filename).resolve() == HERE
 
     users = [item for item in items if shared(item)]
     if users:

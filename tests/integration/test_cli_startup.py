@@ -337,3 +337,23 @@ def test_the_lazily_built_groups_are_the_groups_an_eager_cli_has() -> None:
     # then both answer the same, for every group and command of every group
     assert len(lazy) >= 45, sorted(lazy)
     assert lazy == eager
+
+
+@pytest.mark.parametrize("error", [KeyError("CST_REGION"), ImportError("no module named x")])
+def test_an_error_raised_while_a_group_is_imported_is_shown_not_taken_for_an_unknown_command(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from cryptosmarttrader import cli
+
+    # Given a group whose module raises while it is imported (a missing setting read at import)
+    def failing(group: cli.Group) -> typer.Typer:
+        raise error
+
+    monkeypatch.setattr(cli, "group_app", failing)
+    # When one of its commands is run
+    result = CliRunner().invoke(cli.app, ["golive", "status"])
+    # Then the import's own error comes out, not a usage error calling the group unknown
+    assert "No such command" not in result.output, result.output
+    assert result.exception is error

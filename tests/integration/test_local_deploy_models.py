@@ -177,3 +177,95 @@ def test_the_synthesized_template_is_read_as_json_into_what_moto_s_yaml_reader_g
     assert Stack.parse_template("Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n") == {
         "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}
     }
+
+
+def test_a_slow_custom_resource_never_holds_create_stack_past_the_client_s_read_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CreateStack waits for the in-process custom resources a bounded time only: a handler
+    slower than that completes the stack later (the CLI polls, as on CloudFormation), instead
+    of the client timing out, retrying CreateStack and being told the stack already exists."""
+    import sys
+    import threading
+    import time
+    import types
+    import zipfile
+    from io import BytesIO
+
+    from botocore.config import Config
+
+    from cst_devtools import local_deploy
+    from cst_devtools.faults import free_port
+
+    # Given an in-process custom resource whose handler answers only once released, and a
+    # client that waits 5 s for an answer (boto3's default is 60 s; the bound here is 0.5 s)
+    released = threading.Event()
+    module = types.ModuleType("cryptosmarttrader.handlers.slow_seed")
+
+    def handler(event: dict[str, object], context: object) -> dict[str, object]:
+        released.wait(60)
+        from cryptosmarttrader.handlers import kill_switch_seed
+
+        answer: dict[str, object] = kill_switch_seed.handler(event, context)
+        return answer
+
+    module.handler = handler  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "cryptosmarttrader.handlers.slow_seed", module)
+    monkeypatch.setattr(local_deploy, "CREATE_STACK_ANSWER_WAIT_S", 0.5)
+    code = BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("cryptosmarttrader/handlers/slow_seed.py", "# deployed code\n")
+    role_policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                       "Principal": {"Service": "lambda.amazonaws.com"}}],
+    }  # fmt: skip
+    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    impatient = Config(read_timeout=5, retries={"max_attempts": 1})
+    with local_deploy.moto_server(free_port()) as endpoint:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **credentials)
+        s3.create_bucket(Bucket="assets")
+        s3.put_object(Bucket="assets", Key="seed.zip", Body=code.getvalue())
+        template = {
+            "Resources": {
+                "SeedRole": {"Type": "AWS::IAM::Role",
+                             "Properties": {"AssumeRolePolicyDocument": role_policy}},
+                "SeedFunction": {
+                    "Type": "AWS::Lambda::Function",
+                    "Properties": {
+                        "Code": {"S3Bucket": "assets", "S3Key": "seed.zip"},
+                        "Handler": "cryptosmarttrader.handlers.slow_seed.handler",
+                        "Role": {"Fn::GetAtt": ["SeedRole", "Arn"]},
+                        "Runtime": "python3.12",
+                        "Timeout": 60,
+                    },
+                },
+                "Seed": {
+                    "Type": "Custom::KillSwitchSeed",
+                    "Properties": {
+                        "ServiceToken": {"Fn::GetAtt": ["SeedFunction", "Arn"]},
+                        "ParameterName": "/cst/kill-switch",
+                        "Description": "the kill-switch",
+                    },
+                },
+            }
+        }  # fmt: skip
+        cloudformation = boto3.client(
+            "cloudformation", endpoint_url=endpoint, region_name=REGION, config=impatient,
+            **credentials,
+        )  # fmt: skip
+        try:
+            # When the stack is created while the handler has not answered
+            cloudformation.create_stack(StackName="slow", TemplateBody=json.dumps(template))
+            (stack,) = cloudformation.describe_stacks(StackName="slow")["Stacks"]
+            # Then CreateStack answered, the stack still in progress
+            assert stack["StackStatus"] == "CREATE_IN_PROGRESS"
+        finally:
+            released.set()
+        # and once the handler answers, the stack completes (the CLI's poll sees it)
+        for _ in range(600):
+            (stack,) = cloudformation.describe_stacks(StackName="slow")["Stacks"]
+            if stack["StackStatus"] != "CREATE_IN_PROGRESS":
+                break
+            time.sleep(0.05)
+        assert stack["StackStatus"] == "CREATE_COMPLETE"

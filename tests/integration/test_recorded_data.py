@@ -354,6 +354,32 @@ def test_a_window_of_a_candle_file_is_checked_once_per_version_and_a_rejected_on
     assert len(checked) == 5
 
 
+def test_the_checked_windows_kept_for_a_file_never_hold_more_bars_than_the_file(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from cryptosmarttrader.adapters import recorded_data
+
+    path = spot_copy(data_dir, tmp_path)
+    market = RecordedMarketData(tmp_path)
+    # Given a replay that asks for a year of daily bars ending on each of 200 days (each window
+    # asked once: a long backtest's lookbacks, a report's spans)
+    for day in range(200):
+        end = ASOF - timedelta(days=day)
+        assert market.ohlcv("BTC/USDT", "1d", end - timedelta(days=364), end).height == 365
+    # Then the windows kept with the file hold at most as many bars as the file itself (a few
+    # hundred small windows, or a few long ones), not 200 copies of most of it
+    st = path.stat()
+    entry = recorded_data._PARSED[(st.st_dev, st.st_ino, "BTC/USDT")]
+    kept = sum(window.height for window in entry.windows.values())
+    assert 0 < kept <= entry.frame.height, (kept, entry.frame.height, len(entry.windows))
+    # and the last window asked is kept
+    last = ASOF - timedelta(days=199)
+    assert (
+        entry.windows[("1d", ms_from_utc(last - timedelta(days=364)), ms_from_utc(last))].height
+        == 365
+    )
+
+
 def test_the_coingecko_set_is_read_once_per_process_and_again_when_a_file_changes(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -687,11 +687,12 @@ class _Parsed:
     # (timeframe, start ms, end ms) -> the window's clean bars (a window with a rejected bar
     # is never kept: it raises every time it is asked for)
     windows: dict[tuple[str, int, int], pl.DataFrame]
+    window_rows: int = 0  # the bars the kept windows hold, at most the file's own
 
 
 _PARSED: dict[tuple[int, int, str], _Parsed] = {}
 _PARSED_MAX: Final = 1024
-_WINDOWS_MAX: Final = 512  # gated windows kept per file (a few bars each)
+_WINDOWS_MAX: Final = 512  # gated windows kept per file, holding at most the file's bars
 
 
 def _parsed(path: Path, symbol: str) -> _Parsed | None:
@@ -780,10 +781,22 @@ def _gated(
     hit = entry.windows.get(key)
     if hit is None:
         hit = _gate_window(entry.frame, path, symbol, timeframe, start, end, label=label)
-        if len(entry.windows) >= _WINDOWS_MAX:
-            entry.windows.pop(next(iter(entry.windows)))
-        entry.windows[key] = hit
+        _keep_window(entry, key, hit)
     return hit.clone()
+
+
+def _keep_window(entry: _Parsed, key: tuple[str, int, int], window: pl.DataFrame) -> None:
+    """Keep a checked window with its file, dropping the oldest kept ones while there are
+    :data:`_WINDOWS_MAX` or they would hold more bars than the file (a replay's long lookbacks
+    would otherwise keep hundreds of copies of most of the file)."""
+    while entry.windows and (
+        len(entry.windows) >= _WINDOWS_MAX or entry.window_rows + window.height > entry.frame.height
+    ):
+        oldest = next(iter(entry.windows), None)
+        dropped = entry.windows.pop(oldest, None) if oldest is not None else None
+        entry.window_rows -= dropped.height if dropped is not None else 0
+    entry.windows[key] = window  # a slice of the file: never more bars than it
+    entry.window_rows += window.height
 
 
 def _gate_window(

@@ -106,6 +106,14 @@ class _Commands(MutableMapping[str, "Command"]):
     def __contains__(self, name: object) -> bool:
         return name in self._built or name in self._lazy
 
+    def get(self, name: str, default: Any = None) -> Any:
+        """The command ``name`` (built now if it is a group not built yet), or ``default`` when
+        there is none. An error raised while a group is built (its module's import) comes out
+        as it is: the mapping's own ``get`` would take a ``KeyError`` for a missing command."""
+        if name not in self:
+            return default
+        return self[name]
+
 
 class LazyGroupsTyperGroup(TyperGroup):
     """typer's group whose sub-command groups are built (their modules imported) when asked."""
