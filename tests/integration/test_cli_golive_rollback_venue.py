@@ -12,7 +12,6 @@ whose answer is lost is reported in doubt, never recorded CANCELED.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,8 @@ from cryptosmarttrader.settings import AwsResources
 from cst_devtools.fake_binance import FakeBinance
 from cst_devtools.local_aws import embedded_aws
 from cst_devtools.venue_redirect import SandboxRedirect, binance_sandbox_served_by
+from tests.support.live_venue import on_fake
+from tests.support.sdk_waits import without_exchange_retry_waits
 from tests.support.testnet_desk import fake_testnet_account
 
 pytestmark = pytest.mark.realdata
@@ -78,10 +79,6 @@ class Desk:
 
 @pytest.fixture
 def desk(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
-    # a lost answer is a client timeout: 1 s here (the fake holds such an answer 2 s)
-    monkeypatch.setattr(
-        ccxt_venue, "ccxt_client", functools.partial(ccxt_venue.ccxt_client, timeout_ms=1000)
-    )
     golive_env = ("CST_GOLIVE_TOPIC_ARN", "CST_GOLIVE_STATE_MACHINE_ARN")
     with fake_testnet_account(
         data_dir, tmp_path, monkeypatch, API_KEY, SECRET, also_unset=golive_env
@@ -133,8 +130,9 @@ def _switch(desk: Desk) -> dict[str, Any]:
 
 
 def test_cst_golive_rollback_testnet_cancels_the_resting_entry_and_keeps_the_stop(
-    desk: Desk,
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _clients_on_the_fake(desk, monkeypatch)
     with time_machine.travel(DAY + timedelta(hours=9, minutes=5), tick=True) as clock:
         legs, resting = _held_with_stop_and_resting_entry(desk, clock)
         # When an operator rolls the run back on the testnet venue
@@ -167,29 +165,50 @@ def test_cst_golive_rollback_testnet_cancels_the_resting_entry_and_keeps_the_sto
     assert API_KEY not in result.output and SECRET not in result.output
 
 
+def _clients_on_the_fake(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The testnet commands' clients driven as ``tests/support/live_venue.on_fake`` drives one:
+    a lost answer is a real client timeout after 0.1 s (the fake holds it far longer), no
+    throttle wait (the production rate limit is checked by ``test_live_venue_fake_exchange``)."""
+    make_client = ccxt_venue.ccxt_client
+    monkeypatch.setattr(
+        ccxt_venue, "ccxt_client", lambda *a, **k: on_fake(make_client(*a, **k), desk.fake)
+    )
+
+
 def _answers_lost_after_the_cancel(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first cancel is booked and its answer lost; every cancel or order lookup after it
-    is lost before the venue reads it (the client times out each time)."""
+    is lost before the venue reads it (the client times out each time: a real socket timeout,
+    after 0.1 s on a request the fake withholds, as ``tests/support/live_venue.on_fake`` drives
+    a client; the fake holds those answers far longer)."""
     cancels: list[str] = []
 
-    def lost(method: str, path: str) -> str | None:
+    def kind(method: str, path: str) -> str | None:
         if path != "/api/v3/order" or (method != "DELETE" and not cancels):
             return None
-        if method == "DELETE" and not cancels:
+        return "timeout_after_booking" if method == "DELETE" and not cancels else (
+            "timeout_before_booking"
+        )  # fmt: skip
+
+    def lost(method: str, path: str) -> str | None:
+        fault = kind(method, path)
+        if fault == "timeout_after_booking":
             cancels.append(method)
-            return "timeout_after_booking"
-        return "timeout_before_booking"
+        return fault
 
     monkeypatch.setattr(desk.fake, "take_fault", lost)
+    monkeypatch.setattr(desk.fake, "withholds", lambda method, path: kind(method, path) is not None)
 
 
 def test_cst_golive_rollback_testnet_reports_a_lost_cancel_answer_in_doubt(
     desk: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _clients_on_the_fake(desk, monkeypatch)
     with time_machine.travel(DAY + timedelta(hours=9, minutes=5), tick=True) as clock:
         legs, resting = _held_with_stop_and_resting_entry(desk, clock)
-        # Given the venue cancels the entry but every answer about it from then on is lost
+        # Given the venue cancels the entry but every answer about it from then on is lost (the
+        # adapter's retries of a lost lookup are all made; their backoff is recorded, not slept)
         _answers_lost_after_the_cancel(desk, monkeypatch)
+        backoffs = without_exchange_retry_waits(monkeypatch)
         clock.move_to(DAY + timedelta(hours=10, minutes=20))
         # When the operator rolls back on the testnet venue (text output)
         result = desk.rollback("--venue", "testnet", "--keys-file", str(desk.keys))
@@ -200,6 +219,7 @@ def test_cst_golive_rollback_testnet_reports_a_lost_cancel_answer_in_doubt(
     ledger = desk.ledger()
     assert ledger[resting]["status"] == "CANCEL_PENDING"
     assert {ledger[leg]["status"] for leg in legs} == {"ACCEPTED"}
+    assert backoffs, "the lost lookups were never retried"
     assert "open orders (testnet venue): canceled 0, kept 2, in doubt 1" in result.stdout
     assert f"in doubt {resting}: CANCEL_PENDING" in result.stdout
     for leg in legs:

@@ -24,3 +24,20 @@ def without_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     attempts, their count and what each one is answered stay botocore's."""
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda *_: 0.0)
     monkeypatch.setattr(bucket, "Clock", _HourPerReading)  # read at a client's creation
+
+
+def without_exchange_retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """For exchange adapters built from now on without a sleep of their own: every retry of
+    the retry policy is still made, and the backoff it would have slept is recorded in the
+    returned list instead of waited on the wall clock."""
+    from cryptosmarttrader.adapters.ccxt_exchange import CcxtExchange
+
+    waited: list[float] = []
+    built = CcxtExchange.__init__
+
+    def without_waits(self: CcxtExchange, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("sleep", waited.append)
+        built(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(CcxtExchange, "__init__", without_waits)
+    return waited
