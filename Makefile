@@ -60,11 +60,12 @@ e2e: install web
 # default: the suite and two checks). pytest's workers wait on subprocesses, sockets and the
 # embedded AWS for about a quarter of their time, and mypy alone keeps one core busy for about a
 # minute on a cold cache: run one after the other, that minute was added to the suite's. Each
-# target's output is printed whole when it ends; any failure fails `make test`.
+# target's output is printed whole when it ends; every target runs to its end (--keep-going),
+# so one run shows every failing check, and any failure fails `make test`.
 TEST_JOBS ?= 3
 
 test:
-	$(MAKE) --no-print-directory -j $(TEST_JOBS) --output-sync=target suite lint typecheck layers web-test
+	$(MAKE) --no-print-directory --keep-going -j $(TEST_JOBS) --output-sync=target suite lint typecheck layers web-test
 
 # The suite alone (the e2e dashboard tests read the built dashboard in web/dist).
 suite: install web

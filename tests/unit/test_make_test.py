@@ -40,6 +40,8 @@ def test_every_check_and_the_suite_run_in_one_parallel_sub_make() -> None:
     # output kept whole, the suite first so it starts as soon as the dashboard is built
     (sub_make,) = [line for line in lines if "--output-sync=target" in line]
     assert " -j 3 " in sub_make
+    # every target runs to its end, so one run shows every failing check
+    assert " --keep-going " in sub_make
     assert sub_make.split("--output-sync=target", 1)[1].split() == [
         "suite",
         "lint",
