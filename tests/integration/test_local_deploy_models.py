@@ -84,50 +84,13 @@ def test_the_cors_preflight_mock_methods_deploy_locally(monkeypatch: pytest.Monk
 def test_a_stack_with_the_kill_switch_seed_is_complete_when_create_stack_answers() -> None:
     """The seed custom resource runs in-process and CreateStack answers once it has answered,
     so the CLI's first DescribeStacks finds the stack complete (no 5 s poll on a local server)."""
-    import zipfile
-    from io import BytesIO
 
     from cst_devtools.faults import free_port
     from cst_devtools.local_deploy import moto_server
 
-    code = BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("cryptosmarttrader/handlers/kill_switch_seed.py", "# deployed code\n")
-    role_policy = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                       "Principal": {"Service": "lambda.amazonaws.com"}}],
-    }  # fmt: skip
     credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     with moto_server(free_port()) as endpoint:
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **credentials)
-        s3.create_bucket(Bucket="assets")
-        s3.put_object(Bucket="assets", Key="seed.zip", Body=code.getvalue())
-        template = {
-            "Resources": {
-                "SeedRole": {"Type": "AWS::IAM::Role",
-                             "Properties": {"AssumeRolePolicyDocument": role_policy}},
-                "SeedFunction": {
-                    "Type": "AWS::Lambda::Function",
-                    "Properties": {
-                        "Code": {"S3Bucket": "assets", "S3Key": "seed.zip"},
-                        "Handler": "cryptosmarttrader.handlers.kill_switch_seed.handler",
-                        "Role": {"Fn::GetAtt": ["SeedRole", "Arn"]},
-                        "Runtime": "python3.12",
-                        "Timeout": 60,
-                        "Environment": {"Variables": {"POWERTOOLS_SERVICE_NAME": "seed"}},
-                    },
-                },
-                "Seed": {
-                    "Type": "Custom::KillSwitchSeed",
-                    "Properties": {
-                        "ServiceToken": {"Fn::GetAtt": ["SeedFunction", "Arn"]},
-                        "ParameterName": "/cst/kill-switch",
-                        "Description": "the kill-switch",
-                    },
-                },
-            }
-        }  # fmt: skip
+        template = _seed_stack(endpoint, "kill_switch_seed", {"POWERTOOLS_SERVICE_NAME": "seed"})
         cloudformation = boto3.client(
             "cloudformation", endpoint_url=endpoint, region_name=REGION, **credentials
         )
@@ -189,8 +152,6 @@ def test_a_slow_custom_resource_never_holds_create_stack_past_the_client_s_read_
     import threading
     import time
     import types
-    import zipfile
-    from io import BytesIO
 
     from botocore.config import Config
 
@@ -212,44 +173,10 @@ def test_a_slow_custom_resource_never_holds_create_stack_past_the_client_s_read_
     module.handler = handler  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "cryptosmarttrader.handlers.slow_seed", module)
     monkeypatch.setattr(local_deploy, "CREATE_STACK_ANSWER_WAIT_S", 0.5)
-    code = BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("cryptosmarttrader/handlers/slow_seed.py", "# deployed code\n")
-    role_policy = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                       "Principal": {"Service": "lambda.amazonaws.com"}}],
-    }  # fmt: skip
     credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     impatient = Config(read_timeout=5, retries={"max_attempts": 1})
     with local_deploy.moto_server(free_port()) as endpoint:
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **credentials)
-        s3.create_bucket(Bucket="assets")
-        s3.put_object(Bucket="assets", Key="seed.zip", Body=code.getvalue())
-        template = {
-            "Resources": {
-                "SeedRole": {"Type": "AWS::IAM::Role",
-                             "Properties": {"AssumeRolePolicyDocument": role_policy}},
-                "SeedFunction": {
-                    "Type": "AWS::Lambda::Function",
-                    "Properties": {
-                        "Code": {"S3Bucket": "assets", "S3Key": "seed.zip"},
-                        "Handler": "cryptosmarttrader.handlers.slow_seed.handler",
-                        "Role": {"Fn::GetAtt": ["SeedRole", "Arn"]},
-                        "Runtime": "python3.12",
-                        "Timeout": 60,
-                    },
-                },
-                "Seed": {
-                    "Type": "Custom::KillSwitchSeed",
-                    "Properties": {
-                        "ServiceToken": {"Fn::GetAtt": ["SeedFunction", "Arn"]},
-                        "ParameterName": "/cst/kill-switch",
-                        "Description": "the kill-switch",
-                    },
-                },
-            }
-        }  # fmt: skip
+        template = _seed_stack(endpoint, "slow_seed")
         cloudformation = boto3.client(
             "cloudformation", endpoint_url=endpoint, region_name=REGION, config=impatient,
             **credentials,
@@ -269,3 +196,50 @@ def test_a_slow_custom_resource_never_holds_create_stack_past_the_client_s_read_
                 break
             time.sleep(0.05)
         assert stack["StackStatus"] == "CREATE_COMPLETE"
+
+
+def _seed_stack(
+    endpoint: str, handler_module: str, environment: dict[str, str] | None = None
+) -> dict[str, object]:
+    """A stack of the kill-switch seed custom resource whose function runs
+    ``cryptosmarttrader.handlers.<handler_module>.handler`` (its code uploaded to a bucket of
+    the server at ``endpoint``)."""
+    import zipfile
+    from io import BytesIO
+
+    code = BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr(f"cryptosmarttrader/handlers/{handler_module}.py", "# deployed code\n")
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
+                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    s3.create_bucket(Bucket="assets")
+    s3.put_object(Bucket="assets", Key="seed.zip", Body=code.getvalue())
+    role_policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                       "Principal": {"Service": "lambda.amazonaws.com"}}],
+    }  # fmt: skip
+    function: dict[str, object] = {
+        "Code": {"S3Bucket": "assets", "S3Key": "seed.zip"},
+        "Handler": f"cryptosmarttrader.handlers.{handler_module}.handler",
+        "Role": {"Fn::GetAtt": ["SeedRole", "Arn"]},
+        "Runtime": "python3.12",
+        "Timeout": 60,
+    }
+    if environment:
+        function["Environment"] = {"Variables": environment}
+    return {
+        "Resources": {
+            "SeedRole": {"Type": "AWS::IAM::Role",
+                         "Properties": {"AssumeRolePolicyDocument": role_policy}},
+            "SeedFunction": {"Type": "AWS::Lambda::Function", "Properties": function},
+            "Seed": {
+                "Type": "Custom::KillSwitchSeed",
+                "Properties": {
+                    "ServiceToken": {"Fn::GetAtt": ["SeedFunction", "Arn"]},
+                    "ParameterName": "/cst/kill-switch",
+                    "Description": "the kill-switch",
+                },
+            },
+        }
+    }  # fmt: skip
