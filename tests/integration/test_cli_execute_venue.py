@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,14 +29,12 @@ from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
 from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.fake_binance import FakeBinance
 from cst_devtools.local_aws import embedded_aws
 from cst_devtools.venue_redirect import (
     LeftLoopbackError,
-    SandboxRedirect,
     binance_sandbox_served_by,
 )
-from tests.support.testnet_desk import fake_testnet_account
+from tests.support.testnet_desk import SandboxDesk, fake_testnet_account
 
 pytestmark = pytest.mark.realdata
 
@@ -48,14 +45,7 @@ QUANTITY = Decimal("0.003")  # ~94 USDT: within 2 % of the 10000 USDT the accoun
 COMMISSION = Decimal("0.001")
 
 
-@dataclass
-class Desk:
-    fake: FakeBinance
-    redirect: SandboxRedirect
-    state: Path
-    data: Path
-    keys: Path
-
+class Desk(SandboxDesk):
     def run(self, *args: str, input: str | None = None) -> Result:
         return CliRunner().invoke(
             app,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,11 @@ from cryptosmarttrader.domain.aggregates import Order
 from cryptosmarttrader.domain.orders import Intent, OrderIntent
 from cryptosmarttrader.domain.types import Price, Quantity, Side, Symbol
 from cryptosmarttrader.settings import AwsResources
-from cst_devtools.fake_binance import FakeBinance
 from cst_devtools.local_aws import embedded_aws
-from cst_devtools.venue_redirect import SandboxRedirect, binance_sandbox_served_by
+from cst_devtools.venue_redirect import binance_sandbox_served_by
 from tests.support.live_venue import on_fake
 from tests.support.sdk_waits import without_exchange_retry_waits
-from tests.support.testnet_desk import fake_testnet_account
+from tests.support.testnet_desk import SandboxDesk, fake_testnet_account
 
 pytestmark = pytest.mark.realdata
 
@@ -45,14 +43,7 @@ DAY = datetime(2022, 5, 10, tzinfo=UTC)  # the 10:00 BTC/USDT bar opens at 31397
 RUN = "canary-run"
 
 
-@dataclass
-class Desk:
-    fake: FakeBinance
-    redirect: SandboxRedirect
-    state: Path
-    data: Path
-    keys: Path
-
+class Desk(SandboxDesk):
     def execute(self) -> Result:
         return CliRunner().invoke(
             app,

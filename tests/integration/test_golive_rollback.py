@@ -25,6 +25,23 @@ T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 BAR_MS = 1_709_251_200_000
 
 
+def _golive(
+    *,
+    orders: InMemoryOrderLedger | None = None,
+    switch: InMemoryKillSwitch | None = None,
+    actor: str = GOLIVE_ACTOR,
+) -> GoLiveService:
+    """The go-live service on the in-memory fakes at ``T0`` (a fresh ledger and an OFF switch
+    unless given)."""
+    return GoLiveService(
+        store=InMemoryStateStore(),
+        orders=orders if orders is not None else InMemoryOrderLedger(),
+        kill_switch=switch if switch is not None else InMemoryKillSwitch(T0),
+        clock=FixedClock(T0),
+        actor=actor,
+    )
+
+
 def _recorded(
     ledger: InMemoryOrderLedger, bar_ms: int, status: OrderStatus, mode: str = "paper"
 ) -> str:
@@ -61,12 +78,7 @@ def test_the_rollback_cancels_every_open_order_and_names_an_unreadable_one() -> 
          "quantity": Decimal("1"), "reference_price": Decimal("2000"), "status": "ACCEPTED",
          "signal_bar_ms": BAR_MS, "created_at": T0.isoformat()}  # no strategy: unreadable
     )  # fmt: skip
-    service = GoLiveService(
-        store=InMemoryStateStore(),
-        orders=ledger,
-        kill_switch=InMemoryKillSwitch(T0),
-        clock=FixedClock(T0),
-    )
+    service = _golive(orders=ledger)
     # When the rollback's order step runs
     result = service.cancel_open_orders("run-1", Failure(Error="SloBreached"))
     # Then every readable open order is cancelled with the run's reason, the filled one left
@@ -90,13 +102,7 @@ def _switch(reason: str, actor: str, marker: str | None = None) -> KillSwitchSta
 
 def test_the_switch_the_rollback_engages_carries_its_marker_and_reads_as_a_rollback() -> None:
     # Given the kill-switch the rollback engages (a manual rollback, as the CLI's operator)
-    service = GoLiveService(
-        store=InMemoryStateStore(),
-        orders=InMemoryOrderLedger(),
-        kill_switch=InMemoryKillSwitch(T0),
-        clock=FixedClock(T0),
-        actor="operator:cli",
-    )
+    service = _golive(actor="operator:cli")
     step = service.engage_kill_switch("run-7", Failure(Error="CanarySloBreach", Cause="uptime"))
     written = service.kill_switch.status()
     # Then the value carries the run as its marker, and the sweep reads it as the rollback's
@@ -140,12 +146,7 @@ def test_a_rollback_without_the_venue_never_cancels_an_order_sent_to_it_in_the_s
     ledger = InMemoryOrderLedger()
     on_testnet = _recorded(ledger, BAR_MS, OrderStatus.ACCEPTED, mode="testnet")
     paper = _recorded(ledger, BAR_MS + 3_600_000, OrderStatus.ACCEPTED)
-    service = GoLiveService(
-        store=InMemoryStateStore(),
-        orders=ledger,
-        kill_switch=InMemoryKillSwitch(T0),
-        clock=FixedClock(T0),
-    )
+    service = _golive(orders=ledger)
     # When the rollback's order step runs
     result = service.cancel_open_orders("run-1", Failure(Error="SloBreached"))
     # Then the paper order is cancelled, the testnet one left as stored and named in doubt
@@ -162,13 +163,7 @@ def test_a_manual_rollback_stored_before_the_marker_gets_it_when_the_rollback_ru
     switch = InMemoryKillSwitch(T0)
     switch.set(True, "go-live run-7 rollback: ManualRollback: canary stalled", "operator:cli")
     assert not rollback_engaged_of(switch.status())
-    service = GoLiveService(
-        store=InMemoryStateStore(),
-        orders=InMemoryOrderLedger(),
-        kill_switch=switch,
-        clock=FixedClock(T0),
-        actor="operator:cli",
-    )
+    service = _golive(switch=switch, actor="operator:cli")
     # When the operator runs the rollback again, as docs/golive.md ("The rollback's kill-switch
     # marker") tells them to
     service.engage_kill_switch("run-7", Failure(Error="ManualRollback", Cause="canary stalled"))
@@ -181,13 +176,7 @@ def test_a_switch_another_actor_holds_with_a_rollback_like_reason_is_kept_by_the
     # Given an operator's stop whose reason reads like this run's rollback (no marker)
     switch = InMemoryKillSwitch(T0)
     switch.set(True, "go-live run-7 rollback: by hand", "alice")
-    service = GoLiveService(
-        store=InMemoryStateStore(),
-        orders=InMemoryOrderLedger(),
-        kill_switch=switch,
-        clock=FixedClock(T0),
-        actor="operator:cli",
-    )
+    service = _golive(switch=switch, actor="operator:cli")
     # When the run is rolled back
     step = service.engage_kill_switch("run-7", Failure(Error="ManualRollback", Cause="stalled"))
     # Then the operator's stop is kept as it is: no marker, its sweeps cancel every order

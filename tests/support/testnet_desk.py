@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,18 @@ from cst_devtools.venue_redirect import SandboxRedirect, binance_sandbox_served_
 
 VENUE_ENV = ("AWS_ENDPOINT_URL", "CST_VENUE_API_KEY", "CST_VENUE_API_SECRET",
              "CST_VENUE_API_PASSWORD", "CST_LIVE_CONFIRM", "CST_EXCHANGE")  # fmt: skip
+
+
+@dataclass
+class SandboxDesk:
+    """What a test of a trading command holds: the fake exchange, the sandbox redirect, the
+    command's state directory, the recorded data and the keys file."""
+
+    fake: FakeBinance
+    redirect: SandboxRedirect
+    state: Path
+    data: Path
+    keys: Path
 
 
 @contextmanager
