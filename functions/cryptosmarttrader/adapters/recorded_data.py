@@ -792,9 +792,7 @@ def _keep_window(entry: _Parsed, key: tuple[str, int, int], window: pl.DataFrame
     while entry.windows and (
         len(entry.windows) >= _WINDOWS_MAX or entry.window_rows + window.height > entry.frame.height
     ):
-        oldest = next(iter(entry.windows), None)
-        dropped = entry.windows.pop(oldest, None) if oldest is not None else None
-        entry.window_rows -= dropped.height if dropped is not None else 0
+        entry.window_rows -= entry.windows.pop(next(iter(entry.windows))).height
     entry.windows[key] = window  # a slice of the file: never more bars than it
     entry.window_rows += window.height
 
