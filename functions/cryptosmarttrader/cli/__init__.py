@@ -28,28 +28,33 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Group:
-    """A sub-command group: ``cst <name> ...`` is the typer app ``app`` of ``module``."""
+    """A sub-command group: ``cst <name> ...`` is the typer app ``app`` of the module of the
+    same name under ``cryptosmarttrader.cli``."""
 
     name: str
-    module: str  # under cryptosmarttrader.cli
     help: str
+
+    @property
+    def module(self) -> str:
+        """The group's module under ``cryptosmarttrader.cli``: its name."""
+        return self.name
 
 
 # in the order `cst --help` lists them, after the commands demo, scan, execute and cost
 GROUPS: Final = (
-    Group("ingest", "ingest", "Load recorded candles into the local S3 lake."),
-    Group("data", "data", "Inspect the recorded data: quality findings per source."),
-    Group("killswitch", "killswitch", "Show or set the kill-switch and risk level."),
-    Group("evaluate", "evaluate", "Walk-forward evaluation of the ensemble."),
-    Group("backtest", "backtest", "Replay the scan over past dates."),
-    Group("golive", "golive", "Go-live: staging, SLO gates, canary, rollback."),
-    Group("tracking", "tracking", "Paper vs backtest fill tracking error (bps)."),
-    Group("chaos", "chaos", "Chaos suite: real faults on local infra, recovery."),
-    Group("local", "local", "Deploy the stacks to a local AWS (moto/LocalStack)."),
-    Group("api", "api", "HTTP API: local server over the embedded AWS, OpenAPI."),
-    Group("model", "model", "ML lifecycle: train, registry, drift, canary."),
-    Group("book", "book", "The stored book: orders and positions the cycle cannot read."),
-    Group("web", "web", "Publish the built web dashboard to the deployed stack."),
+    Group("ingest", "Load recorded candles into the local S3 lake."),
+    Group("data", "Inspect the recorded data: quality findings per source."),
+    Group("killswitch", "Show or set the kill-switch and risk level."),
+    Group("evaluate", "Walk-forward evaluation of the ensemble."),
+    Group("backtest", "Replay the scan over past dates."),
+    Group("golive", "Go-live: staging, SLO gates, canary, rollback."),
+    Group("tracking", "Paper vs backtest fill tracking error (bps)."),
+    Group("chaos", "Chaos suite: real faults on local infra, recovery."),
+    Group("local", "Deploy the stacks to a local AWS (moto/LocalStack)."),
+    Group("api", "HTTP API: local server over the embedded AWS, OpenAPI."),
+    Group("model", "ML lifecycle: train, registry, drift, canary."),
+    Group("book", "The stored book: orders and positions the cycle cannot read."),
+    Group("web", "Publish the built web dashboard to the deployed stack."),
 )
 
 _APP_OPTIONS: Final[dict[str, Any]] = {"pretty_exceptions_enable": False, "add_completion": False}
