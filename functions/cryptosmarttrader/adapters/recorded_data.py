@@ -40,6 +40,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cryptosmarttrader.adapters import candle_cache
 from cryptosmarttrader.domain.market import OHLCV_SCHEMA
 from cryptosmarttrader.domain.quality import (
     MAX_TS_MS,
@@ -611,11 +612,17 @@ def _slice(frame: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
     return frame.filter((pl.col("ts") >= start_ms) & (pl.col("ts") <= end_ms))
 
 
-def _load_json(path: Path) -> object:
+def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise DataSourceError(f"missing file {path}")
     try:
-        body = path.read_bytes()
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataSourceError(f"{path}: cannot read: {exc}") from exc
+
+
+def _loads(path: Path, body: bytes) -> object:
+    try:
         try:
             return _fast_loads(body)
         except ValueError:
@@ -627,8 +634,12 @@ def _load_json(path: Path) -> object:
             f"{path}: malformed or truncated JSON ({exc.msg} at line {exc.lineno} column "
             f"{exc.colno})"
         ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise DataSourceError(f"{path}: cannot read: {exc}") from exc
+
+
+def _load_json(path: Path) -> object:
+    return _loads(path, _read_bytes(path))
 
 
 _NON_NUMBER_RE: Final = re.compile(rb'"|\btrue\b|\bfalse\b')
@@ -636,37 +647,66 @@ _NON_NUMBER_RE: Final = re.compile(rb'"|\btrue\b|\bfalse\b')
 
 def _load_array(path: Path) -> np.ndarray:
     """A freqtrade array file as an (n, 6) float64 array. JSON ``null`` becomes NaN (the gate
-    rejects it); strings, booleans, ragged rows and other shapes are errors."""
-    raw = _load_json(path)
+    rejects it); strings, booleans, ragged rows and other shapes are errors.
+
+    The array of bytes parsed before comes from the parsed-candle cache
+    (:mod:`cryptosmarttrader.adapters.candle_cache`, keyed by the bytes themselves); a file that
+    fails raises with its reason every time."""
+    body = _read_bytes(path)
+    folder = candle_cache.cache_folder()
+    key = candle_cache.content_key(body) if folder is not None else None
+    if folder is not None and key is not None:
+        hit = candle_cache.load(folder, key)
+        if hit is not None:
+            return hit
+    arr = _parse_array(path, body)
+    if folder is not None and key is not None:
+        candle_cache.store(folder, key, arr)
+    return arr
+
+
+def _parse_array(path: Path, body: bytes) -> np.ndarray:
+    raw = _loads(path, body)
     if not isinstance(raw, list):
         raise DataSourceError(f"{path}: expected a JSON array of rows, got {type(raw).__name__}")
     if not raw:
         return np.empty((0, _ARRAY_WIDTH), dtype=np.float64)
-    data = path.read_bytes()
     # the regex only where a candidate byte sequence exists (a substring test is far faster on
     # a megabyte of numbers)
-    suspect = b'"' in data or b"true" in data or b"false" in data
-    bad = _NON_NUMBER_RE.search(data) if suspect else None
+    suspect = b'"' in body or b"true" in body or b"false" in body
+    bad = _NON_NUMBER_RE.search(body) if suspect else None
     if bad is not None:
         raise DataSourceError(
             f"{path}: non-numeric value ({bad.group().decode()!r} at byte {bad.start()}); "
             f"rows must be [time_ms, open, high, low, close, volume] numbers"
         )
-    widths = np.fromiter(
-        (len(r) if isinstance(r, list) else -1 for r in raw), dtype=np.int64, count=len(raw)
-    )
-    wrong = np.flatnonzero(widths != _ARRAY_WIDTH)
-    if wrong.size:
-        i = int(wrong[0])
-        got = "not an array" if widths[i] < 0 else f"{widths[i]} values"
-        raise DataSourceError(
-            f"{path}: row {i} has {got}, expected {_ARRAY_WIDTH} "
-            f"[time_ms, open, high, low, close, volume] ({wrong.size} bad row(s))"
-        )
+    # numpy converts well-formed rows at once; anything else (ragged rows, a row that is not
+    # an array, nested arrays, objects) is diagnosed row by row below, which names the row
     try:
         arr = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataSourceError(f"{path}: non-numeric value ({exc})") from exc
+    except (TypeError, ValueError, OverflowError):
+        arr = None
+    if arr is None or arr.ndim != 2 or arr.shape[1] != _ARRAY_WIDTH:
+        widths = np.fromiter(
+            (len(r) if isinstance(r, list) else -1 for r in raw), dtype=np.int64, count=len(raw)
+        )
+        wrong = np.flatnonzero(widths != _ARRAY_WIDTH)
+        if wrong.size:
+            i = int(wrong[0])
+            got = "not an array" if widths[i] < 0 else f"{widths[i]} values"
+            raise DataSourceError(
+                f"{path}: row {i} has {got}, expected {_ARRAY_WIDTH} "
+                f"[time_ms, open, high, low, close, volume] ({wrong.size} bad row(s))"
+            )
+        try:
+            arr = np.asarray(raw, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise DataSourceError(f"{path}: non-numeric value ({exc})") from exc
+        if arr.ndim != 2:
+            raise DataSourceError(
+                f"{path}: non-numeric value (a row holds arrays, not numbers); rows must be "
+                f"[time_ms, open, high, low, close, volume] numbers"
+            )
     missing_ts = np.flatnonzero(~np.isfinite(arr[:, 0]))
     if missing_ts.size:
         raise DataSourceError(f"{path}: row {int(missing_ts[0])} has no timestamp")

@@ -1,0 +1,151 @@
+"""A parsed copy of each recorded candle file, kept on local disk and keyed by the file's bytes.
+
+Parsing a recorded candle file (a JSON array of ``[time_ms, open, high, low, close, volume]``
+rows) is most of what a replay command spends on data: the 33 Binance hourly files hold 1.2 M
+rows, about 1.5-2 s of CPU for every process that reads them (`cst scan`, `cst execute`,
+`cst backtest`, a chaos scenario). A process that finds the array of the same bytes in the cache
+loads it in milliseconds instead.
+
+What makes a hit the same as a parse:
+- the key is the BLAKE2b digest of the file's bytes, read whole each time: a file changed in any
+  way (a damaged copy, the same size and modification time, another path to the same bytes) has
+  another key, and is parsed and checked again;
+- only arrays that passed the parse are stored: a file that cannot be read, or holds
+  non-numbers or rows of the wrong width, raises with its reason every time, as it did;
+- each entry carries the digest of its own array in its name and is refused when its content
+  does not match it (a torn or altered entry is deleted, and the file is parsed again);
+- entries are written to a temporary name and renamed, so a reader never sees a partial one.
+
+The folder is ``CST_CACHE_DIR`` (default: ``$XDG_CACHE_HOME/cryptosmarttrader`` or
+``~/.cache/cryptosmarttrader``), ``candles-v<N>/`` inside it; ``CST_CANDLE_CACHE=false`` turns
+the cache off. A folder that cannot be created or written is not an error: the file is parsed,
+as without a cache. The folder keeps at most :data:`MAX_ENTRIES` entries and
+:data:`MAX_BYTES`; the least recently used go first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+from pydantic import Field
+
+from cryptosmarttrader.settings import EnvSettings
+
+# Bump when the parse changes what it returns for the same bytes: older entries are then never
+# read (another folder), and the old folder can be deleted.
+CACHE_VERSION: Final = 1
+MAX_ENTRIES: Final = 512
+MAX_BYTES: Final = 2 * 1024**3
+_WIDTH: Final = 6
+
+
+class CandleCacheSettings(EnvSettings):
+    """``CST_CACHE_DIR`` (folder) and ``CST_CANDLE_CACHE`` (on/off) of the parsed-candle cache."""
+
+    cache_dir: Path | None = None
+    candle_cache: bool = Field(default=True)
+
+
+def cache_folder() -> Path | None:
+    """The folder of the cache's entries, or None when the cache is turned off."""
+    settings = CandleCacheSettings()
+    if not settings.candle_cache:
+        return None
+    base = settings.cache_dir
+    if base is None:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        try:
+            base = (Path(xdg) if xdg else Path.home() / ".cache") / "cryptosmarttrader"
+        except (RuntimeError, KeyError):  # no home (a Lambda sandbox's user has none): no cache
+            return None
+    return base / f"candles-v{CACHE_VERSION}"
+
+
+def content_key(body: bytes) -> str:
+    """The key of a file's bytes."""
+    return hashlib.blake2b(body, digest_size=20).hexdigest()
+
+
+def _array_digest(array: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=16).hexdigest()
+
+
+def load(folder: Path, key: str) -> np.ndarray | None:
+    """The stored array of the bytes ``key`` names, or None (absent, unreadable or altered: an
+    altered entry is deleted)."""
+    try:
+        entries = list(folder.glob(f"{key}-*.npy"))
+    except OSError:
+        return None
+    for entry in entries:
+        digest = entry.stem.partition("-")[2]
+        try:
+            array: np.ndarray = np.load(entry, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            _remove(entry)
+            continue
+        if (
+            array.dtype != np.float64
+            or array.ndim != 2
+            or array.shape[1] != _WIDTH
+            or array.shape[0] == 0
+            or _array_digest(array) != digest
+        ):
+            _remove(entry)
+            continue
+        with contextlib.suppress(OSError):
+            os.utime(entry)  # recently used: pruned last
+        return array
+    return None
+
+
+def store(folder: Path, key: str, array: np.ndarray) -> None:
+    """Keep ``array`` as the parse of the bytes ``key`` names (nothing happens when the folder
+    cannot be written)."""
+    if array.dtype != np.float64 or array.ndim != 2 or array.shape[1] != _WIDTH:
+        raise ValueError(
+            f"a candle array is (n, {_WIDTH}) float64, got {array.shape} {array.dtype}"
+        )
+    if array.shape[0] == 0:
+        return
+    tmp = folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as out:
+            np.save(out, array, allow_pickle=False)
+        tmp.replace(folder / f"{key}-{_array_digest(array)}.npy")
+    except OSError:
+        _remove(tmp)
+        return
+    prune(folder)
+
+
+def prune(folder: Path, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
+    """Delete the least recently used entries beyond ``max_entries`` or ``max_bytes``."""
+    try:
+        found = []
+        for entry in folder.glob("*.npy"):
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            found.append((st.st_mtime_ns, st.st_size, entry))
+    except OSError:
+        return
+    found.sort(key=lambda item: item[0], reverse=True)
+    kept_bytes = 0
+    for index, (_, size, entry) in enumerate(found):
+        kept_bytes += size
+        if index >= max_entries or kept_bytes > max_bytes:
+            _remove(entry)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
