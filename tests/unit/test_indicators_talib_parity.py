@@ -144,3 +144,40 @@ def test_ta_lib_is_imported_without_pandas_and_answers_as_with_it() -> None:
     assert lean[0] is True and with_pandas[0] is False
     assert lean[1] == 3.5
     assert lean[2] == with_pandas[2] and len(lean[2]) == 46
+
+
+def test_another_thread_imports_pandas_while_ta_lib_is_imported_without_it() -> None:
+    from tests.support.fresh_interpreter import run_fresh
+
+    # Given TA-Lib's import held open (its first step waits) while another thread imports pandas
+    probe = (
+        "import builtins, threading\n"
+        "from cryptosmarttrader.domain import indicators\n"
+        "started, other_done = threading.Event(), threading.Event()\n"
+        "real_import = builtins.__import__\n"
+        "def slow_import(name, *args, **kwargs):\n"
+        "    if name == 'talib._ta_lib' or (name == 'talib' and threading.current_thread()\n"
+        "            is threading.main_thread() and not started.is_set()):\n"
+        "        started.set(); other_done.wait(60)\n"
+        "    return real_import(name, *args, **kwargs)\n"
+        "builtins.__import__ = slow_import\n"
+        "seen = {}\n"
+        "def other():\n"
+        "    started.wait(60)\n"
+        "    try:\n"
+        "        import pandas\n"
+        "        seen['other'] = float(pandas.Series([1.5, 2.0]).sum())\n"
+        "    except ImportError as exc:\n"
+        "        seen['other'] = repr(exc)\n"
+        "    other_done.set()\n"
+        "worker = threading.Thread(target=other); worker.start()\n"
+        "talib = indicators._talib()\n"
+        "worker.join(60); builtins.__import__ = real_import\n"
+        "answer = [seen.get('other'), started.is_set(),\n"
+        "          [type(f).__name__ for f in sys.meta_path].count('_NoPandasOnThisThread')]\n"
+    )
+    other, overlapped, finders_left = run_fresh(probe, ("pandas",)).answer
+    # Then that thread got pandas itself, and the refusal is gone once TA-Lib is imported
+    assert overlapped is True
+    assert other == 3.5
+    assert finders_left == 0

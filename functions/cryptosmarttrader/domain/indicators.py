@@ -44,6 +44,7 @@ from __future__ import annotations
 import importlib
 import math
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -89,24 +90,38 @@ _TALIB_MIN_PERIOD: Final = 2
 _TALIB_MAX_PERIOD: Final = 100_000
 
 
+class _NoPandasOnThisThread:
+    """A ``sys.meta_path`` finder that answers "not installed" to ``import pandas`` on the
+    thread that installed it, and stays out of every other thread's imports."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        """Raises for pandas on the installing thread; otherwise the next finders decide."""
+        if threading.get_ident() == self.thread and fullname.partition(".")[0] == "pandas":
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+
+
 @cache
 def _talib() -> ModuleType:
     """TA-Lib, imported without its pandas wrappers where pandas is not imported yet.
 
     TA-Lib wraps its functions for pandas Series when pandas is importable, so importing it
     imports pandas (about 0.5 s of CPU in every process that computes an indicator); only
-    float64 arrays are passed here. While TA-Lib is imported, pandas is marked absent
-    (``None`` in ``sys.modules``, which TA-Lib reads as "pandas not installed"); the mark is
-    removed at once, so a later ``import pandas`` imports it as before. The functions and their
-    results are TA-Lib's own either way."""
+    float64 arrays are passed here. While TA-Lib is imported, ``import pandas`` on this thread
+    answers "not installed" (:class:`_NoPandasOnThisThread`, first on ``sys.meta_path``, removed
+    at once): another thread importing pandas meanwhile imports it as usual, and a later
+    ``import pandas`` anywhere does too. The functions and their results are TA-Lib's own
+    either way."""
     if "talib" in sys.modules or "pandas" in sys.modules:
         return importlib.import_module("talib")
-    sys.modules["pandas"] = None  # type: ignore[assignment]
+    refuse = _NoPandasOnThisThread()
+    sys.meta_path.insert(0, refuse)
     try:
         return importlib.import_module("talib")
     finally:
-        if "pandas" in sys.modules and sys.modules["pandas"] is None:
-            del sys.modules["pandas"]
+        sys.meta_path.remove(refuse)
 
 
 def _ta(name: str, *args: Floats, **params: float) -> tuple[Floats, ...]:
