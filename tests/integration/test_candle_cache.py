@@ -118,7 +118,9 @@ def test_a_ragged_row_is_named_as_before(cache: Path, tmp_path: Path) -> None:
     assert _entries(cache) == []
 
 
-@pytest.mark.parametrize("damage", ["altered", "torn", "wrong shape"])
+@pytest.mark.parametrize(
+    "damage", ["altered", "torn", "wrong shape", "altered header", "header of too many rows"]
+)
 def test_a_damaged_entry_is_deleted_and_the_file_parsed_again(
     cache: Path, hourly: Path, damage: str
 ) -> None:
@@ -132,6 +134,16 @@ def test_a_damaged_entry_is_deleted_and_the_file_parsed_again(
             np.save(out, altered)
     elif damage == "torn":
         entry.write_bytes(entry.read_bytes()[:1000])
+    elif damage == "altered header":  # one byte of the header changed: ")" became "("
+        raw = entry.read_bytes()
+        at = raw.index(b")")
+        entry.write_bytes(raw[:at] + b"(" + raw[at + 1 :])
+    elif damage == "header of too many rows":  # more rows than memory could hold
+        raw = entry.read_bytes()
+        shape, huge = f"({parsed.shape[0]}, 6)".encode(), b"(10000000000000, 6)"
+        raw = raw.replace(shape, huge).replace(b" " * (len(huge) - len(shape)) + b"\n", b"\n", 1)
+        assert len(raw) == entry.stat().st_size
+        entry.write_bytes(raw)
     else:
         with entry.open("wb") as out:
             np.save(out, parsed[:, :5])

@@ -13,7 +13,8 @@ What makes a hit the same as a parse:
 - only arrays that passed the parse are stored: a file that cannot be read, or holds
   non-numbers or rows of the wrong width, raises with its reason every time, as it did;
 - each entry carries the digest of its own array in its name and is refused when its content
-  does not match it (a torn or altered entry is deleted, and the file is parsed again);
+  does not match it, or its header its size (a torn or altered entry, header included, is
+  deleted, and the file is parsed again);
 - entries are written to a temporary name and renamed, so a reader never sees a partial one.
 
 The folder is ``CST_CACHE_DIR`` (default: ``$XDG_CACHE_HOME/cryptosmarttrader`` or
@@ -85,24 +86,49 @@ def load(folder: Path, key: str) -> np.ndarray | None:
         return None
     for entry in entries:
         digest = entry.stem.partition("-")[2]
-        try:
-            array: np.ndarray = np.load(entry, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            _remove(entry)
-            continue
-        if (
-            array.dtype != np.float64
-            or array.ndim != 2
-            or array.shape[1] != _WIDTH
-            or array.shape[0] == 0
-            or _array_digest(array) != digest
-        ):
+        array = _read_entry(entry)
+        if array is None or _array_digest(array) != digest:
             _remove(entry)
             continue
         with contextlib.suppress(OSError):
             os.utime(entry)  # recently used: pruned last
         return array
     return None
+
+
+def _read_entry(entry: Path) -> np.ndarray | None:
+    """The (n, 6) float64 array an entry holds, or None when it holds anything else.
+
+    The header is checked against the entry's size before any row is read: a damaged header
+    (numpy's parser raises tokenize and syntax errors on it) or one that claims more rows than
+    the entry holds (numpy would try to allocate them all) is refused, never raised."""
+    try:
+        with entry.open("rb") as fp:
+            try:
+                version = np.lib.format.read_magic(fp)
+                if version == (1, 0):
+                    shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(fp)
+                elif version == (2, 0):
+                    shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(fp)
+                else:
+                    return None
+            except Exception:  # noqa: BLE001 - whatever a damaged header makes the parser raise
+                return None
+            if (
+                dtype != np.float64
+                or fortran_order
+                or len(shape) != 2
+                or shape[1] != _WIDTH
+                or shape[0] <= 0
+                or os.fstat(fp.fileno()).st_size - fp.tell() != shape[0] * _WIDTH * 8
+            ):
+                return None
+            array = np.empty(shape, dtype=np.float64)
+            if fp.readinto(array.data.cast("B")) != array.nbytes:
+                return None
+            return array
+    except OSError:
+        return None
 
 
 def store(folder: Path, key: str, array: np.ndarray) -> None:
