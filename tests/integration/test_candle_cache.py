@@ -221,3 +221,41 @@ def test_without_a_home_there_is_no_cache(hourly: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(recorded_data, "_PARSED", {})
     assert candle_cache.cache_folder() is None
     assert recorded_data._load_array(hourly).shape[0] > 20_000
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CST_CANDLE_CACHE", "maybe", r"CST_CANDLE_CACHE='maybe': expected true or false"),
+        ("CST_CANDLE_CACHE", "", r"CST_CANDLE_CACHE='': expected true or false"),
+        ("CST_CACHE_DIR", "", r"CST_CACHE_DIR='': expected a folder"),
+        ("CST_CACHE_DIR", "  ", r"CST_CACHE_DIR='  ': expected a folder"),
+    ],
+)
+def test_a_bad_setting_is_refused_with_its_name_and_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    # Given the other setting sound, and the working folder a fresh one (an empty folder name
+    # read as "." would put the cache there)
+    monkeypatch.setenv("CST_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("CST_CANDLE_CACHE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(name, value)
+    # Then the setting is named with its value, on one line
+    with pytest.raises(ValueError, match=message) as refused:
+        candle_cache.cache_folder()
+    assert "\n" not in str(refused.value)
+    assert not list(tmp_path.rglob("candles-v*"))
+
+
+def test_a_relative_xdg_cache_home_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the XDG spec: a relative XDG_CACHE_HOME is invalid and ignored
+    monkeypatch.delenv("CST_CACHE_DIR", raising=False)
+    monkeypatch.delenv("CST_CANDLE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert candle_cache.cache_folder() == (
+        tmp_path / "home" / ".cache" / "cryptosmarttrader" / "candles-v1"
+    )

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 
 from cryptosmarttrader.settings import EnvSettings
 
@@ -52,19 +52,53 @@ class CandleCacheSettings(EnvSettings):
     cache_dir: Path | None = None
     candle_cache: bool = Field(default=True)
 
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _not_blank(cls, value: object) -> object:
+        # a blank name would read as "." (the cache in whatever folder a command runs from)
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("blank folder name")
+        return value
+
+
+class CacheSettingError(ValueError):
+    """A ``CST_CACHE_DIR`` or ``CST_CANDLE_CACHE`` value that cannot be used."""
+
+
+_EXPECTED: Final = {
+    "cache_dir": "expected a folder (unset it for the default)",
+    "candle_cache": "expected true or false (or 1/0, yes/no, on/off)",
+}
+
+
+def _settings() -> CandleCacheSettings:
+    try:
+        return CandleCacheSettings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0])
+        raise CacheSettingError(
+            f"{CandleCacheSettings.ENV_PREFIX}{field.upper()}={error['input']!r}: "
+            f"{_EXPECTED[field]}"
+        ) from exc
+
 
 def cache_folder() -> Path | None:
-    """The folder of the cache's entries, or None when the cache is turned off."""
-    settings = CandleCacheSettings()
+    """The folder of the cache's entries, or None when the cache is turned off.
+
+    Raises :class:`CacheSettingError` (naming the variable and its value) on a bad setting."""
+    settings = _settings()
     if not settings.candle_cache:
         return None
     base = settings.cache_dir
     if base is None:
-        xdg = os.environ.get("XDG_CACHE_HOME")
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
         try:
-            base = (Path(xdg) if xdg else Path.home() / ".cache") / "cryptosmarttrader"
+            # a relative XDG_CACHE_HOME is invalid and ignored (XDG Base Directory spec)
+            root = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".cache"
         except (RuntimeError, KeyError):  # no home (a Lambda sandbox's user has none): no cache
             return None
+        base = root / "cryptosmarttrader"
     return base / f"candles-v{CACHE_VERSION}"
 
 
