@@ -259,3 +259,18 @@ def test_a_relative_xdg_cache_home_is_ignored(
     assert candle_cache.cache_folder() == (
         tmp_path / "home" / ".cache" / "cryptosmarttrader" / "candles-v1"
     )
+
+
+def test_pruning_deletes_the_temporary_files_of_writers_that_died(tmp_path: Path) -> None:
+    # Given the temporary file of a writer killed an hour and more ago, and one being written
+    folder = tmp_path / "candles"
+    folder.mkdir()
+    dead, live = folder / f".{0:040x}.123.456.tmp", folder / f".{1:040x}.124.457.tmp"
+    for tmp in (dead, live):
+        tmp.write_bytes(b"\x93NUMPY" + b"\0" * 1000)
+    os.utime(dead, ns=(0, 0))
+    # When an entry is stored (which prunes)
+    candle_cache.store(folder, f"{2:040x}", np.full((10, 6), 2.0))
+    # Then the dead writer's file is gone, the live one and the entry kept
+    assert not dead.exists() and live.exists()
+    assert len(list(folder.glob("*.npy"))) == 1

@@ -21,7 +21,8 @@ The folder is ``CST_CACHE_DIR`` (default: ``$XDG_CACHE_HOME/cryptosmarttrader`` 
 ``~/.cache/cryptosmarttrader``), ``candles-v<N>/`` inside it; ``CST_CANDLE_CACHE=false`` turns
 the cache off. A folder that cannot be created or written is not an error: the file is parsed,
 as without a cache. The folder keeps at most :data:`MAX_ENTRIES` entries and
-:data:`MAX_BYTES`; the least recently used go first.
+:data:`MAX_BYTES`; the least recently used go first. A temporary file left by a writer killed
+mid-write is deleted after :data:`STALE_TMP_S`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Final
 
@@ -44,6 +46,8 @@ CACHE_VERSION: Final = 1
 MAX_ENTRIES: Final = 512
 MAX_BYTES: Final = 2 * 1024**3
 _WIDTH: Final = 6
+# a temporary file older than this is a dead writer's (writing an entry takes milliseconds)
+STALE_TMP_S: Final = 3600.0
 
 
 class CandleCacheSettings(EnvSettings):
@@ -186,9 +190,21 @@ def store(folder: Path, key: str, array: np.ndarray) -> None:
     prune(folder)
 
 
-def prune(folder: Path, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
-    """Delete the least recently used entries beyond ``max_entries`` or ``max_bytes``."""
+def prune(
+    folder: Path,
+    max_entries: int = MAX_ENTRIES,
+    max_bytes: int = MAX_BYTES,
+    now_s: float | None = None,
+) -> None:
+    """Delete the least recently used entries beyond ``max_entries`` or ``max_bytes``, and the
+    temporary files of writers that died (killed mid-write) more than :data:`STALE_TMP_S` ago
+    (``now_s``: the current POSIX time, the system's by default)."""
+    now = time.time() if now_s is None else now_s
     try:
+        for tmp in folder.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > STALE_TMP_S:
+                    _remove(tmp)
         found = []
         for entry in folder.glob("*.npy"):
             try:
