@@ -7,8 +7,10 @@ twice.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -152,7 +154,8 @@ def test_a_damaged_entry_is_deleted_and_the_file_parsed_again(
     # Then it is the true parse, and the cache holds a sound entry of it again
     assert np.array_equal(again, parsed, equal_nan=True)
     (fresh,) = _entries(cache)
-    key = candle_cache.content_key(hourly.read_bytes())
+    key = recorded_data._cache_key(hourly.read_bytes())
+    assert key is not None
     assert fresh.name.startswith(key) and np.array_equal(
         candle_cache.load(cache, key), parsed, equal_nan=True
     )
@@ -274,3 +277,28 @@ def test_pruning_deletes_the_temporary_files_of_writers_that_died(tmp_path: Path
     # Then the dead writer's file is gone, the live one and the entry kept
     assert not dead.exists() and live.exists()
     assert len(list(folder.glob("*.npy"))) == 1
+
+
+def test_a_changed_parser_does_not_read_the_entries_of_the_former_one(
+    cache: Path, hourly: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a file parsed and stored by this code
+    parsed = recorded_data._load_array(hourly)
+    # When a reader whose parse differs (another checkout, a later release that forgot to bump
+    # CACHE_VERSION) reads the same bytes through the same cache folder
+    source = Path(recorded_data.__file__).read_text()
+    changed = source.replace(
+        "    return arr\n\n\n# Candle files parsed", "    return arr * 2\n\n\n# Candle files parsed"
+    )
+    assert changed != source
+    copy = tmp_path / "recorded_data_changed.py"
+    copy.write_text(changed)
+    spec = importlib.util.spec_from_file_location("recorded_data_changed", copy)
+    assert spec is not None and spec.loader is not None
+    other = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, other)
+    spec.loader.exec_module(other)
+    # Then it gets its own parse, not the entry of the former one
+    assert np.array_equal(other._load_array(hourly), parsed * 2, equal_nan=True)
+    # and this code still gets its own
+    assert np.array_equal(recorded_data._load_array(hourly), parsed, equal_nan=True)

@@ -10,6 +10,9 @@ What makes a hit the same as a parse:
 - the key is the BLAKE2b digest of the file's bytes, read whole each time: a file changed in any
   way (a damaged copy, the same size and modification time, another path to the same bytes) has
   another key, and is parsed and checked again;
+- the key is also keyed by the parsing code (the reader passes a digest of its own source): a
+  changed parser (another checkout, a release that forgot to bump :data:`CACHE_VERSION`) never
+  reads the entries of the former one;
 - only arrays that passed the parse are stored: a file that cannot be read, or holds
   non-numbers or rows of the wrong width, raises with its reason every time, as it did;
 - each entry carries the digest of its own array in its name and is refused when its content
@@ -106,9 +109,10 @@ def cache_folder() -> Path | None:
     return base / f"candles-v{CACHE_VERSION}"
 
 
-def content_key(body: bytes) -> str:
-    """The key of a file's bytes."""
-    return hashlib.blake2b(body, digest_size=20).hexdigest()
+def content_key(body: bytes, parser: bytes = b"") -> str:
+    """The key of a file's bytes as parsed by the code ``parser`` names (a digest of it, at most
+    64 bytes): another parser's entries are never read, and age out as least recently used."""
+    return hashlib.blake2b(body, digest_size=20, key=parser).hexdigest()
 
 
 def _array_digest(array: np.ndarray) -> str:
