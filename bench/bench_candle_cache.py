@@ -65,7 +65,7 @@ def main() -> None:
 
         def yardstick() -> None:
             for f in files:
-                candle_cache.content_key(f.read_bytes())
+                recorded_data._cache_key(f.read_bytes())
 
         t_parse, t_hit, t_floor = (_timed(fn, args.repeat) for fn in (parse, hit, yardstick))
 

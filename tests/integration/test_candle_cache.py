@@ -7,8 +7,10 @@ twice.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -118,7 +120,9 @@ def test_a_ragged_row_is_named_as_before(cache: Path, tmp_path: Path) -> None:
     assert _entries(cache) == []
 
 
-@pytest.mark.parametrize("damage", ["altered", "torn", "wrong shape"])
+@pytest.mark.parametrize(
+    "damage", ["altered", "torn", "wrong shape", "altered header", "header of too many rows"]
+)
 def test_a_damaged_entry_is_deleted_and_the_file_parsed_again(
     cache: Path, hourly: Path, damage: str
 ) -> None:
@@ -132,6 +136,16 @@ def test_a_damaged_entry_is_deleted_and_the_file_parsed_again(
             np.save(out, altered)
     elif damage == "torn":
         entry.write_bytes(entry.read_bytes()[:1000])
+    elif damage == "altered header":  # one byte of the header changed: ")" became "("
+        raw = entry.read_bytes()
+        at = raw.index(b")")
+        entry.write_bytes(raw[:at] + b"(" + raw[at + 1 :])
+    elif damage == "header of too many rows":  # more rows than memory could hold
+        raw = entry.read_bytes()
+        shape, huge = f"({parsed.shape[0]}, 6)".encode(), b"(10000000000000, 6)"
+        raw = raw.replace(shape, huge).replace(b" " * (len(huge) - len(shape)) + b"\n", b"\n", 1)
+        assert len(raw) == entry.stat().st_size
+        entry.write_bytes(raw)
     else:
         with entry.open("wb") as out:
             np.save(out, parsed[:, :5])
@@ -140,7 +154,8 @@ def test_a_damaged_entry_is_deleted_and_the_file_parsed_again(
     # Then it is the true parse, and the cache holds a sound entry of it again
     assert np.array_equal(again, parsed, equal_nan=True)
     (fresh,) = _entries(cache)
-    key = candle_cache.content_key(hourly.read_bytes())
+    key = recorded_data._cache_key(hourly.read_bytes())
+    assert key is not None
     assert fresh.name.startswith(key) and np.array_equal(
         candle_cache.load(cache, key), parsed, equal_nan=True
     )
@@ -209,3 +224,81 @@ def test_without_a_home_there_is_no_cache(hourly: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(recorded_data, "_PARSED", {})
     assert candle_cache.cache_folder() is None
     assert recorded_data._load_array(hourly).shape[0] > 20_000
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CST_CANDLE_CACHE", "maybe", r"CST_CANDLE_CACHE='maybe': expected true or false"),
+        ("CST_CANDLE_CACHE", "", r"CST_CANDLE_CACHE='': expected true or false"),
+        ("CST_CACHE_DIR", "", r"CST_CACHE_DIR='': expected a folder"),
+        ("CST_CACHE_DIR", "  ", r"CST_CACHE_DIR='  ': expected a folder"),
+    ],
+)
+def test_a_bad_setting_is_refused_with_its_name_and_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    # Given the other setting sound, and the working folder a fresh one (an empty folder name
+    # read as "." would put the cache there)
+    monkeypatch.setenv("CST_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("CST_CANDLE_CACHE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(name, value)
+    # Then the setting is named with its value, on one line
+    with pytest.raises(ValueError, match=message) as refused:
+        candle_cache.cache_folder()
+    assert "\n" not in str(refused.value)
+    assert not list(tmp_path.rglob("candles-v*"))
+
+
+def test_a_relative_xdg_cache_home_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the XDG spec: a relative XDG_CACHE_HOME is invalid and ignored
+    monkeypatch.delenv("CST_CACHE_DIR", raising=False)
+    monkeypatch.delenv("CST_CANDLE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert candle_cache.cache_folder() == (
+        tmp_path / "home" / ".cache" / "cryptosmarttrader" / "candles-v1"
+    )
+
+
+def test_pruning_deletes_the_temporary_files_of_writers_that_died(tmp_path: Path) -> None:
+    # Given the temporary file of a writer killed an hour and more ago, and one being written
+    folder = tmp_path / "candles"
+    folder.mkdir()
+    dead, live = folder / f".{0:040x}.123.456.tmp", folder / f".{1:040x}.124.457.tmp"
+    for tmp in (dead, live):
+        tmp.write_bytes(b"\x93NUMPY" + b"\0" * 1000)
+    os.utime(dead, ns=(0, 0))
+    # When an entry is stored (which prunes)
+    candle_cache.store(folder, f"{2:040x}", np.full((10, 6), 2.0))
+    # Then the dead writer's file is gone, the live one and the entry kept
+    assert not dead.exists() and live.exists()
+    assert len(list(folder.glob("*.npy"))) == 1
+
+
+def test_a_changed_parser_does_not_read_the_entries_of_the_former_one(
+    cache: Path, hourly: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a file parsed and stored by this code
+    parsed = recorded_data._load_array(hourly)
+    # When a reader whose parse differs (another checkout, a later release that forgot to bump
+    # CACHE_VERSION) reads the same bytes through the same cache folder
+    source = Path(recorded_data.__file__).read_text()
+    changed = source.replace(
+        "    return arr\n\n\n# Candle files parsed", "    return arr * 2\n\n\n# Candle files parsed"
+    )
+    assert changed != source
+    copy = tmp_path / "recorded_data_changed.py"
+    copy.write_text(changed)
+    spec = importlib.util.spec_from_file_location("recorded_data_changed", copy)
+    assert spec is not None and spec.loader is not None
+    other = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, other)
+    spec.loader.exec_module(other)
+    # Then it gets its own parse, not the entry of the former one
+    assert np.array_equal(other._load_array(hourly), parsed * 2, equal_nan=True)
+    # and this code still gets its own
+    assert np.array_equal(recorded_data._load_array(hourly), parsed, equal_nan=True)

@@ -9,6 +9,8 @@ argument to one of its constructs would pass unseen: this test fails first.
 from __future__ import annotations
 
 import ast
+import functools
+import importlib.util
 import tomllib
 from pathlib import Path
 
@@ -40,17 +42,65 @@ def _checked_files() -> list[Path]:
     return files
 
 
+@functools.cache
+def _is_cdk_module(name: str) -> bool:
+    """Whether ``name`` is a module of the installed aws-cdk-lib (found without importing it)."""
+    spec = importlib.util.find_spec("aws_cdk")
+    assert spec is not None and spec.origin is not None
+    parts = name.split(".")
+    if parts[0] != "aws_cdk":
+        return False
+    path = Path(spec.origin).parent.joinpath(*parts[1:])
+    return (path / "__init__.py").is_file() or path.with_suffix(".py").is_file()
+
+
+def _attribute_path(node: ast.Attribute) -> tuple[str, list[str]] | None:
+    """``a.b.c`` as ("a", ["b", "c"]); None when it does not start at a plain name."""
+    attrs: list[str] = []
+    current: ast.expr = node
+    while isinstance(current, ast.Attribute):
+        attrs.insert(0, current.attr)
+        current = current.value
+    return (current.id, attrs) if isinstance(current, ast.Name) else None
+
+
 def _cdk_modules_imported(path: Path) -> set[str]:
+    """The aws-cdk-lib modules a file reaches: imported by name (``import aws_cdk.aws_sqs``,
+    ``from aws_cdk import aws_iam, custom_resources``, ``from aws_cdk.aws_events import Rule``)
+    or through an attribute of an imported module (``aws_cdk.aws_ec2.Vpc`` after
+    ``import aws_cdk``)."""
+    tree = ast.parse(path.read_text(), str(path))
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    bound: dict[str, str] = {}  # a name the file binds -> the aws-cdk-lib module it is
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "aws_cdk"}
+            for alias in node.names:
+                if alias.name.split(".")[0] != "aws_cdk":
+                    continue
+                found.add(alias.name)
+                if alias.asname:
+                    bound[alias.asname] = alias.name
+                else:  # import aws_cdk.aws_sqs binds aws_cdk
+                    bound["aws_cdk"] = "aws_cdk"
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module.split(".")[0] != "aws_cdk":
                 continue
             found.add(node.module)
-            if node.module == "aws_cdk":  # from aws_cdk import aws_lambda as lambda_
-                found |= {f"aws_cdk.{a.name}" for a in node.names if a.name.startswith("aws_")}
+            for alias in node.names:  # from aws_cdk import aws_lambda as lambda_
+                module = f"{node.module}.{alias.name}"
+                if _is_cdk_module(module):
+                    found.add(module)
+                    bound[alias.asname or alias.name] = module
+    for node in ast.walk(tree):
+        attribute = _attribute_path(node) if isinstance(node, ast.Attribute) else None
+        if attribute is None or attribute[0] not in bound:
+            continue
+        module = bound[attribute[0]]
+        for attr in attribute[1]:
+            if not _is_cdk_module(f"{module}.{attr}"):
+                break
+            module = f"{module}.{attr}"
+            found.add(module)
     return found
 
 
@@ -88,4 +138,32 @@ def test_the_scan_reads_each_import_form(tmp_path: Path) -> None:
         "aws_cdk",
         "aws_cdk.aws_iam",
         "aws_cdk.aws_events",
+    }
+
+
+def test_the_scan_reads_submodules_reached_by_name_or_attribute(tmp_path: Path) -> None:
+    # Given the forms that reach an aws-cdk-lib module without naming it in an import of its
+    # own: a submodule not called aws_*, and attribute access through the package (mypy reads
+    # a skipped module as Any in each, so a wrong argument to its constructs would pass)
+    source = (
+        "import aws_cdk\n"
+        "import aws_cdk as cdk\n"
+        "import aws_cdk.aws_lambda as lambda_\n"
+        "from aws_cdk import Stack, custom_resources as cr\n"
+        "from aws_cdk import pipelines\n"
+        "aws_cdk.aws_ec2.Vpc(None, 'v')\n"
+        "cdk.aws_route53.HostedZone\n"
+        "lambda_.Function\n"
+        "aws_cdk.Duration.seconds(1)\n"
+    )
+    probe = tmp_path / "probe.py"
+    probe.write_text(source)
+    # Then each module is found, and names that are not modules (Stack, Duration) are not
+    assert _cdk_modules_imported(probe) == {
+        "aws_cdk",
+        "aws_cdk.aws_lambda",
+        "aws_cdk.custom_resources",
+        "aws_cdk.pipelines",
+        "aws_cdk.aws_ec2",
+        "aws_cdk.aws_route53",
     }

@@ -29,6 +29,8 @@ volumes are never shifted, filled or interpolated (the quality gate decides what
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -654,7 +656,7 @@ def _load_array(path: Path) -> np.ndarray:
     fails raises with its reason every time."""
     body = _read_bytes(path)
     folder = candle_cache.cache_folder()
-    key = candle_cache.content_key(body) if folder is not None else None
+    key = _cache_key(body) if folder is not None else None
     if folder is not None and key is not None:
         hit = candle_cache.load(folder, key)
         if hit is not None:
@@ -663,6 +665,23 @@ def _load_array(path: Path) -> np.ndarray:
     if folder is not None and key is not None:
         candle_cache.store(folder, key, arr)
     return arr
+
+
+@functools.cache
+def _parser_id() -> bytes | None:
+    """A digest of this module's source (the parse is its code): the parsed-candle cache serves
+    an entry only to the very code that stored it. None when the source cannot be read."""
+    try:
+        return hashlib.blake2b(Path(__file__).read_bytes(), digest_size=32).digest()
+    except OSError:
+        return None
+
+
+def _cache_key(body: bytes) -> str | None:
+    """The parsed-candle cache's key of a file's bytes, or None (no cache) when this module's
+    source cannot be read."""
+    parser = _parser_id()
+    return None if parser is None else candle_cache.content_key(body, parser)
 
 
 def _parse_array(path: Path, body: bytes) -> np.ndarray:
