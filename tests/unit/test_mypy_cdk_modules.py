@@ -14,6 +14,8 @@ import importlib.util
 import tomllib
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -124,28 +126,19 @@ def test_every_aws_cdk_module_the_checked_code_imports_is_followed() -> None:
     )
 
 
-def test_the_scan_reads_each_import_form(tmp_path: Path) -> None:
-    source = (
+# Each form that reaches an aws-cdk-lib module: an import of its own, and the forms that reach
+# one without naming it in an import (a submodule not called aws_*, attribute access through the
+# package; mypy reads a skipped module as Any in each, so a wrong argument to its constructs
+# would pass). Names that are not modules (Stack, Duration) are not counted.
+IMPORT_FORMS = {
+    "imports": (
         "import aws_cdk.aws_sqs\n"
         "from aws_cdk import Duration, aws_iam as iam\n"
         "from aws_cdk.aws_events import Rule\n"
-        "from . import sibling\n"
-    )
-    probe = tmp_path / "probe.py"
-    probe.write_text(source)
-    assert _cdk_modules_imported(probe) == {
-        "aws_cdk.aws_sqs",
-        "aws_cdk",
-        "aws_cdk.aws_iam",
-        "aws_cdk.aws_events",
-    }
-
-
-def test_the_scan_reads_submodules_reached_by_name_or_attribute(tmp_path: Path) -> None:
-    # Given the forms that reach an aws-cdk-lib module without naming it in an import of its
-    # own: a submodule not called aws_*, and attribute access through the package (mypy reads
-    # a skipped module as Any in each, so a wrong argument to its constructs would pass)
-    source = (
+        "from . import sibling\n",
+        {"aws_cdk.aws_sqs", "aws_cdk", "aws_cdk.aws_iam", "aws_cdk.aws_events"},
+    ),
+    "names and attributes": (
         "import aws_cdk\n"
         "import aws_cdk as cdk\n"
         "import aws_cdk.aws_lambda as lambda_\n"
@@ -154,16 +147,22 @@ def test_the_scan_reads_submodules_reached_by_name_or_attribute(tmp_path: Path) 
         "aws_cdk.aws_ec2.Vpc(None, 'v')\n"
         "cdk.aws_route53.HostedZone\n"
         "lambda_.Function\n"
-        "aws_cdk.Duration.seconds(1)\n"
-    )
+        "aws_cdk.Duration.seconds(1)\n",
+        {
+            "aws_cdk",
+            "aws_cdk.aws_lambda",
+            "aws_cdk.custom_resources",
+            "aws_cdk.pipelines",
+            "aws_cdk.aws_ec2",
+            "aws_cdk.aws_route53",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("form", sorted(IMPORT_FORMS))
+def test_the_scan_finds_the_modules_each_form_reaches(tmp_path: Path, form: str) -> None:
+    source, modules = IMPORT_FORMS[form]
     probe = tmp_path / "probe.py"
     probe.write_text(source)
-    # Then each module is found, and names that are not modules (Stack, Duration) are not
-    assert _cdk_modules_imported(probe) == {
-        "aws_cdk",
-        "aws_cdk.aws_lambda",
-        "aws_cdk.custom_resources",
-        "aws_cdk.pipelines",
-        "aws_cdk.aws_ec2",
-        "aws_cdk.aws_route53",
-    }
+    assert _cdk_modules_imported(probe) == modules
