@@ -701,10 +701,11 @@ def _parse_array(path: Path, body: bytes) -> np.ndarray:
         )
     # numpy converts well-formed rows at once; anything else (ragged rows, a row that is not
     # an array, nested arrays, objects) is diagnosed row by row below, which names the row
+    failure: Exception | None = None
     try:
         arr = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
-        arr = None
+    except (TypeError, ValueError, OverflowError) as exc:
+        arr, failure = None, exc
     if arr is None or arr.ndim != 2 or arr.shape[1] != _ARRAY_WIDTH:
         widths = np.fromiter(
             (len(r) if isinstance(r, list) else -1 for r in raw), dtype=np.int64, count=len(raw)
@@ -717,15 +718,12 @@ def _parse_array(path: Path, body: bytes) -> np.ndarray:
                 f"{path}: row {i} has {got}, expected {_ARRAY_WIDTH} "
                 f"[time_ms, open, high, low, close, volume] ({wrong.size} bad row(s))"
             )
-        try:
-            arr = np.asarray(raw, dtype=np.float64)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise DataSourceError(f"{path}: non-numeric value ({exc})") from exc
-        if arr.ndim != 2:
-            raise DataSourceError(
-                f"{path}: non-numeric value (a row holds arrays, not numbers); rows must be "
-                f"[time_ms, open, high, low, close, volume] numbers"
-            )
+        if failure is not None:  # every row has 6 values, one of them is not a number
+            raise DataSourceError(f"{path}: non-numeric value ({failure})") from failure
+        raise DataSourceError(
+            f"{path}: non-numeric value (a row holds arrays, not numbers); rows must be "
+            f"[time_ms, open, high, low, close, volume] numbers"
+        )
     missing_ts = np.flatnonzero(~np.isfinite(arr[:, 0]))
     if missing_ts.size:
         raise DataSourceError(f"{path}: row {int(missing_ts[0])} has no timestamp")
