@@ -73,6 +73,34 @@ def _one_botocore_loader() -> Iterator[None]:
         yield
 
 
+# The native thread pools a test worker's libraries start: polars' (rayon), OpenMP's (xgboost) and
+# OpenBLAS's (numpy). Each sizes itself to every core of the machine.
+THREAD_POOL_VARIABLES = ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def threads_per_worker(cores: int, workers: int) -> int:
+    """The machine's cores shared between the ``-n`` workers, at least one each."""
+    return max(1, cores // max(1, workers))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``-n N`` runs: each worker's thread pools get its share of the cores.
+
+    pytest-xdist starts one process per core, and each would start pools as wide as the whole
+    machine: on 2 cores, 2 workers ran 4 polars threads and more for OpenMP and OpenBLAS.
+    Threads that wake up and spin over the suite's many small frames only to find the other
+    process busy cost CPU for nothing (measured: the suite took about 90 CPU-s less on one
+    thread per worker, docs/testing.md). The workers inherit the controller's environment when
+    they start, after this hook; a value already set (by the user or CI) is kept."""
+    workers = getattr(config.option, "numprocesses", None)
+    if hasattr(config, "workerinput") or not isinstance(workers, int) or workers < 2:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    share = str(threads_per_worker(cores or 1, workers))
+    for name in THREAD_POOL_VARIABLES:
+        os.environ.setdefault(name, share)
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """``-n`` runs share the suite as ``tests/xdist_scheduling.py`` says (``--dist loadgroup``)."""
     if config.getvalue("dist") != "loadgroup":

@@ -1,0 +1,67 @@
+"""`-n` runs give each worker's native thread pools its share of the cores (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from tests.conftest import THREAD_POOL_VARIABLES, pytest_configure, threads_per_worker
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "threads"),
+    [(2, 2, 1), (1, 2, 1), (8, 2, 4), (8, 3, 2), (16, 16, 1), (4, 0, 4)],
+)
+def test_the_cores_are_shared_between_the_workers_at_least_one_thread_each(
+    cores: int, workers: int, threads: int
+) -> None:
+    assert threads_per_worker(cores, workers) == threads
+
+
+def _controller(workers: object) -> pytest.Config:
+    return SimpleNamespace(option=SimpleNamespace(numprocesses=workers))  # type: ignore[return-value]
+
+
+def test_the_controller_of_an_n_run_sets_every_pool_and_keeps_a_value_already_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a machine of 2 cores, polars' pool already sized by the user, the others not
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    for name in THREAD_POOL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("POLARS_MAX_THREADS", "2")
+    # When the controller of `-n 2` is configured
+    pytest_configure(_controller(2))
+    # Then the user's value stays and the other pools get one thread per worker
+    assert os.environ["POLARS_MAX_THREADS"] == "2"
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+
+
+@pytest.mark.parametrize("workers", [None, 0, 1, "auto"])
+def test_a_run_without_several_workers_leaves_the_pools_as_they_are(
+    workers: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in THREAD_POOL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    pytest_configure(_controller(workers))
+    assert not [name for name in THREAD_POOL_VARIABLES if name in os.environ]
+
+
+def test_a_worker_sets_nothing_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in THREAD_POOL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    worker = SimpleNamespace(option=SimpleNamespace(numprocesses=2), workerinput={})
+    pytest_configure(worker)  # type: ignore[arg-type]
+    assert not [name for name in THREAD_POOL_VARIABLES if name in os.environ]
+
+
+def test_this_worker_s_polars_pool_is_the_size_its_controller_gave_it() -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        pytest.skip("not an -n run: the pools keep their own size")
+    import polars as pl
+
+    # the variable was in the environment before polars started its pool in this process
+    assert pl.thread_pool_size() == int(os.environ["POLARS_MAX_THREADS"])
