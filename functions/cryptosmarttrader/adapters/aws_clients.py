@@ -12,7 +12,8 @@ it 0.15x ``import boto3`` more than botocore's session, its S3 transfer manager 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
@@ -86,20 +87,49 @@ def botocore_client(service: str, region: str, endpoint_url: str | None = None) 
     )
 
 
-@dataclass(frozen=True)
 class AwsClients:
-    """The boto3 clients the functions need, built once per process (Lambda cold start)."""
+    """The boto3 clients the functions need: each built at its first use, then kept for the
+    process (a warm Lambda reuses them).
 
-    resources: AwsResources
-    dynamodb: DynamoDBClient
-    s3: S3Client
-    ssm: SSMClient
+    A function builds only the clients its work uses: a kill-switch or risk read never pays
+    for the S3 client, a lake read never for SSM's. In a fresh process the first client costs
+    about 70 ms of CPU (botocore's shared endpoint data included), each further one 10 ms
+    (DynamoDB) to 22 ms (S3), measured on the 2-core build machine. A client is built with the
+    environment (credentials, endpoint) of the moment it is first used; two threads that first
+    use one at the same time get the same client."""
+
+    def __init__(self, resources: AwsResources) -> None:
+        self.resources = resources
+        self._lock = threading.Lock()
+        self._built: dict[str, Any] = {}
 
     @classmethod
     def build(cls, resources: AwsResources) -> AwsClients:
-        return cls(
-            resources=resources,
-            dynamodb=dynamodb_client(resources.region, resources.aws_endpoint_url),
-            s3=s3_client(resources.region, resources.aws_endpoint_url),
-            ssm=ssm_client(resources.region, resources.aws_endpoint_url),
-        )
+        return cls(resources)
+
+    def _client(self, service: str, make: Callable[[str, str | None], Any]) -> Any:
+        client = self._built.get(service)
+        if client is None:
+            with self._lock:
+                client = self._built.get(service)
+                if client is None:
+                    client = make(self.resources.region, self.resources.aws_endpoint_url)
+                    self._built[service] = client
+        return client
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        return self._client("dynamodb", dynamodb_client)  # type: ignore[no-any-return]
+
+    @property
+    def s3(self) -> S3Client:
+        return self._client("s3", s3_client)  # type: ignore[no-any-return]
+
+    @property
+    def ssm(self) -> SSMClient:
+        return self._client("ssm", ssm_client)  # type: ignore[no-any-return]
+
+    @property
+    def built(self) -> frozenset[str]:
+        """The services whose client has been built so far."""
+        return frozenset(self._built)
