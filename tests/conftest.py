@@ -89,7 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
     pytest-xdist starts one process per core, and each would start pools as wide as the whole
     machine: on 2 cores, 2 workers ran 4 polars threads and more for OpenMP and OpenBLAS.
     Threads that wake up and spin over the suite's many small frames only to find the other
-    process busy cost CPU for nothing (measured: the suite took about 90 CPU-s less on one
+    process busy cost CPU for nothing (measured: the suite took about 45 CPU-s less on one
     thread per worker, docs/testing.md). The workers inherit the controller's environment when
     they start, after this hook; a value already set (by the user or CI) is kept."""
     workers = getattr(config.option, "numprocesses", None)
