@@ -10,6 +10,15 @@ import pytest
 from tests.conftest import THREAD_POOL_VARIABLES, pytest_configure, threads_per_worker
 
 
+def _unset_pools(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No pool variable in the environment, and each one's absence restored at the end:
+    ``delenv`` of an absent variable records nothing, so a value the hook set would stay in
+    this process (and every command a later test starts) after the test."""
+    for name in THREAD_POOL_VARIABLES:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
 @pytest.mark.parametrize(
     ("cores", "workers", "threads"),
     [(2, 2, 1), (1, 2, 1), (8, 2, 4), (8, 3, 2), (16, 16, 1), (4, 0, 4)],
@@ -29,8 +38,7 @@ def test_the_controller_of_an_n_run_sets_every_pool_and_keeps_a_value_already_se
 ) -> None:
     # Given a machine of 2 cores, polars' pool already sized by the user, the others not
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
-    for name in THREAD_POOL_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    _unset_pools(monkeypatch)
     monkeypatch.setenv("POLARS_MAX_THREADS", "2")
     # When the controller of `-n 2` is configured
     pytest_configure(_controller(2))
@@ -44,15 +52,13 @@ def test_the_controller_of_an_n_run_sets_every_pool_and_keeps_a_value_already_se
 def test_a_run_without_several_workers_leaves_the_pools_as_they_are(
     workers: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in THREAD_POOL_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    _unset_pools(monkeypatch)
     pytest_configure(_controller(workers))
     assert not [name for name in THREAD_POOL_VARIABLES if name in os.environ]
 
 
 def test_a_worker_sets_nothing_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in THREAD_POOL_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    _unset_pools(monkeypatch)
     worker = SimpleNamespace(option=SimpleNamespace(numprocesses=2), workerinput={})
     pytest_configure(worker)  # type: ignore[arg-type]
     assert not [name for name in THREAD_POOL_VARIABLES if name in os.environ]
@@ -65,3 +71,18 @@ def test_this_worker_s_polars_pool_is_the_size_its_controller_gave_it() -> None:
 
     # the variable was in the environment before polars started its pool in this process
     assert pl.thread_pool_size() == int(os.environ["POLARS_MAX_THREADS"])
+
+
+def test_checking_the_controller_leaves_this_process_s_environment_as_it_found_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a process whose environment sizes none of the pools (a run without -n)
+    _unset_pools(monkeypatch)
+    # When the controller's test runs and its monkeypatch is undone
+    inner = pytest.MonkeyPatch()
+    try:
+        test_the_controller_of_an_n_run_sets_every_pool_and_keeps_a_value_already_set(inner)
+    finally:
+        inner.undo()
+    # Then no pool variable is left for the later tests and the commands they start
+    assert [name for name in THREAD_POOL_VARIABLES if name in os.environ] == []
