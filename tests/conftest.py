@@ -93,7 +93,12 @@ def pytest_configure(config: pytest.Config) -> None:
     thread per worker, docs/testing.md). The workers inherit the controller's environment when
     they start, after this hook; a value already set (by the user or CI) is kept."""
     workers = getattr(config.option, "numprocesses", None)
-    if hasattr(config, "workerinput") or not isinstance(workers, int) or workers < 2:
+    if not isinstance(workers, int):
+        return
+    limit = getattr(config.option, "maxprocesses", None)
+    if limit:  # `--maxprocesses`: pytest-xdist starts no more workers than that
+        workers = min(workers, limit)
+    if hasattr(config, "workerinput") or workers < 2:
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     share = str(threads_per_worker(cores or 1, workers))

@@ -29,8 +29,9 @@ def test_the_cores_are_shared_between_the_workers_at_least_one_thread_each(
     assert threads_per_worker(cores, workers) == threads
 
 
-def _controller(workers: object) -> pytest.Config:
-    return SimpleNamespace(option=SimpleNamespace(numprocesses=workers))  # type: ignore[return-value]
+def _controller(workers: object, maxprocesses: int | None = None) -> pytest.Config:
+    option = SimpleNamespace(numprocesses=workers, maxprocesses=maxprocesses)
+    return SimpleNamespace(option=option)  # type: ignore[return-value]
 
 
 def test_the_controller_of_an_n_run_sets_every_pool_and_keeps_a_value_already_set(
@@ -57,6 +58,14 @@ def test_a_run_without_several_workers_leaves_the_pools_as_they_are(
     assert not [name for name in THREAD_POOL_VARIABLES if name in os.environ]
 
 
+def test_a_run_limited_to_one_worker_leaves_the_pools_as_they_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _unset_pools(monkeypatch)
+    pytest_configure(_controller(4, maxprocesses=1))  # `-n 4 --maxprocesses 1`: one worker
+    assert not [name for name in THREAD_POOL_VARIABLES if name in os.environ]
+
+
 def test_a_worker_sets_nothing_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     _unset_pools(monkeypatch)
     worker = SimpleNamespace(option=SimpleNamespace(numprocesses=2), workerinput={})
@@ -67,10 +76,24 @@ def test_a_worker_sets_nothing_itself(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_this_worker_s_polars_pool_is_the_size_its_controller_gave_it() -> None:
     if "PYTEST_XDIST_WORKER" not in os.environ:
         pytest.skip("not an -n run: the pools keep their own size")
+    if int(os.environ["PYTEST_XDIST_WORKER_COUNT"]) < 2:  # `-n 1`, `--maxprocesses 1`
+        pytest.skip("a single worker: its pools keep their own size")
     import polars as pl
 
     # the variable was in the environment before polars started its pool in this process
     assert pl.thread_pool_size() == int(os.environ["POLARS_MAX_THREADS"])
+
+
+def test_the_cores_are_shared_between_the_workers_that_start_not_the_n_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a machine of 8 cores
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)), raising=False)
+    _unset_pools(monkeypatch)
+    # When the controller of `-n 8 --maxprocesses 2` is configured (pytest-xdist starts 2)
+    pytest_configure(_controller(8, maxprocesses=2))
+    # Then each of the 2 workers gets half the machine, not an eighth
+    assert {os.environ[name] for name in THREAD_POOL_VARIABLES} == {"4"}
 
 
 def test_checking_the_controller_leaves_this_process_s_environment_as_it_found_it(
