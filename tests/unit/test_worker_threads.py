@@ -19,6 +19,11 @@ def _unset_pools(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
+def _pools_set() -> list[str]:
+    """The pool variables in this process's environment."""
+    return [name for name in THREAD_POOL_VARIABLES if name in os.environ]
+
+
 @pytest.mark.parametrize(
     ("cores", "workers", "threads"),
     [(2, 2, 1), (1, 2, 1), (8, 2, 4), (8, 3, 2), (16, 16, 1), (4, 0, 4)],
@@ -55,7 +60,7 @@ def test_a_run_without_several_workers_leaves_the_pools_as_they_are(
 ) -> None:
     _unset_pools(monkeypatch)
     pytest_configure(_controller(workers))
-    assert not [name for name in THREAD_POOL_VARIABLES if name in os.environ]
+    assert not _pools_set()
 
 
 def test_a_run_limited_to_one_worker_leaves_the_pools_as_they_are(
@@ -63,14 +68,14 @@ def test_a_run_limited_to_one_worker_leaves_the_pools_as_they_are(
 ) -> None:
     _unset_pools(monkeypatch)
     pytest_configure(_controller(4, maxprocesses=1))  # `-n 4 --maxprocesses 1`: one worker
-    assert not [name for name in THREAD_POOL_VARIABLES if name in os.environ]
+    assert not _pools_set()
 
 
 def test_a_worker_sets_nothing_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     _unset_pools(monkeypatch)
     worker = SimpleNamespace(option=SimpleNamespace(numprocesses=2), workerinput={})
     pytest_configure(worker)  # type: ignore[arg-type]
-    assert not [name for name in THREAD_POOL_VARIABLES if name in os.environ]
+    assert not _pools_set()
 
 
 def test_this_worker_s_polars_pool_is_the_size_its_controller_gave_it() -> None:
@@ -108,4 +113,4 @@ def test_checking_the_controller_leaves_this_process_s_environment_as_it_found_i
     finally:
         inner.undo()
     # Then no pool variable is left for the later tests and the commands they start
-    assert [name for name in THREAD_POOL_VARIABLES if name in os.environ] == []
+    assert _pools_set() == []

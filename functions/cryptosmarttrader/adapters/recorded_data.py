@@ -657,13 +657,13 @@ def _load_array(path: Path) -> np.ndarray:
     body = _read_bytes(path)
     folder = candle_cache.cache_folder()
     key = _cache_key(body) if folder is not None else None
-    if folder is not None and key is not None:
-        hit = candle_cache.load(folder, key)
-        if hit is not None:
-            return hit
+    if folder is None or key is None:
+        return _parse_array(path, body)
+    hit = candle_cache.load(folder, key)
+    if hit is not None:
+        return hit
     arr = _parse_array(path, body)
-    if folder is not None and key is not None:
-        candle_cache.store(folder, key, arr)
+    candle_cache.store(folder, key, arr)
     return arr
 
 
